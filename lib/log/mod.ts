@@ -1,0 +1,100 @@
+/**
+ * The one logger: Postfix-format lines
+ * (`Mon DD HH:MM:SS host postwarden/smtpd[pid]: QUEUEID: ...`) appended to
+ * `maillog_file` and, in the foreground, to stderr. Log tools written for
+ * Postfix (pflogsumm, fail2ban) read these lines.
+ *
+ * The clock and the sinks are injected so tests can capture lines. This
+ * module does not rotate files; `postlog`-style forwarding is not supported.
+ */
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** Where formatted lines go. */
+export type LogSink = (line: string) => void;
+
+/** Options for {@link Logger}. */
+export interface LoggerOptions {
+  /** Program name, e.g. `postwarden/smtpd`. */
+  program: string;
+  /** Host name printed in each line. */
+  hostname: string;
+  /** Sinks that receive each full line (with trailing newline). */
+  sinks: LogSink[];
+  /** Clock. @default () => new Date() */
+  now?: () => Date;
+  /** Process id printed in brackets. @default Deno.pid */
+  pid?: number;
+}
+
+/** Formats a timestamp the way syslog does: `Nov 30 16:28:42`. */
+export function syslogTime(d: Date): string {
+  const day = String(d.getDate()).padStart(2, " ");
+  const hms = [d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map((n) => String(n).padStart(2, "0"))
+    .join(":");
+  return `${MONTHS[d.getMonth()]} ${day} ${hms}`;
+}
+
+/** A Postfix-style logger. */
+export class Logger {
+  readonly #opts: Required<LoggerOptions>;
+
+  constructor(opts: LoggerOptions) {
+    this.#opts = { now: () => new Date(), pid: Deno.pid, ...opts };
+  }
+
+  /** Writes one informational line. */
+  info(msg: string): void {
+    this.#emit(msg);
+  }
+
+  /** Writes a `warning: ` line. */
+  warn(msg: string): void {
+    this.#emit(`warning: ${msg}`);
+  }
+
+  /** Writes an `error: ` line. */
+  error(msg: string): void {
+    this.#emit(`error: ${msg}`);
+  }
+
+  /** Writes a `fatal: ` line. The caller decides whether to exit. */
+  fatal(msg: string): void {
+    this.#emit(`fatal: ${msg}`);
+  }
+
+  #emit(msg: string): void {
+    const o = this.#opts;
+    const line = `${syslogTime(o.now())} ${o.hostname} ${o.program}[${o.pid}]: ${msg}\n`;
+    for (const sink of o.sinks) sink(line);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * A sink appending to a file. Each line is one `write` on an O_APPEND
+ * descriptor, so lines from several daemons never interleave mid-line.
+ */
+export function fileSink(path: string): LogSink {
+  const file = Deno.openSync(path, { append: true, create: true });
+  return (line) => {
+    try {
+      file.writeSync(encoder.encode(line));
+    } catch {
+      // A full disk must not take the daemon down with it; stderr still sees the line.
+    }
+  };
+}
+
+/** A sink writing to standard error. */
+export function stderrSink(): LogSink {
+  return (line) => {
+    try {
+      Deno.stderr.writeSync(encoder.encode(line));
+    } catch {
+      // stderr closed (detached daemon): nothing to do.
+    }
+  };
+}
