@@ -1,0 +1,284 @@
+/**
+ * The one IPC layer between Postwarden processes: length-prefixed frames
+ * over UNIX domain sockets in `private/` (daemon to daemon) and `public/`
+ * (client programs to daemons).
+ *
+ * Frame: 4-byte big-endian length of what follows, then one type byte, then
+ * the payload. Types: `M` a JSON message, `D` a chunk of message content,
+ * `E` end of content. On top sits a typed request/response helper. Every
+ * read has a timeout; a malformed or oversize frame raises {@link IpcError}
+ * and the caller drops the connection (the peer retries).
+ *
+ * This module does no retrying and knows nothing of any daemon's protocol.
+ */
+
+const TYPE_MSG = 0x4d; // "M"
+const TYPE_DATA = 0x44; // "D"
+const TYPE_END = 0x45; // "E"
+
+/** Largest frame accepted; content is streamed in smaller chunks. */
+export const MAX_FRAME = 4 * 1024 * 1024;
+
+/** A broken, timed-out or malformed IPC exchange. Always a temporary failure. */
+export class IpcError extends Error {
+  override readonly name = "IpcError";
+}
+
+/** One received frame. */
+export type Frame =
+  | { kind: "msg"; msg: Record<string, unknown> }
+  | { kind: "data"; data: Uint8Array }
+  | { kind: "end" };
+
+/** Options for connections. */
+export interface IpcOptions {
+  /** Read timeout in milliseconds. @default 300_000 */
+  timeoutMs?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A framed connection. */
+export class IpcConn {
+  readonly #conn: Deno.Conn;
+  #buf = new Uint8Array(64 * 1024);
+  #start = 0;
+  #end = 0;
+  #eof = false;
+  #closed = false;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  timeoutMs: number;
+
+  constructor(conn: Deno.Conn, opts: IpcOptions = {}) {
+    this.#conn = conn;
+    this.timeoutMs = opts.timeoutMs ?? 300_000;
+  }
+
+  /** Queues a JSON message; it is written at the next {@link flush} (or send). */
+  queueMsg(msg: object): void {
+    this.#queueFrame(TYPE_MSG, encoder.encode(JSON.stringify(msg)));
+  }
+
+  /** Queues a content chunk. */
+  queueData(chunk: Uint8Array): void {
+    for (let off = 0; off < chunk.length; off += MAX_FRAME - 1) {
+      this.#queueFrame(TYPE_DATA, chunk.subarray(off, Math.min(chunk.length, off + MAX_FRAME - 1)));
+    }
+  }
+
+  /** Queues the end-of-content marker. */
+  queueEnd(): void {
+    this.#queueFrame(TYPE_END, new Uint8Array(0));
+  }
+
+  /** Sends a JSON message now (with anything queued before it). */
+  async send(msg: object): Promise<void> {
+    this.queueMsg(msg);
+    await this.flush();
+  }
+
+  /** Writes everything queued, as one write where possible. */
+  async flush(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const parts = this.#pending;
+    const total = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    let out: Uint8Array;
+    if (parts.length === 1) out = parts[0];
+    else {
+      out = new Uint8Array(total);
+      let off = 0;
+      for (const p of parts) {
+        out.set(p, off);
+        off += p.length;
+      }
+    }
+    try {
+      let off = 0;
+      while (off < out.length) off += await this.#conn.write(out.subarray(off));
+    } catch (e) {
+      throw new IpcError(`write: ${(e as Error).message}`);
+    }
+  }
+
+  #queueFrame(type: number, payload: Uint8Array): void {
+    const head = new Uint8Array(5);
+    new DataView(head.buffer).setUint32(0, payload.length + 1);
+    head[4] = type;
+    if (payload.length < 8192) {
+      const f = new Uint8Array(5 + payload.length);
+      f.set(head);
+      f.set(payload, 5);
+      this.#pending.push(f);
+    } else {
+      this.#pending.push(head, payload);
+    }
+    this.#pendingBytes += 5 + payload.length;
+  }
+
+  /** Receives the next frame; `null` at a clean end of stream between frames. */
+  async recv(timeoutMs = this.timeoutMs): Promise<Frame | null> {
+    if (!(await this.#fill(4, timeoutMs))) {
+      if (this.#end - this.#start === 0) return null;
+      throw new IpcError("connection closed inside a frame");
+    }
+    const len = new DataView(this.#buf.buffer, this.#buf.byteOffset + this.#start, 4).getUint32(0);
+    if (len < 1 || len > MAX_FRAME) {
+      throw new IpcError(`malformed frame: length ${len}`);
+    }
+    if (!(await this.#fill(4 + len, timeoutMs))) {
+      throw new IpcError("connection closed inside a frame");
+    }
+    const type = this.#buf[this.#start + 4];
+    const payload = this.#buf.slice(this.#start + 5, this.#start + 4 + len);
+    this.#start += 4 + len;
+    switch (type) {
+      case TYPE_MSG: {
+        let msg: unknown;
+        try {
+          msg = JSON.parse(decoder.decode(payload));
+        } catch {
+          throw new IpcError("malformed frame: bad JSON");
+        }
+        if (typeof msg !== "object" || msg === null || Array.isArray(msg)) {
+          throw new IpcError("malformed frame: message is not an object");
+        }
+        return { kind: "msg", msg: msg as Record<string, unknown> };
+      }
+      case TYPE_DATA:
+        return { kind: "data", data: payload };
+      case TYPE_END:
+        return { kind: "end" };
+      default:
+        throw new IpcError(`malformed frame: type ${type}`);
+    }
+  }
+
+  /** Receives a frame that must be a JSON message. */
+  async recvMsg<T = Record<string, unknown>>(timeoutMs = this.timeoutMs): Promise<T> {
+    const f = await this.recv(timeoutMs);
+    if (f === null) throw new IpcError("connection closed by peer");
+    if (f.kind !== "msg") throw new IpcError(`expected a message, got ${f.kind}`);
+    return f.msg as T;
+  }
+
+  async #fill(n: number, timeoutMs: number): Promise<boolean> {
+    while (this.#end - this.#start < n) {
+      if (this.#eof) return false;
+      if (this.#buf.length - this.#start < n || this.#buf.length - this.#end < 4096) {
+        const size = Math.max(this.#buf.length, n * 2, 64 * 1024);
+        const nb = new Uint8Array(size);
+        nb.set(this.#buf.subarray(this.#start, this.#end));
+        this.#end -= this.#start;
+        this.#start = 0;
+        this.#buf = nb;
+      }
+      const got = await readWithTimeout(this.#conn, this.#buf.subarray(this.#end), timeoutMs);
+      if (got === null) this.#eof = true;
+      else this.#end += got;
+    }
+    return true;
+  }
+
+  /** Closes the connection; safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed by the peer
+    }
+  }
+}
+
+async function readWithTimeout(
+  conn: Deno.Conn,
+  buf: Uint8Array,
+  timeoutMs: number,
+): Promise<number | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new IpcError(`read timeout after ${timeoutMs}ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([conn.read(buf), timeout]);
+  } catch (e) {
+    if (e instanceof IpcError) throw e;
+    throw new IpcError(`read: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Connects to a UNIX socket; a missing or refusing socket is an {@link IpcError}. */
+export async function ipcConnect(path: string, opts: IpcOptions = {}): Promise<IpcConn> {
+  try {
+    const conn = await Deno.connect({ transport: "unix", path });
+    return new IpcConn(conn, opts);
+  } catch (e) {
+    throw new IpcError(`connect to ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** A listening IPC endpoint. */
+export interface IpcServer {
+  close(): void;
+  /** Resolves when the accept loop has ended. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Listens on a UNIX socket (replacing a stale socket file) and runs the
+ * handler for each connection. Handler errors close that connection only.
+ */
+export function ipcListen(
+  path: string,
+  handler: (conn: IpcConn) => Promise<void>,
+  opts: IpcOptions & { onError?: (e: Error) => void } = {},
+): IpcServer {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // no stale socket
+  }
+  const listener = Deno.listen({ transport: "unix", path });
+  const done = (async () => {
+    try {
+      for await (const raw of listener) {
+        const conn = new IpcConn(raw, opts);
+        handler(conn).catch((e) => opts.onError?.(e as Error)).finally(() => conn.close());
+      }
+    } catch {
+      // listener closed
+    }
+  })();
+  return {
+    close: () => {
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+    },
+    done,
+  };
+}
+
+/** One request, one response: connect, send, await the reply, close. */
+export async function ipcRequest<T = Record<string, unknown>>(
+  path: string,
+  msg: object,
+  opts: IpcOptions = {},
+): Promise<T> {
+  const conn = await ipcConnect(path, opts);
+  try {
+    await conn.send(msg);
+    return await conn.recvMsg<T>();
+  } finally {
+    conn.close();
+  }
+}

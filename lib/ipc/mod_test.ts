@@ -1,0 +1,66 @@
+import { assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
+import { ipcConnect, IpcError, ipcListen, ipcRequest } from "./mod.ts";
+
+Deno.test("ipc", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/sock`;
+  const server = ipcListen(path, async (conn) => {
+    const req = await conn.recvMsg();
+    if (req.op === "echo") {
+      const chunks: Uint8Array[] = [];
+      for (;;) {
+        const f = await conn.recv();
+        if (!f || f.kind === "end") break;
+        if (f.kind === "data") chunks.push(f.data);
+      }
+      await conn.send({ ok: true, n: chunks.reduce((a, c) => a + c.length, 0), tag: req.tag });
+    } else if (req.op === "hang") {
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
+
+  await t.step("request with streamed content", async () => {
+    const conn = await ipcConnect(path);
+    conn.queueMsg({ op: "echo", tag: "x" });
+    conn.queueData(new Uint8Array(100_000));
+    conn.queueData(new Uint8Array(5));
+    conn.queueEnd();
+    await conn.flush();
+    assertEquals(await conn.recvMsg(), { ok: true, n: 100_005, tag: "x" });
+    conn.close();
+  });
+
+  await t.step("read timeout is an IpcError", async () => {
+    await assertRejects(
+      () => ipcRequest(path, { op: "hang" }, { timeoutMs: 50 }),
+      IpcError,
+      "timeout",
+    );
+  });
+
+  await t.step("malformed frame is an IpcError", async () => {
+    const evil = ipcListen(`${dir}/evil`, async (conn) => {
+      await conn.recvMsg();
+      // reply with a frame whose length is absurd
+    });
+    const raw = Deno.listen({ transport: "unix", path: `${dir}/raw` });
+    const accept = (async () => {
+      const c = await raw.accept();
+      await c.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x4d]));
+      c.close();
+    })();
+    await assertRejects(() => ipcRequest(`${dir}/raw`, { op: "x" }), IpcError, "malformed");
+    await accept;
+    raw.close();
+    evil.close();
+    await evil.done;
+  });
+
+  await t.step("missing socket is an IpcError", async () => {
+    await assertRejects(() => ipcConnect(`${dir}/nope`), IpcError, "connect");
+  });
+
+  server.close();
+  await server.done;
+  await Deno.remove(dir, { recursive: true });
+});
