@@ -1,0 +1,305 @@
+/**
+ * Queue directory I/O: the folders under `queue_directory`, writing a queue
+ * file durably, reading one back, marking recipients done in place, and
+ * moving files between queues with atomic renames.
+ *
+ * Durability (DESIGN.md invariant 1): a file is written under a temporary
+ * name, fdatasync'ed, renamed to its queue id, and the directory fsync'ed
+ * before {@link QueueWriter.commit} resolves. Directory fsyncs are shared
+ * by commits that arrive together (group commit).
+ */
+import {
+  checkTrailer,
+  CONTENT_CHUNK,
+  ContentDecoder,
+  contentRecordHeader,
+  decodeHead,
+  encodeHead,
+  encodeTrailer,
+  type Envelope,
+  type QueueHead,
+  QueueFormatError,
+  type Recipient,
+  RCPT_DONE,
+  TRAILER_SIZE,
+} from "./format.ts";
+
+/** The queue folders, Postfix names where Postfix has one. */
+export const QUEUES = ["maildrop", "incoming", "active", "deferred", "hold", "corrupt"] as const;
+export type QueueName = typeof QUEUES[number];
+/** Non-queue folders under queue_directory. */
+export const SUPPORT_DIRS = ["private", "public", "pid", "defer", "kv"] as const;
+
+/** Paths of one queue directory. */
+export class QueueDir {
+  constructor(readonly root: string) {}
+
+  dir(q: QueueName | typeof SUPPORT_DIRS[number]): string {
+    return `${this.root}/${q}`;
+  }
+
+  path(q: QueueName, id: string): string {
+    return `${this.root}/${q}/${id}`;
+  }
+
+  /** Socket path of a private service. */
+  privateSocket(service: string): string {
+    return `${this.root}/private/${service}`;
+  }
+
+  /** Socket path of a public service. */
+  publicSocket(service: string): string {
+    return `${this.root}/public/${service}`;
+  }
+
+  /** Deferral log of a message (reasons for mailq and delay/expiry notices). */
+  deferLog(id: string): string {
+    return `${this.root}/defer/${id}`;
+  }
+
+  /** Creates every folder (mode 0700 except public and maildrop). */
+  async create(): Promise<void> {
+    await Deno.mkdir(this.root, { recursive: true });
+    for (const d of [...QUEUES, ...SUPPORT_DIRS]) {
+      await Deno.mkdir(this.dir(d), {
+        recursive: true,
+        mode: d === "public" || d === "maildrop" ? 0o730 : 0o700,
+      });
+    }
+  }
+}
+
+/** Fsyncs a directory so that renames and creations in it are durable. */
+export async function syncDir(path: string): Promise<void> {
+  const d = await Deno.open(path, { read: true });
+  try {
+    await d.sync();
+  } finally {
+    d.close();
+  }
+}
+
+/**
+ * Coalesces directory fsyncs: callers that ask while one is pending share
+ * the next one, so N messages committed together cost one directory sync.
+ */
+export class DirSyncer {
+  #running: Promise<void> | null = null;
+  #next: Promise<void> | null = null;
+
+  constructor(readonly path: string) {}
+
+  sync(): Promise<void> {
+    if (this.#next) return this.#next;
+    if (!this.#running) {
+      this.#running = syncDir(this.path).finally(() => (this.#running = null));
+      return this.#running;
+    }
+    // A sync is in flight but may have started before our rename: queue one more.
+    const after = this.#running.catch(() => {}).then(() => {
+      this.#next = null;
+      this.#running = syncDir(this.path).finally(() => (this.#running = null));
+      return this.#running;
+    });
+    this.#next = after;
+    return after;
+  }
+}
+
+/**
+ * Writes one queue file: {@link begin} with the envelope, {@link write}
+ * content, {@link commit} to make it durable under its final name. Abort
+ * removes the temporary file.
+ */
+export class QueueWriter {
+  #file: Deno.FsFile | null = null;
+  #tmp: string;
+  #final: string;
+  #size = 0;
+  #contentBytes = 0;
+  #buf: Uint8Array[] = [];
+  #bufLen = 0;
+
+  constructor(
+    readonly dir: string,
+    readonly queueId: string,
+    readonly syncer: DirSyncer,
+  ) {
+    this.#tmp = `${dir}/.${queueId}.tmp`;
+    this.#final = `${dir}/${queueId}`;
+  }
+
+  get contentBytes(): number {
+    return this.#contentBytes;
+  }
+
+  /** Creates the temporary file and writes the envelope records. */
+  async begin(env: Envelope, rcpts: Recipient[]): Promise<void> {
+    this.#file = await Deno.open(this.#tmp, { write: true, createNew: true, mode: 0o600 });
+    this.#push(encodeHead(env, rcpts));
+  }
+
+  /** Appends content (canonical CRLF form). */
+  async write(chunk: Uint8Array): Promise<void> {
+    for (let off = 0; off < chunk.length; off += CONTENT_CHUNK) {
+      const part = chunk.subarray(off, Math.min(chunk.length, off + CONTENT_CHUNK));
+      this.#push(contentRecordHeader(part.length));
+      this.#push(part);
+      this.#contentBytes += part.length;
+    }
+    if (this.#bufLen >= 256 * 1024) await this.#flush();
+  }
+
+  #push(b: Uint8Array): void {
+    this.#buf.push(b);
+    this.#bufLen += b.length;
+  }
+
+  async #flush(): Promise<void> {
+    if (!this.#file || this.#bufLen === 0) return;
+    const out = new Uint8Array(this.#bufLen);
+    let off = 0;
+    for (const b of this.#buf) {
+      out.set(b, off);
+      off += b.length;
+    }
+    this.#buf = [];
+    this.#bufLen = 0;
+    let w = 0;
+    while (w < out.length) w += await this.#file.write(out.subarray(w));
+    this.#size += out.length;
+  }
+
+  /** Writes the trailer, syncs, renames into place and syncs the directory. */
+  async commit(): Promise<void> {
+    if (!this.#file) throw new Error("QueueWriter.commit before begin");
+    const total = this.#size + this.#bufLen + TRAILER_SIZE;
+    this.#push(encodeTrailer(total));
+    await this.#flush();
+    await this.#file.syncData();
+    this.#file.close();
+    this.#file = null;
+    await Deno.rename(this.#tmp, this.#final);
+    await this.syncer.sync();
+  }
+
+  /** Discards the file. */
+  async abort(): Promise<void> {
+    if (this.#file) {
+      try {
+        this.#file.close();
+      } catch {
+        // closed
+      }
+      this.#file = null;
+    }
+    await Deno.remove(this.#tmp).catch(() => {});
+  }
+}
+
+/** An open queue file for reading. */
+export class QueueFile {
+  private constructor(
+    readonly path: string,
+    readonly file: Deno.FsFile,
+    readonly head: QueueHead,
+    readonly size: number,
+    readonly prefix: Uint8Array,
+  ) {}
+
+  /**
+   * Opens and validates a queue file: the head must decode and the trailer
+   * must name the file's size. Throws {@link QueueFormatError} if corrupt.
+   */
+  static async open(path: string, opts: { write?: boolean } = {}): Promise<QueueFile> {
+    const file = await Deno.open(path, { read: true, write: opts.write ?? false });
+    try {
+      const size = (await file.stat()).size;
+      if (size < TRAILER_SIZE) throw new QueueFormatError(`${path}: truncated (${size} bytes)`);
+      await file.seek(size - TRAILER_SIZE, Deno.SeekMode.Start);
+      const tail = await readFull(file, TRAILER_SIZE);
+      if (!checkTrailer(tail, size)) {
+        throw new QueueFormatError(`${path}: no valid trailer (truncated or damaged)`);
+      }
+      await file.seek(0, Deno.SeekMode.Start);
+      let want = Math.min(size, 8192);
+      for (;;) {
+        await file.seek(0, Deno.SeekMode.Start);
+        const buf = await readFull(file, want);
+        const head = decodeHead(buf);
+        if (head) return new QueueFile(path, file, head, size, buf);
+        if (want >= size) throw new QueueFormatError(`${path}: no content records`);
+        want = Math.min(size, want * 4);
+      }
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  get envelope(): Envelope {
+    return this.head.envelope;
+  }
+
+  /** Streams the message content. */
+  async *content(): AsyncGenerator<Uint8Array> {
+    await this.file.seek(this.head.contentOffset, Deno.SeekMode.Start);
+    const dec = new ContentDecoder();
+    const buf = new Uint8Array(128 * 1024);
+    while (!dec.done) {
+      const n = await this.file.read(buf);
+      if (n === null) throw new QueueFormatError(`${this.path}: content ends without trailer`);
+      for (const part of dec.push(buf.subarray(0, n))) yield part.slice();
+    }
+  }
+
+  /** Reads the whole content into memory (for small messages and bounces). */
+  async readContent(limit = Infinity): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    for await (const p of this.content()) {
+      parts.push(p);
+      n += p.length;
+      if (n >= limit) break;
+    }
+    const out = new Uint8Array(n);
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return limit < Infinity ? out.subarray(0, Math.min(n, limit)) : out;
+  }
+
+  /** Marks recipients done in place (the file must be open for writing), then syncs. */
+  async markDone(indexes: number[]): Promise<void> {
+    const done = new Uint8Array([RCPT_DONE]);
+    for (const i of indexes) {
+      const r = this.head.recipients[i];
+      if (!r || r.done) continue;
+      await this.file.seek(r.statusOffset, Deno.SeekMode.Start);
+      await this.file.write(done);
+      r.done = true;
+    }
+    await this.file.syncData();
+  }
+
+  close(): void {
+    try {
+      this.file.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+async function readFull(file: Deno.FsFile, n: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(n);
+  let off = 0;
+  while (off < n) {
+    const got = await file.read(buf.subarray(off));
+    if (got === null) throw new QueueFormatError("unexpected end of file");
+    off += got;
+  }
+  return buf;
+}

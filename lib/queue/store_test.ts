@@ -1,0 +1,70 @@
+import { assert, assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
+import { DirSyncer, newQueueId, QueueDir, QueueFile, QueueFormatError, QueueWriter } from "./mod.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+Deno.test("queue store", async (t) => {
+  const root = await Deno.makeTempDir();
+  const q = new QueueDir(root);
+  await q.create();
+  const syncer = new DirSyncer(q.dir("incoming"));
+
+  async function write(body: string, rcpts = ["a@x", "b@y"]): Promise<string> {
+    const id = newQueueId();
+    const w = new QueueWriter(q.dir("incoming"), id, syncer);
+    await w.begin({ queueId: id, arrival: 1, sender: "s@z" }, rcpts.map((address) => ({ address })));
+    await w.write(enc.encode(body));
+    await w.commit();
+    return id;
+  }
+
+  await t.step("round trip of envelope, recipients and content", async () => {
+    const big = "x".repeat(200_000) + "\r\n";
+    const id = await write(big);
+    const f = await QueueFile.open(q.path("incoming", id));
+    assertEquals(f.envelope.sender, "s@z");
+    assertEquals(f.head.recipients.map((r) => r.address), ["a@x", "b@y"]);
+    assertEquals(dec.decode(await f.readContent()), big);
+    f.close();
+  });
+
+  await t.step("mark done persists", async () => {
+    const id = await write("hi\r\n");
+    const f = await QueueFile.open(q.path("incoming", id), { write: true });
+    await f.markDone([1]);
+    f.close();
+    const g = await QueueFile.open(q.path("incoming", id));
+    assertEquals(g.head.recipients.map((r) => r.done), [false, true]);
+    g.close();
+  });
+
+  await t.step("concurrent commits share directory syncs and all land", async () => {
+    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => write(`m${i}\r\n`)));
+    assertEquals(new Set(ids).size, 20);
+    for (const id of ids) (await QueueFile.open(q.path("incoming", id))).close();
+  });
+
+  await t.step("truncation at every offset is detected", async () => {
+    const id = await write("Subject: t\r\n\r\nbody\r\n");
+    const full = await Deno.readFile(q.path("incoming", id));
+    for (let n = 0; n < full.length; n++) {
+      const p = `${root}/corrupt/t`;
+      await Deno.writeFile(p, full.subarray(0, n));
+      await assertRejects(() => QueueFile.open(p), QueueFormatError);
+    }
+    // a flipped trailer byte too
+    const bad = full.slice();
+    bad[bad.length - 1] ^= 1;
+    await Deno.writeFile(`${root}/corrupt/t`, bad);
+    await assertRejects(() => QueueFile.open(`${root}/corrupt/t`), QueueFormatError);
+  });
+
+  await t.step("queue ids are unique and sortable", () => {
+    const ids = Array.from({ length: 1000 }, () => newQueueId());
+    assertEquals(new Set(ids).size, 1000);
+    assert(ids.every((v, i) => i === 0 || ids[i - 1] < v));
+  });
+
+  await Deno.remove(root, { recursive: true });
+});
