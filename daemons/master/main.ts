@@ -1,0 +1,280 @@
+/**
+ * master: the supervisor. Reads master.cf, starts every service as its own
+ * `deno run` process with the permission flags from lib/permissions,
+ * restarts a service that dies (with a throttle against crash loops),
+ * reloads on SIGHUP and stops everything on SIGTERM/SIGINT.
+ *
+ * One master per queue directory: it holds an flock on `pid/master.lock`.
+ *
+ * Unlike Postfix's master, each daemon binds its own endpoint (Deno cannot
+ * hand a listening socket to a child) and one process serves all of a
+ * service's connections concurrently; master.cf's maxproc is therefore
+ * not a process count. Runs as given by `postwarden start`; when root and
+ * main.cf sets mail_owner, daemons run as that user.
+ *
+ * Parameters: queue_directory, mail_owner, maillog_file, inet_interfaces,
+ * relayhost, mail_spool_directory (for the permission sets).
+ */
+import { type Config, loadConfig, type MasterService, parseMasterCf } from "../../lib/config/mod.ts";
+import { type Logger } from "../../lib/log/mod.ts";
+import { daemonGrants, grantFlags, parseResolvConf } from "../../lib/permissions/mod.ts";
+import { QueueDir } from "../../lib/queue/mod.ts";
+import { formatDaemonArgs } from "../../lib/service/args.ts";
+import { makeLogger } from "../../lib/service/mod.ts";
+import { acquireMasterLock, releaseMasterLock } from "./pidfile.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+
+interface Child {
+  svc: MasterService;
+  proc: Deno.ChildProcess | null;
+  startedAt: number;
+  fastFailures: number;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+interface MasterOptions {
+  configDir: string;
+  stderrLog: boolean;
+  overrides: Record<string, string>;
+}
+
+function parseArgs(argv: string[]): MasterOptions {
+  const o: MasterOptions = { configDir: "", stderrLog: false, overrides: {} };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "-c") o.configDir = argv[++i];
+    else if (argv[i] === "-l") o.stderrLog = true;
+    else if (argv[i] === "-o") {
+      const kv = argv[++i] ?? "";
+      const eq = kv.indexOf("=");
+      if (eq > 0) o.overrides[kv.slice(0, eq)] = kv.slice(eq + 1);
+    } else throw new Error(`master: unexpected argument ${argv[i]}`);
+  }
+  if (!o.configDir) throw new Error("master: usage: master -c CONFIG_DIR [-l] [-o name=value]");
+  return o;
+}
+
+/** The user daemons run as, when master runs as root and mail_owner is set. */
+async function mailOwnerIds(config: Config): Promise<{ uid: number; gid: number } | null> {
+  if (Deno.uid() !== 0 || !config.isSet("mail_owner")) return null;
+  const owner = config.str("mail_owner");
+  const passwd = await Deno.readTextFile("/etc/passwd");
+  for (const line of passwd.split("\n")) {
+    const f = line.split(":");
+    if (f[0] === owner) {
+      const uid = Number(f[2]);
+      if (uid === 0) throw new Error(`mail_owner ${owner} has uid 0; refusing to run daemons as root`);
+      return { uid, gid: Number(f[3]) };
+    }
+  }
+  throw new Error(`mail_owner: unknown user "${owner}"`);
+}
+
+class Master {
+  config!: Config;
+  services: MasterService[] = [];
+  children = new Map<string, Child>();
+  log!: Logger;
+  queue!: QueueDir;
+  owner: { uid: number; gid: number } | null = null;
+  nameservers: string[] = [];
+  stopping = false;
+
+  constructor(readonly opts: MasterOptions) {}
+
+  async load(): Promise<void> {
+    const config = await loadConfig(this.opts.configDir, { overrides: this.opts.overrides });
+    const masterCf = await Deno.readTextFile(`${this.opts.configDir}/master.cf`);
+    const parsed = parseMasterCf(masterCf);
+    this.config = config;
+    this.services = parsed.services;
+    this.log = makeLogger(config, "master", { stderr: this.opts.stderrLog });
+    for (const w of [...config.warnings, ...parsed.warnings]) this.log.warn(w);
+    this.queue = new QueueDir(config.str("queue_directory"));
+    this.owner = await mailOwnerIds(config);
+    try {
+      this.nameservers = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf"));
+    } catch {
+      this.nameservers = [];
+    }
+  }
+
+  /** The deno command line of one service. */
+  commandLine(svc: MasterService): string[] {
+    const param = (name: string) =>
+      Object.hasOwn(svc.overrides, name) ? svc.overrides[name] : this.config.str(name);
+    const grants = daemonGrants(svc, {
+      configDir: this.opts.configDir,
+      queueDir: this.queue.root,
+      maillogFile: this.config.str("maillog_file"),
+      nameservers: this.nameservers,
+      services: this.services,
+      param,
+    });
+    const overrides = { ...this.opts.overrides, ...svc.overrides };
+    return [
+      "run",
+      `--config=${ROOT}/deno.json`,
+      "--no-lock",
+      ...grantFlags(grants),
+      `${ROOT}/daemons/${svc.command}/main.ts`,
+      ...formatDaemonArgs({
+        configDir: this.opts.configDir,
+        service: svc.name,
+        type: svc.type,
+        overrides,
+        stderrLog: this.opts.stderrLog,
+        publicService: svc.type === "unix" && !svc.private,
+      }),
+    ];
+  }
+
+  start(child: Child): void {
+    child.timer = null;
+    if (this.stopping) return;
+    const args = this.commandLine(child.svc);
+    const cmd = new Deno.Command(Deno.execPath(), {
+      args,
+      cwd: this.queue.root,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+      ...(this.owner ?? {}),
+    });
+    try {
+      child.proc = cmd.spawn();
+    } catch (e) {
+      this.log.error(`spawn ${child.svc.name}: ${(e as Error).message}`);
+      this.scheduleRestart(child);
+      return;
+    }
+    child.startedAt = Date.now();
+    const proc = child.proc;
+    proc.status.then((st) => {
+      if (child.proc !== proc) return;
+      child.proc = null;
+      if (this.stopping) return;
+      const how = st.signal ? `killed by signal ${st.signal}` : `exit status ${st.code}`;
+      this.log.warn(
+        `process ${ROOT}/daemons/${child.svc.command}/main.ts pid ${proc.pid} ${how}`,
+      );
+      this.scheduleRestart(child);
+    });
+  }
+
+  scheduleRestart(child: Child): void {
+    const ranFor = Date.now() - child.startedAt;
+    child.fastFailures = ranFor < 10_000 ? child.fastFailures + 1 : 0;
+    // First failure restarts at once; repeated fast failures back off to a minute.
+    const delay = child.fastFailures <= 1 ? 0 : Math.min(60_000, 250 * 2 ** child.fastFailures);
+    if (delay >= 4000) {
+      this.log.warn(`${child.svc.name}: service is failing repeatedly; throttling for ${delay / 1000}s`);
+    }
+    child.timer = setTimeout(() => this.start(child), delay);
+  }
+
+  startAll(): void {
+    for (const svc of this.services) {
+      const key = `${svc.name}/${svc.type}`;
+      const child: Child = { svc, proc: null, startedAt: 0, fastFailures: 0, timer: null };
+      this.children.set(key, child);
+      this.start(child);
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    const procs: Deno.ChildProcess[] = [];
+    for (const c of this.children.values()) {
+      if (c.timer) clearTimeout(c.timer);
+      c.timer = null;
+      if (c.proc) procs.push(c.proc);
+      c.proc = null;
+    }
+    for (const p of procs) {
+      try {
+        p.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+    const all = Promise.allSettled(procs.map((p) => p.status));
+    const timeout = new Promise((r) => setTimeout(r, 5000, "timeout"));
+    if ((await Promise.race([all, timeout])) === "timeout") {
+      for (const p of procs) {
+        try {
+          p.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      await all;
+    }
+    this.children.clear();
+  }
+}
+
+async function main(): Promise<void> {
+  let opts: MasterOptions;
+  try {
+    opts = parseArgs(Deno.args);
+  } catch (e) {
+    console.error(`postwarden/master: fatal: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+  const m = new Master(opts);
+  try {
+    await m.load();
+    await m.queue.create();
+    if (m.owner) await chownTree(m.queue, m.owner);
+    await acquireMasterLock(m.queue.dir("pid"));
+  } catch (e) {
+    console.error(`postwarden/master: fatal: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+  m.log.info(`daemon started -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`);
+  m.startAll();
+
+  let reloading = false;
+  Deno.addSignalListener("SIGHUP", async () => {
+    if (reloading || m.stopping) return;
+    reloading = true;
+    try {
+      const old = m.children;
+      const fresh = new Master(opts);
+      await fresh.load();
+      m.config = fresh.config;
+      m.services = fresh.services;
+      m.nameservers = fresh.nameservers;
+      m.log = fresh.log;
+      m.log.info(`reload -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`);
+      await m.stopAll();
+      void old;
+      m.startAll();
+    } catch (e) {
+      m.log.error(`reload failed, keeping the running configuration: ${(e as Error).message}`);
+    } finally {
+      reloading = false;
+    }
+  });
+  const stop = async (sig: string) => {
+    if (m.stopping) return;
+    m.stopping = true;
+    m.log.info(`terminating on signal ${sig}`);
+    await m.stopAll();
+    await releaseMasterLock(m.queue.dir("pid"));
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+}
+
+async function chownTree(q: QueueDir, owner: { uid: number; gid: number }): Promise<void> {
+  await Deno.chown(q.root, owner.uid, owner.gid);
+  for await (const e of Deno.readDir(q.root)) {
+    if (e.isDirectory && e.name !== "pid") {
+      await Deno.chown(`${q.root}/${e.name}`, owner.uid, owner.gid);
+    }
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,157 @@
+/**
+ * The delivery request protocol between qmgr and the delivery agents
+ * (smtp, local, discard, error), and the agent-side skeleton that serves
+ * it. qmgr connects to `private/<transport>`, sends one
+ * {@link DeliveryRequest}, and reads one {@link DeliveryResult} with a
+ * status for every recipient it sent. The agent opens the queue file
+ * read-only; it never marks recipients done (qmgr does, after the reply).
+ */
+import type { IpcConn } from "../ipc/mod.ts";
+import { QueueFile } from "../queue/mod.ts";
+import type { ServiceContext } from "../service/mod.ts";
+
+/** One recipient of a request. */
+export interface DeliveryRecipient {
+  /** Index in the queue file. */
+  index: number;
+  address: string;
+  orcpt?: string;
+  notify?: string[];
+}
+
+/** What qmgr asks an agent to do. */
+export interface DeliveryRequest {
+  op: "deliver";
+  queueId: string;
+  /** Absolute path of the queue file (in active/). */
+  path: string;
+  sender: string;
+  /** Transport name (master.cf service) and next hop, as resolved by qmgr. */
+  transport: string;
+  nexthop: string;
+  recipients: DeliveryRecipient[];
+  /** Arrival time, ms since the epoch, for delay= in logs. */
+  arrival: number;
+  /** When qmgr took the message from incoming/, ms since the epoch (delays= b). */
+  activeAt: number;
+  /** DSN ENVID/RET passthrough. */
+  envid?: string;
+  ret?: string;
+}
+
+/** The outcome for one recipient. */
+export interface RecipientStatus {
+  index: number;
+  /** sent: done; deferred: try later; bounced: permanent failure. */
+  status: "sent" | "deferred" | "bounced";
+  /** Enhanced status code, e.g. "2.0.0", "4.4.1", "5.1.1". */
+  dsn: string;
+  /** Human text for logs and DSNs, e.g. "250 2.0.0 Ok: queued as X" or "connect to ...: Connection refused". */
+  reason: string;
+  /** Where it went: "127.0.0.1[127.0.0.1]:2526", "local", "none". */
+  relay: string;
+  /** For DSNs: the remote server's reply ("smtp; 550 5.1.1 ...") when there was one. */
+  diagnostic?: string;
+  /** Remote MTA name for DSNs. */
+  remoteMta?: string;
+}
+
+/** What the agent answers. */
+export interface DeliveryResult {
+  recipients: RecipientStatus[];
+}
+
+/** A delivery function: given the request and the open queue file, a status per recipient. */
+export type DeliverFn = (
+  req: DeliveryRequest,
+  file: QueueFile,
+  ctx: ServiceContext,
+) => Promise<RecipientStatus[]>;
+
+/**
+ * Serves delivery requests on one connection: validates the request, opens
+ * the queue file, runs `deliver`, and replies. Any recipient the function
+ * forgot is reported deferred, so nothing is silently dropped; a failure to
+ * open the file defers everything.
+ */
+export async function serveDelivery(
+  conn: IpcConn,
+  ctx: ServiceContext,
+  deliver: DeliverFn,
+): Promise<void> {
+  const req = await conn.recvMsg<DeliveryRequest>();
+  if (req.op !== "deliver" || !Array.isArray(req.recipients) || typeof req.path !== "string") {
+    await conn.send({ error: "bad delivery request" });
+    return;
+  }
+  let statuses: RecipientStatus[];
+  let file: QueueFile | null = null;
+  try {
+    file = await QueueFile.open(req.path);
+    statuses = await deliver(req, file, ctx);
+  } catch (e) {
+    ctx.log.warn(`${req.queueId}: ${(e as Error).message}`);
+    statuses = [];
+    for (const r of req.recipients) {
+      statuses.push({
+        index: r.index,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason: `delivery agent error: ${(e as Error).message}`,
+        relay: "none",
+      });
+    }
+  } finally {
+    file?.close();
+  }
+  const seen = new Set(statuses.map((s) => s.index));
+  for (const r of req.recipients) {
+    if (!seen.has(r.index)) {
+      statuses.push({
+        index: r.index,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason: "delivery agent did not report this recipient",
+        relay: "none",
+      });
+    }
+  }
+  await conn.send({ recipients: statuses } satisfies DeliveryResult);
+}
+
+/** Formats `delay=` and `delays=a/b/c/d` like Postfix (seconds, 2 significant decimals). */
+export function formatDelays(
+  req: Pick<DeliveryRequest, "arrival" | "activeAt">,
+  connStart: number,
+  connDone: number,
+  end: number,
+): { delay: string; delays: string } {
+  const f = (ms: number) => {
+    const s = Math.max(0, ms) / 1000;
+    return s >= 100 ? s.toFixed(0) : s >= 10 ? s.toFixed(1) : s.toFixed(2).replace(/\.?0+$/, "") || "0";
+  };
+  return {
+    delay: f(end - req.arrival),
+    delays: [
+      f(req.activeAt - req.arrival),
+      f(connStart - req.activeAt),
+      f(connDone - connStart),
+      f(end - connDone),
+    ].join("/"),
+  };
+}
+
+/** Logs one recipient outcome the way Postfix delivery agents do. */
+export function logStatus(
+  ctx: ServiceContext,
+  req: DeliveryRequest,
+  rcpt: DeliveryRecipient,
+  st: RecipientStatus,
+  delays: { delay: string; delays: string },
+): void {
+  const orcpt = rcpt.orcpt && rcpt.orcpt !== rcpt.address ? `, orig_to=<${rcpt.orcpt}>` : "";
+  ctx.log.info(
+    `${req.queueId}: to=<${rcpt.address}>${orcpt}, relay=${st.relay}, delay=${delays.delay}, ` +
+      `delays=${delays.delays}, dsn=${st.dsn}, status=${st.status} (${st.reason})`,
+  );
+}
