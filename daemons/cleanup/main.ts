@@ -1,0 +1,27 @@
+/**
+ * cleanup daemon entry: serves `private/cleanup` and wakes qmgr (via
+ * `public/qmgr`) with the ids of newly queued messages. See cleanup.ts.
+ */
+import { ipcConnect } from "../../lib/ipc/mod.ts";
+import { runService, type ServiceContext } from "../../lib/service/mod.ts";
+import { CleanupService } from "./cleanup.ts";
+
+let service: CleanupService | null = null;
+
+function get(ctx: ServiceContext): CleanupService {
+  service ??= new CleanupService(ctx, async (ids) => {
+    const conn = await ipcConnect(ctx.queue.publicSocket("qmgr"), { timeoutMs: 10_000 });
+    try {
+      await conn.send({ op: "new", ids });
+    } finally {
+      conn.close();
+    }
+  });
+  return service;
+}
+
+await runService({
+  program: "cleanup",
+  init: (ctx) => void get(ctx),
+  onIpc: (conn, ctx) => get(ctx).handle(conn),
+});

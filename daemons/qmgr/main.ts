@@ -1,0 +1,24 @@
+/**
+ * qmgr daemon entry: serves `public/qmgr` (wake-ups from cleanup, flush
+ * from postqueue) and runs the queue manager in qmgr.ts.
+ */
+import { parseMasterCf } from "../../lib/config/mod.ts";
+import { runService } from "../../lib/service/mod.ts";
+import { Qmgr } from "./qmgr.ts";
+
+let qmgr: Qmgr | null = null;
+
+await runService({
+  program: "qmgr",
+  init: async (ctx) => {
+    const services = parseMasterCf(await Deno.readTextFile(`${ctx.config.dir}/master.cf`)).services;
+    qmgr = new Qmgr(ctx, services);
+    // Recovery before listening, so wake-ups never race the move back.
+    await qmgr.start();
+  },
+  onIpc: async (conn) => {
+    const msg = await conn.recvMsg();
+    await conn.send(await qmgr!.command(msg));
+  },
+  stop: () => qmgr?.stop(),
+});

@@ -1,0 +1,572 @@
+/**
+ * The queue manager: moves mail from `incoming/` to `active/`, resolves
+ * each recipient to a transport and next hop, hands delivery requests to
+ * the delivery agents under per-destination concurrency limits, and
+ * settles each message: removed when every recipient is done, otherwise
+ * moved to `deferred/` with its next attempt time as the file's mtime
+ * (as Postfix does), or bounced when past its lifetime.
+ *
+ * Scheduling state lives in memory and is rebuilt from the spool at start:
+ * files left in `active/` by a crash go back to `incoming/` (recovery).
+ * A recipient is marked done in the queue file only when others remain, so
+ * a crash can repeat a delivery but never lose one (DESIGN.md invariant 2).
+ *
+ * Not implemented yet: transport_maps, slow start, delay warnings
+ * (delay_warning_time), hold queue management from postsuper.
+ *
+ * Parameters: queue_run_delay (300s), minimal_backoff_time (300s),
+ * maximal_backoff_time (4000s), maximal_queue_lifetime (5d),
+ * bounce_queue_lifetime (5d), default_destination_concurrency_limit (20),
+ * default_destination_recipient_limit (50), <transport>_destination_*
+ * variants, default_process_limit (100), qmgr_message_active_limit (20000),
+ * mydestination, local_transport, default_transport, relayhost.
+ */
+import type { BounceRecipient } from "../../lib/bounce/client.ts";
+import { requestBounce } from "../../lib/bounce/client.ts";
+import type { MasterService } from "../../lib/config/mod.ts";
+import type { DeliveryRequest, DeliveryResult, RecipientStatus } from "../../lib/deliver/mod.ts";
+import { ipcConnect } from "../../lib/ipc/mod.ts";
+import { isQueueId, QueueFile, QueueFormatError, type StoredRecipient } from "../../lib/queue/mod.ts";
+import { resolve, type ResolveParams } from "../../lib/resolve/mod.ts";
+import type { ServiceContext } from "../../lib/service/mod.ts";
+
+/** A message in the active queue. */
+interface ActiveMessage {
+  id: string;
+  path: string;
+  sender: string;
+  arrival: number;
+  activeAt: number;
+  envid?: string;
+  ret?: string;
+  recipients: StoredRecipient[];
+  /** Jobs not yet finished. */
+  pendingJobs: number;
+  done: Set<number>;
+  deferred: Map<number, RecipientStatus>;
+  /** Successful deliveries whose sender asked for NOTIFY=SUCCESS. */
+  successNotices: BounceRecipient[];
+}
+
+/** Recipients of one message for one destination. */
+interface Job {
+  msg: ActiveMessage;
+  recipients: StoredRecipient[];
+}
+
+interface Destination {
+  key: string;
+  transport: string;
+  nexthop: string;
+  jobs: Job[];
+  running: number;
+  limit: number;
+  recipientLimit: number;
+  /** Delivery suspended after a failure, until this time (ms). */
+  deadUntil: number;
+  deadReason: RecipientStatus | null;
+}
+
+/** The queue manager. */
+export class Qmgr {
+  readonly active = new Map<string, ActiveMessage>();
+  readonly destinations = new Map<string, Destination>();
+  readonly transportRunning = new Map<string, number>();
+  #scanningIncoming = false;
+  #incomingAgain = false;
+  #lastDeferredScan = 0;
+  #timers: ReturnType<typeof setInterval>[] = [];
+
+  constructor(
+    readonly ctx: ServiceContext,
+    readonly services: MasterService[],
+    readonly now: () => number = Date.now,
+  ) {}
+
+  get #cfg() {
+    return this.ctx.config;
+  }
+
+  /** Recovery and periodic scans. */
+  async start(): Promise<void> {
+    await this.recover();
+    await this.scanIncoming();
+    await this.scanDeferred(false);
+    this.#timers.push(setInterval(() => void this.scanIncoming(), 1000));
+    this.#timers.push(setInterval(() => {
+      const delay = this.#cfg.time("queue_run_delay") * 1000;
+      if (this.now() - this.#lastDeferredScan >= delay) void this.scanDeferred(false);
+    }, 1000));
+  }
+
+  stop(): void {
+    for (const t of this.#timers) clearInterval(t);
+  }
+
+  /** Files left in active/ by a previous run go back to incoming/. */
+  async recover(): Promise<void> {
+    const q = this.ctx.queue;
+    let n = 0;
+    for await (const e of Deno.readDir(q.dir("active"))) {
+      if (!e.isFile || !isQueueId(e.name)) continue;
+      await Deno.rename(q.path("active", e.name), q.path("incoming", e.name));
+      n++;
+    }
+    if (n) this.ctx.log.info(`recovered ${n} message(s) from the active queue`);
+  }
+
+  /** Handles a request on public/qmgr. */
+  async command(msg: Record<string, unknown>): Promise<Record<string, unknown>> {
+    switch (msg.op) {
+      case "new":
+        if (Array.isArray(msg.ids)) {
+          for (const id of msg.ids) {
+            if (typeof id === "string" && isQueueId(id)) await this.activate(id, "incoming");
+          }
+        }
+        return { ok: true };
+      case "wakeup":
+        void this.scanIncoming();
+        return { ok: true };
+      case "flush":
+        for (const d of this.destinations.values()) d.deadUntil = 0;
+        await this.scanDeferred(true);
+        return { ok: true };
+      default:
+        return { ok: false, error: `unknown request ${String(msg.op)}` };
+    }
+  }
+
+  async scanIncoming(): Promise<void> {
+    if (this.#scanningIncoming) {
+      this.#incomingAgain = true;
+      return;
+    }
+    this.#scanningIncoming = true;
+    try {
+      do {
+        this.#incomingAgain = false;
+        const ids: string[] = [];
+        for await (const e of Deno.readDir(this.ctx.queue.dir("incoming"))) {
+          if (e.isFile && isQueueId(e.name)) ids.push(e.name);
+        }
+        ids.sort();
+        for (const id of ids) {
+          if (this.active.size >= this.#cfg.int("qmgr_message_active_limit")) break;
+          await this.activate(id, "incoming");
+        }
+      } while (this.#incomingAgain);
+    } catch (e) {
+      this.ctx.log.warn(`scan incoming: ${(e as Error).message}`);
+    } finally {
+      this.#scanningIncoming = false;
+    }
+  }
+
+  /** Moves deferred messages whose time has come (or all, for a flush) to active. */
+  async scanDeferred(all: boolean): Promise<void> {
+    this.#lastDeferredScan = this.now();
+    const q = this.ctx.queue;
+    try {
+      const due: string[] = [];
+      for await (const e of Deno.readDir(q.dir("deferred"))) {
+        if (!e.isFile || !isQueueId(e.name)) continue;
+        if (!all) {
+          const st = await Deno.stat(q.path("deferred", e.name)).catch(() => null);
+          if (!st || (st.mtime && st.mtime.getTime() > this.now())) continue;
+        }
+        due.push(e.name);
+      }
+      due.sort();
+      for (const id of due) {
+        if (this.active.size >= this.#cfg.int("qmgr_message_active_limit")) break;
+        await this.activate(id, "deferred");
+      }
+    } catch (e) {
+      this.ctx.log.warn(`scan deferred: ${(e as Error).message}`);
+    }
+  }
+
+  /** Moves one message into active/ and schedules its recipients. */
+  async activate(id: string, from: "incoming" | "deferred"): Promise<void> {
+    if (this.active.has(id)) return;
+    const q = this.ctx.queue;
+    const path = q.path("active", id);
+    try {
+      await Deno.rename(q.path(from, id), path);
+    } catch {
+      return; // already taken (a scan and a wake-up raced), or gone
+    }
+    let file: QueueFile;
+    try {
+      file = await QueueFile.open(path);
+    } catch (e) {
+      if (e instanceof QueueFormatError || e instanceof SyntaxError) {
+        await Deno.rename(path, q.path("corrupt", id)).catch(() => {});
+        this.ctx.log.warn(`${id}: corrupt queue file moved to corrupt/: ${(e as Error).message}`);
+      } else {
+        this.ctx.log.warn(`${id}: cannot open queue file: ${(e as Error).message}; will retry`);
+        await Deno.rename(path, q.path(from, id)).catch(() => {});
+      }
+      return;
+    }
+    const env = file.envelope;
+    const size = file.size - file.head.contentOffset;
+    file.close();
+    const pending = file.head.recipients.filter((r) => !r.done);
+    const msg: ActiveMessage = {
+      id,
+      path,
+      sender: env.sender,
+      arrival: env.arrival,
+      activeAt: this.now(),
+      envid: env.attrs?.envid,
+      ret: env.attrs?.ret,
+      recipients: file.head.recipients,
+      pendingJobs: 0,
+      done: new Set(file.head.recipients.filter((r) => r.done).map((r) => r.index)),
+      deferred: new Map(),
+      successNotices: [],
+    };
+    this.active.set(id, msg);
+    if (from === "incoming") {
+      this.ctx.log.info(
+        `${id}: from=<${env.sender}>, size=${size}, nrcpt=${file.head.recipients.length} (queue active)`,
+      );
+    }
+    const p = this.#resolveParams();
+    const byDest = new Map<string, StoredRecipient[]>();
+    for (const r of pending) {
+      const route = resolve(r.address, p);
+      const key = `${route.transport}:${route.nexthop}`;
+      const dest = this.#destination(key, route.transport, route.nexthop);
+      let list = byDest.get(dest.key);
+      if (!list) byDest.set(dest.key, list = []);
+      list.push(r);
+    }
+    for (const [key, rcpts] of byDest) {
+      const dest = this.destinations.get(key)!;
+      for (let i = 0; i < rcpts.length; i += dest.recipientLimit) {
+        dest.jobs.push({ msg, recipients: rcpts.slice(i, i + dest.recipientLimit) });
+        msg.pendingJobs++;
+      }
+    }
+    if (msg.pendingJobs === 0) {
+      await this.settle(msg);
+      return;
+    }
+    for (const key of byDest.keys()) this.#pump(this.destinations.get(key)!);
+  }
+
+  #resolveParams(): ResolveParams {
+    const c = this.#cfg;
+    return {
+      myhostname: c.str("myhostname"),
+      mydestination: c.list("mydestination"),
+      localTransport: c.str("local_transport"),
+      defaultTransport: c.str("default_transport"),
+      relayhost: c.str("relayhost"),
+    };
+  }
+
+  #destination(key: string, transport: string, nexthop: string): Destination {
+    let d = this.destinations.get(key);
+    if (!d) {
+      const c = this.#cfg;
+      const perTransport = (suffix: string, fallback: string) => {
+        const name = `${transport}_${suffix}`;
+        return c.raw(name) !== undefined ? c.int(name) : c.int(fallback);
+      };
+      d = {
+        key,
+        transport,
+        nexthop,
+        jobs: [],
+        running: 0,
+        limit: Math.max(1, perTransport("destination_concurrency_limit", "default_destination_concurrency_limit")),
+        recipientLimit: Math.max(
+          1,
+          perTransport("destination_recipient_limit", "default_destination_recipient_limit"),
+        ),
+        deadUntil: 0,
+        deadReason: null,
+      };
+      this.destinations.set(key, d);
+    }
+    return d;
+  }
+
+  #transportLimit(transport: string): number {
+    const svc = this.services.find((s) => s.name === transport && s.type === "unix");
+    return svc && svc.maxproc > 0 ? svc.maxproc : this.#cfg.int("default_process_limit");
+  }
+
+  /** Starts as many jobs for a destination as its limits allow. */
+  #pump(dest: Destination): void {
+    while (dest.jobs.length > 0) {
+      if (dest.deadUntil > this.now() && dest.deadReason) {
+        // Destination is down: defer without contacting it, as Postfix does.
+        const job = dest.jobs.shift()!;
+        const reason = dest.deadReason;
+        const statuses = job.recipients.map((r) => ({
+          ...reason,
+          index: r.index,
+          reason: `delivery temporarily suspended: ${reason.reason}`,
+        }));
+        for (const st of statuses) {
+          this.ctx.log.info(
+            `${job.msg.id}: to=<${job.recipients.find((r) => r.index === st.index)!.address}>, relay=none, ` +
+              `delay=${((this.now() - job.msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0"}, ` +
+              `delays=0/0/0/0, dsn=${st.dsn}, status=deferred (${st.reason})`,
+          );
+        }
+        void this.#finishJob(job, statuses);
+        continue;
+      }
+      const tRunning = this.transportRunning.get(dest.transport) ?? 0;
+      if (dest.running >= dest.limit || tRunning >= this.#transportLimit(dest.transport)) return;
+      const job = dest.jobs.shift()!;
+      dest.running++;
+      this.transportRunning.set(dest.transport, tRunning + 1);
+      void this.#deliver(dest, job).finally(() => {
+        dest.running--;
+        this.transportRunning.set(dest.transport, (this.transportRunning.get(dest.transport) ?? 1) - 1);
+        this.#pump(dest);
+        // Another destination of the same transport may have been waiting.
+        for (const d of this.destinations.values()) {
+          if (d !== dest && d.transport === dest.transport && d.jobs.length) this.#pump(d);
+        }
+      });
+    }
+  }
+
+  async #deliver(dest: Destination, job: Job): Promise<void> {
+    const msg = job.msg;
+    const req: DeliveryRequest = {
+      op: "deliver",
+      queueId: msg.id,
+      path: msg.path,
+      sender: msg.sender,
+      transport: dest.transport,
+      nexthop: dest.nexthop,
+      recipients: job.recipients.map((r) => ({
+        index: r.index,
+        address: r.address,
+        orcpt: r.orcpt,
+        notify: r.notify,
+      })),
+      arrival: msg.arrival,
+      activeAt: msg.activeAt,
+      envid: msg.envid,
+      ret: msg.ret,
+    };
+    let statuses: RecipientStatus[];
+    try {
+      const socket = this.#transportSocket(dest.transport);
+      const conn = await ipcConnect(socket, { timeoutMs: 3_600_000 });
+      try {
+        await conn.send(req);
+        const res = await conn.recvMsg<DeliveryResult>();
+        if (!Array.isArray(res.recipients)) throw new Error("bad reply from delivery agent");
+        statuses = res.recipients;
+      } finally {
+        conn.close();
+      }
+    } catch (e) {
+      const reason = `unknown mail transport error (${dest.transport}: ${(e as Error).message})`;
+      this.ctx.log.warn(`${msg.id}: ${reason}`);
+      statuses = job.recipients.map((r) => ({
+        index: r.index,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason,
+        relay: "none",
+      }));
+    }
+    const wanted = new Set(job.recipients.map((r) => r.index));
+    statuses = statuses.filter((s) => wanted.has(s.index));
+    // A destination that deferred everything is suspended for a while.
+    if (statuses.length > 0 && statuses.every((s) => s.status === "deferred") && dest.transport !== "local") {
+      dest.deadUntil = this.now() + this.#cfg.time("minimal_backoff_time") * 1000;
+      dest.deadReason = statuses[0];
+    } else if (statuses.some((s) => s.status === "sent")) {
+      dest.deadUntil = 0;
+      dest.deadReason = null;
+    }
+    await this.#finishJob(job, statuses);
+  }
+
+  #transportSocket(transport: string): string {
+    const svc = this.services.find((s) => s.name === transport && s.type === "unix");
+    if (!svc) throw new Error(`transport "${transport}" is not defined in master.cf`);
+    return svc.private ? this.ctx.queue.privateSocket(transport) : this.ctx.queue.publicSocket(transport);
+  }
+
+  async #finishJob(job: Job, statuses: RecipientStatus[]): Promise<void> {
+    const msg = job.msg;
+    const byIndex = new Map(statuses.map((s) => [s.index, s]));
+    const bounced: BounceRecipient[] = [];
+    const bouncedIdx: number[] = [];
+    for (const r of job.recipients) {
+      const st = byIndex.get(r.index) ?? {
+        index: r.index,
+        status: "deferred" as const,
+        dsn: "4.3.0",
+        reason: "no status from delivery agent",
+        relay: "none",
+      };
+      if (st.status === "sent") {
+        msg.done.add(r.index);
+        if (r.notify?.includes("SUCCESS")) {
+          msg.successNotices.push({
+            address: r.address,
+            orcpt: r.orcpt,
+            action: st.relay === "local" || st.relay === "none" ? "delivered" : "relayed",
+            status: st.dsn,
+            reason: st.reason,
+            diagnostic: st.diagnostic,
+            remoteMta: st.remoteMta,
+          });
+        }
+      } else if (st.status === "bounced") {
+        bounced.push({
+          address: r.address,
+          orcpt: r.orcpt,
+          action: "failed",
+          status: st.dsn,
+          reason: st.reason,
+          diagnostic: st.diagnostic,
+          remoteMta: st.remoteMta,
+        });
+        bouncedIdx.push(r.index);
+      } else {
+        msg.deferred.set(r.index, st);
+      }
+    }
+    if (bounced.length) {
+      if (await this.#notify(msg, "bounce", bounced)) {
+        for (const i of bouncedIdx) msg.done.add(i);
+      } else {
+        for (const i of bouncedIdx) {
+          msg.deferred.set(i, {
+            index: i,
+            status: "deferred",
+            dsn: "4.3.0",
+            reason: "bounce service unavailable; will retry",
+            relay: "none",
+          });
+        }
+      }
+    }
+    msg.pendingJobs--;
+    if (msg.pendingJobs === 0) await this.settle(msg);
+  }
+
+  /** Asks bounce for a notification; true once it is durably queued (or not wanted). */
+  async #notify(msg: ActiveMessage, op: "bounce" | "success", rcpts: BounceRecipient[]): Promise<boolean> {
+    try {
+      const reply = await requestBounce(this.ctx.queue.privateSocket("bounce"), {
+        op,
+        queueId: msg.id,
+        path: msg.path,
+        sender: msg.sender,
+        arrival: msg.arrival,
+        envid: msg.envid,
+        ret: msg.ret,
+        recipients: rcpts,
+      });
+      if (reply.status === "ok") {
+        if (reply.queueId) {
+          const what = op === "bounce" ? "non-delivery" : "delivery status";
+          this.ctx.log.info(`${msg.id}: sender ${what} notification: ${reply.queueId}`);
+        }
+        return true;
+      }
+      this.ctx.log.warn(`${msg.id}: bounce service: ${reply.text}`);
+    } catch (e) {
+      this.ctx.log.warn(`${msg.id}: bounce service: ${(e as Error).message}`);
+    }
+    return false;
+  }
+
+  /** Every job of the message has finished: remove, defer or expire it. */
+  async settle(msg: ActiveMessage): Promise<void> {
+    const q = this.ctx.queue;
+    try {
+      if (msg.successNotices.length) await this.#notify(msg, "success", msg.successNotices);
+      if (msg.deferred.size > 0) {
+        const lifetime = (msg.sender === ""
+          ? this.#cfg.time("bounce_queue_lifetime")
+          : this.#cfg.time("maximal_queue_lifetime")) * 1000;
+        if (this.now() - msg.arrival >= lifetime) {
+          const expired: BounceRecipient[] = [];
+          for (const [i, st] of msg.deferred) {
+            const r = msg.recipients[i];
+            expired.push({
+              address: r.address,
+              orcpt: r.orcpt,
+              action: "failed",
+              status: st.dsn.replace(/^4/, "5"),
+              reason: `${st.reason}`,
+              diagnostic: st.diagnostic,
+              remoteMta: st.remoteMta,
+            });
+          }
+          if (await this.#notify(msg, "bounce", expired)) {
+            this.ctx.log.info(`${msg.id}: from=<${msg.sender}>, status=expired, returned to sender`);
+            for (const i of msg.deferred.keys()) msg.done.add(i);
+            msg.deferred.clear();
+          }
+        }
+      }
+      if (msg.deferred.size === 0) {
+        await Deno.remove(msg.path);
+        await Deno.remove(q.deferLog(msg.id)).catch(() => {});
+        this.ctx.log.info(`${msg.id}: removed`);
+      } else {
+        await this.#defer(msg);
+      }
+    } catch (e) {
+      this.ctx.log.error(`${msg.id}: cannot settle message: ${(e as Error).message}`);
+      // Leave the file in active/: recovery at the next start picks it up.
+    } finally {
+      this.active.delete(msg.id);
+    }
+    if (this.active.size < this.#cfg.int("qmgr_message_active_limit")) {
+      // Room again: more may be waiting in incoming/.
+      if (this.active.size === 0) void this.scanIncoming();
+    }
+  }
+
+  async #defer(msg: ActiveMessage): Promise<void> {
+    const q = this.ctx.queue;
+    const newlyDone = [...msg.done].filter((i) => !msg.recipients[i].done);
+    if (newlyDone.length) {
+      const f = await QueueFile.open(msg.path, { write: true });
+      try {
+        await f.markDone(newlyDone);
+      } finally {
+        f.close();
+      }
+    }
+    const lines = [...msg.deferred.entries()].map(([i, st]) =>
+      JSON.stringify({
+        rcpt: msg.recipients[i].address,
+        dsn: st.dsn,
+        reason: st.reason,
+        time: this.now(),
+      })
+    );
+    const tmp = `${q.deferLog(msg.id)}.tmp`;
+    await Deno.writeTextFile(tmp, lines.join("\n") + "\n");
+    await Deno.rename(tmp, q.deferLog(msg.id));
+    const age = this.now() - msg.arrival;
+    const min = this.#cfg.time("minimal_backoff_time") * 1000;
+    const max = this.#cfg.time("maximal_backoff_time") * 1000;
+    const delay = Math.min(max, Math.max(min, age));
+    const next = new Date(this.now() + delay);
+    const dest = q.path("deferred", msg.id);
+    await Deno.rename(msg.path, dest);
+    await Deno.utime(dest, next, next);
+  }
+}
