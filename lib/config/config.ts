@@ -1,0 +1,201 @@
+/**
+ * Config: the settings of one main.cf (plus overrides such as master.cf
+ * `-o name=value`) over the defaults of the parameter table, with typed,
+ * expanded accessors that follow Postfix semantics. makeConfig is pure;
+ * loadConfig is the thin file-reading adapter; configDirFrom picks the
+ * directory like Postfix (-c, MAIL_CONFIG, built-in default).
+ *
+ * Does not read master.cf (master_cf.ts) and does not validate values at
+ * load time: a bad value is reported by the accessor that reads it, so one
+ * daemon's bad parameter does not stop the others.
+ *
+ * @module
+ */
+
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError } from "./errors.ts";
+import { expand, referencedNames } from "./expand.ts";
+import { parseMainCf } from "./main_cf.ts";
+import { PARAMS } from "./params.ts";
+import { POSTFIX_NAMES } from "./postfix_names.ts";
+
+/** A read-only view of one configuration. */
+export interface Config {
+  /** Absolute configuration directory. */
+  readonly dir: string;
+  /**
+   * Problems that do not stop the program: duplicate definitions
+   * ("main.cf, line N: overriding earlier entry: name=value"), Postfix
+   * parameters Postwarden does not implement ("parameter X is not supported
+   * by Postwarden") and unknown names ("main.cf: unused parameter: X=value").
+   */
+  readonly warnings: readonly string[];
+  /** Unexpanded value: explicit setting or default; undefined if not in the table and not set. */
+  raw(name: string): string | undefined;
+  /** Fully expanded value. Throws ConfigError for a name neither set nor in PARAMS, or a bad expansion. */
+  str(name: string): string;
+  /** Integer value; ConfigError "main.cf: bad numerical value for X: ..." otherwise. */
+  int(name: string): number;
+  /** Time in seconds; suffix s m h d w, a bare number is in the parameter's timeUnit. */
+  time(name: string): number;
+  /** Size in bytes (a non-negative integer, as Postfix: no suffixes). */
+  size(name: string): number;
+  /** yes/no, case-insensitive. */
+  bool(name: string): boolean;
+  /** Expanded value split on whitespace and commas, empty items dropped. */
+  list(name: string): string[];
+  /** True when set in main.cf or by an override. */
+  isSet(name: string): boolean;
+  /** Explicit settings (main.cf, then overrides of names not in main.cf), in file order. */
+  explicit(): Map<string, string>;
+}
+
+/** Options for makeConfig and loadConfig. */
+export interface ConfigOptions {
+  /** Settings that win over main.cf (like master.cf `-o name=value`). @default {} */
+  overrides?: Record<string, string>;
+  /**
+   * Host name for the myhostname default. @default Deno.hostname() in
+   * loadConfig (when permitted), "localhost" in makeConfig
+   */
+  hostname?: string;
+}
+
+const TIME_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+const KNOWN_POSTFIX = new Set(POSTFIX_NAMES);
+
+/** The myhostname default: the host name, made fully qualified like Postfix does. */
+function defaultHostname(hostname: string, mydomain: () => string | undefined): string {
+  if (hostname.includes(".")) return hostname;
+  return `${hostname}.${mydomain() ?? "localdomain"}`;
+}
+
+/** Build a Config from main.cf text. Pure: no I/O. Throws ConfigError on a syntax error. */
+export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}): Config {
+  const parsed = parseMainCf(mainCf);
+  const settings = new Map(parsed.entries);
+  for (const [name, value] of Object.entries(opts.overrides ?? {})) settings.set(name, value);
+  const hostname = opts.hostname ?? "localhost";
+
+  const lookup = (name: string): string | undefined => {
+    const set = settings.get(name);
+    if (set !== undefined) return set;
+    switch (name) {
+      case "myhostname":
+        return defaultHostname(hostname, () => {
+          const d = settings.get("mydomain");
+          return d === undefined ? undefined : expand(d, lookup, { stack: ["myhostname"] });
+        });
+      case "mydomain": {
+        const host = expand(lookup("myhostname") ?? "", lookup, { stack: ["mydomain"] });
+        const dot = host.indexOf(".");
+        return dot < 0 ? "localdomain" : host.slice(dot + 1);
+      }
+      case "config_directory":
+        return dir;
+    }
+    return PARAMS.get(name)?.default;
+  };
+
+  const warnings = [...parsed.warnings];
+  const referenced = new Set<string>();
+  for (const value of settings.values()) referencedNames(value).forEach((n) => referenced.add(n));
+  for (const spec of PARAMS.values()) {
+    referencedNames(spec.default).forEach((n) => referenced.add(n));
+  }
+  for (const [name, value] of settings) {
+    if (PARAMS.has(name)) continue;
+    if (KNOWN_POSTFIX.has(name)) {
+      warnings.push(`parameter ${name} is not supported by Postwarden`);
+    } else if (!referenced.has(name)) {
+      warnings.push(`main.cf: unused parameter: ${name}=${value}`);
+    }
+  }
+
+  const str = (name: string): string => {
+    const raw = lookup(name);
+    if (raw === undefined) throw new ConfigError(`main.cf: unknown parameter: ${name}`);
+    return expand(raw, lookup, { stack: [name] });
+  };
+  const bad = (what: string, name: string, value: string) =>
+    new ConfigError(`main.cf: bad ${what} value for ${name}: ${value}`);
+
+  const int = (name: string): number => {
+    const v = str(name).trim();
+    if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw bad("numerical", name, v);
+    return Number(v);
+  };
+
+  return {
+    dir,
+    warnings,
+    raw: lookup,
+    str,
+    int,
+    time(name) {
+      const v = str(name).trim();
+      const m = /^(\d+)([smhdw]?)$/.exec(v);
+      if (!m) throw bad("time", name, v);
+      const unit = m[2] || PARAMS.get(name)?.timeUnit || "s";
+      return Number(m[1]) * TIME_UNITS[unit];
+    },
+    size(name) {
+      const v = str(name).trim();
+      if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw bad("numerical", name, v);
+      return Number(v);
+    },
+    bool(name) {
+      const v = str(name).trim().toLowerCase();
+      if (v === "yes") return true;
+      if (v === "no") return false;
+      throw bad("boolean", name, v);
+    },
+    list(name) {
+      return str(name).split(/[\s,]+/).filter((item) => item !== "");
+    },
+    isSet: (name) => settings.has(name),
+    explicit: () => new Map(settings),
+  };
+}
+
+/**
+ * Read `dir/main.cf` and build a Config. A missing main.cf is a ConfigError
+ * naming the file. The host name defaults to Deno.hostname() when the
+ * program may read it (--allow-sys=hostname).
+ */
+export async function loadConfig(dir: string, opts: ConfigOptions = {}): Promise<Config> {
+  const path = `${dir.replace(/\/+$/, "")}/main.cf`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ConfigError(`open ${path}: No such file or directory`);
+    }
+    throw new ConfigError(`open ${path}: ${(e as Error).message}`);
+  }
+  let hostname = opts.hostname;
+  if (hostname === undefined) {
+    try {
+      hostname = Deno.hostname();
+    } catch {
+      hostname = undefined;
+    }
+  }
+  return makeConfig(dir, text, { ...opts, hostname });
+}
+
+/**
+ * The configuration directory: `-c DIR`, else MAIL_CONFIG, else the repo's
+ * `conf/` directory. Always absolute (a relative path is resolved against
+ * the current directory, which needs --allow-read for Deno.cwd()).
+ */
+export function configDirFrom(
+  args: { c?: string },
+  env: { MAIL_CONFIG?: string } = {},
+): string {
+  const dir = args.c || env.MAIL_CONFIG;
+  if (!dir) return fileURLToPath(new URL("../../conf", import.meta.url));
+  return resolve(dir);
+}

@@ -1,0 +1,28 @@
+/**
+ * Configuration library: Postfix-compatible main.cf and master.cf parsing,
+ * parameter expansion, the one parameter table, and typed access to values.
+ * Everything here is pure except loadConfig (reads main.cf) and
+ * configDirFrom (may read the current directory).
+ *
+ * @example
+ * ```ts
+ * const cfg = await loadConfig(configDirFrom({}, { MAIL_CONFIG: Deno.env.get("MAIL_CONFIG") }));
+ * const limit = cfg.size("message_size_limit");
+ * ```
+ *
+ * @module
+ */
+
+export { ConfigError } from "./errors.ts";
+export { PARAMS, type ParamSpec, type ParamType } from "./params.ts";
+export { POSTFIX_NAMES } from "./postfix_names.ts";
+export {
+  type Config,
+  configDirFrom,
+  type ConfigOptions,
+  loadConfig,
+  makeConfig,
+} from "./config.ts";
+export { editMainCf, parseAssignment, parseMainCf } from "./main_cf.ts";
+export { expand, type ExpandOptions, type Lookup, referencedNames } from "./expand.ts";
+export { formatMasterService, type MasterService, parseMasterCf } from "./master_cf.ts";
