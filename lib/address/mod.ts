@@ -1,0 +1,453 @@
+/**
+ * Mail addresses: the SMTP envelope path of MAIL FROM / RCPT TO (RFC 5321)
+ * with Postfix's leniency, RFC 5322 header address lists, and the quoting
+ * and domain normalization shared by the daemons.
+ *
+ * Addresses are kept in Postfix's internal form: quotes and backslash
+ * escapes removed (`"john doe"@example.com` is `john doe@example.com`).
+ * Since a domain never contains "@", the last "@" always separates local
+ * part and domain; {@link formatPath} puts the quotes back for the wire.
+ *
+ * Pure: no DNS, no lookup tables. Whether a domain exists or is ours is
+ * decided elsewhere (smtpd restrictions, trivial-rewrite).
+ */
+
+/** Bad address or parameter syntax; `part` says which, for the SMTP reply. */
+export class AddressError extends Error {
+  override readonly name = "AddressError";
+  constructor(message: string, readonly part: "address" | "parameter" = "address") {
+    super(message);
+  }
+}
+
+/** An envelope address with its ESMTP parameters. */
+export interface MailPath {
+  /** Internal form; "" for the null sender `<>`. */
+  address: string;
+  /** Parameter keyword (uppercased) -> value, or null for a keyword without "=". */
+  params: Map<string, string | null>;
+}
+
+/** Options for {@link parseMailPath}. */
+export interface ParseMailPathOptions {
+  /** Accept the null path `<>` (MAIL FROM). @default false */
+  allowEmpty?: boolean;
+  /** Accept UTF-8 (the client sent SMTPUTF8). @default false */
+  smtputf8?: boolean;
+}
+
+/**
+ * Parses the argument of MAIL FROM: / RCPT TO: (the text after the colon),
+ * e.g. `<local@domain> SIZE=123 BODY=8BITMIME`.
+ *
+ * Like Postfix with `strict_rfc821_envelopes = no`: spaces after the colon,
+ * an address without angle brackets, a source route `<@a,@b:user@d>`
+ * (removed), quoted local parts, and dots anywhere in the local part are
+ * accepted; an address without a domain (`<postmaster>`) is returned as is.
+ * Unbalanced brackets or quotes, control characters, and 8-bit characters
+ * without `smtputf8` are rejected.
+ *
+ * @throws {AddressError} with a short reason for the log.
+ */
+export function parseMailPath(arg: string, opts: ParseMailPathOptions = {}): MailPath {
+  checkChars(arg, opts.smtputf8 ?? false);
+  const n = arg.length;
+  let i = skipBlanks(arg, 0);
+  if (i === n) throw new AddressError("missing address");
+  let address: string;
+  if (arg[i] === "<") {
+    const close = findClose(arg, i + 1);
+    address = parseInner(trimBlanks(arg.slice(i + 1, close)), true);
+    i = close + 1;
+    if (i < n && !isBlank(arg.charCodeAt(i))) throw new AddressError("garbage after address");
+  } else {
+    let j = i;
+    let quoted = false;
+    for (; j < n; j++) {
+      const c = arg[j];
+      if (quoted && c === "\\") j++;
+      else if (c === '"') quoted = !quoted;
+      else if (!quoted && (c === " " || c === "\t")) break;
+      else if (!quoted && (c === "<" || c === ">")) throw new AddressError(`unbalanced "${c}"`);
+    }
+    if (quoted) throw new AddressError("unbalanced quote");
+    address = parseInner(arg.slice(i, j), false);
+    i = j;
+  }
+  if (address === "" && !(opts.allowEmpty ?? false)) {
+    throw new AddressError("null address not allowed here");
+  }
+  return { address, params: parseParams(arg.slice(i)) };
+}
+
+/** Index of the ">" closing a path that opened before `from`. */
+function findClose(s: string, from: number): number {
+  let quoted = false;
+  for (let j = from; j < s.length; j++) {
+    const c = s[j];
+    if (quoted) {
+      if (c === "\\") j++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === ">") return j;
+    else if (c === "<") throw new AddressError('unbalanced "<"');
+  }
+  throw new AddressError(quoted ? "unbalanced quote" : 'unbalanced "<"');
+}
+
+/** The mailbox inside (or without) angle brackets, to internal form. */
+function parseInner(s: string, routeAllowed: boolean): string {
+  if (s === "") return "";
+  if (s[0] === "@") {
+    const colon = s.indexOf(":");
+    if (!routeAllowed || colon < 0) throw new AddressError("bad source route");
+    for (const hop of s.slice(0, colon).split(",")) {
+      const h = trimBlanks(hop);
+      if (h[0] !== "@" || !validDomain(h.slice(1))) throw new AddressError("bad source route");
+    }
+    s = trimBlanks(s.slice(colon + 1));
+    if (s === "") throw new AddressError("source route without mailbox");
+  }
+  // The last "@" outside quotes separates local part and domain.
+  let at = -1;
+  let quoted = false;
+  for (let j = 0; j < s.length; j++) {
+    const c = s[j];
+    if (quoted) {
+      if (c === "\\") j++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === "@") at = j;
+  }
+  if (quoted) throw new AddressError("unbalanced quote");
+  const local = unquoteLocal(at < 0 ? s : s.slice(0, at));
+  if (at < 0) return local;
+  const domain = s.slice(at + 1);
+  if (local === "") throw new AddressError("empty local part");
+  if (domain === "") throw new AddressError("empty domain");
+  if (!validDomain(domain)) throw new AddressError("bad domain syntax");
+  return local + "@" + domain;
+}
+
+/** Removes quotes and escapes from a local part, checking unquoted characters. */
+function unquoteLocal(s: string): string {
+  let out = "";
+  for (let j = 0; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c === 34) {
+      for (j++; j < s.length && s.charCodeAt(j) !== 34; j++) {
+        let q = s.charCodeAt(j);
+        if (q === 92) q = s.charCodeAt(++j);
+        if (q < 32) throw new AddressError("control character in quoted string");
+        out += String.fromCharCode(q);
+      }
+    } else if (isAtext(c) || c === 46) {
+      out += s[j];
+    } else {
+      throw new AddressError(`invalid character ${JSON.stringify(s[j])} in local part`);
+    }
+  }
+  return out;
+}
+
+/** Host name labels (trailing dot allowed) or an address literal; UTF-8 passes if present. */
+function validDomain(d: string): boolean {
+  if (d.length === 0 || d.length > 255) return false;
+  if (d[0] === "[") {
+    if (d.length < 3 || d[d.length - 1] !== "]") return false;
+    for (let j = 1; j < d.length - 1; j++) {
+      const c = d.charCodeAt(j);
+      if (c === 91 || c === 92 || c === 93 || c <= 32 || c === 127) return false;
+    }
+    return true;
+  }
+  let labelLen = 0;
+  for (let j = 0; j < d.length; j++) {
+    const c = d.charCodeAt(j);
+    if (c === 46) {
+      if (labelLen === 0) return false;
+      labelLen = 0;
+    } else if (
+      (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 ||
+      c === 95 || c >= 128
+    ) {
+      labelLen++;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+const KEYWORD_RE = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
+
+/** ESMTP parameters after the path: `SIZE=123 BODY=8BITMIME`. */
+function parseParams(s: string): Map<string, string | null> {
+  const params = new Map<string, string | null>();
+  for (const tok of s.split(/[ \t]+/)) {
+    if (tok === "") continue;
+    if (tok[0] === "<") throw new AddressError("more than one address");
+    const eq = tok.indexOf("=");
+    const key = eq < 0 ? tok : tok.slice(0, eq);
+    if (!KEYWORD_RE.test(key)) {
+      throw new AddressError(`bad parameter keyword ${JSON.stringify(key)}`, "parameter");
+    }
+    if (eq === tok.length - 1) {
+      throw new AddressError(`empty value for parameter ${key}`, "parameter");
+    }
+    params.set(key.toUpperCase(), eq < 0 ? null : tok.slice(eq + 1));
+  }
+  return params;
+}
+
+/** Rejects control characters, 8-bit without SMTPUTF8, and malformed UTF-16/UTF-8. */
+function checkChars(s: string, smtputf8: boolean): void {
+  for (let j = 0; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c < 128) {
+      if ((c < 32 && c !== 9) || c === 127) throw new AddressError("control character in address");
+      continue;
+    }
+    if (!smtputf8) throw new AddressError("8-bit character in address without SMTPUTF8");
+    // U+FFFD marks bytes that were not valid UTF-8 (see parseCommand).
+    if (c === 0xfffd) throw new AddressError("invalid UTF-8 in address");
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(j + 1);
+      if (!(d >= 0xdc00 && d <= 0xdfff)) throw new AddressError("invalid UTF-8 in address");
+      j++;
+    } else if (c >= 0xdc00 && c <= 0xdfff) {
+      throw new AddressError("invalid UTF-8 in address");
+    }
+  }
+}
+
+/** RFC 5322 atext, with anything non-ASCII allowed (RFC 6531). */
+function isAtext(c: number): boolean {
+  if (c >= 128) return true;
+  if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57)) return true;
+  return c > 32 && c < 127 && "!#$%&'*+-/=?^_`{|}~".includes(String.fromCharCode(c));
+}
+
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+function trimBlanks(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isBlank(s.charCodeAt(a))) a++;
+  while (b > a && isBlank(s.charCodeAt(b - 1))) b--;
+  return s.slice(a, b);
+}
+
+function skipBlanks(s: string, i: number): number {
+  while (i < s.length && isBlank(s.charCodeAt(i))) i++;
+  return i;
+}
+
+/**
+ * Splits an internal-form address at its last "@" (a domain never contains
+ * one). `domain` is "" when there is no "@".
+ */
+export function splitAddress(address: string): { local: string; domain: string } {
+  const at = address.lastIndexOf("@");
+  if (at < 0) return { local: address, domain: "" };
+  return { local: address.slice(0, at), domain: address.slice(at + 1) };
+}
+
+/**
+ * The wire form of an internal-form address: `<local@domain>`, with the
+ * local part quoted when it is not a dot-atom (like Postfix's
+ * `smtp_quote_rfc821_envelope`); `<>` for "".
+ */
+export function formatPath(address: string): string {
+  if (address === "") return "<>";
+  const at = address.lastIndexOf("@");
+  const local = at < 0 ? address : address.slice(0, at);
+  return "<" + quoteLocal(local) + (at < 0 ? "" : address.slice(at)) + ">";
+}
+
+/** Quotes a local part unless it is a dot-atom. */
+export function quoteLocal(local: string): string {
+  let atom = local.length > 0 && local[0] !== "." && local[local.length - 1] !== ".";
+  for (let j = 0; atom && j < local.length; j++) {
+    const c = local.charCodeAt(j);
+    atom = isAtext(c) || (c === 46 && local.charCodeAt(j + 1) !== 46);
+  }
+  return atom ? local : '"' + local.replace(/["\\]/g, "\\$&") + '"';
+}
+
+/** Lowercases a domain and removes one trailing dot. */
+export function normalizeDomain(domain: string): string {
+  const d = domain.toLowerCase();
+  return d.endsWith(".") ? d.slice(0, -1) : d;
+}
+
+// --- RFC 5322 header address lists ---
+
+const enum Tok {
+  Atom,
+  Quoted,
+  Literal,
+  Special,
+}
+
+interface Token {
+  type: Tok;
+  text: string;
+}
+
+const HEADER_SPECIALS = '()<>[]:;@\\,."';
+
+/** Splits a header value into atoms, quoted strings, literals and specials; comments dropped. */
+function tokenize(v: string): Token[] {
+  const out: Token[] = [];
+  const n = v.length;
+  let i = 0;
+  while (i < n) {
+    const c = v[i];
+    if (c === " " || c === "\t" || c === "\r" || c === "\n") {
+      i++;
+    } else if (c === "(") {
+      let depth = 0;
+      for (; i < n; i++) {
+        const d = v[i];
+        if (d === "\\") i++;
+        else if (d === "(") depth++;
+        else if (d === ")" && --depth === 0) break;
+      }
+      i++;
+    } else if (c === '"') {
+      let text = "";
+      let closed = false;
+      for (i++; i < n; i++) {
+        const d = v[i];
+        if (d === '"') {
+          closed = true;
+          break;
+        }
+        if (d === "\\" && i + 1 < n) text += v[++i];
+        else if (d !== "\r" && d !== "\n") text += d;
+      }
+      i++;
+      // An unterminated quoted string poisons its item: make it invalid.
+      out.push(closed ? { type: Tok.Quoted, text } : { type: Tok.Special, text: '"' });
+    } else if (c === "[") {
+      const close = v.indexOf("]", i);
+      const end = close < 0 ? n : close + 1;
+      const text = v.slice(i, end).replace(/[\r\n]/g, "");
+      out.push(close < 0 ? { type: Tok.Special, text: "[" } : { type: Tok.Literal, text });
+      i = end;
+    } else if (HEADER_SPECIALS.includes(c)) {
+      out.push({ type: Tok.Special, text: c });
+      i++;
+    } else {
+      const start = i;
+      while (i < n && !HEADER_SPECIALS.includes(v[i]) && !" \t\r\n".includes(v[i])) i++;
+      out.push({ type: Tok.Atom, text: v.slice(start, i) });
+    }
+  }
+  return out;
+}
+
+/**
+ * Addresses in an RFC 5322 address-list header value (To, Cc, Bcc, From,
+ * Reply-To): `A <a@x>, b@y, group: c@z;, "Q, R" <q@r>` gives
+ * `["a@x", "b@y", "c@z", "q@r"]`. Display names, comments and group names
+ * are dropped; source routes are removed; a lone word (`To: postmaster`)
+ * is returned as a local address. Malformed items are skipped; never
+ * throws.
+ */
+export function parseHeaderAddresses(value: string): string[] {
+  const result: string[] = [];
+  let item: Token[] = [];
+  let depth = 0;
+  let inGroup = false;
+  const finish = () => {
+    const a = itemAddress(item);
+    if (a !== null) result.push(a);
+    item = [];
+  };
+  for (const t of tokenize(value)) {
+    if (t.type === Tok.Special && depth === 0 && t.text === ",") {
+      finish();
+    } else if (t.type === Tok.Special && depth === 0 && t.text === ":" && !inGroup) {
+      item = [];
+      inGroup = true;
+    } else if (t.type === Tok.Special && depth === 0 && t.text === ";") {
+      finish();
+      inGroup = false;
+    } else {
+      if (t.type === Tok.Special && t.text === "<") depth++;
+      else if (t.type === Tok.Special && t.text === ">" && depth > 0) depth--;
+      item.push(t);
+    }
+  }
+  finish();
+  return result;
+}
+
+/** The address of one list item: the angle-addr if any, else the whole item as addr-spec. */
+function itemAddress(item: Token[]): string | null {
+  let spec = item;
+  const open = item.findIndex((t) => t.type === Tok.Special && t.text === "<");
+  if (open >= 0) {
+    const close = item.findIndex((t, k) => k > open && t.type === Tok.Special && t.text === ">");
+    if (close < 0) return null;
+    spec = item.slice(open + 1, close);
+    if (spec.length > 0 && spec[0].type === Tok.Special && spec[0].text === "@") {
+      const colon = spec.findIndex((t) => t.type === Tok.Special && t.text === ":");
+      if (colon < 0) return null;
+      spec = spec.slice(colon + 1);
+    }
+  }
+  return addrSpec(spec);
+}
+
+/** `word *("." word) ["@" domain]` to internal form, or null. Stray dots are tolerated. */
+function addrSpec(toks: Token[]): string | null {
+  let local = "";
+  let k = 0;
+  let lastWord = false;
+  for (; k < toks.length; k++) {
+    const t = toks[k];
+    if (t.type === Tok.Atom || t.type === Tok.Quoted) {
+      if (lastWord) return null;
+      if (t.type === Tok.Atom && !validAtom(t.text)) return null;
+      if (t.type === Tok.Quoted && hasControl(t.text)) return null;
+      local += t.text;
+      lastWord = true;
+    } else if (t.type === Tok.Special && t.text === ".") {
+      local += ".";
+      lastWord = false;
+    } else break;
+  }
+  if (local === "" || local === ".".repeat(local.length)) return null;
+  if (k === toks.length) return local;
+  if (toks[k].type !== Tok.Special || toks[k].text !== "@") return null;
+  const rest = toks.slice(k + 1);
+  let domain: string;
+  if (rest.length === 1 && rest[0].type === Tok.Literal) {
+    domain = rest[0].text;
+  } else {
+    domain = "";
+    for (const t of rest) {
+      if (t.type === Tok.Atom || (t.type === Tok.Special && t.text === ".")) domain += t.text;
+      else return null;
+    }
+  }
+  return validDomain(domain) ? local + "@" + domain : null;
+}
+
+function hasControl(s: string): boolean {
+  for (let j = 0; j < s.length; j++) {
+    const c = s.charCodeAt(j);
+    if (c < 32 || c === 127) return true;
+  }
+  return false;
+}
+
+function validAtom(s: string): boolean {
+  for (let j = 0; j < s.length; j++) if (!isAtext(s.charCodeAt(j))) return false;
+  return true;
+}

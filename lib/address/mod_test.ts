@@ -1,0 +1,230 @@
+/**
+ * Envelope paths (forms Postfix accepts and rejects), quoting round trips,
+ * header address lists, and property tests that the parsers throw nothing
+ * but AddressError.
+ */
+import fc from "fast-check";
+import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
+import {
+  AddressError,
+  formatPath,
+  normalizeDomain,
+  parseHeaderAddresses,
+  parseMailPath,
+  quoteLocal,
+  splitAddress,
+} from "./mod.ts";
+
+Deno.test("parseMailPath accepts", async (t) => {
+  const cases: [string, string, [string, string | null][]][] = [
+    ["<user@example.com>", "user@example.com", []],
+    [" <user@example.com>", "user@example.com", []],
+    ["<user@example.com> SIZE=123 BODY=8BITMIME", "user@example.com", [["SIZE", "123"], [
+      "BODY",
+      "8BITMIME",
+    ]]],
+    ["<a@b>  smtputf8   ret=HDRS", "a@b", [["SMTPUTF8", null], ["RET", "HDRS"]]],
+    ["user@example.com", "user@example.com", []],
+    ["user@example.com SIZE=1", "user@example.com", [["SIZE", "1"]]],
+    ["<>", "", []],
+    ["<> BODY=7BIT", "", [["BODY", "7BIT"]]],
+    ["<@relay.one,@relay.two:user@example.com>", "user@example.com", []],
+    ["<@relay.one:user@example.com>", "user@example.com", []],
+    ['<"john doe"@example.com>', "john doe@example.com", []],
+    ['<"a\\"b\\\\c"@example.com>', 'a"b\\c@example.com', []],
+    ['<"x@y"@example.com>', "x@y@example.com", []],
+    ['<"a b".c@example.com>', "a b.c@example.com", []],
+    ["<foo..bar@docomo.ne.jp>", "foo..bar@docomo.ne.jp", []],
+    ["<postmaster>", "postmaster", []],
+    ["<user@[192.0.2.1]>", "user@[192.0.2.1]", []],
+    ["<user@[IPv6:2001:db8::1]>", "user@[IPv6:2001:db8::1]", []],
+    ["<user@example.com.>", "user@example.com.", []],
+    ["< user@example.com >", "user@example.com", []],
+    ["<user+tag=x@example.com>", "user+tag=x@example.com", []],
+    ["<a@b> ORCPT=rfc822;a+40b", "a@b", [["ORCPT", "rfc822;a+40b"]]],
+  ];
+  for (const [arg, address, params] of cases) {
+    await t.step(arg, () => {
+      assertEquals(parseMailPath(arg, { allowEmpty: true }), { address, params: new Map(params) });
+    });
+  }
+  await t.step("UTF-8 with smtputf8", () => {
+    assertEquals(
+      parseMailPath("<jö@bücher.example>", { smtputf8: true }).address,
+      "jö@bücher.example",
+    );
+  });
+});
+
+Deno.test("parseMailPath rejects", async (t) => {
+  const cases: [string, string, ("address" | "parameter")?][] = [
+    ["", "missing address"],
+    ["   ", "missing address"],
+    ["<>", "null address"],
+    ["<user@example.com", 'unbalanced "<"'],
+    ["user@example.com>", 'unbalanced ">"'],
+    ["<<user@example.com>>", 'unbalanced "<"'],
+    ["<user@example.com>>", "garbage after address"],
+    ["<user@example.com>SIZE=1", "garbage after address"],
+    ['<"user@example.com>', "unbalanced quote"],
+    ["<us\x01er@example.com>", "control character"],
+    ["<user@example.com>\x7f", "control character"],
+    ["<jö@example.com>", "8-bit"],
+    ["<user@>", "empty domain"],
+    ["<@example.com>", "bad source route"],
+    ["<@relay:>", "source route without mailbox"],
+    ["<@relay,foo:user@example.com>", "bad source route"],
+    ["@relay:user@example.com", "bad source route"],
+    ['<""@example.com>', "empty local part"],
+    ["<user name@example.com>", "invalid character"],
+    ["<user@exa mple.com>", "bad domain"],
+    ["<user@example..com>", "bad domain"],
+    ["<user@[1.2.3.4>", "bad domain"],
+    ["<a@b> <c@d>", "more than one address"],
+    ["<a@b> SIZE=", "empty value", "parameter"],
+    ["<a@b> =1", "bad parameter keyword", "parameter"],
+    ["<a@b> -X=1", "bad parameter keyword", "parameter"],
+  ];
+  for (const [arg, reason, part] of cases) {
+    await t.step(JSON.stringify(arg), () => {
+      const e = assertThrows(() => parseMailPath(arg), AddressError, reason) as AddressError;
+      assertEquals(e.part, part ?? "address");
+    });
+  }
+  await t.step("U+FFFD (invalid UTF-8 from parseCommand) even with smtputf8", () => {
+    assertThrows(() => parseMailPath("<a\ufffd@b>", { smtputf8: true }), AddressError, "UTF-8");
+  });
+  await t.step("lone surrogate", () => {
+    assertThrows(() => parseMailPath("<a\ud800@b>", { smtputf8: true }), AddressError, "UTF-8");
+  });
+});
+
+Deno.test("formatPath, splitAddress, quoteLocal, normalizeDomain", async (t) => {
+  const cases: [string, string][] = [
+    ["", "<>"],
+    ["user@example.com", "<user@example.com>"],
+    ["postmaster", "<postmaster>"],
+    ["john doe@example.com", '<"john doe"@example.com>'],
+    ['a"b\\c@example.com', '<"a\\"b\\\\c"@example.com>'],
+    ["x@y@example.com", '<"x@y"@example.com>'],
+    ["foo..bar@docomo.ne.jp", '<"foo..bar"@docomo.ne.jp>'],
+    [".x@y", '<".x"@y>'],
+    ["jö@bücher.example", "<jö@bücher.example>"],
+  ];
+  for (const [address, path] of cases) {
+    await t.step(`formatPath ${JSON.stringify(address)}`, () => {
+      assertEquals(formatPath(address), path);
+      assertEquals(parseMailPath(path, { allowEmpty: true, smtputf8: true }).address, address);
+    });
+  }
+  await t.step("splitAddress at the last @", () => {
+    assertEquals(splitAddress("x@y@example.com"), { local: "x@y", domain: "example.com" });
+    assertEquals(splitAddress("postmaster"), { local: "postmaster", domain: "" });
+    assertEquals(splitAddress("@example.com"), { local: "", domain: "example.com" });
+  });
+  await t.step("quoteLocal", () => {
+    assertEquals([quoteLocal("a.b"), quoteLocal(""), quoteLocal("a b")], ["a.b", '""', '"a b"']);
+  });
+  await t.step("normalizeDomain", () => {
+    assertEquals(normalizeDomain("Example.COM."), "example.com");
+    assertEquals(normalizeDomain("example.com"), "example.com");
+  });
+});
+
+Deno.test("parseHeaderAddresses", async (t) => {
+  const cases: [string, string[]][] = [
+    ['A <a@x>, b@y, group: c@z;, "Q, R" <q@r>', ["a@x", "b@y", "c@z", "q@r"]],
+    ["a@x (comment, with comma), (c) b@y", ["a@x", "b@y"]],
+    ["John (the (nested) one) Smith <john@example.com>", ["john@example.com"]],
+    ["undisclosed-recipients:;", []],
+    ["team: a@x, b@y; , c@z", ["a@x", "b@y", "c@z"]],
+    ['"john doe"@example.com', ["john doe@example.com"]],
+    ["<@relay:user@example.com>", ["user@example.com"]],
+    ["user@[192.0.2.1]", ["user@[192.0.2.1]"]],
+    ["postmaster", ["postmaster"]],
+    ["first . last @ example . com", ["first.last@example.com"]],
+    ["John Smith, a@x", ["a@x"]],
+    ["=?utf-8?q?J=C3=B6rg?= <j@x>", ["j@x"]],
+    ["a@x,\r\n\tb@y", ["a@x", "b@y"]],
+    ["<>, <a@x", []],
+    ['"unterminated <a@x>', []],
+    ["a@x, bad@, @bad, b@y", ["a@x", "b@y"]],
+    ["", []],
+  ];
+  for (const [value, out] of cases) {
+    await t.step(JSON.stringify(value), () => assertEquals(parseHeaderAddresses(value), out));
+  }
+});
+
+/** Strings rich in the characters the parsers care about. */
+const mailish = fc.array(
+  fc.oneof(
+    fc.constantFrom(
+      "<",
+      ">",
+      "@",
+      '"',
+      "\\",
+      ",",
+      ":",
+      ";",
+      "(",
+      ")",
+      "[",
+      "]",
+      ".",
+      " ",
+      "=",
+      "a",
+      "b",
+    ),
+    fc.constantFrom("\t", "\r", "\n", "\x00", "é", "\ud800", "\ufffd", "SIZE=1", "x.example"),
+    fc.string({ maxLength: 3 }),
+  ),
+  { maxLength: 30 },
+).map((a) => a.join(""));
+
+Deno.test("address properties", async (t) => {
+  await t.step("parseMailPath throws only AddressError", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(mailish, fc.string(), fc.fullUnicodeString()),
+        fc.boolean(),
+        fc.boolean(),
+        (s, e, u) => {
+          try {
+            parseMailPath(s, { allowEmpty: e, smtputf8: u });
+          } catch (err) {
+            if (!(err instanceof AddressError)) throw err;
+          }
+        },
+      ),
+      { numRuns: 5000 },
+    );
+  });
+  await t.step("formatPath round-trips every address parseMailPath returns", () => {
+    fc.assert(
+      fc.property(fc.oneof(mailish, mailish.map((s) => `<${s}>`)), (s) => {
+        let address: string;
+        try {
+          address = parseMailPath(s, { allowEmpty: true, smtputf8: true }).address;
+        } catch {
+          return;
+        }
+        assertEquals(
+          parseMailPath(formatPath(address), { allowEmpty: true, smtputf8: true }).address,
+          address,
+        );
+      }),
+      { numRuns: 5000 },
+    );
+  });
+  await t.step("parseHeaderAddresses never throws", () => {
+    fc.assert(
+      fc.property(fc.oneof(mailish, fc.string(), fc.fullUnicodeString()), (s) => {
+        parseHeaderAddresses(s);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
