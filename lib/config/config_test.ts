@@ -21,7 +21,7 @@ Deno.test("Config values", async (t) => {
   await t.step("str expands recursively; unknown names throw", () => {
     const c = cfg("relayhost = [$mydomain]\n");
     assertEquals(c.str("relayhost"), "[example.org]");
-    assertEquals(c.str("smtpd_banner"), "mx.example.org ESMTP Postfix");
+    assertEquals(c.str("smtpd_banner"), "mx.example.org ESMTP Postwarden");
     assertEquals(c.str("local_transport"), "local:mx.example.org");
     assertThrows(() => c.str("no_such_param"), ConfigError, "no_such_param");
   });

@@ -394,18 +394,15 @@ const ROWS: Row[] = [
   ],
   // Postwarden: Postfix's default is ${multi_instance_name?{$multi_instance_name}:{postfix}}.
   ["syslog_name", "string", "postwarden", "Program name prefix of log lines."],
+  // Postwarden: Postfix's default is "Postfix".
   [
     "mail_name",
     "string",
-    "Postfix",
+    "Postwarden",
     "Mail system name in the SMTP greeting and in Received: headers.",
   ],
-  [
-    "mail_version",
-    "string",
-    "3.7.11",
-    "Version of the Postfix whose behavior Postwarden follows (read-only).",
-  ],
+  // Postwarden: our own version (Postfix prints its own). Behaviour follows Postfix 3.7.
+  ["mail_version", "string", "0.1.0", "Version of Postwarden (read-only)."],
 
   // Process management and IPC
   [
@@ -417,6 +414,28 @@ const ROWS: Row[] = [
   ],
   ["ipc_idle", "time", "5s", "Time after which a client closes an idle internal connection.", "s"],
   ["daemon_timeout", "time", "18000s", "Time limit for a daemon to handle one request.", "s"],
+  [
+    "qmgr_message_active_limit",
+    "int",
+    "20000",
+    "Maximal number of messages in the active queue.",
+  ],
+  ["bounce_size_limit", "int", "50000", "Maximal amount of original message text in a DSN."],
+  [
+    "local_destination_concurrency_limit",
+    "int",
+    "2",
+    "Maximal number of parallel deliveries to the same local recipient.",
+  ],
+  [
+    "local_destination_recipient_limit",
+    "int",
+    "1",
+    "Maximal number of recipients per local delivery request.",
+  ],
+  ["smtpd_error_sleep_time", "time", "1s", "Delay before replying after soft errors.", "s"],
+  ["smtpd_helo_required", "bool", "no", "Require HELO or EHLO before MAIL."],
+  ["append_at_myorigin", "bool", "yes", "Append @$myorigin to unqualified local addresses."],
   [
     "max_idle",
     "time",
