@@ -1,0 +1,274 @@
+/**
+ * A small scripted SMTP server for the smtp agent's tests: listens on
+ * 127.0.0.1 port 0, answers EHLO/HELO/MAIL/RCPT/DATA/RSET/QUIT with
+ * replies the test can replace, and records connections, command batches
+ * (commands that arrived in one read, to see PIPELINING) and messages
+ * (raw dot-stuffed data and the unstuffed content). Also builds a
+ * ServiceContext by hand and queues messages for delivery requests.
+ * Test-only.
+ */
+import { makeConfig } from "../../lib/config/mod.ts";
+import type { DeliveryRequest } from "../../lib/deliver/mod.ts";
+import { Logger } from "../../lib/log/mod.ts";
+import { DirSyncer, newQueueId, QueueDir, QueueWriter } from "../../lib/queue/mod.ts";
+import type { ServiceContext } from "../../lib/service/mod.ts";
+
+/** Replies the test may override; a function gets the command argument. */
+export interface FakeServerScript {
+  greeting?: string;
+  /** EHLO keywords; null: EHLO answered "502 5.5.2 Error: command not recognized". */
+  ehlo?: string[] | null;
+  mail?: (arg: string) => string;
+  rcpt?: (arg: string) => string;
+  data?: string;
+  /** Reply to end of data; null: never answer (timeout tests). */
+  final?: ((msg: FakeMessage) => string) | null;
+  /** Close the connection after answering end of data. */
+  closeAfterMessage?: boolean;
+}
+
+/** One message as received. */
+export interface FakeMessage {
+  mailFrom: string;
+  rcptTo: string[];
+  /** Bytes between the 354 and the final ".", still dot-stuffed, as latin1 string. */
+  raw: string;
+  /** The content with dot-stuffing removed. */
+  content: Uint8Array;
+}
+
+const enc = new TextEncoder();
+
+function latin1(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 8192) {
+    s += String.fromCharCode(...b.subarray(i, i + 8192));
+  }
+  return s;
+}
+
+function bytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** The running fake server. */
+export class FakeSmtpServer {
+  readonly listener: Deno.TcpListener;
+  connections = 0;
+  readonly messages: FakeMessage[] = [];
+  /** Every command line received, in order. */
+  readonly commands: string[] = [];
+  /** Number of commands per read, for the PIPELINING check. */
+  readonly batches: number[] = [];
+  #conns = new Set<Deno.Conn>();
+  #tasks = new Set<Promise<void>>();
+  #loop: Promise<void>;
+
+  constructor(readonly script: FakeServerScript = {}) {
+    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#loop = this.#accept();
+  }
+
+  get port(): number {
+    return this.listener.addr.port;
+  }
+
+  async #accept(): Promise<void> {
+    try {
+      for await (const conn of this.listener) {
+        this.connections++;
+        conn.setNoDelay(true);
+        this.#conns.add(conn);
+        const t = this.#serve(conn).catch(() => {}).finally(() => {
+          this.#conns.delete(conn);
+          try {
+            conn.close();
+          } catch {
+            // closed
+          }
+        });
+        this.#tasks.add(t);
+        t.finally(() => this.#tasks.delete(t));
+      }
+    } catch {
+      // listener closed
+    }
+  }
+
+  async #serve(conn: Deno.Conn): Promise<void> {
+    const s = this.script;
+    const send = (line: string) =>
+      conn.write(enc.encode(line.endsWith("\r\n") ? line : line + "\r\n"));
+    await send(s.greeting ?? "220 fake.test ESMTP");
+    if (!(s.greeting ?? "220").startsWith("220")) return;
+    let buf = "";
+    let inData = false;
+    let msg: FakeMessage | null = null;
+    const chunk = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(chunk);
+      if (n === null) return;
+      buf += latin1(chunk.subarray(0, n));
+      let batch = 0;
+      for (;;) {
+        if (inData) {
+          const probe = "\r\n" + buf;
+          const end = probe.indexOf("\r\n.\r\n");
+          if (end < 0) break;
+          const raw = probe.slice(2, end + 2);
+          buf = probe.slice(end + 5);
+          inData = false;
+          msg!.raw = raw;
+          msg!.content = bytes(raw.replace(/(^|\n)\./g, "$1"));
+          this.messages.push(msg!);
+          if (s.final === null) continue;
+          await send((s.final ?? (() => "250 2.0.0 Ok: queued as FAKE1"))(msg!));
+          msg = null;
+          if (s.closeAfterMessage) return;
+          continue;
+        }
+        const lf = buf.indexOf("\r\n");
+        if (lf < 0) break;
+        const line = buf.slice(0, lf);
+        buf = buf.slice(lf + 2);
+        batch++;
+        this.commands.push(line);
+        const verb = line.split(" ")[0].toUpperCase();
+        const arg = line.slice(verb.length).trim();
+        switch (verb) {
+          case "EHLO":
+            if (s.ehlo === null) await send("502 5.5.2 Error: command not recognized");
+            else {
+              const kw = s.ehlo ??
+                ["PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES"];
+              const lines = ["fake.test", ...kw];
+              await send(
+                lines.map((l, i) => `250${i < lines.length - 1 ? "-" : " "}${l}`).join("\r\n"),
+              );
+            }
+            break;
+          case "HELO":
+            await send("250 fake.test");
+            break;
+          case "MAIL": {
+            const reply = (s.mail ?? (() => "250 2.1.0 Ok"))(arg);
+            if (reply.startsWith("2")) {
+              msg = { mailFrom: arg, rcptTo: [], raw: "", content: new Uint8Array() };
+            }
+            await send(reply);
+            break;
+          }
+          case "RCPT": {
+            const reply = (s.rcpt ?? (() => "250 2.1.5 Ok"))(arg);
+            if (reply.startsWith("2") && msg) msg.rcptTo.push(arg);
+            await send(reply);
+            break;
+          }
+          case "DATA":
+            if (!msg || msg.rcptTo.length === 0) await send("554 5.5.1 Error: no valid recipients");
+            else {
+              const reply = s.data ?? "354 End data with <CR><LF>.<CR><LF>";
+              await send(reply);
+              if (reply.startsWith("354")) inData = true;
+            }
+            break;
+          case "RSET":
+            msg = null;
+            await send("250 2.0.0 Ok");
+            break;
+          case "QUIT":
+            await send("221 2.0.0 Bye");
+            return;
+          default:
+            await send("502 5.5.2 Error: command not recognized");
+        }
+      }
+      if (batch > 0) this.batches.push(batch);
+    }
+  }
+
+  /** Stops listening and drops every connection. */
+  async close(): Promise<void> {
+    this.listener.close();
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch {
+        // closed
+      }
+    }
+    await this.#loop;
+    await Promise.allSettled([...this.#tasks]);
+  }
+
+  /** Waits until `cond` holds (polling), at most `ms`. */
+  async until(cond: () => boolean, ms = 2000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error("condition not reached in time");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/** A temp queue, a config, a capturing logger. */
+export async function makeContext(mainCf = ""): Promise<ServiceContext & { lines: string[] }> {
+  const dir = await Deno.makeTempDir({ prefix: "pw-smtp-" });
+  const queue = new QueueDir(dir);
+  await queue.create();
+  const lines: string[] = [];
+  const config = makeConfig(dir, `queue_directory = ${dir}\ninet_protocols = ipv4\n${mainCf}`, {
+    hostname: "test.example",
+  });
+  return {
+    config,
+    log: new Logger({
+      program: "postwarden/smtp",
+      hostname: "test.example",
+      sinks: [(l) => lines.push(l)],
+    }),
+    queue,
+    args: {
+      configDir: dir,
+      service: "smtp",
+      type: "unix",
+      overrides: {},
+      stderrLog: false,
+      publicService: false,
+    },
+    signal: new AbortController().signal,
+    lines,
+  };
+}
+
+/** Writes a queue file into active/ and returns a request for it. */
+export async function queueMessage(
+  ctx: ServiceContext,
+  nexthop: string,
+  rcpts: string[],
+  content: string | Uint8Array = "Subject: test\r\n\r\nhello\r\n",
+): Promise<DeliveryRequest> {
+  const id = newQueueId();
+  const dir = ctx.queue.dir("active");
+  const w = new QueueWriter(dir, id, new DirSyncer(dir));
+  const now = Date.now();
+  await w.begin(
+    { queueId: id, arrival: now, sender: "sender@test.example" },
+    rcpts.map((address) => ({ address })),
+  );
+  await w.write(typeof content === "string" ? enc.encode(content) : content);
+  await w.commit();
+  return {
+    op: "deliver",
+    queueId: id,
+    path: ctx.queue.path("active", id),
+    sender: "sender@test.example",
+    transport: "smtp",
+    nexthop,
+    recipients: rcpts.map((address, index) => ({ index, address })),
+    arrival: now,
+    activeAt: now,
+  };
+}

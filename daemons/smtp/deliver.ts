@@ -1,0 +1,565 @@
+/**
+ * The SMTP client delivery agent's work: for one delivery request, find
+ * the next hop's addresses (lib/dns), reuse a cached connection or open a
+ * new one, run one mail transaction (MAIL, RCPT per recipient, DATA) and
+ * report a status per recipient in Postfix's words.
+ *
+ * Behaviour, following Postfix's smtp(8):
+ * - Addresses are tried in order until one completes the greeting and the
+ *   EHLO/HELO handshake; a refused connection, a non-220 greeting or a
+ *   failed handshake moves on to the next address. When all fail the
+ *   recipients are deferred with the last reason (4.4.1 for connect
+ *   failures).
+ * - EHLO, then HELO when EHLO is rejected with 5XX. With PIPELINING, MAIL,
+ *   all RCPTs and DATA go out in one write. SIZE= is sent when offered,
+ *   BODY=8BITMIME when the content has 8-bit bytes and the server offers
+ *   8BITMIME (8-bit content is sent as is otherwise), DSN parameters when
+ *   the server offers DSN.
+ * - Each RCPT reply decides its recipient (4XX deferred, 5XX bounced); the
+ *   end-of-data reply decides every accepted recipient. A broken or timed
+ *   out connection defers what is still open.
+ * - After a transaction the connection is parked in the connection cache
+ *   (cache.ts); a parked connection that fails before its MAIL reply is
+ *   dropped and the request silently starts over on a fresh connection.
+ *
+ * Content is read once before connecting: up to {@link MEMORY_LIMIT} bytes
+ * stay in memory and go out in one write; a larger message is scanned for
+ * 8-bit bytes and its size, then streamed from the queue file.
+ */
+import {
+  type DeliveryRecipient,
+  type DeliveryRequest,
+  formatDelays,
+  logStatus,
+  type RecipientStatus,
+} from "../../lib/deliver/mod.ts";
+import {
+  type AddressFamilies,
+  denoResolver,
+  familiesFrom,
+  type Resolver,
+} from "../../lib/dns/mod.ts";
+import type { QueueFile } from "../../lib/queue/mod.ts";
+import type { ServiceContext } from "../../lib/service/mod.ts";
+import type { Config } from "../../lib/config/mod.ts";
+import {
+  DotStuffer,
+  matchEnhancedClass,
+  parseEhloKeywords,
+  type Reply,
+} from "../../lib/smtp/mod.ts";
+import { ConnectionCache } from "./cache.ts";
+import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
+import { ConnectError, type ConnectFn, relayLabel, SessionError, SmtpSession } from "./session.ts";
+
+/** Content up to this size is held in memory and sent in one write. */
+export const MEMORY_LIMIT = 4 * 1024 * 1024;
+
+/** The parameters the agent reads, converted once per Config. */
+export interface SmtpSettings {
+  heloName: string;
+  families: AddressFamilies;
+  connectTimeout: number;
+  heloTimeout: number;
+  mailTimeout: number;
+  rcptTimeout: number;
+  dataInitTimeout: number;
+  dataXferTimeout: number;
+  dataDoneTimeout: number;
+  quitTimeout: number;
+  cacheTimeLimitMs: number;
+  reuseTimeLimitMs: number;
+}
+
+/** Reads the agent's parameters from `config`. */
+export function smtpSettings(config: Config): SmtpSettings {
+  return {
+    heloName: config.str("smtp_helo_name"),
+    families: familiesFrom(config.list("inet_protocols")),
+    connectTimeout: config.time("smtp_connect_timeout"),
+    heloTimeout: config.time("smtp_helo_timeout"),
+    mailTimeout: config.time("smtp_mail_timeout"),
+    rcptTimeout: config.time("smtp_rcpt_timeout"),
+    dataInitTimeout: config.time("smtp_data_init_timeout"),
+    dataXferTimeout: config.time("smtp_data_xfer_timeout"),
+    dataDoneTimeout: config.time("smtp_data_done_timeout"),
+    quitTimeout: config.time("smtp_quit_timeout"),
+    cacheTimeLimitMs: config.time("smtp_connection_cache_time_limit") * 1000,
+    reuseTimeLimitMs: config.time("smtp_connection_reuse_time_limit") * 1000,
+  };
+}
+
+/** Options for {@link SmtpAgent}. */
+export interface SmtpAgentOptions {
+  /** DNS. @default denoResolver */
+  resolver?: Resolver;
+  /** TCP connect. @default Deno.connect */
+  connect?: ConnectFn;
+}
+
+/** The message content as prepared for sending. */
+interface Content {
+  /** The whole content, or null when it is streamed from the file. */
+  mem: Uint8Array | null;
+  size: number;
+  eightBit: boolean;
+}
+
+/** Outcome of one transaction attempt on one session. */
+type Attempt =
+  | { kind: "done"; statuses: Map<number, RecipientStatus>; reusable: boolean }
+  /** A cached connection failed before the MAIL reply: start over on a fresh one. */
+  | { kind: "stale" };
+
+/** Why a session could not be set up (greeting or handshake), as a status template. */
+class SetupFailure extends Error {
+  override readonly name = "SetupFailure";
+  constructor(readonly dsn: string, message: string, readonly diagnostic?: string) {
+    super(message);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The agent: holds the connection cache and the injected resolver and
+ * connect function. {@link deliver} is a {@link DeliverFn} for serveDelivery.
+ */
+export class SmtpAgent {
+  readonly cache = new ConnectionCache();
+  readonly #resolver: Resolver;
+  readonly #connect: ConnectFn;
+  #settings = new WeakMap<Config, SmtpSettings>();
+  #quitTimeout = 5;
+
+  constructor(opts: SmtpAgentOptions = {}) {
+    this.#resolver = opts.resolver ?? denoResolver;
+    this.#connect = opts.connect ?? ((o) => Deno.connect({ ...o, transport: "tcp" }));
+  }
+
+  /** Delivers one request; never throws for delivery failures (they become statuses). */
+  deliver = async (
+    req: DeliveryRequest,
+    file: QueueFile,
+    ctx: ServiceContext,
+  ): Promise<RecipientStatus[]> => {
+    const start = Date.now();
+    let s = this.#settings.get(ctx.config);
+    if (!s) this.#settings.set(ctx.config, s = smtpSettings(ctx.config));
+    this.#quitTimeout = s.quitTimeout;
+    const content = await readContent(file);
+    const nexthopText = req.nexthop || domainOf(req.recipients[0]?.address ?? "");
+    const key = `${req.transport}:${nexthopText}`;
+
+    let connDone = start;
+    let result: Map<number, RecipientStatus> | null = null;
+    for (let session = this.cache.take(key); session; session = this.cache.take(key)) {
+      connDone = Date.now();
+      const a = await this.#transact(session, req, file, content, s, true);
+      if (a.kind === "done") {
+        this.#park(key, session, a.reusable, s);
+        result = a.statuses;
+        break;
+      }
+      session.close();
+    }
+    if (!result) {
+      const r = await this.#fresh(nexthopText, req, file, content, s);
+      connDone = r.connDone;
+      result = r.statuses;
+      if (r.session) this.#park(key, r.session, r.reusable, s);
+    }
+
+    const end = Date.now();
+    const delays = formatDelays(req, start, connDone, end);
+    const out: RecipientStatus[] = [];
+    for (const rcpt of req.recipients) {
+      const st = result.get(rcpt.index) ?? {
+        index: rcpt.index,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason: "delivery agent did not report this recipient",
+        relay: "none",
+      };
+      logStatus(ctx, req, rcpt, st, delays);
+      out.push(st);
+    }
+    return out;
+  };
+
+  /** QUITs all cached connections. */
+  async close(): Promise<void> {
+    await this.cache.close(this.#quitTimeout);
+  }
+
+  #park(key: string, session: SmtpSession, reusable: boolean, s: SmtpSettings): void {
+    if (!reusable) {
+      this.cache.put(key, session, { idleMs: 0, reuseMs: 0, quitTimeoutSec: s.quitTimeout });
+      return;
+    }
+    this.cache.put(key, session, {
+      idleMs: s.cacheTimeLimitMs,
+      reuseMs: s.reuseTimeLimitMs,
+      quitTimeoutSec: s.quitTimeout,
+    });
+  }
+
+  /** Tries each address of the next hop until one session completes a transaction. */
+  async #fresh(
+    nexthopText: string,
+    req: DeliveryRequest,
+    file: QueueFile,
+    content: Content,
+    s: SmtpSettings,
+  ): Promise<{
+    statuses: Map<number, RecipientStatus>;
+    connDone: number;
+    session?: SmtpSession;
+    reusable: boolean;
+  }> {
+    let last: { dsn: string; reason: string; diagnostic?: string; remoteMta?: string } | null =
+      null;
+    try {
+      const nh = parseNexthop(nexthopText);
+      for await (const dest of destinations(nh, this.#resolver, s.families)) {
+        let session: SmtpSession;
+        try {
+          session = await SmtpSession.open(dest, s.connectTimeout, this.#connect);
+        } catch (e) {
+          if (!(e instanceof ConnectError)) throw e;
+          last = { dsn: "4.4.1", reason: e.message };
+          continue;
+        }
+        try {
+          await handshake(session, s);
+        } catch (e) {
+          session.close();
+          if (e instanceof SetupFailure) {
+            last = {
+              dsn: e.dsn,
+              reason: e.message,
+              diagnostic: e.diagnostic,
+              remoteMta: dest.host,
+            };
+          } else if (e instanceof SessionError) {
+            last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host };
+          } else throw e;
+          continue;
+        }
+        const connDone = Date.now();
+        const a = await this.#transact(session, req, file, content, s, false);
+        if (a.kind !== "done") throw new Error("unreachable: fresh session reported stale");
+        return { statuses: a.statuses, connDone, session, reusable: a.reusable };
+      }
+      if (!last) {
+        last = { dsn: "4.4.3", reason: `no address found for next hop ${nexthopText}` };
+      }
+    } catch (e) {
+      if (e instanceof NexthopFailure) last = { dsn: e.dsn, reason: e.message };
+      else if (e instanceof Error && /^bad (next hop|port)/.test(e.message)) {
+        last = { dsn: "4.3.5", reason: `${e.message}: check the transport's next hop` };
+      } else throw e;
+    }
+    const status = last.dsn.startsWith("5") ? "bounced" : "deferred";
+    const statuses = new Map<number, RecipientStatus>();
+    for (const r of req.recipients) {
+      statuses.set(r.index, {
+        index: r.index,
+        status,
+        dsn: last.dsn,
+        reason: last.reason,
+        relay: "none",
+        ...(last.diagnostic ? { diagnostic: last.diagnostic } : {}),
+        ...(last.remoteMta ? { remoteMta: last.remoteMta } : {}),
+      });
+    }
+    return { statuses, connDone: Date.now(), reusable: false };
+  }
+
+  /** One mail transaction on an established session. */
+  async #transact(
+    session: SmtpSession,
+    req: DeliveryRequest,
+    file: QueueFile,
+    content: Content,
+    s: SmtpSettings,
+    reused: boolean,
+  ): Promise<Attempt> {
+    const statuses = new Map<number, RecipientStatus>();
+    const relay = relayLabel(session.dest);
+    const remoteMta = session.dest.host;
+    const fail = (rcpts: DeliveryRecipient[], reply: Reply, command: string) => {
+      for (const r of rcpts) statuses.set(r.index, replyStatus(session, r, reply, command, relay));
+    };
+    const f = session.features;
+    const pipelining = f.has("PIPELINING");
+    const mailCmd = mailCommand(req, content, f);
+    const rcptCmds = req.recipients.map((r) => rcptCommand(r, f));
+    let stage = "sending MAIL FROM";
+    let gotMailReply = false;
+    const accepted: DeliveryRecipient[] = [];
+    let reusable = false;
+    try {
+      // MAIL
+      if (pipelining) {
+        await session.write(mailCmd + rcptCmds.join("") + "DATA\r\n", s.mailTimeout, stage);
+      } else {
+        await session.write(mailCmd, s.mailTimeout, stage);
+      }
+      const mailReply = await session.readReply(s.mailTimeout, stage);
+      if (reused && mailReply.code === 421) return { kind: "stale" };
+      gotMailReply = true;
+      const mailOk = mailReply.code >= 200 && mailReply.code < 300;
+      if (!mailOk) fail(req.recipients, mailReply, "MAIL FROM command");
+      if (mailReply.code === 421) return { kind: "done", statuses, reusable: false };
+
+      // RCPT
+      stage = "sending RCPT TO";
+      let closing = false;
+      if (pipelining || mailOk) {
+        for (let i = 0; i < req.recipients.length; i++) {
+          const r = req.recipients[i];
+          if (!pipelining) await session.write(rcptCmds[i], s.rcptTimeout, stage);
+          const reply = await session.readReply(s.rcptTimeout, stage);
+          if (!mailOk) continue;
+          if (reply.code >= 200 && reply.code < 300) accepted.push(r);
+          else fail([r], reply, "RCPT TO command");
+          if (reply.code === 421) {
+            closing = true;
+            break;
+          }
+        }
+      }
+      if (closing) {
+        deferRest(
+          statuses,
+          req.recipients,
+          "4.4.2",
+          `host ${session.label} closed the session`,
+          relay,
+        );
+        return { kind: "done", statuses, reusable: false };
+      }
+
+      // DATA
+      stage = "sending DATA command";
+      let dataReply: Reply | null = null;
+      if (pipelining) {
+        dataReply = await session.readReply(s.dataInitTimeout, stage);
+      } else if (accepted.length > 0) {
+        await session.write("DATA\r\n", s.dataInitTimeout, stage);
+        dataReply = await session.readReply(s.dataInitTimeout, stage);
+      }
+      if (accepted.length === 0) {
+        // All recipients refused (or MAIL refused). A pipelining server that still
+        // said 354 gets an empty message ended at once, which it will refuse.
+        if (dataReply?.code === 354) {
+          stage = "sending end of data";
+          await session.write(".\r\n", s.dataDoneTimeout, stage);
+          await session.readReply(s.dataDoneTimeout, stage);
+        } else if (!pipelining && !mailOk) {
+          // nothing was started
+        } else if (!pipelining) {
+          await session.write("RSET\r\n", s.mailTimeout, "sending RSET");
+          const rset = await session.readReply(s.mailTimeout, "sending RSET");
+          if (rset.code !== 250) return { kind: "done", statuses, reusable: false };
+        }
+        reusable = dataReply?.code !== 421;
+        return { kind: "done", statuses, reusable };
+      }
+      if (dataReply!.code !== 354) {
+        fail(accepted, dataReply!, "DATA command");
+        return { kind: "done", statuses, reusable: dataReply!.code !== 421 };
+      }
+
+      // Content
+      stage = "sending message body";
+      const stuffer = new DotStuffer();
+      if (content.mem) {
+        const body = stuffer.push(content.mem);
+        const tail = stuffer.end();
+        const out = new Uint8Array(body.length + tail.length);
+        out.set(body);
+        out.set(tail, body.length);
+        await session.write(out, s.dataXferTimeout, stage);
+      } else {
+        for await (const chunk of file.content()) {
+          await session.write(stuffer.push(chunk), s.dataXferTimeout, stage);
+        }
+        await session.write(stuffer.end(), s.dataXferTimeout, stage);
+      }
+      stage = "sending end of data -- message may be sent more than once";
+      const final = await session.readReply(s.dataDoneTimeout, stage);
+      if (final.code >= 200 && final.code < 300) {
+        const dsn = matchEnhancedClass(final.enhanced ?? "2.0.0", final.code);
+        const reason = wireText(final);
+        for (const r of accepted) {
+          statuses.set(r.index, {
+            index: r.index,
+            status: "sent",
+            dsn,
+            reason,
+            relay,
+            diagnostic: `smtp; ${reason}`,
+            remoteMta,
+          });
+        }
+      } else {
+        fail(accepted, final, "end of DATA command");
+      }
+      session.transactions++;
+      return { kind: "done", statuses, reusable: final.code !== 421 };
+    } catch (e) {
+      if (!(e instanceof SessionError)) throw e;
+      if (reused && !gotMailReply) return { kind: "stale" };
+      deferRest(statuses, req.recipients, "4.4.2", e.message, relay);
+      return { kind: "done", statuses, reusable: false };
+    }
+  }
+}
+
+/** Reads the greeting and does EHLO (HELO after a 5XX). Throws SetupFailure or SessionError. */
+async function handshake(session: SmtpSession, s: SmtpSettings): Promise<void> {
+  const greeting = await session.readReply(s.heloTimeout, "receiving the initial server greeting");
+  if (greeting.code !== 220) {
+    const text = wireText(greeting);
+    // Postfix (smtp_skip_5xx_greeting=yes) moves on, and defers when no server is left.
+    throw new SetupFailure(
+      deferDsn(greeting),
+      `host ${session.label} refused to talk to me: ${text}`,
+      `smtp; ${text}`,
+    );
+  }
+  await session.write(`EHLO ${s.heloName}\r\n`, s.heloTimeout, "performing the EHLO handshake");
+  const ehlo = await session.readReply(s.heloTimeout, "performing the EHLO handshake");
+  if (ehlo.code === 250) {
+    session.features = parseEhloKeywords(ehlo);
+    return;
+  }
+  if (ehlo.code < 500 || ehlo.code === 521) throw handshakeFailure(session, ehlo, "EHLO");
+  await session.write(`HELO ${s.heloName}\r\n`, s.heloTimeout, "performing the HELO handshake");
+  const helo = await session.readReply(s.heloTimeout, "performing the HELO handshake");
+  if (helo.code !== 250) throw handshakeFailure(session, helo, "HELO");
+  session.features = new Map();
+}
+
+function handshakeFailure(session: SmtpSession, reply: Reply, command: string): SetupFailure {
+  const text = wireText(reply);
+  const dsn = reply.code >= 500 ? dsnOf(reply) : deferDsn(reply);
+  return new SetupFailure(
+    dsn,
+    `host ${session.label} said: ${text} (in reply to ${command} command)`,
+    `smtp; ${text}`,
+  );
+}
+
+/** The reply as Postfix quotes it: "550 5.1.1 text". */
+function wireText(r: Reply): string {
+  return r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
+}
+
+function dsnOf(r: Reply): string {
+  const cls = Math.floor(r.code / 100);
+  return matchEnhancedClass(r.enhanced ?? `${cls}.0.0`, r.code);
+}
+
+function deferDsn(r: Reply): string {
+  const d = r.enhanced ?? "4.0.0";
+  return "4" + d.slice(1);
+}
+
+function replyStatus(
+  session: SmtpSession,
+  r: DeliveryRecipient,
+  reply: Reply,
+  command: string,
+  relay: string,
+): RecipientStatus {
+  const text = wireText(reply);
+  const permanent = reply.code >= 500;
+  return {
+    index: r.index,
+    status: permanent ? "bounced" : "deferred",
+    dsn: permanent ? dsnOf(reply) : reply.code >= 400 ? dsnOf(reply) : deferDsn(reply),
+    reason: `host ${session.label} said: ${text} (in reply to ${command})`,
+    relay,
+    diagnostic: `smtp; ${text}`,
+    remoteMta: session.dest.host,
+  };
+}
+
+function deferRest(
+  statuses: Map<number, RecipientStatus>,
+  rcpts: DeliveryRecipient[],
+  dsn: string,
+  reason: string,
+  relay: string,
+): void {
+  for (const r of rcpts) {
+    if (statuses.has(r.index)) continue;
+    statuses.set(r.index, { index: r.index, status: "deferred", dsn, reason, relay });
+  }
+}
+
+function mailCommand(req: DeliveryRequest, content: Content, f: Map<string, string>): string {
+  let cmd = `MAIL FROM:<${req.sender}>`;
+  if (f.has("SIZE")) cmd += ` SIZE=${content.size}`;
+  if (content.eightBit && f.has("8BITMIME")) cmd += " BODY=8BITMIME";
+  if (f.has("DSN")) {
+    if (req.ret) cmd += ` RET=${req.ret}`;
+    if (req.envid) cmd += ` ENVID=${xtext(req.envid)}`;
+  }
+  return cmd + "\r\n";
+}
+
+function rcptCommand(r: DeliveryRecipient, f: Map<string, string>): string {
+  let cmd = `RCPT TO:<${r.address}>`;
+  if (f.has("DSN")) {
+    if (r.notify?.length) cmd += ` NOTIFY=${r.notify.join(",")}`;
+    if (r.orcpt) cmd += ` ORCPT=rfc822;${xtext(r.orcpt.replace(/^rfc822;/i, ""))}`;
+  }
+  return cmd + "\r\n";
+}
+
+/** RFC 3461 xtext: "+", "=" and bytes outside 33..126 as "+HH". */
+function xtext(s: string): string {
+  let out = "";
+  for (const b of encoder.encode(s)) {
+    out += b < 33 || b > 126 || b === 43 || b === 61
+      ? "+" + b.toString(16).toUpperCase().padStart(2, "0")
+      : String.fromCharCode(b);
+  }
+  return out;
+}
+
+function domainOf(address: string): string {
+  const at = address.lastIndexOf("@");
+  return at < 0 ? "" : address.slice(at + 1);
+}
+
+/** Reads the content once: keeps it when small, and notes its size and 8-bit bytes. */
+async function readContent(file: QueueFile): Promise<Content> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  let eightBit = false;
+  for await (const chunk of file.content()) {
+    size += chunk.length;
+    if (!eightBit) eightBit = hasEightBit(chunk);
+    if (size <= MEMORY_LIMIT) parts.push(chunk);
+    else parts.length = 0;
+  }
+  if (size > MEMORY_LIMIT) return { mem: null, size, eightBit };
+  if (parts.length === 1) return { mem: parts[0], size, eightBit };
+  const mem = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    mem.set(p, off);
+    off += p.length;
+  }
+  return { mem, size, eightBit };
+}
+
+function hasEightBit(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] > 127) return true;
+  return false;
+}

@@ -1,0 +1,420 @@
+/**
+ * Tests of the smtp delivery agent against a scripted fake SMTP server on
+ * loopback (_testing.ts) and a fake resolver (lib/dns/testing.ts).
+ */
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+} from "../../tests/helpers/assert.ts";
+import type { DeliveryRequest, RecipientStatus } from "../../lib/deliver/mod.ts";
+import { fakeResolver } from "../../lib/dns/testing.ts";
+import type { Resolver } from "../../lib/dns/mod.ts";
+import { QueueFile } from "../../lib/queue/mod.ts";
+import type { ServiceContext } from "../../lib/service/mod.ts";
+import { type FakeServerScript, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
+import { type ConnectFn } from "./session.ts";
+import { SmtpAgent } from "./deliver.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+async function run(
+  agent: SmtpAgent,
+  ctx: ServiceContext,
+  req: DeliveryRequest,
+): Promise<RecipientStatus[]> {
+  const file = await QueueFile.open(req.path);
+  try {
+    return await agent.deliver(req, file, ctx);
+  } finally {
+    file.close();
+  }
+}
+
+/** Runs `fn` with a fresh server, context and agent, and cleans up all three. */
+async function withServer(
+  script: FakeServerScript,
+  fn: (
+    srv: FakeSmtpServer,
+    ctx: ServiceContext & { lines: string[] },
+    agent: SmtpAgent,
+  ) => Promise<void>,
+  opts: { mainCf?: string; resolver?: Resolver; connect?: ConnectFn } = {},
+): Promise<void> {
+  const srv = new FakeSmtpServer(script);
+  const ctx = await makeContext(opts.mainCf);
+  const agent = new SmtpAgent({ resolver: opts.resolver, connect: opts.connect });
+  try {
+    await fn(srv, ctx, agent);
+  } finally {
+    await agent.close();
+    await srv.close();
+    await Deno.remove(ctx.queue.root, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("smtp delivery agent", async (t) => {
+  await t.step(
+    "success with PIPELINING: one batch, server text as reason, Postfix log line",
+    async () => {
+      await withServer({}, async (srv, ctx, agent) => {
+        const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, [
+          "a@dest.test",
+          "b@dest.test",
+        ]);
+        const st = await run(agent, ctx, req);
+        assertEquals(st.map((s) => s.status), ["sent", "sent"]);
+        assertEquals(st[0].dsn, "2.0.0");
+        assertEquals(st[0].reason, "250 2.0.0 Ok: queued as FAKE1");
+        assertEquals(st[0].relay, `127.0.0.1[127.0.0.1]:${srv.port}`);
+        assertEquals(srv.messages.length, 1);
+        assertEquals(srv.messages[0].rcptTo, ["TO:<a@dest.test>", "TO:<b@dest.test>"]);
+        assertEquals(dec.decode(srv.messages[0].content), "Subject: test\r\n\r\nhello\r\n");
+        assertStringIncludes(srv.commands.join("\n"), "EHLO test.example");
+        // MAIL, RCPT, RCPT, DATA arrived together
+        assert(srv.batches.includes(4), `batches: ${srv.batches}`);
+        assertMatch(
+          srv.commands.find((c) => c.startsWith("MAIL"))!,
+          /^MAIL FROM:<sender@test\.example> SIZE=\d+$/,
+        );
+        assertEquals(ctx.lines.length, 2);
+        assertMatch(
+          ctx.lines[0],
+          new RegExp(
+            `postwarden/smtp\\[\\d+\\]: ${req.queueId}: to=<a@dest\\.test>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${srv.port}, ` +
+              `delay=[\\d.]+, delays=[\\d.]+/[\\d.]+/[\\d.]+/[\\d.]+, dsn=2\\.0\\.0, status=sent \\(250 2\\.0\\.0 Ok: queued as FAKE1\\)`,
+          ),
+        );
+      });
+    },
+  );
+
+  await t.step("per-recipient 550 and 450 replies", async () => {
+    const script: FakeServerScript = {
+      rcpt: (arg) =>
+        arg.includes("bad@")
+          ? "550 5.1.1 <bad@dest.test>: Recipient address rejected: User unknown"
+          : arg.includes("later@")
+          ? "450 4.2.0 <later@dest.test>: Recipient address rejected: Greylisted"
+          : "250 2.1.5 Ok",
+    };
+    await withServer(script, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, [
+        "ok@dest.test",
+        "bad@dest.test",
+        "later@dest.test",
+      ]);
+      const st = await run(agent, ctx, req);
+      assertEquals(st.map((s) => s.status), ["sent", "bounced", "deferred"]);
+      assertEquals(st.map((s) => s.dsn), ["2.0.0", "5.1.1", "4.2.0"]);
+      assertEquals(
+        st[1].reason,
+        "host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <bad@dest.test>: Recipient address rejected: " +
+          "User unknown (in reply to RCPT TO command)",
+      );
+      assertEquals(
+        st[1].diagnostic,
+        "smtp; 550 5.1.1 <bad@dest.test>: Recipient address rejected: User unknown",
+      );
+      assertEquals(srv.messages[0].rcptTo, ["TO:<ok@dest.test>"]);
+    });
+  });
+
+  await t.step("all recipients rejected: no message, everyone bounced", async () => {
+    await withServer({ rcpt: () => "550 5.1.1 User unknown" }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"]);
+      const st = await run(agent, ctx, req);
+      assertEquals(st[0].status, "bounced");
+      assertEquals(srv.messages.length, 0);
+    });
+  });
+
+  await t.step("MAIL FROM rejected applies to all recipients", async () => {
+    await withServer({ mail: () => "553 5.7.1 Sender rejected" }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, [
+        "x@dest.test",
+        "y@dest.test",
+      ]);
+      const st = await run(agent, ctx, req);
+      assertEquals(st.map((s) => s.status), ["bounced", "bounced"]);
+      assertStringIncludes(st[0].reason, "(in reply to MAIL FROM command)");
+    });
+  });
+
+  await t.step("end of data rejected with 554", async () => {
+    await withServer({ final: () => "554 5.7.1 Spam" }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"]);
+      const st = await run(agent, ctx, req);
+      assertEquals(st[0].status, "bounced");
+      assertEquals(
+        st[0].reason,
+        "host 127.0.0.1[127.0.0.1] said: 554 5.7.1 Spam (in reply to end of DATA command)",
+      );
+    });
+  });
+
+  await t.step("421 greeting: deferred, refused to talk to me", async () => {
+    await withServer({ greeting: "421 4.3.2 Service not available" }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"]);
+      const st = await run(agent, ctx, req);
+      assertEquals(st[0].status, "deferred");
+      assertEquals(st[0].dsn, "4.3.2");
+      assertEquals(
+        st[0].reason,
+        "host 127.0.0.1[127.0.0.1] refused to talk to me: 421 4.3.2 Service not available",
+      );
+      assertEquals(st[0].relay, "none");
+    });
+  });
+
+  await t.step("connection refused: deferred 4.4.1", async () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = l.addr.port;
+    l.close();
+    const ctx = await makeContext();
+    const agent = new SmtpAgent();
+    const req = await queueMessage(ctx, `[127.0.0.1]:${port}`, ["x@dest.test"]);
+    const st = await run(agent, ctx, req);
+    await agent.close();
+    assertEquals(st[0].status, "deferred");
+    assertEquals(st[0].dsn, "4.4.1");
+    assertEquals(st[0].reason, `connect to 127.0.0.1[127.0.0.1]:${port}: Connection refused`);
+    assertStringIncludes(ctx.lines[0], "relay=none");
+    assertStringIncludes(ctx.lines[0], "status=deferred (connect to");
+  });
+
+  await t.step("a sandbox refusal is a deferral with a clear reason, not a crash", async () => {
+    const connect: ConnectFn = () =>
+      Promise.reject(new Deno.errors.NotCapable("Requires net access"));
+    await withServer({}, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"]);
+      const st = await run(agent, ctx, req);
+      assertEquals(st[0].status, "deferred");
+      assertEquals(
+        st[0].reason,
+        `connect to 127.0.0.1[127.0.0.1]:${srv.port}: not permitted by this daemon's sandbox`,
+      );
+    }, { connect });
+  });
+
+  await t.step("dot-stuffing of lines starting with a dot", async () => {
+    const body = ".leading\r\nmid.dle\r\n..two\r\n.\r\nend\r\n";
+    await withServer({}, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"], body);
+      const st = await run(agent, ctx, req);
+      assertEquals(st[0].status, "sent");
+      assertEquals(srv.messages[0].raw, "..leading\r\nmid.dle\r\n...two\r\n..\r\nend\r\n");
+      assertEquals(dec.decode(srv.messages[0].content), body);
+    });
+  });
+
+  await t.step("8-bit body: BODY=8BITMIME when offered, bytes intact", async () => {
+    const body = new Uint8Array([...enc.encode("Subject: x\r\n\r\ncaf"), 0xc3, 0xa9, 13, 10]);
+    await withServer({}, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"], body);
+      assertEquals((await run(agent, ctx, req))[0].status, "sent");
+      assertMatch(srv.commands.find((c) => c.startsWith("MAIL"))!, / BODY=8BITMIME$/);
+      assertEquals(srv.messages[0].content, body);
+    });
+    // Not offered: sent anyway, without BODY=.
+    await withServer({ ehlo: ["PIPELINING"] }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"], body);
+      assertEquals((await run(agent, ctx, req))[0].status, "sent");
+      assertEquals(
+        srv.commands.find((c) => c.startsWith("MAIL")),
+        "MAIL FROM:<sender@test.example>",
+      );
+      assertEquals(srv.messages[0].content, body);
+    });
+  });
+
+  await t.step("no PIPELINING, EHLO rejected: HELO and one command at a time", async () => {
+    await withServer({ ehlo: null }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, [
+        "x@dest.test",
+        "y@dest.test",
+      ]);
+      const st = await run(agent, ctx, req);
+      assertEquals(st.map((s) => s.status), ["sent", "sent"]);
+      assert(srv.commands.includes("HELO test.example"));
+      assert(srv.batches.every((b) => b === 1), `batches: ${srv.batches}`);
+    });
+  });
+
+  await t.step("timeout waiting for the end-of-data reply: deferred", async () => {
+    await withServer({ final: null }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"]);
+      const t0 = Date.now();
+      const st = await run(agent, ctx, req);
+      assert(Date.now() - t0 < 5000);
+      assertEquals(st[0].status, "deferred");
+      assertEquals(st[0].dsn, "4.4.2");
+      assertEquals(
+        st[0].reason,
+        "conversation with 127.0.0.1[127.0.0.1] timed out while sending end of data -- " +
+          "message may be sent more than once",
+      );
+    }, { mainCf: "smtp_data_done_timeout = 1s\n" });
+  });
+
+  await t.step("lost connection mid-session: deferred", async () => {
+    await withServer({ rcpt: () => "421 4.4.2 Closing" }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"]);
+      const st = await run(agent, ctx, req);
+      assertEquals(st[0].status, "deferred");
+      assertStringIncludes(st[0].reason, "421 4.4.2 Closing (in reply to RCPT TO command)");
+    });
+  });
+
+  await t.step("connection reuse: two requests, one TCP connection, QUIT at close", async () => {
+    await withServer({}, async (srv, ctx, agent) => {
+      const nh = `[127.0.0.1]:${srv.port}`;
+      for (const r of ["x@dest.test", "y@dest.test"]) {
+        const st = await run(agent, ctx, await queueMessage(ctx, nh, [r]));
+        assertEquals(st[0].status, "sent");
+      }
+      assertEquals(srv.connections, 1);
+      assertEquals(srv.messages.length, 2);
+      assertEquals(srv.commands.filter((c) => c.startsWith("EHLO")).length, 1);
+      await agent.close();
+      await srv.until(() => srv.commands.includes("QUIT"));
+    });
+  });
+
+  await t.step("a cached connection the server dropped is retried on a fresh one", async () => {
+    await withServer({ closeAfterMessage: true }, async (srv, ctx, agent) => {
+      const nh = `[127.0.0.1]:${srv.port}`;
+      for (const r of ["x@dest.test", "y@dest.test"]) {
+        const st = await run(agent, ctx, await queueMessage(ctx, nh, [r]));
+        assertEquals(st[0].status, "sent", st[0].reason);
+      }
+      assertEquals(srv.connections, 2);
+      assertEquals(srv.messages.length, 2);
+    });
+  });
+
+  await t.step(
+    "idle cached connections are closed after smtp_connection_cache_time_limit",
+    async () => {
+      await withServer({}, async (srv, ctx, agent) => {
+        await run(agent, ctx, await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"]));
+        assertEquals(agent.cache.size, 1);
+        await srv.until(() => srv.commands.includes("QUIT"), 3000);
+        assertEquals(agent.cache.size, 0);
+      }, { mainCf: "smtp_connection_cache_time_limit = 1s\n" });
+    },
+  );
+
+  await t.step(
+    "MX lookup: lower preference first, next MX after a refused connection",
+    async () => {
+      await withServer({}, async (srv, ctx, agent) => {
+        const resolver = fakeResolver({
+          mx: {
+            "dest.test": [
+              { preference: 20, exchange: "mx2.dest.test." },
+              { preference: 10, exchange: "mx1.dest.test." },
+            ],
+          },
+          // 127.0.0.2 has nothing listening on the port: refused.
+          a: { "mx1.dest.test": ["127.0.0.2"], "mx2.dest.test": ["127.0.0.1"] },
+        });
+        const agent2 = new SmtpAgent({ resolver });
+        try {
+          const req = await queueMessage(ctx, `dest.test:${srv.port}`, ["x@dest.test"]);
+          const st = await run(agent2, ctx, req);
+          assertEquals(st[0].status, "sent");
+          assertEquals(st[0].relay, `mx2.dest.test[127.0.0.1]:${srv.port}`);
+          assertEquals(resolver.queries.slice(0, 3), [
+            "MX dest.test",
+            "A mx1.dest.test",
+            "A mx2.dest.test",
+          ]);
+        } finally {
+          await agent2.close();
+        }
+        void agent;
+      });
+    },
+  );
+
+  await t.step("domain without MX: its A record is used", async () => {
+    const resolver = fakeResolver({ a: { "plain.test": ["127.0.0.1"] } });
+    await withServer({}, async (srv, ctx, agent) => {
+      const st = await run(
+        agent,
+        ctx,
+        await queueMessage(ctx, `plain.test:${srv.port}`, ["x@plain.test"]),
+      );
+      assertEquals(st[0].status, "sent");
+      assertEquals(st[0].relay, `plain.test[127.0.0.1]:${srv.port}`);
+    }, { resolver });
+  });
+
+  await t.step(
+    "DNS failures: NXDOMAIN bounces 5.1.2, SERVFAIL defers 4.4.3, null MX bounces 5.1.10",
+    async () => {
+      const resolver = fakeResolver({
+        mx: { "broken.test": "servfail", "nomail.test": [{ preference: 0, exchange: "." }] },
+      });
+      const ctx = await makeContext();
+      const agent = new SmtpAgent({ resolver });
+      try {
+        let st = await run(agent, ctx, await queueMessage(ctx, "gone.test", ["x@gone.test"]));
+        assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.2"]);
+        assertEquals(
+          st[0].reason,
+          "Host or domain name not found. Name service error for name=gone.test type=MX: Host not found",
+        );
+        st = await run(agent, ctx, await queueMessage(ctx, "broken.test", ["x@broken.test"]));
+        assertEquals([st[0].status, st[0].dsn], ["deferred", "4.4.3"]);
+        assertEquals(
+          st[0].reason,
+          "Host or domain name not found. Name service error for name=broken.test type=MX: " +
+            "Host not found, try again",
+        );
+        st = await run(agent, ctx, await queueMessage(ctx, "nomail.test", ["x@nomail.test"]));
+        assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.10"]);
+        assertEquals(st[0].reason, "Domain nomail.test does not accept mail (nullMX)");
+      } finally {
+        await agent.close();
+      }
+    },
+  );
+
+  await t.step("large message is streamed and arrives intact", async () => {
+    const line = "x".repeat(998) + "\r\n";
+    const body = "Subject: big\r\n\r\n" + line.repeat(5000) + ".dot\r\n";
+    await withServer({}, async (srv, ctx, agent) => {
+      const st = await run(
+        agent,
+        ctx,
+        await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["x@dest.test"], body),
+      );
+      assertEquals(st[0].status, "sent");
+      assertEquals(srv.messages[0].content.length, body.length);
+      assertMatch(
+        srv.commands.find((c) => c.startsWith("MAIL"))!,
+        new RegExp(`SIZE=${body.length}$`),
+      );
+    });
+  });
+
+  await t.step("concurrent requests to one next hop use separate connections", async () => {
+    await withServer({}, async (srv, ctx, agent) => {
+      const nh = `[127.0.0.1]:${srv.port}`;
+      const reqs = await Promise.all(
+        [1, 2, 3].map((i) => queueMessage(ctx, nh, [`r${i}@dest.test`])),
+      );
+      const sts = await Promise.all(reqs.map((r) => run(agent, ctx, r)));
+      assert(sts.every((s) => s[0].status === "sent"));
+      assertEquals(srv.messages.length, 3);
+      // Later requests reuse the parked connections.
+      const more = await Promise.all(reqs.map((r) => run(agent, ctx, r)));
+      assert(more.every((s) => s[0].status === "sent"));
+      assertEquals(srv.connections, 3);
+    });
+  });
+});

@@ -1,0 +1,49 @@
+/**
+ * NAME
+ *   smtp - Postwarden SMTP client delivery agent
+ *
+ * SUMMARY
+ *   Serves delivery requests from qmgr on private/smtp (or the master.cf
+ *   service name): delivers each message to the request's next hop over
+ *   SMTP and reports a status per recipient. See deliver.ts for the
+ *   protocol behaviour, nexthop.ts for next hop and MX handling, cache.ts
+ *   for connection reuse.
+ *
+ * CONFIGURATION PARAMETERS
+ *   smtp_helo_name (default: $myhostname)
+ *     Host name sent in EHLO/HELO.
+ *   inet_protocols (default: all)
+ *     Address families to look up and use: ipv4, ipv6, all. IPv4
+ *     addresses are tried before IPv6 ones; an IPv6 address the sandbox
+ *     does not permit is a connect failure ("not permitted by this
+ *     daemon's sandbox"), and the next address is tried.
+ *   smtp_connect_timeout (default: 30s)
+ *   smtp_helo_timeout (default: 300s)  greeting and EHLO/HELO
+ *   smtp_mail_timeout (default: 300s)
+ *   smtp_rcpt_timeout (default: 300s)
+ *   smtp_data_init_timeout (default: 120s)
+ *   smtp_data_xfer_timeout (default: 180s)  each write of content
+ *   smtp_data_done_timeout (default: 600s)
+ *   smtp_quit_timeout (default: 300s)
+ *   smtp_connection_cache_time_limit (default: 2s)
+ *     How long an idle connection is kept for the next request to the
+ *     same next hop.
+ *   smtp_connection_reuse_time_limit (default: 300s)
+ *     A connection older than this is not cached again.
+ *
+ * SANDBOX
+ *   Needs --allow-net to the destinations (lib/permissions
+ *   smtpDestinations) and to the name servers' port 53, read access to
+ *   the active queue, and the private socket.
+ */
+import { serveDelivery } from "../../lib/deliver/mod.ts";
+import { runService } from "../../lib/service/mod.ts";
+import { SmtpAgent } from "./deliver.ts";
+
+const agent = new SmtpAgent();
+
+await runService({
+  program: "smtp",
+  onIpc: (conn, ctx) => serveDelivery(conn, ctx, agent.deliver),
+  stop: () => agent.close(),
+});

@@ -1,0 +1,148 @@
+/**
+ * Next hop parsing and the list of addresses to try, with Postfix's
+ * semantics: `[host]` and `[host]:port` are used as is (no MX lookup),
+ * `domain` and `domain:port` get an MX lookup (RFC 5321 section 5: MX
+ * preference order, equal preferences shuffled, the domain's own A/AAAA
+ * records when it has no MX, null MX is a permanent failure). An IP
+ * address is never looked up, bracketed or not.
+ *
+ * DNS failures become a {@link NexthopFailure} carrying the DSN code and
+ * Postfix's wording; an MX host without addresses is skipped and only
+ * reported when no host is left.
+ */
+import {
+  type AddressFamilies,
+  DnsError,
+  ipLiteral,
+  lookupHost,
+  lookupMx,
+  type Resolver,
+} from "../../lib/dns/mod.ts";
+import type { Destination } from "./session.ts";
+
+/** A parsed next hop. */
+export interface Nexthop {
+  /** Domain or host name (lowercase), or an IP address. */
+  host: string;
+  port: number;
+  /** Look up MX records for `host`. */
+  mx: boolean;
+}
+
+/** Parses `[host]:port`, `[host]`, `host:port` or `host`; `defaultPort` applies when none is given. */
+export function parseNexthop(text: string, defaultPort = 25): Nexthop {
+  const t = text.trim();
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
+  if (bracket) {
+    const host = ipLiteral(`[${bracket[1]}]`) ?? bracket[1].toLowerCase();
+    return { host, port: portOf(bracket[2], defaultPort, t), mx: false };
+  }
+  const literal = ipLiteral(t);
+  if (literal && literal.includes(":")) return { host: literal, port: defaultPort, mx: false };
+  const m = /^([^:]+)(?::(\d+))?$/.exec(t);
+  if (!m) throw new Error(`bad next hop "${text}"`);
+  const host = m[1].toLowerCase().replace(/\.$/, "");
+  return { host, port: portOf(m[2], defaultPort, t), mx: ipLiteral(host) === null };
+}
+
+function portOf(text: string | undefined, def: number, whole: string): number {
+  if (text === undefined) return def;
+  const p = Number(text);
+  if (!Number.isInteger(p) || p < 1 || p > 65535) {
+    throw new Error(`bad port in next hop "${whole}"`);
+  }
+  return p;
+}
+
+/** Why no destination could be found: a DSN code and the reason for logs and bounces. */
+export class NexthopFailure extends Error {
+  override readonly name = "NexthopFailure";
+  constructor(readonly dsn: string, message: string) {
+    super(message);
+  }
+
+  /** True for 5.x.x: the message bounces. */
+  get permanent(): boolean {
+    return this.dsn.startsWith("5");
+  }
+}
+
+function notFoundText(e: DnsError): string {
+  return `Host or domain name not found. ${e.message}`;
+}
+
+/**
+ * Yields the addresses to try for `nh`, best first, resolving each MX host
+ * only when the previous ones are used up. Throws {@link NexthopFailure}
+ * when DNS gives no address at all (before anything was yielded, or after
+ * every MX host failed to resolve).
+ */
+export async function* destinations(
+  nh: Nexthop,
+  resolver: Resolver,
+  families: AddressFamilies,
+): AsyncGenerator<Destination> {
+  if (!nh.mx) {
+    let addrs: string[];
+    try {
+      addrs = await lookupHost(resolver, nh.host, families);
+    } catch (e) {
+      throw dnsFailure(e, "5.1.2");
+    }
+    for (const addr of addrs) yield { host: nh.host, addr, port: nh.port };
+    return;
+  }
+  let mx;
+  try {
+    mx = await lookupMx(resolver, nh.host);
+  } catch (e) {
+    throw dnsFailure(e, "5.1.2");
+  }
+  if (mx.kind === "nullmx") {
+    throw new NexthopFailure("5.1.10", `Domain ${nh.host} does not accept mail (nullMX)`);
+  }
+  if (mx.kind === "none") {
+    let addrs: string[];
+    try {
+      addrs = await lookupHost(resolver, nh.host, families);
+    } catch (e) {
+      // Deno cannot tell NXDOMAIN from "no A record", so report the MX question first asked.
+      if (e instanceof DnsError && e.kind === "notfound") {
+        throw new NexthopFailure(
+          "5.1.2",
+          notFoundText(new DnsError("notfound", nh.host, "MX", "Host not found")),
+        );
+      }
+      throw dnsFailure(e, "5.1.2");
+    }
+    for (const addr of addrs) yield { host: nh.host, addr, port: nh.port };
+    return;
+  }
+  let last: NexthopFailure | null = null;
+  let temporary = false;
+  let yielded = false;
+  for (const rr of mx.hosts) {
+    let addrs: string[];
+    try {
+      addrs = await lookupHost(resolver, rr.exchange, families);
+    } catch (e) {
+      last = dnsFailure(e, "5.4.4");
+      temporary ||= !last.permanent;
+      continue;
+    }
+    for (const addr of addrs) {
+      yielded = true;
+      yield { host: rr.exchange, addr, port: nh.port };
+    }
+  }
+  if (!yielded && last) {
+    throw temporary && last.permanent ? new NexthopFailure("4.4.3", last.message) : last;
+  }
+}
+
+function dnsFailure(e: unknown, permanentDsn: string): NexthopFailure {
+  if (e instanceof DnsError) {
+    return new NexthopFailure(e.permanent ? permanentDsn : "4.4.3", notFoundText(e));
+  }
+  return new NexthopFailure("4.4.3", `Name service error: ${(e as Error).message}`);
+}
