@@ -2,7 +2,7 @@
  * cleanup daemon entry: serves `private/cleanup` and wakes qmgr (via
  * `public/qmgr`) with the ids of newly queued messages. See cleanup.ts.
  */
-import { ipcConnect } from "../../lib/ipc/mod.ts";
+import { ipcRequest } from "../../lib/ipc/mod.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
 import { CleanupService } from "./cleanup.ts";
 
@@ -10,12 +10,7 @@ let service: CleanupService | null = null;
 
 function get(ctx: ServiceContext): CleanupService {
   service ??= new CleanupService(ctx, async (ids) => {
-    const conn = await ipcConnect(ctx.queue.publicSocket("qmgr"), { timeoutMs: 10_000 });
-    try {
-      await conn.send({ op: "new", ids });
-    } finally {
-      conn.close();
-    }
+    await ipcRequest(ctx.queue.publicSocket("qmgr"), { op: "new", ids }, { timeoutMs: 60_000 });
   });
   return service;
 }

@@ -27,6 +27,9 @@ export interface PermissionContext {
   param: (name: string) => string;
 }
 
+/** Commands qmgr hands delivery requests to. */
+const AGENTS = new Set(["smtp", "lmtp", "local", "virtual", "pipe", "discard", "error"]);
+
 /** A daemon's permissions as structured lists, before formatting as flags. */
 export interface Grants {
   read: string[];
@@ -104,7 +107,9 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         g.write.push(`${q}/${d}`);
       }
       for (const s of ctx.services) {
-        if (s.type === "unix" && s !== svc && s.private) unixGrant(g, serviceSocket(q, s));
+        if (s.type === "unix" && (AGENTS.has(s.command) || s.command === "bounce")) {
+          unixGrant(g, serviceSocket(q, s));
+        }
       }
       break;
     case "smtp":

@@ -161,6 +161,15 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     Deno.exit(0);
   };
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
+  // A daemon never outlives its master: when master dies (even by SIGKILL)
+  // the daemon is re-parented, and it stops, as Postfix daemons do.
+  const parent = Deno.ppid;
+  setInterval(() => {
+    if (Deno.ppid !== parent) {
+      log.warn("master process went away; exiting");
+      void stop();
+    }
+  }, 1000);
   // The event loop keeps running on the listeners; this promise never settles.
   return await new Promise<never>(() => {});
 }

@@ -1,0 +1,74 @@
+/**
+ * smtpd daemon entry: accepts TCP connections on its master.cf inet
+ * endpoint and runs one SMTP session (session.ts) per connection, handing
+ * messages to `private/cleanup`. Client names come from /etc/hosts (DNS
+ * reverse lookups are not done yet: other clients are "unknown", as in
+ * Postfix when the lookup fails).
+ */
+import { CleanupSession } from "../../lib/cleanup/client.ts";
+import { runService, type ServiceContext } from "../../lib/service/mod.ts";
+import { parseNetworks } from "./netmatch.ts";
+import { type RestrictionContext, unsupportedRestrictions } from "./restrictions.ts";
+import { runSession } from "./session.ts";
+
+let restrictions: RestrictionContext | null = null;
+let hosts = new Map<string, string>();
+
+/** Address -> first name from /etc/hosts text. */
+export function parseHosts(text: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const f = line.replace(/#.*/, "").trim().split(/\s+/);
+    if (f.length >= 2 && !m.has(f[0])) m.set(f[0], f[1]);
+  }
+  return m;
+}
+
+function setup(ctx: ServiceContext): void {
+  const c = ctx.config;
+  const nets = parseNetworks(c.list("mynetworks"));
+  for (const e of nets.errors) ctx.log.warn(e);
+  restrictions = {
+    relayRestrictions: c.list("smtpd_relay_restrictions"),
+    recipientRestrictions: c.list("smtpd_recipient_restrictions"),
+    mynetworks: nets.networks,
+    ourDomains: c.list("mydestination"),
+    warn: (m) => ctx.log.warn(m),
+  };
+  for (const r of unsupportedRestrictions([restrictions.relayRestrictions, restrictions.recipientRestrictions])) {
+    ctx.log.warn(`restriction "${r}" is not supported by Postwarden; matching mail gets 451 4.3.5`);
+  }
+  try {
+    hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
+  } catch {
+    hosts = new Map();
+  }
+}
+
+await runService({
+  program: "smtpd",
+  init: setup,
+  onInet: async (conn, ctx) => {
+    const remote = conn.remoteAddr;
+    const addr = remote.hostname;
+    const name = hosts.get(addr) ?? (addr === "::1" || addr.startsWith("127.") ? "localhost" : "unknown");
+    conn.setNoDelay(true);
+    const reader = conn.readable.getReader();
+    try {
+      await runSession({
+        config: ctx.config,
+        log: ctx.log,
+        client: { name, addr, port: remote.port },
+        reader,
+        write: async (b) => {
+          let off = 0;
+          while (off < b.length) off += await conn.write(b.subarray(off));
+        },
+        openCleanup: () => CleanupSession.open(ctx.queue.privateSocket("cleanup")),
+        restrictions: restrictions!,
+      });
+    } finally {
+      reader.releaseLock();
+    }
+  },
+});

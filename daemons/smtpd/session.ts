@@ -1,0 +1,516 @@
+/**
+ * One SMTP server session (RFC 5321) with Postfix's replies and logging:
+ * EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT, VRFY, with PIPELINING,
+ * SIZE, 8BITMIME, ENHANCEDSTATUSCODES and DSN. Each message is streamed
+ * to cleanup while it arrives; 250 is sent only after cleanup reports the
+ * queue file durable.
+ *
+ * The session does no socket I/O of its own: it reads from a stream reader
+ * and writes through a function, so tests can drive it in memory.
+ * STARTTLS, AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and
+ * not advertised.
+ *
+ * Parameters: smtpd_banner, myhostname, mail_name, message_size_limit,
+ * smtpd_recipient_limit (1000), smtpd_timeout (300s),
+ * smtpd_hard_error_limit (20), smtpd_soft_error_limit (10),
+ * smtpd_error_sleep_time (1s), line_length_limit (2048),
+ * disable_vrfy_command (no), smtpd_helo_required (no),
+ * smtpd_relay_restrictions, smtpd_recipient_restrictions, mynetworks,
+ * mydestination.
+ */
+import { AddressError, parseMailPath } from "../../lib/address/mod.ts";
+import { CleanupSession } from "../../lib/cleanup/client.ts";
+import type { Config } from "../../lib/config/mod.ts";
+import type { Logger } from "../../lib/log/mod.ts";
+import { rfc2822Date } from "../../lib/mime/mod.ts";
+import type { Recipient } from "../../lib/queue/mod.ts";
+import { DataDecoder, formatReply, LineReader, parseCommand } from "../../lib/smtp/mod.ts";
+import { checkRecipient, type RestrictionContext } from "./restrictions.ts";
+
+/** Who is connected. */
+export interface ClientInfo {
+  name: string;
+  addr: string;
+  port: number;
+}
+
+/** What the session needs from its host. */
+export interface SessionDeps {
+  config: Config;
+  log: Logger;
+  client: ClientInfo;
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  write: (bytes: Uint8Array) => Promise<void>;
+  /** Opens a cleanup session (the queue id comes with it). */
+  openCleanup: () => Promise<CleanupSession>;
+  restrictions: RestrictionContext;
+  now?: () => Date;
+}
+
+class Timeout extends Error {
+  override readonly name = "Timeout";
+}
+
+class Disconnect extends Error {
+  override readonly name = "Disconnect";
+}
+
+const encoder = new TextEncoder();
+
+/** Runs a session to its end. Never throws for client behaviour. */
+export async function runSession(d: SessionDeps): Promise<void> {
+  await new Session(d).run();
+}
+
+class Session {
+  readonly cfg: Config;
+  readonly log: Logger;
+  readonly lines: LineReader;
+  readonly client: string;
+  out: string[] = [];
+  helo = "";
+  protocol = "SMTP";
+  sender: string | null = null;
+  senderParams = new Map<string, string | null>();
+  recipients: Recipient[] = [];
+  cleanup: CleanupSession | null = null;
+  errors = 0;
+  counts = new Map<string, [number, number]>();
+  lastCommand = "CONNECT";
+  readonly timeoutMs: number;
+
+  constructor(readonly d: SessionDeps) {
+    this.cfg = d.config;
+    this.log = d.log;
+    this.lines = new LineReader({ maxLineLength: this.cfg.int("line_length_limit") });
+    this.client = `${d.client.name}[${d.client.addr}]`;
+    this.timeoutMs = this.cfg.time("smtpd_timeout") * 1000;
+  }
+
+  reply(code: number, enhanced: string | null, text: string | string[]): void {
+    this.out.push(formatReply(code, enhanced, text));
+  }
+
+  async flush(): Promise<void> {
+    if (!this.out.length) return;
+    const text = this.out.join("");
+    this.out = [];
+    await this.d.write(encoder.encode(text));
+  }
+
+  count(verb: string, ok: boolean): void {
+    const key = verb.toLowerCase();
+    const c = this.counts.get(key) ?? [0, 0];
+    c[1]++;
+    if (ok) c[0]++;
+    this.counts.set(key, c);
+  }
+
+  async read(): Promise<Uint8Array | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const t = new Promise<never>((_, rej) => {
+      timer = setTimeout(() => rej(new Timeout()), this.timeoutMs);
+    });
+    try {
+      const r = await Promise.race([this.d.reader.read(), t]);
+      return r.done ? null : r.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async nextLine() {
+    for (;;) {
+      const l = this.lines.next();
+      if (l) return l;
+      await this.flush();
+      const chunk = await this.read();
+      if (chunk === null) return null;
+      this.lines.push(chunk);
+    }
+  }
+
+  async run(): Promise<void> {
+    this.log.info(`connect from ${this.client}`);
+    try {
+      this.reply(220, null, this.cfg.str("smtpd_banner"));
+      await this.flush();
+      for (;;) {
+        const l = await this.nextLine();
+        if (l === null) {
+          this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
+          break;
+        }
+        if (l.tooLong) {
+          this.reply(500, "5.5.2", "Error: line too long");
+          await this.error();
+          continue;
+        }
+        const cmd = parseCommand(l.line);
+        const quit = await this.dispatch(cmd.verb, cmd.arg);
+        if (quit) break;
+      }
+    } catch (e) {
+      if (e instanceof Timeout) {
+        this.log.info(`timeout after ${this.lastCommand} from ${this.client}`);
+        this.out = [];
+        this.reply(421, "4.4.2", `${this.cfg.str("myhostname")} Error: timeout exceeded`);
+        await this.flush().catch(() => {});
+      } else if (!(e instanceof Disconnect)) {
+        this.log.info(
+          `lost connection after ${this.lastCommand} from ${this.client}: ${(e as Error).message}`,
+        );
+      }
+    } finally {
+      this.cleanup?.abort();
+      this.cleanup = null;
+      await this.flush().catch(() => {});
+      this.log.info(`disconnect from ${this.client}${this.summary()}`);
+    }
+  }
+
+  summary(): string {
+    let ok = 0;
+    let all = 0;
+    let s = "";
+    for (const [k, [good, total]] of this.counts) {
+      ok += good;
+      all += total;
+      s += ` ${k}=${good === total ? good : `${good}/${total}`}`;
+    }
+    return `${s} commands=${ok === all ? ok : `${ok}/${all}`}`;
+  }
+
+  async error(): Promise<void> {
+    this.errors++;
+    if (this.errors >= this.cfg.int("smtpd_hard_error_limit")) {
+      this.log.info(`too many errors after ${this.lastCommand} from ${this.client}`);
+      this.reply(421, "4.7.0", `${this.cfg.str("myhostname")} Error: too many errors`);
+      await this.flush();
+      throw new Disconnect();
+    }
+    if (this.errors >= this.cfg.int("smtpd_soft_error_limit")) {
+      await this.flush();
+      await new Promise((r) => setTimeout(r, this.cfg.time("smtpd_error_sleep_time") * 1000));
+    }
+  }
+
+  /** Handles one command; true when the session ends. */
+  async dispatch(verb: string, arg: string): Promise<boolean> {
+    const name = verb === "" ? "UNKNOWN" : verb;
+    this.lastCommand = name;
+    let ok = true;
+    switch (verb) {
+      case "EHLO":
+      case "HELO":
+        ok = this.doHelo(verb, arg);
+        break;
+      case "MAIL":
+        ok = await this.doMail(arg);
+        break;
+      case "RCPT":
+        ok = this.doRcpt(arg);
+        break;
+      case "DATA":
+        ok = await this.doData(arg);
+        break;
+      case "RSET":
+        this.resetTransaction();
+        this.reply(250, "2.0.0", "Ok");
+        break;
+      case "NOOP":
+        this.reply(250, "2.0.0", "Ok");
+        break;
+      case "VRFY":
+        if (this.cfg.bool("disable_vrfy_command")) {
+          this.reply(502, "5.5.1", "VRFY command is disabled");
+          ok = false;
+        } else {
+          this.reply(252, "2.0.0", arg || "Send some mail, I'll try my best");
+        }
+        break;
+      case "QUIT":
+        this.count(verb, true);
+        this.reply(221, "2.0.0", "Bye");
+        await this.flush();
+        return true;
+      default:
+        this.count("unknown", false);
+        this.log.warn(`non-SMTP command from ${this.client}: ${verb.slice(0, 100)}`);
+        this.reply(502, "5.5.2", "Error: command not recognized");
+        await this.error();
+        return false;
+    }
+    this.count(verb, ok);
+    if (!ok) await this.error();
+    return false;
+  }
+
+  doHelo(verb: string, arg: string): boolean {
+    const host = arg.trim().split(/\s+/)[0] ?? "";
+    if (!host) {
+      this.reply(501, "5.5.4", `Syntax: ${verb} hostname`);
+      return false;
+    }
+    this.resetTransaction();
+    this.helo = host;
+    const me = this.cfg.str("myhostname");
+    if (verb === "HELO") {
+      this.protocol = "SMTP";
+      this.out.push(`250 ${me}\r\n`);
+      return true;
+    }
+    this.protocol = "ESMTP";
+    const lines = [me, "PIPELINING"];
+    const limit = this.cfg.size("message_size_limit");
+    lines.push(limit > 0 ? `SIZE ${limit}` : "SIZE");
+    if (!this.cfg.bool("disable_vrfy_command")) lines.push("VRFY");
+    lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
+    this.reply(250, null, lines);
+    return true;
+  }
+
+  resetTransaction(): void {
+    this.cleanup?.abort();
+    this.cleanup = null;
+    this.sender = null;
+    this.senderParams = new Map();
+    this.recipients = [];
+  }
+
+  async doMail(arg: string): Promise<boolean> {
+    if (this.sender !== null) {
+      this.reply(503, "5.5.1", "Error: nested MAIL command");
+      return false;
+    }
+    if (!this.helo && this.cfg.bool("smtpd_helo_required")) {
+      this.reply(503, "5.5.1", "Error: send HELO/EHLO first");
+      return false;
+    }
+    const m = /^FROM:/i.exec(arg);
+    if (!m) {
+      this.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+      return false;
+    }
+    let path;
+    try {
+      path = parseMailPath(arg.slice(m[0].length), { allowEmpty: true });
+    } catch (e) {
+      if (e instanceof AddressError && e.part === "parameter") {
+        this.reply(501, "5.5.4", `Bad MAIL parameter syntax`);
+      } else this.reply(501, "5.1.7", "Bad sender address syntax");
+      return false;
+    }
+    for (const [k, v] of path.params) {
+      if (k === "SIZE") {
+        const size = Number(v);
+        if (!/^\d+$/.test(v ?? "")) {
+          this.reply(501, "5.5.4", "Bad message size syntax");
+          return false;
+        }
+        const limit = this.cfg.size("message_size_limit");
+        if (limit > 0 && size > limit) {
+          this.reply(552, "5.3.4", "Message size exceeds fixed limit");
+          return false;
+        }
+      } else if (k === "BODY") {
+        if (!/^(7BIT|8BITMIME)$/i.test(v ?? "")) {
+          this.reply(501, "5.5.4", "Unsupported BODY parameter");
+          return false;
+        }
+      } else if (k === "RET") {
+        if (!/^(FULL|HDRS)$/i.test(v ?? "")) {
+          this.reply(501, "5.5.4", "Bad RET parameter syntax");
+          return false;
+        }
+      } else if (k !== "ENVID") {
+        this.reply(555, "5.5.4", `Unsupported option: ${k}`);
+        return false;
+      }
+    }
+    try {
+      this.cleanup = await this.d.openCleanup();
+    } catch (e) {
+      this.log.warn(`cleanup service unavailable: ${(e as Error).message}`);
+      this.reply(451, "4.3.0", "Error: queue file write error");
+      return false;
+    }
+    this.sender = path.address;
+    this.senderParams = path.params;
+    this.log.info(`${this.cleanup.queueId}: client=${this.client}`);
+    this.reply(250, "2.1.0", "Ok");
+    return true;
+  }
+
+  doRcpt(arg: string): boolean {
+    if (this.sender === null) {
+      this.reply(503, "5.5.1", "Error: need MAIL command");
+      return false;
+    }
+    const m = /^TO:/i.exec(arg);
+    if (!m) {
+      this.reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
+      return false;
+    }
+    let path;
+    try {
+      path = parseMailPath(arg.slice(m[0].length));
+    } catch {
+      this.reply(501, "5.1.3", "Bad recipient address syntax");
+      return false;
+    }
+    if (this.recipients.length >= this.cfg.int("smtpd_recipient_limit")) {
+      this.reply(452, "4.5.3", "Error: too many recipients");
+      return false;
+    }
+    const rcpt: Recipient = { address: path.address };
+    for (const [k, v] of path.params) {
+      if (k === "NOTIFY") {
+        const items = (v ?? "").toUpperCase().split(",");
+        const valid = items.every((i) => ["SUCCESS", "FAILURE", "DELAY", "NEVER"].includes(i)) &&
+          (!items.includes("NEVER") || items.length === 1);
+        if (!valid) {
+          this.reply(501, "5.5.4", "Error: Bad NOTIFY parameter syntax");
+          return false;
+        }
+        rcpt.notify = items;
+      } else if (k === "ORCPT") {
+        rcpt.orcpt = v ?? undefined;
+      } else {
+        this.reply(555, "5.5.4", `Unsupported option: ${k}`);
+        return false;
+      }
+    }
+    const verdict = checkRecipient(this.d.restrictions, {
+      clientAddr: this.d.client.addr,
+      recipient: path.address,
+    });
+    if (verdict) {
+      const text = `<${path.address}>: ${verdict.text}`;
+      this.reply(verdict.code, verdict.dsn, text);
+      this.log.info(
+        `NOQUEUE: reject: RCPT from ${this.client}: ${verdict.code} ${verdict.dsn} ${text}; ` +
+          `from=<${this.sender}> to=<${path.address}> proto=${this.protocol} helo=<${this.helo}>`,
+      );
+      return false;
+    }
+    this.recipients.push(rcpt);
+    this.reply(250, "2.1.5", "Ok");
+    return true;
+  }
+
+  receivedHeader(queueId: string): string {
+    const c = this.d.client;
+    const from = this.helo ? `${this.helo} (${c.name} [${c.addr}])` : `${c.name} [${c.addr}]`;
+    const forPart = this.recipients.length === 1 ? `\r\n\tfor <${this.recipients[0].address}>` : "";
+    const date = rfc2822Date(this.d.now?.() ?? new Date());
+    return `Received: from ${from}\r\n\tby ${this.cfg.str("myhostname")} (${
+      this.cfg.str("mail_name")
+    }) with ${this.protocol} id ${queueId}${forPart}; ${date}\r\n`;
+  }
+
+  async doData(arg: string): Promise<boolean> {
+    if (arg.trim()) {
+      this.reply(501, "5.5.4", "Syntax: DATA");
+      return false;
+    }
+    if (this.sender === null) {
+      this.reply(503, "5.5.1", "Error: need RCPT command");
+      return false;
+    }
+    if (this.recipients.length === 0) {
+      this.reply(554, "5.5.1", "Error: no valid recipients");
+      return false;
+    }
+    const cleanup = this.cleanup!;
+    this.reply(354, null, "End data with <CR><LF>.<CR><LF>");
+    await this.flush();
+    const limit = this.cfg.size("message_size_limit");
+    let cleanupOk = true;
+    let cleanupError = "";
+    const send = async (b: Uint8Array) => {
+      if (!cleanupOk) return;
+      try {
+        await cleanup.write(b);
+      } catch (e) {
+        cleanupOk = false;
+        cleanupError = (e as Error).message;
+      }
+    };
+    const envid = this.senderParams.get("ENVID");
+    const ret = this.senderParams.get("RET");
+    cleanup.envelope({
+      sender: this.sender,
+      recipients: this.recipients,
+      attrs: {
+        clientName: this.d.client.name,
+        clientAddr: this.d.client.addr,
+        helo: this.helo,
+        protocol: this.protocol,
+        origin: "smtpd",
+        ...(envid ? { envid } : {}),
+        ...(ret ? { ret: ret.toUpperCase() } : {}),
+      },
+    });
+    await send(encoder.encode(this.receivedHeader(cleanup.queueId)));
+    const decoder = new DataDecoder();
+    let tooBig = false;
+    let rest: Uint8Array | null = null;
+    let pending = this.lines.takeBuffered();
+    for (;;) {
+      if (pending.length) {
+        const r = decoder.push(pending);
+        if (!tooBig) {
+          for (const part of r.out) await send(part);
+          if (limit > 0 && decoder.bytesOut > limit) {
+            tooBig = true;
+            cleanupOk = false;
+          }
+        }
+        if (r.done) {
+          rest = r.rest;
+          break;
+        }
+      }
+      const chunk = await this.read();
+      if (chunk === null) {
+        cleanup.abort();
+        this.cleanup = null;
+        this.sender = null;
+        throw new Disconnect(); // "lost connection after DATA" is logged by run()
+      }
+      pending = chunk;
+    }
+    if (rest && rest.length) this.lines.push(rest);
+    if (decoder.bareLfCount > 0) {
+      this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);
+    }
+    this.cleanup = null;
+    let ok = false;
+    if (tooBig) {
+      cleanup.abort();
+      this.reply(552, "5.3.4", "Error: message file too big");
+    } else if (!cleanupOk) {
+      cleanup.abort();
+      this.log.warn(`${cleanup.queueId}: cleanup: ${cleanupError}`);
+      this.reply(451, "4.3.0", "Error: queue file write error");
+    } else {
+      try {
+        const r = await cleanup.finish();
+        if (r.status === "ok") {
+          this.reply(250, "2.0.0", `Ok: queued as ${r.queueId}`);
+          ok = true;
+        } else {
+          this.reply(r.code, r.dsn, r.text);
+        }
+      } catch (e) {
+        this.log.warn(`${cleanup.queueId}: cleanup: ${(e as Error).message}`);
+        this.reply(451, "4.3.0", "Error: queue file write error");
+      }
+    }
+    this.sender = null;
+    this.recipients = [];
+    this.senderParams = new Map();
+    return ok;
+  }
+}
