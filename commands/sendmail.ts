@@ -1,0 +1,423 @@
+/**
+ * sendmail: the Sendmail-compatible mail posting interface, like Postfix
+ * sendmail(1). Reads one message from standard input and writes it into
+ * `maildrop/` as a complete queue file, from where pickup submits it to
+ * cleanup. Exits 0 only after the file and its directory entry are
+ * fsynced (DESIGN.md invariant 1), then wakes pickup (which also polls).
+ *
+ *     sendmail [-t] [-i] [-oi] [-f sender] [-F fullname] [-N dsn] [-R ret]
+ *              [-V envid] [-c DIR | -C DIR] [-bm | -bp] [--] [recipient ...]
+ *
+ * Input ends at end of file; without -i (or -oi) a line holding only "."
+ * ends it too. LF line ends become CRLF. -t takes recipients from the
+ * To/Cc/Bcc headers (done by cleanup) in addition to the command line.
+ * -f sets the envelope sender (default: the invoking user from USER or
+ * LOGNAME, else "root"); an address without "@" is qualified with
+ * `@$myorigin`, as are bare recipient names. -N is "never" or a list of
+ * success,delay,failure; -R is full or hdrs; -V is the DSN envelope id.
+ * -bp lists the queue through commands/postqueue.ts. Ignored like Postfix
+ * does: other -o options, -B, -h, -L, -m, -n, -U, -v, -X. Not supported
+ * (exit 64): -bs, -bd, -bD, -bi, -bl, -bv, -q.
+ *
+ * Exit status: 0 queued; 64 (EX_USAGE) bad command line or no recipients;
+ * 65 (EX_DATAERR) message larger than message_size_limit; 75
+ * (EX_TEMPFAIL) queue directory missing or not writable, or any write
+ * error; 78 (EX_CONFIG) unreadable main.cf.
+ *
+ * Parameters: queue_directory, myorigin, message_size_limit.
+ *
+ * Run: deno task sendmail (see deno.json for its permissions).
+ *
+ * @module
+ */
+
+import { parseHeaderAddresses } from "../lib/address/mod.ts";
+import { type Config, configDirFrom, loadConfig } from "../lib/config/mod.ts";
+import { ipcRequest } from "../lib/ipc/mod.ts";
+import {
+  DirSyncer,
+  type Envelope,
+  newQueueId,
+  QueueDir,
+  QueueWriter,
+  type Recipient,
+} from "../lib/queue/mod.ts";
+import type { MaildropAttrs } from "../daemons/pickup/pickup.ts";
+
+/** sysexits.h codes sendmail uses. */
+export const EX = { OK: 0, USAGE: 64, DATAERR: 65, SOFTWARE: 70, TEMPFAIL: 75, CONFIG: 78 };
+
+/** The parsed command line. */
+export interface SendmailOptions {
+  /** -t */
+  extract: boolean;
+  /** -i / -oi: a lone "." does not end the input. */
+  ignoreDots: boolean;
+  /** -f / -r, as given. */
+  sender?: string;
+  /** -F */
+  fullName?: string;
+  /** -N, upper case: ["NEVER"] or some of SUCCESS, DELAY, FAILURE. */
+  notify?: string[];
+  /** -R: "FULL" or "HDRS". */
+  ret?: string;
+  /** -V */
+  envid?: string;
+  /** -c / -C */
+  configDir?: string;
+  /** -b mode letter: "m" (deliver, the default) or "p" (list the queue). */
+  mode: string;
+  recipients: string[];
+}
+
+/** A bad command line; the message is printed after "sendmail: fatal: ". */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+/** Parses sendmail's command line; option values may be attached (-fuser) or separate. */
+export function parseSendmailArgs(argv: string[]): SendmailOptions {
+  const o: SendmailOptions = { extract: false, ignoreDots: false, mode: "m", recipients: [] };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") break;
+    const flag = arg[1];
+    const value = (): string => {
+      if (arg.length > 2) return arg.slice(2);
+      if (i + 1 >= argv.length) throw new UsageError(`option requires an argument -- ${flag}`);
+      return argv[++i];
+    };
+    switch (flag) {
+      case "t":
+        o.extract = true;
+        break;
+      case "i":
+        o.ignoreDots = true;
+        break;
+      case "o": {
+        const v = value();
+        if (v === "i") o.ignoreDots = true;
+        break;
+      }
+      case "f":
+      case "r":
+        o.sender = value();
+        break;
+      case "F":
+        o.fullName = value();
+        break;
+      case "N":
+        o.notify = parseNotify(value());
+        break;
+      case "R": {
+        const v = value().toUpperCase();
+        if (v !== "FULL" && v !== "HDRS") throw new UsageError(`bad -R option value: ${v}`);
+        o.ret = v;
+        break;
+      }
+      case "V": {
+        const v = value();
+        if (v.length > 100 || /[^\x21-\x7e]/.test(v)) {
+          throw new UsageError("bad -V option value: use up to 100 printable ASCII characters");
+        }
+        o.envid = v;
+        break;
+      }
+      case "c":
+      case "C":
+        o.configDir = value();
+        break;
+      case "b": {
+        const v = arg.slice(2);
+        if (v !== "m" && v !== "p") throw new UsageError(`-b${v} is not supported`);
+        o.mode = v;
+        break;
+      }
+      case "B":
+      case "h":
+      case "L":
+      case "X":
+        value();
+        break;
+      case "m":
+      case "n":
+      case "U":
+      case "v":
+        break;
+      case "q":
+        throw new UsageError("-q is not supported: use postqueue -f");
+      default:
+        throw new UsageError(`illegal option -- ${flag}`);
+    }
+  }
+  o.recipients = argv.slice(i);
+  return o;
+}
+
+function parseNotify(v: string): string[] {
+  const items = v.split(",").map((s) => s.trim().toUpperCase()).filter(Boolean);
+  const ok = items.length > 0 && (
+    (items.length === 1 && items[0] === "NEVER") ||
+    items.every((x) => x === "SUCCESS" || x === "DELAY" || x === "FAILURE")
+  );
+  if (!ok) throw new UsageError(`bad -N option value: ${v}`);
+  return [...new Set(items)];
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+const CRLF = new Uint8Array([CR, LF]);
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Converts sendmail input to canonical content, streaming: LF and CRLF
+ * line ends become CRLF (a CR not before LF is kept), a last line without
+ * a line end gets one, and unless `ignoreDots` a line holding only "."
+ * ends the message (it and anything after it are dropped).
+ */
+export class InputConverter {
+  #lineStart = true;
+  #hold: Uint8Array = EMPTY;
+  #ended = false;
+
+  constructor(readonly ignoreDots: boolean) {}
+
+  /** True once a lone "." line was seen. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Converts the next chunk of input. */
+  push(chunk: Uint8Array): Uint8Array {
+    if (this.#ended) return EMPTY;
+    const data = this.#hold.length ? concat([this.#hold, chunk]) : chunk;
+    this.#hold = EMPTY;
+    const out: Uint8Array[] = [];
+    let pos = 0;
+    while (pos < data.length) {
+      const lf = data.indexOf(LF, pos);
+      if (lf < 0) {
+        const rest = data.subarray(pos);
+        if (this.#lineStart && this.#mayEnd(rest)) {
+          this.#hold = rest.slice();
+        } else if (rest[rest.length - 1] === CR) {
+          out.push(rest.subarray(0, rest.length - 1));
+          this.#hold = new Uint8Array([CR]);
+          this.#lineStart = false;
+        } else {
+          out.push(rest);
+          this.#lineStart = false;
+        }
+        break;
+      }
+      const end = lf > pos && data[lf - 1] === CR ? lf - 1 : lf;
+      const line = data.subarray(pos, end);
+      if (this.#lineStart && !this.ignoreDots && line.length === 1 && line[0] === DOT) {
+        this.#ended = true;
+        break;
+      }
+      out.push(line, CRLF);
+      this.#lineStart = true;
+      pos = lf + 1;
+    }
+    return concat(out);
+  }
+
+  /** Ends the input: terminates a last line that has no line end. */
+  end(): Uint8Array {
+    if (this.#ended) return EMPTY;
+    const hold = this.#hold;
+    this.#hold = EMPTY;
+    if (this.#lineStart && hold.length === 0) return EMPTY;
+    // A held CR (alone or in ".\r") at end of input ends its line.
+    const body = hold[hold.length - 1] === CR ? hold.subarray(0, hold.length - 1) : hold;
+    if (this.#lineStart && !this.ignoreDots && body.length === 1 && body[0] === DOT) {
+      this.#ended = true;
+      return EMPTY;
+    }
+    this.#lineStart = true;
+    return concat([body, CRLF]);
+  }
+
+  /** A partial line at line start that a later chunk could turn into ".\n". */
+  #mayEnd(rest: Uint8Array): boolean {
+    if (this.ignoreDots || rest[0] !== DOT) return false;
+    return rest.length === 1 || (rest.length === 2 && rest[1] === CR);
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** Where sendmail reads, writes and what it knows about its caller. */
+export interface SendmailIo {
+  stdin: ReadableStream<Uint8Array>;
+  /** One call per diagnostic line, without newline. */
+  err(line: string): void;
+  env: { USER?: string; LOGNAME?: string; MAIL_CONFIG?: string };
+  /** Submitter's uid. @default Deno.uid() when permitted, else -1 */
+  uid?: number;
+  /** Host name for the myhostname default. @default Deno.hostname() when permitted */
+  hostname?: string;
+}
+
+/** Runs sendmail; returns the exit status. */
+export async function sendmail(argv: string[], io: SendmailIo): Promise<number> {
+  const fatal = (status: number, msg: string) => {
+    io.err(`sendmail: fatal: ${msg}`);
+    return status;
+  };
+  let opts: SendmailOptions;
+  try {
+    opts = parseSendmailArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) return fatal(EX.USAGE, e.message);
+    throw e;
+  }
+  if (opts.mode === "p") return await listQueue(opts, io);
+
+  let config: Config;
+  try {
+    config = await loadConfig(configDirFrom({ c: opts.configDir }, io.env), {
+      hostname: io.hostname,
+    });
+  } catch (e) {
+    return fatal(EX.CONFIG, (e as Error).message);
+  }
+  let origin: string;
+  let sizeLimit: number;
+  let queueDir: QueueDir;
+  try {
+    origin = config.str("myorigin");
+    sizeLimit = config.size("message_size_limit");
+    queueDir = new QueueDir(config.str("queue_directory"));
+  } catch (e) {
+    return fatal(EX.CONFIG, (e as Error).message);
+  }
+  const qualify = (a: string) => (a === "" || a.includes("@") ? a : `${a}@${origin}`);
+
+  const recipients: Recipient[] = [];
+  for (const arg of opts.recipients) {
+    const addrs = parseHeaderAddresses(arg);
+    if (addrs.length === 0) return fatal(EX.USAGE, `bad recipient address syntax: ${arg}`);
+    for (const a of addrs) {
+      const r: Recipient = { address: qualify(a) };
+      if (opts.notify) r.notify = opts.notify;
+      recipients.push(r);
+    }
+  }
+  if (recipients.length === 0 && !opts.extract) return fatal(EX.USAGE, "no recipients specified");
+
+  const user = io.env.USER || io.env.LOGNAME || "root";
+  let sender = qualify(user);
+  if (opts.sender !== undefined) {
+    const s = opts.sender.trim();
+    if (s === "" || s === "<>") sender = "";
+    else {
+      const a = parseHeaderAddresses(s);
+      if (a.length !== 1) return fatal(EX.USAGE, `bad sender address syntax: ${opts.sender}`);
+      sender = qualify(a[0]);
+    }
+  }
+
+  const attrs: MaildropAttrs = { origin: "sendmail", uid: io.uid ?? currentUid(), user };
+  if (opts.extract) attrs.extract = true;
+  if (opts.fullName !== undefined) attrs.fullName = opts.fullName;
+  if (opts.ret) attrs.ret = opts.ret;
+  if (opts.envid) attrs.envid = opts.envid;
+  const queueId = newQueueId();
+  const env: Envelope = { queueId, arrival: Date.now(), sender, attrs };
+
+  const maildrop = queueDir.dir("maildrop");
+  try {
+    const st = await Deno.stat(maildrop);
+    if (!st.isDirectory) throw new Error("not a directory");
+  } catch (e) {
+    return fatal(EX.TEMPFAIL, `queue directory ${maildrop}: ${(e as Error).message}`);
+  }
+  const writer = new QueueWriter(maildrop, queueId, new DirSyncer(maildrop));
+  try {
+    await writer.begin(env, recipients);
+  } catch (e) {
+    return fatal(EX.TEMPFAIL, `create file in ${maildrop}: ${(e as Error).message}`);
+  }
+  try {
+    const conv = new InputConverter(opts.ignoreDots);
+    const reader = io.stdin.getReader();
+    try {
+      while (!conv.ended) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        await writer.write(conv.push(value));
+        if (sizeLimit > 0 && writer.contentBytes > sizeLimit) {
+          await writer.abort();
+          return fatal(EX.DATAERR, "message file too big");
+        }
+      }
+    } finally {
+      reader.releaseLock();
+    }
+    await writer.write(conv.end());
+    if (sizeLimit > 0 && writer.contentBytes > sizeLimit) {
+      await writer.abort();
+      return fatal(EX.DATAERR, "message file too big");
+    }
+    await writer.commit();
+  } catch (e) {
+    await writer.abort();
+    return fatal(EX.TEMPFAIL, `write queue file ${maildrop}/${queueId}: ${(e as Error).message}`);
+  }
+  // pickup also polls the maildrop, so a missing pickup only delays the message.
+  await ipcRequest(queueDir.publicSocket("pickup"), { op: "wakeup" }, { timeoutMs: 2000 })
+    .catch(() => {});
+  return EX.OK;
+}
+
+function currentUid(): number {
+  try {
+    return Deno.uid() ?? -1;
+  } catch {
+    return -1;
+  }
+}
+
+/** -bp: the same listing as `postqueue -p`, when commands/postqueue.ts provides it. */
+async function listQueue(opts: SendmailOptions, io: SendmailIo): Promise<number> {
+  let mod: { main?: (argv: string[]) => Promise<number> | number } | null = null;
+  try {
+    mod = await import(new URL("./postqueue.ts", import.meta.url).href);
+  } catch {
+    mod = null;
+  }
+  if (!mod || typeof mod.main !== "function") {
+    io.err("sendmail: fatal: sendmail -bp is not supported");
+    return EX.USAGE;
+  }
+  return await mod.main(["-p", ...(opts.configDir ? ["-c", opts.configDir] : [])]);
+}
+
+if (import.meta.main) {
+  const env = Deno.env.toObject();
+  const status = await sendmail(Deno.args, {
+    stdin: Deno.stdin.readable,
+    err: (line) => console.error(line),
+    env: { USER: env.USER, LOGNAME: env.LOGNAME, MAIL_CONFIG: env.MAIL_CONFIG },
+  });
+  Deno.exit(status);
+}

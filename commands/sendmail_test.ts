@@ -1,0 +1,331 @@
+/**
+ * Tests for sendmail: the command line, input conversion, and the real
+ * command run as a subprocess with the permissions of `deno task sendmail`
+ * against a temporary queue, checking the maildrop file it leaves and its
+ * exit status.
+ */
+import fc from "fast-check";
+import { ipcListen } from "../lib/ipc/mod.ts";
+import { QueueDir, QueueFile } from "../lib/queue/mod.ts";
+import type { MaildropAttrs } from "../daemons/pickup/pickup.ts";
+import {
+  assert,
+  assertEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "../tests/helpers/assert.ts";
+import { InputConverter, parseSendmailArgs, UsageError } from "./sendmail.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+Deno.test("parseSendmailArgs", async (t) => {
+  await t.step("flags, attached and separate values, recipients", () => {
+    const o = parseSendmailArgs([
+      "-t",
+      "-oi",
+      "-fjoe@x",
+      "-F",
+      "Joe User",
+      "-N",
+      "success,Delay",
+      "-Rhdrs",
+      "-V",
+      "id1",
+      "-c",
+      "/etc/pw",
+      "-oem",
+      "-v",
+      "ann@x",
+      "-notanoption",
+    ]);
+    assertEquals(o, {
+      extract: true,
+      ignoreDots: true,
+      sender: "joe@x",
+      fullName: "Joe User",
+      notify: ["SUCCESS", "DELAY"],
+      ret: "HDRS",
+      envid: "id1",
+      configDir: "/etc/pw",
+      mode: "m",
+      recipients: ["ann@x", "-notanoption"],
+    });
+    assertEquals(parseSendmailArgs(["-i", "--", "-x@y"]).recipients, ["-x@y"]);
+    assertEquals(parseSendmailArgs(["-f", "", "a"]).sender, "");
+    assertEquals(parseSendmailArgs(["-Nnever", "a"]).notify, ["NEVER"]);
+    assertEquals(parseSendmailArgs(["-bp"]).mode, "p");
+  });
+  await t.step("rejects what it cannot do", () => {
+    assertThrows(() => parseSendmailArgs(["-N", "never,success"]), UsageError, "bad -N");
+    assertThrows(() => parseSendmailArgs(["-R", "body"]), UsageError, "bad -R");
+    assertThrows(() => parseSendmailArgs(["-bs"]), UsageError, "-bs is not supported");
+    assertThrows(() => parseSendmailArgs(["-q"]), UsageError, "-q is not supported");
+    assertThrows(() => parseSendmailArgs(["-f"]), UsageError, "requires an argument");
+    assertThrows(() => parseSendmailArgs(["-Z"]), UsageError, "illegal option");
+  });
+});
+
+function convert(input: string, ignoreDots: boolean, chunk = Infinity): string {
+  const c = new InputConverter(ignoreDots);
+  const bytes = new TextEncoder().encode(input);
+  const dec = new TextDecoder();
+  let out = "";
+  const step = Math.min(chunk, bytes.length || 1);
+  for (let i = 0; i < bytes.length; i += step) {
+    out += dec.decode(c.push(bytes.subarray(i, i + step)));
+  }
+  return out + dec.decode(c.end());
+}
+
+Deno.test("InputConverter", async (t) => {
+  const cases: [string, boolean, string][] = [
+    ["a\nb\n", false, "a\r\nb\r\n"],
+    ["a\r\nb\r\n", false, "a\r\nb\r\n"],
+    ["a\nb", false, "a\r\nb\r\n"],
+    ["a\rb\n", false, "a\rb\r\n"],
+    ["a\r", false, "a\r\n"],
+    ["", false, ""],
+    ["a\n.\nafter\n", false, "a\r\n"],
+    ["a\r\n.\r\nafter\n", false, "a\r\n"],
+    ["a\n.", false, "a\r\n"],
+    ["a\n.\n", true, "a\r\n.\r\n"],
+    ["a\n.", true, "a\r\n.\r\n"],
+    ["a\n..\n.x\n", false, "a\r\n..\r\n.x\r\n"],
+    ["x.\n", false, "x.\r\n"],
+    ["a\n.\r", false, "a\r\n"],
+  ];
+  for (const [input, ignore, want] of cases) {
+    await t.step(`${JSON.stringify(input)}${ignore ? " -i" : ""}`, () => {
+      for (const chunk of [Infinity, 1, 2, 3]) {
+        assertEquals(convert(input, ignore, chunk), want, `chunk size ${chunk}`);
+      }
+    });
+  }
+});
+
+Deno.test("InputConverter: any chunking gives the same output", () => {
+  const text = fc.stringOf(fc.constantFrom("a", ".", "\r", "\n"), { maxLength: 40 });
+  fc.assert(
+    fc.property(text, fc.boolean(), fc.integer({ min: 1, max: 5 }), (input, ignore, chunk) => {
+      const whole = convert(input, ignore);
+      assertEquals(convert(input, ignore, chunk), whole);
+      assert(whole === "" || whole.endsWith("\r\n"), "ends with CRLF");
+      assert(!/(^|[^\r])\n/.test(whole), "no bare LF");
+      if (!ignore) assert(!whole.startsWith(".\r\n") && !whole.includes("\n.\r\n"));
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+/** The `deno run` flags of the sendmail task, so the test runs with exactly its permissions. */
+async function taskFlags(): Promise<string[]> {
+  const cfg = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const words = (cfg.tasks.sendmail as string).split(/\s+/);
+  assertEquals(words.slice(0, 2), ["deno", "run"]);
+  assertEquals(words[words.length - 1], "commands/sendmail.ts");
+  return words.slice(2, -1);
+}
+
+interface Run {
+  code: number;
+  stderr: string;
+}
+
+async function runSendmail(
+  args: string[],
+  stdin: string,
+  env: Record<string, string> = {},
+): Promise<Run> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(await taskFlags()), "commands/sendmail.ts", ...args],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "", NO_COLOR: "1", ...env },
+  });
+  const child = cmd.spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(stdin)).catch(() => {});
+  await w.close().catch(() => {});
+  const out = await child.output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+async function maildropFiles(q: QueueDir): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(q.dir("maildrop"))) out.push(e.name);
+  return out.sort();
+}
+
+Deno.test("sendmail command", async (t) => {
+  const root = await Deno.makeTempDir();
+  const conf = `${root}/conf`;
+  const q = new QueueDir(`${root}/queue`);
+  try {
+    await Deno.mkdir(conf);
+    await Deno.writeTextFile(
+      `${conf}/main.cf`,
+      `queue_directory = ${q.root}\nmyorigin = example.com\nmessage_size_limit = 2000\n`,
+    );
+    await q.create();
+
+    await t.step("writes a valid maildrop file and exits 0", async () => {
+      const run = await runSendmail(
+        [
+          "-c",
+          conf,
+          "-f",
+          "alice",
+          "-N",
+          "failure,delay",
+          "-R",
+          "full",
+          "-V",
+          "E1",
+          "bob@x",
+          "carol",
+        ],
+        "Subject: hi\nX: y\n\nbody\n.\nnot part of it\n",
+        { USER: "alice" },
+      );
+      assertEquals(run, { code: 0, stderr: "" });
+      const files = await maildropFiles(q);
+      assertEquals(files.length, 1);
+      assert(/^[0-9A-F]{15}$/.test(files[0]), "named by queue id");
+      const qf = await QueueFile.open(q.path("maildrop", files[0]));
+      try {
+        const env = qf.envelope;
+        assertEquals(env.queueId, files[0]);
+        assertEquals(env.sender, "alice@example.com");
+        assert(Math.abs(env.arrival - Date.now()) < 60_000);
+        const attrs = env.attrs as MaildropAttrs;
+        assertEquals(attrs.user, "alice");
+        assertEquals(attrs.uid, Deno.uid());
+        assertEquals(attrs.extract, undefined);
+        assertEquals([attrs.ret, attrs.envid], ["FULL", "E1"]);
+        assertEquals(
+          qf.head.recipients.map((r) => [r.address, r.notify]),
+          [["bob@x", ["FAILURE", "DELAY"]], ["carol@example.com", ["FAILURE", "DELAY"]]],
+        );
+        assertEquals(
+          new TextDecoder().decode(await qf.readContent()),
+          "Subject: hi\r\nX: y\r\n\r\nbody\r\n",
+        );
+      } finally {
+        qf.close();
+      }
+      await Deno.remove(q.path("maildrop", files[0]));
+    });
+
+    await t.step("-t needs no recipients; -i keeps dot lines; sender from LOGNAME", async () => {
+      const run = await runSendmail(
+        ["-t", "-i", "-F", "Root User"],
+        "To: bob@x\n\n.\nend",
+        { MAIL_CONFIG: conf, LOGNAME: "ops" },
+      );
+      assertEquals(run, { code: 0, stderr: "" });
+      const [name] = await maildropFiles(q);
+      const qf = await QueueFile.open(q.path("maildrop", name));
+      try {
+        assertEquals(qf.envelope.sender, "ops@example.com");
+        const attrs = qf.envelope.attrs as MaildropAttrs;
+        assertEquals([attrs.extract, attrs.fullName], [true, "Root User"]);
+        assertEquals(qf.head.recipients, []);
+        assertEquals(
+          new TextDecoder().decode(await qf.readContent()),
+          "To: bob@x\r\n\r\n.\r\nend\r\n",
+        );
+      } finally {
+        qf.close();
+      }
+      await Deno.remove(q.path("maildrop", name));
+    });
+
+    await t.step("-f <> is the null sender; the default sender is root", async () => {
+      for (const [args, want] of [[["-f", "<>"], ""], [[], "root@example.com"]] as const) {
+        assertEquals((await runSendmail(["-c", conf, ...args, "bob@x"], "x\n")).code, 0);
+        const [name] = await maildropFiles(q);
+        const qf = await QueueFile.open(q.path("maildrop", name));
+        assertEquals(qf.envelope.sender, want);
+        qf.close();
+        await Deno.remove(q.path("maildrop", name));
+      }
+    });
+
+    await t.step("wakes pickup on public/pickup", async () => {
+      const got: unknown[] = [];
+      const server = ipcListen(q.publicSocket("pickup"), async (c) => {
+        got.push(await c.recvMsg());
+        await c.send({ ok: true });
+      });
+      try {
+        assertEquals((await runSendmail(["-c", conf, "bob@x"], "x\n")).code, 0);
+        assertEquals(got, [{ op: "wakeup" }]);
+      } finally {
+        server.close();
+        await server.done;
+      }
+      for (const f of await maildropFiles(q)) await Deno.remove(q.path("maildrop", f));
+    });
+
+    await t.step("exit 64 without recipients or on a bad option", async () => {
+      const run = await runSendmail(["-c", conf], "x\n");
+      assertEquals(run, { code: 64, stderr: "sendmail: fatal: no recipients specified\n" });
+      const bad = await runSendmail(["-c", conf, "-N", "sometimes", "bob@x"], "x\n");
+      assertEquals(bad.code, 64);
+      assertStringIncludes(bad.stderr, "sendmail: fatal: bad -N option value");
+      const bs = await runSendmail(["-c", conf, "-bs"], "");
+      assertEquals(bs.code, 64);
+      assertEquals(await maildropFiles(q), []);
+    });
+
+    await t.step("exit 64 for -bp without postqueue", async () => {
+      let hasPostqueue = true;
+      try {
+        await Deno.stat(`${ROOT}commands/postqueue.ts`);
+      } catch {
+        hasPostqueue = false;
+      }
+      if (hasPostqueue) return;
+      const run = await runSendmail(["-c", conf, "-bp"], "");
+      assertEquals(run, { code: 64, stderr: "sendmail: fatal: sendmail -bp is not supported\n" });
+    });
+
+    await t.step("exit 65 for a message over message_size_limit, nothing left", async () => {
+      const run = await runSendmail(["-c", conf, "bob@x"], "x".repeat(3000) + "\n");
+      assertEquals(run, { code: 65, stderr: "sendmail: fatal: message file too big\n" });
+      assertEquals(await maildropFiles(q), []);
+    });
+
+    await t.step("exit 75 when the queue directory is missing", async () => {
+      const other = `${root}/conf2`;
+      await Deno.mkdir(other);
+      await Deno.writeTextFile(`${other}/main.cf`, `queue_directory = ${root}/nowhere\n`);
+      const run = await runSendmail(["-c", other, "bob@x"], "x\n");
+      assertEquals(run.code, 75);
+      assertStringIncludes(run.stderr, `sendmail: fatal: queue directory ${root}/nowhere/maildrop`);
+    });
+
+    await t.step("exit 75 when maildrop is not writable", async () => {
+      const ro = `${root}/conf3`;
+      await Deno.mkdir(ro);
+      await Deno.writeTextFile(`${ro}/main.cf`, `queue_directory = ${root}/roq\n`);
+      await Deno.mkdir(`${root}/roq`);
+      // A file where the maildrop folder should be: refused even for root.
+      await Deno.writeTextFile(`${root}/roq/maildrop`, "");
+      const run = await runSendmail(["-c", ro, "bob@x"], "x\n");
+      assertEquals(run.code, 75);
+      assertStringIncludes(run.stderr, "sendmail: fatal: ");
+    });
+
+    await t.step("exit 78 without main.cf", async () => {
+      const run = await runSendmail(["-c", `${root}/missing`, "bob@x"], "x\n");
+      assertEquals(run.code, 78);
+      assertStringIncludes(run.stderr, "sendmail: fatal: open ");
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
