@@ -44,9 +44,25 @@ export class CleanupSession {
 
   private constructor(readonly conn: IpcConn, readonly queueId: string) {}
 
-  /** Connects and obtains the queue id. Throws IpcError when cleanup is unreachable. */
-  static async open(socketPath: string, opts: { timeoutMs?: number } = {}): Promise<CleanupSession> {
-    const conn = await ipcConnect(socketPath, { timeoutMs: opts.timeoutMs ?? 300_000 });
+  /**
+   * Connects and obtains the queue id. A cleanup that is (re)starting gets
+   * `retryMs` to come up; after that this throws IpcError.
+   */
+  static async open(
+    socketPath: string,
+    opts: { timeoutMs?: number; retryMs?: number } = {},
+  ): Promise<CleanupSession> {
+    const deadline = Date.now() + (opts.retryMs ?? 5000);
+    let conn: IpcConn;
+    for (let delay = 50;; delay = Math.min(delay * 2, 500)) {
+      try {
+        conn = await ipcConnect(socketPath, { timeoutMs: opts.timeoutMs ?? 300_000 });
+        break;
+      } catch (e) {
+        if (Date.now() + delay > deadline) throw e;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
     try {
       const reply = await conn.send({ op: "open" }).then(() => conn.recvMsg<{ queueId?: string }>());
       if (typeof reply.queueId !== "string") throw new IpcError("cleanup: bad open reply");

@@ -1,0 +1,246 @@
+/**
+ * Starts a whole Postwarden instance for a test: a temporary folder with
+ * its own main.cf/master.cf, queue and mail spool, smtpd on a free
+ * loopback port, run with `postwarden start-fg` exactly as an admin would.
+ */
+import { ReplyParser } from "../../lib/smtp/mod.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+
+/** A running instance. */
+export interface Instance {
+  dir: string;
+  conf: string;
+  port: number;
+  queue: string;
+  maillog: string;
+  spool: string;
+  proc: Deno.ChildProcess;
+  /** Runs a repo command (postqueue.ts, sendmail.ts, ...) against this instance. */
+  command(script: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  log(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Waits until something accepts connections on the port. */
+export async function waitPort(port: number, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms}ms`);
+}
+
+/** Polls until the predicate holds. */
+export async function waitUntil(pred: () => Promise<boolean> | boolean, ms = 15_000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!(await pred())) throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Starts an instance; `mainCf` lines are appended to the test defaults. */
+export async function startInstance(opts: { mainCf?: string; masterCf?: string } = {}): Promise<Instance> {
+  const dir = await Deno.makeTempDir({ prefix: "postwarden-test-" });
+  const conf = `${dir}/conf`;
+  await Deno.mkdir(conf);
+  const port = freePort();
+  await Deno.writeTextFile(
+    `${conf}/main.cf`,
+    [
+      `queue_directory = ${dir}/var`,
+      `maillog_file = ${dir}/var/log/maillog`,
+      `mail_spool_directory = ${dir}/var/mail/`,
+      "myhostname = mx.test.example",
+      "inet_interfaces = 127.0.0.1",
+      "mydestination = $myhostname, localhost",
+      "mynetworks = 127.0.0.0/8",
+      "local_recipient_maps =",
+      "alias_maps =",
+      "alias_database =",
+      "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+      "queue_run_delay = 1s",
+      "minimal_backoff_time = 1s",
+      "maximal_backoff_time = 2s",
+      opts.mainCf ?? "",
+    ].join("\n") + "\n",
+  );
+  const master = (await Deno.readTextFile(`${ROOT}/conf/master.cf`))
+    .replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
+  await Deno.writeTextFile(`${conf}/master.cf`, opts.masterCf ?? master);
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      "--allow-env",
+      "--allow-sys=hostname",
+      `${ROOT}/commands/postwarden.ts`,
+      "-c",
+      conf,
+      "start-fg",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const inst: Instance = {
+    dir,
+    conf,
+    port,
+    queue: `${dir}/var`,
+    maillog: `${dir}/var/log/maillog`,
+    spool: `${dir}/var/mail`,
+    proc,
+    async command(script, args, stdin) {
+      const p = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${ROOT}/commands/${script}`, "-c", conf, ...args],
+        stdin: stdin === undefined ? "null" : "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      if (stdin !== undefined) {
+        const w = p.stdin.getWriter();
+        await w.write(new TextEncoder().encode(stdin));
+        await w.close();
+      }
+      const out = await p.output();
+      const dec = new TextDecoder();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    },
+    log: () => Deno.readTextFile(`${dir}/var/log/maillog`).catch(() => ""),
+    async stop() {
+      try {
+        proc.kill("SIGTERM");
+      } catch {
+        // gone
+      }
+      await proc.status;
+      // Everything started for this instance carries its config dir on the command line.
+      await waitUntil(async () => (await processesOf(conf)).length === 0, 15_000, "daemons to exit");
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+  try {
+    await waitPort(port);
+    // Every daemon is up once its socket exists.
+    const sockets = ["private/cleanup", "public/qmgr", "private/local", "private/smtp", "private/bounce", "public/pickup"];
+    await waitUntil(async () => {
+      for (const s of sockets) {
+        try {
+          await Deno.lstat(`${dir}/var/${s}`);
+        } catch {
+          return false;
+        }
+      }
+      return true;
+    }, 60_000, "daemon sockets");
+  } catch (e) {
+    await inst.stop().catch(() => {});
+    throw e;
+  }
+  return inst;
+}
+
+/** Pids of processes whose command line mentions the text. */
+export async function processesOf(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    try {
+      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
+      if (cmd.includes(text)) pids.push(Number(e.name));
+    } catch {
+      // exited
+    }
+  }
+  return pids;
+}
+
+/** Pid of the daemon process of a given program for an instance. */
+export async function daemonPid(inst: Instance, program: string): Promise<number | null> {
+  for (const pid of await processesOf(inst.conf)) {
+    const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+    if (cmd.includes(`/daemons/${program}/main.ts`)) return pid;
+  }
+  return null;
+}
+
+const enc = new TextEncoder();
+
+/** A minimal SMTP client for tests: returns the final reply of each step. */
+export async function smtpSend(
+  port: number,
+  opts: { from: string; to: string[]; body: string; helo?: string },
+): Promise<{ code: number; text: string; replies: string[] }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const parser = new ReplyParser();
+  const queue: { code: number; text: string }[] = [];
+  const buf = new Uint8Array(65536);
+  const replies: string[] = [];
+  async function reply() {
+    while (queue.length === 0) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error("connection closed");
+      for (const r of parser.push(buf.slice(0, n))) queue.push({ code: r.code, text: r.lines.join(" ") });
+    }
+    const r = queue.shift()!;
+    replies.push(`${r.code} ${r.text}`);
+    return r;
+  }
+  const send = (s: string) => conn.write(enc.encode(s));
+  try {
+    await reply();
+    await send(`EHLO ${opts.helo ?? "client.test"}\r\n`);
+    await reply();
+    await send(`MAIL FROM:<${opts.from}>\r\n`);
+    let r = await reply();
+    if (r.code !== 250) return { ...r, replies };
+    let any = false;
+    for (const t of opts.to) {
+      await send(`RCPT TO:<${t}>\r\n`);
+      r = await reply();
+      if (r.code === 250) any = true;
+    }
+    if (!any) return { ...r, replies };
+    await send("DATA\r\n");
+    r = await reply();
+    if (r.code !== 354) return { ...r, replies };
+    const body = opts.body.replace(/\r?\n/g, "\r\n").replace(/^\./gm, "..");
+    await send(body + (body.endsWith("\r\n") ? "" : "\r\n") + ".\r\n");
+    r = await reply();
+    await send("QUIT\r\n");
+    await reply().catch(() => {});
+    return { ...r, replies };
+  } finally {
+    conn.close();
+  }
+}
+
+/** Files in a Maildir's new/ folder. */
+export async function maildirFiles(spool: string, user: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${spool}/${user}/new`)) out.push(`${spool}/${user}/new/${e.name}`);
+  } catch {
+    // no mailbox yet
+  }
+  return out.sort();
+}

@@ -1,0 +1,116 @@
+/**
+ * A tiny SMTP sink for tests (PIPELINING-capable): accepts everything,
+ * records each message, and can be stopped and restarted on the same
+ * port. Real peers (Postfix's smtp-sink) are used by tests/interop.
+ */
+import { DataDecoder, LineReader, parseCommand } from "../../lib/smtp/mod.ts";
+
+export interface SinkMessage {
+  from: string;
+  to: string[];
+  data: string;
+}
+
+export class TestSink {
+  messages: SinkMessage[] = [];
+  #listener: Deno.Listener | null = null;
+  #conns = new Set<Deno.Conn>();
+
+  constructor(readonly port: number) {}
+
+  start(): void {
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
+    (async () => {
+      try {
+        for await (const c of this.#listener!) void this.#serve(c);
+      } catch {
+        // closed
+      }
+    })();
+  }
+
+  stop(): void {
+    this.#listener?.close();
+    this.#listener = null;
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch {
+        // closed
+      }
+    }
+    this.#conns.clear();
+  }
+
+  async #serve(conn: Deno.Conn): Promise<void> {
+    this.#conns.add(conn);
+    const enc = new TextEncoder();
+    const dec = new TextDecoder();
+    const lines = new LineReader();
+    const buf = new Uint8Array(65536);
+    const w = (s: string) => conn.write(enc.encode(s));
+    let from = "";
+    let to: string[] = [];
+    try {
+      await w("220 sink ESMTP\r\n");
+      for (;;) {
+        let l = lines.next();
+        while (!l) {
+          const n = await conn.read(buf);
+          if (n === null) return;
+          lines.push(buf.slice(0, n));
+          l = lines.next();
+        }
+        const cmd = parseCommand(l.line);
+        switch (cmd.verb) {
+          case "EHLO":
+            await w("250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n");
+            break;
+          case "MAIL":
+            from = cmd.arg.replace(/^FROM:\s*<?([^>\s]*)>?.*$/i, "$1");
+            to = [];
+            await w("250 2.1.0 Ok\r\n");
+            break;
+          case "RCPT":
+            to.push(cmd.arg.replace(/^TO:\s*<?([^>\s]*)>?.*$/i, "$1"));
+            await w("250 2.1.5 Ok\r\n");
+            break;
+          case "DATA": {
+            await w("354 go\r\n");
+            const d = new DataDecoder();
+            const parts: string[] = [];
+            let pending = lines.takeBuffered();
+            for (;;) {
+              const r = d.push(pending);
+              for (const o of r.out) parts.push(dec.decode(o));
+              if (r.done) {
+                if (r.rest?.length) lines.push(r.rest);
+                break;
+              }
+              const n = await conn.read(buf);
+              if (n === null) return;
+              pending = buf.slice(0, n);
+            }
+            this.messages.push({ from, to, data: parts.join("") });
+            await w(`250 2.0.0 Ok: queued as S${this.messages.length}\r\n`);
+            break;
+          }
+          case "QUIT":
+            await w("221 2.0.0 Bye\r\n");
+            return;
+          default:
+            await w("250 2.0.0 Ok\r\n");
+        }
+      }
+    } catch {
+      // peer went away
+    } finally {
+      this.#conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // closed
+      }
+    }
+  }
+}
