@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian peers the tests use, non-interactively and
+# idempotently: Postfix (configured "No configuration", its own daemons not
+# left running) with its pcre/lmdb/sqlite map types, swaks, python3, curl.
+# Fast when everything is present. Needs root (or sudo) and apt-get.
+set -euo pipefail
+
+PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-sqlite swaks python3 curl)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-peers: installing ${missing[*]}"
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "install-peers: all peers present"
+fi
+
+# The system Postfix is only a reference and a test peer: never leave it
+# running where it would hold port 25.
+if command -v postfix >/dev/null 2>&1; then
+  $SUDO postfix stop >/dev/null 2>&1 || true
+fi
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
+fi
+
+for bin in /usr/sbin/postconf /usr/sbin/smtp-sink /usr/sbin/smtp-source /usr/bin/swaks /usr/sbin/postmap; do
+  if [ ! -x "$bin" ]; then
+    echo "install-peers: $bin is missing after install" >&2
+    exit 1
+  fi
+done

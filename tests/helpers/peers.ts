@@ -1,0 +1,48 @@
+/**
+ * Real peers for interop tests (Debian packages installed by
+ * scripts/install-peers.sh). A missing peer skips the test loudly, except
+ * under CI=true, where it is a failure.
+ */
+
+/** True if the program exists; false (with a warning) if missing locally; throws under CI. */
+export function havePeer(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    const msg = `peer ${path} is missing (run scripts/install-peers.sh)`;
+    if (Deno.env.get("CI") === "true") throw new Error(`${msg}; CI=true makes this a failure`);
+    console.warn(`SKIPPED: ${msg}`);
+    return false;
+  }
+}
+
+/** Runs a program and collects its output. */
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { stdin?: string; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = new Deno.Command(cmd, {
+    args,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = p.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const timer = setTimeout(() => {
+    try {
+      p.kill("SIGKILL");
+    } catch {
+      // exited
+    }
+  }, opts.timeoutMs ?? 120_000);
+  const out = await p.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
