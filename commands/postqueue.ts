@@ -1,0 +1,435 @@
+/**
+ * postqueue: list and flush the mail queue, like Postfix postqueue(1) and
+ * mailq(1).
+ *
+ *     postqueue [-v] [-c DIR] -p      list the queue (mailq)
+ *     postqueue [-v] [-c DIR] -j      list the queue as JSON, one object a line
+ *     postqueue [-v] [-c DIR] -f      ask qmgr to retry deferred mail now
+ *
+ * -c DIR (else MAIL_CONFIG, else the repo's conf/) names the configuration;
+ * the queue is `queue_directory`, resolved against the current directory
+ * when relative. -v is accepted and ignored.
+ *
+ * Listing reads the queue files directly (Postfix asks its showq daemon,
+ * or runs it stand-alone when mail is down; there is no showq here). The
+ * output is Postfix's byte for byte, in its long-queue-id layout because
+ * Postwarden queue ids are 15 characters: a header line; per message the
+ * queue id with `*` (active) or `!` (hold), the size, the arrival time as
+ * asctime(3) prints it in local time, the sender (MAILER-DAEMON, i.e.
+ * `empty_address_recipient`, for the null sender); then each recipient not
+ * yet delivered, 47 columns in. Recipients with a deferral reason (from
+ * `defer/<queue id>`, written by qmgr) come first, each run of equal reasons
+ * under one "(reason)" line right-aligned to column 78 and not wrapped,
+ * like Postfix 3.x; "(reason unavailable)" when a recipient without a reason
+ * follows one with. The summary is "-- N Kbytes in M Request(s)." with N the
+ * total size divided by 1024 and rounded down, or "Mail queue is empty".
+ * The size is that of the queue file's content part (content records and
+ * trailer), as qmgr counts it. Queues are listed in Postfix's showq order
+ * (maildrop, active, incoming, deferred, hold), each in queue id order,
+ * which is arrival order. A file that cannot be opened or is corrupt is
+ * skipped with a warning on stderr; one that vanished mid-scan is skipped
+ * silently.
+ *
+ * -j prints what Postfix 3.5+ prints: queue_name, queue_id, arrival_time
+ * (seconds), message_size, forced_expire (always false: no postsuper -e),
+ * sender and recipients [{address, delay_reason?}].
+ *
+ * -f sends {op: "flush"} to qmgr on `public/qmgr` and wakes pickup (best
+ * effort: pickup also polls the maildrop). Not supported: -i queue_id and
+ * -s site (no per-message flush in qmgr, no fast flush service).
+ *
+ * Exit status: 0 done; 64 (EX_USAGE) bad command line; 69 (EX_UNAVAILABLE)
+ * for every fatal error, as Postfix's postqueue does: main.cf unreadable,
+ * queue directory missing ("chdir DIR: No such file or directory"), or
+ * "Cannot flush mail queue - mail system is down".
+ *
+ * Parameters: queue_directory, empty_address_recipient.
+ *
+ * Run: deno task mailq, deno task postqueue (see deno.json for permissions;
+ * -f needs --allow-write and --allow-net to reach the qmgr socket).
+ *
+ * @module
+ */
+
+import { resolve } from "node:path";
+import { quoteLocal, splitAddress } from "../lib/address/mod.ts";
+import { configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
+import { IpcError, ipcRequest } from "../lib/ipc/mod.ts";
+import { isQueueId, QueueDir, QueueFile, type QueueName } from "../lib/queue/mod.ts";
+
+/** sysexits.h codes postqueue uses. */
+export const EX = { OK: 0, USAGE: 64, UNAVAILABLE: 69 } as const;
+
+/** Queues listed, in Postfix showq's order. */
+export const LISTED_QUEUES: readonly QueueName[] = [
+  "maildrop",
+  "active",
+  "incoming",
+  "deferred",
+  "hold",
+];
+
+const USAGE =
+  "usage: postqueue -f | postqueue -i queueid | postqueue -j | postqueue -p | postqueue -s site";
+
+/** One queued message as listed. */
+export interface QueueEntry {
+  queueName: QueueName;
+  queueId: string;
+  /** Arrival time, ms since the epoch. */
+  arrival: number;
+  /** Bytes, as shown in the listing. */
+  size: number;
+  /** Envelope sender, "" for the null sender. */
+  sender: string;
+  /** Recipients not yet done, those with a deferral reason first. */
+  recipients: { address: string; reason: string }[];
+}
+
+/** Options for reading and formatting the queue. */
+export interface ShowQueueOptions {
+  /** Shown for the null sender. @default "MAILER-DAEMON" */
+  emptyAddress?: string;
+  /** IANA zone for arrival times. @default the local zone (TZ) */
+  timeZone?: string;
+  /** Receives each warning line (with the "postqueue: warning: " prefix). @default ignore */
+  warn?: (line: string) => void;
+}
+
+/** A fatal error: printed as "postqueue: fatal: MESSAGE", exit status `code`. */
+class FatalError extends Error {
+  override readonly name = "FatalError";
+  constructor(message: string, readonly code: number) {
+    super(message);
+  }
+}
+
+/** Reads the defer log of a message: recipient address to latest reason. */
+async function readDeferLog(path: string): Promise<Map<string, string>> {
+  const reasons = new Map<string, string>();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return reasons;
+    throw e;
+  }
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      const rec = JSON.parse(line);
+      if (typeof rec?.rcpt === "string") {
+        reasons.set(rec.rcpt, typeof rec.reason === "string" ? rec.reason : "");
+      }
+    } catch {
+      // A line cut short by a crash: that recipient is listed without reason.
+    }
+  }
+  return reasons;
+}
+
+async function readEntry(q: QueueDir, queueName: QueueName, id: string): Promise<QueueEntry> {
+  const f = await QueueFile.open(q.path(queueName, id));
+  try {
+    const pending = f.head.recipients.filter((r) => !r.done).map((r) => r.address);
+    const reasons = await readDeferLog(q.deferLog(id));
+    const pendingSet = new Set(pending);
+    const recipients: QueueEntry["recipients"] = [];
+    // Like showq: logged recipients first, in log order, then the others.
+    for (const [address, reason] of reasons) {
+      if (pendingSet.has(address)) recipients.push({ address, reason });
+    }
+    for (const address of pending) {
+      if (!reasons.has(address)) recipients.push({ address, reason: "" });
+    }
+    return {
+      queueName,
+      queueId: id,
+      arrival: f.envelope.arrival,
+      size: f.size - f.head.contentOffset,
+      sender: f.envelope.sender,
+      recipients,
+    };
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Reads every listed queue under `queueDir`. Throws a FatalError when the
+ * queue directory itself is missing or unreadable.
+ */
+export async function readQueue(
+  queueDir: string,
+  opts: ShowQueueOptions = {},
+): Promise<QueueEntry[]> {
+  try {
+    await Deno.stat(queueDir);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "No such file or directory" : errText(e);
+    throw new FatalError(`chdir ${queueDir}: ${why}`, EX.UNAVAILABLE);
+  }
+  const q = new QueueDir(queueDir);
+  const entries: QueueEntry[] = [];
+  for (const queueName of LISTED_QUEUES) {
+    const ids: string[] = [];
+    try {
+      for await (const e of Deno.readDir(q.dir(queueName))) {
+        if (e.isFile && isQueueId(e.name)) ids.push(e.name);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        opts.warn?.(`postqueue: warning: scan ${q.dir(queueName)}: ${errText(e)}`);
+      }
+      continue;
+    }
+    for (const id of ids.sort()) {
+      try {
+        entries.push(await readEntry(q, queueName, id));
+      } catch (e) {
+        // Moved to another queue or removed since the scan: not an error.
+        if (e instanceof Deno.errors.NotFound) continue;
+        opts.warn?.(`postqueue: warning: ${queueName} ${id}: ${errText(e)}`);
+      }
+    }
+  }
+  return entries;
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Postfix's printable(): control characters become "?". */
+function printable(s: string): string {
+  // deno-lint-ignore no-control-regex
+  return s.replace(/[\x00-\x1f\x7f]/g, "?");
+}
+
+/** An address as showq shows it: local part quoted when needed, null sender named. */
+function displayAddress(address: string, emptyAddress: string): string {
+  if (address === "") return emptyAddress;
+  const { local, domain } = splitAddress(address);
+  return quoteLocal(local) + (address.includes("@") ? `@${domain}` : "");
+}
+
+/** The first 19 characters of asctime(3): "Mon Nov  3 16:41:28". */
+function asctime(ms: number, timeZone?: string): string {
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone,
+    weekday: "short",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(new Date(Math.floor(ms / 1000) * 1000));
+  const p = (t: Intl.DateTimeFormatPartTypes) => parts.find((x) => x.type === t)?.value ?? "";
+  return `${p("weekday")} ${p("month")} ${p("day").padStart(2)} ` +
+    `${p("hour").padStart(2, "0")}:${p("minute")}:${p("second")}`;
+}
+
+/** Postfix's long-queue-id columns: "%-17s %8s %-19s %s". */
+function columns(id: string, size: string, time: string, addr: string): string {
+  return `${id.padEnd(17)} ${size.padStart(8)} ${time.padEnd(19)} ${addr}`;
+}
+
+/** Formats entries the way `postqueue -p` prints them (ends with a newline). */
+export function formatMailq(entries: QueueEntry[], opts: ShowQueueOptions = {}): string {
+  if (entries.length === 0) return "Mail queue is empty\n";
+  const empty = opts.emptyAddress ?? "MAILER-DAEMON";
+  const out = [
+    columns("----Queue ID-----", "--Size--", "---Arrival Time----", "--Sender/Recipient------"),
+  ];
+  let total = 0;
+  entries.forEach((m, i) => {
+    if (i > 0) out.push("");
+    const status = m.queueName === "active" ? "*" : m.queueName === "hold" ? "!" : " ";
+    const sender = printable(displayAddress(m.sender, empty));
+    out.push(
+      columns(m.queueId + status, String(m.size), asctime(m.arrival, opts.timeZone), sender),
+    );
+    let shown = "";
+    for (const r of m.recipients) {
+      if (r.reason !== shown) {
+        shown = r.reason;
+        const why = printable(shown || "reason unavailable");
+        out.push(`${" ".repeat(Math.max(0, 76 - why.length))}(${why})`);
+      }
+      out.push(columns("", "", "", printable(displayAddress(r.address, empty))));
+    }
+    total += m.size;
+  });
+  const n = entries.length;
+  out.push("", `-- ${Math.floor(total / 1024)} Kbytes in ${n} Request${n === 1 ? "" : "s"}.`);
+  return out.join("\n") + "\n";
+}
+
+/** Formats entries the way `postqueue -j` prints them: one JSON object a line. */
+export function formatJson(entries: QueueEntry[], opts: ShowQueueOptions = {}): string {
+  const empty = opts.emptyAddress ?? "MAILER-DAEMON";
+  const q = (s: string) => JSON.stringify(s);
+  return entries.map((m) => {
+    const rcpts = m.recipients.map((r) =>
+      `{"address": ${q(displayAddress(r.address, empty))}` +
+      (r.reason ? `, "delay_reason": ${q(r.reason)}}` : "}")
+    );
+    return `{"queue_name": ${q(m.queueName)}, "queue_id": ${q(m.queueId)}, ` +
+      `"arrival_time": ${Math.floor(m.arrival / 1000)}, "message_size": ${m.size}, ` +
+      `"forced_expire": false, "sender": ${q(displayAddress(m.sender, empty))}, ` +
+      `"recipients": [${rcpts.join(", ")}]}\n`;
+  }).join("");
+}
+
+/** The `postqueue -p` listing of the queue under `queueDir`. */
+export async function showQueue(queueDir: string, opts: ShowQueueOptions = {}): Promise<string> {
+  return formatMailq(await readQueue(queueDir, opts), opts);
+}
+
+/** Options for {@link flushQueue}. */
+export interface FlushOptions {
+  /** How long to wait for qmgr's reply. @default 60_000 */
+  timeoutMs?: number;
+}
+
+/**
+ * Asks qmgr to retry all deferred mail now, and wakes pickup. Throws a
+ * FatalError (exit 69) when qmgr cannot be reached or refuses.
+ */
+export async function flushQueue(queueDir: string, opts: FlushOptions = {}): Promise<void> {
+  const q = new QueueDir(queueDir);
+  const down = "Cannot flush mail queue - mail system is down";
+  let reply: { ok?: boolean; error?: string };
+  try {
+    reply = await ipcRequest(q.publicSocket("qmgr"), { op: "flush" }, {
+      timeoutMs: opts.timeoutMs ?? 60_000,
+    });
+  } catch (e) {
+    if (e instanceof IpcError || e instanceof Deno.errors.NotCapable) {
+      throw new FatalError(down, EX.UNAVAILABLE);
+    }
+    throw e;
+  }
+  if (reply?.ok !== true) {
+    throw new FatalError(`${down}${reply?.error ? ` (${reply.error})` : ""}`, EX.UNAVAILABLE);
+  }
+  await ipcRequest(q.publicSocket("pickup"), { op: "wakeup" }, { timeoutMs: 2000 })
+    .catch(() => {});
+}
+
+/** Where postqueue writes and what it reads from its environment. */
+export interface PostqueueIo {
+  /** Standard output text (whole lines, with newlines). */
+  out(text: string): void | Promise<void>;
+  /** One diagnostic line (without newline). */
+  err(line: string): void;
+  /** Environment variables (MAIL_CONFIG). @default {} */
+  env?: { MAIL_CONFIG?: string };
+  /** Passed to the listing. */
+  timeZone?: string;
+}
+
+type Mode = "f" | "j" | "p";
+
+/** getopt(3) over "c:fi:jps:v"; returns the mode and -c. */
+function parseArgs(args: string[]): { mode: Mode; c?: string } {
+  let mode: Mode | undefined;
+  let c: string | undefined;
+  let k = 0;
+  for (; k < args.length; k++) {
+    const a = args[k];
+    if (a === "--") {
+      k++;
+      break;
+    }
+    if (!a.startsWith("-") || a === "-") break;
+    for (let j = 1; j < a.length; j++) {
+      const f = a[j];
+      if (f === "c" || f === "i" || f === "s") {
+        const v = a.slice(j + 1) || args[++k];
+        if (v === undefined) throw new FatalError(USAGE, EX.USAGE);
+        if (f !== "c") {
+          throw new FatalError(`-${f} is not supported by Postwarden; use -f`, EX.USAGE);
+        }
+        c = v;
+        break;
+      }
+      if (f === "v") continue;
+      if ((f !== "f" && f !== "j" && f !== "p") || mode) throw new FatalError(USAGE, EX.USAGE);
+      mode = f;
+    }
+  }
+  if (k < args.length || !mode) throw new FatalError(USAGE, EX.USAGE);
+  return { mode, c };
+}
+
+/** The host name for $myhostname, only when readable without a permission prompt. */
+function hostnameIfPermitted(): string {
+  try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state === "granted") {
+      return Deno.hostname();
+    }
+  } catch {
+    // fall through
+  }
+  return "localhost";
+}
+
+/** Run postqueue with `args`; returns the exit status. */
+export async function postqueue(args: string[], io: PostqueueIo): Promise<number> {
+  try {
+    const { mode, c } = parseArgs(args);
+    const dir = configDirFrom({ c }, io.env ?? {});
+    let cfg;
+    try {
+      cfg = await loadConfig(dir, { hostname: hostnameIfPermitted() });
+    } catch (e) {
+      if (e instanceof ConfigError) throw new FatalError(e.message, EX.UNAVAILABLE);
+      throw e;
+    }
+    const queueDir = resolve(cfg.str("queue_directory"));
+    if (mode === "f") {
+      await flushQueue(queueDir);
+      return EX.OK;
+    }
+    const opts: ShowQueueOptions = {
+      emptyAddress: cfg.str("empty_address_recipient"),
+      timeZone: io.timeZone,
+      warn: (line) => io.err(line),
+    };
+    const entries = await readQueue(queueDir, opts);
+    await io.out(mode === "j" ? formatJson(entries, opts) : formatMailq(entries, opts));
+    return EX.OK;
+  } catch (e) {
+    if (e instanceof FatalError) {
+      io.err(`postqueue: fatal: ${e.message}`);
+      return e.code;
+    }
+    if (e instanceof ConfigError) {
+      io.err(`postqueue: fatal: ${e.message}`);
+      return EX.UNAVAILABLE;
+    }
+    throw e;
+  }
+}
+
+/** Entry point on the real standard streams (also used by `sendmail -bp`). */
+export async function main(args: string[]): Promise<number> {
+  const enc = new TextEncoder();
+  return await postqueue(args, {
+    out: async (text) => {
+      let bytes = enc.encode(text);
+      try {
+        while (bytes.length > 0) bytes = bytes.subarray(await Deno.stdout.write(bytes));
+      } catch (e) {
+        // A reader that went away early (mailq | head) is not an error.
+        if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+      }
+    },
+    err: (line) => Deno.stderr.writeSync(enc.encode(line + "\n")),
+    env: { MAIL_CONFIG: Deno.env.get("MAIL_CONFIG") },
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
