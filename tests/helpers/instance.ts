@@ -127,14 +127,29 @@ export async function startInstance(opts: { mainCf?: string; masterCf?: string }
     },
     log: () => Deno.readTextFile(`${dir}/var/log/maillog`).catch(() => ""),
     async stop() {
+      // `this.proc`: a test may have restarted the instance with a new process.
       try {
-        proc.kill("SIGTERM");
+        this.proc.kill("SIGTERM");
       } catch {
         // gone
       }
-      await proc.status;
+      await this.proc.status;
       // Everything started for this instance carries its config dir on the command line.
-      await waitUntil(async () => (await processesOf(conf)).length === 0, 15_000, "daemons to exit");
+      try {
+        await waitUntil(async () => (await processesOf(conf)).length === 0, 15_000, "daemons to exit");
+      } catch (e) {
+        const left = [];
+        for (const pid of await processesOf(conf)) {
+          const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+          left.push(`${pid}: ${cmd.replaceAll("\0", " ").slice(-120)}`);
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch {
+            // gone
+          }
+        }
+        throw new Error(`${(e as Error).message}; left running:\n${left.join("\n")}`);
+      }
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
