@@ -21,6 +21,9 @@ const OURS = new URL("../../commands/postconf.ts", import.meta.url).pathname;
 /** Parameters not compared, and why. */
 const SKIP = new Map([
   ["syslog_name", "Postwarden default is postwarden"],
+  ["mail_name", "Postwarden default is Postwarden"],
+  ["mail_version", "Postwarden prints its own version"],
+  ["smtpd_banner", "its default expands $mail_name, whose default differs"],
   ["smtpd_forbid_bare_newline", "Postwarden uses Postfix 3.9's default"],
   ["mynetworks", "Postfix computes the default from the host's interfaces"],
 ]);
