@@ -6,7 +6,12 @@
  * endpoint, run /bin/sh.
  */
 import { type Config, parseMasterCf } from "../lib/config/mod.ts";
-import { daemonGrants, grantFlags, parseResolvConf, serviceSocket } from "../lib/permissions/mod.ts";
+import {
+  daemonGrants,
+  grantFlags,
+  parseResolvConf,
+  serviceSocket,
+} from "../lib/permissions/mod.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
 
@@ -47,8 +52,17 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     if (spool) probes.push(["write a mailbox", { kind: "write-dir", path: spool }]);
     probes.push(["connect 127.0.0.1:25", { kind: "connect", host: "127.0.0.1", port: 25 }]);
     if (svc.type === "inet") {
-      for (const ep of inetEndpoints(svc.name, param("inet_interfaces").split(/[\s,]+/).filter(Boolean))) {
-        probes.push([`bind ${ep.hostname}:${ep.port}`, { kind: "listen-tcp", host: ep.hostname, port: ep.port }]);
+      for (
+        const ep of inetEndpoints(
+          svc.name,
+          param("inet_interfaces").split(/[\s,]+/).filter(Boolean),
+        )
+      ) {
+        probes.push([`bind ${ep.hostname}:${ep.port}`, {
+          kind: "listen-tcp",
+          host: ep.hostname,
+          port: ep.port,
+        }]);
       }
     } else {
       const sock = serviceSocket(q, svc);

@@ -69,7 +69,11 @@ async function attempt(p: Probe): Promise<string> {
         return "allowed";
       }
       case "run": {
-        const out = await new Deno.Command(p.program, { args: ["-c", "true"], stdout: "null", stderr: "null" })
+        const out = await new Deno.Command(p.program, {
+          args: ["-c", "true"],
+          stdout: "null",
+          stderr: "null",
+        })
           .output();
         return out.success ? "allowed" : "allowed (ran, failed)";
       }

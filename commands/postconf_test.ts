@@ -32,7 +32,7 @@ Deno.test("postconf", async (t) => {
       const r = await run(["-c", dir, "relayhost", "mail_name", "empty_address_recipient"]);
       assertEquals(r, {
         code: 0,
-        out: ["relayhost = [$mydomain]:587", "mail_name = Postfix", "empty_address_recipient ="],
+        out: ["relayhost = [$mydomain]:587", "mail_name = Postwarden", "empty_address_recipient ="],
         err: [],
       });
     });

@@ -103,7 +103,9 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case "start":
     case "start-fg": {
-      if (running !== null) fatal(`the Postwarden mail system is already running (master pid ${running})`);
+      if (running !== null) {
+        fatal(`the Postwarden mail system is already running (master pid ${running})`);
+      }
       for (const w of config.warnings) console.error(`${PROG}: warning: ${w}`);
       const fg = cmd === "start-fg";
       const proc = new Deno.Command(Deno.execPath(), {
@@ -165,7 +167,8 @@ async function main(argv: string[]): Promise<number> {
         for (const w of mcf.warnings) console.error(`${PROG}: warning: ${w}`);
         const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
         for (const svc of mcf.services) {
-          const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
+          const p = (n: string) =>
+            Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
           grantFlags(daemonGrants(svc, {
             configDir,
             queueDir: o.queue_directory,
@@ -177,12 +180,16 @@ async function main(argv: string[]): Promise<number> {
           try {
             await Deno.stat(`${ROOT}/daemons/${svc.command}/main.ts`);
           } catch {
-            console.error(`${PROG}: error: master.cf: service ${svc.name}: no such command "${svc.command}"`);
+            console.error(
+              `${PROG}: error: master.cf: service ${svc.name}: no such command "${svc.command}"`,
+            );
             bad = true;
           }
         }
         for (const name of ["message_size_limit", "hopcount_limit"]) config.int(name);
-        for (const name of ["minimal_backoff_time", "maximal_backoff_time", "maximal_queue_lifetime"]) {
+        for (
+          const name of ["minimal_backoff_time", "maximal_backoff_time", "maximal_queue_lifetime"]
+        ) {
           config.time(name);
         }
       } catch (e) {

@@ -21,7 +21,13 @@
 import { splitAddress } from "../../lib/address/mod.ts";
 import type { CleanupEnvelope, CleanupResult } from "../../lib/cleanup/client.ts";
 import { type IpcConn } from "../../lib/ipc/mod.ts";
-import { findHeader, formatHeader, type HeaderField, HeaderSplitter, rfc2822Date } from "../../lib/mime/mod.ts";
+import {
+  findHeader,
+  formatHeader,
+  type HeaderField,
+  HeaderSplitter,
+  rfc2822Date,
+} from "../../lib/mime/mod.ts";
 import { parseHeaderAddresses } from "../../lib/address/mod.ts";
 import { DirSyncer, newQueueId, QueueWriter, type Recipient } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
@@ -79,7 +85,10 @@ export class CleanupService {
     const queueId = newQueueId();
     await conn.send({ queueId });
     const envMsg = await conn.recvMsg<CleanupEnvelope & { op: string }>();
-    if (envMsg.op !== "envelope" || typeof envMsg.sender !== "string" || !Array.isArray(envMsg.recipients)) {
+    if (
+      envMsg.op !== "envelope" || typeof envMsg.sender !== "string" ||
+      !Array.isArray(envMsg.recipients)
+    ) {
       await conn.send({ status: "error", code: 451, dsn: "4.3.0", text: "bad cleanup envelope" });
       return;
     }
@@ -150,7 +159,9 @@ export class CleanupService {
       }
       if (!findHeader(keep, "date")) added.push(formatHeader("Date", rfc2822Date(now)));
       if (!findHeader(keep, "from")) {
-        added.push(formatHeader("From", sender === "" ? `MAILER-DAEMON@${cfg.str("myhostname")}` : sender));
+        added.push(
+          formatHeader("From", sender === "" ? `MAILER-DAEMON@${cfg.str("myhostname")}` : sender),
+        );
       }
       await writer.begin(
         {

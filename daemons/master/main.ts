@@ -15,7 +15,12 @@
  * Parameters: queue_directory, mail_owner, maillog_file, inet_interfaces,
  * relayhost, mail_spool_directory (for the permission sets).
  */
-import { type Config, loadConfig, type MasterService, parseMasterCf } from "../../lib/config/mod.ts";
+import {
+  type Config,
+  loadConfig,
+  type MasterService,
+  parseMasterCf,
+} from "../../lib/config/mod.ts";
 import { type Logger } from "../../lib/log/mod.ts";
 import { daemonGrants, grantFlags, parseResolvConf } from "../../lib/permissions/mod.ts";
 import { QueueDir } from "../../lib/queue/mod.ts";
@@ -63,7 +68,9 @@ async function mailOwnerIds(config: Config): Promise<{ uid: number; gid: number 
     const f = line.split(":");
     if (f[0] === owner) {
       const uid = Number(f[2]);
-      if (uid === 0) throw new Error(`mail_owner ${owner} has uid 0; refusing to run daemons as root`);
+      if (uid === 0) {
+        throw new Error(`mail_owner ${owner} has uid 0; refusing to run daemons as root`);
+      }
       return { uid, gid: Number(f[3]) };
     }
   }
@@ -168,7 +175,9 @@ class Master {
     // First failure restarts at once; repeated fast failures back off to a minute.
     const delay = child.fastFailures <= 1 ? 0 : Math.min(60_000, 250 * 2 ** child.fastFailures);
     if (delay >= 4000) {
-      this.log.warn(`${child.svc.name}: service is failing repeatedly; throttling for ${delay / 1000}s`);
+      this.log.warn(
+        `${child.svc.name}: service is failing repeatedly; throttling for ${delay / 1000}s`,
+      );
     }
     child.timer = setTimeout(() => this.start(child), delay);
   }
@@ -231,7 +240,9 @@ async function main(): Promise<void> {
     console.error(`postwarden/master: fatal: ${(e as Error).message}`);
     Deno.exit(1);
   }
-  m.log.info(`daemon started -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`);
+  m.log.info(
+    `daemon started -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`,
+  );
   m.startAll();
 
   let reloading = false;
@@ -246,7 +257,9 @@ async function main(): Promise<void> {
       m.services = fresh.services;
       m.nameservers = fresh.nameservers;
       m.log = fresh.log;
-      m.log.info(`reload -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`);
+      m.log.info(
+        `reload -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`,
+      );
       await m.stopAll();
       void old;
       m.startAll();

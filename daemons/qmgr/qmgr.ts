@@ -26,7 +26,12 @@ import { requestBounce } from "../../lib/bounce/client.ts";
 import type { MasterService } from "../../lib/config/mod.ts";
 import type { DeliveryRequest, DeliveryResult, RecipientStatus } from "../../lib/deliver/mod.ts";
 import { ipcConnect } from "../../lib/ipc/mod.ts";
-import { isQueueId, QueueFile, QueueFormatError, type StoredRecipient } from "../../lib/queue/mod.ts";
+import {
+  isQueueId,
+  QueueFile,
+  QueueFormatError,
+  type StoredRecipient,
+} from "../../lib/queue/mod.ts";
 import { resolve, type ResolveParams } from "../../lib/resolve/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 
@@ -283,7 +288,10 @@ export class Qmgr {
         nexthop,
         jobs: [],
         running: 0,
-        limit: Math.max(1, perTransport("destination_concurrency_limit", "default_destination_concurrency_limit")),
+        limit: Math.max(
+          1,
+          perTransport("destination_concurrency_limit", "default_destination_concurrency_limit"),
+        ),
         recipientLimit: Math.max(
           1,
           perTransport("destination_recipient_limit", "default_destination_recipient_limit"),
@@ -315,8 +323,12 @@ export class Qmgr {
         }));
         for (const st of statuses) {
           this.ctx.log.info(
-            `${job.msg.id}: to=<${job.recipients.find((r) => r.index === st.index)!.address}>, relay=none, ` +
-              `delay=${((this.now() - job.msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0"}, ` +
+            `${job.msg.id}: to=<${
+              job.recipients.find((r) => r.index === st.index)!.address
+            }>, relay=none, ` +
+              `delay=${
+                ((this.now() - job.msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0"
+              }, ` +
               `delays=0/0/0/0, dsn=${st.dsn}, status=deferred (${st.reason})`,
           );
         }
@@ -330,7 +342,10 @@ export class Qmgr {
       this.transportRunning.set(dest.transport, tRunning + 1);
       void this.#deliver(dest, job).finally(() => {
         dest.running--;
-        this.transportRunning.set(dest.transport, (this.transportRunning.get(dest.transport) ?? 1) - 1);
+        this.transportRunning.set(
+          dest.transport,
+          (this.transportRunning.get(dest.transport) ?? 1) - 1,
+        );
         this.#pump(dest);
         // Another destination of the same transport may have been waiting.
         for (const d of this.destinations.values()) {
@@ -386,7 +401,10 @@ export class Qmgr {
     const wanted = new Set(job.recipients.map((r) => r.index));
     statuses = statuses.filter((s) => wanted.has(s.index));
     // A destination that deferred everything is suspended for a while.
-    if (statuses.length > 0 && statuses.every((s) => s.status === "deferred") && dest.transport !== "local") {
+    if (
+      statuses.length > 0 && statuses.every((s) => s.status === "deferred") &&
+      dest.transport !== "local"
+    ) {
       dest.deadUntil = this.now() + this.#cfg.time("minimal_backoff_time") * 1000;
       dest.deadReason = statuses[0];
     } else if (statuses.some((s) => s.status === "sent")) {
@@ -399,7 +417,9 @@ export class Qmgr {
   #transportSocket(transport: string): string {
     const svc = this.services.find((s) => s.name === transport && s.type === "unix");
     if (!svc) throw new Error(`transport "${transport}" is not defined in master.cf`);
-    return svc.private ? this.ctx.queue.privateSocket(transport) : this.ctx.queue.publicSocket(transport);
+    return svc.private
+      ? this.ctx.queue.privateSocket(transport)
+      : this.ctx.queue.publicSocket(transport);
   }
 
   async #finishJob(job: Job, statuses: RecipientStatus[]): Promise<void> {
@@ -463,7 +483,11 @@ export class Qmgr {
   }
 
   /** Asks bounce for a notification; true once it is durably queued (or not wanted). */
-  async #notify(msg: ActiveMessage, op: "bounce" | "success", rcpts: BounceRecipient[]): Promise<boolean> {
+  async #notify(
+    msg: ActiveMessage,
+    op: "bounce" | "success",
+    rcpts: BounceRecipient[],
+  ): Promise<boolean> {
     try {
       const reply = await requestBounce(this.ctx.queue.privateSocket("bounce"), {
         op,
@@ -513,8 +537,12 @@ export class Qmgr {
             });
           }
           if (await this.#notify(msg, "bounce", expired)) {
-            this.ctx.log.info(`${msg.id}: from=<${msg.sender}>, status=expired, returned to sender`);
-            for (const i of msg.deferred.keys()) msg.done.add(i);
+            this.ctx.log.info(
+              `${msg.id}: from=<${msg.sender}>, status=expired, returned to sender`,
+            );
+            for (const i of msg.deferred.keys()) {
+              msg.done.add(i);
+            }
             msg.deferred.clear();
           }
         }

@@ -35,7 +35,12 @@ function setup(ctx: ServiceContext): void {
     ourDomains: c.list("mydestination"),
     warn: (m) => ctx.log.warn(m),
   };
-  for (const r of unsupportedRestrictions([restrictions.relayRestrictions, restrictions.recipientRestrictions])) {
+  for (
+    const r of unsupportedRestrictions([
+      restrictions.relayRestrictions,
+      restrictions.recipientRestrictions,
+    ])
+  ) {
     ctx.log.warn(`restriction "${r}" is not supported by Postwarden; matching mail gets 451 4.3.5`);
   }
   try {
@@ -51,7 +56,8 @@ await runService({
   onInet: async (conn, ctx) => {
     const remote = conn.remoteAddr;
     const addr = remote.hostname;
-    const name = hosts.get(addr) ?? (addr === "::1" || addr.startsWith("127.") ? "localhost" : "unknown");
+    const name = hosts.get(addr) ??
+      (addr === "::1" || addr.startsWith("127.") ? "localhost" : "unknown");
     conn.setNoDelay(true);
     const reader = conn.readable.getReader();
     try {

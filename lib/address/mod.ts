@@ -121,7 +121,11 @@ function parseInner(s: string, routeAllowed: boolean): string {
   }
   if (quoted) throw new AddressError("unbalanced quote");
   const local = unquoteLocal(at < 0 ? s : s.slice(0, at));
-  if (at < 0) return local;
+  if (at < 0) {
+    // Without a domain, a quoted "@" would make the internal form ambiguous.
+    if (local.includes("@")) throw new AddressError("quoted @ in an address without domain");
+    return local;
+  }
   const domain = s.slice(at + 1);
   if (local === "") throw new AddressError("empty local part");
   if (domain === "") throw new AddressError("empty domain");

@@ -64,7 +64,9 @@ export class CleanupSession {
       }
     }
     try {
-      const reply = await conn.send({ op: "open" }).then(() => conn.recvMsg<{ queueId?: string }>());
+      const reply = await conn.send({ op: "open" }).then(() =>
+        conn.recvMsg<{ queueId?: string }>()
+      );
       if (typeof reply.queueId !== "string") throw new IpcError("cleanup: bad open reply");
       return new CleanupSession(conn, reply.queueId);
     } catch (e) {

@@ -128,7 +128,11 @@ export function formatDelays(
 ): { delay: string; delays: string } {
   const f = (ms: number) => {
     const s = Math.max(0, ms) / 1000;
-    return s >= 100 ? s.toFixed(0) : s >= 10 ? s.toFixed(1) : s.toFixed(2).replace(/\.?0+$/, "") || "0";
+    return s >= 100
+      ? s.toFixed(0)
+      : s >= 10
+      ? s.toFixed(1)
+      : s.toFixed(2).replace(/\.?0+$/, "") || "0";
   };
   return {
     delay: f(end - req.arrival),

@@ -17,10 +17,10 @@ import {
   encodeHead,
   encodeTrailer,
   type Envelope,
-  type QueueHead,
   QueueFormatError,
-  type Recipient,
+  type QueueHead,
   RCPT_DONE,
+  type Recipient,
   TRAILER_SIZE,
 } from "./format.ts";
 

@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
-import { DirSyncer, newQueueId, QueueDir, QueueFile, QueueFormatError, QueueWriter } from "./mod.ts";
+import {
+  DirSyncer,
+  newQueueId,
+  QueueDir,
+  QueueFile,
+  QueueFormatError,
+  QueueWriter,
+} from "./mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -13,7 +20,10 @@ Deno.test("queue store", async (t) => {
   async function write(body: string, rcpts = ["a@x", "b@y"]): Promise<string> {
     const id = newQueueId();
     const w = new QueueWriter(q.dir("incoming"), id, syncer);
-    await w.begin({ queueId: id, arrival: 1, sender: "s@z" }, rcpts.map((address) => ({ address })));
+    await w.begin(
+      { queueId: id, arrival: 1, sender: "s@z" },
+      rcpts.map((address) => ({ address })),
+    );
     await w.write(enc.encode(body));
     await w.commit();
     return id;

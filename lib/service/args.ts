@@ -27,8 +27,14 @@ export function formatDaemonArgs(a: DaemonArgs): string[] {
 
 /** Parses daemon arguments; throws on anything unexpected. */
 export function parseDaemonArgs(argv: string[]): DaemonArgs {
-  const a: DaemonArgs = { configDir: "", service: "", type: "unix", overrides: {}, stderrLog: false,
-    publicService: false };
+  const a: DaemonArgs = {
+    configDir: "",
+    service: "",
+    type: "unix",
+    overrides: {},
+    stderrLog: false,
+    publicService: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const next = () => {

@@ -11,7 +11,13 @@ export interface InetEndpoint {
 }
 
 /** Postfix's well-known ports for service names used as inet service names. */
-const SERVICE_PORTS: Record<string, number> = { smtp: 25, submission: 587, submissions: 465, smtps: 465, lmtp: 24 };
+const SERVICE_PORTS: Record<string, number> = {
+  smtp: 25,
+  submission: 587,
+  submissions: 465,
+  smtps: 465,
+  lmtp: 24,
+};
 
 /**
  * Addresses an inet service binds. The service name is `port`, `name`

@@ -10,7 +10,7 @@
  * {@link ServiceContext}.
  */
 import { type Config, loadConfig } from "../config/mod.ts";
-import { type IpcConn, type IpcServer, ipcListen } from "../ipc/mod.ts";
+import { type IpcConn, ipcListen, type IpcServer } from "../ipc/mod.ts";
 import { fileSink, Logger, type LogSink, stderrSink } from "../log/mod.ts";
 import { QueueDir } from "../queue/mod.ts";
 import { type DaemonArgs, parseDaemonArgs } from "./args.ts";
@@ -173,4 +173,3 @@ export async function runService(def: ServiceDefinition): Promise<never> {
   // The event loop keeps running on the listeners; this promise never settles.
   return await new Promise<never>(() => {});
 }
-

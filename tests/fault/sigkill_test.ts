@@ -5,87 +5,113 @@
  * reported; DESIGN.md invariants 1 and 2).
  */
 import { assertEquals } from "../helpers/assert.ts";
-import { daemonPid, freePort, processesOf, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import {
+  daemonPid,
+  freePort,
+  processesOf,
+  smtpSend,
+  startInstance,
+  waitUntil,
+} from "../helpers/instance.ts";
 import { TestSink } from "../helpers/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test({ name: "fault: acknowledged mail survives SIGKILLs of daemons and of the whole tree", ...opts, fn: async () => {
-  const sinkPort = freePort();
-  const sink = new TestSink(sinkPort);
-  sink.start();
-  let inst = await startInstance({ mainCf: `relayhost = [127.0.0.1]:${sinkPort}` });
-  const acked = new Set<string>();
-  let refused = 0;
-  let stopLoad = false;
-  let seq = 0;
-  const client = async () => {
-    while (!stopLoad) {
-      const id = `m${++seq}`;
-      try {
-        const r = await smtpSend(inst.port, {
-          from: "load@example.com",
-          to: ["sink@example.net"],
-          body: `Subject: ${id}\r\n\r\nbody of ${id}\r\n`,
-        });
-        if (r.code === 250) acked.add(id);
-        else refused++;
-      } catch {
-        refused++; // connection refused or dropped while smtpd restarts: not acknowledged
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-  };
-  const load = Array.from({ length: 6 }, client);
-  let kills = 0;
-  try {
-    const victims = ["smtpd", "cleanup", "qmgr", "smtp"];
-    for (let i = 0; i < 20; i++) {
-      await new Promise((r) => setTimeout(r, 200 + Math.random() * 400));
-      const prog = victims[Math.floor(Math.random() * victims.length)];
-      const pid = await daemonPid(inst, prog);
-      if (pid) {
+Deno.test({
+  name: "fault: acknowledged mail survives SIGKILLs of daemons and of the whole tree",
+  ...opts,
+  fn: async () => {
+    const sinkPort = freePort();
+    const sink = new TestSink(sinkPort);
+    sink.start();
+    let inst = await startInstance({ mainCf: `relayhost = [127.0.0.1]:${sinkPort}` });
+    const acked = new Set<string>();
+    let refused = 0;
+    let stopLoad = false;
+    let seq = 0;
+    const client = async () => {
+      while (!stopLoad) {
+        const id = `m${++seq}`;
         try {
-          Deno.kill(pid, "SIGKILL");
-          kills++;
+          const r = await smtpSend(inst.port, {
+            from: "load@example.com",
+            to: ["sink@example.net"],
+            body: `Subject: ${id}\r\n\r\nbody of ${id}\r\n`,
+          });
+          if (r.code === 250) acked.add(id);
+          else refused++;
         } catch {
-          // already gone
+          refused++; // connection refused or dropped while smtpd restarts: not acknowledged
+          await new Promise((r) => setTimeout(r, 50));
         }
       }
-    }
-    // Whole tree: every process of the instance, at once.
-    for (const pid of await processesOf(inst.conf)) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch {
-        // gone
+    };
+    const load = Array.from({ length: 6 }, client);
+    let kills = 0;
+    try {
+      const victims = ["smtpd", "cleanup", "qmgr", "smtp"];
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 200 + Math.random() * 400));
+        const prog = victims[Math.floor(Math.random() * victims.length)];
+        const pid = await daemonPid(inst, prog);
+        if (pid) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+            kills++;
+          } catch {
+            // already gone
+          }
+        }
       }
+      // Whole tree: every process of the instance, at once.
+      for (const pid of await processesOf(inst.conf)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+      stopLoad = true;
+      await Promise.all(load);
+      await waitUntil(async () => (await processesOf(inst.conf)).length === 0, 10_000, "tree dead");
+      // Restart on the same queue (startInstance would make a new one): reuse dir.
+      const proc = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-write",
+          "--allow-run",
+          "--allow-env",
+          "--allow-sys=hostname",
+          new URL("../../commands/postwarden.ts", import.meta.url).pathname,
+          "-c",
+          inst.conf,
+          "start-fg",
+        ],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      inst = { ...inst, proc };
+      const received = () =>
+        new Set(sink.messages.map((m) => /^Subject: (m\d+)/m.exec(m.data)?.[1]));
+      await waitUntil(
+        () => [...acked].every((id) => received().has(id)),
+        60_000,
+        "all acknowledged mail at the sink",
+      );
+      const got = received();
+      const missing = [...acked].filter((id) => !got.has(id));
+      const dups = sink.messages.length - got.size;
+      console.log(
+        `fault: ${kills} SIGKILLs + 1 whole-tree kill; ${acked.size} acknowledged, ${refused} refused/failed, ` +
+          `${missing.length} lost, ${dups} duplicate deliveries`,
+      );
+      assertEquals(missing, []);
+    } finally {
+      stopLoad = true;
+      sink.stop();
+      await inst.stop();
     }
-    stopLoad = true;
-    await Promise.all(load);
-    await waitUntil(async () => (await processesOf(inst.conf)).length === 0, 10_000, "tree dead");
-    // Restart on the same queue (startInstance would make a new one): reuse dir.
-    const proc = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run", "--allow-read", "--allow-write", "--allow-run", "--allow-env", "--allow-sys=hostname",
-        new URL("../../commands/postwarden.ts", import.meta.url).pathname, "-c", inst.conf, "start-fg",
-      ],
-      stdin: "null", stdout: "null", stderr: "null",
-    }).spawn();
-    inst = { ...inst, proc };
-    const received = () => new Set(sink.messages.map((m) => /^Subject: (m\d+)/m.exec(m.data)?.[1]));
-    await waitUntil(() => [...acked].every((id) => received().has(id)), 60_000, "all acknowledged mail at the sink");
-    const got = received();
-    const missing = [...acked].filter((id) => !got.has(id));
-    const dups = sink.messages.length - got.size;
-    console.log(
-      `fault: ${kills} SIGKILLs + 1 whole-tree kill; ${acked.size} acknowledged, ${refused} refused/failed, ` +
-        `${missing.length} lost, ${dups} duplicate deliveries`,
-    );
-    assertEquals(missing, []);
-  } finally {
-    stopLoad = true;
-    sink.stop();
-    await inst.stop();
-  }
-} });
+  },
+});

@@ -17,7 +17,11 @@ export interface Instance {
   spool: string;
   proc: Deno.ChildProcess;
   /** Runs a repo command (postqueue.ts, sendmail.ts, ...) against this instance. */
-  command(script: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  command(
+    script: string,
+    args: string[],
+    stdin?: string,
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
   log(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -46,7 +50,11 @@ export async function waitPort(port: number, ms = 60_000): Promise<void> {
 }
 
 /** Polls until the predicate holds. */
-export async function waitUntil(pred: () => Promise<boolean> | boolean, ms = 15_000, what = "condition"): Promise<void> {
+export async function waitUntil(
+  pred: () => Promise<boolean> | boolean,
+  ms = 15_000,
+  what = "condition",
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await pred()) return;
@@ -56,7 +64,9 @@ export async function waitUntil(pred: () => Promise<boolean> | boolean, ms = 15_
 }
 
 /** Starts an instance; `mainCf` lines are appended to the test defaults. */
-export async function startInstance(opts: { mainCf?: string; masterCf?: string } = {}): Promise<Instance> {
+export async function startInstance(
+  opts: { mainCf?: string; masterCf?: string } = {},
+): Promise<Instance> {
   const dir = await Deno.makeTempDir({ prefix: "postwarden-test-" });
   const conf = `${dir}/conf`;
   await Deno.mkdir(conf);
@@ -136,7 +146,11 @@ export async function startInstance(opts: { mainCf?: string; masterCf?: string }
       await this.proc.status;
       // Everything started for this instance carries its config dir on the command line.
       try {
-        await waitUntil(async () => (await processesOf(conf)).length === 0, 15_000, "daemons to exit");
+        await waitUntil(
+          async () => (await processesOf(conf)).length === 0,
+          15_000,
+          "daemons to exit",
+        );
       } catch (e) {
         const left = [];
         for (const pid of await processesOf(conf)) {
@@ -156,17 +170,28 @@ export async function startInstance(opts: { mainCf?: string; masterCf?: string }
   try {
     await waitPort(port);
     // Every daemon is up once its socket exists.
-    const sockets = ["private/cleanup", "public/qmgr", "private/local", "private/smtp", "private/bounce", "public/pickup"];
-    await waitUntil(async () => {
-      for (const s of sockets) {
-        try {
-          await Deno.lstat(`${dir}/var/${s}`);
-        } catch {
-          return false;
+    const sockets = [
+      "private/cleanup",
+      "public/qmgr",
+      "private/local",
+      "private/smtp",
+      "private/bounce",
+      "public/pickup",
+    ];
+    await waitUntil(
+      async () => {
+        for (const s of sockets) {
+          try {
+            await Deno.lstat(`${dir}/var/${s}`);
+          } catch {
+            return false;
+          }
         }
-      }
-      return true;
-    }, 60_000, "daemon sockets");
+        return true;
+      },
+      60_000,
+      "daemon sockets",
+    );
   } catch (e) {
     await inst.stop().catch(() => {});
     throw e;
@@ -214,7 +239,9 @@ export async function smtpSend(
     while (queue.length === 0) {
       const n = await conn.read(buf);
       if (n === null) throw new Error("connection closed");
-      for (const r of parser.push(buf.slice(0, n))) queue.push({ code: r.code, text: r.lines.join(" ") });
+      for (const r of parser.push(buf.slice(0, n))) {
+        queue.push({ code: r.code, text: r.lines.join(" ") });
+      }
     }
     const r = queue.shift()!;
     replies.push(`${r.code} ${r.text}`);
@@ -253,7 +280,9 @@ export async function smtpSend(
 export async function maildirFiles(spool: string, user: string): Promise<string[]> {
   const out: string[] = [];
   try {
-    for await (const e of Deno.readDir(`${spool}/${user}/new`)) out.push(`${spool}/${user}/new/${e.name}`);
+    for await (const e of Deno.readDir(`${spool}/${user}/new`)) {
+      out.push(`${spool}/${user}/new/${e.name}`);
+    }
   } catch {
     // no mailbox yet
   }

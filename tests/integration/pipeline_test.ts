@@ -17,124 +17,193 @@ import { TestSink } from "../helpers/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test({ name: "local delivery to a Maildir with Postfix-style logging", ...opts, fn: async () => {
-  const inst = await startInstance();
-  try {
-    const r = await smtpSend(inst.port, {
-      from: "bob@example.com",
-      to: ["alice@localhost"],
-      body: "Subject: hello\r\n\r\nhi alice\r\n.leading dot\r\n",
-    });
-    assertEquals(r.code, 250, r.replies.join("\n"));
-    assertMatch(r.text, /Ok: queued as [0-9A-F]+/);
-    await waitUntil(async () => (await maildirFiles(inst.spool, "alice")).length === 1, 5000, "delivery");
-    const [file] = await maildirFiles(inst.spool, "alice");
-    const text = await Deno.readTextFile(file);
-    assert(text.startsWith("Return-Path: <bob@example.com>\nDelivered-To: alice@localhost\n"), text);
-    assertStringIncludes(text, "Received: from client.test (localhost [127.0.0.1])");
-    assertStringIncludes(text, "\nhi alice\n.leading dot\n");
-    assert(!text.includes("\r"), "Maildir file uses LF line ends");
-    assertStringIncludes(text, "Message-Id: <");
-    await waitUntil(async () => (await inst.log()).includes("removed"), 5000, "removed");
-    const log = await inst.log();
-    for (
-      const re of [
-        /postwarden\/smtpd\[\d+\]: connect from localhost\[127\.0\.0\.1\]/,
-        /smtpd\[\d+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\]/,
-        /cleanup\[\d+\]: [0-9A-F]+: message-id=</,
-        /qmgr\[\d+\]: [0-9A-F]+: from=<bob@example\.com>, size=\d+, nrcpt=1 \(queue active\)/,
-        /local\[\d+\]: [0-9A-F]+: to=<alice@localhost>, relay=local, delay=[\d.]+, delays=[\d.]+\/[\d.]+\/[\d.]+\/[\d.]+, dsn=2\.0\.0, status=sent/,
-        /qmgr\[\d+\]: [0-9A-F]+: removed/,
-        /smtpd\[\d+\]: disconnect from localhost\[127\.0\.0\.1\] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5/,
-      ]
-    ) assertMatch(log, re);
-  } finally {
-    await inst.stop();
-  }
-} });
-
-Deno.test({ name: "relay: refused without mynetworks, relayed via relayhost, deferred and retried", ...opts, fn: async (t) => {
-  const sinkPort = freePort();
-  const inst = await startInstance({ mainCf: `relayhost = [127.0.0.1]:${sinkPort}` });
-  const sink = new TestSink(sinkPort);
-  try {
-    await t.step("sink down: deferred with the connect error, listed by mailq", async () => {
-      const r = await smtpSend(inst.port, { from: "a@example.com", to: ["b@example.net"], body: "Subject: x\r\n\r\nrelay me\r\n" });
-      assertEquals(r.code, 250);
-      await waitUntil(async () => /status=deferred/.test(await inst.log()), 10_000, "deferral");
-      assertMatch(await inst.log(), /to=<b@example\.net>, relay=none, .*status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: Connection refused\)/);
-      const q = await inst.command("postqueue.ts", ["-p"]);
-      assertStringIncludes(q.stdout, "b@example.net");
-      assertStringIncludes(q.stdout, "Connection refused");
-    });
-    await t.step("sink back: delivered on retry; queue empty", async () => {
-      sink.start();
-      const f = await inst.command("postqueue.ts", ["-f"]);
-      assertEquals(f.code, 0, f.stderr);
-      await waitUntil(() => sink.messages.length === 1, 15_000, "relay to sink");
-      assertEquals(sink.messages[0].to, ["b@example.net"]);
-      assertStringIncludes(sink.messages[0].data, "relay me");
-      await waitUntil(async () => (await inst.command("postqueue.ts", ["-p"])).stdout.includes("Mail queue is empty"), 10_000, "empty queue");
-    });
-  } finally {
-    sink.stop();
-    await inst.stop();
-  }
-} });
-
-Deno.test({ name: "expired message bounces to the sender", ...opts, fn: async () => {
-  const deadPort = freePort();
-  const inst = await startInstance({ mainCf: `relayhost = [127.0.0.1]:${deadPort}\nmaximal_queue_lifetime = 0` });
-  try {
-    const r = await smtpSend(inst.port, { from: "bob@localhost", to: ["x@example.net"], body: "Subject: doomed\r\n\r\nbody\r\n" });
-    assertEquals(r.code, 250);
-    await waitUntil(async () => (await maildirFiles(inst.spool, "bob")).length === 1, 15_000, "bounce");
-    const text = await Deno.readTextFile((await maildirFiles(inst.spool, "bob"))[0]);
-    assertStringIncludes(text, "Return-Path: <>");
-    assertStringIncludes(text, "Subject: Undelivered Mail Returned to Sender");
-    assertStringIncludes(text, "report-type=delivery-status");
-    assertStringIncludes(text, "Final-Recipient: rfc822; x@example.net");
-    assertStringIncludes(text, "Action: failed");
-    assertStringIncludes(text, "Connection refused");
-    assertMatch(await inst.log(), /status=expired, returned to sender/);
-  } finally {
-    await inst.stop();
-  }
-} });
-
-Deno.test({ name: "sendmail delivers through maildrop and pickup", ...opts, fn: async () => {
-  const inst = await startInstance();
-  try {
-    const r = await inst.command("sendmail.ts", ["-f", "bob@example.com", "alice@localhost"], "Subject: via sendmail\n\nhi\n");
-    assertEquals(r.code, 0, r.stderr);
-    await waitUntil(async () => (await maildirFiles(inst.spool, "alice")).length === 1, 10_000, "delivery");
-    const text = await Deno.readTextFile((await maildirFiles(inst.spool, "alice"))[0]);
-    assertStringIncludes(text, "Return-Path: <bob@example.com>");
-    assertStringIncludes(text, "Subject: via sendmail");
-  } finally {
-    await inst.stop();
-  }
-} });
-
-Deno.test({ name: "master restarts a SIGKILLed daemon and stop leaves nothing behind", ...opts, fn: async () => {
-  const inst = await startInstance();
-  try {
-    for (const prog of ["smtpd", "cleanup", "qmgr"]) {
-      const pid = await daemonPid(inst, prog);
-      assert(pid, `${prog} runs`);
-      Deno.kill(pid, "SIGKILL");
-      await waitUntil(async () => {
-        const p = await daemonPid(inst, prog);
-        return p !== null && p !== pid;
-      }, 10_000, `${prog} restart`);
+Deno.test({
+  name: "local delivery to a Maildir with Postfix-style logging",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance();
+    try {
+      const r = await smtpSend(inst.port, {
+        from: "bob@example.com",
+        to: ["alice@localhost"],
+        body: "Subject: hello\r\n\r\nhi alice\r\n.leading dot\r\n",
+      });
+      assertEquals(r.code, 250, r.replies.join("\n"));
+      assertMatch(r.text, /Ok: queued as [0-9A-F]+/);
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "alice")).length === 1,
+        5000,
+        "delivery",
+      );
+      const [file] = await maildirFiles(inst.spool, "alice");
+      const text = await Deno.readTextFile(file);
+      assert(
+        text.startsWith("Return-Path: <bob@example.com>\nDelivered-To: alice@localhost\n"),
+        text,
+      );
+      assertStringIncludes(text, "Received: from client.test (localhost [127.0.0.1])");
+      assertStringIncludes(text, "\nhi alice\n.leading dot\n");
+      assert(!text.includes("\r"), "Maildir file uses LF line ends");
+      assertStringIncludes(text, "Message-Id: <");
+      await waitUntil(async () => (await inst.log()).includes("removed"), 5000, "removed");
+      const log = await inst.log();
+      for (
+        const re of [
+          /postwarden\/smtpd\[\d+\]: connect from localhost\[127\.0\.0\.1\]/,
+          /smtpd\[\d+\]: [0-9A-F]+: client=localhost\[127\.0\.0\.1\]/,
+          /cleanup\[\d+\]: [0-9A-F]+: message-id=</,
+          /qmgr\[\d+\]: [0-9A-F]+: from=<bob@example\.com>, size=\d+, nrcpt=1 \(queue active\)/,
+          /local\[\d+\]: [0-9A-F]+: to=<alice@localhost>, relay=local, delay=[\d.]+, delays=[\d.]+\/[\d.]+\/[\d.]+\/[\d.]+, dsn=2\.0\.0, status=sent/,
+          /qmgr\[\d+\]: [0-9A-F]+: removed/,
+          /smtpd\[\d+\]: disconnect from localhost\[127\.0\.0\.1\] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5/,
+        ]
+      ) assertMatch(log, re);
+    } finally {
+      await inst.stop();
     }
-    await new Promise((r) => setTimeout(r, 1000));
-    const r = await smtpSend(inst.port, { from: "bob@example.com", to: ["carol@localhost"], body: "after restarts\r\n" });
-    assertEquals(r.code, 250, r.replies.join("\n"));
-    await waitUntil(async () => (await maildirFiles(inst.spool, "carol")).length === 1, 10_000, "delivery");
-    assertMatch(await inst.log(), /smtpd\/main\.ts pid \d+ killed by signal SIGKILL/);
-  } finally {
-    await inst.stop();
-  }
-  assertEquals(await processesOf(inst.conf), []);
-} });
+  },
+});
+
+Deno.test({
+  name: "relay: refused without mynetworks, relayed via relayhost, deferred and retried",
+  ...opts,
+  fn: async (t) => {
+    const sinkPort = freePort();
+    const inst = await startInstance({ mainCf: `relayhost = [127.0.0.1]:${sinkPort}` });
+    const sink = new TestSink(sinkPort);
+    try {
+      await t.step("sink down: deferred with the connect error, listed by mailq", async () => {
+        const r = await smtpSend(inst.port, {
+          from: "a@example.com",
+          to: ["b@example.net"],
+          body: "Subject: x\r\n\r\nrelay me\r\n",
+        });
+        assertEquals(r.code, 250);
+        await waitUntil(async () => /status=deferred/.test(await inst.log()), 10_000, "deferral");
+        assertMatch(
+          await inst.log(),
+          /to=<b@example\.net>, relay=none, .*status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: Connection refused\)/,
+        );
+        const q = await inst.command("postqueue.ts", ["-p"]);
+        assertStringIncludes(q.stdout, "b@example.net");
+        assertStringIncludes(q.stdout, "Connection refused");
+      });
+      await t.step("sink back: delivered on retry; queue empty", async () => {
+        sink.start();
+        const f = await inst.command("postqueue.ts", ["-f"]);
+        assertEquals(f.code, 0, f.stderr);
+        await waitUntil(() => sink.messages.length === 1, 15_000, "relay to sink");
+        assertEquals(sink.messages[0].to, ["b@example.net"]);
+        assertStringIncludes(sink.messages[0].data, "relay me");
+        await waitUntil(
+          async () =>
+            (await inst.command("postqueue.ts", ["-p"])).stdout.includes("Mail queue is empty"),
+          10_000,
+          "empty queue",
+        );
+      });
+    } finally {
+      sink.stop();
+      await inst.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "expired message bounces to the sender",
+  ...opts,
+  fn: async () => {
+    const deadPort = freePort();
+    const inst = await startInstance({
+      mainCf: `relayhost = [127.0.0.1]:${deadPort}\nmaximal_queue_lifetime = 0`,
+    });
+    try {
+      const r = await smtpSend(inst.port, {
+        from: "bob@localhost",
+        to: ["x@example.net"],
+        body: "Subject: doomed\r\n\r\nbody\r\n",
+      });
+      assertEquals(r.code, 250);
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "bob")).length === 1,
+        15_000,
+        "bounce",
+      );
+      const text = await Deno.readTextFile((await maildirFiles(inst.spool, "bob"))[0]);
+      assertStringIncludes(text, "Return-Path: <>");
+      assertStringIncludes(text, "Subject: Undelivered Mail Returned to Sender");
+      assertStringIncludes(text, "report-type=delivery-status");
+      assertStringIncludes(text, "Final-Recipient: rfc822; x@example.net");
+      assertStringIncludes(text, "Action: failed");
+      assertStringIncludes(text, "Connection refused");
+      assertMatch(await inst.log(), /status=expired, returned to sender/);
+    } finally {
+      await inst.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "sendmail delivers through maildrop and pickup",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance();
+    try {
+      const r = await inst.command(
+        "sendmail.ts",
+        ["-f", "bob@example.com", "alice@localhost"],
+        "Subject: via sendmail\n\nhi\n",
+      );
+      assertEquals(r.code, 0, r.stderr);
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "alice")).length === 1,
+        10_000,
+        "delivery",
+      );
+      const text = await Deno.readTextFile((await maildirFiles(inst.spool, "alice"))[0]);
+      assertStringIncludes(text, "Return-Path: <bob@example.com>");
+      assertStringIncludes(text, "Subject: via sendmail");
+    } finally {
+      await inst.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "master restarts a SIGKILLed daemon and stop leaves nothing behind",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance();
+    try {
+      for (const prog of ["smtpd", "cleanup", "qmgr"]) {
+        const pid = await daemonPid(inst, prog);
+        assert(pid, `${prog} runs`);
+        Deno.kill(pid, "SIGKILL");
+        await waitUntil(
+          async () => {
+            const p = await daemonPid(inst, prog);
+            return p !== null && p !== pid;
+          },
+          10_000,
+          `${prog} restart`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      const r = await smtpSend(inst.port, {
+        from: "bob@example.com",
+        to: ["carol@localhost"],
+        body: "after restarts\r\n",
+      });
+      assertEquals(r.code, 250, r.replies.join("\n"));
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "carol")).length === 1,
+        10_000,
+        "delivery",
+      );
+      assertMatch(await inst.log(), /smtpd\/main\.ts pid \d+ killed by signal SIGKILL/);
+    } finally {
+      await inst.stop();
+    }
+    assertEquals(await processesOf(inst.conf), []);
+  },
+});
