@@ -1,0 +1,99 @@
+/**
+ * The admin command as an administrator uses it: start in the background,
+ * status, stop leaving no process, and the live permission audit.
+ */
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { freePort, processesOf, waitPort } from "../helpers/instance.ts";
+import { run } from "../helpers/peers.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+async function makeConf(): Promise<{ dir: string; conf: string; port: number }> {
+  const dir = await Deno.makeTempDir({ prefix: "postwarden-admin-" });
+  const conf = `${dir}/conf`;
+  await Deno.mkdir(conf);
+  const port = freePort();
+  const main = (await Deno.readTextFile(`${ROOT}/conf/main.cf`)) + "myhostname = mx.test.example\n";
+  await Deno.writeTextFile(`${conf}/main.cf`, main);
+  const master = (await Deno.readTextFile(`${ROOT}/conf/master.cf`))
+    .replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
+  await Deno.writeTextFile(`${conf}/master.cf`, master);
+  return { dir, conf, port };
+}
+
+const postwarden = (conf: string, cmd: string) =>
+  run(Deno.execPath(), [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-env",
+    "--allow-sys=hostname",
+    `${ROOT}/commands/postwarden.ts`,
+    "-c",
+    conf,
+    cmd,
+  ]);
+
+Deno.test({
+  name: "postwarden start, status, stop in the background",
+  ...opts,
+  fn: async () => {
+    const { dir, conf, port } = await makeConf();
+    try {
+      const s = await postwarden(conf, "start");
+      assertEquals(s.code, 0, s.stderr);
+      await waitPort(port);
+      const st = await postwarden(conf, "status");
+      assertMatch(st.stderr, /is running: PID: \d+/);
+      const again = await postwarden(conf, "start");
+      assert(again.code !== 0, "a second master is refused");
+      assertMatch(again.stderr, /already running/);
+      const stop = await postwarden(conf, "stop");
+      assertEquals(stop.code, 0, stop.stderr);
+      assertEquals(await processesOf(conf), []);
+      const st2 = await postwarden(conf, "status");
+      assertEquals(st2.code, 1);
+    } finally {
+      for (const pid of await processesOf(conf)) Deno.kill(pid, "SIGKILL");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "postwarden audit measures each sandbox live",
+  ...opts,
+  fn: async () => {
+    const { dir, conf } = await makeConf();
+    try {
+      const r = await postwarden(conf, "audit");
+      assertEquals(r.code, 0, r.stderr);
+      const section = (name: string) => {
+        const start = r.stdout.indexOf(name);
+        assert(start >= 0, `audit lists ${name}`);
+        const end = r.stdout.indexOf("\n", r.stdout.indexOf("run /bin/sh", start));
+        return r.stdout.slice(start, end);
+      };
+      const smtpd = section("/inet (smtpd)");
+      assertMatch(smtpd, /cannot read \/etc\/shadow/);
+      assertMatch(smtpd, /cannot write active\//);
+      assertMatch(smtpd, /can {4}bind 127\.0\.0\.1:\d+/);
+      const cleanup = section("cleanup/unix");
+      assertMatch(cleanup, /cannot connect 127\.0\.0\.1:25/);
+      assertMatch(cleanup, /can {4}write incoming\//);
+      const local = section("local/unix");
+      assertMatch(local, /cannot connect 127\.0\.0\.1:25/);
+      assertMatch(local, /can {4}write a mailbox/);
+      const smtp = section("smtp/unix");
+      assertMatch(smtp, /can {4}connect 127\.0\.0\.1:25/);
+      assertMatch(smtp, /cannot write a mailbox/);
+      for (const line of r.stdout.split("\n").filter((l) => l.includes("flags:"))) {
+        assert(!/--allow-(all|read|write|net|run)( |$)/.test(line) && !line.includes(" -A"), line);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
