@@ -207,3 +207,45 @@ Deno.test({
     assertEquals(await processesOf(inst.conf), []);
   },
 });
+
+Deno.test({
+  name: "sendmail -N success gets a delivery report; SIGHUP reload keeps serving",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance();
+    try {
+      const r = await inst.command(
+        "sendmail.ts",
+        ["-N", "success", "-f", "bob@localhost", "alice@localhost"],
+        "Subject: notify me\n\nhi\n",
+      );
+      assertEquals(r.code, 0, r.stderr);
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "bob")).length === 1,
+        10_000,
+        "success DSN",
+      );
+      const text = await Deno.readTextFile((await maildirFiles(inst.spool, "bob"))[0]);
+      assertStringIncludes(text, "Subject: Successful Mail Delivery Report");
+      assertStringIncludes(text, "Action: delivered");
+
+      const st = await inst.command("postwarden.ts", ["reload"]);
+      assertEquals(st.code, 0, st.stderr);
+      await waitUntil(async () => /reload -- version/.test(await inst.log()), 10_000, "reload");
+      await new Promise((r) => setTimeout(r, 1500));
+      const s = await smtpSend(inst.port, {
+        from: "bob@example.com",
+        to: ["dan@localhost"],
+        body: "after reload\r\n",
+      });
+      assertEquals(s.code, 250, s.replies.join("\n"));
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "dan")).length === 1,
+        10_000,
+        "delivery after reload",
+      );
+    } finally {
+      await inst.stop();
+    }
+  },
+});
