@@ -1,0 +1,536 @@
+/**
+ * Throughput benchmark: Postwarden against a real Postfix 3.7, same load.
+ *
+ * Each round, for each system in turn (alternating which goes first), this
+ * starts a fresh instance in a temp dir relaying everything to Postfix's
+ * `smtp-sink` on a free port, drives it with `smtp-source -s S -m N -l SIZE`
+ * and times from the start of smtp-source until the sink has counted N
+ * messages (msg/s = N / seconds). While the load runs it samples the summed
+ * VmRSS of the system's processes. Afterwards a small SMTP client in this
+ * file sends sequential messages and measures end-of-DATA → 250 latency
+ * (p50/p99). Fsync stays on for both systems (their defaults).
+ *
+ * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
+ *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
+ *
+ * Needs root (Postfix's master, smtp-sink -u nobody) and /usr/sbin/{postfix,
+ * smtp-source,smtp-sink}. If Postfix cannot start, its rows say why and the
+ * ratio is reported as not available.
+ */
+import { freePort, processesOf, startInstance } from "../../tests/helpers/instance.ts";
+
+interface Options {
+  messages: number;
+  sessions: number;
+  size: number;
+  rounds: number;
+  json: string;
+  latency: number;
+  only?: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    messages: 2000,
+    sessions: 10,
+    size: 1000,
+    rounds: 1,
+    json: ".bench/result.json",
+    latency: 200,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[i + 1];
+    const num = () => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new Error(`bad value for ${a}: ${v}`);
+      i++;
+      return n;
+    };
+    switch (a) {
+      case "--messages":
+        o.messages = num();
+        break;
+      case "--sessions":
+        o.sessions = num();
+        break;
+      case "--size":
+        o.size = num();
+        break;
+      case "--rounds":
+        o.rounds = num();
+        break;
+      case "--latency":
+        o.latency = num();
+        break;
+      case "--json":
+        o.json = v;
+        i++;
+        break;
+      case "--only":
+        o.only = v;
+        i++;
+        break;
+      default:
+        throw new Error(`unknown option ${a}`);
+    }
+  }
+  return o;
+}
+
+/** Result of one system in one round. */
+interface RunResult {
+  system: string;
+  round: number;
+  ok: boolean;
+  error?: string;
+  messages: number;
+  seconds?: number;
+  msgPerSec?: number;
+  rssPeakKiB?: number;
+  rssEndKiB?: number;
+  processes?: number;
+  latencyMs?: { n: number; p50: number; p99: number; mean: number } | null;
+}
+
+/** A running system under test. */
+interface Target {
+  port: number;
+  pids(): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function rssKiB(pid: number): Promise<number> {
+  try {
+    const s = await Deno.readTextFile(`/proc/${pid}/status`);
+    const m = s.match(/^VmRSS:\s+(\d+)\s+kB/m);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** All descendants of a pid (inclusive), via /proc/<pid>/status PPid. */
+async function treeOf(root: number): Promise<number[]> {
+  const parent = new Map<number, number>();
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const s = await Deno.readTextFile(`/proc/${e.name}/status`);
+      const m = s.match(/^PPid:\s+(\d+)/m);
+      if (m) parent.set(Number(e.name), Number(m[1]));
+    } catch {
+      // gone
+    }
+  }
+  const out = new Set<number>([root]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, pp] of parent) {
+      if (!out.has(pid) && out.has(pp)) {
+        out.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return [...out].filter((p) => parent.has(p));
+}
+
+/** smtp-sink with a running message counter read from its stdout. */
+class Sink {
+  port = freePort();
+  count = 0;
+  #proc: Deno.ChildProcess;
+  #done: Promise<void>;
+  constructor() {
+    this.#proc = new Deno.Command("/usr/sbin/smtp-sink", {
+      args: ["-u", "nobody", "-c", `127.0.0.1:${this.port}`, "1000"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    this.#done = this.#read();
+  }
+  async #read() {
+    const dec = new TextDecoder();
+    let tail = "";
+    for await (const chunk of this.#proc.stdout) {
+      tail = (tail + dec.decode(chunk, { stream: true })).slice(-200);
+      const all = [...tail.matchAll(/mesg=(\d+)/g)];
+      if (all.length) this.count = Math.max(this.count, Number(all[all.length - 1][1]));
+    }
+  }
+  async ready() {
+    const end = Date.now() + 10_000;
+    while (Date.now() < end) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port: this.port })).close();
+        // That probe counts as a session, not a message.
+        return;
+      } catch {
+        await sleep(50);
+      }
+    }
+    throw new Error("smtp-sink did not start");
+  }
+  async stop() {
+    try {
+      this.#proc.kill("SIGTERM");
+    } catch {
+      // gone
+    }
+    await this.#proc.status;
+    await this.#done.catch(() => {});
+  }
+}
+
+async function startPostwarden(sinkPort: number): Promise<Target> {
+  const inst = await startInstance({
+    mainCf: [
+      `relayhost = [127.0.0.1]:${sinkPort}`,
+      "mydestination =",
+      "smtpd_relay_restrictions = permit_mynetworks, reject",
+    ].join("\n"),
+  });
+  return {
+    port: inst.port,
+    pids: () => processesOf(inst.conf),
+    stop: () => inst.stop(),
+  };
+}
+
+async function run(cmd: string, args: string[], env?: Record<string, string>) {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" })
+    .output();
+  const dec = new TextDecoder();
+  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+}
+
+async function startPostfix(sinkPort: number): Promise<Target> {
+  const dir = await Deno.makeTempDir({ prefix: "postfix-bench-" });
+  const port = freePort();
+  await Deno.chmod(dir, 0o755); // the postfix user must reach data/ and queue/
+  await Deno.mkdir(`${dir}/queue`);
+  await Deno.mkdir(`${dir}/data`);
+  await run("chown", ["postfix", `${dir}/data`]);
+  await Deno.writeTextFile(
+    `${dir}/main.cf`,
+    [
+      "compatibility_level = 3.6",
+      `queue_directory = ${dir}/queue`,
+      `data_directory = ${dir}/data`,
+      "mail_owner = postfix",
+      "setgid_group = postdrop",
+      "inet_interfaces = 127.0.0.1",
+      "inet_protocols = ipv4",
+      "myhostname = bench.example",
+      "mydestination =",
+      "mynetworks = 127.0.0.0/8",
+      `relayhost = [127.0.0.1]:${sinkPort}`,
+      `maillog_file = ${dir}/maillog`,
+      `maillog_file_prefixes = ${dir}`,
+      "smtpd_relay_restrictions = permit_mynetworks, reject",
+      "alias_maps =",
+      "alias_database =",
+      "",
+    ].join("\n"),
+  );
+  // Stock master.cf, smtpd on our port, no chroot anywhere.
+  const master = (await Deno.readTextFile("/etc/postfix/master.cf")).split("\n").map((l) => {
+    if (/^[#\s]/.test(l) || l.trim() === "") return l;
+    const f = l.split(/\s+/);
+    if (f.length < 8) return l;
+    if (f[0] === "smtp" && f[1] === "inet") f[0] = `127.0.0.1:${port}`;
+    f[4] = "n";
+    return f.join("\t");
+  }).join("\n");
+  await Deno.writeTextFile(`${dir}/master.cf`, master);
+  const start = await run("/usr/sbin/postfix", ["-c", dir, "start"]);
+  const masterPid = async () => {
+    try {
+      return Number((await Deno.readTextFile(`${dir}/queue/pid/master.pid`)).trim());
+    } catch {
+      return 0;
+    }
+  };
+  const stop = async () => {
+    await run("/usr/sbin/postfix", ["-c", dir, "stop"]);
+    const end = Date.now() + 15_000;
+    while (Date.now() < end) {
+      const pid = await masterPid();
+      if (!pid || (await rssKiB(pid)) === 0) break;
+      await sleep(100);
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  const end = Date.now() + 20_000;
+  while (true) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      if (Date.now() > end) {
+        const log = await Deno.readTextFile(`${dir}/maillog`).catch(() => "");
+        const why = (start.text + log).split("\n").filter((l) => /fatal|error/.test(l))
+          .slice(-3).join(" | ");
+        await stop();
+        throw new Error(`Postfix did not start: ${why || "no listener"}`);
+      }
+      await sleep(100);
+    }
+  }
+  return {
+    port,
+    async pids() {
+      const pid = await masterPid();
+      return pid ? await treeOf(pid) : [];
+    },
+    stop,
+  };
+}
+
+/** Reads SMTP replies (multi-line aware) from a connection. */
+class Replies {
+  #buf = "";
+  #dec = new TextDecoder();
+  constructor(private conn: Deno.Conn) {}
+  async next(): Promise<string> {
+    const chunk = new Uint8Array(16384);
+    while (true) {
+      const lines = this.#buf.split("\r\n");
+      for (let i = 0; i < lines.length - 1; i++) {
+        if (/^\d{3} /.test(lines[i]) || /^\d{3}$/.test(lines[i])) {
+          this.#buf = lines.slice(i + 1).join("\r\n");
+          return lines[i];
+        }
+      }
+      const n = await this.conn.read(chunk);
+      if (n === null) throw new Error("connection closed");
+      this.#buf += this.#dec.decode(chunk.subarray(0, n));
+    }
+  }
+}
+
+/** Sequential messages over one session; end-of-DATA → 250 times in ms. */
+async function measureLatency(port: number, count: number, size: number): Promise<number[]> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  conn.setNoDelay(true);
+  const enc = new TextEncoder();
+  const r = new Replies(conn);
+  const send = (s: string) => conn.write(enc.encode(s));
+  const expect = async (code: string) => {
+    const line = await r.next();
+    if (!line.startsWith(code)) throw new Error(`expected ${code}, got: ${line}`);
+  };
+  const body = "Subject: latency\r\n\r\n" +
+    ("x".repeat(78) + "\r\n").repeat(Math.max(1, Math.floor(size / 80)));
+  const times: number[] = [];
+  try {
+    await expect("220");
+    await send("EHLO bench.example\r\n");
+    await expect("250");
+    for (let i = 0; i < count; i++) {
+      await send("MAIL FROM:<a@example.com>\r\n");
+      await expect("250");
+      await send("RCPT TO:<b@example.net>\r\n");
+      await expect("250");
+      await send("DATA\r\n");
+      await expect("354");
+      await send(body);
+      const t0 = performance.now();
+      await send(".\r\n");
+      await expect("250");
+      times.push(performance.now() - t0);
+    }
+    await send("QUIT\r\n");
+    await r.next().catch(() => "");
+  } finally {
+    conn.close();
+  }
+  return times;
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function benchOne(system: string, round: number, o: Options): Promise<RunResult> {
+  const res: RunResult = { system, round, ok: false, messages: o.messages };
+  const sink = new Sink();
+  let target: Target | undefined;
+  try {
+    await sink.ready();
+    target = system === "postwarden"
+      ? await startPostwarden(sink.port)
+      : await startPostfix(sink.port);
+    const t = target;
+    let peak = 0;
+    let last = 0;
+    let nproc = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const pids = await t.pids();
+        let sum = 0;
+        for (const p of pids) sum += await rssKiB(p);
+        if (sampling) {
+          last = sum;
+          nproc = pids.length;
+          peak = Math.max(peak, sum);
+        }
+        await sleep(250);
+      }
+    })();
+    const t0 = performance.now();
+    const source = new Deno.Command("/usr/sbin/smtp-source", {
+      args: [
+        "-s",
+        String(o.sessions),
+        "-m",
+        String(o.messages),
+        "-l",
+        String(o.size),
+        "-f",
+        "a@example.com",
+        "-t",
+        "b@example.net",
+        `127.0.0.1:${t.port}`,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const limitMs = Math.max(120_000, o.messages * 20);
+    let timedOut = false;
+    while (sink.count < o.messages) {
+      if (performance.now() - t0 > limitMs) {
+        timedOut = true;
+        break;
+      }
+      await sleep(5);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    sampling = false;
+    await sampler;
+    const srcOut = await source.output();
+    if (timedOut) {
+      throw new Error(
+        `timed out after ${seconds.toFixed(0)}s with ${sink.count}/${o.messages} at the sink; ` +
+          new TextDecoder().decode(srcOut.stderr).slice(-200),
+      );
+    }
+    res.seconds = seconds;
+    res.msgPerSec = o.messages / seconds;
+    res.rssPeakKiB = peak;
+    res.rssEndKiB = last;
+    res.processes = nproc;
+    if (o.latency > 0) {
+      try {
+        const times = (await measureLatency(t.port, o.latency, o.size)).sort((a, b) => a - b);
+        res.latencyMs = {
+          n: times.length,
+          p50: pct(times, 50),
+          p99: pct(times, 99),
+          mean: times.reduce((a, b) => a + b, 0) / times.length,
+        };
+      } catch (e) {
+        res.latencyMs = null;
+        console.log(`  ${system}: latency not measured (${(e as Error).message})`);
+      }
+    }
+    res.ok = true;
+  } catch (e) {
+    res.error = (e as Error).message;
+  } finally {
+    await target?.stop().catch((e) => console.log(`  ${system}: stop: ${e.message}`));
+    await sink.stop();
+  }
+  return res;
+}
+
+function fmtRun(r: RunResult): string {
+  if (!r.ok) return `  ${r.system.padEnd(10)} FAILED: ${r.error}`;
+  const lat = r.latencyMs
+    ? `latency p50 ${r.latencyMs.p50.toFixed(2)} ms p99 ${r.latencyMs.p99.toFixed(2)} ms`
+    : "latency: not measured";
+  return `  ${r.system.padEnd(10)} ${r.msgPerSec!.toFixed(1)} msg/s (${r.messages} in ${
+    r.seconds!.toFixed(2)
+  } s), RSS peak ${(r.rssPeakKiB! / 1024).toFixed(1)} MiB end ${
+    (r.rssEndKiB! / 1024).toFixed(1)
+  } MiB (${r.processes} procs), ${lat}`;
+}
+
+const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+
+async function main() {
+  const o = parseArgs(Deno.args);
+  const systems = o.only ? [o.only] : ["postwarden", "postfix"];
+  console.log(
+    `bench: ${o.messages} messages, ${o.sessions} sessions, ${o.size} bytes, ${o.rounds} round(s)`,
+  );
+  const results: RunResult[] = [];
+  for (let round = 1; round <= o.rounds; round++) {
+    console.log(`round ${round}`);
+    const order = round % 2 === 1 ? systems : [...systems].reverse();
+    for (const sys of order) {
+      const r = await benchOne(sys, round, o);
+      results.push(r);
+      console.log(fmtRun(r));
+    }
+  }
+  const summary: Record<string, unknown> = {};
+  console.log("summary");
+  for (const sys of systems) {
+    const ok = results.filter((r) => r.system === sys && r.ok);
+    const lat = ok.filter((r) => r.latencyMs).map((r) => r.latencyMs!);
+    const s = {
+      runs: ok.length,
+      failures: results.filter((r) => r.system === sys && !r.ok).map((r) => r.error),
+      meanMsgPerSec: mean(ok.map((r) => r.msgPerSec!)),
+      meanRssPeakMiB: mean(ok.map((r) => r.rssPeakKiB! / 1024)),
+      latencyP50Ms: mean(lat.map((l) => l.p50)),
+      latencyP99Ms: mean(lat.map((l) => l.p99)),
+    };
+    summary[sys] = s;
+    if (!ok.length) {
+      console.log(`  ${sys.padEnd(10)} not available (${s.failures.join("; ")})`);
+      continue;
+    }
+    console.log(
+      `  ${sys.padEnd(10)} mean ${s.meanMsgPerSec.toFixed(1)} msg/s, RSS peak ${
+        s.meanRssPeakMiB.toFixed(1)
+      } MiB, ` +
+        (lat.length
+          ? `latency p50 ${s.latencyP50Ms.toFixed(2)} ms p99 ${s.latencyP99Ms.toFixed(2)} ms`
+          : "latency: not measured"),
+    );
+  }
+  const pw = summary.postwarden as { meanMsgPerSec: number; runs: number } | undefined;
+  const pf = summary.postfix as
+    | { meanMsgPerSec: number; runs: number; failures: string[] }
+    | undefined;
+  let ratio: number | null = null;
+  if (pw?.runs && pf?.runs) {
+    ratio = pw.meanMsgPerSec / pf.meanMsgPerSec;
+    console.log(`  ratio Postwarden/Postfix msg/s = ${ratio.toFixed(3)}`);
+  } else if (pf && !pf.runs) {
+    console.log(`  ratio: n/a (Postfix baseline: not available (${pf.failures.join("; ")}))`);
+  }
+  const dir = o.json.includes("/") ? o.json.slice(0, o.json.lastIndexOf("/")) : ".";
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    o.json,
+    JSON.stringify(
+      { date: new Date().toISOString(), options: o, results, summary, ratio },
+      null,
+      2,
+    ) +
+      "\n",
+  );
+  console.log(`wrote ${o.json}`);
+}
+
+if (import.meta.main) await main();
