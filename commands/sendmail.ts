@@ -43,6 +43,7 @@ import {
   type Recipient,
 } from "../lib/queue/mod.ts";
 import type { MaildropAttrs } from "../daemons/pickup/pickup.ts";
+import { concat } from "../lib/bytes/mod.ts";
 
 /** sysexits.h codes sendmail uses. */
 export const EX = { OK: 0, USAGE: 64, DATAERR: 65, SOFTWARE: 70, TEMPFAIL: 75, CONFIG: 78 };
@@ -250,19 +251,6 @@ export class InputConverter {
     if (this.ignoreDots || rest[0] !== DOT) return false;
     return rest.length === 1 || (rest.length === 2 && rest[1] === CR);
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /** Where sendmail reads, writes and what it knows about its caller. */

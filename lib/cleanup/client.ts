@@ -10,23 +10,14 @@
  * may the caller acknowledge the message to its own client.
  */
 import { type IpcConn, ipcConnect, IpcError } from "../ipc/mod.ts";
-import type { Recipient } from "../queue/mod.ts";
+import type { Envelope, Recipient } from "../queue/mod.ts";
 
 /** Envelope and processing flags sent to cleanup. */
 export interface CleanupEnvelope {
   sender: string;
   recipients: Recipient[];
-  attrs?: {
-    clientName?: string;
-    clientAddr?: string;
-    helo?: string;
-    protocol?: string;
-    /** Where the message came from, for logs: "smtpd", "pickup", "bounce". */
-    origin?: string;
-    envid?: string;
-    ret?: string;
-    dsnKind?: string;
-  };
+  /** Recorded in the queue file's envelope (see lib/queue Envelope). */
+  attrs?: Envelope["attrs"];
   /** Take recipients from To/Cc/Bcc (sendmail -t). */
   extractRecipients?: boolean;
   /** Arrival time to record, ms (pickup passes the maildrop file's time). */

@@ -11,6 +11,8 @@
  * parse MIME structure, decode RFC 2047 words or interpret field contents.
  */
 
+import { concat } from "../bytes/mod.ts";
+
 /** One header field of a message. */
 export interface HeaderField {
   /** The field name as written (without trailing white space before the colon). */
@@ -90,19 +92,6 @@ function classify(line: Uint8Array, complete: boolean): LineKind {
     if (c < 0x21 || c > 0x7e || sawSpace) return "other";
   }
   return complete ? "other" : "unknown";
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 const utf8 = new TextDecoder("utf-8");

@@ -16,6 +16,9 @@
  * place with a single one-byte write, the way Postfix rewrites record types.
  */
 
+import { concat } from "../bytes/mod.ts";
+export { concat };
+
 /** Record type bytes. */
 export const REC = {
   magic: 0x56, // V
@@ -246,19 +249,6 @@ export class ContentDecoder {
     }
     return out;
   }
-}
-
-/** Concatenates byte arrays. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 let lastStamp = 0;
