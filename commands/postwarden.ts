@@ -42,6 +42,8 @@ export function masterFlags(configDir: string, o: Record<string, string>): strin
   const read = [configDir, q, "/etc/passwd", "/etc/resolv.conf"];
   const write = [q];
   if (o.maillog_file) write.push(o.maillog_file);
+  // To hand the mail spool to mail_owner (chown needs write access).
+  if (o.mail_spool_directory) write.push(o.mail_spool_directory.replace(/\/+$/, ""));
   return [
     "--no-prompt",
     `--allow-read=${read.join(",")}`,

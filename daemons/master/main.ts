@@ -234,7 +234,7 @@ async function main(): Promise<void> {
   try {
     await m.load();
     await m.queue.create();
-    if (m.owner) await chownTree(m.queue, m.owner);
+    if (m.owner) await chownForOwner(m, m.owner);
     await acquireMasterLock(m.queue.dir("pid"));
   } catch (e) {
     console.error(`postwarden/master: fatal: ${(e as Error).message}`);
@@ -281,13 +281,33 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
 }
 
-async function chownTree(q: QueueDir, owner: { uid: number; gid: number }): Promise<void> {
-  await Deno.chown(q.root, owner.uid, owner.gid);
-  for await (const e of Deno.readDir(q.root)) {
-    if (e.isDirectory && e.name !== "pid") {
-      await Deno.chown(`${q.root}/${e.name}`, owner.uid, owner.gid);
+/**
+ * Gives mail_owner what its daemons write: the queue directory tree (but
+ * not pid/, which stays master's), the log file and the mail spool root.
+ */
+async function chownForOwner(
+  m: Master,
+  owner: { uid: number; gid: number },
+): Promise<void> {
+  const walk = async (dir: string): Promise<void> => {
+    await Deno.chown(dir, owner.uid, owner.gid);
+    for await (const e of Deno.readDir(dir)) {
+      const path = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(path);
+      else if (e.isFile) await Deno.chown(path, owner.uid, owner.gid);
     }
+  };
+  await Deno.chown(m.queue.root, owner.uid, owner.gid);
+  for await (const e of Deno.readDir(m.queue.root)) {
+    if (e.isDirectory && e.name !== "pid") await walk(`${m.queue.root}/${e.name}`);
   }
+  const log = m.config.str("maillog_file");
+  if (log) {
+    await Deno.writeFile(log, new Uint8Array(0), { append: true, create: true });
+    await Deno.chown(log, owner.uid, owner.gid);
+  }
+  const spool = m.config.str("mail_spool_directory").replace(/\/+$/, "");
+  if (spool) await Deno.chown(spool, owner.uid, owner.gid).catch(() => {});
 }
 
 if (import.meta.main) await main();

@@ -97,3 +97,50 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "as root with mail_owner set, daemons run as that user",
+  ...opts,
+  fn: async () => {
+    if (Deno.uid() !== 0) {
+      console.warn("SKIPPED: mail_owner test needs root");
+      return;
+    }
+    const passwd = await Deno.readTextFile("/etc/passwd");
+    const line = passwd.split("\n").find((l) => l.startsWith("postfix:"));
+    if (!line) {
+      if (Deno.env.get("CI") === "true") {
+        throw new Error("user postfix missing (scripts/install-peers.sh)");
+      }
+      console.warn("SKIPPED: no postfix user for the mail_owner test");
+      return;
+    }
+    const uid = Number(line.split(":")[2]);
+    const { dir, conf, port } = await makeConf();
+    await Deno.writeTextFile(`${conf}/main.cf`, "mail_owner = postfix\n", { append: true });
+    await Deno.chmod(dir, 0o755); // makeTempDir gives 0700: mail_owner must reach conf/ and var/
+    try {
+      const s = await postwarden(conf, "start");
+      assertEquals(s.code, 0, s.stderr);
+      await waitPort(port);
+      const owners = new Map<string, number>();
+      for (const pid of await processesOf(conf)) {
+        const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+        const m = /\/daemons\/(\w+)\/main\.ts/.exec(cmd);
+        if (!m) continue;
+        const status = await Deno.readTextFile(`/proc/${pid}/status`);
+        owners.set(m[1], Number(/^Uid:\s+(\d+)/m.exec(status)![1]));
+      }
+      assertEquals(owners.get("master"), 0);
+      for (const d of ["smtpd", "cleanup", "qmgr", "local", "smtp"]) {
+        assertEquals(owners.get(d), uid, d);
+      }
+    } finally {
+      await postwarden(conf, "stop");
+      for (const pid of await processesOf(conf)) {
+        Deno.kill(pid, "SIGKILL");
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

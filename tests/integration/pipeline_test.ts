@@ -249,3 +249,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a truncated queue file goes to corrupt/ with a log line, never delivered",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance();
+    try {
+      const r = await smtpSend(inst.port, {
+        from: "bob@example.com",
+        to: ["tom@localhost"],
+        body: "whole\r\n",
+      });
+      assertEquals(r.code, 250);
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "tom")).length === 1,
+        5000,
+        "delivery",
+      );
+      // Forge a half-written file in incoming/ as a crash mid-write would leave it
+      // (a complete file cut short), then wake qmgr.
+      const { QueueWriter, DirSyncer } = await import("../../lib/queue/mod.ts");
+      const tmpDir = await Deno.makeTempDir();
+      const id = "0000000000001AA";
+      const w = new QueueWriter(tmpDir, id, new DirSyncer(tmpDir));
+      await w.begin({ queueId: id, arrival: Date.now(), sender: "x@example.com" }, [{
+        address: "tom@localhost",
+      }]);
+      await w.write(new TextEncoder().encode("Subject: half\r\n\r\nnever deliver me\r\n"));
+      await w.commit();
+      const full = await Deno.readFile(`${tmpDir}/${id}`);
+      await Deno.writeFile(`${inst.queue}/incoming/${id}`, full.subarray(0, full.length - 7));
+      await Deno.remove(tmpDir, { recursive: true });
+      await waitUntil(
+        async () => {
+          try {
+            await Deno.stat(`${inst.queue}/corrupt/${id}`);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+        "file moved to corrupt/",
+      );
+      assertMatch(await inst.log(), new RegExp(`${id}: corrupt queue file moved to corrupt/`));
+      await new Promise((r) => setTimeout(r, 500));
+      assertEquals((await maildirFiles(inst.spool, "tom")).length, 1);
+    } finally {
+      await inst.stop();
+    }
+  },
+});
