@@ -10,8 +10,17 @@
  * file sends sequential messages and measures end-of-DATA → 250 latency
  * (p50/p99). Fsync stays on for both systems (their defaults).
  *
+ * `--mode discard` instead sets `default_transport = discard` on both
+ * systems and times until the maillog shows N "<id>: removed" lines (no
+ * sink); `--mode both` runs relay then discard each round.
+ *
+ * RSS is the sum of VmRSS, which counts shared pages (libraries, Deno's
+ * binary) once per process; PSS (from smaps_rollup) is printed beside it as
+ * the fairer total.
+ *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
+ *        [--mode relay|discard|both]
  *
  * Needs root (Postfix's master, smtp-sink -u nobody) and /usr/sbin/{postfix,
  * smtp-source,smtp-sink}. If Postfix cannot start, its rows say why and the
@@ -27,6 +36,7 @@ interface Options {
   json: string;
   latency: number;
   only?: string;
+  mode: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -37,6 +47,7 @@ function parseArgs(argv: string[]): Options {
     rounds: 1,
     json: ".bench/result.json",
     latency: 200,
+    mode: "relay",
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -67,6 +78,11 @@ function parseArgs(argv: string[]): Options {
         o.json = v;
         i++;
         break;
+      case "--mode":
+        o.mode = v;
+        i++;
+        if (!["relay", "discard", "both"].includes(v)) throw new Error(`bad --mode ${v}`);
+        break;
       case "--only":
         o.only = v;
         i++;
@@ -81,6 +97,7 @@ function parseArgs(argv: string[]): Options {
 /** Result of one system in one round. */
 interface RunResult {
   system: string;
+  mode: string;
   round: number;
   ok: boolean;
   error?: string;
@@ -89,6 +106,7 @@ interface RunResult {
   msgPerSec?: number;
   rssPeakKiB?: number;
   rssEndKiB?: number;
+  pssPeakKiB?: number;
   processes?: number;
   latencyMs?: { n: number; p50: number; p99: number; mean: number } | null;
 }
@@ -96,11 +114,59 @@ interface RunResult {
 /** A running system under test. */
 interface Target {
   port: number;
+  maillog: string;
   pids(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pssKiB(pid: number): Promise<number> {
+  try {
+    const s = await Deno.readTextFile(`/proc/${pid}/smaps_rollup`);
+    const m = s.match(/^Pss:\s+(\d+)\s+kB/m);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Counts "<id>: removed" lines as a maillog grows. */
+class RemovedCounter {
+  count = 0;
+  /** First "status=deferred" line seen: the run cannot finish as measured. */
+  deferred = "";
+  #offset = 0;
+  #rest = "";
+  constructor(private path: string) {}
+  async poll(): Promise<number> {
+    let f: Deno.FsFile;
+    try {
+      f = await Deno.open(this.path);
+    } catch {
+      return this.count;
+    }
+    try {
+      await f.seek(this.#offset, Deno.SeekMode.Start);
+      const buf = new Uint8Array(1 << 20);
+      const dec = new TextDecoder();
+      while (true) {
+        const n = await f.read(buf);
+        if (n === null || n === 0) break;
+        this.#offset += n;
+        const lines = (this.#rest + dec.decode(buf.subarray(0, n))).split("\n");
+        this.#rest = lines.pop()!;
+        for (const l of lines) {
+          if (/: removed\s*$/.test(l)) this.count++;
+          else if (!this.deferred && l.includes("status=deferred")) this.deferred = l;
+        }
+      }
+    } finally {
+      f.close();
+    }
+    return this.count;
+  }
+}
 
 async function rssKiB(pid: number): Promise<number> {
   try {
@@ -187,16 +253,18 @@ class Sink {
   }
 }
 
-async function startPostwarden(sinkPort: number): Promise<Target> {
+async function startPostwarden(sinkPort: number, mode: string): Promise<Target> {
   const inst = await startInstance({
     mainCf: [
       `relayhost = [127.0.0.1]:${sinkPort}`,
+      mode === "discard" ? "default_transport = discard" : "",
       "mydestination =",
       "smtpd_relay_restrictions = permit_mynetworks, reject",
     ].join("\n"),
   });
   return {
     port: inst.port,
+    maillog: inst.maillog,
     pids: () => processesOf(inst.conf),
     stop: () => inst.stop(),
   };
@@ -209,7 +277,7 @@ async function run(cmd: string, args: string[], env?: Record<string, string>) {
   return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
 }
 
-async function startPostfix(sinkPort: number): Promise<Target> {
+async function startPostfix(sinkPort: number, mode: string): Promise<Target> {
   const dir = await Deno.makeTempDir({ prefix: "postfix-bench-" });
   const port = freePort();
   await Deno.chmod(dir, 0o755); // the postfix user must reach data/ and queue/
@@ -235,6 +303,7 @@ async function startPostfix(sinkPort: number): Promise<Target> {
       "smtpd_relay_restrictions = permit_mynetworks, reject",
       "alias_maps =",
       "alias_database =",
+      mode === "discard" ? "default_transport = discard" : "",
       "",
     ].join("\n"),
   );
@@ -284,6 +353,7 @@ async function startPostfix(sinkPort: number): Promise<Target> {
   }
   return {
     port,
+    maillog: `${dir}/maillog`,
     async pids() {
       const pid = await masterPid();
       return pid ? await treeOf(pid) : [];
@@ -357,17 +427,26 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function benchOne(system: string, round: number, o: Options): Promise<RunResult> {
-  const res: RunResult = { system, round, ok: false, messages: o.messages };
+async function benchOne(
+  system: string,
+  mode: string,
+  round: number,
+  o: Options,
+): Promise<RunResult> {
+  const res: RunResult = { system, mode, round, ok: false, messages: o.messages };
   const sink = new Sink();
   let target: Target | undefined;
   try {
     await sink.ready();
     target = system === "postwarden"
-      ? await startPostwarden(sink.port)
-      : await startPostfix(sink.port);
+      ? await startPostwarden(sink.port, mode)
+      : await startPostfix(sink.port, mode);
+    const removed = new RemovedCounter(target.maillog);
+    await removed.poll(); // skip startup lines
+    removed.count = 0;
     const t = target;
     let peak = 0;
+    let pssPeak = 0;
     let last = 0;
     let nproc = 0;
     let sampling = true;
@@ -375,8 +454,13 @@ async function benchOne(system: string, round: number, o: Options): Promise<RunR
       while (sampling) {
         const pids = await t.pids();
         let sum = 0;
-        for (const p of pids) sum += await rssKiB(p);
+        let pss = 0;
+        for (const p of pids) {
+          sum += await rssKiB(p);
+          pss += await pssKiB(p);
+        }
         if (sampling) {
+          pssPeak = Math.max(pssPeak, pss);
           last = sum;
           nproc = pids.length;
           peak = Math.max(peak, sum);
@@ -405,12 +489,23 @@ async function benchOne(system: string, round: number, o: Options): Promise<RunR
     }).spawn();
     const limitMs = Math.max(120_000, o.messages * 20);
     let timedOut = false;
-    while (sink.count < o.messages) {
+    const done = async () => {
+      if (mode !== "discard") return sink.count >= o.messages;
+      await removed.poll();
+      if (removed.deferred) {
+        sampling = false;
+        await sampler;
+        await source.output();
+        throw new Error(`mail deferred: ${removed.deferred.replace(/^.*?: (?=\w+: to=)/, "")}`);
+      }
+      return removed.count >= o.messages;
+    };
+    while (!(await done())) {
       if (performance.now() - t0 > limitMs) {
         timedOut = true;
         break;
       }
-      await sleep(5);
+      await sleep(mode === "discard" ? 20 : 5);
     }
     const seconds = (performance.now() - t0) / 1000;
     sampling = false;
@@ -418,7 +513,9 @@ async function benchOne(system: string, round: number, o: Options): Promise<RunR
     const srcOut = await source.output();
     if (timedOut) {
       throw new Error(
-        `timed out after ${seconds.toFixed(0)}s with ${sink.count}/${o.messages} at the sink; ` +
+        `timed out after ${seconds.toFixed(0)}s with ${
+          mode === "discard" ? removed.count : sink.count
+        }/${o.messages} done; ` +
           new TextDecoder().decode(srcOut.stderr).slice(-200),
       );
     }
@@ -426,6 +523,7 @@ async function benchOne(system: string, round: number, o: Options): Promise<RunR
     res.msgPerSec = o.messages / seconds;
     res.rssPeakKiB = peak;
     res.rssEndKiB = last;
+    res.pssPeakKiB = pssPeak;
     res.processes = nproc;
     if (o.latency > 0) {
       try {
@@ -452,15 +550,16 @@ async function benchOne(system: string, round: number, o: Options): Promise<RunR
 }
 
 function fmtRun(r: RunResult): string {
-  if (!r.ok) return `  ${r.system.padEnd(10)} FAILED: ${r.error}`;
+  const name = `${r.system} ${r.mode}`.padEnd(18);
+  if (!r.ok) return `  ${name} FAILED: ${r.error}`;
   const lat = r.latencyMs
     ? `latency p50 ${r.latencyMs.p50.toFixed(2)} ms p99 ${r.latencyMs.p99.toFixed(2)} ms`
     : "latency: not measured";
-  return `  ${r.system.padEnd(10)} ${r.msgPerSec!.toFixed(1)} msg/s (${r.messages} in ${
+  return `  ${name} ${r.msgPerSec!.toFixed(1)} msg/s (${r.messages} in ${
     r.seconds!.toFixed(2)
   } s), RSS peak ${(r.rssPeakKiB! / 1024).toFixed(1)} MiB end ${
     (r.rssEndKiB! / 1024).toFixed(1)
-  } MiB (${r.processes} procs), ${lat}`;
+  } MiB, PSS peak ${(r.pssPeakKiB! / 1024).toFixed(1)} MiB (${r.processes} procs), ${lat}`;
 }
 
 const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
@@ -468,67 +567,76 @@ const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.le
 async function main() {
   const o = parseArgs(Deno.args);
   const systems = o.only ? [o.only] : ["postwarden", "postfix"];
+  const modes = o.mode === "both" ? ["relay", "discard"] : [o.mode];
   console.log(
-    `bench: ${o.messages} messages, ${o.sessions} sessions, ${o.size} bytes, ${o.rounds} round(s)`,
+    `bench: ${o.messages} messages, ${o.sessions} sessions, ${o.size} bytes, ` +
+      `${o.rounds} round(s), mode ${modes.join("+")}`,
   );
   const results: RunResult[] = [];
   for (let round = 1; round <= o.rounds; round++) {
     console.log(`round ${round}`);
     const order = round % 2 === 1 ? systems : [...systems].reverse();
-    for (const sys of order) {
-      const r = await benchOne(sys, round, o);
-      results.push(r);
-      console.log(fmtRun(r));
+    for (const mode of modes) {
+      for (const sys of order) {
+        const r = await benchOne(sys, mode, round, o);
+        results.push(r);
+        console.log(fmtRun(r));
+      }
     }
   }
-  const summary: Record<string, unknown> = {};
+  const summary: Record<string, Record<string, unknown>> = {};
+  const ratios: Record<string, number | null> = {};
   console.log("summary");
-  for (const sys of systems) {
-    const ok = results.filter((r) => r.system === sys && r.ok);
-    const lat = ok.filter((r) => r.latencyMs).map((r) => r.latencyMs!);
-    const s = {
-      runs: ok.length,
-      failures: results.filter((r) => r.system === sys && !r.ok).map((r) => r.error),
-      meanMsgPerSec: mean(ok.map((r) => r.msgPerSec!)),
-      meanRssPeakMiB: mean(ok.map((r) => r.rssPeakKiB! / 1024)),
-      latencyP50Ms: mean(lat.map((l) => l.p50)),
-      latencyP99Ms: mean(lat.map((l) => l.p99)),
-    };
-    summary[sys] = s;
-    if (!ok.length) {
-      console.log(`  ${sys.padEnd(10)} not available (${s.failures.join("; ")})`);
-      continue;
+  for (const mode of modes) {
+    summary[mode] = {};
+    const means: Record<string, number> = {};
+    for (const sys of systems) {
+      const all = results.filter((r) => r.system === sys && r.mode === mode);
+      const ok = all.filter((r) => r.ok);
+      const lat = ok.filter((r) => r.latencyMs).map((r) => r.latencyMs!);
+      const s = {
+        runs: ok.length,
+        failures: all.filter((r) => !r.ok).map((r) => r.error),
+        meanMsgPerSec: mean(ok.map((r) => r.msgPerSec!)),
+        meanRssPeakMiB: mean(ok.map((r) => r.rssPeakKiB! / 1024)),
+        meanPssPeakMiB: mean(ok.map((r) => r.pssPeakKiB! / 1024)),
+        latencyP50Ms: mean(lat.map((l) => l.p50)),
+        latencyP99Ms: mean(lat.map((l) => l.p99)),
+      };
+      summary[mode][sys] = s;
+      const name = `${sys} ${mode}`.padEnd(18);
+      if (!ok.length) {
+        console.log(`  ${name} not available (${s.failures.join("; ")})`);
+        continue;
+      }
+      means[sys] = s.meanMsgPerSec;
+      console.log(
+        `  ${name} mean ${s.meanMsgPerSec.toFixed(1)} msg/s, RSS peak ${
+          s.meanRssPeakMiB.toFixed(1)
+        } MiB, PSS peak ${s.meanPssPeakMiB.toFixed(1)} MiB, ` +
+          (lat.length
+            ? `latency p50 ${s.latencyP50Ms.toFixed(2)} ms p99 ${s.latencyP99Ms.toFixed(2)} ms`
+            : "latency: not measured"),
+      );
     }
-    console.log(
-      `  ${sys.padEnd(10)} mean ${s.meanMsgPerSec.toFixed(1)} msg/s, RSS peak ${
-        s.meanRssPeakMiB.toFixed(1)
-      } MiB, ` +
-        (lat.length
-          ? `latency p50 ${s.latencyP50Ms.toFixed(2)} ms p99 ${s.latencyP99Ms.toFixed(2)} ms`
-          : "latency: not measured"),
-    );
-  }
-  const pw = summary.postwarden as { meanMsgPerSec: number; runs: number } | undefined;
-  const pf = summary.postfix as
-    | { meanMsgPerSec: number; runs: number; failures: string[] }
-    | undefined;
-  let ratio: number | null = null;
-  if (pw?.runs && pf?.runs) {
-    ratio = pw.meanMsgPerSec / pf.meanMsgPerSec;
-    console.log(`  ratio Postwarden/Postfix msg/s = ${ratio.toFixed(3)}`);
-  } else if (pf && !pf.runs) {
-    console.log(`  ratio: n/a (Postfix baseline: not available (${pf.failures.join("; ")}))`);
+    ratios[mode] = null;
+    if (means.postwarden && means.postfix) {
+      ratios[mode] = means.postwarden / means.postfix;
+      console.log(`  ${mode} ratio Postwarden/Postfix msg/s = ${ratios[mode]!.toFixed(3)}`);
+    } else if (systems.includes("postfix") && !means.postfix) {
+      const f = (summary[mode].postfix as { failures: string[] }).failures;
+      console.log(`  ${mode} ratio: n/a (Postfix baseline: not available (${f.join("; ")}))`);
+    }
   }
   const dir = o.json.includes("/") ? o.json.slice(0, o.json.lastIndexOf("/")) : ".";
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
     o.json,
     JSON.stringify(
-      { date: new Date().toISOString(), options: o, results, summary, ratio },
+      { date: new Date().toISOString(), options: o, results, summary, ratios },
       null,
       2,
-    ) +
-      "\n",
+    ) + "\n",
   );
   console.log(`wrote ${o.json}`);
 }
