@@ -18,7 +18,7 @@ import type { ServiceContext } from "../../lib/service/mod.ts";
 /** Marks every recipient sent (dsn 2.0.0). */
 export function deliverDiscard(
   req: DeliveryRequest,
-  _file: QueueFile,
+  _file: QueueFile | null,
   ctx: ServiceContext,
   opts: { now?: () => number } = {},
 ): Promise<RecipientStatus[]> {

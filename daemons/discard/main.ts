@@ -12,6 +12,9 @@ import { deliverDiscard } from "./discard.ts";
 if (import.meta.main) {
   await runService({
     program: "discard",
-    onIpc: (conn, ctx) => serveDelivery(conn, ctx, (req, file, c) => deliverDiscard(req, file, c)),
+    onIpc: (conn, ctx) =>
+      serveDelivery(conn, ctx, (req, file, c) => deliverDiscard(req, file, c), {
+        readsContent: false,
+      }),
   });
 }

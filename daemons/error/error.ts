@@ -23,7 +23,7 @@ import type { ServiceContext } from "../../lib/service/mod.ts";
 /** Bounces (or, as "retry", defers) every recipient. */
 export function deliverError(
   req: DeliveryRequest,
-  _file: QueueFile,
+  _file: QueueFile | null,
   ctx: ServiceContext,
   opts: { now?: () => number } = {},
 ): Promise<RecipientStatus[]> {

@@ -12,6 +12,9 @@ import { deliverError } from "./error.ts";
 if (import.meta.main) {
   await runService({
     program: "error",
-    onIpc: (conn, ctx) => serveDelivery(conn, ctx, (req, file, c) => deliverError(req, file, c)),
+    onIpc: (conn, ctx) =>
+      serveDelivery(conn, ctx, (req, file, c) => deliverError(req, file, c), {
+        readsContent: false,
+      }),
   });
 }

@@ -68,6 +68,13 @@ export type DeliverFn = (
   ctx: ServiceContext,
 ) => Promise<RecipientStatus[]>;
 
+/** A delivery function that never looks at the message (discard, error). */
+export type EnvelopeDeliverFn = (
+  req: DeliveryRequest,
+  file: null,
+  ctx: ServiceContext,
+) => Promise<RecipientStatus[]>;
+
 /**
  * Serves delivery requests on one connection: validates the request, opens
  * the queue file, runs `deliver`, and replies. Any recipient the function
@@ -78,6 +85,22 @@ export async function serveDelivery(
   conn: IpcConn,
   ctx: ServiceContext,
   deliver: DeliverFn,
+): Promise<void>;
+/**
+ * Agents that only need the envelope (discard, error) never open the
+ * queue file, so their sandbox needs no access to the queue at all.
+ */
+export async function serveDelivery(
+  conn: IpcConn,
+  ctx: ServiceContext,
+  deliver: EnvelopeDeliverFn,
+  opts: { readsContent: false },
+): Promise<void>;
+export async function serveDelivery(
+  conn: IpcConn,
+  ctx: ServiceContext,
+  deliver: DeliverFn | EnvelopeDeliverFn,
+  opts: { readsContent: boolean } = { readsContent: true },
 ): Promise<void> {
   const req = await conn.recvMsg<DeliveryRequest>();
   if (req.op !== "deliver" || !Array.isArray(req.recipients) || typeof req.path !== "string") {
@@ -87,8 +110,12 @@ export async function serveDelivery(
   let statuses: RecipientStatus[];
   let file: QueueFile | null = null;
   try {
-    file = await QueueFile.open(req.path);
-    statuses = await deliver(req, file, ctx);
+    if (opts.readsContent) {
+      file = await QueueFile.open(req.path);
+      statuses = await (deliver as DeliverFn)(req, file, ctx);
+    } else {
+      statuses = await (deliver as EnvelopeDeliverFn)(req, null, ctx);
+    }
   } catch (e) {
     ctx.log.warn(`${req.queueId}: ${(e as Error).message}`);
     statuses = [];
