@@ -72,6 +72,9 @@ function masterCommand(configDir: string, o: Record<string, string>, foreground:
   const args = ["run", `--config=${ROOT}/deno.json`, "--no-lock", ...masterFlags(configDir, o)];
   args.push(`${ROOT}/daemons/master/main.ts`, "-c", configDir);
   if (foreground) args.push("-l");
+  // Developer aid: POSTWARDEN_CPU_PROF=DIR writes a V8 CPU profile per daemon.
+  const prof = Deno.env.get("POSTWARDEN_CPU_PROF");
+  if (prof) args.push("-P", prof);
   for (const [k, v] of Object.entries(o)) args.push("-o", `${k}=${v}`);
   return args;
 }

@@ -42,6 +42,8 @@ interface MasterOptions {
   configDir: string;
   stderrLog: boolean;
   overrides: Record<string, string>;
+  /** Developer aid: write V8 CPU profiles of every daemon here (`-P DIR`). */
+  profileDir?: string;
 }
 
 function parseArgs(argv: string[]): MasterOptions {
@@ -49,6 +51,7 @@ function parseArgs(argv: string[]): MasterOptions {
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "-c") o.configDir = argv[++i];
     else if (argv[i] === "-l") o.stderrLog = true;
+    else if (argv[i] === "-P") o.profileDir = argv[++i];
     else if (argv[i] === "-o") {
       const kv = argv[++i] ?? "";
       const eq = kv.indexOf("=");
@@ -124,6 +127,7 @@ class Master {
       `--config=${ROOT}/deno.json`,
       "--no-lock",
       ...grantFlags(grants),
+      ...(this.opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${this.opts.profileDir}`] : []),
       `${ROOT}/daemons/${svc.command}/main.ts`,
       ...formatDaemonArgs({
         configDir: this.opts.configDir,

@@ -51,6 +51,8 @@ interface ActiveMessage {
   deferred: Map<number, RecipientStatus>;
   /** Successful deliveries whose sender asked for NOTIFY=SUCCESS. */
   successNotices: BounceRecipient[];
+  /** Came from deferred/, so defer/<id> may exist. */
+  hadDeferLog: boolean;
 }
 
 /** Recipients of one message for one destination. */
@@ -81,6 +83,8 @@ export class Qmgr {
   #incomingAgain = false;
   #lastDeferredScan = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
+  /** Ids moved back from active/ at start (they may have a defer log). */
+  #recovered = new Set<string>();
 
   constructor(
     readonly ctx: ServiceContext,
@@ -115,6 +119,7 @@ export class Qmgr {
     for await (const e of Deno.readDir(q.dir("active"))) {
       if (!e.isFile || !isQueueId(e.name)) continue;
       await Deno.rename(q.path("active", e.name), q.path("incoming", e.name));
+      this.#recovered.add(e.name);
       n++;
     }
     if (n) this.ctx.log.info(`recovered ${n} message(s) from the active queue`);
@@ -198,7 +203,7 @@ export class Qmgr {
     const q = this.ctx.queue;
     const path = q.path("active", id);
     try {
-      await Deno.rename(q.path(from, id), path);
+      Deno.renameSync(q.path(from, id), path);
     } catch {
       return; // already taken (a scan and a wake-up raced), or gone
     }
@@ -232,6 +237,7 @@ export class Qmgr {
       done: new Set(file.head.recipients.filter((r) => r.done).map((r) => r.index)),
       deferred: new Map(),
       successNotices: [],
+      hadDeferLog: from === "deferred" || this.#recovered.has(id),
     };
     this.active.set(id, msg);
     if (from === "incoming") {
@@ -548,8 +554,8 @@ export class Qmgr {
         }
       }
       if (msg.deferred.size === 0) {
-        await Deno.remove(msg.path);
-        await Deno.remove(q.deferLog(msg.id)).catch(() => {});
+        Deno.removeSync(msg.path);
+        if (msg.hadDeferLog) await Deno.remove(q.deferLog(msg.id)).catch(() => {});
         this.ctx.log.info(`${msg.id}: removed`);
       } else {
         await this.#defer(msg);

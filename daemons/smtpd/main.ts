@@ -59,22 +59,22 @@ await runService({
     const name = hosts.get(addr) ??
       (addr === "::1" || addr.startsWith("127.") ? "localhost" : "unknown");
     conn.setNoDelay(true);
-    const reader = conn.readable.getReader();
-    try {
-      await runSession({
-        config: ctx.config,
-        log: ctx.log,
-        client: { name, addr, port: remote.port },
-        reader,
-        write: async (b) => {
-          let off = 0;
-          while (off < b.length) off += await conn.write(b.subarray(off));
-        },
-        openCleanup: () => CleanupSession.open(ctx.queue.privateSocket("cleanup")),
-        restrictions: restrictions!,
-      });
-    } finally {
-      reader.releaseLock();
-    }
+    await runSession({
+      config: ctx.config,
+      log: ctx.log,
+      client: { name, addr, port: remote.port },
+      read: async () => {
+        // A fresh buffer per read: decoded DATA may be views into it.
+        const buf = new Uint8Array(16 * 1024);
+        const n = await conn.read(buf);
+        return n === null ? null : buf.subarray(0, n);
+      },
+      write: async (b) => {
+        let off = 0;
+        while (off < b.length) off += await conn.write(b.subarray(off));
+      },
+      openCleanup: () => CleanupSession.open(ctx.queue.privateSocket("cleanup")),
+      restrictions: restrictions!,
+    });
   },
 });

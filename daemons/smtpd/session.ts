@@ -5,7 +5,7 @@
  * to cleanup while it arrives; 250 is sent only after cleanup reports the
  * queue file durable.
  *
- * The session does no socket I/O of its own: it reads from a stream reader
+ * The session does no socket I/O of its own: it reads through a function
  * and writes through a function, so tests can drive it in memory.
  * STARTTLS, AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and
  * not advertised.
@@ -39,7 +39,8 @@ export interface SessionDeps {
   config: Config;
   log: Logger;
   client: ClientInfo;
-  reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** Next chunk from the client (a fresh buffer each time), null at end of stream. */
+  read: () => Promise<Uint8Array | null>;
   write: (bytes: Uint8Array) => Promise<void>;
   /** Opens a cleanup session (the queue id comes with it). */
   openCleanup: () => Promise<CleanupSession>;
@@ -112,8 +113,7 @@ class Session {
       timer = setTimeout(() => rej(new Timeout()), this.timeoutMs);
     });
     try {
-      const r = await Promise.race([this.d.reader.read(), t]);
-      return r.done ? null : r.value;
+      return await Promise.race([this.d.read(), t]);
     } finally {
       clearTimeout(timer);
     }

@@ -135,7 +135,7 @@ export class QueueWriter {
 
   /** Creates the temporary file and writes the envelope records. */
   async begin(env: Envelope, rcpts: Recipient[]): Promise<void> {
-    this.#file = await Deno.open(this.#tmp, { write: true, createNew: true, mode: 0o600 });
+    this.#file = Deno.openSync(this.#tmp, { write: true, createNew: true, mode: 0o600 });
     this.#push(encodeHead(env, rcpts));
   }
 
@@ -165,8 +165,9 @@ export class QueueWriter {
     }
     this.#buf = [];
     this.#bufLen = 0;
+    // Page-cache writes: inline is cheaper than the thread pool; the fsync is async.
     let w = 0;
-    while (w < out.length) w += await this.#file.write(out.subarray(w));
+    while (w < out.length) w += this.#file.writeSync(out.subarray(w));
     this.#size += out.length;
   }
 
@@ -179,7 +180,7 @@ export class QueueWriter {
     await this.#file.syncData();
     this.#file.close();
     this.#file = null;
-    await Deno.rename(this.#tmp, this.#final);
+    Deno.renameSync(this.#tmp, this.#final);
     await this.syncer.sync();
   }
 
@@ -211,25 +212,38 @@ export class QueueFile {
    * Opens and validates a queue file: the head must decode and the trailer
    * must name the file's size. Throws {@link QueueFormatError} if corrupt.
    */
-  static async open(path: string, opts: { write?: boolean } = {}): Promise<QueueFile> {
-    const file = await Deno.open(path, { read: true, write: opts.write ?? false });
+  static open(path: string, opts: { write?: boolean } = {}): Promise<QueueFile> {
+    // Synchronous calls on purpose: these are page-cache reads of a few KiB,
+    // cheaper inline than a round trip through the blocking thread pool.
     try {
-      const size = (await file.stat()).size;
+      return Promise.resolve(QueueFile.openSync(path, opts));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** {@link open}, synchronously. A small file is read whole in one read. */
+  static openSync(path: string, opts: { write?: boolean } = {}): QueueFile {
+    const file = Deno.openSync(path, { read: true, write: opts.write ?? false });
+    try {
+      const size = file.statSync().size;
       if (size < TRAILER_SIZE) throw new QueueFormatError(`${path}: truncated (${size} bytes)`);
-      await file.seek(size - TRAILER_SIZE, Deno.SeekMode.Start);
-      const tail = await readFull(file, TRAILER_SIZE);
+      let buf = readFullSync(file, Math.min(size, WHOLE_FILE_READ));
+      let tail: Uint8Array;
+      if (buf.length === size) tail = buf.subarray(size - TRAILER_SIZE);
+      else {
+        file.seekSync(size - TRAILER_SIZE, Deno.SeekMode.Start);
+        tail = readFullSync(file, TRAILER_SIZE);
+      }
       if (!checkTrailer(tail, size)) {
         throw new QueueFormatError(`${path}: no valid trailer (truncated or damaged)`);
       }
-      await file.seek(0, Deno.SeekMode.Start);
-      let want = Math.min(size, 8192);
       for (;;) {
-        await file.seek(0, Deno.SeekMode.Start);
-        const buf = await readFull(file, want);
         const head = decodeHead(buf);
         if (head) return new QueueFile(path, file, head, size, buf);
-        if (want >= size) throw new QueueFormatError(`${path}: no content records`);
-        want = Math.min(size, want * 4);
+        if (buf.length >= size) throw new QueueFormatError(`${path}: no content records`);
+        file.seekSync(0, Deno.SeekMode.Start);
+        buf = readFullSync(file, Math.min(size, buf.length * 4));
       }
     } catch (e) {
       file.close();
@@ -243,8 +257,14 @@ export class QueueFile {
 
   /** Streams the message content. */
   async *content(): AsyncGenerator<Uint8Array> {
-    await this.file.seek(this.head.contentOffset, Deno.SeekMode.Start);
     const dec = new ContentDecoder();
+    if (this.prefix.length === this.size) {
+      // The whole file was read at open: decode from memory.
+      for (const part of dec.push(this.prefix.subarray(this.head.contentOffset))) yield part;
+      if (!dec.done) throw new QueueFormatError(`${this.path}: content ends without trailer`);
+      return;
+    }
+    await this.file.seek(this.head.contentOffset, Deno.SeekMode.Start);
     const buf = new Uint8Array(128 * 1024);
     while (!dec.done) {
       const n = await this.file.read(buf);
@@ -293,11 +313,14 @@ export class QueueFile {
   }
 }
 
-async function readFull(file: Deno.FsFile, n: number): Promise<Uint8Array> {
+/** Files up to this size are read whole when opened. */
+const WHOLE_FILE_READ = 64 * 1024;
+
+function readFullSync(file: Deno.FsFile, n: number): Uint8Array {
   const buf = new Uint8Array(n);
   let off = 0;
   while (off < n) {
-    const got = await file.read(buf.subarray(off));
+    const got = file.readSync(buf.subarray(off));
     if (got === null) throw new QueueFormatError("unexpected end of file");
     off += got;
   }
