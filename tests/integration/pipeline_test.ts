@@ -301,3 +301,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "deferred mail is retried on its backoff schedule without a flush",
+  ...opts,
+  fn: async () => {
+    const sinkPort = freePort();
+    const inst = await startInstance({ mainCf: `relayhost = [127.0.0.1]:${sinkPort}` });
+    const sink = new TestSink(sinkPort);
+    try {
+      const r = await smtpSend(inst.port, {
+        from: "a@example.com",
+        to: ["b@example.net"],
+        body: "later\r\n",
+      });
+      assertEquals(r.code, 250);
+      await waitUntil(async () => /status=deferred/.test(await inst.log()), 10_000, "deferral");
+      const deferred = [...Deno.readDirSync(`${inst.queue}/deferred`)].map((e) => e.name);
+      assertEquals(deferred.length, 1);
+      const st = await Deno.stat(`${inst.queue}/deferred/${deferred[0]}`);
+      assert(st.mtime!.getTime() > Date.now() - 500, "next attempt time is in the file's mtime");
+      sink.start();
+      // minimal_backoff_time = 1s, queue_run_delay = 1s in the test config
+      await waitUntil(() => sink.messages.length === 1, 20_000, "retry by the queue manager");
+      await waitUntil(async () => /: removed/.test(await inst.log()), 5000, "removed");
+    } finally {
+      sink.stop();
+      await inst.stop();
+    }
+  },
+});
