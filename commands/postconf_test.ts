@@ -1,7 +1,7 @@
 /** Tests for the postconf command (postconf.ts), run in-process against temporary config folders. */
 
 import { postconf } from "./postconf.ts";
-import { assertEquals } from "../lib/config/_testing.ts";
+import { assertEquals } from "../tests/helpers/assert.ts";
 
 async function run(args: string[], env: { MAIL_CONFIG?: string } = {}) {
   const out: string[] = [];

@@ -4,7 +4,7 @@ import { ConfigError } from "./errors.ts";
 import { configDirFrom, loadConfig, makeConfig } from "./config.ts";
 import { PARAMS } from "./params.ts";
 import { POSTFIX_NAMES } from "./postfix_names.ts";
-import { assertEquals, assertThrows } from "./_testing.ts";
+import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 
 const cfg = (text: string, overrides?: Record<string, string>) =>
   makeConfig("/etc/pw", text, { hostname: "mx.example.org", overrides });

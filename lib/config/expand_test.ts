@@ -1,6 +1,6 @@
 /** Tests for parameter expansion (expand.ts), forms checked against Postfix 3.7 postconf -x. */
 
-import { assertEquals, assertThrows } from "./_testing.ts";
+import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import { ConfigError } from "./errors.ts";
 import { expand, referencedNames } from "./expand.ts";
 

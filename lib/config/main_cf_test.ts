@@ -1,6 +1,6 @@
 /** Tests for main.cf parsing and in-place editing (main_cf.ts). */
 
-import { assertEquals, assertThrows } from "./_testing.ts";
+import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import { ConfigError } from "./errors.ts";
 import { editMainCf, parseAssignment, parseMainCf } from "./main_cf.ts";
 

@@ -2,7 +2,7 @@
 
 import { ConfigError } from "./errors.ts";
 import { formatMasterService, parseMasterCf } from "./master_cf.ts";
-import { assertEquals, assertThrows } from "./_testing.ts";
+import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 
 const MASTER = `# service type private unpriv chroot wakeup maxproc command
 smtp      inet  n       -       y       -       -       smtpd

@@ -4,6 +4,8 @@
  * and cutting a buffer into chunks at given offsets.
  */
 
+import { concat } from "../bytes/mod.ts";
+
 /** One byte per char code (0-255). */
 export function latin1(s: string): Uint8Array {
   const b = new Uint8Array(s.length);
@@ -18,17 +20,9 @@ export function unlatin1(b: Uint8Array): string {
   return s;
 }
 
-/** Concatenates byte arrays. */
+/** Concatenates byte arrays (always a new array). */
 export function concatBytes(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat([...parts, new Uint8Array(0)]);
 }
 
 /** Splits `b` at the given offsets (clamped, any order; empty chunks are kept on purpose). */

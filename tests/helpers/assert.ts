@@ -34,11 +34,11 @@ export function assertMatch(actual: string, re: RegExp, msg?: string): void {
 }
 
 /** The function throws an error of the given class, optionally with a message substring. */
-export function assertThrows(
+export function assertThrows<E extends Error = Error>(
   fn: () => unknown,
-  cls?: abstract new (...args: never[]) => Error,
+  cls?: abstract new (...args: never[]) => E,
   includes?: string,
-): Error {
+): E {
   try {
     fn();
   } catch (e) {
@@ -46,17 +46,17 @@ export function assertThrows(
     if (includes && !String((e as Error).message).includes(includes)) {
       throw new Error(`expected message to include ${JSON.stringify(includes)}, got ${e}`);
     }
-    return e as Error;
+    return e as E;
   }
   throw new Error("expected function to throw");
 }
 
 /** The promise rejects with an error of the given class. */
-export async function assertRejects(
+export async function assertRejects<E extends Error = Error>(
   fn: () => Promise<unknown>,
-  cls?: abstract new (...args: never[]) => Error,
+  cls?: abstract new (...args: never[]) => E,
   includes?: string,
-): Promise<Error> {
+): Promise<E> {
   try {
     await fn();
   } catch (e) {
@@ -64,7 +64,7 @@ export async function assertRejects(
     if (includes && !String((e as Error).message).includes(includes)) {
       throw new Error(`expected message to include ${JSON.stringify(includes)}, got ${e}`);
     }
-    return e as Error;
+    return e as E;
   }
   throw new Error("expected promise to reject");
 }

@@ -13,7 +13,7 @@
  */
 
 import { PARAMS } from "../../lib/config/mod.ts";
-import { assertEquals } from "../../lib/config/_testing.ts";
+import { assertEquals } from "../helpers/assert.ts";
 
 const FIXTURES = new URL("../fixtures/postconf/", import.meta.url);
 const OURS = new URL("../../commands/postconf.ts", import.meta.url).pathname;
