@@ -134,6 +134,7 @@ export class QueueWriter {
   }
 
   /** Creates the temporary file and writes the envelope records. */
+  // deno-lint-ignore require-await -- async on purpose: failures reject, never throw
   async begin(env: Envelope, rcpts: Recipient[]): Promise<void> {
     this.#file = Deno.openSync(this.#tmp, { write: true, createNew: true, mode: 0o600 });
     this.#push(encodeHead(env, rcpts));
@@ -155,6 +156,7 @@ export class QueueWriter {
     this.#bufLen += b.length;
   }
 
+  // deno-lint-ignore require-await -- async on purpose: failures reject, never throw
   async #flush(): Promise<void> {
     if (!this.#file || this.#bufLen === 0) return;
     const out = new Uint8Array(this.#bufLen);
@@ -181,7 +183,18 @@ export class QueueWriter {
     this.#file.close();
     this.#file = null;
     Deno.renameSync(this.#tmp, this.#final);
-    await this.syncer.sync();
+    try {
+      await this.syncer.sync();
+    } catch (e) {
+      // Not durable, so the sender is told to retry (4xx): take the file back
+      // out of the queue, or it would be delivered as well (a duplicate).
+      try {
+        Deno.removeSync(this.#final);
+      } catch {
+        // already picked up by qmgr: delivered once more at worst, never lost
+      }
+      throw e;
+    }
   }
 
   /** Discards the file. */

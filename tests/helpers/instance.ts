@@ -63,9 +63,13 @@ export async function waitUntil(
   if (!(await pred())) throw new Error(`timed out waiting for ${what}`);
 }
 
-/** Starts an instance; `mainCf` lines are appended to the test defaults. */
+/**
+ * Starts an instance; `mainCf` lines are appended to the test defaults.
+ * `env` is added to the environment of `postwarden start-fg`, which master
+ * and every daemon inherit.
+ */
 export async function startInstance(
-  opts: { mainCf?: string; masterCf?: string } = {},
+  opts: { mainCf?: string; masterCf?: string; env?: Record<string, string> } = {},
 ): Promise<Instance> {
   const dir = await Deno.makeTempDir({ prefix: "postwarden-test-" });
   const conf = `${dir}/conf`;
@@ -107,6 +111,7 @@ export async function startInstance(
       conf,
       "start-fg",
     ],
+    ...(opts.env ? { env: opts.env } : {}),
     stdin: "null",
     stdout: "null",
     stderr: "null",
