@@ -25,7 +25,10 @@ import type { BounceRecipient } from "../../lib/bounce/client.ts";
 import { requestBounce } from "../../lib/bounce/client.ts";
 import type { MasterService } from "../../lib/config/mod.ts";
 import type { DeliveryRequest, DeliveryResult, RecipientStatus } from "../../lib/deliver/mod.ts";
-import { ipcConnect } from "../../lib/ipc/mod.ts";
+import { type IpcConn, ipcConnect, IpcError } from "../../lib/ipc/mod.ts";
+
+/** Idle agent connections older than this are closed instead of reused (Postfix ipc_idle). */
+const IDLE_CONN_MS = 5000;
 import {
   isQueueId,
   QueueFile,
@@ -83,6 +86,9 @@ export class Qmgr {
   #incomingAgain = false;
   #lastDeferredScan = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
+  /** Idle connections to delivery agents, per transport. */
+  #idleConns = new Map<string, IpcConn[]>();
+  #idleSince = new WeakMap<IpcConn, number>();
   /** Ids moved back from active/ at start (they may have a defer log). */
   #recovered = new Set<string>();
 
@@ -382,18 +388,11 @@ export class Qmgr {
       ret: msg.ret,
     };
     let statuses: RecipientStatus[];
+    let agentFailed = false;
     try {
-      const socket = this.#transportSocket(dest.transport);
-      const conn = await ipcConnect(socket, { timeoutMs: 3_600_000 });
-      try {
-        await conn.send(req);
-        const res = await conn.recvMsg<DeliveryResult>();
-        if (!Array.isArray(res.recipients)) throw new Error("bad reply from delivery agent");
-        statuses = res.recipients;
-      } finally {
-        conn.close();
-      }
+      statuses = await this.#request(dest.transport, req);
     } catch (e) {
+      agentFailed = true;
       const reason = `unknown mail transport error (${dest.transport}: ${(e as Error).message})`;
       this.ctx.log.warn(`${msg.id}: ${reason}`);
       statuses = job.recipients.map((r) => ({
@@ -418,6 +417,52 @@ export class Qmgr {
       dest.deadReason = null;
     }
     await this.#finishJob(job, statuses);
+  }
+
+  /**
+   * One delivery request over a pooled connection to the transport's agent.
+   * A pooled connection that turns out dead before the request is sent (the
+   * agent restarted) is replaced by a fresh one; once the request is out, a
+   * failure is reported to the caller (the recipients are deferred).
+   */
+  async #request(transport: string, req: DeliveryRequest): Promise<RecipientStatus[]> {
+    const idle = this.#idleConns.get(transport) ?? [];
+    this.#idleConns.set(transport, idle);
+    let conn: IpcConn | undefined;
+    while ((conn = idle.pop())) {
+      if (Date.now() - (this.#idleSince.get(conn) ?? 0) < IDLE_CONN_MS) break;
+      conn.close();
+    }
+    let res: DeliveryResult | null = null;
+    if (conn) {
+      try {
+        await conn.send(req);
+        res = await conn.recvMsg<DeliveryResult>();
+      } catch (e) {
+        conn.close();
+        conn = undefined;
+        // A connection closed while idle fails at once with no reply: retry
+        // fresh. Anything else (a timeout) is a real failure.
+        if (!(e instanceof IpcError) || /timeout/.test(e.message)) throw e;
+      }
+    }
+    if (!conn) {
+      conn = await ipcConnect(this.#transportSocket(transport), { timeoutMs: 3_600_000 });
+      try {
+        await conn.send(req);
+        res = await conn.recvMsg<DeliveryResult>();
+      } catch (e) {
+        conn.close();
+        throw e;
+      }
+    }
+    if (!res || !Array.isArray(res.recipients)) {
+      conn.close();
+      throw new Error("bad reply from delivery agent");
+    }
+    this.#idleSince.set(conn, Date.now());
+    idle.push(conn);
+    return res.recipients;
   }
 
   #transportSocket(transport: string): string {

@@ -1,12 +1,13 @@
 /**
  * The delivery request protocol between qmgr and the delivery agents
  * (smtp, local, discard, error), and the agent-side skeleton that serves
- * it. qmgr connects to `private/<transport>`, sends one
+ * it. qmgr connects to `private/<transport>`, sends a
  * {@link DeliveryRequest}, and reads one {@link DeliveryResult} with a
- * status for every recipient it sent. The agent opens the queue file
+ * status for every recipient it sent; it may reuse the connection for the
+ * next request. The agent opens the queue file
  * read-only; it never marks recipients done (qmgr does, after the reply).
  */
-import type { IpcConn } from "../ipc/mod.ts";
+import { type IpcConn, IpcError } from "../ipc/mod.ts";
 import { QueueFile } from "../queue/mod.ts";
 import type { ServiceContext } from "../service/mod.ts";
 
@@ -102,7 +103,22 @@ export async function serveDelivery(
   deliver: DeliverFn | EnvelopeDeliverFn,
   opts: { readsContent: boolean } = { readsContent: true },
 ): Promise<void> {
-  const req = await conn.recvMsg<DeliveryRequest>();
+  // qmgr keeps connections open and sends one request after another.
+  for (;;) {
+    const f = await conn.recv();
+    if (f === null) return;
+    if (f.kind !== "msg") throw new IpcError("delivery request expected");
+    await serveOne(conn, ctx, deliver, opts, f.msg as unknown as DeliveryRequest);
+  }
+}
+
+async function serveOne(
+  conn: IpcConn,
+  ctx: ServiceContext,
+  deliver: DeliverFn | EnvelopeDeliverFn,
+  opts: { readsContent: boolean },
+  req: DeliveryRequest,
+): Promise<void> {
   if (req.op !== "deliver" || !Array.isArray(req.recipients) || typeof req.path !== "string") {
     await conn.send({ error: "bad delivery request" });
     return;
