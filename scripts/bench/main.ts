@@ -27,6 +27,7 @@
  * ratio is reported as not available.
  */
 import { freePort, processesOf, startInstance } from "../../tests/helpers/instance.ts";
+import { rssKiB, startPostfix } from "../../tests/helpers/postfix.ts";
 
 interface Options {
   messages: number;
@@ -168,43 +169,6 @@ class RemovedCounter {
   }
 }
 
-async function rssKiB(pid: number): Promise<number> {
-  try {
-    const s = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = s.match(/^VmRSS:\s+(\d+)\s+kB/m);
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** All descendants of a pid (inclusive), via /proc/<pid>/status PPid. */
-async function treeOf(root: number): Promise<number[]> {
-  const parent = new Map<number, number>();
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const s = await Deno.readTextFile(`/proc/${e.name}/status`);
-      const m = s.match(/^PPid:\s+(\d+)/m);
-      if (m) parent.set(Number(e.name), Number(m[1]));
-    } catch {
-      // gone
-    }
-  }
-  const out = new Set<number>([root]);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [pid, pp] of parent) {
-      if (!out.has(pid) && out.has(pp)) {
-        out.add(pid);
-        grew = true;
-      }
-    }
-  }
-  return [...out].filter((p) => parent.has(p));
-}
-
 /** smtp-sink with a running message counter read from its stdout. */
 class Sink {
   port = freePort();
@@ -270,96 +234,15 @@ async function startPostwarden(sinkPort: number, mode: string): Promise<Target> 
   };
 }
 
-async function run(cmd: string, args: string[], env?: Record<string, string>) {
-  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" })
-    .output();
-  const dec = new TextDecoder();
-  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
-}
-
-async function startPostfix(sinkPort: number, mode: string): Promise<Target> {
-  const dir = await Deno.makeTempDir({ prefix: "postfix-bench-" });
-  const port = freePort();
-  await Deno.chmod(dir, 0o755); // the postfix user must reach data/ and queue/
-  await Deno.mkdir(`${dir}/queue`);
-  await Deno.mkdir(`${dir}/data`);
-  await run("chown", ["postfix", `${dir}/data`]);
-  await Deno.writeTextFile(
-    `${dir}/main.cf`,
-    [
-      "compatibility_level = 3.6",
-      `queue_directory = ${dir}/queue`,
-      `data_directory = ${dir}/data`,
-      "mail_owner = postfix",
-      "setgid_group = postdrop",
-      "inet_interfaces = 127.0.0.1",
-      "inet_protocols = ipv4",
-      "myhostname = bench.example",
-      "mydestination =",
-      "mynetworks = 127.0.0.0/8",
+async function startPostfixTarget(sinkPort: number, mode: string): Promise<Target> {
+  const pf = await startPostfix({
+    myhostname: "bench.example",
+    mainCf: [
       `relayhost = [127.0.0.1]:${sinkPort}`,
-      `maillog_file = ${dir}/maillog`,
-      `maillog_file_prefixes = ${dir}`,
-      "smtpd_relay_restrictions = permit_mynetworks, reject",
-      "alias_maps =",
-      "alias_database =",
       mode === "discard" ? "default_transport = discard" : "",
-      "",
     ].join("\n"),
-  );
-  // Stock master.cf, smtpd on our port, no chroot anywhere.
-  const master = (await Deno.readTextFile("/etc/postfix/master.cf")).split("\n").map((l) => {
-    if (/^[#\s]/.test(l) || l.trim() === "") return l;
-    const f = l.split(/\s+/);
-    if (f.length < 8) return l;
-    if (f[0] === "smtp" && f[1] === "inet") f[0] = `127.0.0.1:${port}`;
-    f[4] = "n";
-    return f.join("\t");
-  }).join("\n");
-  await Deno.writeTextFile(`${dir}/master.cf`, master);
-  const start = await run("/usr/sbin/postfix", ["-c", dir, "start"]);
-  const masterPid = async () => {
-    try {
-      return Number((await Deno.readTextFile(`${dir}/queue/pid/master.pid`)).trim());
-    } catch {
-      return 0;
-    }
-  };
-  const stop = async () => {
-    await run("/usr/sbin/postfix", ["-c", dir, "stop"]);
-    const end = Date.now() + 15_000;
-    while (Date.now() < end) {
-      const pid = await masterPid();
-      if (!pid || (await rssKiB(pid)) === 0) break;
-      await sleep(100);
-    }
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  };
-  const end = Date.now() + 20_000;
-  while (true) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      break;
-    } catch {
-      if (Date.now() > end) {
-        const log = await Deno.readTextFile(`${dir}/maillog`).catch(() => "");
-        const why = (start.text + log).split("\n").filter((l) => /fatal|error/.test(l))
-          .slice(-3).join(" | ");
-        await stop();
-        throw new Error(`Postfix did not start: ${why || "no listener"}`);
-      }
-      await sleep(100);
-    }
-  }
-  return {
-    port,
-    maillog: `${dir}/maillog`,
-    async pids() {
-      const pid = await masterPid();
-      return pid ? await treeOf(pid) : [];
-    },
-    stop,
-  };
+  });
+  return { port: pf.port, maillog: pf.maillog, pids: () => pf.pids(), stop: () => pf.stop() };
 }
 
 /** Reads SMTP replies (multi-line aware) from a connection. */
@@ -440,7 +323,7 @@ async function benchOne(
     await sink.ready();
     target = system === "postwarden"
       ? await startPostwarden(sink.port, mode)
-      : await startPostfix(sink.port, mode);
+      : await startPostfixTarget(sink.port, mode);
     const removed = new RemovedCounter(target.maillog);
     await removed.poll(); // skip startup lines
     removed.count = 0;
