@@ -120,7 +120,7 @@ Deno.test("cleanup", async (t) => {
         assertStringIncludes(r.text, "too many hops");
       }
     });
-    await t.step("nothing half-written stays in incoming/", async () => {
+    await t.step("nothing half-written stays in incoming/", () => {
       const names = [...Deno.readDirSync(`${env.root}/queue/incoming`)].map((e) => e.name);
       assert(names.every((n) => /^[0-9A-F]{15}$/.test(n)), names.join(","));
       assertEquals(names.length, 3);

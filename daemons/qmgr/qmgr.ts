@@ -405,9 +405,11 @@ export class Qmgr {
     }
     const wanted = new Set(job.recipients.map((r) => r.index));
     statuses = statuses.filter((s) => wanted.has(s.index));
-    // A destination that deferred everything is suspended for a while.
+    // A destination that deferred everything is suspended for a while. A
+    // failure to reach our own delivery agent says nothing about the
+    // destination (the agent is being restarted): no suspension then.
     if (
-      statuses.length > 0 && statuses.every((s) => s.status === "deferred") &&
+      !agentFailed && statuses.length > 0 && statuses.every((s) => s.status === "deferred") &&
       dest.transport !== "local"
     ) {
       dest.deadUntil = this.now() + this.#cfg.time("minimal_backoff_time") * 1000;
