@@ -62,7 +62,13 @@ interface ActiveMessage {
 interface Job {
   msg: ActiveMessage;
   recipients: StoredRecipient[];
+  /** Times the delivery agent could not be reached for this job. */
+  agentFailures?: number;
 }
+
+/** Retries of a job whose agent was unreachable (being restarted) before deferring it. */
+const AGENT_RETRIES = 3;
+const AGENT_RETRY_MS = 1000;
 
 interface Destination {
   key: string;
@@ -393,6 +399,17 @@ export class Qmgr {
       statuses = await this.#request(dest.transport, req);
     } catch (e) {
       agentFailed = true;
+      const transient = e instanceof IpcError && !/timeout/.test(e.message);
+      if (transient && (job.agentFailures ?? 0) < AGENT_RETRIES) {
+        // Like Postfix's transport throttling: keep the job in the active
+        // queue and try again shortly, rather than defer it for a backoff.
+        job.agentFailures = (job.agentFailures ?? 0) + 1;
+        setTimeout(() => {
+          dest.jobs.unshift(job);
+          this.#pump(dest);
+        }, AGENT_RETRY_MS * job.agentFailures);
+        return;
+      }
       const reason = `unknown mail transport error (${dest.transport}: ${(e as Error).message})`;
       this.ctx.log.warn(`${msg.id}: ${reason}`);
       statuses = job.recipients.map((r) => ({

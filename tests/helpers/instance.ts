@@ -219,11 +219,17 @@ export async function processesOf(text: string): Promise<number[]> {
   return pids;
 }
 
-/** Pid of the daemon process of a given program for an instance. */
-export async function daemonPid(inst: Instance, program: string): Promise<number | null> {
+/** Pid of the daemon running a master.cf service (by default the one named after the program). */
+export async function daemonPid(
+  inst: Instance,
+  program: string,
+  service = program,
+): Promise<number | null> {
   for (const pid of await processesOf(inst.conf)) {
     const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
-    if (cmd.includes(`/daemons/${program}/main.ts`)) return pid;
+    if (!cmd.includes(`/daemons/${program}/main.ts`)) continue;
+    if (program === "master" || cmd.includes(`\0-n\0${service}\0`)) return pid;
+    if (program === "smtpd") return pid; // inet services are named by their address
   }
   return null;
 }

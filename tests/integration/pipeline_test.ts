@@ -331,3 +331,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a restarted smtp agent does not delay mail by a backoff",
+  ...opts,
+  fn: async () => {
+    const sinkPort = freePort();
+    const sink = new TestSink(sinkPort);
+    sink.start();
+    const inst = await startInstance({
+      mainCf:
+        `relayhost = [127.0.0.1]:${sinkPort}\nminimal_backoff_time = 300s\nmaximal_backoff_time = 600s`,
+    });
+    try {
+      const pid = await daemonPid(inst, "smtp");
+      assert(pid);
+      Deno.kill(pid, "SIGKILL");
+      for (let i = 0; i < 5; i++) {
+        const r = await smtpSend(inst.port, {
+          from: "a@example.com",
+          to: ["b@example.net"],
+          body: `m${i}\r\n`,
+        });
+        assertEquals(r.code, 250);
+      }
+      await waitUntil(
+        () => sink.messages.length >= 5,
+        15_000,
+        "all 5 at the sink despite the agent restart",
+      );
+    } finally {
+      sink.stop();
+      await inst.stop();
+    }
+  },
+});
