@@ -58,6 +58,9 @@ class Disconnect extends Error {
 
 const encoder = new TextEncoder();
 
+/** Postfix's command table order, used for the counts in the disconnect line. */
+const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
+
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
   await new Session(d).run();
@@ -78,6 +81,8 @@ class Session {
   errors = 0;
   counts = new Map<string, [number, number]>();
   lastCommand = "CONNECT";
+  /** The message being received, for "after DATA (N bytes)" in log lines. */
+  data: DataDecoder | null = null;
   readonly timeoutMs: number;
 
   constructor(readonly d: SessionDeps) {
@@ -119,6 +124,11 @@ class Session {
     }
   }
 
+  /** Where the session is, for "lost connection after ..." log lines (Postfix's state->where). */
+  where(): string {
+    return this.data ? `DATA (${this.data.bytesOut} bytes)` : this.lastCommand;
+  }
+
   async nextLine() {
     for (;;) {
       const l = this.lines.next();
@@ -147,12 +157,17 @@ class Session {
           continue;
         }
         const cmd = parseCommand(l.line);
+        if (cmd.verb === "") {
+          this.reply(500, "5.5.2", "Error: bad syntax");
+          await this.error();
+          continue;
+        }
         const quit = await this.dispatch(cmd.verb, cmd.arg);
         if (quit) break;
       }
     } catch (e) {
       if (e instanceof Timeout) {
-        this.log.info(`timeout after ${this.lastCommand} from ${this.client}`);
+        this.log.info(`timeout after ${this.where()} from ${this.client}`);
         this.out = [];
         this.reply(421, "4.4.2", `${this.cfg.str("myhostname")} Error: timeout exceeded`);
         await this.flush().catch(() => {});
@@ -173,7 +188,12 @@ class Session {
     let ok = 0;
     let all = 0;
     let s = "";
-    for (const [k, [good, total]] of this.counts) {
+    const rank = (k: string) => {
+      const i = COUNT_ORDER.indexOf(k);
+      return i < 0 ? COUNT_ORDER.length : i;
+    };
+    const counts = [...this.counts].sort((a, b) => rank(a[0]) - rank(b[0]));
+    for (const [k, [good, total]] of counts) {
       ok += good;
       all += total;
       s += ` ${k}=${good === total ? good : `${good}/${total}`}`;
@@ -212,9 +232,19 @@ class Session {
         ok = this.doRcpt(arg);
         break;
       case "DATA":
-        ok = await this.doData(arg);
+        try {
+          ok = await this.doData(arg);
+        } catch (e) {
+          this.count(verb, false); // Postfix counts a DATA that lost its client as data=0/1
+          throw e;
+        }
         break;
       case "RSET":
+        if (arg) {
+          this.reply(501, "5.5.4", "Syntax: RSET");
+          ok = false;
+          break;
+        }
         this.resetTransaction();
         this.reply(250, "2.0.0", "Ok");
         break;
@@ -225,8 +255,11 @@ class Session {
         if (this.cfg.bool("disable_vrfy_command")) {
           this.reply(502, "5.5.1", "VRFY command is disabled");
           ok = false;
+        } else if (!arg) {
+          this.reply(501, "5.5.4", "Syntax: VRFY address");
+          ok = false;
         } else {
-          this.reply(252, "2.0.0", arg || "Send some mail, I'll try my best");
+          this.reply(252, "2.0.0", arg);
         }
         break;
       case "QUIT":
@@ -237,7 +270,7 @@ class Session {
       default:
         this.count("unknown", false);
         this.log.warn(`non-SMTP command from ${this.client}: ${verb.slice(0, 100)}`);
-        this.reply(502, "5.5.2", "Error: command not recognized");
+        this.reply(500, "5.5.2", "Error: command not recognized");
         await this.error();
         return false;
     }
@@ -249,7 +282,7 @@ class Session {
   doHelo(verb: string, arg: string): boolean {
     const host = arg.trim().split(/\s+/)[0] ?? "";
     if (!host) {
-      this.reply(501, "5.5.4", `Syntax: ${verb} hostname`);
+      this.out.push(`501 Syntax: ${verb} hostname\r\n`); // no enhanced code, as Postfix
       return false;
     }
     this.resetTransaction();
@@ -315,7 +348,7 @@ class Session {
         }
       } else if (k === "BODY") {
         if (!/^(7BIT|8BITMIME)$/i.test(v ?? "")) {
-          this.reply(501, "5.5.4", "Unsupported BODY parameter");
+          this.reply(555, "5.5.4", `Unsupported option: ${k}=${v ?? ""}`);
           return false;
         }
       } else if (k === "RET") {
@@ -324,7 +357,7 @@ class Session {
           return false;
         }
       } else if (k !== "ENVID") {
-        this.reply(555, "5.5.4", `Unsupported option: ${k}`);
+        this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
         return false;
       }
     }
@@ -377,7 +410,7 @@ class Session {
       } else if (k === "ORCPT") {
         rcpt.orcpt = v ?? undefined;
       } else {
-        this.reply(555, "5.5.4", `Unsupported option: ${k}`);
+        this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
         return false;
       }
     }
@@ -386,10 +419,9 @@ class Session {
       recipient: path.address,
     });
     if (verdict) {
-      const text = `<${path.address}>: ${verdict.text}`;
-      this.reply(verdict.code, verdict.dsn, text);
+      this.reply(verdict.code, verdict.dsn, verdict.text);
       this.log.info(
-        `NOQUEUE: reject: RCPT from ${this.client}: ${verdict.code} ${verdict.dsn} ${text}; ` +
+        `NOQUEUE: reject: RCPT from ${this.client}: ${verdict.code} ${verdict.dsn} ${verdict.text}; ` +
           `from=<${this.sender}> to=<${path.address}> proto=${this.protocol} helo=<${this.helo}>`,
       );
       return false;
@@ -454,6 +486,7 @@ class Session {
     });
     await send(encoder.encode(this.receivedHeader(cleanup.queueId)));
     const decoder = new DataDecoder();
+    this.data = decoder;
     let tooBig = false;
     let rest: Uint8Array | null = null;
     let pending = this.lines.takeBuffered();
@@ -477,10 +510,12 @@ class Session {
         cleanup.abort();
         this.cleanup = null;
         this.sender = null;
-        throw new Disconnect(); // "lost connection after DATA" is logged by run()
+        this.log.info(`lost connection after ${this.where()} from ${this.client}`);
+        throw new Disconnect();
       }
       pending = chunk;
     }
+    this.data = null;
     if (rest && rest.length) this.lines.push(rest);
     if (decoder.bareLfCount > 0) {
       this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);

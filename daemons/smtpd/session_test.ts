@@ -7,7 +7,8 @@
  * Dialog format, one step per line (blank lines ignored):
  *
  *   # comment
- *   config: name = value     main.cf line (before the first step)
+ *   config: name = value     main.cf line (before the first step), after
+ *                            "compatibility_level = 3.6"
  *   client: name[addr]       the connecting client (default localhost[127.0.0.1])
  *   cleanup: ok|451|552|down the fake cleanup's answer after end of content
  *   c: text                  client sends text + CRLF (escapes \r \n \t \\)
@@ -186,7 +187,8 @@ interface Step {
 function parseDialog(
   text: string,
 ): { mainCf: string; client: string; cleanup: string; steps: Step[] } {
-  let mainCf = "";
+  // Like the main.cf of a current Postfix install; a dialog's config: lines come after it.
+  let mainCf = "compatibility_level = 3.6\n";
   let client = "localhost[127.0.0.1]";
   let cleanup = "ok";
   const steps: Step[] = [];
