@@ -366,3 +366,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "an undeliverable bounce goes to postmaster (2bounce)",
+  ...opts,
+  fn: async () => {
+    const deadPort = freePort();
+    const inst = await startInstance({
+      mainCf:
+        `relayhost = [127.0.0.1]:${deadPort}\nmaximal_queue_lifetime = 0\nbounce_queue_lifetime = 0\n` +
+        "notify_classes = resource, software, 2bounce",
+    });
+    try {
+      // A null-sender message (itself a notification) that cannot be delivered.
+      const r = await smtpSend(inst.port, {
+        from: "",
+        to: ["x@example.net"],
+        body: "Subject: dsn\r\n\r\nb\r\n",
+      });
+      assertEquals(r.code, 250, r.replies.join("\n"));
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "postmaster")).length === 1,
+        15_000,
+        "postmaster copy",
+      );
+      const text = await Deno.readTextFile((await maildirFiles(inst.spool, "postmaster"))[0]);
+      assertStringIncludes(text, "x@example.net");
+      assertMatch(text, /Return-Path: <double-bounce@/);
+    } finally {
+      await inst.stop();
+    }
+  },
+});
