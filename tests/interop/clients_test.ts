@@ -63,6 +63,28 @@ Deno.test({
         assertMatch(r.stdout, /<\*\* 552 5\.3\.4/);
       });
       await t.step(
+        "swaks to an invalid local user: accepted, then bounced to the sender",
+        async () => {
+          const r = await run(SWAKS, [
+            "--server",
+            `127.0.0.1:${inst.port}`,
+            "--from",
+            "bob@localhost",
+            "--to",
+            ".hidden@localhost",
+          ]);
+          assertEquals(r.code, 0, r.stdout + r.stderr);
+          await waitUntil(
+            async () => (await maildirFiles(inst.spool, "bob")).length === 1,
+            10_000,
+            "bounce",
+          );
+          const text = await Deno.readTextFile((await maildirFiles(inst.spool, "bob"))[0]);
+          assertStringIncludes(text, "Undelivered Mail Returned to Sender");
+          assertStringIncludes(text, "Status: 5.1.1");
+        },
+      );
+      await t.step(
         "swaks relay to a foreign domain from outside mynetworks is denied",
         async () => {
           const inst2 = await startInstance({ mainCf: "mynetworks = 10.0.0.0/8" });
