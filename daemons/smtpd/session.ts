@@ -229,7 +229,7 @@ class Session {
         ok = await this.doMail(arg);
         break;
       case "RCPT":
-        ok = this.doRcpt(arg);
+        ok = await this.doRcpt(arg);
         break;
       case "DATA":
         try {
@@ -361,21 +361,13 @@ class Session {
         return false;
       }
     }
-    try {
-      this.cleanup = await this.d.openCleanup();
-    } catch (e) {
-      this.log.warn(`cleanup service unavailable: ${(e as Error).message}`);
-      this.reply(451, "4.3.0", "Error: queue file write error");
-      return false;
-    }
     this.sender = path.address;
     this.senderParams = path.params;
-    this.log.info(`${this.cleanup.queueId}: client=${this.client}`);
     this.reply(250, "2.1.0", "Ok");
     return true;
   }
 
-  doRcpt(arg: string): boolean {
+  doRcpt(arg: string): Promise<boolean> | boolean {
     if (this.sender === null) {
       this.reply(503, "5.5.1", "Error: need MAIL command");
       return false;
@@ -421,11 +413,34 @@ class Session {
     if (verdict) {
       this.reply(verdict.code, verdict.dsn, verdict.text);
       this.log.info(
-        `NOQUEUE: reject: RCPT from ${this.client}: ${verdict.code} ${verdict.dsn} ${verdict.text}; ` +
+        `${
+          this.cleanup?.queueId ?? "NOQUEUE"
+        }: reject: RCPT from ${this.client}: ${verdict.code} ${verdict.dsn} ${verdict.text}; ` +
           `from=<${this.sender}> to=<${path.address}> proto=${this.protocol} helo=<${this.helo}>`,
       );
       return false;
     }
+    if (this.cleanup) return this.accept(rcpt);
+    return this.openCleanupThenAccept(rcpt);
+  }
+
+  /**
+   * Like Postfix, the queue file (and its id) comes with the first accepted
+   * recipient: rejections before it are logged as NOQUEUE.
+   */
+  async openCleanupThenAccept(rcpt: Recipient): Promise<boolean> {
+    try {
+      this.cleanup = await this.d.openCleanup();
+    } catch (e) {
+      this.log.warn(`cleanup service unavailable: ${(e as Error).message}`);
+      this.reply(451, "4.3.0", "Error: queue file write error");
+      return false;
+    }
+    this.log.info(`${this.cleanup.queueId}: client=${this.client}`);
+    return this.accept(rcpt);
+  }
+
+  accept(rcpt: Recipient): boolean {
     this.recipients.push(rcpt);
     this.reply(250, "2.1.5", "Ok");
     return true;
