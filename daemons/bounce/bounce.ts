@@ -43,12 +43,13 @@
  * (0h), maximal_queue_lifetime (5d), queue_directory.
  */
 import { splitAddress } from "../../lib/address/mod.ts";
+import { concat } from "../../lib/bytes/mod.ts";
 import type { BounceRecipient, BounceReply, BounceRequest } from "../../lib/bounce/client.ts";
 import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { buildDsn, type DsnInput, type DsnRecipient } from "../../lib/dsn/mod.ts";
 import type { IpcConn } from "../../lib/ipc/mod.ts";
-import { HeaderSplitter } from "../../lib/mime/mod.ts";
+import { HeaderSplitter, messageIdStamp } from "../../lib/mime/mod.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 
@@ -353,16 +354,6 @@ function dropSeparator(rest: Uint8Array): Uint8Array {
   return rest;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 async function submitNotice(
   req: BounceRequest,
   ctx: BounceContext,
@@ -406,7 +397,7 @@ async function submitNotice(
       buildDsn({
         ...input,
         dsnQueueId: queueId,
-        messageId: `${stamp(date)}.${queueId}@${myhostname}`,
+        messageId: `${messageIdStamp(date)}.${queueId}@${myhostname}`,
       }),
   );
 }
@@ -429,11 +420,6 @@ function dsnRecipient(r: BounceRecipient, req: BounceRequest, ctx: BounceContext
     remoteMta: r.remoteMta || undefined,
     reason: r.reason,
   };
-}
-
-/** Postfix's Message-Id stamp: YYYYMMDDhhmmss in UTC, as cleanup writes it. */
-function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:T]/g, "").slice(0, 14);
 }
 
 const OPS = new Set(["bounce", "delay", "success"]);

@@ -26,6 +26,7 @@ import {
   formatHeader,
   type HeaderField,
   HeaderSplitter,
+  messageIdStamp,
   rfc2822Date,
 } from "../../lib/mime/mod.ts";
 import { parseHeaderAddresses } from "../../lib/address/mod.ts";
@@ -154,7 +155,7 @@ export class CleanupService {
       const mid = findHeader(keep, "message-id");
       if (mid) messageId = mid.value.trim();
       else {
-        messageId = `<${stamp(now)}.${queueId}@${cfg.str("myhostname")}>`;
+        messageId = `<${messageIdStamp(now)}.${queueId}@${cfg.str("myhostname")}>`;
         added.push(formatHeader("Message-Id", messageId));
       }
       if (!findHeader(keep, "date")) added.push(formatHeader("Date", rfc2822Date(now)));
@@ -238,11 +239,4 @@ function sumHeaders(hs: HeaderField[]): number {
   let n = 0;
   for (const h of hs) n += h.raw.length;
   return n;
-}
-
-function stamp(d: Date): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, "0");
-  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${
-    p(d.getUTCMinutes())
-  }${p(d.getUTCSeconds())}`;
 }

@@ -13,6 +13,7 @@
  * supported yet.
  */
 
+import { concat } from "../bytes/mod.ts";
 import { rfc2822Date } from "../mime/mod.ts";
 
 /** One recipient reported in a notification. */
@@ -389,11 +390,5 @@ export function buildDsn(input: DsnInput): Uint8Array {
   const parts: Uint8Array[] = [enc.encode(lines.join("\r\n") + "\r\n")];
   for (const line of original) parts.push(line, CRLF);
   parts.push(enc.encode(`\r\n--${boundary}--\r\n`));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(parts);
 }

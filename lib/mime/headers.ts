@@ -313,3 +313,10 @@ export function xtextEncode(s: string): string {
   }
   return out;
 }
+
+/** The time part of Postfix's Message-Id: YYYYMMDDhhmmss in UTC. */
+export function messageIdStamp(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}` +
+    `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+}

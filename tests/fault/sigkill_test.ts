@@ -8,6 +8,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import {
   daemonPid,
   freePort,
+  postwardenArgs,
   processesOf,
   smtpSend,
   startInstance,
@@ -77,18 +78,7 @@ Deno.test({
       await waitUntil(async () => (await processesOf(inst.conf)).length === 0, 10_000, "tree dead");
       // Restart on the same queue (startInstance would make a new one): reuse dir.
       const proc = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-read",
-          "--allow-write",
-          "--allow-run",
-          "--allow-env",
-          "--allow-sys=hostname",
-          new URL("../../commands/postwarden.ts", import.meta.url).pathname,
-          "-c",
-          inst.conf,
-          "start-fg",
-        ],
+        args: postwardenArgs(inst.conf, "start-fg"),
         stdin: "null",
         stdout: "null",
         stderr: "null",

@@ -31,14 +31,16 @@ Deno.test({
         ids.push(id);
         await Deno.writeFile(`${inst.queue}/incoming/${id}`, full.subarray(0, n));
       }
+      // Each move to corrupt/ is followed by its log line: wait for the lines.
       await waitUntil(
         async () => {
-          const c = [...Deno.readDirSync(`${inst.queue}/corrupt`)].length;
-          return c === ids.length;
+          const log = await inst.log();
+          return ids.every((id) => log.includes(`${id}: corrupt queue file moved to corrupt/`));
         },
         30_000,
-        `${ids.length} files in corrupt/`,
+        `${ids.length} corrupt-file log lines`,
       );
+      assertEquals([...Deno.readDirSync(`${inst.queue}/corrupt`)].length, ids.length);
       const log = await inst.log();
       for (const id of ids) assert(log.includes(`${id}: corrupt queue file moved to corrupt/`), id);
       assertEquals([...Deno.readDirSync(`${inst.queue}/incoming`)].length, 0);

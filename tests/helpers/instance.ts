@@ -7,6 +7,22 @@ import { ReplyParser } from "../../lib/smtp/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
+/** `deno run` arguments for the postwarden admin command, as `deno task postwarden` runs it. */
+export function postwardenArgs(conf: string, ...cmd: string[]): string[] {
+  return [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-run",
+    "--allow-env",
+    "--allow-sys=hostname",
+    `${ROOT}/commands/postwarden.ts`,
+    "-c",
+    conf,
+    ...cmd,
+  ];
+}
+
 /** A running instance. */
 export interface Instance {
   dir: string;
@@ -99,18 +115,7 @@ export async function startInstance(
     .replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
   await Deno.writeTextFile(`${conf}/master.cf`, opts.masterCf ?? master);
   const proc = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-run",
-      "--allow-env",
-      "--allow-sys=hostname",
-      `${ROOT}/commands/postwarden.ts`,
-      "-c",
-      conf,
-      "start-fg",
-    ],
+    args: postwardenArgs(conf, "start-fg"),
     ...(opts.env ? { env: opts.env } : {}),
     stdin: "null",
     stdout: "null",

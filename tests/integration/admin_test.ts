@@ -3,7 +3,7 @@
  * status, stop leaving no process, and the live permission audit.
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { freePort, processesOf, waitPort } from "../helpers/instance.ts";
+import { freePort, postwardenArgs, processesOf, waitPort } from "../helpers/instance.ts";
 import { run } from "../helpers/peers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -22,19 +22,7 @@ async function makeConf(): Promise<{ dir: string; conf: string; port: number }> 
   return { dir, conf, port };
 }
 
-const postwarden = (conf: string, cmd: string) =>
-  run(Deno.execPath(), [
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-run",
-    "--allow-env",
-    "--allow-sys=hostname",
-    `${ROOT}/commands/postwarden.ts`,
-    "-c",
-    conf,
-    cmd,
-  ]);
+const postwarden = (conf: string, cmd: string) => run(Deno.execPath(), postwardenArgs(conf, cmd));
 
 Deno.test({
   name: "postwarden start, status, stop in the background",
