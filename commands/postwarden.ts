@@ -9,7 +9,13 @@
  * queue directory, the log file, and running `deno` only.
  */
 import { dirname, resolve } from "node:path";
-import { type Config, configDirFrom, loadConfig, parseMasterCf } from "../lib/config/mod.ts";
+import {
+  type Config,
+  configDirFrom,
+  loadConfig,
+  parseMasterCf,
+  validateConfig,
+} from "../lib/config/mod.ts";
 import { daemonGrants, grantFlags, parseResolvConf } from "../lib/permissions/mod.ts";
 import { runningMaster } from "../daemons/master/pidfile.ts";
 import { QueueDir } from "../lib/queue/mod.ts";
@@ -112,6 +118,8 @@ async function main(argv: string[]): Promise<number> {
         fatal(`the Postwarden mail system is already running (master pid ${running})`);
       }
       for (const w of config.warnings) console.error(`${PROG}: warning: ${w}`);
+      const bad = validateConfig(config);
+      if (bad.length) fatal(bad.join("\n"));
       const fg = cmd === "start-fg";
       const proc = new Deno.Command(Deno.execPath(), {
         args: masterCommand(configDir, o, fg),
@@ -191,11 +199,9 @@ async function main(argv: string[]): Promise<number> {
             bad = true;
           }
         }
-        for (const name of ["message_size_limit", "hopcount_limit"]) config.int(name);
-        for (
-          const name of ["minimal_backoff_time", "maximal_backoff_time", "maximal_queue_lifetime"]
-        ) {
-          config.time(name);
+        for (const e of validateConfig(config)) {
+          console.error(`${PROG}: error: ${e}`);
+          bad = true;
         }
       } catch (e) {
         console.error(`${PROG}: error: ${(e as Error).message}`);

@@ -20,6 +20,7 @@ import {
   loadConfig,
   type MasterService,
   parseMasterCf,
+  validateConfig,
 } from "../../lib/config/mod.ts";
 import { type Logger } from "../../lib/log/mod.ts";
 import { daemonGrants, grantFlags, parseResolvConf } from "../../lib/permissions/mod.ts";
@@ -94,6 +95,8 @@ class Master {
 
   async load(): Promise<void> {
     const config = await loadConfig(this.opts.configDir, { overrides: this.opts.overrides });
+    const bad = validateConfig(config);
+    if (bad.length) throw new Error(bad.join("; "));
     const masterCf = await Deno.readTextFile(`${this.opts.configDir}/master.cf`);
     const parsed = parseMasterCf(masterCf);
     this.config = config;

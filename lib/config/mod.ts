@@ -26,3 +26,4 @@ export {
 export { editMainCf, parseAssignment, parseMainCf } from "./main_cf.ts";
 export { expand, type ExpandOptions, type Lookup, referencedNames } from "./expand.ts";
 export { formatMasterService, type MasterService, parseMasterCf } from "./master_cf.ts";
+export { validateConfig } from "./validate.ts";

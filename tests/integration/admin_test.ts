@@ -132,3 +132,23 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a bad parameter value stops start with a message naming it",
+  ...opts,
+  fn: async () => {
+    const { dir, conf } = await makeConf();
+    await Deno.writeTextFile(`${conf}/main.cf`, "message_size_limit = 10m\n", { append: true });
+    try {
+      const s = await postwarden(conf, "start");
+      assertEquals(s.code, 1);
+      assertMatch(s.stderr, /fatal: main\.cf: bad numerical value for message_size_limit: 10m/);
+      const c = await postwarden(conf, "check");
+      assertEquals(c.code, 1);
+      assertMatch(c.stderr, /message_size_limit/);
+      assertEquals(await processesOf(conf), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
