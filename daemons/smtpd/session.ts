@@ -226,7 +226,7 @@ class Session {
         ok = this.doHelo(verb, arg);
         break;
       case "MAIL":
-        ok = await this.doMail(arg);
+        ok = this.doMail(arg);
         break;
       case "RCPT":
         ok = await this.doRcpt(arg);
@@ -311,7 +311,7 @@ class Session {
     this.recipients = [];
   }
 
-  async doMail(arg: string): Promise<boolean> {
+  doMail(arg: string): boolean {
     if (this.sender !== null) {
       this.reply(503, "5.5.1", "Error: nested MAIL command");
       return false;
