@@ -53,7 +53,7 @@
 
 import { resolve } from "node:path";
 import { quoteLocal, splitAddress } from "../lib/address/mod.ts";
-import { configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
+import { type Config, configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
 import { IpcError, ipcRequest } from "../lib/ipc/mod.ts";
 import { isQueueId, QueueDir, QueueFile, type QueueName } from "../lib/queue/mod.ts";
 
@@ -213,8 +213,11 @@ function displayAddress(address: string, emptyAddress: string): string {
   return quoteLocal(local) + (address.includes("@") ? `@${domain}` : "");
 }
 
-/** The first 19 characters of asctime(3): "Mon Nov  3 16:41:28". */
-function asctime(ms: number, timeZone?: string): string {
+/**
+ * asctime(3) in `timeZone`: "Mon Nov  3 16:41:28 2025", or without the year,
+ * its first 19 characters as showq prints them.
+ */
+export function asctime(ms: number, timeZone?: string, opts: { year?: boolean } = {}): string {
   const parts = new Intl.DateTimeFormat("en-US", {
     timeZone,
     weekday: "short",
@@ -224,10 +227,12 @@ function asctime(ms: number, timeZone?: string): string {
     minute: "2-digit",
     second: "2-digit",
     hourCycle: "h23",
+    ...(opts.year ? { year: "numeric" } : {}),
   }).formatToParts(new Date(Math.floor(ms / 1000) * 1000));
   const p = (t: Intl.DateTimeFormatPartTypes) => parts.find((x) => x.type === t)?.value ?? "";
   return `${p("weekday")} ${p("month")} ${p("day").padStart(2)} ` +
-    `${p("hour").padStart(2, "0")}:${p("minute")}:${p("second")}`;
+    `${p("hour").padStart(2, "0")}:${p("minute")}:${p("second")}` +
+    (opts.year ? ` ${p("year")}` : "");
 }
 
 /** Postfix's long-queue-id columns: "%-17s %8s %-19s %s". */
@@ -365,7 +370,7 @@ function parseArgs(args: string[]): { mode: Mode; c?: string } {
 }
 
 /** The host name for $myhostname, only when readable without a permission prompt. */
-function hostnameIfPermitted(): string {
+export function hostnameIfPermitted(): string {
   try {
     if (Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state === "granted") {
       return Deno.hostname();
@@ -374,6 +379,15 @@ function hostnameIfPermitted(): string {
     // fall through
   }
   return "localhost";
+}
+
+/**
+ * The queue directory of a configuration: `queue_directory`, resolved
+ * against the current directory when relative (as the daemons see it).
+ * Shared by the queue commands (postqueue, postcat, postsuper).
+ */
+export function queueDirectory(cfg: Config): string {
+  return resolve(cfg.str("queue_directory"));
 }
 
 /** Run postqueue with `args`; returns the exit status. */
@@ -388,7 +402,7 @@ export async function postqueue(args: string[], io: PostqueueIo): Promise<number
       if (e instanceof ConfigError) throw new FatalError(e.message, EX.UNAVAILABLE);
       throw e;
     }
-    const queueDir = resolve(cfg.str("queue_directory"));
+    const queueDir = queueDirectory(cfg);
     if (mode === "f") {
       await flushQueue(queueDir);
       return EX.OK;
