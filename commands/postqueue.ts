@@ -7,8 +7,8 @@
  *     postqueue [-v] [-c DIR] -f      ask qmgr to retry deferred mail now
  *
  * -c DIR (else MAIL_CONFIG, else the repo's conf/) names the configuration;
- * the queue is `queue_directory`, resolved against the current directory
- * when relative. -v is accepted and ignored.
+ * the queue is `queue_directory`, resolved against the configuration
+ * directory when relative (lib/config configPath). -v is accepted and ignored.
  *
  * Listing reads the queue files directly (Postfix asks its showq daemon,
  * or runs it stand-alone when mail is down; there is no showq here). The
@@ -51,9 +51,14 @@
  * @module
  */
 
-import { resolve } from "node:path";
 import { quoteLocal, splitAddress } from "../lib/address/mod.ts";
-import { type Config, configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
+import {
+  type Config,
+  configDirFrom,
+  ConfigError,
+  configPath,
+  loadConfig,
+} from "../lib/config/mod.ts";
 import { IpcError, ipcRequest } from "../lib/ipc/mod.ts";
 import { isQueueId, QueueDir, QueueFile, type QueueName } from "../lib/queue/mod.ts";
 
@@ -383,11 +388,11 @@ export function hostnameIfPermitted(): string {
 
 /**
  * The queue directory of a configuration: `queue_directory`, resolved
- * against the current directory when relative (as the daemons see it).
- * Shared by the queue commands (postqueue, postcat, postsuper).
+ * against the configuration directory when relative, as `postwarden`
+ * resolves it for master and the daemons. Shared by the queue commands.
  */
 export function queueDirectory(cfg: Config): string {
-  return resolve(cfg.str("queue_directory"));
+  return configPath(cfg, "queue_directory");
 }
 
 /** Run postqueue with `args`; returns the exit status. */

@@ -8,10 +8,11 @@
  * with a scoped permission set computed here: the config directory, the
  * queue directory, the log file, and running `deno` only.
  */
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import {
   type Config,
   configDirFrom,
+  configPath,
   loadConfig,
   parseMasterCf,
   validateConfig,
@@ -33,10 +34,8 @@ function fatal(msg: string, code = 1): never {
 export function pathOverrides(config: Config): Record<string, string> {
   const o: Record<string, string> = {};
   for (const name of ["queue_directory", "maillog_file", "mail_spool_directory"]) {
-    const v = config.str(name);
-    if (!v) continue;
-    const abs = resolve(config.dir, v);
-    o[name] = v.endsWith("/") ? `${abs}/` : abs;
+    const v = configPath(config, name);
+    if (v) o[name] = v;
   }
   if (!config.isSet("myhostname")) o.myhostname = config.str("myhostname");
   return o;

@@ -32,7 +32,7 @@
  */
 
 import { parseHeaderAddresses } from "../lib/address/mod.ts";
-import { type Config, configDirFrom, loadConfig } from "../lib/config/mod.ts";
+import { type Config, configDirFrom, configPath, loadConfig } from "../lib/config/mod.ts";
 import { ipcRequest } from "../lib/ipc/mod.ts";
 import {
   DirSyncer,
@@ -294,7 +294,7 @@ export async function sendmail(argv: string[], io: SendmailIo): Promise<number> 
   try {
     origin = config.str("myorigin");
     sizeLimit = config.size("message_size_limit");
-    queueDir = new QueueDir(config.str("queue_directory"));
+    queueDir = new QueueDir(configPath(config, "queue_directory"));
   } catch (e) {
     return fatal(EX.CONFIG, (e as Error).message);
   }

@@ -199,3 +199,16 @@ export function configDirFrom(
   if (!dir) return fileURLToPath(new URL("../../conf", import.meta.url));
   return resolve(dir);
 }
+
+/**
+ * A path parameter made absolute: a relative value is taken relative to the
+ * configuration directory (Postfix requires absolute paths; Postwarden's
+ * embedded conf uses `$config_directory/../var`). A trailing "/" (Maildir
+ * style) is kept. Empty stays empty.
+ */
+export function configPath(config: Config, name: string): string {
+  const v = config.str(name);
+  if (!v) return "";
+  const abs = resolve(config.dir, v);
+  return v.endsWith("/") ? `${abs}/` : abs;
+}

@@ -20,6 +20,7 @@ export {
   type Config,
   configDirFrom,
   type ConfigOptions,
+  configPath,
   loadConfig,
   makeConfig,
 } from "./config.ts";
