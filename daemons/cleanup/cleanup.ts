@@ -76,13 +76,24 @@ export class CleanupService {
     this.syncer = new DirSyncer(ctx.queue.dir("incoming"));
   }
 
-  /** Serves one submission. */
+  /**
+   * Serves submissions on one connection, one after another, until the
+   * client closes it or the exchange gets out of step.
+   */
   async handle(conn: IpcConn): Promise<void> {
-    const open = await conn.recvMsg();
-    if (open.op !== "open") {
-      await conn.send({ status: "error", code: 451, dsn: "4.3.0", text: "bad cleanup request" });
-      return;
+    for (;;) {
+      const f = await conn.recv();
+      if (f === null) return;
+      if (f.kind !== "msg" || f.msg.op !== "open") {
+        await conn.send({ status: "error", code: 451, dsn: "4.3.0", text: "bad cleanup request" });
+        return;
+      }
+      if (!(await this.#one(conn))) return;
     }
+  }
+
+  /** One message; true when the connection is still in step for another. */
+  async #one(conn: IpcConn): Promise<boolean> {
     const queueId = newQueueId();
     await conn.send({ queueId });
     const envMsg = await conn.recvMsg<CleanupEnvelope & { op: string }>();
@@ -91,9 +102,10 @@ export class CleanupService {
       !Array.isArray(envMsg.recipients)
     ) {
       await conn.send({ status: "error", code: 451, dsn: "4.3.0", text: "bad cleanup envelope" });
-      return;
+      return false;
     }
     let result: CleanupResult;
+    let inStep = true;
     try {
       await this.#write(conn, queueId, envMsg);
       result = { status: "ok", queueId };
@@ -102,6 +114,8 @@ export class CleanupService {
         result = { status: "error", code: e.code, dsn: e.dsn, text: e.message };
         this.ctx.log.info(`${queueId}: reject: ${e.message}`);
       } else {
+        // The rest of this message may still be on the wire: end the connection.
+        inStep = false;
         const msg = (e as Error).message;
         this.ctx.log.warn(`${queueId}: ${msg}`);
         const full = /No space left|ENOSPC|Disk quota/i.test(msg);
@@ -115,6 +129,7 @@ export class CleanupService {
     }
     await conn.send(result);
     if (result.status === "ok") this.#scheduleNotify(queueId);
+    return inStep;
   }
 
   async #write(conn: IpcConn, queueId: string, env: CleanupEnvelope): Promise<void> {

@@ -5,13 +5,15 @@
  * reverse lookups are not done yet: other clients are "unknown", as in
  * Postfix when the lookup fails).
  */
-import { CleanupSession } from "../../lib/cleanup/client.ts";
+import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
 import { parseNetworks } from "./netmatch.ts";
 import { type RestrictionContext, unsupportedRestrictions } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 
 let restrictions: RestrictionContext | null = null;
+/** Connections to cleanup, kept for the next message. */
+let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
 
 /** Address -> first name from /etc/hosts text. */
@@ -73,7 +75,7 @@ await runService({
         let off = 0;
         while (off < b.length) off += await conn.write(b.subarray(off));
       },
-      openCleanup: () => CleanupSession.open(ctx.queue.privateSocket("cleanup")),
+      openCleanup: () => (cleanup ??= new CleanupClient(ctx.queue.privateSocket("cleanup"))).open(),
       restrictions: restrictions!,
     });
   },

@@ -33,7 +33,11 @@ export type CleanupResult =
 export class CleanupSession {
   #pending = 0;
 
-  private constructor(readonly conn: IpcConn, readonly queueId: string) {}
+  private constructor(
+    readonly conn: IpcConn,
+    readonly queueId: string,
+    readonly release?: (conn: IpcConn) => void,
+  ) {}
 
   /**
    * Connects and obtains the queue id. A cleanup that is (re)starting gets
@@ -55,15 +59,32 @@ export class CleanupSession {
       }
     }
     try {
-      const reply = await conn.send({ op: "open" }).then(() =>
-        conn.recvMsg<{ queueId?: string }>()
-      );
-      if (typeof reply.queueId !== "string") throw new IpcError("cleanup: bad open reply");
-      return new CleanupSession(conn, reply.queueId);
+      return await CleanupSession.#begin(conn);
     } catch (e) {
       conn.close();
       throw e;
     }
+  }
+
+  static async #begin(conn: IpcConn, release?: (conn: IpcConn) => void): Promise<CleanupSession> {
+    await conn.send({ op: "open" });
+    const reply = await conn.recvMsg<{ queueId?: string }>();
+    if (typeof reply.queueId !== "string") throw new IpcError("cleanup: bad open reply");
+    return new CleanupSession(conn, reply.queueId, release);
+  }
+
+  /**
+   * Starts a message on an idle connection from a {@link CleanupClient}.
+   * Throws IpcError when the connection turns out dead (cleanup restarted);
+   * nothing was submitted then, so the caller may use a fresh connection.
+   */
+  static resume(conn: IpcConn, release: (conn: IpcConn) => void): Promise<CleanupSession> {
+    return CleanupSession.#begin(conn, release);
+  }
+
+  /** The same session, returning its connection to a pool when done. */
+  withRelease(release: (conn: IpcConn) => void): CleanupSession {
+    return new CleanupSession(this.conn, this.queueId, release);
   }
 
   /** Sends the envelope. */
@@ -85,17 +106,65 @@ export class CleanupSession {
   async finish(): Promise<CleanupResult> {
     this.conn.queueEnd();
     await this.conn.flush();
+    let r: CleanupResult;
     try {
-      const r = await this.conn.recvMsg<CleanupResult>();
+      r = await this.conn.recvMsg<CleanupResult>();
       if (r.status !== "ok" && r.status !== "error") throw new IpcError("cleanup: bad reply");
-      return r;
-    } finally {
+    } catch (e) {
       this.conn.close();
+      throw e;
     }
+    // cleanup keeps the connection for the next message after a verdict.
+    if (this.release) this.release(this.conn);
+    else this.conn.close();
+    return r;
   }
 
   /** Abandons the message; cleanup removes what it wrote. */
   abort(): void {
     this.conn.close();
+  }
+}
+
+/**
+ * A client that keeps idle connections to cleanup for the next message
+ * (smtpd submits one message after another), saving a connect and an
+ * accept per message. Idle connections older than `ipc_idle` (5 s) are
+ * closed rather than reused.
+ */
+export class CleanupClient {
+  #idle: { conn: IpcConn; since: number }[] = [];
+
+  constructor(
+    readonly socketPath: string,
+    readonly opts: { timeoutMs?: number; idleMs?: number } = {},
+  ) {}
+
+  /** Starts a message, on an idle connection when there is one. */
+  async open(): Promise<CleanupSession> {
+    const idleMs = this.opts.idleMs ?? 5000;
+    let entry;
+    while ((entry = this.#idle.pop())) {
+      if (Date.now() - entry.since > idleMs) {
+        entry.conn.close();
+        continue;
+      }
+      try {
+        return await CleanupSession.resume(entry.conn, (c) => this.#release(c));
+      } catch {
+        entry.conn.close(); // went away while idle; try the next or a fresh one
+      }
+    }
+    const fresh = await CleanupSession.open(this.socketPath, { timeoutMs: this.opts.timeoutMs });
+    return fresh.withRelease((c) => this.#release(c));
+  }
+
+  #release(conn: IpcConn): void {
+    this.#idle.push({ conn, since: Date.now() });
+  }
+
+  /** Closes every idle connection. */
+  close(): void {
+    for (const e of this.#idle.splice(0)) e.conn.close();
   }
 }
