@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian peers the tests use, non-interactively and
 # idempotently: Postfix (configured "No configuration", its own daemons not
-# left running) with its pcre/lmdb/sqlite map types, swaks, python3, curl.
+# left running) with its pcre/lmdb/sqlite map types, swaks, python3, curl,
+# pflogsumm (log compatibility) and gcc (the ENOSPC fault shim).
 # Fast when everything is present. Needs root (or sudo) and apt-get.
 set -euo pipefail
 
-PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-sqlite swaks python3 curl)
+PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-sqlite swaks python3 curl pflogsumm gcc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -36,7 +37,7 @@ if command -v systemctl >/dev/null 2>&1; then
   $SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
 fi
 
-for bin in /usr/sbin/postconf /usr/sbin/smtp-sink /usr/sbin/smtp-source /usr/bin/swaks /usr/sbin/postmap; do
+for bin in /usr/sbin/postconf /usr/sbin/smtp-sink /usr/sbin/smtp-source /usr/bin/swaks /usr/sbin/postmap /usr/sbin/pflogsumm /usr/bin/gcc /usr/bin/curl; do
   if [ ! -x "$bin" ]; then
     echo "install-peers: $bin is missing after install" >&2
     exit 1
