@@ -1,20 +1,25 @@
 /**
  * smtpd daemon entry: accepts TCP connections on its master.cf inet
  * endpoint and runs one SMTP session (session.ts) per connection, handing
- * messages to `private/cleanup`. Client names come from /etc/hosts (DNS
- * reverse lookups are not done yet: other clients are "unknown", as in
- * Postfix when the lookup fails).
+ * messages to `private/cleanup`. Client names come from /etc/hosts, then a
+ * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
+ * else "unknown" as in Postfix.
  */
 import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
 import { parseNetworks } from "./netmatch.ts";
+import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
 import { type RestrictionContext, unsupportedRestrictions } from "./restrictions.ts";
 import { runSession } from "./session.ts";
+
+/** Per DNS query; Postfix's resolver gives up after a few seconds too. */
+const PEERNAME_TIMEOUT_MS = 5000;
 
 let restrictions: RestrictionContext | null = null;
 /** Connections to cleanup, kept for the next message. */
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
+let resolver: PeerResolver | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -45,6 +50,7 @@ function setup(ctx: ServiceContext): void {
   ) {
     ctx.log.warn(`restriction "${r}" is not supported by Postwarden; matching mail gets 451 4.3.5`);
   }
+  resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
   } catch {
@@ -58,8 +64,7 @@ await runService({
   onInet: async (conn, ctx) => {
     const remote = conn.remoteAddr;
     const addr = remote.hostname;
-    const name = hosts.get(addr) ??
-      (addr === "::1" || addr.startsWith("127.") ? "localhost" : "unknown");
+    const name = await peerName(addr, { hosts, resolver });
     conn.setNoDelay(true);
     await runSession({
       config: ctx.config,

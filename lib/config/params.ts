@@ -435,6 +435,12 @@ const ROWS: Row[] = [
   ],
   ["smtpd_error_sleep_time", "time", "1s", "Delay before replying after soft errors.", "s"],
   ["smtpd_helo_required", "bool", "no", "Require HELO or EHLO before MAIL."],
+  [
+    "smtpd_peername_lookup",
+    "bool",
+    "yes",
+    'Look up the client\'s name (verified PTR); otherwise it is "unknown".',
+  ],
   ["append_at_myorigin", "bool", "yes", "Append @$myorigin to unqualified local addresses."],
   [
     "max_idle",

@@ -50,9 +50,14 @@ function unixGrant(g: Grants, path: string): void {
   g.net.push(`unix:${path}`);
 }
 
+/** The resolvers' port 53, for Deno.resolveDns. */
+export function nameserverGrants(nameservers: string[]): string[] {
+  return nameservers.map((ns) => (ns.includes(":") ? `[${ns}]:53` : `${ns}:53`));
+}
+
 /** Relay destinations of the smtp client as `--allow-net` items. */
 export function smtpDestinations(relayhost: string, nameservers: string[]): string[] {
-  const dns = nameservers.map((ns) => (ns.includes(":") ? `[${ns}]:53` : `${ns}:53`));
+  const dns = nameserverGrants(nameservers);
   const rh = relayhost.trim();
   if (rh === "") return ["0.0.0.0/0:25", ...dns];
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(rh);
@@ -89,6 +94,9 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       }
       unixGrant(g, peer("cleanup"));
       g.read.push("/etc/hosts");
+      if (ctx.param("smtpd_peername_lookup").toLowerCase() === "yes") {
+        g.net.push(...nameserverGrants(ctx.nameservers));
+      }
       break;
     }
     case "cleanup":
