@@ -20,6 +20,7 @@ import {
 import { daemonGrants, grantFlags, parseResolvConf } from "../lib/permissions/mod.ts";
 import { runningMaster } from "../daemons/master/pidfile.ts";
 import { QueueDir } from "../lib/queue/mod.ts";
+import { endpointText, type InetEndpoint, inetEndpoints } from "../lib/service/endpoints.ts";
 import { runAudit } from "./audit.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -84,6 +85,55 @@ function masterCommand(configDir: string, o: Record<string, string>, foreground:
   return args;
 }
 
+/** The TCP endpoints of master.cf's inet services. */
+async function inetEndpointsOf(configDir: string, config: Config): Promise<InetEndpoint[]> {
+  const mcf = parseMasterCf(await Deno.readTextFile(`${configDir}/master.cf`));
+  return mcf.services.filter((s) => s.type === "inet").flatMap((s) => {
+    const ifaces = (s.overrides.inet_interfaces ?? config.str("inet_interfaces"))
+      .split(/[\s,]+/).filter(Boolean);
+    return inetEndpoints(s.name, ifaces);
+  });
+}
+
+async function fileSize(path: string | undefined): Promise<number> {
+  if (!path) return 0;
+  try {
+    return (await Deno.stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** fatal: lines the daemons logged since `offset` (what made them exit). */
+async function newFatalLines(path: string | undefined, offset: number): Promise<string[]> {
+  if (!path) return [];
+  try {
+    const text = new TextDecoder().decode((await Deno.readFile(path)).subarray(offset));
+    return [
+      ...new Set(
+        text.split("\n").filter((l) => / fatal: /.test(l)).map((l) =>
+          l.replace(/^.*? \S+\/(\S+)\[\d+\]: /, "$1: ")
+        ),
+      ),
+    ];
+  } catch {
+    return [];
+  }
+}
+
+async function canConnect(hostname: string, port: number): Promise<boolean> {
+  try {
+    const c = await Deno.connect({
+      hostname: hostname === "0.0.0.0" ? "127.0.0.1" : hostname,
+      port,
+    });
+    c.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -120,6 +170,7 @@ async function main(argv: string[]): Promise<number> {
       const bad = validateConfig(config);
       if (bad.length) fatal(bad.join("\n"));
       const fg = cmd === "start-fg";
+      const logStart = await fileSize(o.maillog_file);
       const proc = new Deno.Command(Deno.execPath(), {
         args: masterCommand(configDir, o, fg),
         stdin: "null",
@@ -132,6 +183,20 @@ async function main(argv: string[]): Promise<number> {
         const up = await waitFor(async () => (await runningMaster(pidDir)) !== null, 15_000);
         if (!up) fatal("master did not start; see the log");
         console.error(`${PROG}: starting the Postwarden mail system`);
+        // A daemon that cannot start (port in use, bad permissions) would
+        // otherwise only show in the log: say so here.
+        for (const ep of await inetEndpointsOf(configDir, config)) {
+          const listening = await waitFor(() => canConnect(ep.hostname, ep.port), 10_000);
+          if (!listening) {
+            console.error(
+              `${PROG}: warning: nothing listens on ${endpointText(ep)} yet; see the maillog`,
+            );
+          }
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+        for (const line of await newFatalLines(o.maillog_file, logStart)) {
+          console.error(`${PROG}: warning: ${line}`);
+        }
         return 0;
       }
       const forward = (sig: Deno.Signal) => () => {

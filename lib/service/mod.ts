@@ -99,7 +99,12 @@ export async function runService(def: ServiceDefinition): Promise<never> {
       if (!def.onInet) throw new Error(`${def.program} cannot serve inet services`);
       const ifaces = config.list("inet_interfaces");
       for (const ep of inetEndpoints(args.service, ifaces)) {
-        const listener = Deno.listen({ hostname: ep.hostname, port: ep.port });
+        let listener: Deno.TcpListener;
+        try {
+          listener = Deno.listen({ hostname: ep.hostname, port: ep.port });
+        } catch (e) {
+          throw new Error(`bind ${endpointText(ep)}: ${(e as Error).message}`);
+        }
         closers.push(() => listener.close());
         (async () => {
           try {

@@ -15,6 +15,7 @@ export function postwardenArgs(conf: string, ...cmd: string[]): string[] {
     "--allow-write",
     "--allow-run",
     "--allow-env",
+    "--allow-net",
     "--allow-sys=hostname",
     `${ROOT}/commands/postwarden.ts`,
     "-c",
