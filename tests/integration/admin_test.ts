@@ -152,3 +152,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "postwarden start reports a daemon that cannot bind its port",
+  ...opts,
+  fn: async () => {
+    const { dir, conf, port } = await makeConf();
+    const squatter = Deno.listen({ hostname: "127.0.0.1", port });
+    try {
+      const s = await postwarden(conf, "start");
+      assertEquals(s.code, 0, s.stderr);
+      assertMatch(
+        s.stderr,
+        new RegExp(`smtpd: fatal: bind 127\\.0\\.0\\.1:${port}: Address already in use`),
+      );
+    } finally {
+      squatter.close();
+      await postwarden(conf, "stop");
+      for (const pid of await processesOf(conf)) Deno.kill(pid, "SIGKILL");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
