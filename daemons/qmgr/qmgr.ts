@@ -143,6 +143,8 @@ export class Qmgr {
       case "new":
         if (Array.isArray(msg.ids)) {
           for (const id of msg.ids) {
+            // Over the active limit, the periodic incoming/ scan takes them later.
+            if (this.active.size >= this.#cfg.int("qmgr_message_active_limit")) break;
             if (typeof id === "string" && isQueueId(id)) await this.activate(id, "incoming");
           }
         }
@@ -369,6 +371,11 @@ export class Qmgr {
         for (const d of this.destinations.values()) {
           if (d !== dest && d.transport === dest.transport && d.jobs.length) this.#pump(d);
         }
+        // Forget idle destinations (a relay sees many domains over time),
+        // but keep a suspended one until its suspension ends.
+        if (dest.jobs.length === 0 && dest.running === 0 && dest.deadUntil <= this.now()) {
+          this.destinations.delete(dest.key);
+        }
       });
     }
   }
@@ -405,8 +412,10 @@ export class Qmgr {
         // queue and try again shortly, rather than defer it for a backoff.
         job.agentFailures = (job.agentFailures ?? 0) + 1;
         setTimeout(() => {
-          dest.jobs.unshift(job);
-          this.#pump(dest);
+          // The destination may have been forgotten meanwhile: look it up again.
+          const d = this.#destination(dest.key, dest.transport, dest.nexthop);
+          d.jobs.unshift(job);
+          this.#pump(d);
         }, AGENT_RETRY_MS * job.agentFailures);
         return;
       }

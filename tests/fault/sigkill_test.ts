@@ -86,11 +86,37 @@ Deno.test({
       inst = { ...inst, proc };
       const received = () =>
         new Set(sink.messages.map((m) => /^Subject: (m\d+)/m.exec(m.data)?.[1]));
-      await waitUntil(
-        () => [...acked].every((id) => received().has(id)),
-        60_000,
-        "all acknowledged mail at the sink",
-      );
+      try {
+        await waitUntil(
+          () => {
+            // Once per poll: this process also runs the sink, so keep it cheap.
+            const got = received();
+            return [...acked].every((id) => got.has(id));
+          },
+          60_000,
+          "all acknowledged mail at the sink",
+        );
+      } catch (e) {
+        // Say where the missing mail is, for whoever debugs this.
+        const got = received();
+        const missing = [...acked].filter((id) => !got.has(id));
+        const q = await inst.command("postqueue.ts", ["-p"]);
+        const listing: string[] = [];
+        for (const d of ["incoming", "active", "deferred", "hold", "corrupt", "maildrop"]) {
+          listing.push(
+            `${d}: ${[...Deno.readDirSync(`${inst.queue}/${d}`)].map((e) => e.name).join(" ")}`,
+          );
+        }
+        console.log(`missing ${missing.length}: ${missing.slice(0, 20).join(" ")}`);
+        console.log(listing.join("\n"));
+        console.log(q.stdout.slice(0, 3000));
+        const log = await inst.log();
+        console.log(
+          log.split("\n").filter((l) => /warning|error|fatal|deferred|expired/.test(l)).slice(-40)
+            .join("\n"),
+        );
+        throw e;
+      }
       const got = received();
       const missing = [...acked].filter((id) => !got.has(id));
       const dups = sink.messages.length - got.size;
