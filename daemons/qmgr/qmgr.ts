@@ -601,7 +601,8 @@ export class Qmgr {
         const lifetime = (msg.sender === ""
           ? this.#cfg.time("bounce_queue_lifetime")
           : this.#cfg.time("maximal_queue_lifetime")) * 1000;
-        if (this.now() - msg.arrival >= lifetime) {
+        // soft_bounce: no locally generated bounces, expired mail stays queued.
+        if (this.now() - msg.arrival >= lifetime && !this.#cfg.bool("soft_bounce")) {
           const expired: BounceRecipient[] = [];
           for (const [i, st] of msg.deferred) {
             const r = msg.recipients[i];

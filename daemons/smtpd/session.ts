@@ -97,6 +97,19 @@ class Session {
     this.out.push(formatReply(code, enhanced, text));
   }
 
+  /**
+   * A reply that rejects mail (a restriction, size, cleanup's verdict):
+   * with soft_bounce = yes a 5XX becomes 4XX, so the client keeps the mail.
+   */
+  reject(code: number, enhanced: string, text: string): { code: number; dsn: string } {
+    if (code >= 500 && code < 600 && this.cfg.bool("soft_bounce")) {
+      code -= 100;
+      enhanced = enhanced.replace(/^5/, "4");
+    }
+    this.reply(code, enhanced, text);
+    return { code, dsn: enhanced };
+  }
+
   async flush(): Promise<void> {
     if (!this.out.length) return;
     const text = this.out.join("");
@@ -343,7 +356,7 @@ class Session {
         }
         const limit = this.cfg.size("message_size_limit");
         if (limit > 0 && size > limit) {
-          this.reply(552, "5.3.4", "Message size exceeds fixed limit");
+          this.reject(552, "5.3.4", "Message size exceeds fixed limit");
           return false;
         }
       } else if (k === "BODY") {
@@ -411,11 +424,11 @@ class Session {
       recipient: path.address,
     });
     if (verdict) {
-      this.reply(verdict.code, verdict.dsn, verdict.text);
+      const sent = this.reject(verdict.code, verdict.dsn, verdict.text);
       this.log.info(
         `${
           this.cleanup?.queueId ?? "NOQUEUE"
-        }: reject: RCPT from ${this.client}: ${verdict.code} ${verdict.dsn} ${verdict.text}; ` +
+        }: reject: RCPT from ${this.client}: ${sent.code} ${sent.dsn} ${verdict.text}; ` +
           `from=<${this.sender}> to=<${path.address}> proto=${this.protocol} helo=<${this.helo}>`,
       );
       return false;
@@ -539,7 +552,7 @@ class Session {
     let ok = false;
     if (tooBig) {
       cleanup.abort();
-      this.reply(552, "5.3.4", "Error: message file too big");
+      this.reject(552, "5.3.4", "Error: message file too big");
     } else if (!cleanupOk) {
       cleanup.abort();
       this.log.warn(`${cleanup.queueId}: cleanup: ${cleanupError}`);
@@ -551,7 +564,7 @@ class Session {
           this.reply(250, "2.0.0", `Ok: queued as ${r.queueId}`);
           ok = true;
         } else {
-          this.reply(r.code, r.dsn, r.text);
+          this.reject(r.code, r.dsn, r.text);
         }
       } catch (e) {
         this.log.warn(`${cleanup.queueId}: cleanup: ${(e as Error).message}`);

@@ -436,6 +436,12 @@ const ROWS: Row[] = [
   ["smtpd_error_sleep_time", "time", "1s", "Delay before replying after soft errors.", "s"],
   ["smtpd_helo_required", "bool", "no", "Require HELO or EHLO before MAIL."],
   [
+    "soft_bounce",
+    "bool",
+    "no",
+    "Safety net: keep mail queued instead of bouncing it; 5XX rejects become 4XX.",
+  ],
+  [
     "smtpd_peername_lookup",
     "bool",
     "yes",

@@ -159,7 +159,18 @@ async function serveOne(
       });
     }
   }
+  const soft = ctx.config.bool("soft_bounce");
+  statuses = statuses.map((st) => softBounce(st, soft));
   await conn.send({ recipients: statuses } satisfies DeliveryResult);
+}
+
+/**
+ * soft_bounce = yes: a permanent failure is reported, logged and handled as
+ * a deferral (4.X.X), so the mail stays queued (Postfix's safety net).
+ */
+export function softBounce(st: RecipientStatus, soft: boolean): RecipientStatus {
+  if (!soft || st.status !== "bounced") return st;
+  return { ...st, status: "deferred", dsn: st.dsn.replace(/^5/, "4") };
 }
 
 /** Formats `delay=` and `delays=a/b/c/d` like Postfix (seconds, 2 significant decimals). */
@@ -196,6 +207,7 @@ export function logStatus(
   st: RecipientStatus,
   delays: { delay: string; delays: string },
 ): void {
+  st = softBounce(st, ctx.config.bool("soft_bounce"));
   const orcpt = rcpt.orcpt && rcpt.orcpt !== rcpt.address ? `, orig_to=<${rcpt.orcpt}>` : "";
   ctx.log.info(
     `${req.queueId}: to=<${rcpt.address}>${orcpt}, relay=${st.relay}, delay=${delays.delay}, ` +

@@ -392,3 +392,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "soft_bounce keeps mail queued instead of bouncing it",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance({ mainCf: "soft_bounce = yes\nmaximal_queue_lifetime = 0" });
+    try {
+      const r = await smtpSend(inst.port, {
+        from: "bob@localhost",
+        to: [".bad@localhost"],
+        body: "x\r\n",
+      });
+      assertEquals(r.code, 250);
+      await waitUntil(
+        async () => /to=<\.bad@localhost>.*dsn=4\.1\.1, status=deferred/.test(await inst.log()),
+        10_000,
+        "deferral",
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      assertEquals(await maildirFiles(inst.spool, "bob"), [], "no bounce to the sender");
+      const q = await inst.command("postqueue.ts", ["-p"]);
+      assertStringIncludes(q.stdout, '".bad"@localhost'); // quoted, as Postfix's mailq does
+    assertStringIncludes(q.stdout, "unknown user");
+    } finally {
+      await inst.stop();
+    }
+  },
+});
