@@ -46,3 +46,12 @@ export async function run(
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+/** True when running as root (a real Postfix needs it); otherwise skips loudly, or fails under CI. */
+export function haveRoot(what: string): boolean {
+  if (Deno.uid() === 0) return true;
+  const msg = `${what} needs root`;
+  if (Deno.env.get("CI") === "true") throw new Error(`${msg}; CI runs as root`);
+  console.warn(`SKIPPED: ${msg}`);
+  return false;
+}

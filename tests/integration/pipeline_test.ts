@@ -414,7 +414,7 @@ Deno.test({
       assertEquals(await maildirFiles(inst.spool, "bob"), [], "no bounce to the sender");
       const q = await inst.command("postqueue.ts", ["-p"]);
       assertStringIncludes(q.stdout, '".bad"@localhost'); // quoted, as Postfix's mailq does
-    assertStringIncludes(q.stdout, "unknown user");
+      assertStringIncludes(q.stdout, "unknown user");
     } finally {
       await inst.stop();
     }

@@ -13,7 +13,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { maildirFiles, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
-import { havePeer, run } from "../helpers/peers.ts";
+import { havePeer, haveRoot, run } from "../helpers/peers.ts";
 import {
   POSTFIX,
   POSTFIX_SENDMAIL,
@@ -57,7 +57,7 @@ Deno.test({
   name: "interop: Postwarden relays to a real Postfix downstream",
   ...opts,
   fn: async () => {
-    if (!havePeer(POSTFIX)) return;
+    if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
     const pf = await startPostfix({ virtualDomains: "downstream.test" });
     try {
       const inst = await startInstance({
@@ -131,7 +131,7 @@ Deno.test({
   name: "interop: a real Postfix upstream relays to Postwarden",
   ...opts,
   fn: async (t) => {
-    if (!havePeer(POSTFIX) || !havePeer(POSTFIX_SENDMAIL)) return;
+    if (!havePeer(POSTFIX) || !havePeer(POSTFIX_SENDMAIL) || !haveRoot("a real Postfix")) return;
     const inst = await startInstance();
     try {
       // Postfix's SMTP client binds 127.0.0.2 so Postwarden's log shows it apart from tests' own clients.
