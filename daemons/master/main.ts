@@ -31,6 +31,9 @@ import { acquireMasterLock, releaseMasterLock } from "./pidfile.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
+/** Services that must never run twice at once (they own queue folders). */
+const SINGLETONS = new Set(["qmgr", "pickup"]);
+
 interface Child {
   svc: MasterService;
   proc: Deno.ChildProcess | null;
@@ -198,14 +201,53 @@ class Master {
     }
   }
 
-  async stopAll(): Promise<void> {
+  /** Detaches children from restart handling and returns their processes. */
+  detach(children: Iterable<Child>): Deno.ChildProcess[] {
     const procs: Deno.ChildProcess[] = [];
-    for (const c of this.children.values()) {
+    for (const c of children) {
       if (c.timer) clearTimeout(c.timer);
       c.timer = null;
       if (c.proc) procs.push(c.proc);
       c.proc = null;
     }
+    return procs;
+  }
+
+  /** Old daemons finishing their sessions after a reload. */
+  draining = new Set<Deno.ChildProcess>();
+
+  /**
+   * Reload, as Postfix's: new daemons take over with the new configuration
+   * while the old ones finish what they are doing. qmgr and pickup must not
+   * run twice at once, so those are stopped first; every other daemon is
+   * replaced first (smtpd binds with SO_REUSEPORT, a unix service's new
+   * socket replaces the old path) and the old one is then told to drain
+   * (SIGUSR2: stop accepting, finish, exit).
+   */
+  async reload(): Promise<void> {
+    const old = [...this.children.values()];
+    this.children = new Map();
+    const singletons = old.filter((c) => SINGLETONS.has(c.svc.command));
+    await this.terminate(this.detach(singletons), 15_000);
+    const rest = this.detach(old.filter((c) => !SINGLETONS.has(c.svc.command)));
+    for (const p of rest) {
+      this.draining.add(p);
+      p.status.finally(() => this.draining.delete(p));
+    }
+    this.startAll();
+    // Give the new daemons time to bind before the old ones stop accepting.
+    await new Promise((r) => setTimeout(r, 2000));
+    for (const p of rest) {
+      try {
+        p.kill("SIGUSR2");
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `ms`. */
+  async terminate(procs: Deno.ChildProcess[], ms: number): Promise<void> {
     for (const p of procs) {
       try {
         p.kill("SIGTERM");
@@ -214,7 +256,7 @@ class Master {
       }
     }
     const all = Promise.allSettled(procs.map((p) => p.status));
-    const timeout = new Promise((r) => setTimeout(r, 5000, "timeout"));
+    const timeout = new Promise((r) => setTimeout(r, ms, "timeout"));
     if ((await Promise.race([all, timeout])) === "timeout") {
       for (const p of procs) {
         try {
@@ -225,6 +267,11 @@ class Master {
       }
       await all;
     }
+  }
+
+  async stopAll(): Promise<void> {
+    const procs = [...this.detach(this.children.values()), ...this.draining];
+    await this.terminate(procs, 5000);
     this.children.clear();
   }
 }
@@ -257,7 +304,6 @@ async function main(): Promise<void> {
     if (reloading || m.stopping) return;
     reloading = true;
     try {
-      const old = m.children;
       const fresh = new Master(opts);
       await fresh.load();
       m.config = fresh.config;
@@ -267,9 +313,7 @@ async function main(): Promise<void> {
       m.log.info(
         `reload -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`,
       );
-      await m.stopAll();
-      void old;
-      m.startAll();
+      await m.reload();
     } catch (e) {
       m.log.error(`reload failed, keeping the running configuration: ${(e as Error).message}`);
     } finally {

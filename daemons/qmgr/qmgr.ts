@@ -92,6 +92,7 @@ export class Qmgr {
   #incomingAgain = false;
   #lastDeferredScan = 0;
   #timers: ReturnType<typeof setInterval>[] = [];
+  #stopping = false;
   /** Idle connections to delivery agents, per transport. */
   #idleConns = new Map<string, IpcConn[]>();
   #idleSince = new WeakMap<IpcConn, number>();
@@ -120,8 +121,17 @@ export class Qmgr {
     }, 1000));
   }
 
-  stop(): void {
+  /**
+   * Stops scheduling and waits (up to `ms`) for deliveries in progress, so
+   * a reload or stop does not cut them off and deliver them twice.
+   */
+  async stop(ms = 10_000): Promise<void> {
+    this.#stopping = true;
     for (const t of this.#timers) clearInterval(t);
+    const end = Date.now() + ms;
+    while (Date.now() < end && [...this.destinations.values()].some((d) => d.running > 0)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Files left in active/ by a previous run go back to incoming/. */
@@ -331,7 +341,8 @@ export class Qmgr {
 
   /** Starts as many jobs for a destination as its limits allow. */
   #pump(dest: Destination): void {
-    while (dest.jobs.length > 0) {
+    // Stopping: what is not yet started stays in active/ for the next qmgr.
+    while (dest.jobs.length > 0 && !this.#stopping) {
       if (dest.deadUntil > this.now() && dest.deadReason) {
         // Destination is down: defer without contacting it, as Postfix does.
         const job = dest.jobs.shift()!;

@@ -16,6 +16,9 @@ import { QueueDir } from "../queue/mod.ts";
 import { type DaemonArgs, parseDaemonArgs } from "./args.ts";
 import { endpointText, inetEndpoints } from "./endpoints.ts";
 
+/** Longest a draining daemon (after a reload) waits for its sessions. */
+const DRAIN_MS = 600_000;
+
 /** What a daemon gets from its host. */
 export interface ServiceContext {
   config: Config;
@@ -92,6 +95,12 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     p.finally(() => inflight.delete(p));
   };
   const closers: (() => void)[] = [];
+  /**
+   * Unix listeners are left open when draining: Deno unlinks the socket
+   * path on close, and by then the path belongs to the new daemon. Nobody
+   * can reach the old socket anyway once its path is replaced.
+   */
+  const unixClosers: (() => void)[] = [];
 
   try {
     await def.init?.(ctx);
@@ -101,7 +110,9 @@ export async function runService(def: ServiceDefinition): Promise<never> {
       for (const ep of inetEndpoints(args.service, ifaces)) {
         let listener: Deno.TcpListener;
         try {
-          listener = Deno.listen({ hostname: ep.hostname, port: ep.port });
+          // SO_REUSEPORT: on reload the new smtpd binds while the old one
+          // still finishes its sessions.
+          listener = Deno.listen({ hostname: ep.hostname, port: ep.port, reusePort: true });
         } catch (e) {
           throw new Error(`bind ${endpointText(ep)}: ${(e as Error).message}`);
         }
@@ -139,24 +150,30 @@ export async function runService(def: ServiceDefinition): Promise<never> {
         },
         { onError: (e) => log.warn(`${args.service}: ${e.message}`) },
       );
-      closers.push(() => server.close());
+      unixClosers.push(() => server.close());
     }
   } catch (e) {
     log.fatal(`${(e as Error).message}`);
     Deno.exit(1);
   }
 
-  const stop = async () => {
+  /**
+   * Stops accepting, lets work in progress finish for `graceMs`, exits.
+   * SIGTERM/SIGINT: a few seconds (everything is on disk; peers retry).
+   * SIGUSR2 (master's reload): until every session is done, as Postfix's
+   * daemons finish their current client after a reload.
+   */
+  const stop = async (graceMs = 3000, draining = false) => {
     if (abort.signal.aborted) return;
     abort.abort();
-    for (const c of closers) {
+    for (const c of draining ? closers : [...closers, ...unixClosers]) {
       try {
         c();
       } catch {
         // already closed
       }
     }
-    const grace = new Promise((r) => setTimeout(r, 3000));
+    const grace = new Promise((r) => setTimeout(r, graceMs));
     await Promise.race([Promise.allSettled([...inflight]), grace]);
     try {
       await def.stop?.(ctx);
@@ -165,7 +182,8 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     }
     Deno.exit(0);
   };
-  for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
+  for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => stop());
+  Deno.addSignalListener("SIGUSR2", () => stop(DRAIN_MS, true));
   // A daemon never outlives its master: when master dies (even by SIGKILL)
   // the daemon is re-parented, and it stops, as Postfix daemons do.
   const parent = Deno.ppid;

@@ -420,3 +420,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "reload lets an open SMTP session finish while new daemons take over",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance();
+    const enc = new TextEncoder();
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: inst.port });
+    const buf = new Uint8Array(4096);
+    const dec = new TextDecoder();
+    const expect = async (code: string) => {
+      let got = "";
+      while (!new RegExp(`(^|\\n)${code} [^\\n]*\\r\\n$`).test(got)) {
+        const n = await conn.read(buf);
+        if (n === null) throw new Error(`connection closed; got ${JSON.stringify(got)}`);
+        got += dec.decode(buf.subarray(0, n));
+      }
+      return got;
+    };
+    try {
+      await expect("220");
+      await conn.write(enc.encode("EHLO client.test\r\n"));
+      await expect("250");
+      await conn.write(enc.encode("MAIL FROM:<bob@example.com>\r\n"));
+      await expect("250");
+      await conn.write(enc.encode("RCPT TO:<rita@localhost>\r\n"));
+      await expect("250");
+      const r = await inst.command("postwarden.ts", ["reload"]);
+      assertEquals(r.code, 0, r.stderr);
+      await waitUntil(async () => /reload -- version/.test(await inst.log()), 10_000, "reload");
+      // Longer than the few seconds a plain stop allows.
+      await new Promise((r) => setTimeout(r, 5000));
+      await conn.write(enc.encode("DATA\r\n"));
+      await expect("354");
+      await conn.write(enc.encode("Subject: across a reload\r\n\r\nstill here\r\n.\r\n"));
+      assertMatch(await expect("250"), /Ok: queued as/);
+      await conn.write(enc.encode("QUIT\r\n"));
+      await expect("221");
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "rita")).length === 1,
+        10_000,
+        "delivery",
+      );
+      // And the new smtpd serves new clients.
+      const s = await smtpSend(inst.port, {
+        from: "bob@example.com",
+        to: ["sam@localhost"],
+        body: "new\r\n",
+      });
+      assertEquals(s.code, 250);
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "sam")).length === 1,
+        10_000,
+        "delivery",
+      );
+    } finally {
+      conn.close();
+      await inst.stop();
+    }
+  },
+});
