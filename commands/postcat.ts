@@ -58,6 +58,7 @@
 import { configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
 import { type Envelope, QueueDir, QueueFile, QueueFormatError } from "../lib/queue/mod.ts";
 import { asctime, hostnameIfPermitted, queueDirectory } from "./postqueue.ts";
+import { getopt, GetoptError, writeStdout } from "./_cli.ts";
 
 /** Queues searched by -q, in order. */
 export const SEARCHED_QUEUES = [
@@ -101,30 +102,21 @@ interface Options {
 /** getopt(3) over "bc:ehqv". */
 function parseArgs(args: string[]): Options {
   const o: Options = { envelope: false, header: false, body: false, queue: false, names: [] };
-  let k = 0;
-  for (; k < args.length; k++) {
-    const a = args[k];
-    if (a === "--") {
-      k++;
-      break;
-    }
-    if (!a.startsWith("-") || a === "-") break;
-    for (let j = 1; j < a.length; j++) {
-      const f = a[j];
-      if (f === "c") {
-        const v = a.slice(j + 1) || args[++k];
-        if (v === undefined) throw new FatalError(USAGE);
-        o.c = v;
-        break;
-      }
-      if (f === "b") o.body = true;
-      else if (f === "e") o.envelope = true;
-      else if (f === "h") o.header = true;
-      else if (f === "q") o.queue = true;
-      else if (f !== "v") throw new FatalError(USAGE);
-    }
+  let parsed;
+  try {
+    parsed = getopt(args, "bc:ehqv");
+  } catch (e) {
+    if (e instanceof GetoptError) throw new FatalError(USAGE);
+    throw e;
   }
-  o.names = args.slice(k);
+  for (const { flag, value } of parsed.opts) {
+    if (flag === "c") o.c = value;
+    else if (flag === "b") o.body = true;
+    else if (flag === "e") o.envelope = true;
+    else if (flag === "h") o.header = true;
+    else if (flag === "q") o.queue = true;
+  }
+  o.names = parsed.operands;
   if (o.names.length === 0) throw new FatalError(USAGE);
   if (!o.envelope && !o.header && !o.body) o.envelope = o.header = o.body = true;
   return o;
@@ -291,14 +283,7 @@ export async function postcat(args: string[], io: PostcatIo): Promise<number> {
 /** Entry point on the real standard streams. */
 export async function main(args: string[]): Promise<number> {
   return await postcat(args, {
-    out: async (bytes) => {
-      try {
-        while (bytes.length > 0) bytes = bytes.subarray(await Deno.stdout.write(bytes));
-      } catch (e) {
-        // A reader that went away early (postcat | head) is not an error.
-        if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
-      }
-    },
+    out: writeStdout,
     err: (line) => Deno.stderr.writeSync(enc.encode(line + "\n")),
     env: { MAIL_CONFIG: Deno.env.get("MAIL_CONFIG") },
   });

@@ -34,6 +34,7 @@ import {
   referencedNames,
 } from "../lib/config/mod.ts";
 import type { Config } from "../lib/config/mod.ts";
+import { getopt, GetoptError } from "./_cli.ts";
 
 /** Where postconf writes and what it knows about its environment. */
 export interface PostconfIo {
@@ -63,7 +64,6 @@ class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-const FLAGS = new Set(["d", "e", "h", "M", "n", "x", "X"]);
 const USAGE = "usage: postconf [-c config_dir] [-d | -n] [-h] [-x] [-e | -X | -M] [name...]";
 
 /** Parse the command line the way getopt(3) does ("-nx", "-cDIR", "-c DIR", "--"). */
@@ -78,27 +78,18 @@ function parseArgs(args: string[]): Options {
     X: false,
     names: [],
   };
-  let k = 0;
-  for (; k < args.length; k++) {
-    const a = args[k];
-    if (a === "--") {
-      k++;
-      break;
-    }
-    if (!a.startsWith("-") || a === "-") break;
-    for (let j = 1; j < a.length; j++) {
-      const f = a[j];
-      if (f === "c") {
-        const v = a.slice(j + 1) || args[++k];
-        if (v === undefined) throw new UsageError(`option requires an argument -- 'c'\n${USAGE}`);
-        o.c = v;
-        break;
-      }
-      if (!FLAGS.has(f)) throw new UsageError(`invalid option -- '${f}'\n${USAGE}`);
-      o[f as "d"] = true;
-    }
+  let parsed;
+  try {
+    parsed = getopt(args, "c:dehMnxX");
+  } catch (e) {
+    if (e instanceof GetoptError) throw new UsageError(`${e.message}\n${USAGE}`);
+    throw e;
   }
-  o.names = args.slice(k);
+  for (const { flag, value } of parsed.opts) {
+    if (flag === "c") o.c = value;
+    else o[flag as "d"] = true;
+  }
+  o.names = parsed.operands;
   const modes = [o.e, o.X, o.M].filter(Boolean).length;
   if (modes > 1) throw new UsageError("specify at most one of -e, -X and -M");
   if (o.d && o.n) throw new UsageError("specify one of -d and -n");

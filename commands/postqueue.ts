@@ -61,6 +61,7 @@ import {
 } from "../lib/config/mod.ts";
 import { IpcError, ipcRequest } from "../lib/ipc/mod.ts";
 import { isQueueId, QueueDir, QueueFile, type QueueName } from "../lib/queue/mod.ts";
+import { getopt, GetoptError, writeStdout } from "./_cli.ts";
 
 /** sysexits.h codes postqueue uses. */
 export const EX = { OK: 0, USAGE: 64, UNAVAILABLE: 69 } as const;
@@ -346,31 +347,22 @@ type Mode = "f" | "j" | "p";
 function parseArgs(args: string[]): { mode: Mode; c?: string } {
   let mode: Mode | undefined;
   let c: string | undefined;
-  let k = 0;
-  for (; k < args.length; k++) {
-    const a = args[k];
-    if (a === "--") {
-      k++;
-      break;
-    }
-    if (!a.startsWith("-") || a === "-") break;
-    for (let j = 1; j < a.length; j++) {
-      const f = a[j];
-      if (f === "c" || f === "i" || f === "s") {
-        const v = a.slice(j + 1) || args[++k];
-        if (v === undefined) throw new FatalError(USAGE, EX.USAGE);
-        if (f !== "c") {
-          throw new FatalError(`-${f} is not supported by Postwarden; use -f`, EX.USAGE);
-        }
-        c = v;
-        break;
-      }
-      if (f === "v") continue;
-      if ((f !== "f" && f !== "j" && f !== "p") || mode) throw new FatalError(USAGE, EX.USAGE);
-      mode = f;
-    }
+  let parsed;
+  try {
+    parsed = getopt(args, "c:fi:js:pv");
+  } catch (e) {
+    if (e instanceof GetoptError) throw new FatalError(USAGE, EX.USAGE);
+    throw e;
   }
-  if (k < args.length || !mode) throw new FatalError(USAGE, EX.USAGE);
+  for (const { flag, value } of parsed.opts) {
+    if (flag === "c") c = value;
+    else if (flag === "i" || flag === "s") {
+      throw new FatalError(`-${flag} is not supported by Postwarden; use -f`, EX.USAGE);
+    } else if (flag === "v") continue;
+    else if (mode) throw new FatalError(USAGE, EX.USAGE);
+    else mode = flag as Mode;
+  }
+  if (parsed.operands.length > 0 || !mode) throw new FatalError(USAGE, EX.USAGE);
   return { mode, c };
 }
 
@@ -437,15 +429,7 @@ export async function postqueue(args: string[], io: PostqueueIo): Promise<number
 export async function main(args: string[]): Promise<number> {
   const enc = new TextEncoder();
   return await postqueue(args, {
-    out: async (text) => {
-      let bytes = enc.encode(text);
-      try {
-        while (bytes.length > 0) bytes = bytes.subarray(await Deno.stdout.write(bytes));
-      } catch (e) {
-        // A reader that went away early (mailq | head) is not an error.
-        if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
-      }
-    },
+    out: (text) => writeStdout(enc.encode(text)),
     err: (line) => Deno.stderr.writeSync(enc.encode(line + "\n")),
     env: { MAIL_CONFIG: Deno.env.get("MAIL_CONFIG") },
   });

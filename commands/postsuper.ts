@@ -63,6 +63,7 @@ import type { Logger } from "../lib/log/mod.ts";
 import { isQueueId, QueueDir, type QueueName, QUEUES, syncDir } from "../lib/queue/mod.ts";
 import { makeLogger } from "../lib/service/mod.ts";
 import { hostnameIfPermitted, queueDirectory } from "./postqueue.ts";
+import { getopt, GetoptError } from "./_cli.ts";
 
 /** The operations, in the order they run and report. */
 export type Operation = "requeue" | "delete" | "hold" | "release";
@@ -123,29 +124,22 @@ interface Options {
 /** getopt(3) over "c:d:h:H:r:v", then the queue names. */
 function parseArgs(args: string[]): Options {
   const o: Options = { ids: new Map(), queues: [] };
-  let k = 0;
-  for (; k < args.length; k++) {
-    const a = args[k];
-    if (a === "--") {
-      k++;
-      break;
-    }
-    if (!a.startsWith("-") || a === "-") break;
-    for (let j = 1; j < a.length; j++) {
-      const f = a[j];
-      if (f === "v") continue;
-      if (f !== "c" && !(f in FLAGS)) throw new FatalError(USAGE);
-      const v = a.slice(j + 1) || args[++k];
-      if (v === undefined) throw new FatalError(USAGE);
-      if (f === "c") o.c = v;
-      else {
-        const op = FLAGS[f];
-        o.ids.set(op, [...(o.ids.get(op) ?? []), v]);
-      }
-      break;
+  let parsed;
+  try {
+    parsed = getopt(args, "c:d:h:H:r:v");
+  } catch (e) {
+    if (e instanceof GetoptError) throw new FatalError(USAGE);
+    throw e;
+  }
+  for (const { flag, value } of parsed.opts) {
+    if (flag === "v") continue;
+    if (flag === "c") o.c = value;
+    else {
+      const op = FLAGS[flag];
+      o.ids.set(op, [...(o.ids.get(op) ?? []), value!]);
     }
   }
-  for (const name of args.slice(k)) {
+  for (const name of parsed.operands) {
     if (!(QUEUES as readonly string[]).includes(name)) {
       throw new FatalError(`invalid directory name: ${name}`);
     }
