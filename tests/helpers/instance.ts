@@ -4,25 +4,11 @@
  * loopback port, run with `postwarden start-fg` exactly as an admin would.
  */
 import { ReplyParser } from "../../lib/smtp/mod.ts";
+import { postwardenArgs, start } from "../../mod.ts";
+
+export { postwardenArgs };
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-
-/** `deno run` arguments for the postwarden admin command, as `deno task postwarden` runs it. */
-export function postwardenArgs(conf: string, ...cmd: string[]): string[] {
-  return [
-    "run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-run",
-    "--allow-env",
-    "--allow-net",
-    "--allow-sys=hostname",
-    `${ROOT}/commands/postwarden.ts`,
-    "-c",
-    conf,
-    ...cmd,
-  ];
-}
 
 /** A running instance. */
 export interface Instance {
@@ -115,13 +101,7 @@ export async function startInstance(
   const master = (await Deno.readTextFile(`${ROOT}/conf/master.cf`))
     .replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
   await Deno.writeTextFile(`${conf}/master.cf`, opts.masterCf ?? master);
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: postwardenArgs(conf, "start-fg"),
-    ...(opts.env ? { env: opts.env } : {}),
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const proc = start(conf, { env: opts.env }).process;
   const inst: Instance = {
     dir,
     conf,
