@@ -435,6 +435,13 @@ const ROWS: Row[] = [
   ],
   ["smtpd_error_sleep_time", "time", "1s", "Delay before replying after soft errors.", "s"],
   ["smtpd_helo_required", "bool", "no", "Require HELO or EHLO before MAIL."],
+  // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
+  [
+    "postwarden_smtp_ipv6_destinations",
+    "list",
+    "",
+    "IPv6 [address]:port destinations the smtp client's sandbox may reach (no IPv6 ranges in Deno).",
+  ],
   [
     "soft_bounce",
     "bool",

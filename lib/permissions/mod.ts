@@ -4,9 +4,10 @@
  * touch; master uses it to spawn, `postwarden audit` to probe and print.
  *
  * Every grant is scoped to paths, sockets or host:port pairs: never `-A`,
- * never a bare `--allow-*`. IPv6 destinations are not granted to the smtp
- * client (Deno's --allow-net takes no IPv6 ranges); relay to an IPv6
- * literal relayhost is granted exactly.
+ * never a bare `--allow-*`. IPv6 destinations are granted to the smtp
+ * client only as listed in postwarden_smtp_ipv6_destinations (Deno's
+ * --allow-net takes no IPv6 ranges); an IPv6 literal relayhost is granted
+ * exactly.
  */
 import type { MasterService } from "../config/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
@@ -73,6 +74,21 @@ export function smtpDestinations(relayhost: string, nameservers: string[]): stri
   return [`0.0.0.0/0:${port}`, ...dns];
 }
 
+/**
+ * The admin's IPv6 choice (postwarden_smtp_ipv6_destinations): Deno's
+ * --allow-net takes single IPv6 addresses only, so each allowed
+ * destination is listed; "addr" means port 25. Malformed items are skipped
+ * (postwarden check reports nothing for them yet).
+ */
+export function ipv6Destinations(value: string): string[] {
+  const out: string[] = [];
+  for (const item of value.split(/[\s,]+/).filter(Boolean)) {
+    const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(item) ?? /^([0-9A-Fa-f:.]+)$/.exec(item);
+    if (m && m[1].includes(":")) out.push(`[${m[1]}]:${m[2] ?? "25"}`);
+  }
+  return out;
+}
+
 /** Computes the grants for one master.cf service. */
 export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants {
   const g: Grants = { read: [ctx.configDir], write: [], net: [], run: [], sys: [] };
@@ -123,6 +139,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     case "smtp":
       g.read.push(`${q}/active`, "/etc/hosts", "/etc/resolv.conf");
       g.net.push(...smtpDestinations(ctx.param("relayhost"), ctx.nameservers));
+      g.net.push(...ipv6Destinations(ctx.param("postwarden_smtp_ipv6_destinations")));
       break;
     case "local": {
       g.read.push(`${q}/active`);

@@ -27,7 +27,7 @@ const SKIP = new Map([
   ["smtpd_forbid_bare_newline", "Postwarden uses Postfix 3.9's default"],
   ["mynetworks", "Postfix computes the default from the host's interfaces"],
 ]);
-const NAMES = [...PARAMS.keys()].filter((n) => !SKIP.has(n));
+const NAMES = [...PARAMS.keys()].filter((n) => !SKIP.has(n) && !n.startsWith("postwarden_"));
 
 interface Result {
   code: number;

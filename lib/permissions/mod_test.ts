@@ -1,0 +1,105 @@
+import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
+import { parseMasterCf } from "../config/mod.ts";
+import {
+  daemonGrants,
+  grantFlags,
+  ipv6Destinations,
+  type PermissionContext,
+  smtpDestinations,
+} from "./mod.ts";
+
+const MASTER =
+  parseMasterCf(await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url)))
+    .services;
+
+function ctx(params: Record<string, string> = {}): PermissionContext {
+  const all: Record<string, string> = {
+    inet_interfaces: "127.0.0.1",
+    relayhost: "",
+    mail_spool_directory: "/q/mail/",
+    smtpd_peername_lookup: "yes",
+    postwarden_smtp_ipv6_destinations: "",
+    ...params,
+  };
+  return {
+    configDir: "/etc/pw",
+    queueDir: "/q",
+    maillogFile: "/q/log/maillog",
+    nameservers: ["10.0.0.53"],
+    services: MASTER,
+    param: (n) => all[n],
+  };
+}
+
+const svc = (name: string) => MASTER.find((s) => s.name === name)!;
+
+Deno.test("permission sets", async (t) => {
+  await t.step("smtpd: its port, the cleanup socket, the resolver; no queue folder", () => {
+    const g = daemonGrants(svc("2525"), ctx());
+    assertEquals(g.net, ["127.0.0.1:2525", "unix:/q/private/cleanup", "10.0.0.53:53"]);
+    assert(!g.read.some((p) => /\/q\/(incoming|active|deferred|maildrop)/.test(p)), g.read.join());
+    assertEquals(g.write, ["/q/log/maillog", "/q/private/cleanup"]);
+  });
+  await t.step("smtpd without peer name lookups gets no resolver", () => {
+    const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no" }));
+    assertEquals(g.net, ["127.0.0.1:2525", "unix:/q/private/cleanup"]);
+  });
+  await t.step("cleanup: incoming/ and two sockets, no network", () => {
+    const g = daemonGrants(svc("cleanup"), ctx());
+    assertEquals(g.write, [
+      "/q/log/maillog",
+      "/q/private/cleanup",
+      "/q/incoming",
+      "/q/public/qmgr",
+    ]);
+    assert(g.net.every((n) => n.startsWith("unix:")), g.net.join());
+  });
+  await t.step("qmgr: the queue folders and the agents' sockets, no TCP", () => {
+    const g = daemonGrants(svc("qmgr"), ctx());
+    for (const d of ["incoming", "active", "deferred", "hold", "corrupt", "defer"]) {
+      assert(g.write.includes(`/q/${d}`), d);
+    }
+    assert(g.net.includes("unix:/q/private/smtp") && g.net.includes("unix:/q/private/bounce"));
+    assert(!g.net.includes("unix:/q/private/cleanup"), "qmgr does not submit mail");
+    assert(g.net.every((n) => n.startsWith("unix:")), g.net.join());
+  });
+  await t.step("smtp: relayhost exactly, or port 25 anywhere plus DNS; read-only queue", () => {
+    assertEquals(smtpDestinations("[127.0.0.1]:2526", ["10.0.0.53"]), ["127.0.0.1:2526"]);
+    assertEquals(smtpDestinations("", ["10.0.0.53"]), ["0.0.0.0/0:25", "10.0.0.53:53"]);
+    assertEquals(smtpDestinations("[::1]:2526", []), ["[::1]:2526"]);
+    const g = daemonGrants(svc("smtp"), ctx({ relayhost: "[127.0.0.1]:2526" }));
+    assertEquals(g.net, ["unix:/q/private/smtp", "127.0.0.1:2526"]);
+    assert(!g.write.includes("/q/active"), "agents never write the queue");
+  });
+  await t.step("smtp: listed IPv6 destinations", () => {
+    assertEquals(ipv6Destinations("[2001:db8::25]:2525, 2001:db8::26 nonsense [1.2.3.4]:25"), [
+      "[2001:db8::25]:2525",
+      "[2001:db8::26]:25",
+    ]);
+    const g = daemonGrants(svc("smtp"), ctx({ postwarden_smtp_ipv6_destinations: "2001:db8::25" }));
+    assert(g.net.includes("[2001:db8::25]:25"), g.net.join());
+  });
+  await t.step("local: the mail spool, no network; discard/error: nothing of the queue", () => {
+    const local = daemonGrants(svc("local"), ctx());
+    assert(local.write.includes("/q/mail"));
+    assertEquals(local.net, ["unix:/q/private/local"]);
+    for (const name of ["discard", "error"]) {
+      const g = daemonGrants(svc(name), ctx());
+      assertEquals(g.read, ["/etc/pw", `/q/private/${name}`]);
+    }
+  });
+  await t.step("flags are always scoped", () => {
+    for (const s of MASTER) {
+      for (const f of grantFlags(daemonGrants(s, ctx()))) {
+        assert(f === "--no-prompt" || /^--allow-(read|write|net|run|sys)=\S+$/.test(f), f);
+      }
+    }
+  });
+  await t.step("an unknown command has no permission set", () => {
+    assertThrows(
+      () => daemonGrants({ ...svc("local"), command: "nonesuch" }, ctx()),
+      Error,
+      "no permission profile",
+    );
+  });
+});
