@@ -3,6 +3,7 @@
  * capturing submit function, and the whole service over IPC with a fake
  * cleanup server.
  */
+import { concat } from "../../lib/bytes/mod.ts";
 import type { BounceRecipient, BounceRequest } from "../../lib/bounce/client.ts";
 import { requestBounce } from "../../lib/bounce/client.ts";
 import type { CleanupEnvelope } from "../../lib/cleanup/client.ts";
@@ -502,13 +503,3 @@ Deno.test("bounce service over IPC", async (t) => {
     }
   });
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}

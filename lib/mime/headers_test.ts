@@ -4,6 +4,7 @@
  * and xtext.
  */
 
+import { concat } from "../bytes/mod.ts";
 import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import {
   findHeader,
@@ -18,16 +19,6 @@ import {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 interface Split {
   headers: HeaderField[];

@@ -5,6 +5,7 @@
  */
 import { ReplyParser } from "../../lib/smtp/mod.ts";
 import { postwardenArgs, start } from "../../mod.ts";
+import { run } from "./peers.ts";
 
 export { postwardenArgs };
 
@@ -110,21 +111,14 @@ export async function startInstance(
     maillog: `${dir}/var/log/maillog`,
     spool: `${dir}/var/mail`,
     proc,
-    async command(script, args, stdin) {
-      const p = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", `${ROOT}/commands/${script}`, "-c", conf, ...args],
-        stdin: stdin === undefined ? "null" : "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      if (stdin !== undefined) {
-        const w = p.stdin.getWriter();
-        await w.write(new TextEncoder().encode(stdin));
-        await w.close();
-      }
-      const out = await p.output();
-      const dec = new TextDecoder();
-      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    command(script, args, stdin) {
+      return run(
+        Deno.execPath(),
+        ["run", "-A", `${ROOT}/commands/${script}`, "-c", conf, ...args],
+        {
+          stdin,
+        },
+      );
     },
     log: () => Deno.readTextFile(`${dir}/var/log/maillog`).catch(() => ""),
     async stop() {

@@ -10,6 +10,7 @@
  * every recipient with the virtual(8) agent into one Maildir,
  * `${dir}/vmail/box/` (read it with `mailbox()`), owned by the postfix user.
  */
+import { run as runPeer } from "./peers.ts";
 import { freePort } from "./instance.ts";
 
 export const POSTFIX = "/usr/sbin/postfix";
@@ -64,21 +65,10 @@ export interface PostfixInstance {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A program's exit code and its stdout and stderr together. */
 async function run(cmd: string, args: string[], stdin?: string) {
-  const p = new Deno.Command(cmd, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = p.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await p.output();
-  const dec = new TextDecoder();
-  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+  const r = await runPeer(cmd, args, { stdin });
+  return { code: r.code, text: r.stdout + r.stderr };
 }
 
 /** Resident set size of a process in KiB (0 if gone). */
