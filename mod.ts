@@ -37,7 +37,7 @@ export function postwardenArgs(configDir: string, ...cmd: string[]): string[] {
     "--allow-run",
     "--allow-env",
     "--allow-net",
-    "--allow-sys=hostname",
+    "--allow-sys=hostname,uid,gid",
     `${ROOT}/commands/postwarden.ts`,
     "-c",
     configDir,

@@ -1,17 +1,26 @@
 /**
- * `postwarden audit`: for each master.cf service, start the daemon's exact
- * permission set (from lib/permissions) with a probe and print what it can
- * and cannot do, measured live: read and write each queue folder, read
- * /etc/shadow, write a mailbox, connect to 127.0.0.1:25, bind its own
- * endpoint, run /bin/sh.
+ * `postwarden audit`: for each service master runs, start the daemon's
+ * exact command line (lib/permissions daemonCommand: same executable,
+ * flags, environment, DENO_DIR and user) with the probe script in place
+ * of the daemon, and print what it can and cannot do, measured live:
+ * read and write each queue folder, read /etc/shadow and main.cf, write a
+ * mailbox, write the log, remove or replace another daemon's socket,
+ * connect to 127.0.0.1:25, bind its own endpoint, run /bin/sh, import
+ * code from npm or over HTTP (a local server counts the attempts), and
+ * keep data in localStorage, the Cache API or a path-less Deno KV.
  */
 import { type Config, parseMasterCf } from "../lib/config/mod.ts";
+import type { Prepared } from "../lib/instance/mod.ts";
 import {
-  daemonGrants,
-  grantFlags,
+  clientsOf,
+  daemonCommand,
+  daemonEnv,
   parseResolvConf,
+  peerSocket,
+  peersOf,
   serviceSocket,
 } from "../lib/permissions/mod.ts";
+import { planServices } from "../lib/service/catalog.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
 
@@ -19,82 +28,129 @@ import type { Probe } from "./audit_probe.ts";
 export interface AuditOptions {
   configDir: string;
   config: Config;
-  overrides: Record<string, string>;
-  root: string;
+  prepared: Prepared;
 }
 
 /** Runs the audit; returns the exit status. */
 export async function runAudit(o: AuditOptions): Promise<number> {
-  const q = o.overrides.queue_directory;
-  const spool = (o.overrides.mail_spool_directory ?? "").replace(/\/+$/, "");
+  const ov = o.prepared.overrides;
+  const q = ov.queue_directory;
+  const spool = (ov.mail_spool_directory ?? "").replace(/\/+$/, "");
   const mcf = parseMasterCf(await Deno.readTextFile(`${o.configDir}/master.cf`));
+  const plan = planServices(
+    mcf.services,
+    (n) => o.config.raw(n) === undefined ? undefined : o.config.str(n),
+  );
   const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
-  if (spool) await Deno.mkdir(spool, { recursive: true });
   const folders = ["maildrop", "incoming", "active", "deferred", "hold", "corrupt"];
+
+  // Imports over HTTP must never get this far; count the attempts that do.
+  let importHits = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    importHits++;
+    return new Response("export default 1;", {
+      headers: { "content-type": "application/javascript" },
+    });
+  });
+  const importUrl = `http://127.0.0.1:${server.addr.port}/probe.js`;
+
   let failed = false;
-  for (const svc of mcf.services) {
-    const param = (n: string) =>
-      Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : (o.overrides[n] ?? o.config.str(n));
-    const grants = daemonGrants(svc, {
-      configDir: o.configDir,
-      queueDir: q,
-      maillogFile: o.overrides.maillog_file ?? "",
-      nameservers: ns,
-      services: mcf.services,
-      param,
-    });
-    const probes: [string, Probe][] = [];
-    for (const f of folders) {
-      probes.push([`read ${f}/`, { kind: "read-dir", path: `${q}/${f}` }]);
-      probes.push([`write ${f}/`, { kind: "write-dir", path: `${q}/${f}` }]);
-    }
-    probes.push(["read /etc/shadow", { kind: "read-file", path: "/etc/shadow" }]);
-    if (spool) probes.push(["write a mailbox", { kind: "write-dir", path: spool }]);
-    probes.push(["connect 127.0.0.1:25", { kind: "connect", host: "127.0.0.1", port: 25 }]);
-    if (svc.type === "inet") {
-      for (
-        const ep of inetEndpoints(
-          svc.name,
-          param("inet_interfaces").split(/[\s,]+/).filter(Boolean),
-        )
-      ) {
-        probes.push([`bind ${ep.hostname}:${ep.port}`, {
-          kind: "listen-tcp",
-          host: ep.hostname,
-          port: ep.port,
-        }]);
+  try {
+    for (const svc of plan.run) {
+      const param = (n: string) =>
+        Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : (ov[n] ?? o.config.str(n));
+      const probes: [string, Probe][] = [];
+      for (const f of folders) {
+        probes.push([`read ${f}/`, { kind: "read-dir", path: `${q}/${f}` }]);
+        probes.push([`write ${f}/`, { kind: "write-dir", path: `${q}/${f}` }]);
       }
-    } else {
-      const sock = serviceSocket(q, svc);
-      probes.push([`bind ${sock.slice(q.length + 1)}`, { kind: "listen-unix", path: sock }]);
+      probes.push(["read /etc/shadow", { kind: "read-file", path: "/etc/shadow" }]);
+      probes.push(["read main.cf", { kind: "read-file", path: `${o.configDir}/main.cf` }]);
+      if (spool) probes.push(["write a mailbox", { kind: "write-dir", path: spool }]);
+      if (ov.maillog_file) {
+        probes.push(["write the maillog", { kind: "append-file", path: ov.maillog_file }]);
+      }
+      // A peer's socket, and the one another client of that peer uses:
+      // where a hijacker would listen.
+      const targetName = peersOf(svc, plan.run)[0];
+      const target = plan.run.find((s) =>
+        s.type === "unix" && (targetName ? s.name === targetName : s !== svc)
+      );
+      if (target) {
+        const socks = [serviceSocket(q, target)];
+        const rival = clientsOf(target, plan.run).find((c) => c !== svc);
+        if (rival) socks.push(peerSocket(q, rival, target.name));
+        for (const sock of socks) {
+          const rel = sock.slice(q.length + 1);
+          probes.push([`remove or replace ${rel}`, { kind: "replace", path: sock }]);
+          probes.push([`listen on ${rel}`, { kind: "listen-unix", path: sock }]);
+        }
+      }
+      probes.push(["connect 127.0.0.1:25", { kind: "connect", host: "127.0.0.1", port: 25 }]);
+      if (svc.type === "inet") {
+        const ifaces = param("inet_interfaces").split(/[\s,]+/).filter(Boolean);
+        for (const ep of inetEndpoints(svc.name, ifaces)) {
+          probes.push([`bind ${ep.hostname}:${ep.port}`, {
+            kind: "listen-tcp",
+            host: ep.hostname,
+            port: ep.port,
+          }]);
+        }
+      } else {
+        const sock = serviceSocket(q, svc);
+        probes.push([`bind ${sock.slice(q.length + 1)}`, { kind: "listen-unix", path: sock }]);
+      }
+      probes.push(["run /bin/sh", { kind: "run", program: "/bin/sh" }]);
+      probes.push(["import code from npm", { kind: "import", specifier: "npm:is-number@7.0.0" }]);
+      probes.push([`import code over HTTP`, { kind: "import", specifier: importUrl }]);
+      probes.push(["keep data in localStorage", { kind: "local-storage" }]);
+      probes.push(["keep data in the Cache API", { kind: "cache-api" }]);
+      probes.push(["open Deno KV without a path", { kind: "kv-default" }]);
+
+      const cmd = daemonCommand(svc, {
+        queueDir: q,
+        nameservers: ns,
+        services: plan.run,
+        param,
+        runtime: o.prepared.runtime,
+        script: "commands/audit_probe.ts",
+        daemonArgs: [JSON.stringify(probes.map((p) => p[1]))],
+      });
+      const owner = o.prepared.owner;
+      const out = await new Deno.Command(cmd.program, {
+        args: cmd.args,
+        cwd: q,
+        clearEnv: true,
+        env: daemonEnv(o.prepared.runtime),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+      }).output();
+      console.log(`${svc.name}/${svc.type} (${svc.command})${owner ? ` as ${owner.name}` : ""}`);
+      console.log(
+        `  flags: ${
+          cmd.args.slice(1, cmd.args.indexOf(`${o.prepared.runtime.code}/commands/audit_probe.ts`))
+            .join(" ")
+        }`,
+      );
+      if (!out.success) {
+        console.log(`  probe failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+        failed = true;
+        continue;
+      }
+      const results = JSON.parse(new TextDecoder().decode(out.stdout)) as string[];
+      probes.forEach(([label], i) => {
+        const r = results[i];
+        const mark = r === "denied" || r.startsWith("denied ") ? "cannot" : "can   ";
+        const detail = r !== "allowed" && r !== "denied" ? `  [${r}]` : "";
+        console.log(`  ${mark} ${label}${detail}`);
+      });
     }
-    probes.push(["run /bin/sh", { kind: "run", program: "/bin/sh" }]);
-    const flags = grantFlags(grants);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        `--config=${o.root}/deno.json`,
-        "--no-lock",
-        ...flags,
-        `${o.root}/commands/audit_probe.ts`,
-        JSON.stringify(probes.map((p) => p[1])),
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    console.log(`${svc.name}/${svc.type} (${svc.command})`);
-    console.log(`  flags: ${flags.join(" ")}`);
-    if (!out.success) {
-      console.log(`  probe failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-      failed = true;
-      continue;
-    }
-    const results = JSON.parse(new TextDecoder().decode(out.stdout)) as string[];
-    probes.forEach(([label], i) => {
-      const r = results[i];
-      const mark = r === "denied" ? "cannot" : "can   ";
-      console.log(`  ${mark} ${label}${r !== "allowed" && r !== "denied" ? `  [${r}]` : ""}`);
-    });
+  } finally {
+    await server.shutdown();
   }
+  console.log(`HTTP import attempts that reached the test server: ${importHits}`);
+  if (importHits > 0) failed = true;
   return failed ? 1 : 0;
 }

@@ -1,9 +1,13 @@
 /**
  * The probe `postwarden audit` runs inside each daemon's permission set.
  * It attempts each action named in its JSON argument and prints one JSON
- * result per action: "allowed", "denied" (by the Deno sandbox), or
- * "allowed (<OS error>)" when the sandbox let it through but the operation
- * itself failed. It never deletes anything it did not create.
+ * result per action: "allowed", "denied" (by the Deno sandbox), "denied
+ * (<why>)" when something below Deno stopped it (a read-only DENO_DIR, a
+ * missing API), or "allowed (<OS error>)" when the sandbox let it through
+ * but the operation itself failed. It never deletes, truncates or replaces
+ * anything it did not create: a socket is "replaced" by renaming it onto
+ * itself, which needs the same permission as removing it and changes
+ * nothing; the log is opened for appending and closed unwritten.
  */
 
 export type Probe =
@@ -13,7 +17,17 @@ export type Probe =
   | { kind: "connect"; host: string; port: number }
   | { kind: "listen-tcp"; host: string; port: number }
   | { kind: "listen-unix"; path: string }
-  | { kind: "run"; program: string };
+  | { kind: "run"; program: string }
+  | { kind: "append-file"; path: string }
+  | { kind: "replace"; path: string }
+  | { kind: "import"; specifier: string }
+  | { kind: "local-storage" }
+  | { kind: "cache-api" }
+  | { kind: "kv-default" };
+
+function why(e: unknown): string {
+  return (e as Error).message.replace(/\s*\(os error \d+\)/, "").split("\n")[0].slice(0, 120);
+}
 
 function classify(e: unknown): string {
   if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
@@ -67,6 +81,50 @@ async function attempt(p: Probe): Promise<string> {
         l.close();
         if (!existed) await Deno.remove(p.path).catch(() => {});
         return "allowed";
+      }
+      case "append-file": {
+        const f = await Deno.open(p.path, { append: true });
+        f.close();
+        return "allowed";
+      }
+      case "replace":
+        await Deno.rename(p.path, p.path);
+        return "allowed";
+      case "import":
+        try {
+          await import(p.specifier);
+          return "allowed";
+        } catch (e) {
+          const m = (e as Error).message;
+          if (/--no-npm|--no-remote|Requires import access|NotCapable/.test(m)) return "denied";
+          return `allowed (${why(e)})`;
+        }
+      case "local-storage":
+        try {
+          localStorage.setItem("postwarden-audit", "1");
+          localStorage.removeItem("postwarden-audit");
+          return "allowed";
+        } catch (e) {
+          return `denied (${why(e)})`;
+        }
+      case "cache-api":
+        try {
+          const c = await caches.open("postwarden-audit");
+          await c.put("http://audit.invalid/", new Response("x"));
+          await caches.delete("postwarden-audit");
+          return "allowed";
+        } catch (e) {
+          return `denied (${why(e)})`;
+        }
+      case "kv-default": {
+        const open = (Deno as unknown as { openKv?: () => Promise<{ close(): void }> }).openKv;
+        if (typeof open !== "function") return "denied (no Deno KV API in this daemon)";
+        try {
+          (await open()).close();
+          return "allowed";
+        } catch (e) {
+          return `denied (${why(e)})`;
+        }
       }
       case "run": {
         const out = await new Deno.Command(p.program, {

@@ -8,18 +8,19 @@
  * with a scoped permission set computed here: the config directory, the
  * queue directory, the log file, and running `deno` only.
  */
-import { dirname } from "node:path";
 import {
   type Config,
   configDirFrom,
-  configPath,
   loadConfig,
   parseMasterCf,
   validateConfig,
 } from "../lib/config/mod.ts";
+import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/mod.ts";
 import { daemonGrants, grantFlags, parseResolvConf } from "../lib/permissions/mod.ts";
+import { currentIds, lookupAccount } from "../lib/privilege/mod.ts";
+import { checkQueue } from "../lib/queue/layout.ts";
+import { planServices } from "../lib/service/catalog.ts";
 import { runningMaster } from "../daemons/master/pidfile.ts";
-import { QueueDir } from "../lib/queue/mod.ts";
 import { endpointText, type InetEndpoint, inetEndpoints } from "../lib/service/endpoints.ts";
 import { runAudit } from "./audit.ts";
 
@@ -31,57 +32,60 @@ function fatal(msg: string, code = 1): never {
   Deno.exit(code);
 }
 
-/** Path parameters made absolute and normalized, passed to master as overrides. */
-export function pathOverrides(config: Config): Record<string, string> {
-  const o: Record<string, string> = {};
-  for (const name of ["queue_directory", "maillog_file", "mail_spool_directory"]) {
-    const v = configPath(config, name);
-    if (v) o[name] = v;
-  }
-  if (!config.isSet("myhostname")) o.myhostname = config.str("myhostname");
-  return o;
-}
+export { pathOverrides };
 
-/** master's own permission flags. */
-export function masterFlags(configDir: string, o: Record<string, string>): string[] {
+/** master's own permission flags: what it reads, writes, runs, and nothing else. */
+export function masterFlags(
+  configDir: string,
+  config: Config,
+  p: Prepared,
+): string[] {
+  const o = p.overrides;
   const q = o.queue_directory;
   const read = [configDir, q, "/etc/passwd", "/etc/resolv.conf"];
   const write = [q];
+  const net: string[] = [];
   if (o.maillog_file) write.push(o.maillog_file);
-  // To hand the mail spool to mail_owner (chown needs write access).
-  if (o.mail_spool_directory) write.push(o.mail_spool_directory.replace(/\/+$/, ""));
-  return [
+  else {
+    // syslog: master binds a client socket in pid/ and sends to /dev/log.
+    read.push("/dev/log");
+    write.push("/dev/log");
+    net.push(`unix:${q}/pid/master.syslog.*`);
+  }
+  const env = config.list("import_environment").map((i) => i.split("=")[0]).filter(Boolean);
+  const flags = [
     "--no-prompt",
+    "--no-config",
+    "--no-lock",
+    "--no-remote",
+    "--no-npm",
+    "--unstable-net",
     `--allow-read=${read.join(",")}`,
     `--allow-write=${write.join(",")}`,
-    `--allow-run=${Deno.execPath()}`,
-    "--allow-sys=uid",
+    `--allow-run=${p.runtime.deno}`,
+    "--allow-sys=uid,gid,hostname",
   ];
+  if (env.length) flags.push(`--allow-env=${env.join(",")}`);
+  if (net.length) flags.push(`--allow-net=${net.join(",")}`);
+  return flags;
 }
 
-async function prepare(configDir: string) {
-  let config: Config;
+async function loadOrDie(configDir: string): Promise<Config> {
   try {
-    config = await loadConfig(configDir);
+    return await loadConfig(configDir);
   } catch (e) {
     fatal((e as Error).message);
   }
-  const o = pathOverrides(config);
-  if (!o.queue_directory) fatal("queue_directory is not set");
-  await new QueueDir(o.queue_directory).create();
-  if (o.maillog_file) await Deno.mkdir(dirname(o.maillog_file), { recursive: true });
-  if (o.mail_spool_directory) await Deno.mkdir(o.mail_spool_directory, { recursive: true });
-  return { config, o };
 }
 
-function masterCommand(configDir: string, o: Record<string, string>, foreground: boolean) {
-  const args = ["run", `--config=${ROOT}/deno.json`, "--no-lock", ...masterFlags(configDir, o)];
-  args.push(`${ROOT}/daemons/master/main.ts`, "-c", configDir);
+function masterCommand(configDir: string, config: Config, p: Prepared, foreground: boolean) {
+  const args = ["run", ...masterFlags(configDir, config, p), `${ROOT}/daemons/master/main.ts`];
+  args.push("-c", configDir, "-r", p.runtime.deno, "-C", p.runtime.code, "-D", p.runtime.denoDir);
   if (foreground) args.push("-l");
   // Developer aid: POSTWARDEN_CPU_PROF=DIR writes a V8 CPU profile per daemon.
   const prof = Deno.env.get("POSTWARDEN_CPU_PROF");
   if (prof) args.push("-P", prof);
-  for (const [k, v] of Object.entries(o)) args.push("-o", `${k}=${v}`);
+  for (const [k, v] of Object.entries(p.overrides)) args.push("-o", `${k}=${v}`);
   return args;
 }
 
@@ -93,6 +97,25 @@ async function inetEndpointsOf(configDir: string, config: Config): Promise<InetE
       .split(/[\s,]+/).filter(Boolean);
     return inetEndpoints(s.name, ifaces);
   });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** master.cf's services: which run, which are skipped, what stops the start. */
+async function servicePlan(configDir: string, config: Config) {
+  const mcf = parseMasterCf(await Deno.readTextFile(`${configDir}/master.cf`));
+  const plan = planServices(
+    mcf.services,
+    (n) => config.raw(n) === undefined ? undefined : config.str(n),
+  );
+  return { ...plan, warnings: mcf.warnings, all: mcf.services };
 }
 
 async function fileSize(path: string | undefined): Promise<number> {
@@ -143,6 +166,64 @@ async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boole
   return check();
 }
 
+/**
+ * `postwarden check`, like `postfix check`: every parameter and master.cf
+ * service (each with its `-o` overrides), the services Postwarden skips,
+ * each daemon's permission set, and the owners and modes of the queue
+ * directory. Exit status 1 when something would stop the start.
+ */
+async function check(
+  configDir: string,
+  config: Config,
+  configured: Record<string, string>,
+): Promise<number> {
+  let bad = false;
+  const warn = (m: string) => console.error(`${PROG}: warning: ${m}`);
+  const error = (m: string) => {
+    console.error(`${PROG}: error: ${m}`);
+    bad = true;
+  };
+  config.warnings.forEach(warn);
+  validateConfig(config).forEach(error);
+  try {
+    const plan = await servicePlan(configDir, config);
+    plan.warnings.forEach(warn);
+    plan.skipped.forEach(warn);
+    plan.errors.forEach(error);
+    const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
+    for (const svc of plan.run) {
+      if (Object.keys(svc.overrides).length) {
+        const own = await loadConfig(configDir, { overrides: svc.overrides });
+        for (const e of validateConfig(own)) error(`master.cf: service ${svc.name}: ${e}`);
+      }
+      const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
+      grantFlags(daemonGrants(svc, {
+        queueDir: configured.queue_directory,
+        nameservers: ns,
+        services: plan.run,
+        param: p,
+      }));
+    }
+  } catch (e) {
+    error((e as Error).message);
+  }
+  let owners;
+  if (Deno.uid() === 0) {
+    const name = config.str("mail_owner");
+    const a = await lookupAccount(name);
+    if (!a) warn(`mail_owner ${name} does not exist; postwarden start creates it`);
+    owners = a ? { root: { uid: 0, gid: 0 }, mail: { uid: a.uid, gid: a.gid } } : null;
+  } else {
+    const me = currentIds();
+    owners = { root: me, mail: me };
+  }
+  if (owners && (await exists(configured.queue_directory))) {
+    const q = await Deno.realPath(configured.queue_directory);
+    (await checkQueue(q, owners)).forEach(warn);
+  }
+  return bad ? 1 : 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   let c: string | undefined;
   const rest: string[] = [];
@@ -155,9 +236,10 @@ async function main(argv: string[]): Promise<number> {
   const usage = `usage: ${PROG} [-c config_dir] start|start-fg|stop|reload|status|check|audit`;
   if (!cmd) fatal(usage, 64);
 
-  const { config, o } = await prepare(configDir);
-  const pidDir = `${o.queue_directory}/pid`;
-  await Deno.mkdir(pidDir, { recursive: true });
+  const config = await loadOrDie(configDir);
+  const configured = pathOverrides(config);
+  if (!configured.queue_directory) fatal("queue_directory is not set");
+  const pidDir = `${configured.queue_directory}/pid`;
   const running = await runningMaster(pidDir);
 
   switch (cmd) {
@@ -168,20 +250,57 @@ async function main(argv: string[]): Promise<number> {
       }
       for (const w of config.warnings) console.error(`${PROG}: warning: ${w}`);
       const bad = validateConfig(config);
+      const plan = await servicePlan(configDir, config);
+      for (const w of plan.skipped) console.error(`${PROG}: warning: ${w}`);
+      bad.push(...plan.errors);
       if (bad.length) fatal(bad.join("\n"));
       const fg = cmd === "start-fg";
+      if (!fg && !configured.maillog_file && !(await exists("/dev/log"))) {
+        fatal(
+          "maillog_file is empty, which means syslog, and there is no /dev/log: " +
+            "set maillog_file (postconf -e maillog_file=/var/log/postwarden.log) " +
+            "or start a syslog daemon",
+        );
+      }
+      let prepared: Prepared;
+      try {
+        prepared = await prepareInstance(config, {
+          source: ROOT,
+          deno: Deno.execPath(),
+          env: Deno.env.toObject(),
+        });
+      } catch (e) {
+        fatal((e as Error).message);
+      }
+      const o = prepared.overrides;
+      const as = prepared.owner
+        ? `daemons run as ${prepared.owner.name} (uid ${prepared.owner.uid})`
+        : `daemons run as uid ${Deno.uid()}`;
+      console.error(
+        `${PROG}: ${as}, queue ${o.queue_directory}, from ${prepared.runtime.code}` +
+          (prepared.notes.length ? `; ${prepared.notes.join("; ")}` : ""),
+      );
       const logStart = await fileSize(o.maillog_file);
       const proc = new Deno.Command(Deno.execPath(), {
-        args: masterCommand(configDir, o, fg),
+        args: masterCommand(configDir, config, prepared, fg),
         stdin: "null",
         stdout: fg ? "inherit" : "null",
-        stderr: fg ? "inherit" : "null",
+        stderr: fg ? "inherit" : "piped",
         detached: !fg,
       }).spawn();
       if (!fg) {
         proc.unref();
-        const up = await waitFor(async () => (await runningMaster(pidDir)) !== null, 15_000);
-        if (!up) fatal("master did not start; see the log");
+        let exited = false;
+        proc.status.then(() => (exited = true));
+        const up = await waitFor(
+          async () => exited || (await runningMaster(`${o.queue_directory}/pid`)) !== null,
+          15_000,
+        );
+        if (!up || exited) {
+          const err = exited ? await new Response(proc.stderr).text() : "";
+          fatal(`master did not start${err ? `: ${err.trim()}` : "; see the log"}`);
+        }
+        proc.stderr.cancel().catch(() => {});
         console.error(`${PROG}: starting the Postwarden mail system`);
         // A daemon that cannot start (port in use, bad permissions) would
         // otherwise only show in the log: say so here.
@@ -236,45 +355,21 @@ async function main(argv: string[]): Promise<number> {
       }
       console.error(`${PROG}: the Postwarden mail system is running: PID: ${running}`);
       return 0;
-    case "check": {
-      let bad = false;
-      for (const w of config.warnings) console.error(`${PROG}: warning: ${w}`);
+    case "check":
+      return await check(configDir, config, configured);
+    case "audit": {
+      let prepared: Prepared;
       try {
-        const mcf = parseMasterCf(await Deno.readTextFile(`${configDir}/master.cf`));
-        for (const w of mcf.warnings) console.error(`${PROG}: warning: ${w}`);
-        const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
-        for (const svc of mcf.services) {
-          const p = (n: string) =>
-            Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
-          grantFlags(daemonGrants(svc, {
-            configDir,
-            queueDir: o.queue_directory,
-            maillogFile: o.maillog_file ?? "",
-            nameservers: ns,
-            services: mcf.services,
-            param: p,
-          }));
-          try {
-            await Deno.stat(`${ROOT}/daemons/${svc.command}/main.ts`);
-          } catch {
-            console.error(
-              `${PROG}: error: master.cf: service ${svc.name}: no such command "${svc.command}"`,
-            );
-            bad = true;
-          }
-        }
-        for (const e of validateConfig(config)) {
-          console.error(`${PROG}: error: ${e}`);
-          bad = true;
-        }
+        prepared = await prepareInstance(config, {
+          source: ROOT,
+          deno: Deno.execPath(),
+          env: Deno.env.toObject(),
+        });
       } catch (e) {
-        console.error(`${PROG}: error: ${(e as Error).message}`);
-        bad = true;
+        fatal((e as Error).message);
       }
-      return bad ? 1 : 0;
+      return await runAudit({ configDir, config, prepared });
     }
-    case "audit":
-      return await runAudit({ configDir, config, overrides: o, root: ROOT });
     default:
       fatal(usage, 64);
   }

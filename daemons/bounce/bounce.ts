@@ -108,7 +108,7 @@ interface Original {
 export async function serveBounce(conn: IpcConn, ctx: ServiceContext): Promise<void> {
   const req = await conn.recvMsg();
   const reply = await handleBounce(req, ctx, {
-    submit: cleanupSubmitter(ctx.queue.privateSocket("cleanup")),
+    submit: cleanupSubmitter(ctx.peer("cleanup")),
   });
   await conn.send(reply);
 }

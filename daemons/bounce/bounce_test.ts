@@ -88,9 +88,10 @@ async function fixture(
       service: "bounce",
       type: "unix",
       overrides: {},
-      stderrLog: false,
       publicService: false,
     },
+    services: [],
+    peer: (name: string) => queue.privateSocket(name),
     signal: new AbortController().signal,
   };
   return { dir, queue, ctx, lines, path: queue.path("active", ORIGINAL_ID) };

@@ -1,6 +1,6 @@
 /**
- * cleanup daemon entry: serves `private/cleanup` and wakes qmgr (via
- * `public/qmgr`) with the ids of newly queued messages. See cleanup.ts.
+ * cleanup daemon entry: serves `private/cleanup` and wakes qmgr (through
+ * its peer link to qmgr's socket) with the ids of newly queued messages. See cleanup.ts.
  */
 import { ipcRequest } from "../../lib/ipc/mod.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
@@ -10,7 +10,7 @@ let service: CleanupService | null = null;
 
 function get(ctx: ServiceContext): CleanupService {
   service ??= new CleanupService(ctx, async (ids) => {
-    await ipcRequest(ctx.queue.publicSocket("qmgr"), { op: "new", ids }, { timeoutMs: 60_000 });
+    await ipcRequest(ctx.peer("qmgr"), { op: "new", ids }, { timeoutMs: 60_000 });
   });
   return service;
 }

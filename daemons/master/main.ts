@@ -1,19 +1,30 @@
 /**
  * master: the supervisor. Reads master.cf, starts every service as its own
- * `deno run` process with the permission flags from lib/permissions,
+ * `deno run` process with the command line from lib/permissions (scoped
+ * grants, no remote code, a read-only DENO_DIR), hands each daemon its
+ * configuration on stdin, writes the log for all of them (log_writer.ts),
  * restarts a service that dies (with a throttle against crash loops),
- * reloads on SIGHUP and stops everything on SIGTERM/SIGINT.
+ * reloads on SIGHUP (and reopens the log) and stops everything on
+ * SIGTERM/SIGINT.
  *
  * One master per queue directory: it holds an flock on `pid/master.lock`.
+ *
+ * Started as root, master runs no daemon as root: each runs as mail_owner
+ * (its uid and primary gid, no supplementary groups), from the runtime
+ * `postwarden start` staged (lib/runtime). Started as another user,
+ * everything runs as that user. `postwarden start` prepares the queue
+ * directory (lib/queue/layout.ts) before master starts; master writes only
+ * where root owns the folder (pid/ and the log's folder).
  *
  * Unlike Postfix's master, each daemon binds its own endpoint (Deno cannot
  * hand a listening socket to a child) and one process serves all of a
  * service's connections concurrently; master.cf's maxproc is therefore
- * not a process count. Runs as given by `postwarden start`; when root and
- * main.cf sets mail_owner, daemons run as that user.
+ * not a process count. Services Postwarden has no daemon for are handled
+ * by lib/service/catalog.ts (skipped with a log line, or a fatal error).
  *
- * Parameters: queue_directory, mail_owner, maillog_file, inet_interfaces,
- * relayhost, mail_spool_directory (for the permission sets).
+ * Parameters: queue_directory, mail_owner, maillog_file, import_environment,
+ * inet_interfaces, relayhost, mail_spool_directory and the others
+ * lib/permissions reads for the permission sets.
  */
 import {
   type Config,
@@ -22,14 +33,21 @@ import {
   parseMasterCf,
   validateConfig,
 } from "../../lib/config/mod.ts";
-import { type Logger } from "../../lib/log/mod.ts";
-import { daemonGrants, grantFlags, parseResolvConf } from "../../lib/permissions/mod.ts";
+import { Logger } from "../../lib/log/mod.ts";
+import { daemonCommand, daemonEnv, parseResolvConf } from "../../lib/permissions/mod.ts";
+import {
+  type Account,
+  checkMailOwner,
+  currentIds,
+  lookupAccount,
+} from "../../lib/privilege/mod.ts";
 import { QueueDir } from "../../lib/queue/mod.ts";
+import type { Runtime } from "../../lib/runtime/mod.ts";
 import { formatDaemonArgs } from "../../lib/service/args.ts";
-import { makeLogger } from "../../lib/service/mod.ts";
+import { planServices } from "../../lib/service/catalog.ts";
+import type { DaemonHandoff } from "../../lib/service/mod.ts";
+import { LogWriter } from "./log_writer.ts";
 import { acquireMasterLock, releaseMasterLock } from "./pidfile.ts";
-
-const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Services that must never run twice at once (they own queue folders). */
 const SINGLETONS = new Set(["qmgr", "pickup"]);
@@ -44,136 +62,230 @@ interface Child {
 
 interface MasterOptions {
   configDir: string;
-  stderrLog: boolean;
+  /** Foreground: copy the log to stderr. */
+  foreground: boolean;
   overrides: Record<string, string>;
+  runtime: Runtime;
   /** Developer aid: write V8 CPU profiles of every daemon here (`-P DIR`). */
   profileDir?: string;
 }
 
 function parseArgs(argv: string[]): MasterOptions {
-  const o: MasterOptions = { configDir: "", stderrLog: false, overrides: {} };
+  const o: MasterOptions = {
+    configDir: "",
+    foreground: false,
+    overrides: {},
+    runtime: { deno: "", code: "", denoDir: "" },
+  };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "-c") o.configDir = argv[++i];
-    else if (argv[i] === "-l") o.stderrLog = true;
-    else if (argv[i] === "-P") o.profileDir = argv[++i];
+    const next = () => {
+      if (i + 1 >= argv.length) throw new Error(`missing value after ${argv[i]}`);
+      return argv[++i];
+    };
+    if (argv[i] === "-c") o.configDir = next();
+    else if (argv[i] === "-l") o.foreground = true;
+    else if (argv[i] === "-P") o.profileDir = next();
+    else if (argv[i] === "-r") o.runtime.deno = next();
+    else if (argv[i] === "-C") o.runtime.code = next();
+    else if (argv[i] === "-D") o.runtime.denoDir = next();
     else if (argv[i] === "-o") {
-      const kv = argv[++i] ?? "";
+      const kv = next();
       const eq = kv.indexOf("=");
       if (eq > 0) o.overrides[kv.slice(0, eq)] = kv.slice(eq + 1);
-    } else throw new Error(`master: unexpected argument ${argv[i]}`);
+    } else throw new Error(`unexpected argument ${argv[i]}`);
   }
-  if (!o.configDir) throw new Error("master: usage: master -c CONFIG_DIR [-l] [-o name=value]");
+  const rt = o.runtime;
+  if (!o.configDir || !rt.deno || !rt.code || !rt.denoDir) {
+    throw new Error(
+      "usage: master -c CONFIG_DIR -r DENO -C CODE_DIR -D DENO_DIR [-l] [-o name=value]",
+    );
+  }
   return o;
 }
 
-/** The user daemons run as, when master runs as root and mail_owner is set. */
-async function mailOwnerIds(config: Config): Promise<{ uid: number; gid: number } | null> {
-  if (Deno.uid() !== 0 || !config.isSet("mail_owner")) return null;
-  const owner = config.str("mail_owner");
-  const passwd = await Deno.readTextFile("/etc/passwd");
-  for (const line of passwd.split("\n")) {
-    const f = line.split(":");
-    if (f[0] === owner) {
-      const uid = Number(f[2]);
-      if (uid === 0) {
-        throw new Error(`mail_owner ${owner} has uid 0; refusing to run daemons as root`);
-      }
-      return { uid, gid: Number(f[3]) };
+/**
+ * The environment master passes on, as Postfix's import_environment: only
+ * the names listed (with `name=value` setting a value).
+ */
+export function importedEnvironment(
+  spec: string,
+  getenv: (name: string) => string | undefined,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of spec.split(/[\s,]+/).filter(Boolean)) {
+    const eq = item.indexOf("=");
+    if (eq > 0) out[item.slice(0, eq)] = item.slice(eq + 1);
+    else {
+      const v = getenv(item);
+      if (v !== undefined) out[item] = v;
     }
   }
-  throw new Error(`mail_owner: unknown user "${owner}"`);
+  return out;
+}
+
+/** An environment variable master was allowed to read (import_environment only). */
+function getenv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What one configuration load gives master. */
+interface Loaded {
+  config: Config;
+  mainCf: string;
+  services: MasterService[];
+  notes: string[];
+  owner: Account | null;
+  nameservers: string[];
+}
+
+async function loadAll(opts: MasterOptions): Promise<Loaded> {
+  const config = await loadConfig(opts.configDir, { overrides: opts.overrides });
+  const bad = validateConfig(config);
+  if (bad.length) throw new Error(bad.join("; "));
+  const mainCf = await Deno.readTextFile(`${opts.configDir}/main.cf`);
+  const parsed = parseMasterCf(await Deno.readTextFile(`${opts.configDir}/master.cf`));
+  const plan = planServices(
+    parsed.services,
+    (n) => config.raw(n) === undefined ? undefined : config.str(n),
+  );
+  if (plan.errors.length) throw new Error(plan.errors.join("; "));
+  let owner: Account | null = null;
+  if (Deno.uid() === 0) {
+    const name = config.str("mail_owner");
+    owner = await lookupAccount(name);
+    if (!owner) throw new Error(`mail_owner: unknown user "${name}" (postwarden start creates it)`);
+    checkMailOwner(owner);
+  }
+  let nameservers: string[] = [];
+  try {
+    nameservers = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf"));
+  } catch {
+    nameservers = [];
+  }
+  return {
+    config,
+    mainCf,
+    services: plan.run,
+    notes: [...config.warnings, ...parsed.warnings, ...plan.skipped],
+    owner,
+    nameservers,
+  };
 }
 
 class Master {
-  config!: Config;
-  services: MasterService[] = [];
+  cur!: Loaded;
   children = new Map<string, Child>();
   log!: Logger;
+  writer!: LogWriter;
   queue!: QueueDir;
-  owner: { uid: number; gid: number } | null = null;
-  nameservers: string[] = [];
   stopping = false;
-
+  /** Old daemons finishing their sessions after a reload. */
+  draining = new Set<Deno.ChildProcess>();
   constructor(readonly opts: MasterOptions) {}
 
-  async load(): Promise<void> {
-    const config = await loadConfig(this.opts.configDir, { overrides: this.opts.overrides });
-    const bad = validateConfig(config);
-    if (bad.length) throw new Error(bad.join("; "));
-    const masterCf = await Deno.readTextFile(`${this.opts.configDir}/master.cf`);
-    const parsed = parseMasterCf(masterCf);
-    this.config = config;
-    this.services = parsed.services;
-    this.log = makeLogger(config, "master", { stderr: this.opts.stderrLog });
-    for (const w of [...config.warnings, ...parsed.warnings]) this.log.warn(w);
-    this.queue = new QueueDir(config.str("queue_directory"));
-    this.owner = await mailOwnerIds(config);
-    try {
-      this.nameservers = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf"));
-    } catch {
-      this.nameservers = [];
-    }
+  get config(): Config {
+    return this.cur.config;
   }
 
-  /** The deno command line of one service. */
-  commandLine(svc: MasterService): string[] {
+  /** Loads the configuration and (re)opens the log. */
+  async load(): Promise<void> {
+    const next = await loadAll(this.opts);
+    this.cur = next;
+    this.queue = new QueueDir(next.config.str("queue_directory"));
+    const hostname = next.config.str("myhostname");
+    this.writer?.close();
+    this.writer = new LogWriter({
+      file: next.config.str("maillog_file"),
+      hostname,
+      stderr: this.opts.foreground,
+      syslogClientDir: this.queue.dir("pid"),
+      owner: currentIds(),
+    });
+    this.writer.open();
+    const writer = this.writer;
+    this.log = new Logger({
+      program: `${next.config.str("syslog_name")}/master`,
+      hostname,
+      sinks: [(line) => writer.line(line)],
+    });
+    for (const n of next.notes) this.log.warn(n);
+  }
+
+  /** The configuration handed to one service's daemon. */
+  handoff(svc: MasterService): DaemonHandoff {
+    return {
+      configDir: this.opts.configDir,
+      mainCf: this.cur.mainCf,
+      overrides: { ...this.opts.overrides, ...svc.overrides },
+      hostname: this.config.str("myhostname"),
+      services: this.cur.services,
+    };
+  }
+
+  commandOf(svc: MasterService) {
     const param = (name: string) =>
       Object.hasOwn(svc.overrides, name) ? svc.overrides[name] : this.config.str(name);
-    const grants = daemonGrants(svc, {
-      configDir: this.opts.configDir,
+    return daemonCommand(svc, {
       queueDir: this.queue.root,
-      maillogFile: this.config.str("maillog_file"),
-      nameservers: this.nameservers,
-      services: this.services,
+      nameservers: this.cur.nameservers,
+      services: this.cur.services,
       param,
-    });
-    const overrides = { ...this.opts.overrides, ...svc.overrides };
-    return [
-      "run",
-      `--config=${ROOT}/deno.json`,
-      "--no-lock",
-      ...grantFlags(grants),
-      ...(this.opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${this.opts.profileDir}`] : []),
-      `${ROOT}/daemons/${svc.command}/main.ts`,
-      ...formatDaemonArgs({
+      runtime: this.opts.runtime,
+      daemonArgs: formatDaemonArgs({
         configDir: this.opts.configDir,
         service: svc.name,
         type: svc.type,
-        overrides,
-        stderrLog: this.opts.stderrLog,
+        overrides: {},
         publicService: svc.type === "unix" && !svc.private,
       }),
-    ];
+      extraFlags: this.opts.profileDir
+        ? ["--cpu-prof", `--cpu-prof-dir=${this.opts.profileDir}`]
+        : [],
+    });
   }
 
   start(child: Child): void {
     child.timer = null;
     if (this.stopping) return;
-    const args = this.commandLine(child.svc);
-    const cmd = new Deno.Command(Deno.execPath(), {
+    const { program, args } = this.commandOf(child.svc);
+    const imported = importedEnvironment(this.config.str("import_environment"), getenv);
+    const cmd = new Deno.Command(program, {
       args,
       cwd: this.queue.root,
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-      ...(this.owner ?? {}),
+      clearEnv: true,
+      env: daemonEnv(this.opts.runtime, imported),
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+      ...(this.cur.owner ? { uid: this.cur.owner.uid, gid: this.cur.owner.gid } : {}),
     });
+    let proc: Deno.ChildProcess;
     try {
-      child.proc = cmd.spawn();
+      proc = cmd.spawn();
     } catch (e) {
       this.log.error(`spawn ${child.svc.name}: ${(e as Error).message}`);
       this.scheduleRestart(child);
       return;
     }
+    child.proc = proc;
     child.startedAt = Date.now();
-    const proc = child.proc;
+    const program_ = `${this.config.str("syslog_name")}/${child.svc.command}`;
+    void this.writer.pump(proc.stderr, program_, proc.pid);
+    const w = proc.stdin.getWriter();
+    w.write(new TextEncoder().encode(JSON.stringify(this.handoff(child.svc))))
+      .then(() => w.close())
+      .catch(() => {}); // the daemon died first; its exit is handled below
     proc.status.then((st) => {
       if (child.proc !== proc) return;
       child.proc = null;
       if (this.stopping) return;
       const how = st.signal ? `killed by signal ${st.signal}` : `exit status ${st.code}`;
       this.log.warn(
-        `process ${ROOT}/daemons/${child.svc.command}/main.ts pid ${proc.pid} ${how}`,
+        `process ${this.opts.runtime.code}/daemons/${child.svc.command}/main.ts pid ${proc.pid} ${how}`,
       );
       this.scheduleRestart(child);
     });
@@ -193,7 +305,7 @@ class Master {
   }
 
   startAll(): void {
-    for (const svc of this.services) {
+    for (const svc of this.cur.services) {
       const key = `${svc.name}/${svc.type}`;
       const child: Child = { svc, proc: null, startedAt: 0, fastFailures: 0, timer: null };
       this.children.set(key, child);
@@ -212,9 +324,6 @@ class Master {
     }
     return procs;
   }
-
-  /** Old daemons finishing their sessions after a reload. */
-  draining = new Set<Deno.ChildProcess>();
 
   /**
    * Reload, as Postfix's: new daemons take over with the new configuration
@@ -287,15 +396,16 @@ async function main(): Promise<void> {
   const m = new Master(opts);
   try {
     await m.load();
-    await m.queue.create();
-    if (m.owner) await chownForOwner(m, m.owner);
     await acquireMasterLock(m.queue.dir("pid"));
   } catch (e) {
     console.error(`postwarden/master: fatal: ${(e as Error).message}`);
     Deno.exit(1);
   }
+  const who = m.cur.owner ? `, daemons run as ${m.cur.owner.name}` : "";
   m.log.info(
-    `daemon started -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`,
+    `daemon started -- version ${
+      m.config.str("mail_version")
+    }, configuration ${opts.configDir}${who}`,
   );
   m.startAll();
 
@@ -303,18 +413,15 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGHUP", async () => {
     if (reloading || m.stopping) return;
     reloading = true;
+    const before = m.cur;
     try {
-      const fresh = new Master(opts);
-      await fresh.load();
-      m.config = fresh.config;
-      m.services = fresh.services;
-      m.nameservers = fresh.nameservers;
-      m.log = fresh.log;
+      await m.load();
       m.log.info(
         `reload -- version ${m.config.str("mail_version")}, configuration ${opts.configDir}`,
       );
       await m.reload();
     } catch (e) {
+      m.cur = before;
       m.log.error(`reload failed, keeping the running configuration: ${(e as Error).message}`);
     } finally {
       reloading = false;
@@ -326,39 +433,11 @@ async function main(): Promise<void> {
     m.log.info(`terminating on signal ${sig}`);
     await m.stopAll();
     await releaseMasterLock(m.queue.dir("pid"));
+    m.writer.close();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
-}
-
-/**
- * Gives mail_owner what its daemons write: the queue directory tree (but
- * not pid/, which stays master's), the log file and the mail spool root.
- */
-async function chownForOwner(
-  m: Master,
-  owner: { uid: number; gid: number },
-): Promise<void> {
-  const walk = async (dir: string): Promise<void> => {
-    await Deno.chown(dir, owner.uid, owner.gid);
-    for await (const e of Deno.readDir(dir)) {
-      const path = `${dir}/${e.name}`;
-      if (e.isDirectory) await walk(path);
-      else if (e.isFile) await Deno.chown(path, owner.uid, owner.gid);
-    }
-  };
-  await Deno.chown(m.queue.root, owner.uid, owner.gid);
-  for await (const e of Deno.readDir(m.queue.root)) {
-    if (e.isDirectory && e.name !== "pid") await walk(`${m.queue.root}/${e.name}`);
-  }
-  const log = m.config.str("maillog_file");
-  if (log) {
-    await Deno.writeFile(log, new Uint8Array(0), { append: true, create: true });
-    await Deno.chown(log, owner.uid, owner.gid);
-  }
-  const spool = m.config.str("mail_spool_directory").replace(/\/+$/, "");
-  if (spool) await Deno.chown(spool, owner.uid, owner.gid).catch(() => {});
 }
 
 if (import.meta.main) await main();

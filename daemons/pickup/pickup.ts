@@ -45,7 +45,7 @@ export type MaildropAttrs = NonNullable<Envelope["attrs"]> & {
 
 /** Options for {@link Pickup}. */
 export interface PickupOptions {
-  /** Cleanup's socket. @default ctx.queue.privateSocket("cleanup") */
+  /** Cleanup's socket. @default ctx.peer("cleanup") */
   cleanupSocket?: string;
   /** Clock in ms. @default Date.now */
   now?: () => number;
@@ -87,7 +87,7 @@ export class Pickup {
   constructor(ctx: ServiceContext, opts: PickupOptions = {}) {
     this.#ctx = ctx;
     this.#maildrop = ctx.queue.dir("maildrop");
-    this.#socket = opts.cleanupSocket ?? ctx.queue.privateSocket("cleanup");
+    this.#socket = opts.cleanupSocket ?? ctx.peer("cleanup");
     this.#now = opts.now ?? Date.now;
     this.#timeoutMs = opts.timeoutMs ?? 300_000;
     this.#pollMs = opts.pollMs ?? 1000;

@@ -2,7 +2,6 @@
  * qmgr daemon entry: serves `public/qmgr` (wake-ups from cleanup, flush
  * from postqueue) and runs the queue manager in qmgr.ts.
  */
-import { parseMasterCf } from "../../lib/config/mod.ts";
 import { runService } from "../../lib/service/mod.ts";
 import { Qmgr } from "./qmgr.ts";
 
@@ -11,8 +10,7 @@ let qmgr: Qmgr | null = null;
 await runService({
   program: "qmgr",
   init: async (ctx) => {
-    const services = parseMasterCf(await Deno.readTextFile(`${ctx.config.dir}/master.cf`)).services;
-    qmgr = new Qmgr(ctx, services);
+    qmgr = new Qmgr(ctx, ctx.services);
     // Recovery before listening, so wake-ups never race the move back.
     await qmgr.start();
   },

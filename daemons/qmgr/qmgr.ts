@@ -507,9 +507,7 @@ export class Qmgr {
   #transportSocket(transport: string): string {
     const svc = this.services.find((s) => s.name === transport && s.type === "unix");
     if (!svc) throw new Error(`transport "${transport}" is not defined in master.cf`);
-    return svc.private
-      ? this.ctx.queue.privateSocket(transport)
-      : this.ctx.queue.publicSocket(transport);
+    return this.ctx.peer(svc.name);
   }
 
   async #finishJob(job: Job, statuses: RecipientStatus[]): Promise<void> {
@@ -579,7 +577,7 @@ export class Qmgr {
     rcpts: BounceRecipient[],
   ): Promise<boolean> {
     try {
-      const reply = await requestBounce(this.ctx.queue.privateSocket("bounce"), {
+      const reply = await requestBounce(this.ctx.peer("bounce"), {
         op,
         queueId: msg.id,
         path: msg.path,

@@ -235,9 +235,10 @@ export async function makeContext(mainCf = ""): Promise<ServiceContext & { lines
       service: "smtp",
       type: "unix",
       overrides: {},
-      stderrLog: false,
       publicService: false,
     },
+    services: [],
+    peer: (name: string) => queue.privateSocket(name),
     signal: new AbortController().signal,
     lines,
   };

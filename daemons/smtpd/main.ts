@@ -80,7 +80,7 @@ await runService({
         let off = 0;
         while (off < b.length) off += await conn.write(b.subarray(off));
       },
-      openCleanup: () => (cleanup ??= new CleanupClient(ctx.queue.privateSocket("cleanup"))).open(),
+      openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
       restrictions: restrictions!,
     });
   },

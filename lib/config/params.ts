@@ -456,6 +456,12 @@ const ROWS: Row[] = [
   ],
   ["append_at_myorigin", "bool", "yes", "Append @$myorigin to unqualified local addresses."],
   [
+    "import_environment",
+    "list",
+    "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME",
+    "Environment variables master passes on to the daemons (name or name=value).",
+  ],
+  [
     "max_idle",
     "time",
     "100s",

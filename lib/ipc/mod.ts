@@ -231,6 +231,53 @@ export interface IpcServer {
   readonly done: Promise<void>;
 }
 
+/** A running accept loop. */
+export interface AcceptLoop {
+  /** Closes the listener; the loop ends. */
+  close(): void;
+  /** Resolves when the loop has ended. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Accepts connections until the listener is closed. A failed accept that
+ * is not the listener closing (EMFILE: out of file descriptors, ENFILE,
+ * ECONNABORTED) is reported and retried after a pause, as Postfix's
+ * servers do: a daemon must never stay alive serving nothing.
+ */
+export function acceptLoop<C extends Deno.Conn>(
+  listener: Deno.Listener<C>,
+  onConn: (conn: C) => void,
+  opts: { onError?: (e: Error) => void; pauseMs?: number } = {},
+): AcceptLoop {
+  let closed = false;
+  const done = (async () => {
+    while (!closed) {
+      let conn: C;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (closed || e instanceof Deno.errors.BadResource) return;
+        opts.onError?.(e as Error);
+        await new Promise((r) => setTimeout(r, opts.pauseMs ?? 100));
+        continue;
+      }
+      onConn(conn);
+    }
+  })();
+  return {
+    close() {
+      closed = true;
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+    },
+    done,
+  };
+}
+
 /**
  * Listens on a UNIX socket (replacing a stale socket file) and runs the
  * handler for each connection. Handler errors close that connection only.
@@ -246,26 +293,10 @@ export function ipcListen(
     // no stale socket
   }
   const listener = Deno.listen({ transport: "unix", path });
-  const done = (async () => {
-    try {
-      for await (const raw of listener) {
-        const conn = new IpcConn(raw, opts);
-        handler(conn).catch((e) => opts.onError?.(e as Error)).finally(() => conn.close());
-      }
-    } catch {
-      // listener closed
-    }
-  })();
-  return {
-    close: () => {
-      try {
-        listener.close();
-      } catch {
-        // already closed
-      }
-    },
-    done,
-  };
+  return acceptLoop(listener, (raw) => {
+    const conn = new IpcConn(raw, opts);
+    handler(conn).catch((e) => opts.onError?.(e as Error)).finally(() => conn.close());
+  }, { onError: (e) => opts.onError?.(new Error(`accept: ${e.message}`)) });
 }
 
 /** One request, one response: connect, send, await the reply, close. */

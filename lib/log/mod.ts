@@ -36,6 +36,16 @@ export function syslogTime(d: Date): string {
   return `${MONTHS[d.getMonth()]} ${day} ${hms}`;
 }
 
+/**
+ * Log text made safe to write: control characters (CR, LF, NUL, ESC, DEL,
+ * tabs...) become "?", as Postfix's msg_output() does with printable(), so
+ * nothing a client sends can split or forge a log line.
+ */
+export function escapeLogText(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]/g, "?");
+}
+
 /** A Postfix-style logger. */
 export class Logger {
   readonly #opts: Required<LoggerOptions>;
@@ -66,7 +76,9 @@ export class Logger {
 
   #emit(msg: string): void {
     const o = this.#opts;
-    const line = `${syslogTime(o.now())} ${o.hostname} ${o.program}[${o.pid}]: ${msg}\n`;
+    const line = `${syslogTime(o.now())} ${o.hostname} ${o.program}[${o.pid}]: ${
+      escapeLogText(msg)
+    }\n`;
     for (const sink of o.sinks) sink(line);
   }
 }

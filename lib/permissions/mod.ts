@@ -1,25 +1,34 @@
 /**
  * The Deno permission flags each daemon runs with, computed from the
  * configuration. This is the only place that decides what a daemon may
- * touch; master uses it to spawn, `postwarden audit` to probe and print.
+ * touch; master uses {@link daemonCommand} to spawn and `postwarden audit`
+ * the same command line to probe and print, so what is printed is what runs.
  *
  * Every grant is scoped to paths, sockets or host:port pairs: never `-A`,
  * never a bare `--allow-*`. IPv6 destinations are granted to the smtp
  * client only as listed in postwarden_smtp_ipv6_destinations (Deno's
  * --allow-net takes no IPv6 ranges); an IPv6 literal relayhost is granted
  * exactly.
+ *
+ * What no daemon gets: the configuration directory (master hands each
+ * daemon its configuration on stdin), the log (master writes it from the
+ * daemons' stderr), remote or npm code (`--no-remote --no-npm
+ * --deny-import`, no config file, so no import map), implicit storage (a
+ * read-only DENO_DIR, see lib/runtime), and another daemon's socket: each
+ * daemon listens, besides its master.cf socket, on one socket per client
+ * (`peer/<service>.<client>`), and a client may use only the socket made
+ * for it. Connecting to a UNIX socket takes write permission on its path in
+ * Deno, which also allows removing it and listening in its place; with one
+ * path per client, a daemon that does so only cuts itself off.
  */
 import type { MasterService } from "../config/mod.ts";
+import { MODULE_FLAGS, type Runtime } from "../runtime/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
 
 /** What the flag computation needs to know besides the service itself. */
 export interface PermissionContext {
-  /** Absolute config directory. */
-  configDir: string;
   /** Absolute queue_directory. */
   queueDir: string;
-  /** Absolute maillog_file, or "" when logging to stderr only. */
-  maillogFile: string;
   /** Resolver addresses from /etc/resolv.conf, for Deno.resolveDns. */
   nameservers: string[];
   /** All master.cf services (qmgr needs the transports' sockets). */
@@ -43,6 +52,44 @@ export interface Grants {
 /** Socket path of a unix service. */
 export function serviceSocket(queueDir: string, svc: { name: string; private: boolean }): string {
   return `${queueDir}/${svc.private ? "private" : "public"}/${svc.name}`;
+}
+
+/** How a client service is named in its peer socket names. */
+export function peerKey(svc: { type: string; name: string }): string {
+  return `${svc.type}.${svc.name}`.replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+/** The socket the service `target` listens on for `client` alone. */
+export function peerSocket(
+  queueDir: string,
+  client: { type: string; name: string },
+  target: string,
+): string {
+  return `${queueDir}/peer/${target}.${peerKey(client)}`;
+}
+
+/** The services that talk to `svc` (each gets a socket of its own). */
+export function clientsOf(svc: MasterService, services: MasterService[]): MasterService[] {
+  if (svc.type !== "unix") return [];
+  return services.filter((c) => peersOf(c, services).includes(svc.name));
+}
+
+/** The services a daemon talks to, by master.cf name. */
+export function peersOf(svc: MasterService, services: MasterService[]): string[] {
+  switch (svc.command) {
+    case "smtpd":
+    case "pickup":
+    case "bounce":
+      return ["cleanup"];
+    case "cleanup":
+      return ["qmgr"];
+    case "qmgr":
+      return services.filter((s) =>
+        s.type === "unix" && (AGENTS.has(s.command) || s.command === "bounce")
+      ).map((s) => s.name);
+    default:
+      return [];
+  }
 }
 
 function unixGrant(g: Grants, path: string): void {
@@ -91,16 +138,12 @@ export function ipv6Destinations(value: string): string[] {
 
 /** Computes the grants for one master.cf service. */
 export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants {
-  const g: Grants = { read: [ctx.configDir], write: [], net: [], run: [], sys: [] };
+  const g: Grants = { read: [], write: [], net: [], run: [], sys: [] };
   const q = ctx.queueDir;
-  if (ctx.maillogFile) g.write.push(ctx.maillogFile);
   const own = svc.type === "inet" ? null : serviceSocket(q, svc);
   if (own) unixGrant(g, own);
-  // A peer's socket is where master.cf puts it (private/ or public/).
-  const peer = (name: string) => {
-    const s = ctx.services.find((x) => x.name === name && x.type === "unix");
-    return s ? serviceSocket(q, s) : `${q}/private/${name}`;
-  };
+  for (const p of peersOf(svc, ctx.services)) unixGrant(g, peerSocket(q, svc, p));
+  for (const c of clientsOf(svc, ctx.services)) unixGrant(g, peerSocket(q, c, svc.name));
 
   switch (svc.command) {
     case "smtpd": {
@@ -108,7 +151,6 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       if (svc.type === "inet") {
         for (const e of inetEndpoints(svc.name, ifaces)) g.net.push(endpointText(e));
       }
-      unixGrant(g, peer("cleanup"));
       g.read.push("/etc/hosts");
       if (ctx.param("smtpd_peername_lookup").toLowerCase() === "yes") {
         g.net.push(...nameserverGrants(ctx.nameservers));
@@ -118,22 +160,16 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     case "cleanup":
       g.read.push(`${q}/incoming`);
       g.write.push(`${q}/incoming`);
-      unixGrant(g, peer("qmgr"));
       break;
     case "pickup":
-      g.read.push(`${q}/maildrop`);
+      // /etc/passwd: the submitter's login name for its uid (the default sender).
+      g.read.push(`${q}/maildrop`, "/etc/passwd");
       g.write.push(`${q}/maildrop`);
-      unixGrant(g, peer("cleanup"));
       break;
     case "qmgr":
       for (const d of ["incoming", "active", "deferred", "hold", "corrupt", "defer"]) {
         g.read.push(`${q}/${d}`);
         g.write.push(`${q}/${d}`);
-      }
-      for (const s of ctx.services) {
-        if (s.type === "unix" && (AGENTS.has(s.command) || s.command === "bounce")) {
-          unixGrant(g, serviceSocket(q, s));
-        }
       }
       break;
     case "smtp":
@@ -152,7 +188,6 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     }
     case "bounce":
       g.read.push(`${q}/active`, `${q}/deferred`, `${q}/defer`);
-      unixGrant(g, peer("cleanup"));
       break;
     case "discard":
     case "error":
@@ -173,15 +208,64 @@ function unique(xs: string[]): string[] {
   return [...new Set(xs)];
 }
 
-/** Formats grants as `deno run` flags. Empty lists give no flag at all. */
+/**
+ * Formats grants as `deno run` flags, after the flags every daemon gets
+ * (no prompts, no config file or lock file, no remote or npm imports).
+ * Empty lists give no flag at all.
+ */
 export function grantFlags(g: Grants): string[] {
-  const flags = ["--no-prompt"];
+  const flags = ["--no-prompt", ...MODULE_FLAGS, "--deny-import"];
   if (g.read.length) flags.push(`--allow-read=${g.read.join(",")}`);
   if (g.write.length) flags.push(`--allow-write=${g.write.join(",")}`);
   if (g.net.length) flags.push(`--allow-net=${g.net.join(",")}`);
   if (g.run.length) flags.push(`--allow-run=${g.run.join(",")}`);
   if (g.sys.length) flags.push(`--allow-sys=${g.sys.join(",")}`);
   return flags;
+}
+
+/** Deno features a command needs beyond the stable API (smtpd: SO_REUSEPORT for reloads). */
+function unstableFlags(command: string): string[] {
+  return command === "smtpd" ? ["--unstable-net"] : [];
+}
+
+/** Everything else {@link daemonCommand} needs. */
+export interface CommandContext extends PermissionContext {
+  runtime: Runtime;
+  /** Daemon arguments after the script (lib/service/args.ts). */
+  daemonArgs: string[];
+  /** Extra `deno run` flags (profiling). @default [] */
+  extraFlags?: string[];
+  /** Run this script of the code tree instead of the daemon (the audit probe). */
+  script?: string;
+}
+
+/** The environment of a daemon: nothing of master's but what Deno itself needs. */
+export function daemonEnv(runtime: Runtime, imported: Record<string, string> = {}) {
+  return {
+    ...imported,
+    DENO_DIR: runtime.denoDir,
+    DENO_NO_UPDATE_CHECK: "1",
+    DENO_NO_PROMPT: "1",
+    NO_COLOR: "1",
+  };
+}
+
+/** The executable, arguments and grants of one daemon, exactly as master spawns it. */
+export function daemonCommand(svc: MasterService, ctx: CommandContext) {
+  const grants = daemonGrants(svc, ctx);
+  const script = ctx.script ?? `daemons/${svc.command}/main.ts`;
+  return {
+    grants,
+    program: ctx.runtime.deno,
+    args: [
+      "run",
+      ...grantFlags(grants),
+      ...unstableFlags(svc.command),
+      ...(ctx.extraFlags ?? []),
+      `${ctx.runtime.code}/${script}`,
+      ...ctx.daemonArgs,
+    ],
+  };
 }
 
 /** Nameserver addresses from resolv.conf text. */

@@ -22,9 +22,7 @@ function ctx(params: Record<string, string> = {}): PermissionContext {
     ...params,
   };
   return {
-    configDir: "/etc/pw",
     queueDir: "/q",
-    maillogFile: "/q/log/maillog",
     nameservers: ["10.0.0.53"],
     services: MASTER,
     param: (n) => all[n],
@@ -34,33 +32,44 @@ function ctx(params: Record<string, string> = {}): PermissionContext {
 const svc = (name: string) => MASTER.find((s) => s.name === name)!;
 
 Deno.test("permission sets", async (t) => {
-  await t.step("smtpd: its port, the cleanup socket, the resolver; no queue folder", () => {
+  await t.step("smtpd: its port, its own cleanup socket, the resolver; no queue folder", () => {
     const g = daemonGrants(svc("2525"), ctx());
-    assertEquals(g.net, ["127.0.0.1:2525", "unix:/q/private/cleanup", "10.0.0.53:53"]);
+    const sock = "/q/peer/cleanup.inet.2525";
+    assertEquals(g.net, [`unix:${sock}`, "127.0.0.1:2525", "10.0.0.53:53"]);
     assert(!g.read.some((p) => /\/q\/(incoming|active|deferred|maildrop)/.test(p)), g.read.join());
-    assertEquals(g.write, ["/q/log/maillog", "/q/private/cleanup"]);
+    assertEquals(g.write, [sock], "no log, no config, no other daemon's socket");
+    assertEquals(g.read, [sock, "/etc/hosts"]);
   });
   await t.step("smtpd without peer name lookups gets no resolver", () => {
     const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no" }));
-    assertEquals(g.net, ["127.0.0.1:2525", "unix:/q/private/cleanup"]);
+    assertEquals(g.net, ["unix:/q/peer/cleanup.inet.2525", "127.0.0.1:2525"]);
   });
-  await t.step("cleanup: incoming/ and two sockets, no network", () => {
+  await t.step("cleanup: incoming/, its sockets (one per client) and qmgr's for it", () => {
     const g = daemonGrants(svc("cleanup"), ctx());
     assertEquals(g.write, [
-      "/q/log/maillog",
       "/q/private/cleanup",
+      "/q/peer/qmgr.unix.cleanup",
+      "/q/peer/cleanup.inet.2525",
+      "/q/peer/cleanup.unix.pickup",
+      "/q/peer/cleanup.unix.bounce",
       "/q/incoming",
-      "/q/public/qmgr",
     ]);
     assert(g.net.every((n) => n.startsWith("unix:")), g.net.join());
+  });
+  await t.step("a client may use only the socket made for it", () => {
+    const pickup = daemonGrants(svc("pickup"), ctx());
+    assert(pickup.write.includes("/q/peer/cleanup.unix.pickup"));
+    assert(!pickup.write.includes("/q/private/cleanup"));
+    assert(!pickup.write.includes("/q/peer/cleanup.inet.2525"));
   });
   await t.step("qmgr: the queue folders and the agents' sockets, no TCP", () => {
     const g = daemonGrants(svc("qmgr"), ctx());
     for (const d of ["incoming", "active", "deferred", "hold", "corrupt", "defer"]) {
       assert(g.write.includes(`/q/${d}`), d);
     }
-    assert(g.net.includes("unix:/q/private/smtp") && g.net.includes("unix:/q/private/bounce"));
-    assert(!g.net.includes("unix:/q/private/cleanup"), "qmgr does not submit mail");
+    assert(g.net.includes("unix:/q/peer/smtp.unix.qmgr"));
+    assert(g.net.includes("unix:/q/peer/bounce.unix.qmgr"));
+    assert(!g.net.some((n) => /\/cleanup(\.|$)/.test(n)), "qmgr does not submit mail");
     assert(g.net.every((n) => n.startsWith("unix:")), g.net.join());
   });
   await t.step("smtp: relayhost exactly, or port 25 anywhere plus DNS; read-only queue", () => {
@@ -68,7 +77,7 @@ Deno.test("permission sets", async (t) => {
     assertEquals(smtpDestinations("", ["10.0.0.53"]), ["0.0.0.0/0:25", "10.0.0.53:53"]);
     assertEquals(smtpDestinations("[::1]:2526", []), ["[::1]:2526"]);
     const g = daemonGrants(svc("smtp"), ctx({ relayhost: "[127.0.0.1]:2526" }));
-    assertEquals(g.net, ["unix:/q/private/smtp", "127.0.0.1:2526"]);
+    assertEquals(g.net, ["unix:/q/private/smtp", "unix:/q/peer/smtp.unix.qmgr", "127.0.0.1:2526"]);
     assert(!g.write.includes("/q/active"), "agents never write the queue");
   });
   await t.step("smtp: listed IPv6 destinations", () => {
@@ -82,16 +91,21 @@ Deno.test("permission sets", async (t) => {
   await t.step("local: the mail spool, no network; discard/error: nothing of the queue", () => {
     const local = daemonGrants(svc("local"), ctx());
     assert(local.write.includes("/q/mail"));
-    assertEquals(local.net, ["unix:/q/private/local"]);
+    assertEquals(local.net, ["unix:/q/private/local", "unix:/q/peer/local.unix.qmgr"]);
     for (const name of ["discard", "error"]) {
       const g = daemonGrants(svc(name), ctx());
-      assertEquals(g.read, ["/etc/pw", `/q/private/${name}`]);
+      assertEquals(g.read, [`/q/private/${name}`, `/q/peer/${name}.unix.qmgr`]);
     }
   });
   await t.step("flags are always scoped", () => {
     for (const s of MASTER) {
       for (const f of grantFlags(daemonGrants(s, ctx()))) {
-        assert(f === "--no-prompt" || /^--allow-(read|write|net|run|sys)=\S+$/.test(f), f);
+        const fixed = ["--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm"];
+        assert(
+          fixed.includes(f) || f === "--deny-import" ||
+            /^--allow-(read|write|net|run|sys)=\S+$/.test(f),
+          f,
+        );
       }
     }
   });

@@ -1,7 +1,10 @@
 /**
  * The command line master passes to every daemon:
- * `-c CONFIG_DIR -n SERVICE -t TYPE [-o name=value ...] [-l] [-P]`.
- * Pure parse and format, shared by master and the service skeleton.
+ * `-c CONFIG_DIR -n SERVICE -t TYPE [-o name=value ...] [-P]`.
+ * Pure parse and format, shared by master and the service skeleton. The
+ * configuration itself comes on stdin (lib/service DaemonHandoff); the
+ * arguments name the daemon, so `ps` shows which service and instance a
+ * process is.
  */
 
 /** What a daemon is told at start. */
@@ -10,8 +13,6 @@ export interface DaemonArgs {
   service: string;
   type: string;
   overrides: Record<string, string>;
-  /** Also log to stderr (foreground). */
-  stderrLog: boolean;
   /** A unix service with private=n: its socket lives in public/. */
   publicService: boolean;
 }
@@ -20,7 +21,6 @@ export interface DaemonArgs {
 export function formatDaemonArgs(a: DaemonArgs): string[] {
   const out = ["-c", a.configDir, "-n", a.service, "-t", a.type];
   for (const [k, v] of Object.entries(a.overrides)) out.push("-o", `${k}=${v}`);
-  if (a.stderrLog) out.push("-l");
   if (a.publicService) out.push("-P");
   return out;
 }
@@ -32,7 +32,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
     service: "",
     type: "unix",
     overrides: {},
-    stderrLog: false,
     publicService: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -58,9 +57,6 @@ export function parseDaemonArgs(argv: string[]): DaemonArgs {
         a.overrides[kv.slice(0, eq).trim()] = kv.slice(eq + 1).trim();
         break;
       }
-      case "-l":
-        a.stderrLog = true;
-        break;
       case "-P":
         a.publicService = true;
         break;

@@ -1,17 +1,19 @@
 /**
  * The shared daemon skeleton, like Postfix's single_server/multi_server:
  * a daemon's main.ts hands it a name and a service function, and the
- * skeleton parses master's arguments, loads main.cf with the master.cf
- * `-o` overrides, opens the logger, binds the service's endpoint
+ * skeleton parses master's arguments, takes its configuration from master
+ * (on stdin: a daemon cannot read the configuration directory), logs to
+ * stderr (master is the one log writer), binds the service's endpoint
  * (`private/NAME`, `public/NAME`, or TCP for inet services), runs the
  * handler per connection, and stops cleanly on SIGTERM/SIGINT.
  *
  * A daemon knows nothing of how it is hosted: everything arrives in the
- * {@link ServiceContext}.
+ * {@link ServiceContext}, including the paths of the peers it may talk to.
  */
-import { type Config, loadConfig } from "../config/mod.ts";
-import { type IpcConn, ipcListen, type IpcServer } from "../ipc/mod.ts";
+import { type Config, makeConfig, type MasterService } from "../config/mod.ts";
+import { acceptLoop, type IpcConn, ipcListen, type IpcServer } from "../ipc/mod.ts";
 import { fileSink, Logger, type LogSink, stderrSink } from "../log/mod.ts";
+import { clientsOf, peerSocket } from "../permissions/mod.ts";
 import { QueueDir } from "../queue/mod.ts";
 import { type DaemonArgs, parseDaemonArgs } from "./args.ts";
 import { endpointText, inetEndpoints } from "./endpoints.ts";
@@ -25,8 +27,40 @@ export interface ServiceContext {
   log: Logger;
   queue: QueueDir;
   args: DaemonArgs;
+  /** The master.cf services master runs (qmgr maps transports to them). */
+  services: MasterService[];
+  /** Socket path through which this daemon reaches the service `name`. */
+  peer(name: string): string;
   /** Aborted when the daemon is asked to stop. */
   signal: AbortSignal;
+}
+
+/** What master writes on a daemon's stdin: its whole configuration. */
+export interface DaemonHandoff {
+  /** Configuration directory (for $config_directory; the daemon cannot read it). */
+  configDir: string;
+  /** main.cf text. */
+  mainCf: string;
+  /** Settings over main.cf: master's path overrides, then the service's `-o`. */
+  overrides: Record<string, string>;
+  /** Host name for the myhostname default. */
+  hostname: string;
+  /** The services master runs. */
+  services: MasterService[];
+}
+
+/** The configuration a daemon runs with, from master's handoff. */
+export function handoffConfig(h: DaemonHandoff): Config {
+  return makeConfig(h.configDir, h.mainCf, { overrides: h.overrides, hostname: h.hostname });
+}
+
+async function readHandoff(): Promise<DaemonHandoff> {
+  if (Deno.stdin.isTerminal()) {
+    throw new Error("must be started by master (no configuration on stdin)");
+  }
+  const text = await new Response(Deno.stdin.readable).text();
+  if (!text) throw new Error("must be started by master (no configuration on stdin)");
+  return JSON.parse(text) as DaemonHandoff;
 }
 
 /** A daemon definition. */
@@ -43,7 +77,7 @@ export interface ServiceDefinition {
   stop?: (ctx: ServiceContext) => Promise<void> | void;
 }
 
-/** Builds the logger for a daemon or command from its config. */
+/** Builds the logger for a client program (sendmail, postqueue, ...) from its config. */
 export function makeLogger(
   config: Config,
   program: string,
@@ -73,20 +107,30 @@ export function makeLogger(
 export async function runService(def: ServiceDefinition): Promise<never> {
   let args: DaemonArgs;
   let config: Config;
+  let handoff: DaemonHandoff;
   try {
     args = parseDaemonArgs(Deno.args);
-    config = await loadConfig(args.configDir, { overrides: args.overrides });
+    handoff = await readHandoff();
+    config = handoffConfig(handoff);
   } catch (e) {
     console.error(`${def.program}: fatal: ${(e as Error).message}`);
     Deno.exit(1);
   }
-  const log = makeLogger(config, def.program, { stderr: args.stderrLog });
+  const log = new Logger({
+    program: `${config.str("syslog_name")}/${def.program}`,
+    hostname: config.str("myhostname"),
+    sinks: [stderrSink()],
+  });
   const abort = new AbortController();
+  const queueDir = config.str("queue_directory");
+  const self = { type: args.type, name: args.service };
   const ctx: ServiceContext = {
     config,
     log,
-    queue: new QueueDir(config.str("queue_directory")),
+    queue: new QueueDir(queueDir),
     args,
+    services: handoff.services,
+    peer: (name) => peerSocket(queueDir, self, name),
     signal: abort.signal,
   };
   const inflight = new Set<Promise<void>>();
@@ -116,41 +160,44 @@ export async function runService(def: ServiceDefinition): Promise<never> {
         } catch (e) {
           throw new Error(`bind ${endpointText(ep)}: ${(e as Error).message}`);
         }
-        closers.push(() => listener.close());
-        (async () => {
-          try {
-            for await (const conn of listener) {
-              track(
-                def.onInet!(conn, ctx).catch((e) => log.warn(`${endpointText(ep)}: ${e}`)).finally(
-                  () => {
-                    try {
-                      conn.close();
-                    } catch {
-                      // closed by handler
-                    }
-                  },
-                ),
-              );
-            }
-          } catch {
-            // listener closed
-          }
-        })();
+        const loop = acceptLoop(listener, (conn) => {
+          track(
+            def.onInet!(conn, ctx).catch((e) => log.warn(`${endpointText(ep)}: ${e}`)).finally(
+              () => {
+                try {
+                  conn.close();
+                } catch {
+                  // closed by handler
+                }
+              },
+            ),
+          );
+        }, { onError: (e) => log.warn(`accept ${endpointText(ep)}: ${e.message}`) });
+        closers.push(() => loop.close());
       }
     } else if (def.onIpc) {
-      const path = !args.publicService
+      const own = !args.publicService
         ? ctx.queue.privateSocket(args.service)
         : ctx.queue.publicSocket(args.service);
-      const server: IpcServer = ipcListen(
-        path,
-        (conn) => {
-          const p = def.onIpc!(conn, ctx);
-          track(p.catch(() => {}));
-          return p;
-        },
-        { onError: (e) => log.warn(`${args.service}: ${e.message}`) },
-      );
-      unixClosers.push(() => server.close());
+      const me = handoff.services.find((s) => s.type === "unix" && s.name === args.service);
+      const paths = [
+        own,
+        ...(me ? clientsOf(me, handoff.services).map((c) => peerSocket(queueDir, c, me.name)) : []),
+      ];
+      for (const path of paths) {
+        const server: IpcServer = ipcListen(
+          path,
+          (conn) => {
+            const p = def.onIpc!(conn, ctx);
+            track(p.catch(() => {}));
+            return p;
+          },
+          { onError: (e) => log.warn(`${args.service}: ${e.message}`) },
+        );
+        // A public socket (private=n) is for local users' commands: anyone may connect.
+        if (path === own && args.publicService) Deno.chmodSync(path, 0o666);
+        unixClosers.push(() => server.close());
+      }
     }
   } catch (e) {
     log.fatal(`${(e as Error).message}`);

@@ -65,6 +65,9 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const tmp = await Deno.makeTempDir({ prefix: "postwarden-enospc-" });
+    // Started as root, the daemons run as mail_owner: they load the shim,
+    // read the flag and append to the log from here.
+    await Deno.chmod(tmp, 0o755);
     const shim = await buildShim(tmp);
     if (!shim) {
       await Deno.remove(tmp, { recursive: true });
@@ -78,8 +81,12 @@ Deno.test({
     const sinkPort = freePort();
     const sink = new TestSink(sinkPort);
     sink.start();
+    await Deno.writeTextFile(log, "", { mode: 0o666 });
+    await Deno.chmod(log, 0o666);
     const inst = await startInstance({
-      mainCf: `relayhost = [127.0.0.1]:${sinkPort}`,
+      // master passes the daemons only the variables import_environment names.
+      mainCf: `relayhost = [127.0.0.1]:${sinkPort}\n` +
+        "import_environment = TZ LANG=C ENOSPC_DIR ENOSPC_FLAG ENOSPC_LOG",
       env: {
         LD_PRELOAD: shim,
         ENOSPC_DIR: fullDir,

@@ -60,10 +60,18 @@ export async function fakeService(
     service: opts.service ?? program,
     type: "unix",
     overrides: {},
-    stderrLog: false,
     publicService: false,
   };
-  return { ctx: { config, log, queue, args, signal: abort.signal }, lines, abort };
+  const ctx: ServiceContext = {
+    config,
+    log,
+    queue,
+    args,
+    services: [],
+    peer: (name) => queue.privateSocket(name),
+    signal: abort.signal,
+  };
+  return { ctx, lines, abort };
 }
 
 /** Writes a complete queue file into `dir` and returns its id and path. */

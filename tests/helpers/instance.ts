@@ -76,6 +76,9 @@ export async function startInstance(
   opts: { mainCf?: string; masterCf?: string; env?: Record<string, string> } = {},
 ): Promise<Instance> {
   const dir = await Deno.makeTempDir({ prefix: "postwarden-test-" });
+  // makeTempDir gives 0700; started as root the daemons run as mail_owner and
+  // must reach var/ (else postwarden start moves the queue to /var/spool/postwarden).
+  await Deno.chmod(dir, 0o755);
   const conf = `${dir}/conf`;
   await Deno.mkdir(conf);
   const port = freePort();

@@ -11,6 +11,7 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 
 async function makeConf(): Promise<{ dir: string; conf: string; port: number }> {
   const dir = await Deno.makeTempDir({ prefix: "postwarden-admin-" });
+  await Deno.chmod(dir, 0o755); // the mail owner must reach var/ (see tests/helpers/instance.ts)
   const conf = `${dir}/conf`;
   await Deno.mkdir(conf);
   const port = freePort();

@@ -1,0 +1,211 @@
+/**
+ * Everything `postwarden start` does before master runs, as Postfix's
+ * package scripts and `postfix set-permissions` do for Postfix:
+ *
+ * - as root: find or create the mail owner account; make sure the mail
+ *   owner can reach the queue directory (if the configured one is below a
+ *   folder it cannot search, such as a checkout under /root, the queue
+ *   lives under /var/spool/postwarden and a link at the configured path
+ *   leads there, so the admin commands find it); lay out the queue
+ *   directory with Postfix's owners and modes (lib/queue/layout.ts); stage
+ *   Deno and the code where the mail owner can run them (lib/runtime);
+ * - as another user: the same layout with that user as owner, and the
+ *   checkout as it is.
+ *
+ * The result is the set of absolute path overrides master and the daemons
+ * run with, the runtime, and one line per thing it had to set up.
+ *
+ * @module
+ */
+import { basename, dirname } from "node:path";
+import { type Config, configPath } from "../config/mod.ts";
+import {
+  type Account,
+  blockedAt,
+  classBits,
+  currentIds,
+  ensureDir,
+  ensureMailOwner,
+  unsafeAncestor,
+} from "../privilege/mod.ts";
+import { adoptQueueFiles, type LayoutOwners, setupQueue, setupRootDir } from "../queue/layout.ts";
+import {
+  prepareRuntime,
+  type Runtime,
+  SYSTEM_RUNTIME_DIR,
+  userRuntimeDir,
+} from "../runtime/mod.ts";
+
+/** Where a queue directory the mail owner cannot reach is kept instead. */
+export const RELOCATED_QUEUES = "/var/spool/postwarden";
+
+/** What master needs from the preparation. */
+export interface Prepared {
+  /** Absolute paths (queue_directory, maillog_file, mail_spool_directory, myhostname). */
+  overrides: Record<string, string>;
+  runtime: Runtime;
+  /** The account daemons run as (root only). */
+  owner: Account | null;
+  /** One line per thing set up ("created the mail_owner account postfix", ...). */
+  notes: string[];
+}
+
+/** Path parameters made absolute and normalized, passed to master as overrides. */
+export function pathOverrides(config: Config): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const name of ["queue_directory", "maillog_file", "mail_spool_directory"]) {
+    const v = configPath(config, name);
+    if (v) o[name] = v;
+  }
+  if (!config.isSet("myhostname")) o.myhostname = config.str("myhostname");
+  return o;
+}
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(`${dir}/`);
+}
+
+/** Short, stable name for a relocated queue: the configured path's last parts and a hash. */
+async function relocatedName(path: string): Promise<string> {
+  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(path)));
+  const tag = [...h.slice(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const label = `${basename(dirname(path))}-${basename(path)}`.replace(/[^A-Za-z0-9._-]/g, "_");
+  return `${label}-${tag}`;
+}
+
+/**
+ * The queue directory the mail owner will use: the configured one when it
+ * can reach it, else a relocated one linked from the configured path.
+ */
+async function reachableQueue(q: string, owner: Account, notes: string[]): Promise<string> {
+  const blocked = await blockedAt(q, owner);
+  if (!blocked) return q;
+  let st: Deno.FileInfo | null = null;
+  try {
+    st = await Deno.lstat(q);
+  } catch {
+    st = null;
+  }
+  const target = `${RELOCATED_QUEUES}/${await relocatedName(q)}`;
+  if (st?.isSymlink) {
+    const to = await Deno.readLink(q);
+    if (to === target) return target;
+    throw new Error(
+      `queue_directory ${q} is a link to ${to}, which mail_owner ${owner.name} cannot reach`,
+    );
+  }
+  if (st?.isDirectory) {
+    let empty = true;
+    for await (const _ of Deno.readDir(q)) {
+      empty = false;
+      break;
+    }
+    if (!empty) {
+      throw new Error(
+        `queue_directory ${q} cannot be reached by mail_owner ${owner.name} ` +
+          `(no search permission on ${blocked}) and already holds files: move it where ` +
+          `${owner.name} can reach it, or set queue_directory`,
+      );
+    }
+    await Deno.remove(q);
+  } else if (st) {
+    throw new Error(`queue_directory ${q} is not a directory`);
+  }
+  await Deno.mkdir(RELOCATED_QUEUES, { recursive: true, mode: 0o755 });
+  await Deno.mkdir(dirname(q), { recursive: true });
+  await Deno.symlink(target, q);
+  notes.push(
+    `queue_directory ${q} is not reachable by ${owner.name} (${blocked} is closed to it): ` +
+      `the queue is ${target}, linked from ${q}`,
+  );
+  return target;
+}
+
+/** Options for {@link prepareInstance}. */
+export interface PrepareInstanceOptions {
+  /** The checkout the daemons come from. */
+  source: string;
+  /** The running Deno. */
+  deno: string;
+  /** The environment (HOME for a user's runtime). */
+  env: Record<string, string>;
+}
+
+/** Prepares the queue, the log's folder and the runtime for master. */
+export async function prepareInstance(
+  config: Config,
+  opts: PrepareInstanceOptions,
+): Promise<Prepared> {
+  const notes: string[] = [];
+  const o = pathOverrides(config);
+  if (!o.queue_directory) throw new Error("queue_directory is not set");
+  const asRoot = Deno.uid() === 0;
+  let owner: Account | null = null;
+  let owners: LayoutOwners;
+  if (asRoot) {
+    const r = await ensureMailOwner(config.str("mail_owner"));
+    owner = r.account;
+    if (r.created) {
+      notes.push(`created the mail_owner account ${owner.name} (uid ${owner.uid})`);
+    }
+    owners = { root: { uid: 0, gid: 0 }, mail: { uid: owner.uid, gid: owner.gid } };
+    const configured = o.queue_directory;
+    const q = await reachableQueue(configured, owner, notes);
+    if (q !== configured) {
+      for (const k of ["maillog_file", "mail_spool_directory"]) {
+        if (o[k] && under(o[k], configured)) o[k] = q + o[k].slice(configured.length);
+      }
+      o.queue_directory = q;
+    }
+  } else {
+    const me = currentIds();
+    owners = { root: me, mail: me };
+  }
+  await Deno.mkdir(dirname(o.queue_directory), { recursive: true });
+  await setupQueue(o.queue_directory, owners);
+  o.queue_directory = await Deno.realPath(o.queue_directory);
+  if (asRoot) notes.push(...await adoptQueueFiles(o.queue_directory, owners));
+  const q = o.queue_directory;
+
+  if (o.maillog_file) {
+    const dir = dirname(o.maillog_file);
+    if (dir === `${q}/log`) await setupRootDir(dir, owners);
+    else await Deno.mkdir(dir, { recursive: true });
+    const bad = await unsafeAncestor(o.maillog_file, owners.root.uid);
+    if (bad) {
+      throw new Error(
+        `maillog_file ${o.maillog_file}: ${bad} can be changed by users other than ` +
+          `${asRoot ? "root" : "you"}; put the log in a folder only master can change`,
+      );
+    }
+  }
+
+  const spool = o.mail_spool_directory?.replace(/\/+$/, "");
+  if (spool) {
+    if (under(spool, q)) {
+      await ensureDir(spool, { ...owners.mail, mode: 0o700 });
+    } else {
+      await Deno.mkdir(spool, { recursive: true }).catch(() => {});
+      if (owner) {
+        const st = await Deno.stat(spool).catch(() => null);
+        const blocked = await blockedAt(spool, owner);
+        const p = st ? { uid: st.uid ?? -1, gid: st.gid ?? -1, mode: st.mode ?? 0 } : null;
+        if (blocked || !p || (classBits(p, owner) & 3) !== 3) {
+          notes.push(
+            `warning: mail_spool_directory ${spool} is not writable by ${owner.name}; ` +
+              `local delivery there will be deferred`,
+          );
+        }
+      }
+    }
+  }
+
+  const rt = await prepareRuntime({
+    source: opts.source,
+    deno: opts.deno,
+    dir: asRoot ? SYSTEM_RUNTIME_DIR : userRuntimeDir(opts.env),
+    stage: asRoot,
+  });
+  if (rt.note) notes.push(rt.note);
+  return { overrides: o, runtime: rt.runtime, owner, notes };
+}

@@ -1,0 +1,134 @@
+/**
+ * What Postwarden does with each master.cf service, so that a stock
+ * Postfix master.cf carries over without anything being dropped silently.
+ *
+ * - A command Postwarden has a daemon for runs.
+ * - A Postfix service whose job Postwarden does elsewhere, or that mail does
+ *   not need to flow correctly, is skipped and named (tlsmgr, proxymap,
+ *   anvil, scache, postlogd, ...). Where a parameter would make mail depend
+ *   on one (a rate limit needs anvil), the parameter itself fails closed in
+ *   lib/config.
+ * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
+ *   mail the admin expects to receive would be refused.
+ * - A delivery agent Postwarden lacks (lmtp, virtual, pipe) is skipped,
+ *   unless a transport setting routes mail to it: then it is an error,
+ *   since that mail could not be delivered.
+ *
+ * Pure: takes parsed services and a parameter lookup.
+ *
+ * @module
+ */
+import type { MasterService } from "../config/mod.ts";
+
+/** master.cf commands with a daemon in daemons/. */
+export const DAEMONS: ReadonlySet<string> = new Set([
+  "smtpd",
+  "cleanup",
+  "pickup",
+  "qmgr",
+  "smtp",
+  "local",
+  "bounce",
+  "discard",
+  "error",
+]);
+
+/** Postfix services skipped, with the reason shown to the admin. */
+const SKIPPED: Record<string, string> = {
+  tlsmgr: "TLS is not supported yet, so there is no TLS session cache to manage",
+  "trivial-rewrite": "address rewriting and resolution are built into cleanup and qmgr",
+  proxymap: "lookup tables are opened by the daemons that use them",
+  anvil: "connection and rate limits are not supported (setting one stops the start)",
+  scache: "the smtp client keeps its own connection cache",
+  postlogd: "master writes the log for every daemon",
+  showq: "postqueue reads the queue directly",
+  flush: "fast flush (ETRN) is not supported; postqueue -f flushes through qmgr",
+  verify: "address verification is not supported (reject_unverified_* stops the start)",
+  tlsproxy: "TLS is not supported yet",
+  dnsblog: "postscreen is not supported",
+  spawn: "policy services are not supported (check_policy_service stops the start)",
+};
+
+/** Delivery agents Postfix has and Postwarden does not yet. */
+const MISSING_AGENTS = new Set(["lmtp", "virtual", "pipe"]);
+
+/** Listeners whose mail would be refused if skipped. */
+const MISSING_LISTENERS: Record<string, string> = {
+  postscreen: "postscreen is not supported: run smtpd on this port instead",
+  qmqpd: "QMQP is not supported",
+};
+
+/** Transport parameters whose service must run for mail to be delivered. */
+const TRANSPORT_PARAMS = [
+  "default_transport",
+  "local_transport",
+  "relay_transport",
+  "error_service_name",
+  "bounce_service_name",
+  "defer_service_name",
+];
+
+/** The services to run, what was skipped and why, and what stops the start. */
+export interface ServicePlan {
+  run: MasterService[];
+  /** "service NAME (COMMAND): skipped: reason" lines. */
+  skipped: string[];
+  errors: string[];
+}
+
+/** The master.cf service name a transport setting names ("smtp:[host]" -> "smtp"). */
+export function transportService(value: string): string {
+  const v = value.trim();
+  const colon = v.indexOf(":");
+  return colon < 0 ? v : v.slice(0, colon);
+}
+
+/** Decides, for each master.cf service, whether it runs. */
+export function planServices(
+  services: MasterService[],
+  param: (name: string) => string | undefined,
+): ServicePlan {
+  const plan: ServicePlan = { run: [], skipped: [], errors: [] };
+  const what = (s: MasterService) => `master.cf: service ${s.name} (${s.command})`;
+  const skippedAgents = new Map<string, MasterService>();
+  for (const s of services) {
+    if (s.type === "unix-dgram" || s.type === "fifo" || s.type === "pass") {
+      if (s.command in SKIPPED || s.command === "smtpd") {
+        plan.skipped.push(
+          `${what(s)}: skipped: type ${s.type} is not supported; ${
+            SKIPPED[s.command] ?? "its listener is not supported"
+          }`,
+        );
+        continue;
+      }
+      plan.errors.push(`${what(s)}: type ${s.type} is not supported`);
+      continue;
+    }
+    if (DAEMONS.has(s.command)) {
+      plan.run.push(s);
+    } else if (s.command in SKIPPED) {
+      plan.skipped.push(`${what(s)}: skipped: ${SKIPPED[s.command]}`);
+    } else if (MISSING_AGENTS.has(s.command)) {
+      skippedAgents.set(s.name, s);
+      plan.skipped.push(`${what(s)}: skipped: the ${s.command} delivery agent is not supported`);
+    } else if (s.command in MISSING_LISTENERS) {
+      plan.errors.push(`${what(s)}: ${MISSING_LISTENERS[s.command]}`);
+    } else {
+      plan.errors.push(`${what(s)}: no such command "${s.command}"`);
+    }
+  }
+  const running = new Set(plan.run.filter((s) => s.type === "unix").map((s) => s.name));
+  for (const p of TRANSPORT_PARAMS) {
+    const v = param(p);
+    if (v === undefined || v.trim() === "") continue;
+    const name = transportService(v);
+    if (running.has(name)) continue;
+    const agent = skippedAgents.get(name);
+    plan.errors.push(
+      agent
+        ? `${p} = ${v}: service ${name} uses the ${agent.command} delivery agent, which is not supported`
+        : `${p} = ${v}: master.cf has no unix service "${name}" that Postwarden runs`,
+    );
+  }
+  return plan;
+}
