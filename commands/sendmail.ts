@@ -8,6 +8,8 @@
  *     sendmail [-t] [-i] [-oi] [-f sender] [-F fullname] [-N dsn] [-R ret]
  *              [-V envid] [-c DIR | -C DIR] [-bm | -bp] [--] [recipient ...]
  *
+ * Options are parsed with getopt(3) as Postfix does ("-ti", "-it", "-oi",
+ * "-fjoe" and "-f joe" all work; the first recipient ends the options).
  * Input ends at end of file; without -i (or -oi) a line holding only "."
  * ends it too. LF line ends become CRLF. -t takes recipients from the
  * To/Cc/Bcc headers (done by cleanup) in addition to the command line.
@@ -16,8 +18,10 @@
  * `@$myorigin`, as are bare recipient names. -N is "never" or a list of
  * success,delay,failure; -R is full or hdrs; -V is the DSN envelope id.
  * -bp lists the queue through commands/postqueue.ts. Ignored like Postfix
- * does: other -o options, -B, -h, -L, -m, -n, -U, -v, -X. Not supported
- * (exit 64): -bs, -bd, -bD, -bi, -bl, -bv, -q.
+ * does: -A, -e, -G, -h, -L, -m, -n, -O, -p, -U, -v, -x, other -o options,
+ * -B 7BIT/8BITMIME. Not supported (exit 64): -bs, -bd, -bi, -bv and other
+ * modes, -I, -q, -X; any other option is an error (exit 64), never
+ * silently ignored.
  *
  * Exit status: 0 queued; 64 (EX_USAGE) bad command line or no recipients;
  * 65 (EX_DATAERR) message larger than message_size_limit; 75
@@ -44,6 +48,7 @@ import {
 } from "../lib/queue/mod.ts";
 import type { MaildropAttrs } from "../daemons/pickup/pickup.ts";
 import { concat } from "../lib/bytes/mod.ts";
+import { getopt, GetoptError } from "./_cli.ts";
 
 /** sysexits.h codes sendmail uses. */
 export const EX = { OK: 0, USAGE: 64, DATAERR: 65, SOFTWARE: 70, TEMPFAIL: 75, CONFIG: 78 };
@@ -76,23 +81,26 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-/** Parses sendmail's command line; option values may be attached (-fuser) or separate. */
+/**
+ * Postfix sendmail's getopt(3) option string, except that -c takes the
+ * configuration directory as in the other Postwarden commands, and -q
+ * takes no argument: every form of it (-q, -qR, -qI, -q30m) is refused.
+ */
+const OPTIONS = "A:B:C:F:GIL:N:O:R:UV:X:b:c:e:f:h:imno:p:r:qtvx";
+
+/** Parses sendmail's command line with getopt(3), as Postfix does. */
 export function parseSendmailArgs(argv: string[]): SendmailOptions {
   const o: SendmailOptions = { extract: false, ignoreDots: false, mode: "m", recipients: [] };
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--") {
-      i++;
-      break;
+  let parsed: ReturnType<typeof getopt>;
+  try {
+    parsed = getopt(argv, OPTIONS);
+  } catch (e) {
+    if (e instanceof GetoptError) {
+      throw new UsageError(`${e.message}; usage: sendmail [options] [recipient ...]`);
     }
-    if (!arg.startsWith("-") || arg === "-") break;
-    const flag = arg[1];
-    const value = (): string => {
-      if (arg.length > 2) return arg.slice(2);
-      if (i + 1 >= argv.length) throw new UsageError(`option requires an argument -- ${flag}`);
-      return argv[++i];
-    };
+    throw e;
+  }
+  for (const { flag, value = "" } of parsed.opts) {
     switch (flag) {
       case "t":
         o.extract = true;
@@ -100,63 +108,56 @@ export function parseSendmailArgs(argv: string[]): SendmailOptions {
       case "i":
         o.ignoreDots = true;
         break;
-      case "o": {
-        const v = value();
-        if (v === "i") o.ignoreDots = true;
+      case "o":
+        if (value === "i") o.ignoreDots = true;
         break;
-      }
       case "f":
       case "r":
-        o.sender = value();
+        o.sender = value;
         break;
       case "F":
-        o.fullName = value();
+        o.fullName = value;
         break;
       case "N":
-        o.notify = parseNotify(value());
+        o.notify = parseNotify(value);
         break;
       case "R": {
-        const v = value().toUpperCase();
-        if (v !== "FULL" && v !== "HDRS") throw new UsageError(`bad -R option value: ${v}`);
+        const v = value.toUpperCase();
+        if (v !== "FULL" && v !== "HDRS") throw new UsageError(`bad -R option value: ${value}`);
         o.ret = v;
         break;
       }
-      case "V": {
-        const v = value();
-        if (v.length > 100 || /[^\x21-\x7e]/.test(v)) {
+      case "V":
+        if (value.length > 100 || /[^\x21-\x7e]/.test(value)) {
           throw new UsageError("bad -V option value: use up to 100 printable ASCII characters");
         }
-        o.envid = v;
+        o.envid = value;
         break;
-      }
       case "c":
       case "C":
-        o.configDir = value();
+        o.configDir = value;
         break;
-      case "b": {
-        const v = arg.slice(2);
-        if (v !== "m" && v !== "p") throw new UsageError(`-b${v} is not supported`);
-        o.mode = v;
+      case "b":
+        if (value !== "m" && value !== "p") throw new UsageError(`-b${value} is not supported`);
+        o.mode = value;
         break;
-      }
       case "B":
-      case "h":
-      case "L":
-      case "X":
-        value();
+        if (value !== "7BIT" && value !== "8BITMIME") {
+          throw new UsageError("-B option needs 8BITMIME or 7BIT");
+        }
         break;
-      case "m":
-      case "n":
-      case "U":
-      case "v":
-        break;
+      case "I":
+        throw new UsageError("-I is not supported: use postalias");
       case "q":
         throw new UsageError("-q is not supported: use postqueue -f");
+      case "X":
+        throw new UsageError(`-X${value} is not supported`);
       default:
-        throw new UsageError(`illegal option -- ${flag}`);
+        // A, e, G, h, L, m, n, O, p, U, v, x: accepted and ignored, as Postfix does.
+        break;
     }
   }
-  o.recipients = argv.slice(i);
+  o.recipients = parsed.operands;
   return o;
 }
 

@@ -61,7 +61,27 @@ Deno.test("parseSendmailArgs", async (t) => {
     assertThrows(() => parseSendmailArgs(["-bs"]), UsageError, "-bs is not supported");
     assertThrows(() => parseSendmailArgs(["-q"]), UsageError, "-q is not supported");
     assertThrows(() => parseSendmailArgs(["-f"]), UsageError, "requires an argument");
-    assertThrows(() => parseSendmailArgs(["-Z"]), UsageError, "illegal option");
+    assertThrows(() => parseSendmailArgs(["-Z"]), UsageError, "invalid option -- 'Z'");
+    assertThrows(() => parseSendmailArgs(["-tk", "a"]), UsageError, "invalid option -- 'k'");
+    assertThrows(() => parseSendmailArgs(["-qR", "site"]), UsageError, "-q is not supported");
+    assertThrows(() => parseSendmailArgs(["-XV"]), UsageError, "-XV is not supported");
+    assertThrows(() => parseSendmailArgs(["-I"]), UsageError, "-I is not supported");
+    assertThrows(() => parseSendmailArgs(["-B", "9BIT"]), UsageError, "-B option needs");
+  });
+  await t.step("single-letter flags combine as with getopt(3)", () => {
+    for (const args of [["-ti"], ["-it"], ["-t", "-oi"], ["-t", "-i"], ["-oi", "-t"]]) {
+      const o = parseSendmailArgs([...args, "ann@x"]);
+      assertEquals(
+        [o.extract, o.ignoreDots, o.recipients],
+        [true, true, ["ann@x"]],
+        args.join(" "),
+      );
+    }
+    const o = parseSendmailArgs(["-tifjoe@x", "-vF", "Joe", "-o", "i", "ann@x"]);
+    assertEquals([o.extract, o.ignoreDots, o.sender, o.fullName], [true, true, "joe@x", "Joe"]);
+    assertEquals(o.recipients, ["ann@x"]);
+    assertEquals(parseSendmailArgs(["-tbm", "a"]).mode, "m");
+    assertEquals(parseSendmailArgs(["-oem", "-Am", "-Gn", "a"]).recipients, ["a"], "ignored");
   });
 });
 
@@ -219,9 +239,9 @@ Deno.test("sendmail command", async (t) => {
       await Deno.remove(q.path("maildrop", files[0]));
     });
 
-    await t.step("-t needs no recipients; -i keeps dot lines; sender from LOGNAME", async () => {
+    await t.step("-ti: recipients from headers, dot lines kept; sender from LOGNAME", async () => {
       const run = await runSendmail(
-        ["-t", "-i", "-F", "Root User"],
+        ["-ti", "-F", "Root User"],
         "To: bob@x\n\n.\nend",
         { MAIL_CONFIG: conf, LOGNAME: "ops" },
       );
