@@ -6,14 +6,17 @@
  */
 import fc from "fast-check";
 import { ipcListen } from "../lib/ipc/mod.ts";
+import { type PasswdEntry, PasswdFile } from "../lib/passwd/mod.ts";
 import { QueueDir, QueueFile } from "../lib/queue/mod.ts";
-import type { MaildropAttrs } from "../daemons/pickup/pickup.ts";
+import type { MaildropAttrs } from "../daemons/pickup/maildrop.ts";
 import {
   assert,
   assertEquals,
   assertStringIncludes,
   assertThrows,
 } from "../tests/helpers/assert.ts";
+import { AsUser, localUser } from "../tests/helpers/as_user.ts";
+import { haveRoot } from "../tests/helpers/peers.ts";
 import { InputConverter, parseSendmailArgs, UsageError } from "./sendmail.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -61,7 +64,27 @@ Deno.test("parseSendmailArgs", async (t) => {
     assertThrows(() => parseSendmailArgs(["-bs"]), UsageError, "-bs is not supported");
     assertThrows(() => parseSendmailArgs(["-q"]), UsageError, "-q is not supported");
     assertThrows(() => parseSendmailArgs(["-f"]), UsageError, "requires an argument");
-    assertThrows(() => parseSendmailArgs(["-Z"]), UsageError, "illegal option");
+    assertThrows(() => parseSendmailArgs(["-Z"]), UsageError, "invalid option -- 'Z'");
+    assertThrows(() => parseSendmailArgs(["-tk", "a"]), UsageError, "invalid option -- 'k'");
+    assertThrows(() => parseSendmailArgs(["-qR", "site"]), UsageError, "-q is not supported");
+    assertThrows(() => parseSendmailArgs(["-XV"]), UsageError, "-XV is not supported");
+    assertThrows(() => parseSendmailArgs(["-I"]), UsageError, "-I is not supported");
+    assertThrows(() => parseSendmailArgs(["-B", "9BIT"]), UsageError, "-B option needs");
+  });
+  await t.step("single-letter flags combine as with getopt(3)", () => {
+    for (const args of [["-ti"], ["-it"], ["-t", "-oi"], ["-t", "-i"], ["-oi", "-t"]]) {
+      const o = parseSendmailArgs([...args, "ann@x"]);
+      assertEquals(
+        [o.extract, o.ignoreDots, o.recipients],
+        [true, true, ["ann@x"]],
+        args.join(" "),
+      );
+    }
+    const o = parseSendmailArgs(["-tifjoe@x", "-vF", "Joe", "-o", "i", "ann@x"]);
+    assertEquals([o.extract, o.ignoreDots, o.sender, o.fullName], [true, true, "joe@x", "Joe"]);
+    assertEquals(o.recipients, ["ann@x"]);
+    assertEquals(parseSendmailArgs(["-tbm", "a"]).mode, "m");
+    assertEquals(parseSendmailArgs(["-oem", "-Am", "-Gn", "a"]).recipients, ["a"], "ignored");
   });
 });
 
@@ -193,15 +216,17 @@ Deno.test("sendmail command", async (t) => {
       assertEquals(run, { code: 0, stderr: "" });
       const files = await maildropFiles(q);
       assertEquals(files.length, 1);
-      assert(/^[0-9A-F]{15}$/.test(files[0]), "named by queue id");
+      assert(/^[0-9A-F]{15}\.[0-9a-f]{32}$/.test(files[0]), `named by queue id: ${files[0]}`);
+      const st = await Deno.lstat(q.path("maildrop", files[0]));
+      assertEquals(st.mode! & 0o7777, 0o644, "readable by the mail owner, whatever the umask");
       const qf = await QueueFile.open(q.path("maildrop", files[0]));
       try {
         const env = qf.envelope;
-        assertEquals(env.queueId, files[0]);
+        assertEquals(env.queueId, files[0].slice(0, 15));
         assertEquals(env.sender, "alice@example.com");
         assert(Math.abs(env.arrival - Date.now()) < 60_000);
         const attrs = env.attrs as MaildropAttrs;
-        assertEquals(attrs.user, "alice");
+        assertEquals([attrs.user, attrs.defaultSender], [undefined, undefined], "-f given");
         assertEquals(attrs.uid, Deno.uid());
         assertEquals(attrs.extract, undefined);
         assertEquals([attrs.ret, attrs.envid], ["FULL", "E1"]);
@@ -219,18 +244,20 @@ Deno.test("sendmail command", async (t) => {
       await Deno.remove(q.path("maildrop", files[0]));
     });
 
-    await t.step("-t needs no recipients; -i keeps dot lines; sender from LOGNAME", async () => {
+    await t.step("-ti: recipients from headers, dot lines kept; sender from the uid", async () => {
       const run = await runSendmail(
-        ["-t", "-i", "-F", "Root User"],
+        ["-ti", "-F", "Root User"],
         "To: bob@x\n\n.\nend",
-        { MAIL_CONFIG: conf, LOGNAME: "ops" },
+        { MAIL_CONFIG: conf, LOGNAME: "ops", USER: "ops" },
       );
       assertEquals(run, { code: 0, stderr: "" });
       const [name] = await maildropFiles(q);
       const qf = await QueueFile.open(q.path("maildrop", name));
       try {
-        assertEquals(qf.envelope.sender, "ops@example.com");
+        const login = new PasswdFile().byUid(Deno.uid()!)!.name;
+        assertEquals(qf.envelope.sender, login, "the login name, not $USER or $LOGNAME");
         const attrs = qf.envelope.attrs as MaildropAttrs;
+        assertEquals([attrs.user, attrs.defaultSender], [login, true]);
         assertEquals([attrs.extract, attrs.fullName], [true, "Root User"]);
         assertEquals(qf.head.recipients, []);
         assertEquals(
@@ -243,8 +270,9 @@ Deno.test("sendmail command", async (t) => {
       await Deno.remove(q.path("maildrop", name));
     });
 
-    await t.step("-f <> is the null sender; the default sender is root", async () => {
-      for (const [args, want] of [[["-f", "<>"], ""], [[], "root@example.com"]] as const) {
+    await t.step("-f <> is the null sender; the default sender is the login name", async () => {
+      const login = new PasswdFile().byUid(Deno.uid()!)!.name;
+      for (const [args, want] of [[["-f", "<>"], ""], [[], login]] as const) {
         assertEquals((await runSendmail(["-c", conf, ...args, "bob@x"], "x\n")).code, 0);
         const [name] = await maildropFiles(q);
         const qf = await QueueFile.open(q.path("maildrop", name));
@@ -324,6 +352,128 @@ Deno.test("sendmail command", async (t) => {
       const run = await runSendmail(["-c", `${root}/missing`, "bob@x"], "x\n");
       assertEquals(run.code, 78);
       assertStringIncludes(run.stderr, "sendmail: fatal: open ");
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("sendmail as an ordinary user, into a maildrop/ it may not list", async (t) => {
+  if (!haveRoot("running sendmail as other users")) return;
+  const user = localUser("nobody");
+  const other = localUser("daemon");
+  if (!user || !other) return;
+  const root = await Deno.makeTempDir({ prefix: "postwarden-sendmail-" });
+  const as = await AsUser.create(root);
+  const conf = `${root}/conf`;
+  const q = new QueueDir(`${root}/queue`);
+  /** Stands for mail_owner: neither the submitter nor the snooper. */
+  const OWNER = 4243;
+  const flags = await taskFlags();
+  const sendmailAs = (who: PasswdEntry, args: string[], stdin: string) =>
+    as.run(who, ["run", ...flags, "commands/sendmail.ts", "-c", conf, ...args], {
+      cwd: ROOT,
+      stdin,
+      env: { USER: "root", LOGNAME: "root" },
+    });
+  /** What `who` gets when reading `path` (a directory is listed): "ok" or the error name. */
+  const probe = async (who: PasswdEntry, path: string) => {
+    const code = `try { const s = Deno.statSync(${JSON.stringify(path)});
+      if (s.isDirectory) [...Deno.readDirSync(${JSON.stringify(path)})];
+      else Deno.readFileSync(${JSON.stringify(path)}); console.log("ok") }
+      catch (e) { console.log(e.name) }`;
+    return (await as.run(who, ["eval", code], { cwd: root })).stdout.trim();
+  };
+  try {
+    await Deno.mkdir(conf);
+    await Deno.writeTextFile(
+      `${conf}/main.cf`,
+      `queue_directory = ${q.root}\nmyorigin = example.com\n`,
+    );
+    // The layout master sets up: queue root-owned 0755, maildrop the mail owner's 1733.
+    await q.create();
+    await Deno.chmod(q.root, 0o755);
+    await Deno.chown(q.dir("maildrop"), OWNER, OWNER);
+    await Deno.chmod(q.dir("maildrop"), 0o1733);
+    const maildrop = q.dir("maildrop");
+
+    await t.step("queues the message, owned by the user, readable by the mail owner", async () => {
+      const r = await sendmailAs(user, ["bob@x"], "Subject: hi\n\nfrom nobody\n");
+      assertEquals([r.code, r.stderr], [0, ""]);
+      const [name, ...more] = await maildropFiles(q);
+      assertEquals(more, []);
+      assert(/^[0-9A-F]{15}\.[0-9a-f]{32}$/.test(name), name);
+      const st = await Deno.lstat(`${maildrop}/${name}`);
+      assertEquals([st.uid, st.mode! & 0o7777, st.nlink], [user.uid, 0o644, 1]);
+      const qf = await QueueFile.open(`${maildrop}/${name}`);
+      try {
+        assertEquals(qf.envelope.sender, user.name, "the login name of the uid, not $USER");
+        assertEquals((qf.envelope.attrs as MaildropAttrs).defaultSender, true);
+        assertEquals(
+          new TextDecoder().decode(await qf.readContent()),
+          "Subject: hi\r\n\r\nfrom nobody\r\n",
+        );
+      } finally {
+        qf.close();
+      }
+
+      // Another user can neither list maildrop/ nor find the file by its queue id.
+      assertEquals(await probe(other, maildrop), "PermissionDenied");
+      assertEquals(await probe(other, `${maildrop}/${name.slice(0, 15)}`), "NotFound");
+      // Only the 128 random bits stand between them and the content (mode 0644).
+      assertEquals(await probe(other, `${maildrop}/${name}`), "ok");
+      await Deno.remove(`${maildrop}/${name}`);
+    });
+
+    await t.step("with a setgid maildrop/ the file is 0640: unreadable even by name", async () => {
+      await Deno.chmod(maildrop, 0o3733);
+      try {
+        const r = await sendmailAs(user, ["-f", "list@example.com", "bob@x"], "x\n");
+        assertEquals([r.code, r.stderr], [0, ""]);
+        const [name] = await maildropFiles(q);
+        const st = await Deno.lstat(`${maildrop}/${name}`);
+        assertEquals([st.uid, st.gid, st.mode! & 0o7777], [user.uid, OWNER, 0o640]);
+        assertEquals(await probe(other, `${maildrop}/${name}`), "PermissionDenied");
+        await Deno.remove(`${maildrop}/${name}`);
+      } finally {
+        await Deno.chmod(maildrop, 0o1733);
+      }
+    });
+
+    await t.step("asks pickup to fsync maildrop/, which it may not open itself", async () => {
+      const got: unknown[] = [];
+      const sock = q.publicSocket("pickup");
+      const server = ipcListen(sock, async (c) => {
+        got.push(await c.recvMsg());
+        await c.send({ ok: true, synced: true });
+      });
+      try {
+        // public/pickup reachable by everyone, as the pickup socket must be.
+        await Deno.chmod(q.dir("public"), 0o711);
+        await Deno.chmod(sock, 0o666);
+        const r = await sendmailAs(user, ["bob@x"], "x\n");
+        assertEquals([r.code, r.stderr], [0, ""]);
+        assertEquals(got, [{ op: "wakeup", sync: true }]);
+      } finally {
+        server.close();
+        await server.done;
+      }
+      // And when pickup says the fsync failed, the message is not queued.
+      const failing = ipcListen(sock, async (c) => {
+        await c.recvMsg();
+        await c.send({ ok: false, error: "EIO" });
+      });
+      try {
+        await Deno.chmod(sock, 0o666);
+        for (const f of await maildropFiles(q)) await Deno.remove(`${maildrop}/${f}`);
+        const r = await sendmailAs(user, ["bob@x"], "x\n");
+        assertEquals(r.code, 75);
+        assertStringIncludes(r.stderr, "EIO");
+        assertEquals(await maildropFiles(q), []);
+      } finally {
+        failing.close();
+        await failing.done;
+      }
     });
   } finally {
     await Deno.remove(root, { recursive: true });

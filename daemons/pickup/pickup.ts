@@ -1,47 +1,61 @@
 /**
  * Pickup: moves locally submitted mail from `maildrop/` to cleanup, like
- * Postfix pickup(8). sendmail writes each message there as a complete
- * queue file (see commands/sendmail.ts); pickup scans the folder once a
- * second and whenever it is woken on its socket, submits each file with
- * {@link CleanupSession}, and removes the file (then fsyncs the folder)
- * only after cleanup answers that the message is durably queued. A crash
- * in between means the message is submitted twice, never lost.
+ * Postfix pickup(8). sendmail, run by any local user, leaves each message
+ * there as a complete queue file (see commands/sendmail.ts and, for the
+ * folder's modes and what pickup trusts, maildrop.ts); pickup scans the
+ * folder once a second and whenever it is woken on its socket, submits
+ * each file with {@link CleanupSession}, and removes the file (then
+ * fsyncs the folder) only after cleanup answers that the message is
+ * durably queued. A crash in between means the message is submitted
+ * twice, never lost.
  *
- * Files whose names start with "." are sendmail's temporary files and are
- * skipped. A file that is not a valid queue file is renamed to
- * `.corrupt.NAME` inside maildrop/ (pickup may not write `corrupt/`) with
- * a warning; it is never deleted. When cleanup cannot be reached the scan
- * stops and the next poll tries again; when cleanup rejects a message the
- * file stays and is retried with a growing delay (10 s doubling to 1 h).
+ * The files come from potentially hostile users. The submitter is the
+ * file's owner as the kernel reports it, logged as Postfix does
+ * (`QUEUEID: uid=1000 from=<joe>`); a uid written inside the file is
+ * ignored. Without sendmail -f the sender is the login name of that uid in
+ * /etc/passwd (the name sendmail wrote is used only for a uid not listed
+ * there, or when pickup may not read the file). The arrival time is the
+ * file's mtime, clamped to now when it lies in the future. Entries that
+ * are not regular files with one link (symlinks, hard links, FIFOs,
+ * sockets, directories) are removed unopened with a warning naming their
+ * owner's uid; a file replaced between lstat and open is left for the
+ * next scan. Names starting with "." are sendmail's temporary files and
+ * are skipped.
  *
- * Maildrop envelope attributes that sendmail sets, beyond the queue
- * format's own ({@link MaildropAttrs}): uid and user of the submitter,
- * `extract` (sendmail -t) and `fullName` (sendmail -F).
+ * A regular file that is not a valid maildrop file, or larger than
+ * message_size_limit allows, is renamed to `.corrupt.NAME` inside
+ * maildrop/ (pickup may not write `corrupt/`) with a warning; it is never
+ * deleted. When cleanup cannot be reached the scan stops and the next poll
+ * tries again; when cleanup rejects a message, or a file cannot be opened
+ * (EACCES, a lease), the file stays and is retried with a growing delay
+ * (10 s doubling to 1 h). Warnings name a maildrop file by its queue id
+ * part only: its random part is what keeps other users from reading it.
  *
- * Parameters: queue_directory (where maildrop/ and private/cleanup are).
+ * On `public/pickup` any message is a wake-up; `{sync: true}` first
+ * fsyncs maildrop/ and answers `{ok: true, synced: true}`, which is how
+ * sendmail makes its directory entry durable when it may not open the
+ * folder itself.
+ *
+ * Parameters: queue_directory (where maildrop/ and private/cleanup are),
+ * message_size_limit (10240000). authorized_submit_users is not read:
+ * every local user may submit, as with its default static:anyone.
  */
 import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
 import { type IpcConn, IpcError } from "../../lib/ipc/mod.ts";
-import {
-  type Envelope,
-  QueueFile,
-  QueueFormatError,
-  type Recipient,
-  syncDir,
-} from "../../lib/queue/mod.ts";
+import { PasswdFile } from "../../lib/passwd/mod.ts";
+import { DirSyncer, type Envelope, QueueFormatError, type Recipient } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
+import {
+  logName,
+  lstatEntry,
+  type MaildropAttrs,
+  type MaildropFile,
+  type MaildropOpen,
+  maxMaildropBytes,
+  openMaildropFile,
+} from "./maildrop.ts";
 
-/** The envelope attributes of a maildrop file: the queue format's plus sendmail's. */
-export type MaildropAttrs = NonNullable<Envelope["attrs"]> & {
-  /** Submitter's uid, as sendmail saw it. */
-  uid?: number;
-  /** Submitter's login name. */
-  user?: string;
-  /** Take recipients from the message headers (sendmail -t). */
-  extract?: boolean;
-  /** Full name for the From: header (sendmail -F). */
-  fullName?: string;
-};
+export type { MaildropAttrs };
 
 /** Options for {@link Pickup}. */
 export interface PickupOptions {
@@ -53,22 +67,28 @@ export interface PickupOptions {
   timeoutMs?: number;
   /** Interval between scans, ms. @default 1000 */
   pollMs?: number;
+  /** Login name of a uid, or null if unknown. @default a lookup in /etc/passwd */
+  loginName?: (uid: number) => string | null;
 }
 
-/** What one scan did. */
+/** What one scan did, by maildrop file name. */
 export interface ScanResult {
   submitted: string[];
   corrupt: string[];
-  /** Files kept because cleanup rejected them or they could not be read. */
+  /** Not regular files, or hard links: removed without being opened. */
+  removed: string[];
+  /** Files kept because cleanup rejected them, they could not be read, or they changed. */
   kept: string[];
   /** True if the scan stopped because cleanup could not be reached. */
   unreachable: boolean;
 }
 
-type FileOutcome = "submitted" | "corrupt" | "kept" | "gone" | "unreachable";
+type FileOutcome = "submitted" | "corrupt" | "removed" | "kept" | "gone" | "unreachable";
 
 const RETRY_MIN_MS = 10_000;
 const RETRY_MAX_MS = 3_600_000;
+/** Postfix's allowance for clocks of clients that mount the maildrop. */
+const FUTURE_MS = 2 * 3_600_000;
 
 /** One maildrop scanner. Scans never overlap; wake-ups during a scan cause one more. */
 export class Pickup {
@@ -78,7 +98,9 @@ export class Pickup {
   readonly #now: () => number;
   readonly #timeoutMs: number;
   readonly #pollMs: number;
-  /** Per-file retry state after cleanup rejected it. */
+  readonly #loginName: (uid: number) => string | null;
+  readonly #syncer: DirSyncer;
+  /** Per-file retry state after cleanup rejected it or it could not be handled. */
   readonly #retry = new Map<string, { failures: number; next: number }>();
   #scanning: Promise<void> | null = null;
   #again = false;
@@ -91,6 +113,8 @@ export class Pickup {
     this.#now = opts.now ?? Date.now;
     this.#timeoutMs = opts.timeoutMs ?? 300_000;
     this.#pollMs = opts.pollMs ?? 1000;
+    this.#loginName = opts.loginName ?? passwdLoginName(ctx);
+    this.#syncer = new DirSyncer(this.#maildrop);
   }
 
   /** Polls (every second by default) until `ctx.signal` aborts, starting now. */
@@ -120,12 +144,23 @@ export class Pickup {
     return this.#scanning;
   }
 
-  /** Submits every complete maildrop file once, oldest name first. */
+  /** Makes every entry created in maildrop/ so far durable (fsync of the folder). */
+  syncMaildrop(): Promise<void> {
+    return this.#syncer.sync();
+  }
+
+  /** Handles every maildrop entry once, oldest name first. */
   async scan(): Promise<ScanResult> {
-    const result: ScanResult = { submitted: [], corrupt: [], kept: [], unreachable: false };
+    const result: ScanResult = {
+      submitted: [],
+      corrupt: [],
+      removed: [],
+      kept: [],
+      unreachable: false,
+    };
     const names: string[] = [];
     for await (const e of Deno.readDir(this.#maildrop)) {
-      if (e.isFile && !e.name.startsWith(".")) names.push(e.name);
+      if (!e.name.startsWith(".")) names.push(e.name);
     }
     names.sort();
     const now = this.#now();
@@ -147,36 +182,82 @@ export class Pickup {
 
   async #pickupFile(name: string): Promise<FileOutcome> {
     const path = `${this.#maildrop}/${name}`;
-    let qf: QueueFile;
+    const shown = `maildrop/${logName(name)}`;
+    let opened: MaildropOpen;
+    let uid = -1;
     try {
-      qf = await QueueFile.open(path);
+      const lst = lstatEntry(path);
+      if (!lst) return "gone";
+      uid = Number(lst.uid);
+      opened = openMaildropFile(path, lst, {
+        maxBytes: maxMaildropBytes(this.#ctx.config.size("message_size_limit")),
+      });
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return "gone";
-      if (e instanceof QueueFormatError) return await this.#quarantine(name, e.message);
-      this.#ctx.log.warn(`maildrop/${name}: ${(e as Error).message}`);
+      this.#ctx.log.warn(`${shown}: uid=${uid}: open: ${(e as Error).message}`);
       this.#backoff(name);
       return "kept";
     }
+    switch (opened.status) {
+      case "gone":
+        return "gone";
+      case "changed":
+        this.#ctx.log.warn(`${shown}: uid=${opened.uid}: replaced while being opened; skipped`);
+        return "kept";
+      case "unsafe":
+        return await this.#removeUnsafe(name, opened.uid, opened.why);
+      case "corrupt":
+        return await this.#quarantine(name, opened.uid, opened.why);
+    }
+    const file = opened.file;
+    try {
+      return await this.#submit(name, file);
+    } finally {
+      file.close();
+    }
+  }
+
+  async #submit(name: string, file: MaildropFile): Promise<FileOutcome> {
+    const shown = `maildrop/${logName(name)}`;
+    const env = file.envelope;
+    const attrs = (env.attrs ?? {}) as MaildropAttrs;
+    let sender = env.sender;
+    if (attrs.defaultSender === true) sender = this.#loginName(file.uid) ?? sender;
+    let arrival = file.mtimeMs;
+    const now = this.#now();
+    if (arrival > now + FUTURE_MS) {
+      this.#ctx.log.warn(
+        `${shown}: uid=${file.uid}: message dated ${Math.round((arrival - now) / 1000)} ` +
+          "seconds into the future",
+      );
+      arrival = now;
+    }
+    const limit = this.#ctx.config.size("message_size_limit");
     let session: CleanupSession | null = null;
     try {
-      const env = qf.envelope;
-      const attrs = (env.attrs ?? {}) as MaildropAttrs;
-      const uid = await fileOwner(qf) ?? attrs.uid ?? 0;
       session = await CleanupSession.open(this.#socket, { timeoutMs: this.#timeoutMs });
       if (this.#cleanupDown) {
         this.#cleanupDown = false;
         this.#ctx.log.info("cleanup service is reachable again");
       }
-      this.#ctx.log.info(`${session.queueId}: uid=${uid} from=<${env.sender}>`);
-      session.envelope(cleanupEnvelope(env, qf.head.recipients.filter((r) => !r.done)));
-      for await (const chunk of qf.content()) await session.write(chunk);
+      this.#ctx.log.info(`${session.queueId}: uid=${file.uid} from=<${sender}>`);
+      session.envelope(
+        cleanupEnvelope(env, file.head.recipients.filter((r) => !r.done), { sender, arrival }),
+      );
+      let size = 0;
+      for await (const chunk of file.content()) {
+        size += chunk.length;
+        if (limit > 0 && size > limit) {
+          throw new QueueFormatError(`message larger than message_size_limit (${limit} bytes)`);
+        }
+        await session.write(chunk);
+      }
       const s = session;
       session = null;
       const res = await s.finish();
       if (res.status !== "ok") {
         this.#ctx.log.warn(
-          `maildrop/${name}: cleanup rejected the message: ${res.code} ${res.dsn} ${res.text}; ` +
-            "keeping the file",
+          `${shown}: uid=${file.uid}: cleanup rejected the message: ` +
+            `${res.code} ${res.dsn} ${res.text}; keeping the file`,
         );
         this.#backoff(name);
         return "kept";
@@ -186,37 +267,57 @@ export class Pickup {
       if (e instanceof IpcError) {
         if (!this.#cleanupDown) {
           this.#cleanupDown = true;
-          this.#ctx.log.warn(`maildrop/${name}: cleanup service unavailable: ${e.message}`);
+          this.#ctx.log.warn(`${shown}: cleanup service unavailable: ${e.message}`);
         }
         return "unreachable";
       }
-      if (e instanceof QueueFormatError) return await this.#quarantine(name, e.message);
-      this.#ctx.log.warn(`maildrop/${name}: ${(e as Error).message}`);
+      if (e instanceof QueueFormatError) return await this.#quarantine(name, file.uid, e.message);
+      this.#ctx.log.warn(`${shown}: uid=${file.uid}: ${(e as Error).message}`);
       this.#backoff(name);
       return "kept";
-    } finally {
-      qf.close();
     }
     this.#retry.delete(name);
     try {
-      await Deno.remove(path);
-      await syncDir(this.#maildrop);
+      await Deno.remove(`${this.#maildrop}/${name}`);
+      await this.#syncer.sync();
     } catch (e) {
       // The message is queued; a file left behind is submitted again (at least once).
-      this.#ctx.log.warn(`maildrop/${name}: remove: ${(e as Error).message}`);
+      this.#ctx.log.warn(`${shown}: remove: ${(e as Error).message}`);
     }
     return "submitted";
   }
 
-  async #quarantine(name: string, why: string): Promise<FileOutcome> {
+  /** Removes an entry that must not be opened (the name only: a link's target is untouched). */
+  async #removeUnsafe(name: string, uid: number, why: string): Promise<FileOutcome> {
+    const shown = `maildrop/${logName(name)}`;
+    try {
+      await Deno.remove(`${this.#maildrop}/${name}`);
+      this.#ctx.log.warn(`${shown}: uid=${uid}: ${why}, not a maildrop file; removed`);
+      return "removed";
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return "gone";
+      this.#ctx.log.warn(
+        `${shown}: uid=${uid}: ${why}, not a maildrop file; remove failed: ` +
+          (e as Error).message,
+      );
+      this.#backoff(name);
+      return "kept";
+    }
+  }
+
+  async #quarantine(name: string, uid: number, why: string): Promise<FileOutcome> {
+    const shown = logName(name);
     const to = `.corrupt.${name}`;
     try {
       await Deno.rename(`${this.#maildrop}/${name}`, `${this.#maildrop}/${to}`);
-      await syncDir(this.#maildrop);
-      this.#ctx.log.warn(`maildrop/${name}: corrupt maildrop file (${why}); renamed to ${to}`);
+      await this.#syncer.sync();
+      this.#ctx.log.warn(
+        `maildrop/${shown}: uid=${uid}: corrupt maildrop file (${why}); renamed to .corrupt.${shown}`,
+      );
     } catch (e) {
       this.#ctx.log.warn(
-        `maildrop/${name}: corrupt maildrop file (${why}); rename failed: ${(e as Error).message}`,
+        `maildrop/${shown}: uid=${uid}: corrupt maildrop file (${why}); rename failed: ` +
+          (e as Error).message,
       );
       this.#backoff(name);
     }
@@ -230,11 +331,18 @@ export class Pickup {
   }
 }
 
-/** What pickup tells cleanup about a maildrop file. */
-export function cleanupEnvelope(env: Envelope, recipients: Recipient[]): CleanupEnvelope {
+/**
+ * What pickup tells cleanup about a maildrop file: its recipients and DSN
+ * attributes, with the sender and arrival time pickup decided on.
+ */
+export function cleanupEnvelope(
+  env: Envelope,
+  recipients: Recipient[],
+  decided: { sender: string; arrival: number },
+): CleanupEnvelope {
   const attrs = (env.attrs ?? {}) as MaildropAttrs;
   const out: CleanupEnvelope = {
-    sender: env.sender,
+    sender: decided.sender,
     recipients: recipients.map((r) => {
       const x: Recipient = { address: r.address };
       if (r.orcpt !== undefined) x.orcpt = r.orcpt;
@@ -243,7 +351,7 @@ export function cleanupEnvelope(env: Envelope, recipients: Recipient[]): Cleanup
     }),
     attrs: { origin: "pickup", protocol: "local" },
     extractRecipients: attrs.extract === true,
-    arrival: env.arrival,
+    arrival: decided.arrival,
   };
   if (attrs.envid !== undefined) out.attrs!.envid = attrs.envid;
   if (attrs.ret !== undefined) out.attrs!.ret = attrs.ret;
@@ -254,18 +362,44 @@ export function cleanupEnvelope(env: Envelope, recipients: Recipient[]): Cleanup
   return out;
 }
 
-/** Serves one connection on public/pickup: any message is a wake-up. */
+/**
+ * Serves one connection on public/pickup: any message is a wake-up;
+ * `{sync: true}` fsyncs maildrop/ first and says so in the answer.
+ */
 export async function serveWakeup(conn: IpcConn, pickup: Pickup): Promise<void> {
-  await conn.recvMsg(10_000);
+  const msg = await conn.recvMsg<{ sync?: unknown }>(10_000);
+  if (msg.sync === true) {
+    try {
+      await pickup.syncMaildrop();
+    } catch (e) {
+      pickup.wake();
+      await conn.send({ ok: false, error: `fsync maildrop: ${(e as Error).message}` });
+      return;
+    }
+    pickup.wake();
+    await conn.send({ ok: true, synced: true });
+    return;
+  }
   pickup.wake();
   await conn.send({ ok: true });
 }
 
-/** The uid owning the file (the submitter, as Postfix pickup reports), if known. */
-async function fileOwner(qf: QueueFile): Promise<number | null> {
-  try {
-    return (await qf.file.stat()).uid;
-  } catch {
-    return null;
-  }
+/** Login names from /etc/passwd; one warning while the file cannot be read. */
+function passwdLoginName(ctx: ServiceContext): (uid: number) => string | null {
+  const passwd = new PasswdFile();
+  let warned = false;
+  return (uid) => {
+    const e = passwd.byUid(uid);
+    if (passwd.error && !warned) {
+      warned = true;
+      ctx.log.warn(
+        `cannot read ${passwd.path} (${passwd.error.message}); ` +
+          "the default sender is the login name that sendmail wrote",
+      );
+    } else if (!passwd.error) warned = false;
+    return e?.name ?? null;
+  };
 }
+
+/** The opened file type, for tests. */
+export type { MaildropFile };
