@@ -21,6 +21,7 @@
  * variants, default_process_limit (100), qmgr_message_active_limit (20000),
  * mydestination, local_transport, default_transport, relayhost.
  */
+import { quoteAddress } from "../../lib/address/mod.ts";
 import type { BounceRecipient } from "../../lib/bounce/client.ts";
 import { requestBounce } from "../../lib/bounce/client.ts";
 import type { MasterService } from "../../lib/config/mod.ts";
@@ -266,7 +267,8 @@ export class Qmgr {
     this.active.set(id, msg);
     if (from === "incoming") {
       this.ctx.log.info(
-        `${id}: from=<${env.sender}>, size=${size}, nrcpt=${file.head.recipients.length} (queue active)`,
+        `${id}: from=<${quoteAddress(env.sender)}>, size=${size}, ` +
+          `nrcpt=${file.head.recipients.length} (queue active)`,
       );
     }
     const p = this.#resolveParams();
@@ -355,7 +357,7 @@ export class Qmgr {
         for (const st of statuses) {
           this.ctx.log.info(
             `${job.msg.id}: to=<${
-              job.recipients.find((r) => r.index === st.index)!.address
+              quoteAddress(job.recipients.find((r) => r.index === st.index)!.address)
             }>, relay=none, ` +
               `delay=${
                 ((this.now() - job.msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0"
@@ -629,7 +631,7 @@ export class Qmgr {
           }
           if (await this.#notify(msg, "bounce", expired)) {
             this.ctx.log.info(
-              `${msg.id}: from=<${msg.sender}>, status=expired, returned to sender`,
+              `${msg.id}: from=<${quoteAddress(msg.sender)}>, status=expired, returned to sender`,
             );
             for (const i of msg.deferred.keys()) {
               msg.done.add(i);
