@@ -18,7 +18,7 @@
  * not supported), header_size_limit (102400, how much header is searched
  * for Delivered-To), myhostname (Maildir file names).
  */
-import { splitAddress } from "../../lib/address/mod.ts";
+import { headerAddress, quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
@@ -68,11 +68,15 @@ export async function deliverLocal(
   const delivered = await deliveredTo(file, ctx.config.size("header_size_limit"));
 
   for (const r of req.recipients) {
-    if (delivered.has(r.address.toLowerCase())) {
+    // Delivered-To is written quoted; files from before that hold the bare address.
+    if (
+      delivered.has(headerAddress(r.address).toLowerCase()) ||
+      delivered.has(r.address.toLowerCase())
+    ) {
       report(r, {
         status: "bounced",
         dsn: "5.4.6",
-        reason: `mail forwarding loop for ${r.address}`,
+        reason: `mail forwarding loop for ${quoteAddress(r.address)}`,
       });
       continue;
     }
