@@ -9,8 +9,12 @@
  * address extension; the mailbox is `$mail_spool_directory/USER/`. A
  * message that already carries `Delivered-To: RECIPIENT` bounces as a
  * mail forwarding loop (5.4.6). A user name that cannot be a mailbox
- * bounces 5.1.1. File system errors defer (4.2.0 for permission
- * problems, 4.3.0 otherwise) with the error text.
+ * bounces 5.1.1, whether mailboxUser() or the file system says so (a name
+ * too long or invalid for it: ENAMETOOLONG, EILSEQ, EINVAL), since no
+ * retry can change the name. As with Postfix's mbox_dsn(), a mailbox or
+ * message over its limit (EDQUOT, EFBIG) bounces 5.2.2. Other file system
+ * errors defer (4.2.0 for permission problems, 4.3.0 otherwise: a full
+ * disk, a mailbox path that is not a directory) with the error text.
  *
  * Parameters (with defaults): mail_spool_directory (/var/mail; must end
  * in "/" for Maildir), home_mailbox (empty; any value defers: not
@@ -97,8 +101,7 @@ export async function deliverLocal(
       report(r, { status: "sent", dsn: "2.0.0", reason: "delivered to maildir" });
     } catch (e) {
       report(r, {
-        status: "deferred",
-        dsn: isPermissionError(e) ? "4.2.0" : "4.3.0",
+        ...maildirFailure(e),
         reason: `maildir delivery failed: ${(e as Error).message}`,
       });
     }
@@ -137,6 +140,28 @@ async function deliveredTo(file: QueueFile, maxBytes: number): Promise<Set<strin
     }
   }
   return out;
+}
+
+/** File system errors about the name itself: the mailbox can never exist under it. */
+const BAD_NAME_ERRORS = new Set(["ENAMETOOLONG", "EILSEQ", "EINVAL"]);
+/** Postfix's MBOX_FULL_ERROR: the mailbox or the message is over its limit. */
+const MAILBOX_FULL_ERRORS = new Set(["EDQUOT", "EFBIG"]);
+
+/** Bounce or defer a failed Maildir delivery, and with which DSN code. */
+function maildirFailure(e: unknown): Pick<RecipientStatus, "status" | "dsn"> {
+  const code = errorCode(e);
+  if (code && BAD_NAME_ERRORS.has(code)) return { status: "bounced", dsn: "5.1.1" };
+  if (code && MAILBOX_FULL_ERRORS.has(code)) return { status: "bounced", dsn: "5.2.2" };
+  return { status: "deferred", dsn: isPermissionError(e) ? "4.2.0" : "4.3.0" };
+}
+
+/** The first errno name (`code`, e.g. "ENAMETOOLONG") in the error's cause chain. */
+function errorCode(e: unknown): string | undefined {
+  for (let x = e; x instanceof Error; x = x.cause) {
+    const code = (x as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
 }
 
 /** EACCES or EPERM anywhere in the error's cause chain. */

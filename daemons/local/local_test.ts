@@ -302,6 +302,28 @@ Deno.test("local delivery to Maildir", async (t) => {
       assertEquals(st[1].status, "sent", "other recipients are not affected");
     });
 
+    await t.step(
+      "a name too long for the file system bounces 5.1.1 instead of deferring",
+      async () => {
+        const long = "a".repeat(300);
+        const s = await setup(
+          `${root}/k`,
+          `mail_spool_directory = ${root}/k/mail/\nalias_maps =`,
+          MESSAGE,
+          [`${long}@x`, "joe@x"],
+        );
+        const st = await deliver(s);
+        assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.1"]);
+        assertStringIncludes(st[0].reason, "maildir delivery failed:");
+        assertStringIncludes(st[0].reason, "File name too long");
+        assertEquals(st[1].status, "sent", "other recipients are not affected");
+        assert(
+          s.lines.some((l) => l.includes("dsn=5.1.1, status=bounced (maildir delivery failed:")),
+          s.lines.join("\n"),
+        );
+      },
+    );
+
     if (Deno.uid() !== 0) {
       await t.step("EACCES defers with 4.2.0", async () => {
         await Deno.mkdir(`${root}/i/mail`, { recursive: true, mode: 0o500 });

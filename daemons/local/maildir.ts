@@ -89,7 +89,9 @@ export async function writeMaildir(
       file = await Deno.open(`${dir}/tmp/${name}`, { write: true, createNew: true, mode: 0o600 });
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists) || attempt >= 5) {
-        throw new Error(`create maildir file ${dir}/tmp/${name}: ${(e as Error).message}`);
+        throw new Error(`create maildir file ${dir}/tmp/${name}: ${(e as Error).message}`, {
+          cause: e,
+        });
       }
     }
   }
