@@ -384,6 +384,63 @@ Deno.test("smtp delivery agent", async (t) => {
     },
   );
 
+  await t.step(
+    "a domain that is no host name bounces 5.1.2 without a lookup (it deferred forever)",
+    async () => {
+      // Deno's resolver refuses such names with an error that reads as temporary.
+      const refusing = fakeResolver({});
+      const proto = (n: string) => {
+        refusing.queries.push(n);
+        return Promise.reject(new Error(`proto error: label bytes exceed 63: ${n}`));
+      };
+      const resolver: Resolver & { queries: string[] } = {
+        queries: refusing.queries,
+        resolveMx: proto,
+        resolveA: proto,
+        resolveAaaa: proto,
+      };
+      const ctx = await makeContext();
+      const agent = new SmtpAgent({ resolver });
+      try {
+        for (const domain of [`${"a".repeat(64)}.test`, "x_y.test", "-a.test", "a-.test"]) {
+          const st = await run(agent, ctx, await queueMessage(ctx, domain, [`x@${domain}`]));
+          assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.2"], domain);
+          assertEquals(
+            st[0].reason,
+            `Host or domain name not found. Name service error for name=${domain} type=MX: ` +
+              "invalid host or domain name",
+          );
+        }
+        const st = await run(agent, ctx, await queueMessage(ctx, "[bad_host]:25", ["x@y.test"]));
+        assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.2"]);
+        assertEquals(resolver.queries, []);
+      } finally {
+        await agent.close();
+        await Deno.remove(ctx.queue.root, { recursive: true }).catch(() => {});
+      }
+    },
+  );
+
+  await t.step("an MX host that is no host name is skipped like one without address", async () => {
+    const resolver = fakeResolver({
+      mx: {
+        "mx.test": [{ preference: 0, exchange: `${"b".repeat(64)}.test` }, {
+          preference: 10,
+          exchange: "good.test",
+        }],
+        "only.test": [{ preference: 0, exchange: "bad_mx.test" }],
+      },
+      a: { "good.test": ["127.0.0.1"] },
+    });
+    await withServer({}, async (srv, ctx, agent) => {
+      let st = await run(agent, ctx, await queueMessage(ctx, `mx.test:${srv.port}`, ["x@mx.test"]));
+      assertEquals(st[0].status, "sent");
+      st = await run(agent, ctx, await queueMessage(ctx, "only.test", ["x@only.test"]));
+      assertEquals([st[0].status, st[0].dsn], ["bounced", "5.4.4"]);
+      assert(!resolver.queries.some((q) => q.includes("bad_mx") || q.includes("bbbb")));
+    }, { resolver });
+  });
+
   await t.step("large message is streamed and arrives intact", async () => {
     const line = "x".repeat(998) + "\r\n";
     const body = "Subject: big\r\n\r\n" + line.repeat(5000) + ".dot\r\n";
