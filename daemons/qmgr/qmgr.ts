@@ -236,12 +236,29 @@ export class Qmgr {
     try {
       file = await QueueFile.open(path);
     } catch (e) {
+      const why = (e as Error).message;
       if (e instanceof QueueFormatError || e instanceof SyntaxError) {
-        await Deno.rename(path, q.path("corrupt", id)).catch(() => {});
-        this.ctx.log.warn(`${id}: corrupt queue file moved to corrupt/: ${(e as Error).message}`);
+        // Never delivered, never deleted: moved aside, or left in active/
+        // (not scheduled; recovery retries the move at the next start).
+        try {
+          await Deno.rename(path, q.path("corrupt", id));
+          this.ctx.log.warn(`${id}: corrupt queue file moved to corrupt/: ${why}`);
+        } catch (err) {
+          this.ctx.log.error(
+            `${id}: corrupt queue file (${why}); cannot move it to corrupt/: ` +
+              `${(err as Error).message}; left in active/`,
+          );
+        }
       } else {
-        this.ctx.log.warn(`${id}: cannot open queue file: ${(e as Error).message}; will retry`);
-        await Deno.rename(path, q.path(from, id)).catch(() => {});
+        try {
+          await Deno.rename(path, q.path(from, id));
+          this.ctx.log.warn(`${id}: cannot open queue file: ${why}; will retry`);
+        } catch (err) {
+          this.ctx.log.error(
+            `${id}: cannot open queue file: ${why}; cannot move it back to ${from}/: ` +
+              `${(err as Error).message}; left in active/`,
+          );
+        }
       }
       return;
     }
