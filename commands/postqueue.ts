@@ -51,7 +51,8 @@
  * @module
  */
 
-import { quoteLocal, splitAddress } from "../lib/address/mod.ts";
+import { quoteAddress } from "../lib/address/mod.ts";
+import { printable } from "../lib/log/mod.ts";
 import {
   type Config,
   configDirFrom,
@@ -206,17 +207,9 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Postfix's printable(): control characters become "?". */
-function printable(s: string): string {
-  // deno-lint-ignore no-control-regex
-  return s.replace(/[\x00-\x1f\x7f]/g, "?");
-}
-
 /** An address as showq shows it: local part quoted when needed, null sender named. */
 function displayAddress(address: string, emptyAddress: string): string {
-  if (address === "") return emptyAddress;
-  const { local, domain } = splitAddress(address);
-  return quoteLocal(local) + (address.includes("@") ? `@${domain}` : "");
+  return address === "" ? emptyAddress : quoteAddress(address);
 }
 
 /**

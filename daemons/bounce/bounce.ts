@@ -42,7 +42,7 @@
  * (50000; 0 means no limit), header_size_limit (102400), delay_warning_time
  * (0h), maximal_queue_lifetime (5d), queue_directory.
  */
-import { splitAddress } from "../../lib/address/mod.ts";
+import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import { concat } from "../../lib/bytes/mod.ts";
 import type { BounceRecipient, BounceReply, BounceRequest } from "../../lib/bounce/client.ts";
 import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
@@ -212,7 +212,7 @@ async function notify(
         ctx.log.warn(
           `${req.queueId}: postmaster notice failed while ${
             req.op === "delay" ? "warning" : "bouncing to"
-          } ${sender}: ${(e as Error).message}`,
+          } ${quoteAddress(sender)}: ${(e as Error).message}`,
         );
       }
     }
@@ -409,7 +409,9 @@ function dsnRecipient(r: BounceRecipient, req: BounceRequest, ctx: BounceContext
   let status = r.status;
   if (!/^[245]\.\d{1,3}\.\d{1,3}$/.test(status)) {
     status = DEFAULT_STATUS[req.op];
-    ctx.log.warn(`${req.queueId}: bad status "${r.status}" for <${r.address}>; using ${status}`);
+    ctx.log.warn(
+      `${req.queueId}: bad status "${r.status}" for <${quoteAddress(r.address)}>; using ${status}`,
+    );
   }
   return {
     address: r.address,

@@ -9,8 +9,12 @@
  * address extension; the mailbox is `$mail_spool_directory/USER/`. A
  * message that already carries `Delivered-To: RECIPIENT` bounces as a
  * mail forwarding loop (5.4.6). A user name that cannot be a mailbox
- * bounces 5.1.1. File system errors defer (4.2.0 for permission
- * problems, 4.3.0 otherwise) with the error text.
+ * bounces 5.1.1, whether mailboxUser() or the file system says so (a name
+ * too long or invalid for it: ENAMETOOLONG, EILSEQ, EINVAL), since no
+ * retry can change the name. As with Postfix's mbox_dsn(), a mailbox or
+ * message over its limit (EDQUOT, EFBIG) bounces 5.2.2. Other file system
+ * errors defer (4.2.0 for permission problems, 4.3.0 otherwise: a full
+ * disk, a mailbox path that is not a directory) with the error text.
  *
  * Parameters (with defaults): mail_spool_directory (/var/mail; must end
  * in "/" for Maildir), home_mailbox (empty; any value defers: not
@@ -18,7 +22,7 @@
  * not supported), header_size_limit (102400, how much header is searched
  * for Delivered-To), myhostname (Maildir file names).
  */
-import { splitAddress } from "../../lib/address/mod.ts";
+import { headerAddress, quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
@@ -68,11 +72,15 @@ export async function deliverLocal(
   const delivered = await deliveredTo(file, ctx.config.size("header_size_limit"));
 
   for (const r of req.recipients) {
-    if (delivered.has(r.address.toLowerCase())) {
+    // Delivered-To is written quoted; files from before that hold the bare address.
+    if (
+      delivered.has(headerAddress(r.address).toLowerCase()) ||
+      delivered.has(r.address.toLowerCase())
+    ) {
       report(r, {
         status: "bounced",
         dsn: "5.4.6",
-        reason: `mail forwarding loop for ${r.address}`,
+        reason: `mail forwarding loop for ${quoteAddress(r.address)}`,
       });
       continue;
     }
@@ -93,8 +101,7 @@ export async function deliverLocal(
       report(r, { status: "sent", dsn: "2.0.0", reason: "delivered to maildir" });
     } catch (e) {
       report(r, {
-        status: "deferred",
-        dsn: isPermissionError(e) ? "4.2.0" : "4.3.0",
+        ...maildirFailure(e),
         reason: `maildir delivery failed: ${(e as Error).message}`,
       });
     }
@@ -133,6 +140,28 @@ async function deliveredTo(file: QueueFile, maxBytes: number): Promise<Set<strin
     }
   }
   return out;
+}
+
+/** File system errors about the name itself: the mailbox can never exist under it. */
+const BAD_NAME_ERRORS = new Set(["ENAMETOOLONG", "EILSEQ", "EINVAL"]);
+/** Postfix's MBOX_FULL_ERROR: the mailbox or the message is over its limit. */
+const MAILBOX_FULL_ERRORS = new Set(["EDQUOT", "EFBIG"]);
+
+/** Bounce or defer a failed Maildir delivery, and with which DSN code. */
+function maildirFailure(e: unknown): Pick<RecipientStatus, "status" | "dsn"> {
+  const code = errorCode(e);
+  if (code && BAD_NAME_ERRORS.has(code)) return { status: "bounced", dsn: "5.1.1" };
+  if (code && MAILBOX_FULL_ERRORS.has(code)) return { status: "bounced", dsn: "5.2.2" };
+  return { status: "deferred", dsn: isPermissionError(e) ? "4.2.0" : "4.3.0" };
+}
+
+/** The first errno name (`code`, e.g. "ENAMETOOLONG") in the error's cause chain. */
+function errorCode(e: unknown): string | undefined {
+  for (let x = e; x instanceof Error; x = x.cause) {
+    const code = (x as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
 }
 
 /** EACCES or EPERM anywhere in the error's cause chain. */

@@ -23,20 +23,21 @@ import { mailboxUser, maildirName, UnknownUserError } from "./maildir.ts";
 
 const MESSAGE = "Subject: hi\r\nFrom: a@example.org\r\n\r\nline one\r\nline two\r\n";
 
-async function setup(root: string, mainCf: string, content = MESSAGE, rcpts: string[] = []) {
+async function setup(
+  root: string,
+  mainCf: string,
+  content = MESSAGE,
+  rcpts: string[] = [],
+  sender = "a@example.org",
+) {
   const svc = await fakeService("local", root, { mainCf });
   const recipients = rcpts.map((address) => ({ address }));
-  const q = await writeQueueFile(
-    svc.ctx.queue.dir("active"),
-    { sender: "a@example.org" },
-    recipients,
-    content,
-  );
+  const q = await writeQueueFile(svc.ctx.queue.dir("active"), { sender }, recipients, content);
   const req: DeliveryRequest = {
     op: "deliver",
     queueId: q.queueId,
     path: q.path,
-    sender: "a@example.org",
+    sender,
     transport: "local",
     nexthop: "mx.example.com",
     recipients: recipients.map((r, index): DeliveryRecipient => ({ index, address: r.address })),
@@ -195,6 +196,41 @@ Deno.test("local delivery to Maildir", async (t) => {
       assertEquals(await listDir(`${root}/d/mail`), ["ann"]);
     });
 
+    await t.step(
+      "Return-Path and Delivered-To are quoted and cannot add header lines",
+      async () => {
+        const s = await setup(
+          `${root}/q`,
+          `mail_spool_directory = ${root}/q/mail/\nalias_maps =`,
+          MESSAGE,
+          ["Joe Smith@x"],
+          "a b\r\nX-Evil: yes@example.org",
+        );
+        assertEquals((await deliver(s))[0].status, "sent");
+        const [f] = await listDir(`${root}/q/mail/joe smith/new`);
+        const text = await Deno.readTextFile(`${root}/q/mail/joe smith/new/${f}`);
+        assertEquals(
+          text,
+          'Return-Path: <"a b??X-Evil: yes"@example.org>\nDelivered-To: "Joe Smith"@x\n' +
+            "Subject: hi\nFrom: a@example.org\n\nline one\nline two\n",
+        );
+        assertStringIncludes(s.lines.join("\n"), 'to=<"Joe Smith"@x>, relay=local');
+      },
+    );
+
+    await t.step("a quoted Delivered-To is a loop for its recipient", async () => {
+      const looped = 'Delivered-To: "joe smith"@x\r\nSubject: l\r\n\r\nb\r\n';
+      const s = await setup(
+        `${root}/r`,
+        `mail_spool_directory = ${root}/r/mail/\nalias_maps =`,
+        looped,
+        ["Joe Smith@x"],
+      );
+      const [st] = await deliver(s);
+      assertEquals([st.status, st.dsn], ["bounced", "5.4.6"]);
+      assertEquals(st.reason, 'mail forwarding loop for "Joe Smith"@x');
+    });
+
     await t.step("Delivered-To in the body is not a loop", async () => {
       const body = "Subject: l\r\n\r\nDelivered-To: joe@x\r\n";
       const s = await setup(
@@ -265,6 +301,28 @@ Deno.test("local delivery to Maildir", async (t) => {
       assertStringIncludes(st[0].reason, `${root}/h/mail/joe`);
       assertEquals(st[1].status, "sent", "other recipients are not affected");
     });
+
+    await t.step(
+      "a name too long for the file system bounces 5.1.1 instead of deferring",
+      async () => {
+        const long = "a".repeat(300);
+        const s = await setup(
+          `${root}/k`,
+          `mail_spool_directory = ${root}/k/mail/\nalias_maps =`,
+          MESSAGE,
+          [`${long}@x`, "joe@x"],
+        );
+        const st = await deliver(s);
+        assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.1"]);
+        assertStringIncludes(st[0].reason, "maildir delivery failed:");
+        assertStringIncludes(st[0].reason, "File name too long");
+        assertEquals(st[1].status, "sent", "other recipients are not affected");
+        assert(
+          s.lines.some((l) => l.includes("dsn=5.1.1, status=bounced (maildir delivery failed:")),
+          s.lines.join("\n"),
+        );
+      },
+    );
 
     if (Deno.uid() !== 0) {
       await t.step("EACCES defers with 4.2.0", async () => {

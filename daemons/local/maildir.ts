@@ -3,13 +3,16 @@
  * unique Maildir file names, and the durable write of one message into
  * `DIR/tmp/` then `DIR/new/` (https://cr.yp.to/proto/maildir.html).
  *
- * The written file starts with `Return-Path:` and `Delivered-To:` lines,
- * then the message with LF line ends, the way Postfix's local(8) writes a
- * Maildir file. The file is fsynced before it is renamed into `new/`, and
+ * The written file starts with `Return-Path:` and `Delivered-To:` lines
+ * (addresses quoted as Postfix's quote_822_local() does, control
+ * characters masked so no address can add a header line), then the
+ * message with LF line ends, the way Postfix's local(8) writes a Maildir
+ * file. The file is fsynced before it is renamed into `new/`, and
  * `new/` is fsynced after, so a message reported delivered survives a crash.
  *
  * Does not do mbox files, quotas or Maildir++ folders.
  */
+import { headerAddress } from "../../lib/address/mod.ts";
 import { CrlfToLf } from "../../lib/smtp/client_codec.ts";
 import { syncDir } from "../../lib/queue/mod.ts";
 
@@ -86,7 +89,9 @@ export async function writeMaildir(
       file = await Deno.open(`${dir}/tmp/${name}`, { write: true, createNew: true, mode: 0o600 });
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists) || attempt >= 5) {
-        throw new Error(`create maildir file ${dir}/tmp/${name}: ${(e as Error).message}`);
+        throw new Error(`create maildir file ${dir}/tmp/${name}: ${(e as Error).message}`, {
+          cause: e,
+        });
       }
     }
   }
@@ -95,7 +100,10 @@ export async function writeMaildir(
   try {
     await writeAll(
       file,
-      encoder.encode(`Return-Path: <${msg.sender}>\nDelivered-To: ${msg.recipient}\n`),
+      encoder.encode(
+        `Return-Path: <${headerAddress(msg.sender)}>\n` +
+          `Delivered-To: ${headerAddress(msg.recipient)}\n`,
+      ),
     );
     const lf = new CrlfToLf();
     for await (const chunk of msg.content()) await writeAll(file, lf.push(chunk));

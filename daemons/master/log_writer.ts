@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { escapeLogText, syslogTime } from "../../lib/log/mod.ts";
+import { printable, syslogTime } from "../../lib/log/mod.ts";
 import { openNoFollow, type SafeFile } from "../../lib/privilege/mod.ts";
 
 /** Where lines go. */
@@ -104,7 +104,7 @@ export class LogWriter {
       const m = LINE.exec(raw);
       const prog = m ? m[1] : program;
       const text = m ? m[2] : `warning: ${raw}`;
-      out.push(`${now} ${this.opts.hostname} ${prog}[${pid}]: ${escapeLogText(text)}\n`);
+      out.push(`${now} ${this.opts.hostname} ${prog}[${pid}]: ${printable(text)}\n`);
     }
     if (out.length) this.#emit(out);
   }

@@ -40,6 +40,7 @@
  * message_size_limit (10240000). authorized_submit_users is not read:
  * every local user may submit, as with its default static:anyone.
  */
+import { quoteAddress } from "../../lib/address/mod.ts";
 import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
 import { type IpcConn, IpcError } from "../../lib/ipc/mod.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
@@ -239,7 +240,7 @@ export class Pickup {
         this.#cleanupDown = false;
         this.#ctx.log.info("cleanup service is reachable again");
       }
-      this.#ctx.log.info(`${session.queueId}: uid=${file.uid} from=<${sender}>`);
+      this.#ctx.log.info(`${session.queueId}: uid=${file.uid} from=<${quoteAddress(sender)}>`);
       session.envelope(
         cleanupEnvelope(env, file.head.recipients.filter((r) => !r.done), { sender, arrival }),
       );

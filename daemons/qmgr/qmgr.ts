@@ -21,6 +21,7 @@
  * variants, default_process_limit (100), qmgr_message_active_limit (20000),
  * mydestination, local_transport, default_transport, relayhost.
  */
+import { quoteAddress } from "../../lib/address/mod.ts";
 import type { BounceRecipient } from "../../lib/bounce/client.ts";
 import { requestBounce } from "../../lib/bounce/client.ts";
 import type { MasterService } from "../../lib/config/mod.ts";
@@ -235,12 +236,29 @@ export class Qmgr {
     try {
       file = await QueueFile.open(path);
     } catch (e) {
+      const why = (e as Error).message;
       if (e instanceof QueueFormatError || e instanceof SyntaxError) {
-        await Deno.rename(path, q.path("corrupt", id)).catch(() => {});
-        this.ctx.log.warn(`${id}: corrupt queue file moved to corrupt/: ${(e as Error).message}`);
+        // Never delivered, never deleted: moved aside, or left in active/
+        // (not scheduled; recovery retries the move at the next start).
+        try {
+          await Deno.rename(path, q.path("corrupt", id));
+          this.ctx.log.warn(`${id}: corrupt queue file moved to corrupt/: ${why}`);
+        } catch (err) {
+          this.ctx.log.error(
+            `${id}: corrupt queue file (${why}); cannot move it to corrupt/: ` +
+              `${(err as Error).message}; left in active/`,
+          );
+        }
       } else {
-        this.ctx.log.warn(`${id}: cannot open queue file: ${(e as Error).message}; will retry`);
-        await Deno.rename(path, q.path(from, id)).catch(() => {});
+        try {
+          await Deno.rename(path, q.path(from, id));
+          this.ctx.log.warn(`${id}: cannot open queue file: ${why}; will retry`);
+        } catch (err) {
+          this.ctx.log.error(
+            `${id}: cannot open queue file: ${why}; cannot move it back to ${from}/: ` +
+              `${(err as Error).message}; left in active/`,
+          );
+        }
       }
       return;
     }
@@ -266,7 +284,8 @@ export class Qmgr {
     this.active.set(id, msg);
     if (from === "incoming") {
       this.ctx.log.info(
-        `${id}: from=<${env.sender}>, size=${size}, nrcpt=${file.head.recipients.length} (queue active)`,
+        `${id}: from=<${quoteAddress(env.sender)}>, size=${size}, ` +
+          `nrcpt=${file.head.recipients.length} (queue active)`,
       );
     }
     const p = this.#resolveParams();
@@ -355,7 +374,7 @@ export class Qmgr {
         for (const st of statuses) {
           this.ctx.log.info(
             `${job.msg.id}: to=<${
-              job.recipients.find((r) => r.index === st.index)!.address
+              quoteAddress(job.recipients.find((r) => r.index === st.index)!.address)
             }>, relay=none, ` +
               `delay=${
                 ((this.now() - job.msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0"
@@ -627,7 +646,7 @@ export class Qmgr {
           }
           if (await this.#notify(msg, "bounce", expired)) {
             this.ctx.log.info(
-              `${msg.id}: from=<${msg.sender}>, status=expired, returned to sender`,
+              `${msg.id}: from=<${quoteAddress(msg.sender)}>, status=expired, returned to sender`,
             );
             for (const i of msg.deferred.keys()) {
               msg.done.add(i);

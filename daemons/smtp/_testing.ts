@@ -10,7 +10,13 @@
 import { makeConfig } from "../../lib/config/mod.ts";
 import type { DeliveryRequest } from "../../lib/deliver/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
-import { DirSyncer, newQueueId, QueueDir, QueueWriter } from "../../lib/queue/mod.ts";
+import {
+  DirSyncer,
+  newQueueId,
+  QueueDir,
+  QueueWriter,
+  type Recipient,
+} from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 
 /** Replies the test may override; a function gets the command argument. */
@@ -244,32 +250,42 @@ export async function makeContext(mainCf = ""): Promise<ServiceContext & { lines
   };
 }
 
+/** Envelope details for {@link queueMessage}. */
+export interface QueueMessageOptions {
+  /** @default "sender@test.example" */
+  sender?: string;
+  envid?: string;
+  ret?: string;
+}
+
 /** Writes a queue file into active/ and returns a request for it. */
 export async function queueMessage(
   ctx: ServiceContext,
   nexthop: string,
-  rcpts: string[],
+  rcpts: (string | Recipient)[],
   content: string | Uint8Array = "Subject: test\r\n\r\nhello\r\n",
+  opts: QueueMessageOptions = {},
 ): Promise<DeliveryRequest> {
   const id = newQueueId();
   const dir = ctx.queue.dir("active");
   const w = new QueueWriter(dir, id, new DirSyncer(dir));
   const now = Date.now();
-  await w.begin(
-    { queueId: id, arrival: now, sender: "sender@test.example" },
-    rcpts.map((address) => ({ address })),
-  );
+  const sender = opts.sender ?? "sender@test.example";
+  const recipients = rcpts.map((r) => typeof r === "string" ? { address: r } : r);
+  await w.begin({ queueId: id, arrival: now, sender }, recipients);
   await w.write(typeof content === "string" ? enc.encode(content) : content);
   await w.commit();
   return {
     op: "deliver",
     queueId: id,
     path: ctx.queue.path("active", id),
-    sender: "sender@test.example",
+    sender,
     transport: "smtp",
     nexthop,
-    recipients: rcpts.map((address, index) => ({ index, address })),
+    recipients: recipients.map((r, index) => ({ ...r, index })),
     arrival: now,
     activeAt: now,
+    ...(opts.envid !== undefined ? { envid: opts.envid } : {}),
+    ...(opts.ret !== undefined ? { ret: opts.ret } : {}),
   };
 }

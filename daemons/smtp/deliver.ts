@@ -15,6 +15,14 @@
  *   BODY=8BITMIME when the content has 8-bit bytes and the server offers
  *   8BITMIME (8-bit content is sent as is otherwise), DSN parameters when
  *   the server offers DSN.
+ * - Addresses go out quoted as Postfix's smtp_quote_rfc821_envelope does
+ *   (lib/address formatPath): `"a b"@example.com`. An address that cannot
+ *   be written into an SMTP command at all (a control character, a domain
+ *   that is no host name) is never sent: the recipient bounces with 5.1.3,
+ *   or every recipient with 5.1.7 when it is the sender. ENVID and ORCPT
+ *   are xtext-encoded from the queue file's decoded values (RFC 3461;
+ *   utf-8-addr-xtext for utf-8 ORCPTs, RFC 6533); NOTIFY and RET go out
+ *   only with their defined values.
  * - Each RCPT reply decides its recipient (4XX deferred, 5XX bounced); the
  *   end-of-data reply decides every accepted recipient. A broken or timed
  *   out connection defers what is still open.
@@ -26,6 +34,7 @@
  * stay in memory and go out in one write; a larger message is scanned for
  * 8-bit bytes and its size, then streamed from the queue file.
  */
+import { AddressError, formatPath, quoteAddress } from "../../lib/address/mod.ts";
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
@@ -39,6 +48,8 @@ import {
   familiesFrom,
   type Resolver,
 } from "../../lib/dns/mod.ts";
+import { splitOrcpt } from "../../lib/dsn/mod.ts";
+import { xtextEncode } from "../../lib/mime/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
@@ -119,8 +130,6 @@ class SetupFailure extends Error {
   }
 }
 
-const encoder = new TextEncoder();
-
 /**
  * The agent: holds the connection cache and the injected resolver and
  * connect function. {@link deliver} is a {@link DeliverFn} for serveDelivery.
@@ -147,27 +156,15 @@ export class SmtpAgent {
     let s = this.#settings.get(ctx.config);
     if (!s) this.#settings.set(ctx.config, s = smtpSettings(ctx.config));
     this.#quitTimeout = s.quitTimeout;
-    const content = await readContent(file);
-    const nexthopText = req.nexthop || domainOf(req.recipients[0]?.address ?? "");
-    const key = `${req.transport}:${nexthopText}`;
 
+    // What cannot be written into an SMTP command bounces without a connection.
+    const result = unsendable(req);
+    const sendable = req.recipients.filter((r) => !result.has(r.index));
     let connDone = start;
-    let result: Map<number, RecipientStatus> | null = null;
-    for (let session = this.cache.take(key); session; session = this.cache.take(key)) {
-      connDone = Date.now();
-      const a = await this.#transact(session, req, file, content, s, true);
-      if (a.kind === "done") {
-        this.#park(key, session, a.reusable, s);
-        result = a.statuses;
-        break;
-      }
-      session.close();
-    }
-    if (!result) {
-      const r = await this.#fresh(nexthopText, req, file, content, s);
+    if (sendable.length > 0) {
+      const r = await this.#deliverSendable({ ...req, recipients: sendable }, file, s);
       connDone = r.connDone;
-      result = r.statuses;
-      if (r.session) this.#park(key, r.session, r.reusable, s);
+      for (const [i, st] of r.statuses) result.set(i, st);
     }
 
     const end = Date.now();
@@ -186,6 +183,29 @@ export class SmtpAgent {
     }
     return out;
   };
+
+  /** One transaction for recipients whose addresses can all be sent: cached session or fresh. */
+  async #deliverSendable(
+    req: DeliveryRequest,
+    file: QueueFile,
+    s: SmtpSettings,
+  ): Promise<{ statuses: Map<number, RecipientStatus>; connDone: number }> {
+    const content = await readContent(file);
+    const nexthopText = req.nexthop || domainOf(req.recipients[0]?.address ?? "");
+    const key = `${req.transport}:${nexthopText}`;
+    for (let session = this.cache.take(key); session; session = this.cache.take(key)) {
+      const connDone = Date.now();
+      const a = await this.#transact(session, req, file, content, s, true);
+      if (a.kind === "done") {
+        this.#park(key, session, a.reusable, s);
+        return { statuses: a.statuses, connDone };
+      }
+      session.close();
+    }
+    const r = await this.#fresh(nexthopText, req, file, content, s);
+    if (r.session) this.#park(key, r.session, r.reusable, s);
+    return { statuses: r.statuses, connDone: r.connDone };
+  }
 
   /** QUITs all cached connections. */
   async close(): Promise<void> {
@@ -501,33 +521,88 @@ function deferRest(
   }
 }
 
+/**
+ * Recipients whose address, or whose sender, cannot be written into an
+ * SMTP command (see formatPath): bounced, since no retry can change that.
+ */
+function unsendable(req: DeliveryRequest): Map<number, RecipientStatus> {
+  const out = new Map<number, RecipientStatus>();
+  const bounce = (r: DeliveryRecipient, dsn: string, reason: string) =>
+    out.set(r.index, { index: r.index, status: "bounced", dsn, reason, relay: "none" });
+  try {
+    formatPath(req.sender);
+  } catch (e) {
+    if (!(e instanceof AddressError)) throw e;
+    for (const r of req.recipients) {
+      bounce(r, "5.1.7", `bad sender address syntax: <${quoteAddress(req.sender)}>: ${e.message}`);
+    }
+    return out;
+  }
+  for (const r of req.recipients) {
+    try {
+      formatPath(r.address);
+    } catch (e) {
+      if (!(e instanceof AddressError)) throw e;
+      bounce(
+        r,
+        "5.1.3",
+        `bad recipient address syntax: <${quoteAddress(r.address)}>: ${e.message}`,
+      );
+    }
+  }
+  return out;
+}
+
+const NOTIFY_VALUES = new Set(["SUCCESS", "FAILURE", "DELAY", "NEVER"]);
+
 function mailCommand(req: DeliveryRequest, content: Content, f: Map<string, string>): string {
-  let cmd = `MAIL FROM:<${req.sender}>`;
+  let cmd = `MAIL FROM:${formatPath(req.sender)}`;
   if (f.has("SIZE")) cmd += ` SIZE=${content.size}`;
   if (content.eightBit && f.has("8BITMIME")) cmd += " BODY=8BITMIME";
   if (f.has("DSN")) {
-    if (req.ret) cmd += ` RET=${req.ret}`;
-    if (req.envid) cmd += ` ENVID=${xtext(req.envid)}`;
+    const ret = req.ret?.toUpperCase();
+    if (ret === "FULL" || ret === "HDRS") cmd += ` RET=${ret}`;
+    if (req.envid) cmd += ` ENVID=${xtextEncode(req.envid)}`;
   }
   return cmd + "\r\n";
 }
 
 function rcptCommand(r: DeliveryRecipient, f: Map<string, string>): string {
-  let cmd = `RCPT TO:<${r.address}>`;
+  let cmd = `RCPT TO:${formatPath(r.address)}`;
   if (f.has("DSN")) {
-    if (r.notify?.length) cmd += ` NOTIFY=${r.notify.join(",")}`;
-    if (r.orcpt) cmd += ` ORCPT=rfc822;${xtext(r.orcpt.replace(/^rfc822;/i, ""))}`;
+    const notify = (r.notify ?? []).map((n) => String(n).toUpperCase())
+      .filter((n) => NOTIFY_VALUES.has(n));
+    if (notify.length) cmd += ` NOTIFY=${notify.join(",")}`;
+    if (r.orcpt) cmd += ` ORCPT=${orcptParam(r.orcpt)}`;
   }
   return cmd + "\r\n";
 }
 
-/** RFC 3461 xtext: "+", "=" and bytes outside 33..126 as "+HH". */
-function xtext(s: string): string {
+/**
+ * The ORCPT parameter value for an original recipient as the queue file
+ * holds it (lib/dsn splitOrcpt): a typed ORCPT keeps its type and has its
+ * address xtext-encoded; a plain internal-form address is quoted first and
+ * sent as rfc822 (utf-8 when it is not ASCII), as Postfix's smtp does.
+ */
+function orcptParam(orcpt: string): string {
+  const typed = splitOrcpt(orcpt);
+  const type = typed?.type ?? (/[\u0080-\uffff]/.test(orcpt) ? "utf-8" : "rfc822");
+  const address = typed?.address ?? quoteAddress(orcpt);
+  if (type.toLowerCase() === "utf-8") return `utf-8;${utf8AddrXtext(address)}`;
+  return `${type};${xtextEncode(address)}`;
+}
+
+/**
+ * RFC 6533 utf-8-addr-xtext: printable ASCII except "+", "=" and the
+ * backslash as is, every other character as `\x{HEX}` (its code point).
+ */
+function utf8AddrXtext(s: string): string {
   let out = "";
-  for (const b of encoder.encode(s)) {
-    out += b < 33 || b > 126 || b === 43 || b === 61
-      ? "+" + b.toString(16).toUpperCase().padStart(2, "0")
-      : String.fromCharCode(b);
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    out += c > 32 && c < 127 && ch !== "+" && ch !== "=" && ch !== "\\"
+      ? ch
+      : `\\x{${c.toString(16).toUpperCase().padStart(2, "0")}}`;
   }
   return out;
 }

@@ -384,6 +384,63 @@ Deno.test("smtp delivery agent", async (t) => {
     },
   );
 
+  await t.step(
+    "a domain that is no host name bounces 5.1.2 without a lookup (it deferred forever)",
+    async () => {
+      // Deno's resolver refuses such names with an error that reads as temporary.
+      const refusing = fakeResolver({});
+      const proto = (n: string) => {
+        refusing.queries.push(n);
+        return Promise.reject(new Error(`proto error: label bytes exceed 63: ${n}`));
+      };
+      const resolver: Resolver & { queries: string[] } = {
+        queries: refusing.queries,
+        resolveMx: proto,
+        resolveA: proto,
+        resolveAaaa: proto,
+      };
+      const ctx = await makeContext();
+      const agent = new SmtpAgent({ resolver });
+      try {
+        for (const domain of [`${"a".repeat(64)}.test`, "x_y.test", "-a.test", "a-.test"]) {
+          const st = await run(agent, ctx, await queueMessage(ctx, domain, [`x@${domain}`]));
+          assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.2"], domain);
+          assertEquals(
+            st[0].reason,
+            `Host or domain name not found. Name service error for name=${domain} type=MX: ` +
+              "invalid host or domain name",
+          );
+        }
+        const st = await run(agent, ctx, await queueMessage(ctx, "[bad_host]:25", ["x@y.test"]));
+        assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.2"]);
+        assertEquals(resolver.queries, []);
+      } finally {
+        await agent.close();
+        await Deno.remove(ctx.queue.root, { recursive: true }).catch(() => {});
+      }
+    },
+  );
+
+  await t.step("an MX host that is no host name is skipped like one without address", async () => {
+    const resolver = fakeResolver({
+      mx: {
+        "mx.test": [{ preference: 0, exchange: `${"b".repeat(64)}.test` }, {
+          preference: 10,
+          exchange: "good.test",
+        }],
+        "only.test": [{ preference: 0, exchange: "bad_mx.test" }],
+      },
+      a: { "good.test": ["127.0.0.1"] },
+    });
+    await withServer({}, async (srv, ctx, agent) => {
+      let st = await run(agent, ctx, await queueMessage(ctx, `mx.test:${srv.port}`, ["x@mx.test"]));
+      assertEquals(st[0].status, "sent");
+      st = await run(agent, ctx, await queueMessage(ctx, "only.test", ["x@only.test"]));
+      assertEquals([st[0].status, st[0].dsn], ["bounced", "5.4.4"]);
+      assert(!resolver.queries.some((q) => q.includes("bad_mx") || q.includes("bbbb")));
+    }, { resolver });
+  });
+
   await t.step("large message is streamed and arrives intact", async () => {
     const line = "x".repeat(998) + "\r\n";
     const body = "Subject: big\r\n\r\n" + line.repeat(5000) + ".dot\r\n";
@@ -415,6 +472,135 @@ Deno.test("smtp delivery agent", async (t) => {
       const more = await Promise.all(reqs.map((r) => run(agent, ctx, r)));
       assert(more.every((s) => s[0].status === "sent"));
       assertEquals(srv.connections, 3);
+    });
+  });
+});
+
+Deno.test("smtp delivery agent: envelope data never injects into the session", async (t) => {
+  const HELLO = "Subject: t\r\n\r\nhi\r\n";
+
+  await t.step("a quoted local part that looks like parameters is quoted again", async () => {
+    await withServer({}, async (srv, ctx, agent) => {
+      // smtpd accepts MAIL FROM:<"v@t.example> ORCPT=rfc822;x"@o.example> and stores it unquoted.
+      const sender = "v@t.example> ORCPT=rfc822;x@o.example";
+      const req = await queueMessage(
+        ctx,
+        `[127.0.0.1]:${srv.port}`,
+        [
+          "a b@dest.test",
+          'q"uo\\te@dest.test',
+          "plain@dest.test",
+        ],
+        HELLO,
+        { sender },
+      );
+      const st = await run(agent, ctx, req);
+      assertEquals(st.map((s) => s.status), ["sent", "sent", "sent"]);
+      const mail = srv.commands.filter((c) => c.startsWith("MAIL"));
+      assertEquals(mail, [
+        `MAIL FROM:<"v@t.example> ORCPT=rfc822;x"@o.example> SIZE=${HELLO.length}`,
+      ]);
+      assertEquals(srv.commands.filter((c) => c.startsWith("RCPT")), [
+        'RCPT TO:<"a b"@dest.test>',
+        'RCPT TO:<"q\\"uo\\\\te"@dest.test>',
+        "RCPT TO:<plain@dest.test>",
+      ]);
+      assertStringIncludes(ctx.lines[0], `${req.queueId}: to=<"a b"@dest.test>, relay=`);
+      assertStringIncludes(ctx.lines[1], `to=<"q\\"uo\\\\te"@dest.test>, relay=`);
+    });
+  });
+
+  await t.step("a recipient with CR/LF or a bad domain bounces and is never written", async () => {
+    await withServer({}, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, [
+        "ok@dest.test",
+        "evil\r\nRSET@dest.test",
+        "x@dest.test> NOTIFY=NEVER",
+        "nul\x00@dest.test",
+      ], HELLO);
+      const st = await run(agent, ctx, req);
+      assertEquals(st.map((s) => [s.status, s.dsn]), [
+        ["sent", "2.0.0"],
+        ["bounced", "5.1.3"],
+        ["bounced", "5.1.3"],
+        ["bounced", "5.1.3"],
+      ]);
+      assertStringIncludes(st[1].reason, "control character");
+      assertStringIncludes(st[2].reason, "bad domain syntax");
+      assertEquals(srv.commands.filter((c) => c.startsWith("RCPT")), ["RCPT TO:<ok@dest.test>"]);
+      assert(!srv.commands.some((c) => c.startsWith("RSET")), srv.commands.join("|"));
+      assertEquals(ctx.lines.length, 4);
+      assertStringIncludes(ctx.lines[1], 'to=<"evil??RSET"@dest.test>, relay=none');
+      assertStringIncludes(ctx.lines[1], "dsn=5.1.3, status=bounced (bad recipient address");
+      assert(ctx.lines.every((l) => l.indexOf("\n") === l.length - 1 && !l.includes("\r")));
+    });
+  });
+
+  await t.step("a sender that cannot be sent bounces everything without connecting", async () => {
+    await withServer({}, async (srv, ctx, agent) => {
+      const req = await queueMessage(
+        ctx,
+        `[127.0.0.1]:${srv.port}`,
+        [
+          "a@dest.test",
+          "b@dest.test",
+        ],
+        HELLO,
+        { sender: "s@x.test\r\nRCPT TO:<victim@elsewhere.test>" },
+      );
+      const st = await run(agent, ctx, req);
+      assertEquals(st.map((s) => [s.status, s.dsn]), [["bounced", "5.1.7"], ["bounced", "5.1.7"]]);
+      assertStringIncludes(st[0].reason, "bad sender address syntax");
+      assertEquals(srv.connections, 0);
+    });
+  });
+
+  await t.step(
+    "DSN parameters: ENVID and ORCPT xtext-encoded, NOTIFY and RET checked",
+    async () => {
+      await withServer({ ehlo: ["PIPELINING", "DSN"] }, async (srv, ctx, agent) => {
+        const req = await queueMessage(
+          ctx,
+          `[127.0.0.1]:${srv.port}`,
+          [
+            // The queue file holds ORCPT and ENVID xtext-decoded (Postfix's dsn_orcpt).
+            { address: "a@dest.test", orcpt: "rfc822;a+b=c d@x.test\r\nDATA", notify: ["SUCCESS"] },
+            {
+              address: "b c@dest.test",
+              orcpt: "b c@dest.test",
+              notify: ["NEVER\r\nRSET", "DELAY"],
+            },
+            { address: "d@dest.test", orcpt: "utf-8;j\u00f6rg+x\\y=z@b\u00fccher.example" },
+            { address: "e@dest.test", orcpt: "\u00e9@dest.test" },
+          ],
+          HELLO,
+          { envid: "id+1 x=\r\nQUIT", ret: "FULL\r\nRSET" },
+        );
+        const st = await run(agent, ctx, req);
+        assertEquals(st.map((s) => s.status), ["sent", "sent", "sent", "sent"]);
+        assertEquals(srv.commands.filter((c) => /^(MAIL|RCPT)/.test(c)), [
+          "MAIL FROM:<sender@test.example> ENVID=id+2B1+20x+3D+0D+0AQUIT",
+          "RCPT TO:<a@dest.test> NOTIFY=SUCCESS ORCPT=rfc822;a+2Bb+3Dc+20d@x.test+0D+0ADATA",
+          'RCPT TO:<"b c"@dest.test> NOTIFY=DELAY ORCPT=rfc822;"b+20c"@dest.test',
+          "RCPT TO:<d@dest.test> ORCPT=utf-8;j\\x{F6}rg\\x{2B}x\\x{5C}y\\x{3D}z@b\\x{FC}cher.example",
+          "RCPT TO:<e@dest.test> ORCPT=utf-8;\\x{E9}@dest.test",
+        ]);
+        // Every command is one line of printable ASCII: no raw value got through.
+        for (const c of srv.commands) assertMatch(c, /^[\x21-\x7e]+( [\x21-\x7e]+)*$/);
+      });
+    },
+  );
+
+  await t.step("RET goes out when valid", async () => {
+    await withServer({ ehlo: ["DSN"] }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["a@dest.test"], HELLO, {
+        ret: "hdrs",
+      });
+      await run(agent, ctx, req);
+      assertEquals(
+        srv.commands.find((c) => c.startsWith("MAIL")),
+        "MAIL FROM:<sender@test.example> RET=HDRS",
+      );
     });
   });
 });

@@ -9,6 +9,12 @@
  * DNS failures become a {@link NexthopFailure} carrying the DSN code and
  * Postfix's wording; an MX host without addresses is skipped and only
  * reported when no host is left.
+ *
+ * A name that is no valid host name (an empty or over-long label, a
+ * character outside letters, digits and inner hyphens) is refused before
+ * any lookup, as Postfix's dns_lookup() does with valid_hostname(): it is
+ * "not found", so the mail bounces. Deno's resolver refuses such names
+ * with an error that reads as temporary, which deferred them forever.
  */
 import {
   type AddressFamilies,
@@ -67,6 +73,27 @@ export class NexthopFailure extends Error {
   }
 }
 
+/**
+ * Postfix's valid_hostname(), for the names we look up: at most 255
+ * characters, labels of 1 to 63 letters, digits and hyphens, no hyphen at
+ * either end of a label. Non-ASCII labels (IDN) are left to the resolver;
+ * "_" is refused, since the resolver's IDNA rules refuse it too.
+ */
+export function validHostname(name: string): boolean {
+  if (name.length === 0 || name.length > 255) return false;
+  for (const label of name.split(".")) {
+    if (label === "") return false;
+    if (/[\u0080-\uffff]/.test(label)) continue;
+    if (label.length > 63 || !/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i.test(label)) return false;
+  }
+  return true;
+}
+
+/** A name {@link validHostname} refuses, as the DNS failure Postfix reports for it. */
+function invalidName(name: string, qtype: string): DnsError {
+  return new DnsError("notfound", name, qtype, "invalid host or domain name");
+}
+
 function notFoundText(e: DnsError): string {
   return `Host or domain name not found. ${e.message}`;
 }
@@ -82,6 +109,9 @@ export async function* destinations(
   resolver: Resolver,
   families: AddressFamilies,
 ): AsyncGenerator<Destination> {
+  if (ipLiteral(nh.host) === null && !validHostname(nh.host)) {
+    throw dnsFailure(invalidName(nh.host, nh.mx ? "MX" : "A"), "5.1.2");
+  }
   if (!nh.mx) {
     let addrs: string[];
     try {
@@ -124,6 +154,7 @@ export async function* destinations(
   for (const rr of mx.hosts) {
     let addrs: string[];
     try {
+      if (!validHostname(rr.exchange)) throw invalidName(rr.exchange, "A");
       addrs = await lookupHost(resolver, rr.exchange, families);
     } catch (e) {
       last = dnsFailure(e, "5.4.4");

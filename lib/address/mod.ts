@@ -6,7 +6,9 @@
  * Addresses are kept in Postfix's internal form: quotes and backslash
  * escapes removed (`"john doe"@example.com` is `john doe@example.com`).
  * Since a domain never contains "@", the last "@" always separates local
- * part and domain; {@link formatPath} puts the quotes back for the wire.
+ * part and domain. {@link quoteAddress} is the one formatter that puts the
+ * quotes back (logs, headers); {@link formatPath} wraps it for the SMTP wire
+ * and {@link headerAddress} for header fields.
  *
  * Pure: no DNS, no lookup tables. Whether a domain exists or is ours is
  * decided elsewhere (smtpd restrictions, trivial-rewrite).
@@ -259,19 +261,80 @@ export function splitAddress(address: string): { local: string; domain: string }
   return { local: address.slice(0, at), domain: address.slice(at + 1) };
 }
 
+// --- The one formatter: internal form to external (quoted) form ---
+
 /**
- * The wire form of an internal-form address: `<local@domain>`, with the
- * local part quoted when it is not a dot-atom (like Postfix's
- * `smtp_quote_rfc821_envelope`); `<>` for "".
+ * The external form of an internal-form address, as Postfix's
+ * quote_822_local() writes it (8-bit clean): the local part unchanged when
+ * it is a dot-atom, otherwise in double quotes with `"` and `\` escaped by
+ * a backslash; the domain as is. `john doe@example.com` becomes
+ * `"john doe"@example.com`, `"v@t.example> X"@o.example` stays one
+ * quoted local part. "" (the null sender) stays "".
+ *
+ * This is the form for log lines (`from=<...>`), SMTP commands and header
+ * fields; it never throws. It does not remove control characters: use
+ * {@link formatPath} for the SMTP wire and {@link headerAddress} for
+ * header fields, which refuse or mask them. Log lines are masked by the
+ * logger.
+ */
+export function quoteAddress(address: string): string {
+  if (address === "") return "";
+  const at = address.lastIndexOf("@");
+  if (at < 0) return quoteLocal(address);
+  return quoteLocal(address.slice(0, at)) + address.slice(at);
+}
+
+/**
+ * The SMTP wire form of an internal-form address for MAIL FROM / RCPT TO:
+ * `<` {@link quoteAddress} `>`, and `<>` for "" (like Postfix's
+ * `smtp_quote_rfc821_envelope = yes`).
+ *
+ * Throws {@link AddressError} for an address that cannot be written into
+ * an SMTP command safely: a control character anywhere (RFC 5321 allows
+ * none, not even quoted; a CR or LF would end the command line), text
+ * that was not valid UTF-8 (U+FFFD, lone surrogates), or a domain that is not a host name or address
+ * literal (it is written unquoted, so `a@b> X=y` must not pass). Such an
+ * address can never be delivered by SMTP: the caller bounces it.
  */
 export function formatPath(address: string): string {
   if (address === "") return "<>";
+  for (let j = 0; j < address.length; j++) {
+    const c = address.charCodeAt(j);
+    if (c < 32 || c === 127) throw new AddressError("control character in address");
+    // U+FFFD marks bytes that were not valid UTF-8 (see parseMailPath).
+    if (c === 0xfffd) throw new AddressError("invalid UTF-8 in address");
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const d = address.charCodeAt(j + 1);
+      if (c > 0xdbff || !(d >= 0xdc00 && d <= 0xdfff)) {
+        throw new AddressError("invalid UTF-8 in address");
+      }
+      j++;
+    }
+  }
   const at = address.lastIndexOf("@");
-  const local = at < 0 ? address : address.slice(0, at);
-  return "<" + quoteLocal(local) + (at < 0 ? "" : address.slice(at)) + ">";
+  // An address literal may hold "<" or ">" (RFC 5321 dcontent) but no real one does.
+  if (at >= 0 && (!validDomain(address.slice(at + 1)) || /[<>"]/.test(address.slice(at + 1)))) {
+    throw new AddressError("bad domain syntax");
+  }
+  return "<" + quoteAddress(address) + ">";
 }
 
-/** Quotes a local part unless it is a dot-atom. */
+/**
+ * The external form for a header field (Return-Path, Delivered-To, To,
+ * DSN fields): {@link quoteAddress} with every control character replaced
+ * by "?", so that no address can end the header line or start another.
+ * Non-ASCII (SMTPUTF8) text is kept.
+ */
+export function headerAddress(address: string): string {
+  // deno-lint-ignore no-control-regex
+  return quoteAddress(address).replace(/[\x00-\x1f\x7f]/g, "?");
+}
+
+/**
+ * Quotes a local part unless it is a dot-atom (RFC 5322 atext, non-ASCII
+ * allowed as RFC 6531 does, no leading, trailing or double dot); "" is
+ * `""`. Inside the quotes `"` and `\` get a backslash.
+ */
 export function quoteLocal(local: string): string {
   let atom = local.length > 0 && local[0] !== "." && local[local.length - 1] !== ".";
   for (let j = 0; atom && j < local.length; j++) {

@@ -8,9 +8,11 @@ import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import {
   AddressError,
   formatPath,
+  headerAddress,
   normalizeDomain,
   parseHeaderAddresses,
   parseMailPath,
+  quoteAddress,
   quoteLocal,
   splitAddress,
 } from "./mod.ts";
@@ -131,6 +133,60 @@ Deno.test("formatPath, splitAddress, quoteLocal, normalizeDomain", async (t) => 
   });
 });
 
+Deno.test("the one formatter: quoteAddress, formatPath, headerAddress", async (t) => {
+  await t.step("a quoted local part that looks like parameters stays one local part", () => {
+    // What smtpd accepts in MAIL FROM:<"v@t.example> ORCPT=rfc822;x"@o.example>.
+    const { address } = parseMailPath('<"v@t.example> ORCPT=rfc822;x"@o.example>');
+    assertEquals(address, "v@t.example> ORCPT=rfc822;x@o.example");
+    assertEquals(quoteAddress(address), '"v@t.example> ORCPT=rfc822;x"@o.example');
+    assertEquals(formatPath(address), '<"v@t.example> ORCPT=rfc822;x"@o.example>');
+  });
+  await t.step("quoteAddress follows quote_822_local", () => {
+    const cases: [string, string][] = [
+      ["", ""],
+      ["user@example.com", "user@example.com"],
+      ["postmaster", "postmaster"],
+      ["a b", '"a b"'],
+      ["@example.com", '""@example.com'],
+      ["a.@x", '"a."@x'],
+      ["a..b@x", '"a..b"@x'],
+      ['a"b\\c@x', '"a\\"b\\\\c"@x'],
+      ["<a>@x", '"<a>"@x'],
+      ["a,b;c:d(e)[f]@x", '"a,b;c:d(e)[f]"@x'],
+      ["!#$%&'*+-/=?^_`{|}~@x", "!#$%&'*+-/=?^_`{|}~@x"],
+      ["j\u00f6rg@b\u00fccher.example", "j\u00f6rg@b\u00fccher.example"],
+      ["a\r\nb@x", '"a\r\nb"@x'],
+    ];
+    for (const [internal, external] of cases) assertEquals(quoteAddress(internal), external);
+  });
+  await t.step("formatPath refuses what cannot go into an SMTP command", () => {
+    const bad: [string, string][] = [
+      ["a\r\nRCPT TO:<x@y>@example.com", "control character"],
+      ["a@example.com\r\nDATA", "control character"],
+      ["a\n@example.com", "control character"],
+      ["a\x00b@example.com", "control character"],
+      ["a\tb@example.com", "control character"],
+      ["a\x7f@example.com", "control character"],
+      ["a\ud800@example.com", "invalid UTF-8"],
+      ["a\ufffd@example.com", "invalid UTF-8"],
+      ["a@example.com> ORCPT=rfc822;x", "bad domain"],
+      ["a@exa mple.com", "bad domain"],
+      ["a@", "bad domain"],
+      ["a@[1.2.3.4>]", "bad domain"],
+      ['a@"x"', "bad domain"],
+    ];
+    for (const [address, reason] of bad) {
+      assertThrows(() => formatPath(address), AddressError, reason);
+    }
+  });
+  await t.step("headerAddress masks control characters and keeps UTF-8", () => {
+    assertEquals(headerAddress("a\r\nBcc: x@y@example.com"), '"a??Bcc: x@y"@example.com');
+    assertEquals(headerAddress("bob@example.com\nX-Evil: 1"), "bob@example.com?X-Evil: 1");
+    assertEquals(headerAddress("j\u00f6rg@example.com"), "j\u00f6rg@example.com");
+    assertEquals(headerAddress(""), "");
+  });
+});
+
 Deno.test("parseHeaderAddresses", async (t) => {
   const cases: [string, string[]][] = [
     ['A <a@x>, b@y, group: c@z;, "Q, R" <q@r>', ["a@x", "b@y", "c@z", "q@r"]],
@@ -219,6 +275,49 @@ Deno.test("address properties", async (t) => {
       { numRuns: 5000 },
     );
   });
+  await t.step("formatPath of any string: refused, or one clean token that parses back", () => {
+    fc.assert(
+      fc.property(fc.oneof(mailish, fc.string(), fc.fullUnicodeString()), (s) => {
+        let path: string;
+        try {
+          path = formatPath(s);
+        } catch (e) {
+          if (!(e instanceof AddressError)) throw e;
+          return;
+        }
+        assertCleanPath(path);
+        const local = splitAddress(s).local;
+        // The parser refuses an empty local part with a domain (`<""@x>`); all else round-trips.
+        if (local !== "" || !s.includes("@")) {
+          assertEquals(parseMailPath(path, { allowEmpty: true, smtputf8: true }).address, s);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+  await t.step("formatPath(parseMailPath(x)) never fails and is one clean token", () => {
+    fc.assert(
+      fc.property(fc.oneof(mailish, mailish.map((s) => `<${s}>`)), (s) => {
+        let address: string;
+        try {
+          address = parseMailPath(s, { allowEmpty: true, smtputf8: true }).address;
+        } catch {
+          return;
+        }
+        assertCleanPath(formatPath(address));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+  await t.step("headerAddress never yields a control character", () => {
+    fc.assert(
+      fc.property(fc.oneof(mailish, fc.fullUnicodeString()), (s) => {
+        // deno-lint-ignore no-control-regex
+        assertEquals(/[\x00-\x1f\x7f]/.test(headerAddress(s)), false);
+      }),
+      { numRuns: 2000 },
+    );
+  });
   await t.step("parseHeaderAddresses never throws", () => {
     fc.assert(
       fc.property(fc.oneof(mailish, fc.string(), fc.fullUnicodeString()), (s) => {
@@ -228,3 +327,29 @@ Deno.test("address properties", async (t) => {
     );
   });
 });
+
+/**
+ * A wire path is `<...>` with no control character anywhere and, outside
+ * double quotes, no blank, no "<" or ">" and no backslash: nothing a
+ * server could read as the end of the address or a parameter.
+ */
+function assertCleanPath(path: string): void {
+  const fail = (why: string) => {
+    throw new Error(`${why}: ${JSON.stringify(path)}`);
+  };
+  if (path[0] !== "<" || path[path.length - 1] !== ">") fail("not in angle brackets");
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(path)) fail("control character");
+  let quoted = false;
+  for (let i = 1; i < path.length - 1; i++) {
+    const c = path[i];
+    if (quoted) {
+      if (c === "\\") {
+        if (i + 1 >= path.length - 1) fail("escape at the end");
+        i++;
+      } else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (" \t<>\\".includes(c)) fail(`unquoted ${JSON.stringify(c)}`);
+  }
+  if (quoted) fail("unterminated quote");
+}

@@ -7,6 +7,8 @@
  * next request. The agent opens the queue file
  * read-only; it never marks recipients done (qmgr does, after the reply).
  */
+import { quoteAddress } from "../address/mod.ts";
+import { splitOrcpt } from "../dsn/mod.ts";
 import { type IpcConn, IpcError } from "../ipc/mod.ts";
 import { QueueFile } from "../queue/mod.ts";
 import type { ServiceContext } from "../service/mod.ts";
@@ -16,6 +18,7 @@ export interface DeliveryRecipient {
   /** Index in the queue file. */
   index: number;
   address: string;
+  /** The original recipient as the queue file holds it (lib/dsn splitOrcpt). */
   orcpt?: string;
   notify?: string[];
 }
@@ -199,7 +202,12 @@ export function formatDelays(
   };
 }
 
-/** Logs one recipient outcome the way Postfix delivery agents do. */
+/**
+ * Logs one recipient outcome the way Postfix delivery agents do, addresses
+ * in their quoted external form (`to=<"a b"@example.com>`). `orig_to=` is
+ * the address before rewriting, as in Postfix; a DSN ORCPT value (typed,
+ * from the client) is not an address of ours and is not logged.
+ */
 export function logStatus(
   ctx: ServiceContext,
   req: DeliveryRequest,
@@ -208,9 +216,13 @@ export function logStatus(
   delays: { delay: string; delays: string },
 ): void {
   st = softBounce(st, ctx.config.bool("soft_bounce"));
-  const orcpt = rcpt.orcpt && rcpt.orcpt !== rcpt.address ? `, orig_to=<${rcpt.orcpt}>` : "";
+  const orig = rcpt.orcpt && !splitOrcpt(rcpt.orcpt) &&
+      rcpt.orcpt.toLowerCase() !== rcpt.address.toLowerCase()
+    ? `, orig_to=<${quoteAddress(rcpt.orcpt)}>`
+    : "";
   ctx.log.info(
-    `${req.queueId}: to=<${rcpt.address}>${orcpt}, relay=${st.relay}, delay=${delays.delay}, ` +
-      `delays=${delays.delays}, dsn=${st.dsn}, status=${st.status} (${st.reason})`,
+    `${req.queueId}: to=<${quoteAddress(rcpt.address)}>${orig}, relay=${st.relay}, ` +
+      `delay=${delays.delay}, delays=${delays.delays}, dsn=${st.dsn}, status=${st.status} ` +
+      `(${st.reason})`,
   );
 }

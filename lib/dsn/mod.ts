@@ -13,6 +13,7 @@
  * supported yet.
  */
 
+import { headerAddress, quoteAddress } from "../address/mod.ts";
 import { concat } from "../bytes/mod.ts";
 import { rfc2822Date } from "../mime/mod.ts";
 
@@ -21,9 +22,10 @@ export interface DsnRecipient {
   /** The recipient address (Final-Recipient). */
   address: string;
   /**
-   * The original recipient: either an ORCPT value with its type
-   * (`rfc822;user@example.com`), written as is, or a plain address (the
-   * recipient before alias expansion), written as `rfc822; addr`.
+   * The original recipient (see {@link splitOrcpt}): an ORCPT value with
+   * its type (`rfc822;user@example.com`, xtext-decoded), written as is, or
+   * a plain internal-form address (the recipient before alias expansion),
+   * written quoted as `rfc822; addr`. Control characters are masked.
    */
   originalRecipient?: string;
   /** RFC 3464 action. A failure notice always says `failed`, as Postfix does. */
@@ -189,27 +191,14 @@ function printable(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, "?");
 }
 
-/** Masks control characters only; addresses may be UTF-8 (SMTPUTF8). */
-function safeAddress(s: string): string {
+/** Masks control characters only: free text that may be UTF-8 (SMTPUTF8). */
+function maskControls(s: string): string {
   // deno-lint-ignore no-control-regex
   return s.replace(/[\x00-\x1f\x7f]/g, "?");
 }
 
 // deno-lint-ignore no-control-regex
 const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
-
-/** RFC 5322 dot-atom check for a local part. */
-const DOT_ATOM =
-  /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\uffff-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\uffff-]+)*$/;
-
-/** Quotes the local part when it is not a dot-atom, like Postfix's quote_822_local(). */
-function quoteLocal(address: string): string {
-  const at = address.lastIndexOf("@");
-  const local = at < 0 ? address : address.slice(0, at);
-  if (local === "" || DOT_ATOM.test(local)) return address;
-  const quoted = `"${local.replace(/(["\\])/g, "\\$1")}"`;
-  return at < 0 ? quoted : quoted + address.slice(at);
-}
 
 /** Postfix translit()s mail_name so that it is an RFC 822 atom. */
 function atom(name: string): string {
@@ -220,20 +209,31 @@ function addressType(address: string): string {
   return isAscii(address) ? "rfc822" : "utf-8";
 }
 
-/** Original-Recipient value: an ORCPT with its type as is, else a typed address. */
-function originalRecipientField(orig: string): string {
-  const semi = orig.indexOf(";");
-  if (semi > 0 && /^[A-Za-z0-9-]+$/.test(orig.slice(0, semi).trim())) return safeAddress(orig);
-  return `${addressType(orig)}; ${safeAddress(orig)}`;
+/**
+ * Splits an original recipient as the queue file holds it (Postfix's
+ * dsn_orcpt, xtext-decoded): `rfc822;user@example.com` is an ORCPT with
+ * its RFC 3461 addr-type (an atom) and the address as the client gave it
+ * (external form); anything else is a plain internal-form address, for
+ * which null is returned.
+ */
+export function splitOrcpt(orcpt: string): { type: string; address: string } | null {
+  const semi = orcpt.indexOf(";");
+  if (semi <= 0) return null;
+  const type = orcpt.slice(0, semi).trim();
+  if (!/^[A-Za-z0-9-]+$/.test(type)) return null;
+  return { type, address: orcpt.slice(semi + 1).trim() };
 }
 
-/** The address in an originalRecipient value, without its type. */
+/** Original-Recipient value: an ORCPT with its type as is, else a typed, quoted address. */
+function originalRecipientField(orig: string): string {
+  if (splitOrcpt(orig)) return maskControls(orig);
+  return `${addressType(orig)}; ${headerAddress(orig)}`;
+}
+
+/** The address of an originalRecipient value, in external form, for the text part. */
 function originalAddress(orig: string): string {
-  const semi = orig.indexOf(";");
-  if (semi > 0 && /^[A-Za-z0-9-]+$/.test(orig.slice(0, semi).trim())) {
-    return orig.slice(semi + 1).trim();
-  }
-  return orig;
+  const o = splitOrcpt(orig);
+  return o ? maskControls(o.address) : headerAddress(orig);
 }
 
 /** Splits CRLF (or stray bare LF) lines; `trim` drops final empty lines. */
@@ -283,7 +283,7 @@ export function buildDsn(input: DsnInput): Uint8Array {
   const enc = new TextEncoder();
   // The original is copied byte for byte (only line ends are made CRLF).
   const original = [
-    enc.encode(`Return-Path: <${safeAddress(input.originalSender)}>`),
+    enc.encode(`Return-Path: <${headerAddress(input.originalSender)}>`),
     ...splitLines(input.originalHeaders, true),
     ...(full ? [new Uint8Array(0), ...splitLines(input.originalBody!, false)] : []),
   ];
@@ -314,9 +314,9 @@ export function buildDsn(input: DsnInput): Uint8Array {
     put(`\tid ${input.dsnQueueId}; ${date}`);
   }
   put(`Date: ${date}`);
-  put(`From: Mail Delivery System <${safeAddress(input.from)}>`);
+  put(`From: Mail Delivery System <${headerAddress(input.from)}>`);
   put(`Subject: ${(pmCopy ? POSTMASTER_SUBJECT : SUBJECT)[input.kind]}`);
-  put(`To: ${safeAddress(quoteLocal(input.recipient))}`);
+  put(`To: ${headerAddress(input.recipient)}`);
   put(`Auto-Submitted: ${pmCopy ? "auto-generated" : "auto-replied"}`);
   put("MIME-Version: 1.0");
   put("Content-Type: multipart/report; report-type=delivery-status;");
@@ -333,9 +333,11 @@ export function buildDsn(input: DsnInput): Uint8Array {
   if (!pmCopy) put(...templateText(input));
   for (const r of input.recipients) {
     const orig = r.originalRecipient ? originalAddress(r.originalRecipient) : "";
-    const who = orig && orig.toLowerCase() !== r.address.toLowerCase()
-      ? `<${safeAddress(r.address)}> (expanded from <${safeAddress(orig)}>)`
-      : `<${safeAddress(r.address)}>`;
+    const address = headerAddress(r.address);
+    const lower = orig.toLowerCase();
+    const who = orig && lower !== address.toLowerCase() && lower !== r.address.toLowerCase()
+      ? `<${address}> (expanded from <${orig}>)`
+      : `<${address}>`;
     put("", ...wrap(`${who}: ${printable(r.reason)}`));
   }
 
@@ -347,13 +349,15 @@ export function buildDsn(input: DsnInput): Uint8Array {
   if (input.envId) put(...wrap(`Original-Envelope-Id: ${printable(input.envId)}`));
   put(`X-${mailName}-Queue-ID: ${input.queueId}`);
   const sender = input.originalSender || "MAILER-DAEMON";
-  put(...wrap(`X-${mailName}-Sender: ${addressType(sender)}; ${safeAddress(quoteLocal(sender))}`));
+  put(...wrap(`X-${mailName}-Sender: ${addressType(sender)}; ${headerAddress(sender)}`));
   put(`Arrival-Date: ${rfc2822Date(input.arrivalDate, tz)}`);
   for (const r of input.recipients) {
     if (!/^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status)) {
-      throw new DsnError(`bad status "${r.status}" for <${r.address}>: want class.subject.detail`);
+      throw new DsnError(
+        `bad status "${r.status}" for <${quoteAddress(r.address)}>: want class.subject.detail`,
+      );
     }
-    put("", ...wrap(`Final-Recipient: ${addressType(r.address)}; ${safeAddress(r.address)}`));
+    put("", ...wrap(`Final-Recipient: ${addressType(r.address)}; ${headerAddress(r.address)}`));
     if (r.originalRecipient) {
       put(...wrap(`Original-Recipient: ${originalRecipientField(r.originalRecipient)}`));
     }

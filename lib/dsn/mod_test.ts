@@ -132,7 +132,7 @@ function parse(dsn: Uint8Array): Parsed {
   assertMatch(groups[0].get("reporting-mta") ?? "", /^dns; \S+$/);
   assert(groups.length >= 2, "at least one recipient");
   for (const g of groups.slice(1)) {
-    assertMatch(g.get("final-recipient") ?? "", /^(rfc822|utf-8); \S+$/);
+    assertMatch(g.get("final-recipient") ?? "", /^(rfc822|utf-8); (?:"(?:[^"\\]|\\.)*"|[^\s"])+$/);
     assertMatch(g.get("action") ?? "", /^(failed|delayed|delivered|relayed|expanded)$/);
     assertMatch(g.get("status") ?? "", /^[245]\.\d{1,3}\.\d{1,3}$/);
   }
@@ -443,6 +443,55 @@ Deno.test("buildDsn edge cases", async (t) => {
     );
     assertEquals(header(p, "to"), '"john smith"@example.org');
     assertEquals(p.groups[0].get("x-postwarden-sender"), 'rfc822; "john smith"@example.org');
+  });
+
+  await t.step("quotes addresses everywhere, masks CR and LF in them", () => {
+    const p = parse(buildDsn(base({
+      originalSender: "eve\r\nBcc: x@example.org",
+      recipient: "eve\r\nBcc: x@example.org",
+      recipients: [{
+        address: "a b@example.net",
+        originalRecipient: "list member@example.com",
+        action: "failed",
+        status: "5.1.1",
+        reason: "unknown",
+      }, {
+        address: "v@t.example> ORCPT=rfc822;x@o.example",
+        originalRecipient: "rfc822;x@o.example\r\nX-Injected: yes",
+        action: "failed",
+        status: "5.1.1",
+        reason: "unknown",
+      }],
+    })));
+    assertEquals(header(p, "to"), '"eve??Bcc: x"@example.org');
+    assertEquals(p.groups[0].get("x-postwarden-sender"), 'rfc822; "eve??Bcc: x"@example.org');
+    assert(p.parts[2].body.startsWith('Return-Path: <"eve??Bcc: x"@example.org>\r\n'));
+    assertEquals(p.groups[1].get("final-recipient"), 'rfc822; "a b"@example.net');
+    assertEquals(p.groups[1].get("original-recipient"), 'rfc822; "list member"@example.com');
+    assertEquals(
+      p.groups[2].get("final-recipient"),
+      'rfc822; "v@t.example> ORCPT=rfc822;x"@o.example',
+    );
+    assertEquals(p.groups[2].get("original-recipient"), "rfc822;x@o.example??X-Injected: yes");
+    assert(!p.groups[2].has("x-injected"));
+    assertStringIncludes(
+      p.parts[0].body,
+      '<"a b"@example.net> (expanded from <"list member"@example.com>): unknown',
+    );
+    assertStringIncludes(p.parts[0].body, '<"v@t.example> ORCPT=rfc822;x"@o.example> (expanded');
+  });
+
+  await t.step("no 'expanded from' when the ORCPT names the recipient in quoted form", () => {
+    const p = parse(buildDsn(base({
+      recipients: [{
+        address: "a b@example.net",
+        originalRecipient: 'rfc822;"a b"@example.net',
+        action: "failed",
+        status: "5.1.1",
+        reason: "unknown",
+      }],
+    })));
+    assertStringIncludes(p.parts[0].body, '\r\n<"a b"@example.net>: unknown');
   });
 
   await t.step("uses utf-8 address types and message/global-* for SMTPUTF8 addresses", () => {

@@ -4,6 +4,13 @@
  * `maillog_file` and, in the foreground, to stderr. Log tools written for
  * Postfix (pflogsumm, fail2ban) read these lines.
  *
+ * Like Postfix's msg_text(), which runs printable() over every record,
+ * each non-printable character becomes "?" before the line is written: a
+ * client that puts CR, LF or NUL into a HELO name or an address can neither
+ * split a record nor forge one. Here that means C0 and C1 controls, DEL,
+ * U+2028/U+2029 and lone surrogates; other UTF-8 text is kept (Postfix with
+ * smtputf8_enable=yes).
+ *
  * The clock and the sinks are injected so tests can capture lines. This
  * module does not rotate files; `postlog`-style forwarding is not supported.
  */
@@ -36,16 +43,6 @@ export function syslogTime(d: Date): string {
   return `${MONTHS[d.getMonth()]} ${day} ${hms}`;
 }
 
-/**
- * Log text made safe to write: control characters (CR, LF, NUL, ESC, DEL,
- * tabs...) become "?", as Postfix's msg_output() does with printable(), so
- * nothing a client sends can split or forge a log line.
- */
-export function escapeLogText(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(/[\x00-\x1f\x7f]/g, "?");
-}
-
 /** A Postfix-style logger. */
 export class Logger {
   readonly #opts: Required<LoggerOptions>;
@@ -76,11 +73,25 @@ export class Logger {
 
   #emit(msg: string): void {
     const o = this.#opts;
-    const line = `${syslogTime(o.now())} ${o.hostname} ${o.program}[${o.pid}]: ${
-      escapeLogText(msg)
-    }\n`;
+    const line = `${syslogTime(o.now())} ${printable(o.hostname)} ${
+      printable(o.program)
+    }[${o.pid}]: ${printable(msg)}\n`;
     for (const sink of o.sinks) sink(line);
   }
+}
+
+/**
+ * Characters that must not reach a log record: C0 controls (CR, LF, NUL,
+ * TAB, ESC, ...), DEL, C1 controls (NEL), the Unicode line and paragraph
+ * separators, and surrogates that are not part of a pair.
+ */
+const UNPRINTABLE =
+  // deno-lint-ignore no-control-regex
+  /[\x00-\x1f\x7f-\x9f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** Postfix's printable(s, '?') for log text: what a log line may hold of any text. */
+export function printable(s: string): string {
+  return s.replace(UNPRINTABLE, "?");
 }
 
 const encoder = new TextEncoder();

@@ -6,8 +6,7 @@
  * Deno has no getpwuid(3), so accounts that exist only through NSS (LDAP,
  * systemd-homed, ...) are not found here; callers decide what to do then.
  * sendmail and pickup use it for the login name of a submitting uid
- * (Postfix sendmail's default sender); master's mail_owner lookup could
- * use it too.
+ * (Postfix sendmail's default sender); lib/privilege for the mail owner.
  */
 
 /** One /etc/passwd line. */

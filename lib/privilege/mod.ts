@@ -17,36 +17,14 @@
  */
 import * as fs from "node:fs";
 import { dirname, resolve } from "node:path";
+import { type PasswdEntry, PasswdFile } from "../passwd/mod.ts";
 
 /** A user account from /etc/passwd. */
-export interface Account {
-  name: string;
-  uid: number;
-  gid: number;
-  home: string;
-}
-
-/** Accounts in /etc/passwd text; malformed lines are skipped. */
-export function parsePasswd(text: string): Account[] {
-  const out: Account[] = [];
-  for (const line of text.split("\n")) {
-    const f = line.split(":");
-    if (f.length < 7 || !/^\d+$/.test(f[2]) || !/^\d+$/.test(f[3])) continue;
-    out.push({ name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5] });
-  }
-  return out;
-}
+export type Account = PasswdEntry;
 
 /** The account named `name`, or null. */
-export async function lookupAccount(name: string): Promise<Account | null> {
-  const text = await Deno.readTextFile("/etc/passwd");
-  return parsePasswd(text).find((a) => a.name === name) ?? null;
-}
-
-/** The login name of a uid, or null. */
-export async function userName(uid: number): Promise<string | null> {
-  const text = await Deno.readTextFile("/etc/passwd").catch(() => "");
-  return parsePasswd(text).find((a) => a.uid === uid)?.name ?? null;
+export function lookupAccount(name: string): Promise<Account | null> {
+  return Promise.resolve(new PasswdFile().byName(name));
 }
 
 /** The account daemons run as is unusable for that. */

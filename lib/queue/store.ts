@@ -86,19 +86,23 @@ export async function syncDir(path: string): Promise<void> {
 export class DirSyncer {
   #running: Promise<void> | null = null;
   #next: Promise<void> | null = null;
+  readonly #syncDir: (path: string) => Promise<void>;
 
-  constructor(readonly path: string) {}
+  /** @param syncFn fsyncs the directory; tests count or hold syncs with it. @default syncDir */
+  constructor(readonly path: string, syncFn: (path: string) => Promise<void> = syncDir) {
+    this.#syncDir = syncFn;
+  }
 
   sync(): Promise<void> {
     if (this.#next) return this.#next;
     if (!this.#running) {
-      this.#running = syncDir(this.path).finally(() => (this.#running = null));
+      this.#running = this.#syncDir(this.path).finally(() => (this.#running = null));
       return this.#running;
     }
     // A sync is in flight but may have started before our rename: queue one more.
     const after = this.#running.catch(() => {}).then(() => {
       this.#next = null;
-      this.#running = syncDir(this.path).finally(() => (this.#running = null));
+      this.#running = this.#syncDir(this.path).finally(() => (this.#running = null));
       return this.#running;
     });
     this.#next = after;

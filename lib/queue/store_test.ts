@@ -6,6 +6,7 @@ import {
   QueueFile,
   QueueFormatError,
   QueueWriter,
+  syncDir,
 } from "./mod.ts";
 
 const enc = new TextEncoder();
@@ -17,9 +18,9 @@ Deno.test("queue store", async (t) => {
   await q.create();
   const syncer = new DirSyncer(q.dir("incoming"));
 
-  async function write(body: string, rcpts = ["a@x", "b@y"]): Promise<string> {
+  async function write(body: string, rcpts = ["a@x", "b@y"], dirSyncer = syncer): Promise<string> {
     const id = newQueueId();
-    const w = new QueueWriter(q.dir("incoming"), id, syncer);
+    const w = new QueueWriter(q.dir("incoming"), id, dirSyncer);
     await w.begin(
       { queueId: id, arrival: 1, sender: "s@z" },
       rcpts.map((address) => ({ address })),
@@ -49,8 +50,51 @@ Deno.test("queue store", async (t) => {
     g.close();
   });
 
-  await t.step("concurrent commits share directory syncs and all land", async () => {
-    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => write(`m${i}\r\n`)));
+  await t.step("concurrent commits share directory syncs, each after its own rename", async () => {
+    // Directory syncs are held open by the test, so that all 20 commits
+    // arrive while the first one is in flight, whatever the disk's speed.
+    const events: string[] = [];
+    const gates: (() => void)[] = [];
+    let started = 0;
+    let requests = 0;
+    class Recording extends DirSyncer {
+      override sync(): Promise<void> {
+        const j = ++requests;
+        events.push(`request ${j}`);
+        return super.sync().then(() => void events.push(`resolved ${j}`));
+      }
+    }
+    const held = new Recording(q.dir("incoming"), async (path) => {
+      const k = ++started;
+      events.push(`start ${k}`);
+      await new Promise<void>((open) => gates.push(open));
+      await syncDir(path);
+      events.push(`end ${k}`);
+    });
+    const until = async (cond: () => boolean, what: string) => {
+      for (const end = Date.now() + 10_000; !cond();) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${events}`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    };
+    const writes = Array.from({ length: 20 }, (_, i) => write(`m${i}\r\n`, undefined, held));
+    await until(() => requests === 20 && gates.length === 1, "20 commits behind sync 1");
+    gates[0]();
+    const resolved = () => events.filter((e) => e.startsWith("resolved")).length;
+    await until(() => gates.length === 2 || resolved() === 20, "sync 2");
+    gates[1]?.();
+    const ids = await Promise.all(writes);
+
+    assertEquals([requests, started], [20, 2], "20 commits, 2 directory syncs");
+    // Durability: each commit resolved only after a sync that started after its request.
+    for (let j = 1; j <= 20; j++) {
+      const req = events.indexOf(`request ${j}`);
+      const res = events.indexOf(`resolved ${j}`);
+      const covered = [1, 2].some((k) =>
+        events.indexOf(`start ${k}`) > req && events.indexOf(`end ${k}`) < res
+      );
+      assert(covered, `commit ${j} resolved without a sync after it: ${events.join(", ")}`);
+    }
     assertEquals(new Set(ids).size, 20);
     for (const id of ids) (await QueueFile.open(q.path("incoming", id))).close();
   });

@@ -3,6 +3,11 @@
  * while clients send mail, then a whole-tree kill and restart. Every
  * message that got 250 must reach the sink (duplicates are allowed and
  * reported; DESIGN.md invariants 1 and 2).
+ *
+ * So that it cannot pass vacuously: a kill counts only once the process is
+ * seen dead, every victim daemon must have been killed, mail must have
+ * been acknowledged while the kills went on (not only before the first),
+ * and at least {@link MIN_ACKED} messages in all.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import {
@@ -18,6 +23,22 @@ import { TestSink } from "../helpers/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
+/** Acknowledged messages needed for the run to mean anything. */
+const MIN_ACKED = 100;
+/** Of those, acknowledged after the first kill (the pipeline kept working through kills). */
+const MIN_ACKED_UNDER_FIRE = 50;
+
+/** True once `pid` has exited (gone, or a zombie its parent has not reaped yet). */
+async function isDead(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2)[0];
+    return state === "Z" || state === "X";
+  } catch {
+    return true;
+  }
+}
+
 Deno.test({
   name: "fault: acknowledged mail survives SIGKILLs of daemons and of the whole tree",
   ...opts,
@@ -28,6 +49,8 @@ Deno.test({
     let inst = await startInstance({ mainCf: `relayhost = [127.0.0.1]:${sinkPort}` });
     const acked = new Set<string>();
     let refused = 0;
+    let ackedUnderFire = 0;
+    let kills = 0;
     let stopLoad = false;
     let seq = 0;
     const client = async () => {
@@ -39,8 +62,10 @@ Deno.test({
             to: ["sink@example.net"],
             body: `Subject: ${id}\r\n\r\nbody of ${id}\r\n`,
           });
-          if (r.code === 250) acked.add(id);
-          else refused++;
+          if (r.code === 250) {
+            acked.add(id);
+            if (kills > 0) ackedUnderFire++;
+          } else refused++;
         } catch {
           refused++; // connection refused or dropped while smtpd restarts: not acknowledged
           await new Promise((r) => setTimeout(r, 50));
@@ -48,27 +73,37 @@ Deno.test({
       }
     };
     const load = Array.from({ length: 6 }, client);
-    let kills = 0;
+    const victims = ["smtpd", "cleanup", "qmgr", "smtp"];
+    const killedBy = new Map(victims.map((v) => [v, 0]));
+    let treeKilled = 0;
     try {
-      const victims = ["smtpd", "cleanup", "qmgr", "smtp"];
-      // At least 20 real SIGKILLs, at random moments, of random daemons.
+      // Let mail flow before the first kill, so that there is work in flight.
+      await waitUntil(() => acked.size >= 5, 30_000, "first acknowledged messages");
+      // At least 20 real SIGKILLs at random moments; the victim is a random
+      // one of the daemons killed least so far, so that each one gets killed.
       for (let attempt = 0; kills < 20 && attempt < 200; attempt++) {
         await new Promise((r) => setTimeout(r, 150 + Math.random() * 350));
-        const prog = victims[Math.floor(Math.random() * victims.length)];
+        const fewest = Math.min(...killedBy.values());
+        const due = victims.filter((v) => killedBy.get(v) === fewest);
+        const prog = due[Math.floor(Math.random() * due.length)];
         const pid = await daemonPid(inst, prog);
-        if (pid) {
-          try {
-            Deno.kill(pid, "SIGKILL");
-            kills++;
-          } catch {
-            // already gone
-          }
+        if (!pid) continue;
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          continue; // already gone: not our kill
+        }
+        // Count it only once the process is seen dead.
+        if (await waitUntil(() => isDead(pid), 5_000).then(() => true, () => false)) {
+          kills++;
+          killedBy.set(prog, killedBy.get(prog)! + 1);
         }
       }
       // Whole tree: every process of the instance, at once.
       for (const pid of await processesOf(inst.conf)) {
         try {
           Deno.kill(pid, "SIGKILL");
+          treeKilled++;
         } catch {
           // gone
         }
@@ -121,11 +156,22 @@ Deno.test({
       const missing = [...acked].filter((id) => !got.has(id));
       const dups = sink.messages.length - got.size;
       console.log(
-        `fault: ${kills} SIGKILLs + 1 whole-tree kill; ${acked.size} acknowledged, ${refused} refused/failed, ` +
+        `fault: ${kills} SIGKILLs (${
+          [...killedBy].map(([v, n]) => `${v} ${n}`).join(", ")
+        }) + a whole-tree kill of ${treeKilled} processes; ${acked.size} acknowledged ` +
+          `(${ackedUnderFire} after the first kill), ${refused} refused/failed, ` +
           `${missing.length} lost, ${dups} duplicate deliveries`,
       );
       assertEquals(missing, []);
       assert(kills >= 20, `only ${kills} SIGKILLs landed`);
+      for (const [v, n] of killedBy) assert(n > 0, `${v} was never killed`);
+      // master, smtpd, cleanup, qmgr, local, smtp, bounce, pickup... at least master and smtpd.
+      assert(treeKilled >= 2, `the whole-tree kill found only ${treeKilled} processes`);
+      assert(acked.size >= MIN_ACKED, `only ${acked.size} messages acknowledged`);
+      assert(
+        ackedUnderFire >= MIN_ACKED_UNDER_FIRE,
+        `only ${ackedUnderFire} messages acknowledged after the first kill`,
+      );
     } finally {
       stopLoad = true;
       sink.stop();

@@ -406,7 +406,7 @@ Deno.test({
       });
       assertEquals(r.code, 250);
       await waitUntil(
-        async () => /to=<\.bad@localhost>.*dsn=4\.1\.1, status=deferred/.test(await inst.log()),
+        async () => /to=<"\.bad"@localhost>.*dsn=4\.1\.1, status=deferred/.test(await inst.log()),
         10_000,
         "deferral",
       );

@@ -1,0 +1,59 @@
+/**
+ * Tests for qmgr's handling of queue files it cannot use: a corrupt file
+ * is moved to corrupt/ and logged, and when that move fails the log says
+ * so and the file stays where it is, never deleted and never scheduled.
+ */
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
+import { fakeService } from "../../tests/helpers/fake_service.ts";
+import { newQueueId } from "../../lib/queue/mod.ts";
+import { Qmgr } from "./qmgr.ts";
+
+const GARBAGE = new TextEncoder().encode("this is not a queue file\n");
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
+Deno.test("qmgr: corrupt queue files", async (t) => {
+  const root = await Deno.makeTempDir();
+  try {
+    const { ctx, lines } = await fakeService("qmgr", root);
+    const q = ctx.queue;
+    const qmgr = new Qmgr(ctx, []);
+
+    await t.step("a corrupt file is moved to corrupt/ and logged", async () => {
+      const id = newQueueId();
+      await Deno.writeFile(q.path("incoming", id), GARBAGE);
+      await qmgr.activate(id, "incoming");
+      assertEquals(await Deno.readFile(q.path("corrupt", id)), GARBAGE);
+      assert(!(await exists(q.path("active", id))));
+      assertEquals(lines.filter((l) => l.includes(id)).length, 1);
+      assert(
+        lines.some((l) => l.startsWith(`warning: ${id}: corrupt queue file moved to corrupt/:`)),
+      );
+      assertEquals(qmgr.active.size, 0);
+    });
+
+    await t.step("a failed move is logged as such and the file stays in active/", async () => {
+      lines.length = 0;
+      const id = newQueueId();
+      await Deno.writeFile(q.path("incoming", id), GARBAGE);
+      // A directory in the way makes the rename fail (EISDIR), even for root.
+      await Deno.mkdir(`${q.path("corrupt", id)}/occupied`, { recursive: true });
+      await qmgr.activate(id, "incoming");
+      assertEquals(await Deno.readFile(q.path("active", id)), GARBAGE, "kept, not deleted");
+      assert(!lines.some((l) => l.includes("moved to corrupt/")), lines.join("\n"));
+      const line = lines.find((l) => l.includes(id)) ?? "";
+      assert(
+        line.startsWith(`error: ${id}: corrupt queue file (`) &&
+          line.includes("cannot move it to corrupt/: Is a directory") &&
+          line.endsWith("; left in active/"),
+        line,
+      );
+      assertEquals(qmgr.active.size, 0, "never scheduled");
+      assertEquals(qmgr.destinations.size, 0, "never delivered");
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
