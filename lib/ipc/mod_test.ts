@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
-import { ipcConnect, IpcError, ipcListen, ipcRequest } from "./mod.ts";
+import { acceptLoop, ipcConnect, IpcError, ipcListen, ipcRequest } from "./mod.ts";
 
 Deno.test("ipc", async (t) => {
   const dir = await Deno.makeTempDir();
@@ -63,4 +63,36 @@ Deno.test("ipc", async (t) => {
   server.close();
   await server.done;
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("acceptLoop survives a failed accept (EMFILE) and ends only when closed", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pw-accept-" });
+  const path = `${dir}/s`;
+  const real = Deno.listen({ transport: "unix", path });
+  let fail = 2;
+  // A listener whose first accepts fail as they do when the process is out of descriptors.
+  const flaky = {
+    accept: () => {
+      if (fail-- > 0) return Promise.reject(new Error("Too many open files (os error 24)"));
+      return real.accept();
+    },
+    close: () => real.close(),
+  } as unknown as Deno.Listener<Deno.UnixConn>;
+  const errors: string[] = [];
+  let served = 0;
+  const loop = acceptLoop(flaky, (c) => {
+    served++;
+    c.close();
+  }, { onError: (e) => errors.push(e.message), pauseMs: 5 });
+  try {
+    const c = await Deno.connect({ transport: "unix", path });
+    await new Promise((r) => setTimeout(r, 100));
+    c.close();
+    assertEquals(errors.length, 2);
+    assertEquals(served, 1, "the loop went on accepting after the errors");
+  } finally {
+    loop.close();
+    await loop.done;
+    await Deno.remove(dir, { recursive: true });
+  }
 });

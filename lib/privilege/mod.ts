@@ -190,33 +190,50 @@ export interface SafeFile {
 }
 
 /**
- * Opens a file for appending without following a symbolic link in its last
- * component (O_NOFOLLOW) and without blocking on a FIFO (O_NONBLOCK), then
- * checks what was opened: a regular file with one link, owned by `uid`
- * (a file with another owner is taken over when `takeOver` is set: fchown
- * and fchmod through the descriptor, never by path). The parent directory
- * must be one that only root (or the owner) can change; check it with
- * {@link unsafeAncestor}.
+ * Opens a file for appending without following a symbolic link and
+ * without blocking on a FIFO, then checks what was opened: a regular file
+ * with one link, owned by `uid` (a file with another owner is taken over
+ * when `takeOver` is set: fchown and fchmod through the descriptor, never
+ * by path). The parent directory must be one that only root (or the
+ * owner) can change; check it with {@link unsafeAncestor}.
+ *
+ * O_NOFOLLOW alone is not enough: under path-scoped permissions Deno
+ * resolves a link before it opens (and ignores O_NOFOLLOW), so the entry
+ * is lstat'ed first and the opened file must be that same inode.
  */
 export function openNoFollow(
   path: string,
   opts: { mode: number; uid: number; gid: number; takeOver?: boolean },
 ): SafeFile {
   const c = fs.constants;
+  let before: fs.Stats | null = null;
+  try {
+    before = fs.lstatSync(path);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "ENOENT") throw e;
+  }
+  if (before?.isSymbolicLink()) throw new Error(`${path} is a symbolic link; refusing to open it`);
+  if (before && !before.isFile()) throw new Error(`${path} is not a regular file`);
   let fd: number;
   try {
+    const create = before ? 0 : c.O_CREAT | c.O_EXCL;
     fd = fs.openSync(
       path,
-      c.O_WRONLY | c.O_APPEND | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK,
+      c.O_WRONLY | c.O_APPEND | c.O_NOFOLLOW | c.O_NONBLOCK | create,
       opts.mode,
     );
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (code === "ELOOP") throw new Error(`${path} is a symbolic link; refusing to open it`);
+    if (code === "ELOOP" || code === "EEXIST") {
+      throw new Error(`${path} changed while it was opened; refusing to use it`);
+    }
     throw new Error(`open ${path}: ${(e as Error).message}`);
   }
   try {
     const st = fs.fstatSync(fd);
+    if (before && (st.ino !== before.ino || st.dev !== before.dev)) {
+      throw new Error(`${path} changed while it was opened; refusing to use it`);
+    }
     if (!st.isFile()) throw new Error(`${path} is not a regular file`);
     if (st.nlink !== 1) throw new Error(`${path} has ${st.nlink} hard links; refusing to use it`);
     if (st.uid !== opts.uid || st.gid !== opts.gid || (st.mode & 0o7777) !== opts.mode) {
