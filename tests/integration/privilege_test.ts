@@ -192,3 +192,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "postwarden check names wrong owners and modes in the queue, as postfix check does",
+  ...opts,
+  fn: async () => {
+    if (!haveRoot("privilege test")) return;
+    const { dir, conf } = await makeConf(0o755);
+    try {
+      assertEquals((await postwarden(conf, "start")).code, 0);
+      assertEquals((await postwarden(conf, "stop")).code, 0);
+      const clean = await postwarden(conf, "check");
+      assertEquals(clean.code, 0, clean.stderr);
+      assert(!/not owned by|mode \d+, should be/.test(clean.stderr), clean.stderr);
+      await Deno.chmod(`${dir}/var/active`, 0o755);
+      await Deno.chown(`${dir}/var/pid`, 65534, 65534);
+      const c = await postwarden(conf, "check");
+      assertMatch(c.stderr, new RegExp(`warning: ${dir}/var/active: mode 755, should be 700`));
+      assertMatch(c.stderr, new RegExp(`warning: not owned by root: ${dir}/var/pid`));
+      // start repairs both.
+      assertEquals((await postwarden(conf, "start")).code, 0);
+      const st = await Deno.stat(`${dir}/var/pid`);
+      assertEquals(st.uid, 0);
+      assertEquals((await Deno.stat(`${dir}/var/active`)).mode! & 0o777, 0o700);
+    } finally {
+      await cleanUp(dir, conf);
+    }
+  },
+});
