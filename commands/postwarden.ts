@@ -267,7 +267,7 @@ async function main(argv: string[]): Promise<number> {
         prepared = await prepareInstance(config, {
           source: ROOT,
           deno: Deno.execPath(),
-          env: Deno.env.toObject(),
+          env: { HOME: Deno.env.get("HOME"), XDG_CACHE_HOME: Deno.env.get("XDG_CACHE_HOME") },
         });
       } catch (e) {
         fatal((e as Error).message);
@@ -363,7 +363,7 @@ async function main(argv: string[]): Promise<number> {
         prepared = await prepareInstance(config, {
           source: ROOT,
           deno: Deno.execPath(),
-          env: Deno.env.toObject(),
+          env: { HOME: Deno.env.get("HOME"), XDG_CACHE_HOME: Deno.env.get("XDG_CACHE_HOME") },
         });
       } catch (e) {
         fatal((e as Error).message);

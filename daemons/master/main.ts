@@ -1,7 +1,7 @@
 /**
  * master: the supervisor. Reads master.cf, starts every service as its own
  * `deno run` process with the command line from lib/permissions (scoped
- * grants, no remote code, a read-only DENO_DIR), hands each daemon its
+ * grants, no remote code, no implicit storage), hands each daemon its
  * configuration on stdin, writes the log for all of them (log_writer.ts),
  * restarts a service that dies (with a throttle against crash loops),
  * reloads on SIGHUP (and reopens the log) and stops everything on
@@ -220,7 +220,14 @@ class Master {
     return {
       configDir: this.opts.configDir,
       mainCf: this.cur.mainCf,
-      overrides: { ...this.opts.overrides, ...svc.overrides },
+      // $service_name and $process_name, as Postfix's master sets them
+      // (stock master.cf: -o syslog_name=postfix/$service_name).
+      overrides: {
+        ...this.opts.overrides,
+        service_name: svc.name,
+        process_name: svc.command,
+        ...svc.overrides,
+      },
       hostname: this.config.str("myhostname"),
       services: this.cur.services,
     };

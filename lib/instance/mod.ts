@@ -24,16 +24,22 @@ import {
   blockedAt,
   classBits,
   currentIds,
-  ensureDir,
   ensureMailOwner,
   unsafeAncestor,
 } from "../privilege/mod.ts";
-import { adoptQueueFiles, type LayoutOwners, setupQueue, setupRootDir } from "../queue/layout.ts";
 import {
+  adoptQueueFiles,
+  ensureDir,
+  type LayoutOwners,
+  setupQueue,
+  setupRootDir,
+} from "../queue/layout.ts";
+import {
+  prepareDenoDir,
   prepareRuntime,
   type Runtime,
   SYSTEM_RUNTIME_DIR,
-  userRuntimeDir,
+  userDenoDir,
 } from "../runtime/mod.ts";
 
 /** Where a queue directory the mail owner cannot reach is kept instead. */
@@ -127,8 +133,8 @@ export interface PrepareInstanceOptions {
   source: string;
   /** The running Deno. */
   deno: string;
-  /** The environment (HOME for a user's runtime). */
-  env: Record<string, string>;
+  /** The caller's environment (HOME, for a user's DENO_DIR). */
+  env: { HOME?: string; XDG_CACHE_HOME?: string };
 }
 
 /** Prepares the queue, the log's folder and the runtime for master. */
@@ -200,12 +206,12 @@ export async function prepareInstance(
     }
   }
 
-  const rt = await prepareRuntime({
-    source: opts.source,
-    deno: opts.deno,
-    dir: asRoot ? SYSTEM_RUNTIME_DIR : userRuntimeDir(opts.env),
-    stage: asRoot,
-  });
+  const rt = await prepareRuntime({ source: opts.source, deno: opts.deno, stage: asRoot });
   if (rt.note) notes.push(rt.note);
-  return { overrides: o, runtime: rt.runtime, owner, notes };
+  const denoDir = asRoot
+    ? `${SYSTEM_RUNTIME_DIR}/deno-dir-${owners.mail.uid}`
+    : userDenoDir(opts.env);
+  if (!asRoot) await Deno.mkdir(dirname(denoDir), { recursive: true });
+  await prepareDenoDir(denoDir, owners.mail, owners.root);
+  return { overrides: o, runtime: { ...rt.runtime, denoDir }, owner, notes };
 }

@@ -13,8 +13,9 @@
  * What no daemon gets: the configuration directory (master hands each
  * daemon its configuration on stdin), the log (master writes it from the
  * daemons' stderr), remote or npm code (`--no-remote --no-npm
- * --deny-import`, no config file, so no import map), implicit storage (a
- * read-only DENO_DIR, see lib/runtime), and another daemon's socket: each
+ * --deny-import`, no config file, so no import map), implicit storage
+ * (DENO_DIR/location_data is closed, lib/queue/layout.ts), and another
+ * daemon's socket: each
  * daemon listens, besides its master.cf socket, on one socket per client
  * (`peer/<service>.<client>`), and a client may use only the socket made
  * for it. Connecting to a UNIX socket takes write permission on its path in
@@ -22,7 +23,7 @@
  * path per client, a daemon that does so only cuts itself off.
  */
 import type { MasterService } from "../config/mod.ts";
-import { MODULE_FLAGS, type Runtime } from "../runtime/mod.ts";
+import type { Runtime } from "../runtime/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
 
 /** What the flag computation needs to know besides the service itself. */
@@ -53,6 +54,9 @@ export interface Grants {
 export function serviceSocket(queueDir: string, svc: { name: string; private: boolean }): string {
   return `${queueDir}/${svc.private ? "private" : "public"}/${svc.name}`;
 }
+
+/** Flags every daemon runs with: no config file (no import map), no lock file, no remote or npm code. */
+export const MODULE_FLAGS = ["--no-config", "--no-lock", "--no-remote", "--no-npm"];
 
 /** How a client service is named in its peer socket names. */
 export function peerKey(svc: { type: string; name: string }): string {

@@ -15,7 +15,6 @@
  *
  * @module
  */
-import * as fs from "node:fs";
 import { dirname, resolve } from "node:path";
 import { type PasswdEntry, PasswdFile } from "../passwd/mod.ts";
 
@@ -184,114 +183,74 @@ export async function unsafeAncestor(path: string, owner = 0): Promise<string | 
 
 /** A file opened by {@link openNoFollow}. */
 export interface SafeFile {
-  fd: number;
   write(bytes: Uint8Array): void;
   close(): void;
 }
 
 /**
  * Opens a file for appending without following a symbolic link and
- * without blocking on a FIFO, then checks what was opened: a regular file
- * with one link, owned by `uid` (a file with another owner is taken over
- * when `takeOver` is set: fchown and fchmod through the descriptor, never
- * by path). The parent directory must be one that only root (or the
- * owner) can change; check it with {@link unsafeAncestor}.
+ * without opening a FIFO or device, then checks what was opened: the
+ * regular file just lstat'ed, with one link, owned by `uid` (a file with
+ * another owner is taken over when `takeOver` is set). The parent
+ * directory must be one that only root (or the owner) can change (check
+ * it with {@link unsafeAncestor}): then nothing can be swapped in between
+ * the checks and the open.
  *
- * O_NOFOLLOW alone is not enough: under path-scoped permissions Deno
- * resolves a link before it opens (and ignores O_NOFOLLOW), so the entry
- * is lstat'ed first and the opened file must be that same inode.
+ * O_NOFOLLOW would not do: under path-scoped permissions Deno resolves a
+ * link before it opens a file and ignores O_NOFOLLOW, so the entry is
+ * lstat'ed first and the opened file must be that same inode.
  */
 export function openNoFollow(
   path: string,
   opts: { mode: number; uid: number; gid: number; takeOver?: boolean },
 ): SafeFile {
-  const c = fs.constants;
-  let before: fs.Stats | null = null;
+  let before: Deno.FileInfo | null = null;
   try {
-    before = fs.lstatSync(path);
+    before = Deno.lstatSync(path);
   } catch (e) {
-    if ((e as { code?: string }).code !== "ENOENT") throw e;
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  if (before?.isSymbolicLink()) throw new Error(`${path} is a symbolic link; refusing to open it`);
-  if (before && !before.isFile()) throw new Error(`${path} is not a regular file`);
-  let fd: number;
+  if (before?.isSymlink) throw new Error(`${path} is a symbolic link; refusing to open it`);
+  if (before && !before.isFile) throw new Error(`${path} is not a regular file`);
+  let file: Deno.FsFile;
   try {
-    const create = before ? 0 : c.O_CREAT | c.O_EXCL;
-    fd = fs.openSync(
+    file = Deno.openSync(
       path,
-      c.O_WRONLY | c.O_APPEND | c.O_NOFOLLOW | c.O_NONBLOCK | create,
-      opts.mode,
+      before ? { append: true } : { append: true, createNew: true, mode: opts.mode },
     );
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ELOOP" || code === "EEXIST") {
+    if (e instanceof Deno.errors.AlreadyExists) {
       throw new Error(`${path} changed while it was opened; refusing to use it`);
     }
     throw new Error(`open ${path}: ${(e as Error).message}`);
   }
   try {
-    const st = fs.fstatSync(fd);
+    const st = file.statSync();
     if (before && (st.ino !== before.ino || st.dev !== before.dev)) {
       throw new Error(`${path} changed while it was opened; refusing to use it`);
     }
-    if (!st.isFile()) throw new Error(`${path} is not a regular file`);
+    if (!st.isFile) throw new Error(`${path} is not a regular file`);
     if (st.nlink !== 1) throw new Error(`${path} has ${st.nlink} hard links; refusing to use it`);
-    if (st.uid !== opts.uid || st.gid !== opts.gid || (st.mode & 0o7777) !== opts.mode) {
-      if (st.uid !== opts.uid && !opts.takeOver) {
-        throw new Error(`${path} is owned by uid ${st.uid}, not ${opts.uid}`);
-      }
-      fs.fchownSync(fd, opts.uid, opts.gid);
-      fs.fchmodSync(fd, opts.mode);
+    if (st.uid !== opts.uid && !opts.takeOver) {
+      throw new Error(`${path} is owned by uid ${st.uid}, not ${opts.uid}`);
     }
+    if (st.uid !== opts.uid || st.gid !== opts.gid) Deno.chownSync(path, opts.uid, opts.gid);
+    if (((st.mode ?? 0) & 0o7777) !== opts.mode) Deno.chmodSync(path, opts.mode);
   } catch (e) {
-    fs.closeSync(fd);
+    file.close();
     throw e;
   }
   return {
-    fd,
     write(bytes) {
       let off = 0;
-      while (off < bytes.length) off += fs.writeSync(fd, bytes, off);
+      while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
     },
     close() {
       try {
-        fs.closeSync(fd);
+        file.close();
       } catch {
         // closed
       }
     },
   };
-}
-
-/**
- * Makes `path` a directory with this owner and mode, without following a
- * symbolic link: a missing directory is created; a link or another kind of
- * file is an error naming it (root never fixes those by path). The parent
- * must already be safe ({@link unsafeAncestor}).
- */
-export async function ensureDir(
-  path: string,
-  want: { uid: number; gid: number; mode: number },
-): Promise<void> {
-  let st: Deno.FileInfo;
-  try {
-    st = await Deno.lstat(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    await Deno.mkdir(path, { mode: want.mode & 0o777 });
-    st = await Deno.lstat(path);
-  }
-  if (st.isSymlink) {
-    throw new Error(`${path} is a symbolic link; remove it (it must be a directory)`);
-  }
-  if (!st.isDirectory) throw new Error(`${path} is not a directory`);
-  if (st.uid !== want.uid || st.gid !== want.gid) {
-    // lchown: even if the entry were swapped since lstat, no link is followed.
-    fs.lchownSync(path, want.uid, want.gid);
-  }
-  if (((st.mode ?? 0) & 0o7777) !== want.mode) {
-    const again = await Deno.lstat(path);
-    if (!again.isDirectory || again.isSymlink) throw new Error(`${path} changed while fixing it`);
-    await Deno.chmod(path, want.mode);
-  }
 }

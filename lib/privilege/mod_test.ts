@@ -1,10 +1,10 @@
 import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
+import { ensureDir } from "../queue/layout.ts";
 import {
   ancestors,
   blockedAt,
   checkMailOwner,
   classBits,
-  ensureDir,
   MailOwnerError,
   openNoFollow,
   unsafeAncestor,

@@ -22,7 +22,7 @@
  * @module
  */
 import * as fs from "node:fs";
-import { ensureDir, unsafeAncestor } from "../privilege/mod.ts";
+import { unsafeAncestor } from "../privilege/mod.ts";
 
 /** One row of the table. */
 export interface LayoutEntry {
@@ -180,4 +180,37 @@ export async function checkQueue(root: string, owners: LayoutOwners): Promise<st
     }
   }
   return out;
+}
+
+/**
+ * Makes `path` a directory with this owner and mode, without following a
+ * symbolic link: a missing directory is created; a link or another kind of
+ * file is an error naming it (root never fixes those by path). The parent
+ * must already be safe (lib/privilege unsafeAncestor).
+ */
+export async function ensureDir(
+  path: string,
+  want: { uid: number; gid: number; mode: number },
+): Promise<void> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.lstat(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    await Deno.mkdir(path, { mode: want.mode & 0o777 });
+    st = await Deno.lstat(path);
+  }
+  if (st.isSymlink) {
+    throw new Error(`${path} is a symbolic link; remove it (it must be a directory)`);
+  }
+  if (!st.isDirectory) throw new Error(`${path} is not a directory`);
+  if (st.uid !== want.uid || st.gid !== want.gid) {
+    // lchown: even if the entry were swapped since lstat, no link is followed.
+    fs.lchownSync(path, want.uid, want.gid);
+  }
+  if (((st.mode ?? 0) & 0o7777) !== want.mode) {
+    const again = await Deno.lstat(path);
+    if (!again.isDirectory || again.isSymlink) throw new Error(`${path} changed while fixing it`);
+    await Deno.chmod(path, want.mode);
+  }
 }

@@ -1,6 +1,6 @@
 /**
- * The runtime the daemons are started from: which `deno` executable, which
- * copy of the code, and which DENO_DIR.
+ * The runtime the daemons are started from: which `deno` executable,
+ * which copy of the code, and which DENO_DIR.
  *
  * Started as root, the daemons run as the mail owner, who often cannot
  * reach the checkout or the Deno that `npx` put under `/root` (mode 0700).
@@ -10,11 +10,14 @@
  * would install it). Started as another user, the daemons run the
  * checkout and the caller's Deno as they are.
  *
- * Either way the daemons get a DENO_DIR of their own that holds every
- * daemon already transpiled and that they cannot write: Deno keeps
- * localStorage, the Cache API and a path-less `Deno.openKv()` there, below
- * its permission checks, so a read-only DENO_DIR is what takes implicit
- * storage away from a daemon (as root: root-owned; as a user: mode 0555).
+ * The daemons' DENO_DIR is their own (one per runtime and user, shared by
+ * instances so compiled code stays warm), and its `location_data` folder,
+ * where Deno keeps localStorage, Cache API data and a path-less Deno KV
+ * outside its permission checks, is made unwritable to them: root-owned
+ * mode 0555 (as a user: theirs, 0555). That is what takes implicit storage
+ * away from a daemon while Deno keeps its compiled-code caches (a wholly
+ * read-only DENO_DIR costs each daemon about 6 MB: V8 cannot keep its code
+ * cache).
  *
  * @module
  */
@@ -27,22 +30,15 @@ export interface Runtime {
   deno: string;
   /** Root of the code tree (the folder holding daemons/ and lib/). */
   code: string;
-  /** DENO_DIR for daemons: pre-filled and read-only to them. */
+  /** DENO_DIR for daemons: theirs, with location_data closed. */
   denoDir: string;
 }
 
 /** Folders of the checkout the daemons and client programs need at run time. */
 const CODE_DIRS = ["daemons", "lib", "commands"];
 
-/** Where root stages runtimes unless told otherwise. */
+/** Where root stages runtimes. */
 export const SYSTEM_RUNTIME_DIR = "/usr/local/lib/postwarden";
-
-/** Where a user's runtimes go: the caller's cache folder. */
-export function userRuntimeDir(env: { HOME?: string; XDG_CACHE_HOME?: string }): string {
-  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, "postwarden");
-  if (env.HOME) return join(env.HOME, ".cache", "postwarden");
-  throw new Error("cannot tell where to keep the daemons' Deno cache: HOME is not set");
-}
 
 /** Runtime files of a checkout, relative paths, sorted: no tests, no test data. */
 export async function codeFiles(source: string): Promise<string[]> {
@@ -61,7 +57,12 @@ export async function codeFiles(source: string): Promise<string[]> {
   return out.sort();
 }
 
-async function sha256Hex(parts: Uint8Array[]): Promise<string> {
+async function contentKey(source: string, files: string[]): Promise<string> {
+  const enc = new TextEncoder();
+  const parts: Uint8Array[] = [enc.encode(`${Deno.version.deno}\0`)];
+  for (const f of files) {
+    parts.push(enc.encode(`${f}\0`), await Deno.readFile(join(source, f)), enc.encode("\0"));
+  }
   let n = 0;
   for (const p of parts) n += p.length;
   const all = new Uint8Array(n);
@@ -71,56 +72,11 @@ async function sha256Hex(parts: Uint8Array[]): Promise<string> {
     off += p.length;
   }
   const h = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return [...h].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Daemon entry points (and the audit probe) below a code root. */
-export function entryPoints(code: string, files: string[]): string[] {
-  return files
-    .filter((f) => /^daemons\/[^/]+\/main\.ts$/.test(f) || f === "commands/audit_probe.ts")
-    .map((f) => join(code, f));
-}
-
-/** Flags that `deno cache` and the daemons share, so the cache matches what runs. */
-export const MODULE_FLAGS = ["--no-config", "--no-lock", "--no-remote", "--no-npm"];
-
-async function fillCache(deno: string, denoDir: string, entries: string[]): Promise<void> {
-  const out = await new Deno.Command(deno, {
-    args: ["cache", ...MODULE_FLAGS, ...entries],
-    env: { DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`deno cache failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-}
-
-/** chmod -R a-w, so the owner's own processes cannot write either. */
-async function makeReadOnly(path: string): Promise<void> {
-  const st = await Deno.lstat(path);
-  if (st.isDirectory) {
-    for await (const e of Deno.readDir(path)) await makeReadOnly(join(path, e.name));
-    await Deno.chmod(path, 0o555);
-  } else if (st.isFile) {
-    await Deno.chmod(path, 0o444);
-  }
-}
-
-async function removeTree(path: string): Promise<void> {
-  // A read-only tree needs its folders writable again before it can go.
-  const walk = async (p: string) => {
-    const st = await Deno.lstat(p).catch(() => null);
-    if (!st?.isDirectory) return;
-    await Deno.chmod(p, 0o755);
-    for await (const e of Deno.readDir(p)) await walk(join(p, e.name));
-  };
-  await walk(path);
-  await Deno.remove(path, { recursive: true }).catch(() => {});
+  return [...h.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function withLock<T>(path: string, f: () => Promise<T>): Promise<T> {
-  const lock = await Deno.open(path, { read: true, write: true, create: true });
+  const lock = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
   try {
     await lock.lock(true);
     return await f();
@@ -138,80 +94,106 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Options for {@link prepareRuntime}. */
-export interface PrepareOptions {
-  /** The checkout (folder with daemons/ and lib/). */
-  source: string;
-  /** The Deno executable running now. */
-  deno: string;
-  /** Where runtimes are kept ({@link SYSTEM_RUNTIME_DIR} or {@link userRuntimeDir}). */
-  dir: string;
-  /** Copy Deno and the code there (root, for daemons running as the mail owner). */
-  stage: boolean;
-}
-
-/**
- * Prepares (or reuses) a runtime and returns it, with a note when it had to
- * build one. Idempotent and safe to call from several starts at once.
- */
-export async function prepareRuntime(
-  o: PrepareOptions,
-): Promise<{ runtime: Runtime; note?: string }> {
-  const files = await codeFiles(o.source);
-  const enc = new TextEncoder();
-  const parts: Uint8Array[] = [enc.encode(`${Deno.version.deno}\0${o.stage ? "" : o.source}\0`)];
-  for (const f of files) {
-    parts.push(enc.encode(`${f}\0`), await Deno.readFile(join(o.source, f)), enc.encode("\0"));
-  }
-  const key = (await sha256Hex(parts)).slice(0, 16);
-  await Deno.mkdir(o.dir, { recursive: true, mode: 0o755 });
-  const home = join(o.dir, key);
-  const deno = o.stage ? join(o.dir, `deno-${Deno.version.deno}`) : o.deno;
-  const runtime: Runtime = {
-    deno,
-    code: o.stage ? join(home, "code") : o.source,
-    denoDir: join(home, "deno-dir"),
-  };
-  return await withLock(join(o.dir, ".lock"), async () => {
-    const done = join(home, ".complete");
-    if (await exists(done) && (!o.stage || await sameSize(o.deno, deno))) return { runtime };
-    if (await exists(home)) await removeTree(home);
-    await Deno.mkdir(home, { mode: 0o755 });
-    if (o.stage) {
-      if (!(await sameSize(o.deno, deno))) {
-        const tmp = `${deno}.tmp-${Deno.pid}`;
-        await Deno.copyFile(o.deno, tmp);
-        await Deno.chmod(tmp, 0o755);
-        await Deno.rename(tmp, deno);
-      }
-      for (const f of files) {
-        const to = join(runtime.code, f);
-        await Deno.mkdir(dirname(to), { recursive: true, mode: 0o755 });
-        await Deno.copyFile(join(o.source, f), to);
-        await Deno.chmod(to, 0o644);
-      }
-    }
-    await Deno.mkdir(runtime.denoDir, { mode: 0o755 });
-    await fillCache(deno, runtime.denoDir, entryPoints(runtime.code, files));
-    if (!o.stage) await makeReadOnly(runtime.denoDir);
-    else fixModes(home);
-    await Deno.writeTextFile(done, `${new Date().toISOString()}\n`, { mode: 0o644 });
-    if (!o.stage) await pruneOld(o.dir, key);
-    return {
-      runtime,
-      note: o.stage
-        ? `staged Deno ${Deno.version.deno} and the daemons' code in ${home}`
-        : undefined,
-    };
-  });
-}
-
 async function sameSize(a: string, b: string): Promise<boolean> {
   try {
     return (await Deno.stat(a)).size === (await Deno.stat(b)).size;
   } catch {
     return false;
   }
+}
+
+/**
+ * Makes `dir` the daemons' DENO_DIR: owned by `owner`, mode 0700, with
+ * `location_data` owned by `closer` and mode 0555. Root does this with
+ * lstat, mkdir and lchown only, so a link the owner put there is removed,
+ * never followed. The parent of `dir` must be root's (or the caller's).
+ */
+export async function prepareDenoDir(
+  dir: string,
+  owner: { uid: number; gid: number },
+  closer: { uid: number; gid: number },
+): Promise<void> {
+  const st = await Deno.lstat(dir).catch(() => null);
+  if (st && (st.isSymlink || !st.isDirectory)) await Deno.remove(dir);
+  if (!st || st.isSymlink || !st.isDirectory) await Deno.mkdir(dir, { mode: 0o700 });
+  fs.lchownSync(dir, owner.uid, owner.gid);
+  const loc = join(dir, "location_data");
+  const l = await Deno.lstat(loc).catch(() => null);
+  const closed = l?.isDirectory && !l.isSymlink && l.uid === closer.uid &&
+    ((l.mode ?? 0) & 0o7777) === 0o555;
+  if (closed) return;
+  if (l) {
+    if (l.isDirectory && !l.isSymlink) await makeWritable(loc);
+    await Deno.remove(loc, { recursive: true });
+  }
+  await Deno.mkdir(loc, { mode: 0o555 });
+  fs.lchownSync(loc, closer.uid, closer.gid);
+}
+
+async function makeWritable(path: string): Promise<void> {
+  await Deno.chmod(path, 0o755).catch(() => {});
+  for await (const e of Deno.readDir(path)) {
+    if (e.isDirectory) await makeWritable(join(path, e.name));
+  }
+}
+
+/** Where a user's daemons keep their DENO_DIR. */
+export function userDenoDir(env: { HOME?: string; XDG_CACHE_HOME?: string }): string {
+  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, "postwarden", "deno-dir");
+  if (env.HOME) return join(env.HOME, ".cache", "postwarden", "deno-dir");
+  throw new Error("cannot tell where the daemons' DENO_DIR goes: HOME is not set");
+}
+
+/** Options for {@link prepareRuntime}. */
+export interface PrepareOptions {
+  /** The checkout (folder with daemons/ and lib/). */
+  source: string;
+  /** The Deno executable running now. */
+  deno: string;
+  /** Copy Deno and the code to {@link dir} (root, for daemons running as the mail owner). */
+  stage: boolean;
+  /** Where staged runtimes are kept. @default SYSTEM_RUNTIME_DIR */
+  dir?: string;
+}
+
+/**
+ * The runtime for the daemons (its denoDir still empty), with a note when
+ * it had to stage one. Staging is idempotent and safe to run from several
+ * starts at once.
+ */
+export async function prepareRuntime(
+  o: PrepareOptions,
+): Promise<{ runtime: Runtime; note?: string }> {
+  if (!o.stage) return { runtime: { deno: o.deno, code: o.source, denoDir: "" } };
+  const dir = o.dir ?? SYSTEM_RUNTIME_DIR;
+  const files = await codeFiles(o.source);
+  const home = join(dir, await contentKey(o.source, files));
+  const runtime: Runtime = {
+    deno: join(dir, `deno-${Deno.version.deno}`),
+    code: join(home, "code"),
+    denoDir: "",
+  };
+  await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+  await Deno.chmod(dir, 0o755);
+  return await withLock(join(dir, ".lock"), async () => {
+    const done = join(home, ".complete");
+    if (await exists(done) && await sameSize(o.deno, runtime.deno)) return { runtime };
+    if (!(await sameSize(o.deno, runtime.deno))) {
+      const tmp = `${runtime.deno}.tmp-${Deno.pid}`;
+      await Deno.copyFile(o.deno, tmp);
+      await Deno.chmod(tmp, 0o755);
+      await Deno.rename(tmp, runtime.deno);
+    }
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+    for (const f of files) {
+      const to = join(runtime.code, f);
+      await Deno.mkdir(dirname(to), { recursive: true, mode: 0o755 });
+      await Deno.copyFile(join(o.source, f), to);
+    }
+    fixModes(home);
+    await Deno.writeTextFile(done, `${new Date().toISOString()}\n`, { mode: 0o644 });
+    return { runtime, note: `staged Deno ${Deno.version.deno} and the daemons' code in ${home}` };
+  });
 }
 
 /** Root's staged tree: folders 0755, files 0644, so the mail owner reads and never writes. */
@@ -223,16 +205,4 @@ function fixModes(path: string): void {
   } else if (st.isFile()) {
     fs.chmodSync(path, 0o644);
   }
-}
-
-/** A user's cache keeps the five newest runtimes (each code change makes one). */
-async function pruneOld(dir: string, keep: string): Promise<void> {
-  const all: { name: string; mtime: number }[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    if (!e.isDirectory || !/^[0-9a-f]{16}$/.test(e.name) || e.name === keep) continue;
-    const st = await Deno.stat(join(dir, e.name)).catch(() => null);
-    all.push({ name: e.name, mtime: st?.mtime?.getTime() ?? 0 });
-  }
-  all.sort((a, b) => b.mtime - a.mtime);
-  for (const old of all.slice(4)) await removeTree(join(dir, old.name));
 }
