@@ -79,11 +79,17 @@ async function loadOrDie(configDir: string): Promise<Config> {
 }
 
 function masterCommand(configDir: string, config: Config, p: Prepared, foreground: boolean) {
-  const args = ["run", ...masterFlags(configDir, config, p), `${ROOT}/daemons/master/main.ts`];
+  // Developer aid: POSTWARDEN_CPU_PROF=DIR writes a V8 CPU profile per daemon and for master.
+  const prof = Deno.env.get("POSTWARDEN_CPU_PROF");
+  const profFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+  const args = [
+    "run",
+    ...masterFlags(configDir, config, p),
+    ...profFlags,
+    `${ROOT}/daemons/master/main.ts`,
+  ];
   args.push("-c", configDir, "-r", p.runtime.deno, "-C", p.runtime.code, "-D", p.runtime.denoDir);
   if (foreground) args.push("-l");
-  // Developer aid: POSTWARDEN_CPU_PROF=DIR writes a V8 CPU profile per daemon.
-  const prof = Deno.env.get("POSTWARDEN_CPU_PROF");
   if (prof) args.push("-P", prof);
   for (const [k, v] of Object.entries(p.overrides)) args.push("-o", `${k}=${v}`);
   return args;

@@ -6,11 +6,14 @@
  * No daemon holds a write grant on the log, so none can truncate, rewrite
  * or remove it.
  *
- * Each line from a daemon is re-headed with master's clock and host name
- * and the pid master knows for that pipe, so a daemon cannot log in the
- * name of another process; control characters are escaped so no line can
- * be split or forged. Anything a daemon prints that is not a log line (an
- * uncaught exception from Deno) is logged as a warning of that daemon.
+ * A line from a daemon is written as it came only when it names the pid
+ * master knows for that pipe and holds no control character (the daemon's
+ * Logger already masked them); any other line is re-headed with master's
+ * clock and host name and that pid, and masked, so a daemon cannot log in
+ * the name of another process nor split or forge a line. Anything a daemon
+ * prints that is not a log line (an uncaught exception from Deno) is
+ * logged as a warning of that daemon. Writes to the file are batched: one
+ * write per turn of the event loop, whatever number of lines came in.
  *
  * The file is opened without following symbolic links, must be a regular
  * file with one link, and is made mode 0600 and owned by the user master
@@ -42,6 +45,32 @@ export interface LogWriterOptions {
 const LINE = /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ ([^\s[\]]+)\[\d+\]: (.*)$/;
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * True when a daemon's line can be written as it is: its header names the
+ * pid of the pipe it came from (the first "]: " follows "[pid"), and it has
+ * no control character, C0, DEL or C1 (the Logger masks them; anything else
+ * went around it).
+ */
+export function cleanLine(line: Uint8Array, tag: Uint8Array): boolean {
+  let at = -1;
+  for (let i = 0; i + 2 < line.length && i < 512; i++) {
+    if (line[i] === 0x5d && line[i + 1] === 0x3a && line[i + 2] === 0x20) {
+      at = i + 3 - tag.length;
+      break;
+    }
+  }
+  if (at < 1) return false;
+  for (let k = 0; k < tag.length; k++) if (line[at + k] !== tag[k]) return false;
+  if (line[at - 1] === 0x5b) return false; // "[[pid]: " is not a program name
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c < 0x20 || c === 0x7f) return false;
+    if (c === 0xc2 && line[i + 1] >= 0x80 && line[i + 1] <= 0x9f) return false;
+  }
+  return true;
+}
 
 /** Syslog severity of a message, from its Postfix-style prefix. */
 function severity(text: string): number {
@@ -51,6 +80,11 @@ function severity(text: string): number {
   return 6;
 }
 
+/** Reads closer together than this mean a busy daemon (see pump). */
+const PUMP_BUSY_MS = 10;
+/** Pause after a small read from a busy daemon's stderr. */
+const PUMP_PAUSE_MS = 20;
+
 /** LOG_MAIL */
 const FACILITY = 2;
 
@@ -59,11 +93,15 @@ export class LogWriter {
   #file: SafeFile | null = null;
   #syslog: Deno.DatagramConn | null = null;
   #syslogClient = "";
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #flushTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(readonly opts: LogWriterOptions) {}
 
   /** Opens (or reopens, after rotation) the destinations. */
   open(): void {
+    this.#flush();
     this.#file?.close();
     this.#file = null;
     if (this.opts.file) {
@@ -109,21 +147,43 @@ export class LogWriter {
     if (out.length) this.#emit(out);
   }
 
-  #emit(lines: string[]): void {
+  /** Queues bytes for the file and stderr; written once per event loop turn. */
+  #queue(bytes: Uint8Array): void {
+    this.#pending.push(bytes);
+    this.#pendingBytes += bytes.length;
+    if (this.#pendingBytes >= 256 * 1024) this.#flush();
+    else this.#flushTimer ??= setTimeout(() => this.#flush(), 0);
+  }
+
+  #flush(): void {
+    if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    if (this.#pendingBytes === 0) return;
+    const out = new Uint8Array(this.#pendingBytes);
+    let off = 0;
+    for (const p of this.#pending) {
+      out.set(p, off);
+      off += p.length;
+    }
+    this.#pending = [];
+    this.#pendingBytes = 0;
     if (this.opts.stderr) {
       try {
-        Deno.stderr.writeSync(encoder.encode(lines.join("")));
+        Deno.stderr.writeSync(out);
       } catch {
         // stderr gone
       }
     }
-    if (this.#file) {
-      try {
-        this.#file.write(encoder.encode(lines.join("")));
-      } catch {
-        // A full disk must not stop mail; the line is lost, as with syslog.
-      }
-    } else if (this.#syslog) {
+    try {
+      this.#file?.write(out);
+    } catch {
+      // A full disk must not stop mail; the lines are lost, as with syslog.
+    }
+  }
+
+  #emit(lines: string[]): void {
+    if (this.#file || this.opts.stderr) this.#queue(encoder.encode(lines.join("")));
+    if (!this.#file && this.#syslog) {
       for (const l of lines) {
         // RFC 3164 on the local socket: <PRI>TIMESTAMP TAG: MSG, no host name.
         const m = /^(\S+ +\S+ \S+) \S+ (.*)\n$/.exec(l);
@@ -140,27 +200,60 @@ export class LogWriter {
 
   /** Reads a daemon's stderr to its end, logging each line. */
   async pump(stream: ReadableStream<Uint8Array>, program: string, pid: number): Promise<void> {
-    const decoder = new TextDecoder();
-    let partial = "";
+    const tag = encoder.encode(`[${pid}]: `);
+    let partial: Uint8Array | null = null;
+    let last = 0;
     try {
       for await (const chunk of stream) {
-        const text = partial + decoder.decode(chunk, { stream: true });
-        const lines = text.split("\n");
-        partial = lines.pop() ?? "";
-        if (partial.length > 64 * 1024) {
-          lines.push(partial);
-          partial = "";
+        let data = chunk;
+        if (partial) {
+          data = new Uint8Array(partial.length + chunk.length);
+          data.set(partial);
+          data.set(chunk, partial.length);
+          partial = null;
         }
-        this.daemonLines(program, pid, lines);
+        let start = 0;
+        for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
+          this.#daemonLine(data.subarray(start, nl), tag, program, pid);
+          start = nl + 1;
+        }
+        if (start < data.length) {
+          partial = data.slice(start);
+          if (partial.length > 64 * 1024) {
+            this.#daemonLine(partial, tag, program, pid);
+            partial = null;
+          }
+        }
+        // A busy daemon logs a line at a time: let a few gather in the pipe
+        // (64 KiB) rather than wake for each, which costs master more CPU
+        // than the lines themselves. A quiet daemon's lines go out at once.
+        const now = Date.now();
+        if (now - last < PUMP_BUSY_MS && chunk.length < 8192) {
+          await new Promise((r) => setTimeout(r, PUMP_PAUSE_MS));
+        }
+        last = now;
       }
     } catch {
       // pipe closed
     }
-    partial += decoder.decode();
-    if (partial) this.daemonLines(program, pid, [partial]);
+    if (partial) this.#daemonLine(partial, tag, program, pid);
+  }
+
+  /** One line from a daemon: as it came if it is clean and names its pid, else re-headed. */
+  #daemonLine(line: Uint8Array, tag: Uint8Array, program: string, pid: number): void {
+    if (line.length === 0) return;
+    if (!this.#syslog && cleanLine(line, tag)) {
+      const out = new Uint8Array(line.length + 1);
+      out.set(line);
+      out[line.length] = 10;
+      this.#queue(out);
+      return;
+    }
+    this.daemonLines(program, pid, [decoder.decode(line)]);
   }
 
   close(): void {
+    this.#flush();
     this.#file?.close();
     this.#file = null;
     if (this.#syslog) {

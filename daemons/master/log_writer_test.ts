@@ -26,6 +26,7 @@ Deno.test("master log writer", async (t) => {
       owner: me,
     });
     w.open();
+    const flushed = () => new Promise((r) => setTimeout(r, 10)); // writes are batched per turn
     await t.step("daemon lines are re-headed with the real pid, split lines joined", async () => {
       await w.pump(
         stream([
@@ -35,6 +36,7 @@ Deno.test("master log writer", async (t) => {
         "postwarden/smtpd",
         4321,
       );
+      await flushed();
       const lines = (await Deno.readTextFile(file)).trimEnd().split("\n");
       assertEquals(lines.length, 2);
       assertMatch(
@@ -45,6 +47,7 @@ Deno.test("master log writer", async (t) => {
     });
     await t.step("anything else a daemon prints is a warning of that daemon", async () => {
       await w.pump(stream(["error: Uncaught (in promise) Error: boom\n"]), "postwarden/qmgr", 7);
+      await flushed();
       const last = (await Deno.readTextFile(file)).trimEnd().split("\n").pop()!;
       assertMatch(
         last,
@@ -57,8 +60,16 @@ Deno.test("master log writer", async (t) => {
         "postwarden/smtpd",
         5,
       );
+      await flushed();
       const last = (await Deno.readTextFile(file)).trimEnd().split("\n").pop()!;
       assert(last.endsWith("helo=<a??b?[31m>"), last);
+    });
+    await t.step("a clean line with the right pid is written as it came", async () => {
+      const line = "Nov 30 23:59:59 mx.example postwarden/cleanup[77]: ABC: message-id=<x@y> é";
+      await w.pump(stream([line + "\n"]), "postwarden/cleanup", 77);
+      await flushed();
+      const last = (await Deno.readTextFile(file)).trimEnd().split("\n").pop()!;
+      assertEquals(last, line);
     });
     await t.step("the log is 0600", async () => {
       assertEquals((await Deno.stat(file)).mode! & 0o777, 0o600);

@@ -185,6 +185,8 @@ class Master {
   stopping = false;
   /** Old daemons finishing their sessions after a reload. */
   draining = new Set<Deno.ChildProcess>();
+  /** Readers of the daemons' stderr, finished when each daemon has exited. */
+  pumps = new Set<Promise<void>>();
   constructor(readonly opts: MasterOptions) {}
 
   get config(): Config {
@@ -281,7 +283,9 @@ class Master {
     child.proc = proc;
     child.startedAt = Date.now();
     const program_ = `${this.config.str("syslog_name")}/${child.svc.command}`;
-    void this.writer.pump(proc.stderr, program_, proc.pid);
+    const pump = this.writer.pump(proc.stderr, program_, proc.pid);
+    this.pumps.add(pump);
+    pump.finally(() => this.pumps.delete(pump));
     const w = proc.stdin.getWriter();
     w.write(new TextEncoder().encode(JSON.stringify(this.handoff(child.svc))))
       .then(() => w.close())
@@ -439,6 +443,8 @@ async function main(): Promise<void> {
     m.stopping = true;
     m.log.info(`terminating on signal ${sig}`);
     await m.stopAll();
+    // The daemons' last lines, then the log is closed.
+    await Promise.race([Promise.allSettled([...m.pumps]), new Promise((r) => setTimeout(r, 1000))]);
     await releaseMasterLock(m.queue.dir("pid"));
     m.writer.close();
     Deno.exit(0);
