@@ -197,7 +197,12 @@ async function showParameters(o: Options, dir: string, io: PostconfIo): Promise<
     else value = o.x ? cfg.str(name) : cfg.raw(name) ?? "";
     io.out(line(name, value, o.h));
   }
-  if (!o.d) { for (const w of cfg.warnings) io.err(`postconf: warning: ${withDir(dir, w)}`); }
+  if (o.d) return;
+  // What Postfix's postconf warns about: main.cf syntax and unused names. What
+  // Postwarden does not implement is `postwarden check`'s to report.
+  for (const w of cfg.warnings) {
+    if (/^main\.cf\b/.test(w)) io.err(`postconf: warning: ${withDir(dir, w)}`);
+  }
 }
 
 async function editParameters(o: Options, dir: string): Promise<void> {

@@ -6,8 +6,10 @@
  * directory like Postfix (-c, MAIL_CONFIG, built-in default).
  *
  * Does not read master.cf (master_cf.ts) and does not validate values at
- * load time: a bad value is reported by the accessor that reads it, so one
- * daemon's bad parameter does not stop the others.
+ * load time: a bad value is reported by the accessor that reads it (type,
+ * and range with Postfix's wording), so one daemon's bad parameter does not
+ * stop the others; validateConfig (validate.ts) asks every accessor at once.
+
  *
  * @module
  */
@@ -16,9 +18,11 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "./errors.ts";
 import { expand, referencedNames } from "./expand.ts";
+import { isPerTransport } from "./ignorable.ts";
 import { parseMainCf } from "./main_cf.ts";
 import { PARAMS } from "./params.ts";
 import { POSTFIX_NAMES } from "./postfix_names.ts";
+import { configProblems } from "./validate.ts";
 
 /** A read-only view of one configuration. */
 export interface Config {
@@ -26,20 +30,27 @@ export interface Config {
   readonly dir: string;
   /**
    * Problems that do not stop the program: duplicate definitions
-   * ("main.cf, line N: overriding earlier entry: name=value"), Postfix
-   * parameters Postwarden does not implement ("parameter X is not supported
-   * by Postwarden") and unknown names ("main.cf: unused parameter: X=value").
+   * ("main.cf, line N: overriding earlier entry: name=value"), unknown names
+   * ("main.cf: unused parameter: X=value"), and settings Postwarden does not
+   * implement but that are harmless to ignore (support.ts); the harmful ones
+   * are errors of validateConfig.
    */
   readonly warnings: readonly string[];
   /** Unexpanded value: explicit setting or default; undefined if not in the table and not set. */
   raw(name: string): string | undefined;
   /** Fully expanded value. Throws ConfigError for a name neither set nor in PARAMS, or a bad expansion. */
   str(name: string): string;
-  /** Integer value; ConfigError "main.cf: bad numerical value for X: ..." otherwise. */
+  /**
+   * Integer value; ConfigError "main.cf: bad numerical value for X: ..." when
+   * not a number, "invalid X parameter value N < MIN" out of the table's range.
+   */
   int(name: string): number;
-  /** Time in seconds; suffix s m h d w, a bare number is in the parameter's timeUnit. */
+  /**
+   * Time in seconds; suffix s m h d w, a bare number is in the parameter's
+   * timeUnit. Out of range: "invalid X: N (min MIN)", as Postfix.
+   */
   time(name: string): number;
-  /** Size in bytes (a non-negative integer, as Postfix: no suffixes). */
+  /** Size in bytes (a non-negative integer, as Postfix: no suffixes), range-checked like int. */
   size(name: string): number;
   /** yes/no, case-insensitive. */
   bool(name: string): boolean;
@@ -64,6 +75,16 @@ export interface ConfigOptions {
 
 const TIME_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 const KNOWN_POSTFIX = new Set(POSTFIX_NAMES);
+
+/**
+ * The mynetworks default when it is not set. Postfix computes it from every
+ * interface per mynetworks_style; Postwarden does not read the interfaces
+ * and trusts the loopback network only, a subset of what Postfix would
+ * trust (support.ts warns that mynetworks is not set).
+ */
+function defaultMynetworks(style: string): string {
+  return style.trim().toLowerCase() === "host" ? "127.0.0.1/32 [::1]/128" : "127.0.0.0/8 [::1]/128";
+}
 
 /** The myhostname default: the host name, made fully qualified like Postfix does. */
 function defaultHostname(hostname: string, mydomain: () => string | undefined): string {
@@ -94,6 +115,10 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
       }
       case "config_directory":
         return dir;
+      case "mynetworks":
+        return defaultMynetworks(
+          expand(lookup("mynetworks_style") ?? "", lookup, { stack: ["mynetworks"] }),
+        );
     }
     return PARAMS.get(name)?.default;
   };
@@ -105,12 +130,9 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
     referencedNames(spec.default).forEach((n) => referenced.add(n));
   }
   for (const [name, value] of settings) {
-    if (PARAMS.has(name)) continue;
-    if (KNOWN_POSTFIX.has(name)) {
-      warnings.push(`parameter ${name} is not supported by Postwarden`);
-    } else if (!referenced.has(name)) {
-      warnings.push(`main.cf: unused parameter: ${name}=${value}`);
-    }
+    // Postfix names and per-transport settings are support.ts's to report.
+    if (PARAMS.has(name) || KNOWN_POSTFIX.has(name) || isPerTransport(name)) continue;
+    if (!referenced.has(name)) warnings.push(`main.cf: unused parameter: ${name}=${value}`);
   }
 
   const str = (name: string): string => {
@@ -120,14 +142,25 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
   };
   const bad = (what: string, name: string, value: string) =>
     new ConfigError(`main.cf: bad ${what} value for ${name}: ${value}`);
+  /** Postfix's range check of int and size parameters (mail_conf_int.c wording). */
+  const inRange = (name: string, n: number): number => {
+    const spec = PARAMS.get(name);
+    if (spec?.min !== undefined && n < spec.min) {
+      throw new ConfigError(`invalid ${name} parameter value ${n} < ${spec.min}`);
+    }
+    if (spec?.max !== undefined && n > spec.max) {
+      throw new ConfigError(`invalid ${name} parameter value ${n} > ${spec.max}`);
+    }
+    return n;
+  };
 
   const int = (name: string): number => {
     const v = str(name).trim();
     if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw bad("numerical", name, v);
-    return Number(v);
+    return inRange(name, Number(v));
   };
 
-  return {
+  const config: Config = {
     dir,
     warnings,
     raw: lookup,
@@ -137,13 +170,21 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
       const v = str(name).trim();
       const m = /^(\d+)([smhdw]?)$/.exec(v);
       if (!m) throw bad("time", name, v);
-      const unit = m[2] || PARAMS.get(name)?.timeUnit || "s";
-      return Number(m[1]) * TIME_UNITS[unit];
+      const spec = PARAMS.get(name);
+      const seconds = Number(m[1]) * TIME_UNITS[m[2] || spec?.timeUnit || "s"];
+      // Postfix's range check of time parameters (mail_conf_time.c wording).
+      if (spec?.min !== undefined && seconds < spec.min) {
+        throw new ConfigError(`invalid ${name}: ${seconds} (min ${spec.min})`);
+      }
+      if (spec?.max !== undefined && seconds > spec.max) {
+        throw new ConfigError(`invalid ${name}: ${seconds} (max ${spec.max})`);
+      }
+      return seconds;
     },
     size(name) {
       const v = str(name).trim();
       if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw bad("numerical", name, v);
-      return Number(v);
+      return inRange(name, Number(v));
     },
     bool(name) {
       const v = str(name).trim().toLowerCase();
@@ -157,6 +198,8 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
     isSet: (name) => settings.has(name),
     explicit: () => new Map(settings),
   };
+  for (const p of configProblems(config)) if (!p.fatal) warnings.push(p.message);
+  return config;
 }
 
 /**
