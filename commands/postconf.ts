@@ -23,6 +23,7 @@ import {
   configDirFrom,
   ConfigError,
   editMainCf,
+  expand,
   formatMasterService,
   loadConfig,
   makeConfig,
@@ -194,7 +195,10 @@ async function showParameters(o: Options, dir: string, io: PostconfIo): Promise<
     if (o.n && name === "config_directory" && !cfg.isSet(name)) {
       value = o.c ?? io.env?.MAIL_CONFIG ?? dir;
     } else if (o.d && name === "config_directory") value = PARAMS.get(name)!.default;
-    else value = o.x ? cfg.str(name) : cfg.raw(name) ?? "";
+    // -x expands like Postfix's postconf: `myorigin = /etc/mailname` stays the
+    // path (Config.str would read the file, as the daemons do).
+    else if (o.x) value = expand(cfg.raw(name) ?? "", cfg.raw, { stack: [name] });
+    else value = cfg.raw(name) ?? "";
     io.out(line(name, value, o.h));
   }
   if (o.d) return;

@@ -9,7 +9,12 @@
  * load time: a bad value is reported by the accessor that reads it (type,
  * and range with Postfix's wording), so one daemon's bad parameter does not
  * stop the others; validateConfig (validate.ts) asks every accessor at once.
-
+ *
+ * `myorigin` may name a file (a value starting with "/", as Debian's
+ * Postfix reads /etc/mailname): loadConfig reads the file, and
+ * `str("myorigin")` returns its first line. That is the only file read
+ * besides main.cf; `$myorigin` in other values stays the path, as in
+ * Postfix.
  *
  * @module
  */
@@ -71,6 +76,12 @@ export interface ConfigOptions {
    * loadConfig (when permitted), "localhost" in makeConfig
    */
   hostname?: string;
+  /**
+   * Files named by parameter values, by absolute path: their text, or the
+   * ConfigError that reading them gave. loadConfig fills it for `myorigin =
+   * /path`. @default {}
+   */
+  files?: Readonly<Record<string, string | ConfigError>>;
 }
 
 const TIME_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
@@ -84,6 +95,19 @@ const KNOWN_POSTFIX = new Set(POSTFIX_NAMES);
  */
 function defaultMynetworks(style: string): string {
   return style.trim().toLowerCase() === "host" ? "127.0.0.1/32 [::1]/128" : "127.0.0.0/8 [::1]/128";
+}
+
+/**
+ * The value of `myorigin = /path`: the file's first line without leading
+ * and trailing white space, as Postfix's read_param_from_file.
+ */
+function originFromFile(path: string, files: ConfigOptions["files"]): string {
+  const text = files?.[path];
+  if (text === undefined) throw new ConfigError(`myorigin file ${path}: not read`);
+  if (text instanceof ConfigError) throw text;
+  const origin = text.split("\n", 1)[0].trim();
+  if (origin === "") throw new ConfigError(`myorigin file ${path} is empty`);
+  return origin;
 }
 
 /** The myhostname default: the host name, made fully qualified like Postfix does. */
@@ -138,7 +162,15 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
   const str = (name: string): string => {
     const raw = lookup(name);
     if (raw === undefined) throw new ConfigError(`main.cf: unknown parameter: ${name}`);
-    return expand(raw, lookup, { stack: [name] });
+    const value = expand(raw, lookup, { stack: [name] });
+    if (name !== "myorigin") return value;
+    const origin = value.startsWith("/") ? originFromFile(value, opts.files) : value;
+    if (/[, \t\r\n]/.test(origin)) {
+      throw new ConfigError(
+        `myorigin parameter setting must not contain multiple values: ${origin}`,
+      );
+    }
+    return origin;
   };
   const bad = (what: string, name: string, value: string) =>
     new ConfigError(`main.cf: bad ${what} value for ${name}: ${value}`);
@@ -205,7 +237,11 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
 /**
  * Read `dir/main.cf` and build a Config. A missing main.cf is a ConfigError
  * naming the file. The host name defaults to Deno.hostname() when the
- * program may read it (--allow-sys=hostname).
+ * program may read it (--allow-sys=hostname). When myorigin names a file
+ * (`myorigin = /etc/mailname`), that file is read too (--allow-read of it);
+ * a file that cannot be read is reported by `str("myorigin")` and
+ * validateConfig, not here, so that programs that do not use myorigin
+ * (postconf) are not stopped by it.
  */
 export async function loadConfig(dir: string, opts: ConfigOptions = {}): Promise<Config> {
   const path = `${dir.replace(/\/+$/, "")}/main.cf`;
@@ -226,7 +262,25 @@ export async function loadConfig(dir: string, opts: ConfigOptions = {}): Promise
       hostname = undefined;
     }
   }
-  return makeConfig(dir, text, { ...opts, hostname });
+  const first = makeConfig(dir, text, { ...opts, hostname });
+  let origin = "";
+  try {
+    origin = expand(first.raw("myorigin") ?? "", first.raw, { stack: ["myorigin"] });
+  } catch {
+    return first; // the expansion error is reported by str() and validateConfig
+  }
+  if (!origin.startsWith("/") || opts.files?.[origin] !== undefined) return first;
+  let file: string | ConfigError;
+  try {
+    file = await Deno.readTextFile(origin);
+  } catch (e) {
+    file = new ConfigError(
+      `myorigin file ${origin}: ${
+        e instanceof Deno.errors.NotFound ? "No such file or directory" : (e as Error).message
+      }`,
+    );
+  }
+  return makeConfig(dir, text, { ...opts, hostname, files: { ...opts.files, [origin]: file } });
 }
 
 /**

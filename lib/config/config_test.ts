@@ -56,6 +56,36 @@ Deno.test("Config values", async (t) => {
     assertEquals(cfg("mynetworks_style = class\n").str("mynetworks"), "127.0.0.0/8 [::1]/128");
     assertEquals(cfg("mynetworks = 10.0.0.0/8\n").str("mynetworks"), "10.0.0.0/8");
   });
+  await t.step("myorigin = /path is the file's first line (files come from loadConfig)", () => {
+    const files = { "/etc/mailname": "  mail.example.org \nsecond line\n" };
+    const c = makeConfig("/x", "myorigin = /etc/mailname\nrelayhost = $myorigin\n", { files });
+    assertEquals(c.str("myorigin"), "mail.example.org");
+    assertEquals(c.str("relayhost"), "/etc/mailname"); // $myorigin stays the path, as in Postfix
+    assertEquals(
+      makeConfig("/x", "myorigin = /$mydomain\n", {
+        hostname: "a.b.c",
+        files: { "/b.c": "o.example\n" },
+      }).str("myorigin"),
+      "o.example",
+    );
+    assertThrows(
+      () =>
+        makeConfig("/x", "myorigin = /etc/mailname\n", { files: { "/etc/mailname": " \n" } })
+          .str("myorigin"),
+      ConfigError,
+      "myorigin file /etc/mailname is empty",
+    );
+    assertThrows(
+      () => makeConfig("/x", "myorigin = /etc/mailname\n").str("myorigin"),
+      ConfigError,
+      "myorigin file /etc/mailname",
+    );
+    assertThrows(
+      () => cfg("myorigin = a.example b.example\n").str("myorigin"),
+      ConfigError,
+      "myorigin parameter setting must not contain multiple values: a.example b.example",
+    );
+  });
   await t.step("overrides win over main.cf and count as set", () => {
     const c = cfg("syslog_name = a\n", { syslog_name: "b", smtpd_timeout: "10" });
     assertEquals(c.str("syslog_name"), "b");
@@ -221,6 +251,20 @@ Deno.test("loadConfig and configDirFrom", async (t) => {
       const c = await loadConfig(dir, { hostname: "ignored" });
       assertEquals(c.str("mydomain"), "b");
       assertEquals(c.dir, dir);
+    });
+    await t.step("reads the file myorigin names", async () => {
+      await Deno.writeTextFile(`${dir}/mailname`, "mail.example.org\n");
+      await Deno.writeTextFile(`${dir}/main.cf`, `myorigin = ${dir}/mailname\n`);
+      const c = await loadConfig(dir, { hostname: "h" });
+      assertEquals(c.str("myorigin"), "mail.example.org");
+      assertEquals(c.raw("myorigin"), `${dir}/mailname`);
+      await Deno.writeTextFile(`${dir}/main.cf`, `myorigin = ${dir}/nofile\n`);
+      const missing = await loadConfig(dir, { hostname: "h" });
+      assertThrows(
+        () => missing.str("myorigin"),
+        ConfigError,
+        `myorigin file ${dir}/nofile: No such file or directory`,
+      );
     });
     await t.step("missing main.cf names the file", async () => {
       const err = await loadConfig(`${dir}/none`).then(() => undefined, (e) => e);

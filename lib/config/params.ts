@@ -91,7 +91,8 @@ const ROWS: ParamSpec[] = [
     name: "myorigin",
     type: "string",
     default: "$myhostname",
-    doc: "Domain appended to locally-posted mail addresses.",
+    doc:
+      'Domain appended to locally-posted mail addresses; a value starting with "/" names a file whose first line is used.',
     support: "implemented",
   },
   {
