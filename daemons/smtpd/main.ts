@@ -7,9 +7,8 @@
  */
 import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
-import { parseNetworks } from "./netmatch.ts";
 import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
-import { type RestrictionContext, unsupportedRestrictions } from "./restrictions.ts";
+import { type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
@@ -33,23 +32,7 @@ export function parseHosts(text: string): Map<string, string> {
 
 function setup(ctx: ServiceContext): void {
   const c = ctx.config;
-  const nets = parseNetworks(c.list("mynetworks"));
-  for (const e of nets.errors) ctx.log.warn(e);
-  restrictions = {
-    relayRestrictions: c.list("smtpd_relay_restrictions"),
-    recipientRestrictions: c.list("smtpd_recipient_restrictions"),
-    mynetworks: nets.networks,
-    ourDomains: c.list("mydestination"),
-    warn: (m) => ctx.log.warn(m),
-  };
-  for (
-    const r of unsupportedRestrictions([
-      restrictions.relayRestrictions,
-      restrictions.recipientRestrictions,
-    ])
-  ) {
-    ctx.log.warn(`restriction "${r}" is not supported by Postwarden; matching mail gets 451 4.3.5`);
-  }
+  restrictions = restrictionContext(c, (m) => ctx.log.warn(m));
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));

@@ -10,13 +10,21 @@
  * STARTTLS, AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and
  * not advertised.
  *
+ * Access restrictions (restrictions.ts) run at Postfix's stages: with
+ * `smtpd_delay_reject = no` the client list at connect (a rejection
+ * replaces the greeting, and every later command but QUIT gets 503 5.7.0),
+ * the helo list at HELO/EHLO and the sender list at MAIL; otherwise all
+ * three at RCPT. `smtpd_data_restrictions` run at DATA. Each rejection is
+ * logged as Postfix logs it (`NOQUEUE: reject: RCPT from ...`).
+ *
  * Parameters: smtpd_banner, myhostname, mail_name, message_size_limit,
- * smtpd_recipient_limit (1000), smtpd_timeout (300s),
- * smtpd_hard_error_limit (20), smtpd_soft_error_limit (10),
- * smtpd_error_sleep_time (1s), line_length_limit (2048),
- * disable_vrfy_command (no), smtpd_helo_required (no),
- * smtpd_relay_restrictions, smtpd_recipient_restrictions, mynetworks,
- * mydestination.
+ * smtpd_recipient_limit (1000), smtpd_timeout (300s), smtpd_hard_error_limit (20),
+ * smtpd_soft_error_limit (10), smtpd_error_sleep_time (1s),
+ * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
+ * (no), soft_bounce (no), and through the restriction context
+ * smtpd_delay_reject (yes), smtpd_*_restrictions, mynetworks,
+ * mydestination, relay_domains, myorigin, append_at_myorigin and the
+ * *_reject_code parameters.
  */
 import { AddressError, parseMailPath } from "../../lib/address/mod.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
@@ -25,7 +33,16 @@ import type { Logger } from "../../lib/log/mod.ts";
 import { rfc2822Date } from "../../lib/mime/mod.ts";
 import type { Recipient } from "../../lib/queue/mod.ts";
 import { DataDecoder, formatReply, LineReader, parseCommand } from "../../lib/smtp/mod.ts";
-import { checkRecipient, type RestrictionContext } from "./restrictions.ts";
+import {
+  checkConnect,
+  checkData,
+  checkHelo,
+  checkRecipient,
+  type CheckRequest,
+  checkSender,
+  type RestrictionContext,
+  type Verdict,
+} from "./restrictions.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -60,6 +77,7 @@ const encoder = new TextEncoder();
 
 /** Postfix's command table order, used for the counts in the disconnect line. */
 const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
+const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
 
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
@@ -84,6 +102,8 @@ class Session {
   /** The message being received, for "after DATA (N bytes)" in log lines. */
   data: DataDecoder | null = null;
   readonly timeoutMs: number;
+  /** smtpd_delay_reject = no and the client restrictions refused the client at connect. */
+  accessDenied = false;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -137,6 +157,31 @@ class Session {
     }
   }
 
+  /** What restriction checks know about the session now. */
+  request(recipient?: string): CheckRequest {
+    const { name, addr } = this.d.client;
+    return { client: { name, addr }, helo: this.helo, sender: this.sender, recipient };
+  }
+
+  /**
+   * Answers a restriction's verdict and logs it as Postfix does:
+   * `QUEUEID: reject: CMD from client: reply; from=<..> to=<..> proto=.. helo=<..>`.
+   */
+  refuse(cmd: string, v: Verdict, env: { from?: string; to?: string; helo?: string } = {}): void {
+    const sent = this.reject(v.code, v.dsn, v.text);
+    const helo = env.helo ?? this.helo;
+    const parts = [
+      env.from !== undefined ? `from=<${env.from}>` : "",
+      env.to !== undefined ? `to=<${env.to}>` : "",
+      `proto=${this.protocol}`,
+      helo ? `helo=<${helo}>` : "",
+    ].filter((p) => p !== "");
+    this.log.info(
+      `${this.cleanup?.queueId ?? "NOQUEUE"}: reject: ${cmd} from ${this.client}: ` +
+        `${sent.code} ${sent.dsn} ${v.text}; ${parts.join(" ")}`,
+    );
+  }
+
   /** Where the session is, for "lost connection after ..." log lines (Postfix's state->where). */
   where(): string {
     return this.data ? `DATA (${this.data.bytesOut} bytes)` : this.lastCommand;
@@ -156,7 +201,14 @@ class Session {
   async run(): Promise<void> {
     this.log.info(`connect from ${this.client}`);
     try {
-      this.reply(220, null, this.cfg.str("smtpd_banner"));
+      const denied = this.d.restrictions.delayReject
+        ? null
+        : checkConnect(this.d.restrictions, this.request());
+      if (denied) {
+        this.accessDenied = true;
+        this.refuse("CONNECT", denied);
+        await this.error();
+      } else this.reply(220, null, this.cfg.str("smtpd_banner"));
       await this.flush();
       for (;;) {
         const l = await this.nextLine();
@@ -230,6 +282,13 @@ class Session {
 
   /** Handles one command; true when the session ends. */
   async dispatch(verb: string, arg: string): Promise<boolean> {
+    if (this.accessDenied && KNOWN_VERBS.has(verb) && verb !== "QUIT") {
+      // Postfix does not move "after CONNECT" on for a refused client.
+      this.reply(503, "5.7.0", `Error: access denied for ${this.client}`);
+      this.count(verb, false);
+      await this.error();
+      return false;
+    }
     const name = verb === "" ? "UNKNOWN" : verb;
     this.lastCommand = name;
     let ok = true;
@@ -297,6 +356,13 @@ class Session {
     if (!host) {
       this.out.push(`501 Syntax: ${verb} hostname\r\n`); // no enhanced code, as Postfix
       return false;
+    }
+    if (!this.d.restrictions.delayReject) {
+      const v = checkHelo(this.d.restrictions, { ...this.request(), helo: host });
+      if (v) {
+        this.refuse(verb, v, { helo: host });
+        return false;
+      }
     }
     this.resetTransaction();
     this.helo = host;
@@ -374,6 +440,13 @@ class Session {
         return false;
       }
     }
+    if (!this.d.restrictions.delayReject) {
+      const v = checkSender(this.d.restrictions, { ...this.request(), sender: path.address });
+      if (v) {
+        this.refuse("MAIL", v, { from: path.address });
+        return false;
+      }
+    }
     this.sender = path.address;
     this.senderParams = path.params;
     this.reply(250, "2.1.0", "Ok");
@@ -419,18 +492,9 @@ class Session {
         return false;
       }
     }
-    const verdict = checkRecipient(this.d.restrictions, {
-      clientAddr: this.d.client.addr,
-      recipient: path.address,
-    });
+    const verdict = checkRecipient(this.d.restrictions, this.request(path.address));
     if (verdict) {
-      const sent = this.reject(verdict.code, verdict.dsn, verdict.text);
-      this.log.info(
-        `${
-          this.cleanup?.queueId ?? "NOQUEUE"
-        }: reject: RCPT from ${this.client}: ${sent.code} ${sent.dsn} ${verdict.text}; ` +
-          `from=<${this.sender}> to=<${path.address}> proto=${this.protocol} helo=<${this.helo}>`,
-      );
+      this.refuse("RCPT", verdict, { from: this.sender, to: path.address });
       return false;
     }
     if (this.cleanup) return this.accept(rcpt);
@@ -480,6 +544,13 @@ class Session {
     }
     if (this.recipients.length === 0) {
       this.reply(554, "5.5.1", "Error: no valid recipients");
+      return false;
+    }
+    // With more than one recipient Postfix names none of them (nor logs one).
+    const only = this.recipients.length === 1 ? this.recipients[0].address : undefined;
+    const refused = checkData(this.d.restrictions, this.request(only));
+    if (refused) {
+      this.refuse("DATA", refused, { from: this.sender, to: only }); // the transaction stays
       return false;
     }
     const cleanup = this.cleanup!;

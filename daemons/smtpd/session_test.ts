@@ -34,7 +34,7 @@ import { makeConfig } from "../../lib/config/mod.ts";
 import { type IpcConn, ipcListen } from "../../lib/ipc/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
-import { parseNetworks } from "./netmatch.ts";
+import { restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 
 const TESTDATA = new URL("./testdata/", import.meta.url);
@@ -225,7 +225,12 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 async function runDialog(file: string): Promise<void> {
-  const dialog = parseDialog(await Deno.readTextFile(new URL(file, TESTDATA)));
+  await runDialogText(file, await Deno.readTextFile(new URL(file, TESTDATA)));
+}
+
+/** Runs a dialog given as text; `file` names it in failure messages. */
+async function runDialogText(file: string, text: string): Promise<void> {
+  const dialog = parseDialog(text);
   const dir = await Deno.makeTempDir({ prefix: "smtpd-dialog-" });
   const socket = join(dir, "cleanup");
   const cleanup = fakeCleanup(socket, dialog.cleanup);
@@ -238,7 +243,6 @@ async function runDialog(file: string): Promise<void> {
   });
   const cm = /^(.*)\[(.*)\]$/.exec(dialog.client);
   if (!cm) throw new Error(`bad client: ${dialog.client}`);
-  const nets = parseNetworks(config.list("mynetworks"));
   const input = new ClientInput();
   const output = new ServerOutput();
   const session = runSession({
@@ -254,13 +258,7 @@ async function runDialog(file: string): Promise<void> {
       if (dialog.cleanup === "down") return Promise.reject(new Error("connect: refused"));
       return CleanupSession.open(socket, { retryMs: 0 });
     },
-    restrictions: {
-      relayRestrictions: config.list("smtpd_relay_restrictions"),
-      recipientRestrictions: config.list("smtpd_recipient_restrictions"),
-      mynetworks: nets.networks,
-      ourDomains: config.list("mydestination"),
-      warn: (m) => log.warn(m),
-    },
+    restrictions: restrictionContext(config, (m) => log.warn(m)),
     now: () => new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
   }).finally(() => {
     output.ended = true;
