@@ -17,8 +17,13 @@
  * three at RCPT. `smtpd_data_restrictions` run at DATA. Each rejection is
  * logged as Postfix logs it (`NOQUEUE: reject: RCPT from ...`).
  *
+ * Recipients over `smtpd_recipient_limit` get 452 4.5.3 without counting
+ * as errors until `smtpd_recipient_overshoot_limit` more have been refused
+ * in the transaction, as Postfix.
+ *
  * Parameters: smtpd_banner, myhostname, mail_name, message_size_limit,
- * smtpd_recipient_limit (1000), smtpd_timeout (300s), smtpd_hard_error_limit (20),
+ * smtpd_recipient_limit (1000), smtpd_recipient_overshoot_limit (1000),
+ * smtpd_timeout (300s), smtpd_hard_error_limit (20),
  * smtpd_soft_error_limit (10), smtpd_error_sleep_time (1s),
  * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
  * (no), soft_bounce (no), and through the restriction context
@@ -102,6 +107,8 @@ class Session {
   /** The message being received, for "after DATA (N bytes)" in log lines. */
   data: DataDecoder | null = null;
   readonly timeoutMs: number;
+  /** Recipients refused over smtpd_recipient_limit in this transaction. */
+  overshoot = 0;
   /** smtpd_delay_reject = no and the client restrictions refused the client at connect. */
   accessDenied = false;
 
@@ -388,6 +395,7 @@ class Session {
     this.sender = null;
     this.senderParams = new Map();
     this.recipients = [];
+    this.overshoot = 0;
   }
 
   doMail(arg: string): boolean {
@@ -472,7 +480,8 @@ class Session {
     }
     if (this.recipients.length >= this.cfg.int("smtpd_recipient_limit")) {
       this.reply(452, "4.5.3", "Error: too many recipients");
-      return false;
+      // Not an error until the client ignores this many of them (Postfix's overshoot).
+      return this.overshoot++ < this.cfg.int("smtpd_recipient_overshoot_limit");
     }
     const rcpt: Recipient = { address: path.address };
     for (const [k, v] of path.params) {
@@ -645,6 +654,7 @@ class Session {
     this.sender = null;
     this.recipients = [];
     this.senderParams = new Map();
+    this.overshoot = 0;
     return ok;
   }
 }

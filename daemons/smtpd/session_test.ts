@@ -355,3 +355,24 @@ const files = [...Deno.readDirSync(TESTDATA)]
 for (const file of files) {
   Deno.test(`smtpd dialog ${file.replace(/\.dialog$/, "")}`, () => runDialog(file));
 }
+
+Deno.test("smtpd dialog: 1200 recipients get 452 for the excess, not 421", async () => {
+  // Defaults: smtpd_recipient_limit 1000, smtpd_recipient_overshoot_limit 1000,
+  // smtpd_hard_error_limit 20. Before the overshoot limit, every 452 was an error.
+  const lines = [
+    "s: 220",
+    "c: EHLO client.example",
+    "s: 250",
+    "c: MAIL FROM:<a@example.org>",
+    "s: 250 2.1.0 Ok",
+  ];
+  for (let i = 1; i <= 1200; i++) {
+    lines.push(`c: RCPT TO:<r${i}@localhost>`);
+    lines.push(i <= 1000 ? "s: 250 2.1.5 Ok" : "s: 452 4.5.3 Error: too many recipients");
+  }
+  lines.push("c: DATA", "s: 354 .*", "c: x", "c: .", "s: 250 2.0.0 Ok: queued as 4ABC0DEF");
+  lines.push(
+    "expect-log: disconnect from localhost\\[127\\.0\\.0\\.1\\] ehlo=1 mail=1 rcpt=1200 data=1 commands=1203$",
+  );
+  await runDialogText("1200 recipients", lines.join("\n"));
+});
