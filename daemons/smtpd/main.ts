@@ -49,22 +49,33 @@ await runService({
     const addr = remote.hostname;
     const name = await peerName(addr, { hosts, resolver });
     conn.setNoDelay(true);
-    await runSession({
-      config: ctx.config,
-      log: ctx.log,
-      client: { name, addr, port: remote.port },
-      read: async () => {
-        // A fresh buffer per read: decoded DATA may be views into it.
-        const buf = new Uint8Array(16 * 1024);
-        const n = await conn.read(buf);
-        return n === null ? null : buf.subarray(0, n);
-      },
-      write: async (b) => {
-        let off = 0;
-        while (off < b.length) off += await conn.write(b.subarray(off));
-      },
-      openCleanup: () => (cleanup ??= new CleanupClient(ctx.queue.privateSocket("cleanup"))).open(),
-      restrictions: restrictions!,
-    });
+    try {
+      await runSession({
+        config: ctx.config,
+        log: ctx.log,
+        client: { name, addr, port: remote.port },
+        read: async () => {
+          // A fresh buffer per read: decoded DATA may be views into it.
+          const buf = new Uint8Array(16 * 1024);
+          const n = await conn.read(buf);
+          return n === null ? null : buf.subarray(0, n);
+        },
+        // No deadline of its own: the session gives up after smtpd_timeout,
+        // and closing the connection below settles a write that is stuck.
+        write: async (b) => {
+          let off = 0;
+          while (off < b.length) off += await conn.write(b.subarray(off));
+        },
+        openCleanup: () =>
+          (cleanup ??= new CleanupClient(ctx.queue.privateSocket("cleanup"))).open(),
+        restrictions: restrictions!,
+      });
+    } finally {
+      try {
+        conn.close(); // frees what a client that never reads would otherwise pin
+      } catch {
+        // already closed
+      }
+    }
   },
 });

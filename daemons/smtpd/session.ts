@@ -19,7 +19,9 @@
  *
  * Recipients over `smtpd_recipient_limit` get 452 4.5.3 without counting
  * as errors until `smtpd_recipient_overshoot_limit` more have been refused
- * in the transaction, as Postfix.
+ * in the transaction, as Postfix. `smtpd_timeout` bounds each read and each
+ * write: a client that stops reading replies is disconnected like one that
+ * stops sending ("timeout after X from Y").
  *
  * Parameters: smtpd_banner, myhostname, mail_name, message_size_limit,
  * smtpd_recipient_limit (1000), smtpd_recipient_overshoot_limit (1000),
@@ -63,6 +65,11 @@ export interface SessionDeps {
   client: ClientInfo;
   /** Next chunk from the client (a fresh buffer each time), null at end of stream. */
   read: () => Promise<Uint8Array | null>;
+  /**
+   * Sends bytes to the client. The session gives up on a write that has not
+   * completed within smtpd_timeout and ends; the host then closes the
+   * connection, which must settle the write.
+   */
   write: (bytes: Uint8Array) => Promise<void>;
   /** Opens a cleanup session (the queue id comes with it). */
   openCleanup: () => Promise<CleanupSession>;
@@ -72,6 +79,10 @@ export interface SessionDeps {
 
 class Timeout extends Error {
   override readonly name = "Timeout";
+  /** True when the client stopped reading (a write did not complete), false when it stopped sending. */
+  constructor(readonly writing: boolean) {
+    super(writing ? "write timeout" : "read timeout");
+  }
 }
 
 class Disconnect extends Error {
@@ -111,6 +122,8 @@ class Session {
   overshoot = 0;
   /** smtpd_delay_reject = no and the client restrictions refused the client at connect. */
   accessDenied = false;
+  /** A write timed out: nothing more can be sent. */
+  writeStuck = false;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -138,10 +151,28 @@ class Session {
   }
 
   async flush(): Promise<void> {
-    if (!this.out.length) return;
+    if (!this.out.length || this.writeStuck) return;
     const text = this.out.join("");
     this.out = [];
-    await this.d.write(encoder.encode(text));
+    await this.deadline(this.d.write(encoder.encode(text)), true);
+  }
+
+  /** `p`, or a Timeout after smtpd_timeout. A write given up on stays given up on. */
+  async deadline<T>(p: Promise<T>, writing: boolean): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const t = new Promise<never>((_, rej) => {
+      timer = setTimeout(() => {
+        if (writing) this.writeStuck = true;
+        rej(new Timeout(writing));
+      }, this.timeoutMs);
+    });
+    // Settled by the host closing the connection, after the session gave up on it.
+    p.catch(() => {});
+    try {
+      return await Promise.race([p, t]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   count(verb: string, ok: boolean): void {
@@ -152,16 +183,8 @@ class Session {
     this.counts.set(key, c);
   }
 
-  async read(): Promise<Uint8Array | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const t = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new Timeout()), this.timeoutMs);
-    });
-    try {
-      return await Promise.race([this.d.read(), t]);
-    } finally {
-      clearTimeout(timer);
-    }
+  read(): Promise<Uint8Array | null> {
+    return this.deadline(this.d.read(), false);
   }
 
   /** What restriction checks know about the session now. */
@@ -241,8 +264,11 @@ class Session {
       if (e instanceof Timeout) {
         this.log.info(`timeout after ${this.where()} from ${this.client}`);
         this.out = [];
-        this.reply(421, "4.4.2", `${this.cfg.str("myhostname")} Error: timeout exceeded`);
-        await this.flush().catch(() => {});
+        // A client that does not read gets nothing more: the write would block again.
+        if (!e.writing) {
+          this.reply(421, "4.4.2", `${this.cfg.str("myhostname")} Error: timeout exceeded`);
+          await this.flush().catch(() => {});
+        }
       } else if (!(e instanceof Disconnect)) {
         this.log.info(
           `lost connection after ${this.lastCommand} from ${this.client}: ${(e as Error).message}`,

@@ -376,3 +376,51 @@ Deno.test("smtpd dialog: 1200 recipients get 452 for the excess, not 421", async
   );
   await runDialogText("1200 recipients", lines.join("\n"));
 });
+
+Deno.test("smtpd: a client that never reads replies is dropped after smtpd_timeout", async () => {
+  const config = makeConfig("/tmp", "compatibility_level = 3.6\nsmtpd_timeout = 1s\n", {
+    hostname: "mx.test.example",
+  });
+  const logs: string[] = [];
+  const log = new Logger({
+    program: "postwarden/smtpd",
+    hostname: "mx",
+    sinks: [(l) => logs.push(l.replace(/^.*?\]: /, "").replace(/\n$/, ""))],
+  });
+  // The client sends a pipelined burst of NOOPs and never reads: after the
+  // greeting, the host's write never completes (a full socket buffer).
+  const burst = encoder.encode("NOOP\r\n".repeat(50_000));
+  let chunks = 0;
+  let writes = 0;
+  let written = 0;
+  const started = Date.now();
+  await runSession({
+    config,
+    log,
+    client: { name: "localhost", addr: "127.0.0.1", port: 54321 },
+    read: () => {
+      const off = chunks++ * 16384;
+      // After the burst the client keeps its side open without sending.
+      return off < burst.length
+        ? Promise.resolve(burst.slice(off, off + 16384))
+        : new Promise<never>(() => {});
+    },
+    write: (b) => {
+      if (writes++ === 0) {
+        written += b.length;
+        return Promise.resolve();
+      }
+      return new Promise<never>(() => {});
+    },
+    openCleanup: () => Promise.reject(new Error("not used")),
+    restrictions: restrictionContext(config, (m) => log.warn(m)),
+  });
+  const elapsed = Date.now() - started;
+  assert(elapsed >= 900 && elapsed < 3000, `session ended after ${elapsed}ms`);
+  assertEquals(writes, 2, "no write after the stuck one (no 421 into a full pipe)");
+  assert(written > 0);
+  assert(logs.includes("timeout after NOOP from localhost[127.0.0.1]"), logs.join("\n"));
+  assert(
+    logs.some((l) => /^disconnect from localhost\[127\.0\.0\.1\] noop=\d+ commands=\d+$/.test(l)),
+  );
+});
