@@ -63,6 +63,8 @@ export interface ParamSpec {
    * expanded default
    */
   behavesAs?: string;
+  /** For `ignored` and `refused`: more values that are not reported (e.g. empty). */
+  alsoFine?: string[];
   /** For `ignored` and `refused`: what Postwarden does instead and what to set. */
   note?: string;
 }
@@ -720,6 +722,7 @@ const ROWS: ParamSpec[] = [
     default: "hash:/etc/aliases",
     doc: "Alias databases built by newaliases.",
     support: "ignored",
+    alsoFine: [""],
     note: "Postwarden has no newaliases",
   },
 

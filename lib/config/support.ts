@@ -77,11 +77,8 @@ function tableParams(config: Config, lookup: Lookup): ConfigProblem[] {
     if (value === undefined) continue;
     const target = spec.behavesAs ??
       quietly(() => expand(spec.default, lookup, { stack: [spec.name] }));
-    if (
-      target === undefined || normalize(value).toLowerCase() === normalize(target).toLowerCase()
-    ) {
-      continue;
-    }
+    const same = (a: string) => normalize(value).toLowerCase() === normalize(a).toLowerCase();
+    if (target === undefined || same(target) || (spec.alsoFine ?? []).some(same)) continue;
     out.push(unimplemented(config, spec));
   }
   return out;
