@@ -4,8 +4,14 @@
  * messages to `private/cleanup`. Client names come from /etc/hosts, then a
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
  * else "unknown" as in Postfix.
+ *
+ * master validates main.cf; the settings this service's master.cf `-o`
+ * overrides add are checked here, at start: one Postwarden cannot honour
+ * (`-o smtpd_tls_security_level=encrypt`) stops this smtpd with a fatal
+ * error instead of being ignored, as Postfix's smtpd dies on a bad value.
  */
 import { CleanupClient } from "../../lib/cleanup/client.ts";
+import { overrideProblems } from "../../lib/config/mod.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
 import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
 import { type RestrictionContext, restrictionContext } from "./restrictions.ts";
@@ -32,6 +38,11 @@ export function parseHosts(text: string): Map<string, string> {
 
 function setup(ctx: ServiceContext): void {
   const c = ctx.config;
+  const problems = overrideProblems(c, ctx.args.overrides);
+  for (const w of problems.warnings) ctx.log.warn(w);
+  if (problems.fatal.length) {
+    throw new Error(`master.cf -o settings: ${problems.fatal.join("; ")}`);
+  }
   restrictions = restrictionContext(c, (m) => ctx.log.warn(m));
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
   try {

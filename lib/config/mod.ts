@@ -27,7 +27,12 @@ export {
 export { editMainCf, parseAssignment, parseMainCf } from "./main_cf.ts";
 export { expand, type ExpandOptions, type Lookup, referencedNames } from "./expand.ts";
 export { formatMasterService, type MasterService, parseMasterCf } from "./master_cf.ts";
-export { type ConfigProblem, configProblems, validateConfig } from "./validate.ts";
+export {
+  type ConfigProblem,
+  configProblems,
+  overrideProblems,
+  validateConfig,
+} from "./validate.ts";
 export {
   matchNetworkList,
   type NetworkItem,

@@ -64,3 +64,23 @@ export function configProblems(config: Config): ConfigProblem[] {
 export function validateConfig(config: Config): string[] {
   return configProblems(config).filter((p) => p.fatal).map((p) => p.message);
 }
+
+/**
+ * The problems that a service's master.cf `-o` overrides bring: those about
+ * an overridden parameter (master has validated main.cf alone). A daemon
+ * runs this at start and refuses to serve on a fatal one.
+ */
+export function overrideProblems(
+  config: Config,
+  overrides: Readonly<Record<string, string>>,
+): { fatal: string[]; warnings: string[] } {
+  const overridden = new Set(Object.keys(overrides));
+  const out = { fatal: [] as string[], warnings: [] as string[] };
+  if (overridden.size === 0) return out;
+  for (const p of configProblems(config)) {
+    if (p.names.some((n) => overridden.has(n))) {
+      (p.fatal ? out.fatal : out.warnings).push(p.message);
+    }
+  }
+  return out;
+}

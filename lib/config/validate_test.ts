@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import { loadConfig, makeConfig } from "./config.ts";
-import { validateConfig } from "./validate.ts";
+import { overrideProblems, validateConfig } from "./validate.ts";
 
 /** What a Postwarden main.cf needs beyond Postfix's defaults (conf/main.cf sets the same). */
 const BASE = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8\nlocal_recipient_maps =\n" +
@@ -100,10 +100,19 @@ Deno.test("validateConfig", async (t) => {
     }
   });
   await t.step("master.cf -o overrides are checked like main.cf", () => {
-    const c = makeConfig("/etc/x", BASE, {
-      overrides: { smtpd_tls_security_level: "encrypt", syslog_name: "postfix/submission" },
-    });
-    assertEquals(validateConfig(c).length, 1);
+    const overrides = {
+      smtpd_tls_security_level: "encrypt",
+      syslog_name: "postfix/submission",
+      smtpd_client_restrictions: "permit_sasl_authenticated,check_client_access,reject",
+    };
+    const c = makeConfig("/etc/x", BASE + "queue_minfree = 5\n", { overrides });
+    assertEquals(validateConfig(c).length, 2);
+    const p = overrideProblems(c, overrides);
+    assertEquals(p.fatal.length, 1, p.fatal.join("\n")); // not main.cf's queue_minfree
+    assertMatch(p.fatal[0], /^smtpd_tls_security_level = encrypt/);
+    assertEquals(p.warnings.length, 1);
+    assertMatch(p.warnings[0], /restriction "check_client_access" is not supported/);
+    assertEquals(overrideProblems(c, {}), { fatal: [], warnings: [] });
   });
 });
 
