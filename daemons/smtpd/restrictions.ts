@@ -27,6 +27,7 @@
  * Pure: parameters come in the context.
  */
 import { splitAddress } from "../../lib/address/mod.ts";
+import { isLocalDomain, type ResolveParams } from "../../lib/resolve/mod.ts";
 import {
   canRefuseRelay,
   type Config,
@@ -51,8 +52,12 @@ export interface RestrictionContext {
   /** smtpd_relay_before_recipient_restrictions. */
   relayFirst: boolean;
   mynetworks: NetworkList;
-  /** mydestination: domains delivered here. */
-  mydestination: string[];
+  /**
+   * How qmgr resolves recipients (mydestination): smtpd counts as local
+   * exactly what qmgr delivers locally, so nothing it accepts as local is
+   * relayed instead.
+   */
+  local: ResolveParams;
   /** relay_domains: domains (and subdomains) relayed to. */
   relayDomains: string[];
   /** $myorigin when append_at_myorigin = yes (an address without domain gets it), else "". */
@@ -79,7 +84,13 @@ export function restrictionContext(c: Config, warn: (msg: string) => void): Rest
     delayReject: c.bool("smtpd_delay_reject"),
     relayFirst: c.bool("smtpd_relay_before_recipient_restrictions"),
     mynetworks: parseNetworkList("mynetworks", c.list("mynetworks")),
-    mydestination: c.list("mydestination"),
+    local: {
+      myhostname: c.str("myhostname"),
+      mydestination: c.list("mydestination"),
+      localTransport: c.str("local_transport"),
+      defaultTransport: c.str("default_transport"),
+      relayhost: c.str("relayhost"),
+    },
     relayDomains: c.list("relay_domains"),
     origin: c.bool("append_at_myorigin") ? c.str("myorigin") : "",
     codes: {
@@ -163,13 +174,12 @@ function validAddressLiteral(literal: string): boolean {
 }
 
 /**
- * Domain list matching as Postfix's match_hostname: first match wins, "!"
- * negates. In parent style (relay_domains, by Postfix's default
- * parent_domain_matches_subdomains) "domain" also matches its subdomains
- * and ".domain" matches nothing; otherwise (mydestination) "domain" is
- * exact and ".domain" matches the subdomains.
+ * relay_domains matching as Postfix's match_hostname in parent style (its
+ * default parent_domain_matches_subdomains includes relay_domains): first
+ * match wins, "!" negates, "domain" also matches its subdomains, and
+ * ".domain" matches nothing.
  */
-export function inDomainList(domain: string, list: string[], parentStyle: boolean): boolean {
+export function inRelayDomains(domain: string, list: string[]): boolean {
   const d = domain.toLowerCase().replace(/\.$/, "");
   for (const raw of list) {
     let item = raw.toLowerCase().replace(/\.$/, "");
@@ -178,12 +188,7 @@ export function inDomainList(domain: string, list: string[], parentStyle: boolea
       negate = !negate;
       item = item.slice(1);
     }
-    const hit = parentStyle
-      ? d === item || d.endsWith(`.${item}`)
-      : item.startsWith(".")
-      ? d.endsWith(item)
-      : d === item;
-    if (hit) return !negate;
+    if (d === item || d.endsWith(`.${item}`)) return !negate;
   }
   return false;
 }
@@ -195,8 +200,7 @@ function authorized(ctx: RestrictionContext, recipient: string): boolean {
     if (ctx.origin === "") return true; // resolved locally, as Postfix does
     domain = ctx.origin;
   }
-  return inDomainList(domain, ctx.mydestination, false) ||
-    inDomainList(domain, ctx.relayDomains, true);
+  return isLocalDomain(domain, ctx.local) || inRelayDomains(domain, ctx.relayDomains);
 }
 
 /** reject_non_fqdn_sender/recipient: the domain must be a host name with a dot. */

@@ -171,6 +171,15 @@ function valueChecks(config: Config): ConfigProblem[] {
     );
   }
 
+  for (const item of quietly(() => config.list("mydestination")) ?? []) {
+    if (/^[.!]/.test(item)) {
+      warn(
+        ["mydestination"],
+        `mydestination: "${item}": patterns are not implemented (Postwarden matches each ` +
+          "name exactly, so mail for such domains is not delivered here); list the domains",
+      );
+    }
+  }
   for (const name of ["mydestination", "relay_domains"]) {
     for (const item of quietly(() => config.list(name)) ?? []) {
       const bare = item.replace(/^!+/, "");
