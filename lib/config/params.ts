@@ -869,12 +869,13 @@ const ROWS: ParamSpec[] = [
     min: 1,
     support: "implemented",
   },
+  // Postwarden: Postfix requires at least 1; Postwarden's bounce takes 0 as
+  // "no limit" (daemons/bounce), so 0 stays accepted.
   {
     name: "bounce_size_limit",
     type: "int",
     default: "50000",
-    doc: "Maximal amount of original message text in a DSN.",
-    min: 1,
+    doc: "Maximal amount of original message text in a DSN (0: no limit).",
     support: "implemented",
   },
   // Read by qmgr as <transport>_destination_*_limit for the local transport.
