@@ -31,6 +31,7 @@ import { isLocalDomain, type ResolveParams } from "../../lib/resolve/mod.ts";
 import {
   canRefuseRelay,
   type Config,
+  ConfigError,
   IMPLEMENTED_RESTRICTIONS,
   matchNetworkList,
   type NetworkList,
@@ -60,8 +61,12 @@ export interface RestrictionContext {
   local: ResolveParams;
   /** relay_domains: domains (and subdomains) relayed to. */
   relayDomains: string[];
-  /** $myorigin when append_at_myorigin = yes (an address without domain gets it), else "". */
-  origin: string;
+  /**
+   * $myorigin when append_at_myorigin = yes (an address without domain gets
+   * it), "" when no; null when myorigin names a file this process could not
+   * read: an address without domain is then not authorized.
+   */
+  origin: string | null;
   codes: {
     reject: number;
     defer: number;
@@ -92,7 +97,7 @@ export function restrictionContext(c: Config, warn: (msg: string) => void): Rest
       relayhost: c.str("relayhost"),
     },
     relayDomains: c.list("relay_domains"),
-    origin: c.bool("append_at_myorigin") ? c.str("myorigin") : "",
+    origin: c.bool("append_at_myorigin") ? originOrNull(c, warn) : "",
     codes: {
       reject: c.int("reject_code"),
       defer: c.int("defer_code"),
@@ -102,6 +107,17 @@ export function restrictionContext(c: Config, warn: (msg: string) => void): Rest
     },
     warn,
   };
+}
+
+/** myorigin, or null (with a warning) when it names a file that cannot be read here. */
+function originOrNull(c: Config, warn: (msg: string) => void): string | null {
+  try {
+    return c.str("myorigin");
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    warn(`${e.message}; recipients without a domain are not authorized for relaying`);
+    return null;
+  }
 }
 
 /** A rejection. */
@@ -197,6 +213,7 @@ export function inRelayDomains(domain: string, list: string[]): boolean {
 function authorized(ctx: RestrictionContext, recipient: string): boolean {
   let { domain } = splitAddress(recipient);
   if (domain === "") {
+    if (ctx.origin === null) return false;
     if (ctx.origin === "") return true; // resolved locally, as Postfix does
     domain = ctx.origin;
   }
