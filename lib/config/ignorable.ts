@@ -538,8 +538,8 @@ export type Classification =
 /**
  * Classifies a parameter name that is not in the parameter table: on the
  * allow-list (by name, family or per-transport suffix), implemented per
- * transport by qmgr, or refused. `transportLike` says whether the name may
- * be a per-transport setting (`<transport>_suffix`).
+ * transport by qmgr (`<transport>_destination_concurrency_limit` and
+ * `_recipient_limit`), or refused.
  */
 export function classify(name: string): Classification {
   const entry = BY_NAME.get(name);
