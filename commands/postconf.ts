@@ -23,6 +23,7 @@ import {
   configDirFrom,
   ConfigError,
   editMainCf,
+  expand,
   formatMasterService,
   loadConfig,
   makeConfig,
@@ -170,7 +171,8 @@ function withDir(dir: string, warning: string): string {
 
 async function showParameters(o: Options, dir: string, io: PostconfIo): Promise<void> {
   const hostname = hostnameOf(io);
-  const cfg = o.d ? makeConfig(dir, "", { hostname }) : await loadConfig(dir, { hostname });
+  const named = { hostname, processName: "postconf" };
+  const cfg = o.d ? makeConfig(dir, "", named) : await loadConfig(dir, named);
   const known = knownNames(cfg);
   let names = o.names;
   if (o.n) {
@@ -194,10 +196,18 @@ async function showParameters(o: Options, dir: string, io: PostconfIo): Promise<
     if (o.n && name === "config_directory" && !cfg.isSet(name)) {
       value = o.c ?? io.env?.MAIL_CONFIG ?? dir;
     } else if (o.d && name === "config_directory") value = PARAMS.get(name)!.default;
-    else value = o.x ? cfg.str(name) : cfg.raw(name) ?? "";
+    // -x expands like Postfix's postconf: `myorigin = /etc/mailname` stays the
+    // path (Config.str would read the file, as the daemons do).
+    else if (o.x) value = expand(cfg.raw(name) ?? "", cfg.raw, { stack: [name] });
+    else value = cfg.raw(name) ?? "";
     io.out(line(name, value, o.h));
   }
-  if (!o.d) { for (const w of cfg.warnings) io.err(`postconf: warning: ${withDir(dir, w)}`); }
+  if (o.d) return;
+  // What Postfix's postconf warns about: main.cf syntax and unused names. What
+  // Postwarden does not implement is `postwarden check`'s to report.
+  for (const w of cfg.warnings) {
+    if (/^main\.cf\b/.test(w)) io.err(`postconf: warning: ${withDir(dir, w)}`);
+  }
 }
 
 async function editParameters(o: Options, dir: string): Promise<void> {

@@ -45,6 +45,18 @@ Deno.test("postconf", async (t) => {
         "relay",
       ]);
     });
+    await t.step("-x shows myorigin = /path as the path, as Postfix's postconf", async () => {
+      const other = await Deno.makeTempDir();
+      try {
+        await Deno.writeTextFile(`${other}/mailname`, "mail.example.org\n");
+        await Deno.writeTextFile(`${other}/main.cf`, `myorigin = ${other}/mailname\n`);
+        assertEquals((await run(["-c", other, "-x", "myorigin"])).out, [
+          `myorigin = ${other}/mailname`,
+        ]);
+      } finally {
+        await Deno.remove(other, { recursive: true });
+      }
+    });
     await t.step("-n: explicit settings sorted, with config_directory", async () => {
       assertEquals((await run(["-n", "-c", dir])).out, [
         `config_directory = ${dir}`,

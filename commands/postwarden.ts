@@ -11,7 +11,9 @@
 import {
   type Config,
   configDirFrom,
+  expand,
   loadConfig,
+  overrideProblems,
   parseMasterCf,
   validateConfig,
 } from "../lib/config/mod.ts";
@@ -43,6 +45,9 @@ export function masterFlags(
   const o = p.overrides;
   const q = o.queue_directory;
   const read = [configDir, q, "/etc/passwd", "/etc/resolv.conf"];
+  // myorigin = /etc/mailname: master reads it for the daemons.
+  const origin = expand(config.raw("myorigin") ?? "", config.raw, { stack: ["myorigin"] });
+  if (origin.startsWith("/")) read.push(origin);
   const write = [q];
   const net: string[] = [];
   if (o.maillog_file) write.push(o.maillog_file);
@@ -200,7 +205,9 @@ async function check(
     for (const svc of plan.run) {
       if (Object.keys(svc.overrides).length) {
         const own = await loadConfig(configDir, { overrides: svc.overrides });
-        for (const e of validateConfig(own)) error(`master.cf: service ${svc.name}: ${e}`);
+        const p = overrideProblems(own, svc.overrides);
+        p.fatal.forEach((m) => error(`master.cf: service ${svc.name}: ${m}`));
+        p.warnings.forEach((m) => warn(`master.cf: service ${svc.name}: ${m}`));
       }
       const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
       grantFlags(daemonGrants(svc, {

@@ -2,7 +2,10 @@
  * The cleanup service logic: receive one message from smtpd, pickup or
  * bounce, canonicalize it, and write it durably into `incoming/`.
  *
- * - Qualifies unqualified addresses with `$myorigin` (append_at_myorigin).
+ * - Qualifies unqualified addresses with `$myorigin` when append_at_myorigin
+ *   = yes (the default); with no they stay as they are (qmgr then treats an
+ *   address without domain as local, as Postfix's resolver does).
+ *   append_dot_mydomain is not implemented (reported by the config layer).
  * - Removes duplicate recipients (same address, domain case-insensitive).
  * - With extractRecipients (sendmail -t), takes recipients from To/Cc/Bcc
  *   and removes Bcc.
@@ -15,8 +18,9 @@
  * yet: setting their parameters gives a "not supported" warning from the
  * config layer.
  *
- * Parameters: myhostname, myorigin, message_size_limit (10240000),
- * header_size_limit (102400), hopcount_limit (50).
+ * Parameters: myhostname, myorigin, append_at_myorigin (yes),
+ * message_size_limit (10240000), header_size_limit (102400), hopcount_limit
+ * (50).
  */
 import { splitAddress } from "../../lib/address/mod.ts";
 import type { CleanupEnvelope, CleanupResult } from "../../lib/cleanup/client.ts";
@@ -29,7 +33,7 @@ import {
   messageIdStamp,
   rfc2822Date,
 } from "../../lib/mime/mod.ts";
-import { parseHeaderAddresses } from "../../lib/address/mod.ts";
+import { headerAddress, parseHeaderAddresses } from "../../lib/address/mod.ts";
 import { DirSyncer, newQueueId, QueueWriter, type Recipient } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 
@@ -40,9 +44,9 @@ class Rejected extends Error {
   }
 }
 
-/** Qualifies an address with a domain when it has none. "" stays "". */
+/** Qualifies an address with a domain when it has none. "" stays "", and so does all with origin "". */
 export function qualify(address: string, origin: string): string {
-  if (address === "" || address.includes("@")) return address;
+  if (address === "" || origin === "" || address.includes("@")) return address;
   return `${address}@${origin}`;
 }
 
@@ -134,7 +138,7 @@ export class CleanupService {
 
   async #write(conn: IpcConn, queueId: string, env: CleanupEnvelope): Promise<void> {
     const cfg = this.ctx.config;
-    const origin = cfg.str("myorigin");
+    const origin = cfg.bool("append_at_myorigin") ? cfg.str("myorigin") : "";
     const sizeLimit = cfg.size("message_size_limit");
     const hopLimit = cfg.int("hopcount_limit");
     const splitter = new HeaderSplitter({ maxBytes: cfg.size("header_size_limit") });
@@ -176,7 +180,10 @@ export class CleanupService {
       if (!findHeader(keep, "date")) added.push(formatHeader("Date", rfc2822Date(now)));
       if (!findHeader(keep, "from")) {
         added.push(
-          formatHeader("From", sender === "" ? `MAILER-DAEMON@${cfg.str("myhostname")}` : sender),
+          formatHeader(
+            "From",
+            sender === "" ? `MAILER-DAEMON@${cfg.str("myhostname")}` : headerAddress(sender),
+          ),
         );
       }
       await writer.begin(

@@ -135,6 +135,7 @@ Deno.test("cleanup helpers", async (t) => {
     assertEquals(qualify("bob", "ex.org"), "bob@ex.org");
     assertEquals(qualify("bob@x", "ex.org"), "bob@x");
     assertEquals(qualify("", "ex.org"), "");
+    assertEquals(qualify("bob", ""), "bob");
   });
   await t.step("dedupe keeps the first, folds domain case only", () => {
     assertEquals(
@@ -144,4 +145,20 @@ Deno.test("cleanup helpers", async (t) => {
       ["A@x.org", "a@x.org"],
     );
   });
+});
+
+Deno.test("cleanup: append_at_myorigin = no leaves addresses without domain as they are", async () => {
+  const env = await setup("append_at_myorigin = no");
+  try {
+    const { r, queueId } = await env.submit(
+      { sender: "bob", recipients: [{ address: "alice" }, { address: "carol@x.example" }] },
+      "Subject: hi\r\n\r\nbody\r\n",
+    );
+    assertEquals(r.status, "ok");
+    const q = await env.read(queueId);
+    assertEquals(q.env.sender, "bob");
+    assertEquals(q.rcpts.map((x) => x.address), ["alice", "carol@x.example"]);
+  } finally {
+    await env.done();
+  }
 });

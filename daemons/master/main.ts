@@ -28,8 +28,10 @@
  */
 import {
   type Config,
+  expand,
   loadConfig,
   type MasterService,
+  overrideProblems,
   parseMasterCf,
   validateConfig,
 } from "../../lib/config/mod.ts";
@@ -136,6 +138,8 @@ function getenv(name: string): string | undefined {
 interface Loaded {
   config: Config;
   mainCf: string;
+  /** Files main.cf values name (myorigin = /etc/mailname), read here for the daemons. */
+  files: Record<string, string>;
   services: MasterService[];
   notes: string[];
   owner: Account | null;
@@ -152,7 +156,22 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     parsed.services,
     (n) => config.raw(n) === undefined ? undefined : config.str(n),
   );
-  if (plan.errors.length) throw new Error(plan.errors.join("; "));
+  const errors = [...plan.errors];
+  const notes: string[] = [];
+  // A service's -o settings are checked like main.cf (e.g. -o smtpd_tls_security_level=encrypt).
+  for (const svc of plan.run) {
+    if (Object.keys(svc.overrides).length === 0) continue;
+    const own = await loadConfig(opts.configDir, {
+      overrides: { ...opts.overrides, ...svc.overrides },
+    });
+    const p = overrideProblems(own, svc.overrides);
+    errors.push(...p.fatal.map((m) => `master.cf: service ${svc.name}: ${m}`));
+    notes.push(...p.warnings.map((m) => `master.cf: service ${svc.name}: ${m}`));
+  }
+  if (errors.length) throw new Error(errors.join("; "));
+  const files: Record<string, string> = {};
+  const origin = expand(config.raw("myorigin") ?? "", config.raw, { stack: ["myorigin"] });
+  if (origin.startsWith("/")) files[origin] = await Deno.readTextFile(origin);
   let owner: Account | null = null;
   if (Deno.uid() === 0) {
     const name = config.str("mail_owner");
@@ -169,8 +188,9 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
   return {
     config,
     mainCf,
+    files,
     services: plan.run,
-    notes: [...config.warnings, ...parsed.warnings, ...plan.skipped],
+    notes: [...config.warnings, ...parsed.warnings, ...plan.skipped, ...notes],
     owner,
     nameservers,
   };
@@ -231,6 +251,7 @@ class Master {
         ...svc.overrides,
       },
       hostname: this.config.str("myhostname"),
+      files: this.cur.files,
       services: this.cur.services,
     };
   }

@@ -4,12 +4,16 @@
  * messages to `private/cleanup`. Client names come from /etc/hosts, then a
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
  * else "unknown" as in Postfix.
+ *
+ * master validates main.cf; the settings this service's master.cf `-o`
+ * overrides add are checked here, at start: one Postwarden cannot honour
+ * (`-o smtpd_tls_security_level=encrypt`) stops this smtpd with a fatal
+ * error instead of being ignored, as Postfix's smtpd dies on a bad value.
  */
 import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
-import { parseNetworks } from "./netmatch.ts";
 import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
-import { type RestrictionContext, unsupportedRestrictions } from "./restrictions.ts";
+import { type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
@@ -33,23 +37,7 @@ export function parseHosts(text: string): Map<string, string> {
 
 function setup(ctx: ServiceContext): void {
   const c = ctx.config;
-  const nets = parseNetworks(c.list("mynetworks"));
-  for (const e of nets.errors) ctx.log.warn(e);
-  restrictions = {
-    relayRestrictions: c.list("smtpd_relay_restrictions"),
-    recipientRestrictions: c.list("smtpd_recipient_restrictions"),
-    mynetworks: nets.networks,
-    ourDomains: c.list("mydestination"),
-    warn: (m) => ctx.log.warn(m),
-  };
-  for (
-    const r of unsupportedRestrictions([
-      restrictions.relayRestrictions,
-      restrictions.recipientRestrictions,
-    ])
-  ) {
-    ctx.log.warn(`restriction "${r}" is not supported by Postwarden; matching mail gets 451 4.3.5`);
-  }
+  restrictions = restrictionContext(c, (m) => ctx.log.warn(m));
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
@@ -66,22 +54,32 @@ await runService({
     const addr = remote.hostname;
     const name = await peerName(addr, { hosts, resolver });
     conn.setNoDelay(true);
-    await runSession({
-      config: ctx.config,
-      log: ctx.log,
-      client: { name, addr, port: remote.port },
-      read: async () => {
-        // A fresh buffer per read: decoded DATA may be views into it.
-        const buf = new Uint8Array(16 * 1024);
-        const n = await conn.read(buf);
-        return n === null ? null : buf.subarray(0, n);
-      },
-      write: async (b) => {
-        let off = 0;
-        while (off < b.length) off += await conn.write(b.subarray(off));
-      },
-      openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
-      restrictions: restrictions!,
-    });
+    try {
+      await runSession({
+        config: ctx.config,
+        log: ctx.log,
+        client: { name, addr, port: remote.port },
+        read: async () => {
+          // A fresh buffer per read: decoded DATA may be views into it.
+          const buf = new Uint8Array(16 * 1024);
+          const n = await conn.read(buf);
+          return n === null ? null : buf.subarray(0, n);
+        },
+        // No deadline of its own: the session gives up after smtpd_timeout,
+        // and closing the connection below settles a write that is stuck.
+        write: async (b) => {
+          let off = 0;
+          while (off < b.length) off += await conn.write(b.subarray(off));
+        },
+        openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
+        restrictions: restrictions!,
+      });
+    } finally {
+      try {
+        conn.close(); // frees what a client that never reads would otherwise pin
+      } catch {
+        // already closed
+      }
+    }
   },
 });

@@ -6,7 +6,7 @@
  * a time limit so a dead resolver cannot hold a session for long.
  * The resolver is injected; no caching beyond the system's.
  */
-import { parseIp } from "./netmatch.ts";
+import { parseIp } from "../../lib/config/mod.ts";
 
 /** The lookups peer naming needs. */
 export interface PeerResolver {

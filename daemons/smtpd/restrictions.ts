@@ -1,26 +1,123 @@
 /**
- * The SMTP access restrictions implemented so far, evaluated at RCPT time
- * like Postfix: `smtpd_relay_restrictions` then
- * `smtpd_recipient_restrictions`, each a list of restrictions where the
- * first permit or reject decides. Implemented: permit, reject, defer,
- * permit_mynetworks, reject_unauth_destination, defer_unauth_destination,
- * permit_sasl_authenticated (never matches: no AUTH yet). Any other
- * restriction is a configuration error answered with 451 4.3.5, as Postfix
- * does, and reported by name. So is a configuration where neither list can
- * refuse relaying (Postfix will not start with one): no open relay. Reply
- * texts are Postfix's. Pure: parameters come in the context.
+ * SMTP access restrictions, evaluated like Postfix's smtpd_check.c at each
+ * stage: `smtpd_client_restrictions` at connect, `smtpd_helo_restrictions`
+ * at HELO/EHLO, `smtpd_sender_restrictions` at MAIL, or all three at each
+ * RCPT TO when `smtpd_delay_reject = yes` (the default); then
+ * `smtpd_relay_restrictions` and `smtpd_recipient_restrictions` at RCPT (in
+ * the order smtpd_relay_before_recipient_restrictions says), and
+ * `smtpd_data_restrictions` at DATA. In each list the first restriction
+ * that permits or rejects decides that list; a list that permits does not
+ * skip the next list. A bare `RCPT TO:<postmaster>` passes every list, as
+ * RFC 5321 requires and Postfix does.
+ *
+ * Implemented (lib/config/restrictions.ts names them): permit, reject,
+ * defer, permit_mynetworks, permit_sasl_authenticated (never matches: no
+ * AUTH yet), permit_auth_destination, reject_unauth_destination,
+ * defer_unauth_destination, reject_invalid_helo_hostname,
+ * reject_non_fqdn_helo_hostname, reject_non_fqdn_sender,
+ * reject_non_fqdn_recipient. A restriction that needs what the stage does
+ * not have yet (a recipient at connect) is skipped, as Postfix does. Any
+ * other restriction is a configuration error answered with 451 4.3.5 and
+ * logged by name; so is a configuration where neither the relay nor the
+ * recipient list can refuse relaying (Postfix will not run one): no open
+ * relay. Reply codes and texts are Postfix's, including reject_code,
+ * defer_code, relay_domains_reject_code, non_fqdn_reject_code and
+ * invalid_hostname_reject_code.
+ *
+ * Pure: parameters come in the context.
  */
-import { splitAddress } from "../../lib/address/mod.ts";
-import { inNetworks, type Network } from "./netmatch.ts";
+import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
+import { isLocalDomain, type ResolveParams } from "../../lib/resolve/mod.ts";
+import {
+  canRefuseRelay,
+  type Config,
+  ConfigError,
+  IMPLEMENTED_RESTRICTIONS,
+  matchNetworkList,
+  type NetworkList,
+  OPEN_RELAY_MESSAGE,
+  parseIp,
+  parseNetworkList,
+} from "../../lib/config/mod.ts";
 
 /** Everything restriction evaluation needs. */
 export interface RestrictionContext {
-  relayRestrictions: string[];
-  recipientRestrictions: string[];
-  mynetworks: Network[];
-  /** mydestination (and later relay_domains): domains we accept mail for. */
-  ourDomains: string[];
+  client: string[];
+  helo: string[];
+  sender: string[];
+  relay: string[];
+  recipient: string[];
+  data: string[];
+  /** smtpd_delay_reject: client, helo and sender lists run at RCPT. */
+  delayReject: boolean;
+  /** smtpd_relay_before_recipient_restrictions. */
+  relayFirst: boolean;
+  mynetworks: NetworkList;
+  /**
+   * How qmgr resolves recipients (mydestination): smtpd counts as local
+   * exactly what qmgr delivers locally, so nothing it accepts as local is
+   * relayed instead.
+   */
+  local: ResolveParams;
+  /** relay_domains: domains (and subdomains) relayed to. */
+  relayDomains: string[];
+  /**
+   * $myorigin when append_at_myorigin = yes (an address without domain gets
+   * it), "" when no; null when myorigin names a file this process could not
+   * read: an address without domain is then not authorized.
+   */
+  origin: string | null;
+  codes: {
+    reject: number;
+    defer: number;
+    relay: number;
+    nonFqdn: number;
+    invalidHostname: number;
+  };
   warn: (msg: string) => void;
+}
+
+/** The restriction context of a configuration. */
+export function restrictionContext(c: Config, warn: (msg: string) => void): RestrictionContext {
+  return {
+    client: c.list("smtpd_client_restrictions"),
+    helo: c.list("smtpd_helo_restrictions"),
+    sender: c.list("smtpd_sender_restrictions"),
+    relay: c.list("smtpd_relay_restrictions"),
+    recipient: c.list("smtpd_recipient_restrictions"),
+    data: c.list("smtpd_data_restrictions"),
+    delayReject: c.bool("smtpd_delay_reject"),
+    relayFirst: c.bool("smtpd_relay_before_recipient_restrictions"),
+    mynetworks: parseNetworkList("mynetworks", c.list("mynetworks")),
+    local: {
+      myhostname: c.str("myhostname"),
+      mydestination: c.list("mydestination"),
+      localTransport: c.str("local_transport"),
+      defaultTransport: c.str("default_transport"),
+      relayhost: c.str("relayhost"),
+    },
+    relayDomains: c.list("relay_domains"),
+    origin: c.bool("append_at_myorigin") ? originOrNull(c, warn) : "",
+    codes: {
+      reject: c.int("reject_code"),
+      defer: c.int("defer_code"),
+      relay: c.int("relay_domains_reject_code"),
+      nonFqdn: c.int("non_fqdn_reject_code"),
+      invalidHostname: c.int("invalid_hostname_reject_code"),
+    },
+    warn,
+  };
+}
+
+/** myorigin, or null (with a warning) when it names a file that cannot be read here. */
+function originOrNull(c: Config, warn: (msg: string) => void): string | null {
+  try {
+    return c.str("myorigin");
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    warn(`${e.message}; recipients without a domain are not authorized for relaying`);
+    return null;
+  }
 }
 
 /** A rejection. */
@@ -31,73 +128,186 @@ export interface Verdict {
   text: string;
 }
 
-/** Restrictions that can refuse relaying; Postfix requires one of them. */
-const RELAY_CONTROL = new Set([
-  "reject_unauth_destination",
-  "defer_unauth_destination",
-  "reject",
-  "defer",
-]);
+/** What is known about the session when a list is evaluated. */
+export interface CheckRequest {
+  client: { name: string; addr: string };
+  /** HELO/EHLO name, "" before HELO. */
+  helo: string;
+  /** MAIL FROM address ("" is the null sender), null before MAIL. */
+  sender: string | null;
+  /** The recipient being checked (at DATA: the only recipient, if just one). */
+  recipient?: string;
+}
+
+type Stage = "client" | "helo" | "sender" | "recipient" | "data";
 
 const CONFIG_ERROR: Verdict = { code: 451, dsn: "4.3.5", text: "Server configuration error" };
 
-const SUPPORTED = new Set([
-  "permit",
-  "reject",
-  "defer",
-  "permit_mynetworks",
-  "reject_unauth_destination",
-  "defer_unauth_destination",
-  "permit_sasl_authenticated",
-]);
-
-/** Names of restrictions in the lists that are not implemented. */
-export function unsupportedRestrictions(lists: string[][]): string[] {
-  return [...new Set(lists.flat().filter((r) => !SUPPORTED.has(r.toLowerCase())))];
+/** Who the reply is about, and Postfix's name for the stage. */
+function subject(stage: Stage, req: CheckRequest): { name: string; what: string } {
+  switch (stage) {
+    case "client":
+      return { name: `${req.client.name}[${req.client.addr}]`, what: "Client host" };
+    case "helo":
+      return { name: req.helo, what: "Helo command" };
+    case "sender":
+      return { name: quoteAddress(req.sender ?? ""), what: "Sender address" };
+    case "recipient":
+      return { name: quoteAddress(req.recipient ?? ""), what: "Recipient address" };
+    case "data":
+      return { name: "DATA", what: "Data command" };
+  }
 }
 
-function authorized(ctx: RestrictionContext, recipient: string): boolean {
-  const { domain } = splitAddress(recipient);
-  if (domain === "") return true;
+/** A reply with Postfix's enhanced code, its class digit following the reply code. */
+function verdict(code: number, dsn: string, text: string): Verdict {
+  return { code, dsn: `${String(code)[0]}${dsn.slice(1)}`, text };
+}
+
+/** "name." becomes "name", "name.." stays (Postfix's dup_if_truncate). */
+function truncateDot(name: string): string {
+  return name.length > 1 && name.endsWith(".") && !name.endsWith("..") ? name.slice(0, -1) : name;
+}
+
+/** Postfix's valid_hostname: labels of letters, digits, "-" and "_", not all numeric. */
+export function validHostname(name: string): boolean {
+  if (name === "" || name.length > 255) return false;
+  const labels = name.split(".");
+  for (const label of labels) {
+    if (label === "" || label.length > 63) return false;
+    if (!/^[A-Za-z0-9_-]+$/.test(label) || label.startsWith("-") || label.endsWith("-")) {
+      return false;
+    }
+  }
+  return !/^[\d.]+$/.test(name);
+}
+
+/** An address literal's inside: IPv4, or IPv6 with its "IPv6:" tag. */
+function validAddressLiteral(literal: string): boolean {
+  const inner = literal.replace(/^\[|\]$/g, "");
+  if (/^ipv6:/i.test(inner)) return parseIp(inner)?.length === 16;
+  return parseIp(inner)?.length === 4;
+}
+
+/**
+ * relay_domains matching as Postfix's match_hostname in parent style (its
+ * default parent_domain_matches_subdomains includes relay_domains): first
+ * match wins, "!" negates, "domain" also matches its subdomains, and
+ * ".domain" matches nothing.
+ */
+export function inRelayDomains(domain: string, list: string[]): boolean {
   const d = domain.toLowerCase().replace(/\.$/, "");
-  return ctx.ourDomains.some((o) => o.toLowerCase().replace(/\.$/, "") === d);
+  for (const raw of list) {
+    let item = raw.toLowerCase().replace(/\.$/, "");
+    let negate = false;
+    while (item.startsWith("!")) {
+      negate = !negate;
+      item = item.slice(1);
+    }
+    if (d === item || d.endsWith(`.${item}`)) return !negate;
+  }
+  return false;
 }
 
-/** Postfix's reply for a generic reject or defer at RCPT. */
-function rejected(code: number, dsn: string, recipient: string, what: string): Verdict {
-  return { code, dsn, text: `<${recipient}>: Recipient address rejected: ${what}` };
+/** Is the recipient's domain ours to deliver or relay to (Postfix's permit_auth_destination)? */
+function authorized(ctx: RestrictionContext, recipient: string): boolean {
+  let { domain } = splitAddress(recipient);
+  if (domain === "") {
+    if (ctx.origin === null) return false;
+    if (ctx.origin === "") return true; // resolved locally, as Postfix does
+    domain = ctx.origin;
+  }
+  return isLocalDomain(domain, ctx.local) || inRelayDomains(domain, ctx.relayDomains);
 }
 
+/** reject_non_fqdn_sender/recipient: the domain must be a host name with a dot. */
+function fqdnAddress(address: string): boolean {
+  const at = address.lastIndexOf("@");
+  const domain = at < 0 ? "" : address.slice(at + 1);
+  if (domain.startsWith("[") && domain.endsWith("]")) return true; // not checked, as Postfix
+  const name = truncateDot(domain);
+  return name !== "" && validHostname(name) && name.includes(".");
+}
+
+/** Evaluates one list; "permit", a Verdict, or null when nothing decided. */
 function evaluate(
   list: string[],
+  stage: Stage,
   ctx: RestrictionContext,
-  req: { clientAddr: string; recipient: string },
+  req: CheckRequest,
 ): Verdict | "permit" | null {
+  const { name, what } = subject(stage, req);
   for (const raw of list) {
     const r = raw.toLowerCase();
     switch (r) {
       case "permit":
         return "permit";
       case "reject":
-        return rejected(554, "5.7.1", req.recipient, "Access denied");
+        return verdict(ctx.codes.reject, "5.7.1", `<${name}>: ${what} rejected: Access denied`);
       case "defer":
-        return rejected(450, "4.7.1", req.recipient, "Try again later");
-      case "permit_mynetworks":
-        if (inNetworks(req.clientAddr, ctx.mynetworks)) return "permit";
+        return verdict(ctx.codes.defer, "4.3.2", `<${name}>: ${what} rejected: Try again later`);
+      case "permit_mynetworks": {
+        const m = matchNetworkList(ctx.mynetworks, req.client);
+        if (m === "error") return verdict(451, "4.3.0", `<${name}>: Temporary lookup failure`);
+        if (m) return "permit";
         break;
-      case "reject_unauth_destination":
-        if (!authorized(ctx, req.recipient)) {
-          return { code: 554, dsn: "5.7.1", text: `<${req.recipient}>: Relay access denied` };
-        }
-        break;
-      case "defer_unauth_destination":
-        if (!authorized(ctx, req.recipient)) {
-          return { code: 454, dsn: "4.7.1", text: `<${req.recipient}>: Relay access denied` };
-        }
-        break;
+      }
       case "permit_sasl_authenticated":
         break;
+      case "permit_auth_destination":
+      case "reject_unauth_destination":
+      case "defer_unauth_destination": {
+        if (req.recipient === undefined) break;
+        const ok = authorized(ctx, req.recipient);
+        if (ok && r === "permit_auth_destination") return "permit";
+        if (ok || r === "permit_auth_destination") break;
+        const code = r === "reject_unauth_destination" ? ctx.codes.relay : 454;
+        return verdict(code, "4.7.1", `<${quoteAddress(req.recipient)}>: Relay access denied`);
+      }
+      case "reject_invalid_helo_hostname":
+      case "reject_non_fqdn_helo_hostname": {
+        if (req.helo === "") break;
+        if (req.helo.startsWith("[")) {
+          if (validAddressLiteral(req.helo)) break;
+          return verdict(
+            ctx.codes.invalidHostname,
+            "5.5.2",
+            `<${req.helo}>: Helo command rejected: Invalid ip address`,
+          );
+        }
+        const host = truncateDot(req.helo);
+        if (r === "reject_invalid_helo_hostname") {
+          if (validHostname(host) || parseIp(host)?.length === 4) break;
+          return verdict(
+            ctx.codes.invalidHostname,
+            "5.5.2",
+            `<${req.helo}>: Helo command rejected: Invalid name`,
+          );
+        }
+        if (validHostname(host) && host.includes(".")) break;
+        return verdict(
+          ctx.codes.nonFqdn,
+          "5.5.2",
+          `<${req.helo}>: Helo command rejected: need fully-qualified hostname`,
+        );
+      }
+      case "reject_non_fqdn_sender":
+      case "reject_non_fqdn_recipient": {
+        const sender = r === "reject_non_fqdn_sender";
+        const address = sender ? req.sender : req.recipient;
+        if (address === undefined || address === null || address === "" || fqdnAddress(address)) {
+          break;
+        }
+        return verdict(
+          ctx.codes.nonFqdn,
+          "5.5.2",
+          `<${quoteAddress(address)}>: ${
+            sender ? "Sender" : "Recipient"
+          } address rejected: need fully-qualified address`,
+        );
+      }
       default:
+        if (IMPLEMENTED_RESTRICTIONS.has(r)) throw new Error(`restriction ${r} not wired`);
         ctx.warn(`restriction "${raw}" is not supported by Postwarden`);
         return CONFIG_ERROR;
     }
@@ -105,22 +315,58 @@ function evaluate(
   return null;
 }
 
-/** Evaluates relay then recipient restrictions; null means accept. */
-export function checkRecipient(
+/** Runs lists in order; the first rejection wins, a permit ends only its own list. */
+function run(
   ctx: RestrictionContext,
-  req: { clientAddr: string; recipient: string },
+  req: CheckRequest,
+  lists: [string[], Stage][],
 ): Verdict | null {
-  const lists = [ctx.relayRestrictions, ctx.recipientRestrictions];
-  if (!lists.flat().some((r) => RELAY_CONTROL.has(r.toLowerCase()))) {
-    ctx.warn(
-      "in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least " +
-        "one working instance of: reject_unauth_destination, defer_unauth_destination, reject, defer",
-    );
-    return CONFIG_ERROR;
-  }
-  for (const list of [ctx.relayRestrictions, ctx.recipientRestrictions]) {
-    const v = evaluate(list, ctx, req);
+  for (const [list, stage] of lists) {
+    const v = evaluate(list, stage, ctx, req);
     if (v !== null && v !== "permit") return v;
   }
   return null;
+}
+
+/** smtpd_client_restrictions at connect (only with smtpd_delay_reject = no). */
+export function checkConnect(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
+  return run(ctx, req, [[ctx.client, "client"]]);
+}
+
+/** smtpd_helo_restrictions at HELO/EHLO (only with smtpd_delay_reject = no). */
+export function checkHelo(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
+  return run(ctx, req, [[ctx.helo, "helo"]]);
+}
+
+/** smtpd_sender_restrictions at MAIL (only with smtpd_delay_reject = no). */
+export function checkSender(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
+  return run(ctx, req, [[ctx.sender, "sender"]]);
+}
+
+/**
+ * At RCPT: with smtpd_delay_reject, the client, helo (when HELO was given)
+ * and sender lists first; then the relay and recipient lists. Null means
+ * accept.
+ */
+export function checkRecipient(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
+  if (req.recipient !== undefined && req.recipient.toLowerCase() === "postmaster") return null;
+  if (!canRefuseRelay(ctx.relay, ctx.recipient)) {
+    ctx.warn(OPEN_RELAY_MESSAGE);
+    return CONFIG_ERROR;
+  }
+  const lists: [string[], Stage][] = [];
+  if (ctx.delayReject) {
+    lists.push([ctx.client, "client"]);
+    if (req.helo !== "") lists.push([ctx.helo, "helo"]);
+    lists.push([ctx.sender, "sender"]);
+  }
+  const relay: [string[], Stage] = [ctx.relay, "recipient"];
+  const rcpt: [string[], Stage] = [ctx.recipient, "recipient"];
+  lists.push(...(ctx.relayFirst ? [relay, rcpt] : [rcpt, relay]));
+  return run(ctx, req, lists);
+}
+
+/** smtpd_data_restrictions at DATA. */
+export function checkData(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
+  return run(ctx, req, [[ctx.data, "data"]]);
 }

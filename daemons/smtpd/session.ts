@@ -10,22 +10,46 @@
  * STARTTLS, AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and
  * not advertised.
  *
+ * Access restrictions (restrictions.ts) run at Postfix's stages: with
+ * `smtpd_delay_reject = no` the client list at connect (a rejection
+ * replaces the greeting, and every later command but QUIT gets 503 5.7.0),
+ * the helo list at HELO/EHLO and the sender list at MAIL; otherwise all
+ * three at RCPT. `smtpd_data_restrictions` run at DATA. Each rejection is
+ * logged as Postfix logs it (`NOQUEUE: reject: RCPT from ...`).
+ *
+ * Recipients over `smtpd_recipient_limit` get 452 4.5.3 without counting
+ * as errors until `smtpd_recipient_overshoot_limit` more have been refused
+ * in the transaction, as Postfix. `smtpd_timeout` bounds each read and each
+ * write: a client that stops reading replies is disconnected like one that
+ * stops sending ("timeout after X from Y").
+ *
  * Parameters: smtpd_banner, myhostname, mail_name, message_size_limit,
- * smtpd_recipient_limit (1000), smtpd_timeout (300s),
- * smtpd_hard_error_limit (20), smtpd_soft_error_limit (10),
- * smtpd_error_sleep_time (1s), line_length_limit (2048),
- * disable_vrfy_command (no), smtpd_helo_required (no),
- * smtpd_relay_restrictions, smtpd_recipient_restrictions, mynetworks,
- * mydestination.
+ * smtpd_recipient_limit (1000), smtpd_recipient_overshoot_limit (1000),
+ * smtpd_timeout (300s), smtpd_hard_error_limit (20),
+ * smtpd_soft_error_limit (10), smtpd_error_sleep_time (1s),
+ * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
+ * (no), soft_bounce (no), and through the restriction context
+ * smtpd_delay_reject (yes), smtpd_*_restrictions, mynetworks,
+ * mydestination, relay_domains, myorigin, append_at_myorigin and the
+ * *_reject_code parameters.
  */
-import { AddressError, parseMailPath } from "../../lib/address/mod.ts";
+import { AddressError, headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
-import { rfc2822Date } from "../../lib/mime/mod.ts";
+import { rfc2822Date, xtextDecode } from "../../lib/mime/mod.ts";
 import type { Recipient } from "../../lib/queue/mod.ts";
 import { DataDecoder, formatReply, LineReader, parseCommand } from "../../lib/smtp/mod.ts";
-import { checkRecipient, type RestrictionContext } from "./restrictions.ts";
+import {
+  checkConnect,
+  checkData,
+  checkHelo,
+  checkRecipient,
+  type CheckRequest,
+  checkSender,
+  type RestrictionContext,
+  type Verdict,
+} from "./restrictions.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -41,6 +65,11 @@ export interface SessionDeps {
   client: ClientInfo;
   /** Next chunk from the client (a fresh buffer each time), null at end of stream. */
   read: () => Promise<Uint8Array | null>;
+  /**
+   * Sends bytes to the client. The session gives up on a write that has not
+   * completed within smtpd_timeout and ends; the host then closes the
+   * connection, which must settle the write.
+   */
   write: (bytes: Uint8Array) => Promise<void>;
   /** Opens a cleanup session (the queue id comes with it). */
   openCleanup: () => Promise<CleanupSession>;
@@ -50,6 +79,10 @@ export interface SessionDeps {
 
 class Timeout extends Error {
   override readonly name = "Timeout";
+  /** True when the client stopped reading (a write did not complete), false when it stopped sending. */
+  constructor(readonly writing: boolean) {
+    super(writing ? "write timeout" : "read timeout");
+  }
 }
 
 class Disconnect extends Error {
@@ -60,6 +93,7 @@ const encoder = new TextEncoder();
 
 /** Postfix's command table order, used for the counts in the disconnect line. */
 const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
+const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
 
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
@@ -84,6 +118,12 @@ class Session {
   /** The message being received, for "after DATA (N bytes)" in log lines. */
   data: DataDecoder | null = null;
   readonly timeoutMs: number;
+  /** Recipients refused over smtpd_recipient_limit in this transaction. */
+  overshoot = 0;
+  /** smtpd_delay_reject = no and the client restrictions refused the client at connect. */
+  accessDenied = false;
+  /** A write timed out: nothing more can be sent. */
+  writeStuck = false;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -111,10 +151,28 @@ class Session {
   }
 
   async flush(): Promise<void> {
-    if (!this.out.length) return;
+    if (!this.out.length || this.writeStuck) return;
     const text = this.out.join("");
     this.out = [];
-    await this.d.write(encoder.encode(text));
+    await this.deadline(this.d.write(encoder.encode(text)), true);
+  }
+
+  /** `p`, or a Timeout after smtpd_timeout. A write given up on stays given up on. */
+  async deadline<T>(p: Promise<T>, writing: boolean): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const t = new Promise<never>((_, rej) => {
+      timer = setTimeout(() => {
+        if (writing) this.writeStuck = true;
+        rej(new Timeout(writing));
+      }, this.timeoutMs);
+    });
+    // Settled by the host closing the connection, after the session gave up on it.
+    p.catch(() => {});
+    try {
+      return await Promise.race([p, t]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   count(verb: string, ok: boolean): void {
@@ -125,16 +183,33 @@ class Session {
     this.counts.set(key, c);
   }
 
-  async read(): Promise<Uint8Array | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const t = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new Timeout()), this.timeoutMs);
-    });
-    try {
-      return await Promise.race([this.d.read(), t]);
-    } finally {
-      clearTimeout(timer);
-    }
+  read(): Promise<Uint8Array | null> {
+    return this.deadline(this.d.read(), false);
+  }
+
+  /** What restriction checks know about the session now. */
+  request(recipient?: string): CheckRequest {
+    const { name, addr } = this.d.client;
+    return { client: { name, addr }, helo: this.helo, sender: this.sender, recipient };
+  }
+
+  /**
+   * Answers a restriction's verdict and logs it as Postfix does:
+   * `QUEUEID: reject: CMD from client: reply; from=<..> to=<..> proto=.. helo=<..>`.
+   */
+  refuse(cmd: string, v: Verdict, env: { from?: string; to?: string; helo?: string } = {}): void {
+    const sent = this.reject(v.code, v.dsn, v.text);
+    const helo = env.helo ?? this.helo;
+    const parts = [
+      env.from !== undefined ? `from=<${quoteAddress(env.from)}>` : "",
+      env.to !== undefined ? `to=<${quoteAddress(env.to)}>` : "",
+      `proto=${this.protocol}`,
+      helo ? `helo=<${helo}>` : "",
+    ].filter((p) => p !== "");
+    this.log.info(
+      `${this.cleanup?.queueId ?? "NOQUEUE"}: reject: ${cmd} from ${this.client}: ` +
+        `${sent.code} ${sent.dsn} ${v.text}; ${parts.join(" ")}`,
+    );
   }
 
   /** Where the session is, for "lost connection after ..." log lines (Postfix's state->where). */
@@ -156,7 +231,14 @@ class Session {
   async run(): Promise<void> {
     this.log.info(`connect from ${this.client}`);
     try {
-      this.reply(220, null, this.cfg.str("smtpd_banner"));
+      const denied = this.d.restrictions.delayReject
+        ? null
+        : checkConnect(this.d.restrictions, this.request());
+      if (denied) {
+        this.accessDenied = true;
+        this.refuse("CONNECT", denied);
+        await this.error();
+      } else this.reply(220, null, this.cfg.str("smtpd_banner"));
       await this.flush();
       for (;;) {
         const l = await this.nextLine();
@@ -182,8 +264,11 @@ class Session {
       if (e instanceof Timeout) {
         this.log.info(`timeout after ${this.where()} from ${this.client}`);
         this.out = [];
-        this.reply(421, "4.4.2", `${this.cfg.str("myhostname")} Error: timeout exceeded`);
-        await this.flush().catch(() => {});
+        // A client that does not read gets nothing more: the write would block again.
+        if (!e.writing) {
+          this.reply(421, "4.4.2", `${this.cfg.str("myhostname")} Error: timeout exceeded`);
+          await this.flush().catch(() => {});
+        }
       } else if (!(e instanceof Disconnect)) {
         this.log.info(
           `lost connection after ${this.lastCommand} from ${this.client}: ${(e as Error).message}`,
@@ -230,6 +315,13 @@ class Session {
 
   /** Handles one command; true when the session ends. */
   async dispatch(verb: string, arg: string): Promise<boolean> {
+    if (this.accessDenied && KNOWN_VERBS.has(verb) && verb !== "QUIT") {
+      // Postfix does not move "after CONNECT" on for a refused client.
+      this.reply(503, "5.7.0", `Error: access denied for ${this.client}`);
+      this.count(verb, false);
+      await this.error();
+      return false;
+    }
     const name = verb === "" ? "UNKNOWN" : verb;
     this.lastCommand = name;
     let ok = true;
@@ -298,6 +390,13 @@ class Session {
       this.out.push(`501 Syntax: ${verb} hostname\r\n`); // no enhanced code, as Postfix
       return false;
     }
+    if (!this.d.restrictions.delayReject) {
+      const v = checkHelo(this.d.restrictions, { ...this.request(), helo: host });
+      if (v) {
+        this.refuse(verb, v, { helo: host });
+        return false;
+      }
+    }
     this.resetTransaction();
     this.helo = host;
     const me = this.cfg.str("myhostname");
@@ -322,6 +421,7 @@ class Session {
     this.sender = null;
     this.senderParams = new Map();
     this.recipients = [];
+    this.overshoot = 0;
   }
 
   doMail(arg: string): boolean {
@@ -369,8 +469,23 @@ class Session {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
-      } else if (k !== "ENVID") {
+      } else if (k === "ENVID") {
+        // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
+        try {
+          path.params.set(k, xtextDecode(v ?? ""));
+        } catch {
+          this.reply(501, "5.5.4", "Bad ENVID parameter syntax");
+          return false;
+        }
+      } else {
         this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
+        return false;
+      }
+    }
+    if (!this.d.restrictions.delayReject) {
+      const v = checkSender(this.d.restrictions, { ...this.request(), sender: path.address });
+      if (v) {
+        this.refuse("MAIL", v, { from: path.address });
         return false;
       }
     }
@@ -399,7 +514,8 @@ class Session {
     }
     if (this.recipients.length >= this.cfg.int("smtpd_recipient_limit")) {
       this.reply(452, "4.5.3", "Error: too many recipients");
-      return false;
+      // Not an error until the client ignores this many of them (Postfix's overshoot).
+      return this.overshoot++ < this.cfg.int("smtpd_recipient_overshoot_limit");
     }
     const rcpt: Recipient = { address: path.address };
     for (const [k, v] of path.params) {
@@ -413,24 +529,23 @@ class Session {
         }
         rcpt.notify = items;
       } else if (k === "ORCPT") {
-        rcpt.orcpt = v ?? undefined;
+        // "type;xtext", kept as "type;decoded" (Postfix), encoded again on the way out.
+        const semi = (v ?? "").indexOf(";");
+        try {
+          if (semi < 1) throw new Error("no address type");
+          rcpt.orcpt = `${v!.slice(0, semi)};${xtextDecode(v!.slice(semi + 1))}`;
+        } catch {
+          this.reply(501, "5.5.4", "Error: Bad ORCPT parameter syntax");
+          return false;
+        }
       } else {
         this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
         return false;
       }
     }
-    const verdict = checkRecipient(this.d.restrictions, {
-      clientAddr: this.d.client.addr,
-      recipient: path.address,
-    });
+    const verdict = checkRecipient(this.d.restrictions, this.request(path.address));
     if (verdict) {
-      const sent = this.reject(verdict.code, verdict.dsn, verdict.text);
-      this.log.info(
-        `${
-          this.cleanup?.queueId ?? "NOQUEUE"
-        }: reject: RCPT from ${this.client}: ${sent.code} ${sent.dsn} ${verdict.text}; ` +
-          `from=<${this.sender}> to=<${path.address}> proto=${this.protocol} helo=<${this.helo}>`,
-      );
+      this.refuse("RCPT", verdict, { from: this.sender, to: path.address });
       return false;
     }
     if (this.cleanup) return this.accept(rcpt);
@@ -462,7 +577,9 @@ class Session {
   receivedHeader(queueId: string): string {
     const c = this.d.client;
     const from = this.helo ? `${this.helo} (${c.name} [${c.addr}])` : `${c.name} [${c.addr}]`;
-    const forPart = this.recipients.length === 1 ? `\r\n\tfor <${this.recipients[0].address}>` : "";
+    const forPart = this.recipients.length === 1
+      ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>`
+      : "";
     const date = rfc2822Date(this.d.now?.() ?? new Date());
     return `Received: from ${from}\r\n\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
@@ -480,6 +597,13 @@ class Session {
     }
     if (this.recipients.length === 0) {
       this.reply(554, "5.5.1", "Error: no valid recipients");
+      return false;
+    }
+    // With more than one recipient Postfix names none of them (nor logs one).
+    const only = this.recipients.length === 1 ? this.recipients[0].address : undefined;
+    const refused = checkData(this.d.restrictions, this.request(only));
+    if (refused) {
+      this.refuse("DATA", refused, { from: this.sender, to: only }); // the transaction stays
       return false;
     }
     const cleanup = this.cleanup!;
@@ -574,6 +698,7 @@ class Session {
     this.sender = null;
     this.recipients = [];
     this.senderParams = new Map();
+    this.overshoot = 0;
     return ok;
   }
 }

@@ -34,7 +34,7 @@ import { makeConfig } from "../../lib/config/mod.ts";
 import { type IpcConn, ipcListen } from "../../lib/ipc/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
-import { parseNetworks } from "./netmatch.ts";
+import { restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 
 const TESTDATA = new URL("./testdata/", import.meta.url);
@@ -225,7 +225,12 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 async function runDialog(file: string): Promise<void> {
-  const dialog = parseDialog(await Deno.readTextFile(new URL(file, TESTDATA)));
+  await runDialogText(file, await Deno.readTextFile(new URL(file, TESTDATA)));
+}
+
+/** Runs a dialog given as text; `file` names it in failure messages. */
+async function runDialogText(file: string, text: string): Promise<void> {
+  const dialog = parseDialog(text);
   const dir = await Deno.makeTempDir({ prefix: "smtpd-dialog-" });
   const socket = join(dir, "cleanup");
   const cleanup = fakeCleanup(socket, dialog.cleanup);
@@ -238,7 +243,6 @@ async function runDialog(file: string): Promise<void> {
   });
   const cm = /^(.*)\[(.*)\]$/.exec(dialog.client);
   if (!cm) throw new Error(`bad client: ${dialog.client}`);
-  const nets = parseNetworks(config.list("mynetworks"));
   const input = new ClientInput();
   const output = new ServerOutput();
   const session = runSession({
@@ -254,13 +258,7 @@ async function runDialog(file: string): Promise<void> {
       if (dialog.cleanup === "down") return Promise.reject(new Error("connect: refused"));
       return CleanupSession.open(socket, { retryMs: 0 });
     },
-    restrictions: {
-      relayRestrictions: config.list("smtpd_relay_restrictions"),
-      recipientRestrictions: config.list("smtpd_recipient_restrictions"),
-      mynetworks: nets.networks,
-      ourDomains: config.list("mydestination"),
-      warn: (m) => log.warn(m),
-    },
+    restrictions: restrictionContext(config, (m) => log.warn(m)),
     now: () => new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
   }).finally(() => {
     output.ended = true;
@@ -357,3 +355,72 @@ const files = [...Deno.readDirSync(TESTDATA)]
 for (const file of files) {
   Deno.test(`smtpd dialog ${file.replace(/\.dialog$/, "")}`, () => runDialog(file));
 }
+
+Deno.test("smtpd dialog: 1200 recipients get 452 for the excess, not 421", async () => {
+  // Defaults: smtpd_recipient_limit 1000, smtpd_recipient_overshoot_limit 1000,
+  // smtpd_hard_error_limit 20. Before the overshoot limit, every 452 was an error.
+  const lines = [
+    "s: 220",
+    "c: EHLO client.example",
+    "s: 250",
+    "c: MAIL FROM:<a@example.org>",
+    "s: 250 2.1.0 Ok",
+  ];
+  for (let i = 1; i <= 1200; i++) {
+    lines.push(`c: RCPT TO:<r${i}@localhost>`);
+    lines.push(i <= 1000 ? "s: 250 2.1.5 Ok" : "s: 452 4.5.3 Error: too many recipients");
+  }
+  lines.push("c: DATA", "s: 354 .*", "c: x", "c: .", "s: 250 2.0.0 Ok: queued as 4ABC0DEF");
+  lines.push(
+    "expect-log: disconnect from localhost\\[127\\.0\\.0\\.1\\] ehlo=1 mail=1 rcpt=1200 data=1 commands=1203$",
+  );
+  await runDialogText("1200 recipients", lines.join("\n"));
+});
+
+Deno.test("smtpd: a client that never reads replies is dropped after smtpd_timeout", async () => {
+  const config = makeConfig("/tmp", "compatibility_level = 3.6\nsmtpd_timeout = 1s\n", {
+    hostname: "mx.test.example",
+  });
+  const logs: string[] = [];
+  const log = new Logger({
+    program: "postwarden/smtpd",
+    hostname: "mx",
+    sinks: [(l) => logs.push(l.replace(/^.*?\]: /, "").replace(/\n$/, ""))],
+  });
+  // The client sends a pipelined burst of NOOPs and never reads: after the
+  // greeting, the host's write never completes (a full socket buffer).
+  const burst = encoder.encode("NOOP\r\n".repeat(50_000));
+  let chunks = 0;
+  let writes = 0;
+  let written = 0;
+  const started = Date.now();
+  await runSession({
+    config,
+    log,
+    client: { name: "localhost", addr: "127.0.0.1", port: 54321 },
+    read: () => {
+      const off = chunks++ * 16384;
+      // After the burst the client keeps its side open without sending.
+      return off < burst.length
+        ? Promise.resolve(burst.slice(off, off + 16384))
+        : new Promise<never>(() => {});
+    },
+    write: (b) => {
+      if (writes++ === 0) {
+        written += b.length;
+        return Promise.resolve();
+      }
+      return new Promise<never>(() => {});
+    },
+    openCleanup: () => Promise.reject(new Error("not used")),
+    restrictions: restrictionContext(config, (m) => log.warn(m)),
+  });
+  const elapsed = Date.now() - started;
+  assert(elapsed >= 900 && elapsed < 3000, `session ended after ${elapsed}ms`);
+  assertEquals(writes, 2, "no write after the stuck one (no 421 into a full pipe)");
+  assert(written > 0);
+  assert(logs.includes("timeout after NOOP from localhost[127.0.0.1]"), logs.join("\n"));
+  assert(
+    logs.some((l) => /^disconnect from localhost\[127\.0\.0\.1\] noop=\d+ commands=\d+$/.test(l)),
+  );
+});

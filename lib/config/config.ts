@@ -6,8 +6,15 @@
  * directory like Postfix (-c, MAIL_CONFIG, built-in default).
  *
  * Does not read master.cf (master_cf.ts) and does not validate values at
- * load time: a bad value is reported by the accessor that reads it, so one
- * daemon's bad parameter does not stop the others.
+ * load time: a bad value is reported by the accessor that reads it (type,
+ * and range with Postfix's wording), so one daemon's bad parameter does not
+ * stop the others; validateConfig (validate.ts) asks every accessor at once.
+ *
+ * `myorigin` may name a file (a value starting with "/", as Debian's
+ * Postfix reads /etc/mailname): loadConfig reads the file, and
+ * `str("myorigin")` returns its first line. That is the only file read
+ * besides main.cf; `$myorigin` in other values stays the path, as in
+ * Postfix.
  *
  * @module
  */
@@ -16,9 +23,11 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "./errors.ts";
 import { expand, referencedNames } from "./expand.ts";
+import { isPerTransport } from "./ignorable.ts";
 import { parseMainCf } from "./main_cf.ts";
 import { PARAMS } from "./params.ts";
 import { POSTFIX_NAMES } from "./postfix_names.ts";
+import { configProblems } from "./validate.ts";
 
 /** A read-only view of one configuration. */
 export interface Config {
@@ -26,20 +35,27 @@ export interface Config {
   readonly dir: string;
   /**
    * Problems that do not stop the program: duplicate definitions
-   * ("main.cf, line N: overriding earlier entry: name=value"), Postfix
-   * parameters Postwarden does not implement ("parameter X is not supported
-   * by Postwarden") and unknown names ("main.cf: unused parameter: X=value").
+   * ("main.cf, line N: overriding earlier entry: name=value"), unknown names
+   * ("main.cf: unused parameter: X=value"), and settings Postwarden does not
+   * implement but that are harmless to ignore (support.ts); the harmful ones
+   * are errors of validateConfig.
    */
   readonly warnings: readonly string[];
   /** Unexpanded value: explicit setting or default; undefined if not in the table and not set. */
   raw(name: string): string | undefined;
   /** Fully expanded value. Throws ConfigError for a name neither set nor in PARAMS, or a bad expansion. */
   str(name: string): string;
-  /** Integer value; ConfigError "main.cf: bad numerical value for X: ..." otherwise. */
+  /**
+   * Integer value; ConfigError "main.cf: bad numerical value for X: ..." when
+   * not a number, "invalid X parameter value N < MIN" out of the table's range.
+   */
   int(name: string): number;
-  /** Time in seconds; suffix s m h d w, a bare number is in the parameter's timeUnit. */
+  /**
+   * Time in seconds; suffix s m h d w, a bare number is in the parameter's
+   * timeUnit. Out of range: "invalid X: N (min MIN)", as Postfix.
+   */
   time(name: string): number;
-  /** Size in bytes (a non-negative integer, as Postfix: no suffixes). */
+  /** Size in bytes (a non-negative integer, as Postfix: no suffixes), range-checked like int. */
   size(name: string): number;
   /** yes/no, case-insensitive. */
   bool(name: string): boolean;
@@ -60,10 +76,41 @@ export interface ConfigOptions {
    * loadConfig (when permitted), "localhost" in makeConfig
    */
   hostname?: string;
+  /**
+   * Files named by parameter values, by absolute path: their text, or the
+   * ConfigError that reading them gave. loadConfig fills it for `myorigin =
+   * /path`. @default {}
+   */
+  files?: Readonly<Record<string, string | ConfigError>>;
+  /** The running program, the default of the read-only process_name (master sets it for daemons). @default "" */
+  processName?: string;
 }
 
 const TIME_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 const KNOWN_POSTFIX = new Set(POSTFIX_NAMES);
+
+/**
+ * The mynetworks default when it is not set. Postfix computes it from every
+ * interface per mynetworks_style; Postwarden does not read the interfaces
+ * and trusts the loopback network only, a subset of what Postfix would
+ * trust (support.ts warns that mynetworks is not set).
+ */
+function defaultMynetworks(style: string): string {
+  return style.trim().toLowerCase() === "host" ? "127.0.0.1/32 [::1]/128" : "127.0.0.0/8 [::1]/128";
+}
+
+/**
+ * The value of `myorigin = /path`: the file's first line without leading
+ * and trailing white space, as Postfix's read_param_from_file.
+ */
+function originFromFile(path: string, files: ConfigOptions["files"]): string {
+  const text = files?.[path];
+  if (text === undefined) throw new ConfigError(`myorigin file ${path}: not read`);
+  if (text instanceof ConfigError) throw text;
+  const origin = text.split("\n", 1)[0].trim();
+  if (origin === "") throw new ConfigError(`myorigin file ${path} is empty`);
+  return origin;
+}
 
 /** The myhostname default: the host name, made fully qualified like Postfix does. */
 function defaultHostname(hostname: string, mydomain: () => string | undefined): string {
@@ -94,6 +141,12 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
       }
       case "config_directory":
         return dir;
+      case "process_name":
+        return opts.processName ?? "";
+      case "mynetworks":
+        return defaultMynetworks(
+          expand(lookup("mynetworks_style") ?? "", lookup, { stack: ["mynetworks"] }),
+        );
     }
     return PARAMS.get(name)?.default;
   };
@@ -105,29 +158,45 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
     referencedNames(spec.default).forEach((n) => referenced.add(n));
   }
   for (const [name, value] of settings) {
-    if (PARAMS.has(name)) continue;
-    if (KNOWN_POSTFIX.has(name)) {
-      warnings.push(`parameter ${name} is not supported by Postwarden`);
-    } else if (!referenced.has(name)) {
-      warnings.push(`main.cf: unused parameter: ${name}=${value}`);
-    }
+    // Postfix names and per-transport settings are support.ts's to report.
+    if (PARAMS.has(name) || KNOWN_POSTFIX.has(name) || isPerTransport(name)) continue;
+    if (!referenced.has(name)) warnings.push(`main.cf: unused parameter: ${name}=${value}`);
   }
 
   const str = (name: string): string => {
     const raw = lookup(name);
     if (raw === undefined) throw new ConfigError(`main.cf: unknown parameter: ${name}`);
-    return expand(raw, lookup, { stack: [name] });
+    const value = expand(raw, lookup, { stack: [name] });
+    if (name !== "myorigin") return value;
+    const origin = value.startsWith("/") ? originFromFile(value, opts.files) : value;
+    if (/[, \t\r\n]/.test(origin)) {
+      throw new ConfigError(
+        `myorigin parameter setting must not contain multiple values: ${origin}`,
+      );
+    }
+    return origin;
   };
   const bad = (what: string, name: string, value: string) =>
     new ConfigError(`main.cf: bad ${what} value for ${name}: ${value}`);
+  /** Postfix's range check of int and size parameters (mail_conf_int.c wording). */
+  const inRange = (name: string, n: number): number => {
+    const spec = PARAMS.get(name);
+    if (spec?.min !== undefined && n < spec.min) {
+      throw new ConfigError(`invalid ${name} parameter value ${n} < ${spec.min}`);
+    }
+    if (spec?.max !== undefined && n > spec.max) {
+      throw new ConfigError(`invalid ${name} parameter value ${n} > ${spec.max}`);
+    }
+    return n;
+  };
 
   const int = (name: string): number => {
     const v = str(name).trim();
     if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw bad("numerical", name, v);
-    return Number(v);
+    return inRange(name, Number(v));
   };
 
-  return {
+  const config: Config = {
     dir,
     warnings,
     raw: lookup,
@@ -137,13 +206,21 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
       const v = str(name).trim();
       const m = /^(\d+)([smhdw]?)$/.exec(v);
       if (!m) throw bad("time", name, v);
-      const unit = m[2] || PARAMS.get(name)?.timeUnit || "s";
-      return Number(m[1]) * TIME_UNITS[unit];
+      const spec = PARAMS.get(name);
+      const seconds = Number(m[1]) * TIME_UNITS[m[2] || spec?.timeUnit || "s"];
+      // Postfix's range check of time parameters (mail_conf_time.c wording).
+      if (spec?.min !== undefined && seconds < spec.min) {
+        throw new ConfigError(`invalid ${name}: ${seconds} (min ${spec.min})`);
+      }
+      if (spec?.max !== undefined && seconds > spec.max) {
+        throw new ConfigError(`invalid ${name}: ${seconds} (max ${spec.max})`);
+      }
+      return seconds;
     },
     size(name) {
       const v = str(name).trim();
       if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw bad("numerical", name, v);
-      return Number(v);
+      return inRange(name, Number(v));
     },
     bool(name) {
       const v = str(name).trim().toLowerCase();
@@ -157,12 +234,18 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
     isSet: (name) => settings.has(name),
     explicit: () => new Map(settings),
   };
+  for (const p of configProblems(config)) if (!p.fatal) warnings.push(p.message);
+  return config;
 }
 
 /**
  * Read `dir/main.cf` and build a Config. A missing main.cf is a ConfigError
  * naming the file. The host name defaults to Deno.hostname() when the
- * program may read it (--allow-sys=hostname).
+ * program may read it (--allow-sys=hostname). When myorigin names a file
+ * (`myorigin = /etc/mailname`), that file is read too (--allow-read of it);
+ * a file that cannot be read is reported by `str("myorigin")` and
+ * validateConfig, not here, so that programs that do not use myorigin
+ * (postconf) are not stopped by it.
  */
 export async function loadConfig(dir: string, opts: ConfigOptions = {}): Promise<Config> {
   const path = `${dir.replace(/\/+$/, "")}/main.cf`;
@@ -183,7 +266,25 @@ export async function loadConfig(dir: string, opts: ConfigOptions = {}): Promise
       hostname = undefined;
     }
   }
-  return makeConfig(dir, text, { ...opts, hostname });
+  const first = makeConfig(dir, text, { ...opts, hostname });
+  let origin = "";
+  try {
+    origin = expand(first.raw("myorigin") ?? "", first.raw, { stack: ["myorigin"] });
+  } catch {
+    return first; // the expansion error is reported by str() and validateConfig
+  }
+  if (!origin.startsWith("/") || opts.files?.[origin] !== undefined) return first;
+  let file: string | ConfigError;
+  try {
+    file = await Deno.readTextFile(origin);
+  } catch (e) {
+    file = new ConfigError(
+      `myorigin file ${origin}: ${
+        e instanceof Deno.errors.NotFound ? "No such file or directory" : (e as Error).message
+      }`,
+    );
+  }
+  return makeConfig(dir, text, { ...opts, hostname, files: { ...opts.files, [origin]: file } });
 }
 
 /**

@@ -50,6 +50,42 @@ Deno.test("Config values", async (t) => {
     ]);
     assertEquals(cfg("").bool("append_dot_mydomain"), true);
   });
+  await t.step("mynetworks default: the loopback network per mynetworks_style", () => {
+    assertEquals(cfg("").str("mynetworks"), "127.0.0.0/8 [::1]/128");
+    assertEquals(cfg("compatibility_level = 3.6\n").str("mynetworks"), "127.0.0.1/32 [::1]/128");
+    assertEquals(cfg("mynetworks_style = class\n").str("mynetworks"), "127.0.0.0/8 [::1]/128");
+    assertEquals(cfg("mynetworks = 10.0.0.0/8\n").str("mynetworks"), "10.0.0.0/8");
+  });
+  await t.step("myorigin = /path is the file's first line (files come from loadConfig)", () => {
+    const files = { "/etc/mailname": "  mail.example.org \nsecond line\n" };
+    const c = makeConfig("/x", "myorigin = /etc/mailname\nrelayhost = $myorigin\n", { files });
+    assertEquals(c.str("myorigin"), "mail.example.org");
+    assertEquals(c.str("relayhost"), "/etc/mailname"); // $myorigin stays the path, as in Postfix
+    assertEquals(
+      makeConfig("/x", "myorigin = /$mydomain\n", {
+        hostname: "a.b.c",
+        files: { "/b.c": "o.example\n" },
+      }).str("myorigin"),
+      "o.example",
+    );
+    assertThrows(
+      () =>
+        makeConfig("/x", "myorigin = /etc/mailname\n", { files: { "/etc/mailname": " \n" } })
+          .str("myorigin"),
+      ConfigError,
+      "myorigin file /etc/mailname is empty",
+    );
+    assertThrows(
+      () => makeConfig("/x", "myorigin = /etc/mailname\n").str("myorigin"),
+      ConfigError,
+      "myorigin file /etc/mailname",
+    );
+    assertThrows(
+      () => cfg("myorigin = a.example b.example\n").str("myorigin"),
+      ConfigError,
+      "myorigin parameter setting must not contain multiple values: a.example b.example",
+    );
+  });
   await t.step("overrides win over main.cf and count as set", () => {
     const c = cfg("syslog_name = a\n", { syslog_name: "b", smtpd_timeout: "10" });
     assertEquals(c.str("syslog_name"), "b");
@@ -92,6 +128,35 @@ Deno.test("Config typed accessors", async (t) => {
     assertThrows(() => cfg("ipc_idle = 5x\n").time("ipc_idle"), ConfigError, "bad time value");
     assertThrows(() => cfg("ipc_idle = -5\n").time("ipc_idle"), ConfigError, "ipc_idle");
   });
+  await t.step("ranges as Postfix's tables, in Postfix's words", () => {
+    assertThrows(
+      () => cfg("smtpd_timeout = 0\n").time("smtpd_timeout"),
+      ConfigError,
+      "invalid smtpd_timeout: 0 (min 1)",
+    );
+    assertThrows(
+      () => cfg("maximal_queue_lifetime = 101d\n").time("maximal_queue_lifetime"),
+      ConfigError,
+      "invalid maximal_queue_lifetime: 8726400 (max 8640000)",
+    );
+    assertEquals(cfg("maximal_queue_lifetime = 0\n").time("maximal_queue_lifetime"), 0);
+    assertThrows(
+      () => cfg("smtpd_recipient_limit = -5\n").int("smtpd_recipient_limit"),
+      ConfigError,
+      "invalid smtpd_recipient_limit parameter value -5 < 1",
+    );
+    assertThrows(
+      () => cfg("line_length_limit = 100\n").int("line_length_limit"),
+      ConfigError,
+      "invalid line_length_limit parameter value 100 < 512",
+    );
+    assertThrows(
+      () => cfg("header_size_limit = 0\n").size("header_size_limit"),
+      ConfigError,
+      "invalid header_size_limit parameter value 0 < 1",
+    );
+    assertEquals(cfg("smtpd_error_sleep_time = 0\n").time("smtpd_error_sleep_time"), 0);
+  });
   await t.step("size", () => {
     assertEquals(cfg("").size("message_size_limit"), 10240000);
     assertThrows(() => cfg("message_size_limit = 10m\n").size("message_size_limit"), ConfigError);
@@ -116,16 +181,31 @@ Deno.test("Config typed accessors", async (t) => {
   });
 });
 
-Deno.test("Config warnings", () => {
-  const c = cfg(
-    "a = 1\na = 2\nsmtpd_tls_security_level = may\nmystery = x\nused = y\nrelayhost = $used\n",
-  );
-  assertEquals(c.warnings, [
-    "main.cf, line 2: overriding earlier entry: a=1",
-    "main.cf: unused parameter: a=2",
-    "parameter smtpd_tls_security_level is not supported by Postwarden",
-    "main.cf: unused parameter: mystery=x",
-  ]);
+/** Settings a Postwarden main.cf needs; the tests add to them. */
+const BASE = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8\nlocal_recipient_maps =\n" +
+  "alias_maps =\n";
+
+Deno.test("Config warnings", async (t) => {
+  await t.step("duplicates, unused names and ignored Postfix parameters", () => {
+    const c = cfg(
+      BASE +
+        "a = 1\na = 2\nsmtpd_tls_security_level = may\nmystery = x\nused = y\nrelayhost = $used\n" +
+        "relay_destination_concurrency_limit = 3\nmytransport_destination_recipient_limit = 2\n",
+    );
+    assertEquals(c.warnings, [
+      "main.cf, line 6: overriding earlier entry: a=1",
+      "main.cf: unused parameter: a=2",
+      "main.cf: unused parameter: mystery=x",
+      "parameter smtpd_tls_security_level is not supported by Postwarden and is ignored: " +
+      'without STARTTLS, "may" (opportunistic) is what a client gets anyway',
+    ]);
+  });
+  await t.step("a Postfix parameter set to Postfix's default is not reported", () => {
+    assertEquals(
+      cfg(BASE + "smtpd_tls_security_level =\nbiff = yes\nheader_checks =\n").warnings,
+      [],
+    );
+  });
 });
 
 Deno.test("parameter table", async (t) => {
@@ -135,6 +215,15 @@ Deno.test("parameter table", async (t) => {
       [...PARAMS.keys()].filter((n) => !postfix.has(n) && !n.startsWith("postwarden_")),
       [],
     );
+  });
+  await t.step("every default is within its range", () => {
+    const c = cfg("");
+    for (const p of PARAMS.values()) {
+      if (p.type === "int" || p.type === "time" || p.type === "size") c[p.type](p.name);
+      if (p.min !== undefined || p.max !== undefined) {
+        assertEquals(["int", "time", "size"].includes(p.type), true, p.name);
+      }
+    }
   });
   await t.step("time parameters have a unit, others do not", () => {
     for (const p of PARAMS.values()) {
@@ -162,6 +251,20 @@ Deno.test("loadConfig and configDirFrom", async (t) => {
       const c = await loadConfig(dir, { hostname: "ignored" });
       assertEquals(c.str("mydomain"), "b");
       assertEquals(c.dir, dir);
+    });
+    await t.step("reads the file myorigin names", async () => {
+      await Deno.writeTextFile(`${dir}/mailname`, "mail.example.org\n");
+      await Deno.writeTextFile(`${dir}/main.cf`, `myorigin = ${dir}/mailname\n`);
+      const c = await loadConfig(dir, { hostname: "h" });
+      assertEquals(c.str("myorigin"), "mail.example.org");
+      assertEquals(c.raw("myorigin"), `${dir}/mailname`);
+      await Deno.writeTextFile(`${dir}/main.cf`, `myorigin = ${dir}/nofile\n`);
+      const missing = await loadConfig(dir, { hostname: "h" });
+      assertThrows(
+        () => missing.str("myorigin"),
+        ConfigError,
+        `myorigin file ${dir}/nofile: No such file or directory`,
+      );
     });
     await t.step("missing main.cf names the file", async () => {
       const err = await loadConfig(`${dir}/none`).then(() => undefined, (e) => e);

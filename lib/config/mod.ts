@@ -14,8 +14,8 @@
  */
 
 export { ConfigError } from "./errors.ts";
-export { PARAMS, type ParamSpec, type ParamType } from "./params.ts";
-export { POSTFIX_NAMES } from "./postfix_names.ts";
+export { PARAMS, type ParamSpec, type ParamType, type Support } from "./params.ts";
+export { POSTFIX_DEFAULTS, POSTFIX_NAMES } from "./postfix_names.ts";
 export {
   type Config,
   configDirFrom,
@@ -27,4 +27,23 @@ export {
 export { editMainCf, parseAssignment, parseMainCf } from "./main_cf.ts";
 export { expand, type ExpandOptions, type Lookup, referencedNames } from "./expand.ts";
 export { formatMasterService, type MasterService, parseMasterCf } from "./master_cf.ts";
-export { validateConfig } from "./validate.ts";
+export {
+  type ConfigProblem,
+  configProblems,
+  overrideProblems,
+  validateConfig,
+} from "./validate.ts";
+export {
+  matchNetworkList,
+  type NetworkItem,
+  type NetworkList,
+  parseIp,
+  parseNetworkList,
+} from "./network_list.ts";
+export {
+  canRefuseRelay,
+  IMPLEMENTED_RESTRICTIONS,
+  OPEN_RELAY_MESSAGE,
+  RESTRICTION_LISTS,
+  unsupportedRestrictions,
+} from "./restrictions.ts";

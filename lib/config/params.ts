@@ -1,15 +1,22 @@
 /**
- * The one main.cf parameter table: every parameter Postwarden implements,
- * with its type, default and one line of documentation. `postconf -d`,
- * validation and documentation are derived from it.
+ * The one main.cf parameter table: every parameter Postwarden knows, with
+ * its type, default, one line of documentation, the range Postfix accepts
+ * and whether Postwarden implements it. `postconf -d`, validation, the
+ * report of unimplemented settings (support.ts) and documentation are
+ * derived from it.
  *
  * Defaults are Postfix 3.7's, exactly as `postconf -d NAME` prints them
  * (Debian build), including Postfix's `${{$compatibility_level} <level {2} ?
  * ...}` expressions, except where a comment marks a Postwarden default.
- * Three defaults are computed at run time rather than stored here: myhostname
- * (from the host name), mydomain (from myhostname) and config_directory (the
- * directory the configuration was read from); their entries hold what
- * Postfix prints on the reference machine and serve as documentation only.
+ * Four defaults are computed at run time rather than stored here: myhostname
+ * (from the host name), mydomain (from myhostname), mynetworks (from
+ * mynetworks_style, loopback only) and config_directory (the directory the
+ * configuration was read from); their entries hold what Postfix prints on
+ * the reference machine and serve as documentation only.
+ *
+ * `min`/`max` are the limits of Postfix's CONFIG_INT_TABLE,
+ * CONFIG_TIME_TABLE and CONFIG_LONG_TABLE entries for the parameter (0 there
+ * means "no limit" and is left out here); time limits are in seconds.
  *
  * This file does no parsing; see config.ts for how values are read.
  *
@@ -18,6 +25,18 @@
 
 /** How a parameter value is interpreted by the typed accessors of Config. */
 export type ParamType = "string" | "int" | "time" | "size" | "bool" | "list";
+
+/**
+ * What Postwarden does with a parameter:
+ * - `implemented`: honoured with Postfix's meaning (where only some values
+ *   are, support.ts checks the value);
+ * - `ignored`: not implemented; ignoring it can neither let mail through
+ *   that the admin meant to stop nor send mail elsewhere. A value other than
+ *   the one Postwarden behaves as is a warning;
+ * - `refused`: not implemented, and ignoring it could. A value other than
+ *   the one Postwarden behaves as is an error: Postwarden does not start.
+ */
+export type Support = "implemented" | "ignored" | "refused";
 
 /** One row of the parameter table. */
 export interface ParamSpec {
@@ -31,450 +50,883 @@ export interface ParamSpec {
   doc: string;
   /** For type "time": the unit of a bare number (Postfix's per-parameter default unit). */
   timeUnit?: "s" | "m" | "h" | "d" | "w";
+  /** Smallest accepted value (int, size; time in seconds), as Postfix. */
+  min?: number;
+  /** Largest accepted value (int, size; time in seconds), as Postfix. */
+  max?: number;
+  /** Whether Postwarden implements it. */
+  support: Support;
+  /**
+   * For `ignored` and `refused`: the expanded value whose meaning is what
+   * Postwarden does anyway, when that is not the default (e.g. "" for
+   * local_recipient_maps: every local name is accepted). @default the
+   * expanded default
+   */
+  behavesAs?: string;
+  /** For `ignored` and `refused`: more values that are not reported (e.g. empty). */
+  alsoFine?: string[];
+  /** For `ignored` and `refused`: what Postwarden does instead and what to set. */
+  note?: string;
 }
 
-type Row = [name: string, type: ParamType, def: string, doc: string, unit?: ParamSpec["timeUnit"]];
+const COMPAT_LT = (level: string, a: string, b: string) =>
+  `\${{$compatibility_level} <level {${level}} ? {${a}} : {${b}}}`;
 
-const COMPAT_LT_1 = (a: string, b: string) =>
-  `\${{$compatibility_level} <level {1} ? {${a}} : {${b}}}`;
-const COMPAT_LT_2 = (a: string, b: string) =>
-  `\${{$compatibility_level} <level {2} ? {${a}} : {${b}}}`;
-
-const ROWS: Row[] = [
+const ROWS: ParamSpec[] = [
   // Identity and addressing
-  [
-    "myhostname",
-    "string",
-    "vm.localdomain",
-    "Internet host name of this mail system (default: the host name; computed at run time).",
-  ],
-  [
-    "mydomain",
-    "string",
-    "localdomain",
-    "Internet domain name of this mail system (default: myhostname minus its first label; computed at run time).",
-  ],
-  ["myorigin", "string", "$myhostname", "Domain appended to locally-posted mail addresses."],
-  [
-    "mydestination",
-    "list",
-    "$myhostname, localhost.$mydomain, localhost",
-    "Domains this machine delivers locally.",
-  ],
-  [
-    "mynetworks",
-    "list",
-    "127.0.0.0/8 192.0.2.0/24 [::1]/128 [fd00::]/64 [fe80::]/64",
-    "Trusted remote SMTP clients (default computed by Postfix from the interfaces of the reference host).",
-  ],
-  [
-    "mynetworks_style",
-    "string",
-    COMPAT_LT_2("subnet", "host"),
-    "How to compute mynetworks when it is not set: host, subnet or class.",
-  ],
-  [
-    "inet_interfaces",
-    "list",
-    "all",
-    "Network interface addresses this mail system receives mail on.",
-  ],
-  ["inet_protocols", "list", "all", "Internet protocols to use: ipv4, ipv6 or all."],
-  [
-    "relayhost",
-    "string",
-    "",
-    "Next-hop destination of non-local mail; overrides the recipient domain.",
-  ],
-  [
-    "relay_domains",
-    "list",
-    COMPAT_LT_2("$mydestination", ""),
-    "Destination domains (and subdomains) this system relays mail to.",
-  ],
-  [
-    "append_dot_mydomain",
-    "bool",
-    COMPAT_LT_1("yes", "no"),
-    "Append .$mydomain to addresses without domain part dots.",
-  ],
-  ["recipient_delimiter", "string", "", "Separators between a user name and an address extension."],
-  [
-    "empty_address_recipient",
-    "string",
-    "MAILER-DAEMON",
-    "Recipient of mail addressed to the null address.",
-  ],
-  [
-    "compatibility_level",
-    "string",
-    "0",
-    "Backwards-compatibility level; selects several defaults.",
-  ],
-  ["stress", "string", "", "Set to yes by master when the server is overloaded (not for main.cf)."],
+  {
+    name: "myhostname",
+    type: "string",
+    default: "vm.localdomain",
+    doc: "Internet host name of this mail system (default: the host name; computed at run time).",
+    support: "implemented",
+  },
+  {
+    name: "mydomain",
+    type: "string",
+    default: "localdomain",
+    doc:
+      "Internet domain name of this mail system (default: myhostname minus its first label; computed at run time).",
+    support: "implemented",
+  },
+  {
+    name: "myorigin",
+    type: "string",
+    default: "$myhostname",
+    doc:
+      'Domain appended to locally-posted mail addresses; a value starting with "/" names a file whose first line is used.',
+    support: "implemented",
+  },
+  {
+    name: "mydestination",
+    type: "list",
+    default: "$myhostname, localhost.$mydomain, localhost",
+    doc: "Domains this machine delivers locally.",
+    support: "implemented",
+  },
+  // Postwarden: when not set, computed from mynetworks_style for the
+  // loopback interface only (Postfix adds the networks of every interface).
+  {
+    name: "mynetworks",
+    type: "list",
+    default: "127.0.0.0/8 192.0.2.0/24 [::1]/128 [fd00::]/64 [fe80::]/64",
+    doc:
+      "Trusted remote SMTP clients (default: Postwarden trusts the loopback network per mynetworks_style; computed at run time).",
+    support: "implemented",
+  },
+  {
+    name: "mynetworks_style",
+    type: "string",
+    default: COMPAT_LT("2", "subnet", "host"),
+    doc: "How to compute mynetworks when it is not set: host, subnet or class.",
+    support: "implemented",
+  },
+  {
+    name: "inet_interfaces",
+    type: "list",
+    default: "all",
+    doc: "Network interface addresses this mail system receives mail on.",
+    support: "implemented",
+  },
+  {
+    name: "inet_protocols",
+    type: "list",
+    default: "all",
+    doc: "Internet protocols to use: ipv4, ipv6 or all.",
+    support: "implemented",
+  },
+  {
+    name: "relayhost",
+    type: "string",
+    default: "",
+    doc: "Next-hop destination of non-local mail; overrides the recipient domain.",
+    support: "implemented",
+  },
+  {
+    name: "relay_domains",
+    type: "list",
+    default: COMPAT_LT("2", "$mydestination", ""),
+    doc:
+      "Destination domains (and subdomains) this system relays mail to (reject_unauth_destination).",
+    support: "implemented",
+  },
+  {
+    name: "append_dot_mydomain",
+    type: "bool",
+    default: COMPAT_LT("1", "yes", "no"),
+    doc: "Append .$mydomain to addresses without domain part dots.",
+    support: "ignored",
+    behavesAs: "no",
+    note:
+      'Postwarden never appends ".$mydomain"; set "append_dot_mydomain = no" (or compatibility_level = 1 or later) to say so',
+  },
+  {
+    name: "append_at_myorigin",
+    type: "bool",
+    default: "yes",
+    doc: "Append @$myorigin to unqualified addresses (cleanup).",
+    support: "implemented",
+  },
+  {
+    name: "recipient_delimiter",
+    type: "string",
+    default: "",
+    doc: "Separators between a user name and an address extension.",
+    support: "implemented",
+  },
+  {
+    name: "empty_address_recipient",
+    type: "string",
+    default: "MAILER-DAEMON",
+    doc: "Recipient of mail addressed to the null address.",
+    support: "implemented",
+  },
+  {
+    name: "compatibility_level",
+    type: "string",
+    default: "0",
+    doc: "Backwards-compatibility level; selects several defaults.",
+    support: "implemented",
+  },
+  {
+    name: "stress",
+    type: "string",
+    default: "",
+    doc:
+      "Set to yes by master when the server is overloaded (not for main.cf); read by the smtpd_timeout and smtpd_hard_error_limit defaults.",
+    support: "implemented",
+  },
 
   // Directories and ownership
-  [
-    "config_directory",
-    "string",
-    "/etc/postfix",
-    "Directory holding main.cf and master.cf (default: the directory read; computed at run time).",
-  ],
-  ["queue_directory", "string", "/var/spool/postfix", "Location of the mail queue."],
-  ["command_directory", "string", "/usr/sbin", "Location of the administrative commands."],
-  ["daemon_directory", "string", "/usr/lib/postfix/sbin", "Location of the daemon programs."],
-  [
-    "data_directory",
-    "string",
-    "/var/lib/postfix",
-    "Directory with writable data files (caches, random seed).",
-  ],
-  ["process_id_directory", "string", "pid", "Lock file directory, relative to queue_directory."],
-  ["mail_owner", "string", "postfix", "Owner of the queue and most daemon processes."],
-  [
-    "setgid_group",
-    "string",
-    "postdrop",
-    "Group of the mail submission and queue management commands.",
-  ],
-  ["mail_spool_directory", "string", "/var/mail", "Directory of UNIX-style mailboxes."],
-  ["home_mailbox", "string", "", "Mailbox file or Maildir/ relative to the user's home directory."],
+  {
+    name: "config_directory",
+    type: "string",
+    default: "/etc/postfix",
+    doc:
+      "Directory holding main.cf and master.cf (default: the directory read; computed at run time).",
+    support: "implemented",
+  },
+  {
+    name: "queue_directory",
+    type: "string",
+    default: "/var/spool/postfix",
+    doc: "Location of the mail queue.",
+    support: "implemented",
+  },
+  {
+    name: "command_directory",
+    type: "string",
+    default: "/usr/sbin",
+    doc: "Location of the administrative commands.",
+    support: "ignored",
+    note: "Postwarden's commands run from its checkout (deno task)",
+  },
+  {
+    name: "daemon_directory",
+    type: "string",
+    default: "/usr/lib/postfix/sbin",
+    doc: "Location of the daemon programs.",
+    support: "ignored",
+    note: "Postwarden's daemons run from its checkout (daemons/)",
+  },
+  {
+    name: "data_directory",
+    type: "string",
+    default: "/var/lib/postfix",
+    doc: "Directory with writable data files (caches, random seed).",
+    support: "ignored",
+    note: "Postwarden keeps no data files there",
+  },
+  {
+    name: "process_id_directory",
+    type: "string",
+    default: "pid",
+    doc: "Lock file directory, relative to queue_directory.",
+    support: "ignored",
+    note: "Postwarden's pid files are always in $queue_directory/pid",
+  },
+  {
+    name: "mail_owner",
+    type: "string",
+    default: "postfix",
+    doc: "Owner of the queue and most daemon processes.",
+    support: "implemented",
+  },
+  {
+    name: "setgid_group",
+    type: "string",
+    default: "postdrop",
+    doc: "Group of the mail submission and queue management commands.",
+    support: "ignored",
+    note: "Postwarden has no set-gid programs",
+  },
+  {
+    name: "mail_spool_directory",
+    type: "string",
+    default: "/var/mail",
+    doc: "Directory of UNIX-style mailboxes.",
+    support: "implemented",
+  },
+  {
+    name: "home_mailbox",
+    type: "string",
+    default: "",
+    doc: "Mailbox file or Maildir/ relative to the user's home directory.",
+    support: "implemented",
+  },
 
   // Limits
-  [
-    "message_size_limit",
-    "size",
-    "10240000",
-    "Maximal size in bytes of a message, including envelope information.",
-  ],
-  [
-    "header_size_limit",
-    "size",
-    "102400",
-    "Maximal amount of memory in bytes for storing a message header.",
-  ],
-  [
-    "hopcount_limit",
-    "int",
-    "50",
-    "Maximal number of Received: headers before a message is bounced.",
-  ],
-  ["line_length_limit", "int", "2048", "Maximal length of a line before it is broken up."],
-  [
-    "queue_minfree",
-    "size",
-    "0",
-    "Minimal free space in bytes in the queue file system to accept mail.",
-  ],
-  [
-    "default_destination_concurrency_limit",
-    "int",
-    "20",
-    "Default maximal number of parallel deliveries to the same destination.",
-  ],
-  [
-    "default_destination_recipient_limit",
-    "int",
-    "50",
-    "Default maximal number of recipients per delivery.",
-  ],
-  ["default_process_limit", "int", "100", "Default maximal number of processes of one service."],
-  [
-    "initial_destination_concurrency",
-    "int",
-    "5",
-    "Initial per-destination concurrency level for parallel delivery.",
-  ],
-  ["max_use", "int", "100", "Maximal number of requests a daemon process serves before it exits."],
+  {
+    name: "message_size_limit",
+    type: "size",
+    default: "10240000",
+    doc: "Maximal size in bytes of a message, including envelope information.",
+    support: "implemented",
+  },
+  {
+    name: "header_size_limit",
+    type: "size",
+    default: "102400",
+    doc: "Maximal amount of memory in bytes for storing a message header.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "hopcount_limit",
+    type: "int",
+    default: "50",
+    doc: "Maximal number of Received: headers before a message is bounced.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "line_length_limit",
+    type: "int",
+    default: "2048",
+    doc: "Maximal length of a line before it is broken up.",
+    min: 512,
+    support: "implemented",
+  },
+  {
+    name: "queue_minfree",
+    type: "size",
+    default: "0",
+    doc: "Minimal free space in bytes in the queue file system to accept mail.",
+    support: "refused",
+    note:
+      "Postwarden cannot measure free space and would accept mail on a full disk; remove the setting",
+  },
+  {
+    name: "default_destination_concurrency_limit",
+    type: "int",
+    default: "20",
+    doc: "Default maximal number of parallel deliveries to the same destination.",
+    support: "implemented",
+  },
+  {
+    name: "default_destination_recipient_limit",
+    type: "int",
+    default: "50",
+    doc: "Default maximal number of recipients per delivery.",
+    support: "implemented",
+  },
+  {
+    name: "default_process_limit",
+    type: "int",
+    default: "100",
+    doc: "Default maximal number of processes of one service.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "initial_destination_concurrency",
+    type: "int",
+    default: "5",
+    doc: "Initial per-destination concurrency level for parallel delivery.",
+    min: 1,
+    support: "ignored",
+    note: "qmgr has no slow start: it starts at the destination concurrency limit",
+  },
+  {
+    name: "max_use",
+    type: "int",
+    default: "100",
+    doc: "Maximal number of requests a daemon process serves before it exits.",
+    min: 1,
+    support: "ignored",
+    note: "Postwarden's daemons serve until they are stopped",
+  },
 
   // Queue scheduling
-  [
-    "minimal_backoff_time",
-    "time",
-    "300s",
-    "Minimal time between attempts to deliver a deferred message.",
-    "s",
-  ],
-  [
-    "maximal_backoff_time",
-    "time",
-    "4000s",
-    "Maximal time between attempts to deliver a deferred message.",
-    "s",
-  ],
-  [
-    "queue_run_delay",
-    "time",
-    "300s",
-    "Time between deferred queue scans by the queue manager.",
-    "s",
-  ],
-  [
-    "maximal_queue_lifetime",
-    "time",
-    "5d",
-    "Time a message may stay in the queue before it is bounced.",
-    "d",
-  ],
-  [
-    "bounce_queue_lifetime",
-    "time",
-    "5d",
-    "Time a bounce message may stay in the queue before it is discarded.",
-    "d",
-  ],
-  [
-    "delay_warning_time",
-    "time",
-    "0h",
-    "Time after which the sender gets a delay notice (0: never).",
-    "h",
-  ],
+  {
+    name: "minimal_backoff_time",
+    type: "time",
+    default: "300s",
+    doc: "Minimal time between attempts to deliver a deferred message.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "maximal_backoff_time",
+    type: "time",
+    default: "4000s",
+    doc: "Maximal time between attempts to deliver a deferred message.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "queue_run_delay",
+    type: "time",
+    default: "300s",
+    doc: "Time between deferred queue scans by the queue manager.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "maximal_queue_lifetime",
+    type: "time",
+    default: "5d",
+    doc: "Time a message may stay in the queue before it is bounced.",
+    timeUnit: "d",
+    max: 8640000,
+    support: "implemented",
+  },
+  {
+    name: "bounce_queue_lifetime",
+    type: "time",
+    default: "5d",
+    doc: "Time a bounce message may stay in the queue before it is discarded.",
+    timeUnit: "d",
+    max: 8640000,
+    support: "implemented",
+  },
+  {
+    name: "delay_warning_time",
+    type: "time",
+    default: "0h",
+    doc: "Time after which the sender gets a delay notice (0: never).",
+    timeUnit: "h",
+    support: "ignored",
+    note: "Postwarden sends no delay notices yet",
+  },
 
   // SMTP server
-  [
-    "smtpd_banner",
-    "string",
-    "$myhostname ESMTP $mail_name",
-    "Text after the 220 code in the SMTP greeting.",
-  ],
-  ["smtpd_client_restrictions", "list", "", "Restrictions applied at connect time."],
-  ["smtpd_helo_restrictions", "list", "", "Restrictions applied to HELO/EHLO."],
-  ["smtpd_sender_restrictions", "list", "", "Restrictions applied to MAIL FROM."],
-  [
-    "smtpd_relay_restrictions",
-    "list",
-    COMPAT_LT_1("", "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"),
-    "Mail relay restrictions applied to RCPT TO before smtpd_recipient_restrictions.",
-  ],
-  ["smtpd_recipient_restrictions", "list", "", "Restrictions applied to RCPT TO."],
-  [
-    "smtpd_timeout",
-    "time",
-    "${stress?{10}:{300}}s",
-    "Time limit for sending a response to and receiving a request from a client.",
-    "s",
-  ],
-  ["smtpd_recipient_limit", "int", "1000", "Maximal number of recipients accepted per message."],
-  [
-    "smtpd_hard_error_limit",
-    "int",
-    "${stress?{1}:{20}}",
-    "Maximal number of errors before the server disconnects.",
-  ],
-  [
-    "smtpd_soft_error_limit",
-    "int",
-    "10",
-    "Number of errors after which the server delays each response.",
-  ],
+  {
+    name: "smtpd_banner",
+    type: "string",
+    default: "$myhostname ESMTP $mail_name",
+    doc: "Text after the 220 code in the SMTP greeting.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_delay_reject",
+    type: "bool",
+    default: "yes",
+    doc:
+      "Evaluate client, helo and sender restrictions at RCPT TO instead of at connect, HELO and MAIL.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_client_restrictions",
+    type: "list",
+    default: "",
+    doc: "Restrictions on the client address and name (at connect, or RCPT with delay).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_helo_restrictions",
+    type: "list",
+    default: "",
+    doc: "Restrictions on the HELO/EHLO name (at HELO, or RCPT with delay).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sender_restrictions",
+    type: "list",
+    default: "",
+    doc: "Restrictions on the MAIL FROM address (at MAIL, or RCPT with delay).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_relay_restrictions",
+    type: "list",
+    default: COMPAT_LT(
+      "1",
+      "",
+      "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
+    ),
+    doc: "Mail relay restrictions applied to RCPT TO.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_recipient_restrictions",
+    type: "list",
+    default: "",
+    doc: "Restrictions applied to RCPT TO.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_relay_before_recipient_restrictions",
+    type: "bool",
+    default: COMPAT_LT("3.6", "no", "yes"),
+    doc: "Evaluate smtpd_relay_restrictions before smtpd_recipient_restrictions.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_data_restrictions",
+    type: "list",
+    default: "",
+    doc: "Restrictions applied to the DATA command.",
+    support: "implemented",
+  },
+  {
+    name: "reject_code",
+    type: "int",
+    default: "554",
+    doc: "Reply code of the reject restriction.",
+    support: "implemented",
+  },
+  {
+    name: "defer_code",
+    type: "int",
+    default: "450",
+    doc: "Reply code of the defer restriction.",
+    support: "implemented",
+  },
+  {
+    name: "relay_domains_reject_code",
+    type: "int",
+    default: "554",
+    doc: "Reply code of reject_unauth_destination.",
+    support: "implemented",
+  },
+  {
+    name: "non_fqdn_reject_code",
+    type: "int",
+    default: "504",
+    doc: "Reply code of the reject_non_fqdn_* restrictions.",
+    support: "implemented",
+  },
+  {
+    name: "invalid_hostname_reject_code",
+    type: "int",
+    default: "501",
+    doc: "Reply code of reject_invalid_helo_hostname.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_timeout",
+    type: "time",
+    default: "${stress?{10}:{300}}s",
+    doc: "Time limit for sending a response to and receiving a request from a client.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_recipient_limit",
+    type: "int",
+    default: "1000",
+    doc: "Maximal number of recipients accepted per message.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_recipient_overshoot_limit",
+    type: "int",
+    default: "1000",
+    doc:
+      "Recipients over smtpd_recipient_limit answered 452 before each further one counts as an error.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_hard_error_limit",
+    type: "int",
+    default: "${stress?{1}:{20}}",
+    doc: "Maximal number of errors before the server disconnects.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_soft_error_limit",
+    type: "int",
+    default: "10",
+    doc: "Number of errors after which the server delays each response.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_error_sleep_time",
+    type: "time",
+    default: "1s",
+    doc: "Delay before replying after soft errors.",
+    timeUnit: "s",
+    support: "implemented",
+  },
   // Postwarden: Postfix 3.9's default. Postfix 3.7.10+ backports this
   // parameter with default "no"; 3.7.0 through 3.7.9 do not know it.
-  [
-    "smtpd_forbid_bare_newline",
-    "string",
-    "normalize",
-    "Handling of a bare <LF> in SMTP input: normalize, yes or no (Postfix 3.9 default).",
-  ],
-  ["disable_vrfy_command", "bool", "no", "Disable the SMTP VRFY command."],
+  // Implemented values: normalize and its alias yes (support.ts checks).
+  {
+    name: "smtpd_forbid_bare_newline",
+    type: "string",
+    default: "normalize",
+    doc:
+      "Handling of a bare <LF> in SMTP input: normalize (or yes); no and reject are not implemented.",
+    support: "implemented",
+  },
+  {
+    name: "disable_vrfy_command",
+    type: "bool",
+    default: "no",
+    doc: "Disable the SMTP VRFY command.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_helo_required",
+    type: "bool",
+    default: "no",
+    doc: "Require HELO or EHLO before MAIL.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_peername_lookup",
+    type: "bool",
+    default: "yes",
+    doc: 'Look up the client\'s name (verified PTR); otherwise it is "unknown".',
+    support: "implemented",
+  },
 
   // SMTP client
-  ["smtp_connect_timeout", "time", "30s", "Time limit for completing a TCP connection.", "s"],
-  [
-    "smtp_helo_timeout",
-    "time",
-    "300s",
-    "Time limit for sending HELO/EHLO and receiving the greeting and response.",
-    "s",
-  ],
-  [
-    "smtp_mail_timeout",
-    "time",
-    "300s",
-    "Time limit for sending MAIL FROM and receiving the response.",
-    "s",
-  ],
-  [
-    "smtp_rcpt_timeout",
-    "time",
-    "300s",
-    "Time limit for sending RCPT TO and receiving the response.",
-    "s",
-  ],
-  [
-    "smtp_data_init_timeout",
-    "time",
-    "120s",
-    "Time limit for sending DATA and receiving the response.",
-    "s",
-  ],
-  ["smtp_data_xfer_timeout", "time", "180s", "Time limit for sending the message content.", "s"],
-  [
-    "smtp_data_done_timeout",
-    "time",
-    "600s",
-    "Time limit for sending the final '.' and receiving the response.",
-    "s",
-  ],
-  [
-    "smtp_quit_timeout",
-    "time",
-    "300s",
-    "Time limit for sending QUIT and receiving the response.",
-    "s",
-  ],
-  ["smtp_helo_name", "string", "$myhostname", "Host name sent in HELO/EHLO."],
-  [
-    "smtp_connection_cache_time_limit",
-    "time",
-    "2s",
-    "Time an unused cached SMTP connection is kept open.",
-    "s",
-  ],
-  [
-    "smtp_connection_reuse_time_limit",
-    "time",
-    "300s",
-    "Time during which a cached SMTP connection may be reused.",
-    "s",
-  ],
+  {
+    name: "smtp_connect_timeout",
+    type: "time",
+    default: "30s",
+    doc: "Time limit for completing a TCP connection.",
+    timeUnit: "s",
+    support: "implemented",
+  },
+  {
+    name: "smtp_helo_timeout",
+    type: "time",
+    default: "300s",
+    doc: "Time limit for sending HELO/EHLO and receiving the greeting and response.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtp_mail_timeout",
+    type: "time",
+    default: "300s",
+    doc: "Time limit for sending MAIL FROM and receiving the response.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtp_rcpt_timeout",
+    type: "time",
+    default: "300s",
+    doc: "Time limit for sending RCPT TO and receiving the response.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtp_data_init_timeout",
+    type: "time",
+    default: "120s",
+    doc: "Time limit for sending DATA and receiving the response.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtp_data_xfer_timeout",
+    type: "time",
+    default: "180s",
+    doc: "Time limit for sending the message content.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtp_data_done_timeout",
+    type: "time",
+    default: "600s",
+    doc: "Time limit for sending the final '.' and receiving the response.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtp_quit_timeout",
+    type: "time",
+    default: "300s",
+    doc: "Time limit for sending QUIT and receiving the response.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtp_helo_name",
+    type: "string",
+    default: "$myhostname",
+    doc: "Host name sent in HELO/EHLO.",
+    support: "implemented",
+  },
+  {
+    name: "smtp_connection_cache_time_limit",
+    type: "time",
+    default: "2s",
+    doc: "Time an unused cached SMTP connection is kept open.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtp_connection_reuse_time_limit",
+    type: "time",
+    default: "300s",
+    doc: "Time during which a cached SMTP connection may be reused.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
 
   // Local delivery and aliases
-  [
-    "local_recipient_maps",
-    "list",
-    "proxy:unix:passwd.byname $alias_maps",
-    "Lookup tables with all valid local recipients.",
-  ],
-  [
-    "alias_maps",
-    "list",
-    "hash:/etc/aliases, nis:mail.aliases",
-    "Alias databases used for local delivery.",
-  ],
-  ["alias_database", "list", "hash:/etc/aliases", "Alias databases built by newaliases."],
+  {
+    name: "local_recipient_maps",
+    type: "list",
+    default: "proxy:unix:passwd.byname $alias_maps",
+    doc: "Lookup tables with all valid local recipients.",
+    support: "refused",
+    behavesAs: "",
+    note:
+      'lookup tables are not implemented yet, and ignoring it would accept mail for local names that do not exist; set "local_recipient_maps =" to accept every local name',
+  },
+  {
+    name: "alias_maps",
+    type: "list",
+    default: "hash:/etc/aliases, nis:mail.aliases",
+    doc: "Alias databases used for local delivery (not empty: local delivery defers).",
+    support: "implemented",
+  },
+  {
+    name: "alias_database",
+    type: "list",
+    default: "hash:/etc/aliases",
+    doc: "Alias databases built by newaliases.",
+    support: "ignored",
+    alsoFine: [""],
+    note: "Postwarden has no newaliases",
+  },
 
   // Transports
-  [
-    "default_transport",
-    "string",
-    "smtp",
-    "Default transport for domains that are not otherwise matched.",
-  ],
-  ["local_transport", "string", "local:$myhostname", "Transport for domains in mydestination."],
-  ["relay_transport", "string", "relay", "Transport for domains in relay_domains."],
+  {
+    name: "default_transport",
+    type: "string",
+    default: "smtp",
+    doc: "Default transport for domains that are not otherwise matched.",
+    support: "implemented",
+  },
+  {
+    name: "local_transport",
+    type: "string",
+    default: "local:$myhostname",
+    doc: "Transport for domains in mydestination.",
+    support: "implemented",
+  },
+  {
+    name: "relay_transport",
+    type: "string",
+    default: "relay",
+    doc: "Transport for domains in relay_domains.",
+    support: "refused",
+    note:
+      "qmgr would deliver relay_domains mail with default_transport instead; remove the setting",
+  },
 
   // Notification
-  [
-    "double_bounce_sender",
-    "string",
-    "double-bounce",
-    "Sender address of postmaster notifications.",
-  ],
-  [
-    "bounce_notice_recipient",
-    "string",
-    "postmaster",
-    "Recipient of postmaster notices about bounced mail.",
-  ],
-  [
-    "2bounce_notice_recipient",
-    "string",
-    "postmaster",
-    "Recipient of undeliverable mail that cannot be returned to the sender.",
-  ],
-  ["notify_classes", "list", "resource, software", "Error classes reported to the postmaster."],
+  {
+    name: "double_bounce_sender",
+    type: "string",
+    default: "double-bounce",
+    doc: "Sender address of postmaster notifications.",
+    support: "implemented",
+  },
+  {
+    name: "bounce_notice_recipient",
+    type: "string",
+    default: "postmaster",
+    doc: "Recipient of postmaster notices about bounced mail.",
+    support: "implemented",
+  },
+  {
+    name: "2bounce_notice_recipient",
+    type: "string",
+    default: "postmaster",
+    doc: "Recipient of undeliverable mail that cannot be returned to the sender.",
+    support: "implemented",
+  },
+  {
+    name: "notify_classes",
+    type: "list",
+    default: "resource, software",
+    doc: "Error classes reported to the postmaster.",
+    support: "implemented",
+  },
+  {
+    name: "soft_bounce",
+    type: "bool",
+    default: "no",
+    doc: "Safety net: keep mail queued instead of bouncing it; 5XX rejects become 4XX.",
+    support: "implemented",
+  },
 
   // Logging and identity strings
-  [
-    "maillog_file",
-    "string",
-    "",
-    "File to log to instead of syslog (empty: Postwarden logs to stderr).",
-  ],
+  {
+    name: "maillog_file",
+    type: "string",
+    default: "",
+    doc: "File master writes the log to (empty: syslog through /dev/log, as Postfix).",
+    support: "implemented",
+  },
+  {
+    name: "import_environment",
+    type: "list",
+    default:
+      "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME",
+    doc: "Environment variables master passes on to the daemons (name or name=value).",
+    support: "implemented",
+  },
+  // Read-only, as in Postfix: master sets them for each daemon ($service_name in -o values).
+  {
+    name: "service_name",
+    type: "string",
+    default: "",
+    doc: "The master.cf service name of a daemon (set by master; read-only).",
+    support: "implemented",
+  },
+  {
+    name: "process_name",
+    type: "string",
+    default: "",
+    doc: "The name of the running program (for a daemon, set by master; read-only).",
+    support: "implemented",
+  },
   // Postwarden: Postfix's default is ${multi_instance_name?{$multi_instance_name}:{postfix}}.
-  ["syslog_name", "string", "postwarden", "Program name prefix of log lines."],
+  {
+    name: "syslog_name",
+    type: "string",
+    default: "postwarden",
+    doc: "Program name prefix of log lines.",
+    support: "implemented",
+  },
   // Postwarden: Postfix's default is "Postfix".
-  [
-    "mail_name",
-    "string",
-    "Postwarden",
-    "Mail system name in the SMTP greeting and in Received: headers.",
-  ],
+  {
+    name: "mail_name",
+    type: "string",
+    default: "Postwarden",
+    doc: "Mail system name in the SMTP greeting and in Received: headers.",
+    support: "implemented",
+  },
   // Postwarden: our own version (Postfix prints its own). Behaviour follows Postfix 3.7.
-  ["mail_version", "string", "0.1.0", "Version of Postwarden (read-only)."],
+  {
+    name: "mail_version",
+    type: "string",
+    default: "0.1.0",
+    doc: "Version of Postwarden (read-only).",
+    support: "implemented",
+  },
 
   // Process management and IPC
-  [
-    "ipc_timeout",
-    "time",
-    "3600s",
-    "Time limit for sending or receiving information over an internal channel.",
-    "s",
-  ],
-  ["ipc_idle", "time", "5s", "Time after which a client closes an idle internal connection.", "s"],
-  ["daemon_timeout", "time", "18000s", "Time limit for a daemon to handle one request.", "s"],
-  [
-    "qmgr_message_active_limit",
-    "int",
-    "20000",
-    "Maximal number of messages in the active queue.",
-  ],
-  ["bounce_size_limit", "int", "50000", "Maximal amount of original message text in a DSN."],
-  [
-    "local_destination_concurrency_limit",
-    "int",
-    "2",
-    "Maximal number of parallel deliveries to the same local recipient.",
-  ],
-  [
-    "local_destination_recipient_limit",
-    "int",
-    "1",
-    "Maximal number of recipients per local delivery request.",
-  ],
-  ["smtpd_error_sleep_time", "time", "1s", "Delay before replying after soft errors.", "s"],
-  ["smtpd_helo_required", "bool", "no", "Require HELO or EHLO before MAIL."],
+  {
+    name: "ipc_timeout",
+    type: "time",
+    default: "3600s",
+    doc: "Time limit for sending or receiving information over an internal channel.",
+    timeUnit: "s",
+    min: 1,
+    support: "ignored",
+    note: "Postwarden's internal channels use their own fixed timeouts",
+  },
+  {
+    name: "ipc_idle",
+    type: "time",
+    default: "5s",
+    doc: "Time after which a client closes an idle internal connection.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "daemon_timeout",
+    type: "time",
+    default: "18000s",
+    doc: "Time limit for a daemon to handle one request.",
+    timeUnit: "s",
+    min: 1,
+    support: "ignored",
+    note: "Postwarden has no per-request watchdog",
+  },
+  {
+    name: "max_idle",
+    type: "time",
+    default: "100s",
+    doc: "Time a daemon process waits for the next request before it exits.",
+    timeUnit: "s",
+    min: 1,
+    support: "ignored",
+    note: "Postwarden's daemons do not exit when idle",
+  },
+  {
+    name: "qmgr_message_active_limit",
+    type: "int",
+    default: "20000",
+    doc: "Maximal number of messages in the active queue.",
+    min: 1,
+    support: "implemented",
+  },
+  // Postwarden: Postfix requires at least 1; Postwarden's bounce takes 0 as
+  // "no limit" (daemons/bounce), so 0 stays accepted.
+  {
+    name: "bounce_size_limit",
+    type: "int",
+    default: "50000",
+    doc: "Maximal amount of original message text in a DSN (0: no limit).",
+    support: "implemented",
+  },
+  // Read by qmgr as <transport>_destination_*_limit for the local transport.
+  {
+    name: "local_destination_concurrency_limit",
+    type: "int",
+    default: "2",
+    doc: "Maximal number of parallel deliveries to the same local recipient.",
+    support: "implemented",
+  },
+  {
+    name: "local_destination_recipient_limit",
+    type: "int",
+    default: "1",
+    doc: "Maximal number of recipients per local delivery request.",
+    support: "implemented",
+  },
+
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
-  [
-    "postwarden_smtp_ipv6_destinations",
-    "list",
-    "",
-    "IPv6 [address]:port destinations the smtp client's sandbox may reach (no IPv6 ranges in Deno).",
-  ],
-  [
-    "soft_bounce",
-    "bool",
-    "no",
-    "Safety net: keep mail queued instead of bouncing it; 5XX rejects become 4XX.",
-  ],
-  [
-    "smtpd_peername_lookup",
-    "bool",
-    "yes",
-    'Look up the client\'s name (verified PTR); otherwise it is "unknown".',
-  ],
-  ["append_at_myorigin", "bool", "yes", "Append @$myorigin to unqualified local addresses."],
-  [
-    "import_environment",
-    "list",
-    "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ XAUTHORITY DISPLAY LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME",
-    "Environment variables master passes on to the daemons (name or name=value).",
-  ],
-  [
-    "max_idle",
-    "time",
-    "100s",
-    "Time a daemon process waits for the next request before it exits.",
-    "s",
-  ],
+  {
+    name: "postwarden_smtp_ipv6_destinations",
+    type: "list",
+    default: "",
+    doc:
+      "IPv6 [address]:port destinations the smtp client's sandbox may reach (no IPv6 ranges in Deno).",
+    support: "implemented",
+  },
 ];
 
 /** The parameter table, keyed by name. */
-export const PARAMS: ReadonlyMap<string, ParamSpec> = new Map(
-  ROWS.map(([name, type, def, doc, unit]) => {
-    const spec: ParamSpec = { name, type, default: def, doc };
-    if (unit) spec.timeUnit = unit;
-    return [name, spec];
-  }),
-);
+export const PARAMS: ReadonlyMap<string, ParamSpec> = new Map(ROWS.map((r) => [r.name, r]));

@@ -1,25 +1,136 @@
-import { assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
-import { makeConfig } from "./config.ts";
-import { validateConfig } from "./validate.ts";
+import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
+import { loadConfig, makeConfig } from "./config.ts";
+import { overrideProblems, validateConfig } from "./validate.ts";
+
+/** What a Postwarden main.cf needs beyond Postfix's defaults (conf/main.cf sets the same). */
+const BASE = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8\nlocal_recipient_maps =\n" +
+  "alias_maps =\n";
+const errors = (text: string) => validateConfig(makeConfig("/etc/x", BASE + text));
 
 Deno.test("validateConfig", async (t) => {
-  await t.step("the defaults are valid", () => {
-    assertEquals(validateConfig(makeConfig("/etc/x", "")), []);
+  await t.step("a Postwarden configuration is valid", () => {
+    assertEquals(errors(""), []);
+  });
+  await t.step("the embedded conf/main.cf is valid", async () => {
+    const conf = new URL("../../conf", import.meta.url).pathname;
+    assertEquals(validateConfig(await loadConfig(conf, { hostname: "mx.example.org" })), []);
+  });
+  await t.step("Postfix's defaults are refused where Postwarden cannot honour them", () => {
+    const bad = validateConfig(makeConfig("/etc/x", ""));
+    assertEquals(bad.length, 2, bad.join("\n"));
+    assertMatch(
+      bad[0],
+      /^local_recipient_maps = proxy:unix:passwd\.byname .* \(the default\): .*set "local_recipient_maps ="/,
+    );
+    // compatibility_level 0: no smtpd_relay_restrictions; Postfix will not run like that either.
+    assertMatch(bad[1], /specify at least one working instance of: reject_unauth_destination/);
   });
   await t.step("names each bad value", () => {
-    const errors = validateConfig(
-      makeConfig(
-        "/etc/x",
-        "message_size_limit = 10m\ndisable_vrfy_command = maybe\nqueue_run_delay = soon\n",
-      ),
+    const bad = errors(
+      "message_size_limit = 10m\ndisable_vrfy_command = maybe\nqueue_run_delay = soon\n",
     );
-    assertEquals(errors.length, 3, errors.join("\n"));
-    assertMatch(errors.join("\n"), /message_size_limit/);
-    assertMatch(errors.join("\n"), /disable_vrfy_command/);
-    assertMatch(errors.join("\n"), /queue_run_delay/);
+    assertEquals(bad.length, 3, bad.join("\n"));
+    assertMatch(bad.join("\n"), /message_size_limit/);
+    assertMatch(bad.join("\n"), /disable_vrfy_command/);
+    assertMatch(bad.join("\n"), /queue_run_delay/);
+  });
+  await t.step("values out of Postfix's range, in Postfix's words", () => {
+    assertEquals(errors("smtpd_timeout = 0\nsmtpd_recipient_limit = -5\n"), [
+      "invalid smtpd_timeout: 0 (min 1)",
+      "invalid smtpd_recipient_limit parameter value -5 < 1",
+    ]);
+    assertEquals(errors("smtpd_recipient_overshoot_limit = 0\n"), [
+      "invalid smtpd_recipient_overshoot_limit parameter value 0 < 1",
+    ]);
   });
   await t.step("expansion loops are reported, not hung on", () => {
-    const errors = validateConfig(makeConfig("/etc/x", "relayhost = $relayhost\n"));
-    assertEquals(errors.length, 1);
+    assertEquals(errors("relayhost = $relayhost\n").length, 1);
   });
+  await t.step("settings that would let mail through or elsewhere stop the start", () => {
+    const cases: [string, RegExp][] = [
+      ["smtpd_tls_security_level = encrypt", /^smtpd_tls_security_level = encrypt: .*"may"/],
+      ["smtpd_tls_auth_only = yes", /^smtpd_tls_auth_only = yes: not supported/],
+      ["smtpd_enforce_tls = yes", /^smtpd_enforce_tls = yes/],
+      ["smtp_tls_security_level = verify", /^smtp_tls_security_level = verify/],
+      ["header_checks = regexp:/etc/postfix/header_checks", /^header_checks = /],
+      ["content_filter = amavis:[127.0.0.1]:10024", /^content_filter = /],
+      ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
+      ["virtual_alias_maps = hash:/etc/postfix/virtual", /^virtual_alias_maps = /],
+      ["transport_maps = hash:/etc/postfix/transport", /^transport_maps = /],
+      ["relay_recipient_maps = hash:/etc/postfix/relay_rcpt", /^relay_recipient_maps = /],
+      ["smtpd_client_connection_rate_limit = 10", /^smtpd_client_connection_rate_limit = 10/],
+      ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_auth_enable = yes/],
+      ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],
+      ["mailbox_size_limit = 1000", /^mailbox_size_limit = 1000: .*"0"/],
+      ["queue_minfree = 100000000", /^queue_minfree = 100000000: not implemented/],
+      ["relay_transport = lmtp:unix:private/dovecot", /^relay_transport = /],
+      ["local_recipient_maps = proxy:unix:passwd.byname", /^local_recipient_maps = /],
+      ["smtpd_forbid_bare_newline = reject", /^smtpd_forbid_bare_newline = reject/],
+      ["mydestination = hash:/etc/postfix/local_domains", /^mydestination: "hash:/],
+      ["relay_domains = /etc/postfix/relay_domains", /^relay_domains: "\/etc/],
+      [
+        "smtpd_relay_restrictions = permit_mynetworks\nsmtpd_recipient_restrictions =",
+        /^in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions/,
+      ],
+    ];
+    for (const [line, re] of cases) {
+      const bad = errors(line + "\n");
+      assertEquals(bad.length, 1, `${line}: ${bad.join("\n")}`);
+      assertMatch(bad[0], re);
+    }
+  });
+  await t.step("harmless ones are warnings that name them", () => {
+    const cases = [
+      "smtpd_tls_security_level = may",
+      "smtp_tls_security_level = may",
+      "smtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem",
+      "biff = no",
+      "readme_directory = no",
+      "mailbox_size_limit = 0",
+      "append_dot_mydomain = yes",
+      "smtpd_forbid_bare_newline = no",
+      "postscreen_greet_action = enforce",
+      "smtpd_client_restrictions = check_client_access hash:/etc/postfix/access",
+    ];
+    for (const line of cases) {
+      const c = makeConfig("/etc/x", BASE + line + "\n");
+      assertEquals(validateConfig(c), [], line);
+      const name = line.split(" ")[0];
+      assert(c.warnings.some((w) => w.includes(name)), `${line}: ${c.warnings.join("\n")}`);
+    }
+  });
+  await t.step("master.cf -o overrides are checked like main.cf", () => {
+    const overrides = {
+      smtpd_tls_security_level: "encrypt",
+      syslog_name: "postfix/submission",
+      smtpd_client_restrictions: "permit_sasl_authenticated,check_client_access,reject",
+    };
+    const c = makeConfig("/etc/x", BASE + "queue_minfree = 5\n", { overrides });
+    assertEquals(validateConfig(c).length, 2);
+    const p = overrideProblems(c, overrides);
+    assertEquals(p.fatal.length, 1, p.fatal.join("\n")); // not main.cf's queue_minfree
+    assertMatch(p.fatal[0], /^smtpd_tls_security_level = encrypt/);
+    assertEquals(p.warnings.length, 1);
+    assertMatch(p.warnings[0], /restriction "check_client_access" is not supported/);
+    assertEquals(overrideProblems(c, {}), { fatal: [], warnings: [] });
+  });
+});
+
+Deno.test("validateConfig: network lists as Postfix parses them", () => {
+  assertEquals(
+    errors("mynetworks = !127.0.0.2, 127.0.0.0/8, [::1]/128, [fd00::]/64, mx.example\n"),
+    [],
+  );
+  assertEquals(errors("mynetworks = 127.0.0.5/0, 127.0.0.1/33, 1.2.3/24\n"), [
+    'mynetworks: non-null host address bits in "127.0.0.5/0", perhaps you should use "0.0.0.0/0" instead',
+    'mynetworks: bad mask length in "127.0.0.1/33"',
+    'mynetworks: bad network value in "1.2.3/24"',
+  ]);
+  const tables = errors(
+    "mynetworks = hash:/etc/postfix/network_table, /etc/postfix/networks, ::1/128\n",
+  );
+  assertEquals(tables.length, 3, tables.join("\n"));
+  assertMatch(tables[0], /"hash:\/etc\/postfix\/network_table": lookup tables are not supported/);
+  assertMatch(tables[1], /"\/etc\/postfix\/networks": files in network lists are not supported/);
+  assertMatch(tables[2], /"::1\/128": lookup tables are not supported .*\[addr\]\/len/);
 });

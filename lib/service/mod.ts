@@ -45,13 +45,19 @@ export interface DaemonHandoff {
   overrides: Record<string, string>;
   /** Host name for the myhostname default. */
   hostname: string;
+  /** Files that main.cf values name (myorigin = /etc/mailname), as master read them. */
+  files: Record<string, string>;
   /** The services master runs. */
   services: MasterService[];
 }
 
 /** The configuration a daemon runs with, from master's handoff. */
 export function handoffConfig(h: DaemonHandoff): Config {
-  return makeConfig(h.configDir, h.mainCf, { overrides: h.overrides, hostname: h.hostname });
+  return makeConfig(h.configDir, h.mainCf, {
+    overrides: h.overrides,
+    hostname: h.hostname,
+    files: h.files,
+  });
 }
 
 async function readHandoff(): Promise<DaemonHandoff> {

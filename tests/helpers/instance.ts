@@ -88,6 +88,7 @@ export async function startInstance(
       `queue_directory = ${dir}/var`,
       `maillog_file = ${dir}/var/log/maillog`,
       `mail_spool_directory = ${dir}/var/mail/`,
+      "compatibility_level = 3.6",
       "myhostname = mx.test.example",
       "inet_interfaces = 127.0.0.1",
       "mydestination = $myhostname, localhost",

@@ -1,0 +1,564 @@
+/**
+ * The reviewed allow-list of Postfix parameters that Postwarden does not
+ * implement (they are not in params.ts) and that are harmless to ignore:
+ * ignoring them can neither let mail through that the admin meant to stop
+ * nor send mail anywhere the admin did not mean it to go. Setting one of
+ * them to a non-default value is a warning. Every other Postfix parameter
+ * that is not implemented is an error when set to a non-default value
+ * (support.ts): Postwarden fails closed.
+ *
+ * Each group says why its members are harmless. Some entries are harmless
+ * only for some values (`accepts`): e.g. smtpd_tls_security_level = may is
+ * opportunistic TLS, which a client cannot rely on, while `encrypt` is a
+ * promise that plaintext mail is refused, so it is an error.
+ *
+ * Families of parameters that belong to a Postfix program Postwarden does
+ * not have (postscreen, tlsproxy, the LMTP client, qmqpd, ...) are listed by
+ * prefix: they take effect only in that program, and master.cf cannot run a
+ * program Postwarden does not have (`postwarden check` reports it).
+ *
+ * @module
+ */
+
+/** Why a parameter is harmless to ignore, and for which values. */
+export interface Ignorable {
+  /** Why ignoring it is harmless (ends the warning). */
+  why: string;
+  /** Values (expanded, trimmed) that are harmless; others are errors. @default every value */
+  accepts?: (value: string) => boolean;
+  /** The harmless values, for the error message when `accepts` says no. */
+  acceptsText?: string;
+}
+
+interface Group extends Ignorable {
+  names: string[];
+}
+
+const oneOf = (...values: string[]) => (v: string) => values.includes(v.toLowerCase());
+
+const GROUPS: Group[] = [
+  {
+    why: "Postwarden runs from its checkout and ships no such files or programs",
+    names: [
+      "readme_directory",
+      "html_directory",
+      "manpage_directory",
+      "sample_directory",
+      "meta_directory",
+      "shlib_directory",
+      "sendmail_path",
+      "newaliases_path",
+      "mailq_path",
+      "openssl_path",
+      "alternate_config_directories",
+      "multi_instance_directories",
+      "multi_instance_enable",
+      "multi_instance_group",
+      "multi_instance_name",
+      "multi_instance_wrapper",
+      "postmulti_control_commands",
+      "postmulti_start_commands",
+      "postmulti_stop_commands",
+      "export_environment",
+      "known_tcp_ports",
+      "default_database_type",
+      "berkeley_db_create_buffer_size",
+      "berkeley_db_read_buffer_size",
+      "lmdb_map_size",
+      "proxy_read_maps",
+      "proxy_write_maps",
+      "daemon_table_open_error_is_fatal",
+    ],
+  },
+  {
+    why: "it only changes what is logged or shown, not what is accepted or delivered",
+    names: [
+      "biff",
+      "mail_release_date",
+      "process_id",
+      "syslog_facility",
+      "maillog_file_compressor",
+      "maillog_file_prefixes",
+      "maillog_file_rotate_suffix",
+      "postlog_service_name",
+      "postlogd_watchdog_timeout",
+      "info_log_address_format",
+      "respectful_logging",
+      "helpful_warnings",
+      "smtpd_client_port_logging",
+      "qmqpd_client_port_logging",
+      "debug_peer_level",
+      "debug_peer_list",
+      "debugger_command",
+      "smtpd_log_access_permit_actions",
+      "destination_concurrency_feedback_debug",
+      "delay_logging_resolution_limit",
+      "backwards_bounce_logfile_compatibility",
+      "show_user_unknown_table_name",
+      "smtpd_reject_footer",
+      "smtpd_reject_footer_maps",
+      "smtpd_expansion_filter",
+      "enable_long_queue_ids",
+      "undisclosed_recipients_header",
+      "header_from_format",
+      "always_add_missing_headers",
+      "enable_original_recipient",
+      "bounce_template_file",
+      "delay_notice_recipient",
+      "error_notice_recipient",
+    ],
+  },
+  {
+    why:
+      "it tunes performance or internal timing; Postwarden's scheduler and daemons have their own",
+    names: [
+      "hash_queue_depth",
+      "hash_queue_names",
+      "in_flow_delay",
+      "tcp_windowsize",
+      "application_event_drain_time",
+      "fork_attempts",
+      "fork_delay",
+      "trigger_timeout",
+      "ipc_ttl",
+      "stale_lock_time",
+      "deliver_lock_attempts",
+      "deliver_lock_delay",
+      "service_throttle_time",
+      "qmgr_clog_warn_time",
+      "qmgr_daemon_timeout",
+      "qmgr_ipc_timeout",
+      "qmgr_fudge_factor",
+      "qmgr_message_recipient_limit",
+      "qmgr_message_recipient_minimum",
+      "transport_retry_time",
+      "duplicate_filter_limit",
+      "smtpd_history_flush_threshold",
+      "smtpd_per_request_deadline",
+      "smtp_per_request_deadline",
+      "smtpd_delay_open_until_valid_rcpt",
+      "smtpd_client_event_limit_exceptions",
+      "smtpd_junk_command_limit",
+      "smtp_connection_cache_destinations",
+      "smtp_connection_cache_on_demand",
+      "smtp_connection_reuse_count_limit",
+      "smtp_address_preference",
+      "smtp_balance_inet_protocols",
+      "smtp_randomize_addresses",
+      "smtp_mx_address_limit",
+      "smtp_mx_session_limit",
+      "smtp_min_data_rate",
+      "smtp_rset_timeout",
+      "smtp_starttls_timeout",
+      "smtp_xforward_timeout",
+      "smtpd_starttls_timeout",
+      "dns_ncache_ttl_fix_enable",
+      "dnssec_probe",
+      "queue_file_attribute_count_limit",
+      "confirm_delay_cleared",
+      "enable_threaded_bounces",
+      "dont_remove",
+      "fault_injection_code",
+    ],
+  },
+  {
+    why: "it names one of Postfix's internal services; Postwarden's services have fixed names",
+    names: [
+      "address_verify_service_name",
+      "bounce_service_name",
+      "cleanup_service_name",
+      "connection_cache_service_name",
+      "defer_service_name",
+      "dnsblog_service_name",
+      "error_service_name",
+      "flush_service_name",
+      "pickup_service_name",
+      "proxymap_service_name",
+      "proxywrite_service_name",
+      "queue_service_name",
+      "rewrite_service_name",
+      "showq_service_name",
+      "smtpd_service_name",
+      "tlsmgr_service_name",
+      "tlsproxy_service_name",
+      "trace_service_name",
+    ],
+  },
+  {
+    why:
+      "it only matters to a feature that is itself refused or unsupported (lookup tables, milters, " +
+      "address verification, SASL, policy services, access maps, RBLs, local aliases and " +
+      "commands, virtual delivery); that feature is reported on its own",
+    names: [
+      "smtpd_sasl_path",
+      "smtpd_sasl_type",
+      "smtpd_sasl_service",
+      "smtpd_sasl_security_options",
+      "smtpd_sasl_tls_security_options",
+      "smtpd_sasl_local_domain",
+      "smtpd_sasl_exceptions_networks",
+      "smtpd_sasl_authenticated_header",
+      "smtpd_sasl_mechanism_filter",
+      "smtpd_sasl_response_limit",
+      "broken_sasl_auth_clients",
+      "cyrus_sasl_config_path",
+      "send_cyrus_sasl_authzid",
+      "smtp_sasl_password_maps",
+      "smtp_sasl_path",
+      "smtp_sasl_type",
+      "smtp_sasl_security_options",
+      "smtp_sasl_tls_security_options",
+      "smtp_sasl_tls_verified_security_options",
+      "smtp_sasl_mechanism_filter",
+      "smtp_sasl_auth_cache_name",
+      "smtp_sasl_auth_cache_time",
+      "smtp_sasl_auth_soft_bounce",
+      "smtp_send_dummy_mail_auth",
+      "smtp_sender_dependent_authentication",
+      "smtpd_restriction_classes",
+      "smtpd_null_access_lookup_key",
+      "smtpd_dns_reply_filter",
+      "rbl_reply_maps",
+      "default_rbl_reply",
+      "maps_rbl_reject_code",
+      "maps_rbl_domains",
+      "access_map_defer_code",
+      "access_map_reject_code",
+      "unknown_address_reject_code",
+      "unknown_address_tempfail_action",
+      "unknown_client_reject_code",
+      "unknown_helo_hostname_tempfail_action",
+      "unknown_hostname_reject_code",
+      "unknown_local_recipient_reject_code",
+      "unknown_relay_recipient_reject_code",
+      "unknown_virtual_alias_reject_code",
+      "unknown_virtual_mailbox_reject_code",
+      "unverified_recipient_defer_code",
+      "unverified_recipient_reject_code",
+      "unverified_recipient_reject_reason",
+      "unverified_recipient_tempfail_action",
+      "unverified_sender_defer_code",
+      "unverified_sender_reject_code",
+      "unverified_sender_reject_reason",
+      "unverified_sender_tempfail_action",
+      "reject_tempfail_action",
+      "multi_recipient_bounce_reject_code",
+      "plaintext_reject_code",
+      "relay_clientcerts",
+      "body_checks_size_limit",
+      "canonical_classes",
+      "sender_canonical_classes",
+      "recipient_canonical_classes",
+      "masquerade_classes",
+      "masquerade_exceptions",
+      "virtual_alias_address_length_limit",
+      "virtual_alias_expansion_limit",
+      "virtual_alias_recursion_limit",
+      "virtual_mailbox_base",
+      "virtual_mailbox_limit",
+      "virtual_mailbox_lock",
+      "virtual_minimum_uid",
+      "virtual_uid_maps",
+      "virtual_gid_maps",
+      "virtual_transport",
+      "allow_mail_to_commands",
+      "allow_mail_to_files",
+      "command_execution_directory",
+      "execution_directory_expansion_filter",
+      "command_expansion_filter",
+      "forward_expansion_filter",
+      "command_time_limit",
+      "local_command_shell",
+      "mailbox_delivery_lock",
+      "require_home_directory",
+      "strict_mailbox_ownership",
+      "sun_mailtool_compatibility",
+      "owner_request_special",
+      "expand_owner_alias",
+      "reset_owner_alias",
+      "prepend_delivered_header",
+      "frozen_delivered_to",
+      "propagate_unmatched_extensions",
+      "default_privs",
+      "empty_address_default_transport_maps_lookup_key",
+      "empty_address_local_login_sender_maps_lookup_key",
+      "empty_address_relayhost_maps_lookup_key",
+      "smtpd_forbid_bare_newline_reject_code",
+      "smtpd_etrn_restrictions",
+      "fast_flush_domains",
+      "fast_flush_purge_time",
+      "fast_flush_refresh_time",
+      "default_filter_nexthop",
+      "internal_mail_filter_classes",
+    ],
+  },
+  {
+    why: "Postwarden does not offer the feature it configures, and a client cannot rely on it " +
+      "(XCLIENT/XFORWARD are not offered; SMTPUTF8 is not advertised; MIME is not converted)",
+    names: [
+      "smtpd_authorized_xclient_hosts",
+      "smtpd_authorized_xforward_hosts",
+      "smtpd_authorized_verp_clients",
+      "smtp_send_xforward_command",
+      "smtputf8_enable",
+      "smtputf8_autodetect_classes",
+      "detect_8bit_encoding_header",
+      "disable_mime_input_processing",
+      "disable_mime_output_conversion",
+      "mime_boundary_length_limit",
+      "mime_nesting_limit",
+      "header_address_token_limit",
+      "default_verp_delimiters",
+      "verp_delimiter_filter",
+      "disable_verp_bounces",
+      "cleanup_replace_stray_cr_lf",
+      "smtpd_noop_commands",
+      "smtpd_forbid_bare_newline_exclusions",
+    ],
+  },
+  {
+    why: "it only shapes how the SMTP client talks to a server, not where mail goes",
+    names: [
+      "smtp_always_send_ehlo",
+      "smtp_never_send_ehlo",
+      "smtp_line_length_limit",
+      "smtp_pix_workarounds",
+      "smtp_pix_workaround_maps",
+      "smtp_pix_workaround_delay_time",
+      "smtp_pix_workaround_threshold_time",
+      "smtp_quote_rfc821_envelope",
+      "smtp_skip_5xx_greeting",
+      "smtp_skip_quit_response",
+      "smtp_reply_filter",
+      "smtp_defer_if_no_mx_address_found",
+      "smtp_cname_overrides_servername",
+      "smtp_discard_ehlo_keywords",
+      "smtp_discard_ehlo_keyword_address_maps",
+      "smtp_dns_reply_filter",
+      "smtp_dns_resolver_options",
+      "smtp_address_verify_target",
+    ],
+  },
+  {
+    why: "it only matters when TLS is used, and TLS stays opportunistic at most",
+    names: [
+      "smtpd_tls_cert_file",
+      "smtpd_tls_key_file",
+      "smtpd_tls_chain_files",
+      "smtpd_tls_dcert_file",
+      "smtpd_tls_dkey_file",
+      "smtpd_tls_eccert_file",
+      "smtpd_tls_eckey_file",
+      "smtpd_tls_CAfile",
+      "smtpd_tls_CApath",
+      "smtpd_tls_ciphers",
+      "smtpd_tls_protocols",
+      "smtpd_tls_exclude_ciphers",
+      "smtpd_tls_mandatory_ciphers",
+      "smtpd_tls_mandatory_exclude_ciphers",
+      "smtpd_tls_mandatory_protocols",
+      "smtpd_tls_dh1024_param_file",
+      "smtpd_tls_dh512_param_file",
+      "smtpd_tls_eecdh_grade",
+      "smtpd_tls_fingerprint_digest",
+      "smtpd_tls_loglevel",
+      "smtpd_tls_received_header",
+      "smtpd_tls_session_cache_database",
+      "smtpd_tls_session_cache_timeout",
+      "smtpd_tls_always_issue_session_ids",
+      "smtpd_tls_ask_ccert",
+      "smtpd_tls_ccert_verifydepth",
+      "smtp_tls_cert_file",
+      "smtp_tls_key_file",
+      "smtp_tls_chain_files",
+      "smtp_tls_dcert_file",
+      "smtp_tls_dkey_file",
+      "smtp_tls_eccert_file",
+      "smtp_tls_eckey_file",
+      "smtp_tls_CAfile",
+      "smtp_tls_CApath",
+      "smtp_tls_ciphers",
+      "smtp_tls_protocols",
+      "smtp_tls_exclude_ciphers",
+      "smtp_tls_mandatory_ciphers",
+      "smtp_tls_mandatory_exclude_ciphers",
+      "smtp_tls_mandatory_protocols",
+      "smtp_tls_fingerprint_digest",
+      "smtp_tls_fingerprint_cert_match",
+      "smtp_tls_secure_cert_match",
+      "smtp_tls_verify_cert_match",
+      "smtp_tls_enforce_peername",
+      "smtp_tls_trust_anchor_file",
+      "smtp_tls_scert_verifydepth",
+      "smtp_tls_servername",
+      "smtp_tls_loglevel",
+      "smtp_tls_note_starttls_offer",
+      "smtp_tls_session_cache_database",
+      "smtp_tls_session_cache_timeout",
+      "smtp_tls_block_early_mail_reply",
+      "smtp_tls_connection_reuse",
+      "smtp_tls_dane_insecure_mx_policy",
+      "smtp_tls_force_insecure_host_tlsa_lookup",
+      "tls_append_default_CA",
+      "tls_config_file",
+      "tls_config_name",
+      "tls_daemon_random_bytes",
+      "tls_dane_digests",
+      "tls_disable_workarounds",
+      "tls_eecdh_auto_curves",
+      "tls_eecdh_strong_curve",
+      "tls_eecdh_ultra_curve",
+      "tls_export_cipherlist",
+      "tls_fast_shutdown_enable",
+      "tls_high_cipherlist",
+      "tls_legacy_public_key_fingerprints",
+      "tls_low_cipherlist",
+      "tls_medium_cipherlist",
+      "tls_null_cipherlist",
+      "tls_preempt_cipherlist",
+      "tls_random_bytes",
+      "tls_random_exchange_name",
+      "tls_random_prng_update_period",
+      "tls_random_reseed_period",
+      "tls_random_source",
+      "tls_server_sni_maps",
+      "tls_session_ticket_cipher",
+      "tls_ssl_options",
+      "tls_wildcard_matches_multiple_labels",
+    ],
+  },
+];
+
+/** Entries harmless only for some values. */
+const BY_VALUE: [string, Ignorable][] = [
+  [
+    "smtpd_tls_security_level",
+    {
+      why: 'without STARTTLS, "may" (opportunistic) is what a client gets anyway',
+      accepts: oneOf("", "none", "may"),
+      acceptsText: '"may", "none" or empty',
+    },
+  ],
+  [
+    "smtp_tls_security_level",
+    {
+      why: '"may" (opportunistic) promises no encryption to anyone',
+      accepts: oneOf("", "none", "may"),
+      acceptsText: '"may", "none" or empty',
+    },
+  ],
+  [
+    "smtpd_use_tls",
+    { why: "it is the old name of smtpd_tls_security_level = may" },
+  ],
+  [
+    "smtp_use_tls",
+    { why: "it is the old name of smtp_tls_security_level = may" },
+  ],
+  [
+    "smtpd_enforce_tls",
+    { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' },
+  ],
+  [
+    "smtp_enforce_tls",
+    { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' },
+  ],
+  [
+    "smtpd_tls_auth_only",
+    { why: "AUTH is not offered", accepts: oneOf("no"), acceptsText: '"no"' },
+  ],
+  [
+    "mailbox_size_limit",
+    {
+      why: '"0" (no limit) is what Postwarden does',
+      accepts: oneOf("0"),
+      acceptsText: '"0"',
+    },
+  ],
+];
+
+/**
+ * Prefixes of parameter families that only a Postfix program Postwarden
+ * does not have reads (master.cf cannot run that program).
+ */
+const FAMILIES: [prefix: string, why: string][] = [
+  ["postscreen_", "Postwarden has no postscreen"],
+  ["tlsproxy_", "Postwarden has no tlsproxy"],
+  ["lmtp_", "Postwarden has no LMTP client"],
+  ["qmqpd_", "Postwarden has no QMQP server"],
+  ["dnsblog_", "Postwarden has no dnsblog"],
+  ["address_verify_", "Postwarden has no verify service (reject_unverified_* is unsupported)"],
+  ["milter_", "milters are refused on their own (smtpd_milters, non_smtpd_milters)"],
+  ["smtpd_policy_service_", "check_policy_service is an unsupported restriction"],
+  ["connection_cache_", "Postwarden has no scache service"],
+  ["anvil_", "Postwarden has no anvil service (client rate limits are refused on their own)"],
+];
+
+/**
+ * Per-transport suffixes (`<transport>_<suffix>`, `default_<suffix>`) of
+ * queue manager settings. Concurrency and recipient limits are implemented
+ * (qmgr reads them for any transport); the scheduler's tuning knobs are
+ * harmless; rate delays are refused: ignoring them would send faster than
+ * the admin allowed.
+ */
+const TRANSPORT_SUFFIXES: [suffix: string, support: "implemented" | "ignored" | "refused"][] = [
+  ["destination_concurrency_limit", "implemented"],
+  ["destination_recipient_limit", "implemented"],
+  ["destination_concurrency_failed_cohort_limit", "ignored"],
+  ["destination_concurrency_negative_feedback", "ignored"],
+  ["destination_concurrency_positive_feedback", "ignored"],
+  ["initial_destination_concurrency", "ignored"],
+  ["delivery_slot_cost", "ignored"],
+  ["delivery_slot_discount", "ignored"],
+  ["delivery_slot_loan", "ignored"],
+  ["extra_recipient_limit", "ignored"],
+  ["minimum_delivery_slots", "ignored"],
+  ["recipient_limit", "ignored"],
+  ["recipient_refill_delay", "ignored"],
+  ["recipient_refill_limit", "ignored"],
+  ["time_limit", "ignored"],
+  ["destination_rate_delay", "refused"],
+  ["transport_rate_delay", "refused"],
+];
+
+const BY_NAME = new Map<string, Ignorable>([
+  ...GROUPS.flatMap((g) => g.names.map((n): [string, Ignorable] => [n, { why: g.why }])),
+  ...BY_VALUE,
+]);
+
+/** How Postwarden treats a Postfix parameter that is not in its table. */
+export type Classification =
+  | { support: "implemented" }
+  | { support: "ignored"; why: string; accepts?: (v: string) => boolean; acceptsText?: string }
+  | { support: "refused"; why?: string };
+
+/**
+ * Classifies a parameter name that is not in the parameter table: on the
+ * allow-list (by name, family or per-transport suffix), implemented per
+ * transport by qmgr (`<transport>_destination_concurrency_limit` and
+ * `_recipient_limit`), or refused.
+ */
+export function classify(name: string): Classification {
+  const entry = BY_NAME.get(name);
+  if (entry) return { support: "ignored", ...entry };
+  for (const [prefix, why] of FAMILIES) {
+    if (name.startsWith(prefix)) return { support: "ignored", why };
+  }
+  for (const [suffix, support] of TRANSPORT_SUFFIXES) {
+    if (!name.endsWith(`_${suffix}`) || name === suffix) continue;
+    if (support === "implemented") return { support };
+    if (support === "ignored") {
+      return {
+        support,
+        why: "it tunes the queue manager's scheduler, which Postwarden does not copy",
+      };
+    }
+    return { support, why: "Postwarden's queue manager does not rate-limit deliveries" };
+  }
+  return { support: "refused" };
+}
+
+/** True when `name` has the shape of a per-transport queue manager setting. */
+export function isPerTransport(name: string): boolean {
+  return TRANSPORT_SUFFIXES.some(([s]) => name.endsWith(`_${s}`) && name !== s);
+}

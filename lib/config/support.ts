@@ -1,0 +1,230 @@
+/**
+ * What Postwarden cannot honour in a configuration, found before any
+ * daemon runs: the report behind `Config.warnings` (non-fatal) and
+ * `validateConfig` (fatal). Postwarden fails closed: a setting it does not
+ * implement is an error when ignoring it could let mail through that the
+ * admin meant to stop or send mail where the admin did not mean it to go,
+ * and a warning otherwise. Nothing that is set is silently ignored.
+ *
+ * - Parameters of the table marked `ignored`/`refused` (params.ts), when
+ *   their effective value (set, or the default) is not what Postwarden
+ *   does anyway: e.g. Postfix's default local_recipient_maps.
+ * - Postfix parameters outside the table, when set to something other than
+ *   Postfix's default (postfix_names.ts): a warning if they are on the
+ *   reviewed allow-list of harmless ones (ignorable.ts), an error otherwise.
+ * - Values that are implemented only in part: smtpd_forbid_bare_newline,
+ *   network lists (mynetworks) and domain lists (mydestination,
+ *   relay_domains) with lookup tables or files, restriction names smtpd
+ *   does not know (a warning: smtpd answers 451 4.3.5, as Postfix), a relay
+ *   configuration that cannot refuse relaying (Postfix will not run it),
+ *   alias_maps (local delivery defers while it is set), and mynetworks left
+ *   to its default.
+ *
+ * Pure: reads the Config only.
+ *
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+import { expand, type Lookup } from "./expand.ts";
+import { classify, isPerTransport } from "./ignorable.ts";
+import { parseNetworkList } from "./network_list.ts";
+import { PARAMS, type ParamSpec } from "./params.ts";
+import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
+import {
+  canRefuseRelay,
+  OPEN_RELAY_MESSAGE,
+  RESTRICTION_LISTS,
+  unsupportedRestrictions,
+} from "./restrictions.ts";
+
+/** One finding: the parameters it is about, its message, and whether it stops the start. */
+export interface ConfigProblem {
+  names: string[];
+  message: string;
+  fatal: boolean;
+}
+
+/** Values compared as Postfix would read them: lists by their items, the rest trimmed. */
+function normalize(value: string): string {
+  return value.split(/[\s,]+/).filter((w) => w !== "").join(" ");
+}
+
+/** `name = value` as set, or `name = expanded value (the default)` when not set. */
+function shown(config: Config, name: string): string {
+  if (config.isSet(name)) return `${name} = ${normalize(config.raw(name) ?? "")}`;
+  const value = quietly(() => config.str(name)) ?? config.raw(name) ?? "";
+  return `${name} = ${normalize(value)} (the default)`;
+}
+
+/** Calls f, turning a ConfigError into undefined (the type checks report it). */
+function quietly<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ConfigError) return undefined;
+    throw e;
+  }
+}
+
+/** Unimplemented parameters of the table whose effective value is not what Postwarden does. */
+function tableParams(config: Config, lookup: Lookup): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const spec of PARAMS.values()) {
+    if (spec.support === "implemented") continue;
+    const value = quietly(() => config.str(spec.name));
+    if (value === undefined) continue;
+    const target = spec.behavesAs ??
+      quietly(() => expand(spec.default, lookup, { stack: [spec.name] }));
+    const same = (a: string) => normalize(value).toLowerCase() === normalize(a).toLowerCase();
+    if (target === undefined || same(target) || (spec.alsoFine ?? []).some(same)) continue;
+    out.push(unimplemented(config, spec));
+  }
+  return out;
+}
+
+function unimplemented(config: Config, spec: ParamSpec): ConfigProblem {
+  const what = shown(config, spec.name);
+  const advice = spec.note ??
+    (spec.behavesAs === undefined
+      ? "remove the setting"
+      : `set "${spec.name} = ${spec.behavesAs}"`);
+  const fatal = spec.support === "refused";
+  const how = fatal ? "not implemented by Postwarden" : "not implemented by Postwarden and ignored";
+  return { names: [spec.name], message: `${what}: ${how}; ${advice}`, fatal };
+}
+
+/** Postfix parameters outside the table that are set to something other than Postfix's default. */
+function postfixParams(config: Config, lookup: Lookup): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const [name, raw] of config.explicit()) {
+    if (PARAMS.has(name)) continue;
+    const postfixDefault = POSTFIX_DEFAULTS.get(name);
+    if (postfixDefault === undefined && !isPerTransport(name)) continue; // not Postfix's: "unused"
+    const value = quietly(() => expand(raw, lookup, { stack: [name] })) ?? raw;
+    if (postfixDefault !== undefined) {
+      const def = quietly(() => expand(postfixDefault, lookup, { stack: [name] })) ??
+        postfixDefault;
+      if (normalize(raw) === normalize(postfixDefault) || normalize(value) === normalize(def)) {
+        continue;
+      }
+    }
+    const c = classify(name);
+    if (c.support === "implemented") continue;
+    const what = `${name} = ${normalize(raw)}`;
+    if (c.support === "ignored" && (!c.accepts || c.accepts(normalize(value)))) {
+      out.push({
+        names: [name],
+        message: `parameter ${name} is not supported by Postwarden and is ignored: ${c.why}`,
+        fatal: false,
+      });
+      continue;
+    }
+    const message = c.support === "ignored"
+      ? `${what}: not supported by Postwarden; only ${c.acceptsText} is safe to ignore (${c.why}); ` +
+        `set it to ${c.acceptsText} or remove it`
+      : `${what}: not supported by Postwarden, and ignoring it could accept or deliver mail ` +
+        `against this setting${c.why ? ` (${c.why})` : ""}; remove the setting`;
+    out.push({ names: [name], message, fatal: true });
+  }
+  return out;
+}
+
+/** Partly implemented values and cross-parameter checks. */
+function valueChecks(config: Config): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const fatal = (names: string[], message: string) => out.push({ names, message, fatal: true });
+  const warn = (names: string[], message: string) => out.push({ names, message, fatal: false });
+
+  const bareNewline = quietly(() => config.str("smtpd_forbid_bare_newline").trim().toLowerCase());
+  if (bareNewline === "no") {
+    warn(
+      ["smtpd_forbid_bare_newline"],
+      "smtpd_forbid_bare_newline = no: not implemented by Postwarden, which normalizes a bare " +
+        '<LF> and ends DATA only at <CR><LF>.<CR><LF> (as with "normalize")',
+    );
+  } else if (bareNewline === "reject") {
+    fatal(
+      ["smtpd_forbid_bare_newline"],
+      "smtpd_forbid_bare_newline = reject: not implemented by Postwarden, which would accept " +
+        'lines ending in a bare <LF> that this setting rejects; set "normalize" or remove it',
+    );
+  } else if (bareNewline !== undefined && !["normalize", "yes"].includes(bareNewline)) {
+    fatal(
+      ["smtpd_forbid_bare_newline"],
+      `bad smtpd_forbid_bare_newline value: ${bareNewline} (specify normalize, yes, reject or no)`,
+    );
+  }
+
+  const nets = quietly(() => config.list("mynetworks"));
+  if (nets) {
+    for (const e of parseNetworkList("mynetworks", nets).errors) fatal(["mynetworks"], e);
+  }
+  if (!config.isSet("mynetworks")) {
+    warn(
+      ["mynetworks"],
+      `mynetworks is not set: Postwarden trusts only the loopback network (${
+        config.raw("mynetworks")
+      }), not the networks of this host's other interfaces as Postfix does; set mynetworks ` +
+        "to say which clients may relay",
+    );
+  }
+
+  for (const item of quietly(() => config.list("mydestination")) ?? []) {
+    if (/^[.!]/.test(item)) {
+      warn(
+        ["mydestination"],
+        `mydestination: "${item}": patterns are not implemented (Postwarden matches each ` +
+          "name exactly, so mail for such domains is not delivered here); list the domains",
+      );
+    }
+  }
+  for (const name of ["mydestination", "relay_domains"]) {
+    for (const item of quietly(() => config.list(name)) ?? []) {
+      const bare = item.replace(/^!+/, "");
+      if (bare.startsWith("/") || bare.includes(":")) {
+        fatal(
+          [name],
+          `${name}: "${item}": lookup tables and files are not supported by Postwarden; list ` +
+            `the domains in main.cf`,
+        );
+      }
+    }
+  }
+
+  for (const list of RESTRICTION_LISTS) {
+    const names = quietly(() => unsupportedRestrictions([config.list(list)])) ?? [];
+    for (const r of names) {
+      warn(
+        [list],
+        `${list}: restriction "${r}" is not supported by Postwarden; mail that reaches it is ` +
+          "answered 451 4.3.5 Server configuration error",
+      );
+    }
+  }
+  const relay = quietly(() => config.list("smtpd_relay_restrictions"));
+  const rcpt = quietly(() => config.list("smtpd_recipient_restrictions"));
+  if (relay && rcpt && !canRefuseRelay(relay, rcpt)) {
+    fatal(["smtpd_relay_restrictions", "smtpd_recipient_restrictions"], OPEN_RELAY_MESSAGE);
+  }
+
+  if ((quietly(() => config.list("alias_maps")) ?? []).length > 0) {
+    warn(
+      ["alias_maps"],
+      `${shown(config, "alias_maps")}: lookup tables are not implemented yet, so local ` +
+        'delivery defers every recipient; set "alias_maps ="',
+    );
+  }
+  return out;
+}
+
+/**
+ * Everything in the configuration that Postwarden does not implement as
+ * set, plus partly implemented values. Never throws for a bad value: type
+ * and expansion errors are left to the typed accessors (validate.ts).
+ */
+export function supportProblems(config: Config): ConfigProblem[] {
+  const lookup: Lookup = (n) => config.raw(n) ?? POSTFIX_DEFAULTS.get(n);
+  return [...tableParams(config, lookup), ...postfixParams(config, lookup), ...valueChecks(config)];
+}

@@ -1,0 +1,175 @@
+/**
+ * Postwarden fails closed on configuration, end to end: `postwarden check`
+ * and `start` refuse settings it cannot honour and name them, the
+ * restriction lists that used to be ignored refuse mail through the real
+ * smtpd, an smtpd whose master.cf -o settings cannot be honoured does not
+ * serve, and a client that never reads its replies is dropped after
+ * smtpd_timeout.
+ */
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import {
+  freePort,
+  postwardenArgs,
+  processesOf,
+  smtpSend,
+  startInstance,
+  waitUntil,
+} from "../helpers/instance.ts";
+import { run } from "../helpers/peers.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** A config folder: the embedded conf/ plus `extra` main.cf lines. */
+async function confWith(extra: string): Promise<{ dir: string; conf: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "postwarden-failclosed-" });
+  await Deno.chmod(dir, 0o755); // the mail owner must reach var/ (see tests/helpers/instance.ts)
+  const conf = `${dir}/conf`;
+  await Deno.mkdir(conf);
+  const main = await Deno.readTextFile(`${ROOT}/conf/main.cf`);
+  await Deno.writeTextFile(`${conf}/main.cf`, `${main}myhostname = mx.test.example\n${extra}`);
+  await Deno.copyFile(`${ROOT}/conf/master.cf`, `${conf}/master.cf`);
+  return { dir, conf };
+}
+
+const postwarden = (conf: string, cmd: string) => run(Deno.execPath(), postwardenArgs(conf, cmd));
+
+Deno.test({
+  name: "postwarden check and start refuse what Postwarden cannot honour, naming it",
+  ...opts,
+  fn: async () => {
+    const { dir, conf } = await confWith(
+      "smtpd_timeout = 0\nsmtpd_recipient_limit = -5\nsmtpd_tls_security_level = encrypt\n" +
+        "local_recipient_maps = proxy:unix:passwd.byname $alias_maps\n" +
+        "mynetworks = !127.0.0.2, 127.0.0.5/0\nheader_checks = regexp:/etc/postfix/header_checks\n" +
+        "biff = no\nsmtpd_client_restrictions = check_client_access hash:/etc/postfix/access\n",
+    );
+    try {
+      const c = await postwarden(conf, "check");
+      assertEquals(c.code, 1, c.stderr);
+      for (
+        const re of [
+          /error: invalid smtpd_timeout: 0 \(min 1\)/,
+          /error: invalid smtpd_recipient_limit parameter value -5 < 1/,
+          /error: smtpd_tls_security_level = encrypt: not supported by Postwarden/,
+          /error: local_recipient_maps = .*set "local_recipient_maps ="/,
+          /error: mynetworks: non-null host address bits in "127\.0\.0\.5\/0", perhaps you should use "0\.0\.0\.0\/0" instead/,
+          /error: header_checks = regexp:\/etc\/postfix\/header_checks: not supported/,
+          /warning: parameter biff is not supported by Postwarden and is ignored/,
+          /warning: smtpd_client_restrictions: restriction "check_client_access" is not supported/,
+        ]
+      ) assertMatch(c.stderr, re);
+      const s = await postwarden(conf, "start");
+      assertEquals(s.code, 1, s.stderr);
+      assertMatch(s.stderr, /smtpd_tls_security_level = encrypt/);
+      assertEquals(await processesOf(conf), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "an smtpd whose master.cf -o settings cannot be honoured does not serve",
+  ...opts,
+  fn: async () => {
+    const { dir, conf } = await confWith("");
+    const port = freePort();
+    const master = (await Deno.readTextFile(`${conf}/master.cf`)).replace(
+      /^2525(\s+inet.*smtpd)$/m,
+      `127.0.0.1:${port}$1\n  -o smtpd_tls_security_level=encrypt`,
+    );
+    await Deno.writeTextFile(`${conf}/master.cf`, master);
+    try {
+      const s = await postwarden(conf, "start");
+      assertEquals(s.code, 1, s.stderr); // master checks each service's -o settings
+      assertMatch(
+        s.stderr,
+        /master\.cf: service 127\.0\.0\.1:\d+: smtpd_tls_security_level = encrypt: not supported/,
+      );
+      const refused = await Deno.connect({ hostname: "127.0.0.1", port }).then(
+        (c) => (c.close(), false),
+        () => true,
+      );
+      assert(refused, "nothing listens where the encrypt-only smtpd would");
+      assertEquals(await processesOf(conf), []);
+    } finally {
+      await postwarden(conf, "stop");
+      for (const pid of await processesOf(conf)) Deno.kill(pid, "SIGKILL");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd_client_restrictions refuses a client outside mynetworks through the real smtpd",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance({
+      mainCf: "mynetworks = 127.0.0.2/32\nsmtpd_client_restrictions = permit_mynetworks, reject",
+    });
+    try {
+      const r = await smtpSend(inst.port, {
+        from: "a@example.org",
+        to: ["alice@localhost"],
+        body: "Subject: x\r\n\r\nx\r\n",
+      });
+      assertEquals(
+        r.replies[3],
+        "554 <localhost[127.0.0.1]>: Client host rejected: Access denied", // smtpSend drops 5.7.1
+        JSON.stringify(r) + (await inst.log()),
+      );
+      await waitUntil(
+        async () => (await inst.log()).includes("NOQUEUE: reject: RCPT from localhost[127.0.0.1]"),
+        10_000,
+        "the reject log line",
+      );
+    } finally {
+      await inst.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "smtpd drops a client that never reads its replies after smtpd_timeout",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance({ mainCf: "smtpd_timeout = 2s" });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: inst.port });
+    try {
+      // A pipelined burst of NOOPs, never reading a reply: once the replies fill the
+      // socket buffers, smtpd's writes block.
+      const burst = new TextEncoder().encode("NOOP\r\n".repeat(200_000));
+      let closed = false;
+      const writer = (async () => {
+        try {
+          for (let i = 0; i < 40 && !closed; i++) {
+            let off = 0;
+            while (off < burst.length) off += await conn.write(burst.subarray(off));
+          }
+        } catch {
+          closed = true; // smtpd closed the connection
+        }
+      })();
+      await waitUntil(
+        async () => /timeout after NOOP from localhost\[127\.0\.0\.1\]/.test(await inst.log()),
+        30_000,
+        "smtpd to time out the client that does not read",
+      );
+      await waitUntil(
+        async () => /disconnect from localhost\[127\.0\.0\.1\] noop=\d+/.test(await inst.log()),
+        5_000,
+        "the disconnect line",
+      );
+      await Promise.race([writer, new Promise((r) => setTimeout(r, 5_000))]);
+      assert(closed, "the client's writes fail once smtpd has closed the connection");
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // closed
+      }
+      await inst.stop();
+    }
+  },
+});
