@@ -10,6 +10,9 @@
  *   lib/config.
  * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
  *   mail the admin expects to receive would be refused.
+ * - The chroot column is not used (each daemon has its own Deno sandbox
+ *   instead) and unprivileged=n does not run a daemon as root: both are
+ *   named, not dropped silently.
  * - A delivery agent Postwarden lacks (lmtp, virtual, pipe) is skipped,
  *   unless a transport setting routes mail to it: then it is an error,
  *   since that mail could not be delivered.
@@ -116,6 +119,19 @@ export function planServices(
     } else {
       plan.errors.push(`${what(s)}: no such command "${s.command}"`);
     }
+  }
+  const chrooted = plan.run.filter((s) => s.chroot).map((s) => s.name);
+  if (chrooted.length) {
+    plan.skipped.push(
+      `master.cf: chroot=y (${chrooted.join(", ")}): not used; ` +
+        "each daemon runs in its own Deno sandbox instead (postwarden audit shows it)",
+    );
+  }
+  for (const s of plan.run.filter((s) => !s.unprivileged)) {
+    plan.skipped.push(
+      `master.cf: service ${s.name} (${s.command}): unprivileged=n: runs as mail_owner ` +
+        "like every daemon (delivery as the recipient's own user is not supported yet)",
+    );
   }
   const running = new Set(plan.run.filter((s) => s.type === "unix").map((s) => s.name));
   for (const p of TRANSPORT_PARAMS) {
