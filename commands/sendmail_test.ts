@@ -371,8 +371,8 @@ Deno.test("sendmail as an ordinary user, into a maildrop/ it may not list", asyn
   const OWNER = 4243;
   const flags = await taskFlags();
   const sendmailAs = (who: PasswdEntry, args: string[], stdin: string) =>
-    as.run(who, ["run", ...flags, "commands/sendmail.ts", "-c", conf, ...args], {
-      cwd: ROOT,
+    as.run(who, ["run", ...flags, `${as.code}/commands/sendmail.ts`, "-c", conf, ...args], {
+      cwd: as.code,
       stdin,
       env: { USER: "root", LOGNAME: "root" },
     });

@@ -12,6 +12,10 @@
  * - as another user: the same layout with that user as owner, and the
  *   checkout as it is.
  *
+ * As root it also writes a submission kit for local users (see
+ * {@link writeSubmissionKit}): they may not be able to read the checkout or
+ * the configuration directory either.
+ *
  * The result is the set of absolute path overrides master and the daemons
  * run with, the runtime, and one line per thing it had to set up.
  *
@@ -71,7 +75,7 @@ function under(path: string, dir: string): boolean {
   return path === dir || path.startsWith(`${dir}/`);
 }
 
-/** Short, stable name for a relocated queue: the configured path's last parts and a hash. */
+/** Short, stable name for a path: its last two parts and a hash. */
 async function relocatedName(path: string): Promise<string> {
   const h = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(path)));
   const tag = [...h.slice(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -213,5 +217,82 @@ export async function prepareInstance(
     : userDenoDir(opts.env);
   if (!asRoot) await Deno.mkdir(dirname(denoDir), { recursive: true });
   await prepareDenoDir(denoDir, owners.mail, owners.root);
-  return { overrides: o, runtime: { ...rt.runtime, denoDir }, owner, notes };
+  const runtime = { ...rt.runtime, denoDir };
+  if (asRoot) {
+    const kit = await writeSubmissionKit(config, o, runtime);
+    notes.push(`local users submit mail with ${kit}`);
+  }
+  return { overrides: o, runtime, owner, notes };
+}
+
+/** The folder of the submission kit for a configuration directory. */
+export async function submissionKitDir(configDir: string): Promise<string> {
+  return `${SYSTEM_RUNTIME_DIR}/submit/${await relocatedName(configDir)}`;
+}
+
+/** `deno run` flags of sendmail, as `deno task sendmail` has them. */
+export const SENDMAIL_FLAGS = [
+  "--no-config",
+  "--no-lock",
+  "--no-remote",
+  "--no-npm",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-sys=hostname,uid",
+];
+
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Local submission for every user when root runs Postwarden from a
+ * checkout others cannot read (under /root): a world-readable copy of
+ * main.cf with the paths master uses (and no log file: a user's sendmail
+ * cannot write root's log and reports on stderr), and a `sendmail` script
+ * that runs the staged Deno and code on it. Returns the script's path.
+ * Rewritten at every start, so it follows main.cf.
+ */
+export async function writeSubmissionKit(
+  config: Config,
+  paths: Record<string, string>,
+  runtime: Runtime,
+): Promise<string> {
+  const dir = await submissionKitDir(config.dir);
+  await Deno.mkdir(`${dir}/conf`, { recursive: true, mode: 0o755 });
+  const main = await Deno.readTextFile(`${config.dir}/main.cf`);
+  const extra = [
+    "",
+    "# Written by postwarden start for local users' sendmail: the paths master uses.",
+    ...["queue_directory", "mail_spool_directory", "myhostname"]
+      .filter((k) => paths[k] !== undefined)
+      .map((k) => `${k} = ${paths[k]}`),
+    `config_directory = ${config.dir}`,
+    "maillog_file =",
+    "",
+  ].join("\n");
+  const write = async (path: string, text: string, mode: number) => {
+    const tmp = `${path}.tmp-${Deno.pid}`;
+    await Deno.writeTextFile(tmp, text, { mode });
+    await Deno.chmod(tmp, mode);
+    await Deno.rename(tmp, path);
+  };
+  await write(`${dir}/conf/main.cf`, main + extra, 0o644);
+  const script = `${dir}/sendmail`;
+  await write(
+    script,
+    [
+      "#!/bin/sh",
+      `# Local submission for ${config.dir}, written by postwarden start.`,
+      `exec ${shellQuote(runtime.deno)} run ${SENDMAIL_FLAGS.join(" ")} \\`,
+      `  ${shellQuote(`${runtime.code}/commands/sendmail.ts`)} -c ${
+        shellQuote(`${dir}/conf`)
+      } "$@"`,
+      "",
+    ].join("\n"),
+    0o755,
+  );
+  return script;
 }

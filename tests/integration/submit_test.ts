@@ -6,6 +6,7 @@
  * pickup must log the uid the kernel reports, whatever the file says, and
  * must neither follow nor wait on what the user plants in maildrop/.
  */
+import { submissionKitDir } from "../../lib/instance/mod.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
 import { encodeHead, encodeRecord, encodeTrailer, REC, TRAILER_SIZE } from "../../lib/queue/mod.ts";
 import { concat } from "../../lib/bytes/mod.ts";
@@ -65,7 +66,7 @@ Deno.test({
     );
     const cleanup = fakeCleanup(svc.ctx.queue.privateSocket("cleanup"), maildrop);
     const asUser = (args: string[], stdin = "") =>
-      as.run(user, args, { cwd: ROOT, stdin, env: { USER: "root", LOGNAME: "root" } });
+      as.run(user, args, { cwd: as.code, stdin, env: { USER: "root", LOGNAME: "root" } });
     const secret = await writeQueueFile(
       `${root}/as`,
       { sender: "boss@example.com" },
@@ -76,7 +77,14 @@ Deno.test({
     try {
       await t.step("sendmail exits 0 and pickup logs the user's uid and login", async () => {
         const r = await asUser(
-          ["run", ...(await sendmailFlags()), "commands/sendmail.ts", "-c", `${root}/conf`, "ann"],
+          [
+            "run",
+            ...(await sendmailFlags()),
+            `${as.code}/commands/sendmail.ts`,
+            "-c",
+            `${root}/conf`,
+            "ann",
+          ],
           "Subject: hi\n\nhello\n",
         );
         assertEquals([r.code, r.stderr], [0, ""]);
@@ -149,23 +157,14 @@ Deno.test({
     const inst = await startInstance();
     const as = await AsUser.create(`${inst.dir}/as`);
     try {
-      // What the queue layout gives every user: a way to maildrop/ and to main.cf.
-      // (Tolerant of a master that already sets this up.)
-      await Deno.chmod(inst.dir, 0o755);
-      await Deno.chmod(inst.queue, 0o755);
-      await Deno.chmod(`${inst.queue}/maildrop`, 0o1733);
-      const r = await as.run(
-        user,
-        [
-          "run",
-          ...(await sendmailFlags()),
-          "commands/sendmail.ts",
-          "-c",
-          inst.conf,
-          "alice@localhost",
-        ],
-        { cwd: ROOT, stdin: "Subject: from an ordinary user\n\nhi\n" },
-      );
+      // What postwarden start gives every local user: the submission kit
+      // (the staged code and a readable copy of main.cf), and maildrop/ 1733.
+      const kit = `${await submissionKitDir(inst.conf)}/sendmail`;
+      const r = await as.run(user, ["alice@localhost"], {
+        cwd: "/",
+        program: kit,
+        stdin: "Subject: from an ordinary user\n\nhi\n",
+      });
       assertEquals([r.code, r.stderr], [0, ""]);
       await waitUntil(
         async () => (await maildirFiles(inst.spool, "alice")).length === 1,
