@@ -19,7 +19,7 @@ import {
 } from "../lib/config/mod.ts";
 import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/mod.ts";
 import { daemonGrants, grantFlags, parseResolvConf } from "../lib/permissions/mod.ts";
-import { currentIds, lookupAccount } from "../lib/privilege/mod.ts";
+import { currentIds, exists, lookupAccount } from "../lib/privilege/mod.ts";
 import { checkQueue } from "../lib/queue/layout.ts";
 import { planServices } from "../lib/service/catalog.ts";
 import { runningMaster } from "../daemons/master/pidfile.ts";
@@ -75,6 +75,19 @@ export function masterFlags(
   return flags;
 }
 
+/** Queue, log folder and runtime for master (lib/instance), or a fatal error naming what failed. */
+async function prepareOrDie(config: Config): Promise<Prepared> {
+  try {
+    return await prepareInstance(config, {
+      source: ROOT,
+      deno: Deno.execPath(),
+      env: { HOME: Deno.env.get("HOME"), XDG_CACHE_HOME: Deno.env.get("XDG_CACHE_HOME") },
+    });
+  } catch (e) {
+    fatal((e as Error).message);
+  }
+}
+
 async function loadOrDie(configDir: string): Promise<Config> {
   try {
     return await loadConfig(configDir);
@@ -108,15 +121,6 @@ async function inetEndpointsOf(configDir: string, config: Config): Promise<InetE
       .split(/[\s,]+/).filter(Boolean);
     return inetEndpoints(s.name, ifaces);
   });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** master.cf's services: which run, which are skipped, what stops the start. */
@@ -275,16 +279,7 @@ async function main(argv: string[]): Promise<number> {
             "or start a syslog daemon",
         );
       }
-      let prepared: Prepared;
-      try {
-        prepared = await prepareInstance(config, {
-          source: ROOT,
-          deno: Deno.execPath(),
-          env: { HOME: Deno.env.get("HOME"), XDG_CACHE_HOME: Deno.env.get("XDG_CACHE_HOME") },
-        });
-      } catch (e) {
-        fatal((e as Error).message);
-      }
+      const prepared = await prepareOrDie(config);
       const o = prepared.overrides;
       const as = prepared.owner
         ? `daemons run as ${prepared.owner.name} (uid ${prepared.owner.uid})`
@@ -371,16 +366,7 @@ async function main(argv: string[]): Promise<number> {
     case "check":
       return await check(configDir, config, configured);
     case "audit": {
-      let prepared: Prepared;
-      try {
-        prepared = await prepareInstance(config, {
-          source: ROOT,
-          deno: Deno.execPath(),
-          env: { HOME: Deno.env.get("HOME"), XDG_CACHE_HOME: Deno.env.get("XDG_CACHE_HOME") },
-        });
-      } catch (e) {
-        fatal((e as Error).message);
-      }
+      const prepared = await prepareOrDie(config);
       return await runAudit({ configDir, config, prepared });
     }
     default:

@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { concat } from "../../lib/bytes/mod.ts";
 import { printable, syslogTime } from "../../lib/log/mod.ts";
 import { openNoFollow, type SafeFile } from "../../lib/privilege/mod.ts";
 
@@ -159,12 +160,7 @@ export class LogWriter {
     if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
     if (this.#pendingBytes === 0) return;
-    const out = new Uint8Array(this.#pendingBytes);
-    let off = 0;
-    for (const p of this.#pending) {
-      out.set(p, off);
-      off += p.length;
-    }
+    const out = concat(this.#pending);
     this.#pending = [];
     this.#pendingBytes = 0;
     if (this.opts.stderr) {

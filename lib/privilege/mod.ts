@@ -93,6 +93,16 @@ export async function ensureMailOwner(
   return { account, created };
 }
 
+/** True when something (even a dangling link) is at `path`. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The uid and gid this process runs as. */
 export function currentIds(): { uid: number; gid: number } {
   return { uid: Deno.uid() ?? -1, gid: Deno.gid() ?? -1 };

@@ -23,6 +23,8 @@
  */
 import * as fs from "node:fs";
 import { dirname, join, relative } from "node:path";
+import { concat } from "../bytes/mod.ts";
+import { exists } from "../privilege/mod.ts";
 
 /** What master starts daemons with. */
 export interface Runtime {
@@ -63,15 +65,7 @@ async function contentKey(source: string, files: string[]): Promise<string> {
   for (const f of files) {
     parts.push(enc.encode(`${f}\0`), await Deno.readFile(join(source, f)), enc.encode("\0"));
   }
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const all = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    all.set(p, off);
-    off += p.length;
-  }
-  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", concat(parts).slice()));
   return [...h.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -82,15 +76,6 @@ async function withLock<T>(path: string, f: () => Promise<T>): Promise<T> {
     return await f();
   } finally {
     lock.close();
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
