@@ -20,7 +20,7 @@ import {
   peersOf,
   serviceSocket,
 } from "../lib/permissions/mod.ts";
-import { planServices } from "../lib/service/catalog.ts";
+import { paramLookup, planServices } from "../lib/service/catalog.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
 
@@ -37,10 +37,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   const q = ov.queue_directory;
   const spool = (ov.mail_spool_directory ?? "").replace(/\/+$/, "");
   const mcf = parseMasterCf(await Deno.readTextFile(`${o.configDir}/master.cf`));
-  const plan = planServices(
-    mcf.services,
-    (n) => o.config.raw(n) === undefined ? undefined : o.config.str(n),
-  );
+  const plan = planServices(mcf.services, paramLookup(o.config));
   const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
   const folders = ["maildrop", "incoming", "active", "deferred", "hold", "corrupt"];
 

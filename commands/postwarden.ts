@@ -13,7 +13,6 @@ import {
   configDirFrom,
   expand,
   loadConfig,
-  overrideProblems,
   parseMasterCf,
   validateConfig,
 } from "../lib/config/mod.ts";
@@ -21,7 +20,7 @@ import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/m
 import { daemonGrants, grantFlags, parseResolvConf } from "../lib/permissions/mod.ts";
 import { currentIds, exists, lookupAccount } from "../lib/privilege/mod.ts";
 import { checkQueue } from "../lib/queue/layout.ts";
-import { planServices } from "../lib/service/catalog.ts";
+import { paramLookup, planServices, serviceOverrideProblems } from "../lib/service/catalog.ts";
 import { runningMaster } from "../daemons/master/pidfile.ts";
 import { endpointText, type InetEndpoint, inetEndpoints } from "../lib/service/endpoints.ts";
 import { runAudit } from "./audit.ts";
@@ -126,10 +125,7 @@ async function inetEndpointsOf(configDir: string, config: Config): Promise<InetE
 /** master.cf's services: which run, which are skipped, what stops the start. */
 async function servicePlan(configDir: string, config: Config) {
   const mcf = parseMasterCf(await Deno.readTextFile(`${configDir}/master.cf`));
-  const plan = planServices(
-    mcf.services,
-    (n) => config.raw(n) === undefined ? undefined : config.str(n),
-  );
+  const plan = planServices(mcf.services, paramLookup(config));
   return { ...plan, warnings: mcf.warnings, all: mcf.services };
 }
 
@@ -206,13 +202,13 @@ async function check(
     plan.skipped.forEach(warn);
     plan.errors.forEach(error);
     const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
+    const own = await serviceOverrideProblems(
+      plan.run,
+      (o) => loadConfig(configDir, { overrides: o }),
+    );
+    own.fatal.forEach(error);
+    own.warnings.forEach(warn);
     for (const svc of plan.run) {
-      if (Object.keys(svc.overrides).length) {
-        const own = await loadConfig(configDir, { overrides: svc.overrides });
-        const p = overrideProblems(own, svc.overrides);
-        p.fatal.forEach((m) => error(`master.cf: service ${svc.name}: ${m}`));
-        p.warnings.forEach((m) => warn(`master.cf: service ${svc.name}: ${m}`));
-      }
       const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
       grantFlags(daemonGrants(svc, {
         queueDir: configured.queue_directory,

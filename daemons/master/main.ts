@@ -31,7 +31,6 @@ import {
   expand,
   loadConfig,
   type MasterService,
-  overrideProblems,
   parseMasterCf,
   validateConfig,
 } from "../../lib/config/mod.ts";
@@ -46,7 +45,7 @@ import {
 import { QueueDir } from "../../lib/queue/mod.ts";
 import type { Runtime } from "../../lib/runtime/mod.ts";
 import { formatDaemonArgs } from "../../lib/service/args.ts";
-import { planServices } from "../../lib/service/catalog.ts";
+import { paramLookup, planServices, serviceOverrideProblems } from "../../lib/service/catalog.ts";
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
 import { LogWriter } from "./log_writer.ts";
 import { acquireMasterLock, releaseMasterLock } from "./pidfile.ts";
@@ -152,22 +151,13 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
   if (bad.length) throw new Error(bad.join("; "));
   const mainCf = await Deno.readTextFile(`${opts.configDir}/main.cf`);
   const parsed = parseMasterCf(await Deno.readTextFile(`${opts.configDir}/master.cf`));
-  const plan = planServices(
-    parsed.services,
-    (n) => config.raw(n) === undefined ? undefined : config.str(n),
+  const plan = planServices(parsed.services, paramLookup(config));
+  const own = await serviceOverrideProblems(
+    plan.run,
+    (o) => loadConfig(opts.configDir, { overrides: { ...opts.overrides, ...o } }),
   );
-  const errors = [...plan.errors];
-  const notes: string[] = [];
-  // A service's -o settings are checked like main.cf (e.g. -o smtpd_tls_security_level=encrypt).
-  for (const svc of plan.run) {
-    if (Object.keys(svc.overrides).length === 0) continue;
-    const own = await loadConfig(opts.configDir, {
-      overrides: { ...opts.overrides, ...svc.overrides },
-    });
-    const p = overrideProblems(own, svc.overrides);
-    errors.push(...p.fatal.map((m) => `master.cf: service ${svc.name}: ${m}`));
-    notes.push(...p.warnings.map((m) => `master.cf: service ${svc.name}: ${m}`));
-  }
+  const errors = [...plan.errors, ...own.fatal];
+  const notes = own.warnings;
   if (errors.length) throw new Error(errors.join("; "));
   const files: Record<string, string> = {};
   const origin = expand(config.raw("myorigin") ?? "", config.raw, { stack: ["myorigin"] });

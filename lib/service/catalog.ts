@@ -17,11 +17,11 @@
  *   unless a transport setting routes mail to it: then it is an error,
  *   since that mail could not be delivered.
  *
- * Pure: takes parsed services and a parameter lookup.
+ * Pure but for serviceOverrideProblems, which loads through the caller.
  *
  * @module
  */
-import type { MasterService } from "../config/mod.ts";
+import { type Config, type MasterService, overrideProblems } from "../config/mod.ts";
 
 /** master.cf commands with a daemon in daemons/. */
 export const DAEMONS: ReadonlySet<string> = new Set([
@@ -84,6 +84,30 @@ export function transportService(value: string): string {
   const v = value.trim();
   const colon = v.indexOf(":");
   return colon < 0 ? v : v.slice(0, colon);
+}
+
+/** The parameter lookup planServices wants: expanded, undefined for a name nobody knows. */
+export function paramLookup(config: Config): (name: string) => string | undefined {
+  return (n) => config.raw(n) === undefined ? undefined : config.str(n);
+}
+
+/**
+ * What the services' master.cf `-o` settings bring, checked like main.cf
+ * (`-o smtpd_tls_security_level=encrypt` stops the start), each message
+ * naming its service. `load` gives the configuration with those settings.
+ */
+export async function serviceOverrideProblems(
+  services: MasterService[],
+  load: (overrides: Record<string, string>) => Promise<Config>,
+): Promise<{ fatal: string[]; warnings: string[] }> {
+  const out = { fatal: [] as string[], warnings: [] as string[] };
+  for (const svc of services) {
+    if (Object.keys(svc.overrides).length === 0) continue;
+    const p = overrideProblems(await load(svc.overrides), svc.overrides);
+    out.fatal.push(...p.fatal.map((m) => `master.cf: service ${svc.name}: ${m}`));
+    out.warnings.push(...p.warnings.map((m) => `master.cf: service ${svc.name}: ${m}`));
+  }
+  return out;
 }
 
 /** Decides, for each master.cf service, whether it runs. */
