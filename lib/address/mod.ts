@@ -518,3 +518,42 @@ function validAtom(s: string): boolean {
   for (let j = 0; j < s.length; j++) if (!isAtext(s.charCodeAt(j))) return false;
   return true;
 }
+
+// --- Address extensions (recipient_delimiter) ---
+
+/** Options for {@link splitExtension}. */
+export interface SplitExtensionOptions {
+  /** `double_bounce_sender`, never split. @default "double-bounce" */
+  doubleBounceSender?: string;
+}
+
+/**
+ * Splits a local part at the first `recipient_delimiter` character, as
+ * Postfix's split_addr: `joe+foo` with "+" is `{ user: "joe", extension:
+ * "+foo" }` (the extension keeps its delimiter, so `user + extension` gives
+ * the local part back). Not split: postmaster, mailer-daemon, the double
+ * bounce sender, `owner-*` and `*-request` when "-" is a delimiter, and a
+ * local part that would be left empty (a leading delimiter) or that has no
+ * delimiter. `extension` is "" when not split.
+ */
+export function splitExtension(
+  local: string,
+  delimiters: string,
+  opts: SplitExtensionOptions = {},
+): { user: string; extension: string } {
+  const whole = { user: local, extension: "" };
+  if (delimiters === "") return whole;
+  const lower = local.toLowerCase();
+  if (
+    lower === "postmaster" || lower === "mailer-daemon" ||
+    lower === (opts.doubleBounceSender ?? "double-bounce").toLowerCase()
+  ) return whole;
+  if (delimiters.includes("-")) {
+    if (lower.startsWith("owner-")) return whole;
+    if (lower.length > 8 && lower.endsWith("-request")) return whole;
+  }
+  let i = 0;
+  while (i < local.length && !delimiters.includes(local[i])) i++;
+  if (i === 0 || i === local.length) return whole;
+  return { user: local.slice(0, i), extension: local.slice(i) };
+}

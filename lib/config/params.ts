@@ -197,6 +197,8 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
 
+  // Address rewriting and resolution (trivial-rewrite's role: lib/address, lib/resolve)
+
   // Directories and ownership
   {
     name: "config_directory",
@@ -751,6 +753,8 @@ const ROWS: ParamSpec[] = [
       "qmgr would deliver relay_domains mail with default_transport instead; remove the setting",
   },
 
+  // cleanup: canonical maps, masquerading, virtual alias expansion, content checks, BCC
+
   // Notification
   {
     name: "double_bounce_sender",
@@ -843,6 +847,8 @@ const ROWS: ParamSpec[] = [
     doc: "Version of Postwarden (read-only).",
     support: "implemented",
   },
+
+  // Lookup tables (lib/maps)
 
   // Process management and IPC
   {

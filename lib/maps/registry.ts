@@ -1,0 +1,84 @@
+/**
+ * Which backend opens which table type, and what a daemon needs to open
+ * it. One line per type; a type that Postwarden does not have is a clear
+ * error naming it, never a table that silently finds nothing.
+ *
+ * @module
+ */
+import {
+  type Dict,
+  type DictBackend,
+  DictError,
+  type DictGrants,
+  type DictOpenOptions,
+  type GrantsContext,
+  parseMapSpec,
+  splitMapList,
+} from "./dict.ts";
+import { openEnviron, openFail, openInline, openStatic } from "./map_simple.ts";
+
+const BACKENDS: Record<string, DictBackend> = {
+  inline: { open: openInline },
+  static: { open: openStatic },
+  fail: { open: openFail },
+  environ: { open: openEnviron, grants: () => Promise.resolve({ env: ["*"] }) },
+};
+
+/** Table types Postwarden can open. */
+export function supportedTypes(): string[] {
+  return Object.keys(BACKENDS).sort();
+}
+
+function defaultEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+function backendOf(spec: string, context?: string): DictBackend {
+  const { type } = parseMapSpec(spec);
+  const backend = BACKENDS[type];
+  if (backend === undefined) {
+    throw new DictError(
+      `${context ? context + ": " : ""}table ${spec.trim()}: ` +
+        `lookup table type "${type}" is not supported (supported: ${supportedTypes().join(", ")})`,
+      "config",
+    );
+  }
+  return backend;
+}
+
+/**
+ * Opens one `type:name` table (`proxy:` looked through).
+ *
+ * @throws {DictError} kind "config" for an unknown type or a bad table.
+ */
+export async function openDict(spec: string, opts: DictOpenOptions = {}): Promise<Dict> {
+  const backend = backendOf(spec, opts.context);
+  return await backend.open(parseMapSpec(spec).name, {
+    fold: opts.fold ?? true,
+    warn: opts.warn ?? ((m) => console.warn(m)),
+    env: opts.env ?? defaultEnv,
+    context: opts.context ?? "",
+  });
+}
+
+/**
+ * What a daemon needs to open every table of a list value: the union of
+ * each table's grants.
+ *
+ * @throws {DictError} kind "config" for an unknown type or a bad name.
+ */
+export async function tableGrants(value: string, ctx: GrantsContext): Promise<DictGrants> {
+  const out: DictGrants = { read: [], write: [], net: [], run: [], env: [] };
+  for (const spec of splitMapList(value)) {
+    const backend = backendOf(spec);
+    const g = await backend.grants?.(parseMapSpec(spec).name, ctx) ?? {};
+    for (const k of ["read", "write", "net", "run", "env"] as const) {
+      for (const item of g[k] ?? []) if (!out[k].includes(item)) out[k].push(item);
+    }
+  }
+  return out;
+}

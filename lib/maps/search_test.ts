@@ -1,0 +1,71 @@
+import { assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
+import {
+  accessAddressFind,
+  addressFind,
+  DictError,
+  domainFind,
+  Maps,
+  splitMapList,
+} from "./mod.ts";
+
+Deno.test("splitMapList keeps {...} groups whole", () => {
+  assertEquals(splitMapList(" inline:{a=b, c=d},hash:/x  regexp:/y "), [
+    "inline:{a=b, c=d}",
+    "hash:/x",
+    "regexp:/y",
+  ]);
+  assertEquals(splitMapList(""), []);
+});
+
+Deno.test("inline: folds keys, a later duplicate wins, rejects a bad item", async () => {
+  const m = await Maps.open("t", "inline:{ A@Example.com=x, a@example.com=y, { k = v w } }");
+  assertEquals(await m.find("a@EXAMPLE.com"), "y");
+  assertEquals(await m.find("k"), "v w");
+  await assertRejects(() => Maps.open("t", "inline:{novalue}"), DictError);
+  await assertRejects(() => Maps.open("t", "nosuchtype:/x"), DictError, "not supported");
+});
+
+Deno.test("addressFind follows mail_addr_find", async (t) => {
+  const isLocal = (d: string) => d === "local.example";
+  const opts = { delimiters: "+", isLocal };
+  await t.step("full address first, then without extension", async () => {
+    const m = await Maps.open("t", "inline:{joe@d.example=full, @d.example=catchall}");
+    assertEquals(await addressFind(m, "joe+x@d.example", opts), { value: "full", extension: "+x" });
+    assertEquals(await addressFind(m, "ann@d.example", opts), {
+      value: "catchall",
+      extension: "",
+    });
+  });
+  await t.step("bare user only for local domains", async () => {
+    const m = await Maps.open("t", "inline:{joe=bare}");
+    assertEquals(await addressFind(m, "joe+x@local.example", opts), {
+      value: "bare",
+      extension: "+x",
+    });
+    assertEquals(await addressFind(m, "joe@other.example", opts), undefined);
+  });
+  await t.step("a failing table is an error, not a miss", async () => {
+    const m = await Maps.open("t", "fail:x");
+    await assertRejects(() => addressFind(m, "joe@d.example", opts), DictError);
+  });
+});
+
+Deno.test("domainFind walks parents in Postfix's two styles", async () => {
+  const m = await Maps.open("t", "inline:{.example.com=dot, example.org=parent}");
+  assertEquals(await domainFind(m, "a.b.example.com"), { value: "dot", key: ".example.com" });
+  assertEquals(await domainFind(m, "example.com"), undefined);
+  assertEquals(await domainFind(m, "a.example.org"), undefined);
+  assertEquals(await domainFind(m, "a.example.org", { parentMatches: true }), {
+    value: "parent",
+    key: "example.org",
+  });
+});
+
+Deno.test("accessAddressFind: address, domain, user@", async () => {
+  const m = await Maps.open("t", "inline:{joe@=user, example.com=domain}");
+  assertEquals(
+    (await accessAddressFind(m, "joe+x@other.example", { delimiters: "+" }))?.key,
+    "joe@",
+  );
+  assertEquals((await accessAddressFind(m, "ann@example.com"))?.key, "example.com");
+});
