@@ -69,3 +69,11 @@ Deno.test("accessAddressFind: address, domain, user@", async () => {
   );
   assertEquals((await accessAddressFind(m, "ann@example.com"))?.key, "example.com");
 });
+
+Deno.test("unix:passwd.byname answers the account line, folded key", async () => {
+  const m = await Maps.open("t", "proxy:unix:passwd.byname");
+  const root = await m.find("ROOT");
+  assertEquals(root?.startsWith("root:"), true);
+  assertEquals(await m.find("no-such-user-here"), undefined);
+  await assertRejects(() => Maps.open("t", "unix:shadow.byname"), DictError, "unknown table");
+});
