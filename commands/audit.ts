@@ -9,7 +9,7 @@
  * code from npm or over HTTP (a local server counts the attempts), and
  * keep data in localStorage, the Cache API or a path-less Deno KV.
  */
-import { type Config, parseMasterCf } from "../lib/config/mod.ts";
+import { type Config, loadConfig, parseMasterCf } from "../lib/config/mod.ts";
 import type { Prepared } from "../lib/instance/mod.ts";
 import {
   clientsOf,
@@ -19,6 +19,7 @@ import {
   peerSocket,
   peersOf,
   serviceSocket,
+  servicesTableGrants,
 } from "../lib/permissions/mod.ts";
 import { paramLookup, planServices } from "../lib/service/catalog.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
@@ -40,6 +41,13 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   const plan = planServices(mcf.services, paramLookup(o.config));
   const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
   const folders = ["maildrop", "incoming", "active", "deferred", "hold", "corrupt"];
+  const tables = await servicesTableGrants(
+    plan.run,
+    (svc) => loadConfig(o.configDir, { overrides: { ...ov, ...svc.overrides } }),
+  );
+  for (const p of tables.problems) console.log(`problem: ${p}`);
+  // Every table file any daemon reads: each daemon shows which of them it can read.
+  const tableFiles = [...new Set([...tables.grants.values()].flatMap((g) => g.read))];
 
   // Imports over HTTP must never get this far; count the attempts that do.
   let importHits = 0;
@@ -62,6 +70,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         probes.push([`write ${f}/`, { kind: "write-dir", path: `${q}/${f}` }]);
       }
       probes.push(["read /etc/shadow", { kind: "read-file", path: "/etc/shadow" }]);
+      for (const f of tableFiles) {
+        probes.push([`read table file ${f}`, { kind: "read-file", path: f }]);
+      }
       probes.push(["read main.cf", { kind: "read-file", path: `${o.configDir}/main.cf` }]);
       if (spool) probes.push(["write a mailbox", { kind: "write-dir", path: spool }]);
       if (ov.maillog_file) {
@@ -109,6 +120,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         nameservers: ns,
         services: plan.run,
         param,
+        tables: tables.grants.get(svc.name),
         runtime: o.prepared.runtime,
         script: "commands/audit_probe.ts",
         daemonArgs: [JSON.stringify(probes.map((p) => p[1]))],

@@ -17,7 +17,12 @@ import {
   validateConfig,
 } from "../lib/config/mod.ts";
 import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/mod.ts";
-import { daemonGrants, grantFlags, parseResolvConf } from "../lib/permissions/mod.ts";
+import {
+  daemonGrants,
+  grantFlags,
+  parseResolvConf,
+  servicesTableGrants,
+} from "../lib/permissions/mod.ts";
 import { currentIds, exists, lookupAccount } from "../lib/privilege/mod.ts";
 import { checkQueue } from "../lib/queue/layout.ts";
 import { paramLookup, planServices, serviceOverrideProblems } from "../lib/service/catalog.ts";
@@ -208,6 +213,11 @@ async function check(
     );
     own.fatal.forEach(error);
     own.warnings.forEach(warn);
+    const tables = await servicesTableGrants(
+      plan.run,
+      (svc) => loadConfig(configDir, { overrides: svc.overrides }),
+    );
+    tables.problems.forEach(error);
     for (const svc of plan.run) {
       const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
       grantFlags(daemonGrants(svc, {
@@ -215,6 +225,7 @@ async function check(
         nameservers: ns,
         services: plan.run,
         param: p,
+        tables: tables.grants.get(svc.name),
       }));
     }
   } catch (e) {

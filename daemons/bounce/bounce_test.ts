@@ -11,7 +11,7 @@ import { makeConfig } from "../../lib/config/mod.ts";
 import { type IpcConn, ipcListen } from "../../lib/ipc/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
 import { DirSyncer, QueueDir, QueueWriter, type Recipient } from "../../lib/queue/mod.ts";
-import type { ServiceContext } from "../../lib/service/mod.ts";
+import { mapsOpener, type ServiceContext } from "../../lib/service/mod.ts";
 import {
   assert,
   assertEquals,
@@ -93,6 +93,7 @@ async function fixture(
     services: [],
     peer: (name: string) => queue.privateSocket(name),
     signal: new AbortController().signal,
+    maps: mapsOpener(config, log, null),
   };
   return { dir, queue, ctx, lines, path: queue.path("active", ORIGINAL_ID) };
 }

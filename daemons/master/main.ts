@@ -35,7 +35,13 @@ import {
   validateConfig,
 } from "../../lib/config/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
-import { daemonCommand, daemonEnv, parseResolvConf } from "../../lib/permissions/mod.ts";
+import type { DictGrants } from "../../lib/maps/mod.ts";
+import {
+  daemonCommand,
+  daemonEnv,
+  parseResolvConf,
+  servicesTableGrants,
+} from "../../lib/permissions/mod.ts";
 import {
   type Account,
   checkMailOwner,
@@ -143,6 +149,8 @@ interface Loaded {
   notes: string[];
   owner: Account | null;
   nameservers: string[];
+  /** What each service's lookup tables need from its sandbox, by service name. */
+  tables: Map<string, DictGrants>;
 }
 
 async function loadAll(opts: MasterOptions): Promise<Loaded> {
@@ -156,7 +164,15 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     plan.run,
     (o) => loadConfig(opts.configDir, { overrides: { ...opts.overrides, ...o } }),
   );
-  const errors = [...plan.errors, ...own.fatal];
+  const tables = await servicesTableGrants(
+    plan.run,
+    (svc) =>
+      Object.keys(svc.overrides).length === 0 ? Promise.resolve(config) : loadConfig(
+        opts.configDir,
+        { overrides: { ...opts.overrides, ...svc.overrides } },
+      ),
+  );
+  const errors = [...plan.errors, ...own.fatal, ...tables.problems];
   const notes = own.warnings;
   if (errors.length) throw new Error(errors.join("; "));
   const files: Record<string, string> = {};
@@ -183,6 +199,7 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     notes: [...config.warnings, ...parsed.warnings, ...plan.skipped, ...notes],
     owner,
     nameservers,
+    tables: tables.grants,
   };
 }
 
@@ -254,6 +271,7 @@ class Master {
       nameservers: this.cur.nameservers,
       services: this.cur.services,
       param,
+      tables: this.cur.tables.get(svc.name),
       runtime: this.opts.runtime,
       daemonArgs: formatDaemonArgs({
         configDir: this.opts.configDir,

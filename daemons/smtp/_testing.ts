@@ -17,7 +17,7 @@ import {
   QueueWriter,
   type Recipient,
 } from "../../lib/queue/mod.ts";
-import type { ServiceContext } from "../../lib/service/mod.ts";
+import { mapsOpener, type ServiceContext } from "../../lib/service/mod.ts";
 
 /** Replies the test may override; a function gets the command argument. */
 export interface FakeServerScript {
@@ -228,13 +228,14 @@ export async function makeContext(mainCf = ""): Promise<ServiceContext & { lines
   const config = makeConfig(dir, `queue_directory = ${dir}\ninet_protocols = ipv4\n${mainCf}`, {
     hostname: "test.example",
   });
+  const log = new Logger({
+    program: "postwarden/smtp",
+    hostname: "test.example",
+    sinks: [(l) => lines.push(l)],
+  });
   return {
     config,
-    log: new Logger({
-      program: "postwarden/smtp",
-      hostname: "test.example",
-      sinks: [(l) => lines.push(l)],
-    }),
+    log,
     queue,
     args: {
       configDir: dir,
@@ -246,6 +247,7 @@ export async function makeContext(mainCf = ""): Promise<ServiceContext & { lines
     services: [],
     peer: (name: string) => queue.privateSocket(name),
     signal: new AbortController().signal,
+    maps: mapsOpener(config, log, null),
     lines,
   };
 }

@@ -78,10 +78,32 @@ export interface DictOpenOptions {
    * ("virtual_alias_maps: ..."). @default ""
    */
   context?: string;
+  /**
+   * Opens a table through proxymap (proxy_client.ts). When given, tables
+   * written `proxy:type:name` and every table that needs the network
+   * ({@link NETWORK_TYPES}) are opened with it instead of directly.
+   * Without it `proxy:` is looked through. @default undefined
+   */
+  proxy?: (spec: string, fold: boolean) => Dict;
 }
 
+/**
+ * Table types that talk to a server. A daemon never opens them itself: they
+ * are looked up through proxymap, the one daemon with network access (and
+ * the database drivers) for tables.
+ */
+export const NETWORK_TYPES: ReadonlySet<string> = new Set([
+  "pgsql",
+  "mysql",
+  "socketmap",
+  "tcp",
+]);
+
 /** A backend: opens one table of its type. `name` is the text after "type:". */
-export type DictOpener = (name: string, opts: Required<DictOpenOptions>) => Promise<Dict>;
+export type DictOpener = (
+  name: string,
+  opts: Required<Omit<DictOpenOptions, "proxy">>,
+) => Promise<Dict>;
 
 /**
  * What a daemon that opens a table needs from its sandbox, computed from

@@ -5,14 +5,7 @@
  *
  * @module
  */
-import {
-  braced,
-  bracedItems,
-  type Dict,
-  DictError,
-  type DictOpener,
-  type DictOpenOptions,
-} from "./dict.ts";
+import { braced, bracedItems, type Dict, DictError, type DictOpener } from "./dict.ts";
 
 /** A fixed table held in memory (inline:, texthash: and tests). */
 export function memoryDict(
@@ -79,7 +72,7 @@ export const openFail: DictOpener = (name) =>
   });
 
 /** `environ:name`: the process environment (keys are not folded). */
-export const openEnviron: DictOpener = (name, opts: Required<DictOpenOptions>) =>
+export const openEnviron: DictOpener = (name, opts) =>
   Promise.resolve({
     type: "environ",
     name,

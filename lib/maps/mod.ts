@@ -22,10 +22,12 @@ export {
   type DictOpenOptions,
   type GrantsContext,
   type MapSpec,
+  NETWORK_TYPES,
   parseMapSpec,
   splitMapList,
 } from "./dict.ts";
 export { type FindOptions, Maps } from "./maps.ts";
+export { ProxyClient, type ProxyReply, type ProxyRequest } from "./proxy_client.ts";
 export { openDict, supportedTypes, tableGrants } from "./registry.ts";
 export {
   accessAddressFind,

@@ -12,6 +12,7 @@ import {
   type DictGrants,
   type DictOpenOptions,
   type GrantsContext,
+  NETWORK_TYPES,
   parseMapSpec,
   splitMapList,
 } from "./dict.ts";
@@ -59,7 +60,11 @@ function backendOf(spec: string, context?: string): DictBackend {
  */
 export async function openDict(spec: string, opts: DictOpenOptions = {}): Promise<Dict> {
   const backend = backendOf(spec, opts.context);
-  return await backend.open(parseMapSpec(spec).name, {
+  const { type, name, proxied } = parseMapSpec(spec);
+  if (opts.proxy && (proxied || NETWORK_TYPES.has(type))) {
+    return opts.proxy(`${type}:${name.trim()}`, opts.fold ?? true);
+  }
+  return await backend.open(name, {
     fold: opts.fold ?? true,
     warn: opts.warn ?? ((m) => console.warn(m)),
     env: opts.env ?? defaultEnv,

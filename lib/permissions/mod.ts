@@ -24,7 +24,20 @@
  */
 import type { MasterService } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
+import type { DictGrants } from "../maps/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
+import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
+
+export {
+  daemonTableGrants,
+  LIST_PARAMS,
+  noGrants,
+  proxiedTables,
+  servicesTableGrants,
+  TABLE_PARAMS,
+  type TableGrantOptions,
+  viaProxymap,
+} from "./tables.ts";
 
 /** What the flag computation needs to know besides the service itself. */
 export interface PermissionContext {
@@ -36,6 +49,8 @@ export interface PermissionContext {
   services: MasterService[];
   /** Expanded parameter lookup with this service's -o overrides applied. */
   param: (name: string) => string;
+  /** What this service's lookup tables need (tables.ts daemonTableGrants). @default none */
+  tables?: DictGrants;
 }
 
 /** Commands qmgr hands delivery requests to. */
@@ -48,6 +63,8 @@ export interface Grants {
   net: string[];
   run: string[];
   sys: string[];
+  /** Environment variables ("*": all of the daemon's environment, which master has already cut to import_environment). */
+  env: string[];
 }
 
 /** Socket path of a unix service. */
@@ -80,6 +97,20 @@ export function clientsOf(svc: MasterService, services: MasterService[]): Master
 
 /** The services a daemon talks to, by master.cf name. */
 export function peersOf(svc: MasterService, services: MasterService[]): string[] {
+  const proxymap = proxymapService(services);
+  const tables = proxymap && (TABLE_PARAMS[svc.command] || LIST_PARAMS[svc.command])
+    ? [proxymap.name]
+    : [];
+  return [...ownPeers(svc, services), ...tables];
+}
+
+/** The proxymap service daemons use: the one named "proxymap", else the first. */
+export function proxymapService(services: MasterService[]): MasterService | undefined {
+  const all = services.filter((s) => s.type === "unix" && s.command === "proxymap");
+  return all.find((s) => s.name === "proxymap") ?? all[0];
+}
+
+function ownPeers(svc: MasterService, services: MasterService[]): string[] {
   switch (svc.command) {
     case "smtpd":
     case "pickup":
@@ -142,7 +173,7 @@ export function ipv6Destinations(value: string): string[] {
 
 /** Computes the grants for one master.cf service. */
 export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants {
-  const g: Grants = { read: [], write: [], net: [], run: [], sys: [] };
+  const g: Grants = { read: [], write: [], net: [], run: [], sys: [], env: [] };
   const q = ctx.queueDir;
   const own = svc.type === "inet" ? null : serviceSocket(q, svc);
   if (own) unixGrant(g, own);
@@ -196,8 +227,22 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     case "discard":
     case "error":
       break;
+    case "proxymap":
+      // Only its tables (ctx.tables): files, database servers, sockets.
+      break;
     default:
       throw new Error(`master.cf: no permission profile for command "${svc.command}"`);
+  }
+  const t = ctx.tables;
+  if (t) {
+    g.read.push(...t.read);
+    g.write.push(...t.write);
+    for (const n of t.net) {
+      if (n.startsWith("unix:")) unixGrant(g, n.slice("unix:".length));
+      else g.net.push(n);
+    }
+    g.run.push(...t.run);
+    g.env.push(...t.env);
   }
   return {
     read: unique(g.read),
@@ -205,6 +250,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     net: unique(g.net),
     run: unique(g.run),
     sys: unique(g.sys),
+    env: g.env.includes("*") ? ["*"] : unique(g.env),
   };
 }
 
@@ -224,6 +270,8 @@ export function grantFlags(g: Grants): string[] {
   if (g.net.length) flags.push(`--allow-net=${g.net.join(",")}`);
   if (g.run.length) flags.push(`--allow-run=${g.run.join(",")}`);
   if (g.sys.length) flags.push(`--allow-sys=${g.sys.join(",")}`);
+  if (g.env.includes("*")) flags.push("--allow-env");
+  else if (g.env.length) flags.push(`--allow-env=${g.env.join(",")}`);
   return flags;
 }
 

@@ -1,16 +1,26 @@
-import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "../../tests/helpers/assert.ts";
 import { parseMasterCf } from "../config/mod.ts";
 import {
   daemonGrants,
+  daemonTableGrants,
   grantFlags,
   ipv6Destinations,
+  peersOf,
   type PermissionContext,
   smtpDestinations,
 } from "./mod.ts";
 
-const MASTER =
-  parseMasterCf(await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url)))
-    .services;
+// As master runs the stock master.cf with the embedded main.cf: proxymap is
+// skipped while no table needs it (lib/service/catalog.ts).
+const MASTER = parseMasterCf(
+  await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url)),
+)
+  .services.filter((s) => s.command !== "proxymap");
 
 function ctx(params: Record<string, string> = {}): PermissionContext {
   const all: Record<string, string> = {
@@ -115,5 +125,66 @@ Deno.test("permission sets", async (t) => {
       Error,
       "no permission profile",
     );
+  });
+});
+
+Deno.test("table grants: each daemon gets exactly its tables' files", async (t) => {
+  await t.step("with proxymap running, its clients get a socket to it", () => {
+    const all = parseMasterCf("proxymap unix - - n - - proxymap\n").services.concat(MASTER);
+    const smtpd = all.find((s) => s.command === "smtpd")!;
+    assertEquals(peersOf(smtpd, all), ["cleanup", "proxymap"]);
+    const smtp = all.find((s) => s.name === "smtp")!;
+    assertEquals(peersOf(smtp, all), []);
+  });
+  await t.step("proxy: and network tables go to proxymap's grants, not the client's", async () => {
+    const values: Record<string, string> = {
+      alias_maps: "proxy:unix:passwd.byname",
+      virtual_alias_maps: "unix:group.byname",
+    };
+    const p = (n: string) => values[n];
+    const c = { readTextFile: () => Promise.reject(new Error("not read")) };
+    const smtpd = await daemonTableGrants("local", p, c, { proxymap: true });
+    assertEquals(smtpd.grants.read, []);
+    const pm = await daemonTableGrants("proxymap", p, c, { proxymap: true });
+    assertEquals(pm.grants.read, ["/etc/passwd"]);
+    const alone = await daemonTableGrants("local", p, c, { proxymap: false });
+    assertEquals(alone.grants.read, ["/etc/passwd"], "without proxymap, proxy: is looked through");
+    const net = await daemonTableGrants("local", () => "tcp:127.0.0.1:9", c, { proxymap: false });
+    assertStringIncludes(net.problems.join(), "looked up through proxymap");
+  });
+  const values: Record<string, string> = {
+    alias_maps: "unix:passwd.byname",
+    local_recipient_maps: "proxy:unix:passwd.byname unix:passwd.byname",
+    virtual_alias_maps: "inline:{a=b}, environ:x",
+    mydestination: "localhost, /etc/postfix/destinations, unix:group.byname",
+  };
+  const param = (n: string) => values[n] ?? "";
+  const ctx = { readTextFile: () => Promise.reject(new Error("not read")) };
+  await t.step("local: the alias and recipient tables", async () => {
+    const r = await daemonTableGrants("local", param, ctx);
+    assertEquals(r.grants.read, ["/etc/passwd"]);
+    assertEquals(r.problems, []);
+  });
+  await t.step("smtpd: a list's files and tables, environ's environment", async () => {
+    const r = await daemonTableGrants("smtpd", param, ctx);
+    assertEquals(r.grants.read.sort(), ["/etc/group", "/etc/passwd", "/etc/postfix/destinations"]);
+    assertEquals(r.grants.env, ["*"]);
+  });
+  await t.step("an unknown table type is a problem naming the parameter", async () => {
+    const r = await daemonTableGrants("local", (n) => n === "alias_maps" ? "nis:x" : "", ctx);
+    assertEquals(r.problems.length, 1);
+    assertStringIncludes(r.problems[0], "alias_maps: ");
+    assertStringIncludes(r.problems[0], '"nis" is not supported');
+  });
+  await t.step("the grants become flags", () => {
+    const flags = grantFlags({
+      read: ["/etc/passwd"],
+      write: [],
+      net: [],
+      run: [],
+      sys: [],
+      env: ["*"],
+    });
+    assertEquals(flags.includes("--allow-env"), true);
   });
 });

@@ -22,6 +22,7 @@
  * @module
  */
 import { type Config, type MasterService, overrideProblems } from "../config/mod.ts";
+import { proxiedTables } from "../permissions/tables.ts";
 
 /** master.cf commands with a daemon in daemons/. */
 export const DAEMONS: ReadonlySet<string> = new Set([
@@ -34,13 +35,13 @@ export const DAEMONS: ReadonlySet<string> = new Set([
   "bounce",
   "discard",
   "error",
+  "proxymap",
 ]);
 
 /** Postfix services skipped, with the reason shown to the admin. */
 const SKIPPED: Record<string, string> = {
   tlsmgr: "TLS is not supported yet, so there is no TLS session cache to manage",
   "trivial-rewrite": "address rewriting and resolution are built into cleanup and qmgr",
-  proxymap: "lookup tables are opened by the daemons that use them",
   anvil: "connection and rate limits are not supported (setting one stops the start)",
   scache: "the smtp client keeps its own connection cache",
   postlogd: "master writes the log for every daemon",
@@ -131,7 +132,13 @@ export function planServices(
       plan.errors.push(`${what(s)}: type ${s.type} is not supported`);
       continue;
     }
-    if (DAEMONS.has(s.command)) {
+    if (s.command === "proxymap" && proxiedTables(param).length === 0) {
+      plan.skipped.push(
+        `${
+          what(s)
+        }: skipped: no table is written proxy: or needs the network, so no daemon asks it`,
+      );
+    } else if (DAEMONS.has(s.command)) {
       plan.run.push(s);
     } else if (s.command in SKIPPED) {
       plan.skipped.push(`${what(s)}: skipped: ${SKIPPED[s.command]}`);

@@ -13,7 +13,10 @@
 import { type Config, makeConfig, type MasterService } from "../config/mod.ts";
 import { acceptLoop, type IpcConn, ipcListen, type IpcServer } from "../ipc/mod.ts";
 import { fileSink, Logger, type LogSink, stderrSink } from "../log/mod.ts";
-import { clientsOf, peerSocket } from "../permissions/mod.ts";
+import { clientsOf, peerSocket, peersOf, proxymapService } from "../permissions/mod.ts";
+import { type MapsOpener, mapsOpener } from "./maps.ts";
+
+export { type MapsOpener, mapsOpener };
 import { QueueDir } from "../queue/mod.ts";
 import { type DaemonArgs, parseDaemonArgs } from "./args.ts";
 import { endpointText, inetEndpoints } from "./endpoints.ts";
@@ -33,6 +36,8 @@ export interface ServiceContext {
   peer(name: string): string;
   /** Aborted when the daemon is asked to stop. */
   signal: AbortSignal;
+  /** The tables a parameter names, opened once (through proxymap where it runs). */
+  maps: MapsOpener;
 }
 
 /** What master writes on a daemon's stdin: its whole configuration. */
@@ -130,6 +135,11 @@ export async function runService(def: ServiceDefinition): Promise<never> {
   const abort = new AbortController();
   const queueDir = config.str("queue_directory");
   const self = { type: args.type, name: args.service };
+  const me = handoff.services.find((s) => s.type === args.type && s.name === args.service);
+  const proxymap = proxymapService(handoff.services);
+  const proxySocket = me && proxymap && peersOf(me, handoff.services).includes(proxymap.name)
+    ? peerSocket(queueDir, self, proxymap.name)
+    : null;
   const ctx: ServiceContext = {
     config,
     log,
@@ -138,6 +148,7 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     services: handoff.services,
     peer: (name) => peerSocket(queueDir, self, name),
     signal: abort.signal,
+    maps: mapsOpener(config, log, proxySocket),
   };
   const inflight = new Set<Promise<void>>();
   const track = (p: Promise<void>) => {
@@ -185,10 +196,11 @@ export async function runService(def: ServiceDefinition): Promise<never> {
       const own = !args.publicService
         ? ctx.queue.privateSocket(args.service)
         : ctx.queue.publicSocket(args.service);
-      const me = handoff.services.find((s) => s.type === "unix" && s.name === args.service);
       const paths = [
         own,
-        ...(me ? clientsOf(me, handoff.services).map((c) => peerSocket(queueDir, c, me.name)) : []),
+        ...(me && me.type === "unix"
+          ? clientsOf(me, handoff.services).map((c) => peerSocket(queueDir, c, me.name))
+          : []),
       ];
       for (const path of paths) {
         const server: IpcServer = ipcListen(

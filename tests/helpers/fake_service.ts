@@ -15,7 +15,7 @@ import {
   type Recipient,
 } from "../../lib/queue/mod.ts";
 import type { DaemonArgs } from "../../lib/service/args.ts";
-import type { ServiceContext } from "../../lib/service/mod.ts";
+import { mapsOpener, type ServiceContext } from "../../lib/service/mod.ts";
 
 /** A context plus what tests look at. */
 export interface FakeService {
@@ -70,6 +70,7 @@ export async function fakeService(
     services: [],
     peer: (name) => queue.privateSocket(name),
     signal: abort.signal,
+    maps: mapsOpener(config, log, null),
   };
   return { ctx, lines, abort };
 }

@@ -1,0 +1,218 @@
+/**
+ * Which lookup tables each daemon opens, and what its sandbox must allow
+ * for them: exactly the files, servers and environment variables the
+ * tables named in its parameters need (lib/maps computes each table's
+ * needs; this file knows which parameters each daemon reads).
+ *
+ * A domain list (mydestination, relay_domains, ...) may mix domain names,
+ * `/file` names and `type:table` names, as Postfix's match lists do; only
+ * the tables and files need grants.
+ *
+ * @module
+ */
+import {
+  DictError,
+  type DictGrants,
+  type GrantsContext,
+  NETWORK_TYPES,
+  parseMapSpec,
+  splitMapList,
+  tableGrants,
+} from "../maps/mod.ts";
+import type { Config, MasterService } from "../config/mod.ts";
+
+/** The table-valued parameters each daemon command reads. */
+export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
+  smtpd: [
+    "local_recipient_maps",
+    "virtual_alias_maps",
+    "virtual_mailbox_maps",
+    "relay_recipient_maps",
+    "canonical_maps",
+    "recipient_canonical_maps",
+    "relocated_maps",
+  ],
+  cleanup: [
+    "canonical_maps",
+    "sender_canonical_maps",
+    "recipient_canonical_maps",
+    "virtual_alias_maps",
+    "header_checks",
+    "body_checks",
+    "mime_header_checks",
+    "nested_header_checks",
+    "sender_bcc_maps",
+    "recipient_bcc_maps",
+  ],
+  qmgr: [
+    "transport_maps",
+    "relocated_maps",
+    "sender_dependent_relayhost_maps",
+    "sender_dependent_default_transport_maps",
+  ],
+  local: ["alias_maps", "local_recipient_maps"],
+};
+
+/** Domain and network lists that may name tables, per daemon (resolver and restrictions). */
+export const LIST_PARAMS: Readonly<Record<string, readonly string[]>> = {
+  smtpd: ["mydestination", "relay_domains", "virtual_alias_domains", "virtual_mailbox_domains"],
+  cleanup: ["mydestination"],
+  qmgr: ["mydestination", "relay_domains", "virtual_alias_domains", "virtual_mailbox_domains"],
+};
+
+/** The empty grant set. */
+export function noGrants(): DictGrants {
+  return { read: [], write: [], net: [], run: [], env: [] };
+}
+
+function merge(into: DictGrants, g: DictGrants): void {
+  for (const k of ["read", "write", "net", "run", "env"] as const) {
+    for (const item of g[k]) if (!into[k].includes(item)) into[k].push(item);
+  }
+}
+
+/** The `type:table` and `/file` items of a match list (domain names need no grant). */
+function listTables(value: string): { tables: string[]; files: string[] } {
+  const tables: string[] = [];
+  const files: string[] = [];
+  for (const item of splitMapList(value)) {
+    const t = item.replace(/^!/, "");
+    if (t.startsWith("/")) files.push(t);
+    else if (/^[a-z][a-z0-9_-]*:/i.test(t) && !t.startsWith("[")) tables.push(t);
+  }
+  return { tables, files };
+}
+
+/** Options for {@link daemonTableGrants}. */
+export interface TableGrantOptions {
+  /**
+   * proxymap runs: `proxy:` tables and network tables are looked up through
+   * it, so the daemon needs nothing for them (and proxymap needs them all).
+   * @default false
+   */
+  proxymap?: boolean;
+}
+
+/** True when a table is looked up through proxymap rather than opened by the daemon. */
+export function viaProxymap(spec: string): boolean {
+  const { type, proxied } = parseMapSpec(spec);
+  return proxied || NETWORK_TYPES.has(type);
+}
+
+/** Every table the daemons' parameters name, by parameter (all daemons, tables of lists too). */
+function namedTables(param: (name: string) => string | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  const names = new Set([...Object.values(TABLE_PARAMS), ...Object.values(LIST_PARAMS)].flat());
+  for (const name of names) {
+    const value = param(name);
+    if (!value) continue;
+    const tables = LIST_PARAMS_ALL.has(name) ? listTables(value).tables : splitMapList(value);
+    for (const t of tables) out.push([name, t]);
+  }
+  return out;
+}
+
+const LIST_PARAMS_ALL = new Set(Object.values(LIST_PARAMS).flat());
+
+/**
+ * The tables proxymap may open: those the configuration names with
+ * `proxy:` or of a network type, as `type:name` without `proxy:`. A
+ * client asking for any other table is refused, so a compromised daemon
+ * cannot use proxymap to read what the configuration does not name (the
+ * role of Postfix's proxy_read_maps, computed rather than configured).
+ */
+export function proxiedTables(param: (name: string) => string | undefined): string[] {
+  const out = new Set<string>();
+  for (const [, spec] of namedTables(param)) {
+    if (!viaProxymap(spec)) continue;
+    const { type, name } = parseMapSpec(spec);
+    out.add(`${type}:${name.trim()}`);
+  }
+  return [...out];
+}
+
+/**
+ * The grants one daemon needs for its tables, and the problems found
+ * (an unknown table type, a table whose config file cannot be read, a
+ * network table without proxymap): each names the parameter. `param`
+ * gives a parameter's expanded value, or undefined when Postwarden does
+ * not know the parameter. For the command "proxymap": what every proxied
+ * table needs.
+ */
+export async function daemonTableGrants(
+  command: string,
+  param: (name: string) => string | undefined,
+  ctx: GrantsContext,
+  opts: TableGrantOptions = {},
+): Promise<{ grants: DictGrants; problems: string[] }> {
+  const grants = noGrants();
+  const problems: string[] = [];
+  const add = async (name: string, specs: string[]) => {
+    for (const spec of specs) {
+      try {
+        if (command === "proxymap") {
+          if (viaProxymap(spec)) merge(grants, await tableGrants(spec, ctx));
+        } else if (opts.proxymap && viaProxymap(spec)) {
+          await tableGrants(spec, ctx); // checked here, opened by proxymap
+        } else if (NETWORK_TYPES.has(parseMapSpec(spec).type)) {
+          problems.push(
+            `${name}: table ${spec}: network tables are looked up through proxymap; ` +
+              `add "proxymap unix - - n - - proxymap" to master.cf`,
+          );
+        } else merge(grants, await tableGrants(spec, ctx));
+      } catch (e) {
+        if (!(e instanceof DictError)) throw e;
+        problems.push(`${name}: ${e.message}`);
+      }
+    }
+  };
+  const names = command === "proxymap"
+    ? [...new Set([...Object.values(TABLE_PARAMS), ...Object.values(LIST_PARAMS)].flat())]
+    : [...(TABLE_PARAMS[command] ?? []), ...(LIST_PARAMS[command] ?? [])];
+  for (const name of names) {
+    const value = param(name);
+    if (!value) continue;
+    try {
+      if (LIST_PARAMS_ALL.has(name)) {
+        const { tables, files } = listTables(value);
+        if (command !== "proxymap") {
+          for (const f of files) if (!grants.read.includes(f)) grants.read.push(f);
+        }
+        await add(name, tables);
+      } else await add(name, splitMapList(value));
+    } catch (e) {
+      if (!(e instanceof DictError)) throw e;
+      problems.push(`${name}: ${e.message}`);
+    }
+  }
+  return { grants, problems };
+}
+
+/**
+ * Table grants of every service, by service name, and the problems found,
+ * each once, naming the services it concerns. `configOf` gives the configuration
+ * a service runs with (main.cf plus its -o overrides).
+ */
+export async function servicesTableGrants(
+  services: readonly MasterService[],
+  configOf: (svc: MasterService) => Promise<Config>,
+  ctx: GrantsContext = { readTextFile: (p) => Deno.readTextFile(p) },
+): Promise<{ grants: Map<string, DictGrants>; problems: string[] }> {
+  const grants = new Map<string, DictGrants>();
+  // One message per problem, naming every service it concerns.
+  const problems = new Map<string, string[]>();
+  const proxymap = services.some((s) => s.type === "unix" && s.command === "proxymap");
+  for (const svc of services) {
+    const uses = TABLE_PARAMS[svc.command] || LIST_PARAMS[svc.command];
+    if (!uses && svc.command !== "proxymap") continue;
+    const config = await configOf(svc);
+    const param = (n: string) => config.raw(n) === undefined ? undefined : config.str(n);
+    const r = await daemonTableGrants(svc.command, param, ctx, { proxymap });
+    grants.set(svc.name, r.grants);
+    for (const p of r.problems) problems.set(p, [...problems.get(p) ?? [], svc.name]);
+  }
+  return {
+    grants,
+    problems: [...problems].map(([p, names]) => `${p} (service ${names.join(", ")})`),
+  };
+}
