@@ -22,6 +22,7 @@ import {
   grantFlags,
   parseResolvConf,
   servicesTableGrants,
+  unreadableTableFiles,
 } from "../lib/permissions/mod.ts";
 import { currentIds, exists, lookupAccount } from "../lib/privilege/mod.ts";
 import { checkQueue } from "../lib/queue/layout.ts";
@@ -218,6 +219,8 @@ async function check(
       (svc) => loadConfig(configDir, { overrides: svc.overrides }),
     );
     tables.problems.forEach(error);
+    const owner = Deno.uid() === 0 ? await lookupAccount(config.str("mail_owner")) : null;
+    if (owner) (await unreadableTableFiles(tables.grants, owner)).forEach(error);
     for (const svc of plan.run) {
       const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
       grantFlags(daemonGrants(svc, {

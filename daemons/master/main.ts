@@ -41,6 +41,7 @@ import {
   daemonEnv,
   parseResolvConf,
   servicesTableGrants,
+  unreadableTableFiles,
 } from "../../lib/permissions/mod.ts";
 import {
   type Account,
@@ -184,6 +185,8 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     owner = await lookupAccount(name);
     if (!owner) throw new Error(`mail_owner: unknown user "${name}" (postwarden start creates it)`);
     checkMailOwner(owner);
+    const unreadable = await unreadableTableFiles(tables.grants, owner);
+    if (unreadable.length) throw new Error(unreadable.join("; "));
   }
   let nameservers: string[] = [];
   try {

@@ -602,6 +602,72 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
 
+  // smtpd: recipient validation (daemons/smtpd/recipients.ts)
+  {
+    name: "smtpd_reject_unlisted_recipient",
+    type: "bool",
+    default: "yes",
+    doc: "Reject unknown recipients at RCPT even without reject_unlisted_recipient.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_reject_unlisted_sender",
+    type: "bool",
+    default: "no",
+    doc: "Reject unknown sender addresses in our domains at MAIL.",
+    support: "implemented",
+  },
+  {
+    name: "show_user_unknown_table_name",
+    type: "bool",
+    default: "yes",
+    doc: 'Name the table in "User unknown in ... table" replies.',
+    support: "implemented",
+  },
+  {
+    name: "unknown_local_recipient_reject_code",
+    type: "int",
+    default: "550",
+    doc: "Reply code for an unknown user in a local domain.",
+    support: "implemented",
+  },
+  {
+    name: "unknown_virtual_alias_reject_code",
+    type: "int",
+    default: "550",
+    doc: "Reply code for an unknown user in a virtual alias domain.",
+    support: "implemented",
+  },
+  {
+    name: "unknown_virtual_mailbox_reject_code",
+    type: "int",
+    default: "550",
+    doc: "Reply code for an unknown user in a virtual mailbox domain.",
+    support: "implemented",
+  },
+  {
+    name: "unknown_relay_recipient_reject_code",
+    type: "int",
+    default: "550",
+    doc: "Reply code for an unknown user in a relay domain.",
+    support: "implemented",
+  },
+  {
+    name: "relay_recipient_maps",
+    type: "list",
+    default: "",
+    doc: "Valid recipients in relay_domains (empty: every address is accepted).",
+    support: "implemented",
+  },
+  {
+    name: "virtual_mailbox_maps",
+    type: "list",
+    default: "",
+    doc:
+      "Valid recipients in virtual_mailbox_domains (smtpd validation; the virtual delivery agent is not supported).",
+    support: "implemented",
+  },
+
   // SMTP client
   {
     name: "smtp_connect_timeout",
@@ -705,11 +771,9 @@ const ROWS: ParamSpec[] = [
     name: "local_recipient_maps",
     type: "list",
     default: "proxy:unix:passwd.byname $alias_maps",
-    doc: "Lookup tables with all valid local recipients.",
-    support: "refused",
-    behavesAs: "",
-    note:
-      'lookup tables are not implemented yet, and ignoring it would accept mail for local names that do not exist; set "local_recipient_maps =" to accept every local name',
+    doc:
+      "Lookup tables with all valid local recipients (empty: every local name is accepted by smtpd).",
+    support: "implemented",
   },
   {
     name: "alias_maps",

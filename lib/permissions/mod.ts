@@ -36,6 +36,7 @@ export {
   servicesTableGrants,
   TABLE_PARAMS,
   type TableGrantOptions,
+  unreadableTableFiles,
   viaProxymap,
 } from "./tables.ts";
 

@@ -20,6 +20,7 @@ import {
   tableGrants,
 } from "../maps/mod.ts";
 import type { Config, MasterService } from "../config/mod.ts";
+import { blockedAt, classBits } from "../privilege/mod.ts";
 
 /** The table-valued parameters each daemon command reads. */
 export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
@@ -215,4 +216,33 @@ export async function servicesTableGrants(
     grants,
     problems: [...problems].map(([p, names]) => `${p} (service ${names.join(", ")})`),
   };
+}
+
+/**
+ * Table files the daemons' user cannot read (a table under /root when the
+ * daemons run as mail_owner): each would fail every lookup, so the start
+ * stops naming it. Files that do not exist are left to the lookups, which
+ * report them (e.g. "run postmap").
+ */
+export async function unreadableTableFiles(
+  grants: Map<string, DictGrants>,
+  who: { uid: number; gid: number; name: string },
+): Promise<string[]> {
+  const out: string[] = [];
+  const files = [...new Set([...grants.values()].flatMap((g) => g.read))];
+  for (const f of files) {
+    const blocked = await blockedAt(f, who);
+    if (blocked) {
+      out.push(`table file ${f} is not readable by ${who.name} (${blocked} is closed to it)`);
+      continue;
+    }
+    try {
+      const st = await Deno.stat(f);
+      const bits = classBits({ uid: st.uid ?? -1, gid: st.gid ?? -1, mode: st.mode ?? 0 }, who);
+      if ((bits & 4) === 0) out.push(`table file ${f} is not readable by ${who.name}`);
+    } catch {
+      // missing: reported by the lookups
+    }
+  }
+  return out;
 }
