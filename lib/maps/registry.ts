@@ -15,13 +15,25 @@ import {
   parseMapSpec,
   splitMapList,
 } from "./dict.ts";
+import { compiledBackend } from "./map_hash.ts";
 import { openEnviron, openFail, openInline, openStatic } from "./map_simple.ts";
+import { openTexthash, texthashGrants } from "./map_texthash.ts";
+import { unionBackends } from "./map_union.ts";
+
+const UNION = unionBackends(openDict, tableGrants);
 
 const BACKENDS: Record<string, DictBackend> = {
   inline: { open: openInline },
   static: { open: openStatic },
   fail: { open: openFail },
   environ: { open: openEnviron, grants: () => Promise.resolve({ env: ["*"] }) },
+  texthash: { open: openTexthash, grants: texthashGrants },
+  hash: compiledBackend("hash"),
+  btree: compiledBackend("btree"),
+  lmdb: compiledBackend("lmdb"),
+  cdb: compiledBackend("cdb"),
+  unionmap: UNION.unionmap,
+  pipemap: UNION.pipemap,
 };
 
 /** Table types Postwarden can open. */
