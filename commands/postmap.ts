@@ -49,6 +49,7 @@ import {
   COMPILED_TYPES,
   compiledPath,
   CompiledTable,
+  compileMapSource,
   encodeTable,
   readCompiled,
   writeCompiled,
@@ -219,40 +220,54 @@ async function build(
   }
   const file = compiledPath(type, name);
   let existing: [string, string][] = [];
-  let entries: Iterable<SourceEntry>;
   if (o.incremental) {
     try {
       existing = [...(await readCompiled(type, name, warn)).entries()];
     } catch (e) {
       if (!(e instanceof DictError)) throw e;
     }
-    entries = parseSource(flavor, await io.stdin(), "stdin", warn);
+  }
+  const srcPath = o.incremental ? "stdin" : name;
+  let source: Uint8Array;
+  if (o.incremental) {
+    source = new TextEncoder().encode(await io.stdin());
   } else {
-    let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(name);
+      source = await Deno.readFile(name);
     } catch (e) {
       const why = e instanceof Deno.errors.NotFound
         ? "No such file or directory"
         : (e as Error).message;
       throw new Fatal(`open ${name}: ${why}`);
     }
-    entries = parseSource(flavor, decodeSource(bytes, { path: name, warn }), name, warn);
   }
-  const dupWarn = (e: SourceEntry) =>
-    warn(
-      e.line > 0
-        ? `${o.incremental ? "stdin" : name}, line ${e.line}: duplicate entry: "${e.key}"`
-        : `${file}: duplicate entry: "${e.key}"`,
+  let bytes: Uint8Array;
+  if (flavor === "postmap") {
+    bytes = compileMapSource(source, {
+      path: srcPath,
+      warn,
+      fold: o.fold,
+      policy: o.dup,
+      existing,
+    });
+  } else {
+    const dupWarn = (e: SourceEntry) =>
+      warn(
+        e.line > 0
+          ? `${srcPath}, line ${e.line}: duplicate entry: "${e.key}"`
+          : `${file}: duplicate entry: "${e.key}"`,
+      );
+    const entries = parseAliasSource(decodeSource(source, { path: srcPath, warn }), {
+      path: srcPath,
+      warn,
+    });
+    const merged = resolveDuplicates(
+      (function* () {
+        for (const [key, value] of existing) yield { key, value, line: 0 };
+        yield* entries;
+      })(),
+      { fold: o.fold, policy: o.dup, warn: dupWarn },
     );
-  const merged = resolveDuplicates(
-    (function* () {
-      for (const [key, value] of existing) yield { key, value, line: 0 };
-      yield* entries;
-    })(),
-    { fold: o.fold, policy: o.dup, warn: dupWarn },
-  );
-  if (flavor === "postalias") {
     // The signatures replace older ones on -i, as Postfix; their names are not folded.
     for (const s of aliasSignatures(config)) {
       if (s.key === "@" && merged.has("@") && !o.incremental) {
@@ -261,8 +276,8 @@ async function build(
       }
       merged.set(s.key, s.value);
     }
+    bytes = encodeTable([...merged]);
   }
-  const bytes = encodeTable([...merged]);
   const mode = await indexMode(o, name);
   await writeCompiled(file, bytes, mode);
   await giveToSourceOwner(o, name, file);

@@ -134,37 +134,45 @@ export function decodeSource(bytes: Uint8Array, opts: SourceOptions): string {
  * as duplicates) come out in line order with the parser's.
  */
 export function* parseMapSource(text: string, opts: SourceOptions): Generator<SourceEntry> {
-  const suffix = opts.ignoringSuffix ? " -- ignoring this line" : "";
   for (const { text: line, line: n } of logicalLines(text, opts)) {
-    let inQuotes = false;
-    let i = 0;
-    for (; i < line.length; i++) {
-      const c = line[i];
-      if (c === "\\") {
-        if (++i >= line.length) break;
-      } else if (isSpace(c)) {
-        if (!inQuotes) break;
-      } else if (c === '"') {
-        inQuotes = !inQuotes;
-      }
-    }
-    if (inQuotes) {
-      opts.warn(`${opts.path}, line ${n}: unbalanced '"' in '${line}' -- ignoring this line`);
-      continue;
-    }
-    const key = line.slice(0, Math.min(i, line.length));
-    const value = line.slice(i + 1).replace(/^[ \t\n\r\v\f]+/, "").replace(/[ \t\n\r\v\f]+$/, "");
-    if (key === "" || value === "") {
-      opts.warn(`${opts.path}, line ${n}: expected format: key whitespace value${suffix}`);
-      continue;
-    }
-    if (key.endsWith(":")) {
-      opts.warn(
-        `${opts.path}, line ${n}: record is in "key: value" format; is this an alias file?`,
-      );
-    }
-    yield { key, value, line: n };
+    const e = parseMapLine(line, n, opts);
+    if (e !== undefined) yield e;
   }
+}
+
+/** One logical line in map format: the entry, or undefined after a warning. */
+export function parseMapLine(
+  line: string,
+  n: number,
+  opts: SourceOptions,
+): SourceEntry | undefined {
+  const suffix = opts.ignoringSuffix ? " -- ignoring this line" : "";
+  let inQuotes = false;
+  let i = 0;
+  for (; i < line.length; i++) {
+    const c = line[i];
+    if (c === "\\") {
+      if (++i >= line.length) break;
+    } else if (isSpace(c)) {
+      if (!inQuotes) break;
+    } else if (c === '"') {
+      inQuotes = !inQuotes;
+    }
+  }
+  if (inQuotes) {
+    opts.warn(`${opts.path}, line ${n}: unbalanced '"' in '${line}' -- ignoring this line`);
+    return undefined;
+  }
+  const key = line.slice(0, Math.min(i, line.length));
+  const value = line.slice(i + 1).replace(/^[ \t\n\r\v\f]+/, "").replace(/[ \t\n\r\v\f]+$/, "");
+  if (key === "" || value === "") {
+    opts.warn(`${opts.path}, line ${n}: expected format: key whitespace value${suffix}`);
+    return undefined;
+  }
+  if (key.endsWith(":")) {
+    opts.warn(`${opts.path}, line ${n}: record is in "key: value" format; is this an alias file?`);
+  }
+  return { key, value, line: n };
 }
 
 // --- RFC 822 tokens, as Postfix's tok822_scan/externalize/internalize ---
