@@ -177,12 +177,6 @@ function specOf(operand: string, defaultType: string): { type: string; name: str
 
 const isCompiled = (type: string) => (COMPILED_TYPES as readonly string[]).includes(type);
 
-/** Reads and parses a source in the flavor's format. */
-function parseSource(flavor: Flavor, text: string, path: string, warn: (m: string) => void) {
-  const src = { path, warn };
-  return flavor === "postalias" ? parseAliasSource(text, src) : parseMapSource(text, src);
-}
-
 /** The extra entries postalias appends (sendmail's "@" and the NIS stamps). */
 function aliasSignatures(config: Config): SourceEntry[] {
   const stamp = String(Math.floor(Date.now() / 1000)).padStart(10, "0");
