@@ -91,6 +91,8 @@ interface Options {
   dup: DuplicatePolicy;
   asOwner: boolean;
   savePerm: boolean;
+  /** smtputf8_enable: full Unicode folding and UTF-8 checks (set from main.cf). */
+  utf8: boolean;
   operands: string[];
 }
 
@@ -112,6 +114,7 @@ function parseArgs(flavor: Flavor, args: string[]): Options {
     dup: "warn",
     asOwner: true,
     savePerm: true,
+    utf8: true,
     operands: parsed.operands,
   };
   const one = () => {
@@ -177,6 +180,18 @@ function specOf(operand: string, defaultType: string): { type: string; name: str
 
 const isCompiled = (type: string) => (COMPILED_TYPES as readonly string[]).includes(type);
 
+/**
+ * smtputf8_enable as Postfix computes it: an explicit setting, else yes
+ * from compatibility_level 1 on (the parameter itself belongs to the SMTP
+ * code; postmap only needs its value).
+ */
+function smtputf8(config: Config): boolean {
+  if (config.isSet("smtputf8_enable")) {
+    return /^yes$/i.test((config.raw("smtputf8_enable") ?? "").trim());
+  }
+  return parseFloat(config.str("compatibility_level")) >= 1;
+}
+
 /** The extra entries postalias appends (sendmail's "@" and the NIS stamps). */
 function aliasSignatures(config: Config): SourceEntry[] {
   const stamp = String(Math.floor(Date.now() / 1000)).padStart(10, "0");
@@ -241,6 +256,7 @@ async function build(
       path: srcPath,
       warn,
       fold: o.fold,
+      utf8: o.utf8,
       policy: o.dup,
       existing,
     });
@@ -251,16 +267,14 @@ async function build(
           ? `${srcPath}, line ${e.line}: duplicate entry: "${e.key}"`
           : `${file}: duplicate entry: "${e.key}"`,
       );
-    const entries = parseAliasSource(decodeSource(source, { path: srcPath, warn }), {
-      path: srcPath,
-      warn,
-    });
+    const src = { path: srcPath, warn, utf8: o.utf8 };
+    const entries = parseAliasSource(decodeSource(source, src), src);
     const merged = resolveDuplicates(
       (function* () {
         for (const [key, value] of existing) yield { key, value, line: 0 };
         yield* entries;
       })(),
-      { fold: o.fold, policy: o.dup, warn: dupWarn },
+      { fold: o.fold, utf8: o.utf8, policy: o.dup, warn: dupWarn },
     );
     // The signatures replace older ones on -i, as Postfix; their names are not folded.
     for (const s of aliasSignatures(config)) {
@@ -293,7 +307,11 @@ async function giveToSourceOwner(o: Options, source: string, file: string): Prom
 
 async function openOrFatal(spec: string, o: Options, io: PostmapIo, flavor: Flavor) {
   try {
-    return await openDict(spec, { fold: o.fold, warn: (m) => io.err(`${flavor}: warning: ${m}`) });
+    return await openDict(spec, {
+      fold: o.fold,
+      utf8: o.utf8,
+      warn: (m) => io.err(`${flavor}: warning: ${m}`),
+    });
   } catch (e) {
     if (e instanceof DictError) throw new Fatal(e.message);
     throw e;
@@ -372,9 +390,11 @@ async function sequence(flavor: Flavor, o: Options, defaultType: string, io: Pos
       throw e;
     }
   } else if (type === "texthash") {
-    const text = decodeSource(await Deno.readFile(name), { path: name, warn });
-    entries = resolveDuplicates(parseMapSource(text, { path: name, warn, ignoringSuffix: true }), {
+    const src = { path: name, warn, ignoringSuffix: true, utf8: o.utf8 };
+    const text = decodeSource(await Deno.readFile(name), src);
+    entries = resolveDuplicates(parseMapSource(text, src), {
       fold: o.fold,
+      utf8: o.utf8,
       policy: "warn",
       warn: (e) => warn(`${name}, line ${e.line}: duplicate entry: "${e.key}"`),
     });
@@ -405,7 +425,7 @@ async function remove(flavor: Flavor, o: Options, defaultType: string, io: Postm
     const entries = new Map(table.entries());
     let changed = false;
     for (const key of keys) {
-      if (entries.delete(o.fold ? foldKey(key) : key)) changed = true;
+      if (entries.delete(o.fold ? foldKey(key, o.utf8) : key)) changed = true;
     }
     if (changed) {
       const file = compiledPath(type, name);
@@ -426,6 +446,7 @@ export async function postmap(args: string[], io: PostmapIo, flavor: Flavor = "p
     const o = parseArgs(flavor, args);
     const config = await loadConfig(configDirFrom({ c: o.c }, io.env ?? {}));
     const defaultType = config.str("default_database_type");
+    o.utf8 = smtputf8(config);
     if (o.query !== undefined) return await query(flavor, o, defaultType, io);
     if (o.seq) return await sequence(flavor, o, defaultType, io);
     if (o.del !== undefined) return await remove(flavor, o, defaultType, io);

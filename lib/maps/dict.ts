@@ -64,6 +64,12 @@ export interface DictOpenOptions {
    */
   fold?: boolean;
   /**
+   * Fold with full Unicode case folding (Postfix with smtputf8_enable=yes,
+   * the default from compatibility_level 1); false folds ASCII letters
+   * only, as Postfix without SMTPUTF8. @default true
+   */
+  utf8?: boolean;
+  /**
    * Where warnings go (malformed table lines, an index older than its
    * source), worded as Postfix's. @default console.warn
    */

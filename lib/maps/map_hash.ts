@@ -258,7 +258,7 @@ export function compileMapSource(bytes: Uint8Array, opts: CompileOptions): Uint8
   };
   for (const [k, v] of existing) builder.addText(k, v);
   const addEntry = (key: string, value: string, line: number) => {
-    const k = opts.fold ? foldKey(key) : key;
+    const k = opts.fold ? foldKey(key, opts.utf8 ?? true) : key;
     if (builder.addText(k, value, replace) === "duplicate") duplicate(k, line);
   };
   if (!ascii) {
@@ -488,7 +488,7 @@ function opener(type: string): DictOpener {
       type,
       name,
       pattern: false,
-      lookup: (key) => Promise.resolve(table.get(opts.fold ? foldKey(key) : key)),
+      lookup: (key) => Promise.resolve(table.get(opts.fold ? foldKey(key, opts.utf8) : key)),
       close: () => Promise.resolve(),
     };
   };

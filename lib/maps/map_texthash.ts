@@ -22,9 +22,10 @@ export const openTexthash: DictOpener = async (name, opts): Promise<Dict> => {
       : (e as Error).message;
     throw new DictError(`open ${name}: ${why}`, "config");
   }
-  const src = { path: name, warn: opts.warn, ignoringSuffix: true };
+  const src = { path: name, warn: opts.warn, ignoringSuffix: true, utf8: opts.utf8 };
   const entries = resolveDuplicates(parseMapSource(decodeSource(bytes, src), src), {
     fold: opts.fold,
+    utf8: opts.utf8,
     policy: "warn",
     warn: (e) => opts.warn(`${name}, line ${e.line}: duplicate entry: "${e.key}"`),
   });
@@ -32,7 +33,7 @@ export const openTexthash: DictOpener = async (name, opts): Promise<Dict> => {
     type: "texthash",
     name,
     pattern: false,
-    lookup: (key) => Promise.resolve(entries.get(opts.fold ? foldKey(key) : key)),
+    lookup: (key) => Promise.resolve(entries.get(opts.fold ? foldKey(key, opts.utf8) : key)),
     close: () => Promise.resolve(),
   };
 };

@@ -71,6 +71,7 @@ export async function openDict(spec: string, opts: DictOpenOptions = {}): Promis
   const backend = backendOf(spec, opts.context);
   return await backend.open(parseMapSpec(spec).name, {
     fold: opts.fold ?? true,
+    utf8: opts.utf8 ?? true,
     warn: opts.warn ?? ((m) => console.warn(m)),
     env: opts.env ?? defaultEnv,
     context: opts.context ?? "",

@@ -55,6 +55,12 @@ export interface SourceOptions {
   /** Receives each warning, in Postfix's words without the program prefix. */
   warn: (message: string) => void;
   /**
+   * Input must be UTF-8 (smtputf8_enable=yes): lines that are not are
+   * reported and skipped; otherwise they are read with U+FFFD for bad
+   * bytes. @default true
+   */
+  utf8?: boolean;
+  /**
    * How a line without a value is reported: postmap's builder says
    * "expected format: key whitespace value", texthash adds
    * " -- ignoring this line". @default false
@@ -101,6 +107,7 @@ export function* logicalLines(text: string, opts: SourceOptions): Generator<Logi
  * smtputf8_enable) and dropped; the rest is decoded as UTF-8.
  */
 export function decodeSource(bytes: Uint8Array, opts: SourceOptions): string {
+  if (opts.utf8 === false) return new TextDecoder("utf-8").decode(bytes);
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
@@ -322,13 +329,14 @@ export function* parseAliasSource(text: string, opts: SourceOptions): Generator<
 }
 
 /**
- * Folds a key as Postfix does with smtputf8_enable=yes (casefold_utf8): to
- * lower case; ASCII keys take the fast path. Full Unicode case folding
- * differs from lower-casing for a few characters ("ß" folds to "ss").
+ * Folds a key as Postfix does: with smtputf8_enable=yes (`utf8`, Postfix's
+ * casefold_utf8) to lower case with full Unicode folding ("ß" folds to
+ * "ss"); without it, ASCII letters only (Postfix's lowercase()).
  */
-export function foldKey(key: string): string {
+export function foldKey(key: string, utf8 = true): string {
   // deno-lint-ignore no-control-regex
   if (/^[\x00-\x7f]*$/.test(key)) return key.toLowerCase();
+  if (!utf8) return key.replace(/[A-Z]+/g, (m) => m.toLowerCase());
   return key.toLowerCase().replaceAll("ß", "ss").replaceAll("ς", "σ");
 }
 
@@ -342,11 +350,16 @@ export type DuplicatePolicy = "warn" | "replace" | "ignore";
  */
 export function resolveDuplicates(
   entries: Iterable<SourceEntry>,
-  opts: { fold: boolean; policy: DuplicatePolicy; warn: (entry: SourceEntry) => void },
+  opts: {
+    fold: boolean;
+    utf8?: boolean;
+    policy: DuplicatePolicy;
+    warn: (entry: SourceEntry) => void;
+  },
 ): Map<string, string> {
   const out = new Map<string, string>();
   for (const e of entries) {
-    const key = opts.fold ? foldKey(e.key) : e.key;
+    const key = opts.fold ? foldKey(e.key, opts.utf8 ?? true) : e.key;
     if (out.has(key)) {
       if (opts.policy === "replace") out.set(key, e.value);
       else if (opts.policy === "warn") opts.warn({ ...e, key });
