@@ -261,11 +261,11 @@ async function build(
       existing,
     });
   } else {
-    const dupWarn = (e: SourceEntry) =>
+    const dupWarn = (e: SourceEntry, key = e.key) =>
       warn(
         e.line > 0
-          ? `${srcPath}, line ${e.line}: duplicate entry: "${e.key}"`
-          : `${file}: duplicate entry: "${e.key}"`,
+          ? `${srcPath}, line ${e.line}: duplicate entry: "${key}"`
+          : `${file}: duplicate entry: "${key}"`,
       );
     const src = { path: srcPath, warn, utf8: o.utf8 };
     const entries = parseAliasSource(decodeSource(source, src), src);

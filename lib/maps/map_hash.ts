@@ -328,7 +328,8 @@ export function compileMapSource(bytes: Uint8Array, opts: CompileOptions): Uint8
         if (curStart >= 0) {
           joined = (joined ?? latin1.decode(bytes.subarray(curStart, curEnd))) + raw;
         } else {
-          opts.warn(`${opts.path}: logical line must not start with whitespace: "${raw}"`);
+          const shown = raw.length > 30 ? raw.slice(0, 30) + "..." : raw;
+          opts.warn(`${opts.path}: logical line must not start with whitespace: "${shown}"`);
         }
       } else {
         flush();

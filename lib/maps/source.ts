@@ -92,7 +92,9 @@ export function* logicalLines(text: string, opts: SourceOptions): Generator<Logi
         current.text += raw;
         continue;
       }
-      opts.warn(`${opts.path}: logical line must not start with whitespace: "${raw}"`);
+      // Postfix shows at most 30 characters of the line.
+      const shown = raw.length > 30 ? raw.slice(0, 30) + "..." : raw;
+      opts.warn(`${opts.path}: logical line must not start with whitespace: "${shown}"`);
       continue;
     }
     if (current !== undefined) yield current;
@@ -354,7 +356,8 @@ export function resolveDuplicates(
     fold: boolean;
     utf8?: boolean;
     policy: DuplicatePolicy;
-    warn: (entry: SourceEntry) => void;
+    /** Called with the entry as written and its folded key. */
+    warn: (entry: SourceEntry, key: string) => void;
   },
 ): Map<string, string> {
   const out = new Map<string, string>();
@@ -362,7 +365,7 @@ export function resolveDuplicates(
     const key = opts.fold ? foldKey(e.key, opts.utf8 ?? true) : e.key;
     if (out.has(key)) {
       if (opts.policy === "replace") out.set(key, e.value);
-      else if (opts.policy === "warn") opts.warn({ ...e, key });
+      else if (opts.policy === "warn") opts.warn(e, key);
       continue;
     }
     out.set(key, e.value);
