@@ -88,12 +88,14 @@ async function exec(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  if (stdin !== undefined) {
+  // Write while reading: a large output fills the pipe before stdin ends.
+  const writing = stdin === undefined ? Promise.resolve() : (async () => {
     const w = p.stdin.getWriter();
     await w.write(new TextEncoder().encode(stdin));
     await w.close();
-  }
+  })();
   const out = await p.output();
+  await writing;
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
