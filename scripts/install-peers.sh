@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian peers the tests use, non-interactively and
 # idempotently: Postfix (configured "No configuration", its own daemons not
-# left running) with its pcre/lmdb/sqlite map types, swaks, python3, curl,
+# left running) with its pcre/lmdb/cdb/sqlite map types, swaks, python3, curl,
 # pflogsumm (log compatibility) and gcc (the ENOSPC fault shim).
 # Fast when everything is present. Needs root (or sudo) and apt-get.
 set -euo pipefail
 
-PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-sqlite swaks python3 curl pflogsumm gcc)
+PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-cdb postfix-sqlite swaks python3 curl pflogsumm gcc)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -787,9 +787,7 @@ const ROWS: ParamSpec[] = [
     type: "list",
     default: "hash:/etc/aliases",
     doc: "Alias databases built by newaliases.",
-    support: "ignored",
-    alsoFine: [""],
-    note: "Postwarden has no newaliases",
+    support: "implemented",
   },
 
   // Transports
@@ -913,6 +911,13 @@ const ROWS: ParamSpec[] = [
   },
 
   // Lookup tables (lib/maps)
+  {
+    name: "default_database_type",
+    type: "string",
+    default: "hash",
+    doc: "Table type postmap, postalias and newaliases use for a file named without a type.",
+    support: "implemented",
+  },
 
   // Process management and IPC
   {

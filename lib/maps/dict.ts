@@ -64,6 +64,12 @@ export interface DictOpenOptions {
    */
   fold?: boolean;
   /**
+   * Fold with full Unicode case folding (Postfix with smtputf8_enable=yes,
+   * the default from compatibility_level 1); false folds ASCII letters
+   * only, as Postfix without SMTPUTF8. @default true
+   */
+  utf8?: boolean;
+  /**
    * Where warnings go (malformed table lines, an index older than its
    * source), worded as Postfix's. @default console.warn
    */
@@ -100,10 +106,10 @@ export const NETWORK_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /** A backend: opens one table of its type. `name` is the text after "type:". */
-export type DictOpener = (
-  name: string,
-  opts: Required<Omit<DictOpenOptions, "proxy">>,
-) => Promise<Dict>;
+export type DictOpener = (name: string, opts: DictOpenContext) => Promise<Dict>;
+
+/** The options a backend opens a table with: every option decided, no proxy. */
+export type DictOpenContext = Required<Omit<DictOpenOptions, "proxy">>;
 
 /**
  * What a daemon that opens a table needs from its sandbox, computed from

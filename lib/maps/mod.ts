@@ -18,6 +18,7 @@ export {
   DictError,
   type DictErrorKind,
   type DictGrants,
+  type DictOpenContext,
   type DictOpener,
   type DictOpenOptions,
   type GrantsContext,

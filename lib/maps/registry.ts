@@ -16,8 +16,13 @@ import {
   parseMapSpec,
   splitMapList,
 } from "./dict.ts";
+import { compiledBackend } from "./map_hash.ts";
 import { openEnviron, openFail, openInline, openStatic } from "./map_simple.ts";
+import { openTexthash, texthashGrants } from "./map_texthash.ts";
+import { unionBackends } from "./map_union.ts";
 import { unixBackend } from "./map_unix.ts";
+
+const UNION = unionBackends(openDict, tableGrants);
 
 const BACKENDS: Record<string, DictBackend> = {
   inline: { open: openInline },
@@ -25,6 +30,13 @@ const BACKENDS: Record<string, DictBackend> = {
   fail: { open: openFail },
   environ: { open: openEnviron, grants: () => Promise.resolve({ env: ["*"] }) },
   unix: unixBackend(),
+  texthash: { open: openTexthash, grants: texthashGrants },
+  hash: compiledBackend("hash"),
+  btree: compiledBackend("btree"),
+  lmdb: compiledBackend("lmdb"),
+  cdb: compiledBackend("cdb"),
+  unionmap: UNION.unionmap,
+  pipemap: UNION.pipemap,
 };
 
 /** Table types Postwarden can open. */
@@ -66,6 +78,7 @@ export async function openDict(spec: string, opts: DictOpenOptions = {}): Promis
   }
   return await backend.open(name, {
     fold: opts.fold ?? true,
+    utf8: opts.utf8 ?? true,
     warn: opts.warn ?? ((m) => console.warn(m)),
     env: opts.env ?? defaultEnv,
     context: opts.context ?? "",

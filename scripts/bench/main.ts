@@ -18,6 +18,9 @@
  * binary) once per process; PSS (from smaps_rollup) is printed beside it as
  * the fairer total.
  *
+ * `deno task bench --lookups [...]` runs the lookup-table benchmark
+ * instead (lookups.ts).
+ *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
  *        [--mode relay|discard|both]
@@ -524,4 +527,10 @@ async function main() {
   console.log(`wrote ${o.json}`);
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  if (Deno.args[0] === "--lookups") {
+    const { main: lookups } = await import("./lookups.ts");
+    Deno.exit(await lookups(Deno.args.slice(1)));
+  }
+  await main();
+}
