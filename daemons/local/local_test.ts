@@ -96,7 +96,7 @@ Deno.test("local delivery to Maildir", async (t) => {
     await t.step("writes Return-Path, Delivered-To and LF content into new/", async () => {
       const s = await setup(
         `${root}/a`,
-        `mail_spool_directory = ${root}/a/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/a/mail/\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         [
           "Joe@mx.example.com",
@@ -135,7 +135,7 @@ Deno.test("local delivery to Maildir", async (t) => {
     await t.step("one file per recipient; extensions go to the user's Maildir", async () => {
       const s = await setup(
         `${root}/b`,
-        `mail_spool_directory = ${root}/b/mail/\nrecipient_delimiter = +\nalias_maps =`,
+        `mail_spool_directory = ${root}/b/mail/\nrecipient_delimiter = +\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         ["joe@x", "joe+lists@x", "ann@x"],
       );
@@ -158,7 +158,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       const big = "X-Pad: " + "p".repeat(64 * 1024 - 8) + "\r\n\r\nbody\rcr\r\n";
       const s = await setup(
         `${root}/c`,
-        `mail_spool_directory = ${root}/c/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/c/mail/\nalias_maps =\nlocal_recipient_maps =`,
         big,
         [
           "joe@x",
@@ -175,7 +175,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       const looped = "Delivered-To: JOE@x\r\nDelivered-To: <other@x>\r\nSubject: l\r\n\r\nb\r\n";
       const s = await setup(
         `${root}/d`,
-        `mail_spool_directory = ${root}/d/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/d/mail/\nalias_maps =\nlocal_recipient_maps =`,
         looped,
         [
           "joe@x",
@@ -201,7 +201,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       async () => {
         const s = await setup(
           `${root}/q`,
-          `mail_spool_directory = ${root}/q/mail/\nalias_maps =`,
+          `mail_spool_directory = ${root}/q/mail/\nalias_maps =\nlocal_recipient_maps =`,
           MESSAGE,
           ["Joe Smith@x"],
           "a b\r\nX-Evil: yes@example.org",
@@ -222,7 +222,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       const looped = 'Delivered-To: "joe smith"@x\r\nSubject: l\r\n\r\nb\r\n';
       const s = await setup(
         `${root}/r`,
-        `mail_spool_directory = ${root}/r/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/r/mail/\nalias_maps =\nlocal_recipient_maps =`,
         looped,
         ["Joe Smith@x"],
       );
@@ -235,7 +235,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       const body = "Subject: l\r\n\r\nDelivered-To: joe@x\r\n";
       const s = await setup(
         `${root}/e`,
-        `mail_spool_directory = ${root}/e/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/e/mail/\nalias_maps =\nlocal_recipient_maps =`,
         body,
         [
           "joe@x",
@@ -247,7 +247,7 @@ Deno.test("local delivery to Maildir", async (t) => {
     await t.step("bounces user names that cannot be a mailbox", async () => {
       const s = await setup(
         `${root}/f`,
-        `mail_spool_directory = ${root}/f/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/f/mail/\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         [
           ".hidden@x",
@@ -264,14 +264,17 @@ Deno.test("local delivery to Maildir", async (t) => {
       assertEquals(await listDir(`${root}/f`), ["queue"], "nothing written");
     });
 
-    await t.step("defers mbox, home_mailbox and alias_maps setups, saying why", async () => {
+    await t.step("defers mbox, home_mailbox and alias tables that cannot be opened, saying why", async () => {
       const cases: [string, string][] = [
-        [`mail_spool_directory = ${root}/g/mail\nalias_maps =`, "mbox delivery is not supported"],
+        [`mail_spool_directory = ${root}/g/mail\nalias_maps =\nlocal_recipient_maps =`, "mbox delivery is not supported"],
         [
-          `mail_spool_directory = ${root}/g/mail/\nhome_mailbox = Maildir/\nalias_maps =`,
+          `mail_spool_directory = ${root}/g/mail/\nhome_mailbox = Maildir/\nalias_maps =\nlocal_recipient_maps =`,
           "home_mailbox is not supported",
         ],
-        [`mail_spool_directory = ${root}/g/mail/`, "alias_maps is not supported"],
+        [
+          `mail_spool_directory = ${root}/g/mail/\nalias_maps = nosuch:/etc/aliases\nlocal_recipient_maps =`,
+          'alias database unavailable: alias_maps: table nosuch:/etc/aliases: lookup table type "nosuch" is not supported',
+        ],
       ];
       for (const [i, [cf, why]] of cases.entries()) {
         const s = await setup(`${root}/g${i}`, cf, MESSAGE, ["joe@x"]);
@@ -288,7 +291,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       await Deno.writeTextFile(`${root}/h/mail/joe`, "not a directory");
       const s = await setup(
         `${root}/h`,
-        `mail_spool_directory = ${root}/h/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/h/mail/\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         [
           "joe@x",
@@ -308,7 +311,7 @@ Deno.test("local delivery to Maildir", async (t) => {
         const long = "a".repeat(300);
         const s = await setup(
           `${root}/k`,
-          `mail_spool_directory = ${root}/k/mail/\nalias_maps =`,
+          `mail_spool_directory = ${root}/k/mail/\nalias_maps =\nlocal_recipient_maps =`,
           MESSAGE,
           [`${long}@x`, "joe@x"],
         );
@@ -329,7 +332,7 @@ Deno.test("local delivery to Maildir", async (t) => {
         await Deno.mkdir(`${root}/i/mail`, { recursive: true, mode: 0o500 });
         const s = await setup(
           `${root}/i`,
-          `mail_spool_directory = ${root}/i/mail/\nalias_maps =`,
+          `mail_spool_directory = ${root}/i/mail/\nalias_maps =\nlocal_recipient_maps =`,
           MESSAGE,
           [
             "joe@x",
@@ -344,7 +347,7 @@ Deno.test("local delivery to Maildir", async (t) => {
     await t.step("serves a delivery request over IPC", async () => {
       const s = await setup(
         `${root}/j`,
-        `mail_spool_directory = ${root}/j/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/j/mail/\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         [
           "joe@x",
