@@ -84,6 +84,7 @@ export function peersOf(svc: MasterService, services: MasterService[]): string[]
     case "smtpd":
     case "pickup":
     case "bounce":
+    case "local": // forwards alias expansions as new mail
       return ["cleanup"];
     case "cleanup":
       return ["qmgr"];
