@@ -47,12 +47,7 @@
  *
  * @module
  */
-import {
-  formatPath,
-  quoteAddress,
-  splitAddress,
-  splitExtension,
-} from "../../lib/address/mod.ts";
+import { formatPath, quoteAddress, splitAddress, splitExtension } from "../../lib/address/mod.ts";
 import { DictError, type Maps } from "../../lib/maps/mod.ts";
 import { classifyDestination, parseAliasValue } from "./token.ts";
 
@@ -226,7 +221,13 @@ async function deliverRecipient(run: Run, st: State): Promise<void> {
   if (run.seen.has(key)) return;
   run.seen.add(key);
   if (run.env.isDeliveredTo(st.address)) {
-    return result(run, st, "bounced", "5.4.6", `mail forwarding loop for ${quoteAddress(st.address)}`);
+    return result(
+      run,
+      st,
+      "bounced",
+      "5.4.6",
+      `mail forwarding loop for ${quoteAddress(st.address)}`,
+    );
   }
   await deliverSwitch(run, st);
 }
@@ -392,6 +393,7 @@ async function deliverToken(run: Run, st: State, item: string): Promise<void> {
 /** resolve.c deliver_resolve_tree(): canonical form, then here or elsewhere. */
 async function deliverResolve(run: Run, st: State, item: string): Promise<void> {
   const env = run.env;
+  st = { ...st, level: st.level + 1 };
   let address = qualify(item.endsWith("@") ? item.slice(0, -1) : item, env.origin);
   if (st.unmatched !== "") {
     const at = address.lastIndexOf("@");
@@ -441,4 +443,3 @@ function withoutSuccess(notify: string[] | undefined): string[] | undefined {
 function qualify(address: string, origin: string): string {
   return origin === "" || address.includes("@") ? address : `${address}@${origin}`;
 }
-

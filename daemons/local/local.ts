@@ -64,8 +64,8 @@ import { resolve } from "../../lib/resolve/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import {
   type AliasEnv,
-  type ExpansionClass,
   expandRecipient,
+  type ExpansionClass,
   type MailboxDelivery,
   type Outcome,
 } from "./alias.ts";
@@ -230,7 +230,9 @@ async function forward(
       ctx.log.warn(`${req.queueId}: ${reason}`);
       return log(rcpt, { status: "deferred", dsn: "4.3.0", reason });
     }
-    ctx.log.info(`${req.queueId}: ${queueId}: forwarded to ${group.recipients.length} recipient(s)`);
+    ctx.log.info(
+      `${req.queueId}: ${queueId}: forwarded to ${group.recipients.length} recipient(s)`,
+    );
     first ??= log(rcpt, { status: "sent", dsn: "2.0.0", reason: `forwarded as ${queueId}` });
   }
   if (verdict.status === "bounced") return { index: rcpt.index, relay: "local", ...verdict };

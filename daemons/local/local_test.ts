@@ -264,27 +264,36 @@ Deno.test("local delivery to Maildir", async (t) => {
       assertEquals(await listDir(`${root}/f`), ["queue"], "nothing written");
     });
 
-    await t.step("defers mbox, home_mailbox and alias tables that cannot be opened, saying why", async () => {
-      const cases: [string, string][] = [
-        [`mail_spool_directory = ${root}/g/mail\nalias_maps =\nlocal_recipient_maps =`, "mbox delivery is not supported"],
-        [
-          `mail_spool_directory = ${root}/g/mail/\nhome_mailbox = Maildir/\nalias_maps =\nlocal_recipient_maps =`,
-          "home_mailbox is not supported",
-        ],
-        [
-          `mail_spool_directory = ${root}/g/mail/\nalias_maps = nosuch:/etc/aliases\nlocal_recipient_maps =`,
-          'alias database unavailable: alias_maps: table nosuch:/etc/aliases: lookup table type "nosuch" is not supported',
-        ],
-      ];
-      for (const [i, [cf, why]] of cases.entries()) {
-        const s = await setup(`${root}/g${i}`, cf, MESSAGE, ["joe@x"]);
-        const [st] = await deliver(s);
-        assertEquals([st.status, st.dsn], ["deferred", "4.3.0"]);
-        assertStringIncludes(st.reason, why);
-        assert(s.lines.some((l) => l.startsWith("warning:") && l.includes(why)), "warning logged");
-      }
-      assert(!(await exists(`${root}/g/mail`)));
-    });
+    await t.step(
+      "defers mbox, home_mailbox and alias tables that cannot be opened, saying why",
+      async () => {
+        const cases: [string, string][] = [
+          [
+            `mail_spool_directory = ${root}/g/mail\nalias_maps =\nlocal_recipient_maps =`,
+            "mbox delivery is not supported",
+          ],
+          [
+            `mail_spool_directory = ${root}/g/mail/\nhome_mailbox = Maildir/\nalias_maps =\nlocal_recipient_maps =`,
+            "home_mailbox is not supported",
+          ],
+          [
+            `mail_spool_directory = ${root}/g/mail/\nalias_maps = nosuch:/etc/aliases\nlocal_recipient_maps =`,
+            'alias database unavailable: alias_maps: table nosuch:/etc/aliases: lookup table type "nosuch" is not supported',
+          ],
+        ];
+        for (const [i, [cf, why]] of cases.entries()) {
+          const s = await setup(`${root}/g${i}`, cf, MESSAGE, ["joe@x"]);
+          const [st] = await deliver(s);
+          assertEquals([st.status, st.dsn], ["deferred", "4.3.0"]);
+          assertStringIncludes(st.reason, why);
+          assert(
+            s.lines.some((l) => l.startsWith("warning:") && l.includes(why)),
+            "warning logged",
+          );
+        }
+        assert(!(await exists(`${root}/g/mail`)));
+      },
+    );
 
     await t.step("defers with the error text when the Maildir cannot be written", async () => {
       await Deno.mkdir(`${root}/h/mail`, { recursive: true });

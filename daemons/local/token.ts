@@ -26,7 +26,7 @@
  */
 
 /** Operator characters: single-character tokens (Postfix adds `| % !` to RFC 822's specials). */
-const OPERATORS = new Set([..."|%!()<>@,;:\\\".[]"]);
+const OPERATORS = new Set([...'|%!()<>@,;:\\".[]']);
 
 const enum Kind {
   Word, // atom or quoted string

@@ -739,7 +739,7 @@ const ROWS: ParamSpec[] = [
     type: "bool",
     default: "yes",
     doc:
-      "An owner-NAME alias makes owner-NAME the sender of mail expanded from alias NAME (and owner-* / *-request are never split at a \"-\" delimiter).",
+      'An owner-NAME alias makes owner-NAME the sender of mail expanded from alias NAME (and owner-* / *-request are never split at a "-" delimiter).',
     support: "implemented",
   },
   {
