@@ -386,7 +386,7 @@ async function deliverToken(run: Run, st: State, item: string): Promise<void> {
     case "include":
       return notYet(`:include: files (${d.path})`);
     case "address":
-      return deliverResolve(run, st, d.address);
+      return await deliverResolve(run, st, d.address);
   }
 }
 
@@ -413,8 +413,8 @@ async function deliverResolve(run: Run, st: State, item: string): Promise<void> 
     );
   }
   const next: State = { ...st, address, unmatched: "" };
-  if (env.isLocal(address)) return deliverRecipient(run, next);
-  return deliverIndirect(run, next);
+  if (env.isLocal(address)) return await deliverRecipient(run, next);
+  deliverIndirect(run, next);
 }
 
 /** indirect.c deliver_indirect(): forward once per recipient through cleanup. */

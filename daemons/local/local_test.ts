@@ -1,7 +1,9 @@
 /**
  * Tests for local delivery: Maildir files (headers, CRLF to LF, one file
  * per recipient), forwarding loops, bad user names, unsupported mailbox
- * settings, file system errors, and the request protocol end to end.
+ * settings, file system errors, the request protocol end to end, and
+ * aliases end to end (mailboxes, forwarding through a fake cleanup, log
+ * lines, deferrals).
  */
 import {
   type DeliveryRecipient,
@@ -17,6 +19,7 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "../../tests/helpers/assert.ts";
+import { fakeCleanup } from "../../tests/helpers/fake_cleanup.ts";
 import { fakeService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import { deliverLocal } from "./local.ts";
 import { mailboxUser, maildirName, UnknownUserError } from "./maildir.ts";
@@ -389,3 +392,153 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("aliases through the local service", async (t) => {
+  const root = await Deno.makeTempDir();
+  const cf = (dir: string, aliases: string) =>
+    `mail_spool_directory = ${root}/${dir}/mail/\nlocal_recipient_maps =\n` +
+    `alias_maps = ${aliases}`;
+  /** Runs one request with a fake cleanup answering `verdict`. */
+  async function run(
+    dir: string,
+    aliases: string,
+    rcpts: string[],
+    opts: { content?: string; verdict?: "ok" | "error" } = {},
+  ) {
+    const s = await setup(`${root}/${dir}`, cf(dir, aliases), opts.content ?? MESSAGE, rcpts);
+    const cleanup = fakeCleanup(
+      s.ctx.queue.privateSocket("cleanup"),
+      s.ctx.queue.dir("maildrop"),
+      () =>
+        opts.verdict === "error"
+          ? { status: "error", code: 451, dsn: "4.3.0", text: "Error: queue file write error" }
+          : { status: "ok", queueId: "" },
+    );
+    try {
+      const st = await deliver(s);
+      return { ...s, st, got: cleanup.got };
+    } finally {
+      cleanup.server.close();
+      await cleanup.server.done;
+    }
+  }
+  const newFiles = async (dir: string, user: string) => {
+    const d = `${root}/${dir}/mail/${user}/new`;
+    return await Promise.all((await listDir(d)).map((f) => Deno.readTextFile(`${d}/${f}`)));
+  };
+
+  try {
+    await t.step(
+      "alice: bob and a remote address: Maildir, forwarded copy, log lines",
+      async () => {
+        const r = await run("a", "inline:{{alice=bob, carol@remote.example}}", [
+          "alice@mx.example.com",
+        ]);
+        assertEquals(r.st, [{
+          index: 0,
+          status: "sent",
+          dsn: "2.0.0",
+          reason: "forwarded as CLEANUP1",
+          relay: "local",
+        }]);
+        const [text] = await newFiles("a", "bob");
+        assert(
+          text.startsWith(
+            "Return-Path: <a@example.org>\nDelivered-To: alice@mx.example.com\nSubject: hi\n",
+          ),
+          text,
+        );
+        assertEquals(await listDir(`${root}/a/mail`), ["bob"], "no mailbox for alice");
+        assertEquals(r.got.length, 1);
+        assertEquals(r.got[0].envelope.sender, "a@example.org");
+        assertEquals(r.got[0].envelope.recipients, [
+          { address: "carol@remote.example", orcpt: "alice@mx.example.com" },
+        ]);
+        assertMatch(
+          r.got[0].content,
+          /^Received: by mx\.example\.com \(Postwarden\)\r\n\tid CLEANUP1; \w{3}, [ \d]\d \w{3} \d{4} [\d:]{8} [+-]\d{4}.*\r\nDelivered-To: alice@mx\.example\.com\r\nSubject: hi\r\n/,
+        );
+        assert(r.got[0].content.endsWith(MESSAGE), "original content follows unchanged");
+        const log = r.lines.join("\n");
+        assertMatch(
+          log,
+          /to=<bob@mx\.example\.com>, orig_to=<alice@mx\.example\.com>, relay=local, .*status=sent \(delivered to maildir\)/,
+        );
+        assertMatch(
+          log,
+          /to=<alice@mx\.example\.com>, relay=local, .*dsn=2\.0\.0, status=sent \(forwarded as CLEANUP1\)/,
+        );
+      },
+    );
+
+    await t.step("two recipients: one forwarded message each (own Delivered-To)", async () => {
+      const r = await run(
+        "b",
+        "inline:{a1=x@remote.example, a2=x@remote.example}",
+        ["a1@mx.example.com", "a2@mx.example.com", "plain@mx.example.com"],
+      );
+      assertEquals(r.st.map((x) => x.status), ["sent", "sent", "sent"]);
+      assertEquals(r.got.map((g) => /Delivered-To: (\S+)/.exec(g.content)?.[1]), [
+        "a1@mx.example.com",
+        "a2@mx.example.com",
+      ]);
+      assertEquals((await newFiles("b", "plain")).length, 1);
+    });
+
+    await t.step("cleanup refuses: the recipient is deferred, not marked done", async () => {
+      const r = await run("c", "inline:{{alice=bob, carol@remote.example}}", [
+        "alice@mx.example.com",
+      ], { verdict: "error" });
+      assertEquals([r.st[0].status, r.st[0].dsn], ["deferred", "4.3.0"]);
+      assertStringIncludes(
+        r.st[0].reason,
+        "unable to forward message: cleanup: 451 4.3.0 Error: queue file write error",
+      );
+      assertMatch(r.lines.join("\n"), /to=<alice@mx\.example\.com>, .*status=deferred/);
+    });
+
+    await t.step("a |command alias defers the recipient, and nothing is forwarded", async () => {
+      const r = await run(
+        "d",
+        'inline:{{alice="|/usr/bin/procmail -a x", carol@remote.example, bob}}',
+        ["alice@mx.example.com"],
+      );
+      assertEquals(r.st, [{
+        index: 0,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason:
+          'alias expansion: delivery to commands ("|/usr/bin/procmail -a x") is not supported yet',
+        relay: "local",
+      }]);
+      assertEquals(r.got, [], "no forwarded copy while the recipient is retried");
+      assertMatch(
+        r.lines.join("\n"),
+        /to=<alice@mx\.example\.com>, relay=local, .*dsn=4\.3\.0, status=deferred \(alias expansion: delivery to commands/,
+      );
+    });
+
+    await t.step("an alias looping back through Delivered-To bounces", async () => {
+      const looped = "Delivered-To: alice@mx.example.com\r\nSubject: l\r\n\r\nb\r\n";
+      const r = await run("e", "inline:{alice=carol@remote.example}", ["alice@mx.example.com"], {
+        content: looped,
+      });
+      assertEquals([r.st[0].status, r.st[0].dsn], ["bounced", "5.4.6"]);
+      assertEquals(r.got, []);
+    });
+
+    await t.step("an alias table that cannot answer defers with Postfix's text", async () => {
+      const r = await run("f", "fail:aliases", ["alice@mx.example.com"]);
+      assertEquals(r.st[0], {
+        index: 0,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason: "alias database unavailable",
+        relay: "local",
+      });
+      assert(r.lines.some((l) => l.startsWith("warning:") && l.includes("fail:aliases")));
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
