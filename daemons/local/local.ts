@@ -230,10 +230,9 @@ async function forward(
       ctx.log.warn(`${req.queueId}: ${reason}`);
       return log(rcpt, { status: "deferred", dsn: "4.3.0", reason });
     }
-    ctx.log.info(
-      `${req.queueId}: ${queueId}: forwarded to ${group.recipients.length} recipient(s)`,
-    );
-    first ??= log(rcpt, { status: "sent", dsn: "2.0.0", reason: `forwarded as ${queueId}` });
+    // One line per new message, as Postfix's forward_send() logs.
+    const sent = log(rcpt, { status: "sent", dsn: "2.0.0", reason: `forwarded as ${queueId}` });
+    first ??= sent;
   }
   if (verdict.status === "bounced") return { index: rcpt.index, relay: "local", ...verdict };
   return first ?? { index: rcpt.index, relay: "local", ...verdict };
