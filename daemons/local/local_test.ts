@@ -485,6 +485,25 @@ Deno.test("aliases through the local service", async (t) => {
       assertEquals((await newFiles("b", "plain")).length, 1);
     });
 
+    await t.step("a list with an owner- alias: its own message, sent from owner-list", async () => {
+      const r = await run(
+        "g",
+        "inline:{{top=list, x@remote.example}, list=y@remote.example, owner-list=admin}",
+        ["top@mx.example.com"],
+      );
+      assertEquals(r.st[0].reason, "forwarded as CLEANUP1");
+      assertEquals(
+        r.got.map((g) => [g.envelope.sender, g.envelope.recipients.map((x) => x.address)]),
+        [
+          ["owner-list@mx.example.com", ["y@remote.example"]],
+          ["a@example.org", ["x@remote.example"]],
+        ],
+      );
+      assertEquals(r.got[0].envelope.recipients[0].orcpt, undefined, "a list starts afresh");
+      const sent = r.lines.filter((l) => /to=<top@mx\.example\.com>.*forwarded as/.test(l));
+      assertEquals(sent.length, 2, "one line per forwarded message");
+    });
+
     await t.step("cleanup refuses: the recipient is deferred, not marked done", async () => {
       const r = await run("c", "inline:{{alice=bob, carol@remote.example}}", [
         "alice@mx.example.com",
