@@ -1,28 +1,55 @@
 /**
  * The local delivery function: what local(8) does with each recipient of a
- * delivery request. Only Maildir delivery under `mail_spool_directory` is
- * implemented; everything Postfix local(8) would do that Postwarden does
- * not (mbox files, home directories, aliases) defers the recipient with a
- * reason saying so, rather than delivering somewhere unexpected.
+ * delivery request. Alias expansion is alias.ts (lookup, recursion, loops,
+ * duplicates), forwarding through cleanup forward.ts; this file drives one
+ * recipient after another, writes Maildirs, logs each outcome and reports
+ * one status per recipient to qmgr. Only Maildir delivery under
+ * `mail_spool_directory` is implemented; everything Postfix local(8) would
+ * do that Postwarden does not (mbox files, home directories, commands and
+ * files named by aliases) defers the recipient with a reason saying so,
+ * rather than delivering somewhere unexpected.
  *
- * Per recipient: the user is the local part, lowercased, without its
- * address extension; the mailbox is `$mail_spool_directory/USER/`. A
- * message that already carries `Delivered-To: RECIPIENT` bounces as a
- * mail forwarding loop (5.4.6). A user name that cannot be a mailbox
- * bounces 5.1.1, whether mailboxUser() or the file system says so (a name
- * too long or invalid for it: ENAMETOOLONG, EILSEQ, EINVAL), since no
- * retry can change the name. As with Postfix's mbox_dsn(), a mailbox or
- * message over its limit (EDQUOT, EFBIG) bounces 5.2.2. Other file system
- * errors defer (4.2.0 for permission problems, 4.3.0 otherwise: a full
- * disk, a mailbox path that is not a directory) with the error text.
+ * Per recipient: every destination it expands to is logged as Postfix
+ * does (`to=<bob@here>, orig_to=<alice@here>, relay=local, ...` for a
+ * mailbox reached through an alias; `to=<alice@here>, relay=local, ...,
+ * status=sent (forwarded as QUEUEID)` for the new message that carries its
+ * remote addresses). qmgr gets one status: deferred when any destination
+ * deferred (then nothing is forwarded, and the whole recipient is tried
+ * again later, as Postfix does), else bounced when any bounced, else sent.
+ * Forwarded addresses count as delivered only once cleanup has made the
+ * new message durable.
+ *
+ * Mailboxes: the user is the local part, lowercased, without its address
+ * extension; the mailbox is `$mail_spool_directory/USER/`. A message that
+ * already carries `Delivered-To: RECIPIENT` bounces as a mail forwarding
+ * loop (5.4.6). A user name that cannot be a mailbox bounces 5.1.1,
+ * whether mailboxUser() or the file system says so (a name too long or
+ * invalid for it: ENAMETOOLONG, EILSEQ, EINVAL), since no retry can change
+ * the name. As with Postfix's mbox_dsn(), a mailbox or message over its
+ * limit (EDQUOT, EFBIG) bounces 5.2.2. Other file system errors defer
+ * (4.2.0 for permission problems, 4.3.0 otherwise: a full disk, a mailbox
+ * path that is not a directory) with the error text.
+ *
+ * Tables: alias_maps and local_recipient_maps are opened once per process
+ * ({@link LocalTables}); a table that cannot be opened or cannot answer
+ * defers the recipients it concerns (4.3.0), never bounces them.
  *
  * Parameters (with defaults): mail_spool_directory (/var/mail; must end
  * in "/" for Maildir), home_mailbox (empty; any value defers: not
- * supported), recipient_delimiter (empty), alias_maps (non-empty defers:
- * not supported), header_size_limit (102400, how much header is searched
- * for Delivered-To), myhostname (Maildir file names).
+ * supported), recipient_delimiter (empty), alias_maps (hash:/etc/aliases,
+ * nis:mail.aliases), local_recipient_maps (empty: every name has a
+ * mailbox), allow_mail_to_commands (alias, forward), allow_mail_to_files
+ * (alias, forward), owner_request_special (yes), expand_owner_alias (no),
+ * reset_owner_alias (no), propagate_unmatched_extensions (canonical,
+ * virtual), myorigin and append_at_myorigin (yes) for unqualified alias
+ * destinations, mydestination, local_transport, default_transport and
+ * relayhost (which destinations are local), double_bounce_sender,
+ * header_size_limit (102400, how much header is searched for
+ * Delivered-To), myhostname (Maildir file names, Received:), mail_name
+ * (Postfix).
  */
-import { headerAddress, quoteAddress, splitAddress } from "../../lib/address/mod.ts";
+import { headerAddress } from "../../lib/address/mod.ts";
+import type { Config } from "../../lib/config/mod.ts";
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
@@ -30,15 +57,79 @@ import {
   logStatus,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
+import { DictError, Maps } from "../../lib/maps/mod.ts";
 import { HeaderSplitter } from "../../lib/mime/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
+import { resolve } from "../../lib/resolve/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
+import {
+  type AliasEnv,
+  expandRecipient,
+  type ExpansionClass,
+  type MailboxDelivery,
+  type Outcome,
+} from "./alias.ts";
+import { forwardGroup, groupForwards } from "./forward.ts";
 import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
+
+/**
+ * alias_maps and local_recipient_maps, opened once per process (Postfix's
+ * local opens alias_maps before it serves). An open that fails is retried
+ * at the next request, so a table that appears later (newaliases) is
+ * picked up without a restart.
+ */
+export class LocalTables {
+  #open: Promise<{ aliases: Maps; localRecipients: Maps | null }> | null = null;
+
+  constructor(readonly config: Config, readonly warn: (message: string) => void) {}
+
+  /**
+   * The open tables.
+   *
+   * @throws {DictError} when a table cannot be opened.
+   */
+  get(): Promise<{ aliases: Maps; localRecipients: Maps | null }> {
+    this.#open ??= this.#openAll().catch((e) => {
+      this.#open = null;
+      throw e;
+    });
+    return this.#open;
+  }
+
+  async #openAll() {
+    const opts = { warn: this.warn };
+    const aliases = await Maps.open("alias_maps", this.config.str("alias_maps"), opts);
+    try {
+      const lrm = this.config.str("local_recipient_maps");
+      const localRecipients = lrm.trim() === ""
+        ? null
+        : await Maps.open("local_recipient_maps", lrm, opts);
+      return { aliases, localRecipients };
+    } catch (e) {
+      await aliases.close();
+      throw e;
+    }
+  }
+
+  /** Closes what is open. */
+  async close(): Promise<void> {
+    const open = this.#open;
+    this.#open = null;
+    const t = await open?.catch(() => null);
+    await t?.aliases.close();
+    await t?.localRecipients?.close();
+  }
+}
 
 /** Options for {@link deliverLocal}; tests inject the clock. */
 export interface LocalOptions {
   /** Clock in ms. @default Date.now */
   now?: () => number;
+  /**
+   * The process's tables; when absent they are opened for this request and
+   * closed after it.
+   */
+  tables?: LocalTables;
 }
 
 /** Delivers each recipient of a request; one status per recipient. */
@@ -51,71 +142,181 @@ export async function deliverLocal(
   const now = opts.now ?? Date.now;
   const start = now();
   const out: RecipientStatus[] = [];
-  const report = (rcpt: DeliveryRecipient, st: Omit<RecipientStatus, "index" | "relay">) => {
+  const log = (rcpt: DeliveryRecipient, st: Omit<RecipientStatus, "index" | "relay">) => {
     const full: RecipientStatus = { index: rcpt.index, relay: "local", ...st };
-    out.push(full);
     logStatus(ctx, req, rcpt, full, formatDelays(req, start, start, now()));
+    return full;
+  };
+  const report = (rcpt: DeliveryRecipient, st: Omit<RecipientStatus, "index" | "relay">) => {
+    out.push(log(rcpt, st));
+  };
+  const deferAll = (reason: string) => {
+    ctx.log.warn(`${req.queueId}: ${reason}`);
+    for (const r of req.recipients) {
+      report(r, { status: "deferred", dsn: "4.3.0", reason });
+    }
+    return out;
   };
 
   const unsupported = mailboxProblem(ctx);
-  if (unsupported) {
-    ctx.log.warn(`${req.queueId}: ${unsupported}`);
+  if (unsupported) return deferAll(unsupported);
+
+  const tables = opts.tables ?? new LocalTables(ctx.config, (m) => ctx.log.warn(m));
+  try {
+    let open;
+    try {
+      open = await tables.get();
+    } catch (e) {
+      if (!(e instanceof DictError)) throw e;
+      return deferAll(`alias database unavailable: ${e.message}`);
+    }
+    const delivered = await deliveredTo(file, ctx.config.size("header_size_limit"));
+    const env = aliasEnv(ctx, req, file, open, delivered, now);
+
     for (const r of req.recipients) {
-      report(r, { status: "deferred", dsn: "4.3.0", reason: unsupported });
+      const exp = await expandRecipient(env, r, req.sender);
+      for (const o of exp.outcomes) {
+        log({ index: r.index, address: o.address, orcpt: o.orcpt }, o);
+      }
+      const verdict = summarize(exp.outcomes);
+      if (verdict.status === "deferred" || exp.forwards.length === 0) {
+        out.push({ index: r.index, relay: "local", ...verdict });
+        continue;
+      }
+      out.push(await forward(ctx, req, file, r, exp.forwards, verdict, log));
     }
     return out;
+  } finally {
+    if (!opts.tables) await tables.close();
   }
+}
 
-  const spool = ctx.config.str("mail_spool_directory");
-  const delimiters = ctx.config.str("recipient_delimiter");
-  const hostname = ctx.config.str("myhostname");
-  const delivered = await deliveredTo(file, ctx.config.size("header_size_limit"));
+/** The status qmgr gets for a recipient: deferred over bounced over sent. */
+function summarize(outcomes: Outcome[]): Omit<RecipientStatus, "index" | "relay"> {
+  for (const status of ["deferred", "bounced", "sent"] as const) {
+    const o = outcomes.find((x) => x.status === status);
+    if (o) return { status, dsn: o.dsn, reason: o.reason };
+  }
+  // Everything was a duplicate of something already done for this recipient.
+  return { status: "sent", dsn: "2.0.0", reason: "alias expanded" };
+}
 
-  for (const r of req.recipients) {
+/** Sends a recipient's forwarded addresses on; the recipient's final status. */
+async function forward(
+  ctx: ServiceContext,
+  req: DeliveryRequest,
+  file: QueueFile,
+  rcpt: DeliveryRecipient,
+  forwards: Parameters<typeof groupForwards>[0],
+  verdict: Omit<RecipientStatus, "index" | "relay">,
+  log: (r: DeliveryRecipient, st: Omit<RecipientStatus, "index" | "relay">) => RecipientStatus,
+): Promise<RecipientStatus> {
+  let first: RecipientStatus | null = null;
+  for (const group of groupForwards(forwards)) {
+    let queueId: string;
+    try {
+      queueId = await forwardGroup(group, {
+        content: () => file.content(),
+        envid: req.envid,
+        ret: req.ret,
+      }, {
+        socket: ctx.peer("cleanup"),
+        hostname: ctx.config.str("myhostname"),
+        mailName: ctx.config.str("mail_name"),
+      });
+    } catch (e) {
+      // Copies already queued for other groups are sent again on the retry (at least once).
+      const reason = `unable to forward message: ${(e as Error).message}`;
+      ctx.log.warn(`${req.queueId}: ${reason}`);
+      return log(rcpt, { status: "deferred", dsn: "4.3.0", reason });
+    }
+    // One line per new message, as Postfix's forward_send() logs.
+    const sent = log(rcpt, { status: "sent", dsn: "2.0.0", reason: `forwarded as ${queueId}` });
+    first ??= sent;
+  }
+  if (verdict.status === "bounced") return { index: rcpt.index, relay: "local", ...verdict };
+  return first ?? { index: rcpt.index, relay: "local", ...verdict };
+}
+
+/** The alias expansion environment of one request. */
+function aliasEnv(
+  ctx: ServiceContext,
+  req: DeliveryRequest,
+  file: QueueFile,
+  tables: { aliases: Maps; localRecipients: Maps | null },
+  delivered: Set<string>,
+  now: () => number,
+): AliasEnv {
+  const c = ctx.config;
+  const spool = c.str("mail_spool_directory");
+  const hostname = c.str("myhostname");
+  const classes = (name: string) =>
+    new Set(c.list(name).map((x) => x.toLowerCase()) as ExpansionClass[]);
+  const resolveParams = {
+    myhostname: hostname,
+    mydestination: c.list("mydestination"),
+    localTransport: c.str("local_transport"),
+    defaultTransport: c.str("default_transport"),
+    relayhost: c.str("relayhost"),
+  };
+  // propagate_unmatched_extensions belongs to cleanup; until its row is in
+  // the table, Postfix's default ("canonical, virtual": not "alias") applies.
+  const propagate = c.raw("propagate_unmatched_extensions") === undefined
+    ? []
+    : c.list("propagate_unmatched_extensions").map((x) => x.toLowerCase());
+  return {
+    aliases: tables.aliases,
+    localRecipients: tables.localRecipients,
+    delimiters: c.str("recipient_delimiter"),
+    propagateToAliases: propagate.includes("alias"),
+    ownerRequestSpecial: c.bool("owner_request_special"),
+    expandOwnerAlias: c.bool("expand_owner_alias"),
+    resetOwnerAlias: c.bool("reset_owner_alias"),
+    allowCommands: classes("allow_mail_to_commands"),
+    allowFiles: classes("allow_mail_to_files"),
+    origin: c.bool("append_at_myorigin") ? c.str("myorigin") : "",
+    doubleBounceSender: c.str("double_bounce_sender"),
+    isLocal: (address) => resolve(address, resolveParams).transport === ctx.args.service,
     // Delivered-To is written quoted; files from before that hold the bare address.
-    if (
-      delivered.has(headerAddress(r.address).toLowerCase()) ||
-      delivered.has(r.address.toLowerCase())
-    ) {
-      report(r, {
-        status: "bounced",
-        dsn: "5.4.6",
-        reason: `mail forwarding loop for ${quoteAddress(r.address)}`,
-      });
-      continue;
-    }
-    let user: string;
-    try {
-      user = mailboxUser(splitAddress(r.address).local, delimiters);
-    } catch (e) {
-      if (!(e instanceof UnknownUserError)) throw e;
-      report(r, { status: "bounced", dsn: "5.1.1", reason: e.message });
-      continue;
-    }
-    try {
-      await writeMaildir(
-        `${spool}${user}`,
-        { sender: req.sender, recipient: r.address, content: () => file.content() },
-        { hostname, now },
-      );
-      report(r, { status: "sent", dsn: "2.0.0", reason: "delivered to maildir" });
-    } catch (e) {
-      report(r, {
-        ...maildirFailure(e),
-        reason: `maildir delivery failed: ${(e as Error).message}`,
-      });
-    }
+    isDeliveredTo: (address) =>
+      delivered.has(headerAddress(address).toLowerCase()) ||
+      delivered.has(address.toLowerCase()),
+    deliverMailbox: (m) => deliverMaildir(spool, hostname, file, m, now),
+    warn: (m) => ctx.log.warn(`${req.queueId}: ${m}`),
+  };
+}
+
+/** Writes one Maildir file; the outcome as local(8) reports it. */
+async function deliverMaildir(
+  spool: string,
+  hostname: string,
+  file: QueueFile,
+  m: MailboxDelivery,
+  now: () => number,
+): Promise<Omit<Outcome, "address" | "orcpt">> {
+  let user: string;
+  try {
+    user = mailboxUser(m.user, "");
+  } catch (e) {
+    if (!(e instanceof UnknownUserError)) throw e;
+    return { status: "bounced", dsn: "5.1.1", reason: e.message };
   }
-  return out;
+  try {
+    await writeMaildir(
+      `${spool}${user}`,
+      { sender: m.sender, recipient: m.delivered, content: () => file.content() },
+      { hostname, now },
+    );
+    return { status: "sent", dsn: "2.0.0", reason: "delivered to maildir" };
+  } catch (e) {
+    return { ...maildirFailure(e), reason: `maildir delivery failed: ${(e as Error).message}` };
+  }
 }
 
 /** Why this configuration cannot deliver at all, or null when it can. */
 function mailboxProblem(ctx: ServiceContext): string | null {
   const home = ctx.config.str("home_mailbox");
   if (home !== "") return "home_mailbox is not supported";
-  if (ctx.config.list("alias_maps").length > 0) {
-    return "alias_maps is not supported by local delivery (set alias_maps to empty)";
-  }
   const spool = ctx.config.str("mail_spool_directory");
   if (!spool.endsWith("/")) return "mbox delivery is not supported";
   return null;

@@ -1,7 +1,9 @@
 /**
  * Tests for local delivery: Maildir files (headers, CRLF to LF, one file
  * per recipient), forwarding loops, bad user names, unsupported mailbox
- * settings, file system errors, and the request protocol end to end.
+ * settings, file system errors, the request protocol end to end, and
+ * aliases end to end (mailboxes, forwarding through a fake cleanup, log
+ * lines, deferrals).
  */
 import {
   type DeliveryRecipient,
@@ -17,6 +19,7 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "../../tests/helpers/assert.ts";
+import { fakeCleanup } from "../../tests/helpers/fake_cleanup.ts";
 import { fakeService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import { deliverLocal } from "./local.ts";
 import { mailboxUser, maildirName, UnknownUserError } from "./maildir.ts";
@@ -96,7 +99,7 @@ Deno.test("local delivery to Maildir", async (t) => {
     await t.step("writes Return-Path, Delivered-To and LF content into new/", async () => {
       const s = await setup(
         `${root}/a`,
-        `mail_spool_directory = ${root}/a/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/a/mail/\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         [
           "Joe@mx.example.com",
@@ -135,7 +138,7 @@ Deno.test("local delivery to Maildir", async (t) => {
     await t.step("one file per recipient; extensions go to the user's Maildir", async () => {
       const s = await setup(
         `${root}/b`,
-        `mail_spool_directory = ${root}/b/mail/\nrecipient_delimiter = +\nalias_maps =`,
+        `mail_spool_directory = ${root}/b/mail/\nrecipient_delimiter = +\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         ["joe@x", "joe+lists@x", "ann@x"],
       );
@@ -158,7 +161,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       const big = "X-Pad: " + "p".repeat(64 * 1024 - 8) + "\r\n\r\nbody\rcr\r\n";
       const s = await setup(
         `${root}/c`,
-        `mail_spool_directory = ${root}/c/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/c/mail/\nalias_maps =\nlocal_recipient_maps =`,
         big,
         [
           "joe@x",
@@ -175,7 +178,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       const looped = "Delivered-To: JOE@x\r\nDelivered-To: <other@x>\r\nSubject: l\r\n\r\nb\r\n";
       const s = await setup(
         `${root}/d`,
-        `mail_spool_directory = ${root}/d/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/d/mail/\nalias_maps =\nlocal_recipient_maps =`,
         looped,
         [
           "joe@x",
@@ -201,7 +204,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       async () => {
         const s = await setup(
           `${root}/q`,
-          `mail_spool_directory = ${root}/q/mail/\nalias_maps =`,
+          `mail_spool_directory = ${root}/q/mail/\nalias_maps =\nlocal_recipient_maps =`,
           MESSAGE,
           ["Joe Smith@x"],
           "a b\r\nX-Evil: yes@example.org",
@@ -222,7 +225,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       const looped = 'Delivered-To: "joe smith"@x\r\nSubject: l\r\n\r\nb\r\n';
       const s = await setup(
         `${root}/r`,
-        `mail_spool_directory = ${root}/r/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/r/mail/\nalias_maps =\nlocal_recipient_maps =`,
         looped,
         ["Joe Smith@x"],
       );
@@ -235,7 +238,7 @@ Deno.test("local delivery to Maildir", async (t) => {
       const body = "Subject: l\r\n\r\nDelivered-To: joe@x\r\n";
       const s = await setup(
         `${root}/e`,
-        `mail_spool_directory = ${root}/e/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/e/mail/\nalias_maps =\nlocal_recipient_maps =`,
         body,
         [
           "joe@x",
@@ -247,7 +250,7 @@ Deno.test("local delivery to Maildir", async (t) => {
     await t.step("bounces user names that cannot be a mailbox", async () => {
       const s = await setup(
         `${root}/f`,
-        `mail_spool_directory = ${root}/f/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/f/mail/\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         [
           ".hidden@x",
@@ -264,31 +267,43 @@ Deno.test("local delivery to Maildir", async (t) => {
       assertEquals(await listDir(`${root}/f`), ["queue"], "nothing written");
     });
 
-    await t.step("defers mbox, home_mailbox and alias_maps setups, saying why", async () => {
-      const cases: [string, string][] = [
-        [`mail_spool_directory = ${root}/g/mail\nalias_maps =`, "mbox delivery is not supported"],
-        [
-          `mail_spool_directory = ${root}/g/mail/\nhome_mailbox = Maildir/\nalias_maps =`,
-          "home_mailbox is not supported",
-        ],
-        [`mail_spool_directory = ${root}/g/mail/`, "alias_maps is not supported"],
-      ];
-      for (const [i, [cf, why]] of cases.entries()) {
-        const s = await setup(`${root}/g${i}`, cf, MESSAGE, ["joe@x"]);
-        const [st] = await deliver(s);
-        assertEquals([st.status, st.dsn], ["deferred", "4.3.0"]);
-        assertStringIncludes(st.reason, why);
-        assert(s.lines.some((l) => l.startsWith("warning:") && l.includes(why)), "warning logged");
-      }
-      assert(!(await exists(`${root}/g/mail`)));
-    });
+    await t.step(
+      "defers mbox, home_mailbox and alias tables that cannot be opened, saying why",
+      async () => {
+        const cases: [string, string][] = [
+          [
+            `mail_spool_directory = ${root}/g/mail\nalias_maps =\nlocal_recipient_maps =`,
+            "mbox delivery is not supported",
+          ],
+          [
+            `mail_spool_directory = ${root}/g/mail/\nhome_mailbox = Maildir/\nalias_maps =\nlocal_recipient_maps =`,
+            "home_mailbox is not supported",
+          ],
+          [
+            `mail_spool_directory = ${root}/g/mail/\nalias_maps = nosuch:/etc/aliases\nlocal_recipient_maps =`,
+            'alias database unavailable: alias_maps: table nosuch:/etc/aliases: lookup table type "nosuch" is not supported',
+          ],
+        ];
+        for (const [i, [cf, why]] of cases.entries()) {
+          const s = await setup(`${root}/g${i}`, cf, MESSAGE, ["joe@x"]);
+          const [st] = await deliver(s);
+          assertEquals([st.status, st.dsn], ["deferred", "4.3.0"]);
+          assertStringIncludes(st.reason, why);
+          assert(
+            s.lines.some((l) => l.startsWith("warning:") && l.includes(why)),
+            "warning logged",
+          );
+        }
+        assert(!(await exists(`${root}/g/mail`)));
+      },
+    );
 
     await t.step("defers with the error text when the Maildir cannot be written", async () => {
       await Deno.mkdir(`${root}/h/mail`, { recursive: true });
       await Deno.writeTextFile(`${root}/h/mail/joe`, "not a directory");
       const s = await setup(
         `${root}/h`,
-        `mail_spool_directory = ${root}/h/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/h/mail/\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         [
           "joe@x",
@@ -308,7 +323,7 @@ Deno.test("local delivery to Maildir", async (t) => {
         const long = "a".repeat(300);
         const s = await setup(
           `${root}/k`,
-          `mail_spool_directory = ${root}/k/mail/\nalias_maps =`,
+          `mail_spool_directory = ${root}/k/mail/\nalias_maps =\nlocal_recipient_maps =`,
           MESSAGE,
           [`${long}@x`, "joe@x"],
         );
@@ -329,7 +344,7 @@ Deno.test("local delivery to Maildir", async (t) => {
         await Deno.mkdir(`${root}/i/mail`, { recursive: true, mode: 0o500 });
         const s = await setup(
           `${root}/i`,
-          `mail_spool_directory = ${root}/i/mail/\nalias_maps =`,
+          `mail_spool_directory = ${root}/i/mail/\nalias_maps =\nlocal_recipient_maps =`,
           MESSAGE,
           [
             "joe@x",
@@ -344,7 +359,7 @@ Deno.test("local delivery to Maildir", async (t) => {
     await t.step("serves a delivery request over IPC", async () => {
       const s = await setup(
         `${root}/j`,
-        `mail_spool_directory = ${root}/j/mail/\nalias_maps =`,
+        `mail_spool_directory = ${root}/j/mail/\nalias_maps =\nlocal_recipient_maps =`,
         MESSAGE,
         [
           "joe@x",
@@ -377,3 +392,172 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("aliases through the local service", async (t) => {
+  const root = await Deno.makeTempDir();
+  const cf = (dir: string, aliases: string) =>
+    `mail_spool_directory = ${root}/${dir}/mail/\nlocal_recipient_maps =\n` +
+    `alias_maps = ${aliases}`;
+  /** Runs one request with a fake cleanup answering `verdict`. */
+  async function run(
+    dir: string,
+    aliases: string,
+    rcpts: string[],
+    opts: { content?: string; verdict?: "ok" | "error" } = {},
+  ) {
+    const s = await setup(`${root}/${dir}`, cf(dir, aliases), opts.content ?? MESSAGE, rcpts);
+    const cleanup = fakeCleanup(
+      s.ctx.queue.privateSocket("cleanup"),
+      s.ctx.queue.dir("maildrop"),
+      () =>
+        opts.verdict === "error"
+          ? { status: "error", code: 451, dsn: "4.3.0", text: "Error: queue file write error" }
+          : { status: "ok", queueId: "" },
+    );
+    try {
+      const st = await deliver(s);
+      return { ...s, st, got: cleanup.got };
+    } finally {
+      cleanup.server.close();
+      await cleanup.server.done;
+    }
+  }
+  const newFiles = async (dir: string, user: string) => {
+    const d = `${root}/${dir}/mail/${user}/new`;
+    return await Promise.all((await listDir(d)).map((f) => Deno.readTextFile(`${d}/${f}`)));
+  };
+
+  try {
+    await t.step(
+      "alice: bob and a remote address: Maildir, forwarded copy, log lines",
+      async () => {
+        const r = await run("a", "inline:{{alice=bob, carol@remote.example}}", [
+          "alice@mx.example.com",
+        ]);
+        assertEquals(r.st, [{
+          index: 0,
+          status: "sent",
+          dsn: "2.0.0",
+          reason: "forwarded as CLEANUP1",
+          relay: "local",
+        }]);
+        const [text] = await newFiles("a", "bob");
+        assert(
+          text.startsWith(
+            "Return-Path: <a@example.org>\nDelivered-To: alice@mx.example.com\nSubject: hi\n",
+          ),
+          text,
+        );
+        assertEquals(await listDir(`${root}/a/mail`), ["bob"], "no mailbox for alice");
+        assertEquals(r.got.length, 1);
+        assertEquals(r.got[0].envelope.sender, "a@example.org");
+        assertEquals(r.got[0].envelope.recipients, [
+          { address: "carol@remote.example", orcpt: "alice@mx.example.com" },
+        ]);
+        assertMatch(
+          r.got[0].content,
+          /^Received: by mx\.example\.com \(Postwarden\)\r\n\tid CLEANUP1; \w{3}, [ \d]\d \w{3} \d{4} [\d:]{8} [+-]\d{4}.*\r\nDelivered-To: alice@mx\.example\.com\r\nSubject: hi\r\n/,
+        );
+        assert(r.got[0].content.endsWith(MESSAGE), "original content follows unchanged");
+        const log = r.lines.join("\n");
+        assertMatch(
+          log,
+          /to=<bob@mx\.example\.com>, orig_to=<alice@mx\.example\.com>, relay=local, .*status=sent \(delivered to maildir\)/,
+        );
+        assertMatch(
+          log,
+          /to=<alice@mx\.example\.com>, relay=local, .*dsn=2\.0\.0, status=sent \(forwarded as CLEANUP1\)/,
+        );
+      },
+    );
+
+    await t.step("two recipients: one forwarded message each (own Delivered-To)", async () => {
+      const r = await run(
+        "b",
+        "inline:{a1=x@remote.example, a2=x@remote.example}",
+        ["a1@mx.example.com", "a2@mx.example.com", "plain@mx.example.com"],
+      );
+      assertEquals(r.st.map((x) => x.status), ["sent", "sent", "sent"]);
+      assertEquals(r.got.map((g) => /Delivered-To: (\S+)/.exec(g.content)?.[1]), [
+        "a1@mx.example.com",
+        "a2@mx.example.com",
+      ]);
+      assertEquals((await newFiles("b", "plain")).length, 1);
+    });
+
+    await t.step("a list with an owner- alias: its own message, sent from owner-list", async () => {
+      const r = await run(
+        "g",
+        "inline:{{top=list, x@remote.example}, list=y@remote.example, owner-list=admin}",
+        ["top@mx.example.com"],
+      );
+      assertEquals(r.st[0].reason, "forwarded as CLEANUP1");
+      assertEquals(
+        r.got.map((g) => [g.envelope.sender, g.envelope.recipients.map((x) => x.address)]),
+        [
+          ["owner-list@mx.example.com", ["y@remote.example"]],
+          ["a@example.org", ["x@remote.example"]],
+        ],
+      );
+      assertEquals(r.got[0].envelope.recipients[0].orcpt, undefined, "a list starts afresh");
+      const sent = r.lines.filter((l) => /to=<top@mx\.example\.com>.*forwarded as/.test(l));
+      assertEquals(sent.length, 2, "one line per forwarded message");
+    });
+
+    await t.step("cleanup refuses: the recipient is deferred, not marked done", async () => {
+      const r = await run("c", "inline:{{alice=bob, carol@remote.example}}", [
+        "alice@mx.example.com",
+      ], { verdict: "error" });
+      assertEquals([r.st[0].status, r.st[0].dsn], ["deferred", "4.3.0"]);
+      assertStringIncludes(
+        r.st[0].reason,
+        "unable to forward message: cleanup: 451 4.3.0 Error: queue file write error",
+      );
+      assertMatch(r.lines.join("\n"), /to=<alice@mx\.example\.com>, .*status=deferred/);
+    });
+
+    await t.step("a |command alias defers the recipient, and nothing is forwarded", async () => {
+      const r = await run(
+        "d",
+        'inline:{{alice="|/usr/bin/procmail -a x", carol@remote.example, bob}}',
+        ["alice@mx.example.com"],
+      );
+      assertEquals(r.st, [{
+        index: 0,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason:
+          'alias expansion: delivery to commands ("|/usr/bin/procmail -a x") is not supported yet',
+        relay: "local",
+      }]);
+      assertEquals(r.got, [], "no forwarded copy while the recipient is retried");
+      assertMatch(
+        r.lines.join("\n"),
+        /to=<alice@mx\.example\.com>, relay=local, .*dsn=4\.3\.0, status=deferred \(alias expansion: delivery to commands/,
+      );
+    });
+
+    await t.step("an alias looping back through Delivered-To bounces", async () => {
+      const looped = "Delivered-To: alice@mx.example.com\r\nSubject: l\r\n\r\nb\r\n";
+      const r = await run("e", "inline:{alice=carol@remote.example}", ["alice@mx.example.com"], {
+        content: looped,
+      });
+      assertEquals([r.st[0].status, r.st[0].dsn], ["bounced", "5.4.6"]);
+      assertEquals(r.got, []);
+    });
+
+    await t.step("an alias table that cannot answer defers with Postfix's text", async () => {
+      const r = await run("f", "fail:aliases", ["alice@mx.example.com"]);
+      assertEquals(r.st[0], {
+        index: 0,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason: "alias database unavailable",
+        relay: "local",
+      });
+      assert(r.lines.some((l) => l.startsWith("warning:") && l.includes("fail:aliases")));
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

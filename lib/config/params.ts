@@ -779,7 +779,46 @@ const ROWS: ParamSpec[] = [
     name: "alias_maps",
     type: "list",
     default: "hash:/etc/aliases, nis:mail.aliases",
-    doc: "Alias databases used for local delivery (not empty: local delivery defers).",
+    doc: "Alias databases used for local delivery.",
+    support: "implemented",
+  },
+  {
+    name: "allow_mail_to_commands",
+    type: "list",
+    default: "alias, forward",
+    doc:
+      "Expansion classes (alias, forward, include) allowed to name |command (Postwarden defers allowed ones: not supported yet).",
+    support: "implemented",
+  },
+  {
+    name: "allow_mail_to_files",
+    type: "list",
+    default: "alias, forward",
+    doc:
+      "Expansion classes (alias, forward, include) allowed to name /file (Postwarden defers allowed ones: not supported yet).",
+    support: "implemented",
+  },
+  {
+    name: "owner_request_special",
+    type: "bool",
+    default: "yes",
+    doc:
+      'An owner-NAME alias makes owner-NAME the sender of mail expanded from alias NAME (and owner-* / *-request are never split at a "-" delimiter).',
+    support: "implemented",
+  },
+  {
+    name: "expand_owner_alias",
+    type: "bool",
+    default: "no",
+    doc: "Use the value of the owner-NAME alias, not owner-NAME itself, as the sender.",
+    support: "implemented",
+  },
+  {
+    name: "reset_owner_alias",
+    type: "bool",
+    default: "no",
+    doc:
+      "Forget the outer alias's owner- sender when expanding a nested alias that has no owner- alias of its own.",
     support: "implemented",
   },
   {

@@ -17,8 +17,7 @@
  *   relay_domains) with lookup tables or files, restriction names smtpd
  *   does not know (a warning: smtpd answers 451 4.3.5, as Postfix), a relay
  *   configuration that cannot refuse relaying (Postfix will not run it),
- *   alias_maps (local delivery defers while it is set), and mynetworks left
- *   to its default.
+ *   and mynetworks left to its default.
  *
  * Pure: reads the Config only.
  *
@@ -209,13 +208,6 @@ function valueChecks(config: Config): ConfigProblem[] {
     fatal(["smtpd_relay_restrictions", "smtpd_recipient_restrictions"], OPEN_RELAY_MESSAGE);
   }
 
-  if ((quietly(() => config.list("alias_maps")) ?? []).length > 0) {
-    warn(
-      ["alias_maps"],
-      `${shown(config, "alias_maps")}: lookup tables are not implemented yet, so local ` +
-        'delivery defers every recipient; set "alias_maps ="',
-    );
-  }
   return out;
 }
 

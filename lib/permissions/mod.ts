@@ -116,6 +116,7 @@ function ownPeers(svc: MasterService, services: MasterService[]): string[] {
     case "smtpd":
     case "pickup":
     case "bounce":
+    case "local": // forwards alias expansions as new mail
       return ["cleanup"];
     case "cleanup":
       return ["qmgr"];

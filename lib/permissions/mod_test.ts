@@ -62,6 +62,7 @@ Deno.test("permission sets", async (t) => {
       "/q/peer/cleanup.inet.2525",
       "/q/peer/cleanup.unix.pickup",
       "/q/peer/cleanup.unix.bounce",
+      "/q/peer/cleanup.unix.local",
       "/q/incoming",
     ]);
     assert(g.net.every((n) => n.startsWith("unix:")), g.net.join());
@@ -98,15 +99,23 @@ Deno.test("permission sets", async (t) => {
     const g = daemonGrants(svc("smtp"), ctx({ postwarden_smtp_ipv6_destinations: "2001:db8::25" }));
     assert(g.net.includes("[2001:db8::25]:25"), g.net.join());
   });
-  await t.step("local: the mail spool, no network; discard/error: nothing of the queue", () => {
-    const local = daemonGrants(svc("local"), ctx());
-    assert(local.write.includes("/q/mail"));
-    assertEquals(local.net, ["unix:/q/private/local", "unix:/q/peer/local.unix.qmgr"]);
-    for (const name of ["discard", "error"]) {
-      const g = daemonGrants(svc(name), ctx());
-      assertEquals(g.read, [`/q/private/${name}`, `/q/peer/${name}.unix.qmgr`]);
-    }
-  });
+  await t.step(
+    "local: the mail spool and cleanup (forwarding), no TCP; discard/error: nothing of the queue",
+    () => {
+      const local = daemonGrants(svc("local"), ctx());
+      assert(local.write.includes("/q/mail"));
+      assertEquals(local.net, [
+        "unix:/q/private/local",
+        "unix:/q/peer/cleanup.unix.local",
+        "unix:/q/peer/local.unix.qmgr",
+      ]);
+      assert(!local.write.includes("/q/private/cleanup"), "only its own cleanup socket");
+      for (const name of ["discard", "error"]) {
+        const g = daemonGrants(svc(name), ctx());
+        assertEquals(g.read, [`/q/private/${name}`, `/q/peer/${name}.unix.qmgr`]);
+      }
+    },
+  );
   await t.step("flags are always scoped", () => {
     for (const s of MASTER) {
       for (const f of grantFlags(daemonGrants(s, ctx()))) {

@@ -92,7 +92,6 @@ Deno.test({
       // Everything else it configures is named, not dropped.
       for (
         const named of [
-          /alias_maps = hash:\/etc\/aliases/,
           /smtpd_tls_security_level/,
           /smtp_tls_session_cache_database/,
           /chroot=y \(127\.0\.0\.1:\d+, pickup, cleanup/,
