@@ -20,6 +20,7 @@ import { compiledBackend } from "./map_hash.ts";
 import { openEnviron, openFail, openInline, openStatic } from "./map_simple.ts";
 import { openTexthash, texthashGrants } from "./map_texthash.ts";
 import { unionBackends } from "./map_union.ts";
+import { nisBackend } from "./map_nis.ts";
 import { unixBackend } from "./map_unix.ts";
 
 const UNION = unionBackends(openDict, tableGrants);
@@ -30,6 +31,7 @@ const BACKENDS: Record<string, DictBackend> = {
   fail: { open: openFail },
   environ: { open: openEnviron, grants: () => Promise.resolve({ env: ["*"] }) },
   unix: unixBackend(),
+  nis: nisBackend(),
   texthash: { open: openTexthash, grants: texthashGrants },
   hash: compiledBackend("hash"),
   btree: compiledBackend("btree"),

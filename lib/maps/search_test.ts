@@ -1,4 +1,5 @@
 import { assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
+import { nisBackend } from "./map_nis.ts";
 import {
   accessAddressFind,
   addressFind,
@@ -76,4 +77,27 @@ Deno.test("unix:passwd.byname answers the account line, folded key", async () =>
   assertEquals(root?.startsWith("root:"), true);
   assertEquals(await m.find("no-such-user-here"), undefined);
   await assertRejects(() => Maps.open("t", "unix:shadow.byname"), DictError, "unknown table");
+});
+
+Deno.test("nis: without a NIS domain finds nothing, with a warning, as Postfix", async () => {
+  const file = await Deno.makeTempFile();
+  const ctx = { fold: true, utf8: true, env: () => undefined, context: "" };
+  try {
+    const warnings: string[] = [];
+    await Deno.writeTextFile(file, "(none)\n");
+    const d = await nisBackend(file).open("mail.aliases", {
+      ...ctx,
+      warn: (w) => warnings.push(w),
+    });
+    assertEquals(await d.lookup("root"), undefined);
+    assertEquals(warnings, ["dict_nis_init: NIS domain name not set - NIS lookups disabled"]);
+    await Deno.writeTextFile(file, "example.lan\n");
+    await assertRejects(
+      () => nisBackend(file).open("mail.aliases", { ...ctx, warn: () => {} }),
+      DictError,
+      "NIS lookups are not supported",
+    );
+  } finally {
+    await Deno.remove(file);
+  }
 });
