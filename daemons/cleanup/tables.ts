@@ -1,0 +1,172 @@
+/**
+ * What cleanup reads from main.cf for address rewriting, virtual alias
+ * expansion, content checks and automatic BCC, with every table opened
+ * once per cleanup process (not per message) through lib/maps. An empty
+ * parameter opens nothing, and {@link CleanupTables.idle} tells the
+ * message path that there is nothing to look up at all.
+ *
+ * Parameters: canonical_maps, sender_canonical_maps,
+ * recipient_canonical_maps (""), canonical_classes (envelope_sender,
+ * envelope_recipient, header_sender, header_recipient),
+ * sender_canonical_classes (envelope_sender, header_sender),
+ * recipient_canonical_classes (envelope_recipient, header_recipient),
+ * masquerade_domains, masquerade_exceptions (""), masquerade_classes
+ * (envelope_sender, header_sender, header_recipient),
+ * propagate_unmatched_extensions (canonical, virtual), virtual_alias_maps
+ * ($virtual_maps), virtual_alias_expansion_limit,
+ * virtual_alias_recursion_limit, virtual_alias_address_length_limit
+ * (1000), header_checks, body_checks (""), mime_header_checks,
+ * nested_header_checks ($header_checks), body_checks_size_limit (51200),
+ * always_bcc, sender_bcc_maps, recipient_bcc_maps (""),
+ * recipient_delimiter, double_bounce_sender, myorigin, mydestination.
+ *
+ * masquerade_exceptions with a lookup table (type:name) is not supported:
+ * opening gives a clear error.
+ *
+ * @module
+ */
+import type { Config } from "../../lib/config/mod.ts";
+import { type AddressSearchOptions, DictError, Maps } from "../../lib/maps/mod.ts";
+import type { CheckTables } from "./checks.ts";
+import { type AddressClasses, type Masquerade, parseClasses } from "./rewrite.ts";
+import type { ExpansionLimits } from "./virtual.ts";
+
+/** Every table and setting cleanup's rewriting needs, for the life of the process. */
+export class CleanupTables {
+  private constructor(
+    readonly canonical: Maps,
+    readonly senderCanonical: Maps,
+    readonly recipientCanonical: Maps,
+    readonly virtual: Maps,
+    readonly senderBcc: Maps,
+    readonly recipientBcc: Maps,
+    readonly checks: CheckTables,
+    readonly classes: {
+      canonical: AddressClasses;
+      sender: AddressClasses;
+      recipient: AddressClasses;
+      masquerade: AddressClasses;
+    },
+    readonly masq: Masquerade,
+    readonly propagate: { canonical: boolean; virtual: boolean },
+    readonly limits: ExpansionLimits,
+    readonly alwaysBcc: string,
+    readonly search: AddressSearchOptions,
+    readonly bodyChecksSizeLimit: number,
+    /** No checks at all: for internal mail (Postfix's internal_mail_filter_classes empty). */
+    readonly noChecks: CheckTables,
+  ) {}
+
+  /**
+   * Opens every table the configuration names.
+   *
+   * @throws {DictError} when a table cannot be opened or a setting is bad
+   *   (kind "config"); nothing stays open then.
+   */
+  static async open(config: Config, warn: (m: string) => void): Promise<CleanupTables> {
+    const opened: Maps[] = [];
+    const open = async (name: string) => {
+      const m = await Maps.open(name, config.str(name), { warn });
+      opened.push(m);
+      return m;
+    };
+    try {
+      const classes = (name: string) => {
+        try {
+          return parseClasses(name, config.list(name));
+        } catch (e) {
+          throw new DictError((e as Error).message, "config");
+        }
+      };
+      const exceptions = config.list("masquerade_exceptions");
+      const table = exceptions.find((e) => e.includes(":"));
+      if (table !== undefined) {
+        throw new DictError(
+          `masquerade_exceptions: lookup table ${table} is not supported; list the user names`,
+          "config",
+        );
+      }
+      const propagate = new Set(
+        config.list("propagate_unmatched_extensions").map((w) => w.toLowerCase()),
+      );
+      const origin = config.str("myorigin").toLowerCase();
+      const none = await Maps.open("none", "");
+      const destinations = new Set(
+        config.list("mydestination").map((d) => d.toLowerCase().replace(/\.$/, "")),
+      );
+      const t = new CleanupTables(
+        await open("canonical_maps"),
+        await open("sender_canonical_maps"),
+        await open("recipient_canonical_maps"),
+        await open("virtual_alias_maps"),
+        await open("sender_bcc_maps"),
+        await open("recipient_bcc_maps"),
+        {
+          header: await open("header_checks"),
+          mime: await open("mime_header_checks"),
+          nested: await open("nested_header_checks"),
+          body: await open("body_checks"),
+        },
+        {
+          canonical: classes("canonical_classes"),
+          sender: classes("sender_canonical_classes"),
+          recipient: classes("recipient_canonical_classes"),
+          masquerade: classes("masquerade_classes"),
+        },
+        {
+          domains: config.list("masquerade_domains"),
+          exceptions: new Set(exceptions.map((e) => e.toLowerCase())),
+        },
+        { canonical: propagate.has("canonical"), virtual: propagate.has("virtual") },
+        {
+          expansion: config.int("virtual_alias_expansion_limit"),
+          recursion: config.int("virtual_alias_recursion_limit"),
+          addressLength: config.int("virtual_alias_address_length_limit"),
+        },
+        config.str("always_bcc").trim(),
+        {
+          delimiters: config.str("recipient_delimiter"),
+          doubleBounceSender: config.str("double_bounce_sender"),
+          // The bare user is tried for $myorigin and $mydestination domains
+          // (Postfix also counts $inet_interfaces and $proxy_interfaces).
+          isLocal: (domain) => {
+            const d = domain.toLowerCase().replace(/\.$/, "");
+            return d === origin || destinations.has(d);
+          },
+        },
+        config.int("body_checks_size_limit"),
+        { header: none, mime: none, nested: none, body: none },
+      );
+      return t;
+    } catch (e) {
+      await Promise.all(opened.map((m) => m.close()));
+      throw e;
+    }
+  }
+
+  /** True when no table, masquerade domain or always_bcc is set: nothing to do per message. */
+  get idle(): boolean {
+    return this.canonical.empty && this.senderCanonical.empty && this.recipientCanonical.empty &&
+      this.virtual.empty && this.senderBcc.empty && this.recipientBcc.empty &&
+      this.checks.header.empty && this.checks.mime.empty && this.checks.nested.empty &&
+      this.checks.body.empty && this.masq.domains.length === 0 && this.alwaysBcc === "";
+  }
+
+  /** Closes every table. */
+  async close(): Promise<void> {
+    await Promise.all(
+      [
+        this.canonical,
+        this.senderCanonical,
+        this.recipientCanonical,
+        this.virtual,
+        this.senderBcc,
+        this.recipientBcc,
+        this.checks.header,
+        this.checks.mime,
+        this.checks.nested,
+        this.checks.body,
+      ].map((m) => m.close()),
+    );
+  }
+}
