@@ -1,0 +1,77 @@
+import { assertEquals } from "../../tests/helpers/assert.ts";
+import { type MimeEvent, MimeScanner, parseContentType } from "./scan.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Runs a body through the scanner; returns "B:line" and "H(class):header" entries. */
+function scan(contentType: string, body: string): string[] {
+  const s = new MimeScanner(contentType);
+  const out: string[] = [];
+  const show = (e: MimeEvent) =>
+    e.kind === "body"
+      ? `B:${dec.decode(e.raw).replace(/\r\n$/, "")}`
+      : `H(${e.headerClass}):${e.lines.map((l) => dec.decode(l)).join("").replace(/\r\n$/, "")}`;
+  for (const line of body.split(/(?<=\r\n)/)) {
+    for (const e of s.push(enc.encode(line))) out.push(show(e));
+  }
+  for (const e of s.end()) out.push(show(e));
+  return out;
+}
+
+Deno.test("MIME scanner", async (t) => {
+  await t.step("Content-Type parsing", () => {
+    assertEquals(parseContentType('Multipart/Mixed; charset=x; boundary="a b\\"c"'), {
+      type: "multipart/mixed",
+      boundary: 'a b"c',
+    });
+    assertEquals(parseContentType("text/plain"), { type: "text/plain", boundary: "" });
+    assertEquals(parseContentType("garbage"), { type: "", boundary: "" });
+  });
+  await t.step("a plain body is body lines only", () => {
+    assertEquals(scan("text/plain", "a\r\nContent-Type: x\r\n"), ["B:a", "B:Content-Type: x"]);
+  });
+  await t.step("multipart: part headers (folded ones joined), boundaries are body", () => {
+    const body = "pre\r\n--b1\r\nContent-Type: text/plain;\r\n charset=us-ascii\r\nX-A: 1\r\n\r\n" +
+      "text\r\n--b1--\r\nepilogue\r\n";
+    assertEquals(scan('multipart/mixed; boundary="b1"', body), [
+      "B:pre",
+      "B:--b1",
+      "H(multipart):Content-Type: text/plain;\r\n charset=us-ascii",
+      "H(multipart):X-A: 1",
+      "B:",
+      "B:text",
+      "B:--b1--",
+      "B:epilogue",
+    ]);
+  });
+  await t.step("attached message: its headers are nested, its multipart is followed", () => {
+    const body = "--o\r\nContent-Type: message/rfc822\r\n\r\n" +
+      "Subject: inner\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n" +
+      "--i\r\nContent-Type: text/html\r\n\r\n<p>\r\n--i--\r\n--o--\r\n";
+    assertEquals(scan("multipart/mixed; boundary=o", body), [
+      "B:--o",
+      "H(multipart):Content-Type: message/rfc822",
+      "B:",
+      "H(nested):Subject: inner",
+      "H(nested):Content-Type: multipart/alternative; boundary=i",
+      "B:",
+      "B:--i",
+      "H(multipart):Content-Type: text/html",
+      "B:",
+      "B:<p>",
+      "B:--i--",
+      "B:--o--",
+    ]);
+  });
+  await t.step("a top-level message/rfc822 body starts with nested headers", () => {
+    assertEquals(scan("message/rfc822", "From: x\r\n\r\nhi\r\n"), [
+      "H(nested):From: x",
+      "B:",
+      "B:hi",
+    ]);
+  });
+  await t.step("an unknown boundary line is body text", () => {
+    assertEquals(scan("multipart/mixed; boundary=b", "--c\r\nX: y\r\n"), ["B:--c", "B:X: y"]);
+  });
+});
