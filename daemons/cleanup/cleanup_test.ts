@@ -32,8 +32,8 @@ async function setup(mainCf = "") {
     const r = await s.finish();
     return { r, queueId: s.queueId };
   };
-  const read = async (id: string) => {
-    const f = await QueueFile.open(`${root}/queue/incoming/${id}`);
+  const read = async (id: string, queue = "incoming") => {
+    const f = await QueueFile.open(`${root}/queue/${queue}/${id}`);
     const out = {
       env: f.envelope,
       rcpts: f.head.recipients,
@@ -43,11 +43,14 @@ async function setup(mainCf = "") {
     return out;
   };
   const done = async () => {
+    await svc.close();
     server.close();
     await server.done;
     await Deno.remove(root, { recursive: true });
   };
-  return { submit, read, done, notified, lines: fake.lines, root };
+  const list = (queue: string) =>
+    [...Deno.readDirSync(`${root}/queue/${queue}`)].map((e) => e.name);
+  return { submit, read, done, notified, lines: fake.lines, root, list, svc };
 }
 
 Deno.test("cleanup", async (t) => {
