@@ -343,7 +343,14 @@ export class CleanupService {
         sender = await rw.rewrite(env.sender, "envelopeSender");
         recipients = [];
         for (const r of env.recipients) {
-          recipients.push({ ...r, address: await rw.rewrite(r.address, "envelopeRecipient") });
+          // The address before table rewriting, for orig_to= (Postfix's
+          // original recipient); a DSN ORCPT from the client wins.
+          const given = qualify(r.address, origin);
+          recipients.push({
+            ...r,
+            address: await rw.rewrite(r.address, "envelopeRecipient"),
+            orcpt: r.orcpt ?? given,
+          });
         }
         logCtx.sender = sender;
         logCtx.recipient = recipients[0]?.address;
@@ -387,6 +394,11 @@ export class CleanupService {
           }
           baseRecipients = expanded;
         } else baseRecipients = recipients;
+        baseRecipients = baseRecipients.map((r) =>
+          r.orcpt === undefined || r.orcpt.toLowerCase() !== r.address.toLowerCase()
+            ? r
+            : withoutOrcpt(r)
+        );
         if (!internal) {
           bccAddresses = await autoBcc(tables, sender, recipients.map((r) => r.address));
         }
@@ -514,6 +526,12 @@ export class CleanupService {
       });
     }, 0);
   }
+}
+
+/** The recipient without its orcpt (it names the address itself: nothing to record). */
+function withoutOrcpt(r: Recipient): Recipient {
+  const { orcpt: _, ...rest } = r;
+  return rest;
 }
 
 /** A header field from REPLACE text ("Name: value", one line). */

@@ -1,6 +1,8 @@
 /**
  * cleanup daemon entry: serves `private/cleanup` and wakes qmgr (through
- * its peer link to qmgr's socket) with the ids of newly queued messages. See cleanup.ts.
+ * its peer link to qmgr's socket) with the ids of newly queued messages.
+ * Lookup tables are opened at the first message and closed at stop. See
+ * cleanup.ts.
  */
 import { ipcRequest } from "../../lib/ipc/mod.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
@@ -19,4 +21,5 @@ await runService({
   program: "cleanup",
   init: (ctx) => void get(ctx),
   onIpc: (conn, ctx) => get(ctx).handle(conn),
+  stop: (ctx) => get(ctx).close(),
 });

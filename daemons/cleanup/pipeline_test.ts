@@ -51,7 +51,9 @@ async function setup(mainCf: string) {
     const f = await QueueFile.open(`${root}/queue/${queue}/${id}`);
     const out = {
       sender: f.envelope.sender,
-      rcpts: f.head.recipients.map((r) => r.notify ? `${r.address} ${r.notify}` : r.address),
+      rcpts: f.head.recipients.map((r) =>
+        r.address + (r.notify ? ` ${r.notify}` : "") + (r.orcpt ? ` orcpt=${r.orcpt}` : "")
+      ),
       text: dec.decode(await f.readContent()),
     };
     f.close();
@@ -97,12 +99,12 @@ Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t
       const q = await env.read(queueId);
       assertEquals(q.sender, "robert@test.example");
       assertEquals(q.rcpts, [
-        "caroline@test.example",
-        "a@r.example",
-        "b@r.example",
-        "archive@r.example",
-        "tagged+x@r.example",
-        "joe@new.example",
+        "caroline@test.example orcpt=carol@test.example",
+        "a@r.example orcpt=list@v.example",
+        "b@r.example orcpt=list@v.example",
+        "archive@r.example orcpt=list@v.example",
+        "tagged+x@r.example orcpt=tag+x@v.example",
+        "joe@new.example orcpt=joe@old.example",
       ]);
       // Local submission: header addresses are rewritten too (qualified, canonical).
       assertStringIncludes(q.text, "From: robert@test.example\r\n");

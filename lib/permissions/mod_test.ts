@@ -44,7 +44,7 @@ Deno.test("permission sets", async (t) => {
     const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no" }));
     assertEquals(g.net, ["unix:/q/peer/cleanup.inet.2525", "127.0.0.1:2525"]);
   });
-  await t.step("cleanup: incoming/, its sockets (one per client) and qmgr's for it", () => {
+  await t.step("cleanup: incoming/, hold/, its sockets (one per client) and qmgr's for it", () => {
     const g = daemonGrants(svc("cleanup"), ctx());
     assertEquals(g.write, [
       "/q/private/cleanup",
@@ -53,6 +53,7 @@ Deno.test("permission sets", async (t) => {
       "/q/peer/cleanup.unix.pickup",
       "/q/peer/cleanup.unix.bounce",
       "/q/incoming",
+      "/q/hold",
     ]);
     assert(g.net.every((n) => n.startsWith("unix:")), g.net.join());
   });
