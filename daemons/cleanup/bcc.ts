@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { parseHeaderAddresses } from "../../lib/address/mod.ts";
 import { addressFind } from "../../lib/maps/mod.ts";
 import type { CleanupTables } from "./tables.ts";
 
@@ -32,15 +33,23 @@ export async function autoBcc(
   const out: string[] = [];
   if (sender !== "" && !tables.senderBcc.empty) {
     const hit = await addressFind(tables.senderBcc, sender, tables.search);
-    if (hit) out.push(hit.value.trim());
+    if (hit) out.push(internalForm(hit.value));
   }
   if (!tables.recipientBcc.empty) {
     for (const r of recipients) {
       if (r === "") continue;
       const hit = await addressFind(tables.recipientBcc, r, tables.search);
-      if (hit) out.push(hit.value.trim());
+      if (hit) out.push(internalForm(hit.value));
     }
   }
-  if (tables.alwaysBcc !== "" && recipients.length > 0) out.push(tables.alwaysBcc);
+  if (tables.alwaysBcc !== "" && recipients.length > 0) out.push(internalForm(tables.alwaysBcc));
   return out.filter((a) => a !== "");
+}
+
+/**
+ * An address as tables and actions write it (external form, `"a b"@x`) in
+ * internal form.
+ */
+export function internalForm(value: string): string {
+  return parseHeaderAddresses(value)[0] ?? value.trim();
 }

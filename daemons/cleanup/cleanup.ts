@@ -62,7 +62,7 @@ import { headerAddress } from "../../lib/address/mod.ts";
 import { DirSyncer, newQueueId, QueueWriter, type Recipient } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import { AddressRewriter } from "./addresses.ts";
-import { autoBcc } from "./bcc.ts";
+import { autoBcc, internalForm } from "./bcc.ts";
 import { type CheckLogContext, type LineVerdict, MessageChecks } from "./checks.ts";
 import { headerKind, isMimeHeader, rewriteHeaderAddresses } from "./rewrite.ts";
 import { CleanupTables } from "./tables.ts";
@@ -298,9 +298,9 @@ export class CleanupService {
     const begin = async (content: Uint8Array[]) => {
       let recipients = baseRecipients;
       if (checks!.redirect !== undefined) {
-        recipients = [{ address: qualify(checks!.redirect, origin) }];
+        recipients = [{ address: qualify(internalForm(checks!.redirect), origin) }];
       }
-      const bcc = [...bccAddresses, ...checks!.bcc];
+      const bcc = [...bccAddresses, ...checks!.bcc.map(internalForm)];
       for (const b of bcc) {
         const r = await rewriter!.rewrite(b, "envelopeRecipient");
         for (const a of await rewriter!.expand(r)) {
@@ -357,7 +357,7 @@ export class CleanupService {
       } catch (e) {
         throw refusal(e);
       }
-      const localHeaders = localHeaderContext(env.attrs, cfg.list("inet_interfaces"));
+      const localHeaders = localHeaderContext(env.attrs, tables.inetInterfaces);
       const keep: HeaderField[] = [];
       const out: Uint8Array[] = [];
       try {
@@ -425,7 +425,7 @@ export class CleanupService {
       const t = ck.tables;
       if (ck.active && (!t.body.empty || !t.mime.empty || !t.nested.empty)) {
         const ct = findHeader(keep, "content-type")?.value ?? "";
-        scan = new BodyScan(ck, ct, tables.bodyChecksSizeLimit);
+        scan = new BodyScan(ck, ct, tables.bodyChecksSizeLimit, cfg.int("line_length_limit"));
         scan.held.push(...out);
         try {
           await scan.push(rest);
@@ -561,7 +561,14 @@ class BodyScan {
   /** Body bytes of the current part seen so far (body_checks_size_limit). */
   #partBytes = 0;
 
-  constructor(readonly checks: MessageChecks, contentType: string, readonly limit: number) {
+  constructor(
+    readonly checks: MessageChecks,
+    contentType: string,
+    /** body_checks_size_limit (0: no limit). */
+    readonly limit: number,
+    /** line_length_limit: longer lines are checked in pieces. */
+    readonly lineLimit: number,
+  ) {
     this.#mime = new MimeScanner(contentType);
   }
 
@@ -603,15 +610,30 @@ class BodyScan {
       this.#emit(v, raw);
       return;
     }
-    const text = dec.decode(ev.raw).replace(/\r?\n$/, "");
-    if (text.startsWith("--")) this.#partBytes = 0;
     const within = this.limit <= 0 || this.#partBytes < this.limit;
     this.#partBytes += ev.raw.length;
     if (!within || !this.checks.active) {
       this.held.push(ev.raw);
       return;
     }
-    this.#emit(await this.checks.body(text), ev.raw);
+    let end = ev.raw.length;
+    if (ev.raw[end - 1] === 0x0a) end -= ev.raw[end - 2] === 0x0d ? 2 : 1;
+    // Like Postfix, a line longer than line_length_limit is checked in
+    // pieces of that size; the first piece that does more than PREPEND
+    // decides for the line.
+    const prepend: string[] = [];
+    for (let off = 0; off < end || off === 0; off += this.lineLimit) {
+      const v = await this.checks.body(
+        dec.decode(ev.raw.subarray(off, Math.min(end, off + this.lineLimit))),
+      );
+      prepend.push(...v.prepend);
+      if (v.result !== "keep") {
+        this.#emit({ prepend, result: v.result }, ev.raw);
+        return;
+      }
+      if (!this.checks.active) break;
+    }
+    this.#emit({ prepend, result: "keep" }, ev.raw);
   }
 
   #emit(v: LineVerdict, raw: Uint8Array): void {

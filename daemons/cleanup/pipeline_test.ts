@@ -67,7 +67,7 @@ async function setup(mainCf: string) {
     await server.done;
     await Deno.remove(root, { recursive: true });
   };
-  return { submit, read, list, done, notified, lines: fake.lines };
+  return { submit, read, list, done, notified, lines: fake.lines, svc };
 }
 
 Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t) => {
@@ -217,7 +217,7 @@ Deno.test("cleanup pipeline: header and body checks", async (t) => {
     "nested_header_checks = inline:{ {Subject: nested evil=REJECT nested} }",
     "body_checks = inline:{ {buy pills=REJECT}, {old line=REPLACE new line}, {sig=PREPEND -- signature} }",
     "sender_bcc_maps = inline:{ s@x.example=sbcc@q.example }",
-    "always_bcc = all@q.example",
+    'always_bcc = "all bcc"@q.example',
   ].join("\n"));
   const rcpt = [{ address: "a@x.example" }];
   try {
@@ -273,7 +273,7 @@ Deno.test("cleanup pipeline: header and body checks", async (t) => {
       assertEquals((await env.read(queueId)).rcpts, [
         "quarantine@q.example",
         "sbcc@q.example NEVER",
-        "all@q.example NEVER",
+        "all bcc@q.example NEVER",
       ]);
     });
     await t.step("BCC action, sender_bcc_maps and always_bcc add recipients", async () => {
@@ -284,7 +284,7 @@ Deno.test("cleanup pipeline: header and body checks", async (t) => {
       assertEquals((await env.read(queueId)).rcpts, [
         "a@x.example",
         "sbcc@q.example NEVER",
-        "all@q.example NEVER",
+        "all bcc@q.example NEVER",
         "audit@q.example NEVER",
       ]);
     });
@@ -363,6 +363,56 @@ Deno.test("cleanup pipeline: header and body checks", async (t) => {
       assertEquals(r.status, "ok");
       assertEquals((await env.read(queueId)).rcpts, ["a@x.example"]);
     });
+  } finally {
+    await env.done();
+  }
+});
+
+Deno.test("cleanup pipeline: body_checks_size_limit per part, long lines in pieces", async (t) => {
+  const env = await setup(
+    "body_checks = inline:{ {bad=REJECT} }\nbody_checks_size_limit = 20\nline_length_limit = 512",
+  );
+  const rcpt = [{ address: "a@x.example" }];
+  try {
+    await t.step("a line past the limit of its part is not checked", async () => {
+      const { r } = await env.submit(
+        { sender: "s@x.example", recipients: rcpt },
+        "Subject: x\r\n\r\n" + "0123456789\r\n".repeat(3) + "bad\r\n",
+      );
+      assertEquals(r.status, "ok");
+    });
+    await t.step("the count starts again in each MIME part", async () => {
+      const { r } = await env.submit(
+        { sender: "s@x.example", recipients: rcpt },
+        "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n" +
+          "0123456789\r\n".repeat(3) + "--b\r\n\r\nbad\r\n--b--\r\n",
+      );
+      assertEquals(r.status, "error");
+    });
+    await t.step("a line over line_length_limit is checked in pieces", async () => {
+      const { r } = await env.submit(
+        { sender: "s@x.example", recipients: rcpt },
+        "Subject: x\r\n\r\n" + "a".repeat(512) + "bad\r\n",
+      );
+      assertEquals(r.status, "error");
+    });
+  } finally {
+    await env.done();
+  }
+});
+
+Deno.test("cleanup pipeline: an empty configuration opens no table", async () => {
+  const env = await setup("");
+  try {
+    const t = await env.svc.tables();
+    assertEquals(t.idle, true);
+    for (
+      const m of [t.canonical, t.senderCanonical, t.recipientCanonical, t.virtual, t.senderBcc]
+    ) {
+      assertEquals(m.dicts.length, 0, m.title);
+    }
+    const c = t.checks;
+    assertEquals([c.header, c.mime, c.nested, c.body].map((m) => m.dicts.length), [0, 0, 0, 0]);
   } finally {
     await env.done();
   }

@@ -18,7 +18,8 @@
  * (1000), header_checks, body_checks (""), mime_header_checks,
  * nested_header_checks ($header_checks), body_checks_size_limit (51200),
  * always_bcc, sender_bcc_maps, recipient_bcc_maps (""),
- * recipient_delimiter, double_bounce_sender, myorigin, mydestination.
+ * recipient_delimiter, double_bounce_sender, myorigin, mydestination,
+ * inet_interfaces.
  *
  * masquerade_exceptions with a lookup table (type:name) is not supported:
  * opening gives a clear error.
@@ -55,6 +56,8 @@ export class CleanupTables {
     readonly bodyChecksSizeLimit: number,
     /** No checks at all: for internal mail (Postfix's internal_mail_filter_classes empty). */
     readonly noChecks: CheckTables,
+    /** inet_interfaces, for which SMTP clients count as local (header rewriting). */
+    readonly inetInterfaces: string[],
   ) {}
 
   /**
@@ -136,6 +139,7 @@ export class CleanupTables {
         },
         config.int("body_checks_size_limit"),
         { header: none, mime: none, nested: none, body: none },
+        config.list("inet_interfaces"),
       );
       return t;
     } catch (e) {
