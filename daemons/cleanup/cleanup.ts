@@ -244,7 +244,6 @@ export class CleanupService {
     const splitter = new HeaderSplitter({ maxBytes: cfg.size("header_size_limit") });
     let writer: QueueWriter | null = null;
     let size = 0;
-    let rejected: Rejected | null = null;
     let messageId = "";
     const internal = env.attrs?.origin === "bounce";
 
@@ -264,11 +263,12 @@ export class CleanupService {
     try {
       tables = await this.tables();
     } catch (e) {
-      rejected = refusal(e);
-      tables = null as unknown as CleanupTables;
+      const r = refusal(e);
+      await drain(conn);
+      throw r;
     }
     const warn = (m: string) => log.warn(`${queueId}: ${m}`);
-    const rewriter = rejected ? null : new AddressRewriter(tables, (a) => qualify(a, origin), warn);
+    const rewriter = new AddressRewriter(tables, (a) => qualify(a, origin), warn);
     const attrs = env.attrs ?? {};
     const logCtx: CheckLogContext = {
       queueId,
@@ -283,9 +283,7 @@ export class CleanupService {
       info: (m) => log.info(m),
       warn: (m) => log.warn(m),
     };
-    const checks = rejected
-      ? null
-      : new MessageChecks(internal ? tables.noChecks : tables.checks, logCtx);
+    const checks = new MessageChecks(internal ? tables.noChecks : tables.checks, logCtx);
 
     // Filled in at the end of the header section.
     let sender = "";
@@ -296,23 +294,26 @@ export class CleanupService {
     let scan: BodyScan | null = null;
 
     const begin = async (content: Uint8Array[]) => {
-      let recipients = baseRecipients;
-      if (checks!.redirect !== undefined) {
-        recipients = [{ address: qualify(internalForm(checks!.redirect), origin) }];
+      let recipients = [...baseRecipients];
+      if (checks.redirect !== undefined) {
+        recipients = [{ address: qualify(internalForm(checks.redirect), origin) }];
       }
-      const bcc = [...bccAddresses, ...checks!.bcc.map(internalForm)];
-      for (const b of bcc) {
-        const r = await rewriter!.rewrite(b, "envelopeRecipient");
-        for (const a of await rewriter!.expand(r)) {
-          recipients.push({ address: a, notify: ["NEVER"] });
+      try {
+        for (const b of [...bccAddresses, ...checks.bcc.map(internalForm)]) {
+          const r = await rewriter.rewrite(b, "envelopeRecipient");
+          for (const a of await rewriter.expand(r)) {
+            recipients.push({ address: a, notify: ["NEVER"] });
+          }
         }
+      } catch (e) {
+        throw refusal(e);
       }
       recipients = dedupe(recipients);
-      if (checks!.reject) {
-        throw new Rejected(checks!.reject.code, checks!.reject.dsn, checks!.reject.text, true);
+      if (checks.reject) {
+        throw new Rejected(checks.reject.code, checks.reject.dsn, checks.reject.text, true);
       }
-      if (checks!.discard) throw new Discarded();
-      queue = checks!.hold ? "hold" : "incoming";
+      if (checks.discard) throw new Discarded();
+      queue = checks.hold ? "hold" : "incoming";
       writer = new QueueWriter(
         this.ctx.queue.dir(queue),
         queueId,
@@ -335,9 +336,8 @@ export class CleanupService {
     const startFile = async (headers: HeaderField[], rest: Uint8Array) => {
       const received = headers.filter((h) => /^received$/i.test(h.name)).length;
       if (received > hopLimit) throw new Rejected(554, "5.4.0", "Error: too many hops");
-      if (rejected) throw rejected;
-      const rw = rewriter!;
-      const ck = checks!;
+      const rw = rewriter;
+      const ck = checks;
       let recipients: Recipient[];
       try {
         sender = await rw.rewrite(env.sender, "envelopeSender");
@@ -440,14 +440,14 @@ export class CleanupService {
     };
 
     /** Ends a message early: content after it is drained, not written. */
-    let stop: Rejected | Discarded | null = rejected;
+    let stop: Rejected | Discarded | null = null;
     const stopOn = (e: unknown) => {
       if (e instanceof Rejected || e instanceof Discarded) stop = e;
       else throw e;
     };
     /** A body check that already decided the outcome: stop holding content. */
     const decided = () => {
-      const c = checks!;
+      const c = checks;
       if (c.reject) throw new Rejected(c.reject.code, c.reject.dsn, c.reject.text, true);
       if (c.discard) throw new Discarded();
     };
@@ -525,6 +525,15 @@ export class CleanupService {
         // qmgr also scans incoming/ periodically; a lost wake-up only delays.
       });
     }, 0);
+  }
+}
+
+/** Reads and drops the rest of a message, keeping the connection in step. */
+async function drain(conn: IpcConn): Promise<void> {
+  for (;;) {
+    const f = await conn.recv();
+    if (f === null) throw new Error("lost connection with client");
+    if (f.kind === "end") return;
   }
 }
 

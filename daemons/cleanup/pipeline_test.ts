@@ -171,6 +171,21 @@ Deno.test("cleanup pipeline: table failures and limits refuse the message, queue
       }
     },
   );
+  await t.step("a BCC table or a header check table that cannot answer: 451 4.3.0", async () => {
+    for (const cf of ["recipient_bcc_maps = fail:bcc", "header_checks = fail:checks"]) {
+      const env = await setup(cf);
+      try {
+        const { r } = await env.submit(
+          { sender: "s@x.example", recipients: [{ address: "a@v.example" }] },
+          "Subject: x\r\n\r\nb\r\n",
+        );
+        assertEquals(r.status === "error" && [r.code, r.dsn], [451, "4.3.0"], cf);
+        assertEquals(env.list("incoming"), []);
+      } finally {
+        await env.done();
+      }
+    }
+  });
   await t.step("expansion limit: 451 4.6.0 Alias expansion error", async () => {
     const env = await setup(
       "virtual_alias_expansion_limit = 2\nvirtual_alias_maps = inline:{ {l@v.example=a@r, b@r, c@r} }",
