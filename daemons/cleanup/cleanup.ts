@@ -565,7 +565,8 @@ function formattedField(name: string, value: string): HeaderField {
  */
 class BodyScan {
   readonly held: Uint8Array[] = [];
-  #pending: Uint8Array = new Uint8Array(0);
+  /** The start of a line whose end has not arrived. */
+  #pending: Uint8Array[] = [];
   readonly #mime: MimeScanner;
   /** Body bytes of the current part seen so far (body_checks_size_limit). */
   #partBytes = 0;
@@ -582,25 +583,23 @@ class BodyScan {
   }
 
   async push(chunk: Uint8Array): Promise<void> {
-    let buf = chunk;
-    if (this.#pending.length) {
-      buf = new Uint8Array(this.#pending.length + chunk.length);
-      buf.set(this.#pending);
-      buf.set(chunk, this.#pending.length);
-    }
     let pos = 0;
     for (;;) {
-      const lf = buf.indexOf(0x0a, pos);
+      const lf = chunk.indexOf(0x0a, pos);
       if (lf < 0) break;
-      await this.#line(buf.slice(pos, lf + 1));
+      // A line split across chunks is joined once, when its end arrives.
+      const piece = chunk.subarray(pos, lf + 1);
+      const line = this.#pending.length ? concatLines([...this.#pending, piece]) : piece.slice();
+      this.#pending = [];
+      await this.#line(line);
       pos = lf + 1;
     }
-    this.#pending = buf.slice(pos);
+    if (pos < chunk.length) this.#pending.push(chunk.slice(pos));
   }
 
   async end(): Promise<void> {
-    if (this.#pending.length) await this.#line(this.#pending);
-    this.#pending = new Uint8Array(0);
+    if (this.#pending.length) await this.#line(concatLines(this.#pending));
+    this.#pending = [];
     for (const ev of this.#mime.end()) await this.#event(ev);
   }
 

@@ -39,10 +39,15 @@ async function setup(mainCf: string) {
   });
   const sock = `${root}/cleanup.sock`;
   const server = ipcListen(sock, (c) => svc.handle(c));
-  const submit = async (env: CleanupEnvelope, content: string) => {
+  /** Submits content in one frame, or in frames of `chunk` bytes. */
+  const submit = async (env: CleanupEnvelope, content: string, chunk = 0) => {
     const s = await CleanupSession.open(sock);
     s.envelope(env);
-    await s.write(enc.encode(content));
+    const bytes = enc.encode(content);
+    if (chunk <= 0) await s.write(bytes);
+    else {
+      for (let i = 0; i < bytes.length; i += chunk) await s.write(bytes.subarray(i, i + chunk));
+    }
     const r = await s.finish();
     await new Promise((r) => setTimeout(r, 5)); // let the qmgr wake-up run
     return { r, queueId: s.queueId };

@@ -271,16 +271,25 @@ function addressSpans(value: string): { start: number; end: number }[] {
   const finish = (end: number) => {
     if (angle) spans.push(angle);
     else {
-      const text = value.slice(itemStart, end);
-      // The item without surrounding blanks and comments.
-      const m = /^(?:[\s]|\([^()]*\))*/.exec(text)!;
-      const s = itemStart + m[0].length;
+      // The item without surrounding blanks and comments (no regex: linear
+      // on hostile input).
+      let s = itemStart;
       let e = end;
-      while (e > s) {
-        const tail = value.slice(s, e);
-        const t = /(?:\s|\([^()]*\))+$/.exec(tail);
-        if (!t) break;
-        e -= t[0].length;
+      for (;;) {
+        while (s < e && /\s/.test(value[s])) s++;
+        if (value[s] !== "(") break;
+        let close = s + 1;
+        while (close < e && value[close] !== ")") close++;
+        if (close >= e) break;
+        s = close + 1;
+      }
+      for (;;) {
+        while (e > s && /\s/.test(value[e - 1])) e--;
+        if (value[e - 1] !== ")") break;
+        let open = e - 2;
+        while (open >= s && value[open] !== "(") open--;
+        if (open < s) break;
+        e = open;
       }
       if (e > s) spans.push({ start: s, end: e });
     }

@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects, assertThrows } from "../../tests/helpers/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/helpers/assert.ts";
 import { DictError } from "../../lib/maps/mod.ts";
 import { failingDict, fixedDict, mapsOf, regexpDict } from "./_test_tables.ts";
 import {
@@ -162,5 +162,29 @@ Deno.test("header address rewriting", async (t) => {
   await t.step("a rewritten address with special characters is quoted", async () => {
     const r = (a: string) => Promise.resolve(a === "a@x.example" ? "john doe@x.example" : a);
     assertEquals(await rewriteHeaderAddresses("<a@x.example>", r), '<"john doe"@x.example>');
+  });
+});
+
+Deno.test("header address rewriting: hostile input", async (t) => {
+  const fc = (await import("fast-check")).default;
+  const same = (a: string) => Promise.resolve(a);
+  await t.step("any text: never throws, an identity rewrite changes nothing", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.stringOf(fc.constantFrom(...'ab@.,;:<>()[]"\\ \t\r\n')),
+        async (v: string) => {
+          assertEquals(await rewriteHeaderAddresses(v, same), undefined);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+  await t.step("long runs of specials stay fast", async () => {
+    for (const unit of ["),", "(,", " ", "<", '"', "(", "a "]) {
+      const v = unit.repeat(50_000);
+      const t0 = performance.now();
+      await rewriteHeaderAddresses(v, (a) => Promise.resolve(a + "x"));
+      assert(performance.now() - t0 < 2000, `${JSON.stringify(unit)} took too long`);
+    }
   });
 });
