@@ -109,12 +109,10 @@ export class MimeScanner {
       const type = this.#partType;
       this.#partType = { type: "", boundary: "" };
       this.#enterBody(type);
-      if ((this.#state as State) === "header" && !isBlank(line)) {
-        // message/rfc822 without a blank line: this line starts its headers.
-        out.push(...this.push(line));
-        return out;
-      }
-      out.push({ kind: "body", raw: line });
+      if (isBlank(line)) out.push({ kind: "body", raw: line });
+      // A line that is not blank belongs to what follows: a boundary, the
+      // body, or the headers of an attached message.
+      else out.push(...this.push(line));
       return out;
     }
     if (line[0] === 0x2d && line[1] === 0x2d && this.#boundaries.length > 0) {

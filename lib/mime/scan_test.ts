@@ -71,7 +71,55 @@ Deno.test("MIME scanner", async (t) => {
       "B:hi",
     ]);
   });
+  await t.step("a part without headers or body: the next boundary is still a boundary", () => {
+    const body = "--b\r\n--b\r\nX: 1\r\n\r\nt\r\n--b--\r\nX: after\r\n";
+    assertEquals(scan("multipart/mixed; boundary=b", body), [
+      "B:--b",
+      "B:--b",
+      "H(multipart):X: 1",
+      "B:",
+      "B:t",
+      "B:--b--",
+      "B:X: after",
+    ]);
+  });
   await t.step("an unknown boundary line is body text", () => {
     assertEquals(scan("multipart/mixed; boundary=b", "--c\r\nX: y\r\n"), ["B:--c", "B:X: y"]);
+  });
+});
+
+Deno.test("MIME scanner: any input", async (t) => {
+  const fc = (await import("fast-check")).default;
+  await t.step("never throws, and every input byte comes out exactly once, in order", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom("multipart/mixed; boundary=b", "message/rfc822", "text/plain", ""),
+        fc.array(
+          fc.constantFrom(
+            "--b\r\n",
+            "--b--\r\n",
+            "X: y\r\n",
+            " z\r\n",
+            "\r\n",
+            "t\r\n",
+            "Content-Type: multipart/mixed; boundary=c\r\n",
+            "--c\r\n",
+            "Content-Type: message/rfc822\r\n",
+            "q",
+          ),
+        ),
+        (ct: string, lines: string[]) => {
+          const s = new MimeScanner(ct);
+          const out: Uint8Array[] = [];
+          const take = (e: MimeEvent) => e.kind === "body" ? out.push(e.raw) : out.push(...e.lines);
+          for (const l of lines.join("").split(/(?<=\n)/)) {
+            if (l) { for (const e of s.push(enc.encode(l))) take(e); }
+          }
+          for (const e of s.end()) take(e);
+          assertEquals(out.map((b) => dec.decode(b)).join(""), lines.join(""));
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });
