@@ -72,3 +72,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a table cleanup cannot open is reported at start and mail is refused with 451",
+  ...opts,
+  fn: async () => {
+    const inst = await startInstance({ mainCf: "header_checks = nosuchtype:/etc/postfix/hc" });
+    try {
+      await waitUntil(
+        async () => (await inst.log()).includes('lookup table type "nosuchtype" is not supported'),
+        10_000,
+        "cleanup's warning at start",
+      );
+      const r = await smtpSend(inst.port, {
+        from: "bob@example.com",
+        to: ["alice@localhost"],
+        body: "Subject: x\r\n\r\nhello\r\n",
+      });
+      assertEquals(r.code, 451, r.replies.join("\n"));
+      assertEquals([...Deno.readDirSync(`${inst.queue}/incoming`)], []);
+    } finally {
+      await inst.stop();
+    }
+  },
+});
