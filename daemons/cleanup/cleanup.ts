@@ -390,7 +390,14 @@ export class CleanupService {
         if (ck.redirect === undefined) {
           const expanded: Recipient[] = [];
           for (const r of recipients) {
-            for (const a of await rw.expand(r.address)) expanded.push({ ...r, address: a });
+            const list = await rw.expand(r.address);
+            const aliased = list.length > 1 || list[0] !== r.address;
+            const notify = aliased ? withoutSuccess(r.notify) : r.notify;
+            for (const a of list) {
+              expanded.push(
+                notify === r.notify ? { ...r, address: a } : { ...r, address: a, notify },
+              );
+            }
           }
           baseRecipients = expanded;
         } else baseRecipients = recipients;
@@ -526,6 +533,18 @@ export class CleanupService {
       });
     }, 0);
   }
+}
+
+/**
+ * NOTIFY for the addresses an alias expanded to: without SUCCESS, as
+ * Postfix (RFC 3461 "expanded": the sender is not told where the alias
+ * leads). Postfix also sends the sender an "expanded" notice; Postwarden
+ * does not (yet).
+ */
+function withoutSuccess(notify: string[] | undefined): string[] | undefined {
+  if (!notify?.some((n) => n.toUpperCase() === "SUCCESS")) return notify;
+  const rest = notify.filter((n) => n.toUpperCase() !== "SUCCESS");
+  return rest.length ? rest : ["NEVER"];
 }
 
 /** Reads and drops the rest of a message, keeping the connection in step. */

@@ -116,6 +116,26 @@ Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t
       assertStringIncludes(q.text, "To: caroline@test.example, joe@new.example\r\n");
       assert(env.notified.includes(queueId));
     });
+    await t.step("NOTIFY=SUCCESS is not carried into an alias's expansion", async () => {
+      const { queueId } = await env.submit(
+        {
+          sender: "s@x.example",
+          recipients: [
+            { address: "list@v.example", notify: ["SUCCESS", "FAILURE"] },
+            { address: "tag@v.example", notify: ["SUCCESS"] },
+            { address: "plain@x.example", notify: ["SUCCESS"] },
+          ],
+        },
+        "Subject: t\r\n\r\nbody\r\n",
+      );
+      assertEquals((await env.read(queueId)).rcpts, [
+        "a@r.example FAILURE orcpt=list@v.example",
+        "b@r.example FAILURE orcpt=list@v.example",
+        "archive@r.example FAILURE orcpt=list@v.example",
+        "tagged@r.example NEVER orcpt=tag@v.example",
+        "plain@x.example SUCCESS",
+      ]);
+    });
     await t.step("masquerading: envelope sender and headers, not envelope recipients", async () => {
       const { r, queueId } = await env.submit(
         {
