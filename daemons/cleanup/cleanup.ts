@@ -379,7 +379,7 @@ export class CleanupService {
           if (kind && localHeaders) {
             const role = kind === "sender" ? "headerSender" : "headerRecipient";
             const value = await rewriteHeaderAddresses(h.value, (a) => rw.rewrite(a, role));
-            if (value !== undefined) h = { ...formattedField(h.name, value) };
+            if (value !== undefined) h = formattedField(h.name, value);
           }
           keep.push(h);
           out.push(h.raw);

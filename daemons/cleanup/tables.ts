@@ -2,8 +2,9 @@
  * What cleanup reads from main.cf for address rewriting, virtual alias
  * expansion, content checks and automatic BCC, with every table opened
  * once per cleanup process (not per message) through lib/maps. An empty
- * parameter opens nothing, and {@link CleanupTables.idle} tells the
- * message path that there is nothing to look up at all.
+ * parameter opens nothing, so no lookup is ever made for it (an empty
+ * Maps answers without asking anything); {@link CleanupTables.idle} says
+ * whether any table is set at all.
  *
  * Parameters: canonical_maps, sender_canonical_maps,
  * recipient_canonical_maps (""), canonical_classes (envelope_sender,
