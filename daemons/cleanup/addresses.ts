@@ -60,8 +60,23 @@ export class AddressRewriter {
     if (sender && t.classes.sender[role]) a = await mapOne(t.senderCanonical, a, opts);
     if (!sender && t.classes.recipient[role]) a = await mapOne(t.recipientCanonical, a, opts);
     if (t.classes.canonical[role]) a = await mapOne(t.canonical, a, opts);
-    if (t.classes.masquerade[role]) a = masquerade(a, t.masq);
+    if (t.classes.masquerade[role] && t.masq.domains.length > 0 && !(await this.#excepted(a))) {
+      a = masquerade(a, t.masq);
+    }
     return a;
+  }
+
+  /**
+   * The user name is in a masquerade_exceptions table (Postfix's
+   * string_list_match on the lower-case local part; any value counts).
+   *
+   * @throws {DictError} when a table cannot answer.
+   */
+  async #excepted(address: string): Promise<boolean> {
+    const maps = this.tables.masqExceptionMaps;
+    const at = address.lastIndexOf("@");
+    if (maps.empty || at < 0) return false;
+    return (await maps.find(address.slice(0, at).toLowerCase())) !== undefined;
   }
 
   /**

@@ -81,7 +81,7 @@ Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t
     "canonical_maps = inline:{ @old.example=@new.example }",
     "recipient_canonical_maps = inline:{ carol@test.example=caroline@test.example }",
     "masquerade_domains = test.example",
-    "masquerade_exceptions = root",
+    "masquerade_exceptions = root, inline:{ admin=yes }",
     "recipient_delimiter = +",
     "virtual_alias_maps = inline:{ {list@v.example = a@r.example, b@r.example, a@r.example}," +
     " {b@r.example = b@r.example, archive@r.example}, {tag@v.example = tagged@r.example} }",
@@ -142,14 +142,18 @@ Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t
           sender: "x@host.test.example",
           recipients: [{ address: "y@host.test.example" }, { address: "root@h.test.example" }],
         },
-        "From: X <x@host.test.example>\r\nCc: root@h.test.example\r\n\r\nb\r\n",
+        "From: X <x@host.test.example>\r\nCc: root@h.test.example, Admin@h.test.example," +
+          " z@h.test.example\r\n\r\nb\r\n",
       );
       assertEquals(r.status, "ok");
       const q = await env.read(queueId);
       assertEquals(q.sender, "x@test.example");
       assertEquals(q.rcpts, ["y@host.test.example", "root@h.test.example"]);
       assertStringIncludes(q.text, "From: X <x@test.example>\r\n");
-      assertStringIncludes(q.text, "Cc: root@h.test.example\r\n");
+      assertStringIncludes(
+        q.text,
+        "Cc: root@h.test.example, Admin@h.test.example, z@test.example\r\n",
+      );
     });
     await t.step("a remote SMTP client's headers are left alone", async () => {
       const { r, queueId } = await env.submit(

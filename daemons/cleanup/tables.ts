@@ -22,13 +22,10 @@
  * recipient_delimiter, double_bounce_sender, myorigin, mydestination,
  * inet_interfaces.
  *
- * masquerade_exceptions with a lookup table (type:name) is not supported:
- * opening gives a clear error.
- *
  * @module
  */
 import type { Config } from "../../lib/config/mod.ts";
-import { type AddressSearchOptions, DictError, Maps } from "../../lib/maps/mod.ts";
+import { type AddressSearchOptions, DictError, Maps, splitMapList } from "../../lib/maps/mod.ts";
 import type { CheckTables } from "./checks.ts";
 import { type AddressClasses, type Masquerade, parseClasses } from "./rewrite.ts";
 import type { ExpansionLimits } from "./virtual.ts";
@@ -50,6 +47,8 @@ export class CleanupTables {
       masquerade: AddressClasses;
     },
     readonly masq: Masquerade,
+    /** masquerade_exceptions tables (type:name items): a user name found there is not masqueraded. */
+    readonly masqExceptionMaps: Maps,
     readonly propagate: { canonical: boolean; virtual: boolean },
     readonly limits: ExpansionLimits,
     readonly alwaysBcc: string,
@@ -69,8 +68,8 @@ export class CleanupTables {
    */
   static async open(config: Config, warn: (m: string) => void): Promise<CleanupTables> {
     const opened: Maps[] = [];
-    const open = async (name: string) => {
-      const m = await Maps.open(name, config.str(name), { warn });
+    const open = async (name: string, value = config.str(name)) => {
+      const m = await Maps.open(name, value, { warn });
       opened.push(m);
       return m;
     };
@@ -82,14 +81,12 @@ export class CleanupTables {
           throw new DictError((e as Error).message, "config");
         }
       };
-      const exceptions = config.list("masquerade_exceptions");
-      const table = exceptions.find((e) => e.includes(":"));
-      if (table !== undefined) {
-        throw new DictError(
-          `masquerade_exceptions: lookup table ${table} is not supported; list the user names`,
-          "config",
-        );
-      }
+      // masquerade_exceptions: user names, and tables whose keys are user names.
+      const exceptions = splitMapList(config.str("masquerade_exceptions"));
+      const exceptionMaps = await open(
+        "masquerade_exceptions",
+        exceptions.filter((e) => e.includes(":")).join(" "),
+      );
       const propagate = new Set(
         config.list("propagate_unmatched_extensions").map((w) => w.toLowerCase()),
       );
@@ -119,8 +116,11 @@ export class CleanupTables {
         },
         {
           domains: config.list("masquerade_domains"),
-          exceptions: new Set(exceptions.map((e) => e.toLowerCase())),
+          exceptions: new Set(
+            exceptions.filter((e) => !e.includes(":")).map((e) => e.toLowerCase()),
+          ),
         },
+        exceptionMaps,
         { canonical: propagate.has("canonical"), virtual: propagate.has("virtual") },
         {
           expansion: config.int("virtual_alias_expansion_limit"),
@@ -154,7 +154,8 @@ export class CleanupTables {
     return this.canonical.empty && this.senderCanonical.empty && this.recipientCanonical.empty &&
       this.virtual.empty && this.senderBcc.empty && this.recipientBcc.empty &&
       this.checks.header.empty && this.checks.mime.empty && this.checks.nested.empty &&
-      this.checks.body.empty && this.masq.domains.length === 0 && this.alwaysBcc === "";
+      this.checks.body.empty && this.masq.domains.length === 0 && this.alwaysBcc === "" &&
+      this.masqExceptionMaps.empty;
   }
 
   /** Closes every table. */
@@ -167,6 +168,7 @@ export class CleanupTables {
         this.virtual,
         this.senderBcc,
         this.recipientBcc,
+        this.masqExceptionMaps,
         this.checks.header,
         this.checks.mime,
         this.checks.nested,
