@@ -38,7 +38,8 @@ export class AddressRewriter {
   ) {}
 
   #opts(propagate: boolean): MapOneOptions {
-    return { ...this.tables.search, propagate, warn: this.warn };
+    // Seam: results are canonicalized with trivial-rewrite's "rewrite local".
+    return { ...this.tables.search, propagate, warn: this.warn, canonicalize: this.rewriteLocal };
   }
 
   /**

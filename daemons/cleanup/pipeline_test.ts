@@ -84,7 +84,8 @@ Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t
     "masquerade_exceptions = root, inline:{ admin=yes }",
     "recipient_delimiter = +",
     "virtual_alias_maps = inline:{ {list@v.example = a@r.example, b@r.example, a@r.example}," +
-    " {b@r.example = b@r.example, archive@r.example}, {tag@v.example = tagged@r.example} }",
+    " {b@r.example = b@r.example, archive@r.example}, {tag@v.example = tagged@r.example}," +
+    " {local@v.example = bare} }",
   ].join("\n"));
   try {
     await t.step("envelope: sender canonical, recipient canonical, virtual expansion", async () => {
@@ -96,6 +97,7 @@ Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t
             { address: "list@v.example" },
             { address: "tag+x@v.example" },
             { address: "joe@old.example" },
+            { address: "local@v.example" },
           ],
         },
         "From: bob\r\nTo: carol, joe@old.example\r\nSubject: t\r\n\r\nbody\r\n",
@@ -110,6 +112,7 @@ Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t
         "archive@r.example orcpt=list@v.example",
         "tagged+x@r.example orcpt=tag+x@v.example",
         "joe@new.example orcpt=joe@old.example",
+        "bare@test.example orcpt=local@v.example",
       ]);
       // Local submission: header addresses are rewritten too (qualified, canonical).
       assertStringIncludes(q.text, "From: robert@test.example\r\n");

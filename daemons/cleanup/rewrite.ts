@@ -76,6 +76,12 @@ export interface MapOneOptions extends AddressSearchOptions {
   propagate?: boolean;
   /** Warnings, worded as Postfix's (the caller prefixes the queue id). */
   warn?: (message: string) => void;
+  /**
+   * Canonicalizes each result address, as Postfix's mail_addr_crunch does
+   * with trivial-rewrite's "rewrite local" (a bare `joe` becomes
+   * `joe@$myorigin`). @default unchanged
+   */
+  canonicalize?: (address: string) => string;
 }
 
 /**
@@ -92,7 +98,7 @@ export async function addrMap(
 ): Promise<string[] | undefined> {
   const hit = await addressFind(maps, address, opts);
   if (!hit) return undefined;
-  let value = hit.value;
+  const value = hit.value;
   if (value.startsWith("@")) {
     // "@otherdomain": the original user, without the unmatched extension.
     let local = splitAddress(address).local;
@@ -101,13 +107,9 @@ export async function addrMap(
     return [local + value];
   }
   const ext = opts.propagate ? hit.extension : "";
+  const canon = opts.canonicalize ?? ((a: string) => a);
   // mail_addr_crunch: the value is an address list; a lone word is a local address.
-  const list = parseHeaderAddresses(value);
-  if (list.length === 0) {
-    value = value.trim();
-    if (value === "") return [];
-  }
-  return list.map((a) => ext ? withExtension(a, ext) : a);
+  return parseHeaderAddresses(value).map((a) => canon(ext ? withExtension(a, ext) : a));
 }
 
 /** Inserts an extension ("+foo") before the "@" of an address, or at its end. */
