@@ -129,9 +129,14 @@ const CRLF = new Uint8Array([0x0d, 0x0a]);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** A header check's text for a field: its lines joined with "\n", no final line end. */
-function logicalHeader(raw: Uint8Array): string {
-  return dec.decode(raw).replace(/\r?\n$/, "").replace(/\r?\n/g, "\n");
+/**
+ * A header check's text for a field, as Postfix's mime_state builds it: the
+ * lines joined with "\n", no final line end, and the obsolete "Name :"
+ * form written "Name:".
+ */
+export function logicalHeader(raw: Uint8Array): string {
+  return dec.decode(raw).replace(/\r?\n$/, "").replace(/\r?\n/g, "\n")
+    .replace(/^([!-9;-~]+)[ \t]+:/, "$1:");
 }
 
 /** Per-process state shared by all cleanup connections. */

@@ -13,7 +13,7 @@ import { fakeService } from "../../tests/helpers/fake_service.ts";
 import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
 import { ipcListen } from "../../lib/ipc/mod.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
-import { CleanupService, localHeaderContext } from "./cleanup.ts";
+import { CleanupService, localHeaderContext, logicalHeader } from "./cleanup.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -463,6 +463,12 @@ Deno.test("cleanup pipeline: an empty configuration opens no table", async () =>
   } finally {
     await env.done();
   }
+});
+
+Deno.test("cleanup pipeline: the text header checks see", () => {
+  assertEquals(logicalHeader(enc.encode("Subject: a\r\n\tb\r\n")), "Subject: a\n\tb");
+  assertEquals(logicalHeader(enc.encode("Subject  : a\r\n")), "Subject: a");
+  assertEquals(logicalHeader(enc.encode("X:  a:b\r\n")), "X:  a:b");
 });
 
 Deno.test("cleanup pipeline: which clients get their headers rewritten", () => {

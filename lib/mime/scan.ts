@@ -73,16 +73,17 @@ type State = "body" | "header";
 export class MimeScanner {
   #state: State = "body";
   #headerClass: MimeHeaderClass = "multipart";
-  /** Open multipart boundaries, outermost first. */
-  #boundaries: string[] = [];
+  /** Open multipart boundaries, outermost first, and whether each is a multipart/digest. */
+  #boundaries: { boundary: string; digest: boolean }[] = [];
   /** The part header being collected. */
   #current: Uint8Array[] = [];
-  /** The Content-Type of the part whose headers are being read. */
-  #partType: ContentType = { type: "", boundary: "" };
+  /** The Content-Type of the header block being read (or its default). */
+  #partType: ContentType = NO_TYPE;
 
   /** @param primary the Content-Type value of the message header ("" when none). */
   constructor(primary: string) {
-    this.#enterBody(parseContentType(primary));
+    this.#partType = parseContentType(primary);
+    this.#endHeaders(true);
   }
 
   /** True while the line just pushed belongs to a part's body text (not headers). */
@@ -104,33 +105,32 @@ export class MimeScanner {
         this.#current.push(line);
         return out;
       }
-      // The blank line (or first non-header line) ends the part's headers.
-      this.#state = "body";
-      const type = this.#partType;
-      this.#partType = { type: "", boundary: "" };
-      this.#enterBody(type);
-      if (isBlank(line)) out.push({ kind: "body", raw: line });
-      // A line that is not blank belongs to what follows: a boundary, the
-      // body, or the headers of an attached message.
+      // A blank line ends the block; so does any other line, which is then
+      // body text (it may be a boundary), as in Postfix's mime_state.
+      const blank = isBlank(line);
+      this.#endHeaders(blank);
+      if (blank) out.push({ kind: "body", raw: line });
       else out.push(...this.push(line));
       return out;
     }
     if (line[0] === 0x2d && line[1] === 0x2d && this.#boundaries.length > 0) {
-      const text = dec.decode(line).replace(/\r?\n$/, "").replace(/[ \t]+$/, "");
+      // Postfix matches "--boundary" as a prefix (trailing cruft ignored),
+      // innermost multipart first.
+      const text = dec.decode(line.subarray(2));
       for (let i = this.#boundaries.length - 1; i >= 0; i--) {
-        const b = this.#boundaries[i];
-        if (text === `--${b}--`) {
+        const { boundary, digest } = this.#boundaries[i];
+        if (!text.startsWith(boundary)) continue;
+        out.push({ kind: "body", raw: line });
+        if (text.startsWith("--", boundary.length)) {
           this.#boundaries.length = i;
-          out.push({ kind: "body", raw: line });
-          return out;
-        }
-        if (text === `--${b}`) {
+        } else {
           this.#boundaries.length = i + 1;
-          out.push({ kind: "body", raw: line });
           this.#state = "header";
           this.#headerClass = "multipart";
-          return out;
+          // multipart/digest parts are messages unless they say otherwise.
+          this.#partType = digest ? { type: "message/rfc822", boundary: "" } : NO_TYPE;
         }
+        return out;
       }
     }
     out.push({ kind: "body", raw: line });
@@ -158,16 +158,30 @@ export class MimeScanner {
     out.push({ kind: "header", headerClass: this.#headerClass, lines });
   }
 
-  /** What follows a header block with this Content-Type. */
-  #enterBody(type: ContentType): void {
+  /**
+   * The end of a header block: a multipart opens its boundary; an attached
+   * message (message/rfc822) starts with its own headers, but only after a
+   * proper blank line.
+   */
+  #endHeaders(blank: boolean): void {
+    const type = this.#partType;
+    this.#partType = NO_TYPE;
+    this.#state = "body";
     if (type.type.startsWith("multipart/") && type.boundary !== "") {
-      if (this.#boundaries.length < NESTING_LIMIT) this.#boundaries.push(type.boundary);
-    } else if (type.type === "message/rfc822" || type.type === "message/global") {
+      if (this.#boundaries.length < NESTING_LIMIT) {
+        this.#boundaries.push({
+          boundary: type.boundary,
+          digest: type.type === "multipart/digest",
+        });
+      }
+    } else if (blank && (type.type === "message/rfc822" || type.type === "message/global")) {
       this.#state = "header";
       this.#headerClass = "nested";
     }
   }
 }
+
+const NO_TYPE: ContentType = Object.freeze({ type: "", boundary: "" });
 
 function isBlank(line: Uint8Array): boolean {
   return line.length === 0 || line[0] === 0x0a || (line[0] === 0x0d && line[1] === 0x0a);

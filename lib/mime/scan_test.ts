@@ -83,6 +83,49 @@ Deno.test("MIME scanner", async (t) => {
       "B:X: after",
     ]);
   });
+  await t.step("boundaries match as a prefix (Postfix ignores trailing cruft)", () => {
+    assertEquals(
+      scan("multipart/mixed; boundary=b", "--b junk\r\nX: 1\r\n\r\n--b--x\r\nY: 2\r\n"),
+      [
+        "B:--b junk",
+        "H(multipart):X: 1",
+        "B:",
+        "B:--b--x",
+        "B:Y: 2",
+      ],
+    );
+  });
+  await t.step("multipart/digest parts are messages by default", () => {
+    const body =
+      "--d\r\n\r\nSubject: in digest\r\n\r\ntext\r\n--d\r\nContent-Type: text/plain\r\n\r\n" +
+      "Subject: just text\r\n--d--\r\n";
+    assertEquals(scan("multipart/digest; boundary=d", body), [
+      "B:--d",
+      "B:",
+      "H(nested):Subject: in digest",
+      "B:",
+      "B:text",
+      "B:--d",
+      "H(multipart):Content-Type: text/plain",
+      "B:",
+      "B:Subject: just text",
+      "B:--d--",
+    ]);
+  });
+  await t.step("an attached message needs the blank line after its part headers", () => {
+    assertEquals(
+      scan(
+        "multipart/mixed; boundary=b",
+        "--b\r\nContent-Type: message/rfc822\r\n(junk)\r\nSubject: x\r\n",
+      ),
+      [
+        "B:--b",
+        "H(multipart):Content-Type: message/rfc822",
+        "B:(junk)",
+        "B:Subject: x",
+      ],
+    );
+  });
   await t.step("an unknown boundary line is body text", () => {
     assertEquals(scan("multipart/mixed; boundary=b", "--c\r\nX: y\r\n"), ["B:--c", "B:X: y"]);
   });
