@@ -2,12 +2,18 @@
  * What cleanup's rewriting and checks cost per message: the same small
  * message submitted through the cleanup service (IPC, queue file, fsync)
  * with no tables set, and with every table parameter set to a small
- * inline: table that does not match. Run: deno bench -A daemons/cleanup/
+ * inline: table that does not match; and the rewriting steps alone with
+ * no table set. Run: deno bench -A daemons/cleanup/
  */
 import { fakeService } from "../../tests/helpers/fake_service.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
 import { ipcListen } from "../../lib/ipc/mod.ts";
-import { CleanupService } from "./cleanup.ts";
+import { makeConfig } from "../../lib/config/mod.ts";
+import { AddressRewriter } from "./addresses.ts";
+import { autoBcc } from "./bcc.ts";
+import { CleanupService, qualify } from "./cleanup.ts";
+import { rewriteHeaderAddresses } from "./rewrite.ts";
+import { CleanupTables } from "./tables.ts";
 
 const MESSAGE = new TextEncoder().encode(
   "From: Bob <bob@test.example>\r\nTo: alice@example.net, carol@example.org\r\n" +
@@ -52,3 +58,25 @@ const all = await server(
 
 Deno.bench("cleanup, no tables set", { group: "cleanup", baseline: true }, none);
 Deno.bench("cleanup, every table set (no match)", { group: "cleanup" }, all);
+
+// The rewriting work alone, with no table set: what a message pays for the
+// features in this folder when none is configured (a local client, so the
+// From/To header addresses are parsed too).
+const idle = await CleanupTables.open(
+  makeConfig("/tmp", "myorigin = test.example\n"),
+  () => {},
+);
+Deno.bench("rewriting steps, no tables set", { group: "steps" }, async () => {
+  const rw = new AddressRewriter(idle, (a) => qualify(a, "test.example"), () => {});
+  const sender = await rw.rewrite("bob@test.example", "envelopeSender");
+  const r1 = await rw.rewrite("alice@example.net", "envelopeRecipient");
+  const r2 = await rw.rewrite("carol@example.org", "envelopeRecipient");
+  await rewriteHeaderAddresses("Bob <bob@test.example>", (a) => rw.rewrite(a, "headerSender"));
+  await rewriteHeaderAddresses(
+    "alice@example.net, carol@example.org",
+    (a) => rw.rewrite(a, "headerRecipient"),
+  );
+  await rw.expand(r1);
+  await rw.expand(r2);
+  await autoBcc(idle, sender, [r1, r2]);
+});
