@@ -32,8 +32,8 @@ async function setup(mainCf = "") {
     const r = await s.finish();
     return { r, queueId: s.queueId };
   };
-  const read = async (id: string, queue = "incoming") => {
-    const f = await QueueFile.open(`${root}/queue/${queue}/${id}`);
+  const read = async (id: string) => {
+    const f = await QueueFile.open(`${root}/queue/incoming/${id}`);
     const out = {
       env: f.envelope,
       rcpts: f.head.recipients,
@@ -48,9 +48,7 @@ async function setup(mainCf = "") {
     await server.done;
     await Deno.remove(root, { recursive: true });
   };
-  const list = (queue: string) =>
-    [...Deno.readDirSync(`${root}/queue/${queue}`)].map((e) => e.name);
-  return { submit, read, done, notified, lines: fake.lines, root, list, svc };
+  return { submit, read, done, notified, lines: fake.lines, root };
 }
 
 Deno.test("cleanup", async (t) => {
