@@ -1,47 +1,89 @@
 /**
- * The cleanup service logic: receive one message from smtpd, pickup or
- * bounce, canonicalize it, and write it durably into `incoming/`.
+ * The cleanup service pipeline: receive one message from smtpd, pickup or
+ * bounce, canonicalize it, and write it durably into `incoming/` (or
+ * `hold/`). The steps, in Postfix's order:
  *
- * - Qualifies unqualified addresses with `$myorigin` when append_at_myorigin
- *   = yes (the default); with no they stay as they are (qmgr then treats an
- *   address without domain as local, as Postfix's resolver does).
- *   append_dot_mydomain is not implemented (reported by the config layer).
- * - Removes duplicate recipients (same address, domain case-insensitive).
- * - With extractRecipients (sendmail -t), takes recipients from To/Cc/Bcc
- *   and removes Bcc.
- * - Adds Message-Id, Date and From when missing (at the end of the header).
- * - Rejects mail over `message_size_limit` (552 5.3.4) and with more
- *   Received headers than `hopcount_limit` (554 5.4.0).
- * - Headers past `header_size_limit` become body, as in Postfix.
+ * 1. Envelope sender and recipients: rewrite local (qualify with
+ *    `$myorigin` when append_at_myorigin = yes; with no, an address
+ *    without domain stays as it is), sender_/recipient_canonical_maps,
+ *    canonical_maps, masquerading, per *_classes (addresses.ts,
+ *    rewrite.ts). sender_bcc_maps and recipient_bcc_maps (bcc.ts).
+ * 2. Primary headers: header_checks / mime_header_checks (checks.ts), then
+ *    the addresses of sender and recipient headers rewritten like the
+ *    envelope (header_sender, header_recipient classes) when the message
+ *    comes from a local client (Postfix's local_header_rewrite_clients
+ *    default: local submission, loopback and $inet_interfaces addresses;
+ *    remote clients' headers are not rewritten, remote_header_rewrite_domain
+ *    being empty). With extractRecipients (sendmail -t), recipients from
+ *    To/Cc/Bcc, and Bcc removed. Missing Message-Id, Date and From added.
+ * 3. Recipients expanded through virtual_alias_maps (virtual.ts), the
+ *    BCC recipients (auto, always_bcc, header/body check BCC) added with
+ *    NOTIFY=NEVER, duplicates removed (same address, domain
+ *    case-insensitive), REDIRECT replaces them all.
+ * 4. Body: body_checks per line (the first body_checks_size_limit bytes of
+ *    each MIME part), part headers to mime_header_checks and attached
+ *    message headers to nested_header_checks (lib/mime scan.ts). When any
+ *    of these is set the queue file is started at the end of the message
+ *    (the content is held in memory, at most message_size_limit), because
+ *    a body line may still change the recipients (BCC, REDIRECT) or the
+ *    queue (HOLD); otherwise content streams to disk.
+ * 5. Outcome: REJECT refuses with the check's reply; DISCARD answers
+ *    success and keeps nothing; HOLD writes into `hold/` (qmgr is not
+ *    woken); FILTER refuses with 451 4.3.5 (not supported, see checks.ts).
+ *    A table that cannot answer refuses the message with 451 4.3.0 and
+ *    nothing is queued; an alias expansion over a limit with 451 4.6.0.
  *
- * Header/body checks, canonical and virtual alias maps are not implemented
- * yet: setting their parameters gives a "not supported" warning from the
- * config layer.
+ * Also: mail over `message_size_limit` gets 552 5.3.4, more Received
+ * headers than `hopcount_limit` 554 5.4.0; headers past header_size_limit
+ * become body. Mail that cleanup's own daemons make (bounce) gets address
+ * rewriting but no content checks and no automatic BCC, as Postfix's
+ * internal mail. append_dot_mydomain is not implemented (reported by the
+ * config layer).
  *
  * Parameters: myhostname, myorigin, append_at_myorigin (yes),
- * message_size_limit (10240000), header_size_limit (102400), hopcount_limit
- * (50).
+ * message_size_limit (10240000), header_size_limit (102400),
+ * hopcount_limit (50), inet_interfaces, and the table parameters listed in
+ * tables.ts (opened once per process).
  */
-import { splitAddress } from "../../lib/address/mod.ts";
+import { parseHeaderAddresses, splitAddress } from "../../lib/address/mod.ts";
 import type { CleanupEnvelope, CleanupResult } from "../../lib/cleanup/client.ts";
 import { type IpcConn } from "../../lib/ipc/mod.ts";
+import { DictError } from "../../lib/maps/mod.ts";
 import {
   findHeader,
   formatHeader,
   type HeaderField,
   HeaderSplitter,
   messageIdStamp,
+  MimeScanner,
   rfc2822Date,
 } from "../../lib/mime/mod.ts";
-import { headerAddress, parseHeaderAddresses } from "../../lib/address/mod.ts";
+import { headerAddress } from "../../lib/address/mod.ts";
 import { DirSyncer, newQueueId, QueueWriter, type Recipient } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
+import { AddressRewriter } from "./addresses.ts";
+import { autoBcc, internalForm } from "./bcc.ts";
+import { type CheckLogContext, type LineVerdict, MessageChecks } from "./checks.ts";
+import { headerKind, isMimeHeader, rewriteHeaderAddresses } from "./rewrite.ts";
+import { CleanupTables } from "./tables.ts";
+import { ExpansionError } from "./virtual.ts";
 
 class Rejected extends Error {
   override readonly name = "Rejected";
-  constructor(readonly code: number, readonly dsn: string, text: string) {
+  constructor(
+    readonly code: number,
+    readonly dsn: string,
+    text: string,
+    /** Already logged (content checks log their own line). */
+    readonly logged = false,
+  ) {
     super(text);
   }
+}
+
+/** DISCARD: the client is told the message was queued; nothing was. */
+class Discarded extends Error {
+  override readonly name = "Discarded";
 }
 
 /** Qualifies an address with a domain when it has none. "" stays "", and so does all with origin "". */
@@ -67,17 +109,71 @@ export function dedupe(rcpts: Recipient[]): Recipient[] {
   });
 }
 
+/**
+ * Whether header addresses of this message are rewritten: Postfix's
+ * local_header_rewrite_clients = permit_inet_interfaces (its default), with
+ * remote_header_rewrite_domain empty. Local submission and internal mail
+ * count as local.
+ */
+export function localHeaderContext(
+  attrs: CleanupEnvelope["attrs"],
+  inetInterfaces: string[],
+): boolean {
+  if (!attrs || attrs.origin !== "smtpd" || !attrs.clientAddr) return true;
+  const a = attrs.clientAddr.toLowerCase().replace(/^ipv6:/, "");
+  if (/^127\./.test(a) || a === "::1" || /^::ffff:127\./.test(a)) return true;
+  return inetInterfaces.some((i) => i.toLowerCase().replace(/^\[|\]$/g, "") === a);
+}
+
+const CRLF = new Uint8Array([0x0d, 0x0a]);
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/**
+ * A header check's text for a field, as Postfix's mime_state builds it: the
+ * lines joined with "\n", no final line end, and the obsolete "Name :"
+ * form written "Name:".
+ */
+export function logicalHeader(raw: Uint8Array): string {
+  return dec.decode(raw).replace(/\r?\n$/, "").replace(/\r?\n/g, "\n")
+    .replace(/^([!-9;-~]+)[ \t]+:/, "$1:");
+}
+
 /** Per-process state shared by all cleanup connections. */
 export class CleanupService {
   readonly syncer: DirSyncer;
+  readonly holdSyncer: DirSyncer;
   #notifyTimer: ReturnType<typeof setTimeout> | null = null;
   #newIds: string[] = [];
+  #tables: Promise<CleanupTables> | null = null;
 
   constructor(
     readonly ctx: ServiceContext,
     readonly notify: (ids: string[]) => Promise<void>,
   ) {
     this.syncer = new DirSyncer(ctx.queue.dir("incoming"));
+    this.holdSyncer = new DirSyncer(ctx.queue.dir("hold"));
+  }
+
+  /**
+   * The tables, opened at the first message and kept for the life of the
+   * process. A failed open is tried again with the next message.
+   */
+  tables(): Promise<CleanupTables> {
+    this.#tables ??= CleanupTables.open(this.ctx.config, (m) => this.ctx.log.warn(m)).catch(
+      (e) => {
+        this.#tables = null;
+        throw e;
+      },
+    );
+    return this.#tables;
+  }
+
+  /** Closes the tables (at stop). */
+  async close(): Promise<void> {
+    const t = this.#tables;
+    this.#tables = null;
+    if (t) await (await t.catch(() => null))?.close();
   }
 
   /**
@@ -110,13 +206,16 @@ export class CleanupService {
     }
     let result: CleanupResult;
     let inStep = true;
+    let queued: "incoming" | "hold" | null = null;
     try {
-      await this.#write(conn, queueId, envMsg);
+      queued = await this.#write(conn, queueId, envMsg);
       result = { status: "ok", queueId };
     } catch (e) {
-      if (e instanceof Rejected) {
+      if (e instanceof Discarded) {
+        result = { status: "ok", queueId };
+      } else if (e instanceof Rejected) {
         result = { status: "error", code: e.code, dsn: e.dsn, text: e.message };
-        this.ctx.log.info(`${queueId}: reject: ${e.message}`);
+        if (!e.logged) this.ctx.log.info(`${queueId}: reject: ${e.message}`);
       } else {
         // The rest of this message may still be on the wire: end the connection.
         inStep = false;
@@ -132,76 +231,238 @@ export class CleanupService {
       }
     }
     await conn.send(result);
-    if (result.status === "ok") this.#scheduleNotify(queueId);
+    if (queued === "incoming") this.#scheduleNotify(queueId);
     return inStep;
   }
 
-  async #write(conn: IpcConn, queueId: string, env: CleanupEnvelope): Promise<void> {
+  /** Writes one message; returns the queue it went to. */
+  async #write(
+    conn: IpcConn,
+    queueId: string,
+    env: CleanupEnvelope,
+  ): Promise<"incoming" | "hold"> {
     const cfg = this.ctx.config;
+    const log = this.ctx.log;
     const origin = cfg.bool("append_at_myorigin") ? cfg.str("myorigin") : "";
     const sizeLimit = cfg.size("message_size_limit");
     const hopLimit = cfg.int("hopcount_limit");
     const splitter = new HeaderSplitter({ maxBytes: cfg.size("header_size_limit") });
-    const writer = new QueueWriter(this.ctx.queue.dir("incoming"), queueId, this.syncer);
+    let writer: QueueWriter | null = null;
     let size = 0;
-    let rejected: Rejected | null = null;
     let messageId = "";
+    const internal = env.attrs?.origin === "bounce";
 
-    const startFile = async (headers: HeaderField[], rest: Uint8Array) => {
-      const received = headers.filter((h) => /^received$/i.test(h.name)).length;
-      if (received > hopLimit) throw new Rejected(554, "5.4.0", "Error: too many hops");
-      let recipients: Recipient[] = env.recipients.map((r) => ({
-        ...r,
-        address: qualify(r.address, origin),
-      }));
-      const keep: HeaderField[] = [];
-      for (const h of headers) {
-        if (env.extractRecipients && /^(to|cc|bcc)$/i.test(h.name)) {
-          for (const a of parseHeaderAddresses(h.value)) {
-            recipients.push({ address: qualify(a, origin) });
+    /** A table failure or expansion limit as the refusal Postfix gives. */
+    const refusal = (e: unknown): Rejected => {
+      if (e instanceof DictError) {
+        log.warn(`${queueId}: ${e.message} -- message not accepted, try again later`);
+        return new Rejected(451, "4.3.0", "Error: queue file write error", true);
+      }
+      if (e instanceof ExpansionError) {
+        return new Rejected(451, e.dsn, e.reason, true);
+      }
+      throw e;
+    };
+
+    let tables: CleanupTables;
+    try {
+      tables = await this.tables();
+    } catch (e) {
+      const r = refusal(e);
+      await drain(conn);
+      throw r;
+    }
+    const warn = (m: string) => log.warn(`${queueId}: ${m}`);
+    const rewriter = new AddressRewriter(tables, (a) => qualify(a, origin), warn);
+    const attrs = env.attrs ?? {};
+    const logCtx: CheckLogContext = {
+      queueId,
+      origin: attrs.origin === "smtpd"
+        ? `${attrs.clientName ?? "unknown"}[${attrs.clientAddr ?? "unknown"}]`
+        : attrs.origin
+        ? "local"
+        : "unknown",
+      sender: "",
+      proto: attrs.origin === "smtpd" ? attrs.protocol : undefined,
+      helo: attrs.origin === "smtpd" ? attrs.helo : undefined,
+      info: (m) => log.info(m),
+      warn: (m) => log.warn(m),
+    };
+    const checks = new MessageChecks(internal ? tables.noChecks : tables.checks, logCtx);
+
+    // Filled in at the end of the header section.
+    let sender = "";
+    let baseRecipients: Recipient[] = [];
+    let bccAddresses: string[] = [];
+    let queue: "incoming" | "hold" = "incoming";
+    /** Body scanning (body/MIME/nested checks): content is held until the end. */
+    let scan: BodyScan | null = null;
+
+    const begin = async (content: Uint8Array[]) => {
+      let recipients = [...baseRecipients];
+      if (checks.redirect !== undefined) {
+        recipients = [{ address: qualify(internalForm(checks.redirect), origin) }];
+      }
+      try {
+        for (const b of [...bccAddresses, ...checks.bcc.map(internalForm)]) {
+          const r = await rewriter.rewrite(b, "envelopeRecipient");
+          for (const a of await rewriter.expand(r)) {
+            recipients.push({ address: a, notify: ["NEVER"] });
           }
-          if (/^bcc$/i.test(h.name)) continue;
         }
-        keep.push(h);
+      } catch (e) {
+        throw refusal(e);
       }
       recipients = dedupe(recipients);
-      if (recipients.length === 0) {
-        throw new Rejected(554, "5.5.1", "Error: no recipients specified");
+      if (checks.reject) {
+        throw new Rejected(checks.reject.code, checks.reject.dsn, checks.reject.text, true);
       }
-      const sender = qualify(env.sender, origin);
-      const added: Uint8Array[] = [];
-      const now = new Date(env.arrival ?? Date.now());
-      const mid = findHeader(keep, "message-id");
-      if (mid) messageId = mid.value.trim();
-      else {
-        messageId = `<${messageIdStamp(now)}.${queueId}@${cfg.str("myhostname")}>`;
-        added.push(formatHeader("Message-Id", messageId));
-      }
-      if (!findHeader(keep, "date")) added.push(formatHeader("Date", rfc2822Date(now)));
-      if (!findHeader(keep, "from")) {
-        added.push(
-          formatHeader(
-            "From",
-            sender === "" ? `MAILER-DAEMON@${cfg.str("myhostname")}` : headerAddress(sender),
-          ),
-        );
-      }
+      if (checks.discard) throw new Discarded();
+      queue = checks.hold ? "hold" : "incoming";
+      writer = new QueueWriter(
+        this.ctx.queue.dir(queue),
+        queueId,
+        queue === "hold" ? this.holdSyncer : this.syncer,
+      );
       await writer.begin(
         {
           queueId,
-          arrival: now.getTime(),
+          arrival: arrival.getTime(),
           sender,
           attrs: env.attrs,
           messageId,
         },
         recipients,
       );
-      for (const h of keep) await writer.write(h.raw);
-      for (const h of added) await writer.write(h);
-      if (rest.length) await writer.write(rest);
-      size += sumHeaders(keep) + added.reduce((a, b) => a + b.length, 0) + rest.length;
+      for (const c of content) await writer.write(c);
+    };
+    const arrival = new Date(env.arrival ?? Date.now());
+
+    const startFile = async (headers: HeaderField[], rest: Uint8Array) => {
+      const received = headers.filter((h) => /^received$/i.test(h.name)).length;
+      if (received > hopLimit) throw new Rejected(554, "5.4.0", "Error: too many hops");
+      const rw = rewriter;
+      const ck = checks;
+      let recipients: Recipient[];
+      try {
+        sender = await rw.rewrite(env.sender, "envelopeSender");
+        recipients = [];
+        for (const r of env.recipients) {
+          // The address before table rewriting, for orig_to= (Postfix's
+          // original recipient); a DSN ORCPT from the client wins.
+          const given = qualify(r.address, origin);
+          recipients.push({
+            ...r,
+            address: await rw.rewrite(r.address, "envelopeRecipient"),
+            orcpt: r.orcpt ?? given,
+          });
+        }
+        logCtx.sender = sender;
+        logCtx.recipient = recipients[0]?.address;
+      } catch (e) {
+        throw refusal(e);
+      }
+      const localHeaders = localHeaderContext(env.attrs, tables.inetInterfaces);
+      const keep: HeaderField[] = [];
+      const out: Uint8Array[] = [];
+      try {
+        for (const h0 of headers) {
+          let h = h0;
+          if (ck.active && ck.anyHeaderTables) {
+            const v = await ck.header(logicalHeader(h.raw), "primary", isMimeHeader(h.name));
+            for (const p of v.prepend) out.push(enc.encode(p), CRLF);
+            if (v.result === "drop") continue;
+            if (typeof v.result === "object") h = fieldFromText(v.result.replace);
+          }
+          if (env.extractRecipients && /^(to|cc|bcc)$/i.test(h.name)) {
+            for (const a of parseHeaderAddresses(h.value)) {
+              recipients.push({ address: await rw.rewrite(a, "envelopeRecipient") });
+            }
+            if (/^bcc$/i.test(h.name)) continue;
+          }
+          const kind = headerKind(h.name);
+          if (kind && localHeaders) {
+            const role = kind === "sender" ? "headerSender" : "headerRecipient";
+            const value = await rewriteHeaderAddresses(h.value, (a) => rw.rewrite(a, role));
+            if (value !== undefined) h = formattedField(h.name, value);
+          }
+          keep.push(h);
+          out.push(h.raw);
+        }
+        if (recipients.length === 0) {
+          throw new Rejected(554, "5.5.1", "Error: no recipients specified");
+        }
+        if (ck.redirect === undefined) {
+          const expanded: Recipient[] = [];
+          for (const r of recipients) {
+            const list = await rw.expand(r.address);
+            const aliased = list.length > 1 || list[0] !== r.address;
+            const notify = aliased ? withoutSuccess(r.notify) : r.notify;
+            for (const a of list) {
+              expanded.push(
+                notify === r.notify ? { ...r, address: a } : { ...r, address: a, notify },
+              );
+            }
+          }
+          baseRecipients = expanded;
+        } else baseRecipients = recipients;
+        baseRecipients = baseRecipients.map((r) =>
+          r.orcpt === undefined || r.orcpt.toLowerCase() !== r.address.toLowerCase()
+            ? r
+            : withoutOrcpt(r)
+        );
+        if (!internal) {
+          bccAddresses = await autoBcc(tables, sender, recipients.map((r) => r.address));
+        }
+      } catch (e) {
+        if (e instanceof Rejected) throw e;
+        throw refusal(e);
+      }
+      const now = arrival;
+      const mid = findHeader(keep, "message-id");
+      if (mid) messageId = mid.value.trim();
+      else {
+        messageId = `<${messageIdStamp(now)}.${queueId}@${cfg.str("myhostname")}>`;
+        out.push(formatHeader("Message-Id", messageId));
+      }
+      if (!findHeader(keep, "date")) out.push(formatHeader("Date", rfc2822Date(now)));
+      if (!findHeader(keep, "from")) {
+        out.push(
+          formatHeader(
+            "From",
+            sender === "" ? `MAILER-DAEMON@${cfg.str("myhostname")}` : headerAddress(sender),
+          ),
+        );
+      }
+      const t = ck.tables;
+      if (ck.active && (!t.body.empty || !t.mime.empty || !t.nested.empty)) {
+        const ct = findHeader(keep, "content-type")?.value ?? "";
+        scan = new BodyScan(ck, ct, tables.bodyChecksSizeLimit, cfg.int("line_length_limit"));
+        scan.held.push(...out);
+        try {
+          await scan.push(rest);
+        } catch (e) {
+          throw refusal(e);
+        }
+      } else {
+        if (rest.length) out.push(rest);
+        await begin(out);
+      }
+      size += sumHeaders(headers) + rest.length;
     };
 
+    /** Ends a message early: content after it is drained, not written. */
+    let stop: Rejected | Discarded | null = null;
+    const stopOn = (e: unknown) => {
+      if (e instanceof Rejected || e instanceof Discarded) stop = e;
+      else throw e;
+    };
+    /** A body check that already decided the outcome: stop holding content. */
+    const decided = () => {
+      const c = checks;
+      if (c.reject) throw new Rejected(c.reject.code, c.reject.dsn, c.reject.text, true);
+      if (c.discard) throw new Discarded();
+    };
     try {
       let headersDone = false;
       for (;;) {
@@ -209,7 +470,7 @@ export class CleanupService {
         if (f === null) throw new Error("lost connection with client");
         if (f.kind === "end") break;
         if (f.kind !== "data") throw new Error("unexpected message frame in content");
-        if (rejected) continue; // drain to keep the protocol in step
+        if (stop) continue; // drain to keep the protocol in step
         try {
           if (!headersDone) {
             const r = splitter.push(f.data);
@@ -219,28 +480,50 @@ export class CleanupService {
             }
           } else {
             size += f.data.length;
-            if (size <= sizeLimit) await writer.write(f.data);
+            if (size <= sizeLimit) {
+              if (scan) {
+                await (scan as BodyScan).push(f.data).catch((e) => {
+                  throw refusal(e);
+                });
+                decided();
+              } else await writer!.write(f.data);
+            }
           }
           if (size > sizeLimit) {
             throw new Rejected(552, "5.3.4", "Error: message file too big");
           }
         } catch (e) {
-          if (!(e instanceof Rejected)) throw e;
-          rejected = e;
+          stopOn(e);
         }
       }
-      if (!rejected && !headersDone) {
-        const r = splitter.end();
-        await startFile(r.headers, r.rest);
-        if (size > sizeLimit) rejected = new Rejected(552, "5.3.4", "Error: message file too big");
+      if (!stop && !headersDone) {
+        try {
+          const r = splitter.end();
+          await startFile(r.headers, r.rest);
+          if (size > sizeLimit) throw new Rejected(552, "5.3.4", "Error: message file too big");
+        } catch (e) {
+          stopOn(e);
+        }
       }
-      if (rejected) throw rejected;
-      await writer.commit();
+      if (!stop && scan) {
+        const s = scan as BodyScan;
+        try {
+          await s.end().catch((e) => {
+            throw refusal(e);
+          });
+          await begin(s.held);
+        } catch (e) {
+          stopOn(e);
+        }
+      }
+      if (stop) throw stop;
+      await (writer as QueueWriter | null)!.commit();
     } catch (e) {
-      await writer.abort();
+      await (writer as QueueWriter | null)?.abort();
       throw e;
     }
-    this.ctx.log.info(`${queueId}: message-id=${messageId}`);
+    log.info(`${queueId}: message-id=${messageId}`);
+    return queue;
   }
 
   #scheduleNotify(id: string): void {
@@ -255,6 +538,153 @@ export class CleanupService {
       });
     }, 0);
   }
+}
+
+/**
+ * NOTIFY for the addresses an alias expanded to: without SUCCESS, as
+ * Postfix (RFC 3461 "expanded": the sender is not told where the alias
+ * leads). Postfix also sends the sender an "expanded" notice; Postwarden
+ * does not (yet).
+ */
+function withoutSuccess(notify: string[] | undefined): string[] | undefined {
+  if (!notify?.some((n) => n.toUpperCase() === "SUCCESS")) return notify;
+  const rest = notify.filter((n) => n.toUpperCase() !== "SUCCESS");
+  return rest.length ? rest : ["NEVER"];
+}
+
+/** Reads and drops the rest of a message, keeping the connection in step. */
+async function drain(conn: IpcConn): Promise<void> {
+  for (;;) {
+    const f = await conn.recv();
+    if (f === null) throw new Error("lost connection with client");
+    if (f.kind === "end") return;
+  }
+}
+
+/** The recipient without its orcpt (it names the address itself: nothing to record). */
+function withoutOrcpt(r: Recipient): Recipient {
+  const { orcpt: _, ...rest } = r;
+  return rest;
+}
+
+/** A header field from REPLACE text ("Name: value", one line). */
+function fieldFromText(text: string): HeaderField {
+  const colon = text.indexOf(":");
+  const raw = enc.encode(text.replace(/[\r\n]+/g, " ") + "\r\n");
+  return {
+    name: text.slice(0, colon).replace(/[ \t]+$/, ""),
+    value: text.slice(colon + 1).trim(),
+    raw,
+  };
+}
+
+/** A header field with a rewritten value, folded. */
+function formattedField(name: string, value: string): HeaderField {
+  return { name, value, raw: formatHeader(name, value) };
+}
+
+/**
+ * The body through body_checks, mime_header_checks and
+ * nested_header_checks, line by line; the output is held in memory.
+ */
+class BodyScan {
+  readonly held: Uint8Array[] = [];
+  /** The start of a line whose end has not arrived. */
+  #pending: Uint8Array[] = [];
+  readonly #mime: MimeScanner;
+  /** Body bytes of the current part seen so far (body_checks_size_limit). */
+  #partBytes = 0;
+
+  constructor(
+    readonly checks: MessageChecks,
+    contentType: string,
+    /** body_checks_size_limit (0: no limit). */
+    readonly limit: number,
+    /** line_length_limit: longer lines are checked in pieces. */
+    readonly lineLimit: number,
+  ) {
+    this.#mime = new MimeScanner(contentType);
+  }
+
+  async push(chunk: Uint8Array): Promise<void> {
+    let pos = 0;
+    for (;;) {
+      const lf = chunk.indexOf(0x0a, pos);
+      if (lf < 0) break;
+      // A line split across chunks is joined once, when its end arrives.
+      const piece = chunk.subarray(pos, lf + 1);
+      const line = this.#pending.length ? concatLines([...this.#pending, piece]) : piece.slice();
+      this.#pending = [];
+      await this.#line(line);
+      pos = lf + 1;
+    }
+    if (pos < chunk.length) this.#pending.push(chunk.slice(pos));
+  }
+
+  async end(): Promise<void> {
+    if (this.#pending.length) await this.#line(concatLines(this.#pending));
+    this.#pending = [];
+    for (const ev of this.#mime.end()) await this.#event(ev);
+  }
+
+  async #line(line: Uint8Array): Promise<void> {
+    const wasBody = this.#mime.inBody;
+    for (const ev of this.#mime.push(line)) await this.#event(ev);
+    if (!wasBody && this.#mime.inBody) this.#partBytes = 0;
+  }
+
+  async #event(ev: ReturnType<MimeScanner["push"]>[number]): Promise<void> {
+    if (ev.kind === "header") {
+      const raw = concatLines(ev.lines);
+      const text = logicalHeader(raw);
+      const name = text.slice(0, text.indexOf(":"));
+      const v = await this.checks.header(text, ev.headerClass, isMimeHeader(name));
+      this.#emit(v, raw);
+      return;
+    }
+    const within = this.limit <= 0 || this.#partBytes < this.limit;
+    this.#partBytes += ev.raw.length;
+    if (!within || !this.checks.active) {
+      this.held.push(ev.raw);
+      return;
+    }
+    let end = ev.raw.length;
+    if (ev.raw[end - 1] === 0x0a) end -= ev.raw[end - 2] === 0x0d ? 2 : 1;
+    // Like Postfix, a line longer than line_length_limit is checked in
+    // pieces of that size; the first piece that does more than PREPEND
+    // decides for the line.
+    const prepend: string[] = [];
+    for (let off = 0; off < end || off === 0; off += this.lineLimit) {
+      const v = await this.checks.body(
+        dec.decode(ev.raw.subarray(off, Math.min(end, off + this.lineLimit))),
+      );
+      prepend.push(...v.prepend);
+      if (v.result !== "keep") {
+        this.#emit({ prepend, result: v.result }, ev.raw);
+        return;
+      }
+      if (!this.checks.active) break;
+    }
+    this.#emit({ prepend, result: "keep" }, ev.raw);
+  }
+
+  #emit(v: LineVerdict, raw: Uint8Array): void {
+    for (const p of v.prepend) this.held.push(enc.encode(p), CRLF);
+    if (v.result === "keep") this.held.push(raw);
+    else if (typeof v.result === "object") this.held.push(enc.encode(v.result.replace), CRLF);
+  }
+}
+
+function concatLines(lines: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const l of lines) n += l.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const l of lines) {
+    out.set(l, off);
+    off += l.length;
+  }
+  return out;
 }
 
 function sumHeaders(hs: HeaderField[]): number {

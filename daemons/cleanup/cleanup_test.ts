@@ -43,6 +43,7 @@ async function setup(mainCf = "") {
     return out;
   };
   const done = async () => {
+    await svc.close();
     server.close();
     await server.done;
     await Deno.remove(root, { recursive: true });

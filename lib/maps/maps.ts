@@ -47,6 +47,14 @@ export class Maps {
     return new Maps(title, dicts);
   }
 
+  /**
+   * A Maps over tables already open (tests, and callers that open tables
+   * themselves). The Maps takes them over: close() closes them.
+   */
+  static of(title: string, dicts: readonly Dict[]): Maps {
+    return new Maps(title, [...dicts]);
+  }
+
   /** True when no table is named. */
   get empty(): boolean {
     return this.dicts.length === 0;

@@ -1,7 +1,8 @@
 /**
  * Message format helpers shared by cleanup, bounce and the delivery agents:
  * header section splitting, header lookup and formatting, dates, xtext.
- * No MIME structure parsing yet.
+ * MIME structure for content checks (scan.ts).
  */
 
 export * from "./headers.ts";
+export * from "./scan.ts";

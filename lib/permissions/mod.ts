@@ -195,8 +195,9 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       break;
     }
     case "cleanup":
-      g.read.push(`${q}/incoming`);
-      g.write.push(`${q}/incoming`);
+      // hold/: a HOLD action of header/body checks queues the message there.
+      g.read.push(`${q}/incoming`, `${q}/hold`);
+      g.write.push(`${q}/incoming`, `${q}/hold`);
       break;
     case "pickup":
       // /etc/passwd: the submitter's login name for its uid (the default sender).

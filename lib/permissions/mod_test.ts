@@ -54,7 +54,7 @@ Deno.test("permission sets", async (t) => {
     const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no" }));
     assertEquals(g.net, ["unix:/q/peer/cleanup.inet.2525", "127.0.0.1:2525"]);
   });
-  await t.step("cleanup: incoming/, its sockets (one per client) and qmgr's for it", () => {
+  await t.step("cleanup: incoming/, hold/, its sockets (one per client) and qmgr's for it", () => {
     const g = daemonGrants(svc("cleanup"), ctx());
     assertEquals(g.write, [
       "/q/private/cleanup",
@@ -64,6 +64,7 @@ Deno.test("permission sets", async (t) => {
       "/q/peer/cleanup.unix.bounce",
       "/q/peer/cleanup.unix.local",
       "/q/incoming",
+      "/q/hold",
     ]);
     assert(g.net.every((n) => n.startsWith("unix:")), g.net.join());
   });

@@ -41,7 +41,7 @@ Deno.test({
     const { dir, conf } = await confWith(
       "smtpd_timeout = 0\nsmtpd_recipient_limit = -5\nsmtpd_tls_security_level = encrypt\n" +
         "local_recipient_maps = proxy:unix:passwd.byname $alias_maps\n" +
-        "mynetworks = !127.0.0.2, 127.0.0.5/0\nheader_checks = regexp:/etc/postfix/header_checks\n" +
+        "mynetworks = !127.0.0.2, 127.0.0.5/0\ncontent_filter = amavis:[127.0.0.1]:10024\n" +
         "biff = no\nsmtpd_client_restrictions = check_client_access hash:/etc/postfix/access\n",
     );
     try {
@@ -54,7 +54,7 @@ Deno.test({
           /error: smtpd_tls_security_level = encrypt: not supported by Postwarden/,
           /error: local_recipient_maps = .*set "local_recipient_maps ="/,
           /error: mynetworks: non-null host address bits in "127\.0\.0\.5\/0", perhaps you should use "0\.0\.0\.0\/0" instead/,
-          /error: header_checks = regexp:\/etc\/postfix\/header_checks: not supported/,
+          /error: content_filter = amavis:\[127\.0\.0\.1\]:10024: not supported/,
           /warning: parameter biff is not supported by Postwarden and is ignored/,
           /warning: smtpd_client_restrictions: restriction "check_client_access" is not supported/,
         ]
