@@ -1,6 +1,8 @@
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import { loadConfig, makeConfig } from "./config.ts";
 import { overrideProblems, validateConfig } from "./validate.ts";
+import { ignorableNames } from "./ignorable.ts";
+import { PARAMS } from "./params.ts";
 
 /** What a Postwarden main.cf needs beyond Postfix's defaults (conf/main.cf sets the same). */
 const BASE = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8\nlocal_recipient_maps =\n" +
@@ -125,4 +127,9 @@ Deno.test("validateConfig: network lists as Postfix parses them", () => {
   assertMatch(tables[0], /"hash:\/etc\/postfix\/network_table": lookup tables are not supported/);
   assertMatch(tables[1], /"\/etc\/postfix\/networks": files in network lists are not supported/);
   assertMatch(tables[2], /"::1\/128": lookup tables are not supported .*\[addr\]\/len/);
+});
+
+Deno.test("the allow-list of ignored parameters lists none that the table implements", () => {
+  const both = ignorableNames().filter((n) => PARAMS.has(n));
+  assertEquals(both, [], "remove them from ignorable.ts");
 });
