@@ -93,7 +93,7 @@ async function fixture(
     services: [],
     peer: (name: string) => queue.privateSocket(name),
     signal: new AbortController().signal,
-    maps: mapsOpener(config, log, null),
+    maps: mapsOpener((m) => log.warn(m)),
   };
   return { dir, queue, ctx, lines, path: queue.path("active", ORIGINAL_ID) };
 }

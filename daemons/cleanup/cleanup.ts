@@ -160,7 +160,7 @@ export class CleanupService {
    * process. A failed open is tried again with the next message.
    */
   tables(): Promise<CleanupTables> {
-    this.#tables ??= CleanupTables.open(this.ctx.config, (m) => this.ctx.log.warn(m)).catch(
+    this.#tables ??= CleanupTables.open(this.ctx.config, this.ctx.maps).catch(
       (e) => {
         this.#tables = null;
         throw e;

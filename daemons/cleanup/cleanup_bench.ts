@@ -9,6 +9,7 @@ import { fakeService } from "../../tests/helpers/fake_service.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
 import { ipcListen } from "../../lib/ipc/mod.ts";
 import { makeConfig } from "../../lib/config/mod.ts";
+import { mapsOpener } from "../../lib/service/mod.ts";
 import { AddressRewriter } from "./addresses.ts";
 import { autoBcc } from "./bcc.ts";
 import { CleanupService, qualify } from "./cleanup.ts";
@@ -64,7 +65,7 @@ Deno.bench("cleanup, every table set (no match)", { group: "cleanup" }, all);
 // From/To header addresses are parsed too).
 const idle = await CleanupTables.open(
   makeConfig("/tmp", "myorigin = test.example\n"),
-  () => {},
+  mapsOpener(() => {}),
 );
 Deno.bench("rewriting steps, no tables set", { group: "steps" }, async () => {
   const rw = new AddressRewriter(idle, (a) => qualify(a, "test.example"), () => {});

@@ -26,6 +26,7 @@
  */
 import type { Config } from "../../lib/config/mod.ts";
 import { type AddressSearchOptions, DictError, Maps, splitMapList } from "../../lib/maps/mod.ts";
+import type { MapsOpener } from "../../lib/service/mod.ts";
 import type { CheckTables } from "./checks.ts";
 import { type AddressClasses, type Masquerade, parseClasses } from "./rewrite.ts";
 import type { ExpansionLimits } from "./virtual.ts";
@@ -66,10 +67,10 @@ export class CleanupTables {
    * @throws {DictError} when a table cannot be opened or a setting is bad
    *   (kind "config"); nothing stays open then.
    */
-  static async open(config: Config, warn: (m: string) => void): Promise<CleanupTables> {
+  static async open(config: Config, openMaps: MapsOpener): Promise<CleanupTables> {
     const opened: Maps[] = [];
     const open = async (name: string, value = config.str(name)) => {
-      const m = await Maps.open(name, value, { warn });
+      const m = await openMaps(name, value);
       opened.push(m);
       return m;
     };

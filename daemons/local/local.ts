@@ -61,7 +61,7 @@ import { DictError, Maps } from "../../lib/maps/mod.ts";
 import { HeaderSplitter } from "../../lib/mime/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import { resolve } from "../../lib/resolve/mod.ts";
-import type { ServiceContext } from "../../lib/service/mod.ts";
+import type { MapsOpener, ServiceContext } from "../../lib/service/mod.ts";
 import {
   type AliasEnv,
   expandRecipient,
@@ -81,7 +81,7 @@ import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
 export class LocalTables {
   #open: Promise<{ aliases: Maps; localRecipients: Maps | null }> | null = null;
 
-  constructor(readonly config: Config, readonly warn: (message: string) => void) {}
+  constructor(readonly config: Config, readonly openMaps: MapsOpener) {}
 
   /**
    * The open tables.
@@ -97,13 +97,12 @@ export class LocalTables {
   }
 
   async #openAll() {
-    const opts = { warn: this.warn };
-    const aliases = await Maps.open("alias_maps", this.config.str("alias_maps"), opts);
+    const aliases = await this.openMaps("alias_maps", this.config.str("alias_maps"));
     try {
       const lrm = this.config.str("local_recipient_maps");
       const localRecipients = lrm.trim() === ""
         ? null
-        : await Maps.open("local_recipient_maps", lrm, opts);
+        : await this.openMaps("local_recipient_maps", lrm);
       return { aliases, localRecipients };
     } catch (e) {
       await aliases.close();
@@ -161,7 +160,7 @@ export async function deliverLocal(
   const unsupported = mailboxProblem(ctx);
   if (unsupported) return deferAll(unsupported);
 
-  const tables = opts.tables ?? new LocalTables(ctx.config, (m) => ctx.log.warn(m));
+  const tables = opts.tables ?? new LocalTables(ctx.config, ctx.maps);
   try {
     let open;
     try {

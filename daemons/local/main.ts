@@ -18,7 +18,7 @@ if (import.meta.main) {
   await runService({
     program: "local",
     init: (ctx) => {
-      tables = new LocalTables(ctx.config, (m) => ctx.log.warn(m));
+      tables = new LocalTables(ctx.config, ctx.maps);
     },
     onIpc: (conn, ctx) =>
       serveDelivery(conn, ctx, (req, file, c) => deliverLocal(req, file, c, { tables: tables! })),

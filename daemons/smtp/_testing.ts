@@ -247,7 +247,7 @@ export async function makeContext(mainCf = ""): Promise<ServiceContext & { lines
     services: [],
     peer: (name: string) => queue.privateSocket(name),
     signal: new AbortController().signal,
-    maps: mapsOpener(config, log, null),
+    maps: mapsOpener((m) => log.warn(m)),
     lines,
   };
 }

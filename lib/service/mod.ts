@@ -36,7 +36,7 @@ export interface ServiceContext {
   peer(name: string): string;
   /** Aborted when the daemon is asked to stop. */
   signal: AbortSignal;
-  /** The tables a parameter names, opened once (through proxymap where it runs). */
+  /** Opens the tables a parameter names (through proxymap where it runs); the caller keeps them. */
   maps: MapsOpener;
 }
 
@@ -148,7 +148,7 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     services: handoff.services,
     peer: (name) => peerSocket(queueDir, self, name),
     signal: abort.signal,
-    maps: mapsOpener(config, log, proxySocket),
+    maps: mapsOpener((m) => log.warn(m), proxySocket),
   };
   const inflight = new Set<Promise<void>>();
   const track = (p: Promise<void>) => {

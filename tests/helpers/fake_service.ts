@@ -70,7 +70,7 @@ export async function fakeService(
     services: [],
     peer: (name) => queue.privateSocket(name),
     signal: abort.signal,
-    maps: mapsOpener(config, log, null),
+    maps: mapsOpener((m) => log.warn(m)),
   };
   return { ctx, lines, abort };
 }
