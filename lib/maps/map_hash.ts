@@ -35,7 +35,8 @@
  * 0   "PWDB0001"                 magic and version
  * 8   nslots                     power of two, >= 2 x count
  * 12  count                      number of entries
- * 16  slots[nslots]              offset of a record, 0 = empty slot
+ * 16  length                     length of the whole file
+ * 20  slots[nslots]              offset of a record, 0 = empty slot
  * ... records: klen vlen key value (UTF-8), in source order; a record
  *     replaced by a later one (postmap -r) has the top bit of klen set
  * ```
@@ -46,7 +47,9 @@
  *
  * The file is written to a temporary name beside the target and renamed
  * over it, so a reader sees the old table or the new one, never half of
- * one; `postmap -i` and `-d` rewrite the whole file the same way.
+ * one; `postmap -i` and `-d` rewrite the whole file the same way. The
+ * header holds the file's length, so a file torn by a crash is reported
+ * as corrupt, never read; record bounds are checked on every read.
  * `postmap -N`/`-n` (NUL-terminated keys and values for old sendmail/NIS
  * readers) are accepted and change nothing: the format stores lengths.
  * Postfix daemons notice a changed table and restart; a Postwarden dict
@@ -68,7 +71,7 @@ import {
 export const COMPILED_TYPES = ["hash", "btree", "lmdb", "cdb"] as const;
 
 const MAGIC = "PWDB0001";
-const HEADER = 16;
+const HEADER = 20;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -197,6 +200,7 @@ export class TableBuilder {
     buf.set(enc.encode(MAGIC), 0);
     writeU32(buf, 8, this.#slots.length);
     writeU32(buf, 12, this.#count);
+    writeU32(buf, 16, this.#pos);
     const slots = this.#slots;
     for (let i = 0; i < slots.length; i++) writeU32(buf, HEADER + i * 4, slots[i]);
     return buf.subarray(0, this.#pos);
@@ -372,12 +376,19 @@ export class CompiledTable {
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#nslots = this.#view.getUint32(8, true);
     this.count = this.#view.getUint32(12, true);
+    this.#what = what;
     if (
       this.#nslots === 0 || (this.#nslots & (this.#nslots - 1)) !== 0 ||
-      HEADER + this.#nslots * 4 > bytes.length
+      HEADER + this.#nslots * 4 > bytes.length || this.#view.getUint32(16, true) !== bytes.length
     ) {
-      throw new DictError(`${what}: corrupt table index (rebuild it with postmap)`, "config");
+      throw this.#corrupt();
     }
+  }
+
+  readonly #what: string;
+
+  #corrupt(): DictError {
+    return new DictError(`${this.#what}: corrupt table index (rebuild it with postmap)`, "config");
   }
 
   /** The value stored under exactly this key. */
@@ -390,6 +401,7 @@ export class CompiledTable {
     for (let probes = 0; probes <= mask; probes++) {
       const rec = view.getUint32(HEADER + slot * 4, true);
       if (rec === 0) return undefined;
+      if (rec + 8 > buf.length) throw this.#corrupt();
       const klen = view.getUint32(rec, true); // a dead record is never in a slot
       if (klen === k.length) {
         let same = true;
@@ -401,6 +413,7 @@ export class CompiledTable {
         }
         if (same) {
           const vlen = view.getUint32(rec + 4, true);
+          if (rec + 8 + klen + vlen > buf.length) throw this.#corrupt();
           return dec.decode(buf.subarray(rec + 8 + klen, rec + 8 + klen + vlen));
         }
       }
@@ -416,6 +429,7 @@ export class CompiledTable {
       const word = this.#view.getUint32(pos, true);
       const klen = word & ~DEAD & 0x7fffffff;
       const vlen = this.#view.getUint32(pos + 4, true);
+      if (pos + 8 + klen + vlen > this.#buf.length) throw this.#corrupt();
       if (word & DEAD) {
         pos += 8 + klen + vlen;
         continue;
@@ -428,18 +442,36 @@ export class CompiledTable {
   }
 }
 
+/** Options for {@link writeCompiled}. */
+export interface WriteOptions {
+  /** Permission bits of the new file. @default 0o644 */
+  mode?: number;
+  /**
+   * fsync the file before the rename. postmap does not, as Postfix's
+   * postmap does not: the index is derived from its source, and a file
+   * torn by a crash fails the length check at open ("corrupt table index
+   * (rebuild it with postmap)") rather than answering wrongly. @default true
+   */
+  sync?: boolean;
+}
+
 /**
- * Writes an index atomically: a temporary file beside the target, synced,
- * then renamed over it. `mode` is the new file's permission bits.
+ * Writes an index atomically: a temporary file beside the target, then
+ * renamed over it, so a reader sees the old file or the new one.
  */
-export async function writeCompiled(path: string, bytes: Uint8Array, mode = 0o644): Promise<void> {
+export async function writeCompiled(
+  path: string,
+  bytes: Uint8Array,
+  opts: WriteOptions = {},
+): Promise<void> {
+  const mode = opts.mode ?? 0o644;
   const slash = path.lastIndexOf("/");
   const tmp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${Deno.pid}.tmp`;
   const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode });
   try {
     let off = 0;
     while (off < bytes.length) off += await f.write(bytes.subarray(off));
-    await f.sync();
+    if (opts.sync ?? true) await f.sync();
   } catch (e) {
     f.close();
     await Deno.remove(tmp).catch(() => {});
