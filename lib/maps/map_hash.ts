@@ -248,12 +248,8 @@ const isSpaceByte = (b: number) => b === 32 || (b >= 9 && b <= 13);
  */
 export function compileMapSource(bytes: Uint8Array, opts: CompileOptions): Uint8Array {
   let lines = 1;
-  let ascii = true;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (b === 10) lines++;
-    else if (b >= 0x80) ascii = false;
-  }
+  for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) lines++;
+  const ascii = isAscii(bytes);
   const existing = [...(opts.existing ?? [])];
   const builder = new TableBuilder(lines + existing.length);
   const replace = opts.policy === "replace";
@@ -346,6 +342,19 @@ export function compileMapSource(bytes: Uint8Array, opts: CompileOptions): Uint8
   }
   flush();
   return builder.finish();
+}
+
+/** True when no byte has the top bit set (four bytes at a time). */
+function isAscii(bytes: Uint8Array): boolean {
+  let i = 0;
+  const head = (4 - (bytes.byteOffset & 3)) & 3;
+  for (; i < head && i < bytes.length; i++) if (bytes[i] & 0x80) return false;
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset + i, (bytes.length - i) >>> 2);
+  let acc = 0;
+  for (let w = 0; w < words.length; w++) acc |= words[w];
+  if (acc & 0x80808080) return false;
+  for (i += words.length * 4; i < bytes.length; i++) if (bytes[i] & 0x80) return false;
+  return true;
 }
 
 /** A line the byte path handles: no quote, no backslash. */
