@@ -348,7 +348,10 @@ export function compileMapSource(bytes: Uint8Array, opts: CompileOptions): Uint8
 function isAscii(bytes: Uint8Array): boolean {
   let i = 0;
   const head = (4 - (bytes.byteOffset & 3)) & 3;
-  for (; i < head && i < bytes.length; i++) if (bytes[i] & 0x80) return false;
+  for (; i < head; i++) {
+    if (i >= bytes.length) return true;
+    if (bytes[i] & 0x80) return false;
+  }
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset + i, (bytes.length - i) >>> 2);
   let acc = 0;
   for (let w = 0; w < words.length; w++) acc |= words[w];
