@@ -7,27 +7,36 @@
  * `hash:` and `cdb:` builds of one source do not overwrite each other, and
  * the name never collides with Postfix's own `.db`/`.lmdb`/`.cdb` files).
  *
- * WHY NOT DENO KV (measured 2026-12-01 on the build machine, 100,000 keys
- * "keyN@example.com value N", Deno 2.9.6, Postfix 3.7.11):
+ * WHY NOT DENO KV (measured 2026-12-01 on the 2-CPU build machine, 100,000
+ * keys "keyN@example.com value N", Deno 2.9.6, Postfix 3.7.11):
  *
- * | store                      | build      | lookups/s | read-only open          |
- * |----------------------------|------------|-----------|-------------------------|
- * | Deno KV, atomic batches 1k | 756 ms     | 7,600     | no: needs --allow-write |
- * | node:sqlite, one txn       | 234-262 ms | 94,000    | yes (readOnly: true)    |
- * | this file (see below)      | see bench  | see bench | yes, one read grant     |
- * | Postfix postmap hash:      | 136 ms     |           |                         |
- * | Postfix postmap lmdb:      | 67 ms      |           |                         |
- * | Postfix postmap cdb:       | 52 ms      |           |                         |
+ * | store                        | build (ms) | lookups/s | daemon opens read-only  |
+ * |------------------------------|------------|-----------|-------------------------|
+ * | Deno KV, atomic batches 1k   | 756 (a)    | 7,600     | no (see below)          |
+ * | node:sqlite, one transaction | 234-262 (a)| 94,000    | yes (readOnly: true)    |
+ * | this format                  | 42-60 (a)  | 230,000-  | yes, one read grant     |
+ * |                              |            | 440,000   |                         |
+ * | this format, whole postmap   | 115 (b)    |           |                         |
+ * | Postfix postmap hash:        | 116-136 (b)|           |                         |
+ * | Postfix postmap lmdb: / cdb: | 67 / 52 (b)|           |                         |
+ *
+ * (a) in-process, no process start; (b) whole process, best of 5 on a
+ * quiet machine (with a load average of 14: 347 ms ours, 355 Postfix's).
+ * `postmap -q -` with 100,000 keys: ours 204,000-379,000 lookups/s after a
+ * 53-129 ms start (Deno and lib/config), Postfix's 149,000-230,000 after
+ * 5-11 ms. `deno task bench --lookups` prints the current figures.
  *
  * Deno.openKv on an existing file fails with "Requires write access" when
  * the process has only --allow-read of it, and as user nobody on a
  * root-owned 0644 file it fails with "attempt to write a readonly
  * database" even with --allow-write of the file and its -wal/-shm/-journal
- * companions: a daemon cannot open a KV table read-only. It also builds 5x
- * slower than postmap and answers 7,600 lookups/s. node:sqlite opens
- * read-only but builds slower than postmap. So the index is a file of our
- * own, built in one pass and read whole at open (`deno task bench
- * --lookups` prints the current figures).
+ * companions: a daemon cannot open a KV table read-only. It also builds
+ * 5x slower than postmap and answers 7,600 lookups/s. node:sqlite opens
+ * read-only but builds 2x slower than postmap. So the index is a file of
+ * our own, built in one pass and read whole at open.
+ *
+ * The "older than source" check needs to stat the source; a daemon granted
+ * only the index cannot, and then says nothing (postmap -q does warn).
  *
  * FILE FORMAT (all integers little-endian u32):
  *
