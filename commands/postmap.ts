@@ -461,6 +461,9 @@ export async function postmap(args: string[], io: PostmapIo, flavor: Flavor = "p
     if (o.seq) return await sequence(flavor, o, defaultType, io);
     if (o.del !== undefined) return await remove(flavor, o, defaultType, io);
     for (const operand of o.operands) {
+      if (/^proxy:/i.test(operand.trim())) {
+        throw new Fatal("can't create maps via the proxy service");
+      }
       const { type, name } = specOf(operand, defaultType);
       await build(flavor, o, config, type, name, io);
     }
