@@ -43,8 +43,7 @@
  * @module
  */
 import { type Config, configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
-import { DictError, openDict, parseMapSpec, supportedTypes } from "../lib/maps/mod.ts";
-import type { Dict } from "../lib/maps/mod.ts";
+import { type Dict, DictError, parseMapSpec } from "../lib/maps/dict.ts";
 import {
   COMPILED_TYPES,
   compiledPath,
@@ -76,6 +75,12 @@ export interface PostmapIo {
 
 /** postmap or postalias: the program name and the source format. */
 export type Flavor = "postmap" | "postalias";
+
+/**
+ * The table registry, loaded only to query: it imports every backend
+ * (SQL clients included), which a build does not need.
+ */
+const registry = () => import("../lib/maps/registry.ts");
 
 class Fatal extends Error {
   override readonly name = "Fatal";
@@ -224,7 +229,9 @@ async function build(
 ): Promise<void> {
   const warn = (m: string) => io.err(`${flavor}: warning: ${m}`);
   if (!isCompiled(type)) {
-    if (!supportedTypes().includes(type)) throw new Fatal(`unsupported dictionary type: ${type}`);
+    if (!(await registry()).supportedTypes().includes(type)) {
+      throw new Fatal(`unsupported dictionary type: ${type}`);
+    }
     throw new Fatal(`unsupported dictionary type: ${type} does not support bulk-mode creation.`);
   }
   const file = compiledPath(type, name);
@@ -287,7 +294,7 @@ async function build(
     bytes = encodeTable([...merged]);
   }
   const mode = await indexMode(o, name);
-  await writeCompiled(file, bytes, mode);
+  await writeCompiled(file, bytes, { mode, sync: false });
   await giveToSourceOwner(o, name, file);
 }
 
@@ -307,7 +314,7 @@ async function giveToSourceOwner(o: Options, source: string, file: string): Prom
 
 async function openOrFatal(spec: string, o: Options, io: PostmapIo, flavor: Flavor) {
   try {
-    return await openDict(spec, {
+    return await (await registry()).openDict(spec, {
       fold: o.fold,
       utf8: o.utf8,
       warn: (m) => io.err(`${flavor}: warning: ${m}`),
@@ -430,7 +437,10 @@ async function remove(flavor: Flavor, o: Options, defaultType: string, io: Postm
     if (changed) {
       const file = compiledPath(type, name);
       const st = await Deno.stat(file);
-      await writeCompiled(file, encodeTable([...entries]), (st.mode ?? 0o644) & 0o777);
+      await writeCompiled(file, encodeTable([...entries]), {
+        mode: (st.mode ?? 0o644) & 0o777,
+        sync: false,
+      });
       found = true;
     }
   }
@@ -451,6 +461,9 @@ export async function postmap(args: string[], io: PostmapIo, flavor: Flavor = "p
     if (o.seq) return await sequence(flavor, o, defaultType, io);
     if (o.del !== undefined) return await remove(flavor, o, defaultType, io);
     for (const operand of o.operands) {
+      if (/^proxy:/i.test(operand.trim())) {
+        throw new Fatal("can't create maps via the proxy service");
+      }
       const { type, name } = specOf(operand, defaultType);
       await build(flavor, o, config, type, name, io);
     }

@@ -92,6 +92,7 @@ Deno.test("postmap", async (t) => {
         ],
         [["-q", "k", "-s", src], "postmap: fatal: specify only one of -s -q or -d"],
         [[`hash:${dir}/none`], `postmap: fatal: open ${dir}/none: No such file or directory`],
+        [[`proxy:hash:${src}`], "postmap: fatal: can't create maps via the proxy service"],
       ];
       for (const [args, msg] of cases) {
         const r = io();

@@ -7,27 +7,36 @@
  * `hash:` and `cdb:` builds of one source do not overwrite each other, and
  * the name never collides with Postfix's own `.db`/`.lmdb`/`.cdb` files).
  *
- * WHY NOT DENO KV (measured 2026-12-01 on the build machine, 100,000 keys
- * "keyN@example.com value N", Deno 2.9.6, Postfix 3.7.11):
+ * WHY NOT DENO KV (measured 2026-12-01 on the 2-CPU build machine, 100,000
+ * keys "keyN@example.com value N", Deno 2.9.6, Postfix 3.7.11):
  *
- * | store                      | build      | lookups/s | read-only open          |
- * |----------------------------|------------|-----------|-------------------------|
- * | Deno KV, atomic batches 1k | 756 ms     | 7,600     | no: needs --allow-write |
- * | node:sqlite, one txn       | 234-262 ms | 94,000    | yes (readOnly: true)    |
- * | this file (see below)      | see bench  | see bench | yes, one read grant     |
- * | Postfix postmap hash:      | 136 ms     |           |                         |
- * | Postfix postmap lmdb:      | 67 ms      |           |                         |
- * | Postfix postmap cdb:       | 52 ms      |           |                         |
+ * | store                        | build (ms) | lookups/s | daemon opens read-only  |
+ * |------------------------------|------------|-----------|-------------------------|
+ * | Deno KV, atomic batches 1k   | 756 (a)    | 7,600     | no (see below)          |
+ * | node:sqlite, one transaction | 234-262 (a)| 94,000    | yes (readOnly: true)    |
+ * | this format                  | 42-60 (a)  | 230,000-  | yes, one read grant     |
+ * |                              |            | 440,000   |                         |
+ * | this format, whole postmap   | 115 (b)    |           |                         |
+ * | Postfix postmap hash:        | 116-136 (b)|           |                         |
+ * | Postfix postmap lmdb: / cdb: | 67 / 52 (b)|           |                         |
+ *
+ * (a) in-process, no process start; (b) whole process, best of 5 on a
+ * quiet machine (with a load average of 14: 347 ms ours, 355 Postfix's).
+ * `postmap -q -` with 100,000 keys: ours 204,000-379,000 lookups/s after a
+ * 53-129 ms start (Deno and lib/config), Postfix's 149,000-230,000 after
+ * 5-11 ms. `deno task bench --lookups` prints the current figures.
  *
  * Deno.openKv on an existing file fails with "Requires write access" when
  * the process has only --allow-read of it, and as user nobody on a
  * root-owned 0644 file it fails with "attempt to write a readonly
  * database" even with --allow-write of the file and its -wal/-shm/-journal
- * companions: a daemon cannot open a KV table read-only. It also builds 5x
- * slower than postmap and answers 7,600 lookups/s. node:sqlite opens
- * read-only but builds slower than postmap. So the index is a file of our
- * own, built in one pass and read whole at open (`deno task bench
- * --lookups` prints the current figures).
+ * companions: a daemon cannot open a KV table read-only. It also builds
+ * 5x slower than postmap and answers 7,600 lookups/s. node:sqlite opens
+ * read-only but builds 2x slower than postmap. So the index is a file of
+ * our own, built in one pass and read whole at open.
+ *
+ * The "older than source" check needs to stat the source; a daemon granted
+ * only the index cannot, and then says nothing (postmap -q does warn).
  *
  * FILE FORMAT (all integers little-endian u32):
  *
@@ -35,7 +44,8 @@
  * 0   "PWDB0001"                 magic and version
  * 8   nslots                     power of two, >= 2 x count
  * 12  count                      number of entries
- * 16  slots[nslots]              offset of a record, 0 = empty slot
+ * 16  length                     length of the whole file
+ * 20  slots[nslots]              offset of a record, 0 = empty slot
  * ... records: klen vlen key value (UTF-8), in source order; a record
  *     replaced by a later one (postmap -r) has the top bit of klen set
  * ```
@@ -46,7 +56,9 @@
  *
  * The file is written to a temporary name beside the target and renamed
  * over it, so a reader sees the old table or the new one, never half of
- * one; `postmap -i` and `-d` rewrite the whole file the same way.
+ * one; `postmap -i` and `-d` rewrite the whole file the same way. The
+ * header holds the file's length, so a file torn by a crash is reported
+ * as corrupt, never read; record bounds are checked on every read.
  * `postmap -N`/`-n` (NUL-terminated keys and values for old sendmail/NIS
  * readers) are accepted and change nothing: the format stores lengths.
  * Postfix daemons notice a changed table and restart; a Postwarden dict
@@ -68,7 +80,7 @@ import {
 export const COMPILED_TYPES = ["hash", "btree", "lmdb", "cdb"] as const;
 
 const MAGIC = "PWDB0001";
-const HEADER = 16;
+const HEADER = 20;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -197,6 +209,7 @@ export class TableBuilder {
     buf.set(enc.encode(MAGIC), 0);
     writeU32(buf, 8, this.#slots.length);
     writeU32(buf, 12, this.#count);
+    writeU32(buf, 16, this.#pos);
     const slots = this.#slots;
     for (let i = 0; i < slots.length; i++) writeU32(buf, HEADER + i * 4, slots[i]);
     return buf.subarray(0, this.#pos);
@@ -244,12 +257,8 @@ const isSpaceByte = (b: number) => b === 32 || (b >= 9 && b <= 13);
  */
 export function compileMapSource(bytes: Uint8Array, opts: CompileOptions): Uint8Array {
   let lines = 1;
-  let ascii = true;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (b === 10) lines++;
-    else if (b >= 0x80) ascii = false;
-  }
+  for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) lines++;
+  const ascii = isAscii(bytes);
   const existing = [...(opts.existing ?? [])];
   const builder = new TableBuilder(lines + existing.length);
   const replace = opts.policy === "replace";
@@ -344,6 +353,22 @@ export function compileMapSource(bytes: Uint8Array, opts: CompileOptions): Uint8
   return builder.finish();
 }
 
+/** True when no byte has the top bit set (four bytes at a time). */
+function isAscii(bytes: Uint8Array): boolean {
+  let i = 0;
+  const head = (4 - (bytes.byteOffset & 3)) & 3;
+  for (; i < head; i++) {
+    if (i >= bytes.length) return true;
+    if (bytes[i] & 0x80) return false;
+  }
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset + i, (bytes.length - i) >>> 2);
+  let acc = 0;
+  for (let w = 0; w < words.length; w++) acc |= words[w];
+  if (acc & 0x80808080) return false;
+  for (i += words.length * 4; i < bytes.length; i++) if (bytes[i] & 0x80) return false;
+  return true;
+}
+
 /** A line the byte path handles: no quote, no backslash. */
 function simple(bytes: Uint8Array, start: number, end: number): boolean {
   for (let i = start; i < end; i++) {
@@ -372,12 +397,19 @@ export class CompiledTable {
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#nslots = this.#view.getUint32(8, true);
     this.count = this.#view.getUint32(12, true);
+    this.#what = what;
     if (
       this.#nslots === 0 || (this.#nslots & (this.#nslots - 1)) !== 0 ||
-      HEADER + this.#nslots * 4 > bytes.length
+      HEADER + this.#nslots * 4 > bytes.length || this.#view.getUint32(16, true) !== bytes.length
     ) {
-      throw new DictError(`${what}: corrupt table index (rebuild it with postmap)`, "config");
+      throw this.#corrupt();
     }
+  }
+
+  readonly #what: string;
+
+  #corrupt(): DictError {
+    return new DictError(`${this.#what}: corrupt table index (rebuild it with postmap)`, "config");
   }
 
   /** The value stored under exactly this key. */
@@ -390,6 +422,7 @@ export class CompiledTable {
     for (let probes = 0; probes <= mask; probes++) {
       const rec = view.getUint32(HEADER + slot * 4, true);
       if (rec === 0) return undefined;
+      if (rec + 8 > buf.length) throw this.#corrupt();
       const klen = view.getUint32(rec, true); // a dead record is never in a slot
       if (klen === k.length) {
         let same = true;
@@ -401,6 +434,7 @@ export class CompiledTable {
         }
         if (same) {
           const vlen = view.getUint32(rec + 4, true);
+          if (rec + 8 + klen + vlen > buf.length) throw this.#corrupt();
           return dec.decode(buf.subarray(rec + 8 + klen, rec + 8 + klen + vlen));
         }
       }
@@ -416,6 +450,7 @@ export class CompiledTable {
       const word = this.#view.getUint32(pos, true);
       const klen = word & ~DEAD & 0x7fffffff;
       const vlen = this.#view.getUint32(pos + 4, true);
+      if (pos + 8 + klen + vlen > this.#buf.length) throw this.#corrupt();
       if (word & DEAD) {
         pos += 8 + klen + vlen;
         continue;
@@ -428,18 +463,36 @@ export class CompiledTable {
   }
 }
 
+/** Options for {@link writeCompiled}. */
+export interface WriteOptions {
+  /** Permission bits of the new file. @default 0o644 */
+  mode?: number;
+  /**
+   * fsync the file before the rename. postmap does not, as Postfix's
+   * postmap does not: the index is derived from its source, and a file
+   * torn by a crash fails the length check at open ("corrupt table index
+   * (rebuild it with postmap)") rather than answering wrongly. @default true
+   */
+  sync?: boolean;
+}
+
 /**
- * Writes an index atomically: a temporary file beside the target, synced,
- * then renamed over it. `mode` is the new file's permission bits.
+ * Writes an index atomically: a temporary file beside the target, then
+ * renamed over it, so a reader sees the old file or the new one.
  */
-export async function writeCompiled(path: string, bytes: Uint8Array, mode = 0o644): Promise<void> {
+export async function writeCompiled(
+  path: string,
+  bytes: Uint8Array,
+  opts: WriteOptions = {},
+): Promise<void> {
+  const mode = opts.mode ?? 0o644;
   const slash = path.lastIndexOf("/");
   const tmp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${Deno.pid}.tmp`;
   const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode });
   try {
     let off = 0;
     while (off < bytes.length) off += await f.write(bytes.subarray(off));
-    await f.sync();
+    if (opts.sync ?? true) await f.sync();
   } catch (e) {
     f.close();
     await Deno.remove(tmp).catch(() => {});

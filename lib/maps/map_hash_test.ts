@@ -42,6 +42,17 @@ Deno.test("compiled index", async (t) => {
     assertEquals([...table.entries()], [["x", "y"], ["k", "new"]]);
     assertEquals(table.count, 2);
   });
+  await t.step("a torn file is corrupt, never read", () => {
+    const whole = encodeTable([["a", "1"], ["b", "2"]]);
+    for (const cut of [whole.length - 1, 30, 19]) {
+      try {
+        new CompiledTable(whole.slice(0, cut), "x");
+        assert(false, `no error at ${cut}`);
+      } catch (e) {
+        assert(e instanceof DictError && e.kind === "config", String(e));
+      }
+    }
+  });
   await t.step("not an index", () => {
     try {
       new CompiledTable(new TextEncoder().encode("SQLite format 3\0"), "x.db");

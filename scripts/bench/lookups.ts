@@ -183,7 +183,7 @@ export async function main(argv: string[]): Promise<number> {
         fold: true,
         policy: "warn",
       });
-      await writeCompiled(compiledPath("hash", `${file}.inproc`), bytes);
+      await writeCompiled(compiledPath("hash", `${file}.inproc`), bytes, { sync: false });
       inProcess.push(performance.now() - t0);
     }
     const noop = await timed(Deno.execPath(), ["run", "--allow-read", `data:text/javascript,0`]);

@@ -4,7 +4,7 @@
  * _postmap_oracle.ts): one generated corpus with the hard cases (case,
  * duplicates, continuation lines, comments, malformed lines, quotes,
  * address extensions, white space in values, UTF-8, very long lines,
- * missing keys), as texthash, hash, lmdb and cdb (when `postconf -m`
+ * missing keys), as texthash, hash, btree, lmdb and cdb (when `postconf -m`
  * lists it), through inline, static, unionmap and pipemap, with -f, -r
  * and -w, with and without SMTPUTF8, and an aliases file through
  * postalias. For each case both print the same `-q -` output and exit
@@ -154,7 +154,7 @@ Deno.test({
           stderr: "null",
         }).output()).stdout,
       ).split("\n");
-      const compiled = ["hash", "lmdb", "cdb"].filter((ty) => {
+      const compiled = ["hash", "btree", "lmdb", "cdb"].filter((ty) => {
         if (types.includes(ty)) return true;
         if (Deno.env.get("CI") === "true") throw new Error(`postconf -m lacks ${ty}`);
         console.warn(`SKIPPED: ${ty} (postconf -m does not list it; apt install postfix-${ty})`);
