@@ -35,8 +35,9 @@
  * read-only but builds 2x slower than postmap. So the index is a file of
  * our own, built in one pass and read whole at open.
  *
- * The "older than source" check needs to stat the source; a daemon granted
- * only the index cannot, and then says nothing (postmap -q does warn).
+ * The "older than source" check needs to stat the source, so a daemon is
+ * granted read access to the source as well as the index (the same data);
+ * it never reads the text.
  *
  * FILE FORMAT (all integers little-endian u32):
  *
@@ -551,5 +552,5 @@ function opener(type: string): DictOpener {
 /** Openers and grants for hash:, btree:, lmdb: and cdb: (registry.ts). */
 export const compiledBackend = (type: string) => ({
   open: opener(type),
-  grants: (name: string) => Promise.resolve({ read: [compiledPath(type, name)] }),
+  grants: (name: string) => Promise.resolve({ read: [compiledPath(type, name), name] }),
 });
