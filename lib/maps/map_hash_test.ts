@@ -102,10 +102,12 @@ Deno.test("hash: tables", async (t) => {
     for await (const e of Deno.readDir(dir)) names.push(e.name);
     assertEquals(names.sort(), ["virtual", "virtual.btree.pwdb", "virtual.hash.pwdb"]);
   });
-  await t.step("grants: exactly the index file", async () => {
+  await t.step("grants: the index, and its source for the age check", async () => {
     assertEquals((await tableGrants(`hash:${src}, cdb:/etc/x`, noRead)).read, [
       `${src}.hash.pwdb`,
+      src,
       "/etc/x.cdb.pwdb",
+      "/etc/x",
     ]);
   });
   await Deno.remove(dir, { recursive: true });

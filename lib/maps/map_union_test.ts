@@ -47,7 +47,7 @@ Deno.test("unionmap and pipemap, as Postfix's dict_union and dict_pipe", async (
       "unionmap:{hash:/etc/a, pipemap:{texthash:/etc/b, environ:x}}",
       { readTextFile: () => Promise.reject(new Error("unused")) },
     );
-    assertEquals(g.read, ["/etc/a.hash.pwdb", "/etc/b"]);
+    assertEquals(g.read, ["/etc/a.hash.pwdb", "/etc/a", "/etc/b"]);
     assertEquals(g.env, ["*"]);
   });
 });
