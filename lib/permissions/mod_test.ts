@@ -181,10 +181,10 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
     assertEquals(r.grants.env, ["*"]);
   });
   await t.step("an unknown table type is a problem naming the parameter", async () => {
-    const r = await daemonTableGrants("local", (n) => n === "alias_maps" ? "nis:x" : "", ctx);
+    const r = await daemonTableGrants("local", (n) => n === "alias_maps" ? "ldap:x" : "", ctx);
     assertEquals(r.problems.length, 1);
     assertStringIncludes(r.problems[0], "alias_maps: ");
-    assertStringIncludes(r.problems[0], '"nis" is not supported');
+    assertStringIncludes(r.problems[0], "\"ldap\" is not supported");
   });
   await t.step("the grants become flags", () => {
     const flags = grantFlags({
