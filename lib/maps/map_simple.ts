@@ -35,7 +35,8 @@ export const openInline: DictOpener = (name, opts) => {
   for (const item of bracedItems(inner)) {
     const eq = item.indexOf("=");
     const key = eq < 0 ? "" : item.slice(0, eq).trim();
-    if (eq < 0 || key === "") {
+    // Postfix's split_nameval: a name holds no white space.
+    if (eq < 0 || key === "" || /\s/.test(key)) {
       return Promise.reject(
         new DictError(`missing '=' after attribute name: "${spec}"; ${need}`, "config"),
       );

@@ -23,6 +23,7 @@ Deno.test("inline: folds keys, a later duplicate wins, rejects a bad item", asyn
   assertEquals(await m.find("a@EXAMPLE.com"), "y");
   assertEquals(await m.find("k"), "v w");
   await assertRejects(() => Maps.open("t", "inline:{novalue}"), DictError);
+  await assertRejects(() => Maps.open("t", "inline:{{a b=value}}"), DictError, "missing '='");
   await assertRejects(() => Maps.open("t", "nosuchtype:/x"), DictError, "not supported");
 });
 
