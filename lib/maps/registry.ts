@@ -16,12 +16,22 @@ import {
   splitMapList,
 } from "./dict.ts";
 import { openEnviron, openFail, openInline, openStatic } from "./map_simple.ts";
+import { mysqlBackend } from "./map_mysql.ts";
+import { pgsqlBackend } from "./map_pgsql.ts";
+import { socketmapBackend } from "./map_socketmap.ts";
+import { sqliteBackend } from "./map_sqlite.ts";
+import { tcpBackend } from "./map_tcp.ts";
 
 const BACKENDS: Record<string, DictBackend> = {
   inline: { open: openInline },
   static: { open: openStatic },
   fail: { open: openFail },
   environ: { open: openEnviron, grants: () => Promise.resolve({ env: ["*"] }) },
+  sqlite: sqliteBackend,
+  pgsql: pgsqlBackend,
+  mysql: mysqlBackend,
+  socketmap: socketmapBackend,
+  tcp: tcpBackend,
 };
 
 /** Table types Postwarden can open. */
