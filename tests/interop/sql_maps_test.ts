@@ -16,6 +16,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { openDict } from "../../lib/maps/mod.ts";
+import { HOSTILE_KEYS } from "../../lib/maps/testdata/hostile_keys.ts";
 import { assertEquals } from "../helpers/assert.ts";
 import { havePeer, run } from "../helpers/peers.ts";
 
@@ -136,6 +137,8 @@ interface Backend {
   concat: (a: string, b: string) => string;
   /** Loads the tables. */
   load(): Promise<void>;
+  /** Values of pw_hostile rows whose k equals key, by a bound-parameter query (the truth). */
+  truth(key: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -242,13 +245,23 @@ function expectedDifferences(type: string, config: string): Map<string, string> 
   return new Map(keys.map((k) => [k, latin1]));
 }
 
+/**
+ * Writes a .cf file dated a minute back: Postfix rereads a file changed
+ * within the last second until it is "cool", a pause per postmap run.
+ */
+async function writeCf(path: string, text: string): Promise<void> {
+  await Deno.writeTextFile(path, text);
+  const past = new Date(Date.now() - 60_000);
+  await Deno.utime(path, past, past);
+}
+
 async function compareBackend(t: Deno.TestContext, b: Backend, dir: string): Promise<void> {
   await b.load();
   try {
     for (const [name, lines] of Object.entries(configs(b))) {
       await t.step(`${b.type}: ${name}`, async () => {
         const cf = `${dir}/${b.type}-${name}.cf`;
-        await Deno.writeTextFile(cf, `# ${name}\n${b.connection}\n${lines}\n`);
+        await writeCf(cf, `# ${name}\n${b.connection}\n${lines}\n`);
         const skip = expectedDifferences(b.type, name);
         // Known differences stay out of the batch (an error would stop postmap).
         const keys = KEYS.filter((k) => !skip.has(k));
@@ -271,9 +284,25 @@ async function compareBackend(t: Deno.TestContext, b: Backend, dir: string): Pro
         if (name === "basic") assertEquals(found >= 40, true, `postfix found only ${found}`);
       });
     }
+    await t.step(`${b.type}: hostile keys mean what a bound parameter means`, async () => {
+      const cf = `${dir}/${b.type}-hostile.cf`;
+      await writeCf(
+        cf,
+        `${b.connection}\nquery = SELECT v FROM pw_hostile WHERE k='%s'\n`,
+      );
+      const dict = await openDict(`${b.type}:${cf}`, { fold: false, warn: () => {} });
+      try {
+        for (const k of [...HOSTILE_KEYS, ...HOSTILE_KEYS.map((k) => `${k}x`)]) {
+          const want = (await b.truth(k)).join(",") || undefined;
+          assertEquals(await dict.lookup(k), want, JSON.stringify(k));
+        }
+      } finally {
+        await dict.close();
+      }
+    });
     await t.step(`${b.type}: expansion_limit is an error on both sides`, async () => {
       const cf = `${dir}/${b.type}-limit.cf`;
-      await Deno.writeTextFile(
+      await writeCf(
         cf,
         `${b.connection}\nquery = SELECT v FROM pw_aliases WHERE k='%s'\nexpansion_limit = 2\n`,
       );
@@ -305,8 +334,17 @@ function sqliteBackend(dir: string): Backend {
       for (const r of USERS) u.run(...r);
       const m = db.prepare("INSERT INTO pw_multi VALUES (?, ?, ?)");
       for (const r of MULTI) m.run(...r);
+      db.exec("CREATE TABLE pw_hostile (k TEXT, v TEXT)");
+      const h = db.prepare("INSERT INTO pw_hostile VALUES (?, ?)");
+      HOSTILE_KEYS.forEach((k, i) => h.run(k, `hostile${i}`));
       db.close();
       return Promise.resolve();
+    },
+    truth(key) {
+      const db = new DatabaseSync(path, { readOnly: true });
+      const rows = db.prepare("SELECT v FROM pw_hostile WHERE k = ?").all(key) as { v: string }[];
+      db.close();
+      return Promise.resolve(rows.map((r) => r.v));
     },
     close: () => Promise.resolve(),
   };
@@ -342,6 +380,14 @@ async function pgsqlBackend(): Promise<Backend | string> {
       for (const r of ALIASES) await sql`INSERT INTO pw_aliases VALUES (${r[0]}, ${r[1]})`;
       for (const r of USERS) await sql`INSERT INTO pw_users VALUES (${r[0]}, ${r[1]}, ${r[2]})`;
       for (const r of MULTI) await sql`INSERT INTO pw_multi VALUES (${r[0]}, ${r[1]}, ${r[2]})`;
+      await sql.unsafe("DROP TABLE IF EXISTS pw_hostile; CREATE TABLE pw_hostile (k TEXT, v TEXT)");
+      for (const [i, k] of HOSTILE_KEYS.entries()) {
+        await sql`INSERT INTO pw_hostile VALUES (${k}, ${`hostile${i}`})`;
+      }
+    },
+    async truth(key) {
+      const rows = await sql`SELECT v FROM pw_hostile WHERE k = ${key}`;
+      return rows.map((r) => r.v as string);
     },
     close: () => sql.end({ timeout: 1 }),
   };
@@ -379,6 +425,15 @@ async function mysqlBackend(): Promise<Backend | string> {
       for (const r of ALIASES) await c.query("INSERT INTO pw_aliases VALUES (?, ?)", r);
       for (const r of USERS) await c.query("INSERT INTO pw_users VALUES (?, ?, ?)", r);
       for (const r of MULTI) await c.query("INSERT INTO pw_multi VALUES (?, ?, ?)", r);
+      await c.query("DROP TABLE IF EXISTS pw_hostile");
+      await c.query("CREATE TABLE pw_hostile (k VARCHAR(255), v VARCHAR(255))");
+      for (const [i, k] of HOSTILE_KEYS.entries()) {
+        await c.query("INSERT INTO pw_hostile VALUES (?, ?)", [k, `hostile${i}`]);
+      }
+    },
+    async truth(key) {
+      const [rows] = await c.query("SELECT v FROM pw_hostile WHERE k = ?", [key]);
+      return (rows as { v: string }[]).map((r) => r.v);
     },
     close: () => c.end(),
   };
