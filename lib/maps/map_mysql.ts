@@ -165,8 +165,10 @@ export const mysqlBackend: DictBackend = {
     const net = [...(g.net ?? [])];
     for (const h of mysqlHosts(cf)) {
       if (h.kind === "unix") {
+        // node:net (the driver's socket) checks net "unix:path" as well.
         read.push(h.path);
         write.push(h.path);
+        net.push(`unix:${h.path}`);
       } else net.push(netGrant(h.host, h.port));
     }
     return { ...g, read, write, net };

@@ -68,21 +68,37 @@ export const openPgsql: DictOpener = async (name, opts) => {
         "config",
       );
     }
+    // Every option given, so that postgres.js reads no PG* environment
+    // variable (a daemon's sandbox has no env access); ssl "prefer" is
+    // libpq's default, as Postfix gets it.
     const common = {
       max: 1,
-      prepare: false,
-      connect_timeout: 30,
+      ssl: "prefer",
+      sslnegotiation: null,
       idle_timeout: 0,
-      onnotice: () => {},
+      connect_timeout: 30,
+      max_lifetime: null,
+      max_pipeline: 100,
+      keep_alive: 60,
+      prepare: false,
+      debug: false,
       fetch_types: false,
-    } as const;
-    const sql = h.kind === "url" ? postgres(h.url, common) : postgres({
+      publications: "alltables",
+      target_session_attrs: undefined,
+      backoff: () => 0,
+      onnotice: () => {},
+    };
+    type Options = NonNullable<Parameters<typeof postgres>[1]>;
+    const sql = h.kind === "url" ? postgres(h.url, common as Options) : postgres({
       ...common,
-      ...(h.kind === "unix" ? { path: socketPath(h) } : { host: h.host, port: h.port }),
+      // host and port with path too, or postgres.js reads PGHOST and PGPORT.
+      ...(h.kind === "unix"
+        ? { path: socketPath(h), host: "localhost", port: h.port }
+        : { host: h.host, port: h.port }),
       database: dbname,
       username: user,
       password,
-    });
+    } as Options);
     try {
       await sql.unsafe("SELECT 1");
     } catch (e) {
@@ -126,10 +142,14 @@ export const pgsqlBackend: DictBackend = {
     const net = [...(g.net ?? [])];
     for (const h of parseHosts(cf, "pgsql", PGSQL_PORT, { urls: true })) {
       if (h.kind === "unix") {
+        // node:net (the driver's socket) checks net "unix:path" as well.
         read.push(socketPath(h));
         write.push(socketPath(h));
+        net.push(`unix:${socketPath(h)}`);
       } else net.push(netGrant(h.host, h.port));
     }
-    return { ...g, read, write, net };
+    // postgres.js reads these two whatever options it is given.
+    const env = [...(g.env ?? []), "PGAPPNAME", "PGTARGETSESSIONATTRS"];
+    return { ...g, read, write, net, env };
   },
 };

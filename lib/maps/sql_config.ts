@@ -512,6 +512,8 @@ export class HostPool<H extends SqlHost> {
         try {
           this.active = { host: next, conn: await this.connect(next) };
         } catch (e) {
+          // A driver that cannot be loaded fails every host alike.
+          if (e instanceof DictError && e.kind === "config") throw e;
           errors.push(`connect to ${this.where.split(":")[0]} server ${next.text}: ${message(e)}`);
           this.downUntil.set(next, now + this.opts.retryMs);
           continue;

@@ -237,14 +237,14 @@ Deno.test("SQL table configuration", async (t) => {
       assertEquals(await tableGrants("pgsql:/etc/postfix/pg.cf", ctx), {
         read: ["/etc/postfix/pg.cf", "/etc/postfix/doms", "/run/postgresql/.s.PGSQL.5432"],
         write: ["/run/postgresql/.s.PGSQL.5432"],
-        net: ["db1:5432", "db2:6543"],
+        net: ["db1:5432", "db2:6543", "unix:/run/postgresql/.s.PGSQL.5432"],
         run: [],
-        env: [],
+        env: ["PGAPPNAME", "PGTARGETSESSIONATTRS"],
       });
       assertEquals(await tableGrants("proxy:mysql:/etc/postfix/my.cf", ctx), {
         read: ["/etc/postfix/my.cf", "/run/mysqld/mysqld.sock", "/tmp/my.sock"],
         write: ["/run/mysqld/mysqld.sock", "/tmp/my.sock"],
-        net: ["10.0.0.1:3306"],
+        net: ["unix:/run/mysqld/mysqld.sock", "10.0.0.1:3306", "unix:/tmp/my.sock"],
         run: [],
         env: [],
       });
