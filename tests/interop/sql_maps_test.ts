@@ -133,6 +133,8 @@ interface Backend {
   type: "sqlite" | "pgsql" | "mysql";
   /** Connection lines of the .cf files. */
   connection: string;
+  /** Other connection lines (UNIX socket, a dead server first), tried with the basic query. */
+  otherConnections?: Record<string, string>;
   /** SQL string concatenation of two expressions. */
   concat: (a: string, b: string) => string;
   /** Loads the tables. */
@@ -284,6 +286,16 @@ async function compareBackend(t: Deno.TestContext, b: Backend, dir: string): Pro
         if (name === "basic") assertEquals(found >= 40, true, `postfix found only ${found}`);
       });
     }
+    for (const [name, connection] of Object.entries(b.otherConnections ?? {})) {
+      await t.step(`${b.type}: ${name}`, async () => {
+        const cf = `${dir}/${b.type}-${name}.cf`;
+        await writeCf(cf, `${connection}\nquery = SELECT v FROM pw_aliases WHERE k='%s'\n`);
+        const keys = KEYS.filter((k) => !expectedDifferences(b.type, "basic").has(k));
+        const theirs = await postfixQueries(b.type, cf, keys);
+        assertEquals(await ourQueries(b.type, cf, keys), theirs);
+        assertEquals(theirs.filter((r) => r !== NOT_FOUND).length >= 40, true);
+      });
+    }
     await t.step(`${b.type}: hostile keys mean what a bound parameter means`, async () => {
       const cf = `${dir}/${b.type}-hostile.cf`;
       await writeCf(
@@ -371,6 +383,12 @@ async function pgsqlBackend(): Promise<Backend | string> {
   return {
     type: "pgsql",
     connection: `hosts = 127.0.0.1\nuser = ${USER}\npassword = ${PASSWORD}\ndbname = ${DB}`,
+    otherConnections: {
+      "unix socket": `hosts = unix:/var/run/postgresql\nuser = ${USER}\npassword = ${PASSWORD}\n` +
+        `dbname = ${DB}`,
+      "a dead server and a live one": `hosts = inet:127.0.0.1:1, 127.0.0.1:5432\nuser = ${USER}\n` +
+        `password = ${PASSWORD}\ndbname = ${DB}`,
+    },
     concat: (a: string, b: string) => `${a} || ${b}`,
     async load() {
       await sql.unsafe(`DROP TABLE IF EXISTS pw_aliases, pw_users, pw_multi;
@@ -413,6 +431,12 @@ async function mysqlBackend(): Promise<Backend | string> {
   return {
     type: "mysql",
     connection: `hosts = 127.0.0.1\nuser = ${USER}\npassword = ${PASSWORD}\ndbname = ${DB}`,
+    otherConnections: {
+      "localhost is the UNIX socket": `hosts = localhost\nuser = ${USER}\n` +
+        `password = ${PASSWORD}\ndbname = ${DB}`,
+      "a dead server and a live one": `hosts = inet:127.0.0.1:1, 127.0.0.1:3306\nuser = ${USER}\n` +
+        `password = ${PASSWORD}\ndbname = ${DB}`,
+    },
     concat: (a: string, b: string) => `CONCAT(${a}, ${b})`,
     async load() {
       await c.query("DROP TABLE IF EXISTS pw_aliases, pw_users, pw_multi");
