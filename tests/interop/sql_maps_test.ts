@@ -135,6 +135,8 @@ interface Backend {
   connection: string;
   /** Other connection lines (UNIX socket, a dead server first), tried with the basic query. */
   otherConnections?: Record<string, string>;
+  /** Query lines only this database has (functions, procedures), and the keys to try (default all). */
+  extraConfigs?: Record<string, { lines: string; keys?: string[] }>;
   /** SQL string concatenation of two expressions. */
   concat: (a: string, b: string) => string;
   /** Loads the tables. */
@@ -260,13 +262,16 @@ async function writeCf(path: string, text: string): Promise<void> {
 async function compareBackend(t: Deno.TestContext, b: Backend, dir: string): Promise<void> {
   await b.load();
   try {
-    for (const [name, lines] of Object.entries(configs(b))) {
+    const all: [string, { lines: string; keys?: string[] }][] = Object.entries(configs(b)).map((
+      [name, lines],
+    ) => [name, { lines }]);
+    for (const [name, { lines, keys: only }] of [...all, ...Object.entries(b.extraConfigs ?? {})]) {
       await t.step(`${b.type}: ${name}`, async () => {
-        const cf = `${dir}/${b.type}-${name}.cf`;
+        const cf = `${dir}/${b.type}-${name.replace(/\W+/g, "_")}.cf`;
         await writeCf(cf, `# ${name}\n${b.connection}\n${lines}\n`);
         const skip = expectedDifferences(b.type, name);
         // Known differences stay out of the batch (an error would stop postmap).
-        const keys = KEYS.filter((k) => !skip.has(k));
+        const keys = (only ?? KEYS).filter((k) => !skip.has(k));
         const theirs = await postfixQueries(b.type, cf, keys);
         const ours = await ourQueries(b.type, cf, keys);
         const diffs: string[] = [];
@@ -288,7 +293,7 @@ async function compareBackend(t: Deno.TestContext, b: Backend, dir: string): Pro
     }
     for (const [name, connection] of Object.entries(b.otherConnections ?? {})) {
       await t.step(`${b.type}: ${name}`, async () => {
-        const cf = `${dir}/${b.type}-${name}.cf`;
+        const cf = `${dir}/${b.type}-${name.replace(/\W+/g, "_")}.cf`;
         await writeCf(cf, `${connection}\nquery = SELECT v FROM pw_aliases WHERE k='%s'\n`);
         const keys = KEYS.filter((k) => !expectedDifferences(b.type, "basic").has(k));
         const theirs = await postfixQueries(b.type, cf, keys);
@@ -388,6 +393,12 @@ async function pgsqlBackend(): Promise<Backend | string> {
         `dbname = ${DB}`,
       "a dead server and a live one": `hosts = inet:127.0.0.1:1, 127.0.0.1:5432\nuser = ${USER}\n` +
         `password = ${PASSWORD}\ndbname = ${DB}`,
+      "a postgresql:// URI": `hosts = postgresql://${USER}:${PASSWORD}@127.0.0.1:5432/${DB}\n` +
+        `dbname = ${DB}`,
+    },
+    extraConfigs: {
+      // One row, NULL when nothing matches: Postfix's "empty lookup result".
+      "legacy select_function": { lines: "select_function = pw_fn" },
     },
     concat: (a: string, b: string) => `${a} || ${b}`,
     async load() {
@@ -399,6 +410,8 @@ async function pgsqlBackend(): Promise<Backend | string> {
       for (const r of USERS) await sql`INSERT INTO pw_users VALUES (${r[0]}, ${r[1]}, ${r[2]})`;
       for (const r of MULTI) await sql`INSERT INTO pw_multi VALUES (${r[0]}, ${r[1]}, ${r[2]})`;
       await sql.unsafe("DROP TABLE IF EXISTS pw_hostile; CREATE TABLE pw_hostile (k TEXT, v TEXT)");
+      await sql.unsafe(`CREATE OR REPLACE FUNCTION pw_fn(text) RETURNS text LANGUAGE sql AS
+        'SELECT v FROM pw_aliases WHERE k = $1 ORDER BY v LIMIT 1'`);
       for (const [i, k] of HOSTILE_KEYS.entries()) {
         await sql`INSERT INTO pw_hostile VALUES (${k}, ${`hostile${i}`})`;
       }
@@ -437,6 +450,14 @@ async function mysqlBackend(): Promise<Backend | string> {
       "a dead server and a live one": `hosts = inet:127.0.0.1:1, 127.0.0.1:3306\nuser = ${USER}\n` +
         `password = ${PASSWORD}\ndbname = ${DB}`,
     },
+    extraConfigs: {
+      "stored procedure": { lines: "query = CALL pw_lookup('%s')" },
+      // Each lookup is an error: postmap stops at the first, a second each.
+      "no result set (an error)": { lines: "query = DO '%s'", keys: KEYS.slice(0, 3) },
+      "no result set, require_result_set = no": {
+        lines: "query = DO '%s'\nrequire_result_set = no",
+      },
+    },
     concat: (a: string, b: string) => `CONCAT(${a}, ${b})`,
     async load() {
       await c.query("DROP TABLE IF EXISTS pw_aliases, pw_users, pw_multi");
@@ -449,6 +470,11 @@ async function mysqlBackend(): Promise<Backend | string> {
       for (const r of ALIASES) await c.query("INSERT INTO pw_aliases VALUES (?, ?)", r);
       for (const r of USERS) await c.query("INSERT INTO pw_users VALUES (?, ?, ?)", r);
       for (const r of MULTI) await c.query("INSERT INTO pw_multi VALUES (?, ?, ?)", r);
+      await c.query("DROP PROCEDURE IF EXISTS pw_lookup");
+      await c.query(
+        "CREATE PROCEDURE pw_lookup(IN p VARCHAR(255)) READS SQL DATA SQL SECURITY INVOKER " +
+          "SELECT v FROM pw_aliases WHERE k = p",
+      );
       await c.query("DROP TABLE IF EXISTS pw_hostile");
       await c.query("CREATE TABLE pw_hostile (k VARCHAR(255), v VARCHAR(255))");
       for (const [i, k] of HOSTILE_KEYS.entries()) {
