@@ -12,7 +12,10 @@
  * The driver is the npm package `postgres` (postgres.js), imported only
  * when a table of this type is opened, so a daemon without such a table
  * runs with `--no-npm`. One connection at a time per table (HostPool);
- * any connect or query failure is DictError "retry".
+ * any connect or query failure is DictError "retry". In a sandbox the
+ * driver needs env access to PGAPPNAME and PGTARGETSESSIONATTRS (it reads
+ * them whatever it is given) and, for a UNIX socket, net "unix:path"
+ * besides read and write; the grants say so.
  *
  * Difference from Postfix 3.7: the connection's client encoding is UTF8
  * (Postfix sets LATIN1, so its UTF-8 keys do not match UTF-8 text and

@@ -10,7 +10,8 @@
  * Postfix's warning); a connection the server closed is reopened once per
  * lookup; an idle connection is closed after 10 seconds and any after 100;
  * every step has a 100-second deadline. A pattern table (only full keys);
- * keys are sent as given (not folded).
+ * keys are sent as given (not folded). Unlike Postfix, tables naming the
+ * same server do not share one connection (each table has its own).
  *
  * @module
  */

@@ -3,8 +3,8 @@
  * cfg_parser and db_common: the `name = value` configuration file
  * (sqlite_table(5), pgsql_table(5), mysql_table(5)), the query and
  * result_format templates with their `%` expansions, the `domain` filter,
- * the legacy query parameters, the `hosts` list and the per-database
- * quoting of the key.
+ * the legacy query parameters, the `hosts` list with Postfix's failover
+ * between servers (HostPool), and the per-database quoting of the key.
  *
  * Keys reach the database as literal text inside the admin's query, quoted
  * by the function of that database (the template is free text, `'%s'`,
