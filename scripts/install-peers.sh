@@ -2,11 +2,14 @@
 # Installs the Debian peers the tests use, non-interactively and
 # idempotently: Postfix (configured "No configuration", its own daemons not
 # left running) with its pcre/lmdb/cdb/sqlite map types, swaks, python3, curl,
-# pflogsumm (log compatibility) and gcc (the ENOSPC fault shim).
+# pflogsumm (log compatibility), gcc (the ENOSPC fault shim), and for the SQL
+# tables PostgreSQL, MariaDB, sqlite3 and Postfix's pgsql/mysql map types
+# (scripts/start-db-peers.sh starts the servers).
 # Fast when everything is present. Needs root (or sudo) and apt-get.
 set -euo pipefail
 
-PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-cdb postfix-sqlite swaks python3 curl pflogsumm gcc)
+PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-cdb postfix-sqlite postfix-pgsql postfix-mysql swaks python3
+  curl pflogsumm gcc postgresql mariadb-server sqlite3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -37,7 +40,7 @@ if command -v systemctl >/dev/null 2>&1; then
   $SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
 fi
 
-for bin in /usr/sbin/postconf /usr/sbin/smtp-sink /usr/sbin/smtp-source /usr/bin/swaks /usr/sbin/postmap /usr/sbin/pflogsumm /usr/bin/gcc /usr/bin/curl; do
+for bin in /usr/sbin/postconf /usr/sbin/smtp-sink /usr/sbin/smtp-source /usr/bin/swaks /usr/sbin/postmap /usr/sbin/pflogsumm /usr/bin/gcc /usr/bin/curl /usr/bin/pg_ctlcluster /usr/sbin/mariadbd /usr/bin/sqlite3; do
   if [ ! -x "$bin" ]; then
     echo "install-peers: $bin is missing after install" >&2
     exit 1

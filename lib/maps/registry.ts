@@ -22,6 +22,11 @@ import { openTexthash, texthashGrants } from "./map_texthash.ts";
 import { unionBackends } from "./map_union.ts";
 import { nisBackend } from "./map_nis.ts";
 import { unixBackend } from "./map_unix.ts";
+import { mysqlBackend } from "./map_mysql.ts";
+import { pgsqlBackend } from "./map_pgsql.ts";
+import { socketmapBackend } from "./map_socketmap.ts";
+import { sqliteBackend } from "./map_sqlite.ts";
+import { tcpBackend } from "./map_tcp.ts";
 
 const UNION = unionBackends(openDict, tableGrants);
 
@@ -39,6 +44,11 @@ const BACKENDS: Record<string, DictBackend> = {
   cdb: compiledBackend("cdb"),
   unionmap: UNION.unionmap,
   pipemap: UNION.pipemap,
+  sqlite: sqliteBackend,
+  pgsql: pgsqlBackend,
+  mysql: mysqlBackend,
+  socketmap: socketmapBackend,
+  tcp: tcpBackend,
 };
 
 /** Table types Postwarden can open. */

@@ -184,7 +184,7 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
     const r = await daemonTableGrants("local", (n) => n === "alias_maps" ? "ldap:x" : "", ctx);
     assertEquals(r.problems.length, 1);
     assertStringIncludes(r.problems[0], "alias_maps: ");
-    assertStringIncludes(r.problems[0], "\"ldap\" is not supported");
+    assertStringIncludes(r.problems[0], '"ldap" is not supported');
   });
   await t.step("the grants become flags", () => {
     const flags = grantFlags({

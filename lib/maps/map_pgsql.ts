@@ -1,0 +1,158 @@
+/**
+ * `pgsql:/etc/postfix/file.cf`: lookups in PostgreSQL, as Postfix's
+ * dict_pgsql (pgsql_table(5)). The file names `hosts` (`unix:/socket/dir`,
+ * `inet:host:port`, `host:port`, `host`, `postgresql://` URIs; default
+ * "localhost", port 5432), `user`, `password`, `dbname`, `query` (or the
+ * legacy `select_function`, or select_field/table/where_field/
+ * additional_conditions), `result_format`, `domain` and `expansion_limit`
+ * (sql_config.ts). Every column of every row counts; values are joined
+ * with ","; a NULL column is skipped with Postfix's "empty lookup result"
+ * warning.
+ *
+ * The driver is the npm package `postgres` (postgres.js), imported only
+ * when a table of this type is opened, so a daemon without such a table
+ * runs with `--no-npm`. One connection at a time per table (HostPool);
+ * any connect or query failure is DictError "retry". In a sandbox the
+ * driver needs env access to PGAPPNAME and PGTARGETSESSIONATTRS (it reads
+ * them whatever it is given) and, for a UNIX socket, net "unix:path"
+ * besides read and write; the grants say so.
+ *
+ * Difference from Postfix 3.7: the connection's client encoding is UTF8
+ * (Postfix sets LATIN1, so its UTF-8 keys do not match UTF-8 text and
+ * non-Latin-1 results fail); keys are quoted as PQescapeStringConn does
+ * for the server's standard_conforming_strings.
+ *
+ * @module
+ */
+import { type DictBackend, DictError, type DictOpener } from "./dict.ts";
+import {
+  cfStr,
+  DomainList,
+  HostPool,
+  loadCf,
+  netGrant,
+  parseHosts,
+  quotePgsql,
+  type SqlConnection,
+  type SqlHost,
+  sqlLookup,
+  sqlTableSpec,
+} from "./sql_config.ts";
+
+/** PostgreSQL's default port. */
+export const PGSQL_PORT = 5432;
+
+/** The UNIX socket of a `unix:` host: libpq takes a directory. */
+function socketPath(h: SqlHost & { kind: "unix" }): string {
+  return h.path.endsWith(".s.PGSQL." + h.port) ? h.path : `${h.path}/.s.PGSQL.${h.port}`;
+}
+
+/** Opens `pgsql:/path/to/file.cf`. */
+export const openPgsql: DictOpener = async (name, opts) => {
+  const cf = await loadCf("pgsql", name, Deno.readTextFile, opts.warn);
+  const user = cfStr(cf, "pgsql", "user", "");
+  const password = cfStr(cf, "pgsql", "password", "");
+  const dbname = cfStr(cf, "pgsql", "dbname", "", 1);
+  const hosts = parseHosts(cf, "pgsql", PGSQL_PORT, { urls: true });
+  const spec = await sqlTableSpec(cf, "pgsql", {
+    fold: opts.fold,
+    warn: opts.warn,
+    quote: quotePgsql,
+    selectFunction: true,
+  });
+  const where = `pgsql:${cf.path}`;
+  const connect = async (h: SqlHost): Promise<SqlConnection> => {
+    let postgres;
+    try {
+      postgres = (await import("postgres")).default;
+    } catch (e) {
+      throw new DictError(
+        `${where}: the PostgreSQL driver (npm:postgres) cannot be loaded: ${(e as Error).message}`,
+        "config",
+      );
+    }
+    // Every option given, so that postgres.js reads no PG* environment
+    // variable (a daemon's sandbox has no env access); ssl "prefer" is
+    // libpq's default, as Postfix gets it.
+    const common = {
+      max: 1,
+      ssl: "prefer",
+      sslnegotiation: null,
+      idle_timeout: 0,
+      connect_timeout: 30,
+      max_lifetime: null,
+      max_pipeline: 100,
+      keep_alive: 60,
+      prepare: false,
+      debug: false,
+      fetch_types: false,
+      publications: "alltables",
+      target_session_attrs: undefined,
+      backoff: () => 0,
+      onnotice: () => {},
+    };
+    type Options = NonNullable<Parameters<typeof postgres>[1]>;
+    const sql = h.kind === "url" ? postgres(h.url, common as Options) : postgres({
+      ...common,
+      // host and port with path too, or postgres.js reads PGHOST and PGPORT.
+      ...(h.kind === "unix"
+        ? { path: socketPath(h), host: "localhost", port: h.port }
+        : { host: h.host, port: h.port }),
+      database: dbname,
+      username: user,
+      password,
+    } as Options);
+    try {
+      await sql.unsafe("SELECT 1");
+    } catch (e) {
+      await sql.end({ timeout: 0 }).catch(() => {});
+      throw e;
+    }
+    return {
+      quote: (s) => quotePgsql(s, sql.parameters.standard_conforming_strings !== "off"),
+      run: async (query) => {
+        const rows = await sql.unsafe(query, [], { prepare: false }).raw();
+        const dec = new TextDecoder();
+        return (rows as unknown as (Uint8Array | null)[][]).map((r) =>
+          Array.from(r, (v) => (v === null ? "" : dec.decode(v)))
+        );
+      },
+      close: () => sql.end({ timeout: 0 }),
+    };
+  };
+  const pool = new HostPool(where, hosts, connect);
+  return {
+    type: "pgsql",
+    name,
+    pattern: false,
+    lookup: (key) => sqlLookup(spec, key, (query) => pool.run(query)),
+    close: async () => {
+      await pool.close();
+      await spec.domain?.close();
+    },
+  };
+};
+
+/** `pgsql:` backend: the .cf file, each server's host:port or socket, the domain list's files. */
+export const pgsqlBackend: DictBackend = {
+  open: openPgsql,
+  grants: async (name, ctx) => {
+    const cf = await loadCf("pgsql", name, (p) => ctx.readTextFile(p));
+    const domain = cf.params.get("domain");
+    const g = domain ? await DomainList.grants(domain, ctx) : {};
+    const read = [cf.path, ...(g.read ?? [])];
+    const write = [...(g.write ?? [])];
+    const net = [...(g.net ?? [])];
+    for (const h of parseHosts(cf, "pgsql", PGSQL_PORT, { urls: true })) {
+      if (h.kind === "unix") {
+        // node:net (the driver's socket) checks net "unix:path" as well.
+        read.push(socketPath(h));
+        write.push(socketPath(h));
+        net.push(`unix:${socketPath(h)}`);
+      } else net.push(netGrant(h.host, h.port));
+    }
+    // postgres.js reads these two whatever options it is given.
+    const env = [...(g.env ?? []), "PGAPPNAME", "PGTARGETSESSIONATTRS"];
+    return { ...g, read, write, net, env };
+  },
+};
