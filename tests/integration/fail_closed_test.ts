@@ -40,7 +40,7 @@ Deno.test({
   fn: async () => {
     const { dir, conf } = await confWith(
       "smtpd_timeout = 0\nsmtpd_recipient_limit = -5\nsmtpd_tls_security_level = encrypt\n" +
-        "local_recipient_maps = proxy:unix:passwd.byname $alias_maps\n" +
+        "smtpd_milters = inet:127.0.0.1:8891\n" +
         "mynetworks = !127.0.0.2, 127.0.0.5/0\ncontent_filter = amavis:[127.0.0.1]:10024\n" +
         "biff = no\nsmtpd_client_restrictions = check_client_access hash:/etc/postfix/access\n",
     );
@@ -52,7 +52,7 @@ Deno.test({
           /error: invalid smtpd_timeout: 0 \(min 1\)/,
           /error: invalid smtpd_recipient_limit parameter value -5 < 1/,
           /error: smtpd_tls_security_level = encrypt: not supported by Postwarden/,
-          /error: local_recipient_maps = .*set "local_recipient_maps ="/,
+          /error: smtpd_milters = inet:127\.0\.0\.1:8891: not supported/,
           /error: mynetworks: non-null host address bits in "127\.0\.0\.5\/0", perhaps you should use "0\.0\.0\.0\/0" instead/,
           /error: content_filter = amavis:\[127\.0\.0\.1\]:10024: not supported/,
           /warning: parameter biff is not supported by Postwarden and is ignored/,

@@ -126,12 +126,12 @@ Deno.test({
       await waitPort(port);
       const r = await smtpSend(port, {
         from: "bob@example.com",
-        to: ["alice@localhost"],
+        to: ["root@localhost"], // an account: the embedded config refuses unknown users
         body: "Subject: hi\r\n\r\nhello\r\n",
       });
       assertEquals(r.code, 250, r.text);
       await waitUntil(
-        async () => (await maildirFiles(`${dir}/var/mail`, "alice")).length === 1,
+        async () => (await maildirFiles(`${dir}/var/mail`, "root")).length === 1,
         15_000,
         "delivery",
       );
