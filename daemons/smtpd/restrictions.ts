@@ -24,10 +24,28 @@
  * defer_code, relay_domains_reject_code, non_fqdn_reject_code and
  * invalid_hostname_reject_code.
  *
- * Pure: parameters come in the context.
+ * The relay decision (permit_auth_destination, reject_unauth_destination,
+ * defer_unauth_destination) is Postfix's: the recipient is rewritten in the
+ * "local" context (lib/address/rewrite.ts: @$myorigin appended, bang paths
+ * and "%" turned into "@") and resolved (lib/resolve) with the sender; it
+ * is authorized when its address class is local, virtual alias, virtual
+ * mailbox or relay, unless routing operators remain in its local part
+ * (`"user@remote"@ours`, `user%remote@ours` with allow_percent_hack = no)
+ * and allow_untrusted_routing is off. A resolver that cannot answer gives
+ * 451 4.3.0 Temporary lookup failure. Recipient checks are therefore async.
+ *
+ * Pure apart from the resolver's table lookups: parameters come in the context.
  */
 import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
-import { isLocalDomain, type ResolveParams } from "../../lib/resolve/mod.ts";
+import {
+  RESOLVE_CLASS_FINAL,
+  RESOLVE_CLASS_RELAY,
+  RESOLVE_FLAG_ROUTED,
+  ResolveError,
+  Resolver,
+  rewriteAddress,
+  type RewriteContext,
+} from "../../lib/resolve/mod.ts";
 import {
   canRefuseRelay,
   type Config,
@@ -54,19 +72,19 @@ export interface RestrictionContext {
   relayFirst: boolean;
   mynetworks: NetworkList;
   /**
-   * How qmgr resolves recipients (mydestination): smtpd counts as local
-   * exactly what qmgr delivers locally, so nothing it accepts as local is
-   * relayed instead.
+   * The resolver qmgr uses too: smtpd counts as ours exactly what qmgr
+   * delivers here or relays to, so nothing it accepts as local is relayed
+   * elsewhere.
    */
-  local: ResolveParams;
-  /** relay_domains: domains (and subdomains) relayed to. */
-  relayDomains: string[];
+  resolver: Resolver;
   /**
-   * $myorigin when append_at_myorigin = yes (an address without domain gets
-   * it), "" when no; null when myorigin names a file this process could not
-   * read: an address without domain is then not authorized.
+   * The "local" rewriting context applied to a recipient before it is
+   * resolved; null when myorigin names a file this process could not read:
+   * an address without domain is then not authorized.
    */
-  origin: string | null;
+  rewrite: RewriteContext | null;
+  /** allow_untrusted_routing. */
+  allowUntrustedRouting: boolean;
   codes: {
     reject: number;
     defer: number;
@@ -77,8 +95,17 @@ export interface RestrictionContext {
   warn: (msg: string) => void;
 }
 
-/** The restriction context of a configuration. */
-export function restrictionContext(c: Config, warn: (msg: string) => void): RestrictionContext {
+/**
+ * The restriction context of a configuration. `resolver` is shared with
+ * other users of the same configuration (its tables are opened once);
+ * by default one is made from the configuration.
+ */
+export function restrictionContext(
+  c: Config,
+  warn: (msg: string) => void,
+  resolver?: Resolver,
+): RestrictionContext {
+  const origin = originOrNull(c, warn);
   return {
     client: c.list("smtpd_client_restrictions"),
     helo: c.list("smtpd_helo_restrictions"),
@@ -89,15 +116,16 @@ export function restrictionContext(c: Config, warn: (msg: string) => void): Rest
     delayReject: c.bool("smtpd_delay_reject"),
     relayFirst: c.bool("smtpd_relay_before_recipient_restrictions"),
     mynetworks: parseNetworkList("mynetworks", c.list("mynetworks")),
-    local: {
-      myhostname: c.str("myhostname"),
-      mydestination: c.list("mydestination"),
-      localTransport: c.str("local_transport"),
-      defaultTransport: c.str("default_transport"),
-      relayhost: c.str("relayhost"),
+    resolver: resolver ?? Resolver.fromConfig(c, { warn }),
+    rewrite: origin === null ? null : {
+      myorigin: origin,
+      mydomain: c.str("mydomain"),
+      appendAtMyorigin: c.bool("append_at_myorigin"),
+      appendDotMydomain: c.bool("append_dot_mydomain"),
+      swapBangpath: c.bool("swap_bangpath"),
+      percentHack: c.bool("allow_percent_hack"),
     },
-    relayDomains: c.list("relay_domains"),
-    origin: c.bool("append_at_myorigin") ? originOrNull(c, warn) : "",
+    allowUntrustedRouting: c.bool("allow_untrusted_routing"),
     codes: {
       reject: c.int("reject_code"),
       defer: c.int("defer_code"),
@@ -111,6 +139,7 @@ export function restrictionContext(c: Config, warn: (msg: string) => void): Rest
 
 /** myorigin, or null (with a warning) when it names a file that cannot be read here. */
 function originOrNull(c: Config, warn: (msg: string) => void): string | null {
+  if (!c.bool("append_at_myorigin")) return "";
   try {
     return c.str("myorigin");
   } catch (e) {
@@ -190,34 +219,26 @@ function validAddressLiteral(literal: string): boolean {
 }
 
 /**
- * relay_domains matching as Postfix's match_hostname in parent style (its
- * default parent_domain_matches_subdomains includes relay_domains): first
- * match wins, "!" negates, "domain" also matches its subdomains, and
- * ".domain" matches nothing.
+ * Postfix's permit_auth_destination: "ok" when the recipient is ours to
+ * deliver or relay to, "dunno" when not, or the 451 reply when the resolver
+ * cannot answer.
  */
-export function inRelayDomains(domain: string, list: string[]): boolean {
-  const d = domain.toLowerCase().replace(/\.$/, "");
-  for (const raw of list) {
-    let item = raw.toLowerCase().replace(/\.$/, "");
-    let negate = false;
-    while (item.startsWith("!")) {
-      negate = !negate;
-      item = item.slice(1);
-    }
-    if (d === item || d.endsWith(`.${item}`)) return !negate;
+async function authDestination(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  recipient: string,
+): Promise<"ok" | "dunno" | Verdict> {
+  if (ctx.rewrite === null && splitAddress(recipient).domain === "") return "dunno";
+  const address = ctx.rewrite === null ? recipient : rewriteAddress(recipient, ctx.rewrite);
+  try {
+    const reply = await ctx.resolver.resolve(address, { sender: req.sender ?? "" });
+    if (!ctx.allowUntrustedRouting && (reply.flags & RESOLVE_FLAG_ROUTED)) return "dunno";
+    return reply.flags & (RESOLVE_CLASS_FINAL | RESOLVE_CLASS_RELAY) ? "ok" : "dunno";
+  } catch (e) {
+    if (!(e instanceof ResolveError)) throw e;
+    ctx.warn(e.message);
+    return verdict(451, "4.3.0", `<${quoteAddress(recipient)}>: Temporary lookup failure`);
   }
-  return false;
-}
-
-/** Is the recipient's domain ours to deliver or relay to (Postfix's permit_auth_destination)? */
-function authorized(ctx: RestrictionContext, recipient: string): boolean {
-  let { domain } = splitAddress(recipient);
-  if (domain === "") {
-    if (ctx.origin === null) return false;
-    if (ctx.origin === "") return true; // resolved locally, as Postfix does
-    domain = ctx.origin;
-  }
-  return isLocalDomain(domain, ctx.local) || inRelayDomains(domain, ctx.relayDomains);
 }
 
 /** reject_non_fqdn_sender/recipient: the domain must be a host name with a dot. */
@@ -229,12 +250,23 @@ function fqdnAddress(address: string): boolean {
   return name !== "" && validHostname(name) && name.includes(".");
 }
 
-/** Evaluates one list; "permit", a Verdict, or null when nothing decided. */
+/** The relay decisions, which need the resolver (and so are made before a list is run). */
+const AUTH_DESTINATION = new Set([
+  "permit_auth_destination",
+  "reject_unauth_destination",
+  "defer_unauth_destination",
+]);
+
+/**
+ * Evaluates one list; "permit", a Verdict, or null when nothing decided.
+ * `auth` is permit_auth_destination's answer for the request's recipient.
+ */
 function evaluate(
   list: string[],
   stage: Stage,
   ctx: RestrictionContext,
   req: CheckRequest,
+  auth?: "ok" | "dunno" | Verdict,
 ): Verdict | "permit" | null {
   const { name, what } = subject(stage, req);
   for (const raw of list) {
@@ -257,8 +289,9 @@ function evaluate(
       case "permit_auth_destination":
       case "reject_unauth_destination":
       case "defer_unauth_destination": {
-        if (req.recipient === undefined) break;
-        const ok = authorized(ctx, req.recipient);
+        if (req.recipient === undefined || auth === undefined) break;
+        if (typeof auth === "object") return auth;
+        const ok = auth === "ok";
         if (ok && r === "permit_auth_destination") return "permit";
         if (ok || r === "permit_auth_destination") break;
         const code = r === "reject_unauth_destination" ? ctx.codes.relay : 454;
@@ -320,12 +353,25 @@ function run(
   ctx: RestrictionContext,
   req: CheckRequest,
   lists: [string[], Stage][],
+  auth?: "ok" | "dunno" | Verdict,
 ): Verdict | null {
   for (const [list, stage] of lists) {
-    const v = evaluate(list, stage, ctx, req);
+    const v = evaluate(list, stage, ctx, req, auth);
     if (v !== null && v !== "permit") return v;
   }
   return null;
+}
+
+/** Runs lists that may hold a relay decision: the recipient is resolved first, once. */
+async function runWithRecipient(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  lists: [string[], Stage][],
+): Promise<Verdict | null> {
+  const needed = req.recipient !== undefined &&
+    lists.some(([list]) => list.some((r) => AUTH_DESTINATION.has(r.toLowerCase())));
+  const auth = needed ? await authDestination(ctx, req, req.recipient!) : undefined;
+  return run(ctx, req, lists, auth);
 }
 
 /** smtpd_client_restrictions at connect (only with smtpd_delay_reject = no). */
@@ -348,7 +394,10 @@ export function checkSender(ctx: RestrictionContext, req: CheckRequest): Verdict
  * and sender lists first; then the relay and recipient lists. Null means
  * accept.
  */
-export function checkRecipient(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
+export async function checkRecipient(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+): Promise<Verdict | null> {
   if (req.recipient !== undefined && req.recipient.toLowerCase() === "postmaster") return null;
   if (!canRefuseRelay(ctx.relay, ctx.recipient)) {
     ctx.warn(OPEN_RELAY_MESSAGE);
@@ -363,10 +412,13 @@ export function checkRecipient(ctx: RestrictionContext, req: CheckRequest): Verd
   const relay: [string[], Stage] = [ctx.relay, "recipient"];
   const rcpt: [string[], Stage] = [ctx.recipient, "recipient"];
   lists.push(...(ctx.relayFirst ? [relay, rcpt] : [rcpt, relay]));
-  return run(ctx, req, lists);
+  return await runWithRecipient(ctx, req, lists);
 }
 
-/** smtpd_data_restrictions at DATA. */
-export function checkData(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
-  return run(ctx, req, [[ctx.data, "data"]]);
+/** smtpd_data_restrictions at DATA (the recipient is set when there is only one). */
+export async function checkData(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+): Promise<Verdict | null> {
+  return await runWithRecipient(ctx, req, [[ctx.data, "data"]]);
 }

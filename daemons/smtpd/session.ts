@@ -495,7 +495,7 @@ class Session {
     return true;
   }
 
-  doRcpt(arg: string): Promise<boolean> | boolean {
+  async doRcpt(arg: string): Promise<boolean> {
     if (this.sender === null) {
       this.reply(503, "5.5.1", "Error: need MAIL command");
       return false;
@@ -543,7 +543,7 @@ class Session {
         return false;
       }
     }
-    const verdict = checkRecipient(this.d.restrictions, this.request(path.address));
+    const verdict = await checkRecipient(this.d.restrictions, this.request(path.address));
     if (verdict) {
       this.refuse("RCPT", verdict, { from: this.sender, to: path.address });
       return false;
@@ -601,7 +601,7 @@ class Session {
     }
     // With more than one recipient Postfix names none of them (nor logs one).
     const only = this.recipients.length === 1 ? this.recipients[0].address : undefined;
-    const refused = checkData(this.d.restrictions, this.request(only));
+    const refused = await checkData(this.d.restrictions, this.request(only));
     if (refused) {
       this.refuse("DATA", refused, { from: this.sender, to: only }); // the transaction stays
       return false;

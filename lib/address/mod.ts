@@ -557,3 +557,13 @@ export function splitExtension(
   if (i === 0 || i === local.length) return whole;
   return { user: local.slice(0, i), extension: local.slice(i) };
 }
+
+// --- Canonical form (trivial-rewrite's "local" context), see rewrite.ts ---
+
+export {
+  quotedLocalPart,
+  rewriteAddress,
+  type RewriteContext,
+  stripSourceRoute,
+  stripTrailingDot,
+} from "./rewrite.ts";
