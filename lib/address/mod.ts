@@ -149,6 +149,17 @@ function unquoteLocal(s: string): string {
       }
     } else if (isAtext(c) || c === 46) {
       out += s[j];
+    } else if (c === 91) {
+      // A bracketed part (`user%[192.0.2.1]@ours`), which Postfix's parser
+      // reads as one token, as in a domain literal.
+      const close = s.indexOf("]", j);
+      const inner = close < 0 ? "" : s.slice(j + 1, close);
+      // deno-lint-ignore no-control-regex
+      if (close < 0 || /[[\\\x00-\x20\x7f]/.test(inner)) {
+        throw new AddressError('invalid character "[" in local part');
+      }
+      out += s.slice(j, close + 1);
+      j = close;
     } else {
       throw new AddressError(`invalid character ${JSON.stringify(s[j])} in local part`);
     }

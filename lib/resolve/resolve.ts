@@ -24,7 +24,8 @@
  *    relay_transport, anything else default_transport (or what
  *    sender_dependent_default_transport_maps says for the sender). The
  *    next hop is the recipient domain; for relay and default classes
- *    sender_dependent_relayhost_maps, else relayhost, overrides it; a
+ *    sender_dependent_relayhost_maps (unless it says DUNNO), else
+ *    relayhost, overrides it; a
  *    `transport:nexthop` value of the class's parameter overrides both.
  * 5. transport_maps (not for the virtual alias class), see transport.ts.
  * 6. relocated_maps: `error:5.1.6 User has moved to <value>`.
@@ -494,16 +495,14 @@ export class Resolver {
         const relay = t.senderRelay.empty
           ? undefined
           : (await this.#addressFind(t.senderRelay, key))?.value;
-        if (relay !== undefined) {
-          let v = relay;
-          if (v === "") {
-            this.#warn(`sender_dependent_relayhost_maps: ignoring null lookup result for ${key}`);
-            v = "DUNNO";
-          }
-          nexthop = v.toUpperCase() === "DUNNO" ? nextDomain : v;
-        } else if (p.relayhost !== "") {
-          nexthop = p.relayhost;
+        let v = relay;
+        if (v === "") {
+          this.#warn(`sender_dependent_relayhost_maps: ignoring null lookup result for ${key}`);
+          v = "DUNNO";
         }
+        // "DUNNO" stops the search without overriding relayhost (Postfix 2.7 and later).
+        if (v !== undefined && v.toUpperCase() !== "DUNNO") nexthop = v;
+        else if (p.relayhost !== "") nexthop = p.relayhost;
       }
     } else {
       channel = p.localTransport;
