@@ -182,7 +182,8 @@ function subject(stage: Stage, req: CheckRequest): { name: string; what: string 
     case "sender":
       return { name: quoteAddress(req.sender ?? ""), what: "Sender address" };
     case "recipient":
-      return { name: quoteAddress(req.recipient ?? ""), what: "Recipient address" };
+      // Postfix names the recipient in its internal (unquoted) form, as parsed.
+      return { name: req.recipient ?? "", what: "Recipient address" };
     case "data":
       return { name: "DATA", what: "Data command" };
   }
@@ -237,7 +238,7 @@ async function authDestination(
   } catch (e) {
     if (!(e instanceof ResolveError)) throw e;
     ctx.warn(e.message);
-    return verdict(451, "4.3.0", `<${quoteAddress(recipient)}>: Temporary lookup failure`);
+    return verdict(451, "4.3.0", `<${recipient}>: Temporary lookup failure`);
   }
 }
 
@@ -295,7 +296,7 @@ function evaluate(
         if (ok && r === "permit_auth_destination") return "permit";
         if (ok || r === "permit_auth_destination") break;
         const code = r === "reject_unauth_destination" ? ctx.codes.relay : 454;
-        return verdict(code, "4.7.1", `<${quoteAddress(req.recipient)}>: Relay access denied`);
+        return verdict(code, "4.7.1", `<${req.recipient}>: Relay access denied`);
       }
       case "reject_invalid_helo_hostname":
       case "reject_non_fqdn_helo_hostname": {

@@ -149,6 +149,11 @@ function unquoteLocal(s: string): string {
       }
     } else if (isAtext(c) || c === 46) {
       out += s[j];
+    } else if (c === 64 && j > 0 && s[j - 1] !== "@" && j + 1 < s.length && s[j + 1] !== "@") {
+      // An unquoted "@" between words (`user@remote@ours`) is kept, as
+      // Postfix's parser does: the last "@" separates the domain and the
+      // resolver sees the rest. An empty word (`b@@ours`) is bad syntax.
+      out += s[j];
     } else if (c === 91) {
       // A bracketed part (`user%[192.0.2.1]@ours`), which Postfix's parser
       // reads as one token, as in a domain literal.

@@ -474,3 +474,134 @@ Deno.test("resolution matches Postfix's trivial-rewrite", async (t) => {
   await compare("main.cf A", MAIN_A, CASES_A, t);
   await compare("main.cf B", MAIN_B, CASES_B, t);
 });
+
+// --- Routed recipients from an outside client (acceptance: relay denied, nothing queued) ---
+
+/** RCPT TO arguments that try to relay through a domain of ours. */
+const ROUTED_RCPTS = [
+  '<"r%outside.example">',
+  "<outside.example!r>",
+  "<r%outside.example>",
+  "<r%outside.example@localhost>",
+  "<outside.example!r@localhost>",
+  '<"r@outside.example"@localhost>',
+  '<"r%outside.example"@localhost>',
+  '<"outside.example!r"@localhost>',
+  "<@localhost:r@outside.example>",
+  "<r@outside.example@localhost>",
+  "<r@outside.example>",
+  "<r%outside.example@[127.0.0.1]>",
+  "<x@[192.0.2.1]@localhost>",
+  "<r%outside.example%localhost@localhost>",
+];
+/** Recipients of ours, routed or not, that both accept. */
+const OUR_RCPTS = [
+  "<r%localhost@localhost>",
+  "<localhost!r@localhost>",
+  "<user@localhost>",
+  "<user@[127.0.0.1]>",
+  "<user>",
+];
+
+/** One SMTP session: the reply line (last line of each reply) to each command. */
+async function smtpReplies(port: number, commands: string[]): Promise<string[]> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  let buf = "";
+  const reply = async (): Promise<string> => {
+    const chunk = new Uint8Array(4096);
+    for (;;) {
+      const m = /(?:^|\r\n)(\d{3}) ([^\r\n]*)\r\n$/.exec(buf);
+      if (m) {
+        buf = "";
+        return `${m[1]} ${m[2]}`;
+      }
+      const n = await conn.read(chunk);
+      if (n === null) throw new Error(`connection closed after ${JSON.stringify(buf)}`);
+      buf += dec.decode(chunk.subarray(0, n));
+    }
+  };
+  try {
+    const out = [await reply()];
+    for (const c of commands) {
+      await conn.write(enc.encode(c + "\r\n"));
+      out.push(await reply());
+    }
+    return out;
+  } finally {
+    conn.close();
+  }
+}
+
+/** The relevant settings, for both servers; mynetworks leaves out loopback: the test client is "outside". */
+const OUTSIDE = [
+  "myhostname = mx.test.example",
+  "mynetworks = 192.0.2.0/24",
+  "local_recipient_maps =",
+];
+const EMBEDDED_RELAY = [
+  // conf/main.cf's relay settings.
+  "mydestination = $myhostname, localhost.$mydomain, localhost",
+  "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+  "smtpd_recipient_restrictions =",
+];
+/** Postfix's defaults (compatibility_level 3.6): defer_unauth_destination. */
+const DEFAULT_RELAY = [
+  "mydestination = $myhostname, localhost.$mydomain, localhost",
+  "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, " +
+  "defer_unauth_destination",
+];
+
+Deno.test({
+  name: "routed recipients from an outside client get Postfix's replies, and nothing is queued",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
+    const { startPostfix } = await import("../helpers/postfix.ts");
+    const { startInstance } = await import("../helpers/instance.ts");
+    const commands = [
+      "EHLO client.example",
+      "MAIL FROM:<someone@client.example>",
+      ...[...ROUTED_RCPTS, ...OUR_RCPTS].map((r) => `RCPT TO:${r}`),
+      "QUIT",
+    ];
+    for (const [name, relay] of [["conf/main.cf", EMBEDDED_RELAY], ["defaults", DEFAULT_RELAY]]) {
+      const mainCf = [...OUTSIDE, ...relay].join("\n");
+      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
+      let theirs: string[];
+      try {
+        theirs = await smtpReplies(pf.port, commands);
+      } finally {
+        await pf.stop();
+      }
+      const pw = await startInstance({ mainCf });
+      let ours: string[];
+      let queued: string[] = [];
+      try {
+        ours = await smtpReplies(pw.port, commands);
+        for (const q of ["incoming", "active", "deferred", "hold", "maildrop"]) {
+          for await (const e of Deno.readDir(`${pw.queue}/${q}`)) queued.push(`${q}/${e.name}`);
+        }
+      } finally {
+        await pw.stop();
+      }
+      // The greeting, EHLO and QUIT texts name the server; compare codes there.
+      const norm = (r: string[]) =>
+        r.map((l, i) => (i <= 1 || i === r.length - 1) ? l.slice(0, 3) : l);
+      await t.step(`${name}: same replies as Postfix`, () => {
+        assertEquals(
+          norm(ours).map((l, i) => `${commands[i - 1] ?? "greeting"} -> ${l}`),
+          norm(theirs).map((l, i) => `${commands[i - 1] ?? "greeting"} -> ${l}`),
+        );
+      });
+      await t.step(`${name}: every routed recipient is refused, nothing is queued`, () => {
+        const refused = ours.slice(3, 3 + ROUTED_RCPTS.length);
+        assertEquals(refused.filter((l) => !/^(554|454) .*Relay access denied$/.test(l)), []);
+        queued = queued.filter((f) => f !== "maildrop/.keep");
+        assertEquals(queued, []);
+      });
+    }
+  },
+});
