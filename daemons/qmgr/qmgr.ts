@@ -16,8 +16,8 @@
  * transport and next hop (lower-cased, as Postfix's queue names) pick the
  * destination queue. A resolver that cannot answer (a table is down)
  * defers the recipient with 4.3.0 "address resolver failure" and logs which
- * table failed; bad address syntax bounces it with 5.1.3. Mail for the
- * error transport (virtual alias domains, relocated users, transport_maps
+ * table failed; bad address syntax goes to the error agent as "5.1.3 bad
+ * address syntax". Mail for the error transport (virtual alias domains, relocated users, transport_maps
  * `error:` entries) goes to the error agent, which bounces it.
  *
  * Not implemented yet: slow start, delay warnings (delay_warning_time),
@@ -46,12 +46,7 @@ import {
   QueueFormatError,
   type StoredRecipient,
 } from "../../lib/queue/mod.ts";
-import {
-  type Resolution,
-  RESOLVE_FLAG_ERROR,
-  ResolveError,
-  Resolver,
-} from "../../lib/resolve/mod.ts";
+import { deliveryRoute, type Resolution, ResolveError, Resolver } from "../../lib/resolve/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 
 /** A message in the active queue. */
@@ -316,17 +311,12 @@ export class Qmgr {
       } catch (e) {
         if (!(e instanceof ResolveError)) throw e;
         this.ctx.log.warn(`${id}: ${e.message}`);
-        decided.push({ r, st: this.#status(r, "deferred", "4.3.0", "address resolver failure") });
+        decided.push({ r, st: this.#deferral(r, "address resolver failure") });
         continue;
       }
-      if (route.flags & RESOLVE_FLAG_ERROR) {
-        const why = `bad address syntax: "${quoteAddress(r.address)}"`;
-        decided.push({ r, st: this.#status(r, "bounced", "5.1.3", why) });
-        continue;
-      }
-      const nexthop = route.nexthop.toLowerCase();
-      const key = `${route.transport}:${nexthop}`;
-      const dest = this.#destination(key, route.transport, nexthop);
+      const { transport, nexthop } = deliveryRoute(route);
+      const key = `${transport}:${nexthop}`;
+      const dest = this.#destination(key, transport, nexthop);
       let list = byDest.get(dest.key);
       if (!list) byDest.set(dest.key, list = []);
       // The resolved recipient is delivered (user%remote@ours goes to user@remote).
@@ -353,14 +343,9 @@ export class Qmgr {
     for (const key of byDest.keys()) this.#pump(this.destinations.get(key)!);
   }
 
-  /** A status qmgr decides itself (the resolver failed or refused the address). */
-  #status(
-    r: StoredRecipient,
-    status: "deferred" | "bounced",
-    dsn: string,
-    reason: string,
-  ): RecipientStatus {
-    return { index: r.index, status, dsn, reason, relay: "none" };
+  /** A deferral qmgr decides itself (the resolver could not answer). */
+  #deferral(r: StoredRecipient, reason: string): RecipientStatus {
+    return { index: r.index, status: "deferred", dsn: "4.3.0", reason, relay: "none" };
   }
 
   #logStatus(msg: ActiveMessage, address: string, st: RecipientStatus): void {

@@ -20,6 +20,7 @@ export { interfaceAddresses, literalMatches, systemInterfaces } from "./interfac
 export { MatchList } from "./match_list.ts";
 export {
   type AddressClass,
+  deliveryRoute,
   type Resolution,
   RESOLVE_CLASS_ALIAS,
   RESOLVE_CLASS_DEFAULT,

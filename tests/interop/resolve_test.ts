@@ -28,12 +28,7 @@
  */
 import { parseMailPath } from "../../lib/address/mod.ts";
 import { type Config, makeConfig } from "../../lib/config/mod.ts";
-import {
-  RESOLVE_FLAG_ERROR,
-  Resolver,
-  rewriteAddress,
-  rewriteContext,
-} from "../../lib/resolve/mod.ts";
+import { deliveryRoute, Resolver, rewriteAddress, rewriteContext } from "../../lib/resolve/mod.ts";
 import { errorText } from "../../daemons/error/error.ts";
 import { assertEquals } from "../helpers/assert.ts";
 import { havePeer, haveRoot, run } from "../helpers/peers.ts";
@@ -57,9 +52,9 @@ export const OUR_SIDE_HAS_CLEANUP = false;
 
 /**
  * Postwarden's outcome for one address as sendmail would submit it: parsed,
- * rewritten in the local context, resolved with the sender, and what qmgr
- * makes of the resolution (the error transport and bad syntax bounce; a
- * next hop is lower-cased). This is the seam where cleanup's canonical and
+ * rewritten in the local context, resolved with the sender, and where qmgr
+ * sends it ({@link deliveryRoute}; the error agent bounces with the text
+ * of its next hop). This is the seam where cleanup's canonical and
  * virtual alias expansion go (between the rewrite and the resolve).
  */
 export async function ourOutcome(
@@ -71,12 +66,12 @@ export async function ourOutcome(
   const internal = parseMailPath(address.startsWith("<") ? address : `<${address}>`).address;
   const rewritten = rewriteAddress(internal, rewriteContext(config));
   const r = await resolver.resolve(rewritten, { sender });
-  if (r.flags & RESOLVE_FLAG_ERROR) return [{ bounced: "5.1.3", reason: "bad address syntax" }];
-  if (r.transport === "error") {
-    const { dsn, reason } = errorText(r.nexthop, "5.0.0", "mail is undeliverable");
+  const { transport, nexthop } = deliveryRoute(r);
+  if (transport === "error") {
+    const { dsn, reason } = errorText(nexthop, "5.0.0", "mail is undeliverable");
     return [{ bounced: dsn, reason }];
   }
-  return [{ transport: r.transport, nexthop: r.nexthop.toLowerCase(), recipient: r.recipient }];
+  return [{ transport, nexthop, recipient: r.recipient }];
 }
 
 // --- The shared configurations ---
@@ -98,6 +93,7 @@ virtual_alias_maps = inline:{ known@valias.example=alice@example.org }
 canonical_maps = inline:{ oldname@example.org=newname@example.org }
 virtual_mailbox_domains = vmbox.example, inline:{ vmtable.example=x }
 relay_domains = relay.example, .relaysub.example, inline:{ tablerelay.example=x }
+relay_transport = relay
 relayhost = [gw.example.net]:2525
 transport_maps = inline:{ exact@special.example=custom:[10.1.1.1],
   user@ext.example=custom:ext-hop.example, special.example=special:,
