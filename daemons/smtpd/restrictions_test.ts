@@ -45,3 +45,49 @@ Deno.test("restrictions: an address without domain", async (t) => {
     assertMatch(warnings[0], /^myorigin file \/etc\/mailname: .*not authorized for relaying$/);
   });
 });
+
+Deno.test("restrictions: the relay decision asks the resolver", async (t) => {
+  const main = "compatibility_level = 3.6\nmyhostname = mx.example\nmydestination = localhost\n" +
+    "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n";
+  await t.step(
+    "a table the resolver cannot read gives 451 4.3.0, not a relay decision",
+    async () => {
+      const warnings: string[] = [];
+      const c = makeConfig("/x", main + "relay_domains = fail:down\n");
+      const v = await checkRecipient(
+        restrictionContext(c, (m) => warnings.push(m)),
+        request("u@x.example"),
+      );
+      assertEquals(v, { code: 451, dsn: "4.3.0", text: "<u@x.example>: Temporary lookup failure" });
+      assertMatch(warnings[0], /^relay_domains: fail:down: lookup of "x\.example" failed/);
+    },
+  );
+  await t.step("relay_domains tables and virtual domains authorize", async () => {
+    const c = makeConfig(
+      "/x",
+      main + "relay_domains = inline:{r.example=ok}\nvirtual_alias_domains = va.example\n" +
+        "virtual_mailbox_domains = vm.example\n",
+    );
+    const ctx = restrictionContext(c, () => {});
+    for (const rcpt of ["u@sub.r.example", "u@va.example", "u@vm.example", "u@localhost"]) {
+      assertEquals(await checkRecipient(ctx, request(rcpt)), null, rcpt);
+    }
+    assertEquals(
+      (await checkRecipient(ctx, request("u%x.example@va.example")))?.text,
+      "<u%x.example@va.example>: Relay access denied",
+    );
+  });
+  await t.step(
+    "the sender reaches sender-dependent maps without changing the decision",
+    async () => {
+      const c = makeConfig(
+        "/x",
+        main + "sender_dependent_relayhost_maps = inline:{a@example.org=[gw.example]}\n",
+      );
+      assertEquals(
+        (await checkRecipient(restrictionContext(c, () => {}), request("u@x.example")))?.code,
+        554,
+      );
+    },
+  );
+});
