@@ -77,13 +77,6 @@ Deno.test("restrictions: the relay decision asks the resolver", async (t) => {
       "<u%x.example@va.example>: Relay access denied",
     );
   });
-  await t.step(
-    "the sender reaches sender-dependent maps without changing the decision",
-    async () => {
-      const c = makeConfig(
-        "/x",
-        main + "sender_dependent_relayhost_maps = inline:{a@example.org=[gw.example]}\n",
-      );
       assertEquals(
         (await checkRecipient(restrictionContext(c, () => {}), request("u@x.example")))?.code,
         554,
