@@ -15,8 +15,8 @@
  * the message's sender: the resolved recipient is what is delivered, its
  * transport and next hop (lower-cased, as Postfix's queue names) pick the
  * destination queue. A resolver that cannot answer (a table is down)
- * defers the recipient with 4.3.0 "address resolver failure" and logs which
- * table failed; bad address syntax goes to the error agent as "5.1.3 bad
+ * defers the recipient with 4.3.0 "address resolver failure: transport_maps
+ * lookup failure" (naming the parameter) and logs the table's error; bad address syntax goes to the error agent as "5.1.3 bad
  * address syntax". Mail for the error transport (virtual alias domains, relocated users, transport_maps
  * `error:` entries) goes to the error agent, which bounces it.
  *
@@ -311,7 +311,8 @@ export class Qmgr {
       } catch (e) {
         if (!(e instanceof ResolveError)) throw e;
         this.ctx.log.warn(`${id}: ${e.message}`);
-        decided.push({ r, st: this.#deferral(r, "address resolver failure") });
+        const why = e.parameter ? `: ${e.parameter} lookup failure` : "";
+        decided.push({ r, st: this.#deferral(r, `address resolver failure${why}`) });
         continue;
       }
       const { transport, nexthop } = deliveryRoute(route);

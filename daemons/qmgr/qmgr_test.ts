@@ -86,12 +86,17 @@ Deno.test("qmgr: recipients are resolved with lib/resolve", async (t) => {
       const f = await setup("transport_maps = fail:down\n", "u@remote.example");
       await f.qmgr.activate(f.id, "incoming");
       const [entry] = await deferLog(f);
-      assertEquals([entry.dsn, entry.reason], ["4.3.0", "address resolver failure"]);
+      assertEquals(
+        [entry.dsn, entry.reason],
+        ["4.3.0", "address resolver failure: transport_maps lookup failure"],
+      );
       assert(
         f.lines.some((l) => l.startsWith(`warning: ${f.id}: transport_maps: fail:down: lookup`)),
         f.lines.join("\n"),
       );
-      assert(f.lines.some((l) => l.includes("status=deferred (address resolver failure)")));
+      assert(
+        f.lines.some((l) => l.includes("status=deferred (address resolver failure: transport")),
+      );
       await f.qmgr.stop(1000);
     });
     await t.step("transport_maps picks the transport and next hop", async () => {

@@ -85,6 +85,14 @@ export interface Resolution {
 /** The resolver could not decide (a table failed, a null transport): try again later. */
 export class ResolveError extends Error {
   override readonly name = "ResolveError";
+  constructor(
+    message: string,
+    /** The parameter whose table failed ("transport_maps"), or "" for other failures. */
+    readonly parameter = "",
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }
 
 /** Parameter values the resolver reads (all expanded). */
@@ -334,7 +342,7 @@ export class Resolver {
     let d = domain;
     if (d.endsWith(".")) d = d.slice(0, -1);
     if (d === "" || d.endsWith(".")) return false;
-    if (await this.#try(() => t.mydestination.match(d))) return true;
+    if (await this.#try(t.mydestination.title, () => t.mydestination.match(d))) return true;
     return literalMatches(d, t.own);
   }
 
@@ -450,19 +458,21 @@ export class Resolver {
     let blame: string;
     let cls: AddressClass;
     if (remote) {
-      if (await this.#try(() => t.aliasDomains.match(nextDomain))) {
+      if (await this.#try(t.aliasDomains.title, () => t.aliasDomains.match(nextDomain))) {
         channel = "error";
         nexthop = `5.1.1 User unknown${p.showUnknownTable ? " in virtual alias table" : ""}`;
         blame = "virtual_alias_domains";
         cls = "alias";
         flags |= RESOLVE_CLASS_ALIAS;
-      } else if (await this.#try(() => t.mailboxDomains.match(nextDomain))) {
+      } else if (
+        await this.#try(t.mailboxDomains.title, () => t.mailboxDomains.match(nextDomain))
+      ) {
         channel = p.virtualTransport;
         blame = "virtual_transport";
         cls = "virtual";
         flags |= RESOLVE_CLASS_VIRTUAL;
       } else {
-        if (await this.#try(() => t.relayDomains.match(nextDomain))) {
+        if (await this.#try(t.relayDomains.title, () => t.relayDomains.match(nextDomain))) {
           channel = p.relayTransport;
           blame = "relay_transport";
           cls = "relay";
@@ -524,13 +534,15 @@ export class Resolver {
 
     // 5. transport_maps.
     if (!t.transport.empty && cls !== "alias") {
-      const hit = await this.#try(() =>
-        transportLookup(t.transport, recipient, nextDomain, {
-          current: { transport: channel, nexthop },
-          delimiters: p.recipientDelimiter,
-          doubleBounceSender: p.doubleBounceSender,
-          parentMatches: p.parentMatches.includes("transport_maps"),
-        })
+      const hit = await this.#try(
+        t.transport.title,
+        () =>
+          transportLookup(t.transport, recipient, nextDomain, {
+            current: { transport: channel, nexthop },
+            delimiters: p.recipientDelimiter,
+            doubleBounceSender: p.doubleBounceSender,
+            parentMatches: p.parentMatches.includes("transport_maps"),
+          }),
       );
       if (hit) {
         channel = hit.transport;
@@ -555,30 +567,29 @@ export class Resolver {
     const local = domain !== "" &&
       (domain.toLowerCase() === this.params.myorigin.toLowerCase() ||
         await this.isLocal(domain));
-    return await this.#try(() =>
+    return await this.#try(maps.title, () =>
       addressFind(maps, address, {
         delimiters: this.params.recipientDelimiter,
         doubleBounceSender: this.params.doubleBounceSender,
         isLocal: (d) => local && d === domain,
-      })
-    );
+      }));
   }
 
   async #open(): Promise<Tables> {
     try {
       return await this.open();
     } catch (e) {
-      if (e instanceof DictError) throw new ResolveError(e.message, { cause: e });
+      if (e instanceof DictError) throw new ResolveError(e.message, "", { cause: e });
       throw e;
     }
   }
 
-  /** Runs a lookup, turning a DictError into a ResolveError that names the table. */
-  async #try<T>(f: () => Promise<T>): Promise<T> {
+  /** Runs a lookup, turning a DictError into a ResolveError that names the parameter. */
+  async #try<T>(parameter: string, f: () => Promise<T>): Promise<T> {
     try {
       return await f();
     } catch (e) {
-      if (e instanceof DictError) throw new ResolveError(e.message, { cause: e });
+      if (e instanceof DictError) throw new ResolveError(e.message, parameter, { cause: e });
       throw e;
     }
   }

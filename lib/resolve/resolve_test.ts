@@ -217,11 +217,12 @@ Deno.test("resolve: a table that cannot answer is a ResolveError naming it", asy
   ) {
     await t.step(name, async () => {
       const r = resolver(`${name} = fail:down\n`);
-      await assertRejects(
+      const e = await assertRejects(
         () => r.resolve("a@remote.example", { sender: "s@x.example" }),
         ResolveError,
         name,
       );
+      assertEquals(e.parameter, name);
     });
   }
   await t.step("an unknown table type", async () => {
