@@ -38,8 +38,10 @@
  */
 import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import {
+  type Resolution,
   RESOLVE_CLASS_FINAL,
   RESOLVE_CLASS_RELAY,
+  RESOLVE_FLAG_ERROR,
   RESOLVE_FLAG_ROUTED,
   ResolveError,
   Resolver,
@@ -85,6 +87,8 @@ export interface RestrictionContext {
   rewrite: RewriteContext | null;
   /** allow_untrusted_routing. */
   allowUntrustedRouting: boolean;
+  /** Recent resolutions by sender and address (see resolveFor). */
+  resolveCache: Map<string, Promise<Resolution>>;
   codes: {
     reject: number;
     defer: number;
@@ -126,6 +130,7 @@ export function restrictionContext(
       percentHack: c.bool("allow_percent_hack"),
     },
     allowUntrustedRouting: c.bool("allow_untrusted_routing"),
+    resolveCache: new Map(),
     codes: {
       reject: c.int("reject_code"),
       defer: c.int("defer_code"),
@@ -219,6 +224,53 @@ function validAddressLiteral(literal: string): boolean {
   return parseIp(inner)?.length === 4;
 }
 
+/** Resolutions kept per smtpd process, as Postfix's smtpd_resolve cache (100 entries). */
+const RESOLVE_CACHE_SIZE = 100;
+
+/**
+ * The recipient rewritten in the local context and resolved with the
+ * sender, from a small cache (the syntax check and the relay decision ask
+ * for the same address). A resolver failure is not cached.
+ *
+ * @throws {ResolveError} when the resolver cannot answer.
+ */
+function resolveFor(ctx: RestrictionContext, sender: string, address: string): Promise<Resolution> {
+  const key = `${sender}\0${address}`;
+  const hit = ctx.resolveCache.get(key);
+  if (hit) return hit;
+  const rewritten = ctx.rewrite === null ? address : rewriteAddress(address, ctx.rewrite);
+  const p = ctx.resolver.resolve(rewritten, { sender });
+  ctx.resolveCache.set(key, p);
+  p.catch(() => ctx.resolveCache.delete(key));
+  if (ctx.resolveCache.size > RESOLVE_CACHE_SIZE) {
+    ctx.resolveCache.delete(ctx.resolveCache.keys().next().value!);
+  }
+  return p;
+}
+
+/**
+ * Postfix's smtpd_check_addr, run on MAIL FROM and RCPT TO addresses as
+ * they are parsed: false when the resolver calls the address bad syntax (a
+ * domain that is no host name or address literal, a recipient starting
+ * with "-" unless allow_min_user); smtpd then answers 501 5.1.7 Bad sender
+ * address syntax or 501 5.1.3 Bad recipient address syntax. The null
+ * sender passes; so does an address the resolver cannot answer for now
+ * (the relay decision then answers 451).
+ */
+export async function addressSyntaxOk(
+  ctx: RestrictionContext,
+  sender: string,
+  address: string,
+): Promise<boolean> {
+  if (address === "") return true;
+  try {
+    return ((await resolveFor(ctx, sender, address)).flags & RESOLVE_FLAG_ERROR) === 0;
+  } catch (e) {
+    if (e instanceof ResolveError) return true;
+    throw e;
+  }
+}
+
 /**
  * Postfix's permit_auth_destination: "ok" when the recipient is ours to
  * deliver or relay to, "dunno" when not, or the 451 reply when the resolver
@@ -230,9 +282,8 @@ async function authDestination(
   recipient: string,
 ): Promise<"ok" | "dunno" | Verdict> {
   if (ctx.rewrite === null && splitAddress(recipient).domain === "") return "dunno";
-  const address = ctx.rewrite === null ? recipient : rewriteAddress(recipient, ctx.rewrite);
   try {
-    const reply = await ctx.resolver.resolve(address, { sender: req.sender ?? "" });
+    const reply = await resolveFor(ctx, req.sender ?? "", recipient);
     if (!ctx.allowUntrustedRouting && (reply.flags & RESOLVE_FLAG_ROUTED)) return "dunno";
     return reply.flags & (RESOLVE_CLASS_FINAL | RESOLVE_CLASS_RELAY) ? "ok" : "dunno";
   } catch (e) {

@@ -41,6 +41,7 @@ import { rfc2822Date, xtextDecode } from "../../lib/mime/mod.ts";
 import type { Recipient } from "../../lib/queue/mod.ts";
 import { DataDecoder, formatReply, LineReader, parseCommand } from "../../lib/smtp/mod.ts";
 import {
+  addressSyntaxOk,
   checkConnect,
   checkData,
   checkHelo,
@@ -331,7 +332,7 @@ class Session {
         ok = this.doHelo(verb, arg);
         break;
       case "MAIL":
-        ok = this.doMail(arg);
+        ok = await this.doMail(arg);
         break;
       case "RCPT":
         ok = await this.doRcpt(arg);
@@ -424,7 +425,7 @@ class Session {
     this.overshoot = 0;
   }
 
-  doMail(arg: string): boolean {
+  async doMail(arg: string): Promise<boolean> {
     if (this.sender !== null) {
       this.reply(503, "5.5.1", "Error: nested MAIL command");
       return false;
@@ -445,6 +446,10 @@ class Session {
       if (e instanceof AddressError && e.part === "parameter") {
         this.reply(501, "5.5.4", `Bad MAIL parameter syntax`);
       } else this.reply(501, "5.1.7", "Bad sender address syntax");
+      return false;
+    }
+    if (!(await addressSyntaxOk(this.d.restrictions, path.address, path.address))) {
+      this.reply(501, "5.1.7", "Bad sender address syntax");
       return false;
     }
     for (const [k, v] of path.params) {
@@ -509,6 +514,10 @@ class Session {
     try {
       path = parseMailPath(arg.slice(m[0].length));
     } catch {
+      this.reply(501, "5.1.3", "Bad recipient address syntax");
+      return false;
+    }
+    if (!(await addressSyntaxOk(this.d.restrictions, this.sender, path.address))) {
       this.reply(501, "5.1.3", "Bad recipient address syntax");
       return false;
     }
