@@ -303,3 +303,34 @@ Deno.test("interfaces: address literals of inet_interfaces and proxy_interfaces"
   });
   assertEquals(warned.length, 1);
 });
+
+Deno.test("resolve: any address resolves or is flagged, never throws, and comes back user@domain", async () => {
+  const fc = (await import("fast-check")).default;
+  const r = resolver("relay_domains = relay.example\nvirtual_alias_domains = va.example\n");
+  const part = fc.constantFrom(
+    "u",
+    "a b",
+    "",
+    ".",
+    "@",
+    "!",
+    "%",
+    ":",
+    "[127.0.0.1]",
+    "[x]",
+    "localhost",
+    "relay.example",
+    "va.example",
+    "remote.example",
+    "-",
+    '"',
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(part, { maxLength: 8 }), async (parts) => {
+      const res = await r.resolve(parts.join(""));
+      assert(res.recipient.includes("@"), res.recipient);
+      if (!(res.flags & RESOLVE_FLAG_ERROR)) assert(res.transport !== "", JSON.stringify(res));
+    }),
+    { numRuns: 2000 },
+  );
+});
