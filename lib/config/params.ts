@@ -151,13 +151,6 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
-    name: "append_dot_mydomain",
-    type: "bool",
-    default: COMPAT_LT("1", "yes", "no"),
-    doc: "Append .$mydomain to addresses without domain part dots.",
-    support: "implemented",
-  },
-  {
     name: "append_at_myorigin",
     type: "bool",
     default: "yes",
@@ -195,6 +188,13 @@ const ROWS: ParamSpec[] = [
   },
 
   // Address rewriting and resolution (trivial-rewrite's role: lib/address, lib/resolve)
+  {
+    name: "append_dot_mydomain",
+    type: "bool",
+    default: COMPAT_LT("1", "yes", "no"),
+    doc: "Append .$mydomain to addresses without domain part dots (local rewriting).",
+    support: "implemented",
+  },
   {
     name: "swap_bangpath",
     type: "bool",
