@@ -320,8 +320,13 @@ export class Qmgr {
       const dest = this.#destination(key, transport, nexthop);
       let list = byDest.get(dest.key);
       if (!list) byDest.set(dest.key, list = []);
-      // The resolved recipient is delivered (user%remote@ours goes to user@remote).
-      list.push(route.recipient === r.address ? r : { ...r, address: route.recipient });
+      // The resolved recipient is delivered (user%remote@ours goes to user@remote);
+      // without an original recipient of its own, the queue file's becomes it (orig_to=).
+      list.push(
+        route.recipient === r.address
+          ? r
+          : { ...r, address: route.recipient, orcpt: r.orcpt ?? r.address },
+      );
     }
     for (const [key, rcpts] of byDest) {
       const dest = this.destinations.get(key)!;
