@@ -11,7 +11,9 @@
  * and {@link headerAddress} for header fields.
  *
  * Pure: no DNS, no lookup tables. Whether a domain exists or is ours is
- * decided elsewhere (smtpd restrictions, trivial-rewrite).
+ * decided elsewhere (lib/resolve, trivial-rewrite's role). The canonical
+ * form (Postfix's "local" rewriting context) is {@link rewriteAddress}, in
+ * rewrite.ts.
  */
 
 /** Bad address or parameter syntax; `part` says which, for the SMTP reply. */
@@ -44,8 +46,11 @@ export interface ParseMailPathOptions {
  *
  * Like Postfix with `strict_rfc821_envelopes = no`: spaces after the colon,
  * an address without angle brackets, a source route `<@a,@b:user@d>`
- * (removed), quoted local parts, and dots anywhere in the local part are
- * accepted; an address without a domain (`<postmaster>`) is returned as is.
+ * (removed), quoted local parts, dots anywhere in the local part, and, as
+ * Postfix's parser reads them, an unquoted "@" between words
+ * (`<user@remote@ours>`, the domain is after the last "@") and a bracketed
+ * part (`<user%[192.0.2.1]@ours>`) in the local part are accepted; an
+ * address without a domain (`<postmaster>`) is returned as is.
  * Unbalanced brackets or quotes, control characters, and 8-bit characters
  * without `smtputf8` are rejected.
  *
