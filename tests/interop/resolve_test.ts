@@ -246,6 +246,7 @@ sender_dependent_relayhost_maps = inline:{ <>=[null-relay.example] }
 
 const CASES_B: Case[] = [
   { address: "alice" },
+  { address: "alice@nodots." },
   { address: "alice@mx.example.org" },
   { address: "alice@localhost" },
   { address: "alice@nodots" },
