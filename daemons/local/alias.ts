@@ -125,7 +125,7 @@ export interface AliasEnv {
   /** double_bounce_sender (never split at the delimiter). */
   doubleBounceSender: string;
   /** True when an address resolves to this local delivery service. */
-  isLocal: (address: string) => boolean;
+  isLocal: (address: string) => boolean | Promise<boolean>;
   /** Lowercased Delivered-To addresses of the message (forms as local.ts reads them). */
   isDeliveredTo: (address: string) => boolean;
   /** Delivers to a mailbox; returns the outcome (status and reason). */
@@ -416,7 +416,15 @@ async function deliverResolve(run: Run, st: State, item: string): Promise<void> 
     );
   }
   const next: State = { ...st, address, unmatched: "" };
-  if (env.isLocal(address)) return await deliverRecipient(run, next);
+  let local: boolean;
+  try {
+    local = await env.isLocal(address);
+  } catch (e) {
+    if (!(e instanceof DictError)) throw e;
+    env.warn(e.message);
+    return result(run, next, "deferred", "4.3.0", "address resolver failure");
+  }
+  if (local) return await deliverRecipient(run, next);
   deliverIndirect(run, next);
 }
 

@@ -60,7 +60,7 @@ import {
 import { DictError, Maps } from "../../lib/maps/mod.ts";
 import { HeaderSplitter } from "../../lib/mime/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
-import { resolve } from "../../lib/resolve/mod.ts";
+import { ResolveError, Resolver } from "../../lib/resolve/mod.ts";
 import type { MapsOpener, ServiceContext } from "../../lib/service/mod.ts";
 import {
   type AliasEnv,
@@ -81,7 +81,12 @@ import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
 export class LocalTables {
   #open: Promise<{ aliases: Maps; localRecipients: Maps | null }> | null = null;
 
-  constructor(readonly config: Config, readonly openMaps: MapsOpener) {}
+  /** Where expanded addresses go: this agent (deliver here) or elsewhere (forward). */
+  readonly resolver: Resolver;
+
+  constructor(readonly config: Config, readonly openMaps: MapsOpener) {
+    this.resolver = Resolver.fromConfig(config, { openMaps });
+  }
 
   /**
    * The open tables.
@@ -117,6 +122,7 @@ export class LocalTables {
     const t = await open?.catch(() => null);
     await t?.aliases.close();
     await t?.localRecipients?.close();
+    await this.resolver.close();
   }
 }
 
@@ -170,7 +176,7 @@ export async function deliverLocal(
       return deferAll(`alias database unavailable: ${e.message}`);
     }
     const delivered = await deliveredTo(file, ctx.config.size("header_size_limit"));
-    const env = aliasEnv(ctx, req, file, open, delivered, now);
+    const env = aliasEnv(ctx, req, file, open, tables.resolver, delivered, now);
 
     for (const r of req.recipients) {
       const exp = await expandRecipient(env, r, req.sender);
@@ -243,6 +249,7 @@ function aliasEnv(
   req: DeliveryRequest,
   file: QueueFile,
   tables: { aliases: Maps; localRecipients: Maps | null },
+  resolver: Resolver,
   delivered: Set<string>,
   now: () => number,
 ): AliasEnv {
@@ -251,13 +258,6 @@ function aliasEnv(
   const hostname = c.str("myhostname");
   const classes = (name: string) =>
     new Set(c.list(name).map((x) => x.toLowerCase()) as ExpansionClass[]);
-  const resolveParams = {
-    myhostname: hostname,
-    mydestination: c.list("mydestination"),
-    localTransport: c.str("local_transport"),
-    defaultTransport: c.str("default_transport"),
-    relayhost: c.str("relayhost"),
-  };
   // propagate_unmatched_extensions belongs to cleanup; until its row is in
   // the table, Postfix's default ("canonical, virtual": not "alias") applies.
   const propagate = c.raw("propagate_unmatched_extensions") === undefined
@@ -275,7 +275,7 @@ function aliasEnv(
     allowFiles: classes("allow_mail_to_files"),
     origin: c.bool("append_at_myorigin") ? c.str("myorigin") : "",
     doubleBounceSender: c.str("double_bounce_sender"),
-    isLocal: (address) => resolve(address, resolveParams).transport === ctx.args.service,
+    isLocal: async (address) => (await resolver.resolve(address)).transport === ctx.args.service,
     // Delivered-To is written quoted; files from before that hold the bare address.
     isDeliveredTo: (address) =>
       delivered.has(headerAddress(address).toLowerCase()) ||

@@ -11,15 +11,25 @@
  * A recipient is marked done in the queue file only when others remain, so
  * a crash can repeat a delivery but never lose one (DESIGN.md invariant 2).
  *
- * Not implemented yet: transport_maps, slow start, delay warnings
- * (delay_warning_time), hold queue management from postsuper.
+ * Each recipient is resolved by lib/resolve (trivial-rewrite's role) with
+ * the message's sender: the resolved recipient is what is delivered, its
+ * transport and next hop (lower-cased, as Postfix's queue names) pick the
+ * destination queue. A resolver that cannot answer (a table is down)
+ * defers the recipient with 4.3.0 "address resolver failure: transport_maps
+ * lookup failure" (naming the parameter) and logs the table's error; bad address syntax goes to the error agent as "5.1.3 bad
+ * address syntax". Mail for the error transport (virtual alias domains, relocated users, transport_maps
+ * `error:` entries) goes to the error agent, which bounces it.
+ *
+ * Not implemented yet: slow start, delay warnings (delay_warning_time),
+ * hold queue management from postsuper.
  *
  * Parameters: queue_run_delay (300s), minimal_backoff_time (300s),
  * maximal_backoff_time (4000s), maximal_queue_lifetime (5d),
  * bounce_queue_lifetime (5d), default_destination_concurrency_limit (20),
  * default_destination_recipient_limit (50), <transport>_destination_*
  * variants, default_process_limit (100), qmgr_message_active_limit (20000),
- * mydestination, local_transport, default_transport, relayhost.
+ * and what the resolver reads (lib/resolve: mydestination, transport_maps,
+ * relay_domains, relayhost, ...).
  */
 import { quoteAddress } from "../../lib/address/mod.ts";
 import type { BounceRecipient } from "../../lib/bounce/client.ts";
@@ -36,7 +46,7 @@ import {
   QueueFormatError,
   type StoredRecipient,
 } from "../../lib/queue/mod.ts";
-import { resolve, type ResolveParams } from "../../lib/resolve/mod.ts";
+import { deliveryRoute, type Resolution, ResolveError, Resolver } from "../../lib/resolve/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 
 /** A message in the active queue. */
@@ -99,12 +109,19 @@ export class Qmgr {
   #idleSince = new WeakMap<IpcConn, number>();
   /** Ids moved back from active/ at start (they may have a defer log). */
   #recovered = new Set<string>();
+  /** Resolves recipients; its tables are opened once. */
+  readonly resolver: Resolver;
 
   constructor(
     readonly ctx: ServiceContext,
     readonly services: MasterService[],
     readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.resolver = Resolver.fromConfig(ctx.config, {
+      warn: (m) => ctx.log.warn(m),
+      openMaps: ctx.maps,
+    });
+  }
 
   get #cfg() {
     return this.ctx.config;
@@ -288,15 +305,31 @@ export class Qmgr {
           `nrcpt=${file.head.recipients.length} (queue active)`,
       );
     }
-    const p = this.#resolveParams();
     const byDest = new Map<string, StoredRecipient[]>();
+    const decided: { r: StoredRecipient; st: RecipientStatus }[] = [];
     for (const r of pending) {
-      const route = resolve(r.address, p);
-      const key = `${route.transport}:${route.nexthop}`;
-      const dest = this.#destination(key, route.transport, route.nexthop);
+      let route: Resolution;
+      try {
+        route = await this.resolver.resolve(r.address, { sender: env.sender });
+      } catch (e) {
+        if (!(e instanceof ResolveError)) throw e;
+        this.ctx.log.warn(`${id}: ${e.message}`);
+        const why = e.parameter ? `: ${e.parameter} lookup failure` : "";
+        decided.push({ r, st: this.#deferral(r, `address resolver failure${why}`) });
+        continue;
+      }
+      const { transport, nexthop } = deliveryRoute(route);
+      const key = `${transport}:${nexthop}`;
+      const dest = this.#destination(key, transport, nexthop);
       let list = byDest.get(dest.key);
       if (!list) byDest.set(dest.key, list = []);
-      list.push(r);
+      // The resolved recipient is delivered (user%remote@ours goes to user@remote);
+      // without an original recipient of its own, the queue file's becomes it (orig_to=).
+      list.push(
+        route.recipient === r.address
+          ? r
+          : { ...r, address: route.recipient, orcpt: r.orcpt ?? r.address },
+      );
     }
     for (const [key, rcpts] of byDest) {
       const dest = this.destinations.get(key)!;
@@ -305,22 +338,31 @@ export class Qmgr {
         msg.pendingJobs++;
       }
     }
-    if (msg.pendingJobs === 0) {
+    if (decided.length > 0) {
+      // Settled like a finished job; the message settles once every job has.
+      const job: Job = { msg, recipients: decided.map((d) => d.r) };
+      for (const d of decided) this.#logStatus(msg, d.r.address, d.st);
+      msg.pendingJobs++;
+      await this.#finishJob(job, decided.map((d) => d.st));
+      if (byDest.size === 0) return;
+    } else if (msg.pendingJobs === 0) {
       await this.settle(msg);
       return;
     }
     for (const key of byDest.keys()) this.#pump(this.destinations.get(key)!);
   }
 
-  #resolveParams(): ResolveParams {
-    const c = this.#cfg;
-    return {
-      myhostname: c.str("myhostname"),
-      mydestination: c.list("mydestination"),
-      localTransport: c.str("local_transport"),
-      defaultTransport: c.str("default_transport"),
-      relayhost: c.str("relayhost"),
-    };
+  /** A deferral qmgr decides itself (the resolver could not answer). */
+  #deferral(r: StoredRecipient, reason: string): RecipientStatus {
+    return { index: r.index, status: "deferred", dsn: "4.3.0", reason, relay: "none" };
+  }
+
+  #logStatus(msg: ActiveMessage, address: string, st: RecipientStatus): void {
+    const delay = ((this.now() - msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0";
+    this.ctx.log.info(
+      `${msg.id}: to=<${quoteAddress(address)}>, relay=none, delay=${delay}, ` +
+        `delays=0/0/0/0, dsn=${st.dsn}, status=${st.status} (${st.reason})`,
+    );
   }
 
   #destination(key: string, transport: string, nexthop: string): Destination {

@@ -4,7 +4,7 @@
  * so and the file stays where it is, never deleted and never scheduled.
  */
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
-import { fakeService } from "../../tests/helpers/fake_service.ts";
+import { fakeService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import { newQueueId } from "../../lib/queue/mod.ts";
 import { Qmgr } from "./qmgr.ts";
 
@@ -52,6 +52,63 @@ Deno.test("qmgr: corrupt queue files", async (t) => {
       );
       assertEquals(qmgr.active.size, 0, "never scheduled");
       assertEquals(qmgr.destinations.size, 0, "never delivered");
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("qmgr: recipients are resolved with lib/resolve", async (t) => {
+  const root = await Deno.makeTempDir();
+  const setup = async (mainCf: string, address: string) => {
+    const fake = await fakeService("qmgr", root + "/" + newQueueId(), {
+      mainCf: "mydestination = localhost\n" + mainCf,
+    });
+    const qmgr = new Qmgr(fake.ctx, []);
+    const { queueId } = await writeQueueFile(
+      fake.ctx.queue.dir("incoming"),
+      { sender: "a@example.org" },
+      [{ address }],
+      "Subject: x\r\n\r\nx\r\n",
+    );
+    return { ...fake, qmgr, id: queueId };
+  };
+  /** The defer log of a message that went to deferred/, once settled. */
+  const deferLog = async (f: Awaited<ReturnType<typeof setup>>) => {
+    for (let i = 0; i < 100 && !(await exists(f.ctx.queue.path("deferred", f.id))); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return (await Deno.readTextFile(f.ctx.queue.deferLog(f.id))).trim().split("\n")
+      .map((l) => JSON.parse(l));
+  };
+  try {
+    await t.step("a table that cannot answer defers the recipient with 4.3.0", async () => {
+      const f = await setup("transport_maps = fail:down\n", "u@remote.example");
+      await f.qmgr.activate(f.id, "incoming");
+      const [entry] = await deferLog(f);
+      assertEquals(
+        [entry.dsn, entry.reason],
+        ["4.3.0", "address resolver failure: transport_maps lookup failure"],
+      );
+      assert(
+        f.lines.some((l) => l.startsWith(`warning: ${f.id}: transport_maps: fail:down: lookup`)),
+        f.lines.join("\n"),
+      );
+      assert(
+        f.lines.some((l) => l.includes("status=deferred (address resolver failure: transport")),
+      );
+      await f.qmgr.stop(1000);
+    });
+    await t.step("transport_maps picks the transport and next hop", async () => {
+      const f = await setup(
+        "transport_maps = inline:{remote.example=custom:[10.0.0.1]}\n",
+        "u%remote.example@localhost",
+      );
+      await f.qmgr.activate(f.id, "incoming");
+      const [entry] = await deferLog(f);
+      assertEquals(entry.dsn, "4.3.0");
+      assert(entry.reason.includes('transport "custom" is not defined in master.cf'), entry.reason);
+      await f.qmgr.stop(1000);
     });
   } finally {
     await Deno.remove(root, { recursive: true });

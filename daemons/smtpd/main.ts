@@ -13,6 +13,8 @@
 import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
 import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
+import { Resolver } from "../../lib/resolve/mod.ts";
+import { type ListedContext, listedContext } from "./recipients.ts";
 import { type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 
@@ -20,6 +22,7 @@ import { runSession } from "./session.ts";
 const PEERNAME_TIMEOUT_MS = 5000;
 
 let restrictions: RestrictionContext | null = null;
+let listed: ListedContext | null = null;
 /** Connections to cleanup, kept for the next message. */
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
@@ -37,7 +40,11 @@ export function parseHosts(text: string): Map<string, string> {
 
 function setup(ctx: ServiceContext): void {
   const c = ctx.config;
-  restrictions = restrictionContext(c, (m) => ctx.log.warn(m));
+  const warn = (m: string) => ctx.log.warn(m);
+  // One resolver (and its tables) for the relay decision and the recipient tables.
+  const addressResolver = Resolver.fromConfig(c, { warn, openMaps: ctx.maps });
+  restrictions = restrictionContext(c, warn, addressResolver);
+  listed = listedContext(c, addressResolver, restrictions.rewrite, ctx.maps);
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
@@ -73,6 +80,7 @@ await runService({
         },
         openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
         restrictions: restrictions!,
+        listed: listed!,
       });
     } finally {
       try {

@@ -24,10 +24,30 @@
  * defer_code, relay_domains_reject_code, non_fqdn_reject_code and
  * invalid_hostname_reject_code.
  *
- * Pure: parameters come in the context.
+ * The relay decision (permit_auth_destination, reject_unauth_destination,
+ * defer_unauth_destination) is Postfix's: the recipient is rewritten in the
+ * "local" context (lib/address/rewrite.ts: @$myorigin appended, bang paths
+ * and "%" turned into "@") and resolved (lib/resolve) with the sender; it
+ * is authorized when its address class is local, virtual alias, virtual
+ * mailbox or relay, unless routing operators remain in its local part
+ * (`"user@remote"@ours`, `user%remote@ours` with allow_percent_hack = no)
+ * and allow_untrusted_routing is off. A resolver that cannot answer gives
+ * 451 4.3.0 Temporary lookup failure. Recipient checks are therefore async.
+ *
+ * Pure apart from the resolver's table lookups: parameters come in the context.
  */
 import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
-import { isLocalDomain, type ResolveParams } from "../../lib/resolve/mod.ts";
+import {
+  type Resolution,
+  RESOLVE_CLASS_FINAL,
+  RESOLVE_CLASS_RELAY,
+  RESOLVE_FLAG_ERROR,
+  RESOLVE_FLAG_ROUTED,
+  ResolveError,
+  Resolver,
+  rewriteAddress,
+  type RewriteContext,
+} from "../../lib/resolve/mod.ts";
 import {
   canRefuseRelay,
   type Config,
@@ -54,19 +74,21 @@ export interface RestrictionContext {
   relayFirst: boolean;
   mynetworks: NetworkList;
   /**
-   * How qmgr resolves recipients (mydestination): smtpd counts as local
-   * exactly what qmgr delivers locally, so nothing it accepts as local is
-   * relayed instead.
+   * The resolver qmgr uses too: smtpd counts as ours exactly what qmgr
+   * delivers here or relays to, so nothing it accepts as local is relayed
+   * elsewhere.
    */
-  local: ResolveParams;
-  /** relay_domains: domains (and subdomains) relayed to. */
-  relayDomains: string[];
+  resolver: Resolver;
   /**
-   * $myorigin when append_at_myorigin = yes (an address without domain gets
-   * it), "" when no; null when myorigin names a file this process could not
-   * read: an address without domain is then not authorized.
+   * The "local" rewriting context applied to a recipient before it is
+   * resolved; null when myorigin names a file this process could not read:
+   * an address without domain is then not authorized.
    */
-  origin: string | null;
+  rewrite: RewriteContext | null;
+  /** allow_untrusted_routing. */
+  allowUntrustedRouting: boolean;
+  /** Recent resolutions by sender and address (see resolveFor). */
+  resolveCache: Map<string, Promise<Resolution>>;
   codes: {
     reject: number;
     defer: number;
@@ -77,8 +99,17 @@ export interface RestrictionContext {
   warn: (msg: string) => void;
 }
 
-/** The restriction context of a configuration. */
-export function restrictionContext(c: Config, warn: (msg: string) => void): RestrictionContext {
+/**
+ * The restriction context of a configuration. `resolver` is shared with
+ * other users of the same configuration (its tables are opened once);
+ * by default one is made from the configuration.
+ */
+export function restrictionContext(
+  c: Config,
+  warn: (msg: string) => void,
+  resolver?: Resolver,
+): RestrictionContext {
+  const origin = originOrNull(c, warn);
   return {
     client: c.list("smtpd_client_restrictions"),
     helo: c.list("smtpd_helo_restrictions"),
@@ -89,15 +120,17 @@ export function restrictionContext(c: Config, warn: (msg: string) => void): Rest
     delayReject: c.bool("smtpd_delay_reject"),
     relayFirst: c.bool("smtpd_relay_before_recipient_restrictions"),
     mynetworks: parseNetworkList("mynetworks", c.list("mynetworks")),
-    local: {
-      myhostname: c.str("myhostname"),
-      mydestination: c.list("mydestination"),
-      localTransport: c.str("local_transport"),
-      defaultTransport: c.str("default_transport"),
-      relayhost: c.str("relayhost"),
+    resolver: resolver ?? Resolver.fromConfig(c, { warn }),
+    rewrite: origin === null ? null : {
+      myorigin: origin,
+      mydomain: c.str("mydomain"),
+      appendAtMyorigin: c.bool("append_at_myorigin"),
+      appendDotMydomain: c.bool("append_dot_mydomain"),
+      swapBangpath: c.bool("swap_bangpath"),
+      percentHack: c.bool("allow_percent_hack"),
     },
-    relayDomains: c.list("relay_domains"),
-    origin: c.bool("append_at_myorigin") ? originOrNull(c, warn) : "",
+    allowUntrustedRouting: c.bool("allow_untrusted_routing"),
+    resolveCache: new Map(),
     codes: {
       reject: c.int("reject_code"),
       defer: c.int("defer_code"),
@@ -111,6 +144,7 @@ export function restrictionContext(c: Config, warn: (msg: string) => void): Rest
 
 /** myorigin, or null (with a warning) when it names a file that cannot be read here. */
 function originOrNull(c: Config, warn: (msg: string) => void): string | null {
+  if (!c.bool("append_at_myorigin")) return "";
   try {
     return c.str("myorigin");
   } catch (e) {
@@ -153,7 +187,8 @@ function subject(stage: Stage, req: CheckRequest): { name: string; what: string 
     case "sender":
       return { name: quoteAddress(req.sender ?? ""), what: "Sender address" };
     case "recipient":
-      return { name: quoteAddress(req.recipient ?? ""), what: "Recipient address" };
+      // Postfix names the recipient in its internal (unquoted) form, as parsed.
+      return { name: req.recipient ?? "", what: "Recipient address" };
     case "data":
       return { name: "DATA", what: "Data command" };
   }
@@ -189,35 +224,73 @@ function validAddressLiteral(literal: string): boolean {
   return parseIp(inner)?.length === 4;
 }
 
+/** Resolutions kept per smtpd process, as Postfix's smtpd_resolve cache (100 entries). */
+const RESOLVE_CACHE_SIZE = 100;
+
 /**
- * relay_domains matching as Postfix's match_hostname in parent style (its
- * default parent_domain_matches_subdomains includes relay_domains): first
- * match wins, "!" negates, "domain" also matches its subdomains, and
- * ".domain" matches nothing.
+ * The recipient rewritten in the local context and resolved with the
+ * sender, from a small cache (the syntax check and the relay decision ask
+ * for the same address). A resolver failure is not cached.
+ *
+ * @throws {ResolveError} when the resolver cannot answer.
  */
-export function inRelayDomains(domain: string, list: string[]): boolean {
-  const d = domain.toLowerCase().replace(/\.$/, "");
-  for (const raw of list) {
-    let item = raw.toLowerCase().replace(/\.$/, "");
-    let negate = false;
-    while (item.startsWith("!")) {
-      negate = !negate;
-      item = item.slice(1);
-    }
-    if (d === item || d.endsWith(`.${item}`)) return !negate;
+function resolveFor(ctx: RestrictionContext, sender: string, address: string): Promise<Resolution> {
+  const key = `${sender}\0${address}`;
+  const hit = ctx.resolveCache.get(key);
+  if (hit) return hit;
+  const rewritten = ctx.rewrite === null ? address : rewriteAddress(address, ctx.rewrite);
+  const p = ctx.resolver.resolve(rewritten, { sender });
+  ctx.resolveCache.set(key, p);
+  p.catch(() => ctx.resolveCache.delete(key));
+  if (ctx.resolveCache.size > RESOLVE_CACHE_SIZE) {
+    ctx.resolveCache.delete(ctx.resolveCache.keys().next().value!);
   }
-  return false;
+  return p;
 }
 
-/** Is the recipient's domain ours to deliver or relay to (Postfix's permit_auth_destination)? */
-function authorized(ctx: RestrictionContext, recipient: string): boolean {
-  let { domain } = splitAddress(recipient);
-  if (domain === "") {
-    if (ctx.origin === null) return false;
-    if (ctx.origin === "") return true; // resolved locally, as Postfix does
-    domain = ctx.origin;
+/**
+ * Postfix's smtpd_check_addr, run on MAIL FROM and RCPT TO addresses as
+ * they are parsed: false when the resolver calls the address bad syntax (a
+ * domain that is no host name or address literal, a recipient starting
+ * with "-" unless allow_min_user); smtpd then answers 501 5.1.7 Bad sender
+ * address syntax or 501 5.1.3 Bad recipient address syntax. The null
+ * sender passes; so does an address the resolver cannot answer for now
+ * (the relay decision then answers 451).
+ */
+export async function addressSyntaxOk(
+  ctx: RestrictionContext,
+  sender: string,
+  address: string,
+): Promise<boolean> {
+  if (address === "") return true;
+  try {
+    return ((await resolveFor(ctx, sender, address)).flags & RESOLVE_FLAG_ERROR) === 0;
+  } catch (e) {
+    if (e instanceof ResolveError) return true;
+    throw e;
   }
-  return isLocalDomain(domain, ctx.local) || inRelayDomains(domain, ctx.relayDomains);
+}
+
+/**
+ * Postfix's permit_auth_destination: "ok" when the recipient is ours to
+ * deliver or relay to, "dunno" when not, or the 451 reply when the resolver
+ * cannot answer.
+ */
+async function authDestination(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  recipient: string,
+): Promise<"ok" | "dunno" | Verdict> {
+  if (ctx.rewrite === null && splitAddress(recipient).domain === "") return "dunno";
+  try {
+    const reply = await resolveFor(ctx, req.sender ?? "", recipient);
+    if (!ctx.allowUntrustedRouting && (reply.flags & RESOLVE_FLAG_ROUTED)) return "dunno";
+    return reply.flags & (RESOLVE_CLASS_FINAL | RESOLVE_CLASS_RELAY) ? "ok" : "dunno";
+  } catch (e) {
+    if (!(e instanceof ResolveError)) throw e;
+    ctx.warn(e.message);
+    return verdict(451, "4.3.0", `<${recipient}>: Temporary lookup failure`);
+  }
 }
 
 /** reject_non_fqdn_sender/recipient: the domain must be a host name with a dot. */
@@ -229,12 +302,23 @@ function fqdnAddress(address: string): boolean {
   return name !== "" && validHostname(name) && name.includes(".");
 }
 
-/** Evaluates one list; "permit", a Verdict, or null when nothing decided. */
+/** The relay decisions, which need the resolver (and so are made before a list is run). */
+const AUTH_DESTINATION = new Set([
+  "permit_auth_destination",
+  "reject_unauth_destination",
+  "defer_unauth_destination",
+]);
+
+/**
+ * Evaluates one list; "permit", a Verdict, or null when nothing decided.
+ * `auth` is permit_auth_destination's answer for the request's recipient.
+ */
 function evaluate(
   list: string[],
   stage: Stage,
   ctx: RestrictionContext,
   req: CheckRequest,
+  auth?: "ok" | "dunno" | Verdict,
 ): Verdict | "permit" | null {
   const { name, what } = subject(stage, req);
   for (const raw of list) {
@@ -257,12 +341,13 @@ function evaluate(
       case "permit_auth_destination":
       case "reject_unauth_destination":
       case "defer_unauth_destination": {
-        if (req.recipient === undefined) break;
-        const ok = authorized(ctx, req.recipient);
+        if (req.recipient === undefined || auth === undefined) break;
+        if (typeof auth === "object") return auth;
+        const ok = auth === "ok";
         if (ok && r === "permit_auth_destination") return "permit";
         if (ok || r === "permit_auth_destination") break;
         const code = r === "reject_unauth_destination" ? ctx.codes.relay : 454;
-        return verdict(code, "4.7.1", `<${quoteAddress(req.recipient)}>: Relay access denied`);
+        return verdict(code, "4.7.1", `<${req.recipient}>: Relay access denied`);
       }
       case "reject_invalid_helo_hostname":
       case "reject_non_fqdn_helo_hostname": {
@@ -320,12 +405,25 @@ function run(
   ctx: RestrictionContext,
   req: CheckRequest,
   lists: [string[], Stage][],
+  auth?: "ok" | "dunno" | Verdict,
 ): Verdict | null {
   for (const [list, stage] of lists) {
-    const v = evaluate(list, stage, ctx, req);
+    const v = evaluate(list, stage, ctx, req, auth);
     if (v !== null && v !== "permit") return v;
   }
   return null;
+}
+
+/** Runs lists that may hold a relay decision: the recipient is resolved first, once. */
+async function runWithRecipient(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  lists: [string[], Stage][],
+): Promise<Verdict | null> {
+  const needed = req.recipient !== undefined &&
+    lists.some(([list]) => list.some((r) => AUTH_DESTINATION.has(r.toLowerCase())));
+  const auth = needed ? await authDestination(ctx, req, req.recipient!) : undefined;
+  return run(ctx, req, lists, auth);
 }
 
 /** smtpd_client_restrictions at connect (only with smtpd_delay_reject = no). */
@@ -348,7 +446,10 @@ export function checkSender(ctx: RestrictionContext, req: CheckRequest): Verdict
  * and sender lists first; then the relay and recipient lists. Null means
  * accept.
  */
-export function checkRecipient(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
+export async function checkRecipient(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+): Promise<Verdict | null> {
   if (req.recipient !== undefined && req.recipient.toLowerCase() === "postmaster") return null;
   if (!canRefuseRelay(ctx.relay, ctx.recipient)) {
     ctx.warn(OPEN_RELAY_MESSAGE);
@@ -363,10 +464,13 @@ export function checkRecipient(ctx: RestrictionContext, req: CheckRequest): Verd
   const relay: [string[], Stage] = [ctx.relay, "recipient"];
   const rcpt: [string[], Stage] = [ctx.recipient, "recipient"];
   lists.push(...(ctx.relayFirst ? [relay, rcpt] : [rcpt, relay]));
-  return run(ctx, req, lists);
+  return await runWithRecipient(ctx, req, lists);
 }
 
-/** smtpd_data_restrictions at DATA. */
-export function checkData(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
-  return run(ctx, req, [[ctx.data, "data"]]);
+/** smtpd_data_restrictions at DATA (the recipient is set when there is only one). */
+export async function checkData(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+): Promise<Verdict | null> {
+  return await runWithRecipient(ctx, req, [[ctx.data, "data"]]);
 }

@@ -41,6 +41,7 @@ import { rfc2822Date, xtextDecode } from "../../lib/mime/mod.ts";
 import type { Recipient } from "../../lib/queue/mod.ts";
 import { DataDecoder, formatReply, LineReader, parseCommand } from "../../lib/smtp/mod.ts";
 import {
+  addressSyntaxOk,
   checkConnect,
   checkData,
   checkHelo,
@@ -50,6 +51,7 @@ import {
   type RestrictionContext,
   type Verdict,
 } from "./restrictions.ts";
+import { checkListed, type ListedContext } from "./recipients.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -74,6 +76,8 @@ export interface SessionDeps {
   /** Opens a cleanup session (the queue id comes with it). */
   openCleanup: () => Promise<CleanupSession>;
   restrictions: RestrictionContext;
+  /** Unknown users refused at RCPT (recipients.ts); absent: every address is accepted. */
+  listed?: ListedContext;
   now?: () => Date;
 }
 
@@ -331,7 +335,7 @@ class Session {
         ok = this.doHelo(verb, arg);
         break;
       case "MAIL":
-        ok = this.doMail(arg);
+        ok = await this.doMail(arg);
         break;
       case "RCPT":
         ok = await this.doRcpt(arg);
@@ -424,7 +428,7 @@ class Session {
     this.overshoot = 0;
   }
 
-  doMail(arg: string): boolean {
+  async doMail(arg: string): Promise<boolean> {
     if (this.sender !== null) {
       this.reply(503, "5.5.1", "Error: nested MAIL command");
       return false;
@@ -445,6 +449,10 @@ class Session {
       if (e instanceof AddressError && e.part === "parameter") {
         this.reply(501, "5.5.4", `Bad MAIL parameter syntax`);
       } else this.reply(501, "5.1.7", "Bad sender address syntax");
+      return false;
+    }
+    if (!(await addressSyntaxOk(this.d.restrictions, path.address, path.address))) {
+      this.reply(501, "5.1.7", "Bad sender address syntax");
       return false;
     }
     for (const [k, v] of path.params) {
@@ -483,7 +491,8 @@ class Session {
       }
     }
     if (!this.d.restrictions.delayReject) {
-      const v = checkSender(this.d.restrictions, { ...this.request(), sender: path.address });
+      const v = checkSender(this.d.restrictions, { ...this.request(), sender: path.address }) ??
+        await this.unlistedSender(path.address);
       if (v) {
         this.refuse("MAIL", v, { from: path.address });
         return false;
@@ -495,7 +504,7 @@ class Session {
     return true;
   }
 
-  doRcpt(arg: string): Promise<boolean> | boolean {
+  async doRcpt(arg: string): Promise<boolean> {
     if (this.sender === null) {
       this.reply(503, "5.5.1", "Error: need MAIL command");
       return false;
@@ -509,6 +518,10 @@ class Session {
     try {
       path = parseMailPath(arg.slice(m[0].length));
     } catch {
+      this.reply(501, "5.1.3", "Bad recipient address syntax");
+      return false;
+    }
+    if (!(await addressSyntaxOk(this.d.restrictions, this.sender, path.address))) {
       this.reply(501, "5.1.3", "Bad recipient address syntax");
       return false;
     }
@@ -543,13 +556,33 @@ class Session {
         return false;
       }
     }
-    const verdict = checkRecipient(this.d.restrictions, this.request(path.address));
+    // smtpd_reject_unlisted_sender with smtpd_delay_reject: at RCPT, before
+    // the recipient restrictions; smtpd_reject_unlisted_recipient after them,
+    // unless they refused the recipient (Postfix's smtpd_check_rcpt).
+    const verdict =
+      (this.d.restrictions.delayReject ? await this.unlistedSender(this.sender) : null) ??
+        await checkRecipient(this.d.restrictions, this.request(path.address)) ??
+        await this.unlistedRecipient(path.address);
     if (verdict) {
       this.refuse("RCPT", verdict, { from: this.sender, to: path.address });
       return false;
     }
     if (this.cleanup) return this.accept(rcpt);
     return this.openCleanupThenAccept(rcpt);
+  }
+
+  /** smtpd_reject_unlisted_sender: an unknown sender address in our domains. */
+  unlistedSender(sender: string): Promise<Verdict | null> {
+    const l = this.d.listed;
+    if (!l?.rejectUnlisted.sender) return Promise.resolve(null);
+    return checkListed(l, sender, "sender", sender);
+  }
+
+  /** smtpd_reject_unlisted_recipient: an unknown recipient. */
+  unlistedRecipient(recipient: string): Promise<Verdict | null> {
+    const l = this.d.listed;
+    if (!l?.rejectUnlisted.recipient) return Promise.resolve(null);
+    return checkListed(l, recipient, "recipient", this.sender ?? "");
   }
 
   /**
@@ -601,7 +634,7 @@ class Session {
     }
     // With more than one recipient Postfix names none of them (nor logs one).
     const only = this.recipients.length === 1 ? this.recipients[0].address : undefined;
-    const refused = checkData(this.d.restrictions, this.request(only));
+    const refused = await checkData(this.d.restrictions, this.request(only));
     if (refused) {
       this.refuse("DATA", refused, { from: this.sender, to: only }); // the transaction stays
       return false;

@@ -11,7 +11,9 @@
  * and {@link headerAddress} for header fields.
  *
  * Pure: no DNS, no lookup tables. Whether a domain exists or is ours is
- * decided elsewhere (smtpd restrictions, trivial-rewrite).
+ * decided elsewhere (lib/resolve, trivial-rewrite's role). The canonical
+ * form (Postfix's "local" rewriting context) is {@link rewriteAddress}, in
+ * rewrite.ts.
  */
 
 /** Bad address or parameter syntax; `part` says which, for the SMTP reply. */
@@ -44,8 +46,11 @@ export interface ParseMailPathOptions {
  *
  * Like Postfix with `strict_rfc821_envelopes = no`: spaces after the colon,
  * an address without angle brackets, a source route `<@a,@b:user@d>`
- * (removed), quoted local parts, and dots anywhere in the local part are
- * accepted; an address without a domain (`<postmaster>`) is returned as is.
+ * (removed), quoted local parts, dots anywhere in the local part, and, as
+ * Postfix's parser reads them, an unquoted "@" between words
+ * (`<user@remote@ours>`, the domain is after the last "@") and a bracketed
+ * part (`<user%[192.0.2.1]@ours>`) in the local part are accepted; an
+ * address without a domain (`<postmaster>`) is returned as is.
  * Unbalanced brackets or quotes, control characters, and 8-bit characters
  * without `smtputf8` are rejected.
  *
@@ -149,6 +154,22 @@ function unquoteLocal(s: string): string {
       }
     } else if (isAtext(c) || c === 46) {
       out += s[j];
+    } else if (c === 64 && j > 0 && s[j - 1] !== "@" && j + 1 < s.length && s[j + 1] !== "@") {
+      // An unquoted "@" between words (`user@remote@ours`) is kept, as
+      // Postfix's parser does: the last "@" separates the domain and the
+      // resolver sees the rest. An empty word (`b@@ours`) is bad syntax.
+      out += s[j];
+    } else if (c === 91) {
+      // A bracketed part (`user%[192.0.2.1]@ours`), which Postfix's parser
+      // reads as one token, as in a domain literal.
+      const close = s.indexOf("]", j);
+      const inner = close < 0 ? "" : s.slice(j + 1, close);
+      // deno-lint-ignore no-control-regex
+      if (close < 0 || /[[\\\x00-\x20\x7f]/.test(inner)) {
+        throw new AddressError('invalid character "[" in local part');
+      }
+      out += s.slice(j, close + 1);
+      j = close;
     } else {
       throw new AddressError(`invalid character ${JSON.stringify(s[j])} in local part`);
     }
@@ -557,3 +578,13 @@ export function splitExtension(
   if (i === 0 || i === local.length) return whole;
   return { user: local.slice(0, i), extension: local.slice(i) };
 }
+
+// --- Canonical form (trivial-rewrite's "local" context), see rewrite.ts ---
+
+export {
+  quotedLocalPart,
+  rewriteAddress,
+  type RewriteContext,
+  stripSourceRoute,
+  stripTrailingDot,
+} from "./rewrite.ts";

@@ -43,6 +43,9 @@ Deno.test("parseMailPath accepts", async (t) => {
     ["<user@example.com.>", "user@example.com.", []],
     ["< user@example.com >", "user@example.com", []],
     ["<user+tag=x@example.com>", "user+tag=x@example.com", []],
+    ["<bob%[192.0.2.1]@example.com>", "bob%[192.0.2.1]@example.com", []],
+    ["<r@outside.example@example.com>", "r@outside.example@example.com", []],
+    ["<x@[192.0.2.1]@example.com>", "x@[192.0.2.1]@example.com", []],
     ["<a@b> ORCPT=rfc822;a+40b", "a@b", [["ORCPT", "rfc822;a+40b"]]],
   ];
   for (const [arg, address, params] of cases) {
@@ -78,6 +81,10 @@ Deno.test("parseMailPath rejects", async (t) => {
     ["<@relay,foo:user@example.com>", "bad source route"],
     ["@relay:user@example.com", "bad source route"],
     ['<""@example.com>', "empty local part"],
+    ["<a[b@example.com>", 'invalid character "["'],
+    ["<b@@example.com>", 'invalid character "@"'],
+    ["<a[b c]@example.com>", 'invalid character "["'],
+    ["<a]b@example.com>", 'invalid character "]"'],
     ["<user name@example.com>", "invalid character"],
     ["<user@exa mple.com>", "bad domain"],
     ["<user@example..com>", "bad domain"],

@@ -151,16 +151,6 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
-    name: "append_dot_mydomain",
-    type: "bool",
-    default: COMPAT_LT("1", "yes", "no"),
-    doc: "Append .$mydomain to addresses without domain part dots.",
-    support: "ignored",
-    behavesAs: "no",
-    note:
-      'Postwarden never appends ".$mydomain"; set "append_dot_mydomain = no" (or compatibility_level = 1 or later) to say so',
-  },
-  {
     name: "append_at_myorigin",
     type: "bool",
     default: "yes",
@@ -198,6 +188,141 @@ const ROWS: ParamSpec[] = [
   },
 
   // Address rewriting and resolution (trivial-rewrite's role: lib/address, lib/resolve)
+  {
+    name: "append_dot_mydomain",
+    type: "bool",
+    default: COMPAT_LT("1", "yes", "no"),
+    doc: "Append .$mydomain to addresses without domain part dots (local rewriting).",
+    support: "implemented",
+  },
+  {
+    name: "swap_bangpath",
+    type: "bool",
+    default: "yes",
+    doc: 'Rewrite "site!user" to "user@site" (local rewriting and resolution).',
+    support: "implemented",
+  },
+  {
+    name: "allow_percent_hack",
+    type: "bool",
+    default: "yes",
+    doc: 'Rewrite "user%domain" to "user@domain" (local rewriting and resolution).',
+    support: "implemented",
+  },
+  {
+    name: "resolve_null_domain",
+    type: "bool",
+    default: "no",
+    doc: 'Resolve "user@" as "user" instead of rejecting it as bad syntax.',
+    support: "implemented",
+  },
+  {
+    name: "resolve_numeric_domain",
+    type: "bool",
+    default: "no",
+    doc: 'Resolve "user@ipaddress" as "user@[ipaddress]" instead of rejecting it.',
+    support: "implemented",
+  },
+  {
+    name: "allow_untrusted_routing",
+    type: "bool",
+    default: "no",
+    doc:
+      'Relay for unauthorized clients to addresses with "%", "!" or "@" in the local part of a domain of ours.',
+    support: "implemented",
+  },
+  {
+    name: "allow_min_user",
+    type: "bool",
+    default: "no",
+    doc: 'Accept recipients that start with "-" (else bounced as bad syntax).',
+    support: "implemented",
+  },
+  {
+    name: "proxy_interfaces",
+    type: "list",
+    default: "",
+    doc: "Addresses mail arrives on through a proxy or NAT: address literals of them are local.",
+    support: "implemented",
+  },
+  {
+    name: "virtual_alias_domains",
+    type: "list",
+    default: "$virtual_alias_maps",
+    doc:
+      'Domains whose recipients all need a virtual alias; others bounce ("User unknown in virtual alias table").',
+    support: "implemented",
+  },
+  {
+    name: "virtual_mailbox_domains",
+    type: "list",
+    default: "$virtual_mailbox_maps",
+    doc: "Domains delivered by virtual_transport.",
+    support: "implemented",
+  },
+  {
+    name: "virtual_transport",
+    type: "string",
+    default: "virtual",
+    doc: "Transport for domains in virtual_mailbox_domains.",
+    support: "implemented",
+  },
+  {
+    name: "relay_transport",
+    type: "string",
+    default: "relay",
+    doc: "Transport for domains in relay_domains.",
+    support: "implemented",
+  },
+  {
+    name: "transport_maps",
+    type: "list",
+    default: "",
+    doc: "Tables mapping recipients and domains to transport:nexthop (transport(5)).",
+    support: "implemented",
+  },
+  {
+    name: "sender_dependent_relayhost_maps",
+    type: "list",
+    default: "",
+    doc: "Tables mapping a sender to the relayhost for its remote mail.",
+    support: "implemented",
+  },
+  {
+    name: "empty_address_relayhost_maps_lookup_key",
+    type: "string",
+    default: "<>",
+    doc: "sender_dependent_relayhost_maps key for the null sender.",
+    support: "implemented",
+  },
+  {
+    name: "sender_dependent_default_transport_maps",
+    type: "list",
+    default: "",
+    doc: "Tables mapping a sender to the default_transport for its mail.",
+    support: "implemented",
+  },
+  {
+    name: "empty_address_default_transport_maps_lookup_key",
+    type: "string",
+    default: "<>",
+    doc: "sender_dependent_default_transport_maps key for the null sender.",
+    support: "implemented",
+  },
+  {
+    name: "relocated_maps",
+    type: "list",
+    default: "",
+    doc: 'Tables of moved users: their mail bounces with "5.1.6 User has moved to ...".',
+    support: "implemented",
+  },
+  {
+    name: "show_user_unknown_table_name",
+    type: "bool",
+    default: "yes",
+    doc: 'Name the table in "User unknown" bounces and replies.',
+    support: "implemented",
+  },
 
   // Directories and ownership
   {
@@ -843,15 +968,6 @@ const ROWS: ParamSpec[] = [
     default: "local:$myhostname",
     doc: "Transport for domains in mydestination.",
     support: "implemented",
-  },
-  {
-    name: "relay_transport",
-    type: "string",
-    default: "relay",
-    doc: "Transport for domains in relay_domains.",
-    support: "refused",
-    note:
-      "qmgr would deliver relay_domains mail with default_transport instead; remove the setting",
   },
 
   // cleanup: canonical maps, masquerading, virtual alias expansion, content checks, BCC

@@ -13,8 +13,9 @@
  *   Postfix's default (postfix_names.ts): a warning if they are on the
  *   reviewed allow-list of harmless ones (ignorable.ts), an error otherwise.
  * - Values that are implemented only in part: smtpd_forbid_bare_newline,
- *   network lists (mynetworks) and domain lists (mydestination,
- *   relay_domains) with lookup tables or files, restriction names smtpd
+ *   network lists (mynetworks) with lookup tables or files, domain lists
+ *   (mydestination, relay_domains, virtual_*_domains) read from files,
+ *   restriction names smtpd
  *   does not know (a warning: smtpd answers 451 4.3.5, as Postfix), a relay
  *   configuration that cannot refuse relaying (Postfix will not run it),
  *   and mynetworks left to its default.
@@ -30,6 +31,7 @@ import { expand, type Lookup } from "./expand.ts";
 import { classify, isPerTransport } from "./ignorable.ts";
 import { parseNetworkList } from "./network_list.ts";
 import { PARAMS, type ParamSpec } from "./params.ts";
+import { DictError, parseMapSpec, splitMapList, supportedTypes } from "../maps/mod.ts";
 import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
 import {
   canRefuseRelay,
@@ -63,6 +65,16 @@ function quietly<T>(f: () => T): T | undefined {
     return f();
   } catch (e) {
     if (e instanceof ConfigError) return undefined;
+    throw e;
+  }
+}
+
+/** Calls f, turning a DictError (a malformed table name) into undefined. */
+function quietlyDict<T>(f: () => T): T | undefined {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof DictError) return undefined;
     throw e;
   }
 }
@@ -130,6 +142,22 @@ function postfixParams(config: Config, lookup: Lookup): ConfigProblem[] {
   return out;
 }
 
+/** The domain lists of the resolver (lib/resolve/match_list.ts). */
+const DOMAIN_LISTS = [
+  "mydestination",
+  "relay_domains",
+  "virtual_alias_domains",
+  "virtual_mailbox_domains",
+];
+
+/** The resolver's lookup tables (lib/resolve). */
+const RESOLVER_MAPS = [
+  "transport_maps",
+  "sender_dependent_relayhost_maps",
+  "sender_dependent_default_transport_maps",
+  "relocated_maps",
+];
+
 /** Partly implemented values and cross-parameter checks. */
 function valueChecks(config: Config): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -170,24 +198,38 @@ function valueChecks(config: Config): ConfigProblem[] {
     );
   }
 
-  for (const item of quietly(() => config.list("mydestination")) ?? []) {
-    if (/^[.!]/.test(item)) {
-      warn(
-        ["mydestination"],
-        `mydestination: "${item}": patterns are not implemented (Postwarden matches each ` +
-          "name exactly, so mail for such domains is not delivered here); list the domains",
-      );
+  // Domain lists are matched by lib/resolve (string and domain lists with
+  // tables); a list read from a file is not. A table of a type Postwarden
+  // does not have stops the start rather than every delivery.
+  for (const name of [...DOMAIN_LISTS, ...RESOLVER_MAPS]) {
+    // By default these name the alias and mailbox tables, reported under their own names.
+    if (name.startsWith("virtual_") && !config.isSet(name)) continue;
+    const items = quietlyDict(() => splitMapList(quietly(() => config.str(name)) ?? ""));
+    if (items === undefined) {
+      fatal([name], `${name}: unbalanced "{" or "}"`);
+      continue;
     }
-  }
-  for (const name of ["mydestination", "relay_domains"]) {
-    for (const item of quietly(() => config.list(name)) ?? []) {
+    for (const item of items) {
       const bare = item.replace(/^!+/, "");
-      if (bare.startsWith("/") || bare.includes(":")) {
+      if (RESOLVER_MAPS.includes(name) && !bare.includes(":")) {
+        fatal([name], `${name}: "${item}": need "type:name"`);
+      } else if (bare.startsWith("/")) {
         fatal(
           [name],
-          `${name}: "${item}": lookup tables and files are not supported by Postwarden; list ` +
-            `the domains in main.cf`,
+          `${name}: "${item}": lists read from a file are not supported by Postwarden; list ` +
+            "the domains in main.cf or use a lookup table",
         );
+      } else if (bare.includes(":") && !bare.startsWith("[")) {
+        const type = quietlyDict(() => parseMapSpec(bare).type);
+        if (type === undefined) {
+          fatal([name], `${name}: "${item}": need "type:name"`);
+        } else if (!supportedTypes().includes(type)) {
+          fatal(
+            [name],
+            `${name}: table ${bare}: lookup table type "${type}" is not supported by ` +
+              `Postwarden (supported: ${supportedTypes().join(", ")})`,
+          );
+        }
       }
     }
   }

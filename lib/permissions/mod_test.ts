@@ -166,18 +166,18 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
     alias_maps: "unix:passwd.byname",
     local_recipient_maps: "proxy:unix:passwd.byname unix:passwd.byname",
     virtual_alias_maps: "inline:{a=b}, environ:x",
-    mydestination: "localhost, /etc/postfix/destinations, unix:group.byname",
+    mydestination: "localhost, unix:group.byname",
   };
   const param = (n: string) => values[n] ?? "";
   const ctx = { readTextFile: () => Promise.reject(new Error("not read")) };
-  await t.step("local: the alias and recipient tables", async () => {
+  await t.step("local: the alias and recipient tables, the resolver's lists", async () => {
     const r = await daemonTableGrants("local", param, ctx);
-    assertEquals(r.grants.read, ["/etc/passwd"]);
+    assertEquals(r.grants.read, ["/etc/passwd", "/etc/group"]);
     assertEquals(r.problems, []);
   });
-  await t.step("smtpd: a list's files and tables, environ's environment", async () => {
+  await t.step("smtpd: a list's tables, environ's environment", async () => {
     const r = await daemonTableGrants("smtpd", param, ctx);
-    assertEquals(r.grants.read.sort(), ["/etc/group", "/etc/passwd", "/etc/postfix/destinations"]);
+    assertEquals(r.grants.read.sort(), ["/etc/group", "/etc/passwd"]);
     assertEquals(r.grants.env, ["*"]);
   });
   await t.step("an unknown table type is a problem naming the parameter", async () => {

@@ -4,9 +4,9 @@
  * tables named in its parameters need (lib/maps computes each table's
  * needs; this file knows which parameters each daemon reads).
  *
- * A domain list (mydestination, relay_domains, ...) may mix domain names,
- * `/file` names and `type:table` names, as Postfix's match lists do; only
- * the tables and files need grants.
+ * A domain list (mydestination, relay_domains, ...) may mix domain names
+ * and `type:table` names, as Postfix's match lists do; only the tables need
+ * grants.
  *
  * @module
  */
@@ -22,16 +22,30 @@ import {
 import type { Config, MasterService } from "../config/mod.ts";
 import { blockedAt, classBits } from "../privilege/mod.ts";
 
+/** The tables of the address resolver (lib/resolve), which smtpd, qmgr and local run. */
+const RESOLVER_TABLES = [
+  "transport_maps",
+  "sender_dependent_relayhost_maps",
+  "sender_dependent_default_transport_maps",
+  "relocated_maps",
+];
+const RESOLVER_LISTS = [
+  "mydestination",
+  "relay_domains",
+  "virtual_alias_domains",
+  "virtual_mailbox_domains",
+];
+
 /** The table-valued parameters each daemon command reads. */
 export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
   smtpd: [
+    ...RESOLVER_TABLES,
     "local_recipient_maps",
     "virtual_alias_maps",
     "virtual_mailbox_maps",
     "relay_recipient_maps",
     "canonical_maps",
     "recipient_canonical_maps",
-    "relocated_maps",
   ],
   cleanup: [
     "canonical_maps",
@@ -45,20 +59,16 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
     "sender_bcc_maps",
     "recipient_bcc_maps",
   ],
-  qmgr: [
-    "transport_maps",
-    "relocated_maps",
-    "sender_dependent_relayhost_maps",
-    "sender_dependent_default_transport_maps",
-  ],
-  local: ["alias_maps", "local_recipient_maps"],
+  qmgr: RESOLVER_TABLES,
+  local: [...RESOLVER_TABLES, "alias_maps", "local_recipient_maps"],
 };
 
-/** Domain and network lists that may name tables, per daemon (resolver and restrictions). */
+/** Lists that may mix names and tables, per daemon (the resolver's domain lists). */
 export const LIST_PARAMS: Readonly<Record<string, readonly string[]>> = {
-  smtpd: ["mydestination", "relay_domains", "virtual_alias_domains", "virtual_mailbox_domains"],
-  cleanup: ["mydestination"],
-  qmgr: ["mydestination", "relay_domains", "virtual_alias_domains", "virtual_mailbox_domains"],
+  cleanup: ["masquerade_exceptions"],
+  smtpd: RESOLVER_LISTS,
+  qmgr: RESOLVER_LISTS,
+  local: RESOLVER_LISTS,
 };
 
 /** The empty grant set. */
@@ -72,16 +82,17 @@ function merge(into: DictGrants, g: DictGrants): void {
   }
 }
 
-/** The `type:table` and `/file` items of a match list (domain names need no grant). */
-function listTables(value: string): { tables: string[]; files: string[] } {
+/**
+ * The `type:table` items of a match list: names need no grant, and `/file`
+ * items are refused where the list is read (lib/resolve MatchList).
+ */
+function listTables(value: string): { tables: string[] } {
   const tables: string[] = [];
-  const files: string[] = [];
   for (const item of splitMapList(value)) {
-    const t = item.replace(/^!/, "");
-    if (t.startsWith("/")) files.push(t);
-    else if (/^[a-z][a-z0-9_-]*:/i.test(t) && !t.startsWith("[")) tables.push(t);
+    const t = item.replace(/^!+/, "");
+    if (/^[a-z][a-z0-9_-]*:/i.test(t) && !t.startsWith("[")) tables.push(t);
   }
-  return { tables, files };
+  return { tables };
 }
 
 /** Options for {@link daemonTableGrants}. */
@@ -175,11 +186,7 @@ export async function daemonTableGrants(
     if (!value) continue;
     try {
       if (LIST_PARAMS_ALL.has(name)) {
-        const { tables, files } = listTables(value);
-        if (command !== "proxymap") {
-          for (const f of files) if (!grants.read.includes(f)) grants.read.push(f);
-        }
-        await add(name, tables);
+        await add(name, listTables(value).tables);
       } else await add(name, splitMapList(value));
     } catch (e) {
       if (!(e instanceof DictError)) throw e;
