@@ -2,7 +2,7 @@
  * The order in which cleanup rewrites each kind of address, as Postfix's
  * cleanup_addr.c and cleanup_rewrite_sender/_recip:
  *
- *   rewrite local (qualify) -> sender_ or recipient_canonical_maps ->
+ *   rewrite local (lib/address rewriteAddress) -> sender_ or recipient_canonical_maps ->
  *   canonical_maps -> masquerade_domains
  *
  * each step only for the classes its *_classes parameter names
@@ -28,17 +28,14 @@ export type AddressRole =
 export class AddressRewriter {
   constructor(
     readonly tables: CleanupTables,
-    /**
-     * trivial-rewrite's "rewrite local" (append @$myorigin and the rest);
-     * cleanup's qualify() until lib/resolve provides it.
-     */
+    /** trivial-rewrite's "rewrite local" (lib/address rewriteAddress with the configuration). */
     readonly rewriteLocal: (address: string) => string,
     /** Warnings (the queue id is prefixed by the caller). */
     readonly warn: (message: string) => void,
   ) {}
 
   #opts(propagate: boolean): MapOneOptions {
-    // Seam: results are canonicalized with trivial-rewrite's "rewrite local".
+    // Table results are canonicalized with trivial-rewrite's "rewrite local" too.
     return { ...this.tables.search, propagate, warn: this.warn, canonicalize: this.rewriteLocal };
   }
 
@@ -50,7 +47,7 @@ export class AddressRewriter {
    */
   async rewrite(address: string, role: AddressRole): Promise<string> {
     const t = this.tables;
-    // Seam: Postfix calls trivial-rewrite "rewrite local" here (lib/resolve).
+    // Postfix calls trivial-rewrite "rewrite local" here.
     let a = this.rewriteLocal(address);
     if (role === "envelopeSender" && /^mailer-daemon@/i.test(a)) {
       if (a.toLowerCase() === this.rewriteLocal("MAILER-DAEMON").toLowerCase()) a = "";

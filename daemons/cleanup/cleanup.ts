@@ -3,9 +3,10 @@
  * bounce, canonicalize it, and write it durably into `incoming/` (or
  * `hold/`). The steps, in Postfix's order:
  *
- * 1. Envelope sender and recipients: rewrite local (qualify with
- *    `$myorigin` when append_at_myorigin = yes; with no, an address
- *    without domain stays as it is), sender_/recipient_canonical_maps,
+ * 1. Envelope sender and recipients: rewrite local (lib/address
+ *    rewriteAddress, trivial-rewrite's "local" context: source routes,
+ *    bang paths, the percent hack, `@$myorigin` when append_at_myorigin =
+ *    yes, `.$mydomain`, the trailing dot), sender_/recipient_canonical_maps,
  *    canonical_maps, masquerading, per *_classes (addresses.ts,
  *    rewrite.ts). sender_bcc_maps and recipient_bcc_maps (bcc.ts).
  * 2. Primary headers: header_checks / mime_header_checks (checks.ts), then
@@ -46,6 +47,7 @@
  * tables.ts (opened once per process).
  */
 import { parseHeaderAddresses, splitAddress } from "../../lib/address/mod.ts";
+import { rewriteAddress, rewriteContext } from "../../lib/resolve/mod.ts";
 import type { CleanupEnvelope, CleanupResult } from "../../lib/cleanup/client.ts";
 import { type IpcConn } from "../../lib/ipc/mod.ts";
 import { DictError } from "../../lib/maps/mod.ts";
@@ -84,12 +86,6 @@ class Rejected extends Error {
 /** DISCARD: the client is told the message was queued; nothing was. */
 class Discarded extends Error {
   override readonly name = "Discarded";
-}
-
-/** Qualifies an address with a domain when it has none. "" stays "", and so does all with origin "". */
-export function qualify(address: string, origin: string): string {
-  if (address === "" || origin === "" || address.includes("@")) return address;
-  return `${address}@${origin}`;
 }
 
 /** Key for duplicate elimination: domain case-folded, local part as is. */
@@ -243,7 +239,8 @@ export class CleanupService {
   ): Promise<"incoming" | "hold"> {
     const cfg = this.ctx.config;
     const log = this.ctx.log;
-    const origin = cfg.bool("append_at_myorigin") ? cfg.str("myorigin") : "";
+    const rwContext = rewriteContext(cfg);
+    const local = (a: string) => rewriteAddress(a, rwContext);
     const sizeLimit = cfg.size("message_size_limit");
     const hopLimit = cfg.int("hopcount_limit");
     const splitter = new HeaderSplitter({ maxBytes: cfg.size("header_size_limit") });
@@ -273,7 +270,7 @@ export class CleanupService {
       throw r;
     }
     const warn = (m: string) => log.warn(`${queueId}: ${m}`);
-    const rewriter = new AddressRewriter(tables, (a) => qualify(a, origin), warn);
+    const rewriter = new AddressRewriter(tables, local, warn);
     const attrs = env.attrs ?? {};
     const logCtx: CheckLogContext = {
       queueId,
@@ -301,7 +298,7 @@ export class CleanupService {
     const begin = async (content: Uint8Array[]) => {
       let recipients = [...baseRecipients];
       if (checks.redirect !== undefined) {
-        recipients = [{ address: qualify(internalForm(checks.redirect), origin) }];
+        recipients = [{ address: local(internalForm(checks.redirect)) }];
       }
       try {
         for (const b of [...bccAddresses, ...checks.bcc.map(internalForm)]) {
@@ -350,7 +347,7 @@ export class CleanupService {
         for (const r of env.recipients) {
           // The address before table rewriting, for orig_to= (Postfix's
           // original recipient); a DSN ORCPT from the client wins.
-          const given = qualify(r.address, origin);
+          const given = local(r.address);
           recipients.push({
             ...r,
             address: await rw.rewrite(r.address, "envelopeRecipient"),

@@ -12,7 +12,8 @@ import { makeConfig } from "../../lib/config/mod.ts";
 import { mapsOpener } from "../../lib/service/mod.ts";
 import { AddressRewriter } from "./addresses.ts";
 import { autoBcc } from "./bcc.ts";
-import { CleanupService, qualify } from "./cleanup.ts";
+import { CleanupService } from "./cleanup.ts";
+import { rewriteAddress } from "../../lib/resolve/mod.ts";
 import { rewriteHeaderAddresses } from "./rewrite.ts";
 import { CleanupTables } from "./tables.ts";
 
@@ -68,7 +69,11 @@ const idle = await CleanupTables.open(
   mapsOpener(() => {}),
 );
 Deno.bench("rewriting steps, no tables set", { group: "steps" }, async () => {
-  const rw = new AddressRewriter(idle, (a) => qualify(a, "test.example"), () => {});
+  const rw = new AddressRewriter(
+    idle,
+    (a) => rewriteAddress(a, { myorigin: "test.example", mydomain: "example" }),
+    () => {},
+  );
   const sender = await rw.rewrite("bob@test.example", "envelopeSender");
   const r1 = await rw.rewrite("alice@example.net", "envelopeRecipient");
   const r2 = await rw.rewrite("carol@example.org", "envelopeRecipient");

@@ -8,7 +8,7 @@ import { fakeService } from "../../tests/helpers/fake_service.ts";
 import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
 import { ipcListen } from "../../lib/ipc/mod.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
-import { CleanupService, dedupe, qualify } from "./cleanup.ts";
+import { CleanupService, dedupe } from "./cleanup.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -132,12 +132,6 @@ Deno.test("cleanup", async (t) => {
 });
 
 Deno.test("cleanup helpers", async (t) => {
-  await t.step("qualify", () => {
-    assertEquals(qualify("bob", "ex.org"), "bob@ex.org");
-    assertEquals(qualify("bob@x", "ex.org"), "bob@x");
-    assertEquals(qualify("", "ex.org"), "");
-    assertEquals(qualify("bob", ""), "bob");
-  });
   await t.step("dedupe keeps the first, folds domain case only", () => {
     assertEquals(
       dedupe([{ address: "A@x.org" }, { address: "A@X.ORG" }, { address: "a@x.org" }]).map((r) =>

@@ -743,13 +743,6 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
-    name: "show_user_unknown_table_name",
-    type: "bool",
-    default: "yes",
-    doc: 'Name the table in "User unknown in ... table" replies.',
-    support: "implemented",
-  },
-  {
     name: "unknown_local_recipient_reject_code",
     type: "int",
     default: "550",

@@ -130,3 +130,10 @@ Deno.test("the allow-list of ignored parameters lists none that the table implem
   const both = ignorableNames().filter((n) => PARAMS.has(n));
   assertEquals(both, [], "remove them from ignorable.ts");
 });
+
+Deno.test("the parameter table declares each parameter once", async () => {
+  const text = await Deno.readTextFile(new URL("./params.ts", import.meta.url));
+  const names = [...text.matchAll(/^ {4}name: "([a-z0-9_]+)",$/gm)].map((m) => m[1]);
+  assertEquals(names.filter((n, i) => names.indexOf(n) !== i), []);
+  assertEquals(names.length, PARAMS.size);
+});

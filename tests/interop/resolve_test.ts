@@ -30,6 +30,9 @@ import { parseMailPath } from "../../lib/address/mod.ts";
 import { type Config, makeConfig } from "../../lib/config/mod.ts";
 import { deliveryRoute, Resolver, rewriteAddress, rewriteContext } from "../../lib/resolve/mod.ts";
 import { errorText } from "../../daemons/error/error.ts";
+import { AddressRewriter } from "../../daemons/cleanup/addresses.ts";
+import { CleanupTables } from "../../daemons/cleanup/tables.ts";
+import { mapsOpener } from "../../lib/service/mod.ts";
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { havePeer, haveRoot, run } from "../helpers/peers.ts";
 import { POSTFIX, POSTFIX_SENDMAIL, processesIn } from "../helpers/postfix.ts";
@@ -47,8 +50,11 @@ interface Case {
   cleanup?: boolean;
 }
 
-/** Set once cleanup's canonical and virtual alias rewriting is plugged into {@link ourOutcome}. */
-export const OUR_SIDE_HAS_CLEANUP = false;
+/** cleanup's canonical and virtual alias rewriting is part of {@link ourOutcome}. */
+export const OUR_SIDE_HAS_CLEANUP = true;
+
+/** cleanup's tables for a configuration, opened once. */
+const cleanupTables = new WeakMap<Config, Promise<CleanupTables>>();
 
 /**
  * Postwarden's outcome for one address as sendmail would submit it: parsed,
@@ -64,14 +70,22 @@ export async function ourOutcome(
   sender: string,
 ): Promise<Outcome[]> {
   const internal = parseMailPath(address.startsWith("<") ? address : `<${address}>`).address;
-  const rewritten = rewriteAddress(internal, rewriteContext(config));
-  const r = await resolver.resolve(rewritten, { sender });
-  const { transport, nexthop } = deliveryRoute(r);
-  if (transport === "error") {
-    const { dsn, reason } = errorText(nexthop, "5.0.0", "mail is undeliverable");
-    return [{ bounced: dsn, reason }];
+  // cleanup: rewrite local, canonical maps, virtual alias expansion.
+  let tables = cleanupTables.get(config);
+  if (!tables) cleanupTables.set(config, tables = CleanupTables.open(config, mapsOpener(() => {})));
+  const local = rewriteContext(config);
+  const rw = new AddressRewriter(await tables, (a) => rewriteAddress(a, local), () => {});
+  const out: Outcome[] = [];
+  for (const rcpt of await rw.expand(await rw.rewrite(internal, "envelopeRecipient"))) {
+    // qmgr: resolve with the sender, and route.
+    const r = await resolver.resolve(rcpt, { sender });
+    const { transport, nexthop } = deliveryRoute(r);
+    if (transport === "error") {
+      const { dsn, reason } = errorText(nexthop, "5.0.0", "mail is undeliverable");
+      out.push({ bounced: dsn, reason });
+    } else out.push({ transport, nexthop, recipient: r.recipient });
   }
-  return [{ transport, nexthop, recipient: r.recipient }];
+  return out;
 }
 
 // --- The shared configurations ---
