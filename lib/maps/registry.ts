@@ -16,12 +16,14 @@ import {
   splitMapList,
 } from "./dict.ts";
 import { openEnviron, openFail, openInline, openStatic } from "./map_simple.ts";
+import { regexpBackend } from "./map_regexp.ts";
 
 const BACKENDS: Record<string, DictBackend> = {
   inline: { open: openInline },
   static: { open: openStatic },
   fail: { open: openFail },
   environ: { open: openEnviron, grants: () => Promise.resolve({ env: ["*"] }) },
+  regexp: regexpBackend,
 };
 
 /** Table types Postwarden can open. */

@@ -1,0 +1,416 @@
+/**
+ * `regexp:/path` tables (regexp_table(5), Postfix's dict_regexp.c): rules
+ * `/pattern/flags result`, `!/pattern/ result`, `/pat1/!/pat2/ result`,
+ * `if /pattern/` ... `endif` (nested), flags i (case, on by default), m
+ * (REG_NEWLINE) and x (toggles extended syntax: off means POSIX basic
+ * syntax), `$1`/`${1}`/`$(1)` substitution and `$$`. Bad rules get Postfix's
+ * warning ("regexp map /path, line N: ...") and are skipped, as Postfix
+ * skips them.
+ *
+ * Patterns are POSIX regular expressions as glibc's regcomp() reads them in
+ * the C locale; each is translated once, at open, to a JavaScript RegExp
+ * over byte strings (see _pattern_file.ts):
+ * - bracket expressions: `]` first is literal, backslash is literal inside
+ *   brackets (`[a\]` is "a or backslash"), `[:alpha:]` and the other C
+ *   locale classes, `[=c=]` and single-character `[.c.]`;
+ * - glibc's escapes `\w \W \s \S \b \B \< \> \` \'` and back references;
+ *   `\` before any other punctuation is that character; a lone `)` is
+ *   literal, as glibc has it;
+ * - `{n}`, `{n,}`, `{n,m}`, `{,m}`; a quantifier on a quantifier applies to
+ *   the whole (`a+?` is `(a+)?`, never a lazy `+`);
+ * - POSIX picks the longest of the leftmost matches, JavaScript the first
+ *   alternative that matches: where a rule substitutes groups and its
+ *   pattern has an alternation, the match is redone to end as far right as
+ *   possible, so `/x(a|ab)/` gives `$1` = "ab" as Postfix does. Within
+ *   that longest match, groups are still assigned by JavaScript's
+ *   first-alternative order; POSIX's "each group as long as possible" rule
+ *   can differ in rare nested cases (not emulated).
+ *
+ * Not supported (a clear warning names the file and line, and the rule is
+ * skipped): `\` before a letter or digit that glibc gives no documented
+ * meaning (`\d`, `\n`, `\t`: glibc accepts them but they match neither the
+ * letter nor the class), multi-character collating elements (`[.space.]`).
+ *
+ * @module
+ */
+import type { Dict, DictBackend, DictOpener } from "./dict.ts";
+import {
+  type CompiledPattern,
+  type Dialect,
+  fromBytes,
+  type PatternSpec,
+  PatternTable,
+  readTableText,
+  toBytes,
+} from "./_pattern_file.ts";
+
+/** A pattern glibc would reject, with regerror()'s text. */
+class RegexError extends Error {
+  override readonly name = "RegexError";
+}
+
+const E = {
+  paren: "Unmatched ( or \\(",
+  rparen: "Unmatched ) or \\)",
+  brack: "Unmatched [, [^, [:, [., or [=",
+  brace: "Unmatched \\{",
+  badbr: "Invalid content of \\{\\}",
+  badrpt: "Invalid preceding regular expression",
+  ctype: "Invalid character class name",
+  range: "Invalid range end",
+  subreg: "Invalid back reference",
+  escape: "Trailing backslash",
+  collate: "Invalid collation character",
+};
+
+/** C locale character classes as JavaScript class bodies. */
+const CLASSES: Record<string, string> = {
+  alpha: "A-Za-z",
+  digit: "0-9",
+  alnum: "0-9A-Za-z",
+  upper: "A-Z",
+  lower: "a-z",
+  space: " \\t\\n\\r\\f\\v",
+  blank: " \\t",
+  punct: "!-\\/:-@\\[-`{-~",
+  print: " -~",
+  graph: "!-~",
+  cntrl: "\\x00-\\x1f\\x7f",
+  xdigit: "0-9A-Fa-f",
+};
+
+const RE_DUP_MAX = 0x7fff;
+
+/** A JavaScript class member for one character. */
+function classChar(c: string): string {
+  return /[\\\]\[\^\-]/.test(c) ? "\\" + c : c;
+}
+
+/** A JavaScript literal for one character outside classes. */
+function literal(c: string): string {
+  if (/[\\^$.|?*+()[\]{}\/]/.test(c)) return "\\" + c;
+  if (c === "\n") return "\\n";
+  if (c === "\r") return "\\r";
+  return c;
+}
+
+interface Translation {
+  source: string;
+  groups: number;
+  alternation: boolean;
+}
+
+/**
+ * Translates a POSIX pattern (ERE when `extended`, BRE otherwise) to a
+ * JavaScript pattern body over byte strings.
+ *
+ * @throws {RegexError} with glibc's message, or "... is not supported".
+ */
+export function translatePosix(src: string, extended: boolean, newline: boolean): Translation {
+  let pos = 0;
+  let groups = 0;
+  let alternation = false;
+  const closed = new Set<number>();
+
+  const bracket = (): string => {
+    // pos is just after "["
+    let negate = false;
+    if (src[pos] === "^") {
+      negate = true;
+      pos++;
+    }
+    const items: string[] = [];
+    let first = true;
+    let prev: string | undefined; // last single character, for ranges
+    for (;;) {
+      if (pos >= src.length) throw new RegexError(E.brack);
+      let c = src[pos];
+      if (c === "]" && !first) {
+        pos++;
+        break;
+      }
+      first = false;
+      if (c === "[" && (src[pos + 1] === ":" || src[pos + 1] === "=" || src[pos + 1] === ".")) {
+        const kind = src[pos + 1];
+        const end = src.indexOf(kind + "]", pos + 2);
+        if (end < 0) throw new RegexError(E.brack);
+        const name = src.slice(pos + 2, end);
+        pos = end + 2;
+        if (kind === ":") {
+          const body = CLASSES[name];
+          if (body === undefined) throw new RegexError(E.ctype);
+          items.push(body);
+          prev = undefined;
+          continue;
+        }
+        if (name.length !== 1) {
+          if (kind === ".") throw new RegexError(E.collate);
+          throw new RegexError(E.collate);
+        }
+        c = name;
+      } else pos++;
+      // c is one character; a range follows when "-" and not "-]".
+      if (src[pos] === "-" && src[pos + 1] !== "]" && pos + 1 < src.length) {
+        pos++;
+        let hi = src[pos];
+        if (hi === "[" && src[pos + 1] === ".") {
+          const end = src.indexOf(".]", pos + 2);
+          if (end < 0) throw new RegexError(E.brack);
+          hi = src.slice(pos + 2, end);
+          if (hi.length !== 1) throw new RegexError(E.collate);
+          pos = end + 2;
+        } else pos++;
+        if (hi.charCodeAt(0) < c.charCodeAt(0)) throw new RegexError(E.range);
+        items.push(classChar(c) + "-" + classChar(hi));
+        prev = undefined;
+        continue;
+      }
+      items.push(classChar(c));
+      prev = c;
+    }
+    void prev;
+    const body = items.join("");
+    if (negate) return `[^${body}${newline ? "\\n" : ""}]`;
+    return body === "" ? "[]" : `[${body}]`;
+  };
+
+  const interval = (bk: boolean): string => {
+    // pos is just after "{" (or "\{")
+    const m = /^(\d*)(,(\d*))?/.exec(src.slice(pos))!;
+    pos += m[0].length;
+    const close = bk ? "\\}" : "}";
+    if (!src.startsWith(close, pos)) {
+      if (pos >= src.length) throw new RegexError(E.brace);
+      throw new RegexError(E.badbr);
+    }
+    pos += close.length;
+    if (m[1] === "" && m[2] === undefined) throw new RegexError(E.badbr);
+    const lo = m[1] === "" ? 0 : Number(m[1]);
+    const hi = m[2] === undefined ? lo : m[3] === "" ? Infinity : Number(m[3]);
+    if (lo > RE_DUP_MAX || (hi !== Infinity && (hi > RE_DUP_MAX || hi < lo))) {
+      throw new RegexError(E.badbr);
+    }
+    if (m[2] === undefined) return `{${lo}}`;
+    return hi === Infinity ? `{${lo},}` : `{${lo},${hi}}`;
+  };
+
+  /** Parses alternatives until ")" (depth > 0) or the end. */
+  const regex = (depth: number): string => {
+    const branches: string[] = [];
+    let pieces: string[] = [];
+    let quantified: boolean[] = [];
+    let atStart = true; // for BRE "^" and "*", and ERE BADRPT
+    for (;;) {
+      if (pos >= src.length) {
+        if (depth > 0) throw new RegexError(E.paren);
+        break;
+      }
+      const c = src[pos];
+      // Group end.
+      if (extended ? c === ")" : src.startsWith("\\)", pos)) {
+        if (depth > 0) {
+          pos += extended ? 1 : 2;
+          branches.push(pieces.join(""));
+          return branches.join("|");
+        }
+        if (!extended) throw new RegexError(E.rparen);
+        // A lone ")" in an ERE is literal to glibc.
+        pos++;
+        pieces.push("\\)");
+        quantified.push(false);
+        atStart = false;
+        continue;
+      }
+      // Alternation.
+      if (extended ? c === "|" : src.startsWith("\\|", pos)) {
+        pos += extended ? 1 : 2;
+        alternation = true;
+        branches.push(pieces.join(""));
+        pieces = [];
+        quantified = [];
+        atStart = true;
+        continue;
+      }
+      // Quantifiers.
+      let q: string | undefined;
+      if (c === "*") {
+        if (!extended && atStart) q = undefined; // literal "*" in a BRE
+        else q = "*";
+      } else if (extended && (c === "+" || c === "?")) q = c;
+      else if (!extended && (src.startsWith("\\+", pos) || src.startsWith("\\?", pos))) {
+        q = src[pos + 1];
+        pos++;
+      } else if (extended && c === "{") q = "{";
+      else if (!extended && src.startsWith("\\{", pos)) {
+        q = "{";
+        pos++;
+      }
+      if (q !== undefined) {
+        pos++;
+        if (pieces.length === 0 || atStart) throw new RegexError(E.badrpt);
+        const quant = q === "{" ? interval(!extended) : q;
+        const i = pieces.length - 1;
+        pieces[i] = quantified[i] ? `(?:${pieces[i]})${quant}` : pieces[i] + quant;
+        quantified[i] = true;
+        continue;
+      }
+      // Atoms.
+      let atom: string;
+      pos++;
+      if (extended ? c === "(" : c === "\\" && src[pos] === "(") {
+        if (!extended) pos++;
+        const n = ++groups;
+        const inner = regex(depth + 1);
+        closed.add(n);
+        atom = `(${inner})`;
+      } else if (c === ".") {
+        atom = newline ? "[^\\n]" : "[^]";
+      } else if (c === "[") {
+        atom = bracket();
+      } else if (c === "^" && (extended || atStart)) {
+        // An anchor cannot be repeated: "^*" is glibc's error in an ERE and
+        // a literal "*" in a BRE, as at the start.
+        pieces.push(newline ? "(?:^|(?<=\\n))" : "^");
+        quantified.push(false);
+        atStart = true;
+        continue;
+      } else if (
+        c === "$" &&
+        (extended || pos >= src.length || src.startsWith("\\)", pos) || src.startsWith("\\|", pos))
+      ) {
+        atom = newline ? "(?=\\n|$)" : "$";
+      } else if (c === "\\") {
+        if (pos >= src.length) throw new RegexError(E.escape);
+        const e = src[pos++];
+        if (e >= "1" && e <= "9") {
+          const n = Number(e);
+          if (!closed.has(n)) throw new RegexError(E.subreg);
+          atom = `\\${n}`;
+        } else if ("wWsSbB".includes(e)) {
+          atom = `\\${e}`;
+        } else if (e === "<") atom = "\\b(?=\\w)";
+        else if (e === ">") atom = "\\b(?<=\\w)";
+        else if (e === "`") atom = "(?<![^])";
+        else if (e === "'") atom = "(?![^])";
+        else if (/[A-Za-z0-9]/.test(e)) {
+          throw new RegexError(`"\\${e}" is not supported (glibc gives it no documented meaning)`);
+        } else atom = literal(e);
+      } else {
+        atom = literal(c);
+      }
+      pieces.push(atom);
+      quantified.push(false);
+      atStart = false;
+    }
+    branches.push(pieces.join(""));
+    return branches.join("|");
+  };
+
+  const source = regex(0);
+  return { source, groups, alternation };
+}
+
+/** One compiled rule pattern: the JavaScript RegExp and, for substitutions, longest-match. */
+class PosixPattern implements CompiledPattern {
+  private readonly re: RegExp;
+  private readonly sticky = new Map<number, RegExp>();
+  constructor(
+    private readonly source: string,
+    private readonly flags: string,
+    readonly groups: number,
+    private readonly longest: boolean,
+  ) {
+    this.re = new RegExp(source, flags);
+  }
+
+  test(key: string): boolean {
+    return this.re.test(key);
+  }
+
+  exec(key: string): ArrayLike<string | undefined> | null {
+    const m = this.re.exec(key);
+    if (m === null || !this.longest) return m;
+    // Leftmost-longest: the same start, ending as far right as possible.
+    const start = m.index;
+    for (let rest = 0; rest < key.length - start - m[0].length; rest++) {
+      let re = this.sticky.get(rest);
+      if (!re) {
+        re = new RegExp(`(?:${this.source})(?=[^]{${rest}}(?![^]))`, this.flags + "y");
+        if (this.sticky.size < 64) this.sticky.set(rest, re);
+      }
+      re.lastIndex = start;
+      const longer = re.exec(key);
+      if (longer) return longer;
+    }
+    return m;
+  }
+}
+
+const regexpDialect: Dialect = {
+  type: "regexp",
+  noDelimiterVerb: "skipping",
+  bangEndsFlags: true,
+  secondPattern: true,
+  outOfRange: "out-of-range",
+  checkFlags(flags, where, warn) {
+    for (const f of flags) {
+      if (f !== "i" && f !== "m" && f !== "x") {
+        warn(`${where}: unknown regexp option "${fromBytes(f)}": skipping this rule`);
+        return false;
+      }
+    }
+    return true;
+  },
+  compile(pat: PatternSpec, where, warn, substitutions) {
+    let icase = true;
+    let newline = false;
+    let extended = true;
+    for (const f of pat.flags) {
+      if (f === "i") icase = !icase;
+      else if (f === "m") newline = !newline;
+      else if (f === "x") extended = !extended;
+    }
+    try {
+      const t = translatePosix(pat.source, extended, newline);
+      return new PosixPattern(t.source, icase ? "i" : "", t.groups, substitutions && t.alternation);
+    } catch (e) {
+      if (e instanceof RegexError) {
+        warn(`${where}: ${e.message}`);
+        return undefined;
+      }
+      if (e instanceof SyntaxError) {
+        warn(`${where}: pattern is not supported: ${e.message}`);
+        return undefined;
+      }
+      throw e;
+    }
+  },
+};
+
+/** Table lookups on a parsed pattern table (shared by regexp: and pcre:). */
+export function patternDict(type: string, name: string, table: PatternTable): Dict {
+  return {
+    type,
+    name,
+    pattern: true,
+    lookup: (key) => {
+      const v = table.lookup(toBytes(key));
+      return Promise.resolve(v === undefined ? undefined : fromBytes(v));
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/** Grants for a table read from one file (none for the inline `{...}` form). */
+export function fileGrants(name: string): Promise<{ read: string[] }> {
+  return Promise.resolve({ read: name.trim().startsWith("{") ? [] : [name] });
+}
+
+/** `regexp:/path` or `regexp:{ {rule}, ... }`. */
+export const openRegexp: DictOpener = async (name, opts) => {
+  const text = await readTableText("regexp", name);
+  return patternDict("regexp", name, PatternTable.parse(regexpDialect, name, text, opts.warn));
+};
+
+/** The regexp: backend for registry.ts. */
+export const regexpBackend: DictBackend = { open: openRegexp, grants: fileGrants };
