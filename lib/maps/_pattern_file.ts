@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { DictError } from "./dict.ts";
+import { type Dict, DictError } from "./dict.ts";
 
 /** First code point that stands for byte 0x80 in a byte string. */
 const HIGH_BASE = 0x2800;
@@ -490,4 +490,23 @@ function parseRule(
   }
   warn(`${where}: ignoring unrecognized request`);
   return undefined;
+}
+
+/** Table lookups on a parsed pattern table (shared by regexp: and pcre:). */
+export function patternDict(type: string, name: string, table: PatternTable): Dict {
+  return {
+    type,
+    name,
+    pattern: true,
+    lookup: (key) => {
+      const v = table.lookup(toBytes(key));
+      return Promise.resolve(v === undefined ? undefined : fromBytes(v));
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+/** Grants for a table read from one file (none for the inline `{...}` form). */
+export function fileGrants(name: string): Promise<{ read: string[] }> {
+  return Promise.resolve({ read: name.trim().startsWith("{") ? [] : [name] });
 }

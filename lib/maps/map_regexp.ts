@@ -33,15 +33,16 @@
  *
  * @module
  */
-import type { Dict, DictBackend, DictOpener } from "./dict.ts";
+import type { DictBackend, DictOpener } from "./dict.ts";
 import {
   type CompiledPattern,
   type Dialect,
+  fileGrants,
   fromBytes,
+  patternDict,
   type PatternSpec,
   PatternTable,
   readTableText,
-  toBytes,
 } from "./_pattern_file.ts";
 
 /** A pattern glibc would reject, with regerror()'s text. */
@@ -386,25 +387,6 @@ const regexpDialect: Dialect = {
     }
   },
 };
-
-/** Table lookups on a parsed pattern table (shared by regexp: and pcre:). */
-export function patternDict(type: string, name: string, table: PatternTable): Dict {
-  return {
-    type,
-    name,
-    pattern: true,
-    lookup: (key) => {
-      const v = table.lookup(toBytes(key));
-      return Promise.resolve(v === undefined ? undefined : fromBytes(v));
-    },
-    close: () => Promise.resolve(),
-  };
-}
-
-/** Grants for a table read from one file (none for the inline `{...}` form). */
-export function fileGrants(name: string): Promise<{ read: string[] }> {
-  return Promise.resolve({ read: name.trim().startsWith("{") ? [] : [name] });
-}
 
 /** `regexp:/path` or `regexp:{ {rule}, ... }`. */
 export const openRegexp: DictOpener = async (name, opts) => {

@@ -16,6 +16,8 @@ import {
   splitMapList,
 } from "./dict.ts";
 import { openEnviron, openFail, openInline, openStatic } from "./map_simple.ts";
+import { cidrBackend } from "./map_cidr.ts";
+import { pcreBackend } from "./map_pcre.ts";
 import { regexpBackend } from "./map_regexp.ts";
 
 const BACKENDS: Record<string, DictBackend> = {
@@ -24,6 +26,8 @@ const BACKENDS: Record<string, DictBackend> = {
   fail: { open: openFail },
   environ: { open: openEnviron, grants: () => Promise.resolve({ env: ["*"] }) },
   regexp: regexpBackend,
+  pcre: pcreBackend,
+  cidr: cidrBackend,
 };
 
 /** Table types Postwarden can open. */
