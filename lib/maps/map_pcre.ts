@@ -86,6 +86,28 @@ function esc(c: string): string {
 interface Translation {
   source: string;
   groups: number;
+  /** Compile with the JavaScript i flag (a caseless back reference needs it). */
+  icase: boolean;
+}
+
+const isLetter = (c: string) => /^[A-Za-z]$/.test(c);
+const swap = (c: string) => c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase();
+
+/** One character outside a class, both cases when caseless. */
+function lit1(c: string, icase: boolean): string {
+  if (icase && isLetter(c)) return `[${c.toLowerCase()}${c.toUpperCase()}]`;
+  return esc(c);
+}
+
+/** The other-case counterparts of the range lo-hi, as class members. */
+function swappedRanges(lo: number, hi: number): string {
+  let out = "";
+  for (const [a, z, shift] of [[65, 90, 32], [97, 122, -32]]) {
+    const l = Math.max(lo, a);
+    const h = Math.min(hi, z);
+    if (l <= h) out += `${String.fromCharCode(l + shift)}-${String.fromCharCode(h + shift)}`;
+  }
+  return out;
 }
 
 /**
@@ -97,6 +119,11 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
   let pos = 0;
   let groups = 0;
   const names = new Map<string, number>();
+  // JavaScript's case modifiers (?i:...) are not used: V8 mis-matches some
+  // of them (e.g. /^a(?-i:B(?=x))/i after a first call); caseless letters
+  // are spelled out as [aA] instead.
+  let inlineCase = false;
+  let caselessBackref = false;
 
   const skipExtended = (o: Opts) => {
     if (!o.x) return;
@@ -183,7 +210,7 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
     return undefined;
   };
 
-  const bracket = (): string => {
+  const bracket = (o: Opts): string => {
     let negate = false;
     if (src[pos] === "^") {
       negate = true;
@@ -192,6 +219,15 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
     let body = "";
     let first = true;
     let prevSingle = false;
+    let rangeNext = false;
+    let prevChar = "";
+    // "a-" before something that cannot end a range: both literal.
+    const pending = () => {
+      if (!rangeNext) return;
+      body += esc(prevChar) + "\\-";
+      if (o.i && isLetter(prevChar)) body += swap(prevChar);
+      rangeNext = false;
+    };
     for (;;) {
       if (pos >= src.length) throw new PcreError("missing terminating ] for character class");
       const c = src[pos];
@@ -207,9 +243,10 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           if (name.startsWith("^")) {
             throw unsupported(`negated POSIX class [:${name}:] in brackets`);
           }
-          const cls = CLASSES[name];
+          const cls = o.i && (name === "upper" || name === "lower") ? "A-Za-z" : CLASSES[name];
           if (cls === undefined) throw new PcreError(`unknown POSIX class name "${name}"`);
           name = "";
+          pending();
           body += cls;
           pos = end + 2;
           prevSingle = false;
@@ -225,13 +262,15 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           const end = src.indexOf("\\E", pos);
           const lit = end < 0 ? src.slice(pos) : src.slice(pos, end);
           pos = end < 0 ? src.length : end + 2;
-          for (const ch of lit) body += esc(ch);
+          pending();
+          for (const ch of lit) body += esc(ch) + (o.i && isLetter(ch) ? swap(ch) : "");
           prevSingle = false;
           continue;
         }
         if (e === "E") continue;
         const t = typeEscape(e, true);
         if (t !== undefined) {
+          pending();
           body += t;
           prevSingle = false;
           continue;
@@ -245,12 +284,24 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
         }
       } else single = c;
       if (c === "-" && prevSingle && src[pos] !== "]" && pos < src.length) {
-        // a range: the previous single char is already in body
-        body += "-";
+        rangeNext = true;
         prevSingle = false;
         continue;
       }
-      body += esc(single);
+      if (rangeNext) {
+        rangeNext = false;
+        const lo = prevChar.charCodeAt(0);
+        const hi = single.charCodeAt(0);
+        if (hi < lo) throw new PcreError("range out of order in character class");
+        body += `${esc(prevChar)}-${esc(single)}`;
+        if (o.i) body += swappedRanges(lo, hi);
+        continue;
+      }
+      if (src[pos] !== "-" || src[pos + 1] === "]") {
+        body += esc(single);
+        if (o.i && isLetter(single)) body += swap(single);
+      }
+      prevChar = single;
       prevSingle = true;
     }
     if (negate) return `[^${body}]`;
@@ -307,13 +358,10 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
     return out;
   };
 
-  const modifier = (from: Opts, to: Opts) => from.i === to.i ? "(?:" : to.i ? "(?i:" : "(?-i:";
-
   /** Parses alternatives up to ")" or the end. */
   const alternatives = (o0: Opts, depth: number): string => {
     let o = { ...o0 };
     let out = "";
-    let opened = 0; // modifier groups opened by (?i) in this group
     const atoms: string[] = [];
     const flush = () => {
       out += atoms.join("");
@@ -334,12 +382,7 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
       if (c === "|") {
         pos++;
         flush();
-        out += ")".repeat(opened) + "|";
-        opened = 0;
-        if (o.i !== o0.i) {
-          out += modifier(o0, o);
-          opened = 1;
-        }
+        out += "|";
         continue;
       }
       let atom: string | undefined;
@@ -371,6 +414,7 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           } else if ((m = /^P=([A-Za-z_]\w*)\)/.exec(rest))) {
             pos += m[0].length;
             atom = `\\k<${m[1]}>`;
+            if (o.i) caselessBackref = true;
           } else if (k === "#") {
             const end = src.indexOf(")", pos);
             if (end < 0) throw new PcreError("missing ) after (?# comment");
@@ -387,20 +431,17 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
             if (src[pos] === ")") {
               pos++;
               // Options for the rest of this group, alternatives included.
-              flush();
-              if (next.i !== o.i) {
-                out += modifier(o, next);
-                opened++;
-              }
+              if (next.i !== o.i) inlineCase = true;
               o = next;
               continue;
             }
             if (src[pos] !== ":") throw new PcreError("bad option setting");
             pos++;
-            atom = modifier(o, next) + alternatives(next, depth + 1) + ")";
+            if (next.i !== o.i) inlineCase = true;
+            atom = "(?:" + alternatives(next, depth + 1) + ")";
           }
         }
-      } else if (c === "[") atom = bracket();
+      } else if (c === "[") atom = bracket(o);
       else if (c === ".") atom = o.s ? "[^]" : "[^\\n]";
       else if (c === "^") atom = caret(o);
       else if (c === "$") atom = dollar(o);
@@ -413,7 +454,7 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           const end = src.indexOf("\\E", pos);
           const lit = end < 0 ? src.slice(pos) : src.slice(pos, end);
           pos = end < 0 ? src.length : end + 2;
-          for (const ch of lit) atoms.push(esc(ch));
+          for (const ch of lit) atoms.push(lit1(ch, o.i));
           continue;
         } else if (e === "E") continue;
         else if (e === "A" || e === "G") atom = "(?<![^])";
@@ -428,19 +469,22 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           if (n < 0) n = groups + 1 + n;
           if (n < 1) throw new PcreError("reference to non-existent subpattern");
           atom = `(?:\\${n})`;
+          if (o.i) caselessBackref = true;
         } else if ((m = /^(?:k<(\w+)>|k'(\w+)'|k\{(\w+)\}|g\{([A-Za-z_]\w*)\})/.exec(rest))) {
           pos += m[0].length - 1;
           atom = `\\k<${m[1] ?? m[2] ?? m[3] ?? m[4]}>`;
+          if (o.i) caselessBackref = true;
         } else if (/[1-9]/.test(e)) {
           const d = /^\d+/.exec(rest)![0];
           pos += d.length - 1;
           atom = `(?:\\${Number(d)})`;
+          if (o.i) caselessBackref = true;
         } else {
           const t = typeEscape(e, false);
           if (t !== undefined) atom = t;
           else {
             const v = charEscape(e);
-            if (v !== undefined) atom = esc(byteChar(v));
+            if (v !== undefined) atom = lit1(byteChar(v), o.i);
             else if ("KCXpPgk".includes(e)) throw unsupported(`"\\${e}"`);
             else if (/[A-Za-z0-9]/.test(e)) {
               throw new PcreError(`unrecognized character follows \\: "\\${e}"`);
@@ -449,19 +493,21 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
         }
       } else if (c === "*" || c === "+" || c === "?") {
         throw new PcreError("quantifier does not follow a repeatable item");
-      } else atom = esc(c);
+      } else atom = lit1(c, o.i);
       if (atom === undefined) continue;
       skipExtended(o);
       const q = quantifier(o);
       atoms.push(q === undefined ? atom : `(?:${atom})${q}`);
     }
     flush();
-    return out + ")".repeat(opened);
+    return out;
   };
 
   const source = alternatives(base, 0);
-  for (const name of names.keys()) void name;
-  return { source, groups };
+  if (caselessBackref && inlineCase) {
+    throw unsupported("a caseless back reference with inline case options");
+  }
+  return { source, groups, icase: caselessBackref };
 }
 
 /** One compiled pcre: pattern. */
@@ -505,7 +551,7 @@ const pcreDialect: Dialect = {
     }
     try {
       const t = translatePcre(pat.source, o, endOnly);
-      const re = new RegExp(t.source, (o.i ? "i" : "") + (anchored ? "y" : ""));
+      const re = new RegExp(t.source, (t.icase ? "i" : "") + (anchored ? "y" : ""));
       return new PcrePattern(re, t.groups);
     } catch (e) {
       if (e instanceof PcreError || e instanceof SyntaxError) {
