@@ -26,10 +26,13 @@
  *   first-alternative order; POSIX's "each group as long as possible" rule
  *   can differ in rare nested cases (not emulated).
  *
+ * - `\` before another letter is that letter, except that with the
+ *   default REG_ICASE glibc folds the key to upper case but not the escaped
+ *   letter, so `\d`, `\n` or `\t` then match nothing (and `\D` matches
+ *   "d" or "D"): translated so.
+ *
  * Not supported (a clear warning names the file and line, and the rule is
- * skipped): `\` before a letter or digit that glibc gives no documented
- * meaning (`\d`, `\n`, `\t`: glibc accepts them but they match neither the
- * letter nor the class), multi-character collating elements (`[.space.]`).
+ * skipped): `\0`, multi-character collating elements (`[.space.]`).
  *
  * @module
  */
@@ -107,7 +110,12 @@ interface Translation {
  *
  * @throws {RegexError} with glibc's message, or "... is not supported".
  */
-export function translatePosix(src: string, extended: boolean, newline: boolean): Translation {
+export function translatePosix(
+  src: string,
+  extended: boolean,
+  newline: boolean,
+  icase = true,
+): Translation {
   let pos = 0;
   let groups = 0;
   let alternation = false;
@@ -293,8 +301,14 @@ export function translatePosix(src: string, extended: boolean, newline: boolean)
         else if (e === ">") atom = "\\b(?<=\\w)";
         else if (e === "`") atom = "(?<![^])";
         else if (e === "'") atom = "(?![^])";
-        else if (/[A-Za-z0-9]/.test(e)) {
-          throw new RegexError(`"\\${e}" is not supported (glibc gives it no documented meaning)`);
+        else if (/[a-z]/.test(e)) {
+          // glibc: an escaped letter is that letter, but REG_ICASE folds the
+          // key to upper case and not the escaped letter, so an escaped
+          // lower-case letter then matches nothing.
+          atom = icase ? "[]" : e;
+        } else if (/[A-Z]/.test(e)) atom = e;
+        else if (e === "0") {
+          throw new RegexError(`"\\0" is not supported`);
         } else atom = literal(e);
       } else {
         atom = literal(c);
@@ -372,7 +386,7 @@ const regexpDialect: Dialect = {
       else if (f === "x") extended = !extended;
     }
     try {
-      const t = translatePosix(pat.source, extended, newline);
+      const t = translatePosix(pat.source, extended, newline, icase);
       return new PosixPattern(t.source, icase ? "i" : "", t.groups, substitutions && t.alternation);
     } catch (e) {
       if (e instanceof RegexError) {
