@@ -245,6 +245,13 @@ export function parseReplacement(
 export interface CompiledPattern {
   /** Number of capture groups ("re_nsub"). */
   readonly groups: number;
+  /**
+   * A string every match contains ("" when none is known): a key without
+   * it cannot match, which spares running the pattern.
+   */
+  readonly required: string;
+  /** `required` is in lower case and is looked for in the lower-cased key. */
+  readonly folded: boolean;
   /** Whether the pattern matches somewhere in key (a byte string). */
   test(key: string): boolean;
   /** The groups of the match Postfix would report (index 1..groups), or null. */
@@ -349,7 +356,53 @@ function getPattern(
 
 /** A parsed regexp: or pcre: table: its rules in order. */
 export class PatternTable {
-  private constructor(private readonly rules: Rule[]) {}
+  /**
+   * The trigram index: for each positive match rule whose pattern has a
+   * required string, one of its trigrams (the rarest among the rules) maps
+   * to the rule. A lookup marks the rules whose trigram occurs in the key
+   * and skips the other indexed rules without running anything; rules not
+   * indexed (negated, if/endif, no required string) are always tried, so
+   * the first match is the one Postfix finds.
+   */
+  private readonly exact = new Map<string, number[]>();
+  private readonly folded = new Map<string, number[]>();
+  /** Rules not in the index (negated, if, no usable required string), ascending. */
+  private readonly always: number[] = [];
+  private readonly stamp: Uint32Array;
+  private generation = 0;
+
+  private constructor(private readonly rules: Rule[]) {
+    this.stamp = new Uint32Array(rules.length);
+    const trigrams = (p: CompiledPattern) => {
+      const out = new Set<string>();
+      for (let i = 0; i + 3 <= p.required.length; i++) out.add(p.required.slice(i, i + 3));
+      return out;
+    };
+    const count = new Map<string, number>();
+    const candidates: (Set<string> | undefined)[] = rules.map((r) => {
+      if (r.op !== "match" || !r.firstMatch || r.first.required.length < 3) return undefined;
+      const set = trigrams(r.first);
+      const tag = r.first.folded ? "f" : "e";
+      for (const t of set) count.set(tag + t, (count.get(tag + t) ?? 0) + 1);
+      return set;
+    });
+    candidates.forEach((set, i) => {
+      const rule = rules[i];
+      if (set === undefined || rule.op !== "match") return;
+      const tag = rule.first.folded ? "f" : "e";
+      let best = "";
+      for (const t of set) {
+        if (best === "" || count.get(tag + t)! < count.get(tag + best)!) best = t;
+      }
+      const index = rule.first.folded ? this.folded : this.exact;
+      const list = index.get(best);
+      if (list) list.push(i);
+      else index.set(best, [i]);
+    });
+    candidates.forEach((set, i) => {
+      if (set === undefined && rules[i].op !== "endif") this.always.push(i);
+    });
+  }
 
   /**
    * Parses and compiles a table's text (a byte string) as Postfix's
@@ -383,18 +436,64 @@ export class PatternTable {
     return this.rules.length;
   }
 
+  /** The indexed rules whose trigram occurs in key (or lower), ascending, each once. */
+  private candidates(key: string, lower: string): number[] {
+    let gen = ++this.generation;
+    if (gen === 0xffffffff) {
+      this.stamp.fill(0);
+      gen = this.generation = 1;
+    }
+    const out: number[] = [];
+    const visit = (index: Map<string, number[]>, k: string) => {
+      if (index.size === 0) return;
+      for (let i = 0; i + 3 <= k.length; i++) {
+        const list = index.get(k.slice(i, i + 3));
+        if (list === undefined) continue;
+        for (const r of list) {
+          if (this.stamp[r] !== gen) {
+            this.stamp[r] = gen;
+            out.push(r);
+          }
+        }
+      }
+    };
+    visit(this.exact, key);
+    visit(this.folded, lower);
+    return out.length > 1 ? out.sort((a, b) => a - b) : out;
+  }
+
   /** The first matching rule's result for key, both byte strings, or undefined. */
   lookup(key: string): string | undefined {
     const rules = this.rules;
-    for (let i = 0; i < rules.length; i++) {
+    const lower = key.toLowerCase();
+    // Whether p matches key, sparing the pattern when key lacks p.required.
+    const test = (p: CompiledPattern): boolean => {
+      if (p.required !== "" && !(p.folded ? lower : key).includes(p.required)) return false;
+      return p.test(key);
+    };
+    // Rules in order: those always tried merged with the indexed ones
+    // whose trigram the key has.
+    const always = this.always;
+    const marked = this.candidates(key, lower);
+    let a = 0;
+    let b = 0;
+    let floor = 0; // rules before this were skipped by a false "if"
+    for (;;) {
+      let i: number;
+      if (a < always.length && (b >= marked.length || always[a] < marked[b])) i = always[a++];
+      else if (b < marked.length) i = marked[b++];
+      else return undefined;
+      if (i < floor) continue;
       const rule = rules[i];
       if (rule.op === "match") {
         let groups: ArrayLike<string | undefined> | null = null;
         if (rule.repl.maxSub > 0) {
-          groups = rule.first.exec(key);
+          const p = rule.first;
+          if (p.required !== "" && !(p.folded ? lower : key).includes(p.required)) continue;
+          groups = p.exec(key);
           if (groups === null) continue;
-        } else if (rule.first.test(key) !== rule.firstMatch) continue;
-        if (rule.second && rule.second.test(key) !== rule.secondMatch) continue;
+        } else if (test(rule.first) !== rule.firstMatch) continue;
+        if (rule.second && test(rule.second) !== rule.secondMatch) continue;
         if (groups === null) return rule.repl.parts[0] as string;
         let out = "";
         for (const part of rule.repl.parts) {
@@ -404,12 +503,11 @@ export class PatternTable {
         return out;
       }
       if (rule.op === "if") {
-        if (rule.pattern.test(key) === rule.match) continue;
+        if (test(rule.pattern) === rule.match) continue;
         if (rule.endif < 0) return undefined;
-        i = rule.endif;
+        floor = rule.endif + 1;
       }
     }
-    return undefined;
   }
 }
 

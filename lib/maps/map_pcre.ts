@@ -88,6 +88,31 @@ interface Translation {
   groups: number;
   /** Compile with the JavaScript i flag (a caseless back reference needs it). */
   icase: boolean;
+  /** A string every match contains ("" when none is known). */
+  required: string;
+  /** `required` is lower case, to be found in the lower-cased key. */
+  folded: boolean;
+}
+
+/** A plain character and whether it matches caselessly. */
+interface Lit {
+  c: string;
+  folded: boolean;
+}
+
+/** The longest run of plain characters of one case mode. */
+function longestLiteral(lits: readonly (Lit | null)[]): Lit[] {
+  let best: Lit[] = [];
+  let cur: Lit[] = [];
+  for (const l of lits) {
+    if (l === null) cur = [];
+    else {
+      if (cur.length > 0 && cur[0].folded !== l.folded) cur = [];
+      cur.push(l);
+      if (cur.length > best.length) best = [...cur];
+    }
+  }
+  return best;
 }
 
 const isLetter = (c: string) => /^[A-Za-z]$/.test(c);
@@ -363,6 +388,10 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
     let o = { ...o0 };
     let out = "";
     const atoms: string[] = [];
+    // Plain characters of the atoms (null: anything else), for the
+    // required-literal pre-filter; only a top level without "|" counts.
+    const lits: (Lit | null)[] = [];
+    let levelBar = false;
     const flush = () => {
       out += atoms.join("");
       atoms.length = 0;
@@ -381,11 +410,13 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
       }
       if (c === "|") {
         pos++;
+        levelBar = true;
         flush();
         out += "|";
         continue;
       }
       let atom: string | undefined;
+      let char: string | null = null;
       pos++;
       if (c === "(") {
         if (src[pos] === "*") throw unsupported("backtracking verb (*...)");
@@ -454,7 +485,10 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           const end = src.indexOf("\\E", pos);
           const lit = end < 0 ? src.slice(pos) : src.slice(pos, end);
           pos = end < 0 ? src.length : end + 2;
-          for (const ch of lit) atoms.push(lit1(ch, o.i));
+          for (const ch of lit) {
+            atoms.push(lit1(ch, o.i));
+            lits.push({ c: ch, folded: o.i });
+          }
           continue;
         } else if (e === "E") continue;
         else if (e === "A" || e === "G") atom = "(?<![^])";
@@ -484,35 +518,51 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           if (t !== undefined) atom = t;
           else {
             const v = charEscape(e);
-            if (v !== undefined) atom = lit1(byteChar(v), o.i);
+            if (v !== undefined) atom = lit1(char = byteChar(v), o.i);
             else if ("KCXpPgk".includes(e)) throw unsupported(`"\\${e}"`);
             else if (/[A-Za-z0-9]/.test(e)) {
               throw new PcreError(`unrecognized character follows \\: "\\${e}"`);
-            } else atom = esc(e);
+            } else atom = esc(char = e);
           }
         }
       } else if (c === "*" || c === "+" || c === "?") {
         throw new PcreError("quantifier does not follow a repeatable item");
-      } else atom = lit1(c, o.i);
+      } else atom = lit1(char = c, o.i);
       if (atom === undefined) continue;
       skipExtended(o);
       const q = quantifier(o);
       atoms.push(q === undefined ? atom : `(?:${atom})${q}`);
+      lits.push(q === undefined && char !== null ? { c: char, folded: o.i } : null);
     }
+    if (depth === 0 && !levelBar) required = longestLiteral(lits);
     flush();
     return out;
   };
 
+  let required: Lit[] = [];
   const source = alternatives(base, 0);
   if (caselessBackref && inlineCase) {
     throw unsupported("a caseless back reference with inline case options");
   }
-  return { source, groups, icase: caselessBackref };
+  const folded = required.length > 0 && required[0].folded;
+  const text = required.map((l) => l.c).join("");
+  return {
+    source,
+    groups,
+    icase: caselessBackref,
+    required: folded ? text.toLowerCase() : text,
+    folded,
+  };
 }
 
 /** One compiled pcre: pattern. */
 class PcrePattern implements CompiledPattern {
-  constructor(private readonly re: RegExp, readonly groups: number) {}
+  constructor(
+    private readonly re: RegExp,
+    readonly groups: number,
+    readonly required: string,
+    readonly folded: boolean,
+  ) {}
   test(key: string): boolean {
     this.re.lastIndex = 0;
     return this.re.test(key);
@@ -552,7 +602,7 @@ const pcreDialect: Dialect = {
     try {
       const t = translatePcre(pat.source, o, endOnly);
       const re = new RegExp(t.source, (t.icase ? "i" : "") + (anchored ? "y" : ""));
-      return new PcrePattern(re, t.groups);
+      return new PcrePattern(re, t.groups, t.required, t.folded);
     } catch (e) {
       if (e instanceof PcreError || e instanceof SyntaxError) {
         warn(`${where}: error in regex: ${e.message}`);

@@ -102,6 +102,19 @@ interface Translation {
   source: string;
   groups: number;
   alternation: boolean;
+  /** A string every match contains ("" when none is known). */
+  required: string;
+}
+
+/** The longest run of consecutive plain characters. */
+export function longestRun(lits: readonly (string | null)[]): string {
+  let best = "";
+  let cur = "";
+  for (const c of lits) {
+    if (c === null) cur = "";
+    else if ((cur += c).length > best.length) best = cur;
+  }
+  return best;
 }
 
 /**
@@ -208,6 +221,10 @@ export function translatePosix(
     const branches: string[] = [];
     let pieces: string[] = [];
     let quantified: boolean[] = [];
+    // The literal character of each piece (null: not a plain character),
+    // for the required-literal pre-filter; only the top level counts.
+    let lits: (string | null)[] = [];
+    let levelAlternation = false;
     let atStart = true; // for BRE "^" and "*", and ERE BADRPT
     for (;;) {
       if (pos >= src.length) {
@@ -227,6 +244,7 @@ export function translatePosix(
         pos++;
         pieces.push("\\)");
         quantified.push(false);
+        lits.push(")");
         atStart = false;
         continue;
       }
@@ -234,9 +252,11 @@ export function translatePosix(
       if (extended ? c === "|" : src.startsWith("\\|", pos)) {
         pos += extended ? 1 : 2;
         alternation = true;
+        levelAlternation = true;
         branches.push(pieces.join(""));
         pieces = [];
         quantified = [];
+        lits = [];
         atStart = true;
         continue;
       }
@@ -261,10 +281,12 @@ export function translatePosix(
         const i = pieces.length - 1;
         pieces[i] = quantified[i] ? `(?:${pieces[i]})${quant}` : pieces[i] + quant;
         quantified[i] = true;
+        lits[i] = null;
         continue;
       }
       // Atoms.
       let atom: string;
+      let char: string | null = null;
       pos++;
       if (extended ? c === "(" : c === "\\" && src[pos] === "(") {
         if (!extended) pos++;
@@ -281,6 +303,7 @@ export function translatePosix(
         // a literal "*" in a BRE, as at the start.
         pieces.push(newline ? "(?:^|(?<=\\n))" : "^");
         quantified.push(false);
+        lits.push(null);
         atStart = true;
         continue;
       } else if (
@@ -306,36 +329,49 @@ export function translatePosix(
           // key to upper case and not the escaped letter, so an escaped
           // lower-case letter then matches nothing.
           atom = icase ? "[]" : e;
-        } else if (/[A-Z]/.test(e)) atom = e;
+          if (!icase) char = e;
+        } else if (/[A-Z]/.test(e)) atom = char = e;
         else if (e === "0") {
           throw new RegexError(`"\\0" is not supported`);
-        } else atom = literal(e);
+        } else {
+          atom = literal(e);
+          char = e;
+        }
       } else {
         atom = literal(c);
+        char = c;
       }
       pieces.push(atom);
       quantified.push(false);
+      lits.push(char);
       atStart = false;
     }
     branches.push(pieces.join(""));
+    if (depth === 0 && !levelAlternation) required = longestRun(lits);
     return branches.join("|");
   };
 
+  let required = "";
   const source = regex(0);
-  return { source, groups, alternation };
+  return { source, groups, alternation, required };
 }
 
 /** One compiled rule pattern: the JavaScript RegExp and, for substitutions, longest-match. */
 class PosixPattern implements CompiledPattern {
   private readonly re: RegExp;
   private readonly sticky = new Map<number, RegExp>();
+  readonly required: string;
+  readonly folded: boolean;
   constructor(
     private readonly source: string,
     private readonly flags: string,
     readonly groups: number,
     private readonly longest: boolean,
+    required: string,
   ) {
     this.re = new RegExp(source, flags);
+    this.folded = flags.includes("i");
+    this.required = this.folded ? required.toLowerCase() : required;
   }
 
   test(key: string): boolean {
@@ -387,7 +423,13 @@ const regexpDialect: Dialect = {
     }
     try {
       const t = translatePosix(pat.source, extended, newline, icase);
-      return new PosixPattern(t.source, icase ? "i" : "", t.groups, substitutions && t.alternation);
+      return new PosixPattern(
+        t.source,
+        icase ? "i" : "",
+        t.groups,
+        substitutions && t.alternation,
+        t.required,
+      );
     } catch (e) {
       if (e instanceof RegexError) {
         warn(`${where}: ${e.message}`);
