@@ -371,7 +371,7 @@ export class PatternTable {
   private readonly stamp: Uint32Array;
   private generation = 0;
 
-  private constructor(private readonly rules: Rule[]) {
+  private constructor(private readonly rules: Rule[], index: boolean) {
     this.stamp = new Uint32Array(rules.length);
     const trigrams = (p: CompiledPattern) => {
       const out = new Set<string>();
@@ -380,7 +380,9 @@ export class PatternTable {
     };
     const count = new Map<string, number>();
     const candidates: (Set<string> | undefined)[] = rules.map((r) => {
-      if (r.op !== "match" || !r.firstMatch || r.first.required.length < 3) return undefined;
+      if (!index || r.op !== "match" || !r.firstMatch || r.first.required.length < 3) {
+        return undefined;
+      }
       const set = trigrams(r.first);
       const tag = r.first.folded ? "f" : "e";
       for (const t of set) count.set(tag + t, (count.get(tag + t) ?? 0) + 1);
@@ -409,7 +411,13 @@ export class PatternTable {
    * dict_regexp_open()/dict_pcre_open(): bad rules are skipped with
    * Postfix's warning.
    */
-  static parse(d: Dialect, mapName: string, text: string, warn: (m: string) => void): PatternTable {
+  static parse(
+    d: Dialect,
+    mapName: string,
+    text: string,
+    warn: (m: string) => void,
+    opts: { index?: boolean } = {},
+  ): PatternTable {
     const rules: Rule[] = [];
     const stack: number[] = [];
     for (const { lineno, text: line } of logicalLines(text)) {
@@ -428,7 +436,7 @@ export class PatternTable {
         `${d.type} map ${mapName}, line ${rules[stack.pop()!].lineno}: IF has no matching ENDIF`,
       );
     }
-    return new PatternTable(rules);
+    return new PatternTable(rules, opts.index ?? true);
   }
 
   /** Number of rules (match, if and endif) kept. */

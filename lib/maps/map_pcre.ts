@@ -573,7 +573,8 @@ class PcrePattern implements CompiledPattern {
   }
 }
 
-const pcreDialect: Dialect = {
+/** The pcre_table(5) syntax for PatternTable. */
+export const pcreDialect: Dialect = {
   type: "pcre",
   noDelimiterVerb: "ignoring",
   bangEndsFlags: false,

@@ -397,7 +397,8 @@ class PosixPattern implements CompiledPattern {
   }
 }
 
-const regexpDialect: Dialect = {
+/** The regexp_table(5) syntax for PatternTable. */
+export const regexpDialect: Dialect = {
   type: "regexp",
   noDelimiterVerb: "skipping",
   bangEndsFlags: true,
