@@ -252,6 +252,13 @@ export interface CompiledPattern {
   readonly required: string;
   /** `required` is in lower case and is looked for in the lower-cased key. */
   readonly folded: boolean;
+  /**
+   * Groups inside a repeated group, or repeating a group that can match
+   * empty: JavaScript clears them on each repetition (and refuses an empty
+   * repetition) where glibc and PCRE keep the last value set, so `$n` of
+   * such a group can differ from Postfix's for some keys.
+   */
+  readonly repeated: ReadonlySet<number>;
   /** Whether the pattern matches somewhere in key (a byte string). */
   test(key: string): boolean;
   /** The groups of the match Postfix would report (index 1..groups), or null. */
@@ -554,6 +561,13 @@ function parseRule(
     if (repl.maxSub > firstExp.groups) {
       warn(`${where}: out of range replacement index "${repl.maxSub}": skipping this rule`);
       return undefined;
+    }
+    const inexact = repl.parts.filter((x) => typeof x === "number" && firstExp.repeated.has(x));
+    if (inexact.length > 0) {
+      warn(
+        `${where}: $${inexact[0]} of a group inside a repetition is not supported exactly ` +
+          `(its value can differ from Postfix's when the last repetition does not set it)`,
+      );
     }
     let secondExp: CompiledPattern | undefined;
     if (second) {

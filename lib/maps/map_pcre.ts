@@ -14,13 +14,20 @@
  * (`\k<n>`, `(?P=n)`, `\g{n}`, `\g{-n}`), lookahead and lookbehind, `\Q..\E`,
  * `(?#...)`, `\A \z \Z \G`, PCRE's `$` (end or before a final newline),
  * multiline `^`/`$`, `\h \H \v \V \R \N`, POSIX classes in brackets,
- * `\x{..}`/`\o{..}`/octal escapes, lazy quantifiers, the U flag, and inline
- * option settings `(?i)`, `(?s-i:...)` for i, m, s, x and U.
+ * `\x{..}`/`\o{..}`/octal escapes, lazy quantifiers, the U flag, inline
+ * option settings `(?i)`, `(?s-i:...)` for i, m, s, x and U, and atomic
+ * groups and possessive quantifiers (as `(?=(X))\k`, X matched once and
+ * never backtracked into). Where JavaScript and PCRE fill groups
+ * differently (a group inside a repeated group keeps an earlier
+ * repetition's value in PCRE; an empty repetition), a rule that substitutes
+ * such a group is kept and warned about at open ("... is not supported
+ * exactly"); an optional item that can match empty is translated so that it
+ * matches as PCRE's does.
  *
  * Not translatable to JavaScript, and reported as "... is not supported"
  * with the file and line (the rule is then skipped, as Postfix skips a rule
- * it cannot compile): possessive quantifiers, atomic groups, recursion and
- * subroutine calls, conditionals, branch reset, backtracking verbs, callouts,
+ * it cannot compile): recursion and subroutine calls, conditionals, branch
+ * reset, backtracking verbs, callouts,
  * `\K`, `\C`, `\X`, `\p{..}`, negated POSIX classes inside brackets,
  * inline options n and J. Compile errors are reported in our own words,
  * not PCRE2's ("error in regex: ...").
@@ -92,6 +99,21 @@ interface Translation {
   required: string;
   /** `required` is lower case, to be found in the lower-cased key. */
   folded: boolean;
+  /** Groups whose value JavaScript may report differently from PCRE. */
+  repeated: Set<number>;
+  /** JavaScript group number of each PCRE group, when they differ. */
+  map: number[] | null;
+}
+
+/** min and max of a translated quantifier (a lazy "?" suffix ignored). */
+function bounds(q: string): [number, number] {
+  const t = q.length > 1 && q.endsWith("?") ? q.slice(0, -1) : q;
+  if (t === "*") return [0, Infinity];
+  if (t === "+") return [1, Infinity];
+  if (t === "?") return [0, 1];
+  const m = /^\{(\d+)(,(\d*))?\}$/.exec(t)!;
+  const lo = Number(m[1]);
+  return [lo, m[2] === undefined ? lo : m[3] === "" ? Infinity : Number(m[3])];
 }
 
 /** A plain character and whether it matches caselessly. */
@@ -144,6 +166,16 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
   let pos = 0;
   let groups = 0;
   const names = new Map<string, number>();
+  // JavaScript capture groups by a stable id, in the order of their "(":
+  // atomic groups and possessive quantifiers add groups of their own
+  // ("(?=(X))\\k" is X matched once, without backtracking into it), so a
+  // PCRE group number and a JavaScript one can differ; references are
+  // written as placeholders and numbered at the end.
+  const order: number[] = [];
+  const idOf: number[] = []; // PCRE group number -> id
+  let nextId = 0;
+  const ref = (id: number) => `\u0001${id}\u0002`;
+  const pcreRef = (n: number) => `\u0003${n}\u0002`;
   // JavaScript's case modifiers (?i:...) are not used: V8 mis-matches some
   // of them (e.g. /^a(?-i:B(?=x))/i after a first call); caseless letters
   // are spelled out as [aA] instead.
@@ -333,7 +365,9 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
     return body === "" ? "[]" : `[${body}]`;
   };
 
+  let possessive = false; // set by quantifier() for "*+", "?+", "{n}+" ...
   const quantifier = (o: Opts): string | undefined => {
+    possessive = false;
     const c = src[pos];
     let q: string;
     if (c === "*" || c === "+" || c === "?") {
@@ -351,7 +385,9 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
       lazy = !lazy;
       pos++;
     } else if (src[pos] === "+") {
-      throw unsupported("possessive quantifier");
+      possessive = true;
+      lazy = false;
+      pos++;
     }
     return lazy ? q + "?" : q;
   };
@@ -391,6 +427,9 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
     // Plain characters of the atoms (null: anything else), for the
     // required-literal pre-filter; only a top level without "|" counts.
     const lits: (Lit | null)[] = [];
+    // Per atom: can it match empty (for the repeated-group check).
+    let nulls: boolean[] = [];
+    let branchNullable = false;
     let levelBar = false;
     const flush = () => {
       out += atoms.join("");
@@ -411,18 +450,28 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
       if (c === "|") {
         pos++;
         levelBar = true;
+        branchNullable ||= nulls.every((x) => x);
+        nulls = [];
         flush();
         out += "|";
         continue;
       }
       let atom: string | undefined;
       let char: string | null = null;
+      let nullable = true; // zero-width unless shown otherwise
+      let own = 0; // the capturing group this atom is
+      let assertion = false; // ^ $ \b \B \A \z \Z \G cannot be repeated
+      const before = groups;
+      const orderBefore = order.length;
       pos++;
       if (c === "(") {
         if (src[pos] === "*") throw unsupported("backtracking verb (*...)");
         if (src[pos] !== "?") {
-          groups++;
+          own = ++groups;
+          idOf[own] = nextId;
+          order.push(nextId++);
           atom = "(" + alternatives(o, depth + 1) + ")";
+          nullable = innerNullable;
         } else {
           pos++;
           const k = src[pos];
@@ -431,6 +480,7 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           if (k === ":") {
             pos++;
             atom = "(?:" + alternatives(o, depth + 1) + ")";
+            nullable = innerNullable;
           } else if (k === "=" || k === "!") {
             pos++;
             atom = `(?${k}` + alternatives(o, depth + 1) + ")";
@@ -440,8 +490,11 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           } else if ((m = /^(?:<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)'|P<([A-Za-z_]\w*)>)/.exec(rest))) {
             pos += m[0].length;
             const name = m[1] ?? m[2] ?? m[3];
-            names.set(name, ++groups);
+            names.set(name, own = ++groups);
+            idOf[own] = nextId;
+            order.push(nextId++);
             atom = `(?<${name}>` + alternatives(o, depth + 1) + ")";
+            nullable = innerNullable;
           } else if ((m = /^P=([A-Za-z_]\w*)\)/.exec(rest))) {
             pos += m[0].length;
             atom = `\\k<${m[1]}>`;
@@ -451,8 +504,13 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
             if (end < 0) throw new PcreError("missing ) after (?# comment");
             pos = end + 1;
             continue;
-          } else if (k === ">") throw unsupported("atomic group (?>...)");
-          else if (k === "|") throw unsupported("branch reset group (?|...)");
+          } else if (k === ">") {
+            pos++;
+            const id = nextId++;
+            order.push(id);
+            atom = "(?=(" + alternatives(o, depth + 1) + "))" + ref(id);
+            nullable = innerNullable;
+          } else if (k === "|") throw unsupported("branch reset group (?|...)");
           else if (k === "(") throw unsupported("conditional group (?(...)...)");
           else if (k === "C") throw unsupported("callout (?C...)");
           else if (/^(?:R|[+-]?\d|&|P>)/.test(rest)) {
@@ -470,13 +528,19 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
             pos++;
             if (next.i !== o.i) inlineCase = true;
             atom = "(?:" + alternatives(next, depth + 1) + ")";
+            nullable = innerNullable;
           }
         }
-      } else if (c === "[") atom = bracket(o);
-      else if (c === ".") atom = o.s ? "[^]" : "[^\\n]";
-      else if (c === "^") atom = caret(o);
-      else if (c === "$") atom = dollar(o);
-      else if (c === "\\") {
+      } else if (c === "[") {
+        atom = bracket(o);
+        nullable = false;
+      } else if (c === ".") {
+        atom = o.s ? "[^]" : "[^\\n]";
+        nullable = false;
+      } else if (c === "^" || c === "$") {
+        atom = c === "^" ? caret(o) : dollar(o);
+        assertion = true;
+      } else if (c === "\\") {
         const e = src[pos++];
         if (e === undefined) throw new PcreError("\\ at end of pattern");
         let m: RegExpExecArray | null;
@@ -488,21 +552,28 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           for (const ch of lit) {
             atoms.push(lit1(ch, o.i));
             lits.push({ c: ch, folded: o.i });
+            nulls.push(false);
           }
           continue;
         } else if (e === "E") continue;
-        else if (e === "A" || e === "G") atom = "(?<![^])";
-        else if (e === "z") atom = "(?![^])";
-        else if (e === "Z") atom = "(?=\\n?(?![^]))";
-        else if (e === "b" || e === "B") atom = "\\" + e;
-        else if (e === "N") atom = "[^\\n]";
-        else if (e === "R") atom = `(?:\\r\\n|[${VSPACE}])`;
-        else if ((m = /^g\{?(-?\d+)\}?/.exec(rest))) {
+        else if ("AGzZbB".includes(e)) {
+          atom = e === "A" || e === "G"
+            ? "(?<![^])"
+            : e === "z"
+            ? "(?![^])"
+            : e === "Z"
+            ? "(?=\\n?(?![^]))"
+            : "\\" + e;
+          assertion = true;
+        } else if (e === "N" || e === "R") {
+          atom = e === "N" ? "[^\\n]" : `(?:\\r\\n|[${VSPACE}])`;
+          nullable = false;
+        } else if ((m = /^g\{?(-?\d+)\}?/.exec(rest))) {
           pos += m[0].length - 1;
           let n = Number(m[1]);
           if (n < 0) n = groups + 1 + n;
           if (n < 1) throw new PcreError("reference to non-existent subpattern");
-          atom = `(?:\\${n})`;
+          atom = `(?:${pcreRef(n)})`;
           if (o.i) caselessBackref = true;
         } else if ((m = /^(?:k<(\w+)>|k'(\w+)'|k\{(\w+)\}|g\{([A-Za-z_]\w*)\})/.exec(rest))) {
           pos += m[0].length - 1;
@@ -511,39 +582,93 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
         } else if (/[1-9]/.test(e)) {
           const d = /^\d+/.exec(rest)![0];
           pos += d.length - 1;
-          atom = `(?:\\${Number(d)})`;
+          atom = `(?:${pcreRef(Number(d))})`;
           if (o.i) caselessBackref = true;
         } else {
           const t = typeEscape(e, false);
-          if (t !== undefined) atom = t;
-          else {
+          if (t !== undefined) {
+            atom = t;
+            nullable = false;
+          } else {
             const v = charEscape(e);
-            if (v !== undefined) atom = lit1(char = byteChar(v), o.i);
-            else if ("KCXpPgk".includes(e)) throw unsupported(`"\\${e}"`);
+            if (v !== undefined) {
+              atom = lit1(char = byteChar(v), o.i);
+              nullable = false;
+            } else if ("KCXpPgk".includes(e)) throw unsupported(`"\\${e}"`);
             else if (/[A-Za-z0-9]/.test(e)) {
               throw new PcreError(`unrecognized character follows \\: "\\${e}"`);
-            } else atom = esc(char = e);
+            } else {
+              atom = esc(char = e);
+              nullable = false;
+            }
           }
         }
-      } else if (c === "*" || c === "+" || c === "?") {
+      } else if (
+        c === "*" || c === "+" || c === "?" || (c === "{" && /^\d+(,\d*)?\}/.test(src.slice(pos)))
+      ) {
         throw new PcreError("quantifier does not follow a repeatable item");
-      } else atom = lit1(char = c, o.i);
+      } else {
+        atom = lit1(char = c, o.i);
+        nullable = false;
+      }
       if (atom === undefined) continue;
       skipExtended(o);
       const q = quantifier(o);
-      atoms.push(q === undefined ? atom : `(?:${atom})${q}`);
+      if (q !== undefined && assertion) {
+        throw new PcreError("quantifier does not follow a repeatable item");
+      }
+      if (q === undefined) atoms.push(atom);
+      else if (possessive) {
+        const id = nextId++;
+        order.splice(orderBefore, 0, id);
+        atoms.push(`(?=((?:${atom})${q}))${ref(id)}`);
+      } else if (nullable && (q === "?" || q === "??")) {
+        // JavaScript refuses an optional item that matches empty (and
+        // backtracks into it for a longer match); PCRE takes the empty
+        // match. An alternation with an empty branch does what PCRE does.
+        atoms.push(q === "?" ? `(?:${atom}|)` : `(?:|${atom})`);
+      } else atoms.push(`(?:${atom})${q}`);
+      if (q !== undefined) {
+        const [min, max] = bounds(q);
+        if (max > 1 && nullable) {
+          // An empty repetition: PCRE takes it and stops, JavaScript
+          // refuses it and may match more; any group can differ.
+          everyGroupInexact = true;
+        } else if (max > 1) {
+          // JavaScript clears the groups inside a repeated group on each
+          // repetition; PCRE keeps the values set by earlier ones.
+          for (let g = before + 1; g <= groups; g++) if (g !== own) repeated.add(g);
+        }
+        if (min === 0) nullable = true;
+      }
+      nulls.push(nullable);
       lits.push(q === undefined && char !== null ? { c: char, folded: o.i } : null);
     }
     if (depth === 0 && !levelBar) required = longestLiteral(lits);
+    innerNullable = branchNullable || nulls.every((x) => x);
     flush();
     return out;
   };
 
   let required: Lit[] = [];
-  const source = alternatives(base, 0);
+  let innerNullable = false;
+  let everyGroupInexact = false;
+  const repeated = new Set<number>();
+  let source = alternatives(base, 0);
+  const jsNumber = (id: number) => order.indexOf(id) + 1;
+  // deno-lint-ignore no-control-regex
+  source = source.replace(/\u0001(\d+)\u0002/g, (_, id) => `\\${jsNumber(Number(id))}`);
+  // deno-lint-ignore no-control-regex
+  source = source.replace(/\u0003(\d+)\u0002/g, (_, n) => {
+    if (Number(n) > groups) throw new PcreError("reference to non-existent subpattern");
+    return `\\${jsNumber(idOf[Number(n)])}`;
+  });
+  const map = Array.from({ length: groups + 1 }, (_, n) => n === 0 ? 0 : jsNumber(idOf[n]));
+  const identity = map.every((v, n) => v === n);
   if (caselessBackref && inlineCase) {
     throw unsupported("a caseless back reference with inline case options");
   }
+  if (everyGroupInexact) { for (let g = 1; g <= groups; g++) repeated.add(g); }
   const folded = required.length > 0 && required[0].folded;
   const text = required.map((l) => l.c).join("");
   return {
@@ -552,6 +677,8 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
     icase: caselessBackref,
     required: folded ? text.toLowerCase() : text,
     folded,
+    repeated,
+    map: identity ? null : map,
   };
 }
 
@@ -562,6 +689,8 @@ class PcrePattern implements CompiledPattern {
     readonly groups: number,
     readonly required: string,
     readonly folded: boolean,
+    readonly repeated: ReadonlySet<number>,
+    private readonly map: number[] | null,
   ) {}
   test(key: string): boolean {
     this.re.lastIndex = 0;
@@ -569,7 +698,9 @@ class PcrePattern implements CompiledPattern {
   }
   exec(key: string): ArrayLike<string | undefined> | null {
     this.re.lastIndex = 0;
-    return this.re.exec(key);
+    const m = this.re.exec(key);
+    if (m === null || this.map === null) return m;
+    return this.map.map((js) => m[js]);
   }
 }
 
@@ -603,7 +734,7 @@ export const pcreDialect: Dialect = {
     try {
       const t = translatePcre(pat.source, o, endOnly);
       const re = new RegExp(t.source, (t.icase ? "i" : "") + (anchored ? "y" : ""));
-      return new PcrePattern(re, t.groups, t.required, t.folded);
+      return new PcrePattern(re, t.groups, t.required, t.folded, t.repeated, t.map);
     } catch (e) {
       if (e instanceof PcreError || e instanceof SyntaxError) {
         warn(`${where}: error in regex: ${e.message}`);

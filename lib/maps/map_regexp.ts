@@ -104,6 +104,18 @@ interface Translation {
   alternation: boolean;
   /** A string every match contains ("" when none is known). */
   required: string;
+  /** Groups whose value JavaScript may report differently (see repeatedGroupWarning). */
+  repeated: Set<number>;
+}
+
+/** min and max of a translated quantifier. */
+function bounds(q: string): [number, number] {
+  if (q === "*") return [0, Infinity];
+  if (q === "+") return [1, Infinity];
+  if (q === "?") return [0, 1];
+  const m = /^\{(\d+)(,(\d*))?\}$/.exec(q)!;
+  const lo = Number(m[1]);
+  return [lo, m[2] === undefined ? lo : m[3] === "" ? Infinity : Number(m[3])];
 }
 
 /** The longest run of consecutive plain characters. */
@@ -225,6 +237,10 @@ export function translatePosix(
     // for the required-literal pre-filter; only the top level counts.
     let lits: (string | null)[] = [];
     let levelAlternation = false;
+    // Per piece: can it match empty, and which groups it holds.
+    let nulls: boolean[] = [];
+    let spans: ([number, number] | null)[] = [];
+    let branchNullable = false;
     let atStart = true; // for BRE "^" and "*", and ERE BADRPT
     for (;;) {
       if (pos >= src.length) {
@@ -237,6 +253,7 @@ export function translatePosix(
         if (depth > 0) {
           pos += extended ? 1 : 2;
           branches.push(pieces.join(""));
+          innerNullable = branchNullable || nulls.every((x) => x);
           return branches.join("|");
         }
         if (!extended) throw new RegexError(E.rparen);
@@ -245,6 +262,8 @@ export function translatePosix(
         pieces.push("\\)");
         quantified.push(false);
         lits.push(")");
+        nulls.push(false);
+        spans.push(null);
         atStart = false;
         continue;
       }
@@ -254,9 +273,12 @@ export function translatePosix(
         alternation = true;
         levelAlternation = true;
         branches.push(pieces.join(""));
+        branchNullable ||= nulls.every((x) => x);
         pieces = [];
         quantified = [];
         lits = [];
+        nulls = [];
+        spans = [];
         atStart = true;
         continue;
       }
@@ -282,11 +304,23 @@ export function translatePosix(
         pieces[i] = quantified[i] ? `(?:${pieces[i]})${quant}` : pieces[i] + quant;
         quantified[i] = true;
         lits[i] = null;
+        const [min, max] = bounds(quant);
+        const span = spans[i];
+        if (span && max > 1) {
+          // JavaScript clears the groups inside a repeated group on each
+          // repetition and refuses an empty repetition, where glibc keeps
+          // values from earlier repetitions; and glibc may split the text
+          // into repetitions differently (POSIX's rules for subexpressions).
+          for (let g = span[0]; g <= span[1]; g++) repeated.add(g);
+        }
+        if (min === 0) nulls[i] = true;
         continue;
       }
       // Atoms.
       let atom: string;
       let char: string | null = null;
+      let nullable = false;
+      let span: [number, number] | null = null;
       pos++;
       if (extended ? c === "(" : c === "\\" && src[pos] === "(") {
         if (!extended) pos++;
@@ -294,6 +328,8 @@ export function translatePosix(
         const inner = regex(depth + 1);
         closed.add(n);
         atom = `(${inner})`;
+        nullable = innerNullable;
+        span = [n, groups];
       } else if (c === ".") {
         atom = newline ? "[^\\n]" : "[^]";
       } else if (c === "[") {
@@ -304,6 +340,8 @@ export function translatePosix(
         pieces.push(newline ? "(?:^|(?<=\\n))" : "^");
         quantified.push(false);
         lits.push(null);
+        nulls.push(true);
+        spans.push(null);
         atStart = true;
         continue;
       } else if (
@@ -311,6 +349,7 @@ export function translatePosix(
         (extended || pos >= src.length || src.startsWith("\\)", pos) || src.startsWith("\\|", pos))
       ) {
         atom = newline ? "(?=\\n|$)" : "$";
+        nullable = true;
       } else if (c === "\\") {
         if (pos >= src.length) throw new RegexError(E.escape);
         const e = src[pos++];
@@ -318,13 +357,16 @@ export function translatePosix(
           const n = Number(e);
           if (!closed.has(n)) throw new RegexError(E.subreg);
           atom = `\\${n}`;
-        } else if ("wWsSbB".includes(e)) {
+          nullable = true;
+        } else if ("wWsS".includes(e)) {
           atom = `\\${e}`;
-        } else if (e === "<") atom = "\\b(?=\\w)";
-        else if (e === ">") atom = "\\b(?<=\\w)";
-        else if (e === "`") atom = "(?<![^])";
-        else if (e === "'") atom = "(?![^])";
-        else if (/[a-z]/.test(e)) {
+        } else if (e === "b" || e === "B") {
+          atom = `\\${e}`;
+          nullable = true;
+        } else if (e === "<" || e === ">" || e === "`" || e === "'") {
+          atom = { "<": "\\b(?=\\w)", ">": "\\b(?<=\\w)", "`": "(?<![^])", "'": "(?![^])" }[e];
+          nullable = true;
+        } else if (/[a-z]/.test(e)) {
           // glibc: an escaped letter is that letter, but REG_ICASE folds the
           // key to upper case and not the escaped letter, so an escaped
           // lower-case letter then matches nothing.
@@ -344,16 +386,21 @@ export function translatePosix(
       pieces.push(atom);
       quantified.push(false);
       lits.push(char);
+      nulls.push(nullable);
+      spans.push(span);
       atStart = false;
     }
     branches.push(pieces.join(""));
+    innerNullable = branchNullable || nulls.every((x) => x);
     if (depth === 0 && !levelAlternation) required = longestRun(lits);
     return branches.join("|");
   };
 
   let required = "";
+  let innerNullable = false;
+  const repeated = new Set<number>();
   const source = regex(0);
-  return { source, groups, alternation, required };
+  return { source, groups, alternation, required, repeated };
 }
 
 /** One compiled rule pattern: the JavaScript RegExp and, for substitutions, longest-match. */
@@ -368,6 +415,7 @@ class PosixPattern implements CompiledPattern {
     readonly groups: number,
     private readonly longest: boolean,
     required: string,
+    readonly repeated: ReadonlySet<number>,
   ) {
     this.re = new RegExp(source, flags);
     this.folded = flags.includes("i");
@@ -428,8 +476,9 @@ export const regexpDialect: Dialect = {
         t.source,
         icase ? "i" : "",
         t.groups,
-        substitutions && t.alternation,
+        substitutions && /[*+?{|]/.test(t.source),
         t.required,
+        t.repeated,
       );
     } catch (e) {
       if (e instanceof RegexError) {
