@@ -407,6 +407,9 @@ export function translatePosix(
 class PosixPattern implements CompiledPattern {
   private readonly re: RegExp;
   private readonly sticky = new Map<number, RegExp>();
+  private whole: RegExp | undefined;
+  /** The pattern has $, \b, \B or a lookahead: it sees past its match's end. */
+  private readonly endSensitive: boolean;
   readonly required: string;
   readonly folded: boolean;
   constructor(
@@ -418,6 +421,7 @@ class PosixPattern implements CompiledPattern {
     readonly repeated: ReadonlySet<number>,
   ) {
     this.re = new RegExp(source, flags);
+    this.endSensitive = /\$|\\[bB]|\(\?[=!]/.test(source);
     this.folded = flags.includes("i");
     this.required = this.folded ? required.toLowerCase() : required;
   }
@@ -431,11 +435,23 @@ class PosixPattern implements CompiledPattern {
     if (m === null || !this.longest) return m;
     // Leftmost-longest: the same start, ending as far right as possible.
     const start = m.index;
-    for (let rest = 0; rest < key.length - start - m[0].length; rest++) {
+    const shortest = start + m[0].length;
+    if (!this.endSensitive) {
+      // Nothing in the pattern looks past the end of its match, so a match
+      // that must end at e is a match in the key cut at e.
+      this.whole ??= new RegExp(`(?:${this.source})(?![^])`, this.flags + "y");
+      for (let e = key.length; e > shortest; e--) {
+        this.whole.lastIndex = start;
+        const longer = this.whole.exec(key.slice(0, e));
+        if (longer) return longer;
+      }
+      return m;
+    }
+    for (let rest = 0; rest < key.length - shortest; rest++) {
       let re = this.sticky.get(rest);
       if (!re) {
         re = new RegExp(`(?:${this.source})(?=[^]{${rest}}(?![^]))`, this.flags + "y");
-        if (this.sticky.size < 64) this.sticky.set(rest, re);
+        if (this.sticky.size < 256) this.sticky.set(rest, re);
       }
       re.lastIndex = start;
       const longer = re.exec(key);
