@@ -16,6 +16,12 @@
  * PCRE and glibc treat high bytes). The translators map `\xHH` escapes the
  * same way.
  *
+ * Lookups stay fast on large tables without changing which rule answers:
+ * each pattern knows a string every match must contain (e.g. "@example.com"
+ * in `^user([0-9]+)@example\.com$`), and a trigram index over those strings
+ * lets a lookup skip the rules whose string the key cannot contain; rules
+ * without one, negated rules and if/endif are always tried, in order.
+ *
  * No I/O except {@link readTableText}, which reads the one file named.
  *
  * @module
