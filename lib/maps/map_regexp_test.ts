@@ -1,5 +1,6 @@
 import { assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
 import { DictError } from "./dict.ts";
+import { Maps } from "./maps.ts";
 import { openDict, tableGrants } from "./registry.ts";
 import { translatePosix } from "./map_regexp.ts";
 
@@ -149,4 +150,10 @@ Deno.test("regexp: open and grants", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("regexp: a pattern table gets full keys only", async () => {
+  const maps = await Maps.open("virtual_alias_maps", "regexp:{ {/^joe/ found} }");
+  assertEquals(await maps.find("joe@example.com"), "found");
+  assertEquals(await maps.find("joe", { partial: true }), undefined);
 });
