@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { type Dict, DictError } from "./dict.ts";
+import { type Dict, DictError, splitMapList } from "./dict.ts";
 
 /** First code point that stands for byte 0x80 in a byte string. */
 const HIGH_BASE = 0x2800;
@@ -128,34 +128,24 @@ export async function readTableText(type: string, name: string): Promise<string>
   }
 }
 
-/** The rules of an inline `{ {rule}, {rule} }` table name. */
+/**
+ * The rules of an inline `{ {rule}, {rule} }` table name, as Postfix 3.7
+ * splits them (items on white space and commas, each in braces).
+ */
 function inlineRules(type: string, t: string): string[] {
-  if (!t.endsWith("}")) {
-    throw new DictError(`${type}:${t}: missing "}" at end of table name`, "config");
+  if (!t.endsWith("}")) throw new DictError(`${type} map: missing '}' in "${t}"`, "config");
+  let items: string[];
+  try {
+    items = splitMapList(t.slice(1, -1));
+  } catch {
+    throw new DictError(`${type} map: missing '}' in "${t}"`, "config");
   }
-  const inner = t.slice(1, -1);
-  const rules: string[] = [];
-  let i = 0;
-  while (i < inner.length) {
-    const c = inner[i];
-    if (isSpace(c) || c === ",") {
-      i++;
-      continue;
+  return items.map((item) => {
+    if (!item.startsWith("{") || !item.endsWith("}")) {
+      throw new DictError(`${type} map: no '{' at start of text in "${item}"`, "config");
     }
-    if (c !== "{") {
-      throw new DictError(`${type}:${t}: need "{ rule }" items in "${inner.trim()}"`, "config");
-    }
-    let depth = 0;
-    let j = i;
-    for (; j < inner.length; j++) {
-      if (inner[j] === "{") depth++;
-      else if (inner[j] === "}" && --depth === 0) break;
-    }
-    if (j >= inner.length) throw new DictError(`${type}:${t}: unbalanced "{"`, "config");
-    rules.push(inner.slice(i + 1, j).trim());
-    i = j + 1;
-  }
-  return rules;
+    return item.slice(1, -1).trim();
+  });
 }
 
 /** A replacement text split into literal parts and `$number` references. */

@@ -9,11 +9,16 @@
  *
  * @module
  */
+import { DictError } from "../../lib/maps/dict.ts";
 import { openDict } from "../../lib/maps/registry.ts";
 
 const spec = Deno.args[0];
 const warn = (m: string) => console.error(`postmap: warning: ${m}`);
-const dict = await openDict(spec, { warn });
+const dict = await openDict(spec, { warn }).catch((e) => {
+  if (!(e instanceof DictError)) throw e;
+  console.error(`postmap: fatal: ${e.message}`);
+  Deno.exit(1);
+});
 const input = new TextDecoder().decode(await new Response(Deno.stdin.readable).arrayBuffer());
 const keys = input.split("\n");
 if (keys.at(-1) === "") keys.pop();
