@@ -296,13 +296,12 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
       if (c === "[" && src[pos + 1] === ":") {
         const end = src.indexOf(":]", pos + 2);
         if (end >= 0) {
-          let name = src.slice(pos + 2, end);
+          const name = src.slice(pos + 2, end);
           if (name.startsWith("^")) {
             throw unsupported(`negated POSIX class [:${name}:] in brackets`);
           }
           const cls = o.i && (name === "upper" || name === "lower") ? "A-Za-z" : CLASSES[name];
           if (cls === undefined) throw new PcreError(`unknown POSIX class name "${name}"`);
-          name = "";
           pending();
           body += cls;
           pos = end + 2;

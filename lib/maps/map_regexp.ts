@@ -155,7 +155,6 @@ export function translatePosix(
     }
     const items: string[] = [];
     let first = true;
-    let prev: string | undefined; // last single character, for ranges
     for (;;) {
       if (pos >= src.length) throw new RegexError(E.brack);
       let c = src[pos];
@@ -174,13 +173,9 @@ export function translatePosix(
           const body = CLASSES[name];
           if (body === undefined) throw new RegexError(E.ctype);
           items.push(body);
-          prev = undefined;
           continue;
         }
-        if (name.length !== 1) {
-          if (kind === ".") throw new RegexError(E.collate);
-          throw new RegexError(E.collate);
-        }
+        if (name.length !== 1) throw new RegexError(E.collate);
         c = name;
       } else pos++;
       // c is one character; a range follows when "-" and not "-]".
@@ -196,13 +191,10 @@ export function translatePosix(
         } else pos++;
         if (hi.charCodeAt(0) < c.charCodeAt(0)) throw new RegexError(E.range);
         items.push(classChar(c) + "-" + classChar(hi));
-        prev = undefined;
         continue;
       }
       items.push(classChar(c));
-      prev = c;
     }
-    void prev;
     const body = items.join("");
     if (negate) return `[^${body}${newline ? "\\n" : ""}]`;
     return body === "" ? "[]" : `[${body}]`;
