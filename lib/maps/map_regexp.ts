@@ -189,8 +189,13 @@ export function translatePosix(
           if (hi.length !== 1) throw new RegexError(E.collate);
           pos = end + 2;
         } else pos++;
-        if (hi.charCodeAt(0) < c.charCodeAt(0)) throw new RegexError(E.range);
-        items.push(classChar(c) + "-" + classChar(hi));
+        // Under REG_ICASE glibc folds range ends (and the key) to upper
+        // case: [a-Z] is [A-Z], [_-a] is out of order. JavaScript's i flag
+        // folds the key the same way.
+        const lo = icase ? c.toUpperCase() : c;
+        const up = icase ? hi.toUpperCase() : hi;
+        if (up.charCodeAt(0) < lo.charCodeAt(0)) throw new RegexError(E.range);
+        items.push(classChar(lo) + "-" + classChar(up));
         continue;
       }
       items.push(classChar(c));
