@@ -32,7 +32,7 @@
  *   "d" or "D"): translated so.
  *
  * Not supported (a clear warning names the file and line, and the rule is
- * skipped): `\0`, multi-character collating elements (`[.space.]`).
+ * skipped): multi-character collating elements (`[.space.]`).
  *
  * @module
  */
@@ -169,12 +169,16 @@ export function translatePosix(
         if (end < 0) throw new RegexError(E.brack);
         const name = src.slice(pos + 2, end);
         pos = end + 2;
+        // A class cannot start a range: "[[:alpha:]-z]" is glibc's error.
+        const startsRange = src[pos] === "-" && src[pos + 1] !== "]" && pos + 1 < src.length;
         if (kind === ":") {
           const body = CLASSES[name];
           if (body === undefined) throw new RegexError(E.ctype);
+          if (startsRange) throw new RegexError(E.range);
           items.push(body);
           continue;
         }
+        if (kind === "=" && startsRange) throw new RegexError(E.range);
         if (name.length !== 1) throw new RegexError(E.collate);
         c = name;
       } else pos++;
@@ -182,6 +186,11 @@ export function translatePosix(
       if (src[pos] === "-" && src[pos + 1] !== "]" && pos + 1 < src.length) {
         pos++;
         let hi = src[pos];
+        if (hi === "[" && (src[pos + 1] === "=" || src[pos + 1] === ":")) {
+          // A class cannot end a range either.
+          if (src.indexOf(src[pos + 1] + "]", pos + 2) < 0) throw new RegexError(E.brack);
+          throw new RegexError(E.range);
+        }
         if (hi === "[" && src[pos + 1] === ".") {
           const end = src.indexOf(".]", pos + 2);
           if (end < 0) throw new RegexError(E.brack);
@@ -196,6 +205,10 @@ export function translatePosix(
         const up = icase ? hi.toUpperCase() : hi;
         if (up.charCodeAt(0) < lo.charCodeAt(0)) throw new RegexError(E.range);
         items.push(classChar(lo) + "-" + classChar(up));
+        // Nor can a range start where one ends: "[a-c-e]".
+        if (src[pos] === "-" && src[pos + 1] !== "]" && pos + 1 < src.length) {
+          throw new RegexError(E.range);
+        }
         continue;
       }
       items.push(classChar(c));
@@ -370,9 +383,7 @@ export function translatePosix(
           atom = icase ? "[]" : e;
           if (!icase) char = e;
         } else if (/[A-Z]/.test(e)) atom = char = e;
-        else if (e === "0") {
-          throw new RegexError(`"\\0" is not supported`);
-        } else {
+        else {
           atom = literal(e);
           char = e;
         }
