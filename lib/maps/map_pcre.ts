@@ -28,8 +28,7 @@
  * with the file and line (the rule is then skipped, as Postfix skips a rule
  * it cannot compile): recursion and subroutine calls, conditionals, branch
  * reset, backtracking verbs, callouts,
- * `\K`, `\C`, `\X`, `\p{..}`, negated POSIX classes inside brackets,
- * inline options n and J. Compile errors are reported in our own words,
+ * `\K`, `\C`, `\X`, `\p{..}`, inline options n and J. Compile errors are reported in our own words,
  * not PCRE2's ("error in regex: ...").
  *
  * @module
@@ -66,22 +65,40 @@ interface Opts {
 const HSPACE = `\\t ${byteChar(0xa0)}`;
 const VSPACE = `\\n\\v\\f\\r${byteChar(0x85)}`;
 
-const CLASSES: Record<string, string> = {
-  alpha: "A-Za-z",
-  digit: "0-9",
-  alnum: "0-9A-Za-z",
-  upper: "A-Z",
-  lower: "a-z",
-  space: " \\t\\n\\r\\f\\v",
-  blank: " \\t",
-  punct: "!-\\/:-@\\[-`{-~",
-  print: " -~",
-  graph: "!-~",
-  cntrl: "\\x00-\\x1f\\x7f",
-  xdigit: "0-9A-Fa-f",
-  word: "\\w",
-  ascii: "\\x00-\\x7f",
+/** POSIX classes as PCRE2 sees them without UTF: ASCII code ranges. */
+const CLASS_RANGES: Record<string, [number, number][]> = {
+  alpha: [[65, 90], [97, 122]],
+  digit: [[48, 57]],
+  alnum: [[48, 57], [65, 90], [97, 122]],
+  upper: [[65, 90]],
+  lower: [[97, 122]],
+  space: [[9, 13], [32, 32]],
+  blank: [[9, 9], [32, 32]],
+  punct: [[33, 47], [58, 64], [91, 96], [123, 126]],
+  print: [[32, 126]],
+  graph: [[33, 126]],
+  cntrl: [[0, 31], [127, 127]],
+  xdigit: [[48, 57], [65, 70], [97, 102]],
+  word: [[48, 57], [65, 90], [95, 95], [97, 122]],
+  ascii: [[0, 127]],
 };
+
+/** A class body for ranges, or for every byte-string character outside them. */
+function classBody(ranges: [number, number][], negated: boolean): string {
+  let list = ranges;
+  if (negated) {
+    list = [];
+    let next = 0;
+    for (const [lo, hi] of ranges) {
+      if (lo > next) list.push([next, lo - 1]);
+      next = hi + 1;
+    }
+    list.push([next, 0x28ff]);
+  }
+  const hex = (n: number) =>
+    n < 0x100 ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16).padStart(4, "0")}`;
+  return list.map(([lo, hi]) => lo === hi ? hex(lo) : `${hex(lo)}-${hex(hi)}`).join("");
+}
 
 function esc(c: string): string {
   if (/[\\^$.|?*+()[\]{}\/\-]/.test(c)) return "\\" + c;
@@ -267,7 +284,23 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
     return undefined;
   };
 
+  /** PCRE2's check_posix_syntax: src[at] is "[" and a "[:...:]"-style item follows. */
+  const looksPosix = (at: number): boolean => {
+    const t = src[at + 1];
+    if (t !== ":" && t !== "." && t !== "=") return false;
+    for (let p = at + 2; p < src.length; p++) {
+      if (src[p] === "\\" && (src[p + 1] === "]" || src[p + 1] === "\\")) p++;
+      else if ((src[p] === "[" && src[p + 1] === t) || src[p] === "]") return false;
+      else if (src[p] === t && src[p + 1] === "]") return true;
+    }
+    return false;
+  };
+
   const bracket = (o: Opts): string => {
+    // PCRE2 rejects "[:alpha:]" (and [.x.], [=x=]) used as a whole class.
+    if (looksPosix(pos - 1)) {
+      throw new PcreError("POSIX named classes are supported only within a class");
+    }
     let negate = false;
     if (src[pos] === "^") {
       negate = true;
@@ -285,6 +318,12 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
       if (o.i && isLetter(prevChar)) body += swap(prevChar);
       rangeNext = false;
     };
+    // A class (\d, [:alpha:]) can neither start nor end a range.
+    const classRange = () => {
+      if (src[pos] === "-" && pos + 1 < src.length && src[pos + 1] !== "]") {
+        throw new PcreError("invalid range in character class");
+      }
+    };
     for (;;) {
       if (pos >= src.length) throw new PcreError("missing terminating ] for character class");
       const c = src[pos];
@@ -293,18 +332,23 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
         break;
       }
       first = false;
+      if (c === "[" && (src[pos + 1] === "." || src[pos + 1] === "=") && looksPosix(pos)) {
+        throw new PcreError("POSIX collating elements are not supported");
+      }
       if (c === "[" && src[pos + 1] === ":") {
         const end = src.indexOf(":]", pos + 2);
-        if (end >= 0) {
-          const name = src.slice(pos + 2, end);
-          if (name.startsWith("^")) {
-            throw unsupported(`negated POSIX class [:${name}:] in brackets`);
+        if (looksPosix(pos)) {
+          const negated = src[pos + 2] === "^";
+          let name = src.slice(pos + (negated ? 3 : 2), end);
+          if (o.i && (name === "upper" || name === "lower")) name = "alpha";
+          if (!(name in CLASS_RANGES)) {
+            throw new PcreError(`unknown POSIX class name "${name}"`);
           }
-          const cls = o.i && (name === "upper" || name === "lower") ? "A-Za-z" : CLASSES[name];
-          if (cls === undefined) throw new PcreError(`unknown POSIX class name "${name}"`);
-          pending();
+          const cls = classBody(CLASS_RANGES[name], negated);
+          if (rangeNext) throw new PcreError("invalid range in character class");
           body += cls;
           pos = end + 2;
+          classRange();
           prevSingle = false;
           continue;
         }
@@ -326,8 +370,9 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
         if (e === "E") continue;
         const t = typeEscape(e, true);
         if (t !== undefined) {
-          pending();
+          if (rangeNext) throw new PcreError("invalid range in character class");
           body += t;
+          classRange();
           prevSingle = false;
           continue;
         }
