@@ -85,6 +85,21 @@ Deno.test("pcre: atomic groups, possessive quantifiers, empty optional items", a
   assertEquals(await dict.lookup("xyy"), "[][yy]", "PCRE takes the empty (y*?)");
 });
 
+Deno.test("pcre: POSIX classes in brackets as PCRE2's", async () => {
+  const { dict, warnings } = await table([
+    "/^[[:^digit:]]+$/ nondigits",
+    "/^[\\w-z]$/ bad-range",
+    "/^[:alpha:]$/ bare-class",
+    "/^[[.a.]]$/ collating",
+  ]);
+  assertEquals(await dict.lookup("ab-é"), "nondigits");
+  assertEquals(await dict.lookup("a1"), undefined);
+  assertEquals(warnings.length, 3);
+  assertStringIncludes(warnings[0], "line 2: error in regex: invalid range in character class");
+  assertStringIncludes(warnings[1], "line 3: error in regex: POSIX named classes");
+  assertStringIncludes(warnings[2], "line 4: error in regex: POSIX collating elements");
+});
+
 Deno.test("translatePcre: constructs", async (t) => {
   const base = { i: false, m: false, s: true, x: false, U: false };
   const js = (s: string) => translatePcre(s, base, false).source;
