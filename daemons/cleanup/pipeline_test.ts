@@ -255,14 +255,10 @@ Deno.test("cleanup pipeline: table failures and limits refuse the message, queue
 
 Deno.test("cleanup pipeline: header and body checks", async (t) => {
   const env = await setup([
-    "header_checks = inline:{ {Subject: buy now=REJECT no spam here}, {Subject: hold me=HOLD}," +
-    " {Subject: drop me=DISCARD}, {Subject: redirect me=REDIRECT quarantine@q.example}," +
-    " {Subject: copy me=BCC audit@q.example}, {X-Mailer: spammer=IGNORE}," +
-    " {X-Tag: old=REPLACE X-Tag: new}, {X-Pre: 1=PREPEND X-Added: yes}," +
-    " {Subject: filter me=FILTER smtp:[127.0.0.1]:10025} }",
-    "mime_header_checks = inline:{ {Content-Type: application/x-msdownload=REJECT 5.7.0 no executables} }",
-    "nested_header_checks = inline:{ {Subject: nested evil=REJECT nested} }",
-    "body_checks = inline:{ {buy pills=REJECT}, {old line=REPLACE new line}, {sig=PREPEND -- signature} }",
+    "header_checks = regexp:{ {/^Subject: buy now$$/ REJECT no spam here}, {/^Subject: hold me$$/ HOLD}, {/^Subject: drop me$$/ DISCARD}, {/^Subject: redirect me$$/ REDIRECT quarantine@q.example}, {/^Subject: copy me$$/ BCC audit@q.example}, {/^X-Mailer: spammer$$/ IGNORE}, {/^X-Tag: old$$/ REPLACE X-Tag: new}, {/^X-Pre: 1$$/ PREPEND X-Added: yes}, {/^Subject: filter me$$/ FILTER smtp:[127.0.0.1]:10025} }",
+    "mime_header_checks = regexp:{ {/^Content-Type: application\\/x-msdownload$$/ REJECT 5.7.0 no executables} }",
+    "nested_header_checks = regexp:{ {/^Subject: nested evil$$/ REJECT nested} }",
+    "body_checks = regexp:{ {/^buy pills$$/ REJECT}, {/^old line$$/ REPLACE new line}, {/^sig$$/ PREPEND -- signature} }",
     "sender_bcc_maps = inline:{ s@x.example=sbcc@q.example }",
     'always_bcc = "all bcc"@q.example',
   ].join("\n"));
@@ -417,7 +413,7 @@ Deno.test("cleanup pipeline: header and body checks", async (t) => {
 
 Deno.test("cleanup pipeline: body_checks_size_limit per part, long lines in pieces", async (t) => {
   const env = await setup(
-    "body_checks = inline:{ {bad=REJECT} }\nbody_checks_size_limit = 20\nline_length_limit = 512",
+    "body_checks = regexp:{ {/^bad$$/ REJECT} }\nbody_checks_size_limit = 20\nline_length_limit = 512",
   );
   const rcpt = [{ address: "a@x.example" }];
   try {

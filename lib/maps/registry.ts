@@ -27,6 +27,9 @@ import { pgsqlBackend } from "./map_pgsql.ts";
 import { socketmapBackend } from "./map_socketmap.ts";
 import { sqliteBackend } from "./map_sqlite.ts";
 import { tcpBackend } from "./map_tcp.ts";
+import { cidrBackend } from "./map_cidr.ts";
+import { pcreBackend } from "./map_pcre.ts";
+import { regexpBackend } from "./map_regexp.ts";
 
 const UNION = unionBackends(openDict, tableGrants);
 
@@ -49,6 +52,9 @@ const BACKENDS: Record<string, DictBackend> = {
   mysql: mysqlBackend,
   socketmap: socketmapBackend,
   tcp: tcpBackend,
+  regexp: regexpBackend,
+  pcre: pcreBackend,
+  cidr: cidrBackend,
 };
 
 /** Table types Postwarden can open. */

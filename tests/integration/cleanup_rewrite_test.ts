@@ -17,8 +17,8 @@ Deno.test({
     const inst = await startInstance({
       mainCf: [
         "virtual_alias_maps = inline:{ {team@localhost = alice@localhost, carol@localhost} }",
-        "header_checks = inline:{ {Subject: spam=REJECT no spam please}," +
-        " {Subject: toss=DISCARD}, {Subject: wait=HOLD} }",
+        "header_checks = regexp:{ {/^Subject: spam$$/ REJECT no spam please}," +
+        " {/^Subject: toss$$/ DISCARD}, {/^Subject: wait$$/ HOLD} }",
       ].join("\n"),
     });
     const send = (subject: string, to = "alice@localhost") =>
