@@ -132,7 +132,12 @@ export function planServices(
       plan.errors.push(`${what(s)}: type ${s.type} is not supported`);
       continue;
     }
-    if (s.command === "proxymap" && proxiedTables(param).length === 0) {
+    if (s.command === "proxymap" && s.name === "proxywrite") {
+      plan.skipped.push(
+        `${what(s)}: skipped: it serves proxy_write_maps (address verification and postscreen ` +
+          "caches), which Postwarden does not have",
+      );
+    } else if (s.command === "proxymap" && proxiedTables(param).length === 0) {
       plan.skipped.push(
         `${
           what(s)

@@ -74,13 +74,15 @@ Deno.test({
 });
 
 Deno.test({
+  // A table type Postwarden does not have stops the start (fail_closed_test);
+  // a table whose file is missing is found only when cleanup opens it.
   name: "a table cleanup cannot open is reported at start and mail is refused with 451",
   ...opts,
   fn: async () => {
-    const inst = await startInstance({ mainCf: "header_checks = nosuchtype:/etc/postfix/hc" });
+    const inst = await startInstance({ mainCf: "header_checks = regexp:/nonexistent/hc" });
     try {
       await waitUntil(
-        async () => (await inst.log()).includes('lookup table type "nosuchtype" is not supported'),
+        async () => (await inst.log()).includes("/nonexistent/hc"),
         10_000,
         "cleanup's warning at start",
       );

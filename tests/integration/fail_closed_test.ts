@@ -40,7 +40,7 @@ Deno.test({
   fn: async () => {
     const { dir, conf } = await confWith(
       "smtpd_timeout = 0\nsmtpd_recipient_limit = -5\nsmtpd_tls_security_level = encrypt\n" +
-        "smtpd_milters = inet:127.0.0.1:8891\n" +
+        "smtpd_milters = inet:127.0.0.1:8891\nheader_checks = nosuchtype:/etc/postfix/hc\n" +
         "mynetworks = !127.0.0.2, 127.0.0.5/0\ncontent_filter = amavis:[127.0.0.1]:10024\n" +
         "biff = no\nsmtpd_client_restrictions = check_client_access hash:/etc/postfix/access\n",
     );
@@ -53,6 +53,7 @@ Deno.test({
           /error: invalid smtpd_recipient_limit parameter value -5 < 1/,
           /error: smtpd_tls_security_level = encrypt: not supported by Postwarden/,
           /error: smtpd_milters = inet:127\.0\.0\.1:8891: not supported/,
+          /error: header_checks: table nosuchtype:\/etc\/postfix\/hc: lookup table type "nosuchtype" is not supported/,
           /error: mynetworks: non-null host address bits in "127\.0\.0\.5\/0", perhaps you should use "0\.0\.0\.0\/0" instead/,
           /error: content_filter = amavis:\[127\.0\.0\.1\]:10024: not supported/,
           /warning: parameter biff is not supported by Postwarden and is ignored/,
