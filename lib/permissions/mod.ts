@@ -236,6 +236,12 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     default:
       throw new Error(`master.cf: no permission profile for command "${svc.command}"`);
   }
+  // The resolver (smtpd, qmgr, local) lists this host's addresses for
+  // inet_interfaces = all, to know which [address] literals are local.
+  if (
+    (svc.command === "smtpd" || svc.command === "qmgr" || svc.command === "local") &&
+    /(^|[\s,])all($|[\s,])/i.test(ctx.param("inet_interfaces"))
+  ) g.sys.push("networkInterfaces");
   const t = ctx.tables;
   if (t) {
     g.read.push(...t.read);

@@ -198,3 +198,12 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
     assertEquals(flags.includes("--allow-env"), true);
   });
 });
+
+Deno.test("inet_interfaces = all: the resolver's daemons may list this host's addresses", () => {
+  const all = ctx({ inet_interfaces: "all" });
+  const smtpd = MASTER.find((s) => s.command === "smtpd")!;
+  const smtp = MASTER.find((s) => s.name === "smtp")!;
+  assertEquals(daemonGrants(smtpd, all).sys, ["networkInterfaces"]);
+  assertEquals(daemonGrants(smtp, all).sys, []);
+  assertEquals(daemonGrants(smtpd, ctx()).sys, []);
+});
