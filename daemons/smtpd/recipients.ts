@@ -162,8 +162,12 @@ export async function checkListed(
       await match("virtual_alias_maps")
     ) return null;
     if (reply.transport === "error") {
+      // The resolver's text, e.g. "5.1.6 User has moved to ..." (relocated_maps)
+      // or "5.1.1 User unknown in virtual alias table": its status detail is kept.
       const code = reply.flags & RESOLVE_CLASS_ALIAS ? ctx.codes.alias : 550;
-      return refuse(code, reply.nexthop.replace(/^[245]\.\d{1,3}\.\d{1,3}\s+/, ""));
+      const m = /^[245](\.\d{1,3}\.\d{1,3})\s+/.exec(reply.nexthop);
+      const v = refuse(code, m ? reply.nexthop.slice(m[0].length) : reply.nexthop);
+      return m ? { ...v, dsn: `${String(code)[0]}${m[1]}` } : v;
     }
     if (reply.flags & RESOLVE_CLASS_LOCAL && ctx.set.localRecipientMaps) {
       const local = splitAddress(rcpt).local.toLowerCase();

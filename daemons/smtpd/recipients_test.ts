@@ -88,3 +88,12 @@ Deno.test("unknown recipients are refused per address class, as Postfix's check_
     assertEquals(await checkListed(open, "anyone@localhost", "recipient"), null);
   });
 });
+
+Deno.test("a relocated user is refused with the resolver's 5.1.6", async () => {
+  const ctx = context("relocated_maps = inline:{ moved@localhost=new@else.example }\n");
+  assertEquals(await checkListed(ctx, "moved@localhost", "recipient"), {
+    code: 550,
+    dsn: "5.1.6",
+    text: "<moved@localhost>: Recipient address rejected: User has moved to new@else.example",
+  });
+});

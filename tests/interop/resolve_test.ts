@@ -721,6 +721,8 @@ const VALIDATED_RCPTS = [
   "<known@relay.example>",
   "<unknown@relay.example>",
   "<someone@outside.example>",
+  "<moved@localhost>",
+  "<x@closed.example>",
 ];
 
 Deno.test({
@@ -758,6 +760,8 @@ Deno.test({
         "virtual_alias_maps = inline:{ known@valias.example=root@localhost }",
         "relay_domains = relay.example",
         "relay_recipient_maps = inline:{ known@relay.example=ok }",
+        "relocated_maps = inline:{ moved@localhost=new@else.example }",
+        "transport_maps = inline:{ {closed.example=error:5.7.1 no mail here} }",
         ...extra,
       ].join("\n");
       const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
