@@ -86,7 +86,7 @@ async function prepareOrDie(config: Config): Promise<Prepared> {
     return await prepareInstance(config, {
       source: ROOT,
       deno: Deno.execPath(),
-      env: { HOME: Deno.env.get("HOME"), XDG_CACHE_HOME: Deno.env.get("XDG_CACHE_HOME") },
+      env: Deno.env.toObject(),
     });
   } catch (e) {
     fatal((e as Error).message);
@@ -223,13 +223,16 @@ async function check(
     if (owner) (await unreadableTableFiles(tables.grants, owner)).forEach(error);
     for (const svc of plan.run) {
       const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
-      grantFlags(daemonGrants(svc, {
-        queueDir: configured.queue_directory,
-        nameservers: ns,
-        services: plan.run,
-        param: p,
-        tables: tables.grants.get(svc.name),
-      }));
+      grantFlags(
+        daemonGrants(svc, {
+          queueDir: configured.queue_directory,
+          nameservers: ns,
+          services: plan.run,
+          param: p,
+          tables: tables.grants.get(svc.name),
+        }),
+        ROOT,
+      );
     }
   } catch (e) {
     error((e as Error).message);

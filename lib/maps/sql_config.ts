@@ -19,7 +19,15 @@
  */
 import { ConfigError } from "../config/errors.ts";
 import { parseMainCf } from "../config/main_cf.ts";
-import { type Dict, DictError, type DictGrants, type GrantsContext, splitMapList } from "./dict.ts";
+import {
+  type Dict,
+  DictError,
+  type DictGrants,
+  GRANT_KINDS,
+  type GrantsContext,
+  noGrants,
+  splitMapList,
+} from "./dict.ts";
 
 /** A parsed table configuration file. */
 export interface SqlCf {
@@ -641,7 +649,7 @@ export class DomainList {
   /** What a daemon needs to read the list: its files and tables. */
   static async grants(text: string, ctx: GrantsContext): Promise<Partial<DictGrants>> {
     const { tableGrants } = await import("./registry.ts");
-    const out: DictGrants = { read: [], write: [], net: [], run: [], env: [] };
+    const out: DictGrants = noGrants();
     const add = async (list: string, depth: number): Promise<void> => {
       for (const raw of splitMapList(list)) {
         const item = raw.replace(/^!+/, "");
@@ -652,7 +660,7 @@ export class DomainList {
           await add(body.split("\n").filter((l) => !/^\s*#/.test(l)).join(" "), depth + 1);
         } else if (!item.startsWith("[") && item.includes(":")) {
           const g = await tableGrants(item, ctx);
-          for (const k of ["read", "write", "net", "run", "env"] as const) out[k].push(...g[k]);
+          for (const k of GRANT_KINDS) out[k].push(...g[k]);
         }
       }
     };

@@ -240,6 +240,7 @@ Deno.test("SQL table configuration", async (t) => {
         net: ["db1:5432", "db2:6543", "unix:/run/postgresql/.s.PGSQL.5432"],
         run: [],
         env: ["PGAPPNAME", "PGTARGETSESSIONATTRS"],
+        npm: ["postgres"],
       });
       assertEquals(await tableGrants("proxy:mysql:/etc/postfix/my.cf", ctx), {
         read: ["/etc/postfix/my.cf", "/run/mysqld/mysqld.sock", "/tmp/my.sock"],
@@ -247,6 +248,7 @@ Deno.test("SQL table configuration", async (t) => {
         net: ["unix:/run/mysqld/mysqld.sock", "10.0.0.1:3306", "unix:/tmp/my.sock"],
         run: [],
         env: [],
+        npm: ["mysql2/promise"],
       });
       assertEquals(await tableGrants("sqlite:/etc/postfix/lite.cf", ctx), {
         read: ["/etc/postfix/lite.cf", "/var/db/aliases.sqlite"],
@@ -254,6 +256,7 @@ Deno.test("SQL table configuration", async (t) => {
         net: [],
         run: [],
         env: [],
+        npm: [],
       });
     },
   );

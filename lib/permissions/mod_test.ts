@@ -119,7 +119,7 @@ Deno.test("permission sets", async (t) => {
   );
   await t.step("flags are always scoped", () => {
     for (const s of MASTER) {
-      for (const f of grantFlags(daemonGrants(s, ctx()))) {
+      for (const f of grantFlags(daemonGrants(s, ctx()), "/code")) {
         const fixed = ["--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm"];
         assert(
           fixed.includes(f) || f === "--deny-import" ||
@@ -194,7 +194,8 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
       run: [],
       sys: [],
       env: ["*"],
-    });
+      npm: [],
+    }, "/code");
     assertEquals(flags.includes("--allow-env"), true);
   });
 });
