@@ -41,15 +41,22 @@ function fatal(msg: string, code = 1): never {
 
 export { pathOverrides };
 
-/** master's own permission flags: what it reads, writes, runs, and nothing else. */
+/**
+ * master's own permission flags: what it reads, writes, runs, and nothing
+ * else. `tableFiles`: the files master reads to compute the daemons' table
+ * grants (SQL and socketmap .cf files, domain lists), which may live
+ * outside the configuration directory.
+ */
 export function masterFlags(
   configDir: string,
   config: Config,
   p: Prepared,
+  tableFiles: string[] = [],
 ): string[] {
   const o = p.overrides;
   const q = o.queue_directory;
   const read = [configDir, q, "/etc/passwd", "/etc/resolv.conf"];
+  for (const f of tableFiles) if (!f.startsWith(`${configDir}/`)) read.push(f);
   // myorigin = /etc/mailname: master reads it for the daemons.
   const origin = expand(config.raw("myorigin") ?? "", config.raw, { stack: ["myorigin"] });
   if (origin.startsWith("/")) read.push(origin);
@@ -101,13 +108,41 @@ async function loadOrDie(configDir: string): Promise<Config> {
   }
 }
 
-function masterCommand(configDir: string, config: Config, p: Prepared, foreground: boolean) {
+/**
+ * The files computing the services' table grants reads (what master will
+ * read at start and reload). Problems are left to master, which reports them.
+ */
+async function tableConfigFiles(
+  configDir: string,
+  services: Awaited<ReturnType<typeof servicePlan>>["run"],
+): Promise<string[]> {
+  const files = new Set<string>();
+  await servicesTableGrants(
+    services,
+    (svc) => loadConfig(configDir, { overrides: svc.overrides }),
+    {
+      readTextFile: (path) => {
+        files.add(path);
+        return Deno.readTextFile(path);
+      },
+    },
+  );
+  return [...files];
+}
+
+function masterCommand(
+  configDir: string,
+  config: Config,
+  p: Prepared,
+  foreground: boolean,
+  tableFiles: string[],
+) {
   // Developer aid: POSTWARDEN_CPU_PROF=DIR writes a V8 CPU profile per daemon and for master.
   const prof = Deno.env.get("POSTWARDEN_CPU_PROF");
   const profFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
   const args = [
     "run",
-    ...masterFlags(configDir, config, p),
+    ...masterFlags(configDir, config, p, tableFiles),
     ...profFlags,
     `${ROOT}/daemons/master/main.ts`,
   ];
@@ -293,6 +328,7 @@ async function main(argv: string[]): Promise<number> {
         );
       }
       const prepared = await prepareOrDie(config);
+      const tableFiles = await tableConfigFiles(configDir, plan.run);
       const o = prepared.overrides;
       const as = prepared.owner
         ? `daemons run as ${prepared.owner.name} (uid ${prepared.owner.uid})`
@@ -303,7 +339,7 @@ async function main(argv: string[]): Promise<number> {
       );
       const logStart = await fileSize(o.maillog_file);
       const proc = new Deno.Command(Deno.execPath(), {
-        args: masterCommand(configDir, config, prepared, fg),
+        args: masterCommand(configDir, config, prepared, fg, tableFiles),
         stdin: "null",
         stdout: fg ? "inherit" : "null",
         stderr: fg ? "inherit" : "piped",

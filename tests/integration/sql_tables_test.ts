@@ -5,7 +5,8 @@
  * table: it alone runs with the npm drivers (from the daemons' DENO_DIR,
  * `--cached-only`) and may connect to the database, which `postwarden
  * audit` measures (smtpd and cleanup cannot connect or load the driver).
- * A database that does not answer gives a 4xx reply, never a bounce.
+ * A database that does not answer gives a 4xx reply, never a bounce (its
+ * .cf outside the config directory, which master must be able to read).
  *
  * Servers: scripts/start-db-peers.sh (PostgreSQL and MariaDB, database and
  * user postwarden_test). Without them the test skips loudly, and fails
@@ -185,10 +186,17 @@ for (const make of [pgsql, mysql]) {
       }
 
       let dead: Instance | undefined;
+      let deadCfDir: string | undefined;
       try {
         await t.step("a database that does not answer is a 4xx, not a bounce", async () => {
-          // Port 1: nothing listens, as when the database is stopped.
-          dead = await start(1);
+          // Port 1: nothing listens, as when the database is stopped. The
+          // .cf is outside the config directory this time: master reads it too.
+          deadCfDir = await Deno.makeTempDir({ prefix: "pw-sql-cf-" });
+          await Deno.chmod(deadCfDir, 0o755);
+          await Deno.writeTextFile(`${deadCfDir}/virtual.cf`, tableCf(1), { mode: 0o644 });
+          dead = await startInstance({
+            mainCf: `virtual_alias_maps = ${db.type}:${deadCfDir}/virtual.cf`,
+          });
           const r = await send(dead, "alias@localhost");
           // Postfix: "451 4.3.0 Error: queue file write error" (cleanup's lookup failed).
           assertMatch(`${r.code} ${r.text}`, /^4\d\d /, r.replies.join("\n"));
@@ -201,6 +209,7 @@ for (const make of [pgsql, mysql]) {
         });
       } finally {
         await dead?.stop();
+        if (deadCfDir) await Deno.remove(deadCfDir, { recursive: true });
         await db.close();
       }
     },
