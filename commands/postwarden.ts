@@ -17,10 +17,12 @@ import {
   validateConfig,
 } from "../lib/config/mod.ts";
 import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/mod.ts";
+import { cacheNpmModules } from "../lib/runtime/mod.ts";
 import {
   daemonGrants,
   grantFlags,
   parseResolvConf,
+  proxymapNpm,
   servicesTableGrants,
   unreadableTableFiles,
 } from "../lib/permissions/mod.ts";
@@ -128,6 +130,44 @@ async function tableConfigFiles(
     },
   );
   return [...files];
+}
+
+/**
+ * Before a reload: the npm drivers of the tables proxymap will serve, in
+ * the running daemons' DENO_DIR (as at start, lib/runtime
+ * cacheNpmModules), so a pgsql: or mysql: table added to main.cf works
+ * after `postwarden reload` too. The runtime is the one the running
+ * master was given (its -r, -C and -D arguments); the daemons' user owns
+ * that DENO_DIR.
+ */
+async function cacheDriversForReload(masterPid: number, config: Config): Promise<void> {
+  const npm = await proxymapNpm(paramLookup(config), { readTextFile: (p) => Deno.readTextFile(p) });
+  if (npm.modules.length === 0) return;
+  let args: string[];
+  try {
+    args = (await Deno.readTextFile(`/proc/${masterPid}/cmdline`)).split("\0");
+  } catch (e) {
+    fatal(`cannot tell the running master's DENO_DIR: ${(e as Error).message}`);
+  }
+  const after = args.findIndex((a) => a.endsWith("/daemons/master/main.ts"));
+  const arg = (flag: string) => {
+    const i = args.indexOf(flag, after);
+    return i > after ? args[i + 1] : undefined;
+  };
+  const [deno, code, denoDir] = [arg("-r"), arg("-C"), arg("-D")];
+  if (after < 0 || !deno || !code || !denoDir) {
+    fatal(`cannot tell the running master's DENO_DIR from its command line (pid ${masterPid})`);
+  }
+  const st = await Deno.stat(denoDir);
+  try {
+    await cacheNpmModules({ deno, code, denoDir }, npm.modules, {
+      user: Deno.uid() === 0 ? { uid: st.uid ?? 0, gid: st.gid ?? 0 } : undefined,
+      env: Deno.env.toObject(),
+      why: `proxymap's table${npm.tables.length > 1 ? "s" : ""} ${npm.tables.join(", ")}`,
+    });
+  } catch (e) {
+    fatal(`${(e as Error).message}; the configuration was not reloaded`);
+  }
 }
 
 function masterCommand(
@@ -401,6 +441,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "reload": {
       if (running === null) fatal("the Postwarden mail system is not running");
+      await cacheDriversForReload(running, config);
       Deno.kill(running, "SIGHUP");
       console.error(`${PROG}: refreshing the Postwarden mail system`);
       return 0;
