@@ -11,7 +11,7 @@ import {
   assertStringIncludes,
 } from "../../tests/helpers/assert.ts";
 import { moduleFlags } from "../permissions/mod.ts";
-import { cacheNpmModules, npmSpecifiers, type Runtime } from "./mod.ts";
+import { cacheNpmModules, codeFiles, npmSpecifiers, type Runtime } from "./mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const NONE = { read: [], write: [], net: [], run: [], sys: [], env: [], npm: [] };
@@ -84,4 +84,11 @@ Deno.test("cacheNpmModules", async (t) => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the staged code tree holds deno.json and deno.lock (proxymap's import map and lock)", async () => {
+  const files = await codeFiles(ROOT);
+  assert(files.includes("deno.json") && files.includes("deno.lock"), files.slice(0, 5).join());
+  assert(files.includes("daemons/proxymap/main.ts"));
+  assertEquals(files.filter((f) => f.endsWith("_test.ts") || f.includes("testdata/")), []);
 });

@@ -34,6 +34,8 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 interface Db {
   type: "pgsql" | "mysql";
   port: number;
+  /** `hosts` for the server's UNIX socket. */
+  socket: string;
   fill(rows: [string, string][]): Promise<void>;
   close(): Promise<void>;
 }
@@ -59,6 +61,7 @@ async function pgsql(): Promise<Db | string> {
   return {
     type: "pgsql",
     port: 5432,
+    socket: "unix:/var/run/postgresql",
     async fill(rows) {
       await sql.unsafe(`DROP TABLE IF EXISTS ${TABLE}; CREATE TABLE ${TABLE} (k TEXT, v TEXT)`);
       for (const [k, v] of rows) await sql`INSERT INTO ${sql(TABLE)} VALUES (${k}, ${v})`;
@@ -86,6 +89,7 @@ async function mysql(): Promise<Db | string> {
   return {
     type: "mysql",
     port: 3306,
+    socket: "localhost", // /run/mysqld/mysqld.sock, as libmysqlclient
     async fill(rows) {
       await c.query(`DROP TABLE IF EXISTS ${TABLE}`);
       await c.query(`CREATE TABLE ${TABLE} (k VARCHAR(255), v VARCHAR(255))`);
@@ -106,8 +110,8 @@ async function database(make: () => Promise<Db | string>): Promise<Db | undefine
 }
 
 /** A table .cf (kept in the config directory, as /etc/postfix/*.cf). */
-function tableCf(port: number): string {
-  return `hosts = 127.0.0.1:${port}\nuser = ${USER}\npassword = ${PASSWORD}\ndbname = ${DB}\n` +
+function tableCf(hosts: string): string {
+  return `hosts = ${hosts}\nuser = ${USER}\npassword = ${PASSWORD}\ndbname = ${DB}\n` +
     `query = SELECT v FROM ${TABLE} WHERE k = '%s'\n`;
 }
 
@@ -140,30 +144,31 @@ for (const make of [pgsql, mysql]) {
     fn: async (t) => {
       const db = await database(make);
       if (!db) return;
-      const start = (port: number) =>
+      const start = (hosts: string) =>
         startInstance({
           mainCf: `virtual_alias_maps = ${db.type}:$config_directory/virtual.cf`,
-          confFiles: { "virtual.cf": tableCf(port) },
+          confFiles: { "virtual.cf": tableCf(hosts) },
         });
+      const delivered = async (i: Instance) => {
+        const r = await send(i, "alias@localhost");
+        assertEquals(r.code, 250, r.replies.join("\n"));
+        await waitUntil(
+          async () => (await maildirFiles(i.spool, "real")).length === 1,
+          20_000,
+          "delivery to real",
+        );
+        assertEquals(await maildirFiles(i.spool, "alias"), []);
+        const text = await Deno.readTextFile((await maildirFiles(i.spool, "real"))[0]);
+        assertStringIncludes(text, "Subject: to alias@localhost");
+        assertMatch(await i.log(), /to=<real@localhost>, orig_to=<alias@localhost>/);
+      };
       let inst: Instance | undefined;
       try {
         await db.fill([["alias@localhost", "real@localhost"]]);
-        inst = await start(db.port);
+        inst = await start(`127.0.0.1:${db.port}`);
         const i = inst;
 
-        await t.step("alias@localhost is delivered to real's Maildir", async () => {
-          const r = await send(i, "alias@localhost");
-          assertEquals(r.code, 250, r.replies.join("\n"));
-          await waitUntil(
-            async () => (await maildirFiles(i.spool, "real")).length === 1,
-            20_000,
-            "delivery to real",
-          );
-          assertEquals(await maildirFiles(i.spool, "alias"), []);
-          const text = await Deno.readTextFile((await maildirFiles(i.spool, "real"))[0]);
-          assertStringIncludes(text, "Subject: to alias@localhost");
-          assertMatch(await i.log(), /to=<real@localhost>, orig_to=<alias@localhost>/);
-        });
+        await t.step("alias@localhost is delivered to real's Maildir", () => delivered(i));
 
         await t.step("only proxymap loads the driver and reaches the database", async () => {
           const a = await audit(i);
@@ -185,6 +190,16 @@ for (const make of [pgsql, mysql]) {
         await inst?.stop();
       }
 
+      let sock: Instance | undefined;
+      try {
+        await t.step(`the same over the UNIX socket (hosts = ${db.socket})`, async () => {
+          sock = await start(db.socket);
+          await delivered(sock);
+        });
+      } finally {
+        await sock?.stop();
+      }
+
       let dead: Instance | undefined;
       let deadCfDir: string | undefined;
       try {
@@ -193,7 +208,9 @@ for (const make of [pgsql, mysql]) {
           // .cf is outside the config directory this time: master reads it too.
           deadCfDir = await Deno.makeTempDir({ prefix: "pw-sql-cf-" });
           await Deno.chmod(deadCfDir, 0o755);
-          await Deno.writeTextFile(`${deadCfDir}/virtual.cf`, tableCf(1), { mode: 0o644 });
+          await Deno.writeTextFile(`${deadCfDir}/virtual.cf`, tableCf("127.0.0.1:1"), {
+            mode: 0o644,
+          });
           dead = await startInstance({
             mainCf: `virtual_alias_maps = ${db.type}:${deadCfDir}/virtual.cf`,
           });
@@ -201,8 +218,14 @@ for (const make of [pgsql, mysql]) {
           // Postfix: "451 4.3.0 Error: queue file write error" (cleanup's lookup failed).
           assertMatch(`${r.code} ${r.text}`, /^4\d\d /, r.replies.join("\n"));
           console.log(`  answer: ${r.code} ${r.text}`);
+          const d = dead;
+          // The log is written by master from the daemons' stderr: wait for the line.
+          await waitUntil(
+            async () => /proxymap\[\d+\]: warning: .*127\.0\.0\.1:1/.test(await d.log()),
+            10_000,
+            "proxymap's warning naming the server",
+          );
           const log = await dead.log();
-          assertMatch(log, /proxymap\[\d+\]: warning: .*127\.0\.0\.1:1/);
           assertEquals(/status=bounced/.test(log), false, log);
           assertEquals(await maildirFiles(dead.spool, "real"), []);
           assertEquals(await maildirFiles(dead.spool, "alias"), []);
