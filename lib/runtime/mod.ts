@@ -293,13 +293,21 @@ export async function cacheNpmModules(
   const why = new TextDecoder().decode(out.stderr).split("\n")
     .map((l) => l.trim()).filter((l) => l && !/^Stack backtrace|^\d+: <unknown>/.test(l))
     .slice(0, 3).join(" / ");
+  const what = `${opts.why ?? "a lookup table"} needs the npm package` +
+    `${specs.length > 1 ? "s" : ""} ${specs.join(", ")} in the daemons' DENO_DIR ` +
+    `${runtime.denoDir}, and Deno could not put ${specs.length > 1 ? "them" : "it"} there ` +
+    `(${why || `exit ${out.code}`}).`;
+  if (/checksum did not match|integrity/i.test(why)) {
+    throw new Error(
+      `${what} What the registry sent does not match deno.lock: the download was altered on ` +
+        `the way or deno.lock is wrong; find out which before starting again.`,
+    );
+  }
   throw new Error(
-    `${opts.why ?? "a lookup table"} needs the npm package${specs.length > 1 ? "s" : ""} ` +
-      `${specs.join(", ")} in the daemons' DENO_DIR ${runtime.denoDir}, and Deno could not ` +
-      `put ${specs.length > 1 ? "them" : "it"} there (${why || `exit ${out.code}`}). The first ` +
-      `start with such a table needs the npm registry (set HTTPS_PROXY, and NODE_EXTRA_CA_CERTS ` +
-      `or DENO_CERT, if it is reached through a proxy), or fill that folder beforehand as the daemons' user: DENO_DIR=${runtime.denoDir} ` +
-      `deno cache --config=${runtime.code}/deno.json --lock=${runtime.code}/deno.lock --frozen ` +
+    `${what} The first start with such a table needs the npm registry (set HTTPS_PROXY, and ` +
+      `NODE_EXTRA_CA_CERTS or DENO_CERT, if it is reached through a proxy), or fill that ` +
+      `folder beforehand as the daemons' user: DENO_DIR=${runtime.denoDir} deno cache ` +
+      `--config=${runtime.code}/deno.json --lock=${runtime.code}/deno.lock --frozen ` +
       specs.join(" "),
   );
 }

@@ -59,6 +59,28 @@ Deno.test("cacheNpmModules", async (t) => {
         assert(st.isDirectory, p);
       }
     });
+    await t.step("a package that does not match deno.lock's integrity is refused", async () => {
+      const code = await Deno.makeTempDir({ prefix: "pw-npm-code-" });
+      const fresh = await Deno.makeTempDir({ prefix: "pw-npm-cache-" });
+      try {
+        await Deno.copyFile(`${ROOT}/deno.json`, `${code}/deno.json`);
+        const lock = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.lock`));
+        const entry = Object.keys(lock.npm).find((k) => k.startsWith("postgres@"))!;
+        // Another package's hash: what a tampered tarball would have.
+        const other = Object.keys(lock.npm).find((k) => !k.startsWith("postgres@"))!;
+        lock.npm[entry].integrity = lock.npm[other].integrity;
+        await Deno.writeTextFile(`${code}/deno.lock`, JSON.stringify(lock, null, 2));
+        const e = await assertRejects(
+          () => cacheNpmModules({ ...runtime, code, denoDir: fresh }, ["postgres"], { env }),
+          Error,
+        );
+        assertStringIncludes(e.message, "checksum did not match");
+        assertStringIncludes(e.message, "does not match deno.lock");
+      } finally {
+        await Deno.remove(code, { recursive: true });
+        await Deno.remove(fresh, { recursive: true });
+      }
+    });
     await t.step("proxymap's module flags load the cached driver and nothing else", async () => {
       const probe = `${ROOT}/lib/runtime/testdata/load_driver.ts`;
       const run = async (specifier: string) => {
