@@ -132,30 +132,51 @@ async function tableConfigFiles(
   return [...files];
 }
 
+/** The running master's command line, split. */
+async function masterArgs(masterPid: number): Promise<string[]> {
+  try {
+    return (await Deno.readTextFile(`/proc/${masterPid}/cmdline`)).split("\0");
+  } catch (e) {
+    fatal(`cannot read the running master's command line: ${(e as Error).message}`);
+  }
+}
+
 /**
- * Before a reload: the npm drivers of the tables proxymap will serve, in
- * the running daemons' DENO_DIR (as at start, lib/runtime
- * cacheNpmModules), so a pgsql: or mysql: table added to main.cf works
- * after `postwarden reload` too. The runtime is the one the running
- * master was given (its -r, -C and -D arguments); the daemons' user owns
- * that DENO_DIR.
+ * What a reload needs that master cannot do itself, done before SIGHUP,
+ * or a fatal error (the configuration is then not reloaded):
+ *
+ * - master reads the table files it computes grants from with the read
+ *   grants it was started with: a table file outside the configuration
+ *   directory named since the start needs a restart;
+ * - the npm drivers of the tables proxymap will serve must be in the
+ *   running daemons' DENO_DIR (as at start, lib/runtime cacheNpmModules),
+ *   so that a pgsql: or mysql: table added to main.cf works after the
+ *   reload. The runtime is the one master was given (its -r, -C and -D
+ *   arguments); the daemons' user owns that DENO_DIR.
  */
-async function cacheDriversForReload(masterPid: number, config: Config): Promise<void> {
+async function prepareReload(masterPid: number, configDir: string, config: Config): Promise<void> {
+  const args = await masterArgs(masterPid);
+  const script = args.findIndex((a) => a.endsWith("/daemons/master/main.ts"));
+  const readable = args.slice(0, Math.max(script, 0))
+    .filter((a) => a.startsWith("--allow-read="))
+    .flatMap((a) => a.slice("--allow-read=".length).split(","));
+  const plan = await servicePlan(configDir, config);
+  const unread = (await tableConfigFiles(configDir, plan.run).catch(() => []))
+    .filter((f) => !f.startsWith(`${configDir}/`) && !readable.includes(f));
+  if (unread.length) {
+    fatal(
+      `master was started without read access to ${unread.join(", ")} (named since the ` +
+        `start, outside ${configDir}): restart (postwarden stop; postwarden start) instead of reload`,
+    );
+  }
   const npm = await proxymapNpm(paramLookup(config), { readTextFile: (p) => Deno.readTextFile(p) });
   if (npm.modules.length === 0) return;
-  let args: string[];
-  try {
-    args = (await Deno.readTextFile(`/proc/${masterPid}/cmdline`)).split("\0");
-  } catch (e) {
-    fatal(`cannot tell the running master's DENO_DIR: ${(e as Error).message}`);
-  }
-  const after = args.findIndex((a) => a.endsWith("/daemons/master/main.ts"));
   const arg = (flag: string) => {
-    const i = args.indexOf(flag, after);
-    return i > after ? args[i + 1] : undefined;
+    const i = args.indexOf(flag, script);
+    return i > script ? args[i + 1] : undefined;
   };
   const [deno, code, denoDir] = [arg("-r"), arg("-C"), arg("-D")];
-  if (after < 0 || !deno || !code || !denoDir) {
+  if (script < 0 || !deno || !code || !denoDir) {
     fatal(`cannot tell the running master's DENO_DIR from its command line (pid ${masterPid})`);
   }
   const st = await Deno.stat(denoDir);
@@ -441,7 +462,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "reload": {
       if (running === null) fatal("the Postwarden mail system is not running");
-      await cacheDriversForReload(running, config);
+      await prepareReload(running, configDir, config);
       Deno.kill(running, "SIGHUP");
       console.error(`${PROG}: refreshing the Postwarden mail system`);
       return 0;
