@@ -26,6 +26,7 @@ import {
   cfBool,
   cfStr,
   DomainList,
+  driverError,
   HostPool,
   loadCf,
   netGrant,
@@ -90,11 +91,7 @@ export const openMysql: DictOpener = async (name, opts) => {
       // The literal name (MYSQL_DRIVER) keeps the driver's types.
       mysql = (await import("mysql2/promise")).default;
     } catch (e) {
-      throw new DictError(
-        `${where}: the MySQL driver (npm:${MYSQL_DRIVER}) cannot be loaded: ` +
-          (e as Error).message,
-        "config",
-      );
+      throw driverError(where, "MySQL", MYSQL_DRIVER, e);
     }
     const conn = await mysql.createConnection({
       ...(h.kind === "unix" ? { socketPath: h.path } : {

@@ -26,10 +26,11 @@
  *
  * @module
  */
-import { type DictBackend, DictError, type DictOpener } from "./dict.ts";
+import type { DictBackend, DictOpener } from "./dict.ts";
 import {
   cfStr,
   DomainList,
+  driverError,
   HostPool,
   loadCf,
   netGrant,
@@ -72,11 +73,7 @@ export const openPgsql: DictOpener = async (name, opts) => {
       // The literal name (PGSQL_DRIVER) keeps the driver's types.
       postgres = (await import("postgres")).default;
     } catch (e) {
-      throw new DictError(
-        `${where}: the PostgreSQL driver (npm:${PGSQL_DRIVER}) cannot be loaded: ` +
-          (e as Error).message,
-        "config",
-      );
+      throw driverError(where, "PostgreSQL", PGSQL_DRIVER, e);
     }
     // Every option given, so that postgres.js reads no PG* environment
     // variable (a daemon's sandbox has no env access); ssl "prefer" is

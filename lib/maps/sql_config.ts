@@ -139,6 +139,22 @@ export function cfBool(cf: SqlCf, type: string, name: string, def: boolean): boo
 }
 
 /**
+ * The error for a driver whose import failed: "config" (no retry helps),
+ * saying what to do when it is missing from the DENO_DIR cache proxymap
+ * loads it from (`--cached-only`, lib/permissions).
+ */
+export function driverError(where: string, driver: string, module: string, e: unknown): DictError {
+  const m = (e as Error).message.split("\n")[0];
+  const hint = /--cached-only|not found in cache/.test(m)
+    ? " (postwarden start or reload puts the table drivers in the daemons' DENO_DIR)"
+    : "";
+  return new DictError(
+    `${where}: the ${driver} driver (npm:${module}) cannot be loaded: ${m}${hint}`,
+    "config",
+  );
+}
+
+/**
  * Settings Postfix accepts that Postwarden does not implement: a clear
  * error naming them when set.
  */

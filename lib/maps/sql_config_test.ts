@@ -3,6 +3,7 @@ import { DictError } from "./dict.ts";
 import {
   cfQuery,
   DomainList,
+  driverError,
   expandQuery,
   expandResult,
   hostOrder,
@@ -259,5 +260,26 @@ Deno.test("SQL table configuration", async (t) => {
         npm: [],
       });
     },
+  );
+});
+
+Deno.test("a driver that cannot be loaded is a config error, saying what to do", () => {
+  const cached = driverError(
+    "pgsql:/etc/postfix/pg.cf",
+    "PostgreSQL",
+    "postgres",
+    new Error('npm package not found in cache: "postgres", --cached-only is specified.\nmore'),
+  );
+  assertEquals(cached.kind, "config");
+  assertEquals(
+    cached.message,
+    "pgsql:/etc/postfix/pg.cf: the PostgreSQL driver (npm:postgres) cannot be loaded: npm package " +
+      'not found in cache: "postgres", --cached-only is specified. (postwarden start or reload ' +
+      "puts the table drivers in the daemons' DENO_DIR)",
+  );
+  const other = driverError("mysql:/x.cf", "MySQL", "mysql2/promise", new Error("--no-npm"));
+  assertEquals(
+    other.message,
+    "mysql:/x.cf: the MySQL driver (npm:mysql2/promise) cannot be loaded: --no-npm",
   );
 });
