@@ -5,9 +5,11 @@
  * of the daemon, and print what it can and cannot do, measured live:
  * read and write each queue folder, read /etc/shadow and main.cf, write a
  * mailbox, write the log, remove or replace another daemon's socket,
- * connect to 127.0.0.1:25, bind its own endpoint, run /bin/sh, import
- * code from npm or over HTTP (a local server counts the attempts), and
- * keep data in localStorage, the Cache API or a path-less Deno KV.
+ * connect to 127.0.0.1:25, connect to each server of proxymap's tables
+ * (database, socketmap, tcp), bind its own endpoint, run /bin/sh, import
+ * code from npm (any package, and the table drivers proxymap loads) or
+ * over HTTP (a local server counts the attempts), and keep data in
+ * localStorage, the Cache API or a path-less Deno KV.
  */
 import { type Config, loadConfig, parseMasterCf } from "../lib/config/mod.ts";
 import type { Prepared } from "../lib/instance/mod.ts";
@@ -48,6 +50,12 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   for (const p of tables.problems) console.log(`problem: ${p}`);
   // Every table file any daemon reads: each daemon shows which of them it can read.
   const tableFiles = [...new Set([...tables.grants.values()].flatMap((g) => g.read))];
+  // The servers and npm drivers of proxymap's tables: each daemon shows whether it reaches them.
+  const proxied = [...tables.grants.entries()]
+    .filter(([name]) => plan.run.some((s) => s.name === name && s.command === "proxymap"))
+    .map(([, g]) => g);
+  const tableServers = [...new Set(proxied.flatMap((g) => g.net))].map(serverProbe);
+  const drivers = [...new Set(proxied.flatMap((g) => g.npm))];
 
   // Imports over HTTP must never get this far; count the attempts that do.
   let importHits = 0;
@@ -95,6 +103,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         }
       }
       probes.push(["connect 127.0.0.1:25", { kind: "connect", host: "127.0.0.1", port: 25 }]);
+      probes.push(...tableServers);
       if (svc.type === "inet") {
         const ifaces = param("inet_interfaces").split(/[\s,]+/).filter(Boolean);
         for (const ep of inetEndpoints(svc.name, ifaces)) {
@@ -110,6 +119,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       }
       probes.push(["run /bin/sh", { kind: "run", program: "/bin/sh" }]);
       probes.push(["import code from npm", { kind: "import", specifier: "npm:is-number@7.0.0" }]);
+      for (const d of drivers) {
+        probes.push([`load the table driver ${d}`, { kind: "import", specifier: d }]);
+      }
       probes.push([`import code over HTTP`, { kind: "import", specifier: importUrl }]);
       probes.push(["keep data in localStorage", { kind: "local-storage" }]);
       probes.push(["keep data in the Cache API", { kind: "cache-api" }]);
@@ -162,4 +174,19 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   console.log(`HTTP import attempts that reached the test server: ${importHits}`);
   if (importHits > 0) failed = true;
   return failed ? 1 : 0;
+}
+
+/** The probe of one table server (a DictGrants net item: `host:port` or `unix:path`). */
+function serverProbe(item: string): [string, Probe] {
+  if (item.startsWith("unix:")) {
+    const path = item.slice("unix:".length);
+    return [`connect to table server ${path}`, { kind: "connect-unix", path }];
+  }
+  const i = item.lastIndexOf(":");
+  const host = item.slice(0, i).replace(/^\[(.*)\]$/, "$1");
+  return [`connect to table server ${item}`, {
+    kind: "connect",
+    host,
+    port: Number(item.slice(i + 1)),
+  }];
 }

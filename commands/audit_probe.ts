@@ -15,6 +15,7 @@ export type Probe =
   | { kind: "write-dir"; path: string }
   | { kind: "read-file"; path: string }
   | { kind: "connect"; host: string; port: number }
+  | { kind: "connect-unix"; path: string }
   | { kind: "listen-tcp"; host: string; port: number }
   | { kind: "listen-unix"; path: string }
   | { kind: "run"; program: string }
@@ -65,6 +66,11 @@ async function attempt(p: Probe): Promise<string> {
         c.close();
         return "allowed";
       }
+      case "connect-unix": {
+        const c = await Deno.connect({ transport: "unix", path: p.path });
+        c.close();
+        return "allowed";
+      }
       case "listen-tcp": {
         const l = Deno.listen({ hostname: p.host, port: p.port });
         l.close();
@@ -96,7 +102,10 @@ async function attempt(p: Probe): Promise<string> {
           return "allowed";
         } catch (e) {
           const m = (e as Error).message;
-          if (/--no-npm|--no-remote|Requires import access|NotCapable/.test(m)) return "denied";
+          // --cached-only: not in the DENO_DIR; "not a dependency": no import map.
+          const no =
+            /--no-npm|--no-remote|--cached-only|not a dependency|Requires import access|NotCapable/;
+          if (no.test(m)) return "denied";
           return `allowed (${why(e)})`;
         }
       case "local-storage":

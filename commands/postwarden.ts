@@ -17,10 +17,12 @@ import {
   validateConfig,
 } from "../lib/config/mod.ts";
 import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/mod.ts";
+import { cacheNpmModules } from "../lib/runtime/mod.ts";
 import {
   daemonGrants,
   grantFlags,
   parseResolvConf,
+  proxymapNpm,
   servicesTableGrants,
   unreadableTableFiles,
 } from "../lib/permissions/mod.ts";
@@ -41,15 +43,22 @@ function fatal(msg: string, code = 1): never {
 
 export { pathOverrides };
 
-/** master's own permission flags: what it reads, writes, runs, and nothing else. */
+/**
+ * master's own permission flags: what it reads, writes, runs, and nothing
+ * else. `tableFiles`: the files master reads to compute the daemons' table
+ * grants (SQL and socketmap .cf files, domain lists), which may live
+ * outside the configuration directory.
+ */
 export function masterFlags(
   configDir: string,
   config: Config,
   p: Prepared,
+  tableFiles: string[] = [],
 ): string[] {
   const o = p.overrides;
   const q = o.queue_directory;
   const read = [configDir, q, "/etc/passwd", "/etc/resolv.conf"];
+  for (const f of tableFiles) if (!f.startsWith(`${configDir}/`)) read.push(f);
   // myorigin = /etc/mailname: master reads it for the daemons.
   const origin = expand(config.raw("myorigin") ?? "", config.raw, { stack: ["myorigin"] });
   if (origin.startsWith("/")) read.push(origin);
@@ -86,7 +95,7 @@ async function prepareOrDie(config: Config): Promise<Prepared> {
     return await prepareInstance(config, {
       source: ROOT,
       deno: Deno.execPath(),
-      env: { HOME: Deno.env.get("HOME"), XDG_CACHE_HOME: Deno.env.get("XDG_CACHE_HOME") },
+      env: Deno.env.toObject(),
     });
   } catch (e) {
     fatal((e as Error).message);
@@ -101,13 +110,100 @@ async function loadOrDie(configDir: string): Promise<Config> {
   }
 }
 
-function masterCommand(configDir: string, config: Config, p: Prepared, foreground: boolean) {
+/**
+ * The files computing the services' table grants reads (what master will
+ * read at start and reload). Problems are left to master, which reports them.
+ */
+async function tableConfigFiles(
+  configDir: string,
+  services: Awaited<ReturnType<typeof servicePlan>>["run"],
+): Promise<string[]> {
+  const files = new Set<string>();
+  await servicesTableGrants(
+    services,
+    (svc) => loadConfig(configDir, { overrides: svc.overrides }),
+    {
+      readTextFile: (path) => {
+        files.add(path);
+        return Deno.readTextFile(path);
+      },
+    },
+  );
+  return [...files];
+}
+
+/** The running master's command line, split. */
+async function masterArgs(masterPid: number): Promise<string[]> {
+  try {
+    return (await Deno.readTextFile(`/proc/${masterPid}/cmdline`)).split("\0");
+  } catch (e) {
+    fatal(`cannot read the running master's command line: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * What a reload needs that master cannot do itself, done before SIGHUP,
+ * or a fatal error (the configuration is then not reloaded):
+ *
+ * - master reads the table files it computes grants from with the read
+ *   grants it was started with: a table file outside the configuration
+ *   directory named since the start needs a restart;
+ * - the npm drivers of the tables proxymap will serve must be in the
+ *   running daemons' DENO_DIR (as at start, lib/runtime cacheNpmModules),
+ *   so that a pgsql: or mysql: table added to main.cf works after the
+ *   reload. The runtime is the one master was given (its -r, -C and -D
+ *   arguments); the daemons' user owns that DENO_DIR.
+ */
+async function prepareReload(masterPid: number, configDir: string, config: Config): Promise<void> {
+  const args = await masterArgs(masterPid);
+  const script = args.findIndex((a) => a.endsWith("/daemons/master/main.ts"));
+  const readable = args.slice(0, Math.max(script, 0))
+    .filter((a) => a.startsWith("--allow-read="))
+    .flatMap((a) => a.slice("--allow-read=".length).split(","));
+  const plan = await servicePlan(configDir, config);
+  const unread = (await tableConfigFiles(configDir, plan.run).catch(() => []))
+    .filter((f) => !f.startsWith(`${configDir}/`) && !readable.includes(f));
+  if (unread.length) {
+    fatal(
+      `master was started without read access to ${unread.join(", ")} (named since the ` +
+        `start, outside ${configDir}): restart (postwarden stop; postwarden start) instead of reload`,
+    );
+  }
+  const npm = await proxymapNpm(paramLookup(config), { readTextFile: (p) => Deno.readTextFile(p) });
+  if (npm.modules.length === 0) return;
+  const arg = (flag: string) => {
+    const i = args.indexOf(flag, script);
+    return i > script ? args[i + 1] : undefined;
+  };
+  const [deno, code, denoDir] = [arg("-r"), arg("-C"), arg("-D")];
+  if (script < 0 || !deno || !code || !denoDir) {
+    fatal(`cannot tell the running master's DENO_DIR from its command line (pid ${masterPid})`);
+  }
+  const st = await Deno.stat(denoDir);
+  try {
+    await cacheNpmModules({ deno, code, denoDir }, npm.modules, {
+      user: Deno.uid() === 0 ? { uid: st.uid ?? 0, gid: st.gid ?? 0 } : undefined,
+      env: Deno.env.toObject(),
+      why: `proxymap's table${npm.tables.length > 1 ? "s" : ""} ${npm.tables.join(", ")}`,
+    });
+  } catch (e) {
+    fatal(`${(e as Error).message}; the configuration was not reloaded`);
+  }
+}
+
+function masterCommand(
+  configDir: string,
+  config: Config,
+  p: Prepared,
+  foreground: boolean,
+  tableFiles: string[],
+) {
   // Developer aid: POSTWARDEN_CPU_PROF=DIR writes a V8 CPU profile per daemon and for master.
   const prof = Deno.env.get("POSTWARDEN_CPU_PROF");
   const profFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
   const args = [
     "run",
-    ...masterFlags(configDir, config, p),
+    ...masterFlags(configDir, config, p, tableFiles),
     ...profFlags,
     `${ROOT}/daemons/master/main.ts`,
   ];
@@ -223,13 +319,16 @@ async function check(
     if (owner) (await unreadableTableFiles(tables.grants, owner)).forEach(error);
     for (const svc of plan.run) {
       const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
-      grantFlags(daemonGrants(svc, {
-        queueDir: configured.queue_directory,
-        nameservers: ns,
-        services: plan.run,
-        param: p,
-        tables: tables.grants.get(svc.name),
-      }));
+      grantFlags(
+        daemonGrants(svc, {
+          queueDir: configured.queue_directory,
+          nameservers: ns,
+          services: plan.run,
+          param: p,
+          tables: tables.grants.get(svc.name),
+        }),
+        ROOT,
+      );
     }
   } catch (e) {
     error((e as Error).message);
@@ -290,6 +389,7 @@ async function main(argv: string[]): Promise<number> {
         );
       }
       const prepared = await prepareOrDie(config);
+      const tableFiles = await tableConfigFiles(configDir, plan.run);
       const o = prepared.overrides;
       const as = prepared.owner
         ? `daemons run as ${prepared.owner.name} (uid ${prepared.owner.uid})`
@@ -300,7 +400,7 @@ async function main(argv: string[]): Promise<number> {
       );
       const logStart = await fileSize(o.maillog_file);
       const proc = new Deno.Command(Deno.execPath(), {
-        args: masterCommand(configDir, config, prepared, fg),
+        args: masterCommand(configDir, config, prepared, fg, tableFiles),
         stdin: "null",
         stdout: fg ? "inherit" : "null",
         stderr: fg ? "inherit" : "piped",
@@ -362,6 +462,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "reload": {
       if (running === null) fatal("the Postwarden mail system is not running");
+      await prepareReload(running, configDir, config);
       Deno.kill(running, "SIGHUP");
       console.error(`${PROG}: refreshing the Postwarden mail system`);
       return 0;

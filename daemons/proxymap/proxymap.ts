@@ -8,8 +8,9 @@
  * proxiedTables, the role of Postfix's proxy_read_maps): a daemon that asks
  * for anything else gets a "config" error and a warning is logged, so a
  * compromised smtpd cannot turn proxymap into a reader of other files.
- * Each table is opened once per process and kept open. A request is
- * answered in order on its connection (clients pipeline).
+ * Each table is opened once per process and kept open. Requests on a
+ * connection are looked up concurrently and answered in order (clients
+ * pipeline).
  *
  * Parameters: the table parameters of every daemon (lib/permissions
  * TABLE_PARAMS, LIST_PARAMS).
@@ -28,6 +29,8 @@ import type { ServiceContext } from "../../lib/service/mod.ts";
 
 /** How long an idle client connection is kept. */
 const IDLE_MS = 300_000;
+/** Lookups one client connection may have in progress at once. */
+const MAX_IN_FLIGHT = 64;
 
 /** The tables of one proxymap process. */
 export class ProxyTables {
@@ -65,17 +68,39 @@ export class ProxyTables {
     }
   }
 
-  /** Serves one client connection until it closes or idles out. */
+  /**
+   * Serves one client connection until it closes or idles out. Requests
+   * are looked up as they arrive (up to {@link MAX_IN_FLIGHT} at once, so
+   * a client's lookups overlap in a database driver that pipelines) and
+   * answered in the order they came, as the client expects.
+   */
   async serve(conn: IpcConn): Promise<void> {
+    let tail: Promise<void> = Promise.resolve();
+    let inFlight = 0;
+    const failed: { error?: unknown; yes?: boolean } = {};
     for (;;) {
+      if (failed.yes) break;
+      if (inFlight >= MAX_IN_FLIGHT) await tail;
       let req: ProxyRequest;
       try {
         req = await conn.recvMsg<ProxyRequest>(IDLE_MS);
       } catch {
-        return; // closed, idle or malformed: the client reconnects
+        break; // closed, idle or malformed: the client reconnects
       }
-      await conn.send(await this.answer(req));
+      inFlight++;
+      const answer = this.answer(req);
+      answer.catch(() => {}); // observed in order below
+      tail = tail.then(async () => {
+        if (!failed.yes) await conn.send(await answer);
+      }).catch((error) => {
+        // A failed send or lookup ends the connection (the client retries),
+        // also waking the read above.
+        if (!failed.yes) Object.assign(failed, { error, yes: true });
+        conn.close();
+      }).finally(() => inFlight--);
     }
+    await tail;
+    if (failed.yes) throw failed.error;
   }
 
   /** Closes every table. */

@@ -71,3 +71,61 @@ Deno.test("proxymap answers approved tables only", async (t) => {
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("proxymap answers in order while lookups overlap", async (t) => {
+  const root = await Deno.makeTempDir({ prefix: "pw-proxymap-" });
+  const { ctx } = await fakeService("proxymap", root, {
+    mainCf: "virtual_alias_maps = proxy:inline:{a=1, b=2}\n",
+  });
+  const tables = new ProxyTables(ctx);
+  // The first lookup of each pair is slow: a later one finishes first.
+  const slow = new Map([["a", 40], ["b", 0]]);
+  const answer = tables.answer.bind(tables);
+  let running = 0;
+  let most = 0;
+  tables.answer = async (req) => {
+    running++;
+    most = Math.max(most, running);
+    await new Promise((r) => setTimeout(r, slow.get(req.key) ?? 0));
+    running--;
+    return await answer(req);
+  };
+  const sock = `${root}/proxymap.sock`;
+  const server = ipcListen(sock, (conn) => tables.serve(conn));
+  const client = new ProxyClient(sock);
+  try {
+    await t.step("replies match their requests, and several were in progress at once", async () => {
+      const m = await Maps.open("t", "proxy:inline:{a=1, b=2}", {
+        proxy: (spec, fold) => client.dict(spec, fold),
+      });
+      const keys = ["a", "b", "a", "b", "x", "a"];
+      assertEquals(await Promise.all(keys.map((k) => m.find(k))), [
+        "1",
+        "2",
+        "1",
+        "2",
+        undefined,
+        "1",
+      ]);
+      assertEquals(most > 1, true, `at most ${most} lookup(s) at once`);
+    });
+    await t.step(
+      "a lookup that throws closes the connection; the next one reconnects",
+      async () => {
+        tables.answer = () => Promise.reject(new Error("bug"));
+        const m = await Maps.open("t", "proxy:inline:{a=1, b=2}", {
+          proxy: (spec, fold) => client.dict(spec, fold),
+        });
+        const e = await assertRejects(() => m.find("a"), DictError);
+        assertEquals(e.kind, "retry");
+        tables.answer = answer;
+        assertEquals(await m.find("a"), "1");
+      },
+    );
+  } finally {
+    client.close();
+    server.close();
+    await tables.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -10,7 +10,11 @@
  *   directory with Postfix's owners and modes (lib/queue/layout.ts); stage
  *   Deno and the code where the mail owner can run them (lib/runtime);
  * - as another user: the same layout with that user as owner, and the
- *   checkout as it is.
+ *   checkout as it is;
+ * - either way, when proxymap will serve a table with an npm driver
+ *   (pgsql:, mysql:), put the driver in the daemons' DENO_DIR as the
+ *   daemons' user (lib/runtime cacheNpmModules): proxymap loads it from
+ *   there and may not reach the registry.
  *
  * As root it also writes a submission kit for local users (see
  * {@link writeSubmissionKit}): they may not be able to read the checkout or
@@ -38,7 +42,10 @@ import {
   setupQueue,
   setupRootDir,
 } from "../queue/layout.ts";
+import { proxymapNpm } from "../permissions/mod.ts";
+import { paramLookup } from "../service/catalog.ts";
 import {
+  cacheNpmModules,
   prepareDenoDir,
   prepareRuntime,
   type Runtime,
@@ -137,8 +144,11 @@ export interface PrepareInstanceOptions {
   source: string;
   /** The running Deno. */
   deno: string;
-  /** The caller's environment (HOME, for a user's DENO_DIR). */
-  env: { HOME?: string; XDG_CACHE_HOME?: string };
+  /**
+   * The caller's environment: HOME (or XDG_CACHE_HOME) for a user's
+   * DENO_DIR, proxy settings (HTTPS_PROXY, ...) for fetching npm drivers.
+   */
+  env: { HOME?: string; XDG_CACHE_HOME?: string; [name: string]: string | undefined };
 }
 
 /** Prepares the queue, the log's folder and the runtime for master. */
@@ -218,6 +228,14 @@ export async function prepareInstance(
   if (!asRoot) await Deno.mkdir(dirname(denoDir), { recursive: true });
   await prepareDenoDir(denoDir, owners.mail, owners.root);
   const runtime = { ...rt.runtime, denoDir };
+  const npm = await proxymapNpm(paramLookup(config), { readTextFile: (p) => Deno.readTextFile(p) });
+  if (npm.modules.length) {
+    await cacheNpmModules(runtime, npm.modules, {
+      user: asRoot ? owners.mail : undefined,
+      env: opts.env,
+      why: `proxymap's table${npm.tables.length > 1 ? "s" : ""} ${npm.tables.join(", ")}`,
+    });
+  }
   if (asRoot) {
     const kit = await writeSubmissionKit(config, o, runtime);
     notes.push(`local users submit mail with ${kit}`);

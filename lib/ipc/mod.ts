@@ -49,6 +49,8 @@ export class IpcConn {
   #closed = false;
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
+  /** The write in progress: the next one starts after it. */
+  #writing: Promise<void> = Promise.resolve();
   timeoutMs: number;
 
   constructor(conn: Deno.Conn, opts: IpcOptions = {}) {
@@ -79,9 +81,14 @@ export class IpcConn {
     await this.flush();
   }
 
-  /** Writes everything queued, as one write where possible. */
-  async flush(): Promise<void> {
-    if (this.#pending.length === 0) return;
+  /**
+   * Writes everything queued, as one write where possible. Concurrent
+   * flushes (a client pipelining requests from several tasks) write one
+   * after the other: a partial write is finished before the next begins,
+   * so frames never interleave on the socket.
+   */
+  flush(): Promise<void> {
+    if (this.#pending.length === 0) return Promise.resolve();
     const parts = this.#pending;
     const total = this.#pendingBytes;
     this.#pending = [];
@@ -96,12 +103,16 @@ export class IpcConn {
         off += p.length;
       }
     }
-    try {
-      let off = 0;
-      while (off < out.length) off += await this.#conn.write(out.subarray(off));
-    } catch (e) {
-      throw new IpcError(`write: ${(e as Error).message}`);
-    }
+    const write = this.#writing.then(async () => {
+      try {
+        let off = 0;
+        while (off < out.length) off += await this.#conn.write(out.subarray(off));
+      } catch (e) {
+        throw new IpcError(`write: ${(e as Error).message}`);
+      }
+    });
+    this.#writing = write.catch(() => {});
+    return write;
   }
 
   #queueFrame(type: number, payload: Uint8Array): void {

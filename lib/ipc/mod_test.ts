@@ -56,6 +56,28 @@ Deno.test("ipc", async (t) => {
     await evil.done;
   });
 
+  await t.step("concurrent sends of large messages do not interleave", async () => {
+    // The reader starts late, so the socket buffer fills and writes are partial.
+    const got: number[] = [];
+    const read = Promise.withResolvers<void>();
+    const slow = ipcListen(`${dir}/slow`, async (conn) => {
+      await new Promise((r) => setTimeout(r, 100));
+      try {
+        for (let i = 0; i < 20; i++) got.push(((await conn.recvMsg()) as { i: number }).i);
+      } finally {
+        read.resolve();
+      }
+    });
+    const conn = await ipcConnect(`${dir}/slow`);
+    const pad = "x".repeat(200_000);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => conn.send({ i, pad })));
+    await read.promise;
+    assertEquals(got, Array.from({ length: 20 }, (_, i) => i));
+    conn.close();
+    slow.close();
+    await slow.done;
+  });
+
   await t.step("missing socket is an IpcError", async () => {
     await assertRejects(() => ipcConnect(`${dir}/nope`), IpcError, "connect");
   });

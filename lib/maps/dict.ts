@@ -127,6 +127,20 @@ export interface DictGrants {
   run: string[];
   /** Environment variables read. */
   env: string[];
+  /**
+   * npm modules the table's driver imports, by their name in deno.json
+   * "imports" (pgsql: "postgres"). Only proxymap may load npm code, and
+   * only when a table it serves lists some (lib/permissions).
+   */
+  npm: string[];
+}
+
+/** The kinds of {@link DictGrants}, for code that merges them. */
+export const GRANT_KINDS = ["read", "write", "net", "run", "env", "npm"] as const;
+
+/** The empty grant set. */
+export function noGrants(): DictGrants {
+  return { read: [], write: [], net: [], run: [], env: [], npm: [] };
 }
 
 /** How a backend learns what its table names: reads files with the caller's rights. */

@@ -10,7 +10,8 @@
  * joined with ",". A stored procedure (`CALL`) may return one result set.
  *
  * The driver is the npm package `mysql2`, imported only when a table of
- * this type is opened (daemons without one run with `--no-npm`). Keys are
+ * this type is opened; the grants name it (npm), so that only proxymap
+ * runs with npm allowed (lib/permissions), and only then. Keys are
  * quoted as mysql_real_escape_string, following the session's
  * NO_BACKSLASH_ESCAPES mode.
  *
@@ -25,6 +26,7 @@ import {
   cfBool,
   cfStr,
   DomainList,
+  driverError,
   HostPool,
   loadCf,
   netGrant,
@@ -36,6 +38,9 @@ import {
   sqlLookup,
   sqlTableSpec,
 } from "./sql_config.ts";
+
+/** The driver, by its name in deno.json "imports" (which pins its version). */
+export const MYSQL_DRIVER = "mysql2/promise";
 
 /** MySQL's default port. */
 export const MYSQL_PORT = 3306;
@@ -83,12 +88,10 @@ export const openMysql: DictOpener = async (name, opts) => {
   const connect = async (h: SqlHost): Promise<SqlConnection> => {
     let mysql;
     try {
+      // The literal name (MYSQL_DRIVER) keeps the driver's types.
       mysql = (await import("mysql2/promise")).default;
     } catch (e) {
-      throw new DictError(
-        `${where}: the MySQL driver (npm:mysql2) cannot be loaded: ${(e as Error).message}`,
-        "config",
-      );
+      throw driverError(where, "MySQL", MYSQL_DRIVER, e);
     }
     const conn = await mysql.createConnection({
       ...(h.kind === "unix" ? { socketPath: h.path } : {
@@ -153,7 +156,10 @@ export const openMysql: DictOpener = async (name, opts) => {
   };
 };
 
-/** `mysql:` backend: the .cf file, each server's host:port or socket, the domain list's files. */
+/**
+ * `mysql:` backend: the .cf file, each server's host:port or socket, the
+ * domain list's files, and the npm driver.
+ */
 export const mysqlBackend: DictBackend = {
   open: openMysql,
   grants: async (name, ctx) => {
@@ -171,6 +177,6 @@ export const mysqlBackend: DictBackend = {
         net.push(`unix:${h.path}`);
       } else net.push(netGrant(h.host, h.port));
     }
-    return { ...g, read, write, net };
+    return { ...g, read, write, net, npm: [...(g.npm ?? []), MYSQL_DRIVER] };
   },
 };

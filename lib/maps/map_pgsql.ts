@@ -10,8 +10,10 @@
  * warning.
  *
  * The driver is the npm package `postgres` (postgres.js), imported only
- * when a table of this type is opened, so a daemon without such a table
- * runs with `--no-npm`. One connection at a time per table (HostPool);
+ * when a table of this type is opened; the grants name it (npm), so that
+ * proxymap, the only daemon that opens such tables, runs with the import
+ * map and the npm cache (lib/permissions) and every other daemon with
+ * `--no-npm`. One connection at a time per table (HostPool);
  * any connect or query failure is DictError "retry". In a sandbox the
  * driver needs env access to PGAPPNAME and PGTARGETSESSIONATTRS (it reads
  * them whatever it is given) and, for a UNIX socket, net "unix:path"
@@ -24,10 +26,11 @@
  *
  * @module
  */
-import { type DictBackend, DictError, type DictOpener } from "./dict.ts";
+import type { DictBackend, DictOpener } from "./dict.ts";
 import {
   cfStr,
   DomainList,
+  driverError,
   HostPool,
   loadCf,
   netGrant,
@@ -38,6 +41,9 @@ import {
   sqlLookup,
   sqlTableSpec,
 } from "./sql_config.ts";
+
+/** The driver, by its name in deno.json "imports" (which pins its version). */
+export const PGSQL_DRIVER = "postgres";
 
 /** PostgreSQL's default port. */
 export const PGSQL_PORT = 5432;
@@ -64,12 +70,10 @@ export const openPgsql: DictOpener = async (name, opts) => {
   const connect = async (h: SqlHost): Promise<SqlConnection> => {
     let postgres;
     try {
+      // The literal name (PGSQL_DRIVER) keeps the driver's types.
       postgres = (await import("postgres")).default;
     } catch (e) {
-      throw new DictError(
-        `${where}: the PostgreSQL driver (npm:postgres) cannot be loaded: ${(e as Error).message}`,
-        "config",
-      );
+      throw driverError(where, "PostgreSQL", PGSQL_DRIVER, e);
     }
     // Every option given, so that postgres.js reads no PG* environment
     // variable (a daemon's sandbox has no env access); ssl "prefer" is
@@ -133,7 +137,10 @@ export const openPgsql: DictOpener = async (name, opts) => {
   };
 };
 
-/** `pgsql:` backend: the .cf file, each server's host:port or socket, the domain list's files. */
+/**
+ * `pgsql:` backend: the .cf file, each server's host:port or socket, the
+ * domain list's files, and the npm driver.
+ */
 export const pgsqlBackend: DictBackend = {
   open: openPgsql,
   grants: async (name, ctx) => {
@@ -153,6 +160,6 @@ export const pgsqlBackend: DictBackend = {
     }
     // postgres.js reads these two whatever options it is given.
     const env = [...(g.env ?? []), "PGAPPNAME", "PGTARGETSESSIONATTRS"];
-    return { ...g, read, write, net, env };
+    return { ...g, read, write, net, env, npm: [...(g.npm ?? []), PGSQL_DRIVER] };
   },
 };

@@ -21,9 +21,11 @@ export {
   type DictOpenContext,
   type DictOpener,
   type DictOpenOptions,
+  GRANT_KINDS,
   type GrantsContext,
   type MapSpec,
   NETWORK_TYPES,
+  noGrants,
   parseMapSpec,
   splitMapList,
 } from "./dict.ts";

@@ -11,8 +11,10 @@ import {
   DictError,
   type DictGrants,
   type DictOpenOptions,
+  GRANT_KINDS,
   type GrantsContext,
   NETWORK_TYPES,
+  noGrants,
   parseMapSpec,
   splitMapList,
 } from "./dict.ts";
@@ -110,11 +112,11 @@ export async function openDict(spec: string, opts: DictOpenOptions = {}): Promis
  * @throws {DictError} kind "config" for an unknown type or a bad name.
  */
 export async function tableGrants(value: string, ctx: GrantsContext): Promise<DictGrants> {
-  const out: DictGrants = { read: [], write: [], net: [], run: [], env: [] };
+  const out = noGrants();
   for (const spec of splitMapList(value)) {
     const backend = backendOf(spec);
     const g = await backend.grants?.(parseMapSpec(spec).name, ctx) ?? {};
-    for (const k of ["read", "write", "net", "run", "env"] as const) {
+    for (const k of GRANT_KINDS) {
       for (const item of g[k] ?? []) if (!out[k].includes(item)) out[k].push(item);
     }
   }

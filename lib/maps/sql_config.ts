@@ -19,7 +19,15 @@
  */
 import { ConfigError } from "../config/errors.ts";
 import { parseMainCf } from "../config/main_cf.ts";
-import { type Dict, DictError, type DictGrants, type GrantsContext, splitMapList } from "./dict.ts";
+import {
+  type Dict,
+  DictError,
+  type DictGrants,
+  GRANT_KINDS,
+  type GrantsContext,
+  noGrants,
+  splitMapList,
+} from "./dict.ts";
 
 /** A parsed table configuration file. */
 export interface SqlCf {
@@ -128,6 +136,22 @@ export function cfBool(cf: SqlCf, type: string, name: string, def: boolean): boo
   if (v.toLowerCase() === "yes") return true;
   if (v.toLowerCase() === "no") return false;
   throw cfError(type, cf.path, `bad boolean configuration: ${name} = ${v}`);
+}
+
+/**
+ * The error for a driver whose import failed: "config" (no retry helps),
+ * saying what to do when it is missing from the DENO_DIR cache proxymap
+ * loads it from (`--cached-only`, lib/permissions).
+ */
+export function driverError(where: string, driver: string, module: string, e: unknown): DictError {
+  const m = (e as Error).message.split("\n")[0];
+  const hint = /--cached-only|not found in cache/.test(m)
+    ? " (postwarden start or reload puts the table drivers in the daemons' DENO_DIR)"
+    : "";
+  return new DictError(
+    `${where}: the ${driver} driver (npm:${module}) cannot be loaded: ${m}${hint}`,
+    "config",
+  );
 }
 
 /**
@@ -641,7 +665,7 @@ export class DomainList {
   /** What a daemon needs to read the list: its files and tables. */
   static async grants(text: string, ctx: GrantsContext): Promise<Partial<DictGrants>> {
     const { tableGrants } = await import("./registry.ts");
-    const out: DictGrants = { read: [], write: [], net: [], run: [], env: [] };
+    const out: DictGrants = noGrants();
     const add = async (list: string, depth: number): Promise<void> => {
       for (const raw of splitMapList(list)) {
         const item = raw.replace(/^!+/, "");
@@ -652,7 +676,7 @@ export class DomainList {
           await add(body.split("\n").filter((l) => !/^\s*#/.test(l)).join(" "), depth + 1);
         } else if (!item.startsWith("[") && item.includes(":")) {
           const g = await tableGrants(item, ctx);
-          for (const k of ["read", "write", "net", "run", "env"] as const) out[k].push(...g[k]);
+          for (const k of GRANT_KINDS) out[k].push(...g[k]);
         }
       }
     };

@@ -3,6 +3,7 @@ import { DictError } from "./dict.ts";
 import {
   cfQuery,
   DomainList,
+  driverError,
   expandQuery,
   expandResult,
   hostOrder,
@@ -240,6 +241,7 @@ Deno.test("SQL table configuration", async (t) => {
         net: ["db1:5432", "db2:6543", "unix:/run/postgresql/.s.PGSQL.5432"],
         run: [],
         env: ["PGAPPNAME", "PGTARGETSESSIONATTRS"],
+        npm: ["postgres"],
       });
       assertEquals(await tableGrants("proxy:mysql:/etc/postfix/my.cf", ctx), {
         read: ["/etc/postfix/my.cf", "/run/mysqld/mysqld.sock", "/tmp/my.sock"],
@@ -247,6 +249,7 @@ Deno.test("SQL table configuration", async (t) => {
         net: ["unix:/run/mysqld/mysqld.sock", "10.0.0.1:3306", "unix:/tmp/my.sock"],
         run: [],
         env: [],
+        npm: ["mysql2/promise"],
       });
       assertEquals(await tableGrants("sqlite:/etc/postfix/lite.cf", ctx), {
         read: ["/etc/postfix/lite.cf", "/var/db/aliases.sqlite"],
@@ -254,7 +257,29 @@ Deno.test("SQL table configuration", async (t) => {
         net: [],
         run: [],
         env: [],
+        npm: [],
       });
     },
+  );
+});
+
+Deno.test("a driver that cannot be loaded is a config error, saying what to do", () => {
+  const cached = driverError(
+    "pgsql:/etc/postfix/pg.cf",
+    "PostgreSQL",
+    "postgres",
+    new Error('npm package not found in cache: "postgres", --cached-only is specified.\nmore'),
+  );
+  assertEquals(cached.kind, "config");
+  assertEquals(
+    cached.message,
+    "pgsql:/etc/postfix/pg.cf: the PostgreSQL driver (npm:postgres) cannot be loaded: npm package " +
+      'not found in cache: "postgres", --cached-only is specified. (postwarden start or reload ' +
+      "puts the table drivers in the daemons' DENO_DIR)",
+  );
+  const other = driverError("mysql:/x.cf", "MySQL", "mysql2/promise", new Error("--no-npm"));
+  assertEquals(
+    other.message,
+    "mysql:/x.cf: the MySQL driver (npm:mysql2/promise) cannot be loaded: --no-npm",
   );
 });

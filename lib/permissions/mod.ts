@@ -21,6 +21,15 @@
  * for it. Connecting to a UNIX socket takes write permission on its path in
  * Deno, which also allows removing it and listening in its place; with one
  * path per client, a daemon that does so only cuts itself off.
+ *
+ * The one exception to "no npm code": proxymap, when a table it serves
+ * has an npm driver (pgsql:, mysql:; DictGrants npm), runs with the code
+ * tree's deno.json as import map (where the drivers' versions are pinned)
+ * and deno.lock (frozen), and `--cached-only` in place of `--no-npm`: it
+ * loads the packages the start put in the daemons' DENO_DIR
+ * (lib/runtime cacheNpmModules) and nothing from the network
+ * (`--no-remote --deny-import` stay). deno.json's "unstable" list (kv,
+ * net) then applies to proxymap too.
  */
 import type { MasterService } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
@@ -33,6 +42,7 @@ export {
   LIST_PARAMS,
   noGrants,
   proxiedTables,
+  proxymapNpm,
   servicesTableGrants,
   TABLE_PARAMS,
   type TableGrantOptions,
@@ -66,6 +76,8 @@ export interface Grants {
   sys: string[];
   /** Environment variables ("*": all of the daemon's environment, which master has already cut to import_environment). */
   env: string[];
+  /** npm modules it loads (deno.json "imports" names): proxymap's table drivers only. */
+  npm: string[];
 }
 
 /** Socket path of a unix service. */
@@ -75,6 +87,24 @@ export function serviceSocket(queueDir: string, svc: { name: string; private: bo
 
 /** Flags every daemon runs with: no config file (no import map), no lock file, no remote or npm code. */
 export const MODULE_FLAGS = ["--no-config", "--no-lock", "--no-remote", "--no-npm"];
+
+/**
+ * How a daemon may load code: {@link MODULE_FLAGS}, or for a daemon whose
+ * grants list npm modules (proxymap with a pgsql: or mysql: table) the
+ * code tree's deno.json and frozen deno.lock, with npm packages from the
+ * DENO_DIR cache only. Imports over the network stay denied either way.
+ */
+export function moduleFlags(g: Grants, code: string): string[] {
+  if (g.npm.length === 0) return [...MODULE_FLAGS, "--deny-import"];
+  return [
+    `--config=${code}/deno.json`,
+    `--lock=${code}/deno.lock`,
+    "--frozen",
+    "--no-remote",
+    "--cached-only",
+    "--deny-import",
+  ];
+}
 
 /** How a client service is named in its peer socket names. */
 export function peerKey(svc: { type: string; name: string }): string {
@@ -175,7 +205,7 @@ export function ipv6Destinations(value: string): string[] {
 
 /** Computes the grants for one master.cf service. */
 export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants {
-  const g: Grants = { read: [], write: [], net: [], run: [], sys: [], env: [] };
+  const g: Grants = { read: [], write: [], net: [], run: [], sys: [], env: [], npm: [] };
   const q = ctx.queueDir;
   const own = svc.type === "inet" ? null : serviceSocket(q, svc);
   if (own) unixGrant(g, own);
@@ -252,6 +282,13 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     }
     g.run.push(...t.run);
     g.env.push(...t.env);
+    if (t.npm.length && svc.command !== "proxymap") {
+      // tables.ts never gives a network table to another daemon; say so if it did.
+      throw new Error(
+        `master.cf: service ${svc.name}: only proxymap may load npm code (${t.npm.join(", ")})`,
+      );
+    }
+    g.npm.push(...t.npm);
   }
   return {
     read: unique(g.read),
@@ -260,6 +297,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     run: unique(g.run),
     sys: unique(g.sys),
     env: g.env.includes("*") ? ["*"] : unique(g.env),
+    npm: unique(g.npm),
   };
 }
 
@@ -268,12 +306,13 @@ function unique(xs: string[]): string[] {
 }
 
 /**
- * Formats grants as `deno run` flags, after the flags every daemon gets
- * (no prompts, no config file or lock file, no remote or npm imports).
- * Empty lists give no flag at all.
+ * Formats grants as `deno run` flags, after `--no-prompt` and the
+ * {@link moduleFlags} for the code tree `code` (no config file or lock
+ * file, no remote or npm imports, but for proxymap's drivers). Empty
+ * lists give no flag at all.
  */
-export function grantFlags(g: Grants): string[] {
-  const flags = ["--no-prompt", ...MODULE_FLAGS, "--deny-import"];
+export function grantFlags(g: Grants, code: string): string[] {
+  const flags = ["--no-prompt", ...moduleFlags(g, code)];
   if (g.read.length) flags.push(`--allow-read=${g.read.join(",")}`);
   if (g.write.length) flags.push(`--allow-write=${g.write.join(",")}`);
   if (g.net.length) flags.push(`--allow-net=${g.net.join(",")}`);
@@ -320,7 +359,7 @@ export function daemonCommand(svc: MasterService, ctx: CommandContext) {
     program: ctx.runtime.deno,
     args: [
       "run",
-      ...grantFlags(grants),
+      ...grantFlags(grants, ctx.runtime.code),
       ...unstableFlags(svc.command),
       ...(ctx.extraFlags ?? []),
       `${ctx.runtime.code}/${script}`,

@@ -12,6 +12,7 @@ import {
   ipv6Destinations,
   peersOf,
   type PermissionContext,
+  proxymapNpm,
   smtpDestinations,
 } from "./mod.ts";
 
@@ -119,7 +120,7 @@ Deno.test("permission sets", async (t) => {
   );
   await t.step("flags are always scoped", () => {
     for (const s of MASTER) {
-      for (const f of grantFlags(daemonGrants(s, ctx()))) {
+      for (const f of grantFlags(daemonGrants(s, ctx()), "/code")) {
         const fixed = ["--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm"];
         assert(
           fixed.includes(f) || f === "--deny-import" ||
@@ -194,7 +195,8 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
       run: [],
       sys: [],
       env: ["*"],
-    });
+      npm: [],
+    }, "/code");
     assertEquals(flags.includes("--allow-env"), true);
   });
 });
@@ -206,4 +208,98 @@ Deno.test("inet_interfaces = all: the resolver's daemons may list this host's ad
   assertEquals(daemonGrants(smtpd, all).sys, ["networkInterfaces"]);
   assertEquals(daemonGrants(smtp, all).sys, []);
   assertEquals(daemonGrants(smtpd, ctx()).sys, []);
+});
+
+Deno.test("npm drivers: proxymap alone loads them, and only for tables that need them", async (t) => {
+  const all = parseMasterCf("proxymap unix - - n - - proxymap\n").services.concat(MASTER);
+  const files: Record<string, string> = {
+    "/etc/postfix/pg.cf": "hosts = 127.0.0.1:5432\ndbname = x\nquery = q",
+    "/etc/postfix/my.cf": "hosts = db.example:3307\ndbname = x\nquery = q",
+  };
+  const read = {
+    readTextFile: (p: string) =>
+      p in files ? Promise.resolve(files[p]) : Promise.reject(new Error(`no ${p}`)),
+  };
+  const flagsOf = async (command: string, name: string, values: Record<string, string>) => {
+    const param = (n: string) => values[n];
+    const svc = all.find((s) => s.command === command && (s.name === name || s.type === "inet"))!;
+    const tables = await daemonTableGrants(command, param, read, { proxymap: true });
+    assertEquals(tables.problems, []);
+    const grants = daemonGrants(svc, {
+      ...ctx(),
+      services: all,
+      param: (n) => values[n] ?? ctx().param(n),
+      tables: tables.grants,
+    });
+    return { grants, flags: grantFlags(grants, "/code") };
+  };
+  const sql = {
+    virtual_alias_maps: "pgsql:/etc/postfix/pg.cf",
+    transport_maps: "proxy:mysql:/etc/postfix/my.cf",
+  };
+  const off = ["--no-config", "--no-lock", "--no-remote", "--no-npm", "--deny-import"];
+  await t.step("proxymap: the import map, the frozen lock, the npm cache only", async () => {
+    const { grants, flags } = await flagsOf("proxymap", "proxymap", sql);
+    assertEquals(grants.npm.toSorted(), ["mysql2/promise", "postgres"]);
+    assertEquals(flags.slice(0, 7), [
+      "--no-prompt",
+      "--config=/code/deno.json",
+      "--lock=/code/deno.lock",
+      "--frozen",
+      "--no-remote",
+      "--cached-only",
+      "--deny-import",
+    ]);
+    assert(!flags.includes("--no-npm"));
+    const net = flags.find((f) => f.startsWith("--allow-net="))!;
+    assertStringIncludes(net, "127.0.0.1:5432");
+    assertStringIncludes(net, "db.example:3307");
+    const read = flags.find((f) => f.startsWith("--allow-read="))!;
+    assertStringIncludes(read, "/etc/postfix/pg.cf");
+    assertStringIncludes(read, "/etc/postfix/my.cf");
+    assertStringIncludes(flags.find((f) => f.startsWith("--allow-env="))!, "PGAPPNAME");
+  });
+  await t.step("the daemons whose parameters name the tables keep today's flags", async () => {
+    for (const [command, name] of [["smtpd", ""], ["cleanup", "cleanup"], ["qmgr", "qmgr"]]) {
+      const { grants, flags } = await flagsOf(command, name, sql);
+      assertEquals(grants.npm, [], command);
+      assertEquals(flags.slice(1, 6), off, command);
+      assert(!flags.some((f) => /5432|3307|pg\.cf|my\.cf/.test(f)), `${command}: ${flags}`);
+    }
+  });
+  await t.step("proxymap without an npm table keeps today's flags too", async () => {
+    const { flags } = await flagsOf("proxymap", "proxymap", {
+      virtual_alias_maps: "tcp:127.0.0.1:7777",
+      alias_maps: "proxy:unix:passwd.byname",
+    });
+    assertEquals(flags.slice(1, 6), off);
+    assertStringIncludes(flags.find((f) => f.startsWith("--allow-net="))!, "127.0.0.1:7777");
+  });
+  await t.step("a UNIX socket server: read, write and net unix: for proxymap", async () => {
+    files["/etc/postfix/sock.cf"] = "hosts = unix:/run/postgresql\ndbname = x\nquery = q";
+    const { grants } = await flagsOf("proxymap", "proxymap", {
+      virtual_alias_maps: "pgsql:/etc/postfix/sock.cf",
+    });
+    const sock = "/run/postgresql/.s.PGSQL.5432";
+    assert(grants.read.includes(sock) && grants.write.includes(sock), grants.read.join());
+    assert(grants.net.includes(`unix:${sock}`), grants.net.join());
+  });
+  await t.step("npm grants for another daemon are refused", () => {
+    const g = { read: [], write: [], net: [], run: [], env: [], npm: ["postgres"] };
+    assertThrows(
+      () => daemonGrants(svc("cleanup"), { ...ctx(), tables: g }),
+      Error,
+      "only proxymap may load npm code",
+    );
+  });
+  await t.step("proxymapNpm names the tables and modules the start must cache", async () => {
+    const r = await proxymapNpm((n) => (sql as Record<string, string>)[n], read);
+    assertEquals(r.modules.toSorted(), ["mysql2/promise", "postgres"]);
+    assertEquals(r.tables.toSorted(), ["mysql:/etc/postfix/my.cf", "pgsql:/etc/postfix/pg.cf"]);
+    const none = await proxymapNpm(
+      (n) => n === "alias_maps" ? "proxy:unix:passwd.byname" : "",
+      read,
+    );
+    assertEquals(none, { modules: [], tables: [] });
+  });
 });

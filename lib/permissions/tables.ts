@@ -13,8 +13,10 @@
 import {
   DictError,
   type DictGrants,
+  GRANT_KINDS,
   type GrantsContext,
   NETWORK_TYPES,
+  noGrants,
   parseMapSpec,
   splitMapList,
   tableGrants,
@@ -71,13 +73,10 @@ export const LIST_PARAMS: Readonly<Record<string, readonly string[]>> = {
   local: RESOLVER_LISTS,
 };
 
-/** The empty grant set. */
-export function noGrants(): DictGrants {
-  return { read: [], write: [], net: [], run: [], env: [] };
-}
+export { noGrants };
 
 function merge(into: DictGrants, g: DictGrants): void {
-  for (const k of ["read", "write", "net", "run", "env"] as const) {
+  for (const k of GRANT_KINDS) {
     for (const item of g[k]) if (!into[k].includes(item)) into[k].push(item);
   }
 }
@@ -141,6 +140,34 @@ export function proxiedTables(param: (name: string) => string | undefined): stri
     out.add(`${type}:${name.trim()}`);
   }
   return [...out];
+}
+
+/**
+ * The npm modules proxymap must be able to load (the drivers of the
+ * proxied tables, DictGrants npm) and the tables that need them, for the
+ * start to put the drivers in the daemons' DENO_DIR (lib/runtime
+ * cacheNpmModules) and to name the tables when it cannot. A table whose
+ * grants cannot be computed is left out: master reports it.
+ */
+export async function proxymapNpm(
+  param: (name: string) => string | undefined,
+  ctx: GrantsContext,
+): Promise<{ modules: string[]; tables: string[] }> {
+  const modules = new Set<string>();
+  const tables: string[] = [];
+  for (const spec of proxiedTables(param)) {
+    let npm: string[];
+    try {
+      npm = (await tableGrants(spec, ctx)).npm;
+    } catch (e) {
+      if (!(e instanceof DictError)) throw e;
+      continue;
+    }
+    if (npm.length === 0) continue;
+    tables.push(spec);
+    for (const m of npm) modules.add(m);
+  }
+  return { modules: [...modules], tables };
 }
 
 /**

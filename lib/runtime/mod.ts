@@ -19,6 +19,13 @@
  * read-only DENO_DIR costs each daemon about 6 MB: V8 cannot keep its code
  * cache).
  *
+ * A configuration with a pgsql: or mysql: table needs their npm drivers in
+ * the daemons' DENO_DIR, since proxymap loads them with `--cached-only`
+ * (lib/permissions): {@link cacheNpmModules} puts them there at start, as
+ * the daemons' user, from the code tree's deno.json (the pinned versions)
+ * and deno.lock (the integrity hashes, frozen). The code tree root stages
+ * includes those two files.
+ *
  * @module
  */
 import * as fs from "node:fs";
@@ -39,6 +46,9 @@ export interface Runtime {
 /** Folders of the checkout the daemons and client programs need at run time. */
 const CODE_DIRS = ["daemons", "lib", "commands"];
 
+/** Files at the checkout's top the daemons need: the import map and lock of npm drivers. */
+const CODE_FILES = ["deno.json", "deno.lock"];
+
 /** Where root stages runtimes. */
 export const SYSTEM_RUNTIME_DIR = "/usr/local/lib/postwarden";
 
@@ -56,6 +66,7 @@ export async function codeFiles(source: string): Promise<string[]> {
     }
   };
   for (const d of CODE_DIRS) await walk(join(source, d));
+  for (const f of CODE_FILES) if (await exists(join(source, f))) out.push(f);
   return out.sort();
 }
 
@@ -179,6 +190,126 @@ export async function prepareRuntime(
     await Deno.writeTextFile(done, `${new Date().toISOString()}\n`, { mode: 0o644 });
     return { runtime, note: `staged Deno ${Deno.version.deno} and the daemons' code in ${home}` };
   });
+}
+
+/** Options for {@link cacheNpmModules}. */
+export interface NpmCacheOptions {
+  /** Run Deno as this user (root, for daemons running as the mail owner). @default the caller */
+  user?: { uid: number; gid: number };
+  /**
+   * The caller's environment: its proxy and TLS trust settings
+   * ({@link REGISTRY_ENV}) reach Deno; nothing else does.
+   * @default {}
+   */
+  env?: Record<string, string | undefined>;
+  /** Why the modules are needed, for the error ("pgsql: table pgsql:/etc/postfix/pg.cf"). */
+  why?: string;
+}
+
+/**
+ * What Deno reads to reach the npm registry: proxies (either case) and the
+ * certificates to trust (an intercepting proxy's CA). NPM_CONFIG_REGISTRY
+ * is not passed: the cache is kept per registry host, and proxymap, which
+ * does not get it, looks under registry.npmjs.org.
+ */
+export const REGISTRY_ENV = [
+  "HTTPS_PROXY",
+  "HTTP_PROXY",
+  "NO_PROXY",
+  "ALL_PROXY",
+  "DENO_CERT",
+  "DENO_TLS_CA_STORE",
+  "NODE_EXTRA_CA_CERTS",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+];
+
+/**
+ * The npm specifiers (`npm:postgres@3.4.9`) of modules named as in the
+ * code tree's deno.json "imports"; an error when one is not there.
+ */
+export async function npmSpecifiers(code: string, modules: string[]): Promise<string[]> {
+  const file = join(code, "deno.json");
+  let imports: Record<string, unknown>;
+  try {
+    imports = JSON.parse(await Deno.readTextFile(file)).imports ?? {};
+  } catch (e) {
+    throw new Error(`${file}: cannot read the npm import map: ${(e as Error).message}`);
+  }
+  return modules.map((m) => {
+    const spec = imports[m];
+    if (typeof spec !== "string" || !spec.startsWith("npm:")) {
+      throw new Error(`${file}: "imports" has no npm: entry for ${m}`);
+    }
+    return spec;
+  });
+}
+
+/**
+ * Puts npm modules (deno.json "imports" names) in the runtime's DENO_DIR,
+ * as `opts.user`, with the code tree's deno.lock frozen (each package's
+ * integrity is checked against it, and the lock is never rewritten). When
+ * they are there already this costs one short Deno run and no network.
+ * A failure (no network, registry down, a lock mismatch) is an Error that
+ * says what needs them and what to do.
+ */
+export async function cacheNpmModules(
+  runtime: Runtime,
+  modules: string[],
+  opts: NpmCacheOptions = {},
+): Promise<void> {
+  if (modules.length === 0) return;
+  const specs = await npmSpecifiers(runtime.code, modules);
+  const env: Record<string, string> = {
+    DENO_DIR: runtime.denoDir,
+    HOME: runtime.denoDir,
+    DENO_NO_UPDATE_CHECK: "1",
+    NO_COLOR: "1",
+  };
+  for (const k of REGISTRY_ENV) {
+    for (const name of [k, k.toLowerCase()]) {
+      const v = opts.env?.[name];
+      if (v !== undefined) env[name] = v;
+    }
+  }
+  const out = await new Deno.Command(runtime.deno, {
+    args: [
+      "cache",
+      "--quiet",
+      `--config=${runtime.code}/deno.json`,
+      `--lock=${runtime.code}/deno.lock`,
+      "--frozen",
+      ...specs,
+    ],
+    cwd: runtime.denoDir,
+    clearEnv: true,
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    ...(opts.user ? { uid: opts.user.uid, gid: opts.user.gid } : {}),
+  }).output();
+  if (out.success) return;
+  const why = new TextDecoder().decode(out.stderr).split("\n")
+    .map((l) => l.trim()).filter((l) => l && !/^Stack backtrace|^\d+: <unknown>/.test(l))
+    .slice(0, 3).join(" / ");
+  const what = `${opts.why ?? "a lookup table"} needs the npm package` +
+    `${specs.length > 1 ? "s" : ""} ${specs.join(", ")} in the daemons' DENO_DIR ` +
+    `${runtime.denoDir}, and Deno could not put ${specs.length > 1 ? "them" : "it"} there ` +
+    `(${why || `exit ${out.code}`}).`;
+  if (/checksum did not match|integrity/i.test(why)) {
+    throw new Error(
+      `${what} What the registry sent does not match deno.lock: the download was altered on ` +
+        `the way or deno.lock is wrong; find out which before starting again.`,
+    );
+  }
+  throw new Error(
+    `${what} The first start with such a table needs the npm registry (set HTTPS_PROXY, and ` +
+      `NODE_EXTRA_CA_CERTS or DENO_CERT, if it is reached through a proxy), or fill that ` +
+      `folder beforehand as the daemons' user: DENO_DIR=${runtime.denoDir} deno cache ` +
+      `--config=${runtime.code}/deno.json --lock=${runtime.code}/deno.lock --frozen ` +
+      specs.join(" "),
+  );
 }
 
 /** Root's staged tree: folders 0755, files 0644, so the mail owner reads and never writes. */

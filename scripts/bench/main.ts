@@ -19,7 +19,8 @@
  * the fairer total.
  *
  * `deno task bench --lookups [...]` runs the lookup-table benchmark
- * instead (lookups.ts).
+ * instead (lookups.ts); `deno task bench --proxymap [...]` the cost of a
+ * lookup through proxymap against a direct one (proxymap.ts).
  *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
@@ -531,6 +532,10 @@ if (import.meta.main) {
   if (Deno.args[0] === "--lookups") {
     const { main: lookups } = await import("./lookups.ts");
     Deno.exit(await lookups(Deno.args.slice(1)));
+  }
+  if (Deno.args[0] === "--proxymap") {
+    const { main: proxymap } = await import("./proxymap.ts");
+    Deno.exit(await proxymap(Deno.args.slice(1)));
   }
   await main();
 }

@@ -70,10 +70,16 @@ export async function waitUntil(
 /**
  * Starts an instance; `mainCf` lines are appended to the test defaults.
  * `env` is added to the environment of `postwarden start-fg`, which master
- * and every daemon inherit.
+ * and every daemon inherit. `confFiles` are written into the config
+ * directory (mode 0644), where main.cf names them as `$config_directory/x`.
  */
 export async function startInstance(
-  opts: { mainCf?: string; masterCf?: string; env?: Record<string, string> } = {},
+  opts: {
+    mainCf?: string;
+    masterCf?: string;
+    env?: Record<string, string>;
+    confFiles?: Record<string, string>;
+  } = {},
 ): Promise<Instance> {
   const dir = await Deno.makeTempDir({ prefix: "postwarden-test-" });
   // makeTempDir gives 0700; started as root the daemons run as mail_owner and
@@ -81,6 +87,9 @@ export async function startInstance(
   await Deno.chmod(dir, 0o755);
   const conf = `${dir}/conf`;
   await Deno.mkdir(conf);
+  for (const [name, text] of Object.entries(opts.confFiles ?? {})) {
+    await Deno.writeTextFile(`${conf}/${name}`, text, { mode: 0o644 });
+  }
   const port = freePort();
   await Deno.writeTextFile(
     `${conf}/main.cf`,
