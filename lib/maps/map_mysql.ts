@@ -25,17 +25,16 @@ import { type DictBackend, DictError, type DictOpener } from "./dict.ts";
 import {
   cfBool,
   cfStr,
-  DomainList,
   driverError,
   HostPool,
   loadCf,
-  netGrant,
   parseHosts,
   quoteMysql,
   refuseParams,
+  serverDict,
+  serverGrants,
   type SqlConnection,
   type SqlHost,
-  sqlLookup,
   sqlTableSpec,
 } from "./sql_config.ts";
 
@@ -143,17 +142,7 @@ export const openMysql: DictOpener = async (name, opts) => {
       },
     };
   };
-  const pool = new HostPool(where, hosts, connect);
-  return {
-    type: "mysql",
-    name,
-    pattern: false,
-    lookup: (key) => sqlLookup(spec, key, (query) => pool.run(query)),
-    close: async () => {
-      await pool.close();
-      await spec.domain?.close();
-    },
-  };
+  return serverDict("mysql", name, spec, new HostPool(where, hosts, connect));
 };
 
 /**
@@ -162,21 +151,12 @@ export const openMysql: DictOpener = async (name, opts) => {
  */
 export const mysqlBackend: DictBackend = {
   open: openMysql,
-  grants: async (name, ctx) => {
-    const cf = await loadCf("mysql", name, (p) => ctx.readTextFile(p));
-    const domain = cf.params.get("domain");
-    const g = domain ? await DomainList.grants(domain, ctx) : {};
-    const read = [cf.path, ...(g.read ?? [])];
-    const write = [...(g.write ?? [])];
-    const net = [...(g.net ?? [])];
-    for (const h of mysqlHosts(cf)) {
-      if (h.kind === "unix") {
-        // node:net (the driver's socket) checks net "unix:path" as well.
-        read.push(h.path);
-        write.push(h.path);
-        net.push(`unix:${h.path}`);
-      } else net.push(netGrant(h.host, h.port));
-    }
-    return { ...g, read, write, net, npm: [...(g.npm ?? []), MYSQL_DRIVER] };
-  },
+  grants: (name, ctx) =>
+    serverGrants(
+      "mysql",
+      name,
+      ctx,
+      (cf) => mysqlHosts(cf).map((h) => h.kind === "unix" ? { socket: h.path } : h),
+      { npm: MYSQL_DRIVER },
+    ),
 };

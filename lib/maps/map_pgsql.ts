@@ -29,16 +29,15 @@
 import type { DictBackend, DictOpener } from "./dict.ts";
 import {
   cfStr,
-  DomainList,
   driverError,
   HostPool,
   loadCf,
-  netGrant,
   parseHosts,
   quotePgsql,
+  serverDict,
+  serverGrants,
   type SqlConnection,
   type SqlHost,
-  sqlLookup,
   sqlTableSpec,
 } from "./sql_config.ts";
 
@@ -124,17 +123,7 @@ export const openPgsql: DictOpener = async (name, opts) => {
       close: () => sql.end({ timeout: 0 }),
     };
   };
-  const pool = new HostPool(where, hosts, connect);
-  return {
-    type: "pgsql",
-    name,
-    pattern: false,
-    lookup: (key) => sqlLookup(spec, key, (query) => pool.run(query)),
-    close: async () => {
-      await pool.close();
-      await spec.domain?.close();
-    },
-  };
+  return serverDict("pgsql", name, spec, new HostPool(where, hosts, connect));
 };
 
 /**
@@ -143,23 +132,16 @@ export const openPgsql: DictOpener = async (name, opts) => {
  */
 export const pgsqlBackend: DictBackend = {
   open: openPgsql,
-  grants: async (name, ctx) => {
-    const cf = await loadCf("pgsql", name, (p) => ctx.readTextFile(p));
-    const domain = cf.params.get("domain");
-    const g = domain ? await DomainList.grants(domain, ctx) : {};
-    const read = [cf.path, ...(g.read ?? [])];
-    const write = [...(g.write ?? [])];
-    const net = [...(g.net ?? [])];
-    for (const h of parseHosts(cf, "pgsql", PGSQL_PORT, { urls: true })) {
-      if (h.kind === "unix") {
-        // node:net (the driver's socket) checks net "unix:path" as well.
-        read.push(socketPath(h));
-        write.push(socketPath(h));
-        net.push(`unix:${socketPath(h)}`);
-      } else net.push(netGrant(h.host, h.port));
-    }
-    // postgres.js reads these two whatever options it is given.
-    const env = [...(g.env ?? []), "PGAPPNAME", "PGTARGETSESSIONATTRS"];
-    return { ...g, read, write, net, env, npm: [...(g.npm ?? []), PGSQL_DRIVER] };
-  },
+  grants: (name, ctx) =>
+    serverGrants(
+      "pgsql",
+      name,
+      ctx,
+      (cf) =>
+        parseHosts(cf, "pgsql", PGSQL_PORT, { urls: true }).map((h) =>
+          h.kind === "unix" ? { socket: socketPath(h) } : h
+        ),
+      // postgres.js reads these two whatever options it is given.
+      { npm: PGSQL_DRIVER, env: ["PGAPPNAME", "PGTARGETSESSIONATTRS"] },
+    ),
 };

@@ -471,6 +471,58 @@ export async function sqlLookup(
 // ---------------------------------------------------------------------------
 // Connections to several servers (pgsql, mysql)
 
+/** The Dict of a server-backed SQL table (pgsql, mysql): lookups through its pool. */
+export function serverDict<H extends SqlHost>(
+  type: string,
+  name: string,
+  spec: SqlTableSpec,
+  pool: HostPool<H>,
+): Dict {
+  return {
+    type,
+    name,
+    pattern: false,
+    lookup: (key) => sqlLookup(spec, key, (query) => pool.run(query)),
+    close: async () => {
+      await pool.close();
+      await spec.domain?.close();
+    },
+  };
+}
+
+/**
+ * What a daemon needs for a server-backed SQL table: the .cf file, the
+ * domain list's tables, each server (a UNIX socket as read, write and net
+ * `unix:path`, which node:net checks too; else `host:port`), the npm
+ * driver and the environment variables it reads.
+ */
+export async function serverGrants(
+  type: string,
+  name: string,
+  ctx: GrantsContext,
+  servers: (cf: SqlCf) => SqlServer[],
+  driver: { npm: string; env?: string[] },
+): Promise<Partial<DictGrants>> {
+  const cf = await loadCf(type, name, (p) => ctx.readTextFile(p));
+  const domain = cf.params.get("domain");
+  const g = domain ? await DomainList.grants(domain, ctx) : {};
+  const read = [cf.path, ...(g.read ?? [])];
+  const write = [...(g.write ?? [])];
+  const net = [...(g.net ?? [])];
+  for (const h of servers(cf)) {
+    if ("socket" in h) {
+      read.push(h.socket);
+      write.push(h.socket);
+      net.push(`unix:${h.socket}`);
+    } else net.push(netGrant(h.host, h.port));
+  }
+  const env = [...(g.env ?? []), ...(driver.env ?? [])];
+  return { ...g, read, write, net, env, npm: [...(g.npm ?? []), driver.npm] };
+}
+
+/** One server as the grants see it: a UNIX socket file, or host and port. */
+export type SqlServer = { socket: string } | { host: string; port: number };
+
 /** One open connection to a database server. */
 export interface SqlConnection {
   /** Quotes a key piece for a string literal of this connection. */
