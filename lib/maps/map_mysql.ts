@@ -28,6 +28,7 @@ import {
   driverError,
   HostPool,
   loadCf,
+  loadDriver,
   parseHosts,
   quoteMysql,
   refuseParams,
@@ -85,10 +86,10 @@ export const openMysql: DictOpener = async (name, opts) => {
   });
   const where = `mysql:${cf.path}`;
   const connect = async (h: SqlHost): Promise<SqlConnection> => {
-    let mysql;
+    let mysql: typeof import("mysql2/promise");
     try {
-      // The literal name (MYSQL_DRIVER) keeps the driver's types.
-      mysql = (await import("mysql2/promise")).default;
+      // Through a variable, as map_pgsql.ts explains.
+      mysql = (await loadDriver(MYSQL_DRIVER)).default;
     } catch (e) {
       throw driverError(where, "MySQL", MYSQL_DRIVER, e);
     }

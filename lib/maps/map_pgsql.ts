@@ -32,6 +32,7 @@ import {
   driverError,
   HostPool,
   loadCf,
+  loadDriver,
   parseHosts,
   quotePgsql,
   serverDict,
@@ -67,10 +68,12 @@ export const openPgsql: DictOpener = async (name, opts) => {
   });
   const where = `pgsql:${cf.path}`;
   const connect = async (h: SqlHost): Promise<SqlConnection> => {
-    let postgres;
+    let postgres: typeof import("postgres");
     try {
-      // The literal name (PGSQL_DRIVER) keeps the driver's types.
-      postgres = (await import("postgres")).default;
+      // Through a variable: a literal import() would put the npm driver in
+      // the module graph of everything that imports lib/maps, and Deno
+      // would then fetch every npm package of deno.lock for each command.
+      postgres = (await loadDriver(PGSQL_DRIVER)).default;
     } catch (e) {
       throw driverError(where, "PostgreSQL", PGSQL_DRIVER, e);
     }

@@ -471,6 +471,17 @@ export async function sqlLookup(
 // ---------------------------------------------------------------------------
 // Connections to several servers (pgsql, mysql)
 
+/**
+ * Imports an npm driver by its deno.json name (only proxymap may: the
+ * other daemons run with --no-npm). The specifier is not a literal, so the
+ * driver stays out of the module graph of code that never opens an SQL
+ * table.
+ */
+// deno-lint-ignore no-explicit-any
+export function loadDriver(name: string): Promise<{ default: any }> {
+  return import(name);
+}
+
 /** The Dict of a server-backed SQL table (pgsql, mysql): lookups through its pool. */
 export function serverDict<H extends SqlHost>(
   type: string,
