@@ -1,5 +1,6 @@
 import { assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
 import { nisBackend } from "./map_nis.ts";
+import { unixBackend } from "./map_unix.ts";
 import {
   accessAddressFind,
   addressFind,
@@ -98,6 +99,32 @@ Deno.test("nis: without a NIS domain finds nothing, with a warning, as Postfix",
       DictError,
       "NIS lookups are not supported",
     );
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("unix: a changed passwd file is read again, at most once a second", async () => {
+  const file = await Deno.makeTempFile();
+  let now = 10_000;
+  try {
+    await Deno.writeTextFile(file, "ann:x:1000:1000::/home/ann:/bin/sh\n");
+    const d = await unixBackend({ "passwd.byname": file }, () => now).open("passwd.byname", {
+      fold: true,
+      utf8: true,
+      warn: () => {},
+      env: () => undefined,
+      context: "",
+    });
+    assertEquals(await d.lookup("bob"), undefined);
+    await Deno.writeTextFile(
+      file,
+      "ann:x:1000:1000::/home/ann:/bin/sh\nbob:x:1001:1001::/b:/bin/sh\n",
+    );
+    now += 500;
+    assertEquals(await d.lookup("bob"), undefined, "within the second: not looked at");
+    now += 600;
+    assertEquals((await d.lookup("bob"))?.startsWith("bob:"), true);
   } finally {
     await Deno.remove(file);
   }
