@@ -18,45 +18,45 @@ import {
   parseMapSpec,
   splitMapList,
 } from "./dict.ts";
-import { compiledBackend } from "./map_hash.ts";
 import { openEnviron, openFail, openInline, openStatic } from "./map_simple.ts";
-import { openTexthash, texthashGrants } from "./map_texthash.ts";
-import { unionBackends } from "./map_union.ts";
 import { nisBackend } from "./map_nis.ts";
 import { unixBackend } from "./map_unix.ts";
-import { mysqlBackend } from "./map_mysql.ts";
-import { pgsqlBackend } from "./map_pgsql.ts";
-import { socketmapBackend } from "./map_socketmap.ts";
-import { sqliteBackend } from "./map_sqlite.ts";
-import { tcpBackend } from "./map_tcp.ts";
-import { cidrBackend } from "./map_cidr.ts";
-import { pcreBackend } from "./map_pcre.ts";
-import { regexpBackend } from "./map_regexp.ts";
 
-const UNION = unionBackends(openDict, tableGrants);
+/**
+ * A backend, or how to load it: the larger ones (pattern translators, SQL
+ * clients, the compiled-table reader) are imported when a table of their
+ * type is first opened, so a daemon loads only the code of the tables it
+ * uses.
+ */
+type Entry = DictBackend | (() => Promise<DictBackend>);
 
-const BACKENDS: Record<string, DictBackend> = {
+const BACKENDS: Record<string, Entry> = {
   inline: { open: openInline },
   static: { open: openStatic },
   fail: { open: openFail },
   environ: { open: openEnviron, grants: () => Promise.resolve({ env: ["*"] }) },
   unix: unixBackend(),
   nis: nisBackend(),
-  texthash: { open: openTexthash, grants: texthashGrants },
-  hash: compiledBackend("hash"),
-  btree: compiledBackend("btree"),
-  lmdb: compiledBackend("lmdb"),
-  cdb: compiledBackend("cdb"),
-  unionmap: UNION.unionmap,
-  pipemap: UNION.pipemap,
-  sqlite: sqliteBackend,
-  pgsql: pgsqlBackend,
-  mysql: mysqlBackend,
-  socketmap: socketmapBackend,
-  tcp: tcpBackend,
-  regexp: regexpBackend,
-  pcre: pcreBackend,
-  cidr: cidrBackend,
+  texthash: async () => {
+    const m = await import("./map_texthash.ts");
+    return { open: m.openTexthash, grants: m.texthashGrants };
+  },
+  hash: async () => (await import("./map_hash.ts")).compiledBackend("hash"),
+  btree: async () => (await import("./map_hash.ts")).compiledBackend("btree"),
+  lmdb: async () => (await import("./map_hash.ts")).compiledBackend("lmdb"),
+  cdb: async () => (await import("./map_hash.ts")).compiledBackend("cdb"),
+  unionmap: async () =>
+    (await import("./map_union.ts")).unionBackends(openDict, tableGrants).unionmap,
+  pipemap: async () =>
+    (await import("./map_union.ts")).unionBackends(openDict, tableGrants).pipemap,
+  sqlite: async () => (await import("./map_sqlite.ts")).sqliteBackend,
+  pgsql: async () => (await import("./map_pgsql.ts")).pgsqlBackend,
+  mysql: async () => (await import("./map_mysql.ts")).mysqlBackend,
+  socketmap: async () => (await import("./map_socketmap.ts")).socketmapBackend,
+  tcp: async () => (await import("./map_tcp.ts")).tcpBackend,
+  regexp: async () => (await import("./map_regexp.ts")).regexpBackend,
+  pcre: async () => (await import("./map_pcre.ts")).pcreBackend,
+  cidr: async () => (await import("./map_cidr.ts")).cidrBackend,
 };
 
 /** Table types Postwarden can open. */
@@ -72,17 +72,25 @@ function defaultEnv(name: string): string | undefined {
   }
 }
 
-function backendOf(spec: string, context?: string): DictBackend {
+/** The backend of a table type, loaded when needed. */
+async function backendOf(spec: string, context?: string): Promise<DictBackend> {
+  const type = knownType(spec, context);
+  const entry = BACKENDS[type];
+  if (typeof entry === "function") BACKENDS[type] = await entry();
+  return BACKENDS[type] as DictBackend;
+}
+
+/** The type of `type:name`, checked to be one Postwarden has. */
+function knownType(spec: string, context?: string): string {
   const { type } = parseMapSpec(spec);
-  const backend = BACKENDS[type];
-  if (backend === undefined) {
+  if (BACKENDS[type] === undefined) {
     throw new DictError(
       `${context ? context + ": " : ""}table ${spec.trim()}: ` +
         `lookup table type "${type}" is not supported (supported: ${supportedTypes().join(", ")})`,
       "config",
     );
   }
-  return backend;
+  return type;
 }
 
 /**
@@ -91,11 +99,12 @@ function backendOf(spec: string, context?: string): DictBackend {
  * @throws {DictError} kind "config" for an unknown type or a bad table.
  */
 export async function openDict(spec: string, opts: DictOpenOptions = {}): Promise<Dict> {
-  const backend = backendOf(spec, opts.context);
-  const { type, name, proxied } = parseMapSpec(spec);
+  const type = knownType(spec, opts.context);
+  const { name, proxied } = parseMapSpec(spec);
   if (opts.proxy && (proxied || NETWORK_TYPES.has(type))) {
     return opts.proxy(`${type}:${name.trim()}`, opts.fold ?? true);
   }
+  const backend = await backendOf(spec, opts.context);
   return await backend.open(name, {
     fold: opts.fold ?? true,
     utf8: opts.utf8 ?? true,
@@ -114,7 +123,7 @@ export async function openDict(spec: string, opts: DictOpenOptions = {}): Promis
 export async function tableGrants(value: string, ctx: GrantsContext): Promise<DictGrants> {
   const out = noGrants();
   for (const spec of splitMapList(value)) {
-    const backend = backendOf(spec);
+    const backend = await backendOf(spec);
     const g = await backend.grants?.(parseMapSpec(spec).name, ctx) ?? {};
     for (const k of GRANT_KINDS) {
       for (const item of g[k] ?? []) if (!out[k].includes(item)) out[k].push(item);
