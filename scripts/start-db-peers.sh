@@ -12,6 +12,9 @@
 #   pgsql     127.0.0.1:5432 and unix:/var/run/postgresql (scram password)
 #   mysql     127.0.0.1:3306 and unix:/run/mysqld/mysqld.sock
 set -euo pipefail
+# The postgres user cannot enter a checkout under /root (mode 0700): psql run
+# as that user would complain about the working directory.
+cd /
 
 DB=postwarden_test
 DB_USER=postwarden_test
