@@ -4,7 +4,7 @@
  * and files (restricted or deferred), table failures, unknown users and
  * forwarding, with inline: tables and a recording mailbox.
  */
-import { Maps } from "../../lib/maps/mod.ts";
+import { DictError, Maps } from "../../lib/maps/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../../tests/helpers/assert.ts";
 import {
   type AliasEnv,
@@ -217,6 +217,16 @@ Deno.test("alias expansion", async (t) => {
     assertEquals(lines(x), ["deferred 4.3.0 a@here.example (alias database unavailable)"]);
     assertStringIncludes(f.warnings.join("\n"), "alias_maps: fail:aliases: lookup");
     assertEquals(f.mailboxes, []);
+  });
+
+  await t.step("a resolver that cannot answer defers the expanded address", async () => {
+    const f = await fixture("inline:{a=b@elsewhere.example}", {
+      isLocal: () => Promise.reject(new DictError("transport_maps lookup failure")),
+    });
+    const x = await expand(f, "a@here.example");
+    assertEquals(lines(x), [
+      "deferred 4.3.0 b@elsewhere.example (address resolver failure)",
+    ]);
   });
 
   await t.step("an alias value with no destination defers", async () => {

@@ -275,7 +275,15 @@ function aliasEnv(
     allowFiles: classes("allow_mail_to_files"),
     origin: c.bool("append_at_myorigin") ? c.str("myorigin") : "",
     doubleBounceSender: c.str("double_bounce_sender"),
-    isLocal: async (address) => (await resolver.resolve(address)).transport === ctx.args.service,
+    isLocal: async (address) => {
+      try {
+        return (await resolver.resolve(address)).transport === ctx.args.service;
+      } catch (e) {
+        // alias.ts defers on a DictError ("address resolver failure").
+        if (e instanceof ResolveError) throw new DictError(e.message, "retry");
+        throw e;
+      }
+    },
     // Delivered-To is written quoted; files from before that hold the bare address.
     isDeliveredTo: (address) =>
       delivered.has(headerAddress(address).toLowerCase()) ||
