@@ -45,7 +45,7 @@
 import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import { concat } from "../../lib/bytes/mod.ts";
 import type { BounceRecipient, BounceReply, BounceRequest } from "../../lib/bounce/client.ts";
-import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
+import { type CleanupEnvelope, submitMessage } from "../../lib/cleanup/client.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { buildDsn, type DsnInput, type DsnRecipient } from "../../lib/dsn/mod.ts";
 import type { IpcConn } from "../../lib/ipc/mod.ts";
@@ -115,22 +115,12 @@ export async function serveBounce(conn: IpcConn, ctx: ServiceContext): Promise<v
 
 /** A {@link Submit} that queues through the cleanup service at `socket`. */
 export function cleanupSubmitter(socket: string): Submit {
-  return async (envelope, content) => {
-    const session = await CleanupSession.open(socket, { timeoutMs: CLEANUP_TIMEOUT_MS });
-    try {
+  return (envelope, content) =>
+    submitMessage(socket, async (session) => {
       const bytes = content(session.queueId);
       session.envelope(envelope);
       await session.write(bytes);
-    } catch (e) {
-      session.abort();
-      throw e;
-    }
-    const result = await session.finish();
-    if (result.status !== "ok") {
-      throw new Error(`cleanup: ${result.code} ${result.dsn} ${result.text}`);
-    }
-    return result.queueId;
-  };
+    }, { timeoutMs: CLEANUP_TIMEOUT_MS });
 }
 
 /**

@@ -26,7 +26,7 @@
  * @module
  */
 import { headerAddress } from "../../lib/address/mod.ts";
-import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
+import { type CleanupEnvelope, submitMessage } from "../../lib/cleanup/client.ts";
 import { rfc2822Date } from "../../lib/mime/mod.ts";
 import type { Recipient } from "../../lib/queue/mod.ts";
 import type { Forward } from "./alias.ts";
@@ -107,8 +107,7 @@ export async function forwardGroup(
   source: ForwardSource,
   opts: ForwardOptions,
 ): Promise<string> {
-  const session = await CleanupSession.open(opts.socket, { timeoutMs: opts.timeoutMs ?? 60_000 });
-  try {
+  return await submitMessage(opts.socket, async (session) => {
     const date = opts.now?.() ?? new Date();
     const attrs: CleanupEnvelope["attrs"] = { origin: "local" };
     if (!group.ownerSender) {
@@ -122,13 +121,5 @@ export async function forwardGroup(
       date: rfc2822Date(date, opts.tzOffsetMinutes ?? -date.getTimezoneOffset()),
     })));
     for await (const chunk of source.content()) await session.write(chunk);
-  } catch (e) {
-    session.abort();
-    throw e;
-  }
-  const result = await session.finish();
-  if (result.status !== "ok") {
-    throw new Error(`cleanup: ${result.code} ${result.dsn} ${result.text}`);
-  }
-  return result.queueId;
+  }, { timeoutMs: opts.timeoutMs ?? 60_000 });
 }

@@ -127,6 +127,33 @@ export class CleanupSession {
 }
 
 /**
+ * Submits one whole message through cleanup at `socket` and returns its
+ * queue id once cleanup reports it durable. `write` sends the envelope and
+ * content on the session (it may use the queue id, e.g. in a header); a
+ * failure there abandons the message.
+ *
+ * @throws Error when cleanup cannot be reached or does not queue the message.
+ */
+export async function submitMessage(
+  socket: string,
+  write: (session: CleanupSession) => Promise<void>,
+  opts: { timeoutMs?: number } = {},
+): Promise<string> {
+  const session = await CleanupSession.open(socket, { timeoutMs: opts.timeoutMs });
+  try {
+    await write(session);
+  } catch (e) {
+    session.abort();
+    throw e;
+  }
+  const result = await session.finish();
+  if (result.status !== "ok") {
+    throw new Error(`cleanup: ${result.code} ${result.dsn} ${result.text}`);
+  }
+  return result.queueId;
+}
+
+/**
  * A client that keeps idle connections to cleanup for the next message
  * (smtpd submits one message after another), saving a connect and an
  * accept per message. Idle connections older than `ipc_idle` (5 s) are
