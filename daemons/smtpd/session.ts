@@ -237,7 +237,7 @@ class Session {
     try {
       const denied = this.d.restrictions.delayReject
         ? null
-        : checkConnect(this.d.restrictions, this.request());
+        : await checkConnect(this.d.restrictions, this.request());
       if (denied) {
         this.accessDenied = true;
         this.refuse("CONNECT", denied);
@@ -332,7 +332,7 @@ class Session {
     switch (verb) {
       case "EHLO":
       case "HELO":
-        ok = this.doHelo(verb, arg);
+        ok = await this.doHelo(verb, arg);
         break;
       case "MAIL":
         ok = await this.doMail(arg);
@@ -388,14 +388,14 @@ class Session {
     return false;
   }
 
-  doHelo(verb: string, arg: string): boolean {
+  async doHelo(verb: string, arg: string): Promise<boolean> {
     const host = arg.trim().split(/\s+/)[0] ?? "";
     if (!host) {
       this.out.push(`501 Syntax: ${verb} hostname\r\n`); // no enhanced code, as Postfix
       return false;
     }
     if (!this.d.restrictions.delayReject) {
-      const v = checkHelo(this.d.restrictions, { ...this.request(), helo: host });
+      const v = await checkHelo(this.d.restrictions, { ...this.request(), helo: host });
       if (v) {
         this.refuse(verb, v, { helo: host });
         return false;
@@ -491,8 +491,9 @@ class Session {
       }
     }
     if (!this.d.restrictions.delayReject) {
-      const v = checkSender(this.d.restrictions, { ...this.request(), sender: path.address }) ??
-        await this.unlistedSender(path.address);
+      const v =
+        await checkSender(this.d.restrictions, { ...this.request(), sender: path.address }) ??
+          await this.unlistedSender(path.address);
       if (v) {
         this.refuse("MAIL", v, { from: path.address });
         return false;

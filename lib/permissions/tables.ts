@@ -21,7 +21,7 @@ import {
   splitMapList,
   tableGrants,
 } from "../maps/mod.ts";
-import type { Config, MasterService } from "../config/mod.ts";
+import { type Config, type MasterService, RESTRICTION_LISTS } from "../config/mod.ts";
 import { blockedAt, classBits } from "../privilege/mod.ts";
 
 /** The tables of the address resolver (lib/resolve), which smtpd, qmgr and local run. */
@@ -68,7 +68,8 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
 /** Lists that may mix names and tables, per daemon (the resolver's domain lists). */
 export const LIST_PARAMS: Readonly<Record<string, readonly string[]>> = {
   cleanup: ["masquerade_exceptions"],
-  smtpd: RESOLVER_LISTS,
+  // The restriction lists: their `type:table` items are check_*_access tables.
+  smtpd: [...RESOLVER_LISTS, ...RESTRICTION_LISTS],
   qmgr: RESOLVER_LISTS,
   local: RESOLVER_LISTS,
 };
