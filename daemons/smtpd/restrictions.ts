@@ -376,13 +376,6 @@ function fqdnAddress(address: string): boolean {
   return name !== "" && validHostname(name) && name.includes(".");
 }
 
-/** The relay decisions, which need the resolver (and so are made before a list is run). */
-const AUTH_DESTINATION = new Set([
-  "permit_auth_destination",
-  "reject_unauth_destination",
-  "defer_unauth_destination",
-]);
-
 /** How deep access table results and classes may nest (Postfix's recursion limit). */
 const MAX_RECURSION = 100;
 
@@ -688,7 +681,7 @@ async function evaluate(
         shared.depth--;
       }
     } else {
-      outcome = await builtin(r, raw, stage, ctx, req, shared, name, what);
+      outcome = await builtin(r, raw, ctx, req, shared, name, what);
     }
     if (
       outcome !== null && typeof outcome === "object" && warnIfReject && outcome !== CONFIG_ERROR
@@ -706,7 +699,6 @@ async function evaluate(
 async function builtin(
   r: string,
   raw: string,
-  stage: Stage,
   ctx: RestrictionContext,
   req: CheckRequest,
   state: CheckState,
