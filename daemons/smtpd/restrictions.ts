@@ -539,11 +539,12 @@ async function tableResult(
 async function checkAccess(
   ctx: RestrictionContext,
   req: CheckRequest,
-  stage: Stage,
   state: CheckState,
   check: string,
   table: string,
 ): Promise<Outcome> {
+  // Each check speaks of its own subject, whatever list names it (Postfix).
+  const stage = CHECK_STAGE[check];
   let maps: Maps;
   try {
     maps = await tableOf(ctx, check, table);
@@ -631,6 +632,14 @@ async function addressKeys(maps: Maps, addr: string): Promise<{ value: string } 
   }
 }
 
+/** The subject of each check_*_access's replies. */
+const CHECK_STAGE: Record<string, Stage> = {
+  check_client_access: "client",
+  check_helo_access: "helo",
+  check_sender_access: "sender",
+  check_recipient_access: "recipient",
+};
+
 /** Restrictions followed by a table argument. */
 function takesTable(r: string): boolean {
   return TABLE_RESTRICTIONS.has(r);
@@ -668,7 +677,7 @@ async function evaluate(
       const applies = r === "check_client_access" || r === "check_helo_access" ||
         (r === "check_sender_access" && req.sender !== null) ||
         (r === "check_recipient_access" && req.recipient !== undefined);
-      if (applies) outcome = await checkAccess(ctx, req, stage, shared, r, table);
+      if (applies) outcome = await checkAccess(ctx, req, shared, r, table);
     } else if (ctx.access.classes.has(raw)) {
       if (shared.depth > MAX_RECURSION) {
         ctx.warn(`restriction class ${raw} causes unreasonable recursion`);
@@ -691,6 +700,8 @@ async function evaluate(
     }
     warnIfReject = false;
     if (outcome !== null) return outcome;
+    // Nothing can change the outcome any more (Postfix stops here too).
+    if (shared.deferIfPermit && shared.deferIfReject) break;
   }
   return null;
 }
@@ -814,35 +825,42 @@ async function builtin(
 
 /**
  * Runs lists in order; the first rejection wins, a permit ends only its
- * own list. DEFER_IF_PERMIT from an access table turns acceptance into its
- * deferral at the end.
+ * own list. DEFER_IF_REJECT lasts for its stage (the relay and recipient
+ * lists are one); DEFER_IF_PERMIT lasts for the whole check and, when
+ * `final` (RCPT and DATA, as Postfix), turns acceptance into its deferral.
+ * With smtpd_delay_reject = no a DEFER_IF_PERMIT at connect, HELO or MAIL
+ * is not carried to RCPT (Postfix does carry it).
  */
 async function run(
   ctx: RestrictionContext,
   req: CheckRequest,
   lists: [string[], Stage][],
+  final: boolean,
 ): Promise<Verdict | null> {
   const state: CheckState = { depth: 0 };
+  let previous: Stage | null = null;
   for (const [list, stage] of lists) {
+    if (stage !== previous) state.deferIfReject = undefined;
+    previous = stage;
     const v = await evaluate(list, stage, ctx, req, state);
     if (v !== null && v !== "permit") return v;
   }
-  return state.deferIfPermit ?? null;
+  return final ? state.deferIfPermit ?? null : null;
 }
 
 /** smtpd_client_restrictions at connect (only with smtpd_delay_reject = no). */
 export function checkConnect(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
-  return run(ctx, req, [[ctx.client, "client"]]);
+  return run(ctx, req, [[ctx.client, "client"]], false);
 }
 
 /** smtpd_helo_restrictions at HELO/EHLO (only with smtpd_delay_reject = no). */
 export function checkHelo(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
-  return run(ctx, req, [[ctx.helo, "helo"]]);
+  return run(ctx, req, [[ctx.helo, "helo"]], false);
 }
 
 /** smtpd_sender_restrictions at MAIL (only with smtpd_delay_reject = no). */
 export function checkSender(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
-  return run(ctx, req, [[ctx.sender, "sender"]]);
+  return run(ctx, req, [[ctx.sender, "sender"]], false);
 }
 /**
  * At RCPT: with smtpd_delay_reject, the client, helo (when HELO was given)
@@ -867,7 +885,7 @@ export async function checkRecipient(
   const relay: [string[], Stage] = [ctx.relay, "recipient"];
   const rcpt: [string[], Stage] = [ctx.recipient, "recipient"];
   lists.push(...(ctx.relayFirst ? [relay, rcpt] : [rcpt, relay]));
-  return await run(ctx, req, lists);
+  return await run(ctx, req, lists, true);
 }
 
 /** smtpd_data_restrictions at DATA (the recipient is set when there is only one). */
@@ -875,5 +893,5 @@ export async function checkData(
   ctx: RestrictionContext,
   req: CheckRequest,
 ): Promise<Verdict | null> {
-  return await run(ctx, req, [[ctx.data, "data"]]);
+  return await run(ctx, req, [[ctx.data, "data"]], true);
 }
