@@ -11,9 +11,10 @@
  * results), the client address and its truncations (127.0.0.1, 127.0.0,
  * 127.0, 127) after the host name, helo names and their parent domains,
  * address extensions, `user@` and domain keys, the null sender as `<>`.
- * Not covered: a table that cannot answer (Postfix stops at a table it
- * cannot open), and the actions that need cleanup (HOLD, DISCARD, ...),
- * which Postwarden answers with 451 4.3.5 Server configuration error.
+ * a table that cannot answer (`fail:`), classes naming classes. Not
+ * covered: the actions that need cleanup (HOLD, DISCARD, ...), which
+ * Postwarden answers with 451 4.3.5 Server configuration error, and bytes
+ * that Postwarden's address parser refuses before any restriction runs.
  *
  * Without Postfix or root the test is skipped loudly; under CI=true it
  * fails instead.
@@ -212,7 +213,32 @@ function scenarios(cidr: string): Scenario[] {
       "QUIT",
     ],
   };
-  return [mail, client, hostname, early];
+  const failing: Scenario = {
+    name: "a table that cannot answer, same-stage DEFER_IF_REJECT, classes in a list",
+    mainCf: [
+      "smtpd_restriction_classes = outer, inner, failing",
+      "outer = inner",
+      "inner = check_recipient_access inline:{ {inner@localhost=REJECT from inner} }",
+      "failing = check_sender_access fail:senders",
+      "smtpd_sender_restrictions = check_sender_access inline:{ {bad.example=failing} }",
+      "smtpd_recipient_restrictions = outer, check_recipient_access inline:{ " +
+      "{dif@localhost=DEFER_IF_REJECT}, {failrcpt@localhost=failing} }, " +
+      "check_recipient_access inline:{ {dif@localhost=reject} }",
+    ],
+    commands: [
+      "EHLO client.example",
+      "MAIL FROM:<someone@bad.example>",
+      "RCPT TO:<root@localhost>",
+      "RSET",
+      "MAIL FROM:<>",
+      "RCPT TO:<root@localhost>",
+      "RCPT TO:<inner@localhost>",
+      "RCPT TO:<dif@localhost>",
+      "RCPT TO:<failrcpt@localhost>",
+      "QUIT",
+    ],
+  };
+  return [mail, client, hostname, early, failing];
 }
 
 Deno.test({
