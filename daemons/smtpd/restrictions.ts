@@ -15,7 +15,26 @@
  * AUTH yet), permit_auth_destination, reject_unauth_destination,
  * defer_unauth_destination, reject_invalid_helo_hostname,
  * reject_non_fqdn_helo_hostname, reject_non_fqdn_sender,
- * reject_non_fqdn_recipient. A restriction that needs what the stage does
+ * reject_non_fqdn_recipient, reject_unlisted_recipient and
+ * reject_unlisted_sender (recipients.ts, as the implicit
+ * smtpd_reject_unlisted_* checks), warn_if_reject, the names of
+ * smtpd_restriction_classes, and the access tables check_client_access
+ * (host name and its parents, then the address and its truncations
+ * 1.2.3.4, 1.2.3, 1.2, 1 or IPv6 at ":"), check_helo_access,
+ * check_sender_access (the null sender as smtpd_null_access_lookup_key)
+ * and check_recipient_access (Postfix's check_mail_access order on the
+ * resolved address: user+ext@domain, user@domain, domain and parents,
+ * user+ext@, user@). Access results are Postfix's check_table_result: OK,
+ * RELAY or a number permit; REJECT, DEFER, NXX with optional enhanced code
+ * and text; DUNNO; DEFER_IF_REJECT (for its stage), DEFER_IF_PERMIT (at
+ * RCPT and DATA); WARN and INFO log; anything else is a list of
+ * restrictions or class names evaluated in place. A table that cannot
+ * answer gives Postfix's "451 4.3.5 <who>: ... rejected: Server
+ * configuration error". Not done: check_reverse_client_hostname_access and
+ * the other check_*_access kinds, and the actions that need cleanup (HOLD,
+ * DISCARD, REDIRECT, FILTER, PREPEND, BCC): each is a configuration error
+ * (451 4.3.5, logged by name). Keys with CR or LF are never looked up.
+ * A restriction that needs what the stage does
  * not have yet (a recipient at connect) is skipped, as Postfix does. Any
  * other restriction is a configuration error answered with 451 4.3.5 and
  * logged by name; so is a configuration where neither the relay nor the
@@ -34,7 +53,9 @@
  * and allow_untrusted_routing is off. A resolver that cannot answer gives
  * 451 4.3.0 Temporary lookup failure. Recipient checks are therefore async.
  *
- * Pure apart from the resolver's table lookups: parameters come in the context.
+ * Pure apart from table lookups (the resolver's and the access tables,
+ * opened once per process through the context's MapsOpener): parameters
+ * come in the context.
  */
 import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import { accessAddressFind, DictError, domainFind, Maps } from "../../lib/maps/mod.ts";
@@ -577,6 +598,7 @@ async function checkAccess(
           found = value === undefined ? undefined : { value };
           break;
         }
+        if (/[\r\n]/.test(address)) return null; // never a lookup key, not even the resolver's
         let resolved: Resolution;
         try {
           resolved = await resolveFor(ctx, req.sender ?? "", address);
