@@ -574,19 +574,28 @@ async function checkAccess(
     ctx.warn(`${check} ${table}: ${e.message}`);
     return await tableResult(ctx, req, stage, state, table, "451 4.3.5 Server configuration error");
   }
+  // The name as given (fixed-string tables fold case themselves); a numerical
+  // name has no parent domains (Postfix's check_domain_access).
   const domainKeys = (domain: string) =>
-    find(domain, () => domainFind(maps, domain, { parentMatches: ctx.access.parentMatches }));
+    find(domain, async () => {
+      const numerical = !/^\[|^ipv6:/i.test(domain) && parseIp(domain) !== null;
+      if (!numerical) {
+        return await domainFind(maps, domain, { parentMatches: ctx.access.parentMatches });
+      }
+      const value = await maps.find(domain);
+      return value === undefined ? undefined : { value };
+    });
   let found: { value: string } | undefined;
   try {
     switch (check) {
       case "check_client_access": {
-        found = await domainKeys(req.client.name.toLowerCase());
+        found = await domainKeys(req.client.name);
         if (!found) found = await addressKeys(maps, req.client.addr);
         break;
       }
       case "check_helo_access":
         if (req.helo === "") return null;
-        found = await domainKeys(req.helo.toLowerCase());
+        found = await domainKeys(req.helo);
         break;
       case "check_sender_access":
       case "check_recipient_access": {

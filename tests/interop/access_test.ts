@@ -94,7 +94,9 @@ function scenarios(cidr: string): Scenario[] {
       "strict = reject_non_fqdn_sender, check_sender_access inline:{ {strict.example=REJECT strict class} }",
       "smtpd_helo_restrictions = check_helo_access inline:{ {bad.helo.example=REJECT}, " +
       "{sub.parent.example=DUNNO}, {parent.example=550 5.7.0 parent helo}, " +
-      "{num.helo.example=42} }, reject_non_fqdn_helo_hostname",
+      "{num.helo.example=42}, {2.3.4=REJECT numeric parent}, {1.2.3.4=DUNNO} }, " +
+      "check_helo_access inline:{ {3.4=REJECT numeric parent}, {10.1.1.1=REJECT numeric} }, " +
+      "reject_non_fqdn_helo_hostname",
       "smtpd_sender_restrictions = check_sender_access inline:{ {<>=REJECT no bounces}, " +
       "{user@sender.example=OK}, {sender.example=DEFER}, {ext+tag@ext.example=450 4.1.8 with ext}, " +
       "{ext@ext.example=REJECT without ext}, {blocked@=REJECT local part}, " +
@@ -122,6 +124,12 @@ function scenarios(cidr: string): Scenario[] {
       "EHLO num.helo.example",
       ...senderCase("<someone@client.example>"),
       "EHLO client",
+      ...senderCase("<someone@client.example>"),
+      "EHLO 1.2.3.4",
+      ...senderCase("<someone@client.example>"),
+      "EHLO 10.1.1.1",
+      ...senderCase("<someone@client.example>"),
+      "EHLO BAD.Helo.Example",
       ...senderCase("<someone@client.example>"),
       "EHLO client.example",
       ...senderCase("<>"),
