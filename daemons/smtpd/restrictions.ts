@@ -709,7 +709,8 @@ async function evaluate(
         (r === "check_sender_access" && req.sender !== null) ||
         (r === "check_recipient_access" && req.recipient !== undefined);
       if (applies) outcome = await checkAccess(ctx, req, shared, r, table);
-    } else if (ctx.access.classes.has(raw)) {
+    } else if (ctx.access.classes.has(raw) && !IMPLEMENTED_RESTRICTIONS.has(r)) {
+      // A class named like a restriction is shadowed by it, as in Postfix.
       if (shared.depth > MAX_RECURSION) {
         ctx.warn(`restriction class ${raw} causes unreasonable recursion`);
         return CONFIG_ERROR;
