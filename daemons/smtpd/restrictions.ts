@@ -27,7 +27,8 @@
  * user+ext@, user@). Access results are Postfix's check_table_result: OK,
  * RELAY or a number permit; REJECT, DEFER, NXX with optional enhanced code
  * and text; DUNNO; DEFER_IF_REJECT (for its stage), DEFER_IF_PERMIT (at
- * RCPT and DATA); WARN and INFO log; anything else is a list of
+ * RCPT and DATA, carried from connect, HELO and MAIL with
+ * smtpd_delay_reject = no); WARN and INFO log; anything else is a list of
  * restrictions or class names evaluated in place. A table that cannot
  * answer gives Postfix's "451 4.3.5 <who>: ... rejected: Server
  * configuration error". Not done: check_reverse_client_hostname_access and
@@ -266,6 +267,19 @@ export interface CheckRequest {
   sender: string | null;
   /** The recipient being checked (at DATA: the only recipient, if just one). */
   recipient?: string;
+  /**
+   * The session's DEFER_IF_PERMIT results of the checks at connect, HELO
+   * and MAIL (smtpd_delay_reject = no), carried to RCPT as Postfix does;
+   * without it they are not carried.
+   */
+  deferIfPermit?: DeferIfPermitCarry;
+}
+
+/** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
+export interface DeferIfPermitCarry {
+  client?: Verdict;
+  helo?: Verdict;
+  sender?: Verdict;
 }
 
 type Stage = "client" | "helo" | "sender" | "recipient" | "data";
@@ -858,18 +872,34 @@ async function builtin(
 /**
  * Runs lists in order; the first rejection wins, a permit ends only its
  * own list. DEFER_IF_REJECT lasts for its stage (the relay and recipient
- * lists are one); DEFER_IF_PERMIT lasts for the whole check and, when
- * `final` (RCPT and DATA, as Postfix), turns acceptance into its deferral.
- * With smtpd_delay_reject = no a DEFER_IF_PERMIT at connect, HELO or MAIL
- * is not carried to RCPT (Postfix does carry it).
+ * lists are one); DEFER_IF_PERMIT lasts for the whole check, starting from
+ * `carried` (an earlier stage's), and, when `final` (RCPT and DATA, as
+ * Postfix), turns acceptance into its deferral; `keep` receives it at the
+ * end.
  */
 async function run(
   ctx: RestrictionContext,
   req: CheckRequest,
   lists: [string[], Stage][],
   final: boolean,
+  carried?: Verdict,
+  keep?: (v: Verdict | undefined) => void,
 ): Promise<Verdict | null> {
-  const state: CheckState = { depth: 0 };
+  const state: CheckState = { depth: 0, deferIfPermit: carried };
+  try {
+    return await runLists(ctx, req, lists, final, state);
+  } finally {
+    keep?.(state.deferIfPermit);
+  }
+}
+
+async function runLists(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  lists: [string[], Stage][],
+  final: boolean,
+  state: CheckState,
+): Promise<Verdict | null> {
   let previous: Stage | null = null;
   for (const [list, stage] of lists) {
     if (stage !== previous) state.deferIfReject = undefined;
@@ -882,17 +912,26 @@ async function run(
 
 /** smtpd_client_restrictions at connect (only with smtpd_delay_reject = no). */
 export function checkConnect(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
-  return run(ctx, req, [[ctx.client, "client"]], false);
+  const carry = req.deferIfPermit;
+  return run(ctx, req, [[ctx.client, "client"]], false, undefined, (v) => {
+    if (carry) carry.client = v;
+  });
 }
 
 /** smtpd_helo_restrictions at HELO/EHLO (only with smtpd_delay_reject = no). */
 export function checkHelo(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
-  return run(ctx, req, [[ctx.helo, "helo"]], false);
+  const carry = req.deferIfPermit;
+  return run(ctx, req, [[ctx.helo, "helo"]], false, carry?.client, (v) => {
+    if (carry) carry.helo = v;
+  });
 }
 
 /** smtpd_sender_restrictions at MAIL (only with smtpd_delay_reject = no). */
 export function checkSender(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
-  return run(ctx, req, [[ctx.sender, "sender"]], false);
+  const carry = req.deferIfPermit;
+  return run(ctx, req, [[ctx.sender, "sender"]], false, carry?.client ?? carry?.helo, (v) => {
+    if (carry) carry.sender = v;
+  });
 }
 /**
  * At RCPT: with smtpd_delay_reject, the client, helo (when HELO was given)
@@ -917,7 +956,9 @@ export async function checkRecipient(
   const relay: [string[], Stage] = [ctx.relay, "recipient"];
   const rcpt: [string[], Stage] = [ctx.recipient, "recipient"];
   lists.push(...(ctx.relayFirst ? [relay, rcpt] : [rcpt, relay]));
-  return await run(ctx, req, lists, true);
+  // Without smtpd_delay_reject, MAIL's DEFER_IF_PERMIT (with connect's and HELO's) carries over.
+  const carried = ctx.delayReject ? undefined : req.deferIfPermit?.sender;
+  return await run(ctx, req, lists, true, carried);
 }
 
 /** smtpd_data_restrictions at DATA (the recipient is set when there is only one). */

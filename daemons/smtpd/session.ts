@@ -48,6 +48,7 @@ import {
   checkRecipient,
   type CheckRequest,
   checkSender,
+  type DeferIfPermitCarry,
   type RestrictionContext,
   type Verdict,
 } from "./restrictions.ts";
@@ -128,6 +129,8 @@ class Session {
   accessDenied = false;
   /** A write timed out: nothing more can be sent. */
   writeStuck = false;
+  /** DEFER_IF_PERMIT results of the early checks (smtpd_delay_reject = no), for RCPT. */
+  readonly deferIfPermit: DeferIfPermitCarry = {};
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -194,7 +197,13 @@ class Session {
   /** What restriction checks know about the session now. */
   request(recipient?: string): CheckRequest {
     const { name, addr } = this.d.client;
-    return { client: { name, addr }, helo: this.helo, sender: this.sender, recipient };
+    return {
+      client: { name, addr },
+      helo: this.helo,
+      sender: this.sender,
+      recipient,
+      deferIfPermit: this.deferIfPermit,
+    };
   }
 
   /**

@@ -206,16 +206,25 @@ function scenarios(cidr: string): Scenario[] {
     ],
   };
   const early: Scenario = {
-    name: "smtpd_delay_reject = no: tables at HELO and MAIL",
+    name: "smtpd_delay_reject = no: tables at HELO and MAIL, DEFER_IF_PERMIT carried to RCPT",
     mainCf: [
       "smtpd_delay_reject = no",
-      "smtpd_helo_restrictions = check_helo_access inline:{ {bad.helo.example=REJECT go away} }",
-      "smtpd_sender_restrictions = check_sender_access inline:{ {<>=DEFER no bounces now} }",
+      "smtpd_helo_restrictions = check_helo_access inline:{ {bad.helo.example=REJECT go away}, " +
+      "{dip.helo.example=DEFER_IF_PERMIT helo maybe} }",
+      "smtpd_sender_restrictions = check_sender_access inline:{ {<>=DEFER no bounces now}, " +
+      "{dip.example=DEFER_IF_PERMIT sender maybe} }",
     ],
     commands: [
       "HELO bad.helo.example",
+      "EHLO dip.helo.example",
+      "MAIL FROM:<a@good.example>",
+      "RCPT TO:<root@localhost>",
+      "RSET",
       "EHLO good.example",
       "MAIL FROM:<>",
+      "MAIL FROM:<a@dip.example>",
+      "RCPT TO:<root@localhost>",
+      "RSET",
       "MAIL FROM:<a@good.example>",
       "RCPT TO:<root@localhost>",
       "QUIT",
