@@ -273,6 +273,12 @@ export interface CheckRequest {
    * without it they are not carried.
    */
   deferIfPermit?: DeferIfPermitCarry;
+  /**
+   * Logs a WARN, INFO or reject_warning as Postfix's log_whatsup does
+   * (`NOQUEUE: warn: RCPT from client: text; from=<..> ...`); without it
+   * they go to the context's info or warn.
+   */
+  log?: (action: string, text: string) => void;
 }
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
@@ -523,7 +529,8 @@ async function tableResult(
       return reject(state, reply(ctx.access.deferCode, "4.7.1", "Access denied"));
     case "INFO":
     case "WARN":
-      (ctx.info ?? ctx.warn)(`${cmd.toLowerCase()}: <${name}>: ${what} ${text}`.trimEnd());
+      if (req.log) req.log(cmd.toLowerCase(), text);
+      else (ctx.info ?? ctx.warn)(`${cmd.toLowerCase()}: <${name}>: ${what} ${text}`.trimEnd());
       return null;
     case "DEFER_IF_PERMIT":
       state.deferIfPermit ??= reply(ctx.access.deferCode, "4.7.1", "Service unavailable");
@@ -741,7 +748,9 @@ async function evaluate(
     if (
       outcome !== null && typeof outcome === "object" && warnIfReject && outcome !== CONFIG_ERROR
     ) {
-      ctx.warn(`reject_warning: ${outcome.code} ${outcome.dsn} ${outcome.text}`);
+      const text = `${outcome.code} ${outcome.dsn} ${outcome.text}`;
+      if (req.log) req.log("reject_warning", text);
+      else ctx.warn(`reject_warning: ${text}`);
       outcome = null;
     }
     warnIfReject = false;

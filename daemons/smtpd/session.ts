@@ -203,6 +203,18 @@ class Session {
       sender: this.sender,
       recipient,
       deferIfPermit: this.deferIfPermit,
+      log: (action, text) => {
+        const parts = [
+          this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
+          recipient !== undefined ? `to=<${quoteAddress(recipient)}>` : "",
+          `proto=${this.protocol}`,
+          this.helo ? `helo=<${this.helo}>` : "",
+        ].filter((p) => p !== "");
+        this.log.info(
+          `${this.cleanup?.queueId ?? "NOQUEUE"}: ${action}: ${this.lastCommand} from ` +
+            `${this.client}: ${text}; ${parts.join(" ")}`,
+        );
+      },
     };
   }
 

@@ -3,7 +3,8 @@
  * Postwarden instance get the same main.cf (check_client_access,
  * check_helo_access, check_sender_access, check_recipient_access with
  * inline: and cidr: tables, smtpd_restriction_classes), and one scripted
- * SMTP session each per configuration; every reply line must be the same.
+ * SMTP session each per configuration; every reply line must be the same,
+ * and so must the WARN, INFO and warn_if_reject log lines (queue id aside).
  *
  * Covered: each access(5) result (OK, a number, REJECT and DEFER with and
  * without text or enhanced code, NXX text, DUNNO, DEFER_IF_REJECT,
@@ -76,6 +77,24 @@ const senderCase = (from: string, to = "<root@localhost>") => [
   "RSET",
 ];
 
+/** The log's WARN, INFO and reject_warning lines from the queue id on, without the id. */
+function whatsup(log: string): string[] {
+  return log.split("\n").flatMap((l) => {
+    const m = /: (?:[0-9A-Za-z]+|NOQUEUE): ((?:warn|info|reject_warning): .*)$/.exec(l);
+    return m ? [m[1]] : [];
+  });
+}
+
+/** The log once it shows `marker` (the scripted session's QUIT), or as it is after 10 s. */
+async function waitForLog(read: () => Promise<string>, marker: string): Promise<string> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const log = await read();
+    if (log.includes(marker) || Date.now() > end) return log;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 interface Scenario {
   name: string;
   mainCf: string[];
@@ -103,7 +122,9 @@ function scenarios(cidr: string): Scenario[] {
       "{friends.example=friends_only}, {psender.example=REJECT parent domain}, " +
       "{dip.example=DEFER_IF_PERMIT}, {dir.example=DEFER_IF_REJECT held}, " +
       "{warn.example=WARN look}, {info.example=INFO look}, {list.example=reject_non_fqdn_recipient permit} }",
-      "smtpd_recipient_restrictions = check_recipient_access inline:{ {rej@localhost=REJECT}, " +
+      "smtpd_recipient_restrictions = warn_if_reject, " +
+      "check_recipient_access inline:{ {warnrej@localhost=REJECT would reject} }, " +
+      "check_recipient_access inline:{ {rej@localhost=REJECT}, " +
       "{txt@localhost=REJECT custom text}, {dsn@localhost=REJECT 5.7.9 with dsn}, " +
       "{def@localhost=DEFER}, {deftxt@localhost=DEFER 4.2.0 later}, " +
       "{code@localhost=553 5.2.1 full code}, {code4@localhost=451 text only}, " +
@@ -165,6 +186,7 @@ function scenarios(cidr: string): Scenario[] {
         "dif",
         "difp",
         "nobody",
+        "warnrej",
       ].map((u) => `RCPT TO:<${u}@localhost>`),
       "RCPT TO:<x@sub.dest.example>",
       "RCPT TO:<someone@outside.example>",
@@ -275,8 +297,10 @@ Deno.test({
         const mainCf = [...COMMON, ...s.mainCf].join("\n");
         const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
         let theirs: string[];
+        let theirLog = "";
         try {
           theirs = await smtpReplies(pf.port, s.commands);
+          theirLog = await waitForLog(() => pf.log(), "quit=1");
         } catch (e) {
           const log = await Deno.readTextFile(pf.maillog).catch(() => "");
           throw new Error(`Postfix (${s.name}): ${(e as Error).message}\n${log.slice(-3000)}`);
@@ -285,8 +309,13 @@ Deno.test({
         }
         const pw = await startInstance({ mainCf });
         let ours: string[];
+        let ourLog = "";
         try {
           ours = await smtpReplies(pw.port, s.commands);
+          ourLog = await waitForLog(
+            () => Deno.readTextFile(pw.maillog).catch(() => ""),
+            "quit=1",
+          );
         } finally {
           await pw.stop();
         }
@@ -302,6 +331,9 @@ Deno.test({
             norm(ours).map((l, i) => `${s.commands[i - 1] ?? "greeting"} -> ${l}`),
             norm(theirs).map((l, i) => `${s.commands[i - 1] ?? "greeting"} -> ${l}`),
           );
+        });
+        await t.step(`${s.name}: same warn, info and reject_warning log lines`, () => {
+          assertEquals(whatsup(ourLog), whatsup(theirLog));
         });
       }
     } finally {
