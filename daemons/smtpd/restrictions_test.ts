@@ -182,6 +182,32 @@ Deno.test("restrictions: access tables", async (t) => {
     ]);
   });
 
+  await t.step("client addresses are looked up with their truncations, IPv6 at ':'", async () => {
+    const ctx = ctxOf(
+      "smtpd_client_restrictions = check_client_access inline:{ {2001:db8=REJECT v6 net}, " +
+        "{198.51=REJECT v4 net}, {.example.net=REJECT dot style} }\n",
+    );
+    const at = (name: string, addr: string) => ({ ...req("u@localhost"), client: { name, addr } });
+    assertEquals(
+      (await checkRecipient(ctx, at("unknown", "2001:db8::5")))?.text,
+      "<unknown[2001:db8::5]>: Client host rejected: v6 net",
+    );
+    assertEquals(
+      (await checkRecipient(ctx, at("unknown", "198.51.100.7")))?.text,
+      "<unknown[198.51.100.7]>: Client host rejected: v4 net",
+    );
+    // Parent domains in Postfix's default style (smtpd_access_maps is listed): no leading dot.
+    assertEquals(await checkRecipient(ctx, at("mx.example.net", "203.0.113.9")), null);
+    const dots = ctxOf(
+      "parent_domain_matches_subdomains =\nsmtpd_client_restrictions = " +
+        "check_client_access inline:{ {.example.net=REJECT dot style} }\n",
+    );
+    assertEquals(
+      (await checkRecipient(dots, at("mx.example.net", "203.0.113.9")))?.text,
+      "<mx.example.net[203.0.113.9]>: Client host rejected: dot style",
+    );
+  });
+
   await t.step("a missing table argument is a configuration error", async () => {
     const warnings: string[] = [];
     const ctx = ctxOf(
