@@ -43,8 +43,12 @@ function setup(ctx: ServiceContext): void {
   const warn = (m: string) => ctx.log.warn(m);
   // One resolver (and its tables) for the relay decision and the recipient tables.
   const addressResolver = Resolver.fromConfig(c, { warn, openMaps: ctx.maps });
-  restrictions = restrictionContext(c, warn, addressResolver);
+  restrictions = restrictionContext(c, warn, addressResolver, {
+    openMaps: ctx.maps,
+    info: (m) => ctx.log.info(m),
+  });
   listed = listedContext(c, addressResolver, restrictions.rewrite, ctx.maps);
+  restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));

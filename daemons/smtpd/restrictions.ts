@@ -15,7 +15,27 @@
  * AUTH yet), permit_auth_destination, reject_unauth_destination,
  * defer_unauth_destination, reject_invalid_helo_hostname,
  * reject_non_fqdn_helo_hostname, reject_non_fqdn_sender,
- * reject_non_fqdn_recipient. A restriction that needs what the stage does
+ * reject_non_fqdn_recipient, reject_unlisted_recipient and
+ * reject_unlisted_sender (recipients.ts, as the implicit
+ * smtpd_reject_unlisted_* checks), warn_if_reject, the names of
+ * smtpd_restriction_classes, and the access tables check_client_access
+ * (host name and its parents, then the address and its truncations
+ * 1.2.3.4, 1.2.3, 1.2, 1 or IPv6 at ":"), check_helo_access,
+ * check_sender_access (the null sender as smtpd_null_access_lookup_key)
+ * and check_recipient_access (Postfix's check_mail_access order on the
+ * resolved address: user+ext@domain, user@domain, domain and parents,
+ * user+ext@, user@). Access results are Postfix's check_table_result: OK,
+ * RELAY or a number permit; REJECT, DEFER, NXX with optional enhanced code
+ * and text; DUNNO; DEFER_IF_REJECT (for its stage), DEFER_IF_PERMIT (at
+ * RCPT and DATA, carried from connect, HELO and MAIL with
+ * smtpd_delay_reject = no); WARN and INFO log; anything else is a list of
+ * restrictions or class names evaluated in place. A table that cannot
+ * answer gives Postfix's "451 4.3.5 <who>: ... rejected: Server
+ * configuration error". Not done: check_reverse_client_hostname_access and
+ * the other check_*_access kinds, and the actions that need cleanup (HOLD,
+ * DISCARD, REDIRECT, FILTER, PREPEND, BCC): each is a configuration error
+ * (451 4.3.5, logged by name). Keys with CR or LF are never looked up.
+ * A restriction that needs what the stage does
  * not have yet (a recipient at connect) is skipped, as Postfix does. Any
  * other restriction is a configuration error answered with 451 4.3.5 and
  * logged by name; so is a configuration where neither the relay nor the
@@ -34,9 +54,14 @@
  * and allow_untrusted_routing is off. A resolver that cannot answer gives
  * 451 4.3.0 Temporary lookup failure. Recipient checks are therefore async.
  *
- * Pure apart from the resolver's table lookups: parameters come in the context.
+ * Pure apart from table lookups (the resolver's and the access tables,
+ * opened once per process through the context's MapsOpener): parameters
+ * come in the context.
  */
 import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
+import { accessAddressFind, DictError, domainFind, Maps } from "../../lib/maps/mod.ts";
+import type { MapsOpener } from "../../lib/service/maps.ts";
+import { checkListed, type ListedContext } from "./recipients.ts";
 import {
   type Resolution,
   RESOLVE_CLASS_FINAL,
@@ -58,6 +83,8 @@ import {
   OPEN_RELAY_MESSAGE,
   parseIp,
   parseNetworkList,
+  restrictionItems,
+  TABLE_RESTRICTIONS,
 } from "../../lib/config/mod.ts";
 
 /** Everything restriction evaluation needs. */
@@ -96,7 +123,62 @@ export interface RestrictionContext {
     nonFqdn: number;
     invalidHostname: number;
   };
+  /** check_*_access, access table results and smtpd_restriction_classes. */
+  access: {
+    /** smtpd_restriction_classes: each class name and its restrictions. */
+    classes: Map<string, string[]>;
+    /** smtpd_access_maps is listed in parent_domain_matches_subdomains. */
+    parentMatches: boolean;
+    /** smtpd_null_access_lookup_key. */
+    nullKey: string;
+    /** recipient_delimiter. */
+    delimiters: string;
+    doubleBounceSender: string;
+    /** access_map_reject_code, access_map_defer_code. */
+    rejectCode: number;
+    deferCode: number;
+    /** The tables a check_*_access names, opened once per process (see tableOf). */
+    open: MapsOpener;
+    tables: Map<string, Promise<Maps>>;
+  };
+  /**
+   * reject_unlisted_recipient and reject_unlisted_sender (recipients.ts);
+   * without it those restrictions are a configuration error.
+   */
+  listed?: ListedContext;
   warn: (msg: string) => void;
+  /** WARN and INFO results of access tables; warn when not given. */
+  info?: (msg: string) => void;
+}
+
+/** What {@link restrictionContext} may be given besides the configuration. */
+export interface RestrictionOptions {
+  /** Opens access tables (smtpd's goes through proxymap when needed). */
+  openMaps?: MapsOpener;
+  /** For reject_unlisted_recipient and reject_unlisted_sender. */
+  listed?: ListedContext;
+  info?: (msg: string) => void;
+}
+
+/** A restriction list parameter: items split like Postfix (commas, spaces; braces kept). */
+function restrictionList(c: Config, name: string): string[] {
+  return restrictionItems(c.str(name));
+}
+
+/** smtpd_restriction_classes: each name and its list (a class without definition is left out, with a warning). */
+function restrictionClasses(c: Config, warn: (msg: string) => void): Map<string, string[]> {
+  const classes = new Map<string, string[]>();
+  for (const name of c.list("smtpd_restriction_classes")) {
+    let list: string[] = [];
+    try {
+      list = c.raw(name) === undefined ? [] : restrictionList(c, name);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+    }
+    if (list.length === 0) warn(`restriction class \`${name}' needs a definition`);
+    else classes.set(name, list);
+  }
+  return classes;
 }
 
 /**
@@ -108,15 +190,16 @@ export function restrictionContext(
   c: Config,
   warn: (msg: string) => void,
   resolver?: Resolver,
+  opts: RestrictionOptions = {},
 ): RestrictionContext {
   const origin = originOrNull(c, warn);
   return {
-    client: c.list("smtpd_client_restrictions"),
-    helo: c.list("smtpd_helo_restrictions"),
-    sender: c.list("smtpd_sender_restrictions"),
-    relay: c.list("smtpd_relay_restrictions"),
-    recipient: c.list("smtpd_recipient_restrictions"),
-    data: c.list("smtpd_data_restrictions"),
+    client: restrictionList(c, "smtpd_client_restrictions"),
+    helo: restrictionList(c, "smtpd_helo_restrictions"),
+    sender: restrictionList(c, "smtpd_sender_restrictions"),
+    relay: restrictionList(c, "smtpd_relay_restrictions"),
+    recipient: restrictionList(c, "smtpd_recipient_restrictions"),
+    data: restrictionList(c, "smtpd_data_restrictions"),
     delayReject: c.bool("smtpd_delay_reject"),
     relayFirst: c.bool("smtpd_relay_before_recipient_restrictions"),
     mynetworks: parseNetworkList("mynetworks", c.list("mynetworks")),
@@ -138,7 +221,20 @@ export function restrictionContext(
       nonFqdn: c.int("non_fqdn_reject_code"),
       invalidHostname: c.int("invalid_hostname_reject_code"),
     },
+    access: {
+      classes: restrictionClasses(c, warn),
+      parentMatches: c.list("parent_domain_matches_subdomains").includes("smtpd_access_maps"),
+      nullKey: c.str("smtpd_null_access_lookup_key"),
+      delimiters: c.str("recipient_delimiter"),
+      doubleBounceSender: c.str("double_bounce_sender"),
+      rejectCode: c.int("access_map_reject_code"),
+      deferCode: c.int("access_map_defer_code"),
+      open: opts.openMaps ?? ((title, value) => Maps.open(title, value, { warn })),
+      tables: new Map(),
+    },
+    listed: opts.listed,
     warn,
+    info: opts.info,
   };
 }
 
@@ -171,6 +267,25 @@ export interface CheckRequest {
   sender: string | null;
   /** The recipient being checked (at DATA: the only recipient, if just one). */
   recipient?: string;
+  /**
+   * The session's DEFER_IF_PERMIT results of the checks at connect, HELO
+   * and MAIL (smtpd_delay_reject = no), carried to RCPT as Postfix does;
+   * without it they are not carried.
+   */
+  deferIfPermit?: DeferIfPermitCarry;
+  /**
+   * Logs a WARN, INFO or reject_warning as Postfix's log_whatsup does
+   * (`NOQUEUE: warn: RCPT from client: text; from=<..> ...`); without it
+   * they go to the context's info or warn.
+   */
+  log?: (action: string, text: string) => void;
+}
+
+/** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
+export interface DeferIfPermitCarry {
+  client?: Verdict;
+  helo?: Verdict;
+  sender?: Verdict;
 }
 
 type Stage = "client" | "helo" | "sender" | "recipient" | "data";
@@ -302,145 +417,531 @@ function fqdnAddress(address: string): boolean {
   return name !== "" && validHostname(name) && name.includes(".");
 }
 
-/** The relay decisions, which need the resolver (and so are made before a list is run). */
-const AUTH_DESTINATION = new Set([
-  "permit_auth_destination",
-  "reject_unauth_destination",
-  "defer_unauth_destination",
-]);
+/** How deep access table results and classes may nest (Postfix's recursion limit). */
+const MAX_RECURSION = 100;
+
+/** What one check (connect, HELO, MAIL, RCPT or DATA) carries from list to list. */
+interface CheckState {
+  /** permit_auth_destination's answer for the request's recipient, found at first need. */
+  auth?: "ok" | "dunno" | Verdict;
+  /** DEFER_IF_REJECT: a later 5xx rejection becomes this reply. */
+  deferIfReject?: Verdict;
+  /** DEFER_IF_PERMIT: accepting at the end becomes this reply. */
+  deferIfPermit?: Verdict;
+  depth: number;
+}
+
+/** One list's outcome: a permit ends the list, a Verdict the check, null goes on. */
+type Outcome = Verdict | "permit" | null;
 
 /**
- * Evaluates one list; "permit", a Verdict, or null when nothing decided.
- * `auth` is permit_auth_destination's answer for the request's recipient.
+ * A rejection as Postfix's smtpd_check_reject: with DEFER_IF_REJECT in
+ * effect, a 5xx reply becomes the deferral.
  */
-function evaluate(
+function reject(state: CheckState, v: Verdict): Verdict {
+  return v.code >= 500 && state.deferIfReject ? state.deferIfReject : v;
+}
+
+/**
+ * Postfix's smtpd_dsn_fix: an address status (X.1.Y) in a reply about a
+ * sender or recipient is made to fit that role.
+ */
+function dsnFix(dsn: string, stage: Stage): string {
+  if (!/^[45]\.1\.\d+$/.test(dsn)) return dsn;
+  const detail = dsn.split(".")[2];
+  const sender: Record<string, string> = { "2": "1.8", "3": "1.7", "7": "1.7", "8": "1.8" };
+  const rcpt: Record<string, string> = {
+    "1": "1.1",
+    "2": "1.2",
+    "3": "1.3",
+    "4": "1.4",
+    "5": "1.5",
+    "6": "1.6",
+    "7": "1.3",
+    "8": "1.2",
+  };
+  if (stage === "sender") return `${dsn[0]}.${sender[detail] ?? "1.0"}`;
+  if (stage === "recipient") return `${dsn[0]}.${rcpt[detail] ?? "1.0"}`;
+  return `${dsn[0]}.1.0`;
+}
+
+/** Postfix's dsn_split: an enhanced status code leading the text, or the default. */
+function dsnSplit(defaultDsn: string, text: string): { dsn: string; text: string } {
+  const m = /^([245]\.\d{1,3}\.\d{1,3})(?:[ \t]+|$)/.exec(text);
+  return m ? { dsn: m[1], text: text.slice(m[0].length) } : { dsn: defaultDsn, text };
+}
+
+/** Access table actions that need cleanup (the queue file): not supported yet. */
+const CLEANUP_ACTIONS = new Set(["HOLD", "DISCARD", "REDIRECT", "FILTER", "PREPEND", "BCC"]);
+
+/** A table's value for a lookup key: CR and LF never reach a table (such keys find nothing). */
+async function find<T>(key: string, lookup: () => Promise<T | undefined>): Promise<T | undefined> {
+  return /[\r\n]/.test(key) ? undefined : await lookup();
+}
+
+/**
+ * The tables of one check_*_access argument, opened at first use and kept
+ * for the process; a table that failed to open is tried again next time.
+ */
+function tableOf(ctx: RestrictionContext, check: string, spec: string): Promise<Maps> {
+  const key = spec;
+  let m = ctx.access.tables.get(key);
+  if (!m) {
+    m = ctx.access.open(check, spec);
+    m.catch(() => ctx.access.tables.delete(key));
+    ctx.access.tables.set(key, m);
+  }
+  return m;
+}
+
+/**
+ * Postfix's check_table_result: what an access table's value means. DUNNO
+ * and the logging actions give null; OK, RELAY and numbers permit; REJECT,
+ * DEFER and NXX reply; anything else is a list of restrictions evaluated in
+ * place.
+ */
+async function tableResult(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  stage: Stage,
+  state: CheckState,
+  table: string,
+  value: string,
+): Promise<Outcome> {
+  const { name, what } = subject(stage, req);
+  const m = /^(\S*)[ \t]*(.*)$/s.exec(value.replace(/^[ \t]+/, ""))!;
+  const cmd = m[1].toUpperCase();
+  const text = m[2].replace(/^\s+/, "");
+  const reply = (code: number, defaultDsn: string, fallback: string) => {
+    const d = dsnSplit(defaultDsn, text);
+    return verdict(
+      code,
+      dsnFix(d.dsn, stage),
+      `<${name}>: ${what} rejected: ${d.text || fallback}`,
+    );
+  };
+  switch (cmd) {
+    case "DUNNO":
+      return null;
+    case "REJECT":
+      return reject(state, reply(ctx.access.rejectCode, "5.7.1", "Access denied"));
+    case "DEFER":
+      return reject(state, reply(ctx.access.deferCode, "4.7.1", "Access denied"));
+    case "INFO":
+    case "WARN":
+      if (req.log) req.log(cmd.toLowerCase(), text);
+      else (ctx.info ?? ctx.warn)(`${cmd.toLowerCase()}: <${name}>: ${what} ${text}`.trimEnd());
+      return null;
+    case "DEFER_IF_PERMIT":
+      state.deferIfPermit ??= reply(ctx.access.deferCode, "4.7.1", "Service unavailable");
+      return null;
+    case "DEFER_IF_REJECT":
+      state.deferIfReject ??= reply(ctx.access.deferCode, "4.7.1", "Service unavailable");
+      return null;
+    case "OK":
+    case "RELAY":
+      return "permit";
+  }
+  if (CLEANUP_ACTIONS.has(cmd) || cmd === "HANGUP") {
+    ctx.warn(`access table ${table}: action ${cmd} is not supported by Postwarden`);
+    return CONFIG_ERROR;
+  }
+  if (/^\d+$/.test(value.trim())) return "permit";
+  if (/^[45]\d\d$/.test(m[1]) && text !== "") {
+    const code = Number(m[1]);
+    return reject(state, reply(code, `${m[1][0]}.7.1`, "Access denied"));
+  }
+  if (value.includes(":")) {
+    ctx.warn(`access table ${table} has entry with lookup table: ${value}`);
+    ctx.warn("do not specify lookup tables inside SMTPD access maps");
+    ctx.warn("define a restriction class and specify its name instead.");
+    return CONFIG_ERROR;
+  }
+  if (state.depth > MAX_RECURSION) {
+    ctx.warn(`access table ${table} entry ${value} causes unreasonable recursion`);
+    return CONFIG_ERROR;
+  }
+  const list = value.split(/[\s,]+/).filter((r) => r !== "");
+  if (list.length === 0) {
+    ctx.warn(`access table ${table} entry ${value} has empty value`);
+    return "permit";
+  }
+  state.depth++;
+  try {
+    return await evaluate(list, stage, ctx, req, state);
+  } finally {
+    state.depth--;
+  }
+}
+
+/**
+ * One check_*_access: the keys in Postfix's order for what it checks, the
+ * first key found decides (DUNNO included: the next restriction follows).
+ */
+async function checkAccess(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  state: CheckState,
+  check: string,
+  table: string,
+): Promise<Outcome> {
+  // Each check speaks of its own subject, whatever list names it (Postfix).
+  const stage = CHECK_STAGE[check];
+  let maps: Maps;
+  try {
+    maps = await tableOf(ctx, check, table);
+  } catch (e) {
+    if (!(e instanceof DictError)) throw e;
+    ctx.warn(`${check} ${table}: ${e.message}`);
+    return await tableResult(ctx, req, stage, state, table, "451 4.3.5 Server configuration error");
+  }
+  // The name as given (fixed-string tables fold case themselves); a numerical
+  // name has no parent domains (Postfix's check_domain_access).
+  const domainKeys = (domain: string) =>
+    find(domain, async () => {
+      const numerical = !/^\[|^ipv6:/i.test(domain) && parseIp(domain) !== null;
+      if (!numerical) {
+        return await domainFind(maps, domain, { parentMatches: ctx.access.parentMatches });
+      }
+      const value = await maps.find(domain);
+      return value === undefined ? undefined : { value };
+    });
+  let found: { value: string } | undefined;
+  try {
+    switch (check) {
+      case "check_client_access": {
+        found = await domainKeys(req.client.name);
+        if (!found) found = await addressKeys(maps, req.client.addr);
+        break;
+      }
+      case "check_helo_access":
+        if (req.helo === "") return null;
+        found = await domainKeys(req.helo);
+        break;
+      case "check_sender_access":
+      case "check_recipient_access": {
+        const address = check === "check_sender_access" ? req.sender : req.recipient;
+        if (address === null || address === undefined) return null;
+        if (address === "" && check === "check_sender_access") {
+          const key = ctx.access.nullKey;
+          const value = await find(key, () => maps.find(key));
+          found = value === undefined ? undefined : { value };
+          break;
+        }
+        if (/[\r\n]/.test(address)) return null; // never a lookup key, not even the resolver's
+        let resolved: Resolution;
+        try {
+          resolved = await resolveFor(ctx, req.sender ?? "", address);
+        } catch (e) {
+          if (!(e instanceof ResolveError)) throw e;
+          ctx.warn(e.message);
+          return verdict(451, "4.3.0", `<${address}>: Temporary lookup failure`);
+        }
+        const rcpt = resolved.recipient;
+        if (!rcpt.includes("@")) {
+          ctx.warn(`check_mail_access: no @domain in address: ${rcpt}`);
+          return null;
+        }
+        found = await find(rcpt, () =>
+          accessAddressFind(maps, rcpt, {
+            delimiters: ctx.access.delimiters,
+            doubleBounceSender: ctx.access.doubleBounceSender,
+            parentMatches: ctx.access.parentMatches,
+          }));
+        if (!found) return null;
+        const outcome = await tableResult(ctx, req, stage, state, table, found.value);
+        // A source-routed recipient is too suspicious for OK (Postfix).
+        const suspicious = check === "check_recipient_access" && !ctx.allowUntrustedRouting &&
+          (resolved.flags & RESOLVE_FLAG_ROUTED) !== 0;
+        return outcome === "permit" && suspicious ? null : outcome;
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof DictError)) throw e;
+    ctx.warn(`${e.message}`);
+    return await tableResult(ctx, req, stage, state, table, "451 4.3.5 Server configuration error");
+  }
+  return found ? await tableResult(ctx, req, stage, state, table, found.value) : null;
+}
+
+/**
+ * Postfix's check_addr_access: the address, then shorter and shorter
+ * prefixes ending at a "." (IPv4) or ":" (IPv6); only the full address goes
+ * to pattern tables (cidr).
+ */
+async function addressKeys(maps: Maps, addr: string): Promise<{ value: string } | undefined> {
+  let key = addr.toLowerCase();
+  if (key.startsWith("::ffff:") && key.includes(".")) key = key.slice(7);
+  const delim = key.includes(":") ? ":" : ".";
+  let partial = false;
+  for (;;) {
+    const value = await find(key, () => maps.find(key, { partial }));
+    if (value !== undefined) return { value };
+    const cut = key.lastIndexOf(delim);
+    if (cut <= 0) return undefined;
+    key = key.slice(0, cut);
+    partial = true;
+  }
+}
+
+/** The subject of each check_*_access's replies. */
+const CHECK_STAGE: Record<string, Stage> = {
+  check_client_access: "client",
+  check_helo_access: "helo",
+  check_sender_access: "sender",
+  check_recipient_access: "recipient",
+};
+
+/** Restrictions followed by a table argument. */
+function takesTable(r: string): boolean {
+  return TABLE_RESTRICTIONS.has(r);
+}
+
+/**
+ * Evaluates one list (Postfix's generic_checks); "permit", a Verdict, or
+ * null when nothing decided. `shared` is the check's state, which access
+ * table results (DEFER_IF_*) update.
+ */
+async function evaluate(
   list: string[],
   stage: Stage,
   ctx: RestrictionContext,
   req: CheckRequest,
-  auth?: "ok" | "dunno" | Verdict,
-): Verdict | "permit" | null {
+  shared: CheckState,
+): Promise<Outcome> {
   const { name, what } = subject(stage, req);
-  for (const raw of list) {
+  let warnIfReject = false;
+  for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
     const r = raw.toLowerCase();
-    switch (r) {
-      case "permit":
-        return "permit";
-      case "reject":
-        return verdict(ctx.codes.reject, "5.7.1", `<${name}>: ${what} rejected: Access denied`);
-      case "defer":
-        return verdict(ctx.codes.defer, "4.3.2", `<${name}>: ${what} rejected: Try again later`);
-      case "permit_mynetworks": {
-        const m = matchNetworkList(ctx.mynetworks, req.client);
-        if (m === "error") return verdict(451, "4.3.0", `<${name}>: Temporary lookup failure`);
-        if (m) return "permit";
-        break;
+    let outcome: Outcome = null;
+    if (r === "warn_if_reject") {
+      warnIfReject = true;
+      continue;
+    }
+    if (takesTable(r)) {
+      const table = list[i + 1];
+      if (table === undefined) {
+        ctx.warn(`restriction ${raw} requires a table argument`);
+        return CONFIG_ERROR;
       }
-      case "permit_sasl_authenticated":
-        break;
-      case "permit_auth_destination":
-      case "reject_unauth_destination":
-      case "defer_unauth_destination": {
-        if (req.recipient === undefined || auth === undefined) break;
-        if (typeof auth === "object") return auth;
-        const ok = auth === "ok";
-        if (ok && r === "permit_auth_destination") return "permit";
-        if (ok || r === "permit_auth_destination") break;
-        const code = r === "reject_unauth_destination" ? ctx.codes.relay : 454;
-        return verdict(code, "4.7.1", `<${req.recipient}>: Relay access denied`);
+      i++;
+      const applies = r === "check_client_access" || r === "check_helo_access" ||
+        (r === "check_sender_access" && req.sender !== null) ||
+        (r === "check_recipient_access" && req.recipient !== undefined);
+      if (applies) outcome = await checkAccess(ctx, req, shared, r, table);
+    } else if (ctx.access.classes.has(raw) && !IMPLEMENTED_RESTRICTIONS.has(r)) {
+      // A class named like a restriction is shadowed by it, as in Postfix.
+      if (shared.depth > MAX_RECURSION) {
+        ctx.warn(`restriction class ${raw} causes unreasonable recursion`);
+        return CONFIG_ERROR;
       }
-      case "reject_invalid_helo_hostname":
-      case "reject_non_fqdn_helo_hostname": {
-        if (req.helo === "") break;
-        if (req.helo.startsWith("[")) {
-          if (validAddressLiteral(req.helo)) break;
-          return verdict(
+      shared.depth++;
+      try {
+        outcome = await evaluate(ctx.access.classes.get(raw)!, stage, ctx, req, shared);
+      } finally {
+        shared.depth--;
+      }
+    } else {
+      outcome = await builtin(r, raw, ctx, req, shared, name, what);
+    }
+    if (
+      outcome !== null && typeof outcome === "object" && warnIfReject && outcome !== CONFIG_ERROR
+    ) {
+      const text = `${outcome.code} ${outcome.dsn} ${outcome.text}`;
+      if (req.log) req.log("reject_warning", text);
+      else ctx.warn(`reject_warning: ${text}`);
+      outcome = null;
+    }
+    warnIfReject = false;
+    if (outcome !== null) return outcome;
+    // Nothing can change the outcome any more (Postfix stops here too).
+    if (shared.deferIfPermit && shared.deferIfReject) break;
+  }
+  return null;
+}
+
+/** The restrictions that take no argument. */
+async function builtin(
+  r: string,
+  raw: string,
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  state: CheckState,
+  name: string,
+  what: string,
+): Promise<Outcome> {
+  switch (r) {
+    case "permit":
+      return "permit";
+    case "reject":
+      return reject(
+        state,
+        verdict(ctx.codes.reject, "5.7.1", `<${name}>: ${what} rejected: Access denied`),
+      );
+    case "defer":
+      return verdict(ctx.codes.defer, "4.3.2", `<${name}>: ${what} rejected: Try again later`);
+    case "permit_mynetworks": {
+      const m = matchNetworkList(ctx.mynetworks, req.client);
+      if (m === "error") return verdict(451, "4.3.0", `<${name}>: Temporary lookup failure`);
+      return m ? "permit" : null;
+    }
+    case "permit_sasl_authenticated":
+      return null;
+    case "permit_auth_destination":
+    case "reject_unauth_destination":
+    case "defer_unauth_destination": {
+      if (req.recipient === undefined) return null;
+      const auth = state.auth ??= await authDestination(ctx, req, req.recipient);
+      if (typeof auth === "object") return auth;
+      const ok = auth === "ok";
+      if (ok && r === "permit_auth_destination") return "permit";
+      if (ok || r === "permit_auth_destination") return null;
+      const code = r === "reject_unauth_destination" ? ctx.codes.relay : 454;
+      return reject(state, verdict(code, "4.7.1", `<${req.recipient}>: Relay access denied`));
+    }
+    case "reject_invalid_helo_hostname":
+    case "reject_non_fqdn_helo_hostname": {
+      if (req.helo === "") return null;
+      if (req.helo.startsWith("[")) {
+        if (validAddressLiteral(req.helo)) return null;
+        return reject(
+          state,
+          verdict(
             ctx.codes.invalidHostname,
             "5.5.2",
             `<${req.helo}>: Helo command rejected: Invalid ip address`,
-          );
-        }
-        const host = truncateDot(req.helo);
-        if (r === "reject_invalid_helo_hostname") {
-          if (validHostname(host) || parseIp(host)?.length === 4) break;
-          return verdict(
+          ),
+        );
+      }
+      const host = truncateDot(req.helo);
+      if (r === "reject_invalid_helo_hostname") {
+        if (validHostname(host) || parseIp(host)?.length === 4) return null;
+        return reject(
+          state,
+          verdict(
             ctx.codes.invalidHostname,
             "5.5.2",
             `<${req.helo}>: Helo command rejected: Invalid name`,
-          );
-        }
-        if (validHostname(host) && host.includes(".")) break;
-        return verdict(
+          ),
+        );
+      }
+      if (validHostname(host) && host.includes(".")) return null;
+      return reject(
+        state,
+        verdict(
           ctx.codes.nonFqdn,
           "5.5.2",
           `<${req.helo}>: Helo command rejected: need fully-qualified hostname`,
-        );
+        ),
+      );
+    }
+    case "reject_non_fqdn_sender":
+    case "reject_non_fqdn_recipient": {
+      const sender = r === "reject_non_fqdn_sender";
+      const address = sender ? req.sender : req.recipient;
+      if (address === undefined || address === null || address === "" || fqdnAddress(address)) {
+        return null;
       }
-      case "reject_non_fqdn_sender":
-      case "reject_non_fqdn_recipient": {
-        const sender = r === "reject_non_fqdn_sender";
-        const address = sender ? req.sender : req.recipient;
-        if (address === undefined || address === null || address === "" || fqdnAddress(address)) {
-          break;
-        }
-        return verdict(
+      return reject(
+        state,
+        verdict(
           ctx.codes.nonFqdn,
           "5.5.2",
           `<${quoteAddress(address)}>: ${
             sender ? "Sender" : "Recipient"
           } address rejected: need fully-qualified address`,
-        );
-      }
-      default:
-        if (IMPLEMENTED_RESTRICTIONS.has(r)) throw new Error(`restriction ${r} not wired`);
-        ctx.warn(`restriction "${raw}" is not supported by Postwarden`);
-        return CONFIG_ERROR;
+        ),
+      );
     }
+    case "reject_unlisted_recipient":
+    case "reject_unlisted_sender": {
+      const sender = r === "reject_unlisted_sender";
+      const address = sender ? req.sender : req.recipient;
+      if (address === undefined || address === null) return null;
+      if (!ctx.listed) {
+        ctx.warn(`restriction ${raw} is not available in this process`);
+        return CONFIG_ERROR;
+      }
+      const v = await checkListed(
+        ctx.listed,
+        address,
+        sender ? "sender" : "recipient",
+        sender ? address : req.sender ?? "",
+      );
+      return v === null ? null : reject(state, v);
+    }
+    default:
+      if (IMPLEMENTED_RESTRICTIONS.has(r)) throw new Error(`restriction ${r} not wired`);
+      ctx.warn(`restriction "${raw}" is not supported by Postwarden`);
+      return CONFIG_ERROR;
   }
-  return null;
 }
 
-/** Runs lists in order; the first rejection wins, a permit ends only its own list. */
-function run(
+/**
+ * Runs lists in order; the first rejection wins, a permit ends only its
+ * own list. DEFER_IF_REJECT lasts for its stage (the relay and recipient
+ * lists are one); DEFER_IF_PERMIT lasts for the whole check, starting from
+ * `carried` (an earlier stage's), and, when `final` (RCPT and DATA, as
+ * Postfix), turns acceptance into its deferral; `keep` receives it at the
+ * end.
+ */
+async function run(
   ctx: RestrictionContext,
   req: CheckRequest,
   lists: [string[], Stage][],
-  auth?: "ok" | "dunno" | Verdict,
-): Verdict | null {
+  final: boolean,
+  carried?: Verdict,
+  keep?: (v: Verdict | undefined) => void,
+): Promise<Verdict | null> {
+  const state: CheckState = { depth: 0, deferIfPermit: carried };
+  try {
+    return await runLists(ctx, req, lists, final, state);
+  } finally {
+    keep?.(state.deferIfPermit);
+  }
+}
+
+async function runLists(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  lists: [string[], Stage][],
+  final: boolean,
+  state: CheckState,
+): Promise<Verdict | null> {
+  let previous: Stage | null = null;
   for (const [list, stage] of lists) {
-    const v = evaluate(list, stage, ctx, req, auth);
+    if (stage !== previous) state.deferIfReject = undefined;
+    previous = stage;
+    const v = await evaluate(list, stage, ctx, req, state);
     if (v !== null && v !== "permit") return v;
   }
-  return null;
-}
-
-/** Runs lists that may hold a relay decision: the recipient is resolved first, once. */
-async function runWithRecipient(
-  ctx: RestrictionContext,
-  req: CheckRequest,
-  lists: [string[], Stage][],
-): Promise<Verdict | null> {
-  const needed = req.recipient !== undefined &&
-    lists.some(([list]) => list.some((r) => AUTH_DESTINATION.has(r.toLowerCase())));
-  const auth = needed ? await authDestination(ctx, req, req.recipient!) : undefined;
-  return run(ctx, req, lists, auth);
+  return final ? state.deferIfPermit ?? null : null;
 }
 
 /** smtpd_client_restrictions at connect (only with smtpd_delay_reject = no). */
-export function checkConnect(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
-  return run(ctx, req, [[ctx.client, "client"]]);
+export function checkConnect(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
+  const carry = req.deferIfPermit;
+  return run(ctx, req, [[ctx.client, "client"]], false, undefined, (v) => {
+    if (carry) carry.client = v;
+  });
 }
 
 /** smtpd_helo_restrictions at HELO/EHLO (only with smtpd_delay_reject = no). */
-export function checkHelo(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
-  return run(ctx, req, [[ctx.helo, "helo"]]);
+export function checkHelo(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
+  const carry = req.deferIfPermit;
+  return run(ctx, req, [[ctx.helo, "helo"]], false, carry?.client, (v) => {
+    if (carry) carry.helo = v;
+  });
 }
 
 /** smtpd_sender_restrictions at MAIL (only with smtpd_delay_reject = no). */
-export function checkSender(ctx: RestrictionContext, req: CheckRequest): Verdict | null {
-  return run(ctx, req, [[ctx.sender, "sender"]]);
+export function checkSender(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
+  const carry = req.deferIfPermit;
+  return run(ctx, req, [[ctx.sender, "sender"]], false, carry?.client ?? carry?.helo, (v) => {
+    if (carry) carry.sender = v;
+  });
 }
-
 /**
  * At RCPT: with smtpd_delay_reject, the client, helo (when HELO was given)
  * and sender lists first; then the relay and recipient lists. Null means
@@ -464,7 +965,9 @@ export async function checkRecipient(
   const relay: [string[], Stage] = [ctx.relay, "recipient"];
   const rcpt: [string[], Stage] = [ctx.recipient, "recipient"];
   lists.push(...(ctx.relayFirst ? [relay, rcpt] : [rcpt, relay]));
-  return await runWithRecipient(ctx, req, lists);
+  // Without smtpd_delay_reject, MAIL's DEFER_IF_PERMIT (with connect's and HELO's) carries over.
+  const carried = ctx.delayReject ? undefined : req.deferIfPermit?.sender;
+  return await run(ctx, req, lists, true, carried);
 }
 
 /** smtpd_data_restrictions at DATA (the recipient is set when there is only one). */
@@ -472,5 +975,5 @@ export async function checkData(
   ctx: RestrictionContext,
   req: CheckRequest,
 ): Promise<Verdict | null> {
-  return await runWithRecipient(ctx, req, [[ctx.data, "data"]]);
+  return await run(ctx, req, [[ctx.data, "data"]], true);
 }

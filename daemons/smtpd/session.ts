@@ -48,6 +48,7 @@ import {
   checkRecipient,
   type CheckRequest,
   checkSender,
+  type DeferIfPermitCarry,
   type RestrictionContext,
   type Verdict,
 } from "./restrictions.ts";
@@ -128,6 +129,8 @@ class Session {
   accessDenied = false;
   /** A write timed out: nothing more can be sent. */
   writeStuck = false;
+  /** DEFER_IF_PERMIT results of the early checks (smtpd_delay_reject = no), for RCPT. */
+  readonly deferIfPermit: DeferIfPermitCarry = {};
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -194,7 +197,25 @@ class Session {
   /** What restriction checks know about the session now. */
   request(recipient?: string): CheckRequest {
     const { name, addr } = this.d.client;
-    return { client: { name, addr }, helo: this.helo, sender: this.sender, recipient };
+    return {
+      client: { name, addr },
+      helo: this.helo,
+      sender: this.sender,
+      recipient,
+      deferIfPermit: this.deferIfPermit,
+      log: (action, text) => {
+        const parts = [
+          this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
+          recipient !== undefined ? `to=<${quoteAddress(recipient)}>` : "",
+          `proto=${this.protocol}`,
+          this.helo ? `helo=<${this.helo}>` : "",
+        ].filter((p) => p !== "");
+        this.log.info(
+          `${this.cleanup?.queueId ?? "NOQUEUE"}: ${action}: ${this.lastCommand} from ` +
+            `${this.client}: ${text}; ${parts.join(" ")}`,
+        );
+      },
+    };
   }
 
   /**
@@ -237,7 +258,7 @@ class Session {
     try {
       const denied = this.d.restrictions.delayReject
         ? null
-        : checkConnect(this.d.restrictions, this.request());
+        : await checkConnect(this.d.restrictions, this.request());
       if (denied) {
         this.accessDenied = true;
         this.refuse("CONNECT", denied);
@@ -332,7 +353,7 @@ class Session {
     switch (verb) {
       case "EHLO":
       case "HELO":
-        ok = this.doHelo(verb, arg);
+        ok = await this.doHelo(verb, arg);
         break;
       case "MAIL":
         ok = await this.doMail(arg);
@@ -388,14 +409,14 @@ class Session {
     return false;
   }
 
-  doHelo(verb: string, arg: string): boolean {
+  async doHelo(verb: string, arg: string): Promise<boolean> {
     const host = arg.trim().split(/\s+/)[0] ?? "";
     if (!host) {
       this.out.push(`501 Syntax: ${verb} hostname\r\n`); // no enhanced code, as Postfix
       return false;
     }
     if (!this.d.restrictions.delayReject) {
-      const v = checkHelo(this.d.restrictions, { ...this.request(), helo: host });
+      const v = await checkHelo(this.d.restrictions, { ...this.request(), helo: host });
       if (v) {
         this.refuse(verb, v, { helo: host });
         return false;
@@ -491,8 +512,9 @@ class Session {
       }
     }
     if (!this.d.restrictions.delayReject) {
-      const v = checkSender(this.d.restrictions, { ...this.request(), sender: path.address }) ??
-        await this.unlistedSender(path.address);
+      const v =
+        await checkSender(this.d.restrictions, { ...this.request(), sender: path.address }) ??
+          await this.unlistedSender(path.address);
       if (v) {
         this.refuse("MAIL", v, { from: path.address });
         return false;

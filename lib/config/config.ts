@@ -157,9 +157,12 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
   for (const spec of PARAMS.values()) {
     referencedNames(spec.default).forEach((n) => referenced.add(n));
   }
+  // smtpd_restriction_classes names parameters of the administrator's own.
+  const classes = new Set((settings.get("smtpd_restriction_classes") ?? "").split(/[\s,]+/));
   for (const [name, value] of settings) {
     // Postfix names and per-transport settings are support.ts's to report.
     if (PARAMS.has(name) || KNOWN_POSTFIX.has(name) || isPerTransport(name)) continue;
+    if (classes.has(name)) continue;
     if (!referenced.has(name)) warnings.push(`main.cf: unused parameter: ${name}=${value}`);
   }
 

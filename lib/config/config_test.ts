@@ -200,6 +200,12 @@ Deno.test("Config warnings", async (t) => {
       'without STARTTLS, "may" (opportunistic) is what a client gets anyway',
     ]);
   });
+  await t.step("restriction classes are used parameters", () => {
+    const c = cfg(
+      BASE + "smtpd_restriction_classes = strict\nstrict = reject\nloose = permit\n",
+    );
+    assertEquals(c.warnings, ["main.cf: unused parameter: loose=permit"]);
+  });
   await t.step("a Postfix parameter set to Postfix's default is not reported", () => {
     assertEquals(
       cfg(BASE + "smtpd_tls_security_level =\nbiff = yes\nheader_checks =\n").warnings,

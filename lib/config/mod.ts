@@ -45,5 +45,7 @@ export {
   IMPLEMENTED_RESTRICTIONS,
   OPEN_RELAY_MESSAGE,
   RESTRICTION_LISTS,
+  restrictionItems,
+  TABLE_RESTRICTIONS,
   unsupportedRestrictions,
 } from "./restrictions.ts";

@@ -6,8 +6,8 @@
  * matches the client's verified name: `example.com` also matches its
  * subdomains, because Postfix's parent_domain_matches_subdomains default
  * includes mynetworks; in that style Postfix's `.example.com` form matches
- * nothing, and so it does here (parent_domain_matches_subdomains itself is
- * not implemented: setting it is refused, see support.ts).
+ * nothing, and so it does here (whatever parent_domain_matches_subdomains
+ * says: its other uses are honoured, this one is not).
  *
  * Not supported, and reported so (Postwarden has no lookup tables yet):
  * `/file/name` and `type:table` items; an IPv6 address without brackets is a

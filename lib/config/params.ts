@@ -542,6 +542,44 @@ const ROWS: ParamSpec[] = [
 
   // SMTP server
   {
+    name: "smtpd_restriction_classes",
+    type: "list",
+    default: "",
+    doc: "Names of parameters that each hold a list of restrictions, usable as one restriction.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_null_access_lookup_key",
+    type: "string",
+    default: "<>",
+    doc: "The key check_sender_access looks up for the null sender.",
+    support: "implemented",
+  },
+  {
+    name: "access_map_reject_code",
+    type: "int",
+    default: "554",
+    doc: "Reply code when an access table says REJECT.",
+    support: "implemented",
+  },
+  {
+    name: "access_map_defer_code",
+    type: "int",
+    default: "450",
+    doc: "Reply code when an access table says DEFER, DEFER_IF_REJECT or DEFER_IF_PERMIT.",
+    support: "implemented",
+  },
+  {
+    name: "parent_domain_matches_subdomains",
+    type: "list",
+    default:
+      "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps",
+    doc: 'Uses in which a domain also matches its subdomains (else only ".domain" entries do).',
+    support: "implemented",
+    note:
+      "honoured for smtpd_access_maps and the address resolver's domain lists and tables; host names in mynetworks always match subdomains",
+  },
+  {
     name: "smtpd_banner",
     type: "string",
     default: "$myhostname ESMTP $mail_name",

@@ -37,6 +37,7 @@ import {
   canRefuseRelay,
   OPEN_RELAY_MESSAGE,
   RESTRICTION_LISTS,
+  restrictionItems,
   unsupportedRestrictions,
 } from "./restrictions.ts";
 
@@ -234,8 +235,11 @@ function valueChecks(config: Config): ConfigProblem[] {
     }
   }
 
-  for (const list of RESTRICTION_LISTS) {
-    const names = quietly(() => unsupportedRestrictions([config.list(list)])) ?? [];
+  const classes = quietly(() => config.list("smtpd_restriction_classes")) ?? [];
+  for (const list of [...RESTRICTION_LISTS, ...classes]) {
+    const names = quietly(() =>
+      unsupportedRestrictions([restrictionItems(config.str(list))], classes)
+    ) ?? [];
     for (const r of names) {
       warn(
         [list],

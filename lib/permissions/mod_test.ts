@@ -163,6 +163,18 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
     const net = await daemonTableGrants("local", () => "tcp:127.0.0.1:9", c, { proxymap: false });
     assertStringIncludes(net.problems.join(), "looked up through proxymap");
   });
+  await t.step("smtpd: the tables of its restriction lists and classes", async () => {
+    const values: Record<string, string> = {
+      smtpd_client_restrictions: "check_client_access cidr:/etc/pw/clients.cidr, reject",
+      smtpd_restriction_classes: "strict",
+      strict: "check_sender_access texthash:/etc/pw/senders, permit_mynetworks",
+      other: "check_sender_access texthash:/etc/pw/not-a-class",
+    };
+    const c = { readTextFile: () => Promise.reject(new Error("not read")) };
+    const r = await daemonTableGrants("smtpd", (n) => values[n], c);
+    assertEquals(r.problems, []);
+    assertEquals(r.grants.read.sort(), ["/etc/pw/clients.cidr", "/etc/pw/senders"]);
+  });
   const values: Record<string, string> = {
     alias_maps: "unix:passwd.byname",
     local_recipient_maps: "proxy:unix:passwd.byname unix:passwd.byname",

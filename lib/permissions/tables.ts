@@ -21,7 +21,7 @@ import {
   splitMapList,
   tableGrants,
 } from "../maps/mod.ts";
-import type { Config, MasterService } from "../config/mod.ts";
+import { type Config, type MasterService, RESTRICTION_LISTS } from "../config/mod.ts";
 import { blockedAt, classBits } from "../privilege/mod.ts";
 
 /** The tables of the address resolver (lib/resolve), which smtpd, qmgr and local run. */
@@ -68,7 +68,8 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
 /** Lists that may mix names and tables, per daemon (the resolver's domain lists). */
 export const LIST_PARAMS: Readonly<Record<string, readonly string[]>> = {
   cleanup: ["masquerade_exceptions"],
-  smtpd: RESOLVER_LISTS,
+  // The restriction lists: their `type:table` items are check_*_access tables.
+  smtpd: [...RESOLVER_LISTS, ...RESTRICTION_LISTS],
   qmgr: RESOLVER_LISTS,
   local: RESOLVER_LISTS,
 };
@@ -113,17 +114,32 @@ export function viaProxymap(spec: string): boolean {
 /** Every table the daemons' parameters name, by parameter (all daemons, tables of lists too). */
 function namedTables(param: (name: string) => string | undefined): [string, string][] {
   const out: [string, string][] = [];
-  const names = new Set([...Object.values(TABLE_PARAMS), ...Object.values(LIST_PARAMS)].flat());
+  const classes = restrictionClasses(param);
+  const names = new Set(
+    [...Object.values(TABLE_PARAMS), ...Object.values(LIST_PARAMS), classes].flat(),
+  );
   for (const name of names) {
     const value = param(name);
     if (!value) continue;
-    const tables = LIST_PARAMS_ALL.has(name) ? listTables(value).tables : splitMapList(value);
+    const tables = LIST_PARAMS_ALL.has(name) || classes.includes(name)
+      ? listTables(value).tables
+      : splitMapList(value);
     for (const t of tables) out.push([name, t]);
   }
   return out;
 }
 
 const LIST_PARAMS_ALL = new Set(Object.values(LIST_PARAMS).flat());
+
+/**
+ * The parameters smtpd_restriction_classes names: restriction lists like
+ * smtpd_*_restrictions, whose `type:table` items smtpd opens too.
+ */
+function restrictionClasses(param: (name: string) => string | undefined): string[] {
+  return (param("smtpd_restriction_classes") ?? "").split(/[\s,]+/).filter((n) =>
+    /^[A-Za-z0-9_]+$/.test(n)
+  );
+}
 
 /**
  * The tables proxymap may open: those the configuration names with
@@ -205,14 +221,15 @@ export async function daemonTableGrants(
       }
     }
   };
+  const classes = command === "smtpd" || command === "proxymap" ? restrictionClasses(param) : [];
   const names = command === "proxymap"
     ? [...new Set([...Object.values(TABLE_PARAMS), ...Object.values(LIST_PARAMS)].flat())]
     : [...(TABLE_PARAMS[command] ?? []), ...(LIST_PARAMS[command] ?? [])];
-  for (const name of names) {
+  for (const name of [...names, ...classes]) {
     const value = param(name);
     if (!value) continue;
     try {
-      if (LIST_PARAMS_ALL.has(name)) {
+      if (LIST_PARAMS_ALL.has(name) || classes.includes(name)) {
         await add(name, listTables(value).tables);
       } else await add(name, splitMapList(value));
     } catch (e) {
