@@ -577,7 +577,7 @@ const ROWS: ParamSpec[] = [
     doc: 'Uses in which a domain also matches its subdomains (else only ".domain" entries do).',
     support: "implemented",
     note:
-      "honoured for smtpd_access_maps and the address resolver's domain lists and tables; host names in mynetworks always match subdomains",
+      "honoured for smtpd_access_maps and the address resolver's domain lists and tables; host names in mynetworks always match subdomains, so leaving mynetworks out stops the start when mynetworks names hosts",
   },
   {
     name: "smtpd_banner",

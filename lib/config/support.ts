@@ -187,7 +187,20 @@ function valueChecks(config: Config): ConfigProblem[] {
 
   const nets = quietly(() => config.list("mynetworks"));
   if (nets) {
-    for (const e of parseNetworkList("mynetworks", nets).errors) fatal(["mynetworks"], e);
+    const parsed = parseNetworkList("mynetworks", nets);
+    for (const e of parsed.errors) fatal(["mynetworks"], e);
+    // Host names in mynetworks always match their subdomains here; without
+    // "mynetworks" in parent_domain_matches_subdomains Postfix would trust
+    // fewer clients than Postwarden would.
+    const parents = quietly(() => config.list("parent_domain_matches_subdomains")) ?? [];
+    const names = parsed.items.filter((i) => i.kind === "name" && !i.negate);
+    if (names.length > 0 && !parents.map((p) => p.toLowerCase()).includes("mynetworks")) {
+      fatal(
+        ["mynetworks", "parent_domain_matches_subdomains"],
+        "mynetworks: host names match their subdomains in Postwarden; with mynetworks left out " +
+          "of parent_domain_matches_subdomains, use addresses in mynetworks instead",
+      );
+    }
   }
   if (!config.isSet("mynetworks")) {
     warn(

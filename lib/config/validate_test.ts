@@ -137,3 +137,13 @@ Deno.test("the parameter table declares each parameter once", async () => {
   assertEquals(names.filter((n, i) => names.indexOf(n) !== i), []);
   assertEquals(names.length, PARAMS.size);
 });
+
+Deno.test("mynetworks host names need mynetworks in parent_domain_matches_subdomains", () => {
+  const base = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8, trusted.example\n";
+  assertEquals(validateConfig(makeConfig("/etc/x", base)), []);
+  const bad = validateConfig(
+    makeConfig("/etc/x", base + "parent_domain_matches_subdomains = relay_domains\n"),
+  );
+  assertEquals(bad.length, 1, bad.join("\n"));
+  assertMatch(bad[0], /host names match their subdomains/);
+});
