@@ -80,13 +80,23 @@ export class ProxyClient {
   async #connect(): Promise<IpcConn> {
     if (this.#conn) return this.#conn;
     this.#connecting ??= (async () => {
+      // proxymap may be (re)starting (master starts every daemon at once):
+      // it gets CONNECT_RETRY_MS to come up before a lookup fails.
+      const deadline = Date.now() + CONNECT_RETRY_MS;
       try {
-        const conn = await ipcConnect(this.socket, { timeoutMs: this.timeoutMs });
-        this.#conn = conn;
-        this.#read(conn);
-        return conn;
-      } catch (e) {
-        throw new DictError(`proxymap: connect ${this.socket}: ${(e as Error).message}`);
+        for (let delay = 20;; delay = Math.min(delay * 2, 500)) {
+          try {
+            const conn = await ipcConnect(this.socket, { timeoutMs: this.timeoutMs });
+            this.#conn = conn;
+            this.#read(conn);
+            return conn;
+          } catch (e) {
+            if (Date.now() + delay > deadline) {
+              throw new DictError(`proxymap: connect ${this.socket}: ${(e as Error).message}`);
+            }
+            await new Promise((r) => setTimeout(r, delay));
+          }
+        }
       } finally {
         this.#connecting = null;
       }
@@ -120,6 +130,9 @@ export class ProxyClient {
     if (this.#conn) this.#fail(this.#conn, new Error("closed"));
   }
 }
+
+/** How long a lookup waits for proxymap's socket (as cleanup's clients wait for cleanup). */
+const CONNECT_RETRY_MS = 5000;
 
 /** Types whose tables match on patterns (they get full keys only). */
 const PATTERN_TYPES = new Set(["regexp", "pcre", "cidr", "fail"]);
