@@ -18,10 +18,9 @@ import { Maps, ProxyClient } from "../../lib/maps/mod.ts";
 import { ipcListen } from "../../lib/ipc/mod.ts";
 import { ProxyTables } from "../../daemons/proxymap/proxymap.ts";
 import { fakeService } from "../../tests/helpers/fake_service.ts";
+import { connectPgsql, TEST_DB } from "../../tests/helpers/sql_peers.ts";
 
-const DB = "postwarden_test";
-const USER = "postwarden_test";
-const PASSWORD = "postwarden-test-pw";
+const { name: DB, user: USER, password: PASSWORD } = TEST_DB;
 const TABLE = "pw_bench_virtual";
 const ROWS = 1000;
 /** Entries of the inline table (its text travels with each proxied request, as in Postfix). */
@@ -46,17 +45,8 @@ function parseArgs(argv: string[]): Options {
 
 /** Fills the pgsql table; a reason when PostgreSQL does not answer. */
 async function fillPgsql(): Promise<string | undefined> {
-  const postgres = (await import("postgres")).default;
-  const sql = postgres({
-    host: "127.0.0.1",
-    port: 5432,
-    database: DB,
-    username: USER,
-    password: PASSWORD,
-    onnotice: () => {},
-    connect_timeout: 5,
-    max: 1,
-  });
+  const sql = await connectPgsql();
+  if (typeof sql === "string") return sql;
   try {
     await sql.unsafe(
       `DROP TABLE IF EXISTS ${TABLE}; CREATE TABLE ${TABLE} (k TEXT PRIMARY KEY, v TEXT)`,

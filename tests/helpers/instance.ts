@@ -292,3 +292,50 @@ export async function maildirFiles(spool: string, user: string): Promise<string[
   }
   return out.sort();
 }
+
+/**
+ * One SMTP session for differential tests: the reply line (the last line of
+ * each reply) to the greeting and to each command, as sent.
+ */
+export async function smtpReplies(port: number, commands: string[]): Promise<string[]> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  let buf = "";
+  const reply = async (): Promise<string> => {
+    const chunk = new Uint8Array(4096);
+    for (;;) {
+      const m = /(?:^|\r\n)(\d{3}) ([^\r\n]*)\r\n$/.exec(buf);
+      if (m) {
+        buf = "";
+        return `${m[1]} ${m[2]}`;
+      }
+      const n = await conn.read(chunk);
+      if (n === null) throw new Error(`connection closed after ${JSON.stringify(buf)}`);
+      buf += dec.decode(chunk.subarray(0, n));
+    }
+  };
+  try {
+    const out = [await reply()];
+    for (const c of commands) {
+      await conn.write(enc.encode(c + "\r\n"));
+      out.push(await reply());
+    }
+    return out;
+  } finally {
+    conn.close();
+  }
+}
+
+/**
+ * Replies of {@link smtpReplies} as "COMMAND -> reply" lines for comparing
+ * two servers: the greeting and successful EHLO, HELO and QUIT replies
+ * name the server, so only their codes are kept.
+ */
+export function comparableReplies(commands: string[], replies: string[]): string[] {
+  return replies.map((l, i) => {
+    const cmd = commands[i - 1] ?? "greeting";
+    const named = i === 0 || /^(EHLO|HELO|QUIT)/i.test(cmd) && l.startsWith("2");
+    return `${cmd} -> ${named ? l.slice(0, 3) : l}`;
+  });
+}

@@ -15,6 +15,7 @@
  * @module
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
+import { connectMysql, connectPgsql, TEST_DB } from "../helpers/sql_peers.ts";
 import {
   type Instance,
   maildirFiles,
@@ -23,9 +24,7 @@ import {
   waitUntil,
 } from "../helpers/instance.ts";
 
-const DB = "postwarden_test";
-const USER = "postwarden_test";
-const PASSWORD = "postwarden-test-pw";
+const { name: DB, user: USER, password: PASSWORD } = TEST_DB;
 const TABLE = "pw_it_virtual";
 const CI = Deno.env.get("CI") === "true";
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -41,23 +40,8 @@ interface Db {
 }
 
 async function pgsql(): Promise<Db | string> {
-  const postgres = (await import("postgres")).default;
-  const sql = postgres({
-    host: "127.0.0.1",
-    port: 5432,
-    database: DB,
-    username: USER,
-    password: PASSWORD,
-    onnotice: () => {},
-    connect_timeout: 5,
-    max: 1,
-  });
-  try {
-    await sql`SELECT 1`;
-  } catch (e) {
-    await sql.end({ timeout: 0 });
-    return `PostgreSQL at 127.0.0.1:5432 (${(e as Error).message})`;
-  }
+  const sql = await connectPgsql();
+  if (typeof sql === "string") return sql;
   return {
     type: "pgsql",
     port: 5432,
@@ -71,21 +55,8 @@ async function pgsql(): Promise<Db | string> {
 }
 
 async function mysql(): Promise<Db | string> {
-  const driver = (await import("mysql2/promise")).default;
-  let conn;
-  try {
-    conn = await driver.createConnection({
-      host: "127.0.0.1",
-      port: 3306,
-      user: USER,
-      password: PASSWORD,
-      database: DB,
-      connectTimeout: 5000,
-    });
-  } catch (e) {
-    return `MariaDB at 127.0.0.1:3306 (${(e as Error).message})`;
-  }
-  const c = conn;
+  const c = await connectMysql();
+  if (typeof c === "string") return c;
   return {
     type: "mysql",
     port: 3306,

@@ -19,10 +19,9 @@ import { openDict } from "../../lib/maps/mod.ts";
 import { HOSTILE_KEYS } from "../../lib/maps/testdata/hostile_keys.ts";
 import { assertEquals } from "../helpers/assert.ts";
 import { havePeer, run } from "../helpers/peers.ts";
+import { connectMysql, connectPgsql, TEST_DB } from "../helpers/sql_peers.ts";
 
-const DB = "postwarden_test";
-const USER = "postwarden_test";
-const PASSWORD = "postwarden-test-pw";
+const { name: DB, user: USER, password: PASSWORD } = TEST_DB;
 const POSTMAP = "/usr/sbin/postmap";
 const CI = Deno.env.get("CI") === "true";
 
@@ -368,23 +367,8 @@ function sqliteBackend(dir: string): Backend {
 }
 
 async function pgsqlBackend(): Promise<Backend | string> {
-  const postgres = (await import("postgres")).default;
-  const sql = postgres({
-    host: "127.0.0.1",
-    port: 5432,
-    database: DB,
-    username: USER,
-    password: PASSWORD,
-    onnotice: () => {},
-    connect_timeout: 5,
-    max: 1,
-  });
-  try {
-    await sql`SELECT 1`;
-  } catch (e) {
-    await sql.end({ timeout: 0 });
-    return `PostgreSQL at 127.0.0.1:5432 (${(e as Error).message})`;
-  }
+  const sql = await connectPgsql();
+  if (typeof sql === "string") return sql;
   return {
     type: "pgsql",
     connection: `hosts = 127.0.0.1\nuser = ${USER}\npassword = ${PASSWORD}\ndbname = ${DB}`,
@@ -425,22 +409,8 @@ async function pgsqlBackend(): Promise<Backend | string> {
 }
 
 async function mysqlBackend(): Promise<Backend | string> {
-  const mysql = (await import("mysql2/promise")).default;
-  let conn;
-  try {
-    conn = await mysql.createConnection({
-      host: "127.0.0.1",
-      port: 3306,
-      user: USER,
-      password: PASSWORD,
-      database: DB,
-      connectTimeout: 5000,
-      charset: "UTF8MB4_GENERAL_CI",
-    });
-  } catch (e) {
-    return `MariaDB at 127.0.0.1:3306 (${(e as Error).message})`;
-  }
-  const c = conn;
+  const c = await connectMysql({ charset: "UTF8MB4_GENERAL_CI" });
+  if (typeof c === "string") return c;
   return {
     type: "mysql",
     connection: `hosts = 127.0.0.1\nuser = ${USER}\npassword = ${PASSWORD}\ndbname = ${DB}`,
