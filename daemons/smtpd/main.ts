@@ -15,7 +15,7 @@ import { runService, type ServiceContext } from "../../lib/service/mod.ts";
 import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
 import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
-import { type RestrictionContext, restrictionContext } from "./restrictions.ts";
+import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
@@ -47,7 +47,14 @@ function setup(ctx: ServiceContext): void {
     openMaps: ctx.maps,
     info: (m) => ctx.log.info(m),
   });
-  listed = listedContext(c, addressResolver, restrictions.rewrite, ctx.maps);
+  const r = restrictions;
+  listed = listedContext(
+    c,
+    addressResolver,
+    r.rewrite,
+    ctx.maps,
+    (address, sender) => resolveFor(r, sender, address),
+  );
   restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
   try {

@@ -34,6 +34,7 @@ import { splitAddress, splitExtension } from "../../lib/address/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { addressFind, DictError, type Maps } from "../../lib/maps/mod.ts";
 import {
+  type Resolution,
   RESOLVE_CLASS_ALIAS,
   RESOLVE_CLASS_LOCAL,
   RESOLVE_CLASS_RELAY,
@@ -51,6 +52,12 @@ export interface ListedContext {
   resolver: Resolver;
   /** The "local" rewriting context; null when myorigin could not be read. */
   rewrite: RewriteContext | null;
+  /**
+   * The address rewritten in the local context and resolved with the
+   * sender; smtpd passes the restrictions' cached resolution, so an RCPT is
+   * resolved once for the relay decision and this check.
+   */
+  resolve: (address: string, sender: string) => Promise<Resolution>;
   /** The tables of a parameter, opened once per process. */
   maps: (param: string) => Promise<Maps>;
   delimiters: string;
@@ -77,6 +84,8 @@ export function listedContext(
   resolver: Resolver,
   rewrite: RewriteContext | null,
   openMaps: MapsOpener,
+  resolve: (address: string, sender: string) => Promise<Resolution> = (address, sender) =>
+    resolver.resolve(rewrite ? rewriteAddress(address, rewrite) : address, { sender }),
 ): ListedContext {
   const open = new Map<string, Promise<Maps>>();
   const maps = (param: string) => {
@@ -91,6 +100,7 @@ export function listedContext(
   return {
     resolver,
     rewrite,
+    resolve,
     maps,
     delimiters: c.str("recipient_delimiter"),
     doubleBounceSender: c.str("double_bounce_sender"),
@@ -141,8 +151,7 @@ export async function checkListed(
   const unknown = (code: number, table: string) =>
     refuse(code, `User unknown${ctx.showTable ? ` in ${table}` : ""}`);
   try {
-    const canonical = rewriteAddress(address, ctx.rewrite);
-    const reply = await ctx.resolver.resolve(canonical, { sender });
+    const reply = await ctx.resolve(address, sender);
     const rcpt = reply.recipient;
     const origin = ctx.rewrite.myorigin.toLowerCase();
     const isLocal = async (domain: string) =>

@@ -349,7 +349,11 @@ const RESOLVE_CACHE_SIZE = 100;
  *
  * @throws {ResolveError} when the resolver cannot answer.
  */
-function resolveFor(ctx: RestrictionContext, sender: string, address: string): Promise<Resolution> {
+export function resolveFor(
+  ctx: RestrictionContext,
+  sender: string,
+  address: string,
+): Promise<Resolution> {
   const key = `${sender}\0${address}`;
   const hit = ctx.resolveCache.get(key);
   if (hit) return hit;
