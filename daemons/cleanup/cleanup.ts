@@ -47,7 +47,7 @@
  * tables.ts (opened once per process).
  */
 import { parseHeaderAddresses, splitAddress } from "../../lib/address/mod.ts";
-import { rewriteAddress, rewriteContext } from "../../lib/resolve/mod.ts";
+import { rewriteAddress, type RewriteContext, rewriteContext } from "../../lib/resolve/mod.ts";
 import type { CleanupEnvelope, CleanupResult } from "../../lib/cleanup/client.ts";
 import { type IpcConn } from "../../lib/ipc/mod.ts";
 import { DictError } from "../../lib/maps/mod.ts";
@@ -142,6 +142,8 @@ export class CleanupService {
   #notifyTimer: ReturnType<typeof setTimeout> | null = null;
   #newIds: string[] = [];
   #tables: Promise<CleanupTables> | null = null;
+  /** trivial-rewrite's local context, from the configuration (read once). */
+  #rewrite: RewriteContext | null = null;
 
   constructor(
     readonly ctx: ServiceContext,
@@ -239,7 +241,7 @@ export class CleanupService {
   ): Promise<"incoming" | "hold"> {
     const cfg = this.ctx.config;
     const log = this.ctx.log;
-    const rwContext = rewriteContext(cfg);
+    const rwContext = this.#rewrite ??= rewriteContext(cfg);
     const local = (a: string) => rewriteAddress(a, rwContext);
     const sizeLimit = cfg.size("message_size_limit");
     const hopLimit = cfg.int("hopcount_limit");
