@@ -1338,6 +1338,14 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
 
+  // issue 8 tls: rows for this part go here.
+  // issue 8 auth: rows for this part go here.
+  // issue 8 restrictions: rows for this part go here.
+  // issue 8 policy-anvil: rows for this part go here.
+  // issue 8 protocol: rows for this part go here.
+  // issue 8 xclient-proxy: rows for this part go here.
+  // issue 8 differential: rows for this part go here.
+
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {
     name: "postwarden_smtp_ipv6_destinations",

@@ -40,6 +40,10 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_helo_access",
   "check_sender_access",
   "check_recipient_access",
+  // issue 8 auth
+  // issue 8 restrictions
+  // issue 8 policy-anvil
+  // issue 8 protocol
 ]);
 
 /** Restrictions whose next list item is their access table (`check_sender_access hash:/x`). */
