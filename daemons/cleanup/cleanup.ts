@@ -115,6 +115,7 @@ export function localHeaderContext(
   attrs: CleanupEnvelope["attrs"],
   inetInterfaces: string[],
 ): boolean {
+  if (attrs?.xforward?.source) return attrs.xforward.source === "local"; // XFORWARD SOURCE
   if (!attrs || attrs.origin !== "smtpd" || !attrs.clientAddr) return true;
   const a = attrs.clientAddr.toLowerCase().replace(/^ipv6:/, "");
   if (/^127\./.test(a) || a === "::1" || /^::ffff:127\./.test(a)) return true;
@@ -274,19 +275,31 @@ export class CleanupService {
     const warn = (m: string) => log.warn(`${queueId}: ${m}`);
     const rewriter = new AddressRewriter(tables, local, warn);
     const attrs = env.attrs ?? {};
-    const logCtx: CheckLogContext = {
-      queueId,
-      origin: attrs.origin === "smtpd"
-        ? `${attrs.clientName ?? "unknown"}[${attrs.clientAddr ?? "unknown"}]`
-        : attrs.origin
-        ? "local"
-        : "unknown",
-      sender: "",
-      proto: attrs.origin === "smtpd" ? attrs.protocol : undefined,
-      helo: attrs.origin === "smtpd" ? attrs.helo : undefined,
-      info: (m) => log.info(m),
-      warn: (m) => log.warn(m),
-    };
+    // Postfix logs the client XFORWARD reported (its log_client_* attributes).
+    const fwd = attrs.xforward;
+    const logCtx: CheckLogContext = fwd
+      ? {
+        queueId,
+        origin: `${fwd.name}[${fwd.addr}]`,
+        sender: "",
+        proto: fwd.protocol,
+        helo: fwd.helo,
+        info: (m) => log.info(m),
+        warn: (m) => log.warn(m),
+      }
+      : {
+        queueId,
+        origin: attrs.origin === "smtpd"
+          ? `${attrs.clientName ?? "unknown"}[${attrs.clientAddr ?? "unknown"}]`
+          : attrs.origin
+          ? "local"
+          : "unknown",
+        sender: "",
+        proto: attrs.origin === "smtpd" ? attrs.protocol : undefined,
+        helo: attrs.origin === "smtpd" ? attrs.helo : undefined,
+        info: (m) => log.info(m),
+        warn: (m) => log.warn(m),
+      };
     const checks = new MessageChecks(internal ? tables.noChecks : tables.checks, logCtx);
 
     // Filled in at the end of the header section.

@@ -9,6 +9,21 @@
  * overrides add are checked here, at start: one Postwarden cannot honour
  * (`-o smtpd_tls_security_level=encrypt`) stops this smtpd with a fatal
  * error instead of being ignored, as Postfix's smtpd dies on a bad value.
+ *
+ * With `smtpd_upstream_proxy_protocol = haproxy` each connection starts
+ * with a PROXY header (haproxy.ts), read within
+ * smtpd_upstream_proxy_timeout before the session starts; the client's
+ * address and port from it become the session's. A bad, missing or late
+ * header is logged as Postfix logs it and the client gets 421 and is
+ * disconnected: nothing runs under the proxy's own address.
+ *
+ * Reads use a small buffer while the client is idle or sends commands and
+ * a large one while it streams (DATA): an idle connection pins 1 KiB.
+ *
+ * Parameters (besides the session's): smtpd_peername_lookup,
+ * smtpd_upstream_proxy_protocol (empty), smtpd_upstream_proxy_timeout
+ * (5s), inet_protocols, smtpd_authorized_xclient_hosts,
+ * smtpd_authorized_xforward_hosts.
  */
 import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
@@ -17,9 +32,16 @@ import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
+import { type ProxyFamilies, readProxyHeader } from "./haproxy.ts";
+import { type XclientAuth, xclientAuth } from "./xclient.ts";
+import { familiesFrom } from "../../lib/dns/mod.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
+/** Read buffer while a client is idle or sends commands. */
+const READ_SMALL = 1024;
+/** Read buffer after a read filled the small one (DATA). */
+const READ_LARGE = 16 * 1024;
 
 let restrictions: RestrictionContext | null = null;
 let listed: ListedContext | null = null;
@@ -27,6 +49,9 @@ let listed: ListedContext | null = null;
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
 let resolver: PeerResolver | null = null;
+let xclient: XclientAuth | null = null;
+/** smtpd_upstream_proxy_protocol = haproxy: the header's deadline and the families allowed. */
+let upstreamProxy: { timeoutMs: number; families: ProxyFamilies } | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -57,6 +82,17 @@ function setup(ctx: ServiceContext): void {
   );
   restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
+  xclient = xclientAuth(c);
+  const proxy = c.str("smtpd_upstream_proxy_protocol").trim();
+  if (proxy !== "" && proxy !== "haproxy") {
+    throw new Error(`unsupported smtpd_upstream_proxy_protocol value: ${proxy}`);
+  }
+  upstreamProxy = proxy === "haproxy"
+    ? {
+      timeoutMs: c.time("smtpd_upstream_proxy_timeout") * 1000,
+      families: familiesFrom(c.list("inet_protocols")),
+    }
+    : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
   } catch {
@@ -69,20 +105,43 @@ await runService({
   init: setup,
   onInet: async (conn, ctx) => {
     const remote = conn.remoteAddr;
-    const addr = remote.hostname;
-    const name = await peerName(addr, { hosts, resolver });
+    let size = READ_SMALL;
+    const read = async () => {
+      // A fresh buffer per read: decoded DATA may be views into it.
+      const buf = new Uint8Array(size);
+      const n = await conn.read(buf);
+      if (n === null) return null;
+      size = n === buf.length ? READ_LARGE : READ_SMALL;
+      return buf.subarray(0, n);
+    };
     conn.setNoDelay(true);
     try {
+      let addr = remote.hostname;
+      let port = remote.port;
+      let initial: Uint8Array | undefined;
+      let hangup = false;
+      if (upstreamProxy) {
+        const r = await readProxyHeader(read, upstreamProxy);
+        if (!r.ok) {
+          ctx.log.warn(r.warning);
+          hangup = true;
+        } else {
+          if (r.header.kind === "proxy") {
+            addr = r.header.endpoints.clientAddr;
+            port = r.header.endpoints.clientPort;
+          }
+          initial = r.rest;
+        }
+      }
+      const name = await peerName(addr, { hosts, resolver });
       await runSession({
         config: ctx.config,
         log: ctx.log,
-        client: { name, addr, port: remote.port },
-        read: async () => {
-          // A fresh buffer per read: decoded DATA may be views into it.
-          const buf = new Uint8Array(16 * 1024);
-          const n = await conn.read(buf);
-          return n === null ? null : buf.subarray(0, n);
-        },
+        client: { name, addr, port },
+        read,
+        initial,
+        hangup,
+        xclient: xclient!,
         // No deadline of its own: the session gives up after smtpd_timeout,
         // and closing the connection below settles a write that is stuck.
         write: async (b) => {

@@ -7,8 +7,14 @@
  *
  * The session does no socket I/O of its own: it reads through a function
  * and writes through a function, so tests can drive it in memory.
- * STARTTLS, AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and
- * not advertised.
+ * STARTTLS, AUTH and BDAT/CHUNKING are not implemented and not advertised.
+ * XCLIENT and XFORWARD (xclient.ts) are offered to the clients in
+ * smtpd_authorized_xclient_hosts and smtpd_authorized_xforward_hosts;
+ * after XCLIENT the session restarts (220 again) as the new client. ETRN
+ * (etrn.ts) is answered as Postfix answers for a domain that is not in
+ * fast_flush_domains: Postwarden has no flush service. A host that could
+ * not learn who the client is (a bad PROXY header, main.ts) sets `hangup`:
+ * the session answers 421 and ends, as Postfix's.
  *
  * Access restrictions (restrictions.ts) run at Postfix's stages: with
  * `smtpd_delay_reject = no` the client list at connect (a rejection
@@ -53,6 +59,17 @@ import {
   type Verdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
+import { etrnReply } from "./etrn.ts";
+import {
+  authorized,
+  forwardedClient,
+  parseXclient,
+  parseXforward,
+  type XclientAuth,
+  type XforwardAttrs,
+  xforwardNamaddr,
+  xforwardPreset,
+} from "./xclient.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -80,6 +97,12 @@ export interface SessionDeps {
   /** Unknown users refused at RCPT (recipients.ts); absent: every address is accepted. */
   listed?: ListedContext;
   now?: () => Date;
+  /** Who may send XCLIENT and XFORWARD; absent: nobody. */
+  xclient?: XclientAuth;
+  /** Bytes the client sent before the session started (after a PROXY header). */
+  initial?: Uint8Array;
+  /** The client's identity is unknown (a bad PROXY header): answer 421 and end, as Postfix. */
+  hangup?: boolean;
 }
 
 class Timeout extends Error {
@@ -97,7 +120,20 @@ class Disconnect extends Error {
 const encoder = new TextEncoder();
 
 /** Postfix's command table order, used for the counts in the disconnect line. */
-const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
+const COUNT_ORDER = [
+  "helo",
+  "ehlo",
+  "xclient",
+  "xforward",
+  "mail",
+  "rcpt",
+  "data",
+  "rset",
+  "noop",
+  "vrfy",
+  "etrn",
+  "quit",
+];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
 
 /** Runs a session to its end. Never throws for client behaviour. */
@@ -109,7 +145,14 @@ class Session {
   readonly cfg: Config;
   readonly log: Logger;
   readonly lines: LineReader;
-  readonly client: string;
+  /** name[addr] for log lines; XCLIENT changes it. */
+  client: string;
+  /** Who the client is; XCLIENT changes it. */
+  peer: ClientInfo;
+  /** The session's SASL login (set by XCLIENT LOGIN here). */
+  sasl: { username: string; method: string } | null = null;
+  /** Attributes from XFORWARD for the next transaction; null: none sent. */
+  xforward: XforwardAttrs | null = null;
   out: string[] = [];
   helo = "";
   protocol = "SMTP";
@@ -136,7 +179,9 @@ class Session {
     this.cfg = d.config;
     this.log = d.log;
     this.lines = new LineReader({ maxLineLength: this.cfg.int("line_length_limit") });
+    this.peer = { ...d.client };
     this.client = `${d.client.name}[${d.client.addr}]`;
+    if (d.initial?.length) this.lines.push(d.initial);
     this.timeoutMs = this.cfg.time("smtpd_timeout") * 1000;
   }
 
@@ -196,7 +241,7 @@ class Session {
 
   /** What restriction checks know about the session now. */
   request(recipient?: string): CheckRequest {
-    const { name, addr } = this.d.client;
+    const { name, addr } = this.peer;
     return {
       client: { name, addr },
       helo: this.helo,
@@ -256,15 +301,11 @@ class Session {
   async run(): Promise<void> {
     this.log.info(`connect from ${this.client}`);
     try {
-      const denied = this.d.restrictions.delayReject
-        ? null
-        : await checkConnect(this.d.restrictions, this.request());
-      if (denied) {
-        this.accessDenied = true;
-        this.refuse("CONNECT", denied);
-        await this.error();
-      } else this.reply(220, null, this.cfg.str("smtpd_banner"));
-      await this.flush();
+      if (this.d.hangup) {
+        this.reply(421, "4.3.0", `${this.cfg.str("myhostname")} Server local error`);
+        return;
+      }
+      await this.greet();
       for (;;) {
         const l = await this.nextLine();
         if (l === null) {
@@ -305,6 +346,23 @@ class Session {
       await this.flush().catch(() => {});
       this.log.info(`disconnect from ${this.client}${this.summary()}`);
     }
+  }
+
+  /**
+   * The greeting, or the client restrictions' refusal with
+   * smtpd_delay_reject = no; again after XCLIENT, for the new client.
+   */
+  async greet(): Promise<void> {
+    this.accessDenied = false;
+    const denied = this.d.restrictions.delayReject
+      ? null
+      : await checkConnect(this.d.restrictions, this.request());
+    if (denied) {
+      this.accessDenied = true;
+      this.refuse(this.lastCommand, denied);
+      await this.error();
+    } else this.reply(220, null, this.cfg.str("smtpd_banner"));
+    await this.flush();
   }
 
   summary(): string {
@@ -392,6 +450,21 @@ class Session {
           this.reply(252, "2.0.0", arg);
         }
         break;
+      case "XCLIENT":
+        return await this.doXclient(arg);
+      case "XFORWARD":
+        ok = this.doXforward(arg);
+        break;
+      case "ETRN": {
+        const r = etrnReply(arg, {
+          heloRequired: this.cfg.bool("smtpd_helo_required") && !this.helo,
+          inTransaction: this.sender !== null,
+        });
+        if (r.warning) this.log.warn(`${r.warning} from ${this.client}`);
+        this.out.push(`${r.reply}\r\n`); // no enhanced code, as Postfix
+        ok = false;
+        break;
+      }
       case "QUIT":
         this.count(verb, true);
         this.reply(221, "2.0.0", "Bye");
@@ -435,6 +508,11 @@ class Session {
     const limit = this.cfg.size("message_size_limit");
     lines.push(limit > 0 ? `SIZE ${limit}` : "SIZE");
     if (!this.cfg.bool("disable_vrfy_command")) lines.push("VRFY");
+    lines.push("ETRN");
+    if (this.mayXclient()) {
+      lines.push("XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT");
+    }
+    if (this.mayXforward()) lines.push("XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT");
     lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
     this.reply(250, null, lines);
     return true;
@@ -447,6 +525,7 @@ class Session {
     this.senderParams = new Map();
     this.recipients = [];
     this.overshoot = 0;
+    this.xforward = null;
   }
 
   async doMail(arg: string): Promise<boolean> {
@@ -619,7 +698,7 @@ class Session {
       this.reply(451, "4.3.0", "Error: queue file write error");
       return false;
     }
-    this.log.info(`${this.cleanup.queueId}: client=${this.client}`);
+    this.log.info(`${this.cleanup.queueId}: client=${this.client}${this.forwardedLog()}`);
     return this.accept(rcpt);
   }
 
@@ -630,7 +709,7 @@ class Session {
   }
 
   receivedHeader(queueId: string): string {
-    const c = this.d.client;
+    const c = this.peer;
     const from = this.helo ? `${this.helo} (${c.name} [${c.addr}])` : `${c.name} [${c.addr}]`;
     const forPart = this.recipients.length === 1
       ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>`
@@ -682,8 +761,9 @@ class Session {
       sender: this.sender,
       recipients: this.recipients,
       attrs: {
-        clientName: this.d.client.name,
-        clientAddr: this.d.client.addr,
+        clientName: this.peer.name,
+        clientAddr: this.peer.addr,
+        ...(this.xforward ? { xforward: this.forwardedAttrs(this.xforward) } : {}),
         helo: this.helo,
         protocol: this.protocol,
         origin: "smtpd",
@@ -754,6 +834,90 @@ class Session {
     this.recipients = [];
     this.senderParams = new Map();
     this.overshoot = 0;
+    this.xforward = null;
     return ok;
+  }
+
+  mayXclient(): boolean {
+    return !!this.d.xclient && authorized(this.d.xclient.xclient, this.peer);
+  }
+
+  mayXforward(): boolean {
+    return !!this.d.xclient && authorized(this.d.xclient.xforward, this.peer);
+  }
+
+  /**
+   * XCLIENT: the new identity replaces the client's, the session goes back
+   * to the greeting (Postfix counts the command, never as a success).
+   */
+  async doXclient(arg: string): Promise<boolean> {
+    const refused = (code: number, dsn: string, text: string) => {
+      this.reply(code, dsn, text);
+      this.count("XCLIENT", false);
+      return this.error().then(() => false);
+    };
+    if (this.sender !== null) return refused(503, "5.5.1", "Error: MAIL transaction in progress");
+    if (!arg.trim()) return refused(501, "5.5.4", "Syntax: XCLIENT attribute=value...");
+    if (!this.mayXclient()) return refused(550, "5.7.0", "Error: insufficient authorization");
+    const r = parseXclient(arg);
+    if (!r.ok) return refused(501, "5.5.4", r.text);
+    const u = r.update;
+    if (u.name !== undefined) this.peer.name = u.name;
+    if (u.addr !== undefined) this.peer.addr = u.addr;
+    if (u.port !== undefined) this.peer.port = u.port;
+    this.client = `${this.peer.name}[${this.peer.addr}]`;
+    this.resetTransaction();
+    this.helo = u.helo ?? "";
+    if (u.protocol !== undefined) this.protocol = u.protocol;
+    else this.protocol = "SMTP";
+    this.sasl = u.login ? { username: u.login, method: "XCLIENT" } : null;
+    this.count("XCLIENT", false);
+    await this.greet();
+    return false;
+  }
+
+  /** XFORWARD: attributes of the original client, for the next transaction. */
+  doXforward(arg: string): boolean {
+    if (this.sender !== null) {
+      this.reply(503, "5.5.1", "Error: MAIL transaction in progress");
+      return false;
+    }
+    if (!arg.trim()) {
+      this.reply(501, "5.5.4", "Syntax: XFORWARD attribute=value...");
+      return false;
+    }
+    if (!this.mayXforward()) {
+      this.reply(550, "5.7.0", "Error: insufficient authorization");
+      return false;
+    }
+    const r = parseXforward(arg, this.xforward ?? xforwardPreset());
+    if (!r.ok) {
+      this.reply(501, "5.5.4", r.text);
+      return false;
+    }
+    this.xforward = r.attrs;
+    this.reply(250, "2.0.0", "Ok");
+    return true;
+  }
+
+  /** `, orig_queue_id=.., orig_client=..` for the client= line, as Postfix. */
+  forwardedLog(): string {
+    const x = this.xforward;
+    if (!x) return "";
+    return (x.ident !== null ? `, orig_queue_id=${x.ident}` : "") +
+      (forwardedClient(x) ? `, orig_client=${xforwardNamaddr(x)}` : "");
+  }
+
+  /** The XFORWARD attributes as the queue file keeps them. */
+  forwardedAttrs(x: XforwardAttrs) {
+    return {
+      name: x.name,
+      addr: x.addr,
+      port: x.port,
+      protocol: x.protocol,
+      ...(x.helo !== null ? { helo: x.helo } : {}),
+      ...(x.ident !== null ? { ident: x.ident } : {}),
+      ...(x.source !== null ? { source: x.source } : {}),
+    };
   }
 }

@@ -21,6 +21,7 @@
  *   expect-rcpts: json       ... its recipients (deep equality)
  *   expect-content: text     ... its content without smtpd's own Received: header (escapes)
  *   expect-messages: n       number of messages cleanup completed so far
+ *   expect-xforward: json    ... its XFORWARD attributes (deep equality; "null": none)
  *   expect-log: regex        some log message (after "program[pid]: ") matches; checked at the end
  *   expect-no-log: regex     no log message matches; checked at the end
  *
@@ -29,6 +30,7 @@
  * been matched by then.
  */
 import { join } from "node:path";
+import { xclientAuth } from "./xclient.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
 import { makeConfig } from "../../lib/config/mod.ts";
 import { type IpcConn, ipcListen } from "../../lib/ipc/mod.ts";
@@ -52,7 +54,7 @@ function unescape(s: string): string {
 /** What the fake cleanup saw on one connection. */
 interface Received {
   queueId: string;
-  envelope: { sender: string; recipients: unknown[] } | null;
+  envelope: { sender: string; recipients: unknown[]; attrs?: { xforward?: unknown } } | null;
   content: Uint8Array[];
   ended: boolean;
 }
@@ -260,6 +262,7 @@ async function runDialogText(file: string, text: string): Promise<void> {
     },
     restrictions: restrictionContext(config, (m) => log.warn(m)),
     now: () => new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
+    xclient: xclientAuth(config),
   }).finally(() => {
     output.ended = true;
     output.wake();
@@ -318,6 +321,13 @@ async function runDialogText(file: string, text: string): Promise<void> {
           break;
         case "expect-messages":
           assertEquals(cleanup.messages.length, Number(step.arg), where);
+          break;
+        case "expect-xforward":
+          assertEquals(
+            lastMessage().envelope?.attrs?.xforward ?? null,
+            JSON.parse(step.arg),
+            where,
+          );
           break;
         case "expect-log":
         case "expect-no-log":

@@ -256,7 +256,6 @@ const GROUPS: Group[] = [
       "default_privs",
       "empty_address_local_login_sender_maps_lookup_key",
       "smtpd_forbid_bare_newline_reject_code",
-      "smtpd_etrn_restrictions",
       "fast_flush_domains",
       "fast_flush_purge_time",
       "fast_flush_refresh_time",
@@ -266,10 +265,8 @@ const GROUPS: Group[] = [
   },
   {
     why: "Postwarden does not offer the feature it configures, and a client cannot rely on it " +
-      "(XCLIENT/XFORWARD are not offered; SMTPUTF8 is not advertised; MIME is not converted)",
+      "(the SMTP client sends no XFORWARD; SMTPUTF8 is not advertised; MIME is not converted)",
     names: [
-      "smtpd_authorized_xclient_hosts",
-      "smtpd_authorized_xforward_hosts",
       "smtpd_authorized_verp_clients",
       "smtp_send_xforward_command",
       "smtputf8_enable",

@@ -73,7 +73,7 @@ export function parseIp(text: string): Uint8Array | null {
 }
 
 /** The address in Postfix's notation: dotted quad, or compressed IPv6. */
-function formatIp(b: Uint8Array): string {
+export function formatIp(b: Uint8Array): string {
   if (b.length === 4) return [...b].join(".");
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((b[i] << 8) | b[i + 1]);

@@ -1344,6 +1344,47 @@ const ROWS: ParamSpec[] = [
   // issue 8 policy-anvil: rows for this part go here.
   // issue 8 protocol: rows for this part go here.
   // issue 8 xclient-proxy: rows for this part go here.
+  {
+    name: "smtpd_authorized_xclient_hosts",
+    type: "list",
+    default: "",
+    doc: "Clients allowed to override the client name, address, HELO and login with XCLIENT.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_authorized_xforward_hosts",
+    type: "list",
+    default: "",
+    doc: "Clients allowed to forward the original client's attributes with XFORWARD.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_upstream_proxy_protocol",
+    type: "string",
+    default: "",
+    doc: 'Protocol of the proxy in front of smtpd: empty (none) or "haproxy".',
+    support: "implemented",
+  },
+  {
+    name: "smtpd_upstream_proxy_timeout",
+    type: "time",
+    default: "5s",
+    doc: "Time limit for receiving the proxy header from the upstream proxy.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  // Postwarden answers ETRN as Postfix does for a domain not in
+  // fast_flush_domains (there is no flush service); restrictions on ETRN
+  // are not evaluated, so a list that would answer otherwise stops the start.
+  {
+    name: "smtpd_etrn_restrictions",
+    type: "list",
+    default: "",
+    doc: "Restrictions on the domain in an ETRN command.",
+    support: "refused",
+    note: "ETRN is always answered 459 (no fast flush service); remove smtpd_etrn_restrictions",
+  },
   // issue 8 differential: rows for this part go here.
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.

@@ -202,6 +202,19 @@ function valueChecks(config: Config): ConfigProblem[] {
       );
     }
   }
+  // XCLIENT/XFORWARD authorization: an item Postwarden cannot match would
+  // be a lookup error at every command in Postfix; here it stops the start.
+  for (const name of ["smtpd_authorized_xclient_hosts", "smtpd_authorized_xforward_hosts"]) {
+    const items = quietly(() => config.list(name)) ?? [];
+    for (const e of parseNetworkList(name, items).errors) fatal([name], e);
+  }
+  const upstream = quietly(() => config.str("smtpd_upstream_proxy_protocol").trim());
+  if (upstream !== undefined && upstream !== "" && upstream !== "haproxy") {
+    fatal(
+      ["smtpd_upstream_proxy_protocol"],
+      `unsupported smtpd_upstream_proxy_protocol value: ${upstream} (specify haproxy or nothing)`,
+    );
+  }
   if (!config.isSet("mynetworks")) {
     warn(
       ["mynetworks"],

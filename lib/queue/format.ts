@@ -62,6 +62,20 @@ export interface Envelope {
     ret?: string;
     /** Set on delivery status notifications we generate. */
     dsnKind?: string;
+    /**
+     * XFORWARD from an authorized upstream (smtpd_authorized_xforward_hosts):
+     * the original client, for logging; clientName/clientAddr stay the real
+     * connection. `source`: header rewriting context ("local"/"remote").
+     */
+    xforward?: {
+      name: string;
+      addr: string;
+      port: string;
+      protocol: string;
+      helo?: string;
+      ident?: string;
+      source?: "local" | "remote";
+    };
   };
   /** Message-ID header value, for logging. */
   messageId?: string;
