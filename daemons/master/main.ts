@@ -17,9 +17,10 @@
  * where root owns the folder (pid/ and the log's folder).
  *
  * Unlike Postfix's master, each daemon binds its own endpoint (Deno cannot
- * hand a listening socket to a child) and one process serves all of a
- * service's connections concurrently; master.cf's maxproc is therefore
- * not a process count. Services Postwarden has no daemon for are handled
+ * hand a listening socket to a child) and one process serves many
+ * connections concurrently; master.cf's maxproc is therefore not a cap on
+ * one-connection processes: an inet service runs as a few processes
+ * sharing its port with SO_REUSEPORT (listeners.ts says how many). Services Postwarden has no daemon for are handled
  * by lib/service/catalog.ts (skipped with a log line, or a fatal error).
  *
  * Parameters: queue_directory, mail_owner, maillog_file, import_environment,
@@ -56,6 +57,7 @@ import { paramLookup, planServices, serviceOverrideProblems } from "../../lib/se
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
 import { LogWriter } from "./log_writer.ts";
 import { acquireMasterLock, releaseMasterLock } from "./pidfile.ts";
+import { listenerProcesses } from "./listeners.ts";
 
 /** Services that must never run twice at once (they own queue folders). */
 const SINGLETONS = new Set(["qmgr", "pickup"]);
@@ -348,11 +350,14 @@ class Master {
   }
 
   startAll(): void {
+    const cpus = navigator.hardwareConcurrency;
     for (const svc of this.cur.services) {
-      const key = `${svc.name}/${svc.type}`;
-      const child: Child = { svc, proc: null, startedAt: 0, fastFailures: 0, timer: null };
-      this.children.set(key, child);
-      this.start(child);
+      for (let i = 0; i < listenerProcesses(svc, cpus); i++) {
+        const key = `${svc.name}/${svc.type}${i ? `#${i}` : ""}`;
+        const child: Child = { svc, proc: null, startedAt: 0, fastFailures: 0, timer: null };
+        this.children.set(key, child);
+        this.start(child);
+      }
     }
   }
 

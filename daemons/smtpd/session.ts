@@ -379,7 +379,8 @@ class Session {
       all += total;
       s += ` ${k}=${good === total ? good : `${good}/${total}`}`;
     }
-    return `${s} commands=${ok === all ? ok : `${ok}/${all}`}`;
+    // Postfix prints "commands=0/0" for a client that sent nothing.
+    return `${s} commands=${ok === all && all > 0 ? ok : `${ok}/${all}`}`;
   }
 
   async error(): Promise<void> {
