@@ -60,6 +60,7 @@ import {
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
 import { etrnReply } from "./etrn.ts";
+import { sessionDeadlines } from "./deadlines.ts";
 import {
   authorized,
   forwardedClient,
@@ -211,19 +212,20 @@ class Session {
 
   /** `p`, or a Timeout after smtpd_timeout. A write given up on stays given up on. */
   async deadline<T>(p: Promise<T>, writing: boolean): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    // One shared timer for all sessions (deadlines.ts): a timer per read costs KiB per connection.
+    let cancel = () => {};
     const t = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => {
+      cancel = sessionDeadlines.add(this.timeoutMs, () => {
         if (writing) this.writeStuck = true;
         rej(new Timeout(writing));
-      }, this.timeoutMs);
+      });
     });
     // Settled by the host closing the connection, after the session gave up on it.
     p.catch(() => {});
     try {
       return await Promise.race([p, t]);
     } finally {
-      clearTimeout(timer);
+      cancel();
     }
   }
 

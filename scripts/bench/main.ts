@@ -20,7 +20,9 @@
  *
  * `deno task bench --lookups [...]` runs the lookup-table benchmark
  * instead (lookups.ts); `deno task bench --proxymap [...]` the cost of a
- * lookup through proxymap against a direct one (proxymap.ts).
+ * lookup through proxymap against a direct one (proxymap.ts);
+ * `deno task bench --connections [...]` the memory per idle SMTP
+ * connection, Postwarden against Postfix (connections.ts).
  *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
@@ -532,6 +534,10 @@ if (import.meta.main) {
   if (Deno.args[0] === "--lookups") {
     const { main: lookups } = await import("./lookups.ts");
     Deno.exit(await lookups(Deno.args.slice(1)));
+  }
+  if (Deno.args[0] === "--connections") {
+    const { main: connections } = await import("./connections.ts");
+    Deno.exit(await connections(Deno.args.slice(1)));
   }
   if (Deno.args[0] === "--proxymap") {
     const { main: proxymap } = await import("./proxymap.ts");
