@@ -266,3 +266,30 @@ Deno.test("parseProxyHeader never throws and never overreads (fast-check)", () =
     { numRuns: 3000 },
   );
 });
+
+Deno.test("parseProxyHeader reads back any valid header, whole or cut short (fast-check)", () => {
+  const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255));
+  const port = fc.nat(65535);
+  fc.assert(
+    fc.property(v4, v4, port, port, fc.boolean(), fc.nat(40), (c, s, cp, sp, binary, cut) => {
+      const header = binary
+        ? v2(1, 0x11, [...c, ...s, cp >> 8, cp & 0xff, sp >> 8, sp & 0xff])
+        : enc.encode(`PROXY TCP4 ${c.join(".")} ${s.join(".")} ${cp} ${sp}\r\n`);
+      const want: ProxyParse = {
+        kind: "proxy",
+        length: header.length,
+        endpoints: {
+          clientAddr: c.join("."),
+          serverAddr: s.join("."),
+          clientPort: cp,
+          serverPort: sp,
+        },
+      };
+      const withRest = new Uint8Array([...header, ...enc.encode("EHLO x\r\n")]);
+      assertEquals(parseProxyHeader(withRest, BOTH), want);
+      const short = header.subarray(0, Math.min(cut, header.length - 1));
+      assertEquals(parseProxyHeader(short, BOTH).kind, "more");
+    }),
+    { numRuns: 1000 },
+  );
+});
