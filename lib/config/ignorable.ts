@@ -256,9 +256,6 @@ const GROUPS: Group[] = [
       "default_privs",
       "empty_address_local_login_sender_maps_lookup_key",
       "smtpd_forbid_bare_newline_reject_code",
-      "fast_flush_domains",
-      "fast_flush_purge_time",
-      "fast_flush_refresh_time",
       "default_filter_nexthop",
       "internal_mail_filter_classes",
     ],
@@ -284,6 +281,11 @@ const GROUPS: Group[] = [
       "smtpd_noop_commands",
       "smtpd_forbid_bare_newline_exclusions",
     ],
+  },
+  {
+    why: "Postwarden has no fast flush service: ETRN gets Postfix's answer for a domain outside " +
+      "fast_flush_domains (459) for every domain, and a refused queue run never lets mail through",
+    names: ["fast_flush_domains", "fast_flush_purge_time", "fast_flush_refresh_time"],
   },
   {
     why: "it only shapes how the SMTP client talks to a server, not where mail goes",
