@@ -701,7 +701,10 @@ class Session {
       this.reply(451, "4.3.0", "Error: queue file write error");
       return false;
     }
-    this.log.info(`${this.cleanup.queueId}: client=${this.client}${this.forwardedLog()}`);
+    const sasl = this.sasl
+      ? `, sasl_method=${this.sasl.method}, sasl_username=${this.sasl.username}`
+      : "";
+    this.log.info(`${this.cleanup.queueId}: client=${this.client}${sasl}${this.forwardedLog()}`);
     return this.accept(rcpt);
   }
 
