@@ -430,10 +430,15 @@ async function main(argv: string[]): Promise<number> {
             );
           }
         }
-        await new Promise((r) => setTimeout(r, 1000));
-        for (const line of await newFatalLines(o.maillog_file, logStart)) {
-          console.error(`${PROG}: warning: ${line}`);
-        }
+        // A daemon that fails at start logs a fatal line within moments; on a
+        // loaded machine (several smtpd processes starting at once) it can
+        // take more than a second, so look for up to three.
+        let fatals: string[] = [];
+        await waitFor(async () => {
+          fatals = await newFatalLines(o.maillog_file, logStart);
+          return fatals.length > 0;
+        }, 3_000);
+        for (const line of fatals) console.error(`${PROG}: warning: ${line}`);
         return 0;
       }
       const forward = (sig: Deno.Signal) => () => {
