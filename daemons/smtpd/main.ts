@@ -76,7 +76,12 @@ await runService({
       await runSession({
         config: ctx.config,
         log: ctx.log,
-        client: { name, addr, port: remote.port },
+        client: {
+          name,
+          addr,
+          port: remote.port,
+          server: { addr: conn.localAddr.hostname, port: conn.localAddr.port },
+        },
         read: async () => {
           // A fresh buffer per read: decoded DATA may be views into it.
           const buf = new Uint8Array(16 * 1024);

@@ -59,6 +59,8 @@ export interface ClientInfo {
   name: string;
   addr: string;
   port: number;
+  /** The local end of the connection (server_address and server_port for policy services). */
+  server?: { addr: string; port: number };
 }
 
 /** What the session needs from its host. */
@@ -100,6 +102,15 @@ const encoder = new TextEncoder();
 const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
 
+let instances = 0;
+
+/** A value like Postfix's instance attribute (pid.seconds.microseconds.counter, in hex). */
+function transactionInstance(now: Date): string {
+  const ms = now.getTime();
+  const hex = (n: number) => Math.floor(n).toString(16);
+  return `${hex(Deno.pid)}.${hex(ms / 1000)}.${hex((ms % 1000) * 1000)}.${hex(instances++)}`;
+}
+
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
   await new Session(d).run();
@@ -131,6 +142,10 @@ class Session {
   writeStuck = false;
   /** DEFER_IF_PERMIT results of the early checks (smtpd_delay_reject = no), for RCPT. */
   readonly deferIfPermit: DeferIfPermitCarry = {};
+  /** Headers PREPEND results added for this transaction, written above Received:. */
+  prepend: string[] = [];
+  /** Postfix's "instance" policy attribute: one per transaction, made at first need. */
+  instance = "";
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -203,6 +218,18 @@ class Session {
       sender: this.sender,
       recipient,
       deferIfPermit: this.deferIfPermit,
+      policy: {
+        command: this.lastCommand,
+        protocol: this.protocol,
+        clientPort: this.d.client.port,
+        serverAddr: this.d.client.server?.addr,
+        serverPort: this.d.client.server?.port,
+        queueId: this.cleanup?.queueId,
+        instance: this.instance ||= transactionInstance(this.d.now?.() ?? new Date()),
+        size: Number(this.senderParams.get("SIZE") ?? 0) || 0,
+        recipientCount: this.recipients.length,
+      },
+      prepend: (header) => this.prepend.push(header),
       log: (action, text) => {
         const parts = [
           this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
@@ -447,6 +474,8 @@ class Session {
     this.senderParams = new Map();
     this.recipients = [];
     this.overshoot = 0;
+    this.prepend = [];
+    this.instance = "";
   }
 
   async doMail(arg: string): Promise<boolean> {
@@ -691,6 +720,7 @@ class Session {
         ...(ret ? { ret: ret.toUpperCase() } : {}),
       },
     });
+    for (const h of this.prepend) await send(encoder.encode(`${h}\r\n`));
     await send(encoder.encode(this.receivedHeader(cleanup.queueId)));
     const decoder = new DataDecoder();
     this.data = decoder;
@@ -754,6 +784,8 @@ class Session {
     this.recipients = [];
     this.senderParams = new Map();
     this.overshoot = 0;
+    this.prepend = [];
+    this.instance = "";
     return ok;
   }
 }

@@ -461,7 +461,6 @@ const FAMILIES: [prefix: string, why: string][] = [
   ["dnsblog_", "Postwarden has no dnsblog"],
   ["address_verify_", "Postwarden has no verify service (reject_unverified_* is unsupported)"],
   ["milter_", "milters are refused on their own (smtpd_milters, non_smtpd_milters)"],
-  ["smtpd_policy_service_", "check_policy_service is an unsupported restriction"],
   ["connection_cache_", "Postwarden has no scache service"],
   ["anvil_", "Postwarden has no anvil service (client rate limits are refused on their own)"],
 ];

@@ -1342,6 +1342,73 @@ const ROWS: ParamSpec[] = [
   // issue 8 auth: rows for this part go here.
   // issue 8 restrictions: rows for this part go here.
   // issue 8 policy-anvil: rows for this part go here.
+  {
+    name: "smtpd_policy_service_timeout",
+    type: "time",
+    default: "100s",
+    doc:
+      "Time limit for connecting to, writing to or receiving from a check_policy_service server.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_policy_service_max_idle",
+    type: "time",
+    default: "300s",
+    doc: "How long an idle connection to a policy server is kept open.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_policy_service_max_ttl",
+    type: "time",
+    default: "1000s",
+    doc: "How long a connection to a policy server may be reused before it is closed.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_policy_service_try_limit",
+    type: "int",
+    default: "2",
+    doc: "Attempts to send a policy request before the default action is taken.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_policy_service_retry_delay",
+    type: "time",
+    default: "1s",
+    doc: "Delay before a policy request is sent again after a failure.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_policy_service_default_action",
+    type: "string",
+    default: "451 4.3.5 Server configuration problem",
+    doc: "The access(5) action taken when a policy server does not answer.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_policy_service_policy_context",
+    type: "string",
+    default: "",
+    doc: "The policy_context attribute sent in every policy request.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_policy_service_request_limit",
+    type: "int",
+    default: "0",
+    doc: "Requests sent over one policy server connection before it is closed (0: no limit).",
+    min: 0,
+    support: "implemented",
+  },
   // issue 8 protocol: rows for this part go here.
   // issue 8 xclient-proxy: rows for this part go here.
   // issue 8 differential: rows for this part go here.

@@ -36,6 +36,7 @@ import type { Runtime } from "../runtime/mod.ts";
 import type { DictGrants } from "../maps/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
 import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
+import { policyGrants } from "./policy.ts";
 
 export {
   daemonTableGrants,
@@ -222,6 +223,10 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       if (ctx.param("smtpd_peername_lookup").toLowerCase() === "yes") {
         g.net.push(...nameserverGrants(ctx.nameservers));
       }
+      // check_policy_service: exactly the servers the restriction lists name.
+      const policy = policyGrants(ctx.param, q);
+      g.net.push(...policy.net);
+      for (const path of policy.sockets) unixGrant(g, path);
       break;
     }
     case "cleanup":

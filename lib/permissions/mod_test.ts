@@ -51,6 +51,30 @@ Deno.test("permission sets", async (t) => {
     assertEquals(g.write, [sock], "no log, no config, no other daemon's socket");
     assertEquals(g.read, [sock, "/etc/hosts"]);
   });
+  await t.step("smtpd: exactly the policy servers its lists, classes and -o name", () => {
+    const g = daemonGrants(
+      svc("2525"),
+      ctx({
+        smtpd_peername_lookup: "no",
+        smtpd_restriction_classes: "greylist",
+        greylist: "check_policy_service inet:127.0.0.1:10023",
+        smtpd_recipient_restrictions:
+          "reject_unauth_destination, check_policy_service unix:private/policy, " +
+          "check_policy_service { unix:/run/pf.sock, timeout=10s }, greylist",
+        smtpd_client_restrictions: "check_policy_service inet:[::1]:9998",
+        smtpd_data_restrictions: "check_policy_service tcp:10.0.0.1:1",
+      }),
+    );
+    assertEquals(g.net, [
+      "unix:/q/peer/cleanup.inet.2525",
+      "127.0.0.1:2525",
+      "[::1]:9998",
+      "127.0.0.1:10023",
+      "unix:/q/private/policy",
+      "unix:/run/pf.sock",
+    ]);
+    assertEquals(g.write, ["/q/peer/cleanup.inet.2525", "/q/private/policy", "/run/pf.sock"]);
+  });
   await t.step("smtpd without peer name lookups gets no resolver", () => {
     const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no" }));
     assertEquals(g.net, ["unix:/q/peer/cleanup.inet.2525", "127.0.0.1:2525"]);
