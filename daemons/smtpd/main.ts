@@ -1,7 +1,9 @@
 /**
  * smtpd daemon entry: accepts TCP connections on its master.cf inet
  * endpoint and runs one SMTP session (session.ts) per connection, handing
- * messages to `private/cleanup`. Client names come from /etc/hosts, then a
+ * messages to `private/cleanup`. Client connection and rate limits are
+ * asked of anvil (anvil.ts), check_policy_service of its servers
+ * (policy.ts). Client names come from /etc/hosts, then a
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
  * else "unknown" as in Postfix.
  *
@@ -17,6 +19,8 @@ import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
+import { ANVIL_TIMEOUT_MS, clientLimits, type LimitSettings, limitSettings } from "./anvil.ts";
+import { ipcConnect } from "../../lib/ipc/mod.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
@@ -27,6 +31,8 @@ let listed: ListedContext | null = null;
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
 let resolver: PeerResolver | null = null;
+/** The client limits, when master.cf runs anvil (lib/service/catalog.ts refuses limits without it). */
+let limits: LimitSettings | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -57,6 +63,8 @@ function setup(ctx: ServiceContext): void {
   );
   restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
+  const anvil = ctx.services.some((s) => s.type === "unix" && s.name === "anvil");
+  limits = anvil ? limitSettings(c) : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
   } catch {
@@ -97,6 +105,14 @@ await runService({
         openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
         restrictions: restrictions!,
         listed: listed!,
+        limits: limits
+          ? clientLimits(limits, {
+            service: ctx.args.service,
+            client: { name, addr },
+            open: () => ipcConnect(ctx.peer("anvil"), { timeoutMs: ANVIL_TIMEOUT_MS }),
+            warn: (m) => ctx.log.warn(m),
+          })
+          : undefined,
       });
     } finally {
       try {

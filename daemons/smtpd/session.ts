@@ -53,6 +53,7 @@ import {
   type Verdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
+import type { ClientLimits, LimitRefusal } from "./anvil.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -81,6 +82,8 @@ export interface SessionDeps {
   restrictions: RestrictionContext;
   /** Unknown users refused at RCPT (recipients.ts); absent: every address is accepted. */
   listed?: ListedContext;
+  /** The client connection and rate limits (anvil.ts); absent: none. */
+  limits?: ClientLimits;
   now?: () => Date;
 }
 
@@ -283,6 +286,12 @@ class Session {
   async run(): Promise<void> {
     this.log.info(`connect from ${this.client}`);
     try {
+      const limited = await this.d.limits?.connect();
+      if (limited) {
+        // Instead of the greeting; the session ends (Postfix's smtpd_proto).
+        this.limited(limited);
+        return;
+      }
       const denied = this.d.restrictions.delayReject
         ? null
         : await checkConnect(this.d.restrictions, this.request());
@@ -330,6 +339,7 @@ class Session {
       this.cleanup?.abort();
       this.cleanup = null;
       await this.flush().catch(() => {});
+      await this.d.limits?.disconnect();
       this.log.info(`disconnect from ${this.client}${this.summary()}`);
     }
   }
@@ -349,6 +359,12 @@ class Session {
       s += ` ${k}=${good === total ? good : `${good}/${total}`}`;
     }
     return `${s} commands=${ok === all ? ok : `${ok}/${all}`}`;
+  }
+
+  /** A client limit was exceeded: the warning and the reply. */
+  limited(r: LimitRefusal): void {
+    this.log.warn(r.warning);
+    this.reply(r.code, r.dsn, r.text);
   }
 
   async error(): Promise<void> {
@@ -492,6 +508,11 @@ class Session {
       this.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
       return false;
     }
+    const tooMuch = await this.d.limits?.message();
+    if (tooMuch) {
+      this.limited(tooMuch);
+      return false;
+    }
     let path;
     try {
       path = parseMailPath(arg.slice(m[0].length), { allowEmpty: true });
@@ -563,6 +584,11 @@ class Session {
     const m = /^TO:/i.exec(arg);
     if (!m) {
       this.reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
+      return false;
+    }
+    const tooMany = await this.d.limits?.recipient();
+    if (tooMany) {
+      this.limited(tooMany);
       return false;
     }
     let path;

@@ -144,7 +144,11 @@ export function proxymapService(services: MasterService[]): MasterService | unde
 
 function ownPeers(svc: MasterService, services: MasterService[]): string[] {
   switch (svc.command) {
-    case "smtpd":
+    case "smtpd": {
+      // anvil: the client limits (daemons/smtpd/anvil.ts), when master.cf runs it.
+      const anvil = services.some((s) => s.type === "unix" && s.name === "anvil");
+      return anvil ? ["cleanup", "anvil"] : ["cleanup"];
+    }
     case "pickup":
     case "bounce":
     case "local": // forwards alias expansions as new mail
@@ -264,6 +268,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       break;
     case "discard":
     case "error":
+    case "anvil": // its sockets only
       break;
     case "proxymap":
       // Only its tables (ctx.tables): files, database servers, sockets.
