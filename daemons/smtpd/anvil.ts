@@ -30,7 +30,7 @@
  * Parameters: the six above, myhostname.
  */
 import { type Config, matchNetworkList, parseNetworkList } from "../../lib/config/mod.ts";
-import { type IpcConn, ipcConnect } from "../../lib/ipc/mod.ts";
+import type { IpcConn } from "../../lib/ipc/mod.ts";
 
 /** Longest wait for anvil's answer before the event goes unlimited. */
 export const ANVIL_TIMEOUT_MS = 5000;
