@@ -33,8 +33,11 @@
  * answer gives Postfix's "451 4.3.5 <who>: ... rejected: Server
  * configuration error". Not done: check_reverse_client_hostname_access and
  * the other check_*_access kinds, and the actions that need cleanup (HOLD,
- * DISCARD, REDIRECT, FILTER, PREPEND, BCC): each is a configuration error
- * (451 4.3.5, logged by name). Keys with CR or LF are never looked up.
+ * DISCARD, REDIRECT, FILTER, BCC): each is a configuration error (451
+ * 4.3.5, logged by name). PREPEND adds its header to the transaction's
+ * message (the session writes it above its Received: header).
+ * check_policy_service asks a policy server (policy.ts) and evaluates its
+ * action as an access table result about the list's subject. Keys with CR or LF are never looked up.
  * A restriction that needs what the stage does
  * not have yet (a recipient at connect) is skipped, as Postfix does. Any
  * other restriction is a configuration error answered with 451 4.3.5 and
@@ -491,6 +494,7 @@ function dsnSplit(defaultDsn: string, text: string): { dsn: string; text: string
 
 /** Access table actions that need cleanup (the queue file): not supported yet. */
 const CLEANUP_ACTIONS = new Set(["HOLD", "DISCARD", "REDIRECT", "FILTER", "PREPEND", "BCC"]);
+// PREPEND is handled before this set is consulted when the request can keep the header.
 
 /** A table's value for a lookup key: CR and LF never reach a table (such keys find nothing). */
 async function find<T>(key: string, lookup: () => Promise<T | undefined>): Promise<T | undefined> {
