@@ -492,9 +492,11 @@ function dsnSplit(defaultDsn: string, text: string): { dsn: string; text: string
   return m ? { dsn: m[1], text: text.slice(m[0].length) } : { dsn: defaultDsn, text };
 }
 
-/** Access table actions that need cleanup (the queue file): not supported yet. */
+/**
+ * Access table actions that need cleanup (the queue file): not supported
+ * yet. PREPEND is one only where the request cannot keep its header.
+ */
 const CLEANUP_ACTIONS = new Set(["HOLD", "DISCARD", "REDIRECT", "FILTER", "PREPEND", "BCC"]);
-// PREPEND is handled before this set is consulted when the request can keep the header.
 
 /** A table's value for a lookup key: CR and LF never reach a table (such keys find nothing). */
 async function find<T>(key: string, lookup: () => Promise<T | undefined>): Promise<T | undefined> {
