@@ -149,6 +149,8 @@ class Session {
   prepend: string[] = [];
   /** Postfix's "instance" policy attribute: one per transaction, made at first need. */
   instance = "";
+  /** Set by the AUTH code after a successful AUTH (sasl_method, sasl_username for policy services). */
+  sasl: { username: string; method: string } | null = null;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -231,6 +233,7 @@ class Session {
         instance: this.instance ||= transactionInstance(this.d.now?.() ?? new Date()),
         size: Number(this.senderParams.get("SIZE") ?? 0) || 0,
         recipientCount: this.recipients.length,
+        sasl: this.sasl,
       },
       prepend: (header) => this.prepend.push(header),
       log: (action, text) => {

@@ -5,9 +5,9 @@
  * - A command Postwarden has a daemon for runs.
  * - A Postfix service whose job Postwarden does elsewhere, or that mail does
  *   not need to flow correctly, is skipped and named (tlsmgr, proxymap,
- *   anvil, scache, postlogd, ...). Where a parameter would make mail depend
- *   on one (a rate limit needs anvil), the parameter itself fails closed in
- *   lib/config.
+ *   scache, postlogd, ...). Where a parameter would make mail depend on one,
+ *   the parameter itself fails closed in lib/config; a client limit set
+ *   while master.cf runs no anvil stops the start here.
  * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
  *   mail the admin expects to receive would be refused.
  * - The chroot column is not used (each daemon has its own Deno sandbox

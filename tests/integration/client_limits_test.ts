@@ -4,7 +4,8 @@
  * Postfix's 421 while other clients, and clients in
  * smtpd_client_event_limit_exceptions ($mynetworks), are served; a
  * message rate limit over a short anvil_rate_time_unit refuses MAIL and
- * lets it through again in the next time unit. Clients come from
+ * lets it through again in the next time unit, and a recipient rate
+ * limit refuses RCPT. Clients come from
  * 127.0.0.2 and 127.0.0.3 (node:net binds the source address).
  */
 import net from "node:net";
@@ -78,6 +79,7 @@ Deno.test("client limits through anvil", async (t) => {
       "smtpd_peername_lookup = no",
       "smtpd_client_connection_count_limit = 10",
       "smtpd_client_message_rate_limit = 2",
+      "smtpd_client_recipient_rate_limit = 3",
       "anvil_rate_time_unit = 3s",
     ].join("\n"),
   });
@@ -155,6 +157,22 @@ Deno.test("client limits through anvil", async (t) => {
         await inst.log(),
         /warning: Message delivery request rate limit exceeded: 3 from \S+\[127\.0\.0\.3\] for service /,
       );
+    });
+    await t.step("recipient rate: the 4th RCPT in a time unit gets 450 4.7.1", async () => {
+      await new Promise((r) => setTimeout(r, 3500)); // a fresh anvil_rate_time_unit
+      const c = new Client(inst.port, "127.0.0.3");
+      assertMatch((await c.reply())!, /^220 /);
+      assertMatch((await c.send("EHLO client.example"))!, /^250/);
+      assertEquals(await c.send("MAIL FROM:<a@example.org>"), "250 2.1.0 Ok");
+      for (let i = 0; i < 3; i++) {
+        assertEquals(await c.send("RCPT TO:<postmaster@mx.test.example>"), "250 2.1.5 Ok");
+      }
+      assertEquals(
+        await c.send("RCPT TO:<postmaster@mx.test.example>"),
+        "450 4.7.1 Error: too many recipients from 127.0.0.3",
+      );
+      assertEquals(await c.send("QUIT"), "221 2.0.0 Bye");
+      c.close();
     });
   } finally {
     for (const c of open) c.close();
