@@ -430,7 +430,8 @@ async function main(argv: string[]): Promise<number> {
             );
           }
         }
-        await new Promise((r) => setTimeout(r, 1000));
+        // Ten daemons booting at once on a small, busy machine take over a second.
+        await new Promise((r) => setTimeout(r, 2000));
         for (const line of await newFatalLines(o.maillog_file, logStart)) {
           console.error(`${PROG}: warning: ${line}`);
         }
