@@ -67,12 +67,20 @@ async function dialog(port: number): Promise<string[]> {
   }
 }
 
-/** The limit warnings, with the service port replaced. */
+/**
+ * The limit warnings, each once, with the service port replaced. (Once:
+ * a Postfix smtpd still serving the start helper's readiness probe can
+ * report that connection to anvil late and log the same warning twice.)
+ */
 function warnings(log: string, port: number): string[] {
-  return log.split("\n").flatMap((l) => {
-    const m = /warning: ((?:Connection concurrency|Message delivery request) .*)$/.exec(l);
-    return m ? [m[1].replace(`127.0.0.1:${port}`, "127.0.0.1:PORT")] : [];
-  });
+  return [
+    ...new Set(
+      log.split("\n").flatMap((l) => {
+        const m = /warning: ((?:Connection concurrency|Message delivery request) .*)$/.exec(l);
+        return m ? [m[1].replace(`127.0.0.1:${port}`, "127.0.0.1:PORT")] : [];
+      }),
+    ),
+  ];
 }
 
 async function waitForLog(read: () => Promise<string>, n: number, port: number) {
