@@ -122,7 +122,16 @@ export function parsePolicyService(spec: string, queueDir: string): PolicyServic
           `(expected one of ${POLICY_SETTINGS.join(", ")})`,
       );
     }
-    settings[name as PolicySetting] = unbrace(item.slice(eq + 1));
+    const value = unbrace(item.slice(eq + 1));
+    const bad = (name === "try_limit" && !/^[1-9]\d*$/.test(value)) ||
+      (["timeout", "max_idle", "max_ttl", "retry_delay"].includes(name) &&
+        !/^[1-9]\d*[smhdw]?$/.test(value));
+    if (bad) {
+      throw new PolicyServiceError(
+        `${CHECK_POLICY_SERVICE} ${server}: bad ${name} value "${value}"`,
+      );
+    }
+    settings[name as PolicySetting] = value;
   }
   return {
     spec,

@@ -85,6 +85,8 @@ Deno.test("validateConfig", async (t) => {
       "smtpd_forbid_bare_newline = no",
       "postscreen_greet_action = enforce",
       "smtpd_client_restrictions = reject_unknown_client_hostname",
+      "smtpd_recipient_restrictions = check_policy_service tcp:127.0.0.1:1, reject",
+      "smtpd_helo_restrictions = check_policy_service { inet:127.0.0.1:9, timeout=soon }",
     ];
     for (const line of cases) {
       const c = makeConfig("/etc/x", BASE + line + "\n");
