@@ -17,6 +17,12 @@
  * three at RCPT. `smtpd_data_restrictions` run at DATA. Each rejection is
  * logged as Postfix logs it (`NOQUEUE: reject: RCPT from ...`).
  *
+ * Client limits (anvil.ts), when the host gives them: a connection over
+ * the count or rate limit gets 421 4.7.0 instead of the greeting and the
+ * session ends; MAIL and RCPT over their rate limits get 450 4.7.1.
+ * Headers that PREPEND results (access tables, policy services) add are
+ * written above the Received: header.
+ *
  * Recipients over `smtpd_recipient_limit` get 452 4.5.3 without counting
  * as errors until `smtpd_recipient_overshoot_limit` more have been refused
  * in the transaction, as Postfix. `smtpd_timeout` bounds each read and each
