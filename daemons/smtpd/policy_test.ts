@@ -280,6 +280,60 @@ Deno.test("check_policy_service: hostile or absent servers give the default acti
   });
 });
 
+Deno.test("check_policy_service: connection reuse limits and unix sockets", async (t) => {
+  await t.step("request_limit and max_idle close connections", async () => {
+    const srv = policyServer(() => "action=DUNNO\n\n");
+    let now = 0;
+    try {
+      const c = makeConfig(
+        "/x",
+        base + "smtpd_policy_service_request_limit = 2\nsmtpd_policy_service_max_idle = 10s\n",
+      );
+      const clients = new PolicyClients(c, { warn: () => {}, now: () => now });
+      const client = clients.get(`inet:127.0.0.1:${srv.port}`);
+      for (let i = 0; i < 3; i++) await client.query([["request", "smtpd_access_policy"]]);
+      assertEquals(srv.connections(), 2, "a new connection after 2 requests");
+      now += 11_000; // past max_idle
+      await client.query([["request", "smtpd_access_policy"]]);
+      assertEquals(srv.connections(), 3, "an idle connection is not reused");
+      clients.close();
+    } finally {
+      srv.close();
+    }
+  });
+  await t.step("unix:private/policy is under queue_directory", async () => {
+    const dir = await Deno.makeTempDir();
+    await Deno.mkdir(`${dir}/private`);
+    const listener = Deno.listen({ transport: "unix", path: `${dir}/private/policy` });
+    const served = (async () => {
+      const conn = await listener.accept();
+      const buf = new Uint8Array(8192);
+      let text = "";
+      while (!text.includes("\n\n")) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        text += decoder.decode(buf.subarray(0, n));
+      }
+      await conn.write(encoder.encode("action=REJECT over unix\n\n"));
+      conn.close();
+      return text;
+    })();
+    try {
+      const ctx = context(
+        `queue_directory = ${dir}\nsmtpd_recipient_restrictions = ` +
+          "check_policy_service unix:private/policy, reject_unauth_destination\n",
+      );
+      const v = await checkRecipient(ctx, request("x@mx.example"));
+      assertEquals(v?.text, "<x@mx.example>: Recipient address rejected: over unix");
+      assertMatch(await served, /^request=smtpd_access_policy\n/);
+      ctx.policy.close();
+    } finally {
+      listener.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
 Deno.test("check_policy_service: arguments and settings", async (t) => {
   await t.step("endpoints", () => {
     assertEquals(parsePolicyService("unix:private/policy", "/q").endpoint, {
