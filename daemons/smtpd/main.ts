@@ -1,7 +1,9 @@
 /**
  * smtpd daemon entry: accepts TCP connections on its master.cf inet
  * endpoint and runs one SMTP session (session.ts) per connection, handing
- * messages to `private/cleanup`. Client names come from /etc/hosts, then a
+ * messages to `private/cleanup`. Client connection and rate limits are
+ * asked of anvil (anvil.ts), check_policy_service of its servers
+ * (policy.ts). Client names come from /etc/hosts, then a
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
  * else "unknown" as in Postfix.
  *
@@ -33,8 +35,10 @@ import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 import { type ProxyFamilies, readProxyHeader } from "./haproxy.ts";
-import { type XclientAuth, xclientAuth } from "./xclient.ts";
+import { authorized, type XclientAuth, xclientAuth } from "./xclient.ts";
 import { familiesFrom } from "../../lib/dns/mod.ts";
+import { ANVIL_TIMEOUT_MS, clientLimits, type LimitSettings, limitSettings } from "./anvil.ts";
+import { ipcConnect } from "../../lib/ipc/mod.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
@@ -52,6 +56,8 @@ let resolver: PeerResolver | null = null;
 let xclient: XclientAuth | null = null;
 /** smtpd_upstream_proxy_protocol = haproxy: the header's deadline and the families allowed. */
 let upstreamProxy: { timeoutMs: number; families: ProxyFamilies } | null = null;
+/** The client limits, when master.cf runs anvil (lib/service/catalog.ts refuses limits without it). */
+let limits: LimitSettings | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -93,6 +99,8 @@ function setup(ctx: ServiceContext): void {
       families: familiesFrom(c.list("inet_protocols")),
     }
     : null;
+  const anvil = ctx.services.some((s) => s.type === "unix" && s.name === "anvil");
+  limits = anvil ? limitSettings(c) : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
   } catch {
@@ -118,6 +126,7 @@ await runService({
     try {
       let addr = remote.hostname;
       let port = remote.port;
+      let server = { addr: conn.localAddr.hostname, port: conn.localAddr.port };
       let initial: Uint8Array | undefined;
       let hangup = false;
       if (upstreamProxy) {
@@ -129,6 +138,7 @@ await runService({
           if (r.header.kind === "proxy") {
             addr = r.header.endpoints.clientAddr;
             port = r.header.endpoints.clientPort;
+            server = { addr: r.header.endpoints.serverAddr, port: r.header.endpoints.serverPort };
           }
           initial = r.rest;
         }
@@ -137,7 +147,7 @@ await runService({
       await runSession({
         config: ctx.config,
         log: ctx.log,
-        client: { name, addr, port },
+        client: { name, addr, port, server },
         read,
         initial,
         hangup,
@@ -151,6 +161,15 @@ await runService({
         openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
         restrictions: restrictions!,
         listed: listed!,
+        // Postfix leaves XCLIENT-authorized hosts (proxies) out of the client limits.
+        limits: limits && !authorized(xclient!.xclient, { name, addr })
+          ? clientLimits(limits, {
+            service: ctx.args.service,
+            client: { name, addr },
+            open: () => ipcConnect(ctx.peer("anvil"), { timeoutMs: ANVIL_TIMEOUT_MS }),
+            warn: (m) => ctx.log.warn(m),
+          })
+          : undefined,
       });
     } finally {
       try {

@@ -33,8 +33,11 @@
  * answer gives Postfix's "451 4.3.5 <who>: ... rejected: Server
  * configuration error". Not done: check_reverse_client_hostname_access and
  * the other check_*_access kinds, and the actions that need cleanup (HOLD,
- * DISCARD, REDIRECT, FILTER, PREPEND, BCC): each is a configuration error
- * (451 4.3.5, logged by name). Keys with CR or LF are never looked up.
+ * DISCARD, REDIRECT, FILTER, BCC): each is a configuration error (451
+ * 4.3.5, logged by name). PREPEND adds its header to the transaction's
+ * message (the session writes it above its Received: header).
+ * check_policy_service asks a policy server (policy.ts) and evaluates its
+ * action as an access table result about the list's subject. Keys with CR or LF are never looked up.
  * A restriction that needs what the stage does
  * not have yet (a recipient at connect) is skipped, as Postfix does. Any
  * other restriction is a configuration error answered with 451 4.3.5 and
@@ -62,6 +65,7 @@ import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import { accessAddressFind, DictError, domainFind, Maps } from "../../lib/maps/mod.ts";
 import type { MapsOpener } from "../../lib/service/maps.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
+import { policyAttributes, PolicyClients, type PolicyFacts } from "./policy.ts";
 import {
   type Resolution,
   RESOLVE_CLASS_FINAL,
@@ -75,6 +79,7 @@ import {
 } from "../../lib/resolve/mod.ts";
 import {
   canRefuseRelay,
+  CHECK_POLICY_SERVICE,
   type Config,
   ConfigError,
   IMPLEMENTED_RESTRICTIONS,
@@ -146,6 +151,8 @@ export interface RestrictionContext {
    * without it those restrictions are a configuration error.
    */
   listed?: ListedContext;
+  /** check_policy_service: the process's policy clients (policy.ts). */
+  policy: PolicyClients;
   warn: (msg: string) => void;
   /** WARN and INFO results of access tables; warn when not given. */
   info?: (msg: string) => void;
@@ -158,6 +165,8 @@ export interface RestrictionOptions {
   /** For reject_unlisted_recipient and reject_unlisted_sender. */
   listed?: ListedContext;
   info?: (msg: string) => void;
+  /** The policy clients (tests inject a connect function). @default from the configuration */
+  policy?: PolicyClients;
 }
 
 /** A restriction list parameter: items split like Postfix (commas, spaces; braces kept). */
@@ -233,6 +242,7 @@ export function restrictionContext(
       tables: new Map(),
     },
     listed: opts.listed,
+    policy: opts.policy ?? new PolicyClients(c, { warn }),
     warn,
     info: opts.info,
   };
@@ -279,6 +289,13 @@ export interface CheckRequest {
    * they go to the context's info or warn.
    */
   log?: (action: string, text: string) => void;
+  /** What check_policy_service sends besides the fields above; without it, little is known. */
+  policy?: PolicyFacts;
+  /**
+   * Keeps a PREPEND result's header for the message (the session writes it
+   * above its Received: header); without it PREPEND is a configuration error.
+   */
+  prepend?: (header: string) => void;
 }
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
@@ -475,7 +492,10 @@ function dsnSplit(defaultDsn: string, text: string): { dsn: string; text: string
   return m ? { dsn: m[1], text: text.slice(m[0].length) } : { dsn: defaultDsn, text };
 }
 
-/** Access table actions that need cleanup (the queue file): not supported yet. */
+/**
+ * Access table actions that need cleanup (the queue file): not supported
+ * yet. PREPEND is one only where the request cannot keep its header.
+ */
 const CLEANUP_ACTIONS = new Set(["HOLD", "DISCARD", "REDIRECT", "FILTER", "PREPEND", "BCC"]);
 
 /** A table's value for a lookup key: CR and LF never reach a table (such keys find nothing). */
@@ -545,6 +565,13 @@ async function tableResult(
     case "OK":
     case "RELAY":
       return "permit";
+    case "PREPEND":
+      if (!req.prepend) break;
+      // Postfix's is_header: a field name, optional space, then ":".
+      if (!/^[\x21-\x39\x3b-\x7e]+[ \t]*:/.test(text)) {
+        ctx.warn(`access table ${table} entry "${value}" requires header: text`);
+      } else req.prepend(text);
+      return null;
   }
   if (CLEANUP_ACTIONS.has(cmd) || cmd === "HANGUP") {
     ctx.warn(`access table ${table}: action ${cmd} is not supported by Postwarden`);
@@ -688,6 +715,30 @@ async function addressKeys(maps: Maps, addr: string): Promise<{ value: string } 
   }
 }
 
+/**
+ * check_policy_service: the service's action, evaluated as an access
+ * table result about the list's subject (Postfix's check_policy_service
+ * passes its caller's reply name and class).
+ */
+async function checkPolicy(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  state: CheckState,
+  stage: Stage,
+  spec: string,
+): Promise<Outcome> {
+  let client;
+  try {
+    client = ctx.policy.get(spec);
+  } catch (e) {
+    ctx.warn(`${CHECK_POLICY_SERVICE} ${spec}: ${(e as Error).message}`);
+    return CONFIG_ERROR;
+  }
+  const facts = req.policy ?? { command: stage === "data" ? "DATA" : "RCPT", protocol: "SMTP" };
+  const action = await client.query(policyAttributes(req, facts));
+  return await tableResult(ctx, req, stage, state, client.service.server, action);
+}
+
 /** The subject of each check_*_access's replies. */
 const CHECK_STAGE: Record<string, Stage> = {
   check_client_access: "client",
@@ -723,7 +774,15 @@ async function evaluate(
       warnIfReject = true;
       continue;
     }
-    if (takesTable(r)) {
+    if (r === CHECK_POLICY_SERVICE) {
+      const spec = list[i + 1];
+      if (spec === undefined) {
+        ctx.warn(`restriction ${raw} must be followed by transport:server`);
+        return CONFIG_ERROR;
+      }
+      i++;
+      outcome = await checkPolicy(ctx, req, shared, stage, spec);
+    } else if (takesTable(r)) {
       const table = list[i + 1];
       if (table === undefined) {
         ctx.warn(`restriction ${raw} requires a table argument`);

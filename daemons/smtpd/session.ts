@@ -23,6 +23,12 @@
  * three at RCPT. `smtpd_data_restrictions` run at DATA. Each rejection is
  * logged as Postfix logs it (`NOQUEUE: reject: RCPT from ...`).
  *
+ * Client limits (anvil.ts), when the host gives them: a connection over
+ * the count or rate limit gets 421 4.7.0 instead of the greeting and the
+ * session ends; MAIL and RCPT over their rate limits get 450 4.7.1.
+ * Headers that PREPEND results (access tables, policy services) add are
+ * written above the Received: header.
+ *
  * Recipients over `smtpd_recipient_limit` get 452 4.5.3 without counting
  * as errors until `smtpd_recipient_overshoot_limit` more have been refused
  * in the transaction, as Postfix. `smtpd_timeout` bounds each read and each
@@ -71,12 +77,15 @@ import {
   xforwardNamaddr,
   xforwardPreset,
 } from "./xclient.ts";
+import type { ClientLimits, LimitRefusal } from "./anvil.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
   name: string;
   addr: string;
   port: number;
+  /** The local end of the connection (server_address and server_port for policy services). */
+  server?: { addr: string; port: number };
 }
 
 /** What the session needs from its host. */
@@ -97,6 +106,8 @@ export interface SessionDeps {
   restrictions: RestrictionContext;
   /** Unknown users refused at RCPT (recipients.ts); absent: every address is accepted. */
   listed?: ListedContext;
+  /** The client connection and rate limits (anvil.ts); absent: none. */
+  limits?: ClientLimits;
   now?: () => Date;
   /** Who may send XCLIENT and XFORWARD; absent: nobody. */
   xclient?: XclientAuth;
@@ -137,6 +148,15 @@ const COUNT_ORDER = [
 ];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
 
+let instances = 0;
+
+/** A value like Postfix's instance attribute (pid.seconds.microseconds.counter, in hex). */
+function transactionInstance(now: Date): string {
+  const ms = now.getTime();
+  const hex = (n: number) => Math.floor(n).toString(16);
+  return `${hex(Deno.pid)}.${hex(ms / 1000)}.${hex((ms % 1000) * 1000)}.${hex(instances++)}`;
+}
+
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
   await new Session(d).run();
@@ -175,6 +195,10 @@ class Session {
   writeStuck = false;
   /** DEFER_IF_PERMIT results of the early checks (smtpd_delay_reject = no), for RCPT. */
   readonly deferIfPermit: DeferIfPermitCarry = {};
+  /** Headers PREPEND results added for this transaction, written above Received:. */
+  prepend: string[] = [];
+  /** Postfix's "instance" policy attribute: one per transaction, made at first need. */
+  instance = "";
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -250,6 +274,19 @@ class Session {
       sender: this.sender,
       recipient,
       deferIfPermit: this.deferIfPermit,
+      policy: {
+        command: this.lastCommand,
+        protocol: this.protocol,
+        clientPort: this.d.client.port,
+        serverAddr: this.d.client.server?.addr,
+        serverPort: this.d.client.server?.port,
+        queueId: this.cleanup?.queueId,
+        instance: this.instance ||= transactionInstance(this.d.now?.() ?? new Date()),
+        size: Number(this.senderParams.get("SIZE") ?? 0) || 0,
+        recipientCount: this.recipients.length,
+        sasl: this.sasl,
+      },
+      prepend: (header) => this.prepend.push(header),
       log: (action, text) => {
         const parts = [
           this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
@@ -307,6 +344,12 @@ class Session {
         this.reply(421, "4.3.0", `${this.cfg.str("myhostname")} Server local error`);
         return;
       }
+      const limited = await this.d.limits?.connect();
+      if (limited) {
+        // Instead of the greeting; the session ends (Postfix's smtpd_proto).
+        this.limited(limited);
+        return;
+      }
       await this.greet();
       for (;;) {
         const l = await this.nextLine();
@@ -346,6 +389,7 @@ class Session {
       this.cleanup?.abort();
       this.cleanup = null;
       await this.flush().catch(() => {});
+      await this.d.limits?.disconnect();
       this.log.info(`disconnect from ${this.client}${this.summary()}`);
     }
   }
@@ -383,6 +427,12 @@ class Session {
     }
     // Postfix prints "commands=0/0" for a client that sent nothing.
     return `${s} commands=${ok === all && all > 0 ? ok : `${ok}/${all}`}`;
+  }
+
+  /** A client limit was exceeded: the warning and the reply. */
+  limited(r: LimitRefusal): void {
+    this.log.warn(r.warning);
+    this.reply(r.code, r.dsn, r.text);
   }
 
   async error(): Promise<void> {
@@ -529,6 +579,8 @@ class Session {
     this.recipients = [];
     this.overshoot = 0;
     this.xforward = null;
+    this.prepend = [];
+    this.instance = "";
   }
 
   async doMail(arg: string): Promise<boolean> {
@@ -543,6 +595,11 @@ class Session {
     const m = /^FROM:/i.exec(arg);
     if (!m) {
       this.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+      return false;
+    }
+    const tooMuch = await this.d.limits?.message();
+    if (tooMuch) {
+      this.limited(tooMuch);
       return false;
     }
     let path;
@@ -616,6 +673,11 @@ class Session {
     const m = /^TO:/i.exec(arg);
     if (!m) {
       this.reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
+      return false;
+    }
+    const tooMany = await this.d.limits?.recipient();
+    if (tooMany) {
+      this.limited(tooMany);
       return false;
     }
     let path;
@@ -777,6 +839,7 @@ class Session {
         ...(ret ? { ret: ret.toUpperCase() } : {}),
       },
     });
+    for (const h of this.prepend) await send(encoder.encode(`${h}\r\n`));
     await send(encoder.encode(this.receivedHeader(cleanup.queueId)));
     const decoder = new DataDecoder();
     this.data = decoder;
@@ -841,6 +904,8 @@ class Session {
     this.senderParams = new Map();
     this.overshoot = 0;
     this.xforward = null;
+    this.prepend = [];
+    this.instance = "";
     return ok;
   }
 

@@ -135,7 +135,6 @@ const GROUPS: Group[] = [
       "smtpd_per_request_deadline",
       "smtp_per_request_deadline",
       "smtpd_delay_open_until_valid_rcpt",
-      "smtpd_client_event_limit_exceptions",
       "smtpd_junk_command_limit",
       "smtp_connection_cache_destinations",
       "smtp_connection_cache_on_demand",
@@ -460,9 +459,7 @@ const FAMILIES: [prefix: string, why: string][] = [
   ["dnsblog_", "Postwarden has no dnsblog"],
   ["address_verify_", "Postwarden has no verify service (reject_unverified_* is unsupported)"],
   ["milter_", "milters are refused on their own (smtpd_milters, non_smtpd_milters)"],
-  ["smtpd_policy_service_", "check_policy_service is an unsupported restriction"],
   ["connection_cache_", "Postwarden has no scache service"],
-  ["anvil_", "Postwarden has no anvil service (client rate limits are refused on their own)"],
 ];
 
 /**

@@ -49,3 +49,11 @@ export {
   TABLE_RESTRICTIONS,
   unsupportedRestrictions,
 } from "./restrictions.ts";
+export {
+  CHECK_POLICY_SERVICE,
+  parsePolicyService,
+  type PolicyEndpoint,
+  type PolicyService,
+  PolicyServiceError,
+  policyServicesOf,
+} from "./policy_service.ts";

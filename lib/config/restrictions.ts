@@ -43,6 +43,7 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   // issue 8 auth
   // issue 8 restrictions
   // issue 8 policy-anvil
+  "check_policy_service",
   // issue 8 protocol
 ]);
 
@@ -103,7 +104,7 @@ export function unsupportedRestrictions(
   for (const list of lists) {
     for (let i = 0; i < list.length; i++) {
       const r = list[i].toLowerCase();
-      if (TABLE_RESTRICTIONS.has(r)) i++;
+      if (TABLE_RESTRICTIONS.has(r) || r === "check_policy_service") i++;
       else if (!IMPLEMENTED_RESTRICTIONS.has(r) && !classes.includes(list[i])) out.add(list[i]);
     }
   }

@@ -40,6 +40,7 @@ import {
   restrictionItems,
   unsupportedRestrictions,
 } from "./restrictions.ts";
+import { policyServicesOf } from "./policy_service.ts";
 
 /** One finding: the parameters it is about, its message, and whether it stops the start. */
 export interface ConfigProblem {
@@ -272,6 +273,12 @@ function valueChecks(config: Config): ConfigProblem[] {
         `${list}: restriction "${r}" is not supported by Postwarden; mail that reaches it is ` +
           "answered 451 4.3.5 Server configuration error",
       );
+    }
+    const policy = quietly(() =>
+      policyServicesOf([restrictionItems(config.str(list))], config.str("queue_directory"))
+    );
+    for (const e of policy?.errors ?? []) {
+      warn([list], `${list}: ${e}; mail that reaches it is answered 451 4.3.5`);
     }
   }
   const relay = quietly(() => config.list("smtpd_relay_restrictions"));

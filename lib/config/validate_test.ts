@@ -52,7 +52,10 @@ Deno.test("validateConfig", async (t) => {
       ["smtp_tls_security_level = verify", /^smtp_tls_security_level = verify/],
       ["content_filter = amavis:[127.0.0.1]:10024", /^content_filter = /],
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
-      ["smtpd_client_connection_rate_limit = 10", /^smtpd_client_connection_rate_limit = 10/],
+      [
+        "smtpd_client_new_tls_session_rate_limit = 10",
+        /^smtpd_client_new_tls_session_rate_limit = 10/,
+      ],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_auth_enable = yes/],
       ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],
       ["mailbox_size_limit = 1000", /^mailbox_size_limit = 1000: .*"0"/],
@@ -82,6 +85,8 @@ Deno.test("validateConfig", async (t) => {
       "smtpd_forbid_bare_newline = no",
       "postscreen_greet_action = enforce",
       "smtpd_client_restrictions = reject_unknown_client_hostname",
+      "smtpd_recipient_restrictions = check_policy_service tcp:127.0.0.1:1, reject",
+      "smtpd_helo_restrictions = check_policy_service { inet:127.0.0.1:9, timeout=soon }",
     ];
     for (const line of cases) {
       const c = makeConfig("/etc/x", BASE + line + "\n");

@@ -36,6 +36,7 @@ import type { Runtime } from "../runtime/mod.ts";
 import type { DictGrants } from "../maps/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
 import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
+import { policyGrants } from "./policy.ts";
 
 export {
   daemonTableGrants,
@@ -143,7 +144,11 @@ export function proxymapService(services: MasterService[]): MasterService | unde
 
 function ownPeers(svc: MasterService, services: MasterService[]): string[] {
   switch (svc.command) {
-    case "smtpd":
+    case "smtpd": {
+      // anvil: the client limits (daemons/smtpd/anvil.ts), when master.cf runs it.
+      const anvil = services.some((s) => s.type === "unix" && s.name === "anvil");
+      return anvil ? ["cleanup", "anvil"] : ["cleanup"];
+    }
     case "pickup":
     case "bounce":
     case "local": // forwards alias expansions as new mail
@@ -222,6 +227,10 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       if (ctx.param("smtpd_peername_lookup").toLowerCase() === "yes") {
         g.net.push(...nameserverGrants(ctx.nameservers));
       }
+      // check_policy_service: exactly the servers the restriction lists name.
+      const policy = policyGrants(ctx.param, q);
+      g.net.push(...policy.net);
+      for (const path of policy.sockets) unixGrant(g, path);
       break;
     }
     case "cleanup":
@@ -259,6 +268,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       break;
     case "discard":
     case "error":
+    case "anvil": // its sockets only
       break;
     case "proxymap":
       // Only its tables (ctx.tables): files, database servers, sockets.

@@ -46,14 +46,49 @@ Deno.test("permission sets", async (t) => {
   await t.step("smtpd: its port, its own cleanup socket, the resolver; no queue folder", () => {
     const g = daemonGrants(svc("2525"), ctx());
     const sock = "/q/peer/cleanup.inet.2525";
-    assertEquals(g.net, [`unix:${sock}`, "127.0.0.1:2525", "10.0.0.53:53"]);
+    const anvil = "/q/peer/anvil.inet.2525";
+    assertEquals(g.net, [`unix:${sock}`, `unix:${anvil}`, "127.0.0.1:2525", "10.0.0.53:53"]);
     assert(!g.read.some((p) => /\/q\/(incoming|active|deferred|maildrop)/.test(p)), g.read.join());
-    assertEquals(g.write, [sock], "no log, no config, no other daemon's socket");
-    assertEquals(g.read, [sock, "/etc/hosts"]);
+    assertEquals(g.write, [sock, anvil], "no log, no config, no other daemon's socket");
+    assertEquals(g.read, [sock, anvil, "/etc/hosts"]);
+  });
+  await t.step("smtpd: exactly the policy servers its lists, classes and -o name", () => {
+    const g = daemonGrants(
+      svc("2525"),
+      ctx({
+        smtpd_peername_lookup: "no",
+        smtpd_restriction_classes: "greylist",
+        greylist: "check_policy_service inet:127.0.0.1:10023",
+        smtpd_recipient_restrictions:
+          "reject_unauth_destination, check_policy_service unix:private/policy, " +
+          "check_policy_service { unix:/run/pf.sock, timeout=10s }, greylist",
+        smtpd_client_restrictions: "check_policy_service inet:[::1]:9998",
+        smtpd_data_restrictions: "check_policy_service tcp:10.0.0.1:1",
+      }),
+    );
+    assertEquals(g.net, [
+      "unix:/q/peer/cleanup.inet.2525",
+      "unix:/q/peer/anvil.inet.2525",
+      "127.0.0.1:2525",
+      "[::1]:9998",
+      "127.0.0.1:10023",
+      "unix:/q/private/policy",
+      "unix:/run/pf.sock",
+    ]);
+    assertEquals(g.write, [
+      "/q/peer/cleanup.inet.2525",
+      "/q/peer/anvil.inet.2525",
+      "/q/private/policy",
+      "/run/pf.sock",
+    ]);
   });
   await t.step("smtpd without peer name lookups gets no resolver", () => {
     const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no" }));
-    assertEquals(g.net, ["unix:/q/peer/cleanup.inet.2525", "127.0.0.1:2525"]);
+    assertEquals(g.net, [
+      "unix:/q/peer/cleanup.inet.2525",
+      "unix:/q/peer/anvil.inet.2525",
+      "127.0.0.1:2525",
+    ]);
   });
   await t.step("cleanup: incoming/, hold/, its sockets (one per client) and qmgr's for it", () => {
     const g = daemonGrants(svc("cleanup"), ctx());
@@ -143,7 +178,7 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
   await t.step("with proxymap running, its clients get a socket to it", () => {
     const all = parseMasterCf("proxymap unix - - n - - proxymap\n").services.concat(MASTER);
     const smtpd = all.find((s) => s.command === "smtpd")!;
-    assertEquals(peersOf(smtpd, all), ["cleanup", "proxymap"]);
+    assertEquals(peersOf(smtpd, all), ["cleanup", "anvil", "proxymap"]);
     const smtp = all.find((s) => s.name === "smtp")!;
     assertEquals(peersOf(smtp, all), []);
   });

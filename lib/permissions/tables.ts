@@ -88,7 +88,14 @@ function merge(into: DictGrants, g: DictGrants): void {
  */
 function listTables(value: string): { tables: string[] } {
   const tables: string[] = [];
+  let policyServer = false;
   for (const item of splitMapList(value)) {
+    // check_policy_service's argument is a server, not a table (lib/permissions/policy.ts).
+    if (policyServer) {
+      policyServer = false;
+      continue;
+    }
+    policyServer = item.toLowerCase() === "check_policy_service";
     const t = item.replace(/^!+/, "");
     if (/^[a-z][a-z0-9_-]*:/i.test(t) && !t.startsWith("[")) tables.push(t);
   }

@@ -5,9 +5,9 @@
  * - A command Postwarden has a daemon for runs.
  * - A Postfix service whose job Postwarden does elsewhere, or that mail does
  *   not need to flow correctly, is skipped and named (tlsmgr, proxymap,
- *   anvil, scache, postlogd, ...). Where a parameter would make mail depend
- *   on one (a rate limit needs anvil), the parameter itself fails closed in
- *   lib/config.
+ *   scache, postlogd, ...). Where a parameter would make mail depend on one,
+ *   the parameter itself fails closed in lib/config; a client limit set
+ *   while master.cf runs no anvil stops the start here.
  * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
  *   mail the admin expects to receive would be refused.
  * - The chroot column is not used (each daemon has its own Deno sandbox
@@ -36,13 +36,13 @@ export const DAEMONS: ReadonlySet<string> = new Set([
   "discard",
   "error",
   "proxymap",
+  "anvil",
 ]);
 
 /** Postfix services skipped, with the reason shown to the admin. */
 const SKIPPED: Record<string, string> = {
   tlsmgr: "TLS is not supported yet, so there is no TLS session cache to manage",
   "trivial-rewrite": "address rewriting and resolution are built into cleanup and qmgr",
-  anvil: "connection and rate limits are not supported (setting one stops the start)",
   scache: "the smtp client keeps its own connection cache",
   postlogd: "master writes the log for every daemon",
   showq: "postqueue reads the queue directly",
@@ -111,6 +111,41 @@ export async function serviceOverrideProblems(
   return out;
 }
 
+/** The smtpd client limits, which need the anvil service. */
+const LIMIT_PARAMS: [name: string, postfixDefault: string][] = [
+  ["smtpd_client_connection_count_limit", "50"],
+  ["smtpd_client_connection_rate_limit", "0"],
+  ["smtpd_client_message_rate_limit", "0"],
+  ["smtpd_client_recipient_rate_limit", "0"],
+  ["smtpd_client_auth_rate_limit", "0"],
+];
+
+/**
+ * A client limit set (to other than Postfix's default, in main.cf or an
+ * smtpd's -o) while master.cf runs no `anvil` unix service: ignoring it
+ * would let clients through that the admin meant to stop, so it stops
+ * the start. The default count limit (50) without anvil is not enforced,
+ * as before anvil existed.
+ */
+function limitsWithoutAnvil(
+  run: MasterService[],
+  param: (name: string) => string | undefined,
+): string[] {
+  if (run.some((s) => s.type === "unix" && s.name === "anvil" && s.command === "anvil")) return [];
+  const out = new Set<string>();
+  for (const svc of run.filter((s) => s.command === "smtpd")) {
+    for (const [name, def] of LIMIT_PARAMS) {
+      const v = (Object.hasOwn(svc.overrides, name) ? svc.overrides[name] : param(name))?.trim();
+      if (v === undefined || v === def || v === "0") continue;
+      out.add(
+        `${name} = ${v}: client limits need the anvil service; add ` +
+          `"anvil unix - - n - 1 anvil" to master.cf`,
+      );
+    }
+  }
+  return [...out];
+}
+
 /** Decides, for each master.cf service, whether it runs. */
 export function planServices(
   services: MasterService[],
@@ -169,6 +204,7 @@ export function planServices(
         "like every daemon (delivery as the recipient's own user is not supported yet)",
     );
   }
+  plan.errors.push(...limitsWithoutAnvil(plan.run, param));
   const running = new Set(plan.run.filter((s) => s.type === "unix").map((s) => s.name));
   for (const p of TRANSPORT_PARAMS) {
     const v = param(p);

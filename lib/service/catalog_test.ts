@@ -44,12 +44,35 @@ Deno.test("service catalog", async (t) => {
         "retry/error",
         "discard/discard",
         "local/local",
+        "anvil/anvil",
       ],
     );
-    for (const name of ["tlsmgr", "rewrite", "verify", "proxymap", "showq", "anvil", "postlog"]) {
+    for (const name of ["tlsmgr", "rewrite", "verify", "proxymap", "showq", "postlog"]) {
       assert(plan.skipped.some((l) => l.includes(`service ${name} (`)), `${name} named`);
     }
     assert(plan.skipped.some((l) => /service maildrop \(pipe\): skipped/.test(l)));
+  });
+  await t.step("a client limit without an anvil service stops the start", () => {
+    const services = parseMasterCf("smtp inet n - y - - smtpd\n").services;
+    const limit = (v: Record<string, string>) => planServices(services, (n) => v[n]).errors;
+    assertEquals(limit({}), [], "the default count limit alone is not enforced without anvil");
+    assertEquals(limit({ smtpd_client_connection_count_limit: "0" }), []);
+    assertEquals(limit({ smtpd_client_message_rate_limit: "10" }), [
+      "smtpd_client_message_rate_limit = 10: client limits need the anvil service; add " +
+      '"anvil unix - - n - 1 anvil" to master.cf',
+    ]);
+    const withOverride = parseMasterCf(
+      "smtp inet n - y - - smtpd -o smtpd_client_connection_count_limit=5\n",
+    ).services;
+    assertEquals(planServices(withOverride, () => undefined).errors.length, 1);
+    const withAnvil = parseMasterCf(
+      "smtp inet n - y - - smtpd\nanvil unix - - n - 1 anvil\n",
+    ).services;
+    assertEquals(
+      planServices(withAnvil, (n) => n === "smtpd_client_message_rate_limit" ? "10" : undefined)
+        .errors,
+      [],
+    );
   });
   await t.step("mail routed to a missing agent, or a listener we lack, stops the start", () => {
     const services = parseMasterCf(

@@ -97,7 +97,7 @@ Deno.test({
           ...["tlsmgr", "rewrite", "verify", "flush", "proxywrite", "showq"].map(
             (s) => new RegExp(`service ${s} \\(\\S+\\): skipped`),
           ),
-          ...["virtual", "lmtp", "anvil", "scache", "postlog", "maildrop", "uucp", "mailman"].map(
+          ...["virtual", "lmtp", "scache", "postlog", "maildrop", "uucp", "mailman"].map(
             (s) => new RegExp(`service ${s} \\(\\S+\\): skipped`),
           ),
         ]

@@ -26,6 +26,10 @@ const SKIP = new Map([
   ["smtpd_banner", "its default expands $mail_name, whose default differs"],
   ["smtpd_forbid_bare_newline", "Postwarden uses Postfix 3.9's default"],
   ["mynetworks", "Postfix computes the default from the host's interfaces"],
+  [
+    "smtpd_client_event_limit_exceptions",
+    "its default expands $mynetworks, whose default Postfix computes from the host's interfaces",
+  ],
 ]);
 const NAMES = [...PARAMS.keys()].filter((n) => !SKIP.has(n) && !n.startsWith("postwarden_"));
 
