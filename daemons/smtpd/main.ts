@@ -12,7 +12,8 @@
  */
 import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
-import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
+import { peerIdentity, type PeerResolver } from "./peername.ts";
+import { type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
 import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
@@ -27,6 +28,8 @@ let listed: ListedContext | null = null;
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
 let resolver: PeerResolver | null = null;
+/** DNS for peer names and the restrictions (unknown_*, DNS lists). */
+let dns: FullResolver | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -43,9 +46,11 @@ function setup(ctx: ServiceContext): void {
   const warn = (m: string) => ctx.log.warn(m);
   // One resolver (and its tables) for the relay decision and the recipient tables.
   const addressResolver = Resolver.fromConfig(c, { warn, openMaps: ctx.maps });
+  dns = timedResolver(PEERNAME_TIMEOUT_MS);
   restrictions = restrictionContext(c, warn, addressResolver, {
     openMaps: ctx.maps,
     info: (m) => ctx.log.info(m),
+    dns,
   });
   const r = restrictions;
   listed = listedContext(
@@ -56,7 +61,7 @@ function setup(ctx: ServiceContext): void {
     (address, sender) => resolveFor(r, sender, address),
   );
   restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
-  resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
+  resolver = c.bool("smtpd_peername_lookup") ? dns : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
   } catch {
@@ -70,13 +75,13 @@ await runService({
   onInet: async (conn, ctx) => {
     const remote = conn.remoteAddr;
     const addr = remote.hostname;
-    const name = await peerName(addr, { hosts, resolver });
+    const peer = await peerIdentity(addr, { hosts, resolver, warn: (m) => ctx.log.warn(m) });
     conn.setNoDelay(true);
     try {
       await runSession({
         config: ctx.config,
         log: ctx.log,
-        client: { name, addr, port: remote.port },
+        client: { ...peer, addr, port: remote.port },
         read: async () => {
           // A fresh buffer per read: decoded DATA may be views into it.
           const buf = new Uint8Array(16 * 1024);

@@ -264,9 +264,16 @@ Deno.test("restrictions: restriction list items", () => {
   ]);
   assertEquals(
     unsupportedRestrictions(
-      [["check_client_access", "hash:/x", "myclass", "reject_rbl_client", "zen.example"]],
+      [[
+        "check_client_access",
+        "hash:/x",
+        "myclass",
+        "reject_rbl_client",
+        "zen.example",
+        "reject_unverified_sender",
+      ]],
       ["myclass"],
     ),
-    ["reject_rbl_client", "zen.example"],
+    ["reject_unverified_sender"],
   );
 });

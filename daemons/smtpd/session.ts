@@ -53,12 +53,17 @@ import {
   type Verdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
+import type { PeerStatus } from "./peername.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
   name: string;
   addr: string;
   port: number;
+  /** The PTR name and how the lookups ended (peername.ts), for the unknown_* restrictions. */
+  reverseName?: string;
+  nameStatus?: PeerStatus;
+  reverseStatus?: PeerStatus;
 }
 
 /** What the session needs from its host. */
@@ -100,6 +105,29 @@ const encoder = new TextEncoder();
 const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
 
+/** Commands after which ESMTP clients must wait for the reply (Postfix's SMTPD_CMD_FLAG_LAST). */
+const PIPELINING_LAST = new Set(["HELO", "EHLO", "DATA", "BDAT", "NOOP", "VRFY"]);
+
+/** Postfix's escape(): printable ASCII as is (backslash doubled), C escapes, else \ooo. */
+function escapeBytes(bytes: Uint8Array): string {
+  const named: Record<number, string> = {
+    7: "a",
+    8: "b",
+    12: "f",
+    10: "n",
+    13: "r",
+    9: "t",
+    11: "v",
+  };
+  let out = "";
+  for (const b of bytes) {
+    if (b >= 0x20 && b < 0x7f) out += b === 0x5c ? "\\\\" : String.fromCharCode(b);
+    else if (named[b]) out += `\\${named[b]}`;
+    else out += `\\${b.toString(8).padStart(3, "0")}`;
+  }
+  return out;
+}
+
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
   await new Session(d).run();
@@ -131,6 +159,8 @@ class Session {
   writeStuck = false;
   /** DEFER_IF_PERMIT results of the early checks (smtpd_delay_reject = no), for RCPT. */
   readonly deferIfPermit: DeferIfPermitCarry = {};
+  /** The client sent commands ahead where pipelining is not allowed (reject_unauth_pipelining). */
+  illegalPipelining = false;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -196,9 +226,10 @@ class Session {
 
   /** What restriction checks know about the session now. */
   request(recipient?: string): CheckRequest {
-    const { name, addr } = this.d.client;
+    const { name, addr, port, reverseName, nameStatus, reverseStatus } = this.d.client;
     return {
-      client: { name, addr },
+      client: { name, addr, port, reverseName, nameStatus, reverseStatus },
+      pipelining: this.illegalPipelining,
       helo: this.helo,
       sender: this.sender,
       recipient,
@@ -349,6 +380,7 @@ class Session {
     }
     const name = verb === "" ? "UNKNOWN" : verb;
     this.lastCommand = name;
+    if (KNOWN_VERBS.has(verb)) this.notePipelining(verb);
     let ok = true;
     switch (verb) {
       case "EHLO":
@@ -407,6 +439,23 @@ class Session {
     this.count(verb, ok);
     if (!ok) await this.error();
     return false;
+  }
+
+  /**
+   * Postfix's SMTPD_FLAG_ILL_PIPELINING: more input was already waiting when
+   * a command arrived that must wait for its reply (any command before
+   * EHLO; HELO, EHLO, DATA, NOOP and VRFY after it). Only what this session
+   * has read is seen (Postfix also peeks at the socket).
+   */
+  notePipelining(verb: string): void {
+    if (this.illegalPipelining) return;
+    if (this.protocol === "ESMTP" && !PIPELINING_LAST.has(verb)) return;
+    const ahead = this.lines.pending(100);
+    if (ahead.length === 0) return;
+    this.illegalPipelining = true;
+    this.log.info(
+      `improper command pipelining after ${verb} from ${this.client}: ${escapeBytes(ahead)}`,
+    );
   }
 
   async doHelo(verb: string, arg: string): Promise<boolean> {

@@ -35,6 +35,8 @@ import { DictError, parseMapSpec, splitMapList, supportedTypes } from "../maps/m
 import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
 import {
   canRefuseRelay,
+  DNSXL_RESTRICTIONS,
+  dnsxlArgumentProblem,
   OPEN_RELAY_MESSAGE,
   RESTRICTION_LISTS,
   restrictionItems,
@@ -259,6 +261,13 @@ function valueChecks(config: Config): ConfigProblem[] {
         `${list}: restriction "${r}" is not supported by Postwarden; mail that reaches it is ` +
           "answered 451 4.3.5 Server configuration error",
       );
+    }
+    // A DNS list argument smtpd cannot use as meant stops the start (fail closed).
+    const items = quietly(() => restrictionItems(config.str(list))) ?? [];
+    for (let i = 0; i < items.length - 1; i++) {
+      if (!DNSXL_RESTRICTIONS.has(items[i].toLowerCase())) continue;
+      const problem = dnsxlArgumentProblem(items[++i]);
+      if (problem) fatal([list], `${list}: ${items[i - 1]}: ${problem}`);
     }
   }
   const relay = quietly(() => config.list("smtpd_relay_restrictions"));

@@ -81,7 +81,7 @@ Deno.test("validateConfig", async (t) => {
       "mailbox_size_limit = 0",
       "smtpd_forbid_bare_newline = no",
       "postscreen_greet_action = enforce",
-      "smtpd_client_restrictions = reject_unknown_client_hostname",
+      "smtpd_client_restrictions = reject_unverified_sender",
     ];
     for (const line of cases) {
       const c = makeConfig("/etc/x", BASE + line + "\n");
@@ -94,7 +94,7 @@ Deno.test("validateConfig", async (t) => {
     const overrides = {
       smtpd_tls_security_level: "encrypt",
       syslog_name: "postfix/submission",
-      smtpd_client_restrictions: "permit_sasl_authenticated,reject_unknown_client_hostname,reject",
+      smtpd_client_restrictions: "permit_sasl_authenticated,reject_unverified_sender,reject",
     };
     const c = makeConfig("/etc/x", BASE + "queue_minfree = 5\n", { overrides });
     assertEquals(validateConfig(c).length, 2);
@@ -102,7 +102,7 @@ Deno.test("validateConfig", async (t) => {
     assertEquals(p.fatal.length, 1, p.fatal.join("\n")); // not main.cf's queue_minfree
     assertMatch(p.fatal[0], /^smtpd_tls_security_level = encrypt/);
     assertEquals(p.warnings.length, 1);
-    assertMatch(p.warnings[0], /restriction "reject_unknown_client_hostname" is not supported/);
+    assertMatch(p.warnings[0], /restriction "reject_unverified_sender" is not supported/);
     assertEquals(overrideProblems(c, {}), { fatal: [], warnings: [] });
   });
 });
