@@ -82,12 +82,9 @@ async function pagein(ctx: DnsxlContext, query: string): Promise<DnsxlResult> {
   } catch (e) {
     sandboxed(e);
     if (e instanceof Deno.errors.NotFound) return "unlisted";
-    const why = e instanceof Deno.errors.TimedOut
-      ? "Host not found, try again (timed out)"
-      : "Host not found, try again";
     ctx.warn(
       `${query}: RBL lookup error: Host or domain name not found. ` +
-        `Name service error for name=${query} type=A: ${why}`,
+        `Name service error for name=${query} type=A: Host not found, try again`,
     );
     return "soft";
   }
@@ -281,7 +278,7 @@ export function expandRblTemplate(
     const out = expand(template, (name) => {
       const v = value(name);
       // Values are filtered and never expanded again ("$" doubled for the expander).
-      return v === undefined ? undefined : expansionFilter(v).replaceAll("$", "$$");
+      return v === undefined ? undefined : expansionFilter(v).replaceAll("$", () => "$$");
     }, {
       onUndefined: (name) => {
         warn(`unknown macro name "${name}" in expansion request`);

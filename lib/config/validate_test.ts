@@ -147,3 +147,33 @@ Deno.test("mynetworks host names need mynetworks in parent_domain_matches_subdom
   assertEquals(bad.length, 1, bad.join("\n"));
   assertMatch(bad[0], /host names match their subdomains/);
 });
+
+Deno.test("validateConfig: DNS list arguments", async (t) => {
+  await t.step(
+    "reply filters are accepted; malformed ones and postscreen weights stop the start",
+    () => {
+      assertEquals(
+        errors("smtpd_client_restrictions = reject_rbl_client zen.example=127.0.0.[2..11;20]\n"),
+        [],
+      );
+      const weight = errors("smtpd_client_restrictions = reject_rbl_client zen.example*2\n");
+      assertEquals(weight.length, 1, weight.join("\n"));
+      assertMatch(weight[0], /"\*weight" syntax is postscreen's; it is not supported/);
+      const bad = errors(
+        "smtpd_recipient_restrictions = reject_rhsbl_sender dbl.example=127.0.0.x, reject_unauth_destination\n",
+      );
+      assertEquals(bad.length, 1, bad.join("\n"));
+      assertMatch(bad[0], /RBL reply error: bad address pattern "127\.0\.0\.x"/);
+    },
+  );
+  await t.step("the list domain is not reported as an unsupported restriction", () => {
+    const c = makeConfig(
+      "/etc/x",
+      BASE + "smtpd_client_restrictions = reject_rbl_client zen.example\n",
+    );
+    assertEquals(c.warnings.filter((w) => w.includes("zen.example")), []);
+  });
+  await t.step("a tempfail action other than defer or defer_if_permit is an error", () => {
+    assertEquals(errors("unknown_address_tempfail_action = defer\n"), []);
+  });
+});
