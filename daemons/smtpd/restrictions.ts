@@ -107,6 +107,8 @@ export interface RestrictionContext {
   relay: string[];
   recipient: string[];
   data: string[];
+  /** smtpd_end_of_data_restrictions. */
+  eod: string[];
   /** smtpd_delay_reject: client, helo and sender lists run at RCPT. */
   delayReject: boolean;
   /** smtpd_relay_before_recipient_restrictions. */
@@ -249,6 +251,7 @@ export function restrictionContext(
     relay: restrictionList(c, "smtpd_relay_restrictions"),
     recipient: restrictionList(c, "smtpd_recipient_restrictions"),
     data: restrictionList(c, "smtpd_data_restrictions"),
+    eod: restrictionList(c, "smtpd_end_of_data_restrictions"),
     delayReject: c.bool("smtpd_delay_reject"),
     relayFirst: c.bool("smtpd_relay_before_recipient_restrictions"),
     mynetworks: parseNetworkList("mynetworks", c.list("mynetworks")),
@@ -374,7 +377,7 @@ export interface DeferIfPermitCarry {
   sender?: Verdict;
 }
 
-type Stage = "client" | "reverse" | "helo" | "sender" | "recipient" | "data";
+type Stage = "client" | "reverse" | "helo" | "sender" | "recipient" | "data" | "eod";
 
 const CONFIG_ERROR: Verdict = { code: 451, dsn: "4.3.5", text: "Server configuration error" };
 
@@ -394,6 +397,8 @@ function subject(stage: Stage, req: CheckRequest): { name: string; what: string 
       return { name: req.recipient ?? "", what: "Recipient address" };
     case "data":
       return { name: "DATA", what: "Data command" };
+    case "eod":
+      return { name: "END-OF-MESSAGE", what: "End-of-data" };
   }
 }
 
@@ -1389,6 +1394,17 @@ export async function checkRecipient(
   // Without smtpd_delay_reject, MAIL's DEFER_IF_PERMIT (with connect's and HELO's) carries over.
   const carried = ctx.delayReject ? undefined : req.deferIfPermit?.sender;
   return await run(ctx, { ...req, where: "RCPT" }, lists, true, carried);
+}
+
+/**
+ * smtpd_end_of_data_restrictions after the final dot, before cleanup
+ * commits the message (the recipient is set when there is only one).
+ */
+export async function checkEndOfData(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+): Promise<Verdict | null> {
+  return await run(ctx, req, [[ctx.eod, "eod"]], true);
 }
 
 /** smtpd_data_restrictions at DATA (the recipient is set when there is only one). */

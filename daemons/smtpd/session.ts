@@ -14,7 +14,9 @@
  * `smtpd_delay_reject = no` the client list at connect (a rejection
  * replaces the greeting, and every later command but QUIT gets 503 5.7.0),
  * the helo list at HELO/EHLO and the sender list at MAIL; otherwise all
- * three at RCPT. `smtpd_data_restrictions` run at DATA. Each rejection is
+ * three at RCPT. `smtpd_data_restrictions` run at DATA and
+ * `smtpd_end_of_data_restrictions` after the final dot, before cleanup
+ * commits the message (a rejection there aborts it). Each rejection is
  * logged as Postfix logs it (`NOQUEUE: reject: RCPT from ...`).
  *
  * Recipients over `smtpd_recipient_limit` get 452 4.5.3 without counting
@@ -44,6 +46,7 @@ import {
   addressSyntaxOk,
   checkConnect,
   checkData,
+  checkEndOfData,
   checkHelo,
   checkRecipient,
   type CheckRequest,
@@ -776,11 +779,18 @@ class Session {
     if (decoder.bareLfCount > 0) {
       this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);
     }
+    // smtpd_end_of_data_restrictions: a rejection aborts the queue file (Postfix's smtpd_check_eod).
+    const eod = tooBig || !cleanupOk || this.d.restrictions.eod.length === 0
+      ? null
+      : await checkEndOfData(this.d.restrictions, this.request(only));
+    if (eod) this.refuse("END-OF-MESSAGE", eod, { from: this.sender, to: only });
     this.cleanup = null;
     let ok = false;
     if (tooBig) {
       cleanup.abort();
       this.reject(552, "5.3.4", "Error: message file too big");
+    } else if (eod) {
+      cleanup.abort();
     } else if (!cleanupOk) {
       cleanup.abort();
       this.log.warn(`${cleanup.queueId}: cleanup: ${cleanupError}`);

@@ -1410,6 +1410,13 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "smtpd_end_of_data_restrictions",
+    type: "string",
+    default: "",
+    doc: "Restrictions after the final dot of DATA, before the message is queued.",
+    support: "implemented",
+  },
+  {
     name: "maps_rbl_domains",
     type: "list",
     default: "",

@@ -17,6 +17,7 @@ export const RESTRICTION_LISTS = [
   "smtpd_relay_restrictions",
   "smtpd_recipient_restrictions",
   "smtpd_data_restrictions",
+  "smtpd_end_of_data_restrictions",
 ] as const;
 
 /** Restriction names smtpd implements (lower case, as Postfix compares them). */
