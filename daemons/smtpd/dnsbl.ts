@@ -9,8 +9,9 @@
  * keeps only answers that match the pattern. A listed name's TXT records
  * (joined with " / ", at most 500 characters) are its $rbl_reason.
  *
- * A lookup that fails other than NXDOMAIN/no data (a time-out, SERVFAIL)
- * is Postfix's "soft" result: deny lists do not reject, allow lists do not
+ * A lookup that fails other than NXDOMAIN/no data (a time-out) is
+ * Postfix's "soft" result (Deno reports SERVFAIL like NXDOMAIN: not
+ * listed): deny lists do not reject, allow lists do not
  * permit (they set DEFER_IF_REJECT), and "RBL lookup error" is logged.
  *
  * Rejections use rbl_reply_maps (by list domain, `=pattern` included) or

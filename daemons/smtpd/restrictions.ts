@@ -5,7 +5,8 @@
  * RCPT TO when `smtpd_delay_reject = yes` (the default); then
  * `smtpd_relay_restrictions` and `smtpd_recipient_restrictions` at RCPT (in
  * the order smtpd_relay_before_recipient_restrictions says), and
- * `smtpd_data_restrictions` at DATA. In each list the first restriction
+ * `smtpd_data_restrictions` at DATA, `smtpd_end_of_data_restrictions`
+ * after the final dot. In each list the first restriction
  * that permits or rejects decides that list; a list that permits does not
  * skip the next list. A bare `RCPT TO:<postmaster>` passes every list, as
  * RFC 5321 requires and Postfix does.
@@ -31,8 +32,30 @@
  * smtpd_delay_reject = no); WARN and INFO log; anything else is a list of
  * restrictions or class names evaluated in place. A table that cannot
  * answer gives Postfix's "451 4.3.5 <who>: ... rejected: Server
- * configuration error". Not done: check_reverse_client_hostname_access and
- * the other check_*_access kinds, and the actions that need cleanup (HOLD,
+ * configuration error". check_reverse_client_hostname_access looks up the
+ * client's PTR name (confirmed or not) and address like check_client_access,
+ * and may only refuse: OK is a configuration error, as Postfix.
+ *
+ * DNS-based (unknown.ts, dnsbl.ts, through the context's resolver):
+ * reject_unknown_helo_hostname (reject_unknown_hostname),
+ * reject_unknown_sender_domain (reject_unknown_address),
+ * reject_unknown_recipient_domain, with unknown_hostname_reject_code,
+ * unknown_address_reject_code, Postfix's null-MX replies (550 5.7.27 for a
+ * sender, 556 5.1.10 for a recipient) and the *_tempfail_action after a
+ * temporary DNS failure; reject_unknown_client_hostname
+ * (reject_unknown_client) and reject_unknown_reverse_client_hostname from
+ * the name status peername.ts found (unknown_client_reject_code, or 450
+ * after a temporary failure); reject_rbl_client (reject_rbl),
+ * reject_maps_rbl, permit_dnswl_client, reject_rhsbl_client,
+ * permit_rhswl_client, reject_rhsbl_reverse_client, reject_rhsbl_helo,
+ * reject_rhsbl_sender and reject_rhsbl_recipient (`domain=d.d.d.d` reply
+ * filters; maps_rbl_reject_code, default_rbl_reply, rbl_reply_maps). A DNS
+ * query the sandbox refuses is a configuration error, never a pass.
+ * reject_unauth_pipelining uses the session's improper-pipelining flag.
+ *
+ * Not done: the other check_*_access kinds (the _mx_, _ns_ and _a_
+ * lookups, check_ccert_access, check_sasl_access), and the actions that
+ * need cleanup (HOLD,
  * DISCARD, REDIRECT, FILTER, PREPEND, BCC): each is a configuration error
  * (451 4.3.5, logged by name). Keys with CR or LF are never looked up.
  * A restriction that needs what the stage does
@@ -1398,7 +1421,7 @@ export async function checkRecipient(
 
 /**
  * smtpd_end_of_data_restrictions after the final dot, before cleanup
- * commits the message (the recipient is set when there is only one).
+ * commits the message (Postfix knows no recipient there).
  */
 export async function checkEndOfData(
   ctx: RestrictionContext,

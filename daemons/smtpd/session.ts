@@ -32,8 +32,14 @@
  * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
  * (no), soft_bounce (no), and through the restriction context
  * smtpd_delay_reject (yes), smtpd_*_restrictions, mynetworks,
- * mydestination, relay_domains, myorigin, append_at_myorigin and the
- * *_reject_code parameters.
+ * mydestination, relay_domains, myorigin, append_at_myorigin, the
+ * *_reject_code and *_tempfail_action parameters, default_rbl_reply,
+ * rbl_reply_maps and maps_rbl_domains.
+ *
+ * Improper pipelining is noted as Postfix does (a command read while more
+ * input was already waiting, before EHLO or after HELO, EHLO, DATA, NOOP
+ * or VRFY: "improper command pipelining after CMD from client: bytes") for
+ * reject_unauth_pipelining; only input this session has read is seen.
  */
 import { AddressError, headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
@@ -779,11 +785,12 @@ class Session {
     if (decoder.bareLfCount > 0) {
       this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);
     }
-    // smtpd_end_of_data_restrictions: a rejection aborts the queue file (Postfix's smtpd_check_eod).
+    // smtpd_end_of_data_restrictions: a rejection aborts the queue file (Postfix's
+    // smtpd_check_eod, which knows no recipient at that point, nor logs one).
     const eod = tooBig || !cleanupOk || this.d.restrictions.eod.length === 0
       ? null
-      : await checkEndOfData(this.d.restrictions, this.request(only));
-    if (eod) this.refuse("END-OF-MESSAGE", eod, { from: this.sender, to: only });
+      : await checkEndOfData(this.d.restrictions, this.request());
+    if (eod) this.refuse("END-OF-MESSAGE", eod, { from: this.sender });
     this.cleanup = null;
     let ok = false;
     if (tooBig) {
@@ -809,9 +816,12 @@ class Session {
         this.reply(451, "4.3.0", "Error: queue file write error");
       }
     }
-    this.sender = null;
+    // After an end-of-data rejection Postfix keeps the sender: MAIL is nested until RSET.
+    if (!eod) {
+      this.sender = null;
+      this.senderParams = new Map();
+    }
     this.recipients = [];
-    this.senderParams = new Map();
     this.overshoot = 0;
     return ok;
   }

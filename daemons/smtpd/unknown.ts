@@ -11,6 +11,12 @@
  * Numeric names and names that are no valid host name are "notfound"
  * without a query, as Postfix's dns_lookup (so `HELO 1.2.3.4` is unknown).
  * No DNSSEC, no reply filter (smtpd_dns_reply_filter is not supported).
+ *
+ * Deno's resolver reports a SERVFAIL answer like NXDOMAIN (both NotFound),
+ * so a name server that answers SERVFAIL makes a name "notfound" here,
+ * where Postfix would retry; a time-out or an unreachable server is
+ * "retry". With the default unknown_*_reject_code (450) both end in a
+ * temporary reply. A query the sandbox refuses throws DnsNotPermitted.
  */
 import type { FullResolver } from "../../lib/dns/mod.ts";
 import { parseIp } from "../../lib/config/mod.ts";

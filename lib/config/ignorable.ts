@@ -213,7 +213,6 @@ const GROUPS: Group[] = [
       "smtp_sasl_auth_soft_bounce",
       "smtp_send_dummy_mail_auth",
       "smtp_sender_dependent_authentication",
-      "smtpd_dns_reply_filter",
       "unverified_recipient_defer_code",
       "unverified_recipient_reject_code",
       "unverified_recipient_reject_reason",

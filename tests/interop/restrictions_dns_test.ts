@@ -19,7 +19,7 @@
  * literal, our own domain, a time-out), reject_rbl_client with and without
  * TXT, with a reply filter that does not match, a list that times out,
  * rbl_reply_maps templates with session attributes, reject_rhsbl_helo,
- * reject_rhsbl_sender and permit_dnswl_client. Not covered here (unit
+ * reject_rhsbl_sender and permit_dnswl_client, smtpd_end_of_data_restrictions. Not covered here (unit
  * tests and dialogs do them): a SERVFAIL (Deno reports it like NXDOMAIN),
  * client name lookups, IPv6 clients, reject_unauth_pipelining.
  *
@@ -266,6 +266,29 @@ const scenarios = (replies: string): Scenario[] => [
       "smtpd_client_restrictions = check_reverse_client_hostname_access inline:{ {localhost=OK} }",
     ],
     commands: [...heloCase("client.example"), "QUIT"],
+  },
+  {
+    name: "smtpd_end_of_data_restrictions",
+    mainCf: [
+      "smtpd_end_of_data_restrictions = check_sender_access inline:{ {spam@ok.test=REJECT no thanks} }, " +
+      "reject_rhsbl_sender dbl.test",
+    ],
+    commands: [
+      "EHLO client.example",
+      "MAIL FROM:<spam@ok.test>",
+      "RCPT TO:<root@localhost>",
+      "DATA",
+      "Subject: x\r\n\r\nbody\r\n.",
+      "MAIL FROM:<x@spam.example>",
+      "RSET",
+      "MAIL FROM:<x@spam.example>",
+      "RCPT TO:<root@localhost>",
+      "RCPT TO:<postmaster@localhost>",
+      "DATA",
+      "Subject: y\r\n\r\nbody\r\n.",
+      "RSET",
+      "QUIT",
+    ],
   },
   {
     name: "smtpd_delay_reject = no: a deny list at connect",
