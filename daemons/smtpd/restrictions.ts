@@ -1421,7 +1421,7 @@ export async function checkRecipient(
 
 /**
  * smtpd_end_of_data_restrictions after the final dot, before cleanup
- * commits the message (Postfix knows no recipient there).
+ * commits the message (the recipient is set when there is only one).
  */
 export async function checkEndOfData(
   ctx: RestrictionContext,

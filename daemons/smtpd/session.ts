@@ -785,12 +785,11 @@ class Session {
     if (decoder.bareLfCount > 0) {
       this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);
     }
-    // smtpd_end_of_data_restrictions: a rejection aborts the queue file (Postfix's
-    // smtpd_check_eod, which knows no recipient at that point, nor logs one).
+    // smtpd_end_of_data_restrictions: a rejection aborts the queue file (Postfix's smtpd_check_eod).
     const eod = tooBig || !cleanupOk || this.d.restrictions.eod.length === 0
       ? null
-      : await checkEndOfData(this.d.restrictions, this.request());
-    if (eod) this.refuse("END-OF-MESSAGE", eod, { from: this.sender });
+      : await checkEndOfData(this.d.restrictions, this.request(only));
+    if (eod) this.refuse("END-OF-MESSAGE", eod, { from: this.sender, to: only });
     this.cleanup = null;
     let ok = false;
     if (tooBig) {
