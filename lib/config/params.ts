@@ -67,6 +67,12 @@ export interface ParamSpec {
   alsoFine?: string[];
   /** For `ignored` and `refused`: what Postwarden does instead and what to set. */
   note?: string;
+  /**
+   * Read unexpanded, as Postfix's raw parameters: a template whose `$names`
+   * the program fills in at use (default_rbl_reply); `postconf -x` shows it
+   * as is.
+   */
+  raw?: boolean;
 }
 
 const COMPAT_LT = (level: string, a: string, b: string) =>
@@ -1401,6 +1407,7 @@ const ROWS: ParamSpec[] = [
       "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}",
     doc: "Reply template for DNS deny list rejections (expanded per reply, not at start).",
     support: "implemented",
+    raw: true,
   },
   {
     name: "rbl_reply_maps",
