@@ -69,9 +69,12 @@ export function dnsxlLookup(ctx: DnsxlContext, query: string): Promise<DnsxlResu
   const result = pagein(ctx, query);
   ctx.cache.delete(query);
   ctx.cache.set(query, { expires: now + CACHE_MS, result });
-  result.then((r) => {
-    if (r === "soft") ctx.cache.delete(query);
-  });
+  result.then(
+    (r) => {
+      if (r === "soft") ctx.cache.delete(query);
+    },
+    () => ctx.cache.delete(query), // DnsNotPermitted: the caller reports it
+  );
   while (ctx.cache.size > CACHE_SIZE) ctx.cache.delete(ctx.cache.keys().next().value!);
   return result;
 }

@@ -155,3 +155,18 @@ Deno.test("dnsbl: reply templates", async (t) => {
     assertEquals(warnings, ['unknown macro name "nope" in expansion request']);
   });
 });
+
+Deno.test("dnsbl: a query the sandbox refuses is an error, not cached, never 'unlisted'", async () => {
+  const { DnsNotPermitted } = await import("./unknown.ts");
+  const { c } = ctx({});
+  c.resolver.resolveA = () => Promise.reject(new Deno.errors.NotCapable("net access"));
+  let thrown: unknown;
+  try {
+    await findDnsxlAddr(c, "bl.example", "192.0.2.1");
+  } catch (e) {
+    thrown = e;
+  }
+  assertEquals(thrown instanceof DnsNotPermitted, true);
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(c.cache.size, 0);
+});

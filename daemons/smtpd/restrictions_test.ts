@@ -365,6 +365,31 @@ Deno.test("restrictions: DNS lists and unknown_* through checkRecipient", async 
       });
     },
   );
+  await t.step("a DNS query the sandbox refuses is 451 4.3.5, never a pass", async () => {
+    const refused = fakeResolver({});
+    const no = () => Promise.reject(new Deno.errors.NotCapable("net access to 10.0.0.53:53"));
+    refused.resolveA = no;
+    refused.resolveMx = no;
+    for (
+      const extra of [
+        "smtpd_client_restrictions = reject_rbl_client bl.example\n",
+        "smtpd_sender_restrictions = reject_unknown_sender_domain\n",
+      ]
+    ) {
+      const warnings: string[] = [];
+      const ctx = restrictionContext(
+        makeConfig("/x", main + extra),
+        (m) => warnings.push(m),
+        undefined,
+        { dns: refused },
+      );
+      assertEquals(
+        (await checkRecipient(ctx, request("b@localhost")))?.text,
+        "Server configuration error",
+      );
+      assertMatch(warnings.join("\n"), /not permitted by this daemon's sandbox/);
+    }
+  });
   await t.step("a bad tempfail action stops the start", () => {
     let message = "";
     try {
