@@ -270,6 +270,13 @@ function valueChecks(config: Config): ConfigProblem[] {
       if (problem) fatal([list], `${list}: ${items[i - 1]}: ${problem}`);
     }
   }
+  // Postfix's smtpd dies on any other value; so does Postwarden's, so stop before the start.
+  for (const name of ["unknown_helo_hostname_tempfail_action", "unknown_address_tempfail_action"]) {
+    const v = quietly(() => config.str(name).trim());
+    if (v !== undefined && !/^(defer|defer_if_permit)$/i.test(v)) {
+      fatal([name], `bad configuration: ${name} = ${v} (use defer or defer_if_permit)`);
+    }
+  }
   const relay = quietly(() => config.list("smtpd_relay_restrictions"));
   const rcpt = quietly(() => config.list("smtpd_recipient_restrictions"));
   if (relay && rcpt && !canRefuseRelay(relay, rcpt)) {

@@ -175,5 +175,8 @@ Deno.test("validateConfig: DNS list arguments", async (t) => {
   });
   await t.step("a tempfail action other than defer or defer_if_permit is an error", () => {
     assertEquals(errors("unknown_address_tempfail_action = defer\n"), []);
+    const bad = errors("reject_tempfail_action = later\n");
+    assertEquals(bad.length, 2, bad.join("\n")); // both actions default to $reject_tempfail_action
+    assertMatch(bad[0], /bad configuration: unknown_helo_hostname_tempfail_action = later/);
   });
 });
