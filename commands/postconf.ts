@@ -198,8 +198,9 @@ async function showParameters(o: Options, dir: string, io: PostconfIo): Promise<
     } else if (o.d && name === "config_directory") value = PARAMS.get(name)!.default;
     // -x expands like Postfix's postconf: `myorigin = /etc/mailname` stays the
     // path (Config.str would read the file, as the daemons do).
-    else if (o.x) value = expand(cfg.raw(name) ?? "", cfg.raw, { stack: [name] });
-    else value = cfg.raw(name) ?? "";
+    else if (o.x && !PARAMS.get(name)?.raw) {
+      value = expand(cfg.raw(name) ?? "", cfg.raw, { stack: [name] });
+    } else value = cfg.raw(name) ?? "";
     io.out(line(name, value, o.h));
   }
   if (o.d) return;

@@ -29,7 +29,8 @@
  */
 import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
-import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
+import { peerIdentity, type PeerResolver } from "./peername.ts";
+import { type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
 import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
@@ -58,6 +59,8 @@ let xclient: XclientAuth | null = null;
 let upstreamProxy: { timeoutMs: number; families: ProxyFamilies } | null = null;
 /** The client limits, when master.cf runs anvil (lib/service/catalog.ts refuses limits without it). */
 let limits: LimitSettings | null = null;
+/** DNS for peer names and the restrictions (unknown_*, DNS lists). */
+let dns: FullResolver | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -74,9 +77,11 @@ function setup(ctx: ServiceContext): void {
   const warn = (m: string) => ctx.log.warn(m);
   // One resolver (and its tables) for the relay decision and the recipient tables.
   const addressResolver = Resolver.fromConfig(c, { warn, openMaps: ctx.maps });
+  dns = timedResolver(PEERNAME_TIMEOUT_MS);
   restrictions = restrictionContext(c, warn, addressResolver, {
     openMaps: ctx.maps,
     info: (m) => ctx.log.info(m),
+    dns,
   });
   const r = restrictions;
   listed = listedContext(
@@ -87,7 +92,7 @@ function setup(ctx: ServiceContext): void {
     (address, sender) => resolveFor(r, sender, address),
   );
   restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
-  resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
+  resolver = c.bool("smtpd_peername_lookup") ? dns : null;
   xclient = xclientAuth(c);
   const proxy = c.str("smtpd_upstream_proxy_protocol").trim();
   if (proxy !== "" && proxy !== "haproxy") {
@@ -143,11 +148,12 @@ await runService({
           initial = r.rest;
         }
       }
-      const name = await peerName(addr, { hosts, resolver });
+      const peer = await peerIdentity(addr, { hosts, resolver, warn: (m) => ctx.log.warn(m) });
+      const name = peer.name;
       await runSession({
         config: ctx.config,
         log: ctx.log,
-        client: { name, addr, port, server },
+        client: { ...peer, addr, port, server },
         read,
         initial,
         hangup,

@@ -1,12 +1,18 @@
 /**
- * The client's host name for logs and Received headers, as Postfix's
- * smtpd finds it (smtpd_peername_lookup): /etc/hosts first, then a DNS PTR
- * lookup whose name must resolve back to the same address
- * (forward-confirmed); anything else is "unknown". Lookups are bounded by
- * a time limit so a dead resolver cannot hold a session for long.
- * The resolver is injected; no caching beyond the system's.
+ * The client's host name for logs, Received headers and the
+ * reject_unknown_*client_hostname restrictions, as Postfix's smtpd finds it
+ * (smtpd_peer.c, smtpd_peername_lookup): /etc/hosts first, then the first
+ * DNS PTR name of the address (the "reverse" name), which must resolve
+ * back to the same address (forward-confirmed) to become the client name;
+ * anything else is "unknown". Each name carries Postfix's status: "ok",
+ * "temp" (a lookup failed temporarily), "perm" (no PTR, or lookups are
+ * off) or "forged" (the PTR name does not resolve to the address), which
+ * decide 450 versus unknown_client_reject_code. Lookups are bounded by a
+ * time limit so a dead resolver cannot hold a session for long. The
+ * resolver is injected; no caching beyond the system's.
  */
 import { parseIp } from "../../lib/config/mod.ts";
+import { validHostname } from "./restrictions.ts";
 
 /** The lookups peer naming needs. */
 export interface PeerResolver {
@@ -44,27 +50,88 @@ function sameIp(a: string, b: string): boolean {
   return !!x && !!y && x.length === y.length && x.every((v, i) => v === y[i]);
 }
 
+/** Postfix's SMTPD_PEER_CODE_*: how a name lookup ended. */
+export type PeerStatus = "ok" | "temp" | "perm" | "forged";
+
+/** The client's names and how they were found (Postfix's name/reverse_name and their status). */
+export interface PeerIdentity {
+  /** Forward-confirmed name, or "unknown". */
+  name: string;
+  nameStatus: PeerStatus;
+  /** The PTR name, confirmed or not, or "unknown". */
+  reverseName: string;
+  reverseStatus: PeerStatus;
+}
+
+/** What {@link peerIdentity} needs. */
+export interface PeerOptions {
+  /** /etc/hosts: address to first name. */
+  hosts: Map<string, string>;
+  /** null: smtpd_peername_lookup = no (every name "unknown", status "perm"). */
+  resolver: PeerResolver | null;
+  /** Postfix's warnings ("hostname X does not resolve to address Y"). */
+  warn?: (msg: string) => void;
+}
+
+const notFound = (e: unknown) => e instanceof Deno.errors.NotFound;
+
+/** Finds the names of a client address. Never throws. */
+export async function peerIdentity(addr: string, opts: PeerOptions): Promise<PeerIdentity> {
+  const known = (name: string): PeerIdentity => ({
+    name,
+    nameStatus: "ok",
+    reverseName: name,
+    reverseStatus: "ok",
+  });
+  const fromHosts = opts.hosts.get(addr);
+  if (fromHosts) return known(fromHosts);
+  if (addr === "::1" || addr.startsWith("127.")) return known("localhost");
+  const unknown = (status: PeerStatus): PeerIdentity => ({
+    name: "unknown",
+    nameStatus: status,
+    reverseName: "unknown",
+    reverseStatus: status,
+  });
+  const r = opts.resolver;
+  const rev = reverseName(addr);
+  if (!r || !rev) return unknown("perm");
+  let ptr: string;
+  try {
+    const names = await r.resolvePtr(rev);
+    if (names.length === 0) return unknown("perm");
+    ptr = names[0].replace(/\.$/, "");
+  } catch (e) {
+    return unknown(notFound(e) ? "perm" : "temp");
+  }
+  // Numeric or malformed PTR names are not names (Postfix's sockaddr_to_hostname).
+  if (parseIp(ptr) !== null) {
+    opts.warn?.(`numeric hostname: ${ptr}`);
+    return unknown("perm");
+  }
+  if (!validHostname(ptr)) return unknown("perm");
+  const lower = ptr.toLowerCase();
+  const reverse = { reverseName: lower, reverseStatus: "ok" as const };
+  let addrs: string[];
+  try {
+    addrs = await (addr.includes(":") ? r.resolveAaaa(ptr) : r.resolveA(ptr));
+  } catch (e) {
+    const perm = notFound(e);
+    opts.warn?.(
+      `hostname ${ptr} does not resolve to address ${addr}: ${
+        perm ? "Name or service not known" : "Temporary failure in name resolution"
+      }`,
+    );
+    return { name: "unknown", nameStatus: perm ? "forged" : "temp", ...reverse };
+  }
+  if (addrs.some((a) => sameIp(a, addr))) return { name: lower, nameStatus: "ok", ...reverse };
+  opts.warn?.(`hostname ${ptr} does not resolve to address ${addr}`);
+  return { name: "unknown", nameStatus: "forged", ...reverse };
+}
+
 /** Finds the verified name of a client address, or "unknown". Never throws. */
 export async function peerName(
   addr: string,
   opts: { hosts: Map<string, string>; resolver: PeerResolver | null },
 ): Promise<string> {
-  const fromHosts = opts.hosts.get(addr);
-  if (fromHosts) return fromHosts;
-  if (addr === "::1" || addr.startsWith("127.")) return "localhost";
-  const r = opts.resolver;
-  const rev = reverseName(addr);
-  if (!r || !rev) return "unknown";
-  try {
-    const names = await r.resolvePtr(rev);
-    const v6 = addr.includes(":");
-    for (const raw of names.slice(0, 5)) {
-      const name = raw.replace(/\.$/, "");
-      const addrs = await (v6 ? r.resolveAaaa(name) : r.resolveA(name)).catch(() => []);
-      if (addrs.some((a) => sameIp(a, addr))) return name.toLowerCase();
-    }
-  } catch {
-    // no PTR, or the resolver failed or timed out: Postfix says "unknown" too
-  }
-  return "unknown";
+  return (await peerIdentity(addr, opts)).name;
 }

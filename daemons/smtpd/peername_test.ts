@@ -1,5 +1,5 @@
 import { assertEquals } from "../../tests/helpers/assert.ts";
-import { peerName, type PeerResolver, reverseName } from "./peername.ts";
+import { peerIdentity, peerName, type PeerResolver, reverseName } from "./peername.ts";
 
 function fake(ptr: Record<string, string[]>, a: Record<string, string[]>): PeerResolver {
   const look = (t: Record<string, string[]>) => (n: string) =>
@@ -40,5 +40,97 @@ Deno.test("peerName", async (t) => {
       resolveAaaa: () => Promise.reject(new Error("x")),
     };
     assertEquals(await peerName("192.0.2.1", { hosts, resolver: broken }), "unknown");
+  });
+});
+
+Deno.test("peerIdentity: Postfix's name and reverse-name status", async (t) => {
+  const hosts = new Map<string, string>();
+  const rev = "1.2.0.192.in-addr.arpa";
+  const fail = (e: Error) => () => Promise.reject(e);
+  await t.step("confirmed: both names, both ok", async () => {
+    const warnings: string[] = [];
+    const r = fake({ [rev]: ["mail.example.org."] }, { "mail.example.org": ["192.0.2.1"] });
+    assertEquals(
+      await peerIdentity("192.0.2.1", { hosts, resolver: r, warn: (m) => warnings.push(m) }),
+      {
+        name: "mail.example.org",
+        nameStatus: "ok",
+        reverseName: "mail.example.org",
+        reverseStatus: "ok",
+      },
+    );
+    assertEquals(warnings, []);
+  });
+  await t.step("a PTR that resolves elsewhere is forged; the reverse name stays", async () => {
+    const warnings: string[] = [];
+    const r = fake({ [rev]: ["liar.example."] }, { "liar.example": ["198.51.100.7"] });
+    assertEquals(
+      await peerIdentity("192.0.2.1", { hosts, resolver: r, warn: (m) => warnings.push(m) }),
+      {
+        name: "unknown",
+        nameStatus: "forged",
+        reverseName: "liar.example",
+        reverseStatus: "ok",
+      },
+    );
+    assertEquals(warnings, ["hostname liar.example does not resolve to address 192.0.2.1"]);
+  });
+  await t.step("a PTR name without addresses is forged, with the resolver's reason", async () => {
+    const warnings: string[] = [];
+    const r = fake({ [rev]: ["gone.example."] }, {});
+    const id = await peerIdentity("192.0.2.1", {
+      hosts,
+      resolver: r,
+      warn: (m) => warnings.push(m),
+    });
+    assertEquals([id.nameStatus, id.reverseStatus], ["forged", "ok"]);
+    assertEquals(warnings, [
+      "hostname gone.example does not resolve to address 192.0.2.1: Name or service not known",
+    ]);
+  });
+  await t.step("a forward lookup that fails for now is temp", async () => {
+    const r = fake({ [rev]: ["slow.example."] }, {});
+    r.resolveA = fail(new Deno.errors.TimedOut("x"));
+    const id = await peerIdentity("192.0.2.1", { hosts, resolver: r });
+    assertEquals([id.name, id.nameStatus, id.reverseName, id.reverseStatus], [
+      "unknown",
+      "temp",
+      "slow.example",
+      "ok",
+    ]);
+  });
+  await t.step("no PTR is perm; a PTR lookup that fails for now is temp", async () => {
+    const none = await peerIdentity("192.0.2.1", { hosts, resolver: fake({}, {}) });
+    assertEquals([none.nameStatus, none.reverseStatus], ["perm", "perm"]);
+    const r = fake({}, {});
+    r.resolvePtr = fail(new Error("SERVFAIL"));
+    const temp = await peerIdentity("192.0.2.1", { hosts, resolver: r });
+    assertEquals([temp.name, temp.nameStatus, temp.reverseName, temp.reverseStatus], [
+      "unknown",
+      "temp",
+      "unknown",
+      "temp",
+    ]);
+  });
+  await t.step("numeric and malformed PTR names are no names", async () => {
+    const warnings: string[] = [];
+    const r = fake({ [rev]: ["192.0.2.1."] }, { "192.0.2.1": ["192.0.2.1"] });
+    const id = await peerIdentity("192.0.2.1", {
+      hosts,
+      resolver: r,
+      warn: (m) => warnings.push(m),
+    });
+    assertEquals([id.name, id.nameStatus, id.reverseStatus], ["unknown", "perm", "perm"]);
+    assertEquals(warnings, ["numeric hostname: 192.0.2.1"]);
+    const bad = fake({ [rev]: ["bad_name..example."] }, {});
+    assertEquals((await peerIdentity("192.0.2.1", { hosts, resolver: bad })).reverseStatus, "perm");
+  });
+  await t.step("without lookups every name is unknown, perm", async () => {
+    assertEquals(await peerIdentity("192.0.2.1", { hosts, resolver: null }), {
+      name: "unknown",
+      nameStatus: "perm",
+      reverseName: "unknown",
+      reverseStatus: "perm",
+    });
   });
 });

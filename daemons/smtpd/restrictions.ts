@@ -5,7 +5,8 @@
  * RCPT TO when `smtpd_delay_reject = yes` (the default); then
  * `smtpd_relay_restrictions` and `smtpd_recipient_restrictions` at RCPT (in
  * the order smtpd_relay_before_recipient_restrictions says), and
- * `smtpd_data_restrictions` at DATA. In each list the first restriction
+ * `smtpd_data_restrictions` at DATA, `smtpd_end_of_data_restrictions`
+ * after the final dot. In each list the first restriction
  * that permits or rejects decides that list; a list that permits does not
  * skip the next list. A bare `RCPT TO:<postmaster>` passes every list, as
  * RFC 5321 requires and Postfix does.
@@ -31,13 +32,34 @@
  * smtpd_delay_reject = no); WARN and INFO log; anything else is a list of
  * restrictions or class names evaluated in place. A table that cannot
  * answer gives Postfix's "451 4.3.5 <who>: ... rejected: Server
- * configuration error". Not done: check_reverse_client_hostname_access and
- * the other check_*_access kinds, and the actions that need cleanup (HOLD,
- * DISCARD, REDIRECT, FILTER, BCC): each is a configuration error (451
- * 4.3.5, logged by name). PREPEND adds its header to the transaction's
- * message (the session writes it above its Received: header).
- * check_policy_service asks a policy server (policy.ts) and evaluates its
- * action as an access table result about the list's subject. Keys with CR or LF are never looked up.
+ * configuration error". check_reverse_client_hostname_access looks up the
+ * client's PTR name (confirmed or not) and address like check_client_access,
+ * and may only refuse: OK is a configuration error, as Postfix.
+ *
+ * DNS-based (unknown.ts, dnsbl.ts, through the context's resolver):
+ * reject_unknown_helo_hostname (reject_unknown_hostname),
+ * reject_unknown_sender_domain (reject_unknown_address),
+ * reject_unknown_recipient_domain, with unknown_hostname_reject_code,
+ * unknown_address_reject_code, Postfix's null-MX replies (550 5.7.27 for a
+ * sender, 556 5.1.10 for a recipient) and the *_tempfail_action after a
+ * temporary DNS failure; reject_unknown_client_hostname
+ * (reject_unknown_client) and reject_unknown_reverse_client_hostname from
+ * the name status peername.ts found (unknown_client_reject_code, or 450
+ * after a temporary failure); reject_rbl_client (reject_rbl),
+ * reject_maps_rbl, permit_dnswl_client, reject_rhsbl_client,
+ * permit_rhswl_client, reject_rhsbl_reverse_client, reject_rhsbl_helo,
+ * reject_rhsbl_sender and reject_rhsbl_recipient (`domain=d.d.d.d` reply
+ * filters; maps_rbl_reject_code, default_rbl_reply, rbl_reply_maps). A DNS
+ * query the sandbox refuses is a configuration error, never a pass.
+ * reject_unauth_pipelining uses the session's improper-pipelining flag.
+ *
+ * Not done: the other check_*_access kinds (the _mx_, _ns_ and _a_
+ * lookups, check_ccert_access, check_sasl_access), and the actions that
+ * need cleanup (HOLD, DISCARD, REDIRECT, FILTER, BCC): each is a
+ * configuration error (451 4.3.5, logged by name). PREPEND adds its header
+ * to the transaction's message (the session writes it above its Received:
+ * header). check_policy_service asks a policy server (policy.ts) and
+ * evaluates its action as an access table result about the list's subject. Keys with CR or LF are never looked up.
  * A restriction that needs what the stage does
  * not have yet (a recipient at connect) is skipped, as Postfix does. Any
  * other restriction is a configuration error answered with 451 4.3.5 and
@@ -66,6 +88,16 @@ import { accessAddressFind, DictError, domainFind, Maps } from "../../lib/maps/m
 import type { MapsOpener } from "../../lib/service/maps.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
 import { policyAttributes, PolicyClients, type PolicyFacts } from "./policy.ts";
+import type { PeerStatus } from "./peername.ts";
+import {
+  type DnsxlContext,
+  type DnsxlResult,
+  expandRblTemplate,
+  findDnsxlAddr,
+  findDnsxlDomain,
+} from "./dnsbl.ts";
+import { DnsNotPermitted, hostStatus, mailhostStatus } from "./unknown.ts";
+import { type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
 import {
   type Resolution,
   RESOLVE_CLASS_FINAL,
@@ -82,6 +114,8 @@ import {
   CHECK_POLICY_SERVICE,
   type Config,
   ConfigError,
+  DNSXL_RESTRICTIONS,
+  dnsxlArgumentProblem,
   IMPLEMENTED_RESTRICTIONS,
   matchNetworkList,
   type NetworkList,
@@ -100,6 +134,8 @@ export interface RestrictionContext {
   relay: string[];
   recipient: string[];
   data: string[];
+  /** smtpd_end_of_data_restrictions. */
+  eod: string[];
   /** smtpd_delay_reject: client, helo and sender lists run at RCPT. */
   delayReject: boolean;
   /** smtpd_relay_before_recipient_restrictions. */
@@ -127,6 +163,27 @@ export interface RestrictionContext {
     relay: number;
     nonFqdn: number;
     invalidHostname: number;
+    /** unknown_hostname_reject_code, unknown_address_reject_code, unknown_client_reject_code. */
+    unknownHostname: number;
+    unknownAddress: number;
+    unknownClient: number;
+  };
+  /** unknown_helo_hostname_tempfail_action and unknown_address_tempfail_action. */
+  tempfail: { helo: TempfailAction; address: TempfailAction };
+  /** DNS for the unknown_* and DNS list restrictions. */
+  dns: FullResolver;
+  /** DNS lists: lookups, their cache and the reply parameters. */
+  dnsxl: DnsxlContext & {
+    /** maps_rbl_reject_code ($rbl_code). */
+    code: number;
+    /** default_rbl_reply, unexpanded. */
+    defaultReply: string;
+    /** rbl_reply_maps ("" for none), opened through access.open. */
+    replyMaps: string;
+    /** maps_rbl_domains, for reject_maps_rbl. */
+    mapsRblDomains: string[];
+    /** myhostname, for $server_name in replies. */
+    serverName: string;
   };
   /** check_*_access, access table results and smtpd_restriction_classes. */
   access: {
@@ -167,7 +224,22 @@ export interface RestrictionOptions {
   info?: (msg: string) => void;
   /** The policy clients (tests inject a connect function). @default from the configuration */
   policy?: PolicyClients;
+  /** DNS for the unknown_* and DNS list restrictions. @default timedResolver(10 s per query) */
+  dns?: FullResolver;
 }
+
+/** What a temporary DNS failure does: reply 450 now, or only when the request would be accepted. */
+export type TempfailAction = "defer" | "defer_if_permit";
+
+/** A *_tempfail_action value; anything else stops the start, as Postfix's msg_fatal. */
+function tempfailAction(c: Config, name: string): TempfailAction {
+  const v = c.str(name).trim().toLowerCase();
+  if (v === "defer" || v === "defer_if_permit") return v;
+  throw new ConfigError(`bad configuration: ${name} = ${c.str(name).trim()}`);
+}
+
+/** Per DNS query of the restrictions: a dead name server delays a session by this much. */
+const DNS_TIMEOUT_MS = 10_000;
 
 /** A restriction list parameter: items split like Postfix (commas, spaces; braces kept). */
 function restrictionList(c: Config, name: string): string[] {
@@ -202,6 +274,7 @@ export function restrictionContext(
   opts: RestrictionOptions = {},
 ): RestrictionContext {
   const origin = originOrNull(c, warn);
+  const dns = opts.dns ?? timedResolver(DNS_TIMEOUT_MS);
   return {
     client: restrictionList(c, "smtpd_client_restrictions"),
     helo: restrictionList(c, "smtpd_helo_restrictions"),
@@ -209,6 +282,7 @@ export function restrictionContext(
     relay: restrictionList(c, "smtpd_relay_restrictions"),
     recipient: restrictionList(c, "smtpd_recipient_restrictions"),
     data: restrictionList(c, "smtpd_data_restrictions"),
+    eod: restrictionList(c, "smtpd_end_of_data_restrictions"),
     delayReject: c.bool("smtpd_delay_reject"),
     relayFirst: c.bool("smtpd_relay_before_recipient_restrictions"),
     mynetworks: parseNetworkList("mynetworks", c.list("mynetworks")),
@@ -229,6 +303,24 @@ export function restrictionContext(
       relay: c.int("relay_domains_reject_code"),
       nonFqdn: c.int("non_fqdn_reject_code"),
       invalidHostname: c.int("invalid_hostname_reject_code"),
+      unknownHostname: c.int("unknown_hostname_reject_code"),
+      unknownAddress: c.int("unknown_address_reject_code"),
+      unknownClient: c.int("unknown_client_reject_code"),
+    },
+    tempfail: {
+      helo: tempfailAction(c, "unknown_helo_hostname_tempfail_action"),
+      address: tempfailAction(c, "unknown_address_tempfail_action"),
+    },
+    dns,
+    dnsxl: {
+      resolver: dns,
+      cache: new Map(),
+      warn,
+      code: c.int("maps_rbl_reject_code"),
+      defaultReply: c.raw("default_rbl_reply") ?? "",
+      replyMaps: c.str("rbl_reply_maps").trim(),
+      mapsRblDomains: c.list("maps_rbl_domains"),
+      serverName: c.str("myhostname"),
     },
     access: {
       classes: restrictionClasses(c, warn),
@@ -270,7 +362,19 @@ export interface Verdict {
 
 /** What is known about the session when a list is evaluated. */
 export interface CheckRequest {
-  client: { name: string; addr: string };
+  /**
+   * The client: its verified name and address, and (from peername.ts) its
+   * PTR name and how each name lookup ended; without them a name
+   * "unknown" counts as a permanent failure.
+   */
+  client: {
+    name: string;
+    addr: string;
+    port?: number;
+    reverseName?: string;
+    nameStatus?: PeerStatus;
+    reverseStatus?: PeerStatus;
+  };
   /** HELO/EHLO name, "" before HELO. */
   helo: string;
   /** MAIL FROM address ("" is the null sender), null before MAIL. */
@@ -296,6 +400,13 @@ export interface CheckRequest {
    * above its Received: header); without it PREPEND is a configuration error.
    */
   prepend?: (header: string) => void;
+  /**
+   * The client sent more commands before a reply where pipelining is not
+   * allowed (Postfix's SMTPD_FLAG_ILL_PIPELINING), for reject_unauth_pipelining.
+   */
+  pipelining?: boolean;
+  /** The command being checked, when it is RCPT (set by checkRecipient). */
+  where?: "RCPT";
 }
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
@@ -305,7 +416,7 @@ export interface DeferIfPermitCarry {
   sender?: Verdict;
 }
 
-type Stage = "client" | "helo" | "sender" | "recipient" | "data";
+type Stage = "client" | "reverse" | "helo" | "sender" | "recipient" | "data" | "eod";
 
 const CONFIG_ERROR: Verdict = { code: 451, dsn: "4.3.5", text: "Server configuration error" };
 
@@ -314,6 +425,8 @@ function subject(stage: Stage, req: CheckRequest): { name: string; what: string 
   switch (stage) {
     case "client":
       return { name: `${req.client.name}[${req.client.addr}]`, what: "Client host" };
+    case "reverse":
+      return { name: req.client.reverseName ?? req.client.name, what: "Unverified Client host" };
     case "helo":
       return { name: req.helo, what: "Helo command" };
     case "sender":
@@ -323,6 +436,8 @@ function subject(stage: Stage, req: CheckRequest): { name: string; what: string 
       return { name: req.recipient ?? "", what: "Recipient address" };
     case "data":
       return { name: "DATA", what: "Data command" };
+    case "eod":
+      return { name: "END-OF-MESSAGE", what: "End-of-data" };
   }
 }
 
@@ -450,6 +565,10 @@ interface CheckState {
   /** DEFER_IF_PERMIT: accepting at the end becomes this reply. */
   deferIfPermit?: Verdict;
   depth: number;
+  /** warn_if_reject precedes the restriction being evaluated. */
+  warnIfReject?: boolean;
+  /** reject_maps_rbl's deprecation warning was logged for this check. */
+  mapsRblWarned?: boolean;
 }
 
 /** One list's outcome: a permit ends the list, a Verdict the check, null goes on. */
@@ -645,6 +764,19 @@ async function checkAccess(
         if (!found) found = await addressKeys(maps, req.client.addr);
         break;
       }
+      case "check_reverse_client_hostname_access": {
+        // The PTR name, confirmed or not: it may only refuse (Postfix's forbid_allowlist).
+        const reverse = req.client.reverseName ?? req.client.name;
+        found = await domainKeys(reverse);
+        if (!found) found = await addressKeys(maps, req.client.addr);
+        if (!found) return null;
+        const outcome = await tableResult(ctx, req, stage, state, table, found.value);
+        if (outcome !== "permit") return outcome;
+        ctx.warn(`restriction ${check} returns OK for ${reverse}`);
+        ctx.warn("this is not allowed for security reasons");
+        ctx.warn("use DUNNO instead of OK if you want to make an exception");
+        return CONFIG_ERROR;
+      }
       case "check_helo_access":
         if (req.helo === "") return null;
         found = await domainKeys(req.helo);
@@ -742,6 +874,7 @@ async function checkPolicy(
 /** The subject of each check_*_access's replies. */
 const CHECK_STAGE: Record<string, Stage> = {
   check_client_access: "client",
+  check_reverse_client_hostname_access: "reverse",
   check_helo_access: "helo",
   check_sender_access: "sender",
   check_recipient_access: "recipient",
@@ -790,9 +923,19 @@ async function evaluate(
       }
       i++;
       const applies = r === "check_client_access" || r === "check_helo_access" ||
+        r === "check_reverse_client_hostname_access" ||
         (r === "check_sender_access" && req.sender !== null) ||
         (r === "check_recipient_access" && req.recipient !== undefined);
       if (applies) outcome = await checkAccess(ctx, req, shared, r, table);
+    } else if (DNSXL_RESTRICTIONS.has(r)) {
+      const arg = list[i + 1];
+      if (arg === undefined) {
+        ctx.warn(`restriction ${raw} requires domain name argument`);
+      } else {
+        i++;
+        shared.warnIfReject = warnIfReject;
+        outcome = await sandboxChecked(ctx, dnsxlCheck(r, arg, ctx, req, shared));
+      }
     } else if (ctx.access.classes.has(raw) && !IMPLEMENTED_RESTRICTIONS.has(r)) {
       // A class named like a restriction is shadowed by it, as in Postfix.
       if (shared.depth > MAX_RECURSION) {
@@ -806,7 +949,8 @@ async function evaluate(
         shared.depth--;
       }
     } else {
-      outcome = await builtin(r, raw, ctx, req, shared, name, what);
+      shared.warnIfReject = warnIfReject;
+      outcome = await sandboxChecked(ctx, builtin(r, raw, ctx, req, shared, name, what));
     }
     if (
       outcome !== null && typeof outcome === "object" && warnIfReject && outcome !== CONFIG_ERROR
@@ -822,6 +966,17 @@ async function evaluate(
     if (shared.deferIfPermit && shared.deferIfReject) break;
   }
   return null;
+}
+
+/** A DNS query the sandbox refused is a configuration error (451 4.3.5), never a pass. */
+async function sandboxChecked(ctx: RestrictionContext, p: Promise<Outcome>): Promise<Outcome> {
+  try {
+    return await p;
+  } catch (e) {
+    if (!(e instanceof DnsNotPermitted)) throw e;
+    ctx.warn(e.message);
+    return CONFIG_ERROR;
+  }
 }
 
 /** The restrictions that take no argument. */
@@ -873,7 +1028,7 @@ async function builtin(
           verdict(
             ctx.codes.invalidHostname,
             "5.5.2",
-            `<${req.helo}>: Helo command rejected: Invalid ip address`,
+            `<${req.helo}>: Helo command rejected: invalid ip address`,
           ),
         );
       }
@@ -934,11 +1089,300 @@ async function builtin(
       );
       return v === null ? null : reject(state, v);
     }
+    case "reject_unknown_helo_hostname":
+    case "reject_unknown_hostname": {
+      if (req.helo === "") return null;
+      if (req.helo.startsWith("[")) {
+        if (validAddressLiteral(req.helo)) return null;
+        return reject(
+          state,
+          verdict(
+            ctx.codes.invalidHostname,
+            "5.5.2",
+            `<${req.helo}>: Helo command rejected: invalid ip address`,
+          ),
+        );
+      }
+      const status = await hostStatus(ctx.dns, req.helo);
+      if (status === "ok" || status === "nullmx") return null;
+      const text = `<${req.helo}>: Helo command rejected: Host not found`;
+      if (status === "notfound") {
+        return reject(state, verdict(ctx.codes.unknownHostname, "4.7.1", text));
+      }
+      return tempfail(state, ctx.tempfail.helo, verdict(450, "4.7.1", text));
+    }
+    case "reject_unknown_sender_domain":
+    case "reject_unknown_address":
+    case "reject_unknown_recipient_domain": {
+      const sender = r !== "reject_unknown_recipient_domain";
+      const address = sender ? req.sender : req.recipient;
+      if (address === null || address === undefined || (sender && address === "")) return null;
+      return await unknownAddress(ctx, req, state, address, sender ? "sender" : "recipient");
+    }
+    case "reject_unknown_client_hostname":
+    case "reject_unknown_client": {
+      const status = req.client.nameStatus ?? (req.client.name === "unknown" ? "perm" : "ok");
+      if (status === "ok") return null;
+      const code = status === "temp" ? 450 : ctx.codes.unknownClient;
+      return reject(
+        state,
+        verdict(
+          code,
+          "4.7.25",
+          `Client host rejected: cannot find your hostname, [${req.client.addr}]`,
+        ),
+      );
+    }
+    case "reject_unknown_reverse_client_hostname": {
+      const reverse = req.client.reverseName ?? req.client.name;
+      const status = req.client.reverseStatus ?? (reverse === "unknown" ? "perm" : "ok");
+      if (status === "ok") return null;
+      const code = status === "perm" ? ctx.codes.unknownClient : 450;
+      return reject(
+        state,
+        verdict(
+          code,
+          "4.7.1",
+          `Client host rejected: cannot find your reverse hostname, [${req.client.addr}]`,
+        ),
+      );
+    }
+    case "reject_unauth_pipelining":
+      if (!req.pipelining) return null;
+      return reject(
+        state,
+        verdict(
+          503,
+          "5.5.0",
+          `<${name}>: ${what} rejected: Improper use of SMTP command pipelining`,
+        ),
+      );
+    case "reject_maps_rbl": {
+      if (!state.mapsRblWarned) {
+        state.mapsRblWarned = true;
+        ctx.warn(
+          'support for restriction "reject_maps_rbl" will be removed from Postfix; ' +
+            'use "reject_rbl_client domain-name" instead',
+        );
+      }
+      for (const list of ctx.dnsxl.mapsRblDomains) {
+        const outcome = await dnsxlCheck("reject_rbl_client", list, ctx, req, state);
+        if (outcome !== null) return outcome;
+      }
+      return null;
+    }
     default:
       if (IMPLEMENTED_RESTRICTIONS.has(r)) throw new Error(`restriction ${r} not wired`);
       ctx.warn(`restriction "${raw}" is not supported by Postwarden`);
       return CONFIG_ERROR;
   }
+}
+
+/**
+ * Postfix's DEFER_IF_PERMIT2 with a tempfail action: "defer" (or
+ * warn_if_reject) replies now; "defer_if_permit" replies only if the
+ * request would otherwise be accepted.
+ */
+function tempfail(state: CheckState, action: TempfailAction, v: Verdict): Outcome {
+  if (action === "defer" || state.warnIfReject) return reject(state, v);
+  state.deferIfPermit ??= v;
+  return null;
+}
+
+/**
+ * Postfix's reject_unknown_address: the address is resolved; a domain we
+ * deliver to (local or virtual), an address literal and an address without
+ * domain pass; otherwise its domain must have MX or address records.
+ */
+async function unknownAddress(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  state: CheckState,
+  address: string,
+  stage: "sender" | "recipient",
+): Promise<Outcome> {
+  const { name, what } = subject(stage, { ...req, sender: address, recipient: address });
+  if (/[\r\n]/.test(address)) return null;
+  let resolved: Resolution;
+  try {
+    resolved = await resolveFor(ctx, req.sender ?? "", address);
+  } catch (e) {
+    if (!(e instanceof ResolveError)) throw e;
+    ctx.warn(e.message);
+    return verdict(451, "4.3.0", `<${address}>: Temporary lookup failure`);
+  }
+  const at = resolved.recipient.lastIndexOf("@");
+  if (at < 0 || (resolved.flags & RESOLVE_CLASS_FINAL)) return null;
+  const domain = resolved.recipient.slice(at + 1).toLowerCase();
+  if (domain.startsWith("[") && domain.endsWith("]")) return null;
+  const status = await mailhostStatus(ctx.dns, domain);
+  if (status === "ok") return null;
+  const sender = stage === "sender";
+  if (status === "nullmx") {
+    return reject(
+      state,
+      verdict(
+        sender ? 550 : 556,
+        sender ? "4.7.27" : "4.1.10",
+        `<${name}>: ${what} rejected: Domain ${domain} does not accept mail (nullMX)`,
+      ),
+    );
+  }
+  const dsn = sender ? "4.1.8" : "4.1.2";
+  const text = `<${name}>: ${what} rejected: Domain not found`;
+  if (status === "notfound") return reject(state, verdict(ctx.codes.unknownAddress, dsn, text));
+  return tempfail(state, ctx.tempfail.address, verdict(450, dsn, text));
+}
+
+/** The name Postfix gives each DNS list subject in replies ($rbl_class). */
+const DNSXL_CLASS: Record<string, { stage: Stage; replyClass: string }> = {
+  reject_rbl_client: { stage: "client", replyClass: "Client host" },
+  reject_rbl: { stage: "client", replyClass: "Client host" },
+  permit_dnswl_client: { stage: "client", replyClass: "Client host" },
+  reject_rhsbl_client: { stage: "client", replyClass: "Client host" },
+  permit_rhswl_client: { stage: "client", replyClass: "Client host" },
+  reject_rhsbl_reverse_client: { stage: "reverse", replyClass: "Unverified Client host" },
+  reject_rhsbl_helo: { stage: "helo", replyClass: "Helo command" },
+  reject_rhsbl_sender: { stage: "sender", replyClass: "Sender address" },
+  reject_rhsbl_recipient: { stage: "recipient", replyClass: "Recipient address" },
+};
+
+/**
+ * One DNS list restriction (dnsbl.ts does the lookups): what it looks up,
+ * and Postfix's outcome. A listed deny-list entry rejects with the
+ * rbl_reply_maps or default_rbl_reply template; a listed allow-list entry
+ * permits (never for a recipient we would not relay to); a lookup that
+ * failed for now neither rejects nor permits.
+ */
+async function dnsxlCheck(
+  r: string,
+  arg: string,
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  state: CheckState,
+): Promise<Outcome> {
+  const problem = dnsxlArgumentProblem(arg);
+  if (problem) {
+    ctx.warn(`restriction ${r}: ${problem}`);
+    return CONFIG_ERROR;
+  }
+  const { replyClass } = DNSXL_CLASS[r];
+  const d = ctx.dnsxl;
+  let what: string;
+  switch (r) {
+    case "reject_rbl_client":
+    case "reject_rbl":
+    case "permit_dnswl_client":
+      what = req.client.addr;
+      break;
+    case "reject_rhsbl_client":
+    case "permit_rhswl_client":
+      what = req.client.name;
+      if (what.toLowerCase() === "unknown") return null;
+      break;
+    case "reject_rhsbl_reverse_client":
+      what = req.client.reverseName ?? req.client.name;
+      if (what.toLowerCase() === "unknown") return null;
+      break;
+    case "reject_rhsbl_helo":
+      what = req.helo;
+      if (what === "") return null;
+      break;
+    case "reject_rhsbl_sender":
+      if (req.sender === null || req.sender === "") return null;
+      what = req.sender;
+      break;
+    default: // reject_rhsbl_recipient
+      if (req.recipient === undefined) return null;
+      what = req.recipient;
+  }
+  if (/[\r\n]/.test(what)) return null;
+  const permitting = r.startsWith("permit_");
+  if (permitting && req.where === "RCPT" && req.recipient !== undefined) {
+    // Safety: an allow list never lets a recipient through that we do not relay for.
+    const auth = state.auth ??= await authDestination(ctx, req, req.recipient);
+    if (typeof auth === "object") return auth;
+    if (auth !== "ok") return null;
+  }
+  const byAddress = r === "reject_rbl_client" || r === "reject_rbl" ||
+    r === "permit_dnswl_client";
+  const result: DnsxlResult | null = byAddress
+    ? await findDnsxlAddr(d, arg, what)
+    : await findDnsxlDomain(d, arg, what);
+  if (result === null || result === "unlisted") return null;
+  if (permitting) {
+    if (result !== "soft") return "permit";
+    state.deferIfReject ??= verdict(
+      450,
+      "4.7.1",
+      `<${what}>: ${replyClass} rejected: Service unavailable`,
+    );
+    return null;
+  }
+  if (result === "soft") return null;
+  return await rblReject(ctx, req, state, {
+    list: arg,
+    what,
+    replyClass,
+    txt: result.txt ?? "",
+    code: d.code,
+  }, DNSXL_CLASS[r].stage);
+}
+
+/** Postfix's rbl_reject_reply: the reply template, expanded and checked. */
+async function rblReject(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  state: CheckState,
+  facts: { list: string; what: string; replyClass: string; txt: string; code: number },
+  stage: Stage,
+): Promise<Outcome> {
+  const d = ctx.dnsxl;
+  let template: string | undefined;
+  if (d.replyMaps !== "") {
+    try {
+      const maps = await tableOf(ctx, "rbl_reply_maps", d.replyMaps);
+      template = await find(facts.list, () => maps.find(facts.list));
+    } catch (e) {
+      if (!(e instanceof DictError)) throw e;
+      ctx.warn(`rbl_reply_maps ${d.replyMaps}: ${e.message}`);
+      return CONFIG_ERROR;
+    }
+  }
+  const attrs = {
+    serverName: d.serverName,
+    clientName: req.client.name,
+    clientAddr: req.client.addr,
+    clientPort: req.client.port === undefined ? "" : String(req.client.port),
+    reverseClientName: req.client.reverseName ?? req.client.name,
+    helo: req.helo,
+    sender: req.sender,
+    recipient: req.recipient ?? null,
+  };
+  let reply: string | null = null;
+  if (template !== undefined) {
+    reply = expandRblTemplate(template, facts, attrs, ctx.warn);
+    if (reply === null) {
+      ctx.warn(
+        `rbl_reject_reply: bad rbl reply template for domain ${facts.list}: ${template}`,
+      );
+    }
+  }
+  if (reply === null) reply = expandRblTemplate(d.defaultReply, facts, attrs, ctx.warn);
+  if (reply === null) {
+    ctx.warn(`rbl_reject_reply: bad default rbl reply template: ${d.defaultReply}`);
+    return CONFIG_ERROR;
+  }
+  const m = /^([45]\d\d) (.*)$/s.exec(reply);
+  if (!m) {
+    ctx.warn(`rbl response code configuration error: ${reply}`);
+    return reject(state, verdict(450, "4.7.1", "Service unavailable"));
+  }
+  const split = dsnSplit("4.7.1", m[2]);
+  // Postfix's smtpd_check_reject: at most 510 characters, non-printable ones as spaces.
+  const text = (split.text || "Service unavailable").replace(/[^\t\x20-\x7e]/g, " ")
+    .slice(0, 510 - 4 - split.dsn.length - 1);
+  return reject(state, verdict(Number(m[1]), dsnFix(split.dsn, stage), text));
 }
 
 /**
@@ -1030,7 +1474,18 @@ export async function checkRecipient(
   lists.push(...(ctx.relayFirst ? [relay, rcpt] : [rcpt, relay]));
   // Without smtpd_delay_reject, MAIL's DEFER_IF_PERMIT (with connect's and HELO's) carries over.
   const carried = ctx.delayReject ? undefined : req.deferIfPermit?.sender;
-  return await run(ctx, req, lists, true, carried);
+  return await run(ctx, { ...req, where: "RCPT" }, lists, true, carried);
+}
+
+/**
+ * smtpd_end_of_data_restrictions after the final dot, before cleanup
+ * commits the message (the recipient is set when there is only one).
+ */
+export async function checkEndOfData(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+): Promise<Verdict | null> {
+  return await run(ctx, req, [[ctx.eod, "eod"]], true);
 }
 
 /** smtpd_data_restrictions at DATA (the recipient is set when there is only one). */

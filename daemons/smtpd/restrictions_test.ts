@@ -2,7 +2,7 @@ import { assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import { makeConfig, restrictionItems, unsupportedRestrictions } from "../../lib/config/mod.ts";
 import { Maps } from "../../lib/maps/mod.ts";
 import { listedContext } from "./recipients.ts";
-import { checkRecipient, restrictionContext } from "./restrictions.ts";
+import { checkRecipient, type CheckRequest, restrictionContext } from "./restrictions.ts";
 
 const request = (recipient: string) => ({
   client: { name: "unknown", addr: "203.0.113.5" },
@@ -264,9 +264,152 @@ Deno.test("restrictions: restriction list items", () => {
   ]);
   assertEquals(
     unsupportedRestrictions(
-      [["check_client_access", "hash:/x", "myclass", "reject_rbl_client", "zen.example"]],
+      [[
+        "check_client_access",
+        "hash:/x",
+        "myclass",
+        "reject_rbl_client",
+        "zen.example",
+        "reject_unverified_sender",
+      ]],
       ["myclass"],
     ),
-    ["reject_rbl_client", "zen.example"],
+    ["reject_unverified_sender"],
+  );
+});
+
+Deno.test("restrictions: DNS list reply filters (Postfix's ip_match)", async (t) => {
+  const { parseDnsxlFilter, dnsxlArgumentProblem } = await import("../../lib/config/mod.ts");
+  const matches = (pattern: string, addr: string) => {
+    const m = parseDnsxlFilter(pattern);
+    if (!m) throw new Error(`bad pattern ${pattern}`);
+    return addr.split(".").map(Number).every((o, i) => m[i](o));
+  };
+  await t.step("numbers, lists and ranges per octet", () => {
+    assertEquals(matches("127.0.0.2", "127.0.0.2"), true);
+    assertEquals(matches("127.0.0.2", "127.0.0.3"), false);
+    assertEquals(matches("127.0.0.[2..11]", "127.0.0.11"), true);
+    assertEquals(matches("127.0.0.[2..11]", "127.0.0.12"), false);
+    assertEquals(matches("127.0.[0;1].[2;4..5]", "127.0.1.4"), true);
+    assertEquals(matches("127.0.[0;1].[2;4..5]", "127.0.1.3"), false);
+  });
+  await t.step("malformed patterns and weights are refused", () => {
+    for (
+      const p of ["127.0.0", "127.0.0.256", "127.0.0.[3..2]", "127.0.0.[]", "a.b.c.d", "1.2.3.4.5"]
+    ) {
+      assertEquals(parseDnsxlFilter(p), null, p);
+    }
+    assertEquals(dnsxlArgumentProblem("zen.example=127.0.0.[2..11]"), null);
+    assertMatch(dnsxlArgumentProblem("zen.example*3") ?? "", /not supported/);
+    assertMatch(dnsxlArgumentProblem("=127.0.0.2") ?? "", /empty domain/);
+  });
+});
+
+Deno.test("restrictions: DNS lists and unknown_* through checkRecipient", async (t) => {
+  const { fakeResolver } = await import("../../lib/dns/testing.ts");
+  const q = "5.113.0.203.bl.example";
+  const dns = fakeResolver({
+    a: {
+      [q]: ["127.0.0.2"],
+      "5.113.0.203.wl.example": ["127.0.0.10"],
+      [`5.113.0.203.soft.example`]: "servfail",
+    },
+    txt: { [q]: [["go away"]] },
+  });
+  const main = "compatibility_level = 3.6\nmydestination = localhost\nmynetworks = 127.0.0.0/8\n";
+  const check = async (extra: string, req: CheckRequest = request("b@localhost")) => {
+    const warnings: string[] = [];
+    const ctx = restrictionContext(
+      makeConfig("/x", main + extra),
+      (m) => warnings.push(m),
+      undefined,
+      { dns },
+    );
+    return { v: await checkRecipient(ctx, req), warnings };
+  };
+  await t.step("a listed client: default_rbl_reply with the TXT reason", async () => {
+    const { v } = await check("smtpd_client_restrictions = reject_rbl_client bl.example\n");
+    assertEquals(v, {
+      code: 554,
+      dsn: "5.7.1",
+      text: "Service unavailable; Client host [203.0.113.5] blocked using bl.example; go away",
+    });
+  });
+  await t.step("a soft failure neither rejects nor permits", async () => {
+    const { v, warnings } = await check(
+      "smtpd_client_restrictions = reject_rbl_client soft.example, permit_dnswl_client soft.example, reject\n",
+    );
+    assertEquals(v?.code, 450); // DEFER_IF_REJECT from the allow list turns the final reject into 450
+    assertEquals(v?.text, "<203.0.113.5>: Client host rejected: Service unavailable");
+    assertEquals(warnings.filter((w) => w.includes("RBL lookup error")).length, 2);
+  });
+  await t.step("an allow list never permits a recipient we do not relay for", async () => {
+    const extra =
+      "smtpd_relay_restrictions = permit_dnswl_client wl.example, reject_unauth_destination\n";
+    assertEquals((await check(extra)).v, null);
+    assertEquals(
+      (await check(extra, request("x@elsewhere.example"))).v?.text,
+      "<x@elsewhere.example>: Relay access denied",
+    );
+  });
+  await t.step(
+    "reject_unauth_pipelining only when the session saw improper pipelining",
+    async () => {
+      const extra = "smtpd_client_restrictions = reject_unauth_pipelining\n";
+      assertEquals((await check(extra)).v, null);
+      assertEquals((await check(extra, { ...request("b@localhost"), pipelining: true })).v, {
+        code: 503,
+        dsn: "5.5.0",
+        text:
+          "<unknown[203.0.113.5]>: Client host rejected: Improper use of SMTP command pipelining",
+      });
+    },
+  );
+  await t.step("a DNS query the sandbox refuses is 451 4.3.5, never a pass", async () => {
+    const refused = fakeResolver({});
+    const no = () => Promise.reject(new Deno.errors.NotCapable("net access to 10.0.0.53:53"));
+    refused.resolveA = no;
+    refused.resolveMx = no;
+    for (
+      const extra of [
+        "smtpd_client_restrictions = reject_rbl_client bl.example\n",
+        "smtpd_sender_restrictions = reject_unknown_sender_domain\n",
+      ]
+    ) {
+      const warnings: string[] = [];
+      const ctx = restrictionContext(
+        makeConfig("/x", main + extra),
+        (m) => warnings.push(m),
+        undefined,
+        { dns: refused },
+      );
+      assertEquals(
+        (await checkRecipient(ctx, request("b@localhost")))?.text,
+        "Server configuration error",
+      );
+      assertMatch(warnings.join("\n"), /not permitted by this daemon's sandbox/);
+    }
+  });
+  await t.step("a bad tempfail action stops the start", () => {
+    let message = "";
+    try {
+      restrictionContext(
+        makeConfig("/x", main + "unknown_address_tempfail_action = maybe\n"),
+        () => {},
+      );
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assertEquals(message, "bad configuration: unknown_address_tempfail_action = maybe");
+  });
+  await t.step(
+    "a weight that slipped through (an access table result) is a configuration error",
+    async () => {
+      const { v, warnings } = await check(
+        "smtpd_client_restrictions = check_client_access inline:{ {203.0.113.5=reject_rbl_client bl.example*2} }\n",
+      );
+      assertEquals(v?.text, "Server configuration error");
+      assertMatch(warnings.join("\n"), /\*weight" syntax is postscreen's/);
+    },
   );
 });

@@ -20,7 +20,9 @@
  * `smtpd_delay_reject = no` the client list at connect (a rejection
  * replaces the greeting, and every later command but QUIT gets 503 5.7.0),
  * the helo list at HELO/EHLO and the sender list at MAIL; otherwise all
- * three at RCPT. `smtpd_data_restrictions` run at DATA. Each rejection is
+ * three at RCPT. `smtpd_data_restrictions` run at DATA and
+ * `smtpd_end_of_data_restrictions` after the final dot, before cleanup
+ * commits the message (a rejection there aborts it). Each rejection is
  * logged as Postfix logs it (`NOQUEUE: reject: RCPT from ...`).
  *
  * Client limits (anvil.ts), when the host gives them: a connection over
@@ -42,8 +44,14 @@
  * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
  * (no), soft_bounce (no), and through the restriction context
  * smtpd_delay_reject (yes), smtpd_*_restrictions, mynetworks,
- * mydestination, relay_domains, myorigin, append_at_myorigin and the
- * *_reject_code parameters.
+ * mydestination, relay_domains, myorigin, append_at_myorigin, the
+ * *_reject_code and *_tempfail_action parameters, default_rbl_reply,
+ * rbl_reply_maps and maps_rbl_domains.
+ *
+ * Improper pipelining is noted as Postfix does (a command read while more
+ * input was already waiting, before EHLO or after HELO, EHLO, DATA, NOOP
+ * or VRFY: "improper command pipelining after CMD from client: bytes") for
+ * reject_unauth_pipelining; only input this session has read is seen.
  */
 import { AddressError, headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
@@ -56,6 +64,7 @@ import {
   addressSyntaxOk,
   checkConnect,
   checkData,
+  checkEndOfData,
   checkHelo,
   checkRecipient,
   type CheckRequest,
@@ -78,6 +87,7 @@ import {
   xforwardPreset,
 } from "./xclient.ts";
 import type { ClientLimits, LimitRefusal } from "./anvil.ts";
+import type { PeerStatus } from "./peername.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -86,6 +96,10 @@ export interface ClientInfo {
   port: number;
   /** The local end of the connection (server_address and server_port for policy services). */
   server?: { addr: string; port: number };
+  /** The PTR name and how the lookups ended (peername.ts), for the unknown_* restrictions. */
+  reverseName?: string;
+  nameStatus?: PeerStatus;
+  reverseStatus?: PeerStatus;
 }
 
 /** What the session needs from its host. */
@@ -157,6 +171,29 @@ function transactionInstance(now: Date): string {
   return `${hex(Deno.pid)}.${hex(ms / 1000)}.${hex((ms % 1000) * 1000)}.${hex(instances++)}`;
 }
 
+/** Commands after which ESMTP clients must wait for the reply (Postfix's SMTPD_CMD_FLAG_LAST). */
+const PIPELINING_LAST = new Set(["HELO", "EHLO", "DATA", "BDAT", "NOOP", "VRFY"]);
+
+/** Postfix's escape(): printable ASCII as is (backslash doubled), C escapes, else \ooo. */
+function escapeBytes(bytes: Uint8Array): string {
+  const named: Record<number, string> = {
+    7: "a",
+    8: "b",
+    12: "f",
+    10: "n",
+    13: "r",
+    9: "t",
+    11: "v",
+  };
+  let out = "";
+  for (const b of bytes) {
+    if (b >= 0x20 && b < 0x7f) out += b === 0x5c ? "\\\\" : String.fromCharCode(b);
+    else if (named[b]) out += `\\${named[b]}`;
+    else out += `\\${b.toString(8).padStart(3, "0")}`;
+  }
+  return out;
+}
+
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
   await new Session(d).run();
@@ -199,6 +236,8 @@ class Session {
   prepend: string[] = [];
   /** Postfix's "instance" policy attribute: one per transaction, made at first need. */
   instance = "";
+  /** The client sent commands ahead where pipelining is not allowed (reject_unauth_pipelining). */
+  illegalPipelining = false;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -267,9 +306,10 @@ class Session {
 
   /** What restriction checks know about the session now. */
   request(recipient?: string): CheckRequest {
-    const { name, addr } = this.peer;
+    const { name, addr, port, reverseName, nameStatus, reverseStatus } = this.peer;
     return {
-      client: { name, addr },
+      client: { name, addr, port, reverseName, nameStatus, reverseStatus },
+      pipelining: this.illegalPipelining,
       helo: this.helo,
       sender: this.sender,
       recipient,
@@ -460,6 +500,7 @@ class Session {
     }
     const name = verb === "" ? "UNKNOWN" : verb;
     this.lastCommand = name;
+    if (KNOWN_VERBS.has(verb)) this.notePipelining(verb);
     let ok = true;
     switch (verb) {
       case "EHLO":
@@ -533,6 +574,23 @@ class Session {
     this.count(verb, ok);
     if (!ok) await this.error();
     return false;
+  }
+
+  /**
+   * Postfix's SMTPD_FLAG_ILL_PIPELINING: more input was already waiting when
+   * a command arrived that must wait for its reply (any command before
+   * EHLO; HELO, EHLO, DATA, NOOP and VRFY after it). Only what this session
+   * has read is seen (Postfix also peeks at the socket).
+   */
+  notePipelining(verb: string): void {
+    if (this.illegalPipelining) return;
+    if (this.protocol === "ESMTP" && !PIPELINING_LAST.has(verb)) return;
+    const ahead = this.lines.pending(100);
+    if (ahead.length === 0) return;
+    this.illegalPipelining = true;
+    this.log.info(
+      `improper command pipelining after ${verb} from ${this.client}: ${escapeBytes(ahead)}`,
+    );
   }
 
   async doHelo(verb: string, arg: string): Promise<boolean> {
@@ -876,11 +934,18 @@ class Session {
     if (decoder.bareLfCount > 0) {
       this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);
     }
+    // smtpd_end_of_data_restrictions: a rejection aborts the queue file (Postfix's smtpd_check_eod).
+    const eod = tooBig || !cleanupOk || this.d.restrictions.eod.length === 0
+      ? null
+      : await checkEndOfData(this.d.restrictions, this.request(only));
+    if (eod) this.refuse("END-OF-MESSAGE", eod, { from: this.sender, to: only });
     this.cleanup = null;
     let ok = false;
     if (tooBig) {
       cleanup.abort();
       this.reject(552, "5.3.4", "Error: message file too big");
+    } else if (eod) {
+      cleanup.abort();
     } else if (!cleanupOk) {
       cleanup.abort();
       this.log.warn(`${cleanup.queueId}: cleanup: ${cleanupError}`);
@@ -899,9 +964,12 @@ class Session {
         this.reply(451, "4.3.0", "Error: queue file write error");
       }
     }
-    this.sender = null;
+    // After an end-of-data rejection Postfix keeps the sender: MAIL is nested until RSET.
+    if (!eod) {
+      this.sender = null;
+      this.senderParams = new Map();
+    }
     this.recipients = [];
-    this.senderParams = new Map();
     this.overshoot = 0;
     this.xforward = null;
     this.prepend = [];
@@ -933,7 +1001,18 @@ class Session {
     const r = parseXclient(arg);
     if (!r.ok) return refused(501, "5.5.4", r.text);
     const u = r.update;
-    if (u.name !== undefined) this.peer.name = u.name;
+    if (u.name !== undefined) {
+      // Postfix: a NAME sets both names; [UNAVAILABLE] and [TEMPUNAVAIL] make them unknown.
+      const status = u.name !== "unknown" ? "ok" : u.nameTemporary ? "temp" : "perm";
+      this.peer.name = u.name;
+      this.peer.nameStatus = status;
+      this.peer.reverseName = u.name;
+      this.peer.reverseStatus = status;
+    }
+    if (u.reverseName !== undefined) {
+      this.peer.reverseName = u.reverseName;
+      this.peer.reverseStatus = u.reverseName !== "unknown" ? "ok" : "perm";
+    }
     if (u.addr !== undefined) this.peer.addr = u.addr;
     if (u.port !== undefined) this.peer.port = u.port;
     this.client = `${this.peer.name}[${this.peer.addr}]`;

@@ -10,6 +10,11 @@
  *   config: name = value     main.cf line (before the first step), after
  *                            "compatibility_level = 3.6"
  *   client: name[addr]       the connecting client (default localhost[127.0.0.1])
+ *   peer: status rname rstatus  how its names were found (peername.ts): name status,
+ *                            PTR name and its status (default: from the name)
+ *   dns: TYPE name answer    a record of the fake resolver (A, AAAA, MX "pref host",
+ *                            TXT, PTR; or nxdomain/servfail/timeout); any other name
+ *                            is NXDOMAIN: dialogs never reach the network
  *   cleanup: ok|451|552|down the fake cleanup's answer after end of content
  *   c: text                  client sends text + CRLF (escapes \r \n \t \\)
  *   c! text                  client sends text as is (escapes only)
@@ -37,7 +42,10 @@ import { type IpcConn, ipcListen } from "../../lib/ipc/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { restrictionContext } from "./restrictions.ts";
-import { runSession } from "./session.ts";
+import type { PeerStatus } from "./peername.ts";
+import type { FullResolver, MxRecord } from "../../lib/dns/mod.ts";
+import { type Answer, fakeResolver } from "../../lib/dns/testing.ts";
+import { type ClientInfo, runSession } from "./session.ts";
 
 const TESTDATA = new URL("./testdata/", import.meta.url);
 const encoder = new TextEncoder();
@@ -188,11 +196,20 @@ interface Step {
 
 function parseDialog(
   text: string,
-): { mainCf: string; client: string; cleanup: string; steps: Step[] } {
+): {
+  mainCf: string;
+  client: string;
+  cleanup: string;
+  steps: Step[];
+  peer: string;
+  dns: string[];
+} {
   // Like the main.cf of a current Postfix install; a dialog's config: lines come after it.
   let mainCf = "compatibility_level = 3.6\n";
   let client = "localhost[127.0.0.1]";
   let cleanup = "ok";
+  let peer = "";
+  const dns: string[] = [];
   const steps: Step[] = [];
   text.split("\n").forEach((raw, i) => {
     const line = raw.replace(/\r$/, "");
@@ -205,9 +222,11 @@ function parseDialog(
       mainCf += m[2] + "\n";
     } else if (kind === "client") client = m[2].trim();
     else if (kind === "cleanup") cleanup = m[2].trim();
+    else if (kind === "peer") peer = m[2].trim();
+    else if (kind === "dns") dns.push(m[2].trim());
     else steps.push({ line: i + 1, kind, arg: m[2] });
   });
-  return { mainCf, client, cleanup, steps };
+  return { mainCf, client, cleanup, steps, peer, dns };
 }
 
 function receivedWithoutOwnHeader(r: Received): string {
@@ -224,6 +243,49 @@ function concat(parts: Uint8Array[]): Uint8Array {
     off += p.length;
   }
   return out;
+}
+
+/** A dialog's `peer:` line as ClientInfo fields. */
+function peerOf(line: string): Partial<ClientInfo> {
+  if (line === "") return {};
+  const [nameStatus, reverseName, reverseStatus] = line.split(/\s+/) as [
+    PeerStatus,
+    string,
+    PeerStatus,
+  ];
+  return { nameStatus, reverseName, reverseStatus };
+}
+
+/** A dialog's `dns:` lines as a fake resolver. */
+function zoneOf(lines: string[]): FullResolver {
+  const zone = {
+    a: {} as Record<string, Answer<string[]>>,
+    aaaa: {} as Record<string, Answer<string[]>>,
+    mx: {} as Record<string, Answer<MxRecord[]>>,
+    txt: {} as Record<string, Answer<string[][]>>,
+    ptr: {} as Record<string, Answer<string[]>>,
+  };
+  for (const line of lines) {
+    const m = /^(A|AAAA|MX|TXT|PTR)\s+(\S+)\s+(.*)$/.exec(line);
+    if (!m) throw new Error(`bad dns: ${line}`);
+    const [, type, name, answer] = m;
+    const failure = /^(nxdomain|servfail|timeout)$/.test(answer)
+      ? answer as "nxdomain" | "servfail" | "timeout"
+      : null;
+    const add = <T>(table: Record<string, Answer<T[]>>, value: T) => {
+      const old = table[name];
+      table[name] = failure ?? [...(Array.isArray(old) ? old : []), value];
+    };
+    if (type === "A") add(zone.a, answer);
+    else if (type === "AAAA") add(zone.aaaa, answer);
+    else if (type === "PTR") add(zone.ptr, answer);
+    else if (type === "TXT") add(zone.txt, [answer]);
+    else {
+      const [pref, host] = answer.split(/\s+/);
+      add(zone.mx, { preference: Number(pref), exchange: host ?? "" });
+    }
+  }
+  return fakeResolver(zone);
 }
 
 async function runDialog(file: string): Promise<void> {
@@ -250,7 +312,7 @@ async function runDialogText(file: string, text: string): Promise<void> {
   const session = runSession({
     config,
     log,
-    client: { name: cm[1], addr: cm[2], port: 54321 },
+    client: { name: cm[1], addr: cm[2], port: 54321, ...peerOf(dialog.peer) },
     read: () => input.read(),
     write: (b) => {
       output.write(b);
@@ -260,7 +322,9 @@ async function runDialogText(file: string, text: string): Promise<void> {
       if (dialog.cleanup === "down") return Promise.reject(new Error("connect: refused"));
       return CleanupSession.open(socket, { retryMs: 0 });
     },
-    restrictions: restrictionContext(config, (m) => log.warn(m)),
+    restrictions: restrictionContext(config, (m) => log.warn(m), undefined, {
+      dns: zoneOf(dialog.dns),
+    }),
     now: () => new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
     xclient: xclientAuth(config),
   }).finally(() => {
@@ -423,7 +487,9 @@ Deno.test("smtpd: a client that never reads replies is dropped after smtpd_timeo
       return new Promise<never>(() => {});
     },
     openCleanup: () => Promise.reject(new Error("not used")),
-    restrictions: restrictionContext(config, (m) => log.warn(m)),
+    restrictions: restrictionContext(config, (m) => log.warn(m), undefined, {
+      dns: fakeResolver({}),
+    }),
   });
   const elapsed = Date.now() - started;
   assert(elapsed >= 900 && elapsed < 3000, `session ended after ${elapsed}ms`);

@@ -42,8 +42,12 @@ export {
 } from "./network_list.ts";
 export {
   canRefuseRelay,
+  DNSXL_RESTRICTIONS,
+  dnsxlArgumentProblem,
   IMPLEMENTED_RESTRICTIONS,
+  type OctetMatch,
   OPEN_RELAY_MESSAGE,
+  parseDnsxlFilter,
   RESTRICTION_LISTS,
   restrictionItems,
   TABLE_RESTRICTIONS,

@@ -67,6 +67,12 @@ export interface ParamSpec {
   alsoFine?: string[];
   /** For `ignored` and `refused`: what Postwarden does instead and what to set. */
   note?: string;
+  /**
+   * Read unexpanded, as Postfix's raw parameters: a template whose `$names`
+   * the program fills in at use (default_rbl_reply); `postconf -x` shows it
+   * as is.
+   */
+  raw?: boolean;
 }
 
 const COMPAT_LT = (level: string, a: string, b: string) =>
@@ -1341,6 +1347,89 @@ const ROWS: ParamSpec[] = [
   // issue 8 tls: rows for this part go here.
   // issue 8 auth: rows for this part go here.
   // issue 8 restrictions: rows for this part go here.
+  {
+    name: "unknown_hostname_reject_code",
+    type: "int",
+    default: "450",
+    doc:
+      "Reply code for reject_unknown_helo_hostname when the HELO name has no A, AAAA or MX record.",
+    support: "implemented",
+  },
+  {
+    name: "unknown_address_reject_code",
+    type: "int",
+    default: "450",
+    doc: "Reply code for reject_unknown_sender/recipient_domain when the domain does not exist.",
+    support: "implemented",
+  },
+  {
+    name: "unknown_client_reject_code",
+    type: "int",
+    default: "450",
+    doc:
+      "Reply code for reject_unknown_(reverse_)client_hostname after a permanent lookup failure.",
+    support: "implemented",
+  },
+  {
+    name: "reject_tempfail_action",
+    type: "string",
+    default: "defer_if_permit",
+    doc:
+      "After a temporary lookup failure: defer now, or defer_if_permit (only if mail would pass).",
+    support: "implemented",
+  },
+  {
+    name: "unknown_helo_hostname_tempfail_action",
+    type: "string",
+    default: "$reject_tempfail_action",
+    doc: "reject_unknown_helo_hostname after a temporary DNS failure: defer or defer_if_permit.",
+    support: "implemented",
+  },
+  {
+    name: "unknown_address_tempfail_action",
+    type: "string",
+    default: "$reject_tempfail_action",
+    doc:
+      "reject_unknown_sender/recipient_domain after a temporary DNS failure: defer or defer_if_permit.",
+    support: "implemented",
+  },
+  {
+    name: "maps_rbl_reject_code",
+    type: "int",
+    default: "554",
+    doc: "Reply code ($rbl_code) when a DNS deny list lists the client, sender, HELO or recipient.",
+    support: "implemented",
+  },
+  {
+    name: "default_rbl_reply",
+    type: "string",
+    default:
+      "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}",
+    doc: "Reply template for DNS deny list rejections (expanded per reply, not at start).",
+    support: "implemented",
+    raw: true,
+  },
+  {
+    name: "rbl_reply_maps",
+    type: "list",
+    default: "",
+    doc: "Tables of reply templates by DNS list domain (default: default_rbl_reply).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_end_of_data_restrictions",
+    type: "string",
+    default: "",
+    doc: "Restrictions after the final dot of DATA, before the message is queued.",
+    support: "implemented",
+  },
+  {
+    name: "maps_rbl_domains",
+    type: "list",
+    default: "",
+    doc: "DNS deny lists of the obsolete reject_maps_rbl restriction.",
+    support: "implemented",
+  },
   // issue 8 policy-anvil: rows for this part go here.
   {
     name: "smtpd_policy_service_timeout",

@@ -17,6 +17,7 @@ export const RESTRICTION_LISTS = [
   "smtpd_relay_restrictions",
   "smtpd_recipient_restrictions",
   "smtpd_data_restrictions",
+  "smtpd_end_of_data_restrictions",
 ] as const;
 
 /** Restriction names smtpd implements (lower case, as Postfix compares them). */
@@ -42,6 +43,26 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_recipient_access",
   // issue 8 auth
   // issue 8 restrictions
+  "reject_unknown_helo_hostname",
+  "reject_unknown_hostname",
+  "reject_unknown_sender_domain",
+  "reject_unknown_address",
+  "reject_unknown_recipient_domain",
+  "reject_unknown_client_hostname",
+  "reject_unknown_client",
+  "reject_unknown_reverse_client_hostname",
+  "check_reverse_client_hostname_access",
+  "reject_rbl_client",
+  "reject_rbl",
+  "reject_maps_rbl",
+  "permit_dnswl_client",
+  "reject_rhsbl_client",
+  "permit_rhswl_client",
+  "reject_rhsbl_reverse_client",
+  "reject_rhsbl_helo",
+  "reject_rhsbl_sender",
+  "reject_rhsbl_recipient",
+  "reject_unauth_pipelining",
   // issue 8 policy-anvil
   "check_policy_service",
   // issue 8 protocol
@@ -53,7 +74,72 @@ export const TABLE_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_helo_access",
   "check_sender_access",
   "check_recipient_access",
+  "check_reverse_client_hostname_access",
 ]);
+
+/** Restrictions whose next list item is a DNS list domain (`reject_rbl_client zen.example`). */
+export const DNSXL_RESTRICTIONS: ReadonlySet<string> = new Set([
+  "reject_rbl_client",
+  "reject_rbl",
+  "permit_dnswl_client",
+  "reject_rhsbl_client",
+  "permit_rhswl_client",
+  "reject_rhsbl_reverse_client",
+  "reject_rhsbl_helo",
+  "reject_rhsbl_sender",
+  "reject_rhsbl_recipient",
+]);
+
+/**
+ * Why a DNS list argument cannot be used, or null: Postfix's
+ * `domain=d.d.d.d` reply filter (each octet a number or `[n;n..m]`) is
+ * supported; postscreen's `domain*weight` is not (smtpd has no scores).
+ */
+export function dnsxlArgumentProblem(arg: string): string | null {
+  const eq = arg.indexOf("=");
+  const domain = eq < 0 ? arg : arg.slice(0, eq);
+  if (domain.includes("*")) {
+    return `DNS list "${arg}": the "*weight" syntax is postscreen's; it is not supported by ` +
+      "Postwarden's smtpd (and Postfix's smtpd would look up the name as written)";
+  }
+  if (domain === "") return `DNS list "${arg}": empty domain`;
+  if (eq >= 0 && parseDnsxlFilter(arg.slice(eq + 1)) === null) {
+    return `RBL reply error: bad address pattern "${arg.slice(eq + 1)}" in "${arg}"`;
+  }
+  return null;
+}
+
+/** One octet of a reply filter: the values it accepts. */
+export type OctetMatch = (octet: number) => boolean;
+
+/**
+ * Postfix's ip_match pattern (`127.0.0.2`, `127.0.0.[2..11]`,
+ * `127.0.[0;1].[2;4..7]`): four octet patterns, or null when malformed.
+ */
+export function parseDnsxlFilter(pattern: string): OctetMatch[] | null {
+  const out: OctetMatch[] = [];
+  const num = (s: string) => (/^\d{1,3}$/.test(s) && Number(s) <= 255 ? Number(s) : null);
+  const parts = pattern.match(/\[[^\]]*\]|[^.]+/g);
+  if (!parts || parts.join(".") !== pattern || parts.length !== 4) return null;
+  for (const part of parts) {
+    if (!part.startsWith("[")) {
+      const n = num(part);
+      if (n === null) return null;
+      out.push((o) => o === n);
+      continue;
+    }
+    const ranges: [number, number][] = [];
+    for (const item of part.slice(1, -1).split(";")) {
+      const m = /^(\d+)(?:\.\.(\d+))?$/.exec(item);
+      const lo = m ? num(m[1]) : null;
+      const hi = m ? (m[2] === undefined ? lo : num(m[2])) : null;
+      if (lo === null || hi === null || lo > hi) return null;
+      ranges.push([lo, hi]);
+    }
+    out.push((o) => ranges.some(([lo, hi]) => o >= lo && o <= hi));
+  }
+  return out;
+}
 
 /**
  * A restriction list's items as Postfix splits them: at commas and white
@@ -93,7 +179,8 @@ export const OPEN_RELAY_MESSAGE =
 
 /**
  * Names in the lists that are not implemented, each once, in order: the
- * table after a check_*_access and the names of `classes`
+ * table after a check_*_access, the domain after a DNS list restriction
+ * and the names of `classes`
  * (smtpd_restriction_classes) are not restrictions.
  */
 export function unsupportedRestrictions(
@@ -104,8 +191,9 @@ export function unsupportedRestrictions(
   for (const list of lists) {
     for (let i = 0; i < list.length; i++) {
       const r = list[i].toLowerCase();
-      if (TABLE_RESTRICTIONS.has(r) || r === "check_policy_service") i++;
-      else if (!IMPLEMENTED_RESTRICTIONS.has(r) && !classes.includes(list[i])) out.add(list[i]);
+      if (TABLE_RESTRICTIONS.has(r) || DNSXL_RESTRICTIONS.has(r) || r === "check_policy_service") {
+        i++;
+      } else if (!IMPLEMENTED_RESTRICTIONS.has(r) && !classes.includes(list[i])) out.add(list[i]);
     }
   }
   return [...out];

@@ -35,6 +35,8 @@ import { DictError, parseMapSpec, splitMapList, supportedTypes } from "../maps/m
 import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
 import {
   canRefuseRelay,
+  DNSXL_RESTRICTIONS,
+  dnsxlArgumentProblem,
   OPEN_RELAY_MESSAGE,
   RESTRICTION_LISTS,
   restrictionItems,
@@ -279,6 +281,20 @@ function valueChecks(config: Config): ConfigProblem[] {
     );
     for (const e of policy?.errors ?? []) {
       warn([list], `${list}: ${e}; mail that reaches it is answered 451 4.3.5`);
+    }
+    // A DNS list argument smtpd cannot use as meant stops the start (fail closed).
+    const items = quietly(() => restrictionItems(config.str(list))) ?? [];
+    for (let i = 0; i < items.length - 1; i++) {
+      if (!DNSXL_RESTRICTIONS.has(items[i].toLowerCase())) continue;
+      const problem = dnsxlArgumentProblem(items[++i]);
+      if (problem) fatal([list], `${list}: ${items[i - 1]}: ${problem}`);
+    }
+  }
+  // Postfix's smtpd dies on any other value; so does Postwarden's, so stop before the start.
+  for (const name of ["unknown_helo_hostname_tempfail_action", "unknown_address_tempfail_action"]) {
+    const v = quietly(() => config.str(name).trim());
+    if (v !== undefined && !/^(defer|defer_if_permit)$/i.test(v)) {
+      fatal([name], `bad configuration: ${name} = ${v} (use defer or defer_if_permit)`);
     }
   }
   const relay = quietly(() => config.list("smtpd_relay_restrictions"));

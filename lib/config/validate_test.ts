@@ -84,7 +84,7 @@ Deno.test("validateConfig", async (t) => {
       "mailbox_size_limit = 0",
       "smtpd_forbid_bare_newline = no",
       "postscreen_greet_action = enforce",
-      "smtpd_client_restrictions = reject_unknown_client_hostname",
+      "smtpd_client_restrictions = reject_unverified_sender",
       "smtpd_recipient_restrictions = check_policy_service tcp:127.0.0.1:1, reject",
       "smtpd_helo_restrictions = check_policy_service { inet:127.0.0.1:9, timeout=soon }",
     ];
@@ -99,7 +99,7 @@ Deno.test("validateConfig", async (t) => {
     const overrides = {
       smtpd_tls_security_level: "encrypt",
       syslog_name: "postfix/submission",
-      smtpd_client_restrictions: "permit_sasl_authenticated,reject_unknown_client_hostname,reject",
+      smtpd_client_restrictions: "permit_sasl_authenticated,reject_unverified_sender,reject",
     };
     const c = makeConfig("/etc/x", BASE + "queue_minfree = 5\n", { overrides });
     assertEquals(validateConfig(c).length, 2);
@@ -107,7 +107,7 @@ Deno.test("validateConfig", async (t) => {
     assertEquals(p.fatal.length, 1, p.fatal.join("\n")); // not main.cf's queue_minfree
     assertMatch(p.fatal[0], /^smtpd_tls_security_level = encrypt/);
     assertEquals(p.warnings.length, 1);
-    assertMatch(p.warnings[0], /restriction "reject_unknown_client_hostname" is not supported/);
+    assertMatch(p.warnings[0], /restriction "reject_unverified_sender" is not supported/);
     assertEquals(overrideProblems(c, {}), { fatal: [], warnings: [] });
   });
 });
@@ -151,4 +151,37 @@ Deno.test("mynetworks host names need mynetworks in parent_domain_matches_subdom
   );
   assertEquals(bad.length, 1, bad.join("\n"));
   assertMatch(bad[0], /host names match their subdomains/);
+});
+
+Deno.test("validateConfig: DNS list arguments", async (t) => {
+  await t.step(
+    "reply filters are accepted; malformed ones and postscreen weights stop the start",
+    () => {
+      assertEquals(
+        errors("smtpd_client_restrictions = reject_rbl_client zen.example=127.0.0.[2..11;20]\n"),
+        [],
+      );
+      const weight = errors("smtpd_client_restrictions = reject_rbl_client zen.example*2\n");
+      assertEquals(weight.length, 1, weight.join("\n"));
+      assertMatch(weight[0], /"\*weight" syntax is postscreen's; it is not supported/);
+      const bad = errors(
+        "smtpd_recipient_restrictions = reject_rhsbl_sender dbl.example=127.0.0.x, reject_unauth_destination\n",
+      );
+      assertEquals(bad.length, 1, bad.join("\n"));
+      assertMatch(bad[0], /RBL reply error: bad address pattern "127\.0\.0\.x"/);
+    },
+  );
+  await t.step("the list domain is not reported as an unsupported restriction", () => {
+    const c = makeConfig(
+      "/etc/x",
+      BASE + "smtpd_client_restrictions = reject_rbl_client zen.example\n",
+    );
+    assertEquals(c.warnings.filter((w) => w.includes("zen.example")), []);
+  });
+  await t.step("a tempfail action other than defer or defer_if_permit is an error", () => {
+    assertEquals(errors("unknown_address_tempfail_action = defer\n"), []);
+    const bad = errors("reject_tempfail_action = later\n");
+    assertEquals(bad.length, 2, bad.join("\n")); // both actions default to $reject_tempfail_action
+    assertMatch(bad[0], /bad configuration: unknown_helo_hostname_tempfail_action = later/);
+  });
 });

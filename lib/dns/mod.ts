@@ -55,6 +55,33 @@ export class DnsError extends Error {
   }
 }
 
+/**
+ * The lookups smtpd's restrictions need besides mail routing's: TXT (DNS
+ * list reasons) and PTR (client names).
+ */
+export interface FullResolver extends Resolver {
+  /** Each TXT record as its character strings. */
+  resolveTxt(name: string): Promise<string[][]>;
+  resolvePtr(name: string): Promise<string[]>;
+}
+
+/**
+ * Deno.resolveDns with the system's name servers and a time limit per
+ * query: a dead name server costs a session at most `timeoutMs` per lookup
+ * (the failure is then "temporary", as Postfix treats a timeout).
+ */
+export function timedResolver(timeoutMs: number): FullResolver {
+  const q = (name: string, type: "A" | "AAAA" | "PTR") =>
+    Deno.resolveDns(name, type, { signal: AbortSignal.timeout(timeoutMs) }) as Promise<string[]>;
+  return {
+    resolveMx: (name) => Deno.resolveDns(name, "MX", { signal: AbortSignal.timeout(timeoutMs) }),
+    resolveA: (name) => q(name, "A"),
+    resolveAaaa: (name) => q(name, "AAAA"),
+    resolvePtr: (name) => q(name, "PTR"),
+    resolveTxt: (name) => Deno.resolveDns(name, "TXT", { signal: AbortSignal.timeout(timeoutMs) }),
+  };
+}
+
 /** The default resolver: Deno.resolveDns with the system's name servers. */
 export const denoResolver: Resolver = {
   resolveMx: (name) => Deno.resolveDns(name, "MX"),

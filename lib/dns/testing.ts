@@ -1,27 +1,31 @@
 /**
- * A table-driven fake {@link Resolver} for tests: names missing from a
+ * A table-driven fake {@link FullResolver} for tests: names missing from a
  * table answer NotFound (as Deno does for NXDOMAIN), "servfail" answers a
- * temporary error. Records every query in `queries`.
+ * temporary error, "timeout" a TimedOut error. Records every query in
+ * `queries`.
  */
-import type { MxRecord, Resolver } from "./mod.ts";
+import type { FullResolver, MxRecord } from "./mod.ts";
 
 /** An answer: records, or a failure. */
-export type Answer<T> = T | "nxdomain" | "servfail";
+export type Answer<T> = T | "nxdomain" | "servfail" | "timeout";
 
 /** A resolver answering from tables; missing names are NXDOMAIN (NotFound, like Deno). */
 export function fakeResolver(zone: {
   mx?: Record<string, Answer<MxRecord[]>>;
   a?: Record<string, Answer<string[]>>;
   aaaa?: Record<string, Answer<string[]>>;
-}): Resolver & { queries: string[] } {
+  txt?: Record<string, Answer<string[][]>>;
+  ptr?: Record<string, Answer<string[]>>;
+}): FullResolver & { queries: string[] } {
   const queries: string[] = [];
   const answer = <T>(table: Record<string, Answer<T>> | undefined, name: string, type: string) => {
     queries.push(`${type} ${name}`);
-    const v = table?.[name];
+    const v = table && Object.hasOwn(table, name) ? table[name] : undefined;
     if (v === undefined || v === "nxdomain") {
       return Promise.reject(new Deno.errors.NotFound(`no records found for ${name} ${type}`));
     }
     if (v === "servfail") return Promise.reject(new Error("SERVFAIL"));
+    if (v === "timeout") return Promise.reject(new Deno.errors.TimedOut(`${name} ${type}`));
     return Promise.resolve(v);
   };
   return {
@@ -29,5 +33,7 @@ export function fakeResolver(zone: {
     resolveMx: (n) => answer(zone.mx, n, "MX"),
     resolveA: (n) => answer(zone.a, n, "A"),
     resolveAaaa: (n) => answer(zone.aaaa, n, "AAAA"),
+    resolveTxt: (n) => answer(zone.txt, n, "TXT"),
+    resolvePtr: (n) => answer(zone.ptr, n, "PTR"),
   };
 }

@@ -208,6 +208,35 @@ export function ipv6Destinations(value: string): string[] {
   return out;
 }
 
+/** Restrictions that query DNS: reject_unknown_*_hostname/domain and the DNS lists. */
+const DNS_RESTRICTION =
+  /^(reject_unknown_(helo_hostname|hostname|sender_domain|address|recipient_domain)|reject_rbl(_client)?|reject_maps_rbl|reject_rhsbl_\w+|permit_dnswl_client|permit_rhswl_client)$/i;
+
+/**
+ * True when smtpd's restriction lists (or its restriction classes) name a
+ * restriction that queries DNS: smtpd then needs its resolver even with
+ * smtpd_peername_lookup = no (a DNS list it cannot query rejects nothing).
+ */
+function smtpdQueriesDns(ctx: PermissionContext): boolean {
+  const value = (n: string) => {
+    try {
+      return ctx.param(n) ?? "";
+    } catch {
+      return ""; // an undefined class: smtpd reports it
+    }
+  };
+  const lists = [
+    "smtpd_client_restrictions",
+    "smtpd_helo_restrictions",
+    "smtpd_sender_restrictions",
+    "smtpd_relay_restrictions",
+    "smtpd_recipient_restrictions",
+    "smtpd_data_restrictions",
+    ...value("smtpd_restriction_classes").split(/[\s,]+/).filter(Boolean),
+  ];
+  return lists.some((l) => value(l).split(/[\s,]+/).some((r) => DNS_RESTRICTION.test(r)));
+}
+
 /** Computes the grants for one master.cf service. */
 export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants {
   const g: Grants = { read: [], write: [], net: [], run: [], sys: [], env: [], npm: [] };
@@ -224,7 +253,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         for (const e of inetEndpoints(svc.name, ifaces)) g.net.push(endpointText(e));
       }
       g.read.push("/etc/hosts");
-      if (ctx.param("smtpd_peername_lookup").toLowerCase() === "yes") {
+      if (ctx.param("smtpd_peername_lookup").toLowerCase() === "yes" || smtpdQueriesDns(ctx)) {
         g.net.push(...nameserverGrants(ctx.nameservers));
       }
       // check_policy_service: exactly the servers the restriction lists name.

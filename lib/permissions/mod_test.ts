@@ -90,6 +90,32 @@ Deno.test("permission sets", async (t) => {
       "127.0.0.1:2525",
     ]);
   });
+  await t.step("smtpd without peer name lookups gets the resolver for DNS restrictions", () => {
+    for (
+      const [name, value] of [
+        ["smtpd_client_restrictions", "permit_mynetworks, reject_rbl_client zen.example"],
+        ["smtpd_sender_restrictions", "reject_unknown_sender_domain"],
+        ["smtpd_restriction_classes", "strict"],
+      ]
+    ) {
+      const params: Record<string, string> = { smtpd_peername_lookup: "no", [name]: value };
+      if (name === "smtpd_restriction_classes") params.strict = "reject_rhsbl_helo dbl.example";
+      const g = daemonGrants(svc("2525"), ctx(params));
+      assertEquals(g.net.at(-1), "10.0.0.53:53", `${name} = ${value}`);
+    }
+    const none = daemonGrants(
+      svc("2525"),
+      ctx({
+        smtpd_peername_lookup: "no",
+        smtpd_client_restrictions: "reject_unknown_client_hostname",
+      }),
+    );
+    assertEquals(none.net, [
+      "unix:/q/peer/cleanup.inet.2525",
+      "unix:/q/peer/anvil.inet.2525",
+      "127.0.0.1:2525",
+    ]);
+  });
   await t.step("cleanup: incoming/, hold/, its sockets (one per client) and qmgr's for it", () => {
     const g = daemonGrants(svc("cleanup"), ctx());
     assertEquals(g.write, [

@@ -179,6 +179,17 @@ export class LineReader {
   }
 
   /**
+   * A copy of up to `max` bytes received but not yet returned as lines (a
+   * pending over-long line counts as input too), without consuming them:
+   * smtpd's check for commands sent ahead of a reply.
+   */
+  pending(max: number): Uint8Array {
+    const rest = this.#buf.subarray(this.#pos, this.#pos + max).slice();
+    if (rest.length > 0 || !(this.#pendingLong || this.#skipHead)) return rest;
+    return (this.#pendingLong?.line ?? this.#skipHead!).slice(0, max);
+  }
+
+  /**
    * Removes and returns the bytes not yet returned as lines: after DATA they
    * are message content; after STARTTLS they must be discarded (plaintext
    * command injection). A partly discarded over-long line is dropped.

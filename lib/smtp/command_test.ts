@@ -120,6 +120,15 @@ Deno.test("LineReader", async (t) => {
     r.push(latin1("QUIT\r\n"));
     assertEquals(unlatin1(r.next()!.line), "QUIT");
   });
+  await t.step("pending shows unread bytes without consuming them", () => {
+    const r = new LineReader();
+    r.push(latin1("HELO a\r\nMAIL FROM:<x@y>\r\n"));
+    assertEquals(unlatin1(r.pending(100)), "HELO a\r\nMAIL FROM:<x@y>\r\n");
+    assertEquals(unlatin1(r.next()!.line), "HELO a");
+    assertEquals(unlatin1(r.pending(4)), "MAIL");
+    assertEquals(unlatin1(r.next()!.line), "MAIL FROM:<x@y>");
+    assertEquals(r.pending(100).length, 0);
+  });
   await t.step("readLine over a ReadableStream; null at end", async () => {
     const stream = ReadableStream.from([latin1("HELO a\r\nNO"), latin1("OP\r\nQUI")]);
     const reader = stream.getReader();

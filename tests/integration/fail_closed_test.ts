@@ -42,7 +42,7 @@ Deno.test({
       "smtpd_timeout = 0\nsmtpd_recipient_limit = -5\nsmtpd_tls_security_level = encrypt\n" +
         "smtpd_milters = inet:127.0.0.1:8891\nheader_checks = nosuchtype:/etc/postfix/hc\n" +
         "mynetworks = !127.0.0.2, 127.0.0.5/0\ncontent_filter = amavis:[127.0.0.1]:10024\n" +
-        "biff = no\nsmtpd_client_restrictions = reject_unknown_client_hostname\n",
+        "biff = no\nsmtpd_client_restrictions = reject_unverified_sender\n",
     );
     try {
       const c = await postwarden(conf, "check");
@@ -57,7 +57,7 @@ Deno.test({
           /error: mynetworks: non-null host address bits in "127\.0\.0\.5\/0", perhaps you should use "0\.0\.0\.0\/0" instead/,
           /error: content_filter = amavis:\[127\.0\.0\.1\]:10024: not supported/,
           /warning: parameter biff is not supported by Postwarden and is ignored/,
-          /warning: smtpd_client_restrictions: restriction "reject_unknown_client_hostname" is not supported/,
+          /warning: smtpd_client_restrictions: restriction "reject_unverified_sender" is not supported/,
         ]
       ) assertMatch(c.stderr, re);
       const s = await postwarden(conf, "start");

@@ -1,0 +1,163 @@
+/**
+ * A tiny authoritative DNS server over UDP for interop tests: it answers A,
+ * AAAA, MX, TXT and PTR questions from a table, NXDOMAIN for names it does
+ * not know, an empty answer (NOERROR, no data) for a known name without
+ * records of the type asked, SERVFAIL for names under the given
+ * suffixes, and nothing for names under the "silent" ones (a time-out). No recursion, no TCP, no EDNS, no compression beyond the
+ * question name. Needs Deno's unstable net API (deno.json "unstable").
+ *
+ * @module
+ */
+
+/** Records of one name, by type. MX: [preference, exchange] ("." for a null MX). */
+export interface ZoneName {
+  A?: string[];
+  AAAA?: string[];
+  MX?: [number, string][];
+  TXT?: string[];
+  PTR?: string[];
+}
+
+/** What the server answers. */
+export interface Zone {
+  /** Names (lower case, no trailing dot) and their records. */
+  names: Record<string, ZoneName>;
+  /** Names equal to or under these answer SERVFAIL. */
+  servfail?: string[];
+  /** Names equal to or under these get no answer at all (the client times out). */
+  silent?: string[];
+}
+
+/** A running server; `queries` lists "TYPE name" as asked. */
+export interface DnsServer {
+  queries: string[];
+  close(): void;
+}
+
+const TYPES: Record<number, keyof ZoneName> = {
+  1: "A",
+  28: "AAAA",
+  15: "MX",
+  16: "TXT",
+  12: "PTR",
+};
+const CODES: Record<string, number> = { A: 1, AAAA: 28, MX: 15, TXT: 16, PTR: 12 };
+
+function encodeName(name: string): number[] {
+  const out: number[] = [];
+  for (const label of name.replace(/\.$/, "").split(".").filter((l) => l !== "")) {
+    const b = new TextEncoder().encode(label);
+    out.push(b.length, ...b);
+  }
+  out.push(0);
+  return out;
+}
+
+function ipv6Bytes(addr: string): number[] {
+  const [head, tail] = addr.includes("::") ? addr.split("::") : [addr, ""];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+  return groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+}
+
+function rdata(type: keyof ZoneName, value: string | [number, string]): number[] {
+  switch (type) {
+    case "A":
+      return (value as string).split(".").map(Number);
+    case "AAAA":
+      return ipv6Bytes(value as string);
+    case "MX": {
+      const [pref, host] = value as [number, string];
+      return [pref >> 8, pref & 0xff, ...encodeName(host)];
+    }
+    case "TXT": {
+      const b = new TextEncoder().encode(value as string);
+      const out: number[] = [];
+      for (let i = 0; i < b.length || i === 0; i += 255) {
+        const part = b.subarray(i, i + 255);
+        out.push(part.length, ...part);
+      }
+      return out;
+    }
+    case "PTR":
+      return encodeName(value as string);
+  }
+}
+
+/** The reply to one query datagram, or null for none (not a query we can parse, or silent). */
+export function answer(zone: Zone, q: Uint8Array, log?: (s: string) => void): Uint8Array | null {
+  if (q.length < 17 || (q[2] & 0x80) !== 0) return null;
+  let i = 12;
+  const labels: string[] = [];
+  while (i < q.length && q[i] !== 0) {
+    const n = q[i];
+    if (n > 63 || i + 1 + n > q.length) return null;
+    labels.push(new TextDecoder().decode(q.subarray(i + 1, i + 1 + n)));
+    i += 1 + n;
+  }
+  if (i + 5 > q.length) return null;
+  const qtype = (q[i + 1] << 8) | q[i + 2];
+  const questionEnd = i + 5;
+  const name = labels.join(".").toLowerCase();
+  const type = TYPES[qtype];
+  log?.(`${type ?? qtype} ${name}`);
+  const under = (list?: string[]) => (list ?? []).some((s) => name === s || name.endsWith(`.${s}`));
+  if (under(zone.silent)) return null;
+  let rcode = 0;
+  const answers: number[][] = [];
+  if (under(zone.servfail)) rcode = 2;
+  else if (!Object.hasOwn(zone.names, name)) rcode = 3;
+  else if (type) {
+    for (const v of zone.names[name][type] ?? []) {
+      const rd = rdata(type, v);
+      answers.push([
+        0xc0,
+        0x0c,
+        0,
+        CODES[type],
+        0,
+        1,
+        0,
+        0,
+        0,
+        60,
+        rd.length >> 8,
+        rd.length & 0xff,
+        ...rd,
+      ]);
+    }
+  }
+  const header = [
+    q[0],
+    q[1],
+    0x84 | (q[2] & 0x01), // response, authoritative, RD copied
+    0x80 | rcode, // RA
+    0,
+    1,
+    answers.length >> 8,
+    answers.length & 0xff,
+    0,
+    0,
+    0,
+    0,
+  ];
+  return new Uint8Array([...header, ...q.subarray(12, questionEnd), ...answers.flat()]);
+}
+
+/** Serves `zone` on UDP `hostname:port` until closed. */
+export function startDnsServer(hostname: string, port: number, zone: Zone): DnsServer {
+  const conn = Deno.listenDatagram({ transport: "udp", hostname, port });
+  const queries: string[] = [];
+  (async () => {
+    try {
+      for await (const [data, addr] of conn) {
+        const reply = answer(zone, data, (s) => queries.push(s));
+        if (reply) await conn.send(reply, addr);
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return { queries, close: () => conn.close() };
+}
