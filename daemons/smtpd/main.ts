@@ -17,6 +17,7 @@ import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
+import { type ProtocolPolicy, protocolPolicy } from "./protocol.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
@@ -27,6 +28,7 @@ let listed: ListedContext | null = null;
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
 let resolver: PeerResolver | null = null;
+let protocol: ProtocolPolicy | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -57,6 +59,7 @@ function setup(ctx: ServiceContext): void {
   );
   restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
+  protocol = protocolPolicy(c, ctx.maps);
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
   } catch {
@@ -92,6 +95,7 @@ await runService({
         openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
         restrictions: restrictions!,
         listed: listed!,
+        protocol: protocol!,
       });
     } finally {
       try {

@@ -7,8 +7,11 @@
  *
  * The session does no socket I/O of its own: it reads through a function
  * and writes through a function, so tests can drive it in memory.
- * STARTTLS, AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and
- * not advertised.
+ * STARTTLS, AUTH, ETRN and XCLIENT are not implemented and not
+ * advertised. BDAT/CHUNKING is bdat.ts; the protocol hardening
+ * (smtpd_forbid_bare_newline, smtpd_forbid_unauth_pipelining,
+ * smtpd_forbidden_commands, SMTPUTF8 checks, smtpd_discard_ehlo_keywords)
+ * is decided in protocol.ts and applied here.
  *
  * Access restrictions (restrictions.ts) run at Postfix's stages: with
  * `smtpd_delay_reject = no` the client list at connect (a rejection
@@ -31,7 +34,7 @@
  * (no), soft_bounce (no), and through the restriction context
  * smtpd_delay_reject (yes), smtpd_*_restrictions, mynetworks,
  * mydestination, relay_domains, myorigin, append_at_myorigin and the
- * *_reject_code parameters.
+ * *_reject_code parameters, and those of protocol.ts.
  */
 import { AddressError, headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
@@ -53,6 +56,18 @@ import {
   type Verdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
+import { type BdatState, doBdat } from "./bdat.ts";
+import {
+  type BareNewline,
+  bareNewlineFor,
+  escapeForLog,
+  isForbiddenCommand,
+  nonAscii,
+  PIPELINING_LAST,
+  type ProtocolPolicy,
+  protocolPolicy,
+  validUtf8,
+} from "./protocol.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -79,6 +94,8 @@ export interface SessionDeps {
   restrictions: RestrictionContext;
   /** Unknown users refused at RCPT (recipients.ts); absent: every address is accepted. */
   listed?: ListedContext;
+  /** Protocol policy (protocol.ts), made once per configuration; absent: made from config. */
+  protocol?: ProtocolPolicy;
   now?: () => Date;
 }
 
@@ -90,14 +107,25 @@ class Timeout extends Error {
   }
 }
 
-class Disconnect extends Error {
+export class Disconnect extends Error {
   override readonly name = "Disconnect";
 }
 
 const encoder = new TextEncoder();
 
 /** Postfix's command table order, used for the counts in the disconnect line. */
-const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
+const COUNT_ORDER = [
+  "helo",
+  "ehlo",
+  "mail",
+  "rcpt",
+  "data",
+  "bdat",
+  "rset",
+  "noop",
+  "vrfy",
+  "quit",
+];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
 
 /** Runs a session to its end. Never throws for client behaviour. */
@@ -131,6 +159,15 @@ class Session {
   writeStuck = false;
   /** DEFER_IF_PERMIT results of the early checks (smtpd_delay_reject = no), for RCPT. */
   readonly deferIfPermit: DeferIfPermitCarry = {};
+  readonly policy: ProtocolPolicy;
+  /** smtpd_forbid_bare_newline for this client (after its exclusions). */
+  readonly bareNewline: BareNewline;
+  /** Improper pipelining was seen (logged once, as Postfix). */
+  illPipelining = false;
+  /** The transaction's MAIL FROM had SMTPUTF8. */
+  smtputf8 = false;
+  /** A BDAT transaction in progress (bdat.ts). */
+  bdat: BdatState | null = null;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -138,6 +175,8 @@ class Session {
     this.lines = new LineReader({ maxLineLength: this.cfg.int("line_length_limit") });
     this.client = `${d.client.name}[${d.client.addr}]`;
     this.timeoutMs = this.cfg.time("smtpd_timeout") * 1000;
+    this.policy = d.protocol ?? protocolPolicy(this.cfg);
+    this.bareNewline = bareNewlineFor(this.policy, d.client);
   }
 
   reply(code: number, enhanced: string | null, text: string | string[]): void {
@@ -271,8 +310,14 @@ class Session {
           this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
           break;
         }
+        if (l.bareLf && this.bareNewline === "reject") await this.bareLfRejected(null);
         if (l.tooLong) {
           this.reply(500, "5.5.2", "Error: line too long");
+          await this.error();
+          continue;
+        }
+        if (this.policy.smtputf8 && !validUtf8(l.line)) {
+          this.reply(500, "5.5.2", "Error: bad UTF-8 syntax");
           await this.error();
           continue;
         }
@@ -282,6 +327,7 @@ class Session {
           await this.error();
           continue;
         }
+        await this.checkCommand(cmd.verb, l.line);
         const quit = await this.dispatch(cmd.verb, cmd.arg);
         if (quit) break;
       }
@@ -305,6 +351,64 @@ class Session {
       await this.flush().catch(() => {});
       this.log.info(`disconnect from ${this.client}${this.summary()}`);
     }
+  }
+
+  /**
+   * smtpd_forbid_bare_newline = reject: a command line (`envelope` null),
+   * DATA or BDAT content with a bare LF. A command ends the session, as in
+   * Postfix; content is refused and the session goes on.
+   */
+  async bareLfRejected(
+    envelope: { cmd: string; to?: string } | null,
+  ): Promise<void> {
+    const code = this.policy.bareNewlineRejectCode;
+    this.reply(
+      code,
+      `${String(code)[0]}.5.2`,
+      `${this.cfg.str("myhostname")} Error: bare <LF> received`,
+    );
+    const parts = [
+      this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
+      envelope?.to !== undefined ? `to=<${quoteAddress(envelope.to)}>` : "",
+      `proto=${this.protocol}`,
+      this.helo ? `helo=<${this.helo}>` : "",
+    ].filter((p) => p !== "");
+    this.log.info(
+      `${this.cleanup?.queueId ?? "NOQUEUE"}: reject: ${envelope?.cmd ?? this.lastCommand} from ` +
+        `${this.client}: bare <LF> received; ${parts.join(" ")}`,
+    );
+    if (envelope) return;
+    await this.flush();
+    throw new Disconnect();
+  }
+
+  /**
+   * Before a command runs: smtpd_forbidden_commands (and header labels) for
+   * an unknown verb, then improper pipelining (protocol.ts).
+   */
+  async checkCommand(verb: string, line: Uint8Array): Promise<void> {
+    const known = KNOWN_VERBS.has(verb);
+    if (!known && await isForbiddenCommand(this.policy, verb)) {
+      this.lastCommand = "UNKNOWN";
+      this.count("unknown", false);
+      this.log.warn(`non-SMTP command from ${this.client}: ${escapeForLog(line, 100)}`);
+      this.reply(221, "2.7.0", "Error: I can break rules, too. Goodbye.");
+      await this.flush();
+      throw new Disconnect();
+    }
+    if (this.illPipelining || verb === "QUIT" || this.lines.buffered === 0) return;
+    if (!PIPELINING_LAST.has(verb) && this.protocol !== "SMTP") return;
+    this.illPipelining = true;
+    const name = known ? verb : "UNKNOWN";
+    this.log.info(
+      `improper command pipelining after ${name} from ${this.client}: ` +
+        escapeForLog(this.lines.peekBuffered(), 100),
+    );
+    if (!this.policy.forbidUnauthPipelining) return;
+    this.count(known ? verb : "unknown", false);
+    this.reply(554, "5.5.0", "Error: SMTP protocol synchronization");
+    await this.flush();
+    throw new Disconnect();
   }
 
   summary(): string {
@@ -369,6 +473,14 @@ class Session {
           throw e;
         }
         break;
+      case "BDAT":
+        try {
+          ok = await doBdat(this, arg);
+        } catch (e) {
+          this.count(verb, false);
+          throw e;
+        }
+        break;
       case "RSET":
         if (arg) {
           this.reply(501, "5.5.4", "Syntax: RSET");
@@ -398,8 +510,7 @@ class Session {
         await this.flush();
         return true;
       default:
-        this.count("unknown", false);
-        this.log.warn(`non-SMTP command from ${this.client}: ${verb.slice(0, 100)}`);
+        this.count("unknown", false); // only forbidden commands are logged (checkCommand)
         this.reply(500, "5.5.2", "Error: command not recognized");
         await this.error();
         return false;
@@ -436,7 +547,15 @@ class Session {
     lines.push(limit > 0 ? `SIZE ${limit}` : "SIZE");
     if (!this.cfg.bool("disable_vrfy_command")) lines.push("VRFY");
     lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
-    this.reply(250, null, lines);
+    if (this.policy.smtputf8) lines.push("SMTPUTF8");
+    lines.push("CHUNKING");
+    const discard = this.policy.discardKeywords;
+    const kept = lines.filter((l, i) => i === 0 || !discard.has(l.split(" ")[0].toUpperCase()));
+    if (kept.length < lines.length && !this.policy.silentDiscard) {
+      const gone = lines.filter((l) => !kept.includes(l)).map((l) => l.split(" ")[0]);
+      this.log.info(`discarding EHLO keywords: ${gone.join(" ")}`);
+    }
+    this.reply(250, null, kept);
     return true;
   }
 
@@ -447,9 +566,15 @@ class Session {
     this.senderParams = new Map();
     this.recipients = [];
     this.overshoot = 0;
+    this.smtputf8 = false;
+    this.bdat = null;
   }
 
   async doMail(arg: string): Promise<boolean> {
+    if (this.bdat) {
+      this.reply(503, "5.5.1", "Error: MAIL after BDAT");
+      return false;
+    }
     if (this.sender !== null) {
       this.reply(503, "5.5.1", "Error: nested MAIL command");
       return false;
@@ -465,7 +590,10 @@ class Session {
     }
     let path;
     try {
-      path = parseMailPath(arg.slice(m[0].length), { allowEmpty: true });
+      path = parseMailPath(arg.slice(m[0].length), {
+        allowEmpty: true,
+        smtputf8: this.policy.smtputf8,
+      });
     } catch (e) {
       if (e instanceof AddressError && e.part === "parameter") {
         this.reply(501, "5.5.4", `Bad MAIL parameter syntax`);
@@ -498,6 +626,11 @@ class Session {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
+      } else if (
+        k === "SMTPUTF8" && v === null && this.policy.smtputf8 &&
+        !this.policy.discardKeywords.has("SMTPUTF8")
+      ) {
+        // Taken up below, once every parameter is known good.
       } else if (k === "ENVID") {
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
         try {
@@ -511,6 +644,10 @@ class Session {
         return false;
       }
     }
+    if (this.policy.strictSmtputf8 && !path.params.has("SMTPUTF8") && nonAscii(path.address)) {
+      this.reply(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+      return false;
+    }
     if (!this.d.restrictions.delayReject) {
       const v =
         await checkSender(this.d.restrictions, { ...this.request(), sender: path.address }) ??
@@ -522,6 +659,7 @@ class Session {
     }
     this.sender = path.address;
     this.senderParams = path.params;
+    this.smtputf8 = path.params.has("SMTPUTF8");
     this.reply(250, "2.1.0", "Ok");
     return true;
   }
@@ -538,9 +676,18 @@ class Session {
     }
     let path;
     try {
-      path = parseMailPath(arg.slice(m[0].length));
+      path = parseMailPath(arg.slice(m[0].length), { smtputf8: this.policy.smtputf8 });
     } catch {
       this.reply(501, "5.1.3", "Bad recipient address syntax");
+      return false;
+    }
+    if (this.policy.strictSmtputf8 && !this.smtputf8 && nonAscii(path.address)) {
+      this.reply(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+      return false;
+    }
+    if (this.bdat) {
+      // The envelope went to cleanup with the first chunk.
+      this.reply(503, "5.5.1", "Error: RCPT after BDAT");
       return false;
     }
     if (!(await addressSyntaxOk(this.d.restrictions, this.sender, path.address))) {
@@ -638,12 +785,21 @@ class Session {
     const date = rfc2822Date(this.d.now?.() ?? new Date());
     return `Received: from ${from}\r\n\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
-    }) with ${this.protocol} id ${queueId}${forPart}; ${date}\r\n`;
+    }) with ${this.receivedProtocol()} id ${queueId}${forPart}; ${date}\r\n`;
+  }
+
+  /** The protocol for Received: RFC 6531's UTF8SMTP, UTF8SMTPA, ... in an SMTPUTF8 transaction. */
+  receivedProtocol(): string {
+    return this.smtputf8 ? this.protocol.replace(/^E?SMTP/, "UTF8SMTP") : this.protocol;
   }
 
   async doData(arg: string): Promise<boolean> {
     if (arg.trim()) {
       this.reply(501, "5.5.4", "Syntax: DATA");
+      return false;
+    }
+    if (this.bdat) {
+      this.reply(503, "5.5.1", "Error: DATA after BDAT");
       return false;
     }
     if (this.sender === null) {
@@ -676,23 +832,9 @@ class Session {
         cleanupError = (e as Error).message;
       }
     };
-    const envid = this.senderParams.get("ENVID");
-    const ret = this.senderParams.get("RET");
-    cleanup.envelope({
-      sender: this.sender,
-      recipients: this.recipients,
-      attrs: {
-        clientName: this.d.client.name,
-        clientAddr: this.d.client.addr,
-        helo: this.helo,
-        protocol: this.protocol,
-        origin: "smtpd",
-        ...(envid ? { envid } : {}),
-        ...(ret ? { ret: ret.toUpperCase() } : {}),
-      },
-    });
+    this.startMessage(cleanup);
     await send(encoder.encode(this.receivedHeader(cleanup.queueId)));
-    const decoder = new DataDecoder();
+    const decoder = new DataDecoder({ bareLfEndsData: this.bareNewline === "no" });
     this.data = decoder;
     let tooBig = false;
     let rest: Uint8Array | null = null;
@@ -724,12 +866,14 @@ class Session {
     }
     this.data = null;
     if (rest && rest.length) this.lines.push(rest);
-    if (decoder.bareLfCount > 0) {
+    if (decoder.bareLfCount > 0 && this.bareNewline === "normalize") {
       this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);
     }
-    this.cleanup = null;
     let ok = false;
-    if (tooBig) {
+    if (decoder.bareLfCount > 0 && this.bareNewline === "reject") {
+      cleanup.abort();
+      await this.bareLfRejected({ cmd: "END-OF-MESSAGE", to: only });
+    } else if (tooBig) {
       cleanup.abort();
       this.reject(552, "5.3.4", "Error: message file too big");
     } else if (!cleanupOk) {
@@ -750,10 +894,32 @@ class Session {
         this.reply(451, "4.3.0", "Error: queue file write error");
       }
     }
+    this.cleanup = null;
     this.sender = null;
     this.recipients = [];
     this.senderParams = new Map();
     this.overshoot = 0;
+    this.smtputf8 = false;
     return ok;
+  }
+
+  /** Hands the envelope to cleanup: sender, recipients, client and DSN attributes. */
+  startMessage(cleanup: CleanupSession): void {
+    const envid = this.senderParams.get("ENVID");
+    const ret = this.senderParams.get("RET");
+    cleanup.envelope({
+      sender: this.sender!,
+      recipients: this.recipients,
+      attrs: {
+        clientName: this.d.client.name,
+        clientAddr: this.d.client.addr,
+        helo: this.helo,
+        protocol: this.protocol,
+        origin: "smtpd",
+        ...(envid ? { envid } : {}),
+        ...(ret ? { ret: ret.toUpperCase() } : {}),
+        ...(this.smtputf8 ? { smtputf8: true } : {}),
+      },
+    });
   }
 }

@@ -378,9 +378,14 @@ Deno.test("smtpd dialog: 1200 recipients get 452 for the excess, not 421", async
 });
 
 Deno.test("smtpd: a client that never reads replies is dropped after smtpd_timeout", async () => {
-  const config = makeConfig("/tmp", "compatibility_level = 3.6\nsmtpd_timeout = 1s\n", {
-    hostname: "mx.test.example",
-  });
+  // Pipelining allowed: the burst of NOOPs is what keeps the writes coming.
+  const config = makeConfig(
+    "/tmp",
+    "compatibility_level = 3.6\nsmtpd_timeout = 1s\nsmtpd_forbid_unauth_pipelining = no\n",
+    {
+      hostname: "mx.test.example",
+    },
+  );
   const logs: string[] = [];
   const log = new Logger({
     program: "postwarden/smtpd",

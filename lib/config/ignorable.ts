@@ -255,7 +255,6 @@ const GROUPS: Group[] = [
       "frozen_delivered_to",
       "default_privs",
       "empty_address_local_login_sender_maps_lookup_key",
-      "smtpd_forbid_bare_newline_reject_code",
       "smtpd_etrn_restrictions",
       "fast_flush_domains",
       "fast_flush_purge_time",
@@ -266,13 +265,12 @@ const GROUPS: Group[] = [
   },
   {
     why: "Postwarden does not offer the feature it configures, and a client cannot rely on it " +
-      "(XCLIENT/XFORWARD are not offered; SMTPUTF8 is not advertised; MIME is not converted)",
+      "(XCLIENT/XFORWARD are not offered; SMTPUTF8 is not autodetected; MIME is not converted)",
     names: [
       "smtpd_authorized_xclient_hosts",
       "smtpd_authorized_xforward_hosts",
       "smtpd_authorized_verp_clients",
       "smtp_send_xforward_command",
-      "smtputf8_enable",
       "smtputf8_autodetect_classes",
       "detect_8bit_encoding_header",
       "disable_mime_input_processing",
@@ -285,7 +283,6 @@ const GROUPS: Group[] = [
       "disable_verp_bounces",
       "cleanup_replace_stray_cr_lf",
       "smtpd_noop_commands",
-      "smtpd_forbid_bare_newline_exclusions",
     ],
   },
   {

@@ -178,6 +178,11 @@ export class LineReader {
     return this.#buf.length - this.#pos;
   }
 
+  /** The bytes received but not yet returned as lines, left in place (for logging). */
+  peekBuffered(): Uint8Array {
+    return this.#buf.subarray(this.#pos);
+  }
+
   /**
    * Removes and returns the bytes not yet returned as lines: after DATA they
    * are message content; after STARTTLS they must be discarded (plaintext

@@ -1,0 +1,189 @@
+/**
+ * smtpd's protocol hardening and extension policy, decided once per
+ * configuration and applied by the session (session.ts) per client:
+ *
+ * - `smtpd_forbid_bare_newline` (Postfix 3.9 default `normalize`; `yes` is
+ *   its alias, `reject` refuses, `no` lets a bare LF end DATA as before
+ *   3.9) for clients not in `smtpd_forbid_bare_newline_exclusions`
+ *   ($mynetworks), which get `no` as in Postfix; `reject` answers
+ *   `smtpd_forbid_bare_newline_reject_code` (550) 5.5.2.
+ * - `smtpd_forbid_unauth_pipelining` (3.9 default yes): a command followed
+ *   by more input when it must end a pipelined group (RFC 2920: HELO,
+ *   EHLO, DATA, VRFY, NOOP, STARTTLS, AUTH, XCLIENT), or any command from a
+ *   client that did not say EHLO, is logged as "improper command
+ *   pipelining" and, when forbidden, answered "554 5.5.0 Error: SMTP
+ *   protocol synchronization" and disconnected.
+ * - `smtpd_forbidden_commands` (default `CONNECT GET POST
+ *   regexp:{{/^[^A-Z]/ Bogus}}`) and commands that look like a header
+ *   label (`Subject:`): 221 2.7.0 and disconnect, as Postfix (whose
+ *   regexp tables match case-insensitively, so only verbs not starting
+ *   with a letter match the default regexp).
+ * - `smtpd_discard_ehlo_keywords` (a list of EHLO keywords, case-insensitive,
+ *   plus `silent-discard`). `smtpd_discard_ehlo_keyword_address_maps` is
+ *   not implemented (a non-default value stops the start).
+ * - `smtputf8_enable` (yes) and `strict_smtputf8` (no).
+ *
+ * Parameters: smtpd_forbid_bare_newline, smtpd_forbid_bare_newline_exclusions,
+ * smtpd_forbid_bare_newline_reject_code, smtpd_forbid_unauth_pipelining,
+ * smtpd_forbidden_commands, smtpd_discard_ehlo_keywords, smtputf8_enable,
+ * strict_smtputf8, mynetworks (through the exclusions' default).
+ *
+ * No socket I/O; tables are opened through the injected opener.
+ *
+ * @module
+ */
+import type { Config } from "../../lib/config/mod.ts";
+import {
+  matchNetworkList,
+  type NetworkList,
+  parseNetworkList,
+} from "../../lib/config/network_list.ts";
+import { Maps } from "../../lib/maps/mod.ts";
+import { MatchList } from "../../lib/resolve/match_list.ts";
+
+/** How a bare LF is handled for one client. */
+export type BareNewline = "normalize" | "reject" | "no";
+
+/** The protocol policy of one configuration. */
+export interface ProtocolPolicy {
+  bareNewline: BareNewline;
+  bareNewlineExclusions: NetworkList;
+  bareNewlineRejectCode: number;
+  forbidUnauthPipelining: boolean;
+  /** smtpd_forbidden_commands, its tables opened on first use. */
+  forbiddenCommands: () => Promise<MatchList>;
+  /** Upper-case EHLO keywords not to announce (and, where Postfix does, not to honour). */
+  discardKeywords: Set<string>;
+  /** `silent-discard` was listed: do not log the discarded keywords. */
+  silentDiscard: boolean;
+  smtputf8: boolean;
+  strictSmtputf8: boolean;
+}
+
+/** Commands that must end a pipelined group (Postfix's SMTPD_CMD_FLAG_LAST). */
+export const PIPELINING_LAST = new Set([
+  "HELO",
+  "EHLO",
+  "XCLIENT",
+  "STARTTLS",
+  "AUTH",
+  "DATA",
+  "NOOP",
+  "VRFY",
+]);
+
+/**
+ * Reads the policy from a configuration. Throws a plain Error with
+ * Postfix's wording for a value it cannot use (master validated it before).
+ */
+export function protocolPolicy(
+  c: Config,
+  openMaps: (title: string, value: string) => Promise<Maps> = (t, v) => Maps.open(t, v),
+): ProtocolPolicy {
+  const mode = c.str("smtpd_forbid_bare_newline").trim().toLowerCase();
+  const bareNewline: BareNewline = mode === "yes" || mode === "normalize"
+    ? "normalize"
+    : mode === "reject"
+    ? "reject"
+    : mode === "no"
+    ? "no"
+    : (() => {
+      throw new Error(
+        `bad smtpd_forbid_bare_newline value: ${mode} (specify normalize, yes, reject or no)`,
+      );
+    })();
+  const discard = c.list("smtpd_discard_ehlo_keywords").map((k) => k.toUpperCase());
+  let forbidden: Promise<MatchList> | null = null;
+  return {
+    bareNewline,
+    bareNewlineExclusions: parseNetworkList(
+      "smtpd_forbid_bare_newline_exclusions",
+      c.list("smtpd_forbid_bare_newline_exclusions"),
+    ),
+    bareNewlineRejectCode: c.int("smtpd_forbid_bare_newline_reject_code"),
+    forbidUnauthPipelining: c.bool("smtpd_forbid_unauth_pipelining"),
+    forbiddenCommands: () =>
+      forbidden ??= MatchList.open(
+        "smtpd_forbidden_commands",
+        c.str("smtpd_forbidden_commands"),
+        "string",
+        openMaps,
+      ),
+    discardKeywords: new Set(discard.filter((k) => k !== "SILENT-DISCARD")),
+    silentDiscard: discard.includes("SILENT-DISCARD"),
+    smtputf8: c.bool("smtputf8_enable"),
+    strictSmtputf8: c.bool("strict_smtputf8"),
+  };
+}
+
+/**
+ * The bare-newline handling for a client: `no` for one in the exclusions.
+ * A bad exclusions item reached while matching excludes nobody (enforcing
+ * is the safe side).
+ */
+export function bareNewlineFor(p: ProtocolPolicy, client: { addr: string; name: string }) {
+  if (p.bareNewline === "no") return "no";
+  return matchNetworkList(p.bareNewlineExclusions, client) === true ? "no" : p.bareNewline;
+}
+
+/**
+ * Whether an unknown command ends the session (Postfix: a header label
+ * like `Subject:`, or a match in smtpd_forbidden_commands). A table that
+ * cannot answer counts as no match, as Postfix's string_list_match does.
+ */
+export async function isForbiddenCommand(p: ProtocolPolicy, verb: string): Promise<boolean> {
+  if (isHeaderLabel(verb)) return true;
+  try {
+    return await (await p.forbiddenCommands()).match(verb);
+  } catch {
+    return false;
+  }
+}
+
+/** `Label:` with a label of printable ASCII other than ":" (Postfix's is_header). */
+export function isHeaderLabel(word: string): boolean {
+  return /^[\x21-\x39\x3b-\x7e]+:/.test(word);
+}
+
+/**
+ * Bytes as Postfix's escape() logs them: printable ASCII as is, "\\" doubled,
+ * \r \n \t and the other C escapes by name, everything else as \ooo; at
+ * most `max` input bytes.
+ */
+export function escapeForLog(bytes: Uint8Array, max = 100): string {
+  const names: Record<number, string> = {
+    7: "\\a",
+    8: "\\b",
+    9: "\\t",
+    10: "\\n",
+    11: "\\v",
+    12: "\\f",
+    13: "\\r",
+    92: "\\\\",
+  };
+  let s = "";
+  for (const b of bytes.subarray(0, max)) {
+    if (names[b]) s += names[b];
+    else if (b >= 32 && b < 127) s += String.fromCharCode(b);
+    else s += `\\${b.toString(8).padStart(3, "0")}`;
+  }
+  return s;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The bytes are valid UTF-8 (Postfix checks each command line when smtputf8_enable = yes). */
+export function validUtf8(bytes: Uint8Array): boolean {
+  try {
+    strictUtf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when the string has a character outside ASCII. */
+export function nonAscii(s: string): boolean {
+  // deno-lint-ignore no-control-regex
+  return /[^\x00-\x7f]/.test(s);
+}
