@@ -20,6 +20,7 @@
  *   expect-sender: addr      the last message cleanup completed: envelope sender
  *   expect-rcpts: json       ... its recipients (deep equality)
  *   expect-content: text     ... its content without smtpd's own Received: header (escapes)
+ *   expect-attrs: json       ... its envelope attributes named in json (null: absent)
  *   expect-messages: n       number of messages cleanup completed so far
  *   expect-log: regex        some log message (after "program[pid]: ") matches; checked at the end
  *   expect-no-log: regex     no log message matches; checked at the end
@@ -316,6 +317,13 @@ async function runDialogText(file: string, text: string): Promise<void> {
             `${where}: Received header does not match`,
           );
           break;
+        case "expect-attrs": {
+          const env = lastMessage().envelope as { attrs?: Record<string, unknown> } | null;
+          for (const [k, v] of Object.entries(JSON.parse(step.arg))) {
+            assertEquals(env?.attrs?.[k] ?? null, v, `${where}: ${k}`);
+          }
+          break;
+        }
         case "expect-messages":
           assertEquals(cleanup.messages.length, Number(step.arg), where);
           break;
