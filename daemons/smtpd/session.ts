@@ -622,7 +622,7 @@ class Session {
           return false;
         }
       } else if (k === "RET") {
-        if (!/^(FULL|HDRS)$/i.test(v ?? "")) {
+        if (!/^(FULL|HDRS)$/i.test(v ?? "") || path.repeated.includes(k)) {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
@@ -634,7 +634,8 @@ class Session {
       } else if (k === "ENVID") {
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
         try {
-          path.params.set(k, xtextDecode(v ?? ""));
+          if (!v || path.repeated.includes(k)) throw new Error("empty or repeated");
+          path.params.set(k, xtextDecode(v));
         } catch {
           this.reply(501, "5.5.4", "Bad ENVID parameter syntax");
           return false;
@@ -703,7 +704,12 @@ class Session {
     for (const [k, v] of path.params) {
       if (k === "NOTIFY") {
         const items = (v ?? "").toUpperCase().split(",");
-        const valid = items.every((i) => ["SUCCESS", "FAILURE", "DELAY", "NEVER"].includes(i)) &&
+        const known = ["SUCCESS", "FAILURE", "DELAY", "NEVER"];
+        const unknown = items.find((i) => !known.includes(i));
+        if (unknown !== undefined) {
+          this.log.warn(`unknown DSN NOTIFY command value "${unknown}" in "${v ?? ""}"`);
+        }
+        const valid = unknown === undefined && !path.repeated.includes(k) &&
           (!items.includes("NEVER") || items.length === 1);
         if (!valid) {
           this.reply(501, "5.5.4", "Error: Bad NOTIFY parameter syntax");
@@ -714,7 +720,7 @@ class Session {
         // "type;xtext", kept as "type;decoded" (Postfix), encoded again on the way out.
         const semi = (v ?? "").indexOf(";");
         try {
-          if (semi < 1) throw new Error("no address type");
+          if (semi < 1 || path.repeated.includes(k)) throw new Error("no address type");
           rcpt.orcpt = `${v!.slice(0, semi)};${xtextDecode(v!.slice(semi + 1))}`;
         } catch {
           this.reply(501, "5.5.4", "Error: Bad ORCPT parameter syntax");
