@@ -85,7 +85,7 @@ export async function doBdat(s: BdatSession, arg: string): Promise<boolean> {
   if (!args) {
     s.log.warn(
       `${s.cleanup?.queueId ?? "NOQUEUE"}: malformed BDAT command syntax from ${s.client}: ` +
-        `BDAT ${arg}`.slice(0, 100),
+        `BDAT ${arg}`.trimEnd().slice(0, 100),
     );
     s.reply(521, "5.5.4", "Syntax: BDAT count [LAST]");
     await s.flush();

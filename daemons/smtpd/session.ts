@@ -706,7 +706,7 @@ class Session {
         const items = (v ?? "").toUpperCase().split(",");
         const known = ["SUCCESS", "FAILURE", "DELAY", "NEVER"];
         const unknown = items.find((i) => !known.includes(i));
-        if (unknown !== undefined) {
+        if (unknown) {
           this.log.warn(`unknown DSN NOTIFY command value "${unknown}" in "${v ?? ""}"`);
         }
         const valid = unknown === undefined && !path.repeated.includes(k) &&
@@ -785,13 +785,14 @@ class Session {
   receivedHeader(queueId: string): string {
     const c = this.d.client;
     const from = this.helo ? `${this.helo} (${c.name} [${c.addr}])` : `${c.name} [${c.addr}]`;
+    // Postfix puts the date after "for <...>;", else on a line of its own.
     const forPart = this.recipients.length === 1
-      ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>`
-      : "";
+      ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>; `
+      : ";\r\n\t";
     const date = rfc2822Date(this.d.now?.() ?? new Date());
     return `Received: from ${from}\r\n\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
-    }) with ${this.receivedProtocol()} id ${queueId}${forPart}; ${date}\r\n`;
+    }) with ${this.receivedProtocol()} id ${queueId}${forPart}${date}\r\n`;
   }
 
   /** The protocol for Received: RFC 6531's UTF8SMTP, UTF8SMTPA, ... in an SMTPUTF8 transaction. */
@@ -872,9 +873,6 @@ class Session {
     }
     this.data = null;
     if (rest && rest.length) this.lines.push(rest);
-    if (decoder.bareLfCount > 0 && this.bareNewline === "normalize") {
-      this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);
-    }
     let ok = false;
     if (decoder.bareLfCount > 0 && this.bareNewline === "reject") {
       cleanup.abort();
