@@ -72,6 +72,36 @@ export const PIPELINING_LAST = new Set([
   "VRFY",
 ]);
 
+/** EHLO keywords in Postfix's mask order, the order of its "discarding EHLO keywords" log. */
+const MASK_ORDER = [
+  "8BITMIME",
+  "PIPELINING",
+  "SIZE",
+  "VRFY",
+  "ETRN",
+  "AUTH",
+  "VERP",
+  "STARTTLS",
+  "XCLIENT",
+  "XFORWARD",
+  "ENHANCEDSTATUSCODES",
+  "DSN",
+  "SMTPUTF8",
+  "CHUNKING",
+];
+
+/**
+ * The "discarding EHLO keywords: ..." text logged at each EHLO, or null for
+ * none. As Postfix 3.7.11 does (seen, not documented): every listed keyword
+ * Postfix knows, in its mask order; nothing with silent-discard, nor when
+ * ENHANCEDSTATUSCODES is among them.
+ */
+export function discardedForLog(p: ProtocolPolicy): string | null {
+  if (p.silentDiscard || p.discardKeywords.has("ENHANCEDSTATUSCODES")) return null;
+  const names = MASK_ORDER.filter((k) => p.discardKeywords.has(k));
+  return names.length ? names.join(" ") : null;
+}
+
 /**
  * Reads the policy from a configuration. Throws a plain Error with
  * Postfix's wording for a value it cannot use (master validated it before).

@@ -60,6 +60,7 @@ import { type BdatState, doBdat } from "./bdat.ts";
 import {
   type BareNewline,
   bareNewlineFor,
+  discardedForLog,
   escapeForLog,
   isForbiddenCommand,
   nonAscii,
@@ -551,12 +552,21 @@ class Session {
     lines.push("CHUNKING");
     const discard = this.policy.discardKeywords;
     const kept = lines.filter((l, i) => i === 0 || !discard.has(l.split(" ")[0].toUpperCase()));
-    if (kept.length < lines.length && !this.policy.silentDiscard) {
-      const gone = lines.filter((l) => !kept.includes(l)).map((l) => l.split(" ")[0]);
-      this.log.info(`discarding EHLO keywords: ${gone.join(" ")}`);
-    }
+    const logged = discardedForLog(this.policy);
+    if (logged) this.log.info(`discarding EHLO keywords: ${logged}`);
     this.reply(250, null, kept);
     return true;
+  }
+
+  /** DSN is offered (not in smtpd_discard_ehlo_keywords). */
+  dsnOffered(): boolean {
+    return !this.policy.discardKeywords.has("DSN");
+  }
+
+  /** Postfix's answer to a DSN parameter when DSN is not offered. */
+  dsnDisabled(): false {
+    this.reply(501, "5.7.1", "DSN support is disabled");
+    return false;
   }
 
   resetTransaction(): void {
@@ -622,6 +632,7 @@ class Session {
           return false;
         }
       } else if (k === "RET") {
+        if (!this.dsnOffered()) return this.dsnDisabled();
         if (!/^(FULL|HDRS)$/i.test(v ?? "") || path.repeated.includes(k)) {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
@@ -632,6 +643,7 @@ class Session {
       ) {
         // Taken up below, once every parameter is known good.
       } else if (k === "ENVID") {
+        if (!this.dsnOffered()) return this.dsnDisabled();
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
         try {
           if (!v || path.repeated.includes(k)) throw new Error("empty or repeated");
@@ -702,7 +714,9 @@ class Session {
     }
     const rcpt: Recipient = { address: path.address };
     for (const [k, v] of path.params) {
-      if (k === "NOTIFY") {
+      if ((k === "NOTIFY" || k === "ORCPT") && !this.dsnOffered()) {
+        return this.dsnDisabled();
+      } else if (k === "NOTIFY") {
         const items = (v ?? "").toUpperCase().split(",");
         const known = ["SUCCESS", "FAILURE", "DELAY", "NEVER"];
         const unknown = items.find((i) => !known.includes(i));
