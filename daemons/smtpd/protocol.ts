@@ -159,13 +159,20 @@ export function bareNewlineFor(p: ProtocolPolicy, client: { addr: string; name: 
 /**
  * Whether an unknown command ends the session (Postfix: a header label
  * like `Subject:`, or a match in smtpd_forbidden_commands). A table that
- * cannot answer counts as no match, as Postfix's string_list_match does.
+ * cannot answer counts as no match, as Postfix's string_list_match does
+ * (the command is then refused with 500 rather than 221), and is reported
+ * through `warn`.
  */
-export async function isForbiddenCommand(p: ProtocolPolicy, verb: string): Promise<boolean> {
+export async function isForbiddenCommand(
+  p: ProtocolPolicy,
+  verb: string,
+  warn: (message: string) => void = () => {},
+): Promise<boolean> {
   if (isHeaderLabel(verb)) return true;
   try {
     return await (await p.forbiddenCommands()).match(verb);
-  } catch {
+  } catch (e) {
+    warn(`smtpd_forbidden_commands: ${(e as Error).message}`);
     return false;
   }
 }

@@ -389,7 +389,7 @@ class Session {
    */
   async checkCommand(verb: string, line: Uint8Array): Promise<void> {
     const known = KNOWN_VERBS.has(verb);
-    if (!known && await isForbiddenCommand(this.policy, verb)) {
+    if (!known && await isForbiddenCommand(this.policy, verb, (m) => this.log.warn(m))) {
       this.lastCommand = "UNKNOWN";
       this.count("unknown", false);
       this.log.warn(`non-SMTP command from ${this.client}: ${escapeForLog(line, 100)}`);

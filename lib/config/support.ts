@@ -206,10 +206,11 @@ function valueChecks(config: Config): ConfigProblem[] {
     );
   }
 
-  // Domain lists are matched by lib/resolve (string and domain lists with
-  // tables); a list read from a file is not. A table of a type Postwarden
+  // Domain lists (and smtpd_forbidden_commands, a string list) are matched by
+  // lib/resolve (string and domain lists with tables); a list read from a
+  // file is not. A table of a type Postwarden
   // does not have stops the start rather than every delivery.
-  for (const name of [...DOMAIN_LISTS, ...RESOLVER_MAPS]) {
+  for (const name of [...DOMAIN_LISTS, ...RESOLVER_MAPS, "smtpd_forbidden_commands"]) {
     // By default these name the alias and mailbox tables, reported under their own names.
     if (name.startsWith("virtual_") && !config.isSet(name)) continue;
     const items = quietlyDict(() => splitMapList(quietly(() => config.str(name)) ?? ""));
