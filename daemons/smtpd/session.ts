@@ -322,7 +322,10 @@ class Session {
           await this.error();
           continue;
         }
-        const cmd = parseCommand(l.line);
+        // A command ends at a NUL byte, as Postfix parses it (a C string); logs show it all.
+        const nul = l.line.indexOf(0);
+        const line = nul < 0 ? l.line : l.line.subarray(0, nul);
+        const cmd = parseCommand(line);
         if (cmd.verb === "") {
           this.reply(500, "5.5.2", "Error: bad syntax");
           await this.error();
@@ -641,7 +644,7 @@ class Session {
         k === "SMTPUTF8" && v === null && this.policy.smtputf8 &&
         !this.policy.discardKeywords.has("SMTPUTF8")
       ) {
-        // Taken up below, once every parameter is known good.
+        // RFC 6531: the transaction is SMTPUTF8 (this.smtputf8, set below).
       } else if (k === "ENVID") {
         if (!this.dsnOffered()) return this.dsnDisabled();
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).

@@ -72,7 +72,11 @@ const normalize: Scenario = {
     [EHLO, ["FOO\r\n", 1], ["foo bar\r\n", 1], ["GET / HTTP/1.0\r\n", 1]],
     [EHLO, ["Subject: hello\r\n", 1]],
     [EHLO, ["1foo\r\n", 1]],
-    [EHLO, ["NO\x00OP\r\n", 1], ["MAIL FROM:<a\x00b@sender.example>\r\n", 1], QUIT],
+    [EHLO, ["NO\x00OP\r\n", 1], ["MAIL FROM:<a\x00b@sender.example>\r\n", 1], [
+      "NOOP\x00junk\r\n",
+      1,
+    ], QUIT],
+    [EHLO, ["GET\x00junk\r\n", 1]],
     [EHLO, ["NOOP \xff\r\n", 1], ["\xc3\xa9hlo x\r\n", 1]],
     // BDAT.
     [EHLO, MAIL, RCPT, ["BDAT 3\r\nabcBDAT 0 LAST\r\n", 2], QUIT],
