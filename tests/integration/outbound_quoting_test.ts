@@ -91,7 +91,7 @@ Deno.test({
         const log = await inst.log();
         assertMatch(
           log,
-          /warning: non-SMTP command from localhost\[127\.0\.0\.1\]: 0EVIL\\r\\033\[2J\\302\\205\\342\\200\\250Dec  1 00:00:00 mx postwarden\/qmgr\[1\]: FORGED: removed$/m,
+          /warning: non-SMTP command from localhost\[127\.0\.0\.1\]: 0EVIL\\r\\033\[2J\\302\\205\\342\\200\\250Dec {2}1 00:00:00 mx postwarden\/qmgr\[1\]: FORGED: removed$/m,
         );
         for (const line of log.split("\n")) {
           // deno-lint-ignore no-control-regex
