@@ -33,7 +33,7 @@ import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
 import type { LineReader } from "../../lib/smtp/mod.ts";
 import type { CheckRequest, RestrictionContext, Verdict } from "./restrictions.ts";
-import type { BareNewline, ProtocolPolicy } from "./protocol.ts";
+import type { BareNewline, Discard, ProtocolPolicy } from "./protocol.ts";
 import { Disconnect } from "./session.ts";
 
 /** A BDAT transaction in progress. */
@@ -53,6 +53,7 @@ export interface BdatSession {
   readonly lines: LineReader;
   readonly client: string;
   readonly policy: ProtocolPolicy;
+  readonly discard: Discard;
   readonly bareNewline: BareNewline;
   readonly d: { restrictions: RestrictionContext };
   bdat: BdatState | null;
@@ -76,7 +77,7 @@ const encoder = new TextEncoder();
 
 /** Handles one BDAT command and its chunk; true when it succeeded. */
 export async function doBdat(s: BdatSession, arg: string): Promise<boolean> {
-  if (s.policy.discardKeywords.has("CHUNKING")) {
+  if (s.discard.keywords.has("CHUNKING")) {
     s.reply(521, "5.5.1", "Error: command not implemented");
     await s.flush();
     throw new Disconnect();

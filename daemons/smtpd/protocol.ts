@@ -19,13 +19,14 @@
  *   regexp tables match case-insensitively, so only verbs not starting
  *   with a letter match the default regexp).
  * - `smtpd_discard_ehlo_keywords` (a list of EHLO keywords, case-insensitive,
- *   plus `silent-discard`). `smtpd_discard_ehlo_keyword_address_maps` is
- *   not implemented (a non-default value stops the start).
+ *   plus `silent-discard`), or for a client address that
+ *   `smtpd_discard_ehlo_keyword_address_maps` finds, the list it gives.
  * - `smtputf8_enable` (yes) and `strict_smtputf8` (no).
  *
  * Parameters: smtpd_forbid_bare_newline, smtpd_forbid_bare_newline_exclusions,
  * smtpd_forbid_bare_newline_reject_code, smtpd_forbid_unauth_pipelining,
- * smtpd_forbidden_commands, smtpd_discard_ehlo_keywords, smtputf8_enable,
+ * smtpd_forbidden_commands, smtpd_discard_ehlo_keywords,
+ * smtpd_discard_ehlo_keyword_address_maps, smtputf8_enable,
  * strict_smtputf8, mynetworks (through the exclusions' default).
  *
  * No socket I/O; tables are opened through the injected opener.
@@ -52,12 +53,29 @@ export interface ProtocolPolicy {
   forbidUnauthPipelining: boolean;
   /** smtpd_forbidden_commands, its tables opened on first use. */
   forbiddenCommands: () => Promise<MatchList>;
-  /** Upper-case EHLO keywords not to announce (and, where Postfix does, not to honour). */
-  discardKeywords: Set<string>;
-  /** `silent-discard` was listed: do not log the discarded keywords. */
-  silentDiscard: boolean;
+  /** smtpd_discard_ehlo_keywords (clients the address maps do not find). */
+  discard: Discard;
+  /** smtpd_discard_ehlo_keyword_address_maps, opened on first use; null when empty. */
+  discardMaps: (() => Promise<Maps>) | null;
   smtputf8: boolean;
   strictSmtputf8: boolean;
+}
+
+/** EHLO keywords a client is not offered. */
+export interface Discard {
+  /** Upper-case EHLO keywords not to announce (and, where Postfix does, not to honour). */
+  keywords: Set<string>;
+  /** `silent-discard` was listed: do not log the discarded keywords. */
+  silent: boolean;
+}
+
+/** Parses a keyword list (`chunking, silent-discard`). */
+export function parseDiscard(value: string): Discard {
+  const words = value.split(/[\s,]+/).filter((w) => w !== "").map((w) => w.toUpperCase());
+  return {
+    keywords: new Set(words.filter((k) => k !== "SILENT-DISCARD")),
+    silent: words.includes("SILENT-DISCARD"),
+  };
 }
 
 /** Commands that must end a pipelined group (Postfix's SMTPD_CMD_FLAG_LAST). */
@@ -96,10 +114,31 @@ const MASK_ORDER = [
  * Postfix knows, in its mask order; nothing with silent-discard, nor when
  * ENHANCEDSTATUSCODES is among them.
  */
-export function discardedForLog(p: ProtocolPolicy): string | null {
-  if (p.silentDiscard || p.discardKeywords.has("ENHANCEDSTATUSCODES")) return null;
-  const names = MASK_ORDER.filter((k) => p.discardKeywords.has(k));
+export function discardedForLog(d: Discard): string | null {
+  if (d.silent || d.keywords.has("ENHANCEDSTATUSCODES")) return null;
+  const names = MASK_ORDER.filter((k) => d.keywords.has(k));
   return names.length ? names.join(" ") : null;
+}
+
+/**
+ * The keywords a client is not offered: what
+ * smtpd_discard_ehlo_keyword_address_maps gives for its address (Postfix's
+ * lookup key), else smtpd_discard_ehlo_keywords. A table that cannot
+ * answer is reported through `warn` and the list applies.
+ */
+export async function discardFor(
+  p: ProtocolPolicy,
+  client: { addr: string },
+  warn: (message: string) => void = () => {},
+): Promise<Discard> {
+  if (!p.discardMaps) return p.discard;
+  try {
+    const value = await (await p.discardMaps()).find(client.addr);
+    return value === undefined ? p.discard : parseDiscard(value);
+  } catch (e) {
+    warn(`smtpd_discard_ehlo_keyword_address_maps: ${(e as Error).message}`);
+    return p.discard;
+  }
 }
 
 /**
@@ -122,8 +161,9 @@ export function protocolPolicy(
         `bad smtpd_forbid_bare_newline value: ${mode} (specify normalize, yes, reject or no)`,
       );
     })();
-  const discard = c.list("smtpd_discard_ehlo_keywords").map((k) => k.toUpperCase());
   let forbidden: Promise<MatchList> | null = null;
+  const mapsValue = c.str("smtpd_discard_ehlo_keyword_address_maps").trim();
+  let discardMaps: Promise<Maps> | null = null;
   return {
     bareNewline,
     bareNewlineExclusions: parseNetworkList(
@@ -139,8 +179,10 @@ export function protocolPolicy(
         "string",
         openMaps,
       ),
-    discardKeywords: new Set(discard.filter((k) => k !== "SILENT-DISCARD")),
-    silentDiscard: discard.includes("SILENT-DISCARD"),
+    discard: parseDiscard(c.str("smtpd_discard_ehlo_keywords")),
+    discardMaps: mapsValue === ""
+      ? null
+      : () => discardMaps ??= openMaps("smtpd_discard_ehlo_keyword_address_maps", mapsValue),
     smtputf8: c.bool("smtputf8_enable"),
     strictSmtputf8: c.bool("strict_smtputf8"),
   };

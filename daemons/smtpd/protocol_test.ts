@@ -6,9 +6,12 @@ import { makeConfig } from "../../lib/config/mod.ts";
 import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import {
   bareNewlineFor,
+  discardedForLog,
+  discardFor,
   escapeForLog,
   isForbiddenCommand,
   isHeaderLabel,
+  parseDiscard,
   protocolPolicy,
   validUtf8,
 } from "./protocol.ts";
@@ -25,7 +28,8 @@ Deno.test("protocolPolicy defaults are Postfix 3.9's", () => {
   assertEquals(p.forbidUnauthPipelining, true);
   assertEquals(p.smtputf8, true);
   assertEquals(p.strictSmtputf8, false);
-  assertEquals(p.discardKeywords.size, 0);
+  assertEquals(p.discard.keywords.size, 0);
+  assertEquals(p.discardMaps, null);
   assertEquals(protocolPolicy(makeConfig("/tmp", "")).smtputf8, false); // compatibility_level 0
   assertEquals(policy("smtpd_forbid_bare_newline = YES").bareNewline, "normalize");
   assertThrows(() => policy("smtpd_forbid_bare_newline = maybe"), Error, "bad smtpd_forbid");
@@ -54,6 +58,24 @@ Deno.test("isForbiddenCommand", async (t) => {
     assertEquals(await isForbiddenCommand(q, "GET"), false);
     assertEquals(await isForbiddenCommand(q, "X-Header:"), true);
   });
+});
+
+Deno.test("discardFor: the address maps' list for a client they find, else the list", async () => {
+  const p = policy(
+    "smtpd_discard_ehlo_keywords = vrfy\n" +
+      "smtpd_discard_ehlo_keyword_address_maps = inline:{{192.0.2.1=chunking, silent-discard}}",
+  );
+  assertEquals(await discardFor(p, { addr: "192.0.2.1" }), {
+    keywords: new Set(["CHUNKING"]),
+    silent: true,
+  });
+  assertEquals(await discardFor(p, { addr: "192.0.2.2" }), {
+    keywords: new Set(["VRFY"]),
+    silent: false,
+  });
+  assertEquals(discardedForLog(parseDiscard("chunking vrfy 8bitmime")), "8BITMIME VRFY CHUNKING");
+  assertEquals(discardedForLog(parseDiscard("dsn enhancedstatuscodes")), null);
+  assertEquals(discardedForLog(parseDiscard("dsn silent-discard")), null);
 });
 
 Deno.test("helpers", () => {

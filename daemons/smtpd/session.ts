@@ -60,7 +60,9 @@ import { type BdatState, doBdat } from "./bdat.ts";
 import {
   type BareNewline,
   bareNewlineFor,
+  type Discard,
   discardedForLog,
+  discardFor,
   escapeForLog,
   isForbiddenCommand,
   nonAscii,
@@ -169,6 +171,8 @@ class Session {
   smtputf8 = false;
   /** A BDAT transaction in progress (bdat.ts). */
   bdat: BdatState | null = null;
+  /** EHLO keywords this client is not offered (protocol.ts discardFor, at connect). */
+  discard: Discard;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -178,6 +182,7 @@ class Session {
     this.timeoutMs = this.cfg.time("smtpd_timeout") * 1000;
     this.policy = d.protocol ?? protocolPolicy(this.cfg);
     this.bareNewline = bareNewlineFor(this.policy, d.client);
+    this.discard = this.policy.discard;
   }
 
   reply(code: number, enhanced: string | null, text: string | string[]): void {
@@ -296,6 +301,7 @@ class Session {
   async run(): Promise<void> {
     this.log.info(`connect from ${this.client}`);
     try {
+      this.discard = await discardFor(this.policy, this.d.client, (m) => this.log.warn(m));
       const denied = this.d.restrictions.delayReject
         ? null
         : await checkConnect(this.d.restrictions, this.request());
@@ -553,9 +559,9 @@ class Session {
     lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
     if (this.policy.smtputf8) lines.push("SMTPUTF8");
     lines.push("CHUNKING");
-    const discard = this.policy.discardKeywords;
+    const discard = this.discard.keywords;
     const kept = lines.filter((l, i) => i === 0 || !discard.has(l.split(" ")[0].toUpperCase()));
-    const logged = discardedForLog(this.policy);
+    const logged = discardedForLog(this.discard);
     if (logged) this.log.info(`discarding EHLO keywords: ${logged}`);
     this.reply(250, null, kept);
     return true;
@@ -563,7 +569,7 @@ class Session {
 
   /** DSN is offered (not in smtpd_discard_ehlo_keywords). */
   dsnOffered(): boolean {
-    return !this.policy.discardKeywords.has("DSN");
+    return !this.discard.keywords.has("DSN");
   }
 
   /** Postfix's answer to a DSN parameter when DSN is not offered. */
@@ -642,7 +648,7 @@ class Session {
         }
       } else if (
         k === "SMTPUTF8" && v === null && this.policy.smtputf8 &&
-        !this.policy.discardKeywords.has("SMTPUTF8")
+        !this.discard.keywords.has("SMTPUTF8")
       ) {
         // RFC 6531: the transaction is SMTPUTF8 (this.smtputf8, set below).
       } else if (k === "ENVID") {

@@ -1381,6 +1381,13 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "smtpd_discard_ehlo_keyword_address_maps",
+    type: "string",
+    default: "",
+    doc: "Tables, by client address, of EHLO keywords not to announce (instead of the list).",
+    support: "implemented",
+  },
+  {
     name: "smtputf8_enable",
     type: "bool",
     default: COMPAT_LT("1", "no", "yes"),

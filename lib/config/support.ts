@@ -210,7 +210,8 @@ function valueChecks(config: Config): ConfigProblem[] {
   // lib/resolve (string and domain lists with tables); a list read from a
   // file is not. A table of a type Postwarden
   // does not have stops the start rather than every delivery.
-  for (const name of [...DOMAIN_LISTS, ...RESOLVER_MAPS, "smtpd_forbidden_commands"]) {
+  const mapParams = [...RESOLVER_MAPS, "smtpd_discard_ehlo_keyword_address_maps"];
+  for (const name of [...DOMAIN_LISTS, ...mapParams, "smtpd_forbidden_commands"]) {
     // By default these name the alias and mailbox tables, reported under their own names.
     if (name.startsWith("virtual_") && !config.isSet(name)) continue;
     const items = quietlyDict(() => splitMapList(quietly(() => config.str(name)) ?? ""));
@@ -220,7 +221,7 @@ function valueChecks(config: Config): ConfigProblem[] {
     }
     for (const item of items) {
       const bare = item.replace(/^!+/, "");
-      if (RESOLVER_MAPS.includes(name) && !bare.includes(":")) {
+      if (mapParams.includes(name) && !bare.includes(":")) {
         fatal([name], `${name}: "${item}": need "type:name"`);
       } else if (bare.startsWith("/")) {
         fatal(

@@ -62,7 +62,10 @@ Deno.test("validateConfig", async (t) => {
         "smtpd_forbid_bare_newline_exclusions = cidr:/etc/postfix/lf.cidr",
         /^smtpd_forbid_bare_newline_exclusions: /,
       ],
-      ["smtpd_discard_ehlo_keyword_address_maps = cidr:/x", /^smtpd_discard_ehlo_keyword_/],
+      [
+        "smtpd_discard_ehlo_keyword_address_maps = nosuch:/x",
+        /^smtpd_discard_ehlo_keyword_address_maps: table nosuch/,
+      ],
       ["smtpd_forbidden_commands = GET nosuch:/x", /^smtpd_forbidden_commands: table nosuch/],
       ["mydestination = ldap:/etc/postfix/local_domains.cf", /^mydestination: table ldap:/],
       ["relay_domains = /etc/postfix/relay_domains", /^relay_domains: "\/etc/],
