@@ -17,7 +17,8 @@
  * reject_non_fqdn_helo_hostname, reject_non_fqdn_sender,
  * reject_non_fqdn_recipient, reject_unlisted_recipient and
  * reject_unlisted_sender (recipients.ts, as the implicit
- * smtpd_reject_unlisted_* checks), warn_if_reject, the names of
+ * smtpd_reject_unlisted_* checks), warn_if_reject, reject_unauth_pipelining
+ * (the session saw improper pipelining: 503 5.5.0), the names of
  * smtpd_restriction_classes, and the access tables check_client_access
  * (host name and its parents, then the address and its truncations
  * 1.2.3.4, 1.2.3, 1.2, 1 or IPv6 at ":"), check_helo_access,
@@ -279,6 +280,8 @@ export interface CheckRequest {
    * they go to the context's info or warn.
    */
   log?: (action: string, text: string) => void;
+  /** Improper command pipelining was seen in the session (reject_unauth_pipelining). */
+  illPipelining?: boolean;
 }
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
@@ -785,6 +788,17 @@ async function builtin(
       );
     case "defer":
       return verdict(ctx.codes.defer, "4.3.2", `<${name}>: ${what} rejected: Try again later`);
+    case "reject_unauth_pipelining":
+      return req.illPipelining
+        ? reject(
+          state,
+          verdict(
+            503,
+            "5.5.0",
+            `<${name}>: ${what} rejected: Improper use of SMTP command pipelining`,
+          ),
+        )
+        : null;
     case "permit_mynetworks": {
       const m = matchNetworkList(ctx.mynetworks, req.client);
       if (m === "error") return verdict(451, "4.3.0", `<${name}>: Temporary lookup failure`);

@@ -248,6 +248,7 @@ class Session {
       sender: this.sender,
       recipient,
       deferIfPermit: this.deferIfPermit,
+      illPipelining: this.illPipelining,
       log: (action, text) => {
         const parts = [
           this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",

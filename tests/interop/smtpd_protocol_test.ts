@@ -6,7 +6,7 @@
  * protocol violations.
  *
  * Covered: smtpd_forbid_unauth_pipelining (before EHLO, after HELO, after
- * DATA, NOOP and VRFY, BDAT after HELO), smtpd_forbidden_commands and
+ * DATA, NOOP and VRFY, BDAT after HELO) and reject_unauth_pipelining, smtpd_forbidden_commands and
  * header labels, unknown commands, NUL and invalid UTF-8 in commands,
  * BDAT (pipelined chunks, every error path, syntax, size limit, RCPT/MAIL/
  * DATA after BDAT), SMTPUTF8 and strict_smtputf8, DSN parameters (and the
@@ -207,6 +207,20 @@ const noDsn: Scenario = {
   ],
 };
 
+const lenientPipelining: Scenario = {
+  name: "reject_unauth_pipelining, pipelining allowed",
+  mainCf: [
+    "smtpd_forbid_unauth_pipelining = no",
+    "smtpd_data_restrictions = reject_unauth_pipelining",
+  ],
+  shows: "503 5.5.0 <DATA>: Data command rejected: Improper use of SMTP command pipelining",
+  sessions: [
+    [EHLO, MAIL, RCPT, ["DATA\r\n", 1], ["x\r\n.\r\n", 1], QUIT],
+    [EHLO, [MAIL[0] + RCPT[0] + "DATA\r\nSubject: early\r\n", 4]],
+    [["HELO client.example\r\n", 1], [MAIL[0] + RCPT[0], 2], ["DATA\r\n", 1]],
+  ],
+};
+
 /** Bytes of a step: each char is one byte (the sessions hold raw UTF-8 where needed). */
 function bytes(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => c.charCodeAt(0));
@@ -337,7 +351,7 @@ Deno.test({
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
     const { startPostfix } = await import("../helpers/postfix.ts");
     const { startInstance } = await import("../helpers/instance.ts");
-    for (const s of [normalize, reject, strict, noChunking, noDsn]) {
+    for (const s of [normalize, reject, strict, noChunking, noDsn, lenientPipelining]) {
       const mainCf = [...COMMON, ...s.mainCf].join("\n");
       const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
       let theirs: string[];
