@@ -21,7 +21,16 @@
  * - `smtpd_discard_ehlo_keywords` (a list of EHLO keywords, case-insensitive,
  *   plus `silent-discard`), or for a client address that
  *   `smtpd_discard_ehlo_keyword_address_maps` finds, the list it gives.
- * - `smtputf8_enable` (yes) and `strict_smtputf8` (no).
+ * - `smtputf8_enable` (yes at compatibility_level 1 and up): SMTPUTF8 is
+ *   offered, a command line that is not valid UTF-8 gets "500 5.5.2 Error:
+ *   bad UTF-8 syntax", UTF-8 addresses are accepted (with or without the
+ *   SMTPUTF8 parameter, as Postfix) unless `strict_smtputf8` (no) asks for
+ *   the parameter: "553 5.6.7 Must declare SMTPUTF8 to send unicode
+ *   address".
+ *
+ * Not done here (as in Postfix's smtpd): nothing special for a client that
+ * talks before the greeting; postscreen's pregreet test is not part of
+ * smtpd. Its first command is handled like any other.
  *
  * Parameters: smtpd_forbid_bare_newline, smtpd_forbid_bare_newline_exclusions,
  * smtpd_forbid_bare_newline_reject_code, smtpd_forbid_unauth_pipelining,
@@ -47,9 +56,13 @@ export type BareNewline = "normalize" | "reject" | "no";
 
 /** The protocol policy of one configuration. */
 export interface ProtocolPolicy {
+  /** smtpd_forbid_bare_newline (yes read as normalize). */
   bareNewline: BareNewline;
+  /** smtpd_forbid_bare_newline_exclusions: these clients get "no". */
   bareNewlineExclusions: NetworkList;
+  /** smtpd_forbid_bare_newline_reject_code. */
   bareNewlineRejectCode: number;
+  /** smtpd_forbid_unauth_pipelining. */
   forbidUnauthPipelining: boolean;
   /** smtpd_forbidden_commands, its tables opened on first use. */
   forbiddenCommands: () => Promise<MatchList>;
@@ -57,7 +70,9 @@ export interface ProtocolPolicy {
   discard: Discard;
   /** smtpd_discard_ehlo_keyword_address_maps, opened on first use; null when empty. */
   discardMaps: (() => Promise<Maps>) | null;
+  /** smtputf8_enable. */
   smtputf8: boolean;
+  /** strict_smtputf8. */
   strictSmtputf8: boolean;
 }
 
