@@ -27,10 +27,10 @@
  *
  * Differences from Postfix, because the queue format differs: there is no
  * separate creation time, so create_time is the arrival time; envelope
- * attributes are shown as named attributes with Postfix's names where it
- * has one (client_name, client_address, helo_name, protocol_name,
- * dsn_envid, dsn_ret) and snake_case otherwise (message_origin,
- * dsn_kind); the HEADER EXTRACTED section is always empty (cleanup keeps
+ * attributes are shown as named attributes with Postfix's names and values
+ * where it has one (client_name, client_address, helo_name, protocol_name,
+ * envelope_id, ret_flags; per recipient notify_flags and dsn_orig_rcpt, the
+ * DSN ORCPT) and snake_case otherwise (message_origin, dsn_kind, smtputf8); the HEADER EXTRACTED section is always empty (cleanup keeps
  * nothing extracted from headers). A delivered recipient is shown as
  * `done_recipient:` always (Postfix shows its done records so too).
  *
@@ -129,8 +129,8 @@ const ATTR_NAMES: Record<string, string> = {
   helo: "helo_name",
   protocol: "protocol_name",
   origin: "message_origin",
-  envid: "dsn_envid",
-  ret: "dsn_ret",
+  envid: "envelope_id",
+  ret: "ret_flags",
   dsnKind: "dsn_kind",
 };
 
@@ -149,10 +149,20 @@ export function envelopeLines(f: QueueFile, timeZone?: string): string[] {
   for (const [key, value] of Object.entries(env.attrs ?? {})) {
     if (value === undefined) continue;
     const name = ATTR_NAMES[key] ?? key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-    lines.push(`named_attribute: ${name}=${value}`);
+    // Postfix's DSN_RET_FULL and DSN_RET_HDRS.
+    const shownValue = key === "ret" ? ({ FULL: 1, HDRS: 2 }[String(value)] ?? value) : value;
+    lines.push(`named_attribute: ${name}=${shownValue}`);
   }
   for (const r of f.head.recipients) {
-    if (r.orcpt) lines.push(`original_recipient: ${r.orcpt}`);
+    if (r.notify?.length) {
+      // Postfix's DSN_NOTIFY_* bits.
+      const bits: Record<string, number> = { NEVER: 1, SUCCESS: 2, FAILURE: 4, DELAY: 8 };
+      const flags = r.notify.reduce((n, k) => n | (bits[k] ?? 0), 0);
+      lines.push(`named_attribute: notify_flags=${flags}`);
+    }
+    // A DSN ORCPT ("type;address") is Postfix's dsn_orig_rcpt; else the address before rewriting.
+    if (r.orcpt?.includes(";")) lines.push(`named_attribute: dsn_orig_rcpt=${r.orcpt}`);
+    else if (r.orcpt) lines.push(`original_recipient: ${r.orcpt}`);
     lines.push(`${r.done ? "done_recipient" : "recipient"}: ${r.address}`);
   }
   return lines;

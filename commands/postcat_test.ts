@@ -46,9 +46,19 @@ Deno.test("postcat", async (t) => {
     {
       sender: "a@example.com",
       arrival: T0,
-      attrs: { clientName: "client.test", clientAddr: "192.0.2.1", helo: "c", protocol: "ESMTP" },
+      attrs: {
+        clientName: "client.test",
+        clientAddr: "192.0.2.1",
+        helo: "c",
+        protocol: "ESMTP",
+        envid: "a+b",
+        ret: "HDRS",
+      },
     },
-    [{ address: "b@example.net", orcpt: "rfc822;B@example.net" }, { address: "c@example.net" }],
+    [
+      { address: "b@example.net", orcpt: "rfc822;B@example.net", notify: ["SUCCESS", "DELAY"] },
+      { address: "c@example.net" },
+    ],
     BODY,
   );
   const f = await QueueFile.open(path, { write: true });
@@ -74,7 +84,10 @@ Deno.test("postcat", async (t) => {
         "named_attribute: client_address=192.0.2.1",
         "named_attribute: helo_name=c",
         "named_attribute: protocol_name=ESMTP",
-        "original_recipient: rfc822;B@example.net",
+        "named_attribute: envelope_id=a+b",
+        "named_attribute: ret_flags=2",
+        "named_attribute: notify_flags=10",
+        "named_attribute: dsn_orig_rcpt=rfc822;B@example.net",
         "recipient: b@example.net",
         "done_recipient: c@example.net",
         `*** MESSAGE CONTENTS ${path} ***`,

@@ -40,6 +40,7 @@ import { authorized, type XclientAuth, xclientAuth } from "./xclient.ts";
 import { familiesFrom } from "../../lib/dns/mod.ts";
 import { ANVIL_TIMEOUT_MS, clientLimits, type LimitSettings, limitSettings } from "./anvil.ts";
 import { ipcConnect } from "../../lib/ipc/mod.ts";
+import { type ProtocolPolicy, protocolPolicy } from "./protocol.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
@@ -61,6 +62,7 @@ let upstreamProxy: { timeoutMs: number; families: ProxyFamilies } | null = null;
 let limits: LimitSettings | null = null;
 /** DNS for peer names and the restrictions (unknown_*, DNS lists). */
 let dns: FullResolver | null = null;
+let protocol: ProtocolPolicy | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -106,6 +108,7 @@ function setup(ctx: ServiceContext): void {
     : null;
   const anvil = ctx.services.some((s) => s.type === "unix" && s.name === "anvil");
   limits = anvil ? limitSettings(c) : null;
+  protocol = protocolPolicy(c, ctx.maps);
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
   } catch {
@@ -176,6 +179,7 @@ await runService({
             warn: (m) => ctx.log.warn(m),
           })
           : undefined,
+        protocol: protocol!,
       });
     } finally {
       try {

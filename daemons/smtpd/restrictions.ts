@@ -18,7 +18,8 @@
  * reject_non_fqdn_helo_hostname, reject_non_fqdn_sender,
  * reject_non_fqdn_recipient, reject_unlisted_recipient and
  * reject_unlisted_sender (recipients.ts, as the implicit
- * smtpd_reject_unlisted_* checks), warn_if_reject, the names of
+ * smtpd_reject_unlisted_* checks), warn_if_reject, reject_unauth_pipelining
+ * (the session saw improper pipelining: 503 5.5.0), the names of
  * smtpd_restriction_classes, and the access tables check_client_access
  * (host name and its parents, then the address and its truncations
  * 1.2.3.4, 1.2.3, 1.2, 1 or IPv6 at ":"), check_helo_access,

@@ -7,7 +7,7 @@
  *
  * The session does no socket I/O of its own: it reads through a function
  * and writes through a function, so tests can drive it in memory.
- * STARTTLS, AUTH and BDAT/CHUNKING are not implemented and not advertised.
+ * STARTTLS and AUTH are not implemented and not advertised.
  * XCLIENT and XFORWARD (xclient.ts) are offered to the clients in
  * smtpd_authorized_xclient_hosts and smtpd_authorized_xforward_hosts;
  * after XCLIENT the session restarts (220 again) as the new client. ETRN
@@ -15,6 +15,10 @@
  * fast_flush_domains: Postwarden has no flush service. A host that could
  * not learn who the client is (a bad PROXY header, main.ts) sets `hangup`:
  * the session answers 421 and ends, as Postfix's.
+ * BDAT/CHUNKING is bdat.ts; the protocol hardening
+ * (smtpd_forbid_bare_newline, smtpd_forbid_unauth_pipelining,
+ * smtpd_forbidden_commands, SMTPUTF8 checks, smtpd_discard_ehlo_keywords)
+ * is decided in protocol.ts and applied here.
  *
  * Access restrictions (restrictions.ts) run at Postfix's stages: with
  * `smtpd_delay_reject = no` the client list at connect (a rejection
@@ -46,12 +50,13 @@
  * smtpd_delay_reject (yes), smtpd_*_restrictions, mynetworks,
  * mydestination, relay_domains, myorigin, append_at_myorigin, the
  * *_reject_code and *_tempfail_action parameters, default_rbl_reply,
- * rbl_reply_maps and maps_rbl_domains.
+ * rbl_reply_maps and maps_rbl_domains, and those of protocol.ts.
  *
- * Improper pipelining is noted as Postfix does (a command read while more
- * input was already waiting, before EHLO or after HELO, EHLO, DATA, NOOP
- * or VRFY: "improper command pipelining after CMD from client: bytes") for
- * reject_unauth_pipelining; only input this session has read is seen.
+ * Improper pipelining is noted as Postfix does (checkCommand: a command
+ * read while more input was already waiting, before EHLO or after HELO,
+ * EHLO, DATA, NOOP or VRFY: "improper command pipelining after CMD from
+ * client: bytes") for reject_unauth_pipelining and
+ * smtpd_forbid_unauth_pipelining; only input this session has read is seen.
  */
 import { AddressError, headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
@@ -88,6 +93,21 @@ import {
 } from "./xclient.ts";
 import type { ClientLimits, LimitRefusal } from "./anvil.ts";
 import type { PeerStatus } from "./peername.ts";
+import { type BdatState, doBdat } from "./bdat.ts";
+import {
+  type BareNewline,
+  bareNewlineFor,
+  type Discard,
+  discardedForLog,
+  discardFor,
+  escapeForLog,
+  isForbiddenCommand,
+  nonAscii,
+  PIPELINING_LAST,
+  type ProtocolPolicy,
+  protocolPolicy,
+  validUtf8,
+} from "./protocol.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -122,6 +142,8 @@ export interface SessionDeps {
   listed?: ListedContext;
   /** The client connection and rate limits (anvil.ts); absent: none. */
   limits?: ClientLimits;
+  /** Protocol policy (protocol.ts), made once per configuration; absent: made from config. */
+  protocol?: ProtocolPolicy;
   now?: () => Date;
   /** Who may send XCLIENT and XFORWARD; absent: nobody. */
   xclient?: XclientAuth;
@@ -139,7 +161,7 @@ class Timeout extends Error {
   }
 }
 
-class Disconnect extends Error {
+export class Disconnect extends Error {
   override readonly name = "Disconnect";
 }
 
@@ -154,6 +176,7 @@ const COUNT_ORDER = [
   "mail",
   "rcpt",
   "data",
+  "bdat",
   "rset",
   "noop",
   "vrfy",
@@ -169,29 +192,6 @@ function transactionInstance(now: Date): string {
   const ms = now.getTime();
   const hex = (n: number) => Math.floor(n).toString(16);
   return `${hex(Deno.pid)}.${hex(ms / 1000)}.${hex((ms % 1000) * 1000)}.${hex(instances++)}`;
-}
-
-/** Commands after which ESMTP clients must wait for the reply (Postfix's SMTPD_CMD_FLAG_LAST). */
-const PIPELINING_LAST = new Set(["HELO", "EHLO", "DATA", "BDAT", "NOOP", "VRFY"]);
-
-/** Postfix's escape(): printable ASCII as is (backslash doubled), C escapes, else \ooo. */
-function escapeBytes(bytes: Uint8Array): string {
-  const named: Record<number, string> = {
-    7: "a",
-    8: "b",
-    12: "f",
-    10: "n",
-    13: "r",
-    9: "t",
-    11: "v",
-  };
-  let out = "";
-  for (const b of bytes) {
-    if (b >= 0x20 && b < 0x7f) out += b === 0x5c ? "\\\\" : String.fromCharCode(b);
-    else if (named[b]) out += `\\${named[b]}`;
-    else out += `\\${b.toString(8).padStart(3, "0")}`;
-  }
-  return out;
 }
 
 /** Runs a session to its end. Never throws for client behaviour. */
@@ -236,8 +236,17 @@ class Session {
   prepend: string[] = [];
   /** Postfix's "instance" policy attribute: one per transaction, made at first need. */
   instance = "";
-  /** The client sent commands ahead where pipelining is not allowed (reject_unauth_pipelining). */
-  illegalPipelining = false;
+  readonly policy: ProtocolPolicy;
+  /** smtpd_forbid_bare_newline for this client (after its exclusions). */
+  readonly bareNewline: BareNewline;
+  /** Improper pipelining was seen (logged once, as Postfix). */
+  illPipelining = false;
+  /** The transaction's MAIL FROM had SMTPUTF8. */
+  smtputf8 = false;
+  /** A BDAT transaction in progress (bdat.ts). */
+  bdat: BdatState | null = null;
+  /** EHLO keywords this client is not offered (protocol.ts discardFor, at connect). */
+  discard: Discard;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -247,6 +256,9 @@ class Session {
     this.client = `${d.client.name}[${d.client.addr}]`;
     if (d.initial?.length) this.lines.push(d.initial);
     this.timeoutMs = this.cfg.time("smtpd_timeout") * 1000;
+    this.policy = d.protocol ?? protocolPolicy(this.cfg);
+    this.bareNewline = bareNewlineFor(this.policy, d.client);
+    this.discard = this.policy.discard;
   }
 
   reply(code: number, enhanced: string | null, text: string | string[]): void {
@@ -309,7 +321,7 @@ class Session {
     const { name, addr, port, reverseName, nameStatus, reverseStatus } = this.peer;
     return {
       client: { name, addr, port, reverseName, nameStatus, reverseStatus },
-      pipelining: this.illegalPipelining,
+      pipelining: this.illPipelining,
       helo: this.helo,
       sender: this.sender,
       recipient,
@@ -390,6 +402,7 @@ class Session {
         this.limited(limited);
         return;
       }
+      this.discard = await discardFor(this.policy, this.peer, (m) => this.log.warn(m));
       await this.greet();
       for (;;) {
         const l = await this.nextLine();
@@ -397,17 +410,27 @@ class Session {
           this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
           break;
         }
+        if (l.bareLf && this.bareNewline === "reject") await this.bareLfRejected(null);
         if (l.tooLong) {
           this.reply(500, "5.5.2", "Error: line too long");
           await this.error();
           continue;
         }
-        const cmd = parseCommand(l.line);
+        if (this.policy.smtputf8 && !validUtf8(l.line)) {
+          this.reply(500, "5.5.2", "Error: bad UTF-8 syntax");
+          await this.error();
+          continue;
+        }
+        // A command ends at a NUL byte, as Postfix parses it (a C string); logs show it all.
+        const nul = l.line.indexOf(0);
+        const line = nul < 0 ? l.line : l.line.subarray(0, nul);
+        const cmd = parseCommand(line);
         if (cmd.verb === "") {
           this.reply(500, "5.5.2", "Error: bad syntax");
           await this.error();
           continue;
         }
+        await this.checkCommand(cmd.verb, l.line);
         const quit = await this.dispatch(cmd.verb, cmd.arg);
         if (quit) break;
       }
@@ -449,6 +472,65 @@ class Session {
       await this.error();
     } else this.reply(220, null, this.cfg.str("smtpd_banner"));
     await this.flush();
+  }
+
+  /**
+   * smtpd_forbid_bare_newline = reject: a command line (`envelope` null),
+   * DATA or BDAT content with a bare LF. A command ends the session, as in
+   * Postfix; content is refused and the session goes on.
+   */
+  async bareLfRejected(
+    envelope: { cmd: string; to?: string } | null,
+  ): Promise<void> {
+    const code = this.policy.bareNewlineRejectCode;
+    this.reply(
+      code,
+      `${String(code)[0]}.5.2`,
+      `${this.cfg.str("myhostname")} Error: bare <LF> received`,
+    );
+    const parts = [
+      this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
+      envelope?.to !== undefined ? `to=<${quoteAddress(envelope.to)}>` : "",
+      `proto=${this.protocol}`,
+      this.helo ? `helo=<${this.helo}>` : "",
+    ].filter((p) => p !== "");
+    this.log.info(
+      `${this.cleanup?.queueId ?? "NOQUEUE"}: reject: ${envelope?.cmd ?? this.lastCommand} from ` +
+        `${this.client}: bare <LF> received; ${parts.join(" ")}`,
+    );
+    if (envelope) return;
+    await this.flush();
+    throw new Disconnect();
+  }
+
+  /**
+   * Before a command runs: smtpd_forbidden_commands (and header labels) for
+   * an unknown verb, then improper pipelining (protocol.ts).
+   */
+  async checkCommand(verb: string, line: Uint8Array): Promise<void> {
+    const known = KNOWN_VERBS.has(verb);
+    if (!known && await isForbiddenCommand(this.policy, verb, (m) => this.log.warn(m))) {
+      this.lastCommand = "UNKNOWN";
+      this.count("unknown", false);
+      this.log.warn(`non-SMTP command from ${this.client}: ${escapeForLog(line, 100)}`);
+      this.reply(221, "2.7.0", "Error: I can break rules, too. Goodbye.");
+      await this.flush();
+      throw new Disconnect();
+    }
+    if (this.illPipelining || verb === "QUIT") return;
+    if (!PIPELINING_LAST.has(verb) && this.protocol !== "SMTP") return;
+    const ahead = this.lines.pending(100);
+    if (ahead.length === 0) return;
+    this.illPipelining = true;
+    const name = known ? verb : "UNKNOWN";
+    this.log.info(
+      `improper command pipelining after ${name} from ${this.client}: ${escapeForLog(ahead, 100)}`,
+    );
+    if (!this.policy.forbidUnauthPipelining) return;
+    this.count(known ? verb : "unknown", false);
+    this.reply(554, "5.5.0", "Error: SMTP protocol synchronization");
+    await this.flush();
+    throw new Disconnect();
   }
 
   summary(): string {
@@ -500,7 +582,6 @@ class Session {
     }
     const name = verb === "" ? "UNKNOWN" : verb;
     this.lastCommand = name;
-    if (KNOWN_VERBS.has(verb)) this.notePipelining(verb);
     let ok = true;
     switch (verb) {
       case "EHLO":
@@ -518,6 +599,14 @@ class Session {
           ok = await this.doData(arg);
         } catch (e) {
           this.count(verb, false); // Postfix counts a DATA that lost its client as data=0/1
+          throw e;
+        }
+        break;
+      case "BDAT":
+        try {
+          ok = await doBdat(this, arg);
+        } catch (e) {
+          this.count(verb, false);
           throw e;
         }
         break;
@@ -565,8 +654,7 @@ class Session {
         await this.flush();
         return true;
       default:
-        this.count("unknown", false);
-        this.log.warn(`non-SMTP command from ${this.client}: ${verb.slice(0, 100)}`);
+        this.count("unknown", false); // only forbidden commands are logged (checkCommand)
         this.reply(500, "5.5.2", "Error: command not recognized");
         await this.error();
         return false;
@@ -574,23 +662,6 @@ class Session {
     this.count(verb, ok);
     if (!ok) await this.error();
     return false;
-  }
-
-  /**
-   * Postfix's SMTPD_FLAG_ILL_PIPELINING: more input was already waiting when
-   * a command arrived that must wait for its reply (any command before
-   * EHLO; HELO, EHLO, DATA, NOOP and VRFY after it). Only what this session
-   * has read is seen (Postfix also peeks at the socket).
-   */
-  notePipelining(verb: string): void {
-    if (this.illegalPipelining) return;
-    if (this.protocol === "ESMTP" && !PIPELINING_LAST.has(verb)) return;
-    const ahead = this.lines.pending(100);
-    if (ahead.length === 0) return;
-    this.illegalPipelining = true;
-    this.log.info(
-      `improper command pipelining after ${verb} from ${this.client}: ${escapeBytes(ahead)}`,
-    );
   }
 
   async doHelo(verb: string, arg: string): Promise<boolean> {
@@ -625,8 +696,25 @@ class Session {
     }
     if (this.mayXforward()) lines.push("XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT");
     lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
-    this.reply(250, null, lines);
+    if (this.policy.smtputf8) lines.push("SMTPUTF8");
+    lines.push("CHUNKING");
+    const discard = this.discard.keywords;
+    const kept = lines.filter((l, i) => i === 0 || !discard.has(l.split(" ")[0].toUpperCase()));
+    const logged = discardedForLog(this.discard);
+    if (logged) this.log.info(`discarding EHLO keywords: ${logged}`);
+    this.reply(250, null, kept);
     return true;
+  }
+
+  /** DSN is offered (not in smtpd_discard_ehlo_keywords). */
+  dsnOffered(): boolean {
+    return !this.discard.keywords.has("DSN");
+  }
+
+  /** Postfix's answer to a DSN parameter when DSN is not offered. */
+  dsnDisabled(): false {
+    this.reply(501, "5.7.1", "DSN support is disabled");
+    return false;
   }
 
   resetTransaction(): void {
@@ -639,9 +727,15 @@ class Session {
     this.xforward = null;
     this.prepend = [];
     this.instance = "";
+    this.smtputf8 = false;
+    this.bdat = null;
   }
 
   async doMail(arg: string): Promise<boolean> {
+    if (this.bdat) {
+      this.reply(503, "5.5.1", "Error: MAIL after BDAT");
+      return false;
+    }
     if (this.sender !== null) {
       this.reply(503, "5.5.1", "Error: nested MAIL command");
       return false;
@@ -662,7 +756,10 @@ class Session {
     }
     let path;
     try {
-      path = parseMailPath(arg.slice(m[0].length), { allowEmpty: true });
+      path = parseMailPath(arg.slice(m[0].length), {
+        allowEmpty: true,
+        smtputf8: this.policy.smtputf8,
+      });
     } catch (e) {
       if (e instanceof AddressError && e.part === "parameter") {
         this.reply(501, "5.5.4", `Bad MAIL parameter syntax`);
@@ -691,14 +788,22 @@ class Session {
           return false;
         }
       } else if (k === "RET") {
-        if (!/^(FULL|HDRS)$/i.test(v ?? "")) {
+        if (!this.dsnOffered()) return this.dsnDisabled();
+        if (!/^(FULL|HDRS)$/i.test(v ?? "") || path.repeated.includes(k)) {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
+      } else if (
+        k === "SMTPUTF8" && v === null && this.policy.smtputf8 &&
+        !this.discard.keywords.has("SMTPUTF8")
+      ) {
+        // RFC 6531: the transaction is SMTPUTF8 (this.smtputf8, set below).
       } else if (k === "ENVID") {
+        if (!this.dsnOffered()) return this.dsnDisabled();
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
         try {
-          path.params.set(k, xtextDecode(v ?? ""));
+          if (!v || path.repeated.includes(k)) throw new Error("empty or repeated");
+          path.params.set(k, xtextDecode(v));
         } catch {
           this.reply(501, "5.5.4", "Bad ENVID parameter syntax");
           return false;
@@ -707,6 +812,10 @@ class Session {
         this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
         return false;
       }
+    }
+    if (this.policy.strictSmtputf8 && !path.params.has("SMTPUTF8") && nonAscii(path.address)) {
+      this.reply(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+      return false;
     }
     if (!this.d.restrictions.delayReject) {
       const v =
@@ -719,6 +828,7 @@ class Session {
     }
     this.sender = path.address;
     this.senderParams = path.params;
+    this.smtputf8 = path.params.has("SMTPUTF8");
     this.reply(250, "2.1.0", "Ok");
     return true;
   }
@@ -740,9 +850,18 @@ class Session {
     }
     let path;
     try {
-      path = parseMailPath(arg.slice(m[0].length));
+      path = parseMailPath(arg.slice(m[0].length), { smtputf8: this.policy.smtputf8 });
     } catch {
       this.reply(501, "5.1.3", "Bad recipient address syntax");
+      return false;
+    }
+    if (this.policy.strictSmtputf8 && !this.smtputf8 && nonAscii(path.address)) {
+      this.reply(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+      return false;
+    }
+    if (this.bdat) {
+      // The envelope went to cleanup with the first chunk.
+      this.reply(503, "5.5.1", "Error: RCPT after BDAT");
       return false;
     }
     if (!(await addressSyntaxOk(this.d.restrictions, this.sender, path.address))) {
@@ -756,9 +875,16 @@ class Session {
     }
     const rcpt: Recipient = { address: path.address };
     for (const [k, v] of path.params) {
-      if (k === "NOTIFY") {
+      if ((k === "NOTIFY" || k === "ORCPT") && !this.dsnOffered()) {
+        return this.dsnDisabled();
+      } else if (k === "NOTIFY") {
         const items = (v ?? "").toUpperCase().split(",");
-        const valid = items.every((i) => ["SUCCESS", "FAILURE", "DELAY", "NEVER"].includes(i)) &&
+        const known = ["SUCCESS", "FAILURE", "DELAY", "NEVER"];
+        const unknown = items.find((i) => !known.includes(i));
+        if (unknown) {
+          this.log.warn(`unknown DSN NOTIFY command value "${unknown}" in "${v ?? ""}"`);
+        }
+        const valid = unknown === undefined && !path.repeated.includes(k) &&
           (!items.includes("NEVER") || items.length === 1);
         if (!valid) {
           this.reply(501, "5.5.4", "Error: Bad NOTIFY parameter syntax");
@@ -769,7 +895,7 @@ class Session {
         // "type;xtext", kept as "type;decoded" (Postfix), encoded again on the way out.
         const semi = (v ?? "").indexOf(";");
         try {
-          if (semi < 1) throw new Error("no address type");
+          if (semi < 1 || path.repeated.includes(k)) throw new Error("no address type");
           rcpt.orcpt = `${v!.slice(0, semi)};${xtextDecode(v!.slice(semi + 1))}`;
         } catch {
           this.reply(501, "5.5.4", "Error: Bad ORCPT parameter syntax");
@@ -834,21 +960,49 @@ class Session {
     return true;
   }
 
+  /**
+   * smtpd_end_of_data_restrictions after the last byte (DATA's dot, BDAT
+   * LAST), before cleanup commits: true when they refused the message
+   * (answered and logged; the caller aborts the queue file), as Postfix's
+   * smtpd_check_eod.
+   */
+  async endOfDataRefused(only: string | undefined): Promise<boolean> {
+    if (this.d.restrictions.eod.length === 0) return false;
+    const v = await checkEndOfData(this.d.restrictions, this.request(only));
+    if (v) this.refuse("END-OF-MESSAGE", v, { from: this.sender!, to: only });
+    return v !== null;
+  }
+
+  /** The headers smtpd puts above the message: PREPEND results, then Received:. */
+  leadingHeaders(queueId: string): string {
+    return this.prepend.map((h) => `${h}\r\n`).join("") + this.receivedHeader(queueId);
+  }
+
   receivedHeader(queueId: string): string {
     const c = this.peer;
     const from = this.helo ? `${this.helo} (${c.name} [${c.addr}])` : `${c.name} [${c.addr}]`;
+    // Postfix puts the date after "for <...>;", else on a line of its own.
     const forPart = this.recipients.length === 1
-      ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>`
-      : "";
+      ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>; `
+      : ";\r\n\t";
     const date = rfc2822Date(this.d.now?.() ?? new Date());
     return `Received: from ${from}\r\n\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
-    }) with ${this.protocol} id ${queueId}${forPart}; ${date}\r\n`;
+    }) with ${this.receivedProtocol()} id ${queueId}${forPart}${date}\r\n`;
+  }
+
+  /** The protocol for Received: RFC 6531's UTF8SMTP, UTF8SMTPA, ... in an SMTPUTF8 transaction. */
+  receivedProtocol(): string {
+    return this.smtputf8 ? this.protocol.replace(/^E?SMTP/, "UTF8SMTP") : this.protocol;
   }
 
   async doData(arg: string): Promise<boolean> {
     if (arg.trim()) {
       this.reply(501, "5.5.4", "Syntax: DATA");
+      return false;
+    }
+    if (this.bdat) {
+      this.reply(503, "5.5.1", "Error: DATA after BDAT");
       return false;
     }
     if (this.sender === null) {
@@ -881,25 +1035,9 @@ class Session {
         cleanupError = (e as Error).message;
       }
     };
-    const envid = this.senderParams.get("ENVID");
-    const ret = this.senderParams.get("RET");
-    cleanup.envelope({
-      sender: this.sender,
-      recipients: this.recipients,
-      attrs: {
-        clientName: this.peer.name,
-        clientAddr: this.peer.addr,
-        ...(this.xforward ? { xforward: this.forwardedAttrs(this.xforward) } : {}),
-        helo: this.helo,
-        protocol: this.protocol,
-        origin: "smtpd",
-        ...(envid ? { envid } : {}),
-        ...(ret ? { ret: ret.toUpperCase() } : {}),
-      },
-    });
-    for (const h of this.prepend) await send(encoder.encode(`${h}\r\n`));
-    await send(encoder.encode(this.receivedHeader(cleanup.queueId)));
-    const decoder = new DataDecoder();
+    this.startMessage(cleanup);
+    await send(encoder.encode(this.leadingHeaders(cleanup.queueId)));
+    const decoder = new DataDecoder({ bareLfEndsData: this.bareNewline === "no" });
     this.data = decoder;
     let tooBig = false;
     let rest: Uint8Array | null = null;
@@ -931,17 +1069,13 @@ class Session {
     }
     this.data = null;
     if (rest && rest.length) this.lines.push(rest);
-    if (decoder.bareLfCount > 0) {
-      this.log.info(`${cleanup.queueId}: bare <LF> received from ${this.client} (normalized)`);
-    }
-    // smtpd_end_of_data_restrictions: a rejection aborts the queue file (Postfix's smtpd_check_eod).
-    const eod = tooBig || !cleanupOk || this.d.restrictions.eod.length === 0
-      ? null
-      : await checkEndOfData(this.d.restrictions, this.request(only));
-    if (eod) this.refuse("END-OF-MESSAGE", eod, { from: this.sender, to: only });
-    this.cleanup = null;
+    const bareLfRefused = decoder.bareLfCount > 0 && this.bareNewline === "reject";
+    const eod = !bareLfRefused && !tooBig && cleanupOk && await this.endOfDataRefused(only);
     let ok = false;
-    if (tooBig) {
+    if (bareLfRefused) {
+      cleanup.abort();
+      await this.bareLfRejected({ cmd: "END-OF-MESSAGE", to: only });
+    } else if (tooBig) {
       cleanup.abort();
       this.reject(552, "5.3.4", "Error: message file too big");
     } else if (eod) {
@@ -964,6 +1098,7 @@ class Session {
         this.reply(451, "4.3.0", "Error: queue file write error");
       }
     }
+    this.cleanup = null;
     // After an end-of-data rejection Postfix keeps the sender: MAIL is nested until RSET.
     if (!eod) {
       this.sender = null;
@@ -974,6 +1109,7 @@ class Session {
     this.xforward = null;
     this.prepend = [];
     this.instance = "";
+    this.smtputf8 = false;
     return ok;
   }
 
@@ -1069,5 +1205,26 @@ class Session {
       ...(x.ident !== null ? { ident: x.ident } : {}),
       ...(x.source !== null ? { source: x.source } : {}),
     };
+  }
+
+  /** Hands the envelope to cleanup: sender, recipients, client and DSN attributes. */
+  startMessage(cleanup: CleanupSession): void {
+    const envid = this.senderParams.get("ENVID");
+    const ret = this.senderParams.get("RET");
+    cleanup.envelope({
+      sender: this.sender!,
+      recipients: this.recipients,
+      attrs: {
+        clientName: this.peer.name,
+        clientAddr: this.peer.addr,
+        ...(this.xforward ? { xforward: this.forwardedAttrs(this.xforward) } : {}),
+        helo: this.helo,
+        protocol: this.protocol,
+        origin: "smtpd",
+        ...(envid ? { envid } : {}),
+        ...(ret ? { ret: ret.toUpperCase() } : {}),
+        ...(this.smtputf8 ? { smtputf8: true } : {}),
+      },
+    });
   }
 }

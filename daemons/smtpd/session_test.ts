@@ -25,6 +25,7 @@
  *   expect-sender: addr      the last message cleanup completed: envelope sender
  *   expect-rcpts: json       ... its recipients (deep equality)
  *   expect-content: text     ... its content without smtpd's own Received: header (escapes)
+ *   expect-attrs: json       ... its envelope attributes named in json (null: absent)
  *   expect-messages: n       number of messages cleanup completed so far
  *   expect-xforward: json    ... its XFORWARD attributes (deep equality; "null": none)
  *   expect-log: regex        some log message (after "program[pid]: ") matches; checked at the end
@@ -383,6 +384,13 @@ async function runDialogText(file: string, text: string): Promise<void> {
             `${where}: Received header does not match`,
           );
           break;
+        case "expect-attrs": {
+          const env = lastMessage().envelope as { attrs?: Record<string, unknown> } | null;
+          for (const [k, v] of Object.entries(JSON.parse(step.arg))) {
+            assertEquals(env?.attrs?.[k] ?? null, v, `${where}: ${k}`);
+          }
+          break;
+        }
         case "expect-messages":
           assertEquals(cleanup.messages.length, Number(step.arg), where);
           break;
@@ -452,9 +460,14 @@ Deno.test("smtpd dialog: 1200 recipients get 452 for the excess, not 421", async
 });
 
 Deno.test("smtpd: a client that never reads replies is dropped after smtpd_timeout", async () => {
-  const config = makeConfig("/tmp", "compatibility_level = 3.6\nsmtpd_timeout = 1s\n", {
-    hostname: "mx.test.example",
-  });
+  // Pipelining allowed: the burst of NOOPs is what keeps the writes coming.
+  const config = makeConfig(
+    "/tmp",
+    "compatibility_level = 3.6\nsmtpd_timeout = 1s\nsmtpd_forbid_unauth_pipelining = no\n",
+    {
+      hostname: "mx.test.example",
+    },
+  );
   const logs: string[] = [];
   const log = new Logger({
     program: "postwarden/smtpd",

@@ -28,8 +28,10 @@ export class AddressError extends Error {
 export interface MailPath {
   /** Internal form; "" for the null sender `<>`. */
   address: string;
-  /** Parameter keyword (uppercased) -> value, or null for a keyword without "=". */
+  /** Parameter keyword (uppercased) -> value ("" for `KEY=`), or null for a keyword without "=". */
   params: Map<string, string | null>;
+  /** Keywords given more than once (params holds the last value); Postfix refuses some. */
+  repeated: string[];
 }
 
 /** Options for {@link parseMailPath}. */
@@ -84,7 +86,7 @@ export function parseMailPath(arg: string, opts: ParseMailPathOptions = {}): Mai
   if (address === "" && !(opts.allowEmpty ?? false)) {
     throw new AddressError("null address not allowed here");
   }
-  return { address, params: parseParams(arg.slice(i)) };
+  return { address, ...parseParams(arg.slice(i)) };
 }
 
 /** Index of the ">" closing a path that opened before `from`. */
@@ -208,9 +210,13 @@ function validDomain(d: string): boolean {
 
 const KEYWORD_RE = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
 
-/** ESMTP parameters after the path: `SIZE=123 BODY=8BITMIME`. */
-function parseParams(s: string): Map<string, string | null> {
+/**
+ * ESMTP parameters after the path: `SIZE=123 BODY=8BITMIME`. An empty value
+ * is kept: what it means (a syntax error, mostly) is the keyword's.
+ */
+function parseParams(s: string): { params: Map<string, string | null>; repeated: string[] } {
   const params = new Map<string, string | null>();
+  const repeated: string[] = [];
   for (const tok of s.split(/[ \t]+/)) {
     if (tok === "") continue;
     if (tok[0] === "<") throw new AddressError("more than one address");
@@ -219,12 +225,11 @@ function parseParams(s: string): Map<string, string | null> {
     if (!KEYWORD_RE.test(key)) {
       throw new AddressError(`bad parameter keyword ${JSON.stringify(key)}`, "parameter");
     }
-    if (eq === tok.length - 1) {
-      throw new AddressError(`empty value for parameter ${key}`, "parameter");
-    }
-    params.set(key.toUpperCase(), eq < 0 ? null : tok.slice(eq + 1));
+    const name = key.toUpperCase();
+    if (params.has(name)) repeated.push(name);
+    params.set(name, eq < 0 ? null : tok.slice(eq + 1));
   }
-  return params;
+  return { params, repeated };
 }
 
 /** Rejects control characters, 8-bit without SMTPUTF8, and malformed UTF-16/UTF-8. */

@@ -243,18 +243,16 @@ const GROUPS: Group[] = [
       "frozen_delivered_to",
       "default_privs",
       "empty_address_local_login_sender_maps_lookup_key",
-      "smtpd_forbid_bare_newline_reject_code",
       "default_filter_nexthop",
       "internal_mail_filter_classes",
     ],
   },
   {
     why: "Postwarden does not offer the feature it configures, and a client cannot rely on it " +
-      "(the SMTP client sends no XFORWARD; SMTPUTF8 is not advertised; MIME is not converted)",
+      "(the SMTP client sends no XFORWARD; SMTPUTF8 is not autodetected; MIME is not converted)",
     names: [
       "smtpd_authorized_verp_clients",
       "smtp_send_xforward_command",
-      "smtputf8_enable",
       "smtputf8_autodetect_classes",
       "detect_8bit_encoding_header",
       "disable_mime_input_processing",
@@ -267,7 +265,6 @@ const GROUPS: Group[] = [
       "disable_verp_bounces",
       "cleanup_replace_stray_cr_lf",
       "smtpd_noop_commands",
-      "smtpd_forbid_bare_newline_exclusions",
     ],
   },
   {

@@ -740,13 +740,12 @@ const ROWS: ParamSpec[] = [
   },
   // Postwarden: Postfix 3.9's default. Postfix 3.7.10+ backports this
   // parameter with default "no"; 3.7.0 through 3.7.9 do not know it.
-  // Implemented values: normalize and its alias yes (support.ts checks).
+  // Values: normalize (alias yes), reject, no (support.ts checks the value).
   {
     name: "smtpd_forbid_bare_newline",
     type: "string",
     default: "normalize",
-    doc:
-      "Handling of a bare <LF> in SMTP input: normalize (or yes); no and reject are not implemented.",
+    doc: "Handling of a bare <LF> in SMTP input: normalize (or yes), reject or no.",
     support: "implemented",
   },
   {
@@ -1564,6 +1563,65 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   // issue 8 protocol: rows for this part go here.
+  {
+    name: "smtpd_forbid_bare_newline_exclusions",
+    type: "list",
+    default: "$mynetworks",
+    doc: "Clients excluded from smtpd_forbid_bare_newline (they get its 'no' behaviour).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_forbid_bare_newline_reject_code",
+    type: "int",
+    default: "550",
+    doc: "Reply code when smtpd_forbid_bare_newline = reject refuses input.",
+    min: 400,
+    max: 599,
+    support: "implemented",
+  },
+  // Postwarden: Postfix 3.9's default (3.7.6+ backports it with default no).
+  {
+    name: "smtpd_forbid_unauth_pipelining",
+    type: "bool",
+    default: "yes",
+    doc: "Disconnect clients that pipeline commands where RFC 2920 does not allow it.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_forbidden_commands",
+    type: "list",
+    default: "CONNECT GET POST regexp:{{/^[^A-Z]/ Bogus}}",
+    doc: "Commands that make smtpd end the session at once (221 2.7.0).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_discard_ehlo_keywords",
+    type: "list",
+    default: "",
+    doc: "EHLO keywords smtpd does not announce (case-insensitive; silent-discard: do not log).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_discard_ehlo_keyword_address_maps",
+    type: "string",
+    default: "",
+    doc: "Tables, by client address, of EHLO keywords not to announce (instead of the list).",
+    support: "implemented",
+  },
+  {
+    name: "smtputf8_enable",
+    type: "bool",
+    default: COMPAT_LT("1", "no", "yes"),
+    doc: "Offer SMTPUTF8 (RFC 6531) and accept its MAIL FROM parameter.",
+    support: "implemented",
+  },
+  {
+    name: "strict_smtputf8",
+    type: "bool",
+    default: "no",
+    doc: "Accept UTF-8 addresses only in an SMTPUTF8 transaction.",
+    support: "implemented",
+  },
   // issue 8 xclient-proxy: rows for this part go here.
   {
     name: "smtpd_authorized_xclient_hosts",

@@ -66,6 +66,7 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   // issue 8 policy-anvil
   "check_policy_service",
   // issue 8 protocol
+  "reject_unauth_pipelining",
 ]);
 
 /** Restrictions whose next list item is their access table (`check_sender_access hash:/x`). */

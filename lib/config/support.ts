@@ -12,8 +12,8 @@
  * - Postfix parameters outside the table, when set to something other than
  *   Postfix's default (postfix_names.ts): a warning if they are on the
  *   reviewed allow-list of harmless ones (ignorable.ts), an error otherwise.
- * - Values that are implemented only in part: smtpd_forbid_bare_newline,
- *   network lists (mynetworks) with lookup tables or files, domain lists
+ * - Bad values (smtpd_forbid_bare_newline) and values implemented only in
+ *   part: network lists (mynetworks) with lookup tables or files, domain lists
  *   (mydestination, relay_domains, virtual_*_domains) read from files,
  *   restriction names smtpd
  *   does not know (a warning: smtpd answers 451 4.3.5, as Postfix), a relay
@@ -169,23 +169,17 @@ function valueChecks(config: Config): ConfigProblem[] {
   const warn = (names: string[], message: string) => out.push({ names, message, fatal: false });
 
   const bareNewline = quietly(() => config.str("smtpd_forbid_bare_newline").trim().toLowerCase());
-  if (bareNewline === "no") {
-    warn(
-      ["smtpd_forbid_bare_newline"],
-      "smtpd_forbid_bare_newline = no: not implemented by Postwarden, which normalizes a bare " +
-        '<LF> and ends DATA only at <CR><LF>.<CR><LF> (as with "normalize")',
-    );
-  } else if (bareNewline === "reject") {
-    fatal(
-      ["smtpd_forbid_bare_newline"],
-      "smtpd_forbid_bare_newline = reject: not implemented by Postwarden, which would accept " +
-        'lines ending in a bare <LF> that this setting rejects; set "normalize" or remove it',
-    );
-  } else if (bareNewline !== undefined && !["normalize", "yes"].includes(bareNewline)) {
+  if (bareNewline !== undefined && !["normalize", "yes", "reject", "no"].includes(bareNewline)) {
     fatal(
       ["smtpd_forbid_bare_newline"],
       `bad smtpd_forbid_bare_newline value: ${bareNewline} (specify normalize, yes, reject or no)`,
     );
+  }
+
+  const excl = quietly(() => config.list("smtpd_forbid_bare_newline_exclusions"));
+  if (excl && config.isSet("smtpd_forbid_bare_newline_exclusions")) {
+    const parsed = parseNetworkList("smtpd_forbid_bare_newline_exclusions", excl);
+    for (const e of parsed.errors) fatal(["smtpd_forbid_bare_newline_exclusions"], e);
   }
 
   const nets = quietly(() => config.list("mynetworks"));
@@ -228,10 +222,12 @@ function valueChecks(config: Config): ConfigProblem[] {
     );
   }
 
-  // Domain lists are matched by lib/resolve (string and domain lists with
-  // tables); a list read from a file is not. A table of a type Postwarden
+  // Domain lists (and smtpd_forbidden_commands, a string list) are matched by
+  // lib/resolve (string and domain lists with tables); a list read from a
+  // file is not. A table of a type Postwarden
   // does not have stops the start rather than every delivery.
-  for (const name of [...DOMAIN_LISTS, ...RESOLVER_MAPS]) {
+  const mapParams = [...RESOLVER_MAPS, "smtpd_discard_ehlo_keyword_address_maps"];
+  for (const name of [...DOMAIN_LISTS, ...mapParams, "smtpd_forbidden_commands"]) {
     // By default these name the alias and mailbox tables, reported under their own names.
     if (name.startsWith("virtual_") && !config.isSet(name)) continue;
     const items = quietlyDict(() => splitMapList(quietly(() => config.str(name)) ?? ""));
@@ -241,7 +237,7 @@ function valueChecks(config: Config): ConfigProblem[] {
     }
     for (const item of items) {
       const bare = item.replace(/^!+/, "");
-      if (RESOLVER_MAPS.includes(name) && !bare.includes(":")) {
+      if (mapParams.includes(name) && !bare.includes(":")) {
         fatal([name], `${name}: "${item}": need "type:name"`);
       } else if (bare.startsWith("/")) {
         fatal(

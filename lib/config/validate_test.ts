@@ -60,7 +60,16 @@ Deno.test("validateConfig", async (t) => {
       ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],
       ["mailbox_size_limit = 1000", /^mailbox_size_limit = 1000: .*"0"/],
       ["queue_minfree = 100000000", /^queue_minfree = 100000000: not implemented/],
-      ["smtpd_forbid_bare_newline = reject", /^smtpd_forbid_bare_newline = reject/],
+      ["smtpd_forbid_bare_newline = strict", /^bad smtpd_forbid_bare_newline value: strict/],
+      [
+        "smtpd_forbid_bare_newline_exclusions = cidr:/etc/postfix/lf.cidr",
+        /^smtpd_forbid_bare_newline_exclusions: /,
+      ],
+      [
+        "smtpd_discard_ehlo_keyword_address_maps = nosuch:/x",
+        /^smtpd_discard_ehlo_keyword_address_maps: table nosuch/,
+      ],
+      ["smtpd_forbidden_commands = GET nosuch:/x", /^smtpd_forbidden_commands: table nosuch/],
       ["mydestination = ldap:/etc/postfix/local_domains.cf", /^mydestination: table ldap:/],
       ["relay_domains = /etc/postfix/relay_domains", /^relay_domains: "\/etc/],
       [
@@ -82,7 +91,7 @@ Deno.test("validateConfig", async (t) => {
       "biff = no",
       "readme_directory = no",
       "mailbox_size_limit = 0",
-      "smtpd_forbid_bare_newline = no",
+      "smtputf8_autodetect_classes = all",
       "postscreen_greet_action = enforce",
       "smtpd_client_restrictions = reject_unverified_sender",
       "smtpd_recipient_restrictions = check_policy_service tcp:127.0.0.1:1, reject",

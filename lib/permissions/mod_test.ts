@@ -236,6 +236,16 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
     assertEquals(r.problems, []);
     assertEquals(r.grants.read.sort(), ["/etc/pw/clients.cidr", "/etc/pw/senders"]);
   });
+  await t.step("smtpd: smtpd_forbidden_commands and the discard address maps", async () => {
+    const values: Record<string, string> = {
+      smtpd_forbidden_commands: "CONNECT GET regexp:/etc/pw/forbidden regexp:{{/^[^A-Z]/ x}}",
+      smtpd_discard_ehlo_keyword_address_maps: "cidr:/etc/pw/discard.cidr",
+    };
+    const c = { readTextFile: () => Promise.reject(new Error("not read")) };
+    const r = await daemonTableGrants("smtpd", (n) => values[n], c);
+    assertEquals(r.problems, []);
+    assertEquals(r.grants.read.sort(), ["/etc/pw/discard.cidr", "/etc/pw/forbidden"]);
+  });
   const values: Record<string, string> = {
     alias_maps: "unix:passwd.byname",
     local_recipient_maps: "proxy:unix:passwd.byname unix:passwd.byname",

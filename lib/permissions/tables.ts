@@ -49,6 +49,7 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
     "canonical_maps",
     "recipient_canonical_maps",
     "rbl_reply_maps",
+    "smtpd_discard_ehlo_keyword_address_maps",
   ],
   cleanup: [
     "canonical_maps",
@@ -70,7 +71,7 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
 export const LIST_PARAMS: Readonly<Record<string, readonly string[]>> = {
   cleanup: ["masquerade_exceptions"],
   // The restriction lists: their `type:table` items are check_*_access tables.
-  smtpd: [...RESOLVER_LISTS, ...RESTRICTION_LISTS],
+  smtpd: [...RESOLVER_LISTS, ...RESTRICTION_LISTS, "smtpd_forbidden_commands"],
   qmgr: RESOLVER_LISTS,
   local: RESOLVER_LISTS,
 };

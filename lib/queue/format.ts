@@ -60,6 +60,8 @@ export interface Envelope {
     envid?: string;
     /** DSN RET: "FULL" or "HDRS". */
     ret?: string;
+    /** The client declared SMTPUTF8 (RFC 6531) in MAIL FROM. */
+    smtputf8?: boolean;
     /** Set on delivery status notifications we generate. */
     dsnKind?: string;
     /**

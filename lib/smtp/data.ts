@@ -10,10 +10,17 @@
  *   DATA becomes an empty line);
  * - a CR not followed by LF is data.
  *
+ * With `bareLfEndsData` (Postfix's `smtpd_forbid_bare_newline = no`, and
+ * the clients excluded from it) a "." line ended by a bare LF, or one after
+ * a line that ended in a bare LF, ends DATA too, as in Postfix before 3.9.
+ * `smtpd_forbid_bare_newline = reject` is the caller's: it decodes as
+ * normalize and refuses the message when {@link DataDecoder.bareLfCount}
+ * is not zero.
+ *
  * Lines are never buffered, so there is no line length limit here: bytes
  * flow through as they arrive. Output chunks may be views of the input
  * chunks: do not reuse an input buffer until its output has been consumed.
- * BDAT is not handled here.
+ * BDAT content is decoded by {@link BdatDecoder} (bdat.ts).
  */
 
 const CR = new Uint8Array([13]);
@@ -39,8 +46,15 @@ export interface DataChunk {
   rest: Uint8Array | null;
 }
 
+/** Options for {@link DataDecoder}. */
+export interface DataDecoderOptions {
+  /** A bare LF ends a line for the end-of-data test too (`smtpd_forbid_bare_newline = no`). @default false */
+  bareLfEndsData?: boolean;
+}
+
 /** Streaming DATA decoder; one per message. */
 export class DataDecoder {
+  readonly #lenient: boolean;
   #at = LINE_START;
   /** The previous line ended in CRLF (true before the first line). */
   #prevCrlf = true;
@@ -49,6 +63,10 @@ export class DataDecoder {
   #done = false;
   #bareLf = 0;
   #bytesOut = 0;
+
+  constructor(opts: DataDecoderOptions = {}) {
+    this.#lenient = opts.bareLfEndsData ?? false;
+  }
 
   /** Number of lines that ended in a bare LF (for logging). */
   get bareLfCount(): number {
@@ -111,6 +129,12 @@ export class DataDecoder {
           at = DOT_CR;
         } else if (c === 10) {
           flush(i);
+          if (this.#lenient) {
+            this.#bareLf++;
+            this.#done = true;
+            this.#at = at;
+            return this.#result(out, chunk.subarray(i + 1));
+          }
           out.push(CR);
           seg = i++;
           this.#bareLf++;
@@ -121,7 +145,7 @@ export class DataDecoder {
         }
       } else {
         // DOT_CR: the held CR is output unless this is the terminator.
-        if (chunk[i] === 10 && this.#prevCrlf) {
+        if (chunk[i] === 10 && (this.#prevCrlf || this.#lenient)) {
           flush(i);
           this.#done = true;
           this.#at = at;

@@ -17,8 +17,8 @@ interface Decoded {
   bytesOut: number;
 }
 
-function decode(chunks: Uint8Array[]): Decoded {
-  const d = new DataDecoder();
+function decode(chunks: Uint8Array[], bareLfEndsData = false): Decoded {
+  const d = new DataDecoder({ bareLfEndsData });
   const out: Uint8Array[] = [];
   const rest: Uint8Array[] = [];
   let done = false;
@@ -84,6 +84,30 @@ Deno.test("DataDecoder edge cases", async (t) => {
     });
     await t.step(`${name}: every two-way split`, () => {
       for (let k = 0; k <= raw.length; k++) assertEquals(decode(chunksAt(raw, [k])), expected);
+    });
+  }
+});
+
+/** smtpd_forbid_bare_newline = no: [name, raw input, decoded content, rest or null, bare LF count] */
+const LENIENT: [string, string, string, string | null, number][] = [
+  ["\\n.\\n ends DATA", "a\n.\nMAIL", "a\r\n", "MAIL", 2],
+  ["\\n.\\r\\n ends DATA", "a\n.\r\nMAIL", "a\r\n", "MAIL", 1],
+  ["\\r\\n.\\n ends DATA", "a\r\n.\nMAIL", "a\r\n", "MAIL", 1],
+  ["first line .\\n ends DATA", ".\n", "", "", 1],
+  ["CRLF.CRLF still ends DATA", "a\r\n.\r\n", "a\r\n", "", 0],
+  ["bare CR is still data", "a\r.\r\n", "a\r.\r\n", null, 0],
+  ["CR CR LF . CR CR LF does not end DATA", "a\r\r\n.\r\r\nX", "a\r\r\n\r\r\nX", null, 0],
+];
+
+Deno.test("DataDecoder with bareLfEndsData (smtpd_forbid_bare_newline = no)", async (t) => {
+  for (const [name, input, out, rest, bareLf] of LENIENT) {
+    const raw = latin1(input);
+    const expected: Decoded = { out, done: rest !== null, rest, bareLf, bytesOut: out.length };
+    await t.step(`${name}: whole`, () => assertEquals(decode([raw], true), expected));
+    await t.step(`${name}: every two-way split`, () => {
+      for (let k = 0; k <= raw.length; k++) {
+        assertEquals(decode(chunksAt(raw, [k]), true), expected);
+      }
     });
   }
 });

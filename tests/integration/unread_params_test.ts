@@ -90,9 +90,12 @@ const UNREAD: [name: string, value: string, outcome: Outcome][] = [
   ["max_idle", "600s", { reported: "warning" }],
   // Read only to quote it in delay notices, which qmgr never sends.
   ["delay_warning_time", "4h", { reported: "warning" }],
-  // Read only in a comment: Postwarden always normalizes.
-  ["smtpd_forbid_bare_newline", "reject", { reported: "error" }],
-  ["smtpd_forbid_bare_newline", "no", { reported: "warning" }],
+  ["smtpd_forbid_bare_newline", "reject", {
+    tested: ["daemons/smtpd/testdata/bare_newline_reject.dialog"],
+  }],
+  ["smtpd_forbid_bare_newline", "no", {
+    tested: ["daemons/smtpd/testdata/bare_newline_no.dialog"],
+  }],
 ];
 
 Deno.test("every parameter that was read by nothing changes behaviour or is reported", async (t) => {

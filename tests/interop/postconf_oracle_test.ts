@@ -25,6 +25,8 @@ const SKIP = new Map([
   ["mail_version", "Postwarden prints its own version"],
   ["smtpd_banner", "its default expands $mail_name, whose default differs"],
   ["smtpd_forbid_bare_newline", "Postwarden uses Postfix 3.9's default"],
+  ["smtpd_forbid_unauth_pipelining", "Postwarden uses Postfix 3.9's default"],
+  ["smtpd_forbid_bare_newline_exclusions", "its default expands $mynetworks (see below)"],
   ["mynetworks", "Postfix computes the default from the host's interfaces"],
   [
     "smtpd_client_event_limit_exceptions",

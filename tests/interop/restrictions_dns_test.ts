@@ -73,6 +73,8 @@ const COMMON = [
   "smtpd_error_sleep_time = 0",
   "smtpd_soft_error_limit = 10000",
   "smtpd_hard_error_limit = 10000",
+  // reject_unauth_pipelining is compared, not Postfix 3.9's disconnect (Postwarden's default).
+  "smtpd_forbid_unauth_pipelining = no",
 ];
 
 interface Scenario {
