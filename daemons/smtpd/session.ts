@@ -271,11 +271,6 @@ class Session {
           this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
           break;
         }
-        if (l.tooLong) {
-          this.reply(500, "5.5.2", "Error: line too long");
-          await this.error();
-          continue;
-        }
         const cmd = parseCommand(l.line);
         if (cmd.verb === "") {
           this.reply(500, "5.5.2", "Error: bad syntax");
