@@ -140,21 +140,26 @@ class Session {
     this.timeoutMs = this.cfg.time("smtpd_timeout") * 1000;
   }
 
+  /**
+   * Queues a reply. With soft_bounce = yes every 5XX reply becomes 4XX (and
+   * its 5.X.X code 4.X.X), protocol errors included, as Postfix's
+   * smtpd_chat_reply does: the client keeps the mail and tries again.
+   */
   reply(code: number, enhanced: string | null, text: string | string[]): void {
-    this.out.push(formatReply(code, enhanced, text));
+    const soft = this.softBounce(code, enhanced);
+    this.out.push(formatReply(soft.code, soft.dsn, text));
   }
 
-  /**
-   * A reply that rejects mail (a restriction, size, cleanup's verdict):
-   * with soft_bounce = yes a 5XX becomes 4XX, so the client keeps the mail.
-   */
+  /** A reply code and enhanced code as soft_bounce turns them. */
+  softBounce<T extends string | null>(code: number, dsn: T): { code: number; dsn: T } {
+    if (code < 500 || code >= 600 || !this.cfg.bool("soft_bounce")) return { code, dsn };
+    return { code: code - 100, dsn: (dsn === null ? null : dsn.replace(/^5/, "4")) as T };
+  }
+
+  /** A reply that rejects mail (a restriction, size, cleanup's verdict); returns what was sent. */
   reject(code: number, enhanced: string, text: string): { code: number; dsn: string } {
-    if (code >= 500 && code < 600 && this.cfg.bool("soft_bounce")) {
-      code -= 100;
-      enhanced = enhanced.replace(/^5/, "4");
-    }
     this.reply(code, enhanced, text);
-    return { code, dsn: enhanced };
+    return this.softBounce(code, enhanced);
   }
 
   async flush(): Promise<void> {
@@ -407,7 +412,7 @@ class Session {
   async doHelo(verb: string, arg: string): Promise<boolean> {
     const host = arg.trim().split(/\s+/)[0] ?? "";
     if (!host) {
-      this.out.push(`501 Syntax: ${verb} hostname\r\n`); // no enhanced code, as Postfix
+      this.reply(501, null, `Syntax: ${verb} hostname`); // no enhanced code, as Postfix
       return false;
     }
     if (!this.d.restrictions.delayReject) {
