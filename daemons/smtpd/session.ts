@@ -340,10 +340,10 @@ class Session {
 
   /** Handles one command; true when the session ends. */
   async dispatch(verb: string, arg: string): Promise<boolean> {
-    if (this.accessDenied && KNOWN_VERBS.has(verb) && verb !== "QUIT") {
-      // Postfix does not move "after CONNECT" on for a refused client.
+    if (this.accessDenied && verb !== "QUIT") {
+      // Postfix does not move "after CONNECT" on for a refused client; unknown verbs get this too.
       this.reply(503, "5.7.0", `Error: access denied for ${this.client}`);
-      this.count(verb, false);
+      this.count(KNOWN_VERBS.has(verb) ? verb : "unknown", false);
       await this.error();
       return false;
     }
