@@ -51,7 +51,8 @@ export async function peerName(
 ): Promise<string> {
   const fromHosts = opts.hosts.get(addr);
   if (fromHosts) return fromHosts;
-  if (addr === "::1" || addr.startsWith("127.")) return "localhost";
+  // Only the loopback address itself: 127.0.0.2 has no name unless /etc/hosts gives one.
+  if (addr === "::1" || addr === "127.0.0.1") return "localhost";
   const r = opts.resolver;
   const rev = reverseName(addr);
   if (!r || !rev) return "unknown";
