@@ -814,7 +814,7 @@ async function builtin(
           verdict(
             ctx.codes.invalidHostname,
             "5.5.2",
-            `<${req.helo}>: Helo command rejected: Invalid ip address`,
+            `<${req.helo}>: Helo command rejected: invalid ip address`,
           ),
         );
       }
