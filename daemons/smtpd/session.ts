@@ -33,7 +33,7 @@
  * mydestination, relay_domains, myorigin, append_at_myorigin and the
  * *_reject_code parameters.
  */
-import { AddressError, headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
+import { headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
@@ -459,17 +459,15 @@ class Session {
       return false;
     }
     const m = /^FROM:/i.exec(arg);
-    if (!m) {
+    if (!m || !arg.slice(m[0].length).trim()) {
       this.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
       return false;
     }
     let path;
     try {
       path = parseMailPath(arg.slice(m[0].length), { allowEmpty: true });
-    } catch (e) {
-      if (e instanceof AddressError && e.part === "parameter") {
-        this.reply(501, "5.5.4", `Bad MAIL parameter syntax`);
-      } else this.reply(501, "5.1.7", "Bad sender address syntax");
+    } catch {
+      this.reply(501, "5.1.7", "Bad sender address syntax");
       return false;
     }
     if (!(await addressSyntaxOk(this.d.restrictions, path.address, path.address))) {
@@ -477,9 +475,13 @@ class Session {
       return false;
     }
     for (const [k, v] of path.params) {
-      if (k === "SIZE") {
+      if (v === null) {
+        // A keyword without "=" is no option Postfix knows, NOTIFY and SIZE included.
+        this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
+        return false;
+      } else if (k === "SIZE") {
         const size = Number(v);
-        if (!/^\d+$/.test(v ?? "")) {
+        if (!/^\d+$/.test(v)) {
           this.reply(501, "5.5.4", "Bad message size syntax");
           return false;
         }
@@ -489,25 +491,26 @@ class Session {
           return false;
         }
       } else if (k === "BODY") {
-        if (!/^(7BIT|8BITMIME)$/i.test(v ?? "")) {
-          this.reply(555, "5.5.4", `Unsupported option: ${k}=${v ?? ""}`);
+        if (!/^(7BIT|8BITMIME)$/i.test(v)) {
+          this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
           return false;
         }
       } else if (k === "RET") {
-        if (!/^(FULL|HDRS)$/i.test(v ?? "")) {
+        if (!/^(FULL|HDRS)$/i.test(v)) {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
       } else if (k === "ENVID") {
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
         try {
-          path.params.set(k, xtextDecode(v ?? ""));
+          if (v === "") throw new Error("empty ENVID");
+          path.params.set(k, xtextDecode(v));
         } catch {
           this.reply(501, "5.5.4", "Bad ENVID parameter syntax");
           return false;
         }
       } else {
-        this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
+        this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
         return false;
       }
     }
@@ -532,7 +535,7 @@ class Session {
       return false;
     }
     const m = /^TO:/i.exec(arg);
-    if (!m) {
+    if (!m || !arg.slice(m[0].length).trim()) {
       this.reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
       return false;
     }
@@ -554,8 +557,11 @@ class Session {
     }
     const rcpt: Recipient = { address: path.address };
     for (const [k, v] of path.params) {
-      if (k === "NOTIFY") {
-        const items = (v ?? "").toUpperCase().split(",");
+      if (v === null) {
+        this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
+        return false;
+      } else if (k === "NOTIFY") {
+        const items = v.toUpperCase().split(",");
         const valid = items.every((i) => ["SUCCESS", "FAILURE", "DELAY", "NEVER"].includes(i)) &&
           (!items.includes("NEVER") || items.length === 1);
         if (!valid) {
@@ -565,16 +571,16 @@ class Session {
         rcpt.notify = items;
       } else if (k === "ORCPT") {
         // "type;xtext", kept as "type;decoded" (Postfix), encoded again on the way out.
-        const semi = (v ?? "").indexOf(";");
+        const semi = v.indexOf(";");
         try {
           if (semi < 1) throw new Error("no address type");
-          rcpt.orcpt = `${v!.slice(0, semi)};${xtextDecode(v!.slice(semi + 1))}`;
+          rcpt.orcpt = `${v.slice(0, semi)};${xtextDecode(v.slice(semi + 1))}`;
         } catch {
           this.reply(501, "5.5.4", "Error: Bad ORCPT parameter syntax");
           return false;
         }
       } else {
-        this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
+        this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
         return false;
       }
     }

@@ -28,8 +28,14 @@ export class AddressError extends Error {
 export interface MailPath {
   /** Internal form; "" for the null sender `<>`. */
   address: string;
-  /** Parameter keyword (uppercased) -> value, or null for a keyword without "=". */
+  /**
+   * Parameter keyword (uppercased) -> value ("" for `KEY=`), or null for a
+   * keyword without "=". A word that is no ESMTP keyword (`<x@y>`, `=1`) is
+   * kept as sent, with null: the caller refuses it as an unsupported option.
+   */
   params: Map<string, string | null>;
+  /** Each parameter as the client sent it, by its key in `params` (for Postfix's replies). */
+  sent: Map<string, string>;
 }
 
 /** Options for {@link parseMailPath}. */
@@ -84,7 +90,7 @@ export function parseMailPath(arg: string, opts: ParseMailPathOptions = {}): Mai
   if (address === "" && !(opts.allowEmpty ?? false)) {
     throw new AddressError("null address not allowed here");
   }
-  return { address, params: parseParams(arg.slice(i)) };
+  return { address, ...parseParams(arg.slice(i)) };
 }
 
 /** Index of the ">" closing a path that opened before `from`. */
@@ -209,22 +215,20 @@ function validDomain(d: string): boolean {
 const KEYWORD_RE = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
 
 /** ESMTP parameters after the path: `SIZE=123 BODY=8BITMIME`. */
-function parseParams(s: string): Map<string, string | null> {
+function parseParams(s: string): Pick<MailPath, "params" | "sent"> {
   const params = new Map<string, string | null>();
+  const sent = new Map<string, string>();
   for (const tok of s.split(/[ \t]+/)) {
     if (tok === "") continue;
-    if (tok[0] === "<") throw new AddressError("more than one address");
     const eq = tok.indexOf("=");
     const key = eq < 0 ? tok : tok.slice(0, eq);
-    if (!KEYWORD_RE.test(key)) {
-      throw new AddressError(`bad parameter keyword ${JSON.stringify(key)}`, "parameter");
-    }
-    if (eq === tok.length - 1) {
-      throw new AddressError(`empty value for parameter ${key}`, "parameter");
-    }
-    params.set(key.toUpperCase(), eq < 0 ? null : tok.slice(eq + 1));
+    // Postfix answers any word it does not know with "Unsupported option: <word>".
+    const known = KEYWORD_RE.test(key);
+    const name = known ? key.toUpperCase() : tok;
+    params.set(name, known && eq >= 0 ? tok.slice(eq + 1) : null);
+    sent.set(name, tok);
   }
-  return params;
+  return { params, sent };
 }
 
 /** Rejects control characters, 8-bit without SMTPUTF8, and malformed UTF-16/UTF-8. */

@@ -47,12 +47,25 @@ Deno.test("parseMailPath accepts", async (t) => {
     ["<r@outside.example@example.com>", "r@outside.example@example.com", []],
     ["<x@[192.0.2.1]@example.com>", "x@[192.0.2.1]@example.com", []],
     ["<a@b> ORCPT=rfc822;a+40b", "a@b", [["ORCPT", "rfc822;a+40b"]]],
+    // Postfix refuses these later, as unsupported options or bad values: not as bad syntax.
+    ["<a@b> SIZE= ret", "a@b", [["SIZE", ""], ["RET", null]]],
+    ["<a@b> <c@d> =1 -X=1", "a@b", [["<c@d>", null], ["=1", null], ["-X=1", null]]],
   ];
   for (const [arg, address, params] of cases) {
     await t.step(arg, () => {
-      assertEquals(parseMailPath(arg, { allowEmpty: true }), { address, params: new Map(params) });
+      const path = parseMailPath(arg, { allowEmpty: true });
+      assertEquals({ address: path.address, params: path.params }, {
+        address,
+        params: new Map(params),
+      });
     });
   }
+  await t.step("parameters as sent", () => {
+    assertEquals(
+      [...parseMailPath("<a@b> foo=Bar SIZE=1 <c@d>").sent],
+      [["FOO", "foo=Bar"], ["SIZE", "SIZE=1"], ["<c@d>", "<c@d>"]],
+    );
+  });
   await t.step("UTF-8 with smtputf8", () => {
     assertEquals(
       parseMailPath("<jö@bücher.example>", { smtputf8: true }).address,
@@ -89,10 +102,6 @@ Deno.test("parseMailPath rejects", async (t) => {
     ["<user@exa mple.com>", "bad domain"],
     ["<user@example..com>", "bad domain"],
     ["<user@[1.2.3.4>", "bad domain"],
-    ["<a@b> <c@d>", "more than one address"],
-    ["<a@b> SIZE=", "empty value", "parameter"],
-    ["<a@b> =1", "bad parameter keyword", "parameter"],
-    ["<a@b> -X=1", "bad parameter keyword", "parameter"],
   ];
   for (const [arg, reason, part] of cases) {
     await t.step(JSON.stringify(arg), () => {
