@@ -1,0 +1,928 @@
+/**
+ * Scripted SMTP sessions for the differential test against a real Postfix
+ * (smtp_sessions_test.ts): each session names the main.cf lines it needs
+ * on top of {@link COMMON}, where its client connects from, and the steps
+ * it plays (tests/helpers/smtp_script.ts: command lines, pipelined groups
+ * in one write, raw bytes, message content). Both servers get the same
+ * main.cf; every reply must match.
+ *
+ * The client at 127.0.0.1 is inside mynetworks, {@link OUTSIDE} (127.0.0.2)
+ * is not. Sessions with `pending` wait for a feature another branch adds
+ * (BDAT, SMTPUTF8, ...): they are listed, counted and not played until the
+ * feature is merged and the entry's `pending` removed.
+ *
+ * Data only: no I/O here.
+ */
+import type { Step } from "../helpers/smtp_script.ts";
+
+/** A client address outside mynetworks (COMMON says 127.0.0.1/32). */
+export const OUTSIDE = "127.0.0.2";
+
+/** main.cf lines both servers get before a session's own. */
+export const COMMON = [
+  "myhostname = mx.test.example",
+  "mydestination = $myhostname, localhost",
+  "mynetworks = 127.0.0.1/32",
+  "relay_domains = relay.example",
+  "local_recipient_maps =",
+  "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+  "smtpd_error_sleep_time = 0",
+  // Accepted mail goes nowhere: the test compares dialogs, not deliveries.
+  "local_transport = discard",
+  "relay_transport = discard",
+  "default_transport = discard",
+];
+
+/**
+ * EHLO keywords Postfix 3.7 announces that Postwarden does not yet, and the
+ * branch that adds each: the test drops them from Postfix's EHLO reply (and
+ * says so) until then.
+ */
+export const PENDING_KEYWORDS: Record<string, string> = {
+  ETRN: "ETRN: h8-xclient-proxy",
+  SMTPUTF8: "SMTPUTF8: h8-proto",
+  CHUNKING: "BDAT/CHUNKING: h8-proto",
+};
+
+/** One scripted session. */
+export interface SmtpSession {
+  name: string;
+  /** main.cf lines after COMMON; sessions with the same lines share one pair of servers. */
+  mainCf?: string[];
+  /** Local address of the client. @default "127.0.0.1" (inside mynetworks) */
+  from?: string;
+  steps: Step[];
+  /** The feature (and branch) this session waits for: "BDAT: h8-proto". Not played while set. */
+  pending?: string;
+}
+
+const MSG = ["Subject: test", "", "hello"];
+
+/** Configurations shared by several sessions. */
+const LIMITS = [
+  "smtpd_recipient_limit = 3",
+  "smtpd_recipient_overshoot_limit = 2",
+  "message_size_limit = 4000",
+];
+const ERRORS = ["smtpd_soft_error_limit = 2", "smtpd_hard_error_limit = 4"];
+const STRICT = [
+  "smtpd_helo_required = yes",
+  "disable_vrfy_command = yes",
+  "smtpd_helo_restrictions = reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname",
+  "smtpd_sender_restrictions = reject_non_fqdn_sender",
+  "smtpd_recipient_restrictions = reject_non_fqdn_recipient",
+];
+const STRICT_EARLY = [...STRICT, "smtpd_delay_reject = no"];
+const ACCESS = [
+  "smtpd_client_restrictions = check_client_access inline:{ {127.0.0.2=REJECT client says no} }",
+  "smtpd_sender_restrictions = check_sender_access inline:{ {spam.example=REJECT}, " +
+  "{later.example=DEFER try later}, {<>=550 5.7.1 no bounces} }",
+  "smtpd_recipient_restrictions = check_recipient_access inline:{ {blocked@localhost=REJECT} }",
+  "smtpd_data_restrictions = check_sender_access inline:{ {nodata.example=REJECT no data} }",
+];
+const ACCESS_EARLY = [...ACCESS, "smtpd_delay_reject = no"];
+const SOFT = ["soft_bounce = yes", ...ACCESS];
+
+/** A sender and recipient that every configuration accepts from 127.0.0.1. */
+const MAIL = "MAIL FROM:<sender@client.example>";
+const RCPT = "RCPT TO:<root@localhost>";
+
+export const SESSIONS: SmtpSession[] = [
+  // Greeting, HELO and EHLO.
+  {
+    name: "HELO, one message, QUIT",
+    steps: ["HELO client.example", MAIL, RCPT, "DATA", { data: MSG }, "QUIT"],
+  },
+  {
+    name: "EHLO, one message, QUIT",
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA", { data: MSG }, "QUIT"],
+  },
+  { name: "HELO and EHLO without a name", steps: ["HELO", "EHLO", "HELO   ", "EHLO\t", "QUIT"] },
+  {
+    name: "HELO and EHLO with odd names",
+    steps: ["HELO a b c", "EHLO [127.0.0.1]", "HELO bad_name!", "EHLO x", "EHLO .", "QUIT"],
+  },
+  {
+    name: "EHLO resets the transaction",
+    steps: ["EHLO one.example", MAIL, RCPT, "EHLO two.example", RCPT, MAIL, "QUIT"],
+  },
+  { name: "no HELO at all", steps: [MAIL, RCPT, "DATA", { data: MSG }, "QUIT"] },
+  {
+    name: "mixed-case verbs",
+    steps: [
+      "eHlO client.example",
+      "mail from:<a@client.example>",
+      "RcPt To:<root@localhost>",
+      "dAtA",
+      { data: MSG },
+      "qUiT",
+    ],
+  },
+  {
+    name: "trailing spaces",
+    steps: [
+      "EHLO client.example  ",
+      "MAIL FROM:<a@client.example>  ",
+      "RCPT TO:<root@localhost>   ",
+      "NOOP  ",
+      "RSET  ",
+      "QUIT  ",
+    ],
+  },
+  {
+    name: "tabs between verb and argument",
+    steps: [
+      "EHLO\tclient.example",
+      "MAIL\tFROM:<a@client.example>",
+      "RCPT\tTO:<root@localhost>",
+      "QUIT",
+    ],
+  },
+
+  // MAIL syntax.
+  {
+    name: "MAIL syntax errors",
+    steps: [
+      "EHLO client.example",
+      "MAIL",
+      "MAIL FROM",
+      "MAIL FROM:",
+      "MAIL TO:<a@client.example>",
+      "MAIL FROM:<a@client.example",
+      "QUIT",
+    ],
+  },
+  {
+    name: "MAIL without angle brackets",
+    steps: ["EHLO client.example", "MAIL FROM:a@client.example", RCPT, "QUIT"],
+  },
+  {
+    name: "MAIL with a space after the colon",
+    steps: ["EHLO client.example", "MAIL FROM: <a@client.example>", RCPT, "QUIT"],
+  },
+  {
+    name: "null sender",
+    steps: ["EHLO client.example", "MAIL FROM:<>", RCPT, "DATA", { data: MSG }, "QUIT"],
+  },
+  { name: "nested MAIL", steps: ["EHLO client.example", MAIL, MAIL, "MAIL FROM:<>", RCPT, "QUIT"] },
+  {
+    name: "RCPT before MAIL",
+    steps: ["EHLO client.example", RCPT, "RCPT TO:<postmaster>", "QUIT"],
+  },
+  {
+    name: "DATA before MAIL and before RCPT",
+    steps: ["EHLO client.example", "DATA", MAIL, "DATA", "QUIT"],
+  },
+  {
+    name: "DATA with an argument",
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA now", "DATA", { data: MSG }, "QUIT"],
+  },
+  {
+    name: "DATA after every recipient was refused",
+    from: OUTSIDE,
+    steps: ["EHLO client.example", MAIL, "RCPT TO:<user@remote.example>", "DATA", "QUIT"],
+  },
+  {
+    name: "RSET, RSET with an argument",
+    steps: ["EHLO client.example", MAIL, RCPT, "RSET", RCPT, "RSET now", "QUIT"],
+  },
+  {
+    name: "NOOP with arguments",
+    steps: ["NOOP", "NOOP hello there", "EHLO client.example", "NOOP x", "QUIT"],
+  },
+  { name: "QUIT with an argument", steps: ["EHLO client.example", "QUIT now"] },
+  {
+    name: "QUIT in the middle of a transaction",
+    steps: ["EHLO client.example", MAIL, RCPT, "QUIT"],
+  },
+  {
+    name: "QUIT after DATA content started is content",
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA", { data: ["QUIT", "RSET"] }, "QUIT"],
+  },
+
+  // VRFY and unknown commands.
+  {
+    name: "VRFY",
+    steps: [
+      "VRFY root",
+      "VRFY <root@localhost>",
+      "EHLO client.example",
+      "VRFY nobody@remote.example",
+      "QUIT",
+    ],
+  },
+  {
+    name: "unknown commands",
+    steps: [
+      "FOO",
+      "HELP",
+      "TURN",
+      "EXPN root",
+      "SEND FROM:<a@b.example>",
+      "SAML FROM:<a@b.example>",
+      "QUIT",
+    ],
+  },
+  { name: "empty and blank lines", steps: ["", " ", "\t", "EHLO client.example", "", "QUIT"] },
+
+  // Line handling.
+  {
+    name: "bare LF ends a command line",
+    steps: [{ raw: "EHLO client.example\n", replies: 1 }, { raw: "NOOP\n", replies: 1 }, {
+      raw: "QUIT\n",
+      replies: 1,
+    }],
+  },
+  {
+    name: "a command line split over writes",
+    steps: [{ raw: "EH", replies: 0 }, { raw: "LO client", replies: 0 }, {
+      raw: ".example\r\n",
+      replies: 1,
+    }, "QUIT"],
+  },
+  {
+    name: "line too long",
+    steps: [
+      "EHLO client.example",
+      `NOOP ${"x".repeat(2100)}`,
+      "NOOP",
+      `MAIL FROM:<${"a".repeat(2100)}@client.example>`,
+      "NOOP",
+      "QUIT",
+    ],
+  },
+
+  // Recipient address forms (inside mynetworks).
+  {
+    name: "recipient address forms",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<root>",
+      "RCPT TO:<ROOT@LOCALHOST>",
+      'RCPT TO:<"root"@localhost>',
+      'RCPT TO:<"ro ot"@localhost>',
+      "RCPT TO:<root@localhost.>",
+      "RCPT TO:<@relay.example:root@localhost>",
+      "RCPT TO:<@a.example,@b.example:root@localhost>",
+      "RCPT TO:root@localhost",
+      "RCPT TO: <root@localhost>",
+      "RCPT TO:<postmaster>",
+      "RCPT TO:<Postmaster>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "recipient address syntax errors",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT",
+      "RCPT TO",
+      "RCPT TO:",
+      "RCPT TO:<>",
+      "RCPT FROM:<root@localhost>",
+      "RCPT TO:<root@localhost",
+      "RCPT TO:<root@localhost> <other@localhost>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "address literals and domain forms",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<root@[127.0.0.1]>",
+      "RCPT TO:<root@[IPv6:::1]>",
+      "RCPT TO:<root@[300.1.1.1]>",
+      "RCPT TO:<root@mx.test.example>",
+      "RCPT TO:<root@MX.Test.Example>",
+      "RCPT TO:<user@relay.example>",
+      "RCPT TO:<user@sub.relay.example>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "quoted local parts with specials",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      'RCPT TO:<"a@b"@localhost>',
+      'RCPT TO:<"a\\"b"@localhost>',
+      'RCPT TO:<"a b c"@localhost>',
+      'RCPT TO:<"a,b"@localhost>',
+      "RCPT TO:<a.b.c@localhost>",
+      "RCPT TO:<a..b@localhost>",
+      "RCPT TO:<.a@localhost>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "sender address forms",
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<user>",
+      "RSET",
+      "MAIL FROM:<@a.example:user@client.example>",
+      "RSET",
+      'MAIL FROM:<"user name"@client.example>',
+      "RSET",
+      "MAIL FROM:<user@[192.0.2.1]>",
+      "RSET",
+      "MAIL FROM:<user@client.example.>",
+      "QUIT",
+    ],
+  },
+
+  // Relaying.
+  {
+    name: "relay refused outside mynetworks",
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<user@remote.example>",
+      "RCPT TO:<user@relay.example>",
+      "RCPT TO:<root@localhost>",
+      "RCPT TO:<postmaster>",
+      "RCPT TO:<user@[192.0.2.1]>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "relay allowed inside mynetworks",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<user@remote.example>",
+      "RCPT TO:<user@[192.0.2.1]>",
+      "DATA",
+      { data: MSG },
+      "QUIT",
+    ],
+  },
+  {
+    name: "routing operators outside mynetworks",
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<user%remote.example@localhost>",
+      "RCPT TO:<remote.example!user@localhost>",
+      'RCPT TO:<"user@remote.example"@localhost>',
+      "RCPT TO:<@localhost:user@remote.example>",
+      "RCPT TO:<user%localhost@relay.example>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "relay_domains in reject_unauth_destination at the recipient list",
+    from: OUTSIDE,
+    mainCf: [
+      "smtpd_relay_restrictions =",
+      "smtpd_recipient_restrictions = reject_unauth_destination",
+    ],
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<user@relay.example>",
+      "RCPT TO:<user@remote.example>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "defer_unauth_destination",
+    from: OUTSIDE,
+    mainCf: ["smtpd_relay_restrictions = permit_mynetworks, defer_unauth_destination"],
+    steps: ["EHLO client.example", MAIL, "RCPT TO:<user@remote.example>", RCPT, "QUIT"],
+  },
+  {
+    name: "relay_domains_reject_code",
+    from: OUTSIDE,
+    mainCf: ["relay_domains_reject_code = 550"],
+    steps: ["EHLO client.example", MAIL, "RCPT TO:<user@remote.example>", "QUIT"],
+  },
+  {
+    name: "permit_auth_destination then reject",
+    from: OUTSIDE,
+    mainCf: ["smtpd_relay_restrictions = permit_auth_destination, reject"],
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      RCPT,
+      "RCPT TO:<user@relay.example>",
+      "RCPT TO:<user@remote.example>",
+      "QUIT",
+    ],
+  },
+
+  // DSN and other ESMTP parameters.
+  {
+    name: "MAIL RET and ENVID",
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@client.example> RET=FULL ENVID=abc123",
+      "RSET",
+      "MAIL FROM:<a@client.example> RET=hdrs",
+      "RSET",
+      "MAIL FROM:<a@client.example> RET=SOME",
+      "MAIL FROM:<a@client.example> RET=",
+      "MAIL FROM:<a@client.example> ENVID=a+2Bb",
+      "RSET",
+      "MAIL FROM:<a@client.example> ENVID=a+zz",
+      "MAIL FROM:<a@client.example> ENVID=",
+      "QUIT",
+    ],
+  },
+  {
+    name: "RCPT NOTIFY",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<root@localhost> NOTIFY=SUCCESS,FAILURE,DELAY",
+      "RCPT TO:<root@localhost> NOTIFY=never",
+      "RCPT TO:<root@localhost> NOTIFY=NEVER,SUCCESS",
+      "RCPT TO:<root@localhost> NOTIFY=BOGUS",
+      "RCPT TO:<root@localhost> NOTIFY=",
+      "RCPT TO:<root@localhost> NOTIFY",
+      "QUIT",
+    ],
+  },
+  {
+    name: "RCPT ORCPT",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<root@localhost> ORCPT=rfc822;root@localhost",
+      "RCPT TO:<root@localhost> ORCPT=rfc822;a+2Bb@localhost",
+      "RCPT TO:<root@localhost> ORCPT=rfc822",
+      "RCPT TO:<root@localhost> ORCPT=;x",
+      "RCPT TO:<root@localhost> ORCPT=rfc822;a+zz",
+      "RCPT TO:<root@localhost> NOTIFY=FAILURE ORCPT=rfc822;root@localhost",
+      "DATA",
+      { data: MSG },
+      "QUIT",
+    ],
+  },
+  {
+    name: "unknown MAIL and RCPT parameters",
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@client.example> FOO=bar",
+      "MAIL FROM:<a@client.example> FOO",
+      "MAIL FROM:<a@client.example> foo=Bar",
+      "MAIL FROM:<a@client.example> <b@client.example>",
+      "MAIL FROM:<a@client.example> SIZE",
+      MAIL,
+      "RCPT TO:<root@localhost> FOO=bar",
+      "RCPT TO:<root@localhost> SIZE=10",
+      "QUIT",
+    ],
+  },
+  {
+    name: "BODY parameter",
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@client.example> BODY=8BITMIME",
+      "RSET",
+      "MAIL FROM:<a@client.example> BODY=7bit",
+      "RSET",
+      "MAIL FROM:<a@client.example> BODY=JUNK",
+      "MAIL FROM:<a@client.example> BODY=",
+      "QUIT",
+    ],
+  },
+  {
+    name: "8-bit message content with BODY=8BITMIME",
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@client.example> BODY=8BITMIME",
+      RCPT,
+      "DATA",
+      { data: ["Subject: caf\xc3\xa9", "", "na\xc3\xafve"] },
+      "QUIT",
+    ],
+  },
+  {
+    name: "SIZE parameter without a limit breach",
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@client.example> SIZE=100",
+      "RSET",
+      "MAIL FROM:<a@client.example> SIZE=abc",
+      "MAIL FROM:<a@client.example> SIZE=",
+      "MAIL FROM:<a@client.example> SIZE=-1",
+      "QUIT",
+    ],
+  },
+
+  // Limits.
+  {
+    name: "SIZE over message_size_limit",
+    mainCf: LIMITS,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@client.example> SIZE=4001",
+      "MAIL FROM:<a@client.example> SIZE=4000",
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "message over message_size_limit",
+    mainCf: LIMITS,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      RCPT,
+      "DATA",
+      { data: ["Subject: big", "", ..."x".repeat(5000).match(/.{1,60}/g)!] },
+      MAIL,
+      "QUIT",
+    ],
+  },
+  {
+    name: "smtpd_recipient_limit and overshoot",
+    mainCf: LIMITS,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<a@localhost>",
+      "RCPT TO:<b@localhost>",
+      "RCPT TO:<c@localhost>",
+      "RCPT TO:<d@localhost>",
+      "RCPT TO:<e@localhost>",
+      "RCPT TO:<f@localhost>",
+      "RCPT TO:<g@localhost>",
+      "DATA",
+      { data: MSG },
+      MAIL,
+      "RCPT TO:<h@localhost>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "recipient limit resets with RSET",
+    mainCf: LIMITS,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<a@localhost>",
+      "RCPT TO:<b@localhost>",
+      "RCPT TO:<c@localhost>",
+      "RCPT TO:<d@localhost>",
+      "RSET",
+      MAIL,
+      "RCPT TO:<d@localhost>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "hard error limit",
+    mainCf: ERRORS,
+    steps: ["EHLO client.example", "FOO", "BAR", "MAIL", "BAZ", "NOOP"],
+  },
+  {
+    name: "errors below the hard limit, then success",
+    mainCf: ERRORS,
+    steps: ["EHLO client.example", "FOO", "MAIL FROM:<", "NOOP", MAIL, RCPT, "QUIT"],
+  },
+  {
+    name: "refused recipients count as errors",
+    mainCf: ERRORS,
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<a@remote.example>",
+      "RCPT TO:<b@remote.example>",
+      "RCPT TO:<c@remote.example>",
+      "RCPT TO:<d@remote.example>",
+      "NOOP",
+    ],
+  },
+  {
+    name: "line_length_limit",
+    mainCf: ["line_length_limit = 512"],
+    steps: [
+      "EHLO client.example",
+      `NOOP ${"y".repeat(600)}`,
+      MAIL,
+      `RCPT TO:<${"b".repeat(520)}@localhost>`,
+      `RCPT TO:<${"c".repeat(400)}@localhost>`,
+      "QUIT",
+    ],
+  },
+
+  // Pipelining.
+  {
+    name: "pipelined transaction",
+    steps: [
+      { pipe: ["EHLO client.example", MAIL, RCPT, "RCPT TO:<postmaster@localhost>", "DATA"] },
+      { data: MSG },
+      "QUIT",
+    ],
+  },
+  {
+    name: "pipelined errors",
+    steps: ["EHLO client.example", { pipe: ["MAIL FROM:<a@b", RCPT, "DATA"] }, "QUIT"],
+  },
+  {
+    name: "pipelined transaction refused midway",
+    from: OUTSIDE,
+    steps: ["EHLO client.example", { pipe: [MAIL, "RCPT TO:<a@remote.example>", RCPT, "DATA"] }, {
+      data: MSG,
+    }, "QUIT"],
+  },
+  {
+    name: "pipelined RSET and second transaction",
+    steps: ["EHLO client.example", {
+      pipe: [MAIL, RCPT, "RSET", "MAIL FROM:<>", RCPT, "NOOP", "QUIT"],
+    }],
+  },
+  {
+    name: "commands after QUIT in the same write",
+    steps: ["EHLO client.example", { pipe: ["NOOP", "QUIT", "NOOP"] }],
+  },
+  {
+    name: "message and next command in one write",
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA", {
+      raw: "Subject: x\r\n\r\nbody\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<root@localhost>\r\nQUIT\r\n",
+      replies: 4,
+    }],
+  },
+
+  // Message content.
+  {
+    name: "dot-stuffing",
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA", {
+      data: ["Subject: dots", "", "..", "...", "..leading", ".x", " ."],
+    }, "QUIT"],
+  },
+  {
+    name: "empty message",
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA", { data: [] }, "QUIT"],
+  },
+  {
+    name: "two messages in one session",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      RCPT,
+      "DATA",
+      { data: MSG },
+      "MAIL FROM:<>",
+      RCPT,
+      "DATA",
+      { data: MSG },
+      "QUIT",
+    ],
+  },
+  {
+    name: "bare LF in message content",
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA", {
+      raw: "Subject: lf\n\nline one\nline two\r\n.\r\n",
+      replies: 1,
+    }, "QUIT"],
+  },
+
+  // smtpd_helo_required, disable_vrfy_command, restrictions.
+  {
+    name: "smtpd_helo_required",
+    mainCf: STRICT,
+    steps: [MAIL, "VRFY root", "HELO client.example", MAIL, RCPT, "QUIT"],
+  },
+  {
+    name: "HELO restrictions at RCPT (smtpd_delay_reject = yes)",
+    mainCf: STRICT,
+    steps: [
+      "HELO bad_name!",
+      MAIL,
+      RCPT,
+      "HELO nodots",
+      MAIL,
+      RCPT,
+      "HELO [127.0.0.1]",
+      MAIL,
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "HELO restrictions at HELO (smtpd_delay_reject = no)",
+    mainCf: STRICT_EARLY,
+    steps: [
+      "HELO bad_name!",
+      "EHLO nodots",
+      "EHLO [127.0.0.1]",
+      "EHLO [1.2.3]",
+      "EHLO client.example",
+      MAIL,
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "non-FQDN sender and recipient (smtpd_delay_reject = yes)",
+    mainCf: STRICT,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<user@nodots>",
+      RCPT,
+      "RSET",
+      MAIL,
+      "RCPT TO:<user@nodots>",
+      "RCPT TO:<user>",
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "non-FQDN sender (smtpd_delay_reject = no)",
+    mainCf: STRICT_EARLY,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<user@nodots>",
+      "MAIL FROM:<user>",
+      "MAIL FROM:<>",
+      "RCPT TO:<user@nodots>",
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "access tables (smtpd_delay_reject = yes)",
+    mainCf: ACCESS,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@spam.example>",
+      RCPT,
+      "RSET",
+      "MAIL FROM:<a@later.example>",
+      RCPT,
+      "RSET",
+      "MAIL FROM:<>",
+      RCPT,
+      "RSET",
+      MAIL,
+      "RCPT TO:<blocked@localhost>",
+      RCPT,
+      "DATA",
+      { data: MSG },
+      "MAIL FROM:<a@nodata.example>",
+      RCPT,
+      "DATA",
+      "QUIT",
+    ],
+  },
+  {
+    name: "access tables (smtpd_delay_reject = no)",
+    mainCf: ACCESS_EARLY,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@spam.example>",
+      "MAIL FROM:<a@later.example>",
+      "MAIL FROM:<>",
+      MAIL,
+      "RCPT TO:<blocked@localhost>",
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "client refused at RCPT (smtpd_delay_reject = yes)",
+    mainCf: ACCESS,
+    from: OUTSIDE,
+    steps: ["EHLO client.example", MAIL, RCPT, "RCPT TO:<postmaster>", "QUIT"],
+  },
+  {
+    name: "client refused at connect (smtpd_delay_reject = no)",
+    mainCf: ACCESS_EARLY,
+    from: OUTSIDE,
+    steps: ["EHLO client.example", MAIL, RCPT, "NOOP", "FOO", "QUIT"],
+  },
+  {
+    name: "soft_bounce turns 5XX into 4XX",
+    mainCf: SOFT,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@spam.example>",
+      RCPT,
+      "RSET",
+      MAIL,
+      "RCPT TO:<blocked@localhost>",
+      "MAIL FROM:<x@y",
+      "FOO",
+      "HELO",
+      "RSET x",
+      "QUIT",
+    ],
+  },
+  {
+    name: "soft_bounce and relay access denied",
+    mainCf: SOFT,
+    from: "127.0.0.3",
+    steps: ["EHLO client.example", MAIL, "RCPT TO:<user@remote.example>", "QUIT"],
+  },
+  {
+    name: "warn_if_reject",
+    mainCf: ["smtpd_recipient_restrictions = warn_if_reject, reject_non_fqdn_recipient, permit"],
+    steps: ["EHLO client.example", MAIL, "RCPT TO:<user@nodots>", "QUIT"],
+  },
+  {
+    name: "reject, defer and reject_code",
+    mainCf: [
+      "reject_code = 521",
+      "defer_code = 421",
+      "smtpd_sender_restrictions = check_sender_access inline:{ {r.example=reject}, {d.example=defer} }",
+    ],
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@r.example>",
+      RCPT,
+      "RSET",
+      "MAIL FROM:<a@d.example>",
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "smtpd_data_restrictions reject",
+    mainCf: ["smtpd_data_restrictions = reject"],
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA", "RSET", "QUIT"],
+  },
+
+  // Waiting for other branches.
+  {
+    name: "BDAT message",
+    pending: "BDAT: h8-proto",
+    steps: ["EHLO client.example", MAIL, RCPT, {
+      raw: "BDAT 21 LAST\r\nSubject: x\r\n\r\nhello\r\n",
+      replies: 1,
+    }, "QUIT"],
+  },
+  {
+    name: "BDAT in chunks, then DATA refused",
+    pending: "BDAT: h8-proto",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      RCPT,
+      { raw: "BDAT 12\r\nSubject: x\r\n", replies: 1 },
+      { raw: "BDAT 9 LAST\r\n\r\nhello\r\n", replies: 1 },
+      MAIL,
+      RCPT,
+      { raw: "BDAT 5\r\nhello", replies: 1 },
+      "DATA",
+      "RSET",
+      "QUIT",
+    ],
+  },
+  {
+    name: "BDAT syntax errors",
+    pending: "BDAT: h8-proto",
+    steps: [
+      "EHLO client.example",
+      "BDAT",
+      "BDAT x",
+      MAIL,
+      "BDAT 0 LAST",
+      RCPT,
+      "BDAT 0 LAST",
+      "QUIT",
+    ],
+  },
+  {
+    name: "CHUNKING advertised and BDAT before MAIL",
+    pending: "BDAT/CHUNKING: h8-proto",
+    steps: ["EHLO client.example", { raw: "BDAT 5\r\nhello", replies: 1 }, "QUIT"],
+  },
+  {
+    name: "SMTPUTF8 addresses",
+    pending: "SMTPUTF8: h8-proto",
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<j\xc3\xb8e@client.example>",
+      "MAIL FROM:<j\xc3\xb8e@client.example> SMTPUTF8",
+      "RCPT TO:<r\xc3\xb8\xc3\xb8t@localhost>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "SMTPUTF8 parameter on an ASCII transaction",
+    pending: "SMTPUTF8: h8-proto",
+    steps: ["EHLO client.example", "MAIL FROM:<a@client.example> SMTPUTF8", RCPT, "DATA", {
+      data: MSG,
+    }, "QUIT"],
+  },
+  {
+    name: "VRFY without an address names SMTPUTF8 in its syntax reply",
+    pending: "SMTPUTF8: h8-proto",
+    steps: ["VRFY", "QUIT"],
+  },
+  {
+    name: "ETRN",
+    pending: "ETRN: h8-xclient-proxy",
+    steps: ["EHLO client.example", "ETRN", "ETRN relay.example", "QUIT"],
+  },
+];
