@@ -55,10 +55,13 @@ export interface ParseMailPathOptions {
  * (removed), quoted local parts, dots anywhere in the local part, and, as
  * Postfix's parser reads them, an unquoted "@" between words
  * (`<user@remote@ours>`, the domain is after the last "@") and a bracketed
- * part (`<user%[192.0.2.1]@ours>`) in the local part are accepted; an
- * address without a domain (`<postmaster>`) is returned as is.
- * Unbalanced brackets or quotes, control characters, and 8-bit characters
- * without `smtputf8` are rejected.
+ * part (`<user%[192.0.2.1]@ours>`) in the local part are accepted, as
+ * are a quoted pair outside quotes (`a\@b`) and control characters other
+ * than NUL, CR and LF inside a quoted string (`"a<TAB>b"`), which
+ * {@link formatPath} still refuses to write to SMTP; an address without a
+ * domain (`<postmaster>`) is returned as is. Unbalanced brackets or quotes,
+ * other control characters, and 8-bit characters without `smtputf8` are
+ * rejected.
  *
  * @throws {AddressError} with a short reason for the log.
  */
@@ -130,6 +133,7 @@ function parseInner(s: string, routeAllowed: boolean): string {
       if (c === "\\") j++;
       else if (c === '"') quoted = false;
     } else if (c === '"') quoted = true;
+    else if (c === "\\") j++; // a quoted pair outside quotes (`a\@b`), as Postfix's parser reads it
     else if (c === "@") at = j;
   }
   if (quoted) throw new AddressError("unbalanced quote");
@@ -155,11 +159,14 @@ function unquoteLocal(s: string): string {
       for (j++; j < s.length && s.charCodeAt(j) !== 34; j++) {
         let q = s.charCodeAt(j);
         if (q === 92) q = s.charCodeAt(++j);
-        if (q < 32) throw new AddressError("control character in quoted string");
+        if (isLineBreakOrNul(q)) throw new AddressError("control character in quoted string");
         out += String.fromCharCode(q);
       }
     } else if (isAtext(c) || c === 46) {
       out += s[j];
+    } else if (c === 92 && j + 1 < s.length && (isAtext(s.charCodeAt(j + 1)) || s[j + 1] === "@")) {
+      // A quoted pair outside quotes (`a\@b`, `a\b`): Postfix takes the character as is.
+      out += s[++j];
     } else if (c === 64 && j > 0 && s[j - 1] !== "@" && j + 1 < s.length && s[j + 1] !== "@") {
       // An unquoted "@" between words (`user@remote@ours`) is kept, as
       // Postfix's parser does: the last "@" separates the domain and the
@@ -220,6 +227,8 @@ function parseParams(s: string): Pick<MailPath, "params" | "sent"> {
   const sent = new Map<string, string>();
   for (const tok of s.split(/[ \t]+/)) {
     if (tok === "") continue;
+    // deno-lint-ignore no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(tok)) throw new AddressError("control character in parameter");
     const eq = tok.indexOf("=");
     const key = eq < 0 ? tok : tok.slice(0, eq);
     // Postfix answers any word it does not know with "Unsupported option: <word>".
@@ -231,12 +240,30 @@ function parseParams(s: string): Pick<MailPath, "params" | "sent"> {
   return { params, sent };
 }
 
-/** Rejects control characters, 8-bit without SMTPUTF8, and malformed UTF-16/UTF-8. */
+/** NUL, CR and LF: never part of an address, not even quoted. */
+function isLineBreakOrNul(c: number): boolean {
+  return c === 0 || c === 10 || c === 13;
+}
+
+/**
+ * Rejects control characters (inside a quoted string, as Postfix, only NUL,
+ * CR and LF), 8-bit without SMTPUTF8, and malformed UTF-16/UTF-8.
+ */
 function checkChars(s: string, smtputf8: boolean): void {
+  let quoted = false;
   for (let j = 0; j < s.length; j++) {
     const c = s.charCodeAt(j);
     if (c < 128) {
-      if ((c < 32 && c !== 9) || c === 127) throw new AddressError("control character in address");
+      if (quoted && c === 92 && j + 1 < s.length && s.charCodeAt(j + 1) < 128) {
+        if (isLineBreakOrNul(s.charCodeAt(++j))) {
+          throw new AddressError("control character in address");
+        }
+        continue;
+      }
+      if (c === 34) quoted = !quoted;
+      if ((c < 32 && c !== 9) || c === 127) {
+        if (!quoted || isLineBreakOrNul(c)) throw new AddressError("control character in address");
+      }
       continue;
     }
     if (!smtputf8) throw new AddressError("8-bit character in address without SMTPUTF8");
