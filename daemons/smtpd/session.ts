@@ -382,15 +382,7 @@ class Session {
         this.reply(250, "2.0.0", "Ok");
         break;
       case "VRFY":
-        if (this.cfg.bool("disable_vrfy_command")) {
-          this.reply(502, "5.5.1", "VRFY command is disabled");
-          ok = false;
-        } else if (!arg) {
-          this.reply(501, "5.5.4", "Syntax: VRFY address");
-          ok = false;
-        } else {
-          this.reply(252, "2.0.0", arg);
-        }
+        ok = await this.doVrfy(arg);
         break;
       case "QUIT":
         this.count(verb, true);
@@ -437,6 +429,43 @@ class Session {
     if (!this.cfg.bool("disable_vrfy_command")) lines.push("VRFY");
     lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
     this.reply(250, null, lines);
+    return true;
+  }
+
+  /**
+   * VRFY answers 252 with the address as given, after the checks RCPT gets
+   * (Postfix's smtpd_check_rcpt): a relay attempt or an unknown user is
+   * refused here too, so VRFY tells a client no more than RCPT would.
+   */
+  async doVrfy(arg: string): Promise<boolean> {
+    if (this.cfg.bool("disable_vrfy_command")) {
+      this.reply(502, "5.5.1", "VRFY command is disabled");
+      return false;
+    }
+    if (!arg) {
+      this.reply(501, "5.5.4", "Syntax: VRFY address");
+      return false;
+    }
+    let address;
+    try {
+      const path = parseMailPath(arg);
+      if (path.params.size) throw new Error("more than one address");
+      address = path.address;
+    } catch {
+      this.reply(501, "5.1.3", "Bad recipient address syntax");
+      return false;
+    }
+    const verdict =
+      (this.d.restrictions.delayReject && this.sender !== null
+        ? await this.unlistedSender(this.sender)
+        : null) ??
+        await checkRecipient(this.d.restrictions, this.request(address)) ??
+        await this.unlistedRecipient(address);
+    if (verdict) {
+      this.refuse("VRFY", verdict, { from: this.sender ?? undefined, to: address });
+      return false;
+    }
+    this.reply(252, "2.0.0", arg);
     return true;
   }
 
