@@ -11,6 +11,17 @@
  * (BDAT, SMTPUTF8, ...): they are listed, counted and not played until the
  * feature is merged and the entry's `pending` removed.
  *
+ * Differences from Postfix 3.7 left on purpose (not played here):
+ * - a bare CR inside a quoted local part (`"a<CR>b"@x`): Postfix accepts
+ *   it, Postwarden answers 501 5.1.3 (a CR must not travel on in an
+ *   envelope: SMTP smuggling);
+ * - RFC 822 leftovers Postfix's address parser reads and Postwarden's
+ *   refuses with 501 5.1.3: doubled or unbalanced brackets
+ *   (`<<a@b>>`, `a@b>`, `<a@b>>`, `<a@[1.2.3.4>`), comments
+ *   (`<a(x)@b>`), spaces around "@" (`<a @ b>`), an empty quoted local
+ *   part (`<""@b>`), control characters outside quotes (`<a<SOH>b@c>`);
+ *   and `VRFY <root@localhost` (unbalanced), which Postfix answers 252.
+ *
  * Data only: no I/O here.
  */
 import type { Step } from "../helpers/smtp_script.ts";
@@ -212,6 +223,23 @@ export const SESSIONS: SmtpSession[] = [
     ],
   },
   {
+    name: "VRFY gets the recipient checks",
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      "VRFY nobody@remote.example",
+      "VRFY root@localhost",
+      "VRFY <root@localhost> junk",
+      "VRFY <>",
+      "VRFY postmaster",
+      'VRFY "a b"@localhost',
+      MAIL,
+      "VRFY user@relay.example",
+      "VRFY nobody@remote.example",
+      "QUIT",
+    ],
+  },
+  {
     name: "unknown commands",
     steps: [
       "FOO",
@@ -314,6 +342,23 @@ export const SESSIONS: SmtpSession[] = [
       "RCPT TO:<a.b.c@localhost>",
       "RCPT TO:<a..b@localhost>",
       "RCPT TO:<.a@localhost>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "control characters and quoted pairs in addresses",
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      'RCPT TO:<"a\tb"@localhost>',
+      'RCPT TO:<"a\x01b"@localhost>',
+      'RCPT TO:<"a\x7fb"@localhost>',
+      'RCPT TO:<"a\tb"@remote.example>',
+      'RCPT TO:<"a\x1bb"@remote.example>',
+      "RCPT TO:<a\\@remote.example@localhost>",
+      "RCPT TO:<a\\b@localhost>",
+      { raw: 'RCPT TO:<"a\x00b"@localhost>\r\n', replies: 1 },
       "QUIT",
     ],
   },
