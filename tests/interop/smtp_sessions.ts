@@ -20,7 +20,10 @@
  *   (`<<a@b>>`, `a@b>`, `<a@b>>`, `<a@[1.2.3.4>`), comments
  *   (`<a(x)@b>`), spaces around "@" (`<a @ b>`), an empty quoted local
  *   part (`<""@b>`), control characters outside quotes (`<a<SOH>b@c>`);
- *   and `VRFY <root@localhost` (unbalanced), which Postfix answers 252.
+ *   and `VRFY <root@localhost` (unbalanced), which Postfix answers 252;
+ * - `RCPT TO:<user@>` with resolve_null_domain = yes: Postfix accepts it,
+ *   Postwarden's parser refuses the empty domain (501 5.1.3) whatever the
+ *   setting.
  *
  * Data only: no I/O here.
  */
@@ -895,6 +898,198 @@ export const SESSIONS: SmtpSession[] = [
     name: "smtpd_data_restrictions reject",
     mainCf: ["smtpd_data_restrictions = reject"],
     steps: ["EHLO client.example", MAIL, RCPT, "DATA", "RSET", "QUIT"],
+  },
+
+  // Recipient validation and address classes.
+  {
+    name: "unknown local recipients",
+    from: OUTSIDE,
+    mainCf: [
+      "local_recipient_maps = inline:{ {root=x}, {known=x} }",
+      "recipient_delimiter = +",
+    ],
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      RCPT,
+      "RCPT TO:<known+ext@localhost>",
+      "RCPT TO:<nobody@localhost>",
+      "RCPT TO:<nobody@mx.test.example>",
+      "RCPT TO:<postmaster@localhost>",
+      "RCPT TO:<postmaster>",
+      "VRFY nobody@localhost",
+      "QUIT",
+    ],
+  },
+  {
+    name: "unknown_local_recipient_reject_code and show_user_unknown_table_name",
+    mainCf: [
+      "local_recipient_maps = inline:{ {root=x} }",
+      "unknown_local_recipient_reject_code = 450",
+      "show_user_unknown_table_name = no",
+    ],
+    steps: ["EHLO client.example", MAIL, "RCPT TO:<nobody@localhost>", RCPT, "QUIT"],
+  },
+  {
+    name: "relay_recipient_maps",
+    from: OUTSIDE,
+    mainCf: ["relay_recipient_maps = inline:{ {known@relay.example=x} }"],
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<known@relay.example>",
+      "RCPT TO:<other@relay.example>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "virtual alias and mailbox domains",
+    from: OUTSIDE,
+    mainCf: [
+      "virtual_alias_domains = alias.example",
+      "virtual_alias_maps = inline:{ {a@alias.example=root@localhost} }",
+      "virtual_mailbox_domains = box.example",
+      "virtual_mailbox_maps = inline:{ {b@box.example=b/} }",
+    ],
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<a@alias.example>",
+      "RCPT TO:<x@alias.example>",
+      "RCPT TO:<b@box.example>",
+      "RCPT TO:<x@box.example>",
+      "RCPT TO:<postmaster@alias.example>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "smtpd_reject_unlisted_sender",
+    mainCf: ["smtpd_reject_unlisted_sender = yes", "local_recipient_maps = inline:{ {root=x} }"],
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<nobody@localhost>",
+      RCPT,
+      "RSET",
+      "MAIL FROM:<root@localhost>",
+      RCPT,
+      "RSET",
+      "MAIL FROM:<someone@client.example>",
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "routing operators with allow_percent_hack = no and swap_bangpath = no",
+    mainCf: ["allow_percent_hack = no", "swap_bangpath = no"],
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<user%remote.example@localhost>",
+      "RCPT TO:<remote.example!user@localhost>",
+      "RCPT TO:<user%remote.example>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "allow_untrusted_routing = yes",
+    mainCf: ["allow_untrusted_routing = yes"],
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<user%remote.example@relay.example>",
+      'RCPT TO:<"user@remote.example"@relay.example>',
+      "RCPT TO:<user%remote.example@localhost>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "smtpd_relay_before_recipient_restrictions",
+    mainCf: [
+      "smtpd_relay_before_recipient_restrictions = no",
+      "smtpd_recipient_restrictions = check_recipient_access inline:{ {remote.example=REJECT by recipient list} }",
+    ],
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<user@remote.example>",
+      "RCPT TO:<user@other.example>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "resolve_numeric_domain",
+    mainCf: ["resolve_numeric_domain = yes"],
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<root@127.0.0.1>",
+      "RCPT TO:<root@192.0.2.1>",
+      "RCPT TO:<root@>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "smtpd_null_access_lookup_key",
+    mainCf: [
+      "smtpd_null_access_lookup_key = <>",
+      "smtpd_sender_restrictions = check_sender_access inline:{ {<>=REJECT null sender refused}, {@=REJECT at sign} }",
+    ],
+    steps: ["EHLO client.example", "MAIL FROM:<>", RCPT, "QUIT"],
+  },
+  {
+    name: "message_size_limit = 0 and a smaller recipient limit",
+    mainCf: [
+      "message_size_limit = 0",
+      "smtpd_recipient_limit = 1",
+      "smtpd_recipient_overshoot_limit = 1",
+    ],
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@client.example> SIZE=999999999",
+      RCPT,
+      "RCPT TO:<b@localhost>",
+      "RCPT TO:<c@localhost>",
+      "DATA",
+      { data: MSG },
+      "QUIT",
+    ],
+  },
+  {
+    name: "smtpd_banner with reply text",
+    mainCf: ["smtpd_banner = $myhostname ESMTP"],
+    steps: ["EHLO client.example", "QUIT"],
+  },
+  {
+    name: "HELO in the middle of a transaction",
+    steps: ["EHLO client.example", MAIL, RCPT, "HELO again.example", "DATA", MAIL, RCPT, "DATA", {
+      data: MSG,
+    }, "QUIT"],
+  },
+  {
+    name: "duplicate recipients",
+    steps: ["EHLO client.example", MAIL, RCPT, RCPT, "RCPT TO:<ROOT@localhost>", "DATA", {
+      data: MSG,
+    }, "QUIT"],
+  },
+  {
+    name: "long HELO names",
+    mainCf: STRICT,
+    steps: [
+      `HELO ${"a".repeat(63)}.example`,
+      MAIL,
+      RCPT,
+      `HELO ${"a".repeat(64)}.example`,
+      MAIL,
+      RCPT,
+      `HELO ${"abc.".repeat(70)}example`,
+      MAIL,
+      RCPT,
+      "QUIT",
+    ],
   },
 
   // Waiting for other branches.

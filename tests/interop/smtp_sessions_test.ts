@@ -11,6 +11,7 @@
  * as ID", and the EHLO keywords of features Postwarden does not have yet
  * (PENDING_KEYWORDS, printed). Sessions marked `pending` are not played;
  * the test prints how many there are and what each waits for.
+ * `SMTP_SESSIONS=<regexp>` plays only the sessions whose name matches.
  *
  * Without Postfix or root the test is skipped loudly; under CI=true it
  * fails instead.
@@ -68,7 +69,9 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     const pending = SESSIONS.filter((s) => s.pending);
-    const active = SESSIONS.filter((s) => !s.pending);
+    // SMTP_SESSIONS=regexp plays only the sessions whose name matches (for development).
+    const only = new RegExp(Deno.env.get("SMTP_SESSIONS") ?? "");
+    const active = SESSIONS.filter((s) => !s.pending && only.test(s.name));
     console.log(
       `${active.length} sessions played, ${pending.length} pending:\n` +
         pending.map((s) => `  PENDING ${s.name} (waits for ${s.pending})`).join("\n") +
