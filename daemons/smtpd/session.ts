@@ -27,6 +27,7 @@
  * smtpd_recipient_limit (1000), smtpd_recipient_overshoot_limit (1000),
  * smtpd_timeout (300s), smtpd_hard_error_limit (20),
  * smtpd_soft_error_limit (10), smtpd_error_sleep_time (1s),
+ * smtpd_junk_command_limit (100),
  * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
  * (no), soft_bounce (no), and through the restriction context
  * smtpd_delay_reject (yes), smtpd_*_restrictions, mynetworks,
@@ -99,6 +100,8 @@ const encoder = new TextEncoder();
 /** Postfix's command table order, used for the counts in the disconnect line. */
 const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
+/** Commands that smtpd_junk_command_limit counts (Postfix's SMTPD_CMD_FLAG_LIMIT; ETRN too, once implemented). */
+const JUNK_VERBS = new Set(["HELO", "EHLO", "NOOP", "VRFY", "RSET"]);
 
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
@@ -118,6 +121,8 @@ class Session {
   recipients: Recipient[] = [];
   cleanup: CleanupSession | null = null;
   errors = 0;
+  /** HELO, EHLO, NOOP, VRFY and RSET commands since the last message (smtpd_junk_command_limit). */
+  junk = 0;
   counts = new Map<string, [number, number]>();
   lastCommand = "CONNECT";
   /** The message being received, for "after DATA (N bytes)" in log lines. */
@@ -398,6 +403,10 @@ class Session {
     }
     this.count(verb, ok);
     if (!ok) await this.error();
+    // Postfix's SMTPD_CMD_FLAG_LIMIT: past the limit each such command is an error too.
+    if (JUNK_VERBS.has(verb) && this.junk++ > this.cfg.int("smtpd_junk_command_limit")) {
+      await this.error();
+    }
     return false;
   }
 
@@ -777,6 +786,9 @@ class Session {
         if (r.status === "ok") {
           this.reply(250, "2.0.0", `Ok: queued as ${r.queueId}`);
           ok = true;
+          // A message received forgives the client's earlier errors, as in Postfix.
+          this.errors = 0;
+          this.junk = 0;
         } else {
           this.reject(r.code, r.dsn, r.text);
         }

@@ -1345,6 +1345,15 @@ const ROWS: ParamSpec[] = [
   // issue 8 protocol: rows for this part go here.
   // issue 8 xclient-proxy: rows for this part go here.
   // issue 8 differential: rows for this part go here.
+  {
+    name: "smtpd_junk_command_limit",
+    type: "int",
+    default: "${stress?{1}:{100}}",
+    doc:
+      "HELO, EHLO, NOOP, VRFY, ETRN or RSET commands allowed before each one counts as an error.",
+    min: 1,
+    support: "implemented",
+  },
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {

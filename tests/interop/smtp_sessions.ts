@@ -650,6 +650,28 @@ export const SESSIONS: SmtpSession[] = [
     ],
   },
   {
+    name: "smtpd_junk_command_limit, and a message forgives errors",
+    mainCf: ["smtpd_junk_command_limit = 2", "smtpd_hard_error_limit = 3"],
+    steps: [
+      "EHLO client.example",
+      "NOOP",
+      "RSET",
+      "VRFY root",
+      "NOOP",
+      "FOO",
+      MAIL,
+      RCPT,
+      "DATA",
+      { data: MSG },
+      "FOO",
+      "NOOP",
+      "NOOP",
+      "NOOP",
+      "NOOP",
+      "NOOP",
+    ],
+  },
+  {
     name: "line_length_limit",
     mainCf: ["line_length_limit = 512"],
     steps: [
