@@ -523,6 +523,10 @@ class Session {
           this.reply(501, "5.5.4", "Bad message size syntax");
           return false;
         }
+        if (BigInt(v) > 2n ** 63n - 1n) {
+          this.reject(552, "5.3.4", "Message size exceeds file system imposed limit");
+          return false;
+        }
         const limit = this.cfg.size("message_size_limit");
         if (limit > 0 && size > limit) {
           this.reject(552, "5.3.4", "Message size exceeds fixed limit");
@@ -534,14 +538,14 @@ class Session {
           return false;
         }
       } else if (k === "RET") {
-        if (!/^(FULL|HDRS)$/i.test(v)) {
+        if (!/^(FULL|HDRS)$/i.test(v) || path.repeated.has(k)) {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
       } else if (k === "ENVID") {
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
         try {
-          if (v === "") throw new Error("empty ENVID");
+          if (v === "" || path.repeated.has(k)) throw new Error("empty or repeated ENVID");
           path.params.set(k, xtextDecode(v));
         } catch {
           this.reply(501, "5.5.4", "Bad ENVID parameter syntax");
@@ -600,7 +604,9 @@ class Session {
         return false;
       } else if (k === "NOTIFY") {
         const items = v.toUpperCase().split(",");
-        const valid = items.every((i) => ["SUCCESS", "FAILURE", "DELAY", "NEVER"].includes(i)) &&
+        const valid = !path.repeated.has(k) && items.every((i) =>
+          ["SUCCESS", "FAILURE", "DELAY", "NEVER"].includes(i)
+        ) &&
           (!items.includes("NEVER") || items.length === 1);
         if (!valid) {
           this.reply(501, "5.5.4", "Error: Bad NOTIFY parameter syntax");
@@ -611,7 +617,7 @@ class Session {
         // "type;xtext", kept as "type;decoded" (Postfix), encoded again on the way out.
         const semi = v.indexOf(";");
         try {
-          if (semi < 1) throw new Error("no address type");
+          if (semi < 1 || path.repeated.has(k)) throw new Error("no address type, or repeated");
           rcpt.orcpt = `${v.slice(0, semi)};${xtextDecode(v.slice(semi + 1))}`;
         } catch {
           this.reply(501, "5.5.4", "Error: Bad ORCPT parameter syntax");

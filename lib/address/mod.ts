@@ -36,6 +36,8 @@ export interface MailPath {
   params: Map<string, string | null>;
   /** Each parameter as the client sent it, by its key in `params` (for Postfix's replies). */
   sent: Map<string, string>;
+  /** Keys given more than once (`params` holds the last value); DSN parameters must not repeat. */
+  repeated: Set<string>;
 }
 
 /** Options for {@link parseMailPath}. */
@@ -222,9 +224,10 @@ function validDomain(d: string): boolean {
 const KEYWORD_RE = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
 
 /** ESMTP parameters after the path: `SIZE=123 BODY=8BITMIME`. */
-function parseParams(s: string): Pick<MailPath, "params" | "sent"> {
+function parseParams(s: string): Pick<MailPath, "params" | "sent" | "repeated"> {
   const params = new Map<string, string | null>();
   const sent = new Map<string, string>();
+  const repeated = new Set<string>();
   for (const tok of s.split(/[ \t]+/)) {
     if (tok === "") continue;
     // deno-lint-ignore no-control-regex
@@ -234,10 +237,11 @@ function parseParams(s: string): Pick<MailPath, "params" | "sent"> {
     // Postfix answers any word it does not know with "Unsupported option: <word>".
     const known = KEYWORD_RE.test(key);
     const name = known ? key.toUpperCase() : tok;
+    if (params.has(name)) repeated.add(name);
     params.set(name, known && eq >= 0 ? tok.slice(eq + 1) : null);
     sent.set(name, tok);
   }
-  return { params, sent };
+  return { params, sent, repeated };
 }
 
 /** NUL, CR and LF: never part of an address, not even quoted. */

@@ -65,6 +65,10 @@ Deno.test("parseMailPath accepts", async (t) => {
       });
     });
   }
+  await t.step("repeated parameters", () => {
+    const p = parseMailPath("<a@b> RET=FULL ret=HDRS SIZE=1");
+    assertEquals([p.params.get("RET"), [...p.repeated]], ["HDRS", ["RET"]]);
+  });
   await t.step("parameters as sent", () => {
     assertEquals(
       [...parseMailPath("<a@b> foo=Bar SIZE=1 <c@d>").sent],

@@ -483,6 +483,22 @@ export const SESSIONS: SmtpSession[] = [
     ],
   },
   {
+    name: "repeated parameters and huge SIZE",
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<a@client.example> RET=FULL RET=HDRS",
+      "MAIL FROM:<a@client.example> ENVID=a ENVID=b",
+      "MAIL FROM:<a@client.example> SIZE=99999999999999999999",
+      "MAIL FROM:<a@client.example> SIZE=9223372036854775807",
+      "MAIL FROM:<a@client.example> BODY=8BITMIME BODY=7BIT SIZE=5 SIZE=6",
+      "RCPT TO:<root@localhost> NOTIFY=SUCCESS NOTIFY=FAILURE",
+      "RCPT TO:<root@localhost> ORCPT=rfc822;a@b ORCPT=rfc822;c@d",
+      "RCPT TO:<root@localhost> ORCPT=utf-8;a",
+      "RCPT TO:<root@localhost> ORCPT=rfc822;",
+      "QUIT",
+    ],
+  },
+  {
     name: "RCPT NOTIFY",
     steps: [
       "EHLO client.example",
@@ -536,6 +552,7 @@ export const SESSIONS: SmtpSession[] = [
       "MAIL FROM:<a@client.example> BODY=7bit",
       "RSET",
       "MAIL FROM:<a@client.example> BODY=JUNK",
+      "MAIL FROM:<a@client.example> BODY=BINARYMIME",
       "MAIL FROM:<a@client.example> BODY=",
       "QUIT",
     ],
