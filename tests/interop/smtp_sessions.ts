@@ -1131,6 +1131,20 @@ export const SESSIONS: SmtpSession[] = [
     ],
   },
 
+  {
+    name: "smtpd_timeout",
+    mainCf: ["smtpd_timeout = 2s"],
+    steps: ["EHLO client.example", MAIL, { raw: "RCPT TO:<root@localhost>", replies: 1 }],
+  },
+  {
+    name: "smtpd_timeout during DATA",
+    mainCf: ["smtpd_timeout = 2s"],
+    steps: ["EHLO client.example", MAIL, RCPT, "DATA", {
+      raw: "Subject: x\r\n\r\npartial",
+      replies: 1,
+    }],
+  },
+
   // Waiting for other branches.
   {
     name: "BDAT message",
@@ -1198,6 +1212,41 @@ export const SESSIONS: SmtpSession[] = [
     name: "VRFY without an address names SMTPUTF8 in its syntax reply",
     pending: "SMTPUTF8: h8-proto",
     steps: ["VRFY", "QUIT"],
+  },
+  {
+    name: "STARTTLS without TLS configured",
+    pending: "STARTTLS: h8-tls",
+    steps: ["EHLO client.example", "STARTTLS", "QUIT"],
+  },
+  {
+    name: "AUTH without SASL, and the MAIL AUTH parameter",
+    pending: "AUTH: h8-auth",
+    steps: [
+      "EHLO client.example",
+      "AUTH PLAIN AGZvbwBiYXI=",
+      "MAIL FROM:<a@client.example> AUTH=<>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "XCLIENT and XFORWARD from a client not authorized",
+    pending: "XCLIENT/XFORWARD: h8-xclient-proxy",
+    steps: ["EHLO client.example", "XCLIENT ADDR=192.0.2.1", "XFORWARD ADDR=192.0.2.1", "QUIT"],
+  },
+  {
+    name: "forbidden commands end the session",
+    pending: "smtpd_forbidden_commands: h8-proto",
+    steps: ["EHLO client.example", "GET / HTTP/1.0"],
+  },
+  {
+    name: "a command that is not a word ends the session",
+    pending: "smtpd_forbidden_commands: h8-proto",
+    steps: ["EHLO client.example", "*** junk"],
+  },
+  {
+    name: "8-bit bytes that are not UTF-8 in a command",
+    pending: "SMTPUTF8 (bad UTF-8 syntax): h8-proto",
+    steps: ["EHLO client.example", MAIL, 'RCPT TO:<"a\xe9b"@localhost>', "QUIT"],
   },
   {
     name: "ETRN",
