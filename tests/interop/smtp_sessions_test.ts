@@ -44,6 +44,9 @@ export function comparable(results: StepResult[]): string[] {
   return out;
 }
 
+/** Configurations played at the same time. */
+const PARALLEL = 3;
+
 /** Sessions grouped by their main.cf lines, in table order. */
 function groups(sessions: SmtpSession[]): Map<string, SmtpSession[]> {
   const out = new Map<string, SmtpSession[]>();
@@ -80,28 +83,43 @@ Deno.test({
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
     const { startPostfix } = await import("../helpers/postfix.ts");
     const { startInstance } = await import("../helpers/instance.ts");
-    for (const [mainCf, sessions] of groups(active)) {
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs: StepResult[][];
-      try {
-        theirs = await playAll(pf.port, sessions);
-      } catch (e) {
-        throw new Error(`Postfix: ${(e as Error).message}\n${(await pf.log()).slice(-3000)}`);
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours: StepResult[][];
-      try {
-        ours = await playAll(pw.port, sessions);
-      } finally {
-        await pw.stop();
-      }
-      for (const [i, s] of sessions.entries()) {
-        await t.step(s.name, () => {
-          assertEquals(comparable(ours[i]), comparable(theirs[i]));
-        });
-      }
+    /** Both servers of one configuration, side by side: their replies to each session. */
+    const play = async (mainCf: string, sessions: SmtpSession[]) => {
+      const postfix = (async () => {
+        const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
+        try {
+          return await playAll(pf.port, sessions);
+        } catch (e) {
+          throw new Error(`Postfix: ${(e as Error).message}\n${(await pf.log()).slice(-3000)}`);
+        } finally {
+          await pf.stop();
+        }
+      })();
+      const postwarden = (async () => {
+        const pw = await startInstance({ mainCf });
+        try {
+          return await playAll(pw.port, sessions);
+        } finally {
+          await pw.stop();
+        }
+      })();
+      const [theirs, ours] = await Promise.all([postfix, postwarden]);
+      return { sessions, theirs, ours };
+    };
+    // A few configurations at a time: starting and stopping servers is most of the time.
+    const todo = [...groups(active)];
+    const done: Awaited<ReturnType<typeof play>>[] = [];
+    await Promise.all(Array.from({ length: PARALLEL }, async () => {
+      for (let g = todo.shift(); g; g = todo.shift()) done.push(await play(...g));
+    }));
+    const order = new Map(active.map((s, i) => [s, i]));
+    const results = done.flatMap((r) =>
+      r.sessions.map((s, i) => ({ s, ours: r.ours[i], theirs: r.theirs[i] }))
+    ).sort((a, b) => order.get(a.s)! - order.get(b.s)!);
+    for (const { s, ours, theirs } of results) {
+      await t.step(s.name, () => {
+        assertEquals(comparable(ours), comparable(theirs));
+      });
     }
   },
 });
