@@ -85,7 +85,7 @@ export function parseMailPath(arg: string, opts: ParseMailPathOptions = {}): Mai
       const c = arg[j];
       if (quoted && c === "\\") j++;
       else if (c === '"') quoted = !quoted;
-      else if (!quoted && (c === " " || c === "\t")) break;
+      else if (!quoted && isBlank(arg.charCodeAt(j))) break;
       else if (!quoted && (c === "<" || c === ">")) throw new AddressError(`unbalanced "${c}"`);
     }
     if (quoted) throw new AddressError("unbalanced quote");
@@ -228,7 +228,7 @@ function parseParams(s: string): Pick<MailPath, "params" | "sent" | "repeated"> 
   const params = new Map<string, string | null>();
   const sent = new Map<string, string>();
   const repeated = new Set<string>();
-  for (const tok of s.split(/[ \t]+/)) {
+  for (const tok of s.split(/[ \t\v\f]+/)) {
     if (tok === "") continue;
     // deno-lint-ignore no-control-regex
     if (/[\x00-\x1f\x7f]/.test(tok)) throw new AddressError("control character in parameter");
@@ -265,7 +265,7 @@ function checkChars(s: string, smtputf8: boolean): void {
         continue;
       }
       if (c === 34) quoted = !quoted;
-      if ((c < 32 && c !== 9) || c === 127) {
+      if ((c < 32 && !isBlank(c)) || c === 127) {
         if (!quoted || isLineBreakOrNul(c)) throw new AddressError("control character in address");
       }
       continue;
@@ -290,8 +290,9 @@ function isAtext(c: number): boolean {
   return c > 32 && c < 127 && "!#$%&'*+-/=?^_`{|}~".includes(String.fromCharCode(c));
 }
 
+/** Space, TAB, VT and FF separate words, as Postfix's SMTP tokenizer reads them. */
 function isBlank(c: number): boolean {
-  return c === 32 || c === 9;
+  return c === 32 || c === 9 || c === 11 || c === 12;
 }
 
 function trimBlanks(s: string): string {

@@ -55,6 +55,9 @@ Deno.test("parseMailPath accepts", async (t) => {
     // Postfix refuses these later, as unsupported options or bad values: not as bad syntax.
     ["<a@b> SIZE= ret", "a@b", [["SIZE", ""], ["RET", null]]],
     ["<a@b> <c@d> =1 -X=1", "a@b", [["<c@d>", null], ["=1", null], ["-X=1", null]]],
+    // VT and FF separate words, as in Postfix's tokenizer.
+    ["<a@b>\vSIZE=1\f", "a@b", [["SIZE", "1"]]],
+    ["\fa@b\vBODY=7BIT", "a@b", [["BODY", "7BIT"]]],
   ];
   for (const [arg, address, params] of cases) {
     await t.step(arg, () => {

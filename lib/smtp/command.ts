@@ -42,8 +42,9 @@ export function parseCommand(line: Uint8Array | string): SmtpCommand {
   return { verb, arg: s.slice(i, end) };
 }
 
+/** Space, TAB, VT and FF separate the verb from its argument, as in Postfix's smtpd_token. */
 function isBlank(c: number): boolean {
-  return c === 32 || c === 9;
+  return c === 32 || c === 9 || c === 11 || c === 12;
 }
 
 /**

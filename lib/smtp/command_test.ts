@@ -12,6 +12,8 @@ Deno.test("parseCommand", async (t) => {
     ["  QUIT", "QUIT", ""],
     ["quit\n", "QUIT", ""],
     ["NOOP\tx", "NOOP", "x"],
+    ["RSET\v", "RSET", ""],
+    ["MAIL\fFROM:<a@b>", "MAIL", "FROM:<a@b>"],
     ["", "", ""],
     ["\r\n", "", ""],
     ["   \r\n", "", ""],

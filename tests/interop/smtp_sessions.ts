@@ -144,6 +144,22 @@ export const SESSIONS: SmtpSession[] = [
     ],
   },
   {
+    name: "VT and FF are blanks",
+    steps: [
+      "EHLO\vclient.example",
+      "MAIL\fFROM:<a@client.example>\vSIZE=10",
+      "RCPT TO:<root@localhost>\v",
+      "RCPT TO:<root@localhost>\f",
+      "RSET\v",
+      "MAIL FROM :<a@client.example>",
+      "MAIL  FROM:<a@client.example>",
+      "RCPT  TO:<root@localhost>",
+      "RCPT TO :<root@localhost>",
+      "RCPT TO:\t<root@localhost>",
+      "QUIT",
+    ],
+  },
+  {
     name: "tabs between verb and argument",
     steps: [
       "EHLO\tclient.example",
