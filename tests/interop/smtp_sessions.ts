@@ -955,6 +955,94 @@ export const SESSIONS: SmtpSession[] = [
     steps: ["EHLO client.example", MAIL, RCPT, "DATA", "RSET", "QUIT"],
   },
 
+  {
+    name: "client deferred at connect (smtpd_delay_reject = no)",
+    mainCf: ["smtpd_delay_reject = no", "smtpd_client_restrictions = defer"],
+    steps: ["EHLO client.example", MAIL, "QUIT"],
+  },
+  {
+    name: "client restrictions with permit_mynetworks",
+    mainCf: ["smtpd_client_restrictions = permit_mynetworks, reject"],
+    from: OUTSIDE,
+    steps: ["EHLO client.example", MAIL, RCPT, "RCPT TO:<postmaster>", "QUIT"],
+  },
+  {
+    name: "client restrictions with permit_mynetworks, inside",
+    mainCf: ["smtpd_client_restrictions = permit_mynetworks, reject"],
+    steps: ["EHLO client.example", MAIL, RCPT, "QUIT"],
+  },
+  {
+    name: "data restrictions with one and with two recipients",
+    mainCf: [
+      "smtpd_data_restrictions = check_recipient_access inline:{ {root@localhost=REJECT data for root} }",
+    ],
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      RCPT,
+      "DATA",
+      "RCPT TO:<other@localhost>",
+      "DATA",
+      { data: MSG },
+      "QUIT",
+    ],
+  },
+  {
+    name: "HELO access at HELO and at RCPT",
+    mainCf: [
+      "smtpd_helo_restrictions = check_helo_access inline:{ {bad.example=REJECT bad helo}, " +
+      "{later.example=DEFER helo later} }",
+    ],
+    steps: [
+      "HELO bad.example",
+      MAIL,
+      RCPT,
+      "HELO later.example",
+      MAIL,
+      RCPT,
+      "HELO good.example",
+      MAIL,
+      RCPT,
+      "QUIT",
+    ],
+  },
+  {
+    name: "helo restrictions without any HELO",
+    mainCf: [
+      "smtpd_helo_restrictions = reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname, " +
+      "check_helo_access inline:{ {x=REJECT} }",
+    ],
+    steps: [MAIL, RCPT, "QUIT"],
+  },
+  {
+    name: "IPv6 and odd address literals in HELO",
+    mainCf: STRICT_EARLY,
+    steps: [
+      "EHLO [IPv6:::1]",
+      "EHLO [IPv6:zz]",
+      "EHLO [::1]",
+      "EHLO 1.2.3.4",
+      "EHLO 1.2.3",
+      "EHLO -bad.example",
+      "EHLO ok-.example",
+      "QUIT",
+    ],
+  },
+  {
+    name: "reject_non_fqdn_* with address literals and trailing dots",
+    mainCf: STRICT,
+    steps: [
+      "EHLO client.example.",
+      "MAIL FROM:<a@[192.0.2.1]>",
+      "RCPT TO:<root@localhost>",
+      "RCPT TO:<user@relay.example.>",
+      "RSET",
+      "MAIL FROM:<a@b.example.>",
+      "RCPT TO:<user@[127.0.0.1]>",
+      "QUIT",
+    ],
+  },
+
   // Recipient validation and address classes.
   {
     name: "unknown local recipients",
