@@ -1353,6 +1353,19 @@ export const SESSIONS: SmtpSession[] = [
     steps: ["EHLO client.example", MAIL, 'RCPT TO:<"a\xe9b"@localhost>', "QUIT"],
   },
   {
+    name:
+      "end of DATA with bare LFs (Postfix 3.7 ends at <LF>.<LF>, Postwarden only at <CR><LF>.<CR><LF>)",
+    pending: "SMTP smuggling / smtpd_forbid_bare_newline: h8-proto",
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      RCPT,
+      "DATA",
+      { raw: "Subject: a\r\n\r\nbody\n.\nNOOP\r\n", replies: 2 },
+      "QUIT",
+    ],
+  },
+  {
     name: "ETRN",
     pending: "ETRN: h8-xclient-proxy",
     steps: ["EHLO client.example", "ETRN", "ETRN relay.example", "QUIT"],
