@@ -1043,6 +1043,57 @@ export const SESSIONS: SmtpSession[] = [
     ],
   },
 
+  {
+    name: "sender and recipient restrictions by name (smtpd_delay_reject = no)",
+    mainCf: [
+      "smtpd_delay_reject = no",
+      "local_recipient_maps = inline:{ {root=x}, {known=x} }",
+      "smtpd_sender_restrictions = warn_if_reject, reject_non_fqdn_sender, reject_unlisted_sender, " +
+      "permit_sasl_authenticated, check_sender_access inline:{ {bad.example=REJECT} }, permit",
+      "smtpd_recipient_restrictions = reject_unlisted_recipient, permit_sasl_authenticated, " +
+      "reject_non_fqdn_recipient, permit_auth_destination, reject",
+    ],
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<nobody@localhost>",
+      "MAIL FROM:<a@bad.example>",
+      "MAIL FROM:<user@nodots>",
+      "RCPT TO:<nobody@localhost>",
+      "RCPT TO:<known@localhost>",
+      "RCPT TO:<user@remote.example>",
+      "RCPT TO:<user@relay.example>",
+      "RCPT TO:<known>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "sender and recipient restrictions by name (smtpd_delay_reject = yes)",
+    mainCf: [
+      "local_recipient_maps = inline:{ {root=x}, {known=x} }",
+      "smtpd_sender_restrictions = warn_if_reject, reject_non_fqdn_sender, reject_unlisted_sender, " +
+      "permit_sasl_authenticated, check_sender_access inline:{ {bad.example=REJECT} }, permit",
+      "smtpd_recipient_restrictions = reject_unlisted_recipient, permit_sasl_authenticated, " +
+      "reject_non_fqdn_recipient, permit_auth_destination, reject",
+    ],
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<nobody@localhost>",
+      RCPT,
+      "RSET",
+      "MAIL FROM:<a@bad.example>",
+      RCPT,
+      "RSET",
+      "MAIL FROM:<user@nodots>",
+      "RCPT TO:<nobody@localhost>",
+      "RCPT TO:<known@localhost>",
+      "RCPT TO:<user@remote.example>",
+      "RCPT TO:<user@relay.example>",
+      "QUIT",
+    ],
+  },
+
   // Recipient validation and address classes.
   {
     name: "unknown local recipients",
