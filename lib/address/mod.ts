@@ -89,7 +89,7 @@ export function parseMailPath(arg: string, opts: ParseMailPathOptions = {}): Mai
       else if (!quoted && (c === "<" || c === ">")) throw new AddressError(`unbalanced "${c}"`);
     }
     if (quoted) throw new AddressError("unbalanced quote");
-    address = parseInner(arg.slice(i, j), false);
+    address = parseInner(arg.slice(i, j), true); // Postfix drops a route without brackets too
     i = j;
   }
   if (address === "" && !(opts.allowEmpty ?? false)) {
@@ -117,14 +117,12 @@ function findClose(s: string, from: number): number {
 function parseInner(s: string, routeAllowed: boolean): string {
   if (s === "") return "";
   if (s[0] === "@") {
+    // Postfix drops everything up to the first ":" unread (`<@a,b:user@d>`);
+    // what is left may be empty: `MAIL FROM:<@a:>` is the null sender.
     const colon = s.indexOf(":");
     if (!routeAllowed || colon < 0) throw new AddressError("bad source route");
-    for (const hop of s.slice(0, colon).split(",")) {
-      const h = trimBlanks(hop);
-      if (h[0] !== "@" || !validDomain(h.slice(1))) throw new AddressError("bad source route");
-    }
     s = trimBlanks(s.slice(colon + 1));
-    if (s === "") throw new AddressError("source route without mailbox");
+    if (s === "") return "";
   }
   // The last "@" outside quotes separates local part and domain.
   let at = -1;

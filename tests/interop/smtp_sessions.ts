@@ -18,8 +18,9 @@
  * - RFC 822 leftovers Postfix's address parser reads and Postwarden's
  *   refuses with 501 5.1.3: doubled or unbalanced brackets
  *   (`<<a@b>>`, `a@b>`, `<a@b>>`, `<a@[1.2.3.4>`), comments
- *   (`<a(x)@b>`), spaces around "@" (`<a @ b>`), an empty quoted local
- *   part (`<""@b>`), control characters outside quotes (`<a<SOH>b@c>`);
+ *   (`<a(x)@b>`), spaces around "@" (`<a @ b>`), an empty local part
+ *   (`<""@b>`, `<@b>`), control characters outside quotes (`<a<SOH>b@c>`)
+ *   or in an ESMTP parameter (`ORCPT=rfc822;a<DEL>`), `<>SIZE=1`;
  *   and `VRFY <root@localhost` (unbalanced), which Postfix answers 252;
  * - `RCPT TO:<user@>` with resolve_null_domain = yes: Postfix accepts it,
  *   Postwarden's parser refuses the empty domain (501 5.1.3) whatever the
@@ -394,6 +395,14 @@ export const SESSIONS: SmtpSession[] = [
       "MAIL FROM:<user@[192.0.2.1]>",
       "RSET",
       "MAIL FROM:<user@client.example.>",
+      "RSET",
+      "MAIL FROM:<@a.example:>",
+      "RSET",
+      "MAIL FROM:@a.example:a@client.example",
+      "RCPT TO:<@a.example,b.example:root@localhost>",
+      "RCPT TO:@a.example:root@localhost",
+      "RCPT TO:<@a.example:>",
+      "RCPT TO:<@:root@localhost>",
       "QUIT",
     ],
   },
