@@ -58,6 +58,8 @@ function relayForms(ours: string): string[] {
     `${u}\\@${REMOTE}@${ours}`,
     `@${ours}:${u}@${REMOTE}`,
     `@${ours},@${REMOTE}:${u}@${REMOTE}`,
+    `@${ours},${REMOTE}:${u}@${REMOTE}`,
+    `@${ours}:${u}%${REMOTE}@${ours}`,
     `${u}@[${REMOTE_IP}]@${ours}`,
   ];
 }
