@@ -53,17 +53,17 @@ export interface ParseMailPathOptions {
  * e.g. `<local@domain> SIZE=123 BODY=8BITMIME`.
  *
  * Like Postfix with `strict_rfc821_envelopes = no`: spaces after the colon,
- * an address without angle brackets, a source route `<@a,@b:user@d>`
- * (removed), quoted local parts, dots anywhere in the local part, and, as
+ * an address without angle brackets or with extra ones (`<<a@b>>`,
+ * `a@b>`), a source route `<@a,@b:user@d>` (removed), quoted local parts, dots anywhere in the local part, and, as
  * Postfix's parser reads them, an unquoted "@" between words
  * (`<user@remote@ours>`, the domain is after the last "@") and a bracketed
  * part (`<user%[192.0.2.1]@ours>`) in the local part are accepted, as
  * are a quoted pair outside quotes (`a\@b`) and control characters other
  * than NUL, CR and LF inside a quoted string (`"a<TAB>b"`), which
  * {@link formatPath} still refuses to write to SMTP; an address without a
- * domain (`<postmaster>`) is returned as is. Unbalanced brackets or quotes,
- * other control characters, and 8-bit characters without `smtputf8` are
- * rejected.
+ * domain (`<postmaster>`) is returned as is. A "<" never closed, an
+ * unbalanced quote, two addresses (`<a@b><c@d>`), other control characters,
+ * and 8-bit characters without `smtputf8` are rejected.
  *
  * @throws {AddressError} with a short reason for the log.
  */
@@ -72,45 +72,56 @@ export function parseMailPath(arg: string, opts: ParseMailPathOptions = {}): Mai
   const n = arg.length;
   let i = skipBlanks(arg, 0);
   if (i === n) throw new AddressError("missing address");
-  let address: string;
-  if (arg[i] === "<") {
-    const close = findClose(arg, i + 1);
-    address = parseInner(trimBlanks(arg.slice(i + 1, close)), true);
-    i = close + 1;
-    if (i < n && !isBlank(arg.charCodeAt(i))) throw new AddressError("garbage after address");
-  } else {
-    let j = i;
-    let quoted = false;
-    for (; j < n; j++) {
-      const c = arg[j];
-      if (quoted && c === "\\") j++;
-      else if (c === '"') quoted = !quoted;
-      else if (!quoted && isBlank(arg.charCodeAt(j))) break;
-      else if (!quoted && (c === "<" || c === ">")) throw new AddressError(`unbalanced "${c}"`);
-    }
-    if (quoted) throw new AddressError("unbalanced quote");
-    address = parseInner(arg.slice(i, j), true); // Postfix drops a route without brackets too
-    i = j;
+  // The path is one word, as Postfix's smtpd_token reads it: it ends at a
+  // blank outside quotes and angle brackets; a "<" that is never closed
+  // makes it bad syntax, a stray ">" does not.
+  let j = i;
+  let depth = 0;
+  let quoted = false;
+  for (; j < n; j++) {
+    const c = arg[j];
+    if (c === "\\") j++;
+    else if (c === '"') quoted = !quoted;
+    else if (quoted) continue;
+    else if (c === "<") depth++;
+    else if (c === ">") depth = Math.max(0, depth - 1);
+    else if (depth === 0 && isBlank(arg.charCodeAt(j))) break;
   }
+  if (quoted) throw new AddressError("unbalanced quote");
+  if (depth > 0) throw new AddressError('unbalanced "<"');
+  const word = arg.slice(i, Math.min(j, n));
+  i = j;
+  // One pair of brackets around it is taken off (extract_addr); brackets left
+  // (`<<a@b>>`, `a@b>`) are ignored, as Postfix's address parser does, but
+  // they still separate words: `<a@b>x` or `<a@b><c@d>` is two addresses.
+  const text = word.length >= 2 && word[0] === "<" && word[word.length - 1] === ">"
+    ? word.slice(1, -1)
+    : word;
+  const words = splitUnquoted(text, "<>").map(trimBlanks).filter((w) => w !== "");
+  if (words.length > 1) throw new AddressError("more than one address");
+  const address = parseInner(words[0] ?? "", true);
   if (address === "" && !(opts.allowEmpty ?? false)) {
     throw new AddressError("null address not allowed here");
   }
   return { address, ...parseParams(arg.slice(i)) };
 }
 
-/** Index of the ">" closing a path that opened before `from`. */
-function findClose(s: string, from: number): number {
+/** `s` split at each character of `seps` outside quotes (a backslash escapes the next character). */
+function splitUnquoted(s: string, seps: string): string[] {
+  const out: string[] = [];
   let quoted = false;
-  for (let j = from; j < s.length; j++) {
+  let from = 0;
+  for (let j = 0; j < s.length; j++) {
     const c = s[j];
-    if (quoted) {
-      if (c === "\\") j++;
-      else if (c === '"') quoted = false;
-    } else if (c === '"') quoted = true;
-    else if (c === ">") return j;
-    else if (c === "<") throw new AddressError('unbalanced "<"');
+    if (c === "\\") j++;
+    else if (c === '"') quoted = !quoted;
+    else if (!quoted && seps.includes(c)) {
+      out.push(s.slice(from, j));
+      from = j + 1;
+    }
   }
-  throw new AddressError(quoted ? "unbalanced quote" : 'unbalanced "<"');
+  out.push(s.slice(from));
+  return out;
 }
 
 /** The mailbox inside (or without) angle brackets, to internal form. */

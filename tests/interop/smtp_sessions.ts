@@ -16,8 +16,7 @@
  *   it, Postwarden answers 501 5.1.3 (a CR must not travel on in an
  *   envelope: SMTP smuggling);
  * - RFC 822 leftovers Postfix's address parser reads and Postwarden's
- *   refuses with 501 5.1.3: doubled or unbalanced brackets
- *   (`<<a@b>>`, `a@b>`, `<a@b>>`, `<a@[1.2.3.4>`), comments
+ *   refuses with 501 5.1.3: an unclosed domain literal (`<a@[1.2.3.4>`), comments
  *   (`<a(x)@b>`), spaces around "@" (`<a @ b>`), an empty local part
  *   (`<""@b>`, `<@b>`), control characters outside quotes (`<a<SOH>b@c>`)
  *   or in an ESMTP parameter (`ORCPT=rfc822;a<DEL>`), `<>SIZE=1`;
@@ -180,6 +179,30 @@ export const SESSIONS: SmtpSession[] = [
       "MAIL FROM:",
       "MAIL TO:<a@client.example>",
       "MAIL FROM:<a@client.example",
+      "MAIL FROM:<<a@client.example>",
+      "MAIL FROM:<a@client.example>x",
+      "MAIL FROM:<a@client.example><b@client.example>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "extra angle brackets are ignored",
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      "MAIL FROM:<<a@client.example>>",
+      "RSET",
+      "MAIL FROM:a@client.example>",
+      "RSET",
+      "MAIL FROM:<a@client.example>> SIZE=10",
+      "RCPT TO:<<root@localhost>>",
+      "RCPT TO:root@localhost>",
+      "RCPT TO:<root@localhost>>",
+      "RCPT TO:<<user@remote.example>>",
+      "RCPT TO:<<user%remote.example@localhost>>",
+      'RCPT TO:<"a>b"@localhost>',
+      "RSET",
+      "MAIL FROM:<<>>",
       "QUIT",
     ],
   },
@@ -331,6 +354,10 @@ export const SESSIONS: SmtpSession[] = [
       "RCPT TO:<>",
       "RCPT FROM:<root@localhost>",
       "RCPT TO:<root@localhost",
+      "RCPT TO:<<root@localhost>",
+      "RCPT TO:a<root@localhost",
+      "RCPT TO:<root@localhost>x",
+      "RCPT TO:a>root@localhost",
       "RCPT TO:<root@localhost> <other@localhost>",
       "QUIT",
     ],
