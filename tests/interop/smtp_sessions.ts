@@ -1363,18 +1363,19 @@ export const SESSIONS: SmtpSession[] = [
     ],
   },
   {
-    name: "BDAT syntax errors",
+    name: "BDAT without a count ends the session",
     pending: "BDAT: h8-proto",
-    steps: [
-      "EHLO client.example",
-      "BDAT",
-      "BDAT x",
-      MAIL,
-      "BDAT 0 LAST",
-      RCPT,
-      "BDAT 0 LAST",
-      "QUIT",
-    ],
+    steps: ["EHLO client.example", "BDAT", "QUIT"],
+  },
+  {
+    name: "BDAT with a bad count ends the session",
+    pending: "BDAT: h8-proto",
+    steps: ["EHLO client.example", "BDAT x", "QUIT"],
+  },
+  {
+    name: "empty BDAT LAST before and after RCPT",
+    pending: "BDAT: h8-proto",
+    steps: ["EHLO client.example", MAIL, "BDAT 0 LAST", RCPT, "BDAT 0 LAST", "QUIT"],
   },
   {
     name: "CHUNKING advertised and BDAT before MAIL",
