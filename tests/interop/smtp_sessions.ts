@@ -1431,6 +1431,18 @@ export const SESSIONS: SmtpSession[] = [
     steps: ["EHLO client.example", "GET / HTTP/1.0"],
   },
   {
+    name: "message headers sent as commands after a refused DATA end the session",
+    pending: "smtpd_forbidden_commands (From: as a command): h8-proto",
+    from: OUTSIDE,
+    steps: [
+      "EHLO client.example",
+      MAIL,
+      "RCPT TO:<nobody@remote.example>",
+      { pipe: ["DATA", "From: a@b", "Subject: x", "", "body", ".", "NOOP"] },
+      "QUIT",
+    ],
+  },
+  {
     name: "a command that is not a word ends the session",
     pending: "smtpd_forbidden_commands: h8-proto",
     steps: ["EHLO client.example", "*** junk"],
