@@ -34,7 +34,7 @@
  *    A table that cannot answer refuses the message with 451 4.3.0 and
  *    nothing is queued; an alias expansion over a limit with 451 4.6.0.
  *
- * Also: mail over `message_size_limit` gets 552 5.3.4, more Received
+ * Also: mail over `message_size_limit` (0: no limit) gets 552 5.3.4, more Received
  * headers than `hopcount_limit` 554 5.4.0; headers past header_size_limit
  * become body. Mail that cleanup's own daemons make (bounce) gets address
  * rewriting but no content checks and no automatic BCC, as Postfix's
@@ -244,7 +244,8 @@ export class CleanupService {
     const log = this.ctx.log;
     const rwContext = this.#rewrite ??= rewriteContext(cfg);
     const local = (a: string) => rewriteAddress(a, rwContext);
-    const sizeLimit = cfg.size("message_size_limit");
+    // 0: no limit, as in Postfix (smtpd announces a bare SIZE).
+    const sizeLimit = cfg.size("message_size_limit") || Infinity;
     const hopLimit = cfg.int("hopcount_limit");
     const splitter = new HeaderSplitter({ maxBytes: cfg.size("header_size_limit") });
     let writer: QueueWriter | null = null;

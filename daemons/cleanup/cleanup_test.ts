@@ -51,6 +51,19 @@ async function setup(mainCf = "") {
   return { submit, read, done, notified, lines: fake.lines, root };
 }
 
+Deno.test("cleanup: message_size_limit = 0 is no limit, as in Postfix", async () => {
+  const env = await setup("message_size_limit = 0");
+  try {
+    const { r } = await env.submit(
+      { sender: "s@x.example", recipients: [{ address: "a@x.example" }] },
+      "Subject: any size\r\n\r\n" + "x".repeat(3000) + "\r\n",
+    );
+    assertEquals(r.status, "ok");
+  } finally {
+    await env.done();
+  }
+});
+
 Deno.test("cleanup", async (t) => {
   const env = await setup("message_size_limit = 2000\nhopcount_limit = 3");
   try {

@@ -85,7 +85,8 @@ export async function peerIdentity(addr: string, opts: PeerOptions): Promise<Pee
   });
   const fromHosts = opts.hosts.get(addr);
   if (fromHosts) return known(fromHosts);
-  if (addr === "::1" || addr.startsWith("127.")) return known("localhost");
+  // Only the loopback address itself: 127.0.0.2 has no name unless /etc/hosts gives one.
+  if (addr === "::1" || addr === "127.0.0.1") return known("localhost");
   const unknown = (status: PeerStatus): PeerIdentity => ({
     name: "unknown",
     nameStatus: status,

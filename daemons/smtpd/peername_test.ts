@@ -19,6 +19,7 @@ Deno.test("peerName", async (t) => {
   await t.step("/etc/hosts first, loopback is localhost", async () => {
     assertEquals(await peerName("192.0.2.9", { hosts, resolver: null }), "gw.example");
     assertEquals(await peerName("127.0.0.1", { hosts, resolver: null }), "localhost");
+    assertEquals(await peerName("127.0.0.2", { hosts, resolver: null }), "unknown");
   });
   await t.step("forward-confirmed PTR", async () => {
     const r = fake({ "1.2.0.192.in-addr.arpa": ["Mail.Example.org."] }, {

@@ -45,6 +45,7 @@
  * smtpd_recipient_limit (1000), smtpd_recipient_overshoot_limit (1000),
  * smtpd_timeout (300s), smtpd_hard_error_limit (20),
  * smtpd_soft_error_limit (10), smtpd_error_sleep_time (1s),
+ * smtpd_junk_command_limit (100),
  * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
  * (no), soft_bounce (no), and through the restriction context
  * smtpd_delay_reject (yes), smtpd_*_restrictions, mynetworks,
@@ -58,7 +59,7 @@
  * client: bytes") for reject_unauth_pipelining and
  * smtpd_forbid_unauth_pipelining; only input this session has read is seen.
  */
-import { AddressError, headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
+import { headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
 import { CleanupSession } from "../../lib/cleanup/client.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
@@ -184,6 +185,8 @@ const COUNT_ORDER = [
   "quit",
 ];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
+/** Commands that smtpd_junk_command_limit counts (Postfix's SMTPD_CMD_FLAG_LIMIT). */
+const JUNK_VERBS = new Set(["HELO", "EHLO", "NOOP", "VRFY", "RSET", "ETRN"]);
 
 let instances = 0;
 
@@ -219,6 +222,8 @@ class Session {
   recipients: Recipient[] = [];
   cleanup: CleanupSession | null = null;
   errors = 0;
+  /** HELO, EHLO, NOOP, VRFY and RSET commands since the last message (smtpd_junk_command_limit). */
+  junk = 0;
   counts = new Map<string, [number, number]>();
   lastCommand = "CONNECT";
   /** The message being received, for "after DATA (N bytes)" in log lines. */
@@ -261,21 +266,26 @@ class Session {
     this.discard = this.policy.discard;
   }
 
+  /**
+   * Queues a reply. With soft_bounce = yes every 5XX reply becomes 4XX (and
+   * its 5.X.X code 4.X.X), protocol errors included, as Postfix's
+   * smtpd_chat_reply does: the client keeps the mail and tries again.
+   */
   reply(code: number, enhanced: string | null, text: string | string[]): void {
-    this.out.push(formatReply(code, enhanced, text));
+    const soft = this.softBounce(code, enhanced);
+    this.out.push(formatReply(soft.code, soft.dsn, text));
   }
 
-  /**
-   * A reply that rejects mail (a restriction, size, cleanup's verdict):
-   * with soft_bounce = yes a 5XX becomes 4XX, so the client keeps the mail.
-   */
+  /** A reply code and enhanced code as soft_bounce turns them. */
+  softBounce<T extends string | null>(code: number, dsn: T): { code: number; dsn: T } {
+    if (code < 500 || code >= 600 || !this.cfg.bool("soft_bounce")) return { code, dsn };
+    return { code: code - 100, dsn: (dsn === null ? null : dsn.replace(/^5/, "4")) as T };
+  }
+
+  /** A reply that rejects mail (a restriction, size, cleanup's verdict); returns what was sent. */
   reject(code: number, enhanced: string, text: string): { code: number; dsn: string } {
-    if (code >= 500 && code < 600 && this.cfg.bool("soft_bounce")) {
-      code -= 100;
-      enhanced = enhanced.replace(/^5/, "4");
-    }
     this.reply(code, enhanced, text);
-    return { code, dsn: enhanced };
+    return this.softBounce(code, enhanced);
   }
 
   async flush(): Promise<void> {
@@ -411,11 +421,6 @@ class Session {
           break;
         }
         if (l.bareLf && this.bareNewline === "reject") await this.bareLfRejected(null);
-        if (l.tooLong) {
-          this.reply(500, "5.5.2", "Error: line too long");
-          await this.error();
-          continue;
-        }
         if (this.policy.smtputf8 && !validUtf8(l.line)) {
           this.reply(500, "5.5.2", "Error: bad UTF-8 syntax");
           await this.error();
@@ -573,10 +578,10 @@ class Session {
 
   /** Handles one command; true when the session ends. */
   async dispatch(verb: string, arg: string): Promise<boolean> {
-    if (this.accessDenied && KNOWN_VERBS.has(verb) && verb !== "QUIT") {
-      // Postfix does not move "after CONNECT" on for a refused client.
+    if (this.accessDenied && verb !== "QUIT") {
+      // Postfix does not move "after CONNECT" on for a refused client; unknown verbs get this too.
       this.reply(503, "5.7.0", `Error: access denied for ${this.client}`);
-      this.count(verb, false);
+      this.count(KNOWN_VERBS.has(verb) ? verb : "unknown", false);
       await this.error();
       return false;
     }
@@ -623,15 +628,7 @@ class Session {
         this.reply(250, "2.0.0", "Ok");
         break;
       case "VRFY":
-        if (this.cfg.bool("disable_vrfy_command")) {
-          this.reply(502, "5.5.1", "VRFY command is disabled");
-          ok = false;
-        } else if (!arg) {
-          this.reply(501, "5.5.4", "Syntax: VRFY address");
-          ok = false;
-        } else {
-          this.reply(252, "2.0.0", arg);
-        }
+        ok = await this.doVrfy(arg);
         break;
       case "XCLIENT":
         return await this.doXclient(arg);
@@ -661,13 +658,17 @@ class Session {
     }
     this.count(verb, ok);
     if (!ok) await this.error();
+    // Postfix's SMTPD_CMD_FLAG_LIMIT: past the limit each such command is an error too.
+    if (JUNK_VERBS.has(verb) && this.junk++ > this.cfg.int("smtpd_junk_command_limit")) {
+      await this.error();
+    }
     return false;
   }
 
   async doHelo(verb: string, arg: string): Promise<boolean> {
     const host = arg.trim().split(/\s+/)[0] ?? "";
     if (!host) {
-      this.out.push(`501 Syntax: ${verb} hostname\r\n`); // no enhanced code, as Postfix
+      this.reply(501, null, `Syntax: ${verb} hostname`); // no enhanced code, as Postfix
       return false;
     }
     if (!this.d.restrictions.delayReject) {
@@ -717,6 +718,45 @@ class Session {
     return false;
   }
 
+  /**
+   * VRFY answers 252 with the address as given, after the checks RCPT gets
+   * (Postfix's smtpd_check_rcpt): a relay attempt or an unknown user is
+   * refused here too, so VRFY tells a client no more than RCPT would.
+   */
+  async doVrfy(arg: string): Promise<boolean> {
+    if (this.cfg.bool("disable_vrfy_command")) {
+      this.reply(502, "5.5.1", "VRFY command is disabled");
+      return false;
+    }
+    if (!arg) {
+      this.reply(501, "5.5.4", `Syntax: VRFY address${this.policy.smtputf8 ? " [SMTPUTF8]" : ""}`);
+      return false;
+    }
+    let address;
+    try {
+      const path = parseMailPath(arg, { smtputf8: this.policy.smtputf8 });
+      const utf8 = this.policy.smtputf8 && path.params.size === 1 &&
+        path.params.has("SMTPUTF8") && path.params.get("SMTPUTF8") === null;
+      if (path.params.size && !utf8) throw new Error("more than one address");
+      address = path.address;
+    } catch {
+      this.reply(501, "5.1.3", "Bad recipient address syntax");
+      return false;
+    }
+    const verdict =
+      (this.d.restrictions.delayReject && this.sender !== null
+        ? await this.unlistedSender(this.sender)
+        : null) ??
+        await checkRecipient(this.d.restrictions, this.request(address)) ??
+        await this.unlistedRecipient(address);
+    if (verdict) {
+      this.refuse("VRFY", verdict, { from: this.sender ?? undefined, to: address });
+      return false;
+    }
+    this.reply(252, "2.0.0", arg);
+    return true;
+  }
+
   resetTransaction(): void {
     this.cleanup?.abort();
     this.cleanup = null;
@@ -745,7 +785,7 @@ class Session {
       return false;
     }
     const m = /^FROM:/i.exec(arg);
-    if (!m) {
+    if (!m || !arg.slice(m[0].length).trim()) {
       this.reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
       return false;
     }
@@ -760,10 +800,8 @@ class Session {
         allowEmpty: true,
         smtputf8: this.policy.smtputf8,
       });
-    } catch (e) {
-      if (e instanceof AddressError && e.part === "parameter") {
-        this.reply(501, "5.5.4", `Bad MAIL parameter syntax`);
-      } else this.reply(501, "5.1.7", "Bad sender address syntax");
+    } catch {
+      this.reply(501, "5.1.7", "Bad sender address syntax");
       return false;
     }
     if (!(await addressSyntaxOk(this.d.restrictions, path.address, path.address))) {
@@ -771,10 +809,23 @@ class Session {
       return false;
     }
     for (const [k, v] of path.params) {
-      if (k === "SIZE") {
+      if (
+        k === "SMTPUTF8" && v === null && this.policy.smtputf8 &&
+        !this.discard.keywords.has("SMTPUTF8")
+      ) {
+        // RFC 6531: the transaction is SMTPUTF8 (this.smtputf8, set below).
+      } else if (v === null) {
+        // A keyword without "=" is no option Postfix knows, NOTIFY and SIZE included.
+        this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
+        return false;
+      } else if (k === "SIZE") {
         const size = Number(v);
-        if (!/^\d+$/.test(v ?? "")) {
+        if (!/^\d+$/.test(v)) {
           this.reply(501, "5.5.4", "Bad message size syntax");
+          return false;
+        }
+        if (BigInt(v) > 2n ** 63n - 1n) {
+          this.reject(552, "5.3.4", "Message size exceeds file system imposed limit");
           return false;
         }
         const limit = this.cfg.size("message_size_limit");
@@ -783,33 +834,28 @@ class Session {
           return false;
         }
       } else if (k === "BODY") {
-        if (!/^(7BIT|8BITMIME)$/i.test(v ?? "")) {
-          this.reply(555, "5.5.4", `Unsupported option: ${k}=${v ?? ""}`);
+        if (!/^(7BIT|8BITMIME)$/i.test(v)) {
+          this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
           return false;
         }
       } else if (k === "RET") {
         if (!this.dsnOffered()) return this.dsnDisabled();
-        if (!/^(FULL|HDRS)$/i.test(v ?? "") || path.repeated.includes(k)) {
+        if (!/^(FULL|HDRS)$/i.test(v ?? "") || path.repeated.has(k)) {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
-      } else if (
-        k === "SMTPUTF8" && v === null && this.policy.smtputf8 &&
-        !this.discard.keywords.has("SMTPUTF8")
-      ) {
-        // RFC 6531: the transaction is SMTPUTF8 (this.smtputf8, set below).
       } else if (k === "ENVID") {
         if (!this.dsnOffered()) return this.dsnDisabled();
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
         try {
-          if (!v || path.repeated.includes(k)) throw new Error("empty or repeated");
+          if (!v || path.repeated.has(k)) throw new Error("empty or repeated ENVID");
           path.params.set(k, xtextDecode(v));
         } catch {
           this.reply(501, "5.5.4", "Bad ENVID parameter syntax");
           return false;
         }
       } else {
-        this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
+        this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
         return false;
       }
     }
@@ -839,7 +885,7 @@ class Session {
       return false;
     }
     const m = /^TO:/i.exec(arg);
-    if (!m) {
+    if (!m || !arg.slice(m[0].length).trim()) {
       this.reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
       return false;
     }
@@ -877,14 +923,17 @@ class Session {
     for (const [k, v] of path.params) {
       if ((k === "NOTIFY" || k === "ORCPT") && !this.dsnOffered()) {
         return this.dsnDisabled();
+      } else if (v === null) {
+        this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
+        return false;
       } else if (k === "NOTIFY") {
-        const items = (v ?? "").toUpperCase().split(",");
+        const items = v.toUpperCase().split(",");
         const known = ["SUCCESS", "FAILURE", "DELAY", "NEVER"];
         const unknown = items.find((i) => !known.includes(i));
         if (unknown) {
-          this.log.warn(`unknown DSN NOTIFY command value "${unknown}" in "${v ?? ""}"`);
+          this.log.warn(`unknown DSN NOTIFY command value "${unknown}" in "${v}"`);
         }
-        const valid = unknown === undefined && !path.repeated.includes(k) &&
+        const valid = unknown === undefined && !path.repeated.has(k) &&
           (!items.includes("NEVER") || items.length === 1);
         if (!valid) {
           this.reply(501, "5.5.4", "Error: Bad NOTIFY parameter syntax");
@@ -893,16 +942,16 @@ class Session {
         rcpt.notify = items;
       } else if (k === "ORCPT") {
         // "type;xtext", kept as "type;decoded" (Postfix), encoded again on the way out.
-        const semi = (v ?? "").indexOf(";");
+        const semi = v.indexOf(";");
         try {
-          if (semi < 1 || path.repeated.includes(k)) throw new Error("no address type");
-          rcpt.orcpt = `${v!.slice(0, semi)};${xtextDecode(v!.slice(semi + 1))}`;
+          if (semi < 1 || path.repeated.has(k)) throw new Error("no address type, or repeated");
+          rcpt.orcpt = `${v.slice(0, semi)};${xtextDecode(v.slice(semi + 1))}`;
         } catch {
           this.reply(501, "5.5.4", "Error: Bad ORCPT parameter syntax");
           return false;
         }
       } else {
-        this.reply(555, "5.5.4", `Unsupported option: ${v === null ? k : `${k}=${v}`}`);
+        this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
         return false;
       }
     }
@@ -1090,6 +1139,9 @@ class Session {
         if (r.status === "ok") {
           this.reply(250, "2.0.0", `Ok: queued as ${r.queueId}`);
           ok = true;
+          // A message received forgives the client's earlier errors, as in Postfix.
+          this.errors = 0;
+          this.junk = 0;
         } else {
           this.reject(r.code, r.dsn, r.text);
         }

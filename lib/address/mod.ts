@@ -28,10 +28,16 @@ export class AddressError extends Error {
 export interface MailPath {
   /** Internal form; "" for the null sender `<>`. */
   address: string;
-  /** Parameter keyword (uppercased) -> value ("" for `KEY=`), or null for a keyword without "=". */
+  /**
+   * Parameter keyword (uppercased) -> value ("" for `KEY=`), or null for a
+   * keyword without "=". A word that is no ESMTP keyword (`<x@y>`, `=1`) is
+   * kept as sent, with null: the caller refuses it as an unsupported option.
+   */
   params: Map<string, string | null>;
-  /** Keywords given more than once (params holds the last value); Postfix refuses some. */
-  repeated: string[];
+  /** Each parameter as the client sent it, by its key in `params` (for Postfix's replies). */
+  sent: Map<string, string>;
+  /** Keys given more than once (`params` holds the last value); DSN parameters must not repeat. */
+  repeated: Set<string>;
 }
 
 /** Options for {@link parseMailPath}. */
@@ -47,14 +53,17 @@ export interface ParseMailPathOptions {
  * e.g. `<local@domain> SIZE=123 BODY=8BITMIME`.
  *
  * Like Postfix with `strict_rfc821_envelopes = no`: spaces after the colon,
- * an address without angle brackets, a source route `<@a,@b:user@d>`
- * (removed), quoted local parts, dots anywhere in the local part, and, as
+ * an address without angle brackets or with extra ones (`<<a@b>>`,
+ * `a@b>`), a source route `<@a,@b:user@d>` (removed), quoted local parts, dots anywhere in the local part, and, as
  * Postfix's parser reads them, an unquoted "@" between words
  * (`<user@remote@ours>`, the domain is after the last "@") and a bracketed
- * part (`<user%[192.0.2.1]@ours>`) in the local part are accepted; an
- * address without a domain (`<postmaster>`) is returned as is.
- * Unbalanced brackets or quotes, control characters, and 8-bit characters
- * without `smtputf8` are rejected.
+ * part (`<user%[192.0.2.1]@ours>`) in the local part are accepted, as
+ * are a quoted pair outside quotes (`a\@b`) and control characters other
+ * than NUL, CR and LF inside a quoted string (`"a<TAB>b"`), which
+ * {@link formatPath} still refuses to write to SMTP; an address without a
+ * domain (`<postmaster>`) is returned as is. A "<" never closed, an
+ * unbalanced quote, two addresses (`<a@b><c@d>`), other control characters,
+ * and 8-bit characters without `smtputf8` are rejected.
  *
  * @throws {AddressError} with a short reason for the log.
  */
@@ -63,59 +72,68 @@ export function parseMailPath(arg: string, opts: ParseMailPathOptions = {}): Mai
   const n = arg.length;
   let i = skipBlanks(arg, 0);
   if (i === n) throw new AddressError("missing address");
-  let address: string;
-  if (arg[i] === "<") {
-    const close = findClose(arg, i + 1);
-    address = parseInner(trimBlanks(arg.slice(i + 1, close)), true);
-    i = close + 1;
-    if (i < n && !isBlank(arg.charCodeAt(i))) throw new AddressError("garbage after address");
-  } else {
-    let j = i;
-    let quoted = false;
-    for (; j < n; j++) {
-      const c = arg[j];
-      if (quoted && c === "\\") j++;
-      else if (c === '"') quoted = !quoted;
-      else if (!quoted && (c === " " || c === "\t")) break;
-      else if (!quoted && (c === "<" || c === ">")) throw new AddressError(`unbalanced "${c}"`);
-    }
-    if (quoted) throw new AddressError("unbalanced quote");
-    address = parseInner(arg.slice(i, j), false);
-    i = j;
+  // The path is one word, as Postfix's smtpd_token reads it: it ends at a
+  // blank outside quotes and angle brackets; a "<" that is never closed
+  // makes it bad syntax, a stray ">" does not.
+  let j = i;
+  let depth = 0;
+  let quoted = false;
+  for (; j < n; j++) {
+    const c = arg[j];
+    if (c === "\\") j++;
+    else if (c === '"') quoted = !quoted;
+    else if (quoted) continue;
+    else if (c === "<") depth++;
+    else if (c === ">") depth = Math.max(0, depth - 1);
+    else if (depth === 0 && isBlank(arg.charCodeAt(j))) break;
   }
+  if (quoted) throw new AddressError("unbalanced quote");
+  if (depth > 0) throw new AddressError('unbalanced "<"');
+  const word = arg.slice(i, Math.min(j, n));
+  i = j;
+  // One pair of brackets around it is taken off (extract_addr); brackets left
+  // (`<<a@b>>`, `a@b>`) are ignored, as Postfix's address parser does, but
+  // they still separate words: `<a@b>x` or `<a@b><c@d>` is two addresses.
+  const text = word.length >= 2 && word[0] === "<" && word[word.length - 1] === ">"
+    ? word.slice(1, -1)
+    : word;
+  const words = splitUnquoted(text, "<>").map(trimBlanks).filter((w) => w !== "");
+  if (words.length > 1) throw new AddressError("more than one address");
+  const address = parseInner(words[0] ?? "", true);
   if (address === "" && !(opts.allowEmpty ?? false)) {
     throw new AddressError("null address not allowed here");
   }
   return { address, ...parseParams(arg.slice(i)) };
 }
 
-/** Index of the ">" closing a path that opened before `from`. */
-function findClose(s: string, from: number): number {
+/** `s` split at each character of `seps` outside quotes (a backslash escapes the next character). */
+function splitUnquoted(s: string, seps: string): string[] {
+  const out: string[] = [];
   let quoted = false;
-  for (let j = from; j < s.length; j++) {
+  let from = 0;
+  for (let j = 0; j < s.length; j++) {
     const c = s[j];
-    if (quoted) {
-      if (c === "\\") j++;
-      else if (c === '"') quoted = false;
-    } else if (c === '"') quoted = true;
-    else if (c === ">") return j;
-    else if (c === "<") throw new AddressError('unbalanced "<"');
+    if (c === "\\") j++;
+    else if (c === '"') quoted = !quoted;
+    else if (!quoted && seps.includes(c)) {
+      out.push(s.slice(from, j));
+      from = j + 1;
+    }
   }
-  throw new AddressError(quoted ? "unbalanced quote" : 'unbalanced "<"');
+  out.push(s.slice(from));
+  return out;
 }
 
 /** The mailbox inside (or without) angle brackets, to internal form. */
 function parseInner(s: string, routeAllowed: boolean): string {
   if (s === "") return "";
   if (s[0] === "@") {
+    // Postfix drops everything up to the first ":" unread (`<@a,b:user@d>`);
+    // what is left may be empty: `MAIL FROM:<@a:>` is the null sender.
     const colon = s.indexOf(":");
     if (!routeAllowed || colon < 0) throw new AddressError("bad source route");
-    for (const hop of s.slice(0, colon).split(",")) {
-      const h = trimBlanks(hop);
-      if (h[0] !== "@" || !validDomain(h.slice(1))) throw new AddressError("bad source route");
-    }
     s = trimBlanks(s.slice(colon + 1));
-    if (s === "") throw new AddressError("source route without mailbox");
+    if (s === "") return "";
   }
   // The last "@" outside quotes separates local part and domain.
   let at = -1;
@@ -126,6 +144,7 @@ function parseInner(s: string, routeAllowed: boolean): string {
       if (c === "\\") j++;
       else if (c === '"') quoted = false;
     } else if (c === '"') quoted = true;
+    else if (c === "\\") j++; // a quoted pair outside quotes (`a\@b`), as Postfix's parser reads it
     else if (c === "@") at = j;
   }
   if (quoted) throw new AddressError("unbalanced quote");
@@ -151,11 +170,14 @@ function unquoteLocal(s: string): string {
       for (j++; j < s.length && s.charCodeAt(j) !== 34; j++) {
         let q = s.charCodeAt(j);
         if (q === 92) q = s.charCodeAt(++j);
-        if (q < 32) throw new AddressError("control character in quoted string");
+        if (isLineBreakOrNul(q)) throw new AddressError("control character in quoted string");
         out += String.fromCharCode(q);
       }
     } else if (isAtext(c) || c === 46) {
       out += s[j];
+    } else if (c === 92 && j + 1 < s.length && (isAtext(s.charCodeAt(j + 1)) || s[j + 1] === "@")) {
+      // A quoted pair outside quotes (`a\@b`, `a\b`): Postfix takes the character as is.
+      out += s[++j];
     } else if (c === 64 && j > 0 && s[j - 1] !== "@" && j + 1 < s.length && s[j + 1] !== "@") {
       // An unquoted "@" between words (`user@remote@ours`) is kept, as
       // Postfix's parser does: the last "@" separates the domain and the
@@ -210,34 +232,51 @@ function validDomain(d: string): boolean {
 
 const KEYWORD_RE = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
 
-/**
- * ESMTP parameters after the path: `SIZE=123 BODY=8BITMIME`. An empty value
- * is kept: what it means (a syntax error, mostly) is the keyword's.
- */
-function parseParams(s: string): { params: Map<string, string | null>; repeated: string[] } {
+/** ESMTP parameters after the path: `SIZE=123 BODY=8BITMIME`. */
+function parseParams(s: string): Pick<MailPath, "params" | "sent" | "repeated"> {
   const params = new Map<string, string | null>();
-  const repeated: string[] = [];
-  for (const tok of s.split(/[ \t]+/)) {
+  const sent = new Map<string, string>();
+  const repeated = new Set<string>();
+  for (const tok of s.split(/[ \t\v\f]+/)) {
     if (tok === "") continue;
-    if (tok[0] === "<") throw new AddressError("more than one address");
+    // deno-lint-ignore no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(tok)) throw new AddressError("control character in parameter");
     const eq = tok.indexOf("=");
     const key = eq < 0 ? tok : tok.slice(0, eq);
-    if (!KEYWORD_RE.test(key)) {
-      throw new AddressError(`bad parameter keyword ${JSON.stringify(key)}`, "parameter");
-    }
-    const name = key.toUpperCase();
-    if (params.has(name)) repeated.push(name);
-    params.set(name, eq < 0 ? null : tok.slice(eq + 1));
+    // Postfix answers any word it does not know with "Unsupported option: <word>".
+    const known = KEYWORD_RE.test(key);
+    const name = known ? key.toUpperCase() : tok;
+    if (params.has(name)) repeated.add(name);
+    params.set(name, known && eq >= 0 ? tok.slice(eq + 1) : null);
+    sent.set(name, tok);
   }
-  return { params, repeated };
+  return { params, sent, repeated };
 }
 
-/** Rejects control characters, 8-bit without SMTPUTF8, and malformed UTF-16/UTF-8. */
+/** NUL, CR and LF: never part of an address, not even quoted. */
+function isLineBreakOrNul(c: number): boolean {
+  return c === 0 || c === 10 || c === 13;
+}
+
+/**
+ * Rejects control characters (inside a quoted string, as Postfix, only NUL,
+ * CR and LF), 8-bit without SMTPUTF8, and malformed UTF-16/UTF-8.
+ */
 function checkChars(s: string, smtputf8: boolean): void {
+  let quoted = false;
   for (let j = 0; j < s.length; j++) {
     const c = s.charCodeAt(j);
     if (c < 128) {
-      if ((c < 32 && c !== 9) || c === 127) throw new AddressError("control character in address");
+      if (quoted && c === 92 && j + 1 < s.length && s.charCodeAt(j + 1) < 128) {
+        if (isLineBreakOrNul(s.charCodeAt(++j))) {
+          throw new AddressError("control character in address");
+        }
+        continue;
+      }
+      if (c === 34) quoted = !quoted;
+      if ((c < 32 && !isBlank(c)) || c === 127) {
+        if (!quoted || isLineBreakOrNul(c)) throw new AddressError("control character in address");
+      }
       continue;
     }
     if (!smtputf8) throw new AddressError("8-bit character in address without SMTPUTF8");
@@ -260,8 +299,9 @@ function isAtext(c: number): boolean {
   return c > 32 && c < 127 && "!#$%&'*+-/=?^_`{|}~".includes(String.fromCharCode(c));
 }
 
+/** Space, TAB, VT and FF separate words, as Postfix's SMTP tokenizer reads them. */
 function isBlank(c: number): boolean {
-  return c === 32 || c === 9;
+  return c === 32 || c === 9 || c === 11 || c === 12;
 }
 
 function trimBlanks(s: string): string {

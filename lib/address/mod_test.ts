@@ -32,6 +32,16 @@ Deno.test("parseMailPath accepts", async (t) => {
     ["<> BODY=7BIT", "", [["BODY", "7BIT"]]],
     ["<@relay.one,@relay.two:user@example.com>", "user@example.com", []],
     ["<@relay.one:user@example.com>", "user@example.com", []],
+    // Postfix drops a route up to its first ":" without reading it.
+    ["<@relay,foo:user@example.com>", "user@example.com", []],
+    ["<@relay:>", "", []],
+    ["@relay:user@example.com", "user@example.com", []],
+    // Brackets beyond one pair are ignored, as Postfix's address parser does.
+    ["<<user@example.com>>", "user@example.com", []],
+    ["user@example.com>", "user@example.com", []],
+    ["<user@example.com>> SIZE=1", "user@example.com", [["SIZE", "1"]]],
+    ['<"a>b"@example.com>', "a>b@example.com", []],
+    ["<<>>", "", []],
     ['<"john doe"@example.com>', "john doe@example.com", []],
     ['<"a\\"b\\\\c"@example.com>', 'a"b\\c@example.com', []],
     ['<"x@y"@example.com>', "x@y@example.com", []],
@@ -47,21 +57,36 @@ Deno.test("parseMailPath accepts", async (t) => {
     ["<r@outside.example@example.com>", "r@outside.example@example.com", []],
     ["<x@[192.0.2.1]@example.com>", "x@[192.0.2.1]@example.com", []],
     ["<a@b> ORCPT=rfc822;a+40b", "a@b", [["ORCPT", "rfc822;a+40b"]]],
-    ["<a@b> SIZE=", "a@b", [["SIZE", ""]]],
+    // Postfix takes control characters inside quotes and quoted pairs outside them.
+    ['<"a\tb\x01c\x7f"@example.com>', "a\tb\x01c\x7f@example.com", []],
+    ['<"a\\\x01"@example.com>', "a\x01@example.com", []],
+    ["<relay\\@remote@example.com>", "relay@remote@example.com", []],
+    ["<a\\b@example.com>", "ab@example.com", []],
+    // Postfix refuses these later, as unsupported options or bad values: not as bad syntax.
+    ["<a@b> SIZE= ret", "a@b", [["SIZE", ""], ["RET", null]]],
+    ["<a@b> <c@d> =1 -X=1", "a@b", [["<c@d>", null], ["=1", null], ["-X=1", null]]],
+    // VT and FF separate words, as in Postfix's tokenizer.
+    ["<a@b>\vSIZE=1\f", "a@b", [["SIZE", "1"]]],
+    ["\fa@b\vBODY=7BIT", "a@b", [["BODY", "7BIT"]]],
   ];
   for (const [arg, address, params] of cases) {
     await t.step(arg, () => {
-      assertEquals(parseMailPath(arg, { allowEmpty: true }), {
+      const path = parseMailPath(arg, { allowEmpty: true });
+      assertEquals({ address: path.address, params: path.params }, {
         address,
         params: new Map(params),
-        repeated: [],
       });
     });
   }
-  await t.step("repeated keywords are listed, the last value kept", () => {
-    const p = parseMailPath("<a@b> RET=HDRS ret=FULL NOTIFY=NEVER RET=HDRS");
-    assertEquals(p.repeated, ["RET", "RET"]);
-    assertEquals(p.params.get("RET"), "HDRS");
+  await t.step("repeated parameters", () => {
+    const p = parseMailPath("<a@b> RET=FULL ret=HDRS SIZE=1");
+    assertEquals([p.params.get("RET"), [...p.repeated]], ["HDRS", ["RET"]]);
+  });
+  await t.step("parameters as sent", () => {
+    assertEquals(
+      [...parseMailPath("<a@b> foo=Bar SIZE=1 <c@d>").sent],
+      [["FOO", "foo=Bar"], ["SIZE", "SIZE=1"], ["<c@d>", "<c@d>"]],
+    );
   });
   await t.step("UTF-8 with smtputf8", () => {
     assertEquals(
@@ -77,19 +102,24 @@ Deno.test("parseMailPath rejects", async (t) => {
     ["   ", "missing address"],
     ["<>", "null address"],
     ["<user@example.com", 'unbalanced "<"'],
-    ["user@example.com>", 'unbalanced ">"'],
-    ["<<user@example.com>>", 'unbalanced "<"'],
-    ["<user@example.com>>", "garbage after address"],
-    ["<user@example.com>SIZE=1", "garbage after address"],
+    ["<user@example.com>SIZE=1", "more than one address"],
+    ["<a@b><c@d>", "more than one address"],
+    ["a>b@c", "more than one address"],
+    ["<<user@example.com>", 'unbalanced "<"'],
+    ["a<b@c", 'unbalanced "<"'],
     ['<"user@example.com>', "unbalanced quote"],
     ["<us\x01er@example.com>", "control character"],
+    ['<"us\x00er"@example.com>', "control character"],
+    ['<"us\rer"@example.com>', "control character"],
+    ['<"us\\\rer"@example.com>', "control character"],
+    ["<a@b> X=\x01", "control character"],
+    ['<a@b> X="\x01"', "control character in parameter"],
+    ["<a\\", "unbalanced"],
     ["<user@example.com>\x7f", "control character"],
     ["<jö@example.com>", "8-bit"],
     ["<user@>", "empty domain"],
     ["<@example.com>", "bad source route"],
-    ["<@relay:>", "source route without mailbox"],
-    ["<@relay,foo:user@example.com>", "bad source route"],
-    ["@relay:user@example.com", "bad source route"],
+    ["<@relay:>", "null address not allowed"],
     ['<""@example.com>', "empty local part"],
     ["<a[b@example.com>", 'invalid character "["'],
     ["<b@@example.com>", 'invalid character "@"'],
@@ -99,9 +129,6 @@ Deno.test("parseMailPath rejects", async (t) => {
     ["<user@exa mple.com>", "bad domain"],
     ["<user@example..com>", "bad domain"],
     ["<user@[1.2.3.4>", "bad domain"],
-    ["<a@b> <c@d>", "more than one address"],
-    ["<a@b> =1", "bad parameter keyword", "parameter"],
-    ["<a@b> -X=1", "bad parameter keyword", "parameter"],
   ];
   for (const [arg, reason, part] of cases) {
     await t.step(JSON.stringify(arg), () => {
@@ -283,6 +310,12 @@ Deno.test("address properties", async (t) => {
         } catch {
           return;
         }
+        // Control characters pass quoted (as in Postfix) but are never written to SMTP.
+        // deno-lint-ignore no-control-regex
+        if (/[\x00-\x1f\x7f]/.test(address)) {
+          assertThrows(() => formatPath(address), AddressError, "control character");
+          return;
+        }
         assertEquals(
           parseMailPath(formatPath(address), { allowEmpty: true, smtputf8: true }).address,
           address,
@@ -318,6 +351,11 @@ Deno.test("address properties", async (t) => {
         try {
           address = parseMailPath(s, { allowEmpty: true, smtputf8: true }).address;
         } catch {
+          return;
+        }
+        // deno-lint-ignore no-control-regex
+        if (/[\x00-\x1f\x7f]/.test(address)) {
+          assertThrows(() => formatPath(address), AddressError, "control character");
           return;
         }
         assertCleanPath(formatPath(address));

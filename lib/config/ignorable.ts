@@ -135,7 +135,6 @@ const GROUPS: Group[] = [
       "smtpd_per_request_deadline",
       "smtp_per_request_deadline",
       "smtpd_delay_open_until_valid_rcpt",
-      "smtpd_junk_command_limit",
       "smtp_connection_cache_destinations",
       "smtp_connection_cache_on_demand",
       "smtp_connection_reuse_count_limit",

@@ -1665,6 +1665,15 @@ const ROWS: ParamSpec[] = [
     note: "ETRN is always answered 459 (no fast flush service); remove smtpd_etrn_restrictions",
   },
   // issue 8 differential: rows for this part go here.
+  {
+    name: "smtpd_junk_command_limit",
+    type: "int",
+    default: "${stress?{1}:{100}}",
+    doc:
+      "HELO, EHLO, NOOP, VRFY, ETRN or RSET commands allowed before each one counts as an error.",
+    min: 1,
+    support: "implemented",
+  },
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {

@@ -42,22 +42,28 @@ export function parseCommand(line: Uint8Array | string): SmtpCommand {
   return { verb, arg: s.slice(i, end) };
 }
 
+/** Space, TAB, VT and FF separate the verb from its argument, as in Postfix's smtpd_token. */
 function isBlank(c: number): boolean {
-  return c === 32 || c === 9;
+  return c === 32 || c === 9 || c === 11 || c === 12;
 }
 
 /**
  * Formats a reply: `formatReply(250, "2.1.0", "Ok")` -> `"250 2.1.0 Ok\r\n"`.
  * An array (or a string with newlines) gives a multiline reply with the
  * enhanced code repeated on each line, as Postfix does:
- * `"250-2.0.0 a\r\n250 2.0.0 b\r\n"`. CR and LF never leak into a line.
+ * `"250-2.0.0 a\r\n250 2.0.0 b\r\n"`. CR and LF never leak into a line;
+ * other control characters (a quoted address may hold TAB, ESC, DEL)
+ * become spaces, as in Postfix's replies.
  */
 export function formatReply(
   code: number,
   enhanced: string | null,
   lines: string | string[],
 ): string {
-  const list = (typeof lines === "string" ? [lines] : lines).flatMap((l) => l.split(/\r\n|\r|\n/));
+  const list = (typeof lines === "string" ? [lines] : lines).flatMap((l) =>
+    // deno-lint-ignore no-control-regex
+    l.split(/\r\n|\r|\n/).map((p) => p.replace(/[\x00-\x1f\x7f]/g, " "))
+  );
   if (list.length === 0) list.push("");
   let out = "";
   for (let i = 0; i < list.length; i++) {

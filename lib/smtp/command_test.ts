@@ -12,6 +12,8 @@ Deno.test("parseCommand", async (t) => {
     ["  QUIT", "QUIT", ""],
     ["quit\n", "QUIT", ""],
     ["NOOP\tx", "NOOP", "x"],
+    ["RSET\v", "RSET", ""],
+    ["MAIL\fFROM:<a@b>", "MAIL", "FROM:<a@b>"],
     ["", "", ""],
     ["\r\n", "", ""],
     ["   \r\n", "", ""],
@@ -33,6 +35,12 @@ Deno.test("parseCommand", async (t) => {
 Deno.test("formatReply", async (t) => {
   await t.step("single line with enhanced code", () => {
     assertEquals(formatReply(250, "2.1.0", "Ok"), "250 2.1.0 Ok\r\n");
+  });
+  await t.step("control characters become spaces", () => {
+    assertEquals(
+      formatReply(554, "5.7.1", "<a\tb\x01c\x1bd\x7fe\x00f@x>: denied"),
+      "554 5.7.1 <a b c d e f@x>: denied\r\n",
+    );
   });
   await t.step("without enhanced code", () => {
     assertEquals(formatReply(220, null, "mx ESMTP"), "220 mx ESMTP\r\n");

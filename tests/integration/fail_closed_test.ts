@@ -135,10 +135,12 @@ Deno.test({
   name: "smtpd drops a client that never reads its replies after smtpd_timeout",
   ...opts,
   fn: async () => {
-    // Pipelining allowed (Postfix 3.9 would hang up on the burst at once): the
-    // NOOPs are what keep the replies coming.
+    // Pipelining allowed (Postfix 3.9 would hang up on the burst at once), and past
+    // smtpd_junk_command_limit each NOOP would be an error ending the session with
+    // 421 before the replies fill the socket buffers: the NOOPs keep the replies coming.
     const inst = await startInstance({
-      mainCf: "smtpd_timeout = 2s\nsmtpd_forbid_unauth_pipelining = no",
+      mainCf:
+        "smtpd_timeout = 2s\nsmtpd_forbid_unauth_pipelining = no\nsmtpd_junk_command_limit = 1000000000",
     });
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: inst.port });
     try {
