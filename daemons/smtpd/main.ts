@@ -5,6 +5,14 @@
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
  * else "unknown" as in Postfix.
  *
+ * TLS (tls.ts): with smtpd_tls_security_level may/encrypt or
+ * smtpd_tls_wrappermode, the certificate and key come from master over
+ * the start-up channel (ServiceContext.tls; this daemon has no read grant
+ * on the key file). Mandatory TLS without a usable certificate stops this
+ * smtpd; with "may" STARTTLS is then not offered (a warning, as Postfix's
+ * "No server certs available. TLS won't be enabled"). A STARTTLS swaps the
+ * connection's read/write for the TLS socket's.
+ *
  * master validates main.cf; the settings this service's master.cf `-o`
  * overrides add are checked here, at start: one Postwarden cannot honour
  * (`-o smtpd_tls_security_level=encrypt`) stops this smtpd with a fatal
@@ -16,7 +24,14 @@ import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
 import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
-import { runSession } from "./session.ts";
+import { runSession, type SessionTls } from "./session.ts";
+import { type ByteChannel, TlsServer } from "./tls.ts";
+import {
+  type SmtpdTlsPolicy,
+  smtpdTlsPolicy,
+  tlsMandatory,
+  tlsWanted,
+} from "../../lib/tls/policy.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
@@ -27,6 +42,9 @@ let listed: ListedContext | null = null;
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
 let resolver: PeerResolver | null = null;
+let tlsPolicy: SmtpdTlsPolicy | null = null;
+/** Null when TLS is not wanted or no certificate is usable. */
+let tlsServer: TlsServer | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -38,7 +56,20 @@ export function parseHosts(text: string): Map<string, string> {
   return m;
 }
 
-function setup(ctx: ServiceContext): void {
+async function setupTls(ctx: ServiceContext): Promise<void> {
+  const { policy, problems } = smtpdTlsPolicy(ctx.config);
+  const fatal = problems.filter((p) => p.fatal);
+  if (fatal.length) throw new Error(fatal.map((p) => p.message).join("; "));
+  if (!tlsWanted(policy)) return;
+  tlsPolicy = policy;
+  if (ctx.tls) tlsServer = await TlsServer.create(policy, ctx.tls);
+  else if (tlsMandatory(policy)) {
+    throw new Error("mandatory TLS (encrypt level or wrapper mode) and no usable certificate");
+  } else ctx.log.warn("No server certs available. TLS won't be enabled");
+}
+
+async function setup(ctx: ServiceContext): Promise<void> {
+  await setupTls(ctx);
   const c = ctx.config;
   const warn = (m: string) => ctx.log.warn(m);
   // One resolver (and its tables) for the relay decision and the recipient tables.
@@ -72,23 +103,43 @@ await runService({
     const addr = remote.hostname;
     const name = await peerName(addr, { hosts, resolver });
     conn.setNoDelay(true);
+    // Plaintext until a STARTTLS (or wrapper mode) puts the TLS socket here.
+    let channel: ByteChannel = {
+      read: async () => {
+        // A fresh buffer per read: decoded DATA may be views into it.
+        const buf = new Uint8Array(16 * 1024);
+        const n = await conn.read(buf);
+        return n === null ? null : buf.subarray(0, n);
+      },
+      // No deadline of its own: the session gives up after smtpd_timeout,
+      // and closing the connection below settles a write that is stuck.
+      write: async (b) => {
+        let off = 0;
+        while (off < b.length) off += await conn.write(b.subarray(off));
+      },
+    };
+    let tls: SessionTls | undefined;
+    if (tlsPolicy) {
+      const server = tlsServer;
+      tls = {
+        policy: tlsPolicy,
+        start: server
+          ? async () => {
+            const r = await server.handshake(conn);
+            channel = r.channel;
+            return r.info;
+          }
+          : null,
+      };
+    }
     try {
       await runSession({
         config: ctx.config,
         log: ctx.log,
         client: { name, addr, port: remote.port },
-        read: async () => {
-          // A fresh buffer per read: decoded DATA may be views into it.
-          const buf = new Uint8Array(16 * 1024);
-          const n = await conn.read(buf);
-          return n === null ? null : buf.subarray(0, n);
-        },
-        // No deadline of its own: the session gives up after smtpd_timeout,
-        // and closing the connection below settles a write that is stuck.
-        write: async (b) => {
-          let off = 0;
-          while (off < b.length) off += await conn.write(b.subarray(off));
-        },
+        read: () => channel.read(),
+        write: (b) => channel.write(b),
+        tls,
         openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
         restrictions: restrictions!,
         listed: listed!,

@@ -7,8 +7,17 @@
  *
  * The session does no socket I/O of its own: it reads through a function
  * and writes through a function, so tests can drive it in memory.
- * STARTTLS, AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and
- * not advertised.
+ * AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and not
+ * advertised.
+ *
+ * STARTTLS (RFC 3207) and wrapper mode run through `SessionDeps.tls`
+ * (tls.ts does the handshake and swaps the host's read/write): STARTTLS is
+ * advertised when a certificate is usable and TLS is not yet active; after
+ * it the session starts over (HELO/EHLO name, transaction), and plaintext
+ * pipelined after the STARTTLS command is discarded, never read as commands
+ * (CVE-2011-0411). With mandatory TLS (smtpd_tls_security_level = encrypt)
+ * every command but HELO, EHLO, STARTTLS, NOOP, XCLIENT and QUIT gets
+ * "530 5.7.0 Must issue a STARTTLS command first" before TLS, as Postfix.
  *
  * Access restrictions (restrictions.ts) run at Postfix's stages: with
  * `smtpd_delay_reject = no` the client list at connect (a rejection
@@ -53,12 +62,25 @@ import {
   type Verdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
+import { establishedLine, receivedTlsClause, type TlsInfo, TlsTimeout } from "./tls.ts";
+import { type SmtpdTlsPolicy, tlsMandatory } from "../../lib/tls/policy.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
   name: string;
   addr: string;
   port: number;
+}
+
+/** smtpd's TLS, for a session (absent: smtpd_tls_security_level = none). */
+export interface SessionTls {
+  policy: SmtpdTlsPolicy;
+  /**
+   * Runs the TLS handshake over the connection and switches `read`/`write`
+   * to it. Null when no certificate is usable: STARTTLS is not offered and
+   * gets 454, as in Postfix.
+   */
+  start: (() => Promise<TlsInfo>) | null;
 }
 
 /** What the session needs from its host. */
@@ -79,6 +101,8 @@ export interface SessionDeps {
   restrictions: RestrictionContext;
   /** Unknown users refused at RCPT (recipients.ts); absent: every address is accepted. */
   listed?: ListedContext;
+  /** STARTTLS and wrapper mode. */
+  tls?: SessionTls;
   now?: () => Date;
 }
 
@@ -97,8 +121,25 @@ class Disconnect extends Error {
 const encoder = new TextEncoder();
 
 /** Postfix's command table order, used for the counts in the disconnect line. */
-const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
+const COUNT_ORDER = [
+  "helo",
+  "ehlo",
+  "starttls",
+  "mail",
+  "rcpt",
+  "data",
+  "rset",
+  "noop",
+  "vrfy",
+  "quit",
+];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
+/** Postfix's commands, and those allowed before STARTTLS with mandatory TLS (SMTPD_CMD_FLAG_PRE_TLS). */
+const POSTFIX_VERBS = new Set([
+  ...KNOWN_VERBS,
+  ...["XCLIENT", "XFORWARD", "STARTTLS", "AUTH", "BDAT", "ETRN"],
+]);
+const PRE_TLS_VERBS = new Set(["HELO", "EHLO", "XCLIENT", "STARTTLS", "NOOP", "QUIT"]);
 
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
@@ -131,6 +172,8 @@ class Session {
   writeStuck = false;
   /** DEFER_IF_PERMIT results of the early checks (smtpd_delay_reject = no), for RCPT. */
   readonly deferIfPermit: DeferIfPermitCarry = {};
+  /** The TLS session, once STARTTLS or wrapper mode made one. */
+  tls: TlsInfo | null = null;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -256,6 +299,7 @@ class Session {
   async run(): Promise<void> {
     this.log.info(`connect from ${this.client}`);
     try {
+      if (this.d.tls?.policy.wrapper && !(await this.startTls())) return;
       const denied = this.d.restrictions.delayReject
         ? null
         : await checkConnect(this.d.restrictions, this.request());
@@ -348,9 +392,21 @@ class Session {
       return false;
     }
     const name = verb === "" ? "UNKNOWN" : verb;
+    if (
+      !this.tls && this.d.tls && tlsMandatory(this.d.tls.policy) && POSTFIX_VERBS.has(verb) &&
+      !PRE_TLS_VERBS.has(verb)
+    ) {
+      this.reply(530, "5.7.0", "Must issue a STARTTLS command first");
+      this.count(verb, false);
+      await this.error();
+      return false;
+    }
     this.lastCommand = name;
     let ok = true;
     switch (verb) {
+      case "STARTTLS":
+        ok = await this.doStartTls(arg);
+        break;
       case "EHLO":
       case "HELO":
         ok = await this.doHelo(verb, arg);
@@ -435,8 +491,68 @@ class Session {
     const limit = this.cfg.size("message_size_limit");
     lines.push(limit > 0 ? `SIZE ${limit}` : "SIZE");
     if (!this.cfg.bool("disable_vrfy_command")) lines.push("VRFY");
+    if (this.d.tls?.start && !this.tls) lines.push("STARTTLS");
     lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
     this.reply(250, null, lines);
+    return true;
+  }
+
+  /** STARTTLS: replies as Postfix's starttls_cmd, then the handshake; the session starts over. */
+  async doStartTls(arg: string): Promise<boolean> {
+    if (arg.trim()) {
+      this.reply(501, "5.5.4", "Syntax: STARTTLS");
+      return false;
+    }
+    if (this.tls) {
+      this.reply(554, "5.5.1", "Error: TLS already active");
+      return false;
+    }
+    if (!this.d.tls) {
+      this.reply(502, "5.5.1", "Error: command not implemented");
+      return false;
+    }
+    if (!this.d.tls.start) {
+      this.reply(454, "4.7.0", "TLS not available due to local problem");
+      return false;
+    }
+    this.reply(220, "2.0.0", "Ready to start TLS");
+    await this.flush();
+    // Plaintext the client sent after STARTTLS must never be read as a command.
+    if (this.lines.buffered > 0) {
+      const junk = this.lines.takeBuffered();
+      this.log.info(
+        `improper command pipelining after STARTTLS from ${this.client}: ${
+          escapeBytes(junk.subarray(0, 100))
+        }`,
+      );
+    }
+    if (!(await this.startTls())) throw new Disconnect();
+    // RFC 3207 4.2: forget what the client said before TLS.
+    this.resetTransaction();
+    this.helo = "";
+    this.protocol = "SMTP";
+    return true;
+  }
+
+  /**
+   * The TLS handshake (STARTTLS or wrapper mode). False when it failed: the
+   * connection is unusable, and what happened is logged as Postfix logs it.
+   */
+  async startTls(): Promise<boolean> {
+    try {
+      this.tls = await this.d.tls!.start!();
+    } catch (e) {
+      if (e instanceof TlsTimeout) {
+        this.log.info(`SSL_accept error from ${this.client}: -1`);
+        this.log.info(`timeout after ${this.lastCommand} from ${this.client}`);
+      } else {
+        this.log.info(`SSL_accept error from ${this.client}: -1`);
+        this.log.warn(`TLS library problem: ${(e as Error).message}`);
+        this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
+      }
+      return false;
+    }
+    if (this.d.tls!.policy.loglevel >= 1) this.log.info(establishedLine(this.client, this.tls));
     return true;
   }
 
@@ -636,9 +752,10 @@ class Session {
       ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>`
       : "";
     const date = rfc2822Date(this.d.now?.() ?? new Date());
-    return `Received: from ${from}\r\n\tby ${this.cfg.str("myhostname")} (${
+    const tls = this.tls && this.d.tls?.policy.receivedHeader ? receivedTlsClause(this.tls) : "";
+    return `Received: from ${from}\r\n${tls}\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
-    }) with ${this.protocol} id ${queueId}${forPart}; ${date}\r\n`;
+    }) with ${this.protocol}${this.tls ? "S" : ""} id ${queueId}${forPart}; ${date}\r\n`;
   }
 
   async doData(arg: string): Promise<boolean> {
@@ -756,4 +873,18 @@ class Session {
     this.overshoot = 0;
     return ok;
   }
+}
+
+/** Bytes as Postfix's escape() shows them in a log line: \r, \n, \t, other controls in octal. */
+function escapeBytes(b: Uint8Array): string {
+  let out = "";
+  for (const c of b) {
+    if (c === 0x0d) out += "\\r";
+    else if (c === 0x0a) out += "\\n";
+    else if (c === 0x09) out += "\\t";
+    else if (c === 0x5c) out += "\\\\";
+    else if (c < 0x20 || c >= 0x7f) out += "\\" + c.toString(8).padStart(3, "0");
+    else out += String.fromCharCode(c);
+  }
+  return out;
 }

@@ -13,6 +13,7 @@
  *   Postfix's default (postfix_names.ts): a warning if they are on the
  *   reviewed allow-list of harmless ones (ignorable.ts), an error otherwise.
  * - Values that are implemented only in part: smtpd_forbid_bare_newline,
+ *   smtpd's TLS protocols, cipher grades and exclusions (lib/tls/policy.ts),
  *   network lists (mynetworks) with lookup tables or files, domain lists
  *   (mydestination, relay_domains, virtual_*_domains) read from files,
  *   restriction names smtpd
@@ -33,6 +34,7 @@ import { parseNetworkList } from "./network_list.ts";
 import { PARAMS, type ParamSpec } from "./params.ts";
 import { DictError, parseMapSpec, splitMapList, supportedTypes } from "../maps/mod.ts";
 import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
+import { smtpdTlsPolicy } from "../tls/policy.ts";
 import {
   canRefuseRelay,
   OPEN_RELAY_MESSAGE,
@@ -184,6 +186,10 @@ function valueChecks(config: Config): ConfigProblem[] {
       `bad smtpd_forbid_bare_newline value: ${bareNewline} (specify normalize, yes, reject or no)`,
     );
   }
+
+  // smtpd's TLS settings (lib/tls/policy.ts): what its TLS library cannot honour.
+  const tls = quietly(() => smtpdTlsPolicy(config));
+  if (tls) out.push(...tls.problems);
 
   const nets = quietly(() => config.list("mynetworks"));
   if (nets) {
