@@ -33,6 +33,7 @@ import { runningMaster } from "../daemons/master/pidfile.ts";
 import { endpointText, type InetEndpoint, inetEndpoints } from "../lib/service/endpoints.ts";
 import { runAudit } from "./audit.ts";
 import { smtpdTlsPolicy, tlsWanted } from "../lib/tls/policy.ts";
+import { denoStat, servicesTls } from "../lib/tls/material.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const PROG = "postwarden";
@@ -327,6 +328,14 @@ async function check(
     tables.problems.forEach(error);
     const owner = Deno.uid() === 0 ? await lookupAccount(config.str("mail_owner")) : null;
     if (owner) (await unreadableTableFiles(tables.grants, owner)).forEach(error);
+    // smtpd's certificate and key, checked as master will read them at start.
+    const tls = await servicesTls(
+      plan.run,
+      (svc) => loadConfig(configDir, { overrides: svc.overrides }),
+      { readFile: (p) => Deno.readTextFile(p), stat: denoStat, asRoot: Deno.uid() === 0 },
+    );
+    tls.errors.forEach(error);
+    tls.warnings.forEach(warn);
     for (const svc of plan.run) {
       const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
       grantFlags(

@@ -56,6 +56,8 @@ export interface MaterialResult {
   warnings: string[];
 }
 
+const NO_CERT = "no server certificate (smtpd_tls_cert_file and smtpd_tls_chain_files are empty)";
+
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
 
 /** The PEM blocks in a text, with their labels. */
@@ -82,7 +84,7 @@ export async function loadTlsMaterial(p: SmtpdTlsPolicy, io: MaterialIo): Promis
     keyFiles = [p.keyFile || p.certFile];
     certFiles = [p.certFile];
   } else {
-    return fail("No server certs available. TLS won't be enabled");
+    return fail(NO_CERT);
   }
   const files = [...new Set([...certFiles, ...keyFiles])];
   const texts = new Map<string, string>();
@@ -186,11 +188,11 @@ export async function servicesTls<S extends { name: string; command: string }>(
     out.warnings.push(...r.warnings.map((w) => `${where}: ${w}`));
     if (r.material) out.material.set(svc.name, r.material);
     else if (tlsMandatory(policy)) {
-      out.errors.push(
-        `${where}: ${r.error}; TLS is mandatory there (smtpd_tls_security_level = encrypt or ` +
-          "smtpd_tls_wrappermode = yes)",
-      );
-    } else if (r.error !== "No server certs available. TLS won't be enabled") {
+      const why = policy.wrapper
+        ? "smtpd_tls_wrappermode = yes"
+        : "smtpd_tls_security_level = encrypt";
+      out.errors.push(`${where}: ${why} needs a usable certificate: ${r.error}`);
+    } else if (r.error !== NO_CERT) { // smtpd says it, as Postfix's smtpd does
       out.warnings.push(`${where}: ${r.error}: disabling TLS support`);
     }
   }
