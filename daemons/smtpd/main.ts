@@ -24,8 +24,8 @@ import { denoPeerResolver, peerName, type PeerResolver } from "./peername.ts";
 import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
-import { runSession, type SessionTls } from "./session.ts";
-import { type ByteChannel, TlsServer } from "./tls.ts";
+import { runSession } from "./session.ts";
+import { connectionIo, TlsServer } from "./tls.ts";
 import {
   type SmtpdTlsPolicy,
   smtpdTlsPolicy,
@@ -103,43 +103,13 @@ await runService({
     const addr = remote.hostname;
     const name = await peerName(addr, { hosts, resolver });
     conn.setNoDelay(true);
-    // Plaintext until a STARTTLS (or wrapper mode) puts the TLS socket here.
-    let channel: ByteChannel = {
-      read: async () => {
-        // A fresh buffer per read: decoded DATA may be views into it.
-        const buf = new Uint8Array(16 * 1024);
-        const n = await conn.read(buf);
-        return n === null ? null : buf.subarray(0, n);
-      },
-      // No deadline of its own: the session gives up after smtpd_timeout,
-      // and closing the connection below settles a write that is stuck.
-      write: async (b) => {
-        let off = 0;
-        while (off < b.length) off += await conn.write(b.subarray(off));
-      },
-    };
-    let tls: SessionTls | undefined;
-    if (tlsPolicy) {
-      const server = tlsServer;
-      tls = {
-        policy: tlsPolicy,
-        start: server
-          ? async () => {
-            const r = await server.handshake(conn);
-            channel = r.channel;
-            return r.info;
-          }
-          : null,
-      };
-    }
+    const io = connectionIo(conn, tlsPolicy, tlsServer);
     try {
       await runSession({
         config: ctx.config,
         log: ctx.log,
         client: { name, addr, port: remote.port },
-        read: () => channel.read(),
-        write: (b) => channel.write(b),
-        tls,
+        ...io,
         openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
         restrictions: restrictions!,
         listed: listed!,

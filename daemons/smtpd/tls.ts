@@ -23,6 +23,7 @@ import type { Duplex as DuplexType } from "node:stream";
 import type { TLSSocket as TLSSocketType } from "node:tls";
 import { authAllowed, type SmtpdTlsPolicy } from "../../lib/tls/policy.ts";
 import type { TlsMaterial } from "../../lib/tls/material.ts";
+import type { SessionDeps, SessionTls } from "./session.ts";
 
 export { authAllowed };
 
@@ -168,6 +169,46 @@ export class TlsServer {
     };
     return { channel, info };
   }
+}
+
+/**
+ * A session's I/O over an accepted connection: plaintext until STARTTLS
+ * (or wrapper mode) swaps in the TLS socket. `policy` null: no TLS;
+ * `server` null: TLS wanted but no usable certificate.
+ */
+export function connectionIo(
+  conn: Deno.Conn,
+  policy: SmtpdTlsPolicy | null,
+  server: TlsServer | null,
+): Pick<SessionDeps, "read" | "write" | "tls"> {
+  let channel: ByteChannel = {
+    read: async () => {
+      // A fresh buffer per read: decoded DATA may be views into it.
+      const buf = new Uint8Array(16 * 1024);
+      const n = await conn.read(buf);
+      return n === null ? null : buf.subarray(0, n);
+    },
+    // No deadline of its own: the session gives up after smtpd_timeout,
+    // and the host closing the connection settles a write that is stuck.
+    write: async (b) => {
+      let off = 0;
+      while (off < b.length) off += await conn.write(b.subarray(off));
+    },
+  };
+  let tls: SessionTls | undefined;
+  if (policy) {
+    tls = {
+      policy,
+      start: server
+        ? async () => {
+          const r = await server.handshake(conn);
+          channel = r.channel;
+          return r.info;
+        }
+        : null,
+    };
+  }
+  return { read: () => channel.read(), write: (b) => channel.write(b), tls };
 }
 
 /**

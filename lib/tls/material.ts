@@ -92,7 +92,7 @@ export async function loadTlsMaterial(p: SmtpdTlsPolicy, io: MaterialIo): Promis
     try {
       texts.set(f, await io.readFile(f));
     } catch (e) {
-      const what = keyFiles.includes(f) ? "private key" : "certificate";
+      const what = certFiles.includes(f) ? "certificate" : "private key";
       return fail(`cannot read ${what} file "${f}": ${(e as Error).message}`);
     }
   }
