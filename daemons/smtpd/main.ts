@@ -103,7 +103,7 @@ await runService({
     const addr = remote.hostname;
     const name = await peerName(addr, { hosts, resolver });
     conn.setNoDelay(true);
-    const io = connectionIo(conn, tlsPolicy, tlsServer);
+    const { io, close } = connectionIo(conn, tlsPolicy, tlsServer);
     try {
       await runSession({
         config: ctx.config,
@@ -115,11 +115,7 @@ await runService({
         listed: listed!,
       });
     } finally {
-      try {
-        conn.close(); // frees what a client that never reads would otherwise pin
-      } catch {
-        // already closed
-      }
+      close(); // frees what a client that never reads would otherwise pin
     }
   },
 });

@@ -517,15 +517,9 @@ class Session {
     }
     this.reply(220, "2.0.0", "Ready to start TLS");
     await this.flush();
-    // Plaintext the client sent after STARTTLS must never be read as a command.
-    if (this.lines.buffered > 0) {
-      const junk = this.lines.takeBuffered();
-      this.log.info(
-        `improper command pipelining after STARTTLS from ${this.client}: ${
-          escapeBytes(junk.subarray(0, 100))
-        }`,
-      );
-    }
+    // Plaintext the client sent after STARTTLS must never be read as a
+    // command (CVE-2011-0411); Postfix discards it without a log line.
+    this.lines.takeBuffered();
     if (!(await this.startTls())) throw new Disconnect();
     // RFC 3207 4.2: forget what the client said before TLS.
     this.resetTransaction();
@@ -873,18 +867,4 @@ class Session {
     this.overshoot = 0;
     return ok;
   }
-}
-
-/** Bytes as Postfix's escape() shows them in a log line: \r, \n, \t, other controls in octal. */
-function escapeBytes(b: Uint8Array): string {
-  let out = "";
-  for (const c of b) {
-    if (c === 0x0d) out += "\\r";
-    else if (c === 0x0a) out += "\\n";
-    else if (c === 0x09) out += "\\t";
-    else if (c === 0x5c) out += "\\\\";
-    else if (c < 0x20 || c >= 0x7f) out += "\\" + c.toString(8).padStart(3, "0");
-    else out += String.fromCharCode(c);
-  }
-  return out;
 }

@@ -107,7 +107,9 @@ export class TlsServer {
    * elsewhere) within smtpd_starttls_timeout; the channel then carries the
    * session. Throws TlsTimeout or TlsHandshakeError; the caller closes conn.
    */
-  async handshake(conn: Deno.Conn): Promise<{ channel: ByteChannel; info: TlsInfo }> {
+  async handshake(
+    conn: Deno.Conn,
+  ): Promise<{ channel: ByteChannel; info: TlsInfo; close: () => void }> {
     const duplex = connDuplex(this.Duplex, conn);
     const socket: TLSSocketType = new this.tls.TLSSocket(
       duplex,
@@ -167,7 +169,7 @@ export class TlsServer {
           socket.write(bytes, (e?: Error | null) => e ? reject(e) : resolve());
         }),
     };
-    return { channel, info };
+    return { channel, info, close: () => socket.destroy() };
   }
 }
 
@@ -180,7 +182,7 @@ export function connectionIo(
   conn: Deno.Conn,
   policy: SmtpdTlsPolicy | null,
   server: TlsServer | null,
-): Pick<SessionDeps, "read" | "write" | "tls"> {
+): { io: Pick<SessionDeps, "read" | "write" | "tls">; close: () => void } {
   let channel: ByteChannel = {
     read: async () => {
       // A fresh buffer per read: decoded DATA may be views into it.
@@ -196,6 +198,7 @@ export function connectionIo(
     },
   };
   let tls: SessionTls | undefined;
+  let closeTls = () => {};
   if (policy) {
     tls = {
       policy,
@@ -203,12 +206,24 @@ export function connectionIo(
         ? async () => {
           const r = await server.handshake(conn);
           channel = r.channel;
+          closeTls = r.close;
           return r.info;
         }
         : null,
     };
   }
-  return { read: () => channel.read(), write: (b) => channel.write(b), tls };
+  return {
+    io: { read: () => channel.read(), write: (b) => channel.write(b), tls },
+    // Settles a read or write still pending (a client that stopped reading).
+    close: () => {
+      closeTls();
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
 }
 
 /**

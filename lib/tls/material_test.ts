@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import { havePeer } from "../../tests/helpers/peers.ts";
-import { makeTestCert } from "../../tests/helpers/tls_cert.ts";
+import { makeTestCert } from "../../tests/helpers/tls.ts";
 import { makeConfig } from "../config/mod.ts";
 import { loadTlsMaterial, type MaterialIo, pemBlocks, servicesTls } from "./material.ts";
 import { smtpdTlsPolicy } from "./policy.ts";

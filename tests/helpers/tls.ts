@@ -1,7 +1,8 @@
 /**
- * Throwaway TLS certificates for tests, made with openssl(1) at test time
- * in a folder the test owns: a CA and a server certificate it signed (so
- * that clients can verify the server against the CA), the key 0600.
+ * TLS for tests: throwaway certificates made with openssl(1) at test time
+ * in a folder the test owns (a CA and a server certificate it signed, so
+ * that clients can verify the server against the CA; the key 0600), and an
+ * SMTP client that can switch to TLS (STARTTLS) mid-session.
  */
 import { run } from "./peers.ts";
 
@@ -17,6 +18,51 @@ export interface TestCert {
   cert: string;
   key: string;
   ca: string;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** An SMTP client that reads whole replies, over plaintext or (after startTls) TLS. */
+export class TlsTestClient {
+  buf = "";
+  constructor(public conn: Deno.Conn) {}
+  async reply(): Promise<string> {
+    for (;;) {
+      const m = /^(?:\d{3}-[^\n]*\n)*\d{3} [^\n]*\n/.exec(this.buf);
+      if (m) {
+        this.buf = this.buf.slice(m[0].length);
+        return m[0].replaceAll("\r", "").trimEnd();
+      }
+      const b = new Uint8Array(8192);
+      const n = await this.conn.read(b);
+      if (n === null) throw new Error(`closed; had ${JSON.stringify(this.buf)}`);
+      this.buf += dec.decode(b.subarray(0, n));
+    }
+  }
+  async send(text: string): Promise<void> {
+    await this.conn.write(enc.encode(text));
+  }
+  async cmd(line: string): Promise<string> {
+    await this.send(line + "\r\n");
+    return this.reply();
+  }
+  /** Starts TLS, verifying the server as `hostname` against `ca` (PEM). */
+  async startTls(ca: string, hostname = "mx.test.example"): Promise<void> {
+    this.conn = await Deno.startTls(this.conn as Deno.TcpConn, {
+      hostname,
+      caCerts: [ca],
+    });
+  }
+  /** True when the server closes the connection (reads give null or fail). */
+  async closed(): Promise<boolean> {
+    try {
+      const b = new Uint8Array(100);
+      return (await this.conn.read(b)) === null;
+    } catch {
+      return true;
+    }
+  }
 }
 
 async function openssl(args: string[]): Promise<void> {
