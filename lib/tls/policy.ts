@@ -233,13 +233,22 @@ export function excludedSuites(item: string): string[] | null {
   return hit ?? [];
 }
 
+const LEVEL_NAMES = [
+  "smtpd_tls_security_level",
+  "smtpd_use_tls",
+  "smtpd_enforce_tls",
+  "smtpd_tls_wrappermode",
+];
+
 const GRADES = new Set(["export", "low", "medium", "high", "null"]);
 
 /** Reads smtpd's TLS settings; `problems` says what cannot be honoured. */
 export function smtpdTlsPolicy(config: Config): { policy: SmtpdTlsPolicy; problems: TlsProblem[] } {
   const problems: TlsProblem[] = [];
+  // The settings that decide whether and which checks apply are named too,
+  // so a master.cf -o that turns TLS on brings main.cf's problems with it.
   const fatal = (names: string[], message: string) =>
-    problems.push({ names, message, fatal: true });
+    problems.push({ names: [...names, ...LEVEL_NAMES], message, fatal: true });
   const wrapper = config.bool("smtpd_tls_wrappermode");
   const raw = config.str("smtpd_tls_security_level").trim().toLowerCase();
   let level: TlsLevel;

@@ -110,3 +110,14 @@ Deno.test("excludedSuites: which offered TLSv1.2 suites an exclusion names", () 
   assertEquals(excludedSuites("kRSA+AES256"), []);
   assertEquals(excludedSuites("NOTAKEYWORD"), null);
 });
+
+Deno.test("a master.cf -o that turns TLS on brings main.cf's TLS problems with it", async () => {
+  const { overrideProblems } = await import("../config/validate.ts");
+  const overrides = { smtpd_tls_wrappermode: "yes" };
+  const c = makeConfig("/x", "compatibility_level = 3.6\nsmtpd_tls_mandatory_protocols = TLSv1\n", {
+    overrides,
+  });
+  const p = overrideProblems(c, overrides);
+  assertEquals(p.fatal.length, 1, p.fatal.join("\n"));
+  assertMatch(p.fatal[0], /^smtpd_tls_mandatory_protocols = TLSv1: allows no protocol/);
+});
