@@ -747,9 +747,12 @@ class Session {
       : "";
     const date = rfc2822Date(this.d.now?.() ?? new Date());
     const tls = this.tls && this.d.tls?.policy.receivedHeader ? receivedTlsClause(this.tls) : "";
+    // RFC 3848's ESMTPS; Postfix writes plain "SMTP" after HELO, TLS or not.
     return `Received: from ${from}\r\n${tls}\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
-    }) with ${this.protocol}${this.tls ? "S" : ""} id ${queueId}${forPart}; ${date}\r\n`;
+    }) with ${this.protocol}${
+      this.tls && this.protocol === "ESMTP" ? "S" : ""
+    } id ${queueId}${forPart}; ${date}\r\n`;
   }
 
   async doData(arg: string): Promise<boolean> {

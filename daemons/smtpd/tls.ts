@@ -21,11 +21,24 @@
  */
 import type { Duplex as DuplexType } from "node:stream";
 import type { TLSSocket as TLSSocketType } from "node:tls";
-import { authAllowed, type SmtpdTlsPolicy } from "../../lib/tls/policy.ts";
+import { authAllowed, type SmtpdTlsPolicy, tlsAuthOnly } from "../../lib/tls/policy.ts";
+import type { Config } from "../../lib/config/mod.ts";
 import type { TlsMaterial } from "../../lib/tls/material.ts";
 import type { SessionDeps, SessionTls } from "./session.ts";
 
 export { authAllowed };
+
+/**
+ * For the AUTH command and its EHLO keyword: whether AUTH may be offered
+ * and accepted now. smtpd_tls_auth_only (implied by
+ * smtpd_tls_security_level = encrypt, smtpd_enforce_tls and wrapper mode)
+ * keeps AUTH away from a session without TLS; with TLS active it is always
+ * allowed. Works whether or not TLS is configured (with auth only and no
+ * TLS, AUTH is never offered, as in Postfix).
+ */
+export function authAllowedNow(config: Config, tls: TlsInfo | null): boolean {
+  return tls !== null || !tlsAuthOnly(config);
+}
 
 /** The TLS session a client has, once the handshake is done. */
 export interface TlsInfo {

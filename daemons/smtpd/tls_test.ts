@@ -18,6 +18,7 @@ import { restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 import {
   authAllowed,
+  authAllowedNow,
   cipherBits,
   connectionIo,
   establishedLine,
@@ -241,8 +242,21 @@ Deno.test({
           assertMatch(await c.reply(), /^220 mx\.test\.example ESMTP/);
           const ehlo = await c.cmd("EHLO client.example");
           assert(!ehlo.includes("STARTTLS"), ehlo);
+          assertEquals(await c.cmd("STARTTLS"), "554 5.5.1 Error: TLS already active");
+          // After HELO, Postfix writes "with SMTP" even over TLS (ESMTPS is for EHLO).
+          assertEquals(await c.cmd("HELO client.example"), "250 mx.test.example");
           assertEquals(await c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0 Ok");
+          assertEquals(await c.cmd("RCPT TO:<b@example.com>"), "250 2.1.5 Ok");
+          assertMatch(await c.cmd("DATA"), /^354 /);
+          assertMatch(await c.cmd("Subject: hi\r\n\r\nbody\r\n."), /^250 /);
           assertEquals(await c.cmd("QUIT"), "221 2.0.0 Bye");
+          await c.closed();
+          await new Promise((r) => setTimeout(r, 100));
+          // smtpd_tls_received_header = no: no TLS clause.
+          assertMatch(
+            h.contents.at(-1) ?? "",
+            /^Received: from client\.example \(localhost \[127\.0\.0\.1\]\)\r\n\tby mx\.test\.example \(Postwarden\) with SMTP id /,
+          );
         } finally {
           await h.close();
         }
@@ -316,4 +330,21 @@ Deno.test("tls: AUTH before TLS only when smtpd_tls_auth_only and mandatory TLS 
   assertEquals(authAllowed(policy("smtpd_tls_auth_only = yes\n"), true), true);
   assertEquals(authAllowed(policy("smtpd_tls_security_level = encrypt\n"), false), false);
   assertEquals(authAllowed(policy("smtpd_enforce_tls = yes\n"), false), false);
+  const t = { protocol: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256", bits: 128, algBits: 128 };
+  const cfg = (main: string) => makeConfig("/x", "compatibility_level = 3.6\n" + main);
+  for (
+    const [main, before] of [
+      ["", true],
+      ["smtpd_tls_security_level = may\n", true],
+      ["smtpd_tls_auth_only = yes\n", false],
+      ["smtpd_tls_security_level = encrypt\n", false],
+      ["smtpd_tls_security_level = verify\n", false],
+      ["smtpd_enforce_tls = yes\n", false],
+      ["smtpd_enforce_tls = yes\nsmtpd_tls_security_level = may\n", true],
+      ["smtpd_tls_wrappermode = yes\n", false],
+    ] as const
+  ) {
+    assertEquals(authAllowedNow(cfg(main), null), before, main);
+    assertEquals(authAllowedNow(cfg(main), t), true, main);
+  }
 });

@@ -341,6 +341,14 @@ export function smtpdTlsPolicy(config: Config): { policy: SmtpdTlsPolicy; proble
   return { policy, problems };
 }
 
+/** smtpd_tls_auth_only, or implied by mandatory TLS; cheap enough for each EHLO. */
+export function tlsAuthOnly(config: Config): boolean {
+  if (config.bool("smtpd_tls_auth_only") || config.bool("smtpd_tls_wrappermode")) return true;
+  const level = config.str("smtpd_tls_security_level").trim().toLowerCase();
+  if (level === "") return config.bool("smtpd_enforce_tls");
+  return level !== "none" && level !== "may";
+}
+
 /**
  * Whether AUTH may be offered and accepted now (smtpd_tls_auth_only, implied
  * by mandatory TLS): not before TLS is active when the policy says so.
