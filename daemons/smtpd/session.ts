@@ -520,7 +520,10 @@ class Session {
     // Plaintext the client sent after STARTTLS must never be read as a
     // command (CVE-2011-0411); Postfix discards it without a log line.
     this.lines.takeBuffered();
-    if (!(await this.startTls())) throw new Disconnect();
+    if (!(await this.startTls())) {
+      this.count("STARTTLS", false); // starttls=0/1, as Postfix
+      throw new Disconnect();
+    }
     // RFC 3207 4.2: forget what the client said before TLS.
     this.resetTransaction();
     this.helo = "";

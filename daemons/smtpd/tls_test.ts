@@ -312,6 +312,11 @@ Deno.test({
           assertMatch(text, /SSL_accept error from localhost\[127\.0\.0\.1\]: -1/);
           assertMatch(text, /lost connection after STARTTLS from localhost\[127\.0\.0\.1\]/);
           assertMatch(text, /timeout after STARTTLS from localhost\[127\.0\.0\.1\]/);
+          assertEquals(
+            h.logs.filter((l) => / starttls=0\/1 commands=0\/1$/.test(l)).length,
+            2,
+            text,
+          );
         } finally {
           await h.close();
         }
