@@ -143,6 +143,9 @@ Deno.test({
             text,
             /Received: from client\.example \(localhost \[127\.0\.0\.1\]\)\n\t\(using TLSv1\.[23] with cipher \S+ \(\d+\/\d+ bits\)\)\n\t\(No client certificate requested\)\n\tby mx\.test\.example \(Postwarden\) with ESMTPS id /,
           );
+          // The log reaches the file through master: wait for the line.
+          const established = /smtpd\[\d+\]: Anonymous TLS connection established from/;
+          await waitUntil(async () => established.test(await pw.log()), 10_000, "the TLS log line");
           assertMatch(
             await pw.log(),
             /smtpd\[\d+\]: Anonymous TLS connection established from localhost\[127\.0\.0\.1\]: TLSv1\.[23] with cipher \S+ \(\d+\/\d+ bits\)/,
