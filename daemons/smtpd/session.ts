@@ -62,7 +62,13 @@ import {
   type Verdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
-import { establishedLine, receivedTlsClause, type TlsInfo, TlsTimeout } from "./tls.ts";
+import {
+  establishedLine,
+  receivedTlsClause,
+  TlsHandshakeError,
+  type TlsInfo,
+  TlsTimeout,
+} from "./tls.ts";
 import { type SmtpdTlsPolicy, tlsMandatory } from "../../lib/tls/policy.ts";
 
 /** Who is connected. */
@@ -539,14 +545,15 @@ class Session {
     try {
       this.tls = await this.d.tls!.start!();
     } catch (e) {
-      if (e instanceof TlsTimeout) {
-        this.log.info(`SSL_accept error from ${this.client}: -1`);
-        this.log.info(`timeout after ${this.lastCommand} from ${this.client}`);
-      } else {
-        this.log.info(`SSL_accept error from ${this.client}: -1`);
-        this.log.warn(`TLS library problem: ${(e as Error).message}`);
-        this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
-      }
+      // Postfix's tls_server_start: why SSL_accept failed, then where.
+      const why = e instanceof TlsTimeout
+        ? "Connection timed out"
+        : e instanceof TlsHandshakeError && e.lost
+        ? "lost connection"
+        : "-1";
+      this.log.info(`SSL_accept error from ${this.client}: ${why}`);
+      if (why === "-1") this.log.warn(`TLS library problem: ${(e as Error).message}`);
+      this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
       return false;
     }
     if (this.d.tls!.policy.loglevel >= 1) this.log.info(establishedLine(this.client, this.tls));

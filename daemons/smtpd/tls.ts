@@ -63,9 +63,12 @@ export class TlsTimeout extends Error {
   override readonly name = "TlsTimeout";
 }
 
-/** The handshake failed (the message is the TLS library's). */
+/** The handshake failed (the message is the TLS library's); `lost`: the client went away. */
 export class TlsHandshakeError extends Error {
   override readonly name = "TlsHandshakeError";
+  constructor(message: string, readonly lost = false) {
+    super(message);
+  }
 }
 
 /** Key bits of a cipher, from its name (all offered suites are AEAD: used = algorithm bits). */
@@ -123,7 +126,9 @@ export class TlsServer {
   async handshake(
     conn: Deno.Conn,
   ): Promise<{ channel: ByteChannel; info: TlsInfo; close: () => void }> {
-    const duplex = connDuplex(this.Duplex, conn);
+    // The client's end of stream: before "secure" the handshake can never finish.
+    const eof = { seen: false, onEof: () => {} };
+    const duplex = connDuplex(this.Duplex, conn, eof);
     const socket: TLSSocketType = new this.tls.TLSSocket(
       duplex,
       {
@@ -145,8 +150,9 @@ export class TlsServer {
           this.policy.handshakeTimeoutMs,
         );
         socket.once("secure", () => resolve());
-        socket.once("error", (e: Error) => reject(new TlsHandshakeError(e.message)));
-        socket.once("close", () => reject(new TlsHandshakeError("connection closed")));
+        eof.onEof = () => reject(new TlsHandshakeError("lost connection", true));
+        socket.once("error", (e: Error) => reject(new TlsHandshakeError(e.message, eof.seen)));
+        socket.once("close", () => reject(new TlsHandshakeError("connection closed", true)));
       });
     } catch (e) {
       socket.destroy();
@@ -243,7 +249,11 @@ export function connectionIo(
  * A node Duplex over a Deno connection, so node:tls can run over a socket
  * that Deno accepted. Reads only while node asks for data (backpressure).
  */
-function connDuplex(Duplex: typeof import("node:stream").Duplex, conn: Deno.Conn): DuplexType {
+function connDuplex(
+  Duplex: typeof import("node:stream").Duplex,
+  conn: Deno.Conn,
+  eof: { seen: boolean; onEof: () => void },
+): DuplexType {
   let reading = false;
   return new Duplex({
     read() {
@@ -259,7 +269,9 @@ function connDuplex(Duplex: typeof import("node:stream").Duplex, conn: Deno.Conn
             n = null;
           }
           if (n === null) {
+            eof.seen = true;
             this.push(null);
+            eof.onEof();
             return;
           }
           if (!this.push(buf.subarray(0, n))) {

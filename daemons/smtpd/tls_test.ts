@@ -303,20 +303,41 @@ Deno.test({
           await slow.reply();
           assertEquals(await slow.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
           assert(await slow.closed()); // after smtpd_starttls_timeout
+          const quiet = await h.client();
+          await quiet.reply();
+          assertEquals(await quiet.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+          await quiet.startTls(cert.ca);
+          assertMatch(await quiet.cmd("EHLO client.example"), /^250-/);
+          quiet.conn.close(); // goes away without QUIT, after TLS
+          const gone = await h.client();
+          await gone.reply();
+          assertEquals(await gone.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+          gone.conn.close(); // the client goes away before its ClientHello
           // The listener still serves.
           const ok = await h.client();
           assertMatch(await ok.reply(), /^220 /);
           assertEquals(await ok.cmd("QUIT"), "221 2.0.0 Bye");
           await new Promise((r) => setTimeout(r, 50));
           const text = h.logs.join("\n");
-          assertMatch(text, /SSL_accept error from localhost\[127\.0\.0\.1\]: -1/);
-          assertMatch(text, /lost connection after STARTTLS from localhost\[127\.0\.0\.1\]/);
-          assertMatch(text, /timeout after STARTTLS from localhost\[127\.0\.0\.1\]/);
+          // As Postfix logs them: why SSL_accept failed, then where.
+          assertMatch(
+            text,
+            /SSL_accept error from localhost\[127\.0\.0\.1\]: -1\nwarning: TLS library problem: .*\nlost connection after STARTTLS from localhost\[127\.0\.0\.1\]\n/,
+          );
+          assertMatch(
+            text,
+            /SSL_accept error from localhost\[127\.0\.0\.1\]: Connection timed out\nlost connection after STARTTLS from localhost\[127\.0\.0\.1\]\n/,
+          );
+          assertMatch(
+            text,
+            /SSL_accept error from localhost\[127\.0\.0\.1\]: lost connection\nlost connection after STARTTLS from localhost\[127\.0\.0\.1\]\n/,
+          );
           assertEquals(
             h.logs.filter((l) => / starttls=0\/1 commands=0\/1$/.test(l)).length,
-            2,
+            3,
             text,
           );
+          assertMatch(text, /\nlost connection after EHLO from localhost\[127\.0\.0\.1\]\n/);
         } finally {
           await h.close();
         }
