@@ -89,33 +89,6 @@ Deno.test({
       const smtps = freePort();
       const pw = await startInstance({ mainCf: tlsMainCf(cert, "may") });
       try {
-        // The wrapper-mode service is added to a running instance's master.cf,
-        // then started with a reload: both services as an admin would run them.
-        const masterCf = (await Deno.readTextFile(`${pw.conf}/master.cf`)) +
-          `127.0.0.1:${smtps} inet n - n - - smtpd\n  -o smtpd_tls_wrappermode=yes\n`;
-        await Deno.writeTextFile(`${pw.conf}/master.cf`, masterCf);
-        const reload = await run(Deno.execPath(), [
-          "run",
-          "-A",
-          new URL("../../commands/postwarden.ts", import.meta.url).pathname,
-          "-c",
-          pw.conf,
-          "reload",
-        ]);
-        assertEquals(reload.code, 0, reload.stderr);
-        await waitUntil(
-          async () => {
-            try {
-              (await Deno.connect({ hostname: "127.0.0.1", port: smtps })).close();
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          30_000,
-          "the smtps service",
-        );
-
         await t.step("swaks --tls delivers; Received: has the TLS clause", async () => {
           const r = await run("swaks", [
             "--server",
@@ -145,36 +118,13 @@ Deno.test({
           );
           // The log reaches the file through master: wait for the line.
           const established = /smtpd\[\d+\]: Anonymous TLS connection established from/;
-          await waitUntil(async () => established.test(await pw.log()), 10_000, "the TLS log line");
+          await waitUntil(async () => established.test(await pw.log()), 10_000, "the TLS log line")
+            .catch(() => {}); // the assertion below shows the log
           assertMatch(
             await pw.log(),
             /smtpd\[\d+\]: Anonymous TLS connection established from localhost\[127\.0\.0\.1\]: TLSv1\.[23] with cipher \S+ \(\d+\/\d+ bits\)/,
           );
         });
-
-        await t.step(
-          "swaks --tls-on-connect delivers through the wrapper-mode service",
-          async () => {
-            const r = await run("swaks", [
-              "--server",
-              `127.0.0.1:${smtps}`,
-              "--from",
-              "alice@example.com",
-              "--to",
-              "root@localhost",
-              "--tls-on-connect",
-              "--header",
-              "Subject: over smtps",
-            ], { timeoutMs: 60_000 });
-            assertEquals(r.code, 0, r.stdout + r.stderr);
-            assert(!/STARTTLS/.test(r.stdout), "no STARTTLS in wrapper mode");
-            await waitUntil(
-              async () => (await maildirFiles(pw.spool, "root")).length >= 2,
-              30_000,
-              "delivery",
-            );
-          },
-        );
 
         await t.step("openssl s_client -starttls smtp sees the certificate", async () => {
           const r = await run("openssl", [
@@ -217,6 +167,66 @@ Deno.test({
           const x = await run("openssl", ["x509", "-noout", "-subject"], { stdin: pem[0] + "\n" });
           assertMatch(x.stdout, /CN\s*=\s*mx\.test\.example/);
         });
+
+        // The wrapper-mode service is added to the running instance's master.cf,
+        // then started with a reload, as an admin would. (Last: the daemons
+        // that drain after a reload may lose log lines, which the steps
+        // above check.)
+        const masterCf = (await Deno.readTextFile(`${pw.conf}/master.cf`)) +
+          `127.0.0.1:${smtps} inet n - n - - smtpd\n  -o smtpd_tls_wrappermode=yes\n`;
+        await Deno.writeTextFile(`${pw.conf}/master.cf`, masterCf);
+        const reload = await run(Deno.execPath(), [
+          "run",
+          "-A",
+          new URL("../../commands/postwarden.ts", import.meta.url).pathname,
+          "-c",
+          pw.conf,
+          "reload",
+        ]);
+        assertEquals(reload.code, 0, reload.stderr);
+        await waitUntil(
+          async () => {
+            try {
+              (await Deno.connect({ hostname: "127.0.0.1", port: smtps })).close();
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          30_000,
+          "the smtps service",
+        );
+
+        await t.step(
+          "swaks --tls-on-connect delivers through the wrapper-mode service",
+          async () => {
+            const r = await run("swaks", [
+              "--server",
+              `127.0.0.1:${smtps}`,
+              "--from",
+              "alice@example.com",
+              "--to",
+              "root@localhost",
+              "--tls-on-connect",
+              "--header",
+              "Subject: over smtps",
+            ], { timeoutMs: 60_000 });
+            assertEquals(r.code, 0, r.stdout + r.stderr);
+            assert(!/STARTTLS/.test(r.stdout), "no STARTTLS in wrapper mode");
+            await waitUntil(
+              async () => (await maildirFiles(pw.spool, "root")).length >= 2,
+              30_000,
+              "delivery",
+            );
+            const files = await maildirFiles(pw.spool, "root");
+            const texts = await Promise.all(files.map((f) => Deno.readTextFile(f)));
+            const mail = texts.find((m) => m.includes("Subject: over smtps")) ?? texts.join("\n");
+            assertMatch(
+              mail,
+              /\(using TLSv1\.[23] with cipher \S+ \(\d+\/\d+ bits\)\)\n\t\(No client certificate requested\)\n\tby mx\.test\.example \(Postwarden\) with ESMTPS id /,
+            );
+          },
+        );
       } finally {
         await pw.stop();
       }
