@@ -318,7 +318,6 @@ const GROUPS: Group[] = [
       "smtpd_tls_CApath",
       "smtpd_tls_dh1024_param_file",
       "smtpd_tls_dh512_param_file",
-      "smtpd_tls_eecdh_grade",
       "smtpd_tls_fingerprint_digest",
       "smtpd_tls_session_cache_database",
       "smtpd_tls_session_cache_timeout",
@@ -383,6 +382,15 @@ const GROUPS: Group[] = [
 
 /** Entries harmless only for some values. */
 const BY_VALUE: [string, Ignorable][] = [
+  [
+    "smtpd_tls_eecdh_grade",
+    {
+      why: 'smtpd\'s TLS library picks X25519, P-256 or P-384 itself, as with "auto"; ' +
+        '"strong" (P-256) is no stronger, and "none" would only give up forward secrecy',
+      accepts: oneOf("", "auto", "strong", "none"),
+      acceptsText: '"auto", "strong" or "none"',
+    },
+  ],
   [
     "smtp_tls_security_level",
     {

@@ -51,6 +51,10 @@ Deno.test("validateConfig", async (t) => {
       ["smtpd_tls_eccert_file = /etc/ec.pem", /^smtpd_tls_eccert_file = \/etc\/ec.pem/],
       ["tls_high_cipherlist = AES128", /^tls_high_cipherlist = AES128/],
       [
+        "smtpd_tls_eecdh_grade = ultra",
+        /^smtpd_tls_eecdh_grade = ultra: .*"auto", "strong" or "none"/,
+      ],
+      [
         "smtpd_tls_security_level = may\nsmtpd_tls_protocols = TLSv1, TLSv1.1",
         /^smtpd_tls_protocols = TLSv1, TLSv1.1: allows no protocol/,
       ],
@@ -99,6 +103,7 @@ Deno.test("validateConfig", async (t) => {
       "smtp_tls_security_level = may",
       "smtpd_tls_security_level = verify",
       "smtpd_tls_CAfile = /etc/ssl/certs/ca-certificates.crt",
+      "smtpd_tls_eecdh_grade = strong",
       "biff = no",
       "readme_directory = no",
       "mailbox_size_limit = 0",
