@@ -9,7 +9,9 @@
  * (database, socketmap, tcp), bind its own endpoint, run /bin/sh, import
  * code from npm (any package, and the table drivers proxymap loads) or
  * over HTTP (a local server counts the attempts), and keep data in
- * localStorage, the Cache API or a path-less Deno KV.
+ * localStorage, the Cache API or a path-less Deno KV, read smtpd's TLS
+ * certificate and private key files (master reads them and hands them to
+ * smtpd; no daemon should be able to read the key file).
  */
 import { type Config, loadConfig, parseMasterCf } from "../lib/config/mod.ts";
 import type { Prepared } from "../lib/instance/mod.ts";
@@ -26,6 +28,7 @@ import {
 import { paramLookup, planServices } from "../lib/service/catalog.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
+import { smtpdTlsPolicy, tlsWanted } from "../lib/tls/policy.ts";
 
 /** Inputs from the postwarden command. */
 export interface AuditOptions {
@@ -56,6 +59,19 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     .map(([, g]) => g);
   const tableServers = [...new Set(proxied.flatMap((g) => g.net))].map(serverProbe);
   const drivers = [...new Set(proxied.flatMap((g) => g.npm))];
+  // smtpd's certificate and key files: master reads them; each daemon shows whether it can.
+  const tlsFiles = new Map<string, string>();
+  for (const svc of plan.run.filter((s) => s.command === "smtpd")) {
+    const c = await loadConfig(o.configDir, { overrides: { ...ov, ...svc.overrides } });
+    const { policy } = smtpdTlsPolicy(c);
+    if (!tlsWanted(policy)) continue;
+    if (policy.chainFiles.length) {
+      for (const f of policy.chainFiles) tlsFiles.set(f, "TLS key and chain file");
+    } else {
+      if (policy.certFile) tlsFiles.set(policy.certFile, "TLS certificate file");
+      if (policy.keyFile) tlsFiles.set(policy.keyFile, "TLS private key file");
+    }
+  }
 
   // Imports over HTTP must never get this far; count the attempts that do.
   let importHits = 0;
@@ -82,6 +98,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         probes.push([`read table file ${f}`, { kind: "read-file", path: f }]);
       }
       probes.push(["read main.cf", { kind: "read-file", path: `${o.configDir}/main.cf` }]);
+      for (const [f, what] of tlsFiles) {
+        probes.push([`read ${what} ${f}`, { kind: "read-file", path: f }]);
+      }
       if (spool) probes.push(["write a mailbox", { kind: "write-dir", path: spool }]);
       if (ov.maillog_file) {
         probes.push(["write the maillog", { kind: "append-file", path: ov.maillog_file }]);

@@ -32,6 +32,8 @@ import { paramLookup, planServices, serviceOverrideProblems } from "../lib/servi
 import { runningMaster } from "../daemons/master/pidfile.ts";
 import { endpointText, type InetEndpoint, inetEndpoints } from "../lib/service/endpoints.ts";
 import { runAudit } from "./audit.ts";
+import { smtpdTlsPolicy, tlsWanted } from "../lib/tls/policy.ts";
+import { denoStat, servicesTls } from "../lib/tls/material.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const PROG = "postwarden";
@@ -111,8 +113,10 @@ async function loadOrDie(configDir: string): Promise<Config> {
 }
 
 /**
- * The files computing the services' table grants reads (what master will
- * read at start and reload). Problems are left to master, which reports them.
+ * The files computing the services' table grants reads, and smtpd's TLS
+ * certificate and key files, which master reads for smtpd (lib/tls):
+ * what master will read at start and reload. Problems are left to master,
+ * which reports them.
  */
 async function tableConfigFiles(
   configDir: string,
@@ -129,6 +133,13 @@ async function tableConfigFiles(
       },
     },
   );
+  for (const svc of services) {
+    if (svc.command !== "smtpd") continue;
+    const { policy } = smtpdTlsPolicy(await loadConfig(configDir, { overrides: svc.overrides }));
+    if (!tlsWanted(policy)) continue;
+    const tls = policy.chainFiles.length ? policy.chainFiles : [policy.certFile, policy.keyFile];
+    for (const f of tls) if (f) files.add(f);
+  }
   return [...files];
 }
 
@@ -317,6 +328,14 @@ async function check(
     tables.problems.forEach(error);
     const owner = Deno.uid() === 0 ? await lookupAccount(config.str("mail_owner")) : null;
     if (owner) (await unreadableTableFiles(tables.grants, owner)).forEach(error);
+    // smtpd's certificate and key, checked as master will read them at start.
+    const tls = await servicesTls(
+      plan.run,
+      (svc) => loadConfig(configDir, { overrides: svc.overrides }),
+      { readFile: (p) => Deno.readTextFile(p), stat: denoStat, asRoot: Deno.uid() === 0 },
+    );
+    tls.errors.forEach(error);
+    tls.warnings.forEach(warn);
     for (const svc of plan.run) {
       const p = (n: string) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : config.str(n);
       grantFlags(

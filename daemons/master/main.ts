@@ -55,6 +55,7 @@ import type { Runtime } from "../../lib/runtime/mod.ts";
 import { formatDaemonArgs } from "../../lib/service/args.ts";
 import { paramLookup, planServices, serviceOverrideProblems } from "../../lib/service/catalog.ts";
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
+import { denoStat, servicesTls, type TlsMaterial } from "../../lib/tls/material.ts";
 import { LogWriter } from "./log_writer.ts";
 import { acquireMasterLock, releaseMasterLock } from "./pidfile.ts";
 import { listenerProcesses } from "./listeners.ts";
@@ -154,6 +155,8 @@ interface Loaded {
   nameservers: string[];
   /** What each service's lookup tables need from its sandbox, by service name. */
   tables: Map<string, DictGrants>;
+  /** smtpd services' certificate and key, read here (smtpd cannot read the key file). */
+  tls: Map<string, TlsMaterial>;
 }
 
 async function loadAll(opts: MasterOptions): Promise<Loaded> {
@@ -190,6 +193,16 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     const unreadable = await unreadableTableFiles(tables.grants, owner);
     if (unreadable.length) throw new Error(unreadable.join("; "));
   }
+  const tls = await servicesTls(
+    plan.run,
+    (svc) =>
+      Object.keys(svc.overrides).length === 0 ? Promise.resolve(config) : loadConfig(
+        opts.configDir,
+        { overrides: { ...opts.overrides, ...svc.overrides } },
+      ),
+    { readFile: (p) => Deno.readTextFile(p), stat: denoStat, asRoot: Deno.uid() === 0 },
+  );
+  if (tls.errors.length) throw new Error(tls.errors.join("; "));
   let nameservers: string[] = [];
   try {
     nameservers = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf"));
@@ -201,10 +214,11 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     mainCf,
     files,
     services: plan.run,
-    notes: [...config.warnings, ...parsed.warnings, ...plan.skipped, ...notes],
+    notes: [...config.warnings, ...parsed.warnings, ...plan.skipped, ...notes, ...tls.warnings],
     owner,
     nameservers,
     tables: tables.grants,
+    tls: tls.material,
   };
 }
 
@@ -265,6 +279,7 @@ class Master {
       hostname: this.config.str("myhostname"),
       files: this.cur.files,
       services: this.cur.services,
+      tls: this.cur.tls.get(svc.name),
     };
   }
 

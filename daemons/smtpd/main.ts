@@ -7,6 +7,14 @@
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
  * else "unknown" as in Postfix.
  *
+ * TLS (tls.ts): with smtpd_tls_security_level may/encrypt or
+ * smtpd_tls_wrappermode, the certificate and key come from master over
+ * the start-up channel (ServiceContext.tls; this daemon has no read grant
+ * on the key file). Mandatory TLS without a usable certificate stops this
+ * smtpd; with "may" STARTTLS is then not offered (a warning, as Postfix's
+ * "No server certs available. TLS won't be enabled"). A STARTTLS swaps the
+ * connection's read/write for the TLS socket's.
+ *
  * master validates main.cf; the settings this service's master.cf `-o`
  * overrides add are checked here, at start: one Postwarden cannot honour
  * (`-o smtpd_tls_security_level=encrypt`) stops this smtpd with a fatal
@@ -41,13 +49,16 @@ import { familiesFrom } from "../../lib/dns/mod.ts";
 import { ANVIL_TIMEOUT_MS, clientLimits, type LimitSettings, limitSettings } from "./anvil.ts";
 import { ipcConnect } from "../../lib/ipc/mod.ts";
 import { type ProtocolPolicy, protocolPolicy } from "./protocol.ts";
+import { connectionIo, TlsServer } from "./tls.ts";
+import {
+  type SmtpdTlsPolicy,
+  smtpdTlsPolicy,
+  tlsMandatory,
+  tlsWanted,
+} from "../../lib/tls/policy.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
-/** Read buffer while a client is idle or sends commands. */
-const READ_SMALL = 1024;
-/** Read buffer after a read filled the small one (DATA). */
-const READ_LARGE = 16 * 1024;
 
 let restrictions: RestrictionContext | null = null;
 let listed: ListedContext | null = null;
@@ -63,6 +74,9 @@ let limits: LimitSettings | null = null;
 /** DNS for peer names and the restrictions (unknown_*, DNS lists). */
 let dns: FullResolver | null = null;
 let protocol: ProtocolPolicy | null = null;
+let tlsPolicy: SmtpdTlsPolicy | null = null;
+/** Null when TLS is not wanted or no certificate is usable. */
+let tlsServer: TlsServer | null = null;
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -74,7 +88,20 @@ export function parseHosts(text: string): Map<string, string> {
   return m;
 }
 
-function setup(ctx: ServiceContext): void {
+async function setupTls(ctx: ServiceContext): Promise<void> {
+  const { policy, problems } = smtpdTlsPolicy(ctx.config);
+  const fatal = problems.filter((p) => p.fatal);
+  if (fatal.length) throw new Error(fatal.map((p) => p.message).join("; "));
+  if (!tlsWanted(policy)) return;
+  tlsPolicy = policy;
+  if (ctx.tls) tlsServer = await TlsServer.create(policy, ctx.tls);
+  else if (tlsMandatory(policy)) {
+    throw new Error("mandatory TLS (encrypt level or wrapper mode) and no usable certificate");
+  } else ctx.log.warn("No server certs available. TLS won't be enabled");
+}
+
+async function setup(ctx: ServiceContext): Promise<void> {
+  await setupTls(ctx);
   const c = ctx.config;
   const warn = (m: string) => ctx.log.warn(m);
   // One resolver (and its tables) for the relay decision and the recipient tables.
@@ -121,16 +148,8 @@ await runService({
   init: setup,
   onInet: async (conn, ctx) => {
     const remote = conn.remoteAddr;
-    let size = READ_SMALL;
-    const read = async () => {
-      // A fresh buffer per read: decoded DATA may be views into it.
-      const buf = new Uint8Array(size);
-      const n = await conn.read(buf);
-      if (n === null) return null;
-      size = n === buf.length ? READ_LARGE : READ_SMALL;
-      return buf.subarray(0, n);
-    };
     conn.setNoDelay(true);
+    const { io, close, unread } = connectionIo(conn, tlsPolicy, tlsServer);
     try {
       let addr = remote.hostname;
       let port = remote.port;
@@ -138,7 +157,7 @@ await runService({
       let initial: Uint8Array | undefined;
       let hangup = false;
       if (upstreamProxy) {
-        const r = await readProxyHeader(read, upstreamProxy);
+        const r = await readProxyHeader(io.read, upstreamProxy);
         if (!r.ok) {
           ctx.log.warn(r.warning);
           hangup = true;
@@ -148,7 +167,9 @@ await runService({
             port = r.header.endpoints.clientPort;
             server = { addr: r.header.endpoints.serverAddr, port: r.header.endpoints.serverPort };
           }
-          initial = r.rest;
+          // In wrapper mode the bytes after the header are the TLS handshake's.
+          if (tlsPolicy?.wrapper) unread(r.rest);
+          else initial = r.rest;
         }
       }
       const peer = await peerIdentity(addr, { hosts, resolver, warn: (m) => ctx.log.warn(m) });
@@ -157,16 +178,10 @@ await runService({
         config: ctx.config,
         log: ctx.log,
         client: { ...peer, addr, port, server },
-        read,
+        ...io,
         initial,
         hangup,
         xclient: xclient!,
-        // No deadline of its own: the session gives up after smtpd_timeout,
-        // and closing the connection below settles a write that is stuck.
-        write: async (b) => {
-          let off = 0;
-          while (off < b.length) off += await conn.write(b.subarray(off));
-        },
         openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
         restrictions: restrictions!,
         listed: listed!,
@@ -182,11 +197,7 @@ await runService({
         protocol: protocol!,
       });
     } finally {
-      try {
-        conn.close(); // frees what a client that never reads would otherwise pin
-      } catch {
-        // already closed
-      }
+      close(); // frees what a client that never reads would otherwise pin
     }
   },
 });

@@ -9,7 +9,8 @@
  *   `smtpd_forbid_bare_newline_reject_code` (550) 5.5.2.
  * - `smtpd_forbid_unauth_pipelining` (3.9 default yes): a command followed
  *   by more input when it must end a pipelined group (RFC 2920: HELO,
- *   EHLO, DATA, VRFY, NOOP, STARTTLS, AUTH, XCLIENT), or any command from a
+ *   EHLO, DATA, VRFY, NOOP, AUTH, XCLIENT; not STARTTLS, whose own code
+ *   discards what follows it), or any command from a
  *   client that did not say EHLO, is logged as "improper command
  *   pipelining" and, when forbidden, answered "554 5.5.0 Error: SMTP
  *   protocol synchronization" and disconnected.
@@ -98,7 +99,6 @@ export const PIPELINING_LAST = new Set([
   "HELO",
   "EHLO",
   "XCLIENT",
-  "STARTTLS",
   "AUTH",
   "DATA",
   "NOOP",

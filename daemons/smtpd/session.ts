@@ -7,7 +7,7 @@
  *
  * The session does no socket I/O of its own: it reads through a function
  * and writes through a function, so tests can drive it in memory.
- * STARTTLS and AUTH are not implemented and not advertised.
+ * AUTH is not implemented and not advertised.
  * XCLIENT and XFORWARD (xclient.ts) are offered to the clients in
  * smtpd_authorized_xclient_hosts and smtpd_authorized_xforward_hosts;
  * after XCLIENT the session restarts (220 again) as the new client. ETRN
@@ -19,6 +19,15 @@
  * (smtpd_forbid_bare_newline, smtpd_forbid_unauth_pipelining,
  * smtpd_forbidden_commands, SMTPUTF8 checks, smtpd_discard_ehlo_keywords)
  * is decided in protocol.ts and applied here.
+ *
+ * STARTTLS (RFC 3207) and wrapper mode run through `SessionDeps.tls`
+ * (tls.ts does the handshake and swaps the host's read/write): STARTTLS is
+ * advertised when a certificate is usable and TLS is not yet active; after
+ * it the session starts over (HELO/EHLO name, transaction), and plaintext
+ * pipelined after the STARTTLS command is discarded, never read as commands
+ * (CVE-2011-0411). With mandatory TLS (smtpd_tls_security_level = encrypt)
+ * every command but HELO, EHLO, STARTTLS, NOOP, XCLIENT and QUIT gets
+ * "530 5.7.0 Must issue a STARTTLS command first" before TLS, as Postfix.
  *
  * Access restrictions (restrictions.ts) run at Postfix's stages: with
  * `smtpd_delay_reject = no` the client list at connect (a rejection
@@ -109,6 +118,14 @@ import {
   protocolPolicy,
   validUtf8,
 } from "./protocol.ts";
+import {
+  establishedLine,
+  receivedTlsClause,
+  TlsHandshakeError,
+  type TlsInfo,
+  TlsTimeout,
+} from "./tls.ts";
+import { type SmtpdTlsPolicy, tlsMandatory } from "../../lib/tls/policy.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -121,6 +138,17 @@ export interface ClientInfo {
   reverseName?: string;
   nameStatus?: PeerStatus;
   reverseStatus?: PeerStatus;
+}
+
+/** smtpd's TLS, for a session (absent: smtpd_tls_security_level = none). */
+export interface SessionTls {
+  policy: SmtpdTlsPolicy;
+  /**
+   * Runs the TLS handshake over the connection and switches `read`/`write`
+   * to it. Null when no certificate is usable: STARTTLS is not offered and
+   * gets 454, as in Postfix.
+   */
+  start: (() => Promise<TlsInfo>) | null;
 }
 
 /** What the session needs from its host. */
@@ -145,6 +173,8 @@ export interface SessionDeps {
   limits?: ClientLimits;
   /** Protocol policy (protocol.ts), made once per configuration; absent: made from config. */
   protocol?: ProtocolPolicy;
+  /** STARTTLS and wrapper mode. */
+  tls?: SessionTls;
   now?: () => Date;
   /** Who may send XCLIENT and XFORWARD; absent: nobody. */
   xclient?: XclientAuth;
@@ -174,6 +204,7 @@ const COUNT_ORDER = [
   "ehlo",
   "xclient",
   "xforward",
+  "starttls",
   "mail",
   "rcpt",
   "data",
@@ -196,6 +227,12 @@ function transactionInstance(now: Date): string {
   const hex = (n: number) => Math.floor(n).toString(16);
   return `${hex(Deno.pid)}.${hex(ms / 1000)}.${hex((ms % 1000) * 1000)}.${hex(instances++)}`;
 }
+/** Postfix's commands, and those allowed before STARTTLS with mandatory TLS (SMTPD_CMD_FLAG_PRE_TLS). */
+const POSTFIX_VERBS = new Set([
+  ...KNOWN_VERBS,
+  ...["XCLIENT", "XFORWARD", "STARTTLS", "AUTH", "BDAT", "ETRN"],
+]);
+const PRE_TLS_VERBS = new Set(["HELO", "EHLO", "XCLIENT", "STARTTLS", "NOOP", "QUIT"]);
 
 /** Runs a session to its end. Never throws for client behaviour. */
 export async function runSession(d: SessionDeps): Promise<void> {
@@ -252,6 +289,8 @@ class Session {
   bdat: BdatState | null = null;
   /** EHLO keywords this client is not offered (protocol.ts discardFor, at connect). */
   discard: Discard;
+  /** The TLS session, once STARTTLS or wrapper mode made one. */
+  tls: TlsInfo | null = null;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -406,6 +445,8 @@ class Session {
         this.reply(421, "4.3.0", `${this.cfg.str("myhostname")} Server local error`);
         return;
       }
+      // Wrapper mode: TLS first, as Postfix's smtpd_proto, then the client limits.
+      if (this.d.tls?.policy.wrapper && !(await this.startTls())) return;
       const limited = await this.d.limits?.connect();
       if (limited) {
         // Instead of the greeting; the session ends (Postfix's smtpd_proto).
@@ -586,9 +627,21 @@ class Session {
       return false;
     }
     const name = verb === "" ? "UNKNOWN" : verb;
+    if (
+      !this.tls && this.d.tls && tlsMandatory(this.d.tls.policy) && POSTFIX_VERBS.has(verb) &&
+      !PRE_TLS_VERBS.has(verb)
+    ) {
+      this.reply(530, "5.7.0", "Must issue a STARTTLS command first");
+      this.count(verb, false);
+      await this.error();
+      return false;
+    }
     this.lastCommand = name;
     let ok = true;
     switch (verb) {
+      case "STARTTLS":
+        ok = await this.doStartTls(arg);
+        break;
       case "EHLO":
       case "HELO":
         ok = await this.doHelo(verb, arg);
@@ -692,6 +745,7 @@ class Session {
     lines.push(limit > 0 ? `SIZE ${limit}` : "SIZE");
     if (!this.cfg.bool("disable_vrfy_command")) lines.push("VRFY");
     lines.push("ETRN");
+    if (this.d.tls?.start && !this.tls) lines.push("STARTTLS");
     if (this.mayXclient()) {
       lines.push("XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT");
     }
@@ -754,6 +808,63 @@ class Session {
       return false;
     }
     this.reply(252, "2.0.0", arg);
+    return true;
+  }
+
+  /** STARTTLS: replies as Postfix's starttls_cmd, then the handshake; the session starts over. */
+  async doStartTls(arg: string): Promise<boolean> {
+    if (arg.trim()) {
+      this.reply(501, "5.5.4", "Syntax: STARTTLS");
+      return false;
+    }
+    if (this.tls) {
+      this.reply(554, "5.5.1", "Error: TLS already active");
+      return false;
+    }
+    if (!this.d.tls) {
+      this.reply(502, "5.5.1", "Error: command not implemented");
+      return false;
+    }
+    if (!this.d.tls.start) {
+      this.reply(454, "4.7.0", "TLS not available due to local problem");
+      return false;
+    }
+    this.reply(220, "2.0.0", "Ready to start TLS");
+    await this.flush();
+    // Plaintext the client sent after STARTTLS must never be read as a
+    // command (CVE-2011-0411); Postfix discards it without a log line.
+    this.lines.takeBuffered();
+    if (!(await this.startTls())) {
+      this.count("STARTTLS", false); // starttls=0/1, as Postfix
+      throw new Disconnect();
+    }
+    // RFC 3207 4.2: forget what the client said before TLS.
+    this.resetTransaction();
+    this.helo = "";
+    this.protocol = "SMTP";
+    return true;
+  }
+
+  /**
+   * The TLS handshake (STARTTLS or wrapper mode). False when it failed: the
+   * connection is unusable, and what happened is logged as Postfix logs it.
+   */
+  async startTls(): Promise<boolean> {
+    try {
+      this.tls = await this.d.tls!.start!();
+    } catch (e) {
+      // Postfix's tls_server_start: why SSL_accept failed, then where.
+      const why = e instanceof TlsTimeout
+        ? "Connection timed out"
+        : e instanceof TlsHandshakeError && e.lost
+        ? "lost connection"
+        : "-1";
+      this.log.info(`SSL_accept error from ${this.client}: ${why}`);
+      if (why === "-1") this.log.warn(`TLS library problem: ${(e as Error).message}`);
+      this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
+      return false;
+    }
+    if (this.d.tls!.policy.loglevel >= 1) this.log.info(establishedLine(this.client, this.tls));
     return true;
   }
 
@@ -1035,14 +1146,17 @@ class Session {
       ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>; `
       : ";\r\n\t";
     const date = rfc2822Date(this.d.now?.() ?? new Date());
-    return `Received: from ${from}\r\n\tby ${this.cfg.str("myhostname")} (${
+    const tls = this.tls && this.d.tls?.policy.receivedHeader ? receivedTlsClause(this.tls) : "";
+    return `Received: from ${from}\r\n${tls}\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
     }) with ${this.receivedProtocol()} id ${queueId}${forPart}${date}\r\n`;
   }
 
   /** The protocol for Received: RFC 6531's UTF8SMTP, UTF8SMTPA, ... in an SMTPUTF8 transaction. */
   receivedProtocol(): string {
-    return this.smtputf8 ? this.protocol.replace(/^E?SMTP/, "UTF8SMTP") : this.protocol;
+    // RFC 3848's ESMTPS; Postfix writes plain "SMTP" after HELO, TLS or not.
+    const p = this.tls && this.protocol === "ESMTP" ? "ESMTPS" : this.protocol;
+    return this.smtputf8 ? p.replace(/^E?SMTP/, "UTF8SMTP") : p;
   }
 
   async doData(arg: string): Promise<boolean> {

@@ -189,15 +189,15 @@ Deno.test("Config warnings", async (t) => {
   await t.step("duplicates, unused names and ignored Postfix parameters", () => {
     const c = cfg(
       BASE +
-        "a = 1\na = 2\nsmtpd_tls_security_level = may\nmystery = x\nused = y\nrelayhost = $used\n" +
+        "a = 1\na = 2\nsmtp_tls_security_level = may\nmystery = x\nused = y\nrelayhost = $used\n" +
         "relay_destination_concurrency_limit = 3\nmytransport_destination_recipient_limit = 2\n",
     );
     assertEquals(c.warnings, [
       "main.cf, line 6: overriding earlier entry: a=1",
       "main.cf: unused parameter: a=2",
       "main.cf: unused parameter: mystery=x",
-      "parameter smtpd_tls_security_level is not supported by Postwarden and is ignored: " +
-      'without STARTTLS, "may" (opportunistic) is what a client gets anyway',
+      "parameter smtp_tls_security_level is not supported by Postwarden and is ignored: " +
+      '"may" (opportunistic) promises no encryption to anyone',
     ]);
   });
   await t.step("restriction classes are used parameters", () => {
@@ -208,7 +208,7 @@ Deno.test("Config warnings", async (t) => {
   });
   await t.step("a Postfix parameter set to Postfix's default is not reported", () => {
     assertEquals(
-      cfg(BASE + "smtpd_tls_security_level =\nbiff = yes\nheader_checks =\n").warnings,
+      cfg(BASE + "smtp_tls_security_level =\nbiff = yes\nheader_checks =\n").warnings,
       [],
     );
   });

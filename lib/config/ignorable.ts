@@ -8,9 +8,9 @@
  * (support.ts): Postwarden fails closed.
  *
  * Each group says why its members are harmless. Some entries are harmless
- * only for some values (`accepts`): e.g. smtpd_tls_security_level = may is
- * opportunistic TLS, which a client cannot rely on, while `encrypt` is a
- * promise that plaintext mail is refused, so it is an error.
+ * only for some values (`accepts`): e.g. smtp_tls_security_level = may is
+ * opportunistic TLS, which a server cannot rely on, while `verify` is a
+ * promise that mail goes only to an authenticated server, so it is an error.
  *
  * Families of parameters that belong to a Postfix program Postwarden does
  * not have (postscreen, tlsproxy, the LMTP client, qmqpd, ...) are listed by
@@ -147,7 +147,6 @@ const GROUPS: Group[] = [
       "smtp_rset_timeout",
       "smtp_starttls_timeout",
       "smtp_xforward_timeout",
-      "smtpd_starttls_timeout",
       "dns_ncache_ttl_fix_enable",
       "dnssec_probe",
       "queue_file_attribute_count_limit",
@@ -295,29 +294,14 @@ const GROUPS: Group[] = [
     ],
   },
   {
-    why: "it only matters when TLS is used, and TLS stays opportunistic at most",
+    why:
+      "it tunes TLS in ways that cannot make it weaker than what Postwarden's smtpd offers (TLSv1.2+, AEAD ciphers), or belongs to the smtp client, whose TLS stays opportunistic at most",
     names: [
-      "smtpd_tls_cert_file",
-      "smtpd_tls_key_file",
-      "smtpd_tls_chain_files",
-      "smtpd_tls_dcert_file",
-      "smtpd_tls_dkey_file",
-      "smtpd_tls_eccert_file",
-      "smtpd_tls_eckey_file",
       "smtpd_tls_CAfile",
       "smtpd_tls_CApath",
-      "smtpd_tls_ciphers",
-      "smtpd_tls_protocols",
-      "smtpd_tls_exclude_ciphers",
-      "smtpd_tls_mandatory_ciphers",
-      "smtpd_tls_mandatory_exclude_ciphers",
-      "smtpd_tls_mandatory_protocols",
       "smtpd_tls_dh1024_param_file",
       "smtpd_tls_dh512_param_file",
-      "smtpd_tls_eecdh_grade",
       "smtpd_tls_fingerprint_digest",
-      "smtpd_tls_loglevel",
-      "smtpd_tls_received_header",
       "smtpd_tls_session_cache_database",
       "smtpd_tls_session_cache_timeout",
       "smtpd_tls_always_issue_session_ids",
@@ -363,13 +347,8 @@ const GROUPS: Group[] = [
       "tls_eecdh_auto_curves",
       "tls_eecdh_strong_curve",
       "tls_eecdh_ultra_curve",
-      "tls_export_cipherlist",
       "tls_fast_shutdown_enable",
-      "tls_high_cipherlist",
       "tls_legacy_public_key_fingerprints",
-      "tls_low_cipherlist",
-      "tls_medium_cipherlist",
-      "tls_null_cipherlist",
       "tls_preempt_cipherlist",
       "tls_random_bytes",
       "tls_random_exchange_name",
@@ -387,11 +366,12 @@ const GROUPS: Group[] = [
 /** Entries harmless only for some values. */
 const BY_VALUE: [string, Ignorable][] = [
   [
-    "smtpd_tls_security_level",
+    "smtpd_tls_eecdh_grade",
     {
-      why: 'without STARTTLS, "may" (opportunistic) is what a client gets anyway',
-      accepts: oneOf("", "none", "may"),
-      acceptsText: '"may", "none" or empty',
+      why: 'smtpd\'s TLS library picks X25519, P-256 or P-384 itself, as with "auto"; ' +
+        '"strong" (P-256) is no stronger, and "none" would only give up forward secrecy',
+      accepts: oneOf("", "auto", "strong", "none"),
+      acceptsText: '"auto", "strong" or "none"',
     },
   ],
   [
@@ -403,24 +383,12 @@ const BY_VALUE: [string, Ignorable][] = [
     },
   ],
   [
-    "smtpd_use_tls",
-    { why: "it is the old name of smtpd_tls_security_level = may" },
-  ],
-  [
     "smtp_use_tls",
     { why: "it is the old name of smtp_tls_security_level = may" },
   ],
   [
-    "smtpd_enforce_tls",
-    { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' },
-  ],
-  [
     "smtp_enforce_tls",
     { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' },
-  ],
-  [
-    "smtpd_tls_auth_only",
-    { why: "AUTH is not offered", accepts: oneOf("no"), acceptsText: '"no"' },
   ],
   [
     "mailbox_size_limit",

@@ -1344,6 +1344,134 @@ const ROWS: ParamSpec[] = [
   },
 
   // issue 8 tls: rows for this part go here.
+  // Server-side TLS in smtpd (lib/tls/policy.ts reads them; master reads the key files).
+  {
+    name: "smtpd_tls_security_level",
+    type: "string",
+    default: "",
+    doc:
+      "SMTP server TLS level: none, may (offer STARTTLS) or encrypt (require it); empty: from smtpd_use_tls/smtpd_enforce_tls.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_use_tls",
+    type: "bool",
+    default: "no",
+    doc: "Obsolete: offer STARTTLS (smtpd_tls_security_level = may) when the level is empty.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_enforce_tls",
+    type: "bool",
+    default: "no",
+    doc: "Obsolete: require STARTTLS (smtpd_tls_security_level = encrypt) when the level is empty.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_wrappermode",
+    type: "bool",
+    default: "no",
+    doc: 'TLS from the first byte (port 465, "submissions"), instead of STARTTLS.',
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_cert_file",
+    type: "string",
+    default: "",
+    doc: "PEM file with the server certificate (and its chain); read by master at start.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_key_file",
+    type: "string",
+    default: "$smtpd_tls_cert_file",
+    doc: "PEM file with the private key of smtpd_tls_cert_file; read by master, never by smtpd.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_chain_files",
+    type: "list",
+    default: "",
+    doc:
+      "PEM files with a private key followed by its certificate chain; overrides the cert and key files (one key only).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_auth_only",
+    type: "bool",
+    default: "no",
+    doc:
+      "Offer and accept AUTH only after TLS is active (implied by smtpd_tls_security_level = encrypt).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_protocols",
+    type: "list",
+    default: ">=TLSv1",
+    doc:
+      "TLS protocols accepted with opportunistic TLS (Postwarden speaks TLSv1.2 and TLSv1.3 only).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_mandatory_protocols",
+    type: "list",
+    default: ">=TLSv1",
+    doc: "TLS protocols accepted with mandatory TLS (encrypt level, wrapper mode).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_ciphers",
+    type: "string",
+    default: "medium",
+    doc:
+      'Minimum cipher grade with opportunistic TLS; every cipher Postwarden offers is "high", so null is refused.',
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_mandatory_ciphers",
+    type: "string",
+    default: "medium",
+    doc: "Minimum cipher grade with mandatory TLS.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_exclude_ciphers",
+    type: "list",
+    default: "",
+    doc:
+      "TLSv1.2 ciphers to exclude; one that names a cipher Postwarden offers (and cannot drop) stops the start.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_mandatory_exclude_ciphers",
+    type: "list",
+    default: "",
+    doc: "More ciphers to exclude with mandatory TLS.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_received_header",
+    type: "bool",
+    default: "no",
+    doc: "Put the TLS protocol and cipher in the Received: header.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_tls_loglevel",
+    type: "int",
+    default: "0",
+    doc: 'TLS logging: 0 none, 1 or more the "TLS connection established" summary.',
+    support: "implemented",
+  },
+  {
+    name: "smtpd_starttls_timeout",
+    type: "time",
+    default: "${stress?{10}:{300}}s",
+    doc: "Time limit for the TLS handshake (STARTTLS and wrapper mode).",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
   // issue 8 auth: rows for this part go here.
   // issue 8 restrictions: rows for this part go here.
   {

@@ -13,7 +13,8 @@
  *   Postfix's default (postfix_names.ts): a warning if they are on the
  *   reviewed allow-list of harmless ones (ignorable.ts), an error otherwise.
  * - Bad values (smtpd_forbid_bare_newline) and values implemented only in
- *   part: network lists (mynetworks) with lookup tables or files, domain lists
+ *   part: smtpd's TLS protocols, cipher grades and exclusions
+ *   (lib/tls/policy.ts), network lists (mynetworks) with lookup tables or files, domain lists
  *   (mydestination, relay_domains, virtual_*_domains) read from files,
  *   restriction names smtpd
  *   does not know (a warning: smtpd answers 451 4.3.5, as Postfix), a relay
@@ -33,6 +34,7 @@ import { parseNetworkList } from "./network_list.ts";
 import { PARAMS, type ParamSpec } from "./params.ts";
 import { DictError, parseMapSpec, splitMapList, supportedTypes } from "../maps/mod.ts";
 import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
+import { smtpdTlsPolicy } from "../tls/policy.ts";
 import {
   canRefuseRelay,
   DNSXL_RESTRICTIONS,
@@ -181,6 +183,10 @@ function valueChecks(config: Config): ConfigProblem[] {
     const parsed = parseNetworkList("smtpd_forbid_bare_newline_exclusions", excl);
     for (const e of parsed.errors) fatal(["smtpd_forbid_bare_newline_exclusions"], e);
   }
+
+  // smtpd's TLS settings (lib/tls/policy.ts): what its TLS library cannot honour.
+  const tls = quietly(() => smtpdTlsPolicy(config));
+  if (tls) out.push(...tls.problems);
 
   const nets = quietly(() => config.list("mynetworks"));
   if (nets) {

@@ -46,9 +46,36 @@ Deno.test("validateConfig", async (t) => {
   });
   await t.step("settings that would let mail through or elsewhere stop the start", () => {
     const cases: [string, RegExp][] = [
-      ["smtpd_tls_security_level = encrypt", /^smtpd_tls_security_level = encrypt: .*"may"/],
-      ["smtpd_tls_auth_only = yes", /^smtpd_tls_auth_only = yes: not supported/],
-      ["smtpd_enforce_tls = yes", /^smtpd_enforce_tls = yes/],
+      ["smtpd_tls_security_level = bogus", /^invalid smtpd_tls_security_level value: "bogus"/],
+      ["smtpd_tls_req_ccert = yes", /^smtpd_tls_req_ccert = yes/],
+      ["smtpd_tls_eccert_file = /etc/ec.pem", /^smtpd_tls_eccert_file = \/etc\/ec.pem/],
+      ["tls_high_cipherlist = AES128", /^tls_high_cipherlist = AES128/],
+      [
+        "smtpd_tls_eecdh_grade = ultra",
+        /^smtpd_tls_eecdh_grade = ultra: .*"auto", "strong" or "none"/,
+      ],
+      [
+        "smtpd_tls_security_level = may\nsmtpd_tls_protocols = TLSv1, TLSv1.1",
+        /^smtpd_tls_protocols = TLSv1, TLSv1.1: allows no protocol/,
+      ],
+      [
+        "smtpd_enforce_tls = yes\nsmtpd_tls_mandatory_protocols = <=TLSv1.1",
+        /^smtpd_tls_mandatory_protocols = <=TLSv1.1: allows no protocol/,
+      ],
+      ["smtpd_use_tls = yes\nsmtpd_tls_ciphers = null", /^smtpd_tls_ciphers = null: not supported/],
+      ["smtpd_use_tls = yes\nsmtpd_tls_ciphers = strong", /^invalid smtpd_tls_ciphers value/],
+      [
+        "smtpd_use_tls = yes\nsmtpd_tls_exclude_ciphers = RC4, AES256",
+        /^smtpd_tls_exclude_ciphers: "AES256": not supported .*ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-RSA-AES256-GCM-SHA384/,
+      ],
+      [
+        "smtpd_use_tls = yes\nsmtpd_tls_exclude_ciphers = FANCY",
+        /^smtpd_tls_exclude_ciphers: "FANCY": not a cipher/,
+      ],
+      [
+        "smtpd_tls_security_level = encrypt\nsmtpd_tls_mandatory_exclude_ciphers = CHACHA20",
+        /^smtpd_tls_mandatory_exclude_ciphers: "CHACHA20": not supported/,
+      ],
       ["smtp_tls_security_level = verify", /^smtp_tls_security_level = verify/],
       ["content_filter = amavis:[127.0.0.1]:10024", /^content_filter = /],
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
@@ -85,9 +112,10 @@ Deno.test("validateConfig", async (t) => {
   });
   await t.step("harmless ones are warnings that name them", () => {
     const cases = [
-      "smtpd_tls_security_level = may",
       "smtp_tls_security_level = may",
-      "smtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem",
+      "smtpd_tls_security_level = verify",
+      "smtpd_tls_CAfile = /etc/ssl/certs/ca-certificates.crt",
+      "smtpd_tls_eecdh_grade = strong",
       "biff = no",
       "readme_directory = no",
       "mailbox_size_limit = 0",
@@ -106,7 +134,7 @@ Deno.test("validateConfig", async (t) => {
   });
   await t.step("master.cf -o overrides are checked like main.cf", () => {
     const overrides = {
-      smtpd_tls_security_level: "encrypt",
+      smtpd_tls_security_level: "bogus",
       syslog_name: "postfix/submission",
       smtpd_client_restrictions: "permit_sasl_authenticated,reject_unverified_sender,reject",
     };
@@ -114,7 +142,7 @@ Deno.test("validateConfig", async (t) => {
     assertEquals(validateConfig(c).length, 2);
     const p = overrideProblems(c, overrides);
     assertEquals(p.fatal.length, 1, p.fatal.join("\n")); // not main.cf's queue_minfree
-    assertMatch(p.fatal[0], /^smtpd_tls_security_level = encrypt/);
+    assertMatch(p.fatal[0], /^invalid smtpd_tls_security_level value: "bogus"/);
     assertEquals(p.warnings.length, 1);
     assertMatch(p.warnings[0], /restriction "reject_unverified_sender" is not supported/);
     assertEquals(overrideProblems(c, {}), { fatal: [], warnings: [] });

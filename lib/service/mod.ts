@@ -15,6 +15,7 @@ import { acceptLoop, type IpcConn, ipcListen, type IpcServer } from "../ipc/mod.
 import { fileSink, Logger, type LogSink, stderrSink } from "../log/mod.ts";
 import { clientsOf, peerSocket, peersOf, proxymapService } from "../permissions/mod.ts";
 import { type MapsOpener, mapsOpener } from "./maps.ts";
+import type { TlsMaterial } from "../tls/material.ts";
 
 export { type MapsOpener, mapsOpener };
 import { QueueDir } from "../queue/mod.ts";
@@ -38,6 +39,8 @@ export interface ServiceContext {
   signal: AbortSignal;
   /** Opens the tables a parameter names (through proxymap where it runs); the caller keeps them. */
   maps: MapsOpener;
+  /** smtpd's certificate and key as master read them (lib/tls/material.ts); null: none. */
+  tls?: TlsMaterial | null;
 }
 
 /** What master writes on a daemon's stdin: its whole configuration. */
@@ -54,6 +57,8 @@ export interface DaemonHandoff {
   files: Record<string, string>;
   /** The services master runs. */
   services: MasterService[];
+  /** For smtpd with TLS: its certificate and private key, read by master (smtpd cannot read the key file). */
+  tls?: TlsMaterial;
 }
 
 /** The configuration a daemon runs with, from master's handoff. */
@@ -149,6 +154,7 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     peer: (name) => peerSocket(queueDir, self, name),
     signal: abort.signal,
     maps: mapsOpener((m) => log.warn(m), proxySocket),
+    tls: handoff.tls ?? null,
   };
   const inflight = new Set<Promise<void>>();
   const track = (p: Promise<void>) => {

@@ -1,0 +1,381 @@
+/**
+ * STARTTLS and wrapper mode end to end on a loopback socket: a session as
+ * main.ts runs it (connectionIo, TlsServer), a client that speaks raw
+ * bytes and then TLS (Deno.startTls, verifying the server against a test
+ * CA), and a fake cleanup that records what is queued. Needs openssl(1)
+ * for the throwaway certificate.
+ */
+import { makeConfig } from "../../lib/config/mod.ts";
+import { Logger } from "../../lib/log/mod.ts";
+import { CleanupSession } from "../../lib/cleanup/client.ts";
+import { loadTlsMaterial } from "../../lib/tls/material.ts";
+import { smtpdTlsPolicy } from "../../lib/tls/policy.ts";
+import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
+import { fakeCleanup } from "../../tests/helpers/fake_cleanup.ts";
+import { makeTestCert, type TestCert, TlsTestClient as Client } from "../../tests/helpers/tls.ts";
+import { havePeer } from "../../tests/helpers/peers.ts";
+import { restrictionContext } from "./restrictions.ts";
+import { runSession } from "./session.ts";
+import {
+  authAllowed,
+  authAllowedNow,
+  cipherBits,
+  connectionIo,
+  establishedLine,
+  receivedTlsClause,
+  TlsServer,
+} from "./tls.ts";
+
+interface Harness {
+  port: number;
+  logs: string[];
+  contents: string[];
+  client(): Promise<Client>;
+  close(): Promise<void>;
+}
+
+/** One listener whose connections each run a session with `mainCf`. */
+async function serve(cert: TestCert, mainCf: string): Promise<Harness> {
+  const dir = await Deno.makeTempDir({ prefix: "smtpd-tls-" });
+  const config = makeConfig(
+    dir,
+    "compatibility_level = 3.6\nmyhostname = mx.test.example\nmynetworks = 127.0.0.0/8\n" +
+      `smtpd_tls_cert_file = ${cert.certFile}\nsmtpd_tls_key_file = ${cert.keyFile}\n` + mainCf,
+    { hostname: "mx.test.example" },
+  );
+  const { policy, problems } = smtpdTlsPolicy(config);
+  assertEquals(problems, []);
+  const m = await loadTlsMaterial(policy, {
+    readFile: (p) => Deno.readTextFile(p),
+    stat: () => Promise.resolve({ uid: 0, mode: 0o600 }),
+    asRoot: false,
+  });
+  assert(m.material, m.error ?? "");
+  const server = await TlsServer.create(policy, m.material);
+  const logs: string[] = [];
+  const log = new Logger({
+    program: "postwarden/smtpd",
+    hostname: "mx",
+    sinks: [(l) => logs.push(l.replace(/^.*?\]: /, "").replace(/\n$/, ""))],
+  });
+  const socket = `${dir}/cleanup`;
+  const cleanup = fakeCleanup(socket, dir);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sessions: Promise<void>[] = [];
+  const restrictions = restrictionContext(config, (w) => log.warn(w));
+  (async () => {
+    for await (const conn of listener) {
+      const { io, close } = connectionIo(conn, policy, server);
+      sessions.push(
+        runSession({
+          config,
+          log,
+          client: { name: "localhost", addr: "127.0.0.1", port: 1 },
+          ...io,
+          openCleanup: () => CleanupSession.open(socket, { retryMs: 0 }),
+          restrictions,
+        }).finally(close),
+      );
+    }
+  })();
+  const clients: Client[] = [];
+  return {
+    port: listener.addr.port,
+    logs,
+    get contents() {
+      return cleanup.got.map((g) => g.content);
+    },
+    async client() {
+      const c = new Client(await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
+      clients.push(c);
+      return c;
+    },
+    async close() {
+      for (const c of clients) {
+        try {
+          c.conn.close();
+        } catch {
+          // closed
+        }
+      }
+      listener.close();
+      await Promise.allSettled(sessions);
+      await cleanup.server.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("tls: text as Postfix writes it", () => {
+  const t = { protocol: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", bits: 256, algBits: 256 };
+  assertEquals(
+    receivedTlsClause(t),
+    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n" +
+      "\t(No client certificate requested)\r\n",
+  );
+  assertEquals(
+    establishedLine("localhost[127.0.0.1]", t),
+    "Anonymous TLS connection established from localhost[127.0.0.1]: TLSv1.3 with cipher " +
+      "TLS_AES_256_GCM_SHA384 (256/256 bits)",
+  );
+  assertEquals(cipherBits("ECDHE-RSA-AES128-GCM-SHA256"), 128);
+  assertEquals(cipherBits("TLS_CHACHA20_POLY1305_SHA256"), 256);
+});
+
+Deno.test({
+  name: "tls: STARTTLS sessions on a loopback socket",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  ignore: !havePeer("/usr/bin/openssl"),
+  fn: async (t) => {
+    const certDir = await Deno.makeTempDir({ prefix: "smtpd-tls-cert-" });
+    const cert = await makeTestCert(certDir);
+    try {
+      await t.step("STARTTLS, then the session starts over; TLS in Received:", async () => {
+        const h = await serve(
+          cert,
+          "smtpd_tls_security_level = may\nsmtpd_tls_received_header = yes\n" +
+            "smtpd_tls_loglevel = 1\n",
+        );
+        try {
+          const c = await h.client();
+          assertMatch(await c.reply(), /^220 /);
+          const ehlo = await c.cmd("EHLO client.example");
+          assertMatch(ehlo, /\n250-STARTTLS\n/);
+          assertEquals(await c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0 Ok");
+          assertEquals(await c.cmd("STARTTLS now"), "501 5.5.4 Syntax: STARTTLS");
+          assertEquals(await c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+          await c.startTls(cert.ca);
+          // The transaction and the HELO name are gone.
+          assertEquals(
+            await c.cmd("RCPT TO:<b@example.com>"),
+            "503 5.5.1 Error: need MAIL command",
+          );
+          const again = await c.cmd("EHLO client.example");
+          assert(!again.includes("STARTTLS"), again);
+          assertEquals(await c.cmd("STARTTLS"), "554 5.5.1 Error: TLS already active");
+          assertEquals(await c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0 Ok");
+          assertEquals(await c.cmd("RCPT TO:<b@example.com>"), "250 2.1.5 Ok");
+          assertMatch(await c.cmd("DATA"), /^354 /);
+          assertMatch(await c.cmd("Subject: hi\r\n\r\nbody\r\n."), /^250 2\.0\.0 Ok: queued as /);
+          assertEquals(await c.cmd("QUIT"), "221 2.0.0 Bye");
+          assert(await c.closed());
+          await new Promise((r) => setTimeout(r, 100));
+          const received = h.contents.at(-1) ?? "";
+          assertMatch(
+            received,
+            /^Received: from client\.example \(localhost \[127\.0\.0\.1\]\)\r\n\t\(using TLSv1\.3 with cipher TLS_\w+ \(\d+\/\d+ bits\)\)\r\n\t\(No client certificate requested\)\r\n\tby mx\.test\.example \(Postwarden\) with ESMTPS id /,
+          );
+          assert(
+            h.logs.some((l) =>
+              /^Anonymous TLS connection established from localhost\[127\.0\.0\.1\]: TLSv1\.3 with cipher TLS_\w+ \(\d+\/\d+ bits\)$/
+                .test(l)
+            ),
+            h.logs.join("\n"),
+          );
+          assert(
+            h.logs.some((l) => / ehlo=2 starttls=1\/3 mail=2 rcpt=1\/2 data=1 quit=1 /.test(l)),
+            h.logs.join("\n"),
+          );
+        } finally {
+          await h.close();
+        }
+      });
+
+      await t.step("plaintext pipelined after STARTTLS is discarded (CVE-2011-0411)", async () => {
+        // With Postfix 3.9's smtpd_forbid_unauth_pipelining = yes (the default): STARTTLS
+        // is not a command the client must wait after; its own code discards what follows.
+        const h = await serve(cert, "smtpd_tls_security_level = may\n");
+        try {
+          const c = await h.client();
+          await c.reply();
+          await c.cmd("EHLO client.example");
+          await c.send("STARTTLS\r\nRSET\r\nMAIL FROM:<evil@example.com>\r\n");
+          assertEquals(await c.reply(), "220 2.0.0 Ready to start TLS");
+          await c.startTls(cert.ca);
+          // Had the injected MAIL been read, this would be a nested MAIL.
+          assertEquals(await c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0 Ok");
+          assertEquals(await c.cmd("QUIT"), "221 2.0.0 Bye");
+          await c.closed();
+          await new Promise((r) => setTimeout(r, 50));
+          assert(
+            h.logs.some((l) => / starttls=1 mail=1 quit=1 commands=4$/.test(l)),
+            h.logs.join("\n"),
+          );
+        } finally {
+          await h.close();
+        }
+      });
+
+      await t.step("encrypt: 530 before STARTTLS, as Postfix", async () => {
+        const h = await serve(cert, "smtpd_tls_security_level = encrypt\n");
+        try {
+          const c = await h.client();
+          await c.reply();
+          assertEquals(await c.cmd("HELO client.example"), "250 mx.test.example");
+          for (
+            const cmd of [
+              "MAIL FROM:<a@example.com>",
+              "RCPT TO:<b@example.com>",
+              "DATA",
+              "RSET",
+              "VRFY a",
+            ]
+          ) {
+            assertEquals(await c.cmd(cmd), "530 5.7.0 Must issue a STARTTLS command first", cmd);
+          }
+          assertEquals(await c.cmd("NOOP"), "250 2.0.0 Ok");
+          assertEquals(await c.cmd("BOGUS"), "500 5.5.2 Error: command not recognized");
+          assertEquals(await c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+          await c.startTls(cert.ca);
+          assertEquals(await c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0 Ok");
+          assertEquals(await c.cmd("QUIT"), "221 2.0.0 Bye");
+        } finally {
+          await h.close();
+        }
+      });
+
+      await t.step("wrapper mode: TLS from the first byte, no STARTTLS", async () => {
+        const h = await serve(cert, "smtpd_tls_wrappermode = yes\n");
+        try {
+          const raw = await Deno.connect({ hostname: "127.0.0.1", port: h.port });
+          const c = new Client(raw);
+          await c.startTls(cert.ca);
+          assertMatch(await c.reply(), /^220 mx\.test\.example ESMTP/);
+          const ehlo = await c.cmd("EHLO client.example");
+          assert(!ehlo.includes("STARTTLS"), ehlo);
+          assertEquals(await c.cmd("STARTTLS"), "554 5.5.1 Error: TLS already active");
+          // After HELO, Postfix writes "with SMTP" even over TLS (ESMTPS is for EHLO).
+          assertEquals(await c.cmd("HELO client.example"), "250 mx.test.example");
+          assertEquals(await c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0 Ok");
+          assertEquals(await c.cmd("RCPT TO:<b@example.com>"), "250 2.1.5 Ok");
+          assertMatch(await c.cmd("DATA"), /^354 /);
+          assertMatch(await c.cmd("Subject: hi\r\n\r\nbody\r\n."), /^250 /);
+          assertEquals(await c.cmd("QUIT"), "221 2.0.0 Bye");
+          await c.closed();
+          await new Promise((r) => setTimeout(r, 100));
+          // smtpd_tls_received_header = no: no TLS clause.
+          assertMatch(
+            h.contents.at(-1) ?? "",
+            /^Received: from client\.example \(localhost \[127\.0\.0\.1\]\)\r\n\tby mx\.test\.example \(Postwarden\) with SMTP id /,
+          );
+        } finally {
+          await h.close();
+        }
+      });
+
+      await t.step(
+        "a client that stops reading after TLS is dropped after smtpd_timeout",
+        async () => {
+          const h = await serve(
+            cert,
+            "smtpd_tls_security_level = may\nsmtpd_timeout = 1s\nsmtpd_forbid_unauth_pipelining = no\n",
+          );
+          try {
+            const c = await h.client();
+            await c.reply();
+            assertEquals(await c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+            await c.startTls(cert.ca);
+            // Long replies, never read: the server's writes block.
+            const flood = `VRFY ${"x".repeat(1000)}\r\n`.repeat(20_000);
+            c.send(flood).catch(() => {}); // blocks too once the server stops reading
+            const start = Date.now();
+            while (!h.logs.some((l) => /^timeout after VRFY from localhost/.test(l))) {
+              assert(Date.now() - start < 20_000, h.logs.join("\n"));
+              await new Promise((r) => setTimeout(r, 100));
+            }
+            const ok = await h.client();
+            assertMatch(await ok.reply(), /^220 /);
+            assertEquals(await ok.cmd("QUIT"), "221 2.0.0 Bye");
+          } finally {
+            await h.close();
+          }
+        },
+      );
+
+      await t.step("a bad or stalled handshake ends the session, nothing else", async () => {
+        const h = await serve(
+          cert,
+          "smtpd_tls_security_level = may\nsmtpd_starttls_timeout = 1s\n",
+        );
+        try {
+          const bad = await h.client();
+          await bad.reply();
+          assertEquals(await bad.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+          await bad.send("\x16\x03\x01garbage that is no ClientHello\r\n\0\xff");
+          assert(await bad.closed());
+          const slow = await h.client();
+          await slow.reply();
+          assertEquals(await slow.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+          assert(await slow.closed()); // after smtpd_starttls_timeout
+          const quiet = await h.client();
+          await quiet.reply();
+          assertEquals(await quiet.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+          await quiet.startTls(cert.ca);
+          assertMatch(await quiet.cmd("EHLO client.example"), /^250-/);
+          quiet.conn.close(); // goes away without QUIT, after TLS
+          const gone = await h.client();
+          await gone.reply();
+          assertEquals(await gone.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+          gone.conn.close(); // the client goes away before its ClientHello
+          // The listener still serves.
+          const ok = await h.client();
+          assertMatch(await ok.reply(), /^220 /);
+          assertEquals(await ok.cmd("QUIT"), "221 2.0.0 Bye");
+          await new Promise((r) => setTimeout(r, 50));
+          const text = h.logs.join("\n");
+          // As Postfix logs them: why SSL_accept failed, then where.
+          assertMatch(
+            text,
+            /SSL_accept error from localhost\[127\.0\.0\.1\]: -1\nwarning: TLS library problem: .*\nlost connection after STARTTLS from localhost\[127\.0\.0\.1\]\n/,
+          );
+          assertMatch(
+            text,
+            /SSL_accept error from localhost\[127\.0\.0\.1\]: Connection timed out\nlost connection after STARTTLS from localhost\[127\.0\.0\.1\]\n/,
+          );
+          assertMatch(
+            text,
+            /SSL_accept error from localhost\[127\.0\.0\.1\]: lost connection\nlost connection after STARTTLS from localhost\[127\.0\.0\.1\]\n/,
+          );
+          assertEquals(
+            h.logs.filter((l) => / starttls=0\/1 commands=0\/1$/.test(l)).length,
+            3,
+            text,
+          );
+          assertMatch(text, /\nlost connection after EHLO from localhost\[127\.0\.0\.1\]\n/);
+        } finally {
+          await h.close();
+        }
+      });
+    } finally {
+      await Deno.remove(certDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("tls: AUTH before TLS only when smtpd_tls_auth_only and mandatory TLS allow it", () => {
+  const policy = (main: string) =>
+    smtpdTlsPolicy(makeConfig("/x", "compatibility_level = 3.6\n" + main)).policy;
+  assertEquals(authAllowed(policy(""), false), true);
+  assertEquals(authAllowed(policy("smtpd_tls_auth_only = yes\n"), false), false);
+  assertEquals(authAllowed(policy("smtpd_tls_auth_only = yes\n"), true), true);
+  assertEquals(authAllowed(policy("smtpd_tls_security_level = encrypt\n"), false), false);
+  assertEquals(authAllowed(policy("smtpd_enforce_tls = yes\n"), false), false);
+  const t = { protocol: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256", bits: 128, algBits: 128 };
+  const cfg = (main: string) => makeConfig("/x", "compatibility_level = 3.6\n" + main);
+  for (
+    const [main, before] of [
+      ["", true],
+      ["smtpd_tls_security_level = may\n", true],
+      ["smtpd_tls_auth_only = yes\n", false],
+      ["smtpd_tls_security_level = encrypt\n", false],
+      ["smtpd_tls_security_level = verify\n", false],
+      ["smtpd_enforce_tls = yes\n", false],
+      ["smtpd_enforce_tls = yes\nsmtpd_tls_security_level = may\n", true],
+      ["smtpd_tls_wrappermode = yes\n", false],
+    ] as const
+  ) {
+    assertEquals(authAllowedNow(cfg(main), null), before, main);
+    assertEquals(authAllowedNow(cfg(main), t), true, main);
+  }
+});
