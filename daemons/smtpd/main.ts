@@ -17,6 +17,12 @@ import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
+import { type AuthContext, authContext } from "./auth.ts";
+import { saslEndpoint } from "../../lib/config/mod.ts";
+import type { SaslBackend } from "../../lib/sasl/mod.ts";
+import { DovecotAuthClient } from "../../lib/sasl/dovecot.ts";
+import { authDaemonCheck, PasswordBackend } from "../../lib/sasl/passwd_client.ts";
+import type { Maps } from "../../lib/maps/mod.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
@@ -27,6 +33,34 @@ let listed: ListedContext | null = null;
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
 let resolver: PeerResolver | null = null;
+let auth: AuthContext | null = null;
+
+/**
+ * The SASL backend smtpd_sasl_type names (lib/sasl), or null with AUTH
+ * off. passwd-file: the master.cf service running the auth daemon.
+ */
+function saslBackend(ctx: ServiceContext): SaslBackend | null {
+  const c = ctx.config;
+  if (!c.bool("smtpd_sasl_auth_enable")) return null;
+  const ep = saslEndpoint((n) => c.str(n)); // checked at start; throws for what is not supported
+  if (ep.type === "passwd-file") {
+    const svc = ctx.services.find((s) => s.type === "unix" && s.command === "auth");
+    if (!svc) {
+      throw new Error(
+        "smtpd_sasl_type = passwd-file needs the auth service in master.cf " +
+          '("auth unix - - n - - auth")',
+      );
+    }
+    return new PasswordBackend(authDaemonCheck(ctx.peer(svc.name)));
+  }
+  return new DovecotAuthClient({
+    connect: () =>
+      "unix" in ep
+        ? Deno.connect({ transport: "unix", path: ep.unix })
+        : Deno.connect({ hostname: ep.host, port: ep.port }),
+    warn: (m) => ctx.log.warn(m),
+  });
+}
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -56,6 +90,18 @@ function setup(ctx: ServiceContext): void {
     (address, sender) => resolveFor(r, sender, address),
   );
   restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
+  const loginMaps = c.str("smtpd_sender_login_maps").trim();
+  let loginTables: Promise<Maps> | null = null;
+  restrictions.senderLogin = {
+    maps: () => loginMaps ? (loginTables ??= ctx.maps("smtpd_sender_login_maps", loginMaps)) : null,
+    canonical: async (sender) => {
+      const res = await resolveFor(r, sender, sender);
+      return { address: res.recipient, local: res.class === "local" };
+    },
+    delimiters: c.str("recipient_delimiter"),
+    doubleBounceSender: c.str("double_bounce_sender"),
+  };
+  auth = authContext(c, saslBackend(ctx));
   resolver = c.bool("smtpd_peername_lookup") ? denoPeerResolver(PEERNAME_TIMEOUT_MS) : null;
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
@@ -77,6 +123,8 @@ await runService({
         config: ctx.config,
         log: ctx.log,
         client: { name, addr, port: remote.port },
+        serverAddr: (conn.localAddr as Deno.NetAddr).hostname,
+        auth,
         read: async () => {
           // A fresh buffer per read: decoded DATA may be views into it.
           const buf = new Uint8Array(16 * 1024);

@@ -7,8 +7,8 @@
  *
  * The session does no socket I/O of its own: it reads through a function
  * and writes through a function, so tests can drive it in memory.
- * STARTTLS, AUTH, BDAT/CHUNKING, ETRN and XCLIENT are not implemented and
- * not advertised.
+ * AUTH is auth.ts's (with smtpd_sasl_auth_enable). STARTTLS,
+ * BDAT/CHUNKING, ETRN and XCLIENT are not implemented and not advertised.
  *
  * Access restrictions (restrictions.ts) run at Postfix's stages: with
  * `smtpd_delay_reject = no` the client list at connect (a rejection
@@ -53,6 +53,20 @@ import {
   type Verdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
+import {
+  authCommand,
+  type AuthContext,
+  authenticatedSenderLine,
+  authKeywords,
+  authMailParam,
+  type AuthSession,
+  receivedProtocol,
+  saslLogFields,
+  type SaslLogin,
+} from "./auth.ts";
+
+/** What STARTTLS established (the tls part defines it; AUTH only asks whether it is set). */
+type TlsInfo = Record<string, unknown>;
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -79,6 +93,10 @@ export interface SessionDeps {
   restrictions: RestrictionContext;
   /** Unknown users refused at RCPT (recipients.ts); absent: every address is accepted. */
   listed?: ListedContext;
+  /** SMTP AUTH (auth.ts); absent or null: AUTH is not offered. */
+  auth?: AuthContext | null;
+  /** Our address of the connection (Dovecot's lip), "" if unknown. */
+  serverAddr?: string;
   now?: () => Date;
 }
 
@@ -95,9 +113,21 @@ class Disconnect extends Error {
 }
 
 const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
 
 /** Postfix's command table order, used for the counts in the disconnect line. */
-const COUNT_ORDER = ["helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "vrfy", "quit"];
+const COUNT_ORDER = [
+  "helo",
+  "ehlo",
+  "auth",
+  "mail",
+  "rcpt",
+  "data",
+  "rset",
+  "noop",
+  "vrfy",
+  "quit",
+];
 const KNOWN_VERBS = new Set(COUNT_ORDER.map((v) => v.toUpperCase()));
 
 /** Runs a session to its end. Never throws for client behaviour. */
@@ -131,6 +161,12 @@ class Session {
   writeStuck = false;
   /** DEFER_IF_PERMIT results of the early checks (smtpd_delay_reject = no), for RCPT. */
   readonly deferIfPermit: DeferIfPermitCarry = {};
+  /** Set after a successful AUTH (auth.ts); null before. */
+  sasl: SaslLogin | null = null;
+  /** MAIL FROM's AUTH= address, for the "client=" log line. */
+  saslSender: string | null = null;
+  /** Set by STARTTLS or wrapper mode (the tls part); null without TLS. */
+  tls: TlsInfo | null = null;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -202,6 +238,7 @@ class Session {
       helo: this.helo,
       sender: this.sender,
       recipient,
+      sasl: this.sasl,
       deferIfPermit: this.deferIfPermit,
       log: (action, text) => {
         const parts = [
@@ -369,6 +406,9 @@ class Session {
           throw e;
         }
         break;
+      case "AUTH":
+        ok = await authCommand(this.d.auth ?? null, this.authSession(), arg);
+        break;
       case "RSET":
         if (arg) {
           this.reply(501, "5.5.4", "Syntax: RSET");
@@ -435,6 +475,7 @@ class Session {
     const limit = this.cfg.size("message_size_limit");
     lines.push(limit > 0 ? `SIZE ${limit}` : "SIZE");
     if (!this.cfg.bool("disable_vrfy_command")) lines.push("VRFY");
+    lines.push(...await authKeywords(this.d.auth ?? null, this.authSession()));
     lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
     this.reply(250, null, lines);
     return true;
@@ -447,6 +488,43 @@ class Session {
     this.senderParams = new Map();
     this.recipients = [];
     this.overshoot = 0;
+    this.saslSender = null;
+  }
+
+  /** The session as the AUTH command sees it (auth.ts). */
+  authSession(): AuthSession {
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    return {
+      client: this.client,
+      clientAddr: this.d.client.addr,
+      clientName: this.d.client.name,
+      serverAddr: this.d.serverAddr ?? "",
+      helo: this.helo,
+      sender: this.sender,
+      secured: this.tls !== null,
+      get sasl() {
+        return self.sasl;
+      },
+      set sasl(v) {
+        self.sasl = v;
+      },
+      reply: (code, enhanced, text) => this.reply(code, enhanced, text),
+      flush: () => this.flush(),
+      readResponse: async (limit) => {
+        const old = this.lines.setMaxLineLength(limit);
+        try {
+          const l = await this.nextLine();
+          if (l === null) return null;
+          // One character per byte (base64 is checked after); no CR or LF.
+          const line = latin1.decode(l.line).replace(/[\r\n]+$/, "");
+          return { line, tooLong: l.tooLong };
+        } finally {
+          this.lines.setMaxLineLength(old);
+        }
+      },
+      log: this.log,
+    };
   }
 
   async doMail(arg: string): Promise<boolean> {
@@ -498,6 +576,14 @@ class Session {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
+      } else if (k === "AUTH") {
+        const r = authMailParam(this.d.auth ?? null, v);
+        if ("error" in r) {
+          this.reply(503, "5.5.4", r.error);
+          return false;
+        }
+        path.params.delete(k);
+        this.saslSender = r.sender;
       } else if (k === "ENVID") {
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
         try {
@@ -619,7 +705,9 @@ class Session {
       this.reply(451, "4.3.0", "Error: queue file write error");
       return false;
     }
-    this.log.info(`${this.cleanup.queueId}: client=${this.client}`);
+    this.log.info(
+      `${this.cleanup.queueId}: client=${this.client}${saslLogFields(this.sasl, this.saslSender)}`,
+    );
     return this.accept(rcpt);
   }
 
@@ -636,9 +724,11 @@ class Session {
       ? `\r\n\tfor <${headerAddress(this.recipients[0].address)}>`
       : "";
     const date = rfc2822Date(this.d.now?.() ?? new Date());
-    return `Received: from ${from}\r\n\tby ${this.cfg.str("myhostname")} (${
+    const proto = receivedProtocol(this.protocol, this.tls !== null, this.sasl !== null);
+    const authLine = authenticatedSenderLine(this.d.auth ?? null, this.sasl);
+    return `Received: from ${from}${authLine}\r\n\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
-    }) with ${this.protocol} id ${queueId}${forPart}; ${date}\r\n`;
+    }) with ${proto} id ${queueId}${forPart}; ${date}\r\n`;
   }
 
   async doData(arg: string): Promise<boolean> {
@@ -754,6 +844,7 @@ class Session {
     this.recipients = [];
     this.senderParams = new Map();
     this.overshoot = 0;
+    this.saslSender = null;
     return ok;
   }
 }

@@ -49,3 +49,12 @@ export {
   TABLE_RESTRICTIONS,
   unsupportedRestrictions,
 } from "./restrictions.ts";
+export {
+  SASL_SECURITY_OPTIONS,
+  SASL_TYPES,
+  SaslConfigError,
+  type SaslEndpoint,
+  saslEndpoint,
+  saslProblems,
+  saslSecurityOptions,
+} from "./sasl.ts";

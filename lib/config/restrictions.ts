@@ -41,6 +41,10 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_sender_access",
   "check_recipient_access",
   // issue 8 auth
+  "reject_sender_login_mismatch",
+  "reject_authenticated_sender_login_mismatch",
+  "reject_known_sender_login_mismatch",
+  "reject_unauthenticated_sender_login_mismatch",
   // issue 8 restrictions
   // issue 8 policy-anvil
   // issue 8 protocol

@@ -40,6 +40,7 @@ import {
   restrictionItems,
   unsupportedRestrictions,
 } from "./restrictions.ts";
+import { saslProblems } from "./sasl.ts";
 
 /** One finding: the parameters it is about, its message, and whether it stops the start. */
 export interface ConfigProblem {
@@ -261,6 +262,8 @@ function valueChecks(config: Config): ConfigProblem[] {
       );
     }
   }
+  for (const p of saslProblems(config)) fatal(p.names, p.message);
+
   const relay = quietly(() => config.list("smtpd_relay_restrictions"));
   const rcpt = quietly(() => config.list("smtpd_recipient_restrictions"));
   if (relay && rcpt && !canRefuseRelay(relay, rcpt)) {
