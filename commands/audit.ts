@@ -11,7 +11,7 @@
  * over HTTP (a local server counts the attempts), and keep data in
  * localStorage, the Cache API or a path-less Deno KV.
  */
-import { type Config, loadConfig, parseMasterCf } from "../lib/config/mod.ts";
+import { type Config, loadConfig, parseMasterCf, saslEndpoint } from "../lib/config/mod.ts";
 import type { Prepared } from "../lib/instance/mod.ts";
 import {
   clientsOf,
@@ -56,6 +56,13 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     .map(([, g]) => g);
   const tableServers = [...new Set(proxied.flatMap((g) => g.net))].map(serverProbe);
   const drivers = [...new Set(proxied.flatMap((g) => g.npm))];
+  // The auth daemon's password file: each daemon shows whether it can read it (auth alone may).
+  const passwdFiles = plan.run.filter((s) => s.command === "auth").flatMap((s) => {
+    const ep = saslEndpoint((n) =>
+      Object.hasOwn(s.overrides, n) ? s.overrides[n] : (ov[n] ?? o.config.str(n))
+    );
+    return ep.type === "passwd-file" ? [ep.file] : [];
+  });
 
   // Imports over HTTP must never get this far; count the attempts that do.
   let importHits = 0;
@@ -80,6 +87,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       probes.push(["read /etc/shadow", { kind: "read-file", path: "/etc/shadow" }]);
       for (const f of tableFiles) {
         probes.push([`read table file ${f}`, { kind: "read-file", path: f }]);
+      }
+      for (const f of passwdFiles) {
+        probes.push([`read password file ${f}`, { kind: "read-file", path: f }]);
       }
       probes.push(["read main.cf", { kind: "read-file", path: `${o.configDir}/main.cf` }]);
       if (spool) probes.push(["write a mailbox", { kind: "write-dir", path: spool }]);

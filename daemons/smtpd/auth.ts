@@ -122,6 +122,8 @@ export interface AuthSession {
   readonly secured: boolean;
   sasl: SaslLogin | null;
   reply(code: number, enhanced: string | null, text: string): void;
+  /** Sends "334 text" (with the space even when the text is empty, as Postfix). */
+  challenge(text: string): void;
   flush(): Promise<void>;
   /** The client's next line, at most `limit` bytes; null at end of stream. */
   readResponse(limit: number): Promise<{ line: string; tooLong: boolean } | null>;
@@ -187,7 +189,8 @@ export async function authCommand(
     return false;
   }
   const mech = printable(args[0]);
-  const initial = args.length === 2 ? (args[1] === "=" ? "" : args[1]) : null;
+  // "=" (an empty initial response) goes to the backend as it came (Dovecot's own notation).
+  const initial = args.length === 2 ? args[1] : null;
   let step: SaslStep;
   let reached = false;
   let succeeded = false;
@@ -209,7 +212,7 @@ export async function authCommand(
       step = await exchange.first(initial);
     }
     while (step.status === "more") {
-      s.reply(334, null, step.challenge);
+      s.challenge(step.challenge.replace(/[\r\n]/g, ""));
       await s.flush();
       const r = await s.readResponse(ctx.responseLimit);
       if (r === null) return false; // the session sees the end of stream next

@@ -510,6 +510,7 @@ class Session {
         self.sasl = v;
       },
       reply: (code, enhanced, text) => this.reply(code, enhanced, text),
+      challenge: (text) => this.out.push(`334 ${text}\r\n`),
       flush: () => this.flush(),
       readResponse: async (limit) => {
         const old = this.lines.setMaxLineLength(limit);

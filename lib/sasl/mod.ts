@@ -43,6 +43,7 @@ export interface SaslClientInfo {
 
 /** One authentication exchange (an AUTH command). */
 export interface SaslExchange {
+  /** `initialResponse` as the client sent it: base64, "=" for empty, null for none. */
   first(initialResponse: string | null): Promise<SaslStep>;
   next(response: string): Promise<SaslStep>;
   /** Ends the exchange (after "*", a timeout or the end of the session). */
@@ -195,7 +196,9 @@ export function passwordExchange(
     return finish(username, bytes);
   };
   return {
-    first(initial) {
+    first(initialResponse) {
+      // "=" is an empty initial response (RFC 4954).
+      const initial = initialResponse === "=" ? "" : initialResponse;
       if (mech !== "PLAIN" && mech !== "LOGIN") {
         done = true;
         return Promise.resolve({ status: "fail", reason: "Invalid authentication mechanism" });
