@@ -93,7 +93,7 @@ function setup(ctx: ServiceContext): void {
   const loginMaps = c.str("smtpd_sender_login_maps").trim();
   let loginTables: Promise<Maps> | null = null;
   restrictions.senderLogin = {
-    maps: () => loginMaps ? (loginTables ??= ctx.maps("smtpd_sender_login_maps", loginMaps)) : null,
+    maps: loginMaps ? () => (loginTables ??= ctx.maps("smtpd_sender_login_maps", loginMaps)) : null,
     canonical: async (sender) => {
       const res = await resolveFor(r, sender, sender);
       return { address: res.recipient, local: res.class === "local" };

@@ -35,8 +35,8 @@ export const SENDER_LOGIN_RESTRICTIONS: ReadonlySet<string> = new Set([
 
 /** What the check needs. */
 export interface SenderLoginContext {
-  /** smtpd_sender_login_maps, opened once per process (null: not set). */
-  maps: () => Promise<Maps> | null;
+  /** Opens smtpd_sender_login_maps (once per process); null when it is not set. */
+  maps: (() => Promise<Maps>) | null;
   /** Resolves the sender to the address the table is asked about, and whether its domain is local. */
   canonical: (sender: string) => Promise<{ address: string; local: boolean }>;
   delimiters: string;
@@ -51,7 +51,7 @@ export interface LoginVerdict {
 }
 
 async function owners(ctx: SenderLoginContext, sender: string): Promise<string[] | null> {
-  const maps = await ctx.maps()!;
+  const maps = await ctx.maps!();
   const { address, local } = await ctx.canonical(sender);
   const hit = await addressFind(maps, address, {
     delimiters: ctx.delimiters,
@@ -71,7 +71,7 @@ export async function senderLoginMismatch(
   sender: string | null,
   login: string | null,
 ): Promise<LoginVerdict | null> {
-  if (!ctx || ctx.maps() === null || sender === null || sender === "") return null;
+  if (!ctx?.maps || sender === null || sender === "") return null;
   const authenticated = restriction === "reject_sender_login_mismatch" ||
     restriction === "reject_authenticated_sender_login_mismatch" ||
     restriction === "reject_known_sender_login_mismatch";
