@@ -122,8 +122,16 @@ export function saslProblems(c: Config): { names: string[]; message: string }[] 
     }
   };
   attempt(["smtpd_sasl_type", "smtpd_sasl_path"], () => saslEndpoint((n) => c.str(n)));
-  for (const n of ["smtpd_sasl_security_options", "smtpd_sasl_tls_security_options"]) {
-    attempt([n], () => saslSecurityOptions(c, n));
+  attempt(
+    ["smtpd_sasl_security_options"],
+    () => saslSecurityOptions(c, "smtpd_sasl_security_options"),
+  );
+  // By default the TLS options are the same words: reported once, above.
+  if (c.isSet("smtpd_sasl_tls_security_options")) {
+    attempt(
+      ["smtpd_sasl_tls_security_options"],
+      () => saslSecurityOptions(c, "smtpd_sasl_tls_security_options"),
+    );
   }
   return out;
 }

@@ -235,7 +235,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         g.net.push(...nameserverGrants(ctx.nameservers));
       }
       // Dovecot's auth socket or port, exactly (a passwd-file is the auth daemon's alone).
-      if (ctx.param("smtpd_sasl_auth_enable").toLowerCase() === "yes") {
+      if ((ctx.param("smtpd_sasl_auth_enable") ?? "").toLowerCase() === "yes") {
         const ep = saslEndpoint(ctx.param);
         if (ep.type === "dovecot") {
           if ("unix" in ep) unixGrant(g, ep.unix);
@@ -248,7 +248,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     }
     case "auth": {
       // The password file, and npm code to verify bcrypt and argon2id hashes.
-      const ep = ctx.param("smtpd_sasl_type").trim() === "passwd-file"
+      const ep = (ctx.param("smtpd_sasl_type") ?? "").trim() === "passwd-file"
         ? saslEndpoint(ctx.param)
         : null;
       if (ep?.type === "passwd-file") g.read.push(ep.file);
