@@ -3,7 +3,10 @@
  * endpoint and runs one SMTP session (session.ts) per connection, handing
  * messages to `private/cleanup`. Client names come from /etc/hosts, then a
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
- * else "unknown" as in Postfix.
+ * else "unknown" as in Postfix. With smtpd_sasl_auth_enable, the SASL
+ * backend (auth.ts) is made once per process: Dovecot's auth socket
+ * (smtpd_sasl_type = dovecot) or the auth daemon's peer socket
+ * (passwd-file); smtpd_sender_login_maps is opened on first use.
  *
  * master validates main.cf; the settings this service's master.cf `-o`
  * overrides add are checked here, at start: one Postwarden cannot honour
