@@ -61,6 +61,7 @@ function saslBackend(ctx: ServiceContext): SaslBackend | null {
       "unix" in ep
         ? Deno.connect({ transport: "unix", path: ep.unix })
         : Deno.connect({ hostname: ep.host, port: ep.port }),
+    name: c.str("smtpd_sasl_path").trim(),
     warn: (m) => ctx.log.warn(m),
   });
 }

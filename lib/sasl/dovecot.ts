@@ -38,6 +38,8 @@ const REPLY_TIMEOUT_MS = 60_000;
 export interface DovecotOptions {
   /** Opens a connection to the auth socket (unix or TCP). */
   connect: () => Promise<Deno.Conn>;
+  /** The socket as configured (smtpd_sasl_path), for warnings. @default "" */
+  name?: string;
   /** Logs a warning ("SASL: ..."). */
   warn: (msg: string) => void;
   /** Our process id for CPID. @default Deno.pid */
@@ -53,6 +55,11 @@ interface Reply {
 }
 
 const enc = new TextEncoder();
+
+/** A handshake Dovecot's side got wrong (warned as Postfix does: "SASL: reason"). */
+class HandshakeError extends Error {
+  override readonly name = "HandshakeError";
+}
 
 function clean(v: string): string {
   return v.replace(/[\t\r\n\0]/g, "");
@@ -74,14 +81,16 @@ class Connection {
       if (line === null) throw new Error("connection closed during handshake");
       const f = line.split("\t");
       if (f[0] === "VERSION") {
-        if (f[1] !== "1") throw new Error(`Protocol version mismatch (${f[1]} vs. 1)`);
+        if (f[1] !== "1") throw new HandshakeError(`Protocol version mismatch (${f[1]} vs. 1)`);
       } else if (f[0] === "MECH" && f.length >= 2) {
         haveMech = true;
         const props = f.slice(2).map((p) => p.toLowerCase());
         if (!props.includes("private")) this.mechs.push({ name: f[1], props });
       } else if (f[0] === "SPID") {
         if (!haveMech) {
-          throw new Error("Connected to wrong auth socket (auth-master instead of auth-client)");
+          throw new HandshakeError(
+            "Connected to wrong auth socket (auth-master instead of auth-client)",
+          );
         }
       } else if (f[0] === "DONE") {
         return;
@@ -181,7 +190,12 @@ export class DovecotAuthClient implements SaslBackend {
     this.#conn = p;
     p.catch((e) => {
       if (this.#conn === p) this.#conn = null;
-      this.opts.warn(`SASL: Connect to Dovecot auth socket failed: ${(e as Error).message}`);
+      const why = (e as Error).message;
+      this.opts.warn(
+        e instanceof HandshakeError
+          ? `SASL: ${why}`
+          : `SASL: Connect to Dovecot auth socket '${this.opts.name ?? ""}' failed: ${why}`,
+      );
     });
     return p;
   }

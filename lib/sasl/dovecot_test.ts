@@ -70,6 +70,7 @@ async function fake(
     connect: () => Deno.connect({ transport: "unix", path }),
     warn: (m) => warnings.push(m),
     pid: 4242,
+    name: "private/auth",
     replyTimeoutMs: 1000,
   });
   return {
@@ -157,9 +158,12 @@ Deno.test("Dovecot auth client", async (t) => {
   await t.step("the wrong socket, the wrong version: warned, no mechanisms", async () => {
     for (
       const [greeting, want] of [
-        ["VERSION\t1\t2\nSPID\t1\nDONE\n", /auth-master instead of auth-client/],
-        ["VERSION\t2\t0\nMECH\tPLAIN\nDONE\n", /Protocol version mismatch/],
-        ["", /timeout|closed/],
+        [
+          "VERSION\t1\t2\nSPID\t1\nDONE\n",
+          /^SASL: Connected to wrong auth socket \(auth-master instead of auth-client\)$/,
+        ],
+        ["VERSION\t2\t0\nMECH\tPLAIN\nDONE\n", /^SASL: Protocol version mismatch \(2 vs\. 1\)$/],
+        ["", /^SASL: Connect to Dovecot auth socket 'private\/auth' failed: timeout$/],
       ] as const
     ) {
       const f = await fake(greeting, dovecotLike);
