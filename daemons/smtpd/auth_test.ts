@@ -381,6 +381,38 @@ Deno.test("smtpd AUTH", async (t) => {
   });
 });
 
+Deno.test("smtpd AUTH: hostile input ends in replies, never a crash", async () => {
+  const junk = (n: number) => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const len = Math.floor(Math.random() * (i % 7 === 0 ? 20_000 : 80));
+      let line = "";
+      for (let j = 0; j < len; j++) line += String.fromCharCode(Math.floor(Math.random() * 256));
+      out.push(line.replace(/\n/g, ""));
+    }
+    return out;
+  };
+  for (let round = 0; round < 20; round++) {
+    const lines = [EHLO];
+    for (const j of junk(12)) {
+      lines.push(
+        ["AUTH LOGIN", "AUTH PLAIN", `AUTH PLAIN ${j}`, `AUTH LOGIN ${j}`][round % 4],
+        j,
+        encodeBase64(j),
+        `\0${j}`,
+      );
+    }
+    const r = await session(lines, {
+      config: ["smtpd_hard_error_limit = 1000", "smtpd_soft_error_limit = 1000"],
+    });
+    assert(r.replies.length > 2, "the session answered");
+    for (const reply of r.replies) {
+      assertMatch(reply.slice(0, 3), /^(220|250|334|235|500|501|503|535)$/, reply.slice(0, 80));
+    }
+    assertMatch(r.logs.at(-1)!, /^disconnect from /);
+  }
+});
+
 /** A backend offering mechanisms with Dovecot's properties, for the security options. */
 class MechBackend extends PasswordBackend {
   constructor(readonly list: SaslMechanism[]) {
