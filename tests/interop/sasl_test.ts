@@ -176,6 +176,28 @@ Deno.test({
           await pf.stop();
         }
       });
+      await t.step("smtpd_sasl_path = inet:host:port: the sandbox grants that port", async () => {
+        const viaInet = await startInstance({
+          mainCf: [
+            ...COMMON,
+            "smtpd_sasl_type = dovecot",
+            `smtpd_sasl_path = inet:127.0.0.1:${dovecot.port}`,
+          ].join("\n"),
+        });
+        try {
+          const r = await swaks(viaInet.port, [
+            "--auth",
+            "PLAIN",
+            "--au",
+            "bob",
+            "--ap",
+            "p@ss w0rd",
+          ]);
+          assertStringIncludes(r.text, "235 2.7.0 Authentication successful");
+        } finally {
+          await viaInet.stop();
+        }
+      });
     } finally {
       await inst?.stop();
       await dovecot.stop();
