@@ -7,13 +7,15 @@
  * mailbox, write the log, remove or replace another daemon's socket,
  * connect to 127.0.0.1:25, connect to each server of proxymap's tables
  * (database, socketmap, tcp), bind its own endpoint, run /bin/sh, import
- * code from npm (any package, and the table drivers proxymap loads) or
- * over HTTP (a local server counts the attempts), and keep data in
+ * code from npm (any package, the table drivers proxymap loads, and the
+ * auth daemon's packages) or over HTTP (a local server counts the
+ * attempts), read the auth daemon's password file, and keep data in
  * localStorage, the Cache API or a path-less Deno KV.
  */
 import { type Config, loadConfig, parseMasterCf, saslEndpoint } from "../lib/config/mod.ts";
 import type { Prepared } from "../lib/instance/mod.ts";
 import {
+  AUTH_NPM,
   clientsOf,
   daemonCommand,
   daemonEnv,
@@ -63,6 +65,8 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     );
     return ep.type === "passwd-file" ? [ep.file] : [];
   });
+  // ... and the npm packages it verifies hashes with: each daemon shows whether it can load them.
+  const authModules = passwdFiles.length ? AUTH_NPM : [];
 
   // Imports over HTTP must never get this far; count the attempts that do.
   let importHits = 0;
@@ -131,6 +135,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       probes.push(["import code from npm", { kind: "import", specifier: "npm:is-number@7.0.0" }]);
       for (const d of drivers) {
         probes.push([`load the table driver ${d}`, { kind: "import", specifier: d }]);
+      }
+      for (const m of authModules) {
+        probes.push([`load the auth daemon's package ${m}`, { kind: "import", specifier: m }]);
       }
       probes.push([`import code over HTTP`, { kind: "import", specifier: importUrl }]);
       probes.push(["keep data in localStorage", { kind: "local-storage" }]);

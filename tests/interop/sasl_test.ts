@@ -263,6 +263,17 @@ Deno.test({
         for (const svc of ["smtpd", "cleanup", "qmgr", "local", "smtp"]) {
           assertMatch(line(svc), /^\s+cannot /, svc);
         }
+        const pkg = (svc: string) =>
+          (sections.get(svc) ?? []).find((l) =>
+            l.includes("load the auth daemon's package bcryptjs")
+          ) ??
+            `(${svc}: no line)`;
+        assertMatch(pkg("auth"), /^\s+can /);
+        assertMatch(pkg("smtpd"), /^\s+cannot /);
+        assertMatch(
+          (sections.get("auth") ?? []).find((l) => l.includes("import code from npm")) ?? "",
+          /^\s+cannot /,
+        );
       });
     } finally {
       await inst?.stop();
