@@ -6,7 +6,13 @@
  */
 import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import { parseMasterCf } from "../config/mod.ts";
-import { daemonGrants, grantFlags, peersOf, type PermissionContext } from "./mod.ts";
+import {
+  daemonGrants,
+  daemonTableGrants,
+  grantFlags,
+  peersOf,
+  type PermissionContext,
+} from "./mod.ts";
 
 const MASTER = parseMasterCf(
   (await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url))) +
@@ -74,4 +80,15 @@ Deno.test("permission sets with AUTH", async (t) => {
   await t.step("cyrus is refused where grants are computed too", () => {
     assertThrows(() => daemonGrants(svc("2525"), ctx({ smtpd_sasl_type: "cyrus" })));
   });
+  await t.step(
+    "smtpd reads smtpd_sender_login_maps (a hash: table: index and source)",
+    async () => {
+      const values: Record<string, string> = {
+        smtpd_sender_login_maps: "hash:/etc/pw/sender_login",
+      };
+      const c = { readTextFile: () => Promise.reject(new Error("not read")) };
+      const g = await daemonTableGrants("smtpd", (n) => values[n], c, { proxymap: false });
+      assertEquals(g.grants.read, ["/etc/pw/sender_login.hash.pwdb", "/etc/pw/sender_login"]);
+    },
+  );
 });

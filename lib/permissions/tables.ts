@@ -48,6 +48,7 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
     "relay_recipient_maps",
     "canonical_maps",
     "recipient_canonical_maps",
+    "smtpd_sender_login_maps",
   ],
   cleanup: [
     "canonical_maps",
