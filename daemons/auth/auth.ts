@@ -11,6 +11,9 @@
  * the daemon read another file it may read), something not a regular
  * file, malformed lines (skipped, each named once per reading).
  *
+ * The login name is lowercased before the lookup and answered lowercased,
+ * as Dovecot's default auth_username_format (%Lu) does.
+ *
  * Parameters: smtpd_sasl_type (passwd-file), smtpd_sasl_path (the file).
  *
  * @module
@@ -121,9 +124,10 @@ export class PasswdStore {
     if (password === null) return { status: "temp", text: "malformed request" };
     const file = await this.current();
     if (typeof file === "string") return { status: "temp", text: "password file unavailable" };
+    const user = req.user.toLowerCase();
     try {
-      const ok = await verifyPassword(file, req.user, password, this.verifiers);
-      return ok ? { status: "ok", user: req.user } : { status: "fail" };
+      const ok = await verifyPassword(file, user, password, this.verifiers);
+      return ok ? { status: "ok", user } : { status: "fail" };
     } catch (e) {
       this.warn(`${this.path}: user ${req.user}: cannot verify: ${(e as Error).message}`);
       return { status: "temp", text: "verification error" };

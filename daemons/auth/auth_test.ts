@@ -58,6 +58,8 @@ Deno.test("auth daemon: passwd-file store", async (t) => {
       assertEquals(await st.ask("blf", "secret"), { status: "ok", user: "blf" });
       assertEquals(await st.ask("argon", "secret"), { status: "ok", user: "argon" });
       assertEquals(await st.ask("sha256", "pässwörd"), { status: "ok", user: "sha256" });
+      // Lowercased as Dovecot's auth_username_format %Lu.
+      assertEquals(await st.ask("SHA", "secret"), { status: "ok", user: "sha" });
       for (const u of ["sha", "blf", "argon", "sha256", "nobody"]) {
         assertEquals(await st.ask(u, "wrong"), { status: "fail" }, u);
       }
