@@ -35,6 +35,8 @@ const COMMON = [
   "smtpd_error_sleep_time = 0",
   "smtpd_soft_error_limit = 100",
   "smtpd_hard_error_limit = 100",
+  "smtpd_sender_login_maps = inline:{alice@example.org=alice, bob@example.org=bob}",
+  "smtpd_sender_restrictions = reject_known_sender_login_mismatch",
 ];
 
 function peersPresent(): boolean {
@@ -125,8 +127,30 @@ const DIALOG = [
   "MAIL FROM:<a@example.org> AUTH=<alice@example.org>",
   "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
   "RSET",
+  "MAIL FROM:<bob@example.org>",
+  "RCPT TO:<x@example.com>",
+  "RSET",
   "QUIT",
 ];
+
+/** Sender login checks without AUTH, compared too. */
+const DIALOG_NO_AUTH = [
+  "EHLO client.test.example",
+  "MAIL FROM:<alice@example.org>",
+  "RCPT TO:<x@example.com>",
+  "RSET",
+  "MAIL FROM:<carol@example.org>",
+  "RCPT TO:<x@example.com>",
+  "QUIT",
+];
+
+/** The smtpd reject lines of a log, without queue id, client port or pid. */
+function rejects(log: string): string[] {
+  return log.split("\n").flatMap((l) => {
+    const m = /smtpd\[\d+\]: \w+: (reject: .*localhost\[127\.0\.0\.1\].*)$/.exec(l);
+    return m ? [m[1]] : [];
+  });
+}
 
 /** The smtpd SASL warnings of a log, without client port or pid. */
 function saslWarnings(log: string): string[] {
@@ -161,10 +185,12 @@ Deno.test({
           ].join("\n"),
         });
         try {
-          const ours = await smtpReplies(i.port, DIALOG);
-          const theirs = await smtpReplies(pf.port, DIALOG);
-          const show = (r: string[]) => r.slice(2).map((x, n) => `${DIALOG[n + 1]} -> ${x}`);
-          assertEquals(show(ours), show(theirs));
+          for (const dialog of [DIALOG, DIALOG_NO_AUTH]) {
+            const ours = await smtpReplies(i.port, dialog);
+            const theirs = await smtpReplies(pf.port, dialog);
+            const show = (r: string[]) => r.slice(2).map((x, n) => `${dialog[n + 1]} -> ${x}`);
+            assertEquals(show(ours), show(theirs));
+          }
           await waitUntil(async () => (await pf.log()).includes("disconnect from localhost"));
           await waitUntil(async () => (await i.log()).includes("disconnect from localhost"));
           const warned = (log: string) =>
@@ -172,6 +198,9 @@ Deno.test({
               log.split("\n").filter((l) => l.includes("localhost[127.0.0.1]")).join("\n"),
             );
           assertEquals(warned(await i.log()), warned(await pf.log()));
+          const refused = rejects(await i.log());
+          assertEquals(refused, rejects(await pf.log()));
+          assertEquals(refused.length, 2, refused.join("\n"));
         } finally {
           await pf.stop();
         }
