@@ -20,7 +20,14 @@ import {
 import { PasswordBackend } from "../../lib/sasl/passwd_client.ts";
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import { fakeCleanup, type Submission } from "../../tests/helpers/fake_cleanup.ts";
-import { type AuthAttempt, authContext } from "./auth.ts";
+import {
+  type AuthAttempt,
+  authCommand,
+  authContext,
+  authKeywords,
+  type AuthSession,
+  receivedProtocol,
+} from "./auth.ts";
 import { resolveFor, restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
 
@@ -437,4 +444,56 @@ Deno.test("smtpd AUTH: security options filter the backend's mechanisms", async 
     config: ["smtpd_sasl_security_options = noanonymous, noplaintext, nodictionary"],
   });
   assert(!n.replies[1].includes("AUTH"));
+});
+
+Deno.test("smtpd AUTH with TLS active (the session's tls field set)", async (t) => {
+  const config = (extra: string[]) =>
+    makeConfig("/x", ["smtpd_sasl_auth_enable = yes", ...extra].join("\n"));
+  const fake = (secured: boolean) => {
+    const replies: string[] = [];
+    const s: AuthSession = {
+      client: "c[192.0.2.7]",
+      clientAddr: "192.0.2.7",
+      clientName: "c",
+      serverAddr: "192.0.2.1",
+      helo: "c",
+      sender: null,
+      secured,
+      sasl: null,
+      reply: (code, enhanced, text) => void replies.push(`${code} ${enhanced ?? ""} ${text}`),
+      challenge: (text) => void replies.push(`334 ${text}`),
+      flush: () => Promise.resolve(),
+      readResponse: () => Promise.resolve(null),
+      log: new Logger({ program: "smtpd", hostname: "mx", sinks: [() => {}] }),
+    };
+    return { s, replies };
+  };
+  await t.step("smtpd_tls_auth_only: offered and accepted with TLS only", async () => {
+    const ctx = authContext(config(["smtpd_tls_auth_only = yes"]), new PasswordBackend(check))!;
+    assertEquals(await authKeywords(ctx, fake(false).s), []);
+    const tls = fake(true);
+    assertEquals(await authKeywords(ctx, tls.s), ["AUTH PLAIN LOGIN"]);
+    assert(await authCommand(ctx, tls.s, `PLAIN ${plain("alice", "secret")}`));
+    assertEquals(tls.s.sasl, { username: "alice", method: "PLAIN" });
+  });
+  await t.step("noplaintext without TLS, smtpd_sasl_tls_security_options with it", async () => {
+    const ctx = authContext(
+      config([
+        "smtpd_sasl_security_options = noanonymous, noplaintext",
+        "smtpd_sasl_tls_security_options = noanonymous",
+      ]),
+      new PasswordBackend(check),
+    )!;
+    const plainText = fake(false);
+    assertEquals(await authKeywords(ctx, plainText.s), []);
+    assert(!(await authCommand(ctx, plainText.s, `PLAIN ${plain("alice", "secret")}`)));
+    assertEquals(plainText.replies, ["503 5.5.1 Error: authentication not enabled"]);
+    assertEquals(await authKeywords(ctx, fake(true).s), ["AUTH PLAIN LOGIN"]);
+  });
+  await t.step("Received protocol: ESMTPS, ESMTPSA; SMTP stays SMTP", () => {
+    assertEquals(receivedProtocol("ESMTP", true, false), "ESMTPS");
+    assertEquals(receivedProtocol("ESMTP", true, true), "ESMTPSA");
+    assertEquals(receivedProtocol("ESMTP", false, true), "ESMTPA");
+    assertEquals(receivedProtocol("SMTP", true, true), "SMTP");
+  });
 });
