@@ -7,15 +7,17 @@
  * mailbox, write the log, remove or replace another daemon's socket,
  * connect to 127.0.0.1:25, connect to each server of proxymap's tables
  * (database, socketmap, tcp), bind its own endpoint, run /bin/sh, import
- * code from npm (any package, and the table drivers proxymap loads) or
- * over HTTP (a local server counts the attempts), and keep data in
- * localStorage, the Cache API or a path-less Deno KV, read smtpd's TLS
+ * code from npm (any package, the table drivers proxymap loads, and the
+ * auth daemon's packages) or over HTTP (a local server counts the
+ * attempts), read the auth daemon's password file, keep data in
+ * localStorage, the Cache API or a path-less Deno KV, and read smtpd's TLS
  * certificate and private key files (master reads them and hands them to
  * smtpd; no daemon should be able to read the key file).
  */
-import { type Config, loadConfig, parseMasterCf } from "../lib/config/mod.ts";
+import { type Config, loadConfig, parseMasterCf, saslEndpoint } from "../lib/config/mod.ts";
 import type { Prepared } from "../lib/instance/mod.ts";
 import {
+  AUTH_NPM,
   clientsOf,
   daemonCommand,
   daemonEnv,
@@ -72,6 +74,15 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       if (policy.keyFile) tlsFiles.set(policy.keyFile, "TLS private key file");
     }
   }
+  // The auth daemon's password file: each daemon shows whether it can read it (auth alone may).
+  const passwdFiles = plan.run.filter((s) => s.command === "auth").flatMap((s) => {
+    const ep = saslEndpoint((n) =>
+      Object.hasOwn(s.overrides, n) ? s.overrides[n] : (ov[n] ?? o.config.str(n))
+    );
+    return ep.type === "passwd-file" ? [ep.file] : [];
+  });
+  // ... and the npm packages it verifies hashes with: each daemon shows whether it can load them.
+  const authModules = passwdFiles.length ? AUTH_NPM : [];
 
   // Imports over HTTP must never get this far; count the attempts that do.
   let importHits = 0;
@@ -96,6 +107,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       probes.push(["read /etc/shadow", { kind: "read-file", path: "/etc/shadow" }]);
       for (const f of tableFiles) {
         probes.push([`read table file ${f}`, { kind: "read-file", path: f }]);
+      }
+      for (const f of passwdFiles) {
+        probes.push([`read password file ${f}`, { kind: "read-file", path: f }]);
       }
       probes.push(["read main.cf", { kind: "read-file", path: `${o.configDir}/main.cf` }]);
       for (const [f, what] of tlsFiles) {
@@ -140,6 +154,9 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       probes.push(["import code from npm", { kind: "import", specifier: "npm:is-number@7.0.0" }]);
       for (const d of drivers) {
         probes.push([`load the table driver ${d}`, { kind: "import", specifier: d }]);
+      }
+      for (const m of authModules) {
+        probes.push([`load the auth daemon's package ${m}`, { kind: "import", specifier: m }]);
       }
       probes.push([`import code over HTTP`, { kind: "import", specifier: importUrl }]);
       probes.push(["keep data in localStorage", { kind: "local-storage" }]);

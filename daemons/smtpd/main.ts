@@ -5,7 +5,10 @@
  * asked of anvil (anvil.ts), check_policy_service of its servers
  * (policy.ts). Client names come from /etc/hosts, then a
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
- * else "unknown" as in Postfix.
+ * else "unknown" as in Postfix. With smtpd_sasl_auth_enable, the SASL
+ * backend (auth.ts) is made once per process: Dovecot's auth socket
+ * (smtpd_sasl_type = dovecot) or the auth daemon's peer socket
+ * (passwd-file); smtpd_sender_login_maps is opened on first use.
  *
  * TLS (tls.ts): with smtpd_tls_security_level may/encrypt or
  * smtpd_tls_wrappermode, the certificate and key come from master over
@@ -56,6 +59,12 @@ import {
   tlsMandatory,
   tlsWanted,
 } from "../../lib/tls/policy.ts";
+import { type AuthContext, authContext } from "./auth.ts";
+import { saslEndpoint } from "../../lib/config/mod.ts";
+import type { SaslBackend } from "../../lib/sasl/mod.ts";
+import { DovecotAuthClient } from "../../lib/sasl/dovecot.ts";
+import { authDaemonCheck, PasswordBackend } from "../../lib/sasl/passwd_client.ts";
+import type { Maps } from "../../lib/maps/mod.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
@@ -77,6 +86,35 @@ let protocol: ProtocolPolicy | null = null;
 let tlsPolicy: SmtpdTlsPolicy | null = null;
 /** Null when TLS is not wanted or no certificate is usable. */
 let tlsServer: TlsServer | null = null;
+let auth: AuthContext | null = null;
+
+/**
+ * The SASL backend smtpd_sasl_type names (lib/sasl), or null with AUTH
+ * off. passwd-file: the master.cf service running the auth daemon.
+ */
+function saslBackend(ctx: ServiceContext): SaslBackend | null {
+  const c = ctx.config;
+  if (!c.bool("smtpd_sasl_auth_enable")) return null;
+  const ep = saslEndpoint((n) => c.str(n)); // checked at start; throws for what is not supported
+  if (ep.type === "passwd-file") {
+    const svc = ctx.services.find((s) => s.type === "unix" && s.command === "auth");
+    if (!svc) {
+      throw new Error(
+        "smtpd_sasl_type = passwd-file needs the auth service in master.cf " +
+          '("auth unix - - n - - auth")',
+      );
+    }
+    return new PasswordBackend(authDaemonCheck(ctx.peer(svc.name)));
+  }
+  return new DovecotAuthClient({
+    connect: () =>
+      "unix" in ep
+        ? Deno.connect({ transport: "unix", path: ep.unix })
+        : Deno.connect({ hostname: ep.host, port: ep.port }),
+    name: c.str("smtpd_sasl_path").trim(),
+    warn: (m) => ctx.log.warn(m),
+  });
+}
 
 /** Address -> first name from /etc/hosts text. */
 export function parseHosts(text: string): Map<string, string> {
@@ -136,6 +174,18 @@ async function setup(ctx: ServiceContext): Promise<void> {
   const anvil = ctx.services.some((s) => s.type === "unix" && s.name === "anvil");
   limits = anvil ? limitSettings(c) : null;
   protocol = protocolPolicy(c, ctx.maps);
+  const loginMaps = c.str("smtpd_sender_login_maps").trim();
+  let loginTables: Promise<Maps> | null = null;
+  restrictions.senderLogin = {
+    maps: loginMaps ? () => (loginTables ??= ctx.maps("smtpd_sender_login_maps", loginMaps)) : null,
+    canonical: async (sender) => {
+      const res = await resolveFor(r, sender, sender);
+      return { address: res.recipient, local: res.class === "local" };
+    },
+    delimiters: c.str("recipient_delimiter"),
+    doubleBounceSender: c.str("double_bounce_sender"),
+  };
+  auth = authContext(c, saslBackend(ctx));
   try {
     hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
   } catch {
@@ -182,6 +232,8 @@ await runService({
         initial,
         hangup,
         xclient: xclient!,
+        serverAddr: server.addr,
+        auth,
         openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
         restrictions: restrictions!,
         listed: listed!,

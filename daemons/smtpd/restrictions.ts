@@ -12,8 +12,9 @@
  * RFC 5321 requires and Postfix does.
  *
  * Implemented (lib/config/restrictions.ts names them): permit, reject,
- * defer, permit_mynetworks, permit_sasl_authenticated (never matches: no
- * AUTH yet), permit_auth_destination, reject_unauth_destination,
+ * defer, permit_mynetworks, permit_sasl_authenticated (a client that
+ * authenticated with AUTH, but not ANONYMOUS), the *_sender_login_mismatch
+ * restrictions (sender_login.ts), permit_auth_destination, reject_unauth_destination,
  * defer_unauth_destination, reject_invalid_helo_hostname,
  * reject_non_fqdn_helo_hostname, reject_non_fqdn_sender,
  * reject_non_fqdn_recipient, reject_unlisted_recipient and
@@ -99,6 +100,7 @@ import {
 } from "./dnsbl.ts";
 import { DnsNotPermitted, hostStatus, mailhostStatus } from "./unknown.ts";
 import { type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
+import { type SenderLoginContext, senderLoginMismatch } from "./sender_login.ts";
 import {
   type Resolution,
   RESOLVE_CLASS_FINAL,
@@ -214,6 +216,8 @@ export interface RestrictionContext {
   warn: (msg: string) => void;
   /** WARN and INFO results of access tables; warn when not given. */
   info?: (msg: string) => void;
+  /** smtpd_sender_login_maps (sender_login.ts); without it the *_login_mismatch restrictions do nothing. */
+  senderLogin?: SenderLoginContext;
 }
 
 /** What {@link restrictionContext} may be given besides the configuration. */
@@ -382,6 +386,8 @@ export interface CheckRequest {
   sender: string | null;
   /** The recipient being checked (at DATA: the only recipient, if just one). */
   recipient?: string;
+  /** The AUTH login of the session (auth.ts), null or absent when none. */
+  sasl?: { username: string; method: string } | null;
   /**
    * The session's DEFER_IF_PERMIT results of the checks at connect, HELO
    * and MAIL (smtpd_delay_reject = no), carried to RCPT as Postfix does;
@@ -1006,7 +1012,25 @@ async function builtin(
       return m ? "permit" : null;
     }
     case "permit_sasl_authenticated":
-      return null;
+      return req.sasl && req.sasl.method.toLowerCase() !== "anonymous" ? "permit" : null;
+    case "reject_sender_login_mismatch":
+    case "reject_authenticated_sender_login_mismatch":
+    case "reject_known_sender_login_mismatch":
+    case "reject_unauthenticated_sender_login_mismatch": {
+      let v;
+      try {
+        v = await senderLoginMismatch(ctx.senderLogin, r, req.sender, req.sasl?.username ?? null);
+      } catch (e) {
+        if (!(e instanceof DictError) && !(e instanceof ResolveError)) throw e;
+        ctx.warn(e.message);
+        return verdict(
+          451,
+          "4.3.0",
+          `<${quoteAddress(req.sender ?? "")}>: Temporary lookup failure`,
+        );
+      }
+      return v === null ? null : reject(state, v);
+    }
     case "permit_auth_destination":
     case "reject_unauth_destination":
     case "defer_unauth_destination": {

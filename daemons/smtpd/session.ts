@@ -7,7 +7,7 @@
  *
  * The session does no socket I/O of its own: it reads through a function
  * and writes through a function, so tests can drive it in memory.
- * AUTH is not implemented and not advertised.
+ * AUTH is auth.ts's (with smtpd_sasl_auth_enable).
  * XCLIENT and XFORWARD (xclient.ts) are offered to the clients in
  * smtpd_authorized_xclient_hosts and smtpd_authorized_xforward_hosts;
  * after XCLIENT the session restarts (220 again) as the new client. ETRN
@@ -101,7 +101,7 @@ import {
   xforwardNamaddr,
   xforwardPreset,
 } from "./xclient.ts";
-import type { ClientLimits, LimitRefusal } from "./anvil.ts";
+import { checkAuthRate, type ClientLimits, type LimitRefusal } from "./anvil.ts";
 import type { PeerStatus } from "./peername.ts";
 import { type BdatState, doBdat } from "./bdat.ts";
 import {
@@ -126,6 +126,17 @@ import {
   TlsTimeout,
 } from "./tls.ts";
 import { type SmtpdTlsPolicy, tlsMandatory } from "../../lib/tls/policy.ts";
+import {
+  authCommand,
+  type AuthContext,
+  authenticatedSenderLine,
+  authKeywords,
+  authMailParam,
+  type AuthSession,
+  receivedProtocol,
+  saslLogFields,
+  type SaslLogin,
+} from "./auth.ts";
 
 /** Who is connected. */
 export interface ClientInfo {
@@ -175,6 +186,10 @@ export interface SessionDeps {
   protocol?: ProtocolPolicy;
   /** STARTTLS and wrapper mode. */
   tls?: SessionTls;
+  /** SMTP AUTH (auth.ts); absent or null: AUTH is not offered. */
+  auth?: AuthContext | null;
+  /** Our address of the connection (Dovecot's lip), "" if unknown. */
+  serverAddr?: string;
   now?: () => Date;
   /** Who may send XCLIENT and XFORWARD; absent: nobody. */
   xclient?: XclientAuth;
@@ -197,6 +212,7 @@ export class Disconnect extends Error {
 }
 
 const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
 
 /** Postfix's command table order, used for the counts in the disconnect line. */
 const COUNT_ORDER = [
@@ -205,6 +221,7 @@ const COUNT_ORDER = [
   "xclient",
   "xforward",
   "starttls",
+  "auth",
   "mail",
   "rcpt",
   "data",
@@ -247,8 +264,6 @@ class Session {
   client: string;
   /** Who the client is; XCLIENT changes it. */
   peer: ClientInfo;
-  /** The session's SASL login (set by XCLIENT LOGIN here). */
-  sasl: { username: string; method: string } | null = null;
   /** Attributes from XFORWARD for the next transaction; null: none sent. */
   xforward: XforwardAttrs | null = null;
   out: string[] = [];
@@ -289,7 +304,11 @@ class Session {
   bdat: BdatState | null = null;
   /** EHLO keywords this client is not offered (protocol.ts discardFor, at connect). */
   discard: Discard;
-  /** The TLS session, once STARTTLS or wrapper mode made one. */
+  /** Set after a successful AUTH (auth.ts) or by XCLIENT LOGIN; null before. */
+  sasl: SaslLogin | null = null;
+  /** MAIL FROM's AUTH= address, for the "client=" log line. */
+  saslSender: string | null = null;
+  /** Set by STARTTLS or wrapper mode (the tls part); null without TLS. */
   tls: TlsInfo | null = null;
 
   constructor(readonly d: SessionDeps) {
@@ -374,6 +393,7 @@ class Session {
       helo: this.helo,
       sender: this.sender,
       recipient,
+      sasl: this.sasl,
       deferIfPermit: this.deferIfPermit,
       policy: {
         command: this.lastCommand,
@@ -668,6 +688,19 @@ class Session {
           throw e;
         }
         break;
+      case "AUTH": {
+        // smtpd_client_auth_rate_limit: every AUTH that would start an exchange counts (Postfix).
+        const tooMany = this.d.auth && !this.sasl && this.sender === null
+          ? await checkAuthRate(this.d.limits, (m) => this.log.warn(m))
+          : null;
+        if (tooMany) {
+          this.reply(tooMany.code, tooMany.dsn, tooMany.text);
+          ok = false;
+          break;
+        }
+        ok = await authCommand(this.d.auth ?? null, this.authSession(), arg);
+        break;
+      }
       case "RSET":
         if (arg) {
           this.reply(501, "5.5.4", "Syntax: RSET");
@@ -746,6 +779,7 @@ class Session {
     if (!this.cfg.bool("disable_vrfy_command")) lines.push("VRFY");
     lines.push("ETRN");
     if (this.d.tls?.start && !this.tls) lines.push("STARTTLS");
+    lines.push(...await authKeywords(this.d.auth ?? null, this.authSession()));
     if (this.mayXclient()) {
       lines.push("XCLIENT NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT");
     }
@@ -838,9 +872,10 @@ class Session {
       this.count("STARTTLS", false); // starttls=0/1, as Postfix
       throw new Disconnect();
     }
-    // RFC 3207 4.2: forget what the client said before TLS.
+    // RFC 3207 4.2: forget what the client said before TLS (an AUTH too).
     this.resetTransaction();
     this.helo = "";
+    this.sasl = null;
     this.protocol = "SMTP";
     return true;
   }
@@ -880,6 +915,44 @@ class Session {
     this.instance = "";
     this.smtputf8 = false;
     this.bdat = null;
+    this.saslSender = null;
+  }
+
+  /** The session as the AUTH command sees it (auth.ts). */
+  authSession(): AuthSession {
+    // deno-lint-ignore no-this-alias
+    const self = this;
+    return {
+      client: this.client,
+      clientAddr: this.peer.addr,
+      clientName: this.peer.name,
+      serverAddr: this.d.serverAddr ?? "",
+      helo: this.helo,
+      sender: this.sender,
+      secured: this.tls !== null,
+      get sasl() {
+        return self.sasl;
+      },
+      set sasl(v) {
+        self.sasl = v;
+      },
+      reply: (code, enhanced, text) => this.reply(code, enhanced, text),
+      challenge: (text) => this.out.push(`334 ${text}\r\n`),
+      flush: () => this.flush(),
+      readResponse: async (limit) => {
+        const old = this.lines.setMaxLineLength(limit);
+        try {
+          const l = await this.nextLine();
+          if (l === null) return null;
+          // One character per byte (base64 is checked after); no CR or LF.
+          const line = latin1.decode(l.line).replace(/[\r\n]+$/, "");
+          return { line, tooLong: l.tooLong };
+        } finally {
+          this.lines.setMaxLineLength(old);
+        }
+      },
+      log: this.log,
+    };
   }
 
   async doMail(arg: string): Promise<boolean> {
@@ -955,6 +1028,14 @@ class Session {
           this.reply(501, "5.5.4", "Bad RET parameter syntax");
           return false;
         }
+      } else if (k === "AUTH") {
+        const r = authMailParam(this.d.auth ?? null, v);
+        if ("error" in r) {
+          this.reply(503, "5.5.4", r.error);
+          return false;
+        }
+        path.params.delete(k);
+        this.saslSender = r.sender;
       } else if (k === "ENVID") {
         if (!this.dsnOffered()) return this.dsnDisabled();
         // Kept decoded, as Postfix does; encoded again on the way out (RFC 3461 xtext).
@@ -1107,10 +1188,10 @@ class Session {
       this.reply(451, "4.3.0", "Error: queue file write error");
       return false;
     }
-    const sasl = this.sasl
-      ? `, sasl_method=${this.sasl.method}, sasl_username=${this.sasl.username}`
-      : "";
-    this.log.info(`${this.cleanup.queueId}: client=${this.client}${sasl}${this.forwardedLog()}`);
+    this.log.info(
+      `${this.cleanup.queueId}: client=${this.client}` +
+        `${saslLogFields(this.sasl, this.saslSender)}${this.forwardedLog()}`,
+    );
     return this.accept(rcpt);
   }
 
@@ -1147,15 +1228,25 @@ class Session {
       : ";\r\n\t";
     const date = rfc2822Date(this.d.now?.() ?? new Date());
     const tls = this.tls && this.d.tls?.policy.receivedHeader ? receivedTlsClause(this.tls) : "";
-    return `Received: from ${from}\r\n${tls}\tby ${this.cfg.str("myhostname")} (${
+    // Postfix: the TLS lines, then "(Authenticated sender: ...)", then "by".
+    const auth = authenticatedSenderLine(this.d.auth ?? null, this.sasl).replace(
+      /^\r\n(.+)$/s,
+      "$1\r\n",
+    );
+    return `Received: from ${from}\r\n${tls}${auth}\tby ${this.cfg.str("myhostname")} (${
       this.cfg.str("mail_name")
     }) with ${this.receivedProtocol()} id ${queueId}${forPart}${date}\r\n`;
   }
 
-  /** The protocol for Received: RFC 6531's UTF8SMTP, UTF8SMTPA, ... in an SMTPUTF8 transaction. */
+  /**
+   * The protocol for Received: RFC 3848's ESMTPS, ESMTPA, ESMTPSA (Postfix
+   * writes plain "SMTP" after HELO, TLS or not), and RFC 6531's UTF8SMTP,
+   * UTF8SMTPS, ... in an SMTPUTF8 transaction.
+   */
   receivedProtocol(): string {
-    // RFC 3848's ESMTPS; Postfix writes plain "SMTP" after HELO, TLS or not.
-    const p = this.tls && this.protocol === "ESMTP" ? "ESMTPS" : this.protocol;
+    // An XCLIENT LOGIN names the proxy's client; only an AUTH here makes it ESMTPA.
+    const authed = this.sasl !== null && this.sasl.method !== "XCLIENT";
+    const p = receivedProtocol(this.protocol, this.tls !== null, authed);
     return this.smtputf8 ? p.replace(/^E?SMTP/, "UTF8SMTP") : p;
   }
 
@@ -1276,6 +1367,7 @@ class Session {
     this.prepend = [];
     this.instance = "";
     this.smtputf8 = false;
+    this.saslSender = null;
     return ok;
   }
 

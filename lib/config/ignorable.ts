@@ -185,17 +185,7 @@ const GROUPS: Group[] = [
       "address verification, SASL, policy services, access maps, RBLs, local aliases and " +
       "commands, virtual delivery); that feature is reported on its own",
     names: [
-      "smtpd_sasl_path",
-      "smtpd_sasl_type",
-      "smtpd_sasl_service",
-      "smtpd_sasl_security_options",
-      "smtpd_sasl_tls_security_options",
       "smtpd_sasl_local_domain",
-      "smtpd_sasl_exceptions_networks",
-      "smtpd_sasl_authenticated_header",
-      "smtpd_sasl_mechanism_filter",
-      "smtpd_sasl_response_limit",
-      "broken_sasl_auth_clients",
       "cyrus_sasl_config_path",
       "send_cyrus_sasl_authzid",
       "smtp_sasl_password_maps",

@@ -61,3 +61,12 @@ export {
   PolicyServiceError,
   policyServicesOf,
 } from "./policy_service.ts";
+export {
+  SASL_SECURITY_OPTIONS,
+  SASL_TYPES,
+  SaslConfigError,
+  type SaslEndpoint,
+  saslEndpoint,
+  saslProblems,
+  saslSecurityOptions,
+} from "./sasl.ts";

@@ -1473,6 +1473,95 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   // issue 8 auth: rows for this part go here.
+  {
+    name: "smtpd_sasl_auth_enable",
+    type: "bool",
+    default: "no",
+    doc: "Offer SMTP AUTH (RFC 4954) to clients (daemons/smtpd/auth.ts).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_type",
+    type: "string",
+    default: "cyrus",
+    doc: 'SASL backend: "dovecot" (Dovecot auth socket) or "passwd-file" (the auth daemon); ' +
+      "cyrus is not supported.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_path",
+    type: "string",
+    default: "smtpd",
+    doc: "dovecot: auth socket (relative to queue_directory) or inet:host:port; passwd-file: " +
+      "the password file's absolute path.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_service",
+    type: "string",
+    default: "smtp",
+    doc: "Service name given to the SASL backend (Dovecot's service=).",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_security_options",
+    type: "list",
+    default: "noanonymous",
+    doc: "Mechanism properties refused without TLS: noanonymous, noplaintext, noactive, " +
+      "nodictionary, mutual_auth, forward_secrecy.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_tls_security_options",
+    type: "list",
+    default: "$smtpd_sasl_security_options",
+    doc: "As smtpd_sasl_security_options, for sessions with TLS.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_authenticated_header",
+    type: "bool",
+    default: "no",
+    doc: 'Name the SASL login in the Received header ("Authenticated sender: ...").',
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_exceptions_networks",
+    type: "list",
+    default: "",
+    doc: "Clients not shown the AUTH keyword in the EHLO reply.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_response_limit",
+    type: "int",
+    default: "12288",
+    doc: "Longest AUTH response line; longer gets 500 5.5.6 SASL response limit exceeded.",
+    min: 2048,
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sasl_mechanism_filter",
+    type: "list",
+    default: "!external, static:rest",
+    doc: "Mechanisms shown to clients (not implemented: every mechanism but EXTERNAL is shown).",
+    support: "refused",
+    note: "restrict the mechanisms in the SASL backend (Dovecot's auth_mechanisms) instead",
+  },
+  {
+    name: "broken_sasl_auth_clients",
+    type: "bool",
+    default: "no",
+    doc: 'Also send "AUTH=mechanisms" for clients of the pre-RFC draft (old Outlook).',
+    support: "implemented",
+  },
+  {
+    name: "smtpd_sender_login_maps",
+    type: "string",
+    default: "",
+    doc: "Tables of the SASL logins that own each sender address (reject_*_login_mismatch).",
+    support: "implemented",
+  },
   // issue 8 restrictions: rows for this part go here.
   {
     name: "unknown_hostname_reject_code",

@@ -42,6 +42,10 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_sender_access",
   "check_recipient_access",
   // issue 8 auth
+  "reject_sender_login_mismatch",
+  "reject_authenticated_sender_login_mismatch",
+  "reject_known_sender_login_mismatch",
+  "reject_unauthenticated_sender_login_mismatch",
   // issue 8 restrictions
   "reject_unknown_helo_hostname",
   "reject_unknown_hostname",

@@ -45,6 +45,7 @@ import {
   unsupportedRestrictions,
 } from "./restrictions.ts";
 import { policyServicesOf } from "./policy_service.ts";
+import { saslProblems } from "./sasl.ts";
 
 /** One finding: the parameters it is about, its message, and whether it stops the start. */
 export interface ConfigProblem {
@@ -299,6 +300,8 @@ function valueChecks(config: Config): ConfigProblem[] {
       fatal([name], `bad configuration: ${name} = ${v} (use defer or defer_if_permit)`);
     }
   }
+  for (const p of saslProblems(config)) fatal(p.names, p.message);
+
   const relay = quietly(() => config.list("smtpd_relay_restrictions"));
   const rcpt = quietly(() => config.list("smtpd_recipient_restrictions"));
   if (relay && rcpt && !canRefuseRelay(relay, rcpt)) {

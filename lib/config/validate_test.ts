@@ -83,7 +83,7 @@ Deno.test("validateConfig", async (t) => {
         "smtpd_client_new_tls_session_rate_limit = 10",
         /^smtpd_client_new_tls_session_rate_limit = 10/,
       ],
-      ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_auth_enable = yes/],
+      ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],
       ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],
       ["mailbox_size_limit = 1000", /^mailbox_size_limit = 1000: .*"0"/],
       ["queue_minfree = 100000000", /^queue_minfree = 100000000: not implemented/],

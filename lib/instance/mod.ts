@@ -42,8 +42,9 @@ import {
   setupQueue,
   setupRootDir,
 } from "../queue/layout.ts";
-import { proxymapNpm } from "../permissions/mod.ts";
-import { paramLookup } from "../service/catalog.ts";
+import { AUTH_NPM, proxymapNpm } from "../permissions/mod.ts";
+import { paramLookup, passwdFileUsers } from "../service/catalog.ts";
+import { parseMasterCf } from "../config/mod.ts";
 import {
   cacheNpmModules,
   prepareDenoDir,
@@ -234,6 +235,20 @@ export async function prepareInstance(
       user: asRoot ? owners.mail : undefined,
       env: opts.env,
       why: `proxymap's table${npm.tables.length > 1 ? "s" : ""} ${npm.tables.join(", ")}`,
+    });
+  }
+  // The auth daemon (smtpd_sasl_type = passwd-file) loads bcryptjs and hash-wasm.
+  const master = await Deno.readTextFile(`${config.str("config_directory")}/master.cf`)
+    .catch(() => "");
+  const services = master ? parseMasterCf(master).services : [];
+  if (
+    services.some((s) => s.command === "auth") &&
+    passwdFileUsers(services, paramLookup(config)).length > 0
+  ) {
+    await cacheNpmModules(runtime, AUTH_NPM, {
+      user: asRoot ? owners.mail : undefined,
+      env: opts.env,
+      why: "the auth daemon (smtpd_sasl_type = passwd-file)",
     });
   }
   if (asRoot) {

@@ -22,7 +22,8 @@
  * Deno, which also allows removing it and listening in its place; with one
  * path per client, a daemon that does so only cuts itself off.
  *
- * The one exception to "no npm code": proxymap, when a table it serves
+ * The exceptions to "no npm code": the auth daemon (bcrypt and argon2id
+ * verification, AUTH_NPM), and proxymap, when a table it serves
  * has an npm driver (pgsql:, mysql:; DictGrants npm), runs with the code
  * tree's deno.json as import map (where the drivers' versions are pinned)
  * and deno.lock (frozen), and `--cached-only` in place of `--no-npm`: it
@@ -31,7 +32,7 @@
  * (`--no-remote --deny-import` stay). deno.json's "unstable" list (kv,
  * net) then applies to proxymap too.
  */
-import type { MasterService } from "../config/mod.ts";
+import { type MasterService, saslEndpoint } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import type { DictGrants } from "../maps/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
@@ -142,13 +143,22 @@ export function proxymapService(services: MasterService[]): MasterService | unde
   return all.find((s) => s.name === "proxymap") ?? all[0];
 }
 
+/**
+ * The npm modules the auth daemon loads (deno.json "imports"): bcrypt and
+ * argon2id verification for {BLF-CRYPT} and {ARGON2ID} passwd-file lines.
+ */
+export const AUTH_NPM = ["bcryptjs", "hash-wasm"];
+
 function ownPeers(svc: MasterService, services: MasterService[]): string[] {
   switch (svc.command) {
-    case "smtpd": {
-      // anvil: the client limits (daemons/smtpd/anvil.ts), when master.cf runs it.
-      const anvil = services.some((s) => s.type === "unix" && s.name === "anvil");
-      return anvil ? ["cleanup", "anvil"] : ["cleanup"];
-    }
+    case "smtpd":
+      // anvil: the client limits (daemons/smtpd/anvil.ts), when master.cf runs it; the
+      // auth daemon runs only when an smtpd uses smtpd_sasl_type = passwd-file.
+      return [
+        "cleanup",
+        ...services.filter((s) => s.type === "unix" && s.name === "anvil").map(() => "anvil"),
+        ...services.filter((s) => s.type === "unix" && s.command === "auth").map((s) => s.name),
+      ];
     case "pickup":
     case "bounce":
     case "local": // forwards alias expansions as new mail
@@ -260,6 +270,25 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       const policy = policyGrants(ctx.param, q);
       g.net.push(...policy.net);
       for (const path of policy.sockets) unixGrant(g, path);
+      // Dovecot's auth socket or port, exactly (a passwd-file is the auth daemon's alone).
+      if ((ctx.param("smtpd_sasl_auth_enable") ?? "").toLowerCase() === "yes") {
+        const ep = saslEndpoint(ctx.param);
+        if (ep.type === "dovecot") {
+          if ("unix" in ep) unixGrant(g, ep.unix);
+          else {g.net.push(
+              ep.host.includes(":") ? `[${ep.host}]:${ep.port}` : `${ep.host}:${ep.port}`,
+            );}
+        }
+      }
+      break;
+    }
+    case "auth": {
+      // The password file, and npm code to verify bcrypt and argon2id hashes.
+      const ep = (ctx.param("smtpd_sasl_type") ?? "").trim() === "passwd-file"
+        ? saslEndpoint(ctx.param)
+        : null;
+      if (ep?.type === "passwd-file") g.read.push(ep.file);
+      g.npm.push(...AUTH_NPM);
       break;
     }
     case "cleanup":
@@ -321,7 +350,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     }
     g.run.push(...t.run);
     g.env.push(...t.env);
-    if (t.npm.length && svc.command !== "proxymap") {
+    if (t.npm.length && svc.command !== "proxymap" && svc.command !== "auth") {
       // tables.ts never gives a network table to another daemon; say so if it did.
       throw new Error(
         `master.cf: service ${svc.name}: only proxymap may load npm code (${t.npm.join(", ")})`,

@@ -50,6 +50,7 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
     "recipient_canonical_maps",
     "rbl_reply_maps",
     "smtpd_discard_ehlo_keyword_address_maps",
+    "smtpd_sender_login_maps",
   ],
   cleanup: [
     "canonical_maps",

@@ -37,6 +37,7 @@ export const DAEMONS: ReadonlySet<string> = new Set([
   "error",
   "proxymap",
   "anvil",
+  "auth",
 ]);
 
 /** Postfix services skipped, with the reason shown to the admin. */
@@ -178,6 +179,10 @@ export function planServices(
           what(s)
         }: skipped: no table is written proxy: or needs the network, so no daemon asks it`,
       );
+    } else if (s.command === "auth" && passwdFileUsers(services, param).length === 0) {
+      plan.skipped.push(
+        `${what(s)}: skipped: no smtpd uses smtpd_sasl_type = passwd-file, so no daemon asks it`,
+      );
     } else if (DAEMONS.has(s.command)) {
       plan.run.push(s);
     } else if (s.command in SKIPPED) {
@@ -205,6 +210,7 @@ export function planServices(
     );
   }
   plan.errors.push(...limitsWithoutAnvil(plan.run, param));
+  plan.errors.push(...authServiceProblems(services, plan.run, param));
   const running = new Set(plan.run.filter((s) => s.type === "unix").map((s) => s.name));
   for (const p of TRANSPORT_PARAMS) {
     const v = param(p);
@@ -219,4 +225,54 @@ export function planServices(
     );
   }
   return plan;
+}
+
+/** A service's expanded-enough value of a parameter: its -o setting, else main.cf's. */
+function serviceParam(
+  svc: MasterService,
+  param: (name: string) => string | undefined,
+  name: string,
+): string {
+  return (Object.hasOwn(svc.overrides, name) ? svc.overrides[name] : param(name) ?? "").trim();
+}
+
+/** The smtpd services that verify passwords through the auth daemon (AUTH with passwd-file). */
+export function passwdFileUsers(
+  services: MasterService[],
+  param: (name: string) => string | undefined,
+): MasterService[] {
+  return services.filter((s) =>
+    s.command === "smtpd" &&
+    serviceParam(s, param, "smtpd_sasl_auth_enable").toLowerCase() === "yes" &&
+    serviceParam(s, param, "smtpd_sasl_type") === "passwd-file"
+  );
+}
+
+/**
+ * What stops the start around the auth daemon: an smtpd with
+ * smtpd_sasl_type = passwd-file and no auth service, more than one auth
+ * service, or an smtpd naming another password file than the auth
+ * daemon reads (it reads smtpd_sasl_path of main.cf or its own -o).
+ */
+function authServiceProblems(
+  services: MasterService[],
+  run: MasterService[],
+  param: (name: string) => string | undefined,
+): string[] {
+  const users = passwdFileUsers(services, param);
+  if (users.length === 0) return [];
+  const auth = run.filter((s) => s.type === "unix" && s.command === "auth");
+  if (auth.length === 0) {
+    return [
+      `master.cf: service ${users[0].name} (smtpd): smtpd_sasl_type = passwd-file needs the ` +
+      'auth daemon: add "auth unix - - n - - auth" to master.cf',
+    ];
+  }
+  if (auth.length > 1) return ["master.cf: more than one auth service"];
+  const file = serviceParam(auth[0], param, "smtpd_sasl_path");
+  return users.filter((u) => serviceParam(u, param, "smtpd_sasl_path") !== file).map((u) =>
+    `master.cf: service ${u.name} (smtpd): smtpd_sasl_path = ` +
+    `${serviceParam(u, param, "smtpd_sasl_path")}, but the auth service reads ${file}; ` +
+    "set the password file in main.cf or give the auth service the same -o"
+  );
 }

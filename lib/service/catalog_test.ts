@@ -90,3 +90,52 @@ Deno.test("service catalog", async (t) => {
     assertEquals(plan.errors, ['master.cf: service x (nonesuch): no such command "nonesuch"']);
   });
 });
+
+Deno.test("service catalog: the auth daemon", async (t) => {
+  const master = (extra: string) =>
+    parseMasterCf(
+      "smtp inet n - n - - smtpd\ncleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n" +
+        "smtp unix - - n - - smtp\nlocal unix - - n - - local\nrelay unix - - n - - smtp\n" +
+        extra,
+    ).services;
+  const main: Record<string, string> = { ...defaults };
+  const param = (extra: Record<string, string>) => (n: string) => ({ ...main, ...extra })[n];
+  await t.step("skipped while no smtpd uses passwd-file", () => {
+    const plan = planServices(master("auth unix - - n - - auth\n"), param({}));
+    assertEquals(plan.errors, []);
+    assert(!plan.run.some((s) => s.command === "auth"));
+    assert(plan.skipped.some((l) => /service auth \(auth\): skipped: no smtpd uses/.test(l)));
+  });
+  const file = {
+    smtpd_sasl_auth_enable: "yes",
+    smtpd_sasl_type: "passwd-file",
+    smtpd_sasl_path: "/etc/pw",
+  };
+  await t.step("runs when one does; an error without it", () => {
+    const plan = planServices(master("auth unix - - n - - auth\n"), param(file));
+    assertEquals(plan.errors, []);
+    assert(plan.run.some((s) => s.command === "auth"));
+    const none = planServices(master(""), param(file));
+    assertEquals(none.errors.length, 1);
+    assert(none.errors[0].includes('add "auth unix - - n - - auth" to master.cf'));
+  });
+  await t.step("a submission -o naming another password file stops the start", () => {
+    const plan = planServices(
+      master(
+        "auth unix - - n - - auth\nsubmission inet n - n - - smtpd -o smtpd_sasl_path=/etc/other\n",
+      ),
+      param(file),
+    );
+    assertEquals(plan.errors.length, 1);
+    assert(plan.errors[0].includes("but the auth service reads /etc/pw"), plan.errors[0]);
+    const viaO = planServices(
+      master(
+        "auth unix - - n - - auth\nsubmission inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes " +
+          "-o smtpd_sasl_type=passwd-file -o smtpd_sasl_path=/etc/pw\n",
+      ),
+      param({ smtpd_sasl_path: "/etc/pw" }),
+    );
+    assertEquals(viaO.errors, []);
+    assert(viaO.run.some((s) => s.command === "auth"));
+  });
+});

@@ -102,7 +102,7 @@ const EMPTY = new Uint8Array(0);
  * reuse their memory.
  */
 export class LineReader {
-  readonly #max: number;
+  #max: number;
   #buf: Uint8Array = EMPTY;
   #pos = 0;
   /** Where the LF search resumes in #buf (bytes before it hold no LF). */
@@ -115,6 +115,16 @@ export class LineReader {
 
   constructor(opts: LineReaderOptions = {}) {
     this.#max = opts.maxLineLength ?? 2048;
+  }
+
+  /**
+   * Sets the longest line from now on and returns the previous limit
+   * (smtpd reads AUTH responses up to smtpd_sasl_response_limit).
+   */
+  setMaxLineLength(max: number): number {
+    const old = this.#max;
+    this.#max = max;
+    return old;
   }
 
   /** Adds bytes received from the peer. */

@@ -112,9 +112,10 @@ export async function startInstance(
       opts.mainCf ?? "",
     ].join("\n") + "\n",
   );
-  const master = (await Deno.readTextFile(`${ROOT}/conf/master.cf`))
+  // A given master.cf's "2525 inet" line gets the free port too.
+  const master = (opts.masterCf ?? await Deno.readTextFile(`${ROOT}/conf/master.cf`))
     .replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
-  await Deno.writeTextFile(`${conf}/master.cf`, opts.masterCf ?? master);
+  await Deno.writeTextFile(`${conf}/master.cf`, master);
   const proc = start(conf, { env: opts.env }).process;
   const inst: Instance = {
     dir,
