@@ -313,3 +313,84 @@ Deno.test({
 
 // Keeps the helper honest: the dialog must exercise a failure and a success.
 assert(DIALOG.includes("*") && DIALOG.some((c) => c.startsWith("AUTH PLAIN AG")));
+
+Deno.test({
+  name: "AUTH after STARTTLS with an openssl passwd -6 hash (smtpd_tls_auth_only = yes)",
+  ...opts,
+  fn: async (t) => {
+    if (!peersPresent() || !havePeer("/usr/bin/openssl")) return;
+    const { makeTestCert } = await import("../helpers/tls.ts");
+    const dir = await Deno.makeTempDir({ prefix: "sasl-tls-" });
+    await Deno.chmod(dir, 0o755);
+    const cert = await makeTestCert(dir);
+    const hash = await run("/usr/bin/openssl", ["passwd", "-6", "s3cret pass"]);
+    assertEquals(hash.code, 0, hash.stderr);
+    const file = `${dir}/passwd`;
+    await Deno.writeTextFile(file, `carol:{SHA512-CRYPT}${hash.stdout.trim()}\n`, { mode: 0o644 });
+    const master = (await Deno.readTextFile(`${ROOT}/conf/master.cf`)) +
+      "auth      unix  -       -       n       -       -       auth\n";
+    let inst: Instance | undefined;
+    try {
+      inst = await startInstance({
+        mainCf: [
+          ...COMMON,
+          "smtpd_sasl_type = passwd-file",
+          `smtpd_sasl_path = ${file}`,
+          "smtpd_tls_security_level = may",
+          `smtpd_tls_cert_file = ${cert.certFile}`,
+          `smtpd_tls_key_file = ${cert.keyFile}`,
+          "smtpd_tls_auth_only = yes",
+        ].join("\n"),
+        masterCf: master,
+      });
+      const port = inst.port;
+      await t.step("no AUTH before STARTTLS; AUTH after it", async () => {
+        const plain = await swaks(port, ["--quit-after", "EHLO"]);
+        assertStringIncludes(plain.text, "250-STARTTLS");
+        assert(!/250[- ]AUTH/.test(plain.text), plain.text);
+        const tls = await swaks(port, ["--tls", "--quit-after", "EHLO"]);
+        assertMatch(tls.text, /250[- ]AUTH PLAIN LOGIN/);
+      });
+      for (const mech of ["PLAIN", "LOGIN"]) {
+        await t.step(`swaks --tls --auth ${mech} relays from outside mynetworks`, async () => {
+          const r = await swaks(port, [
+            "--tls",
+            "--auth",
+            mech,
+            "--au",
+            "carol",
+            "--ap",
+            "s3cret pass",
+          ]);
+          assertStringIncludes(r.text, "235 2.7.0 Authentication successful");
+          assertMatch(r.text, /250 2\.0\.0 Ok: queued as \w+/);
+          assertEquals(r.code, 0, r.text);
+        });
+      }
+      await t.step("a wrong password gets 535 5.7.8; no AUTH gets 554 5.7.1", async () => {
+        const bad = await swaks(port, [
+          "--tls",
+          "--auth",
+          "PLAIN",
+          "--au",
+          "carol",
+          "--ap",
+          "nope",
+        ]);
+        assertStringIncludes(bad.text, "535 5.7.8 Error: authentication failed");
+        const none = await swaks(port, ["--tls"]);
+        assertStringIncludes(none.text, "554 5.7.1 <someone@example.com>: Relay access denied");
+      });
+      await t.step("the client= log line names the SASL login", async () => {
+        const log = await inst!.log();
+        assertMatch(
+          log,
+          /client=\S+\[127\.0\.0\.2\], sasl_method=(PLAIN|LOGIN), sasl_username=carol/,
+        );
+      });
+    } finally {
+      await inst?.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
