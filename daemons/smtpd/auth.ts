@@ -271,14 +271,14 @@ export async function authCommand(
 
 /**
  * MAIL FROM's AUTH= parameter (RFC 4954 section 5): kept for the log as
- * Postfix keeps it (sasl_sender=), "<>" dropped; an error reply text when
- * AUTH is not enabled.
+ * Postfix keeps it (sasl_sender=), "<>" dropped; ignored when AUTH is not
+ * enabled, as Postfix ignores it (checked against Postfix 3.7).
  */
 export function authMailParam(
   ctx: AuthContext | null,
   value: string | null,
 ): { error: string } | { sender: string | null } {
-  if (!ctx) return { error: "Error: authentication disabled" };
+  if (!ctx) return { sender: null };
   const v = value ?? "";
   return { sender: v === "<>" ? null : printable(v) };
 }
