@@ -32,7 +32,12 @@ async function reply(conn: Deno.Conn): Promise<string> {
   for (;;) {
     const m = /(?:^|\r\n)(\d{3}) ([^\r\n]*)\r\n$/.exec(buf);
     if (m) return `${m[1]} ${m[2]}`;
-    const n = await conn.read(chunk);
+    // A reply that never comes fails the comparison instead of hanging the suite.
+    const n = await Promise.race([
+      conn.read(chunk),
+      new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 10_000)),
+    ]);
+    if (n === "timeout") return `no reply after ${JSON.stringify(buf)}`;
     if (n === null) return `closed after ${JSON.stringify(buf)}`;
     buf += dec.decode(chunk.subarray(0, n));
   }
@@ -99,11 +104,13 @@ Deno.test({
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
     const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
+    const { startInstance, waitUntil } = await import("../helpers/instance.ts");
     const pf = await startPostfix({ mainCf: MAIN_CF, myhostname: "mx.test.example" });
     let theirs: string[];
     let theirWarnings: string[];
     try {
+      // Postfix's smtpd reports the readiness probe's end to anvil a moment later too.
+      await new Promise((r) => setTimeout(r, 1000));
       theirs = await dialog(pf.port);
       theirWarnings = warnings(await waitForLog(() => pf.log(), 2, pf.port), pf.port);
     } finally {
@@ -113,6 +120,10 @@ Deno.test({
     let ours: string[];
     let ourWarnings: string[];
     try {
+      // The start helper's readiness probe is a connection too: let anvil see it end
+      // (two smtpd processes: the next connection can reach the other one first).
+      await waitUntil(async () => /disconnect from/.test(await pw.log()), 10_000, "probe");
+      await new Promise((r) => setTimeout(r, 1000));
       ours = await dialog(pw.port);
       ourWarnings = warnings(await waitForLog(() => pw.log(), 2, pw.port), pw.port);
     } finally {
