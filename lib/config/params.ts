@@ -1892,6 +1892,12 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
 
+  // issue 8 actions: rows for this part go here.
+  // issue 8 dns: rows for this part go here.
+  // issue 8 ccert: rows for this part go here.
+  // issue 8 access-kinds: rows for this part go here.
+  // issue 10 perf: rows for this part go here.
+
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {
     name: "postwarden_smtp_ipv6_destinations",

@@ -71,6 +71,8 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_policy_service",
   // issue 8 protocol
   "reject_unauth_pipelining",
+  // issue 8 ccert
+  // issue 8 access-kinds
 ]);
 
 /** Restrictions whose next list item is their access table (`check_sender_access hash:/x`). */
