@@ -71,6 +71,8 @@ export interface PolicyFacts {
   /** Accepted recipients (sent at DATA only, as Postfix). */
   recipientCount?: number;
   sasl?: { method: string; username: string; sender?: string } | null;
+  /** The TLS session, when there is one (encryption_* attributes). */
+  tls?: { protocol: string; cipher: string; bits: number } | null;
 }
 
 /** The request attributes for one query, in Postfix 3.7's order (policy_context is added by the client). */
@@ -106,14 +108,15 @@ export function policyAttributes(
     ["sasl_method", f.sasl?.method ?? ""],
     ["sasl_username", f.sasl?.username ?? ""],
     ["sasl_sender", f.sasl?.sender ?? ""],
-    // No TLS on this branch: the certificate and cipher attributes are empty, as Postfix's without TLS.
+    // Client certificates are never requested (lib/tls/ccert.ts says why): empty, as
+    // Postfix's without smtpd_tls_ask_ccert.
     ["ccert_subject", ""],
     ["ccert_issuer", ""],
     ["ccert_fingerprint", ""],
     ["ccert_pubkey_fingerprint", ""],
-    ["encryption_protocol", ""],
-    ["encryption_cipher", ""],
-    ["encryption_keysize", "0"],
+    ["encryption_protocol", f.tls?.protocol ?? ""],
+    ["encryption_cipher", f.tls?.cipher ?? ""],
+    ["encryption_keysize", String(f.tls?.bits ?? 0)],
   ];
 }
 

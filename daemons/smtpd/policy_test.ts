@@ -158,6 +158,24 @@ Deno.test("check_policy_service: the request and the answer", async (t) => {
       assertEquals(a.get("size"), "1234");
       assertEquals(a.get("policy_context"), "ctx1");
     });
+    await t.step("without TLS: the certificate and cipher attributes are empty", () => {
+      const a = srv.requests[0];
+      for (const n of ["ccert_subject", "ccert_fingerprint", "encryption_protocol"]) {
+        assertEquals(a.get(n), "", n);
+      }
+      assertEquals(a.get("encryption_keysize"), "0");
+    });
+    await t.step("with TLS: protocol, cipher and the bits used, as Postfix", async () => {
+      const n = srv.requests.length;
+      const r = request("x@mx.example");
+      const tls = { protocol: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", bits: 256 };
+      assertEquals(await checkRecipient(ctx, { ...r, policy: { ...r.policy, tls } }), null);
+      const a = srv.requests[n];
+      assertEquals(a.get("encryption_protocol"), "TLSv1.3");
+      assertEquals(a.get("encryption_cipher"), "TLS_AES_256_GCM_SHA384");
+      assertEquals(a.get("encryption_keysize"), "256");
+      assertEquals(a.get("ccert_fingerprint"), "");
+    });
     await t.step("REJECT text becomes the recipient's rejection", async () => {
       const v = await checkRecipient(ctx, request("blocked@mx.example"));
       assertEquals(v, {

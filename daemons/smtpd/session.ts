@@ -406,6 +406,7 @@ class Session {
         size: Number(this.senderParams.get("SIZE") ?? 0) || 0,
         recipientCount: this.recipients.length,
         sasl: this.sasl,
+        tls: this.tls,
       },
       prepend: (header) => this.prepend.push(header),
       log: (action, text) => {
