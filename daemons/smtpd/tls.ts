@@ -10,7 +10,7 @@
  * Also the text Postfix writes about a TLS session: the Received: header
  * clause (smtpd_tls_received_header) and the "Anonymous TLS connection
  * established" log line (smtpd_tls_loglevel >= 1). Client certificates are
- * never requested (smtpd_tls_ask_ccert is not implemented), so every TLS
+ * never requested (lib/tls/ccert.ts says why they cannot be), so every TLS
  * connection is "Anonymous" and the header says "(No client certificate
  * requested)". The key-exchange group and signature that Postfix adds to
  * both are not exposed by Deno's TLS library and are left out, as Postfix

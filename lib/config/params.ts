@@ -1895,6 +1895,15 @@ const ROWS: ParamSpec[] = [
   // issue 8 actions: rows for this part go here.
   // issue 8 dns: rows for this part go here.
   // issue 8 ccert: rows for this part go here.
+  {
+    name: "smtpd_tls_req_ccert",
+    type: "bool",
+    default: "no",
+    doc: "Require a client certificate with mandatory TLS (not implemented: never requested).",
+    support: "refused",
+    note: "client certificates cannot be verified: Deno's TLS library does not check that a " +
+      "client holds the private key of the certificate it presents; see lib/tls/ccert.ts",
+  },
   // issue 8 access-kinds: rows for this part go here.
   // issue 10 perf: rows for this part go here.
 

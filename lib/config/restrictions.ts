@@ -200,7 +200,10 @@ export function unsupportedRestrictions(
       const r = list[i].toLowerCase();
       if (TABLE_RESTRICTIONS.has(r) || DNSXL_RESTRICTIONS.has(r) || r === "check_policy_service") {
         i++;
-      } else if (!IMPLEMENTED_RESTRICTIONS.has(r) && !classes.includes(list[i])) out.add(list[i]);
+      } else if (!IMPLEMENTED_RESTRICTIONS.has(r) && !classes.includes(list[i])) {
+        out.add(list[i]);
+        if (r === "check_ccert_access") i++; // its table is no restriction name
+      }
     }
   }
   return [...out];

@@ -35,6 +35,7 @@ import { PARAMS, type ParamSpec } from "./params.ts";
 import { DictError, parseMapSpec, splitMapList, supportedTypes } from "../maps/mod.ts";
 import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
 import { smtpdTlsPolicy } from "../tls/policy.ts";
+import { ccertRefusal } from "../tls/ccert.ts";
 import {
   canRefuseRelay,
   DNSXL_RESTRICTIONS,
@@ -273,6 +274,11 @@ function valueChecks(config: Config): ConfigProblem[] {
       unsupportedRestrictions([restrictionItems(config.str(list))], classes)
     ) ?? [];
     for (const r of names) {
+      const ccert = ccertRefusal(list, r);
+      if (ccert) {
+        fatal([list], ccert);
+        continue;
+      }
       warn(
         [list],
         `${list}: restriction "${r}" is not supported by Postwarden; mail that reaches it is ` +

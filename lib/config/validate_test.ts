@@ -3,6 +3,7 @@ import { loadConfig, makeConfig } from "./config.ts";
 import { overrideProblems, validateConfig } from "./validate.ts";
 import { ignorableNames } from "./ignorable.ts";
 import { PARAMS } from "./params.ts";
+import { supportProblems } from "./support.ts";
 
 /** What a Postwarden main.cf needs beyond Postfix's defaults (conf/main.cf sets the same). */
 const BASE = "compatibility_level = 3.6\nmynetworks = 127.0.0.0/8\nlocal_recipient_maps =\n" +
@@ -47,7 +48,19 @@ Deno.test("validateConfig", async (t) => {
   await t.step("settings that would let mail through or elsewhere stop the start", () => {
     const cases: [string, RegExp][] = [
       ["smtpd_tls_security_level = bogus", /^invalid smtpd_tls_security_level value: "bogus"/],
-      ["smtpd_tls_req_ccert = yes", /^smtpd_tls_req_ccert = yes/],
+      ["smtpd_tls_req_ccert = yes", /^smtpd_tls_req_ccert = yes: .*private key/],
+      [
+        "smtpd_relay_restrictions = permit_tls_clientcerts, reject_unauth_destination",
+        /^smtpd_relay_restrictions: restriction "permit_tls_clientcerts" is not supported .*private key/,
+      ],
+      [
+        "smtpd_client_restrictions = check_ccert_access hash:/etc/postfix/ccert, permit",
+        /^smtpd_client_restrictions: restriction "check_ccert_access" is not supported/,
+      ],
+      [
+        "smtpd_recipient_restrictions = PERMIT_TLS_ALL_CLIENTCERTS, reject_unauth_destination",
+        /^smtpd_recipient_restrictions: restriction "PERMIT_TLS_ALL_CLIENTCERTS" is not supported/,
+      ],
       ["smtpd_tls_eccert_file = /etc/ec.pem", /^smtpd_tls_eccert_file = \/etc\/ec.pem/],
       ["tls_high_cipherlist = AES128", /^tls_high_cipherlist = AES128/],
       [
@@ -131,6 +144,14 @@ Deno.test("validateConfig", async (t) => {
       const name = line.split(" ")[0];
       assert(c.warnings.some((w) => w.includes(name)), `${line}: ${c.warnings.join("\n")}`);
     }
+  });
+  await t.step("check_ccert_access: its table is not reported as a restriction", () => {
+    const c = makeConfig(
+      "/etc/x",
+      BASE + "smtpd_client_restrictions = check_ccert_access hash:/etc/postfix/ccert, permit\n",
+    );
+    const all = supportProblems(c).map((p) => p.message);
+    assertEquals(all.filter((m) => m.includes("hash:/etc/postfix/ccert")), [], all.join("\n"));
   });
   await t.step("master.cf -o overrides are checked like main.cf", () => {
     const overrides = {
