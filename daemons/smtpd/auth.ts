@@ -28,7 +28,8 @@
  * (noanonymous), smtpd_sasl_tls_security_options, smtpd_tls_auth_only
  * (no), smtpd_sasl_exceptions_networks, smtpd_sasl_response_limit
  * (12288), smtpd_sasl_authenticated_header (no), broken_sasl_auth_clients
- * (no), smtpd_error_sleep_time (1s), smtpd_helo_required (no).
+ * (no), smtpd_error_sleep_time (1s), smtpd_helo_required (no),
+ * smtpd_sasl_mechanism_filter (!external, static:rest; lib/sasl/mech_filter.ts).
  *
  * @module
  */
@@ -40,6 +41,7 @@ import {
   saslSecurityOptions,
 } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
+import { applyMechFilter, type MechFilter, parseMechFilter } from "../../lib/sasl/mech_filter.ts";
 import {
   filterMechanisms,
   isBase64Text,
@@ -76,6 +78,8 @@ export interface AuthContext {
   authenticatedHeader: boolean;
   errorSleepMs: number;
   heloRequired: boolean;
+  /** smtpd_sasl_mechanism_filter: the mechanisms shown and accepted. */
+  mechFilter: MechFilter;
   /**
    * Called once after each AUTH attempt that reached the backend:
    * smtpd_client_auth_rate_limit (the anvil part) counts here. Does
@@ -88,6 +92,8 @@ export interface AuthContext {
 export function authContext(c: Config, backend: SaslBackend | null): AuthContext | null {
   if (!c.bool("smtpd_sasl_auth_enable") || backend === null) return null;
   const exceptions = c.list("smtpd_sasl_exceptions_networks");
+  const mechFilter = parseMechFilter(c.list("smtpd_sasl_mechanism_filter"));
+  if ("error" in mechFilter) throw new Error(mechFilter.error); // validation stopped it earlier
   return {
     backend,
     tlsAuthOnly: c.bool("smtpd_tls_auth_only"),
@@ -102,6 +108,7 @@ export function authContext(c: Config, backend: SaslBackend | null): AuthContext
     authenticatedHeader: c.bool("smtpd_sasl_authenticated_header"),
     errorSleepMs: c.time("smtpd_error_sleep_time") * 1000,
     heloRequired: c.bool("smtpd_helo_required"),
+    mechFilter,
     afterAuthAttempt: noteAuthAttempt,
   };
 }
@@ -139,7 +146,12 @@ async function usable(ctx: AuthContext, s: AuthSession): Promise<string[] | null
   } catch {
     return null; // the backend logged why
   }
-  const names = filterMechanisms(mechs, s.secured ? ctx.tlsOptions : ctx.options);
+  const allowed = filterMechanisms(mechs, s.secured ? ctx.tlsOptions : ctx.options);
+  const names = applyMechFilter(ctx.mechFilter, allowed);
+  if (allowed.length && !names.length) {
+    // Postfix's smtpd dies on this (fatal); here the session goes on without AUTH.
+    s.log.error(`smtpd_sasl_mechanism_filter discards all mechanisms in '${allowed.join(" ")}'`);
+  }
   return names.length ? names : null;
 }
 

@@ -497,6 +497,31 @@ Deno.test("smtpd AUTH with TLS active (the session's tls field set)", async (t) 
     assertEquals(plainText.replies, ["503 5.5.1 Error: authentication not enabled"]);
     assertEquals(await authKeywords(ctx, fake(true).s), ["AUTH PLAIN LOGIN"]);
   });
+  await t.step("smtpd_sasl_mechanism_filter with the passwd-file backend", async () => {
+    const ctx = authContext(
+      config(["smtpd_sasl_mechanism_filter = !plain, static:rest"]),
+      new PasswordBackend(check),
+    )!;
+    const f = fake(false);
+    assertEquals(await authKeywords(ctx, f.s), ["AUTH LOGIN"]);
+    assert(!(await authCommand(ctx, f.s, `PLAIN ${plain("alice", "secret")}`)));
+    assertEquals(f.replies, [
+      "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+    ]);
+    assertEquals(f.s.sasl, null);
+    const none = authContext(
+      config(["smtpd_sasl_mechanism_filter = cram-md5"]),
+      new PasswordBackend(check),
+    )!;
+    const logged: string[] = [];
+    const g = fake(false);
+    g.s.log = new Logger({ program: "smtpd", hostname: "mx", sinks: [(l) => logged.push(l)] });
+    assertEquals(await authKeywords(none, g.s), []);
+    assertMatch(
+      logged.join(""),
+      /error: smtpd_sasl_mechanism_filter discards all mechanisms in 'PLAIN LOGIN'/,
+    );
+  });
   await t.step("Received protocol: ESMTPS, ESMTPSA; SMTP stays SMTP", () => {
     assertEquals(receivedProtocol("ESMTP", true, false), "ESMTPS");
     assertEquals(receivedProtocol("ESMTP", true, true), "ESMTPSA");

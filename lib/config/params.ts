@@ -1544,9 +1544,8 @@ const ROWS: ParamSpec[] = [
     name: "smtpd_sasl_mechanism_filter",
     type: "list",
     default: "!external, static:rest",
-    doc: "Mechanisms shown to clients (not implemented: every mechanism but EXTERNAL is shown).",
-    support: "refused",
-    note: "restrict the mechanisms in the SASL backend (Dovecot's auth_mechanisms) instead",
+    doc: "Mechanisms shown to clients: names, !name, static:; first match decides.",
+    support: "implemented",
   },
   {
     name: "broken_sasl_auth_clients",

@@ -10,6 +10,8 @@
  *   absolute file path.
  * - smtpd_sasl_security_options / smtpd_sasl_tls_security_options: only
  *   the words Postfix's Dovecot client knows.
+ * - smtpd_sasl_mechanism_filter: names, "!name" and static: only
+ *   (lib/sasl/mech_filter.ts).
  *
  * Pure: reads the Config only. The checks run only with
  * smtpd_sasl_auth_enable = yes (in main.cf or a master.cf -o).
@@ -17,6 +19,7 @@
  * @module
  */
 import type { Config } from "./config.ts";
+import { parseMechFilter } from "../sasl/mech_filter.ts";
 
 /** The backends smtpd_sasl_type may name. */
 export const SASL_TYPES = ["dovecot", "passwd-file"] as const;
@@ -133,5 +136,9 @@ export function saslProblems(c: Config): { names: string[]; message: string }[] 
       () => saslSecurityOptions(c, "smtpd_sasl_tls_security_options"),
     );
   }
+  attempt(["smtpd_sasl_mechanism_filter"], () => {
+    const f = parseMechFilter(c.list("smtpd_sasl_mechanism_filter"));
+    if ("error" in f) throw new SaslConfigError(f.error);
+  });
   return out;
 }

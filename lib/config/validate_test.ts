@@ -50,6 +50,11 @@ Deno.test("validateConfig", async (t) => {
       ["smtpd_tls_security_level = bogus", /^invalid smtpd_tls_security_level value: "bogus"/],
       ["smtpd_tls_req_ccert = yes", /^smtpd_tls_req_ccert = yes: .*private key/],
       [
+        "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = private/auth\n" +
+        "smtpd_sasl_mechanism_filter = !external, hash:/etc/postfix/mechs",
+        /^smtpd_sasl_mechanism_filter: "hash:\/etc\/postfix\/mechs": lookup tables/,
+      ],
+      [
         "smtpd_relay_restrictions = permit_tls_clientcerts, reject_unauth_destination",
         /^smtpd_relay_restrictions: restriction "permit_tls_clientcerts" is not supported .*private key/,
       ],

@@ -71,11 +71,10 @@ const REFUSED_PROP: Record<string, string> = {
  * The mechanism names a client may use under `options` (the words of
  * smtpd_sasl_security_options or smtpd_sasl_tls_security_options):
  * refused properties out, required ones (mutual_auth, forward_secrecy) in.
- * EXTERNAL is never offered (Postfix's default smtpd_sasl_mechanism_filter).
+ * (smtpd_sasl_mechanism_filter, mech_filter.ts, applies after this.)
  */
 export function filterMechanisms(mechs: SaslMechanism[], options: Set<string>): string[] {
   return mechs.filter((m) => {
-    if (m.name.toUpperCase() === "EXTERNAL") return false;
     const props = new Set(m.props.map((p) => p.toLowerCase()));
     for (const [opt, prop] of Object.entries(REFUSED_PROP)) {
       if (options.has(opt) && props.has(prop)) return false;
