@@ -24,10 +24,20 @@
  * dies, anvil drops the session's count. anvil unreachable or slow (over
  * {@link ANVIL_TIMEOUT_MS}) means no limit for that event and a warning,
  * never a refused client (Postfix's behaviour).
- * smtpd_client_new_tls_session_rate_limit is not supported (no TLS on
- * this branch): a non-zero value stops the start (lib/config).
+ * - smtpd_client_new_tls_session_rate_limit (0): as Postfix's smtpd.c,
+ *   a client whose rate of new (not resumed) TLS sessions is already over
+ *   the limit gets `454 4.7.0 Error: too many new TLS sessions from
+ *   name[addr]` to STARTTLS ("Refusing STARTTLS request from name[addr]
+ *   for service S"), and in wrapper mode is dropped before the handshake
+ *   ("Refusing TLS service request ..."), both without counting
+ *   ({@link ClientLimits.tlsRefused}, anvil's newtls_report); each
+ *   handshake that did not resume a session, failed ones too, is counted
+ *   after it ({@link ClientLimits.newTls}) and the one that goes over
+ *   ends the session with `421 4.7.0 <myhostname> Error: too many new TLS
+ *   sessions from name[addr]` ("New TLS session rate limit exceeded: N
+ *   from name[addr] for service S").
  *
- * Parameters: the six above, myhostname.
+ * Parameters: the seven above, myhostname.
  */
 import { type Config, matchNetworkList, parseNetworkList } from "../../lib/config/mod.ts";
 import type { IpcConn } from "../../lib/ipc/mod.ts";
@@ -50,6 +60,7 @@ export interface LimitSettings {
   messageRateLimit: number;
   recipientRateLimit: number;
   authRateLimit: number;
+  newTlsRateLimit: number;
   exceptions: ReturnType<typeof parseNetworkList>;
   myhostname: string;
 }
@@ -62,6 +73,7 @@ export function limitSettings(c: Config): LimitSettings {
     messageRateLimit: c.int("smtpd_client_message_rate_limit"),
     recipientRateLimit: c.int("smtpd_client_recipient_rate_limit"),
     authRateLimit: c.int("smtpd_client_auth_rate_limit"),
+    newTlsRateLimit: c.int("smtpd_client_new_tls_session_rate_limit"),
     exceptions: parseNetworkList(
       "smtpd_client_event_limit_exceptions",
       c.list("smtpd_client_event_limit_exceptions"),
@@ -73,7 +85,7 @@ export function limitSettings(c: Config): LimitSettings {
 /** True when any limit is set: smtpd talks to anvil (Postfix creates its anvil client then). */
 export function anyLimit(s: LimitSettings): boolean {
   return s.countLimit > 0 || s.connRateLimit > 0 || s.messageRateLimit > 0 ||
-    s.recipientRateLimit > 0 || s.authRateLimit > 0;
+    s.recipientRateLimit > 0 || s.authRateLimit > 0 || s.newTlsRateLimit > 0;
 }
 
 /** One SMTP session's view of the limits. */
@@ -86,6 +98,17 @@ export interface ClientLimits {
   recipient(): Promise<LimitRefusal | null>;
   /** At AUTH (see {@link checkAuthRate}). */
   auth(): Promise<LimitRefusal | null>;
+  /**
+   * Before a TLS handshake (STARTTLS, or wrapper mode at connect): the
+   * warning to log when the client's new TLS session rate is already over
+   * the limit (the request is then refused), else null. Counts nothing.
+   */
+  tlsRefused(what: "STARTTLS request" | "TLS service request"): Promise<string | null>;
+  /**
+   * After a TLS handshake that did not resume a session (or failed):
+   * counts it; over the limit, the refusal (421) and its warning.
+   */
+  newTls(): Promise<LimitRefusal | null>;
   /** At the end of the session (also closes the anvil connection). */
   disconnect(): Promise<void>;
 }
@@ -180,6 +203,25 @@ export function clientLimits(s: LimitSettings, d: ClientLimitDeps): ClientLimits
     recipient: () =>
       rateCheck("recipient", s.recipientRateLimit, "Recipient address", "too many recipients"),
     auth: () => rateCheck("auth", s.authRateLimit, "AUTH command", "too many AUTH commands"),
+    async tlsRefused(what) {
+      if (s.newTlsRateLimit <= 0) return null;
+      const r = await ask("newtls_report");
+      if (!r || num(r.rate) <= s.newTlsRateLimit) return null;
+      return `Refusing ${what} from ${namaddr} for service ${d.service}`;
+    },
+    async newTls() {
+      if (s.newTlsRateLimit <= 0) return null;
+      const r = await ask("newtls");
+      const rate = num(r?.rate);
+      if (!r || rate <= s.newTlsRateLimit) return null;
+      return {
+        code: 421,
+        dsn: "4.7.0",
+        text: `${s.myhostname} Error: too many new TLS sessions from ${namaddr}`,
+        warning:
+          `New TLS session rate limit exceeded: ${rate} from ${namaddr} for service ${d.service}`,
+      };
+    },
     async disconnect() {
       if (connected && conn && !broken) {
         try {

@@ -81,6 +81,37 @@ Deno.test("smtpd client limits", async (t) => {
       await l.disconnect();
       assertEquals(await checkAuthRate(undefined, () => {}), null);
     });
+    await t.step("new TLS sessions: refused before, counted after the handshake", async () => {
+      const s = settings("smtpd_client_new_tls_session_rate_limit = 2\n");
+      const l = clientLimits(s, { service: "smtp", client, open: a.open, warn: () => {} });
+      await l.connect();
+      assertEquals(await l.tlsRefused("STARTTLS request"), null);
+      assertEquals(await l.newTls(), null);
+      assertEquals(await l.tlsRefused("STARTTLS request"), null, "asking counts nothing");
+      assertEquals(await l.newTls(), null);
+      assertEquals(await l.tlsRefused("STARTTLS request"), null, "at the limit, not over");
+      assertEquals(await l.newTls(), {
+        code: 421,
+        dsn: "4.7.0",
+        text: "mx.example Error: too many new TLS sessions from c.example[192.0.2.9]",
+        warning:
+          "New TLS session rate limit exceeded: 3 from c.example[192.0.2.9] for service smtp",
+      });
+      assertEquals(
+        await l.tlsRefused("TLS service request"),
+        "Refusing TLS service request from c.example[192.0.2.9] for service smtp",
+      );
+      a.tick(61);
+      assertEquals(await l.tlsRefused("STARTTLS request"), null, "a new time unit");
+      await l.disconnect();
+      const off = clientLimits(settings(""), {
+        service: "smtp",
+        client,
+        open: a.open,
+        warn: () => {},
+      });
+      assertEquals(await off.newTls(), null);
+    });
     await t.step("exceptions ($mynetworks by default) never reach anvil", async () => {
       const s = settings("smtpd_client_connection_count_limit = 1\n");
       const local = { name: "localhost", addr: "127.0.0.1" };

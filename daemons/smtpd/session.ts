@@ -467,7 +467,15 @@ class Session {
         return;
       }
       // Wrapper mode: TLS first, as Postfix's smtpd_proto, then the client limits.
-      if (this.d.tls?.policy.wrapper && !(await this.startTls())) return;
+      if (this.d.tls?.policy.wrapper) {
+        // Over smtpd_client_new_tls_session_rate_limit: dropped before the handshake.
+        const refused = await this.d.limits?.tlsRefused("TLS service request");
+        if (refused) {
+          this.log.warn(refused);
+          return;
+        }
+        if (!(await this.startTls())) return;
+      }
       const limited = await this.d.limits?.connect();
       if (limited) {
         // Instead of the greeting; the session ends (Postfix's smtpd_proto).
@@ -864,6 +872,12 @@ class Session {
       this.reply(454, "4.7.0", "TLS not available due to local problem");
       return false;
     }
+    const refused = await this.d.limits?.tlsRefused("STARTTLS request");
+    if (refused) {
+      this.log.warn(refused);
+      this.reply(454, "4.7.0", `Error: too many new TLS sessions from ${this.client}`);
+      return false;
+    }
     this.reply(220, "2.0.0", "Ready to start TLS");
     await this.flush();
     // Plaintext the client sent after STARTTLS must never be read as a
@@ -897,10 +911,18 @@ class Session {
         : "-1";
       this.log.info(`SSL_accept error from ${this.client}: ${why}`);
       if (why === "-1") this.log.warn(`TLS library problem: ${(e as Error).message}`);
+      // A failed handshake counts as a new TLS session too, as in Postfix.
+      const over = await this.d.limits?.newTls();
+      if (over) this.log.warn(over.warning);
       this.log.info(`lost connection after ${this.lastCommand} from ${this.client}`);
       return false;
     }
     if (this.d.tls!.policy.loglevel >= 1) this.log.info(establishedLine(this.client, this.tls));
+    const over = this.tls.reused ? null : await this.d.limits?.newTls();
+    if (over) {
+      this.limited(over); // 421, over TLS; the session ends
+      return false;
+    }
     return true;
   }
 

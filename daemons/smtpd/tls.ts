@@ -49,6 +49,8 @@ export interface TlsInfo {
   /** Secret bits used / bits of the algorithm, as Postfix logs them (256/256). */
   bits: number;
   algBits: number;
+  /** The client resumed an earlier session (not counted as a new TLS session). */
+  reused?: boolean;
 }
 
 /** A byte stream the session reads and writes (plaintext or TLS). */
@@ -169,6 +171,7 @@ export class TlsServer {
       cipher: c.name,
       bits,
       algBits: bits,
+      reused: socket.isSessionReused(),
     };
     const chunks = socket[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
     const channel: ByteChannel = {

@@ -2,7 +2,9 @@
  * STARTTLS and wrapper mode end to end on a loopback socket: a session as
  * main.ts runs it (connectionIo, TlsServer), a client that speaks raw
  * bytes and then TLS (Deno.startTls, verifying the server against a test
- * CA), and a fake cleanup that records what is queued. Needs openssl(1)
+ * CA), and a fake cleanup that records what is queued; new TLS sessions
+ * counted by a real anvil state (smtpd_client_new_tls_session_rate_limit,
+ * resumed sessions not counted). Needs openssl(1)
  * for the throwaway certificate.
  */
 import { makeConfig } from "../../lib/config/mod.ts";
@@ -16,6 +18,10 @@ import { makeTestCert, type TestCert, TlsTestClient as Client } from "../../test
 import { havePeer } from "../../tests/helpers/peers.ts";
 import { restrictionContext } from "./restrictions.ts";
 import { runSession } from "./session.ts";
+import { type ClientLimits, clientLimits, limitSettings } from "./anvil.ts";
+import { ipcConnect, ipcListen } from "../../lib/ipc/mod.ts";
+import { serve as serveAnvil } from "../anvil/server.ts";
+import { AnvilState } from "../anvil/state.ts";
 import {
   authAllowed,
   authAllowedNow,
@@ -34,8 +40,12 @@ interface Harness {
   close(): Promise<void>;
 }
 
-/** One listener whose connections each run a session with `mainCf`. */
-async function serve(cert: TestCert, mainCf: string): Promise<Harness> {
+/** One listener whose connections each run a session with `mainCf` (and `limits`, per session). */
+async function serve(
+  cert: TestCert,
+  mainCf: string,
+  limits?: () => ClientLimits,
+): Promise<Harness> {
   const dir = await Deno.makeTempDir({ prefix: "smtpd-tls-" });
   const config = makeConfig(
     dir,
@@ -74,6 +84,7 @@ async function serve(cert: TestCert, mainCf: string): Promise<Harness> {
           ...io,
           openCleanup: () => CleanupSession.open(socket, { retryMs: 0 }),
           restrictions,
+          limits: limits?.(),
         }).finally(close),
       );
     }
@@ -378,4 +389,128 @@ Deno.test("tls: AUTH before TLS only when smtpd_tls_auth_only and mandatory TLS 
     assertEquals(authAllowedNow(cfg(main), null), before, main);
     assertEquals(authAllowedNow(cfg(main), t), true, main);
   }
+});
+
+/*
+ * smtpd_client_new_tls_session_rate_limit counts only new TLS sessions:
+ * sessions on this harness (one process, so one session cache) with a
+ * real anvil state behind lib/ipc, and openssl s_client -starttls smtp as
+ * the client, which saves its session (-sess_out) and resumes it
+ * (-sess_in). With the limit 1: a new session is served, the resumed one
+ * too (not counted), the next new one goes over the limit (421 after the
+ * handshake), and then STARTTLS is refused before the handshake (454).
+ * TLSv1.2 and TLSv1.3 both resume.
+ */
+/**
+ * One s_client session: after the handshake NOOP, then QUIT once a reply
+ * came (or the server ended); what it printed (stdout and stderr).
+ */
+async function sClient(port: number, version: string, sess: string[]): Promise<string> {
+  const p = new Deno.Command("/usr/bin/openssl", {
+    args: [
+      "s_client",
+      version,
+      "-starttls",
+      "smtp",
+      "-connect",
+      `127.0.0.1:${port}`,
+      "-crlf",
+      "-quiet",
+      ...sess,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  const collect = async (s: ReadableStream<Uint8Array>) => {
+    for await (const b of s.pipeThrough(new TextDecoderStream())) out += b;
+  };
+  const done = Promise.all([collect(p.stdout), collect(p.stderr)]);
+  const w = p.stdin.getWriter();
+  const end = Date.now() + 15_000;
+  // The EHLO reply after the handshake ends with "250 CHUNKING" (or the server's 421 comes).
+  while (!/250 CHUNKING|421 /.test(out) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await w.write(new TextEncoder().encode("NOOP\n")).catch(() => {});
+  while (!/250 2\.0\.0 Ok|421 |454 /.test(out) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await w.write(new TextEncoder().encode("QUIT\n")).catch(() => {});
+  await w.close().catch(() => {});
+  const timer = setTimeout(() => p.kill(), Math.max(0, end - Date.now()));
+  await p.status;
+  clearTimeout(timer);
+  await done;
+  return out;
+}
+
+Deno.test({
+  name: "tls rate: resumed sessions are not counted as new TLS sessions",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  ignore: !havePeer("/usr/bin/openssl"),
+  fn: async (t) => {
+    const dir = await Deno.makeTempDir({ prefix: "smtpd-tls-rate-" });
+    const cert = await makeTestCert(dir);
+    const state = new AnvilState(60);
+    const anvil = ipcListen(
+      `${dir}/anvil`,
+      (conn) => serveAnvil(state, conn, { now: () => 1000, warn: () => {} }),
+    );
+    const settings = limitSettings(
+      makeConfig(
+        "/x",
+        "compatibility_level = 3.6\nmyhostname = mx.test.example\nmynetworks = 192.0.2.0/24\n" +
+          "smtpd_client_new_tls_session_rate_limit = 1\n",
+      ),
+    );
+    let service = 0;
+    const h = await serve(cert, "smtpd_tls_security_level = may\n", () =>
+      clientLimits(settings, {
+        // A service per TLS version, so each starts from zero.
+        service: `smtp${service}`,
+        client: { name: "localhost", addr: "127.0.0.1" },
+        open: () => ipcConnect(`${dir}/anvil`),
+        warn: () => {},
+      }));
+    try {
+      for (const version of ["-tls1_2", "-tls1_3"]) {
+        service++;
+        const sess = `${dir}/sess${version}`;
+        await t.step(`${version}: new, resumed, new, refused`, async () => {
+          const first = await sClient(h.port, version, ["-sess_out", sess]);
+          assertMatch(first, /250 2\.0\.0 Ok/);
+          const resumed = await sClient(h.port, version, ["-sess_in", sess]);
+          assertMatch(resumed, /250 2\.0\.0 Ok/, "a resumed session is not counted");
+          const second = await sClient(h.port, version, []);
+          assertMatch(
+            second,
+            /421 4\.7\.0 mx\.test\.example Error: too many new TLS sessions from localhost\[127\.0\.0\.1\]/,
+          );
+          const c = await h.client();
+          await c.reply();
+          await c.cmd("EHLO client.example");
+          assertEquals(
+            await c.cmd("STARTTLS"),
+            "454 4.7.0 Error: too many new TLS sessions from localhost[127.0.0.1]",
+          );
+        });
+      }
+      await t.step("the warnings, as Postfix's", () => {
+        const w = h.logs.filter((l) => /^warning: (New TLS|Refusing)/.test(l));
+        assertEquals(w, [
+          "warning: New TLS session rate limit exceeded: 2 from localhost[127.0.0.1] for service smtp1",
+          "warning: Refusing STARTTLS request from localhost[127.0.0.1] for service smtp1",
+          "warning: New TLS session rate limit exceeded: 2 from localhost[127.0.0.1] for service smtp2",
+          "warning: Refusing STARTTLS request from localhost[127.0.0.1] for service smtp2",
+        ]);
+      });
+    } finally {
+      await h.close();
+      anvil.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

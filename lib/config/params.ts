@@ -1895,6 +1895,14 @@ const ROWS: ParamSpec[] = [
   // issue 8 dns: rows for this part go here.
   // issue 8 ccert: rows for this part go here.
   {
+    name: "smtpd_client_new_tls_session_rate_limit",
+    type: "int",
+    default: "0",
+    doc: "New (not resumed) TLS sessions one client may negotiate per time unit (0: no limit).",
+    min: 0,
+    support: "implemented",
+  },
+  {
     name: "smtpd_tls_req_ccert",
     type: "bool",
     default: "no",

@@ -97,10 +97,6 @@ Deno.test("validateConfig", async (t) => {
       ["smtp_tls_security_level = verify", /^smtp_tls_security_level = verify/],
       ["content_filter = amavis:[127.0.0.1]:10024", /^content_filter = /],
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
-      [
-        "smtpd_client_new_tls_session_rate_limit = 10",
-        /^smtpd_client_new_tls_session_rate_limit = 10/,
-      ],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],
       ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],
       ["mailbox_size_limit = 1000", /^mailbox_size_limit = 1000: .*"0"/],

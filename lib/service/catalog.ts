@@ -119,6 +119,7 @@ const LIMIT_PARAMS: [name: string, postfixDefault: string][] = [
   ["smtpd_client_message_rate_limit", "0"],
   ["smtpd_client_recipient_rate_limit", "0"],
   ["smtpd_client_auth_rate_limit", "0"],
+  ["smtpd_client_new_tls_session_rate_limit", "0"],
 ];
 
 /**
