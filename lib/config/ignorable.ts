@@ -284,19 +284,26 @@ const GROUPS: Group[] = [
     ],
   },
   {
+    why: "smtpd never asks for a client certificate, and every setting that would use one is " +
+      "refused (Deno's TLS library does not check that a client holds the certificate's key; " +
+      "lib/tls/ccert.ts), so no client gets anything for a certificate",
+    names: [
+      "smtpd_tls_ask_ccert",
+      "smtpd_tls_ccert_verifydepth",
+      "smtpd_tls_CAfile",
+      "smtpd_tls_CApath",
+      "smtpd_tls_fingerprint_digest",
+    ],
+  },
+  {
     why:
       "it tunes TLS in ways that cannot make it weaker than what Postwarden's smtpd offers (TLSv1.2+, AEAD ciphers), or belongs to the smtp client, whose TLS stays opportunistic at most",
     names: [
-      "smtpd_tls_CAfile",
-      "smtpd_tls_CApath",
       "smtpd_tls_dh1024_param_file",
       "smtpd_tls_dh512_param_file",
-      "smtpd_tls_fingerprint_digest",
       "smtpd_tls_session_cache_database",
       "smtpd_tls_session_cache_timeout",
       "smtpd_tls_always_issue_session_ids",
-      "smtpd_tls_ask_ccert",
-      "smtpd_tls_ccert_verifydepth",
       "smtp_tls_cert_file",
       "smtp_tls_key_file",
       "smtp_tls_chain_files",

@@ -146,6 +146,14 @@ Deno.test("validateConfig", async (t) => {
       assert(c.warnings.some((w) => w.includes(name)), `${line}: ${c.warnings.join("\n")}`);
     }
   });
+  await t.step("smtpd_tls_ask_ccert: a warning that says why certificates are not used", () => {
+    const c = makeConfig("/etc/x", BASE + "smtpd_tls_ask_ccert = yes\n");
+    assertEquals(validateConfig(c), []);
+    assert(
+      c.warnings.some((w) => /smtpd_tls_ask_ccert .*lib\/tls\/ccert\.ts/.test(w)),
+      c.warnings.join("\n"),
+    );
+  });
   await t.step("check_ccert_access: its table is not reported as a restriction", () => {
     const c = makeConfig(
       "/etc/x",
