@@ -399,19 +399,24 @@ Deno.test("tls: AUTH before TLS only when smtpd_tls_auth_only and mandatory TLS 
  * (-sess_in). With the limit 1: a new session is served, the resumed one
  * too (not counted), the next new one goes over the limit (421 after the
  * handshake), and then STARTTLS is refused before the handshake (454).
- * TLSv1.2 and TLSv1.3 both resume.
+ * TLSv1.2 and TLSv1.3 both resume. In wrapper mode the refusal comes
+ * before the handshake: the connection is dropped, no handshake starts.
  */
 /**
  * One s_client session: after the handshake NOOP, then QUIT once a reply
  * came (or the server ended); what it printed (stdout and stderr).
  */
-async function sClient(port: number, version: string, sess: string[]): Promise<string> {
+async function sClient(
+  port: number,
+  version: string,
+  sess: string[],
+  wrapper = false,
+): Promise<string> {
   const p = new Deno.Command("/usr/bin/openssl", {
     args: [
       "s_client",
       version,
-      "-starttls",
-      "smtp",
+      ...(wrapper ? [] : ["-starttls", "smtp"]),
       "-connect",
       `127.0.0.1:${port}`,
       "-crlf",
@@ -430,11 +435,12 @@ async function sClient(port: number, version: string, sess: string[]): Promise<s
   const w = p.stdin.getWriter();
   const end = Date.now() + 15_000;
   // The EHLO reply after the handshake ends with "250 CHUNKING" (or the server's 421 comes).
-  while (!/250 CHUNKING|421 /.test(out) && Date.now() < end) {
+  const ready = wrapper ? /220 |421 |:error:/ : /250 CHUNKING|421 /;
+  while (!ready.test(out) && Date.now() < end) {
     await new Promise((r) => setTimeout(r, 50));
   }
   await w.write(new TextEncoder().encode("NOOP\n")).catch(() => {});
-  while (!/250 2\.0\.0 Ok|421 |454 /.test(out) && Date.now() < end) {
+  while (!/250 2\.0\.0 Ok|421 |454 |:error:/.test(out) && Date.now() < end) {
     await new Promise((r) => setTimeout(r, 50));
   }
   await w.write(new TextEncoder().encode("QUIT\n")).catch(() => {});
@@ -498,6 +504,44 @@ Deno.test({
           );
         });
       }
+      await t.step(
+        "wrapper mode: new, new over the limit, refused before the handshake",
+        async () => {
+          const w = await serve(
+            cert,
+            "smtpd_tls_wrappermode = yes\n",
+            () =>
+              clientLimits(settings, {
+                service: "smtps",
+                client: { name: "localhost", addr: "127.0.0.1" },
+                open: () => ipcConnect(`${dir}/anvil`),
+                warn: () => {},
+              }),
+          );
+          try {
+            assertMatch(
+              await sClient(w.port, "-tls1_3", [], true),
+              /220 mx\.test\.example[^]*250 2\.0\.0 Ok/,
+            );
+            assertMatch(
+              await sClient(w.port, "-tls1_3", [], true),
+              /^421 4\.7\.0 mx\.test\.example Error: too many new TLS sessions from localhost\[127\.0\.0\.1\]/m,
+            );
+            const refused = await sClient(w.port, "-tls1_3", [], true);
+            assert(!/220 /.test(refused), refused);
+            assertEquals(
+              w.logs.filter((l) => /^warning: (New TLS|Refusing)/.test(l)),
+              [
+                "warning: New TLS session rate limit exceeded: 2 from localhost[127.0.0.1] for service smtps",
+                "warning: Refusing TLS service request from localhost[127.0.0.1] for service smtps",
+              ],
+            );
+            assert(!w.logs.some((l) => /SSL_accept/.test(l)), "no handshake was started");
+          } finally {
+            await w.close();
+          }
+        },
+      );
       await t.step("the warnings, as Postfix's", () => {
         const w = h.logs.filter((l) => /^warning: (New TLS|Refusing)/.test(l));
         assertEquals(w, [
