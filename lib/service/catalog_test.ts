@@ -61,6 +61,10 @@ Deno.test("service catalog", async (t) => {
       "smtpd_client_message_rate_limit = 10: client limits need the anvil service; add " +
       '"anvil unix - - n - 1 anvil" to master.cf',
     ]);
+    assertEquals(limit({ smtpd_client_new_tls_session_rate_limit: "5" }), [
+      "smtpd_client_new_tls_session_rate_limit = 5: client limits need the anvil service; add " +
+      '"anvil unix - - n - 1 anvil" to master.cf',
+    ]);
     const withOverride = parseMasterCf(
       "smtp inet n - y - - smtpd -o smtpd_client_connection_count_limit=5\n",
     ).services;
