@@ -17,6 +17,7 @@ const zone = () =>
       "ipmx.example": [{ preference: 10, exchange: "192.0.2.77" }],
       "tmp.example": "timeout",
       "lame.example": [{ preference: 10, exchange: "nowhere.example" }],
+      "bogus.example": [{ preference: 10, exchange: "zero.example" }],
     },
     ns: {
       "example": ["ns.tld-servers.test"],
@@ -32,7 +33,9 @@ const zone = () =>
       "ns2.ns.example": ["192.0.2.54"],
       "ns.tld-servers.test": ["203.0.113.53"],
       "tmpa.example": "timeout",
+      "zero.example": ["0.1.2.3"],
     },
+    aaaa: { "v6.example": ["2001:db8::25"] },
   });
 
 function context(restrictions: string, extra = "") {
@@ -115,6 +118,28 @@ Deno.test("check_*_mx_access", async (t) => {
       (await text("check_sender_mx_access inline:{{198.51.100.7=REJECT self addr}}", r)).reply,
       "554 5.7.1 <x@plain.example>: Sender address rejected: self addr",
     );
+  });
+  await t.step("the access(5) example: an MX host in 0.0.0.0/8 (cidr)", async () => {
+    const table = "cidr:{{0.0.0.0/8 REJECT Domain MX in broadcast network}, " +
+      "{127.0.0.0/8 REJECT Domain MX in loopback network}}";
+    assertEquals(
+      (await text(`check_sender_mx_access ${table}`, req({ sender: "x@bogus.example" }))).reply,
+      "554 5.7.1 <x@bogus.example>: Sender address rejected: Domain MX in broadcast network",
+    );
+    assertEquals((await text(`check_sender_mx_access ${table}`)).reply, null);
+  });
+  await t.step("IPv6 addresses with inet_protocols = all, truncated at ':'", async () => {
+    const r = req({ helo: "v6.example" });
+    assertEquals(
+      (await text(
+        "check_helo_a_access inline:{{2001:db8=REJECT v6 net}}",
+        r,
+        "inet_protocols = all\n",
+      )).reply,
+      "554 5.7.1 <v6.example>: Helo command rejected: v6 net",
+    );
+    // Not looked up with inet_protocols = ipv4.
+    assertEquals((await text("check_helo_a_access inline:{{2001:db8=REJECT}}", r)).reply, null);
   });
   await t.step("a null MX checks nothing", async () => {
     const r = req({ sender: "x@nullmx.example" });
