@@ -53,7 +53,8 @@
  *
  * Parameters: smtpd_banner, myhostname, mail_name, message_size_limit,
  * smtpd_recipient_limit (1000), smtpd_recipient_overshoot_limit (1000),
- * smtpd_timeout (300s), smtpd_hard_error_limit (20),
+ * smtpd_timeout (300s), smtpd_per_request_deadline (no),
+ * smtpd_min_data_rate (500), smtpd_hard_error_limit (20),
  * smtpd_soft_error_limit (10), smtpd_error_sleep_time (1s),
  * smtpd_junk_command_limit (100),
  * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
