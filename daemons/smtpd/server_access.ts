@@ -45,6 +45,7 @@ import {
 } from "../../lib/dns/mod.ts";
 import { parseIp } from "../../lib/config/mod.ts";
 import { sandboxed } from "./unknown.ts";
+import { validHostname } from "./restrictions.ts";
 
 /** Which servers of a domain: its MX hosts, its name servers, or the domain itself. */
 export type ServerType = "MX" | "NS" | "A";
@@ -173,8 +174,10 @@ async function serversOf(
   type: "MX" | "NS",
   domain: string,
 ): Promise<string[] | "nullmx" | DnsError> {
-  // Postfix's dns_lookup does not look up an IP address as a name.
-  if (parseIp(domain) !== null) return classifyDnsError(new Deno.errors.NotFound(), domain, type);
+  // Postfix's dns_lookup does not look up an IP address or a malformed name: not found.
+  if (parseIp(domain) !== null || !validHostname(domain)) {
+    return classifyDnsError(new Deno.errors.NotFound(), domain, type);
+  }
   try {
     if (type === "NS") {
       const ns = (await ctx.dns.resolveNs(domain)).map(normalizeName).filter((h) => h !== "");
@@ -202,6 +205,7 @@ async function addressesOf(ctx: ServerAccessContext, host: string): Promise<stri
     (parseIp(a)?.length === 16 && ctx.families.ipv6)
   );
   if (listed && listed.length > 0) return listed;
+  if (!validHostname(host)) throw classifyDnsError(new Deno.errors.NotFound(), host, "A");
   const addrs: string[] = [];
   let failure: DnsError | null = null;
   const ask = async (qtype: "A" | "AAAA") => {

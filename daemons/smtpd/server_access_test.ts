@@ -152,6 +152,18 @@ Deno.test("check_*_mx_access", async (t) => {
       "554 5.7.1 <x@ipmx.example>: Sender address rejected: ip mx",
     );
   });
+  await t.step("a malformed name is not looked up: no MX, no address (as Postfix)", async () => {
+    const { ctx, warnings, dns } = context("check_helo_mx_access inline:{{bad..name=REJECT}}");
+    const v = await checkRecipient(ctx, req({ helo: "bad..name" }));
+    assertEquals(v?.text, "<bad..name>: Helo command rejected: Access denied");
+    assertEquals(dns.queries, []);
+    const other = context("check_helo_mx_access inline:{{x=REJECT}}");
+    assertEquals(await checkRecipient(other.ctx, req({ helo: "bad..name" })), null);
+    assertEquals(other.warnings, [
+      "Unable to look up MX host bad..name for Helo command bad..name: Name or service not known",
+    ]);
+    assertEquals([warnings, other.dns.queries], [[], []]);
+  });
   await t.step("a temporary MX failure logs and checks nothing", async () => {
     const { reply, warnings } = await text(
       "check_sender_mx_access static:REJECT",

@@ -351,8 +351,15 @@ const scenarios = (replies: string): Scenario[] => [
       "check_helo_ns_access inline:{ {192.0.2.53=REJECT helo ns} }",
     ],
     commands: [
-      ...["ok.test", "mxonly.test", "sub.nsdom.test", "[192.0.2.1]", "192.0.2.1", "client.example"]
-        .flatMap(heloCase),
+      ...[
+        "ok.test",
+        "mxonly.test",
+        "sub.nsdom.test",
+        "[192.0.2.1]",
+        "192.0.2.1",
+        "client.example",
+        "bad..name",
+      ].flatMap(heloCase),
       "QUIT",
     ],
   },
