@@ -148,7 +148,8 @@ export function envelopeLines(f: QueueFile, timeZone?: string): string[] {
   ];
   for (const [key, value] of Object.entries(env.attrs ?? {})) {
     if (value === undefined) continue;
-    const name = ATTR_NAMES[key] ?? key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    const name = (Object.hasOwn(ATTR_NAMES, key) ? ATTR_NAMES[key] : undefined) ??
+      key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     // Postfix's DSN_RET_FULL and DSN_RET_HDRS.
     const shownValue = key === "ret" ? ({ FULL: 1, HDRS: 2 }[String(value)] ?? value) : value;
     lines.push(`named_attribute: ${name}=${shownValue}`);
@@ -157,7 +158,7 @@ export function envelopeLines(f: QueueFile, timeZone?: string): string[] {
     if (r.notify?.length) {
       // Postfix's DSN_NOTIFY_* bits.
       const bits: Record<string, number> = { NEVER: 1, SUCCESS: 2, FAILURE: 4, DELAY: 8 };
-      const flags = r.notify.reduce((n, k) => n | (bits[k] ?? 0), 0);
+      const flags = r.notify.reduce((n, k) => n | (Object.hasOwn(bits, k) ? bits[k] : 0), 0);
       lines.push(`named_attribute: notify_flags=${flags}`);
     }
     // A DSN ORCPT ("type;address") is Postfix's dsn_orig_rcpt; else the address before rewriting.

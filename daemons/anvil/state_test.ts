@@ -91,3 +91,18 @@ Deno.test("anvil state", async (t) => {
     assertEquals(answer(s, {}, { request: "lookup", ident: { toString: 1 } }, 1), { status: 1 });
   });
 });
+
+Deno.test("anvil: requests and idents named like object members are plain data", () => {
+  const s = new AnvilState(60);
+  for (const request of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+    assertEquals(answer(s, {}, { request, ident: "smtp:192.0.2.1" }, 1), { status: 1 });
+  }
+  // JSON as it comes over IPC: "__proto__" is an own key there, not the prototype.
+  const smuggled = JSON.parse('{"__proto__": {"request": "connect", "ident": "smtp:x"}}');
+  assertEquals(answer(s, {}, smuggled, 1), { status: 1 });
+  // An ident is a key of its own: "__proto__" and "constructor" are counted apart.
+  assertEquals(answer(s, {}, { request: "connect", ident: "__proto__" }, 1).count, 1);
+  assertEquals(answer(s, {}, { request: "connect", ident: "__proto__" }, 1).count, 2);
+  assertEquals(answer(s, {}, { request: "connect", ident: "constructor" }, 1).count, 1);
+  assertEquals(answer(s, {}, { request: "lookup", ident: "toString" }, 1).count, 0);
+});

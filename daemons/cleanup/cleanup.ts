@@ -35,14 +35,15 @@
  *    nothing is queued; an alias expansion over a limit with 451 4.6.0.
  *
  * Also: mail over `message_size_limit` (0: no limit) gets 552 5.3.4, more Received
- * headers than `hopcount_limit` 554 5.4.0; headers past header_size_limit
- * become body. Mail that cleanup's own daemons make (bounce) gets address
+ * headers than `hopcount_limit` 554 5.4.0; a header field longer than
+ * header_size_limit is cut to it as Postfix does (the excess is discarded,
+ * later fields stay header fields; lib/mime/headers.ts). Mail that cleanup's own daemons make (bounce) gets address
  * rewriting but no content checks and no automatic BCC, as Postfix's
  * internal mail. append_dot_mydomain is not implemented (reported by the
  * config layer).
  *
  * Parameters: myhostname, myorigin, append_at_myorigin (yes),
- * message_size_limit (10240000), header_size_limit (102400),
+ * message_size_limit (10240000), header_size_limit (102400), line_length_limit (2048),
  * hopcount_limit (50), inet_interfaces, and the table parameters listed in
  * tables.ts (opened once per process).
  */
@@ -247,7 +248,13 @@ export class CleanupService {
     // 0: no limit, as in Postfix (smtpd announces a bare SIZE).
     const sizeLimit = cfg.size("message_size_limit") || Infinity;
     const hopLimit = cfg.int("hopcount_limit");
-    const splitter = new HeaderSplitter({ maxBytes: cfg.size("header_size_limit") });
+    // header_size_limit per field, as Postfix; the section itself is bounded only by the
+    // message size (over which the message is refused anyway), or 64 MiB with no size limit.
+    const splitter = new HeaderSplitter({
+      maxBytes: cfg.size("header_size_limit"),
+      lineBytes: cfg.int("line_length_limit"),
+      maxSectionBytes: Number.isFinite(sizeLimit) ? sizeLimit : 64 * 1024 * 1024,
+    });
     let writer: QueueWriter | null = null;
     let size = 0;
     let messageId = "";

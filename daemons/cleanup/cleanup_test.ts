@@ -170,3 +170,25 @@ Deno.test("cleanup: append_at_myorigin = no leaves addresses without domain as t
     await env.done();
   }
 });
+
+Deno.test("cleanup: header names like __proto__ are plain data, never address fields", async () => {
+  // A local submission: From: and To: get @$myorigin, as Postfix; fields named like
+  // JavaScript object keys are no address fields and keep their text.
+  const env = await setup();
+  try {
+    const { r, queueId } = await env.submit(
+      { sender: "bob", recipients: [{ address: "alice@localhost" }] },
+      "From: bob\r\nTo: carol\r\n__proto__: dave\r\nconstructor: erin\r\ntoString: frank\r\n" +
+        "hasOwnProperty: gina\r\nConstructor: hank\r\n\r\nbody\r\n",
+    );
+    assertEquals(r.status, "ok");
+    const q = await env.read(queueId);
+    assertStringIncludes(
+      q.text,
+      "From: bob@test.example\r\nTo: carol@test.example\r\n__proto__: dave\r\nconstructor: erin\r\n" +
+        "toString: frank\r\nhasOwnProperty: gina\r\nConstructor: hank\r\n",
+    );
+  } finally {
+    await env.done();
+  }
+});

@@ -63,7 +63,9 @@ export function parseClasses(param: string, words: string[]): AddressClasses {
     headerRecipient: false,
   };
   for (const w of words) {
-    const key = CLASS_NAMES[w.toLowerCase()];
+    const key = Object.hasOwn(CLASS_NAMES, w.toLowerCase())
+      ? CLASS_NAMES[w.toLowerCase()]
+      : undefined;
     if (!key) throw new ClassesError(`bad ${param} value: "${w}"`);
     out[key] = true;
   }
@@ -225,7 +227,9 @@ const MIME_HEADERS = new Set([
 
 /** Whether a header field (by name) holds sender or recipient addresses. */
 export function headerKind(name: string): HeaderKind {
-  return HEADER_KINDS[name.trim().toLowerCase()];
+  // Own keys only: a header named "constructor" or "__proto__" is no address field.
+  const key = name.trim().toLowerCase();
+  return Object.hasOwn(HEADER_KINDS, key) ? HEADER_KINDS[key] : undefined;
 }
 
 /** True for the MIME header fields that mime_header_checks inspects. */

@@ -188,3 +188,17 @@ Deno.test("header address rewriting: hostile input", async (t) => {
     }
   });
 });
+
+Deno.test("headerKind: only the address fields, whatever the name", () => {
+  for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"]) {
+    assertEquals(headerKind(name), undefined, name);
+  }
+  assertEquals(headerKind("From"), "sender");
+  assertEquals(headerKind(" resent-to "), "recipient");
+});
+
+Deno.test("parseClasses: a word named like an object key is a bad value", () => {
+  for (const w of ["constructor", "__proto__", "toString"]) {
+    assertThrows(() => parseClasses("canonical_classes", [w]), ClassesError);
+  }
+});

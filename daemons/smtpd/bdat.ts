@@ -66,6 +66,8 @@ export interface BdatSession {
   refuse(cmd: string, v: Verdict, env?: { from?: string; to?: string }): void;
   request(recipient?: string): CheckRequest;
   read(): Promise<Uint8Array | null>;
+  /** smtpd_per_request_deadline: a chunk's content is one request (request_deadline.ts). */
+  requests?: { start(content: boolean): void };
   flush(): Promise<void>;
   startMessage(cleanup: CleanupSession): void;
   leadingHeaders(queueId: string): string;
@@ -208,6 +210,7 @@ async function readChunk(
 ): Promise<void> {
   let left = size;
   let piece = s.lines.takeBuffered();
+  s.requests?.start(true);
   for (;;) {
     if (piece.length > 0) {
       const take = Math.min(left, piece.length);

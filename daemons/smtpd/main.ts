@@ -45,6 +45,7 @@ import { type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
 import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
+import { parseHostsByName } from "./server_access.ts";
 import { runSession } from "./session.ts";
 import { type ProxyFamilies, readProxyHeader } from "./haproxy.ts";
 import { authorized, type XclientAuth, xclientAuth } from "./xclient.ts";
@@ -74,6 +75,8 @@ let listed: ListedContext | null = null;
 /** Connections to cleanup, kept for the next message. */
 let cleanup: CleanupClient | null = null;
 let hosts = new Map<string, string>();
+/** /etc/hosts by name, for check_*_{mx,ns,a}_access. */
+let hostsByName = new Map<string, string[]>();
 let resolver: PeerResolver | null = null;
 let xclient: XclientAuth | null = null;
 /** smtpd_upstream_proxy_protocol = haproxy: the header's deadline and the families allowed. */
@@ -149,6 +152,7 @@ async function setup(ctx: ServiceContext): Promise<void> {
     openMaps: ctx.maps,
     info: (m) => ctx.log.info(m),
     dns,
+    hostAddresses: (name) => hostsByName.get(name.toLowerCase()),
   });
   const r = restrictions;
   listed = listedContext(
@@ -187,7 +191,9 @@ async function setup(ctx: ServiceContext): Promise<void> {
   };
   auth = authContext(c, saslBackend(ctx));
   try {
-    hosts = parseHosts(Deno.readTextFileSync("/etc/hosts"));
+    const text = Deno.readTextFileSync("/etc/hosts");
+    hosts = parseHosts(text);
+    hostsByName = parseHostsByName(text);
   } catch {
     hosts = new Map();
   }

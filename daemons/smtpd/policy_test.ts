@@ -400,3 +400,21 @@ Deno.test("check_policy_service: arguments and settings", async (t) => {
     assertEquals(parsePolicyAnswer("a=1\naction=DUNNO\naction=REJECT\n\n"), "DUNNO");
   });
 });
+
+Deno.test("check_policy_service: answer attributes named like object members are plain data", () => {
+  assertEquals(
+    parsePolicyAnswer("__proto__=x\nconstructor=y\ntoString=z\naction=REJECT no\n\n"),
+    "REJECT no",
+  );
+  assertEquals(parsePolicyAnswer("action=DUNNO\n__proto__=action\n\n"), "DUNNO");
+  for (const text of ["__proto__=action\n\n", "constructor=x\nhasOwnProperty=y\n\n"]) {
+    let error = "";
+    try {
+      parsePolicyAnswer(text);
+    } catch (e) {
+      error = (e as Error).message;
+    }
+    assertEquals(error, "missing attribute action in answer");
+  }
+  assertEquals(({} as Record<string, unknown>).x, undefined);
+});

@@ -55,8 +55,12 @@
  * query the sandbox refuses is a configuration error, never a pass.
  * reject_unauth_pipelining uses the session's improper-pipelining flag.
  *
- * Not done: the other check_*_access kinds (the _mx_, _ns_ and _a_
- * lookups, check_ccert_access, check_sasl_access), and the actions that
+ * check_{client,reverse_client_hostname,helo,sender,recipient}_{mx,ns,a}_access
+ * look up the domain's MX hosts, name servers or own addresses
+ * (server_access.ts) and may only refuse, as Postfix; check_sasl_access
+ * looks up the AUTH login name as is (no parent domains, no partial keys).
+ *
+ * Not done: check_ccert_access, and the actions that
  * need cleanup (HOLD, DISCARD, REDIRECT, FILTER, BCC): each is a
  * configuration error (451 4.3.5, logged by name). PREPEND adds its header
  * to the transaction's message (the session writes it above its Received:
@@ -99,7 +103,8 @@ import {
   findDnsxlDomain,
 } from "./dnsbl.ts";
 import { DnsNotPermitted, hostStatus, mailhostStatus } from "./unknown.ts";
-import { type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
+import { familiesFrom, type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
+import { findServerAccess, type ServerAccessContext, type ServerType } from "./server_access.ts";
 import { type SenderLoginContext, senderLoginMismatch } from "./sender_login.ts";
 import {
   type Resolution,
@@ -218,6 +223,10 @@ export interface RestrictionContext {
   info?: (msg: string) => void;
   /** smtpd_sender_login_maps (sender_login.ts); without it the *_login_mismatch restrictions do nothing. */
   senderLogin?: SenderLoginContext;
+  /** check_*_{mx,ns,a}_access lookups (server_access.ts). */
+  servers: ServerAccessContext;
+  /** smtpd_sasl_auth_enable, for check_sasl_access. */
+  saslEnabled: boolean;
 }
 
 /** What {@link restrictionContext} may be given besides the configuration. */
@@ -231,6 +240,8 @@ export interface RestrictionOptions {
   policy?: PolicyClients;
   /** DNS for the unknown_* and DNS list restrictions. @default timedResolver(10 s per query) */
   dns?: FullResolver;
+  /** /etc/hosts by name, for check_*_{mx,ns,a}_access. @default none */
+  hostAddresses?: (name: string) => string[] | undefined;
 }
 
 /** What a temporary DNS failure does: reply 450 now, or only when the request would be accepted. */
@@ -342,6 +353,13 @@ export function restrictionContext(
     policy: opts.policy ?? new PolicyClients(c, { warn }),
     warn,
     info: opts.info,
+    servers: {
+      dns,
+      families: familiesFrom(c.list("inet_protocols")),
+      hostAddresses: opts.hostAddresses ?? (() => undefined),
+      warn,
+    },
+    saslEnabled: c.bool("smtpd_sasl_auth_enable"),
   };
 }
 
@@ -423,7 +441,7 @@ export interface DeferIfPermitCarry {
   sender?: Verdict;
 }
 
-type Stage = "client" | "reverse" | "helo" | "sender" | "recipient" | "data" | "eod";
+type Stage = "client" | "reverse" | "helo" | "sender" | "recipient" | "data" | "eod" | "sasl";
 
 const CONFIG_ERROR: Verdict = { code: 451, dsn: "4.3.5", text: "Server configuration error" };
 
@@ -445,6 +463,12 @@ function subject(stage: Stage, req: CheckRequest): { name: string; what: string 
       return { name: "DATA", what: "Data command" };
     case "eod":
       return { name: "END-OF-MESSAGE", what: "End-of-data" };
+    case "sasl":
+      // Postfix's printable(username, '_').
+      return {
+        name: (req.sasl?.username ?? "").replace(/[^\x20-\x7e]/g, "_"),
+        what: "SASL login name",
+      };
   }
 }
 
@@ -764,7 +788,14 @@ async function checkAccess(
       return value === undefined ? undefined : { value };
     });
   let found: { value: string } | undefined;
+  const server = SERVER_CHECKS.get(check);
   try {
+    if (server) {
+      return await serverAccess(ctx, req, state, check, table, server, {
+        hostname: domainKeys,
+        address: (addr) => addressKeys(maps, addr),
+      });
+    }
     switch (check) {
       case "check_client_access": {
         found = await domainKeys(req.client.name);
@@ -824,6 +855,18 @@ async function checkAccess(
         const suspicious = check === "check_recipient_access" && !ctx.allowUntrustedRouting &&
           (resolved.flags & RESOLVE_FLAG_ROUTED) !== 0;
         return outcome === "permit" && suspicious ? null : outcome;
+      }
+      case "check_sasl_access": {
+        // The login name as the whole key: no parent domains, no partial keys (Postfix).
+        const username = req.sasl?.username ?? "";
+        if (!ctx.saslEnabled) {
+          ctx.warn(`restriction \`${check}' ignored: no SASL support`);
+          return null;
+        }
+        if (username === "") return null;
+        const value = await find(username, () => maps.find(username));
+        found = value === undefined ? undefined : { value };
+        break;
       }
     }
   } catch (e) {
@@ -885,7 +928,81 @@ const CHECK_STAGE: Record<string, Stage> = {
   check_helo_access: "helo",
   check_sender_access: "sender",
   check_recipient_access: "recipient",
+  check_sasl_access: "sasl",
 };
+
+/** check_<subject>_<mx|ns|a>_access: whose domain, and which of its servers. */
+const SERVER_CHECKS: ReadonlyMap<string, { stage: Stage; type: ServerType }> = new Map(
+  (["client", "reverse_client_hostname", "helo", "sender", "recipient"] as const).flatMap((who) =>
+    (["mx", "ns", "a"] as const).map((t) => [
+      `check_${who}_${t}_access`,
+      {
+        stage: who === "reverse_client_hostname" ? "reverse" as const : who,
+        type: t.toUpperCase() as ServerType,
+      },
+    ])
+  ),
+);
+for (const [check, { stage }] of SERVER_CHECKS) CHECK_STAGE[check] = stage;
+
+/**
+ * Postfix's check_server_access for one check_*_{mx,ns,a}_access: the
+ * subject's domain (a client name "unknown", a missing HELO, the null
+ * sender check nothing), its servers' names and addresses in the table
+ * (server_access.ts). OK is refused as a configuration error: these
+ * checks may only refuse (Postfix's forbid_allowlist).
+ */
+async function serverAccess(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  state: CheckState,
+  check: string,
+  table: string,
+  server: { stage: Stage; type: ServerType },
+  probe: Parameters<typeof findServerAccess>[4],
+): Promise<Outcome> {
+  let target: string | null | undefined;
+  switch (server.stage) {
+    case "client":
+      target = req.client.name.toLowerCase() === "unknown" ? null : req.client.name;
+      break;
+    case "reverse": {
+      const reverse = req.client.reverseName ?? req.client.name;
+      target = reverse.toLowerCase() === "unknown" ? null : reverse;
+      break;
+    }
+    case "helo":
+      target = req.helo;
+      break;
+    case "sender":
+      target = req.sender;
+      break;
+    default:
+      target = req.recipient;
+  }
+  if (target === null || target === undefined || target === "" || /[\r\n]/.test(target)) {
+    return null;
+  }
+  const { name, what } = subject(server.stage, req);
+  let found: { value: string } | undefined;
+  try {
+    found = await findServerAccess(ctx.servers, server.type, target, {
+      replyClass: what,
+      replyName: name,
+    }, probe);
+  } catch (e) {
+    if (!(e instanceof DnsNotPermitted)) throw e;
+    ctx.warn(e.message);
+    return CONFIG_ERROR;
+  }
+  if (!found) return null;
+  const outcome = await tableResult(ctx, req, server.stage, state, table, found.value);
+  if (outcome !== "permit") return outcome;
+  ctx.warn(`restriction ${check} returns OK for ${target}`);
+  ctx.warn("this is not allowed for security reasons");
+  ctx.warn("use DUNNO instead of OK if you want to make an exception");
+  return CONFIG_ERROR;
+}
 
 /** Restrictions followed by a table argument. */
 function takesTable(r: string): boolean {
@@ -930,7 +1047,8 @@ async function evaluate(
       }
       i++;
       const applies = r === "check_client_access" || r === "check_helo_access" ||
-        r === "check_reverse_client_hostname_access" ||
+        r === "check_reverse_client_hostname_access" || SERVER_CHECKS.has(r) ||
+        r === "check_sasl_access" ||
         (r === "check_sender_access" && req.sender !== null) ||
         (r === "check_recipient_access" && req.recipient !== undefined);
       if (applies) outcome = await checkAccess(ctx, req, shared, r, table);

@@ -48,11 +48,13 @@
  * as errors until `smtpd_recipient_overshoot_limit` more have been refused
  * in the transaction, as Postfix. `smtpd_timeout` bounds each read and each
  * write: a client that stops reading replies is disconnected like one that
- * stops sending ("timeout after X from Y").
+ * stops sending ("timeout after X from Y"); with smtpd_per_request_deadline
+ * it bounds each whole request instead (request_deadline.ts).
  *
  * Parameters: smtpd_banner, myhostname, mail_name, message_size_limit,
  * smtpd_recipient_limit (1000), smtpd_recipient_overshoot_limit (1000),
- * smtpd_timeout (300s), smtpd_hard_error_limit (20),
+ * smtpd_timeout (300s), smtpd_per_request_deadline (no),
+ * smtpd_min_data_rate (500), smtpd_hard_error_limit (20),
  * smtpd_soft_error_limit (10), smtpd_error_sleep_time (1s),
  * smtpd_junk_command_limit (100),
  * line_length_limit (2048), disable_vrfy_command (no), smtpd_helo_required
@@ -91,6 +93,7 @@ import {
 import { checkListed, type ListedContext } from "./recipients.ts";
 import { etrnReply } from "./etrn.ts";
 import { sessionDeadlines } from "./deadlines.ts";
+import { RequestDeadline, requestDeadlinePolicy } from "./request_deadline.ts";
 import {
   authorized,
   forwardedClient,
@@ -281,6 +284,8 @@ class Session {
   /** The message being received, for "after DATA (N bytes)" in log lines. */
   data: DataDecoder | null = null;
   readonly timeoutMs: number;
+  /** smtpd_per_request_deadline: the time left for the request being read. */
+  readonly requests: RequestDeadline;
   /** Recipients refused over smtpd_recipient_limit in this transaction. */
   overshoot = 0;
   /** smtpd_delay_reject = no and the client restrictions refused the client at connect. */
@@ -319,6 +324,7 @@ class Session {
     this.client = `${d.client.name}[${d.client.addr}]`;
     if (d.initial?.length) this.lines.push(d.initial);
     this.timeoutMs = this.cfg.time("smtpd_timeout") * 1000;
+    this.requests = new RequestDeadline(requestDeadlinePolicy(this.cfg));
     this.policy = d.protocol ?? protocolPolicy(this.cfg);
     this.bareNewline = bareNewlineFor(this.policy, d.client);
     this.discard = this.policy.discard;
@@ -354,11 +360,11 @@ class Session {
   }
 
   /** `p`, or a Timeout after smtpd_timeout. A write given up on stays given up on. */
-  async deadline<T>(p: Promise<T>, writing: boolean): Promise<T> {
+  async deadline<T>(p: Promise<T>, writing: boolean, ms = this.timeoutMs): Promise<T> {
     // One shared timer for all sessions (deadlines.ts): a timer per read costs KiB per connection.
     let cancel = () => {};
     const t = new Promise<never>((_, rej) => {
-      cancel = sessionDeadlines.add(this.timeoutMs, () => {
+      cancel = sessionDeadlines.add(ms, () => {
         if (writing) this.writeStuck = true;
         rej(new Timeout(writing));
       });
@@ -380,8 +386,12 @@ class Session {
     this.counts.set(key, c);
   }
 
-  read(): Promise<Uint8Array | null> {
-    return this.deadline(this.d.read(), false);
+  /** The next chunk from the client, within the request's time left (request_deadline.ts). */
+  async read(): Promise<Uint8Array | null> {
+    const started = Date.now();
+    const chunk = await this.deadline(this.d.read(), false, this.requests.limit());
+    this.requests.read(Date.now() - started, chunk?.length ?? 0);
+    return chunk;
   }
 
   /** What restriction checks know about the session now. */
@@ -449,6 +459,7 @@ class Session {
   }
 
   async nextLine() {
+    this.requests.start(false);
     for (;;) {
       const l = this.lines.next();
       if (l) return l;
@@ -1319,6 +1330,7 @@ class Session {
     let tooBig = false;
     let rest: Uint8Array | null = null;
     let pending = this.lines.takeBuffered();
+    this.requests.start(true);
     for (;;) {
       if (pending.length) {
         const r = decoder.push(pending);

@@ -132,7 +132,6 @@ const GROUPS: Group[] = [
       "transport_retry_time",
       "duplicate_filter_limit",
       "smtpd_history_flush_threshold",
-      "smtpd_per_request_deadline",
       "smtp_per_request_deadline",
       "smtpd_delay_open_until_valid_rcpt",
       "smtp_connection_cache_destinations",

@@ -1912,6 +1912,23 @@ const ROWS: ParamSpec[] = [
       "client holds the private key of the certificate it presents; see lib/tls/ccert.ts",
   },
   // issue 8 access-kinds: rows for this part go here.
+  {
+    name: "smtpd_per_request_deadline",
+    type: "bool",
+    default: "${smtpd_per_record_deadline?{$smtpd_per_record_deadline}:{${stress?{yes}:{no}}}}",
+    doc:
+      "smtpd_timeout bounds a whole request (command line, DATA or BDAT content), not each read.",
+    support: "implemented",
+  },
+  {
+    name: "smtpd_min_data_rate",
+    type: "int",
+    default: "500",
+    doc:
+      "With smtpd_per_request_deadline: bytes per second of DATA/BDAT content that extend the deadline.",
+    min: 1,
+    support: "implemented",
+  },
   // issue 10 perf: rows for this part go here.
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.

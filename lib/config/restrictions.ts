@@ -73,6 +73,22 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "reject_unauth_pipelining",
   // issue 8 ccert
   // issue 8 access-kinds
+  "check_client_mx_access",
+  "check_client_ns_access",
+  "check_client_a_access",
+  "check_reverse_client_hostname_mx_access",
+  "check_reverse_client_hostname_ns_access",
+  "check_reverse_client_hostname_a_access",
+  "check_helo_mx_access",
+  "check_helo_ns_access",
+  "check_helo_a_access",
+  "check_sender_mx_access",
+  "check_sender_ns_access",
+  "check_sender_a_access",
+  "check_recipient_mx_access",
+  "check_recipient_ns_access",
+  "check_recipient_a_access",
+  "check_sasl_access",
 ]);
 
 /** Restrictions whose next list item is their access table (`check_sender_access hash:/x`). */
@@ -82,6 +98,23 @@ export const TABLE_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_sender_access",
   "check_recipient_access",
   "check_reverse_client_hostname_access",
+  // issue 8 access-kinds
+  "check_client_mx_access",
+  "check_client_ns_access",
+  "check_client_a_access",
+  "check_reverse_client_hostname_mx_access",
+  "check_reverse_client_hostname_ns_access",
+  "check_reverse_client_hostname_a_access",
+  "check_helo_mx_access",
+  "check_helo_ns_access",
+  "check_helo_a_access",
+  "check_sender_mx_access",
+  "check_sender_ns_access",
+  "check_sender_a_access",
+  "check_recipient_mx_access",
+  "check_recipient_ns_access",
+  "check_recipient_a_access",
+  "check_sasl_access",
 ]);
 
 /** Restrictions whose next list item is a DNS list domain (`reject_rbl_client zen.example`). */

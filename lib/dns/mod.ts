@@ -57,12 +57,14 @@ export class DnsError extends Error {
 
 /**
  * The lookups smtpd's restrictions need besides mail routing's: TXT (DNS
- * list reasons) and PTR (client names).
+ * list reasons), PTR (client names) and NS (check_*_ns_access).
  */
 export interface FullResolver extends Resolver {
   /** Each TXT record as its character strings. */
   resolveTxt(name: string): Promise<string[][]>;
   resolvePtr(name: string): Promise<string[]>;
+  /** The name servers of a zone (check_*_ns_access). */
+  resolveNs(name: string): Promise<string[]>;
 }
 
 /**
@@ -71,13 +73,14 @@ export interface FullResolver extends Resolver {
  * (the failure is then "temporary", as Postfix treats a timeout).
  */
 export function timedResolver(timeoutMs: number): FullResolver {
-  const q = (name: string, type: "A" | "AAAA" | "PTR") =>
+  const q = (name: string, type: "A" | "AAAA" | "PTR" | "NS") =>
     Deno.resolveDns(name, type, { signal: AbortSignal.timeout(timeoutMs) }) as Promise<string[]>;
   return {
     resolveMx: (name) => Deno.resolveDns(name, "MX", { signal: AbortSignal.timeout(timeoutMs) }),
     resolveA: (name) => q(name, "A"),
     resolveAaaa: (name) => q(name, "AAAA"),
     resolvePtr: (name) => q(name, "PTR"),
+    resolveNs: (name) => q(name, "NS"),
     resolveTxt: (name) => Deno.resolveDns(name, "TXT", { signal: AbortSignal.timeout(timeoutMs) }),
   };
 }

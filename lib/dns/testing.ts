@@ -16,6 +16,7 @@ export function fakeResolver(zone: {
   aaaa?: Record<string, Answer<string[]>>;
   txt?: Record<string, Answer<string[][]>>;
   ptr?: Record<string, Answer<string[]>>;
+  ns?: Record<string, Answer<string[]>>;
 }): FullResolver & { queries: string[] } {
   const queries: string[] = [];
   const answer = <T>(table: Record<string, Answer<T>> | undefined, name: string, type: string) => {
@@ -35,5 +36,6 @@ export function fakeResolver(zone: {
     resolveAaaa: (n) => answer(zone.aaaa, n, "AAAA"),
     resolveTxt: (n) => answer(zone.txt, n, "TXT"),
     resolvePtr: (n) => answer(zone.ptr, n, "PTR"),
+    resolveNs: (n) => answer(zone.ns, n, "NS"),
   };
 }

@@ -341,7 +341,7 @@ export function translatePcre(src: string, base: Opts, dollarEndOnly: boolean): 
           const negated = src[pos + 2] === "^";
           let name = src.slice(pos + (negated ? 3 : 2), end);
           if (o.i && (name === "upper" || name === "lower")) name = "alpha";
-          if (!(name in CLASS_RANGES)) {
+          if (!Object.hasOwn(CLASS_RANGES, name)) {
             throw new PcreError(`unknown POSIX class name "${name}"`);
           }
           const cls = classBody(CLASS_RANGES[name], negated);

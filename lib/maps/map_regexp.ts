@@ -172,7 +172,7 @@ export function translatePosix(
         // A class cannot start a range: "[[:alpha:]-z]" is glibc's error.
         const startsRange = src[pos] === "-" && src[pos + 1] !== "]" && pos + 1 < src.length;
         if (kind === ":") {
-          const body = CLASSES[name];
+          const body = Object.hasOwn(CLASSES, name) ? CLASSES[name] : undefined;
           if (body === undefined) throw new RegexError(E.ctype);
           if (startsRange) throw new RegexError(E.range);
           items.push(body);

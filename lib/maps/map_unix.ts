@@ -30,7 +30,7 @@ export function parseColonFile(text: string, fields: number): Map<string, string
 }
 
 function fileOf(name: string): string {
-  const path = FILES[name.trim()];
+  const path = Object.hasOwn(FILES, name.trim()) ? FILES[name.trim()] : undefined;
   if (path === undefined) {
     throw new DictError(
       `unix:${name}: unknown table (supported: ${Object.keys(FILES).join(", ")})`,

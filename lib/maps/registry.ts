@@ -83,7 +83,8 @@ async function backendOf(spec: string, context?: string): Promise<DictBackend> {
 /** The type of `type:name`, checked to be one Postwarden has. */
 function knownType(spec: string, context?: string): string {
   const { type } = parseMapSpec(spec);
-  if (BACKENDS[type] === undefined) {
+  // Own keys only: "constructor:x" or "__proto__:x" is no table type.
+  if (!Object.hasOwn(BACKENDS, type) || BACKENDS[type] === undefined) {
     throw new DictError(
       `${context ? context + ": " : ""}table ${spec.trim()}: ` +
         `lookup table type "${type}" is not supported (supported: ${supportedTypes().join(", ")})`,

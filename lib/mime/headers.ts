@@ -6,9 +6,10 @@
  *
  * The splitter follows Postfix's cleanup: the header section ends at the
  * first empty line, or at the first line that is neither a header field nor a
- * continuation (that line is body), or when it grows past
- * `header_size_limit` (the remaining header lines are then body). It does not
- * parse MIME structure, decode RFC 2047 words or interpret field contents.
+ * continuation (that line is body); a field longer than `header_size_limit`
+ * is cut to it (the excess is discarded) and the fields after it are still
+ * header fields. It does not parse MIME structure, decode RFC 2047 words or
+ * interpret field contents.
  */
 
 import { concat } from "../bytes/mod.ts";
@@ -25,8 +26,16 @@ export interface HeaderField {
 
 /** Options for {@link HeaderSplitter}. */
 export interface HeaderSplitterOptions {
-  /** Largest header section kept, in bytes (Postfix `header_size_limit`). */
+  /** Largest header field kept, in bytes (Postfix `header_size_limit`); the excess is discarded. */
   maxBytes: number;
+  /** Record size: longer lines count in pieces of this size (`line_length_limit`). @default 2048 */
+  lineBytes?: number;
+  /**
+   * Memory guard: once the fields kept reach this many bytes, the next
+   * field starts the body (Postfix has no such limit; give message_size_limit,
+   * over which the message is refused anyway). @default Infinity
+   */
+  maxSectionBytes?: number;
 }
 
 /** What {@link HeaderSplitter.push} reports. */
@@ -40,7 +49,7 @@ export interface HeaderSplitResult {
    * the empty separator line when there is one. Later input is body.
    */
   rest?: Uint8Array;
-  /** When done: true if the header section exceeded `maxBytes`. */
+  /** When done: true if a field exceeded `maxBytes` (or the section `maxSectionBytes`). */
   truncated?: boolean;
 }
 
@@ -49,7 +58,7 @@ export interface HeaderSplitEnd {
   headers: HeaderField[];
   /** Bytes after the header section not yet returned by push(). */
   rest: Uint8Array;
-  /** True if the header section exceeded `maxBytes`. */
+  /** True if a field exceeded `maxBytes` (or the section `maxSectionBytes`). */
   truncated: boolean;
 }
 
@@ -109,23 +118,43 @@ function makeField(lines: Uint8Array[]): HeaderField {
 
 /**
  * Splits message content into header fields and body, fed in chunks cut
- * anywhere. Header fields are copied; `rest` may share memory with the chunk
- * just pushed. Memory stays under twice `maxBytes` plus one chunk.
+ * anywhere, with Postfix's header_size_limit per field (cleanup's
+ * mime_state and cleanup_out_header): a field's lines are collected in
+ * records of `lineBytes` (line_length_limit: smtpd and sendmail cut longer
+ * lines into such records) while the field holds fewer than `maxBytes`
+ * bytes (its lines joined by one newline, without CR); the rest of the
+ * field is discarded. The field is then cut back to `maxBytes`: at the last
+ * line boundary when that keeps over 90 % of the limit, else within a line
+ * (its line ends in CRLF). A field within the limit keeps its bytes
+ * exactly. There is no limit on the number of fields, as in Postfix; only
+ * `maxSectionBytes` (a memory guard) ends the header section early, making
+ * the rest body. Header fields are copied; `rest` may share memory with
+ * the chunk just pushed. A label must fit in the first record of its line
+ * (Postfix's is_header sees only that record).
  */
 export class HeaderSplitter {
   readonly #maxBytes: number;
+  readonly #lineBytes: number;
+  readonly #maxSectionBytes: number;
   readonly #headers: HeaderField[] = [];
-  /** Lines of the field being collected (it may still get continuation lines). */
-  #current: Uint8Array[] = [];
-  /** Bytes in finished fields plus #current. */
-  #size = 0;
-  /** Start of a line not yet complete. */
-  #pending: Uint8Array = EMPTY;
+  /** Bytes of fields finished so far. */
+  #sectionBytes = 0;
+  /** The start of a line not yet classified (copies). */
+  #head: Uint8Array[] = [];
+  #headLen = 0;
+  /** The line being read, once classified as part of a field. */
+  #line: LineState | null = null;
+  /** The lines of the field being collected. */
+  #field: FieldLine[] = [];
+  /** Postfix's header buffer length for the field being collected. */
+  #fieldLen = 0;
   #done = false;
   #truncated = false;
 
   constructor(opts: HeaderSplitterOptions) {
     this.#maxBytes = opts.maxBytes;
+    this.#lineBytes = Math.max(1, opts.lineBytes ?? 2048);
+    this.#maxSectionBytes = opts.maxSectionBytes ?? Infinity;
   }
 
   /**
@@ -134,32 +163,49 @@ export class HeaderSplitter {
    */
   push(chunk: Uint8Array): HeaderSplitResult {
     if (this.#done) return this.#result(chunk);
-    const buf = this.#pending.length ? concat([this.#pending, chunk]) : chunk;
-    this.#pending = EMPTY;
     let pos = 0;
-    while (pos < buf.length) {
-      const lf = buf.indexOf(LF, pos);
-      if (lf < 0) break;
-      const line = buf.subarray(pos, lf + 1);
-      const rest = this.#takeLine(line, classify(line, true), buf.subarray(pos));
-      if (rest) return this.#result(rest);
-      pos = lf + 1;
-    }
-    if (pos < buf.length) {
-      const partial = buf.subarray(pos);
-      const kind = classify(partial, false);
-      // Decide now when the line is body already, or when it cannot fit and
-      // must not be buffered without bound. A line still without its colon
-      // may yet turn out to be body, so it gets up to maxBytes of its own
-      // before it is counted as a header line that does not fit.
-      const tooBig = kind === "unknown"
-        ? partial.length > this.#maxBytes
-        : this.#size + partial.length > this.#maxBytes;
-      if (kind === "other" || tooBig) {
-        const rest = this.#takeLine(partial, kind === "unknown" ? "header" : kind, partial);
-        if (rest) return this.#result(rest);
+    while (pos < chunk.length) {
+      if (this.#line) {
+        pos = this.#feedLine(chunk, pos);
+        continue;
       }
-      this.#pending = partial.slice();
+      // At the start of a line: collect up to one record, or the whole line.
+      const lf = chunk.indexOf(LF, pos);
+      const want = this.#lineBytes + 1 - this.#headLen; // one more: a CR may end the record
+      const end = lf >= 0 && lf - pos < want ? lf + 1 : Math.min(chunk.length, pos + want);
+      const piece = chunk.subarray(pos, end);
+      const complete = piece.length > 0 && piece[piece.length - 1] === LF;
+      const start = this.#head.length ? concat([...this.#head, piece]) : piece;
+      if (
+        !complete && this.#headLen + piece.length <= this.#lineBytes &&
+        classify(start, false) !== "other"
+      ) {
+        this.#head.push(piece.slice());
+        this.#headLen += piece.length;
+        return { done: false };
+      }
+      const probe = complete ? start : start.subarray(0, this.#lineBytes);
+      let kind = classify(probe, complete);
+      if (kind === "unknown") kind = "other"; // no colon within the first record
+      if (kind === "continuation" && this.#field.length === 0) kind = "other";
+      if (kind === "header" && this.#sectionBytes + this.#fieldBytes() > this.#maxSectionBytes) {
+        this.#truncated = true;
+        kind = "other";
+      }
+      if (kind === "blank" || kind === "other") {
+        this.#finishField();
+        this.#done = true;
+        const rest = this.#head.length ? concat([start, chunk.subarray(end)]) : chunk.subarray(pos);
+        this.#head = [];
+        this.#headLen = 0;
+        return this.#result(rest);
+      }
+      if (kind === "header") this.#finishField();
+      this.#startLine();
+      this.#head = [];
+      this.#headLen = 0;
+      this.#feedLine(start, 0);
+      pos = end;
     }
     return { done: false };
   }
@@ -167,54 +213,133 @@ export class HeaderSplitter {
   /** Ends the input: a final line without a line end is still classified. */
   end(): HeaderSplitEnd {
     if (this.#done) return { headers: this.#headers, rest: EMPTY, truncated: this.#truncated };
-    const partial = this.#pending;
-    this.#pending = EMPTY;
     let rest: Uint8Array = EMPTY;
-    if (partial.length) {
-      rest = this.#takeLine(partial, classify(partial, true), partial) ?? EMPTY;
+    if (this.#line) this.#endLine(EMPTY);
+    else if (this.#headLen) {
+      const start = concat(this.#head);
+      this.#head = [];
+      this.#headLen = 0;
+      const kind = classify(start, true);
+      if (kind === "header" || (kind === "continuation" && this.#field.length)) {
+        if (kind === "header") this.#finishField();
+        this.#startLine();
+        this.#feedLine(start, 0);
+        this.#endLine(EMPTY);
+      } else rest = start;
     }
     this.#finishField();
     this.#done = true;
     return { headers: this.#headers, rest, truncated: this.#truncated };
   }
 
-  /**
-   * Consumes one line. Returns the body bytes (starting at this line, or at
-   * the start of an unfinished field when truncating) once the header ends.
-   */
-  #takeLine(line: Uint8Array, kind: LineKind, fromHere: Uint8Array): Uint8Array | undefined {
-    if (kind === "continuation" && this.#current.length === 0) kind = "other";
-    if (kind === "blank" || kind === "other" || kind === "unknown") {
-      this.#finishField();
-      this.#done = true;
-      return fromHere;
+  /** A field line begins: how much of it Postfix keeps (whole records while under the limit). */
+  #startLine(): void {
+    let keep = 0;
+    if (this.#field.length === 0 || this.#fieldLen < this.#maxBytes) {
+      if (this.#field.length) this.#fieldLen += 1; // the newline joining it to the field
+      const records = Math.max(1, Math.ceil((this.#maxBytes - this.#fieldLen) / this.#lineBytes));
+      keep = records * this.#lineBytes;
     }
-    if (this.#size + line.length > this.#maxBytes) {
-      // Like header_size_limit: what does not fit is body. An unfinished
-      // field goes to the body whole, so that headers are never cut mid-field.
-      const rest = kind === "continuation" ? concat([...this.#current, fromHere]) : fromHere;
-      if (kind === "header") this.#finishField();
-      this.#current = [];
-      this.#done = true;
-      this.#truncated = true;
-      return rest;
-    }
-    if (kind === "header") this.#finishField();
-    // A copy: the caller may reuse its chunk buffer for the next read.
-    this.#current.push(line.slice());
-    this.#size += line.length;
-    return undefined;
+    this.#line = { keep, kept: [], keptLen: 0, seen: 0, lastCr: false };
   }
 
+  /** Consumes the line's bytes from `pos`; returns where the line ended (or the chunk did). */
+  #feedLine(chunk: Uint8Array, pos: number): number {
+    const line = this.#line!;
+    const lf = chunk.indexOf(LF, pos);
+    const end = lf < 0 ? chunk.length : lf;
+    const bytes = chunk.subarray(pos, end);
+    // Keep one byte past `keep`: it may be the CR of the line end.
+    const room = line.keep + 1 - line.keptLen;
+    if (room > 0 && bytes.length) {
+      const take = bytes.subarray(0, room).slice();
+      line.kept.push(take);
+      line.keptLen += take.length;
+    }
+    if (bytes.length) {
+      line.seen += bytes.length;
+      line.lastCr = bytes[bytes.length - 1] === CR;
+    }
+    if (lf < 0) return chunk.length;
+    this.#endLine(line.lastCr ? CRLF : LF_ONLY);
+    return lf + 1;
+  }
+
+  /** The line ended with `eol` (empty at the end of input). */
+  #endLine(eol: Uint8Array): void {
+    const line = this.#line!;
+    this.#line = null;
+    const contentLen = line.seen - (eol === CRLF ? 1 : 0);
+    if (line.keep === 0) {
+      this.#truncated = true; // past the limit: the whole line is discarded
+      return;
+    }
+    const kept = concat(line.kept);
+    if (contentLen <= line.keep) {
+      this.#field.push({ content: kept.subarray(0, contentLen), eol });
+      this.#fieldLen += contentLen;
+    } else {
+      this.#truncated = true;
+      this.#field.push({ content: kept.subarray(0, line.keep), eol: CRLF });
+      this.#fieldLen += line.keep;
+    }
+  }
+
+  /** Bytes held for the field being collected. */
+  #fieldBytes(): number {
+    return this.#field.reduce((n, l) => n + l.content.length + l.eol.length, 0);
+  }
+
+  /** Postfix's cleanup_out_header cut, then the field. */
   #finishField(): void {
-    if (this.#current.length) this.#headers.push(makeField(this.#current));
-    this.#current = [];
+    if (!this.#field.length) return;
+    const out: Uint8Array[] = [];
+    const limit = this.#maxBytes;
+    let off = 0;
+    for (const l of this.#field) {
+      if (off + l.content.length > limit) {
+        this.#truncated = true;
+        if (off > 0.9 * limit && out.length) break; // the nice cut, at a line boundary
+        let cut = limit - off;
+        if (out.length === 0) cut = Math.max(cut, l.content.indexOf(COLON) + 1); // keep the label
+        out.push(l.content.subarray(0, cut), CRLF);
+        break;
+      }
+      out.push(l.content, l.eol);
+      off += l.content.length + 1;
+    }
+    const field = makeField(out);
+    this.#headers.push(field);
+    this.#sectionBytes += field.raw.length;
+    this.#field = [];
+    this.#fieldLen = 0;
   }
 
   #result(rest: Uint8Array): HeaderSplitResult {
     return { done: true, headers: this.#headers, rest, truncated: this.#truncated };
   }
 }
+
+/** One line of a field being collected: what is kept of it and its line end. */
+interface FieldLine {
+  content: Uint8Array;
+  eol: Uint8Array;
+}
+
+/** The field line being read. */
+interface LineState {
+  /** Content bytes Postfix keeps of this line (0: the line is discarded). */
+  keep: number;
+  kept: Uint8Array[];
+  keptLen: number;
+  /** Bytes of the line seen so far (line end excluded, a final CR included). */
+  seen: number;
+  /** The last byte seen was a CR. */
+  lastCr: boolean;
+}
+
+const CRLF = new Uint8Array([CR, LF]);
+const LF_ONLY = new Uint8Array([LF]);
 
 /** Returns the first field with this name, compared case-insensitively. */
 export function findHeader(headers: HeaderField[], name: string): HeaderField | undefined {

@@ -226,3 +226,29 @@ Deno.test("Dovecot auth client", async (t) => {
     },
   );
 });
+
+Deno.test("Dovecot auth client: reply keys named like object members are plain data", async () => {
+  // Mechanisms and their properties, and OK/FAIL fields, named __proto__, constructor, ...
+  const greeting = "VERSION\t1\t1\nMECH\tPLAIN\tplaintext\t__proto__\tconstructor\n" +
+    "MECH\t__proto__\ttoString\nMECH\tconstructor\nSPID\t1\nCUID\t1\nCOOKIE\tx\nDONE\n";
+  const f = await fake(greeting, async (line, write) => {
+    const id = line.split("\t")[1];
+    await write(
+      line.includes(`resp=${btoa("\0alice\0secret")}`)
+        ? `OK\t${id}\t__proto__=x\tconstructor=y\tuser=alice\ttoString=z\n`
+        : `FAIL\t${id}\thasOwnProperty=1\treason=no\t__proto__=user=mallory\n`,
+    );
+  });
+  try {
+    const mechs = await f.client.mechanisms();
+    assertEquals(mechs.map((m) => m.name), ["PLAIN", "__proto__", "constructor"]);
+    assertEquals(mechs[0].props, ["plaintext", "__proto__", "constructor"]);
+    const ok = f.client.start("PLAIN", INFO);
+    assertEquals(await ok.first(btoa("\0alice\0secret")), { status: "ok", username: "alice" });
+    const no = f.client.start("PLAIN", INFO);
+    assertEquals(await no.first(btoa("\0alice\0nope")), { status: "fail", reason: "no" });
+    assertEquals(({} as Record<string, unknown>).x, undefined);
+  } finally {
+    await f.close();
+  }
+});

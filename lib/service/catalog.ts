@@ -161,7 +161,8 @@ export function planServices(
       if (s.command in SKIPPED || s.command === "smtpd") {
         plan.skipped.push(
           `${what(s)}: skipped: type ${s.type} is not supported; ${
-            SKIPPED[s.command] ?? "its listener is not supported"
+            (Object.hasOwn(SKIPPED, s.command) ? SKIPPED[s.command] : undefined) ??
+              "its listener is not supported"
           }`,
         );
         continue;
@@ -186,12 +187,12 @@ export function planServices(
       );
     } else if (DAEMONS.has(s.command)) {
       plan.run.push(s);
-    } else if (s.command in SKIPPED) {
+    } else if (Object.hasOwn(SKIPPED, s.command)) {
       plan.skipped.push(`${what(s)}: skipped: ${SKIPPED[s.command]}`);
     } else if (MISSING_AGENTS.has(s.command)) {
       skippedAgents.set(s.name, s);
       plan.skipped.push(`${what(s)}: skipped: the ${s.command} delivery agent is not supported`);
-    } else if (s.command in MISSING_LISTENERS) {
+    } else if (Object.hasOwn(MISSING_LISTENERS, s.command)) {
       plan.errors.push(`${what(s)}: ${MISSING_LISTENERS[s.command]}`);
     } else {
       plan.errors.push(`${what(s)}: no such command "${s.command}"`);

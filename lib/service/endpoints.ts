@@ -31,7 +31,11 @@ export function inetEndpoints(service: string, inetInterfaces: string[]): InetEn
     host = m[1] ?? m[2];
     portText = m[3];
   }
-  const port = /^\d+$/.test(portText) ? Number(portText) : SERVICE_PORTS[portText];
+  const port = /^\d+$/.test(portText)
+    ? Number(portText)
+    : Object.hasOwn(SERVICE_PORTS, portText)
+    ? SERVICE_PORTS[portText]
+    : undefined;
   if (!port || port > 65535) throw new Error(`master.cf: bad inet service name "${service}"`);
   const hosts = host !== null ? [host] : interfaces(inetInterfaces);
   return hosts.map((hostname) => ({ hostname, port }));

@@ -1,6 +1,6 @@
 /**
  * A tiny authoritative DNS server over UDP for interop tests: it answers A,
- * AAAA, MX, TXT and PTR questions from a table, NXDOMAIN for names it does
+ * AAAA, MX, TXT, PTR and NS questions from a table, NXDOMAIN for names it does
  * not know, an empty answer (NOERROR, no data) for a known name without
  * records of the type asked, SERVFAIL for names under the given
  * suffixes, and nothing for names under the "silent" ones (a time-out). No recursion, no TCP, no EDNS, no compression beyond the
@@ -16,6 +16,7 @@ export interface ZoneName {
   MX?: [number, string][];
   TXT?: string[];
   PTR?: string[];
+  NS?: string[];
 }
 
 /** What the server answers. */
@@ -40,8 +41,9 @@ const TYPES: Record<number, keyof ZoneName> = {
   15: "MX",
   16: "TXT",
   12: "PTR",
+  2: "NS",
 };
-const CODES: Record<string, number> = { A: 1, AAAA: 28, MX: 15, TXT: 16, PTR: 12 };
+const CODES: Record<string, number> = { A: 1, AAAA: 28, MX: 15, TXT: 16, PTR: 12, NS: 2 };
 
 function encodeName(name: string): number[] {
   const out: number[] = [];
@@ -81,6 +83,7 @@ function rdata(type: keyof ZoneName, value: string | [number, string]): number[]
       return out;
     }
     case "PTR":
+    case "NS":
       return encodeName(value as string);
   }
 }

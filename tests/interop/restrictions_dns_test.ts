@@ -5,7 +5,7 @@
  * "RBL lookup error" log lines (queue ids and program names aside).
  *
  * Both servers must ask the same DNS: a small authoritative server
- * (tests/helpers/dns_server.ts) on 127.0.0.153:53. Postfix honours only
+ * (tests/helpers/dns_server.ts) on port 53 of a random 127.0.x.153. Postfix honours only
  * /etc/resolv.conf, and the machine's must not change, so the test runs
  * itself again (with RESTRICTIONS_DNS_INNER=1) in a private mount namespace
  * (`unshare -m`) where a resolv.conf naming that server is bind-mounted
@@ -36,7 +36,10 @@ import { POSTFIX } from "../helpers/postfix.ts";
 import type { Zone } from "../helpers/dns_server.ts";
 
 const INNER = "RESTRICTIONS_DNS_INNER";
-const NAMESERVER = "127.0.0.153";
+// A loopback address of its own per run: parallel runs (other worktrees, CI jobs) share the
+// network namespace, and port 53 of one address can serve only one of them.
+const NAMESERVER = Deno.env.get("RESTRICTIONS_DNS_NAMESERVER") ??
+  `127.0.${1 + Math.floor(Math.random() * 250)}.153`;
 const UNSHARE = "/usr/bin/unshare";
 
 /** What the test's name server knows. 127.0.0.1 is the client of every session. */
@@ -59,6 +62,13 @@ const ZONE: Zone = {
     "localhost.dbl.test": { A: ["127.0.1.2"] },
     "rcpt.example.dbl.test": { A: ["127.0.1.3"], TXT: ["bad recipient domain"] },
     "localhost.wl.test": { A: ["127.0.1.10"] },
+    // check_*_{mx,ns,a}_access: MX hosts by name and by address, name servers of a parent.
+    "mxbad.test": { MX: [[10, "mx.bad.test"]] },
+    "mx.bad.test": { A: ["192.0.2.66"] },
+    "ipmx.test": { MX: [[10, "192.0.2.77"]] },
+    "lame.test": { MX: [[10, "nohost.test"]] },
+    "nsdom.test": { NS: ["ns1.nsdom.test"], A: ["192.0.2.50"] },
+    "ns1.nsdom.test": { A: ["192.0.2.53"] },
   },
   silent: ["timeout.test"],
 };
@@ -307,6 +317,84 @@ const scenarios = (replies: string): Scenario[] => [
     commands: [...heloCase("client.example"), "QUIT"],
   },
   {
+    name: "check_sender_mx_access, check_sender_ns_access, check_sender_a_access",
+    expect: /^554 5\.7\.1 <a@deep\.nsdom\.test>: Sender address rejected: bad ns$/,
+    mainCf: [
+      "smtpd_sender_restrictions = " +
+      "check_sender_mx_access inline:{ {mx.bad.test=REJECT bad mx host}, " +
+      "{192.0.2.77=REJECT mx by address}, {localhost=DUNNO} }, " +
+      "check_sender_ns_access inline:{ {ns1.nsdom.test=REJECT bad ns} }, " +
+      "check_sender_a_access inline:{ {192.0.2.3=REJECT a record}, {192.0.3=REJECT a net} }",
+    ],
+    commands: [
+      "EHLO client.example",
+      ...[
+        "a@mxbad.test",
+        "a@ipmx.test",
+        "a@aonly.test",
+        "a@deep.nsdom.test",
+        "a@lame.test",
+        "a@nullmx.test",
+        "a@[192.0.2.77]",
+        "a@[192.0.2.1]",
+        "a@x.timeout.test",
+        "",
+      ].flatMap((s) => [`MAIL FROM:<${s}>`, "RCPT TO:<root@localhost>", "RSET"]),
+      "QUIT",
+    ],
+  },
+  {
+    name: "check_helo_a_access, check_helo_mx_access, check_helo_ns_access",
+    mainCf: [
+      "smtpd_helo_restrictions = check_helo_a_access inline:{ {192.0.2.1=REJECT helo a} }, " +
+      "check_helo_mx_access inline:{ {mx.ok.test=REJECT helo mx} }, " +
+      "check_helo_ns_access inline:{ {192.0.2.53=REJECT helo ns} }",
+    ],
+    commands: [
+      ...[
+        "ok.test",
+        "mxonly.test",
+        "sub.nsdom.test",
+        "[192.0.2.1]",
+        "192.0.2.1",
+        "client.example",
+        "bad..name",
+      ].flatMap(heloCase),
+      "QUIT",
+    ],
+  },
+  {
+    name: "check_client_*_access and check_reverse_client_hostname_*_access (localhost)",
+    mainCf: [
+      "smtpd_client_restrictions = check_client_ns_access inline:{ {localhost=REJECT} }, " +
+      "check_client_a_access inline:{ {127.0.0.1=DUNNO} }, " +
+      "check_reverse_client_hostname_a_access inline:{ {127.0.0=DUNNO} }, " +
+      "check_client_mx_access inline:{ {127.0.0.1=REJECT client mx} }",
+    ],
+    commands: [...heloCase("client.example"), "QUIT"],
+  },
+  {
+    name: "check_*_mx_access may not return OK; recipient checks",
+    mainCf: [
+      "smtpd_sender_restrictions = check_sender_mx_access inline:{ {mx.ok.test=OK} }",
+      "smtpd_relay_restrictions = permit",
+      "smtpd_recipient_restrictions = check_recipient_mx_access inline:{ {mx.bad.test=REJECT rcpt mx} }, " +
+      "check_recipient_ns_access inline:{ {nsdom.test=REJECT rcpt ns} }, " +
+      "check_recipient_a_access inline:{ {192.0.2.50=REJECT rcpt a} }, reject_unauth_destination",
+    ],
+    commands: [
+      "EHLO client.example",
+      "MAIL FROM:<a@ok.test>",
+      "RCPT TO:<root@localhost>",
+      "RSET",
+      "MAIL FROM:<a@aonly.test>",
+      ...["x@mxbad.test", "x@deep.nsdom.test", "x@nsdom.test", "x@[192.0.2.9]"].map((r) =>
+        `RCPT TO:<${r}>`
+      ),
+      "QUIT",
+    ],
+  },
+  {
     name: "smtpd_end_of_data_restrictions",
     mainCf: [
       "smtpd_end_of_data_restrictions = check_sender_access inline:{ {spam@ok.test=REJECT no thanks} }, " +
@@ -361,7 +449,7 @@ function interesting(log: string): string[] {
     const m = /: (?:[0-9A-Za-z]+|NOQUEUE): (reject: .*)$/.exec(l) ??
       /: (?:[0-9A-Za-z]+|NOQUEUE): (reject_warning: .*)$/.exec(l) ??
       /: (improper command pipelining .*)$/.exec(l) ??
-      /: warning: (\S+: RBL lookup error: .*|restriction .*|this is not allowed.*|use DUNNO.*|unknown macro name .*|rbl_reject_reply: .*)$/
+      /: warning: (\S+: RBL lookup error: .*|restriction .*|Unable to look up .*|this is not allowed.*|use DUNNO.*|unknown macro name .*|rbl_reject_reply: .*)$/
         .exec(l);
     return m ? [m[1]] : [];
   });
@@ -467,7 +555,7 @@ Deno.test({
           "--no-prompt",
           self,
         ],
-        env: { [INNER]: "1", NO_COLOR: "1" },
+        env: { [INNER]: "1", NO_COLOR: "1", RESTRICTIONS_DNS_NAMESERVER: NAMESERVER },
         stdout: "piped",
         stderr: "piped",
       }).output();

@@ -144,6 +144,20 @@ const DIALOG_NO_AUTH = [
   "QUIT",
 ];
 
+/** check_sasl_access: the login name is the key, whole (alice@example.org would not match). */
+const SASL_ACCESS = "smtpd_sender_restrictions = check_sasl_access " +
+  "inline:{ {alice=REJECT no mail from alice}, {bob@example.org=REJECT not this key} }";
+const DIALOG_SASL_ACCESS = [
+  "EHLO client.test.example",
+  "MAIL FROM:<alice@example.org>",
+  "RCPT TO:<x@example.com>",
+  "RSET",
+  "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+  "MAIL FROM:<alice@example.org>",
+  "RCPT TO:<x@example.com>",
+  "QUIT",
+];
+
 /** The smtpd reject lines of a log, without queue id, client port or pid. */
 function rejects(log: string): string[] {
   return log.split("\n").flatMap((l) => {
@@ -202,6 +216,31 @@ Deno.test({
           assertEquals(refused, rejects(await pf.log()));
           assertEquals(refused.length, 2, refused.join("\n"));
         } finally {
+          await pf.stop();
+        }
+      });
+      await t.step("check_sasl_access is answered as Postfix answers it", async () => {
+        if (!havePeer(POSTFIX)) return;
+        const mainCf = [...COMMON, SASL_ACCESS, "smtpd_sasl_type = dovecot"];
+        const pf = await startPostfix({
+          mainCf: [...mainCf, `smtpd_sasl_path = inet:127.0.0.1:${dovecot.port}`].join("\n"),
+        });
+        const pw = await startInstance({
+          mainCf: [...mainCf, `smtpd_sasl_path = ${dovecot.socket}`].join("\n"),
+        });
+        try {
+          const ours = await smtpReplies(pw.port, DIALOG_SASL_ACCESS);
+          const theirs = await smtpReplies(pf.port, DIALOG_SASL_ACCESS);
+          assert(
+            theirs.includes("554 5.7.1 <alice>: SASL login name rejected: no mail from alice"),
+            theirs.join("\n"),
+          );
+          assertEquals(ours.slice(2), theirs.slice(2));
+          await waitUntil(async () => (await pf.log()).includes("disconnect from localhost"));
+          await waitUntil(async () => (await pw.log()).includes("disconnect from localhost"));
+          assertEquals(rejects(await pw.log()), rejects(await pf.log()));
+        } finally {
+          await pw.stop();
           await pf.stop();
         }
       });
