@@ -3,9 +3,10 @@
  * its own main.cf/master.cf, queue and mail spool, smtpd on a free
  * loopback port, run with `postwarden start-fg` exactly as an admin would.
  */
-import { ReplyParser } from "../../lib/smtp/mod.ts";
 import { postwardenArgs, start } from "../../mod.ts";
 import { run } from "./peers.ts";
+import { SmtpClient } from "./smtp_client.ts";
+import { playScript } from "./smtp_script.ts";
 
 export { postwardenArgs };
 
@@ -228,53 +229,37 @@ export async function daemonPid(
   return null;
 }
 
-const enc = new TextEncoder();
-
 /** A minimal SMTP client for tests: returns the final reply of each step. */
 export async function smtpSend(
   port: number,
   opts: { from: string; to: string[]; body: string; helo?: string },
 ): Promise<{ code: number; text: string; replies: string[] }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const parser = new ReplyParser();
-  const queue: { code: number; text: string }[] = [];
-  const buf = new Uint8Array(65536);
+  const conn = await SmtpClient.connect(port);
   const replies: string[] = [];
-  async function reply() {
-    while (queue.length === 0) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error("connection closed");
-      for (const r of parser.push(buf.slice(0, n))) {
-        queue.push({ code: r.code, text: r.lines.join(" ") });
-      }
-    }
-    const r = queue.shift()!;
+  const done = (lines: string[]) => {
+    const r = { code: Number(lines[0].slice(0, 3)), text: lines.map((l) => l.slice(4)).join(" ") };
     replies.push(`${r.code} ${r.text}`);
     return r;
-  }
-  const send = (s: string) => conn.write(enc.encode(s));
+  };
+  const reply = async () => done(await conn.reply());
+  const cmd = async (line: string) => done(await conn.command(line));
   try {
     await reply();
-    await send(`EHLO ${opts.helo ?? "client.test"}\r\n`);
-    await reply();
-    await send(`MAIL FROM:<${opts.from}>\r\n`);
-    let r = await reply();
+    await cmd(`EHLO ${opts.helo ?? "client.test"}`);
+    let r = await cmd(`MAIL FROM:<${opts.from}>`);
     if (r.code !== 250) return { ...r, replies };
     let any = false;
     for (const t of opts.to) {
-      await send(`RCPT TO:<${t}>\r\n`);
-      r = await reply();
+      r = await cmd(`RCPT TO:<${t}>`);
       if (r.code === 250) any = true;
     }
     if (!any) return { ...r, replies };
-    await send("DATA\r\n");
-    r = await reply();
+    r = await cmd("DATA");
     if (r.code !== 354) return { ...r, replies };
     const body = opts.body.replace(/\r?\n/g, "\r\n").replace(/^\./gm, "..");
-    await send(body + (body.endsWith("\r\n") ? "" : "\r\n") + ".\r\n");
+    await conn.send(body + (body.endsWith("\r\n") ? "" : "\r\n") + ".\r\n", "the message");
     r = await reply();
-    await send("QUIT\r\n");
-    await reply().catch(() => {});
+    await cmd("QUIT").catch(() => {});
     return { ...r, replies };
   } finally {
     conn.close();
@@ -296,36 +281,15 @@ export async function maildirFiles(spool: string, user: string): Promise<string[
 
 /**
  * One SMTP session for differential tests: the reply line (the last line of
- * each reply) to the greeting and to each command, as sent.
+ * each reply) to the greeting and to each command, as sent. A reply that
+ * does not come within 10 s, or a closed connection, throws.
  */
 export async function smtpReplies(port: number, commands: string[]): Promise<string[]> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const enc = new TextEncoder();
-  const dec = new TextDecoder();
-  let buf = "";
-  const reply = async (): Promise<string> => {
-    const chunk = new Uint8Array(4096);
-    for (;;) {
-      const m = /(?:^|\r\n)(\d{3}) ([^\r\n]*)\r\n$/.exec(buf);
-      if (m) {
-        buf = "";
-        return `${m[1]} ${m[2]}`;
-      }
-      const n = await conn.read(chunk);
-      if (n === null) throw new Error(`connection closed after ${JSON.stringify(buf)}`);
-      buf += dec.decode(chunk.subarray(0, n));
-    }
-  };
-  try {
-    const out = [await reply()];
-    for (const c of commands) {
-      await conn.write(enc.encode(c + "\r\n"));
-      out.push(await reply());
-    }
-    return out;
-  } finally {
-    conn.close();
-  }
+  const results = await playScript("127.0.0.1", port, commands, {
+    strict: true,
+    encoding: "utf-8",
+  });
+  return results.map((r) => r.replies[0].at(-1)!);
 }
 
 /**
