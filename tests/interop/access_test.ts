@@ -25,6 +25,7 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { comparableReplies, smtpReplies } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
 
 /** Settings of both servers: the test client (127.0.0.1) is outside mynetworks. */
@@ -53,16 +54,6 @@ function whatsup(log: string): string[] {
     const m = /: (?:[0-9A-Za-z]+|NOQUEUE): ((?:warn|info|reject_warning): .*)$/.exec(l);
     return m ? [m[1]] : [];
   });
-}
-
-/** The log once it shows `marker` (the scripted session's QUIT), or as it is after 10 s. */
-async function waitForLog(read: () => Promise<string>, marker: string): Promise<string> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const log = await read();
-    if (log.includes(marker) || Date.now() > end) return log;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface Scenario {
@@ -270,7 +261,7 @@ Deno.test({
         let theirLog = "";
         try {
           theirs = await smtpReplies(pf.port, s.commands);
-          theirLog = await waitForLog(() => pf.log(), "quit=1");
+          theirLog = await waitForLog(pf, "quit=1");
         } catch (e) {
           const log = await Deno.readTextFile(pf.maillog).catch(() => "");
           throw new Error(`Postfix (${s.name}): ${(e as Error).message}\n${log.slice(-3000)}`);
@@ -282,10 +273,7 @@ Deno.test({
         let ourLog = "";
         try {
           ours = await smtpReplies(pw.port, s.commands);
-          ourLog = await waitForLog(
-            () => Deno.readTextFile(pw.maillog).catch(() => ""),
-            "quit=1",
-          );
+          ourLog = await waitForLog(pw, "quit=1");
         } finally {
           await pw.stop();
         }
