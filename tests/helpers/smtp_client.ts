@@ -95,6 +95,13 @@ export class SmtpClient {
     return new SmtpClient(conn, opts);
   }
 
+  /** Takes what is buffered and not (yet) a whole reply, e.g. a partial line before a close. */
+  takeUnread(): string {
+    const text = this.#decode(this.#buf);
+    this.#buf = new Uint8Array(0);
+    return text;
+  }
+
   /** True once the server closed the connection (seen by a read). */
   get closed(): boolean {
     return this.#closed;
