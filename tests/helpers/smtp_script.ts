@@ -19,13 +19,17 @@ import { latin1Bytes, SmtpClient, SmtpConnectionClosed, SmtpReplyTimeout } from 
  * - `{ pipe }`: the lines in one write (CRLF after each), one reply each;
  * - `{ raw, replies }`: the bytes as given (a string, each char one byte), that many replies;
  * - `{ data }`: message content after a 354 (lines joined with CRLF, the
- *   final "." added, nothing dot-stuffed for you), one reply.
+ *   final "." added, nothing dot-stuffed for you), one reply;
+ * - `{ startTls }`: the TLS handshake (after a 220 to STARTTLS), verifying
+ *   the server as mx.test.example against that CA (PEM); no reply. Not
+ *   with `localAddress`.
  */
 export type Step =
   | string
   | { pipe: string[] }
   | { raw: string; replies: number }
-  | { data: string[] };
+  | { data: string[] }
+  | { startTls: string };
 
 /** What was sent in a step and what came back: each reply as its lines. */
 export interface StepResult {
@@ -58,6 +62,7 @@ export function stepBytes(step: Step): { bytes: string; replies: number; label: 
   if ("raw" in step) {
     return { bytes: step.raw, replies: step.replies, label: JSON.stringify(step.raw) };
   }
+  if ("startTls" in step) return { bytes: "", replies: 0, label: "<TLS>" };
   return {
     bytes: [...step.data, "."].map((l) => `${l}\r\n`).join(""),
     replies: 1,
@@ -94,7 +99,9 @@ export async function playScript(
     out.push({ sent: "", replies: [await reply()] });
     for (const step of steps) {
       const { bytes, replies, label } = stepBytes(step);
-      if (!client.closed) {
+      if (typeof step === "object" && "startTls" in step) {
+        await client.startTls(step.startTls);
+      } else if (!client.closed) {
         await client.send(latin1Bytes(bytes), label).catch((e) => {
           if (opts.strict) throw e;
         });
