@@ -5,7 +5,7 @@
  */
 import { postwardenArgs, start } from "../../mod.ts";
 import { run } from "./peers.ts";
-import { SmtpClient } from "./smtp_client.ts";
+import { parsedReply, SmtpClient } from "./smtp_client.ts";
 import { playScript } from "./smtp_script.ts";
 
 export { postwardenArgs };
@@ -236,10 +236,11 @@ export async function smtpSend(
 ): Promise<{ code: number; text: string; replies: string[] }> {
   const conn = await SmtpClient.connect(port);
   const replies: string[] = [];
+  // Code and text without the enhanced code, as Postwarden's SMTP client sees a reply.
   const done = (lines: string[]) => {
-    const r = { code: Number(lines[0].slice(0, 3)), text: lines.map((l) => l.slice(4)).join(" ") };
-    replies.push(`${r.code} ${r.text}`);
-    return r;
+    const { code, text } = parsedReply(lines);
+    replies.push(`${code} ${text}`);
+    return { code, text };
   };
   const reply = async () => done(await conn.reply());
   const cmd = async (line: string) => done(await conn.command(line));

@@ -18,6 +18,7 @@
  * for tests that compare raw 8-bit bytes.
  */
 import net from "node:net";
+import { type Reply, ReplyParser } from "../../lib/smtp/mod.ts";
 
 /** No whole reply came within the reply timeout. */
 export class SmtpReplyTimeout extends Error {
@@ -55,6 +56,17 @@ export function latin1Bytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
   return out;
+}
+
+/**
+ * A whole reply (as {@link SmtpClient.reply} returns it) as lib/smtp's
+ * Reply: code, enhanced code, and the text without them, as Postwarden's
+ * own SMTP client sees it. Throws on a malformed reply.
+ */
+export function parsedReply(lines: string[]): Reply {
+  const [r] = new ReplyParser().push(enc.encode(lines.map((l) => `${l}\r\n`).join("")));
+  if (!r) throw new Error(`not a whole SMTP reply: ${JSON.stringify(lines)}`);
+  return r;
 }
 
 /** Latin-1: each byte one char (TextDecoder's "latin1" is windows-1252, not this). */
