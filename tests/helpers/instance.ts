@@ -31,6 +31,40 @@ export interface Instance {
   stop(): Promise<void>;
 }
 
+/** Runs `postwarden <cmd>` (start, stop, status, check, audit, ...) for a config directory. */
+export function postwarden(
+  conf: string,
+  cmd: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(Deno.execPath(), postwardenArgs(conf, cmd));
+}
+
+/**
+ * A config folder made from the embedded conf/ (not started): `${dir}/conf`
+ * with main.cf plus `myhostname = mx.test.example` and the `mainCf` lines,
+ * and master.cf with its "2525 inet" service on a free loopback port
+ * (`listen: false` keeps master.cf as it is). `dir` gets `mode`; the mail
+ * owner must reach var/ below it when started as root.
+ */
+export async function makeConf(
+  opts: { prefix?: string; mode?: number; mainCf?: string; listen?: boolean } = {},
+): Promise<{ dir: string; conf: string; port: number }> {
+  const dir = await Deno.makeTempDir({ prefix: opts.prefix ?? "postwarden-conf-" });
+  await Deno.chmod(dir, opts.mode ?? 0o755);
+  const conf = `${dir}/conf`;
+  await Deno.mkdir(conf);
+  const port = freePort();
+  const main = await Deno.readTextFile(`${ROOT}/conf/main.cf`);
+  await Deno.writeTextFile(
+    `${conf}/main.cf`,
+    `${main}myhostname = mx.test.example\n${opts.mainCf ?? ""}`,
+  );
+  let master = await Deno.readTextFile(`${ROOT}/conf/master.cf`);
+  if (opts.listen !== false) master = master.replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
+  await Deno.writeTextFile(`${conf}/master.cf`, master);
+  return { dir, conf, port };
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
