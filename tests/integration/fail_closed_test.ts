@@ -9,30 +9,18 @@
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
   freePort,
-  postwardenArgs,
+  makeConf,
+  postwarden,
   processesOf,
   smtpSend,
   startInstance,
   waitUntil,
 } from "../helpers/instance.ts";
-import { run } from "../helpers/peers.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** A config folder: the embedded conf/ plus `extra` main.cf lines. */
-async function confWith(extra: string): Promise<{ dir: string; conf: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "postwarden-failclosed-" });
-  await Deno.chmod(dir, 0o755); // the mail owner must reach var/ (see tests/helpers/instance.ts)
-  const conf = `${dir}/conf`;
-  await Deno.mkdir(conf);
-  const main = await Deno.readTextFile(`${ROOT}/conf/main.cf`);
-  await Deno.writeTextFile(`${conf}/main.cf`, `${main}myhostname = mx.test.example\n${extra}`);
-  await Deno.copyFile(`${ROOT}/conf/master.cf`, `${conf}/master.cf`);
-  return { dir, conf };
-}
-
-const postwarden = (conf: string, cmd: string) => run(Deno.execPath(), postwardenArgs(conf, cmd));
+/** A config folder: the embedded conf/ plus `extra` main.cf lines, master.cf as it is. */
+const confWith = (extra: string) => makeConf({ mainCf: extra, listen: false });
 
 Deno.test({
   name: "postwarden check and start refuse what Postwarden cannot honour, naming it",
