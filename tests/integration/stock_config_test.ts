@@ -13,7 +13,7 @@ import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
   freePort,
   maildirFiles,
-  postwardenArgs,
+  postwarden,
   processesOf,
   smtpSend,
   waitPort,
@@ -23,7 +23,6 @@ import { run } from "../helpers/peers.ts";
 
 const STOCK_MASTER = "/usr/share/postfix/master.cf.dist";
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const postwarden = (conf: string, cmd: string) => run(Deno.execPath(), postwardenArgs(conf, cmd));
 
 /** What Debian's postinst writes into main.cf for an "Internet Site". */
 function debianMainCf(dir: string): string {
