@@ -362,8 +362,7 @@ function interesting(log: string): string[] {
 /** Inside the namespace: the name server, then each scenario against both servers. */
 async function inner(t: Deno.TestContext): Promise<void> {
   const { startDnsServer } = await import("../helpers/dns_server.ts");
-  const { startPostfix } = await import("../helpers/postfix.ts");
-  const { startInstance } = await import("../helpers/instance.ts");
+  const { onBoth } = await import("../helpers/differential.ts");
   const dns = startDnsServer(NAMESERVER, 53, ZONE);
   const dir = await Deno.makeTempDir({ prefix: "restrictions-dns-maps-" });
   await Deno.chmod(dir, 0o755);
@@ -371,31 +370,17 @@ async function inner(t: Deno.TestContext): Promise<void> {
   try {
     for (const s of scenarios(`texthash:${dir}/rbl_replies`)) {
       const mainCf = [...COMMON, ...s.mainCf].join("\n");
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs: string[];
-      let theirLog = "";
-      try {
-        theirs = s.pipelined
-          ? await pipelinedReplies(pf.port, s.commands)
-          : await smtpReplies(pf.port, s.commands);
-        theirLog = await waitForLog(pf, "quit=1");
-      } catch (e) {
-        const log = await Deno.readTextFile(pf.maillog).catch(() => "");
-        throw new Error(`Postfix (${s.name}): ${(e as Error).message}\n${log.slice(-3000)}`);
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours: string[];
-      let ourLog = "";
-      try {
-        ours = s.pipelined
-          ? await pipelinedReplies(pw.port, s.commands)
-          : await smtpReplies(pw.port, s.commands);
-        ourLog = await waitForLog(pw, "quit=1");
-      } finally {
-        await pw.stop();
-      }
+      const { theirs: [theirs, theirLog], ours: [ours, ourLog] } = await onBoth(
+        mainCf,
+        async (server) =>
+          [
+            s.pipelined
+              ? await pipelinedReplies(server.port, s.commands)
+              : await smtpReplies(server.port, s.commands),
+            await waitForLog(server, "quit=1"),
+          ] as const,
+        { label: s.name },
+      );
       await t.step(`${s.name}: same replies as Postfix`, () => {
         if (s.expect) assert(theirs.some((l) => s.expect!.test(l)), theirs.join("\n"));
         if (s.pipelined) assertEquals(ours, theirs);
