@@ -31,6 +31,7 @@
  */
 import { assertEquals, assertStringIncludes } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
+import { onBoth, type Server } from "../helpers/differential.ts";
 import { countLines, type HasMaillog, waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
 import { playScript } from "../helpers/smtp_script.ts";
@@ -324,43 +325,30 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     for (
       const s of [normalize, reject, strict, noChunking, noDsn, lenientPipelining, excluded]
     ) {
       const mainCf = [...COMMON, ...s.mainCf].join("\n");
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs: string[];
-      let theirLog: string;
-      let theirQueue = "";
-      try {
-        theirs = await replies(pf.port, s.sessions);
-        theirLog = await waitForDisconnects(pf, s.sessions.length);
-        if (s === normalize) {
-          const id = await queueId(pf);
+      /** The DSN test message's queue file as postcat shows it (Postfix's or ours). */
+      const postcat = async (server: Server) => {
+        const id = await queueId(server);
+        if ("sendmail" in server) {
           const r = await new Deno.Command("postcat", {
-            args: ["-c", pf.dir, "-q", id],
+            args: ["-c", server.dir, "-q", id],
           }).output();
-          theirQueue = new TextDecoder().decode(r.stdout);
+          return new TextDecoder().decode(r.stdout);
         }
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours: string[];
-      let ourLog: string;
-      let ourQueue = "";
-      try {
-        ours = await replies(pw.port, s.sessions);
-        ourLog = await waitForDisconnects(pw, s.sessions.length);
-        if (s === normalize) {
-          const id = await queueId(pw);
-          ourQueue = (await pw.command("postcat.ts", ["-q", id])).stdout;
-        }
-      } finally {
-        await pw.stop();
-      }
+        return (await server.command("postcat.ts", ["-q", id])).stdout;
+      };
+      const {
+        theirs: [theirs, theirLog, theirQueue],
+        ours: [ours, ourLog, ourQueue],
+      } = await onBoth(mainCf, async (server) =>
+        [
+          await replies(server.port, s.sessions),
+          await waitForDisconnects(server, s.sessions.length),
+          s === normalize ? await postcat(server) : "",
+        ] as const, { label: s.name });
       await t.step(`${s.name}: same replies`, () => {
         if (s.shows) {
           const n = theirs.filter((r) => r === s.shows).length;
