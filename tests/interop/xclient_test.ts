@@ -18,6 +18,7 @@
  * @module
  */
 import { assertEquals } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { comparableReplies, type Instance, smtpReplies } from "../helpers/instance.ts";
 import { countLines, waitForLog } from "../helpers/maillog.ts";
@@ -141,8 +142,6 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     for (const s of SCENARIOS) {
       const mainCf = [...COMMON, ...s.mainCf].join("\n");
       const run = async (inst: Instance | PostfixInstance) => {
@@ -156,20 +155,7 @@ Deno.test({
         }
         return { replies, log: compared(log) };
       };
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs;
-      try {
-        theirs = await run(pf);
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours;
-      try {
-        ours = await run(pw);
-      } finally {
-        await pw.stop();
-      }
+      const { theirs, ours } = await onBoth(mainCf, (server) => run(server));
       await t.step(`${s.name}: same replies`, () => {
         s.sessions.forEach((cmds, i) => {
           assertEquals(
