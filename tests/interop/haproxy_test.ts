@@ -14,6 +14,7 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
 import { startInstance } from "../helpers/instance.ts";
@@ -32,7 +33,6 @@ const MAIN_CF = [
 
 const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 function v2(cmd: number, fam: number, body: number[]): Uint8Array {
   return new Uint8Array([...SIG, 0x20 | cmd, fam, body.length >> 8, body.length & 0xff, ...body]);
@@ -132,22 +132,8 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
     const mainCf = MAIN_CF.join("\n");
-    const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-    let theirs;
-    try {
-      theirs = await runAll(pf);
-    } finally {
-      await pf.stop();
-    }
-    const pw = await startInstance({ mainCf });
-    let ours;
-    try {
-      ours = await runAll(pw);
-    } finally {
-      await pw.stop();
-    }
+    const { theirs, ours } = await onBoth(mainCf, (server) => runAll(server));
     for (const [i, c] of CASES.entries()) {
       await t.step(c.name, () => {
         assertEquals(ours.replies[i], theirs.replies[i]);
