@@ -4,8 +4,8 @@
  * started, used and stopped, then Postwarden; the two results come back
  * side by side. A failure on either side names the server (and what the
  * caller calls the case) and shows the tail of that server's log. Each
- * server is stopped before the next starts, so the two never share a
- * moment or a port.
+ * server is stopped before the next starts (unless `concurrent`), so the
+ * two never share a moment.
  *
  * It does not check for Postfix or root: the test does that first, with
  * peers.ts's havePeer and haveRoot.
@@ -22,6 +22,8 @@ export interface OnBothOptions {
   label?: string;
   /** More Postfix options. @default myhostname "mx.test.example" */
   postfix?: Omit<PostfixOptions, "mainCf">;
+  /** Both servers at once (they listen on different ports), for speed. @default false */
+  concurrent?: boolean;
   /** More startInstance options (env, confFiles, masterCf). */
   instance?: Omit<NonNullable<Parameters<typeof startInstance>[0]>, "mainCf">;
 }
@@ -33,17 +35,20 @@ export async function onBoth<T>(
   opts: OnBothOptions = {},
 ): Promise<{ theirs: T; ours: T }> {
   const label = opts.label ? ` (${opts.label})` : "";
-  const theirs = await within(
-    await startPostfix({ myhostname: "mx.test.example", ...opts.postfix, mainCf }),
-    `Postfix${label}`,
-    use,
-  );
-  const ours = await within(
-    await startInstance({ ...opts.instance, mainCf }),
-    `Postwarden${label}`,
-    use,
-  );
-  return { theirs, ours };
+  const postfix = async () =>
+    await within(
+      await startPostfix({ myhostname: "mx.test.example", ...opts.postfix, mainCf }),
+      `Postfix${label}`,
+      use,
+    );
+  const postwarden = async () =>
+    await within(await startInstance({ ...opts.instance, mainCf }), `Postwarden${label}`, use);
+  if (opts.concurrent) {
+    const [theirs, ours] = await Promise.all([postfix(), postwarden()]);
+    return { theirs, ours };
+  }
+  const theirs = await postfix();
+  return { theirs, ours: await postwarden() };
 }
 
 /** Uses the server and stops it; a failure says which server and shows its log's tail. */
