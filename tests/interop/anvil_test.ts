@@ -13,6 +13,7 @@
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
 import { SmtpClient } from "../helpers/smtp_client.ts";
@@ -77,35 +78,19 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
-    const pf = await startPostfix({ mainCf: MAIN_CF, myhostname: "mx.test.example" });
-    let theirs: string[];
-    let theirWarnings: string[];
-    try {
-      // Postfix's smtpd reports the readiness probe's end to anvil a moment after it logs it.
-      await waitForLog(pf, "disconnect from", 10_000);
-      await new Promise((r) => setTimeout(r, 1000));
-      theirs = await dialog(pf.port);
-      const log = await waitForLog(pf, (l) => warnings(l, pf.port).length >= 2, 10_000);
-      theirWarnings = warnings(log, pf.port);
-    } finally {
-      await pf.stop();
-    }
-    const pw = await startInstance({ mainCf: MAIN_CF });
-    let ours: string[];
-    let ourWarnings: string[];
-    try {
+    const {
+      theirs: [theirs, theirWarnings],
+      ours: [ours, ourWarnings],
+    } = await onBoth(MAIN_CF, async (server) => {
       // The start helper's readiness probe is a connection too: let anvil see it end
-      // (two smtpd processes: the next connection can reach the other one first).
-      await waitForLog(pw, "disconnect from", 10_000);
+      // (each smtpd reports a connection's end to anvil a moment after it logs it, and
+      // with two smtpd processes the next connection can reach the other one first).
+      await waitForLog(server, "disconnect from", 10_000);
       await new Promise((r) => setTimeout(r, 1000));
-      ours = await dialog(pw.port);
-      const log = await waitForLog(pw, (l) => warnings(l, pw.port).length >= 2, 10_000);
-      ourWarnings = warnings(log, pw.port);
-    } finally {
-      await pw.stop();
-    }
+      const replies = await dialog(server.port);
+      const log = await waitForLog(server, (l) => warnings(l, server.port).length >= 2, 10_000);
+      return [replies, warnings(log, server.port)] as const;
+    });
     await t.step("replies", () => {
       assertEquals(ours, theirs);
       assertEquals(ours[2], "421 4.7.0 mx.test.example Error: too many connections from 127.0.0.1");
