@@ -22,6 +22,7 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot, run } from "../helpers/peers.ts";
 import { comparableReplies, freePort, maildirFiles, waitUntil } from "../helpers/instance.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
@@ -308,8 +309,6 @@ Deno.test({
   ...opts,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !havePeer("/usr/bin/openssl") || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     await withCert(async (cert) => {
       for (const c of CASES) {
         const mainCf = [
@@ -321,24 +320,15 @@ Deno.test({
           "smtpd_forbid_unauth_pipelining = yes",
           c.cert ? tlsMainCf(cert, c.level) : `smtpd_tls_security_level = ${c.level}`,
         ].join("\n");
-        const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-        let theirs: string[];
-        let theirLog: string;
-        try {
-          theirs = await tlsReplies(pf.port, cert.ca, c.script);
-          theirLog = await waitForLog(pf, "quit=1", 10_000);
-        } finally {
-          await pf.stop();
-        }
-        const pw = await startInstance({ mainCf });
-        let ours: string[];
-        let ourLog: string;
-        try {
-          ours = await tlsReplies(pw.port, cert.ca, c.script);
-          ourLog = await waitForLog(pw, "quit=1", 10_000);
-        } finally {
-          await pw.stop();
-        }
+        const { theirs: [theirs, theirLog], ours: [ours, ourLog] } = await onBoth(
+          mainCf,
+          async (server) =>
+            [
+              await tlsReplies(server.port, cert.ca, c.script),
+              await waitForLog(server, "quit=1", 10_000),
+            ] as const,
+          { label: c.name },
+        );
         await t.step(c.name, () => {
           const cmds = commandsOf(c.script);
           assertEquals(comparableReplies(cmds, ours), comparableReplies(cmds, theirs));
