@@ -301,6 +301,25 @@ export async function smtpSend(
   }
 }
 
+/**
+ * `postwarden audit` for the instance, by service: the lines under each
+ * service's heading (smtpd's under "smtpd", whatever its address), and
+ * the whole output for messages.
+ */
+export async function auditSections(
+  inst: Instance,
+): Promise<{ sections: Map<string, string[]>; output: string }> {
+  const out = await inst.command("postwarden.ts", ["audit"]);
+  const sections = new Map<string, string[]>();
+  let cur: string[] = [];
+  for (const line of out.stdout.split("\n")) {
+    const m = /^(\S+)\/(?:inet|unix) \((\w+)\)/.exec(line);
+    if (m) sections.set(m[2] === "smtpd" ? "smtpd" : m[1], cur = []);
+    else cur.push(line);
+  }
+  return { sections, output: `${out.stdout}\n${out.stderr}` };
+}
+
 /** Files in a Maildir's new/ folder. */
 export async function maildirFiles(spool: string, user: string): Promise<string[]> {
   const out: string[] = [];
