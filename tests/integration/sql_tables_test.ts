@@ -18,6 +18,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "../help
 import { missingPeer } from "../helpers/peers.ts";
 import { connectMysql, connectPgsql, TEST_DB } from "../helpers/sql_peers.ts";
 import {
+  auditSections,
   type Instance,
   maildirFiles,
   smtpSend,
@@ -94,15 +95,8 @@ async function send(inst: Instance, to: string) {
 
 /** `postwarden audit` output, by service: the lines under each service's heading. */
 async function audit(inst: Instance): Promise<Map<string, string[]>> {
-  const out = await inst.command("postwarden.ts", ["audit"]);
-  const sections = new Map<string, string[]>();
-  let cur: string[] = [];
-  for (const line of out.stdout.split("\n")) {
-    const m = /^(\S+)\/(?:inet|unix) \((\w+)\)/.exec(line);
-    if (m) sections.set(m[2] === "smtpd" ? "smtpd" : m[1], cur = []);
-    else cur.push(line);
-  }
-  assert(sections.has("proxymap"), `audit lists proxymap:\n${out.stdout}\n${out.stderr}`);
+  const { sections, output } = await auditSections(inst);
+  assert(sections.has("proxymap"), `audit lists proxymap:\n${output}`);
   return sections;
 }
 
