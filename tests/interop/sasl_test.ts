@@ -19,7 +19,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { havePeer, haveRoot, run } from "../helpers/peers.ts";
-import { type Instance, smtpReplies, startInstance } from "../helpers/instance.ts";
+import { auditSections, type Instance, smtpReplies, startInstance } from "../helpers/instance.ts";
 import { countLines, waitForLog } from "../helpers/maillog.ts";
 import { DOVEADM, DOVECOT, startDovecot } from "../helpers/dovecot.ts";
 import { POSTFIX, startPostfix } from "../helpers/postfix.ts";
@@ -273,17 +273,10 @@ Deno.test({
         assertMatch(log, /auth\[\d+\]: warning: .*line 3: malformed line/);
       });
       await t.step("postwarden audit: only the auth daemon reads the password file", async () => {
-        const out = await i.command("postwarden.ts", ["audit"]);
-        const sections = new Map<string, string[]>();
-        let cur: string[] = [];
-        for (const line of out.stdout.split("\n")) {
-          const m = /^(\S+)\/(?:inet|unix) \((\w+)\)/.exec(line);
-          if (m) sections.set(m[2] === "smtpd" ? "smtpd" : m[1], cur = []);
-          else cur.push(line);
-        }
+        const { sections, output } = await auditSections(i);
         const line = (svc: string) =>
           (sections.get(svc) ?? []).find((l) => l.includes(`read password file ${file}`)) ??
-            `(${svc}: no line)\n${out.stdout}\n${out.stderr}`;
+            `(${svc}: no line)\n${output}`;
         assertMatch(line("auth"), /^\s+can /);
         for (const svc of ["smtpd", "cleanup", "qmgr", "local", "smtp"]) {
           assertMatch(line(svc), /^\s+cannot /, svc);
