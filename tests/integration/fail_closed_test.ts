@@ -14,8 +14,8 @@ import {
   processesOf,
   smtpSend,
   startInstance,
-  waitUntil,
 } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -108,11 +108,7 @@ Deno.test({
         "554 <localhost[127.0.0.1]>: Client host rejected: Access denied", // smtpSend drops 5.7.1
         JSON.stringify(r) + (await inst.log()),
       );
-      await waitUntil(
-        async () => (await inst.log()).includes("NOQUEUE: reject: RCPT from localhost[127.0.0.1]"),
-        10_000,
-        "the reject log line",
-      );
+      await waitForLog(inst, "NOQUEUE: reject: RCPT from localhost[127.0.0.1]", 10_000);
     } finally {
       await inst.stop();
     }
@@ -146,16 +142,8 @@ Deno.test({
           closed = true; // smtpd closed the connection
         }
       })();
-      await waitUntil(
-        async () => /timeout after NOOP from localhost\[127\.0\.0\.1\]/.test(await inst.log()),
-        30_000,
-        "smtpd to time out the client that does not read",
-      );
-      await waitUntil(
-        async () => /disconnect from localhost\[127\.0\.0\.1\] noop=\d+/.test(await inst.log()),
-        5_000,
-        "the disconnect line",
-      );
+      await waitForLog(inst, /timeout after NOOP from localhost\[127\.0\.0\.1\]/, 30_000);
+      await waitForLog(inst, /disconnect from localhost\[127\.0\.0\.1\] noop=\d+/, 5_000);
       await Promise.race([writer, new Promise((r) => setTimeout(r, 5_000))]);
       assert(closed, "the client's writes fail once smtpd has closed the connection");
     } finally {
