@@ -25,6 +25,7 @@ import {
   startInstance,
   waitUntil,
 } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 
 const { name: DB, user: USER, password: PASSWORD } = TEST_DB;
 const TABLE = "pw_it_virtual";
@@ -183,11 +184,7 @@ for (const make of [pgsql, mysql]) {
           console.log(`  answer: ${r.code} ${r.text}`);
           const d = dead;
           // The log is written by master from the daemons' stderr: wait for the line.
-          await waitUntil(
-            async () => /proxymap\[\d+\]: warning: .*127\.0\.0\.1:1/.test(await d.log()),
-            10_000,
-            "proxymap's warning naming the server",
-          );
+          await waitForLog(d, /proxymap\[\d+\]: warning: .*127\.0\.0\.1:1/, 10_000);
           const log = await dead.log();
           assertEquals(/status=bounced/.test(log), false, log);
           assertEquals(await maildirFiles(dead.spool, "real"), []);
