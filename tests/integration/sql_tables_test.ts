@@ -124,7 +124,9 @@ for (const make of [pgsql, mysql]) {
         assertEquals(await maildirFiles(i.spool, "alias"), []);
         const text = await Deno.readTextFile((await maildirFiles(i.spool, "real"))[0]);
         assertStringIncludes(text, "Subject: to alias@localhost");
-        assertMatch(await i.log(), /to=<real@localhost>, orig_to=<alias@localhost>/);
+        // local(8) logs the delivery after the Maildir file exists.
+        const delivery = /to=<real@localhost>, orig_to=<alias@localhost>/;
+        assertMatch(await waitForLog(i, delivery, 10_000), delivery);
       };
       let inst: Instance | undefined;
       try {
