@@ -160,7 +160,10 @@ export class SmtpClient {
     return await this.reply();
   }
 
-  /** Every reply until the server closes the connection (or a reply times out). */
+  /**
+   * Every reply until the server closes the connection, then any unended
+   * last line; a reply that times out throws.
+   */
   async repliesUntilClosed(): Promise<string[][]> {
     const out: string[][] = [];
     for (;;) {
@@ -168,7 +171,10 @@ export class SmtpClient {
         out.push(await this.reply());
       } catch (e) {
         if (e instanceof SmtpConnectionClosed) {
-          if (this.#buf.length) out.push(this.#show().split("\n"));
+          // A last line the server did not end before closing, as it came.
+          if (this.#buf.length) {
+            out.push(this.takeUnread().split("\n").map((l) => l.replace(/\r$/, "")));
+          }
           return out;
         }
         throw e;
