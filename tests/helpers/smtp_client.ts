@@ -184,7 +184,8 @@ export class SmtpClient {
 
   /**
    * True when the server closes the connection before it sends anything
-   * more (within the reply timeout); false when bytes come instead.
+   * more; false when bytes come instead; {@link SmtpReplyTimeout} when
+   * neither happens within the reply timeout.
    */
   async waitClosed(): Promise<boolean> {
     const end = Date.now() + this.#timeoutMs;
