@@ -5,27 +5,13 @@
  * (install it with scripts/install-peers.sh).
  */
 import { assertEquals } from "../../tests/helpers/assert.ts";
+import { freePort } from "../../tests/helpers/instance.ts";
+import { havePeer } from "../../tests/helpers/peers.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
 import { SmtpAgent } from "./deliver.ts";
 import { makeContext, queueMessage } from "./_testing.ts";
 
 const SINK = "/usr/sbin/smtp-sink";
-
-async function sinkInstalled(): Promise<boolean> {
-  try {
-    await Deno.stat(SINK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  return port;
-}
 
 async function waitForPort(port: number, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -44,11 +30,7 @@ Deno.test({
   name: "interop: 50 messages to Postfix smtp-sink",
 
   async fn() {
-    if (!(await sinkInstalled())) {
-      if (Deno.env.get("CI") === "true") throw new Error(`${SINK} is missing (CI=true)`);
-      console.warn(`SKIPPED: ${SINK} not installed; run scripts/install-peers.sh`);
-      return;
-    }
+    if (!havePeer(SINK)) return;
     const port = freePort();
     // smtp-sink refuses to run as root without -u.
     const asRoot = Deno.uid() === 0 ? ["-u", "nobody"] : [];

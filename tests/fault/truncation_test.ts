@@ -5,7 +5,8 @@
  * invariant 4).
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { maildirFiles, startInstance, waitUntil } from "../helpers/instance.ts";
+import { maildirFiles, startInstance } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { DirSyncer, QueueWriter } from "../../lib/queue/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -32,16 +33,12 @@ Deno.test({
         await Deno.writeFile(`${inst.queue}/incoming/${id}`, full.subarray(0, n));
       }
       // Each move to corrupt/ is followed by its log line: wait for the lines.
-      await waitUntil(
-        async () => {
-          const log = await inst.log();
-          return ids.every((id) => log.includes(`${id}: corrupt queue file moved to corrupt/`));
-        },
+      const log = await waitForLog(
+        inst,
+        (l) => ids.every((id) => l.includes(`${id}: corrupt queue file moved to corrupt/`)),
         30_000,
-        `${ids.length} corrupt-file log lines`,
       );
       assertEquals([...Deno.readDirSync(`${inst.queue}/corrupt`)].length, ids.length);
-      const log = await inst.log();
       for (const id of ids) assert(log.includes(`${id}: corrupt queue file moved to corrupt/`), id);
       assertEquals([...Deno.readDirSync(`${inst.queue}/incoming`)].length, 0);
       assertEquals([...Deno.readDirSync(`${inst.queue}/active`)].length, 0);

@@ -3,9 +3,10 @@
  * its own main.cf/master.cf, queue and mail spool, smtpd on a free
  * loopback port, run with `postwarden start-fg` exactly as an admin would.
  */
-import { ReplyParser } from "../../lib/smtp/mod.ts";
 import { postwardenArgs, start } from "../../mod.ts";
 import { run } from "./peers.ts";
+import { parsedReply, SmtpClient } from "./smtp_client.ts";
+import { playScript } from "./smtp_script.ts";
 
 export { postwardenArgs };
 
@@ -28,6 +29,40 @@ export interface Instance {
   ): Promise<{ code: number; stdout: string; stderr: string }>;
   log(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** Runs `postwarden <cmd>` (start, stop, status, check, audit, ...) for a config directory. */
+export function postwarden(
+  conf: string,
+  cmd: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(Deno.execPath(), postwardenArgs(conf, cmd));
+}
+
+/**
+ * A config folder made from the embedded conf/ (not started): `${dir}/conf`
+ * with main.cf plus `myhostname = mx.test.example` and the `mainCf` lines,
+ * and master.cf with its "2525 inet" service on a free loopback port
+ * (`listen: false` keeps master.cf as it is). `dir` gets `mode`; the mail
+ * owner must reach var/ below it when started as root.
+ */
+export async function makeConf(
+  opts: { prefix?: string; mode?: number; mainCf?: string; listen?: boolean } = {},
+): Promise<{ dir: string; conf: string; port: number }> {
+  const dir = await Deno.makeTempDir({ prefix: opts.prefix ?? "postwarden-conf-" });
+  await Deno.chmod(dir, opts.mode ?? 0o755);
+  const conf = `${dir}/conf`;
+  await Deno.mkdir(conf);
+  const port = freePort();
+  const main = await Deno.readTextFile(`${ROOT}/conf/main.cf`);
+  await Deno.writeTextFile(
+    `${conf}/main.cf`,
+    `${main}myhostname = mx.test.example\n${opts.mainCf ?? ""}`,
+  );
+  let master = await Deno.readTextFile(`${ROOT}/conf/master.cf`);
+  if (opts.listen !== false) master = master.replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
+  await Deno.writeTextFile(`${conf}/master.cf`, master);
+  return { dir, conf, port };
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -228,57 +263,61 @@ export async function daemonPid(
   return null;
 }
 
-const enc = new TextEncoder();
-
 /** A minimal SMTP client for tests: returns the final reply of each step. */
 export async function smtpSend(
   port: number,
   opts: { from: string; to: string[]; body: string; helo?: string },
 ): Promise<{ code: number; text: string; replies: string[] }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const parser = new ReplyParser();
-  const queue: { code: number; text: string }[] = [];
-  const buf = new Uint8Array(65536);
+  const conn = await SmtpClient.connect(port);
   const replies: string[] = [];
-  async function reply() {
-    while (queue.length === 0) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error("connection closed");
-      for (const r of parser.push(buf.slice(0, n))) {
-        queue.push({ code: r.code, text: r.lines.join(" ") });
-      }
-    }
-    const r = queue.shift()!;
-    replies.push(`${r.code} ${r.text}`);
-    return r;
-  }
-  const send = (s: string) => conn.write(enc.encode(s));
+  // Code and text without the enhanced code, as Postwarden's SMTP client sees a reply.
+  const done = (lines: string[]) => {
+    const { code, text } = parsedReply(lines);
+    replies.push(`${code} ${text}`);
+    return { code, text };
+  };
+  const reply = async () => done(await conn.reply());
+  const cmd = async (line: string) => done(await conn.command(line));
   try {
     await reply();
-    await send(`EHLO ${opts.helo ?? "client.test"}\r\n`);
-    await reply();
-    await send(`MAIL FROM:<${opts.from}>\r\n`);
-    let r = await reply();
+    await cmd(`EHLO ${opts.helo ?? "client.test"}`);
+    let r = await cmd(`MAIL FROM:<${opts.from}>`);
     if (r.code !== 250) return { ...r, replies };
     let any = false;
     for (const t of opts.to) {
-      await send(`RCPT TO:<${t}>\r\n`);
-      r = await reply();
+      r = await cmd(`RCPT TO:<${t}>`);
       if (r.code === 250) any = true;
     }
     if (!any) return { ...r, replies };
-    await send("DATA\r\n");
-    r = await reply();
+    r = await cmd("DATA");
     if (r.code !== 354) return { ...r, replies };
     const body = opts.body.replace(/\r?\n/g, "\r\n").replace(/^\./gm, "..");
-    await send(body + (body.endsWith("\r\n") ? "" : "\r\n") + ".\r\n");
+    await conn.send(body + (body.endsWith("\r\n") ? "" : "\r\n") + ".\r\n", "the message");
     r = await reply();
-    await send("QUIT\r\n");
-    await reply().catch(() => {});
+    await cmd("QUIT").catch(() => {});
     return { ...r, replies };
   } finally {
     conn.close();
   }
+}
+
+/**
+ * `postwarden audit` for the instance, by service: the lines under each
+ * service's heading (smtpd's under "smtpd", whatever its address), and
+ * the whole output for messages.
+ */
+export async function auditSections(
+  inst: Instance,
+): Promise<{ sections: Map<string, string[]>; output: string }> {
+  const out = await inst.command("postwarden.ts", ["audit"]);
+  const sections = new Map<string, string[]>();
+  let cur: string[] = [];
+  for (const line of out.stdout.split("\n")) {
+    const m = /^(\S+)\/(?:inet|unix) \((\w+)\)/.exec(line);
+    if (m) sections.set(m[2] === "smtpd" ? "smtpd" : m[1], cur = []);
+    else cur.push(line);
+  }
+  return { sections, output: `${out.stdout}\n${out.stderr}` };
 }
 
 /** Files in a Maildir's new/ folder. */
@@ -296,36 +335,15 @@ export async function maildirFiles(spool: string, user: string): Promise<string[
 
 /**
  * One SMTP session for differential tests: the reply line (the last line of
- * each reply) to the greeting and to each command, as sent.
+ * each reply) to the greeting and to each command, as sent. A reply that
+ * does not come within 10 s, or a closed connection, throws.
  */
 export async function smtpReplies(port: number, commands: string[]): Promise<string[]> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const enc = new TextEncoder();
-  const dec = new TextDecoder();
-  let buf = "";
-  const reply = async (): Promise<string> => {
-    const chunk = new Uint8Array(4096);
-    for (;;) {
-      const m = /(?:^|\r\n)(\d{3}) ([^\r\n]*)\r\n$/.exec(buf);
-      if (m) {
-        buf = "";
-        return `${m[1]} ${m[2]}`;
-      }
-      const n = await conn.read(chunk);
-      if (n === null) throw new Error(`connection closed after ${JSON.stringify(buf)}`);
-      buf += dec.decode(chunk.subarray(0, n));
-    }
-  };
-  try {
-    const out = [await reply()];
-    for (const c of commands) {
-      await conn.write(enc.encode(c + "\r\n"));
-      out.push(await reply());
-    }
-    return out;
-  } finally {
-    conn.close();
-  }
+  const results = await playScript("127.0.0.1", port, commands, {
+    strict: true,
+    encoding: "utf-8",
+  });
+  return results.map((r) => r.replies[0].at(-1)!);
 }
 
 /**

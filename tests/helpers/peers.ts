@@ -4,16 +4,24 @@
  * under CI=true, where it is a failure.
  */
 
+/**
+ * Something a test needs is missing: false, with a loud "SKIPPED: msg"
+ * warning, locally; under CI=true it throws, as CI installs every peer.
+ * Every peer check goes through it.
+ */
+export function missingPeer(msg: string): false {
+  if (Deno.env.get("CI") === "true") throw new Error(`${msg}; CI=true makes this a failure`);
+  console.warn(`SKIPPED: ${msg}`);
+  return false;
+}
+
 /** True if the program exists; false (with a warning) if missing locally; throws under CI. */
 export function havePeer(path: string): boolean {
   try {
     Deno.statSync(path);
     return true;
   } catch {
-    const msg = `peer ${path} is missing (run scripts/install-peers.sh)`;
-    if (Deno.env.get("CI") === "true") throw new Error(`${msg}; CI=true makes this a failure`);
-    console.warn(`SKIPPED: ${msg}`);
-    return false;
+    return missingPeer(`peer ${path} is missing (run scripts/install-peers.sh)`);
   }
 }
 
@@ -50,8 +58,5 @@ export async function run(
 /** True when running as root (a real Postfix needs it); otherwise skips loudly, or fails under CI. */
 export function haveRoot(what: string): boolean {
   if (Deno.uid() === 0) return true;
-  const msg = `${what} needs root`;
-  if (Deno.env.get("CI") === "true") throw new Error(`${msg}; CI runs as root`);
-  console.warn(`SKIPPED: ${msg}`);
-  return false;
+  return missingPeer(`${what} needs root (CI runs as root)`);
 }

@@ -5,12 +5,13 @@
  * (127.0.0.2 for a client outside mynetworks), and returns every reply
  * whole, so two servers' answers can be compared line by line.
  *
- * node:net is used because Deno.connect cannot choose the local address.
+ * It is the tests' one dialog runner, on smtp_client.ts's reply reader.
  * A reply that does not come within the step timeout is recorded as
  * "<timeout>", a connection closed by the server as "<closed>": a session
- * never hangs and never throws for server behaviour.
+ * never hangs and never throws for server behaviour; with `strict` those
+ * throw instead, saying what was sent and what came.
  */
-import net from "node:net";
+import { latin1Bytes, SmtpClient, SmtpConnectionClosed, SmtpReplyTimeout } from "./smtp_client.ts";
 
 /**
  * One step of a session:
@@ -18,13 +19,17 @@ import net from "node:net";
  * - `{ pipe }`: the lines in one write (CRLF after each), one reply each;
  * - `{ raw, replies }`: the bytes as given (a string, each char one byte), that many replies;
  * - `{ data }`: message content after a 354 (lines joined with CRLF, the
- *   final "." added, nothing dot-stuffed for you), one reply.
+ *   final "." added, nothing dot-stuffed for you), one reply;
+ * - `{ startTls }`: the TLS handshake (after a 220 to STARTTLS), verifying
+ *   the server as mx.test.example against that CA (PEM); no reply. Not
+ *   with `localAddress`.
  */
 export type Step =
   | string
   | { pipe: string[] }
   | { raw: string; replies: number }
-  | { data: string[] };
+  | { data: string[] }
+  | { startTls: string };
 
 /** What was sent in a step and what came back: each reply as its lines. */
 export interface StepResult {
@@ -38,6 +43,10 @@ export interface ScriptOptions {
   localAddress?: string;
   /** How long to wait for each reply, in ms. @default 10000 */
   replyTimeoutMs?: number;
+  /** Throw on a reply that times out or a closed connection instead of recording it. @default false */
+  strict?: boolean;
+  /** How replies are decoded. @default "latin1" (one char a byte) */
+  encoding?: "utf-8" | "latin1";
 }
 
 /** The bytes a step sends and how many replies it waits for. */
@@ -53,18 +62,12 @@ export function stepBytes(step: Step): { bytes: string; replies: number; label: 
   if ("raw" in step) {
     return { bytes: step.raw, replies: step.replies, label: JSON.stringify(step.raw) };
   }
+  if ("startTls" in step) return { bytes: "", replies: 0, label: "<TLS>" };
   return {
     bytes: [...step.data, "."].map((l) => `${l}\r\n`).join(""),
     replies: 1,
     label: `<${step.data.length} content lines>`,
   };
-}
-
-/** Latin-1: one byte per char, so raw steps can hold any byte. */
-function bytesOf(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
-  return out;
 }
 
 /** Plays the steps against host:port; the greeting comes first, as a step with `sent` "". */
@@ -74,58 +77,21 @@ export async function playScript(
   steps: Step[],
   opts: ScriptOptions = {},
 ): Promise<StepResult[]> {
-  const timeout = opts.replyTimeoutMs ?? 10_000;
-  const sock = net.connect({ host, port, localAddress: opts.localAddress });
-  let buf = "";
-  let closed = false;
-  let wake: (() => void) | null = null;
-  const poke = () => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
-  sock.on("data", (d: Uint8Array) => {
-    buf += String.fromCharCode(...d);
-    poke();
+  const client = await SmtpClient.connect(port, {
+    host,
+    localAddress: opts.localAddress,
+    replyTimeoutMs: opts.replyTimeoutMs,
+    encoding: opts.encoding ?? "latin1",
   });
-  sock.on("close", () => {
-    closed = true;
-    poke();
-  });
-  sock.on("error", () => {
-    closed = true;
-    poke();
-  });
-  await new Promise<void>((resolve, reject) => {
-    sock.once("connect", () => resolve());
-    sock.once("error", reject);
-  });
-  /** The next whole reply, "<closed>" or "<timeout>". */
+  /** The next whole reply, "<closed>" or "<timeout>" (with `strict`, those throw). */
   const reply = async (): Promise<string[]> => {
-    const end = Date.now() + timeout;
-    for (;;) {
-      const lines: string[] = [];
-      let pos = 0;
-      for (;;) {
-        const nl = buf.indexOf("\n", pos);
-        if (nl < 0) break;
-        const line = buf.slice(pos, nl).replace(/\r$/, "");
-        pos = nl + 1;
-        lines.push(line);
-        if (!/^\d{3}-/.test(line)) {
-          buf = buf.slice(pos);
-          return lines;
-        }
-      }
-      if (closed) return ["<closed>"];
-      const left = end - Date.now();
-      if (left <= 0) return ["<timeout>"];
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((r) => {
-        wake = r;
-        timer = setTimeout(r, left);
-      });
-      clearTimeout(timer);
+    try {
+      return await client.reply();
+    } catch (e) {
+      if (opts.strict) throw e;
+      if (e instanceof SmtpConnectionClosed) return ["<closed>"];
+      if (e instanceof SmtpReplyTimeout) return ["<timeout>"];
+      throw e;
     }
   };
   const out: StepResult[] = [];
@@ -133,13 +99,19 @@ export async function playScript(
     out.push({ sent: "", replies: [await reply()] });
     for (const step of steps) {
       const { bytes, replies, label } = stepBytes(step);
-      if (!closed) sock.write(bytesOf(bytes));
+      if (typeof step === "object" && "startTls" in step) {
+        await client.startTls(step.startTls);
+      } else if (!client.closed) {
+        await client.send(latin1Bytes(bytes), label).catch((e) => {
+          if (opts.strict) throw e;
+        });
+      }
       const got: string[][] = [];
       for (let i = 0; i < replies; i++) got.push(await reply());
       out.push({ sent: label, replies: got });
     }
     return out;
   } finally {
-    sock.destroy();
+    client.close();
   }
 }

@@ -5,6 +5,7 @@
  * SMTP client that can switch to TLS (STARTTLS) mid-session.
  */
 import { run } from "./peers.ts";
+import { type ByteStream, SmtpClient } from "./smtp_client.ts";
 
 /** A test CA and a server certificate signed by it. */
 export interface TestCert {
@@ -20,48 +21,40 @@ export interface TestCert {
   ca: string;
 }
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-/** An SMTP client that reads whole replies, over plaintext or (after startTls) TLS. */
+/**
+ * An SMTP client that reads whole replies, over plaintext or (after
+ * startTls) TLS: smtp_client.ts's client, each reply as its lines joined
+ * with "\n". A reply that does not come within 30 s throws.
+ */
 export class TlsTestClient {
-  buf = "";
-  constructor(public conn: Deno.Conn) {}
-  async reply(): Promise<string> {
-    for (;;) {
-      const m = /^(?:\d{3}-[^\n]*\n)*\d{3} [^\n]*\n/.exec(this.buf);
-      if (m) {
-        this.buf = this.buf.slice(m[0].length);
-        return m[0].replaceAll("\r", "").trimEnd();
-      }
-      const b = new Uint8Array(8192);
-      const n = await this.conn.read(b);
-      if (n === null) throw new Error(`closed; had ${JSON.stringify(this.buf)}`);
-      this.buf += dec.decode(b.subarray(0, n));
-    }
+  readonly client: SmtpClient;
+  constructor(conn: Deno.Conn) {
+    this.client = new SmtpClient(conn, { replyTimeoutMs: 30_000 });
   }
+  /** The connection (the TLS one after startTls). */
+  get conn(): ByteStream {
+    return this.client.conn;
+  }
+  async reply(): Promise<string> {
+    return (await this.client.reply()).join("\n");
+  }
+  /**
+   * One write of the text: it may write only part (a TLS record), as
+   * daemons/smtpd/tls_test.ts's flood step relies on.
+   */
   async send(text: string): Promise<void> {
-    await this.conn.write(enc.encode(text));
+    await this.client.conn.write(new TextEncoder().encode(text));
   }
   async cmd(line: string): Promise<string> {
-    await this.send(line + "\r\n");
-    return this.reply();
+    return (await this.client.command(line)).join("\n");
   }
   /** Starts TLS, verifying the server as `hostname` against `ca` (PEM). */
-  async startTls(ca: string, hostname = "mx.test.example"): Promise<void> {
-    this.conn = await Deno.startTls(this.conn as Deno.TcpConn, {
-      hostname,
-      caCerts: [ca],
-    });
+  startTls(ca: string, hostname = "mx.test.example"): Promise<void> {
+    return this.client.startTls(ca, hostname);
   }
   /** True when the server closes the connection (reads give null or fail). */
-  async closed(): Promise<boolean> {
-    try {
-      const b = new Uint8Array(100);
-      return (await this.conn.read(b)) === null;
-    } catch {
-      return true;
-    }
+  closed(): Promise<boolean> {
+    return this.client.waitClosed();
   }
 }
 

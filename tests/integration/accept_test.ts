@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { daemonPid, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { run } from "../helpers/peers.ts";
 
 Deno.test({
@@ -42,11 +43,7 @@ Deno.test({
       for (let i = 0; i < 30; i++) {
         conns.push(await Deno.connect({ hostname: "127.0.0.1", port: inst.port }));
       }
-      await waitUntil(
-        async () => /accept .*Too many open files/.test(await inst.log()),
-        15_000,
-        "smtpd to run out of descriptors",
-      );
+      await waitForLog(inst, /accept .*Too many open files/, 15_000);
       for (const c of conns.splice(0)) c.close();
       // The backlog drains as descriptors come free; then mail flows again.
       await waitUntil(

@@ -3,27 +3,9 @@
  * status, stop leaving no process, and the live permission audit.
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { freePort, postwardenArgs, processesOf, waitPort } from "../helpers/instance.ts";
-import { run } from "../helpers/peers.ts";
+import { makeConf, postwarden, processesOf, waitPort } from "../helpers/instance.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-async function makeConf(): Promise<{ dir: string; conf: string; port: number }> {
-  const dir = await Deno.makeTempDir({ prefix: "postwarden-admin-" });
-  await Deno.chmod(dir, 0o755); // the mail owner must reach var/ (see tests/helpers/instance.ts)
-  const conf = `${dir}/conf`;
-  await Deno.mkdir(conf);
-  const port = freePort();
-  const main = (await Deno.readTextFile(`${ROOT}/conf/main.cf`)) + "myhostname = mx.test.example\n";
-  await Deno.writeTextFile(`${conf}/main.cf`, main);
-  const master = (await Deno.readTextFile(`${ROOT}/conf/master.cf`))
-    .replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
-  await Deno.writeTextFile(`${conf}/master.cf`, master);
-  return { dir, conf, port };
-}
-
-const postwarden = (conf: string, cmd: string) => run(Deno.execPath(), postwardenArgs(conf, cmd));
 
 Deno.test({
   name: "postwarden start, status, stop in the background",

@@ -8,6 +8,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { freePort, maildirFiles, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { TestSink } from "../helpers/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -49,7 +50,7 @@ Deno.test({
           text,
         );
         assertEquals(await maildirFiles(inst.spool, "alice"), []);
-        await waitUntil(async () => (await inst.log()).includes(`${id}: removed`), 10_000);
+        await waitForLog(inst, `${id}: removed`, 10_000);
         assertMatch(
           await inst.log(),
           new RegExp(
@@ -75,7 +76,7 @@ Deno.test({
             10_000,
             "second delivery to bob",
           );
-          await waitUntil(async () => (await inst.log()).includes(`${id}: removed`), 10_000);
+          await waitForLog(inst, `${id}: removed`, 10_000);
           const log = await inst.log();
           const fwd = new RegExp(
             `local\\[\\d+\\]: ${id}: to=<list@localhost>, relay=local, .*dsn=2\\.0\\.0, ` +
@@ -108,7 +109,7 @@ Deno.test({
             `status=deferred \\(alias expansion: delivery to commands ` +
             `\\("\\|/usr/bin/procmail -a x"\\) is not supported yet\\)`,
         );
-        await waitUntil(async () => want.test(await inst.log()), 10_000, "deferral");
+        await waitForLog(inst, want, 10_000);
         const q = await inst.command("postqueue.ts", ["-p"]);
         assertStringIncludes(q.stdout, id, "still queued");
         assertEquals(sink.messages.length, 1, "nothing else forwarded");

@@ -5,9 +5,9 @@
  * the real daemons (smtpd streams each chunk to cleanup as it arrives);
  * the replies count the bytes as Postfix does.
  */
-import { ReplyParser } from "../../lib/smtp/mod.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { maildirFiles, startInstance, waitUntil } from "../helpers/instance.ts";
+import { parsedReply, SmtpClient } from "../helpers/smtp_client.ts";
 
 const enc = new TextEncoder();
 
@@ -17,22 +17,17 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const inst = await startInstance();
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: inst.port });
+    const conn = await SmtpClient.connect(inst.port, { replyTimeoutMs: 60_000 });
     try {
-      const parser = new ReplyParser();
       const replies: string[] = [];
-      const buf = new Uint8Array(65536);
       const want = async (n: number) => {
         while (replies.length < n) {
-          const got = await conn.read(buf);
-          if (got === null) throw new Error(`closed after ${JSON.stringify(replies)}`);
-          for (const r of parser.push(buf.slice(0, got))) {
-            replies.push(`${r.code} ${r.lines.at(-1) ?? ""}`);
-          }
+          const r = parsedReply(await conn.reply());
+          replies.push(`${r.code} ${r.lines.at(-1) ?? ""}`);
         }
       };
       await want(1);
-      await conn.write(enc.encode("EHLO client.example\r\n"));
+      await conn.send("EHLO client.example\r\n");
       await want(2);
       // A body of 40 000 numbered lines (about 3 MB), one with a bare LF.
       const lines = ["Subject: chunked", "", "first line"];
@@ -53,14 +48,14 @@ Deno.test({
         const last = i === chunks.length - 1 ? " LAST" : "";
         parts.push(enc.encode(`BDAT ${c.length}${last}\r\n`), c);
       });
-      for (const p of parts) await conn.write(p);
+      for (const p of parts) await conn.send(p);
       await want(2 + 2 + chunks.length);
       const decoded = body.length + 1; // the bare LF becomes CRLF
       assertEquals(replies.slice(2, 4), ["250 Ok", "250 Ok"]);
       // The bare LF is in the last chunk: before it, the count is the bytes sent.
       assertEquals(replies.at(-2), `250 Ok: ${body.length - chunks.at(-1)!.length} bytes`);
       assertMatch(replies.at(-1)!, new RegExp(`^250 Ok: ${decoded} bytes queued as \\w+$`));
-      await conn.write(enc.encode("QUIT\r\n"));
+      await conn.send("QUIT\r\n");
       await want(3 + 2 + chunks.length);
       await waitUntil(async () => (await maildirFiles(inst.spool, "bob")).length === 1, 30_000);
       const text = await Deno.readTextFile((await maildirFiles(inst.spool, "bob"))[0]);

@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { maildirFiles, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -32,7 +33,7 @@ Deno.test({
         const r = await send("spam");
         assertEquals(r.code, 550, r.replies.join("\n"));
         assertMatch(r.text, /no spam please$/);
-        await waitUntil(async () => (await inst.log()).includes("reject: header"), 5000, "log");
+        await waitForLog(inst, "reject: header", 5000);
         assertMatch(
           await inst.log(),
           /cleanup\[\d+\]: [0-9A-F]+: reject: header Subject: spam from localhost\[127\.0\.0\.1\]; from=<bob@example\.com> to=<alice@localhost> proto=E?SMTP helo=<[^>]+>: 5\.7\.1 no spam please/,
@@ -41,7 +42,7 @@ Deno.test({
       await t.step("DISCARD: 250, nothing delivered", async () => {
         const r = await send("toss");
         assertEquals(r.code, 250, r.replies.join("\n"));
-        await waitUntil(async () => (await inst.log()).includes("discard: header"), 5000, "log");
+        await waitForLog(inst, "discard: header", 5000);
       });
       await t.step("a virtual alias delivers to each address, orig_to= logged", async () => {
         const r = await send("hi team", "team@localhost");
@@ -81,11 +82,7 @@ Deno.test({
   fn: async () => {
     const inst = await startInstance({ mainCf: "header_checks = regexp:/nonexistent/hc" });
     try {
-      await waitUntil(
-        async () => (await inst.log()).includes("/nonexistent/hc"),
-        10_000,
-        "cleanup's warning at start",
-      );
+      await waitForLog(inst, "/nonexistent/hc", 10_000);
       const r = await smtpSend(inst.port, {
         from: "bob@example.com",
         to: ["alice@localhost"],

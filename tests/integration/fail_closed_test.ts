@@ -9,30 +9,18 @@
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
   freePort,
-  postwardenArgs,
+  makeConf,
+  postwarden,
   processesOf,
   smtpSend,
   startInstance,
-  waitUntil,
 } from "../helpers/instance.ts";
-import { run } from "../helpers/peers.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** A config folder: the embedded conf/ plus `extra` main.cf lines. */
-async function confWith(extra: string): Promise<{ dir: string; conf: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "postwarden-failclosed-" });
-  await Deno.chmod(dir, 0o755); // the mail owner must reach var/ (see tests/helpers/instance.ts)
-  const conf = `${dir}/conf`;
-  await Deno.mkdir(conf);
-  const main = await Deno.readTextFile(`${ROOT}/conf/main.cf`);
-  await Deno.writeTextFile(`${conf}/main.cf`, `${main}myhostname = mx.test.example\n${extra}`);
-  await Deno.copyFile(`${ROOT}/conf/master.cf`, `${conf}/master.cf`);
-  return { dir, conf };
-}
-
-const postwarden = (conf: string, cmd: string) => run(Deno.execPath(), postwardenArgs(conf, cmd));
+/** A config folder: the embedded conf/ plus `extra` main.cf lines, master.cf as it is. */
+const confWith = (extra: string) => makeConf({ mainCf: extra, listen: false });
 
 Deno.test({
   name: "postwarden check and start refuse what Postwarden cannot honour, naming it",
@@ -120,11 +108,7 @@ Deno.test({
         "554 <localhost[127.0.0.1]>: Client host rejected: Access denied", // smtpSend drops 5.7.1
         JSON.stringify(r) + (await inst.log()),
       );
-      await waitUntil(
-        async () => (await inst.log()).includes("NOQUEUE: reject: RCPT from localhost[127.0.0.1]"),
-        10_000,
-        "the reject log line",
-      );
+      await waitForLog(inst, "NOQUEUE: reject: RCPT from localhost[127.0.0.1]", 10_000);
     } finally {
       await inst.stop();
     }
@@ -158,16 +142,8 @@ Deno.test({
           closed = true; // smtpd closed the connection
         }
       })();
-      await waitUntil(
-        async () => /timeout after NOOP from localhost\[127\.0\.0\.1\]/.test(await inst.log()),
-        30_000,
-        "smtpd to time out the client that does not read",
-      );
-      await waitUntil(
-        async () => /disconnect from localhost\[127\.0\.0\.1\] noop=\d+/.test(await inst.log()),
-        5_000,
-        "the disconnect line",
-      );
+      await waitForLog(inst, /timeout after NOOP from localhost\[127\.0\.0\.1\]/, 30_000);
+      await waitForLog(inst, /disconnect from localhost\[127\.0\.0\.1\] noop=\d+/, 5_000);
       await Promise.race([writer, new Promise((r) => setTimeout(r, 5_000))]);
       assert(closed, "the client's writes fail once smtpd has closed the connection");
     } finally {

@@ -14,6 +14,8 @@ import {
   waitUntil,
 } from "../helpers/instance.ts";
 import { TestSink } from "../helpers/sink.ts";
+import { waitForLog } from "../helpers/maillog.ts";
+import { SmtpClient } from "../helpers/smtp_client.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -45,8 +47,7 @@ Deno.test({
       assertStringIncludes(text, "\nhi alice\n.leading dot\n");
       assert(!text.includes("\r"), "Maildir file uses LF line ends");
       assertStringIncludes(text, "Message-Id: <");
-      await waitUntil(async () => (await inst.log()).includes("removed"), 5000, "removed");
-      const log = await inst.log();
+      const log = await waitForLog(inst, "removed", 5000);
       for (
         const re of [
           /postwarden\/smtpd\[\d+\]: connect from localhost\[127\.0\.0\.1\]/,
@@ -79,9 +80,8 @@ Deno.test({
           body: "Subject: x\r\n\r\nrelay me\r\n",
         });
         assertEquals(r.code, 250);
-        await waitUntil(async () => /status=deferred/.test(await inst.log()), 10_000, "deferral");
         assertMatch(
-          await inst.log(),
+          await waitForLog(inst, /status=deferred/, 10_000),
           /to=<b@example\.net>, relay=none, .*status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: Connection refused\)/,
         );
         const q = await inst.command("postqueue.ts", ["-p"]);
@@ -136,7 +136,10 @@ Deno.test({
       assertStringIncludes(text, "Final-Recipient: rfc822; x@example.net");
       assertStringIncludes(text, "Action: failed");
       assertStringIncludes(text, "Connection refused");
-      assertMatch(await inst.log(), /status=expired, returned to sender/);
+      assertMatch(
+        await waitForLog(inst, /status=expired, returned to sender/),
+        /status=expired, returned to sender/,
+      );
     } finally {
       await inst.stop();
     }
@@ -200,7 +203,8 @@ Deno.test({
         10_000,
         "delivery",
       );
-      assertMatch(await inst.log(), /smtpd\/main\.ts pid \d+ killed by signal SIGKILL/);
+      const killed = /smtpd\/main\.ts pid \d+ killed by signal SIGKILL/;
+      assertMatch(await waitForLog(inst, killed), killed);
     } finally {
       await inst.stop();
     }
@@ -231,7 +235,7 @@ Deno.test({
 
       const st = await inst.command("postwarden.ts", ["reload"]);
       assertEquals(st.code, 0, st.stderr);
-      await waitUntil(async () => /reload -- version/.test(await inst.log()), 10_000, "reload");
+      await waitForLog(inst, /reload -- version/, 10_000);
       await new Promise((r) => setTimeout(r, 1500));
       const s = await smtpSend(inst.port, {
         from: "bob@example.com",
@@ -282,11 +286,7 @@ Deno.test({
       await Deno.writeFile(`${inst.queue}/incoming/${id}`, full.subarray(0, full.length - 7));
       await Deno.remove(tmpDir, { recursive: true });
       // The log line follows the move: wait for it, then check the file.
-      await waitUntil(
-        async () => (await inst.log()).includes(`${id}: corrupt queue file moved to corrupt/`),
-        10_000,
-        "corrupt-file log line",
-      );
+      await waitForLog(inst, `${id}: corrupt queue file moved to corrupt/`, 10_000);
       await Deno.stat(`${inst.queue}/corrupt/${id}`);
       await new Promise((r) => setTimeout(r, 500));
       assertEquals((await maildirFiles(inst.spool, "tom")).length, 1);
@@ -310,7 +310,7 @@ Deno.test({
         body: "later\r\n",
       });
       assertEquals(r.code, 250);
-      await waitUntil(async () => /status=deferred/.test(await inst.log()), 10_000, "deferral");
+      await waitForLog(inst, /status=deferred/, 10_000);
       const deferred = [...Deno.readDirSync(`${inst.queue}/deferred`)].map((e) => e.name);
       assertEquals(deferred.length, 1);
       const st = await Deno.stat(`${inst.queue}/deferred/${deferred[0]}`);
@@ -318,7 +318,7 @@ Deno.test({
       sink.start();
       // minimal_backoff_time = 1s, queue_run_delay = 1s in the test config
       await waitUntil(() => sink.messages.length === 1, 20_000, "retry by the queue manager");
-      await waitUntil(async () => /: removed/.test(await inst.log()), 5000, "removed");
+      await waitForLog(inst, /: removed/, 5000);
     } finally {
       sink.stop();
       await inst.stop();
@@ -405,11 +405,7 @@ Deno.test({
         body: "x\r\n",
       });
       assertEquals(r.code, 250);
-      await waitUntil(
-        async () => /to=<"\.bad"@localhost>.*dsn=4\.1\.1, status=deferred/.test(await inst.log()),
-        10_000,
-        "deferral",
-      );
+      await waitForLog(inst, /to=<"\.bad"@localhost>.*dsn=4\.1\.1, status=deferred/, 10_000);
       await new Promise((r) => setTimeout(r, 1500));
       assertEquals(await maildirFiles(inst.spool, "bob"), [], "no bounce to the sender");
       const q = await inst.command("postqueue.ts", ["-p"]);
@@ -426,37 +422,31 @@ Deno.test({
   ...opts,
   fn: async () => {
     const inst = await startInstance();
-    const enc = new TextEncoder();
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: inst.port });
-    const buf = new Uint8Array(4096);
-    const dec = new TextDecoder();
+    const conn = await SmtpClient.connect(inst.port);
+    /** The next reply, which must have this code (another code failed only by hanging before). */
     const expect = async (code: string) => {
-      let got = "";
-      while (!new RegExp(`(^|\\n)${code} [^\\n]*\\r\\n$`).test(got)) {
-        const n = await conn.read(buf);
-        if (n === null) throw new Error(`connection closed; got ${JSON.stringify(got)}`);
-        got += dec.decode(buf.subarray(0, n));
-      }
-      return got;
+      const reply = await conn.reply();
+      assertMatch(reply.at(-1)!, new RegExp(`^${code} `), reply.join("\n"));
+      return reply.join("\r\n");
     };
     try {
       await expect("220");
-      await conn.write(enc.encode("EHLO client.test\r\n"));
+      await conn.send("EHLO client.test\r\n");
       await expect("250");
-      await conn.write(enc.encode("MAIL FROM:<bob@example.com>\r\n"));
+      await conn.send("MAIL FROM:<bob@example.com>\r\n");
       await expect("250");
-      await conn.write(enc.encode("RCPT TO:<rita@localhost>\r\n"));
+      await conn.send("RCPT TO:<rita@localhost>\r\n");
       await expect("250");
       const r = await inst.command("postwarden.ts", ["reload"]);
       assertEquals(r.code, 0, r.stderr);
-      await waitUntil(async () => /reload -- version/.test(await inst.log()), 10_000, "reload");
+      await waitForLog(inst, /reload -- version/, 10_000);
       // Longer than the few seconds a plain stop allows.
       await new Promise((r) => setTimeout(r, 5000));
-      await conn.write(enc.encode("DATA\r\n"));
+      await conn.send("DATA\r\n");
       await expect("354");
-      await conn.write(enc.encode("Subject: across a reload\r\n\r\nstill here\r\n.\r\n"));
+      await conn.send("Subject: across a reload\r\n\r\nstill here\r\n.\r\n");
       assertMatch(await expect("250"), /Ok: queued as/);
-      await conn.write(enc.encode("QUIT\r\n"));
+      await conn.send("QUIT\r\n");
       await expect("221");
       await waitUntil(
         async () => (await maildirFiles(inst.spool, "rita")).length === 1,

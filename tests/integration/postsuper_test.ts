@@ -7,6 +7,7 @@
  */
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { TestSink } from "../helpers/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -45,10 +46,8 @@ Deno.test({
         await postsuperUntil(["-h", "ALL"], () => ids("hold").length === 2, "both on hold");
         const q = await mailq();
         for (const id of ids("hold")) assertMatch(q, new RegExp(`^${id}!`, "m"));
-        assertMatch(
-          await inst.log(),
-          new RegExp(`postsuper\\[\\d+\\]: ${ids("hold")[0]}: placed on hold`),
-        );
+        const held = new RegExp(`postsuper\\[\\d+\\]: ${ids("hold")[0]}: placed on hold`);
+        assertMatch(await waitForLog(inst, held, 10_000), held);
       });
 
       let third = "";
@@ -62,7 +61,8 @@ Deno.test({
           "third deleted",
         );
         assertEquals((await mailq()).includes(third), false);
-        assertMatch(await inst.log(), new RegExp(`postsuper\\[\\d+\\]: ${third}: removed`));
+        const removed = new RegExp(`postsuper\\[\\d+\\]: ${third}: removed`);
+        assertMatch(await waitForLog(inst, removed, 10_000), removed);
         assertEquals(ids("hold").length, 2);
       });
 

@@ -8,9 +8,9 @@
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
-  freePort,
   maildirFiles,
-  postwardenArgs,
+  makeConf,
+  postwarden,
   processesOf,
   smtpSend,
   waitPort,
@@ -20,26 +20,9 @@ import { haveRoot, run } from "../helpers/peers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const postwarden = (conf: string, cmd: string) => run(Deno.execPath(), postwardenArgs(conf, cmd));
-
 /** A config folder in a fresh temporary folder of the given mode. */
-async function makeConf(
-  mode: number,
-  extra = "",
-): Promise<{ dir: string; conf: string; port: number }> {
-  const dir = await Deno.makeTempDir({ prefix: "postwarden-priv-" });
-  await Deno.chmod(dir, mode);
-  const conf = `${dir}/conf`;
-  await Deno.mkdir(conf);
-  const port = freePort();
-  const main = (await Deno.readTextFile(`${ROOT}/conf/main.cf`)) +
-    `myhostname = mx.test.example\n${extra}`;
-  await Deno.writeTextFile(`${conf}/main.cf`, main);
-  const master = (await Deno.readTextFile(`${ROOT}/conf/master.cf`))
-    .replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
-  await Deno.writeTextFile(`${conf}/master.cf`, master);
-  return { dir, conf, port };
-}
+const makeConfMode = (mode: number, extra = "") =>
+  makeConf({ prefix: "postwarden-priv-", mode, mainCf: extra });
 
 async function cleanUp(dir: string, conf: string): Promise<void> {
   await postwarden(conf, "stop");
@@ -78,7 +61,7 @@ Deno.test({
     if (!haveRoot("privilege test")) return;
     const owner = `pwt${Deno.pid % 100000}`;
     await userdel(owner);
-    const { dir, conf, port } = await makeConf(0o755, `mail_owner = ${owner}\n`);
+    const { dir, conf, port } = await makeConfMode(0o755, `mail_owner = ${owner}\n`);
     try {
       const s = await postwarden(conf, "start");
       assertEquals(s.code, 0, s.stderr);
@@ -115,7 +98,7 @@ Deno.test({
   ...opts,
   fn: async () => {
     if (!haveRoot("privilege test")) return;
-    const { dir, conf, port } = await makeConf(0o700);
+    const { dir, conf, port } = await makeConfMode(0o700);
     try {
       const s = await postwarden(conf, "start");
       assertEquals(s.code, 0, s.stderr);
@@ -156,7 +139,7 @@ Deno.test({
   ...opts,
   fn: async () => {
     if (!haveRoot("privilege test")) return;
-    const { dir, conf } = await makeConf(0o755);
+    const { dir, conf } = await makeConfMode(0o755);
     const victim = `${dir}/victim`;
     try {
       // A first start lays the queue out; the mail owner cannot write log/ or pid/.
@@ -198,7 +181,7 @@ Deno.test({
   ...opts,
   fn: async () => {
     if (!haveRoot("privilege test")) return;
-    const { dir, conf } = await makeConf(0o755);
+    const { dir, conf } = await makeConfMode(0o755);
     try {
       assertEquals((await postwarden(conf, "start")).code, 0);
       assertEquals((await postwarden(conf, "stop")).code, 0);

@@ -6,6 +6,7 @@
  */
 import { assertMatch } from "../helpers/assert.ts";
 import { maildirFiles, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -38,7 +39,7 @@ Deno.test({
         10_000,
         "delivery to alice",
       );
-      await waitUntil(async () => (await inst.log()).includes("removed"), 10_000, "removed");
+      await waitForLog(inst, "removed", 10_000);
       const log = await inst.log();
       for (
         const re of [

@@ -13,9 +13,10 @@
  * enforcement is off, so that only the end-of-data logic stands between
  * the attacker and a second transaction.
  */
-import { ReplyParser } from "../../lib/smtp/mod.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { maildirFiles, startInstance, waitUntil } from "../helpers/instance.ts";
+import { countLines, waitForLog } from "../helpers/maillog.ts";
+import { parsedReply, SmtpClient, SmtpConnectionClosed } from "../helpers/smtp_client.ts";
 
 /** Name and the sequence a lenient or confused server could take for end-of-data. */
 const VARIANTS: [string, string][] = [
@@ -33,49 +34,40 @@ const VARIANTS: [string, string][] = [
   ["crlf-dot-space-crlf", "\r\n. \r\n"],
 ];
 
-const enc = new TextEncoder();
-
 /** One session: returns every reply line (last line of each reply) in order. */
 async function session(port: number, victim: string, evil: string, seq: string) {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const parser = new ReplyParser();
+  const conn = await SmtpClient.connect(port);
   const replies: string[] = [];
-  const buf = new Uint8Array(65536);
   let closed = false;
   const want = async (n: number) => {
     while (replies.length < n && !closed) {
-      const got = await conn.read(buf);
-      if (got === null) {
-        closed = true;
-        break;
-      }
-      for (const r of parser.push(buf.slice(0, got))) {
+      try {
+        const r = parsedReply(await conn.reply());
         replies.push(`${r.code} ${r.lines.at(-1) ?? ""}`);
+      } catch (e) {
+        if (!(e instanceof SmtpConnectionClosed)) throw e;
+        closed = true;
       }
     }
   };
   try {
     await want(1);
-    await conn.write(enc.encode("EHLO attacker.example\r\n"));
+    await conn.send("EHLO attacker.example\r\n");
     await want(2);
-    await conn.write(enc.encode(`MAIL FROM:<a@attacker.example>\r\nRCPT TO:<${victim}>\r\n`));
+    await conn.send(`MAIL FROM:<a@attacker.example>\r\nRCPT TO:<${victim}>\r\n`);
     await want(4);
-    await conn.write(enc.encode("DATA\r\n"));
+    await conn.send("DATA\r\n");
     await want(5);
     const content = `Subject: ${victim}\r\n\r\nbody` + seq +
       `MAIL FROM:<smuggler@attacker.example>\r\nRCPT TO:<${evil}>\r\nDATA\r\n` +
       `smuggled text\r\n.\r\nQUIT\r\n`;
-    await conn.write(enc.encode(content));
+    await conn.send(content);
     // Sent after the smuggled part: ends the first message if nothing ended it before.
     await want(6);
-    if (!closed) await conn.write(enc.encode("\r\n.\r\nQUIT\r\n")).catch(() => {});
+    if (!closed) await conn.send("\r\n.\r\nQUIT\r\n").catch(() => {});
     await want(20);
   } finally {
-    try {
-      conn.close();
-    } catch {
-      // closed by the server
-    }
+    conn.close();
   }
   return replies;
 }
@@ -137,7 +129,15 @@ for (const mode of ["normalize", "reject"]) {
         for (let i = 0; i < VARIANTS.length; i++) {
           assertEquals(await maildirFiles(inst.spool, `evil${i}`), [], `evil${i}`);
         }
-        const log = await inst.log();
+        // The log caught up with every session (and every accepted message's removal):
+        // read before that, a smuggled sender's line could still be on its way.
+        const log = await waitForLog(
+          inst,
+          (l) =>
+            countLines(l, / disconnect from /) > VARIANTS.length &&
+            countLines(l, /: removed$/) >= accepted.length,
+          10_000,
+        );
         assert(!/from=<smuggler@attacker\.example>/.test(log), "a smuggled sender reached the log");
       } finally {
         await inst.stop();

@@ -17,6 +17,7 @@ import { AsUser, localUser } from "../helpers/as_user.ts";
 import { fakeCleanup } from "../helpers/fake_cleanup.ts";
 import { fakeService, writeQueueFile } from "../helpers/fake_service.ts";
 import { maildirFiles, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { haveRoot } from "../helpers/peers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -175,7 +176,8 @@ Deno.test({
       const login = new PasswdFile().byUid(user.uid)!.name;
       assertStringIncludes(text, `Return-Path: <${login}@mx.test.example>`);
       assertStringIncludes(text, "Subject: from an ordinary user");
-      assertStringIncludes(await inst.log(), `: uid=${user.uid} from=<${login}>`);
+      const submitted = `: uid=${user.uid} from=<${login}>`;
+      assertStringIncludes(await waitForLog(inst, submitted, 10_000), submitted);
     } finally {
       await inst.stop();
     }

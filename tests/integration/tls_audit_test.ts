@@ -6,12 +6,11 @@
  * throwaway certificate.
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { freePort, postwardenArgs } from "../helpers/instance.ts";
-import { havePeer, run } from "../helpers/peers.ts";
+import { freePort, postwarden } from "../helpers/instance.ts";
+import { havePeer } from "../helpers/peers.ts";
 import { makeTestCert } from "../helpers/tls.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-const postwarden = (conf: string, cmd: string) => run(Deno.execPath(), postwardenArgs(conf, cmd));
 
 Deno.test({
   name: "postwarden audit and check: smtpd's TLS key is master's to read",

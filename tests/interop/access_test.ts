@@ -25,6 +25,8 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { comparableReplies, smtpReplies } from "../helpers/instance.ts";
+import { onBoth } from "../helpers/differential.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
 
 /** Settings of both servers: the test client (127.0.0.1) is outside mynetworks. */
@@ -53,16 +55,6 @@ function whatsup(log: string): string[] {
     const m = /: (?:[0-9A-Za-z]+|NOQUEUE): ((?:warn|info|reject_warning): .*)$/.exec(l);
     return m ? [m[1]] : [];
   });
-}
-
-/** The log once it shows `marker` (the scripted session's QUIT), or as it is after 10 s. */
-async function waitForLog(read: () => Promise<string>, marker: string): Promise<string> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const log = await read();
-    if (log.includes(marker) || Date.now() > end) return log;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface Scenario {
@@ -256,8 +248,6 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     const dir = await Deno.makeTempDir({ prefix: "access-test-" });
     await Deno.chmod(dir, 0o755);
     const cidr = `${dir}/client.cidr`;
@@ -265,30 +255,15 @@ Deno.test({
     try {
       for (const s of scenarios(cidr)) {
         const mainCf = [...COMMON, ...s.mainCf].join("\n");
-        const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-        let theirs: string[];
-        let theirLog = "";
-        try {
-          theirs = await smtpReplies(pf.port, s.commands);
-          theirLog = await waitForLog(() => pf.log(), "quit=1");
-        } catch (e) {
-          const log = await Deno.readTextFile(pf.maillog).catch(() => "");
-          throw new Error(`Postfix (${s.name}): ${(e as Error).message}\n${log.slice(-3000)}`);
-        } finally {
-          await pf.stop();
-        }
-        const pw = await startInstance({ mainCf });
-        let ours: string[];
-        let ourLog = "";
-        try {
-          ours = await smtpReplies(pw.port, s.commands);
-          ourLog = await waitForLog(
-            () => Deno.readTextFile(pw.maillog).catch(() => ""),
-            "quit=1",
-          );
-        } finally {
-          await pw.stop();
-        }
+        const { theirs: [theirs, theirLog], ours: [ours, ourLog] } = await onBoth(
+          mainCf,
+          async (server) =>
+            [
+              await smtpReplies(server.port, s.commands),
+              await waitForLog(server, "quit=1"),
+            ] as const,
+          { label: s.name },
+        );
         await t.step(`${s.name}: same replies as Postfix`, () => {
           assertEquals(
             comparableReplies(s.commands, ours),

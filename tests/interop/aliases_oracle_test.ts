@@ -13,6 +13,7 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX, startPostfix } from "../helpers/postfix.ts";
 import { type SinkMessage, TestSink } from "../helpers/sink.ts";
@@ -113,8 +114,8 @@ async function sendAll(port: number, domain: string): Promise<void> {
 }
 
 /** Every message sent has its local(8) outcome logged. */
-async function allLogged(log: () => Promise<string>, host: string): Promise<boolean> {
-  const lines = localLines(await log(), host);
+function allLogged(log: string, host: string): boolean {
+  const lines = localLines(log, host);
   return [...SENDS.map(([r]) => r), ...EXTRA].every((r) =>
     lines.some((l) => l.includes(`<${r}@HOST>`))
   );
@@ -138,7 +139,7 @@ Deno.test({
     try {
       await sendAll(pf.port, "postfix.test.example");
       await waitUntil(() => byAlias(pfSink.messages).size >= FORWARDED, 30_000, "Postfix");
-      await waitUntil(() => allLogged(pf.log, "postfix.test.example"), 30_000, "Postfix log");
+      await waitForLog(pf, (l) => allLogged(l, "postfix.test.example"), 30_000);
       // Let stragglers (a second copy that should not exist) arrive.
       await new Promise((r) => setTimeout(r, 500));
       postfix = byAlias(pfSink.messages);
@@ -162,7 +163,7 @@ Deno.test({
         30_000,
         "Postwarden",
       );
-      await waitUntil(() => allLogged(() => inst.log(), "mx.test.example"), 30_000, "log");
+      await waitForLog(inst, (l) => allLogged(l, "mx.test.example"), 30_000);
       await new Promise((r) => setTimeout(r, 500));
       postwarden = byAlias(pwSink.messages);
       pwLog = await inst.log();

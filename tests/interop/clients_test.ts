@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { freePort, maildirFiles, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { havePeer, run } from "../helpers/peers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -100,13 +101,10 @@ Deno.test({
             assert(r.code !== 0);
             assertMatch(r.stdout, /554 5\.7\.1 <x@elsewhere\.example>: Relay access denied/);
             // master writes the log: the line may follow the reply by a moment.
-            await waitUntil(
-              async () =>
-                /NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 554 5\.7\.1/.test(
-                  await inst2.log(),
-                ),
+            await waitForLog(
+              inst2,
+              /NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 554 5\.7\.1/,
               5000,
-              "the reject log line",
             );
           } finally {
             await inst2.stop();
@@ -181,9 +179,8 @@ Deno.test({
       // smtp-sink -c prints running counters "mesg=N"; wait for the 1000th.
       await waitUntil(() => /mesg=1000\b/.test(sinkOut), 60_000, "1000 messages at smtp-sink");
       // master writes the log: the last lines may follow the sink's count by a moment.
-      const sent = async () => ((await inst.log()).match(/status=sent/g) ?? []).length;
-      await waitUntil(async () => (await sent()) >= 1000, 10_000, "1000 status=sent lines");
-      assertEquals(await sent(), 1000);
+      const sent = (log: string) => (log.match(/status=sent/g) ?? []).length;
+      assertEquals(sent(await waitForLog(inst, (l) => sent(l) >= 1000, 10_000)), 1000);
       await waitUntil(
         async () =>
           (await inst.command("postqueue.ts", ["-p"])).stdout.includes("Mail queue is empty"),

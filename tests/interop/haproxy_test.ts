@@ -14,9 +14,12 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
-import { startInstance, waitUntil } from "../helpers/instance.ts";
+import { startInstance } from "../helpers/instance.ts";
+import { type HasMaillog, waitForLog } from "../helpers/maillog.ts";
+import { SmtpClient, SmtpConnectionClosed } from "../helpers/smtp_client.ts";
 
 const MAIN_CF = [
   "myhostname = mx.test.example",
@@ -30,7 +33,6 @@ const MAIN_CF = [
 
 const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 function v2(cmd: number, fam: number, body: number[]): Uint8Array {
   return new Uint8Array([...SIG, 0x20 | cmd, fam, body.length >> 8, body.length & 0xff, ...body]);
@@ -71,32 +73,19 @@ const CASES: Case[] = [
 
 /** Runs one case; the replies as text ("(eof)" when the server closed). */
 async function runCase(port: number, c: Case): Promise<string[]> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const conn = await SmtpClient.connect(port);
   const out: string[] = [];
-  const buf = new Uint8Array(4096);
-  // Replies that arrive together (the greeting and a pipelined HELO's) are split here.
-  let text = "";
-  const complete = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/;
   try {
     for (const s of c.steps) {
       if (s !== "<") {
-        await conn.write(typeof s === "string" ? enc.encode(s) : s).catch(() => 0);
+        await conn.send(s).catch(() => {});
         continue;
       }
-      for (;;) {
-        const m = complete.exec(text);
-        if (m) {
-          out.push(m[0].trimEnd());
-          text = text.slice(m[0].length);
-          break;
-        }
-        const n = await conn.read(buf).catch(() => null);
-        if (n === null) {
-          out.push(text ? text.trimEnd() : "(eof)");
-          text = "";
-          break;
-        }
-        text += dec.decode(buf.subarray(0, n));
+      try {
+        out.push((await conn.reply()).join("\r\n"));
+      } catch (e) {
+        if (!(e instanceof SmtpConnectionClosed)) throw e;
+        out.push(conn.takeUnread().trimEnd() || "(eof)");
       }
     }
   } finally {
@@ -116,22 +105,21 @@ function logged(log: string): string[] {
 }
 
 async function runAll(
-  port: number,
-  read: () => Promise<string>,
+  inst: HasMaillog & { port: number },
 ): Promise<{ replies: string[][]; log: string[][] }> {
   const replies: string[][] = [];
   const log: string[][] = [];
   // The instance helpers' readiness probe: one session before ours.
-  await waitUntil(async () => /disconnect from/.test(await read()), 10_000, "the probe's log");
-  let seen = logged(await read()).length;
+  let seen = logged(await waitForLog(inst, "disconnect from", 10_000)).length;
   for (const c of CASES) {
-    replies.push(await runCase(port, c));
-    await waitUntil(
-      async () => logged(await read()).slice(seen).some((l) => l.startsWith("disconnect from")),
-      10_000,
-      `${c.name}: disconnect logged`,
+    replies.push(await runCase(inst.port, c));
+    const all = logged(
+      await waitForLog(
+        inst,
+        (l) => logged(l).slice(seen).some((x) => x.startsWith("disconnect from")),
+        10_000,
+      ),
     );
-    const all = logged(await read());
     log.push(all.slice(seen));
     seen = all.length;
   }
@@ -144,22 +132,8 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
     const mainCf = MAIN_CF.join("\n");
-    const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-    let theirs;
-    try {
-      theirs = await runAll(pf.port, () => pf.log());
-    } finally {
-      await pf.stop();
-    }
-    const pw = await startInstance({ mainCf });
-    let ours;
-    try {
-      ours = await runAll(pw.port, () => Deno.readTextFile(pw.maillog).catch(() => ""));
-    } finally {
-      await pw.stop();
-    }
+    const { theirs, ours } = await onBoth(mainCf, (server) => runAll(server));
     for (const [i, c] of CASES.entries()) {
       await t.step(c.name, () => {
         assertEquals(ours.replies[i], theirs.replies[i]);
@@ -196,13 +170,7 @@ Deno.test({
       });
       assertMatch(pipelined[0], /^220 /);
       assertEquals(pipelined[1], "250 mx.test.example");
-      await waitUntil(
-        async () =>
-          (await Deno.readTextFile(pw.maillog)).includes("disconnect from unknown[192.0.2.11]"),
-        10_000,
-        "disconnect logged",
-      );
-      const log = await Deno.readTextFile(pw.maillog);
+      const log = await waitForLog(pw, "disconnect from unknown[192.0.2.11]", 10_000);
       assert(log.includes("connect from unknown[192.0.2.9]"), log);
       assert(log.includes("disconnect from unknown[192.0.2.11] helo=1 quit=1 commands=2"), log);
     } finally {

@@ -21,6 +21,7 @@
  * @module
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
 import { playScript, type Step, type StepResult } from "../helpers/smtp_script.ts";
@@ -120,23 +121,8 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     const mainCf = MAIN_CF.join("\n");
-    const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-    let theirs: string[][];
-    try {
-      theirs = await playAll(pf.port);
-    } finally {
-      await pf.stop();
-    }
-    const pw = await startInstance({ mainCf });
-    let ours: string[][];
-    try {
-      ours = await playAll(pw.port);
-    } finally {
-      await pw.stop();
-    }
+    const { theirs, ours } = await onBoth(mainCf, (server) => playAll(server.port));
     console.log(`${RELAY_FORMS.length} relay forms x ${SENDERS.length} senders`);
     for (const [i, from] of SENDERS.entries()) {
       await t.step(`MAIL FROM:${from}: Postwarden refuses every form`, () => {

@@ -5,6 +5,7 @@
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { maildirFiles, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { havePeer, run } from "../helpers/peers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -43,11 +44,7 @@ Deno.test({
         10_000,
         "bounce",
       );
-      await waitUntil(
-        async () => ((await inst.log()).match(/: removed/g) ?? []).length === 4,
-        10_000,
-        "all removed",
-      );
+      await waitForLog(inst, (l) => (l.match(/: removed/g) ?? []).length === 4, 10_000);
       const r = await run(PFLOGSUMM, ["--syslog-name=postwarden", inst.maillog]);
       assertEquals(r.code, 0, r.stderr);
       const count = (what: string) =>

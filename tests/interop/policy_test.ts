@@ -24,6 +24,7 @@
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { comparableReplies, freePort, smtpReplies, waitPort } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
 
 const POSTGREY = "/usr/sbin/postgrey";
@@ -183,10 +184,10 @@ Deno.test({
         assertMatch(ourRetry[5], /^250 2\.0\.0 Ok: queued as /);
       });
       await t.step("the policy server's failure is logged", async () => {
-        assertMatch(
-          await pw.log(),
-          new RegExp(`warning: problem talking to server inet:127\\.0\\.0\\.1:${deadPort}: `),
+        const problem = new RegExp(
+          `warning: problem talking to server inet:127\\.0\\.0\\.1:${deadPort}: `,
         );
+        assertMatch(await waitForLog(pw, problem), problem);
       });
     } finally {
       for (const s of servers) await s.stop().catch(() => {});

@@ -13,6 +13,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { maildirFiles, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { havePeer, haveRoot, run } from "../helpers/peers.ts";
 import {
   POSTFIX,
@@ -112,10 +113,13 @@ Deno.test({
           );
         }
         assertEquals(seen.size, 5);
-        const log = await inst.log();
-        const sent = log.split("\n").filter((l) =>
-          l.includes(`relay=127.0.0.1[127.0.0.1]:${pf.port}`) && l.includes("status=sent")
-        );
+        // Postwarden's status=sent lines may reach its log after Postfix delivered.
+        const sentTo = (log: string) =>
+          log.split("\n").filter((l) =>
+            l.includes(`relay=127.0.0.1[127.0.0.1]:${pf.port}`) && l.includes("status=sent")
+          );
+        const log = await waitForLog(inst, (l) => sentTo(l).length >= 5, 10_000);
+        const sent = sentTo(log);
         assertEquals(sent.length, 5, log);
         assertMatch(await pf.log(), /postfix\/smtpd\[\d+\]: connect from \S+\[127\.0\.0\.1\]/);
       } finally {
@@ -162,22 +166,13 @@ Deno.test({
           );
           assertMatch(text, /^Received: (?:from .*\r?\n\s+)?by upstream\.test\.example \(Postfix/m);
           // Postfix's log: "status=sent (250 2.0.0 Ok: queued as <Postwarden's id>)".
-          let pwId = "";
-          await waitUntil(
-            async () => {
-              const m = (await pf.log()).match(
-                new RegExp(
-                  `to=<${user}@localhost>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${inst.port},` +
-                    `.*status=sent \\(250 [\\d.]+ Ok: queued as (\\S+)\\)`,
-                ),
-              );
-              pwId = m?.[1] ?? "";
-              return pwId !== "";
-            },
-            10_000,
-            "Postfix's status=sent line",
+          const sentLine = new RegExp(
+            `to=<${user}@localhost>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${inst.port},` +
+              `.*status=sent \\(250 [\\d.]+ Ok: queued as (\\S+)\\)`,
           );
-          const log = await inst.log();
+          const pwId = sentLine.exec(await waitForLog(pf, sentLine, 10_000))![1];
+          // The mail is in the Maildir, but smtpd's lines may still be on their way to the log.
+          const log = await waitForLog(inst, `${pwId}: client=`, 10_000);
           assertMatch(log, /connect from \S+\[127\.0\.0\.2\]/);
           assertMatch(log, new RegExp(`${pwId}: client=\\S+\\[127\\.0\\.0\\.2\\]`));
           return text;
@@ -257,7 +252,7 @@ Deno.test({
       assertStringIncludes(text, "Subject: via curl");
       assertMatch(text, /^Received: from curl\.test \(\S+ \[127\.0\.0\.1\]\)/m);
       assertMatch(text, /sent by curl\r?\n\.leading dot\r?\n/);
-      assertMatch(await inst.log(), /from=<a@example\.com>/);
+      assertMatch(await waitForLog(inst, /from=<a@example\.com>/, 10_000), /from=<a@example\.com>/);
     } finally {
       await Deno.remove(file).catch(() => {});
       await inst.stop();

@@ -25,6 +25,7 @@
  * @module
  */
 import { assertEquals } from "../helpers/assert.ts";
+import { missingPeer } from "../helpers/peers.ts";
 
 const FIXTURES = new URL("../fixtures/postmap_patterns/", import.meta.url).pathname;
 const POSTMAP = new URL("../../commands/postmap.ts", import.meta.url).pathname;
@@ -84,9 +85,11 @@ const postmap = await findPostmap();
 
 Deno.test({
   name: "postmap -q: regexp, pcre and cidr tables answer as Postfix's",
-  ignore: postmap === undefined && Deno.env.get("CI") !== "true",
   fn: async (t) => {
-    if (postmap === undefined) throw new Error("postmap (Postfix) is not installed; CI needs it");
+    if (postmap === undefined) {
+      missingPeer("postmap_patterns_test: postmap (Postfix) is not installed");
+      return;
+    }
     const conf = await Deno.makeTempDir({ prefix: "postmap-oracle-" });
     await Deno.writeTextFile(`${conf}/main.cf`, "");
     // Postfix matches bytes with or without SMTPUTF8; bytes.* tables are
@@ -122,7 +125,3 @@ Deno.test({
     if (compared < 300) throw new Error(`only ${compared} keys compared; the corpus needs 300`);
   },
 });
-
-if (postmap === undefined && Deno.env.get("CI") !== "true") {
-  console.warn("SKIPPED postmap_patterns_test: postmap (Postfix) is not installed");
-}

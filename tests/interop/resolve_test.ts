@@ -34,6 +34,7 @@ import { AddressRewriter } from "../../daemons/cleanup/addresses.ts";
 import { CleanupTables } from "../../daemons/cleanup/tables.ts";
 import { mapsOpener } from "../../lib/service/mod.ts";
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot, run } from "../helpers/peers.ts";
 import { comparableReplies, smtpReplies } from "../helpers/instance.ts";
 import { POSTFIX, POSTFIX_SENDMAIL, processesIn } from "../helpers/postfix.ts";
@@ -695,8 +696,6 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     const commands = [
       "EHLO client.example",
       "MAIL FROM:<someone@client.example>",
@@ -728,20 +727,7 @@ Deno.test({
         "transport_maps = inline:{ {closed.example=error:5.7.1 no mail here} }",
         ...extra,
       ].join("\n");
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs: string[];
-      try {
-        theirs = await smtpReplies(pf.port, commands);
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours: string[];
-      try {
-        ours = await smtpReplies(pw.port, commands);
-      } finally {
-        await pw.stop();
-      }
+      const { theirs, ours } = await onBoth(mainCf, (server) => smtpReplies(server.port, commands));
       await t.step(`${name}: same replies as Postfix`, () => {
         assertEquals(comparableReplies(commands, ours), comparableReplies(commands, theirs));
       });

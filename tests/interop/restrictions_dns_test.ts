@@ -32,7 +32,9 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { comparableReplies, smtpReplies } from "../helpers/instance.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
+import { SmtpClient } from "../helpers/smtp_client.ts";
 import type { Zone } from "../helpers/dns_server.ts";
 
 const INNER = "RESTRICTIONS_DNS_INNER";
@@ -99,27 +101,17 @@ interface Scenario {
 
 /** The greeting, then all commands in one write; every reply line until the server closes. */
 async function pipelinedReplies(port: number, commands: string[]): Promise<string[]> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const dec = new TextDecoder();
-  let text = "";
-  const buf = new Uint8Array(4096);
+  const conn = await SmtpClient.connect(port);
+  const lines: string[] = [];
   try {
-    while (!/\r\n$/.test(text)) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += dec.decode(buf.subarray(0, n));
-    }
-    await conn.write(new TextEncoder().encode(commands.map((c) => c + "\r\n").join("")));
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += dec.decode(buf.subarray(0, n));
-    }
+    lines.push(...await conn.reply());
+    await conn.send(commands.map((c) => c + "\r\n").join(""));
+    for (const r of await conn.repliesUntilClosed()) lines.push(...r);
   } finally {
     conn.close();
   }
   // Final reply lines only; the greeting and HELO/EHLO/QUIT name the server.
-  return text.split("\r\n").filter((l) => /^\d{3} /.test(l)).map((l, i) =>
+  return lines.filter((l) => /^\d{3} /.test(l)).map((l, i) =>
     i === 0 || /^(250|221) [^0-9]/.test(l) ? l.slice(0, 3) : l
   );
 }
@@ -455,20 +447,10 @@ function interesting(log: string): string[] {
   });
 }
 
-async function waitForLog(read: () => Promise<string>, marker: string): Promise<string> {
-  const end = Date.now() + 15_000;
-  for (;;) {
-    const log = await read();
-    if (log.includes(marker) || Date.now() > end) return log;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** Inside the namespace: the name server, then each scenario against both servers. */
 async function inner(t: Deno.TestContext): Promise<void> {
   const { startDnsServer } = await import("../helpers/dns_server.ts");
-  const { startPostfix } = await import("../helpers/postfix.ts");
-  const { startInstance } = await import("../helpers/instance.ts");
+  const { onBoth } = await import("../helpers/differential.ts");
   const dns = startDnsServer(NAMESERVER, 53, ZONE);
   const dir = await Deno.makeTempDir({ prefix: "restrictions-dns-maps-" });
   await Deno.chmod(dir, 0o755);
@@ -476,31 +458,17 @@ async function inner(t: Deno.TestContext): Promise<void> {
   try {
     for (const s of scenarios(`texthash:${dir}/rbl_replies`)) {
       const mainCf = [...COMMON, ...s.mainCf].join("\n");
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs: string[];
-      let theirLog = "";
-      try {
-        theirs = s.pipelined
-          ? await pipelinedReplies(pf.port, s.commands)
-          : await smtpReplies(pf.port, s.commands);
-        theirLog = await waitForLog(() => pf.log(), "quit=1");
-      } catch (e) {
-        const log = await Deno.readTextFile(pf.maillog).catch(() => "");
-        throw new Error(`Postfix (${s.name}): ${(e as Error).message}\n${log.slice(-3000)}`);
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours: string[];
-      let ourLog = "";
-      try {
-        ours = s.pipelined
-          ? await pipelinedReplies(pw.port, s.commands)
-          : await smtpReplies(pw.port, s.commands);
-        ourLog = await waitForLog(() => Deno.readTextFile(pw.maillog).catch(() => ""), "quit=1");
-      } finally {
-        await pw.stop();
-      }
+      const { theirs: [theirs, theirLog], ours: [ours, ourLog] } = await onBoth(
+        mainCf,
+        async (server) =>
+          [
+            s.pipelined
+              ? await pipelinedReplies(server.port, s.commands)
+              : await smtpReplies(server.port, s.commands),
+            await waitForLog(server, "quit=1"),
+          ] as const,
+        { label: s.name },
+      );
       await t.step(`${s.name}: same replies as Postfix`, () => {
         if (s.expect) assert(theirs.some((l) => s.expect!.test(l)), theirs.join("\n"));
         if (s.pipelined) assertEquals(ours, theirs);

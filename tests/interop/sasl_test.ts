@@ -19,7 +19,8 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { havePeer, haveRoot, run } from "../helpers/peers.ts";
-import { type Instance, smtpReplies, startInstance, waitUntil } from "../helpers/instance.ts";
+import { auditSections, type Instance, smtpReplies, startInstance } from "../helpers/instance.ts";
+import { countLines, waitForLog } from "../helpers/maillog.ts";
 import { DOVEADM, DOVECOT, startDovecot } from "../helpers/dovecot.ts";
 import { POSTFIX, startPostfix } from "../helpers/postfix.ts";
 
@@ -89,22 +90,15 @@ async function relayChecks(
       const r = await swaks(inst.port, ["--auth", mech, "--au", user, "--ap", "wrong"]);
       assertStringIncludes(r.text, "535 5.7.8 Error: authentication failed: (reason unavailable)");
     }
-    await waitUntil(async () => (await inst.log()).includes("SASL LOGIN authentication failed"));
-    const log = await inst.log();
-    assertMatch(
-      log,
-      new RegExp(
-        `smtpd\\[\\d+\\]: warning: \\S+\\[127\\.0\\.0\\.2\\]: SASL PLAIN authentication ` +
-          `failed: \\(reason unavailable\\), sasl_username=${user}\\n`,
-      ),
+    const failed = new RegExp(
+      `smtpd\\[\\d+\\]: warning: \\S+\\[127\\.0\\.0\\.2\\]: SASL PLAIN authentication ` +
+        `failed: \\(reason unavailable\\), sasl_username=${user}\\n`,
     );
+    assertMatch(await waitForLog(inst, failed), failed);
   });
   await t.step("the queued message says who sent it", async () => {
-    const log = await inst.log();
-    assertMatch(
-      log,
-      /: client=\S+\[127\.0\.0\.2\], sasl_method=PLAIN, sasl_username=\w+\n/,
-    );
+    const client = /: client=\S+\[127\.0\.0\.2\], sasl_method=PLAIN, sasl_username=\w+\n/;
+    assertMatch(await waitForLog(inst, client), client);
   });
 }
 
@@ -205,8 +199,10 @@ Deno.test({
             const show = (r: string[]) => r.slice(2).map((x, n) => `${dialog[n + 1]} -> ${x}`);
             assertEquals(show(ours), show(theirs));
           }
-          await waitUntil(async () => (await pf.log()).includes("disconnect from localhost"));
-          await waitUntil(async () => (await i.log()).includes("disconnect from localhost"));
+          // Both dialogs' ends (the readiness probe's disconnect has no quit=1).
+          const ended = (log: string) => countLines(log, /disconnect from localhost.* quit=1/) >= 2;
+          await waitForLog(pf, ended);
+          await waitForLog(i, ended);
           const warned = (log: string) =>
             saslWarnings(
               log.split("\n").filter((l) => l.includes("localhost[127.0.0.1]")).join("\n"),
@@ -311,22 +307,15 @@ Deno.test({
       await t.step("{PLAIN} and malformed lines are refused with a warning", async () => {
         const r = await swaks(i.port, ["--auth", "PLAIN", "--au", "plain", "--ap", "secret"]);
         assertStringIncludes(r.text, "535 5.7.8");
-        const log = await i.log();
+        const log = await waitForLog(i, /auth\[\d+\]: warning: .*line 3: malformed line/);
         assertMatch(log, /auth\[\d+\]: warning: .*line 2: user plain: scheme \{PLAIN\} stores/);
         assertMatch(log, /auth\[\d+\]: warning: .*line 3: malformed line/);
       });
       await t.step("postwarden audit: only the auth daemon reads the password file", async () => {
-        const out = await i.command("postwarden.ts", ["audit"]);
-        const sections = new Map<string, string[]>();
-        let cur: string[] = [];
-        for (const line of out.stdout.split("\n")) {
-          const m = /^(\S+)\/(?:inet|unix) \((\w+)\)/.exec(line);
-          if (m) sections.set(m[2] === "smtpd" ? "smtpd" : m[1], cur = []);
-          else cur.push(line);
-        }
+        const { sections, output } = await auditSections(i);
         const line = (svc: string) =>
           (sections.get(svc) ?? []).find((l) => l.includes(`read password file ${file}`)) ??
-            `(${svc}: no line)\n${out.stdout}\n${out.stderr}`;
+            `(${svc}: no line)\n${output}`;
         assertMatch(line("auth"), /^\s+can /);
         for (const svc of ["smtpd", "cleanup", "qmgr", "local", "smtp"]) {
           assertMatch(line(svc), /^\s+cannot /, svc);
@@ -421,11 +410,8 @@ Deno.test({
         assertStringIncludes(none.text, "554 5.7.1 <someone@example.com>: Relay access denied");
       });
       await t.step("the client= log line names the SASL login", async () => {
-        const log = await inst!.log();
-        assertMatch(
-          log,
-          /client=\S+\[127\.0\.0\.2\], sasl_method=(PLAIN|LOGIN), sasl_username=carol/,
-        );
+        const client = /client=\S+\[127\.0\.0\.2\], sasl_method=(PLAIN|LOGIN), sasl_username=carol/;
+        assertMatch(await waitForLog(inst!, client), client);
       });
     } finally {
       await inst?.stop();

@@ -19,6 +19,7 @@
  * @module
  */
 import { assertEquals } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
 import { playScript, type StepResult } from "../helpers/smtp_script.ts";
@@ -87,29 +88,11 @@ Deno.test({
         `\n  EHLO keywords not compared yet: ${Object.values(PENDING_KEYWORDS).join(", ")}`,
     );
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     /** Both servers of one configuration, side by side: their replies to each session. */
     const play = async (mainCf: string, sessions: SmtpSession[]) => {
-      const postfix = (async () => {
-        const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-        try {
-          return await playAll(pf.port, sessions);
-        } catch (e) {
-          throw new Error(`Postfix: ${(e as Error).message}\n${(await pf.log()).slice(-3000)}`);
-        } finally {
-          await pf.stop();
-        }
-      })();
-      const postwarden = (async () => {
-        const pw = await startInstance({ mainCf });
-        try {
-          return await playAll(pw.port, sessions);
-        } finally {
-          await pw.stop();
-        }
-      })();
-      const [theirs, ours] = await Promise.all([postfix, postwarden]);
+      const { theirs, ours } = await onBoth(mainCf, (server) => playAll(server.port, sessions), {
+        concurrent: true,
+      });
       return { sessions, theirs, ours };
     };
     // A few configurations at a time: starting and stopping servers is most of the time.

@@ -31,7 +31,10 @@
  */
 import { assertEquals, assertStringIncludes } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
+import { onBoth, type Server } from "../helpers/differential.ts";
+import { countLines, type HasMaillog, waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
+import { playScript } from "../helpers/smtp_script.ts";
 
 /** One write and the number of replies it is answered with (the session may end sooner). */
 type Step = [send: string, replies: number];
@@ -240,62 +243,24 @@ const excluded: Scenario = {
   ],
 };
 
-/** Bytes of a step: each char is one byte (the sessions hold raw UTF-8 where needed). */
-function bytes(s: string): Uint8Array {
-  return Uint8Array.from(s, (c) => c.charCodeAt(0));
-}
-
-/** Runs the sessions; one entry per reply, sessions separated by "--". */
+/**
+ * Runs the sessions (each with a NOOP after its steps, to see whatever else
+ * the server says and whether it hung up); one entry per reply, sessions
+ * separated by "--". A session's entries end where the server closed or,
+ * as "(no reply in 10s)", where a reply did not come.
+ */
 async function replies(port: number, sessions: Step[][]): Promise<string[]> {
   const out: string[] = [];
   for (const steps of sessions) {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    let buf = "";
-    let closed = false;
+    const script = [...steps.map(([raw, replies]) => ({ raw, replies })), "NOOP"];
     const got: string[] = [];
-    const chunk = new Uint8Array(65536);
-    const want = async (n: number) => {
-      while (got.length < n && !closed) {
-        const m = /^((?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n)/.exec(buf);
-        if (m) {
-          got.push(m[1].trimEnd());
-          buf = buf.slice(m[1].length);
-          continue;
-        }
-        const r = await Promise.race([
-          conn.read(chunk).catch(() => null),
-          new Promise<"timeout">((res) => setTimeout(() => res("timeout"), 10_000)),
-        ]);
-        if (r === null || r === "timeout") {
-          closed = true;
-          if (r === "timeout") got.push("(no reply in 10s)");
-          break;
-        }
-        buf += String.fromCharCode(...chunk.subarray(0, r));
+    for (const r of (await playScript("127.0.0.1", port, script)).flatMap((s) => s.replies)) {
+      if (r[0] === "<closed>") break;
+      if (r[0] === "<timeout>") {
+        got.push("(no reply in 10s)");
+        break;
       }
-    };
-    try {
-      let expected = 1;
-      await want(expected);
-      for (const [send, n] of steps) {
-        if (closed) break;
-        await conn.write(bytes(send)).catch(() => {
-          closed = true;
-        });
-        expected += n;
-        await want(expected);
-      }
-      if (!closed) {
-        // Whatever else the server says, and whether it hangs up.
-        await conn.write(bytes("NOOP\r\n")).catch(() => {});
-        await want(expected + 1);
-      }
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
+      got.push(r.join("\r\n"));
     }
     out.push(...got.map(comparable), "--");
   }
@@ -321,27 +286,19 @@ function protocolLog(log: string): string[] {
   );
 }
 
-async function waitForDisconnects(read: () => Promise<string>, n: number): Promise<string> {
-  const end = Date.now() + 15_000;
-  for (;;) {
-    const log = await read();
-    if ((log.match(/ disconnect from /g) ?? []).length >= n || Date.now() > end) {
-      // Postfix's log lines come through postlogd and may trail the disconnect.
-      await new Promise((r) => setTimeout(r, 1000));
-      return await read();
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/**
+ * The log once every session's disconnect is in it: one more than the
+ * sessions, for the start helper's readiness probe. (Waiting for one
+ * fewer and then sleeping a second raced the last session's lines.)
+ */
+function waitForDisconnects(inst: HasMaillog, n: number): Promise<string> {
+  return waitForLog(inst, (log) => countLines(log, / disconnect from /) >= n + 1);
 }
 
 /** The queue id of the DSN test message (two recipients), once qmgr has logged it. */
-async function queueId(read: () => Promise<string>): Promise<string> {
-  const end = Date.now() + 15_000;
-  for (;;) {
-    const m = /(\w+): from=<a@sender\.example>, size=\d+, nrcpt=2/.exec(await read());
-    if (m || Date.now() > end) return m?.[1] ?? "none";
-    await new Promise((r) => setTimeout(r, 100));
-  }
+async function queueId(inst: HasMaillog): Promise<string> {
+  const re = /(\w+): from=<a@sender\.example>, size=\d+, nrcpt=2/;
+  return re.exec(await waitForLog(inst, re))![1];
 }
 
 /**
@@ -368,43 +325,30 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     for (
       const s of [normalize, reject, strict, noChunking, noDsn, lenientPipelining, excluded]
     ) {
       const mainCf = [...COMMON, ...s.mainCf].join("\n");
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs: string[];
-      let theirLog: string;
-      let theirQueue = "";
-      try {
-        theirs = await replies(pf.port, s.sessions);
-        theirLog = await waitForDisconnects(() => pf.log(), s.sessions.length);
-        if (s === normalize) {
-          const id = await queueId(() => pf.log());
+      /** The DSN test message's queue file as postcat shows it (Postfix's or ours). */
+      const postcat = async (server: Server) => {
+        const id = await queueId(server);
+        if ("sendmail" in server) {
           const r = await new Deno.Command("postcat", {
-            args: ["-c", pf.dir, "-q", id ?? "none"],
+            args: ["-c", server.dir, "-q", id],
           }).output();
-          theirQueue = new TextDecoder().decode(r.stdout);
+          return new TextDecoder().decode(r.stdout);
         }
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours: string[];
-      let ourLog: string;
-      let ourQueue = "";
-      try {
-        ours = await replies(pw.port, s.sessions);
-        ourLog = await waitForDisconnects(() => pw.log(), s.sessions.length);
-        if (s === normalize) {
-          const id = await queueId(() => pw.log());
-          ourQueue = (await pw.command("postcat.ts", ["-q", id ?? "none"])).stdout;
-        }
-      } finally {
-        await pw.stop();
-      }
+        return (await server.command("postcat.ts", ["-q", id])).stdout;
+      };
+      const {
+        theirs: [theirs, theirLog, theirQueue],
+        ours: [ours, ourLog, ourQueue],
+      } = await onBoth(mainCf, async (server) =>
+        [
+          await replies(server.port, s.sessions),
+          await waitForDisconnects(server, s.sessions.length),
+          s === normalize ? await postcat(server) : "",
+        ] as const, { label: s.name });
       await t.step(`${s.name}: same replies`, () => {
         if (s.shows) {
           const n = theirs.filter((r) => r === s.shows).length;

@@ -22,36 +22,26 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot, run } from "../helpers/peers.ts";
 import { comparableReplies, freePort, maildirFiles, waitUntil } from "../helpers/instance.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
-import { makeTestCert, type TestCert, TlsTestClient } from "../helpers/tls.ts";
+import { waitForLog } from "../helpers/maillog.ts";
+import { playScript, type Step } from "../helpers/smtp_script.ts";
+import { makeTestCert, type TestCert } from "../helpers/tls.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** A TLS-capable session: commands, "<TLS>" to start TLS, "<RAW>text" to send text as is. */
+/**
+ * A TLS-capable session: commands, "<TLS>" to start TLS, "<RAW>text" to
+ * send text as is; the last line of each reply. A missing reply throws.
+ */
 async function tlsReplies(port: number, ca: string, script: string[]): Promise<string[]> {
-  const c = new TlsTestClient(await Deno.connect({ hostname: "127.0.0.1", port }));
-  const last = (r: string) => r.split("\n").at(-1)!;
-  try {
-    const out = [last(await c.reply())];
-    for (const step of script) {
-      if (step === "<TLS>") {
-        await c.startTls(ca);
-        continue;
-      }
-      if (step.startsWith("<RAW>")) await c.send(step.slice(5));
-      else await c.send(step + "\r\n");
-      out.push(last(await c.reply()));
-    }
-    return out;
-  } finally {
-    try {
-      c.conn.close();
-    } catch {
-      // closed
-    }
-  }
+  const steps: Step[] = script.map((s) =>
+    s === "<TLS>" ? { startTls: ca } : s.startsWith("<RAW>") ? { raw: s.slice(5), replies: 1 } : s
+  );
+  const results = await playScript("127.0.0.1", port, steps, { strict: true, encoding: "utf-8" });
+  return results.flatMap((r) => r.replies.map((lines) => lines.at(-1)!));
 }
 
 /** Commands as comparableReplies wants them (markers dropped). */
@@ -118,10 +108,8 @@ Deno.test({
           );
           // The log reaches the file through master: wait for the line.
           const established = /smtpd\[\d+\]: Anonymous TLS connection established from/;
-          await waitUntil(async () => established.test(await pw.log()), 10_000, "the TLS log line")
-            .catch(() => {}); // the assertion below shows the log
           assertMatch(
-            await pw.log(),
+            await waitForLog(pw, established, 10_000),
             /smtpd\[\d+\]: Anonymous TLS connection established from localhost\[127\.0\.0\.1\]: TLSv1\.[23] with cipher \S+ \(\d+\/\d+ bits\)/,
           );
         });
@@ -321,8 +309,6 @@ Deno.test({
   ...opts,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !havePeer("/usr/bin/openssl") || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     await withCert(async (cert) => {
       for (const c of CASES) {
         const mainCf = [
@@ -334,26 +320,15 @@ Deno.test({
           "smtpd_forbid_unauth_pipelining = yes",
           c.cert ? tlsMainCf(cert, c.level) : `smtpd_tls_security_level = ${c.level}`,
         ].join("\n");
-        const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-        let theirs: string[];
-        let theirLog: string;
-        try {
-          theirs = await tlsReplies(pf.port, cert.ca, c.script);
-          await waitUntil(async () => /quit=1/.test(await pf.log()), 10_000, "Postfix's log");
-          theirLog = await pf.log();
-        } finally {
-          await pf.stop();
-        }
-        const pw = await startInstance({ mainCf });
-        let ours: string[];
-        let ourLog: string;
-        try {
-          ours = await tlsReplies(pw.port, cert.ca, c.script);
-          await waitUntil(async () => /quit=1/.test(await pw.log()), 10_000, "Postwarden's log");
-          ourLog = await pw.log();
-        } finally {
-          await pw.stop();
-        }
+        const { theirs: [theirs, theirLog], ours: [ours, ourLog] } = await onBoth(
+          mainCf,
+          async (server) =>
+            [
+              await tlsReplies(server.port, cert.ca, c.script),
+              await waitForLog(server, "quit=1", 10_000),
+            ] as const,
+          { label: c.name },
+        );
         await t.step(c.name, () => {
           const cmds = commandsOf(c.script);
           assertEquals(comparableReplies(cmds, ours), comparableReplies(cmds, theirs));

@@ -18,9 +18,11 @@
  * @module
  */
 import { assertEquals } from "../helpers/assert.ts";
+import { onBoth } from "../helpers/differential.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
-import { comparableReplies, smtpReplies } from "../helpers/instance.ts";
-import { POSTFIX } from "../helpers/postfix.ts";
+import { comparableReplies, type Instance, smtpReplies } from "../helpers/instance.ts";
+import { countLines, waitForLog } from "../helpers/maillog.ts";
+import { POSTFIX, type PostfixInstance } from "../helpers/postfix.ts";
 
 const COMMON = [
   "myhostname = mx.test.example",
@@ -134,50 +136,26 @@ function compared(log: string): string[] {
   });
 }
 
-async function waitForLog(read: () => Promise<string>, count: number): Promise<string> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const log = await read();
-    if ((log.match(/disconnect from /g) ?? []).length >= count || Date.now() > end) return log;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 Deno.test({
   name: "XCLIENT, XFORWARD and ETRN: the same replies and log lines as Postfix",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance } = await import("../helpers/instance.ts");
     for (const s of SCENARIOS) {
       const mainCf = [...COMMON, ...s.mainCf].join("\n");
-      const run = async (port: number, read: () => Promise<string>) => {
+      const run = async (inst: Instance | PostfixInstance) => {
         const replies: string[][] = [];
         // Each session's log lines before the next session's (several smtpd
         // processes log independently); one more disconnect: the readiness probe's.
         let log = "";
         for (const [i, cmds] of s.sessions.entries()) {
-          replies.push(await smtpReplies(port, cmds));
-          log = await waitForLog(read, 2 + i);
+          replies.push(await smtpReplies(inst.port, cmds));
+          log = await waitForLog(inst, (l) => countLines(l, /disconnect from /) >= 2 + i, 10_000);
         }
         return { replies, log: compared(log) };
       };
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs;
-      try {
-        theirs = await run(pf.port, () => pf.log());
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours;
-      try {
-        ours = await run(pw.port, () => Deno.readTextFile(pw.maillog).catch(() => ""));
-      } finally {
-        await pw.stop();
-      }
+      const { theirs, ours } = await onBoth(mainCf, (server) => run(server));
       await t.step(`${s.name}: same replies`, () => {
         s.sessions.forEach((cmds, i) => {
           assertEquals(
