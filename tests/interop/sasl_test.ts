@@ -232,8 +232,10 @@ Deno.test({
             theirs.join("\n"),
           );
           assertEquals(ours.slice(2), theirs.slice(2));
-          await waitUntil(async () => (await pf.log()).includes("disconnect from localhost"));
-          await waitUntil(async () => (await pw.log()).includes("disconnect from localhost"));
+          // The dialog's end (the readiness probe's disconnect has no quit=1).
+          const ended = /disconnect from localhost.* quit=1/;
+          await waitForLog(pf, ended);
+          await waitForLog(pw, ended);
           assertEquals(rejects(await pw.log()), rejects(await pf.log()));
         } finally {
           await pw.stop();
