@@ -12,13 +12,13 @@
  * without a query, as Postfix's dns_lookup (so `HELO 1.2.3.4` is unknown).
  * No DNSSEC, no reply filter (smtpd_dns_reply_filter is not supported).
  *
- * Deno's resolver reports a SERVFAIL answer like NXDOMAIN (both NotFound),
- * so a name server that answers SERVFAIL makes a name "notfound" here,
- * where Postfix would retry; a time-out or an unreachable server is
- * "retry". With the default unknown_*_reject_code (450) both end in a
- * temporary reply. A query the sandbox refuses throws DnsNotPermitted.
+ * The resolver tells the answers apart (lib/dns systemResolver confirms
+ * each negative answer): NXDOMAIN and no data are "notfound"; SERVFAIL,
+ * REFUSED, a time-out, an unreachable server and a negative answer that
+ * could not be confirmed are "retry", as Postfix's DNS_RETRY. A query the
+ * sandbox refuses throws DnsNotPermitted.
  */
-import type { FullResolver } from "../../lib/dns/mod.ts";
+import { classifyDnsError, type FullResolver } from "../../lib/dns/mod.ts";
 import { parseIp } from "../../lib/config/mod.ts";
 import { validHostname } from "./restrictions.ts";
 
@@ -56,7 +56,7 @@ async function one(resolver: FullResolver, name: string, type: RrType): Promise<
     return addrs.length > 0 ? "ok" : "notfound";
   } catch (e) {
     sandboxed(e);
-    return e instanceof Deno.errors.NotFound ? "notfound" : "retry";
+    return classifyDnsError(e, name, type).kind === "notfound" ? "notfound" : "retry";
   }
 }
 
