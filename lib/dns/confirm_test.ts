@@ -220,3 +220,37 @@ Deno.test("lib/dns confirmation without resolv.conf: unreachable, with the reaso
   const c = await confirmNegative("x.test", "A", { resolvConf: "/nonexistent/resolv.conf" });
   assert(c.status === "unreachable" && /cannot read \/nonexistent\/resolv\.conf/.test(c.detail));
 });
+
+Deno.test({
+  name:
+    "lib/dns lookupHost: an IPv4-only host costs no TCP query; a host without addresses is confirmed",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { lookupHost } = await import("./mod.ts");
+    const server = startDnsServer("127.0.0.1", 0, ZONE);
+    try {
+      const r = systemResolver({ nameServer: { ipAddr: "127.0.0.1", port: server.port } });
+      const both = { ipv4: true, ipv6: true };
+      assertEquals(await lookupHost(r, "ok.test", both), ["192.0.2.1"]);
+      assertEquals(server.queries.filter((q) => q.startsWith("TCP")), []);
+      assertEquals(
+        await outcome(lookupHost(r, "nodata.test", both), "nodata.test"),
+        "notfound/nodata: Host found but no data record of requested type",
+      );
+      assertEquals(
+        await outcome(lookupHost(r, "x.sf.test", both), "x.sf.test"),
+        "temporary/servfail: Host not found, try again",
+      );
+      // Sorted: the two families are asked at once.
+      assertEquals(server.queries.filter((q) => q.startsWith("TCP")).sort(), [
+        "TCP A nodata.test",
+        "TCP A x.sf.test",
+        "TCP AAAA nodata.test",
+        "TCP AAAA x.sf.test",
+      ]);
+    } finally {
+      server.close();
+    }
+  },
+});

@@ -314,6 +314,12 @@ export function familiesFrom(inetProtocols: string[]): AddressFamilies {
  * {@link DnsError}: "notfound" when no family has any address and at least
  * one said notfound, "temporary" when a lookup failed temporarily and none
  * gave an address.
+ *
+ * The families are first asked without confirming negative answers (the
+ * resolver's `unconfirmed`, when it has one): a host with IPv4 addresses
+ * and no AAAA record, the common case, then costs no TCP query. Only when
+ * no family gave an address and each said NotFound are they asked again,
+ * confirmed, to tell NXDOMAIN and no data from SERVFAIL.
  */
 export async function lookupHost(
   resolver: Resolver,
@@ -322,12 +328,11 @@ export async function lookupHost(
 ): Promise<string[]> {
   const literal = ipLiteral(host);
   if (literal) return [literal];
-  const lookups: Promise<string[] | DnsError>[] = [];
-  const guard = (p: Promise<string[]>, t: string) =>
-    p.catch((e: unknown) => classifyDnsError(e, host, t));
-  if (families.ipv4) lookups.push(guard(resolver.resolveA(host), "A"));
-  if (families.ipv6) lookups.push(guard(resolver.resolveAaaa(host), "AAAA"));
-  const results = await Promise.all(lookups);
+  const fast = (resolver as FullResolver).unconfirmed;
+  let results = await addressLookups(fast ?? resolver, host, families);
+  if (fast && results.every((r) => r instanceof DnsError && r.kind === "notfound")) {
+    results = await addressLookups(resolver, host, families);
+  }
   const addrs: string[] = [];
   let temp: DnsError | null = null;
   let notFound: DnsError | null = null;
@@ -340,6 +345,20 @@ export async function lookupHost(
   if (addrs.length > 0) return addrs;
   if (temp) throw temp;
   throw notFound ?? new DnsError("notfound", host, families.ipv4 ? "A" : "AAAA", "Host not found");
+}
+
+/** The A and AAAA lookups `families` asks for, in that order, each its records or its error. */
+function addressLookups(
+  resolver: Resolver,
+  host: string,
+  families: AddressFamilies,
+): Promise<(string[] | DnsError)[]> {
+  const lookups: Promise<string[] | DnsError>[] = [];
+  const guard = (p: Promise<string[]>, t: string) =>
+    p.catch((e: unknown) => classifyDnsError(e, host, t));
+  if (families.ipv4) lookups.push(guard(resolver.resolveA(host), "A"));
+  if (families.ipv6) lookups.push(guard(resolver.resolveAaaa(host), "AAAA"));
+  return Promise.all(lookups);
 }
 
 /** Returns the address if `s` is an IPv4 or IPv6 literal (with or without brackets, "ipv6:" prefix), else null. */

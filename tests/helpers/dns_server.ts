@@ -165,7 +165,7 @@ export function startDnsServer(
   zone: Zone,
   opts: DnsServerOptions = {},
 ): DnsServer {
-  const conn = Deno.listenDatagram({ transport: "udp", hostname, port });
+  const { conn, listener } = bind(hostname, port, opts.tcp !== false);
   const bound = (conn.addr as Deno.NetAddr).port;
   const queries: string[] = [];
   (async () => {
@@ -178,7 +178,6 @@ export function startDnsServer(
       // closed
     }
   })();
-  const listener = opts.tcp === false ? null : Deno.listen({ hostname, port: bound });
   const open = new Set<Deno.Conn>();
   if (listener) {
     (async () => {
@@ -207,6 +206,27 @@ export function startDnsServer(
       }
     },
   };
+}
+
+/**
+ * The UDP socket and the TCP listener on one port. With port 0 the port
+ * UDP was given may be taken for TCP: then another is tried.
+ */
+function bind(
+  hostname: string,
+  port: number,
+  tcp: boolean,
+): { conn: Deno.DatagramConn; listener: Deno.Listener | null } {
+  for (let tries = 0;; tries++) {
+    const conn = Deno.listenDatagram({ transport: "udp", hostname, port });
+    if (!tcp) return { conn, listener: null };
+    try {
+      return { conn, listener: Deno.listen({ hostname, port: (conn.addr as Deno.NetAddr).port }) };
+    } catch (e) {
+      conn.close();
+      if (port !== 0 || !(e instanceof Deno.errors.AddrInUse) || tries > 50) throw e;
+    }
+  }
 }
 
 /** Answers length-prefixed queries on one TCP connection until the client closes it. */
