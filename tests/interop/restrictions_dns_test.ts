@@ -5,7 +5,7 @@
  * "RBL lookup error" log lines (queue ids and program names aside).
  *
  * Both servers must ask the same DNS: a small authoritative server
- * (tests/helpers/dns_server.ts) on 127.0.0.153:53. Postfix honours only
+ * (tests/helpers/dns_server.ts) on 127.0.N.153:53. Postfix honours only
  * /etc/resolv.conf, and the machine's must not change, so the test runs
  * itself again (with RESTRICTIONS_DNS_INNER=1) in a private mount namespace
  * (`unshare -m`) where a resolv.conf naming that server is bind-mounted
@@ -42,7 +42,14 @@ import { POSTFIX } from "../helpers/postfix.ts";
 import type { Zone } from "../helpers/dns_server.ts";
 
 const INNER = "RESTRICTIONS_DNS_INNER";
-const NAMESERVER = "127.0.0.153";
+/**
+ * The test name server's address (port 53: resolv.conf has no port). The
+ * mount namespace does not separate ports, so each run picks its own
+ * loopback address, and a second run at the same time does not collide;
+ * the outer run hands it to the inner one.
+ */
+const NAMESERVER = Deno.env.get("RESTRICTIONS_DNS_NAMESERVER") ??
+  `127.0.${1 + Math.floor(Math.random() * 250)}.153`;
 const UNSHARE = "/usr/bin/unshare";
 
 /** What the test's name server knows. 127.0.0.1 is the client of every session. */
@@ -524,7 +531,7 @@ Deno.test({
           "--no-prompt",
           self,
         ],
-        env: { [INNER]: "1", NO_COLOR: "1" },
+        env: { [INNER]: "1", NO_COLOR: "1", RESTRICTIONS_DNS_NAMESERVER: NAMESERVER },
         stdout: "piped",
         stderr: "piped",
       }).output();
