@@ -88,9 +88,13 @@ export type Confirmation =
   | { status: "records"; records: DnsRecord[] }
   /** A response code that says "not now" (SERVFAIL, REFUSED, ...): temporary. */
   | { status: "rcode"; rcode: number; detail: string }
-  /** No usable answer in time: temporary. */
+  /** A name server took the question and did not answer in time: temporary. */
   | { status: "timeout"; detail: string }
-  /** No name server could be asked at all (refused, no route, none configured): unknown. */
+  /**
+   * No name server gave a usable answer (connection refused, closed before
+   * the answer, a malformed or mismatched answer, none configured): the
+   * answer stays unknown.
+   */
   | { status: "unreachable"; detail: string };
 
 /** Options for {@link confirmNegative}. */
@@ -112,10 +116,13 @@ const RCODE_NAMES: Record<number, string> = {
   [RCODE.REFUSED]: "REFUSED",
 };
 
-/** Why a try gave nothing: the server cannot be reached, or it did not answer in time. */
+/**
+ * Why a try gave nothing: the server cannot be reached (not worth asking
+ * again), it did not answer in time, or its answer was unusable.
+ */
 class TryFailure extends Error {
   override readonly name = "TryFailure";
-  constructor(readonly unreachable: boolean, message: string) {
+  constructor(readonly kind: "unreachable" | "timeout" | "unusable", message: string) {
     super(message);
   }
 }
@@ -132,7 +139,7 @@ function within<T>(p: Promise<T>, ms: number, onLate: (v: T) => void): Promise<T
     new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         late = true;
-        reject(new TryFailure(false, `no answer within ${ms} ms`));
+        reject(new TryFailure("timeout", `no answer within ${ms} ms`));
       }, ms);
     }),
   ]).finally(() => clearTimeout(timer));
@@ -143,7 +150,7 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   let got = 0;
   while (got < n) {
     const r = await conn.read(out.subarray(got));
-    if (r === null) throw new TryFailure(false, "connection closed before the answer");
+    if (r === null) throw new TryFailure("unusable", "connection closed before the answer");
     got += r;
   }
   return out;
@@ -165,7 +172,7 @@ export async function queryTcp(
     conn = await within(connect(ns), timeoutMs, (c) => c.close());
   } catch (e) {
     if (e instanceof TryFailure) throw e;
-    throw new TryFailure(true, (e as Error).message);
+    throw new TryFailure("unreachable", (e as Error).message);
   }
   try {
     const exchange = async () => {
@@ -177,7 +184,7 @@ export async function queryTcp(
       while (sent < framed.length) sent += await conn.write(framed.subarray(sent));
       const len = await readExactly(conn, 2);
       const size = (len[0] << 8) | len[1];
-      if (size < 12) throw new TryFailure(false, `answer of ${size} bytes`);
+      if (size < 12) throw new TryFailure("unusable", `answer of ${size} bytes`);
       return decodeMessage(await readExactly(conn, size));
     };
     const reply = await within(exchange(), timeoutMs, () => {});
@@ -186,12 +193,12 @@ export async function queryTcp(
       reply.id !== id || !reply.response || reply.opcode !== 0 || q === null ||
       q.name.toLowerCase() !== name.replace(/\.$/, "").toLowerCase() || q.type !== RR_TYPES[type]
     ) {
-      throw new TryFailure(false, "answer does not match the question");
+      throw new TryFailure("unusable", "answer does not match the question");
     }
     return reply;
   } catch (e) {
     if (e instanceof TryFailure) throw e;
-    throw new TryFailure(false, (e as Error).message);
+    throw new TryFailure("unusable", (e as Error).message); // a malformed answer, a reset
   } finally {
     try {
       conn.close();
@@ -268,8 +275,8 @@ export async function confirmNegative(
       } catch (e) {
         const f = e as TryFailure;
         problems.push(`${where}: ${f.message}`);
-        if (f.unreachable) dead.add(ip);
-        else last ??= { status: "timeout", detail: `${where}: ${f.message}` };
+        if (f.kind === "unreachable") dead.add(ip);
+        if (f.kind === "timeout") last ??= { status: "timeout", detail: `${where}: ${f.message}` };
         continue;
       }
       if (reply.rcode === RCODE.NXDOMAIN) return { status: "nxdomain" };

@@ -14,9 +14,9 @@
  * with one query of our own over TCP (confirm.ts) that reads the response
  * code. Only negative answers pay for it; an answer with records is
  * returned as Deno gives it. When the confirmation cannot be made (no name
- * server takes a TCP connection), the failure is "temporary": never a
- * bounce or a 5xx on a lookup we could not classify; `warn` says why, once
- * per outage.
+ * server answers over TCP: refused, closed, timed out), the failure is
+ * "temporary": never a bounce or a 5xx on a lookup we could not classify;
+ * `warn` says why, once per outage (until a confirmation succeeds).
  *
  * Does not cache (the system resolver does), does not do DNSSEC/DANE, and
  * does not choose next hops: that is the delivery agent's job.
@@ -141,7 +141,15 @@ export function systemResolver(opts: SystemResolverOptions = {}): FullResolver {
       resolvConf: opts.resolvConf,
       deadline: opts.timeoutMs === undefined ? undefined : start + opts.timeoutMs,
     });
-    if (c.status !== "unreachable") warned = false;
+    const confirmed = c.status !== "unreachable" && c.status !== "timeout";
+    if (confirmed) warned = false;
+    else if (!warned) {
+      warned = true;
+      opts.warn?.(
+        `DNS: cannot tell a missing name from a failed lookup (${c.detail}); ` +
+          "negative answers count as temporary failures until a name server answers over TCP",
+      );
+    }
     switch (c.status) {
       case "records":
         return denoRecords(c.records);
@@ -160,13 +168,6 @@ export function systemResolver(opts: SystemResolverOptions = {}): FullResolver {
       case "timeout":
         throw new DnsError("temporary", name, type, "Host not found, try again", "timeout");
       case "unreachable":
-        if (!warned) {
-          warned = true;
-          opts.warn?.(
-            `DNS: cannot tell a missing name from a failed lookup (${c.detail}); ` +
-              "negative answers count as temporary failures until a name server answers over TCP",
-          );
-        }
         throw new DnsError("temporary", name, type, "Host not found, try again", "unverified");
     }
   };
