@@ -10,7 +10,8 @@ import {
 } from "../../tests/helpers/assert.ts";
 import type { DeliveryRequest, RecipientStatus } from "../../lib/deliver/mod.ts";
 import { fakeResolver } from "../../lib/dns/testing.ts";
-import type { Resolver } from "../../lib/dns/mod.ts";
+import { type Resolver, systemResolver } from "../../lib/dns/mod.ts";
+import { startDnsServer } from "../../tests/helpers/dns_server.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import { type FakeServerScript, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
@@ -380,6 +381,75 @@ Deno.test("smtp delivery agent", async (t) => {
         assertEquals(st[0].reason, "Domain nomail.test does not accept mail (nullMX)");
       } finally {
         await agent.close();
+      }
+    },
+  );
+
+  await t.step(
+    "DNS failures through a real name server: SERVFAIL MX defers 4.4.3 without an A fallback, " +
+      "NXDOMAIN bounces 5.1.2, no MX uses the A record, and an unconfirmable NotFound defers",
+    async () => {
+      const zone = {
+        names: {
+          "nomx.test": { A: ["127.0.0.1"] },
+          "withmx.test": { MX: [[10, "nomx.test"]] as [number, string][] },
+        },
+        servfail: ["broken.test"],
+      };
+      const dns = startDnsServer("127.0.0.1", 0, zone);
+      const udpOnly = startDnsServer("127.0.0.1", 0, zone, { tcp: false });
+      const srv = new FakeSmtpServer({});
+      const ctx = await makeContext();
+      const warnings: string[] = [];
+      const resolverOf = (port: number) =>
+        systemResolver({
+          nameServer: { ipAddr: "127.0.0.1", port },
+          warn: (m) => warnings.push(m),
+        });
+      const agent = new SmtpAgent({ resolver: resolverOf(dns.port) });
+      const port = srv.listener.addr.port;
+      try {
+        let st = await run(agent, ctx, await queueMessage(ctx, "broken.test", ["x@broken.test"]));
+        assertEquals([st[0].status, st[0].dsn], ["deferred", "4.4.3"]);
+        assertEquals(
+          st[0].reason,
+          "Host or domain name not found. Name service error for name=broken.test type=MX: " +
+            "Host not found, try again",
+        );
+        assert(
+          !dns.queries.some((q) => /^(TCP )?A(AAA)? broken\.test$/.test(q)),
+          dns.queries.join(),
+        );
+        st = await run(agent, ctx, await queueMessage(ctx, "gone.test", ["x@gone.test"]));
+        assertEquals([st[0].status, st[0].dsn], ["bounced", "5.1.2"]);
+        assertEquals(
+          st[0].reason,
+          "Host or domain name not found. Name service error for name=gone.test type=MX: Host not found",
+        );
+        st = await run(agent, ctx, await queueMessage(ctx, `nomx.test:${port}`, ["x@nomx.test"]));
+        assertEquals([st[0].status, st[0].relay], ["sent", `nomx.test[127.0.0.1]:${port}`]);
+        st = await run(
+          agent,
+          ctx,
+          await queueMessage(ctx, `withmx.test:${port}`, ["y@withmx.test"]),
+        );
+        assertEquals([st[0].status, st[0].relay], ["sent", `nomx.test[127.0.0.1]:${port}`]);
+        assertEquals(warnings, []);
+        // A resolver that does not answer over TCP: the NotFound cannot be confirmed.
+        const blind = new SmtpAgent({ resolver: resolverOf(udpOnly.port) });
+        try {
+          st = await run(blind, ctx, await queueMessage(ctx, "gone.test", ["x@gone.test"]));
+          assertEquals([st[0].status, st[0].dsn], ["deferred", "4.4.3"]);
+          assertEquals(warnings.length, 1);
+        } finally {
+          await blind.close();
+        }
+      } finally {
+        await agent.close();
+        await srv.close();
+        dns.close();
+        udpOnly.close();
+        await Deno.remove(ctx.queue.root, { recursive: true }).catch(() => {});
       }
     },
   );

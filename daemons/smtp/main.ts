@@ -33,17 +33,24 @@
  *
  * SANDBOX
  *   Needs --allow-net to the destinations (lib/permissions
- *   smtpDestinations) and to the name servers' port 53, read access to
- *   the active queue, and the private socket.
+ *   smtpDestinations) and to the name servers' port 53 (UDP for
+ *   Deno.resolveDns, TCP to confirm its negative answers: lib/dns), read
+ *   access to the active queue, /etc/resolv.conf, and the private socket.
  */
 import { serveDelivery } from "../../lib/deliver/mod.ts";
+import { systemResolver } from "../../lib/dns/mod.ts";
 import { runService } from "../../lib/service/mod.ts";
 import { SmtpAgent } from "./deliver.ts";
 
-const agent = new SmtpAgent();
+/** Where the resolver says why it cannot confirm negative answers (the log, once it is open). */
+let warn = (_: string) => {};
+const agent = new SmtpAgent({ resolver: systemResolver({ warn: (m) => warn(m) }) });
 
 await runService({
   program: "smtp",
+  init: (ctx) => {
+    warn = (m) => ctx.log.warn(m);
+  },
   onIpc: (conn, ctx) => serveDelivery(conn, ctx, agent.deliver),
   stop: () => agent.close(),
 });

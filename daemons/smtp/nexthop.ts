@@ -136,7 +136,7 @@ export async function* destinations(
     try {
       addrs = await lookupHost(resolver, nh.host, families);
     } catch (e) {
-      // Deno cannot tell NXDOMAIN from "no A record", so report the MX question first asked.
+      // No MX (NXDOMAIN or no data) and no address either: report the MX question first asked.
       if (e instanceof DnsError && e.kind === "notfound") {
         throw new NexthopFailure(
           "5.1.2",

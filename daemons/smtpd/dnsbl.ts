@@ -9,10 +9,17 @@
  * keeps only answers that match the pattern. A listed name's TXT records
  * (joined with " / ", at most 500 characters) are its $rbl_reason.
  *
- * A lookup that fails other than NXDOMAIN/no data (a time-out) is
- * Postfix's "soft" result (Deno reports SERVFAIL like NXDOMAIN: not
- * listed): deny lists do not reject, allow lists do not
+ * A lookup that fails other than NXDOMAIN/no data (SERVFAIL, a time-out)
+ * is Postfix's "soft" result: deny lists do not reject, allow lists do not
  * permit (they set DEFER_IF_REJECT), and "RBL lookup error" is logged.
+ * Allow lists ask the resolver that confirms each negative answer over TCP
+ * (lib/dns systemResolver), since a SERVFAIL changes their outcome. Deny
+ * lists ask without the confirmation (the resolver's `unconfirmed`): for
+ * them NXDOMAIN and SERVFAIL both end in "not rejected", and NXDOMAIN is
+ * what every clean client gets from every list, so confirming would add a
+ * TCP query per list to nearly every connection for nothing but a log
+ * line. The price: a deny list that answers SERVFAIL is not logged as an
+ * "RBL lookup error" (a time-out still is).
  *
  * Rejections use rbl_reply_maps (by list domain, `=pattern` included) or
  * default_rbl_reply, expanded with $rbl_code (maps_rbl_reject_code),
@@ -31,7 +38,7 @@
  * postscreen's `domain*weight` syntax is refused (support.ts stops the
  * start; at run time it is a configuration error).
  */
-import type { FullResolver } from "../../lib/dns/mod.ts";
+import { classifyDnsError, type FullResolver } from "../../lib/dns/mod.ts";
 import { expand } from "../../lib/config/expand.ts";
 import { parseDnsxlFilter, parseIp } from "../../lib/config/mod.ts";
 import { validHostname } from "./restrictions.ts";
@@ -61,31 +68,52 @@ const CACHE_MS = 60_000;
 /** Postfix's RBL_TXT_LIMIT. */
 const TXT_LIMIT = 500;
 
+/** Options for {@link dnsxlLookup}. */
+export interface DnsxlLookupOptions {
+  /**
+   * Confirm a negative answer (an allow list, where SERVFAIL is "soft");
+   * false for deny lists (see the module comment). @default true
+   */
+  confirm?: boolean;
+}
+
 /** Postfix's rbl_pagein: the A records of a query name, then its TXT records. */
-export function dnsxlLookup(ctx: DnsxlContext, query: string): Promise<DnsxlResult> {
+export function dnsxlLookup(
+  ctx: DnsxlContext,
+  query: string,
+  opts: DnsxlLookupOptions = {},
+): Promise<DnsxlResult> {
+  const confirm = opts.confirm ?? true;
+  // An unconfirmed "unlisted" must not answer an allow list's question.
+  const key = confirm ? query : `unconfirmed ${query}`;
   const now = (ctx.now ?? Date.now)();
-  const hit = ctx.cache.get(query);
+  const hit = ctx.cache.get(key);
   if (hit && hit.expires > now) return hit.result;
-  const result = pagein(ctx, query);
-  ctx.cache.delete(query);
-  ctx.cache.set(query, { expires: now + CACHE_MS, result });
+  const resolver = confirm ? ctx.resolver : ctx.resolver.unconfirmed ?? ctx.resolver;
+  const result = pagein(ctx, resolver, query);
+  ctx.cache.delete(key);
+  ctx.cache.set(key, { expires: now + CACHE_MS, result });
   result.then(
     (r) => {
-      if (r === "soft") ctx.cache.delete(query);
+      if (r === "soft") ctx.cache.delete(key);
     },
-    () => ctx.cache.delete(query), // DnsNotPermitted: the caller reports it
+    () => ctx.cache.delete(key), // DnsNotPermitted: the caller reports it
   );
   while (ctx.cache.size > CACHE_SIZE) ctx.cache.delete(ctx.cache.keys().next().value!);
   return result;
 }
 
-async function pagein(ctx: DnsxlContext, query: string): Promise<DnsxlResult> {
+async function pagein(
+  ctx: DnsxlContext,
+  resolver: FullResolver,
+  query: string,
+): Promise<DnsxlResult> {
   let a: string[];
   try {
-    a = await ctx.resolver.resolveA(query);
+    a = await resolver.resolveA(query);
   } catch (e) {
     sandboxed(e);
-    if (e instanceof Deno.errors.NotFound) return "unlisted";
+    if (classifyDnsError(e, query, "A").kind === "notfound") return "unlisted";
     ctx.warn(
       `${query}: RBL lookup error: Host or domain name not found. ` +
         `Name service error for name=${query} type=A: Host not found, try again`,
@@ -95,7 +123,7 @@ async function pagein(ctx: DnsxlContext, query: string): Promise<DnsxlResult> {
   if (a.length === 0) return "unlisted";
   let txt: string | null = null;
   try {
-    const records = await ctx.resolver.resolveTxt(query);
+    const records = await resolver.resolveTxt(query);
     if (records.length > 0) {
       let buf = "";
       for (let i = 0; i < records.length && buf.length < TXT_LIMIT; i++) {
@@ -149,11 +177,12 @@ export async function findDnsxlAddr(
   ctx: DnsxlContext,
   list: string,
   addr: string,
+  opts: DnsxlLookupOptions = {},
 ): Promise<DnsxlResult> {
   const { domain, filter } = splitList(list);
   const query = addressQuery(addr, domain);
   if (query === null) return "unlisted";
-  return filtered(await dnsxlLookup(ctx, query), filter);
+  return filtered(await dnsxlLookup(ctx, query, opts), filter);
 }
 
 /**
@@ -165,6 +194,7 @@ export async function findDnsxlDomain(
   ctx: DnsxlContext,
   list: string,
   what: string,
+  opts: DnsxlLookupOptions = {},
 ): Promise<DnsxlResult | null> {
   const at = what.lastIndexOf("@");
   const name = at < 0 ? what : what.slice(at + 1);
@@ -173,7 +203,7 @@ export async function findDnsxlDomain(
   if (/^\d+$/.test(last)) return null;
   if (!validHostname(name)) return null;
   const { domain, filter } = splitList(list);
-  return filtered(await dnsxlLookup(ctx, `${name}.${domain}`), filter);
+  return filtered(await dnsxlLookup(ctx, `${name}.${domain}`, opts), filter);
 }
 
 /** Session attributes a reply template may name (Postfix's smtpd_expand_lookup). */

@@ -147,7 +147,7 @@ async function setup(ctx: ServiceContext): Promise<void> {
   const warn = (m: string) => ctx.log.warn(m);
   // One resolver (and its tables) for the relay decision and the recipient tables.
   const addressResolver = Resolver.fromConfig(c, { warn, openMaps: ctx.maps });
-  dns = timedResolver(PEERNAME_TIMEOUT_MS);
+  dns = timedResolver(PEERNAME_TIMEOUT_MS, { warn });
   restrictions = restrictionContext(c, warn, addressResolver, {
     openMaps: ctx.maps,
     info: (m) => ctx.log.info(m),

@@ -8,10 +8,13 @@
  * "temp" (a lookup failed temporarily), "perm" (no PTR, or lookups are
  * off) or "forged" (the PTR name does not resolve to the address), which
  * decide 450 versus unknown_client_reject_code. Lookups are bounded by a
- * time limit so a dead resolver cannot hold a session for long. The
+ * time limit so a dead resolver cannot hold a session for long. NXDOMAIN
+ * and no data are permanent; SERVFAIL, a time-out and a negative answer
+ * the resolver could not confirm (lib/dns systemResolver) are "temp". The
  * resolver is injected; no caching beyond the system's.
  */
 import { parseIp } from "../../lib/config/mod.ts";
+import { classifyDnsError, timedResolver } from "../../lib/dns/mod.ts";
 import { validHostname } from "./restrictions.ts";
 
 /** The lookups peer naming needs. */
@@ -21,17 +24,9 @@ export interface PeerResolver {
   resolveAaaa(name: string): Promise<string[]>;
 }
 
-/** Deno.resolveDns, with a time limit per query. */
+/** The system resolver (negative answers confirmed), with a time limit per query. */
 export function denoPeerResolver(timeoutMs: number): PeerResolver {
-  const q = async (name: string, type: "PTR" | "A" | "AAAA"): Promise<string[]> => {
-    const signal = AbortSignal.timeout(timeoutMs);
-    return (await Deno.resolveDns(name, type, { signal })) as string[];
-  };
-  return {
-    resolvePtr: (n) => q(n, "PTR"),
-    resolveA: (n) => q(n, "A"),
-    resolveAaaa: (n) => q(n, "AAAA"),
-  };
+  return timedResolver(timeoutMs);
 }
 
 /** The PTR query name of an address, or null if it is not an IP address. */
@@ -73,7 +68,8 @@ export interface PeerOptions {
   warn?: (msg: string) => void;
 }
 
-const notFound = (e: unknown) => e instanceof Deno.errors.NotFound;
+/** NXDOMAIN or no data (permanent); SERVFAIL, a time-out or an unconfirmed answer are not. */
+const notFound = (e: unknown) => classifyDnsError(e, "", "PTR").kind === "notfound";
 
 /** Finds the names of a client address. Never throws. */
 export async function peerIdentity(addr: string, opts: PeerOptions): Promise<PeerIdentity> {

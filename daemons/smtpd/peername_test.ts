@@ -135,3 +135,37 @@ Deno.test("peerIdentity: Postfix's name and reverse-name status", async (t) => {
     });
   });
 });
+
+Deno.test({
+  name: "peerIdentity through a real name server: NXDOMAIN is perm, SERVFAIL temp",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { startDnsServer } = await import("../../tests/helpers/dns_server.ts");
+    const { systemResolver } = await import("../../lib/dns/mod.ts");
+    const dns = startDnsServer("127.0.0.1", 0, {
+      names: {
+        "1.2.0.192.in-addr.arpa": { PTR: ["good.test"] },
+        "good.test": { A: ["192.0.2.1"] },
+        "2.2.0.192.in-addr.arpa": { PTR: ["broken.sf.test"] },
+        "3.2.0.192.in-addr.arpa": { PTR: ["gone.test"] },
+      },
+      servfail: ["4.2.0.192.in-addr.arpa", "sf.test"],
+    });
+    try {
+      const resolver = systemResolver({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } });
+      const id = (addr: string) => peerIdentity(addr, { hosts: new Map(), resolver });
+      const status = async (addr: string) => {
+        const p = await id(addr);
+        return [p.name, p.nameStatus, p.reverseName, p.reverseStatus];
+      };
+      assertEquals(await status("192.0.2.1"), ["good.test", "ok", "good.test", "ok"]);
+      assertEquals(await status("192.0.2.2"), ["unknown", "temp", "broken.sf.test", "ok"]);
+      assertEquals(await status("192.0.2.3"), ["unknown", "forged", "gone.test", "ok"]);
+      assertEquals(await status("192.0.2.4"), ["unknown", "temp", "unknown", "temp"]);
+      assertEquals(await status("192.0.2.5"), ["unknown", "perm", "unknown", "perm"]);
+    } finally {
+      dns.close();
+    }
+  },
+});

@@ -1450,8 +1450,8 @@ async function dnsxlCheck(
   const byAddress = r === "reject_rbl_client" || r === "reject_rbl" ||
     r === "permit_dnswl_client";
   const result: DnsxlResult | null = byAddress
-    ? await findDnsxlAddr(d, arg, what)
-    : await findDnsxlDomain(d, arg, what);
+    ? await findDnsxlAddr(d, arg, what, { confirm: permitting })
+    : await findDnsxlDomain(d, arg, what, { confirm: permitting });
   if (result === null || result === "unlisted") return null;
   if (permitting) {
     if (result !== "soft") return "permit";

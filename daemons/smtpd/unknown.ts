@@ -12,13 +12,13 @@
  * without a query, as Postfix's dns_lookup (so `HELO 1.2.3.4` is unknown).
  * No DNSSEC, no reply filter (smtpd_dns_reply_filter is not supported).
  *
- * Deno's resolver reports a SERVFAIL answer like NXDOMAIN (both NotFound),
- * so a name server that answers SERVFAIL makes a name "notfound" here,
- * where Postfix would retry; a time-out or an unreachable server is
- * "retry". With the default unknown_*_reject_code (450) both end in a
- * temporary reply. A query the sandbox refuses throws DnsNotPermitted.
+ * The resolver tells the answers apart (lib/dns systemResolver confirms
+ * each negative answer): NXDOMAIN and no data are "notfound"; SERVFAIL,
+ * REFUSED, a time-out, an unreachable server and a negative answer that
+ * could not be confirmed are "retry", as Postfix's DNS_RETRY. A query the
+ * sandbox refuses throws DnsNotPermitted.
  */
-import type { FullResolver } from "../../lib/dns/mod.ts";
+import { classifyDnsError, type FullResolver } from "../../lib/dns/mod.ts";
 import { parseIp } from "../../lib/config/mod.ts";
 import { validHostname } from "./restrictions.ts";
 
@@ -56,11 +56,17 @@ async function one(resolver: FullResolver, name: string, type: RrType): Promise<
     return addrs.length > 0 ? "ok" : "notfound";
   } catch (e) {
     sandboxed(e);
-    return e instanceof Deno.errors.NotFound ? "notfound" : "retry";
+    return classifyDnsError(e, name, type).kind === "notfound" ? "notfound" : "retry";
   }
 }
 
-/** Postfix's dns_lookup_l with DNS_REQ_FLAG_STOP_OK (and STOP_NULLMX when asked). */
+/**
+ * Postfix's dns_lookup_l with DNS_REQ_FLAG_STOP_OK (and STOP_NULLMX when
+ * asked). The types are first asked without confirming negative answers
+ * (the resolver's `unconfirmed`): when one answers, how the others failed
+ * does not matter, and a name with only an A record costs no TCP query.
+ * Only when none answered are the NotFound ones asked again, confirmed.
+ */
 async function lookupTypes(
   resolver: FullResolver,
   name: string,
@@ -68,19 +74,23 @@ async function lookupTypes(
   stopNullMx: boolean,
 ): Promise<NameStatus> {
   if (parseIp(name) !== null || !validHostname(name)) return "notfound";
-  let retry = false;
-  let nullmx = false;
-  for (const type of types) {
-    const s = await one(resolver, name, type);
-    if (s === "ok") return "ok";
-    if (s === "nullmx") {
-      if (stopNullMx) return "nullmx";
-      nullmx = true;
+  const statuses = new Map<RrType, NameStatus>();
+  const pass = async (r: FullResolver, which: RrType[]): Promise<NameStatus | null> => {
+    for (const type of which) {
+      const s = await one(r, name, type);
+      statuses.set(type, s);
+      if (s === "ok") return "ok";
+      if (s === "nullmx" && stopNullMx) return "nullmx";
     }
-    if (s === "retry") retry = true;
-  }
-  if (nullmx) return "nullmx";
-  return retry ? "retry" : "notfound";
+    return null;
+  };
+  const fast = resolver.unconfirmed;
+  const done = await pass(fast ?? resolver, types) ??
+    (fast ? await pass(resolver, types.filter((t) => statuses.get(t) === "notfound")) : null);
+  if (done) return done;
+  const all = [...statuses.values()];
+  if (all.includes("nullmx")) return "nullmx";
+  return all.includes("retry") ? "retry" : "notfound";
 }
 
 /** reject_unknown_helo_hostname's lookup: A, AAAA, then MX; a null MX counts as known. */

@@ -55,3 +55,40 @@ Deno.test("unknown: mail domains (reject_unknown_*_domain)", async (t) => {
     await assertRejects(() => mailhostStatus(r, "x.example"), DnsNotPermitted);
   });
 });
+
+Deno.test({
+  name: "unknown: through a real name server, SERVFAIL is retry and NXDOMAIN notfound",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const { startDnsServer } = await import("../../tests/helpers/dns_server.ts");
+    const { systemResolver } = await import("../../lib/dns/mod.ts");
+    const dns = startDnsServer("127.0.0.1", 0, {
+      names: {
+        "aonly.test": { A: ["192.0.2.1"] },
+        "nodata.test": { TXT: ["nothing else"] },
+        "nullmx.test": { MX: [[0, "."]] },
+      },
+      servfail: ["sf.test"],
+    });
+    const r = systemResolver({ nameServer: { ipAddr: "127.0.0.1", port: dns.port } });
+    try {
+      await t.step("the four outcomes of a mail domain", async () => {
+        assertEquals(await mailhostStatus(r, "aonly.test"), "ok");
+        assertEquals(await mailhostStatus(r, "nullmx.test"), "nullmx");
+        assertEquals(await mailhostStatus(r, "nx.test"), "notfound");
+        assertEquals(await mailhostStatus(r, "nodata.test"), "notfound");
+        assertEquals(await mailhostStatus(r, "x.sf.test"), "retry");
+        assertEquals(await hostStatus(r, "x.sf.test"), "retry");
+        assertEquals(await hostStatus(r, "nx.test"), "notfound");
+      });
+      await t.step("a name that answers asks no TCP question; one that does not, confirms", () => {
+        const tcp = dns.queries.filter((q) => q.startsWith("TCP "));
+        assertEquals(tcp.filter((q) => q.includes("aonly.test")), []);
+        assertEquals(tcp.filter((q) => q.endsWith(" nx.test")).length, 6);
+      });
+    } finally {
+      dns.close();
+    }
+  },
+});

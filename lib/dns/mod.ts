@@ -5,15 +5,24 @@
  * and host address lookup, behind an injectable {@link Resolver} so tests run
  * without a network. Errors are classified the way a delivery agent needs
  * them: {@link DnsError} with `kind` "notfound" (permanent: the name or the
- * record does not exist) or "temporary" (try again later).
+ * record does not exist) or "temporary" (try again later), and a `status`
+ * saying which answer it was (NXDOMAIN, no data, SERVFAIL, ...).
+ *
+ * {@link systemResolver} is Deno.resolveDns with the system's name servers,
+ * plus what Deno cannot say: its resolver reports NXDOMAIN, "no record of
+ * this type" and SERVFAIL alike as NotFound, so each NotFound is confirmed
+ * with one query of our own over TCP (confirm.ts) that reads the response
+ * code. Only negative answers pay for it; an answer with records is
+ * returned as Deno gives it. When the confirmation cannot be made (no name
+ * server answers over TCP: refused, closed, timed out), the failure is
+ * "temporary": never a bounce or a 5xx on a lookup we could not classify;
+ * `warn` says why, once per outage (until a confirmation succeeds).
  *
  * Does not cache (the system resolver does), does not do DNSSEC/DANE, and
  * does not choose next hops: that is the delivery agent's job.
- *
- * Deno's resolver reports NXDOMAIN and "no record of this type" alike as
- * NotFound, so both are "notfound" here; an MX "notfound" therefore means
- * "try the address records", as RFC 5321 asks when there is no MX.
  */
+import { confirmNegative, type NameServer } from "./confirm.ts";
+import type { DnsRecord, RrType } from "./wire.ts";
 
 /** One MX record as returned by a resolver. */
 export interface MxRecord {
@@ -31,6 +40,14 @@ export interface Resolver {
 /** Which kind of DNS failure: permanent ("notfound") or "temporary". */
 export type DnsErrorKind = "notfound" | "temporary";
 
+/**
+ * Which answer a failure was, when known: NXDOMAIN, NOERROR without
+ * records of the type ("nodata"), SERVFAIL or another "not now" code,
+ * a time-out, or "unverified" (a negative answer that could not be
+ * confirmed; temporary).
+ */
+export type DnsStatus = "nxdomain" | "nodata" | "servfail" | "timeout" | "unverified";
+
 /** A classified DNS failure; the message reads like Postfix's. */
 export class DnsError extends Error {
   override readonly name = "DnsError";
@@ -39,12 +56,14 @@ export class DnsError extends Error {
    * @param qname the name looked up
    * @param qtype MX, A or AAAA
    * @param detail why, e.g. "Host not found" or "Host not found, try again"
+   * @param status which answer it was, when known
    */
   constructor(
     readonly kind: DnsErrorKind,
     readonly qname: string,
     readonly qtype: string,
     readonly detail: string,
+    readonly status?: DnsStatus,
   ) {
     super(`Name service error for name=${qname} type=${qtype}: ${detail}`);
   }
@@ -65,34 +84,133 @@ export interface FullResolver extends Resolver {
   resolvePtr(name: string): Promise<string[]>;
   /** The name servers of a zone (check_*_ns_access). */
   resolveNs(name: string): Promise<string[]>;
+  /**
+   * The same lookups without confirming negative answers (a NotFound is
+   * "notfound", a SERVFAIL too): for DNS deny lists, where both mean "not
+   * listed" and the confirmation would cost every clean client a query.
+   * Absent: use the resolver itself.
+   */
+  readonly unconfirmed?: FullResolver;
+}
+
+/** Options for {@link systemResolver}. */
+export interface SystemResolverOptions {
+  /** Per lookup, confirmation included; a dead name server costs at most this. @default resolv.conf's */
+  timeoutMs?: number;
+  /** Ask this name server instead of resolv.conf's (tests). */
+  nameServer?: NameServer;
+  /** resolv.conf's path, for the confirmation. @default "/etc/resolv.conf" */
+  resolvConf?: string;
+  /** Told (once per outage) why negative answers could not be confirmed. */
+  warn?: (msg: string) => void;
+}
+
+/** Deno's records of one type, from our decoder's (names with the trailing dot Deno gives). */
+function denoRecords(records: DnsRecord[]): unknown[] {
+  return records.map((r) => {
+    if (r.type === "MX") return { preference: r.data.preference, exchange: `${r.data.exchange}.` };
+    if (r.type === "PTR" || r.type === "NS" || r.type === "CNAME") return `${r.data}.`;
+    return r.data;
+  });
 }
 
 /**
- * Deno.resolveDns with the system's name servers and a time limit per
- * query: a dead name server costs a session at most `timeoutMs` per lookup
- * (the failure is then "temporary", as Postfix treats a timeout).
+ * Deno.resolveDns with the system's name servers, each negative answer
+ * confirmed over TCP (see the module comment). Throws {@link DnsError}
+ * for classified failures; other errors (a sandbox refusal, an abort)
+ * are Deno's, for {@link classifyDnsError}.
  */
-export function timedResolver(timeoutMs: number): FullResolver {
-  const q = (name: string, type: "A" | "AAAA" | "PTR" | "NS") =>
-    Deno.resolveDns(name, type, { signal: AbortSignal.timeout(timeoutMs) }) as Promise<string[]>;
+export function systemResolver(opts: SystemResolverOptions = {}): FullResolver {
+  let warned = false;
+  const ask = (name: string, type: RrType) => {
+    const o: Deno.ResolveDnsOptions = {};
+    if (opts.timeoutMs !== undefined) o.signal = AbortSignal.timeout(opts.timeoutMs);
+    if (opts.nameServer) {
+      o.nameServer = { ipAddr: opts.nameServer.ipAddr, port: opts.nameServer.port ?? 53 };
+    }
+    // deno-lint-ignore no-explicit-any
+    return Deno.resolveDns(name, type as any, o) as Promise<any>;
+  };
+  const lookup = async (name: string, type: RrType) => {
+    const start = Date.now();
+    try {
+      return await ask(name, type);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const c = await confirmNegative(name, type, {
+      nameServer: opts.nameServer,
+      resolvConf: opts.resolvConf,
+      deadline: opts.timeoutMs === undefined ? undefined : start + opts.timeoutMs,
+    });
+    const confirmed = c.status !== "unreachable" && c.status !== "timeout";
+    if (confirmed) warned = false;
+    else if (!warned) {
+      warned = true;
+      opts.warn?.(
+        `DNS: cannot tell a missing name from a failed lookup (${c.detail}); ` +
+          "negative answers count as temporary failures until a name server answers over TCP",
+      );
+    }
+    switch (c.status) {
+      case "records":
+        return denoRecords(c.records);
+      case "nxdomain":
+        throw new DnsError("notfound", name, type, "Host not found", "nxdomain");
+      case "nodata":
+        throw new DnsError(
+          "notfound",
+          name,
+          type,
+          "Host found but no data record of requested type",
+          "nodata",
+        );
+      case "rcode":
+        throw new DnsError("temporary", name, type, "Host not found, try again", "servfail");
+      case "timeout":
+        throw new DnsError("temporary", name, type, "Host not found, try again", "timeout");
+      case "unreachable":
+        throw new DnsError("temporary", name, type, "Host not found, try again", "unverified");
+    }
+  };
+  const unconfirmed: FullResolver = {
+    resolveMx: (n) => ask(n, "MX"),
+    resolveA: (n) => ask(n, "A"),
+    resolveAaaa: (n) => ask(n, "AAAA"),
+    resolveTxt: (n) => ask(n, "TXT"),
+    resolvePtr: (n) => ask(n, "PTR"),
+    resolveNs: (n) => ask(n, "NS"),
+  };
   return {
-    resolveMx: (name) => Deno.resolveDns(name, "MX", { signal: AbortSignal.timeout(timeoutMs) }),
-    resolveA: (name) => q(name, "A"),
-    resolveAaaa: (name) => q(name, "AAAA"),
-    resolvePtr: (name) => q(name, "PTR"),
-    resolveNs: (name) => q(name, "NS"),
-    resolveTxt: (name) => Deno.resolveDns(name, "TXT", { signal: AbortSignal.timeout(timeoutMs) }),
+    resolveMx: (n) => lookup(n, "MX"),
+    resolveA: (n) => lookup(n, "A"),
+    resolveAaaa: (n) => lookup(n, "AAAA"),
+    resolveTxt: (n) => lookup(n, "TXT"),
+    resolvePtr: (n) => lookup(n, "PTR"),
+    resolveNs: (n) => lookup(n, "NS"),
+    unconfirmed,
   };
 }
 
-/** The default resolver: Deno.resolveDns with the system's name servers. */
-export const denoResolver: Resolver = {
-  resolveMx: (name) => Deno.resolveDns(name, "MX"),
-  resolveA: (name) => Deno.resolveDns(name, "A"),
-  resolveAaaa: (name) => Deno.resolveDns(name, "AAAA"),
-};
+/**
+ * {@link systemResolver} with a time limit per lookup: a dead name server
+ * costs a session at most `timeoutMs` per lookup (the failure is then
+ * "temporary", as Postfix treats a timeout).
+ */
+export function timedResolver(
+  timeoutMs: number,
+  opts: Omit<SystemResolverOptions, "timeoutMs"> = {},
+): FullResolver {
+  return systemResolver({ ...opts, timeoutMs });
+}
 
-/** Turns whatever a resolver threw into a {@link DnsError}. */
+/** The default resolver: {@link systemResolver} without a time limit of its own. */
+export const denoResolver: Resolver = systemResolver();
+
+/**
+ * Turns whatever a resolver threw into a {@link DnsError}. A bare Deno
+ * NotFound (an unconfirmed answer, a fake resolver) is "notfound".
+ */
 export function classifyDnsError(e: unknown, qname: string, qtype: string): DnsError {
   if (e instanceof DnsError) return e;
   if (e instanceof Deno.errors.NotFound) {
@@ -106,8 +224,17 @@ export function classifyDnsError(e: unknown, qname: string, qtype: string): DnsE
       "DNS lookup not permitted by this daemon's sandbox (needs --allow-net to the name server)",
     );
   }
-  if (e instanceof Deno.errors.TimedOut) {
-    return new DnsError("temporary", qname, qtype, "Host not found, try again (timed out)");
+  if (
+    e instanceof Deno.errors.TimedOut ||
+    (e instanceof DOMException && (e.name === "TimeoutError" || e.name === "AbortError"))
+  ) {
+    return new DnsError(
+      "temporary",
+      qname,
+      qtype,
+      "Host not found, try again (timed out)",
+      "timeout",
+    );
   }
   return new DnsError("temporary", qname, qtype, "Host not found, try again");
 }
@@ -192,6 +319,12 @@ export function familiesFrom(inetProtocols: string[]): AddressFamilies {
  * {@link DnsError}: "notfound" when no family has any address and at least
  * one said notfound, "temporary" when a lookup failed temporarily and none
  * gave an address.
+ *
+ * The families are first asked without confirming negative answers (the
+ * resolver's `unconfirmed`, when it has one): a host with IPv4 addresses
+ * and no AAAA record, the common case, then costs no TCP query. Only when
+ * no family gave an address and each said NotFound are they asked again,
+ * confirmed, to tell NXDOMAIN and no data from SERVFAIL.
  */
 export async function lookupHost(
   resolver: Resolver,
@@ -200,12 +333,11 @@ export async function lookupHost(
 ): Promise<string[]> {
   const literal = ipLiteral(host);
   if (literal) return [literal];
-  const lookups: Promise<string[] | DnsError>[] = [];
-  const guard = (p: Promise<string[]>, t: string) =>
-    p.catch((e: unknown) => classifyDnsError(e, host, t));
-  if (families.ipv4) lookups.push(guard(resolver.resolveA(host), "A"));
-  if (families.ipv6) lookups.push(guard(resolver.resolveAaaa(host), "AAAA"));
-  const results = await Promise.all(lookups);
+  const fast = (resolver as FullResolver).unconfirmed;
+  let results = await addressLookups(fast ?? resolver, host, families);
+  if (fast && results.every((r) => r instanceof DnsError && r.kind === "notfound")) {
+    results = await addressLookups(resolver, host, families);
+  }
   const addrs: string[] = [];
   let temp: DnsError | null = null;
   let notFound: DnsError | null = null;
@@ -218,6 +350,20 @@ export async function lookupHost(
   if (addrs.length > 0) return addrs;
   if (temp) throw temp;
   throw notFound ?? new DnsError("notfound", host, families.ipv4 ? "A" : "AAAA", "Host not found");
+}
+
+/** The A and AAAA lookups `families` asks for, in that order, each its records or its error. */
+function addressLookups(
+  resolver: Resolver,
+  host: string,
+  families: AddressFamilies,
+): Promise<(string[] | DnsError)[]> {
+  const lookups: Promise<string[] | DnsError>[] = [];
+  const guard = (p: Promise<string[]>, t: string) =>
+    p.catch((e: unknown) => classifyDnsError(e, host, t));
+  if (families.ipv4) lookups.push(guard(resolver.resolveA(host), "A"));
+  if (families.ipv6) lookups.push(guard(resolver.resolveAaaa(host), "AAAA"));
+  return Promise.all(lookups);
 }
 
 /** Returns the address if `s` is an IPv4 or IPv6 literal (with or without brackets, "ipv6:" prefix), else null. */

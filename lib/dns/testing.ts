@@ -1,15 +1,16 @@
 /**
- * A table-driven fake {@link FullResolver} for tests: names missing from a
- * table answer NotFound (as Deno does for NXDOMAIN), "servfail" answers a
- * temporary error, "timeout" a TimedOut error. Records every query in
- * `queries`.
+ * A table-driven fake {@link FullResolver} for tests, failing the way the
+ * system resolver does: names missing from a table, and "nxdomain", throw
+ * a permanent DnsError (NXDOMAIN), "nodata" a permanent one for no records
+ * of that type, "servfail" a temporary DnsError, "timeout" Deno's TimedOut
+ * error. Records every query in `queries`.
  */
-import type { FullResolver, MxRecord } from "./mod.ts";
+import { DnsError, type FullResolver, type MxRecord } from "./mod.ts";
 
 /** An answer: records, or a failure. */
-export type Answer<T> = T | "nxdomain" | "servfail" | "timeout";
+export type Answer<T> = T | "nxdomain" | "nodata" | "servfail" | "timeout";
 
-/** A resolver answering from tables; missing names are NXDOMAIN (NotFound, like Deno). */
+/** A resolver answering from tables; missing names are NXDOMAIN. */
 export function fakeResolver(zone: {
   mx?: Record<string, Answer<MxRecord[]>>;
   a?: Record<string, Answer<string[]>>;
@@ -23,9 +24,24 @@ export function fakeResolver(zone: {
     queries.push(`${type} ${name}`);
     const v = table && Object.hasOwn(table, name) ? table[name] : undefined;
     if (v === undefined || v === "nxdomain") {
-      return Promise.reject(new Deno.errors.NotFound(`no records found for ${name} ${type}`));
+      return Promise.reject(new DnsError("notfound", name, type, "Host not found", "nxdomain"));
     }
-    if (v === "servfail") return Promise.reject(new Error("SERVFAIL"));
+    if (v === "nodata") {
+      return Promise.reject(
+        new DnsError(
+          "notfound",
+          name,
+          type,
+          "Host found but no data record of requested type",
+          "nodata",
+        ),
+      );
+    }
+    if (v === "servfail") {
+      return Promise.reject(
+        new DnsError("temporary", name, type, "Host not found, try again", "servfail"),
+      );
+    }
     if (v === "timeout") return Promise.reject(new Deno.errors.TimedOut(`${name} ${type}`));
     return Promise.resolve(v);
   };

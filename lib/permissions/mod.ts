@@ -180,7 +180,7 @@ function unixGrant(g: Grants, path: string): void {
   g.net.push(`unix:${path}`);
 }
 
-/** The resolvers' port 53, for Deno.resolveDns. */
+/** The resolvers' port 53, for Deno.resolveDns (UDP) and lib/dns's confirmation (TCP). */
 export function nameserverGrants(nameservers: string[]): string[] {
   return nameservers.map((ns) => (ns.includes(":") ? `[${ns}]:53` : `${ns}:53`));
 }
@@ -265,6 +265,8 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       g.read.push("/etc/hosts");
       if (ctx.param("smtpd_peername_lookup").toLowerCase() === "yes" || smtpdQueriesDns(ctx)) {
         g.net.push(...nameserverGrants(ctx.nameservers));
+        // lib/dns confirms negative answers over TCP with resolv.conf's name servers.
+        g.read.push("/etc/resolv.conf");
       }
       // check_policy_service: exactly the servers the restriction lists name.
       const policy = policyGrants(ctx.param, q);

@@ -50,7 +50,7 @@ Deno.test("permission sets", async (t) => {
     assertEquals(g.net, [`unix:${sock}`, `unix:${anvil}`, "127.0.0.1:2525", "10.0.0.53:53"]);
     assert(!g.read.some((p) => /\/q\/(incoming|active|deferred|maildrop)/.test(p)), g.read.join());
     assertEquals(g.write, [sock, anvil], "no log, no config, no other daemon's socket");
-    assertEquals(g.read, [sock, anvil, "/etc/hosts"]);
+    assertEquals(g.read, [sock, anvil, "/etc/hosts", "/etc/resolv.conf"]);
   });
   await t.step("smtpd: exactly the policy servers its lists, classes and -o name", () => {
     const g = daemonGrants(
@@ -84,6 +84,7 @@ Deno.test("permission sets", async (t) => {
   });
   await t.step("smtpd without peer name lookups gets no resolver", () => {
     const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no" }));
+    assert(!g.read.includes("/etc/resolv.conf"), g.read.join());
     assertEquals(g.net, [
       "unix:/q/peer/cleanup.inet.2525",
       "unix:/q/peer/anvil.inet.2525",

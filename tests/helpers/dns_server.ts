@@ -1,10 +1,12 @@
 /**
- * A tiny authoritative DNS server over UDP for interop tests: it answers A,
- * AAAA, MX, TXT, PTR and NS questions from a table, NXDOMAIN for names it does
- * not know, an empty answer (NOERROR, no data) for a known name without
- * records of the type asked, SERVFAIL for names under the given
- * suffixes, and nothing for names under the "silent" ones (a time-out). No recursion, no TCP, no EDNS, no compression beyond the
- * question name. Needs Deno's unstable net API (deno.json "unstable").
+ * A tiny authoritative DNS server over UDP and TCP (the same address and
+ * port; RFC 1035 4.2.2 framing) for interop tests: it answers A, AAAA, MX,
+ * TXT, PTR and NS questions from a table, NXDOMAIN for names it does not know,
+ * an empty answer (NOERROR, no data) for a known name without records of
+ * the type asked, SERVFAIL or REFUSED for names under the given suffixes,
+ * and nothing for names under the "silent" ones (a time-out). No
+ * recursion, no EDNS, no compression beyond the question name. Needs
+ * Deno's unstable net API (deno.json "unstable").
  *
  * @module
  */
@@ -25,14 +27,24 @@ export interface Zone {
   names: Record<string, ZoneName>;
   /** Names equal to or under these answer SERVFAIL. */
   servfail?: string[];
+  /** Names equal to or under these answer REFUSED. */
+  refused?: string[];
   /** Names equal to or under these get no answer at all (the client times out). */
   silent?: string[];
 }
 
-/** A running server; `queries` lists "TYPE name" as asked. */
+/** A running server; `queries` lists "TYPE name" as asked ("TCP TYPE name" over TCP). */
 export interface DnsServer {
   queries: string[];
+  /** The port it listens on (the one asked for, or the one chosen for 0). */
+  port: number;
   close(): void;
+}
+
+/** Options for {@link startDnsServer}. */
+export interface DnsServerOptions {
+  /** Also serve TCP (a resolver that does not: false). @default true */
+  tcp?: boolean;
 }
 
 const TYPES: Record<number, keyof ZoneName> = {
@@ -110,6 +122,7 @@ export function answer(zone: Zone, q: Uint8Array, log?: (s: string) => void): Ui
   let rcode = 0;
   const answers: number[][] = [];
   if (under(zone.servfail)) rcode = 2;
+  else if (under(zone.refused)) rcode = 5;
   else if (!Object.hasOwn(zone.names, name)) rcode = 3;
   else if (type) {
     for (const v of zone.names[name][type] ?? []) {
@@ -148,9 +161,15 @@ export function answer(zone: Zone, q: Uint8Array, log?: (s: string) => void): Ui
   return new Uint8Array([...header, ...q.subarray(12, questionEnd), ...answers.flat()]);
 }
 
-/** Serves `zone` on UDP `hostname:port` until closed. */
-export function startDnsServer(hostname: string, port: number, zone: Zone): DnsServer {
-  const conn = Deno.listenDatagram({ transport: "udp", hostname, port });
+/** Serves `zone` on UDP (and TCP) `hostname:port` until closed. */
+export function startDnsServer(
+  hostname: string,
+  port: number,
+  zone: Zone,
+  opts: DnsServerOptions = {},
+): DnsServer {
+  const { conn, listener } = bind(hostname, port, opts.tcp !== false);
+  const bound = (conn.addr as Deno.NetAddr).port;
   const queries: string[] = [];
   (async () => {
     try {
@@ -162,5 +181,90 @@ export function startDnsServer(hostname: string, port: number, zone: Zone): DnsS
       // closed
     }
   })();
-  return { queries, close: () => conn.close() };
+  const open = new Set<Deno.Conn>();
+  if (listener) {
+    (async () => {
+      try {
+        for await (const c of listener) {
+          open.add(c);
+          serveTcp(zone, c, (s) => queries.push(`TCP ${s}`)).finally(() => open.delete(c));
+        }
+      } catch {
+        // closed
+      }
+    })();
+  }
+  return {
+    queries,
+    port: bound,
+    close: () => {
+      conn.close();
+      listener?.close();
+      for (const c of open) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+    },
+  };
+}
+
+/**
+ * The UDP socket and the TCP listener on one port. With port 0 the port
+ * UDP was given may be taken for TCP: then another is tried.
+ */
+function bind(
+  hostname: string,
+  port: number,
+  tcp: boolean,
+): { conn: Deno.DatagramConn; listener: Deno.Listener | null } {
+  for (let tries = 0;; tries++) {
+    const conn = Deno.listenDatagram({ transport: "udp", hostname, port });
+    if (!tcp) return { conn, listener: null };
+    try {
+      return { conn, listener: Deno.listen({ hostname, port: (conn.addr as Deno.NetAddr).port }) };
+    } catch (e) {
+      conn.close();
+      if (port !== 0 || !(e instanceof Deno.errors.AddrInUse) || tries > 50) throw e;
+    }
+  }
+}
+
+/** Answers length-prefixed queries on one TCP connection until the client closes it. */
+async function serveTcp(zone: Zone, c: Deno.Conn, log: (s: string) => void): Promise<void> {
+  let buf = new Uint8Array(0);
+  const chunk = new Uint8Array(4096);
+  try {
+    for (;;) {
+      const n = await c.read(chunk);
+      if (n === null) return;
+      const next = new Uint8Array(buf.length + n);
+      next.set(buf);
+      next.set(chunk.subarray(0, n), buf.length);
+      buf = next;
+      while (buf.length >= 2 && buf.length >= 2 + ((buf[0] << 8) | buf[1])) {
+        const len = (buf[0] << 8) | buf[1];
+        const reply = answer(zone, buf.subarray(2, 2 + len), log);
+        buf = buf.slice(2 + len);
+        if (reply) {
+          const framed = new Uint8Array(2 + reply.length);
+          framed[0] = reply.length >> 8;
+          framed[1] = reply.length & 0xff;
+          framed.set(reply, 2);
+          let sent = 0;
+          while (sent < framed.length) sent += await c.write(framed.subarray(sent));
+        }
+      }
+    }
+  } catch {
+    // closed
+  } finally {
+    try {
+      c.close();
+    } catch {
+      // already closed
+    }
+  }
 }

@@ -5,7 +5,7 @@
  * "RBL lookup error" log lines (queue ids and program names aside).
  *
  * Both servers must ask the same DNS: a small authoritative server
- * (tests/helpers/dns_server.ts) on port 53 of a random 127.0.x.153. Postfix honours only
+ * (tests/helpers/dns_server.ts) on 127.0.N.153:53. Postfix honours only
  * /etc/resolv.conf, and the machine's must not change, so the test runs
  * itself again (with RESTRICTIONS_DNS_INNER=1) in a private mount namespace
  * (`unshare -m`) where a resolv.conf naming that server is bind-mounted
@@ -19,9 +19,15 @@
  * literal, our own domain, a time-out), reject_rbl_client with and without
  * TXT, with a reply filter that does not match, a list that times out,
  * rbl_reply_maps templates with session attributes, reject_rhsbl_helo,
- * reject_rhsbl_sender and permit_dnswl_client, smtpd_end_of_data_restrictions. Not covered here (unit
- * tests and dialogs do them): a SERVFAIL (Deno reports it like NXDOMAIN),
- * client name lookups other than /etc/hosts' localhost, IPv6 clients.
+ * reject_rhsbl_sender and permit_dnswl_client, smtpd_end_of_data_restrictions,
+ * and SERVFAIL and REFUSED answers (Deno.resolveDns reports them like
+ * NXDOMAIN; lib/dns confirms each negative answer over TCP, so the test
+ * name server serves TCP too) to reject_unknown_helo_hostname,
+ * reject_unknown_sender_domain, reject_unknown_recipient_domain and
+ * permit_dnswl_client. Not covered here (unit tests and dialogs do them):
+ * a SERVFAIL from a deny list (not rejected either way, but Postfix logs
+ * "RBL lookup error" and we do not: dnsbl.ts says why), client name
+ * lookups other than /etc/hosts' localhost, IPv6 clients.
  * reject_unauth_pipelining is compared with a session sent in one write.
  *
  * Without Postfix, unshare or root the test is skipped loudly; under
@@ -38,8 +44,12 @@ import { SmtpClient } from "../helpers/smtp_client.ts";
 import type { Zone } from "../helpers/dns_server.ts";
 
 const INNER = "RESTRICTIONS_DNS_INNER";
-// A loopback address of its own per run: parallel runs (other worktrees, CI jobs) share the
-// network namespace, and port 53 of one address can serve only one of them.
+/**
+ * The test name server's address (port 53: resolv.conf has no port). The
+ * mount namespace does not separate ports, so each run picks its own
+ * loopback address, and a second run at the same time does not collide;
+ * the outer run hands it to the inner one.
+ */
 const NAMESERVER = Deno.env.get("RESTRICTIONS_DNS_NAMESERVER") ??
   `127.0.${1 + Math.floor(Math.random() * 250)}.153`;
 const UNSHARE = "/usr/bin/unshare";
@@ -73,6 +83,8 @@ const ZONE: Zone = {
     "ns1.nsdom.test": { A: ["192.0.2.53"] },
   },
   silent: ["timeout.test"],
+  servfail: ["servfail.test"],
+  refused: ["refused.test"],
 };
 
 /** Settings of both servers; the client (127.0.0.1) is outside mynetworks. */
@@ -210,6 +222,55 @@ const scenarios = (replies: string): Scenario[] => [
       ]),
       "QUIT",
     ],
+  },
+  {
+    name: "SERVFAIL and REFUSED: 450 from reject_unknown_helo_hostname, never 5xx",
+    expect: /^450 4\.7\.1 <x\.servfail\.test>: Helo command rejected: Host not found$/,
+    mainCf: [
+      "smtpd_helo_restrictions = reject_unknown_helo_hostname",
+      "unknown_hostname_reject_code = 550",
+    ],
+    commands: [...["x.servfail.test", "x.refused.test", "nx.invalid"].flatMap(heloCase), "QUIT"],
+  },
+  {
+    name: "SERVFAIL and REFUSED: 450 from reject_unknown_sender/recipient_domain, never 5xx",
+    expect: /^450 4\.1\.8 <a@x\.servfail\.test>: Sender address rejected: Domain not found$/,
+    mainCf: [
+      "smtpd_sender_restrictions = reject_unknown_sender_domain",
+      "smtpd_relay_restrictions = permit",
+      "smtpd_recipient_restrictions = reject_unknown_recipient_domain, reject_unauth_destination",
+      "unknown_address_reject_code = 550",
+    ],
+    commands: [
+      "EHLO client.example",
+      ...["a@x.servfail.test", "a@x.refused.test", "a@nx.invalid"].flatMap((s) => [
+        `MAIL FROM:<${s}>`,
+        "RCPT TO:<root@localhost>",
+        "RSET",
+      ]),
+      "MAIL FROM:<a@ok.test>",
+      ...["x@x.servfail.test", "x@x.refused.test", "x@nx.invalid"].map((r) => `RCPT TO:<${r}>`),
+      "QUIT",
+    ],
+  },
+  {
+    name: "SERVFAIL: unknown_address_tempfail_action = defer",
+    mainCf: [
+      "smtpd_sender_restrictions = reject_unknown_sender_domain",
+      "unknown_address_tempfail_action = defer",
+    ],
+    commands: [
+      "EHLO client.example",
+      "MAIL FROM:<a@x.servfail.test>",
+      "RCPT TO:<root@localhost>",
+      "QUIT",
+    ],
+  },
+  {
+    name: "SERVFAIL from an allow list: a later reject becomes 450",
+    expect: /^450 4\.7\.1 <127\.0\.0\.1>: Client host rejected: Service unavailable$/,
+    mainCf: ["smtpd_client_restrictions = permit_dnswl_client servfail.test, reject"],
+    commands: [...heloCase("client.example"), "QUIT"],
   },
   {
     name: "reject_rbl_client: a filter that does not match, a list that times out, TXT",
