@@ -55,10 +55,12 @@
  * query the sandbox refuses is a configuration error, never a pass.
  * reject_unauth_pipelining uses the session's improper-pipelining flag.
  *
- * Not done: the other check_*_access kinds (the _mx_, _ns_ and _a_
- * lookups, check_ccert_access, check_sasl_access), and the actions that
- * need cleanup (HOLD, DISCARD, REDIRECT, FILTER, BCC): each is a
- * configuration error (451 4.3.5, logged by name). PREPEND adds its header
+ * HOLD, DISCARD, REDIRECT, BCC and FILTER are kept for the mail
+ * transaction and handed to cleanup (actions.ts); where the request cannot
+ * keep them (or, for FILTER, without filterActions) each is a configuration
+ * error (451 4.3.5, logged by name). Not done: the other check_*_access
+ * kinds (the _mx_, _ns_ and _a_ lookups, check_ccert_access,
+ * check_sasl_access). PREPEND adds its header
  * to the transaction's message (the session writes it above its Received:
  * header). check_policy_service asks a policy server (policy.ts) and
  * evaluates its action as an access table result about the list's subject. Keys with CR or LF are never looked up.
@@ -101,6 +103,7 @@ import {
 import { DnsNotPermitted, hostStatus, mailhostStatus } from "./unknown.ts";
 import { type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
 import { type SenderLoginContext, senderLoginMismatch } from "./sender_login.ts";
+import { applyAction, DELEGATED_ACTIONS, type TransactionActions } from "./actions.ts";
 import {
   type Resolution,
   RESOLVE_CLASS_FINAL,
@@ -218,6 +221,8 @@ export interface RestrictionContext {
   info?: (msg: string) => void;
   /** smtpd_sender_login_maps (sender_login.ts); without it the *_login_mismatch restrictions do nothing. */
   senderLogin?: SenderLoginContext;
+  /** FILTER access results are kept for the message; without it FILTER is a configuration error. */
+  filterActions?: boolean;
 }
 
 /** What {@link restrictionContext} may be given besides the configuration. */
@@ -414,6 +419,11 @@ export interface CheckRequest {
   pipelining?: boolean;
   /** The command being checked, when it is RCPT (set by checkRecipient). */
   where?: "RCPT";
+  /**
+   * The mail transaction's HOLD, DISCARD, REDIRECT, BCC and FILTER actions
+   * (actions.ts); without it these actions are a configuration error.
+   */
+  actions?: TransactionActions;
 }
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
@@ -619,8 +629,9 @@ function dsnSplit(defaultDsn: string, text: string): { dsn: string; text: string
 }
 
 /**
- * Access table actions that need cleanup (the queue file): not supported
- * yet. PREPEND is one only where the request cannot keep its header.
+ * Access table actions that need cleanup (the queue file): a configuration
+ * error where the request cannot keep them (see actions.ts). PREPEND is one
+ * only where the request cannot keep its header.
  */
 const CLEANUP_ACTIONS = new Set(["HOLD", "DISCARD", "REDIRECT", "FILTER", "PREPEND", "BCC"]);
 
@@ -698,6 +709,22 @@ async function tableResult(
         ctx.warn(`access table ${table} entry "${value}" requires header: text`);
       } else req.prepend(text);
       return null;
+  }
+  if (req.actions && DELEGATED_ACTIONS.has(cmd) && (cmd !== "FILTER" || ctx.filterActions)) {
+    return applyAction(
+      {
+        actions: req.actions,
+        inTransaction: req.sender !== null,
+        name,
+        what,
+        table,
+        value,
+        warn: ctx.warn,
+        log: req.log ?? ((action, t) => (ctx.info ?? ctx.warn)(`${action}: ${t}`)),
+      },
+      cmd,
+      text,
+    );
   }
   if (CLEANUP_ACTIONS.has(cmd) || cmd === "HANGUP") {
     ctx.warn(`access table ${table}: action ${cmd} is not supported by Postwarden`);
@@ -907,6 +934,8 @@ async function evaluate(
   const { name, what } = subject(stage, req);
   let warnIfReject = false;
   for (let i = 0; i < list.length; i++) {
+    // After DISCARD nothing more is checked in the transaction (Postfix's generic_checks).
+    if (req.actions?.discard) break;
     const raw = list[i];
     const r = raw.toLowerCase();
     let outcome: Outcome = null;

@@ -69,7 +69,8 @@
  * smtpd_forbid_unauth_pipelining; only input this session has read is seen.
  */
 import { headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
-import { CleanupSession } from "../../lib/cleanup/client.ts";
+import { CleanupSession, type MessageActions } from "../../lib/cleanup/client.ts";
+import { TransactionActions } from "./actions.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
 import { rfc2822Date, xtextDecode } from "../../lib/mime/mod.ts";
@@ -291,6 +292,8 @@ class Session {
   readonly deferIfPermit: DeferIfPermitCarry = {};
   /** Headers PREPEND results added for this transaction, written above Received:. */
   prepend: string[] = [];
+  /** HOLD, DISCARD, REDIRECT, BCC and FILTER from access tables, for this transaction (actions.ts). */
+  actions = new TransactionActions();
   /** Postfix's "instance" policy attribute: one per transaction, made at first need. */
   instance = "";
   readonly policy: ProtocolPolicy;
@@ -384,19 +387,19 @@ class Session {
     return this.deadline(this.d.read(), false);
   }
 
-  /** What restriction checks know about the session now. */
-  request(recipient?: string): CheckRequest {
+  /** What restriction checks know about the session now (`where`: Postfix's state->where). */
+  request(recipient?: string, where = this.lastCommand, sender = this.sender): CheckRequest {
     const { name, addr, port, reverseName, nameStatus, reverseStatus } = this.peer;
     return {
       client: { name, addr, port, reverseName, nameStatus, reverseStatus },
       pipelining: this.illPipelining,
       helo: this.helo,
-      sender: this.sender,
+      sender,
       recipient,
       sasl: this.sasl,
       deferIfPermit: this.deferIfPermit,
       policy: {
-        command: this.lastCommand,
+        command: where,
         protocol: this.protocol,
         clientPort: this.d.client.port,
         serverAddr: this.d.client.server?.addr,
@@ -408,15 +411,16 @@ class Session {
         sasl: this.sasl,
       },
       prepend: (header) => this.prepend.push(header),
+      actions: this.actions,
       log: (action, text) => {
         const parts = [
-          this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
+          sender !== null ? `from=<${quoteAddress(sender)}>` : "",
           recipient !== undefined ? `to=<${quoteAddress(recipient)}>` : "",
           `proto=${this.protocol}`,
           this.helo ? `helo=<${this.helo}>` : "",
         ].filter((p) => p !== "");
         this.log.info(
-          `${this.cleanup?.queueId ?? "NOQUEUE"}: ${action}: ${this.lastCommand} from ` +
+          `${this.cleanup?.queueId ?? "NOQUEUE"}: ${action}: ${where} from ` +
             `${this.client}: ${text}; ${parts.join(" ")}`,
         );
       },
@@ -912,6 +916,7 @@ class Session {
     this.overshoot = 0;
     this.xforward = null;
     this.prepend = [];
+    this.actions = new TransactionActions();
     this.instance = "";
     this.smtputf8 = false;
     this.bdat = null;
@@ -1057,9 +1062,10 @@ class Session {
     }
     if (!this.d.restrictions.delayReject) {
       const v =
-        await checkSender(this.d.restrictions, { ...this.request(), sender: path.address }) ??
+        await checkSender(this.d.restrictions, this.request(undefined, undefined, path.address)) ??
           await this.unlistedSender(path.address);
       if (v) {
+        this.actions = new TransactionActions(); // no transaction: its actions go too
         this.refuse("MAIL", v, { from: path.address });
         return false;
       }
@@ -1165,14 +1171,14 @@ class Session {
   /** smtpd_reject_unlisted_sender: an unknown sender address in our domains. */
   unlistedSender(sender: string): Promise<Verdict | null> {
     const l = this.d.listed;
-    if (!l?.rejectUnlisted.sender) return Promise.resolve(null);
+    if (!l?.rejectUnlisted.sender || this.actions.discard) return Promise.resolve(null);
     return checkListed(l, sender, "sender", sender);
   }
 
   /** smtpd_reject_unlisted_recipient: an unknown recipient. */
   unlistedRecipient(recipient: string): Promise<Verdict | null> {
     const l = this.d.listed;
-    if (!l?.rejectUnlisted.recipient) return Promise.resolve(null);
+    if (!l?.rejectUnlisted.recipient || this.actions.discard) return Promise.resolve(null);
     return checkListed(l, recipient, "recipient", this.sender ?? "");
   }
 
@@ -1209,8 +1215,10 @@ class Session {
    */
   async endOfDataRefused(only: string | undefined): Promise<boolean> {
     if (this.d.restrictions.eod.length === 0) return false;
-    const v = await checkEndOfData(this.d.restrictions, this.request(only));
+    const v = await checkEndOfData(this.d.restrictions, this.request(only, "END-OF-MESSAGE"));
     if (v) this.refuse("END-OF-MESSAGE", v, { from: this.sender!, to: only });
+    // The envelope told cleanup to wait for what these restrictions decided.
+    else this.cleanup?.lateActions(this.actions.envelope(true)!);
     return v !== null;
   }
 
@@ -1365,6 +1373,7 @@ class Session {
     this.overshoot = 0;
     this.xforward = null;
     this.prepend = [];
+    this.actions = new TransactionActions();
     this.instance = "";
     this.smtputf8 = false;
     this.saslSender = null;
@@ -1483,6 +1492,13 @@ class Session {
         ...(ret ? { ret: ret.toUpperCase() } : {}),
         ...(this.smtputf8 ? { smtputf8: true } : {}),
       },
+      ...this.actionsField(),
     });
+  }
+
+  /** The envelope's access-table actions; `more` when end-of-data restrictions may add some. */
+  actionsField(): { actions?: MessageActions } {
+    const a = this.actions.envelope(this.d.restrictions.eod.length > 0);
+    return a ? { actions: a } : {};
   }
 }
