@@ -28,13 +28,14 @@
  *    (the content is held in memory, at most message_size_limit), because
  *    a body line may still change the recipients (BCC, REDIRECT) or the
  *    queue (HOLD); otherwise content streams to disk.
- * smtpd's access-table actions (HOLD, DISCARD, REDIRECT, BCC; envelope
+ * smtpd's access-table actions (HOLD, DISCARD, REDIRECT, BCC, FILTER and
+ * content_filter; envelope
  * `actions`) are merged with the content checks' as actions.ts says; when
  * smtpd_end_of_data_restrictions may add some (`actions.more`) the content
  * is held in memory (at most message_size_limit) until they arrive.
  * 5. Outcome: REJECT refuses with the check's reply; DISCARD answers
  *    success and keeps nothing; HOLD writes into `hold/` (qmgr is not
- *    woken); FILTER refuses with 451 4.3.5 (not supported, see checks.ts).
+ *    woken); FILTER (the last one) is recorded in the queue file for qmgr.
  *    A table that cannot answer refuses the message with 451 4.3.0 and
  *    nothing is queued; an alias expansion over a limit with 451 4.6.0.
  *
@@ -342,11 +343,6 @@ export class CleanupService {
         throw new Rejected(checks.reject.code, checks.reject.dsn, checks.reject.text, true);
       }
       if (a.discard) throw new Discarded();
-      if (a.filter !== undefined) {
-        // Not routable yet (see checks.ts): refused rather than delivered unfiltered.
-        log.warn(`${queueId}: FILTER ${a.filter} is not supported -- message not accepted`);
-        throw new Rejected(451, "4.3.5", "Error: FILTER action is not supported", true);
-      }
       queue = a.hold ? "hold" : "incoming";
       writer = new QueueWriter(
         this.ctx.queue.dir(queue),
@@ -360,6 +356,7 @@ export class CleanupService {
           sender,
           attrs: env.attrs,
           messageId,
+          ...(a.filter !== undefined ? { filter: a.filter } : {}),
         },
         recipients,
       );

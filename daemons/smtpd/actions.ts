@@ -38,14 +38,19 @@ export class TransactionActions {
       this.filter !== undefined || this.bcc.length > 0;
   }
 
-  /** The actions as cleanup's envelope carries them (undefined when none and none may follow). */
-  envelope(more: boolean): MessageActions | undefined {
-    if (!more && !this.any()) return undefined;
+  /**
+   * The actions as cleanup's envelope carries them (undefined when none and
+   * none may follow). `contentFilter` (content_filter) is the filter unless
+   * a FILTER action replaced it: Postfix's smtpd sends it first.
+   */
+  envelope(more: boolean, contentFilter = ""): MessageActions | undefined {
+    const filter = this.filter ?? (contentFilter || undefined);
+    if (!more && !this.any() && filter === undefined) return undefined;
     return {
       ...(this.hold ? { hold: true } : {}),
       ...(this.discard ? { discard: true } : {}),
       ...(this.redirect !== undefined ? { redirect: this.redirect } : {}),
-      ...(this.filter !== undefined ? { filter: this.filter } : {}),
+      ...(filter !== undefined ? { filter } : {}),
       ...(this.bcc.length ? { bcc: [...this.bcc] } : {}),
       ...(more ? { more: true } : {}),
     };

@@ -57,8 +57,7 @@
  *
  * HOLD, DISCARD, REDIRECT, BCC and FILTER are kept for the mail
  * transaction and handed to cleanup (actions.ts); where the request cannot
- * keep them (or, for FILTER, without filterActions) each is a configuration
- * error (451 4.3.5, logged by name). Not done: the other check_*_access
+ * keep them each is a configuration error (451 4.3.5, logged by name). Not done: the other check_*_access
  * kinds (the _mx_, _ns_ and _a_ lookups, check_ccert_access,
  * check_sasl_access). PREPEND adds its header
  * to the transaction's message (the session writes it above its Received:
@@ -221,8 +220,6 @@ export interface RestrictionContext {
   info?: (msg: string) => void;
   /** smtpd_sender_login_maps (sender_login.ts); without it the *_login_mismatch restrictions do nothing. */
   senderLogin?: SenderLoginContext;
-  /** FILTER access results are kept for the message; without it FILTER is a configuration error. */
-  filterActions?: boolean;
 }
 
 /** What {@link restrictionContext} may be given besides the configuration. */
@@ -710,7 +707,7 @@ async function tableResult(
       } else req.prepend(text);
       return null;
   }
-  if (req.actions && DELEGATED_ACTIONS.has(cmd) && (cmd !== "FILTER" || ctx.filterActions)) {
+  if (req.actions && DELEGATED_ACTIONS.has(cmd)) {
     return applyAction(
       {
         actions: req.actions,

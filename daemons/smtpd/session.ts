@@ -1498,7 +1498,10 @@ class Session {
 
   /** The envelope's access-table actions; `more` when end-of-data restrictions may add some. */
   actionsField(): { actions?: MessageActions } {
-    const a = this.actions.envelope(this.d.restrictions.eod.length > 0);
+    const a = this.actions.envelope(
+      this.d.restrictions.eod.length > 0,
+      this.cfg.str("content_filter"),
+    );
     return a ? { actions: a } : {};
   }
 }

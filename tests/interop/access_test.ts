@@ -13,7 +13,7 @@
  * 127.0, 127) after the host name, helo names and their parent domains,
  * address extensions, `user@` and domain keys, the null sender as `<>`.
  * a table that cannot answer (`fail:`), classes naming classes, and the
- * actions handed to cleanup (HOLD, DISCARD, REDIRECT, BCC: their replies,
+ * actions handed to cleanup (HOLD, DISCARD, REDIRECT, BCC, FILTER: their replies,
  * log lines and what they do to later restrictions; where the message goes
  * is tests/integration/access_actions_test.ts). Not covered: bytes that
  * Postwarden's address parser refuses before any restriction runs.
@@ -259,7 +259,7 @@ function scenarios(cidr: string): Scenario[] {
   };
   const message = "Subject: test\r\n\r\nbody\r\n.";
   const actions: Scenario = {
-    name: "HOLD, DISCARD, REDIRECT and BCC actions",
+    name: "HOLD, DISCARD, REDIRECT, BCC and FILTER actions",
     mainCf: [
       "smtpd_sender_restrictions = check_sender_access inline:{ {held@client.example=HOLD}, " +
       "{disc@client.example=DISCARD sender dropped} }",
@@ -267,7 +267,8 @@ function scenarios(cidr: string): Scenario[] {
       "{holdtxt@localhost=HOLD held for review}, {disc@localhost=DISCARD}, " +
       "{red@localhost=REDIRECT boss@localhost}, {red2@localhost=REDIRECT other@localhost}, " +
       "{badred@localhost=REDIRECT nowhere}, {bcc@localhost=BCC copy@localhost}, " +
-      "{bcc2@localhost=BCC copy2@localhost}, {rej@localhost=REJECT} }, " +
+      "{bcc2@localhost=BCC copy2@localhost}, {rej@localhost=REJECT}, " +
+      "{filt@localhost=FILTER smtp:[127.0.0.1]:10025}, {badfilt@localhost=FILTER nocolon} }, " +
       "check_recipient_access inline:{ {disc@localhost=REJECT not reached} }",
       "smtpd_data_restrictions = check_sender_access inline:{ {data@client.example=HOLD at data} }",
       "smtpd_end_of_data_restrictions = check_sender_access inline:{ " +
@@ -294,6 +295,8 @@ function scenarios(cidr: string): Scenario[] {
       "RCPT TO:<badred@localhost>",
       "RCPT TO:<bcc@localhost>",
       "RCPT TO:<bcc2@localhost>",
+      "RCPT TO:<filt@localhost>",
+      "RCPT TO:<badfilt@localhost>",
       "DATA",
       message,
       "MAIL FROM:<held@client.example>",
