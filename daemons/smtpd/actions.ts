@@ -55,6 +55,31 @@ export class TransactionActions {
       ...(more ? { more: true } : {}),
     };
   }
+
+  /**
+   * A fresh set for smtpd_end_of_data_restrictions, whose actions reach
+   * cleanup after the content: HOLD and DISCARD carry over (HOLD is not
+   * logged twice; after DISCARD nothing is checked), the rest starts empty
+   * so that only what the end of data decides is sent (a REDIRECT or
+   * FILTER from before DATA must not override header_checks').
+   */
+  lateStage(): TransactionActions {
+    const late = new TransactionActions();
+    late.hold = this.hold;
+    late.discard = this.discard;
+    return late;
+  }
+
+  /** What this late set decided beyond `early`, for cleanup's "actions" message. */
+  since(early: TransactionActions): MessageActions {
+    return {
+      ...(this.hold && !early.hold ? { hold: true } : {}),
+      ...(this.discard && !early.discard ? { discard: true } : {}),
+      ...(this.redirect !== undefined ? { redirect: this.redirect } : {}),
+      ...(this.filter !== undefined ? { filter: this.filter } : {}),
+      ...(this.bcc.length ? { bcc: [...this.bcc] } : {}),
+    };
+  }
 }
 
 /** The actions that need cleanup, by their access table name. */

@@ -131,3 +131,18 @@ Deno.test("access actions: a policy server's HOLD, REDIRECT and BCC", async () =
     await serving;
   }
 });
+
+Deno.test("access actions: end-of-data ones reach cleanup on their own", () => {
+  const early = new TransactionActions();
+  early.hold = true;
+  early.redirect = "boss@x";
+  early.filter = "smtp:[127.0.0.1]:10024";
+  early.bcc.push("a@x");
+  const late = early.lateStage();
+  assertEquals([late.hold, late.discard, late.redirect, late.bcc], [true, false, undefined, []]);
+  assertEquals(late.since(early), {});
+  late.discard = true;
+  late.bcc.push("b@x");
+  late.filter = "scan:";
+  assertEquals(late.since(early), { discard: true, filter: "scan:", bcc: ["b@x"] });
+});

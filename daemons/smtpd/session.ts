@@ -1215,10 +1215,19 @@ class Session {
    */
   async endOfDataRefused(only: string | undefined): Promise<boolean> {
     if (this.d.restrictions.eod.length === 0) return false;
-    const v = await checkEndOfData(this.d.restrictions, this.request(only, "END-OF-MESSAGE"));
+    // What these restrictions decide goes to cleanup after the content, on its own.
+    const early = this.actions;
+    const late = early.lateStage();
+    this.actions = late;
+    let v;
+    try {
+      v = await checkEndOfData(this.d.restrictions, this.request(only, "END-OF-MESSAGE"));
+    } finally {
+      this.actions = early;
+    }
     if (v) this.refuse("END-OF-MESSAGE", v, { from: this.sender!, to: only });
-    // The envelope told cleanup to wait for what these restrictions decided.
-    else this.cleanup?.lateActions(this.actions.envelope(true)!);
+    // The envelope told cleanup to wait for this message.
+    else this.cleanup?.lateActions(late.since(early));
     return v !== null;
   }
 
