@@ -39,6 +39,11 @@ async function setup(mainCf: string) {
     f.close();
     return out;
   };
+  const filterOf = async (id: string) => {
+    const f = await QueueFile.open(`${root}/queue/incoming/${id}`);
+    f.close();
+    return f.envelope.filter;
+  };
   const list = (queue: string) =>
     [...Deno.readDirSync(`${root}/queue/${queue}`)].filter((e) => !e.name.startsWith("."))
       .map((e) => e.name);
@@ -48,7 +53,7 @@ async function setup(mainCf: string) {
     await server.done;
     await Deno.remove(root, { recursive: true });
   };
-  return { submit, rcpts, list, done, lines: fake.lines };
+  return { submit, rcpts, list, filterOf, done, lines: fake.lines };
 }
 
 const MSG = "Subject: test\r\n\r\nbody\r\n";
@@ -60,7 +65,7 @@ const env = (actions?: MessageActions): CleanupEnvelope => ({
 
 Deno.test("cleanup: smtpd's access actions", async (t) => {
   const c = await setup(
-    "header_checks = regexp:{ {/^Subject: redirect-me/ REDIRECT hc@test.example} }",
+    "header_checks = regexp:{ {/^Subject: redirect-me/ REDIRECT hc@test.example}, {/^Subject: filter-me/ FILTER hc:[10.0.0.1]} }",
   );
   try {
     await t.step("HOLD: the queue file goes to hold/", async () => {
@@ -112,6 +117,22 @@ Deno.test("cleanup: smtpd's access actions", async (t) => {
       assertEquals(r.status, "error");
       assertEquals([...c.list("incoming"), ...c.list("hold")].includes(queueId), false);
     });
+    await t.step(
+      "FILTER: smtpd's is recorded; header_checks' wins; the late one wins over both",
+      async () => {
+        const f = "smtp:[127.0.0.1]:10024";
+        assertEquals(await c.filterOf((await c.submit(env({ filter: f }), MSG)).queueId), f);
+        const hc = await c.submit(env({ filter: f }), "Subject: filter-me\r\n\r\nbody\r\n");
+        assertEquals(await c.filterOf(hc.queueId), "hc:[10.0.0.1]");
+        const late = await c.submit(
+          env({ filter: f, more: true }),
+          "Subject: filter-me\r\n\r\nbody\r\n",
+          { filter: "late:[10.0.0.2]" },
+        );
+        assertEquals(await c.filterOf(late.queueId), "late:[10.0.0.2]");
+        assertEquals(await c.filterOf((await c.submit(env(), MSG)).queueId), undefined);
+      },
+    );
     await t.step("no actions: incoming/, both recipients", async () => {
       const { queueId } = await c.submit(env(), MSG);
       assertEquals(await c.rcpts(queueId, "incoming"), ["b@test.example", "c@test.example"]);
