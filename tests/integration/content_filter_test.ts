@@ -278,3 +278,53 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "postwarden audit: only the filter's transport reaches the content filter",
+  ...opts,
+  fn: async () => {
+    const { postwardenArgs } = await import("../helpers/instance.ts");
+    const { run } = await import("../helpers/peers.ts");
+    const root = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+    const dir = await Deno.makeTempDir({ prefix: "postwarden-filter-audit-" });
+    await Deno.chmod(dir, 0o755);
+    const filterPort = freePort();
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: filterPort });
+    const accepting = (async () => {
+      for await (const c of listener) c.close();
+    })().catch(() => {});
+    try {
+      const conf = `${dir}/conf`;
+      await Deno.mkdir(conf);
+      await Deno.writeTextFile(
+        `${conf}/main.cf`,
+        (await Deno.readTextFile(`${root}/conf/main.cf`)) +
+          `myhostname = mx.test.example\nqueue_directory = ${dir}/var\n` +
+          `maillog_file = ${dir}/var/log/maillog\nmail_spool_directory = ${dir}/var/mail/\n` +
+          `content_filter = scan:[127.0.0.1]:${filterPort}\n`,
+      );
+      await Deno.writeTextFile(
+        `${conf}/master.cf`,
+        (await Deno.readTextFile(`${root}/conf/master.cf`))
+          .replace(/^2525(\s+inet)/m, `127.0.0.1:${freePort()}$1`) +
+          "scan unix - - n - 2 smtp\n",
+      );
+      const r = await run(Deno.execPath(), postwardenArgs(conf, "audit"));
+      assertEquals(r.code, 0, r.stderr + r.stdout);
+      const blocks = r.stdout.split(/\n(?=\S)/);
+      const probe = `connect to content filter [127.0.0.1]:${filterPort}`;
+      const scan = blocks.find((b) => b.startsWith("scan/unix (smtp)"))!;
+      assertMatch(scan, new RegExp(`^ {2}can +${probe.replace(/[[\].]/g, "\\$&")}$`, "m"));
+      assertStringIncludes(scan, `127.0.0.1:${filterPort}`); // in its --allow-net
+      const others = blocks.filter((b) => /^\S+\/(inet|unix) \(/.test(b) && b !== scan);
+      assert(others.length >= 8, r.stdout);
+      for (const b of others) {
+        assertMatch(b, new RegExp(`^ {2}cannot ${probe.replace(/[[\].]/g, "\\$&")}`, "m"));
+      }
+    } finally {
+      listener.close();
+      await accepting;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
