@@ -28,25 +28,38 @@ export interface MergedActions {
   bcc: string[];
 }
 
-/** An address or filter from the client: a bounded single-line string, or nothing. */
-function line(v: unknown): string | undefined {
-  return typeof v === "string" && v !== "" && v.length <= 1000 && !/[\0\r\n]/.test(v)
-    ? v
-    : undefined;
+/** Actions that are not what smtpd sends: the message is refused, never routed otherwise. */
+export class MalformedActions extends Error {
+  override readonly name = "MalformedActions";
+}
+
+/** An address or filter from the client: a bounded single-line string. */
+function line(what: string, v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === "string" && v !== "" && v.length <= 2000 && !/[\0\r\n]/.test(v)) return v;
+  throw new MalformedActions(`malformed ${what} action from client`);
 }
 
 /**
- * The actions in an envelope or "actions" message, keeping only well-formed
- * fields (the client is smtpd, but a queue file never gets a malformed one).
+ * The actions in an envelope or "actions" message. A field that is present
+ * but malformed refuses the message (MalformedActions): dropping a REDIRECT
+ * or FILTER would deliver the mail where the policy said it must not go.
  */
 export function messageActions(raw: unknown): MessageActions {
-  if (typeof raw !== "object" || raw === null) return {};
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== "object") throw new MalformedActions("malformed actions from client");
   const r = raw as Record<string, unknown>;
-  const bcc = Array.isArray(r.bcc)
-    ? r.bcc.map(line).filter((b): b is string => b !== undefined).slice(0, 1000)
-    : [];
-  const redirect = line(r.redirect);
-  const filter = line(r.filter);
+  if (r.bcc !== undefined && (!Array.isArray(r.bcc) || r.bcc.length > 10_000)) {
+    throw new MalformedActions("malformed bcc action from client");
+  }
+  const bcc = ((r.bcc ?? []) as unknown[]).map((b) => line("bcc", b)!);
+  const redirect = line("redirect", r.redirect);
+  const filter = line("filter", r.filter);
+  for (const k of ["hold", "discard", "more"]) {
+    if (r[k] !== undefined && typeof r[k] !== "boolean") {
+      throw new MalformedActions(`malformed ${k} action from client`);
+    }
+  }
   return {
     ...(r.hold === true ? { hold: true } : {}),
     ...(r.discard === true ? { discard: true } : {}),

@@ -3,7 +3,7 @@
  * end-of-data message carry, merged with header_checks, and where the
  * message ends up (hold/, nowhere, other recipients).
  */
-import { assertEquals } from "../../tests/helpers/assert.ts";
+import { assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import { fakeService } from "../../tests/helpers/fake_service.ts";
 import {
   type CleanupEnvelope,
@@ -13,7 +13,7 @@ import {
 import { ipcListen } from "../../lib/ipc/mod.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
 import { CleanupService } from "./cleanup.ts";
-import { mergeActions, messageActions } from "./actions.ts";
+import { MalformedActions, mergeActions, messageActions } from "./actions.ts";
 
 const enc = new TextEncoder();
 
@@ -133,6 +133,12 @@ Deno.test("cleanup: smtpd's access actions", async (t) => {
         assertEquals(await c.filterOf((await c.submit(env(), MSG)).queueId), undefined);
       },
     );
+    await t.step("a malformed action refuses the message (never routed elsewhere)", async () => {
+      const bad = { redirect: "a@b\r\nX-Injected: 1" } as unknown as MessageActions;
+      const { r, queueId } = await c.submit(env(bad), MSG);
+      assertEquals(r.status, "error");
+      assertEquals([...c.list("incoming"), ...c.list("hold")].includes(queueId), false);
+    });
     await t.step("no actions: incoming/, both recipients", async () => {
       const { queueId } = await c.submit(env(), MSG);
       assertEquals(await c.rcpts(queueId, "incoming"), ["b@test.example", "c@test.example"]);
@@ -145,16 +151,29 @@ Deno.test("cleanup: smtpd's access actions", async (t) => {
 Deno.test("cleanup: action records are checked and merged in Postfix's order", () => {
   assertEquals(
     messageActions({
-      hold: "yes",
+      hold: false,
       discard: true,
-      redirect: "a@b\r\nX: y",
-      bcc: ["ok@x", 5, "bad\0@x"],
       filter: "smtp:[127.0.0.1]:10024",
-      junk: 1,
+      bcc: ["ok@x"],
+      op: "actions",
     }),
     { discard: true, filter: "smtp:[127.0.0.1]:10024", bcc: ["ok@x"] },
   );
   assertEquals(messageActions(null), {});
+  assertEquals(messageActions(undefined), {});
+  for (
+    const bad of [
+      { redirect: "a@b\r\nX: y" },
+      { redirect: "x".repeat(3000) },
+      { bcc: ["ok@x", 5] },
+      { bcc: "a@b" },
+      { filter: "" },
+      { hold: "yes" },
+      "hold",
+    ]
+  ) {
+    assertThrows(() => messageActions(bad), MalformedActions);
+  }
   const content = { hold: false, discard: false, redirect: undefined, bcc: ["c@x"] };
   assertEquals(
     mergeActions({ hold: true, redirect: "e@x", bcc: ["e@x"] }, content, { bcc: ["l@x"] }),
