@@ -77,7 +77,7 @@ Deno.test("validateConfig", async (t) => {
         /^smtpd_tls_mandatory_exclude_ciphers: "CHACHA20": not supported/,
       ],
       ["smtp_tls_security_level = verify", /^smtp_tls_security_level = verify/],
-      ["content_filter = amavis:[127.0.0.1]:10024", /^content_filter = /],
+      ["smtpd_proxy_filter = 127.0.0.1:10024", /^smtpd_proxy_filter = /],
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
       [
         "smtpd_client_new_tls_session_rate_limit = 10",
