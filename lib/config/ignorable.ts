@@ -231,7 +231,6 @@ const GROUPS: Group[] = [
       "frozen_delivered_to",
       "default_privs",
       "empty_address_local_login_sender_maps_lookup_key",
-      "internal_mail_filter_classes",
     ],
   },
   {

@@ -78,6 +78,8 @@ Deno.test("validateConfig", async (t) => {
       ],
       ["smtp_tls_security_level = verify", /^smtp_tls_security_level = verify/],
       ["smtpd_proxy_filter = 127.0.0.1:10024", /^smtpd_proxy_filter = /],
+      // Bounces would go unfiltered: content_filter does not apply to internal mail.
+      ["internal_mail_filter_classes = bounce", /^internal_mail_filter_classes = bounce/],
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
       [
         "smtpd_client_new_tls_session_rate_limit = 10",
