@@ -6,7 +6,7 @@
  * read and write each queue folder, read /etc/shadow and main.cf, write a
  * mailbox, write the log, remove or replace another daemon's socket,
  * connect to 127.0.0.1:25, connect to each server of proxymap's tables
- * (database, socketmap, tcp), bind its own endpoint, run /bin/sh, import
+ * (database, socketmap, tcp) and to each content filter's [host]:port, bind its own endpoint, run /bin/sh, import
  * code from npm (any package, the table drivers proxymap loads, and the
  * auth daemon's packages) or over HTTP (a local server counts the
  * attempts), read the auth daemon's password file, keep data in
@@ -27,6 +27,7 @@ import {
   serviceSocket,
   servicesTableGrants,
 } from "../lib/permissions/mod.ts";
+import { contentFilterNexthops } from "../lib/permissions/filter.ts";
 import { paramLookup, planServices } from "../lib/service/catalog.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
@@ -60,6 +61,19 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     .filter(([name]) => plan.run.some((s) => s.name === name && s.command === "proxymap"))
     .map(([, g]) => g);
   const tableServers = [...new Set(proxied.flatMap((g) => g.net))].map(serverProbe);
+  // Content filters' next hops ([host]:port): only the transport each names should reach it.
+  const filterHops = [
+    ...new Set(
+      plan.run.filter((s) => s.command === "smtp").flatMap((s) =>
+        contentFilterNexthops(s, plan.run, (n) => ov[n] ?? o.config.str(n))
+      ),
+    ),
+  ].flatMap((hop): [string, Probe][] => {
+    const m = /^\[([^\]]+)\]:(\d+)$/.exec(hop);
+    return m
+      ? [[`connect to content filter ${hop}`, { kind: "connect", host: m[1], port: Number(m[2]) }]]
+      : [];
+  });
   const drivers = [...new Set(proxied.flatMap((g) => g.npm))];
   // smtpd's certificate and key files: master reads them; each daemon shows whether it can.
   const tlsFiles = new Map<string, string>();
@@ -136,7 +150,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         }
       }
       probes.push(["connect 127.0.0.1:25", { kind: "connect", host: "127.0.0.1", port: 25 }]);
-      probes.push(...tableServers);
+      probes.push(...tableServers, ...filterHops);
       if (svc.type === "inet") {
         const ifaces = param("inet_interfaces").split(/[\s,]+/).filter(Boolean);
         for (const ep of inetEndpoints(svc.name, ifaces)) {

@@ -18,6 +18,7 @@
  *     create_time: Mon Nov 30 16:41:28 2020
  *     sender: ADDRESS                          (empty for the null sender)
  *     named_attribute: client_name=...          (one per envelope attribute)
+ *     content_filter: TRANSPORT:NEXTHOP        (when the message has one)
  *     original_recipient: ADDRESS              (per recipient, when it has one)
  *     recipient: ADDRESS                       (done_recipient: once delivered)
  *     *** MESSAGE CONTENTS PATH ***
@@ -154,6 +155,8 @@ export function envelopeLines(f: QueueFile, timeZone?: string): string[] {
     const shownValue = key === "ret" ? ({ FULL: 1, HDRS: 2 }[String(value)] ?? value) : value;
     lines.push(`named_attribute: ${name}=${shownValue}`);
   }
+  // Postfix writes its FILT record where the recipient records begin.
+  if (env.filter !== undefined) lines.push(`content_filter: ${env.filter}`);
   for (const r of f.head.recipients) {
     if (r.notify?.length) {
       // Postfix's DSN_NOTIFY_* bits.

@@ -54,6 +54,7 @@ Deno.test("postcat", async (t) => {
         envid: "a+b",
         ret: "HDRS",
       },
+      filter: "smtp:[127.0.0.1]:10024",
     },
     [
       { address: "b@example.net", orcpt: "rfc822;B@example.net", notify: ["SUCCESS", "DELAY"] },
@@ -86,6 +87,7 @@ Deno.test("postcat", async (t) => {
         "named_attribute: protocol_name=ESMTP",
         "named_attribute: envelope_id=a+b",
         "named_attribute: ret_flags=2",
+        "content_filter: smtp:[127.0.0.1]:10024",
         "named_attribute: notify_flags=10",
         "named_attribute: dsn_orig_rcpt=rfc822;B@example.net",
         "recipient: b@example.net",

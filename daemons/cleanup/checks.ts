@@ -13,9 +13,9 @@
  *
  *   ID: reject: header Subject: hi from host[1.2.3.4]; from=<a@x> to=<b@y> proto=ESMTP helo=<h>: 5.7.1 text
  *
- * FILTER is not supported: the queue manager cannot route a message
- * through a content filter, so a FILTER action refuses the message with
- * 451 4.3.5 and says so in the log, rather than deliver it unfiltered.
+ * FILTER transport:destination replaces the message's content filter (the
+ * last one wins; cleanup records it in the queue file and qmgr routes
+ * every recipient there).
  *
  * It does no I/O beyond table lookups and logging; what the actions mean
  * for the queue file (hold/, no file, other recipients) is cleanup.ts's.
@@ -53,7 +53,7 @@ export interface CheckLogContext {
   warn: (line: string) => void;
 }
 
-/** A REJECT (or FILTER refusal): the reply cleanup gives. */
+/** A REJECT: the reply cleanup gives. */
 export interface CheckReject {
   code: number;
   dsn: string;
@@ -83,7 +83,7 @@ function isHeaderText(text: string): boolean {
  * and {@link body} for each body line, in order; then read the outcome.
  */
 export class MessageChecks {
-  /** Set by REJECT (or FILTER): the message is refused with this reply. */
+  /** Set by REJECT: the message is refused with this reply. */
   reject: CheckReject | undefined;
   /** DISCARD: the message is accepted and dropped. */
   discard = false;
@@ -93,6 +93,8 @@ export class MessageChecks {
   redirect: string | undefined;
   /** BCC: recipients to add (NOTIFY=NEVER). */
   readonly bcc: string[] = [];
+  /** FILTER: the content filter (transport:destination) for the message. */
+  filter: string | undefined;
   /** False once an action ended inspection (REJECT, DISCARD, REDIRECT, PASS). */
   active = true;
 
@@ -185,13 +187,7 @@ export class MessageChecks {
           warn(`bad FILTER command ${text} in ${title} -- need transport:destination`);
         } else {
           this.#logAction("filter", where, content, text);
-          warn(
-            `${this.log.queueId}: FILTER action in ${title} is not supported ` +
-              `(Postwarden's queue manager cannot route mail through a content filter) ` +
-              `-- message not accepted, try again later`,
-          );
-          this.reject = { code: 451, dsn: "4.3.5", text: "Error: FILTER action is not supported" };
-          this.active = false;
+          this.filter = text; // the last one wins, as in Postfix
         }
         return KEEP;
       case "PASS":

@@ -121,22 +121,28 @@ Deno.test("header and body checks", async (t) => {
     assertEquals(s.checks.redirect, "quarantine@x.example");
     assertEquals(s.checks.active, false);
   });
-  await t.step("FILTER is refused (not supported), a bad FILTER is a warning", async () => {
-    let s = setup([[/^X-F:/, "FILTER nofilter"]]);
-    await s.checks.header("X-F: 1", "primary", false);
-    assertEquals(s.checks.reject, undefined);
-    assertEquals(s.warn, [
-      "bad FILTER command nofilter in header_checks -- need transport:destination",
-    ]);
-    s = setup([[/^X-F:/, "FILTER smtp:[127.0.0.1]:10025"]]);
-    await s.checks.header("X-F: 1", "primary", false);
-    assertEquals(s.checks.reject, {
-      code: 451,
-      dsn: "4.3.5",
-      text: "Error: FILTER action is not supported",
-    });
-    assertMatch(s.warn[0], /FILTER action in header_checks is not supported/);
-  });
+  await t.step(
+    "FILTER sets the content filter, the last one wins; a bad FILTER is a warning",
+    async () => {
+      let s = setup([[/^X-F:/, "FILTER nofilter"]]);
+      await s.checks.header("X-F: 1", "primary", false);
+      assertEquals(s.checks.filter, undefined);
+      assertEquals(s.warn, [
+        "bad FILTER command nofilter in header_checks -- need transport:destination",
+      ]);
+      s = setup([[/^X-F: 1/, "FILTER smtp:[127.0.0.1]:10025"], [
+        /^X-F: 2/,
+        "FILTER relay:[10.0.0.1]",
+      ]]);
+      await s.checks.header("X-F: 1", "primary", false);
+      assertEquals(s.checks.filter, "smtp:[127.0.0.1]:10025");
+      assertEquals(s.checks.active, true);
+      await s.checks.header("X-F: 2", "primary", false);
+      assertEquals(s.checks.filter, "relay:[10.0.0.1]");
+      assertEquals(s.checks.reject, undefined);
+      assertEquals(s.warn, []);
+    },
+  );
   await t.step("unknown action: warning, line kept; DUNNO and OK: nothing", async () => {
     const s = setup([[/^X-U:/, "FROBNICATE"], [/^X-D:/, "DUNNO"], [/^X-O:/, "OK"]]);
     for (const h of ["X-U: 1", "X-D: 1", "X-O: 1"]) {

@@ -28,9 +28,14 @@
  *    (the content is held in memory, at most message_size_limit), because
  *    a body line may still change the recipients (BCC, REDIRECT) or the
  *    queue (HOLD); otherwise content streams to disk.
+ * smtpd's access-table actions (HOLD, DISCARD, REDIRECT, BCC, FILTER and
+ * content_filter; envelope
+ * `actions`) are merged with the content checks' as actions.ts says; when
+ * smtpd_end_of_data_restrictions may add some (`actions.more`) the content
+ * is held in memory (at most message_size_limit) until they arrive.
  * 5. Outcome: REJECT refuses with the check's reply; DISCARD answers
  *    success and keeps nothing; HOLD writes into `hold/` (qmgr is not
- *    woken); FILTER refuses with 451 4.3.5 (not supported, see checks.ts).
+ *    woken); FILTER (the last one) is recorded in the queue file for qmgr.
  *    A table that cannot answer refuses the message with 451 4.3.0 and
  *    nothing is queued; an alias expansion over a limit with 451 4.6.0.
  *
@@ -49,7 +54,8 @@
  */
 import { parseHeaderAddresses, splitAddress } from "../../lib/address/mod.ts";
 import { rewriteAddress, type RewriteContext, rewriteContext } from "../../lib/resolve/mod.ts";
-import type { CleanupEnvelope, CleanupResult } from "../../lib/cleanup/client.ts";
+import type { CleanupEnvelope, CleanupResult, MessageActions } from "../../lib/cleanup/client.ts";
+import { mergeActions, messageActions } from "./actions.ts";
 import { type IpcConn } from "../../lib/ipc/mod.ts";
 import { DictError } from "../../lib/maps/mod.ts";
 import {
@@ -309,6 +315,11 @@ export class CleanupService {
         warn: (m) => log.warn(m),
       };
     const checks = new MessageChecks(internal ? tables.noChecks : tables.checks, logCtx);
+    // smtpd's access-table actions (actions.ts): before DATA, and after it
+    // when end-of-data restrictions may add some (`more`: content is held).
+    const early = messageActions(env.actions);
+    let late: MessageActions | null = null;
+    let held: Uint8Array[] | null = null;
 
     // Filled in at the end of the header section.
     let sender = "";
@@ -320,11 +331,12 @@ export class CleanupService {
 
     const begin = async (content: Uint8Array[]) => {
       let recipients = [...baseRecipients];
-      if (checks.redirect !== undefined) {
-        recipients = [{ address: local(internalForm(checks.redirect)) }];
+      const a = mergeActions(early, checks, late);
+      if (a.redirect !== undefined) {
+        recipients = [{ address: local(internalForm(a.redirect)) }];
       }
       try {
-        for (const b of [...bccAddresses, ...checks.bcc.map(internalForm)]) {
+        for (const b of [...bccAddresses, ...a.bcc.map(internalForm)]) {
           const r = await rewriter.rewrite(b, "envelopeRecipient");
           for (const a of await rewriter.expand(r)) {
             recipients.push({ address: a, notify: ["NEVER"] });
@@ -337,8 +349,8 @@ export class CleanupService {
       if (checks.reject) {
         throw new Rejected(checks.reject.code, checks.reject.dsn, checks.reject.text, true);
       }
-      if (checks.discard) throw new Discarded();
-      queue = checks.hold ? "hold" : "incoming";
+      if (a.discard) throw new Discarded();
+      queue = a.hold ? "hold" : "incoming";
       writer = new QueueWriter(
         this.ctx.queue.dir(queue),
         queueId,
@@ -351,6 +363,7 @@ export class CleanupService {
           sender,
           attrs: env.attrs,
           messageId,
+          ...(a.filter !== undefined ? { filter: a.filter } : {}),
         },
         recipients,
       );
@@ -412,7 +425,7 @@ export class CleanupService {
         if (recipients.length === 0) {
           throw new Rejected(554, "5.5.1", "Error: no recipients specified");
         }
-        if (ck.redirect === undefined) {
+        if (ck.redirect === undefined && early.redirect === undefined) {
           const expanded: Recipient[] = [];
           for (const r of recipients) {
             const list = await rw.expand(r.address);
@@ -464,6 +477,9 @@ export class CleanupService {
         } catch (e) {
           throw refusal(e);
         }
+      } else if (early.more) {
+        held = out;
+        if (rest.length) held.push(rest);
       } else {
         if (rest.length) out.push(rest);
         await begin(out);
@@ -489,7 +505,11 @@ export class CleanupService {
         const f = await conn.recv();
         if (f === null) throw new Error("lost connection with client");
         if (f.kind === "end") break;
-        if (f.kind !== "data") throw new Error("unexpected message frame in content");
+        if (f.kind === "msg" && f.msg.op === "actions" && early.more && !late) {
+          late = messageActions(f.msg);
+          continue;
+        }
+        if (f.kind !== "data" || late) throw new Error("unexpected message frame in content");
         if (stop) continue; // drain to keep the protocol in step
         try {
           if (!headersDone) {
@@ -506,7 +526,8 @@ export class CleanupService {
                   throw refusal(e);
                 });
                 decided();
-              } else await writer!.write(f.data);
+              } else if (held) (held as Uint8Array[]).push(f.data);
+              else await writer!.write(f.data);
             }
           }
           if (size > sizeLimit) {
@@ -521,6 +542,14 @@ export class CleanupService {
           const r = splitter.end();
           await startFile(r.headers, r.rest);
           if (size > sizeLimit) throw new Rejected(552, "5.3.4", "Error: message file too big");
+        } catch (e) {
+          stopOn(e);
+        }
+      }
+      if (early.more && !late) throw new Error("no end-of-data actions from client");
+      if (!stop && held) {
+        try {
+          await begin(held);
         } catch (e) {
           stopOn(e);
         }

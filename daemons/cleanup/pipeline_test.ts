@@ -66,13 +66,18 @@ async function setup(mainCf: string) {
   };
   const list = (queue: string) =>
     [...Deno.readDirSync(`${root}/queue/${queue}`)].map((e) => e.name);
+  const filterOf = async (id: string) => {
+    const f = await QueueFile.open(`${root}/queue/incoming/${id}`);
+    f.close();
+    return f.envelope.filter;
+  };
   const done = async () => {
     await svc.close();
     server.close();
     await server.done;
     await Deno.remove(root, { recursive: true });
   };
-  return { submit, read, list, done, notified, lines: fake.lines, svc };
+  return { submit, read, list, filterOf, done, notified, lines: fake.lines, svc };
 }
 
 Deno.test("cleanup pipeline: canonical, masquerading, virtual aliases", async (t) => {
@@ -382,17 +387,13 @@ Deno.test("cleanup pipeline: header and body checks", async (t) => {
         assertEquals(r.status, "ok");
       },
     );
-    await t.step("FILTER: refused with a clear error (not supported)", async () => {
-      const { r } = await env.submit(
+    await t.step("FILTER: recorded in the queue file for qmgr", async () => {
+      const { r, queueId } = await env.submit(
         { sender: "s@x.example", recipients: rcpt },
         "Subject: filter me\r\n\r\nb\r\n",
       );
-      assertEquals(r, {
-        status: "error",
-        code: 451,
-        dsn: "4.3.5",
-        text: "Error: FILTER action is not supported",
-      });
+      assertEquals(r.status, "ok");
+      assertEquals(await env.filterOf(queueId), "smtp:[127.0.0.1]:10025");
     });
     await t.step("content checks do not apply to bounces, nor automatic BCC", async () => {
       const { r, queueId } = await env.submit(

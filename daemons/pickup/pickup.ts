@@ -37,7 +37,8 @@
  * folder itself.
  *
  * Parameters: queue_directory (where maildrop/ and private/cleanup are),
- * message_size_limit (10240000). authorized_submit_users is not read:
+ * message_size_limit (10240000), content_filter (empty; the message's
+ * content filter, for qmgr). authorized_submit_users is not read:
  * every local user may submit, as with its default static:anyone.
  */
 import { quoteAddress } from "../../lib/address/mod.ts";
@@ -241,9 +242,11 @@ export class Pickup {
         this.#ctx.log.info("cleanup service is reachable again");
       }
       this.#ctx.log.info(`${session.queueId}: uid=${file.uid} from=<${quoteAddress(sender)}>`);
-      session.envelope(
-        cleanupEnvelope(env, file.head.recipients.filter((r) => !r.done), { sender, arrival }),
-      );
+      const cf = this.#ctx.config.str("content_filter");
+      session.envelope({
+        ...cleanupEnvelope(env, file.head.recipients.filter((r) => !r.done), { sender, arrival }),
+        ...(cf ? { actions: { filter: cf } } : {}), // as Postfix's pickup sends content_filter
+      });
       let size = 0;
       for await (const chunk of file.content()) {
         size += chunk.length;

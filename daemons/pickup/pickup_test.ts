@@ -280,6 +280,29 @@ Deno.test("pickup and what a local user may plant in maildrop/", async (t) => {
       }
     });
 
+    await t.step(
+      "content_filter goes to cleanup with the envelope, as Postfix's pickup",
+      async () => {
+        const { maildrop, cleanup, pickup, done } = await setup(
+          "filter",
+          "content_filter = scan:[127.0.0.1]:10024",
+        );
+        try {
+          const a = await writeQueueFile(
+            maildrop,
+            { sender: "joe" },
+            [{ address: "x@y" }],
+            MESSAGE,
+          );
+          await Deno.chown(a.path, USER_UID, USER_UID);
+          assertEquals((await pickup.scan()).submitted, [a.queueId]);
+          assertEquals(cleanup.got[0].envelope.actions, { filter: "scan:[127.0.0.1]:10024" });
+        } finally {
+          await done();
+        }
+      },
+    );
+
     await t.step("a symlink is removed with a warning, its target never read", async () => {
       const { svc, maildrop, cleanup, pickup, done } = await setup("symlink");
       try {

@@ -20,6 +20,11 @@
  * address syntax". Mail for the error transport (virtual alias domains, relocated users, transport_maps
  * `error:` entries) goes to the error agent, which bounces it.
  *
+ * A message with a content filter in its queue file (content_filter or a
+ * FILTER action) is not resolved: every recipient goes to the filter's
+ * transport and next hop (filter.ts); when that transport is not in
+ * master.cf the recipients are deferred ("mail transport unavailable").
+ *
  * Not implemented yet: slow start, delay warnings (delay_warning_time),
  * hold queue management from postsuper.
  *
@@ -28,8 +33,8 @@
  * bounce_queue_lifetime (5d), default_destination_concurrency_limit (20),
  * default_destination_recipient_limit (50), <transport>_destination_*
  * variants, default_process_limit (100), qmgr_message_active_limit (20000),
- * and what the resolver reads (lib/resolve: mydestination, transport_maps,
- * relay_domains, relayhost, ...).
+ * default_filter_nexthop (empty), myhostname, and what the resolver reads
+ * (lib/resolve: mydestination, transport_maps, relay_domains, relayhost, ...).
  */
 import { quoteAddress } from "../../lib/address/mod.ts";
 import type { BounceRecipient } from "../../lib/bounce/client.ts";
@@ -47,6 +52,7 @@ import {
   type StoredRecipient,
 } from "../../lib/queue/mod.ts";
 import { deliveryRoute, type Resolution, ResolveError, Resolver } from "../../lib/resolve/mod.ts";
+import { type FilterParams, filterRoute } from "./filter.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 
 /** A message in the active queue. */
@@ -307,7 +313,22 @@ export class Qmgr {
     }
     const byDest = new Map<string, StoredRecipient[]>();
     const decided: { r: StoredRecipient; st: RecipientStatus }[] = [];
+    const filter = env.filter;
+    const filterMissing = filter !== undefined && !this.#filterTransportExists(id, filter);
     for (const r of pending) {
+      if (filter !== undefined) {
+        // Content filter: every recipient goes there, unresolved (qmgr_message_resolve).
+        if (filterMissing) {
+          decided.push({ r, st: this.#deferral(r, "mail transport unavailable") });
+          continue;
+        }
+        const { transport, nexthop } = filterRoute(filter, r.address, this.#filterParams);
+        const dest = this.#destination(`${transport}:${nexthop}`, transport, nexthop);
+        let list = byDest.get(dest.key);
+        if (!list) byDest.set(dest.key, list = []);
+        list.push(r);
+        continue;
+      }
       let route: Resolution;
       try {
         route = await this.resolver.resolve(r.address, { sender: env.sender });
@@ -350,6 +371,28 @@ export class Qmgr {
       return;
     }
     for (const key of byDest.keys()) this.#pump(this.destinations.get(key)!);
+  }
+
+  /**
+   * Whether a content filter's transport is a unix service in master.cf;
+   * when it is not, the message is deferred (never delivered unfiltered)
+   * and this says why.
+   */
+  #filterTransportExists(id: string, filter: string): boolean {
+    const transport = filterRoute(filter, "", this.#filterParams).transport;
+    if (this.services.some((s) => s.name === transport && s.type === "unix")) return true;
+    this.ctx.log.warn(
+      `${id}: content filter ${filter}: transport "${transport}" is not defined in master.cf ` +
+        `-- message deferred`,
+    );
+    return false;
+  }
+
+  get #filterParams(): FilterParams {
+    return {
+      defaultNexthop: this.ctx.config.str("default_filter_nexthop"),
+      myhostname: this.ctx.config.str("myhostname"),
+    };
   }
 
   /** A deferral qmgr decides itself (the resolver could not answer). */

@@ -15,6 +15,9 @@
  *   BODY=8BITMIME when the content has 8-bit bytes and the server offers
  *   8BITMIME (8-bit content is sent as is otherwise), DSN parameters when
  *   the server offers DSN.
+ * - With smtp_send_xforward_command = yes and a server that offers
+ *   XFORWARD, the original client's attributes go before MAIL
+ *   (xforward.ts); a refusal fails the transaction like a MAIL refusal.
  * - Addresses go out quoted as Postfix's smtp_quote_rfc821_envelope does
  *   (lib/address formatPath): `"a b"@example.com`. An address that cannot
  *   be written into an SMTP command at all (a control character, a domain
@@ -60,6 +63,7 @@ import {
   type Reply,
 } from "../../lib/smtp/mod.ts";
 import { ConnectionCache } from "./cache.ts";
+import { xforwardCommands } from "./xforward.ts";
 import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
 import { ConnectError, type ConnectFn, relayLabel, SessionError, SmtpSession } from "./session.ts";
 
@@ -80,6 +84,8 @@ export interface SmtpSettings {
   quitTimeout: number;
   cacheTimeLimitMs: number;
   reuseTimeLimitMs: number;
+  /** smtp_send_xforward_command. */
+  sendXforward: boolean;
 }
 
 /** Reads the agent's parameters from `config`. */
@@ -97,6 +103,7 @@ export function smtpSettings(config: Config): SmtpSettings {
     quitTimeout: config.time("smtp_quit_timeout"),
     cacheTimeLimitMs: config.time("smtp_connection_cache_time_limit") * 1000,
     reuseTimeLimitMs: config.time("smtp_connection_reuse_time_limit") * 1000,
+    sendXforward: config.bool("smtp_send_xforward_command"),
   };
 }
 
@@ -320,6 +327,20 @@ export class SmtpAgent {
     const accepted: DeliveryRecipient[] = [];
     let reusable = false;
     try {
+      // XFORWARD: the original client, for a content filter's re-injection (xforward.ts).
+      if (s.sendXforward && f.has("XFORWARD")) {
+        stage = "sending XFORWARD";
+        for (const cmd of xforwardCommands(file.envelope, f.get("XFORWARD") ?? "")) {
+          await session.write(cmd, s.mailTimeout, stage);
+          const reply = await session.readReply(s.mailTimeout, stage);
+          if (reused && reply.code === 421) return { kind: "stale" };
+          if (reply.code < 200 || reply.code >= 300) {
+            fail(req.recipients, reply, "XFORWARD command");
+            return { kind: "done", statuses, reusable: false };
+          }
+        }
+        stage = "sending MAIL FROM";
+      }
       // MAIL
       if (pipelining) {
         await session.write(mailCmd + rcptCmds.join("") + "DATA\r\n", s.mailTimeout, stage);

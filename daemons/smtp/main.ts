@@ -30,6 +30,9 @@
  *     same next hop.
  *   smtp_connection_reuse_time_limit (default: 300s)
  *     A connection older than this is not cached again.
+ *   smtp_send_xforward_command (default: no)
+ *     Send XFORWARD with the original client's attributes when the
+ *     server offers it (a content filter's re-injection port).
  *
  * SANDBOX
  *   Needs --allow-net to the destinations (lib/permissions

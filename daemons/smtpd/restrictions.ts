@@ -60,9 +60,10 @@
  * (server_access.ts) and may only refuse, as Postfix; check_sasl_access
  * looks up the AUTH login name as is (no parent domains, no partial keys).
  *
- * Not done: check_ccert_access, and the actions that
- * need cleanup (HOLD, DISCARD, REDIRECT, FILTER, BCC): each is a
- * configuration error (451 4.3.5, logged by name). PREPEND adds its header
+ * HOLD, DISCARD, REDIRECT, BCC and FILTER are kept for the mail
+ * transaction and handed to cleanup (actions.ts); where the request cannot
+ * keep them each is a configuration error (451 4.3.5, logged by name).
+ * check_ccert_access stops the start (lib/tls/ccert.ts). PREPEND adds its header
  * to the transaction's message (the session writes it above its Received:
  * header). check_policy_service asks a policy server (policy.ts) and
  * evaluates its action as an access table result about the list's subject. Keys with CR or LF are never looked up.
@@ -106,6 +107,7 @@ import { DnsNotPermitted, hostStatus, mailhostStatus } from "./unknown.ts";
 import { familiesFrom, type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
 import { findServerAccess, type ServerAccessContext, type ServerType } from "./server_access.ts";
 import { type SenderLoginContext, senderLoginMismatch } from "./sender_login.ts";
+import { applyAction, DELEGATED_ACTIONS, type TransactionActions } from "./actions.ts";
 import {
   type Resolution,
   RESOLVE_CLASS_FINAL,
@@ -432,6 +434,11 @@ export interface CheckRequest {
   pipelining?: boolean;
   /** The command being checked, when it is RCPT (set by checkRecipient). */
   where?: "RCPT";
+  /**
+   * The mail transaction's HOLD, DISCARD, REDIRECT, BCC and FILTER actions
+   * (actions.ts); without it these actions are a configuration error.
+   */
+  actions?: TransactionActions;
 }
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
@@ -643,8 +650,9 @@ function dsnSplit(defaultDsn: string, text: string): { dsn: string; text: string
 }
 
 /**
- * Access table actions that need cleanup (the queue file): not supported
- * yet. PREPEND is one only where the request cannot keep its header.
+ * Access table actions that need cleanup (the queue file): a configuration
+ * error where the request cannot keep them (see actions.ts). PREPEND is one
+ * only where the request cannot keep its header.
  */
 const CLEANUP_ACTIONS = new Set(["HOLD", "DISCARD", "REDIRECT", "FILTER", "PREPEND", "BCC"]);
 
@@ -722,6 +730,22 @@ async function tableResult(
         ctx.warn(`access table ${table} entry "${value}" requires header: text`);
       } else req.prepend(text);
       return null;
+  }
+  if (req.actions && DELEGATED_ACTIONS.has(cmd)) {
+    return applyAction(
+      {
+        actions: req.actions,
+        inTransaction: req.sender !== null,
+        name,
+        what,
+        table,
+        value,
+        warn: ctx.warn,
+        log: req.log ?? ((action, t) => (ctx.info ?? ctx.warn)(`${action}: ${t}`)),
+      },
+      cmd,
+      text,
+    );
   }
   if (CLEANUP_ACTIONS.has(cmd) || cmd === "HANGUP") {
     ctx.warn(`access table ${table}: action ${cmd} is not supported by Postwarden`);
@@ -1024,6 +1048,8 @@ async function evaluate(
   const { name, what } = subject(stage, req);
   let warnIfReject = false;
   for (let i = 0; i < list.length; i++) {
+    // After DISCARD nothing more is checked in the transaction (Postfix's generic_checks).
+    if (req.actions?.discard) break;
     const raw = list[i];
     const r = raw.toLowerCase();
     let outcome: Outcome = null;

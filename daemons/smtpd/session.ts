@@ -71,7 +71,8 @@
  * smtpd_forbid_unauth_pipelining; only input this session has read is seen.
  */
 import { headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
-import { CleanupSession } from "../../lib/cleanup/client.ts";
+import { CleanupSession, type MessageActions } from "../../lib/cleanup/client.ts";
+import { TransactionActions } from "./actions.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
 import { rfc2822Date, xtextDecode } from "../../lib/mime/mod.ts";
@@ -296,6 +297,8 @@ class Session {
   readonly deferIfPermit: DeferIfPermitCarry = {};
   /** Headers PREPEND results added for this transaction, written above Received:. */
   prepend: string[] = [];
+  /** HOLD, DISCARD, REDIRECT, BCC and FILTER from access tables, for this transaction (actions.ts). */
+  actions = new TransactionActions();
   /** Postfix's "instance" policy attribute: one per transaction, made at first need. */
   instance = "";
   readonly policy: ProtocolPolicy;
@@ -394,19 +397,19 @@ class Session {
     return chunk;
   }
 
-  /** What restriction checks know about the session now. */
-  request(recipient?: string): CheckRequest {
+  /** What restriction checks know about the session now (`where`: Postfix's state->where). */
+  request(recipient?: string, where = this.lastCommand, sender = this.sender): CheckRequest {
     const { name, addr, port, reverseName, nameStatus, reverseStatus } = this.peer;
     return {
       client: { name, addr, port, reverseName, nameStatus, reverseStatus },
       pipelining: this.illPipelining,
       helo: this.helo,
-      sender: this.sender,
+      sender,
       recipient,
       sasl: this.sasl,
       deferIfPermit: this.deferIfPermit,
       policy: {
-        command: this.lastCommand,
+        command: where,
         protocol: this.protocol,
         clientPort: this.d.client.port,
         serverAddr: this.d.client.server?.addr,
@@ -419,15 +422,16 @@ class Session {
         tls: this.tls,
       },
       prepend: (header) => this.prepend.push(header),
+      actions: this.actions,
       log: (action, text) => {
         const parts = [
-          this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
+          sender !== null ? `from=<${quoteAddress(sender)}>` : "",
           recipient !== undefined ? `to=<${quoteAddress(recipient)}>` : "",
           `proto=${this.protocol}`,
           this.helo ? `helo=<${this.helo}>` : "",
         ].filter((p) => p !== "");
         this.log.info(
-          `${this.cleanup?.queueId ?? "NOQUEUE"}: ${action}: ${this.lastCommand} from ` +
+          `${this.cleanup?.queueId ?? "NOQUEUE"}: ${action}: ${where} from ` +
             `${this.client}: ${text}; ${parts.join(" ")}`,
         );
       },
@@ -946,6 +950,7 @@ class Session {
     this.overshoot = 0;
     this.xforward = null;
     this.prepend = [];
+    this.actions = new TransactionActions();
     this.instance = "";
     this.smtputf8 = false;
     this.bdat = null;
@@ -1091,9 +1096,10 @@ class Session {
     }
     if (!this.d.restrictions.delayReject) {
       const v =
-        await checkSender(this.d.restrictions, { ...this.request(), sender: path.address }) ??
+        await checkSender(this.d.restrictions, this.request(undefined, undefined, path.address)) ??
           await this.unlistedSender(path.address);
       if (v) {
+        this.actions = new TransactionActions(); // no transaction: its actions go too
         this.refuse("MAIL", v, { from: path.address });
         return false;
       }
@@ -1199,14 +1205,14 @@ class Session {
   /** smtpd_reject_unlisted_sender: an unknown sender address in our domains. */
   unlistedSender(sender: string): Promise<Verdict | null> {
     const l = this.d.listed;
-    if (!l?.rejectUnlisted.sender) return Promise.resolve(null);
+    if (!l?.rejectUnlisted.sender || this.actions.discard) return Promise.resolve(null);
     return checkListed(l, sender, "sender", sender);
   }
 
   /** smtpd_reject_unlisted_recipient: an unknown recipient. */
   unlistedRecipient(recipient: string): Promise<Verdict | null> {
     const l = this.d.listed;
-    if (!l?.rejectUnlisted.recipient) return Promise.resolve(null);
+    if (!l?.rejectUnlisted.recipient || this.actions.discard) return Promise.resolve(null);
     return checkListed(l, recipient, "recipient", this.sender ?? "");
   }
 
@@ -1243,8 +1249,19 @@ class Session {
    */
   async endOfDataRefused(only: string | undefined): Promise<boolean> {
     if (this.d.restrictions.eod.length === 0) return false;
-    const v = await checkEndOfData(this.d.restrictions, this.request(only));
+    // What these restrictions decide goes to cleanup after the content, on its own.
+    const early = this.actions;
+    const late = early.lateStage();
+    this.actions = late;
+    let v;
+    try {
+      v = await checkEndOfData(this.d.restrictions, this.request(only, "END-OF-MESSAGE"));
+    } finally {
+      this.actions = early;
+    }
     if (v) this.refuse("END-OF-MESSAGE", v, { from: this.sender!, to: only });
+    // The envelope told cleanup to wait for this message.
+    else this.cleanup?.lateActions(late.since(early));
     return v !== null;
   }
 
@@ -1400,6 +1417,7 @@ class Session {
     this.overshoot = 0;
     this.xforward = null;
     this.prepend = [];
+    this.actions = new TransactionActions();
     this.instance = "";
     this.smtputf8 = false;
     this.saslSender = null;
@@ -1518,6 +1536,16 @@ class Session {
         ...(ret ? { ret: ret.toUpperCase() } : {}),
         ...(this.smtputf8 ? { smtputf8: true } : {}),
       },
+      ...this.actionsField(),
     });
+  }
+
+  /** The envelope's access-table actions; `more` when end-of-data restrictions may add some. */
+  actionsField(): { actions?: MessageActions } {
+    const a = this.actions.envelope(
+      this.d.restrictions.eod.length > 0,
+      this.cfg.str("content_filter"),
+    );
+    return a ? { actions: a } : {};
   }
 }

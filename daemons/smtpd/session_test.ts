@@ -63,7 +63,11 @@ function unescape(s: string): string {
 /** What the fake cleanup saw on one connection. */
 interface Received {
   queueId: string;
-  envelope: { sender: string; recipients: unknown[]; attrs?: { xforward?: unknown } } | null;
+  envelope:
+    | { sender: string; recipients: unknown[]; attrs?: { xforward?: unknown }; actions?: unknown }
+    | null;
+  /** The end-of-data actions message, when one came after the content. */
+  late?: unknown;
   content: Uint8Array[];
   ended: boolean;
 }
@@ -85,7 +89,8 @@ function fakeCleanup(path: string, answer: string): FakeCleanup {
     for (;;) {
       const f = await conn.recv();
       if (f === null) return; // smtpd aborted
-      if (f.kind === "msg") rec.envelope = f.msg as Received["envelope"];
+      if (f.kind === "msg" && rec.envelope) rec.late = f.msg;
+      else if (f.kind === "msg") rec.envelope = f.msg as Received["envelope"];
       else if (f.kind === "data") rec.content.push(f.data);
       else break;
     }
@@ -391,6 +396,12 @@ async function runDialogText(file: string, text: string): Promise<void> {
           }
           break;
         }
+        case "expect-actions":
+          assertEquals(lastMessage().envelope?.actions ?? null, JSON.parse(step.arg), where);
+          break;
+        case "expect-late-actions":
+          assertEquals(lastMessage().late ?? null, JSON.parse(step.arg), where);
+          break;
         case "expect-messages":
           assertEquals(cleanup.messages.length, Number(step.arg), where);
           break;

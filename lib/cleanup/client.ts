@@ -22,6 +22,33 @@ export interface CleanupEnvelope {
   extractRecipients?: boolean;
   /** Arrival time to record, ms (pickup passes the maildrop file's time). */
   arrival?: number;
+  /** What smtpd's access tables decided for the whole message (HOLD, DISCARD, ...). */
+  actions?: MessageActions;
+}
+
+/**
+ * Access-table actions that apply to the whole message, as Postfix's smtpd
+ * hands them to cleanup (its saved_flags, saved_redirect, saved_filter and
+ * saved_bcc). Cleanup merges them with header_checks/body_checks results:
+ * HOLD and DISCARD add up, BCC recipients add up, and for REDIRECT and
+ * FILTER the later decision wins (smtpd's before DATA, then the content
+ * checks, then smtpd_end_of_data_restrictions).
+ */
+export interface MessageActions {
+  hold?: boolean;
+  discard?: boolean;
+  /** REDIRECT user@domain: the message goes to this address only. */
+  redirect?: string;
+  /** FILTER transport:destination. */
+  filter?: string;
+  /** BCC user@domain, each a recipient with NOTIFY=NEVER. */
+  bcc?: string[];
+  /**
+   * More actions may follow the content (smtpd_end_of_data_restrictions):
+   * the client sends one {@link CleanupSession.lateActions} message after
+   * the last content chunk, and cleanup holds the content until it has it.
+   */
+  more?: boolean;
 }
 
 /** Cleanup's final answer. */
@@ -90,6 +117,14 @@ export class CleanupSession {
   /** Sends the envelope. */
   envelope(env: CleanupEnvelope): void {
     this.conn.queueMsg({ op: "envelope", ...env });
+  }
+
+  /**
+   * Sends the actions decided after the content (end-of-data), when the
+   * envelope said `actions.more`; exactly once, before {@link finish}.
+   */
+  lateActions(actions: MessageActions): void {
+    this.conn.queueMsg({ op: "actions", ...actions, more: false });
   }
 
   /** Sends a content chunk (canonical CRLF form); flushes when enough is queued. */

@@ -230,16 +230,13 @@ const GROUPS: Group[] = [
       "frozen_delivered_to",
       "default_privs",
       "empty_address_local_login_sender_maps_lookup_key",
-      "default_filter_nexthop",
-      "internal_mail_filter_classes",
     ],
   },
   {
     why: "Postwarden does not offer the feature it configures, and a client cannot rely on it " +
-      "(the SMTP client sends no XFORWARD; SMTPUTF8 is not autodetected; MIME is not converted)",
+      "(SMTPUTF8 is not autodetected; MIME is not converted)",
     names: [
       "smtpd_authorized_verp_clients",
-      "smtp_send_xforward_command",
       "smtputf8_autodetect_classes",
       "detect_8bit_encoding_header",
       "disable_mime_input_processing",

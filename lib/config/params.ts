@@ -1892,6 +1892,36 @@ const ROWS: ParamSpec[] = [
   },
 
   // issue 8 actions: rows for this part go here.
+  {
+    name: "content_filter",
+    type: "string",
+    default: "",
+    doc: "transport:destination every message received by smtpd or pickup is sent through " +
+      "after it is queued (a FILTER action overrides it); empty: none.",
+    support: "implemented",
+  },
+  {
+    name: "default_filter_nexthop",
+    type: "string",
+    default: "",
+    doc: "Next hop for a content filter given without one; empty: the recipient's domain.",
+    support: "implemented",
+  },
+  {
+    name: "smtp_send_xforward_command",
+    type: "bool",
+    default: "no",
+    doc: "Send the original client's attributes with XFORWARD when the server offers it.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_filter_destinations",
+    type: "list",
+    default: "",
+    doc: "transport:destination values FILTER actions may name besides content_filter; " +
+      "each one's next hop is granted to that transport's sandbox (Postwarden's own).",
+    support: "implemented",
+  },
   // issue 8 dns: rows for this part go here.
   // issue 8 ccert: rows for this part go here.
   {

@@ -95,7 +95,9 @@ Deno.test("validateConfig", async (t) => {
         /^smtpd_tls_mandatory_exclude_ciphers: "CHACHA20": not supported/,
       ],
       ["smtp_tls_security_level = verify", /^smtp_tls_security_level = verify/],
-      ["content_filter = amavis:[127.0.0.1]:10024", /^content_filter = /],
+      ["smtpd_proxy_filter = 127.0.0.1:10024", /^smtpd_proxy_filter = /],
+      // Bounces would go unfiltered: content_filter does not apply to internal mail.
+      ["internal_mail_filter_classes = bounce", /^internal_mail_filter_classes = bounce/],
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],
       ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],

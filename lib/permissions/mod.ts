@@ -8,7 +8,8 @@
  * never a bare `--allow-*`. IPv6 destinations are granted to the smtp
  * client only as listed in postwarden_smtp_ipv6_destinations (Deno's
  * --allow-net takes no IPv6 ranges); an IPv6 literal relayhost is granted
- * exactly.
+ * exactly. A content filter's next hop (content_filter, filter.ts) is
+ * granted to the delivery service it names.
  *
  * What no daemon gets: the configuration directory (master hands each
  * daemon its configuration on stdin), the log (master writes it from the
@@ -38,6 +39,7 @@ import type { DictGrants } from "../maps/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
 import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
 import { policyGrants } from "./policy.ts";
+import { contentFilterNexthops } from "./filter.ts";
 
 export {
   daemonTableGrants,
@@ -313,6 +315,12 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       g.read.push(`${q}/active`, "/etc/hosts", "/etc/resolv.conf");
       g.net.push(...smtpDestinations(ctx.param("relayhost"), ctx.nameservers));
       g.net.push(...ipv6Destinations(ctx.param("postwarden_smtp_ipv6_destinations")));
+      // Content filters this service carries mail to (filter.ts), e.g. 127.0.0.1:10024.
+      for (const hop of contentFilterNexthops(svc, ctx.services, ctx.param)) {
+        for (const d of smtpDestinations(hop, ctx.nameservers)) {
+          if (!g.net.includes(d)) g.net.push(d);
+        }
+      }
       break;
     case "local": {
       g.read.push(`${q}/active`);

@@ -81,6 +81,12 @@ export interface Envelope {
   };
   /** Message-ID header value, for logging. */
   messageId?: string;
+  /**
+   * Content filter "transport:destination" (content_filter or a FILTER
+   * action; Postfix's REC_TYPE_FILT): qmgr sends every recipient there
+   * instead of resolving it. Absent in files written before it existed.
+   */
+  filter?: string;
 }
 
 /** One envelope recipient. */

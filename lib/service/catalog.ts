@@ -71,6 +71,8 @@ const TRANSPORT_PARAMS = [
   "error_service_name",
   "bounce_service_name",
   "defer_service_name",
+  // A filter whose transport does not run would defer every message (issue 8 actions).
+  "content_filter",
 ];
 
 /** The services to run, what was skipped and why, and what stops the start. */
@@ -214,8 +216,13 @@ export function planServices(
   plan.errors.push(...limitsWithoutAnvil(plan.run, param));
   plan.errors.push(...authServiceProblems(services, plan.run, param));
   const running = new Set(plan.run.filter((s) => s.type === "unix").map((s) => s.name));
-  for (const p of TRANSPORT_PARAMS) {
-    const v = param(p);
+  const settings: [string, string | undefined][] = TRANSPORT_PARAMS.map((p) => [p, param(p)]);
+  for (const s of plan.run) {
+    if ((s.command === "smtpd" || s.command === "pickup") && s.overrides.content_filter) {
+      settings.push([`master.cf: service ${s.name}: content_filter`, s.overrides.content_filter]);
+    }
+  }
+  for (const [p, v] of settings) {
     if (v === undefined || v.trim() === "") continue;
     const name = transportService(v);
     if (running.has(name)) continue;

@@ -143,3 +143,24 @@ Deno.test("service catalog: the auth daemon", async (t) => {
     assert(viaO.run.some((s) => s.command === "auth"));
   });
 });
+
+Deno.test("service catalog: a content filter must name a transport that runs", () => {
+  const services = parseMasterCf(
+    "smtp unix - - n - - smtp\n" +
+      "2525 inet n - n - - smtpd\n" +
+      "127.0.0.1:10025 inet n - n - - smtpd -o content_filter=\n" +
+      "127.0.0.1:10026 inet n - n - - smtpd -o content_filter=amavisfeed:[127.0.0.1]:10024\n",
+  ).services;
+  const param = (v: Record<string, string>) => (n: string) => v[n];
+  assertEquals(
+    planServices(services, param({ content_filter: "smtp:[127.0.0.1]:10024" })).errors,
+    [
+      "master.cf: service 127.0.0.1:10026: content_filter = amavisfeed:[127.0.0.1]:10024: " +
+      'master.cf has no unix service "amavisfeed" that Postwarden runs',
+    ],
+  );
+  assertEquals(
+    planServices(services, param({ content_filter: "scan:[127.0.0.1]:10024" })).errors[0],
+    'content_filter = scan:[127.0.0.1]:10024: master.cf has no unix service "scan" that Postwarden runs',
+  );
+});

@@ -29,7 +29,7 @@ Deno.test({
     const { dir, conf } = await confWith(
       "smtpd_timeout = 0\nsmtpd_recipient_limit = -5\nsmtpd_tls_security_level = encrypt\n" +
         "smtpd_milters = inet:127.0.0.1:8891\nheader_checks = nosuchtype:/etc/postfix/hc\n" +
-        "mynetworks = !127.0.0.2, 127.0.0.5/0\ncontent_filter = amavis:[127.0.0.1]:10024\n" +
+        "mynetworks = !127.0.0.2, 127.0.0.5/0\nsmtpd_proxy_filter = 127.0.0.1:10024\n" +
         "biff = no\nsmtpd_client_restrictions = reject_unverified_sender\n",
     );
     try {
@@ -43,7 +43,7 @@ Deno.test({
           /error: smtpd_milters = inet:127\.0\.0\.1:8891: not supported/,
           /error: header_checks: table nosuchtype:\/etc\/postfix\/hc: lookup table type "nosuchtype" is not supported/,
           /error: mynetworks: non-null host address bits in "127\.0\.0\.5\/0", perhaps you should use "0\.0\.0\.0\/0" instead/,
-          /error: content_filter = amavis:\[127\.0\.0\.1\]:10024: not supported/,
+          /error: smtpd_proxy_filter = 127\.0\.0\.1:10024: not supported/,
           /warning: parameter biff is not supported by Postwarden and is ignored/,
           /warning: smtpd_client_restrictions: restriction "reject_unverified_sender" is not supported/,
         ]
