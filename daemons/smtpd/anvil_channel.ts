@@ -78,12 +78,16 @@ export class AnvilChannel {
           const e = new Error(`read timeout after ${this.timeoutMs}ms`);
           // Still connecting: only this request gives up. Waiting for its reply: anvil
           // hangs, so the connection goes and everything on it fails.
-          if (on) this.#fail(e, on);
+          if (on && on === this.#conn) this.#fail(e, on);
           else p.reject(e);
         }, this.timeoutMs),
       };
       this.#connection().then((conn) => {
         if (done) return; // gave up while connecting
+        if (conn !== this.#conn) {
+          p.reject(new Error("connection closed by anvil")); // lost before this request went out
+          return;
+        }
         on = conn;
         this.#pending.push(p);
         conn.send(msg).catch((e) => this.#fail(e as Error, conn));
