@@ -4,9 +4,9 @@ import { listenerProcesses } from "./listeners.ts";
 
 Deno.test("listenerProcesses", async (t) => {
   const svc = (line: string) => parseMasterCf(line + "\n").services[0];
-  await t.step('"-" gives two smtpd processes', () => {
-    assertEquals(listenerProcesses(svc("smtp inet n - n - - smtpd"), 16), 2);
-    assertEquals(listenerProcesses(svc("smtp inet n - n - - smtpd"), 1), 2);
+  await t.step('"-" gives one smtpd process', () => {
+    assertEquals(listenerProcesses(svc("smtp inet n - n - - smtpd"), 16), 1);
+    assertEquals(listenerProcesses(svc("smtp inet n - n - - smtpd"), 1), 1);
   });
   await t.step("a number is capped by the CPUs (at least two)", () => {
     assertEquals(listenerProcesses(svc("smtp inet n - n - 1 smtpd"), 8), 1);

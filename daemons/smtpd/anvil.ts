@@ -20,8 +20,11 @@
  * The ident is Postfix's `service:address`, the service being the
  * master.cf service name (the "for service" of the warnings). As in
  * Postfix, connect and disconnect are reported even when only a rate is
- * limited, and one anvil connection serves one SMTP session: when smtpd
- * dies, anvil drops the session's count. anvil unreachable or slow (over
+ * limited, and only then (a rate limit of 0 is never asked about). smtpd
+ * shares one anvil connection among its sessions (anvil_channel.ts, as
+ * Postfix's one anvil client per smtpd process); without one, each
+ * session opens its own. Either way, when smtpd dies anvil drops its
+ * counts. anvil unreachable or slow (over
  * {@link ANVIL_TIMEOUT_MS}) means no limit for that event and a warning,
  * never a refused client (Postfix's behaviour).
  * - smtpd_client_new_tls_session_rate_limit (0): as Postfix's smtpd.c,
@@ -41,6 +44,7 @@
  */
 import { type Config, matchNetworkList, parseNetworkList } from "../../lib/config/mod.ts";
 import type { IpcConn } from "../../lib/ipc/mod.ts";
+import type { AnvilChannel } from "./anvil_channel.ts";
 
 /** Longest wait for anvil's answer before the event goes unlimited. */
 export const ANVIL_TIMEOUT_MS = 5000;
@@ -118,8 +122,10 @@ export interface ClientLimitDeps {
   /** The master.cf service name. */
   service: string;
   client: { name: string; addr: string };
-  /** Opens a connection to anvil. */
+  /** Opens a connection to anvil (this session's own, without `channel`). */
   open: () => Promise<IpcConn>;
+  /** The process's shared anvil connection (anvil_channel.ts); absent: one per session. */
+  channel?: AnvilChannel;
   warn: (msg: string) => void;
 }
 
@@ -139,6 +145,11 @@ export function clientLimits(s: LimitSettings, d: ClientLimitDeps): ClientLimits
   const ask = async (request: string): Promise<Record<string, unknown> | null> => {
     if (excepted || broken) return null;
     try {
+      if (d.channel) {
+        const r = await d.channel.request({ request, ident });
+        if (r.status !== 0) throw new Error(`request ${request} failed`);
+        return r;
+      }
       conn ??= await d.open();
       conn.timeoutMs = ANVIL_TIMEOUT_MS;
       await conn.send({ request, ident });
@@ -223,6 +234,11 @@ export function clientLimits(s: LimitSettings, d: ClientLimitDeps): ClientLimits
       };
     },
     async disconnect() {
+      if (connected && d.channel && !broken) {
+        // A failure is not warned about: anvil dropped the count with the connection.
+        await d.channel.request({ request: "disconnect", ident }).catch(() => {});
+        return;
+      }
       if (connected && conn && !broken) {
         try {
           await conn.send({ request: "disconnect", ident });

@@ -2,7 +2,8 @@
  * smtpd daemon entry: accepts TCP connections on its master.cf inet
  * endpoint and runs one SMTP session (session.ts) per connection, handing
  * messages to `private/cleanup`. Client connection and rate limits are
- * asked of anvil (anvil.ts), check_policy_service of its servers
+ * asked of anvil (anvil.ts) over one connection shared by the process's
+ * sessions (anvil_channel.ts), check_policy_service of its servers
  * (policy.ts). Client names come from /etc/hosts, then a
  * forward-confirmed DNS PTR lookup (peername.ts, smtpd_peername_lookup),
  * else "unknown" as in Postfix. With smtpd_sasl_auth_enable, the SASL
@@ -50,7 +51,14 @@ import { runSession } from "./session.ts";
 import { type ProxyFamilies, readProxyHeader } from "./haproxy.ts";
 import { authorized, type XclientAuth, xclientAuth } from "./xclient.ts";
 import { familiesFrom } from "../../lib/dns/mod.ts";
-import { ANVIL_TIMEOUT_MS, clientLimits, type LimitSettings, limitSettings } from "./anvil.ts";
+import {
+  ANVIL_TIMEOUT_MS,
+  anyLimit,
+  clientLimits,
+  type LimitSettings,
+  limitSettings,
+} from "./anvil.ts";
+import { AnvilChannel } from "./anvil_channel.ts";
 import { ipcConnect } from "../../lib/ipc/mod.ts";
 import { type ProtocolPolicy, protocolPolicy } from "./protocol.ts";
 import { connectionIo, TlsServer } from "./tls.ts";
@@ -83,6 +91,8 @@ let xclient: XclientAuth | null = null;
 let upstreamProxy: { timeoutMs: number; families: ProxyFamilies } | null = null;
 /** The client limits, when master.cf runs anvil (lib/service/catalog.ts refuses limits without it). */
 let limits: LimitSettings | null = null;
+/** The process's one anvil connection, shared by its sessions (when some limit is set). */
+let anvilChannel: AnvilChannel | null = null;
 /** DNS for peer names and the restrictions (unknown_*, DNS lists). */
 let dns: FullResolver | null = null;
 let protocol: ProtocolPolicy | null = null;
@@ -177,6 +187,9 @@ async function setup(ctx: ServiceContext): Promise<void> {
     : null;
   const anvil = ctx.services.some((s) => s.type === "unix" && s.name === "anvil");
   limits = anvil ? limitSettings(c) : null;
+  anvilChannel = limits && anyLimit(limits)
+    ? new AnvilChannel(() => ipcConnect(ctx.peer("anvil")), ANVIL_TIMEOUT_MS)
+    : null;
   protocol = protocolPolicy(c, ctx.maps);
   const loginMaps = c.str("smtpd_sender_login_maps").trim();
   let loginTables: Promise<Maps> | null = null;
@@ -249,6 +262,7 @@ await runService({
             service: ctx.args.service,
             client: { name, addr },
             open: () => ipcConnect(ctx.peer("anvil"), { timeoutMs: ANVIL_TIMEOUT_MS }),
+            channel: anvilChannel ?? undefined,
             warn: (m) => ctx.log.warn(m),
           })
           : undefined,

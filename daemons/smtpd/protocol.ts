@@ -268,6 +268,15 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The bytes are valid UTF-8 (Postfix checks each command line when smtputf8_enable = yes). */
 export function validUtf8(bytes: Uint8Array): boolean {
+  // Nearly every command line is ASCII: no decoder call (a native op) for those.
+  let ascii = true;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return true;
   try {
     strictUtf8.decode(bytes);
     return true;

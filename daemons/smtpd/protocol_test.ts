@@ -89,4 +89,7 @@ Deno.test("helpers", () => {
   assertEquals(validUtf8(new Uint8Array([0x4e, 0xc3, 0xa9])), true);
   assertEquals(validUtf8(new Uint8Array([0x4e, 0xff])), false);
   assertEquals(validUtf8(new Uint8Array([0xed, 0xa0, 0x80])), false); // a UTF-16 surrogate
+  assertEquals(validUtf8(new TextEncoder().encode("MAIL FROM:<a@example.com>")), true); // ASCII
+  assertEquals(validUtf8(new Uint8Array([0x41, 0x42, 0x80])), false); // a stray continuation byte
+  assertEquals(validUtf8(new Uint8Array(0)), true);
 });

@@ -166,7 +166,18 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
     if (!referenced.has(name)) warnings.push(`main.cf: unused parameter: ${name}=${value}`);
   }
 
+  // The settings never change once made, and daemons read some parameters
+  // per message: each value is expanded once.
+  const expanded = new Map<string, string>();
   const str = (name: string): string => {
+    let value = expanded.get(name);
+    if (value === undefined) {
+      value = expandedValue(name);
+      expanded.set(name, value);
+    }
+    return value;
+  };
+  const expandedValue = (name: string): string => {
     const raw = lookup(name);
     if (raw === undefined) throw new ConfigError(`main.cf: unknown parameter: ${name}`);
     const value = expand(raw, lookup, { stack: [name] });

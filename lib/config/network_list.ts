@@ -169,8 +169,20 @@ export function parseNetworkList(param: string, items: readonly string[]): Netwo
   return out;
 }
 
-/** The address as bytes, IPv4-mapped IPv6 as IPv4; null if not an address. */
+/** The last address {@link clientBytes} parsed: smtpd matches one client against several lists. */
+let lastAddress = "";
+let lastBytes: Uint8Array | null = null;
+
+/** The address as bytes, IPv4-mapped IPv6 as IPv4; null if not an address. Callers only read it. */
 function clientBytes(address: string): Uint8Array | null {
+  if (address !== lastAddress) {
+    lastBytes = unmapped(address);
+    lastAddress = address;
+  }
+  return lastBytes;
+}
+
+function unmapped(address: string): Uint8Array | null {
   const ip = parseIp(address);
   if (ip && ip.length === 16 && ip.subarray(0, 12).every((b, i) => b === (i < 10 ? 0 : 0xff))) {
     return ip.slice(12);
@@ -203,6 +215,8 @@ export function matchNetworkList(
   list: NetworkList,
   client: { addr: string; name?: string },
 ): boolean | "error" {
+  // smtpd asks several lists per connection, most of them empty by default.
+  if (list.items.length === 0) return false;
   const ip = clientBytes(client.addr);
   for (const item of list.items) {
     let hit: boolean;

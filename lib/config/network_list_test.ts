@@ -48,6 +48,18 @@ Deno.test("network lists", async (t) => {
     assertEquals(l.errors.length, 4);
     assertEquals(matchNetworkList(l, { addr: "127.0.0.1" }), "error");
   });
+  await t.step("clients in turn against several lists (the last address parsed is kept)", () => {
+    const nets = list("10.0.0.0/8 [2001:db8::]/32");
+    const empty = parseNetworkList("smtpd_authorized_xclient_hosts", []);
+    for (const [addr, want] of [["10.1.2.3", true], ["192.0.2.1", false], ["10.1.2.3", true]]) {
+      assertEquals(matchNetworkList(empty, { addr: addr as string }), false);
+      assertEquals(matchNetworkList(nets, { addr: addr as string }), want);
+    }
+    assertEquals(matchNetworkList(nets, { addr: "::ffff:10.9.9.9" }), true); // IPv4-mapped
+    assertEquals(matchNetworkList(nets, { addr: "2001:db8::5" }), true);
+    assertEquals(matchNetworkList(nets, { addr: "not-an-address" }), false);
+    assertEquals(matchNetworkList(nets, { addr: "10.1.2.3" }), true);
+  });
   await t.step("parses IPv6 forms", () => {
     assertEquals(parseIp("2001:db8::1")?.[15], 1);
     assertEquals(parseIp("1:2:3:4:5:6:7:8")?.[15], 8);

@@ -409,9 +409,11 @@ function unstableFlags(command: string): string[] {
 /**
  * V8 settings per command. smtpd holds thousands of idle sessions: an 8 MB
  * young generation (V8's default grows to 16 MB) keeps its resident memory
- * near what the sessions use (scripts/bench/connections.ts: 10,000 idle
- * connections in 281 MiB RSS, against 312 MiB without the flag and 220 MiB
- * with 4 MB, which cost relay throughput: more scavenges under load).
+ * near what the sessions use (scripts/bench/connections.ts, measured with two
+ * smtpd processes: 10,000 idle connections in 281 MiB RSS, against 312 MiB
+ * without the flag and 220 MiB with 4 MB, which cost relay throughput: more
+ * scavenges under load; one process, the default since, holds them in
+ * 176 MiB).
  */
 function v8Flags(command: string): string[] {
   return command === "smtpd" ? ["--v8-flags=--max-semi-space-size=8"] : [];

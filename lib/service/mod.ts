@@ -87,7 +87,10 @@ export interface ServiceDefinition {
   init?: (ctx: ServiceContext) => Promise<void> | void;
   /** Per-connection handler for unix services. */
   onIpc?: (conn: IpcConn, ctx: ServiceContext) => Promise<void>;
-  /** Per-connection handler for inet services. */
+  /**
+   * Per-connection handler for inet services. It owns the connection and
+   * closes it before it resolves; when it rejects, the host closes it.
+   */
   onInet?: (conn: Deno.TcpConn, ctx: ServiceContext) => Promise<void>;
   /** Called at stop, before exit. */
   stop?: (ctx: ServiceContext) => Promise<void> | void;
@@ -184,16 +187,17 @@ export async function runService(def: ServiceDefinition): Promise<never> {
           throw new Error(`bind ${endpointText(ep)}: ${(e as Error).message}`);
         }
         const loop = acceptLoop(listener, (conn) => {
+          // Not closed again after the handler: a second close throws (and
+          // builds) a BadResource error, a cost on every connection.
           track(
-            def.onInet!(conn, ctx).catch((e) => log.warn(`${endpointText(ep)}: ${e}`)).finally(
-              () => {
-                try {
-                  conn.close();
-                } catch {
-                  // closed by handler
-                }
-              },
-            ),
+            def.onInet!(conn, ctx).catch((e) => {
+              log.warn(`${endpointText(ep)}: ${e}`);
+              try {
+                conn.close();
+              } catch {
+                // closed by handler
+              }
+            }),
           );
         }, { onError: (e) => log.warn(`accept ${endpointText(ep)}: ${e.message}`) });
         closers.push(() => loop.close());

@@ -22,7 +22,9 @@
  * instead (lookups.ts); `deno task bench --proxymap [...]` the cost of a
  * lookup through proxymap against a direct one (proxymap.ts);
  * `deno task bench --connections [...]` the memory per idle SMTP
- * connection, Postwarden against Postfix (connections.ts).
+ * connection, Postwarden against Postfix (connections.ts);
+ * `deno task bench --cost [...]` the CPU time per message of each daemon
+ * under a fixed load (cost.ts), steadier than msg/s on a busy machine.
  *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
@@ -538,6 +540,10 @@ if (import.meta.main) {
   if (Deno.args[0] === "--connections") {
     const { main: connections } = await import("./connections.ts");
     Deno.exit(await connections(Deno.args.slice(1)));
+  }
+  if (Deno.args[0] === "--cost") {
+    const { main: cost } = await import("./cost.ts");
+    Deno.exit(await cost(Deno.args.slice(1)));
   }
   if (Deno.args[0] === "--proxymap") {
     const { main: proxymap } = await import("./proxymap.ts");
