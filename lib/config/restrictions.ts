@@ -20,6 +20,10 @@ export const RESTRICTION_LISTS = [
   "smtpd_end_of_data_restrictions",
 ] as const;
 
+/** check_{subject}_{mx,ns,a}_access: the access tables keyed by a domain's MX hosts, name servers or addresses. */
+const SERVER_ACCESS = ["client", "reverse_client_hostname", "helo", "sender", "recipient"]
+  .flatMap((subject) => ["mx", "ns", "a"].map((kind) => `check_${subject}_${kind}_access`));
+
 /** Restriction names smtpd implements (lower case, as Postfix compares them). */
 export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "permit",
@@ -73,21 +77,7 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "reject_unauth_pipelining",
   // issue 8 ccert
   // issue 8 access-kinds
-  "check_client_mx_access",
-  "check_client_ns_access",
-  "check_client_a_access",
-  "check_reverse_client_hostname_mx_access",
-  "check_reverse_client_hostname_ns_access",
-  "check_reverse_client_hostname_a_access",
-  "check_helo_mx_access",
-  "check_helo_ns_access",
-  "check_helo_a_access",
-  "check_sender_mx_access",
-  "check_sender_ns_access",
-  "check_sender_a_access",
-  "check_recipient_mx_access",
-  "check_recipient_ns_access",
-  "check_recipient_a_access",
+  ...SERVER_ACCESS,
   "check_sasl_access",
 ]);
 
@@ -99,21 +89,7 @@ export const TABLE_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_recipient_access",
   "check_reverse_client_hostname_access",
   // issue 8 access-kinds
-  "check_client_mx_access",
-  "check_client_ns_access",
-  "check_client_a_access",
-  "check_reverse_client_hostname_mx_access",
-  "check_reverse_client_hostname_ns_access",
-  "check_reverse_client_hostname_a_access",
-  "check_helo_mx_access",
-  "check_helo_ns_access",
-  "check_helo_a_access",
-  "check_sender_mx_access",
-  "check_sender_ns_access",
-  "check_sender_a_access",
-  "check_recipient_mx_access",
-  "check_recipient_ns_access",
-  "check_recipient_a_access",
+  ...SERVER_ACCESS,
   "check_sasl_access",
 ]);
 
