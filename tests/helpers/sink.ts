@@ -1,7 +1,10 @@
 /**
  * A tiny SMTP sink for tests (PIPELINING-capable): accepts everything,
  * records each message, and can be stopped and restarted on the same
- * port. Real peers (Postfix's smtp-sink) are used by tests/interop.
+ * port. With options it also plays a content filter: extra EHLO keywords
+ * (e.g. XFORWARD), the other commands of each transaction recorded, and a
+ * hook that gives the end-of-data reply (re-sending the message first).
+ * Real peers (Postfix's smtp-sink) are used by tests/interop.
  */
 import { DataDecoder, LineReader, parseCommand } from "../../lib/smtp/mod.ts";
 
@@ -9,6 +12,16 @@ export interface SinkMessage {
   from: string;
   to: string[];
   data: string;
+  /** Commands other than EHLO, MAIL, RCPT, DATA and QUIT since the last message (XFORWARD ...). */
+  extra: string[];
+}
+
+/** What a {@link TestSink} offers and does beyond accepting. */
+export interface SinkOptions {
+  /** EHLO keywords offered besides PIPELINING, 8BITMIME and SIZE. */
+  ehlo?: string[];
+  /** The end-of-data reply for a message (default "250 2.0.0 Ok: queued as S<n>"). */
+  onMessage?: (m: SinkMessage) => Promise<string | undefined>;
 }
 
 export class TestSink {
@@ -16,7 +29,7 @@ export class TestSink {
   #listener: Deno.Listener | null = null;
   #conns = new Set<Deno.Conn>();
 
-  constructor(readonly port: number) {}
+  constructor(readonly port: number, readonly opts: SinkOptions = {}) {}
 
   start(): void {
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
@@ -51,6 +64,7 @@ export class TestSink {
     const w = (s: string) => conn.write(enc.encode(s));
     let from = "";
     let to: string[] = [];
+    let extra: string[] = [];
     try {
       await w("220 sink ESMTP\r\n");
       for (;;) {
@@ -64,7 +78,10 @@ export class TestSink {
         const cmd = parseCommand(l.line);
         switch (cmd.verb) {
           case "EHLO":
-            await w("250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n");
+            await w(
+              ["sink", ...(this.opts.ehlo ?? []), "PIPELINING", "8BITMIME", "SIZE 100000000"]
+                .map((k, i, all) => `250${i === all.length - 1 ? " " : "-"}${k}\r\n`).join(""),
+            );
             break;
           case "MAIL":
             from = cmd.arg.replace(/^FROM:\s*<?([^>\s]*)>?.*$/i, "$1");
@@ -91,14 +108,18 @@ export class TestSink {
               if (n === null) return;
               pending = buf.slice(0, n);
             }
-            this.messages.push({ from, to, data: parts.join("") });
-            await w(`250 2.0.0 Ok: queued as S${this.messages.length}\r\n`);
+            const m = { from, to, data: parts.join(""), extra };
+            extra = [];
+            this.messages.push(m);
+            const reply = await this.opts.onMessage?.(m);
+            await w(`${reply ?? `250 2.0.0 Ok: queued as S${this.messages.length}`}\r\n`);
             break;
           }
           case "QUIT":
             await w("221 2.0.0 Bye\r\n");
             return;
           default:
+            extra.push(dec.decode(l.line));
             await w("250 2.0.0 Ok\r\n");
         }
       }

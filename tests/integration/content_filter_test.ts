@@ -14,104 +14,38 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { freePort, smtpReplies, startInstance, waitUntil } from "../helpers/instance.ts";
 import { TestSink } from "../helpers/sink.ts";
-import { DataDecoder, LineReader } from "../../lib/smtp/mod.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-/** What the filter saw of one message. */
-interface Filtered {
-  xforward: string[];
-  to: string[];
-  data: string;
-}
 
 /**
- * The test filter: offers XFORWARD, takes one message per connection, adds
- * "X-Filtered: yes" and re-sends it to `reinject` (XFORWARD included)
- * before it answers the end of data with the re-injection's reply.
+ * The test filter: a sink that offers XFORWARD, adds "X-Filtered: yes" to
+ * each message and re-sends it to `reinject` (with the XFORWARD commands it
+ * was given) before it answers the end of data with the re-injection's
+ * reply. `seen`: the messages as the filter received them.
  */
 function startFilter(port: number, reinject: () => number) {
-  const seen: Filtered[] = [];
-  const listener = Deno.listen({ hostname: "127.0.0.1", port });
-  const serve = async (conn: Deno.Conn) => {
-    const lines = new LineReader();
-    const buf = new Uint8Array(65536);
-    const w = (s: string) => conn.write(enc.encode(s));
-    let cur: Filtered = { xforward: [], to: [], data: "" };
-    let from = "";
-    try {
-      await w("220 filter ESMTP\r\n");
-      for (;;) {
-        let l = lines.next();
-        while (!l) {
-          const n = await conn.read(buf);
-          if (n === null) return;
-          lines.push(buf.slice(0, n));
-          l = lines.next();
-        }
-        const line = dec.decode(l.line);
-        const verb = line.split(" ")[0].toUpperCase();
-        if (verb === "EHLO") {
-          await w(
-            "250-filter\r\n250-XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT\r\n250 8BITMIME\r\n",
-          );
-        } else if (verb === "XFORWARD") {
-          cur.xforward.push(line);
-          await w("250 2.0.0 Ok\r\n");
-        } else if (verb === "MAIL") {
-          from = /<([^>]*)>/.exec(line)?.[1] ?? "";
-          await w("250 2.1.0 Ok\r\n");
-        } else if (verb === "RCPT") {
-          cur.to.push(/<([^>]*)>/.exec(line)?.[1] ?? "");
-          await w("250 2.1.5 Ok\r\n");
-        } else if (verb === "DATA") {
-          await w("354 go\r\n");
-          const d = new DataDecoder();
-          const parts: string[] = [];
-          let pending = lines.takeBuffered();
-          for (;;) {
-            const r = d.push(pending);
-            for (const o of r.out) parts.push(dec.decode(o));
-            if (r.done) break;
-            const n = await conn.read(buf);
-            if (n === null) return;
-            pending = buf.slice(0, n);
-          }
-          cur.data = parts.join("");
-          seen.push(cur);
-          const body = `X-Filtered: yes\r\n${cur.data}`.replace(/^\./gm, "..");
-          const replies = await smtpReplies(reinject(), [
-            "EHLO filter.test",
-            ...cur.xforward,
-            `MAIL FROM:<${from}>`,
-            ...cur.to.map((t) => `RCPT TO:<${t}>`),
-            "DATA",
-            body.replace(/\r\n$/, "") + "\r\n.",
-            "QUIT",
-          ]);
-          await w(`${replies.at(-2)}\r\n`);
-          cur = { xforward: [], to: [], data: "" };
-        } else if (verb === "QUIT") {
-          await w("221 2.0.0 Bye\r\n");
-          return;
-        } else {
-          await w("250 2.0.0 Ok\r\n");
-        }
-      }
-    } catch {
-      // peer went away
-    } finally {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    }
+  const sink = new TestSink(port, {
+    ehlo: ["XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT"],
+    onMessage: async (m) => {
+      const body = `X-Filtered: yes\r\n${m.data}`.replace(/^\./gm, "..");
+      const replies = await smtpReplies(reinject(), [
+        "EHLO filter.test",
+        ...m.extra.filter((c) => /^XFORWARD /i.test(c)),
+        `MAIL FROM:<${m.from}>`,
+        ...m.to.map((t) => `RCPT TO:<${t}>`),
+        "DATA",
+        body.replace(/\r\n$/, "") + "\r\n.",
+        "QUIT",
+      ]);
+      return replies.at(-2);
+    },
+  });
+  sink.start();
+  return {
+    seen: sink.messages,
+    xforward: (i: number) => sink.messages[i].extra.filter((c) => /^XFORWARD /i.test(c)),
+    close: () => sink.stop(),
   };
-  (async () => {
-    for await (const c of listener) void serve(c);
-  })().catch(() => {});
-  return { seen, close: () => listener.close() };
 }
 
 /** One message from a client that XCLIENT makes orig.example[192.0.2.55] (helo original.helo). */
@@ -166,7 +100,7 @@ Deno.test({
           m.data,
         );
         assertStringIncludes(m.data, "Received: from original.helo (orig.example [192.0.2.55])");
-        assertEquals(filter.seen[0].xforward, [
+        assertEquals(filter.xforward(0), [
           "XFORWARD NAME=orig.example ADDR=192.0.2.55 PORT=[UNAVAILABLE]",
           `XFORWARD PROTO=ESMTP HELO=original.helo IDENT=${id} SOURCE=REMOTE`,
         ]);
