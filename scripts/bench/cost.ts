@@ -30,7 +30,8 @@
  *
  * Needs root (smtp-sink -u nobody) and /usr/sbin/{smtp-source,smtp-sink}.
  */
-import { freePort, processesOf, startInstance } from "../../tests/helpers/instance.ts";
+import { Sink } from "./smtp_sink.ts";
+import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
 
 interface Options {
   messages: number;
@@ -132,53 +133,6 @@ async function snapshot(conf: string): Promise<Map<number, { daemon: string; cpu
     if (cpu !== null) out.set(pid, { daemon: await daemonOf(pid), cpu });
   }
   return out;
-}
-
-/** smtp-sink with a running message counter read from its stdout. */
-class Sink {
-  port = freePort();
-  count = 0;
-  #proc: Deno.ChildProcess;
-  #done: Promise<void>;
-  constructor() {
-    this.#proc = new Deno.Command("/usr/sbin/smtp-sink", {
-      args: ["-u", "nobody", "-c", `127.0.0.1:${this.port}`, "1000"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    this.#done = this.#read();
-  }
-  async #read() {
-    const dec = new TextDecoder();
-    let tail = "";
-    for await (const chunk of this.#proc.stdout) {
-      tail = (tail + dec.decode(chunk, { stream: true })).slice(-200);
-      const all = [...tail.matchAll(/mesg=(\d+)/g)];
-      if (all.length) this.count = Math.max(this.count, Number(all[all.length - 1][1]));
-    }
-  }
-  async ready() {
-    const end = Date.now() + 10_000;
-    while (Date.now() < end) {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port: this.port })).close();
-        return;
-      } catch {
-        await sleep(50);
-      }
-    }
-    throw new Error("smtp-sink did not start");
-  }
-  async stop() {
-    try {
-      this.#proc.kill("SIGTERM");
-    } catch {
-      // gone
-    }
-    await this.#proc.status;
-    await this.#done.catch(() => {});
-  }
 }
 
 /** Sends `count` messages with smtp-source and waits until the sink holds `until`. */

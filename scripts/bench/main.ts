@@ -34,7 +34,8 @@
  * smtp-source,smtp-sink}. If Postfix cannot start, its rows say why and the
  * ratio is reported as not available.
  */
-import { freePort, processesOf, startInstance } from "../../tests/helpers/instance.ts";
+import { Sink } from "./smtp_sink.ts";
+import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
 import { rssKiB, startPostfix } from "../../tests/helpers/postfix.ts";
 
 interface Options {
@@ -174,54 +175,6 @@ class RemovedCounter {
       f.close();
     }
     return this.count;
-  }
-}
-
-/** smtp-sink with a running message counter read from its stdout. */
-class Sink {
-  port = freePort();
-  count = 0;
-  #proc: Deno.ChildProcess;
-  #done: Promise<void>;
-  constructor() {
-    this.#proc = new Deno.Command("/usr/sbin/smtp-sink", {
-      args: ["-u", "nobody", "-c", `127.0.0.1:${this.port}`, "1000"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    this.#done = this.#read();
-  }
-  async #read() {
-    const dec = new TextDecoder();
-    let tail = "";
-    for await (const chunk of this.#proc.stdout) {
-      tail = (tail + dec.decode(chunk, { stream: true })).slice(-200);
-      const all = [...tail.matchAll(/mesg=(\d+)/g)];
-      if (all.length) this.count = Math.max(this.count, Number(all[all.length - 1][1]));
-    }
-  }
-  async ready() {
-    const end = Date.now() + 10_000;
-    while (Date.now() < end) {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port: this.port })).close();
-        // That probe counts as a session, not a message.
-        return;
-      } catch {
-        await sleep(50);
-      }
-    }
-    throw new Error("smtp-sink did not start");
-  }
-  async stop() {
-    try {
-      this.#proc.kill("SIGTERM");
-    } catch {
-      // gone
-    }
-    await this.#proc.status;
-    await this.#done.catch(() => {});
   }
 }
 
