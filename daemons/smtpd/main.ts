@@ -188,7 +188,11 @@ async function setup(ctx: ServiceContext): Promise<void> {
   const anvil = ctx.services.some((s) => s.type === "unix" && s.name === "anvil");
   limits = anvil ? limitSettings(c) : null;
   anvilChannel = limits && anyLimit(limits)
-    ? new AnvilChannel(() => ipcConnect(ctx.peer("anvil")), ANVIL_TIMEOUT_MS)
+    ? new AnvilChannel(
+      // anvil may be (re)starting: a request gives up at its own deadline.
+      () => ipcConnect(ctx.peer("anvil"), { retryMs: ANVIL_TIMEOUT_MS }),
+      ANVIL_TIMEOUT_MS,
+    )
     : null;
   protocol = protocolPolicy(c, ctx.maps);
   const loginMaps = c.str("smtpd_sender_login_maps").trim();
@@ -261,7 +265,11 @@ await runService({
           ? clientLimits(limits, {
             service: ctx.args.service,
             client: { name, addr },
-            open: () => ipcConnect(ctx.peer("anvil"), { timeoutMs: ANVIL_TIMEOUT_MS }),
+            open: () =>
+              ipcConnect(ctx.peer("anvil"), {
+                timeoutMs: ANVIL_TIMEOUT_MS,
+                retryMs: ANVIL_TIMEOUT_MS,
+              }),
             channel: anvilChannel ?? undefined,
             warn: (m) => ctx.log.warn(m),
           })

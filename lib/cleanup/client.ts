@@ -74,17 +74,10 @@ export class CleanupSession {
     socketPath: string,
     opts: { timeoutMs?: number; retryMs?: number } = {},
   ): Promise<CleanupSession> {
-    const deadline = Date.now() + (opts.retryMs ?? 5000);
-    let conn: IpcConn;
-    for (let delay = 50;; delay = Math.min(delay * 2, 500)) {
-      try {
-        conn = await ipcConnect(socketPath, { timeoutMs: opts.timeoutMs ?? 300_000 });
-        break;
-      } catch (e) {
-        if (Date.now() + delay > deadline) throw e;
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+    const conn = await ipcConnect(socketPath, {
+      timeoutMs: opts.timeoutMs ?? 300_000,
+      retryMs: opts.retryMs ?? 5000,
+    });
     try {
       return await CleanupSession.#begin(conn);
     } catch (e) {

@@ -225,13 +225,30 @@ async function readWithTimeout(
   }
 }
 
+/** Options for {@link ipcConnect}. */
+export interface IpcConnectOptions extends IpcOptions {
+  /**
+   * How long a missing or refusing socket is tried again: the daemon
+   * behind it may be (re)starting, as master starts every daemon at once
+   * (20 ms apart at first, then up to 500 ms). @default 0
+   */
+  retryMs?: number;
+}
+
 /** Connects to a UNIX socket; a missing or refusing socket is an {@link IpcError}. */
-export async function ipcConnect(path: string, opts: IpcOptions = {}): Promise<IpcConn> {
-  try {
-    const conn = await Deno.connect({ transport: "unix", path });
-    return new IpcConn(conn, opts);
-  } catch (e) {
-    throw new IpcError(`connect to ${path}: ${(e as Error).message}`);
+export async function ipcConnect(path: string, opts: IpcConnectOptions = {}): Promise<IpcConn> {
+  const deadline = Date.now() + (opts.retryMs ?? 0);
+  for (let delay = 20;; delay = Math.min(delay * 2, 500)) {
+    try {
+      const conn = await Deno.connect({ transport: "unix", path });
+      return new IpcConn(conn, opts);
+    } catch (e) {
+      const notUp = e instanceof Deno.errors.NotFound || e instanceof Deno.errors.ConnectionRefused;
+      if (!notUp || Date.now() + delay > deadline) {
+        throw new IpcError(`connect to ${path}: ${(e as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }
 
@@ -314,7 +331,7 @@ export function ipcListen(
 export async function ipcRequest<T = Record<string, unknown>>(
   path: string,
   msg: object,
-  opts: IpcOptions = {},
+  opts: IpcConnectOptions = {},
 ): Promise<T> {
   const conn = await ipcConnect(path, opts);
   try {

@@ -82,21 +82,16 @@ export class ProxyClient {
     this.#connecting ??= (async () => {
       // proxymap may be (re)starting (master starts every daemon at once):
       // it gets CONNECT_RETRY_MS to come up before a lookup fails.
-      const deadline = Date.now() + CONNECT_RETRY_MS;
       try {
-        for (let delay = 20;; delay = Math.min(delay * 2, 500)) {
-          try {
-            const conn = await ipcConnect(this.socket, { timeoutMs: this.timeoutMs });
-            this.#conn = conn;
-            this.#read(conn);
-            return conn;
-          } catch (e) {
-            if (Date.now() + delay > deadline) {
-              throw new DictError(`proxymap: connect ${this.socket}: ${(e as Error).message}`);
-            }
-            await new Promise((r) => setTimeout(r, delay));
-          }
-        }
+        const conn = await ipcConnect(this.socket, {
+          timeoutMs: this.timeoutMs,
+          retryMs: CONNECT_RETRY_MS,
+        });
+        this.#conn = conn;
+        this.#read(conn);
+        return conn;
+      } catch (e) {
+        throw new DictError(`proxymap: connect ${this.socket}: ${(e as Error).message}`);
       } finally {
         this.#connecting = null;
       }

@@ -53,28 +53,20 @@ export function authDaemonCheck(socket: string): PasswordCheck {
     let r: VerifyReply;
     // The auth daemon may be (re)starting (master starts every daemon at once):
     // it gets CONNECT_RETRY_MS to come up, as proxymap and cleanup get.
-    const deadline = Date.now() + CONNECT_RETRY_MS;
-    for (let delay = 20;; delay = Math.min(delay * 2, 500)) {
-      try {
-        r = await ipcRequest<VerifyReply>(
-          socket,
-          {
-            op: "verify",
-            user,
-            password: base64(password),
-            rip: info.clientAddr,
-          } satisfies VerifyRequest,
-          { timeoutMs: VERIFY_TIMEOUT_MS },
-        );
-        break;
-      } catch (e) {
-        if (!(e instanceof IpcError)) throw e;
-        const notUp = e.message.startsWith("connect to ");
-        if (!notUp || Date.now() + delay > deadline) {
-          return { status: "temp", reason: "Connection lost to authentication server" };
-        }
-        await new Promise((res) => setTimeout(res, delay));
-      }
+    try {
+      r = await ipcRequest<VerifyReply>(
+        socket,
+        {
+          op: "verify",
+          user,
+          password: base64(password),
+          rip: info.clientAddr,
+        } satisfies VerifyRequest,
+        { timeoutMs: VERIFY_TIMEOUT_MS, retryMs: CONNECT_RETRY_MS },
+      );
+    } catch (e) {
+      if (!(e instanceof IpcError)) throw e;
+      return { status: "temp", reason: "Connection lost to authentication server" };
     }
     if (r?.status === "ok" && typeof r.user === "string") return { status: "ok", username: r.user };
     if (r?.status === "fail") return { status: "fail" };

@@ -17,6 +17,7 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
+import { waitForLog } from "../helpers/maillog.ts";
 import { makeTestCert, TlsTestClient } from "../helpers/tls.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -97,8 +98,7 @@ Deno.test({
   ...opts,
   fn: async (t) => {
     if (!havePeer(POSTFIX) || !havePeer("/usr/bin/openssl") || !haveRoot("a real Postfix")) return;
-    const { startPostfix } = await import("../helpers/postfix.ts");
-    const { startInstance, waitUntil } = await import("../helpers/instance.ts");
+    const { onBoth } = await import("../helpers/differential.ts");
     const dir = await Deno.makeTempDir({ prefix: "tls-rate-" });
     await Deno.chmod(dir, 0o755); // both masters read the key as root
     try {
@@ -113,28 +113,18 @@ Deno.test({
         `smtpd_tls_key_file = ${cert.keyFile}`,
         "smtpd_client_new_tls_session_rate_limit = 1",
       ].join("\n");
-      const seen = (re: RegExp) => async (log: () => Promise<string>) =>
-        await waitUntil(async () => re.test(await log()), 10_000, `${re}`);
-      const pf = await startPostfix({ mainCf, myhostname: "mx.test.example" });
-      let theirs: string[];
-      let theirWarnings: string[];
-      try {
-        theirs = await dialog(pf.port, cert.ca);
-        await seen(/disconnect from .*starttls=0\/1 quit/)(() => pf.log());
-        theirWarnings = warnings(await pf.log(), pf.port);
-      } finally {
-        await pf.stop();
-      }
-      const pw = await startInstance({ mainCf });
-      let ours: string[];
-      let ourWarnings: string[];
-      try {
-        ours = await dialog(pw.port, cert.ca);
-        await seen(/disconnect from .*starttls=0\/1 quit/)(() => pw.log());
-        ourWarnings = warnings(await pw.log(), pw.port);
-      } finally {
-        await pw.stop();
-      }
+      const { theirs: [theirs, theirWarnings], ours: [ours, ourWarnings] } = await onBoth(
+        mainCf,
+        async (server) => {
+          const replies = await dialog(server.port, cert.ca);
+          // The third session's end (a failure shows the replies and the log's tail).
+          const log = await waitForLog(server, /disconnect from .*starttls=0\/1 quit/, 10_000)
+            .catch((e) => {
+              throw new Error(`${(e as Error).message}\nreplies: ${JSON.stringify(replies)}`);
+            });
+          return [replies, warnings(log, server.port)] as const;
+        },
+      );
       await t.step("replies", () => {
         assertEquals(ours, theirs);
         assertEquals(
