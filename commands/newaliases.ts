@@ -19,6 +19,7 @@ import { configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
 import { getopt, GetoptError } from "./_cli.ts";
 import { postalias } from "./postalias.ts";
 import { type PostmapIo, runMain } from "./postmap.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 /** Runs newaliases with `args`; returns the exit status. */
 export async function newaliases(args: string[], io: PostmapIo): Promise<number> {
@@ -45,5 +46,6 @@ export async function newaliases(args: string[], io: PostmapIo): Promise<number>
 }
 
 if (import.meta.main) {
+  if (printHelpIfAsked("newaliases", Deno.args)) Deno.exit(0);
   await runMain("newaliases", (io) => newaliases(Deno.args, io));
 }

@@ -19,6 +19,7 @@
  * @module
  */
 import { postmap, type PostmapIo, runMain } from "./postmap.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 /** Runs postalias with `args`; returns the exit status. */
 export function postalias(args: string[], io: PostmapIo): Promise<number> {
@@ -26,5 +27,6 @@ export function postalias(args: string[], io: PostmapIo): Promise<number> {
 }
 
 if (import.meta.main) {
+  if (printHelpIfAsked("postalias", Deno.args)) Deno.exit(0);
   await runMain("postalias", (io) => postalias(Deno.args, io));
 }

@@ -60,6 +60,7 @@ import { configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
 import { type Envelope, QueueDir, QueueFile, QueueFormatError } from "../lib/queue/mod.ts";
 import { asctime, hostnameIfPermitted, queueDirectory } from "./postqueue.ts";
 import { getopt, GetoptError, writeStdout } from "./_cli.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 /** Queues searched by -q, in order. */
 export const SEARCHED_QUEUES = [
@@ -303,4 +304,7 @@ export async function main(args: string[]): Promise<number> {
   });
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  if (printHelpIfAsked("postcat", Deno.args)) Deno.exit(0);
+  Deno.exit(await main(Deno.args));
+}

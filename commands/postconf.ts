@@ -36,6 +36,7 @@ import {
 } from "../lib/config/mod.ts";
 import type { Config } from "../lib/config/mod.ts";
 import { getopt, GetoptError } from "./_cli.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 /** Where postconf writes and what it knows about its environment. */
 export interface PostconfIo {
@@ -258,6 +259,7 @@ export async function postconf(args: string[], io: PostconfIo): Promise<number> 
 }
 
 if (import.meta.main) {
+  if (printHelpIfAsked("postconf", Deno.args)) Deno.exit(0);
   const enc = new TextEncoder();
   const out: string[] = [];
   const code = await postconf(Deno.args, {

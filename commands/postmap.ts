@@ -63,6 +63,7 @@ import {
   type SourceEntry,
 } from "../lib/maps/source.ts";
 import { getopt, GetoptError, writeStdout } from "./_cli.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 /** Where the program's output goes (tests pass their own). */
 export interface PostmapIo {
@@ -503,5 +504,6 @@ export async function runMain(program: string, run: (io: PostmapIo) => Promise<n
 }
 
 if (import.meta.main) {
+  if (printHelpIfAsked("postmap", Deno.args)) Deno.exit(0);
   await runMain("postmap", (io) => postmap(Deno.args, io));
 }

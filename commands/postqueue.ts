@@ -63,6 +63,7 @@ import {
 import { IpcError, ipcRequest } from "../lib/ipc/mod.ts";
 import { isQueueId, QueueDir, QueueFile, type QueueName } from "../lib/queue/mod.ts";
 import { getopt, GetoptError, writeStdout } from "./_cli.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 /** sysexits.h codes postqueue uses. */
 export const EX = { OK: 0, USAGE: 64, UNAVAILABLE: 69 } as const;
@@ -428,4 +429,7 @@ export async function main(args: string[]): Promise<number> {
   });
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  if (printHelpIfAsked("postqueue", Deno.args)) Deno.exit(0);
+  Deno.exit(await main(Deno.args));
+}

@@ -64,6 +64,7 @@ import { isQueueId, QueueDir, type QueueName, QUEUES, syncDir } from "../lib/que
 import { makeLogger } from "../lib/service/mod.ts";
 import { hostnameIfPermitted, queueDirectory } from "./postqueue.ts";
 import { getopt, GetoptError } from "./_cli.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 /** The operations, in the order they run and report. */
 export type Operation = "requeue" | "delete" | "hold" | "release";
@@ -334,4 +335,7 @@ export async function main(args: string[]): Promise<number> {
   });
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  if (printHelpIfAsked("postsuper", Deno.args)) Deno.exit(0);
+  Deno.exit(await main(Deno.args));
+}

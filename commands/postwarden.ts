@@ -34,6 +34,7 @@ import { endpointText, type InetEndpoint, inetEndpoints } from "../lib/service/e
 import { runAudit } from "./audit.ts";
 import { smtpdTlsPolicy, tlsWanted } from "../lib/tls/policy.ts";
 import { denoStat, servicesTls } from "../lib/tls/material.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const PROG = "postwarden";
@@ -509,4 +510,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  if (printHelpIfAsked("postwarden", Deno.args)) Deno.exit(0);
+  Deno.exit(await main(Deno.args));
+}

@@ -71,6 +71,7 @@ import {
 } from "../lib/queue/mod.ts";
 import { type MaildropAttrs, newMaildropName } from "../daemons/pickup/maildrop.ts";
 import { getopt, GetoptError } from "./_cli.ts";
+import { printHelpIfAsked } from "./_help.ts";
 
 /** sysexits.h codes sendmail uses. */
 export const EX = {
@@ -116,7 +117,7 @@ export class UsageError extends Error {
  * configuration directory as in the other Postwarden commands, and -q
  * takes no argument: every form of it (-q, -qR, -qI, -q30m) is refused.
  */
-const OPTIONS = "A:B:C:F:GIL:N:O:R:UV:X:b:c:e:f:h:imno:p:r:qtvx";
+export const OPTIONS = "A:B:C:F:GIL:N:O:R:UV:X:b:c:e:f:h:imno:p:r:qtvx";
 
 /** Parses sendmail's command line with getopt(3), as Postfix does. */
 export function parseSendmailArgs(argv: string[]): SendmailOptions {
@@ -610,6 +611,7 @@ async function listQueue(opts: SendmailOptions, io: SendmailIo): Promise<number>
 }
 
 if (import.meta.main) {
+  if (printHelpIfAsked("sendmail", Deno.args)) Deno.exit(0);
   const env = Deno.env.toObject();
   const status = await sendmail(Deno.args, {
     stdin: Deno.stdin.readable,

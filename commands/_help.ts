@@ -1,0 +1,185 @@
+/**
+ * `--help` for every command: what it does and each option it takes, in
+ * the words of the command's module comment (which stays the full manual).
+ * Postfix's programs have no --help (they print a usage line); these keep
+ * that usage line for a bad option and add this for the first argument
+ * `--help`, which exits 0. commands/_help_test.ts checks that every option
+ * letter a command's usage line names is explained here.
+ */
+
+/** One command's help: the synopsis lines, a sentence, the options. */
+interface Help {
+  synopsis: string[];
+  summary: string;
+  options: [string, string][];
+}
+
+const CONFIG: [string, string] = [
+  "-c DIR",
+  "configuration directory (else MAIL_CONFIG, else the repository's conf/)",
+];
+const VERBOSE: [string, string] = ["-v", "accepted for Postfix compatibility; no effect"];
+
+const MAP_OPTIONS: [string, string][] = [
+  CONFIG,
+  [
+    "-q KEY",
+    "print KEY's value from the first table that has it (exit 1 when none); -q - reads keys from stdin",
+  ],
+  ["-s", "print every entry of the first table"],
+  ["-d KEY", "delete KEY from each table (-d - reads keys from stdin)"],
+  ["-i", 'add "key value" lines from standard input'],
+  ["-f", "do not fold keys to lower case"],
+  ["-r", "on a duplicate key keep the last value"],
+  ["-w", "on a duplicate key keep the first, silently"],
+  ["-N", "accepted (the index stores lengths; NUL termination has no meaning)"],
+  ["-n", "accepted (as -N)"],
+  ["-o", "do not give the index the source file's owner (root only)"],
+  ["-p", "do not copy the source's group/other read bits to the index"],
+  VERBOSE,
+];
+
+const HELP: Record<string, Help> = {
+  postwarden: {
+    synopsis: ["postwarden [-c DIR] start|start-fg|stop|reload|status|check|audit"],
+    summary: "Start, stop and inspect a Postwarden instance, like postfix(1).",
+    options: [
+      CONFIG,
+      ["start", "check the configuration and run master in the background"],
+      ["start-fg", "the same in the foreground, logging to stderr too (Ctrl-C stops)"],
+      ["stop", "stop master and every daemon"],
+      ["reload", "re-read main.cf and master.cf; running sessions finish on the old daemons"],
+      ["status", "say whether master runs, and its pid"],
+      ["check", "check main.cf, master.cf, tables and the queue without starting"],
+      ["audit", "probe each daemon's sandbox live: what it can and cannot reach"],
+    ],
+  },
+  postqueue: {
+    synopsis: ["postqueue [-c DIR] -p | -j | -f"],
+    summary: "List the mail queue or ask for deferred mail to be retried now, like postqueue(1).",
+    options: [
+      CONFIG,
+      ["-p", "list the queue as mailq(1) does"],
+      ["-j", "list the queue as JSON, one message a line (Postfix 3.5+ format)"],
+      ["-f", "ask qmgr to retry deferred mail now"],
+      ["-i ID", "not supported (no per-message flush)"],
+      ["-s SITE", "not supported (no fast flush service)"],
+      VERBOSE,
+    ],
+  },
+  postsuper: {
+    synopsis: ["postsuper [-c DIR] [-d ID] [-h ID] [-H ID] [-r ID] [QUEUE...]"],
+    summary:
+      "Delete, hold, release or requeue queued mail, like postsuper(1). ID is a queue id, ALL, or - (ids from stdin).",
+    options: [
+      CONFIG,
+      ["-d ID", "delete the message"],
+      ["-h ID", "put the message on hold"],
+      ["-H ID", "release the message from hold"],
+      ["-r ID", "requeue the message (retry now, deferral log removed)"],
+      ["QUEUE", "queues searched: maildrop incoming active deferred hold corrupt"],
+      VERBOSE,
+    ],
+  },
+  postcat: {
+    synopsis: ["postcat [-behv] [-c DIR] FILE...", "postcat [-behv] [-c DIR] -q ID..."],
+    summary: "Show queue files in human-readable form, like postcat(1).",
+    options: [
+      CONFIG,
+      ["-q", "the operands are queue ids, looked up in the queue"],
+      ["-e", "show the envelope"],
+      ["-h", "show the message header"],
+      ["-b", "show the message body (no -e/-h/-b: all three)"],
+      VERBOSE,
+    ],
+  },
+  postmap: {
+    synopsis: ["postmap [-Nfinoprsvw] [-c DIR] [-d KEY] [-q KEY] [TYPE:]FILE..."],
+    summary: "Build and query lookup tables, like postmap(1).",
+    options: MAP_OPTIONS,
+  },
+  postalias: {
+    synopsis: ["postalias [-Nfinoprsvw] [-c DIR] [-d KEY] [-q KEY] [TYPE:]FILE..."],
+    summary: "Build and query alias tables, like postalias(1).",
+    options: MAP_OPTIONS,
+  },
+  newaliases: {
+    synopsis: ["newaliases [-c DIR]"],
+    summary: "Rebuild the alias tables that alias_database names, like newaliases(1).",
+    options: [CONFIG],
+  },
+  postconf: {
+    synopsis: [
+      "postconf [-c DIR] [-d | -n] [-x] [-h] [NAME...]",
+      "postconf [-c DIR] -e NAME=VALUE...",
+      "postconf [-c DIR] -X NAME...",
+      "postconf [-c DIR] -M [NAME[/TYPE]...]",
+    ],
+    summary: "Show or change main.cf and master.cf, like postconf(1).",
+    options: [
+      CONFIG,
+      ["-d", "show default values"],
+      ["-n", "show only the parameters main.cf sets"],
+      ["-x", "expand $name in values"],
+      ["-h", 'show values without the "name = "'],
+      ["-e", "edit main.cf: set NAME=VALUE"],
+      ["-X", "edit main.cf: remove NAME"],
+      ["-M", "show master.cf services"],
+    ],
+  },
+  sendmail: {
+    synopsis: [
+      "sendmail [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [-c DIR] [RECIPIENT...]",
+      "sendmail -bp",
+    ],
+    summary:
+      "Submit a message read from standard input, like Postfix's sendmail(1); mailq is sendmail -bp.",
+    options: [
+      CONFIG,
+      ["-C DIR", "as -c"],
+      ["-t", "also take recipients from To:, Cc: and Bcc:"],
+      ["-i", 'a line with a single "." does not end the message (also -oi)'],
+      ["-f SENDER", "envelope sender (else the invoking user)"],
+      ["-r SENDER", "as -f (obsolete)"],
+      ["-F NAME", "full name for the From: header cleanup adds"],
+      ["-N DSN", "delivery status notifications: never, or success,delay,failure"],
+      ["-R RET", "what a bounce returns: full or hdrs"],
+      ["-V ENVID", "DSN envelope id"],
+      ["-bm", "read and submit a message (the default)"],
+      ["-bp", "list the queue (as postqueue -p)"],
+      ["-bs -bd -bi -bv -q -I -X", "not supported (exit 64)"],
+      ["-A -B -e -G -h -L -m -n -O -o -p -U -v -x", "accepted and ignored, as Postfix does"],
+    ],
+  },
+};
+
+/** The help text of a command, or null for a command without one. */
+export function helpText(command: string): string | null {
+  const h = Object.hasOwn(HELP, command) ? HELP[command] : undefined;
+  if (!h) return null;
+  // Long option lists go on a line of their own, not into the column's width.
+  const short = h.options.filter(([o]) => o.length <= 12);
+  const width = Math.max(...short.map(([o]) => o.length));
+  return [
+    ...h.synopsis.map((s, i) => `${i === 0 ? "usage: " : "       "}${s}`),
+    "",
+    h.summary,
+    "",
+    ...h.options.map(([o, d]) =>
+      o.length <= width ? `  ${o.padEnd(width)}  ${d}` : `  ${o}\n  ${"".padEnd(width)}  ${d}`
+    ),
+    "",
+  ].join("\n");
+}
+
+/**
+ * When the first argument is --help: prints the command's help on stdout
+ * and returns true (the caller exits 0).
+ */
+export function printHelpIfAsked(command: string, args: readonly string[]): boolean {
+  if (args[0] !== "--help") return false;
+  const text = helpText(command);
+  if (text === null) return false;
+  console.log(text);
+  return true;
+}
