@@ -55,14 +55,14 @@ const HELP: Record<string, Help> = {
     ],
   },
   postqueue: {
-    synopsis: ["postqueue [-c DIR] -p | -j | -f"],
+    synopsis: ["postqueue [-c DIR] -p | -j | -f | -i ID"],
     summary: "List the mail queue or ask for deferred mail to be retried now, like postqueue(1).",
     options: [
       CONFIG,
       ["-p", "list the queue as mailq(1) does"],
       ["-j", "list the queue as JSON, one message a line (Postfix 3.5+ format)"],
       ["-f", "ask qmgr to retry deferred mail now"],
-      ["-i ID", "not supported (no per-message flush)"],
+      ["-i ID", "ask qmgr to retry that deferred message now"],
       ["-s SITE", "not supported (no fast flush service)"],
       VERBOSE,
     ],

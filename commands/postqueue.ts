@@ -5,6 +5,7 @@
  *     postqueue [-v] [-c DIR] -p      list the queue (mailq)
  *     postqueue [-v] [-c DIR] -j      list the queue as JSON, one object a line
  *     postqueue [-v] [-c DIR] -f      ask qmgr to retry deferred mail now
+ *     postqueue [-v] [-c DIR] -i ID   ask qmgr to retry that deferred message now
  *
  * -c DIR (else MAIL_CONFIG, else the repo's conf/) names the configuration;
  * the queue is `queue_directory`, resolved against the configuration
@@ -35,8 +36,12 @@
  * sender and recipients [{address, delay_reason?}].
  *
  * -f sends {op: "flush"} to qmgr on `public/qmgr` and wakes pickup (best
- * effort: pickup also polls the maildrop). Not supported: -i queue_id and
- * -s site (no per-message flush in qmgr, no fast flush service).
+ * effort: pickup also polls the maildrop). -i sends {op: "flush", id}: qmgr
+ * takes that message from deferred/ now (when the active queue is full, it
+ * is made due for the next deferred scan); an id that is not deferred is
+ * nothing to do, as in Postfix, and a malformed one is refused (exit 64,
+ * "Cannot flush queue ID - invalid name"). Not supported: -s site (no fast
+ * flush service).
  *
  * Exit status: 0 done; 64 (EX_USAGE) bad command line; 69 (EX_UNAVAILABLE)
  * for every fatal error, as Postfix's postqueue does: main.cf unreadable,
@@ -296,18 +301,22 @@ export async function showQueue(queueDir: string, opts: ShowQueueOptions = {}): 
 export interface FlushOptions {
   /** How long to wait for qmgr's reply. @default 60_000 */
   timeoutMs?: number;
+  /** Only this deferred message (postqueue -i); pickup is not woken then. */
+  id?: string;
 }
 
 /**
- * Asks qmgr to retry all deferred mail now, and wakes pickup. Throws a
- * FatalError (exit 69) when qmgr cannot be reached or refuses.
+ * Asks qmgr to retry all deferred mail now (or one message), and wakes
+ * pickup. Throws a FatalError (exit 69) when qmgr cannot be reached or
+ * refuses.
  */
 export async function flushQueue(queueDir: string, opts: FlushOptions = {}): Promise<void> {
   const q = new QueueDir(queueDir);
   const down = "Cannot flush mail queue - mail system is down";
   let reply: { ok?: boolean; error?: string };
   try {
-    reply = await ipcRequest(q.publicSocket("qmgr"), { op: "flush" }, {
+    const request = opts.id === undefined ? { op: "flush" } : { op: "flush", id: opts.id };
+    reply = await ipcRequest(q.publicSocket("qmgr"), request, {
       timeoutMs: opts.timeoutMs ?? 60_000,
     });
   } catch (e) {
@@ -319,6 +328,7 @@ export async function flushQueue(queueDir: string, opts: FlushOptions = {}): Pro
   if (reply?.ok !== true) {
     throw new FatalError(`${down}${reply?.error ? ` (${reply.error})` : ""}`, EX.UNAVAILABLE);
   }
+  if (opts.id !== undefined) return;
   await ipcRequest(q.publicSocket("pickup"), { op: "wakeup" }, { timeoutMs: 2000 })
     .catch(() => {});
 }
@@ -335,12 +345,13 @@ export interface PostqueueIo {
   timeZone?: string;
 }
 
-type Mode = "f" | "j" | "p";
+type Mode = "f" | "i" | "j" | "p";
 
-/** getopt(3) over "c:fi:jps:v"; returns the mode and -c. */
-function parseArgs(args: string[]): { mode: Mode; c?: string } {
+/** getopt(3) over "c:fi:jps:v"; returns the mode, -c and -i's queue id. */
+function parseArgs(args: string[]): { mode: Mode; c?: string; id?: string } {
   let mode: Mode | undefined;
   let c: string | undefined;
+  let id: string | undefined;
   let parsed;
   try {
     parsed = getopt(args, "c:fi:js:pv");
@@ -350,14 +361,24 @@ function parseArgs(args: string[]): { mode: Mode; c?: string } {
   }
   for (const { flag, value } of parsed.opts) {
     if (flag === "c") c = value;
-    else if (flag === "i" || flag === "s") {
-      throw new FatalError(`-${flag} is not supported by Postwarden; use -f`, EX.USAGE);
+    else if (flag === "s") {
+      throw new FatalError(
+        "-s is not supported by Postwarden (no fast flush service); use -f",
+        EX.USAGE,
+      );
     } else if (flag === "v") continue;
     else if (mode) throw new FatalError(USAGE, EX.USAGE);
-    else mode = flag as Mode;
+    else {
+      mode = flag as Mode;
+      if (flag === "i") id = value;
+    }
   }
   if (parsed.operands.length > 0 || !mode) throw new FatalError(USAGE, EX.USAGE);
-  return { mode, c };
+  if (id !== undefined && !isQueueId(id)) {
+    const shown = id.length > 100 ? `${id.slice(0, 100)}...` : id;
+    throw new FatalError(`Cannot flush queue ID - invalid name: "${shown}"`, EX.USAGE);
+  }
+  return { mode, c, id };
 }
 
 /** The host name for $myhostname, only when readable without a permission prompt. */
@@ -384,7 +405,7 @@ export function queueDirectory(cfg: Config): string {
 /** Run postqueue with `args`; returns the exit status. */
 export async function postqueue(args: string[], io: PostqueueIo): Promise<number> {
   try {
-    const { mode, c } = parseArgs(args);
+    const { mode, c, id } = parseArgs(args);
     const dir = configDirFrom({ c }, io.env ?? {});
     let cfg;
     try {
@@ -394,8 +415,8 @@ export async function postqueue(args: string[], io: PostqueueIo): Promise<number
       throw e;
     }
     const queueDir = queueDirectory(cfg);
-    if (mode === "f") {
-      await flushQueue(queueDir);
+    if (mode === "f" || mode === "i") {
+      await flushQueue(queueDir, { id });
       return EX.OK;
     }
     const opts: ShowQueueOptions = {

@@ -214,9 +214,13 @@ Deno.test("postqueue command line", async (t) => {
       const r = await run(["-c", conf, ...args]);
       assertEquals([r.code, r.err], [64, [usage]], args.join(" "));
     }
-    const i = await run(["-c", conf, "-i", "05B5C8A1F3C2000"]);
-    assertEquals(i.code, 64);
-    assertStringIncludes(i.err[0], "-i is not supported");
+    const i = await run(["-c", conf, "-i", "../../etc/passwd"]);
+    assertEquals([i.code, i.err], [64, [
+      'postqueue: fatal: Cannot flush queue ID - invalid name: "../../etc/passwd"',
+    ]]);
+    const s = await run(["-c", conf, "-s", "example.com"]);
+    assertEquals(s.code, 64);
+    assertStringIncludes(s.err[0], "-s is not supported");
   });
 
   await t.step("missing queue directory is fatal, exit 69", async () => {
@@ -269,6 +273,25 @@ Deno.test("postqueue command line", async (t) => {
     try {
       assertEquals(await run(["-c", conf, "-f"]), { code: 0, out: "", err: [] });
       assertEquals(got, [{ op: "flush" }]);
+    } finally {
+      server.close();
+      await server.done;
+    }
+  });
+
+  await t.step("-i asks qmgr to flush one message", async () => {
+    const got: unknown[] = [];
+    const server = ipcListen(q.publicSocket("qmgr"), async (conn) => {
+      got.push(await conn.recvMsg());
+      await conn.send({ ok: true });
+    });
+    try {
+      assertEquals(await run(["-c", conf, "-i", "05B5C8A1F3C2020"]), {
+        code: 0,
+        out: "",
+        err: [],
+      });
+      assertEquals(got, [{ op: "flush", id: "05B5C8A1F3C2020" }]);
     } finally {
       server.close();
       await server.done;

@@ -187,12 +187,33 @@ export class Qmgr {
         void this.scanIncoming();
         return { ok: true };
       case "flush":
+        // Dead destinations get another chance, for one message too (as Postfix's
+        // flush triggers qmgr with "flush dead").
         for (const d of this.destinations.values()) d.deadUntil = 0;
+        if (msg.id !== undefined) {
+          // postqueue -i: that message now, if it waits in deferred/ (else nothing).
+          if (typeof msg.id !== "string" || !isQueueId(msg.id)) {
+            return { ok: false, error: "invalid queue id" };
+          }
+          if (this.active.size < this.#cfg.int("qmgr_message_active_limit")) {
+            await this.activate(msg.id, "deferred");
+          } else {
+            await this.#touchDeferred(msg.id);
+          }
+          return { ok: true };
+        }
         await this.scanDeferred(true);
         return { ok: true };
       default:
         return { ok: false, error: `unknown request ${String(msg.op)}` };
     }
+  }
+
+  /** Makes a deferred message due now (its mtime is its next attempt), for the next scan. */
+  async #touchDeferred(id: string): Promise<void> {
+    const now = new Date(this.now());
+    await Deno.utime(this.ctx.queue.path("deferred", id), now, now).catch(() => {});
+    this.#lastDeferredScan = 0;
   }
 
   async scanIncoming(): Promise<void> {
