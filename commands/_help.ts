@@ -68,12 +68,14 @@ const HELP: Record<string, Help> = {
     ],
   },
   postsuper: {
-    synopsis: ["postsuper [-c DIR] [-d ID] [-h ID] [-H ID] [-r ID] [QUEUE...]"],
+    synopsis: ["postsuper [-c DIR] [-d ID] [-e ID] [-f ID] [-h ID] [-H ID] [-r ID] [QUEUE...]"],
     summary:
       "Delete, hold, release or requeue queued mail, like postsuper(1). ID is a queue id, ALL, or - (ids from stdin).",
     options: [
       CONFIG,
       ["-d ID", "delete the message"],
+      ["-e ID", "return the message to its sender at its next delivery attempt"],
+      ["-f ID", "as -e, and release it from hold"],
       ["-h ID", "put the message on hold"],
       ["-H ID", "release the message from hold"],
       ["-r ID", "requeue the message (retry now, deferral log removed)"],

@@ -32,7 +32,7 @@
  * silently.
  *
  * -j prints what Postfix 3.5+ prints: queue_name, queue_id, arrival_time
- * (seconds), message_size, forced_expire (always false: no postsuper -e),
+ * (seconds), message_size, forced_expire (postsuper -e/-f),
  * sender and recipients [{address, delay_reason?}].
  *
  * -f sends {op: "flush"} to qmgr on `public/qmgr` and wakes pickup (best
@@ -66,7 +66,14 @@ import {
   loadConfig,
 } from "../lib/config/mod.ts";
 import { IpcError, ipcRequest } from "../lib/ipc/mod.ts";
-import { isQueueId, QueueDir, QueueFile, type QueueName } from "../lib/queue/mod.ts";
+import {
+  forceExpired,
+  isQueueId,
+  QueueDir,
+  QueueFile,
+  type QueueName,
+  readDeferLog,
+} from "../lib/queue/mod.ts";
 import { getopt, GetoptError, writeStdout } from "./_cli.ts";
 import { printHelpIfAsked } from "./_help.ts";
 
@@ -97,6 +104,8 @@ export interface QueueEntry {
   sender: string;
   /** Recipients not yet done, those with a deferral reason first. */
   recipients: { address: string; reason: string }[];
+  /** postsuper -e/-f asked for its return to the sender. */
+  forcedExpire: boolean;
 }
 
 /** Options for reading and formatting the queue. */
@@ -117,35 +126,12 @@ class FatalError extends Error {
   }
 }
 
-/** Reads the defer log of a message: recipient address to latest reason. */
-async function readDeferLog(path: string): Promise<Map<string, string>> {
-  const reasons = new Map<string, string>();
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return reasons;
-    throw e;
-  }
-  for (const line of text.split("\n")) {
-    if (line.trim() === "") continue;
-    try {
-      const rec = JSON.parse(line);
-      if (typeof rec?.rcpt === "string") {
-        reasons.set(rec.rcpt, typeof rec.reason === "string" ? rec.reason : "");
-      }
-    } catch {
-      // A line cut short by a crash: that recipient is listed without reason.
-    }
-  }
-  return reasons;
-}
-
 async function readEntry(q: QueueDir, queueName: QueueName, id: string): Promise<QueueEntry> {
   const f = await QueueFile.open(q.path(queueName, id));
   try {
+    const mode = (await Deno.stat(q.path(queueName, id)).catch(() => null))?.mode ?? null;
     const pending = f.head.recipients.filter((r) => !r.done).map((r) => r.address);
-    const reasons = await readDeferLog(q.deferLog(id));
+    const reasons = new Map([...await readDeferLog(q.deferLog(id))].map(([a, e]) => [a, e.reason]));
     const pendingSet = new Set(pending);
     const recipients: QueueEntry["recipients"] = [];
     // Like showq: logged recipients first, in log order, then the others.
@@ -162,6 +148,7 @@ async function readEntry(q: QueueDir, queueName: QueueName, id: string): Promise
       size: f.size - f.head.contentOffset,
       sender: f.envelope.sender,
       recipients,
+      forcedExpire: forceExpired(mode),
     };
   } finally {
     f.close();
@@ -255,7 +242,13 @@ export function formatMailq(entries: QueueEntry[], opts: ShowQueueOptions = {}):
   let total = 0;
   entries.forEach((m, i) => {
     if (i > 0) out.push("");
-    const status = m.queueName === "active" ? "*" : m.queueName === "hold" ? "!" : " ";
+    const status = m.queueName === "active"
+      ? "*"
+      : m.queueName === "hold"
+      ? "!"
+      : m.forcedExpire
+      ? "#"
+      : " ";
     const sender = printable(displayAddress(m.sender, empty));
     out.push(
       columns(m.queueId + status, String(m.size), asctime(m.arrival, opts.timeZone), sender),
@@ -287,7 +280,7 @@ export function formatJson(entries: QueueEntry[], opts: ShowQueueOptions = {}): 
     );
     return `{"queue_name": ${q(m.queueName)}, "queue_id": ${q(m.queueId)}, ` +
       `"arrival_time": ${Math.floor(m.arrival / 1000)}, "message_size": ${m.size}, ` +
-      `"forced_expire": false, "sender": ${q(displayAddress(m.sender, empty))}, ` +
+      `"forced_expire": ${m.forcedExpire}, "sender": ${q(displayAddress(m.sender, empty))}, ` +
       `"recipients": [${rcpts.join(", ")}]}\n`;
   }).join("");
 }

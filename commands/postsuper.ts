@@ -43,7 +43,15 @@
  *
  * Renames are atomic, and every queue directory changed is fsync'ed before
  * exit. After -H or -r, qmgr is woken on `public/qmgr` (best effort: it also
- * scans on its own). -e, -f (forced expiry), -p, -s and -S are not supported.
+ * scans on its own).
+ *
+ * -e sets a message's forced-expiry mark (the queue file's owner-execute
+ * bit, as in Postfix; lib/queue FORCE_EXPIRE_MODE), also in active/, since
+ * it moves nothing: qmgr returns the message to its sender at its next
+ * activation (a held message stays held until released). -f does the same
+ * and releases the message from hold. "ID: expired" is logged and counted
+ * ("Force-expired: N messages") only for a message not marked before, as
+ * Postfix counts. -p, -s and -S are not supported.
  *
  * Exit status: 0 done (also when nothing matched); 1 for a bad command line
  * ("postsuper: fatal: usage: ..." or "invalid directory name: QUEUE"), an
@@ -60,22 +68,39 @@
 import { configDirFrom, ConfigError, loadConfig } from "../lib/config/mod.ts";
 import { ipcRequest } from "../lib/ipc/mod.ts";
 import type { Logger } from "../lib/log/mod.ts";
-import { isQueueId, QueueDir, type QueueName, QUEUES, syncDir } from "../lib/queue/mod.ts";
+import {
+  FORCE_EXPIRE_MODE,
+  forceExpired,
+  isQueueId,
+  QueueDir,
+  type QueueName,
+  QUEUES,
+  syncDir,
+} from "../lib/queue/mod.ts";
 import { makeLogger } from "../lib/service/mod.ts";
 import { hostnameIfPermitted, queueDirectory } from "./postqueue.ts";
 import { getopt, GetoptError } from "./_cli.ts";
 import { printHelpIfAsked } from "./_help.ts";
 
 /** The operations, in the order they run and report. */
-export type Operation = "requeue" | "delete" | "hold" | "release";
-const ORDER: readonly Operation[] = ["requeue", "delete", "hold", "release"];
-const FLAGS: Record<string, Operation> = { r: "requeue", d: "delete", h: "hold", H: "release" };
+export type Operation = "requeue" | "delete" | "hold" | "expire" | "release";
+const ORDER: readonly Operation[] = ["requeue", "delete", "hold", "expire", "release"];
+/** -f is -e that also releases the message from hold (Operation "expire" with `release`). */
+const FLAGS: Record<string, Operation> = {
+  r: "requeue",
+  d: "delete",
+  h: "hold",
+  e: "expire",
+  f: "expire",
+  H: "release",
+};
 
 /** Queues searched when none are named on the command line (Postfix's defaults). */
 export const DEFAULT_QUEUES: Record<Operation, readonly QueueName[]> = {
   requeue: ["hold", "incoming", "active", "deferred"],
   delete: ["hold", "incoming", "active", "deferred"],
   hold: ["incoming", "active", "deferred"],
+  expire: ["hold", "incoming", "active", "deferred"],
   release: ["hold"],
 };
 
@@ -83,6 +108,7 @@ const SUMMARY: Record<Operation, string> = {
   requeue: "Requeued",
   delete: "Deleted",
   hold: "Placed on hold",
+  expire: "Force-expired",
   release: "Released from hold",
 };
 
@@ -90,10 +116,12 @@ const LOGGED: Record<Operation, string> = {
   requeue: "requeued",
   delete: "removed",
   hold: "placed on hold",
+  expire: "expired",
   release: "released from hold",
 };
 
-const USAGE = "usage: postsuper [-c config_dir] [-d queue_id (delete)] [-h queue_id (hold)] " +
+const USAGE = "usage: postsuper [-c config_dir] [-d queue_id (delete)] " +
+  "[-e queue_id (expire)] [-f queue_id (force expire)] [-h queue_id (hold)] " +
   "[-H queue_id (un-hold)] [-r queue_id (requeue)] [-v (verbose)] [queue...]";
 
 /** Where postsuper writes and what it reads from its environment. */
@@ -119,15 +147,17 @@ interface Options {
   c?: string;
   /** Queue ids (or "ALL", "-") per operation, in command-line order. */
   ids: Map<Operation, string[]>;
+  /** The expire arguments given with -f (those messages also leave hold). */
+  releasing: Set<string>;
   queues: QueueName[];
 }
 
-/** getopt(3) over "c:d:h:H:r:v", then the queue names. */
+/** getopt(3) over "c:d:e:f:h:H:r:v", then the queue names. */
 function parseArgs(args: string[]): Options {
-  const o: Options = { ids: new Map(), queues: [] };
+  const o: Options = { ids: new Map(), releasing: new Set(), queues: [] };
   let parsed;
   try {
-    parsed = getopt(args, "c:d:h:H:r:v");
+    parsed = getopt(args, "c:d:e:f:h:H:r:v");
   } catch (e) {
     if (e instanceof GetoptError) throw new FatalError(USAGE);
     throw e;
@@ -138,6 +168,7 @@ function parseArgs(args: string[]): Options {
     else {
       const op = FLAGS[flag];
       o.ids.set(op, [...(o.ids.get(op) ?? []), value!]);
+      if (flag === "f") o.releasing.add(value!);
     }
   }
   for (const name of parsed.operands) {
@@ -175,12 +206,36 @@ class Run {
     return null;
   }
 
-  /** Applies `op` to one message; returns true if it was done. */
-  async apply(op: Operation, id: string, queues: readonly QueueName[]): Promise<boolean> {
+  /**
+   * Applies `op` to one message; returns true if it was done. `release`:
+   * an expired message in hold/ is also released (-f).
+   */
+  async apply(
+    op: Operation,
+    id: string,
+    queues: readonly QueueName[],
+    release = false,
+  ): Promise<boolean> {
     // Two tries: qmgr may move the file between the look-up and the rename.
     for (let attempt = 0; attempt < 2; attempt++) {
       const from = await this.locate(id, queues);
       if (from === null) return false;
+      if (op === "expire") {
+        // The mode bit is no move: qmgr may hold the message in active/ meanwhile.
+        let changed: boolean;
+        try {
+          changed = await this.#expire(id, from);
+        } catch (e) {
+          if (e instanceof Deno.errors.NotFound) continue;
+          throw e;
+        }
+        if (changed) {
+          this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
+          this.log.info(`${id}: ${LOGGED[op]}`);
+        }
+        if (release && from === "hold") await this.apply("release", id, ["hold"]);
+        return changed;
+      }
       if (from === "active") {
         this.io.err(
           `postsuper: warning: ${id}: message is being delivered (active queue); try again later`,
@@ -230,6 +285,17 @@ class Run {
         this.wakeQmgr = true;
         return;
     }
+  }
+
+  /** Sets the forced-expiry bit; false when it was set already. */
+  async #expire(id: string, from: QueueName): Promise<boolean> {
+    const path = this.q.path(from, id);
+    const st = await Deno.lstat(path);
+    if (!st.isFile) return false;
+    if (forceExpired(st.mode)) return false;
+    await Deno.chmod(path, (st.mode! & 0o7777) | FORCE_EXPIRE_MODE);
+    if (from !== "hold") this.wakeQmgr = true;
+    return true;
   }
 
   async #removeDeferLog(id: string): Promise<void> {
@@ -286,14 +352,17 @@ export async function postsuper(args: string[], io: PostsuperIo): Promise<number
     for (const op of ORDER) {
       const given = o.ids.get(op);
       if (!given) continue;
-      run.counts.set(op, 0);
+      run.counts.set(op, run.counts.get(op) ?? 0);
       const queues = o.queues.length > 0 ? o.queues : DEFAULT_QUEUES[op];
       // active/ is searched even when not named, only to refuse its messages.
       const searched: QueueName[] = [...queues];
       if (!searched.includes("active") && op !== "release") searched.push("active");
       for (const arg of given) {
+        // -f: the message also leaves hold (reported as a release).
+        const release = op === "expire" && o.releasing.has(arg);
+        if (release) run.counts.set("release", run.counts.get("release") ?? 0);
         if (arg === "ALL") {
-          for (const id of await run.all(queues)) await run.apply(op, id, searched);
+          for (const id of await run.all(queues)) await run.apply(op, id, searched, release);
           continue;
         }
         for (const id of arg === "-" ? await readStdin() : [arg]) {
@@ -301,7 +370,7 @@ export async function postsuper(args: string[], io: PostsuperIo): Promise<number
             io.err(`postsuper: warning: invalid mail queue id: ${id}`);
             continue;
           }
-          await run.apply(op, id, searched);
+          await run.apply(op, id, searched, release);
         }
       }
     }

@@ -168,6 +168,44 @@ Deno.test("postsuper", async (t) => {
     assertEquals(r.log, [`${id}: requeued`, `${id}: removed`]);
   });
 
+  await t.step("-e marks once (also in active/), -f also releases from hold", async () => {
+    for (const queue of ["hold", "incoming", "active", "deferred"] as const) {
+      for (const e of Deno.readDirSync(q.dir(queue))) await Deno.remove(q.path(queue, e.name));
+    }
+    const held = await put(q, "hold");
+    const active = await put(q, "active");
+    const deferred = await put(q, "deferred");
+    const mode = async (queue: QueueName, id: string) =>
+      (await Deno.stat(q.path(queue, id))).mode! & 0o777;
+    const e = await run(root, ["-e", deferred, "-e", active]);
+    assertEquals(e.err, ["postsuper: Force-expired: 2 messages"]);
+    assertEquals(e.log, [`${deferred}: expired`, `${active}: expired`]);
+    assertEquals(await mode("deferred", deferred), 0o700);
+    assertEquals(await mode("active", active), 0o700);
+    // Marked before: not counted again (Postfix counts only new marks).
+    const again = await run(root, ["-e", "ALL"]);
+    assertEquals(again.err, ["postsuper: Force-expired: 1 message"]);
+    assertEquals(again.log, [`${held}: expired`]);
+    assertEquals(where(q, held), "hold", "-e leaves a held message held");
+    const f = await run(root, ["-f", held]);
+    assertEquals(f.err, [
+      "postsuper: Force-expired: 0 messages",
+      "postsuper: Released from hold: 1 message",
+    ]);
+    assertEquals(f.log, [`${held}: released from hold`]);
+    assertEquals(where(q, held), "deferred");
+    assertEquals(await mode("deferred", held), 0o700);
+    const fresh = await put(q, "hold");
+    const f2 = await run(root, ["-f", fresh]);
+    assertEquals(f2.log, [`${fresh}: expired`, `${fresh}: released from hold`]);
+    for (
+      const [queue, id] of [["deferred", held], ["deferred", fresh], ["active", active], [
+        "deferred",
+        deferred,
+      ]] as const
+    ) await Deno.remove(q.path(queue, id));
+  });
+
   await t.step("bad command lines and configs: fatal, exit 1", async () => {
     const u = await run(root, []);
     assertEquals(u.code, 1);

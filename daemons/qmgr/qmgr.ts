@@ -4,7 +4,11 @@
  * the delivery agents under per-destination concurrency limits, and
  * settles each message: removed when every recipient is done, otherwise
  * moved to `deferred/` with its next attempt time as the file's mtime
- * (as Postfix does), or bounced when past its lifetime.
+ * (as Postfix does), or bounced when past its lifetime. A message marked
+ * by postsuper -e/-f (lib/queue FORCE_EXPIRE_MODE) is not delivered: at
+ * activation it is returned to its sender with each recipient's logged
+ * deferral, or "message is administratively expired" (4.7.0), logged
+ * "status=force-expired, returned to sender" (under soft_bounce it stays).
  *
  * Scheduling state lives in memory and is rebuilt from the spool at start:
  * files left in `active/` by a crash go back to `incoming/` (recovery).
@@ -46,9 +50,12 @@ import { type IpcConn, ipcConnect, IpcError } from "../../lib/ipc/mod.ts";
 /** Idle agent connections older than this are closed instead of reused (Postfix ipc_idle). */
 const IDLE_CONN_MS = 5000;
 import {
+  type DeferEntry,
+  forceExpired,
   isQueueId,
   QueueFile,
   QueueFormatError,
+  readDeferLog,
   type StoredRecipient,
 } from "../../lib/queue/mod.ts";
 import { deliveryRoute, type Resolution, ResolveError, Resolver } from "../../lib/resolve/mod.ts";
@@ -73,6 +80,8 @@ interface ActiveMessage {
   successNotices: BounceRecipient[];
   /** Came from deferred/, so defer/<id> may exist. */
   hadDeferLog: boolean;
+  /** postsuper -e/-f marked it: returned to the sender, not delivered. */
+  forceExpire?: boolean;
 }
 
 /** Recipients of one message for one destination. */
@@ -332,6 +341,10 @@ export class Qmgr {
           `nrcpt=${file.head.recipients.length} (queue active)`,
       );
     }
+    if (forceExpired((await Deno.stat(path).catch(() => null))?.mode ?? null)) {
+      await this.#forceExpire(msg, pending);
+      return;
+    }
     const byDest = new Map<string, StoredRecipient[]>();
     const decided: { r: StoredRecipient; st: RecipientStatus }[] = [];
     const filter = env.filter;
@@ -414,6 +427,36 @@ export class Qmgr {
       defaultNexthop: this.ctx.config.str("default_filter_nexthop"),
       myhostname: this.ctx.config.str("myhostname"),
     };
+  }
+
+  /**
+   * A message postsuper -e/-f marked: nothing is delivered; each pending
+   * recipient keeps its logged deferral (status and reason) or, without
+   * one, is deferred "message is administratively expired" (4.7.0), and
+   * the message is returned to its sender (settle), as Postfix's qmgr does.
+   */
+  async #forceExpire(msg: ActiveMessage, pending: StoredRecipient[]): Promise<void> {
+    const logged = msg.hadDeferLog
+      ? await readDeferLog(this.ctx.queue.deferLog(msg.id)).catch(() =>
+        new Map<string, DeferEntry>()
+      )
+      : new Map<string, DeferEntry>();
+    for (const r of pending) {
+      const e = logged.get(r.address);
+      const st: RecipientStatus = e
+        ? { index: r.index, status: "deferred", dsn: e.dsn, reason: e.reason, relay: "none" }
+        : {
+          index: r.index,
+          status: "deferred",
+          dsn: "4.7.0",
+          reason: "message is administratively expired",
+          relay: "none",
+        };
+      if (!e) this.#logStatus(msg, r.address, st);
+      msg.deferred.set(r.index, st);
+    }
+    msg.forceExpire = true;
+    await this.settle(msg);
   }
 
   /** A deferral qmgr decides itself (the resolver could not answer). */
@@ -736,7 +779,8 @@ export class Qmgr {
           ? this.#cfg.time("bounce_queue_lifetime")
           : this.#cfg.time("maximal_queue_lifetime")) * 1000;
         // soft_bounce: no locally generated bounces, expired mail stays queued.
-        if (this.now() - msg.arrival >= lifetime && !this.#cfg.bool("soft_bounce")) {
+        const expire = msg.forceExpire || this.now() - msg.arrival >= lifetime;
+        if (expire && !this.#cfg.bool("soft_bounce")) {
           const expired: BounceRecipient[] = [];
           for (const [i, st] of msg.deferred) {
             const r = msg.recipients[i];
@@ -744,7 +788,8 @@ export class Qmgr {
               address: r.address,
               orcpt: r.orcpt,
               action: "failed",
-              status: st.dsn.replace(/^4/, "5"),
+              // Postfix's forced expiry reports the deferral's own status.
+              status: msg.forceExpire ? st.dsn : st.dsn.replace(/^4/, "5"),
               reason: `${st.reason}`,
               diagnostic: st.diagnostic,
               remoteMta: st.remoteMta,
@@ -752,7 +797,8 @@ export class Qmgr {
           }
           if (await this.#notify(msg, "bounce", expired)) {
             this.ctx.log.info(
-              `${msg.id}: from=<${quoteAddress(msg.sender)}>, status=expired, returned to sender`,
+              `${msg.id}: from=<${quoteAddress(msg.sender)}>, ` +
+                `status=${msg.forceExpire ? "force-expired" : "expired"}, returned to sender`,
             );
             for (const i of msg.deferred.keys()) {
               msg.done.add(i);

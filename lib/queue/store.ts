@@ -343,3 +343,53 @@ function readFullSync(file: Deno.FsFile, n: number): Uint8Array {
   }
   return buf;
 }
+
+/** One recipient's latest entry in a message's deferral log. */
+export interface DeferEntry {
+  dsn: string;
+  reason: string;
+}
+
+/**
+ * Reads a message's deferral log (written by qmgr, one JSON object a line):
+ * each recipient's latest status and reason. A missing log is an empty map;
+ * a line cut short by a crash is skipped.
+ */
+export async function readDeferLog(path: string): Promise<Map<string, DeferEntry>> {
+  const entries = new Map<string, DeferEntry>();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return entries;
+    throw e;
+  }
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      const rec = JSON.parse(line);
+      if (typeof rec?.rcpt === "string") {
+        entries.set(rec.rcpt, {
+          dsn: typeof rec.dsn === "string" ? rec.dsn : "4.0.0",
+          reason: typeof rec.reason === "string" ? rec.reason : "",
+        });
+      }
+    } catch {
+      // cut short by a crash
+    }
+  }
+  return entries;
+}
+
+/**
+ * Forced expiry (postsuper -e/-f) is the queue file's owner-execute bit,
+ * as in Postfix: it survives every rename between queues and qmgr's
+ * in-place updates, and needs no change to the file's content. qmgr
+ * returns such a message to its sender at its next activation.
+ */
+export const FORCE_EXPIRE_MODE = 0o100;
+
+/** Whether a queue file's mode says forced expiry. */
+export function forceExpired(mode: number | null): boolean {
+  return mode !== null && (mode & FORCE_EXPIRE_MODE) !== 0;
+}
