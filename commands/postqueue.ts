@@ -129,7 +129,6 @@ class FatalError extends Error {
 async function readEntry(q: QueueDir, queueName: QueueName, id: string): Promise<QueueEntry> {
   const f = await QueueFile.open(q.path(queueName, id));
   try {
-    const mode = (await Deno.stat(q.path(queueName, id)).catch(() => null))?.mode ?? null;
     const pending = f.head.recipients.filter((r) => !r.done).map((r) => r.address);
     const reasons = new Map([...await readDeferLog(q.deferLog(id))].map(([a, e]) => [a, e.reason]));
     const pendingSet = new Set(pending);
@@ -148,7 +147,7 @@ async function readEntry(q: QueueDir, queueName: QueueName, id: string): Promise
       size: f.size - f.head.contentOffset,
       sender: f.envelope.sender,
       recipients,
-      forcedExpire: forceExpired(mode),
+      forcedExpire: forceExpired(f.mode),
     };
   } finally {
     f.close();

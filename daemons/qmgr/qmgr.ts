@@ -317,6 +317,7 @@ export class Qmgr {
     }
     const env = file.envelope;
     const size = file.size - file.head.contentOffset;
+    const expired = forceExpired(file.mode);
     file.close();
     const pending = file.head.recipients.filter((r) => !r.done);
     const msg: ActiveMessage = {
@@ -341,7 +342,7 @@ export class Qmgr {
           `nrcpt=${file.head.recipients.length} (queue active)`,
       );
     }
-    if (forceExpired((await Deno.stat(path).catch(() => null))?.mode ?? null)) {
+    if (expired) {
       await this.#forceExpire(msg, pending);
       return;
     }

@@ -223,6 +223,8 @@ export class QueueFile {
     readonly head: QueueHead,
     readonly size: number,
     readonly prefix: Uint8Array,
+    /** The file's mode bits when opened (null where the platform has none). */
+    readonly mode: number | null,
   ) {}
 
   /**
@@ -243,7 +245,8 @@ export class QueueFile {
   static openSync(path: string, opts: { write?: boolean } = {}): QueueFile {
     const file = Deno.openSync(path, { read: true, write: opts.write ?? false });
     try {
-      const size = file.statSync().size;
+      const st = file.statSync();
+      const size = st.size;
       if (size < TRAILER_SIZE) throw new QueueFormatError(`${path}: truncated (${size} bytes)`);
       let buf = readFullSync(file, Math.min(size, WHOLE_FILE_READ));
       let tail: Uint8Array;
@@ -257,7 +260,7 @@ export class QueueFile {
       }
       for (;;) {
         const head = decodeHead(buf);
-        if (head) return new QueueFile(path, file, head, size, buf);
+        if (head) return new QueueFile(path, file, head, size, buf, st.mode);
         if (buf.length >= size) throw new QueueFormatError(`${path}: no content records`);
         file.seekSync(0, Deno.SeekMode.Start);
         buf = readFullSync(file, Math.min(size, buf.length * 4));
