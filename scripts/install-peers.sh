@@ -5,13 +5,15 @@
 # pflogsumm (log compatibility), gcc (the ENOSPC fault shim), and for the SQL
 # tables PostgreSQL, MariaDB, sqlite3 and Postfix's pgsql/mysql map types
 # (scripts/start-db-peers.sh starts the servers); for smtpd's SASL and policy
-# services Dovecot (dovecot-core), postgrey and postfwd, whose own services are
-# not left running (the tests start their own instances).
+# services Dovecot (dovecot-core), postgrey and postfwd, for LMTP delivery
+# Dovecot's LMTP server (dovecot-lmtpd), and dnsmasq (a local DNS server for MX
+# and DNS-list tests), whose own services are not left running (the tests
+# start their own instances).
 # Fast when everything is present. Needs root (or sudo) and apt-get.
 set -euo pipefail
 
 PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-cdb postfix-sqlite postfix-pgsql postfix-mysql swaks python3
-  curl pflogsumm gcc postgresql mariadb-server sqlite3 dovecot-core postgrey postfwd)
+  curl pflogsumm gcc postgresql mariadb-server sqlite3 dovecot-core dovecot-lmtpd dnsmasq-base postgrey postfwd)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -47,7 +49,7 @@ for svc in dovecot postgrey postfwd; do
 done
 
 for bin in /usr/sbin/postconf /usr/sbin/smtp-sink /usr/sbin/smtp-source /usr/bin/swaks /usr/sbin/postmap /usr/sbin/pflogsumm /usr/bin/gcc /usr/bin/curl /usr/bin/pg_ctlcluster /usr/sbin/mariadbd /usr/bin/sqlite3 \
-  /usr/sbin/dovecot /usr/bin/doveadm /usr/sbin/postgrey /usr/sbin/postfwd /usr/bin/openssl /usr/sbin/posttls-finger; do
+  /usr/sbin/dovecot /usr/bin/doveadm /usr/lib/dovecot/lmtp /usr/sbin/dnsmasq /usr/sbin/postgrey /usr/sbin/postfwd /usr/bin/openssl /usr/sbin/posttls-finger; do
   if [ ! -x "$bin" ]; then
     echo "install-peers: $bin is missing after install" >&2
     exit 1

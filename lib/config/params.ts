@@ -1960,6 +1960,12 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   // issue 10 perf: rows for this part go here.
+  // issue 9 smtp-client: rows for this part go here.
+  // issue 9 lmtp: rows for this part go here.
+  // issue 9 agents: rows for this part go here.
+  // issue 9 qmgr: rows for this part go here.
+  // issue 9 local: rows for this part go here.
+  // issue 9 tools: rows for this part go here.
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {
