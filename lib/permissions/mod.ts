@@ -40,6 +40,7 @@ import { endpointText, inetEndpoints } from "../service/endpoints.ts";
 import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
 import { policyGrants } from "./policy.ts";
 import { contentFilterNexthops } from "./filter.ts";
+import { lmtpGrants } from "./lmtp.ts";
 
 export {
   daemonTableGrants,
@@ -322,6 +323,15 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         }
       }
       break;
+    case "lmtp": {
+      // Exactly the LMTP servers the configuration names for this service (lmtp.ts).
+      g.read.push(`${q}/active`);
+      const l = lmtpGrants(svc, ctx);
+      for (const path of l.sockets) unixGrant(g, path);
+      g.net.push(...l.net);
+      g.read.push(...l.read);
+      break;
+    }
     case "local": {
       g.read.push(`${q}/active`);
       const spool = ctx.param("mail_spool_directory").replace(/\/+$/, "");
