@@ -485,6 +485,8 @@ export class LmtpAgent {
 
       // RFC 2033 4.2: one reply per accepted recipient, in the order of the RCPTs.
       stage = "sending end of data -- message may be sent more than once";
+      // A 421 decides its own recipient only: the replies after it are still read (as
+      // Postfix does); a server that closes leaves the rest to the lost-connection case.
       let reusable = true;
       for (const r of accepted) {
         const reply = await session.readReply(s.dataDoneTimeout, stage);
@@ -501,26 +503,15 @@ export class LmtpAgent {
           });
         } else {
           fail([r], reply, "end of DATA command");
-          if (reply.code === 421) {
-            reusable = false;
-            break;
-          }
+          if (reply.code === 421) reusable = false;
         }
-      }
-      if (!reusable) {
-        deferRest(
-          statuses,
-          accepted,
-          "4.4.2",
-          `host ${session.label} closed the session`,
-          relay,
-        );
       }
       session.transactions++;
       return { kind: "done", statuses, reusable };
     } catch (e) {
       if (!(e instanceof SessionError)) throw e;
       if (reused && !gotMailReply) return { kind: "stale" };
+      // Recipients already answered keep their reply (a delivered one stays delivered).
       deferRest(statuses, req.recipients, "4.4.2", e.message, relay);
       return { kind: "done", statuses, reusable: false };
     }
