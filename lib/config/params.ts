@@ -1963,6 +1963,14 @@ const ROWS: ParamSpec[] = [
   // issue 9 smtp-client: rows for this part go here.
   // issue 9 lmtp: rows for this part go here.
   {
+    name: "mailbox_transport",
+    type: "string",
+    default: "",
+    doc:
+      "Transport (service:nexthop) the local agent hands mailbox delivery to, after aliases and .forward.",
+    support: "implemented",
+  },
+  {
     name: "lmtp_lhlo_name",
     type: "string",
     default: "$myhostname",

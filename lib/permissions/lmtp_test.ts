@@ -1,4 +1,4 @@
-import { assertEquals } from "../../tests/helpers/assert.ts";
+import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { parseMasterCf } from "../config/mod.ts";
 import { daemonGrants, type PermissionContext } from "./mod.ts";
 import { lmtpNexthops } from "./lmtp.ts";
@@ -20,6 +20,7 @@ function ctx(params: Record<string, string> = {}): PermissionContext {
     fallback_transport: "",
     transport_maps: "",
     content_filter: "",
+    mail_spool_directory: "/q/mail/",
     ...params,
   };
   return { queueDir: "/q", nameservers: ["10.0.0.53"], services: MASTER, param: (n) => all[n] };
@@ -46,13 +47,19 @@ Deno.test("lmtp permission set", async (t) => {
         relay_transport: "other:unix:/run/other",
       }),
     );
+    // The third socket: local's, for mailbox_transport (pass.ts).
     assertEquals(g.net.slice(2), [
+      "unix:/q/peer/lmtp.unix.local",
       "unix:/q/private/dovecot-lmtp",
       "127.0.0.1:2424",
       "[::1]:24",
     ]);
-    assertEquals(g.write.slice(2), ["/q/private/dovecot-lmtp"]);
-    assertEquals(g.read.slice(2), ["/q/active", "/q/private/dovecot-lmtp"]);
+    assertEquals(g.write.slice(2), ["/q/peer/lmtp.unix.local", "/q/private/dovecot-lmtp"]);
+    assertEquals(g.read.slice(2), [
+      "/q/peer/lmtp.unix.local",
+      "/q/active",
+      "/q/private/dovecot-lmtp",
+    ]);
   });
   await t.step("a host name: its port anywhere, the resolvers, hosts and resolv.conf", () => {
     const g = daemonGrants(lmtp, ctx({ virtual_transport: "lmtp:inet:mail.example" }));
@@ -73,5 +80,16 @@ Deno.test("lmtp permission set", async (t) => {
   await t.step("a next hop that does not parse grants nothing", () => {
     const g = daemonGrants(lmtp, ctx({ virtual_transport: "lmtp:inet:host:99999" }));
     assertEquals(g.net.slice(2), []);
+  });
+  await t.step("mailbox_transport: local gets a socket of its own to lmtp, and only then", () => {
+    const local = MASTER.find((s) => s.name === "local")!;
+    const sock = "/q/peer/lmtp.unix.local";
+    const on = ctx({ mailbox_transport: "lmtp:unix:private/dovecot-lmtp" });
+    assert(daemonGrants(local, on).write.includes(sock));
+    assert(daemonGrants(lmtp, on).write.includes(sock));
+    assert(daemonGrants(lmtp, on).net.includes("unix:/q/private/dovecot-lmtp"));
+    assert(!daemonGrants(local, on).net.includes("unix:/q/private/dovecot-lmtp"));
+    assert(!daemonGrants(local, ctx()).write.includes(sock));
+    assert(!daemonGrants(lmtp, ctx()).write.includes(sock));
   });
 });

@@ -69,6 +69,7 @@ const TRANSPORT_PARAMS = [
   "default_transport",
   "local_transport",
   "relay_transport",
+  "mailbox_transport",
   "error_service_name",
   "bounce_service_name",
   "defer_service_name",

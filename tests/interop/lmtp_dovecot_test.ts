@@ -134,3 +134,62 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "lmtp: mailbox_transport hands local mailboxes to Dovecot after alias expansion",
+  ...opts,
+  fn: async () => {
+    if (!haveRoot("Dovecot LMTP") || !havePeer(DOVECOT) || !havePeer(DOVECOT_LMTP)) return;
+    const dove = await startDovecotLmtp({ alice: "100M" });
+    let inst;
+    try {
+      inst = await startInstance({
+        mainCf: [
+          `mailbox_transport = lmtp:unix:${dove.socket}`,
+          "alias_maps = inline:{postmaster=alice}",
+        ].join("\n"),
+      });
+      const replies = await smtpReplies(inst.port, [
+        "EHLO client.test",
+        "MAIL FROM:<sender@example.com>",
+        "RCPT TO:<alice@mx.test.example>",
+        "RCPT TO:<postmaster@mx.test.example>",
+        "RCPT TO:<nobody@mx.test.example>",
+        "DATA",
+        "Subject: via local\r\n\r\nHello through local.\r\n.",
+        "QUIT",
+      ]);
+      assertMatch(replies.at(-2)!, /^250 /, replies.join("\n"));
+      const log = await waitForLog(
+        inst,
+        (l) =>
+          l.includes("to=<alice@mx.test.example>, relay=") &&
+          l.includes("orig_to=<postmaster@mx.test.example>") &&
+          l.includes("to=<nobody@mx.test.example>,"),
+        60_000,
+      );
+      const relay = `relay=mx.test.example[${dove.socket}]`;
+      // The lmtp agent logs the deliveries local hands it, as Postfix's lmtp does; local does not.
+      const lines = log.split("\n").filter((l) => / to=<(alice|nobody)@mx\.test\.example>/.test(l));
+      assert(lines.every((l) => / postwarden\/lmtp\[\d+\]: /.test(l)), lines.join("\n"));
+      const direct = lines.find((l) => l.includes("to=<alice@mx.test.example>, relay="));
+      assertStringIncludes(direct!, `${relay}, `);
+      assertMatch(direct!, /status=sent \(250 2\.0\.0 <alice@mx\.test\.example> \S+ Saved\)/);
+      const aliased = lines.find((l) => l.includes("orig_to=<postmaster@mx.test.example>"));
+      assertStringIncludes(
+        aliased!,
+        `to=<alice@mx.test.example>, orig_to=<postmaster@mx.test.example>, ${relay}, `,
+      );
+      assertMatch(aliased!, /status=sent/);
+      const nobody = lines.find((l) => l.includes("to=<nobody@mx.test.example>"));
+      assertMatch(nobody!, /dsn=5\.1\.1, status=bounced .*User doesn't exist/);
+
+      const r = await dove.doveadm(["search", "-u", "alice", "mailbox", "INBOX", "all"]);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout.trim().split("\n").length, 2, r.stdout);
+    } finally {
+      await inst?.stop();
+      await dove.stop();
+    }
+  },
+});
