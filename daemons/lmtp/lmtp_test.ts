@@ -302,6 +302,31 @@ Deno.test("lmtp delivery agent", async (t) => {
     });
   });
 
+  await t.step(
+    "an endless line without CRLF: bounded memory, deferred on the time limit",
+    async () => {
+      // 4 MB of reply bytes and no line end: the parser keeps at most one line's worth.
+      await withServer({ lhlo: "250-" + "x".repeat(4 * 1024 * 1024) }, async (_srv, ctx, agent) => {
+        const st = await run(agent, ctx, await queueMessage(ctx, UNIX, ["a@x.test"]));
+        assertEquals([st[0].status, st[0].dsn], ["deferred", "4.4.2"]);
+        assertStringIncludes(st[0].reason, "timed out while performing the LHLO handshake");
+      }, { mainCf: "lmtp_lhlo_timeout = 1s\n" });
+    },
+  );
+
+  await t.step("control characters in a reply never reach the log line raw", async () => {
+    await withServer(
+      { final: () => "250 2.0.0 ok\x1b[31m\x07 red\rx" },
+      async (_srv, ctx, agent) => {
+        const st = await run(agent, ctx, await queueMessage(ctx, UNIX, ["a@x.test"]));
+        assertEquals(st[0].status, "sent");
+        const line = ctx.lines.find((l) => l.includes("to=<a@x.test>"))!;
+        assert(!/[\x00-\x08\x0b-\x1f\x7f]/.test(line), JSON.stringify(line));
+        assertStringIncludes(line, "(250 2.0.0 ok?[31m? red?x)");
+      },
+    );
+  });
+
   await t.step("connection reuse: two requests, one connection, QUIT at close", async () => {
     await withServer({}, async (srv, ctx, agent) => {
       for (const r of ["a@x.test", "b@x.test"]) {
