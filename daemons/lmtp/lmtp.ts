@@ -189,7 +189,8 @@ export class LmtpAgent {
 
   constructor(opts: LmtpAgentOptions = {}) {
     this.#resolver = opts.resolver ?? denoResolver;
-    this.#connect = opts.connect ?? ((o) => Deno.connect({ ...o, transport: "tcp" }));
+    // async: a sandbox refusal becomes a rejection, which SmtpSession.open reports.
+    this.#connect = opts.connect ?? (async (o) => await Deno.connect({ ...o, transport: "tcp" }));
     this.#connectUnix = opts.connectUnix ?? ((o) => Deno.connect(o));
   }
 

@@ -309,6 +309,10 @@ const GROUPS: Group[] = [
       "lmtp_mx_session_limit",
       "lmtp_starttls_timeout",
       "lmtp_xforward_timeout",
+      "lmtp_tls_loglevel",
+      "lmtp_tls_note_starttls_offer",
+      "lmtp_tls_session_cache_database",
+      "lmtp_tls_session_cache_timeout",
     ],
   },
   {
@@ -399,6 +403,17 @@ const BY_VALUE: [string, Ignorable][] = [
       acceptsText: '"auto", "strong" or "none"',
     },
   ],
+  [
+    "lmtp_tls_security_level",
+    {
+      why: 'the LMTP client has no TLS; "may" (opportunistic) promises no encryption to anyone, ' +
+        "and Postfix itself turns it off for unix: servers",
+      accepts: oneOf("", "none", "may"),
+      acceptsText: '"may", "none" or empty',
+    },
+  ],
+  ["lmtp_use_tls", { why: "it is the old name of lmtp_tls_security_level = may" }],
+  ["lmtp_enforce_tls", { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' }],
   [
     "smtp_tls_security_level",
     {
