@@ -37,12 +37,13 @@ Deno.test({
     try {
       inst = await startInstance({
         mainCf: [
-          "virtual_mailbox_domains = example.com, example.org",
+          "virtual_mailbox_domains = example.com, example.org, example.biz",
           `virtual_transport = lmtp:unix:${dove.socket}`,
           "relay_domains = example.net",
           `relay_transport = lmtp:inet:[127.0.0.1]:${dove.port}`,
           // Only a table names this one: the lmtp daemon's sandbox does not reach it.
-          `transport_maps = inline:{example.org=lmtp:unix:${dove.dir}/elsewhere}`,
+          `transport_maps = inline:{example.org=lmtp:unix:${dove.dir}/elsewhere, ` +
+          `example.biz=lmtp:inet:[127.0.0.2]:${dove.port}}`,
           "smtpd_reject_unlisted_recipient = no",
         ].join("\n"),
       });
@@ -54,6 +55,7 @@ Deno.test({
         "RCPT TO:<nobody@example.com>",
         "RCPT TO:<carol@example.net>",
         "RCPT TO:<dave@example.org>",
+        "RCPT TO:<erin@example.biz>",
         "DATA",
         "Subject: lmtp interop\r\n\r\nHello Dovecot.\r\n.",
         "QUIT",
@@ -103,6 +105,12 @@ Deno.test({
       assertStringIncludes(
         dave,
         `dsn=4.4.1, status=deferred (connect to mx.test.example[${dove.dir}/elsewhere]: ` +
+          "not permitted by this daemon's sandbox)",
+      );
+
+      assertStringIncludes(
+        lineOf(log, "erin@example.biz"),
+        `dsn=4.4.1, status=deferred (connect to 127.0.0.2[127.0.0.2]:${dove.port}: ` +
           "not permitted by this daemon's sandbox)",
       );
 
