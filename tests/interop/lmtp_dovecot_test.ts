@@ -64,9 +64,14 @@ Deno.test({
       const log = await waitForLog(
         inst,
         (l) =>
-          ["alice@example.com", "bob@example.com", "nobody@example.com", "carol@example.net"]
-            .every((r) => l.includes(` to=<${r}>,`)) &&
-          l.includes("to=<dave@example.org>,"),
+          [
+            "alice@example.com",
+            "bob@example.com",
+            "nobody@example.com",
+            "carol@example.net",
+            "dave@example.org",
+            "erin@example.biz",
+          ].every((r) => l.includes(` to=<${r}>,`)),
         60_000,
       );
 
