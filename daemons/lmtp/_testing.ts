@@ -21,6 +21,8 @@ export interface FakeLmtpScript {
   closeAfterReplies?: number;
 }
 
+const MAIL_GIVEN = "503 5.5.1 MAIL already given";
+
 /** One message as received. */
 export interface FakeLmtpMessage {
   mailFrom: string;
@@ -134,7 +136,8 @@ export class FakeLmtpServer {
             }
             break;
           case "MAIL": {
-            const reply = (s.mail ?? (() => "250 2.1.0 OK"))(arg);
+            // As Dovecot: a transaction left open (no RSET, no content) refuses a new MAIL.
+            const reply = msg ? MAIL_GIVEN : (s.mail ?? (() => "250 2.1.0 OK"))(arg);
             if (reply.startsWith("2")) msg = { mailFrom: arg, rcptTo: [], content: "" };
             await send(reply);
             break;

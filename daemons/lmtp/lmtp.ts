@@ -448,6 +448,12 @@ export class LmtpAgent {
         await session.write("DATA\r\n", s.dataInitTimeout, stage);
         dataReply = await session.readReply(s.dataInitTimeout, stage);
       }
+      // A transaction the server still holds open (MAIL accepted, no content sent) is
+      // reset before the connection is used again; a server that will not reset is dropped.
+      const reset = async (): Promise<boolean> => {
+        await session.write("RSET\r\n", s.rsetTimeout, "sending RSET");
+        return (await session.readReply(s.rsetTimeout, "sending RSET")).code === 250;
+      };
       if (accepted.length === 0) {
         // Nobody to deliver to. A pipelining server that still said 354 gets an empty
         // message ended at once: with no recipient accepted it has no reply to give.
@@ -456,16 +462,13 @@ export class LmtpAgent {
           await session.write(".\r\n", s.dataDoneTimeout, stage);
           return { kind: "done", statuses, reusable: false };
         }
-        if (!pipelining && mailOk) {
-          await session.write("RSET\r\n", s.rsetTimeout, "sending RSET");
-          const rset = await session.readReply(s.rsetTimeout, "sending RSET");
-          if (rset.code !== 250) return { kind: "done", statuses, reusable: false };
-        }
-        return { kind: "done", statuses, reusable: dataReply?.code !== 421 && mailOk };
+        if (dataReply?.code === 421) return { kind: "done", statuses, reusable: false };
+        return { kind: "done", statuses, reusable: mailOk ? await reset() : true };
       }
       if (dataReply!.code !== 354) {
         fail(accepted, dataReply!, "DATA command");
-        return { kind: "done", statuses, reusable: dataReply!.code !== 421 };
+        if (dataReply!.code === 421) return { kind: "done", statuses, reusable: false };
+        return { kind: "done", statuses, reusable: await reset() };
       }
 
       stage = "sending message body";

@@ -340,6 +340,22 @@ Deno.test("lmtp delivery agent", async (t) => {
     });
   });
 
+  await t.step("every recipient refused: RSET before the connection is used again", async () => {
+    for (const lhlo of [undefined, ["8BITMIME"]]) {
+      await withServer({
+        lhlo,
+        rcpt: (a) => a.includes("nobody@") ? "550 5.1.1 <nobody@x.test> unknown" : "250 2.1.5 OK",
+      }, async (srv, ctx, agent) => {
+        let st = await run(agent, ctx, await queueMessage(ctx, UNIX, ["nobody@x.test"]));
+        assertEquals(st[0].status, "bounced");
+        st = await run(agent, ctx, await queueMessage(ctx, UNIX, ["a@x.test"]));
+        assertEquals(st[0].status, "sent", st[0].reason);
+        assertEquals(srv.connections, 1);
+        assert(srv.commands.includes("RSET"), srv.commands.join());
+      });
+    }
+  });
+
   await t.step("no cache with lmtp_connection_cache_on_demand = no", async () => {
     await withServer({}, async (srv, ctx, agent) => {
       for (const r of ["a@x.test", "b@x.test"]) {
