@@ -400,7 +400,9 @@ export class SmtpAgent {
           await session.readReply(s.dataDoneTimeout, stage);
         } else if (!pipelining && !mailOk) {
           // nothing was started
-        } else if (!pipelining) {
+        } else if (mailOk && dataReply?.code !== 421) {
+          // The server still holds the transaction (pipelined DATA refused too): a MAIL on
+          // this connection would get "503 nested MAIL command" and bounce the next message.
           await session.write("RSET\r\n", s.mailTimeout, "sending RSET");
           const rset = await session.readReply(s.mailTimeout, "sending RSET");
           if (rset.code !== 250) return { kind: "done", statuses, reusable: false };
@@ -410,7 +412,10 @@ export class SmtpAgent {
       }
       if (dataReply!.code !== 354) {
         fail(accepted, dataReply!, "DATA command");
-        return { kind: "done", statuses, reusable: dataReply!.code !== 421 };
+        if (dataReply!.code === 421) return { kind: "done", statuses, reusable: false };
+        await session.write("RSET\r\n", s.mailTimeout, "sending RSET");
+        const rset = await session.readReply(s.mailTimeout, "sending RSET");
+        return { kind: "done", statuses, reusable: rset.code === 250 };
       }
 
       // Content
