@@ -321,6 +321,7 @@ Deno.test("lmtp delivery agent", async (t) => {
         const st = await run(agent, ctx, await queueMessage(ctx, UNIX, ["a@x.test"]));
         assertEquals(st[0].status, "sent");
         const line = ctx.lines.find((l) => l.includes("to=<a@x.test>"))!;
+        // deno-lint-ignore no-control-regex
         assert(!/[\x00-\x08\x0b-\x1f\x7f]/.test(line), JSON.stringify(line));
         assertStringIncludes(line, "(250 2.0.0 ok?[31m? red?x)");
       },
