@@ -243,9 +243,6 @@ export class LmtpAgent {
   ): Promise<{ statuses: Map<number, RecipientStatus>; connDone: number }> {
     let dests: LmtpDestination[];
     try {
-      if (s.tcpPort === null) {
-        throw new LmtpNexthopError(`lmtp_tcp_port is not a port number`);
-      }
       dests = parseLmtpNexthop(req.nexthop, { queueDir: s.queueDir, defaultPort: s.tcpPort });
     } catch (e) {
       if (!(e instanceof LmtpNexthopError)) throw e;

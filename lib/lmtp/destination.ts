@@ -40,13 +40,14 @@ export class LmtpNexthopError extends Error {
 }
 
 /**
- * Parses an LMTP next hop (one or more destinations). Throws
+ * Parses an LMTP next hop (one or more destinations); `defaultPort` is
+ * lmtp_tcp_port (null when that is no port). Throws
  * {@link LmtpNexthopError} for an empty next hop, an empty path or a bad
  * port.
  */
 export function parseLmtpNexthop(
   text: string,
-  opts: { queueDir: string; defaultPort: number },
+  opts: { queueDir: string; defaultPort: number | null },
 ): LmtpDestination[] {
   const items = text.split(/[\s,]+/).filter((s) => s !== "");
   if (items.length === 0) throw new LmtpNexthopError("empty LMTP destination");
@@ -55,7 +56,7 @@ export function parseLmtpNexthop(
 
 function parseOne(
   item: string,
-  opts: { queueDir: string; defaultPort: number },
+  opts: { queueDir: string; defaultPort: number | null },
 ): LmtpDestination {
   const lower = item.toLowerCase();
   if (lower.startsWith("unix:")) {
@@ -78,8 +79,13 @@ function parseOne(
   return { kind: "inet", host, port: portOf(m?.[2], opts.defaultPort, item) };
 }
 
-function portOf(text: string | undefined, def: number, item: string): number {
-  if (text === undefined) return def;
+function portOf(text: string | undefined, def: number | null, item: string): number {
+  if (text === undefined) {
+    if (def === null) {
+      throw new LmtpNexthopError(`no port in destination "${item}" and lmtp_tcp_port is no port`);
+    }
+    return def;
+  }
   if (text.toLowerCase() === "lmtp") return 24;
   const p = Number(text);
   if (!/^\d+$/.test(text) || p < 1 || p > 65535) {

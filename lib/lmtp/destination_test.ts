@@ -44,6 +44,12 @@ Deno.test("LMTP destinations", async (t) => {
       assertThrows(() => parseLmtpNexthop(bad, opts), LmtpNexthopError);
     }
   });
+  await t.step("a bad lmtp_tcp_port matters only to a destination without a port", () => {
+    const noPort = { ...opts, defaultPort: null };
+    assertEquals(parseLmtpNexthop("unix:/x", noPort).length, 1);
+    assertEquals(parseLmtpNexthop("inet:h:25", noPort).length, 1);
+    assertThrows(() => parseLmtpNexthop("inet:h", noPort), LmtpNexthopError, "lmtp_tcp_port");
+  });
   await t.step("lmtp_tcp_port: a number or the service name", () => {
     assertEquals([lmtpTcpPort("24"), lmtpTcpPort(" lmtp "), lmtpTcpPort("x"), lmtpTcpPort("0")], [
       24,
