@@ -30,8 +30,16 @@ export interface DovecotLmtp {
   stop(): Promise<void>;
 }
 
-/** Starts Dovecot LMTP with `users` (name -> storage quota, e.g. "100M", "1B"). */
-export async function startDovecotLmtp(users: Record<string, string>): Promise<DovecotLmtp> {
+/**
+ * Starts Dovecot LMTP with `users` (name -> storage quota, e.g. "100M",
+ * "1B"). `socket`: where the LMTP socket goes, e.g. the MTA's
+ * `$queue_directory/private/dovecot-lmtp` as the Dovecot guides set it up.
+ * @default `${dir}/lmtp`
+ */
+export async function startDovecotLmtp(
+  users: Record<string, string>,
+  opts: { socket?: string } = {},
+): Promise<DovecotLmtp> {
   const dir = await Deno.makeTempDir({ prefix: "dovecot-lmtp-" });
   await Deno.chmod(dir, 0o755);
   const nobody = await run("id", ["-u", "nobody"]);
@@ -45,7 +53,7 @@ export async function startDovecotLmtp(users: Record<string, string>): Promise<D
   );
   await Deno.writeTextFile(`${dir}/users`, lines.join("\n") + "\n", { mode: 0o644 });
   const port = freePort();
-  const socket = `${dir}/lmtp`;
+  const socket = opts.socket ?? `${dir}/lmtp`;
   const conf = `${dir}/dovecot.conf`;
   await Deno.writeTextFile(
     conf,
