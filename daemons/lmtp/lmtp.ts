@@ -360,7 +360,9 @@ export class LmtpAgent {
   }
 
   #park(key: string, session: SmtpSession, reusable: boolean, s: LmtpSettings): void {
-    const keep = reusable && s.cacheOnDemand;
+    // A server that answered more than it was asked (extra end-of-data replies) is not
+    // trusted with the next message: its surplus would answer that message's commands.
+    const keep = reusable && s.cacheOnDemand && !session.unsolicited;
     this.cache.put(key, session, {
       idleMs: keep ? s.cacheTimeLimitMs : 0,
       reuseMs: keep ? s.reuseTimeLimitMs : 0,

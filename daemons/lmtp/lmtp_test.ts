@@ -357,6 +357,19 @@ Deno.test("lmtp delivery agent", async (t) => {
     }
   });
 
+  await t.step("a server that sends more replies than recipients: not reused", async () => {
+    await withServer(
+      { final: () => "250 2.0.0 Saved\r\n250 2.0.0 extra" },
+      async (srv, ctx, agent) => {
+        for (const r of ["a@x.test", "b@x.test"]) {
+          const st = await run(agent, ctx, await queueMessage(ctx, UNIX, [r]));
+          assertEquals([st[0].status, st[0].reason], ["sent", "250 2.0.0 Saved"]);
+        }
+        assertEquals(srv.connections, 2, "the second message went over a fresh connection");
+      },
+    );
+  });
+
   await t.step("no cache with lmtp_connection_cache_on_demand = no", async () => {
     await withServer({}, async (srv, ctx, agent) => {
       for (const r of ["a@x.test", "b@x.test"]) {

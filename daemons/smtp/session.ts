@@ -154,6 +154,15 @@ export class SmtpSession {
     return this.#broken || this.#closed;
   }
 
+  /**
+   * True when the server sent more than was asked for (a reply, or part of
+   * one, that no command is waiting for): such a connection must not carry
+   * another transaction, whose commands would be answered by those bytes.
+   */
+  get unsolicited(): boolean {
+    return this.#queued.length > 0 || this.#parser.pending;
+  }
+
   /** Reads the next complete reply within `timeoutSec`; `stage` names the step for errors. */
   async readReply(timeoutSec: number, stage: string): Promise<Reply> {
     while (this.#queued.length === 0) {
