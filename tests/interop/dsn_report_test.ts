@@ -13,7 +13,8 @@
  * the rest; the notices then travel the same way and are captured there.
  * The sink offers no DSN, so NOTIFY=SUCCESS gets a "relayed" notice, as
  * Postfix sends one. Needs python3 (a peer: skips locally when missing,
- * fails under CI=true).
+ * fails under CI=true). The failure notice uses a bounce_template_file of
+ * the test's own, which master hands to the bounce daemon.
  */
 import { assertEquals } from "../helpers/assert.ts";
 import { freePort, startInstance, waitUntil } from "../helpers/instance.ts";
@@ -122,10 +123,17 @@ Deno.test({
         ),
     });
     sink.start();
+    // A failure template of the admin's own (bounce(5)); the others stay built in.
+    const templates = await Deno.makeTempFile({ prefix: "dsn-report-", suffix: ".cf" });
+    await Deno.writeTextFile(
+      templates,
+      "failure_template = <<EOF\nSubject: Returned by $mail_name\n\nSorry from $myhostname.\nEOF\n",
+    );
     const inst = await startInstance({
       mainCf: [
         `relayhost = [127.0.0.1]:${sinkPort}`,
         "bounce_size_limit = 50000",
+        `bounce_template_file = ${templates}`,
       ].join("\n"),
     });
     const notices = () => sink.messages.filter((m) => m.from === "");
@@ -158,6 +166,8 @@ Deno.test({
         ]);
         assertEquals(p.parts, ["text/plain", "message/delivery-status", "text/rfc822-headers"]);
         assertEquals(p.to, "alice@example.com");
+        assertEquals(p.subject, "Returned by $mail_name", "header values are not expanded");
+        assertEquals(bounce.data.includes("\r\nSorry from mx.test.example.\r\n"), true, "the text");
         assertEquals(p.auto_submitted, "auto-replied");
         assertEquals(p.per_message?.["Original-Envelope-Id"], "env-fail");
         assertEquals(p.per_message?.["Reporting-MTA"]?.startsWith("dns; "), true);
@@ -184,6 +194,7 @@ Deno.test({
         ]);
         assertEquals(p.parts, ["text/plain", "message/delivery-status", "text/rfc822-headers"]);
         assertEquals(p.per_message?.["Original-Envelope-Id"], "env-ok");
+        assertEquals(p.subject, "Successful Mail Delivery Report");
         assertEquals(p.recipients.map((r) => [r["Final-Recipient"], r["Action"], r["Status"]]), [
           ["rfc822; fine@example.net", "relayed", "2.0.0"],
         ]);
@@ -192,6 +203,7 @@ Deno.test({
     } finally {
       sink.stop();
       await inst.stop();
+      await Deno.remove(templates);
     }
   },
 });
