@@ -28,6 +28,7 @@ import {
   servicesTableGrants,
 } from "../lib/permissions/mod.ts";
 import { contentFilterNexthops } from "../lib/permissions/filter.ts";
+import { lmtpGrants } from "../lib/permissions/lmtp.ts";
 import { paramLookup, planServices } from "../lib/service/catalog.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
@@ -73,6 +74,26 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     return m
       ? [[`connect to content filter ${hop}`, { kind: "connect", host: m[1], port: Number(m[2]) }]]
       : [];
+  });
+  // The LMTP servers the lmtp services are granted (Dovecot's socket): only they should reach them.
+  const lmtpServers = [
+    ...new Set(
+      plan.run.filter((s) => s.command === "lmtp").flatMap((s) => {
+        const g = lmtpGrants(s, {
+          queueDir: q,
+          nameservers: ns,
+          services: plan.run,
+          param: (n) => Object.hasOwn(s.overrides, n) ? s.overrides[n] : (ov[n] ?? o.config.str(n)),
+        });
+        return [
+          ...g.sockets.map((p) => `unix:${p}`),
+          ...g.net.filter((n) => !/^0\.0\.0\.0\/0:|:53$/.test(n)),
+        ];
+      }),
+    ),
+  ].map((item): [string, Probe] => {
+    const [label, probe] = serverProbe(item);
+    return [label.replace("table server", "LMTP server"), probe];
   });
   const drivers = [...new Set(proxied.flatMap((g) => g.npm))];
   // smtpd's certificate and key files: master reads them; each daemon shows whether it can.
@@ -150,7 +171,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         }
       }
       probes.push(["connect 127.0.0.1:25", { kind: "connect", host: "127.0.0.1", port: 25 }]);
-      probes.push(...tableServers, ...filterHops);
+      probes.push(...tableServers, ...filterHops, ...lmtpServers);
       if (svc.type === "inet") {
         const ifaces = param("inet_interfaces").split(/[\s,]+/).filter(Boolean);
         for (const ep of inetEndpoints(svc.name, ifaces)) {

@@ -66,6 +66,8 @@ export interface Outcome {
   status: "sent" | "deferred" | "bounced";
   dsn: string;
   reason: string;
+  /** The agent that delivered it logged it already (mailbox_transport): local does not. */
+  logged?: boolean;
 }
 
 /** An address to send on as a new message through cleanup. */
@@ -209,8 +211,16 @@ function result(
   status: Outcome["status"],
   dsn: string,
   reason: string,
+  logged?: boolean,
 ): void {
-  run.out.outcomes.push({ address: st.address, orcpt: st.orcpt, status, dsn, reason });
+  run.out.outcomes.push({
+    address: st.address,
+    orcpt: st.orcpt,
+    status,
+    dsn,
+    reason,
+    ...(logged ? { logged } : {}),
+  });
 }
 
 /** recipient.c deliver_recipient(): limits, duplicates, loops, then the switch. */
@@ -289,7 +299,7 @@ async function deliverMailbox(run: Run, st: State, local: string, user: string):
     sender: st.sender,
     delivered: st.delivered,
   });
-  result(run, st, r.status, r.dsn, r.reason);
+  result(run, st, r.status, r.dsn, r.reason, r.logged);
 }
 
 /** Whether local_recipient_maps lists the user, searched as smtpd does (address, then local part). */

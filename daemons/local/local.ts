@@ -34,7 +34,8 @@
  * ({@link LocalTables}); a table that cannot be opened or cannot answer
  * defers the recipients it concerns (4.3.0), never bounces them.
  *
- * Parameters (with defaults): mail_spool_directory (/var/mail; must end
+ * Parameters (with defaults): mailbox_transport (empty; pass.ts hands
+ * mailboxes to that agent), mail_spool_directory (/var/mail; must end
  * in "/" for Maildir), home_mailbox (empty; any value defers: not
  * supported), recipient_delimiter (empty), alias_maps (hash:/etc/aliases,
  * nis:mail.aliases), local_recipient_maps (empty: every name has a
@@ -71,6 +72,7 @@ import {
 } from "./alias.ts";
 import { forwardGroup, groupForwards } from "./forward.ts";
 import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
+import { mailboxTransport, passMailbox } from "./pass.ts";
 
 /**
  * alias_maps and local_recipient_maps, opened once per process (Postfix's
@@ -181,7 +183,7 @@ export async function deliverLocal(
     for (const r of req.recipients) {
       const exp = await expandRecipient(env, r, req.sender);
       for (const o of exp.outcomes) {
-        log({ index: r.index, address: o.address, orcpt: o.orcpt }, o);
+        if (!o.logged) log({ index: r.index, address: o.address, orcpt: o.orcpt }, o);
       }
       const verdict = summarize(exp.outcomes);
       if (verdict.status === "deferred" || exp.forwards.length === 0) {
@@ -256,6 +258,7 @@ function aliasEnv(
   const c = ctx.config;
   const spool = c.str("mail_spool_directory");
   const hostname = c.str("myhostname");
+  const transport = mailboxTransport(ctx);
   const classes = (name: string) =>
     new Set(c.list(name).map((x) => x.toLowerCase()) as ExpansionClass[]);
   // propagate_unmatched_extensions belongs to cleanup; until its row is in
@@ -288,7 +291,10 @@ function aliasEnv(
     isDeliveredTo: (address) =>
       delivered.has(headerAddress(address).toLowerCase()) ||
       delivered.has(address.toLowerCase()),
-    deliverMailbox: (m) => deliverMaildir(spool, hostname, file, m, now),
+    deliverMailbox: (m) =>
+      transport
+        ? passMailbox(ctx, req, transport, m)
+        : deliverMaildir(spool, hostname, file, m, now),
     warn: (m) => ctx.log.warn(`${req.queueId}: ${m}`),
   };
 }
@@ -322,6 +328,8 @@ async function deliverMaildir(
 
 /** Why this configuration cannot deliver at all, or null when it can. */
 function mailboxProblem(ctx: ServiceContext): string | null {
+  // Another agent delivers the mailboxes (pass.ts): local writes none.
+  if (mailboxTransport(ctx)) return null;
   const home = ctx.config.str("home_mailbox");
   if (home !== "") return "home_mailbox is not supported";
   const spool = ctx.config.str("mail_spool_directory");

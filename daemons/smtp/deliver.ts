@@ -116,7 +116,7 @@ export interface SmtpAgentOptions {
 }
 
 /** The message content as prepared for sending. */
-interface Content {
+export interface Content {
   /** The whole content, or null when it is streamed from the file. */
   mem: Uint8Array | null;
   size: number;
@@ -400,7 +400,9 @@ export class SmtpAgent {
           await session.readReply(s.dataDoneTimeout, stage);
         } else if (!pipelining && !mailOk) {
           // nothing was started
-        } else if (!pipelining) {
+        } else if (mailOk && dataReply?.code !== 421) {
+          // The server still holds the transaction (pipelined DATA refused too): a MAIL on
+          // this connection would get "503 nested MAIL command" and bounce the next message.
           await session.write("RSET\r\n", s.mailTimeout, "sending RSET");
           const rset = await session.readReply(s.mailTimeout, "sending RSET");
           if (rset.code !== 250) return { kind: "done", statuses, reusable: false };
@@ -410,7 +412,10 @@ export class SmtpAgent {
       }
       if (dataReply!.code !== 354) {
         fail(accepted, dataReply!, "DATA command");
-        return { kind: "done", statuses, reusable: dataReply!.code !== 421 };
+        if (dataReply!.code === 421) return { kind: "done", statuses, reusable: false };
+        await session.write("RSET\r\n", s.mailTimeout, "sending RSET");
+        const rset = await session.readReply(s.mailTimeout, "sending RSET");
+        return { kind: "done", statuses, reusable: rset.code === 250 };
       }
 
       // Content
@@ -495,21 +500,24 @@ function handshakeFailure(session: SmtpSession, reply: Reply, command: string): 
 }
 
 /** The reply as Postfix quotes it: "550 5.1.1 text". */
-function wireText(r: Reply): string {
+export function wireText(r: Reply): string {
   return r.enhanced ? `${r.code} ${r.enhanced} ${r.text}` : `${r.code} ${r.text}`;
 }
 
-function dsnOf(r: Reply): string {
+/** The reply's enhanced code (or X.0.0), its class agreeing with the reply code. */
+export function dsnOf(r: Reply): string {
   const cls = Math.floor(r.code / 100);
   return matchEnhancedClass(r.enhanced ?? `${cls}.0.0`, r.code);
 }
 
-function deferDsn(r: Reply): string {
+/** The reply's enhanced code (or 4.0.0) as a deferral: class 4. */
+export function deferDsn(r: Reply): string {
   const d = r.enhanced ?? "4.0.0";
   return "4" + d.slice(1);
 }
 
-function replyStatus(
+/** The status of recipient `r` after `reply` to `command` ("RCPT TO command"). */
+export function replyStatus(
   session: SmtpSession,
   r: DeliveryRecipient,
   reply: Reply,
@@ -529,7 +537,8 @@ function replyStatus(
   };
 }
 
-function deferRest(
+/** Defers every recipient of `rcpts` that has no status yet. */
+export function deferRest(
   statuses: Map<number, RecipientStatus>,
   rcpts: DeliveryRecipient[],
   dsn: string,
@@ -546,7 +555,7 @@ function deferRest(
  * Recipients whose address, or whose sender, cannot be written into an
  * SMTP command (see formatPath): bounced, since no retry can change that.
  */
-function unsendable(req: DeliveryRequest): Map<number, RecipientStatus> {
+export function unsendable(req: DeliveryRequest): Map<number, RecipientStatus> {
   const out = new Map<number, RecipientStatus>();
   const bounce = (r: DeliveryRecipient, dsn: string, reason: string) =>
     out.set(r.index, { index: r.index, status: "bounced", dsn, reason, relay: "none" });
@@ -576,7 +585,12 @@ function unsendable(req: DeliveryRequest): Map<number, RecipientStatus> {
 
 const NOTIFY_VALUES = new Set(["SUCCESS", "FAILURE", "DELAY", "NEVER"]);
 
-function mailCommand(req: DeliveryRequest, content: Content, f: Map<string, string>): string {
+/** MAIL FROM with SIZE, BODY and the DSN parameters the server supports. */
+export function mailCommand(
+  req: DeliveryRequest,
+  content: Content,
+  f: Map<string, string>,
+): string {
   let cmd = `MAIL FROM:${formatPath(req.sender)}`;
   if (f.has("SIZE")) cmd += ` SIZE=${content.size}`;
   if (content.eightBit && f.has("8BITMIME")) cmd += " BODY=8BITMIME";
@@ -588,7 +602,8 @@ function mailCommand(req: DeliveryRequest, content: Content, f: Map<string, stri
   return cmd + "\r\n";
 }
 
-function rcptCommand(r: DeliveryRecipient, f: Map<string, string>): string {
+/** RCPT TO with NOTIFY and ORCPT when the server supports DSN. */
+export function rcptCommand(r: DeliveryRecipient, f: Map<string, string>): string {
   let cmd = `RCPT TO:${formatPath(r.address)}`;
   if (f.has("DSN")) {
     const notify = (r.notify ?? []).map((n) => String(n).toUpperCase())
@@ -634,7 +649,7 @@ function domainOf(address: string): string {
 }
 
 /** Reads the content once: keeps it when small, and notes its size and 8-bit bytes. */
-async function readContent(file: QueueFile): Promise<Content> {
+export async function readContent(file: QueueFile): Promise<Content> {
   const parts: Uint8Array[] = [];
   let size = 0;
   let eightBit = false;

@@ -284,6 +284,24 @@ Deno.test("smtp delivery agent", async (t) => {
     });
   });
 
+  await t.step("every recipient refused (pipelined): RSET before the next MAIL", async () => {
+    // Postfix's smtpd answers a second MAIL in an open transaction "503 5.5.1 Error: nested
+    // MAIL command" (seen live): without the RSET the next message would bounce.
+    const script = {
+      rcpt: (a: string) => a.includes("bad@") ? "550 5.1.1 User unknown" : "250 2.1.5 Ok",
+    };
+    await withServer(script, async (srv, ctx, agent) => {
+      const nh = `[127.0.0.1]:${srv.port}`;
+      for (const r of ["bad@dest.test", "good@dest.test"]) {
+        await run(agent, ctx, await queueMessage(ctx, nh, [r]));
+      }
+      assertEquals(srv.connections, 1);
+      const mails = srv.commands.flatMap((c, i) => c.startsWith("MAIL") ? [i] : []);
+      assertEquals(mails.length, 2);
+      assert(srv.commands.slice(mails[0], mails[1]).includes("RSET"), srv.commands.join("|"));
+    });
+  });
+
   await t.step("a cached connection the server dropped is retried on a fresh one", async () => {
     await withServer({ closeAfterMessage: true }, async (srv, ctx, agent) => {
       const nh = `[127.0.0.1]:${srv.port}`;

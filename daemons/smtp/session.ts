@@ -14,6 +14,9 @@ import { type Reply, ReplyParser, SmtpProtocolError } from "../../lib/smtp/mod.t
 /** How to open a TCP connection; injectable for tests (sandbox errors, fakes). */
 export type ConnectFn = (opts: Deno.ConnectOptions) => Promise<Deno.TcpConn>;
 
+/** How to open a UNIX-domain connection (the lmtp client's `unix:` next hops). */
+export type ConnectUnixFn = (opts: Deno.UnixConnectOptions) => Promise<Deno.UnixConn>;
+
 /** One address to try: the host name for logs, the address to connect to, the port. */
 export interface Destination {
   host: string;
@@ -40,9 +43,9 @@ export function peerLabel(d: Destination): string {
   return `${d.host}[${d.addr}]`;
 }
 
-/** `host[addr]:port`, the relay= field. */
+/** `host[addr]:port`, the relay= field; `host[path]` for a UNIX-domain server (port 0). */
 export function relayLabel(d: Destination): string {
-  return `${d.host}[${d.addr}]:${d.port}`;
+  return d.port === 0 ? `${d.host}[${d.addr}]` : `${d.host}[${d.addr}]:${d.port}`;
 }
 
 function connectReason(e: unknown): string {
@@ -71,7 +74,10 @@ export class SmtpSession {
   #closed = false;
   #broken = false;
 
-  private constructor(readonly dest: Destination, readonly conn: Deno.TcpConn) {}
+  private constructor(
+    readonly dest: Destination,
+    readonly conn: Deno.TcpConn | Deno.UnixConn,
+  ) {}
 
   /**
    * Opens a connection within `timeoutSec`. Throws {@link ConnectError}
@@ -101,6 +107,36 @@ export class SmtpSession {
       return new SmtpSession(dest, conn);
     } catch (e) {
       // A connection that completes after the deadline is closed, not leaked.
+      attempt.then((c) => c.close(), () => {});
+      throw new ConnectError(`connect to ${relayLabel(dest)}: ${connectReason(e)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Opens a UNIX-domain connection to `path` (the lmtp client's `unix:`
+   * next hops; `dest.addr` is the path as configured, `dest.port` 0).
+   * Throws {@link ConnectError} "connect to HOST[PATH]: No such file or
+   * directory" and the like.
+   */
+  static async openUnix(
+    dest: Destination,
+    path: string,
+    timeoutSec: number,
+    connect: ConnectUnixFn,
+  ): Promise<SmtpSession> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // 0: no limit but the operating system's, as Postfix's lmtp_connect_timeout = 0s.
+    const timeout = new Promise<never>((_, reject) => {
+      if (timeoutSec <= 0) return;
+      timer = setTimeout(() => reject(new Deno.errors.TimedOut("timed out")), timeoutSec * 1000);
+    });
+    // An async wrapper: a sandbox refusal thrown at the call becomes a rejection here.
+    const attempt = (async () => await connect({ transport: "unix", path }))();
+    try {
+      return new SmtpSession(dest, await Promise.race([attempt, timeout]));
+    } catch (e) {
       attempt.then((c) => c.close(), () => {});
       throw new ConnectError(`connect to ${relayLabel(dest)}: ${connectReason(e)}`);
     } finally {

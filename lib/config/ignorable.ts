@@ -13,7 +13,7 @@
  * promise that mail goes only to an authenticated server, so it is an error.
  *
  * Families of parameters that belong to a Postfix program Postwarden does
- * not have (postscreen, tlsproxy, the LMTP client, qmqpd, ...) are listed by
+ * not have (postscreen, tlsproxy, qmqpd, ...) are listed by
  * prefix: they take effect only in that program, and master.cf cannot run a
  * program Postwarden does not have (`postwarden check` reports it).
  *
@@ -279,6 +279,42 @@ const GROUPS: Group[] = [
     ],
   },
   {
+    why: "it only shapes how the LMTP client talks to a server or tunes its timing, " +
+      "not where mail goes",
+    names: [
+      "lmtp_line_length_limit",
+      "lmtp_pix_workarounds",
+      "lmtp_pix_workaround_maps",
+      "lmtp_pix_workaround_delay_time",
+      "lmtp_pix_workaround_threshold_time",
+      "lmtp_quote_rfc821_envelope",
+      "lmtp_skip_quit_response",
+      "lmtp_reply_filter",
+      "lmtp_defer_if_no_mx_address_found",
+      "lmtp_cname_overrides_servername",
+      "lmtp_discard_lhlo_keywords",
+      "lmtp_discard_lhlo_keyword_address_maps",
+      "lmtp_dns_reply_filter",
+      "lmtp_dns_resolver_options",
+      "lmtp_address_verify_target",
+      "lmtp_per_request_deadline",
+      "lmtp_min_data_rate",
+      "lmtp_connection_cache_destinations",
+      "lmtp_connection_reuse_count_limit",
+      "lmtp_address_preference",
+      "lmtp_balance_inet_protocols",
+      "lmtp_randomize_addresses",
+      "lmtp_mx_address_limit",
+      "lmtp_mx_session_limit",
+      "lmtp_starttls_timeout",
+      "lmtp_xforward_timeout",
+      "lmtp_tls_loglevel",
+      "lmtp_tls_note_starttls_offer",
+      "lmtp_tls_session_cache_database",
+      "lmtp_tls_session_cache_timeout",
+    ],
+  },
+  {
     why: "smtpd never asks for a client certificate, and every setting that would use one is " +
       "refused (Deno's TLS library does not check that a client holds the certificate's key; " +
       "lib/tls/ccert.ts), so no client gets anything for a certificate",
@@ -367,6 +403,17 @@ const BY_VALUE: [string, Ignorable][] = [
     },
   ],
   [
+    "lmtp_tls_security_level",
+    {
+      why: 'the LMTP client has no TLS; "may" (opportunistic) promises no encryption to anyone, ' +
+        "and Postfix itself turns it off for unix: servers",
+      accepts: oneOf("", "none", "may"),
+      acceptsText: '"may", "none" or empty',
+    },
+  ],
+  ["lmtp_use_tls", { why: "it is the old name of lmtp_tls_security_level = may" }],
+  ["lmtp_enforce_tls", { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' }],
+  [
     "smtp_tls_security_level",
     {
       why: '"may" (opportunistic) promises no encryption to anyone',
@@ -399,7 +446,6 @@ const BY_VALUE: [string, Ignorable][] = [
 const FAMILIES: [prefix: string, why: string][] = [
   ["postscreen_", "Postwarden has no postscreen"],
   ["tlsproxy_", "Postwarden has no tlsproxy"],
-  ["lmtp_", "Postwarden has no LMTP client"],
   ["qmqpd_", "Postwarden has no QMQP server"],
   ["dnsblog_", "Postwarden has no dnsblog"],
   ["address_verify_", "Postwarden has no verify service (reject_unverified_* is unsupported)"],

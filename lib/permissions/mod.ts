@@ -40,6 +40,7 @@ import { endpointText, inetEndpoints } from "../service/endpoints.ts";
 import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
 import { policyGrants } from "./policy.ts";
 import { contentFilterNexthops } from "./filter.ts";
+import { lmtpGrants } from "./lmtp.ts";
 
 export {
   daemonTableGrants,
@@ -124,19 +125,53 @@ export function peerSocket(
   return `${queueDir}/peer/${target}.${peerKey(client)}`;
 }
 
-/** The services that talk to `svc` (each gets a socket of its own). */
-export function clientsOf(svc: MasterService, services: MasterService[]): MasterService[] {
+/**
+ * The services that talk to `svc` (each gets a socket of its own).
+ * `param`: main.cf's values, for peers that configuration names (a local
+ * service's mailbox_transport, with its -o override). @default none
+ */
+export function clientsOf(
+  svc: MasterService,
+  services: MasterService[],
+  param?: (name: string) => string | undefined,
+): MasterService[] {
   if (svc.type !== "unix") return [];
-  return services.filter((c) => peersOf(c, services).includes(svc.name));
+  return services.filter((c) => peersOf(c, services, param).includes(svc.name));
 }
 
-/** The services a daemon talks to, by master.cf name. */
-export function peersOf(svc: MasterService, services: MasterService[]): string[] {
+/**
+ * The services a daemon talks to, by master.cf name. `param` as for
+ * {@link clientsOf}.
+ */
+export function peersOf(
+  svc: MasterService,
+  services: MasterService[],
+  param?: (name: string) => string | undefined,
+): string[] {
   const proxymap = proxymapService(services);
   const tables = proxymap && (TABLE_PARAMS[svc.command] || LIST_PARAMS[svc.command])
     ? [proxymap.name]
     : [];
-  return [...ownPeers(svc, services), ...tables];
+  return [...ownPeers(svc, services), ...passPeers(svc, services, param), ...tables];
+}
+
+/**
+ * The agent a local service hands mailboxes to (mailbox_transport, its -o
+ * setting first; lib/deliver/pass.ts), when master.cf runs it as a unix
+ * service.
+ */
+function passPeers(
+  svc: MasterService,
+  services: MasterService[],
+  param?: (name: string) => string | undefined,
+): string[] {
+  if (svc.command !== "local" || !param) return [];
+  const value = Object.hasOwn(svc.overrides, "mailbox_transport")
+    ? svc.overrides.mailbox_transport
+    : param("mailbox_transport");
+  const name = (value ?? "").trim().split(":")[0];
+  if (name === "" || name === svc.name) return [];
+  return services.some((s) => s.type === "unix" && s.name === name) ? [name] : [];
 }
 
 /** The proxymap service daemons use: the one named "proxymap", else the first. */
@@ -255,8 +290,10 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
   const q = ctx.queueDir;
   const own = svc.type === "inet" ? null : serviceSocket(q, svc);
   if (own) unixGrant(g, own);
-  for (const p of peersOf(svc, ctx.services)) unixGrant(g, peerSocket(q, svc, p));
-  for (const c of clientsOf(svc, ctx.services)) unixGrant(g, peerSocket(q, c, svc.name));
+  for (const p of peersOf(svc, ctx.services, ctx.param)) unixGrant(g, peerSocket(q, svc, p));
+  for (const c of clientsOf(svc, ctx.services, ctx.param)) {
+    unixGrant(g, peerSocket(q, c, svc.name));
+  }
 
   switch (svc.command) {
     case "smtpd": {
@@ -322,6 +359,15 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         }
       }
       break;
+    case "lmtp": {
+      // Exactly the LMTP servers the configuration names for this service (lmtp.ts).
+      g.read.push(`${q}/active`);
+      const l = lmtpGrants(svc, ctx);
+      for (const path of l.sockets) unixGrant(g, path);
+      g.net.push(...l.net);
+      g.read.push(...l.read);
+      break;
+    }
     case "local": {
       g.read.push(`${q}/active`);
       const spool = ctx.param("mail_spool_directory").replace(/\/+$/, "");

@@ -606,13 +606,16 @@ export class Resolver {
  * Where qmgr sends a resolved recipient, as Postfix 3.7's qmgr: bad syntax
  * ({@link RESOLVE_FLAG_ERROR}) to the error agent with "5.1.3 bad address
  * syntax"; the next hop case-folded (it names the destination queue),
- * except the error agent's text.
+ * except the error agent's text and an LMTP `unix:` path (a file name;
+ * Postfix folds only its queue name and hands the agent the next hop as
+ * configured).
  */
 export function deliveryRoute(r: Resolution): { transport: string; nexthop: string } {
   if (r.flags & RESOLVE_FLAG_ERROR) {
     return { transport: "error", nexthop: "5.1.3 bad address syntax" };
   }
   if (r.transport === "error") return { transport: r.transport, nexthop: r.nexthop };
+  if (/^unix:/i.test(r.nexthop)) return { transport: r.transport, nexthop: r.nexthop };
   return { transport: r.transport, nexthop: r.nexthop.toLowerCase() };
 }
 

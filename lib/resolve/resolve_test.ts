@@ -9,6 +9,7 @@ import { makeConfig } from "../config/mod.ts";
 import { MatchList } from "./match_list.ts";
 import { interfaceAddresses, literalMatches } from "./interfaces.ts";
 import {
+  deliveryRoute,
   type Resolution,
   RESOLVE_CLASS_FINAL,
   RESOLVE_CLASS_RELAY,
@@ -333,4 +334,17 @@ Deno.test("resolve: any address resolves or is flagged, never throws, and comes 
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("resolve: virtual_transport = lmtp:unix:..., the path's case kept for the agent", async () => {
+  const r = resolver(`virtual_mailbox_domains = v.example
+virtual_transport = lmtp:unix:private/Dovecot-LMTP
+relay_domains = r.example
+relay_transport = lmtp:inet:LMTP.Example:24
+`);
+  const v = await r.resolve("a@v.example");
+  assertEquals(route(v), "virtual lmtp:unix:private/Dovecot-LMTP a@v.example");
+  assertEquals(deliveryRoute(v), { transport: "lmtp", nexthop: "unix:private/Dovecot-LMTP" });
+  const rel = await r.resolve("a@r.example");
+  assertEquals(deliveryRoute(rel), { transport: "lmtp", nexthop: "inet:lmtp.example:24" });
 });

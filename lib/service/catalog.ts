@@ -13,7 +13,7 @@
  * - The chroot column is not used (each daemon has its own Deno sandbox
  *   instead) and unprivileged=n does not run a daemon as root: both are
  *   named, not dropped silently.
- * - A delivery agent Postwarden lacks (lmtp, virtual, pipe) is skipped,
+ * - A delivery agent Postwarden lacks (virtual, pipe) is skipped,
  *   unless a transport setting routes mail to it: then it is an error,
  *   since that mail could not be delivered.
  *
@@ -31,6 +31,7 @@ export const DAEMONS: ReadonlySet<string> = new Set([
   "pickup",
   "qmgr",
   "smtp",
+  "lmtp",
   "local",
   "bounce",
   "discard",
@@ -55,7 +56,7 @@ const SKIPPED: Record<string, string> = {
 };
 
 /** Delivery agents Postfix has and Postwarden does not yet. */
-const MISSING_AGENTS = new Set(["lmtp", "virtual", "pipe"]);
+const MISSING_AGENTS = new Set(["virtual", "pipe"]);
 
 /** Listeners whose mail would be refused if skipped. */
 const MISSING_LISTENERS: Record<string, string> = {
@@ -68,6 +69,7 @@ const TRANSPORT_PARAMS = [
   "default_transport",
   "local_transport",
   "relay_transport",
+  "mailbox_transport",
   "error_service_name",
   "bounce_service_name",
   "defer_service_name",

@@ -44,6 +44,7 @@ Deno.test("service catalog", async (t) => {
         "retry/error",
         "discard/discard",
         "local/local",
+        "lmtp/lmtp",
         "anvil/anvil",
       ],
     );

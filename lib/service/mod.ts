@@ -209,7 +209,8 @@ export async function runService(def: ServiceDefinition): Promise<never> {
       const paths = [
         own,
         ...(me && me.type === "unix"
-          ? clientsOf(me, handoff.services).map((c) => peerSocket(queueDir, c, me.name))
+          ? clientsOf(me, handoff.services, (n) => config.str(n))
+            .map((c) => peerSocket(queueDir, c, me.name))
           : []),
       ];
       for (const path of paths) {

@@ -92,7 +92,7 @@ Deno.test({
           ...["tlsmgr", "rewrite", "verify", "flush", "proxywrite", "showq"].map(
             (s) => new RegExp(`service ${s} \\(\\S+\\): skipped`),
           ),
-          ...["virtual", "lmtp", "scache", "postlog", "maildrop", "uucp", "mailman"].map(
+          ...["virtual", "scache", "postlog", "maildrop", "uucp", "mailman"].map(
             (s) => new RegExp(`service ${s} \\(\\S+\\): skipped`),
           ),
         ]
