@@ -116,6 +116,7 @@ const HELP: Record<string, Help> = {
       "postconf [-c DIR] -e NAME=VALUE...",
       "postconf [-c DIR] -X NAME...",
       "postconf [-c DIR] -M [NAME[/TYPE]...]",
+      "postconf [-c DIR] -b | -t [TEMPLATE_FILE]",
     ],
     summary: "Show or change main.cf and master.cf, like postconf(1).",
     options: [
@@ -127,6 +128,8 @@ const HELP: Record<string, Help> = {
       ["-e", "edit main.cf: set NAME=VALUE"],
       ["-X", "edit main.cf: remove NAME"],
       ["-M", "show master.cf services"],
+      ["-t", "show the bounce templates (TEMPLATE_FILE, bounce_template_file or built-in)"],
+      ["-b", "show the bounce templates' text with $name expanded"],
     ],
   },
   sendmail: {

@@ -6,13 +6,15 @@
  *     postconf [-c DIR] -e name=value ...
  *     postconf [-c DIR] -X name ...
  *     postconf [-c DIR] -M [name[/type] ...]
+ *     postconf [-c DIR] -b | -t [template_file]
  *
  * -c DIR (else MAIL_CONFIG, else the repo's conf/), -d defaults, -n explicit
  * settings, -x expand values, -h values only, -e edit main.cf in place
- * (atomically, keeping comments), -X delete, -M master.cf services.
+ * (atomically, keeping comments), -X delete, -M master.cf services, -t the
+ * bounce templates (bounce(5)), -b their text with $name expanded.
  * Without names it prints every parameter of the table (not Postfix's ~1000,
  * which Postwarden does not implement). Not supported: -f (folding), -p,
- * -P, -F, -m, -l, -t, -T, -a, -A, -b, -#.
+ * -P, -F, -m, -l, -T, -a, -A, -#.
  *
  * Run: deno run --allow-read --allow-write --allow-env --allow-sys=hostname commands/postconf.ts
  *
@@ -36,6 +38,9 @@ import {
 } from "../lib/config/mod.ts";
 import type { Config } from "../lib/config/mod.ts";
 import { getopt, GetoptError } from "./_cli.ts";
+import { resolve } from "node:path";
+import { bounceTemplates, templateParam, templateTimes } from "../lib/config/bounce_template.ts";
+import { dumpExpandedTemplates, dumpTemplates, TemplateError } from "../lib/dsn/template.ts";
 import { printHelpIfAsked } from "./_help.ts";
 
 /** Where postconf writes and what it knows about its environment. */
@@ -59,6 +64,9 @@ interface Options {
   n: boolean;
   x: boolean;
   X: boolean;
+  /** -b: expanded bounce template text; -t: the templates. */
+  b: boolean;
+  t: boolean;
   names: string[];
 }
 
@@ -66,7 +74,8 @@ class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-const USAGE = "usage: postconf [-c config_dir] [-d | -n] [-h] [-x] [-e | -X | -M] [name...]";
+const USAGE =
+  "usage: postconf [-c config_dir] [-d | -n] [-h] [-x] [-e | -X | -M | -b | -t] [name...]";
 
 /** Parse the command line the way getopt(3) does ("-nx", "-cDIR", "-c DIR", "--"). */
 function parseArgs(args: string[]): Options {
@@ -78,11 +87,13 @@ function parseArgs(args: string[]): Options {
     n: false,
     x: false,
     X: false,
+    b: false,
+    t: false,
     names: [],
   };
   let parsed;
   try {
-    parsed = getopt(args, "c:dehMnxX");
+    parsed = getopt(args, "bc:dehMntxX");
   } catch (e) {
     if (e instanceof GetoptError) throw new UsageError(`${e.message}\n${USAGE}`);
     throw e;
@@ -92,8 +103,9 @@ function parseArgs(args: string[]): Options {
     else o[flag as "d"] = true;
   }
   o.names = parsed.operands;
-  const modes = [o.e, o.X, o.M].filter(Boolean).length;
-  if (modes > 1) throw new UsageError("specify at most one of -e, -X and -M");
+  const modes = [o.e, o.X, o.M, o.b, o.t].filter(Boolean).length;
+  if (modes > 1) throw new UsageError("specify at most one of -b, -e, -M, -t and -X");
+  if ((o.b || o.t) && o.names.length > 1) throw new UsageError("-b and -t take at most one file");
   if (o.d && o.n) throw new UsageError("specify one of -d and -n");
   if (o.e && o.names.length === 0) throw new UsageError("-e requires name=value argument");
   if (o.X && o.names.length === 0) throw new UsageError("-X requires parameter name argument");
@@ -240,6 +252,21 @@ async function showServices(o: Options, dir: string, io: PostconfIo): Promise<vo
   }
 }
 
+/**
+ * -b and -t: the bounce templates of FILE, else of bounce_template_file,
+ * else the built-in ones; -b with their text expanded (bounce(5)).
+ */
+async function showTemplates(o: Options, dir: string, io: PostconfIo): Promise<void> {
+  const cfg = await loadConfig(dir, { hostname: hostnameOf(io), processName: "postconf" });
+  const path = o.names[0] === undefined ? undefined : resolve(o.names[0]);
+  const file = path === undefined ? undefined : { path, text: await readOrFatal(path) };
+  const templates = bounceTemplates(cfg, file);
+  const lines = o.t
+    ? dumpTemplates(templates)
+    : dumpExpandedTemplates(templates, templateParam(cfg), templateTimes(cfg));
+  lines.forEach((l) => io.out(l));
+}
+
 /** Run postconf with `args`; returns the exit status (0 ok, 1 fatal). */
 export async function postconf(args: string[], io: PostconfIo): Promise<number> {
   try {
@@ -247,10 +274,11 @@ export async function postconf(args: string[], io: PostconfIo): Promise<number> 
     const dir = configDirFrom({ c: o.c }, io.env ?? {});
     if (o.e || o.X) await editParameters(o, dir);
     else if (o.M) await showServices(o, dir, io);
+    else if (o.b || o.t) await showTemplates(o, dir, io);
     else await showParameters(o, dir, io);
     return 0;
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof UsageError) {
+    if (e instanceof ConfigError || e instanceof UsageError || e instanceof TemplateError) {
       io.err(`postconf: fatal: ${e.message}`);
       return 1;
     }

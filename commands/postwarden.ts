@@ -11,8 +11,8 @@
 import {
   type Config,
   configDirFrom,
-  expand,
   loadConfig,
+  namedFiles,
   parseMasterCf,
   validateConfig,
 } from "../lib/config/mod.ts";
@@ -62,9 +62,8 @@ export function masterFlags(
   const q = o.queue_directory;
   const read = [configDir, q, "/etc/passwd", "/etc/resolv.conf"];
   for (const f of tableFiles) if (!f.startsWith(`${configDir}/`)) read.push(f);
-  // myorigin = /etc/mailname: master reads it for the daemons.
-  const origin = expand(config.raw("myorigin") ?? "", config.raw, { stack: ["myorigin"] });
-  if (origin.startsWith("/")) read.push(origin);
+  // myorigin = /etc/mailname, bounce_template_file: master reads them for the daemons.
+  for (const [, path] of namedFiles(config)) if (!path.startsWith(`${configDir}/`)) read.push(path);
   const write = [q];
   const net: string[] = [];
   if (o.maillog_file) write.push(o.maillog_file);

@@ -32,7 +32,7 @@
  * it (Postfix's best effort). qmgr logs "sender non-delivery notification";
  * this module logs only postmaster copies and warnings.
  *
- * Not supported: bounce_template_file, VERP, the per-message bounce/defer
+ * Not supported: VERP, the per-message bounce/defer
  * logs (qmgr passes the recipients in the request instead).
  *
  * Parameters: myhostname, myorigin (qualifies notice recipients), mail_name
@@ -40,7 +40,9 @@
  * (postmaster), 2bounce_notice_recipient (postmaster), delay_notice_recipient
  * (postmaster), notify_classes (resource, software), bounce_size_limit
  * (50000; 0 means no limit), header_size_limit (102400), delay_warning_time
- * (0h), maximal_queue_lifetime (5d), queue_directory.
+ * (0h), maximal_queue_lifetime (5d), queue_directory, bounce_template_file
+ * (empty: the built-in templates; its text comes with the configuration, and
+ * validateConfig has checked it) and the parameters its text names.
  */
 import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import { concat } from "../../lib/bytes/mod.ts";
@@ -48,6 +50,8 @@ import type { BounceRecipient, BounceReply, BounceRequest } from "../../lib/boun
 import { type CleanupEnvelope, submitMessage } from "../../lib/cleanup/client.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { buildDsn, type DsnInput, type DsnRecipient } from "../../lib/dsn/mod.ts";
+import { expandTemplateText } from "../../lib/dsn/template.ts";
+import { bounceTemplates, templateParam, templateTimes } from "../../lib/config/bounce_template.ts";
 import type { IpcConn } from "../../lib/ipc/mod.ts";
 import { HeaderSplitter, messageIdStamp } from "../../lib/mime/mod.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
@@ -356,6 +360,7 @@ async function submitNotice(
   const myhostname = cfg.str("myhostname");
   const date = (opts.now ?? (() => new Date()))();
   const dsnRecipients = recipients.map((r) => dsnRecipient(r, req, ctx));
+  const template = bounceTemplates(cfg)[notice.kind];
   const input: Omit<DsnInput, "messageId" | "dsnQueueId"> = {
     kind: notice.kind,
     reportingMta: myhostname,
@@ -375,6 +380,10 @@ async function submitNotice(
     delayWarningTime: cfg.time("delay_warning_time"),
     maximalQueueLifetime: cfg.time("maximal_queue_lifetime"),
     tzOffsetMinutes: opts.tzOffsetMinutes ?? -date.getTimezoneOffset(),
+    template: {
+      ...template,
+      text: expandTemplateText(template, templateParam(cfg), templateTimes(cfg)),
+    },
   };
   return await opts.submit(
     {

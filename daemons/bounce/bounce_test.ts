@@ -49,7 +49,13 @@ interface Fixture {
 
 /** A queue directory with one original message in active/, a config and a captured log. */
 async function fixture(
-  opts: { mainCf?: string; sender?: string; body?: string; rcpts?: Recipient[] } = {},
+  opts: {
+    mainCf?: string;
+    sender?: string;
+    body?: string;
+    rcpts?: Recipient[];
+    files?: Record<string, string>;
+  } = {},
 ): Promise<Fixture> {
   const dir = await Deno.makeTempDir({ prefix: "bounce_test" });
   made.push(dir);
@@ -60,7 +66,7 @@ async function fixture(
     `queue_directory = ${dir}\nmyhostname = mx.example.com\nmyorigin = example.com\n` +
       "mail_name = Postfix\n" +
       (opts.mainCf ?? ""),
-    { hostname: "mx" },
+    { hostname: "mx", files: opts.files },
   );
   const lines: string[] = [];
   const log = new Logger({
@@ -293,6 +299,58 @@ Deno.test("bounce notices", async (t) => {
       queueId: "",
     });
     assertEquals(sent, []);
+  });
+});
+
+Deno.test("bounce_template_file", async (t) => {
+  const file = [
+    "failure_template = <<EOF",
+    "From: Postmaster of $myhostname <postmaster>",
+    "Subject: Returned mail",
+    "Postmaster-Subject: Copy of returned mail",
+    "Charset: utf-8",
+    "",
+    "Grüße from $myhostname: we kept it $maximal_queue_lifetime_days days, $$5.",
+    "EOF",
+  ].join("\n");
+  await t.step("header values and expanded text replace the built-in ones", async () => {
+    const f = await fixture({
+      mainCf: "bounce_template_file = /etc/bounce.cf\nmaximal_queue_lifetime = 3d\n" +
+        "notify_classes = bounce\n",
+      files: { "/etc/bounce.cf": file },
+    });
+    const { submit, sent } = capture();
+    await handleBounce(request(f), f.ctx, { submit, now: NOW });
+    const [sender, postmaster] = sent;
+    // Header values are not expanded; an address without a domain is qualified.
+    assertStringIncludes(
+      sender.text,
+      "From: Postmaster of $myhostname <postmaster@mx.example.com>\r\n",
+    );
+    assertStringIncludes(sender.text, "Subject: Returned mail\r\n");
+    assertStringIncludes(
+      sender.text,
+      "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+        "Grüße from mx.example.com: we kept it 3 days, $5.\r\n",
+    );
+    assert(!sender.text.includes("I'm sorry to have to inform you"));
+    assertStringIncludes(postmaster.text, "Subject: Copy of returned mail\r\n");
+    assert(!postmaster.text.includes("Grüße"), "postmaster copies carry no template text");
+  });
+  await t.step("kinds the file does not define keep the built-in template", async () => {
+    const f = await fixture({
+      mainCf: "bounce_template_file = /etc/bounce.cf\n",
+      files: { "/etc/bounce.cf": file },
+      rcpts: [{ address: "bob@example.net", notify: ["DELAY"] }],
+    });
+    const { submit, sent } = capture();
+    await handleBounce(
+      request(f, { op: "delay", recipients: [{ ...FAILED, action: "delayed", status: "4.4.1" }] }),
+      f.ctx,
+      { submit, now: NOW },
+    );
+    assertStringIncludes(sent[0].text, "Subject: Delayed Mail (still being retried)\r\n");
+    assertStringIncludes(sent[0].text, "# THIS IS A WARNING ONLY.");
   });
 });
 

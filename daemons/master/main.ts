@@ -29,7 +29,6 @@
  */
 import {
   type Config,
-  expand,
   loadConfig,
   type MasterService,
   parseMasterCf,
@@ -181,9 +180,7 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
   const errors = [...plan.errors, ...own.fatal, ...tables.problems];
   const notes = own.warnings;
   if (errors.length) throw new Error(errors.join("; "));
-  const files: Record<string, string> = {};
-  const origin = expand(config.raw("myorigin") ?? "", config.raw, { stack: ["myorigin"] });
-  if (origin.startsWith("/")) files[origin] = await Deno.readTextFile(origin);
+  const files = config.readFiles();
   let owner: Account | null = null;
   if (Deno.uid() === 0) {
     const name = config.str("mail_owner");

@@ -65,6 +65,14 @@ export interface Config {
   isSet(name: string): boolean;
   /** Explicit settings (main.cf, then overrides of names not in main.cf), in file order. */
   explicit(): Map<string, string>;
+  /**
+   * The text of a file named by a parameter value and read with the
+   * configuration (myorigin, bounce_template_file: loadConfig), by its
+   * absolute path; ConfigError when it could not be read or was not read.
+   */
+  fileText(path: string): string;
+  /** Every file read with the configuration that could be read, by path (master hands them on). */
+  readFiles(): Record<string, string>;
 }
 
 /** Options for makeConfig and loadConfig. */
@@ -247,6 +255,18 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
     },
     isSet: (name) => settings.has(name),
     explicit: () => new Map(settings),
+    fileText: (path) => {
+      const text = opts.files?.[path];
+      if (text === undefined) throw new ConfigError(`${path}: not read with the configuration`);
+      if (text instanceof ConfigError) throw text;
+      return text;
+    },
+    readFiles: () =>
+      Object.fromEntries(
+        Object.entries(opts.files ?? {}).filter((e): e is [string, string] =>
+          typeof e[1] === "string"
+        ),
+      ),
   };
   for (const p of configProblems(config)) if (!p.fatal) warnings.push(p.message);
   return config;
@@ -256,10 +276,10 @@ export function makeConfig(dir: string, mainCf: string, opts: ConfigOptions = {}
  * Read `dir/main.cf` and build a Config. A missing main.cf is a ConfigError
  * naming the file. The host name defaults to Deno.hostname() when the
  * program may read it (--allow-sys=hostname). When myorigin names a file
- * (`myorigin = /etc/mailname`), that file is read too (--allow-read of it);
- * a file that cannot be read is reported by `str("myorigin")` and
- * validateConfig, not here, so that programs that do not use myorigin
- * (postconf) are not stopped by it.
+ * (`myorigin = /etc/mailname`), that file is read too (--allow-read of it),
+ * and so is bounce_template_file; a file that cannot be read is reported by
+ * `str("myorigin")`, fileText() and validateConfig, not here, so that
+ * programs that do not use it (postconf) are not stopped by it.
  */
 export async function loadConfig(dir: string, opts: ConfigOptions = {}): Promise<Config> {
   const path = `${dir.replace(/\/+$/, "")}/main.cf`;
@@ -281,24 +301,45 @@ export async function loadConfig(dir: string, opts: ConfigOptions = {}): Promise
     }
   }
   const first = makeConfig(dir, text, { ...opts, hostname });
-  let origin = "";
+  const files: Record<string, string | ConfigError> = { ...opts.files };
+  let read = false;
+  for (const [name, path] of namedFiles(first)) {
+    if (files[path] !== undefined) continue;
+    read = true;
+    try {
+      files[path] = await Deno.readTextFile(path);
+    } catch (e) {
+      files[path] = new ConfigError(
+        `${name === "myorigin" ? "myorigin file" : `${name}:`} ${path}: ${
+          e instanceof Deno.errors.NotFound ? "No such file or directory" : (e as Error).message
+        }`,
+      );
+    }
+  }
+  return read ? makeConfig(dir, text, { ...opts, hostname, files }) : first;
+}
+
+/**
+ * The files whose text is part of the configuration, by parameter:
+ * `myorigin = /path` and bounce_template_file (relative to the
+ * configuration directory). A value that does not expand names no file
+ * (str() and validateConfig report it).
+ */
+export function namedFiles(config: Config): [string, string][] {
+  const out: [string, string][] = [];
   try {
-    origin = expand(first.raw("myorigin") ?? "", first.raw, { stack: ["myorigin"] });
+    const origin = expand(config.raw("myorigin") ?? "", config.raw, { stack: ["myorigin"] });
+    if (origin.startsWith("/")) out.push(["myorigin", origin]);
   } catch {
-    return first; // the expansion error is reported by str() and validateConfig
+    // reported by str("myorigin")
   }
-  if (!origin.startsWith("/") || opts.files?.[origin] !== undefined) return first;
-  let file: string | ConfigError;
   try {
-    file = await Deno.readTextFile(origin);
-  } catch (e) {
-    file = new ConfigError(
-      `myorigin file ${origin}: ${
-        e instanceof Deno.errors.NotFound ? "No such file or directory" : (e as Error).message
-      }`,
-    );
+    const template = configPath(config, "bounce_template_file");
+    if (template) out.push(["bounce_template_file", template]);
+  } catch {
+    // reported by str("bounce_template_file")
   }
-  return makeConfig(dir, text, { ...opts, hostname, files: { ...opts.files, [origin]: file } });
+  return out;
 }
 
 /**

@@ -101,7 +101,6 @@ const GROUPS: Group[] = [
       "header_from_format",
       "always_add_missing_headers",
       "enable_original_recipient",
-      "bounce_template_file",
       "delay_notice_recipient",
       "error_notice_recipient",
     ],

@@ -23,6 +23,7 @@ export {
   configPath,
   loadConfig,
   makeConfig,
+  namedFiles,
 } from "./config.ts";
 export { editMainCf, parseAssignment, parseMainCf } from "./main_cf.ts";
 export { expand, type ExpandOptions, type Lookup, referencedNames } from "./expand.ts";

@@ -1327,6 +1327,15 @@ const ROWS: ParamSpec[] = [
     doc: "Maximal amount of original message text in a DSN (0: no limit).",
     support: "implemented",
   },
+  {
+    name: "bounce_template_file",
+    type: "string",
+    default: "",
+    doc:
+      "Template file for the header values and text of delivery status notifications (bounce(5)); " +
+      "empty: the built-in templates. Read with the configuration; a bad template stops the start.",
+    support: "implemented",
+  },
   // Read by qmgr as <transport>_destination_*_limit for the local transport.
   {
     name: "local_destination_concurrency_limit",

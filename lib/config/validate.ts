@@ -17,6 +17,7 @@ import type { Config } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { PARAMS } from "./params.ts";
 import { type ConfigProblem, supportProblems } from "./support.ts";
+import { bounceTemplates } from "./bounce_template.ts";
 
 export type { ConfigProblem } from "./support.ts";
 
@@ -52,12 +53,23 @@ function valueProblems(config: Config): ConfigProblem[] {
   return out;
 }
 
+/** A bounce_template_file that cannot be read or used stops the start (bounce_template.ts). */
+function templateProblems(config: Config): ConfigProblem[] {
+  try {
+    bounceTemplates(config);
+    return [];
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return [{ names: ["bounce_template_file"], message: e.message, fatal: true }];
+  }
+}
+
 /**
  * Every problem found, fatal or not, with the parameters it is about (so a
  * daemon can pick out those its master.cf `-o` overrides set).
  */
 export function configProblems(config: Config): ConfigProblem[] {
-  return [...valueProblems(config), ...supportProblems(config)];
+  return [...valueProblems(config), ...supportProblems(config), ...templateProblems(config)];
 }
 
 /** Problems that stop the start, one message each; empty when all is well. */

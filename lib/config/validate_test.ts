@@ -24,6 +24,36 @@ Deno.test("validateConfig", async (t) => {
     // compatibility_level 0: no smtpd_relay_restrictions; Postfix will not run like that either.
     assertMatch(bad[0], /specify at least one working instance of: reject_unauth_destination/);
   });
+  await t.step(
+    "bounce_template_file: read with the configuration, a bad one stops the start",
+    async () => {
+      const dir = await Deno.makeTempDir({ prefix: "validate-templates-" });
+      try {
+        await Deno.writeTextFile(
+          `${dir}/main.cf`,
+          BASE + "bounce_template_file = bounce.cf\n",
+        );
+        assertEquals(validateConfig(await loadConfig(dir, { hostname: "mx" })), [
+          `bounce_template_file: ${dir}/bounce.cf: No such file or directory`,
+        ]);
+        await Deno.writeTextFile(`${dir}/bounce.cf`, "failure_template = <<EOF\n\n$nosuch\nEOF\n");
+        assertEquals(validateConfig(await loadConfig(dir, { hostname: "mx" })), [
+          `bounce_template_file: ${dir}/bounce.cf: undefined $name in failure template: $nosuch`,
+        ]);
+        await Deno.writeTextFile(
+          `${dir}/bounce.cf`,
+          "failure_template = <<EOF\n\n$mail_name\nEOF\n",
+        );
+        const config = await loadConfig(dir, { hostname: "mx" });
+        assertEquals(validateConfig(config), []);
+        assertEquals(config.readFiles(), {
+          [`${dir}/bounce.cf`]: "failure_template = <<EOF\n\n$mail_name\nEOF\n",
+        });
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
   await t.step("names each bad value", () => {
     const bad = errors(
       "message_size_limit = 10m\ndisable_vrfy_command = maybe\nqueue_run_delay = soon\n",

@@ -9,13 +9,15 @@
  *
  * Pure: the caller reads the queue file, picks the recipients to report,
  * caps the original body (bounce_size_limit) and submits the result through
- * cleanup. Custom bounce templates (bounce_template_file) and VERP are not
+ * cleanup. The template (header values and text) is the built-in one or
+ * the caller's, from bounce_template_file (template.ts). VERP is not
  * supported yet.
  */
 
 import { headerAddress, quoteAddress } from "../address/mod.ts";
 import { concat } from "../bytes/mod.ts";
 import { rfc2822Date } from "../mime/mod.ts";
+import { builtinTemplates, expandTemplateText } from "./template.ts";
 
 /** One recipient reported in a notification. */
 export interface DsnRecipient {
@@ -83,6 +85,8 @@ export interface DsnInput {
   delayWarningTime?: number;
   /** `maximal_queue_lifetime` in seconds (delay text, Will-Retry-Until). @default 432000 (5d) */
   maximalQueueLifetime?: number;
+  /** Header values and text from bounce_template_file. @default the built-in template, expanded */
+  template?: DsnTemplate;
   /** Time zone of the dates written, minutes east of UTC. @default 0 */
   tzOffsetMinutes?: number;
 }
@@ -92,67 +96,45 @@ export class DsnError extends Error {
   override readonly name = "DsnError";
 }
 
-const SUBJECT = {
-  failure: "Undelivered Mail Returned to Sender",
-  delay: "Delayed Mail (still being retried)",
-  success: "Successful Mail Delivery Report",
-} as const;
+/** A template ready to write: header values and the expanded text (template.ts). */
+export interface DsnTemplate {
+  charset: string;
+  /** From: value; an address without a domain gets the domain of `from`. */
+  from: string;
+  subject: string;
+  postmasterSubject?: string;
+  /** Expanded text lines. */
+  text: string[];
+}
 
-const POSTMASTER_SUBJECT = {
-  failure: "Postmaster Copy: Undelivered Mail",
-  delay: "Postmaster Warning: Delayed Mail",
-  success: SUBJECT.success,
-} as const;
+/** The built-in template of a kind, expanded with what the input says. */
+function builtinTemplate(input: DsnInput): DsnTemplate {
+  const t = builtinTemplates()[input.kind];
+  const text = expandTemplateText(
+    t,
+    (name) => (name === "myhostname" ? input.reportingMta : undefined),
+    {
+      delay_warning_time: input.delayWarningTime ?? 14400,
+      maximal_queue_lifetime: input.maximalQueueLifetime ?? 432000,
+    },
+  );
+  return { ...t, text };
+}
 
-/** Postfix's built-in template texts (bounce.cf.default), `$myhostname` etc. filled in. */
-function templateText(input: DsnInput): string[] {
-  const host = input.reportingMta;
-  const footer = ["", "                   The mail system"];
-  const help = [
-    "For further assistance, please send mail to postmaster.",
-    "",
-    "If you do so, please include this problem report. You can",
-    "delete your own text from the attached returned message.",
-  ];
-  switch (input.kind) {
-    case "failure":
-      return [
-        `This is the mail system at host ${host}.`,
-        "",
-        "I'm sorry to have to inform you that your message could not",
-        "be delivered to one or more recipients. It's attached below.",
-        "",
-        ...help,
-        ...footer,
-      ];
-    case "delay": {
-      const hours = Math.floor((input.delayWarningTime ?? 14400) / 3600);
-      const days = Math.floor((input.maximalQueueLifetime ?? 432000) / 86400);
-      return [
-        `This is the mail system at host ${host}.`,
-        "",
-        "####################################################################",
-        "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #",
-        "####################################################################",
-        "",
-        `Your message could not be delivered for more than ${hours} hour(s).`,
-        `It will be retried until it is ${days} day(s) old.`,
-        "",
-        ...help,
-        ...footer,
-      ];
-    }
-    case "success":
-      return [
-        `This is the mail system at host ${host}.`,
-        "",
-        "Your message was successfully delivered to the destination(s)",
-        "listed below. If the message was delivered to mailbox you will",
-        "receive no further notifications. Otherwise you may still receive",
-        "notifications of mail delivery errors from other systems.",
-        ...footer,
-      ];
+/**
+ * The From: value with its address qualified: `Mail Delivery System
+ * <MAILER-DAEMON>` becomes `... <MAILER-DAEMON@host>`, as Postfix's cleanup
+ * qualifies a locally submitted header address.
+ */
+function qualifiedFrom(value: string, from: string): string {
+  const at = from.lastIndexOf("@");
+  if (at < 0) return value;
+  const domain = from.slice(at + 1);
+  const angle = /<([^<>@]*)>/.exec(value);
+  if (angle) {
+    return angle[1] === "" ? value : value.replace(angle[0], `<${angle[1]}@${domain}>`);
   }
+  return value.replace(/^([^\s@<>()",;:]+)(?=\s|$)/, `$1@${domain}`);
 }
 
 /** Postfix's line_wrap(): greedy at white space, continuation lines indented. */
@@ -279,6 +261,7 @@ export function buildDsn(input: DsnInput): Uint8Array {
   const mailName = atom(input.mailName);
   const pmCopy = input.postmasterCopy ?? false;
   const full = input.returnFull && input.originalBody !== undefined && !pmCopy;
+  const template = input.template ?? builtinTemplate(input);
 
   const enc = new TextEncoder();
   // The original is copied byte for byte (only line ends are made CRLF).
@@ -314,8 +297,12 @@ export function buildDsn(input: DsnInput): Uint8Array {
     put(`\tid ${input.dsnQueueId}; ${date}`);
   }
   put(`Date: ${date}`);
-  put(`From: Mail Delivery System <${headerAddress(input.from)}>`);
-  put(`Subject: ${(pmCopy ? POSTMASTER_SUBJECT : SUBJECT)[input.kind]}`);
+  put(`From: ${qualifiedFrom(template.from, headerAddress(input.from))}`);
+  put(
+    `Subject: ${
+      pmCopy && template.postmasterSubject ? template.postmasterSubject : template.subject
+    }`,
+  );
   put(`To: ${headerAddress(input.recipient)}`);
   put(`Auto-Submitted: ${pmCopy ? "auto-generated" : "auto-replied"}`);
   put("MIME-Version: 1.0");
@@ -327,10 +314,11 @@ export function buildDsn(input: DsnInput): Uint8Array {
 
   // Part 1: human-readable.
   put("", `--${boundary}`, "Content-Description: Notification");
-  put(`Content-Type: text/plain; charset=${eightBit ? "utf-8" : "us-ascii"}`);
-  if (eightBit) put("Content-Transfer-Encoding: 8bit");
+  const eightBitText = !pmCopy && !template.text.every(isAscii);
+  put(`Content-Type: text/plain; charset=${eightBit ? "utf-8" : template.charset}`);
+  if (eightBit || eightBitText) put("Content-Transfer-Encoding: 8bit");
   put("");
-  if (!pmCopy) put(...templateText(input));
+  if (!pmCopy) put(...template.text);
   for (const r of input.recipients) {
     const orig = r.originalRecipient ? originalAddress(r.originalRecipient) : "";
     const address = headerAddress(r.address);

@@ -22,17 +22,21 @@ export interface SinkOptions {
   ehlo?: string[];
   /** The end-of-data reply for a message (default "250 2.0.0 Ok: queued as S<n>"). */
   onMessage?: (m: SinkMessage) => Promise<string | undefined>;
+  /** Address to listen on. @default "127.0.0.1" */
+  hostname?: string;
 }
 
 export class TestSink {
   messages: SinkMessage[] = [];
+  /** The most connections open at the same time. */
+  maxOpen = 0;
   #listener: Deno.Listener | null = null;
   #conns = new Set<Deno.Conn>();
 
   constructor(readonly port: number, readonly opts: SinkOptions = {}) {}
 
   start(): void {
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
+    this.#listener = Deno.listen({ hostname: this.opts.hostname ?? "127.0.0.1", port: this.port });
     (async () => {
       try {
         for await (const c of this.#listener!) void this.#serve(c);
@@ -57,6 +61,7 @@ export class TestSink {
 
   async #serve(conn: Deno.Conn): Promise<void> {
     this.#conns.add(conn);
+    this.maxOpen = Math.max(this.maxOpen, this.#conns.size);
     const enc = new TextEncoder();
     const dec = new TextDecoder();
     const lines = new LineReader();

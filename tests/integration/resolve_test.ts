@@ -2,7 +2,8 @@
  * qmgr resolves with lib/resolve, end to end: a running instance delivers
  * the resolved recipient (`alice%localhost@localhost` to alice's Maildir),
  * and the error agent bounces virtual alias domain recipients, relocated
- * users and transport_maps `error:` entries with Postfix's texts.
+ * users and transport_maps `error:` entries with Postfix's texts, and
+ * defers `retry:` entries.
  */
 import { assertMatch } from "../helpers/assert.ts";
 import { maildirFiles, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
@@ -21,7 +22,8 @@ Deno.test({
         "smtpd_reject_unlisted_recipient = no",
         "virtual_alias_domains = valias.example",
         "relocated_maps = inline:{ moved@localhost=new@else.example }",
-        "transport_maps = inline:{ { closed.example = error:5.7.1 no mail here } }",
+        "transport_maps = inline:{ { closed.example = error:5.7.1 no mail here }," +
+        " { later.example = retry:4.3.2 try again later } }",
         "notify_classes =",
       ].join("\n"),
     });
@@ -49,6 +51,16 @@ Deno.test({
           /error\[\d+\]: [0-9A-F]+: to=<y@closed\.example>, relay=none, .*dsn=5\.7\.1, status=bounced \(no mail here\)/,
         ]
       ) assertMatch(log, re);
+      // The stock master.cf's retry service (the error program) defers instead.
+      await smtpSend(inst.port, {
+        from: "",
+        to: ["z@later.example"],
+        body: "Subject: r\r\n\r\nhi\r\n",
+      });
+      assertMatch(
+        await waitForLog(inst, "z@later.example>, relay=none", 10_000),
+        /error\[\d+\]: [0-9A-F]+: to=<z@later\.example>, relay=none, .*dsn=4\.3\.2, status=deferred \(try again later\)/,
+      );
     } finally {
       await inst.stop();
     }

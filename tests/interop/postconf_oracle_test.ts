@@ -2,7 +2,8 @@
  * Differential test: Postwarden's postconf against a real Postfix postconf
  * (the oracle) on the main.cf/master.cf fixtures under
  * tests/fixtures/postconf/<case>/. Compares stdout and exit status of `-n`,
- * named parameters raw, `-x`, `-h`, `-d`, `-dx` and `-M`. Stderr is not
+ * named parameters raw, `-x`, `-h`, `-d`, `-dx`, `-M`, and `-b`/`-t` (bounce
+ * templates) where the fixture has a bounce.cf. Stderr is not
  * compared (Postfix repeats and reorders its warnings).
  *
  * Only parameters of Postwarden's table are asked for, minus those whose
@@ -113,6 +114,13 @@ Deno.test({
         hasMaster = false;
       }
       if (hasMaster) invocations.push(["-M"], ["-M", "smtp", "pickup/unix", "tlsmgr/inet"]);
+      try {
+        Deno.statSync(`${dir}/bounce.cf`);
+        // bounce(5): main.cf's bounce_template_file, then the file named.
+        invocations.push(["-t"], ["-b"], ["-t", `${dir}/bounce.cf`], ["-b", `${dir}/bounce.cf`]);
+      } catch {
+        // no templates in this fixture
+      }
       for (const args of invocations) {
         const label = `${name}: postconf ${args.slice(0, 3).join(" ")}${
           args.length > 3 ? " ..." : ""
