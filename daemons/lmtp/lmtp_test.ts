@@ -149,6 +149,20 @@ Deno.test("lmtp delivery agent", async (t) => {
     }
   });
 
+  await t.step("a destination list: the next one when the first cannot be reached", async () => {
+    await withServer({}, async (srv, ctx, agent) => {
+      const nh = `unix:private/missing, inet:[127.0.0.1]:${srv.port}`;
+      const st = await run(agent, ctx, await queueMessage(ctx, nh, ["a@x.test"]));
+      assertEquals(st[0].status, "sent", st[0].reason);
+      assertEquals(st[0].relay, `127.0.0.1[127.0.0.1]:${srv.port}`);
+      // Both down: the last one's reason.
+      const down = "unix:private/missing, inet:[127.0.0.1]:1";
+      const again = await run(agent, ctx, await queueMessage(ctx, down, ["b@x.test"]));
+      assertEquals([again[0].status, again[0].dsn], ["deferred", "4.4.1"]);
+      assertEquals(again[0].reason, "connect to 127.0.0.1[127.0.0.1]:1: Connection refused");
+    }, { tcp: true });
+  });
+
   await t.step(
     "421 in reply to end of data: that one deferred, later replies still read",
     async () => {
