@@ -68,9 +68,11 @@ const HELP: Record<string, Help> = {
     ],
   },
   postsuper: {
-    synopsis: ["postsuper [-c DIR] [-d ID] [-e ID] [-f ID] [-h ID] [-H ID] [-r ID] [QUEUE...]"],
+    synopsis: [
+      "postsuper [-psS] [-c DIR] [-d ID] [-e ID] [-f ID] [-h ID] [-H ID] [-r ID] [QUEUE...]",
+    ],
     summary:
-      "Delete, hold, release or requeue queued mail, like postsuper(1). ID is a queue id, ALL, or - (ids from stdin).",
+      "Delete, hold, release or requeue queued mail, purge temporary files and repair the queue, like postsuper(1). ID is a queue id, ALL, or - (ids from stdin). No option: -p -s.",
     options: [
       CONFIG,
       ["-d ID", "delete the message"],
@@ -79,7 +81,16 @@ const HELP: Record<string, Help> = {
       ["-h ID", "put the message on hold"],
       ["-H ID", "release the message from hold"],
       ["-r ID", "requeue the message (retry now, deferral log removed)"],
-      ["QUEUE", "queues searched: maildrop incoming active deferred hold corrupt"],
+      ["-p", "purge temporary files older than a day (left by crashes)"],
+      [
+        "-s",
+        "structure check and repair: bogus names, damaged files to corrupt/, names fixed to their queue id, modes",
+      ],
+      ["-S", "as -s"],
+      [
+        "QUEUE",
+        "queues searched: maildrop incoming active deferred hold corrupt (and defer for -p/-s)",
+      ],
       VERBOSE,
     ],
   },

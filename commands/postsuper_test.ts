@@ -207,7 +207,7 @@ Deno.test("postsuper", async (t) => {
   });
 
   await t.step("bad command lines and configs: fatal, exit 1", async () => {
-    const u = await run(root, []);
+    const u = await run(root, ["-Z"]);
     assertEquals(u.code, 1);
     assertStringIncludes(u.err[0], "postsuper: fatal: usage: postsuper");
     const d = await run(root, ["-d", "ALL", "nosuch"]);
