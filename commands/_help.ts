@@ -55,7 +55,7 @@ const HELP: Record<string, Help> = {
     ],
   },
   postqueue: {
-    synopsis: ["postqueue [-c DIR] -p | -j | -f | -i ID"],
+    synopsis: ["postqueue [-c DIR] -p | -j | -f | -i ID | -s SITE"],
     summary: "List the mail queue or ask for deferred mail to be retried now, like postqueue(1).",
     options: [
       CONFIG,
@@ -63,7 +63,7 @@ const HELP: Record<string, Help> = {
       ["-j", "list the queue as JSON, one message a line (Postfix 3.5+ format)"],
       ["-f", "ask qmgr to retry deferred mail now"],
       ["-i ID", "ask qmgr to retry that deferred message now"],
-      ["-s SITE", "not supported (no fast flush service)"],
+      ["-s SITE", "ask qmgr to retry the deferred mail for SITE now (SITE in fast_flush_domains)"],
       VERBOSE,
     ],
   },
