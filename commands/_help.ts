@@ -94,6 +94,27 @@ const HELP: Record<string, Help> = {
       VERBOSE,
     ],
   },
+  qshape: {
+    synopsis: [
+      "qshape [-s] [-p] [-m MIN] [-b COUNT] [-t MINUTES] [-l] [-w WIDTH] [-N COUNT] [-n COUNT]",
+      "[-c DIR] [QUEUE...]",
+    ],
+    summary:
+      "Show the queue's distribution by domain and age, like qshape(1); QUEUE: incoming and active by default, names relative to queue_directory or absolute paths.",
+    options: [
+      CONFIG,
+      ["-s", "count sender domains instead of recipient domains"],
+      ["-p", "also count parent domains (.example.com), shown with at least MIN subdomains"],
+      ["-m MIN", "subdomains a parent domain needs to be shown (default 5)"],
+      ["-b COUNT", "number of age buckets (default 10)"],
+      ["-t MINUTES", "age limit of the first bucket (default 5); each next one doubles"],
+      ["-l", "linear buckets: each one MINUTES older than the previous"],
+      ["-w WIDTH", "terminal width, above 80 (default 80)"],
+      ["-N COUNT", "on a terminal, show interim results every COUNT messages (default 1000)"],
+      ["-n COUNT", "on a terminal, show only the top COUNT domains (default 20)"],
+      ["-h", "print the usage text"],
+    ],
+  },
   postcat: {
     synopsis: ["postcat [-behv] [-c DIR] FILE...", "postcat [-behv] [-c DIR] -q ID..."],
     summary: "Show queue files in human-readable form, like postcat(1).",
