@@ -164,14 +164,14 @@ const HELP: Record<string, Help> = {
   sendmail: {
     synopsis: [
       "sendmail [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [-c DIR] [RECIPIENT...]",
-      "sendmail -bp",
+      "sendmail -bp | -q | -qRSITE | -qIID | -bi | -I | -bs | -bh",
     ],
     summary:
-      "Submit a message read from standard input, like Postfix's sendmail(1); mailq is sendmail -bp.",
+      "Submit a message read from standard input, like Postfix's sendmail(1); mailq is sendmail -bp. Every fatal error exits 75, as Postfix's.",
     options: [
       CONFIG,
       ["-C DIR", "as -c"],
-      ["-t", "also take recipients from To:, Cc: and Bcc:"],
+      ["-t", "also take recipients from To:, Cc: and Bcc: (Bcc: is removed; -N applies to them)"],
       ["-i", 'a line with a single "." does not end the message (also -oi)'],
       ["-f SENDER", "envelope sender (else the invoking user)"],
       ["-r SENDER", "as -f (obsolete)"],
@@ -181,8 +181,17 @@ const HELP: Record<string, Help> = {
       ["-V ENVID", "DSN envelope id"],
       ["-bm", "read and submit a message (the default)"],
       ["-bp", "list the queue (as postqueue -p)"],
-      ["-bs -bd -bi -bv -q -I -X", "not supported (exit 64)"],
-      ["-A -B -e -G -h -L -m -n -O -o -p -U -v -x", "accepted and ignored, as Postfix does"],
+      ["-q", "retry deferred mail now (as postqueue -f); -q30m and other intervals do nothing"],
+      ["-qRSITE", "retry the deferred mail for SITE now (as postqueue -s SITE)"],
+      ["-qIID", "retry that deferred message now (as postqueue -i ID)"],
+      ["-bi -I", "rebuild the alias databases (as newaliases)"],
+      ["-bs", "speak SMTP on standard input and output; mail goes through the maildrop"],
+      ["-bh -bH", "do nothing, as Postfix"],
+      [
+        "-bd -bl -bv -n -X",
+        "not supported (a fatal error): start with postwarden start; no -bv reports",
+      ],
+      ["-A -B -e -G -h -L -m -O -o -p -U -v -x", "accepted and ignored, as Postfix does"],
     ],
   },
 };
