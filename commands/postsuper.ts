@@ -386,9 +386,11 @@ export async function postsuper(args: string[], io: PostsuperIo): Promise<number
         structure: o.structure,
         now: io.now,
       });
+      // To the maillog too, as Postfix to syslog; not twice when the maillog is stderr.
+      const toLog = io.log !== undefined || cfg.str("maillog_file") !== "";
       for (const w of res.warnings) {
         io.err(`postsuper: warning: ${w}`);
-        run.log.warn(w);
+        if (toLog) run.log.warn(w);
       }
       for (const d of res.changedDirs) run.changedDirs.add(d);
       if (res.renamed > 0) {
@@ -397,10 +399,10 @@ export async function postsuper(args: string[], io: PostsuperIo): Promise<number
         run.changedDirs.clear();
         const line = `Renamed to match queue id: ${n} message${n === 1 ? "" : "s"}`;
         io.err(`postsuper: ${line}`);
-        run.log.info(line);
+        if (toLog) run.log.info(line);
         const warn = "QUEUE FILE NAMES WERE CHANGED TO MATCH THEIR QUEUE IDS";
         io.err(`postsuper: warning: ${warn}`);
-        run.log.warn(warn);
+        if (toLog) run.log.warn(warn);
         if (o.ids.size > 0) {
           io.err(`postsuper: error: ${warn}`);
           throw new FatalError("CHECK YOUR QUEUE IDS AND RE-ISSUE THE COMMAND");

@@ -189,7 +189,7 @@ async function checkEntry(
   if (queue === "maildrop" || queue === "defer") return;
   fixMode(path, st, shown, owner, res);
   if (queue === "active") return;
-  await checkContent(q, queue, name, shown, res);
+  await checkContent(q, queue, name, shown, st, res);
 }
 
 /** Removes group and other access from a message file or log; reports a foreign owner. */
@@ -235,9 +235,14 @@ async function checkContent(
   queue: "incoming" | "deferred" | "hold",
   name: string,
   shown: string,
+  seen: Deno.FileInfo,
   res: CheckResult,
 ): Promise<void> {
   const path = q.path(queue, name);
+  // QueueFile.open follows links: the entry must still be the regular file lstat saw,
+  // so that root never reads what a link swapped in names (nor blocks on a FIFO).
+  const again = await Deno.lstat(path).catch(() => null);
+  if (!again?.isFile || again.ino !== seen.ino || again.dev !== seen.dev) return;
   let id: string;
   try {
     const f = await QueueFile.open(path);
@@ -249,9 +254,11 @@ async function checkContent(
       res.warnings.push(`${shown}: cannot read: ${(e as Error).message}`);
       return;
     }
+    // A JSON parser's message quotes the file's bytes: only the format error's own words.
+    const why = e instanceof SyntaxError ? "bad envelope record" : errText(e);
     if (await moveNoReplace(path, q.path("corrupt", name))) {
       res.changedDirs.add(q.dir(queue)).add(q.dir("corrupt"));
-      res.warnings.push(`${shown}: damaged queue file moved to corrupt/: ${printable(errText(e))}`);
+      res.warnings.push(`${shown}: damaged queue file moved to corrupt/: ${printable(why)}`);
     } else {
       res.warnings.push(`${shown}: damaged queue file; corrupt/${name} exists, left in place`);
     }

@@ -175,8 +175,31 @@ Deno.test("postsuper -p and -s", async (t) => {
       assertEquals(await exists(old), false);
       assertEquals((await run(root, ["-s", "defer"])).err.length, 1);
       assertEquals((await run(root, ["-s", "incoming"])).err, []);
+      await Deno.remove(`${q.dir("defer")}/bogus`);
       const bad = await run(root, ["-p", "nosuch"]);
       assertEquals([bad.code, bad.err], [1, ["postsuper: fatal: invalid directory name: nosuch"]]);
+    });
+    await t.step("-s -p with the permissions of deno task postsuper", async () => {
+      const old = `${q.dir("maildrop")}/.${newQueueId()}.0123.tmp`;
+      await aged(old, 2 * DAY);
+      const id = await message(q.dir("deferred"));
+      await Deno.chmod(q.path("deferred", id), 0o640);
+      const task = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)))
+        .tasks.postsuper as string;
+      const flags = task.split(" ").filter((w) => w.startsWith("--"));
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", ...flags, new URL("./postsuper.ts", import.meta.url).pathname, "-s", "-p"],
+        env: { MAIL_CONFIG: root },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(out.stderr);
+      assertEquals([out.code, err], [
+        0,
+        `postsuper: warning: deferred/${id}: mode 0640 gave group or other access; changed to 0600\n`,
+      ]);
+      assertEquals(await exists(old), false);
     });
   } finally {
     await Deno.remove(root, { recursive: true });

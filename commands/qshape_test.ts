@@ -145,6 +145,40 @@ Deno.test("qshape", async (t) => {
     }
   });
 
+  await t.step("with the permissions of deno task qshape (read-only)", async () => {
+    const root = await Deno.makeTempDir({ prefix: "qshape_task_test" });
+    const q = new QueueDir(`${root}/queue`);
+    await q.create();
+    await Deno.writeTextFile(`${root}/main.cf`, `queue_directory = ${q.root}\n`);
+    try {
+      await writeQueueFile(
+        q.dir("incoming"),
+        { sender: "s@example.com" },
+        [{ address: "a@task.example" }],
+        "Subject: x\r\n\r\n",
+      );
+      const task = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)))
+        .tasks.qshape as string;
+      const flags = task.split(" ").filter((w) => w.startsWith("--"));
+      assertEquals(flags, ["--allow-read", "--allow-env"]);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", ...flags, new URL("./qshape.ts", import.meta.url).pathname, "-c", root],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      assertEquals([out.code, dec.decode(out.stderr)], [0, ""]);
+      assertEquals(dec.decode(out.stdout).split("\n")[2].trim().split(/\s+/).slice(0, 3), [
+        "task.example",
+        "1",
+        "1",
+      ]);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  });
+
   await t.step("bad options: Getopt::Std's words and the usage, exit 255", async () => {
     const r = await run(["-x"]);
     assertEquals(r.code, 255);
