@@ -409,6 +409,10 @@ export async function postsuper(args: string[], io: PostsuperIo): Promise<number
         }
       }
     }
+    // ALL makes the other ids of that option moot: ignored, silently as Postfix 3.7 (live run).
+    for (const op of ["delete", "requeue", "hold", "release"] as const) {
+      if (o.ids.get(op)?.includes("ALL")) o.ids.set(op, ["ALL"]);
+    }
     let stdinIds: string[] | null = null;
     const readStdin = async () => {
       stdinIds ??= (await io.stdin?.() ?? "").split("\n")
