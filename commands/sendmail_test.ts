@@ -377,6 +377,21 @@ Deno.test("sendmail command", async (t) => {
       assertStringIncludes(run.stderr, "sendmail: fatal: ");
     });
 
+    await t.step("-bi and -I build alias_database, as newaliases", async () => {
+      const dir = `${root}/aliases-conf`;
+      await Deno.mkdir(dir);
+      await Deno.writeTextFile(`${dir}/aliases`, "postmaster: root\n");
+      await Deno.writeTextFile(
+        `${dir}/main.cf`,
+        `queue_directory = ${root}/spool\nalias_database = hash:${dir}/aliases\n`,
+      );
+      for (const mode of ["-bi", "-I"]) {
+        await Deno.remove(`${dir}/aliases.hash.pwdb`).catch(() => {});
+        assertEquals(await runSendmail(["-c", dir, mode], ""), { code: 0, stderr: "" }, mode);
+        assert((await Deno.stat(`${dir}/aliases.hash.pwdb`)).isFile, mode);
+      }
+    });
+
     await t.step("exit 75 without main.cf", async () => {
       const run = await runSendmail(["-c", `${root}/missing`, "bob@x"], "x\n");
       assertEquals(run.code, 75);
