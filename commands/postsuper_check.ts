@@ -36,7 +36,11 @@
  *
  * Moves never replace an existing file (link, then unlink), so a repair
  * can never lose a message; a file that qmgr moves meanwhile is skipped.
- * Every folder changed is fsync'ed by the caller (`changedDirs`).
+ * As Postfix advises for its -s, run it while Postwarden is stopped: on a
+ * live queue, a message qmgr takes in the instant between the link and
+ * the unlink of a repair may be delivered twice (never lost). -p is safe
+ * on a live queue. Every folder changed is fsync'ed by the caller
+ * (`changedDirs`).
  *
  * @module
  */
