@@ -592,12 +592,6 @@ export class CleanupService {
   }
 }
 
-/**
- * NOTIFY for the addresses an alias expanded to: without SUCCESS, as
- * Postfix (RFC 3461 "expanded": the sender is not told where the alias
- * leads). Postfix also sends the sender an "expanded" notice; Postwarden
- * does not (yet).
- */
 /** sendmail -t -N: the NOTIFY list for extracted recipients, when well-formed. */
 function extractNotify(v: unknown): string[] | undefined {
   if (!Array.isArray(v) || v.length === 0 || v.length > 3) return undefined;
@@ -606,6 +600,12 @@ function extractNotify(v: unknown): string[] | undefined {
   return ok ? [...v] : undefined;
 }
 
+/**
+ * NOTIFY for the addresses an alias expanded to: without SUCCESS, as
+ * Postfix (RFC 3461 "expanded": the sender is not told where the alias
+ * leads). Postfix also sends the sender an "expanded" notice; Postwarden
+ * does not (yet).
+ */
 function withoutSuccess(notify: string[] | undefined): string[] | undefined {
   if (!notify?.some((n) => n.toUpperCase() === "SUCCESS")) return notify;
   const rest = notify.filter((n) => n.toUpperCase() !== "SUCCESS");
