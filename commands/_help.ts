@@ -55,7 +55,7 @@ const HELP: Record<string, Help> = {
     ],
   },
   postqueue: {
-    synopsis: ["postqueue [-c DIR] -p | -j | -f | -i ID"],
+    synopsis: ["postqueue [-c DIR] -p | -j | -f | -i ID | -s SITE"],
     summary: "List the mail queue or ask for deferred mail to be retried now, like postqueue(1).",
     options: [
       CONFIG,
@@ -63,14 +63,16 @@ const HELP: Record<string, Help> = {
       ["-j", "list the queue as JSON, one message a line (Postfix 3.5+ format)"],
       ["-f", "ask qmgr to retry deferred mail now"],
       ["-i ID", "ask qmgr to retry that deferred message now"],
-      ["-s SITE", "not supported (no fast flush service)"],
+      ["-s SITE", "ask qmgr to retry the deferred mail for SITE now (SITE in fast_flush_domains)"],
       VERBOSE,
     ],
   },
   postsuper: {
-    synopsis: ["postsuper [-c DIR] [-d ID] [-e ID] [-f ID] [-h ID] [-H ID] [-r ID] [QUEUE...]"],
+    synopsis: [
+      "postsuper [-psS] [-c DIR] [-d ID] [-e ID] [-f ID] [-h ID] [-H ID] [-r ID] [QUEUE...]",
+    ],
     summary:
-      "Delete, hold, release or requeue queued mail, like postsuper(1). ID is a queue id, ALL, or - (ids from stdin).",
+      "Delete, hold, release or requeue queued mail, purge temporary files and repair the queue, like postsuper(1). ID is a queue id, ALL, or - (ids from stdin). No option: -p -s.",
     options: [
       CONFIG,
       ["-d ID", "delete the message"],
@@ -79,8 +81,38 @@ const HELP: Record<string, Help> = {
       ["-h ID", "put the message on hold"],
       ["-H ID", "release the message from hold"],
       ["-r ID", "requeue the message (retry now, deferral log removed)"],
-      ["QUEUE", "queues searched: maildrop incoming active deferred hold corrupt"],
+      ["-p", "purge temporary files older than a day (left by crashes)"],
+      [
+        "-s",
+        "structure check and repair: bogus names, damaged files to corrupt/, names fixed to their queue id, modes",
+      ],
+      ["-S", "as -s"],
+      [
+        "QUEUE",
+        "queues searched: maildrop incoming active deferred hold corrupt (and defer for -p/-s)",
+      ],
       VERBOSE,
+    ],
+  },
+  qshape: {
+    synopsis: [
+      "qshape [-s] [-p] [-m MIN] [-b COUNT] [-t MINUTES] [-l] [-w WIDTH] [-N COUNT] [-n COUNT]",
+      "[-c DIR] [QUEUE...]",
+    ],
+    summary:
+      "Show the queue's distribution by domain and age, like qshape(1); QUEUE: incoming and active by default, names relative to queue_directory or absolute paths.",
+    options: [
+      CONFIG,
+      ["-s", "count sender domains instead of recipient domains"],
+      ["-p", "also count parent domains (.example.com), shown with at least MIN subdomains"],
+      ["-m MIN", "subdomains a parent domain needs to be shown (default 5)"],
+      ["-b COUNT", "number of age buckets (default 10)"],
+      ["-t MINUTES", "age limit of the first bucket (default 5); each next one doubles"],
+      ["-l", "linear buckets: each one MINUTES older than the previous"],
+      ["-w WIDTH", "terminal width, above 80 (default 80)"],
+      ["-N COUNT", "on a terminal, show interim results every COUNT messages (default 1000)"],
+      ["-n COUNT", "on a terminal, show only the top COUNT domains (default 20)"],
+      ["-h", "print the usage text"],
     ],
   },
   postcat: {
@@ -135,14 +167,14 @@ const HELP: Record<string, Help> = {
   sendmail: {
     synopsis: [
       "sendmail [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [-c DIR] [RECIPIENT...]",
-      "sendmail -bp",
+      "sendmail -bp | -q | -qRSITE | -qIID | -bi | -I | -bs | -bh",
     ],
     summary:
-      "Submit a message read from standard input, like Postfix's sendmail(1); mailq is sendmail -bp.",
+      "Submit a message read from standard input, like Postfix's sendmail(1); mailq is sendmail -bp. Every fatal error exits 75, as Postfix's.",
     options: [
       CONFIG,
       ["-C DIR", "as -c"],
-      ["-t", "also take recipients from To:, Cc: and Bcc:"],
+      ["-t", "also take recipients from To:, Cc: and Bcc: (Bcc: is removed; -N applies to them)"],
       ["-i", 'a line with a single "." does not end the message (also -oi)'],
       ["-f SENDER", "envelope sender (else the invoking user)"],
       ["-r SENDER", "as -f (obsolete)"],
@@ -152,8 +184,17 @@ const HELP: Record<string, Help> = {
       ["-V ENVID", "DSN envelope id"],
       ["-bm", "read and submit a message (the default)"],
       ["-bp", "list the queue (as postqueue -p)"],
-      ["-bs -bd -bi -bv -q -I -X", "not supported (exit 64)"],
-      ["-A -B -e -G -h -L -m -n -O -o -p -U -v -x", "accepted and ignored, as Postfix does"],
+      ["-q", "retry deferred mail now (as postqueue -f); -q30m and other intervals do nothing"],
+      ["-qRSITE", "retry the deferred mail for SITE now (as postqueue -s SITE)"],
+      ["-qIID", "retry that deferred message now (as postqueue -i ID)"],
+      ["-bi -I", "rebuild the alias databases (as newaliases)"],
+      ["-bs", "speak SMTP on standard input and output; mail goes through the maildrop"],
+      ["-bh -bH", "do nothing, as Postfix"],
+      [
+        "-bd -bl -bv -n -X",
+        "not supported (a fatal error): start with postwarden start; no -bv reports",
+      ],
+      ["-A -B -e -G -h -L -m -O -o -p -U -v -x", "accepted and ignored, as Postfix does"],
     ],
   },
 };

@@ -6,6 +6,7 @@
  *     postqueue [-v] [-c DIR] -j      list the queue as JSON, one object a line
  *     postqueue [-v] [-c DIR] -f      ask qmgr to retry deferred mail now
  *     postqueue [-v] [-c DIR] -i ID   ask qmgr to retry that deferred message now
+ *     postqueue [-v] [-c DIR] -s SITE ask qmgr to retry the deferred mail for SITE now
  *
  * -c DIR (else MAIL_CONFIG, else the repo's conf/) names the configuration;
  * the queue is `queue_directory`, resolved against the configuration
@@ -40,15 +41,25 @@
  * takes that message from deferred/ now (when the active queue is full, it
  * is made due for the next deferred scan); an id that is not deferred is
  * nothing to do, as in Postfix, and a malformed one is refused (exit 64,
- * "Cannot flush queue ID - invalid name"). Not supported: -s site (no fast
- * flush service).
+ * "Cannot flush queue ID - invalid name").
+ *
+ * -s SITE: a host name or an address literal (else "Cannot flush mail
+ * queue - invalid destination: "SITE"", exit 69) that fast_flush_domains
+ * lists (a domain list, default $relay_domains, so that with Postfix's
+ * default of an empty relay_domains no site is eligible: "Flush service is
+ * not configured for destination "SITE"", exit 69), Postfix's words from a
+ * live 3.7 run. Then {op: "flush", site} asks qmgr to take now every
+ * deferred message with a recipient not yet delivered in that domain
+ * (daemons/qmgr/flush_site.ts; Postfix's flush service keeps per-site
+ * logs for this, Postwarden reads the deferred envelopes).
  *
  * Exit status: 0 done; 64 (EX_USAGE) bad command line; 69 (EX_UNAVAILABLE)
  * for every fatal error, as Postfix's postqueue does: main.cf unreadable,
  * queue directory missing ("chdir DIR: No such file or directory"), or
  * "Cannot flush mail queue - mail system is down".
  *
- * Parameters: queue_directory, empty_address_recipient.
+ * Parameters: queue_directory, empty_address_recipient, fast_flush_domains
+ * (with parent_domain_matches_subdomains).
  *
  * Run: deno task mailq, deno task postqueue (see deno.json for permissions;
  * -f needs --allow-write and --allow-net to reach the qmgr socket).
@@ -66,6 +77,9 @@ import {
   loadConfig,
 } from "../lib/config/mod.ts";
 import { IpcError, ipcRequest } from "../lib/ipc/mod.ts";
+import { DictError } from "../lib/maps/mod.ts";
+import { MatchList, validHostname } from "../lib/resolve/mod.ts";
+import { validMailhostAddr } from "../daemons/smtpd/xclient.ts";
 import {
   forceExpired,
   isQueueId,
@@ -295,6 +309,8 @@ export interface FlushOptions {
   timeoutMs?: number;
   /** Only this deferred message (postqueue -i); pickup is not woken then. */
   id?: string;
+  /** Only the deferred mail for this site (postqueue -s); pickup is not woken then. */
+  site?: string;
 }
 
 /**
@@ -307,7 +323,11 @@ export async function flushQueue(queueDir: string, opts: FlushOptions = {}): Pro
   const down = "Cannot flush mail queue - mail system is down";
   let reply: { ok?: boolean; error?: string };
   try {
-    const request = opts.id === undefined ? { op: "flush" } : { op: "flush", id: opts.id };
+    const request = opts.id !== undefined
+      ? { op: "flush", id: opts.id }
+      : opts.site !== undefined
+      ? { op: "flush", site: opts.site }
+      : { op: "flush" };
     reply = await ipcRequest(q.publicSocket("qmgr"), request, {
       timeoutMs: opts.timeoutMs ?? 60_000,
     });
@@ -320,7 +340,7 @@ export async function flushQueue(queueDir: string, opts: FlushOptions = {}): Pro
   if (reply?.ok !== true) {
     throw new FatalError(`${down}${reply?.error ? ` (${reply.error})` : ""}`, EX.UNAVAILABLE);
   }
-  if (opts.id !== undefined) return;
+  if (opts.id !== undefined || opts.site !== undefined) return;
   await ipcRequest(q.publicSocket("pickup"), { op: "wakeup" }, { timeoutMs: 2000 })
     .catch(() => {});
 }
@@ -337,13 +357,14 @@ export interface PostqueueIo {
   timeZone?: string;
 }
 
-type Mode = "f" | "i" | "j" | "p";
+type Mode = "f" | "i" | "j" | "p" | "s";
 
-/** getopt(3) over "c:fi:jps:v"; returns the mode, -c and -i's queue id. */
-function parseArgs(args: string[]): { mode: Mode; c?: string; id?: string } {
+/** getopt(3) over "c:fi:jps:v"; returns the mode, -c, -i's queue id and -s's site. */
+function parseArgs(args: string[]): { mode: Mode; c?: string; id?: string; site?: string } {
   let mode: Mode | undefined;
   let c: string | undefined;
   let id: string | undefined;
+  let site: string | undefined;
   let parsed;
   try {
     parsed = getopt(args, "c:fi:js:pv");
@@ -353,16 +374,12 @@ function parseArgs(args: string[]): { mode: Mode; c?: string; id?: string } {
   }
   for (const { flag, value } of parsed.opts) {
     if (flag === "c") c = value;
-    else if (flag === "s") {
-      throw new FatalError(
-        "-s is not supported by Postwarden (no fast flush service); use -f",
-        EX.USAGE,
-      );
-    } else if (flag === "v") continue;
+    else if (flag === "v") continue;
     else if (mode) throw new FatalError(USAGE, EX.USAGE);
     else {
       mode = flag as Mode;
       if (flag === "i") id = value;
+      if (flag === "s") site = value;
     }
   }
   if (parsed.operands.length > 0 || !mode) throw new FatalError(USAGE, EX.USAGE);
@@ -370,7 +387,42 @@ function parseArgs(args: string[]): { mode: Mode; c?: string; id?: string } {
     const shown = id.length > 100 ? `${id.slice(0, 100)}...` : id;
     throw new FatalError(`Cannot flush queue ID - invalid name: "${shown}"`, EX.USAGE);
   }
-  return { mode, c, id };
+  return { mode, c, id, site };
+}
+
+/** Postfix's check of a -s site: a host name or an address literal. */
+export function validSite(site: string): boolean {
+  const literal = /^\[(.*)\]$/.exec(site);
+  return literal ? validMailhostAddr(literal[1]) !== null : validHostname(site);
+}
+
+/**
+ * Whether fast_flush_domains lists `site` (Postfix's flush_policy_ok), as
+ * a domain list, parent style when parent_domain_matches_subdomains names it.
+ */
+export async function flushEligible(cfg: Config, site: string): Promise<boolean> {
+  const parent = cfg.list("parent_domain_matches_subdomains").includes("fast_flush_domains");
+  let list: MatchList;
+  try {
+    list = await MatchList.open(
+      "fast_flush_domains",
+      cfg.str("fast_flush_domains"),
+      parent ? "parent" : "domain",
+    );
+  } catch (e) {
+    if (e instanceof DictError) throw new FatalError(e.message, EX.UNAVAILABLE);
+    throw e;
+  }
+  try {
+    return await list.match(site);
+  } catch (e) {
+    if (e instanceof DictError) {
+      throw new FatalError(`fast_flush_domains: lookup of ${site}: ${e.message}`, EX.UNAVAILABLE);
+    }
+    throw e;
+  } finally {
+    await list.close();
+  }
 }
 
 /** The host name for $myhostname, only when readable without a permission prompt. */
@@ -397,7 +449,7 @@ export function queueDirectory(cfg: Config): string {
 /** Run postqueue with `args`; returns the exit status. */
 export async function postqueue(args: string[], io: PostqueueIo): Promise<number> {
   try {
-    const { mode, c, id } = parseArgs(args);
+    const { mode, c, id, site } = parseArgs(args);
     const dir = configDirFrom({ c }, io.env ?? {});
     let cfg;
     try {
@@ -407,6 +459,23 @@ export async function postqueue(args: string[], io: PostqueueIo): Promise<number
       throw e;
     }
     const queueDir = queueDirectory(cfg);
+    if (mode === "s") {
+      const shown = site!.length > 100 ? `${printable(site!.slice(0, 100))}...` : printable(site!);
+      if (!validSite(site!)) {
+        throw new FatalError(
+          `Cannot flush mail queue - invalid destination: "${shown}"`,
+          EX.UNAVAILABLE,
+        );
+      }
+      if (!await flushEligible(cfg, site!)) {
+        throw new FatalError(
+          `Flush service is not configured for destination "${shown}"`,
+          EX.UNAVAILABLE,
+        );
+      }
+      await flushQueue(queueDir, { site: site!.toLowerCase() });
+      return EX.OK;
+    }
     if (mode === "f" || mode === "i") {
       await flushQueue(queueDir, { id });
       return EX.OK;

@@ -218,9 +218,6 @@ Deno.test("postqueue command line", async (t) => {
     assertEquals([i.code, i.err], [64, [
       'postqueue: fatal: Cannot flush queue ID - invalid name: "../../etc/passwd"',
     ]]);
-    const s = await run(["-c", conf, "-s", "example.com"]);
-    assertEquals(s.code, 64);
-    assertStringIncludes(s.err[0], "-s is not supported");
   });
 
   await t.step("missing queue directory is fatal, exit 69", async () => {
@@ -276,6 +273,49 @@ Deno.test("postqueue command line", async (t) => {
     } finally {
       server.close();
       await server.done;
+    }
+  });
+
+  await t.step("-s: Postfix's refusals (live 3.7), then qmgr asked for the site", async () => {
+    const refused = async (site: string, text: string) => {
+      const r = await run(["-c", conf, "-s", site]);
+      assertEquals([r.code, r.err], [69, [`postqueue: fatal: ${text}`]], site);
+    };
+    // Default fast_flush_domains = $relay_domains, empty at compatibility level 3.6.
+    await refused(
+      "relay.example",
+      'Flush service is not configured for destination "relay.example"',
+    );
+    await refused("bad site", 'Cannot flush mail queue - invalid destination: "bad site"');
+    await refused("[1.2.3.999]", 'Cannot flush mail queue - invalid destination: "[1.2.3.999]"');
+    await Deno.writeTextFile(
+      `${conf}/main.cf`,
+      "queue_directory = $config_directory/../spool\nrelay_domains = relay.example\n",
+    );
+    await refused(
+      "other.example",
+      'Flush service is not configured for destination "other.example"',
+    );
+    await refused("[1.2.3.4]", 'Flush service is not configured for destination "[1.2.3.4]"');
+    await refused("relay.example", "Cannot flush mail queue - mail system is down");
+    const got: unknown[] = [];
+    const server = ipcListen(q.publicSocket("qmgr"), async (conn) => {
+      got.push(await conn.recvMsg());
+      await conn.send({ ok: true });
+    });
+    try {
+      // A subdomain matches too: fast_flush_domains is in parent_domain_matches_subdomains.
+      for (const site of ["RELAY.example", "mx.relay.example"]) {
+        assertEquals(await run(["-c", conf, "-s", site]), { code: 0, out: "", err: [] });
+      }
+      assertEquals(got, [
+        { op: "flush", site: "relay.example" },
+        { op: "flush", site: "mx.relay.example" },
+      ]);
+    } finally {
+      server.close();
+      await server.done;
+      await Deno.writeTextFile(`${conf}/main.cf`, "queue_directory = $config_directory/../spool\n");
     }
   });
 

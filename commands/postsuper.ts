@@ -2,7 +2,8 @@
  * postsuper: delete, hold, release and requeue queued mail, like Postfix
  * postsuper(1).
  *
- *     postsuper [-v] [-c DIR] [-d ID] [-h ID] [-H ID] [-r ID] [QUEUE...]
+ *     postsuper [-psSv] [-c DIR] [-d ID] [-e ID] [-f ID] [-h ID] [-H ID]
+ *               [-r ID] [QUEUE...]
  *
  * Each of -d (delete), -h (put on hold), -H (release from hold) and -r
  * (requeue) takes a queue id, `ALL` (upper case, as a safety measure) for
@@ -51,7 +52,19 @@
  * activation (a held message stays held until released). -f does the same
  * and releases the message from hold. "ID: expired" is logged and counted
  * ("Force-expired: N messages") only for a message not marked before, as
- * Postfix counts. -p, -s and -S are not supported.
+ * Postfix counts.
+ *
+ * -p purges temporary files left by crashes and -s checks and repairs the
+ * queue's structure (-S is the same as -s: Postwarden's queue file names
+ * carry no inode number to check twice); see postsuper_check.ts for what
+ * each does and reports. Without any operation, postsuper does both, as
+ * Postfix's does. They run before the operations on ids, over the QUEUE
+ * arguments (which may then also name `defer`, the deferral logs) or by
+ * default over defer, maildrop, incoming, active, deferred and hold; when
+ * -s renamed a file to its queue id, operations on ids are refused
+ * ("CHECK YOUR QUEUE IDS AND RE-ISSUE THE COMMAND"), as in Postfix, since
+ * an id given might now name another message. Warnings go to stderr and
+ * the maillog.
  *
  * Exit status: 0 done (also when nothing matched); 1 for a bad command line
  * ("postsuper: fatal: usage: ..." or "invalid directory name: QUEUE"), an
@@ -78,6 +91,7 @@ import {
   syncDir,
 } from "../lib/queue/mod.ts";
 import { makeLogger } from "../lib/service/mod.ts";
+import { CHECKED_QUEUES, type CheckedQueue, checkQueues } from "./postsuper_check.ts";
 import { hostnameIfPermitted, queueDirectory } from "./postqueue.ts";
 import { getopt, GetoptError } from "./_cli.ts";
 import { printHelpIfAsked } from "./_help.ts";
@@ -120,9 +134,11 @@ const LOGGED: Record<Operation, string> = {
   release: "released from hold",
 };
 
+/** Postfix 3.7's usage line, word for word. */
 const USAGE = "usage: postsuper [-c config_dir] [-d queue_id (delete)] " +
-  "[-e queue_id (expire)] [-f queue_id (force expire)] [-h queue_id (hold)] " +
-  "[-H queue_id (un-hold)] [-r queue_id (requeue)] [-v (verbose)] [queue...]";
+  "[-e queue_id (expire)] [-f queue_id (expire and/or un-hold)] [-h queue_id (hold)] " +
+  "[-H queue_id (un-hold)] [-p (purge temporary files)] [-r queue_id (requeue)] " +
+  "[-s (structure fix)] [-S (redundant structure fix)][-v (verbose)] [queue...]";
 
 /** Where postsuper writes and what it reads from its environment. */
 export interface PostsuperIo {
@@ -149,15 +165,32 @@ interface Options {
   ids: Map<Operation, string[]>;
   /** The expire arguments given with -f (those messages also leave hold). */
   releasing: Set<string>;
+  /** The QUEUE arguments (message queues, and defer for -p/-s). */
+  named: CheckedQueue[];
+  /** Whether QUEUE arguments were given. */
+  anyNamed: boolean;
+  /** Message queues among them, for the operations on ids. */
   queues: QueueName[];
+  /** -p */
+  purge: boolean;
+  /** -s or -S */
+  structure: boolean;
 }
 
-/** getopt(3) over "c:d:e:f:h:H:r:v", then the queue names. */
+/** getopt(3) over "c:d:e:f:h:H:pr:sSv", then the queue names. */
 function parseArgs(args: string[]): Options {
-  const o: Options = { ids: new Map(), releasing: new Set(), queues: [] };
+  const o: Options = {
+    ids: new Map(),
+    releasing: new Set(),
+    named: [],
+    anyNamed: false,
+    queues: [],
+    purge: false,
+    structure: false,
+  };
   let parsed;
   try {
-    parsed = getopt(args, "c:d:e:f:h:H:r:v");
+    parsed = getopt(args, "c:d:e:f:h:H:pr:sSv");
   } catch (e) {
     if (e instanceof GetoptError) throw new FatalError(USAGE);
     throw e;
@@ -165,19 +198,23 @@ function parseArgs(args: string[]): Options {
   for (const { flag, value } of parsed.opts) {
     if (flag === "v") continue;
     if (flag === "c") o.c = value;
+    else if (flag === "p") o.purge = true;
+    else if (flag === "s" || flag === "S") o.structure = true;
     else {
       const op = FLAGS[flag];
       o.ids.set(op, [...(o.ids.get(op) ?? []), value!]);
       if (flag === "f") o.releasing.add(value!);
     }
   }
+  o.anyNamed = parsed.operands.length > 0;
   for (const name of parsed.operands) {
-    if (!(QUEUES as readonly string[]).includes(name)) {
-      throw new FatalError(`invalid directory name: ${name}`);
-    }
-    o.queues.push(name as QueueName);
+    const known = [...QUEUES, ...CHECKED_QUEUES] as readonly string[];
+    if (!known.includes(name)) throw new FatalError(`invalid directory name: ${name}`);
+    if ((QUEUES as readonly string[]).includes(name)) o.queues.push(name as QueueName);
+    if ((CHECKED_QUEUES as readonly string[]).includes(name)) o.named.push(name as CheckedQueue);
   }
-  if (o.ids.size === 0) throw new FatalError(USAGE);
+  // No operation at all: purge and check, as Postfix's default.
+  if (o.ids.size === 0 && !o.purge && !o.structure) o.purge = o.structure = true;
   return o;
 }
 
@@ -342,6 +379,40 @@ export async function postsuper(args: string[], io: PostsuperIo): Promise<number
       io,
       io.log ?? makeLogger(cfg, "postsuper", { stderr: false }),
     );
+    if (o.purge || o.structure) {
+      const queues = o.anyNamed ? o.named : CHECKED_QUEUES;
+      const res = await checkQueues(run.q, queues, {
+        purge: o.purge,
+        structure: o.structure,
+        now: io.now,
+      });
+      // To the maillog too, as Postfix to syslog; not twice when the maillog is stderr.
+      const toLog = io.log !== undefined || cfg.str("maillog_file") !== "";
+      for (const w of res.warnings) {
+        io.err(`postsuper: warning: ${w}`);
+        if (toLog) run.log.warn(w);
+      }
+      for (const d of res.changedDirs) run.changedDirs.add(d);
+      if (res.renamed > 0) {
+        const n = res.renamed;
+        for (const d of run.changedDirs) await syncDir(d);
+        run.changedDirs.clear();
+        const line = `Renamed to match queue id: ${n} message${n === 1 ? "" : "s"}`;
+        io.err(`postsuper: ${line}`);
+        if (toLog) run.log.info(line);
+        const warn = "QUEUE FILE NAMES WERE CHANGED TO MATCH THEIR QUEUE IDS";
+        io.err(`postsuper: warning: ${warn}`);
+        if (toLog) run.log.warn(warn);
+        if (o.ids.size > 0) {
+          io.err(`postsuper: error: ${warn}`);
+          throw new FatalError("CHECK YOUR QUEUE IDS AND RE-ISSUE THE COMMAND");
+        }
+      }
+    }
+    // ALL makes the other ids of that option moot: ignored, silently as Postfix 3.7 (live run).
+    for (const op of ["delete", "requeue", "hold", "release"] as const) {
+      if (o.ids.get(op)?.includes("ALL")) o.ids.set(op, ["ALL"]);
+    }
     let stdinIds: string[] | null = null;
     const readStdin = async () => {
       stdinIds ??= (await io.stdin?.() ?? "").split("\n")
@@ -353,7 +424,7 @@ export async function postsuper(args: string[], io: PostsuperIo): Promise<number
       const given = o.ids.get(op);
       if (!given) continue;
       run.counts.set(op, run.counts.get(op) ?? 0);
-      const queues = o.queues.length > 0 ? o.queues : DEFAULT_QUEUES[op];
+      const queues = o.anyNamed ? o.queues : DEFAULT_QUEUES[op];
       // active/ is searched even when not named, only to refuse its messages.
       const searched: QueueName[] = [...queues];
       if (!searched.includes("active") && op !== "release") searched.push("active");

@@ -206,8 +206,13 @@ Deno.test("postsuper", async (t) => {
     ) await Deno.remove(q.path(queue, id));
   });
 
+  await t.step("ALL with other ids: the others are ignored, silently as Postfix 3.7", async () => {
+    const r = await run(root, ["-h", "BOGUS", "-h", "ALL"]);
+    assertEquals([r.code, r.err], [0, ["postsuper: Placed on hold: 0 messages"]]);
+  });
+
   await t.step("bad command lines and configs: fatal, exit 1", async () => {
-    const u = await run(root, []);
+    const u = await run(root, ["-Z"]);
     assertEquals(u.code, 1);
     assertStringIncludes(u.err[0], "postsuper: fatal: usage: postsuper");
     const d = await run(root, ["-d", "ALL", "nosuch"]);

@@ -5,24 +5,38 @@
  * pickup submits it to cleanup.
  *
  *     sendmail [-t] [-i] [-oi] [-f sender] [-F fullname] [-N dsn] [-R ret]
- *              [-V envid] [-c DIR | -C DIR] [-bm | -bp] [--] [recipient ...]
+ *              [-V envid] [-c DIR | -C DIR] [-bm] [--] [recipient ...]
+ *     sendmail -bp | -q | -qRsite | -qIqueueid | -bi | -I | -bs | -bh | -q30m
  *
  * Options are parsed with getopt(3) as Postfix does ("-ti", "-it", "-oi",
  * "-fjoe" and "-f joe" all work; the first recipient ends the options).
  * Input ends at end of file; without -i (or -oi) a line holding only "."
  * ends it too. LF line ends become CRLF. -t takes recipients from the
- * To/Cc/Bcc headers (done by cleanup) in addition to the command line.
+ * To/Cc/Bcc headers (done by cleanup, which removes Bcc:) in addition to the
+ * command line; -N applies to those recipients too, as in Postfix.
  * -f sets the envelope sender; without it the sender is the login name of
  * the invoking uid (pickup decides it from the file's owner, see
  * daemons/pickup/maildrop.ts; sendmail writes its own lookup in
  * /etc/passwd, or USER/LOGNAME for a uid not listed there). An address
  * without "@" given with -f, and bare recipient names, are qualified with
  * `@$myorigin`. -N is "never" or a list of success,delay,failure; -R is
- * full or hdrs; -V is the DSN envelope id. -bp lists the queue through
- * commands/postqueue.ts. Ignored like Postfix does: -A, -e, -G, -h, -L,
- * -m, -n, -O, -p, -U, -v, -x, other -o options, -B 7BIT/8BITMIME. Not
- * supported (exit 64): -bs, -bd, -bi, -bv and other modes, -I, -q, -X;
- * any other option is an error (exit 64), never silently ignored.
+ * full or hdrs; -V is the DSN envelope id. Ignored like Postfix does: -A,
+ * -e, -G, -h, -L, -m, -O, -p, -U, -v, -x, other -o options, -B
+ * 7BIT/8BITMIME.
+ *
+ * Other modes, as Postfix's sendmail runs other programs (the checks and
+ * messages are Postfix's): -bp is `postqueue -p` (mailq); -q is `postqueue
+ * -f`, -qRsite `postqueue -s site`, -qIid `postqueue -i id`, and -q with an
+ * interval (-q30m, a daemon's queue run period) does nothing and exits 0;
+ * -bi and -I are newaliases (commands/newaliases.ts); -bh and -bH do
+ * nothing; -bs speaks SMTP on standard input and output (sendmail_bs.ts).
+ * Each of these takes no recipients ("display queue mode requires no
+ * recipient", ...); -t only goes with delivery mode. Not supported, with a
+ * fatal error: -bd/-bl (start Postwarden with `postwarden start`), -bv
+ * (Postfix mails the sender a delivery report made by delivery agents
+ * running in verify mode, which Postwarden's do not have; the option
+ * checks Postfix makes come first), -n, -XV (VERP), other -b and -X
+ * letters; any other option is an error, never silently ignored.
  *
  * Submission without privileges. sendmail runs as the invoking user and
  * never reads the queue: maildrop/ (mail owner, mode 1733) lets it create
@@ -39,45 +53,37 @@
  * fsync is what makes the entry durable, and pickup's next scan finds the
  * file.
  *
- * Exit status: 0 queued; 64 (EX_USAGE) bad command line or no recipients;
- * 65 (EX_DATAERR) message larger than message_size_limit; 71 (EX_OSERR)
- * no login name for the uid and no -f; 75 (EX_TEMPFAIL) queue directory
- * missing or not writable, or any write error; 78 (EX_CONFIG) unreadable
- * main.cf.
+ * Exit status: 0 queued (or the other mode's program's status); 75
+ * (EX_TEMPFAIL) for every fatal error, as Postfix's sendmail (its
+ * run-time error handler turns every fatal exit into EX_TEMPFAIL; seen in
+ * a live 3.7 run): a bad command line, no recipients, a message larger
+ * than message_size_limit, no login name for the uid and no -f, the queue
+ * directory missing or not writable, a write error, an unreadable main.cf.
  *
- * Parameters: queue_directory, myorigin, message_size_limit.
+ * Parameters: queue_directory, myorigin, message_size_limit; through the
+ * other modes those of postqueue, newaliases and sendmail_bs.ts.
  *
  * Run: deno task sendmail (see deno.json for its permissions).
  *
  * @module
  */
 
-import * as fs from "node:fs";
 import { parseHeaderAddresses } from "../lib/address/mod.ts";
 import { concat } from "../lib/bytes/mod.ts";
 import { type Config, configDirFrom, configPath, loadConfig } from "../lib/config/mod.ts";
-import { ipcRequest } from "../lib/ipc/mod.ts";
 import { PasswdFile } from "../lib/passwd/mod.ts";
-import {
-  CONTENT_CHUNK,
-  contentRecordHeader,
-  encodeHead,
-  encodeTrailer,
-  type Envelope,
-  QueueDir,
-  type Recipient,
-  syncDir,
-  TRAILER_SIZE,
-} from "../lib/queue/mod.ts";
+import { type Envelope, QueueDir, type Recipient } from "../lib/queue/mod.ts";
 import { type MaildropAttrs, newMaildropName } from "../daemons/pickup/maildrop.ts";
-import { getopt, GetoptError } from "./_cli.ts";
+import { getopt, GetoptError, writeStdout } from "./_cli.ts";
+import { MaildropWriter, syncEntry } from "./_maildrop_writer.ts";
 import { printHelpIfAsked } from "./_help.ts";
 
-/** sysexits.h codes sendmail uses. */
+/** sysexits.h codes: what kind each failure is (every fatal exit is TEMPFAIL, as Postfix's). */
 export const EX = {
   OK: 0,
   USAGE: 64,
   DATAERR: 65,
+  UNAVAILABLE: 69,
   SOFTWARE: 70,
   OSERR: 71,
   TEMPFAIL: 75,
@@ -102,9 +108,21 @@ export interface SendmailOptions {
   envid?: string;
   /** -c / -C */
   configDir?: string;
-  /** -b mode letter: "m" (deliver, the default) or "p" (list the queue). */
+  /**
+   * The mode: "m" deliver (the default), "p" list the queue (-bp), "q"
+   * flush it (-q), "i" newaliases (-bi, -I), "s" SMTP on stdin (-bs), "d"
+   * daemon (-bd, -bl), "h" nothing (-bh, -bH).
+   */
   mode: string;
   recipients: string[];
+  /** -bv: a delivery report instead of delivery. */
+  verify?: boolean;
+  /** -qRsite */
+  flushSite?: string;
+  /** -qIqueueid */
+  flushId?: string;
+  /** -q with an interval (-q30m): ignored outside daemon mode. */
+  qtime?: string;
 }
 
 /** A bad command line; the message is printed after "sendmail: fatal: ". */
@@ -114,17 +132,42 @@ export class UsageError extends Error {
 
 /**
  * Postfix sendmail's getopt(3) option string, except that -c takes the
- * configuration directory as in the other Postwarden commands, and -q
- * takes no argument: every form of it (-q, -qR, -qI, -q30m) is refused.
+ * configuration directory as in the other Postwarden commands. A bare
+ * "-q" (flush) is not getopt-compatible and is found before getopt runs,
+ * as Postfix does.
  */
-export const OPTIONS = "A:B:C:F:GIL:N:O:R:UV:X:b:c:e:f:h:imno:p:r:qtvx";
+export const OPTIONS = "A:B:C:F:GIL:N:O:R:UV:X:b:c:e:f:h:imno:p:r:q:tvx";
+
+/** Stands for a bare "-q" among the options: NUL, which no argument can hold. */
+const BARE_Q = "\0";
+
+/** `argv` with each "-q" that stands where an option may start replaced by "-" + BARE_Q. */
+function markBareQ(argv: string[]): string[] {
+  const out = [...argv];
+  for (let i = 0; i < out.length; i++) {
+    const a = out[i];
+    if (a === "--" || !a.startsWith("-") || a === "-") break;
+    if (a === "-q") {
+      out[i] = `-${BARE_Q}`;
+      continue;
+    }
+    for (let j = 1; j < a.length; j++) {
+      const at = OPTIONS.indexOf(a[j]);
+      if (at >= 0 && a[j] !== ":" && OPTIONS[at + 1] === ":") {
+        if (j === a.length - 1) i++; // its value is the next argument
+        break;
+      }
+    }
+  }
+  return out;
+}
 
 /** Parses sendmail's command line with getopt(3), as Postfix does. */
 export function parseSendmailArgs(argv: string[]): SendmailOptions {
   const o: SendmailOptions = { extract: false, ignoreDots: false, mode: "m", recipients: [] };
   let parsed: ReturnType<typeof getopt>;
   try {
-    parsed = getopt(argv, OPTIONS);
+    parsed = getopt(markBareQ(argv), OPTIONS + BARE_Q);
   } catch (e) {
     if (e instanceof GetoptError) {
       throw new UsageError(`${e.message}; usage: sendmail [options] [recipient ...]`);
@@ -168,9 +211,31 @@ export function parseSendmailArgs(argv: string[]): SendmailOptions {
       case "C":
         o.configDir = value;
         break;
+      case BARE_Q:
+        o.mode = "q";
+        break;
       case "b":
-        if (value !== "m" && value !== "p") throw new UsageError(`-b${value} is not supported`);
-        o.mode = value;
+        switch (value[0]) {
+          case "d":
+          case "l":
+            o.mode = "d";
+            break;
+          case "h":
+          case "H":
+            o.mode = "h";
+            break;
+          case "i":
+          case "m":
+          case "p":
+          case "s":
+            o.mode = value[0];
+            break;
+          case "v":
+            o.verify = true;
+            break;
+          default:
+            throw new UsageError(`unsupported: -b${value.slice(0, 1)}`);
+        }
         break;
       case "B":
         if (value !== "7BIT" && value !== "8BITMIME") {
@@ -178,17 +243,40 @@ export function parseSendmailArgs(argv: string[]): SendmailOptions {
         }
         break;
       case "I":
-        throw new UsageError("-I is not supported: use postalias");
+        o.mode = "i";
+        break;
+      case "n":
+        throw new UsageError("-n option not supported");
       case "q":
-        throw new UsageError("-q is not supported: use postqueue -f");
+        if (/^[0-9]/.test(value)) o.qtime = value;
+        else if (value[0] === "R") {
+          if (value.length === 1) throw new UsageError("specify: -qRsitename");
+          o.flushSite = value.slice(1);
+        } else if (value[0] === "I") {
+          if (value.length === 1) throw new UsageError("specify: -qIqueueid");
+          o.flushId = value.slice(1);
+        } else throw new UsageError(`-q${value.slice(0, 1)} is not implemented`);
+        break;
       case "X":
-        throw new UsageError(`-X${value} is not supported`);
+        if (value[0] === "V") throw new UsageError(`-X${value} is not supported (VERP)`);
+        throw new UsageError(`unsupported: -X${value.slice(0, 1)}`);
       default:
-        // A, e, G, h, L, m, n, O, p, U, v, x: accepted and ignored, as Postfix does.
+        // A, e, G, h, L, m, O, p, U, v, x: accepted and ignored, as Postfix does.
         break;
     }
   }
   o.recipients = parsed.operands;
+  // Postfix's checks of conflicting options, in its order.
+  if (o.extract && o.mode !== "m") throw new UsageError("-t can be used only in delivery mode");
+  if (o.flushSite && o.mode !== "m") {
+    throw new UsageError("-qR can be used only in delivery mode");
+  }
+  if (o.flushId && o.mode !== "m") throw new UsageError("-qI can be used only in delivery mode");
+  if (o.verify) {
+    if (o.extract) throw new UsageError("-t option cannot be used with -bv");
+    if (o.notify) throw new UsageError("-N option cannot be used with -bv");
+    if (o.ret) throw new UsageError("-R option cannot be used with -bv");
+  }
   return o;
 }
 
@@ -288,6 +376,10 @@ export class InputConverter {
 /** Where sendmail reads, writes and what it knows about its caller. */
 export interface SendmailIo {
   stdin: ReadableStream<Uint8Array>;
+  /** Standard output (mailq's listing, -bs replies). @default Deno.stdout */
+  out?: (text: string) => void | Promise<void>;
+  /** Raw standard output for -bs. @default Deno.stdout */
+  stdout?: WritableStream<Uint8Array>;
   /** One call per diagnostic line, without newline. */
   err(line: string): void;
   env: { USER?: string; LOGNAME?: string; MAIL_CONFIG?: string };
@@ -301,9 +393,10 @@ export interface SendmailIo {
 
 /** Runs sendmail; returns the exit status. */
 export async function sendmail(argv: string[], io: SendmailIo): Promise<number> {
-  const fatal = (status: number, msg: string) => {
+  // Every fatal exit is EX_TEMPFAIL, as Postfix's (the status argument says what kind it is).
+  const fatal = (_kind: number, msg: string) => {
     io.err(`sendmail: fatal: ${msg}`);
-    return status;
+    return EX.TEMPFAIL;
   };
   let opts: SendmailOptions;
   try {
@@ -312,7 +405,17 @@ export async function sendmail(argv: string[], io: SendmailIo): Promise<number> 
     if (e instanceof UsageError) return fatal(EX.USAGE, e.message);
     throw e;
   }
-  if (opts.mode === "p") return await listQueue(opts, io);
+  if (opts.qtime !== undefined && opts.mode !== "d") return EX.OK;
+  if (opts.mode !== "m" || opts.flushSite !== undefined || opts.flushId !== undefined) {
+    return await otherMode(opts, io, fatal);
+  }
+  if (opts.verify) {
+    return fatal(
+      EX.UNAVAILABLE,
+      "-bv is not supported by Postwarden: its delivery agents have no address verification " +
+        "mode to report from",
+    );
+  }
 
   let config: Config;
   try {
@@ -372,7 +475,10 @@ export async function sendmail(argv: string[], io: SendmailIo): Promise<number> 
     attrs.user = user;
     attrs.defaultSender = true;
   }
-  if (opts.extract) attrs.extract = true;
+  if (opts.extract) {
+    attrs.extract = true;
+    if (opts.notify) attrs.extractNotify = opts.notify;
+  }
   if (opts.fullName !== undefined) attrs.fullName = opts.fullName;
   if (opts.ret) attrs.ret = opts.ret;
   if (opts.envid) attrs.envid = opts.envid;
@@ -440,153 +546,6 @@ export async function sendmail(argv: string[], io: SendmailIo): Promise<number> 
   return EX.OK;
 }
 
-/**
- * Makes the new maildrop entry durable and wakes pickup. Whoever may open
- * maildrop/ (root, the mail owner) fsyncs it; anyone else asks pickup to.
- * Throws only when an fsync itself failed.
- */
-async function syncEntry(q: QueueDir): Promise<void> {
-  const socket = q.publicSocket("pickup");
-  try {
-    await syncDir(q.dir("maildrop"));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.PermissionDenied)) throw e;
-    // Not ours to open. If pickup is unreachable, the fsync after the rename
-    // stands (see the module comment), and pickup's next scan finds the file.
-    const reply = await ipcRequest<{ ok?: boolean; synced?: boolean; error?: string }>(
-      socket,
-      { op: "wakeup", sync: true },
-      { timeoutMs: 10_000 },
-    ).catch(() => null);
-    if (reply && reply.ok === false) throw new Error(reply.error ?? "pickup could not fsync");
-    return;
-  }
-  // pickup also polls the maildrop, so a missing pickup only delays the message.
-  await ipcRequest(socket, { op: "wakeup" }, { timeoutMs: 2000 }).catch(() => {});
-}
-
-/**
- * Writes one maildrop file in the queue file format (lib/queue/format.ts):
- * created exclusively as `.NAME.tmp` without following symlinks, given
- * its final mode at once (whatever the umask), content in full-size
- * records, and on {@link commit} the trailer, fsync, rename to NAME and a
- * second fsync that commits the rename.
- */
-class MaildropWriter {
-  readonly tmp: string;
-  readonly path: string;
-  #fd: number | null;
-  #size = 0;
-  #contentBytes = 0;
-  #pending: Uint8Array[] = [];
-  #pendingLen = 0;
-
-  private constructor(dir: string, name: string, fd: number) {
-    this.tmp = `${dir}/.${name}.tmp`;
-    this.path = `${dir}/${name}`;
-    this.#fd = fd;
-  }
-
-  static create(
-    dir: string,
-    name: string,
-    mode: number,
-    env: Envelope,
-    rcpts: Recipient[],
-  ): MaildropWriter {
-    const c = fs.constants;
-    const fd = fs.openSync(
-      `${dir}/.${name}.tmp`,
-      c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW,
-      0o600,
-    );
-    const w = new MaildropWriter(dir, name, fd);
-    try {
-      fs.fchmodSync(fd, mode);
-      w.#out(encodeHead(env, rcpts));
-    } catch (e) {
-      w.abort();
-      throw e;
-    }
-    return w;
-  }
-
-  get contentBytes(): number {
-    return this.#contentBytes;
-  }
-
-  /** Appends content (canonical CRLF form). */
-  write(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.#pending.push(chunk);
-    this.#pendingLen += chunk.length;
-    this.#contentBytes += chunk.length;
-    while (this.#pendingLen >= CONTENT_CHUNK) this.#record(CONTENT_CHUNK);
-  }
-
-  /** Writes the last record and the trailer, then makes the file durable under its name. */
-  commit(): void {
-    const fd = this.#fd!;
-    if (this.#pendingLen > 0) this.#record(this.#pendingLen);
-    this.#out(encodeTrailer(this.#size + TRAILER_SIZE));
-    fs.fsyncSync(fd);
-    fs.renameSync(this.tmp, this.path);
-    try {
-      // Commits the rename too on ext4, XFS and btrfs (the inode's ctime changed with it).
-      fs.fsyncSync(fd);
-    } catch (e) {
-      // Failing means "not queued": the file must not be delivered after all.
-      try {
-        fs.unlinkSync(this.path);
-      } catch {
-        // already picked up
-      }
-      throw e;
-    }
-    fs.closeSync(fd);
-    this.#fd = null;
-  }
-
-  /** Discards the temporary file. */
-  abort(): void {
-    if (this.#fd === null) return;
-    try {
-      fs.closeSync(this.#fd);
-    } catch {
-      // closed
-    }
-    this.#fd = null;
-    try {
-      fs.unlinkSync(this.tmp);
-    } catch {
-      // gone
-    }
-  }
-
-  /** Writes one content record of `len` bytes from the front of the pending chunks. */
-  #record(len: number): void {
-    this.#out(contentRecordHeader(len));
-    for (let need = len; need > 0;) {
-      const head = this.#pending[0];
-      if (head.length <= need) {
-        this.#out(head);
-        this.#pending.shift();
-        need -= head.length;
-      } else {
-        this.#out(head.subarray(0, need));
-        this.#pending[0] = head.subarray(need);
-        need = 0;
-      }
-    }
-    this.#pendingLen -= len;
-  }
-
-  #out(b: Uint8Array): void {
-    for (let off = 0; off < b.length;) off += fs.writeSync(this.#fd!, b, off, b.length - off);
-    this.#size += b.length;
-  }
-}
-
 function currentUid(): number {
   try {
     return Deno.uid() ?? -1;
@@ -595,19 +554,59 @@ function currentUid(): number {
   }
 }
 
-/** -bp: the same listing as `postqueue -p`, when commands/postqueue.ts provides it. */
-async function listQueue(opts: SendmailOptions, io: SendmailIo): Promise<number> {
-  let mod: { main?: (argv: string[]) => Promise<number> | number } | null = null;
-  try {
-    mod = await import(new URL("./postqueue.ts", import.meta.url).href);
-  } catch {
-    mod = null;
+/**
+ * The modes that run another program in Postfix (postqueue, postalias,
+ * smtpd -S): loaded only when asked for, so that plain submission stays
+ * small.
+ */
+async function otherMode(
+  opts: SendmailOptions,
+  io: SendmailIo,
+  fatal: (kind: number, msg: string) => number,
+): Promise<number> {
+  const c = opts.configDir ? ["-c", opts.configDir] : [];
+  const none = (what: string) => fatal(EX.USAGE, `${what} requires no recipient`);
+  const hasRcpt = opts.recipients.length > 0;
+  const postqueue = async (args: string[]) => {
+    const mod = await import("./postqueue.ts");
+    return await mod.postqueue([...c, ...args], {
+      out: io.out ?? ((text) => writeStdout(new TextEncoder().encode(text))),
+      err: io.err,
+      env: { MAIL_CONFIG: io.env.MAIL_CONFIG },
+    });
+  };
+  switch (opts.mode) {
+    case "m":
+      if (opts.flushSite !== undefined) {
+        return hasRcpt ? none("flush site") : await postqueue(["-s", opts.flushSite]);
+      }
+      return hasRcpt ? none("flush queue_id") : await postqueue(["-i", opts.flushId!]);
+    case "p":
+      return hasRcpt ? none("display queue mode") : await postqueue(["-p"]);
+    case "q":
+      return hasRcpt ? none("flush queue mode") : await postqueue(["-f"]);
+    case "h":
+      return EX.OK;
+    case "d":
+      if (hasRcpt) return none("daemon mode");
+      return fatal(EX.USAGE, "-bd is not supported: start Postwarden with postwarden start");
+    case "i": {
+      if (hasRcpt) return none("alias initialization mode");
+      const mod = await import("./newaliases.ts");
+      return await mod.newaliases(c, {
+        out: (line) => io.err(line),
+        err: io.err,
+        stdin: () => Promise.resolve(""),
+        env: { MAIL_CONFIG: io.env.MAIL_CONFIG },
+      });
+    }
+    case "s": {
+      if (hasRcpt) return none("stand-alone mode");
+      const mod = await import("./sendmail_bs.ts");
+      return await mod.standalone(opts, io);
+    }
   }
-  if (!mod || typeof mod.main !== "function") {
-    io.err("sendmail: fatal: sendmail -bp is not supported");
-    return EX.USAGE;
-  }
-  return await mod.main(["-p", ...(opts.configDir ? ["-c", opts.configDir] : [])]);
+  return fatal(EX.USAGE, `unsupported mode ${opts.mode}`);
 }
 
 if (import.meta.main) {

@@ -61,15 +61,39 @@ Deno.test("parseSendmailArgs", async (t) => {
   await t.step("rejects what it cannot do", () => {
     assertThrows(() => parseSendmailArgs(["-N", "never,success"]), UsageError, "bad -N");
     assertThrows(() => parseSendmailArgs(["-R", "body"]), UsageError, "bad -R");
-    assertThrows(() => parseSendmailArgs(["-bs"]), UsageError, "-bs is not supported");
-    assertThrows(() => parseSendmailArgs(["-q"]), UsageError, "-q is not supported");
     assertThrows(() => parseSendmailArgs(["-f"]), UsageError, "requires an argument");
     assertThrows(() => parseSendmailArgs(["-Z"]), UsageError, "invalid option -- 'Z'");
     assertThrows(() => parseSendmailArgs(["-tk", "a"]), UsageError, "invalid option -- 'k'");
-    assertThrows(() => parseSendmailArgs(["-qR", "site"]), UsageError, "-q is not supported");
     assertThrows(() => parseSendmailArgs(["-XV"]), UsageError, "-XV is not supported");
-    assertThrows(() => parseSendmailArgs(["-I"]), UsageError, "-I is not supported");
     assertThrows(() => parseSendmailArgs(["-B", "9BIT"]), UsageError, "-B option needs");
+  });
+  await t.step("modes and their checks, in Postfix 3.7's words (live run)", () => {
+    const fails = (args: string[], text: string) =>
+      assertThrows(() => parseSendmailArgs(args), UsageError, text);
+    fails(["-bx"], "unsupported: -bx");
+    fails(["-n", "a"], "-n option not supported");
+    fails(["-t", "-bp"], "-t can be used only in delivery mode");
+    fails(["-qX"], "-qX is not implemented");
+    fails(["-qR"], "specify: -qRsitename");
+    fails(["-qI"], "specify: -qIqueueid");
+    fails(["-qRsite", "-bp"], "-qR can be used only in delivery mode");
+    fails(["-bv", "-t"], "-t option cannot be used with -bv");
+    fails(["-bv", "-N", "success", "a"], "-N option cannot be used with -bv");
+    fails(["-bv", "-R", "full", "a"], "-R option cannot be used with -bv");
+    const mode = (args: string[]) => parseSendmailArgs(args).mode;
+    assertEquals(
+      [["-q"], ["-bp"], ["-bi"], ["-I"], ["-bs"], ["-bd"], ["-bl"], ["-bh"], ["-bH"]].map(mode),
+      ["q", "p", "i", "i", "s", "d", "d", "h", "h"],
+    );
+    // A bare -q is found where an option may start, not as another option's value.
+    assertEquals(parseSendmailArgs(["-f", "-q", "a"]).sender, "-q");
+    assertEquals(parseSendmailArgs(["-f", "-q", "a"]).mode, "m");
+    assertEquals(parseSendmailArgs(["-i", "-q"]).mode, "q");
+    assertEquals(parseSendmailArgs(["a", "-q"]).recipients, ["a", "-q"]);
+    assertEquals(parseSendmailArgs(["-qRrelay.example"]).flushSite, "relay.example");
+    assertEquals(parseSendmailArgs(["-qIABC"]).flushId, "ABC");
+    assertEquals(parseSendmailArgs(["-q30m"]).qtime, "30m");
+    assertEquals(parseSendmailArgs(["-bv", "a"]).verify, true);
   });
   await t.step("single-letter flags combine as with getopt(3)", () => {
     for (const args of [["-ti"], ["-it"], ["-t", "-oi"], ["-t", "-i"], ["-oi", "-t"]]) {
@@ -84,7 +108,7 @@ Deno.test("parseSendmailArgs", async (t) => {
     assertEquals([o.extract, o.ignoreDots, o.sender, o.fullName], [true, true, "joe@x", "Joe"]);
     assertEquals(o.recipients, ["ann@x"]);
     assertEquals(parseSendmailArgs(["-tbm", "a"]).mode, "m");
-    assertEquals(parseSendmailArgs(["-oem", "-Am", "-Gn", "a"]).recipients, ["a"], "ignored");
+    assertEquals(parseSendmailArgs(["-oem", "-Am", "-G", "a"]).recipients, ["a"], "ignored");
   });
 });
 
@@ -298,32 +322,37 @@ Deno.test("sendmail command", async (t) => {
       for (const f of await maildropFiles(q)) await Deno.remove(q.path("maildrop", f));
     });
 
-    await t.step("exit 64 without recipients or on a bad option", async () => {
+    await t.step("exit 75 (as Postfix's) without recipients or on a bad option", async () => {
       const run = await runSendmail(["-c", conf], "x\n");
-      assertEquals(run, { code: 64, stderr: "sendmail: fatal: no recipients specified\n" });
+      assertEquals(run, { code: 75, stderr: "sendmail: fatal: no recipients specified\n" });
       const bad = await runSendmail(["-c", conf, "-N", "sometimes", "bob@x"], "x\n");
-      assertEquals(bad.code, 64);
+      assertEquals(bad.code, 75);
       assertStringIncludes(bad.stderr, "sendmail: fatal: bad -N option value");
-      const bs = await runSendmail(["-c", conf, "-bs"], "");
-      assertEquals(bs.code, 64);
+      const bv = await runSendmail(["-c", conf, "-bv", "bob@x"], "");
+      assertEquals(bv.code, 75);
+      assertStringIncludes(bv.stderr, "sendmail: fatal: -bv is not supported by Postwarden");
+      for (
+        const [args, text] of [
+          [["-bp", "x@y"], "display queue mode requires no recipient"],
+          [["-q", "x@y"], "flush queue mode requires no recipient"],
+          [["-qRsite", "x@y"], "flush site requires no recipient"],
+          [["-bi", "x@y"], "alias initialization mode requires no recipient"],
+          [["-bs", "x@y"], "stand-alone mode requires no recipient"],
+          [["-bd"], "-bd is not supported: start Postwarden with postwarden start"],
+        ] as const
+      ) {
+        const r = await runSendmail(["-c", conf, ...args], "");
+        assertEquals(r, { code: 75, stderr: `sendmail: fatal: ${text}\n` }, args.join(" "));
+      }
+      for (const args of [["-bh"], ["-q30m"], ["-q5m", "x@y"]]) {
+        assertEquals(await runSendmail(["-c", conf, ...args], ""), { code: 0, stderr: "" });
+      }
       assertEquals(await maildropFiles(q), []);
     });
 
-    await t.step("exit 64 for -bp without postqueue", async () => {
-      let hasPostqueue = true;
-      try {
-        await Deno.stat(`${ROOT}commands/postqueue.ts`);
-      } catch {
-        hasPostqueue = false;
-      }
-      if (hasPostqueue) return;
-      const run = await runSendmail(["-c", conf, "-bp"], "");
-      assertEquals(run, { code: 64, stderr: "sendmail: fatal: sendmail -bp is not supported\n" });
-    });
-
-    await t.step("exit 65 for a message over message_size_limit, nothing left", async () => {
+    await t.step("exit 75 for a message over message_size_limit, nothing left", async () => {
       const run = await runSendmail(["-c", conf, "bob@x"], "x".repeat(3000) + "\n");
-      assertEquals(run, { code: 65, stderr: "sendmail: fatal: message file too big\n" });
+      assertEquals(run, { code: 75, stderr: "sendmail: fatal: message file too big\n" });
       assertEquals(await maildropFiles(q), []);
     });
 
@@ -348,9 +377,24 @@ Deno.test("sendmail command", async (t) => {
       assertStringIncludes(run.stderr, "sendmail: fatal: ");
     });
 
-    await t.step("exit 78 without main.cf", async () => {
+    await t.step("-bi and -I build alias_database, as newaliases", async () => {
+      const dir = `${root}/aliases-conf`;
+      await Deno.mkdir(dir);
+      await Deno.writeTextFile(`${dir}/aliases`, "postmaster: root\n");
+      await Deno.writeTextFile(
+        `${dir}/main.cf`,
+        `queue_directory = ${root}/spool\nalias_database = hash:${dir}/aliases\n`,
+      );
+      for (const mode of ["-bi", "-I"]) {
+        await Deno.remove(`${dir}/aliases.hash.pwdb`).catch(() => {});
+        assertEquals(await runSendmail(["-c", dir, mode], ""), { code: 0, stderr: "" }, mode);
+        assert((await Deno.stat(`${dir}/aliases.hash.pwdb`)).isFile, mode);
+      }
+    });
+
+    await t.step("exit 75 without main.cf", async () => {
       const run = await runSendmail(["-c", `${root}/missing`, "bob@x"], "x\n");
-      assertEquals(run.code, 78);
+      assertEquals(run.code, 75);
       assertStringIncludes(run.stderr, "sendmail: fatal: open ");
     });
   } finally {

@@ -16,7 +16,8 @@
  *    default: local submission, loopback and $inet_interfaces addresses;
  *    remote clients' headers are not rewritten, remote_header_rewrite_domain
  *    being empty). With extractRecipients (sendmail -t), recipients from
- *    To/Cc/Bcc, and Bcc removed. Missing Message-Id, Date and From added.
+ *    To/Cc/Bcc (with the NOTIFY sendmail -N gave, extractNotify), and Bcc
+ *    removed. Missing Message-Id, Date and From added.
  * 3. Recipients expanded through virtual_alias_maps (virtual.ts), the
  *    BCC recipients (auto, always_bcc, header/body check BCC) added with
  *    NOTIFY=NEVER, duplicates removed (same address, domain
@@ -408,8 +409,10 @@ export class CleanupService {
             if (typeof v.result === "object") h = fieldFromText(v.result.replace);
           }
           if (env.extractRecipients && /^(to|cc|bcc)$/i.test(h.name)) {
+            const notify = extractNotify(env.extractNotify);
             for (const a of parseHeaderAddresses(h.value)) {
-              recipients.push({ address: await rw.rewrite(a, "envelopeRecipient") });
+              const address = await rw.rewrite(a, "envelopeRecipient");
+              recipients.push(notify ? { address, notify } : { address });
             }
             if (/^bcc$/i.test(h.name)) continue;
           }
@@ -587,6 +590,14 @@ export class CleanupService {
       });
     }, 0);
   }
+}
+
+/** sendmail -t -N: the NOTIFY list for extracted recipients, when well-formed. */
+function extractNotify(v: unknown): string[] | undefined {
+  if (!Array.isArray(v) || v.length === 0 || v.length > 3) return undefined;
+  const ok = v.every((x) => x === "SUCCESS" || x === "DELAY" || x === "FAILURE") ||
+    (v.length === 1 && v[0] === "NEVER");
+  return ok ? [...v] : undefined;
 }
 
 /**

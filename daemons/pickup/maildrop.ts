@@ -52,6 +52,8 @@ export type MaildropAttrs = NonNullable<Envelope["attrs"]> & {
   defaultSender?: boolean;
   /** Take recipients from the message headers (sendmail -t). */
   extract?: boolean;
+  /** DSN NOTIFY for the recipients taken from the headers (sendmail -t -N). */
+  extractNotify?: string[];
   /** Full name for the From: header (sendmail -F). */
   fullName?: string;
 };

@@ -357,6 +357,9 @@ export function cleanupEnvelope(
     extractRecipients: attrs.extract === true,
     arrival: decided.arrival,
   };
+  if (attrs.extract === true && Array.isArray(attrs.extractNotify)) {
+    out.extractNotify = attrs.extractNotify;
+  }
   if (attrs.envid !== undefined) out.attrs!.envid = attrs.envid;
   if (attrs.ret !== undefined) out.attrs!.ret = attrs.ret;
   if (attrs.fullName !== undefined) {

@@ -46,6 +46,7 @@ import { requestBounce } from "../../lib/bounce/client.ts";
 import type { MasterService } from "../../lib/config/mod.ts";
 import type { DeliveryRequest, DeliveryResult, RecipientStatus } from "../../lib/deliver/mod.ts";
 import { type IpcConn, ipcConnect, IpcError } from "../../lib/ipc/mod.ts";
+import { deferredForSite } from "./flush_site.ts";
 
 /** Idle agent connections older than this are closed instead of reused (Postfix ipc_idle). */
 const IDLE_CONN_MS = 5000;
@@ -199,6 +200,16 @@ export class Qmgr {
         // Dead destinations get another chance, for one message too (as Postfix's
         // flush triggers qmgr with "flush dead").
         for (const d of this.destinations.values()) d.deadUntil = 0;
+        if (msg.site !== undefined) {
+          // postqueue -s: the deferred mail for that site now (flush_site.ts).
+          if (typeof msg.site !== "string") return { ok: false, error: "invalid site" };
+          for (const id of await deferredForSite(this.ctx.queue, msg.site)) {
+            if (this.active.size < this.#cfg.int("qmgr_message_active_limit")) {
+              await this.activate(id, "deferred");
+            } else await this.#touchDeferred(id);
+          }
+          return { ok: true };
+        }
         if (msg.id !== undefined) {
           // postqueue -i: that message now, if it waits in deferred/ (else nothing).
           if (typeof msg.id !== "string" || !isQueueId(msg.id)) {

@@ -28,7 +28,7 @@
 import { BdatDecoder, parseBdatArgs } from "../../lib/smtp/bdat.ts";
 import { checkData } from "./restrictions.ts";
 import type { Recipient } from "../../lib/queue/mod.ts";
-import type { CleanupSession } from "../../lib/cleanup/client.ts";
+import type { CleanupSink } from "../../lib/cleanup/client.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
 import type { LineReader } from "../../lib/smtp/mod.ts";
@@ -59,7 +59,7 @@ export interface BdatSession {
   bdat: BdatState | null;
   sender: string | null;
   recipients: Recipient[];
-  cleanup: CleanupSession | null;
+  cleanup: CleanupSink | null;
   lastCommand: string;
   reply(code: number, enhanced: string | null, text: string | string[]): void;
   reject(code: number, enhanced: string, text: string): { code: number; dsn: string };
@@ -69,7 +69,7 @@ export interface BdatSession {
   /** smtpd_per_request_deadline: a chunk's content is one request (request_deadline.ts). */
   requests?: { start(content: boolean): void };
   flush(): Promise<void>;
-  startMessage(cleanup: CleanupSession): void;
+  startMessage(cleanup: CleanupSink): void;
   leadingHeaders(queueId: string): string;
   endOfDataRefused(only: string | undefined): Promise<boolean>;
   bareLfRejected(envelope: { cmd: string; to?: string } | null): Promise<void>;

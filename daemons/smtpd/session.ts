@@ -71,7 +71,7 @@
  * smtpd_forbid_unauth_pipelining; only input this session has read is seen.
  */
 import { headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
-import { CleanupSession, type MessageActions } from "../../lib/cleanup/client.ts";
+import type { CleanupSink, MessageActions } from "../../lib/cleanup/client.ts";
 import { TransactionActions } from "./actions.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
@@ -180,7 +180,7 @@ export interface SessionDeps {
    */
   write: (bytes: Uint8Array) => Promise<void>;
   /** Opens a cleanup session (the queue id comes with it). */
-  openCleanup: () => Promise<CleanupSession>;
+  openCleanup: () => Promise<CleanupSink>;
   restrictions: RestrictionContext;
   /** Unknown users refused at RCPT (recipients.ts); absent: every address is accepted. */
   listed?: ListedContext;
@@ -276,7 +276,7 @@ class Session {
   sender: string | null = null;
   senderParams = new Map<string, string | null>();
   recipients: Recipient[] = [];
-  cleanup: CleanupSession | null = null;
+  cleanup: CleanupSink | null = null;
   errors = 0;
   /** HELO, EHLO, NOOP, VRFY and RSET commands since the last message (smtpd_junk_command_limit). */
   junk = 0;
@@ -1521,7 +1521,7 @@ class Session {
   }
 
   /** Hands the envelope to cleanup: sender, recipients, client and DSN attributes. */
-  startMessage(cleanup: CleanupSession): void {
+  startMessage(cleanup: CleanupSink): void {
     const envid = this.senderParams.get("ENVID");
     const ret = this.senderParams.get("RET");
     cleanup.envelope({

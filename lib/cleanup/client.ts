@@ -20,6 +20,8 @@ export interface CleanupEnvelope {
   attrs?: Envelope["attrs"];
   /** Take recipients from To/Cc/Bcc (sendmail -t). */
   extractRecipients?: boolean;
+  /** DSN NOTIFY of the recipients taken from the headers (sendmail -t -N). */
+  extractNotify?: string[];
   /** Arrival time to record, ms (pickup passes the maildrop file's time). */
   arrival?: number;
   /** What smtpd's access tables decided for the whole message (HOLD, DISCARD, ...). */
@@ -56,8 +58,21 @@ export type CleanupResult =
   | { status: "ok"; queueId: string }
   | { status: "error"; code: number; dsn: string; text: string };
 
+/**
+ * What smtpd's session writes one message to: a {@link CleanupSession},
+ * or for sendmail -bs the maildrop (commands/sendmail_bs.ts).
+ */
+export interface CleanupSink {
+  readonly queueId: string;
+  envelope(env: CleanupEnvelope): void;
+  lateActions(actions: MessageActions): void;
+  write(chunk: Uint8Array): Promise<void>;
+  finish(): Promise<CleanupResult>;
+  abort(): void;
+}
+
 /** One message being submitted to cleanup. */
-export class CleanupSession {
+export class CleanupSession implements CleanupSink {
   #pending = 0;
 
   private constructor(

@@ -251,9 +251,9 @@ const GROUPS: Group[] = [
     ],
   },
   {
-    why: "Postwarden has no fast flush service: ETRN gets Postfix's answer for a domain outside " +
-      "fast_flush_domains (459) for every domain, and a refused queue run never lets mail through",
-    names: ["fast_flush_domains", "fast_flush_purge_time", "fast_flush_refresh_time"],
+    why: "Postwarden has no fast flush service and so no per-site logs to purge or refresh: " +
+      "postqueue -s reads the deferred queue instead",
+    names: ["fast_flush_purge_time", "fast_flush_refresh_time"],
   },
   {
     why: "it only shapes how the SMTP client talks to a server, not where mail goes",

@@ -2117,6 +2117,14 @@ const ROWS: ParamSpec[] = [
   // issue 9 qmgr: rows for this part go here.
   // issue 9 local: rows for this part go here.
   // issue 9 tools: rows for this part go here.
+  {
+    name: "fast_flush_domains",
+    type: "list",
+    default: "$relay_domains",
+    doc: "Destinations that postqueue -s (and ETRN in Postfix) may flush.",
+    support: "implemented",
+    note: "honoured by postqueue -s; ETRN is answered 459 for every domain (daemons/smtpd/etrn.ts)",
+  },
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {
