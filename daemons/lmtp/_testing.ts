@@ -49,11 +49,11 @@ export class FakeLmtpServer {
   #tasks = new Set<Promise<void>>();
   #loop: Promise<void>;
 
-  /** Listens on `path` (UNIX-domain) or, without one, on 127.0.0.1 port 0. */
-  constructor(readonly script: FakeLmtpScript = {}, path?: string) {
-    this.listener = path
-      ? Deno.listen({ transport: "unix", path })
-      : Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  /** Listens on `where`: a UNIX-domain path, or a port on 127.0.0.1 (default: a free one). */
+  constructor(readonly script: FakeLmtpScript = {}, where?: string | number) {
+    this.listener = typeof where === "string"
+      ? Deno.listen({ transport: "unix", path: where })
+      : Deno.listen({ hostname: "127.0.0.1", port: where ?? 0 });
     this.#loop = this.#accept();
   }
 
