@@ -23,17 +23,28 @@
  *   others are delivered. A connection lost before every reply came defers
  *   the recipients still open ("... while sending end of data -- message
  *   may be sent more than once").
+ *   A 421 decides only its own recipient: later replies are still read, as
+ *   Postfix reads them (checked against a live Postfix 3.7).
  * - A UNIX-domain server is named `myhostname[path]` in logs and replies
  *   (`relay=mail.example.com[private/dovecot-lmtp]`), a TCP one
- *   `host[address]:port`, as Postfix does.
+ *   `host[address]:port`, as Postfix does. A next hop may list several
+ *   destinations; each is tried in turn, and the last one's failure is
+ *   reported when none works.
+ * - A cached connection carries the next message only when the server
+ *   holds no open transaction (RSET after every recipient or DATA was
+ *   refused) and sent nothing it was not asked for.
  * - A next hop the configuration gets wrong (empty, bad port, a socket path
  *   too long for the system) defers with 4.3.5 and a warning naming it; a
  *   destination this daemon's sandbox does not grant is a connect failure
- *   "not permitted by this daemon's sandbox" (4.4.1, deferred).
+ *   "not permitted by this daemon's sandbox" (4.4.1, deferred). A host
+ *   name that does not resolve defers too (Postfix would bounce with
+ *   5.4.4): an LMTP next hop comes from the configuration, and a typo in
+ *   it should not return every message to its sender.
  *
- * Not here (their parameters stop the start when set, lib/config): TLS
- * (lmtp_tls_*), SASL (lmtp_sasl_*), lmtp_generic_maps, header/body checks,
- * lmtp_assume_final (success notices say "relayed" whatever the server).
+ * Not here: TLS and SASL (lmtp_tls_security_level = may is ignored with a
+ * warning; encrypt or stronger, lmtp_sasl_auth_enable and the like stop
+ * the start, lib/config), lmtp_generic_maps, header/body checks,
+ * lmtp_assume_final (success notices say "relayed", Postfix's default).
  */
 import type { Config } from "../../lib/config/mod.ts";
 import {
