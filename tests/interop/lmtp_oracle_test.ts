@@ -84,7 +84,7 @@ Deno.test({
       "smtpd_reject_unlisted_recipient = no",
     ].join("\n");
     try {
-      const { theirs, ours } = await onBoth(mainCf, deliverAll, { label: "lmtp" });
+      const { theirs, ours } = await onBoth(mainCf, deliverAll(RECIPIENTS), { label: "lmtp" });
       assertEquals(ours, theirs);
     } finally {
       await unix.close();
@@ -95,22 +95,52 @@ Deno.test({
   },
 });
 
-/** Sends one message to every recipient; the first outcome of each, by recipient. */
-async function deliverAll(server: { port: number; maillog: string }): Promise<unknown> {
-  const replies = await smtpReplies(server.port, [
-    "EHLO client.test",
-    "MAIL FROM:<sender@example.com>",
-    ...RECIPIENTS.map((r) => `RCPT TO:<${r}>`),
-    "DATA",
-    "Subject: oracle\r\n\r\nhello\r\n.",
-    "QUIT",
-  ]);
-  assert(replies.at(-2)!.startsWith("250 "), replies.join("\n"));
-  // The bounce to sender@example.com goes through lmtp too: only our recipients count.
-  const log = await waitForLog(server, (l) => {
-    const seen = outcomes(l);
-    return RECIPIENTS.every((r) => seen.has(r));
-  }, 60_000);
-  const seen = outcomes(log);
-  return Object.fromEntries(RECIPIENTS.map((r) => [r, seen.get(r)]));
+/** A use function for onBoth: one message to `rcpts`, then the first outcome of each. */
+function deliverAll(rcpts: string[]) {
+  return async (server: { port: number; maillog: string }): Promise<unknown> => {
+    const replies = await smtpReplies(server.port, [
+      "EHLO client.test",
+      "MAIL FROM:<sender@example.com>",
+      ...rcpts.map((r) => `RCPT TO:<${r}>`),
+      "DATA",
+      "Subject: oracle\r\n\r\nhello\r\n.",
+      "QUIT",
+    ]);
+    assert(replies.at(-2)!.startsWith("250 "), replies.join("\n"));
+    // Bounces to sender@example.com may go through lmtp too: only these recipients count.
+    const log = await waitForLog(server, (l) => {
+      const seen = outcomes(l);
+      return rcpts.every((r) => seen.has(r));
+    }, 60_000);
+    const seen = outcomes(log);
+    return Object.fromEntries(rcpts.map((r) => [r, seen.get(r)]));
+  };
 }
+
+Deno.test({
+  name: "lmtp: refused greetings and LHLO replies as Postfix 3.7's lmtp",
+  ...opts,
+  fn: async () => {
+    if (!haveRoot("the Postfix oracle") || !havePeer(POSTFIX)) return;
+    const lhlo5 = new FakeLmtpServer({ lhlo: "500 5.5.1 Unknown command" });
+    const greet5 = new FakeLmtpServer({ greeting: "554 5.3.2 Go away" });
+    const lhlo4 = new FakeLmtpServer({ lhlo: "451 4.3.0 Try later" });
+    const mainCf = [
+      "virtual_mailbox_domains = example.com",
+      `virtual_transport = lmtp:inet:[127.0.0.1]:${lhlo5.port}`,
+      "relay_domains = example.net",
+      `relay_transport = lmtp:inet:[127.0.0.1]:${greet5.port}`,
+      `default_transport = lmtp:inet:[127.0.0.1]:${lhlo4.port}`,
+      "smtpd_reject_unlisted_recipient = no",
+    ].join("\n");
+    try {
+      const rcpts = ["x@example.com", "y@example.net", "z@example.org"];
+      const { theirs, ours } = await onBoth(mainCf, deliverAll(rcpts), { label: "greetings" });
+      assertEquals(ours, theirs);
+    } finally {
+      await lhlo5.close();
+      await greet5.close();
+      await lhlo4.close();
+    }
+  },
+});
