@@ -33,7 +33,7 @@ Deno.test({
         body: "Subject: kill\r\n\r\nonce at least\r\n",
       });
       assertEquals(r.code, 250, r.text);
-      await waitUntil(async () => stalling.messages.length === 1, 30_000, "the content sent");
+      await waitUntil(() => stalling.messages.length === 1, 30_000, "the content sent");
       const pid = await daemonPid(inst, "lmtp");
       assert(pid, "the lmtp daemon's pid");
       Deno.kill(pid, "SIGKILL");
