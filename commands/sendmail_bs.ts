@@ -16,6 +16,12 @@
  * instead of being dropped, and a table the user cannot read fails the
  * lookup (a temporary error), as smtpd's restrictions do.
  *
+ * Difference from Postfix: its stand-alone smtpd skips the restrictions
+ * (smtpd_*_restrictions, reject_unlisted_*, the address syntax check) for
+ * the local user, who could submit with plain sendmail anyway; here they
+ * apply as to any client localhost[127.0.0.1] (the stock configuration
+ * permits it through mynetworks), which can only refuse more.
+ *
  * Not offered: STARTTLS and AUTH (no network between the user and the
  * session), XCLIENT/XFORWARD, client limits (anvil). As in Postfix's
  * stand-alone mode, commands sent ahead of the replies are not refused

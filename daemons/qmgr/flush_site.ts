@@ -36,7 +36,10 @@ export async function deferredForSite(q: QueueDir, site: string): Promise<string
     if (e.isFile && isQueueId(e.name)) ids.push(e.name);
   }
   const out: string[] = [];
+  let n = 0;
   for (const id of ids.sort()) {
+    // Opens are synchronous: let deliveries in progress run between batches.
+    if (++n % 200 === 0) await new Promise((r) => setTimeout(r, 0));
     let f: QueueFile;
     try {
       f = await QueueFile.open(q.path("deferred", id));
