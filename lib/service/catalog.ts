@@ -11,9 +11,9 @@
  * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
  *   mail the admin expects to receive would be refused.
  * - The chroot column is not used (each daemon has its own Deno sandbox
- *   instead) and unprivileged=n does not run a daemon as root: both are
+ *   instead) and unprivileged=n runs only pipe and virtual as root: both are
  *   named, not dropped silently.
- * - A delivery agent Postwarden lacks (lmtp, virtual, pipe) is skipped,
+ * - A delivery agent Postwarden lacks (lmtp) is skipped,
  *   unless a transport setting routes mail to it: then it is an error,
  *   since that mail could not be delivered.
  *
@@ -23,6 +23,7 @@
  */
 import { type Config, type MasterService, overrideProblems } from "../config/mod.ts";
 import { proxiedTables } from "../permissions/tables.ts";
+import { parsePipeAttributes } from "../pipe/mod.ts";
 
 /** master.cf commands with a daemon in daemons/. */
 export const DAEMONS: ReadonlySet<string> = new Set([
@@ -38,6 +39,8 @@ export const DAEMONS: ReadonlySet<string> = new Set([
   "proxymap",
   "anvil",
   "auth",
+  "pipe",
+  "virtual",
 ]);
 
 /** Postfix services skipped, with the reason shown to the admin. */
@@ -55,7 +58,21 @@ const SKIPPED: Record<string, string> = {
 };
 
 /** Delivery agents Postfix has and Postwarden does not yet. */
-const MISSING_AGENTS = new Set(["lmtp", "virtual", "pipe"]);
+const MISSING_AGENTS = new Set(["lmtp"]);
+
+/**
+ * Delivery agents that, like Postfix's, start as root when master does and
+ * master.cf says unprivileged=n: pipe sets user= on its command, virtual
+ * gives each mailbox file to its mapped owner. Their sandboxes
+ * (lib/permissions/agents.ts) still hold them to their own files and
+ * program. Every other daemon runs as mail_owner whatever master.cf says.
+ */
+const ROOT_AGENTS = new Set(["pipe", "virtual"]);
+
+/** True when master, running as root, starts this service as root. */
+export function runsAsRoot(svc: MasterService): boolean {
+  return ROOT_AGENTS.has(svc.command) && !svc.unprivileged;
+}
 
 /** Listeners whose mail would be refused if skipped. */
 const MISSING_LISTENERS: Record<string, string> = {
@@ -207,7 +224,14 @@ export function planServices(
         "each daemon runs in its own Deno sandbox instead (postwarden audit shows it)",
     );
   }
-  for (const s of plan.run.filter((s) => !s.unprivileged)) {
+  for (const s of plan.run.filter((s) => s.command === "pipe")) {
+    try {
+      parsePipeAttributes(s.args);
+    } catch (e) {
+      plan.errors.push(`${what(s)}: ${(e as Error).message}`);
+    }
+  }
+  for (const s of plan.run.filter((s) => !s.unprivileged && !runsAsRoot(s))) {
     plan.skipped.push(
       `master.cf: service ${s.name} (${s.command}): unprivileged=n: runs as mail_owner ` +
         "like every daemon (delivery as the recipient's own user is not supported yet)",
