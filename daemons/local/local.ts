@@ -70,7 +70,7 @@ import {
   type Outcome,
 } from "./alias.ts";
 import { forwardGroup, groupForwards } from "./forward.ts";
-import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
+import { mailboxUser, UnknownUserError, writeMaildir } from "../../lib/maildir/mod.ts";
 
 /**
  * alias_maps and local_recipient_maps, opened once per process (Postfix's

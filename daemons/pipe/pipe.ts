@@ -35,7 +35,6 @@
  * ${user} and ${extension}), mail_owner, queue_directory.
  * header_size_limit bounds the Delivered-To search.
  */
-import { headerAddress } from "../../lib/address/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import {
   type DeliveryRecipient,
@@ -45,7 +44,7 @@ import {
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
 import { splitOrcpt } from "../../lib/dsn/mod.ts";
-import { HeaderSplitter } from "../../lib/mime/mod.ts";
+import { deliveredTo, isDeliveredTo } from "../../lib/deliver/delivered.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
 import { type PipeAttributes, programCandidates } from "../../lib/pipe/mod.ts";
 import { CONTENT_CHUNK, type QueueFile, TRAILER_SIZE } from "../../lib/queue/mod.ts";
@@ -168,8 +167,7 @@ export async function deliverPipe(
   const first = req.recipients[0];
   if (attrs.flags.has("D")) {
     const delivered = await deliveredTo(file, ctx.config.size("header_size_limit"));
-    const quoted = headerAddress(first.address).toLowerCase();
-    if (delivered.has(first.address.toLowerCase()) || delivered.has(quoted)) {
+    if (isDeliveredTo(delivered, first.address)) {
       return all({
         status: "bounced",
         dsn: "5.4.6",
@@ -282,25 +280,4 @@ export function messageSize(file: QueueFile): number {
   const body = file.size - file.head.contentOffset - TRAILER_SIZE;
   const records = Math.ceil(body / (CONTENT_CHUNK + 5));
   return Math.max(0, body - 5 * records);
-}
-
-/** Lowercased Delivered-To addresses in the message's header section. */
-async function deliveredTo(file: QueueFile, maxBytes: number): Promise<Set<string>> {
-  const split = new HeaderSplitter({ maxBytes });
-  let headers = null;
-  for await (const chunk of file.content()) {
-    const r = split.push(chunk);
-    if (r.done) {
-      headers = r.headers!;
-      break;
-    }
-  }
-  headers ??= split.end().headers;
-  const out = new Set<string>();
-  for (const h of headers) {
-    if (h.name.toLowerCase() === "delivered-to") {
-      out.add(h.value.trim().replace(/^<(.*)>$/, "$1").toLowerCase());
-    }
-  }
-  return out;
 }
