@@ -194,7 +194,8 @@ const SYS_EXITS: Record<number, [dsn: string, text: string]> = {
 /**
  * The status of a command run, as Postfix's pipe(8) reports it. A failed
  * command whose output starts with an enhanced status code (4.X.X or
- * 5.X.X) gets that code and the status it implies.
+ * 5.X.X) gets that code, the status it implies and the rest of its output
+ * as the reason. Texts as a live Postfix 3.7 logged them.
  */
 export function commandOutcome(
   r: CommandResult,
@@ -205,11 +206,19 @@ export function commandOutcome(
   const withOutput = (text: string, output: string) =>
     output ? `${text}. Command output: ${output}` : text;
   const byCode = (dsn: string, text: string, output: string): CommandOutcome => {
+    // Output that starts with an enhanced code is the whole reason (Postfix 3.7 shows
+    // "status=bounced (go away )" for "5.7.1 go away").
     const own = /^([45])\.\d{1,3}\.\d{1,3}(?=\s|$)/.exec(output);
-    const code = own ? own[0] : dsn;
+    if (own) {
+      return {
+        status: own[1] === "4" ? "deferred" : "bounced",
+        dsn: own[0],
+        reason: output.slice(own[0].length).trimStart(),
+      };
+    }
     return {
-      status: code.startsWith("4") ? "deferred" : "bounced",
-      dsn: code,
+      status: dsn.startsWith("4") ? "deferred" : "bounced",
+      dsn,
       reason: withOutput(text, output),
     };
   };
@@ -219,7 +228,9 @@ export function commandOutcome(
         return {
           status: "sent",
           dsn: "2.0.0",
-          reason: `delivered via ${service} service${r.output ? ` (${r.output})` : ""}`,
+          reason: `delivered via ${service} service${
+            r.output.trimEnd() ? ` (${r.output.trimEnd()})` : ""
+          }`,
         };
       }
       if (SYS_EXITS[r.code]) {

@@ -231,9 +231,8 @@ export async function deliverPipe(
     });
     if (result.kind !== "spawn" || !result.notFound) break;
   }
-  if (result?.kind === "timeout") {
-    ctx.log.warn(`${req.queueId}: ${argv[0]}: command time limit exceeded (${timeLimit}s)`);
-  }
+  // Postfix 3.7's own warning at the limit (its log tools know it).
+  if (result?.kind === "timeout") ctx.log.warn("pipe_command_read: read time limit exceeded");
   return all(commandOutcome(result!, { service, command: argv[0] }));
 }
 

@@ -166,32 +166,34 @@ async function deliverOne(
   if (isDeliveredTo(delivered, r.address)) {
     return { status: "bounced", dsn: "5.4.6", reason: `mail forwarding loop for ${r.address}` };
   }
+  // Postfix's virtual looks up and reports the recipient lowercased (state.msg_attr.user).
+  const user = r.address.toLowerCase();
   const find = async (maps: Maps) =>
-    (await addressFind(maps, r.address, { delimiters: c.str("recipient_delimiter") }))?.value;
+    (await addressFind(maps, user, { delimiters: c.str("recipient_delimiter") }))?.value;
   let mailbox, uidRes, gidRes;
   try {
     mailbox = await find(tables.mailbox);
     if (mailbox === undefined) {
-      return { status: "bounced", dsn: "5.1.1", reason: `unknown user: "${r.address}"` };
+      return { status: "bounced", dsn: "5.1.1", reason: `unknown user: "${user}"` };
     }
     uidRes = await find(tables.uid);
     gidRes = uidRes === undefined ? undefined : await find(tables.gid);
   } catch (e) {
     if (!(e instanceof DictError)) throw e;
-    return defer(`lookup ${r.address}: ${e.message}`);
+    return defer(`lookup ${user}: ${e.message}`);
   }
   if (uidRes === undefined) {
-    return defer(`recipient ${r.address}: uid not found in virtual_uid_maps`);
+    return defer(`recipient ${user}: uid not found in virtual_uid_maps`);
   }
   const uid = leadingInt(uidRes);
   if (uid < c.int("virtual_minimum_uid")) {
-    return defer(`recipient ${r.address}: bad uid ${uidRes} in virtual_uid_maps`);
+    return defer(`recipient ${user}: bad uid ${uidRes} in virtual_uid_maps`);
   }
   if (gidRes === undefined) {
-    return defer(`recipient ${r.address}: gid not found in virtual_gid_maps`);
+    return defer(`recipient ${user}: gid not found in virtual_gid_maps`);
   }
   const gid = leadingInt(gidRes);
-  if (gid <= 0) return defer(`recipient ${r.address}: bad gid ${gidRes} in virtual_gid_maps`);
+  if (gid <= 0) return defer(`recipient ${user}: bad gid ${gidRes} in virtual_gid_maps`);
 
   const path = mailboxPath(base, mailbox);
   if (path === null) {
