@@ -32,6 +32,7 @@ import {
 import { contentFilterNexthops } from "../lib/permissions/filter.ts";
 import { paramLookup, planServices, runsAsRoot } from "../lib/service/catalog.ts";
 import { pipePrograms } from "../lib/pipe/mod.ts";
+import { rootDenoDir } from "../lib/runtime/mod.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
 import { smtpdTlsPolicy, tlsWanted } from "../lib/tls/policy.ts";
@@ -209,7 +210,11 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         args: cmd.args,
         cwd: q,
         clearEnv: true,
-        env: daemonEnv(o.prepared.runtime),
+        env: daemonEnv(
+          owner && runsAsRoot(svc)
+            ? { ...o.prepared.runtime, denoDir: rootDenoDir(o.prepared.runtime) }
+            : o.prepared.runtime,
+        ),
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

@@ -54,7 +54,7 @@ import {
   lookupAccount,
 } from "../../lib/privilege/mod.ts";
 import { QueueDir } from "../../lib/queue/mod.ts";
-import type { Runtime } from "../../lib/runtime/mod.ts";
+import { rootDenoDir, type Runtime } from "../../lib/runtime/mod.ts";
 import { formatDaemonArgs } from "../../lib/service/args.ts";
 import {
   paramLookup,
@@ -323,7 +323,12 @@ class Master {
       args,
       cwd: this.queue.root,
       clearEnv: true,
-      env: daemonEnv(this.opts.runtime, imported),
+      env: daemonEnv(
+        this.cur.owner && runsAsRoot(child.svc)
+          ? { ...this.opts.runtime, denoDir: rootDenoDir(this.opts.runtime) }
+          : this.opts.runtime,
+        imported,
+      ),
       stdin: "piped",
       stdout: "null",
       stderr: "piped",
