@@ -9,7 +9,8 @@
  * for Cyrus bulletin boards. The flags q (quote the local part as RFC 5322
  * does), u (lowercase the local part) and h (lowercase the domain and
  * ${nexthop}) apply as pipe(8) says. An unknown macro expands to nothing,
- * as in Postfix.
+ * as in Postfix. ${client_port} and the ${sasl_*} macros are refused when
+ * the service is read (lib/pipe): the queue file does not keep them.
  *
  * Every expansion is one argv element passed to the program directly: no
  * shell ever sees it, so spaces, quotes, `;`, `|` or a leading "-" in an
@@ -29,11 +30,7 @@ export interface MacroValues {
   clientAddress: string;
   clientHelo: string;
   clientHostname: string;
-  clientPort: string;
   clientProtocol: string;
-  saslMethod: string;
-  saslSender: string;
-  saslUsername: string;
   /** The request's recipients: address and original (pre-rewriting) address. */
   recipients: { address: string; original: string }[];
   /** recipient_delimiter (for ${user} and ${extension}). */
@@ -118,11 +115,7 @@ export function expandArgv(template: string[], v: MacroValues): string[] {
     client_address: v.clientAddress,
     client_helo: v.clientHelo,
     client_hostname: v.clientHostname,
-    client_port: v.clientPort,
     client_protocol: v.clientProtocol,
-    sasl_method: v.saslMethod,
-    sasl_sender: v.saslSender,
-    sasl_username: v.saslUsername,
   };
   const out: string[] = [];
   for (const element of template) {

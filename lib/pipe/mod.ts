@@ -44,6 +44,14 @@ export class PipeAttributeError extends Error {
   override readonly name = "PipeAttributeError";
 }
 
+/**
+ * Macros pipe(8) has whose values Postwarden's queue file does not keep
+ * (the SASL login, the client's port): refused rather than expanded to
+ * nothing.
+ */
+const UNRECORDED_MACRO =
+  /\$[{(]?(sasl_method|sasl_sender|sasl_username|client_port)(?![A-Za-z0-9_])/;
+
 /** The flags pipe(8) documents; every one is built. */
 export const PIPE_FLAGS = "BDFORXhqu.>";
 
@@ -125,6 +133,14 @@ export function parsePipeAttributes(args: string[]): PipeAttributes {
       `argv=${program}: the program must be an absolute path or a name in /usr/bin:/bin, ` +
         "without macros (its sandbox may run exactly those files)",
     );
+  }
+  for (const element of out.argv) {
+    const m = UNRECORDED_MACRO.exec(element.replaceAll("$$", ""));
+    if (m) {
+      throw new PipeAttributeError(
+        `argv: \${${m[1]}} is not supported (the queue file does not record it)`,
+      );
+    }
   }
   if (out.directory !== null && !out.directory.startsWith("/")) {
     throw new PipeAttributeError(`directory=${out.directory}: must be an absolute path`);

@@ -51,10 +51,18 @@ Deno.test("pipe attributes", async (t) => {
       [["user=u", "argv=./x"], "argv=./x: the program must be"],
       [["user=u", "argv=/bin/$x"], "argv=/bin/$x: the program must be"],
       [["user=u", "directory=tmp", "argv=/bin/true"], "directory=tmp: must be an absolute path"],
+      [["user=u", "argv=/bin/x", "-u", "${sasl_username}"], "${sasl_username} is not supported"],
+      [["user=u", "argv=/bin/x", "$client_port"], "${client_port} is not supported"],
     ];
     for (const [args, msg] of bad) {
       assertThrows(() => parsePipeAttributes(args), PipeAttributeError, msg);
     }
+  });
+  await t.step("$$ before a refused name is a literal dollar", () => {
+    assertEquals(
+      parsePipeAttributes(["user=u", "argv=/bin/x", "$$sasl_username"]).argv[1],
+      "$$sasl_username",
+    );
   });
   await t.step("the programs a service may run: the path, or the name in /usr/bin and /bin", () => {
     assertEquals(pipePrograms(["user=u", "argv=/usr/lib/x/deliver", "-a"]), [

@@ -24,7 +24,7 @@ Deno.test({
     await Deno.writeTextFile(
       script,
       '#!/bin/sh\ncase "$1" in nouser@*) echo "no such mailbox"; exit 67;; esac\n' +
-        `id -u > "${out}/uid"\ncat > "${out}/msg-$1"\n`,
+        `id -u > "${out}/uid"\nprintf %s "$2" > "${out}/nexthop"\ncat > "${out}/msg-$1"\n`,
       { mode: 0o755 },
     );
     await Deno.chmod(script, 0o755);
@@ -37,7 +37,7 @@ Deno.test({
         "allow_min_user = yes",
       ].join("\n"),
       masterCf: master +
-        `mypipe unix - n n - - pipe flags=DRq user=nobody argv=${script} \${recipient}\n`,
+        `mypipe unix - n n - - pipe flags=DRq user=nobody argv=${script} \${recipient} \${nexthop}\n`,
     });
     try {
       const hostile = ['"a;touch pwned $(id) `id`"@pipe.example', "-oQx@pipe.example"];
@@ -63,6 +63,8 @@ Deno.test({
           /^Return-Path: <sender@example.com>\nDelivered-To: -oqx@pipe.example\n[\s\S]*Subject: piped\n[\s\S]*\nhello\n$/,
         );
         assertEquals((await Deno.readTextFile(`${out}/uid`)).trim(), "65534");
+        // transport_maps "mypipe:" with no next hop: the recipient's domain, as Postfix.
+        assertEquals(await Deno.readTextFile(`${out}/nexthop`), "pipe.example");
         let pwned = true;
         // The command's working directory is queue_directory: no shell ran "touch" there.
         await Deno.stat(`${inst.queue}/pwned`).catch(() => pwned = false);
