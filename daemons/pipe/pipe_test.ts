@@ -120,6 +120,15 @@ Deno.test("pipe delivery", async (t) => {
     ]);
     assertEquals(r.statuses[0].action, "delivered");
   });
+  await t.step("the null sender: MAILER-DAEMON, or null_sender=", async () => {
+    const argv = SH('printf "[%s]" "$$1" > OUT', "${sender}");
+    let r = await run(["user=nobody", ...argv], { sender: "" });
+    assertEquals(r.out, "[MAILER-DAEMON]");
+    r = await run(["user=nobody", "null_sender=", ...argv], { sender: "" });
+    assertEquals(r.out, "[]");
+    r = await run(["flags=q", "user=nobody", "null_sender=mailer daemon", ...argv], { sender: "" });
+    assertEquals(r.out, '["mailer daemon"]', "a non-empty replacement is quoted by q");
+  });
   await t.step("output after success is logged", async () => {
     const r = await run(["user=nobody", ...SH("cat >/dev/null; echo 'saved\tto box'")]);
     assertEquals(r.statuses[0].reason, "delivered via mypipe service (saved to box)");
