@@ -3,7 +3,8 @@
  * request. It checks the request against the service's attributes
  * (lib/pipe: flags, size=, user=), expands argv= (macros.ts) into one
  * command line for all the request's recipients, runs the program once
- * (command.ts) with the message on its standard input (copy.ts), and
+ * (command.ts) with the message on its standard input (lib/deliver
+ * mail_copy.ts), and
  * gives every recipient the command's outcome, logged with
  * `relay=SERVICE` as Postfix does.
  *
@@ -50,7 +51,7 @@ import { type PipeAttributes, programCandidates } from "../../lib/pipe/mod.ts";
 import { CONTENT_CHUNK, type QueueFile, TRAILER_SIZE } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import { commandOutcome, type CommandResult, type CommandSpec, runCommand } from "./command.ts";
-import { envelopeLines, LineCopier } from "./copy.ts";
+import { envelopeLines, LineCopier } from "../../lib/deliver/mail_copy.ts";
 import { expandArgv } from "./macros.ts";
 
 /** The account a service's commands run as, or why there is none. */

@@ -5,13 +5,14 @@
  * SUMMARY
  *   Serves qmgr's delivery requests on `private/virtual` (the
  *   virtual_transport of virtual_mailbox_domains): each recipient's
- *   Maildir under virtual_mailbox_base, as virtual_mailbox_maps,
+ *   Maildir or mbox file under virtual_mailbox_base, as virtual_mailbox_maps,
  *   virtual_uid_maps and virtual_gid_maps say (virtual.ts says what is
  *   checked, what is deferred and how links are refused).
  *
  * PARAMETERS
  *   virtual_mailbox_base, virtual_mailbox_maps, virtual_uid_maps,
  *   virtual_gid_maps, virtual_minimum_uid, virtual_mailbox_limit,
+ *   virtual_mailbox_lock,
  *   recipient_delimiter, header_size_limit, myhostname. The tables are
  *   opened at the first request and kept.
  *

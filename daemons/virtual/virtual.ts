@@ -5,9 +5,9 @@
  *
  * - virtual_mailbox_maps: the mailbox, relative to virtual_mailbox_base.
  *   Not found: bounced 5.1.1 `unknown user: "ADDRESS"`. A result ending
- *   in "/" is a Maildir; anything else an mbox file, which is not built
- *   yet: such recipients are deferred with "virtual: mbox delivery is not
- *   supported yet", never written somewhere else.
+ *   in "/" is a Maildir; anything else an mbox file (mbox.ts, with
+ *   virtual_mailbox_lock; its `fcntl` is not available and defers the
+ *   mail saying so).
  * - virtual_uid_maps, virtual_gid_maps: the owner. Not found, or a uid
  *   under virtual_minimum_uid, or a gid under 1: deferred with Postfix's
  *   texts ("recipient X: uid not found in virtual_uid_maps", "... bad uid
@@ -16,8 +16,8 @@
  * A table that cannot answer defers (4.3.0). A message already carrying
  * `Delivered-To: RECIPIENT` bounces 5.4.6 (mail forwarding loop). A message
  * file over virtual_mailbox_limit bounces 5.2.2. Success is logged
- * `relay=virtual, ..., status=sent (delivered to maildir)` and is a final
- * delivery ("delivered" in a success notice).
+ * `relay=virtual, ..., status=sent (delivered to maildir)` (or `mailbox`)
+ * and is a final delivery ("delivered" in a success notice).
  *
  * Safety: the mailbox path must stay under virtual_mailbox_base (a ".."
  * component or a result that leaves it defers, with a warning), and no
@@ -36,7 +36,8 @@
  *
  * Parameters: virtual_mailbox_base, virtual_mailbox_maps,
  * virtual_uid_maps, virtual_gid_maps, virtual_minimum_uid (100),
- * virtual_mailbox_limit (51200000; 0: none), recipient_delimiter,
+ * virtual_mailbox_limit (51200000; 0: none), virtual_mailbox_lock
+ * (fcntl, dotlock: mbox files only), recipient_delimiter,
  * header_size_limit (the Delivered-To search), myhostname (Maildir file
  * names).
  */
@@ -50,6 +51,7 @@ import {
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
 import { writeMaildir } from "../../lib/maildir/mod.ts";
+import { appendMbox, lockProblem, type MboxOptions } from "./mbox.ts";
 import { addressFind, DictError, type Maps } from "../../lib/maps/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import type { MapsOpener, ServiceContext } from "../../lib/service/mod.ts";
@@ -102,6 +104,8 @@ export interface VirtualOptions {
   setOwner: boolean;
   /** Clock in ms. @default Date.now */
   now?: () => number;
+  /** mbox dotlock attempts, one a second. @default 20 */
+  lockAttempts?: number;
 }
 
 type Status = Omit<RecipientStatus, "index" | "relay">;
@@ -203,9 +207,18 @@ async function deliverOne(
     );
     return defer("mail system configuration error", "4.3.5");
   }
-  if (!mailbox.endsWith("/")) return defer("virtual: mbox delivery is not supported yet");
-  const dir = path.replace(/\/+$/, "");
   const limit = c.size("virtual_mailbox_limit");
+  if (!mailbox.endsWith("/")) {
+    return await deliverMbox(path, r, req, file, ctx, {
+      locks: c.list("virtual_mailbox_lock").map((l) => l.toLowerCase()),
+      owner: opts.setOwner ? { uid, gid } : undefined,
+      maxBytes: limit > 0 ? limit : undefined,
+      guard: () => noLinksBelow(base, [path.replace(/\/[^/]*$/, "")]),
+      now,
+      lockAttempts: opts.lockAttempts,
+    });
+  }
+  const dir = path.replace(/\/+$/, "");
   try {
     await writeMaildir(dir, {
       sender: req.sender,
@@ -225,6 +238,36 @@ async function deliverOne(
     if (code === "EFBIG" || code === "EDQUOT") return { status: "bounced", dsn: "5.2.2", reason };
     if (e instanceof UnsafePathError) ctx.log.warn(`${req.queueId}: ${e.message}`);
     return defer(reason, "4.2.0");
+  }
+}
+
+/** One mbox delivery (mbox.ts), with Postfix's texts. */
+async function deliverMbox(
+  path: string,
+  r: DeliveryRecipient,
+  req: DeliveryRequest,
+  file: QueueFile,
+  ctx: ServiceContext,
+  opts: MboxOptions,
+): Promise<Status> {
+  const problem = lockProblem(opts.locks);
+  if (problem) {
+    ctx.log.warn(`${req.queueId}: ${problem}`);
+    return { status: "deferred", dsn: "4.3.5", reason: problem };
+  }
+  try {
+    await appendMbox(path, {
+      sender: req.sender,
+      recipient: r.address,
+      content: () => file.content(),
+    }, opts);
+    return { status: "sent", dsn: "2.0.0", reason: "delivered to mailbox" };
+  } catch (e) {
+    const reason = `delivery failed to mailbox ${path}: ${(e as Error).message}`;
+    const code = errorCode(e);
+    if (code === "EFBIG" || code === "EDQUOT") return { status: "bounced", dsn: "5.2.2", reason };
+    if (e instanceof UnsafePathError) ctx.log.warn(`${req.queueId}: ${e.message}`);
+    return { status: "deferred", dsn: "4.2.0", reason };
   }
 }
 

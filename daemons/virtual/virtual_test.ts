@@ -14,7 +14,12 @@ const ROOT = Deno.uid() === 0;
 
 async function run(
   rcpts: string[],
-  opts: { mainCf?: string; content?: string; prepare?: (base: string) => Promise<void> } = {},
+  opts: {
+    mainCf?: string;
+    content?: string;
+    prepare?: (base: string) => Promise<void>;
+    lockAttempts?: number;
+  } = {},
 ) {
   const root = await Deno.makeTempDir({ prefix: "virtual-test-" });
   const base = `${root}/vmail`;
@@ -49,7 +54,11 @@ async function run(
   const tables = new VirtualTables(svc.ctx.config, svc.ctx.maps);
   const file = await QueueFile.open(q.path);
   try {
-    const statuses = await deliverVirtual(req, file, svc.ctx, { tables, setOwner: ROOT });
+    const statuses = await deliverVirtual(req, file, svc.ctx, {
+      tables,
+      setOwner: ROOT,
+      lockAttempts: opts.lockAttempts,
+    });
     return { statuses, lines: svc.lines, base, root };
   } finally {
     file.close();
@@ -98,7 +107,7 @@ Deno.test("virtual delivery", async (t) => {
       /to=<joe\+news@v.example>, relay=virtual, delay=[\d.]+, delays=[\d./]+, dsn=2.0.0, status=sent \(delivered to maildir\)/,
     );
   });
-  await t.step("Postfix's texts: unknown user, uid problems; mbox deferred", async () => {
+  await t.step("Postfix's texts: unknown user, uid problems", async () => {
     const r = await run(["nobody@v.example", "box@v.example", "joe@w.example"], {
       mainCf: "virtual_uid_maps = inline:{ box@v.example=5 }\n",
     });
@@ -110,11 +119,97 @@ Deno.test("virtual delivery", async (t) => {
     const m = await run(["box@v.example", "joe@v.example"], {
       mainCf: "virtual_uid_maps = inline:{ box@v.example=5000 }\n",
     });
-    assertEquals(m.statuses.map((s) => [s.status, s.reason]), [
-      ["deferred", "virtual: mbox delivery is not supported yet"],
-      ["deferred", "recipient joe@v.example: uid not found in virtual_uid_maps"],
+    assertEquals(m.statuses.map((s) => [s.status, s.dsn, s.reason]), [
+      [
+        "deferred",
+        "4.3.5",
+        "virtual_mailbox_lock = fcntl is not supported (Deno has no fcntl locks); " +
+        "use dotlock, or flock, dotlock",
+      ],
+      ["deferred", "4.3.0", "recipient joe@v.example: uid not found in virtual_uid_maps"],
     ]);
   });
+  await t.step("mbox: appended with From_, quoting and locks, for its owner", async () => {
+    const content = "Subject: one\r\n\r\nFrom me\r\n";
+    const r = await run(["box@v.example", "box@v.example"], {
+      mainCf: "virtual_mailbox_lock = flock, dotlock\n",
+      content,
+      prepare: (base) => Deno.mkdir(`${base}/v.example`),
+    });
+    assertEquals(r.statuses.map((s) => [s.status, s.reason, s.action]), [
+      ["sent", "delivered to mailbox", "delivered"],
+      ["sent", "delivered to mailbox", "delivered"],
+    ]);
+    const box = `${r.base}/v.example/box`;
+    const text = await Deno.readTextFile(box);
+    const one = /^From a@example\.org \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\n/.source +
+      "Return-Path: <a@example\\.org>\\nDelivered-To: box@v\\.example\\n" +
+      "Subject: one\\n\\n>From me\\n\\n";
+    assertMatch(text, new RegExp(`^${one}${one.slice(1)}$`));
+    const st = await Deno.lstat(box);
+    assertEquals(st.mode! & 0o777, 0o600);
+    if (ROOT) assertEquals([st.uid, st.gid], [5000, 5001]);
+    assertEquals(await files(`${r.base}/v.example`), ["box"], "the dotlock is gone");
+  });
+  await t.step(
+    "mbox: a held dotlock defers; a link, a hard link or a foreign file is refused",
+    async () => {
+      const outside = await Deno.makeTempDir({ prefix: "virtual-outside-" });
+      await Deno.writeTextFile(`${outside}/target`, "keep\n");
+      const held = await run(["box@v.example"], {
+        mainCf: "virtual_mailbox_lock = dotlock\n",
+        prepare: async (base) => {
+          await Deno.mkdir(`${base}/v.example`);
+          await Deno.writeTextFile(`${base}/v.example/box.lock`, "");
+        },
+        lockAttempts: 1,
+      });
+      assertEquals([held.statuses[0].status, held.statuses[0].dsn], ["deferred", "4.2.0"]);
+      assertMatch(held.statuses[0].reason, /unable to lock .*box for exclusive access/);
+      const linked = await run(["box@v.example"], {
+        mainCf: "virtual_mailbox_lock = dotlock\n",
+        prepare: async (base) => {
+          await Deno.mkdir(`${base}/v.example`);
+          await Deno.symlink(`${outside}/target`, `${base}/v.example/box`);
+        },
+      });
+      assertMatch(linked.statuses[0].reason, /is a symbolic link; refusing to open it/);
+      const hard = await run(["box@v.example"], {
+        mainCf: "virtual_mailbox_lock = dotlock\n",
+        prepare: async (base) => {
+          await Deno.mkdir(`${base}/v.example`);
+          await Deno.link(`${outside}/target`, `${base}/v.example/box`);
+        },
+      });
+      assertMatch(hard.statuses[0].reason, /has 2 hard links; refusing to use it/);
+      assertEquals(await Deno.readTextFile(`${outside}/target`), "keep\n", "untouched");
+      if (ROOT) {
+        const foreign = await run(["box@v.example"], {
+          mainCf: "virtual_mailbox_lock = dotlock\n",
+          prepare: async (base) => {
+            await Deno.mkdir(`${base}/v.example`);
+            await Deno.writeTextFile(`${base}/v.example/box`, "");
+          },
+        });
+        assertMatch(foreign.statuses[0].reason, /is owned by uid 0, not 5000/);
+      }
+    },
+  );
+  await t.step(
+    "mbox: over virtual_mailbox_limit bounces 5.2.2 and leaves the file as it was",
+    async () => {
+      const r = await run(["box@v.example"], {
+        mainCf: "virtual_mailbox_lock = dotlock\nvirtual_mailbox_limit = 120\n",
+        prepare: async (base) => {
+          await Deno.mkdir(`${base}/v.example`);
+          await Deno.writeTextFile(`${base}/v.example/box`, "From x\n\n");
+          if (ROOT) await Deno.chown(`${base}/v.example/box`, 5000, 5001);
+        },
+      });
+      assertEquals([r.statuses[0].status, r.statuses[0].dsn], ["bounced", "5.2.2"]);
+      assertEquals(await Deno.readTextFile(`${r.base}/v.example/box`), "From x\n\n");
+    },
+  );
   await t.step("a symbolic link below the base is not followed", async () => {
     const outside = await Deno.makeTempDir({ prefix: "virtual-outside-" });
     const r = await run(["link@v.example", "deep@v.example"], {

@@ -209,7 +209,6 @@ const GROUPS: Group[] = [
       "multi_recipient_bounce_reject_code",
       "plaintext_reject_code",
       "relay_clientcerts",
-      "virtual_mailbox_lock",
       "command_execution_directory",
       "execution_directory_expansion_filter",
       "command_expansion_filter",

@@ -1995,6 +1995,13 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "virtual_mailbox_lock",
+    type: "list",
+    default: "fcntl, dotlock",
+    doc: "Locks virtual takes on mbox files: dotlock, flock (fcntl is not available and defers).",
+    support: "implemented",
+  },
+  {
     name: "virtual_minimum_uid",
     type: "int",
     default: "100",

@@ -1,6 +1,6 @@
 /** Tests for what pipe(8) writes to the command: envelope lines, eol=, the . > B flags. */
 import { assertEquals } from "../../tests/helpers/assert.ts";
-import { asctime, envelopeLines, LineCopier } from "./copy.ts";
+import { asctime, envelopeLines, LineCopier } from "./mail_copy.ts";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();

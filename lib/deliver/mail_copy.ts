@@ -1,7 +1,8 @@
 /**
- * What pipe(8) writes on the command's standard input (Postfix's
- * mail_copy()): the envelope lines its flags ask for, then the message
- * with each line ended by the service's eol= string.
+ * Postfix's mail_copy(): what pipe(8) writes on a command's standard
+ * input and virtual(8) appends to an mbox file (flags F > D R B): the
+ * envelope lines its flags ask for, then the message with each line ended
+ * by the eol= string.
  *
  * - F: `From SENDER DATE` (asctime form, the null sender as MAILER-DAEMON).
  * - R: `Return-Path: <SENDER>`.
@@ -14,7 +15,7 @@
  * Addresses are quoted as header fields are (control characters become
  * "?", so no address adds a line). Pure: bytes in, bytes out.
  */
-import { headerAddress } from "../../lib/address/mod.ts";
+import { headerAddress } from "../address/mod.ts";
 
 const encoder = new TextEncoder();
 const DOT = 0x2e;
