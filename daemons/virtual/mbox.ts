@@ -1,8 +1,9 @@
 /**
  * virtual(8)'s mbox delivery: appends one message to a mailbox file under
  * virtual_mailbox_base, as Postfix's mail_copy() with MAIL_COPY_MBOX
- * writes it (`From ` line, Return-Path:, Delivered-To:, ">From " quoting,
- * a blank line after), fsynced, and cut back to its old size when
+ * writes it (`From ` line, Return-Path:, X-Original-To:, Delivered-To:,
+ * ">From " quoting, a blank line after; checked against a live Postfix
+ * 3.7), fsynced, and cut back to its old size when
  * anything fails, so a reader never sees half a message left behind.
  *
  * Locks (virtual_mailbox_lock): `dotlock` (FILE.lock created exclusively,
@@ -30,6 +31,8 @@ import { envelopeLines, LineCopier } from "../../lib/deliver/mail_copy.ts";
 export interface MboxMessage {
   sender: string;
   recipient: string;
+  /** For X-Original-To. */
+  original: string;
   content: () => AsyncIterable<Uint8Array>;
 }
 
@@ -95,11 +98,11 @@ export async function appendMbox(path: string, msg: MboxMessage, opts: MboxOptio
           if (opts.maxBytes && size > opts.maxBytes) throw new MboxTooBigError("File too large");
           for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
         };
-        const flags = new Set("FRD>B");
+        const flags = new Set("FROD>B");
         await write(envelopeLines({
           sender: msg.sender,
           recipient: msg.recipient,
-          original: msg.recipient,
+          original: msg.original,
           flags,
           eol: "\n",
           now: new Date(now()),

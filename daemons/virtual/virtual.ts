@@ -50,6 +50,7 @@ import {
   logStatus,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
+import { splitOrcpt } from "../../lib/dsn/mod.ts";
 import { writeMaildir } from "../../lib/maildir/mod.ts";
 import { appendMbox, lockProblem, type MboxOptions } from "./mbox.ts";
 import { addressFind, DictError, type Maps } from "../../lib/maps/mod.ts";
@@ -223,6 +224,7 @@ async function deliverOne(
     await writeMaildir(dir, {
       sender: req.sender,
       recipient: r.address,
+      original: originalRecipient(r),
       content: () => file.content(),
     }, {
       hostname: c.str("myhostname"),
@@ -259,16 +261,22 @@ async function deliverMbox(
     await appendMbox(path, {
       sender: req.sender,
       recipient: r.address,
+      original: originalRecipient(r),
       content: () => file.content(),
     }, opts);
     return { status: "sent", dsn: "2.0.0", reason: "delivered to mailbox" };
   } catch (e) {
-    const reason = `delivery failed to mailbox ${path}: ${(e as Error).message}`;
+    const reason = `mailbox ${path}: ${(e as Error).message}`;
     const code = errorCode(e);
     if (code === "EFBIG" || code === "EDQUOT") return { status: "bounced", dsn: "5.2.2", reason };
     if (e instanceof UnsafePathError) ctx.log.warn(`${req.queueId}: ${e.message}`);
     return { status: "deferred", dsn: "4.2.0", reason };
   }
+}
+
+/** X-Original-To: the address before rewriting (a DSN ORCPT is the client's, not ours). */
+function originalRecipient(r: DeliveryRecipient): string {
+  return r.orcpt && !splitOrcpt(r.orcpt) ? r.orcpt : r.address;
 }
 
 /** atol(): the leading decimal number of a table result (0 when none). */

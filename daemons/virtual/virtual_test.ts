@@ -93,7 +93,8 @@ Deno.test("virtual delivery", async (t) => {
     const text = await Deno.readTextFile(`${dir}/new/${names[0]}`);
     assertEquals(
       text,
-      "Return-Path: <a@example.org>\nDelivered-To: joe+news@v.example\n" +
+      "Return-Path: <a@example.org>\nX-Original-To: joe+news@v.example\n" +
+        "Delivered-To: joe+news@v.example\n" +
         "Subject: hi\nFrom: a@example.org\n\nbody\n",
     );
     if (ROOT) {
@@ -142,8 +143,9 @@ Deno.test("virtual delivery", async (t) => {
     ]);
     const box = `${r.base}/v.example/box`;
     const text = await Deno.readTextFile(box);
-    const one = /^From a@example\.org \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\n/.source +
-      "Return-Path: <a@example\\.org>\\nDelivered-To: box@v\\.example\\n" +
+    const one = /^From a@example\.org {2}\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\n/.source +
+      "Return-Path: <a@example\\.org>\\nX-Original-To: box@v\\.example\\n" +
+      "Delivered-To: box@v\\.example\\n" +
       "Subject: one\\n\\n>From me\\n\\n";
     assertMatch(text, new RegExp(`^${one}${one.slice(1)}$`));
     const st = await Deno.lstat(box);

@@ -4,10 +4,11 @@
  * envelope lines its flags ask for, then the message with each line ended
  * by the eol= string.
  *
- * - F: `From SENDER DATE` (asctime form, the null sender as MAILER-DAEMON).
+ * - F: `From SENDER  DATE` (two spaces, asctime form, the null sender as
+ *   MAILER-DAEMON), as a live Postfix 3.7 writes it.
  * - R: `Return-Path: <SENDER>`.
  * - O: `X-Original-To: ORIGINAL-RECIPIENT`.
- * - D: `Delivered-To: RECIPIENT` (lowercased).
+ * - D: `Delivered-To: RECIPIENT` (its case kept, as Postfix 3.7 writes it).
  * - `.`: a line starting with "." gets another "."; `>`: a line starting
  *   with "From " gets ">" (both on every line, headers included).
  * - B: a blank line after the message.
@@ -40,13 +41,13 @@ export interface CopyEnvelope {
 export function envelopeLines(e: CopyEnvelope): Uint8Array {
   let out = "";
   if (e.flags.has("F")) {
-    out += `From ${e.sender === "" ? "MAILER-DAEMON" : headerAddress(e.sender)} ${
+    out += `From ${e.sender === "" ? "MAILER-DAEMON" : headerAddress(e.sender)}  ${
       asctime(e.now)
     }${e.eol}`;
   }
   if (e.flags.has("R")) out += `Return-Path: <${headerAddress(e.sender)}>${e.eol}`;
   if (e.flags.has("O")) out += `X-Original-To: ${headerAddress(e.original)}${e.eol}`;
-  if (e.flags.has("D")) out += `Delivered-To: ${headerAddress(e.recipient).toLowerCase()}${e.eol}`;
+  if (e.flags.has("D")) out += `Delivered-To: ${headerAddress(e.recipient)}${e.eol}`;
   return encoder.encode(out);
 }
 

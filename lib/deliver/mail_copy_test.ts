@@ -48,10 +48,10 @@ Deno.test("pipe message copy", async (t) => {
     }));
     assertEquals(
       head,
-      `From "a b"@x.example ${asctime(now)}\n` +
+      `From "a b"@x.example  ${asctime(now)}\n` +
         'Return-Path: <"a b"@x.example>\n' +
         'X-Original-To: "orig?"@x.example\n' +
-        "Delivered-To: joe@dom.example\n",
+        "Delivered-To: Joe@Dom.Example\n",
     );
     assertEquals(asctime(now), "Wed Dec  2 06:07:17 2026");
     const nul = dec.decode(envelopeLines({
@@ -62,6 +62,6 @@ Deno.test("pipe message copy", async (t) => {
       eol: "\r\n",
       now,
     }));
-    assertEquals(nul, `From MAILER-DAEMON ${asctime(now)}\r\nReturn-Path: <>\r\n`);
+    assertEquals(nul, `From MAILER-DAEMON  ${asctime(now)}\r\nReturn-Path: <>\r\n`);
   });
 });

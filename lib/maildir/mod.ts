@@ -71,6 +71,8 @@ export interface MaildirMessage {
   sender: string;
   /** The recipient address for Delivered-To. */
   recipient: string;
+  /** The original recipient for X-Original-To (virtual, as Postfix 3.7 writes it); absent: none. */
+  original?: string;
   /** The message in canonical CRLF form, streamed. */
   content: () => AsyncIterable<Uint8Array>;
 }
@@ -138,6 +140,7 @@ export async function writeMaildir(
     await write(
       encoder.encode(
         `Return-Path: <${headerAddress(msg.sender)}>\n` +
+          (msg.original !== undefined ? `X-Original-To: ${headerAddress(msg.original)}\n` : "") +
           `Delivered-To: ${headerAddress(msg.recipient)}\n`,
       ),
     );

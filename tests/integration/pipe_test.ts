@@ -60,7 +60,7 @@ Deno.test({
         const msg = await Deno.readTextFile(`${out}/msg--oQx@pipe.example`);
         assertMatch(
           msg,
-          /^Return-Path: <sender@example.com>\nDelivered-To: -oqx@pipe.example\n[\s\S]*Subject: piped\n[\s\S]*\nhello\n$/,
+          /^Return-Path: <sender@example.com>\nDelivered-To: -oQx@pipe.example\n[\s\S]*Subject: piped\n[\s\S]*\nhello\n$/,
         );
         assertEquals((await Deno.readTextFile(`${out}/uid`)).trim(), "65534");
         // transport_maps "mypipe:" with no next hop: the recipient's domain, as Postfix.
