@@ -3,7 +3,8 @@
  * address is written by Postwarden's virtual(8) into a Maildir under
  * virtual_mailbox_base, owned by the virtual_uid_maps/virtual_gid_maps ids,
  * and a real Dovecot (doveadm fetch, mail_location pointing at the base)
- * reads it. Needs root (master runs virtual as root to give the files to
+ * reads it, and the same for an mbox file (virtual_mailbox_lock = dotlock).
+ * Needs root (master runs virtual as root to give the files to
  * uid 5000) and Debian's dovecot-core.
  */
 import { assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
@@ -27,7 +28,8 @@ Deno.test({
       mainCf: [
         "virtual_mailbox_domains = v.example",
         `virtual_mailbox_base = ${base}`,
-        "virtual_mailbox_maps = inline:{ joe@v.example=v.example/joe/ }",
+        "virtual_mailbox_maps = inline:{ joe@v.example=v.example/joe/, ann@v.example=v.example/ann }",
+        "virtual_mailbox_lock = dotlock",
         "virtual_uid_maps = static:5000",
         "virtual_gid_maps = static:5000",
       ].join("\n"),
@@ -35,11 +37,12 @@ Deno.test({
     try {
       const r = await smtpSend(inst.port, {
         from: "sender@example.com",
-        to: ["joe@v.example"],
+        to: ["joe@v.example", "ann@v.example"],
         body: "Subject: for dovecot\r\nMessage-ID: <virt-1@example.com>\r\n\r\nhello virtual\r\n",
       });
       assertEquals(r.code, 250, r.replies.join("\n"));
       await waitForLog(inst, /to=<joe@v.example>.*status=sent \(delivered to maildir\)/, 30_000);
+      await waitForLog(inst, /to=<ann@v.example>.*status=sent \(delivered to mailbox\)/, 30_000);
       assertMatch(
         await inst.log(),
         /postwarden\/virtual\[\d+\]: \w+: to=<joe@v.example>, relay=virtual/,
@@ -99,6 +102,26 @@ passdb {
       assertStringIncludes(fetched.stdout, "hdr.subject: for dovecot");
       assertStringIncludes(fetched.stdout, "<virt-1@example.com>");
       assertStringIncludes(fetched.stdout, "hello virtual");
+
+      // The mbox file too: Dovecot's mbox driver finds the From_ line and the message.
+      const mbox = `${base}/v.example/ann`;
+      assertEquals((await Deno.stat(mbox)).uid, 5000);
+      const fromMbox = await run(DOVEADM, [
+        "-c",
+        `${dir}/dovecot.conf`,
+        "-o",
+        `mail_location=mbox:${dir}/annroot:INBOX=${mbox}:INDEX=MEMORY`,
+        "fetch",
+        "-u",
+        "ann@v.example",
+        "hdr.subject body",
+        "mailbox",
+        "INBOX",
+        "all",
+      ]);
+      assertEquals(fromMbox.code, 0, fromMbox.stderr);
+      assertStringIncludes(fromMbox.stdout, "hdr.subject: for dovecot");
+      assertStringIncludes(fromMbox.stdout, "hello virtual");
     } finally {
       if (dovecotConf) await run(DOVEADM, ["-c", dovecotConf, "stop"]).catch(() => {});
       await inst.stop();
