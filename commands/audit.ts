@@ -10,7 +10,9 @@
  * code from npm (any package, the table drivers proxymap loads, and the
  * auth daemon's packages) or over HTTP (a local server counts the
  * attempts), read the auth daemon's password file, keep data in
- * localStorage, the Cache API or a path-less Deno KV, and read smtpd's TLS
+ * localStorage, the Cache API or a path-less Deno KV, run each pipe
+ * service's program (asked of the sandbox, not run), write
+ * virtual_mailbox_base, and read smtpd's TLS
  * certificate and private key files (master reads them and hands them to
  * smtpd; no daemon should be able to read the key file).
  */
@@ -29,7 +31,9 @@ import {
 } from "../lib/permissions/mod.ts";
 import { contentFilterNexthops } from "../lib/permissions/filter.ts";
 import { lmtpGrants } from "../lib/permissions/lmtp.ts";
-import { paramLookup, planServices } from "../lib/service/catalog.ts";
+import { paramLookup, planServices, runsAsRoot } from "../lib/service/catalog.ts";
+import { pipePrograms } from "../lib/pipe/mod.ts";
+import { rootDenoDir } from "../lib/runtime/mod.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
 import { smtpdTlsPolicy, tlsWanted } from "../lib/tls/policy.ts";
@@ -116,6 +120,13 @@ export async function runAudit(o: AuditOptions): Promise<number> {
     );
     return ep.type === "passwd-file" ? [ep.file] : [];
   });
+  // Each pipe service's program and the virtual mailboxes: who may run, who may write.
+  const pipeServicePrograms = [
+    ...new Set(plan.run.filter((s) => s.command === "pipe").flatMap((s) => pipePrograms(s.args))),
+  ];
+  const virtualBase = plan.run.some((s) => s.command === "virtual")
+    ? (ov.virtual_mailbox_base ?? o.config.str("virtual_mailbox_base")).replace(/\/+$/, "")
+    : "";
   // ... and the npm packages it verifies hashes with: each daemon shows whether it can load them.
   const authModules = passwdFiles.length ? AUTH_NPM : [];
 
@@ -186,6 +197,13 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         probes.push([`bind ${sock.slice(q.length + 1)}`, { kind: "listen-unix", path: sock }]);
       }
       probes.push(["run /bin/sh", { kind: "run", program: "/bin/sh" }]);
+      // pipe services' programs: asked of the sandbox, not run (they deliver mail).
+      for (const prog of pipeServicePrograms) {
+        probes.push([`run ${prog}`, { kind: "may-run", program: prog }]);
+      }
+      if (virtualBase) {
+        probes.push(["write virtual_mailbox_base", { kind: "write-dir", path: virtualBase }]);
+      }
       probes.push(["import code from npm", { kind: "import", specifier: "npm:is-number@7.0.0" }]);
       for (const d of drivers) {
         probes.push([`load the table driver ${d}`, { kind: "import", specifier: d }]);
@@ -213,13 +231,18 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         args: cmd.args,
         cwd: q,
         clearEnv: true,
-        env: daemonEnv(o.prepared.runtime),
+        env: daemonEnv(
+          owner && runsAsRoot(svc)
+            ? { ...o.prepared.runtime, denoDir: rootDenoDir(o.prepared.runtime) }
+            : o.prepared.runtime,
+        ),
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
-        ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+        ...(owner && !runsAsRoot(svc) ? { uid: owner.uid, gid: owner.gid } : {}),
       }).output();
-      console.log(`${svc.name}/${svc.type} (${svc.command})${owner ? ` as ${owner.name}` : ""}`);
+      const as = owner ? ` as ${runsAsRoot(svc) ? "root" : owner.name}` : "";
+      console.log(`${svc.name}/${svc.type} (${svc.command})${as}`);
       console.log(
         `  flags: ${
           cmd.args.slice(1, cmd.args.indexOf(`${o.prepared.runtime.code}/commands/audit_probe.ts`))

@@ -19,6 +19,8 @@ export type Probe =
   | { kind: "listen-tcp"; host: string; port: number }
   | { kind: "listen-unix"; path: string }
   | { kind: "run"; program: string }
+  /** Whether the sandbox lets it start a program it should not be made to run (pipe's argv=). */
+  | { kind: "may-run"; program: string }
   | { kind: "append-file"; path: string }
   | { kind: "replace"; path: string }
   | { kind: "import"; specifier: string }
@@ -143,6 +145,10 @@ async function attempt(p: Probe): Promise<string> {
         })
           .output();
         return out.success ? "allowed" : "allowed (ran, failed)";
+      }
+      case "may-run": {
+        const st = await Deno.permissions.query({ name: "run", command: p.program });
+        return st.state === "granted" ? "allowed (permission query)" : "denied";
       }
     }
   } catch (e) {

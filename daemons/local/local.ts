@@ -71,7 +71,7 @@ import {
   type Outcome,
 } from "./alias.ts";
 import { forwardGroup, groupForwards } from "./forward.ts";
-import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
+import { mailboxUser, UnknownUserError, writeMaildir } from "../../lib/maildir/mod.ts";
 import { mailboxTransport, passMailbox } from "./pass.ts";
 
 /**

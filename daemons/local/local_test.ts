@@ -22,7 +22,7 @@ import {
 import { fakeCleanup } from "../../tests/helpers/fake_cleanup.ts";
 import { fakeService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import { deliverLocal } from "./local.ts";
-import { mailboxUser, maildirName, UnknownUserError } from "./maildir.ts";
+import { mailboxUser, maildirName, UnknownUserError } from "../../lib/maildir/mod.ts";
 
 const MESSAGE = "Subject: hi\r\nFrom: a@example.org\r\n\r\nline one\r\nline two\r\n";
 

@@ -9,7 +9,10 @@
  *
  * One master per queue directory: it holds an flock on `pid/master.lock`.
  *
- * Started as root, master runs no daemon as root: each runs as mail_owner
+ * Started as root, master runs no daemon as root but the pipe and virtual
+ * delivery agents with unprivileged=n (catalog.ts runsAsRoot: they start
+ * commands as user= and give mailbox files to their owners, inside their
+ * sandboxes): each runs as mail_owner
  * (its uid and primary gid, no supplementary groups), from the runtime
  * `postwarden start` staged (lib/runtime). Started as another user,
  * everything runs as that user. `postwarden start` prepares the queue
@@ -50,9 +53,14 @@ import {
   lookupAccount,
 } from "../../lib/privilege/mod.ts";
 import { QueueDir } from "../../lib/queue/mod.ts";
-import type { Runtime } from "../../lib/runtime/mod.ts";
+import { rootDenoDir, type Runtime } from "../../lib/runtime/mod.ts";
 import { formatDaemonArgs } from "../../lib/service/args.ts";
-import { paramLookup, planServices, serviceOverrideProblems } from "../../lib/service/catalog.ts";
+import {
+  paramLookup,
+  planServices,
+  runsAsRoot,
+  serviceOverrideProblems,
+} from "../../lib/service/catalog.ts";
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
 import { denoStat, servicesTls, type TlsMaterial } from "../../lib/tls/material.ts";
 import { LogWriter } from "./log_writer.ts";
@@ -312,11 +320,18 @@ class Master {
       args,
       cwd: this.queue.root,
       clearEnv: true,
-      env: daemonEnv(this.opts.runtime, imported),
+      env: daemonEnv(
+        this.cur.owner && runsAsRoot(child.svc)
+          ? { ...this.opts.runtime, denoDir: rootDenoDir(this.opts.runtime) }
+          : this.opts.runtime,
+        imported,
+      ),
       stdin: "piped",
       stdout: "null",
       stderr: "piped",
-      ...(this.cur.owner ? { uid: this.cur.owner.uid, gid: this.cur.owner.gid } : {}),
+      ...(this.cur.owner && !runsAsRoot(child.svc)
+        ? { uid: this.cur.owner.uid, gid: this.cur.owner.gid }
+        : {}),
     });
     let proc: Deno.ChildProcess;
     try {

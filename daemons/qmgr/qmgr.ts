@@ -709,7 +709,8 @@ export class Qmgr {
           msg.successNotices.push({
             address: r.address,
             orcpt: r.orcpt,
-            action: st.relay === "local" || st.relay === "none" ? "delivered" : "relayed",
+            action: st.action ??
+              (st.relay === "local" || st.relay === "none" ? "delivered" : "relayed"),
             status: st.dsn,
             reason: st.reason,
             diagnostic: st.diagnostic,

@@ -825,7 +825,7 @@ const ROWS: ParamSpec[] = [
     type: "list",
     default: "",
     doc:
-      "Valid recipients in virtual_mailbox_domains (smtpd validation; the virtual delivery agent is not supported).",
+      'Recipients in virtual_mailbox_domains and their mailboxes under virtual_mailbox_base (ending in "/": Maildir).',
     support: "implemented",
   },
 
@@ -2114,6 +2114,66 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   // issue 9 agents: rows for this part go here.
+  // pipe(8) (daemons/pipe) and virtual(8) (daemons/virtual).
+  {
+    name: "command_time_limit",
+    type: "time",
+    default: "1000s",
+    doc: "Longest a pipe command may run (SERVICE_time_limit overrides it per pipe service).",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "export_environment",
+    type: "list",
+    default: "TZ MAIL_CONFIG LANG",
+    doc: "Environment variables (name or name=value) handed on to commands that pipe runs.",
+    support: "implemented",
+  },
+  {
+    name: "virtual_mailbox_base",
+    type: "string",
+    default: "",
+    doc: "Absolute folder prepended to every virtual_mailbox_maps result.",
+    support: "implemented",
+  },
+  {
+    name: "virtual_mailbox_limit",
+    type: "size",
+    default: "51200000",
+    doc: "Largest message file virtual writes into a Maildir (0: no limit).",
+    support: "implemented",
+  },
+  {
+    name: "virtual_mailbox_lock",
+    type: "list",
+    default: "fcntl, dotlock",
+    doc: "Locks virtual takes on mbox files: dotlock, flock (fcntl is not available and defers).",
+    support: "implemented",
+  },
+  {
+    name: "virtual_minimum_uid",
+    type: "int",
+    default: "100",
+    doc: "Smallest uid virtual_uid_maps may give a mailbox.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "virtual_uid_maps",
+    type: "list",
+    default: "",
+    doc: "Owner uid of each virtual mailbox (static:UID or a table keyed by recipient).",
+    support: "implemented",
+  },
+  {
+    name: "virtual_gid_maps",
+    type: "list",
+    default: "",
+    doc: "Group id of each virtual mailbox (static:GID or a table keyed by recipient).",
+    support: "implemented",
+  },
   // issue 9 qmgr: rows for this part go here.
   // issue 9 local: rows for this part go here.
   // issue 9 tools: rows for this part go here.

@@ -58,6 +58,11 @@ export interface RecipientStatus {
   diagnostic?: string;
   /** Remote MTA name for DSNs. */
   remoteMta?: string;
+  /**
+   * For a success notice: "delivered" (final delivery: virtual, pipe with
+   * flag X) or "relayed". Absent: qmgr decides from `relay`.
+   */
+  action?: "delivered" | "relayed";
 }
 
 /** What the agent answers. */

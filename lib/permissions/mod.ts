@@ -41,6 +41,7 @@ import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
 import { policyGrants } from "./policy.ts";
 import { contentFilterNexthops } from "./filter.ts";
 import { lmtpGrants } from "./lmtp.ts";
+import { pipeGrants, virtualGrants } from "./agents.ts";
 
 export {
   daemonTableGrants,
@@ -380,6 +381,16 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
     case "bounce":
       g.read.push(`${q}/active`, `${q}/deferred`, `${q}/defer`);
       break;
+    case "pipe":
+    case "virtual": {
+      const a = svc.command === "pipe" ? pipeGrants(svc, ctx) : virtualGrants(ctx);
+      g.read.push(...a.read);
+      g.write.push(...a.write);
+      g.run.push(...a.run);
+      g.env.push(...a.env);
+      g.sys.push(...a.sys);
+      break;
+    }
     case "discard":
     case "error":
     case "anvil": // its sockets only

@@ -126,6 +126,38 @@ export async function prepareDenoDir(
   fs.lchownSync(loc, closer.uid, closer.gid);
 }
 
+/**
+ * The DENO_DIR of the daemons master starts as root (pipe, virtual; see
+ * lib/service/catalog.ts runsAsRoot): `deno-dir-0` beside the mail owner's.
+ */
+export function rootDenoDir(runtime: Runtime): string {
+  return join(dirname(runtime.denoDir), "deno-dir-0");
+}
+
+/**
+ * Makes `dir` the DENO_DIR of the daemons that run as root: root's, mode
+ * 0700, with `location_data` an empty root-owned file. A 0555 folder
+ * (prepareDenoDir) does not stop root; a file does: localStorage, the
+ * Cache API and a path-less Deno KV all fail under it (ENOTDIR). Root
+ * alone can change the folder, so nobody can swap the file for a folder.
+ */
+export async function prepareRootDenoDir(dir: string): Promise<void> {
+  const st = await Deno.lstat(dir).catch(() => null);
+  if (st && (st.isSymlink || !st.isDirectory)) await Deno.remove(dir);
+  if (!st || st.isSymlink || !st.isDirectory) await Deno.mkdir(dir, { mode: 0o700 });
+  fs.lchownSync(dir, 0, 0);
+  await Deno.chmod(dir, 0o700);
+  const loc = join(dir, "location_data");
+  const l = await Deno.lstat(loc).catch(() => null);
+  if (l?.isFile && l.size === 0 && l.uid === 0 && ((l.mode ?? 0) & 0o7777) === 0o444) return;
+  if (l) {
+    if (l.isDirectory && !l.isSymlink) await makeWritable(loc);
+    await Deno.remove(loc, { recursive: true });
+  }
+  await Deno.writeFile(loc, new Uint8Array(), { mode: 0o444, createNew: true });
+  await Deno.chmod(loc, 0o444);
+}
+
 async function makeWritable(path: string): Promise<void> {
   await Deno.chmod(path, 0o755).catch(() => {});
   for await (const e of Deno.readDir(path)) {

@@ -11,11 +11,11 @@
  * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
  *   mail the admin expects to receive would be refused.
  * - The chroot column is not used (each daemon has its own Deno sandbox
- *   instead) and unprivileged=n does not run a daemon as root: both are
+ *   instead) and unprivileged=n runs only pipe and virtual as root: both are
  *   named, not dropped silently.
- * - A delivery agent Postwarden lacks (virtual, pipe) is skipped,
- *   unless a transport setting routes mail to it: then it is an error,
- *   since that mail could not be delivered.
+ * - A transport setting (default_transport, relay_transport, ...) that
+ *   names no running unix service is an error, since that mail could not
+ *   be delivered.
  *
  * Pure but for serviceOverrideProblems, which loads through the caller.
  *
@@ -23,6 +23,7 @@
  */
 import { type Config, type MasterService, overrideProblems } from "../config/mod.ts";
 import { proxiedTables } from "../permissions/tables.ts";
+import { parsePipeAttributes } from "../pipe/mod.ts";
 
 /** master.cf commands with a daemon in daemons/. */
 export const DAEMONS: ReadonlySet<string> = new Set([
@@ -39,6 +40,8 @@ export const DAEMONS: ReadonlySet<string> = new Set([
   "proxymap",
   "anvil",
   "auth",
+  "pipe",
+  "virtual",
 ]);
 
 /** Postfix services skipped, with the reason shown to the admin. */
@@ -55,8 +58,19 @@ const SKIPPED: Record<string, string> = {
   spawn: "policy services are not supported (check_policy_service stops the start)",
 };
 
-/** Delivery agents Postfix has and Postwarden does not yet. */
-const MISSING_AGENTS = new Set(["virtual", "pipe"]);
+/**
+ * Delivery agents that, like Postfix's, start as root when master does and
+ * master.cf says unprivileged=n: pipe sets user= on its command, virtual
+ * gives each mailbox file to its mapped owner. Their sandboxes
+ * (lib/permissions/agents.ts) still hold them to their own files and
+ * program. Every other daemon runs as mail_owner whatever master.cf says.
+ */
+const ROOT_AGENTS = new Set(["pipe", "virtual"]);
+
+/** True when master, running as root, starts this service as root. */
+export function runsAsRoot(svc: MasterService): boolean {
+  return ROOT_AGENTS.has(svc.command) && !svc.unprivileged;
+}
 
 /** Listeners whose mail would be refused if skipped. */
 const MISSING_LISTENERS: Record<string, string> = {
@@ -159,7 +173,6 @@ export function planServices(
 ): ServicePlan {
   const plan: ServicePlan = { run: [], skipped: [], errors: [] };
   const what = (s: MasterService) => `master.cf: service ${s.name} (${s.command})`;
-  const skippedAgents = new Map<string, MasterService>();
   for (const s of services) {
     if (s.type === "unix-dgram" || s.type === "fifo" || s.type === "pass") {
       if (s.command in SKIPPED || s.command === "smtpd") {
@@ -193,9 +206,6 @@ export function planServices(
       plan.run.push(s);
     } else if (Object.hasOwn(SKIPPED, s.command)) {
       plan.skipped.push(`${what(s)}: skipped: ${SKIPPED[s.command]}`);
-    } else if (MISSING_AGENTS.has(s.command)) {
-      skippedAgents.set(s.name, s);
-      plan.skipped.push(`${what(s)}: skipped: the ${s.command} delivery agent is not supported`);
     } else if (Object.hasOwn(MISSING_LISTENERS, s.command)) {
       plan.errors.push(`${what(s)}: ${MISSING_LISTENERS[s.command]}`);
     } else {
@@ -209,7 +219,14 @@ export function planServices(
         "each daemon runs in its own Deno sandbox instead (postwarden audit shows it)",
     );
   }
-  for (const s of plan.run.filter((s) => !s.unprivileged)) {
+  for (const s of plan.run.filter((s) => s.command === "pipe")) {
+    try {
+      parsePipeAttributes(s.args);
+    } catch (e) {
+      plan.errors.push(`${what(s)}: ${(e as Error).message}`);
+    }
+  }
+  for (const s of plan.run.filter((s) => !s.unprivileged && !runsAsRoot(s))) {
     plan.skipped.push(
       `master.cf: service ${s.name} (${s.command}): unprivileged=n: runs as mail_owner ` +
         "like every daemon (delivery as the recipient's own user is not supported yet)",
@@ -228,12 +245,7 @@ export function planServices(
     if (v === undefined || v.trim() === "") continue;
     const name = transportService(v);
     if (running.has(name)) continue;
-    const agent = skippedAgents.get(name);
-    plan.errors.push(
-      agent
-        ? `${p} = ${v}: service ${name} uses the ${agent.command} delivery agent, which is not supported`
-        : `${p} = ${v}: master.cf has no unix service "${name}" that Postwarden runs`,
-    );
+    plan.errors.push(`${p} = ${v}: master.cf has no unix service "${name}" that Postwarden runs`);
   }
   return plan;
 }

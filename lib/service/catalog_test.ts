@@ -44,14 +44,21 @@ Deno.test("service catalog", async (t) => {
         "retry/error",
         "discard/discard",
         "local/local",
+        "virtual/virtual",
         "lmtp/lmtp",
         "anvil/anvil",
+        "maildrop/pipe",
+        "uucp/pipe",
+        "ifmail/pipe",
+        "bsmtp/pipe",
+        "scalemail-backend/pipe",
+        "mailman/pipe",
       ],
     );
     for (const name of ["tlsmgr", "rewrite", "verify", "proxymap", "showq", "postlog"]) {
       assert(plan.skipped.some((l) => l.includes(`service ${name} (`)), `${name} named`);
     }
-    assert(plan.skipped.some((l) => /service maildrop \(pipe\): skipped/.test(l)));
+    assert(plan.skipped.some((l) => /service lmtp \(lmtp\): skipped/.test(l)));
   });
   await t.step("a client limit without an anvil service stops the start", () => {
     const services = parseMasterCf("smtp inet n - y - - smtpd\n").services;
@@ -83,12 +90,32 @@ Deno.test("service catalog", async (t) => {
     const services = parseMasterCf(
       "smtp inet n - y - 1 postscreen\n" +
         "cleanup unix n - y - 0 cleanup\n" +
-        "dovecot unix - n n - - pipe flags=DRhu user=vmail argv=/usr/lib/dovecot/deliver\n",
+        "dovecot unix - - n - - lmtp\n",
     ).services;
     const plan = planServices(services, (n) => n === "local_transport" ? "dovecot" : undefined);
     assertEquals(plan.errors.length, 2, plan.errors.join("\n"));
     assert(plan.errors[0].includes("postscreen is not supported"));
     assert(plan.errors[1].includes("local_transport = dovecot"));
+  });
+  await t.step("a pipe service with an attribute pipe(8) refuses or Postwarden lacks", () => {
+    const plan = planServices(
+      parseMasterCf(
+        "a unix - n n - - pipe flags=Z user=u argv=/bin/true\n" +
+          "b unix - n n - - pipe user=u chroot=/x argv=/bin/true\n" +
+          "c unix - n n - - pipe flags=R argv=/bin/true\n" +
+          "d unix - n n - - pipe user=u argv=bin/true\n" +
+          "e unix - n n - - pipe flags=BDFORXhqu.> user=u:g size=10 eol=\\r\\n argv=true\n",
+      ).services,
+      () => undefined,
+    );
+    assertEquals(plan.errors, [
+      "master.cf: service a (pipe): unknown flag: Z",
+      "master.cf: service b (pipe): chroot= is not supported (the command runs in the pipe " +
+      "daemon's file system)",
+      "master.cf: service c (pipe): missing user= command-line attribute",
+      "master.cf: service d (pipe): argv=bin/true: the program must be an absolute path or a " +
+      "name in /usr/bin:/bin, without macros (its sandbox may run exactly those files)",
+    ]);
   });
   await t.step("an unknown command is an error, not a silent skip", () => {
     const plan = planServices(parseMasterCf("x unix - - n - - nonesuch\n").services, () => "");

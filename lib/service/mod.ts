@@ -122,6 +122,15 @@ export function makeLogger(
   });
 }
 
+/** True when this daemon runs as root (only pipe and virtual may; others cannot ask). */
+function asRoot(): boolean {
+  try {
+    return Deno.uid() === 0;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs a daemon until it is told to stop. Never returns normally. */
 export async function runService(def: ServiceDefinition): Promise<never> {
   let args: DaemonArgs;
@@ -224,7 +233,10 @@ export async function runService(def: ServiceDefinition): Promise<never> {
           { onError: (e) => log.warn(`${args.service}: ${e.message}`) },
         );
         // A public socket (private=n) is for local users' commands: anyone may connect.
-        if (path === own && args.publicService) Deno.chmodSync(path, 0o666);
+        // A delivery agent master started as root (pipe, virtual) opens its
+        // sockets to qmgr, which runs as mail_owner; the folders around them
+        // (private/, peer/) are mail_owner's own, mode 0700.
+        if ((path === own && args.publicService) || asRoot()) Deno.chmodSync(path, 0o666);
         unixClosers.push(() => server.close());
       }
     }

@@ -78,9 +78,12 @@ Deno.test({
       let daemons = 0;
       for (const [name, uids] of owners) {
         if (name === "master" || name === "postwarden") continue;
-        for (const u of uids) assertEquals(u, uid, `${name} runs as ${owner}`);
+        // pipe and virtual (unprivileged=n) are root, as in Postfix (docs/security.md).
+        const want = name === "pipe" || name === "virtual" ? 0 : uid;
+        for (const u of uids) assertEquals(u, want, `${name} runs as ${want ? owner : "root"}`);
         daemons += uids.length;
       }
+      assertEquals(owners.get("virtual"), [0], "conf/master.cf's virtual runs as root");
       assert(daemons >= 9, `daemons found: ${[...owners.keys()]}`);
       // The log is root's: mode 0600, the daemons hold no grant on it.
       const log = await Deno.stat(`${dir}/var/log/maillog`);

@@ -92,7 +92,7 @@ Deno.test({
           ...["tlsmgr", "rewrite", "verify", "flush", "proxywrite", "showq"].map(
             (s) => new RegExp(`service ${s} \\(\\S+\\): skipped`),
           ),
-          ...["virtual", "scache", "postlog", "maildrop", "uucp", "mailman"].map(
+          ...["scache", "postlog"].map(
             (s) => new RegExp(`service ${s} \\(\\S+\\): skipped`),
           ),
         ]

@@ -1,5 +1,5 @@
 /**
- * Maildir delivery for the local agent: the user name a recipient maps to,
+ * Maildir delivery for the local and virtual agents: the user name a local recipient maps to,
  * unique Maildir file names, and the durable write of one message into
  * `DIR/tmp/` then `DIR/new/` (https://cr.yp.to/proto/maildir.html).
  *
@@ -10,11 +10,17 @@
  * file. The file is fsynced before it is renamed into `new/`, and
  * `new/` is fsynced after, so a message reported delivered survives a crash.
  *
+ * For an agent running as root (virtual), {@link MaildirOptions} give
+ * created folders and the file to the mailbox owner with lchown (never
+ * following a link), call a guard on the folder before the file is
+ * created and again before it is renamed, and cap the file size.
+ *
  * Does not do mbox files, quotas or Maildir++ folders.
  */
-import { headerAddress } from "../../lib/address/mod.ts";
-import { CrlfToLf } from "../../lib/smtp/client_codec.ts";
-import { syncDir } from "../../lib/queue/mod.ts";
+import { lchownSync } from "node:fs";
+import { headerAddress } from "../address/mod.ts";
+import { CrlfToLf } from "../smtp/client_codec.ts";
+import { syncDir } from "../queue/mod.ts";
 
 /** A recipient whose local part cannot name a mailbox. */
 export class UnknownUserError extends Error {
@@ -65,8 +71,30 @@ export interface MaildirMessage {
   sender: string;
   /** The recipient address for Delivered-To. */
   recipient: string;
+  /** The original recipient for X-Original-To (virtual, as Postfix 3.7 writes it); absent: none. */
+  original?: string;
   /** The message in canonical CRLF form, streamed. */
   content: () => AsyncIterable<Uint8Array>;
+}
+
+/** How {@link writeMaildir} writes. */
+export interface MaildirOptions {
+  /** For Maildir file names. */
+  hostname: string;
+  /** Clock in ms. @default Date.now */
+  now?: () => number;
+  /** Give what is created (folders, the file) to this owner, by lchown. @default keep */
+  owner?: { uid: number; gid: number };
+  /** Throws when `dir` is not safe to write in; called before and after folders are made, and before the rename. */
+  guard?: (dir: string) => Promise<void>;
+  /** Largest file to write, in bytes; a bigger one fails with {@link MaildirTooBigError}. @default no limit */
+  maxBytes?: number;
+}
+
+/** The message is larger than {@link MaildirOptions.maxBytes} (errno EFBIG, as Postfix's file size limit). */
+export class MaildirTooBigError extends Error {
+  override readonly name = "MaildirTooBigError";
+  readonly code = "EFBIG";
 }
 
 /**
@@ -77,9 +105,11 @@ export interface MaildirMessage {
 export async function writeMaildir(
   dir: string,
   msg: MaildirMessage,
-  opts: { hostname: string; now?: () => number },
+  opts: MaildirOptions,
 ): Promise<string> {
-  await ensureMaildir(dir);
+  await opts.guard?.(dir);
+  await ensureMaildir(dir, opts.owner);
+  await opts.guard?.(dir);
   const now = opts.now ?? Date.now;
   let name = "";
   let file: Deno.FsFile | null = null;
@@ -98,19 +128,29 @@ export async function writeMaildir(
   const tmp = `${dir}/tmp/${name}`;
   const dest = `${dir}/new/${name}`;
   try {
-    await writeAll(
-      file,
+    if (opts.owner) lchownSync(tmp, opts.owner.uid, opts.owner.gid);
+    let size = 0;
+    const write = async (bytes: Uint8Array) => {
+      size += bytes.length;
+      if (opts.maxBytes && size > opts.maxBytes) {
+        throw new MaildirTooBigError("File too large");
+      }
+      await writeAll(file!, bytes);
+    };
+    await write(
       encoder.encode(
         `Return-Path: <${headerAddress(msg.sender)}>\n` +
+          (msg.original !== undefined ? `X-Original-To: ${headerAddress(msg.original)}\n` : "") +
           `Delivered-To: ${headerAddress(msg.recipient)}\n`,
       ),
     );
     const lf = new CrlfToLf();
-    for await (const chunk of msg.content()) await writeAll(file, lf.push(chunk));
-    await writeAll(file, lf.end());
+    for await (const chunk of msg.content()) await write(lf.push(chunk));
+    await write(lf.end());
     await file.sync();
     file.close();
     file = null;
+    await opts.guard?.(dir);
     await Deno.rename(tmp, dest);
     await syncDir(`${dir}/new`);
   } catch (e) {
@@ -127,8 +167,8 @@ export async function writeMaildir(
   return dest;
 }
 
-/** Creates DIR and DIR/{tmp,new,cur} as needed, syncing parents of what was created. */
-async function ensureMaildir(dir: string): Promise<void> {
+/** Creates DIR and DIR/{tmp,new,cur} as needed (given to `owner`), syncing parents of what was created. */
+async function ensureMaildir(dir: string, owner?: { uid: number; gid: number }): Promise<void> {
   try {
     await Deno.stat(`${dir}/new`);
     await Deno.stat(`${dir}/tmp`);
@@ -143,16 +183,42 @@ async function ensureMaildir(dir: string): Promise<void> {
     try {
       await Deno.stat(dir);
     } catch {
-      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      if (owner) await mkdirsOwned(dir, owner);
+      else await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
       created = true;
     }
     for (const sub of ["tmp", "new", "cur"]) {
-      await Deno.mkdir(`${dir}/${sub}`, { recursive: true, mode: 0o700 });
+      const path = `${dir}/${sub}`;
+      if (owner) await mkdirsOwned(path, owner);
+      else await Deno.mkdir(path, { recursive: true, mode: 0o700 });
     }
     await syncDir(dir);
     if (created) await syncDir(dir.replace(/\/[^/]*$/, "") || "/");
   } catch (e) {
     throw new Error(`create maildir ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** mkdir -p, each folder created given to `owner` (lchown: a link put in its place is not followed). */
+async function mkdirsOwned(path: string, owner: { uid: number; gid: number }): Promise<void> {
+  const missing: string[] = [];
+  for (let p = path; p !== "/" && p !== ""; p = p.replace(/\/[^/]*$/, "") || "/") {
+    try {
+      await Deno.lstat(p);
+      break;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      missing.unshift(p);
+    }
+  }
+  for (const p of missing) {
+    try {
+      await Deno.mkdir(p, { mode: 0o700 });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      continue;
+    }
+    lchownSync(p, owner.uid, owner.gid);
   }
 }
 
