@@ -15,6 +15,10 @@
  *   BODY=8BITMIME when the content has 8-bit bytes and the server offers
  *   8BITMIME (8-bit content is sent as is otherwise), DSN parameters when
  *   the server offers DSN.
+ * - After EHLO, STARTTLS and AUTH as the next hop's TLS policy and the
+ *   SASL settings say (security.ts); their failures move on to the next
+ *   address like a failed handshake. A TLS connection is cached only with
+ *   smtp_tls_connection_reuse = yes.
  * - With smtp_send_xforward_command = yes and a server that offers
  *   XFORWARD, the original client's attributes go before MAIL
  *   (xforward.ts); a refusal fails the transaction like a MAIL refusal.
@@ -66,6 +70,13 @@ import { ConnectionCache } from "./cache.ts";
 import { xforwardCommands } from "./xforward.ts";
 import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
 import { ConnectError, type ConnectFn, relayLabel, SessionError, SmtpSession } from "./session.ts";
+import {
+  ClientSecurity,
+  type RequestSecurity,
+  secureSession,
+  SecurityFailure,
+  type SecurityLog,
+} from "./security.ts";
 
 /** Content up to this size is held in memory and sent in one write. */
 export const MEMORY_LIMIT = 4 * 1024 * 1024;
@@ -146,6 +157,7 @@ export class SmtpAgent {
   readonly #resolver: Resolver;
   readonly #connect: ConnectFn;
   #settings = new WeakMap<Config, SmtpSettings>();
+  #security = new WeakMap<Config, ClientSecurity>();
   #quitTimeout = 5;
 
   constructor(opts: SmtpAgentOptions = {}) {
@@ -162,6 +174,8 @@ export class SmtpAgent {
     const start = Date.now();
     let s = this.#settings.get(ctx.config);
     if (!s) this.#settings.set(ctx.config, s = smtpSettings(ctx.config));
+    let sec = this.#security.get(ctx.config);
+    if (!sec) this.#security.set(ctx.config, sec = new ClientSecurity(ctx.config, ctx.maps));
     this.#quitTimeout = s.quitTimeout;
 
     // What cannot be written into an SMTP command bounces without a connection.
@@ -169,7 +183,10 @@ export class SmtpAgent {
     const sendable = req.recipients.filter((r) => !result.has(r.index));
     let connDone = start;
     if (sendable.length > 0) {
-      const r = await this.#deliverSendable({ ...req, recipients: sendable }, file, s);
+      const r = await this.#deliverSendable({ ...req, recipients: sendable }, file, s, {
+        security: sec,
+        log: ctx.log,
+      });
       connDone = r.connDone;
       for (const [i, st] of r.statuses) result.set(i, st);
     }
@@ -196,27 +213,49 @@ export class SmtpAgent {
     req: DeliveryRequest,
     file: QueueFile,
     s: SmtpSettings,
+    env: { security: ClientSecurity; log: SecurityLog },
   ): Promise<{ statuses: Map<number, RecipientStatus>; connDone: number }> {
     const content = await readContent(file);
     const nexthopText = req.nexthop || domainOf(req.recipients[0]?.address ?? "");
     const key = `${req.transport}:${nexthopText}`;
+    // The next hop's TLS policy (security.ts); one that cannot be followed defers its mail.
+    let rs: RequestSecurity;
+    try {
+      rs = {
+        security: env.security,
+        site: await env.security.site(nexthopText, env.log),
+        nexthop: nexthopText,
+        log: env.log,
+        plaintextOnly: false,
+      };
+    } catch (e) {
+      if (!(e instanceof SecurityFailure)) throw e;
+      const statuses = new Map<number, RecipientStatus>();
+      deferRest(statuses, req.recipients, e.dsn, e.message, "none");
+      return { statuses, connDone: Date.now() };
+    }
     for (let session = this.cache.take(key); session; session = this.cache.take(key)) {
       const connDone = Date.now();
       const a = await this.#transact(session, req, file, content, s, true);
       if (a.kind === "done") {
-        this.#park(key, session, a.reusable, s);
+        this.#park(key, session, a.reusable && this.#cacheable(session, rs), s);
         return { statuses: a.statuses, connDone };
       }
       session.close();
     }
-    const r = await this.#fresh(nexthopText, req, file, content, s);
-    if (r.session) this.#park(key, r.session, r.reusable, s);
+    const r = await this.#fresh(nexthopText, req, file, content, s, rs);
+    if (r.session) this.#park(key, r.session, r.reusable && this.#cacheable(r.session, rs), s);
     return { statuses: r.statuses, connDone: r.connDone };
   }
 
   /** QUITs all cached connections. */
   async close(): Promise<void> {
     await this.cache.close(this.#quitTimeout);
+  }
+
+  /** A TLS session is cached only with smtp_tls_connection_reuse = yes, as in Postfix. */
+  #cacheable(session: SmtpSession, rs: RequestSecurity): boolean {
+    return session.tls === null || rs.security.tls.connectionReuse;
   }
 
   #park(key: string, session: SmtpSession, reusable: boolean, s: SmtpSettings): void {
@@ -238,6 +277,7 @@ export class SmtpAgent {
     file: QueueFile,
     content: Content,
     s: SmtpSettings,
+    rs: RequestSecurity,
   ): Promise<{
     statuses: Map<number, RecipientStatus>;
     connDone: number;
@@ -249,30 +289,53 @@ export class SmtpAgent {
     try {
       const nh = parseNexthop(nexthopText);
       for await (const dest of destinations(nh, this.#resolver, s.families)) {
-        let session: SmtpSession;
-        try {
-          session = await SmtpSession.open(dest, s.connectTimeout, this.#connect);
-        } catch (e) {
-          if (!(e instanceof ConnectError)) throw e;
-          last = { dsn: "4.4.1", reason: e.message };
-          continue;
+        let session: SmtpSession | null = null;
+        // A failed TLS handshake at "may" tries the same server once more in plaintext.
+        for (const plaintextOnly of [false, true]) {
+          try {
+            session = await SmtpSession.open(dest, s.connectTimeout, this.#connect);
+          } catch (e) {
+            if (!(e instanceof ConnectError)) throw e;
+            last = { dsn: "4.4.1", reason: e.message };
+            session = null;
+            break;
+          }
+          try {
+            await handshake(session, s);
+            await secureSession(
+              session,
+              { ...rs, plaintextOnly },
+              { heloTimeout: s.heloTimeout },
+              () => ehlo(session!, s),
+            );
+            break;
+          } catch (e) {
+            session.close();
+            session = null;
+            if (e instanceof SetupFailure) {
+              last = {
+                dsn: e.dsn,
+                reason: e.message,
+                diagnostic: e.diagnostic,
+                remoteMta: dest.host,
+              };
+            } else if (e instanceof SessionError) {
+              last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host };
+            } else if (e instanceof SecurityFailure) {
+              // Postfix's DSN_BY_LOCAL_MTA failures name no remote MTA.
+              last = {
+                dsn: e.dsn,
+                reason: e.message,
+                ...(e.opts.diagnostic
+                  ? { diagnostic: e.opts.diagnostic, remoteMta: dest.host }
+                  : {}),
+              };
+              if (e.opts.retryPlain) continue;
+            } else throw e;
+            break;
+          }
         }
-        try {
-          await handshake(session, s);
-        } catch (e) {
-          session.close();
-          if (e instanceof SetupFailure) {
-            last = {
-              dsn: e.dsn,
-              reason: e.message,
-              diagnostic: e.diagnostic,
-              remoteMta: dest.host,
-            };
-          } else if (e instanceof SessionError) {
-            last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host };
-          } else throw e;
-          continue;
-        }
+        if (!session) continue;
         const connDone = Date.now();
         const a = await this.#transact(session, req, file, content, s, false);
         if (a.kind !== "done") throw new Error("unreachable: fresh session reported stale");
@@ -471,6 +534,14 @@ async function handshake(session: SmtpSession, s: SmtpSettings): Promise<void> {
       `smtp; ${text}`,
     );
   }
+  await ehlo(session, s);
+}
+
+/**
+ * EHLO (HELO after a 5XX), setting the session's features; after STARTTLS
+ * too. Throws SetupFailure or SessionError.
+ */
+async function ehlo(session: SmtpSession, s: SmtpSettings): Promise<void> {
   await session.write(`EHLO ${s.heloName}\r\n`, s.heloTimeout, "performing the EHLO handshake");
   const ehlo = await session.readReply(s.heloTimeout, "performing the EHLO handshake");
   if (ehlo.code === 250) {

@@ -34,11 +34,41 @@
  *     Send XFORWARD with the original client's attributes when the
  *     server offers it (a content filter's re-injection port).
  *
+ * TLS AND SASL (security.ts, starttls.ts; lib/tls/client_policy.ts and
+ * lib/sasl/client.ts say what each value means)
+ *   smtp_tls_security_level (default: empty: from smtp_use_tls,
+ *     smtp_enforce_tls, smtp_tls_enforce_peername)
+ *     none, may, encrypt, verify, secure; dane and fingerprint stop the start.
+ *   smtp_tls_policy_maps (default: empty)
+ *     Per next hop level and attributes (match=, protocols=, ciphers=, exclude=).
+ *   smtp_tls_CAfile, smtp_tls_CApath (default: empty: nothing is trusted)
+ *   smtp_tls_verify_cert_match (default: hostname)
+ *   smtp_tls_secure_cert_match (default: nexthop, dot-nexthop)
+ *   smtp_tls_protocols, smtp_tls_mandatory_protocols (default: >=TLSv1)
+ *   smtp_tls_ciphers, smtp_tls_mandatory_ciphers (default: medium)
+ *   smtp_tls_exclude_ciphers, smtp_tls_mandatory_exclude_ciphers
+ *   smtp_tls_loglevel (default: 0)
+ *   smtp_starttls_timeout (default: 300s)
+ *   smtp_tls_connection_reuse (default: no)
+ *   smtp_sasl_auth_enable (default: no)
+ *   smtp_sasl_password_maps (default: empty)
+ *   smtp_sasl_security_options (default: noplaintext, noanonymous)
+ *   smtp_sasl_tls_security_options (default: $smtp_sasl_security_options)
+ *   smtp_sasl_tls_verified_security_options (default: $smtp_sasl_tls_security_options)
+ *   smtp_sasl_mechanism_filter (default: empty)
+ *   smtp_sasl_type (default: cyrus)
+ *   smtp_sasl_auth_soft_bounce (default: yes)
+ *
  * SANDBOX
  *   Needs --allow-net to the destinations (lib/permissions
  *   smtpDestinations) and to the name servers' port 53 (UDP for
  *   Deno.resolveDns, TCP to confirm its negative answers: lib/dns), read
- *   access to the active queue, /etc/resolv.conf, and the private socket.
+ *   access to the active queue, /etc/resolv.conf, and the private socket;
+ *   read access to smtp_tls_CAfile and smtp_tls_CApath when set, and to
+ *   the files of its tables (smtp_tls_policy_maps, smtp_sasl_password_maps).
+ *   The daemon runs as mail_owner, so the password table must be readable
+ *   by it (chmod 640, group of mail_owner); one it cannot read stops the
+ *   start. Avoid proxy: for it: proxymap would serve it to every client.
  */
 import { serveDelivery } from "../../lib/deliver/mod.ts";
 import { systemResolver } from "../../lib/dns/mod.ts";

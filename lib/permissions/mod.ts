@@ -315,6 +315,11 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       g.read.push(`${q}/active`, "/etc/hosts", "/etc/resolv.conf");
       g.net.push(...smtpDestinations(ctx.param("relayhost"), ctx.nameservers));
       g.net.push(...ipv6Destinations(ctx.param("postwarden_smtp_ipv6_destinations")));
+      // The CA certificates that verify servers (smtp_tls_CAfile, smtp_tls_CApath), read-only.
+      for (const name of ["smtp_tls_CAfile", "smtp_tls_CApath"]) {
+        const path = (ctx.param(name) ?? "").trim();
+        if (path) g.read.push(path);
+      }
       // Content filters this service carries mail to (filter.ts), e.g. 127.0.0.1:10024.
       for (const hop of contentFilterNexthops(svc, ctx.services, ctx.param)) {
         for (const d of smtpDestinations(hop, ctx.nameservers)) {

@@ -155,6 +155,19 @@ Deno.test("permission sets", async (t) => {
     assertEquals(g.net, ["unix:/q/private/smtp", "unix:/q/peer/smtp.unix.qmgr", "127.0.0.1:2526"]);
     assert(!g.write.includes("/q/active"), "agents never write the queue");
   });
+  await t.step(
+    "smtp: read-only access to exactly the CA file and directory it verifies with",
+    () => {
+      const none = daemonGrants(svc("smtp"), ctx());
+      assert(!none.read.some((p) => p.includes("ssl")), none.read.join());
+      const g = daemonGrants(
+        svc("smtp"),
+        ctx({ smtp_tls_CAfile: "/etc/ssl/ca.pem", smtp_tls_CApath: "/etc/ssl/cas" }),
+      );
+      assert(g.read.includes("/etc/ssl/ca.pem") && g.read.includes("/etc/ssl/cas"), g.read.join());
+      assert(!g.write.some((p) => p.startsWith("/etc/ssl")), g.write.join());
+    },
+  );
   await t.step("smtp: listed IPv6 destinations", () => {
     assertEquals(ipv6Destinations("[2001:db8::25]:2525, 2001:db8::26 nonsense [1.2.3.4]:25"), [
       "[2001:db8::25]:2525",
@@ -206,8 +219,9 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
     const all = parseMasterCf("proxymap unix - - n - - proxymap\n").services.concat(MASTER);
     const smtpd = all.find((s) => s.command === "smtpd")!;
     assertEquals(peersOf(smtpd, all), ["cleanup", "anvil", "proxymap"]);
+    // smtp reads smtp_tls_policy_maps and smtp_sasl_password_maps (proxy: tables too).
     const smtp = all.find((s) => s.name === "smtp")!;
-    assertEquals(peersOf(smtp, all), []);
+    assertEquals(peersOf(smtp, all), ["proxymap"]);
   });
   await t.step("proxy: and network tables go to proxymap's grants, not the client's", async () => {
     const values: Record<string, string> = {
