@@ -284,8 +284,13 @@ export class SmtpAgent {
     session?: SmtpSession;
     reusable: boolean;
   }> {
-    let last: { dsn: string; reason: string; diagnostic?: string; remoteMta?: string } | null =
-      null;
+    let last: {
+      dsn: string;
+      reason: string;
+      diagnostic?: string;
+      remoteMta?: string;
+      relay?: string;
+    } | null = null;
     try {
       const nh = parseNexthop(nexthopText);
       for await (const dest of destinations(nh, this.#resolver, s.families)) {
@@ -312,20 +317,24 @@ export class SmtpAgent {
           } catch (e) {
             session.close();
             session = null;
+            // Once connected, relay= names the server, as in Postfix's log.
+            const relay = relayLabel(dest);
             if (e instanceof SetupFailure) {
               last = {
                 dsn: e.dsn,
                 reason: e.message,
                 diagnostic: e.diagnostic,
                 remoteMta: dest.host,
+                relay,
               };
             } else if (e instanceof SessionError) {
-              last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host };
+              last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host, relay };
             } else if (e instanceof SecurityFailure) {
               // Postfix's DSN_BY_LOCAL_MTA failures name no remote MTA.
               last = {
                 dsn: e.dsn,
                 reason: e.message,
+                relay,
                 ...(e.opts.diagnostic
                   ? { diagnostic: e.opts.diagnostic, remoteMta: dest.host }
                   : {}),
@@ -358,7 +367,7 @@ export class SmtpAgent {
         status,
         dsn: last.dsn,
         reason: last.reason,
-        relay: "none",
+        relay: last.relay ?? "none",
         ...(last.diagnostic ? { diagnostic: last.diagnostic } : {}),
         ...(last.remoteMta ? { remoteMta: last.remoteMta } : {}),
       });

@@ -16,10 +16,12 @@
  *   handshake: "4.7.5 Cannot start TLS: handshake failure"; at may the same
  *   server is tried again in plaintext (not when credentials for it exist,
  *   since they would go out without TLS). At verify and secure an untrusted
- *   chain is "4.7.5 Server certificate not trusted", a name that does not
- *   match "4.7.5 Server certificate not verified". With smtp_tls_loglevel
- *   >= 1, "Untrusted/Trusted/Verified TLS connection established to
- *   H[A]:port: ..." is logged.
+ *   chain or a name that does not match is "4.7.5 Server certificate not
+ *   verified", after "certificate verification failed for H[A]:port:
+ *   untrusted issuer /CN=..." or "server certificate verification failed
+ *   for H[A]:port: num=62:hostname mismatch" (Postfix 3.7's words, checked
+ *   against it). With smtp_tls_loglevel >= 1, "Untrusted/Trusted/Verified
+ *   TLS connection established to H[A]:port: ..." is logged.
  * - With smtp_sasl_auth_enable and AUTH offered: credentials from
  *   smtp_sasl_password_maps for the server's host name, else the next hop
  *   as given ("[smtp.example.com]:587", "example.com"); none: no AUTH, as
@@ -61,7 +63,13 @@ import {
   splitCredentials,
 } from "../../lib/sasl/client.ts";
 import { relayLabel, type SmtpSession } from "./session.ts";
-import { establishedLine, startClientTls, TlsHandshakeFailure, trustAnchors } from "./starttls.ts";
+import {
+  establishedLine,
+  startClientTls,
+  TlsHandshakeFailure,
+  trustAnchors,
+  verificationFailure,
+} from "./starttls.ts";
 
 /** Why the TLS or SASL step failed, as a status template. */
 export class SecurityFailure extends Error {
@@ -289,17 +297,14 @@ async function handshake(session: SmtpSession, req: RequestSecurity): Promise<vo
     });
   }
   session.upgrade(result.stream, result.info);
-  if (security.tls.loglevel >= 1) {
-    log.info(establishedLine(relayLabel(session.dest), result.info));
-  }
-  if (site.level === "verify" || site.level === "secure") {
-    if (!result.info.trusted) {
-      throw new SecurityFailure("4.7.5", "Server certificate not trusted");
-    }
-    if (!result.info.matched) {
-      throw new SecurityFailure("4.7.5", "Server certificate not verified");
-    }
-  }
+  const where = relayLabel(session.dest);
+  const matching = site.level === "verify" || site.level === "secure";
+  // As Postfix 3.7: the verification failure (at any log level), then the summary.
+  const failed = matching ? verificationFailure(where, result.info) : null;
+  if (failed) log.info(failed);
+  if (security.tls.loglevel >= 1) log.info(establishedLine(where, result.info, matching));
+  // Postfix 3.7 says "not verified" for an untrusted chain and for a name that does not match.
+  if (failed) throw new SecurityFailure("4.7.5", "Server certificate not verified");
 }
 
 /** The AUTH mechanisms of the EHLO reply ("AUTH PLAIN LOGIN", and the old "AUTH=PLAIN LOGIN"). */

@@ -228,14 +228,31 @@ Deno.test("smtp client STARTTLS", async (t) => {
         "4.7.5",
         "Server certificate not verified",
       ]);
+      assertEquals(st.relay, `other.test.example[127.0.0.1]:${srv.port}`);
       assertEquals(srv.messages.length, 0);
+      // As Postfix 3.7: the mismatch, then "Untrusted" (chain and name are verified together).
+      const i = ctx.lines.findIndex((l) =>
+        l.includes(
+          `server certificate verification failed for other.test.example[127.0.0.1]:${srv.port}: ` +
+            "num=62:hostname mismatch",
+        )
+      );
+      assert(i >= 0 && ctx.lines[i + 1].includes(": Untrusted TLS connection established"));
     });
     await withServer(
       { tls: TLS },
       `smtp_tls_security_level = verify\nsmtp_tls_CAfile = ${OTHER_CA}\n`,
       async (srv, ctx, agent) => {
         const st = await send(ctx, agent, `[mx.test.example]:${srv.port}`);
-        assertEquals([st.status, st.reason], ["deferred", "Server certificate not trusted"]);
+        assertEquals([st.status, st.reason], ["deferred", "Server certificate not verified"]);
+        assert(
+          ctx.lines.some((l) =>
+            l.includes(
+              `certificate verification failed for mx.test.example[127.0.0.1]:${srv.port}: ` +
+                "untrusted issuer /CN=Postwarden Test CA",
+            )
+          ),
+        );
       },
     );
     // No CA at all: nothing is trusted (Postfix does not add the system's CAs by default).
@@ -244,7 +261,7 @@ Deno.test("smtp client STARTTLS", async (t) => {
       "smtp_tls_security_level = verify\n",
       async (srv, ctx, agent) => {
         const st = await send(ctx, agent, `[mx.test.example]:${srv.port}`);
-        assertEquals(st.reason, "Server certificate not trusted");
+        assertEquals(st.reason, "Server certificate not verified");
       },
     );
   });

@@ -31,6 +31,25 @@ export interface ByteStream {
   close(): void;
 }
 
+/**
+ * The line Postfix 3.7 logs when verify or secure finds the chain
+ * untrusted or the name unmatched (tls_verify.c's wording).
+ */
+export function verificationFailure(where: string, info: ClientTlsInfo): string | null {
+  if (info.matched) return null;
+  if (info.trusted) {
+    return `server certificate verification failed for ${where}: num=62:hostname mismatch`;
+  }
+  const why = info.verifyError ?? "";
+  let text: string;
+  if (why === "CERT_HAS_EXPIRED") text = "certificate has expired";
+  else if (why === "CERT_NOT_YET_VALID") text = "certificate not yet valid";
+  else if (/ISSUER|LEAF_SIGNATURE|SELF_SIGNED|^$/.test(why)) {
+    text = `untrusted issuer ${info.issuer}`;
+  } else text = why.toLowerCase().replaceAll("_", " ");
+  return `certificate verification failed for ${where}: ${text}`;
+}
+
 /** What a completed handshake established. */
 export interface ClientTlsInfo {
   protocol: string;
@@ -40,6 +59,10 @@ export interface ClientTlsInfo {
   trusted: boolean;
   /** Trusted, and a certificate name matches the site's patterns. */
   matched: boolean;
+  /** Why the chain is not trusted (the library's code, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE). */
+  verifyError: string | null;
+  /** The server certificate's issuer, as OpenSSL's one-line form ("/CN=Test CA"). */
+  issuer: string;
 }
 
 /** The handshake failed or was abandoned; `message` says why, for the warning. */
@@ -54,9 +77,18 @@ function cipherBits(cipher: string): number {
   return 0;
 }
 
-/** Postfix's summary: "Verified TLS connection established to host[addr]:port: TLSv1.3 with cipher ...". */
-export function establishedLine(where: string, info: ClientTlsInfo): string {
-  const how = info.matched ? "Verified" : info.trusted ? "Trusted" : "Untrusted";
+/**
+ * Postfix's summary: "Verified TLS connection established to
+ * host[addr]:port: TLSv1.3 with cipher ...". At the levels that match
+ * names (verify, secure) Postfix 3.7 verifies chain and name together, so
+ * a trusted chain with a name that does not match is "Untrusted" there.
+ */
+export function establishedLine(
+  where: string,
+  info: ClientTlsInfo,
+  matching: boolean,
+): string {
+  const how = info.matched ? "Verified" : info.trusted && !matching ? "Trusted" : "Untrusted";
   return `${how} TLS connection established to ${where}: ${info.protocol} with cipher ` +
     `${info.cipher} (${info.bits}/${info.bits} bits)`;
 }
@@ -167,8 +199,12 @@ export async function startClientTls(
     throw new TlsHandshakeFailure(`cipher ${c.name} is excluded by the TLS policy`);
   }
   const trusted = opts.anchors.length > 0 && socket.authorized === true;
-  const cert = socket.getPeerCertificate(false) as
-    | { subject?: { CN?: string | string[] }; subjectaltname?: string }
+  const cert = socket.getPeerCertificate(false) as unknown as
+    | {
+      subject?: { CN?: string | string[] };
+      issuer?: Record<string, string | string[]>;
+      subjectaltname?: string;
+    }
     | undefined;
   const dnsNames = (cert?.subjectaltname ?? "").split(/,\s*/)
     .filter((n) => n.startsWith("DNS:")).map((n) => n.slice(4));
@@ -182,6 +218,14 @@ export async function startClientTls(
     bits: cipherBits(c.name),
     trusted,
     matched,
+    verifyError: trusted
+      ? null
+      : opts.anchors.length
+      ? String(socket.authorizationError ?? "UNABLE_TO_VERIFY_LEAF_SIGNATURE")
+      : "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+    issuer: Object.entries(cert?.issuer ?? {}).flatMap(([k, v]) =>
+      (Array.isArray(v) ? v : [v]).map((x) => `/${k}=${x}`)
+    ).join(""),
   };
   return { stream: socketStream(socket, () => failure), info };
 }
