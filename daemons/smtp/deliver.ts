@@ -97,6 +97,14 @@ export interface SmtpSettings {
   reuseTimeLimitMs: number;
   /** smtp_send_xforward_command. */
   sendXforward: boolean;
+  /** smtp_mx_address_limit (0: none). */
+  mxAddressLimit: number;
+  /** smtp_mx_session_limit (0: none). */
+  mxSessionLimit: number;
+  /** smtp_fallback_relay, in order. */
+  fallbackRelays: string[];
+  /** smtp_connection_reuse_count_limit (0: none). */
+  reuseCountLimit: number;
 }
 
 /** Reads the agent's parameters from `config`. */
@@ -115,6 +123,10 @@ export function smtpSettings(config: Config): SmtpSettings {
     cacheTimeLimitMs: config.time("smtp_connection_cache_time_limit") * 1000,
     reuseTimeLimitMs: config.time("smtp_connection_reuse_time_limit") * 1000,
     sendXforward: config.bool("smtp_send_xforward_command"),
+    mxAddressLimit: config.int("smtp_mx_address_limit"),
+    mxSessionLimit: config.int("smtp_mx_session_limit"),
+    fallbackRelays: config.list("smtp_fallback_relay"),
+    reuseCountLimit: config.int("smtp_connection_reuse_count_limit"),
   };
 }
 
@@ -259,6 +271,9 @@ export class SmtpAgent {
   }
 
   #park(key: string, session: SmtpSession, reusable: boolean, s: SmtpSettings): void {
+    // smtp_connection_reuse_count_limit N: a connection is used at most N+1 times.
+    session.uses++;
+    if (s.reuseCountLimit > 0 && session.uses > s.reuseCountLimit) reusable = false;
     if (!reusable) {
       this.cache.put(key, session, { idleMs: 0, reuseMs: 0, quitTimeoutSec: s.quitTimeout });
       return;
@@ -291,73 +306,106 @@ export class SmtpAgent {
       remoteMta?: string;
       relay?: string;
     } | null = null;
-    try {
-      const nh = parseNexthop(nexthopText);
-      for await (const dest of destinations(nh, this.#resolver, s.families)) {
-        let session: SmtpSession | null = null;
-        // A failed TLS handshake at "may" tries the same server once more in plaintext.
-        for (const plaintextOnly of [false, true]) {
-          try {
-            session = await SmtpSession.open(dest, s.connectTimeout, this.#connect);
-          } catch (e) {
-            if (!(e instanceof ConnectError)) throw e;
-            last = { dsn: "4.4.1", reason: e.message };
-            session = null;
-            break;
-          }
-          try {
-            await handshake(session, s);
-            await secureSession(
-              session,
-              { ...rs, plaintextOnly },
-              { heloTimeout: s.heloTimeout },
-              () => ehlo(session!, s),
-            );
-            break;
-          } catch (e) {
-            session.close();
-            session = null;
-            // Once connected, relay= names the server, as in Postfix's log.
-            const relay = relayLabel(dest);
-            if (e instanceof SetupFailure) {
-              last = {
-                dsn: e.dsn,
-                reason: e.message,
-                diagnostic: e.diagnostic,
-                remoteMta: dest.host,
-                relay,
-              };
-            } else if (e instanceof SessionError) {
-              last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host, relay };
-            } else if (e instanceof SecurityFailure) {
-              // Postfix's DSN_BY_LOCAL_MTA failures name no remote MTA.
-              last = {
-                dsn: e.dsn,
-                reason: e.message,
-                relay,
-                ...(e.opts.diagnostic
-                  ? { diagnostic: e.opts.diagnostic, remoteMta: dest.host }
-                  : {}),
-              };
-              if (e.opts.retryPlain) continue;
-            } else throw e;
-            break;
-          }
+    // The next hop, then smtp_fallback_relay's, each with its own TLS policy and credentials.
+    const sites = [nexthopText, ...s.fallbackRelays];
+    for (const [siteIndex, site] of sites.entries()) {
+      let siteRs = rs;
+      if (siteIndex > 0) {
+        try {
+          siteRs = { ...rs, nexthop: site, site: await rs.security.site(site, rs.log) };
+        } catch (e) {
+          if (!(e instanceof SecurityFailure)) throw e;
+          last = { dsn: e.dsn, reason: e.message };
+          continue;
         }
-        if (!session) continue;
-        const connDone = Date.now();
-        const a = await this.#transact(session, req, file, content, s, false);
-        if (a.kind !== "done") throw new Error("unreachable: fresh session reported stale");
-        return { statuses: a.statuses, connDone, session, reusable: a.reusable };
       }
-      if (!last) {
-        last = { dsn: "4.4.3", reason: `no address found for next hop ${nexthopText}` };
+      // smtp_mx_session_limit counts sessions that got past EHLO and TLS.
+      let sessions = 0;
+      try {
+        const nh = parseNexthop(site);
+        const found = destinations(nh, this.#resolver, s.families, {
+          mxAddressLimit: s.mxAddressLimit,
+        });
+        for await (const dest of found) {
+          if (s.mxSessionLimit > 0 && sessions >= s.mxSessionLimit) break;
+          let session: SmtpSession | null = null;
+          // A failed TLS handshake at "may" tries the same server once more in plaintext.
+          for (const plaintextOnly of [false, true]) {
+            try {
+              session = await SmtpSession.open(dest, s.connectTimeout, this.#connect);
+            } catch (e) {
+              if (!(e instanceof ConnectError)) throw e;
+              last = { dsn: "4.4.1", reason: e.message };
+              session = null;
+              break;
+            }
+            try {
+              await handshake(session, s);
+              await secureSession(
+                session,
+                { ...siteRs, plaintextOnly },
+                { heloTimeout: s.heloTimeout },
+                () => ehlo(session!, s),
+              );
+              break;
+            } catch (e) {
+              session.close();
+              session = null;
+              // Once connected, relay= names the server, as in Postfix's log.
+              const relay = relayLabel(dest);
+              if (e instanceof SetupFailure) {
+                last = {
+                  dsn: e.dsn,
+                  reason: e.message,
+                  diagnostic: e.diagnostic,
+                  remoteMta: dest.host,
+                  relay,
+                };
+              } else if (e instanceof SessionError) {
+                last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host, relay };
+              } else if (e instanceof SecurityFailure) {
+                // Postfix's DSN_BY_LOCAL_MTA failures name no remote MTA.
+                last = {
+                  dsn: e.dsn,
+                  reason: e.message,
+                  relay,
+                  ...(e.opts.diagnostic
+                    ? { diagnostic: e.opts.diagnostic, remoteMta: dest.host }
+                    : {}),
+                };
+                if (e.opts.afterHandshake) sessions++;
+                if (e.opts.retryPlain) continue;
+              } else throw e;
+              break;
+            }
+          }
+          if (!session) continue;
+          const connDone = Date.now();
+          const a = await this.#transact(session, req, file, content, s, false);
+          if (a.kind !== "done") throw new Error("unreachable: fresh session reported stale");
+          // A fallback relay's connection is not parked under the next hop it stood in for.
+          return {
+            statuses: a.statuses,
+            connDone,
+            session,
+            reusable: a.reusable && siteIndex === 0,
+          };
+        }
+        if (!last) {
+          last = { dsn: "4.4.3", reason: `no address found for next hop ${site}` };
+        }
+      } catch (e) {
+        if (e instanceof NexthopFailure) {
+          last = { dsn: e.dsn, reason: e.message };
+          // A domain that says it takes no mail (null MX) goes to no fallback relay either.
+          if (e.dsn === "5.1.10") break;
+        } else if (e instanceof Error && /^bad (next hop|port)/.test(e.message)) {
+          last = { dsn: "4.3.5", reason: `${e.message}: check the transport's next hop` };
+        } else throw e;
       }
-    } catch (e) {
-      if (e instanceof NexthopFailure) last = { dsn: e.dsn, reason: e.message };
-      else if (e instanceof Error && /^bad (next hop|port)/.test(e.message)) {
-        last = { dsn: "4.3.5", reason: `${e.message}: check the transport's next hop` };
-      } else throw e;
+    }
+    if (!last) {
+      last = { dsn: "4.4.3", reason: `no address found for next hop ${nexthopText}` };
     }
     const status = last.dsn.startsWith("5") ? "bounced" : "deferred";
     const statuses = new Map<number, RecipientStatus>();

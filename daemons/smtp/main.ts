@@ -30,6 +30,18 @@
  *     same next hop.
  *   smtp_connection_reuse_time_limit (default: 300s)
  *     A connection older than this is not cached again.
+ *   smtp_connection_reuse_count_limit (default: 0)
+ *     A cached connection serves at most this many deliveries more (0: no limit).
+ *   smtp_mx_address_limit (default: 5)
+ *     At most this many addresses of an MX lookup are tried (0: no limit).
+ *   smtp_mx_session_limit (default: 2)
+ *     At most this many sessions that got past EHLO and TLS per next hop.
+ *   smtp_fallback_relay (default: $fallback_relay)
+ *     Next hops tried in order when the destination cannot be found or
+ *     reached (not for a null MX); each has its own TLS policy and
+ *     credentials, and is granted like a relayhost (lib/permissions).
+ *   smtp_bind_address, smtp_bind_address6: refused at start (Deno cannot
+ *     choose a connection's local address).
  *   smtp_send_xforward_command (default: no)
  *     Send XFORWARD with the original client's attributes when the
  *     server offers it (a content filter's re-injection port).

@@ -98,9 +98,16 @@ function notFoundText(e: DnsError): string {
   return `Host or domain name not found. ${e.message}`;
 }
 
+/** Options for {@link destinations}. */
+export interface DestinationOptions {
+  /** smtp_mx_address_limit: at most this many MX addresses (0: no limit). @default 0 */
+  mxAddressLimit?: number;
+}
+
 /**
  * Yields the addresses to try for `nh`, best first, resolving each MX host
- * only when the previous ones are used up. Throws {@link NexthopFailure}
+ * only when the previous ones are used up; at most `mxAddressLimit` of an
+ * MX lookup's addresses. Throws {@link NexthopFailure}
  * when DNS gives no address at all (before anything was yielded, or after
  * every MX host failed to resolve).
  */
@@ -108,7 +115,9 @@ export async function* destinations(
   nh: Nexthop,
   resolver: Resolver,
   families: AddressFamilies,
+  opts: DestinationOptions = {},
 ): AsyncGenerator<Destination> {
+  const limit = opts.mxAddressLimit ?? 0;
   if (ipLiteral(nh.host) === null && !validHostname(nh.host)) {
     throw dnsFailure(invalidName(nh.host, nh.mx ? "MX" : "A"), "5.1.2");
   }
@@ -151,7 +160,9 @@ export async function* destinations(
   let last: NexthopFailure | null = null;
   let temporary = false;
   let yielded = false;
+  let count = 0;
   for (const rr of mx.hosts) {
+    if (limit > 0 && count >= limit) return;
     let addrs: string[];
     try {
       if (!validHostname(rr.exchange)) throw invalidName(rr.exchange, "A");
@@ -162,6 +173,8 @@ export async function* destinations(
       continue;
     }
     for (const addr of addrs) {
+      if (limit > 0 && count >= limit) return;
+      count++;
       yielded = true;
       yield { host: rr.exchange, addr, port: nh.port };
     }

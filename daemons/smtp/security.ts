@@ -82,6 +82,8 @@ export class SecurityFailure extends Error {
       diagnostic?: string;
       /** At may: try this server again without TLS. */
       retryPlain?: boolean;
+      /** It failed after EHLO and TLS (SASL): the session counts for smtp_mx_session_limit. */
+      afterHandshake?: boolean;
     } = {},
   ) {
     super(message);
@@ -338,12 +340,14 @@ async function authenticate(
       "4.7.0",
       `SASL authentication failed: server ${session.label} offered no compatible ` +
         "authentication mechanisms for this type of connection security",
+      { afterHandshake: true },
     );
   }
   const cannot = (why: string) =>
     new SecurityFailure(
       "4.7.0",
       `SASL authentication failed; cannot authenticate to server ${session.label}: ${why}`,
+      { afterHandshake: true },
     );
   const mech = chooseMechanism(compatible, optionsFor(security.sasl, session.tls));
   if (!mech) throw cannot("no mechanism available");
@@ -366,13 +370,14 @@ async function authenticate(
       throw new SecurityFailure(
         dsn,
         `SASL authentication failed; server ${session.label} said: ${text}`,
-        { diagnostic: `smtp; ${text}` },
+        { diagnostic: `smtp; ${text}`, afterHandshake: true },
       );
     }
     if (steps >= MAX_STEPS) {
       throw new SecurityFailure(
         "4.3.0",
         `SASL authentication failed; authentication protocol loop with server ${session.label}`,
+        { afterHandshake: true },
       );
     }
     const challenge = decodeChallenge(reply.text);

@@ -71,6 +71,8 @@ export class SmtpSession {
   readonly createdAt = Date.now();
   /** Transactions completed on this connection. */
   transactions = 0;
+  /** Deliveries this connection was used for (smtp_connection_reuse_count_limit). */
+  uses = 0;
   /** The TLS session after STARTTLS; null in plaintext. */
   tls: ClientTlsInfo | null = null;
   /** Authenticated with SASL (AUTH succeeded). */

@@ -320,6 +320,12 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         const path = (ctx.param(name) ?? "").trim();
         if (path) g.read.push(path);
       }
+      // smtp_fallback_relay's next hops, each as a relayhost would be granted.
+      for (const hop of (ctx.param("smtp_fallback_relay") ?? "").split(/[\s,]+/).filter(Boolean)) {
+        for (const d of smtpDestinations(hop, ctx.nameservers)) {
+          if (!g.net.includes(d)) g.net.push(d);
+        }
+      }
       // Content filters this service carries mail to (filter.ts), e.g. 127.0.0.1:10024.
       for (const hop of contentFilterNexthops(svc, ctx.services, ctx.param)) {
         for (const d of smtpDestinations(hop, ctx.nameservers)) {

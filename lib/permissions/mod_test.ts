@@ -168,6 +168,18 @@ Deno.test("permission sets", async (t) => {
       assert(!g.write.some((p) => p.startsWith("/etc/ssl")), g.write.join());
     },
   );
+  await t.step("smtp: each fallback relay as a relayhost would be granted", () => {
+    const g = daemonGrants(
+      svc("smtp"),
+      ctx({ relayhost: "[127.0.0.1]:2526", smtp_fallback_relay: "[10.0.0.9]:587, backup.example" }),
+    );
+    assertEquals(g.net.slice(-4), [
+      "127.0.0.1:2526",
+      "10.0.0.9:587",
+      "0.0.0.0/0:25",
+      "10.0.0.53:53",
+    ]);
+  });
   await t.step("smtp: listed IPv6 destinations", () => {
     assertEquals(ipv6Destinations("[2001:db8::25]:2525, 2001:db8::26 nonsense [1.2.3.4]:25"), [
       "[2001:db8::25]:2525",
