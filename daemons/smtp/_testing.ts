@@ -372,7 +372,9 @@ export async function makeContext(mainCf = ""): Promise<ServiceContext & { lines
   const queue = new QueueDir(dir);
   await queue.create();
   const lines: string[] = [];
-  const config = makeConfig(dir, `queue_directory = ${dir}\ninet_protocols = ipv4\n${mainCf}`, {
+  // The agent's own address (MX loop detection) is not the fake server's 127.0.0.1.
+  const base = `queue_directory = ${dir}\ninet_protocols = ipv4\ninet_interfaces = 127.0.0.254\n`;
+  const config = makeConfig(dir, `${base}${mainCf}`, {
     hostname: "test.example",
   });
   const log = new Logger({

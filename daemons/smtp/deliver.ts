@@ -59,7 +59,8 @@ import { splitOrcpt } from "../../lib/dsn/mod.ts";
 import { xtextEncode } from "../../lib/mime/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import type { Config } from "../../lib/config/mod.ts";
+import { type Config, parseIp } from "../../lib/config/mod.ts";
+import { interfaceAddresses } from "../../lib/resolve/interfaces.ts";
 import {
   DotStuffer,
   matchEnhancedClass,
@@ -105,10 +106,31 @@ export interface SmtpSettings {
   fallbackRelays: string[];
   /** smtp_connection_reuse_count_limit (0: none). */
   reuseCountLimit: number;
+  /** This host's addresses (inet_interfaces, proxy_interfaces), for MX loop detection. */
+  isSelf: (addr: string) => boolean;
 }
 
-/** Reads the agent's parameters from `config`. */
-export function smtpSettings(config: Config): SmtpSettings {
+/** Reads the agent's parameters from `config`; `warn` says when "all" cannot be listed. */
+export function smtpSettings(
+  config: Config,
+  warn: (message: string) => void = () => {},
+): SmtpSettings {
+  const io = { protocols: config.list("inet_protocols"), warn };
+  let own: Uint8Array[];
+  try {
+    own = [
+      ...interfaceAddresses("inet_interfaces", config.list("inet_interfaces"), io),
+      ...interfaceAddresses("proxy_interfaces", config.list("proxy_interfaces"), io),
+    ];
+  } catch (e) {
+    // A host name there (the resolver refuses it too): loopback is still this host.
+    warn(`${(e as Error).message}; MX loop detection knows only the loopback addresses`);
+    own = interfaceAddresses("inet_interfaces", ["loopback-only"], io);
+  }
+  const isSelf = (addr: string) => {
+    const b = parseIp(addr);
+    return b !== null && own.some((a) => a.length === b.length && a.every((x, i) => x === b[i]));
+  };
   return {
     heloName: config.str("smtp_helo_name"),
     families: familiesFrom(config.list("inet_protocols")),
@@ -127,6 +149,7 @@ export function smtpSettings(config: Config): SmtpSettings {
     mxSessionLimit: config.int("smtp_mx_session_limit"),
     fallbackRelays: config.list("smtp_fallback_relay"),
     reuseCountLimit: config.int("smtp_connection_reuse_count_limit"),
+    isSelf,
   };
 }
 
@@ -185,7 +208,9 @@ export class SmtpAgent {
   ): Promise<RecipientStatus[]> => {
     const start = Date.now();
     let s = this.#settings.get(ctx.config);
-    if (!s) this.#settings.set(ctx.config, s = smtpSettings(ctx.config));
+    if (!s) {
+      this.#settings.set(ctx.config, s = smtpSettings(ctx.config, (m) => ctx.log.warn(m)));
+    }
     let sec = this.#security.get(ctx.config);
     if (!sec) this.#security.set(ctx.config, sec = new ClientSecurity(ctx.config, ctx.maps));
     this.#quitTimeout = s.quitTimeout;
@@ -325,6 +350,7 @@ export class SmtpAgent {
         const nh = parseNexthop(site);
         const found = destinations(nh, this.#resolver, s.families, {
           mxAddressLimit: s.mxAddressLimit,
+          isSelf: s.isSelf,
         });
         for await (const dest of found) {
           if (s.mxSessionLimit > 0 && sessions >= s.mxSessionLimit) break;
@@ -397,8 +423,9 @@ export class SmtpAgent {
       } catch (e) {
         if (e instanceof NexthopFailure) {
           last = { dsn: e.dsn, reason: e.message };
-          // A domain that says it takes no mail (null MX) goes to no fallback relay either.
-          if (e.dsn === "5.1.10") break;
+          // A domain that says it takes no mail (null MX) goes to no fallback relay either,
+          // and neither does one whose MX is this host (mailer loops).
+          if (e.dsn === "5.1.10" || e.dsn === "5.4.6" || e.dsn === "4.4.4") break;
         } else if (e instanceof Error && /^bad (next hop|port)/.test(e.message)) {
           last = { dsn: "4.3.5", reason: `${e.message}: check the transport's next hop` };
         } else throw e;

@@ -12,6 +12,11 @@
  * CONFIGURATION PARAMETERS
  *   smtp_helo_name (default: $myhostname)
  *     Host name sent in EHLO/HELO.
+ *   inet_interfaces, proxy_interfaces (default: all; empty)
+ *     This host's addresses: an MX list that reaches one of them ends
+ *     there, and "mail for DOMAIN loops back to myself" (5.4.6) when that
+ *     leaves nothing (nexthop.ts). With "all" the sandbox may list the
+ *     host's interfaces (--allow-sys=networkInterfaces).
  *   inet_protocols (default: all)
  *     Address families to look up and use: ipv4, ipv6, all. IPv4
  *     addresses are tried before IPv6 ones; an IPv6 address the sandbox

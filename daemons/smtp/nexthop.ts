@@ -10,6 +10,13 @@
  * Postfix's wording; an MX host without addresses is skipped and only
  * reported when no host is left.
  *
+ * An MX list that reaches this host (an address of inet_interfaces or
+ * proxy_interfaces) ends there: that MX host and the ones not better than
+ * it are dropped, and when that leaves none the mail bounces "5.4.6 mail
+ * for DOMAIN loops back to myself" (deferred "4.4.4 unable to find primary
+ * relay" when better MX hosts did not resolve), as Postfix does. Postfix
+ * applies this to MX lookups only, so does this.
+ *
  * A name that is no valid host name (an empty or over-long label, a
  * character outside letters, digits and inner hyphens) is refused before
  * any lookup, as Postfix's dns_lookup() does with valid_hostname(): it is
@@ -102,6 +109,8 @@ function notFoundText(e: DnsError): string {
 export interface DestinationOptions {
   /** smtp_mx_address_limit: at most this many MX addresses (0: no limit). @default 0 */
   mxAddressLimit?: number;
+  /** True for an address of this host (inet_interfaces, proxy_interfaces). @default none */
+  isSelf?: (addr: string) => boolean;
 }
 
 /**
@@ -161,22 +170,43 @@ export async function* destinations(
   let temporary = false;
   let yielded = false;
   let count = 0;
-  for (const rr of mx.hosts) {
-    if (limit > 0 && count >= limit) return;
-    let addrs: string[];
-    try {
-      if (!validHostname(rr.exchange)) throw invalidName(rr.exchange, "A");
-      addrs = await lookupHost(resolver, rr.exchange, families);
-    } catch (e) {
-      last = dnsFailure(e, "5.4.4");
-      temporary ||= !last.permanent;
-      continue;
+  const isSelf = opts.isSelf ?? (() => false);
+  // One preference at a time: all its hosts are resolved before any is
+  // tried, since finding this host among them ends the list (Postfix's
+  // smtp_truncate_self: this host and every MX host not better than it).
+  const hosts = mx.hosts;
+  for (let g = 0; g < hosts.length;) {
+    let end = g;
+    while (end < hosts.length && hosts[end].preference === hosts[g].preference) end++;
+    const group: { host: string; addrs: string[] }[] = [];
+    let self = false;
+    for (const rr of hosts.slice(g, end)) {
+      try {
+        if (!validHostname(rr.exchange)) throw invalidName(rr.exchange, "A");
+        const addrs = await lookupHost(resolver, rr.exchange, families);
+        group.push({ host: rr.exchange, addrs });
+        self ||= addrs.some(isSelf);
+      } catch (e) {
+        last = dnsFailure(e, "5.4.4");
+        temporary ||= !last.permanent;
+      }
     }
-    for (const addr of addrs) {
-      if (limit > 0 && count >= limit) return;
-      count++;
-      yielded = true;
-      yield { host: rr.exchange, addr, port: nh.port };
+    g = end;
+    if (self) {
+      if (yielded) return;
+      // Better MX hosts that could not be resolved may be the primary: try again later.
+      if (last) {
+        throw new NexthopFailure("4.4.4", `unable to find primary relay for ${nh.host}`);
+      }
+      throw new NexthopFailure("5.4.6", `mail for ${nh.host} loops back to myself`);
+    }
+    for (const { host, addrs } of group) {
+      for (const addr of addrs) {
+        if (limit > 0 && count >= limit) return;
+        count++;
+        yielded = true;
+        yield { host, addr, port: nh.port };
+      }
     }
   }
   if (!yielded && last) {

@@ -21,6 +21,10 @@ const resolver = fakeResolver({
       { exchange: "mx3.dest.test", preference: 30 },
     ],
     "nullmx.test": [{ exchange: "", preference: 0 }],
+    "loop.test": [
+      { exchange: "gone.loop.test", preference: 10 },
+      { exchange: "mx1.dest.test", preference: 20 },
+    ],
   },
   a: {
     "mx1.dest.test": ["192.0.2.1"],
@@ -156,4 +160,35 @@ Deno.test("smtp agent routing limits", async (t) => {
       assertEquals(none.srv.connections, 1);
     },
   );
+
+  await t.step("an MX list that reaches this host ends there; the best MX is a loop", async () => {
+    // mx2 is this host: it and mx3 (worse) are dropped.
+    const second = await deliver({}, "inet_interfaces = 192.0.2.2\n", ["dest.test"], () => false);
+    assertEquals(second.attempts, ["192.0.2.1:25"]);
+    assertEquals(second.st[0].status, "deferred");
+    for (const cf of ["inet_interfaces = 192.0.2.1\n", "proxy_interfaces = 192.0.2.1\n"]) {
+      const best = await deliver(
+        {},
+        cf + "smtp_fallback_relay = backup.test\n",
+        ["dest.test"],
+        () => true,
+      );
+      assertEquals(best.attempts, [], "neither the MX hosts nor the fallback relay");
+      assertEquals([best.st[0].status, best.st[0].dsn, best.st[0].reason], [
+        "bounced",
+        "5.4.6",
+        "mail for dest.test loops back to myself",
+      ]);
+    }
+    // A better MX host did not resolve: it may be the primary, so try again later.
+    const unsure = await deliver({}, "inet_interfaces = 192.0.2.1\n", ["loop.test"], () => true);
+    assertEquals([unsure.st[0].status, unsure.st[0].dsn, unsure.st[0].reason], [
+      "deferred",
+      "4.4.4",
+      "unable to find primary relay for loop.test",
+    ]);
+    // A next hop in brackets is not an MX lookup: no loop check, as in Postfix.
+    const literal = await deliver({}, "inet_interfaces = 192.0.2.1\n", ["[192.0.2.1]"], () => true);
+    assertEquals(literal.st[0].status, "sent");
+  });
 });

@@ -356,9 +356,11 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       throw new Error(`master.cf: no permission profile for command "${svc.command}"`);
   }
   // The resolver (smtpd, qmgr, local) lists this host's addresses for
-  // inet_interfaces = all, to know which [address] literals are local.
+  // inet_interfaces = all, to know which [address] literals are local; the
+  // smtp client, to know an MX host that is this host (mailer loops).
   if (
-    (svc.command === "smtpd" || svc.command === "qmgr" || svc.command === "local") &&
+    (svc.command === "smtpd" || svc.command === "qmgr" || svc.command === "local" ||
+      svc.command === "smtp") &&
     /(^|[\s,])all($|[\s,])/i.test(ctx.param("inet_interfaces"))
   ) g.sys.push("networkInterfaces");
   const t = ctx.tables;

@@ -311,13 +311,17 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
   });
 });
 
-Deno.test("inet_interfaces = all: the resolver's daemons may list this host's addresses", () => {
+Deno.test("inet_interfaces = all: the resolver's daemons and smtp may list this host's addresses", () => {
   const all = ctx({ inet_interfaces: "all" });
   const smtpd = MASTER.find((s) => s.command === "smtpd")!;
+  // smtp: an MX host that is this host is a mailer loop (nexthop.ts).
   const smtp = MASTER.find((s) => s.name === "smtp")!;
+  const pickup = MASTER.find((s) => s.name === "pickup")!;
   assertEquals(daemonGrants(smtpd, all).sys, ["networkInterfaces"]);
-  assertEquals(daemonGrants(smtp, all).sys, []);
+  assertEquals(daemonGrants(smtp, all).sys, ["networkInterfaces"]);
+  assertEquals(daemonGrants(pickup, all).sys, []);
   assertEquals(daemonGrants(smtpd, ctx()).sys, []);
+  assertEquals(daemonGrants(smtp, ctx()).sys, []);
 });
 
 Deno.test("npm drivers: proxymap alone loads them, and only for tables that need them", async (t) => {
