@@ -43,6 +43,10 @@ export interface FakeServerScript {
   starttlsInject?: string;
   /** After "220" to STARTTLS: answer the handshake with this garbage and close. */
   starttlsGarbage?: string;
+  /** After "220" to STARTTLS: never answer the handshake (until the client leaves). */
+  starttlsStall?: boolean;
+  /** Answer AUTH and every line after it with a new challenge, forever. */
+  authLoop?: boolean;
   /** Offer AUTH with these mechanisms and accept these credentials. */
   auth?: { mechanisms: string[]; user: string; password: string; onlyWithTls?: boolean };
 }
@@ -244,6 +248,13 @@ export class FakeSmtpServer {
               await send(s.starttls ?? "454 4.7.0 TLS not available");
               break;
             }
+            if (s.starttlsStall) {
+              await send("220 2.0.0 Ready to start TLS");
+              while (await io.read() !== null) {
+                // swallow the ClientHello; never answer
+              }
+              return;
+            }
             if (s.starttlsGarbage !== undefined) {
               await send("220 2.0.0 Ready to start TLS");
               await io.write(enc.encode(s.starttlsGarbage));
@@ -268,6 +279,11 @@ export class FakeSmtpServer {
             const a = s.auth;
             if (!a) {
               await send("502 5.5.2 Error: command not recognized");
+              break;
+            }
+            if (s.authLoop) {
+              authStep = () => Promise.resolve("334 Zm9v");
+              await send("334 Zm9v");
               break;
             }
             const [mech, initial] = arg.split(" ");

@@ -94,6 +94,10 @@ export interface SmtpSettings {
   dataXferTimeout: number;
   dataDoneTimeout: number;
   quitTimeout: number;
+  /** smtp_rset_timeout. */
+  rsetTimeout: number;
+  /** smtp_xforward_timeout. */
+  xforwardTimeout: number;
   cacheTimeLimitMs: number;
   reuseTimeLimitMs: number;
   /** smtp_send_xforward_command. */
@@ -142,6 +146,8 @@ export function smtpSettings(
     dataXferTimeout: config.time("smtp_data_xfer_timeout"),
     dataDoneTimeout: config.time("smtp_data_done_timeout"),
     quitTimeout: config.time("smtp_quit_timeout"),
+    rsetTimeout: config.time("smtp_rset_timeout"),
+    xforwardTimeout: config.time("smtp_xforward_timeout"),
     cacheTimeLimitMs: config.time("smtp_connection_cache_time_limit") * 1000,
     reuseTimeLimitMs: config.time("smtp_connection_reuse_time_limit") * 1000,
     sendXforward: config.bool("smtp_send_xforward_command"),
@@ -478,8 +484,8 @@ export class SmtpAgent {
       if (s.sendXforward && f.has("XFORWARD")) {
         stage = "sending XFORWARD";
         for (const cmd of xforwardCommands(file.envelope, f.get("XFORWARD") ?? "")) {
-          await session.write(cmd, s.mailTimeout, stage);
-          const reply = await session.readReply(s.mailTimeout, stage);
+          await session.write(cmd, s.xforwardTimeout, stage);
+          const reply = await session.readReply(s.xforwardTimeout, stage);
           if (reused && reply.code === 421) return { kind: "stale" };
           if (reply.code < 200 || reply.code >= 300) {
             fail(req.recipients, reply, "XFORWARD command");
@@ -548,8 +554,8 @@ export class SmtpAgent {
         } else if (!pipelining && !mailOk) {
           // nothing was started
         } else if (!pipelining) {
-          await session.write("RSET\r\n", s.mailTimeout, "sending RSET");
-          const rset = await session.readReply(s.mailTimeout, "sending RSET");
+          await session.write("RSET\r\n", s.rsetTimeout, "sending RSET");
+          const rset = await session.readReply(s.rsetTimeout, "sending RSET");
           if (rset.code !== 250) return { kind: "done", statuses, reusable: false };
         }
         reusable = dataReply?.code !== 421;

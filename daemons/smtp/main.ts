@@ -30,6 +30,9 @@
  *   smtp_data_xfer_timeout (default: 180s)  each write of content
  *   smtp_data_done_timeout (default: 600s)
  *   smtp_quit_timeout (default: 300s)
+ *   smtp_rset_timeout (default: 20s)
+ *   smtp_xforward_timeout (default: 300s)
+ *   smtp_starttls_timeout (default: 300s)  STARTTLS reply and TLS handshake
  *   smtp_connection_cache_time_limit (default: 2s)
  *     How long an idle connection is kept for the next request to the
  *     same next hop.
@@ -65,7 +68,6 @@
  *   smtp_tls_ciphers, smtp_tls_mandatory_ciphers (default: medium)
  *   smtp_tls_exclude_ciphers, smtp_tls_mandatory_exclude_ciphers
  *   smtp_tls_loglevel (default: 0)
- *   smtp_starttls_timeout (default: 300s)
  *   smtp_tls_connection_reuse (default: no)
  *   smtp_sasl_auth_enable (default: no)
  *   smtp_sasl_password_maps (default: empty)

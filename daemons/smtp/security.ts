@@ -234,8 +234,10 @@ export async function secureSession(
   if (site.level !== "none" && !req.plaintextOnly && session.features.size > 0) {
     if (session.features.has("STARTTLS")) {
       const timeout = security.tls.handshakeTimeout;
-      await session.write("STARTTLS\r\n", timeout, "sending STARTTLS");
-      const reply = await session.readReply(timeout, "sending STARTTLS");
+      // Postfix's words for a failure here.
+      const stage = "receiving the STARTTLS response";
+      await session.write("STARTTLS\r\n", timeout, stage);
+      const reply = await session.readReply(timeout, stage);
       if (reply.code === 220) {
         await handshake(session, req);
         await ehlo();

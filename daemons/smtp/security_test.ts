@@ -195,6 +195,20 @@ Deno.test("smtp client STARTTLS", async (t) => {
     },
   );
 
+  await t.step("a server that never answers the handshake: smtp_starttls_timeout", async () => {
+    await withServer(
+      { tls: TLS, starttlsStall: true },
+      "smtp_tls_security_level = encrypt\nsmtp_starttls_timeout = 1s\n",
+      async (srv, ctx, agent) => {
+        const t0 = Date.now();
+        const st = await send(ctx, agent, `[127.0.0.1]:${srv.port}`);
+        assertEquals([st.status, st.reason], ["deferred", "Cannot start TLS: handshake failure"]);
+        assert(Date.now() - t0 < 5000, "gave up after about a second");
+        assert(ctx.lines.some((l) => l.includes("TLS handshake timeout")));
+      },
+    );
+  });
+
   await t.step("plaintext injected after the 220 to STARTTLS is dropped", async () => {
     await withServer(
       { tls: TLS, starttlsInject: "250-fake.test\r\n250 AUTH PLAIN\r\n" },
@@ -539,4 +553,25 @@ Deno.test("smtp client SASL", async (t) => {
       );
     },
   );
+
+  await t.step("a server that challenges forever: the dialog ends after 100 rounds", async () => {
+    await withServer(
+      { auth: auth(["LOGIN"]), authLoop: true },
+      base + "smtp_sasl_security_options = noanonymous\n",
+      async (srv, ctx, agent) => {
+        const st = await send(ctx, agent, `[127.0.0.1]:${srv.port}`);
+        assertEquals([st.status, st.dsn], ["deferred", "4.3.0"]);
+        assertEquals(
+          st.reason,
+          "SASL authentication failed; authentication protocol loop with server " +
+            "127.0.0.1[127.0.0.1]",
+        );
+        // LOGIN's two answers, then cancels ("*"), never the password again.
+        const sent = srv.commands.slice(srv.commands.indexOf("AUTH LOGIN") + 1);
+        assertEquals(sent.slice(2).every((c) => c === "*"), true);
+        assertEquals(sent.filter((c) => c === btoa("s3cret:with colon")).length, 1);
+      },
+      { passwd },
+    );
+  });
 });

@@ -140,8 +140,6 @@ const GROUPS: Group[] = [
       "smtp_balance_inet_protocols",
       "smtp_randomize_addresses",
       "smtp_min_data_rate",
-      "smtp_rset_timeout",
-      "smtp_xforward_timeout",
       "dns_ncache_ttl_fix_enable",
       "dnssec_probe",
       "queue_file_attribute_count_limit",
