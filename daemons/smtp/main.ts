@@ -68,6 +68,7 @@
  *   smtp_tls_ciphers, smtp_tls_mandatory_ciphers (default: medium)
  *   smtp_tls_exclude_ciphers, smtp_tls_mandatory_exclude_ciphers
  *   smtp_tls_loglevel (default: 0)
+ *   smtp_tls_note_starttls_offer (default: no)
  *   smtp_tls_connection_reuse (default: no)
  *   smtp_sasl_auth_enable (default: no)
  *   smtp_sasl_password_maps (default: empty)

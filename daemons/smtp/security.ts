@@ -231,6 +231,9 @@ export async function secureSession(
 ): Promise<void> {
   const { site, security } = req;
   const mandatory = site.level !== "none" && site.level !== "may";
+  if (site.level === "none" && security.tls.noteStarttlsOffer && session.features.has("STARTTLS")) {
+    req.log.info(`Host offered STARTTLS: [${session.dest.host}]`);
+  }
   if (site.level !== "none" && !req.plaintextOnly && session.features.size > 0) {
     if (session.features.has("STARTTLS")) {
       const timeout = security.tls.handshakeTimeout;

@@ -124,7 +124,18 @@ Deno.test("smtp client STARTTLS", async (t) => {
       assertEquals((await send(ctx, agent, `[127.0.0.1]:${srv.port}`)).status, "sent");
       assertEquals(srv.tlsSessions, 0);
       assert(!srv.commands.includes("STARTTLS"));
+      assert(!ctx.lines.some((l) => l.includes("offered STARTTLS")));
     });
+    await withServer(
+      { tls: TLS },
+      "smtp_tls_note_starttls_offer = yes\n",
+      async (srv, ctx, agent) => {
+        assertEquals((await send(ctx, agent, `[127.0.0.1]:${srv.port}`)).status, "sent");
+        assert(
+          ctx.lines.some((l) => l.trimEnd().endsWith("]: Host offered STARTTLS: [127.0.0.1]")),
+        );
+      },
+    );
   });
 
   await t.step(

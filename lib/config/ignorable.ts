@@ -297,7 +297,6 @@ const GROUPS: Group[] = [
       "smtp_tls_fingerprint_cert_match",
       "smtp_tls_scert_verifydepth",
       "smtp_tls_servername",
-      "smtp_tls_note_starttls_offer",
       "smtp_tls_session_cache_database",
       "smtp_tls_session_cache_timeout",
       "smtp_tls_block_early_mail_reply",

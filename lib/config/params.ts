@@ -2086,6 +2086,13 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "smtp_tls_note_starttls_offer",
+    type: "bool",
+    default: "no",
+    doc: 'Log "Host offered STARTTLS: [host]" when TLS is off and a server offers it.',
+    support: "implemented",
+  },
+  {
     name: "smtp_tls_connection_reuse",
     type: "bool",
     default: "no",

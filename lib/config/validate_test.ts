@@ -128,7 +128,7 @@ Deno.test("validateConfig", async (t) => {
   });
   await t.step("harmless ones are warnings that name them", () => {
     const cases = [
-      "smtp_tls_note_starttls_offer = yes",
+      "smtp_tls_session_cache_timeout = 7200s",
       "smtpd_tls_security_level = verify",
       "smtpd_tls_CAfile = /etc/ssl/certs/ca-certificates.crt",
       "smtpd_tls_eecdh_grade = strong",

@@ -30,7 +30,7 @@
  * smtp_tls_loglevel, smtp_tls_protocols, smtp_tls_mandatory_protocols,
  * smtp_tls_ciphers, smtp_tls_mandatory_ciphers, smtp_tls_exclude_ciphers,
  * smtp_tls_mandatory_exclude_ciphers, smtp_starttls_timeout,
- * smtp_tls_connection_reuse.
+ * smtp_tls_connection_reuse, smtp_tls_note_starttls_offer.
  *
  * @module
  */
@@ -65,6 +65,8 @@ export interface SmtpTlsSettings {
   handshakeTimeout: number;
   /** smtp_tls_connection_reuse. */
   connectionReuse: boolean;
+  /** smtp_tls_note_starttls_offer. */
+  noteStarttlsOffer: boolean;
 }
 
 /** What one connection to one next hop must do. */
@@ -119,6 +121,7 @@ export function smtpTlsSettings(config: Config): SmtpTlsSettings {
     mandatoryExclude: config.list("smtp_tls_mandatory_exclude_ciphers"),
     handshakeTimeout: config.time("smtp_starttls_timeout"),
     connectionReuse: config.bool("smtp_tls_connection_reuse"),
+    noteStarttlsOffer: config.bool("smtp_tls_note_starttls_offer"),
   };
 }
 
