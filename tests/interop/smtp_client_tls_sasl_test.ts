@@ -15,14 +15,20 @@
  * the certificate ("Server certificate not verified", after Postfix 3.7's
  * "certificate verification failed for ...: untrusted issuer ..." line).
  *
- * Without Postfix, Dovecot, openssl or root the test is skipped loudly;
- * under CI=true it fails instead.
+ * A second test does the same against Postfix's smtp-sink (no STARTTLS,
+ * AUTH PLAIN LOGIN that takes any password): mandatory TLS is "4.7.4 TLS
+ * is required, but was not offered", AUTH PLAIN in plaintext with
+ * "noanonymous", and "no mechanism available" with the default options.
+ *
+ * Without Postfix, Dovecot, openssl, smtp-sink or root the tests are
+ * skipped loudly; under CI=true they fail instead.
  *
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX, type PostfixInstance, startPostfix } from "../helpers/postfix.ts";
+import { freePort, waitPort } from "../helpers/instance.ts";
 import { DOVEADM, DOVECOT, startDovecot } from "../helpers/dovecot.ts";
 import { makeTestCert } from "../helpers/tls.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
@@ -211,6 +217,86 @@ Deno.test({
     } finally {
       await server.stop();
       await dovecot.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+const SMTP_SINK = "/usr/sbin/smtp-sink";
+
+Deno.test({
+  name: "smtp client against smtp-sink, compared with Postfix's smtp client",
+  ignore: !(haveRoot("smtp_client_tls_sasl_test") && havePeer(POSTFIX) && havePeer(SMTP_SINK)),
+  ...opts,
+  async fn(t) {
+    const port = freePort();
+    const sink = new Deno.Command(SMTP_SINK, {
+      args: ["-u", "nobody", `127.0.0.1:${port}`, "10"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const dir = await Deno.makeTempDir({ prefix: "pw-smtpc-sink-" });
+    await Deno.chmod(dir, 0o755);
+    const hop = `[127.0.0.1]:${port}`;
+    await Deno.writeTextFile(`${dir}/passwd`, `${hop} someone:anything\n`, { mode: 0o644 });
+    const sasl = `smtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = texthash:${dir}/passwd\n`;
+    const cases: [string, string, string, RegExp][] = [
+      [
+        "mandatory TLS, not offered",
+        "smtp_tls_security_level = encrypt\n",
+        "deferred",
+        /^TLS is required, but was not offered by host 127\.0\.0\.1\[127\.0\.0\.1\]$/,
+      ],
+      [
+        "AUTH PLAIN in plaintext with noanonymous",
+        sasl + "smtp_sasl_security_options = noanonymous\n",
+        "sent",
+        /^250 2\.0\.0 Ok$/,
+      ],
+      [
+        "the default options allow no mechanism the sink offers",
+        sasl,
+        "deferred",
+        /^SASL authentication failed; cannot authenticate to server 127\.0\.0\.1\[127\.0\.0\.1\]: no mechanism available$/,
+      ],
+    ];
+    try {
+      await waitPort(port);
+      for (const [i, [name, cf, status, reason]] of cases.entries()) {
+        await t.step(name, async () => {
+          const pf = await startPostfix({ mainCf: `relayhost = ${hop}\n${cf}` });
+          let oracle: [string, string, string];
+          try {
+            const rcpt = `sink${i}@dest.example`;
+            const sent = await pf.sendmail(["-f", "s@client.example", rcpt], "Subject: t\n\nhi\n");
+            assertEquals(sent.code, 0, sent.output);
+            oracle = await postfixOutcome(pf, rcpt);
+          } finally {
+            await pf.stop();
+          }
+          const ctx = await makeContext(cf);
+          const agent = new SmtpAgent();
+          try {
+            const req = await queueMessage(ctx, hop, [`pw${i}@dest.example`]);
+            const file = await QueueFile.open(req.path);
+            const [st] = await agent.deliver(req, file, ctx).finally(() => file.close());
+            assertEquals([st.status, oracle[0]], [status, status], `${st.reason} / ${oracle[1]}`);
+            assertMatch(st.reason, reason);
+            assertMatch(oracle[1], reason);
+            assertEquals(st.relay, oracle[2]);
+          } finally {
+            await agent.close();
+            await Deno.remove(ctx.queue.root, { recursive: true }).catch(() => {});
+          }
+        });
+      }
+    } finally {
+      try {
+        sink.kill("SIGTERM");
+      } catch {
+        // gone
+      }
+      await sink.status;
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
