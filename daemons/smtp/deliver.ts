@@ -268,6 +268,7 @@ export class SmtpAgent {
         security: env.security,
         site: await env.security.site(nexthopText, env.log),
         nexthop: nexthopText,
+        sender: req.sender,
         log: env.log,
         plaintextOnly: false,
       };
@@ -296,8 +297,13 @@ export class SmtpAgent {
     await this.cache.close(this.#quitTimeout);
   }
 
-  /** A TLS session is cached only with smtp_tls_connection_reuse = yes, as in Postfix. */
+  /**
+   * A TLS session is cached only with smtp_tls_connection_reuse = yes, and
+   * none with smtp_sender_dependent_authentication, as in Postfix.
+   */
   #cacheable(session: SmtpSession, rs: RequestSecurity): boolean {
+    const sasl = rs.security.sasl;
+    if (sasl.enabled && sasl.senderDependent) return false;
     return session.tls === null || rs.security.tls.connectionReuse;
   }
 

@@ -78,6 +78,7 @@
  *   smtp_sasl_mechanism_filter (default: empty)
  *   smtp_sasl_type (default: cyrus)
  *   smtp_sasl_auth_soft_bounce (default: yes)
+ *   smtp_sender_dependent_authentication (default: no)
  *
  * SANDBOX
  *   Needs --allow-net to the destinations (lib/permissions

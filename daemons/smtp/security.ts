@@ -37,7 +37,7 @@
  * next address and defers (or bounces, for a 5XX) with the last one.
  */
 import type { Config } from "../../lib/config/mod.ts";
-import type { Maps } from "../../lib/maps/mod.ts";
+import { addressFind, type Maps } from "../../lib/maps/mod.ts";
 import type { MapsOpener } from "../../lib/service/mod.ts";
 import { matchEnhancedClass, type Reply } from "../../lib/smtp/mod.ts";
 import {
@@ -163,19 +163,25 @@ export class ClientSecurity {
   }
 
   /**
-   * The credentials for a server: smtp_sasl_password_maps for its host
-   * name, then for the next hop as given. Null when SASL is off or
-   * nothing is found. Throws {@link SecurityFailure} (4.3.0) on a table error.
+   * The credentials for a server: smtp_sasl_password_maps for the sender
+   * (with smtp_sender_dependent_authentication), then the server's host
+   * name, then the next hop as given. Null when SASL is off or nothing is
+   * found. Throws {@link SecurityFailure} (4.3.0) on a table error.
    */
   async credentials(
     host: string,
     nexthop: string,
     log: SecurityLog,
+    sender = "",
   ): Promise<{ user: string; password: string } | null> {
     if (!this.sasl.enabled || !this.sasl.passwordMaps) return null;
     this.#passwordMaps ??= this.openMaps("smtp_sasl_password_maps", this.sasl.passwordMaps);
     try {
       const maps = await this.#passwordMaps;
+      if (this.sasl.senderDependent && sender !== "") {
+        const hit = await addressFind(maps, sender, { delimiters: this.sasl.delimiters });
+        if (hit) return splitCredentials(hit.value);
+      }
       for (const key of [host.toLowerCase(), nexthop.trim().toLowerCase()]) {
         const value = await maps.find(key);
         if (value !== undefined) return splitCredentials(value);
@@ -199,6 +205,8 @@ export interface RequestSecurity {
   site: SiteTls;
   /** The next hop as the request gives it. */
   nexthop: string;
+  /** The envelope sender (smtp_sender_dependent_authentication). */
+  sender: string;
   log: SecurityLog;
   /** A retry after a failed handshake at may: no STARTTLS this time. */
   plaintextOnly: boolean;
@@ -297,7 +305,8 @@ async function handshake(session: SmtpSession, req: RequestSecurity): Promise<vo
     log.info(`SSL_connect error to ${relayLabel(session.dest)}: ${e.message}`);
     // At may, retry in plaintext, unless credentials for this server would then go out bare.
     const creds = site.level === "may"
-      ? await security.credentials(session.dest.host, req.nexthop, log).catch(() => null)
+      ? await security.credentials(session.dest.host, req.nexthop, log, req.sender)
+        .catch(() => null)
       : null;
     throw new SecurityFailure("4.7.5", "Cannot start TLS: handshake failure", {
       retryPlain: site.level === "may" && creds === null,
@@ -333,7 +342,7 @@ async function authenticate(
   t: SecurityTimeouts,
 ): Promise<void> {
   const { security, log } = req;
-  const creds = await security.credentials(session.dest.host, req.nexthop, log);
+  const creds = await security.credentials(session.dest.host, req.nexthop, log, req.sender);
   if (!creds) return;
   const offered = authOffered(session);
   const compatible = compatibleMechanisms(security.sasl, offered);

@@ -585,4 +585,53 @@ Deno.test("smtp client SASL", async (t) => {
       { passwd },
     );
   });
+
+  await t.step(
+    "smtp_sender_dependent_authentication: the sender's login first, no caching",
+    async () => {
+      const table = "sender+ext@test.example relayuser:s3cret:with colon\n" +
+        "[127.0.0.1]:PORT relayuser:wrong\n";
+      const cf = base + "smtp_sasl_security_options = noanonymous\nrecipient_delimiter = +\n";
+      for (
+        const [dependent, outcomes] of [["yes", ["ok relayuser", "failed"]], ["no", [
+          "failed",
+        ]]] as const
+      ) {
+        await withServer(
+          { auth: auth(["PLAIN"]) },
+          cf + `smtp_sender_dependent_authentication = ${dependent}\n`,
+          async (srv, ctx, agent) => {
+            const from = async (sender: string) => {
+              const req = await queueMessage(
+                ctx,
+                `[127.0.0.1]:${srv.port}`,
+                ["r@dest.test"],
+                undefined,
+                {
+                  sender,
+                },
+              );
+              const file = await QueueFile.open(req.path);
+              try {
+                return (await agent.deliver(req, file, ctx))[0];
+              } finally {
+                file.close();
+              }
+            };
+            const first = await from("sender+ext@test.example");
+            if (dependent === "yes") {
+              assertEquals(first.status, "sent");
+              // Another sender: the next hop's (wrong) login, on a new connection.
+              assertEquals((await from("other@test.example")).status, "deferred");
+              assertEquals(srv.connections, 2);
+            } else {
+              assertEquals(first.status, "deferred");
+            }
+            assertEquals(srv.auths, [...outcomes]);
+          },
+          { passwd: table },
+        );
+      }
+    },
+  );
 });

@@ -2236,10 +2236,8 @@ const ROWS: ParamSpec[] = [
     name: "smtp_sender_dependent_authentication",
     type: "bool",
     default: "no",
-    doc: "Look up SASL credentials by sender address (not implemented).",
-    support: "refused",
-    note: "per-sender SASL credentials are not implemented; credentials are looked up per " +
-      "server host name and next hop only",
+    doc: "Look up SASL credentials by sender address first; disables connection caching.",
+    support: "implemented",
   },
   // issue 9 lmtp: rows for this part go here.
   // issue 9 agents: rows for this part go here.

@@ -17,6 +17,10 @@
  *   allows CRAM-MD5 only: most relay hosts need
  *   "smtp_sasl_security_options = noanonymous", as with Postfix.
  * - Of what is left, CRAM-MD5 is preferred, then PLAIN, then LOGIN.
+ * - With smtp_sender_dependent_authentication the sender's address is
+ *   looked up first (user+ext@domain, user@domain, @domain; the bare local
+ *   part of a local domain is not tried), and connections are not cached,
+ *   as in Postfix, so no mail goes out under another sender's login.
  * - smtp_sasl_type must be "cyrus" (Postfix's client has no other); an
  *   unknown security option or a filter item Postwarden cannot read stops
  *   the start, as does smtp_sasl_auth_enable = yes without a password
@@ -25,7 +29,8 @@
  * Parameters: smtp_sasl_auth_enable, smtp_sasl_password_maps,
  * smtp_sasl_security_options, smtp_sasl_tls_security_options,
  * smtp_sasl_tls_verified_security_options, smtp_sasl_mechanism_filter,
- * smtp_sasl_type, smtp_sasl_auth_soft_bounce.
+ * smtp_sasl_type, smtp_sasl_auth_soft_bounce,
+ * smtp_sender_dependent_authentication, recipient_delimiter.
  *
  * @module
  */
@@ -67,6 +72,10 @@ export interface SaslClientSettings {
   verifiedOptions: string[];
   filter: MechFilter;
   softBounce: boolean;
+  /** smtp_sender_dependent_authentication. */
+  senderDependent: boolean;
+  /** recipient_delimiter, for the sender's address without its extension. */
+  delimiters: string;
 }
 
 const names = (config: Config, name: string) => config.list(name).map((o) => o.toLowerCase());
@@ -82,6 +91,8 @@ export function saslClientSettings(config: Config): SaslClientSettings {
     verifiedOptions: names(config, "smtp_sasl_tls_verified_security_options"),
     filter: "error" in filter ? { items: [] } : filter,
     softBounce: config.bool("smtp_sasl_auth_soft_bounce"),
+    senderDependent: config.bool("smtp_sender_dependent_authentication"),
+    delimiters: config.str("recipient_delimiter"),
   };
 }
 
