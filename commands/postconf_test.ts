@@ -86,12 +86,12 @@ Deno.test("postconf", async (t) => {
       );
     });
     await t.step("unknown and unsupported names warn on stderr", async () => {
-      const r = await run(["-c", dir, "bogus", "smtp_tls_security_level", "relayhost"]);
+      const r = await run(["-c", dir, "bogus", "smtp_tls_session_cache_database", "relayhost"]);
       assertEquals(r.code, 0);
       assertEquals(r.out, ["relayhost = [$mydomain]:587"]);
       assertEquals(r.err, [
         "postconf: warning: bogus: unknown parameter",
-        "postconf: warning: parameter smtp_tls_security_level is not supported by Postwarden",
+        "postconf: warning: parameter smtp_tls_session_cache_database is not supported by Postwarden",
       ]);
     });
     await t.step("-e edits in place, keeping comments; -X deletes", async () => {

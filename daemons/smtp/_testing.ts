@@ -3,9 +3,11 @@
  * 127.0.0.1 port 0, answers EHLO/HELO/MAIL/RCPT/DATA/RSET/QUIT with
  * replies the test can replace, and records connections, command batches
  * (commands that arrived in one read, to see PIPELINING) and messages
- * (raw dot-stuffed data and the unstuffed content). Also builds a
- * ServiceContext by hand and queues messages for delivery requests.
- * Test-only.
+ * (raw dot-stuffed data and the unstuffed content). With `tls` it offers
+ * STARTTLS (smtpd's TLS code, daemons/smtpd/tls.ts, serves the handshake);
+ * with `auth` it offers AUTH and checks PLAIN, LOGIN and CRAM-MD5
+ * credentials. Also builds a ServiceContext by hand and queues messages
+ * for delivery requests. Test-only.
  */
 import { makeConfig } from "../../lib/config/mod.ts";
 import type { DeliveryRequest } from "../../lib/deliver/mod.ts";
@@ -18,6 +20,8 @@ import {
   type Recipient,
 } from "../../lib/queue/mod.ts";
 import { mapsOpener, type ServiceContext } from "../../lib/service/mod.ts";
+import { TlsServer } from "../smtpd/tls.ts";
+import type { SmtpdTlsPolicy } from "../../lib/tls/policy.ts";
 
 /** Replies the test may override; a function gets the command argument. */
 export interface FakeServerScript {
@@ -31,10 +35,28 @@ export interface FakeServerScript {
   final?: ((msg: FakeMessage) => string) | null;
   /** Close the connection after answering end of data. */
   closeAfterMessage?: boolean;
+  /** Offer STARTTLS with this certificate chain and key (PEM). */
+  tls?: { certs: string; key: string };
+  /** Reply to STARTTLS instead of starting TLS (e.g. "454 4.7.0 TLS not available"). */
+  starttls?: string;
+  /** After "220" to STARTTLS: send these bytes in plaintext first (an injection), then TLS. */
+  starttlsInject?: string;
+  /** After "220" to STARTTLS: answer the handshake with this garbage and close. */
+  starttlsGarbage?: string;
+  /** After "220" to STARTTLS: never answer the handshake (until the client leaves). */
+  starttlsStall?: boolean;
+  /** Answer AUTH and every line after it with a new challenge, forever. */
+  authLoop?: boolean;
+  /** Offer AUTH with these mechanisms and accept these credentials. */
+  auth?: { mechanisms: string[]; user: string; password: string; onlyWithTls?: boolean };
 }
 
 /** One message as received. */
 export interface FakeMessage {
+  /** It came over TLS. */
+  tls: boolean;
+  /** The client had authenticated (the user name). */
+  authUser: string | null;
   mailFrom: string;
   rcptTo: string[];
   /** Bytes between the 354 and the final ".", still dot-stuffed, as latin1 string. */
@@ -68,6 +90,10 @@ export class FakeSmtpServer {
   readonly commands: string[] = [];
   /** Number of commands per read, for the PIPELINING check. */
   readonly batches: number[] = [];
+  /** TLS handshakes completed. */
+  tlsSessions = 0;
+  /** AUTH outcomes ("ok user" / "failed"). */
+  readonly auths: string[] = [];
   #conns = new Set<Deno.Conn>();
   #tasks = new Set<Promise<void>>();
   #loop: Promise<void>;
@@ -105,18 +131,32 @@ export class FakeSmtpServer {
 
   async #serve(conn: Deno.Conn): Promise<void> {
     const s = this.script;
+    const chunk = new Uint8Array(65536);
+    let io = {
+      read: async (): Promise<Uint8Array | null> => {
+        const n = await conn.read(chunk);
+        return n === null ? null : chunk.subarray(0, n);
+      },
+      write: async (b: Uint8Array) => {
+        let off = 0;
+        while (off < b.length) off += await conn.write(b.subarray(off));
+      },
+    };
     const send = (line: string) =>
-      conn.write(enc.encode(line.endsWith("\r\n") ? line : line + "\r\n"));
+      io.write(enc.encode(line.endsWith("\r\n") ? line : line + "\r\n"));
     await send(s.greeting ?? "220 fake.test ESMTP");
     if (!(s.greeting ?? "220").startsWith("220")) return;
     let buf = "";
     let inData = false;
     let msg: FakeMessage | null = null;
-    const chunk = new Uint8Array(65536);
+    let tlsActive = false;
+    let authUser: string | null = null;
+    /** An AUTH dialog in progress: gets each client line, returns the next reply. */
+    let authStep: ((line: string) => Promise<string>) | null = null;
     for (;;) {
-      const n = await conn.read(chunk);
-      if (n === null) return;
-      buf += latin1(chunk.subarray(0, n));
+      const got = await io.read();
+      if (got === null) return;
+      buf += latin1(got);
       let batch = 0;
       for (;;) {
         if (inData) {
@@ -141,14 +181,23 @@ export class FakeSmtpServer {
         buf = buf.slice(lf + 2);
         batch++;
         this.commands.push(line);
+        if (authStep) {
+          await send(await authStep(line));
+          continue;
+        }
         const verb = line.split(" ")[0].toUpperCase();
         const arg = line.slice(verb.length).trim();
         switch (verb) {
           case "EHLO":
             if (s.ehlo === null) await send("502 5.5.2 Error: command not recognized");
             else {
-              const kw = s.ehlo ??
-                ["PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES"];
+              const kw = [
+                ...(s.ehlo ?? ["PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES"]),
+              ];
+              if ((s.tls || s.starttls) && !tlsActive) kw.push("STARTTLS");
+              if (s.auth && (tlsActive || !s.auth.onlyWithTls)) {
+                kw.push(`AUTH ${s.auth.mechanisms.join(" ")}`);
+              }
               const lines = ["fake.test", ...kw];
               await send(
                 lines.map((l, i) => `250${i < lines.length - 1 ? "-" : " "}${l}`).join("\r\n"),
@@ -161,7 +210,14 @@ export class FakeSmtpServer {
           case "MAIL": {
             const reply = (s.mail ?? (() => "250 2.1.0 Ok"))(arg);
             if (reply.startsWith("2")) {
-              msg = { mailFrom: arg, rcptTo: [], raw: "", content: new Uint8Array() };
+              msg = {
+                tls: tlsActive,
+                authUser,
+                mailFrom: arg,
+                rcptTo: [],
+                raw: "",
+                content: new Uint8Array(),
+              };
             }
             await send(reply);
             break;
@@ -187,6 +243,98 @@ export class FakeSmtpServer {
           case "QUIT":
             await send("221 2.0.0 Bye");
             return;
+          case "STARTTLS": {
+            if (s.starttls || !s.tls || tlsActive) {
+              await send(s.starttls ?? "454 4.7.0 TLS not available");
+              break;
+            }
+            if (s.starttlsStall) {
+              await send("220 2.0.0 Ready to start TLS");
+              while (await io.read() !== null) {
+                // swallow the ClientHello; never answer
+              }
+              return;
+            }
+            if (s.starttlsGarbage !== undefined) {
+              await send("220 2.0.0 Ready to start TLS");
+              await io.write(enc.encode(s.starttlsGarbage));
+              return;
+            }
+            // One write: the injected reply arrives with the 220, as in CVE-2011-0411.
+            await send("220 2.0.0 Ready to start TLS\r\n" + (s.starttlsInject ?? ""));
+            const server = await TlsServer.create(FAKE_TLS_POLICY, {
+              key: s.tls.key,
+              certs: s.tls.certs,
+              subject: "",
+              files: [],
+            });
+            const r = await server.handshake(conn);
+            this.tlsSessions++;
+            tlsActive = true;
+            buf = "";
+            io = { read: () => r.channel.read(), write: (b) => r.channel.write(b) };
+            break;
+          }
+          case "AUTH": {
+            const a = s.auth;
+            if (!a) {
+              await send("502 5.5.2 Error: command not recognized");
+              break;
+            }
+            if (s.authLoop) {
+              authStep = () => Promise.resolve("334 Zm9v");
+              await send("334 Zm9v");
+              break;
+            }
+            const [mech, initial] = arg.split(" ");
+            const check = (user: string, password: string) => {
+              const ok = user === a.user && password === a.password;
+              this.auths.push(ok ? `ok ${user}` : "failed");
+              if (ok) authUser = user;
+              authStep = null;
+              return ok
+                ? "235 2.7.0 Authentication successful"
+                : "535 5.7.8 Error: authentication failed: authentication failure";
+            };
+            const upper = (mech ?? "").toUpperCase();
+            if (!a.mechanisms.map((m) => m.toUpperCase()).includes(upper)) {
+              await send(
+                "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+              );
+            } else if (upper === "PLAIN") {
+              const decode = (t: string) => atob(t).split("\0");
+              if (initial) {
+                const [, u, p] = decode(initial);
+                await send(check(u, p));
+              } else {
+                authStep = (l) => {
+                  const [, u, p] = decode(l);
+                  return Promise.resolve(check(u, p));
+                };
+                await send("334 ");
+              }
+            } else if (upper === "LOGIN") {
+              let user = "";
+              authStep = (l) => {
+                if (user === "") {
+                  user = atob(l);
+                  return Promise.resolve("334 UGFzc3dvcmQ6");
+                }
+                return Promise.resolve(check(user, atob(l)));
+              };
+              await send("334 VXNlcm5hbWU6");
+            } else if (upper === "CRAM-MD5") {
+              const challenge = `<${Date.now()}.1@fake.test>`;
+              authStep = async (l) => {
+                const [u, digest] = atob(l).split(" ");
+                const { createHmac } = await import("node:crypto");
+                const want = createHmac("md5", a.password).update(challenge).digest("hex");
+                return check(u, digest === want && u === a.user ? a.password : "");
+              };
+              await send(`334 ${btoa(challenge)}`);
+            }
+            break;
+          }
           default:
             await send("502 5.5.2 Error: command not recognized");
         }
@@ -219,13 +367,30 @@ export class FakeSmtpServer {
   }
 }
 
+/** What the fake server's TLS side needs of smtpd's policy. */
+const FAKE_TLS_POLICY: SmtpdTlsPolicy = {
+  level: "may",
+  wrapper: false,
+  authOnly: false,
+  certFile: "",
+  keyFile: "",
+  chainFiles: [],
+  minVersion: "TLSv1.2",
+  maxVersion: "TLSv1.3",
+  receivedHeader: false,
+  loglevel: 0,
+  handshakeTimeoutMs: 10_000,
+};
+
 /** A temp queue, a config, a capturing logger. */
 export async function makeContext(mainCf = ""): Promise<ServiceContext & { lines: string[] }> {
   const dir = await Deno.makeTempDir({ prefix: "pw-smtp-" });
   const queue = new QueueDir(dir);
   await queue.create();
   const lines: string[] = [];
-  const config = makeConfig(dir, `queue_directory = ${dir}\ninet_protocols = ipv4\n${mainCf}`, {
+  // The agent's own address (MX loop detection) is not the fake server's 127.0.0.1.
+  const base = `queue_directory = ${dir}\ninet_protocols = ipv4\ninet_interfaces = 127.0.0.254\n`;
+  const config = makeConfig(dir, `${base}${mainCf}`, {
     hostname: "test.example",
   });
   const log = new Logger({

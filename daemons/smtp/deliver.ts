@@ -15,6 +15,10 @@
  *   BODY=8BITMIME when the content has 8-bit bytes and the server offers
  *   8BITMIME (8-bit content is sent as is otherwise), DSN parameters when
  *   the server offers DSN.
+ * - After EHLO, STARTTLS and AUTH as the next hop's TLS policy and the
+ *   SASL settings say (security.ts); their failures move on to the next
+ *   address like a failed handshake. A TLS connection is cached only with
+ *   smtp_tls_connection_reuse = yes.
  * - With smtp_send_xforward_command = yes and a server that offers
  *   XFORWARD, the original client's attributes go before MAIL
  *   (xforward.ts); a refusal fails the transaction like a MAIL refusal.
@@ -55,7 +59,8 @@ import { splitOrcpt } from "../../lib/dsn/mod.ts";
 import { xtextEncode } from "../../lib/mime/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import type { Config } from "../../lib/config/mod.ts";
+import { type Config, parseIp } from "../../lib/config/mod.ts";
+import { interfaceAddresses } from "../../lib/resolve/interfaces.ts";
 import {
   DotStuffer,
   matchEnhancedClass,
@@ -66,6 +71,13 @@ import { ConnectionCache } from "./cache.ts";
 import { xforwardCommands } from "./xforward.ts";
 import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
 import { ConnectError, type ConnectFn, relayLabel, SessionError, SmtpSession } from "./session.ts";
+import {
+  ClientSecurity,
+  type RequestSecurity,
+  secureSession,
+  SecurityFailure,
+  type SecurityLog,
+} from "./security.ts";
 
 /** Content up to this size is held in memory and sent in one write. */
 export const MEMORY_LIMIT = 4 * 1024 * 1024;
@@ -82,14 +94,47 @@ export interface SmtpSettings {
   dataXferTimeout: number;
   dataDoneTimeout: number;
   quitTimeout: number;
+  /** smtp_rset_timeout. */
+  rsetTimeout: number;
+  /** smtp_xforward_timeout. */
+  xforwardTimeout: number;
   cacheTimeLimitMs: number;
   reuseTimeLimitMs: number;
   /** smtp_send_xforward_command. */
   sendXforward: boolean;
+  /** smtp_mx_address_limit (0: none). */
+  mxAddressLimit: number;
+  /** smtp_mx_session_limit (0: none). */
+  mxSessionLimit: number;
+  /** smtp_fallback_relay, in order. */
+  fallbackRelays: string[];
+  /** smtp_connection_reuse_count_limit (0: none). */
+  reuseCountLimit: number;
+  /** This host's addresses (inet_interfaces, proxy_interfaces), for MX loop detection. */
+  isSelf: (addr: string) => boolean;
 }
 
-/** Reads the agent's parameters from `config`. */
-export function smtpSettings(config: Config): SmtpSettings {
+/** Reads the agent's parameters from `config`; `warn` says when "all" cannot be listed. */
+export function smtpSettings(
+  config: Config,
+  warn: (message: string) => void = () => {},
+): SmtpSettings {
+  const io = { protocols: config.list("inet_protocols"), warn };
+  let own: Uint8Array[];
+  try {
+    own = [
+      ...interfaceAddresses("inet_interfaces", config.list("inet_interfaces"), io),
+      ...interfaceAddresses("proxy_interfaces", config.list("proxy_interfaces"), io),
+    ];
+  } catch (e) {
+    // A host name there (the resolver refuses it too): loopback is still this host.
+    warn(`${(e as Error).message}; MX loop detection knows only the loopback addresses`);
+    own = interfaceAddresses("inet_interfaces", ["loopback-only"], io);
+  }
+  const isSelf = (addr: string) => {
+    const b = parseIp(addr);
+    return b !== null && own.some((a) => a.length === b.length && a.every((x, i) => x === b[i]));
+  };
   return {
     heloName: config.str("smtp_helo_name"),
     families: familiesFrom(config.list("inet_protocols")),
@@ -101,9 +146,16 @@ export function smtpSettings(config: Config): SmtpSettings {
     dataXferTimeout: config.time("smtp_data_xfer_timeout"),
     dataDoneTimeout: config.time("smtp_data_done_timeout"),
     quitTimeout: config.time("smtp_quit_timeout"),
+    rsetTimeout: config.time("smtp_rset_timeout"),
+    xforwardTimeout: config.time("smtp_xforward_timeout"),
     cacheTimeLimitMs: config.time("smtp_connection_cache_time_limit") * 1000,
     reuseTimeLimitMs: config.time("smtp_connection_reuse_time_limit") * 1000,
     sendXforward: config.bool("smtp_send_xforward_command"),
+    mxAddressLimit: config.int("smtp_mx_address_limit"),
+    mxSessionLimit: config.int("smtp_mx_session_limit"),
+    fallbackRelays: config.list("smtp_fallback_relay"),
+    reuseCountLimit: config.int("smtp_connection_reuse_count_limit"),
+    isSelf,
   };
 }
 
@@ -146,6 +198,7 @@ export class SmtpAgent {
   readonly #resolver: Resolver;
   readonly #connect: ConnectFn;
   #settings = new WeakMap<Config, SmtpSettings>();
+  #security = new WeakMap<Config, ClientSecurity>();
   #quitTimeout = 5;
 
   constructor(opts: SmtpAgentOptions = {}) {
@@ -161,7 +214,11 @@ export class SmtpAgent {
   ): Promise<RecipientStatus[]> => {
     const start = Date.now();
     let s = this.#settings.get(ctx.config);
-    if (!s) this.#settings.set(ctx.config, s = smtpSettings(ctx.config));
+    if (!s) {
+      this.#settings.set(ctx.config, s = smtpSettings(ctx.config, (m) => ctx.log.warn(m)));
+    }
+    let sec = this.#security.get(ctx.config);
+    if (!sec) this.#security.set(ctx.config, sec = new ClientSecurity(ctx.config, ctx.maps));
     this.#quitTimeout = s.quitTimeout;
 
     // What cannot be written into an SMTP command bounces without a connection.
@@ -169,7 +226,10 @@ export class SmtpAgent {
     const sendable = req.recipients.filter((r) => !result.has(r.index));
     let connDone = start;
     if (sendable.length > 0) {
-      const r = await this.#deliverSendable({ ...req, recipients: sendable }, file, s);
+      const r = await this.#deliverSendable({ ...req, recipients: sendable }, file, s, {
+        security: sec,
+        log: ctx.log,
+      });
       connDone = r.connDone;
       for (const [i, st] of r.statuses) result.set(i, st);
     }
@@ -196,21 +256,39 @@ export class SmtpAgent {
     req: DeliveryRequest,
     file: QueueFile,
     s: SmtpSettings,
+    env: { security: ClientSecurity; log: SecurityLog },
   ): Promise<{ statuses: Map<number, RecipientStatus>; connDone: number }> {
     const content = await readContent(file);
     const nexthopText = req.nexthop || domainOf(req.recipients[0]?.address ?? "");
     const key = `${req.transport}:${nexthopText}`;
+    // The next hop's TLS policy (security.ts); one that cannot be followed defers its mail.
+    let rs: RequestSecurity;
+    try {
+      rs = {
+        security: env.security,
+        site: await env.security.site(nexthopText, env.log),
+        nexthop: nexthopText,
+        sender: req.sender,
+        log: env.log,
+        plaintextOnly: false,
+      };
+    } catch (e) {
+      if (!(e instanceof SecurityFailure)) throw e;
+      const statuses = new Map<number, RecipientStatus>();
+      deferRest(statuses, req.recipients, e.dsn, e.message, "none");
+      return { statuses, connDone: Date.now() };
+    }
     for (let session = this.cache.take(key); session; session = this.cache.take(key)) {
       const connDone = Date.now();
       const a = await this.#transact(session, req, file, content, s, true);
       if (a.kind === "done") {
-        this.#park(key, session, a.reusable, s);
+        this.#park(key, session, a.reusable && this.#cacheable(session, rs), s);
         return { statuses: a.statuses, connDone };
       }
       session.close();
     }
-    const r = await this.#fresh(nexthopText, req, file, content, s);
-    if (r.session) this.#park(key, r.session, r.reusable, s);
+    const r = await this.#fresh(nexthopText, req, file, content, s, rs);
+    if (r.session) this.#park(key, r.session, r.reusable && this.#cacheable(r.session, rs), s);
     return { statuses: r.statuses, connDone: r.connDone };
   }
 
@@ -219,7 +297,20 @@ export class SmtpAgent {
     await this.cache.close(this.#quitTimeout);
   }
 
+  /**
+   * A TLS session is cached only with smtp_tls_connection_reuse = yes, and
+   * none with smtp_sender_dependent_authentication, as in Postfix.
+   */
+  #cacheable(session: SmtpSession, rs: RequestSecurity): boolean {
+    const sasl = rs.security.sasl;
+    if (sasl.enabled && sasl.senderDependent) return false;
+    return session.tls === null || rs.security.tls.connectionReuse;
+  }
+
   #park(key: string, session: SmtpSession, reusable: boolean, s: SmtpSettings): void {
+    // smtp_connection_reuse_count_limit N: a connection is used at most N+1 times.
+    session.uses++;
+    if (s.reuseCountLimit > 0 && session.uses > s.reuseCountLimit) reusable = false;
     if (!reusable) {
       this.cache.put(key, session, { idleMs: 0, reuseMs: 0, quitTimeoutSec: s.quitTimeout });
       return;
@@ -238,54 +329,122 @@ export class SmtpAgent {
     file: QueueFile,
     content: Content,
     s: SmtpSettings,
+    rs: RequestSecurity,
   ): Promise<{
     statuses: Map<number, RecipientStatus>;
     connDone: number;
     session?: SmtpSession;
     reusable: boolean;
   }> {
-    let last: { dsn: string; reason: string; diagnostic?: string; remoteMta?: string } | null =
-      null;
-    try {
-      const nh = parseNexthop(nexthopText);
-      for await (const dest of destinations(nh, this.#resolver, s.families)) {
-        let session: SmtpSession;
+    let last: {
+      dsn: string;
+      reason: string;
+      diagnostic?: string;
+      remoteMta?: string;
+      relay?: string;
+    } | null = null;
+    // The next hop, then smtp_fallback_relay's, each with its own TLS policy and credentials.
+    const sites = [nexthopText, ...s.fallbackRelays];
+    for (const [siteIndex, site] of sites.entries()) {
+      let siteRs = rs;
+      if (siteIndex > 0) {
         try {
-          session = await SmtpSession.open(dest, s.connectTimeout, this.#connect);
+          siteRs = { ...rs, nexthop: site, site: await rs.security.site(site, rs.log) };
         } catch (e) {
-          if (!(e instanceof ConnectError)) throw e;
-          last = { dsn: "4.4.1", reason: e.message };
+          if (!(e instanceof SecurityFailure)) throw e;
+          last = { dsn: e.dsn, reason: e.message };
           continue;
         }
-        try {
-          await handshake(session, s);
-        } catch (e) {
-          session.close();
-          if (e instanceof SetupFailure) {
-            last = {
-              dsn: e.dsn,
-              reason: e.message,
-              diagnostic: e.diagnostic,
-              remoteMta: dest.host,
-            };
-          } else if (e instanceof SessionError) {
-            last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host };
-          } else throw e;
-          continue;
+      }
+      // smtp_mx_session_limit counts sessions that got past EHLO and TLS.
+      let sessions = 0;
+      try {
+        const nh = parseNexthop(site);
+        const found = destinations(nh, this.#resolver, s.families, {
+          mxAddressLimit: s.mxAddressLimit,
+          isSelf: s.isSelf,
+        });
+        for await (const dest of found) {
+          if (s.mxSessionLimit > 0 && sessions >= s.mxSessionLimit) break;
+          let session: SmtpSession | null = null;
+          // A failed TLS handshake at "may" tries the same server once more in plaintext.
+          for (const plaintextOnly of [false, true]) {
+            try {
+              session = await SmtpSession.open(dest, s.connectTimeout, this.#connect);
+            } catch (e) {
+              if (!(e instanceof ConnectError)) throw e;
+              last = { dsn: "4.4.1", reason: e.message };
+              session = null;
+              break;
+            }
+            try {
+              await handshake(session, s);
+              await secureSession(
+                session,
+                { ...siteRs, plaintextOnly },
+                { heloTimeout: s.heloTimeout },
+                () => ehlo(session!, s),
+              );
+              break;
+            } catch (e) {
+              session.close();
+              session = null;
+              // Once connected, relay= names the server, as in Postfix's log.
+              const relay = relayLabel(dest);
+              if (e instanceof SetupFailure) {
+                last = {
+                  dsn: e.dsn,
+                  reason: e.message,
+                  diagnostic: e.diagnostic,
+                  remoteMta: dest.host,
+                  relay,
+                };
+              } else if (e instanceof SessionError) {
+                last = { dsn: "4.4.2", reason: e.message, remoteMta: dest.host, relay };
+              } else if (e instanceof SecurityFailure) {
+                // Postfix's DSN_BY_LOCAL_MTA failures name no remote MTA.
+                last = {
+                  dsn: e.dsn,
+                  reason: e.message,
+                  relay,
+                  ...(e.opts.diagnostic
+                    ? { diagnostic: e.opts.diagnostic, remoteMta: dest.host }
+                    : {}),
+                };
+                if (e.opts.afterHandshake) sessions++;
+                if (e.opts.retryPlain) continue;
+              } else throw e;
+              break;
+            }
+          }
+          if (!session) continue;
+          const connDone = Date.now();
+          const a = await this.#transact(session, req, file, content, s, false);
+          if (a.kind !== "done") throw new Error("unreachable: fresh session reported stale");
+          // A fallback relay's connection is not parked under the next hop it stood in for.
+          return {
+            statuses: a.statuses,
+            connDone,
+            session,
+            reusable: a.reusable && siteIndex === 0,
+          };
         }
-        const connDone = Date.now();
-        const a = await this.#transact(session, req, file, content, s, false);
-        if (a.kind !== "done") throw new Error("unreachable: fresh session reported stale");
-        return { statuses: a.statuses, connDone, session, reusable: a.reusable };
+        if (!last) {
+          last = { dsn: "4.4.3", reason: `no address found for next hop ${site}` };
+        }
+      } catch (e) {
+        if (e instanceof NexthopFailure) {
+          last = { dsn: e.dsn, reason: e.message };
+          // A domain that says it takes no mail (null MX) goes to no fallback relay either,
+          // and neither does one whose MX is this host (mailer loops).
+          if (e.dsn === "5.1.10" || e.dsn === "5.4.6" || e.dsn === "4.4.4") break;
+        } else if (e instanceof Error && /^bad (next hop|port)/.test(e.message)) {
+          last = { dsn: "4.3.5", reason: `${e.message}: check the transport's next hop` };
+        } else throw e;
       }
-      if (!last) {
-        last = { dsn: "4.4.3", reason: `no address found for next hop ${nexthopText}` };
-      }
-    } catch (e) {
-      if (e instanceof NexthopFailure) last = { dsn: e.dsn, reason: e.message };
-      else if (e instanceof Error && /^bad (next hop|port)/.test(e.message)) {
-        last = { dsn: "4.3.5", reason: `${e.message}: check the transport's next hop` };
-      } else throw e;
+    }
+    if (!last) {
+      last = { dsn: "4.4.3", reason: `no address found for next hop ${nexthopText}` };
     }
     const status = last.dsn.startsWith("5") ? "bounced" : "deferred";
     const statuses = new Map<number, RecipientStatus>();
@@ -295,7 +454,7 @@ export class SmtpAgent {
         status,
         dsn: last.dsn,
         reason: last.reason,
-        relay: "none",
+        relay: last.relay ?? "none",
         ...(last.diagnostic ? { diagnostic: last.diagnostic } : {}),
         ...(last.remoteMta ? { remoteMta: last.remoteMta } : {}),
       });
@@ -331,8 +490,8 @@ export class SmtpAgent {
       if (s.sendXforward && f.has("XFORWARD")) {
         stage = "sending XFORWARD";
         for (const cmd of xforwardCommands(file.envelope, f.get("XFORWARD") ?? "")) {
-          await session.write(cmd, s.mailTimeout, stage);
-          const reply = await session.readReply(s.mailTimeout, stage);
+          await session.write(cmd, s.xforwardTimeout, stage);
+          const reply = await session.readReply(s.xforwardTimeout, stage);
           if (reused && reply.code === 421) return { kind: "stale" };
           if (reply.code < 200 || reply.code >= 300) {
             fail(req.recipients, reply, "XFORWARD command");
@@ -403,8 +562,8 @@ export class SmtpAgent {
         } else if (mailOk && dataReply?.code !== 421) {
           // The server still holds the transaction (pipelined DATA refused too): a MAIL on
           // this connection would get "503 nested MAIL command" and bounce the next message.
-          await session.write("RSET\r\n", s.mailTimeout, "sending RSET");
-          const rset = await session.readReply(s.mailTimeout, "sending RSET");
+          await session.write("RSET\r\n", s.rsetTimeout, "sending RSET");
+          const rset = await session.readReply(s.rsetTimeout, "sending RSET");
           if (rset.code !== 250) return { kind: "done", statuses, reusable: false };
         }
         reusable = dataReply?.code !== 421;
@@ -413,8 +572,8 @@ export class SmtpAgent {
       if (dataReply!.code !== 354) {
         fail(accepted, dataReply!, "DATA command");
         if (dataReply!.code === 421) return { kind: "done", statuses, reusable: false };
-        await session.write("RSET\r\n", s.mailTimeout, "sending RSET");
-        const rset = await session.readReply(s.mailTimeout, "sending RSET");
+        await session.write("RSET\r\n", s.rsetTimeout, "sending RSET");
+        const rset = await session.readReply(s.rsetTimeout, "sending RSET");
         return { kind: "done", statuses, reusable: rset.code === 250 };
       }
 
@@ -476,6 +635,14 @@ async function handshake(session: SmtpSession, s: SmtpSettings): Promise<void> {
       `smtp; ${text}`,
     );
   }
+  await ehlo(session, s);
+}
+
+/**
+ * EHLO (HELO after a 5XX), setting the session's features; after STARTTLS
+ * too. Throws SetupFailure or SessionError.
+ */
+async function ehlo(session: SmtpSession, s: SmtpSettings): Promise<void> {
   await session.write(`EHLO ${s.heloName}\r\n`, s.heloTimeout, "performing the EHLO handshake");
   const ehlo = await session.readReply(s.heloTimeout, "performing the EHLO handshake");
   if (ehlo.code === 250) {

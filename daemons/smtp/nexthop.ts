@@ -10,6 +10,13 @@
  * Postfix's wording; an MX host without addresses is skipped and only
  * reported when no host is left.
  *
+ * An MX list that reaches this host (an address of inet_interfaces or
+ * proxy_interfaces) ends there: that MX host and the ones not better than
+ * it are dropped, and when that leaves none the mail bounces "5.4.6 mail
+ * for DOMAIN loops back to myself" (deferred "4.4.4 unable to find primary
+ * relay" when better MX hosts did not resolve), as Postfix does. Postfix
+ * applies this to MX lookups only, so does this.
+ *
  * A name that is no valid host name (an empty or over-long label, a
  * character outside letters, digits and inner hyphens) is refused before
  * any lookup, as Postfix's dns_lookup() does with valid_hostname(): it is
@@ -98,9 +105,18 @@ function notFoundText(e: DnsError): string {
   return `Host or domain name not found. ${e.message}`;
 }
 
+/** Options for {@link destinations}. */
+export interface DestinationOptions {
+  /** smtp_mx_address_limit: at most this many MX addresses (0: no limit). @default 0 */
+  mxAddressLimit?: number;
+  /** True for an address of this host (inet_interfaces, proxy_interfaces). @default none */
+  isSelf?: (addr: string) => boolean;
+}
+
 /**
  * Yields the addresses to try for `nh`, best first, resolving each MX host
- * only when the previous ones are used up. Throws {@link NexthopFailure}
+ * only when the previous ones are used up; at most `mxAddressLimit` of an
+ * MX lookup's addresses. Throws {@link NexthopFailure}
  * when DNS gives no address at all (before anything was yielded, or after
  * every MX host failed to resolve).
  */
@@ -108,7 +124,9 @@ export async function* destinations(
   nh: Nexthop,
   resolver: Resolver,
   families: AddressFamilies,
+  opts: DestinationOptions = {},
 ): AsyncGenerator<Destination> {
+  const limit = opts.mxAddressLimit ?? 0;
   if (ipLiteral(nh.host) === null && !validHostname(nh.host)) {
     throw dnsFailure(invalidName(nh.host, nh.mx ? "MX" : "A"), "5.1.2");
   }
@@ -151,19 +169,44 @@ export async function* destinations(
   let last: NexthopFailure | null = null;
   let temporary = false;
   let yielded = false;
-  for (const rr of mx.hosts) {
-    let addrs: string[];
-    try {
-      if (!validHostname(rr.exchange)) throw invalidName(rr.exchange, "A");
-      addrs = await lookupHost(resolver, rr.exchange, families);
-    } catch (e) {
-      last = dnsFailure(e, "5.4.4");
-      temporary ||= !last.permanent;
-      continue;
+  let count = 0;
+  const isSelf = opts.isSelf ?? (() => false);
+  // One preference at a time: all its hosts are resolved before any is
+  // tried, since finding this host among them ends the list (Postfix's
+  // smtp_truncate_self: this host and every MX host not better than it).
+  const hosts = mx.hosts;
+  for (let g = 0; g < hosts.length;) {
+    let end = g;
+    while (end < hosts.length && hosts[end].preference === hosts[g].preference) end++;
+    const group: { host: string; addrs: string[] }[] = [];
+    let self = false;
+    for (const rr of hosts.slice(g, end)) {
+      try {
+        if (!validHostname(rr.exchange)) throw invalidName(rr.exchange, "A");
+        const addrs = await lookupHost(resolver, rr.exchange, families);
+        group.push({ host: rr.exchange, addrs });
+        self ||= addrs.some(isSelf);
+      } catch (e) {
+        last = dnsFailure(e, "5.4.4");
+        temporary ||= !last.permanent;
+      }
     }
-    for (const addr of addrs) {
-      yielded = true;
-      yield { host: rr.exchange, addr, port: nh.port };
+    g = end;
+    if (self) {
+      if (yielded) return;
+      // Better MX hosts that could not be resolved may be the primary: try again later.
+      if (last) {
+        throw new NexthopFailure("4.4.4", `unable to find primary relay for ${nh.host}`);
+      }
+      throw new NexthopFailure("5.4.6", `mail for ${nh.host} loops back to myself`);
+    }
+    for (const { host, addrs } of group) {
+      for (const addr of addrs) {
+        if (limit > 0 && count >= limit) return;
+        count++;
+        yielded = true;
+        yield { host, addr, port: nh.port };
+      }
     }
   }
   if (!yielded && last) {

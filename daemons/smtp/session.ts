@@ -7,9 +7,14 @@
  * "conversation with HOST[IP] timed out while ..."); the connection is
  * closed then and the session is {@link SmtpSession.broken}.
  *
+ * After STARTTLS, {@link SmtpSession.upgrade} swaps the TLS stream in
+ * (starttls.ts) and drops whatever plaintext arrived after the server's
+ * 220: bytes a man in the middle could have injected (CVE-2011-0411).
+ *
  * Knows nothing about transactions or next hops; see deliver.ts.
  */
 import { type Reply, ReplyParser, SmtpProtocolError } from "../../lib/smtp/mod.ts";
+import type { ByteStream, ClientTlsInfo } from "./starttls.ts";
 
 /** How to open a TCP connection; injectable for tests (sandbox errors, fakes). */
 export type ConnectFn = (opts: Deno.ConnectOptions) => Promise<Deno.TcpConn>;
@@ -69,7 +74,14 @@ export class SmtpSession {
   readonly createdAt = Date.now();
   /** Transactions completed on this connection. */
   transactions = 0;
+  /** Deliveries this connection was used for (smtp_connection_reuse_count_limit). */
+  uses = 0;
+  /** The TLS session after STARTTLS; null in plaintext. */
+  tls: ClientTlsInfo | null = null;
+  /** Authenticated with SASL (AUTH succeeded). */
+  authenticated = false;
   #parser = new ReplyParser();
+  #stream: ByteStream;
   #queued: Reply[] = [];
   #closed = false;
   #broken = false;
@@ -77,7 +89,9 @@ export class SmtpSession {
   private constructor(
     readonly dest: Destination,
     readonly conn: Deno.TcpConn | Deno.UnixConn,
-  ) {}
+  ) {
+    this.#stream = conn;
+  }
 
   /**
    * Opens a connection within `timeoutSec`. Throws {@link ConnectError}
@@ -144,6 +158,17 @@ export class SmtpSession {
     }
   }
 
+  /**
+   * Continues over `stream` (the TLS session over {@link conn}): replies
+   * and bytes read before it are dropped, as Postfix purges its buffers.
+   */
+  upgrade(stream: ByteStream, info: ClientTlsInfo): void {
+    this.#parser = new ReplyParser();
+    this.#queued = [];
+    this.#stream = stream;
+    this.tls = info;
+  }
+
   /** `host[addr]` */
   get label(): string {
     return peerLabel(this.dest);
@@ -167,7 +192,7 @@ export class SmtpSession {
   async readReply(timeoutSec: number, stage: string): Promise<Reply> {
     while (this.#queued.length === 0) {
       const buf = new Uint8Array(8192);
-      const n = await this.#deadline(this.conn.read(buf), timeoutSec, stage);
+      const n = await this.#deadline(this.#stream.read(buf), timeoutSec, stage);
       if (n === null) throw this.#lost(stage);
       try {
         this.#queued.push(...this.#parser.push(buf.subarray(0, n)));
@@ -188,7 +213,7 @@ export class SmtpSession {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     let off = 0;
     while (off < bytes.length) {
-      off += await this.#deadline(this.conn.write(bytes.subarray(off)), timeoutSec, stage);
+      off += await this.#deadline(this.#stream.write(bytes.subarray(off)), timeoutSec, stage);
     }
   }
 
@@ -210,7 +235,8 @@ export class SmtpSession {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      this.conn.close();
+      this.#stream.close();
+      if (this.#stream !== this.conn) this.conn.close();
     } catch {
       // already closed
     }

@@ -8,9 +8,9 @@
  * (support.ts): Postwarden fails closed.
  *
  * Each group says why its members are harmless. Some entries are harmless
- * only for some values (`accepts`): e.g. smtp_tls_security_level = may is
- * opportunistic TLS, which a server cannot rely on, while `verify` is a
- * promise that mail goes only to an authenticated server, so it is an error.
+ * only for some values (`accepts`): e.g. mailbox_size_limit = 0 is what
+ * Postwarden does, while a limit is a promise that mailboxes stay below it,
+ * so it is an error.
  *
  * Families of parameters that belong to a Postfix program Postwarden does
  * not have (postscreen, tlsproxy, qmqpd, ...) are listed by
@@ -134,16 +134,10 @@ const GROUPS: Group[] = [
       "smtpd_delay_open_until_valid_rcpt",
       "smtp_connection_cache_destinations",
       "smtp_connection_cache_on_demand",
-      "smtp_connection_reuse_count_limit",
       "smtp_address_preference",
       "smtp_balance_inet_protocols",
       "smtp_randomize_addresses",
-      "smtp_mx_address_limit",
-      "smtp_mx_session_limit",
       "smtp_min_data_rate",
-      "smtp_rset_timeout",
-      "smtp_starttls_timeout",
-      "smtp_xforward_timeout",
       "dns_ncache_ttl_fix_enable",
       "dnssec_probe",
       "queue_file_attribute_count_limit",
@@ -185,18 +179,10 @@ const GROUPS: Group[] = [
       "smtpd_sasl_local_domain",
       "cyrus_sasl_config_path",
       "send_cyrus_sasl_authzid",
-      "smtp_sasl_password_maps",
       "smtp_sasl_path",
-      "smtp_sasl_type",
-      "smtp_sasl_security_options",
-      "smtp_sasl_tls_security_options",
-      "smtp_sasl_tls_verified_security_options",
-      "smtp_sasl_mechanism_filter",
       "smtp_sasl_auth_cache_name",
       "smtp_sasl_auth_cache_time",
-      "smtp_sasl_auth_soft_bounce",
       "smtp_send_dummy_mail_auth",
-      "smtp_sender_dependent_authentication",
       "unverified_recipient_defer_code",
       "unverified_recipient_reject_code",
       "unverified_recipient_reject_reason",
@@ -320,7 +306,7 @@ const GROUPS: Group[] = [
   },
   {
     why:
-      "it tunes TLS in ways that cannot make it weaker than what Postwarden's smtpd offers (TLSv1.2+, AEAD ciphers), or belongs to the smtp client, whose TLS stays opportunistic at most",
+      "it tunes TLS in ways that cannot make it weaker than what Postwarden's smtpd offers (TLSv1.2+, AEAD ciphers), or tunes the smtp client's TLS without weakening what its level requires (no client certificate is presented, no session is resumed; the fingerprint and dane levels that would read the rest are refused)",
     names: [
       "smtpd_tls_dh1024_param_file",
       "smtpd_tls_dh512_param_file",
@@ -334,28 +320,13 @@ const GROUPS: Group[] = [
       "smtp_tls_dkey_file",
       "smtp_tls_eccert_file",
       "smtp_tls_eckey_file",
-      "smtp_tls_CAfile",
-      "smtp_tls_CApath",
-      "smtp_tls_ciphers",
-      "smtp_tls_protocols",
-      "smtp_tls_exclude_ciphers",
-      "smtp_tls_mandatory_ciphers",
-      "smtp_tls_mandatory_exclude_ciphers",
-      "smtp_tls_mandatory_protocols",
       "smtp_tls_fingerprint_digest",
       "smtp_tls_fingerprint_cert_match",
-      "smtp_tls_secure_cert_match",
-      "smtp_tls_verify_cert_match",
-      "smtp_tls_enforce_peername",
-      "smtp_tls_trust_anchor_file",
       "smtp_tls_scert_verifydepth",
       "smtp_tls_servername",
-      "smtp_tls_loglevel",
-      "smtp_tls_note_starttls_offer",
       "smtp_tls_session_cache_database",
       "smtp_tls_session_cache_timeout",
       "smtp_tls_block_early_mail_reply",
-      "smtp_tls_connection_reuse",
       "smtp_tls_dane_insecure_mx_policy",
       "smtp_tls_force_insecure_host_tlsa_lookup",
       "tls_append_default_CA",
@@ -405,22 +376,6 @@ const BY_VALUE: [string, Ignorable][] = [
   ],
   ["lmtp_use_tls", { why: "it is the old name of lmtp_tls_security_level = may" }],
   ["lmtp_enforce_tls", { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' }],
-  [
-    "smtp_tls_security_level",
-    {
-      why: '"may" (opportunistic) promises no encryption to anyone',
-      accepts: oneOf("", "none", "may"),
-      acceptsText: '"may", "none" or empty',
-    },
-  ],
-  [
-    "smtp_use_tls",
-    { why: "it is the old name of smtp_tls_security_level = may" },
-  ],
-  [
-    "smtp_enforce_tls",
-    { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' },
-  ],
   [
     "mailbox_size_limit",
     {

@@ -14,7 +14,8 @@
  *   reviewed allow-list of harmless ones (ignorable.ts), an error otherwise.
  * - Bad values (smtpd_forbid_bare_newline) and values implemented only in
  *   part: smtpd's TLS protocols, cipher grades and exclusions
- *   (lib/tls/policy.ts), network lists (mynetworks) with lookup tables or files, domain lists
+ *   (lib/tls/policy.ts), the SMTP client's TLS levels and SASL options
+ *   (lib/tls/client_policy.ts, lib/sasl/client.ts), network lists (mynetworks) with lookup tables or files, domain lists
  *   (mydestination, relay_domains, virtual_*_domains) read from files,
  *   restriction names smtpd
  *   does not know (a warning: smtpd answers 451 4.3.5, as Postfix), a relay
@@ -47,6 +48,8 @@ import {
 } from "./restrictions.ts";
 import { policyServicesOf } from "./policy_service.ts";
 import { saslProblems } from "./sasl.ts";
+import { smtpTlsProblems } from "../tls/client_policy.ts";
+import { saslClientProblems } from "../sasl/client.ts";
 
 /** One finding: the parameters it is about, its message, and whether it stops the start. */
 export interface ConfigProblem {
@@ -307,6 +310,9 @@ function valueChecks(config: Config): ConfigProblem[] {
     }
   }
   for (const p of saslProblems(config)) fatal(p.names, p.message);
+  // The SMTP client's TLS and SASL settings (lib/tls/client_policy.ts, lib/sasl/client.ts).
+  out.push(...(quietly(() => smtpTlsProblems(config)) ?? []));
+  out.push(...(quietly(() => saslClientProblems(config)) ?? []));
 
   const relay = quietly(() => config.list("smtpd_relay_restrictions"));
   const rcpt = quietly(() => config.list("smtpd_recipient_restrictions"));

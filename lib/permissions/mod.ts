@@ -353,6 +353,17 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       g.read.push(`${q}/active`, "/etc/hosts", "/etc/resolv.conf");
       g.net.push(...smtpDestinations(ctx.param("relayhost"), ctx.nameservers));
       g.net.push(...ipv6Destinations(ctx.param("postwarden_smtp_ipv6_destinations")));
+      // The CA certificates that verify servers (smtp_tls_CAfile, smtp_tls_CApath), read-only.
+      for (const name of ["smtp_tls_CAfile", "smtp_tls_CApath"]) {
+        const path = (ctx.param(name) ?? "").trim();
+        if (path) g.read.push(path);
+      }
+      // smtp_fallback_relay's next hops, each as a relayhost would be granted.
+      for (const hop of (ctx.param("smtp_fallback_relay") ?? "").split(/[\s,]+/).filter(Boolean)) {
+        for (const d of smtpDestinations(hop, ctx.nameservers)) {
+          if (!g.net.includes(d)) g.net.push(d);
+        }
+      }
       // Content filters this service carries mail to (filter.ts), e.g. 127.0.0.1:10024.
       for (const hop of contentFilterNexthops(svc, ctx.services, ctx.param)) {
         for (const d of smtpDestinations(hop, ctx.nameservers)) {
@@ -402,9 +413,11 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       throw new Error(`master.cf: no permission profile for command "${svc.command}"`);
   }
   // The resolver (smtpd, qmgr, local) lists this host's addresses for
-  // inet_interfaces = all, to know which [address] literals are local.
+  // inet_interfaces = all, to know which [address] literals are local; the
+  // smtp client, to know an MX host that is this host (mailer loops).
   if (
-    (svc.command === "smtpd" || svc.command === "qmgr" || svc.command === "local") &&
+    (svc.command === "smtpd" || svc.command === "qmgr" || svc.command === "local" ||
+      svc.command === "smtp") &&
     /(^|[\s,])all($|[\s,])/i.test(ctx.param("inet_interfaces"))
   ) g.sys.push("networkInterfaces");
   const t = ctx.tables;

@@ -155,6 +155,31 @@ Deno.test("permission sets", async (t) => {
     assertEquals(g.net, ["unix:/q/private/smtp", "unix:/q/peer/smtp.unix.qmgr", "127.0.0.1:2526"]);
     assert(!g.write.includes("/q/active"), "agents never write the queue");
   });
+  await t.step(
+    "smtp: read-only access to exactly the CA file and directory it verifies with",
+    () => {
+      const none = daemonGrants(svc("smtp"), ctx());
+      assert(!none.read.some((p) => p.includes("ssl")), none.read.join());
+      const g = daemonGrants(
+        svc("smtp"),
+        ctx({ smtp_tls_CAfile: "/etc/ssl/ca.pem", smtp_tls_CApath: "/etc/ssl/cas" }),
+      );
+      assert(g.read.includes("/etc/ssl/ca.pem") && g.read.includes("/etc/ssl/cas"), g.read.join());
+      assert(!g.write.some((p) => p.startsWith("/etc/ssl")), g.write.join());
+    },
+  );
+  await t.step("smtp: each fallback relay as a relayhost would be granted", () => {
+    const g = daemonGrants(
+      svc("smtp"),
+      ctx({ relayhost: "[127.0.0.1]:2526", smtp_fallback_relay: "[10.0.0.9]:587, backup.example" }),
+    );
+    assertEquals(g.net.slice(-4), [
+      "127.0.0.1:2526",
+      "10.0.0.9:587",
+      "0.0.0.0/0:25",
+      "10.0.0.53:53",
+    ]);
+  });
   await t.step("smtp: listed IPv6 destinations", () => {
     assertEquals(ipv6Destinations("[2001:db8::25]:2525, 2001:db8::26 nonsense [1.2.3.4]:25"), [
       "[2001:db8::25]:2525",
@@ -206,8 +231,9 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
     const all = parseMasterCf("proxymap unix - - n - - proxymap\n").services.concat(MASTER);
     const smtpd = all.find((s) => s.command === "smtpd")!;
     assertEquals(peersOf(smtpd, all), ["cleanup", "anvil", "proxymap"]);
+    // smtp reads smtp_tls_policy_maps and smtp_sasl_password_maps (proxy: tables too).
     const smtp = all.find((s) => s.name === "smtp")!;
-    assertEquals(peersOf(smtp, all), []);
+    assertEquals(peersOf(smtp, all), ["proxymap"]);
   });
   await t.step("proxy: and network tables go to proxymap's grants, not the client's", async () => {
     const values: Record<string, string> = {
@@ -285,13 +311,17 @@ Deno.test("table grants: each daemon gets exactly its tables' files", async (t) 
   });
 });
 
-Deno.test("inet_interfaces = all: the resolver's daemons may list this host's addresses", () => {
+Deno.test("inet_interfaces = all: the resolver's daemons and smtp may list this host's addresses", () => {
   const all = ctx({ inet_interfaces: "all" });
   const smtpd = MASTER.find((s) => s.command === "smtpd")!;
+  // smtp: an MX host that is this host is a mailer loop (nexthop.ts).
   const smtp = MASTER.find((s) => s.name === "smtp")!;
+  const pickup = MASTER.find((s) => s.name === "pickup")!;
   assertEquals(daemonGrants(smtpd, all).sys, ["networkInterfaces"]);
-  assertEquals(daemonGrants(smtp, all).sys, []);
+  assertEquals(daemonGrants(smtp, all).sys, ["networkInterfaces"]);
+  assertEquals(daemonGrants(pickup, all).sys, []);
   assertEquals(daemonGrants(smtpd, ctx()).sys, []);
+  assertEquals(daemonGrants(smtp, ctx()).sys, []);
 });
 
 Deno.test("npm drivers: proxymap alone loads them, and only for tables that need them", async (t) => {

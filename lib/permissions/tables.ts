@@ -67,6 +67,8 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
   qmgr: RESOLVER_TABLES,
   local: [...RESOLVER_TABLES, "alias_maps", "local_recipient_maps"],
   virtual: ["virtual_mailbox_maps", "virtual_uid_maps", "virtual_gid_maps"],
+  // The SMTP client's per next hop TLS policy and SASL credentials.
+  smtp: ["smtp_tls_policy_maps", "smtp_sasl_password_maps"],
 };
 
 /** Lists that may mix names and tables, per daemon (the resolver's domain lists). */
