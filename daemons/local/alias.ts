@@ -98,6 +98,8 @@ export interface MailboxDelivery {
   sender: string;
   /** The Delivered-To address: the top-level recipient. */
   delivered: string;
+  /** The original recipient (X-Original-To), when there is one. */
+  orcpt?: string;
 }
 
 /** What expansion needs from the configuration and the host. */
@@ -128,8 +130,13 @@ export interface AliasEnv {
   isLocal: (address: string) => boolean | Promise<boolean>;
   /** Lowercased Delivered-To addresses of the message (forms as local.ts reads them). */
   isDeliveredTo: (address: string) => boolean;
-  /** Delivers to a mailbox; returns the outcome (status and reason). */
-  deliverMailbox: (m: MailboxDelivery) => Promise<Omit<Outcome, "address" | "orcpt">>;
+  /** Delivers to a mailbox; the outcome, or "unknown" when the user has no account. */
+  deliverMailbox: (m: MailboxDelivery) => Promise<Omit<Outcome, "address" | "orcpt"> | "unknown">;
+  /**
+   * luser_relay expanded for an unknown recipient (address, user), or
+   * undefined / "" when unset.
+   */
+  luserRelay?: (address: string, user: string) => string | undefined;
   /** Warnings for the log. */
   warn: (message: string) => void;
 }
@@ -273,23 +280,36 @@ async function deliverMailbox(run: Run, st: State, local: string, user: string):
       env.warn(e.message);
       return result(run, st, "deferred", "4.3.0", "table lookup failure");
     }
-    if (!known) {
-      if (run.seen.has(`unknown ${local}`)) return;
-      run.seen.add(`unknown ${local}`);
-      if (user === "postmaster" || user === "mailer-daemon") {
-        env.warn(`required alias not found: ${user}`);
-        return result(run, st, "sent", "2.0.0", "discarded");
-      }
-      return result(run, st, "bounced", "5.1.1", `unknown user: "${user}"`);
-    }
+    if (!known) return await deliverUnknown(run, st, local, user);
   }
   const r = await env.deliverMailbox({
     user,
     address: st.address,
     sender: st.sender,
     delivered: st.delivered,
+    orcpt: st.orcpt,
   });
+  if (r === "unknown") return await deliverUnknown(run, st, local, user);
   result(run, st, r.status, r.dsn, r.reason);
+}
+
+/**
+ * unknown.c deliver_unknown(): luser_relay when set, else postmaster and
+ * mailer-daemon are discarded with a warning and anyone else bounces.
+ */
+async function deliverUnknown(run: Run, st: State, local: string, user: string): Promise<void> {
+  const env = run.env;
+  if (run.seen.has(`unknown ${local}`)) return;
+  run.seen.add(`unknown ${local}`);
+  const relay = env.luserRelay?.(st.address, user);
+  if (relay !== undefined && relay !== "") {
+    return await deliverResolve(run, { ...st, unmatched: "" }, relay);
+  }
+  if (user === "postmaster" || user === "mailer-daemon") {
+    env.warn(`required alias not found: ${user}`);
+    return result(run, st, "sent", "2.0.0", "discarded");
+  }
+  return result(run, st, "bounced", "5.1.1", `unknown user: "${user}"`);
 }
 
 /** Whether local_recipient_maps lists the user, searched as smtpd does (address, then local part). */

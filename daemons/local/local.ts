@@ -70,7 +70,9 @@ import {
   type Outcome,
 } from "./alias.ts";
 import { forwardGroup, groupForwards } from "./forward.ts";
-import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
+import { deliverToMailbox, inProcessWriter, type Writer } from "./mailbox.ts";
+import { localExpand, recipientAttributes } from "./expand.ts";
+import { PasswdFile } from "../../lib/passwd/mod.ts";
 
 /**
  * alias_maps and local_recipient_maps, opened once per process (Postfix's
@@ -135,6 +137,12 @@ export interface LocalOptions {
    * closed after it.
    */
   tables?: LocalTables;
+  /** The user database. @default /etc/passwd */
+  passwd?: PasswdFile;
+  /** The agent runs as root and writes as each recipient (mailbox.ts). @default false */
+  root?: boolean;
+  /** Who performs mailbox writes. @default in this process */
+  writer?: Writer;
 }
 
 /** Delivers each recipient of a request; one status per recipient. */
@@ -163,9 +171,6 @@ export async function deliverLocal(
     return out;
   };
 
-  const unsupported = mailboxProblem(ctx);
-  if (unsupported) return deferAll(unsupported);
-
   const tables = opts.tables ?? new LocalTables(ctx.config, ctx.maps);
   try {
     let open;
@@ -176,7 +181,12 @@ export async function deliverLocal(
       return deferAll(`alias database unavailable: ${e.message}`);
     }
     const delivered = await deliveredTo(file, ctx.config.size("header_size_limit"));
-    const env = aliasEnv(ctx, req, file, open, tables.resolver, delivered, now);
+    const rights: Rights = {
+      passwd: opts.passwd ?? new PasswdFile(),
+      root: opts.root ?? false,
+      writer: opts.writer ?? inProcessWriter,
+    };
+    const env = aliasEnv(ctx, req, file, open, tables.resolver, delivered, now, rights);
 
     for (const r of req.recipients) {
       const exp = await expandRecipient(env, r, req.sender);
@@ -243,6 +253,9 @@ async function forward(
   return first ?? { index: rcpt.index, relay: "local", ...verdict };
 }
 
+/** Whose rights mailbox writes use. */
+type Rights = Required<Pick<LocalOptions, "passwd" | "root" | "writer">>;
+
 /** The alias expansion environment of one request. */
 function aliasEnv(
   ctx: ServiceContext,
@@ -252,10 +265,9 @@ function aliasEnv(
   resolver: Resolver,
   delivered: Set<string>,
   now: () => number,
+  rights: Rights,
 ): AliasEnv {
   const c = ctx.config;
-  const spool = c.str("mail_spool_directory");
-  const hostname = c.str("myhostname");
   const classes = (name: string) =>
     new Set(c.list(name).map((x) => x.toLowerCase()) as ExpansionClass[]);
   // propagate_unmatched_extensions belongs to cleanup; until its row is in
@@ -288,45 +300,24 @@ function aliasEnv(
     isDeliveredTo: (address) =>
       delivered.has(headerAddress(address).toLowerCase()) ||
       delivered.has(address.toLowerCase()),
-    deliverMailbox: (m) => deliverMaildir(spool, hostname, file, m, now),
+    deliverMailbox: (m) =>
+      deliverToMailbox({
+        config: c,
+        ...rights,
+        content: () => file.content(),
+        now,
+        warn: (w) => ctx.log.warn(`${req.queueId}: ${w}`),
+      }, m),
+    luserRelay: (address, user) => {
+      const template = c.raw("luser_relay") ?? "";
+      if (template.trim() === "") return undefined;
+      return localExpand(
+        template.trim(),
+        recipientAttributes(address, c.str("recipient_delimiter"), null, user),
+      );
+    },
     warn: (m) => ctx.log.warn(`${req.queueId}: ${m}`),
   };
-}
-
-/** Writes one Maildir file; the outcome as local(8) reports it. */
-async function deliverMaildir(
-  spool: string,
-  hostname: string,
-  file: QueueFile,
-  m: MailboxDelivery,
-  now: () => number,
-): Promise<Omit<Outcome, "address" | "orcpt">> {
-  let user: string;
-  try {
-    user = mailboxUser(m.user, "");
-  } catch (e) {
-    if (!(e instanceof UnknownUserError)) throw e;
-    return { status: "bounced", dsn: "5.1.1", reason: e.message };
-  }
-  try {
-    await writeMaildir(
-      `${spool}${user}`,
-      { sender: m.sender, recipient: m.delivered, content: () => file.content() },
-      { hostname, now },
-    );
-    return { status: "sent", dsn: "2.0.0", reason: "delivered to maildir" };
-  } catch (e) {
-    return { ...maildirFailure(e), reason: `maildir delivery failed: ${(e as Error).message}` };
-  }
-}
-
-/** Why this configuration cannot deliver at all, or null when it can. */
-function mailboxProblem(ctx: ServiceContext): string | null {
-  const home = ctx.config.str("home_mailbox");
-  if (home !== "") return "home_mailbox is not supported";
-  const spool = ctx.config.str("mail_spool_directory");
-  if (!spool.endsWith("/")) return "mbox delivery is not supported";
-  return null;
 }
 
 /** Lowercased Delivered-To addresses in the message's header section. */
@@ -348,34 +339,4 @@ async function deliveredTo(file: QueueFile, maxBytes: number): Promise<Set<strin
     }
   }
   return out;
-}
-
-/** File system errors about the name itself: the mailbox can never exist under it. */
-const BAD_NAME_ERRORS = new Set(["ENAMETOOLONG", "EILSEQ", "EINVAL"]);
-/** Postfix's MBOX_FULL_ERROR: the mailbox or the message is over its limit. */
-const MAILBOX_FULL_ERRORS = new Set(["EDQUOT", "EFBIG"]);
-
-/** Bounce or defer a failed Maildir delivery, and with which DSN code. */
-function maildirFailure(e: unknown): Pick<RecipientStatus, "status" | "dsn"> {
-  const code = errorCode(e);
-  if (code && BAD_NAME_ERRORS.has(code)) return { status: "bounced", dsn: "5.1.1" };
-  if (code && MAILBOX_FULL_ERRORS.has(code)) return { status: "bounced", dsn: "5.2.2" };
-  return { status: "deferred", dsn: isPermissionError(e) ? "4.2.0" : "4.3.0" };
-}
-
-/** The first errno name (`code`, e.g. "ENAMETOOLONG") in the error's cause chain. */
-function errorCode(e: unknown): string | undefined {
-  for (let x = e; x instanceof Error; x = x.cause) {
-    const code = (x as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-  }
-  return undefined;
-}
-
-/** EACCES or EPERM anywhere in the error's cause chain. */
-function isPermissionError(e: unknown): boolean {
-  for (let x = e; x instanceof Error; x = x.cause) {
-    if (x instanceof Deno.errors.PermissionDenied) return true;
-  }
-  return false;
 }

@@ -52,6 +52,7 @@ import {
 } from "../../lib/privilege/mod.ts";
 import { QueueDir } from "../../lib/queue/mod.ts";
 import type { Runtime } from "../../lib/runtime/mod.ts";
+import { runsAsRoot } from "../../lib/permissions/local.ts";
 import { formatDaemonArgs } from "../../lib/service/args.ts";
 import { paramLookup, planServices, serviceOverrideProblems } from "../../lib/service/catalog.ts";
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
@@ -292,6 +293,7 @@ class Master {
       services: this.cur.services,
       param,
       tables: this.cur.tables.get(svc.name),
+      root: runsAsRoot(svc, !!this.cur.owner) ? { deno: this.opts.runtime.deno } : undefined,
       runtime: this.opts.runtime,
       daemonArgs: formatDaemonArgs({
         configDir: this.opts.configDir,
@@ -319,7 +321,10 @@ class Master {
       stdin: "piped",
       stdout: "null",
       stderr: "piped",
-      ...(this.cur.owner ? { uid: this.cur.owner.uid, gid: this.cur.owner.gid } : {}),
+      // local with unprivileged = n stays root and writes as each recipient (lib/permissions/local.ts).
+      ...(this.cur.owner && !runsAsRoot(child.svc, true)
+        ? { uid: this.cur.owner.uid, gid: this.cur.owner.gid }
+        : {}),
     });
     let proc: Deno.ChildProcess;
     try {

@@ -119,9 +119,6 @@ const GROUPS: Group[] = [
       "fork_delay",
       "trigger_timeout",
       "ipc_ttl",
-      "stale_lock_time",
-      "deliver_lock_attempts",
-      "deliver_lock_delay",
       "service_throttle_time",
       "qmgr_clog_warn_time",
       "qmgr_daemon_timeout",
@@ -222,9 +219,7 @@ const GROUPS: Group[] = [
       "forward_expansion_filter",
       "command_time_limit",
       "local_command_shell",
-      "mailbox_delivery_lock",
       "require_home_directory",
-      "strict_mailbox_ownership",
       "sun_mailtool_compatibility",
       "prepend_delivered_header",
       "frozen_delivered_to",
@@ -382,14 +377,6 @@ const BY_VALUE: [string, Ignorable][] = [
   [
     "smtp_enforce_tls",
     { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' },
-  ],
-  [
-    "mailbox_size_limit",
-    {
-      why: '"0" (no limit) is what Postwarden does',
-      accepts: oneOf("0"),
-      acceptsText: '"0"',
-    },
   ],
 ];
 

@@ -1965,6 +1965,54 @@ const ROWS: ParamSpec[] = [
   // issue 9 agents: rows for this part go here.
   // issue 9 qmgr: rows for this part go here.
   // issue 9 local: rows for this part go here.
+  {
+    name: "mailbox_delivery_lock",
+    type: "list",
+    default: "fcntl, dotlock",
+    doc:
+      "Locks taken on an mbox file: flock, dotlock (fcntl defers the mail: Deno has no fcntl locks).",
+    support: "implemented",
+  },
+  {
+    name: "mailbox_size_limit",
+    type: "size",
+    default: "51200000",
+    doc: "Maximal size in bytes of an mbox file or Maildir message (0: none).",
+    support: "implemented",
+  },
+  {
+    name: "deliver_lock_attempts",
+    type: "int",
+    default: "20",
+    doc: "Attempts to take a mailbox lock before deferring.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "deliver_lock_delay",
+    type: "time",
+    default: "1s",
+    doc: "Time between attempts to take a mailbox lock.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "stale_lock_time",
+    type: "time",
+    default: "500s",
+    doc: "Age after which a dotlock file is removed as stale.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "strict_mailbox_ownership",
+    type: "bool",
+    default: "yes",
+    doc: "Defer delivery to an mbox file the recipient does not own.",
+    support: "implemented",
+  },
   // issue 9 tools: rows for this part go here.
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.

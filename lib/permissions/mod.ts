@@ -40,6 +40,7 @@ import { endpointText, inetEndpoints } from "../service/endpoints.ts";
 import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
 import { policyGrants } from "./policy.ts";
 import { contentFilterNexthops } from "./filter.ts";
+import { addLocalGrants } from "./local.ts";
 
 export {
   daemonTableGrants,
@@ -66,6 +67,8 @@ export interface PermissionContext {
   param: (name: string) => string;
   /** What this service's lookup tables need (tables.ts daemonTableGrants). @default none */
   tables?: DictGrants;
+  /** Set when the service runs as root (local.ts runsAsRoot): the Deno executable it may start. */
+  root?: { deno: string };
 }
 
 /** Commands qmgr hands delivery requests to. */
@@ -329,6 +332,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         g.read.push(spool);
         g.write.push(spool);
       }
+      addLocalGrants(g, { param: ctx.param, root: ctx.root });
       break;
     }
     case "bounce":

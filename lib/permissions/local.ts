@@ -1,0 +1,88 @@
+/**
+ * The local delivery agent's grants beyond its sockets and the mail
+ * spool, and those of the process it starts to write a mailbox with a
+ * recipient's rights (daemons/local/as_recipient.ts).
+ *
+ * Postfix's local(8) runs as root (master.cf unprivileged = n) and
+ * switches its effective uid to each recipient around every write. Deno
+ * cannot switch the uid of a running process, so when master runs as root
+ * and master.cf says `n` for local, local runs as root and starts one
+ * short-lived Deno process per write with the recipient's uid and gid:
+ * local may run exactly that Deno executable, and the writer may read and
+ * write exactly one mailbox. Otherwise (master not root, or master.cf
+ * leaves local unprivileged) local runs as mail_owner or the invoking
+ * user and runs nothing.
+ *
+ * @module
+ */
+import type { MasterService } from "../config/mod.ts";
+import { PasswdFile } from "../passwd/mod.ts";
+import type { Grants } from "./mod.ts";
+
+/** Whether master starts this service as root: a local service master.cf marks unprivileged = n. */
+export function runsAsRoot(svc: MasterService, masterIsRoot: boolean): boolean {
+  return masterIsRoot && svc.command === "local" && !svc.unprivileged;
+}
+
+/** What the local agent's grants depend on. */
+export interface LocalGrantContext {
+  param: (name: string) => string;
+  /** Set when local runs as root: the Deno executable it starts as each recipient. */
+  root?: { deno: string };
+  /** The user database, for the home directory of a non-root instance's user. @default /etc/passwd */
+  passwd?: PasswdFile;
+  /** The uid the instance runs as when not root. @default Deno.uid() */
+  uid?: number;
+}
+
+/**
+ * Adds local's own needs to `g`: `uid` (whether it runs as root);
+ * /etc/passwd when it looks users up (as root, or with home_mailbox); as
+ * root, running its Deno executable (the recipient writer); not as root
+ * with home_mailbox, the one mailbox under the home directory of the user
+ * the instance runs as (it cannot write anyone else's).
+ */
+export function addLocalGrants(g: Grants, ctx: LocalGrantContext): void {
+  g.sys.push("uid");
+  const home = ctx.param("home_mailbox").trim();
+  if (ctx.root || home !== "") g.read.push("/etc/passwd");
+  if (ctx.root) {
+    g.run.push(ctx.root.deno);
+    return;
+  }
+  if (home === "") return;
+  const me = (ctx.passwd ?? new PasswdFile()).byUid(ctx.uid ?? Deno.uid() ?? -1);
+  if (!me) return;
+  const path = `${me.home.replace(/\/+$/, "")}/${home.replace(/\/+$/, "")}`;
+  if (path.includes(",")) return; // Deno's flags cannot name it; local defers such mail.
+  if (home.endsWith("/")) {
+    g.read.push(path, me.home);
+    g.write.push(path);
+  } else {
+    g.read.push(path, `${path}.lock`);
+    g.write.push(path, `${path}.lock`);
+  }
+}
+
+/** One mailbox write a recipient writer makes. */
+export type WriterTarget = { kind: "mbox"; path: string } | { kind: "maildir"; dir: string };
+
+/**
+ * The recipient writer's grants: the mbox file and its dotlock, or the
+ * Maildir (and its parent, to sync a Maildir it creates); nothing else.
+ */
+export function recipientWriterGrants(t: WriterTarget): Grants {
+  const path = t.kind === "mbox" ? t.path : t.dir;
+  // Deno's flags separate paths with commas: such a path would grant something else.
+  if (path.includes(",")) throw new Error(`mailbox path with a comma: ${JSON.stringify(path)}`);
+  const g: Grants = { read: [], write: [], net: [], run: [], sys: [], env: [], npm: [] };
+  if (t.kind === "mbox") {
+    g.read.push(t.path, `${t.path}.lock`);
+    g.write.push(t.path, `${t.path}.lock`);
+  } else {
+    const dir = t.dir.replace(/\/+$/, "");
+    g.read.push(dir, dir.replace(/\/[^/]*$/, "") || "/");
+    g.write.push(dir);
+  }
+  return g;
+}
