@@ -62,12 +62,17 @@ const NAMES = new Set([
 export function localExpand(template: string, attrs: LocalAttributes, filter?: string): string {
   const clean = (v: string) =>
     filter === undefined ? v : [...v].map((c) => (filter.includes(c) ? c : "_")).join("");
-  return expand(template, (name) => {
+  // The expander expands values again: hand it placeholders, put the values in after.
+  const values: string[] = [];
+  const out = expand(template.replace(/[\uE000\uE001]/g, ""), (name) => {
     if (!NAMES.has(name)) return undefined;
     const v = attrs[name as keyof LocalAttributes];
-    // An empty value is "undefined" for ${name?x} / ${name:x}; never expanded again.
-    return v === "" ? undefined : clean(v).replaceAll("$", "$$");
+    // An empty value is "undefined" for ${name?x} / ${name:x}.
+    if (v === "") return undefined;
+    values.push(clean(v));
+    return `\uE000${values.length - 1}\uE001`;
   });
+  return out.replace(/\uE000(\d+)\uE001/g, (_, i) => values[Number(i)]);
 }
 
 /** The attributes of a recipient, from its address and (when known) its passwd entry. */

@@ -62,13 +62,7 @@ import { HeaderSplitter } from "../../lib/mime/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import { ResolveError, Resolver } from "../../lib/resolve/mod.ts";
 import type { MapsOpener, ServiceContext } from "../../lib/service/mod.ts";
-import {
-  type AliasEnv,
-  expandRecipient,
-  type ExpansionClass,
-  type MailboxDelivery,
-  type Outcome,
-} from "./alias.ts";
+import { type AliasEnv, expandRecipient, type ExpansionClass, type Outcome } from "./alias.ts";
 import { forwardGroup, groupForwards } from "./forward.ts";
 import { deliverToMailbox, inProcessWriter, type Writer } from "./mailbox.ts";
 import { localExpand, recipientAttributes } from "./expand.ts";

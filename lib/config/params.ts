@@ -2013,6 +2013,14 @@ const ROWS: ParamSpec[] = [
     doc: "Defer delivery to an mbox file the recipient does not own.",
     support: "implemented",
   },
+  {
+    name: "luser_relay",
+    type: "string",
+    default: "",
+    doc: "Where local(8) sends mail for unknown users ($user, $local, $extension, ... expanded).",
+    raw: true,
+    support: "implemented",
+  },
   // issue 9 tools: rows for this part go here.
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.

@@ -15,8 +15,8 @@ export interface PasswdEntry {
   uid: number;
   gid: number;
   home: string;
-  /** Login shell ("" when the field is empty). */
-  shell: string;
+  /** Login shell ("" when the field is empty; absent where an entry is made by hand). */
+  shell?: string;
 }
 
 /** Parses /etc/passwd text; malformed lines and NIS "+"/"-" lines are skipped. */

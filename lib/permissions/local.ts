@@ -44,7 +44,7 @@ export interface LocalGrantContext {
  */
 export function addLocalGrants(g: Grants, ctx: LocalGrantContext): void {
   g.sys.push("uid");
-  const home = ctx.param("home_mailbox").trim();
+  const home = (ctx.param("home_mailbox") ?? "").trim();
   if (ctx.root || home !== "") g.read.push("/etc/passwd");
   if (ctx.root) {
     g.run.push(ctx.root.deno);
