@@ -102,6 +102,18 @@ export interface MailboxDelivery {
   orcpt?: string;
 }
 
+/** A command or file destination: for whom, and with whose rights. */
+export interface SpecialDelivery {
+  /** The address being delivered (the alias or .forward owner's address). */
+  address: string;
+  sender: string;
+  /** The Delivered-To address. */
+  delivered: string;
+  orcpt?: string;
+  /** Whose rights: an account name, or null for default_privs. */
+  account: string | null;
+}
+
 /** What expansion needs from the configuration and the host. */
 export interface AliasEnv {
   /** alias_maps. */
@@ -132,6 +144,14 @@ export interface AliasEnv {
   isDeliveredTo: (address: string) => boolean;
   /** Delivers to a mailbox; the outcome, or "unknown" when the user has no account. */
   deliverMailbox: (m: MailboxDelivery) => Promise<Omit<Outcome, "address" | "orcpt"> | "unknown">;
+  /** Delivers to a command (absent: such destinations are deferred as not supported). */
+  deliverCommand?: (
+    c: SpecialDelivery & { command: string },
+  ) => Promise<Omit<Outcome, "address" | "orcpt">>;
+  /** Appends to a file (absent: deferred as not supported). */
+  deliverFile?: (
+    f: SpecialDelivery & { path: string },
+  ) => Promise<Omit<Outcome, "address" | "orcpt">>;
   /**
    * luser_relay expanded for an unknown recipient (address, user), or
    * undefined / "" when unset.
@@ -168,6 +188,12 @@ interface State {
    */
   orcpt?: string;
   notify?: string[];
+  /**
+   * Whose rights commands and files run with: the account name (a
+   * .forward's user), or null for default_privs (aliases, as Postfix
+   * with a root-owned alias database).
+   */
+  account: string | null;
 }
 
 /** Per top-level recipient: the duplicate filter and what was found. */
@@ -206,6 +232,7 @@ export async function expandRecipient(
     unmatched: "",
     orcpt: rcpt.orcpt ?? rcpt.address,
     notify: rcpt.notify,
+    account: null,
   });
   return run.out;
 }
@@ -387,17 +414,37 @@ async function deliverToken(run: Run, st: State, item: string): Promise<void> {
   const allowed = (set: ReadonlySet<ExpansionClass>) => st.expType !== null && set.has(st.expType);
   const notYet = (what: string) =>
     result(run, st, "deferred", "4.3.0", `alias expansion: ${what} is not supported yet`);
+  const target = {
+    address: st.address,
+    sender: st.sender,
+    delivered: st.delivered,
+    orcpt: st.orcpt,
+    account: st.account,
+  };
   switch (d.kind) {
-    case "command":
+    case "command": {
       if (!allowed(env.allowCommands)) {
         return result(run, st, "bounced", "5.7.1", "mail to command is restricted");
       }
-      return notYet(`delivery to commands ("|${d.command}")`);
-    case "file":
+      if (!env.deliverCommand) return notYet(`delivery to commands ("|${d.command}")`);
+      // command.c: once per command and rights.
+      const key = `command ${st.account ?? ""} ${d.command}`;
+      if (run.seen.has(key)) return;
+      run.seen.add(key);
+      const r = await env.deliverCommand({ ...target, command: d.command });
+      return result(run, st, r.status, r.dsn, r.reason);
+    }
+    case "file": {
       if (!allowed(env.allowFiles)) {
         return result(run, st, "bounced", "5.7.1", "mail to file is restricted");
       }
-      return notYet(`delivery to files (${d.path})`);
+      if (!env.deliverFile) return notYet(`delivery to files (${d.path})`);
+      const key = `file ${st.account ?? ""} ${d.path}`;
+      if (run.seen.has(key)) return;
+      run.seen.add(key);
+      const r = await env.deliverFile({ ...target, path: d.path });
+      return result(run, st, r.status, r.dsn, r.reason);
+    }
     case "home":
       // An alias has no home directory (Postfix: aliases owned by root run as default_privs).
       env.warn(

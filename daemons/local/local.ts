@@ -65,6 +65,7 @@ import type { MapsOpener, ServiceContext } from "../../lib/service/mod.ts";
 import { type AliasEnv, expandRecipient, type ExpansionClass, type Outcome } from "./alias.ts";
 import { forwardGroup, groupForwards } from "./forward.ts";
 import { deliverToMailbox, inProcessWriter, type Writer } from "./mailbox.ts";
+import { deliverToCommand, deliverToFile, type SpecialEnv } from "./special.ts";
 import { localExpand, recipientAttributes } from "./expand.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
 
@@ -262,6 +263,13 @@ function aliasEnv(
   rights: Rights,
 ): AliasEnv {
   const c = ctx.config;
+  const special: SpecialEnv = {
+    config: c,
+    ...rights,
+    content: () => file.content(),
+    now,
+    warn: (w) => ctx.log.warn(`${req.queueId}: ${w}`),
+  };
   const classes = (name: string) =>
     new Set(c.list(name).map((x) => x.toLowerCase()) as ExpansionClass[]);
   // propagate_unmatched_extensions belongs to cleanup; until its row is in
@@ -296,12 +304,11 @@ function aliasEnv(
       delivered.has(address.toLowerCase()),
     deliverMailbox: (m) =>
       deliverToMailbox({
-        config: c,
-        ...rights,
-        content: () => file.content(),
-        now,
-        warn: (w) => ctx.log.warn(`${req.queueId}: ${w}`),
+        ...special,
+        command: (d) => deliverToCommand(special, d),
       }, m),
+    deliverCommand: (d) => deliverToCommand(special, d),
+    deliverFile: (d) => deliverToFile(special, d),
     luserRelay: (address, user) => {
       const template = c.raw("luser_relay") ?? "";
       if (template.trim() === "") return undefined;

@@ -516,26 +516,28 @@ Deno.test("aliases through the local service", async (t) => {
       assertMatch(r.lines.join("\n"), /to=<alice@mx\.example\.com>, .*status=deferred/);
     });
 
-    await t.step("a |command alias defers the recipient, and nothing is forwarded", async () => {
-      const r = await run(
-        "d",
-        'inline:{{alice="|/usr/bin/procmail -a x", carol@remote.example, bob}}',
-        ["alice@mx.example.com"],
-      );
-      assertEquals(r.st, [{
-        index: 0,
-        status: "deferred",
-        dsn: "4.3.0",
-        reason:
-          'alias expansion: delivery to commands ("|/usr/bin/procmail -a x") is not supported yet',
-        relay: "local",
-      }]);
-      assertEquals(r.got, [], "no forwarded copy while the recipient is retried");
-      assertMatch(
-        r.lines.join("\n"),
-        /to=<alice@mx\.example\.com>, relay=local, .*dsn=4\.3\.0, status=deferred \(alias expansion: delivery to commands/,
-      );
-    });
+    await t.step(
+      "a |command that fails temporarily defers the recipient, nothing is forwarded",
+      async () => {
+        const r = await run(
+          "d",
+          'inline:{{alice="|echo busy; exit 75", carol@remote.example, bob}}',
+          ["alice@mx.example.com"],
+        );
+        assertEquals(r.st, [{
+          index: 0,
+          status: "deferred",
+          dsn: "4.3.0",
+          reason: "temporary failure. Command output: busy",
+          relay: "local",
+        }]);
+        assertEquals(r.got, [], "no forwarded copy while the recipient is retried");
+        assertMatch(
+          r.lines.join("\n"),
+          /to=<alice@mx\.example\.com>, relay=local, .*dsn=4\.3\.0, status=deferred \(temporary failure/,
+        );
+      },
+    );
 
     await t.step("an alias looping back through Delivered-To bounces", async () => {
       const looped = "Delivered-To: alice@mx.example.com\r\nSubject: l\r\n\r\nb\r\n";

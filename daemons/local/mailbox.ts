@@ -7,8 +7,10 @@
  * there; mail_spool_directory ending in "/" a Maildir
  * `$mail_spool_directory/USER/`; otherwise the mbox file
  * `$mail_spool_directory/USER` (lib/mailbox/mbox.ts: locks, format,
- * limits). mailbox_command, mailbox_command_maps and mailbox_transport are
- * not implemented: the configuration check refuses a value for them.
+ * limits). Before all of them, mailbox_command (not $name-expanded, as in
+ * Postfix) runs with the recipient's rights (special.ts, command.ts).
+ * mailbox_command_maps and mailbox_transport are not implemented: the
+ * configuration check refuses a value for them.
  *
  * Whose rights: the user is looked up in /etc/passwd (lib/passwd). When
  * the agent runs as root (master started as root), a user without an
@@ -56,7 +58,7 @@ import {
   parseMailboxLocks,
 } from "../../lib/mailbox/mbox.ts";
 import type { PasswdEntry, PasswdFile } from "../../lib/passwd/mod.ts";
-import type { MailboxDelivery, Outcome } from "./alias.ts";
+import type { MailboxDelivery, Outcome, SpecialDelivery } from "./alias.ts";
 import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
 
 /** A mailbox outcome, or "unknown" when the user has no account where one is needed. */
@@ -104,6 +106,10 @@ export interface MailboxEnv {
   content: () => AsyncIterable<Uint8Array>;
   now: () => number;
   warn: (message: string) => void;
+  /** Runs mailbox_command with the recipient's rights (special.ts). */
+  command?: (
+    d: SpecialDelivery & { command: string },
+  ) => Promise<Omit<Outcome, "address" | "orcpt">>;
 }
 
 /** Delivers to the user's mailbox; "unknown" when the user has no account and needs one. */
@@ -121,8 +127,9 @@ export async function deliverToMailbox(
   }
   const home = c.str("home_mailbox");
   const spool = c.str("mail_spool_directory");
+  const command = (c.raw("mailbox_command") ?? "").trim();
   let account: PasswdEntry | null = null;
-  if (env.root || home !== "") {
+  if (env.root || home !== "" || command !== "") {
     account = env.passwd.byName(user);
     if (env.passwd.error) {
       env.warn(`error looking up passwd info for ${user}: ${env.passwd.error.message}`);
@@ -131,6 +138,20 @@ export async function deliverToMailbox(
     if (!account) return "unknown";
   }
   const as: Identity | null = env.root && account ? { uid: account.uid, gid: account.gid } : null;
+
+  if (command !== "") {
+    if (!env.command) {
+      return { status: "deferred", dsn: "4.3.0", reason: "mailbox_command is not supported here" };
+    }
+    return await env.command({
+      address: m.address,
+      sender: m.sender,
+      delivered: m.delivered,
+      orcpt: m.orcpt,
+      account: account!.name,
+      command,
+    });
+  }
 
   if (home !== "") {
     const path = `${account!.home.replace(/\/+$/, "")}/${home}`;

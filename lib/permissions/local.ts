@@ -36,7 +36,10 @@ export interface LocalGrantContext {
 }
 
 /**
- * Adds local's own needs to `g`: `uid` (whether it runs as root);
+ * Adds local's own needs to `g`: `uid` (whether it runs as root); the
+ * shell (local_command_shell's program, else /bin/sh) and the
+ * export_environment variables when commands can be reached
+ * (allow_mail_to_commands lists a class, or mailbox_command is set);
  * /etc/passwd when it looks users up (as root, or with home_mailbox); as
  * root, running its Deno executable (the recipient writer); not as root
  * with home_mailbox, the one mailbox under the home directory of the user
@@ -44,6 +47,12 @@ export interface LocalGrantContext {
  */
 export function addLocalGrants(g: Grants, ctx: LocalGrantContext): void {
   g.sys.push("uid");
+  const list = (name: string) => (ctx.param(name) ?? "").split(/[\s,]+/).filter(Boolean);
+  // Commands: aliases and .forward files may name them, or mailbox_command is one.
+  if (list("allow_mail_to_commands").length || (ctx.param("mailbox_command") ?? "").trim()) {
+    g.run.push(list("local_command_shell")[0] ?? "/bin/sh");
+    for (const v of list("export_environment")) if (!v.includes("=")) g.env.push(v);
+  }
   const home = (ctx.param("home_mailbox") ?? "").trim();
   if (ctx.root || home !== "") g.read.push("/etc/passwd");
   if (ctx.root) {
