@@ -2033,7 +2033,8 @@ const ROWS: ParamSpec[] = [
     name: "forward_path",
     type: "list",
     default: "$home/.forward${recipient_delimiter}${extension}, $home/.forward",
-    doc: "Where local(8) looks for a user's .forward file ($home, $user, $extension, ... expanded).",
+    doc:
+      "Where local(8) looks for a user's .forward file ($home, $user, $extension, ... expanded).",
     raw: true,
     support: "implemented",
   },
