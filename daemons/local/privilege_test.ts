@@ -14,6 +14,7 @@ import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts
 import { haveRoot } from "../../tests/helpers/peers.ts";
 import { deliverToMailbox, type MailboxEnv, type MailboxResult } from "./mailbox.ts";
 import { recipientWriter } from "./privilege.ts";
+import { deliverToCommand, deliverToFile, type SpecialEnv } from "./special.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const MESSAGE = "Subject: hi\r\n\r\nFrom the start\r\nbody\r\n";
@@ -150,6 +151,40 @@ Deno.test("local writes as the recipient when it runs as root", async (t) => {
       });
       assert(warnings.some((w) => w.includes("strict_mailbox_ownership = no")));
     });
+    await t.step(
+      "commands run as default_privs (aliases) or the recipient; root's as default_privs",
+      async () => {
+        const out = `${dir}/cmdout`;
+        await Deno.mkdir(out);
+        await Deno.chmod(out, 0o1777);
+        await Deno.writeTextFile(
+          `${dir}/passwd`,
+          `nobody:x:${NOBODY}:${NOBODY}::${home}:/bin/sh\ndaemon:x:${DAEMON}:${DAEMON}::/:/bin/sh\n` +
+            `root:x:0:0::/root:/bin/sh\n`,
+        );
+        const special = (mainCf: string): SpecialEnv => ({
+          ...env(mainCf),
+          passwd: new PasswdFile(`${dir}/passwd`),
+        });
+        const d = { address: "list@here", sender: "a@x", delivered: "list@here" };
+        const ids = async (account: string | null, name: string) => {
+          const r = await deliverToCommand(special(""), {
+            ...d,
+            account,
+            command: `id -u > ${out}/${name}; id -g >> ${out}/${name}; id -G >> ${out}/${name}`,
+          });
+          assertEquals(r.status, "sent", JSON.stringify(r));
+          return (await Deno.readTextFile(`${out}/${name}`)).trim().split("\n");
+        };
+        assertEquals(await ids(null, "alias"), [`${NOBODY}`, `${NOBODY}`, `${NOBODY}`]);
+        assertEquals(await ids("daemon", "user"), [`${DAEMON}`, `${DAEMON}`, `${DAEMON}`]);
+        assertEquals(await ids("root", "root"), [`${NOBODY}`, `${NOBODY}`, `${NOBODY}`]);
+        // An alias file is written by default_privs too: root's files stay out of reach.
+        const f = await deliverToFile(special(""), { ...d, account: null, path: `${dir}/secret` });
+        assertEquals(f.status, "bounced", JSON.stringify(f));
+        assertEquals(await Deno.readTextFile(`${dir}/secret`), "root's\n");
+      },
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
