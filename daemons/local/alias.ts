@@ -50,6 +50,7 @@
 import { formatPath, quoteAddress, splitAddress, splitExtension } from "../../lib/address/mod.ts";
 import { DictError, type Maps } from "../../lib/maps/mod.ts";
 import { classifyDestination, parseAliasValue } from "./token.ts";
+import { fileDestinations } from "./user_files.ts";
 
 /** Postfix's recursion limits (recipient.c and alias.c). */
 const MAX_LEVEL = 100;
@@ -148,6 +149,23 @@ export interface AliasEnv {
   deliverCommand?: (
     c: SpecialDelivery & { command: string },
   ) => Promise<Omit<Outcome, "address" | "orcpt">>;
+  /**
+   * The user's .forward file (null: none to use), or the outcome that
+   * stops it (absent: .forward files are not read).
+   */
+  forwardFile?: (
+    address: string,
+    user: string,
+  ) => Promise<
+    | { path: string; content: string; account: string; home: string }
+    | null
+    | Omit<Outcome, "address" | "orcpt">
+  >;
+  /** Reads an :include: file with `account`'s rights (absent: deferred as not supported). */
+  includeFile?: (
+    path: string,
+    account: string | null,
+  ) => Promise<{ content: string; account: string | null } | Omit<Outcome, "address" | "orcpt">>;
   /** Appends to a file (absent: deferred as not supported). */
   deliverFile?: (
     f: SpecialDelivery & { path: string },
@@ -194,6 +212,14 @@ interface State {
    * with a root-owned alias database).
    */
   account: string | null;
+  /**
+   * Set by a .forward (its user) or an :include: file (the recipient),
+   * Postfix's owner attribute without a new sender: local addresses are
+   * sent on as new mail rather than delivered here.
+   */
+  forwarder: string | null;
+  /** The home directory for `~/file` entries (a .forward's user), or null. */
+  home: string | null;
 }
 
 /** Per top-level recipient: the duplicate filter and what was found. */
@@ -233,6 +259,8 @@ export async function expandRecipient(
     orcpt: rcpt.orcpt ?? rcpt.address,
     notify: rcpt.notify,
     account: null,
+    forwarder: null,
+    home: null,
   });
   return run.out;
 }
@@ -290,7 +318,74 @@ async function deliverSwitch(run: Run, st: State): Promise<void> {
   // Mail for a list with an owner- alias is sent on as new mail, so that
   // each member has a queue file record of its own (and owner- gets the bounces).
   if (st.owner !== null && st.owner.toLowerCase() !== user) return deliverIndirect(run, st);
+  if (st.forwarder !== null && st.forwarder.toLowerCase() !== user) return deliverIndirect(run, st);
+  if (await deliverDotForward(run, st, local, user)) return;
   await deliverMailbox(run, st, local, user);
+}
+
+/**
+ * dot_forward.c deliver_dotforward(): the user's .forward, when there is
+ * one that names anything. True when it took the recipient.
+ */
+async function deliverDotForward(
+  run: Run,
+  st: State,
+  local: string,
+  user: string,
+): Promise<boolean> {
+  const env = run.env;
+  if (!env.forwardFile) return false;
+  const fw = await env.forwardFile(st.address, user);
+  if (fw === null) return false;
+  if ("status" in fw) {
+    result(run, st, fw.status, fw.dsn, fw.reason);
+    return true;
+  }
+  // A user who names herself in her own .forward gets her mailbox.
+  if (run.seen.has(`forward ${fw.path}`)) return run.seen.has(`forward-done ${fw.path}`);
+  run.seen.add(`forward ${fw.path}`);
+  const items = fileDestinations(fw.content, parseAliasValue);
+  if (items.length === 0) return false;
+  const next: State = {
+    ...st,
+    level: st.level + 1,
+    expType: "forward",
+    expFrom: local,
+    forwarder: user,
+    account: fw.account,
+    home: fw.home,
+    unmatched: "",
+    notify: withoutSuccess(st.notify),
+  };
+  for (const item of items) await deliverToken(run, next, item);
+  run.seen.add(`forward-done ${fw.path}`);
+  return true;
+}
+
+/** include.c deliver_include(): the destinations of an :include: file. */
+async function deliverInclude(run: Run, st: State, path: string): Promise<void> {
+  const env = run.env;
+  st = { ...st, level: st.level + 1 };
+  if (st.level > MAX_LEVEL) {
+    env.warn(`:include: nesting limit exceeded for ${path}`);
+    return result(run, st, "bounced", "5.4.6", ":include: nesting limit exceeded");
+  }
+  const key = `include ${st.account ?? ""} ${path}`;
+  if (run.seen.has(key)) return;
+  run.seen.add(key);
+  const inc = await env.includeFile!(path, st.account);
+  if ("status" in inc) return result(run, st, inc.status, inc.dsn, inc.reason);
+  const next: State = {
+    ...st,
+    expType: "include",
+    expFrom: splitAddress(st.address).local.toLowerCase(),
+    account: inc.account,
+    forwarder: st.owner === null && st.forwarder === null ? st.delivered : st.forwarder,
+    unmatched: "",
+  };
+  for (const item of fileDestinations(inc.content, parseAliasValue)) {
+    await deliverToken(run, next, item);
+  }
 }
 
 /** mailbox.c and unknown.c: the user's mailbox, or "unknown user". */
@@ -446,6 +541,10 @@ async function deliverToken(run: Run, st: State, item: string): Promise<void> {
       return result(run, st, r.status, r.dsn, r.reason);
     }
     case "home":
+      if (st.home !== null && d.path.startsWith("~/")) {
+        // A .forward's ~/file: in the user's home, as a file destination.
+        return await deliverToken(run, st, `${st.home.replace(/\/+$/, "")}/${d.path.slice(2)}`);
+      }
       // An alias has no home directory (Postfix: aliases owned by root run as default_privs).
       env.warn(
         d.path.startsWith("~/")
@@ -454,7 +553,8 @@ async function deliverToken(run: Run, st: State, item: string): Promise<void> {
       );
       return result(run, st, "bounced", "5.3.5", "mail system configuration error");
     case "include":
-      return notYet(`:include: files (${d.path})`);
+      if (!env.includeFile) return notYet(`:include: files (${d.path})`);
+      return await deliverInclude(run, st, d.path);
     case "address":
       return await deliverResolve(run, st, d.address);
   }

@@ -8,8 +8,12 @@
  * dotlock, or its Maildir) and nothing else: no network, no programs, no
  * environment (lib/permissions/local.ts recipientWriterGrants).
  *
- * Protocol: stdin holds one line of JSON ({@link WriterJob}), then the
- * message in canonical CRLF form to the end; stdout gets one line of
+ * It also reads, with the same rights, a user's .forward file or an
+ * :include: file (user_files.ts), so that what the kernel lets the user
+ * read is what local reads.
+ *
+ * Protocol: stdin holds one line of JSON ({@link WriterJob}), then (for
+ * writes) the message in canonical CRLF form to the end; stdout gets one line of
  * JSON ({@link WriterReply}). A job that cannot be parsed is answered
  * with an error; nothing is written for it.
  *
@@ -17,6 +21,7 @@
  */
 import { deliverMbox, errnoOf, MailboxError, type MboxOptions } from "../../lib/mailbox/mbox.ts";
 import { writeMaildir } from "./maildir.ts";
+import { readForward, readInclude } from "./user_files.ts";
 
 /** One write, as the local daemon asks for it. */
 export type WriterJob =
@@ -36,11 +41,20 @@ export type WriterJob =
     recipient: string;
     hostname: string;
     now: number;
-  };
+  }
+  /** Read the first .forward of `paths` for `uid` (user_files.ts). */
+  | { kind: "forward"; paths: string[]; uid: number }
+  /** Read an :include: file. */
+  | { kind: "include"; path: string };
 
 /** The outcome of one job. */
 export type WriterReply =
-  | { ok: true; warnings: string[] }
+  | {
+    ok: true;
+    warnings: string[];
+    /** What a read job found: a .forward's path, the text, an :include: file's owner. */
+    read?: { path: string; content: string; uid?: number };
+  }
   | {
     ok: false;
     warnings: string[];
@@ -110,6 +124,16 @@ export async function runJob(input: ReadableStream<Uint8Array>): Promise<WriterR
         recipient: job.recipient,
         content,
       }, { hostname: job.hostname, now: () => job.now });
+    } else if (job.kind === "forward") {
+      const r = await readForward(job.paths, job.uid);
+      warnings.push(...r.warnings);
+      return r.found ? { ok: true, warnings, read: { path: r.path, content: r.content } } : {
+        ok: true,
+        warnings,
+      };
+    } else if (job.kind === "include") {
+      const r = await readInclude(job.path);
+      return { ok: true, warnings, read: { path: job.path, content: r.content, uid: r.uid } };
     } else {
       return { ok: false, warnings, message: "writer: unknown job kind" };
     }

@@ -65,7 +65,13 @@ import type { MapsOpener, ServiceContext } from "../../lib/service/mod.ts";
 import { type AliasEnv, expandRecipient, type ExpansionClass, type Outcome } from "./alias.ts";
 import { forwardGroup, groupForwards } from "./forward.ts";
 import { deliverToMailbox, inProcessWriter, type Writer } from "./mailbox.ts";
-import { deliverToCommand, deliverToFile, type SpecialEnv } from "./special.ts";
+import {
+  deliverToCommand,
+  deliverToFile,
+  forwardFor,
+  includeFor,
+  type SpecialEnv,
+} from "./special.ts";
 import { localExpand, recipientAttributes } from "./expand.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
 
@@ -309,6 +315,8 @@ function aliasEnv(
       }, m),
     deliverCommand: (d) => deliverToCommand(special, d),
     deliverFile: (d) => deliverToFile(special, d),
+    forwardFile: (address, user) => forwardFor(special, address, user),
+    includeFile: (path, account) => includeFor(special, path, account),
     luserRelay: (address, user) => {
       const template = c.raw("luser_relay") ?? "";
       if (template.trim() === "") return undefined;

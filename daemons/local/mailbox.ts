@@ -60,6 +60,7 @@ import {
 import type { PasswdEntry, PasswdFile } from "../../lib/passwd/mod.ts";
 import type { MailboxDelivery, Outcome, SpecialDelivery } from "./alias.ts";
 import { mailboxUser, UnknownUserError, writeMaildir } from "./maildir.ts";
+import { type ForwardRead, readForward, readInclude } from "./user_files.ts";
 
 /** A mailbox outcome, or "unknown" when the user has no account where one is needed. */
 export type MailboxResult = Omit<Outcome, "address" | "orcpt"> | "unknown";
@@ -84,6 +85,10 @@ export interface Writer {
     opts: { hostname: string; now: () => number },
     as: Identity | null,
   ): Promise<void>;
+  /** Reads the first .forward of `paths` for the user `uid` (user_files.ts). */
+  readForward(paths: string[], uid: number, as: Identity | null): Promise<ForwardRead>;
+  /** Reads an :include: file. @throws {IncludeError} */
+  readInclude(path: string, as: Identity | null): Promise<{ content: string; uid: number }>;
 }
 
 /** Writes in this process, as the user it runs as. */
@@ -92,6 +97,8 @@ export const inProcessWriter: Writer = {
   maildir: async (dir, msg, opts) => {
     await writeMaildir(dir, msg, opts);
   },
+  readForward: (paths, uid) => readForward(paths, uid),
+  readInclude: (path) => readInclude(path),
 };
 
 /** What mailbox delivery needs besides the recipient. */

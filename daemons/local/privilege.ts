@@ -22,6 +22,7 @@ import { grantFlags } from "../../lib/permissions/mod.ts";
 import { recipientWriterGrants, type WriterTarget } from "../../lib/permissions/local.ts";
 import type { WriterJob, WriterReply } from "./as_recipient.ts";
 import { type Identity, inProcessWriter, type Writer } from "./mailbox.ts";
+import { IncludeError } from "./user_files.ts";
 
 /** Where the writer's code and Deno are. */
 export interface WriterRuntime {
@@ -83,8 +84,32 @@ export function recipientWriter(rt: WriterRuntime): Writer {
         throw Object.assign(new Error(reply.message), reply.code ? { code: reply.code } : {});
       }
     },
+    readForward: async (paths, uid, as) => {
+      if (as === null) return await inProcessWriter.readForward(paths, uid, null);
+      if (paths.length === 0) return { found: false, warnings: [] };
+      const job: WriterJob = { kind: "forward", paths, uid };
+      const reply = await runWriter(rt, { kind: "read", paths }, job, as, noContent);
+      if (!reply.ok) throw new Error(reply.message);
+      return reply.read
+        ? {
+          found: true,
+          path: reply.read.path,
+          content: reply.read.content,
+          warnings: reply.warnings,
+        }
+        : { found: false, warnings: reply.warnings };
+    },
+    readInclude: async (path, as) => {
+      if (as === null) return await inProcessWriter.readInclude(path, null);
+      const job: WriterJob = { kind: "include", path };
+      const reply = await runWriter(rt, { kind: "read", paths: [path] }, job, as, noContent);
+      if (!reply.ok) throw new IncludeError(reply.message);
+      return { content: reply.read?.content ?? "", uid: reply.read?.uid ?? -1 };
+    },
   };
 }
+
+async function* noContent(): AsyncIterable<Uint8Array> {}
 
 const encoder = new TextEncoder();
 

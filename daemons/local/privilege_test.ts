@@ -14,7 +14,13 @@ import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts
 import { haveRoot } from "../../tests/helpers/peers.ts";
 import { deliverToMailbox, type MailboxEnv, type MailboxResult } from "./mailbox.ts";
 import { recipientWriter } from "./privilege.ts";
-import { deliverToCommand, deliverToFile, type SpecialEnv } from "./special.ts";
+import {
+  deliverToCommand,
+  deliverToFile,
+  forwardFor,
+  includeFor,
+  type SpecialEnv,
+} from "./special.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const MESSAGE = "Subject: hi\r\n\r\nFrom the start\r\nbody\r\n";
@@ -183,6 +189,46 @@ Deno.test("local writes as the recipient when it runs as root", async (t) => {
         const f = await deliverToFile(special(""), { ...d, account: null, path: `${dir}/secret` });
         assertEquals(f.status, "bounced", JSON.stringify(f));
         assertEquals(await Deno.readTextFile(`${dir}/secret`), "root's\n");
+      },
+    );
+    await t.step(
+      ".forward is read as the user; someone else's is ignored; :include: gives its owner's rights",
+      async () => {
+        const special = (mainCf: string): SpecialEnv => ({
+          ...env(mainCf),
+          passwd: new PasswdFile(`${dir}/passwd`),
+          warn: (w) => warnings.push(w),
+        });
+        const fwd = `${home}/.forward`;
+        await Deno.writeTextFile(fwd, "|/bin/true\n");
+        await Deno.chown(fwd, NOBODY, NOBODY);
+        const found = await forwardFor(special(""), "nobody@here", "nobody");
+        assert(found && !("status" in found), JSON.stringify(found));
+        assertEquals([found.content, found.account], ["|/bin/true\n", "nobody"]);
+        await Deno.chown(fwd, DAEMON, DAEMON);
+        assertEquals(await forwardFor(special(""), "nobody@here", "nobody"), null);
+        assert(
+          warnings.some((w) => w === `file ${fwd} has bad owner uid ${DAEMON}`),
+          warnings.join("\n"),
+        );
+        // A symlink is "not a regular file", whoever owns it.
+        await Deno.remove(fwd);
+        await Deno.writeTextFile(`${dir}/rootonly`, "|/bin/false\n", { mode: 0o600 });
+        await Deno.symlink(`${dir}/rootonly`, fwd);
+        assertEquals(await forwardFor(special(""), "nobody@here", "nobody"), null);
+        await Deno.remove(fwd);
+        const inc = `${dir}/members.inc`;
+        await Deno.writeTextFile(inc, "a@remote\n", { mode: 0o644 });
+        await Deno.chown(inc, DAEMON, DAEMON);
+        assertEquals(await includeFor(special(""), inc, null), {
+          content: "a@remote\n",
+          account: "daemon",
+        });
+        await Deno.chown(inc, 0, 0);
+        assertEquals(await includeFor(special(""), inc, null), {
+          content: "a@remote\n",
+          account: null,
+        });
       },
     );
   } finally {

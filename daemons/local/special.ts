@@ -42,7 +42,7 @@ import { MailboxError, parseMailboxLocks } from "../../lib/mailbox/mbox.ts";
 import type { PasswdEntry, PasswdFile } from "../../lib/passwd/mod.ts";
 import type { Outcome, SpecialDelivery } from "./alias.ts";
 import { type CommandOutcome, deliverCommand } from "./command.ts";
-import { localExpand, recipientAttributes } from "./expand.ts";
+import { type LocalAttributes, localExpand, recipientAttributes } from "./expand.ts";
 import type { Identity, Writer } from "./mailbox.ts";
 
 /** What commands and files need from the host. */
@@ -254,4 +254,131 @@ export async function deliverToFile(
 /** prepend_delivered_header lists this class (command, file, forward). */
 function prependsDelivered(c: Config, what: string): boolean {
   return c.list("prepend_delivered_header").map((x) => x.toLowerCase()).includes(what);
+}
+
+/** A user's .forward, ready to expand. */
+export interface ForwardFound {
+  path: string;
+  content: string;
+  /** The recipient's account name: the rights for what the file names. */
+  account: string;
+  /** The recipient's home directory, for `~/file` entries. */
+  home: string;
+}
+
+/**
+ * The .forward file of `user` (forward_path, first that exists), or null
+ * when there is none, the user has no account, or the file is unusable
+ * (warned). Not as root, only the instance user's own .forward is read:
+ * nobody else's mail can be delivered with their rights.
+ */
+export async function forwardFor(
+  env: SpecialEnv,
+  address: string,
+  user: string,
+): Promise<ForwardFound | null | Result> {
+  const c = env.config;
+  const template = (c.raw("forward_path") ?? "").trim();
+  if (template === "") return null;
+  const account = env.passwd.byName(user);
+  if (!account) return null;
+  if (!env.root && account.uid !== (env.uid ?? Deno.uid())) return null;
+  const attrs = recipientAttributes(address, c.str("recipient_delimiter"), account, user);
+  const filter = c.str("forward_expansion_filter");
+  const paths: string[] = [];
+  for (const item of template.split(/[, \t\r\n]+/).filter(Boolean)) {
+    if (usesUndefined(item, attrs)) continue;
+    try {
+      paths.push(localExpand(item, attrs, filter));
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      env.warn(`bad parameter value syntax for forward_path: ${item}`);
+    }
+  }
+  const as = env.root && account.uid !== 0 ? { uid: account.uid, gid: account.gid } : null;
+  let r;
+  try {
+    r = await env.writer.readForward(paths, account.uid, as);
+  } catch (e) {
+    env.warn(`cannot read .forward of ${user}: ${(e as Error).message}`);
+    return { status: "deferred", dsn: "4.3.0", reason: "cannot read .forward file" };
+  }
+  for (const w of r.warnings) env.warn(w);
+  if (!r.found) return null;
+  return { path: r.path, content: r.content, account: account.name, home: account.home };
+}
+
+/**
+ * Names referenced as plain `$name` / `${name}` whose attribute is empty:
+ * Postfix skips a forward_path entry that uses one.
+ */
+function usesUndefined(template: string, attrs: LocalAttributes): boolean {
+  const re = /\$(?:\$|\{\s*([A-Za-z0-9_]+)\s*\}|\(\s*([A-Za-z0-9_]+)\s*\)|([A-Za-z0-9_]+))/g;
+  for (const m of template.matchAll(re)) {
+    const name = m[1] ?? m[2] ?? m[3];
+    if (name !== undefined && !(attrs as unknown as Record<string, string>)[name]) return true;
+  }
+  return false;
+}
+
+/** An :include: file's destinations and the rights they run with. */
+export interface IncludeFound {
+  content: string;
+  /** The account whose rights the file's commands and files get (null: default_privs). */
+  account: string | null;
+}
+
+/**
+ * Reads an :include: file with the current rights (root's when there are
+ * none yet, as Postfix); its owner's rights apply to what it names when
+ * the rights were default_privs and the owner is not root.
+ */
+export async function includeFor(
+  env: SpecialEnv,
+  path: string,
+  account: string | null,
+): Promise<IncludeFound | Result> {
+  const config = {
+    status: "bounced",
+    dsn: "5.3.5",
+    reason: "mail system configuration error",
+  } as const;
+  if (!path.startsWith("/")) {
+    env.warn(`:include:${path} uses a relative path`);
+    return config;
+  }
+  let as: Identity | null = null;
+  if (env.root && account !== null) {
+    const r = rightsFor(env, account);
+    if ("status" in r) return r;
+    as = r.as;
+  }
+  let found: { content: string; uid: number };
+  try {
+    found = await env.writer.readInclude(path, as);
+  } catch (e) {
+    if (errorIsSandbox(e)) {
+      const reason = `:include: file ${path} is outside local's sandbox: ` +
+        "run local as root (master.cf unprivileged = n) to read it with the owner's rights";
+      env.warn(reason);
+      return { status: "deferred", dsn: "4.3.0", reason };
+    }
+    env.warn((e as Error).message);
+    return config;
+  }
+  if (account !== null) return { content: found.content, account };
+  const owner = env.passwd.byUid(found.uid);
+  if (!owner) {
+    env.warn(`cannot find username for uid ${found.uid}`);
+    env.warn(`${path}: cannot find :include: file owner username`);
+    return { status: "deferred", dsn: "4.3.5", reason: "mail system configuration error" };
+  }
+  return { content: found.content, account: owner.uid === 0 ? null : owner.name };
+}
+
+function errorIsSandbox(e: unknown): boolean {
+  for (let x = e; x instanceof Error; x = x.cause) {
+    if (x instanceof Deno.errors.NotCapable) return true;
+  }
+  return false;
 }

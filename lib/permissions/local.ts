@@ -36,14 +36,16 @@ export interface LocalGrantContext {
 }
 
 /**
- * Adds local's own needs to `g`: `uid` (whether it runs as root); the
+ * Adds local's own needs to `g`: `uid` (whether it runs as root);
+ * /etc/passwd when it looks users up (as root, or for home_mailbox,
+ * mailbox_command or .forward files); the
  * shell (local_command_shell's program, else /bin/sh) and the
  * export_environment variables when commands can be reached
- * (allow_mail_to_commands lists a class, or mailbox_command is set);
- * /etc/passwd when it looks users up (as root, or with home_mailbox); as
- * root, running its Deno executable (the recipient writer); not as root
- * with home_mailbox, the one mailbox under the home directory of the user
- * the instance runs as (it cannot write anyone else's).
+ * (allow_mail_to_commands lists a class, or mailbox_command is set); as
+ * root, running its Deno executable (the recipient writer); not as root,
+ * the instance user's own ~/.forward (other forward_path entries are not
+ * granted) and, with home_mailbox, the one mailbox under that user's
+ * home directory (it cannot write anyone else's).
  */
 export function addLocalGrants(g: Grants, ctx: LocalGrantContext): void {
   g.sys.push("uid");
@@ -54,14 +56,20 @@ export function addLocalGrants(g: Grants, ctx: LocalGrantContext): void {
     for (const v of list("export_environment")) if (!v.includes("=")) g.env.push(v);
   }
   const home = (ctx.param("home_mailbox") ?? "").trim();
-  if (ctx.root || home !== "") g.read.push("/etc/passwd");
+  const forward = list("forward_path");
+  const command = (ctx.param("mailbox_command") ?? "").trim();
+  if (ctx.root || home !== "" || forward.length || command !== "") g.read.push("/etc/passwd");
   if (ctx.root) {
     g.run.push(ctx.root.deno);
     return;
   }
-  if (home === "") return;
   const me = (ctx.passwd ?? new PasswdFile()).byUid(ctx.uid ?? Deno.uid() ?? -1);
   if (!me) return;
+  // Its own ~/.forward: the only .forward an unprivileged local can read.
+  if (forward.length && !me.home.includes(",")) {
+    g.read.push(`${me.home.replace(/\/+$/, "")}/.forward`);
+  }
+  if (home === "") return;
   const path = `${me.home.replace(/\/+$/, "")}/${home.replace(/\/+$/, "")}`;
   if (path.includes(",")) return; // Deno's flags cannot name it; local defers such mail.
   if (home.endsWith("/")) {
@@ -74,17 +82,27 @@ export function addLocalGrants(g: Grants, ctx: LocalGrantContext): void {
 }
 
 /** One mailbox write a recipient writer makes. */
-export type WriterTarget = { kind: "mbox"; path: string } | { kind: "maildir"; dir: string };
+export type WriterTarget =
+  | { kind: "mbox"; path: string }
+  | { kind: "maildir"; dir: string }
+  /** Files it only reads (.forward candidates, an :include: file). */
+  | { kind: "read"; paths: string[] };
 
 /**
  * The recipient writer's grants: the mbox file and its dotlock, or the
- * Maildir (and its parent, to sync a Maildir it creates); nothing else.
+ * Maildir (and its parent, to sync a Maildir it creates), or reading the
+ * files it is to read; nothing else.
  */
 export function recipientWriterGrants(t: WriterTarget): Grants {
-  const path = t.kind === "mbox" ? t.path : t.dir;
+  const paths = t.kind === "mbox" ? [t.path] : t.kind === "maildir" ? [t.dir] : t.paths;
   // Deno's flags separate paths with commas: such a path would grant something else.
-  if (path.includes(",")) throw new Error(`mailbox path with a comma: ${JSON.stringify(path)}`);
+  const bad = paths.find((p) => p.includes(","));
+  if (bad !== undefined) throw new Error(`path with a comma: ${JSON.stringify(bad)}`);
   const g: Grants = { read: [], write: [], net: [], run: [], sys: [], env: [], npm: [] };
+  if (t.kind === "read") {
+    g.read.push(...t.paths);
+    return g;
+  }
   if (t.kind === "mbox") {
     g.read.push(t.path, `${t.path}.lock`);
     g.write.push(t.path, `${t.path}.lock`);
