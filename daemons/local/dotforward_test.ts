@@ -71,7 +71,7 @@ Deno.test(".forward and :include: files", async (t) => {
   };
   const mailbox = async () => {
     try {
-      return [...Deno.readDirSync(`${spool}joe/new`)].length;
+      return (await Array.fromAsync(Deno.readDir(`${spool}joe/new`))).length;
     } catch {
       return 0;
     }
