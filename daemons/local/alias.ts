@@ -28,22 +28,31 @@
  * - each destination: an address resolving to this local service is
  *   handled recursively; any other address is forwarded (once per
  *   recipient); `|command`, `/file`, `~/file` and `:include:` are checked
- *   against allow_mail_to_commands / allow_mail_to_files first (5.7.1 "mail
- *   to command is restricted" / "mail to file is restricted"; `~` in an
- *   alias bounces 5.3.5 as in Postfix, which has no home directory for an
- *   alias) and then DEFERRED 4.3.0 saying that Postwarden does not support
- *   them yet: never dropped, never delivered elsewhere;
- * - a name that is not an alias goes to its mailbox (once per recipient).
- *   When local_recipient_maps is set, a name it does not list bounces 5.1.1
- *   `unknown user: "name"`, except postmaster and mailer-daemon, which are
+ *   against allow_mail_to_commands / allow_mail_to_files for the class
+ *   they came from (alias, forward, include; 5.7.1 "mail to command is
+ *   restricted" / "mail to file is restricted"; `~` in an alias bounces
+ *   5.3.5 as in Postfix, which has no home directory for an alias), then
+ *   handed to the host (deliverCommand, deliverFile, includeFile) once
+ *   per destination and rights; a host without them defers the recipient
+ *   saying so;
+ * - :include: files (include.c): their destinations as an alias's, with
+ *   the file owner's rights when the alias's were default_privs, their
+ *   local addresses sent on as new mail; nesting deeper than 100 bounces
+ *   5.4.6;
+ * - a name that is not an alias: its .forward (dot_forward.c, through the
+ *   host's forwardFile) when it names anything, with the user's rights,
+ *   its local addresses sent on as new mail and the user herself to her
+ *   mailbox; else its mailbox (once per recipient). A user the host does
+ *   not know (no account), or that local_recipient_maps (when set) does
+ *   not list, goes to luser_relay when set, else bounces 5.1.1 `unknown
+ *   user: "name"`, except postmaster and mailer-daemon, which are
  *   discarded with a warning ("required alias not found"), as Postfix does.
  *
- * Not done: .forward files, luser_relay, fallback_transport, mailbox
- * transports and commands, delivery rights (aliases run as no user here
- * because nothing they name is executed), duplicate_filter_limit,
- * frozen_delivered_to = no. The caller supplies mailbox delivery and
- * decides where an address resolves, so this module does no I/O of its
- * own besides the table lookups.
+ * Not done: fallback_transport, mailbox transports, duplicate_filter_limit,
+ * frozen_delivered_to = no, the owner of an alias database (aliases always
+ * run as default_privs). The caller supplies mailbox, command and file
+ * delivery and file reading, and decides where an address resolves, so
+ * this module does no I/O of its own besides the table lookups.
  *
  * @module
  */

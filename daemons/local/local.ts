@@ -1,13 +1,14 @@
 /**
  * The local delivery function: what local(8) does with each recipient of a
- * delivery request. Alias expansion is alias.ts (lookup, recursion, loops,
- * duplicates), forwarding through cleanup forward.ts; this file drives one
- * recipient after another, writes Maildirs, logs each outcome and reports
- * one status per recipient to qmgr. Only Maildir delivery under
- * `mail_spool_directory` is implemented; everything Postfix local(8) would
- * do that Postwarden does not (mbox files, home directories, commands and
- * files named by aliases) defers the recipient with a reason saying so,
- * rather than delivering somewhere unexpected.
+ * delivery request. Alias expansion, .forward and :include: files are
+ * alias.ts (lookup, recursion, loops, duplicates), forwarding through
+ * cleanup forward.ts, mailboxes mailbox.ts (mbox and Maildir, in the spool
+ * or under home_mailbox, and mailbox_command), commands and files
+ * special.ts and command.ts, with whose rights privilege.ts; this file
+ * drives one recipient after another, logs each outcome and reports one
+ * status per recipient to qmgr. What Postfix's local(8) does that
+ * Postwarden does not (mailbox_transport, fallback_transport,
+ * mailbox_command_maps) is refused by the configuration check.
  *
  * Per recipient: every destination it expands to is logged as Postfix
  * does (`to=<bob@here>, orig_to=<alice@here>, relay=local, ...` for a
@@ -20,33 +21,28 @@
  * new message durable.
  *
  * Mailboxes: the user is the local part, lowercased, without its address
- * extension; the mailbox is `$mail_spool_directory/USER/`. A message that
- * already carries `Delivered-To: RECIPIENT` bounces as a mail forwarding
- * loop (5.4.6). A user name that cannot be a mailbox bounces 5.1.1,
- * whether mailboxUser() or the file system says so (a name too long or
- * invalid for it: ENAMETOOLONG, EILSEQ, EINVAL), since no retry can change
- * the name. As with Postfix's mbox_dsn(), a mailbox or message over its
- * limit (EDQUOT, EFBIG) bounces 5.2.2. Other file system errors defer
- * (4.2.0 for permission problems, 4.3.0 otherwise: a full disk, a mailbox
- * path that is not a directory) with the error text.
+ * extension. A message that already carries `Delivered-To: RECIPIENT`
+ * bounces as a mail forwarding loop (5.4.6). Outcomes of mailbox writes
+ * are mailbox.ts's; a user without an account where one is needed goes to
+ * luser_relay (expanded as local(8) does, expand.ts) or bounces 5.1.1
+ * `unknown user: "name"`, as do names local_recipient_maps does not list.
  *
  * Tables: alias_maps and local_recipient_maps are opened once per process
  * ({@link LocalTables}); a table that cannot be opened or cannot answer
  * defers the recipients it concerns (4.3.0), never bounces them.
  *
- * Parameters (with defaults): mail_spool_directory (/var/mail; must end
- * in "/" for Maildir), home_mailbox (empty; any value defers: not
- * supported), recipient_delimiter (empty), alias_maps (hash:/etc/aliases,
- * nis:mail.aliases), local_recipient_maps (empty: every name has a
- * mailbox), allow_mail_to_commands (alias, forward), allow_mail_to_files
- * (alias, forward), owner_request_special (yes), expand_owner_alias (no),
- * reset_owner_alias (no), propagate_unmatched_extensions (canonical,
- * virtual), myorigin and append_at_myorigin (yes) for unqualified alias
- * destinations, mydestination, local_transport, default_transport and
- * relayhost (which destinations are local), double_bounce_sender,
- * header_size_limit (102400, how much header is searched for
- * Delivered-To), myhostname (Maildir file names, Received:), mail_name
- * (Postfix).
+ * Parameters (with defaults): recipient_delimiter (empty), alias_maps
+ * (hash:/etc/aliases, nis:mail.aliases), local_recipient_maps (empty:
+ * every name has a mailbox), luser_relay (empty), allow_mail_to_commands
+ * (alias, forward), allow_mail_to_files (alias, forward),
+ * owner_request_special (yes), expand_owner_alias (no), reset_owner_alias
+ * (no), propagate_unmatched_extensions (canonical, virtual), myorigin and
+ * append_at_myorigin (yes) for unqualified alias destinations,
+ * mydestination, local_transport, default_transport and relayhost (which
+ * destinations are local), double_bounce_sender, header_size_limit
+ * (102400, how much header is searched for Delivered-To), myhostname
+ * (Maildir file names, Received:), mail_name (Postfix); and those of
+ * mailbox.ts (mailboxes) and special.ts (commands, files, .forward).
  */
 import { headerAddress } from "../../lib/address/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";

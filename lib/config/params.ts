@@ -404,7 +404,7 @@ const ROWS: ParamSpec[] = [
     name: "home_mailbox",
     type: "string",
     default: "",
-    doc: "Mailbox file or Maildir/ relative to the user's home directory.",
+    doc: "Mailbox file or Maildir/ relative to the user's home directory (passwd).",
     support: "implemented",
   },
 
@@ -947,16 +947,14 @@ const ROWS: ParamSpec[] = [
     name: "allow_mail_to_commands",
     type: "list",
     default: "alias, forward",
-    doc:
-      "Expansion classes (alias, forward, include) allowed to name |command (Postwarden defers allowed ones: not supported yet).",
+    doc: "Expansion classes (alias, forward, include) allowed to name |command.",
     support: "implemented",
   },
   {
     name: "allow_mail_to_files",
     type: "list",
     default: "alias, forward",
-    doc:
-      "Expansion classes (alias, forward, include) allowed to name /file (Postwarden defers allowed ones: not supported yet).",
+    doc: "Expansion classes (alias, forward, include) allowed to name /file.",
     support: "implemented",
   },
   {
