@@ -43,6 +43,15 @@ export interface ServiceContext {
   tls?: TlsMaterial | null;
 }
 
+/** Whether this daemon runs as root (only a daemon granted `uid` can ask; the others do not). */
+function runsAsRoot(): boolean {
+  try {
+    return Deno.uid() === 0;
+  } catch {
+    return false;
+  }
+}
+
 /** What master writes on a daemon's stdin: its whole configuration. */
 export interface DaemonHandoff {
   /** Configuration directory (for $config_directory; the daemon cannot read it). */
@@ -223,7 +232,9 @@ export async function runService(def: ServiceDefinition): Promise<never> {
           { onError: (e) => log.warn(`${args.service}: ${e.message}`) },
         );
         // A public socket (private=n) is for local users' commands: anyone may connect.
-        if (path === own && args.publicService) Deno.chmodSync(path, 0o666);
+        // A daemon master keeps as root (local, lib/permissions/local.ts) opens its
+        // sockets to the mail owner's daemons: its folders (0700) keep others out, as Postfix's.
+        if ((path === own && args.publicService) || runsAsRoot()) Deno.chmodSync(path, 0o666);
         unixClosers.push(() => server.close());
       }
     }
