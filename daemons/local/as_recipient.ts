@@ -39,6 +39,7 @@ export type WriterJob =
     dir: string;
     sender: string;
     recipient: string;
+    originalRecipient?: string;
     hostname: string;
     now: number;
   }
@@ -122,6 +123,7 @@ export async function runJob(input: ReadableStream<Uint8Array>): Promise<WriterR
       await writeMaildir(job.dir, {
         sender: job.sender,
         recipient: job.recipient,
+        originalRecipient: job.originalRecipient,
         content,
       }, { hostname: job.hostname, now: () => job.now });
     } else if (job.kind === "forward") {

@@ -281,5 +281,5 @@ function concat(parts: Uint8Array[]): Uint8Array {
 function printable(bytes: Uint8Array): string {
   const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
   // deno-lint-ignore no-control-regex
-  return text.replace(/[\t\n]/g, " ").replace(/[\x00-\x1f\x7f\ufffd]/g, "_").trimEnd();
+  return text.replace(/[\t\n]/g, " ").replace(/[\x00-\x1f\x7f\ufffd]/g, "_");
 }

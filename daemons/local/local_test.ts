@@ -122,7 +122,8 @@ Deno.test("local delivery to Maildir", async (t) => {
       const text = await Deno.readTextFile(`${md}/new/${files[0]}`);
       assertEquals(
         text,
-        "Return-Path: <a@example.org>\nDelivered-To: Joe@mx.example.com\n" +
+        "Return-Path: <a@example.org>\nX-Original-To: Joe@mx.example.com\n" +
+          "Delivered-To: Joe@mx.example.com\n" +
           "Subject: hi\nFrom: a@example.org\n\nline one\nline two\n",
       );
       assertEquals((await Deno.stat(md)).mode! & 0o777, 0o700);
@@ -152,7 +153,7 @@ Deno.test("local delivery to Maildir", async (t) => {
         ),
       );
       assertEquals(
-        texts.map((x) => x.split("\n")[1]).sort(),
+        texts.map((x) => x.split("\n")[2]).sort(),
         ["Delivered-To: joe+lists@x", "Delivered-To: joe@x"],
       );
     });
@@ -214,7 +215,8 @@ Deno.test("local delivery to Maildir", async (t) => {
         const text = await Deno.readTextFile(`${root}/q/mail/joe smith/new/${f}`);
         assertEquals(
           text,
-          'Return-Path: <"a b??X-Evil: yes"@example.org>\nDelivered-To: "Joe Smith"@x\n' +
+          'Return-Path: <"a b??X-Evil: yes"@example.org>\nX-Original-To: "Joe Smith"@x\n' +
+            'Delivered-To: "Joe Smith"@x\n' +
             "Subject: hi\nFrom: a@example.org\n\nline one\nline two\n",
         );
         assertStringIncludes(s.lines.join("\n"), 'to=<"Joe Smith"@x>, relay=local');
@@ -444,7 +446,8 @@ Deno.test("aliases through the local service", async (t) => {
         const [text] = await newFiles("a", "bob");
         assert(
           text.startsWith(
-            "Return-Path: <a@example.org>\nDelivered-To: alice@mx.example.com\nSubject: hi\n",
+            "Return-Path: <a@example.org>\nX-Original-To: alice@mx.example.com\n" +
+              "Delivered-To: alice@mx.example.com\nSubject: hi\n",
           ),
           text,
         );
@@ -528,7 +531,7 @@ Deno.test("aliases through the local service", async (t) => {
           index: 0,
           status: "deferred",
           dsn: "4.3.0",
-          reason: "temporary failure. Command output: busy",
+          reason: "temporary failure. Command output: busy ",
           relay: "local",
         }]);
         assertEquals(r.got, [], "no forwarded copy while the recipient is retried");

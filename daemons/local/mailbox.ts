@@ -81,7 +81,12 @@ export interface Writer {
   /** Writes one Maildir file; rethrows the file system error. */
   maildir(
     dir: string,
-    msg: { sender: string; recipient: string; content: MboxMessage["content"] },
+    msg: {
+      sender: string;
+      recipient: string;
+      originalRecipient?: string;
+      content: MboxMessage["content"];
+    },
     opts: { hostname: string; now: () => number },
     as: Identity | null,
   ): Promise<void>;
@@ -228,8 +233,7 @@ async function mbox(
       path,
       {
         sender: m.sender,
-        // X-Original-To: the queue file's original recipient; a DSN ORCPT is the client's claim.
-        originalRecipient: m.orcpt && !splitOrcpt(m.orcpt) ? m.orcpt : m.delivered,
+        originalRecipient: originalRecipient(m),
         delivered: m.delivered,
         content: env.content,
       },
@@ -260,7 +264,12 @@ async function maildir(
   try {
     await env.writer.maildir(
       dir,
-      { sender: m.sender, recipient: m.delivered, content: env.content },
+      {
+        sender: m.sender,
+        recipient: m.delivered,
+        originalRecipient: originalRecipient(m),
+        content: env.content,
+      },
       { hostname: env.config.str("myhostname"), now: env.now },
       as,
     );
@@ -268,6 +277,11 @@ async function maildir(
   } catch (e) {
     return { ...maildirFailure(e), reason: `maildir delivery failed: ${(e as Error).message}` };
   }
+}
+
+/** X-Original-To: the queue file's original recipient; a DSN ORCPT is the client's claim. */
+function originalRecipient(m: MailboxDelivery & { orcpt?: string }): string {
+  return m.orcpt && !splitOrcpt(m.orcpt) ? m.orcpt : m.delivered;
 }
 
 /** File system errors about the name itself: the mailbox can never exist under it. */

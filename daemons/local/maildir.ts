@@ -3,7 +3,8 @@
  * unique Maildir file names, and the durable write of one message into
  * `DIR/tmp/` then `DIR/new/` (https://cr.yp.to/proto/maildir.html).
  *
- * The written file starts with `Return-Path:` and `Delivered-To:` lines
+ * The written file starts with `Return-Path:`, `X-Original-To:` (when
+ * given) and `Delivered-To:` lines
  * (addresses quoted as Postfix's quote_822_local() does, control
  * characters masked so no address can add a header line), then the
  * message with LF line ends, the way Postfix's local(8) writes a Maildir
@@ -65,6 +66,8 @@ export interface MaildirMessage {
   sender: string;
   /** The recipient address for Delivered-To. */
   recipient: string;
+  /** X-Original-To, when there is an original recipient (as Postfix's maildir.c writes it). */
+  originalRecipient?: string;
   /** The message in canonical CRLF form, streamed. */
   content: () => AsyncIterable<Uint8Array>;
 }
@@ -102,6 +105,9 @@ export async function writeMaildir(
       file,
       encoder.encode(
         `Return-Path: <${headerAddress(msg.sender)}>\n` +
+          (msg.originalRecipient
+            ? `X-Original-To: ${headerAddress(msg.originalRecipient)}\n`
+            : "") +
           `Delivered-To: ${headerAddress(msg.recipient)}\n`,
       ),
     );

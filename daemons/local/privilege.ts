@@ -76,6 +76,7 @@ export function recipientWriter(rt: WriterRuntime): Writer {
         dir,
         sender: msg.sender,
         recipient: msg.recipient,
+        originalRecipient: msg.originalRecipient,
         hostname: opts.hostname,
         now: opts.now(),
       };

@@ -212,7 +212,12 @@ export async function deliverToFile(
     try {
       await env.writer.maildir(
         d.path.replace(/\/+$/, ""),
-        { sender: d.sender, recipient: d.delivered, content: env.content },
+        {
+          sender: d.sender,
+          recipient: d.delivered,
+          originalRecipient: originalOf(d),
+          content: env.content,
+        },
         { hostname: c.str("myhostname"), now: env.now },
         rights.as,
       );

@@ -11,8 +11,8 @@
  * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
  *   mail the admin expects to receive would be refused.
  * - The chroot column is not used (each daemon has its own Deno sandbox
- *   instead) and unprivileged=n does not run a daemon as root: both are
- *   named, not dropped silently.
+ *   instead) and unprivileged=n runs no daemon as root but local
+ *   (lib/permissions/local.ts): both are named, not dropped silently.
  * - A delivery agent Postwarden lacks (lmtp, virtual, pipe) is skipped,
  *   unless a transport setting routes mail to it: then it is an error,
  *   since that mail could not be delivered.
@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { runsAsRoot } from "../permissions/local.ts";
 import { type Config, type MasterService, overrideProblems } from "../config/mod.ts";
 import { proxiedTables } from "../permissions/tables.ts";
 
@@ -209,8 +210,11 @@ export function planServices(
   }
   for (const s of plan.run.filter((s) => !s.unprivileged)) {
     plan.skipped.push(
-      `master.cf: service ${s.name} (${s.command}): unprivileged=n: runs as mail_owner ` +
-        "like every daemon (delivery as the recipient's own user is not supported yet)",
+      runsAsRoot(s, true)
+        ? `master.cf: service ${s.name} (${s.command}): unprivileged=n: started as root, ` +
+          "it runs as root and writes and runs commands as each recipient (docs/security.md)"
+        : `master.cf: service ${s.name} (${s.command}): unprivileged=n: runs as mail_owner ` +
+          "like every daemon (delivery as the recipient's own user is not supported yet)",
     );
   }
   plan.errors.push(...limitsWithoutAnvil(plan.run, param));
