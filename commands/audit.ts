@@ -28,6 +28,7 @@ import {
   servicesTableGrants,
 } from "../lib/permissions/mod.ts";
 import { contentFilterNexthops } from "../lib/permissions/filter.ts";
+import { runsAsRoot } from "../lib/permissions/local.ts";
 import { paramLookup, planServices } from "../lib/service/catalog.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
@@ -177,17 +178,20 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       probes.push(["keep data in the Cache API", { kind: "cache-api" }]);
       probes.push(["open Deno KV without a path", { kind: "kv-default" }]);
 
+      // As master spawns it: local with unprivileged = n stays root (lib/permissions/local.ts).
+      const asRoot = runsAsRoot(svc, !!o.prepared.owner);
       const cmd = daemonCommand(svc, {
         queueDir: q,
         nameservers: ns,
         services: plan.run,
         param,
         tables: tables.grants.get(svc.name),
+        root: asRoot ? { deno: o.prepared.runtime.deno } : undefined,
         runtime: o.prepared.runtime,
         script: "commands/audit_probe.ts",
         daemonArgs: [JSON.stringify(probes.map((p) => p[1]))],
       });
-      const owner = o.prepared.owner;
+      const owner = asRoot ? null : o.prepared.owner;
       const out = await new Deno.Command(cmd.program, {
         args: cmd.args,
         cwd: q,
@@ -198,7 +202,8 @@ export async function runAudit(o: AuditOptions): Promise<number> {
         stderr: "piped",
         ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
       }).output();
-      console.log(`${svc.name}/${svc.type} (${svc.command})${owner ? ` as ${owner.name}` : ""}`);
+      const who = owner ? ` as ${owner.name}` : asRoot ? " as root" : "";
+      console.log(`${svc.name}/${svc.type} (${svc.command})${who}`);
       console.log(
         `  flags: ${
           cmd.args.slice(1, cmd.args.indexOf(`${o.prepared.runtime.code}/commands/audit_probe.ts`))
