@@ -42,6 +42,7 @@ export type WriterJob =
     originalRecipient?: string;
     hostname: string;
     now: number;
+    sizeLimit?: number;
   }
   /** Read the first .forward of `paths` for `uid` (user_files.ts). */
   | { kind: "forward"; paths: string[]; uid: number }
@@ -125,7 +126,7 @@ export async function runJob(input: ReadableStream<Uint8Array>): Promise<WriterR
         recipient: job.recipient,
         originalRecipient: job.originalRecipient,
         content,
-      }, { hostname: job.hostname, now: () => job.now });
+      }, { hostname: job.hostname, now: () => job.now, sizeLimit: job.sizeLimit });
     } else if (job.kind === "forward") {
       const r = await readForward(job.paths, job.uid);
       warnings.push(...r.warnings);

@@ -87,7 +87,7 @@ export interface Writer {
       originalRecipient?: string;
       content: MboxMessage["content"];
     },
-    opts: { hostname: string; now: () => number },
+    opts: { hostname: string; now: () => number; sizeLimit?: number },
     as: Identity | null,
   ): Promise<void>;
   /** Reads the first .forward of `paths` for the user `uid` (user_files.ts). */
@@ -136,6 +136,13 @@ export async function deliverToMailbox(
   } catch (e) {
     if (!(e instanceof UnknownUserError)) throw e;
     return { status: "bounced", dsn: "5.1.1", reason: e.message };
+  }
+  const sizeLimit = c.size("mailbox_size_limit");
+  if (sizeLimit > 0 && sizeLimit < c.size("message_size_limit")) {
+    const reason = "main.cf configuration error: mailbox_size_limit is smaller than " +
+      "message_size_limit";
+    env.warn(reason);
+    return { status: "deferred", dsn: "4.3.0", reason };
   }
   const home = c.str("home_mailbox");
   const spool = c.str("mail_spool_directory");
@@ -209,12 +216,6 @@ async function mbox(
 ): Promise<MailboxResult> {
   const c = env.config;
   const sizeLimit = c.size("mailbox_size_limit");
-  if (sizeLimit > 0 && sizeLimit < c.size("message_size_limit")) {
-    const reason = "main.cf configuration error: mailbox_size_limit is smaller than " +
-      "message_size_limit";
-    env.warn(reason);
-    return { status: "deferred", dsn: "4.3.0", reason };
-  }
   try {
     const opts: MboxOptions = {
       locks: parseMailboxLocks(c.str("mailbox_delivery_lock")),
@@ -270,7 +271,11 @@ async function maildir(
         originalRecipient: originalRecipient(m),
         content: env.content,
       },
-      { hostname: env.config.str("myhostname"), now: env.now },
+      {
+        hostname: env.config.str("myhostname"),
+        now: env.now,
+        sizeLimit: env.config.size("mailbox_size_limit"),
+      },
       as,
     );
     return { status: "sent", dsn: "2.0.0", reason: "delivered to maildir" };

@@ -110,6 +110,33 @@ Deno.test("local mailbox delivery", async (t) => {
       assertEquals([b.st[0].status, b.st[0].reason], ["sent", "delivered to maildir"]);
       assertEquals([...Deno.readDirSync(`${home}/Maildir/new`)].length, 1);
     });
+    await t.step(
+      "mailbox_size_limit: an mbox and a Maildir file over it bounce 5.2.2",
+      async () => {
+        const limits = "mailbox_size_limit = 100\nmessage_size_limit = 100\n";
+        const spool = `${root}/z1/mail`;
+        await Deno.mkdir(spool, { recursive: true });
+        const a = await run(
+          `${root}/z1`,
+          `mail_spool_directory = ${spool}\n${LOCKS}${limits}alias_maps =\nlocal_recipient_maps =`,
+          ["joe@mx.example.com"],
+        );
+        assertEquals([a.st[0].status, a.st[0].dsn, a.st[0].reason], [
+          "bounced",
+          "5.2.2",
+          `cannot update mailbox ${spool}/joe for user joe. error writing message: File too large`,
+        ]);
+        assertEquals((await Deno.stat(`${spool}/joe`)).size, 0, "truncated back");
+        const b = await run(
+          `${root}/z2`,
+          `mail_spool_directory = ${root}/z2/mail/\n${limits}alias_maps =\nlocal_recipient_maps =`,
+          ["joe@mx.example.com"],
+        );
+        assertEquals([b.st[0].status, b.st[0].dsn], ["bounced", "5.2.2"]);
+        assertEquals([...Deno.readDirSync(`${root}/z2/mail/joe/new`)], []);
+        assertEquals([...Deno.readDirSync(`${root}/z2/mail/joe/tmp`)], [], "tmp/ file removed");
+      },
+    );
     await t.step("an unknown user bounces 5.1.1; luser_relay takes it instead", async () => {
       const cf = `home_mailbox = Mailbox\n${LOCKS}alias_maps =\nlocal_recipient_maps =\n` +
         `recipient_delimiter = +\n`;

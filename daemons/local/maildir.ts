@@ -11,7 +11,9 @@
  * file. The file is fsynced before it is renamed into `new/`, and
  * `new/` is fsynced after, so a message reported delivered survives a crash.
  *
- * Does not do mbox files, quotas or Maildir++ folders.
+ * A file over `sizeLimit` (mailbox_size_limit) fails with EFBIG, as the
+ * file size limit Postfix's local sets makes it fail. Does not do mbox
+ * files (lib/mailbox/mbox.ts), quotas or Maildir++ folders.
  */
 import { headerAddress } from "../../lib/address/mod.ts";
 import { CrlfToLf } from "../../lib/smtp/client_codec.ts";
@@ -80,7 +82,7 @@ export interface MaildirMessage {
 export async function writeMaildir(
   dir: string,
   msg: MaildirMessage,
-  opts: { hostname: string; now?: () => number },
+  opts: { hostname: string; now?: () => number; sizeLimit?: number },
 ): Promise<string> {
   await ensureMaildir(dir);
   const now = opts.now ?? Date.now;
@@ -101,8 +103,18 @@ export async function writeMaildir(
   const tmp = `${dir}/tmp/${name}`;
   const dest = `${dir}/new/${name}`;
   try {
-    await writeAll(
-      file,
+    const lf = new CrlfToLf();
+    // mailbox_size_limit caps each Maildir file, as Postfix's file size rlimit does (EFBIG).
+    const limit = opts.sizeLimit ?? 0;
+    let size = 0;
+    const put = async (buf: Uint8Array) => {
+      size += buf.length;
+      if (limit > 0 && size > limit) {
+        throw Object.assign(new Error("File too large"), { code: "EFBIG" });
+      }
+      await writeAll(file!, buf);
+    };
+    await put(
       encoder.encode(
         `Return-Path: <${headerAddress(msg.sender)}>\n` +
           (msg.originalRecipient
@@ -111,9 +123,8 @@ export async function writeMaildir(
           `Delivered-To: ${headerAddress(msg.recipient)}\n`,
       ),
     );
-    const lf = new CrlfToLf();
-    for await (const chunk of msg.content()) await writeAll(file, lf.push(chunk));
-    await writeAll(file, lf.end());
+    for await (const chunk of msg.content()) await put(lf.push(chunk));
+    await put(lf.end());
     await file.sync();
     file.close();
     file = null;

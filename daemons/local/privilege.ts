@@ -79,6 +79,7 @@ export function recipientWriter(rt: WriterRuntime): Writer {
         originalRecipient: msg.originalRecipient,
         hostname: opts.hostname,
         now: opts.now(),
+        sizeLimit: opts.sizeLimit,
       };
       const reply = await runWriter(rt, { kind: "maildir", dir }, job, as, msg.content);
       if (!reply.ok) {
@@ -89,7 +90,7 @@ export function recipientWriter(rt: WriterRuntime): Writer {
       if (as === null) return await inProcessWriter.readForward(paths, uid, null);
       if (paths.length === 0) return { found: false, warnings: [] };
       const job: WriterJob = { kind: "forward", paths, uid };
-      const reply = await runWriter(rt, { kind: "read", paths }, job, as, noContent);
+      const reply = await runWriter(rt, { kind: "read", paths }, job, as, noContent, READ_TIMEOUT);
       if (!reply.ok) throw new Error(reply.message);
       return reply.read
         ? {
@@ -103,7 +104,14 @@ export function recipientWriter(rt: WriterRuntime): Writer {
     readInclude: async (path, as) => {
       if (as === null) return await inProcessWriter.readInclude(path, null);
       const job: WriterJob = { kind: "include", path };
-      const reply = await runWriter(rt, { kind: "read", paths: [path] }, job, as, noContent);
+      const reply = await runWriter(
+        rt,
+        { kind: "read", paths: [path] },
+        job,
+        as,
+        noContent,
+        READ_TIMEOUT,
+      );
       if (!reply.ok) throw new IncludeError(reply.message);
       return { content: reply.read?.content ?? "", uid: reply.read?.uid ?? -1 };
     },
@@ -111,6 +119,9 @@ export function recipientWriter(rt: WriterRuntime): Writer {
 }
 
 async function* noContent(): AsyncIterable<Uint8Array> {}
+
+/** A read of a .forward or :include: file (a FIFO swapped in would block it). */
+const READ_TIMEOUT = 30_000;
 
 const encoder = new TextEncoder();
 
@@ -120,6 +131,7 @@ async function runWriter(
   job: WriterJob,
   as: Identity,
   content: () => AsyncIterable<Uint8Array>,
+  timeoutMs = rt.timeoutMs ?? 600_000,
 ): Promise<WriterReply> {
   let flags: string[];
   try {
@@ -144,7 +156,7 @@ async function runWriter(
     } catch {
       // already gone
     }
-  }, rt.timeoutMs ?? 600_000);
+  }, timeoutMs);
   const feed = (async () => {
     const w = child.stdin.getWriter();
     try {
