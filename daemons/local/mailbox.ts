@@ -36,8 +36,8 @@
  * maildir"; an mbox failure "cannot update mailbox PATH for user USER.
  * REASON" (4.x.x deferred, 5.x.x bounced); a Maildir failure "maildir
  * delivery failed: ..." with the DSN of its errno; mailbox_size_limit
- * smaller than message_size_limit defers everything (Postfix's local will
- * not start with it); a passwd file that cannot be read defers 4.0.0 "user
+ * smaller than message_size_limit (or message_size_limit = 0 with a
+ * mailbox limit) defers everything (Postfix's local will not start so); a passwd file that cannot be read defers 4.0.0 "user
  * lookup error".
  *
  * Parameters: home_mailbox, mail_spool_directory, mailbox_delivery_lock,
@@ -138,7 +138,9 @@ export async function deliverToMailbox(
     return { status: "bounced", dsn: "5.1.1", reason: e.message };
   }
   const sizeLimit = c.size("mailbox_size_limit");
-  if (sizeLimit > 0 && sizeLimit < c.size("message_size_limit")) {
+  const messageLimit = c.size("message_size_limit");
+  // Postfix's local will not start with this (0 is no message limit at all).
+  if (sizeLimit > 0 && (sizeLimit < messageLimit || messageLimit === 0)) {
     const reason = "main.cf configuration error: mailbox_size_limit is smaller than " +
       "message_size_limit";
     env.warn(reason);
