@@ -37,8 +37,8 @@
  * REASON" (4.x.x deferred, 5.x.x bounced); a Maildir failure "maildir
  * delivery failed: ..." with the DSN of its errno; mailbox_size_limit
  * smaller than message_size_limit (or message_size_limit = 0 with a
- * mailbox limit) defers everything (Postfix's local will not start so); a passwd file that cannot be read defers 4.0.0 "user
- * lookup error".
+ * mailbox limit) defers everything (Postfix's local will not start so);
+ * a passwd file that cannot be read defers 4.0.0 "user lookup error".
  *
  * Parameters: home_mailbox, mail_spool_directory, mailbox_delivery_lock,
  * mailbox_size_limit, message_size_limit, deliver_lock_attempts,
