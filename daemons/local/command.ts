@@ -145,20 +145,39 @@ export async function deliverCommand(job: CommandJob): Promise<CommandOutcome> {
       reason: `Command failed: ${(e as Error).message}: ${quoted}`,
     };
   }
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
+  // One deadline for everything: writing, reading its output, its exit. A
+  // child the shell left behind can hold the pipes open after the shell is
+  // gone; at the deadline they are let go (Postfix kills the process group).
+  const stdout = new Collector(child.stdout);
+  const stderr = new Collector(child.stderr);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"timeout">((r) => {
+    timer = setTimeout(() => r("timeout"), job.timeLimitMs);
+  });
+  const stop = new AbortController();
+  const work = (async () => {
+    const writeError = await feed(child.stdin, job, stop.signal);
+    await Promise.all([stdout.done, stderr.done]);
+    return { writeError, status: await child.status };
+  })();
+  const first = await Promise.race([work, deadline]);
+  clearTimeout(timer);
+  const timedOut = first === "timeout";
+  if (timedOut) {
     try {
       child.kill("SIGKILL");
     } catch {
       // already gone
     }
-  }, job.timeLimitMs);
-  const output = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  const writeError = await feed(child.stdin, job);
-  const [out, err] = await output;
-  const status = await child.status;
-  clearTimeout(timer);
+    stop.abort();
+    await Promise.all([stdout.cancel(), stderr.cancel()]);
+  }
+  const { writeError, status } = timedOut
+    ? { writeError: "", status: await child.status }
+    : first as Awaited<typeof work>;
+  work.catch(() => {}); // settles after the cancels; nothing to report any more
+  const out = stdout.bytes();
+  const err = stderr.bytes();
   const text = printable(concat([out, err]).subarray(0, OUTPUT_LIMIT));
   const tail = text ? `. Command output: ${text}` : "";
   if (timedOut) {
@@ -219,8 +238,13 @@ export function commandHeaders(
  * the message failed or writing failed other than by the command closing
  * its input (EPIPE), else "".
  */
-async function feed(stdin: WritableStream<Uint8Array>, job: CommandJob): Promise<string> {
+async function feed(
+  stdin: WritableStream<Uint8Array>,
+  job: CommandJob,
+  signal: AbortSignal,
+): Promise<string> {
   const w = stdin.getWriter();
+  signal.addEventListener("abort", () => w.abort().catch(() => {}), { once: true });
   const lf = new CrlfToLf();
   try {
     await w.write(new TextEncoder().encode(commandHeaders(job, (job.now ?? (() => new Date()))())));
@@ -254,17 +278,45 @@ function isBrokenPipe(e: unknown): boolean {
     /broken pipe/i.test((e as Error)?.message ?? "");
 }
 
-async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const chunk of stream) {
-    // Keep reading (a command blocked on a full pipe would never end), keep only the start.
-    if (n < OUTPUT_LIMIT) {
-      parts.push(chunk.subarray(0, OUTPUT_LIMIT - n));
-      n += Math.min(chunk.length, OUTPUT_LIMIT - n);
+/** Reads a stream to its end, keeping the first {@link OUTPUT_LIMIT} bytes; can be let go. */
+class Collector {
+  #parts: Uint8Array[] = [];
+  #n = 0;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** Settles at the end of the stream (or when cancelled). */
+  readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+    this.done = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (true) {
+        const r = await this.#reader.read();
+        if (r.done) return;
+        // Keep reading (a command blocked on a full pipe would never end), keep only the start.
+        if (this.#n < OUTPUT_LIMIT) {
+          const part = r.value.subarray(0, OUTPUT_LIMIT - this.#n);
+          this.#parts.push(part);
+          this.#n += part.length;
+        }
+      }
+    } catch {
+      // cancelled
     }
   }
-  return concat(parts);
+
+  /** Stops reading. */
+  async cancel(): Promise<void> {
+    await this.#reader.cancel().catch(() => {});
+    await this.done;
+  }
+
+  bytes(): Uint8Array {
+    return concat(this.#parts);
+  }
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
