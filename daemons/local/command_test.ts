@@ -253,6 +253,21 @@ Deno.test("commands and files through the local service", async (t) => {
       assertMatch(text, /^From a@example\.org {2}/);
       assert(text.includes("Delivered-To: joe+box@mx.example.com\n"));
     });
+    await t.step("command_execution_directory: expanded, filtered; a bad one defers", async () => {
+      await Deno.mkdir(`${home}/work+box`, { recursive: true });
+      const cf = base + "alias_maps =\nmailbox_command = pwd > ../cwd.txt\n" +
+        "command_execution_directory = $home/work${recipient_delimiter}${extension}\n";
+      const r = await run(`${root}/w`, cf, ["joe+box@mx.example.com"], passwd);
+      assertEquals(r.st[0].status, "sent", JSON.stringify(r.st));
+      assertEquals((await Deno.readTextFile(`${home}/cwd.txt`)).trim(), `${home}/work+box`);
+      const bad = await run(
+        `${root}/w2`,
+        base + "alias_maps =\nmailbox_command = true\ncommand_execution_directory = ${home\n",
+        ["joe@mx.example.com"],
+        passwd,
+      );
+      assertEquals([bad.st[0].status, bad.st[0].dsn], ["deferred", "4.3.5"]);
+    });
     await t.step("an alias file gets mbox format; /dev/null takes it without a write", async () => {
       const cf = base + `alias_maps = inline:{{log=${root}/log.mbox, /dev/null}}\n`;
       const r = await run(`${root}/f`, cf, ["log@mx.example.com"]);
