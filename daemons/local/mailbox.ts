@@ -30,7 +30,9 @@
  * directory); spool mailboxes do not, so names that are not accounts of
  * this machine get spool mailboxes, as Postwarden always did, and
  * strict_mailbox_ownership is not applied (every file is the instance
- * user's).
+ * user's). A mailbox this user may not write is deferred (4.2.0, with a
+ * warning that local does not run as root), not bounced as Postfix's
+ * root local would: the recipient is not at fault.
  *
  * Outcomes as Postfix logs them: "delivered to mailbox" / "delivered to
  * maildir"; an mbox failure "cannot update mailbox PATH for user USER.
@@ -250,11 +252,17 @@ async function mbox(
       env.warn(e.message);
       return { status: "deferred", dsn: e.dsn, reason: e.message };
     }
-    return {
-      status: e.dsn.startsWith("4") ? "deferred" : "bounced",
-      dsn: e.dsn,
-      reason: `cannot update mailbox ${path} for user ${user}. ${e.message}`,
-    };
+    const reason = `cannot update mailbox ${path} for user ${user}. ${e.message}`;
+    const code = errnoOf(e);
+    if (!env.root && (code === "EACCES" || code === "EPERM")) {
+      // Not the recipient's doing: this local lacks the rights Postfix's local has.
+      env.warn(
+        `${reason}: local does not run as root (master.cf unprivileged = n), so it cannot ` +
+          "write mailboxes as their users",
+      );
+      return { status: "deferred", dsn: "4.2.0", reason };
+    }
+    return { status: e.dsn.startsWith("4") ? "deferred" : "bounced", dsn: e.dsn, reason };
   }
 }
 

@@ -7,12 +7,15 @@
  * luser_relay (expand.ts). Runs as any user: writes are this process's.
  */
 import type { DeliveryRecipient, DeliveryRequest } from "../../lib/deliver/mod.ts";
+import { makeConfig } from "../../lib/config/mod.ts";
+import { MailboxError } from "../../lib/mailbox/mbox.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import { fakeService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import { localExpand, recipientAttributes } from "./expand.ts";
 import { deliverLocal } from "./local.ts";
+import { deliverToMailbox, inProcessWriter, type MailboxEnv } from "./mailbox.ts";
 
 const MESSAGE = "Subject: hi\r\nFrom: a@example.org\r\n\r\nFrom me\r\nline two\r\n";
 const LOCKS = "mailbox_delivery_lock = flock, dotlock\n";
@@ -98,6 +101,35 @@ Deno.test("local mailbox delivery", async (t) => {
         `cannot update mailbox ${spool}/joe for user joe. file is a symbolic link`,
       );
       assertEquals(await Deno.readTextFile(`${root}/s2/target`), "");
+    });
+    await t.step("not root, a mailbox it may not write defers 4.2.0 with a warning", async () => {
+      const warnings: string[] = [];
+      const denied = () => {
+        throw new MailboxError("cannot open file: Permission denied", "5.2.0", {
+          cause: Object.assign(new Error("Permission denied"), { code: "EACCES" }),
+        });
+      };
+      const env = (root: boolean): MailboxEnv => ({
+        config: makeConfig("/etc/x", `mail_spool_directory = /nowhere\n${LOCKS}`),
+        passwd,
+        root,
+        writer: { ...inProcessWriter, mbox: denied },
+        content: () => (async function* () {})(),
+        now: Date.now,
+        warn: (w) => warnings.push(w),
+      });
+      const m = { user: "joe", address: "joe@x", sender: "a@x", delivered: "joe@x" };
+      const r = await deliverToMailbox(env(false), m);
+      assertEquals(r, {
+        status: "deferred",
+        dsn: "4.2.0",
+        reason:
+          "cannot update mailbox /nowhere/joe for user joe. cannot open file: Permission denied",
+      });
+      assert(warnings.some((w) => w.includes("local does not run as root")), warnings.join("\n"));
+      // As root (writing as the user), it is the recipient's mailbox that refuses: Postfix bounces.
+      const asRoot = await deliverToMailbox(env(true), m);
+      assertEquals(asRoot !== "unknown" && [asRoot.status, asRoot.dsn], ["bounced", "5.2.0"]);
     });
     await t.step("home_mailbox: mbox file and Maildir under the passwd home", async () => {
       const cf = (hm: string) =>
