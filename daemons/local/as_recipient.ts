@@ -155,4 +155,6 @@ export async function runJob(input: ReadableStream<Uint8Array>): Promise<WriterR
 if (import.meta.main) {
   const reply = await runJob(Deno.stdin.readable);
   await Deno.stdout.write(new TextEncoder().encode(JSON.stringify(reply) + "\n"));
+  // An open that never returned (a FIFO swapped in) must not keep the process alive.
+  Deno.exit(0);
 }
