@@ -41,7 +41,8 @@ export interface LocalGrantContext {
  * mailbox_command or .forward files); the
  * shell (local_command_shell's program, else /bin/sh) and the
  * export_environment variables when commands can be reached
- * (allow_mail_to_commands lists a class, or mailbox_command is set); as
+ * (allow_mail_to_commands lists a class, or mailbox_command is set) and
+ * local would run them (as root, or in an instance not started as root); as
  * root, running its Deno executable (the recipient writer); not as root,
  * the instance user's own ~/.forward (other forward_path entries are not
  * granted) and, with home_mailbox, the one mailbox under that user's
@@ -50,8 +51,14 @@ export interface LocalGrantContext {
 export function addLocalGrants(g: Grants, ctx: LocalGrantContext): void {
   g.sys.push("uid");
   const list = (name: string) => (ctx.param(name) ?? "").split(/[\s,]+/).filter(Boolean);
-  // Commands: aliases and .forward files may name them, or mailbox_command is one.
-  if (list("allow_mail_to_commands").length || (ctx.param("mailbox_command") ?? "").trim()) {
+  // Commands: aliases and .forward files may name them, or mailbox_command is one. A
+  // local that a root master leaves as mail_owner refuses to run them (special.ts), so
+  // it gets no shell; an instance one user runs runs them as that user.
+  const runsCommands = ctx.root !== undefined || (ctx.uid ?? Deno.uid()) !== 0;
+  if (
+    runsCommands &&
+    (list("allow_mail_to_commands").length || (ctx.param("mailbox_command") ?? "").trim())
+  ) {
     g.run.push(list("local_command_shell")[0] ?? "/bin/sh");
     for (const v of list("export_environment")) if (!v.includes("=")) g.env.push(v);
   }

@@ -21,9 +21,27 @@ Deno.test("local grants", async (t) => {
     assertEquals(g.read, ["/etc/passwd"]);
     assertEquals(g.sys, ["uid"]);
   });
+  await t.step("commands: the shell as root or for a one-user instance, not for mail_owner", () => {
+    const p = params({ allow_mail_to_commands: "alias, forward", export_environment: "TZ LANG=C" });
+    const root = none() as ReturnType<typeof none> & { run: string[]; env: string[] };
+    addLocalGrants(root, { param: p, root: { deno: "/opt/deno" } });
+    assertEquals([root.run, root.env], [["/bin/sh", "/opt/deno"], ["TZ"]]);
+    const mailOwner = none() as ReturnType<typeof none> & { run: string[] };
+    addLocalGrants(mailOwner, { param: p, uid: 0 });
+    assertEquals(mailOwner.run, [], "master is root, local is mail_owner: no shell");
+    const user = none() as ReturnType<typeof none> & { run: string[] };
+    addLocalGrants(user, {
+      param: params({
+        ...{ allow_mail_to_commands: "alias" },
+        local_command_shell: "/usr/bin/bash -c",
+      }),
+      uid: 1000,
+    });
+    assertEquals(user.run, ["/usr/bin/bash"]);
+  });
   await t.step("not root, no home_mailbox: no passwd, runs nothing", () => {
     const g = none() as ReturnType<typeof none> & { read: string[]; run: string[] };
-    addLocalGrants(g, { param: params({}) });
+    addLocalGrants(g, { param: params({}), uid: 1000 });
     assertEquals([g.read, g.run], [[], []]);
   });
   await t.step("not root with home_mailbox: the instance user's own mailbox only", async () => {
