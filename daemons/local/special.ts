@@ -77,6 +77,11 @@ export function rightsFor(env: SpecialEnv, account: string | null): Rights | Res
   if (!env.root) {
     const uid = env.uid ?? Deno.uid() ?? -1;
     const me = env.passwd.byUid(uid);
+    if (env.passwd.error) {
+      // Without the accounts, whether this is the mail owner is unknown: fail closed.
+      env.warn(`error looking up passwd info for uid ${uid}: ${env.passwd.error.message}`);
+      return { status: "deferred", dsn: "4.0.0", reason: "user lookup error" };
+    }
     if (me && me.name === c.str("mail_owner")) {
       const reason = "delivery to commands and files as the mail owner is not supported: " +
         "run local as root (master.cf unprivileged = n)";

@@ -37,8 +37,8 @@ export interface LocalGrantContext {
 
 /**
  * Adds local's own needs to `g`: `uid` (whether it runs as root);
- * /etc/passwd when it looks users up (as root, or for home_mailbox,
- * mailbox_command or .forward files); the
+ * /etc/passwd (accounts: mailboxes, .forward files, whose rights
+ * commands and files get); the
  * shell (local_command_shell's program, else /bin/sh) and the
  * export_environment variables when commands can be reached
  * (allow_mail_to_commands lists a class, or mailbox_command is set) and
@@ -64,8 +64,8 @@ export function addLocalGrants(g: Grants, ctx: LocalGrantContext): void {
   }
   const home = (ctx.param("home_mailbox") ?? "").trim();
   const forward = list("forward_path");
-  const command = (ctx.param("mailbox_command") ?? "").trim();
-  if (ctx.root || home !== "" || forward.length || command !== "") g.read.push("/etc/passwd");
+  // Accounts: mailboxes, .forward files, and whose rights commands and files get.
+  g.read.push("/etc/passwd");
   if (ctx.root) {
     g.run.push(ctx.root.deno);
     return;

@@ -39,10 +39,10 @@ Deno.test("local grants", async (t) => {
     });
     assertEquals(user.run, ["/usr/bin/bash"]);
   });
-  await t.step("not root, no home_mailbox: no passwd, runs nothing", () => {
+  await t.step("not root, nothing configured: only /etc/passwd, runs nothing", () => {
     const g = none() as ReturnType<typeof none> & { read: string[]; run: string[] };
     addLocalGrants(g, { param: params({}), uid: 1000 });
-    assertEquals([g.read, g.run], [[], []]);
+    assertEquals([g.read, g.run], [["/etc/passwd"], []]);
   });
   await t.step("not root with home_mailbox: the instance user's own mailbox only", async () => {
     const dir = await Deno.makeTempDir();
