@@ -225,10 +225,30 @@ Deno.test("local writes as the recipient when it runs as root", async (t) => {
           account: "daemon",
         });
         await Deno.chown(inc, 0, 0);
+        await Deno.chmod(inc, 0o600);
+        // Root's file, named by a (root-owned) alias: read as root; what it names gets default_privs.
         assertEquals(await includeFor(special(""), inc, null), {
           content: "a@remote\n",
           account: null,
         });
+        // Named in nobody's .forward, it is read with nobody's rights: refused.
+        const denied = await includeFor(special(""), inc, "nobody");
+        assertEquals(denied, {
+          status: "bounced",
+          dsn: "5.3.5",
+          reason: "mail system configuration error",
+        });
+        assert(
+          warnings.some((w) => w.startsWith(`cannot open include file ${inc}`)),
+          warnings.join("\n"),
+        );
+        // Root's own .forward is read too (by a writer process running as root).
+        await Deno.writeTextFile(`${dir}/passwd`, `root:x:0:0::${home}:/bin/sh\n`);
+        await Deno.writeTextFile(`${home}/.forward`, "a@remote\n");
+        await Deno.chown(`${home}/.forward`, 0, 0);
+        const rootFwd = await forwardFor(special(""), "root@here", "root");
+        assert(rootFwd && !("status" in rootFwd), JSON.stringify(rootFwd));
+        assertEquals(rootFwd.content, "a@remote\n");
       },
     );
   } finally {

@@ -305,7 +305,8 @@ export async function forwardFor(
       env.warn(`bad parameter value syntax for forward_path: ${item}`);
     }
   }
-  const as = env.root && account.uid !== 0 ? { uid: account.uid, gid: account.gid } : null;
+  // As root, even root's own .forward is read by a writer process: local's sandbox holds no home.
+  const as = env.root ? { uid: account.uid, gid: account.gid } : null;
   let r;
   try {
     r = await env.writer.readForward(paths, account.uid, as);
@@ -357,11 +358,17 @@ export async function includeFor(
     env.warn(`:include:${path} uses a relative path`);
     return config;
   }
+  // Read with the current rights; with none yet (a root-owned alias), as root, as Postfix does,
+  // through a writer process all the same: local's own sandbox does not reach the file.
   let as: Identity | null = null;
-  if (env.root && account !== null) {
-    const r = rightsFor(env, account);
-    if ("status" in r) return r;
-    as = r.as;
+  if (env.root) {
+    if (account === null) {
+      as = { uid: 0, gid: 0 };
+    } else {
+      const r = rightsFor(env, account);
+      if ("status" in r) return r;
+      as = r.as;
+    }
   }
   let found: { content: string; uid: number };
   try {
