@@ -216,32 +216,35 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       probes.push(["keep data in the Cache API", { kind: "cache-api" }]);
       probes.push(["open Deno KV without a path", { kind: "kv-default" }]);
 
+      // As master spawns it: local, pipe and virtual with unprivileged = n stay root.
+      const owner = o.prepared.owner;
+      const asRoot = owner !== null && runsAsRoot(svc);
       const cmd = daemonCommand(svc, {
         queueDir: q,
         nameservers: ns,
         services: plan.run,
         param,
         tables: tables.grants.get(svc.name),
+        root: asRoot ? { deno: o.prepared.runtime.deno } : undefined,
         runtime: o.prepared.runtime,
         script: "commands/audit_probe.ts",
         daemonArgs: [JSON.stringify(probes.map((p) => p[1]))],
       });
-      const owner = o.prepared.owner;
       const out = await new Deno.Command(cmd.program, {
         args: cmd.args,
         cwd: q,
         clearEnv: true,
         env: daemonEnv(
-          owner && runsAsRoot(svc)
+          asRoot
             ? { ...o.prepared.runtime, denoDir: rootDenoDir(o.prepared.runtime) }
             : o.prepared.runtime,
         ),
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
-        ...(owner && !runsAsRoot(svc) ? { uid: owner.uid, gid: owner.gid } : {}),
+        ...(owner && !asRoot ? { uid: owner.uid, gid: owner.gid } : {}),
       }).output();
-      const as = owner ? ` as ${runsAsRoot(svc) ? "root" : owner.name}` : "";
+      const as = owner ? ` as ${asRoot ? "root" : owner.name}` : "";
       console.log(`${svc.name}/${svc.type} (${svc.command})${as}`);
       console.log(
         `  flags: ${

@@ -28,28 +28,38 @@
  * - each destination: an address resolving to this local service is
  *   handled recursively; any other address is forwarded (once per
  *   recipient); `|command`, `/file`, `~/file` and `:include:` are checked
- *   against allow_mail_to_commands / allow_mail_to_files first (5.7.1 "mail
- *   to command is restricted" / "mail to file is restricted"; `~` in an
- *   alias bounces 5.3.5 as in Postfix, which has no home directory for an
- *   alias) and then DEFERRED 4.3.0 saying that Postwarden does not support
- *   them yet: never dropped, never delivered elsewhere;
- * - a name that is not an alias goes to its mailbox (once per recipient).
- *   When local_recipient_maps is set, a name it does not list bounces 5.1.1
- *   `unknown user: "name"`, except postmaster and mailer-daemon, which are
+ *   against allow_mail_to_commands / allow_mail_to_files for the class
+ *   they came from (alias, forward, include; 5.7.1 "mail to command is
+ *   restricted" / "mail to file is restricted"; `~` in an alias bounces
+ *   5.3.5 as in Postfix, which has no home directory for an alias), then
+ *   handed to the host (deliverCommand, deliverFile, includeFile) once
+ *   per destination and rights; a host without them defers the recipient
+ *   saying so;
+ * - :include: files (include.c): their destinations as an alias's, with
+ *   the file owner's rights when the alias's were default_privs, their
+ *   local addresses sent on as new mail; nesting deeper than 100 bounces
+ *   5.4.6;
+ * - a name that is not an alias: its .forward (dot_forward.c, through the
+ *   host's forwardFile) when it names anything, with the user's rights,
+ *   its local addresses sent on as new mail and the user herself to her
+ *   mailbox; else its mailbox (once per recipient). A user the host does
+ *   not know (no account), or that local_recipient_maps (when set) does
+ *   not list, goes to luser_relay when set, else bounces 5.1.1 `unknown
+ *   user: "name"`, except postmaster and mailer-daemon, which are
  *   discarded with a warning ("required alias not found"), as Postfix does.
  *
- * Not done: .forward files, luser_relay, fallback_transport, mailbox
- * transports and commands, delivery rights (aliases run as no user here
- * because nothing they name is executed), duplicate_filter_limit,
- * frozen_delivered_to = no. The caller supplies mailbox delivery and
- * decides where an address resolves, so this module does no I/O of its
- * own besides the table lookups.
+ * Not done: fallback_transport, mailbox transports, duplicate_filter_limit,
+ * frozen_delivered_to = no, the owner of an alias database (aliases always
+ * run as default_privs). The caller supplies mailbox, command and file
+ * delivery and file reading, and decides where an address resolves, so
+ * this module does no I/O of its own besides the table lookups.
  *
  * @module
  */
 import { formatPath, quoteAddress, splitAddress, splitExtension } from "../../lib/address/mod.ts";
 import { DictError, type Maps } from "../../lib/maps/mod.ts";
 import { classifyDestination, parseAliasValue } from "./token.ts";
+import { fileDestinations } from "./user_files.ts";
 
 /** Postfix's recursion limits (recipient.c and alias.c). */
 const MAX_LEVEL = 100;
@@ -100,6 +110,20 @@ export interface MailboxDelivery {
   sender: string;
   /** The Delivered-To address: the top-level recipient. */
   delivered: string;
+  /** The original recipient (X-Original-To), when there is one. */
+  orcpt?: string;
+}
+
+/** A command or file destination: for whom, and with whose rights. */
+export interface SpecialDelivery {
+  /** The address being delivered (the alias or .forward owner's address). */
+  address: string;
+  sender: string;
+  /** The Delivered-To address. */
+  delivered: string;
+  orcpt?: string;
+  /** Whose rights: an account name, or null for default_privs. */
+  account: string | null;
 }
 
 /** What expansion needs from the configuration and the host. */
@@ -130,8 +154,38 @@ export interface AliasEnv {
   isLocal: (address: string) => boolean | Promise<boolean>;
   /** Lowercased Delivered-To addresses of the message (forms as local.ts reads them). */
   isDeliveredTo: (address: string) => boolean;
-  /** Delivers to a mailbox; returns the outcome (status and reason). */
-  deliverMailbox: (m: MailboxDelivery) => Promise<Omit<Outcome, "address" | "orcpt">>;
+  /** Delivers to a mailbox; the outcome, or "unknown" when the user has no account. */
+  deliverMailbox: (m: MailboxDelivery) => Promise<Omit<Outcome, "address" | "orcpt"> | "unknown">;
+  /** Delivers to a command (absent: such destinations are deferred as not supported). */
+  deliverCommand?: (
+    c: SpecialDelivery & { command: string },
+  ) => Promise<Omit<Outcome, "address" | "orcpt">>;
+  /**
+   * The user's .forward file (null: none to use), or the outcome that
+   * stops it (absent: .forward files are not read).
+   */
+  forwardFile?: (
+    address: string,
+    user: string,
+  ) => Promise<
+    | { path: string; content: string; account: string; home: string }
+    | null
+    | Omit<Outcome, "address" | "orcpt">
+  >;
+  /** Reads an :include: file with `account`'s rights (absent: deferred as not supported). */
+  includeFile?: (
+    path: string,
+    account: string | null,
+  ) => Promise<{ content: string; account: string | null } | Omit<Outcome, "address" | "orcpt">>;
+  /** Appends to a file (absent: deferred as not supported). */
+  deliverFile?: (
+    f: SpecialDelivery & { path: string },
+  ) => Promise<Omit<Outcome, "address" | "orcpt">>;
+  /**
+   * luser_relay expanded for an unknown recipient (address, user), or
+   * undefined / "" when unset.
+   */
+  luserRelay?: (address: string, user: string) => string | undefined;
   /** Warnings for the log. */
   warn: (message: string) => void;
 }
@@ -163,6 +217,20 @@ interface State {
    */
   orcpt?: string;
   notify?: string[];
+  /**
+   * Whose rights commands and files run with: the account name (a
+   * .forward's user), or null for default_privs (aliases, as Postfix
+   * with a root-owned alias database).
+   */
+  account: string | null;
+  /**
+   * Set by a .forward (its user) or an :include: file (the recipient),
+   * Postfix's owner attribute without a new sender: local addresses are
+   * sent on as new mail rather than delivered here.
+   */
+  forwarder: string | null;
+  /** The home directory for `~/file` entries (a .forward's user), or null. */
+  home: string | null;
 }
 
 /** Per top-level recipient: the duplicate filter and what was found. */
@@ -201,6 +269,9 @@ export async function expandRecipient(
     unmatched: "",
     orcpt: rcpt.orcpt ?? rcpt.address,
     notify: rcpt.notify,
+    account: null,
+    forwarder: null,
+    home: null,
   });
   return run.out;
 }
@@ -266,7 +337,74 @@ async function deliverSwitch(run: Run, st: State): Promise<void> {
   // Mail for a list with an owner- alias is sent on as new mail, so that
   // each member has a queue file record of its own (and owner- gets the bounces).
   if (st.owner !== null && st.owner.toLowerCase() !== user) return deliverIndirect(run, st);
+  if (st.forwarder !== null && st.forwarder.toLowerCase() !== user) return deliverIndirect(run, st);
+  if (await deliverDotForward(run, st, local, user)) return;
   await deliverMailbox(run, st, local, user);
+}
+
+/**
+ * dot_forward.c deliver_dotforward(): the user's .forward, when there is
+ * one that names anything. True when it took the recipient.
+ */
+async function deliverDotForward(
+  run: Run,
+  st: State,
+  local: string,
+  user: string,
+): Promise<boolean> {
+  const env = run.env;
+  if (!env.forwardFile) return false;
+  const fw = await env.forwardFile(st.address, user);
+  if (fw === null) return false;
+  if ("status" in fw) {
+    result(run, st, fw.status, fw.dsn, fw.reason);
+    return true;
+  }
+  // A user who names herself in her own .forward gets her mailbox.
+  if (run.seen.has(`forward ${fw.path}`)) return run.seen.has(`forward-done ${fw.path}`);
+  run.seen.add(`forward ${fw.path}`);
+  const items = fileDestinations(fw.content, parseAliasValue);
+  if (items.length === 0) return false;
+  const next: State = {
+    ...st,
+    level: st.level + 1,
+    expType: "forward",
+    expFrom: local,
+    forwarder: user,
+    account: fw.account,
+    home: fw.home,
+    unmatched: "",
+    notify: withoutSuccess(st.notify),
+  };
+  for (const item of items) await deliverToken(run, next, item);
+  run.seen.add(`forward-done ${fw.path}`);
+  return true;
+}
+
+/** include.c deliver_include(): the destinations of an :include: file. */
+async function deliverInclude(run: Run, st: State, path: string): Promise<void> {
+  const env = run.env;
+  st = { ...st, level: st.level + 1 };
+  if (st.level > MAX_LEVEL) {
+    env.warn(`:include: nesting limit exceeded for ${path}`);
+    return result(run, st, "bounced", "5.4.6", ":include: nesting limit exceeded");
+  }
+  const key = `include ${st.account ?? ""} ${path}`;
+  if (run.seen.has(key)) return;
+  run.seen.add(key);
+  const inc = await env.includeFile!(path, st.account);
+  if ("status" in inc) return result(run, st, inc.status, inc.dsn, inc.reason);
+  const next: State = {
+    ...st,
+    expType: "include",
+    expFrom: splitAddress(st.address).local.toLowerCase(),
+    account: inc.account,
+    forwarder: st.owner === null && st.forwarder === null ? st.delivered : st.forwarder,
+    unmatched: "",
+  };
+  for (const item of fileDestinations(inc.content, parseAliasValue)) {
+    await deliverToken(run, next, item);
+  }
 }
 
 /** mailbox.c and unknown.c: the user's mailbox, or "unknown user". */
@@ -283,23 +421,36 @@ async function deliverMailbox(run: Run, st: State, local: string, user: string):
       env.warn(e.message);
       return result(run, st, "deferred", "4.3.0", "table lookup failure");
     }
-    if (!known) {
-      if (run.seen.has(`unknown ${local}`)) return;
-      run.seen.add(`unknown ${local}`);
-      if (user === "postmaster" || user === "mailer-daemon") {
-        env.warn(`required alias not found: ${user}`);
-        return result(run, st, "sent", "2.0.0", "discarded");
-      }
-      return result(run, st, "bounced", "5.1.1", `unknown user: "${user}"`);
-    }
+    if (!known) return await deliverUnknown(run, st, local, user);
   }
   const r = await env.deliverMailbox({
     user,
     address: st.address,
     sender: st.sender,
     delivered: st.delivered,
+    orcpt: st.orcpt,
   });
+  if (r === "unknown") return await deliverUnknown(run, st, local, user);
   result(run, st, r.status, r.dsn, r.reason, r.logged);
+}
+
+/**
+ * unknown.c deliver_unknown(): luser_relay when set, else postmaster and
+ * mailer-daemon are discarded with a warning and anyone else bounces.
+ */
+async function deliverUnknown(run: Run, st: State, local: string, user: string): Promise<void> {
+  const env = run.env;
+  if (run.seen.has(`unknown ${local}`)) return;
+  run.seen.add(`unknown ${local}`);
+  const relay = env.luserRelay?.(st.address, user);
+  if (relay !== undefined && relay !== "") {
+    return await deliverResolve(run, { ...st, unmatched: "" }, relay);
+  }
+  if (user === "postmaster" || user === "mailer-daemon") {
+    env.warn(`required alias not found: ${user}`);
+    return result(run, st, "sent", "2.0.0", "discarded");
+  }
+  return result(run, st, "bounced", "5.1.1", `unknown user: "${user}"`);
 }
 
 /** Whether local_recipient_maps lists the user, searched as smtpd does (address, then local part). */
@@ -377,18 +528,42 @@ async function deliverToken(run: Run, st: State, item: string): Promise<void> {
   const allowed = (set: ReadonlySet<ExpansionClass>) => st.expType !== null && set.has(st.expType);
   const notYet = (what: string) =>
     result(run, st, "deferred", "4.3.0", `alias expansion: ${what} is not supported yet`);
+  const target = {
+    address: st.address,
+    sender: st.sender,
+    delivered: st.delivered,
+    orcpt: st.orcpt,
+    account: st.account,
+  };
   switch (d.kind) {
-    case "command":
+    case "command": {
       if (!allowed(env.allowCommands)) {
         return result(run, st, "bounced", "5.7.1", "mail to command is restricted");
       }
-      return notYet(`delivery to commands ("|${d.command}")`);
-    case "file":
+      if (!env.deliverCommand) return notYet(`delivery to commands ("|${d.command}")`);
+      // command.c: once per command and rights.
+      const key = `command ${st.account ?? ""} ${d.command}`;
+      if (run.seen.has(key)) return;
+      run.seen.add(key);
+      const r = await env.deliverCommand({ ...target, command: d.command });
+      return result(run, st, r.status, r.dsn, r.reason);
+    }
+    case "file": {
       if (!allowed(env.allowFiles)) {
         return result(run, st, "bounced", "5.7.1", "mail to file is restricted");
       }
-      return notYet(`delivery to files (${d.path})`);
+      if (!env.deliverFile) return notYet(`delivery to files (${d.path})`);
+      const key = `file ${st.account ?? ""} ${d.path}`;
+      if (run.seen.has(key)) return;
+      run.seen.add(key);
+      const r = await env.deliverFile({ ...target, path: d.path });
+      return result(run, st, r.status, r.dsn, r.reason);
+    }
     case "home":
+      if (st.home !== null && d.path.startsWith("~/")) {
+        // A .forward's ~/file: in the user's home, as a file destination.
+        return await deliverToken(run, st, `${st.home.replace(/\/+$/, "")}/${d.path.slice(2)}`);
+      }
       // An alias has no home directory (Postfix: aliases owned by root run as default_privs).
       env.warn(
         d.path.startsWith("~/")
@@ -397,7 +572,8 @@ async function deliverToken(run: Run, st: State, item: string): Promise<void> {
       );
       return result(run, st, "bounced", "5.3.5", "mail system configuration error");
     case "include":
-      return notYet(`:include: files (${d.path})`);
+      if (!env.includeFile) return notYet(`:include: files (${d.path})`);
+      return await deliverInclude(run, st, d.path);
     case "address":
       return await deliverResolve(run, st, d.address);
   }

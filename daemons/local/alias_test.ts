@@ -75,6 +75,7 @@ Deno.test("alias expansion", async (t) => {
       address: "Joe+Lists@here.example",
       sender: "s@remote.example",
       delivered: "Joe+Lists@here.example",
+      orcpt: "Joe+Lists@here.example",
     }]);
     assertEquals(x.outcomes[0].orcpt, "Joe+Lists@here.example", "no orig_to: same address");
   });

@@ -1,13 +1,15 @@
 /**
  * The local delivery function: what local(8) does with each recipient of a
- * delivery request. Alias expansion is alias.ts (lookup, recursion, loops,
- * duplicates), forwarding through cleanup forward.ts; this file drives one
- * recipient after another, writes Maildirs, logs each outcome and reports
- * one status per recipient to qmgr. Only Maildir delivery under
- * `mail_spool_directory` is implemented; everything Postfix local(8) would
- * do that Postwarden does not (mbox files, home directories, commands and
- * files named by aliases) defers the recipient with a reason saying so,
- * rather than delivering somewhere unexpected.
+ * delivery request. Alias expansion, .forward and :include: files are
+ * alias.ts (lookup, recursion, loops, duplicates), forwarding through
+ * cleanup forward.ts, mailboxes mailbox.ts (mbox and Maildir, in the spool
+ * or under home_mailbox, and mailbox_command), commands and files
+ * special.ts and command.ts, with whose rights privilege.ts; this file
+ * drives one recipient after another, logs each outcome and reports one
+ * status per recipient to qmgr; with mailbox_transport set, mailbox
+ * deliveries go to that agent instead (pass.ts). What Postfix's local(8)
+ * does that Postwarden does not (fallback_transport, mailbox_command_maps)
+ * is refused by the configuration check.
  *
  * Per recipient: every destination it expands to is logged as Postfix
  * does (`to=<bob@here>, orig_to=<alice@here>, relay=local, ...` for a
@@ -20,34 +22,30 @@
  * new message durable.
  *
  * Mailboxes: the user is the local part, lowercased, without its address
- * extension; the mailbox is `$mail_spool_directory/USER/`. A message that
- * already carries `Delivered-To: RECIPIENT` bounces as a mail forwarding
- * loop (5.4.6). A user name that cannot be a mailbox bounces 5.1.1,
- * whether mailboxUser() or the file system says so (a name too long or
- * invalid for it: ENAMETOOLONG, EILSEQ, EINVAL), since no retry can change
- * the name. As with Postfix's mbox_dsn(), a mailbox or message over its
- * limit (EDQUOT, EFBIG) bounces 5.2.2. Other file system errors defer
- * (4.2.0 for permission problems, 4.3.0 otherwise: a full disk, a mailbox
- * path that is not a directory) with the error text.
+ * extension. A message that already carries `Delivered-To: RECIPIENT`
+ * bounces as a mail forwarding loop (5.4.6). Outcomes of mailbox writes
+ * are mailbox.ts's; a user without an account where one is needed goes to
+ * luser_relay (expanded as local(8) does, expand.ts) or bounces 5.1.1
+ * `unknown user: "name"`, as do names local_recipient_maps does not list.
  *
  * Tables: alias_maps and local_recipient_maps are opened once per process
  * ({@link LocalTables}); a table that cannot be opened or cannot answer
  * defers the recipients it concerns (4.3.0), never bounces them.
  *
  * Parameters (with defaults): mailbox_transport (empty; pass.ts hands
- * mailboxes to that agent), mail_spool_directory (/var/mail; must end
- * in "/" for Maildir), home_mailbox (empty; any value defers: not
- * supported), recipient_delimiter (empty), alias_maps (hash:/etc/aliases,
- * nis:mail.aliases), local_recipient_maps (empty: every name has a
- * mailbox), allow_mail_to_commands (alias, forward), allow_mail_to_files
- * (alias, forward), owner_request_special (yes), expand_owner_alias (no),
- * reset_owner_alias (no), propagate_unmatched_extensions (canonical,
- * virtual), myorigin and append_at_myorigin (yes) for unqualified alias
- * destinations, mydestination, local_transport, default_transport and
- * relayhost (which destinations are local), double_bounce_sender,
- * header_size_limit (102400, how much header is searched for
- * Delivered-To), myhostname (Maildir file names, Received:), mail_name
- * (Postfix).
+ * mailboxes to that agent after aliases and .forward), recipient_delimiter
+ * (empty), alias_maps
+ * (hash:/etc/aliases, nis:mail.aliases), local_recipient_maps (empty:
+ * every name has a mailbox), luser_relay (empty), allow_mail_to_commands
+ * (alias, forward), allow_mail_to_files (alias, forward),
+ * owner_request_special (yes), expand_owner_alias (no), reset_owner_alias
+ * (no), propagate_unmatched_extensions (canonical, virtual), myorigin and
+ * append_at_myorigin (yes) for unqualified alias destinations,
+ * mydestination, local_transport, default_transport and relayhost (which
+ * destinations are local), double_bounce_sender, header_size_limit
+ * (102400, how much header is searched for Delivered-To), myhostname
+ * (Maildir file names, Received:), mail_name (Postfix); and those of
+ * mailbox.ts (mailboxes) and special.ts (commands, files, .forward).
  */
 import { headerAddress } from "../../lib/address/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
@@ -63,15 +61,18 @@ import { HeaderSplitter } from "../../lib/mime/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import { ResolveError, Resolver } from "../../lib/resolve/mod.ts";
 import type { MapsOpener, ServiceContext } from "../../lib/service/mod.ts";
-import {
-  type AliasEnv,
-  expandRecipient,
-  type ExpansionClass,
-  type MailboxDelivery,
-  type Outcome,
-} from "./alias.ts";
+import { type AliasEnv, expandRecipient, type ExpansionClass, type Outcome } from "./alias.ts";
 import { forwardGroup, groupForwards } from "./forward.ts";
-import { mailboxUser, UnknownUserError, writeMaildir } from "../../lib/maildir/mod.ts";
+import { deliverToMailbox, inProcessWriter, type Writer } from "./mailbox.ts";
+import {
+  deliverToCommand,
+  deliverToFile,
+  forwardFor,
+  includeFor,
+  type SpecialEnv,
+} from "./special.ts";
+import { localExpand, recipientAttributes } from "./expand.ts";
+import { PasswdFile } from "../../lib/passwd/mod.ts";
 import { mailboxTransport, passMailbox } from "./pass.ts";
 
 /**
@@ -137,6 +138,12 @@ export interface LocalOptions {
    * closed after it.
    */
   tables?: LocalTables;
+  /** The user database. @default /etc/passwd */
+  passwd?: PasswdFile;
+  /** The agent runs as root and writes as each recipient (mailbox.ts). @default false */
+  root?: boolean;
+  /** Who performs mailbox writes. @default in this process */
+  writer?: Writer;
 }
 
 /** Delivers each recipient of a request; one status per recipient. */
@@ -165,9 +172,6 @@ export async function deliverLocal(
     return out;
   };
 
-  const unsupported = mailboxProblem(ctx);
-  if (unsupported) return deferAll(unsupported);
-
   const tables = opts.tables ?? new LocalTables(ctx.config, ctx.maps);
   try {
     let open;
@@ -178,7 +182,12 @@ export async function deliverLocal(
       return deferAll(`alias database unavailable: ${e.message}`);
     }
     const delivered = await deliveredTo(file, ctx.config.size("header_size_limit"));
-    const env = aliasEnv(ctx, req, file, open, tables.resolver, delivered, now);
+    const rights: Rights = {
+      passwd: opts.passwd ?? new PasswdFile(),
+      root: opts.root ?? false,
+      writer: opts.writer ?? inProcessWriter,
+    };
+    const env = aliasEnv(ctx, req, file, open, tables.resolver, delivered, now, rights);
 
     for (const r of req.recipients) {
       const exp = await expandRecipient(env, r, req.sender);
@@ -245,6 +254,9 @@ async function forward(
   return first ?? { index: rcpt.index, relay: "local", ...verdict };
 }
 
+/** Whose rights mailbox writes use. */
+type Rights = Required<Pick<LocalOptions, "passwd" | "root" | "writer">>;
+
 /** The alias expansion environment of one request. */
 function aliasEnv(
   ctx: ServiceContext,
@@ -254,11 +266,17 @@ function aliasEnv(
   resolver: Resolver,
   delivered: Set<string>,
   now: () => number,
+  rights: Rights,
 ): AliasEnv {
   const c = ctx.config;
-  const spool = c.str("mail_spool_directory");
-  const hostname = c.str("myhostname");
   const transport = mailboxTransport(ctx);
+  const special: SpecialEnv = {
+    config: c,
+    ...rights,
+    content: () => file.content(),
+    now,
+    warn: (w) => ctx.log.warn(`${req.queueId}: ${w}`),
+  };
   const classes = (name: string) =>
     new Set(c.list(name).map((x) => x.toLowerCase()) as ExpansionClass[]);
   // propagate_unmatched_extensions belongs to cleanup; until its row is in
@@ -292,49 +310,24 @@ function aliasEnv(
       delivered.has(headerAddress(address).toLowerCase()) ||
       delivered.has(address.toLowerCase()),
     deliverMailbox: (m) =>
-      transport
-        ? passMailbox(ctx, req, transport, m)
-        : deliverMaildir(spool, hostname, file, m, now),
+      transport ? passMailbox(ctx, req, transport, m) : deliverToMailbox({
+        ...special,
+        command: (d) => deliverToCommand(special, d),
+      }, m),
+    deliverCommand: (d) => deliverToCommand(special, d),
+    deliverFile: (d) => deliverToFile(special, d),
+    forwardFile: (address, user) => forwardFor(special, address, user),
+    includeFile: (path, account) => includeFor(special, path, account),
+    luserRelay: (address, user) => {
+      const template = c.raw("luser_relay") ?? "";
+      if (template.trim() === "") return undefined;
+      return localExpand(
+        template.trim(),
+        recipientAttributes(address, c.str("recipient_delimiter"), null, user),
+      );
+    },
     warn: (m) => ctx.log.warn(`${req.queueId}: ${m}`),
   };
-}
-
-/** Writes one Maildir file; the outcome as local(8) reports it. */
-async function deliverMaildir(
-  spool: string,
-  hostname: string,
-  file: QueueFile,
-  m: MailboxDelivery,
-  now: () => number,
-): Promise<Omit<Outcome, "address" | "orcpt">> {
-  let user: string;
-  try {
-    user = mailboxUser(m.user, "");
-  } catch (e) {
-    if (!(e instanceof UnknownUserError)) throw e;
-    return { status: "bounced", dsn: "5.1.1", reason: e.message };
-  }
-  try {
-    await writeMaildir(
-      `${spool}${user}`,
-      { sender: m.sender, recipient: m.delivered, content: () => file.content() },
-      { hostname, now },
-    );
-    return { status: "sent", dsn: "2.0.0", reason: "delivered to maildir" };
-  } catch (e) {
-    return { ...maildirFailure(e), reason: `maildir delivery failed: ${(e as Error).message}` };
-  }
-}
-
-/** Why this configuration cannot deliver at all, or null when it can. */
-function mailboxProblem(ctx: ServiceContext): string | null {
-  // Another agent delivers the mailboxes (pass.ts): local writes none.
-  if (mailboxTransport(ctx)) return null;
-  const home = ctx.config.str("home_mailbox");
-  if (home !== "") return "home_mailbox is not supported";
-  const spool = ctx.config.str("mail_spool_directory");
-  if (!spool.endsWith("/")) return "mbox delivery is not supported";
-  return null;
 }
 
 /** Lowercased Delivered-To addresses in the message's header section. */
@@ -356,34 +349,4 @@ async function deliveredTo(file: QueueFile, maxBytes: number): Promise<Set<strin
     }
   }
   return out;
-}
-
-/** File system errors about the name itself: the mailbox can never exist under it. */
-const BAD_NAME_ERRORS = new Set(["ENAMETOOLONG", "EILSEQ", "EINVAL"]);
-/** Postfix's MBOX_FULL_ERROR: the mailbox or the message is over its limit. */
-const MAILBOX_FULL_ERRORS = new Set(["EDQUOT", "EFBIG"]);
-
-/** Bounce or defer a failed Maildir delivery, and with which DSN code. */
-function maildirFailure(e: unknown): Pick<RecipientStatus, "status" | "dsn"> {
-  const code = errorCode(e);
-  if (code && BAD_NAME_ERRORS.has(code)) return { status: "bounced", dsn: "5.1.1" };
-  if (code && MAILBOX_FULL_ERRORS.has(code)) return { status: "bounced", dsn: "5.2.2" };
-  return { status: "deferred", dsn: isPermissionError(e) ? "4.2.0" : "4.3.0" };
-}
-
-/** The first errno name (`code`, e.g. "ENAMETOOLONG") in the error's cause chain. */
-function errorCode(e: unknown): string | undefined {
-  for (let x = e; x instanceof Error; x = x.cause) {
-    const code = (x as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-  }
-  return undefined;
-}
-
-/** EACCES or EPERM anywhere in the error's cause chain. */
-function isPermissionError(e: unknown): boolean {
-  for (let x = e; x instanceof Error; x = x.cause) {
-    if (x instanceof Deno.errors.PermissionDenied) return true;
-  }
-  return false;
 }

@@ -297,6 +297,7 @@ class Master {
       services: this.cur.services,
       param,
       tables: this.cur.tables.get(svc.name),
+      root: this.cur.owner && runsAsRoot(svc) ? { deno: this.opts.runtime.deno } : undefined,
       runtime: this.opts.runtime,
       daemonArgs: formatDaemonArgs({
         configDir: this.opts.configDir,

@@ -117,9 +117,6 @@ const GROUPS: Group[] = [
       "fork_delay",
       "trigger_timeout",
       "ipc_ttl",
-      "stale_lock_time",
-      "deliver_lock_attempts",
-      "deliver_lock_delay",
       "service_throttle_time",
       "qmgr_clog_warn_time",
       "qmgr_daemon_timeout",
@@ -194,18 +191,9 @@ const GROUPS: Group[] = [
       "multi_recipient_bounce_reject_code",
       "plaintext_reject_code",
       "relay_clientcerts",
-      "command_execution_directory",
-      "execution_directory_expansion_filter",
-      "command_expansion_filter",
-      "forward_expansion_filter",
-      "local_command_shell",
-      "mailbox_delivery_lock",
       "require_home_directory",
-      "strict_mailbox_ownership",
       "sun_mailtool_compatibility",
-      "prepend_delivered_header",
       "frozen_delivered_to",
-      "default_privs",
       "empty_address_local_login_sender_maps_lookup_key",
     ],
   },
@@ -376,14 +364,6 @@ const BY_VALUE: [string, Ignorable][] = [
   ],
   ["lmtp_use_tls", { why: "it is the old name of lmtp_tls_security_level = may" }],
   ["lmtp_enforce_tls", { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' }],
-  [
-    "mailbox_size_limit",
-    {
-      why: '"0" (no limit) is what Postwarden does',
-      accepts: oneOf("0"),
-      acceptsText: '"0"',
-    },
-  ],
 ];
 
 /**

@@ -404,7 +404,7 @@ const ROWS: ParamSpec[] = [
     name: "home_mailbox",
     type: "string",
     default: "",
-    doc: "Mailbox file or Maildir/ relative to the user's home directory.",
+    doc: "Mailbox file or Maildir/ relative to the user's home directory (passwd).",
     support: "implemented",
   },
 
@@ -947,16 +947,14 @@ const ROWS: ParamSpec[] = [
     name: "allow_mail_to_commands",
     type: "list",
     default: "alias, forward",
-    doc:
-      "Expansion classes (alias, forward, include) allowed to name |command (Postwarden defers allowed ones: not supported yet).",
+    doc: "Expansion classes (alias, forward, include) allowed to name |command.",
     support: "implemented",
   },
   {
     name: "allow_mail_to_files",
     type: "list",
     default: "alias, forward",
-    doc:
-      "Expansion classes (alias, forward, include) allowed to name /file (Postwarden defers allowed ones: not supported yet).",
+    doc: "Expansion classes (alias, forward, include) allowed to name /file.",
     support: "implemented",
   },
   {
@@ -2397,7 +2395,8 @@ const ROWS: ParamSpec[] = [
     name: "command_time_limit",
     type: "time",
     default: "1000s",
-    doc: "Longest a pipe command may run (SERVICE_time_limit overrides it per pipe service).",
+    doc: "Longest a command run by local(8) or pipe(8) may run (SERVICE_time_limit overrides it " +
+      "per pipe service).",
     timeUnit: "s",
     min: 1,
     support: "implemented",
@@ -2406,7 +2405,8 @@ const ROWS: ParamSpec[] = [
     name: "export_environment",
     type: "list",
     default: "TZ MAIL_CONFIG LANG",
-    doc: "Environment variables (name or name=value) handed on to commands that pipe runs.",
+    doc:
+      "Environment variables (name or name=value) handed on to commands local(8) and pipe(8) run.",
     support: "implemented",
   },
   {
@@ -2454,6 +2454,130 @@ const ROWS: ParamSpec[] = [
   },
   // issue 9 qmgr: rows for this part go here.
   // issue 9 local: rows for this part go here.
+  {
+    name: "mailbox_delivery_lock",
+    type: "list",
+    default: "fcntl, dotlock",
+    doc:
+      "Locks taken on an mbox file: flock, dotlock (fcntl defers the mail: Deno has no fcntl locks).",
+    support: "implemented",
+  },
+  {
+    name: "mailbox_size_limit",
+    type: "size",
+    default: "51200000",
+    doc: "Maximal size in bytes of an mbox file or Maildir message (0: none).",
+    support: "implemented",
+  },
+  {
+    name: "deliver_lock_attempts",
+    type: "int",
+    default: "20",
+    doc: "Attempts to take a mailbox lock before deferring.",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "deliver_lock_delay",
+    type: "time",
+    default: "1s",
+    doc: "Time between attempts to take a mailbox lock.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "stale_lock_time",
+    type: "time",
+    default: "500s",
+    doc: "Age after which a dotlock file is removed as stale.",
+    timeUnit: "s",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "strict_mailbox_ownership",
+    type: "bool",
+    default: "yes",
+    doc: "Defer delivery to an mbox file the recipient does not own.",
+    support: "implemented",
+  },
+  {
+    name: "luser_relay",
+    type: "string",
+    default: "",
+    doc: "Where local(8) sends mail for unknown users ($user, $local, $extension, ... expanded).",
+    raw: true,
+    support: "implemented",
+  },
+  {
+    name: "mailbox_command",
+    type: "string",
+    default: "",
+    doc: "Command that local(8) delivers a user's mailbox mail to, with the user's rights.",
+    raw: true,
+    support: "implemented",
+  },
+  {
+    name: "forward_path",
+    type: "list",
+    default: "$home/.forward${recipient_delimiter}${extension}, $home/.forward",
+    doc:
+      "Where local(8) looks for a user's .forward file ($home, $user, $extension, ... expanded).",
+    raw: true,
+    support: "implemented",
+  },
+  {
+    name: "forward_expansion_filter",
+    type: "string",
+    default: "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    doc: "Characters allowed in attribute values expanded into forward_path.",
+    support: "implemented",
+  },
+  {
+    name: "command_expansion_filter",
+    type: "string",
+    default: "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    doc: "Characters allowed in the environment local(8) gives commands; others become _.",
+    support: "implemented",
+  },
+  {
+    name: "execution_directory_expansion_filter",
+    type: "string",
+    default: "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    doc: "Characters allowed in attribute values expanded into command_execution_directory.",
+    support: "implemented",
+  },
+  {
+    name: "command_execution_directory",
+    type: "string",
+    default: "",
+    doc: "Working directory of commands local(8) runs (empty: local's own).",
+    raw: true,
+    support: "implemented",
+  },
+  {
+    name: "local_command_shell",
+    type: "string",
+    default: "",
+    doc: "Shell (with its options) that local(8) runs commands with (empty: /bin/sh -c).",
+    support: "implemented",
+  },
+  {
+    name: "default_privs",
+    type: "string",
+    default: "nobody",
+    doc: "Account whose rights commands and files named by aliases run with.",
+    support: "implemented",
+  },
+  {
+    name: "prepend_delivered_header",
+    type: "list",
+    default: "command, file, forward",
+    doc:
+      "Deliveries that get a Delivered-To: header: command, file (forwarded mail always gets one).",
+    support: "implemented",
+  },
   // issue 9 tools: rows for this part go here.
   {
     name: "fast_flush_domains",

@@ -131,7 +131,6 @@ Deno.test("validateConfig", async (t) => {
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],
       ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],
-      ["mailbox_size_limit = 1000", /^mailbox_size_limit = 1000: .*"0"/],
       ["queue_minfree = 100000000", /^queue_minfree = 100000000: not implemented/],
       ["smtpd_forbid_bare_newline = strict", /^bad smtpd_forbid_bare_newline value: strict/],
       [
@@ -164,7 +163,6 @@ Deno.test("validateConfig", async (t) => {
       "smtpd_tls_eecdh_grade = strong",
       "biff = no",
       "readme_directory = no",
-      "mailbox_size_limit = 0",
       "smtputf8_autodetect_classes = all",
       "postscreen_greet_action = enforce",
       "smtpd_client_restrictions = reject_unverified_sender",

@@ -231,7 +231,7 @@ export async function prepareInstance(
   if (!asRoot) await Deno.mkdir(dirname(denoDir), { recursive: true });
   await prepareDenoDir(denoDir, owners.mail, owners.root);
   const runtime = { ...rt.runtime, denoDir };
-  // pipe and virtual run as root (catalog.ts runsAsRoot), with a DENO_DIR of their own.
+  // local, pipe and virtual run as root (catalog.ts runsAsRoot), with a DENO_DIR of their own.
   if (asRoot) await prepareRootDenoDir(rootDenoDir(runtime));
   const npm = await proxymapNpm(paramLookup(config), { readTextFile: (p) => Deno.readTextFile(p) });
   if (npm.modules.length) {

@@ -3,7 +3,8 @@
  * unique Maildir file names, and the durable write of one message into
  * `DIR/tmp/` then `DIR/new/` (https://cr.yp.to/proto/maildir.html).
  *
- * The written file starts with `Return-Path:` and `Delivered-To:` lines
+ * The written file starts with `Return-Path:`, `X-Original-To:` (when
+ * given) and `Delivered-To:` lines
  * (addresses quoted as Postfix's quote_822_local() does, control
  * characters masked so no address can add a header line), then the
  * message with LF line ends, the way Postfix's local(8) writes a Maildir
@@ -15,7 +16,7 @@
  * following a link), call a guard on the folder before the file is
  * created and again before it is renamed, and cap the file size.
  *
- * Does not do mbox files, quotas or Maildir++ folders.
+ * Does not do mbox files (lib/mailbox/mbox.ts), quotas or Maildir++ folders.
  */
 import { lchownSync } from "node:fs";
 import { headerAddress } from "../address/mod.ts";

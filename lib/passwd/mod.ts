@@ -15,6 +15,8 @@ export interface PasswdEntry {
   uid: number;
   gid: number;
   home: string;
+  /** Login shell ("" when the field is empty; absent where an entry is made by hand). */
+  shell?: string;
 }
 
 /** Parses /etc/passwd text; malformed lines and NIS "+"/"-" lines are skipped. */
@@ -24,7 +26,7 @@ export function parsePasswd(text: string): PasswdEntry[] {
     const f = line.split(":");
     if (f.length < 7 || f[0] === "" || /^[+-]/.test(f[0])) continue;
     if (!/^\d+$/.test(f[2]) || !/^\d+$/.test(f[3])) continue;
-    out.push({ name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5] });
+    out.push({ name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5], shell: f[6] });
   }
   return out;
 }

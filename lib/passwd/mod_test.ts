@@ -13,8 +13,8 @@ Deno.test("parsePasswd", () => {
         "joe:x:1000:100:Joe User,,,:/home/joe:/bin/sh\n",
     ),
     [
-      { name: "root", uid: 0, gid: 0, home: "/root" },
-      { name: "joe", uid: 1000, gid: 100, home: "/home/joe" },
+      { name: "root", uid: 0, gid: 0, home: "/root", shell: "/bin/bash" },
+      { name: "joe", uid: 1000, gid: 100, home: "/home/joe", shell: "/bin/sh" },
     ],
   );
 });

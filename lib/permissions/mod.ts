@@ -42,6 +42,7 @@ import { policyGrants } from "./policy.ts";
 import { contentFilterNexthops } from "./filter.ts";
 import { lmtpGrants } from "./lmtp.ts";
 import { pipeGrants, virtualGrants } from "./agents.ts";
+import { addLocalGrants } from "./local.ts";
 
 export {
   daemonTableGrants,
@@ -68,6 +69,8 @@ export interface PermissionContext {
   param: (name: string) => string;
   /** What this service's lookup tables need (tables.ts daemonTableGrants). @default none */
   tables?: DictGrants;
+  /** Set when the service runs as root (lib/service/catalog.ts runsAsRoot; only local uses it): the Deno executable it may start. */
+  root?: { deno: string };
 }
 
 /** Commands qmgr hands delivery requests to. */
@@ -387,6 +390,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         g.read.push(spool);
         g.write.push(spool);
       }
+      addLocalGrants(g, { param: ctx.param, root: ctx.root });
       break;
     }
     case "bounce":

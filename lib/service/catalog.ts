@@ -11,8 +11,8 @@
  * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
  *   mail the admin expects to receive would be refused.
  * - The chroot column is not used (each daemon has its own Deno sandbox
- *   instead) and unprivileged=n runs only pipe and virtual as root: both are
- *   named, not dropped silently.
+ *   instead) and unprivileged=n runs only local, pipe and virtual as root
+ *   (runsAsRoot): the others are named, not dropped silently.
  * - A transport setting (default_transport, relay_transport, ...) that
  *   names no running unix service is an error, since that mail could not
  *   be delivered.
@@ -60,12 +60,14 @@ const SKIPPED: Record<string, string> = {
 
 /**
  * Delivery agents that, like Postfix's, start as root when master does and
- * master.cf says unprivileged=n: pipe sets user= on its command, virtual
- * gives each mailbox file to its mapped owner. Their sandboxes
- * (lib/permissions/agents.ts) still hold them to their own files and
- * program. Every other daemon runs as mail_owner whatever master.cf says.
+ * master.cf says unprivileged=n: local writes and runs commands as each
+ * recipient (through processes started with the recipient's uid,
+ * lib/permissions/local.ts), pipe sets user= on its command, virtual gives
+ * each mailbox file to its mapped owner. Their sandboxes still hold them to
+ * their own files and programs. Every other daemon runs as mail_owner
+ * whatever master.cf says.
  */
-const ROOT_AGENTS = new Set(["pipe", "virtual"]);
+const ROOT_AGENTS = new Set(["local", "pipe", "virtual"]);
 
 /** True when master, running as root, starts this service as root. */
 export function runsAsRoot(svc: MasterService): boolean {
@@ -226,11 +228,18 @@ export function planServices(
       plan.errors.push(`${what(s)}: ${(e as Error).message}`);
     }
   }
-  for (const s of plan.run.filter((s) => !s.unprivileged && !runsAsRoot(s))) {
-    plan.skipped.push(
-      `master.cf: service ${s.name} (${s.command}): unprivileged=n: runs as mail_owner ` +
-        "like every daemon (delivery as the recipient's own user is not supported yet)",
-    );
+  for (const s of plan.run.filter((s) => !s.unprivileged)) {
+    if (s.command === "local") {
+      plan.skipped.push(
+        `master.cf: service ${s.name} (local): unprivileged=n: started as root, it runs as ` +
+          "root and writes and runs commands as each recipient (docs/security.md)",
+      );
+    } else if (!runsAsRoot(s)) {
+      plan.skipped.push(
+        `master.cf: service ${s.name} (${s.command}): unprivileged=n: runs as mail_owner ` +
+          "like every daemon but local, pipe and virtual",
+      );
+    }
   }
   plan.errors.push(...limitsWithoutAnvil(plan.run, param));
   plan.errors.push(...authServiceProblems(services, plan.run, param));

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
-import { parseMasterCf } from "../config/mod.ts";
-import { planServices, transportService } from "./catalog.ts";
+import { type MasterService, parseMasterCf } from "../config/mod.ts";
+import { planServices, runsAsRoot, transportService } from "./catalog.ts";
 
 /** Postfix's stock master.cf, from the Postfix package the tests install (scripts/install-peers.sh). */
 const STOCK = "/usr/share/postfix/master.cf.dist";
@@ -196,4 +196,14 @@ Deno.test("service catalog: a content filter must name a transport that runs", (
     planServices(services, param({ content_filter: "scan:[127.0.0.1]:10024" })).errors[0],
     'content_filter = scan:[127.0.0.1]:10024: master.cf has no unix service "scan" that Postwarden runs',
   );
+});
+
+Deno.test("runsAsRoot: local, pipe and virtual with unprivileged = n, nothing else", () => {
+  const svc = (command: string, unprivileged: boolean) =>
+    ({ name: command, type: "unix", command, unprivileged }) as MasterService;
+  for (const agent of ["local", "pipe", "virtual"]) {
+    assert(runsAsRoot(svc(agent, false)), agent);
+    assert(!runsAsRoot(svc(agent, true)), `${agent} unprivileged`);
+  }
+  for (const other of ["smtp", "lmtp", "qmgr", "smtpd"]) assert(!runsAsRoot(svc(other, false)));
 });

@@ -122,7 +122,7 @@ export function makeLogger(
   });
 }
 
-/** True when this daemon runs as root (only pipe and virtual may; others cannot ask). */
+/** True when this daemon runs as root (only local, pipe and virtual may; others cannot ask). */
 function asRoot(): boolean {
   try {
     return Deno.uid() === 0;
@@ -233,9 +233,9 @@ export async function runService(def: ServiceDefinition): Promise<never> {
           { onError: (e) => log.warn(`${args.service}: ${e.message}`) },
         );
         // A public socket (private=n) is for local users' commands: anyone may connect.
-        // A delivery agent master started as root (pipe, virtual) opens its
-        // sockets to qmgr, which runs as mail_owner; the folders around them
-        // (private/, peer/) are mail_owner's own, mode 0700.
+        // A daemon master started as root (local, pipe, virtual: catalog.ts runsAsRoot)
+        // opens its sockets to qmgr, which runs as mail_owner; the folders around them
+        // (private/, peer/) are mail_owner's own, mode 0700, as Postfix's.
         if ((path === own && args.publicService) || asRoot()) Deno.chmodSync(path, 0o666);
         unixClosers.push(() => server.close());
       }

@@ -64,7 +64,9 @@ Deno.test({
             "open Deno KV without a path",
             "read main.cf",
             "write the maillog",
-            "run /bin/sh",
+            // local runs alias and .forward commands with /bin/sh in an instance one
+            // user runs (not root); started as root it leaves them to a root local.
+            ...(h.includes("(local)") && Deno.uid() !== 0 ? [] : ["run /bin/sh"]),
           ]
         ) assertMatch(s, new RegExp(`cannot ${what}`), `${h}: ${what}`);
         for (const m of s.matchAll(/^ {2}(can|cannot) +(remove or replace|listen on) (\S+)/gm)) {

@@ -61,7 +61,7 @@ Deno.test({
       const text = await Deno.readTextFile((await maildirFiles(inst.spool, "bob"))[0]);
       assertMatch(
         text,
-        /^(Return-Path: [^\n]*\n)?(Delivered-To: [^\n]*\n)?Received: from client\.example/,
+        /^(Return-Path: [^\n]*\n)?(X-Original-To: [^\n]*\n)?(Delivered-To: [^\n]*\n)?Received: from client\.example/,
       );
       // cleanup adds Message-Id, Date and From to the header; the body is as sent.
       const got = text.replaceAll("\r\n", "\n");

@@ -40,7 +40,10 @@ Deno.test({
       const [file] = await maildirFiles(inst.spool, "alice");
       const text = await Deno.readTextFile(file);
       assert(
-        text.startsWith("Return-Path: <bob@example.com>\nDelivered-To: alice@localhost\n"),
+        text.startsWith(
+          "Return-Path: <bob@example.com>\nX-Original-To: alice@localhost\n" +
+            "Delivered-To: alice@localhost\n",
+        ),
         text,
       );
       assertStringIncludes(text, "Received: from client.test (localhost [127.0.0.1])");
