@@ -51,7 +51,7 @@ Deno.test("qmgr: corrupt queue files", async (t) => {
         line,
       );
       assertEquals(qmgr.active.size, 0, "never scheduled");
-      assertEquals(qmgr.destinations.size, 0, "never delivered");
+      assertEquals(qmgr.scheduler.queueCount, 0, "never delivered");
     });
   } finally {
     await Deno.remove(root, { recursive: true });

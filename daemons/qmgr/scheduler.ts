@@ -269,19 +269,22 @@ export class Scheduler<R extends { address: string }> {
   }
 
   /**
-   * A delivery that did not happen (the agent could not be reached): the
-   * slot is freed, no feedback, and the entry waits again at the front.
+   * A delivery that did not happen (the agent could not be reached): its
+   * slot is free again and there is no feedback. The entry is out of the
+   * scheduler until {@link requeue} puts it back.
    */
+  release(entry: Entry<R>): void {
+    this.#release(entry);
+  }
+
+  /** Puts a released entry back, first in line for its destination. */
   requeue(entry: Entry<R>): void {
-    const q = this.#release(entry);
     const t = this.#transport(entry.transport);
-    const target = q ??
-      this.#queue(t, entry.transport, entry.queue, this.opts.limits(entry.transport));
-    const rest = target.todo.get(entry.message) ?? [];
-    target.todo.delete(entry.message);
-    const reordered = new Map([[entry.message, [entry, ...rest]], ...target.todo]);
-    target.todo = reordered;
-    target.waiting++;
+    const q = this.#queue(t, entry.transport, entry.queue, this.opts.limits(entry.transport));
+    const rest = q.todo.get(entry.message) ?? [];
+    q.todo.delete(entry.message);
+    q.todo = new Map([[entry.message, [entry, ...rest]], ...q.todo]);
+    q.waiting++;
   }
 
   /** Dead destinations get another chance now (postqueue -f / -i). */

@@ -225,13 +225,15 @@ Deno.test("scheduler", async (t) => {
     },
   );
 
-  await t.step("requeue gives the slot back without feedback and keeps the entry first", () => {
+  await t.step("release gives the slot back without feedback; requeue puts the entry first", () => {
     const { s } = setup();
     s.enqueue("M1", "smtp", "d", rcpts(1));
     s.enqueue("M2", "smtp", "d", rcpts(1));
     const [e1, e2] = delivers(s.next());
     s.done(e2, { failed: null });
     const w = s.state("smtp", "d")!.window;
+    s.release(e1);
+    assertEquals(s.state("smtp", "d"), { window: w, busy: 0, waiting: 0, dead: false });
     s.requeue(e1);
     assertEquals(s.state("smtp", "d"), { window: w, busy: 0, waiting: 1, dead: false });
     assertEquals(delivers(s.next())[0], e1);

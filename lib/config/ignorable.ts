@@ -90,7 +90,6 @@ const GROUPS: Group[] = [
       "debug_peer_list",
       "debugger_command",
       "smtpd_log_access_permit_actions",
-      "destination_concurrency_feedback_debug",
       "delay_logging_resolution_limit",
       "backwards_bounce_logfile_compatibility",
       "smtpd_reject_footer",
@@ -127,7 +126,6 @@ const GROUPS: Group[] = [
       "qmgr_daemon_timeout",
       "qmgr_ipc_timeout",
       "qmgr_fudge_factor",
-      "qmgr_message_recipient_limit",
       "qmgr_message_recipient_minimum",
       "transport_retry_time",
       "duplicate_filter_limit",
@@ -410,18 +408,19 @@ const FAMILIES: [prefix: string, why: string][] = [
 
 /**
  * Per-transport suffixes (`<transport>_<suffix>`, `default_<suffix>`) of
- * queue manager settings. Concurrency and recipient limits are implemented
- * (qmgr reads them for any transport); the scheduler's tuning knobs are
- * harmless; rate delays are refused: ignoring them would send faster than
- * the admin allowed.
+ * queue manager settings. Concurrency and recipient limits, feedback,
+ * failed cohorts and the destination rate delay are implemented (qmgr reads
+ * them for any transport); nqmgr's preemption knobs are harmless; the
+ * transport rate delay is refused: ignoring it would send faster than the
+ * admin allowed.
  */
 const TRANSPORT_SUFFIXES: [suffix: string, support: "implemented" | "ignored" | "refused"][] = [
   ["destination_concurrency_limit", "implemented"],
   ["destination_recipient_limit", "implemented"],
-  ["destination_concurrency_failed_cohort_limit", "ignored"],
-  ["destination_concurrency_negative_feedback", "ignored"],
-  ["destination_concurrency_positive_feedback", "ignored"],
-  ["initial_destination_concurrency", "ignored"],
+  ["destination_concurrency_failed_cohort_limit", "implemented"],
+  ["destination_concurrency_negative_feedback", "implemented"],
+  ["destination_concurrency_positive_feedback", "implemented"],
+  ["initial_destination_concurrency", "implemented"],
   ["delivery_slot_cost", "ignored"],
   ["delivery_slot_discount", "ignored"],
   ["delivery_slot_loan", "ignored"],
@@ -431,7 +430,7 @@ const TRANSPORT_SUFFIXES: [suffix: string, support: "implemented" | "ignored" | 
   ["recipient_refill_delay", "ignored"],
   ["recipient_refill_limit", "ignored"],
   ["time_limit", "ignored"],
-  ["destination_rate_delay", "refused"],
+  ["destination_rate_delay", "implemented"],
   ["transport_rate_delay", "refused"],
 ];
 
@@ -454,8 +453,9 @@ export type Classification =
 /**
  * Classifies a parameter name that is not in the parameter table: on the
  * allow-list (by name, family or per-transport suffix), implemented per
- * transport by qmgr (`<transport>_destination_concurrency_limit` and
- * `_recipient_limit`), or refused.
+ * transport by qmgr (`<transport>_destination_concurrency_limit`,
+ * `_recipient_limit`, feedback, cohort limit, rate delay and
+ * `<transport>_initial_destination_concurrency`), or refused.
  */
 export function classify(name: string): Classification {
   const entry = BY_NAME.get(name);
@@ -469,10 +469,11 @@ export function classify(name: string): Classification {
     if (support === "ignored") {
       return {
         support,
-        why: "it tunes the queue manager's scheduler, which Postwarden does not copy",
+        why: "it tunes nqmgr's job preemption, which Postwarden's scheduler replaces with " +
+          "round-robin over messages",
       };
     }
-    return { support, why: "Postwarden's queue manager does not rate-limit deliveries" };
+    return { support, why: "Postwarden's queue manager does not rate-limit transports" };
   }
   return { support: "refused" };
 }

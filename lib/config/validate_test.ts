@@ -100,7 +100,7 @@ Deno.test("validateConfig", async (t) => {
       ["internal_mail_filter_classes = bounce", /^internal_mail_filter_classes = bounce/],
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],
-      ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],
+      ["smtp_transport_rate_delay = 1s", /^smtp_transport_rate_delay = 1s/],
       ["mailbox_size_limit = 1000", /^mailbox_size_limit = 1000: .*"0"/],
       ["queue_minfree = 100000000", /^queue_minfree = 100000000: not implemented/],
       ["smtpd_forbid_bare_newline = strict", /^bad smtpd_forbid_bare_newline value: strict/],
