@@ -83,6 +83,7 @@ import {
   type Action,
   type Entry,
   type Feedback,
+  fmtG,
   parseFeedback,
   Scheduler,
   type TransportLimits,
@@ -113,6 +114,9 @@ export class Qmgr {
   #stopping = false;
   /** Ids moved back from active/ at start (they may have a defer log). */
   #recovered = new Set<string>();
+  /** destination_concurrency_feedback_debug, and the transports whose feedback was logged. */
+  #feedbackDebug = false;
+  #feedbackLogged = new Set<string>();
   /** Recipients of the messages in the active queue still to be settled. */
   #recipientsInMemory = 0;
   /** Resolves recipients; its tables are opened once. */
@@ -128,8 +132,8 @@ export class Qmgr {
       openMaps: ctx.maps,
     });
     this.agents = new AgentPool(services, (name) => ctx.peer(name));
-    const debug = ctx.config.raw("destination_concurrency_feedback_debug") !== undefined &&
-      ctx.config.bool("destination_concurrency_feedback_debug");
+    const debug = ctx.config.bool("destination_concurrency_feedback_debug");
+    this.#feedbackDebug = debug;
     this.scheduler = new Scheduler<Rcpt>({
       now,
       limits: (t) => this.limits(t),
@@ -160,13 +164,23 @@ export class Qmgr {
       const own = `${transport}_${suffix}`;
       return c.raw(own) !== undefined ? own : `default_${suffix}`;
     };
+    const init = c.int("initial_destination_concurrency");
     const feedback = (suffix: string): Feedback => {
       const p = name(suffix);
-      const fb = parseFeedback(c.str(p));
-      if (fb) return fb;
-      // Postfix: a warning and the value 1.
-      this.ctx.log.warn(`${p}: ignoring malformed or unreasonable feedback: ${c.str(p)}`);
-      return { base: 1, perWindow: false };
+      let fb = parseFeedback(c.str(p));
+      if (!fb) {
+        // Postfix: a warning and the value 1.
+        this.ctx.log.warn(`${p}: ignoring malformed or unreasonable feedback: ${c.str(p)}`);
+        fb = { base: 1, perWindow: false };
+      }
+      if (this.#feedbackDebug && !this.#feedbackLogged.has(`${transport} ${suffix}`)) {
+        this.#feedbackLogged.add(`${transport} ${suffix}`);
+        this.ctx.log.info(
+          `${transport}: ${p} feedback type ${fb.perWindow ? 1 : 0} value at ${init}: ` +
+            fmtG(fb.perWindow ? fb.base / init : fb.base),
+        );
+      }
+      return fb;
     };
     return {
       concurrencyLimit: Math.max(0, c.int(name("destination_concurrency_limit"))),

@@ -390,11 +390,13 @@ export class Scheduler<R extends { address: string }> {
   #unthrottle(q: DestQueue<R>): void {
     if (q.dead) {
       this.#revive(q);
+      this.#debugWindow("unthrottle", q);
       return;
     }
     const { concurrencyLimit: limit, initialConcurrency: init } = q.limits;
     if ((limit === 0 || limit > q.window) && q.window < q.busy + init) {
       const fb = feedbackValue(q.limits.positiveFeedback, q.window);
+      this.opts.debug?.(`qmgr_queue_unthrottle: feedback ${fmtG(fb)}`);
       q.success += fb;
       // fb/2 absorbs rounding (1/3 + 1/3 + 1/3 is one whole step).
       while (q.success + fb / 2 >= 1) {
@@ -403,12 +405,19 @@ export class Scheduler<R extends { address: string }> {
         q.failure = 0;
       }
       if (limit > 0 && q.window > limit) q.window = limit;
-      this.#debug("unthrottle", q, fb);
     }
     q.failCohorts = 0;
+    this.#debugWindow("unthrottle", q);
   }
 
-  /** Negative feedback (qmgr_queue_throttle). */
+  /**
+   * Negative feedback (qmgr_queue_throttle). As Postfix's (checked against
+   * its destination_concurrency_feedback_debug lines): the failed cohort
+   * count grows by 1/window first, and at the limit the destination is
+   * dead; otherwise `failure` goes down by the feedback and the window
+   * shrinks while `failure - feedback/2` is negative, so the first failure
+   * after a success costs two steps (5 -> 3 with feedback 1), later ones one.
+   */
   #throttle(q: DestQueue<R>, why: DeadReason): void {
     if (q.dead) return;
     q.failCohorts += 1 / q.window;
@@ -416,18 +425,19 @@ export class Scheduler<R extends { address: string }> {
     if (cohortLimit > 0 && q.failCohorts >= cohortLimit) {
       q.dead = why;
       q.deadUntil = this.opts.now() + this.opts.deadTimeMs;
-      this.#debug("throttle", q, 0);
+      this.#debugWindow("throttle", q);
       return;
     }
     const fb = feedbackValue(q.limits.negativeFeedback, q.window);
-    q.failure += fb;
-    while (q.failure + fb / 2 >= 1) {
+    this.opts.debug?.(`qmgr_queue_throttle: feedback ${fmtG(fb)}`);
+    q.failure -= fb;
+    while (q.failure - fb / 2 < 0) {
       q.window--;
-      q.failure -= 1;
+      q.failure += 1;
       q.success = 0;
     }
     if (q.window < 1) q.window = 1;
-    this.#debug("throttle", q, -fb);
+    this.#debugWindow("throttle", q);
   }
 
   #revive(q: DestQueue<R>): void {
@@ -446,13 +456,12 @@ export class Scheduler<R extends { address: string }> {
     if (t.queues.size === 0 && t.busy === 0) this.#transports.delete(name);
   }
 
-  #debug(fn: string, q: DestQueue<R>, fb: number): void {
-    if (!this.opts.debug) return;
-    // The shape of Postfix's destination_concurrency_feedback_debug lines.
-    this.opts.debug(
-      `qmgr_queue_${fn}: queue ${q.transport}:${q.name}: limit ${q.limits.concurrencyLimit} ` +
-        `window ${q.dead ? 0 : q.window} success ${round(q.success)} failure ${round(q.failure)} ` +
-        `fail_cohorts ${round(q.failCohorts)}${fb !== 0 ? ` feedback ${round(fb)}` : ""}`,
+  /** The window line of Postfix's destination_concurrency_feedback_debug. */
+  #debugWindow(fn: string, q: DestQueue<R>): void {
+    this.opts.debug?.(
+      `qmgr_queue_${fn}: queue ${q.name}: limit ${q.limits.concurrencyLimit} ` +
+        `window ${q.dead ? 0 : q.window} success ${fmtG(q.success)} ` +
+        `failure ${fmtG(q.failure)} fail_cohorts ${fmtG(q.failCohorts)}`,
     );
   }
 }
@@ -463,6 +472,7 @@ function initialWindow(l: TransportLimits): number {
   return l.rateDelayMs > 0 ? 1 : w;
 }
 
-function round(n: number): string {
-  return String(Math.round(n * 1000) / 1000);
+/** A number as C's %g prints it (6 significant digits, no trailing zeros). */
+export function fmtG(n: number): string {
+  return String(Number(n.toPrecision(6)));
 }

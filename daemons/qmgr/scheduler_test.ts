@@ -67,7 +67,9 @@ Deno.test("scheduler", async (t) => {
     lone.s.enqueue("M", "smtp", "d", rcpts(1));
     lone.s.enqueue("N", "other", "d", rcpts(1));
     lone.s.done(delivers(lone.s.next())[0], { failed: null });
-    assertEquals(lone.debug, [], "no feedback step");
+    assertEquals(lone.debug, [
+      "qmgr_queue_unthrottle: queue d: limit 20 window 5 success 0 failure 0 fail_cohorts 0",
+    ], "no feedback step");
     const { s } = setup();
     for (let m = 0; m < 40; m++) s.enqueue(`M${m}`, "smtp", "example.com", rcpts(1));
     let running = delivers(s.next());
@@ -108,10 +110,10 @@ Deno.test("scheduler", async (t) => {
     for (let m = 0; m < 8; m++) s.enqueue(`M${m}`, "smtp", "example.com", rcpts(1));
     const running = delivers(s.next());
     assertEquals(running.length, 5);
-    // 1/5 + 1/4 + 1/3: not yet one cohort; the window shrinks by one each time.
-    for (let i = 0; i < 3; i++) s.done(running.shift()!, { failed: FAIL });
-    assertEquals(s.state("smtp", "example.com"), { window: 2, busy: 2, waiting: 3, dead: false });
-    assertEquals(delivers(s.next()).length, 0, "window 2, two busy");
+    // As Postfix: 1/5 + 1/3 of a cohort, the window 5 -> 3 -> 2.
+    for (let i = 0; i < 2; i++) s.done(running.shift()!, { failed: FAIL });
+    assertEquals(s.state("smtp", "example.com"), { window: 2, busy: 3, waiting: 3, dead: false });
+    assertEquals(delivers(s.next()).length, 0, "window 2, three busy");
     s.done(running.shift()!, { failed: FAIL }); // + 1/2 >= 1: dead
     const acts = s.next();
     assertEquals(acts.map((a) => a.kind), ["suspended", "suspended", "suspended"]);
@@ -120,7 +122,8 @@ Deno.test("scheduler", async (t) => {
     // New mail for a dead destination is suspended at once, without a delivery.
     s.enqueue("N1", "smtp", "example.com", rcpts(2));
     assertEquals(s.next().map((a) => a.kind), ["suspended"]);
-    // The last delivery in flight failing changes nothing.
+    // The last deliveries in flight failing change nothing.
+    s.done(running.shift()!, { failed: FAIL });
     s.done(running.shift()!, { failed: FAIL });
     assertEquals(s.nextWakeup(), clock.t + 300_000);
     // After minimal_backoff_time it is alive again with the initial window.
@@ -247,7 +250,23 @@ Deno.test("scheduler", async (t) => {
     s.done(delivers(s.next())[0], { failed: null });
     assertEquals(s.state("smtp", "example.com")?.window, 6);
     assertEquals(debug, [
-      "qmgr_queue_unthrottle: queue smtp:example.com: limit 20 window 6 success 0 failure 0 fail_cohorts 0 feedback 1",
+      "qmgr_queue_unthrottle: feedback 1",
+      "qmgr_queue_unthrottle: queue example.com: limit 20 window 6 success 0 failure 0 fail_cohorts 0",
+    ]);
+  });
+
+  await t.step("negative feedback and a failed cohort log as Postfix 3.7 does", () => {
+    // The lines a live Postfix logged for three refused connections in a row.
+    const { s, debug } = setup();
+    for (let m = 0; m < 8; m++) s.enqueue(`M${m}`, "smtp", "[127.0.0.1]:43301", rcpts(1));
+    const running = delivers(s.next());
+    for (let i = 0; i < 3; i++) s.done(running.shift()!, { failed: FAIL });
+    assertEquals(debug, [
+      "qmgr_queue_throttle: feedback 1",
+      "qmgr_queue_throttle: queue [127.0.0.1]:43301: limit 20 window 3 success 0 failure 1 fail_cohorts 0.2",
+      "qmgr_queue_throttle: feedback 1",
+      "qmgr_queue_throttle: queue [127.0.0.1]:43301: limit 20 window 2 success 0 failure 1 fail_cohorts 0.533333",
+      "qmgr_queue_throttle: queue [127.0.0.1]:43301: limit 20 window 0 success 0 failure 1 fail_cohorts 1.03333",
     ]);
   });
 });
