@@ -207,8 +207,12 @@ export class Scheduler<R extends { address: string }> {
       }
     };
     if (limits.recipientLimit === 1) {
-      // Per-recipient queues (Postfix: the queue name is the recipient).
-      for (const r of recipients) add(`${r.address.toLowerCase()}@${nexthop}`, [r]);
+      // Per-recipient queues (Postfix: the recipient's local part @ the next hop).
+      for (const r of recipients) {
+        const at = r.address.lastIndexOf("@");
+        const local = at < 0 ? r.address : r.address.slice(0, at);
+        add(`${local.toLowerCase()}@${nexthop}`, [r]);
+      }
     } else {
       add(nexthop, recipients);
     }

@@ -177,13 +177,13 @@ Deno.test("scheduler", async (t) => {
       { address: "A@localhost" },
       { address: "b@localhost" },
     ]);
-    assertEquals(le.map((e) => e.queue), ["a@localhost@localhost", "b@localhost@localhost"]);
+    assertEquals(le.map((e) => e.queue), ["a@localhost", "b@localhost"]);
     for (let m = 0; m < 5; m++) {
       local.s.enqueue(`N${m}`, "local", "localhost", [{ address: "a@localhost" }]);
     }
     const started = delivers(local.s.next());
     assertEquals(
-      started.filter((e) => e.queue === "a@localhost@localhost").length,
+      started.filter((e) => e.queue === "a@localhost").length,
       2,
       "concurrency limit per recipient",
     );

@@ -13,114 +13,7 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
-
-/** A next hop whose behaviour the test switches: stall each message, or 421 at greeting. */
-class ScriptedSink {
-  mode: "stall" | "421" = "stall";
-  stallMs = 400;
-  /** Transactions (MAIL to end-of-data reply) in progress, and the most seen. */
-  inTransaction = 0;
-  maxInTransaction = 0;
-  /** Transactions in progress when each one started, in order. */
-  startedAt: number[] = [];
-  delivered: string[][] = [];
-  connections = 0;
-  #listener: Deno.Listener | null = null;
-
-  constructor(readonly port: number) {}
-
-  start(): void {
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: this.port });
-    (async () => {
-      try {
-        for await (const c of this.#listener!) void this.#serve(c).catch(() => {});
-      } catch {
-        // closed
-      }
-    })();
-  }
-
-  stop(): void {
-    this.#listener?.close();
-  }
-
-  /** In "421" mode (read afresh: the mode changes while a session lasts). */
-  get down(): boolean {
-    return this.mode === "421";
-  }
-
-  async #serve(conn: Deno.Conn): Promise<void> {
-    this.connections++;
-    const enc = new TextEncoder();
-    const say = (s: string) => conn.write(enc.encode(s + "\r\n"));
-    const lines = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
-    const readLine = async (): Promise<string | null> => {
-      for (;;) {
-        const i = buf.indexOf("\r\n");
-        if (i >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          return line;
-        }
-        const { value, done } = await lines.read();
-        if (done) return null;
-        buf += value;
-      }
-    };
-    try {
-      if (this.mode === "421") {
-        await say("421 4.3.2 sink.test.example Service not available, closing channel");
-        return;
-      }
-      await say("220 sink.test.example ESMTP");
-      let rcpts: string[] = [];
-      for (;;) {
-        const line = await readLine();
-        if (line === null) return;
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === "EHLO" || verb === "HELO") await say("250 sink.test.example");
-        else if (verb === "MAIL") {
-          if (this.down) {
-            // A cached connection meets the outage too (the client reconnects).
-            await say("421 4.3.2 sink.test.example Service not available, closing channel");
-            return;
-          }
-          this.startedAt.push(this.inTransaction);
-          this.inTransaction++;
-          this.maxInTransaction = Math.max(this.maxInTransaction, this.inTransaction);
-          rcpts = [];
-          await say("250 2.1.0 Ok");
-        } else if (verb === "RCPT") {
-          rcpts.push(/<([^>]*)>/.exec(line)?.[1] ?? "");
-          await say("250 2.1.5 Ok");
-        } else if (verb === "DATA") {
-          await say("354 End data with <CR><LF>.<CR><LF>");
-          for (;;) {
-            const l = await readLine();
-            if (l === null) return;
-            if (l === ".") break;
-          }
-          await new Promise((r) => setTimeout(r, this.stallMs));
-          this.delivered.push(rcpts);
-          this.inTransaction--;
-          await say("250 2.0.0 Ok: queued");
-        } else if (verb === "QUIT") {
-          await say("221 2.0.0 Bye");
-          return;
-        } else if (verb === "RSET") {
-          await say("250 2.0.0 Ok");
-        } else await say("502 5.5.2 Error: command not recognized");
-      }
-    } finally {
-      try {
-        conn.close();
-      } catch {
-        // closed
-      }
-    }
-  }
-}
+import { ScriptedSink } from "../helpers/scripted_sink.ts";
 
 /** Seconds of the day of a maillog line ("Mon DD HH:MM:SS ..."). */
 function secondsOf(line: string): number {
@@ -134,7 +27,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async (t) => {
     const sinkPort = freePort();
-    const sink = new ScriptedSink(sinkPort);
+    const sink = new ScriptedSink("127.0.0.1", sinkPort);
     const nexthop = `[127.0.0.1]:${sinkPort}`;
     const inst = await startInstance({
       mainCf: [
