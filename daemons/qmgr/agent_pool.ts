@@ -34,10 +34,14 @@ export class AgentPool {
     return this.services.some((s) => s.name === transport && s.type === "unix");
   }
 
-  /** master.cf maxproc of a transport, or `fallback` (default_process_limit) for "-" or 0. */
+  /**
+   * Deliveries of a transport at once: its master.cf maxproc, or `fallback`
+   * (default_process_limit) for "-", 0 or a service that is not there.
+   */
   processLimit(transport: string, fallback: number): number {
     const svc = this.services.find((s) => s.name === transport && s.type === "unix");
-    return svc && svc.maxproc > 0 ? svc.maxproc : fallback;
+    if (!svc || svc.raw?.maxproc === "-" || svc.maxproc <= 0) return fallback;
+    return svc.maxproc;
   }
 
   /** Sends one request and returns the agent's statuses. */
