@@ -117,6 +117,8 @@ export class Qmgr {
   /** destination_concurrency_feedback_debug, and the transports whose feedback was logged. */
   #feedbackDebug = false;
   #feedbackLogged = new Set<string>();
+  /** The active queue limits turned a message away since the last scan they caused. */
+  #wasFull = false;
   /** Recipients of the messages in the active queue still to be settled. */
   #recipientsInMemory = 0;
   /** Resolves recipients; its tables are opened once. */
@@ -291,8 +293,10 @@ export class Qmgr {
   /** Whether the active queue takes another message (see the module comment). */
   #hasRoom(): boolean {
     if (this.active.size === 0) return true;
-    return this.active.size < this.#cfg.int("qmgr_message_active_limit") &&
+    const room = this.active.size < this.#cfg.int("qmgr_message_active_limit") &&
       this.#recipientsInMemory < this.#cfg.int("qmgr_message_recipient_limit");
+    if (!room) this.#wasFull = true;
+    return room;
   }
 
   /** Makes a deferred message due now (its mtime is its next attempt), for the next scan. */
@@ -497,8 +501,12 @@ export class Qmgr {
     if (this.active.delete(msg.id)) {
       this.#recipientsInMemory -= msg.recipients.filter((r) => !r.done).length;
     }
-    // Room again: more may be waiting in incoming/.
-    if (this.active.size === 0) void this.scanner.scanIncoming();
+    // Room again: more may be waiting in incoming/ (deferred/ waits for
+    // its next scan, as it would in Postfix).
+    if (this.active.size === 0 || (this.#wasFull && this.#hasRoom())) {
+      this.#wasFull = false;
+      void this.scanner.scanIncoming();
+    }
   }
 
   /** Starts what the scheduler releases; arms a timer for what it will release later. */

@@ -6,8 +6,7 @@
  * A fake smtp agent defers everything; a fake bounce records requests.
  */
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
-import { fakeService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
-import type { MasterService } from "../../lib/config/mod.ts";
+import { fakeService, unixService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import type { BounceRequest } from "../../lib/bounce/client.ts";
 import type { DeliveryRequest } from "../../lib/deliver/mod.ts";
 import { ipcListen } from "../../lib/ipc/mod.ts";
@@ -15,19 +14,7 @@ import { DELAY_WARNED_MODE } from "../../lib/queue/mod.ts";
 import { Qmgr } from "./qmgr.ts";
 import { backoffMs } from "./settle.ts";
 
-const SMTP: MasterService = {
-  name: "smtp",
-  type: "unix",
-  private: true,
-  unprivileged: true,
-  chroot: false,
-  wakeup: 0,
-  maxproc: 10,
-  command: "smtp",
-  args: [],
-  overrides: {},
-  line: 1,
-};
+const SMTP = unixService("smtp", "smtp", 10);
 
 Deno.test("backoff: the message's age within the minimal and maximal backoff times", () => {
   const b = { minMs: 300_000, maxMs: 4_000_000 };
