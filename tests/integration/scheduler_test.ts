@@ -7,8 +7,8 @@
  * answers 421 makes the destination dead after one failed cohort, the
  * remaining requests are deferred "delivery temporarily suspended" without
  * a connection, and the message is retried on the configured backoff
- * (minimal_backoff_time, doubling, maximal_backoff_time); a flush then
- * delivers it.
+ * (minimal_backoff_time, doubling, maximal_backoff_time), its sender
+ * warned once after delay_warning_time; a flush then delivers it.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
@@ -39,6 +39,7 @@ Deno.test({
         "queue_run_delay = 1s",
         "minimal_backoff_time = 3s",
         "maximal_backoff_time = 6s",
+        "delay_warning_time = 5s",
       ].join("\n"),
     });
     sink.start();
@@ -148,6 +149,15 @@ Deno.test({
           );
         }
         assert(attempts[3] - attempts[2] >= 5, `the interval grew to the maximum (${attempts})`);
+      });
+
+      await t.step("delay_warning_time: one delay notice, not repeated", async () => {
+        // Deferred at least twice past 5s by now; the notice is queued once.
+        const log = await inst.log();
+        const notices = log.split("\n").filter((l) =>
+          l.includes(`${id}: sender delay notification: `)
+        );
+        assertEquals(notices.length, 1, log);
       });
 
       await t.step("postqueue -f revives the destination and delivers", async () => {
