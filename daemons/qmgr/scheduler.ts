@@ -156,6 +156,8 @@ interface DestQueue<R> {
   failure: number;
   failCohorts: number;
   busy: number;
+  /** Entries released for a retry ({@link Scheduler.release}), coming back. */
+  held: number;
   /** Waiting entries per message, messages in round-robin order. */
   todo: Map<string, Entry<R>[]>;
   waiting: number;
@@ -167,15 +169,25 @@ interface DestQueue<R> {
 }
 
 interface TransportState<R> {
+  name: string;
   busy: number;
   processLimit: number;
-  /** Destination queues in round-robin order (served ones move to the end). */
   queues: Map<string, DestQueue<R>>;
+  /**
+   * The queues that may start a delivery now, in round-robin order: a
+   * served queue goes to the end. Kept up to date on every change, so a
+   * dispatch costs the same with 10 or 20,000 destinations.
+   */
+  ready: Map<string, DestQueue<R>>;
 }
 
 /** The scheduler: see the module comment. */
 export class Scheduler<R extends { address: string }> {
   #transports = new Map<string, TransportState<R>>();
+  /** Dead queues with waiting entries, to come out of next() as suspended. */
+  #suspend = new Set<DestQueue<R>>();
+  /** Queues waiting for a time: dead ones, and rate-delayed ones with work. */
+  #timed = new Set<DestQueue<R>>();
 
   constructor(readonly opts: SchedulerOptions) {}
 
@@ -189,7 +201,7 @@ export class Scheduler<R extends { address: string }> {
     const limits = this.opts.limits(transport);
     const out: Entry<R>[] = [];
     const add = (queueName: string, rcpts: R[]) => {
-      const q = this.#queue(t, transport, queueName, limits);
+      const q = this.#queue(t, queueName, limits);
       const step = q.limits.recipientLimit > 0 ? q.limits.recipientLimit : rcpts.length;
       for (let i = 0; i < rcpts.length; i += step) {
         const entry = {
@@ -205,6 +217,7 @@ export class Scheduler<R extends { address: string }> {
         q.waiting++;
         out.push(entry);
       }
+      this.#refresh(q);
     };
     if (limits.recipientLimit === 1) {
       // Per-recipient queues (Postfix: the recipient's local part @ the next hop).
@@ -227,23 +240,22 @@ export class Scheduler<R extends { address: string }> {
   next(): Action<R>[] {
     const now = this.opts.now();
     const out: Action<R>[] = [];
-    for (const [name, t] of this.#transports) {
-      for (const q of t.queues.values()) {
-        if (q.dead && q.deadUntil <= now) this.#revive(q);
-        if (q.dead && q.waiting > 0) {
-          for (const list of q.todo.values()) {
-            for (const entry of list) out.push({ kind: "suspended", entry, why: q.dead });
-          }
-          q.todo.clear();
-          q.waiting = 0;
-        }
+    for (const q of [...this.#timed]) {
+      if (q.dead && q.deadUntil <= now) this.#revive(q);
+      this.#refresh(q);
+    }
+    for (const q of [...this.#suspend]) {
+      for (const list of q.todo.values()) {
+        for (const entry of list) out.push({ kind: "suspended", entry, why: q.dead! });
       }
+      q.todo.clear();
+      q.waiting = 0;
+      this.#refresh(q);
+    }
+    for (const t of [...this.#transports.values()]) {
       while (t.busy < t.processLimit) {
-        const q = this.#readyQueue(t, now);
+        const q: DestQueue<R> | undefined = t.ready.values().next().value;
         if (!q) break;
-        // Round-robin: the served destination goes to the end.
-        t.queues.delete(q.name);
-        t.queues.set(q.name, q);
         const [message, list] = q.todo.entries().next().value!;
         const entry = list.shift()!;
         q.todo.delete(message);
@@ -252,9 +264,11 @@ export class Scheduler<R extends { address: string }> {
         q.waiting--;
         q.busy++;
         t.busy++;
+        // Round-robin over destinations: the served one goes to the end.
+        t.ready.delete(q.name);
+        this.#refresh(q);
         out.push({ kind: "deliver", entry });
       }
-      this.#forgetIdle(name, t);
     }
     return out;
   }
@@ -270,6 +284,7 @@ export class Scheduler<R extends { address: string }> {
     if (q.limits.rateDelayMs > 0) q.notBefore = this.opts.now() + q.limits.rateDelayMs;
     if (outcome.failed) this.#throttle(q, outcome.failed);
     else this.#unthrottle(q);
+    this.#refresh(q);
   }
 
   /**
@@ -278,23 +293,30 @@ export class Scheduler<R extends { address: string }> {
    * scheduler until {@link requeue} puts it back.
    */
   release(entry: Entry<R>): void {
-    this.#release(entry);
+    const q = this.#release(entry);
+    if (!q) return;
+    q.held++;
+    this.#refresh(q);
   }
 
   /** Puts a released entry back, first in line for its destination. */
   requeue(entry: Entry<R>): void {
     const t = this.#transport(entry.transport);
-    const q = this.#queue(t, entry.transport, entry.queue, this.opts.limits(entry.transport));
+    const q = this.#queue(t, entry.queue, this.opts.limits(entry.transport));
+    q.held = Math.max(0, q.held - 1);
     const rest = q.todo.get(entry.message) ?? [];
     q.todo.delete(entry.message);
     q.todo = new Map([[entry.message, [entry, ...rest]], ...q.todo]);
     q.waiting++;
+    this.#refresh(q);
   }
 
   /** Dead destinations get another chance now (postqueue -f / -i). */
   flushDead(): void {
-    for (const t of this.#transports.values()) {
-      for (const q of t.queues.values()) if (q.dead) this.#revive(q);
+    for (const q of [...this.#timed]) {
+      if (!q.dead) continue;
+      this.#revive(q);
+      this.#refresh(q);
     }
   }
 
@@ -304,14 +326,9 @@ export class Scheduler<R extends { address: string }> {
    */
   nextWakeup(): number | null {
     let at: number | null = null;
-    const consider = (t: number) => {
+    for (const q of this.#timed) {
+      const t = q.dead ? q.deadUntil : q.notBefore;
       if (at === null || t < at) at = t;
-    };
-    for (const t of this.#transports.values()) {
-      for (const q of t.queues.values()) {
-        if (q.dead) consider(q.deadUntil);
-        else if (q.waiting > 0 && q.notBefore > 0) consider(q.notBefore);
-      }
     }
     return at;
   }
@@ -340,27 +357,30 @@ export class Scheduler<R extends { address: string }> {
     let t = this.#transports.get(name);
     if (!t) {
       t = {
+        name,
         busy: 0,
         processLimit: Math.max(1, this.opts.limits(name).processLimit),
         queues: new Map(),
+        ready: new Map(),
       };
       this.#transports.set(name, t);
     }
     return t;
   }
 
-  #queue(t: TransportState<R>, transport: string, name: string, limits: TransportLimits) {
+  #queue(t: TransportState<R>, name: string, limits: TransportLimits): DestQueue<R> {
     let q = t.queues.get(name);
     if (!q) {
       q = {
         name,
-        transport,
+        transport: t.name,
         limits,
         window: initialWindow(limits),
         success: 0,
         failure: 0,
         failCohorts: 0,
         busy: 0,
+        held: 0,
         todo: new Map(),
         waiting: 0,
         deadUntil: 0,
@@ -372,13 +392,29 @@ export class Scheduler<R extends { address: string }> {
     return q;
   }
 
-  #readyQueue(t: TransportState<R>, now: number): DestQueue<R> | undefined {
-    for (const q of t.queues.values()) {
-      if (q.dead || q.waiting === 0 || q.busy >= q.window) continue;
-      if (q.limits.rateDelayMs > 0 && (q.busy > 0 || q.notBefore > now)) continue;
-      return q;
+  /**
+   * Puts a queue where its state says: in its transport's ready list (at
+   * the end when it joins), among the timed and the suspended queues, or
+   * forgotten when it is alive with nothing waiting and nothing running.
+   */
+  #refresh(q: DestQueue<R>): void {
+    const t = this.#transports.get(q.transport);
+    if (!t || t.queues.get(q.name) !== q) return;
+    const now = this.opts.now();
+    const rate = q.limits.rateDelayMs > 0;
+    const ready = !q.dead && q.waiting > 0 && q.busy < q.window &&
+      !(rate && (q.busy > 0 || q.notBefore > now));
+    if (!ready) t.ready.delete(q.name);
+    else if (!t.ready.has(q.name)) t.ready.set(q.name, q);
+    if (q.dead || (rate && q.waiting > 0 && q.busy === 0 && q.notBefore > now)) {
+      this.#timed.add(q);
+    } else this.#timed.delete(q);
+    if (q.dead && q.waiting > 0) this.#suspend.add(q);
+    else this.#suspend.delete(q);
+    if (!q.dead && q.waiting === 0 && q.busy === 0 && q.held === 0) {
+      t.queues.delete(q.name);
+      if (t.queues.size === 0 && t.busy === 0) this.#transports.delete(t.name);
     }
-    return undefined;
   }
 
   #release(entry: Entry<R>): DestQueue<R> | undefined {
@@ -451,13 +487,6 @@ export class Scheduler<R extends { address: string }> {
     q.success = 0;
     q.failure = 0;
     q.failCohorts = 0;
-  }
-
-  #forgetIdle(name: string, t: TransportState<R>): void {
-    for (const q of t.queues.values()) {
-      if (!q.dead && q.waiting === 0 && q.busy === 0) t.queues.delete(q.name);
-    }
-    if (t.queues.size === 0 && t.busy === 0) this.#transports.delete(name);
   }
 
   /** The window line of Postfix's destination_concurrency_feedback_debug. */

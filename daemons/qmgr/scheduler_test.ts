@@ -148,6 +148,7 @@ Deno.test("scheduler", async (t) => {
   await t.step("flushDead revives at once; cohort limit 0 never kills", () => {
     const { s } = setup();
     s.enqueue("M", "smtp", "d", rcpts(1));
+    s.enqueue("N", "smtp", "d", rcpts(1));
     const [e] = delivers(s.next());
     s.done(e, { failed: FAIL });
     assertEquals(s.state("smtp", "d")?.dead, false, "1/5 of a cohort");
@@ -242,6 +243,34 @@ Deno.test("scheduler", async (t) => {
     assertEquals(delivers(s.next())[0], e1);
     assertEquals(s.busy, 1);
   });
+
+  await t.step(
+    "20,000 destinations: the process limit holds, every entry once, nothing left",
+    () => {
+      const { s } = setup({ processLimit: 100 });
+      const n = 20_000;
+      for (let d = 0; d < n; d++) {
+        s.enqueue(
+          `M${d % 7}`,
+          "smtp",
+          `d${d}.example`,
+          rcpts(1, `d${d}`),
+        );
+      }
+      const seen = new Set<string>();
+      let running = delivers(s.next());
+      while (running.length > 0) {
+        assert(running.length <= 100, `${running.length} in flight`);
+        const e = running.shift()!;
+        assert(!seen.has(e.queue), `${e.queue} twice`);
+        seen.add(e.queue);
+        s.done(e, { failed: null });
+        running = running.concat(delivers(s.next()));
+      }
+      assertEquals(seen.size, n);
+      assertEquals([s.busy, s.queueCount, s.nextWakeup()], [0, 0, null]);
+    },
+  );
 
   await t.step("feedback debug lines say the window", () => {
     const { s, debug } = setup();
