@@ -114,9 +114,10 @@ export class Qmgr {
   #stopping = false;
   /** Ids moved back from active/ at start (they may have a defer log). */
   #recovered = new Set<string>();
-  /** destination_concurrency_feedback_debug, and the transports whose feedback was logged. */
+  /** destination_concurrency_feedback_debug. */
   #feedbackDebug = false;
-  #feedbackLogged = new Set<string>();
+  /** Each transport's scheduling limits, read once (the configuration is fixed until a reload). */
+  #limits = new Map<string, TransportLimits>();
   /** The active queue limits turned a message away since the last scan they caused. */
   #wasFull = false;
   /** Recipients of the messages in the active queue still to be settled. */
@@ -161,6 +162,13 @@ export class Qmgr {
    * `<transport>_destination_*` parameter when set, else its `default_`.
    */
   limits(transport: string): TransportLimits {
+    let l = this.#limits.get(transport);
+    if (!l) this.#limits.set(transport, l = this.#readLimits(transport));
+    return l;
+  }
+
+  /** {@link limits}, read from the configuration (once per transport: warnings are not repeated). */
+  #readLimits(transport: string): TransportLimits {
     const c = this.#cfg;
     const name = (suffix: string) => {
       const own = `${transport}_${suffix}`;
@@ -175,8 +183,7 @@ export class Qmgr {
         this.ctx.log.warn(`${p}: ignoring malformed or unreasonable feedback: ${c.str(p)}`);
         fb = { base: 1, perWindow: false };
       }
-      if (this.#feedbackDebug && !this.#feedbackLogged.has(`${transport} ${suffix}`)) {
-        this.#feedbackLogged.add(`${transport} ${suffix}`);
+      if (this.#feedbackDebug) {
         this.ctx.log.info(
           `${transport}: ${p} feedback type ${fb.perWindow ? 1 : 0} value at ${init}: ` +
             fmtG(fb.perWindow ? fb.base / init : fb.base),
@@ -597,7 +604,7 @@ export class Qmgr {
     statuses = statuses.filter((s) => wanted.has(s.index));
     if (agentFailed) {
       // Our own agent failing says nothing about the destination.
-      this.scheduler.release(entry);
+      this.scheduler.doneWithoutFeedback(entry);
     } else {
       const failed = statuses.length > 0 && statuses.every((s) => s.status === "deferred") &&
         entry.transport !== "local";

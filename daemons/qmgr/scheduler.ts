@@ -288,6 +288,15 @@ export class Scheduler<R extends { address: string }> {
   }
 
   /**
+   * A delivery that says nothing about its destination (our own agent
+   * failed): the slot is free again, no feedback.
+   */
+  doneWithoutFeedback(entry: Entry<R>): void {
+    const q = this.#release(entry);
+    if (q) this.#refresh(q);
+  }
+
+  /**
    * A delivery that did not happen (the agent could not be reached): its
    * slot is free again and there is no feedback. The entry is out of the
    * scheduler until {@link requeue} puts it back.

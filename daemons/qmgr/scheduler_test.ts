@@ -242,6 +242,9 @@ Deno.test("scheduler", async (t) => {
     assertEquals(s.state("smtp", "d"), { window: w, busy: 0, waiting: 1, dead: false });
     assertEquals(delivers(s.next())[0], e1);
     assertEquals(s.busy, 1);
+    // Our own agent failed for good: the slot is free, no feedback, nothing kept.
+    s.doneWithoutFeedback(e1);
+    assertEquals([s.busy, s.queueCount], [0, 0]);
   });
 
   await t.step(
