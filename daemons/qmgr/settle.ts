@@ -34,7 +34,7 @@
 import { quoteAddress } from "../../lib/address/mod.ts";
 import type { BounceRecipient, BounceRequest } from "../../lib/bounce/client.ts";
 import { requestBounce } from "../../lib/bounce/client.ts";
-import type { RecipientStatus } from "../../lib/deliver/mod.ts";
+import { formatDelays, type RecipientStatus } from "../../lib/deliver/mod.ts";
 import {
   DELAY_WARNED_MODE,
   delayWarned,
@@ -302,7 +302,12 @@ export function backoffMs(ageMs: number, b: { minMs: number; maxMs: number }): n
   return Math.min(b.maxMs, Math.max(b.minMs, ageMs));
 }
 
-/** A recipient of a message, for logging a decision qmgr made itself. */
+/**
+ * Logs a recipient's status that qmgr decided itself (a dead destination,
+ * a resolver failure, forced expiry), in a delivery agent's words: the
+ * delays are the time before the active queue and the time in it, as
+ * Postfix's "retry" agent logs them.
+ */
 export function logDecision(
   ctx: ServiceContext,
   msg: ActiveMessage,
@@ -310,9 +315,9 @@ export function logDecision(
   address: string,
   st: RecipientStatus,
 ): void {
-  const delay = ((now - msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0";
+  const { delay, delays } = formatDelays(msg, now, now, now);
   ctx.log.info(
     `${msg.id}: to=<${quoteAddress(address)}>, relay=none, delay=${delay}, ` +
-      `delays=0/0/0/0, dsn=${st.dsn}, status=${st.status} (${st.reason})`,
+      `delays=${delays}, dsn=${st.dsn}, status=${st.status} (${st.reason})`,
   );
 }
