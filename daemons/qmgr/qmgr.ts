@@ -54,8 +54,9 @@
  * default_destination_concurrency_positive_feedback (1),
  * default_destination_concurrency_negative_feedback (1),
  * default_destination_concurrency_failed_cohort_limit (1),
- * default_destination_rate_delay (0s), and the <transport>_ variants of
- * these six, destination_concurrency_feedback_debug (no),
+ * default_destination_rate_delay (0s), default_transport_rate_delay (0s),
+ * and the <transport>_ variants of these seven,
+ * <transport>_initial_destination_concurrency, destination_concurrency_feedback_debug (no),
  * default_process_limit (100), qmgr_message_active_limit (20000),
  * qmgr_message_recipient_limit (20000), default_filter_nexthop (empty),
  * myhostname, soft_bounce, and what the resolver reads (lib/resolve:
@@ -206,6 +207,7 @@ export class Qmgr {
       negativeFeedback: feedback("destination_concurrency_negative_feedback"),
       failedCohortLimit: Math.max(0, c.int(name("destination_concurrency_failed_cohort_limit"))),
       rateDelayMs: c.time(name("destination_rate_delay")) * 1000,
+      transportRateDelayMs: c.time(name("transport_rate_delay")) * 1000,
       processLimit: this.agents.processLimit(transport, c.int("default_process_limit")),
     };
   }

@@ -38,7 +38,9 @@
  *   ({@link Scheduler.flushDead}, postqueue -f/-i), or when a delivery
  *   still in progress succeeds.
  * - With a destination rate delay, one delivery at a time, each starting
- *   at least that long after the previous one finished.
+ *   at least that long after the previous one finished; the same for a
+ *   whole transport with a transport rate delay (Postfix 3.1's
+ *   transport_rate_delay: at most one delivery per delay, any destination).
  * A queue with nothing waiting, nothing running and alive is forgotten,
  * as Postfix's (the next burst starts slowly again).
  *
@@ -103,6 +105,8 @@ export interface TransportLimits {
   rateDelayMs: number;
   /** Deliveries of this transport at once (master.cf maxproc). */
   processLimit: number;
+  /** <transport>_transport_rate_delay, ms; 0: none (else one delivery at a time). */
+  transportRateDelayMs: number;
 }
 
 /** What the scheduler needs from its owner. */
@@ -172,6 +176,9 @@ interface TransportState<R> {
   name: string;
   busy: number;
   processLimit: number;
+  /** Transport rate delay (ms), and no start before `notBefore`. */
+  rateDelayMs: number;
+  notBefore: number;
   queues: Map<string, DestQueue<R>>;
   /**
    * The queues that may start a delivery now, in round-robin order: a
@@ -253,7 +260,8 @@ export class Scheduler<R extends { address: string }> {
       this.#refresh(q);
     }
     for (const t of [...this.#transports.values()]) {
-      while (t.busy < t.processLimit) {
+      const rated = t.rateDelayMs > 0;
+      while (t.busy < (rated ? 1 : t.processLimit) && !(rated && t.notBefore > now)) {
         const q: DestQueue<R> | undefined = t.ready.values().next().value;
         if (!q) break;
         const [message, list] = q.todo.entries().next().value!;
@@ -335,9 +343,14 @@ export class Scheduler<R extends { address: string }> {
    */
   nextWakeup(): number | null {
     let at: number | null = null;
-    for (const q of this.#timed) {
-      const t = q.dead ? q.deadUntil : q.notBefore;
+    const consider = (t: number) => {
       if (at === null || t < at) at = t;
+    };
+    for (const q of this.#timed) consider(q.dead ? q.deadUntil : q.notBefore);
+    for (const t of this.#transports.values()) {
+      if (t.rateDelayMs > 0 && t.ready.size > 0 && t.notBefore > this.opts.now()) {
+        consider(t.notBefore);
+      }
     }
     return at;
   }
@@ -365,10 +378,13 @@ export class Scheduler<R extends { address: string }> {
   #transport(name: string): TransportState<R> {
     let t = this.#transports.get(name);
     if (!t) {
+      const limits = this.opts.limits(name);
       t = {
         name,
         busy: 0,
-        processLimit: Math.max(1, this.opts.limits(name).processLimit),
+        processLimit: Math.max(1, limits.processLimit),
+        rateDelayMs: limits.transportRateDelayMs,
+        notBefore: 0,
         queues: new Map(),
         ready: new Map(),
       };
@@ -422,7 +438,9 @@ export class Scheduler<R extends { address: string }> {
     else this.#suspend.delete(q);
     if (!q.dead && q.waiting === 0 && q.busy === 0 && q.held === 0) {
       t.queues.delete(q.name);
-      if (t.queues.size === 0 && t.busy === 0) this.#transports.delete(t.name);
+      // A transport rate delay still running is kept, or it would be lost.
+      const delaying = t.rateDelayMs > 0 && t.notBefore > now;
+      if (t.queues.size === 0 && t.busy === 0 && !delaying) this.#transports.delete(t.name);
     }
   }
 
@@ -430,6 +448,7 @@ export class Scheduler<R extends { address: string }> {
     const t = this.#transports.get(entry.transport);
     if (!t) return undefined;
     t.busy = Math.max(0, t.busy - 1);
+    if (t.rateDelayMs > 0) t.notBefore = this.opts.now() + t.rateDelayMs;
     const q = t.queues.get(entry.queue);
     if (q) q.busy = Math.max(0, q.busy - 1);
     return q;

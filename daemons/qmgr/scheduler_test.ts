@@ -26,6 +26,7 @@ const LIMITS: TransportLimits = {
   failedCohortLimit: 1,
   rateDelayMs: 0,
   processLimit: 100,
+  transportRateDelayMs: 0,
 };
 
 function setup(over: Partial<TransportLimits> = {}, deadTimeMs = 300_000) {

@@ -409,10 +409,8 @@ const FAMILIES: [prefix: string, why: string][] = [
 /**
  * Per-transport suffixes (`<transport>_<suffix>`, `default_<suffix>`) of
  * queue manager settings. Concurrency and recipient limits, feedback,
- * failed cohorts and the destination rate delay are implemented (qmgr reads
- * them for any transport); nqmgr's preemption knobs are harmless; the
- * transport rate delay is refused: ignoring it would send faster than the
- * admin allowed.
+ * failed cohorts and the rate delays are implemented (qmgr reads them for
+ * any transport); nqmgr's preemption knobs are harmless to ignore.
  */
 const TRANSPORT_SUFFIXES: [suffix: string, support: "implemented" | "ignored" | "refused"][] = [
   ["destination_concurrency_limit", "implemented"],
@@ -431,7 +429,7 @@ const TRANSPORT_SUFFIXES: [suffix: string, support: "implemented" | "ignored" | 
   ["recipient_refill_limit", "ignored"],
   ["time_limit", "ignored"],
   ["destination_rate_delay", "implemented"],
-  ["transport_rate_delay", "refused"],
+  ["transport_rate_delay", "implemented"],
 ];
 
 const BY_NAME = new Map<string, Ignorable>([
@@ -454,7 +452,7 @@ export type Classification =
  * Classifies a parameter name that is not in the parameter table: on the
  * allow-list (by name, family or per-transport suffix), implemented per
  * transport by qmgr (`<transport>_destination_concurrency_limit`,
- * `_recipient_limit`, feedback, cohort limit, rate delay and
+ * `_recipient_limit`, feedback, cohort limit, rate delays and
  * `<transport>_initial_destination_concurrency`), or refused.
  */
 export function classify(name: string): Classification {
@@ -473,7 +471,7 @@ export function classify(name: string): Classification {
           "round-robin over messages",
       };
     }
-    return { support, why: "Postwarden's queue manager does not rate-limit transports" };
+    return { support, why: "Postwarden's queue manager does not implement it" };
   }
   return { support: "refused" };
 }

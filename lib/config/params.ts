@@ -1994,6 +1994,14 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "default_transport_rate_delay",
+    type: "time",
+    default: "0s",
+    doc: "Time between deliveries over the same transport, any destination (0: none).",
+    timeUnit: "s",
+    support: "implemented",
+  },
+  {
     name: "qmgr_message_recipient_limit",
     type: "int",
     default: "20000",
