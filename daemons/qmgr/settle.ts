@@ -253,8 +253,13 @@ export class Settler {
     }));
     if (!(await this.notify(msg, "delay", delayed))) return;
     const mode = ((msg.mode ?? 0o600) & 0o7777) | DELAY_WARNED_MODE;
-    await Deno.chmod(msg.path, mode);
-    msg.mode = mode;
+    try {
+      await Deno.chmod(msg.path, mode);
+      msg.mode = mode;
+    } catch (e) {
+      // The message is deferred all the same; the warning may go out once more.
+      this.ctx.log.warn(`${msg.id}: cannot record the delay warning: ${(e as Error).message}`);
+    }
   }
 
   async #defer(msg: ActiveMessage): Promise<void> {
