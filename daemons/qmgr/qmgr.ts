@@ -38,12 +38,15 @@
  * transport and next hop (filter.ts); when that transport is not in
  * master.cf the recipients are deferred ("mail transport unavailable").
  *
- * Feedback: a request whose recipients were all deferred by the agent
- * (the destination could not be reached, or refused the session) is
- * negative feedback for its destination, anything else positive (the
- * local transport's deferrals concern a mailbox, not a destination, and
- * give none). An agent that cannot be reached (being restarted) gives no
- * feedback: the request is retried a few times, then deferred.
+ * Feedback: a request whose recipients were all deferred with relay=none
+ * (the agent reached no server: connection refused or timed out, greeting
+ * or handshake refused, no address; the smtp agent's session-level
+ * failures, which Postfix's smtp client reports as a site failure) is
+ * negative feedback for its destination; anything else is positive,
+ * including per-recipient 4XX replies from a server that answered (a
+ * greylisting server is not a dead one) and mailbox deferrals of the local
+ * agent (relay=local). An agent that cannot be reached (being restarted)
+ * gives no feedback: the request is retried a few times, then deferred.
  *
  * Parameters: queue_run_delay (300s), minimal_backoff_time (300s; also how
  * long a destination stays dead), maximal_backoff_time (4000s),
@@ -608,8 +611,10 @@ export class Qmgr {
       // Our own agent failing says nothing about the destination.
       this.scheduler.doneWithoutFeedback(entry);
     } else {
-      const failed = statuses.length > 0 && statuses.every((s) => s.status === "deferred") &&
-        entry.transport !== "local";
+      // Deferred without reaching a server (relay=none: no connection, a
+      // greeting or handshake refused, no address): the destination failed.
+      const failed = statuses.length > 0 &&
+        statuses.every((s) => s.status === "deferred" && s.relay === "none");
       this.scheduler.done(entry, {
         failed: failed ? { dsn: statuses[0].dsn, reason: statuses[0].reason } : null,
       });

@@ -207,3 +207,79 @@ Deno.test("qmgr: recovery, the hold queue and the active queue limits", async (t
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("qmgr: feedback comes from site failures, not from a server's 4XX replies", async (t) => {
+  const root = await Deno.makeTempDir();
+  const fake = await fakeService("qmgr", root, { mainCf: "mydestination = localhost\n" });
+  const q = fake.ctx.queue;
+  // Greylisting answers 450 to every recipient: a server that works (relay set).
+  // "down" is a connection refused: no server reached (relay=none).
+  let mode: "greylist" | "down" = "greylist";
+  const agent = ipcListen(q.privateSocket("smtp"), async (conn) => {
+    for (;;) {
+      const f = await conn.recv();
+      if (!f || f.kind !== "msg") return;
+      const req = f.msg as unknown as DeliveryRequest;
+      await new Promise((r) => setTimeout(r, 20)); // all six in flight together
+      await conn.send({
+        recipients: req.recipients.map((r) =>
+          mode === "greylist"
+            ? {
+              index: r.index,
+              status: "deferred",
+              dsn: "4.2.0",
+              reason: "host mx[192.0.2.1] said: 450 4.2.0 Greylisted (in reply to RCPT TO command)",
+              relay: "mx[192.0.2.1]:25",
+            }
+            : {
+              index: r.index,
+              status: "deferred",
+              dsn: "4.4.1",
+              reason: "connect to mx[192.0.2.1]:25: Connection refused",
+              relay: "none",
+            }
+        ),
+      });
+    }
+  });
+  const qmgr = new Qmgr(fake.ctx, [unixService("smtp")]);
+  const sixMessages = async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { queueId } = await writeQueueFile(
+        q.dir("incoming"),
+        { sender: "s@example.org" },
+        [{ address: `u${i}@remote.example` }],
+        "Subject: x\r\n\r\nx\r\n",
+      );
+      ids.push(queueId);
+    }
+    await qmgr.scanIncoming();
+    for (let i = 0; i < 300 && qmgr.active.size > 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(qmgr.active.size, 0);
+    return ids;
+  };
+  try {
+    await t.step("4XX from a server: every message is tried, none suspended", async () => {
+      await sixMessages();
+      assert(
+        !fake.lines.some((l) => l.includes("delivery temporarily suspended")),
+        fake.lines.join("\n"),
+      );
+    });
+    await t.step("no server reached: dead after a cohort, the rest suspended", async () => {
+      mode = "down";
+      await sixMessages();
+      // Window 5: 1/5 + 1/3 + 1/2 of a cohort is dead; the sixth waited and is suspended.
+      const suspended = fake.lines.filter((l) => l.includes("delivery temporarily suspended"));
+      assertEquals(suspended.length, 1, fake.lines.join("\n"));
+    });
+  } finally {
+    await qmgr.stop(1000);
+    agent.close();
+    fake.abort.abort();
+    await Deno.remove(root, { recursive: true });
+  }
+});
