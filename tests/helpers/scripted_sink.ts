@@ -16,6 +16,8 @@ export class ScriptedSink {
   /** Transactions in progress when each one started, in order. */
   startedAt: number[] = [];
   delivered: string[][] = [];
+  /** Each message: envelope and content (dot-stuffing undone). */
+  messages: { from: string; to: string[]; data: string }[] = [];
   connections = 0;
   #listener: Deno.Listener | null = null;
 
@@ -72,6 +74,7 @@ export class ScriptedSink {
       }
       await say("220 sink.test.example ESMTP");
       let rcpts: string[] = [];
+      let from = "";
       for (;;) {
         const line = await readLine();
         if (line === null) return;
@@ -89,19 +92,23 @@ export class ScriptedSink {
           this.inTransaction++;
           this.maxInTransaction = Math.max(this.maxInTransaction, this.inTransaction);
           rcpts = [];
+          from = /<([^>]*)>/.exec(line)?.[1] ?? "";
           await say("250 2.1.0 Ok");
         } else if (verb === "RCPT") {
           rcpts.push(/<([^>]*)>/.exec(line)?.[1] ?? "");
           await say("250 2.1.5 Ok");
         } else if (verb === "DATA") {
           await say("354 End data with <CR><LF>.<CR><LF>");
+          const data: string[] = [];
           for (;;) {
             const l = await readLine();
             if (l === null) return;
             if (l === ".") break;
+            data.push(l.startsWith(".") ? l.slice(1) : l);
           }
           await new Promise((r) => setTimeout(r, this.stallMs));
           this.delivered.push(rcpts);
+          this.messages.push({ from, to: rcpts, data: data.join("\r\n") + "\r\n" });
           end();
           await say("250 2.0.0 Ok: queued");
         } else if (verb === "QUIT") {

@@ -8,12 +8,29 @@
  * remaining requests are deferred "delivery temporarily suspended" without
  * a connection, and the message is retried on the configured backoff
  * (minimal_backoff_time, doubling, maximal_backoff_time), its sender
- * warned once after delay_warning_time; a flush then delivers it.
+ * warned once after delay_warning_time (a notice Python's email library
+ * reads as an RFC 3464 report); a flush then delivers it.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
+import { havePeer, run } from "../helpers/peers.ts";
 import { ScriptedSink } from "../helpers/scripted_sink.ts";
+
+const PYTHON = "/usr/bin/python3";
+/** Reads a message on stdin; prints its type and each per-recipient DSN field group as JSON. */
+const PARSE_DSN = `
+import email, json, sys
+from email import policy
+m = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.default)
+out = {"type": m.get_content_type(), "reportType": m.get_param("report-type"), "recipients": []}
+for part in m.walk():
+    if part.get_content_type() == "message/delivery-status":
+        groups = part.get_payload()
+        for g in groups[1:]:
+            out["recipients"].append({k: str(v) for k, v in g.items()})
+print(json.dumps(out))
+`;
 
 /** Seconds of the day of a maillog line ("Mon DD HH:MM:SS ..."). */
 function secondsOf(line: string): number {
@@ -168,6 +185,30 @@ Deno.test({
         assertEquals(r.code, 0, r.stderr);
         await waitUntil(() => sink.delivered.length >= before + 10, 20_000, "the 20 recipients");
         await waitForLog(inst, `${id}: removed`, 10_000);
+      });
+
+      await t.step("the delay notice parses with Python's email library as a DSN", async () => {
+        if (!havePeer(PYTHON)) return;
+        await waitUntil(
+          () => sink.messages.some((m) => m.from === "" && m.to.includes("a@example.com")),
+          20_000,
+          "the delay notice, delivered after the flush",
+        );
+        const notice = sink.messages.find((m) => m.from === "" && m.to.includes("a@example.com"))!;
+        const r = await run(PYTHON, ["-c", PARSE_DSN], { stdin: notice.data });
+        assertEquals(r.code, 0, r.stderr);
+        const dsn = JSON.parse(r.stdout);
+        assertEquals(dsn.type, "multipart/report");
+        assertEquals(dsn.reportType, "delivery-status");
+        assertEquals(dsn.recipients.length, 20, r.stdout);
+        for (const rcpt of dsn.recipients) {
+          assertEquals(rcpt["Action"], "delayed");
+          assertEquals(rcpt["Status"], "4.3.2");
+          assert(
+            /^rfc822; ?d\d+@example\.net$/.test(rcpt["Final-Recipient"]),
+            rcpt["Final-Recipient"],
+          );
+        }
       });
     } finally {
       sink.stop();
