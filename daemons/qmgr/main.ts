@@ -1,6 +1,22 @@
 /**
- * qmgr daemon entry: serves `public/qmgr` (wake-ups from cleanup, flush
- * from postqueue) and runs the queue manager in qmgr.ts.
+ * NAME
+ *   qmgr - Postwarden queue manager
+ *
+ * SUMMARY
+ *   Serves `public/qmgr` (new mail and wake-ups from cleanup, flush from
+ *   postqueue -f/-i) and runs the queue manager: qmgr.ts (activation,
+ *   resolution, dispatch), scan.ts (recovery, incoming and deferred scans),
+ *   scheduler.ts (destination queues, concurrency feedback, dead
+ *   destinations, fairness), settle.ts (removal, deferral with backoff,
+ *   bounces, delay warnings), agent_pool.ts (connections to the agents).
+ *
+ * CONFIGURATION PARAMETERS
+ *   Listed in qmgr.ts and settle.ts.
+ *
+ * SANDBOX
+ *   Read and write on incoming/, active/, deferred/, corrupt/ and defer/
+ *   (lib/permissions; hold/ too, which it never scans), the sockets of the
+ *   delivery agents and of bounce, no TCP: the agents reach the network.
  */
 import { runService } from "../../lib/service/mod.ts";
 import { Qmgr } from "./qmgr.ts";

@@ -1,55 +1,74 @@
 /**
- * The queue manager: moves mail from `incoming/` to `active/`, resolves
- * each recipient to a transport and next hop, hands delivery requests to
- * the delivery agents under per-destination concurrency limits, and
- * settles each message: removed when every recipient is done, otherwise
- * moved to `deferred/` with its next attempt time as the file's mtime
- * (as Postfix does), or bounced when past its lifetime. A message marked
- * by postsuper -e/-f (lib/queue FORCE_EXPIRE_MODE) is not delivered: at
+ * The queue manager: takes mail from `incoming/` and `deferred/` into
+ * `active/` (scan.ts), resolves each recipient to a transport and next hop,
+ * hands the recipients to the scheduler (scheduler.ts: destination queues,
+ * concurrency with slow start and feedback, dead destinations, fairness),
+ * sends the delivery requests it releases to the agents (agent_pool.ts),
+ * and settles each message as its deliveries finish (settle.ts: removed,
+ * deferred with backoff, bounced, delay warnings). A message marked by
+ * postsuper -e/-f (lib/queue FORCE_EXPIRE_MODE) is not delivered: at
  * activation it is returned to its sender with each recipient's logged
  * deferral, or "message is administratively expired" (4.7.0), logged
  * "status=force-expired, returned to sender" (under soft_bounce it stays).
  *
  * Scheduling state lives in memory and is rebuilt from the spool at start:
- * files left in `active/` by a crash go back to `incoming/` (recovery).
- * A recipient is marked done in the queue file only when others remain, so
- * a crash can repeat a delivery but never lose one (DESIGN.md invariant 2).
+ * files left in `active/` by a crash go back to `incoming/` (recovery),
+ * and the scheduler starts over with every destination alive and at its
+ * initial concurrency, as Postfix's. The hold queue is never scanned.
+ *
+ * Active queue limits: a message is taken into active/ only while fewer
+ * than qmgr_message_active_limit messages and fewer than
+ * qmgr_message_recipient_limit recipients are in it (a message is always
+ * taken when the active queue is empty, however many recipients it has:
+ * Postwarden reads a message's recipients whole, where Postfix reads them
+ * in slices of qmgr_message_recipient_limit).
  *
  * Each recipient is resolved by lib/resolve (trivial-rewrite's role) with
  * the message's sender: the resolved recipient is what is delivered, its
  * transport and next hop (lower-cased, as Postfix's queue names) pick the
  * destination queue. A resolver that cannot answer (a table is down)
  * defers the recipient with 4.3.0 "address resolver failure: transport_maps
- * lookup failure" (naming the parameter) and logs the table's error; bad address syntax goes to the error agent as "5.1.3 bad
- * address syntax". Mail for the error transport (virtual alias domains, relocated users, transport_maps
- * `error:` entries) goes to the error agent, which bounces it.
+ * lookup failure" (naming the parameter) and logs the table's error; bad
+ * address syntax goes to the error agent as "5.1.3 bad address syntax".
+ * Mail for the error transport (virtual alias domains, relocated users,
+ * transport_maps `error:` entries) goes to the error agent, which bounces it.
  *
  * A message with a content filter in its queue file (content_filter or a
  * FILTER action) is not resolved: every recipient goes to the filter's
  * transport and next hop (filter.ts); when that transport is not in
  * master.cf the recipients are deferred ("mail transport unavailable").
  *
- * Not implemented yet: slow start, delay warnings (delay_warning_time),
- * hold queue management from postsuper.
+ * Feedback: a request whose recipients were all deferred with relay=none
+ * (the agent reached no server: connection refused or timed out, greeting
+ * or handshake refused, no address; the smtp agent's session-level
+ * failures, which Postfix's smtp client reports as a site failure) is
+ * negative feedback for its destination; anything else is positive,
+ * including per-recipient 4XX replies from a server that answered (a
+ * greylisting server is not a dead one) and mailbox deferrals of the local
+ * agent (relay=local). An agent that cannot be reached (being restarted)
+ * gives no feedback: the request is retried a few times, then deferred.
  *
- * Parameters: queue_run_delay (300s), minimal_backoff_time (300s),
- * maximal_backoff_time (4000s), maximal_queue_lifetime (5d),
- * bounce_queue_lifetime (5d), default_destination_concurrency_limit (20),
- * default_destination_recipient_limit (50), <transport>_destination_*
- * variants, default_process_limit (100), qmgr_message_active_limit (20000),
- * default_filter_nexthop (empty), myhostname, and what the resolver reads
- * (lib/resolve: mydestination, transport_maps, relay_domains, relayhost, ...).
+ * Parameters: queue_run_delay (300s), minimal_backoff_time (300s; also how
+ * long a destination stays dead), maximal_backoff_time (4000s),
+ * maximal_queue_lifetime (5d), bounce_queue_lifetime (5d),
+ * delay_warning_time (0h), initial_destination_concurrency (5),
+ * default_destination_concurrency_limit (20),
+ * default_destination_recipient_limit (50),
+ * default_destination_concurrency_positive_feedback (1),
+ * default_destination_concurrency_negative_feedback (1),
+ * default_destination_concurrency_failed_cohort_limit (1),
+ * default_destination_rate_delay (0s), default_transport_rate_delay (0s),
+ * and the <transport>_ variants of these seven,
+ * <transport>_initial_destination_concurrency, destination_concurrency_feedback_debug (no),
+ * default_process_limit (100), qmgr_message_active_limit (20000),
+ * qmgr_message_recipient_limit (20000), default_filter_nexthop (empty),
+ * myhostname, soft_bounce, and what the resolver reads (lib/resolve:
+ * mydestination, transport_maps, relay_domains, relayhost, ...).
  */
-import { quoteAddress } from "../../lib/address/mod.ts";
-import type { BounceRecipient } from "../../lib/bounce/client.ts";
-import { requestBounce } from "../../lib/bounce/client.ts";
 import type { MasterService } from "../../lib/config/mod.ts";
-import type { DeliveryRequest, DeliveryResult, RecipientStatus } from "../../lib/deliver/mod.ts";
-import { type IpcConn, ipcConnect, IpcError } from "../../lib/ipc/mod.ts";
-import { deferredForSite } from "./flush_site.ts";
-
-/** Idle agent connections older than this are closed instead of reused (Postfix ipc_idle). */
-const IDLE_CONN_MS = 5000;
+import type { DeliveryRequest, RecipientStatus } from "../../lib/deliver/mod.ts";
+import { IpcError } from "../../lib/ipc/mod.ts";
+import { quoteAddress } from "../../lib/address/mod.ts";
 import {
   type DeferEntry,
   forceExpired,
@@ -60,71 +79,54 @@ import {
   type StoredRecipient,
 } from "../../lib/queue/mod.ts";
 import { deliveryRoute, type Resolution, ResolveError, Resolver } from "../../lib/resolve/mod.ts";
-import { type FilterParams, filterRoute } from "./filter.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
+import { AgentPool } from "./agent_pool.ts";
+import { deferredForSite } from "./flush_site.ts";
+import { type FilterParams, filterRoute } from "./filter.ts";
+import { recoverActive, Scanner } from "./scan.ts";
+import {
+  type Action,
+  type Entry,
+  type Feedback,
+  fmtG,
+  parseFeedback,
+  Scheduler,
+  type TransportLimits,
+} from "./scheduler.ts";
+import { type ActiveMessage, logDecision, Settler } from "./settle.ts";
 
-/** A message in the active queue. */
-interface ActiveMessage {
-  id: string;
-  path: string;
-  sender: string;
-  arrival: number;
-  activeAt: number;
-  envid?: string;
-  ret?: string;
-  recipients: StoredRecipient[];
-  /** Jobs not yet finished. */
-  pendingJobs: number;
-  done: Set<number>;
-  deferred: Map<number, RecipientStatus>;
-  /** Successful deliveries whose sender asked for NOTIFY=SUCCESS. */
-  successNotices: BounceRecipient[];
-  /** Came from deferred/, so defer/<id> may exist. */
-  hadDeferLog: boolean;
-  /** postsuper -e/-f marked it: returned to the sender, not delivered. */
-  forceExpire?: boolean;
-}
+export type { ActiveMessage } from "./settle.ts";
 
-/** Recipients of one message for one destination. */
-interface Job {
-  msg: ActiveMessage;
-  recipients: StoredRecipient[];
-  /** Times the delivery agent could not be reached for this job. */
-  agentFailures?: number;
-}
-
-/** Retries of a job whose agent was unreachable (being restarted) before deferring it. */
+/** Retries of a request whose agent was unreachable (being restarted) before deferring it. */
 const AGENT_RETRIES = 3;
 const AGENT_RETRY_MS = 1000;
 
-interface Destination {
-  key: string;
-  transport: string;
-  nexthop: string;
-  jobs: Job[];
-  running: number;
-  limit: number;
-  recipientLimit: number;
-  /** Delivery suspended after a failure, until this time (ms). */
-  deadUntil: number;
-  deadReason: RecipientStatus | null;
-}
+/** A recipient as scheduled: the queue file's, possibly resolved to another address. */
+type Rcpt = StoredRecipient;
 
 /** The queue manager. */
 export class Qmgr {
   readonly active = new Map<string, ActiveMessage>();
-  readonly destinations = new Map<string, Destination>();
-  readonly transportRunning = new Map<string, number>();
-  #scanningIncoming = false;
-  #incomingAgain = false;
-  #lastDeferredScan = 0;
+  readonly scheduler: Scheduler<Rcpt>;
+  readonly scanner: Scanner;
+  readonly settler: Settler;
+  readonly agents: AgentPool;
+  /** Times each entry's agent could not be reached. */
+  #agentFailures = new WeakMap<Entry<Rcpt>, number>();
   #timers: ReturnType<typeof setInterval>[] = [];
+  #wakeup: ReturnType<typeof setTimeout> | undefined;
+  #retries = new Set<ReturnType<typeof setTimeout>>();
   #stopping = false;
-  /** Idle connections to delivery agents, per transport. */
-  #idleConns = new Map<string, IpcConn[]>();
-  #idleSince = new WeakMap<IpcConn, number>();
   /** Ids moved back from active/ at start (they may have a defer log). */
   #recovered = new Set<string>();
+  /** destination_concurrency_feedback_debug. */
+  #feedbackDebug = false;
+  /** Each transport's scheduling limits, read once (the configuration is fixed until a reload). */
+  #limits = new Map<string, TransportLimits>();
+  /** The active queue limits turned a message away since the last scan they caused. */
+  #wasFull = false;
+  /** Recipients of the messages in the active queue still to be settled. */
+  #recipientsInMemory = 0;
   /** Resolves recipients; its tables are opened once. */
   readonly resolver: Resolver;
 
@@ -137,21 +139,94 @@ export class Qmgr {
       warn: (m) => ctx.log.warn(m),
       openMaps: ctx.maps,
     });
+    this.agents = new AgentPool(services, (name) => ctx.peer(name));
+    const debug = ctx.config.bool("destination_concurrency_feedback_debug");
+    this.#feedbackDebug = debug;
+    this.scheduler = new Scheduler<Rcpt>({
+      now,
+      limits: (t) => this.limits(t),
+      deadTimeMs: this.#cfg.time("minimal_backoff_time") * 1000,
+      debug: debug ? (line) => ctx.log.info(line) : undefined,
+    });
+    this.scanner = new Scanner({
+      queue: ctx.queue,
+      now,
+      warn: (line) => ctx.log.warn(line),
+      hasRoom: () => this.#hasRoom(),
+      activate: (id, from) => this.activate(id, from),
+    });
+    this.settler = new Settler(ctx, now, (msg) => this.#settled(msg));
   }
 
   get #cfg() {
     return this.ctx.config;
   }
 
+  /**
+   * The scheduling limits of a transport's destinations: each
+   * `<transport>_destination_*` parameter when set, else its `default_`.
+   */
+  limits(transport: string): TransportLimits {
+    let l = this.#limits.get(transport);
+    if (!l) this.#limits.set(transport, l = this.#readLimits(transport));
+    return l;
+  }
+
+  /** {@link limits}, read from the configuration (once per transport: warnings are not repeated). */
+  #readLimits(transport: string): TransportLimits {
+    const c = this.#cfg;
+    const name = (suffix: string) => {
+      const own = `${transport}_${suffix}`;
+      return c.raw(own) !== undefined ? own : `default_${suffix}`;
+    };
+    const init = c.int("initial_destination_concurrency");
+    const feedback = (suffix: string): Feedback => {
+      const p = name(suffix);
+      let fb = parseFeedback(c.str(p));
+      if (!fb) {
+        // Postfix: a warning and the value 1.
+        this.ctx.log.warn(`${p}: ignoring malformed or unreasonable feedback: ${c.str(p)}`);
+        fb = { base: 1, perWindow: false };
+      }
+      if (this.#feedbackDebug) {
+        this.ctx.log.info(
+          `${transport}: ${p} feedback type ${fb.perWindow ? 1 : 0} value at ${init}: ` +
+            fmtG(fb.perWindow ? fb.base / init : fb.base),
+        );
+      }
+      return fb;
+    };
+    return {
+      concurrencyLimit: Math.max(0, c.int(name("destination_concurrency_limit"))),
+      initialConcurrency: Math.max(
+        1,
+        c.int(
+          c.raw(`${transport}_initial_destination_concurrency`) !== undefined
+            ? `${transport}_initial_destination_concurrency`
+            : "initial_destination_concurrency",
+        ),
+      ),
+      recipientLimit: Math.max(0, c.int(name("destination_recipient_limit"))),
+      positiveFeedback: feedback("destination_concurrency_positive_feedback"),
+      negativeFeedback: feedback("destination_concurrency_negative_feedback"),
+      failedCohortLimit: Math.max(0, c.int(name("destination_concurrency_failed_cohort_limit"))),
+      rateDelayMs: c.time(name("destination_rate_delay")) * 1000,
+      transportRateDelayMs: c.time(name("transport_rate_delay")) * 1000,
+      processLimit: this.agents.processLimit(transport, c.int("default_process_limit")),
+    };
+  }
+
   /** Recovery and periodic scans. */
   async start(): Promise<void> {
     await this.recover();
-    await this.scanIncoming();
-    await this.scanDeferred(false);
-    this.#timers.push(setInterval(() => void this.scanIncoming(), 1000));
+    await this.scanner.scanIncoming();
+    await this.scanner.scanDeferred(false);
+    this.#timers.push(setInterval(() => void this.scanner.scanIncoming(), 1000));
     this.#timers.push(setInterval(() => {
       const delay = this.#cfg.time("queue_run_delay") * 1000;
-      if (this.now() - this.#lastDeferredScan >= delay) void this.scanDeferred(false);
+      if (this.now() - this.scanner.lastDeferredScan >= delay) {
+        void this.scanner.scanDeferred(false);
+      }
     }, 1000));
   }
 
@@ -162,23 +237,30 @@ export class Qmgr {
   async stop(ms = 10_000): Promise<void> {
     this.#stopping = true;
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#wakeup);
+    for (const t of this.#retries) clearTimeout(t);
     const end = Date.now() + ms;
-    while (Date.now() < end && [...this.destinations.values()].some((d) => d.running > 0)) {
+    while (Date.now() < end && this.scheduler.busy > 0) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    this.agents.close();
   }
 
   /** Files left in active/ by a previous run go back to incoming/. */
   async recover(): Promise<void> {
-    const q = this.ctx.queue;
-    let n = 0;
-    for await (const e of Deno.readDir(q.dir("active"))) {
-      if (!e.isFile || !isQueueId(e.name)) continue;
-      await Deno.rename(q.path("active", e.name), q.path("incoming", e.name));
-      this.#recovered.add(e.name);
-      n++;
-    }
-    if (n) this.ctx.log.info(`recovered ${n} message(s) from the active queue`);
+    const ids = await recoverActive(this.ctx.queue);
+    for (const id of ids) this.#recovered.add(id);
+    if (ids.size) this.ctx.log.info(`recovered ${ids.size} message(s) from the active queue`);
+  }
+
+  /** Scans incoming/ now. */
+  scanIncoming(): Promise<void> {
+    return this.scanner.scanIncoming();
+  }
+
+  /** Scans deferred/ now: messages that are due, or all of them. */
+  scanDeferred(all: boolean): Promise<void> {
+    return this.scanner.scanDeferred(all);
   }
 
   /** Handles a request on public/qmgr. */
@@ -187,27 +269,27 @@ export class Qmgr {
       case "new":
         if (Array.isArray(msg.ids)) {
           for (const id of msg.ids) {
-            // Over the active limit, the periodic incoming/ scan takes them later.
-            if (this.active.size >= this.#cfg.int("qmgr_message_active_limit")) break;
+            // Over the active limits, the periodic incoming/ scan takes them later.
+            if (!this.#hasRoom()) break;
             if (typeof id === "string" && isQueueId(id)) await this.activate(id, "incoming");
           }
         }
         return { ok: true };
       case "wakeup":
-        void this.scanIncoming();
+        void this.scanner.scanIncoming();
         return { ok: true };
       case "flush":
         // Dead destinations get another chance, for one message too (as Postfix's
         // flush triggers qmgr with "flush dead").
-        for (const d of this.destinations.values()) d.deadUntil = 0;
+        this.scheduler.flushDead();
         if (msg.site !== undefined) {
           // postqueue -s: the deferred mail for that site now (flush_site.ts).
           if (typeof msg.site !== "string") return { ok: false, error: "invalid site" };
           for (const id of await deferredForSite(this.ctx.queue, msg.site)) {
-            if (this.active.size < this.#cfg.int("qmgr_message_active_limit")) {
-              await this.activate(id, "deferred");
-            } else await this.#touchDeferred(id);
+            if (this.#hasRoom()) await this.activate(id, "deferred");
+            else await this.#touchDeferred(id);
           }
+          this.#pump();
           return { ok: true };
         }
         if (msg.id !== undefined) {
@@ -215,75 +297,36 @@ export class Qmgr {
           if (typeof msg.id !== "string" || !isQueueId(msg.id)) {
             return { ok: false, error: "invalid queue id" };
           }
-          if (this.active.size < this.#cfg.int("qmgr_message_active_limit")) {
+          if (this.#hasRoom()) {
             await this.activate(msg.id, "deferred");
           } else {
             await this.#touchDeferred(msg.id);
           }
+          this.#pump();
           return { ok: true };
         }
-        await this.scanDeferred(true);
+        this.#pump();
+        await this.scanner.scanDeferred(true);
         return { ok: true };
       default:
         return { ok: false, error: `unknown request ${String(msg.op)}` };
     }
   }
 
+  /** Whether the active queue takes another message (see the module comment). */
+  #hasRoom(): boolean {
+    if (this.active.size === 0) return true;
+    const room = this.active.size < this.#cfg.int("qmgr_message_active_limit") &&
+      this.#recipientsInMemory < this.#cfg.int("qmgr_message_recipient_limit");
+    if (!room) this.#wasFull = true;
+    return room;
+  }
+
   /** Makes a deferred message due now (its mtime is its next attempt), for the next scan. */
   async #touchDeferred(id: string): Promise<void> {
     const now = new Date(this.now());
     await Deno.utime(this.ctx.queue.path("deferred", id), now, now).catch(() => {});
-    this.#lastDeferredScan = 0;
-  }
-
-  async scanIncoming(): Promise<void> {
-    if (this.#scanningIncoming) {
-      this.#incomingAgain = true;
-      return;
-    }
-    this.#scanningIncoming = true;
-    try {
-      do {
-        this.#incomingAgain = false;
-        const ids: string[] = [];
-        for await (const e of Deno.readDir(this.ctx.queue.dir("incoming"))) {
-          if (e.isFile && isQueueId(e.name)) ids.push(e.name);
-        }
-        ids.sort();
-        for (const id of ids) {
-          if (this.active.size >= this.#cfg.int("qmgr_message_active_limit")) break;
-          await this.activate(id, "incoming");
-        }
-      } while (this.#incomingAgain);
-    } catch (e) {
-      this.ctx.log.warn(`scan incoming: ${(e as Error).message}`);
-    } finally {
-      this.#scanningIncoming = false;
-    }
-  }
-
-  /** Moves deferred messages whose time has come (or all, for a flush) to active. */
-  async scanDeferred(all: boolean): Promise<void> {
-    this.#lastDeferredScan = this.now();
-    const q = this.ctx.queue;
-    try {
-      const due: string[] = [];
-      for await (const e of Deno.readDir(q.dir("deferred"))) {
-        if (!e.isFile || !isQueueId(e.name)) continue;
-        if (!all) {
-          const st = await Deno.stat(q.path("deferred", e.name)).catch(() => null);
-          if (!st || (st.mtime && st.mtime.getTime() > this.now())) continue;
-        }
-        due.push(e.name);
-      }
-      due.sort();
-      for (const id of due) {
-        if (this.active.size >= this.#cfg.int("qmgr_message_active_limit")) break;
-        await this.activate(id, "deferred");
-      }
-    } catch (e) {
-      this.ctx.log.warn(`scan deferred: ${(e as Error).message}`);
-    }
+    this.scanner.lastDeferredScan = 0;
   }
 
   /** Moves one message into active/ and schedules its recipients. */
@@ -292,10 +335,14 @@ export class Qmgr {
     const q = this.ctx.queue;
     const path = q.path("active", id);
     try {
-      Deno.renameSync(q.path(from, id), path);
-    } catch {
+      await q.move(id, from, "active");
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        this.ctx.log.warn(`${id}: cannot move to the active queue: ${(e as Error).message}`);
+      }
       return; // already taken (a scan and a wake-up raced), or gone
     }
+    if (this.active.has(id)) return;
     let file: QueueFile;
     try {
       file = await QueueFile.open(path);
@@ -305,7 +352,7 @@ export class Qmgr {
         // Never delivered, never deleted: moved aside, or left in active/
         // (not scheduled; recovery retries the move at the next start).
         try {
-          await Deno.rename(path, q.path("corrupt", id));
+          await q.move(id, "active", "corrupt");
           this.ctx.log.warn(`${id}: corrupt queue file moved to corrupt/: ${why}`);
         } catch (err) {
           this.ctx.log.error(
@@ -315,7 +362,7 @@ export class Qmgr {
         }
       } else {
         try {
-          await Deno.rename(path, q.path(from, id));
+          await q.move(id, "active", from);
           this.ctx.log.warn(`${id}: cannot open queue file: ${why}; will retry`);
         } catch (err) {
           this.ctx.log.error(
@@ -328,7 +375,6 @@ export class Qmgr {
     }
     const env = file.envelope;
     const size = file.size - file.head.contentOffset;
-    const expired = forceExpired(file.mode);
     file.close();
     const pending = file.head.recipients.filter((r) => !r.done);
     const msg: ActiveMessage = {
@@ -345,19 +391,27 @@ export class Qmgr {
       deferred: new Map(),
       successNotices: [],
       hadDeferLog: from === "deferred" || this.#recovered.has(id),
+      mode: file.mode,
     };
     this.active.set(id, msg);
+    this.#recipientsInMemory += pending.length;
     if (from === "incoming") {
       this.ctx.log.info(
         `${id}: from=<${quoteAddress(env.sender)}>, size=${size}, ` +
           `nrcpt=${file.head.recipients.length} (queue active)`,
       );
     }
-    if (expired) {
+    if (forceExpired(file.mode)) {
       await this.#forceExpire(msg, pending);
       return;
     }
-    const byDest = new Map<string, StoredRecipient[]>();
+    const byRoute = new Map<string, { transport: string; nexthop: string; rcpts: Rcpt[] }>();
+    const route = (transport: string, nexthop: string, r: Rcpt) => {
+      const key = `${transport}:${nexthop}`;
+      let g = byRoute.get(key);
+      if (!g) byRoute.set(key, g = { transport, nexthop, rcpts: [] });
+      g.rcpts.push(r);
+    };
     const decided: { r: StoredRecipient; st: RecipientStatus }[] = [];
     const filter = env.filter;
     const filterMissing = filter !== undefined && !this.#filterTransportExists(id, filter);
@@ -369,15 +423,12 @@ export class Qmgr {
           continue;
         }
         const { transport, nexthop } = filterRoute(filter, r.address, this.#filterParams);
-        const dest = this.#destination(`${transport}:${nexthop}`, transport, nexthop);
-        let list = byDest.get(dest.key);
-        if (!list) byDest.set(dest.key, list = []);
-        list.push(r);
+        route(transport, nexthop, r);
         continue;
       }
-      let route: Resolution;
+      let res: Resolution;
       try {
-        route = await this.resolver.resolve(r.address, { sender: env.sender });
+        res = await this.resolver.resolve(r.address, { sender: env.sender });
       } catch (e) {
         if (!(e instanceof ResolveError)) throw e;
         this.ctx.log.warn(`${id}: ${e.message}`);
@@ -385,38 +436,30 @@ export class Qmgr {
         decided.push({ r, st: this.#deferral(r, `address resolver failure${why}`) });
         continue;
       }
-      const { transport, nexthop } = deliveryRoute(route);
-      const key = `${transport}:${nexthop}`;
-      const dest = this.#destination(key, transport, nexthop);
-      let list = byDest.get(dest.key);
-      if (!list) byDest.set(dest.key, list = []);
+      const { transport, nexthop } = deliveryRoute(res);
       // The resolved recipient is delivered (user%remote@ours goes to user@remote);
       // without an original recipient of its own, the queue file's becomes it (orig_to=).
-      list.push(
-        route.recipient === r.address
+      route(
+        transport,
+        nexthop,
+        res.recipient === r.address
           ? r
-          : { ...r, address: route.recipient, orcpt: r.orcpt ?? r.address },
+          : { ...r, address: res.recipient, orcpt: r.orcpt ?? r.address },
       );
     }
-    for (const [key, rcpts] of byDest) {
-      const dest = this.destinations.get(key)!;
-      for (let i = 0; i < rcpts.length; i += dest.recipientLimit) {
-        dest.jobs.push({ msg, recipients: rcpts.slice(i, i + dest.recipientLimit) });
-        msg.pendingJobs++;
-      }
+    for (const g of byRoute.values()) {
+      msg.pendingJobs += this.scheduler.enqueue(id, g.transport, g.nexthop, g.rcpts).length;
     }
     if (decided.length > 0) {
-      // Settled like a finished job; the message settles once every job has.
-      const job: Job = { msg, recipients: decided.map((d) => d.r) };
-      for (const d of decided) this.#logStatus(msg, d.r.address, d.st);
+      // Settled like a finished request; the message settles once every request has.
+      for (const d of decided) logDecision(this.ctx, msg, this.now(), d.r.address, d.st);
       msg.pendingJobs++;
-      await this.#finishJob(job, decided.map((d) => d.st));
-      if (byDest.size === 0) return;
+      await this.settler.finish(msg, decided.map((d) => d.r), decided.map((d) => d.st));
     } else if (msg.pendingJobs === 0) {
-      await this.settle(msg);
+      await this.settler.settle(msg);
       return;
     }
-    for (const key of byDest.keys()) this.#pump(this.destinations.get(key)!);
+    this.#pump();
   }
 
   /**
@@ -426,7 +469,7 @@ export class Qmgr {
    */
   #filterTransportExists(id: string, filter: string): boolean {
     const transport = filterRoute(filter, "", this.#filterParams).transport;
-    if (this.services.some((s) => s.name === transport && s.type === "unix")) return true;
+    if (this.agents.has(transport)) return true;
     this.ctx.log.warn(
       `${id}: content filter ${filter}: transport "${transport}" is not defined in master.cf ` +
         `-- message deferred`,
@@ -464,11 +507,11 @@ export class Qmgr {
           reason: "message is administratively expired",
           relay: "none",
         };
-      if (!e) this.#logStatus(msg, r.address, st);
+      if (!e) logDecision(this.ctx, msg, this.now(), r.address, st);
       msg.deferred.set(r.index, st);
     }
     msg.forceExpire = true;
-    await this.settle(msg);
+    await this.settler.settle(msg);
   }
 
   /** A deferral qmgr decides itself (the resolver could not answer). */
@@ -476,111 +519,61 @@ export class Qmgr {
     return { index: r.index, status: "deferred", dsn: "4.3.0", reason, relay: "none" };
   }
 
-  #logStatus(msg: ActiveMessage, address: string, st: RecipientStatus): void {
-    const delay = ((this.now() - msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0";
-    this.ctx.log.info(
-      `${msg.id}: to=<${quoteAddress(address)}>, relay=none, delay=${delay}, ` +
-        `delays=0/0/0/0, dsn=${st.dsn}, status=${st.status} (${st.reason})`,
-    );
-  }
-
-  #destination(key: string, transport: string, nexthop: string): Destination {
-    let d = this.destinations.get(key);
-    if (!d) {
-      const c = this.#cfg;
-      const perTransport = (suffix: string, fallback: string) => {
-        const name = `${transport}_${suffix}`;
-        return c.raw(name) !== undefined ? c.int(name) : c.int(fallback);
-      };
-      d = {
-        key,
-        transport,
-        nexthop,
-        jobs: [],
-        running: 0,
-        limit: Math.max(
-          1,
-          perTransport("destination_concurrency_limit", "default_destination_concurrency_limit"),
-        ),
-        recipientLimit: Math.max(
-          1,
-          perTransport("destination_recipient_limit", "default_destination_recipient_limit"),
-        ),
-        deadUntil: 0,
-        deadReason: null,
-      };
-      this.destinations.set(key, d);
+  /** A message left the active queue: room for more. */
+  #settled(msg: ActiveMessage): void {
+    if (this.active.delete(msg.id)) {
+      this.#recipientsInMemory -= msg.recipients.filter((r) => !r.done).length;
     }
-    return d;
+    // Room again: more may be waiting in incoming/ (deferred/ waits for
+    // its next scan, as it would in Postfix).
+    if (this.active.size === 0 || (this.#wasFull && this.#hasRoom())) {
+      this.#wasFull = false;
+      void this.scanner.scanIncoming();
+    }
   }
 
-  #transportLimit(transport: string): number {
-    const svc = this.services.find((s) => s.name === transport && s.type === "unix");
-    return svc && svc.maxproc > 0 ? svc.maxproc : this.#cfg.int("default_process_limit");
-  }
-
-  /** Starts as many jobs for a destination as its limits allow. */
-  #pump(dest: Destination): void {
+  /** Starts what the scheduler releases; arms a timer for what it will release later. */
+  #pump(): void {
     // Stopping: what is not yet started stays in active/ for the next qmgr.
-    while (dest.jobs.length > 0 && !this.#stopping) {
-      if (dest.deadUntil > this.now() && dest.deadReason) {
-        // Destination is down: defer without contacting it, as Postfix does.
-        const job = dest.jobs.shift()!;
-        const reason = dest.deadReason;
-        const statuses = job.recipients.map((r) => ({
-          ...reason,
-          index: r.index,
-          reason: `delivery temporarily suspended: ${reason.reason}`,
-        }));
-        for (const st of statuses) {
-          this.ctx.log.info(
-            `${job.msg.id}: to=<${
-              quoteAddress(job.recipients.find((r) => r.index === st.index)!.address)
-            }>, relay=none, ` +
-              `delay=${
-                ((this.now() - job.msg.arrival) / 1000).toFixed(2).replace(/\.?0+$/, "") || "0"
-              }, ` +
-              `delays=0/0/0/0, dsn=${st.dsn}, status=deferred (${st.reason})`,
-          );
-        }
-        void this.#finishJob(job, statuses);
-        continue;
-      }
-      const tRunning = this.transportRunning.get(dest.transport) ?? 0;
-      if (dest.running >= dest.limit || tRunning >= this.#transportLimit(dest.transport)) return;
-      const job = dest.jobs.shift()!;
-      dest.running++;
-      this.transportRunning.set(dest.transport, tRunning + 1);
-      void this.#deliver(dest, job).finally(() => {
-        dest.running--;
-        this.transportRunning.set(
-          dest.transport,
-          (this.transportRunning.get(dest.transport) ?? 1) - 1,
-        );
-        this.#pump(dest);
-        // Another destination of the same transport may have been waiting.
-        for (const d of this.destinations.values()) {
-          if (d !== dest && d.transport === dest.transport && d.jobs.length) this.#pump(d);
-        }
-        // Forget idle destinations (a relay sees many domains over time),
-        // but keep a suspended one until its suspension ends.
-        if (dest.jobs.length === 0 && dest.running === 0 && dest.deadUntil <= this.now()) {
-          this.destinations.delete(dest.key);
-        }
-      });
+    if (this.#stopping) return;
+    for (const act of this.scheduler.next()) this.#run(act);
+    clearTimeout(this.#wakeup);
+    const at = this.scheduler.nextWakeup();
+    if (at !== null) {
+      this.#wakeup = setTimeout(() => this.#pump(), Math.max(0, at - this.now()) + 5);
     }
   }
 
-  async #deliver(dest: Destination, job: Job): Promise<void> {
-    const msg = job.msg;
+  #run(act: Action<Rcpt>): void {
+    const msg = this.active.get(act.entry.message);
+    if (!msg) return; // cannot happen: a message settles after all its entries
+    if (act.kind === "suspended") {
+      // The destination is dead: deferred without contacting it, as Postfix does.
+      const statuses = act.entry.recipients.map((r): RecipientStatus => ({
+        index: r.index,
+        status: "deferred",
+        dsn: act.why.dsn,
+        reason: `delivery temporarily suspended: ${act.why.reason}`,
+        relay: "none",
+      }));
+      act.entry.recipients.forEach((r, i) =>
+        logDecision(this.ctx, msg, this.now(), r.address, statuses[i])
+      );
+      void this.settler.finish(msg, act.entry.recipients, statuses);
+      return;
+    }
+    void this.#deliver(msg, act.entry);
+  }
+
+  async #deliver(msg: ActiveMessage, entry: Entry<Rcpt>): Promise<void> {
     const req: DeliveryRequest = {
       op: "deliver",
       queueId: msg.id,
       path: msg.path,
       sender: msg.sender,
-      transport: dest.transport,
-      nexthop: dest.nexthop,
-      recipients: job.recipients.map((r) => ({
+      transport: entry.transport,
+      nexthop: entry.nexthop,
+      recipients: entry.recipients.map((r) => ({
         index: r.index,
         address: r.address,
         orcpt: r.orcpt,
@@ -594,25 +587,28 @@ export class Qmgr {
     let statuses: RecipientStatus[];
     let agentFailed = false;
     try {
-      statuses = await this.#request(dest.transport, req);
+      statuses = await this.agents.request(entry.transport, req);
     } catch (e) {
       agentFailed = true;
       const transient = e instanceof IpcError && !/timeout/.test(e.message);
-      if (transient && (job.agentFailures ?? 0) < AGENT_RETRIES) {
-        // Like Postfix's transport throttling: keep the job in the active
+      const failures = this.#agentFailures.get(entry) ?? 0;
+      if (transient && failures < AGENT_RETRIES && !this.#stopping) {
+        // Like Postfix's transport throttling: keep the request in the active
         // queue and try again shortly, rather than defer it for a backoff.
-        job.agentFailures = (job.agentFailures ?? 0) + 1;
-        setTimeout(() => {
-          // The destination may have been forgotten meanwhile: look it up again.
-          const d = this.#destination(dest.key, dest.transport, dest.nexthop);
-          d.jobs.unshift(job);
-          this.#pump(d);
-        }, AGENT_RETRY_MS * job.agentFailures);
+        this.#agentFailures.set(entry, failures + 1);
+        this.scheduler.release(entry);
+        const t = setTimeout(() => {
+          this.#retries.delete(t);
+          this.scheduler.requeue(entry);
+          this.#pump();
+        }, AGENT_RETRY_MS * (failures + 1));
+        this.#retries.add(t);
+        this.#pump();
         return;
       }
-      const reason = `unknown mail transport error (${dest.transport}: ${(e as Error).message})`;
+      const reason = `unknown mail transport error (${entry.transport}: ${(e as Error).message})`;
       this.ctx.log.warn(`${msg.id}: ${reason}`);
-      statuses = job.recipients.map((r) => ({
+      statuses = entry.recipients.map((r) => ({
         index: r.index,
         status: "deferred",
         dsn: "4.3.0",
@@ -620,254 +616,21 @@ export class Qmgr {
         relay: "none",
       }));
     }
-    const wanted = new Set(job.recipients.map((r) => r.index));
+    const wanted = new Set(entry.recipients.map((r) => r.index));
     statuses = statuses.filter((s) => wanted.has(s.index));
-    // A destination that deferred everything is suspended for a while. A
-    // failure to reach our own delivery agent says nothing about the
-    // destination (the agent is being restarted): no suspension then.
-    if (
-      !agentFailed && statuses.length > 0 && statuses.every((s) => s.status === "deferred") &&
-      dest.transport !== "local"
-    ) {
-      dest.deadUntil = this.now() + this.#cfg.time("minimal_backoff_time") * 1000;
-      dest.deadReason = statuses[0];
-    } else if (statuses.some((s) => s.status === "sent")) {
-      dest.deadUntil = 0;
-      dest.deadReason = null;
-    }
-    await this.#finishJob(job, statuses);
-  }
-
-  /**
-   * One delivery request over a pooled connection to the transport's agent.
-   * A pooled connection that turns out dead before the request is sent (the
-   * agent restarted) is replaced by a fresh one; once the request is out, a
-   * failure is reported to the caller (the recipients are deferred).
-   */
-  async #request(transport: string, req: DeliveryRequest): Promise<RecipientStatus[]> {
-    const idle = this.#idleConns.get(transport) ?? [];
-    this.#idleConns.set(transport, idle);
-    let conn: IpcConn | undefined;
-    while ((conn = idle.pop())) {
-      if (Date.now() - (this.#idleSince.get(conn) ?? 0) < IDLE_CONN_MS) break;
-      conn.close();
-    }
-    let res: DeliveryResult | null = null;
-    if (conn) {
-      try {
-        await conn.send(req);
-        res = await conn.recvMsg<DeliveryResult>();
-      } catch (e) {
-        conn.close();
-        conn = undefined;
-        // A connection closed while idle fails at once with no reply: retry
-        // fresh. Anything else (a timeout) is a real failure.
-        if (!(e instanceof IpcError) || /timeout/.test(e.message)) throw e;
-      }
-    }
-    if (!conn) {
-      conn = await ipcConnect(this.#transportSocket(transport), { timeoutMs: 3_600_000 });
-      try {
-        await conn.send(req);
-        res = await conn.recvMsg<DeliveryResult>();
-      } catch (e) {
-        conn.close();
-        throw e;
-      }
-    }
-    if (!res || !Array.isArray(res.recipients)) {
-      conn.close();
-      throw new Error("bad reply from delivery agent");
-    }
-    this.#idleSince.set(conn, Date.now());
-    idle.push(conn);
-    return res.recipients;
-  }
-
-  #transportSocket(transport: string): string {
-    const svc = this.services.find((s) => s.name === transport && s.type === "unix");
-    if (!svc) throw new Error(`transport "${transport}" is not defined in master.cf`);
-    return this.ctx.peer(svc.name);
-  }
-
-  async #finishJob(job: Job, statuses: RecipientStatus[]): Promise<void> {
-    const msg = job.msg;
-    const byIndex = new Map(statuses.map((s) => [s.index, s]));
-    const bounced: BounceRecipient[] = [];
-    const bouncedIdx: number[] = [];
-    for (const r of job.recipients) {
-      const st = byIndex.get(r.index) ?? {
-        index: r.index,
-        status: "deferred" as const,
-        dsn: "4.3.0",
-        reason: "no status from delivery agent",
-        relay: "none",
-      };
-      if (st.status === "sent") {
-        msg.done.add(r.index);
-        if (r.notify?.includes("SUCCESS")) {
-          msg.successNotices.push({
-            address: r.address,
-            orcpt: r.orcpt,
-            action: st.action ??
-              (st.relay === "local" || st.relay === "none" ? "delivered" : "relayed"),
-            status: st.dsn,
-            reason: st.reason,
-            diagnostic: st.diagnostic,
-            remoteMta: st.remoteMta,
-          });
-        }
-      } else if (st.status === "bounced") {
-        bounced.push({
-          address: r.address,
-          orcpt: r.orcpt,
-          action: "failed",
-          status: st.dsn,
-          reason: st.reason,
-          diagnostic: st.diagnostic,
-          remoteMta: st.remoteMta,
-        });
-        bouncedIdx.push(r.index);
-      } else {
-        msg.deferred.set(r.index, st);
-      }
-    }
-    if (bounced.length) {
-      if (await this.#notify(msg, "bounce", bounced)) {
-        for (const i of bouncedIdx) msg.done.add(i);
-      } else {
-        for (const i of bouncedIdx) {
-          msg.deferred.set(i, {
-            index: i,
-            status: "deferred",
-            dsn: "4.3.0",
-            reason: "bounce service unavailable; will retry",
-            relay: "none",
-          });
-        }
-      }
-    }
-    msg.pendingJobs--;
-    if (msg.pendingJobs === 0) await this.settle(msg);
-  }
-
-  /** Asks bounce for a notification; true once it is durably queued (or not wanted). */
-  async #notify(
-    msg: ActiveMessage,
-    op: "bounce" | "success",
-    rcpts: BounceRecipient[],
-  ): Promise<boolean> {
-    try {
-      const reply = await requestBounce(this.ctx.peer("bounce"), {
-        op,
-        queueId: msg.id,
-        path: msg.path,
-        sender: msg.sender,
-        arrival: msg.arrival,
-        envid: msg.envid,
-        ret: msg.ret,
-        recipients: rcpts,
+    if (agentFailed) {
+      // Our own agent failing says nothing about the destination.
+      this.scheduler.doneWithoutFeedback(entry);
+    } else {
+      // Deferred without reaching a server (relay=none: no connection, a
+      // greeting or handshake refused, no address): the destination failed.
+      const failed = statuses.length > 0 &&
+        statuses.every((s) => s.status === "deferred" && s.relay === "none");
+      this.scheduler.done(entry, {
+        failed: failed ? { dsn: statuses[0].dsn, reason: statuses[0].reason } : null,
       });
-      if (reply.status === "ok") {
-        if (reply.queueId) {
-          const what = op === "bounce" ? "non-delivery" : "delivery status";
-          this.ctx.log.info(`${msg.id}: sender ${what} notification: ${reply.queueId}`);
-        }
-        return true;
-      }
-      this.ctx.log.warn(`${msg.id}: bounce service: ${reply.text}`);
-    } catch (e) {
-      this.ctx.log.warn(`${msg.id}: bounce service: ${(e as Error).message}`);
     }
-    return false;
-  }
-
-  /** Every job of the message has finished: remove, defer or expire it. */
-  async settle(msg: ActiveMessage): Promise<void> {
-    const q = this.ctx.queue;
-    try {
-      if (msg.successNotices.length) await this.#notify(msg, "success", msg.successNotices);
-      if (msg.deferred.size > 0) {
-        const lifetime = (msg.sender === ""
-          ? this.#cfg.time("bounce_queue_lifetime")
-          : this.#cfg.time("maximal_queue_lifetime")) * 1000;
-        // soft_bounce: no locally generated bounces, expired mail stays queued.
-        const expire = msg.forceExpire || this.now() - msg.arrival >= lifetime;
-        if (expire && !this.#cfg.bool("soft_bounce")) {
-          const expired: BounceRecipient[] = [];
-          for (const [i, st] of msg.deferred) {
-            const r = msg.recipients[i];
-            expired.push({
-              address: r.address,
-              orcpt: r.orcpt,
-              action: "failed",
-              // Postfix's forced expiry reports the deferral's own status.
-              status: msg.forceExpire ? st.dsn : st.dsn.replace(/^4/, "5"),
-              reason: `${st.reason}`,
-              diagnostic: st.diagnostic,
-              remoteMta: st.remoteMta,
-            });
-          }
-          if (await this.#notify(msg, "bounce", expired)) {
-            this.ctx.log.info(
-              `${msg.id}: from=<${quoteAddress(msg.sender)}>, ` +
-                `status=${msg.forceExpire ? "force-expired" : "expired"}, returned to sender`,
-            );
-            for (const i of msg.deferred.keys()) {
-              msg.done.add(i);
-            }
-            msg.deferred.clear();
-          }
-        }
-      }
-      if (msg.deferred.size === 0) {
-        Deno.removeSync(msg.path);
-        if (msg.hadDeferLog) await Deno.remove(q.deferLog(msg.id)).catch(() => {});
-        this.ctx.log.info(`${msg.id}: removed`);
-      } else {
-        await this.#defer(msg);
-      }
-    } catch (e) {
-      this.ctx.log.error(`${msg.id}: cannot settle message: ${(e as Error).message}`);
-      // Leave the file in active/: recovery at the next start picks it up.
-    } finally {
-      this.active.delete(msg.id);
-    }
-    if (this.active.size < this.#cfg.int("qmgr_message_active_limit")) {
-      // Room again: more may be waiting in incoming/.
-      if (this.active.size === 0) void this.scanIncoming();
-    }
-  }
-
-  async #defer(msg: ActiveMessage): Promise<void> {
-    const q = this.ctx.queue;
-    const newlyDone = [...msg.done].filter((i) => !msg.recipients[i].done);
-    if (newlyDone.length) {
-      const f = await QueueFile.open(msg.path, { write: true });
-      try {
-        await f.markDone(newlyDone);
-      } finally {
-        f.close();
-      }
-    }
-    const lines = [...msg.deferred.entries()].map(([i, st]) =>
-      JSON.stringify({
-        rcpt: msg.recipients[i].address,
-        dsn: st.dsn,
-        reason: st.reason,
-        time: this.now(),
-      })
-    );
-    const tmp = `${q.deferLog(msg.id)}.tmp`;
-    await Deno.writeTextFile(tmp, lines.join("\n") + "\n");
-    await Deno.rename(tmp, q.deferLog(msg.id));
-    const age = this.now() - msg.arrival;
-    const min = this.#cfg.time("minimal_backoff_time") * 1000;
-    const max = this.#cfg.time("maximal_backoff_time") * 1000;
-    const delay = Math.min(max, Math.max(min, age));
-    const next = new Date(this.now() + delay);
-    const dest = q.path("deferred", msg.id);
-    await Deno.rename(msg.path, dest);
-    await Deno.utime(dest, next, next);
+    this.#pump();
+    await this.settler.finish(msg, entry.recipients, statuses);
   }
 }

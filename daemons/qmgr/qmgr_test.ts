@@ -1,10 +1,13 @@
 /**
- * Tests for qmgr's handling of queue files it cannot use: a corrupt file
+ * Tests for qmgr's handling of queue files it cannot use (a corrupt file
  * is moved to corrupt/ and logged, and when that move fails the log says
- * so and the file stays where it is, never deleted and never scheduled.
+ * so and the file stays where it is, never deleted and never scheduled),
+ * resolution, recovery at start, the hold queue and the active queue limits.
  */
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
-import { fakeService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
+import { fakeService, unixService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
+import type { DeliveryRequest } from "../../lib/deliver/mod.ts";
+import { ipcListen } from "../../lib/ipc/mod.ts";
 import { newQueueId } from "../../lib/queue/mod.ts";
 import { Qmgr } from "./qmgr.ts";
 
@@ -51,7 +54,7 @@ Deno.test("qmgr: corrupt queue files", async (t) => {
         line,
       );
       assertEquals(qmgr.active.size, 0, "never scheduled");
-      assertEquals(qmgr.destinations.size, 0, "never delivered");
+      assertEquals(qmgr.scheduler.queueCount, 0, "never delivered");
     });
   } finally {
     await Deno.remove(root, { recursive: true });
@@ -111,6 +114,172 @@ Deno.test("qmgr: recipients are resolved with lib/resolve", async (t) => {
       await f.qmgr.stop(1000);
     });
   } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("qmgr: recovery, the hold queue and the active queue limits", async (t) => {
+  const root = await Deno.makeTempDir();
+  const fake = await fakeService("qmgr", root, {
+    mainCf: "mydestination = localhost\nqmgr_message_active_limit = 2\n" +
+      "qmgr_message_recipient_limit = 3\n",
+  });
+  const q = fake.ctx.queue;
+  // An smtp agent that answers only when the test lets it.
+  const waiting: (() => void)[] = [];
+  const agent = ipcListen(q.privateSocket("smtp"), async (conn) => {
+    for (;;) {
+      const f = await conn.recv();
+      if (!f || f.kind !== "msg") return;
+      const req = f.msg as unknown as DeliveryRequest;
+      await new Promise<void>((r) => waiting.push(r));
+      await conn.send({
+        recipients: req.recipients.map((r) => ({
+          index: r.index,
+          status: "sent",
+          dsn: "2.0.0",
+          reason: "250 2.0.0 Ok",
+          relay: "mx[192.0.2.1]:25",
+        })),
+      });
+    }
+  });
+  const qmgr = new Qmgr(fake.ctx, [unixService("smtp")]);
+  const message = (dir: string, n: number) =>
+    writeQueueFile(
+      dir,
+      { sender: "s@example.org" },
+      Array.from({ length: n }, (_, i) => ({ address: `u${i}@remote.example` })),
+      "Subject: x\r\n\r\nx\r\n",
+    );
+  const until = async (what: string, pred: () => boolean | Promise<boolean>) => {
+    for (let i = 0; i < 300 && !(await pred()); i++) await new Promise((r) => setTimeout(r, 10));
+    assert(await pred(), what);
+  };
+  try {
+    await t.step("files left in active/ go back to incoming/ at start", async () => {
+      const { queueId } = await message(q.dir("active"), 1);
+      await qmgr.recover();
+      assert(await exists(q.path("incoming", queueId)));
+      assert(!(await exists(q.path("active", queueId))));
+      assert(
+        fake.lines.includes("recovered 1 message(s) from the active queue"),
+        fake.lines.join(),
+      );
+      await Deno.remove(q.path("incoming", queueId));
+    });
+
+    const held = await message(q.dir("hold"), 1);
+    const a = await message(q.dir("incoming"), 2);
+    const b = await message(q.dir("incoming"), 2);
+    const c = await message(q.dir("incoming"), 1);
+
+    await t.step(
+      "qmgr_message_recipient_limit: no new message once 3 recipients are active",
+      async () => {
+        await qmgr.scanIncoming();
+        // a (2 recipients) leaves room; b makes 4; c waits though the message limit is 2.
+        assertEquals([...qmgr.active.keys()].sort(), [a.queueId, b.queueId].sort());
+        assert(await exists(q.path("incoming", c.queueId)));
+      },
+    );
+
+    await t.step("settled messages make room; hold/ is never scanned", async () => {
+      await until("both deliveries waiting", () => waiting.length === 2);
+      for (const go of waiting.splice(0)) go();
+      await until("c activated", () => qmgr.active.has(c.queueId));
+      await until("c's delivery waiting", () => waiting.length === 1);
+      for (const go of waiting.splice(0)) go();
+      await until("all removed", () => qmgr.active.size === 0);
+      await qmgr.scanIncoming();
+      await qmgr.scanDeferred(true);
+      assert(await exists(q.path("hold", held.queueId)), "held mail stays in hold/");
+      assertEquals(qmgr.active.size, 0);
+      for (const id of [a.queueId, b.queueId, c.queueId]) {
+        assert(fake.lines.includes(`${id}: removed`), id);
+      }
+    });
+  } finally {
+    for (const go of waiting.splice(0)) go();
+    await qmgr.stop(1000);
+    agent.close();
+    fake.abort.abort();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("qmgr: feedback comes from site failures, not from a server's 4XX replies", async (t) => {
+  const root = await Deno.makeTempDir();
+  const fake = await fakeService("qmgr", root, { mainCf: "mydestination = localhost\n" });
+  const q = fake.ctx.queue;
+  // Greylisting answers 450 to every recipient: a server that works (relay set).
+  // "down" is a connection refused: no server reached (relay=none).
+  let mode: "greylist" | "down" = "greylist";
+  const agent = ipcListen(q.privateSocket("smtp"), async (conn) => {
+    for (;;) {
+      const f = await conn.recv();
+      if (!f || f.kind !== "msg") return;
+      const req = f.msg as unknown as DeliveryRequest;
+      await new Promise((r) => setTimeout(r, 20)); // all six in flight together
+      await conn.send({
+        recipients: req.recipients.map((r) =>
+          mode === "greylist"
+            ? {
+              index: r.index,
+              status: "deferred",
+              dsn: "4.2.0",
+              reason: "host mx[192.0.2.1] said: 450 4.2.0 Greylisted (in reply to RCPT TO command)",
+              relay: "mx[192.0.2.1]:25",
+            }
+            : {
+              index: r.index,
+              status: "deferred",
+              dsn: "4.4.1",
+              reason: "connect to mx[192.0.2.1]:25: Connection refused",
+              relay: "none",
+            }
+        ),
+      });
+    }
+  });
+  const qmgr = new Qmgr(fake.ctx, [unixService("smtp")]);
+  const sixMessages = async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { queueId } = await writeQueueFile(
+        q.dir("incoming"),
+        { sender: "s@example.org" },
+        [{ address: `u${i}@remote.example` }],
+        "Subject: x\r\n\r\nx\r\n",
+      );
+      ids.push(queueId);
+    }
+    await qmgr.scanIncoming();
+    for (let i = 0; i < 300 && qmgr.active.size > 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(qmgr.active.size, 0);
+    return ids;
+  };
+  try {
+    await t.step("4XX from a server: every message is tried, none suspended", async () => {
+      await sixMessages();
+      assert(
+        !fake.lines.some((l) => l.includes("delivery temporarily suspended")),
+        fake.lines.join("\n"),
+      );
+    });
+    await t.step("no server reached: dead after a cohort, the rest suspended", async () => {
+      mode = "down";
+      await sixMessages();
+      // Window 5: 1/5 + 1/3 + 1/2 of a cohort is dead; the sixth waited and is suspended.
+      const suspended = fake.lines.filter((l) => l.includes("delivery temporarily suspended"));
+      assertEquals(suspended.length, 1, fake.lines.join("\n"));
+    });
+  } finally {
+    await qmgr.stop(1000);
+    agent.close();
+    fake.abort.abort();
     await Deno.remove(root, { recursive: true });
   }
 });

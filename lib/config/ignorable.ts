@@ -89,7 +89,6 @@ const GROUPS: Group[] = [
       "debug_peer_list",
       "debugger_command",
       "smtpd_log_access_permit_actions",
-      "destination_concurrency_feedback_debug",
       "delay_logging_resolution_limit",
       "backwards_bounce_logfile_compatibility",
       "smtpd_reject_footer",
@@ -122,7 +121,6 @@ const GROUPS: Group[] = [
       "qmgr_daemon_timeout",
       "qmgr_ipc_timeout",
       "qmgr_fudge_factor",
-      "qmgr_message_recipient_limit",
       "qmgr_message_recipient_minimum",
       "transport_retry_time",
       "duplicate_filter_limit",
@@ -382,18 +380,17 @@ const FAMILIES: [prefix: string, why: string][] = [
 
 /**
  * Per-transport suffixes (`<transport>_<suffix>`, `default_<suffix>`) of
- * queue manager settings. Concurrency and recipient limits are implemented
- * (qmgr reads them for any transport); the scheduler's tuning knobs are
- * harmless; rate delays are refused: ignoring them would send faster than
- * the admin allowed.
+ * queue manager settings. Concurrency and recipient limits, feedback,
+ * failed cohorts and the rate delays are implemented (qmgr reads them for
+ * any transport); nqmgr's preemption knobs are harmless to ignore.
  */
 const TRANSPORT_SUFFIXES: [suffix: string, support: "implemented" | "ignored" | "refused"][] = [
   ["destination_concurrency_limit", "implemented"],
   ["destination_recipient_limit", "implemented"],
-  ["destination_concurrency_failed_cohort_limit", "ignored"],
-  ["destination_concurrency_negative_feedback", "ignored"],
-  ["destination_concurrency_positive_feedback", "ignored"],
-  ["initial_destination_concurrency", "ignored"],
+  ["destination_concurrency_failed_cohort_limit", "implemented"],
+  ["destination_concurrency_negative_feedback", "implemented"],
+  ["destination_concurrency_positive_feedback", "implemented"],
+  ["initial_destination_concurrency", "implemented"],
   ["delivery_slot_cost", "ignored"],
   ["delivery_slot_discount", "ignored"],
   ["delivery_slot_loan", "ignored"],
@@ -404,8 +401,8 @@ const TRANSPORT_SUFFIXES: [suffix: string, support: "implemented" | "ignored" | 
   ["recipient_refill_limit", "ignored"],
   // pipe(8) reads SERVICE_time_limit for its own service (daemons/pipe).
   ["time_limit", "implemented"],
-  ["destination_rate_delay", "refused"],
-  ["transport_rate_delay", "refused"],
+  ["destination_rate_delay", "implemented"],
+  ["transport_rate_delay", "implemented"],
 ];
 
 const BY_NAME = new Map<string, Ignorable>([
@@ -427,8 +424,9 @@ export type Classification =
 /**
  * Classifies a parameter name that is not in the parameter table: on the
  * allow-list (by name, family or per-transport suffix), implemented per
- * transport by qmgr (`<transport>_destination_concurrency_limit` and
- * `_recipient_limit`), or refused.
+ * transport by qmgr (`<transport>_destination_concurrency_limit`,
+ * `_recipient_limit`, feedback, cohort limit, rate delays and
+ * `<transport>_initial_destination_concurrency`), or refused.
  */
 export function classify(name: string): Classification {
   const entry = BY_NAME.get(name);
@@ -442,10 +440,11 @@ export function classify(name: string): Classification {
     if (support === "ignored") {
       return {
         support,
-        why: "it tunes the queue manager's scheduler, which Postwarden does not copy",
+        why: "it tunes nqmgr's job preemption, which Postwarden's scheduler replaces with " +
+          "round-robin over messages",
       };
     }
-    return { support, why: "Postwarden's queue manager does not rate-limit deliveries" };
+    return { support, why: "Postwarden's queue manager does not implement it" };
   }
   return { support: "refused" };
 }

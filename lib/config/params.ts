@@ -477,8 +477,7 @@ const ROWS: ParamSpec[] = [
     default: "5",
     doc: "Initial per-destination concurrency level for parallel delivery.",
     min: 1,
-    support: "ignored",
-    note: "qmgr has no slow start: it starts at the destination concurrency limit",
+    support: "implemented",
   },
   {
     name: "max_use",
@@ -542,8 +541,7 @@ const ROWS: ParamSpec[] = [
     default: "0h",
     doc: "Time after which the sender gets a delay notice (0: never).",
     timeUnit: "h",
-    support: "ignored",
-    note: "Postwarden sends no delay notices yet",
+    support: "implemented",
   },
 
   // SMTP server
@@ -2453,6 +2451,60 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   // issue 9 qmgr: rows for this part go here.
+  {
+    name: "default_destination_concurrency_positive_feedback",
+    type: "string",
+    default: "1",
+    doc: "Window increase per successful delivery: a number up to 1, N/M, or N/concurrency.",
+    support: "implemented",
+  },
+  {
+    name: "default_destination_concurrency_negative_feedback",
+    type: "string",
+    default: "1",
+    doc: "Window decrease per failed delivery: a number up to 1, N/M, or N/concurrency.",
+    support: "implemented",
+  },
+  {
+    name: "default_destination_concurrency_failed_cohort_limit",
+    type: "int",
+    default: "1",
+    doc:
+      "Failed cohorts (failures as many as the concurrency) before a destination is dead (0: never).",
+    min: 0,
+    support: "implemented",
+  },
+  {
+    name: "default_destination_rate_delay",
+    type: "time",
+    default: "0s",
+    doc: "Time between deliveries to the same destination (0: none; else concurrency 1).",
+    timeUnit: "s",
+    support: "implemented",
+  },
+  {
+    name: "default_transport_rate_delay",
+    type: "time",
+    default: "0s",
+    doc: "Time between deliveries over the same transport, any destination (0: none).",
+    timeUnit: "s",
+    support: "implemented",
+  },
+  {
+    name: "qmgr_message_recipient_limit",
+    type: "int",
+    default: "20000",
+    doc: "Maximal number of recipients in the active queue (a message alone may exceed it).",
+    min: 1,
+    support: "implemented",
+  },
+  {
+    name: "destination_concurrency_feedback_debug",
+    type: "bool",
+    default: "no",
+    doc: "Log each destination concurrency feedback step.",
+    support: "implemented",
+  },
   // issue 9 local: rows for this part go here.
   {
     name: "mailbox_delivery_lock",

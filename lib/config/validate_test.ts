@@ -130,7 +130,6 @@ Deno.test("validateConfig", async (t) => {
       ["internal_mail_filter_classes = bounce", /^internal_mail_filter_classes = bounce/],
       ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],
-      ["smtp_destination_rate_delay = 1s", /^smtp_destination_rate_delay = 1s/],
       ["queue_minfree = 100000000", /^queue_minfree = 100000000: not implemented/],
       ["smtpd_forbid_bare_newline = strict", /^bad smtpd_forbid_bare_newline value: strict/],
       [
@@ -165,6 +164,7 @@ Deno.test("validateConfig", async (t) => {
       "readme_directory = no",
       "smtputf8_autodetect_classes = all",
       "postscreen_greet_action = enforce",
+      "smtp_delivery_slot_cost = 10",
       "smtpd_client_restrictions = reject_unverified_sender",
       "smtpd_recipient_restrictions = check_policy_service tcp:127.0.0.1:1, reject",
       "smtpd_helo_restrictions = check_policy_service { inet:127.0.0.1:9, timeout=soon }",

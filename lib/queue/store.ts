@@ -30,9 +30,30 @@ export type QueueName = typeof QUEUES[number];
 /** Non-queue folders under queue_directory. */
 export const SUPPORT_DIRS = ["private", "public", "pid", "defer", "kv"] as const;
 
-/** Paths of one queue directory. */
+/** Paths of one queue directory, and moves between its queues. */
 export class QueueDir {
-  constructor(readonly root: string) {}
+  /** One syncer per destination folder, so moves that arrive together share an fsync. */
+  readonly #syncers = new Map<string, DirSyncer>();
+
+  /** @param syncFn fsyncs a folder; tests count syncs with it. @default syncDir */
+  constructor(
+    readonly root: string,
+    readonly syncFn: (path: string) => Promise<void> = syncDir,
+  ) {}
+
+  /**
+   * Moves a queue file from one queue to another: one atomic rename, then an
+   * fsync of the destination folder (shared with moves that arrive
+   * together), so the move survives a crash once this resolves. Rejects with
+   * Deno.errors.NotFound when the file is not in `from` (another process
+   * took it), and leaves it where it was on any other failure.
+   */
+  async move(id: string, from: QueueName, to: QueueName): Promise<void> {
+    await Deno.rename(this.path(from, id), this.path(to, id));
+    let syncer = this.#syncers.get(to);
+    if (!syncer) this.#syncers.set(to, syncer = new DirSyncer(this.dir(to), this.syncFn));
+    await syncer.sync();
+  }
 
   dir(q: QueueName | typeof SUPPORT_DIRS[number]): string {
     return `${this.root}/${q}`;
@@ -395,4 +416,18 @@ export const FORCE_EXPIRE_MODE = 0o100;
 /** Whether a queue file's mode says forced expiry. */
 export function forceExpired(mode: number | null): boolean {
   return mode !== null && (mode & FORCE_EXPIRE_MODE) !== 0;
+}
+
+/**
+ * "The delay warning was sent" is the queue file's group-execute bit, the
+ * role of Postfix's warning time record (which qmgr rewrites to 0 once the
+ * warning went out): qmgr sets it after bounce queued the warning, so a
+ * restart or another deferral does not send a second one. Like
+ * {@link FORCE_EXPIRE_MODE} it survives renames between queues.
+ */
+export const DELAY_WARNED_MODE = 0o010;
+
+/** Whether a queue file's mode says its delay warning was sent. */
+export function delayWarned(mode: number | null): boolean {
+  return mode !== null && (mode & DELAY_WARNED_MODE) !== 0;
 }

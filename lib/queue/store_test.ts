@@ -114,6 +114,24 @@ Deno.test("queue store", async (t) => {
     await assertRejects(() => QueueFile.open(`${root}/corrupt/t`), QueueFormatError);
   });
 
+  await t.step("move renames between queues and fsyncs the destination folder", async () => {
+    const synced: string[] = [];
+    const mq = new QueueDir(root, (path) => {
+      synced.push(path);
+      return syncDir(path);
+    });
+    const id = await write("moved\r\n");
+    await mq.move(id, "incoming", "active");
+    assertEquals(synced, [mq.dir("active")]);
+    assert(await Deno.stat(mq.path("active", id)).then(() => true));
+    await assertRejects(() => Deno.stat(mq.path("incoming", id)), Deno.errors.NotFound);
+    // Gone from the source (taken by another process): NotFound, no sync.
+    await assertRejects(() => mq.move(id, "incoming", "deferred"), Deno.errors.NotFound);
+    assertEquals(synced.length, 1);
+    await mq.move(id, "active", "deferred");
+    assertEquals(synced, [mq.dir("active"), mq.dir("deferred")]);
+  });
+
   await t.step("queue ids are unique and sortable", () => {
     const ids = Array.from({ length: 1000 }, () => newQueueId());
     assertEquals(new Set(ids).size, 1000);

@@ -4,7 +4,7 @@
  * directory under a temporary root) and a writer for small queue files.
  * No daemon is started and nothing listens.
  */
-import { makeConfig } from "../../lib/config/mod.ts";
+import { makeConfig, type MasterService } from "../../lib/config/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
 import {
   DirSyncer,
@@ -88,4 +88,21 @@ export async function writeQueueFile(
   await w.write(typeof content === "string" ? new TextEncoder().encode(content) : content);
   await w.commit();
   return { queueId, path: `${dir}/${queueId}` };
+}
+
+/** A master.cf `unix` service entry for daemon tests (qmgr's transports). */
+export function unixService(name: string, command = name, maxproc = 100): MasterService {
+  return {
+    name,
+    type: "unix",
+    private: true,
+    unprivileged: true,
+    chroot: false,
+    wakeup: 0,
+    maxproc,
+    command,
+    args: [],
+    overrides: {},
+    line: 1,
+  };
 }

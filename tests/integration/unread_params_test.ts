@@ -38,7 +38,7 @@ const UNREAD: [name: string, value: string, outcome: Outcome][] = [
   ["process_id_directory", "run", { reported: "warning" }],
   ["setgid_group", "maildrop", { reported: "warning" }],
   ["queue_minfree", "100000000", { reported: "error" }],
-  ["initial_destination_concurrency", "2", { reported: "warning" }],
+  ["initial_destination_concurrency", "2", { tested: ["daemons/qmgr/scheduler_test.ts"] }],
   ["max_use", "1000", { reported: "warning" }],
   [
     "smtpd_client_restrictions",
@@ -88,8 +88,7 @@ const UNREAD: [name: string, value: string, outcome: Outcome][] = [
   }],
   ["append_at_myorigin", "no", { tested: ["daemons/cleanup/cleanup_test.ts"] }],
   ["max_idle", "600s", { reported: "warning" }],
-  // Read only to quote it in delay notices, which qmgr never sends.
-  ["delay_warning_time", "4h", { reported: "warning" }],
+  ["delay_warning_time", "4h", { tested: ["daemons/qmgr/settle_test.ts"] }],
   ["smtpd_forbid_bare_newline", "reject", {
     tested: ["daemons/smtpd/testdata/bare_newline_reject.dialog"],
   }],
@@ -152,9 +151,9 @@ Deno.test("qmgr reads local_destination_concurrency_limit and local_destination_
       "Subject: x\r\n\r\nx\r\n",
     );
     await qmgr.activate(queueId, "incoming");
-    const local = [...qmgr.destinations.values()].find((d) => d.transport === "local");
-    assertEquals(local?.limit, 5);
-    assertEquals(local?.recipientLimit, 7);
+    const local = qmgr.limits("local");
+    assertEquals(local.concurrencyLimit, 5);
+    assertEquals(local.recipientLimit, 7);
   } finally {
     await qmgr.stop(2_000);
     fake.abort.abort();
