@@ -287,7 +287,7 @@ export class LmtpAgent {
       this.#park(key, r.session, r.reusable, s);
       return { statuses: r.statuses, connDone: r.connDone };
     }
-    return { statuses: failAll(req.recipients, last!), connDone: Date.now() };
+    return { statuses: failAll(req.recipients, last!, true), connDone: Date.now() };
   }
 
   /** Each address of one destination in turn, until a session completes a transaction. */
@@ -561,8 +561,15 @@ async function handshake(session: SmtpSession, s: LmtpSettings): Promise<void> {
   session.features = parseEhloKeywords(lhlo);
 }
 
-/** The same failure for every recipient: bounced for 5.X.X, else deferred. */
-function failAll(rcpts: DeliveryRecipient[], f: Failure): Map<number, RecipientStatus> {
+/**
+ * The same failure for every recipient: bounced for 5.X.X, else deferred;
+ * `site` when no server could be had (RecipientStatus.site).
+ */
+function failAll(
+  rcpts: DeliveryRecipient[],
+  f: Failure,
+  site = false,
+): Map<number, RecipientStatus> {
   const status = f.dsn.startsWith("5") ? "bounced" : "deferred";
   const out = new Map<number, RecipientStatus>();
   for (const r of rcpts) {
@@ -572,6 +579,7 @@ function failAll(rcpts: DeliveryRecipient[], f: Failure): Map<number, RecipientS
       dsn: f.dsn,
       reason: f.reason,
       relay: f.relay ?? "none",
+      ...(site ? { site: true as const } : {}),
       ...(f.diagnostic ? { diagnostic: f.diagnostic } : {}),
       ...(f.remoteMta ? { remoteMta: f.remoteMta } : {}),
     });

@@ -622,10 +622,11 @@ export class Qmgr {
       // Our own agent failing says nothing about the destination.
       this.scheduler.doneWithoutFeedback(entry);
     } else {
-      // Deferred without reaching a server (relay=none: no connection, a
-      // greeting or handshake refused, no address): the destination failed.
+      // Deferred without a mail transaction (the agent says the next hop
+      // failed: no connection, a greeting, EHLO, TLS or AUTH refused; or
+      // relay=none, no server at all): the destination failed.
       const failed = statuses.length > 0 &&
-        statuses.every((s) => s.status === "deferred" && s.relay === "none");
+        statuses.every((s) => s.status === "deferred" && (s.site || s.relay === "none"));
       this.scheduler.done(entry, {
         failed: failed ? { dsn: statuses[0].dsn, reason: statuses[0].reason } : null,
       });

@@ -455,6 +455,7 @@ export class SmtpAgent {
         dsn: last.dsn,
         reason: last.reason,
         relay: last.relay ?? "none",
+        site: true,
         ...(last.diagnostic ? { diagnostic: last.diagnostic } : {}),
         ...(last.remoteMta ? { remoteMta: last.remoteMta } : {}),
       });

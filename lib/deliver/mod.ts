@@ -63,6 +63,15 @@ export interface RecipientStatus {
    * flag X) or "relayed". Absent: qmgr decides from `relay`.
    */
   action?: "delivered" | "relayed";
+  /**
+   * The next hop failed as a whole before any mail transaction: no address
+   * could be reached or no session got through its greeting, EHLO/LHLO,
+   * TLS or AUTH (Postfix's "site" failure). qmgr counts such a delivery as
+   * a failed one for the destination's concurrency feedback and dead
+   * destination detection, whatever `relay` names. Absent: qmgr takes a
+   * deferral with relay "none" as one.
+   */
+  site?: true;
 }
 
 /** What the agent answers. */
