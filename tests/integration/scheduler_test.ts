@@ -14,23 +14,9 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
-import { havePeer, run } from "../helpers/peers.ts";
+import { havePeer } from "../helpers/peers.ts";
+import { parseDsn, PYTHON } from "../helpers/dsn_python.ts";
 import { ScriptedSink } from "../helpers/scripted_sink.ts";
-
-const PYTHON = "/usr/bin/python3";
-/** Reads a message on stdin; prints its type and each per-recipient DSN field group as JSON. */
-const PARSE_DSN = `
-import email, json, sys
-from email import policy
-m = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.default)
-out = {"type": m.get_content_type(), "reportType": m.get_param("report-type"), "recipients": []}
-for part in m.walk():
-    if part.get_content_type() == "message/delivery-status":
-        groups = part.get_payload()
-        for g in groups[1:]:
-            out["recipients"].append({k: str(v) for k, v in g.items()})
-print(json.dumps(out))
-`;
 
 /** Seconds of the day of a maillog line ("Mon DD HH:MM:SS ..."). */
 function secondsOf(line: string): number {
@@ -195,12 +181,13 @@ Deno.test({
           "the delay notice, delivered after the flush",
         );
         const notice = sink.messages.find((m) => m.from === "" && m.to.includes("a@example.com"))!;
-        const r = await run(PYTHON, ["-c", PARSE_DSN], { stdin: notice.data });
-        assertEquals(r.code, 0, r.stderr);
-        const dsn = JSON.parse(r.stdout);
-        assertEquals(dsn.type, "multipart/report");
-        assertEquals(dsn.reportType, "delivery-status");
-        assertEquals(dsn.recipients.length, 20, r.stdout);
+        const dsn = await parseDsn(notice.data);
+        assertEquals([dsn.type, dsn.reportType, dsn.defects], [
+          "multipart/report",
+          "delivery-status",
+          [],
+        ]);
+        assertEquals(dsn.recipients.length, 20, JSON.stringify(dsn));
         for (const rcpt of dsn.recipients) {
           assertEquals(rcpt["Action"], "delayed");
           assertEquals(rcpt["Status"], "4.3.2");

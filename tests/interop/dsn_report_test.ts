@@ -19,67 +19,9 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { freePort, startInstance, waitUntil } from "../helpers/instance.ts";
 import { havePeer } from "../helpers/peers.ts";
+import { parseDsn, PYTHON } from "../helpers/dsn_python.ts";
 import { TestSink } from "../helpers/sink.ts";
 import { SmtpClient } from "../helpers/smtp_client.ts";
-
-const PYTHON = "/usr/bin/python3";
-
-/**
- * Prints, as JSON, what Python's email library makes of a notice read on
- * stdin: content types, the report-type, the per-message fields and each
- * per-recipient block, and the content type of the returned part.
- */
-const PARSER = `
-import email, json, sys
-from email import policy
-def fields(block):
-  # Unfolded (RFC 5322 2.2.3), runs of white space read as one.
-  return {k: " ".join(v.split()) for k, v in block.items()}
-msg = email.message_from_binary_file(sys.stdin.buffer, policy=policy.compat32)
-parts = msg.get_payload() if msg.is_multipart() else []
-status = [p for p in parts if p.get_content_type() == "message/delivery-status"]
-blocks = status[0].get_payload() if status else []
-out = {
-  "type": msg.get_content_type(),
-  "report_type": msg.get_param("report-type"),
-  "defects": [type(d).__name__ for d in msg.defects],
-  "parts": [p.get_content_type() for p in parts],
-  "per_message": fields(blocks[0]) if blocks else None,
-  "recipients": [fields(b) for b in blocks[1:]],
-  "subject": msg["Subject"],
-  "to": msg["To"],
-  "auto_submitted": msg["Auto-Submitted"],
-}
-print(json.dumps(out))
-`;
-
-interface Parsed {
-  type: string;
-  report_type: string | null;
-  defects: string[];
-  parts: string[];
-  per_message: Record<string, string> | null;
-  recipients: Record<string, string>[];
-  subject: string;
-  to: string;
-  auto_submitted: string | null;
-}
-
-async function parse(data: string): Promise<Parsed> {
-  const child = new Deno.Command(PYTHON, {
-    args: ["-c", PARSER],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(data));
-  await w.close();
-  const out = await child.output();
-  const err = new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`python3 could not parse the notice: ${err}`);
-  return JSON.parse(new TextDecoder().decode(out.stdout));
-}
 
 /** One SMTP transaction with DSN parameters. */
 async function submit(
@@ -158,8 +100,8 @@ Deno.test({
       const success = notices().find((m) => m.to.includes("bob@example.com"))!;
 
       await t.step("the bounce: failed, 5.1.1, the remote diagnostic, headers only", async () => {
-        const p = await parse(bounce.data);
-        assertEquals([p.type, p.report_type, p.defects], [
+        const p = await parseDsn(bounce.data);
+        assertEquals([p.type, p.reportType, p.defects], [
           "multipart/report",
           "delivery-status",
           [],
@@ -168,9 +110,9 @@ Deno.test({
         assertEquals(p.to, "alice@example.com");
         assertEquals(p.subject, "Returned by $mail_name", "header values are not expanded");
         assertEquals(bounce.data.includes("\r\nSorry from mx.test.example.\r\n"), true, "the text");
-        assertEquals(p.auto_submitted, "auto-replied");
-        assertEquals(p.per_message?.["Original-Envelope-Id"], "env-fail");
-        assertEquals(p.per_message?.["Reporting-MTA"]?.startsWith("dns; "), true);
+        assertEquals(p.autoSubmitted, "auto-replied");
+        assertEquals(p.perMessage?.["Original-Envelope-Id"], "env-fail");
+        assertEquals(p.perMessage?.["Reporting-MTA"]?.startsWith("dns; "), true);
         assertEquals(p.recipients.length, 1);
         const r = p.recipients[0];
         assertEquals(
@@ -186,14 +128,14 @@ Deno.test({
       });
 
       await t.step("the success notice: relayed, only the recipient that asked", async () => {
-        const p = await parse(success.data);
-        assertEquals([p.type, p.report_type, p.defects], [
+        const p = await parseDsn(success.data);
+        assertEquals([p.type, p.reportType, p.defects], [
           "multipart/report",
           "delivery-status",
           [],
         ]);
         assertEquals(p.parts, ["text/plain", "message/delivery-status", "text/rfc822-headers"]);
-        assertEquals(p.per_message?.["Original-Envelope-Id"], "env-ok");
+        assertEquals(p.perMessage?.["Original-Envelope-Id"], "env-ok");
         assertEquals(p.subject, "Successful Mail Delivery Report");
         assertEquals(p.recipients.map((r) => [r["Final-Recipient"], r["Action"], r["Status"]]), [
           ["rfc822; fine@example.net", "relayed", "2.0.0"],
