@@ -115,7 +115,7 @@ Deno.test("deliverCommand", async (t) => {
       assertEquals(r.status, "sent");
     });
     await t.step(
-      "output in the reason: at most 4095 bytes, newlines as spaces, controls masked",
+      "output in the reason: at most 4096 bytes, newlines as spaces, controls masked",
       async () => {
         const r = await deliverCommand(
           job("printf 'a\\tb\\nc\\001d\\n'; head -c 9000 /dev/zero | tr '\\0' x; exit 1"),

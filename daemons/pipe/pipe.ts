@@ -50,7 +50,12 @@ import { PasswdFile } from "../../lib/passwd/mod.ts";
 import { type PipeAttributes, programCandidates } from "../../lib/pipe/mod.ts";
 import { CONTENT_CHUNK, type QueueFile, TRAILER_SIZE } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import { commandOutcome, type CommandResult, type CommandSpec, runCommand } from "./command.ts";
+import {
+  commandOutcome,
+  type CommandResult,
+  type CommandSpec,
+  runCommand,
+} from "../../lib/deliver/command.ts";
 import { envelopeLines, LineCopier } from "../../lib/deliver/mail_copy.ts";
 import { expandArgv } from "./macros.ts";
 
@@ -230,7 +235,11 @@ export async function deliverPipe(
   }
   // Postfix 3.7's own warning at the limit (its log tools know it).
   if (result?.kind === "timeout") ctx.log.warn("pipe_command_read: read time limit exceeded");
-  return all(commandOutcome(result!, { service, command: argv[0] }));
+  return all(commandOutcome(result!, {
+    command: argv[0],
+    sent: (output) =>
+      `delivered via ${service} service${output.trimEnd() ? ` (${output.trimEnd()})` : ""}`,
+  }));
 }
 
 /** SERVICE_time_limit, else command_time_limit, in seconds (at least 1). */

@@ -1,7 +1,9 @@
 /**
- * Runs one pipe(8) command: spawns the program directly (never through a
- * shell) with the argv it is given, as the given uid/gid, in a minimal
- * environment, feeds it the message, keeps the first 4096 bytes of its
+ * Runs one delivery command, for pipe(8) and for local(8)'s commands
+ * (|command, mailbox_command), as Postfix's pipe_command() serves both:
+ * spawns the program directly with the argv it is given (local's argv is
+ * its shell and the command), as the given uid/gid, in the environment it
+ * is given, feeds it the message, keeps the first 4096 bytes of its
  * standard output and error (Postfix keeps one buffer of it), and kills
  * it at the time limit. {@link commandOutcome} turns the result into a
  * delivery status with Postfix's texts and DSN codes (sys_exits.c,
@@ -9,9 +11,7 @@
  *
  * Not done: killing the command's own children at the time limit
  * (Postfix kills the process group; Deno.kill on a group needs an
- * unscoped --allow-run). Output is no longer awaited once the command
- * has exited, so a child left behind holding the pipe cannot stall
- * delivery.
+ * unscoped --allow-run): at the deadline their output is let go.
  */
 
 /** How the command ended. */
@@ -30,6 +30,7 @@ export interface CommandSpec {
   /** Run as this user and group (only when this process may: root). */
   uid?: number;
   gid?: number;
+  /** Working directory; "" for this process's. */
   cwd: string;
   env: Record<string, string>;
   /** The whole run, in ms. */
@@ -39,8 +40,6 @@ export interface CommandSpec {
 
 /** Bytes of command output kept for logs and bounces (Postfix's VSTREAM_BUFSIZE). */
 export const OUTPUT_LIMIT = 4096;
-/** How long output is still read after the command exited. */
-const DRAIN_MS = 200;
 
 const SIGNALS: Record<string, number> = {
   SIGHUP: 1,
@@ -68,7 +67,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   try {
     child = new Deno.Command(spec.argv[0], {
       args: spec.argv.slice(1),
-      cwd: spec.cwd,
+      ...(spec.cwd ? { cwd: spec.cwd } : {}),
       clearEnv: true,
       env: spec.env,
       stdin: "piped",
@@ -83,15 +82,23 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       notFound: e instanceof Deno.errors.NotFound,
     };
   }
+  // One deadline for everything: writing the message, reading the output to
+  // its end, the exit. A child the command left behind holding the output
+  // open holds the delivery until the deadline, as in Postfix (whose
+  // pipe_command() reads to end of file): then it is a time-out.
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-  }, spec.timeLimitMs);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      resolve("timeout");
+    }, spec.timeLimitMs);
+  });
   const output = new OutputCollector();
   const readers = [drain(child.stdout, output), drain(child.stderr, output)];
   let writeError: Error | null = null;
@@ -111,13 +118,20 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   } catch (e) {
     writeError = e as Error;
   }
-  const status = await child.status;
+  const work = (async () => {
+    await Promise.all(readers);
+    return await child.status;
+  })();
+  const first = await Promise.race([work, deadline]);
   clearTimeout(timer);
-  const drained = Promise.all(readers);
-  await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS))]);
-  for (const s of [child.stdout, child.stderr]) s.cancel().catch(() => {});
+  if (first === "timeout" || timedOut) {
+    for (const s of [child.stdout, child.stderr]) s.cancel().catch(() => {});
+    work.catch(() => {}); // settles once the streams are cancelled
+    await child.status;
+    return { kind: "timeout", output: output.text() };
+  }
+  const status = first;
   const text = output.text();
-  if (timedOut) return { kind: "timeout", output: text };
   if (status.signal) {
     return { kind: "signal", signal: SIGNALS[status.signal] ?? 0, output: text };
   }
@@ -199,10 +213,14 @@ const SYS_EXITS: Record<number, [dsn: string, text: string]> = {
  */
 export function commandOutcome(
   r: CommandResult,
-  names: { service: string; command: string },
+  names: {
+    /** The program or command as quoted in failure texts. */
+    command: string;
+    /** The reason for exit status 0, given the command's output. */
+    sent: (output: string) => string;
+  },
 ): CommandOutcome {
   const program = `"${names.command}"`;
-  const service = names.service;
   const withOutput = (text: string, output: string) =>
     output ? `${text}. Command output: ${output}` : text;
   const byCode = (dsn: string, text: string, output: string): CommandOutcome => {
@@ -225,13 +243,7 @@ export function commandOutcome(
   switch (r.kind) {
     case "exit":
       if (r.code === 0) {
-        return {
-          status: "sent",
-          dsn: "2.0.0",
-          reason: `delivered via ${service} service${
-            r.output.trimEnd() ? ` (${r.output.trimEnd()})` : ""
-          }`,
-        };
+        return { status: "sent", dsn: "2.0.0", reason: names.sent(r.output) };
       }
       if (SYS_EXITS[r.code]) {
         const [dsn, text] = SYS_EXITS[r.code];
