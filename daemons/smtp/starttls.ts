@@ -19,7 +19,7 @@
  *
  * Does not: present a client certificate, resume sessions, DANE.
  */
-import type { Duplex as DuplexType } from "node:stream";
+import { connDuplex } from "../../lib/tls/duplex.ts";
 import type { TLSSocket as TLSSocketType } from "node:tls";
 import { certificateMatches, type SiteTls } from "../../lib/tls/client_policy.ts";
 import { pemBlocks } from "../../lib/tls/material.ts";
@@ -156,7 +156,7 @@ export async function startClientTls(
   const sni = /^[a-z0-9.-]+$/i.test(opts.names.hostname) && /[a-z]/i.test(opts.names.hostname)
     ? opts.names.hostname
     : undefined;
-  const duplex = connDuplex(Duplex, conn);
+  const duplex = connDuplex(Duplex, conn, { closeOnDestroy: true });
   const socket: TLSSocketType = tls.connect({
     socket: duplex,
     ...(sni ? { servername: sni } : {}),
@@ -263,59 +263,4 @@ function socketStream(socket: TLSSocketType, failure: () => Error | null): ByteS
       }),
     close: () => socket.destroy(),
   };
-}
-
-/** A node Duplex over a Deno connection, reading only while node asks for data. */
-function connDuplex(
-  Duplex: typeof import("node:stream").Duplex,
-  conn: Deno.TcpConn | Deno.UnixConn,
-): DuplexType {
-  let reading = false;
-  return new Duplex({
-    read() {
-      if (reading) return;
-      reading = true;
-      (async () => {
-        for (;;) {
-          const buf = new Uint8Array(16 * 1024);
-          let n: number | null;
-          try {
-            n = await conn.read(buf);
-          } catch {
-            n = null;
-          }
-          if (n === null) {
-            this.push(null);
-            return;
-          }
-          if (!this.push(buf.subarray(0, n))) {
-            reading = false;
-            return;
-          }
-        }
-      })();
-    },
-    write(chunk: Uint8Array, _enc: string, cb: (e?: Error | null) => void) {
-      (async () => {
-        let off = 0;
-        while (off < chunk.length) off += await conn.write(chunk.subarray(off));
-      })().then(() => cb(), (e) => cb(e as Error));
-    },
-    final(cb: (e?: Error | null) => void) {
-      try {
-        conn.closeWrite();
-      } catch {
-        // already closed
-      }
-      cb();
-    },
-    destroy(_e: Error | null, cb: (e?: Error | null) => void) {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
-      cb();
-    },
-  });
 }

@@ -19,7 +19,7 @@
  * What the settings mean and what can be honoured: lib/tls/policy.ts;
  * where the key comes from: lib/tls/material.ts.
  */
-import type { Duplex as DuplexType } from "node:stream";
+import { connDuplex } from "../../lib/tls/duplex.ts";
 import type { TLSSocket as TLSSocketType } from "node:tls";
 import { authAllowed, type SmtpdTlsPolicy, tlsAuthOnly } from "../../lib/tls/policy.ts";
 import type { Config } from "../../lib/config/mod.ts";
@@ -132,7 +132,7 @@ export class TlsServer {
   ): Promise<{ channel: ByteChannel; info: TlsInfo; close: () => void }> {
     // The client's end of stream: before "secure" the handshake can never finish.
     const eof = { seen: false, onEof: () => {} };
-    const duplex = connDuplex(this.Duplex, conn, eof, prefix);
+    const duplex = connDuplex(this.Duplex, conn, { prefix, eof });
     const socket: TLSSocketType = new this.tls.TLSSocket(
       duplex,
       {
@@ -272,63 +272,4 @@ export function connectionIo(
       }
     },
   };
-}
-
-/**
- * A node Duplex over a Deno connection, so node:tls can run over a socket
- * that Deno accepted. Reads only while node asks for data (backpressure).
- */
-function connDuplex(
-  Duplex: typeof import("node:stream").Duplex,
-  conn: Deno.Conn,
-  eof: { seen: boolean; onEof: () => void },
-  prefix: Uint8Array | null,
-): DuplexType {
-  let reading = false;
-  return new Duplex({
-    read() {
-      if (prefix) {
-        const p = prefix;
-        prefix = null;
-        if (!this.push(p)) return;
-      }
-      if (reading) return;
-      reading = true;
-      (async () => {
-        for (;;) {
-          const buf = new Uint8Array(16 * 1024);
-          let n: number | null;
-          try {
-            n = await conn.read(buf);
-          } catch {
-            n = null;
-          }
-          if (n === null) {
-            eof.seen = true;
-            this.push(null);
-            eof.onEof();
-            return;
-          }
-          if (!this.push(buf.subarray(0, n))) {
-            reading = false;
-            return;
-          }
-        }
-      })();
-    },
-    write(chunk: Uint8Array, _enc: string, cb: (e?: Error | null) => void) {
-      (async () => {
-        let off = 0;
-        while (off < chunk.length) off += await conn.write(chunk.subarray(off));
-      })().then(() => cb(), (e) => cb(e as Error));
-    },
-    final(cb: (e?: Error | null) => void) {
-      try {
-        conn.closeWrite();
-      } catch {
-        // already closed
-      }
-      cb();
-    },
-  });
 }
