@@ -47,7 +47,6 @@
  * (Maildir file names, Received:), mail_name (Postfix); and those of
  * mailbox.ts (mailboxes) and special.ts (commands, files, .forward).
  */
-import { headerAddress } from "../../lib/address/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import {
   type DeliveryRecipient,
@@ -57,7 +56,7 @@ import {
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
 import { DictError, Maps } from "../../lib/maps/mod.ts";
-import { HeaderSplitter } from "../../lib/mime/mod.ts";
+import { deliveredTo, isDeliveredTo } from "../../lib/deliver/delivered.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import { ResolveError, Resolver } from "../../lib/resolve/mod.ts";
 import type { MapsOpener, ServiceContext } from "../../lib/service/mod.ts";
@@ -306,9 +305,7 @@ function aliasEnv(
       }
     },
     // Delivered-To is written quoted; files from before that hold the bare address.
-    isDeliveredTo: (address) =>
-      delivered.has(headerAddress(address).toLowerCase()) ||
-      delivered.has(address.toLowerCase()),
+    isDeliveredTo: (address) => isDeliveredTo(delivered, address),
     deliverMailbox: (m) =>
       transport ? passMailbox(ctx, req, transport, m) : deliverToMailbox({
         ...special,
@@ -328,25 +325,4 @@ function aliasEnv(
     },
     warn: (m) => ctx.log.warn(`${req.queueId}: ${m}`),
   };
-}
-
-/** Lowercased Delivered-To addresses in the message's header section. */
-async function deliveredTo(file: QueueFile, maxBytes: number): Promise<Set<string>> {
-  const split = new HeaderSplitter({ maxBytes });
-  let headers = null;
-  for await (const chunk of file.content()) {
-    const r = split.push(chunk);
-    if (r.done) {
-      headers = r.headers!;
-      break;
-    }
-  }
-  headers ??= split.end().headers;
-  const out = new Set<string>();
-  for (const h of headers) {
-    if (h.name.toLowerCase() === "delivered-to") {
-      out.add(h.value.trim().replace(/^<(.*)>$/, "$1").toLowerCase());
-    }
-  }
-  return out;
 }

@@ -1,6 +1,6 @@
 /**
  * The Delivered-To addresses of a queued message's header section, for
- * the delivery agents' mail loop checks (pipe with flag D, virtual): a
+ * the delivery agents' mail loop checks (local, virtual, pipe with flag D): a
  * message that already carries `Delivered-To: RECIPIENT` bounces 5.4.6.
  * Reads no further than the header section, at most `maxBytes`.
  */
