@@ -18,7 +18,8 @@
  * replaced by "_". Addresses reach the command only there, never in its
  * command line, so no address can inject shell syntax. The working
  * directory is command_execution_directory (expanded with
- * execution_directory_expansion_filter), else the process's own.
+ * execution_directory_expansion_filter), else the queue directory, as local(8)
+ * says.
  *
  * Its standard input: the "From " line, Return-Path, X-Original-To and
  * Delivered-To (when prepend_delivered_header lists "command"), then the

@@ -35,7 +35,7 @@
  * @module
  */
 import { splitAddress, splitExtension } from "../../lib/address/mod.ts";
-import type { Config } from "../../lib/config/mod.ts";
+import { type Config, configPath } from "../../lib/config/mod.ts";
 import { ConfigError } from "../../lib/config/errors.ts";
 import { splitOrcpt } from "../../lib/dsn/mod.ts";
 import { MailboxError, parseMailboxLocks } from "../../lib/mailbox/mbox.ts";
@@ -170,7 +170,9 @@ export async function deliverToCommand(
   const rights = rightsFor(env, d.account);
   if ("status" in rights) return rights;
   const c = env.config;
-  let cwd = "";
+  // "The current working directory is the mail queue directory" (local(8)),
+  // unless command_execution_directory names another.
+  let cwd = configPath(c, "queue_directory");
   const dirTemplate = c.raw("command_execution_directory") ?? "";
   if (dirTemplate.trim() !== "") {
     try {
