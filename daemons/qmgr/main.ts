@@ -15,7 +15,7 @@
  *
  * SANDBOX
  *   Read and write on incoming/, active/, deferred/, corrupt/ and defer/
- *   (lib/permissions; hold/ too, which it never scans), the sockets of the
+ *   (lib/permissions; not hold/, which is postsuper's), the sockets of the
  *   delivery agents and of bounce, no TCP: the agents reach the network.
  */
 import { runService } from "../../lib/service/mod.ts";

@@ -347,7 +347,8 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       g.write.push(`${q}/maildrop`);
       break;
     case "qmgr":
-      for (const d of ["incoming", "active", "deferred", "hold", "corrupt", "defer"]) {
+      // Not hold/: qmgr never looks there (postsuper -H moves mail out of it).
+      for (const d of ["incoming", "active", "deferred", "corrupt", "defer"]) {
         g.read.push(`${q}/${d}`);
         g.write.push(`${q}/${d}`);
       }

@@ -139,9 +139,10 @@ Deno.test("permission sets", async (t) => {
   });
   await t.step("qmgr: the queue folders and the agents' sockets, no TCP", () => {
     const g = daemonGrants(svc("qmgr"), ctx());
-    for (const d of ["incoming", "active", "deferred", "hold", "corrupt", "defer"]) {
+    for (const d of ["incoming", "active", "deferred", "corrupt", "defer"]) {
       assert(g.write.includes(`/q/${d}`), d);
     }
+    assert(!g.read.includes("/q/hold") && !g.write.includes("/q/hold"), "held mail is not qmgr's");
     assert(g.net.includes("unix:/q/peer/smtp.unix.qmgr"));
     assert(g.net.includes("unix:/q/peer/bounce.unix.qmgr"));
     assert(!g.net.some((n) => /\/cleanup(\.|$)/.test(n)), "qmgr does not submit mail");
