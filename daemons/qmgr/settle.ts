@@ -222,8 +222,9 @@ export class Settler {
         address: r.address,
         orcpt: r.orcpt,
         action: "failed",
-        // Postfix's forced expiry reports the deferral's own status.
-        status: msg.forceExpire ? st.dsn : st.dsn.replace(/^4/, "5"),
+        // Expired or forced, Postfix reports the deferral's own status (live
+        // Postfix 3.7: "Action: failed", "Status: 4.4.1").
+        status: st.dsn,
         reason: st.reason,
         diagnostic: st.diagnostic,
         remoteMta: st.remoteMta,
