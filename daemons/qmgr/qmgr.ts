@@ -335,7 +335,8 @@ export class Qmgr {
     const q = this.ctx.queue;
     const path = q.path("active", id);
     try {
-      await q.move(id, from, "active");
+      // Not durable: a move lost in a crash leaves it where a scan takes it again.
+      await q.move(id, from, "active", { durable: false });
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) {
         this.ctx.log.warn(`${id}: cannot move to the active queue: ${(e as Error).message}`);

@@ -289,7 +289,8 @@ export class Settler {
     const next = new Date(this.now() + backoffMs(this.now() - msg.arrival, this.#backoff));
     // The time first: a crash between the two leaves it due, never late.
     await Deno.utime(msg.path, next, next);
-    await q.move(msg.id, "active", "deferred");
+    // Not durable: lost in a crash, it is in active/, which recovery requeues.
+    await q.move(msg.id, "active", "deferred", { durable: false });
   }
 
   get #backoff(): { minMs: number; maxMs: number } {

@@ -47,9 +47,21 @@ export class QueueDir {
    * together), so the move survives a crash once this resolves. Rejects with
    * Deno.errors.NotFound when the file is not in `from` (another process
    * took it), and leaves it where it was on any other failure.
+   *
+   * `durable: false` skips the fsync, for a move whose loss in a crash
+   * costs at most a repeated attempt (DESIGN.md invariant 2): qmgr taking a
+   * message from incoming/ (a lost move leaves it there, to be taken again)
+   * or putting it in deferred/ (a lost move leaves it in active/, which
+   * recovery puts back in incoming/). Postfix fsyncs neither.
    */
-  async move(id: string, from: QueueName, to: QueueName): Promise<void> {
+  async move(
+    id: string,
+    from: QueueName,
+    to: QueueName,
+    opts: { durable?: boolean } = {},
+  ): Promise<void> {
     await Deno.rename(this.path(from, id), this.path(to, id));
+    if (opts.durable === false) return;
     let syncer = this.#syncers.get(to);
     if (!syncer) this.#syncers.set(to, syncer = new DirSyncer(this.dir(to), this.syncFn));
     await syncer.sync();
