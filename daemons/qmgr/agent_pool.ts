@@ -1,17 +1,15 @@
 /**
  * qmgr's connections to the delivery agents (private/<transport>): one
  * request and its reply per use, idle connections kept per transport and
- * reused for the next request while younger than IDLE_CONN_MS (Postfix's
- * ipc_idle). A pooled connection found dead before the request is out (the
+ * reused for the next request while younger than Postfix's ipc_idle
+ * (lib/ipc/idle.ts). A pooled connection found dead before the request is out (the
  * agent restarted) is replaced by a fresh one; once the request is out, a
  * failure goes to the caller, who defers or retries the recipients.
  */
 import type { MasterService } from "../../lib/config/mod.ts";
 import type { DeliveryRequest, DeliveryResult, RecipientStatus } from "../../lib/deliver/mod.ts";
 import { type IpcConn, ipcConnect, IpcError } from "../../lib/ipc/mod.ts";
-
-/** Idle agent connections older than this are closed instead of reused. */
-const IDLE_CONN_MS = 5000;
+import { IdleConns } from "../../lib/ipc/idle.ts";
 
 /** A transport that is not a unix service in master.cf. */
 export class UnknownTransportError extends Error {
@@ -20,8 +18,7 @@ export class UnknownTransportError extends Error {
 
 /** The pool; see the module comment. */
 export class AgentPool {
-  #idle = new Map<string, IpcConn[]>();
-  #idleSince = new WeakMap<IpcConn, number>();
+  #idle = new IdleConns();
 
   constructor(
     readonly services: MasterService[],
@@ -49,13 +46,7 @@ export class AgentPool {
     if (!this.has(transport)) {
       throw new UnknownTransportError(`transport "${transport}" is not defined in master.cf`);
     }
-    const idle = this.#idle.get(transport) ?? [];
-    this.#idle.set(transport, idle);
-    let conn: IpcConn | undefined;
-    while ((conn = idle.pop())) {
-      if (Date.now() - (this.#idleSince.get(conn) ?? 0) < IDLE_CONN_MS) break;
-      conn.close();
-    }
+    let conn: IpcConn | undefined = this.#idle.take(transport);
     let res: DeliveryResult | null = null;
     if (conn) {
       try {
@@ -83,14 +74,12 @@ export class AgentPool {
       conn.close();
       throw new Error("bad reply from delivery agent");
     }
-    this.#idleSince.set(conn, Date.now());
-    idle.push(conn);
+    this.#idle.put(transport, conn);
     return res.recipients;
   }
 
   /** Closes every idle connection. */
   close(): void {
-    for (const list of this.#idle.values()) for (const c of list) c.close();
-    this.#idle.clear();
+    this.#idle.close();
   }
 }

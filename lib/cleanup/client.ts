@@ -10,6 +10,7 @@
  * may the caller acknowledge the message to its own client.
  */
 import { type IpcConn, ipcConnect, IpcError } from "../ipc/mod.ts";
+import { IdleConns } from "../ipc/idle.ts";
 import type { Envelope, Recipient } from "../queue/mod.ts";
 
 /** Envelope and processing flags sent to cleanup. */
@@ -200,29 +201,26 @@ export async function submitMessage(
  * A client that keeps idle connections to cleanup for the next message
  * (smtpd submits one message after another), saving a connect and an
  * accept per message. Idle connections older than `ipc_idle` (5 s) are
- * closed rather than reused.
+ * closed rather than reused (lib/ipc/idle.ts, as qmgr's to its agents).
  */
 export class CleanupClient {
-  #idle: { conn: IpcConn; since: number }[] = [];
+  readonly #idle: IdleConns<"cleanup">;
 
   constructor(
     readonly socketPath: string,
     readonly opts: { timeoutMs?: number; idleMs?: number } = {},
-  ) {}
+  ) {
+    this.#idle = new IdleConns(opts.idleMs);
+  }
 
   /** Starts a message, on an idle connection when there is one. */
   async open(): Promise<CleanupSession> {
-    const idleMs = this.opts.idleMs ?? 5000;
-    let entry;
-    while ((entry = this.#idle.pop())) {
-      if (Date.now() - entry.since > idleMs) {
-        entry.conn.close();
-        continue;
-      }
+    let conn;
+    while ((conn = this.#idle.take("cleanup"))) {
       try {
-        return await CleanupSession.resume(entry.conn, (c) => this.#release(c));
+        return await CleanupSession.resume(conn, (c) => this.#release(c));
       } catch {
-        entry.conn.close(); // went away while idle; try the next or a fresh one
+        conn.close(); // went away while idle; try the next or a fresh one
       }
     }
     const fresh = await CleanupSession.open(this.socketPath, { timeoutMs: this.opts.timeoutMs });
@@ -230,11 +228,11 @@ export class CleanupClient {
   }
 
   #release(conn: IpcConn): void {
-    this.#idle.push({ conn, since: Date.now() });
+    this.#idle.put("cleanup", conn);
   }
 
   /** Closes every idle connection. */
   close(): void {
-    for (const e of this.#idle.splice(0)) e.conn.close();
+    this.#idle.close();
   }
 }
