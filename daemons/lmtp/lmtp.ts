@@ -50,8 +50,7 @@ import type { Config } from "../../lib/config/mod.ts";
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
-  formatDelays,
-  logStatus,
+  logStatuses,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
 import {
@@ -225,20 +224,7 @@ export class LmtpAgent {
       for (const [i, st] of r.statuses) result.set(i, st);
     }
 
-    const delays = formatDelays(req, start, connDone, Date.now());
-    const out: RecipientStatus[] = [];
-    for (const rcpt of req.recipients) {
-      const st = result.get(rcpt.index) ?? {
-        index: rcpt.index,
-        status: "deferred",
-        dsn: "4.3.0",
-        reason: "delivery agent did not report this recipient",
-        relay: "none",
-      };
-      logStatus(ctx, req, rcpt, st, delays);
-      out.push(st);
-    }
-    return out;
+    return logStatuses(ctx, req, result, start, connDone);
   };
 
   /** QUITs all cached connections. */

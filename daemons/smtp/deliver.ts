@@ -45,8 +45,7 @@ import { AddressError, formatPath, quoteAddress } from "../../lib/address/mod.ts
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
-  formatDelays,
-  logStatus,
+  logStatuses,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
 import {
@@ -234,21 +233,7 @@ export class SmtpAgent {
       for (const [i, st] of r.statuses) result.set(i, st);
     }
 
-    const end = Date.now();
-    const delays = formatDelays(req, start, connDone, end);
-    const out: RecipientStatus[] = [];
-    for (const rcpt of req.recipients) {
-      const st = result.get(rcpt.index) ?? {
-        index: rcpt.index,
-        status: "deferred",
-        dsn: "4.3.0",
-        reason: "delivery agent did not report this recipient",
-        relay: "none",
-      };
-      logStatus(ctx, req, rcpt, st, delays);
-      out.push(st);
-    }
-    return out;
+    return logStatuses(ctx, req, result, start, connDone);
   };
 
   /** One transaction for recipients whose addresses can all be sent: cached session or fresh. */

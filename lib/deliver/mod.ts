@@ -165,20 +165,43 @@ async function serveOne(
     file?.close();
   }
   const seen = new Set(statuses.map((s) => s.index));
-  for (const r of req.recipients) {
-    if (!seen.has(r.index)) {
-      statuses.push({
-        index: r.index,
-        status: "deferred",
-        dsn: "4.3.0",
-        reason: "delivery agent did not report this recipient",
-        relay: "none",
-      });
-    }
-  }
+  for (const r of req.recipients) if (!seen.has(r.index)) statuses.push(missingStatus(r.index));
   const soft = ctx.config.bool("soft_bounce");
   statuses = statuses.map((st) => softBounce(st, soft));
   await conn.send({ recipients: statuses } satisfies DeliveryResult);
+}
+
+/** The status of a recipient its agent did not report: deferred, to be tried again. */
+export function missingStatus(index: number): RecipientStatus {
+  return {
+    index,
+    status: "deferred",
+    dsn: "4.3.0",
+    reason: "delivery agent did not report this recipient",
+    relay: "none",
+  };
+}
+
+/**
+ * Logs each recipient's status in request order, with the request's
+ * delays (delivery started at `start`, connection ready at `connDone`),
+ * and returns them; a recipient `result` lacks is {@link missingStatus}.
+ * For the agents that decide per recipient and log as they finish (smtp,
+ * lmtp).
+ */
+export function logStatuses(
+  ctx: ServiceContext,
+  req: DeliveryRequest,
+  result: Map<number, RecipientStatus>,
+  start: number,
+  connDone: number,
+): RecipientStatus[] {
+  const delays = formatDelays(req, start, connDone, Date.now());
+  return req.recipients.map((rcpt) => {
+    const st = result.get(rcpt.index) ?? missingStatus(rcpt.index);
+    logStatus(ctx, req, rcpt, st, delays);
+    return st;
+  });
 }
 
 /**
