@@ -14,6 +14,7 @@ if (import.meta.main) {
     program: "discard",
     onIpc: (conn, ctx) =>
       serveDelivery(conn, ctx, (req, file, c) => deliverDiscard(req, file, c), {
+        verifies: true,
         readsContent: false,
       }),
   });

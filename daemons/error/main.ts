@@ -14,6 +14,7 @@ if (import.meta.main) {
     program: "error",
     onIpc: (conn, ctx) =>
       serveDelivery(conn, ctx, (req, file, c) => deliverError(req, file, c), {
+        verifies: true,
         readsContent: false,
       }),
   });

@@ -41,6 +41,34 @@ export interface DeliveryRequest {
   /** DSN ENVID/RET passthrough. */
   envid?: string;
   ret?: string;
+  /**
+   * Address verification (sendmail -bv; Postfix's DEL_REQ_FLAG_USR_VRFY):
+   * the agent does everything short of delivering and reports what it
+   * would do instead (smtp and lmtp end the session after RCPT; local
+   * expands aliases and .forward files and names each destination,
+   * "delivers to mailbox", "forwards to X"), writing nothing, running
+   * nothing and sending no mail. Statuses are logged as
+   * `status=deliverable` / `status=undeliverable`; qmgr turns them into a
+   * report to the sender and never retries them.
+   */
+  verify?: true;
+}
+
+/**
+ * One destination found for a recipient during address verification: the
+ * recipient itself, or an address, mailbox, file or command its aliases or
+ * .forward expanded to. `orcpt` is the recipient it was expanded from (in
+ * {@link DeliveryRecipient.orcpt} form).
+ */
+export interface TraceEntry {
+  address: string;
+  orcpt?: string;
+  status: RecipientStatus["status"];
+  dsn: string;
+  reason: string;
+  relay: string;
+  diagnostic?: string;
+  remoteMta?: string;
 }
 
 /** The outcome for one recipient. */
@@ -72,6 +100,12 @@ export interface RecipientStatus {
    * deferral with relay "none" as one.
    */
   site?: true;
+  /**
+   * Address verification only: one entry per destination the recipient
+   * expanded to (local's aliases and .forward files), each reported on its
+   * own line. Absent: the status itself is the recipient's one entry.
+   */
+  trace?: TraceEntry[];
 }
 
 /** What the agent answers. */
@@ -93,6 +127,18 @@ export type EnvelopeDeliverFn = (
   ctx: ServiceContext,
 ) => Promise<RecipientStatus[]>;
 
+/** How an agent serves requests. */
+export interface ServeOptions {
+  /** The agent reads the queue file (discard and error do not). @default true */
+  readsContent?: boolean;
+  /**
+   * The agent honours {@link DeliveryRequest.verify}. An agent that does
+   * not is never given a verification request: it could deliver the probe.
+   * Such requests are answered undeliverable instead. @default false
+   */
+  verifies?: boolean;
+}
+
 /**
  * Serves delivery requests on one connection: validates the request, opens
  * the queue file, runs `deliver`, and replies. Any recipient the function
@@ -112,13 +158,19 @@ export async function serveDelivery(
   conn: IpcConn,
   ctx: ServiceContext,
   deliver: EnvelopeDeliverFn,
-  opts: { readsContent: false },
+  opts: ServeOptions & { readsContent: false },
+): Promise<void>;
+export async function serveDelivery(
+  conn: IpcConn,
+  ctx: ServiceContext,
+  deliver: DeliverFn,
+  opts: ServeOptions,
 ): Promise<void>;
 export async function serveDelivery(
   conn: IpcConn,
   ctx: ServiceContext,
   deliver: DeliverFn | EnvelopeDeliverFn,
-  opts: { readsContent: boolean } = { readsContent: true },
+  opts: ServeOptions = {},
 ): Promise<void> {
   // qmgr keeps connections open and sends one request after another.
   for (;;) {
@@ -133,7 +185,7 @@ async function serveOne(
   conn: IpcConn,
   ctx: ServiceContext,
   deliver: DeliverFn | EnvelopeDeliverFn,
-  opts: { readsContent: boolean },
+  opts: ServeOptions,
   req: DeliveryRequest,
 ): Promise<void> {
   if (req.op !== "deliver" || !Array.isArray(req.recipients) || typeof req.path !== "string") {
@@ -143,7 +195,17 @@ async function serveOne(
   let statuses: RecipientStatus[];
   let file: QueueFile | null = null;
   try {
-    if (opts.readsContent) {
+    if (req.verify && !opts.verifies) {
+      statuses = req.recipients.map((r) => ({
+        index: r.index,
+        status: "bounced",
+        dsn: "5.3.3",
+        reason: `delivery agent ${ctx.args.service} does not support address verification`,
+        relay: "none",
+      }));
+      const delays = formatDelays(req, Date.now(), Date.now(), Date.now());
+      req.recipients.forEach((r, i) => logStatus(ctx, req, r, statuses[i], delays));
+    } else if (opts.readsContent ?? true) {
       file = await QueueFile.open(req.path);
       statuses = await (deliver as DeliverFn)(req, file, ctx);
     } else {
@@ -239,6 +301,12 @@ export function formatDelays(
   };
 }
 
+/** The status= word of a log line: verification reports deliverable or undeliverable. */
+export function statusWord(req: Pick<DeliveryRequest, "verify">, st: RecipientStatus): string {
+  if (!req.verify) return st.status;
+  return st.status === "sent" ? "deliverable" : "undeliverable";
+}
+
 /**
  * Logs one recipient outcome the way Postfix delivery agents do, addresses
  * in their quoted external form (`to=<"a b"@example.com>`). `orig_to=` is
@@ -259,7 +327,7 @@ export function logStatus(
     : "";
   ctx.log.info(
     `${req.queueId}: to=<${quoteAddress(rcpt.address)}>${orig}, relay=${st.relay}, ` +
-      `delay=${delays.delay}, delays=${delays.delays}, dsn=${st.dsn}, status=${st.status} ` +
-      `(${st.reason})`,
+      `delay=${delays.delay}, delays=${delays.delays}, dsn=${st.dsn}, ` +
+      `status=${statusWord(req, st)} (${st.reason})`,
   );
 }
