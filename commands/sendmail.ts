@@ -32,11 +32,16 @@
  * nothing; -bs speaks SMTP on standard input and output (sendmail_bs.ts).
  * Each of these takes no recipients ("display queue mode requires no
  * recipient", ...); -t only goes with delivery mode. Not supported, with a
- * fatal error: -bd/-bl (start Postwarden with `postwarden start`), -bv
- * (Postfix mails the sender a delivery report made by delivery agents
- * running in verify mode, which Postwarden's do not have; the option
- * checks Postfix makes come first), -n, -XV (VERP), other -b and -X
- * letters; any other option is an error, never silently ignored.
+ * fatal error: -bd/-bl (start Postwarden with `postwarden start`), -n,
+ * -XV (VERP), other -b and -X letters; any other option is an error, never
+ * silently ignored.
+ *
+ * -bv, address verification: standard input is not read; a probe message
+ * (From: the sender, Subject: probe, To: the recipients, as Postfix's) is
+ * queued with the `verify` attribute, and "Mail Delivery Status Report
+ * will be mailed to <sender>." printed. The delivery agents then report
+ * what they would do with each recipient instead of delivering (qmgr,
+ * settle.ts), and bounce mails the sender the report (verify_template).
  *
  * Submission without privileges. sendmail runs as the invoking user and
  * never reads the queue: maildrop/ (mail owner, mode 1733) lets it create
@@ -68,7 +73,7 @@
  * @module
  */
 
-import { parseHeaderAddresses } from "../lib/address/mod.ts";
+import { parseHeaderAddresses, quoteAddress } from "../lib/address/mod.ts";
 import { concat } from "../lib/bytes/mod.ts";
 import { type Config, configDirFrom, configPath, loadConfig } from "../lib/config/mod.ts";
 import { PasswdFile } from "../lib/passwd/mod.ts";
@@ -409,13 +414,6 @@ export async function sendmail(argv: string[], io: SendmailIo): Promise<number> 
   if (opts.mode !== "m" || opts.flushSite !== undefined || opts.flushId !== undefined) {
     return await otherMode(opts, io, fatal);
   }
-  if (opts.verify) {
-    return fatal(
-      EX.UNAVAILABLE,
-      "-bv is not supported by Postwarden: its delivery agents have no address verification " +
-        "mode to report from",
-    );
-  }
 
   let config: Config;
   try {
@@ -475,6 +473,7 @@ export async function sendmail(argv: string[], io: SendmailIo): Promise<number> 
     attrs.user = user;
     attrs.defaultSender = true;
   }
+  if (opts.verify) attrs.verify = true;
   if (opts.extract) {
     attrs.extract = true;
     if (opts.notify) attrs.extractNotify = opts.notify;
@@ -508,9 +507,10 @@ export async function sendmail(argv: string[], io: SendmailIo): Promise<number> 
   }
   try {
     const conv = new InputConverter(opts.ignoreDots);
+    if (opts.verify) writer.write(conv.push(probeMessage(sender, recipients)));
     const reader = io.stdin.getReader();
     try {
-      while (!conv.ended) {
+      while (!conv.ended && !opts.verify) {
         const { value, done } = await reader.read();
         if (done) break;
         writer.write(conv.push(value));
@@ -543,7 +543,27 @@ export async function sendmail(argv: string[], io: SendmailIo): Promise<number> 
     }
     return fatal(EX.TEMPFAIL, `fsync ${maildrop}: ${(e as Error).message}`);
   }
+  if (opts.verify) {
+    const text = `Mail Delivery Status Report will be mailed to <${quoteAddress(sender)}>.\n`;
+    await (io.out ?? ((t: string) => writeStdout(new TextEncoder().encode(t))))(text);
+  }
   return EX.OK;
+}
+
+/**
+ * The message sendmail -bv queues in place of standard input: From:,
+ * Subject: probe and To:, as Postfix's sendmail writes it (cleanup adds the
+ * rest). Control characters in addresses are masked: they must not start
+ * a header line of their own.
+ */
+export function probeMessage(sender: string, recipients: Recipient[]): Uint8Array {
+  // deno-lint-ignore no-control-regex
+  const safe = (a: string) => quoteAddress(a).replace(/[\x00-\x1f\x7f]/g, "?");
+  const lines = [];
+  if (sender !== "") lines.push(`From: ${safe(sender)}`);
+  lines.push("Subject: probe");
+  lines.push(`To: ${recipients.map((r) => safe(r.address)).join(", ")}`);
+  return new TextEncoder().encode(lines.join("\n") + "\n");
 }
 
 function currentUid(): number {

@@ -24,6 +24,9 @@
  *   notify_classes, as does every delay notice.
  * - op "success": a headers-only success notice to the sender (qmgr sends
  *   only NOTIFY=SUCCESS recipients); never for `<>` or double-bounce.
+ * - op "verify": the delivery status report sendmail -bv asked for
+ *   (verify_template, Action deliverable or undeliverable, headers only),
+ *   to the sender whatever the recipients' NOTIFY says; none for `<>`.
  *
  * Recipients whose NOTIFY (read from the original queue file) excludes
  * FAILURE or DELAY are left out of the sender's notice; postmaster copies
@@ -163,7 +166,7 @@ async function notify(
   const sender = req.sender;
 
   if (sender !== "" && isDoubleBounce(sender, cfg)) {
-    if (req.op !== "success") {
+    if (req.op !== "success" && req.op !== "verify") {
       ctx.log.warn(`${req.queueId}: undeliverable postmaster notification discarded`);
     }
     return { status: "ok", queueId: "" };
@@ -189,7 +192,9 @@ async function notify(
   for (const notice of notices) {
     const recipients = notice.postmasterCopy
       ? notice.recipients
-      : notice.recipients.filter((r) => wantsNotice(original.notify.get(r.address), req.op));
+      : notice.recipients.filter((r) =>
+        req.op === "verify" || wantsNotice(original.notify.get(r.address), req.op)
+      );
     if (recipients.length === 0) continue;
     const send = () => submitNotice(req, ctx, opts, notice, recipients, original);
     if (notice.critical) {
@@ -265,6 +270,7 @@ function planNotices(req: BounceRequest, cfg: Config, doubleBounce: string): Not
         ? [toSender, toPostmaster("delay_notice_recipient", false)]
         : [toSender];
     case "success":
+    case "verify":
       return req.sender === "" ? [] : [toSender];
   }
 }
@@ -401,7 +407,12 @@ async function submitNotice(
   );
 }
 
-const DEFAULT_STATUS = { bounce: "5.0.0", delay: "4.0.0", success: "2.0.0" } as const;
+const DEFAULT_STATUS = {
+  bounce: "5.0.0",
+  delay: "4.0.0",
+  success: "2.0.0",
+  verify: "5.0.0",
+} as const;
 
 /** Maps a reported recipient; a malformed status is replaced rather than retried forever. */
 function dsnRecipient(r: BounceRecipient, req: BounceRequest, ctx: BounceContext): DsnRecipient {
@@ -423,8 +434,15 @@ function dsnRecipient(r: BounceRecipient, req: BounceRequest, ctx: BounceContext
   };
 }
 
-const OPS = new Set(["bounce", "delay", "success"]);
-const ACTIONS = new Set(["failed", "delayed", "delivered", "relayed"]);
+const OPS = new Set(["bounce", "delay", "success", "verify"]);
+const ACTIONS = new Set([
+  "failed",
+  "delayed",
+  "delivered",
+  "relayed",
+  "deliverable",
+  "undeliverable",
+]);
 
 /** Checks the shape of a request from the wire; returns what is wrong, or "". */
 function validate(req: unknown): string {

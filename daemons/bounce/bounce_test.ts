@@ -254,6 +254,68 @@ Deno.test("bounce notices", async (t) => {
     assert(!delay.text.includes("Shall we meet"));
   });
 
+  await t.step("a verification report (sendmail -bv): to the sender, whatever NOTIFY", async () => {
+    const f = await fixture({
+      rcpts: [{ address: "bob@example.net", notify: ["NEVER"] }, { address: "list@example.com" }],
+    });
+    const { submit, sent } = capture();
+    const report: BounceRecipient[] = [
+      {
+        address: "bob@example.net",
+        action: "deliverable",
+        status: "2.1.5",
+        reason: "delivery via mx.example.net[192.0.2.25]:25: 250 2.1.5 Ok",
+        diagnostic: "smtp; 250 2.1.5 Ok",
+        remoteMta: "mx.example.net",
+      },
+      {
+        address: "carol@example.com",
+        orcpt: "list@example.com",
+        action: "undeliverable",
+        status: "5.1.1",
+        reason: 'delivery via local: unknown user: "carol"',
+      },
+    ];
+    assertEquals(
+      await handleBounce(request(f, { op: "verify", recipients: report }), f.ctx, {
+        submit,
+        now: NOW,
+      }),
+      { status: "ok", queueId: "NEW1" },
+    );
+    const [r] = sent;
+    assertEquals(r.envelope.sender, "");
+    assertEquals(r.envelope.recipients, [{ address: "alice@example.org" }]);
+    assertStringIncludes(r.text, "Subject: Mail Delivery Status Report\r\n");
+    assertStringIncludes(r.text, "Enclosed is the mail delivery report that you requested.");
+    assertStringIncludes(
+      r.text,
+      "<bob@example.net>: delivery via mx.example.net[192.0.2.25]:25: 250 2.1.5 Ok\r\n",
+    );
+    assertStringIncludes(
+      r.text,
+      "<carol@example.com> (expanded from <list@example.com>): delivery via local:\r\n" +
+        '    unknown user: "carol"\r\n',
+    );
+    assertStringIncludes(r.text, "Action: deliverable\r\nStatus: 2.1.5\r\n");
+    assertStringIncludes(r.text, "Diagnostic-Code: smtp; 250 2.1.5 Ok\r\n");
+    assertStringIncludes(r.text, "Action: undeliverable\r\nStatus: 5.1.1\r\n");
+    assertStringIncludes(
+      r.text,
+      'Diagnostic-Code: X-Postfix; delivery via local: unknown user: "carol"\r\n',
+    );
+    assertStringIncludes(r.text, "Content-Description: Message Headers\r\n");
+    assert(!r.text.includes("Shall we meet"));
+    // The null sender gets none.
+    assertEquals(
+      await handleBounce(request(f, { op: "verify", sender: "", recipients: report }), f.ctx, {
+        submit,
+        now: NOW,
+      }),
+      { status: "ok", queueId: "" },
+    );
+  });
+
   await t.step("RET=FULL still gives headers only in delay notices", async () => {
     const f = await fixture();
     const { submit, sent } = capture();

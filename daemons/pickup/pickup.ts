@@ -361,6 +361,7 @@ export function cleanupEnvelope(
     out.extractNotify = attrs.extractNotify;
   }
   if (attrs.envid !== undefined) out.attrs!.envid = attrs.envid;
+  if (attrs.verify === true) out.attrs!.verify = true;
   if (attrs.ret !== undefined) out.attrs!.ret = attrs.ret;
   if (attrs.fullName !== undefined) {
     // Not in CleanupEnvelope's type yet; cleanup uses it for a missing From: header.

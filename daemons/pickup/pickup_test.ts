@@ -37,6 +37,7 @@ Deno.test("pickup", async (t) => {
         envid: "ENV1",
         ret: "HDRS",
         fullName: "Joe User",
+        verify: true,
       };
       const f = await writeQueueFile(
         maildrop,
@@ -68,6 +69,7 @@ Deno.test("pickup", async (t) => {
             protocol: "local",
             envid: "ENV1",
             ret: "HDRS",
+            verify: true,
             fullName: "Joe User",
           } as CleanupEnvelope["attrs"],
           extractRecipients: true,

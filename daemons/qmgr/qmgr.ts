@@ -386,6 +386,7 @@ export class Qmgr {
       activeAt: this.now(),
       envid: env.attrs?.envid,
       ret: env.attrs?.ret,
+      ...(env.attrs?.verify === true ? { verify: true as const, report: [] } : {}),
       recipients: file.head.recipients,
       pendingJobs: 0,
       done: new Set(file.head.recipients.filter((r) => r.done).map((r) => r.index)),
@@ -414,7 +415,9 @@ export class Qmgr {
       g.rcpts.push(r);
     };
     const decided: { r: StoredRecipient; st: RecipientStatus }[] = [];
-    const filter = env.filter;
+    // A verification is not given to a content filter, which would deliver
+    // it (Postfix's qmgr_message_resolve skips the filter for trace-only mail).
+    const filter = msg.verify ? undefined : env.filter;
     const filterMissing = filter !== undefined && !this.#filterTransportExists(id, filter);
     for (const r of pending) {
       if (filter !== undefined) {
@@ -584,6 +587,7 @@ export class Qmgr {
       activeAt: msg.activeAt,
       envid: msg.envid,
       ret: msg.ret,
+      ...(msg.verify ? { verify: true as const } : {}),
     };
     let statuses: RecipientStatus[];
     let agentFailed = false;

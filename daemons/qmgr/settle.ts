@@ -22,6 +22,15 @@
  * deferral nor a restart repeats it. When bounce cannot be reached the
  * warning is tried again at the next deferral.
  *
+ * Verification (sendmail -bv; the queue file's `verify` attribute): the
+ * agents report what they would do, and every recipient is done after one
+ * attempt, whatever its status, as in Postfix (a deferral is reported
+ * "undeliverable", not retried). Once all are in, bounce is asked for one
+ * report to the sender ("verify": Action deliverable or undeliverable,
+ * "delivery via RELAY: " before each reason, as Postfix's trace) and the
+ * file is removed; if bounce cannot take it, the message is deferred and
+ * verified again later.
+ *
  * A recipient is marked done in the queue file only when others remain
  * (a file with none left is removed), and only after the outcome is final
  * (delivered, or its bounce durably queued): a crash repeats a delivery,
@@ -34,7 +43,12 @@
 import { quoteAddress } from "../../lib/address/mod.ts";
 import type { BounceRecipient, BounceRequest } from "../../lib/bounce/client.ts";
 import { requestBounce } from "../../lib/bounce/client.ts";
-import { formatDelays, type RecipientStatus } from "../../lib/deliver/mod.ts";
+import {
+  formatDelays,
+  missingStatus,
+  type RecipientStatus,
+  statusWord,
+} from "../../lib/deliver/mod.ts";
 import {
   DELAY_WARNED_MODE,
   delayWarned,
@@ -65,6 +79,10 @@ export interface ActiveMessage {
   forceExpire?: boolean;
   /** The queue file's mode at activation (DELAY_WARNED_MODE, FORCE_EXPIRE_MODE). */
   mode: number | null;
+  /** sendmail -bv: verified, not delivered (see the module comment). */
+  verify?: true;
+  /** A verification's report so far: one entry per destination. */
+  report?: BounceRecipient[];
 }
 
 /** Settles messages; see the module comment. */
@@ -88,6 +106,12 @@ export class Settler {
     statuses: RecipientStatus[],
   ): Promise<void> {
     const byIndex = new Map(statuses.map((s) => [s.index, s]));
+    if (msg.verify) {
+      for (const r of recipients) this.#record(msg, r, byIndex.get(r.index));
+      msg.pendingJobs--;
+      if (msg.pendingJobs === 0) await this.settle(msg);
+      return;
+    }
     const bounced: BounceRecipient[] = [];
     const bouncedIdx: number[] = [];
     for (const r of recipients) {
@@ -146,6 +170,52 @@ export class Settler {
     if (msg.pendingJobs === 0) await this.settle(msg);
   }
 
+  /** A verified recipient: done whatever its status, its destinations added to the report. */
+  #record(msg: ActiveMessage, r: StoredRecipient, st: RecipientStatus | undefined): void {
+    st ??= missingStatus(r.index);
+    msg.done.add(r.index);
+    const entries = st.trace?.length ? st.trace : [{ ...st, address: r.address, orcpt: r.orcpt }];
+    for (const e of entries) {
+      msg.report!.push({
+        address: e.address,
+        orcpt: e.orcpt,
+        action: e.status === "sent" ? "deliverable" : "undeliverable",
+        status: e.dsn,
+        // Postfix's trace text names the agent or server that answered.
+        reason: e.relay && e.relay !== "none" ? `delivery via ${e.relay}: ${e.reason}` : e.reason,
+        diagnostic: e.diagnostic,
+        remoteMta: e.remoteMta,
+      });
+    }
+  }
+
+  /**
+   * A verification is over: the report goes to the sender and the message
+   * is removed. When bounce cannot take the report, every recipient is
+   * deferred and verified again at the next attempt.
+   */
+  async #report(msg: ActiveMessage): Promise<void> {
+    if (await this.notify(msg, "verify", msg.report!)) {
+      await Deno.remove(msg.path);
+      if (msg.hadDeferLog) await Deno.remove(this.ctx.queue.deferLog(msg.id)).catch(() => {});
+      this.ctx.log.info(`${msg.id}: removed`);
+      return;
+    }
+    for (const r of msg.recipients) {
+      if (r.done) continue;
+      msg.done.delete(r.index);
+      msg.deferred.set(r.index, {
+        index: r.index,
+        status: "deferred",
+        dsn: "4.3.0",
+        reason: "bounce service unavailable; will retry",
+        relay: "none",
+      });
+    }
+    msg.report = [];
+    await this.#defer(msg);
+  }
+
   /** Asks bounce for a notification; true once it is durably queued (or not wanted). */
   async notify(
     msg: ActiveMessage,
@@ -185,6 +255,10 @@ export class Settler {
   async settle(msg: ActiveMessage): Promise<void> {
     const cfg = this.ctx.config;
     try {
+      if (msg.verify) {
+        await this.#report(msg);
+        return;
+      }
       if (msg.successNotices.length) await this.notify(msg, "success", msg.successNotices);
       let expired = false;
       if (msg.deferred.size > 0) {
@@ -326,6 +400,6 @@ export function logDecision(
   const { delay, delays } = formatDelays(msg, now, now, now);
   ctx.log.info(
     `${msg.id}: to=<${quoteAddress(address)}>, relay=none, delay=${delay}, ` +
-      `delays=${delays}, dsn=${st.dsn}, status=${st.status} (${st.reason})`,
+      `delays=${delays}, dsn=${st.dsn}, status=${statusWord(msg, st)} (${st.reason})`,
   );
 }

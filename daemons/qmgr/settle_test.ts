@@ -155,6 +155,174 @@ Deno.test("delay warnings (delay_warning_time)", async (t) => {
   }
 });
 
+Deno.test("verification (sendmail -bv): one attempt, one report, no retry", async (t) => {
+  const root = await Deno.makeTempDir();
+  const fake = await fakeService("qmgr", root, { mainCf: "mydestination = localhost\n" });
+  const q = fake.ctx.queue;
+  const bounces: BounceRequest[] = [];
+  let bounceOk = true;
+  const bounce = ipcListen(q.privateSocket("bounce"), async (conn) => {
+    bounces.push(await conn.recvMsg<BounceRequest>());
+    await conn.send(
+      bounceOk ? { status: "ok", queueId: "REPORT" } : { status: "error", text: "cleanup is down" },
+    );
+  });
+  const requests: DeliveryRequest[] = [];
+  const agent = ipcListen(q.privateSocket("smtp"), async (conn) => {
+    for (;;) {
+      const f = await conn.recv();
+      if (!f || f.kind !== "msg") return;
+      const req = f.msg as unknown as DeliveryRequest;
+      requests.push(req);
+      await conn.send({
+        recipients: req.recipients.map((r) =>
+          r.address.startsWith("ok@")
+            ? {
+              index: r.index,
+              status: "sent",
+              dsn: "2.1.5",
+              reason: "250 2.1.5 Ok",
+              relay: "mx.remote.example[192.0.2.1]:25",
+              diagnostic: "smtp; 250 2.1.5 Ok",
+              remoteMta: "mx.remote.example",
+            }
+            : r.address.startsWith("list@")
+            ? {
+              index: r.index,
+              status: "sent",
+              dsn: "2.0.0",
+              reason: "forwards to a@x",
+              relay: "local",
+              trace: [
+                {
+                  address: "a@x",
+                  orcpt: r.address,
+                  status: "sent",
+                  dsn: "2.0.0",
+                  reason: "forwards to a@x",
+                  relay: "local",
+                },
+                {
+                  address: "b@x",
+                  orcpt: r.address,
+                  status: "bounced",
+                  dsn: "5.1.1",
+                  reason: 'unknown user: "b"',
+                  relay: "local",
+                },
+              ],
+            }
+            : {
+              index: r.index,
+              status: "deferred",
+              dsn: "4.4.1",
+              reason: "connect to mx.remote.example[192.0.2.1]:25: Connection refused",
+              relay: "none",
+            }
+        ),
+      });
+    }
+  });
+  const qmgr = new Qmgr(fake.ctx, [SMTP]);
+  const message = () =>
+    writeQueueFile(
+      q.dir("incoming"),
+      {
+        sender: "s@example.org",
+        attrs: { verify: true },
+        // A verification never goes to the content filter, which would deliver it.
+        filter: "smtp:[127.0.0.1]:10025",
+      },
+      [{ address: "ok@remote.example" }, { address: "list@remote.example" }, {
+        address: "down@remote.example",
+      }],
+      "From: s@example.org\r\nSubject: probe\r\n",
+    );
+  const gone = async (id: string) => {
+    for (let i = 0; i < 200 && (await exists(q.path("active", id))); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return !(await exists(q.path("active", id)));
+  };
+  try {
+    await t.step("every recipient reported and done; the file removed", async () => {
+      const { queueId } = await message();
+      await qmgr.activate(queueId, "incoming");
+      assert(await gone(queueId));
+      assert(!(await exists(q.path("deferred", queueId))), "not deferred: never retried");
+      assertEquals(requests.map((r) => [r.verify, r.nexthop]), [[true, "remote.example"]]);
+      assertEquals(bounces.length, 1);
+      assertEquals(bounces[0].op, "verify");
+      assertEquals(
+        bounces[0].recipients.map((r) => [r.address, r.orcpt, r.action, r.status, r.reason]),
+        [
+          [
+            "ok@remote.example",
+            undefined,
+            "deliverable",
+            "2.1.5",
+            "delivery via mx.remote.example[192.0.2.1]:25: 250 2.1.5 Ok",
+          ],
+          [
+            "a@x",
+            "list@remote.example",
+            "deliverable",
+            "2.0.0",
+            "delivery via local: forwards to a@x",
+          ],
+          [
+            "b@x",
+            "list@remote.example",
+            "undeliverable",
+            "5.1.1",
+            'delivery via local: unknown user: "b"',
+          ],
+          [
+            "down@remote.example",
+            undefined,
+            "undeliverable",
+            "4.4.1",
+            "connect to mx.remote.example[192.0.2.1]:25: Connection refused",
+          ],
+        ],
+      );
+      assertEquals(bounces[0].recipients[0].diagnostic, "smtp; 250 2.1.5 Ok");
+      assert(fake.lines.includes(`${queueId}: sender delivery status notification: REPORT`));
+      assert(fake.lines.includes(`${queueId}: removed`), fake.lines.join("\n"));
+    });
+
+    await t.step(
+      "bounce cannot take the report: deferred whole, verified again later",
+      async () => {
+        bounces.length = 0;
+        bounceOk = false;
+        const { queueId } = await message();
+        await qmgr.activate(queueId, "incoming");
+        assert(await gone(queueId));
+        assert(await exists(q.path("deferred", queueId)), "deferred");
+        const { QueueFile } = await import("../../lib/queue/mod.ts");
+        const f = await QueueFile.open(q.path("deferred", queueId));
+        assertEquals(f.head.recipients.map((r) => r.done), [false, false, false]);
+        f.close();
+        bounceOk = true;
+        await qmgr.activate(queueId, "deferred");
+        assert(await gone(queueId));
+        assert(!(await exists(q.path("deferred", queueId))));
+        assertEquals(bounces.map((b) => [b.op, b.recipients.length]), [["verify", 4], [
+          "verify",
+          4,
+        ]]);
+      },
+    );
+  } finally {
+    await qmgr.stop(1000);
+    bounce.close();
+    agent.close();
+    fake.abort.abort();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 async function exists(path: string): Promise<boolean> {
   return await Deno.lstat(path).then(() => true, () => false);
 }

@@ -9,8 +9,8 @@ import { ipcRequest } from "../ipc/mod.ts";
 export interface BounceRecipient {
   address: string;
   orcpt?: string;
-  /** RFC 3464 Action. */
-  action: "failed" | "delayed" | "delivered" | "relayed";
+  /** RFC 3464 Action; a verification report's are Postfix's deliverable and undeliverable. */
+  action: "failed" | "delayed" | "delivered" | "relayed" | "deliverable" | "undeliverable";
   /** Enhanced status code. */
   status: string;
   reason: string;
@@ -20,7 +20,8 @@ export interface BounceRecipient {
 
 /** What qmgr asks of bounce. */
 export interface BounceRequest {
-  op: "bounce" | "delay" | "success";
+  /** "verify": the report sendmail -bv asked for, to the sender, whatever NOTIFY says. */
+  op: "bounce" | "delay" | "success" | "verify";
   queueId: string;
   /** The original message's queue file. */
   path: string;

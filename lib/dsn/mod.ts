@@ -31,7 +31,14 @@ export interface DsnRecipient {
    */
   originalRecipient?: string;
   /** RFC 3464 action. A failure notice always says `failed`, as Postfix does. */
-  action: "failed" | "delayed" | "delivered" | "relayed" | "expanded";
+  action:
+    | "failed"
+    | "delayed"
+    | "delivered"
+    | "relayed"
+    | "expanded"
+    | "deliverable"
+    | "undeliverable";
   /** Enhanced status code, `5.1.1`. */
   status: string;
   /** Diagnostic with its type, `smtp; 550 5.1.1 user unknown`. */
@@ -44,7 +51,8 @@ export interface DsnRecipient {
 
 /** Everything {@link buildDsn} needs. */
 export interface DsnInput {
-  kind: "failure" | "delay" | "success";
+  /** "verify": an address verification report (sendmail -bv). */
+  kind: "failure" | "delay" | "success" | "verify";
   /** `myhostname`: Reporting-MTA, boundary, template text. */
   reportingMta: string;
   /** `mail_name`, used in the X-<mail_name>-* fields (Postfix: `Postfix`). */
@@ -367,7 +375,7 @@ export function buildDsn(input: DsnInput): Uint8Array {
   }
 
   // Part 3: the original message or its headers.
-  const undelivered = input.kind === "success" ? "" : "Undelivered ";
+  const undelivered = input.kind === "success" || input.kind === "verify" ? "" : "Undelivered ";
   put("", `--${boundary}`);
   put(`Content-Description: ${undelivered}${full ? "Message" : "Message Headers"}`);
   const type = utf8Addresses

@@ -65,6 +65,12 @@ export interface Envelope {
     /** Set on delivery status notifications we generate. */
     dsnKind?: string;
     /**
+     * sendmail -bv: verify the recipients and report to the sender instead
+     * of delivering (Postfix's trace flag DEL_REQ_FLAG_USR_VRFY). Only
+     * pickup sets it, from the maildrop file.
+     */
+    verify?: true;
+    /**
      * XFORWARD from an authorized upstream (smtpd_authorized_xforward_hosts):
      * the original client, for logging; clientName/clientAddr stay the real
      * connection. `source`: header rewriting context ("local"/"remote").
