@@ -33,6 +33,10 @@
  * - A cached connection carries the next message only when the server
  *   holds no open transaction (RSET after every recipient or DATA was
  *   refused) and sent nothing it was not asked for.
+ * - Address verification (DeliveryRequest.verify) stops after the RCPTs,
+ *   as the smtp client does: an accepted recipient is deliverable with its
+ *   RCPT reply, no DATA is sent and no content read, and the transaction
+ *   is ended with RSET when the connection is cached, with QUIT otherwise.
  * - A next hop the configuration gets wrong (empty, bad port, a socket path
  *   too long for the system) defers with 4.3.5 and a warning naming it; a
  *   destination this daemon's sandbox does not grant is a connect failure
@@ -61,12 +65,7 @@ import {
 } from "../../lib/dns/mod.ts";
 import type { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import {
-  DotStuffer,
-  matchEnhancedClass,
-  parseEhloKeywords,
-  type Reply,
-} from "../../lib/smtp/mod.ts";
+import { DotStuffer, parseEhloKeywords, type Reply } from "../../lib/smtp/mod.ts";
 import { ConnectionCache } from "../smtp/cache.ts";
 import {
   type Content,
@@ -77,6 +76,9 @@ import {
   rcptCommand,
   readContent,
   replyStatus,
+  resetQuietly,
+  sentStatus,
+  unreadContent,
   unsendable,
   wireText,
 } from "../smtp/deliver.ts";
@@ -160,7 +162,13 @@ export interface LmtpAgentOptions {
 
 /** Outcome of one transaction attempt on one session. */
 type Attempt =
-  | { kind: "done"; statuses: Map<number, RecipientStatus>; reusable: boolean }
+  | {
+    kind: "done";
+    statuses: Map<number, RecipientStatus>;
+    reusable: boolean;
+    /** The server holds an open transaction (verification): RSET before caching. */
+    reset?: boolean;
+  }
   /** A cached connection failed before the MAIL reply: start over on a fresh one. */
   | { kind: "stale" };
 
@@ -252,13 +260,13 @@ export class LmtpAgent {
         connDone: Date.now(),
       };
     }
-    const content = await readContent(file);
+    const content = req.verify ? unreadContent(file) : await readContent(file);
     const key = `${req.transport}:${req.nexthop}`;
     for (let session = this.cache.take(key); session; session = this.cache.take(key)) {
       const connDone = Date.now();
       const a = await this.#transact(session, req, file, content, s, true);
       if (a.kind === "done") {
-        this.#park(key, session, a.reusable, s);
+        await this.#park(key, session, a.reusable, s, a.reset);
         return { statuses: a.statuses, connDone };
       }
       session.close();
@@ -270,7 +278,7 @@ export class LmtpAgent {
         last = r.failure;
         continue;
       }
-      this.#park(key, r.session, r.reusable, s);
+      await this.#park(key, r.session, r.reusable, s, r.reset);
       return { statuses: r.statuses, connDone: r.connDone };
     }
     return { statuses: failAll(req.recipients, last!, true), connDone: Date.now() };
@@ -291,6 +299,7 @@ export class LmtpAgent {
       connDone: number;
       session: SmtpSession;
       reusable: boolean;
+      reset?: boolean;
     }
   > {
     let last: Failure | null = null;
@@ -321,7 +330,7 @@ export class LmtpAgent {
       const connDone = Date.now();
       const a = await this.#transact(session, req, file, content, s, false);
       if (a.kind !== "done") throw new Error("unreachable: fresh session reported stale");
-      return { statuses: a.statuses, connDone, session, reusable: a.reusable };
+      return { statuses: a.statuses, connDone, session, reusable: a.reusable, reset: a.reset };
     };
 
     if (dest.kind === "unix") {
@@ -356,15 +365,31 @@ export class LmtpAgent {
     };
   }
 
-  #park(key: string, session: SmtpSession, reusable: boolean, s: LmtpSettings): void {
+  /**
+   * Parks `session` in the cache, or QUITs it. `reset`: the server still
+   * holds the transaction (address verification ends after RCPT), so a
+   * connection that is kept gets RSET first; one that is not kept, or
+   * whose RSET fails, gets QUIT.
+   */
+  async #park(
+    key: string,
+    session: SmtpSession,
+    reusable: boolean,
+    s: LmtpSettings,
+    reset = false,
+  ): Promise<void> {
     // A server that answered more than it was asked (extra end-of-data replies) is not
     // trusted with the next message: its surplus would answer that message's commands.
-    const keep = reusable && s.cacheOnDemand && !session.unsolicited;
-    this.cache.put(key, session, {
+    let keep = reusable && s.cacheOnDemand && !session.unsolicited;
+    const limits = () => ({
       idleMs: keep ? s.cacheTimeLimitMs : 0,
       reuseMs: keep ? s.reuseTimeLimitMs : 0,
       quitTimeoutSec: s.quitTimeout,
     });
+    if (reset && this.cache.keeps(session, limits())) {
+      keep = await resetQuietly(session, s.rsetTimeout);
+    }
+    this.cache.put(key, session, limits());
   }
 
   /** One LMTP transaction on an established session. */
@@ -402,8 +427,10 @@ export class LmtpAgent {
         }
         stage = "sending MAIL FROM";
       }
+      // Verification sends no DATA, pipelined or not.
+      const data = req.verify ? "" : "DATA\r\n";
       await session.write(
-        pipelining ? mailCmd + rcptCmds.join("") + "DATA\r\n" : mailCmd,
+        pipelining ? mailCmd + rcptCmds.join("") + data : mailCmd,
         s.mailTimeout,
         stage,
       );
@@ -421,8 +448,11 @@ export class LmtpAgent {
           if (!pipelining) await session.write(rcptCmds[i], s.rcptTimeout, stage);
           const reply = await session.readReply(s.rcptTimeout, stage);
           if (!mailOk) continue;
-          if (reply.code >= 200 && reply.code < 300) accepted.push(r);
-          else fail([r], reply, "RCPT TO command");
+          if (reply.code >= 200 && reply.code < 300) {
+            accepted.push(r);
+            // Verification: the RCPT reply is the answer.
+            if (req.verify) statuses.set(r.index, sentStatus(session, r, reply));
+          } else fail([r], reply, "RCPT TO command");
           if (reply.code === 421) {
             deferRest(
               statuses,
@@ -435,6 +465,8 @@ export class LmtpAgent {
           }
         }
       }
+      // Verification ends here, with no DATA; #park ends the transaction (RSET or QUIT).
+      if (req.verify) return { kind: "done", statuses, reusable: true, reset: mailOk };
 
       stage = "sending DATA command";
       let dataReply: Reply | null = null;
@@ -446,10 +478,7 @@ export class LmtpAgent {
       }
       // A transaction the server still holds open (MAIL accepted, no content sent) is
       // reset before the connection is used again; a server that will not reset is dropped.
-      const reset = async (): Promise<boolean> => {
-        await session.write("RSET\r\n", s.rsetTimeout, "sending RSET");
-        return (await session.readReply(s.rsetTimeout, "sending RSET")).code === 250;
-      };
+      const reset = () => resetQuietly(session, s.rsetTimeout);
       if (accepted.length === 0) {
         // Nobody to deliver to. A pipelining server that still said 354 gets an empty
         // message ended at once: with no recipient accepted it has no reply to give.
@@ -491,16 +520,7 @@ export class LmtpAgent {
       for (const r of accepted) {
         const reply = await session.readReply(s.dataDoneTimeout, stage);
         if (reply.code >= 200 && reply.code < 300) {
-          const reason = wireText(reply);
-          statuses.set(r.index, {
-            index: r.index,
-            status: "sent",
-            dsn: matchEnhancedClass(reply.enhanced ?? "2.0.0", reply.code),
-            reason,
-            relay,
-            diagnostic: `smtp; ${reason}`,
-            remoteMta: session.dest.host,
-          });
+          statuses.set(r.index, sentStatus(session, r, reply));
         } else {
           fail([r], reply, "end of DATA command");
           if (reply.code === 421) reusable = false;

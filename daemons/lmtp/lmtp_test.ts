@@ -29,6 +29,25 @@ async function run(agent: LmtpAgent, ctx: Ctx, req: DeliveryRequest): Promise<Re
   }
 }
 
+/** {@link run} as address verification, with a queue file whose content must not be read. */
+async function runVerify(
+  agent: LmtpAgent,
+  ctx: Ctx,
+  req: DeliveryRequest,
+): Promise<RecipientStatus[]> {
+  const file = await QueueFile.open(req.path);
+  const unread = () => {
+    throw new Error("address verification read the message content");
+  };
+  file.content = unread;
+  file.readContent = unread;
+  try {
+    return await agent.deliver({ ...req, transport: "lmtp", verify: true }, file, ctx);
+  } finally {
+    file.close();
+  }
+}
+
 /** A fake server on $queue_directory/private/dovecot-lmtp (or TCP), a context, an agent. */
 async function withServer(
   script: FakeLmtpScript,
@@ -400,6 +419,85 @@ Deno.test("lmtp delivery agent", async (t) => {
         assertEquals(st[0].status, "sent", st[0].reason);
       }
       assertEquals(srv.connections, 2);
+    });
+  });
+});
+
+Deno.test("lmtp address verification", async (t) => {
+  const script: FakeLmtpScript = {
+    rcpt: (arg) =>
+      arg.includes("nobody@")
+        ? "550 5.1.1 <nobody@example.com> User doesn't exist: nobody@example.com"
+        : "250 2.1.5 OK",
+  };
+
+  await t.step(
+    "RCPT replies are the answer: deliverable and undeliverable, no DATA, RSET before the cache",
+    async () => {
+      await withServer(script, async (srv, ctx, agent) => {
+        const req = await queueMessage(ctx, UNIX, ["a@example.com", "nobody@example.com"]);
+        const st = await runVerify(agent, ctx, req);
+        assertEquals(st[0], {
+          index: 0,
+          status: "sent",
+          dsn: "2.1.5",
+          reason: "250 2.1.5 OK",
+          relay: RELAY,
+          diagnostic: "smtp; 250 2.1.5 OK",
+          remoteMta: "test.example",
+        });
+        const refused = `host ${RELAY} said: 550 5.1.1 <nobody@example.com> User doesn't exist: ` +
+          "nobody@example.com (in reply to RCPT TO command)";
+        assertEquals([st[1].status, st[1].dsn, st[1].reason], ["bounced", "5.1.1", refused]);
+        assertEquals(ctx.lines.length, 2);
+        assertStringIncludes(ctx.lines[0], `to=<a@example.com>, relay=${RELAY}, delay=`);
+        assertStringIncludes(ctx.lines[0], ", dsn=2.1.5, status=deliverable (250 2.1.5 OK)");
+        assertStringIncludes(ctx.lines[1], `, dsn=5.1.1, status=undeliverable (${refused})`);
+        assertEquals(srv.commands, [
+          "LHLO test.example",
+          "MAIL FROM:<sender@test.example>",
+          "RCPT TO:<a@example.com>",
+          "RCPT TO:<nobody@example.com>",
+          "RSET",
+        ]);
+        assertEquals(srv.messages.length, 0);
+        assertEquals(agent.cache.size, 1);
+
+        // The connection carries the next message (the fake refuses a MAIL while one is open).
+        const next = await run(agent, ctx, await queueMessage(ctx, UNIX, ["a@example.com"]));
+        assertEquals(next[0].status, "sent", next[0].reason);
+        assertEquals(srv.connections, 1);
+        assertEquals(srv.messages.length, 1);
+      });
+    },
+  );
+
+  await t.step("no cache (lmtp_connection_cache_on_demand = no): QUIT, not RSET", async () => {
+    await withServer({ ...script, lhlo: ["ENHANCEDSTATUSCODES"] }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, UNIX, ["nobody@example.com", "a@example.com"]);
+      const st = await runVerify(agent, ctx, req);
+      assertEquals(st.map((s) => s.status), ["bounced", "sent"]);
+      await agent.close();
+      assertEquals(srv.commands, [
+        "LHLO test.example",
+        "MAIL FROM:<sender@test.example>",
+        "RCPT TO:<nobody@example.com>",
+        "RCPT TO:<a@example.com>",
+        "QUIT",
+      ]);
+      assertEquals(srv.messages.length, 0);
+    }, { mainCf: "lmtp_connection_cache_on_demand = no\n" });
+  });
+
+  await t.step("server down: undeliverable with the connect failure", async () => {
+    await withServer({}, async (_srv, ctx, agent) => {
+      const req = await queueMessage(ctx, "inet:127.0.0.1:1", ["a@x.test"]);
+      const st = await runVerify(agent, ctx, req);
+      assertEquals([st[0].status, st[0].dsn, st[0].relay], ["deferred", "4.4.1", "none"]);
+      assertStringIncludes(
+        ctx.lines[0],
+        ", dsn=4.4.1, status=undeliverable (connect to 127.0.0.1[127.0.0.1]:1: Connection refused)",
+      );
     });
   });
 });

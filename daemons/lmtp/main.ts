@@ -10,7 +10,9 @@
  *   reaches it through a transport setting that names it, e.g.
  *   `virtual_transport = lmtp:unix:private/dovecot-lmtp` or a
  *   transport_maps entry. See lmtp.ts for the protocol behaviour,
- *   nexthop.ts for the destination syntax.
+ *   nexthop.ts for the destination syntax. An address verification
+ *   request (sendmail -bv) ends after RCPT TO: no DATA, each RCPT reply is
+ *   the answer.
  *
  * CONFIGURATION PARAMETERS
  *   lmtp_lhlo_name (default: $myhostname)
@@ -63,6 +65,6 @@ await runService({
   init: (ctx) => {
     warn = (m) => ctx.log.warn(m);
   },
-  onIpc: (conn, ctx) => serveDelivery(conn, ctx, agent.deliver),
+  onIpc: (conn, ctx) => serveDelivery(conn, ctx, agent.deliver, { verifies: true }),
   stop: () => agent.close(),
 });

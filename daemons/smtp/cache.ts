@@ -47,12 +47,18 @@ export class ConnectionCache {
     return null;
   }
 
+  /**
+   * Whether {@link put} would park `session` under `limits` rather than QUIT
+   * it: it is not broken, not too old, and the cache is open.
+   */
+  keeps(session: SmtpSession, limits: ParkLimits): boolean {
+    return !this.#closed && !session.broken && limits.idleMs > 0 &&
+      Date.now() - session.createdAt < limits.reuseMs;
+  }
+
   /** Parks `session` under `key`, or QUITs it if it is broken, too old, or the cache is closed. */
   put(key: string, session: SmtpSession, limits: ParkLimits): void {
-    if (
-      this.#closed || session.broken || limits.idleMs <= 0 ||
-      Date.now() - session.createdAt >= limits.reuseMs
-    ) {
+    if (!this.keeps(session, limits)) {
       this.#quit(session, limits.quitTimeoutSec);
       return;
     }

@@ -36,10 +36,17 @@
  * - After a transaction the connection is parked in the connection cache
  *   (cache.ts); a parked connection that fails before its MAIL reply is
  *   dropped and the request silently starts over on a fresh connection.
+ * - Address verification (DeliveryRequest.verify, Postfix's
+ *   DEL_REQ_FLAG_USR_VRFY) stops after the RCPTs: an accepted recipient is
+ *   deliverable with its RCPT reply ("250 2.1.5 Ok"), the others fail as in
+ *   a delivery. No DATA is sent; the open transaction is ended with RSET
+ *   when the connection goes back to the cache, with QUIT otherwise.
  *
  * Content is read once before connecting: up to {@link MEMORY_LIMIT} bytes
  * stay in memory and go out in one write; a larger message is scanned for
- * 8-bit bytes and its size, then streamed from the queue file.
+ * 8-bit bytes and its size, then streamed from the queue file. Address
+ * verification reads none: SIZE= is the size the queue file implies, and
+ * no BODY= is sent.
  */
 import { AddressError, formatPath, quoteAddress } from "../../lib/address/mod.ts";
 import {
@@ -66,7 +73,7 @@ import {
   parseEhloKeywords,
   type Reply,
 } from "../../lib/smtp/mod.ts";
-import { ConnectionCache } from "./cache.ts";
+import { ConnectionCache, type ParkLimits } from "./cache.ts";
 import { xforwardCommands } from "./xforward.ts";
 import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
 import { ConnectError, type ConnectFn, relayLabel, SessionError, SmtpSession } from "./session.ts";
@@ -176,7 +183,13 @@ export interface Content {
 
 /** Outcome of one transaction attempt on one session. */
 type Attempt =
-  | { kind: "done"; statuses: Map<number, RecipientStatus>; reusable: boolean }
+  | {
+    kind: "done";
+    statuses: Map<number, RecipientStatus>;
+    reusable: boolean;
+    /** The server holds an open transaction (verification): RSET before caching. */
+    reset?: boolean;
+  }
   /** A cached connection failed before the MAIL reply: start over on a fresh one. */
   | { kind: "stale" };
 
@@ -243,7 +256,7 @@ export class SmtpAgent {
     s: SmtpSettings,
     env: { security: ClientSecurity; log: SecurityLog },
   ): Promise<{ statuses: Map<number, RecipientStatus>; connDone: number }> {
-    const content = await readContent(file);
+    const content = req.verify ? unreadContent(file) : await readContent(file);
     const nexthopText = req.nexthop || domainOf(req.recipients[0]?.address ?? "");
     const key = `${req.transport}:${nexthopText}`;
     // The next hop's TLS policy (security.ts); one that cannot be followed defers its mail.
@@ -267,13 +280,15 @@ export class SmtpAgent {
       const connDone = Date.now();
       const a = await this.#transact(session, req, file, content, s, true);
       if (a.kind === "done") {
-        this.#park(key, session, a.reusable && this.#cacheable(session, rs), s);
+        await this.#park(key, session, a.reusable && this.#cacheable(session, rs), s, a.reset);
         return { statuses: a.statuses, connDone };
       }
       session.close();
     }
     const r = await this.#fresh(nexthopText, req, file, content, s, rs);
-    if (r.session) this.#park(key, r.session, r.reusable && this.#cacheable(r.session, rs), s);
+    if (r.session) {
+      await this.#park(key, r.session, r.reusable && this.#cacheable(r.session, rs), s, r.reset);
+    }
     return { statuses: r.statuses, connDone: r.connDone };
   }
 
@@ -292,19 +307,30 @@ export class SmtpAgent {
     return session.tls === null || rs.security.tls.connectionReuse;
   }
 
-  #park(key: string, session: SmtpSession, reusable: boolean, s: SmtpSettings): void {
+  /**
+   * Parks `session` in the cache, or QUITs it. `reset`: the server still
+   * holds the transaction (address verification ends after RCPT), so a
+   * connection that is kept gets RSET first, as Postfix does; one that is
+   * not kept, or whose RSET fails, gets QUIT.
+   */
+  async #park(
+    key: string,
+    session: SmtpSession,
+    reusable: boolean,
+    s: SmtpSettings,
+    reset = false,
+  ): Promise<void> {
     // smtp_connection_reuse_count_limit N: a connection is used at most N+1 times.
     session.uses++;
     if (s.reuseCountLimit > 0 && session.uses > s.reuseCountLimit) reusable = false;
-    if (!reusable) {
-      this.cache.put(key, session, { idleMs: 0, reuseMs: 0, quitTimeoutSec: s.quitTimeout });
-      return;
+    const drop: ParkLimits = { idleMs: 0, reuseMs: 0, quitTimeoutSec: s.quitTimeout };
+    let limits: ParkLimits = reusable
+      ? { idleMs: s.cacheTimeLimitMs, reuseMs: s.reuseTimeLimitMs, quitTimeoutSec: s.quitTimeout }
+      : drop;
+    if (reset && this.cache.keeps(session, limits) && !await resetQuietly(session, s.rsetTimeout)) {
+      limits = drop;
     }
-    this.cache.put(key, session, {
-      idleMs: s.cacheTimeLimitMs,
-      reuseMs: s.reuseTimeLimitMs,
-      quitTimeoutSec: s.quitTimeout,
-    });
+    this.cache.put(key, session, limits);
   }
 
   /** Tries each address of the next hop until one session completes a transaction. */
@@ -320,6 +346,7 @@ export class SmtpAgent {
     connDone: number;
     session?: SmtpSession;
     reusable: boolean;
+    reset?: boolean;
   }> {
     let last: {
       dsn: string;
@@ -412,6 +439,7 @@ export class SmtpAgent {
             connDone,
             session,
             reusable: a.reusable && siteIndex === 0,
+            reset: a.reset,
           };
         }
         if (!last) {
@@ -459,7 +487,6 @@ export class SmtpAgent {
   ): Promise<Attempt> {
     const statuses = new Map<number, RecipientStatus>();
     const relay = relayLabel(session.dest);
-    const remoteMta = session.dest.host;
     const fail = (rcpts: DeliveryRecipient[], reply: Reply, command: string) => {
       for (const r of rcpts) statuses.set(r.index, replyStatus(session, r, reply, command, relay));
     };
@@ -488,7 +515,8 @@ export class SmtpAgent {
       }
       // MAIL
       if (pipelining) {
-        await session.write(mailCmd + rcptCmds.join("") + "DATA\r\n", s.mailTimeout, stage);
+        const data = req.verify ? "" : "DATA\r\n";
+        await session.write(mailCmd + rcptCmds.join("") + data, s.mailTimeout, stage);
       } else {
         await session.write(mailCmd, s.mailTimeout, stage);
       }
@@ -508,8 +536,11 @@ export class SmtpAgent {
           if (!pipelining) await session.write(rcptCmds[i], s.rcptTimeout, stage);
           const reply = await session.readReply(s.rcptTimeout, stage);
           if (!mailOk) continue;
-          if (reply.code >= 200 && reply.code < 300) accepted.push(r);
-          else fail([r], reply, "RCPT TO command");
+          if (reply.code >= 200 && reply.code < 300) {
+            accepted.push(r);
+            // Verification: the RCPT reply is the answer (Postfix reports it at once).
+            if (req.verify) statuses.set(r.index, sentStatus(session, r, reply));
+          } else fail([r], reply, "RCPT TO command");
           if (reply.code === 421) {
             closing = true;
             break;
@@ -526,6 +557,8 @@ export class SmtpAgent {
         );
         return { kind: "done", statuses, reusable: false };
       }
+      // Verification ends here, with no DATA; #park ends the transaction (RSET or QUIT).
+      if (req.verify) return { kind: "done", statuses, reusable: true, reset: mailOk };
 
       // DATA
       stage = "sending DATA command";
@@ -548,9 +581,9 @@ export class SmtpAgent {
         } else if (mailOk && dataReply?.code !== 421) {
           // The server still holds the transaction (pipelined DATA refused too): a MAIL on
           // this connection would get "503 nested MAIL command" and bounce the next message.
-          await session.write("RSET\r\n", s.rsetTimeout, "sending RSET");
-          const rset = await session.readReply(s.rsetTimeout, "sending RSET");
-          if (rset.code !== 250) return { kind: "done", statuses, reusable: false };
+          if (!await resetQuietly(session, s.rsetTimeout)) {
+            return { kind: "done", statuses, reusable: false };
+          }
         }
         reusable = dataReply?.code !== 421;
         return { kind: "done", statuses, reusable };
@@ -558,9 +591,7 @@ export class SmtpAgent {
       if (dataReply!.code !== 354) {
         fail(accepted, dataReply!, "DATA command");
         if (dataReply!.code === 421) return { kind: "done", statuses, reusable: false };
-        await session.write("RSET\r\n", s.rsetTimeout, "sending RSET");
-        const rset = await session.readReply(s.rsetTimeout, "sending RSET");
-        return { kind: "done", statuses, reusable: rset.code === 250 };
+        return { kind: "done", statuses, reusable: await resetQuietly(session, s.rsetTimeout) };
       }
 
       // Content
@@ -582,19 +613,7 @@ export class SmtpAgent {
       stage = "sending end of data -- message may be sent more than once";
       const final = await session.readReply(s.dataDoneTimeout, stage);
       if (final.code >= 200 && final.code < 300) {
-        const dsn = matchEnhancedClass(final.enhanced ?? "2.0.0", final.code);
-        const reason = wireText(final);
-        for (const r of accepted) {
-          statuses.set(r.index, {
-            index: r.index,
-            status: "sent",
-            dsn,
-            reason,
-            relay,
-            diagnostic: `smtp; ${reason}`,
-            remoteMta,
-          });
-        }
+        for (const r of accepted) statuses.set(r.index, sentStatus(session, r, final));
       } else {
         fail(accepted, final, "end of DATA command");
       }
@@ -688,6 +707,43 @@ export function replyStatus(
     diagnostic: `smtp; ${text}`,
     remoteMta: session.dest.host,
   };
+}
+
+/**
+ * The status of recipient `r` that `reply` accepted: delivered (the
+ * end-of-data reply) or, in address verification, deliverable (the RCPT
+ * reply). The reply is the reason, as Postfix logs it ("250 2.1.5 Ok").
+ */
+export function sentStatus(
+  session: SmtpSession,
+  r: DeliveryRecipient,
+  reply: Reply,
+): RecipientStatus {
+  const reason = wireText(reply);
+  return {
+    index: r.index,
+    status: "sent",
+    dsn: matchEnhancedClass(reply.enhanced ?? "2.0.0", reply.code),
+    reason,
+    relay: relayLabel(session.dest),
+    diagnostic: `smtp; ${reason}`,
+    remoteMta: session.dest.host,
+  };
+}
+
+/**
+ * Ends the transaction the server holds with RSET: true when it answered
+ * 250; false otherwise or when the connection failed (the session is then
+ * broken), so the connection is not used again.
+ */
+export async function resetQuietly(session: SmtpSession, timeoutSec: number): Promise<boolean> {
+  try {
+    await session.write("RSET\r\n", timeoutSec, "sending RSET");
+    return (await session.readReply(timeoutSec, "sending RSET")).code === 250;
+  } catch (e) {
+    if (!(e instanceof SessionError)) throw e;
+    return false;
+  }
 }
 
 /** Defers every recipient of `rcpts` that has no status yet. */
@@ -799,6 +855,15 @@ function utf8AddrXtext(s: string): string {
 function domainOf(address: string): string {
   const at = address.lastIndexOf("@");
   return at < 0 ? "" : address.slice(at + 1);
+}
+
+/**
+ * The content as MAIL FROM describes it in address verification, which
+ * sends none and so reads none: the size the queue file implies, no 8-bit
+ * declaration.
+ */
+export function unreadContent(file: QueueFile): Content {
+  return { mem: null, size: file.contentSize, eightBit: false };
 }
 
 /** Reads the content once: keeps it when small, and notes its size and 8-bit bytes. */

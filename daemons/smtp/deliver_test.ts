@@ -34,6 +34,25 @@ async function run(
   }
 }
 
+/** {@link run} as address verification, with a queue file whose content must not be read. */
+async function runVerify(
+  agent: SmtpAgent,
+  ctx: ServiceContext,
+  req: DeliveryRequest,
+): Promise<RecipientStatus[]> {
+  const file = await QueueFile.open(req.path);
+  const unread = () => {
+    throw new Error("address verification read the message content");
+  };
+  file.content = unread;
+  file.readContent = unread;
+  try {
+    return await agent.deliver({ ...req, verify: true }, file, ctx);
+  } finally {
+    file.close();
+  }
+}
+
 /** Runs `fn` with a fresh server, context and agent, and cleans up all three. */
 async function withServer(
   script: FakeServerScript,
@@ -691,5 +710,130 @@ Deno.test("smtp delivery agent: envelope data never injects into the session", a
         "MAIL FROM:<sender@test.example> RET=HDRS",
       );
     });
+  });
+});
+
+Deno.test("smtp address verification", async (t) => {
+  const script: FakeServerScript = {
+    rcpt: (arg) =>
+      arg.includes("bad@")
+        ? "550 5.1.1 <bad@dest.test>: Recipient address rejected"
+        : "250 2.1.5 Ok",
+  };
+
+  await t.step(
+    "RCPT replies are the answer: deliverable and undeliverable, no DATA, RSET before the cache",
+    async () => {
+      await withServer(script, async (srv, ctx, agent) => {
+        const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, [
+          "a@dest.test",
+          "bad@dest.test",
+        ]);
+        const st = await runVerify(agent, ctx, req);
+        const relay = `127.0.0.1[127.0.0.1]:${srv.port}`;
+        assertEquals(st[0], {
+          index: 0,
+          status: "sent",
+          dsn: "2.1.5",
+          reason: "250 2.1.5 Ok",
+          relay,
+          diagnostic: "smtp; 250 2.1.5 Ok",
+          remoteMta: "127.0.0.1",
+        });
+        assertEquals([st[1].status, st[1].dsn], ["bounced", "5.1.1"]);
+        const refused = "host 127.0.0.1[127.0.0.1] said: 550 5.1.1 <bad@dest.test>: " +
+          "Recipient address rejected (in reply to RCPT TO command)";
+        assertEquals(st[1].reason, refused);
+        assertEquals(ctx.lines.length, 2);
+        assertStringIncludes(
+          ctx.lines[0],
+          `to=<a@dest.test>, relay=${relay}, delay=`,
+        );
+        assertStringIncludes(ctx.lines[0], ", dsn=2.1.5, status=deliverable (250 2.1.5 Ok)");
+        assertStringIncludes(ctx.lines[1], `, dsn=5.1.1, status=undeliverable (${refused})`);
+        // PIPELINING: MAIL and the RCPTs in one batch, then RSET, and nothing else.
+        assertEquals(srv.commands.slice(1), [
+          // SIZE= from the queue file's size: the content's, though none of it was read.
+          `MAIL FROM:<sender@test.example> SIZE=${"Subject: test\r\n\r\nhello\r\n".length}`,
+          "RCPT TO:<a@dest.test>",
+          "RCPT TO:<bad@dest.test>",
+          "RSET",
+        ]);
+        assertEquals(srv.messages.length, 0);
+        assertEquals(agent.cache.size, 1);
+
+        // The connection carries the next message.
+        const next = await run(
+          agent,
+          ctx,
+          await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["a@dest.test"]),
+        );
+        assertEquals(next[0].status, "sent");
+        assertEquals(srv.connections, 1);
+        assertEquals(srv.messages.length, 1);
+      });
+    },
+  );
+
+  await t.step("a connection that is not cached again gets QUIT, not RSET", async () => {
+    // smtp_connection_reuse_count_limit = 1: the second request on a connection is its last.
+    await withServer({ ...script, ehlo: ["ENHANCEDSTATUSCODES"] }, async (srv, ctx, agent) => {
+      const dest = `[127.0.0.1]:${srv.port}`;
+      assertEquals(
+        (await run(agent, ctx, await queueMessage(ctx, dest, ["a@dest.test"])))[0]
+          .status,
+        "sent",
+      );
+      const before = srv.commands.length;
+      const req = await queueMessage(ctx, dest, ["bad@dest.test", "a@dest.test"]);
+      const st = await runVerify(agent, ctx, req);
+      assertEquals(st.map((s) => s.status), ["bounced", "sent"]);
+      await srv.until(() => srv.commands.includes("QUIT"));
+      // No PIPELINING: one command at a time; no SIZE offered, none sent.
+      assertEquals(srv.commands.slice(before), [
+        "MAIL FROM:<sender@test.example>",
+        "RCPT TO:<bad@dest.test>",
+        "RCPT TO:<a@dest.test>",
+        "QUIT",
+      ]);
+      assertEquals(srv.connections, 1);
+      assertEquals(srv.messages.length, 1, "only the delivered message");
+      assertEquals(agent.cache.size, 0);
+    }, { mainCf: "smtp_connection_reuse_count_limit = 1\n" });
+  });
+
+  await t.step("MAIL FROM refused: every recipient undeliverable, no RSET needed", async () => {
+    await withServer({ mail: () => "553 5.7.1 Sender rejected" }, async (srv, ctx, agent) => {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${srv.port}`, ["a@dest.test"]);
+      const st = await runVerify(agent, ctx, req);
+      assertEquals([st[0].status, st[0].dsn], ["bounced", "5.7.1"]);
+      assertStringIncludes(ctx.lines[0], "status=undeliverable (host 127.0.0.1[127.0.0.1] said:");
+      assert(!srv.commands.some((c) => c === "DATA" || c === "RSET"), srv.commands.join("|"));
+    });
+  });
+
+  await t.step("server down: undeliverable with the connect failure", async () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = l.addr.port;
+    l.close();
+    const ctx = await makeContext();
+    const agent = new SmtpAgent();
+    try {
+      const req = await queueMessage(ctx, `[127.0.0.1]:${port}`, ["x@dead.test"]);
+      const st = await runVerify(agent, ctx, req);
+      assertEquals([st[0].status, st[0].dsn, st[0].relay], ["deferred", "4.4.1", "none"]);
+      assertStringIncludes(
+        ctx.lines[0],
+        `to=<x@dead.test>, relay=none, delay=`,
+      );
+      assertStringIncludes(
+        ctx.lines[0],
+        `, dsn=4.4.1, status=undeliverable (connect to 127.0.0.1[127.0.0.1]:${port}: ` +
+          "Connection refused)",
+      );
+    } finally {
+      await agent.close();
+      await Deno.remove(ctx.queue.root, { recursive: true }).catch(() => {});
+    }
   });
 });

@@ -7,7 +7,8 @@
  *   service name): delivers each message to the request's next hop over
  *   SMTP and reports a status per recipient. See deliver.ts for the
  *   protocol behaviour, nexthop.ts for next hop and MX handling, cache.ts
- *   for connection reuse.
+ *   for connection reuse. An address verification request (sendmail -bv)
+ *   ends after RCPT TO: no DATA, each RCPT reply is the answer.
  *
  * CONFIGURATION PARAMETERS
  *   smtp_helo_name (default: $myhostname)
@@ -105,6 +106,6 @@ await runService({
   init: (ctx) => {
     warn = (m) => ctx.log.warn(m);
   },
-  onIpc: (conn, ctx) => serveDelivery(conn, ctx, agent.deliver),
+  onIpc: (conn, ctx) => serveDelivery(conn, ctx, agent.deliver, { verifies: true }),
   stop: () => agent.close(),
 });

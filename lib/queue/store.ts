@@ -308,6 +308,18 @@ export class QueueFile {
     return this.head.envelope;
   }
 
+  /**
+   * The content's size in bytes, from the file's size alone (nothing is
+   * read): the file less its head, its trailer and one record header per
+   * full content record. Never below the true size; above it by 5 bytes
+   * per record written short of CONTENT_CHUNK.
+   */
+  get contentSize(): number {
+    const body = this.size - this.head.contentOffset - TRAILER_SIZE;
+    const records = Math.ceil(body / (CONTENT_CHUNK + 5));
+    return Math.max(0, body - 5 * records);
+  }
+
   /** Streams the message content. */
   async *content(): AsyncGenerator<Uint8Array> {
     const dec = new ContentDecoder();

@@ -40,6 +40,14 @@ Deno.test("queue store", async (t) => {
     f.close();
   });
 
+  await t.step("contentSize: the content's size from the file's size alone", async () => {
+    for (const body of ["", "hi\r\n", "x".repeat(200_000) + "\r\n"]) {
+      const f = await QueueFile.open(q.path("incoming", await write(body)));
+      assertEquals(f.contentSize, body.length);
+      f.close();
+    }
+  });
+
   await t.step("mark done persists", async () => {
     const id = await write("hi\r\n");
     const f = await QueueFile.open(q.path("incoming", id), { write: true });
