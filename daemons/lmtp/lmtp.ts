@@ -54,6 +54,7 @@ import type { Config } from "../../lib/config/mod.ts";
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
+  failureStatus,
   logStatuses,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
@@ -576,7 +577,7 @@ function failAll(
   f: Failure,
   site = false,
 ): Map<number, RecipientStatus> {
-  const status = f.dsn.startsWith("5") ? "bounced" : "deferred";
+  const status = failureStatus(f.dsn);
   const out = new Map<number, RecipientStatus>();
   for (const r of rcpts) {
     out.set(r.index, {

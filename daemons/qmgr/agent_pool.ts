@@ -57,7 +57,7 @@ export class AgentPool {
         conn = undefined;
         // A connection closed while idle fails at once with no reply: retry
         // fresh. Anything else (a timeout) is a real failure.
-        if (!(e instanceof IpcError) || /timeout/.test(e.message)) throw e;
+        if (!(e instanceof IpcError) || e.timeout) throw e;
       }
     }
     if (!conn) {

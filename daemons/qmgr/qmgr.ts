@@ -595,7 +595,7 @@ export class Qmgr {
       statuses = await this.agents.request(entry.transport, req);
     } catch (e) {
       agentFailed = true;
-      const transient = e instanceof IpcError && !/timeout/.test(e.message);
+      const transient = e instanceof IpcError && !e.timeout;
       const failures = this.#agentFailures.get(entry) ?? 0;
       if (transient && failures < AGENT_RETRIES && !this.#stopping) {
         // Like Postfix's transport throttling: keep the request in the active

@@ -52,6 +52,7 @@ import { AddressError, formatPath, quoteAddress } from "../../lib/address/mod.ts
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
+  failureStatus,
   logStatuses,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
@@ -451,15 +452,13 @@ export class SmtpAgent {
           // A domain that says it takes no mail (null MX) goes to no fallback relay either,
           // and neither does one whose MX is this host (mailer loops).
           if (e.dsn === "5.1.10" || e.dsn === "5.4.6" || e.dsn === "4.4.4") break;
-        } else if (e instanceof Error && /^bad (next hop|port)/.test(e.message)) {
-          last = { dsn: "4.3.5", reason: `${e.message}: check the transport's next hop` };
         } else throw e;
       }
     }
     if (!last) {
       last = { dsn: "4.4.3", reason: `no address found for next hop ${nexthopText}` };
     }
-    const status = last.dsn.startsWith("5") ? "bounced" : "deferred";
+    const status = failureStatus(last.dsn);
     const statuses = new Map<number, RecipientStatus>();
     for (const r of req.recipients) {
       statuses.set(r.index, {

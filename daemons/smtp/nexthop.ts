@@ -32,6 +32,7 @@ import {
   type Resolver,
 } from "../../lib/dns/mod.ts";
 import type { Destination } from "./session.ts";
+import { failureStatus } from "../../lib/deliver/mod.ts";
 
 /** A parsed next hop. */
 export interface Nexthop {
@@ -42,7 +43,13 @@ export interface Nexthop {
   mx: boolean;
 }
 
-/** Parses `[host]:port`, `[host]`, `host:port` or `host`; `defaultPort` applies when none is given. */
+/**
+ * Parses `[host]:port`, `[host]`, `host:port` or `host`; `defaultPort`
+ * applies when none is given.
+ *
+ * @throws {NexthopFailure} 4.3.5 for a malformed next hop (a configuration
+ * error: the mail waits for the admin to fix the transport).
+ */
 export function parseNexthop(text: string, defaultPort = 25): Nexthop {
   const t = text.trim();
   const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
@@ -53,7 +60,7 @@ export function parseNexthop(text: string, defaultPort = 25): Nexthop {
   const literal = ipLiteral(t);
   if (literal && literal.includes(":")) return { host: literal, port: defaultPort, mx: false };
   const m = /^([^:]+)(?::(\d+))?$/.exec(t);
-  if (!m) throw new Error(`bad next hop "${text}"`);
+  if (!m) throw badNexthop(`bad next hop "${text}"`);
   const host = m[1].toLowerCase().replace(/\.$/, "");
   return { host, port: portOf(m[2], defaultPort, t), mx: ipLiteral(host) === null };
 }
@@ -62,9 +69,13 @@ function portOf(text: string | undefined, def: number, whole: string): number {
   if (text === undefined) return def;
   const p = Number(text);
   if (!Number.isInteger(p) || p < 1 || p > 65535) {
-    throw new Error(`bad port in next hop "${whole}"`);
+    throw badNexthop(`bad port in next hop "${whole}"`);
   }
   return p;
+}
+
+function badNexthop(what: string): NexthopFailure {
+  return new NexthopFailure("4.3.5", `${what}: check the transport's next hop`);
 }
 
 /** Why no destination could be found: a DSN code and the reason for logs and bounces. */
@@ -76,7 +87,7 @@ export class NexthopFailure extends Error {
 
   /** True for 5.x.x: the message bounces. */
   get permanent(): boolean {
-    return this.dsn.startsWith("5");
+    return failureStatus(this.dsn) === "bounced";
   }
 }
 

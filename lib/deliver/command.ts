@@ -13,6 +13,7 @@
  * (Postfix kills the process group; Deno.kill on a group needs an
  * unscoped --allow-run): at the deadline their output is let go.
  */
+import { failureStatus } from "./mod.ts";
 
 /** How the command ended. */
 export type CommandResult =
@@ -229,13 +230,13 @@ export function commandOutcome(
     const own = /^([45])\.\d{1,3}\.\d{1,3}(?=\s|$)/.exec(output);
     if (own) {
       return {
-        status: own[1] === "4" ? "deferred" : "bounced",
+        status: failureStatus(own[0]),
         dsn: own[0],
         reason: output.slice(own[0].length).trimStart(),
       };
     }
     return {
-      status: dsn.startsWith("4") ? "deferred" : "bounced",
+      status: failureStatus(dsn),
       dsn,
       reason: withOutput(text, output),
     };

@@ -233,6 +233,15 @@ async function serveOne(
   await conn.send({ recipients: statuses } satisfies DeliveryResult);
 }
 
+/**
+ * What a failure with this enhanced status code does to its recipient:
+ * 5.X.X bounces, anything else is tried again (RFC 3463 classes; a
+ * malformed code is never taken as permanent).
+ */
+export function failureStatus(dsn: string): "bounced" | "deferred" {
+  return dsn.startsWith("5") ? "bounced" : "deferred";
+}
+
 /** The status of a recipient its agent did not report: deferred, to be tried again. */
 export function missingStatus(index: number): RecipientStatus {
   return {

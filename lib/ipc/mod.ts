@@ -22,6 +22,16 @@ export const MAX_FRAME = 4 * 1024 * 1024;
 /** A broken, timed-out or malformed IPC exchange. Always a temporary failure. */
 export class IpcError extends Error {
   override readonly name = "IpcError";
+  /**
+   * The peer did not answer in time (it may still be working on the
+   * request), as opposed to a connection that failed or a malformed frame.
+   */
+  readonly timeout: boolean;
+
+  constructor(message: string, opts: { timeout?: boolean } = {}) {
+    super(message);
+    this.timeout = opts.timeout ?? false;
+  }
 }
 
 /** One received frame. */
@@ -213,7 +223,10 @@ async function readWithTimeout(
 ): Promise<number | null> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new IpcError(`read timeout after ${timeoutMs}ms`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new IpcError(`read timeout after ${timeoutMs}ms`, { timeout: true })),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([conn.read(buf), timeout]);
