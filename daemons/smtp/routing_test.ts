@@ -12,6 +12,7 @@ import { QueueFile } from "../../lib/queue/mod.ts";
 import { type FakeServerScript, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
 import { SmtpAgent } from "./deliver.ts";
 import type { ConnectFn } from "./session.ts";
+import { NexthopFailure, parseNexthop } from "./nexthop.ts";
 
 const resolver = fakeResolver({
   mx: {
@@ -191,4 +192,19 @@ Deno.test("smtp agent routing limits", async (t) => {
     const literal = await deliver({}, "inet_interfaces = 192.0.2.1\n", ["[192.0.2.1]"], () => true);
     assertEquals(literal.st[0].status, "sent");
   });
+});
+
+Deno.test("a malformed next hop is a NexthopFailure 4.3.5 that names the transport", () => {
+  assertEquals(parseNexthop("[192.0.2.1]:2525"), { host: "192.0.2.1", port: 2525, mx: false });
+  for (const bad of ["[192.0.2.1]:99999", "host:port:x"]) {
+    try {
+      parseNexthop(bad);
+      throw new Error(`${bad}: accepted`);
+    } catch (e) {
+      assertEquals(e instanceof NexthopFailure, true, String(e));
+      assertEquals((e as NexthopFailure).dsn, "4.3.5");
+      assertEquals((e as NexthopFailure).permanent, false);
+      assertEquals((e as Error).message.endsWith(": check the transport's next hop"), true);
+    }
+  }
 });
