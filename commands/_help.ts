@@ -167,6 +167,7 @@ const HELP: Record<string, Help> = {
   sendmail: {
     synopsis: [
       "sendmail [-t] [-i] [-f SENDER] [-F NAME] [-N DSN] [-R RET] [-V ENVID] [-c DIR] [RECIPIENT...]",
+      "sendmail -bv [-f SENDER] [-c DIR] RECIPIENT...",
       "sendmail -bp | -q | -qRSITE | -qIID | -bi | -I | -bs | -bh",
     ],
     summary:
@@ -189,10 +190,15 @@ const HELP: Record<string, Help> = {
       ["-qIID", "retry that deferred message now (as postqueue -i ID)"],
       ["-bi -I", "rebuild the alias databases (as newaliases)"],
       ["-bs", "speak SMTP on standard input and output; mail goes through the maildrop"],
+      [
+        "-bv",
+        "verify the recipients: nothing is delivered; the sender is mailed a report of what " +
+        "delivery would do (standard input is not read)",
+      ],
       ["-bh -bH", "do nothing, as Postfix"],
       [
-        "-bd -bl -bv -n -X",
-        "not supported (a fatal error): start with postwarden start; no -bv reports",
+        "-bd -bl -n -X",
+        "not supported (a fatal error): start with postwarden start",
       ],
       ["-A -B -e -G -h -L -m -O -o -p -U -v -x", "accepted and ignored, as Postfix does"],
     ],
