@@ -48,6 +48,12 @@
  *   user: "name"`, except postmaster and mailer-daemon, which are
  *   discarded with a warning ("required alias not found"), as Postfix does.
  *
+ * Address verification ({@link AliasEnv.verify}): everything above runs
+ * as for a delivery, the host's hooks report what they would do instead
+ * of doing it, and an address that would be sent on as new mail is an
+ * outcome of its own, "forwards to ADDRESS" (Postfix's indirect.c), not a
+ * {@link Forward}.
+ *
  * Not done: fallback_transport, mailbox transports, duplicate_filter_limit,
  * frozen_delivered_to = no, the owner of an alias database (aliases always
  * run as default_privs). The caller supplies mailbox, command and file
@@ -57,6 +63,7 @@
  * @module
  */
 import { formatPath, quoteAddress, splitAddress, splitExtension } from "../../lib/address/mod.ts";
+import type { RecipientStatus } from "../../lib/deliver/mod.ts";
 import { DictError, type Maps } from "../../lib/maps/mod.ts";
 import { classifyDestination, parseAliasValue } from "./token.ts";
 import { fileDestinations } from "./user_files.ts";
@@ -76,8 +83,12 @@ export interface Outcome {
   status: "sent" | "deferred" | "bounced";
   dsn: string;
   reason: string;
-  /** The agent that delivered it logged it already (mailbox_transport): local does not. */
-  logged?: boolean;
+  /**
+   * The status of the agent mailbox_transport handed the delivery to,
+   * which has logged it (local does not): its relay, its remote MTA and,
+   * in address verification, the destinations it found.
+   */
+  passed?: RecipientStatus;
 }
 
 /** An address to send on as a new message through cleanup. */
@@ -188,6 +199,13 @@ export interface AliasEnv {
   luserRelay?: (address: string, user: string) => string | undefined;
   /** Warnings for the log. */
   warn: (message: string) => void;
+  /**
+   * Address verification (DeliveryRequest.verify): the hooks above only
+   * say what they would do, and an address to send on as new mail is
+   * reported as "forwards to ADDRESS" instead of being returned as a
+   * {@link Forward}. @default false
+   */
+  verify?: boolean;
 }
 
 /** A top-level recipient of the request. */
@@ -282,7 +300,7 @@ function result(
   status: Outcome["status"],
   dsn: string,
   reason: string,
-  logged?: boolean,
+  passed?: RecipientStatus,
 ): void {
   run.out.outcomes.push({
     address: st.address,
@@ -290,7 +308,7 @@ function result(
     status,
     dsn,
     reason,
-    ...(logged ? { logged } : {}),
+    ...(passed ? { passed } : {}),
   });
 }
 
@@ -431,7 +449,7 @@ async function deliverMailbox(run: Run, st: State, local: string, user: string):
     orcpt: st.orcpt,
   });
   if (r === "unknown") return await deliverUnknown(run, st, local, user);
-  result(run, st, r.status, r.dsn, r.reason, r.logged);
+  result(run, st, r.status, r.dsn, r.reason, r.passed);
 }
 
 /**
@@ -614,11 +632,16 @@ async function deliverResolve(run: Run, st: State, item: string): Promise<void> 
   deliverIndirect(run, next);
 }
 
-/** indirect.c deliver_indirect(): forward once per recipient through cleanup. */
+/**
+ * indirect.c deliver_indirect(): forward once per recipient through
+ * cleanup; in address verification, only say so (Postfix's text, the
+ * address in its internal form).
+ */
 function deliverIndirect(run: Run, st: State): void {
   const key = `indirect ${st.address.toLowerCase()}`;
   if (run.seen.has(key)) return;
   run.seen.add(key);
+  if (run.env.verify) return result(run, st, "sent", "2.0.0", `forwards to ${st.address}`);
   run.out.forwards.push({
     address: st.address,
     sender: st.sender,

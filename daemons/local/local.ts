@@ -21,6 +21,19 @@
  * Forwarded addresses count as delivered only once cleanup has made the
  * new message durable.
  *
+ * Address verification (sendmail -bv, DeliveryRequest.verify): aliases,
+ * :include: and .forward files, local_recipient_maps, accounts,
+ * luser_relay, allow_mail_to_commands and allow_mail_to_files, loops and
+ * Delivered-To are all worked through as for a delivery, but no mailbox
+ * or file is written, no command run and nothing sent on through
+ * cleanup: each destination is logged (`status=deliverable`) with what
+ * would be done, in Postfix's words ("delivers to mailbox", "delivers to
+ * maildir", "delivers to command: CMD", "delivers to file: PATH",
+ * "forwards to ADDRESS"), or with the failure a delivery would meet. The
+ * recipient's status (as above) carries every destination as a trace
+ * entry. With mailbox_transport set the request goes to that agent marked
+ * for verification too, and its answer is the mailbox's entry.
+ *
  * Mailboxes: the user is the local part, lowercased, without its address
  * extension. A message that already carries `Delivered-To: RECIPIENT`
  * bounces as a mail forwarding loop (5.4.6). Outcomes of mailbox writes
@@ -54,6 +67,7 @@ import {
   formatDelays,
   logStatus,
   type RecipientStatus,
+  type TraceEntry,
 } from "../../lib/deliver/mod.ts";
 import { DictError, Maps } from "../../lib/maps/mod.ts";
 import { deliveredTo, isDeliveredTo } from "../../lib/deliver/delivered.ts";
@@ -191,9 +205,20 @@ export async function deliverLocal(
     for (const r of req.recipients) {
       const exp = await expandRecipient(env, r, req.sender);
       for (const o of exp.outcomes) {
-        if (!o.logged) log({ index: r.index, address: o.address, orcpt: o.orcpt }, o);
+        if (!o.passed) log({ index: r.index, address: o.address, orcpt: o.orcpt }, o);
       }
       const verdict = summarize(exp.outcomes);
+      if (req.verify) {
+        // alias.ts reported forwards as outcomes: nothing goes to cleanup.
+        const trace = exp.outcomes.flatMap(traceOf);
+        out.push({
+          index: r.index,
+          relay: "local",
+          ...verdict,
+          ...(trace.length ? { trace } : {}),
+        });
+        continue;
+      }
       if (verdict.status === "deferred" || exp.forwards.length === 0) {
         out.push({ index: r.index, relay: "local", ...verdict });
         continue;
@@ -214,6 +239,26 @@ function summarize(outcomes: Outcome[]): Omit<RecipientStatus, "index" | "relay"
   }
   // Everything was a duplicate of something already done for this recipient.
   return { status: "sent", dsn: "2.0.0", reason: "alias expanded" };
+}
+
+/**
+ * A destination's entries in a verification report: its own outcome, with
+ * the relay and remote MTA of mailbox_transport's agent when it went
+ * there, or what that agent found when it reported destinations itself.
+ */
+function traceOf(o: Outcome): TraceEntry[] {
+  const p = o.passed;
+  if (p?.trace) return p.trace;
+  return [{
+    address: o.address,
+    ...(o.orcpt !== undefined ? { orcpt: o.orcpt } : {}),
+    status: o.status,
+    dsn: o.dsn,
+    reason: o.reason,
+    relay: p?.relay ?? "local",
+    ...(p?.diagnostic !== undefined ? { diagnostic: p.diagnostic } : {}),
+    ...(p?.remoteMta !== undefined ? { remoteMta: p.remoteMta } : {}),
+  }];
 }
 
 /** Sends a recipient's forwarded addresses on; the recipient's final status. */
@@ -275,6 +320,7 @@ function aliasEnv(
     content: () => file.content(),
     now,
     warn: (w) => ctx.log.warn(`${req.queueId}: ${w}`),
+    verify: req.verify === true,
   };
   const classes = (name: string) =>
     new Set(c.list(name).map((x) => x.toLowerCase()) as ExpansionClass[]);
@@ -324,5 +370,6 @@ function aliasEnv(
       );
     },
     warn: (m) => ctx.log.warn(`${req.queueId}: ${m}`),
+    verify: req.verify === true,
   };
 }

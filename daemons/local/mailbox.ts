@@ -43,6 +43,12 @@
  * mailbox limit) defers everything (Postfix's local will not start so);
  * a passwd file that cannot be read defers 4.0.0 "user lookup error".
  *
+ * Address verification ({@link MailboxEnv.verify}): every check above is
+ * made, the passwd lookup included, and in place of the write the
+ * outcome says where the mail would go, as Postfix's local: "delivers to
+ * mailbox", "delivers to maildir", or mailbox_command's "delivers to
+ * command: COMMAND" (special.ts).
+ *
  * Parameters: home_mailbox, mail_spool_directory, mailbox_delivery_lock,
  * mailbox_size_limit, message_size_limit, deliver_lock_attempts,
  * deliver_lock_delay, stale_lock_time, strict_mailbox_ownership,
@@ -146,6 +152,8 @@ export interface MailboxEnv {
   content: () => AsyncIterable<Uint8Array>;
   now: () => number;
   warn: (message: string) => void;
+  /** Address verification: nothing is written, the outcome says where it would be. */
+  verify?: boolean;
   /** Runs mailbox_command with the recipient's rights (special.ts). */
   command?: (
     d: SpecialDelivery & { command: string },
@@ -260,6 +268,7 @@ async function mbox(
       now: () => new Date(env.now()),
       warn: env.warn,
     };
+    if (env.verify) return { status: "sent", dsn: "2.0.0", reason: "delivers to mailbox" };
     await env.writer.mbox(
       path,
       {
@@ -298,6 +307,7 @@ async function maildir(
   m: MailboxDelivery,
   as: Identity | null,
 ): Promise<MailboxResult> {
+  if (env.verify) return { status: "sent", dsn: "2.0.0", reason: "delivers to maildir" };
   try {
     await env.writer.maildir(
       dir,

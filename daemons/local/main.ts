@@ -9,6 +9,9 @@
  * writes every mailbox with the recipient's uid and gid through a writer
  * process (privilege.ts); otherwise as the user it runs as.
  *
+ * Address verification (sendmail -bv): aliases and .forward files are
+ * expanded and each destination reported, nothing delivered (local.ts).
+ *
  * Parameters: see local.ts and mailbox.ts. alias_maps and local_recipient_maps are
  * opened once, when the first request arrives, and kept for the life of
  * the process.
@@ -38,6 +41,7 @@ if (import.meta.main) {
         conn,
         ctx,
         (req, file, c) => deliverLocal(req, file, c, { tables: tables!, ...rights }),
+        { verifies: true },
       ),
     stop: () => tables?.close(),
   });

@@ -6,7 +6,10 @@
  * address passed is the one being delivered (after alias expansion), with
  * the original recipient as orig_to; no passwd lookup is made (Dovecot's
  * users need no system account). The agent passed to logs the delivery;
- * its status becomes this destination's outcome, marked as logged.
+ * its status becomes this destination's outcome, carrying that agent's
+ * whole status (`passed`: its relay and remote MTA for local's report,
+ * and, in address verification, which goes along with the request, what
+ * that agent found).
  *
  * Parameters: mailbox_transport (default: empty, local delivers itself).
  * mailbox_transport_maps is not implemented (the start refuses a value).
@@ -43,5 +46,5 @@ export async function passMailbox(
     },
   );
   // What could not be handed over was logged by nobody: then local logs it.
-  return { status: st.status, dsn: st.dsn, reason: st.reason, logged: answered };
+  return { status: st.status, dsn: st.dsn, reason: st.reason, ...(answered ? { passed: st } : {}) };
 }

@@ -26,6 +26,12 @@
  * root. Outcomes: "delivered to file: PATH", "cannot append message to
  * file PATH: REASON" (4.x.x deferred, 5.x.x bounced).
  *
+ * Address verification ({@link SpecialEnv.verify}): whose rights, and
+ * command_execution_directory, are worked out as for a delivery (a
+ * failure is reported as a delivery reports it), then nothing is run or
+ * written: "delivers to command: COMMAND", "delivers to file: PATH", as
+ * Postfix's local says (which asks less: it skips the rights).
+ *
  * Parameters: default_privs, mail_owner, local_command_shell,
  * command_time_limit, command_execution_directory,
  * command_expansion_filter, execution_directory_expansion_filter,
@@ -59,6 +65,8 @@ export interface SpecialEnv {
   uid?: number;
   /** Reads an environment variable of this process (export_environment). @default Deno.env.get */
   getenv?: (name: string) => string | undefined;
+  /** Address verification: nothing is run or written, the outcome says what would be. */
+  verify?: boolean;
 }
 
 type Result = Omit<Outcome, "address" | "orcpt">;
@@ -188,6 +196,9 @@ export async function deliverToCommand(
       return { status: "deferred", dsn: "4.3.5", reason: "mail system configuration error" };
     }
   }
+  if (env.verify) {
+    return { status: "sent", dsn: "2.0.0", reason: `delivers to command: ${d.command}` };
+  }
   const out: CommandOutcome = await deliverCommand({
     command: d.command,
     shell: c.str("local_command_shell"),
@@ -209,11 +220,14 @@ export async function deliverToFile(
   env: SpecialEnv,
   d: SpecialDelivery & { path: string },
 ): Promise<Result> {
+  const verified: Result = { status: "sent", dsn: "2.0.0", reason: `delivers to file: ${d.path}` };
   if (d.path === "/dev/null") {
+    if (env.verify) return verified;
     return { status: "sent", dsn: "2.0.0", reason: "delivered to file: /dev/null" };
   }
   const rights = rightsFor(env, d.account);
   if ("status" in rights) return rights;
+  if (env.verify) return verified;
   const c = env.config;
   if (d.path.endsWith("/")) {
     try {

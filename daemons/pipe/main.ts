@@ -12,6 +12,8 @@
  *   and runs the argv= program once per request with the message on its
  *   standard input (pipe.ts says what is checked first, how the exit
  *   status becomes a delivery status, and which macros argv= may use).
+ *   Address verification (sendmail -bv) makes the same checks and runs
+ *   nothing.
  *
  * PARAMETERS
  *   SERVICE_time_limit ($command_time_limit, 1000s), export_environment
@@ -51,6 +53,6 @@ if (import.meta.main) {
           groups: () => Deno.readTextFileSync("/etc/group"),
         }, Deno.uid() ?? -1);
         return deliverPipe(req, file, c, { attrs, identity });
-      }),
+      }, { verifies: true }),
   });
 }

@@ -18,6 +18,12 @@
  * - an argument holding a NUL byte (it cannot be passed to a program)
  *   bounces (5.3.0).
  *
+ * Address verification (DeliveryRequest.verify): all of the above is
+ * checked, then nothing is run and every recipient gets "delivers to
+ * command: PROGRAM", the program as argv= names it (status=deliverable),
+ * as Postfix's pipe(8) says. (Postfix answers before its Delivered-To
+ * and argument checks; this agent reports what a delivery would meet.)
+ *
  * Privileges: the command runs as user= (uid and primary group, or
  * user=name:group's group), which must not be root, group 0 or the mail
  * owner, exactly as pipe(8) refuses. That takes root: when master runs as
@@ -203,6 +209,9 @@ export async function deliverPipe(
       dsn: "5.3.0",
       reason: `command argument contains a NUL byte: "${attrs.argv[0]}"`,
     });
+  }
+  if (req.verify) {
+    return all({ status: "sent", dsn: "2.0.0", reason: `delivers to command: ${attrs.argv[0]}` });
   }
 
   const copier = new LineCopier({ flags: attrs.flags, eol: attrs.eol });

@@ -3,7 +3,8 @@
  * program as exact argv elements (no shell), the message and the flags'
  * lines on stdin, exit statuses, signals and the time limit as Postfix
  * reports them, output capture, size=, D's checks, the user the command
- * runs as, and its environment. As root the commands run as nobody.
+ * runs as, and its environment, and address verification (the checks,
+ * nothing run). As root the commands run as nobody.
  */
 import type { DeliveryRecipient, DeliveryRequest } from "../../lib/deliver/mod.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
@@ -32,6 +33,7 @@ async function run(
     mainCf?: string;
     content?: string;
     identity?: PipeIdentity;
+    verify?: true;
   } = {},
 ) {
   const root = await Deno.makeTempDir({ prefix: "pipe-test-" });
@@ -55,6 +57,7 @@ async function run(
     recipients: rcpts.map((address, index): DeliveryRecipient => ({ index, address })),
     arrival: Date.now(),
     activeAt: Date.now(),
+    ...(opts.verify ? { verify: opts.verify } : {}),
   };
   const out = `${root}/out`;
   const attrs = parsePipeAttributes(args.map((a) => a.replaceAll("OUT", out)));
@@ -75,6 +78,27 @@ async function run(
 const SH = (script: string, ...rest: string[]) => ["argv=/bin/sh", "-c", script, "sh", ...rest];
 
 Deno.test("pipe delivery", async (t) => {
+  await t.step("verification: macros expanded and user= checked, nothing run", async () => {
+    const args = ["user=nobody", ...SH("touch OUT", "${recipient}")];
+    const r = await run(args, { rcpts: ["joe@example.com", "ann@example.com"], verify: true });
+    assertEquals(r.statuses.map((s) => [s.status, s.dsn, s.reason, s.relay]), [
+      ["sent", "2.0.0", "delivers to command: /bin/sh", "mypipe"],
+      ["sent", "2.0.0", "delivers to command: /bin/sh", "mypipe"],
+    ]);
+    assertMatch(
+      r.lines.join("\n"),
+      /to=<ann@example.com>, relay=mypipe, delay=[\d.]+, delays=[\d./]+, dsn=2.0.0, status=deliverable \(delivers to command: \/bin\/sh\)/,
+    );
+    let ran = true;
+    await Deno.stat(`${r.root}/out`).catch(() => ran = false);
+    assert(!ran, "the command did not run");
+    const bad = await run(args, {
+      verify: true,
+      identity: { problem: "unknown username: nobody" },
+    });
+    assertEquals([bad.statuses[0].status, bad.statuses[0].dsn], ["deferred", "4.3.5"]);
+    assertMatch(bad.lines.join("\n"), /status=undeliverable \(mail system configuration error\)/);
+  });
   await t.step("hostile addresses reach the program as exact argv elements", async () => {
     const nasty = [
       "-oQ/tmp/x@a.example",

@@ -7,7 +7,8 @@
  *   virtual_transport of virtual_mailbox_domains): each recipient's
  *   Maildir or mbox file under virtual_mailbox_base, as virtual_mailbox_maps,
  *   virtual_uid_maps and virtual_gid_maps say (virtual.ts says what is
- *   checked, what is deferred and how links are refused).
+ *   checked, what is deferred and how links are refused). Address
+ *   verification (sendmail -bv) makes every check and writes nothing.
  *
  * PARAMETERS
  *   virtual_mailbox_base, virtual_mailbox_maps, virtual_uid_maps,
@@ -40,6 +41,7 @@ if (import.meta.main) {
         conn,
         ctx,
         (req, file, c) => deliverVirtual(req, file, c, { tables: tables!, setOwner: root }),
+        { verifies: true },
       ),
     stop: () => tables?.close(),
   });

@@ -19,6 +19,11 @@
  * `relay=virtual, ..., status=sent (delivered to maildir)` (or `mailbox`)
  * and is a final delivery ("delivered" in a success notice).
  *
+ * Address verification (DeliveryRequest.verify): every lookup and check
+ * above is made, then nothing is written and the outcome says where the
+ * mail would go, as Postfix's virtual: "delivers to maildir" or "delivers
+ * to mailbox" (status=deliverable).
+ *
  * Safety: the mailbox path must stay under virtual_mailbox_base (a ".."
  * component or a result that leaves it defers, with a warning), and no
  * symbolic link is followed below the base: every folder from the base to
@@ -219,6 +224,7 @@ async function deliverOne(
       lockAttempts: opts.lockAttempts,
     });
   }
+  if (req.verify) return { status: "sent", dsn: "2.0.0", reason: "delivers to maildir" };
   const dir = path.replace(/\/+$/, "");
   try {
     await writeMaildir(dir, {
@@ -257,6 +263,7 @@ async function deliverMbox(
     ctx.log.warn(`${req.queueId}: ${problem}`);
     return { status: "deferred", dsn: "4.3.5", reason: problem };
   }
+  if (req.verify) return { status: "sent", dsn: "2.0.0", reason: "delivers to mailbox" };
   try {
     await appendMbox(path, {
       sender: req.sender,

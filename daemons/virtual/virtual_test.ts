@@ -1,7 +1,8 @@
 /**
  * Tests for virtual delivery: Maildir files and their owner, Postfix's
  * texts for unknown users and bad uids, mbox deferred, links below the
- * base refused, paths that would leave it, the size limit, mail loops.
+ * base refused, paths that would leave it, the size limit, mail loops,
+ * address verification (every lookup, nothing written).
  */
 import type { DeliveryRecipient, DeliveryRequest } from "../../lib/deliver/mod.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
@@ -19,6 +20,7 @@ async function run(
     content?: string;
     prepare?: (base: string) => Promise<void>;
     lockAttempts?: number;
+    verify?: true;
   } = {},
 ) {
   const root = await Deno.makeTempDir({ prefix: "virtual-test-" });
@@ -50,6 +52,7 @@ async function run(
     recipients: rcpts.map((address, index): DeliveryRecipient => ({ index, address })),
     arrival: Date.now(),
     activeAt: Date.now(),
+    ...(opts.verify ? { verify: opts.verify } : {}),
   };
   const tables = new VirtualTables(svc.ctx.config, svc.ctx.maps);
   const file = await QueueFile.open(q.path);
@@ -77,6 +80,27 @@ async function files(dir: string): Promise<string[]> {
 }
 
 Deno.test("virtual delivery", async (t) => {
+  await t.step("verification: lookups as for a delivery, nothing written", async () => {
+    const r = await run(["joe@v.example", "box@v.example", "nobody@v.example"], {
+      mainCf: "virtual_mailbox_lock = dotlock\n",
+      verify: true,
+    });
+    assertEquals(r.statuses.map((s) => [s.status, s.dsn, s.reason, s.relay]), [
+      ["sent", "2.0.0", "delivers to maildir", "virtual"],
+      ["sent", "2.0.0", "delivers to mailbox", "virtual"],
+      ["bounced", "5.1.1", 'unknown user: "nobody@v.example"', "virtual"],
+    ]);
+    assertMatch(
+      r.lines.join("\n"),
+      /to=<joe@v.example>, relay=virtual, delay=[\d.]+, delays=[\d./]+, dsn=2.0.0, status=deliverable \(delivers to maildir\)/,
+    );
+    assertMatch(
+      r.lines.join("\n"),
+      /to=<nobody@v.example>, relay=virtual, .*dsn=5.1.1, status=undeliverable \(unknown user/,
+    );
+    assertEquals(await files(r.base), [], "no mailbox created");
+    await Deno.remove(r.root, { recursive: true });
+  });
   await t.step("a Maildir, created for its owner; an extension finds the user", async () => {
     const r = await run(["joe+news@v.example"]);
     const st = r.statuses[0];
