@@ -279,9 +279,15 @@ export function logStatuses(
  * soft_bounce = yes: a permanent failure is reported, logged and handled as
  * a deferral (4.X.X), so the mail stays queued (Postfix's safety net).
  */
-export function softBounce(st: RecipientStatus, soft: boolean): RecipientStatus {
-  if (!soft || st.status !== "bounced") return st;
-  return { ...st, status: "deferred", dsn: st.dsn.replace(/^5/, "4") };
+export function softBounce<T extends Pick<RecipientStatus, "status" | "dsn" | "trace">>(
+  st: T,
+  soft: boolean,
+): T {
+  if (!soft) return st;
+  // A verification's entries say what the log lines say.
+  const trace = st.trace?.map((e) => softBounce(e, soft));
+  if (st.status !== "bounced") return trace ? { ...st, trace } : st;
+  return { ...st, status: "deferred", dsn: st.dsn.replace(/^5/, "4"), ...(trace ? { trace } : {}) };
 }
 
 /** Formats `delay=` and `delays=a/b/c/d` like Postfix (seconds, 2 significant decimals). */

@@ -1,7 +1,13 @@
 /** Tests for the delivery protocol helpers: Postfix's per-recipient log line. */
 import { assertEquals } from "../../tests/helpers/assert.ts";
 import { fakeService } from "../../tests/helpers/fake_service.ts";
-import { type DeliveryRecipient, type DeliveryRequest, logStatus } from "./mod.ts";
+import {
+  type DeliveryRecipient,
+  type DeliveryRequest,
+  logStatus,
+  type RecipientStatus,
+  softBounce,
+} from "./mod.ts";
 
 const req: DeliveryRequest = {
   op: "deliver",
@@ -53,4 +59,27 @@ Deno.test("logStatus", async (t) => {
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("soft_bounce turns bounces into deferrals, a verification's entries too", () => {
+  const st: RecipientStatus = {
+    index: 0,
+    status: "sent",
+    dsn: "2.0.0",
+    reason: "forwards to a@x",
+    relay: "local",
+    trace: [
+      { address: "a@x", status: "sent", dsn: "2.0.0", reason: "forwards to a@x", relay: "local" },
+      { address: "b@x", status: "bounced", dsn: "5.1.1", reason: "unknown user", relay: "local" },
+    ],
+  };
+  assertEquals(softBounce(st, false), st);
+  assertEquals(softBounce(st, true).trace!.map((e) => [e.status, e.dsn]), [
+    ["sent", "2.0.0"],
+    ["deferred", "4.1.1"],
+  ]);
+  assertEquals(
+    softBounce({ ...st, status: "bounced", dsn: "5.7.1", trace: undefined }, true),
+    { ...st, status: "deferred", dsn: "4.7.1", trace: undefined },
+  );
 });
