@@ -6,7 +6,9 @@
  * Action, Status) and the text lines ("<root@...> (expanded from
  * <alias1>): delivery via local: delivers to mailbox") must be the same.
  * Nothing may be delivered: the sink sees RCPT but no DATA for the probe,
- * the aliased file is not written and the aliased command does not run.
+ * no mailbox is made, the aliased file is not written and the aliased
+ * command does not run. local runs as root (unprivileged = n), as
+ * Postfix's does.
  * Needs python3 and Postfix (peers: skip locally when missing, fail under
  * CI=true) and root (Postfix's master).
  */
@@ -38,6 +40,9 @@ function tables(work: string, sinkPort: number): string {
     `relayhost = [127.0.0.1]:${sinkPort}`,
     "transport_maps = inline:{ {err.example = error:5.1.1 go away} }",
     "mydestination = $myhostname, localhost",
+    `mail_spool_directory = ${work}/spool`,
+    // Deno has no fcntl locks; both take flock and dot-lock files.
+    "mailbox_delivery_lock = flock, dotlock",
     "local_recipient_maps =",
   ].join("\n");
 }
@@ -46,9 +51,17 @@ function tables(work: string, sinkPort: number): string {
 async function summary(m: SinkMessage) {
   const p = await parseDsn(m.data);
   const text = m.data.split("\r\n--")[1] ?? "";
-  // Paragraphs "<addr>...: reason", unfolded.
+  // Paragraphs "<addr>...: reason", unfolded. Postfix's "(expanded from
+  // <alias1>)" names the recipient as sendmail was given it; Postwarden's
+  // original recipient is the qualified address (one that only got
+  // qualified is not "expanded" at all): compared qualified.
+  const qualified = (a: string) => a.includes("@") ? a : `${a}@${HOST}`;
   const lines = text.split(/\r\n\r\n/).filter((x) => x.startsWith("<"))
-    .map((x) => x.replace(/\r\n\s+/g, " ").trimEnd()).sort();
+    .map((x) =>
+      x.replace(/\r\n\s+/g, " ").trimEnd()
+        .replace(/^<([^>]*)> \(expanded from <([^>]*)>\)/, (_, a, o) =>
+          qualified(o) === a ? `<${a}>` : `<${a}> (expanded from <${qualified(o)}>)`)
+    ).sort();
   return {
     type: [p.type, p.reportType, p.subject],
     parts: p.parts,
@@ -75,7 +88,12 @@ Deno.test({
     try {
       let ours: Awaited<ReturnType<typeof summary>>;
       await t.step("Postwarden", async () => {
-        const inst = await startInstance({ mainCf: tables(work, sinkPort) });
+        // local as root (master.cf unprivileged = n), as Postfix ships it: users
+        // without an account are unknown, commands and files are allowed.
+        const master = (await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url)))
+          .replace(/^local(\s+unix\s+)-(\s+)-(\s+)/m, "local$1-$2n$3");
+        assert(/^local\s+unix\s+-\s+n\s+/m.test(master), "master.cf local line");
+        const inst = await startInstance({ mainCf: tables(work, sinkPort), masterCf: master });
         try {
           const r = await inst.command("sendmail.ts", args, "not read\n");
           assertEquals([r.code, r.stdout, r.stderr], [
@@ -98,6 +116,9 @@ Deno.test({
         for (const f of ["file", "ran"]) {
           assert(!(await exists(`${work}/${f}`)), `${f}: nothing written or run`);
         }
+        // postwarden start makes the spool directory; no mailbox may be in it.
+        const spool = await Array.fromAsync(Deno.readDir(`${work}/spool`)).catch(() => []);
+        assertEquals(spool.map((e) => e.name), [], "no mailbox made");
       });
 
       await t.step("Postfix, and the two reports compared", async () => {
