@@ -54,7 +54,7 @@ import { splitOrcpt } from "../../lib/dsn/mod.ts";
 import { deliveredTo, isDeliveredTo } from "../../lib/deliver/delivered.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
 import { type PipeAttributes, programCandidates } from "../../lib/pipe/mod.ts";
-import { CONTENT_CHUNK, type QueueFile, TRAILER_SIZE } from "../../lib/queue/mod.ts";
+import type { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import {
   commandOutcome,
@@ -172,7 +172,7 @@ export async function deliverPipe(
       return configError(`pipe flag \`${f}' requires ${service}_destination_recipient_limit = 1`);
     }
   }
-  const size = messageSize(file);
+  const size = file.contentSize;
   if (attrs.sizeLimit > 0 && size > attrs.sizeLimit) {
     return all({ status: "bounced", dsn: "5.2.3", reason: "message too large" });
   }
@@ -287,11 +287,4 @@ function safeGetenv(name: string): string | undefined {
 /** The recipient's address before rewriting (a DSN ORCPT is the client's, not ours). */
 function original(r: DeliveryRecipient): string {
   return r.orcpt && !splitOrcpt(r.orcpt) ? r.orcpt : r.address;
-}
-
-/** Content bytes, from the file size less the head, record headers and trailer. */
-export function messageSize(file: QueueFile): number {
-  const body = file.size - file.head.contentOffset - TRAILER_SIZE;
-  const records = Math.ceil(body / (CONTENT_CHUNK + 5));
-  return Math.max(0, body - 5 * records);
 }
