@@ -22,6 +22,7 @@
  *
  * @module
  */
+import type { Rejection } from "../../lib/outcome/mod.ts";
 import { quoteAddress } from "../../lib/address/mod.ts";
 import type { Maps } from "../../lib/maps/mod.ts";
 
@@ -53,13 +54,6 @@ export interface CheckLogContext {
   warn: (line: string) => void;
 }
 
-/** A REJECT: the reply cleanup gives. */
-export interface CheckReject {
-  code: number;
-  dsn: string;
-  text: string;
-}
-
 /** What a checked line becomes. */
 export interface LineVerdict {
   /** Lines to write before it (PREPEND), without line ends. */
@@ -84,7 +78,7 @@ function isHeaderText(text: string): boolean {
  */
 export class MessageChecks {
   /** Set by REJECT: the message is refused with this reply. */
-  reject: CheckReject | undefined;
+  reject: Rejection | undefined;
   /** DISCARD: the message is accepted and dropped. */
   discard = false;
   /** HOLD: the message goes to the hold queue. */

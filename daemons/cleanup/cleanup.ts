@@ -53,6 +53,7 @@
  * hopcount_limit (50), inet_interfaces, and the table parameters listed in
  * tables.ts (opened once per process).
  */
+import type { Rejection } from "../../lib/outcome/mod.ts";
 import { parseHeaderAddresses, splitAddress } from "../../lib/address/mod.ts";
 import { rewriteAddress, type RewriteContext, rewriteContext } from "../../lib/resolve/mod.ts";
 import type { CleanupEnvelope, CleanupResult, MessageActions } from "../../lib/cleanup/client.ts";
@@ -78,7 +79,7 @@ import { headerKind, isMimeHeader, rewriteHeaderAddresses } from "./rewrite.ts";
 import { CleanupTables } from "./tables.ts";
 import { ExpansionError } from "./virtual.ts";
 
-class Rejected extends Error {
+class Rejected extends Error implements Rejection {
   override readonly name = "Rejected";
   constructor(
     readonly code: number,
@@ -88,6 +89,10 @@ class Rejected extends Error {
     readonly logged = false,
   ) {
     super(text);
+  }
+
+  get text(): string {
+    return this.message;
   }
 }
 

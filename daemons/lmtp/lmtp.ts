@@ -50,6 +50,7 @@
  * the start, lib/config), lmtp_generic_maps, header/body checks,
  * lmtp_assume_final (success notices say "relayed", Postfix's default).
  */
+import { isPermanent } from "../../lib/outcome/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import {
   type DeliveryRecipient,
@@ -544,7 +545,7 @@ async function handshake(session: SmtpSession, s: LmtpSettings): Promise<void> {
   const greeting = await session.readReply(s.lhloTimeout, "receiving the initial server greeting");
   if (greeting.code !== 220) {
     const text = wireText(greeting);
-    const permanent = greeting.code >= 500 && !s.skip5xxGreeting;
+    const permanent = isPermanent(greeting) && !s.skip5xxGreeting;
     throw new SetupFailure({
       dsn: permanent ? dsnOf(greeting) : deferDsn(greeting),
       reason: `host ${session.label} refused to talk to me: ${text}`,
@@ -558,7 +559,7 @@ async function handshake(session: SmtpSession, s: LmtpSettings): Promise<void> {
   if (lhlo.code < 200 || lhlo.code >= 300) {
     const text = wireText(lhlo);
     throw new SetupFailure({
-      dsn: lhlo.code >= 500 ? dsnOf(lhlo) : deferDsn(lhlo),
+      dsn: isPermanent(lhlo) ? dsnOf(lhlo) : deferDsn(lhlo),
       reason: `host ${session.label} refused to talk to me: ${text}`,
       diagnostic: `smtp; ${text}`,
       remoteMta: session.dest.host,

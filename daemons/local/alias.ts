@@ -62,6 +62,7 @@
  *
  * @module
  */
+import type { DeliveryOutcome } from "../../lib/outcome/mod.ts";
 import { formatPath, quoteAddress, splitAddress, splitExtension } from "../../lib/address/mod.ts";
 import type { RecipientStatus } from "../../lib/deliver/mod.ts";
 import { DictError, type Maps } from "../../lib/maps/mod.ts";
@@ -75,14 +76,11 @@ const MAX_LEVEL = 100;
 export type ExpansionClass = "alias" | "forward" | "include";
 
 /** One definite result for one destination: logged as `to=<address>`. */
-export interface Outcome {
+export interface Outcome extends DeliveryOutcome {
   /** The address the result is about (the top-level recipient or an expansion). */
   address: string;
   /** The original recipient to log as `orig_to=` (DeliveryRecipient.orcpt form). */
   orcpt?: string;
-  status: "sent" | "deferred" | "bounced";
-  dsn: string;
-  reason: string;
   /**
    * The status of the agent mailbox_transport handed the delivery to,
    * which has logged it (local does not): its relay, its remote MTA and,

@@ -48,6 +48,7 @@
  * verification reads none: SIZE= is the size the queue file implies, and
  * no BODY= is sent.
  */
+import { isPermanent } from "../../lib/outcome/mod.ts";
 import { AddressError, formatPath, quoteAddress } from "../../lib/address/mod.ts";
 import {
   type DeliveryRecipient,
@@ -662,7 +663,7 @@ async function ehlo(session: SmtpSession, s: SmtpSettings): Promise<void> {
 
 function handshakeFailure(session: SmtpSession, reply: Reply, command: string): SetupFailure {
   const text = wireText(reply);
-  const dsn = reply.code >= 500 ? dsnOf(reply) : deferDsn(reply);
+  const dsn = isPermanent(reply) ? dsnOf(reply) : deferDsn(reply);
   return new SetupFailure(
     dsn,
     `host ${session.label} said: ${text} (in reply to ${command} command)`,
@@ -696,7 +697,7 @@ export function replyStatus(
   relay: string,
 ): RecipientStatus {
   const text = wireText(reply);
-  const permanent = reply.code >= 500;
+  const permanent = isPermanent(reply);
   return {
     index: r.index,
     status: permanent ? "bounced" : "deferred",

@@ -42,6 +42,7 @@
  *
  * Parameters: the seven above, myhostname.
  */
+import type { Rejection } from "../../lib/outcome/mod.ts";
 import { type Config, matchNetworkList, parseNetworkList } from "../../lib/config/mod.ts";
 import type { IpcConn } from "../../lib/ipc/mod.ts";
 import type { AnvilChannel } from "./anvil_channel.ts";
@@ -50,10 +51,7 @@ import type { AnvilChannel } from "./anvil_channel.ts";
 export const ANVIL_TIMEOUT_MS = 5000;
 
 /** A refusal: the reply and the warning to log. */
-export interface LimitRefusal {
-  code: number;
-  dsn: string;
-  text: string;
+export interface LimitRefusal extends Rejection {
   warning: string;
 }
 

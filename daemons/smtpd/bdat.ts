@@ -25,6 +25,7 @@
  *
  * @module
  */
+import type { Rejection } from "../../lib/outcome/mod.ts";
 import { BdatDecoder, parseBdatArgs } from "../../lib/smtp/bdat.ts";
 import { checkData } from "./restrictions.ts";
 import type { Recipient } from "../../lib/queue/mod.ts";
@@ -32,7 +33,7 @@ import type { CleanupSink } from "../../lib/cleanup/client.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import type { Logger } from "../../lib/log/mod.ts";
 import type { LineReader } from "../../lib/smtp/mod.ts";
-import type { CheckRequest, RestrictionContext, Verdict } from "./restrictions.ts";
+import type { CheckRequest, RestrictionContext } from "./restrictions.ts";
 import type { BareNewline, Discard, ProtocolPolicy } from "./protocol.ts";
 import { Disconnect } from "./session.ts";
 
@@ -63,7 +64,7 @@ export interface BdatSession {
   lastCommand: string;
   reply(code: number, enhanced: string | null, text: string | string[]): void;
   reject(code: number, enhanced: string, text: string): { code: number; dsn: string };
-  refuse(cmd: string, v: Verdict, env?: { from?: string; to?: string }): void;
+  refuse(cmd: string, v: Rejection, env?: { from?: string; to?: string }): void;
   request(recipient?: string): CheckRequest;
   read(): Promise<Uint8Array | null>;
   /** smtpd_per_request_deadline: a chunk's content is one request (request_deadline.ts). */

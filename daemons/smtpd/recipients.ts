@@ -30,6 +30,7 @@
  * unknown_relay_recipient_reject_code, smtpd_reject_unlisted_recipient,
  * smtpd_reject_unlisted_sender.
  */
+import type { Rejection } from "../../lib/outcome/mod.ts";
 import { splitAddress, splitExtension } from "../../lib/address/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { addressFind, DictError, type Maps } from "../../lib/maps/mod.ts";
@@ -45,7 +46,6 @@ import {
   type RewriteContext,
 } from "../../lib/resolve/mod.ts";
 import type { MapsOpener } from "../../lib/service/mod.ts";
-import type { Verdict } from "./restrictions.ts";
 
 /** What the check needs, from the configuration and the daemon. */
 export interface ListedContext {
@@ -124,7 +124,7 @@ export function listedContext(
 }
 
 /** Postfix's reply for a table that could not answer. */
-function tempFail(address: string): Verdict {
+function tempFail(address: string): Rejection {
   return { code: 451, dsn: "4.3.0", text: `<${address}>: Temporary lookup failure` };
 }
 
@@ -138,11 +138,11 @@ export async function checkListed(
   address: string,
   role: "recipient" | "sender",
   sender = "",
-): Promise<Verdict | null> {
+): Promise<Rejection | null> {
   if (address === "" || ctx.rewrite === null) return null;
   const what = role === "recipient" ? "Recipient address" : "Sender address";
   const dsnDetail = role === "recipient" ? "1.1" : "1.0";
-  const refuse = (code: number, text: string): Verdict => ({
+  const refuse = (code: number, text: string): Rejection => ({
     code,
     dsn: `${String(code)[0]}.${dsnDetail}`,
     // Postfix names the address in its internal (unquoted) form.

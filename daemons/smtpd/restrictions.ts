@@ -90,6 +90,7 @@
  * opened once per process through the context's MapsOpener): parameters
  * come in the context.
  */
+import type { Rejection } from "../../lib/outcome/mod.ts";
 import { quoteAddress, splitAddress } from "../../lib/address/mod.ts";
 import { accessAddressFind, DictError, domainFind, Maps } from "../../lib/maps/mod.ts";
 import type { MapsOpener } from "../../lib/service/maps.ts";
@@ -377,14 +378,6 @@ function originOrNull(c: Config, warn: (msg: string) => void): string | null {
   }
 }
 
-/** A rejection. */
-export interface Verdict {
-  code: number;
-  dsn: string;
-  /** The full reply text, e.g. "<a@b>: Relay access denied". */
-  text: string;
-}
-
 /** What is known about the session when a list is evaluated. */
 export interface CheckRequest {
   /**
@@ -443,14 +436,14 @@ export interface CheckRequest {
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
 export interface DeferIfPermitCarry {
-  client?: Verdict;
-  helo?: Verdict;
-  sender?: Verdict;
+  client?: Rejection;
+  helo?: Rejection;
+  sender?: Rejection;
 }
 
 type Stage = "client" | "reverse" | "helo" | "sender" | "recipient" | "data" | "eod" | "sasl";
 
-const CONFIG_ERROR: Verdict = { code: 451, dsn: "4.3.5", text: "Server configuration error" };
+const CONFIG_ERROR: Rejection = { code: 451, dsn: "4.3.5", text: "Server configuration error" };
 
 /** Who the reply is about, and Postfix's name for the stage. */
 function subject(stage: Stage, req: CheckRequest): { name: string; what: string } {
@@ -480,7 +473,7 @@ function subject(stage: Stage, req: CheckRequest): { name: string; what: string 
 }
 
 /** A reply with Postfix's enhanced code, its class digit following the reply code. */
-function verdict(code: number, dsn: string, text: string): Verdict {
+function verdict(code: number, dsn: string, text: string): Rejection {
   return { code, dsn: `${String(code)[0]}${dsn.slice(1)}`, text };
 }
 
@@ -569,7 +562,7 @@ async function authDestination(
   ctx: RestrictionContext,
   req: CheckRequest,
   recipient: string,
-): Promise<"ok" | "dunno" | Verdict> {
+): Promise<"ok" | "dunno" | Rejection> {
   if (ctx.rewrite === null && splitAddress(recipient).domain === "") return "dunno";
   try {
     const reply = await resolveFor(ctx, req.sender ?? "", recipient);
@@ -597,11 +590,11 @@ const MAX_RECURSION = 100;
 /** What one check (connect, HELO, MAIL, RCPT or DATA) carries from list to list. */
 interface CheckState {
   /** permit_auth_destination's answer for the request's recipient, found at first need. */
-  auth?: "ok" | "dunno" | Verdict;
+  auth?: "ok" | "dunno" | Rejection;
   /** DEFER_IF_REJECT: a later 5xx rejection becomes this reply. */
-  deferIfReject?: Verdict;
+  deferIfReject?: Rejection;
   /** DEFER_IF_PERMIT: accepting at the end becomes this reply. */
-  deferIfPermit?: Verdict;
+  deferIfPermit?: Rejection;
   depth: number;
   /** warn_if_reject precedes the restriction being evaluated. */
   warnIfReject?: boolean;
@@ -609,14 +602,14 @@ interface CheckState {
   mapsRblWarned?: boolean;
 }
 
-/** One list's outcome: a permit ends the list, a Verdict the check, null goes on. */
-type Outcome = Verdict | "permit" | null;
+/** One list's outcome: a permit ends the list, a Rejection the check, null goes on. */
+type Outcome = Rejection | "permit" | null;
 
 /**
  * A rejection as Postfix's smtpd_check_reject: with DEFER_IF_REJECT in
  * effect, a 5xx reply becomes the deferral.
  */
-function reject(state: CheckState, v: Verdict): Verdict {
+function reject(state: CheckState, v: Rejection): Rejection {
   return v.code >= 500 && state.deferIfReject ? state.deferIfReject : v;
 }
 
@@ -1034,7 +1027,7 @@ function takesTable(r: string): boolean {
 }
 
 /**
- * Evaluates one list (Postfix's generic_checks); "permit", a Verdict, or
+ * Evaluates one list (Postfix's generic_checks); "permit", a Rejection, or
  * null when nothing decided. `shared` is the check's state, which access
  * table results (DEFER_IF_*) update.
  */
@@ -1352,7 +1345,7 @@ async function builtin(
  * warn_if_reject) replies now; "defer_if_permit" replies only if the
  * request would otherwise be accepted.
  */
-function tempfail(state: CheckState, action: TempfailAction, v: Verdict): Outcome {
+function tempfail(state: CheckState, action: TempfailAction, v: Rejection): Outcome {
   if (action === "defer" || state.warnIfReject) return reject(state, v);
   state.deferIfPermit ??= v;
   return null;
@@ -1567,9 +1560,9 @@ async function run(
   req: CheckRequest,
   lists: [string[], Stage][],
   final: boolean,
-  carried?: Verdict,
-  keep?: (v: Verdict | undefined) => void,
-): Promise<Verdict | null> {
+  carried?: Rejection,
+  keep?: (v: Rejection | undefined) => void,
+): Promise<Rejection | null> {
   const state: CheckState = { depth: 0, deferIfPermit: carried };
   try {
     return await runLists(ctx, req, lists, final, state);
@@ -1584,7 +1577,7 @@ async function runLists(
   lists: [string[], Stage][],
   final: boolean,
   state: CheckState,
-): Promise<Verdict | null> {
+): Promise<Rejection | null> {
   let previous: Stage | null = null;
   for (const [list, stage] of lists) {
     if (stage !== previous) state.deferIfReject = undefined;
@@ -1596,7 +1589,10 @@ async function runLists(
 }
 
 /** smtpd_client_restrictions at connect (only with smtpd_delay_reject = no). */
-export function checkConnect(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
+export function checkConnect(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+): Promise<Rejection | null> {
   const carry = req.deferIfPermit;
   return run(ctx, req, [[ctx.client, "client"]], false, undefined, (v) => {
     if (carry) carry.client = v;
@@ -1604,7 +1600,7 @@ export function checkConnect(ctx: RestrictionContext, req: CheckRequest): Promis
 }
 
 /** smtpd_helo_restrictions at HELO/EHLO (only with smtpd_delay_reject = no). */
-export function checkHelo(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
+export function checkHelo(ctx: RestrictionContext, req: CheckRequest): Promise<Rejection | null> {
   const carry = req.deferIfPermit;
   return run(ctx, req, [[ctx.helo, "helo"]], false, carry?.client, (v) => {
     if (carry) carry.helo = v;
@@ -1612,7 +1608,7 @@ export function checkHelo(ctx: RestrictionContext, req: CheckRequest): Promise<V
 }
 
 /** smtpd_sender_restrictions at MAIL (only with smtpd_delay_reject = no). */
-export function checkSender(ctx: RestrictionContext, req: CheckRequest): Promise<Verdict | null> {
+export function checkSender(ctx: RestrictionContext, req: CheckRequest): Promise<Rejection | null> {
   const carry = req.deferIfPermit;
   return run(ctx, req, [[ctx.sender, "sender"]], false, carry?.client ?? carry?.helo, (v) => {
     if (carry) carry.sender = v;
@@ -1626,7 +1622,7 @@ export function checkSender(ctx: RestrictionContext, req: CheckRequest): Promise
 export async function checkRecipient(
   ctx: RestrictionContext,
   req: CheckRequest,
-): Promise<Verdict | null> {
+): Promise<Rejection | null> {
   if (req.recipient !== undefined && req.recipient.toLowerCase() === "postmaster") return null;
   if (!canRefuseRelay(ctx.relay, ctx.recipient)) {
     ctx.warn(OPEN_RELAY_MESSAGE);
@@ -1653,7 +1649,7 @@ export async function checkRecipient(
 export async function checkEndOfData(
   ctx: RestrictionContext,
   req: CheckRequest,
-): Promise<Verdict | null> {
+): Promise<Rejection | null> {
   return await run(ctx, req, [[ctx.eod, "eod"]], true);
 }
 
@@ -1661,6 +1657,6 @@ export async function checkEndOfData(
 export async function checkData(
   ctx: RestrictionContext,
   req: CheckRequest,
-): Promise<Verdict | null> {
+): Promise<Rejection | null> {
   return await run(ctx, req, [[ctx.data, "data"]], true);
 }

@@ -21,6 +21,7 @@
  *
  * @module
  */
+import type { Rejection } from "../../lib/outcome/mod.ts";
 import { quoteAddress } from "../../lib/address/mod.ts";
 import type { Maps } from "../../lib/maps/mod.ts";
 import { addressFind } from "../../lib/maps/search.ts";
@@ -43,13 +44,6 @@ export interface SenderLoginContext {
   doubleBounceSender: string;
 }
 
-/** A rejection (code, enhanced code, text). */
-export interface LoginVerdict {
-  code: number;
-  dsn: string;
-  text: string;
-}
-
 async function owners(ctx: SenderLoginContext, sender: string): Promise<string[] | null> {
   const maps = await ctx.maps!();
   const { address, local } = await ctx.canonical(sender);
@@ -70,7 +64,7 @@ export async function senderLoginMismatch(
   restriction: string,
   sender: string | null,
   login: string | null,
-): Promise<LoginVerdict | null> {
+): Promise<Rejection | null> {
   if (!ctx?.maps || sender === null || sender === "") return null;
   const authenticated = restriction === "reject_sender_login_mismatch" ||
     restriction === "reject_authenticated_sender_login_mismatch" ||

@@ -70,6 +70,7 @@
  * client: bytes") for reject_unauth_pipelining and
  * smtpd_forbid_unauth_pipelining; only input this session has read is seen.
  */
+import type { Rejection } from "../../lib/outcome/mod.ts";
 import { headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mod.ts";
 import type { CleanupSink, MessageActions } from "../../lib/cleanup/client.ts";
 import { TransactionActions } from "./actions.ts";
@@ -89,7 +90,6 @@ import {
   checkSender,
   type DeferIfPermitCarry,
   type RestrictionContext,
-  type Verdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
 import { etrnReply } from "./etrn.ts";
@@ -444,7 +444,7 @@ class Session {
    * Answers a restriction's verdict and logs it as Postfix does:
    * `QUEUEID: reject: CMD from client: reply; from=<..> to=<..> proto=.. helo=<..>`.
    */
-  refuse(cmd: string, v: Verdict, env: { from?: string; to?: string; helo?: string } = {}): void {
+  refuse(cmd: string, v: Rejection, env: { from?: string; to?: string; helo?: string } = {}): void {
     const sent = this.reject(v.code, v.dsn, v.text);
     const helo = env.helo ?? this.helo;
     const parts = [
@@ -1205,14 +1205,14 @@ class Session {
   }
 
   /** smtpd_reject_unlisted_sender: an unknown sender address in our domains. */
-  unlistedSender(sender: string): Promise<Verdict | null> {
+  unlistedSender(sender: string): Promise<Rejection | null> {
     const l = this.d.listed;
     if (!l?.rejectUnlisted.sender || this.actions.discard) return Promise.resolve(null);
     return checkListed(l, sender, "sender", sender);
   }
 
   /** smtpd_reject_unlisted_recipient: an unknown recipient. */
-  unlistedRecipient(recipient: string): Promise<Verdict | null> {
+  unlistedRecipient(recipient: string): Promise<Rejection | null> {
     const l = this.d.listed;
     if (!l?.rejectUnlisted.recipient || this.actions.discard) return Promise.resolve(null);
     return checkListed(l, recipient, "recipient", this.sender ?? "");

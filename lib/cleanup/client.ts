@@ -9,6 +9,7 @@
  * "ok" means the queue file is durable (DESIGN.md invariant 1); only then
  * may the caller acknowledge the message to its own client.
  */
+import type { Rejection } from "../outcome/mod.ts";
 import { type IpcConn, ipcConnect, IpcError } from "../ipc/mod.ts";
 import { IdleConns } from "../ipc/idle.ts";
 import type { Envelope, Recipient } from "../queue/mod.ts";
@@ -57,7 +58,7 @@ export interface MessageActions {
 /** Cleanup's final answer. */
 export type CleanupResult =
   | { status: "ok"; queueId: string }
-  | { status: "error"; code: number; dsn: string; text: string };
+  | ({ status: "error" } & Rejection);
 
 /**
  * What smtpd's session writes one message to: a {@link CleanupSession},

@@ -13,7 +13,7 @@
  * (Postfix kills the process group; Deno.kill on a group needs an
  * unscoped --allow-run): at the deadline their output is let go.
  */
-import { failureStatus } from "./mod.ts";
+import { type DeliveryOutcome, failureStatus } from "../outcome/mod.ts";
 
 /** How the command ended. */
 export type CommandResult =
@@ -181,11 +181,7 @@ export function printable(s: string): string {
 }
 
 /** A delivery status for every recipient of the request. */
-export interface CommandOutcome {
-  status: "sent" | "deferred" | "bounced";
-  dsn: string;
-  reason: string;
-}
+export type CommandOutcome = DeliveryOutcome;
 
 /** sendmail exit codes (sysexits.h) with Postfix's DSN code and text (sys_exits.c). */
 const SYS_EXITS: Record<number, [dsn: string, text: string]> = {

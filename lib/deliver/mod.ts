@@ -11,6 +11,8 @@ import { quoteAddress } from "../address/mod.ts";
 import { splitOrcpt } from "../dsn/mod.ts";
 import { type IpcConn, IpcError } from "../ipc/mod.ts";
 import { QueueFile } from "../queue/mod.ts";
+import type { DeliveryOutcome } from "../outcome/mod.ts";
+export { type DeliveryOutcome, failureStatus } from "../outcome/mod.ts";
 import type { ServiceContext } from "../service/mod.ts";
 
 /** One recipient of a request. */
@@ -60,26 +62,21 @@ export interface DeliveryRequest {
  * .forward expanded to. `orcpt` is the recipient it was expanded from (in
  * {@link DeliveryRecipient.orcpt} form).
  */
-export interface TraceEntry {
+export interface TraceEntry extends DeliveryOutcome {
   address: string;
   orcpt?: string;
-  status: RecipientStatus["status"];
-  dsn: string;
-  reason: string;
   relay: string;
   diagnostic?: string;
   remoteMta?: string;
 }
 
-/** The outcome for one recipient. */
-export interface RecipientStatus {
+/**
+ * The outcome for one recipient (sent: done; deferred: try later; bounced:
+ * permanent failure). The reason is the human text for logs and DSNs, e.g.
+ * "250 2.0.0 Ok: queued as X" or "connect to ...: Connection refused".
+ */
+export interface RecipientStatus extends DeliveryOutcome {
   index: number;
-  /** sent: done; deferred: try later; bounced: permanent failure. */
-  status: "sent" | "deferred" | "bounced";
-  /** Enhanced status code, e.g. "2.0.0", "4.4.1", "5.1.1". */
-  dsn: string;
-  /** Human text for logs and DSNs, e.g. "250 2.0.0 Ok: queued as X" or "connect to ...: Connection refused". */
-  reason: string;
   /** Where it went: "127.0.0.1[127.0.0.1]:2526", "local", "none". */
   relay: string;
   /** For DSNs: the remote server's reply ("smtp; 550 5.1.1 ...") when there was one. */
@@ -231,15 +228,6 @@ async function serveOne(
   const soft = ctx.config.bool("soft_bounce");
   statuses = statuses.map((st) => softBounce(st, soft));
   await conn.send({ recipients: statuses } satisfies DeliveryResult);
-}
-
-/**
- * What a failure with this enhanced status code does to its recipient:
- * 5.X.X bounces, anything else is tried again (RFC 3463 classes; a
- * malformed code is never taken as permanent).
- */
-export function failureStatus(dsn: string): "bounced" | "deferred" {
-  return dsn.startsWith("5") ? "bounced" : "deferred";
 }
 
 /** The status of a recipient its agent did not report: deferred, to be tried again. */

@@ -1,36 +1,11 @@
 /**
- * SMTP status: a typed error that carries its reply code and RFC 3463
- * enhanced status code, and helpers for enhanced code classes (keeping the
+ * SMTP status: helpers for reply and enhanced code classes (keeping the
  * class digit of an enhanced code in agreement with the reply code, as
  * Postfix does when it turns a 5XX into a 4XX for soft_bounce).
  *
- * Pure: no I/O. Choosing which code to send is the daemons' business.
+ * Pure: no I/O. Choosing which code to send is the daemons' business; a
+ * refusal is a lib/outcome Rejection.
  */
-
-import { formatReply } from "./command.ts";
-
-/** An SMTP-level failure with the reply to send or the reply received. */
-export class SmtpError extends Error {
-  override readonly name = "SmtpError";
-  /**
-   * @param code three-digit reply code, e.g. 550
-   * @param enhanced RFC 3463 code, e.g. "5.1.1"
-   * @param message human-readable text (without codes)
-   */
-  constructor(readonly code: number, readonly enhanced: string, message: string) {
-    super(message);
-  }
-
-  /** True for 5XX replies: retrying will not help. */
-  get permanent(): boolean {
-    return this.code >= 500;
-  }
-
-  /** The wire form, e.g. `"550 5.1.1 User unknown\r\n"`. */
-  reply(): string {
-    return formatReply(this.code, this.enhanced, this.message);
-  }
-}
 
 /** The class digit of a reply code: 2 success, 3 intermediate, 4 temporary, 5 permanent. */
 export function replyClass(code: number): number {

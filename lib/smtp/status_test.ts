@@ -1,31 +1,15 @@
-/** SmtpError and enhanced status code helpers. */
+/** Enhanced status code helpers, and lib/outcome's permanence rules. */
 import { assertEquals } from "../../tests/helpers/assert.ts";
-import {
-  enhancedClass,
-  isEnhancedCode,
-  matchEnhancedClass,
-  replyClass,
-  SmtpError,
-} from "./status.ts";
+import { enhancedClass, isEnhancedCode, matchEnhancedClass, replyClass } from "./status.ts";
+import { failureStatus, isPermanent } from "../outcome/mod.ts";
 
-Deno.test("SmtpError", async (t) => {
-  await t.step("permanent for 5XX only", () => {
-    const e = new SmtpError(550, "5.1.1", "User unknown");
-    assertEquals([e.name, e.code, e.enhanced, e.message, e.permanent], [
-      "SmtpError",
-      550,
-      "5.1.1",
-      "User unknown",
-      true,
-    ]);
-    assertEquals(new SmtpError(451, "4.3.0", "try later").permanent, false);
-  });
-  await t.step("reply() is the wire form", () => {
-    assertEquals(
-      new SmtpError(554, "5.7.1", "Relay access denied").reply(),
-      "554 5.7.1 Relay access denied\r\n",
-    );
-  });
+Deno.test("outcomes: permanence from the reply or enhanced code, never from text", () => {
+  assertEquals([isPermanent({ code: 550 }), isPermanent({ code: 451 })], [true, false]);
+  assertEquals([failureStatus("5.1.1"), failureStatus("4.4.1"), failureStatus("x")], [
+    "bounced",
+    "deferred",
+    "deferred",
+  ]);
 });
 
 Deno.test("enhanced status codes", async (t) => {
