@@ -56,6 +56,7 @@
  *
  * @module
  */
+import { failureStatus } from "../../lib/outcome/mod.ts";
 import type { Config } from "../../lib/config/mod.ts";
 import { splitOrcpt } from "../../lib/dsn/mod.ts";
 import {
@@ -297,7 +298,7 @@ async function mbox(
       );
       return { status: "deferred", dsn: "4.2.0", reason };
     }
-    return { status: e.dsn.startsWith("4") ? "deferred" : "bounced", dsn: e.dsn, reason };
+    return { status: failureStatus(e.dsn), dsn: e.dsn, reason };
   }
 }
 

@@ -40,6 +40,7 @@
  *
  * @module
  */
+import { failureStatus } from "../../lib/outcome/mod.ts";
 import { splitAddress, splitExtension } from "../../lib/address/mod.ts";
 import { type Config, configPath } from "../../lib/config/mod.ts";
 import { ConfigError } from "../../lib/config/errors.ts";
@@ -270,7 +271,7 @@ export async function deliverToFile(
   } catch (e) {
     if (!(e instanceof MailboxError)) throw e;
     return {
-      status: e.dsn.startsWith("4") ? "deferred" : "bounced",
+      status: failureStatus(e.dsn),
       dsn: e.dsn,
       reason: `cannot append message to file ${d.path}: ${e.message}`,
     };
