@@ -157,7 +157,15 @@ async function attempt(p: Probe): Promise<string> {
 }
 
 if (import.meta.main) {
-  const probes = JSON.parse(Deno.args[0]) as Probe[];
+  let probes: Probe[];
+  try {
+    probes = JSON.parse(Deno.args[0] ?? "") as Probe[];
+    if (!Array.isArray(probes)) throw new Error("not a list");
+  } catch {
+    // Not a command of its own: postwarden audit runs it inside each daemon's sandbox.
+    console.error("usage: audit_probe.ts PROBES-JSON (run by postwarden audit, not by hand)");
+    Deno.exit(64);
+  }
   const results: string[] = [];
   for (const p of probes) results.push(await attempt(p));
   console.log(JSON.stringify(results));
