@@ -8,6 +8,7 @@
  * with a scoped permission set computed here: the config directory, the
  * queue directory, the log file, and running `deno` only.
  */
+import { masterSocket } from "../lib/service/wake.ts";
 import {
   type Config,
   configDirFrom,
@@ -65,7 +66,8 @@ export function masterFlags(
   // myorigin = /etc/mailname, bounce_template_file: master reads them for the daemons.
   for (const [, path] of namedFiles(config)) if (!path.startsWith(`${configDir}/`)) read.push(path);
   const write = [q];
-  const net: string[] = [];
+  // The control socket through which daemons ask for the ones started on demand.
+  const net: string[] = [`unix:${masterSocket(q)}`];
   if (o.maillog_file) write.push(o.maillog_file);
   else {
     // syslog: master binds a client socket in pid/ and sends to /dev/log.

@@ -63,9 +63,19 @@ import {
 } from "../../lib/service/catalog.ts";
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
 import { denoStat, servicesTls, type TlsMaterial } from "../../lib/tls/material.ts";
+import { ipcListen, type IpcServer } from "../../lib/ipc/mod.ts";
+import {
+  masterSocket,
+  startsOnDemand,
+  type WakeReply,
+  type WakeRequest,
+} from "../../lib/service/wake.ts";
 import { LogWriter } from "./log_writer.ts";
 import { acquireMasterLock, releaseMasterLock } from "./pidfile.ts";
 import { listenerProcesses } from "./listeners.ts";
+
+/** A daemon started this recently may still be binding its socket. */
+const WAKE_STARTUP_MS = 10_000;
 
 /** Services that must never run twice at once (they own queue folders). */
 const SINGLETONS = new Set(["qmgr", "pickup"]);
@@ -76,6 +86,10 @@ interface Child {
   startedAt: number;
   fastFailures: number;
   timer: ReturnType<typeof setTimeout> | null;
+  /** Started on demand (lib/service/wake.ts): not at boot, and not again after an idle exit. */
+  onDemand: boolean;
+  /** A client asked for it while it was exiting: start it again once it has. */
+  wanted: boolean;
 }
 
 interface MasterOptions {
@@ -238,6 +252,8 @@ class Master {
   draining = new Set<Deno.ChildProcess>();
   /** Readers of the daemons' stderr, finished when each daemon has exited. */
   pumps = new Set<Promise<void>>();
+  /** The control socket (wake requests). */
+  control: IpcServer | null = null;
   constructor(readonly opts: MasterOptions) {}
 
   get config(): Config {
@@ -314,6 +330,7 @@ class Master {
 
   start(child: Child): void {
     child.timer = null;
+    child.wanted = false;
     if (this.stopping) return;
     const { program, args } = this.commandOf(child.svc);
     const imported = importedEnvironment(this.config.str("import_environment"), getenv);
@@ -356,6 +373,11 @@ class Master {
       if (child.proc !== proc) return;
       child.proc = null;
       if (this.stopping) return;
+      if (child.onDemand && st.success) {
+        // Idle for max_idle: it stays down until a client wakes it.
+        if (child.wanted) this.start(child);
+        return;
+      }
       const how = st.signal ? `killed by signal ${st.signal}` : `exit status ${st.code}`;
       this.log.warn(
         `process ${this.opts.runtime.code}/daemons/${child.svc.command}/main.ts pid ${proc.pid} ${how}`,
@@ -377,16 +399,70 @@ class Master {
     child.timer = setTimeout(() => this.start(child), delay);
   }
 
-  startAll(): void {
+  /**
+   * Starts every service but those started on demand, which start only
+   * when a client wakes them, or when `running` names them (a reload
+   * replaces the ones that were running).
+   */
+  startAll(running: ReadonlySet<string> = new Set()): void {
     const cpus = navigator.hardwareConcurrency;
     for (const svc of this.cur.services) {
       for (let i = 0; i < listenerProcesses(svc, cpus); i++) {
         const key = `${svc.name}/${svc.type}${i ? `#${i}` : ""}`;
-        const child: Child = { svc, proc: null, startedAt: 0, fastFailures: 0, timer: null };
+        const child: Child = {
+          svc,
+          proc: null,
+          startedAt: 0,
+          fastFailures: 0,
+          timer: null,
+          onDemand: startsOnDemand(svc),
+          wanted: false,
+        };
         this.children.set(key, child);
-        this.start(child);
+        if (!child.onDemand || running.has(key)) this.start(child);
       }
     }
+  }
+
+  /**
+   * A client found no daemon behind `service`'s socket (lib/service
+   * wake.ts): starts it, unless it is running, starting, or about to be
+   * restarted. One that is running but was not reachable is exiting idle:
+   * it is started again when it has exited.
+   */
+  wake(service: string): WakeReply {
+    const child = this.children.get(`${service}/unix`);
+    if (!child) return { status: "error", text: `no unix service ${service} in master.cf` };
+    if (!child.onDemand) return { status: "ok" }; // runs anyway (or is being restarted)
+    if (child.timer) return { status: "ok" };
+    if (child.proc) {
+      // Just started: it is binding its socket, and that is all.
+      if (Date.now() - child.startedAt > WAKE_STARTUP_MS) child.wanted = true;
+      return { status: "ok" };
+    }
+    this.start(child);
+    return { status: "ok" };
+  }
+
+  /**
+   * Serves master's control socket (wake.ts). Started as root: root's,
+   * group the mail owner's, mode 0660, in root's pid/ folder, so the
+   * daemons can connect but none can remove, replace or chmod it, and
+   * local users cannot connect. Otherwise everything is one user's: 0600.
+   */
+  listenControl(): void {
+    const path = masterSocket(this.queue.root);
+    this.control = ipcListen(path, async (conn) => {
+      const req = await conn.recvMsg<WakeRequest>();
+      const reply: WakeReply = req.op === "wake" && typeof req.service === "string"
+        ? this.wake(req.service)
+        : { status: "error", text: "bad request" };
+      await conn.send(reply);
+    }, { timeoutMs: 10_000, onError: (e) => this.log.warn(`control socket: ${e.message}`) });
+    if (this.cur.owner) {
+      Deno.chownSync(path, 0, this.cur.owner.gid);
+      Deno.chmodSync(path, 0o660);
+    } else Deno.chmodSync(path, 0o600);
   }
 
   /** Detaches children from restart handling and returns their processes. */
@@ -410,16 +486,21 @@ class Master {
    * (SIGUSR2: stop accepting, finish, exit).
    */
   async reload(): Promise<void> {
+    const oldKeys = [...this.children.entries()];
     const old = [...this.children.values()];
     this.children = new Map();
     const singletons = old.filter((c) => SINGLETONS.has(c.svc.command));
     await this.terminate(this.detach(singletons), 15_000);
+    // Services started on demand that are running are replaced too; the rest stay down.
+    const running = new Set(
+      [...oldKeys].filter(([, c]) => c.onDemand && c.proc !== null).map(([k]) => k),
+    );
     const rest = this.detach(old.filter((c) => !SINGLETONS.has(c.svc.command)));
     for (const p of rest) {
       this.draining.add(p);
       p.status.finally(() => this.draining.delete(p));
     }
-    this.startAll();
+    this.startAll(running);
     // Give the new daemons time to bind before the old ones stop accepting.
     await new Promise((r) => setTimeout(r, 2000));
     for (const p of rest) {
@@ -455,6 +536,7 @@ class Master {
   }
 
   async stopAll(): Promise<void> {
+    this.control?.close();
     const procs = [...this.detach(this.children.values()), ...this.draining];
     await this.terminate(procs, 5000);
     this.children.clear();
@@ -483,6 +565,13 @@ async function main(): Promise<void> {
       m.config.str("mail_version")
     }, configuration ${opts.configDir}${who}`,
   );
+  try {
+    m.listenControl();
+  } catch (e) {
+    m.log.fatal(`control socket ${masterSocket(m.queue.root)}: ${(e as Error).message}`);
+    await releaseMasterLock(m.queue.dir("pid"));
+    Deno.exit(1);
+  }
   m.startAll();
 
   let reloading = false;

@@ -1303,8 +1303,9 @@ const ROWS: ParamSpec[] = [
     doc: "Time a daemon process waits for the next request before it exits.",
     timeUnit: "s",
     min: 1,
-    support: "ignored",
-    note: "Postwarden's daemons do not exit when idle",
+    support: "implemented",
+    note: "applies to the daemons master starts on demand (delivery agents, bounce, anvil; " +
+      "lib/service/wake.ts); the others run until master stops them",
   },
   {
     name: "qmgr_message_active_limit",

@@ -248,15 +248,49 @@ export interface IpcConnectOptions extends IpcOptions {
   retryMs?: number;
 }
 
-/** Connects to a UNIX socket; a missing or refusing socket is an {@link IpcError}. */
+/**
+ * Starts the daemon behind a socket path that has none (lib/service
+ * wake.ts: daemons started on demand); true when one is starting, false
+ * when the path is not one it starts.
+ */
+export type IpcWaker = (path: string) => Promise<boolean>;
+
+let waker: IpcWaker | null = null;
+
+/** How long a daemon that was woken has to bind its socket. */
+const WAKE_WAIT_MS = 30_000;
+
+/** Installs the process's {@link IpcWaker} (lib/service runService does, in daemons). */
+export function setIpcWaker(w: IpcWaker | null): void {
+  waker = w;
+}
+
+/**
+ * Connects to a UNIX socket; a missing or refusing socket is an
+ * {@link IpcError}, unless the {@link IpcWaker} starts its daemon: then
+ * the socket is tried until it binds.
+ */
 export async function ipcConnect(path: string, opts: IpcConnectOptions = {}): Promise<IpcConn> {
-  const deadline = Date.now() + (opts.retryMs ?? 0);
+  let deadline = Date.now() + (opts.retryMs ?? 0);
+  let woken = false;
   for (let delay = 20;; delay = Math.min(delay * 2, 500)) {
     try {
       const conn = await Deno.connect({ transport: "unix", path });
       return new IpcConn(conn, opts);
     } catch (e) {
       const notUp = e instanceof Deno.errors.NotFound || e instanceof Deno.errors.ConnectionRefused;
+      if (notUp && !woken && waker) {
+        woken = true;
+        let starting = false;
+        try {
+          starting = await waker(path);
+        } catch (w) {
+          throw new IpcError(
+            `connect to ${path}: ${(e as Error).message}; ${(w as Error).message}`,
+          );
+        }
+        if (starting) deadline = Math.max(deadline, Date.now() + WAKE_WAIT_MS);
+      }
       if (!notUp || Date.now() + delay > deadline) {
         throw new IpcError(`connect to ${path}: ${(e as Error).message}`);
       }

@@ -43,6 +43,7 @@ import { contentFilterNexthops } from "./filter.ts";
 import { lmtpGrants } from "./lmtp.ts";
 import { pipeGrants, virtualGrants } from "./agents.ts";
 import { addLocalGrants } from "./local.ts";
+import { masterSocket, startsOnDemand } from "../service/wake.ts";
 
 export {
   daemonTableGrants,
@@ -294,7 +295,11 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
   const q = ctx.queueDir;
   const own = svc.type === "inet" ? null : serviceSocket(q, svc);
   if (own) unixGrant(g, own);
-  for (const p of peersOf(svc, ctx.services, ctx.param)) unixGrant(g, peerSocket(q, svc, p));
+  const peers = peersOf(svc, ctx.services, ctx.param);
+  for (const p of peers) unixGrant(g, peerSocket(q, svc, p));
+  // A peer started on demand is woken through master's control socket (wake.ts).
+  const onDemand = (name: string) => ctx.services.some((s) => s.name === name && startsOnDemand(s));
+  if (peers.some(onDemand)) unixGrant(g, masterSocket(q));
   for (const c of clientsOf(svc, ctx.services, ctx.param)) {
     unixGrant(g, peerSocket(q, c, svc.name));
   }

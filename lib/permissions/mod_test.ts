@@ -47,10 +47,18 @@ Deno.test("permission sets", async (t) => {
     const g = daemonGrants(svc("2525"), ctx());
     const sock = "/q/peer/cleanup.inet.2525";
     const anvil = "/q/peer/anvil.inet.2525";
-    assertEquals(g.net, [`unix:${sock}`, `unix:${anvil}`, "127.0.0.1:2525", "10.0.0.53:53"]);
+    // anvil starts on demand: smtpd may ask master for it (lib/service/wake.ts).
+    const master = "/q/pid/master.sock";
+    assertEquals(g.net, [
+      `unix:${sock}`,
+      `unix:${anvil}`,
+      `unix:${master}`,
+      "127.0.0.1:2525",
+      "10.0.0.53:53",
+    ]);
     assert(!g.read.some((p) => /\/q\/(incoming|active|deferred|maildrop)/.test(p)), g.read.join());
-    assertEquals(g.write, [sock, anvil], "no log, no config, no other daemon's socket");
-    assertEquals(g.read, [sock, anvil, "/etc/hosts", "/etc/resolv.conf"]);
+    assertEquals(g.write, [sock, anvil, master], "no log, no config, no other daemon's socket");
+    assertEquals(g.read, [sock, anvil, master, "/etc/hosts", "/etc/resolv.conf"]);
   });
   await t.step("smtpd: exactly the policy servers its lists, classes and -o name", () => {
     const g = daemonGrants(
@@ -69,6 +77,7 @@ Deno.test("permission sets", async (t) => {
     assertEquals(g.net, [
       "unix:/q/peer/cleanup.inet.2525",
       "unix:/q/peer/anvil.inet.2525",
+      "unix:/q/pid/master.sock",
       "127.0.0.1:2525",
       "[::1]:9998",
       "127.0.0.1:10023",
@@ -78,6 +87,7 @@ Deno.test("permission sets", async (t) => {
     assertEquals(g.write, [
       "/q/peer/cleanup.inet.2525",
       "/q/peer/anvil.inet.2525",
+      "/q/pid/master.sock",
       "/q/private/policy",
       "/run/pf.sock",
     ]);
@@ -88,6 +98,7 @@ Deno.test("permission sets", async (t) => {
     assertEquals(g.net, [
       "unix:/q/peer/cleanup.inet.2525",
       "unix:/q/peer/anvil.inet.2525",
+      "unix:/q/pid/master.sock",
       "127.0.0.1:2525",
     ]);
   });
@@ -114,6 +125,7 @@ Deno.test("permission sets", async (t) => {
     assertEquals(none.net, [
       "unix:/q/peer/cleanup.inet.2525",
       "unix:/q/peer/anvil.inet.2525",
+      "unix:/q/pid/master.sock",
       "127.0.0.1:2525",
     ]);
   });

@@ -11,7 +11,7 @@
  * {@link ServiceContext}, including the paths of the peers it may talk to.
  */
 import { type Config, makeConfig, type MasterService } from "../config/mod.ts";
-import { acceptLoop, type IpcConn, ipcListen, type IpcServer } from "../ipc/mod.ts";
+import { acceptLoop, type IpcConn, ipcListen, type IpcServer, setIpcWaker } from "../ipc/mod.ts";
 import { fileSink, Logger, type LogSink, stderrSink } from "../log/mod.ts";
 import { clientsOf, peerSocket, peersOf, proxymapService } from "../permissions/mod.ts";
 import { type MapsOpener, mapsOpener } from "./maps.ts";
@@ -21,6 +21,7 @@ export { type MapsOpener, mapsOpener };
 import { QueueDir } from "../queue/mod.ts";
 import { type DaemonArgs, parseDaemonArgs } from "./args.ts";
 import { endpointText, inetEndpoints } from "./endpoints.ts";
+import { startsOnDemand, wakeService } from "./wake.ts";
 
 /** Longest a draining daemon (after a reload) waits for its sessions. */
 const DRAIN_MS = 600_000;
@@ -131,7 +132,14 @@ function asRoot(): boolean {
   }
 }
 
-/** Runs a daemon until it is told to stop. Never returns normally. */
+/** How long a daemon exiting idle lets a connection it had just accepted finish. */
+const IDLE_EXIT_GRACE_MS = 60_000;
+
+/**
+ * Runs a daemon until it is told to stop, or, for a service started on
+ * demand (wake.ts), until it has been idle for max_idle. Never returns
+ * normally.
+ */
 export async function runService(def: ServiceDefinition): Promise<never> {
   let args: DaemonArgs;
   let config: Config;
@@ -169,10 +177,27 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     tls: handoff.tls ?? null,
   };
   const inflight = new Set<Promise<void>>();
+  let idleSince = Date.now();
   const track = (p: Promise<void>) => {
     inflight.add(p);
-    p.finally(() => inflight.delete(p));
+    p.finally(() => {
+      inflight.delete(p);
+      if (inflight.size === 0) idleSince = Date.now();
+    });
   };
+  // Peers master starts on demand (wake.ts): a connection that finds none wakes it.
+  const onDemandPeers = new Map<string, string>();
+  for (const s of handoff.services) {
+    if (startsOnDemand(s)) onDemandPeers.set(peerSocket(queueDir, self, s.name), s.name);
+  }
+  if (onDemandPeers.size > 0) {
+    setIpcWaker(async (path) => {
+      const name = onDemandPeers.get(path);
+      if (name === undefined) return false;
+      await wakeService(queueDir, name);
+      return true;
+    });
+  }
   const closers: (() => void)[] = [];
   /**
    * Unix listeners are left open when draining: Deno unlinks the socket
@@ -270,6 +295,18 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     }
     Deno.exit(0);
   };
+  // Started on demand: exit after max_idle seconds without a connection, as
+  // Postfix's daemons do; the sockets go first, so a new client wakes a new one.
+  if (me && startsOnDemand(me)) {
+    const maxIdleMs = config.time("max_idle") * 1000;
+    const idle = setInterval(() => {
+      if (inflight.size === 0 && Date.now() - idleSince >= maxIdleMs) {
+        clearInterval(idle);
+        // A connection accepted just before the sockets closed is served out.
+        void stop(IDLE_EXIT_GRACE_MS);
+      }
+    }, Math.min(1000, maxIdleMs));
+  }
   for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => stop());
   Deno.addSignalListener("SIGUSR2", () => stop(DRAIN_MS, true));
   // A daemon never outlives its master: when master dies (even by SIGKILL)

@@ -3,6 +3,7 @@
  * its own main.cf/master.cf, queue and mail spool, smtpd on a free
  * loopback port, run with `postwarden start-fg` exactly as an admin would.
  */
+import { wakeService } from "../../lib/service/wake.ts";
 import { postwardenArgs, start } from "../../mod.ts";
 import { run } from "./peers.ts";
 import { parsedReply, SmtpClient } from "./smtp_client.ts";
@@ -203,13 +204,12 @@ export async function startInstance(
   };
   try {
     await waitPort(port);
-    // Every daemon is up once its socket exists.
+    // Every daemon started at boot is up once its socket exists; the
+    // delivery agents, bounce and anvil start on demand (lib/service/wake.ts).
     const sockets = [
+      "pid/master.sock",
       "private/cleanup",
       "public/qmgr",
-      "private/local",
-      "private/smtp",
-      "private/bounce",
       "public/pickup",
     ];
     await waitUntil(
@@ -261,6 +261,27 @@ export async function daemonPid(
     if (program === "smtpd") return pid; // inet services are named by their address
   }
   return null;
+}
+
+/**
+ * Starts a service master starts on demand (lib/service/wake.ts) as a
+ * client needing it would, and waits for its socket; its pid.
+ */
+export async function wakeDaemon(inst: Instance, program: string, service = program) {
+  await wakeService(inst.queue, service);
+  let pid: number | null = null;
+  await waitUntil(
+    async () => {
+      pid = await daemonPid(inst, program, service);
+      return pid !== null && await Deno.lstat(`${inst.queue}/private/${service}`).then(
+        () => true,
+        () => false,
+      );
+    },
+    30_000,
+    `${service} to start`,
+  );
+  return pid!;
 }
 
 /** A minimal SMTP client for tests: returns the final reply of each step. */

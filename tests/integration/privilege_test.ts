@@ -6,6 +6,7 @@
  * is root's alone. These tests need root; without it they skip loudly, and
  * under CI=true that is a failure.
  */
+import { wakeService } from "../../lib/service/wake.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
   maildirFiles,
@@ -73,6 +74,15 @@ Deno.test({
       assert(pw, "the account exists");
       const uid = Number(pw.split(":")[2]);
       assert(uid !== 0);
+      // The delivery agents, bounce and anvil start on demand (lib/service/wake.ts).
+      for (const svc of ["local", "virtual", "pipe", "smtp", "bounce", "error", "anvil"]) {
+        await wakeService(`${dir}/var`, svc).catch(() => {}); // pipe: not in every master.cf
+      }
+      await waitUntil(
+        async () => (await processOwners(conf)).has("virtual"),
+        30_000,
+        "virtual to start",
+      );
       const owners = await processOwners(conf);
       assertEquals(owners.get("master"), [0]);
       let daemons = 0;

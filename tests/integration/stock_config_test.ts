@@ -9,6 +9,7 @@
  * (scripts/install-peers.sh); without it the test skips loudly, and fails
  * under CI=true.
  */
+import { wakeService } from "../../lib/service/wake.ts";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
   freePort,
@@ -140,7 +141,9 @@ Deno.test({
         15_000,
         "delivery",
       );
-      // Debian's relay service runs with -o syslog_name=postfix/$service_name.
+      // Debian's relay service runs with -o syslog_name=postfix/$service_name
+      // (started on demand, lib/service/wake.ts).
+      await wakeService(`${dir}/var`, "relay");
       let relayRuns = false;
       for (const pid of await processesOf(conf)) {
         const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");

@@ -1,0 +1,119 @@
+/**
+ * Daemons started on demand (lib/service/wake.ts), as Postfix's master
+ * starts its services: an idle instance runs master, qmgr, pickup,
+ * cleanup and smtpd only; a message for a local user makes qmgr wake
+ * local, which delivers it and exits after max_idle seconds without a
+ * connection; the next message wakes a new one. Nothing is lost on the
+ * way, and the control socket that wakes daemons is closed to other users.
+ */
+import { assert, assertEquals } from "../helpers/assert.ts";
+import {
+  daemonPid,
+  maildirFiles,
+  smtpSend,
+  startInstance,
+  waitUntil,
+} from "../helpers/instance.ts";
+import { haveRoot, run } from "../helpers/peers.ts";
+
+/** The daemons (program names) of an instance that are running. */
+async function running(inst: { conf: string }, programs: string[]): Promise<string[]> {
+  const { processesOf } = await import("../helpers/instance.ts");
+  const out = new Set<string>();
+  for (const pid of await processesOf(inst.conf)) {
+    const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+    for (const p of programs) if (cmd.includes(`/daemons/${p}/main.ts`)) out.add(p);
+  }
+  return [...out].sort();
+}
+
+const ON_DEMAND = ["anvil", "bounce", "discard", "error", "lmtp", "local", "smtp", "virtual"];
+
+Deno.test({
+  name: "daemons started on demand: none at idle, woken by mail, gone after max_idle",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const inst = await startInstance({ mainCf: "max_idle = 3s" });
+    try {
+      await t.step("at idle only the daemons with work of their own run", async () => {
+        assertEquals(await running(inst, ON_DEMAND), []);
+        for (const p of ["master", "qmgr", "pickup", "cleanup", "smtpd"]) {
+          assert(await daemonPid(inst, p) !== null, `${p} runs`);
+        }
+        const st = await Deno.stat(`${inst.queue}/pid/master.sock`);
+        if (Deno.uid() === 0) {
+          // root's, the daemons' group: they connect, none can remove or chmod it.
+          assertEquals([st.uid, st.mode! & 0o777], [0, 0o660]);
+          assert(st.gid !== 0, "the mail owner's group");
+        } else assertEquals(st.mode! & 0o777, 0o600);
+      });
+
+      await t.step(
+        "the control socket: daemons cannot remove or chmod it, users cannot connect",
+        async () => {
+          if (!haveRoot("the control socket's owners")) return;
+          const path = `${inst.queue}/pid/master.sock`;
+          const as = (user: string, script: string) =>
+            run("runuser", ["-u", user, "--", "sh", "-c", script]);
+          // The mail owner (every daemon's uid) with a sandbox that let it try.
+          const rm = await as("postfix", `rm -f '${path}' || exit 1; chmod 666 '${path}'`);
+          assert(rm.code !== 0, "the mail owner could not remove it");
+          const ch = await as("postfix", `chmod 666 '${path}'`);
+          assert(ch.code !== 0, "the mail owner could not chmod it");
+          assertEquals((await Deno.stat(path)).mode! & 0o777, 0o660);
+          const py = "import socket,sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])";
+          const nobody = await as("nobody", `python3 -c '${py}' '${path}'`);
+          assert(/PermissionError/.test(nobody.stderr), nobody.stderr);
+        },
+      );
+
+      let first: number | null = null;
+      await t.step("a message for a local user wakes local, which delivers it", async () => {
+        const r = await smtpSend(inst.port, {
+          from: "a@example.org",
+          to: ["bob@mx.test.example"],
+          body: "Subject: one\n\nfirst\n",
+        });
+        assertEquals(r.code, 250, r.replies.join("\n"));
+        await waitUntil(
+          async () => (await maildirFiles(inst.spool, "bob")).length === 1,
+          30_000,
+          "delivery",
+        );
+        first = await daemonPid(inst, "local");
+        assert(first !== null, "local runs");
+      });
+
+      await t.step("idle for max_idle, local exits; master does not restart it", async () => {
+        await waitUntil(
+          async () => await daemonPid(inst, "local") === null,
+          20_000,
+          "local to exit",
+        );
+        await new Promise((r) => setTimeout(r, 1500));
+        assertEquals(await daemonPid(inst, "local"), null, "still down");
+        const log = await inst.log();
+        assert(!/local.*(exit status|killed by signal)/.test(log), log);
+      });
+
+      await t.step("the next message wakes a new local", async () => {
+        const r = await smtpSend(inst.port, {
+          from: "a@example.org",
+          to: ["bob@mx.test.example"],
+          body: "Subject: two\n\nsecond\n",
+        });
+        assertEquals(r.code, 250, r.replies.join("\n"));
+        await waitUntil(
+          async () => (await maildirFiles(inst.spool, "bob")).length === 2,
+          30_000,
+          "delivery",
+        );
+        const again = await daemonPid(inst, "local");
+        assert(again !== null && again !== first, `a new local (${first} -> ${again})`);
+      });
+    } finally {
+      await inst.stop();
+    }
+  },
+});
