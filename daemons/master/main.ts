@@ -1,7 +1,10 @@
 /**
  * master: the supervisor. Reads master.cf, starts every service as its own
  * `deno run` process with the command line from lib/permissions (scoped
- * grants, no remote code, no implicit storage), hands each daemon its
+ * grants, no remote code, no implicit storage) — the delivery agents,
+ * bounce and anvil only when a client wakes them through master's control
+ * socket (lib/service/wake.ts), as Postfix starts its services on demand;
+ * they exit after max_idle and stay down until woken — hands each daemon its
  * configuration on stdin, writes the log for all of them (log_writer.ts),
  * restarts a service that dies (with a throttle against crash loops),
  * reloads on SIGHUP (and reopens the log) and stops everything on
