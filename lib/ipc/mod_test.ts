@@ -1,5 +1,5 @@
 import { assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
-import { acceptLoop, ipcConnect, IpcError, ipcListen, ipcRequest } from "./mod.ts";
+import { acceptLoop, ipcConnect, IpcError, ipcListen, ipcRequest, setIpcWaker } from "./mod.ts";
 
 Deno.test("ipc", async (t) => {
   const dir = await Deno.makeTempDir();
@@ -115,6 +115,39 @@ Deno.test("acceptLoop survives a failed accept (EMFILE) and ends only when close
   } finally {
     loop.close();
     await loop.done;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a socket with no daemon behind it is woken once, then tried until it binds", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/agent`;
+  const asked: string[] = [];
+  let server: { close(): void; done: Promise<void> } | null = null;
+  setIpcWaker((p) => {
+    asked.push(p);
+    if (p !== path) return Promise.resolve(false);
+    // The daemon binds a while after master has started it.
+    setTimeout(() => {
+      server = ipcListen(path, async (c) => {
+        await c.send({ hello: true });
+      });
+    }, 200);
+    return Promise.resolve(true);
+  });
+  try {
+    const conn = await ipcConnect(path);
+    assertEquals(await conn.recvMsg(), { hello: true });
+    conn.close();
+    assertEquals(asked, [path]);
+    // A path the waker does not start fails at once, as without one.
+    await assertRejects(() => ipcConnect(`${dir}/other`), IpcError, "connect to");
+    assertEquals(asked, [path, `${dir}/other`]);
+  } finally {
+    setIpcWaker(null);
+    const s = server as { close(): void; done: Promise<void> } | null;
+    s?.close();
+    await s?.done;
     await Deno.remove(dir, { recursive: true });
   }
 });
