@@ -14,7 +14,7 @@ import type { DeliveryRequest, RecipientStatus } from "../../lib/deliver/mod.ts"
 import { fakeResolver } from "../../lib/dns/testing.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import { makeContext, queueMessage } from "../smtp/_testing.ts";
+import { makeContext, openUnreadable, queueMessage } from "../smtp/_testing.ts";
 import { type FakeLmtpScript, FakeLmtpServer } from "./_testing.ts";
 import { LmtpAgent, type LmtpAgentOptions } from "./lmtp.ts";
 
@@ -35,12 +35,7 @@ async function runVerify(
   ctx: Ctx,
   req: DeliveryRequest,
 ): Promise<RecipientStatus[]> {
-  const file = await QueueFile.open(req.path);
-  const unread = () => {
-    throw new Error("address verification read the message content");
-  };
-  file.content = unread;
-  file.readContent = unread;
+  const file = await openUnreadable(req.path);
   try {
     return await agent.deliver({ ...req, transport: "lmtp", verify: true }, file, ctx);
   } finally {

@@ -16,6 +16,7 @@ import {
   DirSyncer,
   newQueueId,
   QueueDir,
+  QueueFile,
   QueueWriter,
   type Recipient,
 } from "../../lib/queue/mod.ts";
@@ -455,4 +456,18 @@ export async function queueMessage(
     ...(opts.envid !== undefined ? { envid: opts.envid } : {}),
     ...(opts.ret !== undefined ? { ret: opts.ret } : {}),
   };
+}
+
+/**
+ * Opens a queue file whose content must not be read (address
+ * verification sends no content): reading it throws.
+ */
+export async function openUnreadable(path: string): Promise<QueueFile> {
+  const file = await QueueFile.open(path);
+  const unread = () => {
+    throw new Error("address verification read the message content");
+  };
+  file.content = unread;
+  file.readContent = unread;
+  return file;
 }

@@ -14,7 +14,13 @@ import { type Resolver, systemResolver } from "../../lib/dns/mod.ts";
 import { startDnsServer } from "../../tests/helpers/dns_server.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import { type FakeServerScript, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
+import {
+  type FakeServerScript,
+  FakeSmtpServer,
+  makeContext,
+  openUnreadable,
+  queueMessage,
+} from "./_testing.ts";
 import { type ConnectFn } from "./session.ts";
 import { SmtpAgent } from "./deliver.ts";
 
@@ -40,12 +46,7 @@ async function runVerify(
   ctx: ServiceContext,
   req: DeliveryRequest,
 ): Promise<RecipientStatus[]> {
-  const file = await QueueFile.open(req.path);
-  const unread = () => {
-    throw new Error("address verification read the message content");
-  };
-  file.content = unread;
-  file.readContent = unread;
+  const file = await openUnreadable(req.path);
   try {
     return await agent.deliver({ ...req, verify: true }, file, ctx);
   } finally {
