@@ -87,7 +87,7 @@ const UNREAD: [name: string, value: string, outcome: Outcome][] = [
     tested: ["tests/integration/unread_params_test.ts"],
   }],
   ["append_at_myorigin", "no", { tested: ["daemons/cleanup/cleanup_test.ts"] }],
-  ["max_idle", "600s", { reported: "warning" }],
+  ["max_idle", "600s", { tested: ["tests/integration/on_demand_test.ts"] }],
   ["delay_warning_time", "4h", { tested: ["daemons/qmgr/settle_test.ts"] }],
   ["smtpd_forbid_bare_newline", "reject", {
     tested: ["daemons/smtpd/testdata/bare_newline_reject.dialog"],
