@@ -47,15 +47,14 @@ import { type IpcConn, IpcError } from "../../lib/ipc/mod.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
 import { DirSyncer, type Envelope, QueueFormatError, type Recipient } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import {
-  logName,
-  lstatEntry,
-  type MaildropAttrs,
-  type MaildropFile,
-  type MaildropOpen,
-  maxMaildropBytes,
-  openMaildropFile,
-} from "./maildrop.ts";
+import { logName, type MaildropAttrs, maxMaildropBytes } from "./maildrop.ts";
+import type { MaildropFile, MaildropOpen } from "./maildrop_file.ts";
+
+/**
+ * maildrop_file.ts, loaded when the first file turns up: it needs node:fs,
+ * which an idle pickup need not pay for.
+ */
+let maildropFile: Promise<typeof import("./maildrop_file.ts")> | null = null;
 
 export type { MaildropAttrs };
 
@@ -188,6 +187,9 @@ export class Pickup {
     let opened: MaildropOpen;
     let uid = -1;
     try {
+      const { lstatEntry, openMaildropFile } = await (maildropFile ??= import(
+        "./maildrop_file.ts"
+      ));
       const lst = lstatEntry(path);
       if (!lst) return "gone";
       uid = Number(lst.uid);

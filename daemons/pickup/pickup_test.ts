@@ -13,7 +13,8 @@ import { assert, assertEquals, assertStringIncludes } from "../../tests/helpers/
 import { fakeCleanup } from "../../tests/helpers/fake_cleanup.ts";
 import { fakeService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import { haveRoot } from "../../tests/helpers/peers.ts";
-import { lstatEntry, newMaildropName, openMaildropFile } from "./maildrop.ts";
+import { newMaildropName } from "./maildrop.ts";
+import { lstatEntry, openMaildropFile } from "./maildrop_file.ts";
 import { type MaildropAttrs, Pickup, serveWakeup } from "./pickup.ts";
 
 async function names(dir: string): Promise<string[]> {

@@ -19,8 +19,7 @@
  * @module
  */
 
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolvePath } from "../path/mod.ts";
 import { ConfigError } from "./errors.ts";
 import { expand, referencedNames } from "./expand.ts";
 import { isPerTransport } from "./ignorable.ts";
@@ -352,8 +351,8 @@ export function configDirFrom(
   env: { MAIL_CONFIG?: string } = {},
 ): string {
   const dir = args.c || env.MAIL_CONFIG;
-  if (!dir) return fileURLToPath(new URL("../../conf", import.meta.url));
-  return resolve(dir);
+  if (!dir) return decodeURIComponent(new URL("../../conf", import.meta.url).pathname);
+  return resolvePath(dir);
 }
 
 /**
@@ -365,6 +364,6 @@ export function configDirFrom(
 export function configPath(config: Config, name: string): string {
   const v = config.str(name);
   if (!v) return "";
-  const abs = resolve(config.dir, v);
+  const abs = resolvePath(config.dir, v);
   return v.endsWith("/") ? `${abs}/` : abs;
 }

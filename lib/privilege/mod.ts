@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { parentPath, resolvePath } from "../path/mod.ts";
 import { type PasswdEntry, PasswdFile } from "../passwd/mod.ts";
 
 /** A user account from /etc/passwd. */
@@ -130,10 +130,10 @@ function perms(st: Deno.FileInfo): Perms {
 /** `path` and each of its ancestors, from the root down. */
 export function ancestors(path: string): string[] {
   const out: string[] = [];
-  let p = resolve(path);
+  let p = resolvePath(path);
   for (;;) {
     out.unshift(p);
-    const up = dirname(p);
+    const up = parentPath(p);
     if (up === p) break;
     p = up;
   }
