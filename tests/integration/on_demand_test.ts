@@ -112,6 +112,36 @@ Deno.test({
         const again = await daemonPid(inst, "local");
         assert(again !== null && again !== first, `a new local (${first} -> ${again})`);
       });
+
+      await t.step("reload replaces a running local and leaves stopped ones down", async () => {
+        const before = await daemonPid(inst, "local");
+        assert(before !== null, "local still runs from the last message");
+        assertEquals(await daemonPid(inst, "smtp"), null);
+        const st = await inst.command("postwarden.ts", ["reload"]);
+        assertEquals(st.code, 0, st.stderr);
+        await waitUntil(
+          async () => {
+            const p = await daemonPid(inst, "local");
+            return p !== null && p !== before;
+          },
+          20_000,
+          "a new local",
+        );
+        assertEquals(await daemonPid(inst, "smtp"), null, "smtp was not running: not started");
+        // The old smtpd stops accepting 2 s after the reload (pipeline_test waits too).
+        await new Promise((r) => setTimeout(r, 2500));
+        const r = await smtpSend(inst.port, {
+          from: "a@example.org",
+          to: ["bob@mx.test.example"],
+          body: "Subject: three\n\nthird\n",
+        });
+        assertEquals(r.code, 250, r.replies.join("\n"));
+        await waitUntil(
+          async () => (await maildirFiles(inst.spool, "bob")).length === 3,
+          30_000,
+          "delivery after the reload",
+        );
+      });
     } finally {
       await inst.stop();
     }
