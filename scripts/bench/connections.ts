@@ -93,6 +93,8 @@ interface Row {
   pssKiBPerConn: number;
   perGiB: number;
   rssTotalMiB: number;
+  /** The whole instance with the connections open (Postwarden: every daemon and master). */
+  instance?: { pssMiB: number; processes: number };
 }
 
 async function measure(
@@ -100,12 +102,14 @@ async function measure(
   port: number,
   pids: () => Promise<number[]>,
   n: number,
+  instancePids?: () => Promise<number[]>,
 ): Promise<Row> {
   await sleep(1000);
   const before = await memory(await pids());
   const conns = await openIdle(port, n);
   await sleep(3000); // let the sessions settle (name lookups, first GC)
   const after = await memory(await pids());
+  const whole = instancePids ? await memory(await instancePids()) : null;
   for (const c of conns) c.close();
   const rss = (after.rss - before.rss) / n;
   const pss = (after.pss - before.pss) / n;
@@ -117,6 +121,7 @@ async function measure(
     pssKiBPerConn: pss,
     perGiB: Math.floor((1024 * 1024) / Math.max(pss, 0.001)),
     rssTotalMiB: after.rss / 1024,
+    ...(whole ? { instance: { pssMiB: whole.pss / 1024, processes: whole.processes } } : {}),
   };
 }
 
@@ -127,7 +132,11 @@ function print(r: Row): void {
       `${r.rssKiBPerConn.toFixed(1)} KiB RSS, ${
         r.pssKiBPerConn.toFixed(1)
       } KiB PSS per connection; ` +
-      `idle connections per GiB (PSS) ${r.perGiB}`,
+      `idle connections per GiB (PSS) ${r.perGiB}` +
+      (r.instance
+        ? `; whole instance PSS ${r.instance.pssMiB.toFixed(1)} MiB ` +
+          `(${r.instance.processes} processes)`
+        : ""),
   );
 }
 
@@ -172,7 +181,17 @@ export async function main(argv: string[]): Promise<number> {
         }
         return out;
       };
-      const r = await measure("postwarden", inst.port, smtpd, n);
+      // Every process of the instance but the test's start-fg launcher (postwarden start
+      // leaves none): master and the daemons running, the on-demand ones being idle.
+      const all = async () => {
+        const out: number[] = [];
+        for (const pid of await processesOf(inst.conf)) {
+          const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+          if (cmd.includes("/daemons/")) out.push(pid);
+        }
+        return out;
+      };
+      const r = await measure("postwarden", inst.port, smtpd, n, all);
       rows.push(r);
       print(r);
     } finally {
