@@ -6,6 +6,7 @@
  * alias commands and files through the local service, and the refusal to
  * run them with the mail owner's rights.
  */
+import { exists } from "../../tests/helpers/fs.ts";
 import type { DeliveryRecipient, DeliveryRequest } from "../../lib/deliver/mod.ts";
 import { makeConfig } from "../../lib/config/mod.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
@@ -294,12 +295,3 @@ Deno.test("commands and files through the local service", async (t) => {
     await Deno.remove(root, { recursive: true });
   }
 });
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -9,6 +9,7 @@
  * relative and world-writable files refused). The .forward belongs to
  * the user the test runs as (an unprivileged local reads only that user's).
  */
+import { exists } from "../../tests/helpers/fs.ts";
 import type { DeliveryRecipient, DeliveryRequest } from "../../lib/deliver/mod.ts";
 import { PasswdFile } from "../../lib/passwd/mod.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
@@ -202,12 +203,3 @@ Deno.test(".forward and :include: files", async (t) => {
     await Deno.remove(root, { recursive: true });
   }
 });
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -8,6 +8,7 @@
  * is one trace entry and one `status=deliverable` log line with Postfix
  * 3.7's text; nothing is written, run or sent to cleanup.
  */
+import { exists } from "../../tests/helpers/fs.ts";
 import {
   type DeliveryRecipient,
   type DeliveryRequest,
@@ -40,15 +41,6 @@ function entry(
 /** A destination local would deliver to. */
 function ok(address: string, orcpt: string, reason: string): TraceEntry {
   return entry(address, orcpt, "sent", "2.0.0", reason);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("address verification through the local service", async (t) => {

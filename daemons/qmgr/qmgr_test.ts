@@ -4,6 +4,7 @@
  * so and the file stays where it is, never deleted and never scheduled),
  * resolution, recovery at start, the hold queue and the active queue limits.
  */
+import { exists } from "../../tests/helpers/fs.ts";
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { fakeService, unixService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import type { DeliveryRequest } from "../../lib/deliver/mod.ts";
@@ -12,10 +13,6 @@ import { newQueueId } from "../../lib/queue/mod.ts";
 import { Qmgr } from "./qmgr.ts";
 
 const GARBAGE = new TextEncoder().encode("this is not a queue file\n");
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
-}
 
 Deno.test("qmgr: corrupt queue files", async (t) => {
   const root = await Deno.makeTempDir();

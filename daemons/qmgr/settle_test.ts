@@ -5,6 +5,7 @@
  * file so a later deferral does not repeat it, retried when bounce fails.
  * A fake smtp agent defers everything; a fake bounce records requests.
  */
+import { exists } from "../../tests/helpers/fs.ts";
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { fakeService, unixService, writeQueueFile } from "../../tests/helpers/fake_service.ts";
 import type { BounceRequest } from "../../lib/bounce/client.ts";
@@ -322,7 +323,3 @@ Deno.test("verification (sendmail -bv): one attempt, one report, no retry", asyn
     await Deno.remove(root, { recursive: true });
   }
 });
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
-}

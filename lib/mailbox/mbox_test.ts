@@ -4,6 +4,7 @@
  * refusal of symlinks, hard links, directories and FIFOs, the size limit
  * and the truncation back to the old size on a failed write.
  */
+import { exists } from "../../tests/helpers/fs.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/helpers/assert.ts";
 import {
   asctime,
@@ -191,15 +192,6 @@ Deno.test("deliverMbox", async (t) => {
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function chownLink(path: string, uid: number): Promise<void> {
   const r = await new Deno.Command("chown", { args: ["-h", `${uid}:${uid}`, path] }).output();

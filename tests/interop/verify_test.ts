@@ -12,6 +12,7 @@
  * Needs python3 and Postfix (peers: skip locally when missing, fail under
  * CI=true) and root (Postfix's master).
  */
+import { exists } from "../helpers/fs.ts";
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { parseDsn, PYTHON } from "../helpers/dsn_python.ts";
 import { freePort, startInstance, waitUntil } from "../helpers/instance.ts";
@@ -144,7 +145,3 @@ Deno.test({
     }
   },
 });
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
-}
