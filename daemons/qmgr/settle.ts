@@ -196,9 +196,7 @@ export class Settler {
    */
   async #report(msg: ActiveMessage): Promise<void> {
     if (await this.notify(msg, "verify", msg.report!)) {
-      await Deno.remove(msg.path);
-      if (msg.hadDeferLog) await Deno.remove(this.ctx.queue.deferLog(msg.id)).catch(() => {});
-      this.ctx.log.info(`${msg.id}: removed`);
+      await this.#remove(msg);
       return;
     }
     for (const r of msg.recipients) {
@@ -272,9 +270,7 @@ export class Settler {
         }
       }
       if (msg.deferred.size === 0) {
-        await Deno.remove(msg.path);
-        if (msg.hadDeferLog) await Deno.remove(this.ctx.queue.deferLog(msg.id)).catch(() => {});
-        this.ctx.log.info(`${msg.id}: removed`);
+        await this.#remove(msg);
       } else {
         if (!expired) await this.#delayWarning(msg);
         await this.#defer(msg);
@@ -285,6 +281,13 @@ export class Settler {
     } finally {
       this.onSettled(msg);
     }
+  }
+
+  /** Every recipient is done: the queue file (and its defer log) go. */
+  async #remove(msg: ActiveMessage): Promise<void> {
+    await Deno.remove(msg.path);
+    if (msg.hadDeferLog) await Deno.remove(this.ctx.queue.deferLog(msg.id)).catch(() => {});
+    this.ctx.log.info(`${msg.id}: removed`);
   }
 
   /** Returns the deferred recipients to the sender; they are done once bounce has queued it. */

@@ -9,7 +9,9 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import {
   daemonPid,
+  type Instance,
   maildirFiles,
+  processesOf,
   smtpSend,
   startInstance,
   waitUntil,
@@ -18,13 +20,27 @@ import { haveRoot, run } from "../helpers/peers.ts";
 
 /** The daemons (program names) of an instance that are running. */
 async function running(inst: { conf: string }, programs: string[]): Promise<string[]> {
-  const { processesOf } = await import("../helpers/instance.ts");
   const out = new Set<string>();
   for (const pid of await processesOf(inst.conf)) {
     const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
     for (const p of programs) if (cmd.includes(`/daemons/${p}/main.ts`)) out.add(p);
   }
   return [...out].sort();
+}
+
+/** Sends bob one more message over SMTP and waits until his Maildir holds `count`. */
+async function deliverToBob(inst: Instance, subject: string, count: number): Promise<void> {
+  const r = await smtpSend(inst.port, {
+    from: "a@example.org",
+    to: ["bob@mx.test.example"],
+    body: `Subject: ${subject}\n\n${subject}\n`,
+  });
+  assertEquals(r.code, 250, r.replies.join("\n"));
+  await waitUntil(
+    async () => (await maildirFiles(inst.spool, "bob")).length === count,
+    30_000,
+    `delivery of "${subject}"`,
+  );
 }
 
 const ON_DEMAND = ["anvil", "bounce", "discard", "error", "lmtp", "local", "smtp", "virtual"];
@@ -70,17 +86,7 @@ Deno.test({
 
       let first: number | null = null;
       await t.step("a message for a local user wakes local, which delivers it", async () => {
-        const r = await smtpSend(inst.port, {
-          from: "a@example.org",
-          to: ["bob@mx.test.example"],
-          body: "Subject: one\n\nfirst\n",
-        });
-        assertEquals(r.code, 250, r.replies.join("\n"));
-        await waitUntil(
-          async () => (await maildirFiles(inst.spool, "bob")).length === 1,
-          30_000,
-          "delivery",
-        );
+        await deliverToBob(inst, "one", 1);
         first = await daemonPid(inst, "local");
         assert(first !== null, "local runs");
       });
@@ -98,17 +104,7 @@ Deno.test({
       });
 
       await t.step("the next message wakes a new local", async () => {
-        const r = await smtpSend(inst.port, {
-          from: "a@example.org",
-          to: ["bob@mx.test.example"],
-          body: "Subject: two\n\nsecond\n",
-        });
-        assertEquals(r.code, 250, r.replies.join("\n"));
-        await waitUntil(
-          async () => (await maildirFiles(inst.spool, "bob")).length === 2,
-          30_000,
-          "delivery",
-        );
+        await deliverToBob(inst, "two", 2);
         const again = await daemonPid(inst, "local");
         assert(again !== null && again !== first, `a new local (${first} -> ${again})`);
       });
@@ -130,17 +126,7 @@ Deno.test({
         assertEquals(await daemonPid(inst, "smtp"), null, "smtp was not running: not started");
         // The old smtpd stops accepting 2 s after the reload (pipeline_test waits too).
         await new Promise((r) => setTimeout(r, 2500));
-        const r = await smtpSend(inst.port, {
-          from: "a@example.org",
-          to: ["bob@mx.test.example"],
-          body: "Subject: three\n\nthird\n",
-        });
-        assertEquals(r.code, 250, r.replies.join("\n"));
-        await waitUntil(
-          async () => (await maildirFiles(inst.spool, "bob")).length === 3,
-          30_000,
-          "delivery after the reload",
-        );
+        await deliverToBob(inst, "three", 3);
       });
     } finally {
       await inst.stop();
