@@ -23,9 +23,12 @@ import {
   clientsOf,
   daemonCommand,
   daemonEnv,
+  daemonGrants,
+  hostCommand,
   parseResolvConf,
   peerSocket,
   peersOf,
+  type PermissionContext,
   serviceSocket,
   servicesTableGrants,
 } from "../lib/permissions/mod.ts";
@@ -37,6 +40,7 @@ import { rootDenoDir } from "../lib/runtime/mod.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
 import type { Probe } from "./audit_probe.ts";
 import { smtpdTlsPolicy, tlsWanted } from "../lib/tls/policy.ts";
+import { hostingOf, WorkerHost, workerPermissions } from "../lib/service/hosting.ts";
 
 /** Inputs from the postwarden command. */
 export interface AuditOptions {
@@ -140,6 +144,31 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   });
   const importUrl = `http://127.0.0.1:${server.addr.port}/probe.js`;
 
+  // As master computes them: each service's sandbox, and how it is hosted.
+  const owner = o.prepared.owner;
+  const permCtx = (svc: (typeof plan.run)[number]): PermissionContext => ({
+    queueDir: q,
+    nameservers: ns,
+    services: plan.run,
+    param: (n) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : (ov[n] ?? o.config.str(n)),
+    tables: tables.grants.get(svc.name),
+    root: owner !== null && runsAsRoot(svc) ? { deno: o.prepared.runtime.deno } : undefined,
+  });
+  const hosting = new Map(plan.run.map((svc) => {
+    const ctx = permCtx(svc);
+    const h = hostingOf({
+      param: ctx.param,
+      grants: daemonGrants(svc, ctx),
+      asRoot: ctx.root !== undefined,
+    });
+    return [svc.name, h.hosting];
+  }));
+  const host = hostCommand(
+    plan.run.filter((s) => hosting.get(s.name) === "worker")
+      .map((s) => ({ command: s.command, grants: daemonGrants(s, permCtx(s)) })),
+    { runtime: o.prepared.runtime, hostArgs: ["-c", o.configDir] },
+  );
+
   let failed = false;
   try {
     for (const svc of plan.run) {
@@ -216,48 +245,63 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       probes.push(["keep data in the Cache API", { kind: "cache-api" }]);
       probes.push(["open Deno KV without a path", { kind: "kv-default" }]);
 
-      // As master spawns it: local, pipe and virtual with unprivileged = n stay root.
-      const owner = o.prepared.owner;
+      // As master starts it: local, pipe and virtual with unprivileged = n stay root.
       const asRoot = owner !== null && runsAsRoot(svc);
-      const cmd = daemonCommand(svc, {
-        queueDir: q,
-        nameservers: ns,
-        services: plan.run,
-        param,
-        tables: tables.grants.get(svc.name),
-        root: asRoot ? { deno: o.prepared.runtime.deno } : undefined,
-        runtime: o.prepared.runtime,
-        script: "commands/audit_probe.ts",
-        daemonArgs: [JSON.stringify(probes.map((p) => p[1]))],
-      });
-      const out = await new Deno.Command(cmd.program, {
-        args: cmd.args,
-        cwd: q,
-        clearEnv: true,
-        env: daemonEnv(
-          asRoot
-            ? { ...o.prepared.runtime, denoDir: rootDenoDir(o.prepared.runtime) }
-            : o.prepared.runtime,
-        ),
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        ...(owner && !asRoot ? { uid: owner.uid, gid: owner.gid } : {}),
-      }).output();
+      const probeArg = JSON.stringify(probes.map((p) => p[1]));
       const as = owner ? ` as ${asRoot ? "root" : owner.name}` : "";
-      console.log(`${svc.name}/${svc.type} (${svc.command})${as}`);
-      console.log(
-        `  flags: ${
-          cmd.args.slice(1, cmd.args.indexOf(`${o.prepared.runtime.code}/commands/audit_probe.ts`))
-            .join(" ")
-        }`,
-      );
+      let out: { success: boolean; stdout: string; stderr: string };
+      if (hosting.get(svc.name) === "worker") {
+        const grants = daemonGrants(svc, permCtx(svc));
+        console.log(`${svc.name}/${svc.type} (${svc.command})${as}, a Worker in the worker host`);
+        console.log(`  permissions: ${JSON.stringify(workerPermissions(grants))}`);
+        console.log(`  host flags: ${host.args.slice(1, -3).join(" ")}`);
+        out = await probeInWorker(host, owner, o.prepared, q, {
+          name: svc.name,
+          permissions: workerPermissions(grants),
+          args: [probeArg],
+        });
+      } else {
+        const cmd = daemonCommand(svc, {
+          ...permCtx(svc),
+          runtime: o.prepared.runtime,
+          script: "commands/audit_probe.ts",
+          daemonArgs: [probeArg],
+        });
+        const res = await new Deno.Command(cmd.program, {
+          args: cmd.args,
+          cwd: q,
+          clearEnv: true,
+          env: daemonEnv(
+            asRoot
+              ? { ...o.prepared.runtime, denoDir: rootDenoDir(o.prepared.runtime) }
+              : o.prepared.runtime,
+          ),
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+          ...(owner && !asRoot ? { uid: owner.uid, gid: owner.gid } : {}),
+        }).output();
+        out = {
+          success: res.success,
+          stdout: new TextDecoder().decode(res.stdout),
+          stderr: new TextDecoder().decode(res.stderr),
+        };
+        console.log(`${svc.name}/${svc.type} (${svc.command})${as}`);
+        console.log(
+          `  flags: ${
+            cmd.args.slice(
+              1,
+              cmd.args.indexOf(`${o.prepared.runtime.code}/commands/audit_probe.ts`),
+            ).join(" ")
+          }`,
+        );
+      }
       if (!out.success) {
-        console.log(`  probe failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+        console.log(`  probe failed: ${out.stderr.trim()}`);
         failed = true;
         continue;
       }
-      const results = JSON.parse(new TextDecoder().decode(out.stdout)) as string[];
+      const results = JSON.parse(out.stdout) as string[];
       probes.forEach(([label], i) => {
         const r = results[i];
         const mark = r === "denied" || r.startsWith("denied ") ? "cannot" : "can   ";
@@ -271,6 +315,39 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   console.log(`HTTP import attempts that reached the test server: ${importHits}`);
   if (importHits > 0) failed = true;
   return failed ? 1 : 0;
+}
+
+/**
+ * Runs the probe as a Worker in a worker host started as master starts one
+ * (same flags, user and environment), with the daemon's permissions.
+ */
+async function probeInWorker(
+  host: { program: string; args: string[] },
+  owner: Prepared["owner"],
+  prepared: Prepared,
+  cwd: string,
+  w: { name: string; permissions: ReturnType<typeof workerPermissions>; args: string[] },
+): Promise<{ success: boolean; stdout: string; stderr: string }> {
+  const proc = new Deno.Command(host.program, {
+    args: host.args,
+    cwd,
+    clearEnv: true,
+    env: daemonEnv(prepared.runtime),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+  }).spawn();
+  const stderr = new Response(proc.stderr).text();
+  const wh = new WorkerHost(proc);
+  let stdout = "";
+  const st = await wh.start(
+    { script: "commands/audit_probe.ts", handoff: null, ...w },
+    (text) => stdout += text,
+  ).status;
+  wh.close();
+  await wh.exited;
+  return { success: st.success, stdout, stderr: await stderr };
 }
 
 /** The probe of one table server (a DictGrants net item: `host:port` or `unix:path`). */

@@ -10,6 +10,8 @@
  * nothing; the log is opened for appending and closed unwritten.
  */
 
+import { exitWorker, inWorker, workerOutput, workerStart } from "../lib/service/worker.ts";
+
 export type Probe =
   | { kind: "read-dir"; path: string }
   | { kind: "write-dir"; path: string }
@@ -157,16 +159,25 @@ async function attempt(p: Probe): Promise<string> {
 }
 
 if (import.meta.main) {
+  // In a worker host (worker hosting) the arguments come in the host's
+  // first message and the results go back as output (lib/service/worker.ts).
+  const worker = inWorker();
+  const exit: (code: number) => never = worker ? exitWorker : Deno.exit;
   let probes: Probe[];
   try {
-    probes = JSON.parse(Deno.args[0] ?? "") as Probe[];
+    const args = worker ? (await workerStart()).args : Deno.args;
+    probes = JSON.parse(args[0] ?? "") as Probe[];
     if (!Array.isArray(probes)) throw new Error("not a list");
   } catch {
     // Not a command of its own: postwarden audit runs it inside each daemon's sandbox.
     console.error("usage: audit_probe.ts PROBES-JSON (run by postwarden audit, not by hand)");
-    Deno.exit(64);
+    exit(64);
   }
   const results: string[] = [];
   for (const p of probes) results.push(await attempt(p));
+  if (worker) {
+    workerOutput(JSON.stringify(results));
+    exit(0);
+  }
   console.log(JSON.stringify(results));
 }

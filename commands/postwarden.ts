@@ -9,6 +9,7 @@
  * queue directory, the log file, and running `deno` only.
  */
 import { masterSocket } from "../lib/service/wake.ts";
+import { bindPath } from "../lib/ipc/mod.ts";
 import {
   type Config,
   configDirFrom,
@@ -67,7 +68,7 @@ export function masterFlags(
   for (const [, path] of namedFiles(config)) if (!path.startsWith(`${configDir}/`)) read.push(path);
   const write = [q];
   // The control socket through which daemons ask for the ones started on demand.
-  const net: string[] = [`unix:${masterSocket(q)}`];
+  const net: string[] = [`unix:${masterSocket(q)}`, `unix:${bindPath(masterSocket(q))}`];
   if (o.maillog_file) write.push(o.maillog_file);
   else {
     // syslog: master binds a client socket in pid/ and sends to /dev/log.

@@ -29,6 +29,12 @@
  * sharing its port with SO_REUSEPORT (listeners.ts says how many). Services Postwarden has no daemon for are handled
  * by lib/service/catalog.ts (skipped with a log line, or a fatal error).
  *
+ * With postwarden_daemon_hosting = worker (lib/service/hosting.ts) a daemon
+ * is a Deno Worker in a worker host (host.ts) instead of a process: master
+ * starts one host per configuration (a new one at each reload) and treats
+ * each Worker as it treats a child process (start, signals, exit status,
+ * restart).
+ *
  * Parameters: queue_directory, mail_owner, maillog_file, import_environment,
  * inet_interfaces, relayhost, mail_spool_directory and the others
  * lib/permissions reads for the permission sets.
@@ -45,10 +51,21 @@ import type { DictGrants } from "../../lib/maps/mod.ts";
 import {
   daemonCommand,
   daemonEnv,
+  daemonGrants,
+  type Grants,
+  hostCommand,
   parseResolvConf,
+  type PermissionContext,
   servicesTableGrants,
   unreadableTableFiles,
 } from "../../lib/permissions/mod.ts";
+import {
+  type Hosting,
+  hostingOf,
+  type Running,
+  WorkerHost,
+  workerPermissions,
+} from "../../lib/service/hosting.ts";
 import {
   type Account,
   checkMailOwner,
@@ -66,7 +83,7 @@ import {
 } from "../../lib/service/catalog.ts";
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
 import { denoStat, servicesTls, type TlsMaterial } from "../../lib/tls/material.ts";
-import { ipcListen, type IpcServer } from "../../lib/ipc/mod.ts";
+import { ipcListen, type IpcServer, UNIX_PATH_MAX } from "../../lib/ipc/mod.ts";
 import {
   masterSocket,
   startsOnDemand,
@@ -85,7 +102,8 @@ const SINGLETONS = new Set(["qmgr", "pickup"]);
 
 interface Child {
   svc: MasterService;
-  proc: Deno.ChildProcess | null;
+  /** The daemon: a process, or a Worker in a worker host. */
+  proc: Running | null;
   startedAt: number;
   fastFailures: number;
   timer: ReturnType<typeof setTimeout> | null;
@@ -181,6 +199,8 @@ interface Loaded {
   tables: Map<string, DictGrants>;
   /** smtpd services' certificate and key, read here (smtpd cannot read the key file). */
   tls: Map<string, TlsMaterial>;
+  /** How each service is hosted (postwarden_daemon_hosting), by service name. */
+  hosting: Map<string, Hosting>;
 }
 
 async function loadAll(opts: MasterOptions): Promise<Loaded> {
@@ -231,7 +251,7 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
   } catch {
     nameservers = [];
   }
-  return {
+  const loaded: Loaded = {
     config,
     mainCf,
     files,
@@ -241,7 +261,64 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     nameservers,
     tables: tables.grants,
     tls: tls.material,
+    hosting: new Map(),
   };
+  // Every socket a daemon binds or reaches (lib/ipc binds under a name one
+  // character longer first): one too long for sun_path stops the start here.
+  const long = new Set<string>();
+  for (const svc of plan.run) {
+    for (const n of grantsOf(loaded, svc).net) {
+      if (n.startsWith("unix:") && n.length - "unix:".length > UNIX_PATH_MAX) long.add(n.slice(5));
+    }
+  }
+  if (long.size) {
+    throw new Error(
+      `socket paths longer than ${UNIX_PATH_MAX} bytes (choose a shorter queue_directory): ` +
+        [...long].join(", "),
+    );
+  }
+  for (const svc of plan.run) {
+    const h = hostingOf({
+      param: serviceParam(loaded, svc),
+      grants: grantsOf(loaded, svc),
+      asRoot: asRoot(loaded, svc),
+    });
+    loaded.hosting.set(svc.name, h.hosting);
+    if (h.reason) loaded.notes.push(`service ${svc.name} runs as a process: ${h.reason}`);
+  }
+  return loaded;
+}
+
+/** A parameter as one service sees it: its -o overrides over main.cf. */
+function serviceParam(l: Loaded, svc: MasterService): (name: string) => string {
+  return (name) => Object.hasOwn(svc.overrides, name) ? svc.overrides[name] : l.config.str(name);
+}
+
+/** True when master runs this service's daemon as root (root master, unprivileged = n). */
+function asRoot(l: Loaded, svc: MasterService): boolean {
+  return l.owner !== null && runsAsRoot(svc);
+}
+
+/** What lib/permissions needs to compute a service's grants. */
+function permissionContext(
+  l: Loaded,
+  svc: MasterService,
+  deno: string,
+): PermissionContext {
+  return {
+    queueDir: l.config.str("queue_directory"),
+    nameservers: l.nameservers,
+    services: l.services,
+    param: serviceParam(l, svc),
+    tables: l.tables.get(svc.name),
+    root: asRoot(l, svc) ? { deno } : undefined,
+  };
+}
+
+/** A service's grants, as its process flags or its Worker permissions give them. */
+function grantsOf(l: Loaded, svc: MasterService): Grants {
+  // The Deno path matters only to a root daemon, which is never a Worker.
+  return daemonGrants(svc, permissionContext(l, svc, ""));
 }
 
 class Master {
@@ -252,7 +329,11 @@ class Master {
   queue!: QueueDir;
   stopping = false;
   /** Old daemons finishing their sessions after a reload. */
-  draining = new Set<Deno.ChildProcess>();
+  draining = new Set<Running>();
+  /** The worker host new Workers start in (null: none yet, or retired by a reload). */
+  host: WorkerHost | null = null;
+  /** Every worker host still running, the retired ones included. */
+  hosts = new Set<WorkerHost>();
   /** Readers of the daemons' stderr, finished when each daemon has exited. */
   pumps = new Set<Promise<void>>();
   /** The control socket (wake requests). */
@@ -307,27 +388,116 @@ class Master {
     };
   }
 
+  /** The arguments a daemon is started with (lib/service/args.ts). */
+  daemonArgs(svc: MasterService): string[] {
+    return formatDaemonArgs({
+      configDir: this.opts.configDir,
+      service: svc.name,
+      type: svc.type,
+      overrides: {},
+      publicService: svc.type === "unix" && !svc.private,
+    });
+  }
+
+  get extraFlags(): string[] {
+    return this.opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${this.opts.profileDir}`] : [];
+  }
+
   commandOf(svc: MasterService) {
-    const param = (name: string) =>
-      Object.hasOwn(svc.overrides, name) ? svc.overrides[name] : this.config.str(name);
     return daemonCommand(svc, {
-      queueDir: this.queue.root,
-      nameservers: this.cur.nameservers,
-      services: this.cur.services,
-      param,
-      tables: this.cur.tables.get(svc.name),
-      root: this.cur.owner && runsAsRoot(svc) ? { deno: this.opts.runtime.deno } : undefined,
+      ...permissionContext(this.cur, svc, this.opts.runtime.deno),
       runtime: this.opts.runtime,
-      daemonArgs: formatDaemonArgs({
-        configDir: this.opts.configDir,
-        service: svc.name,
-        type: svc.type,
-        overrides: {},
-        publicService: svc.type === "unix" && !svc.private,
-      }),
-      extraFlags: this.opts.profileDir
-        ? ["--cpu-prof", `--cpu-prof-dir=${this.opts.profileDir}`]
-        : [],
+      daemonArgs: this.daemonArgs(svc),
+      extraFlags: this.extraFlags,
+    });
+  }
+
+  /** The environment of a daemon process or worker host. */
+  envOf(root: boolean): Record<string, string> {
+    const imported = importedEnvironment(this.config.str("import_environment"), getenv);
+    const rt = this.opts.runtime;
+    return daemonEnv(root ? { ...rt, denoDir: rootDenoDir(rt) } : rt, imported);
+  }
+
+  /** Reads a daemon's (or host's) stderr into the log until it exits. */
+  pumpLog(stderr: ReadableStream<Uint8Array>, command: string, pid: number): void {
+    const pump = this.writer.pump(stderr, `${this.config.str("syslog_name")}/${command}`, pid);
+    this.pumps.add(pump);
+    pump.finally(() => this.pumps.delete(pump));
+  }
+
+  /** Starts a daemon as its own process. */
+  spawn(svc: MasterService): Running {
+    const { program, args } = this.commandOf(svc);
+    const root = asRoot(this.cur, svc);
+    const proc = new Deno.Command(program, {
+      args,
+      cwd: this.queue.root,
+      clearEnv: true,
+      env: this.envOf(root),
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+      ...(this.cur.owner && !root ? { uid: this.cur.owner.uid, gid: this.cur.owner.gid } : {}),
+    }).spawn();
+    this.pumpLog(proc.stderr, svc.command, proc.pid);
+    const w = proc.stdin.getWriter();
+    w.write(new TextEncoder().encode(JSON.stringify(this.handoff(svc))))
+      .then(() => w.close())
+      .catch(() => {}); // the daemon died first; its exit is handled by start()
+    return proc;
+  }
+
+  /**
+   * The worker host for this configuration, started on first use as the
+   * mail owner, with the union of the grants of every service the
+   * configuration hosts as a Worker (a Worker cannot get more than its host).
+   */
+  workerHost(): WorkerHost {
+    if (this.host) return this.host;
+    const hosted = this.cur.services
+      .filter((s) => this.cur.hosting.get(s.name) === "worker")
+      .map((s) => ({ command: s.command, grants: grantsOf(this.cur, s) }));
+    const { program, args } = hostCommand(hosted, {
+      runtime: this.opts.runtime,
+      extraFlags: this.extraFlags,
+      hostArgs: ["-c", this.opts.configDir],
+    });
+    const proc = new Deno.Command(program, {
+      args,
+      cwd: this.queue.root,
+      clearEnv: true,
+      env: this.envOf(false),
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      ...(this.cur.owner ? { uid: this.cur.owner.uid, gid: this.cur.owner.gid } : {}),
+    }).spawn();
+    this.pumpLog(proc.stderr, "host", proc.pid);
+    const host = new WorkerHost(proc);
+    this.host = host;
+    this.hosts.add(host);
+    host.exited.then((st) => {
+      this.hosts.delete(host);
+      if (this.host === host) this.host = null;
+      if (!this.stopping && !st.success) {
+        const how = st.signal ? `killed by signal ${st.signal}` : `exit status ${st.code}`;
+        this.log.warn(
+          `process ${this.opts.runtime.code}/daemons/master/host.ts pid ${proc.pid} ${how}`,
+        );
+      }
+    });
+    return host;
+  }
+
+  /** Starts a daemon as a Worker in the worker host. */
+  startWorker(svc: MasterService): Running {
+    return this.workerHost().start({
+      script: `daemons/${svc.command}/main.ts`,
+      name: svc.name,
+      permissions: workerPermissions(grantsOf(this.cur, svc)),
+      args: this.daemonArgs(svc),
+      handoff: this.handoff(svc),
     });
   }
 
@@ -335,28 +505,10 @@ class Master {
     child.timer = null;
     child.wanted = false;
     if (this.stopping) return;
-    const { program, args } = this.commandOf(child.svc);
-    const imported = importedEnvironment(this.config.str("import_environment"), getenv);
-    const cmd = new Deno.Command(program, {
-      args,
-      cwd: this.queue.root,
-      clearEnv: true,
-      env: daemonEnv(
-        this.cur.owner && runsAsRoot(child.svc)
-          ? { ...this.opts.runtime, denoDir: rootDenoDir(this.opts.runtime) }
-          : this.opts.runtime,
-        imported,
-      ),
-      stdin: "piped",
-      stdout: "null",
-      stderr: "piped",
-      ...(this.cur.owner && !runsAsRoot(child.svc)
-        ? { uid: this.cur.owner.uid, gid: this.cur.owner.gid }
-        : {}),
-    });
-    let proc: Deno.ChildProcess;
+    const worker = this.cur.hosting.get(child.svc.name) === "worker";
+    let proc: Running;
     try {
-      proc = cmd.spawn();
+      proc = worker ? this.startWorker(child.svc) : this.spawn(child.svc);
     } catch (e) {
       this.log.error(`spawn ${child.svc.name}: ${(e as Error).message}`);
       this.scheduleRestart(child);
@@ -364,14 +516,6 @@ class Master {
     }
     child.proc = proc;
     child.startedAt = Date.now();
-    const program_ = `${this.config.str("syslog_name")}/${child.svc.command}`;
-    const pump = this.writer.pump(proc.stderr, program_, proc.pid);
-    this.pumps.add(pump);
-    pump.finally(() => this.pumps.delete(pump));
-    const w = proc.stdin.getWriter();
-    w.write(new TextEncoder().encode(JSON.stringify(this.handoff(child.svc))))
-      .then(() => w.close())
-      .catch(() => {}); // the daemon died first; its exit is handled below
     proc.status.then((st) => {
       if (child.proc !== proc) return;
       child.proc = null;
@@ -382,8 +526,9 @@ class Master {
         return;
       }
       const how = st.signal ? `killed by signal ${st.signal}` : `exit status ${st.code}`;
+      const what = worker ? "worker" : "process";
       this.log.warn(
-        `process ${this.opts.runtime.code}/daemons/${child.svc.command}/main.ts pid ${proc.pid} ${how}`,
+        `${what} ${this.opts.runtime.code}/daemons/${child.svc.command}/main.ts pid ${proc.pid} ${how}`,
       );
       this.scheduleRestart(child);
     });
@@ -469,8 +614,8 @@ class Master {
   }
 
   /** Detaches children from restart handling and returns their processes. */
-  detach(children: Iterable<Child>): Deno.ChildProcess[] {
-    const procs: Deno.ChildProcess[] = [];
+  detach(children: Iterable<Child>): Running[] {
+    const procs: Running[] = [];
     for (const c of children) {
       if (c.timer) clearTimeout(c.timer);
       c.timer = null;
@@ -494,6 +639,10 @@ class Master {
     this.children = new Map();
     const singletons = old.filter((c) => SINGLETONS.has(c.svc.command));
     await this.terminate(this.detach(singletons), 15_000);
+    // New Workers go to a new host with the new configuration's grants; the
+    // old host exits when its last daemon has drained.
+    this.host?.retire();
+    this.host = null;
     // Services started on demand that are running are replaced too; the rest stay down.
     const running = new Set(
       [...oldKeys].filter(([, c]) => c.onDemand && c.proc !== null).map(([k]) => k),
@@ -516,7 +665,7 @@ class Master {
   }
 
   /** SIGTERM, then SIGKILL after `ms`. */
-  async terminate(procs: Deno.ChildProcess[], ms: number): Promise<void> {
+  async terminate(procs: Running[], ms: number): Promise<void> {
     for (const p of procs) {
       try {
         p.kill("SIGTERM");
@@ -543,6 +692,10 @@ class Master {
     const procs = [...this.detach(this.children.values()), ...this.draining];
     await this.terminate(procs, 5000);
     this.children.clear();
+    // Every Worker has ended: the hosts exit when told so.
+    const hosts = [...this.hosts];
+    for (const h of hosts) h.close();
+    await this.terminate(hosts, 5000);
   }
 }
 

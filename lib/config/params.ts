@@ -2650,6 +2650,16 @@ const ROWS: ParamSpec[] = [
       "IPv6 [address]:port destinations the smtp client's sandbox may reach (no IPv6 ranges in Deno).",
     support: "implemented",
   },
+  {
+    name: "postwarden_daemon_hosting",
+    type: "string",
+    default: "process",
+    doc: "How master runs a daemon: process (its own Deno process, the default and the " +
+      "strongest isolation) or worker (a Deno Worker with the same permissions in one host " +
+      "process per user: less memory); per service with -o.",
+    support: "implemented",
+    note: "lib/service/hosting.ts says which daemons stay processes and why",
+  },
 ];
 
 /** The parameter table, keyed by name. */

@@ -183,6 +183,14 @@ function valueChecks(config: Config): ConfigProblem[] {
     );
   }
 
+  const hosting = quietly(() => config.str("postwarden_daemon_hosting").trim());
+  if (hosting !== undefined && hosting !== "process" && hosting !== "worker") {
+    fatal(
+      ["postwarden_daemon_hosting"],
+      `bad postwarden_daemon_hosting value: ${hosting} (specify process or worker)`,
+    );
+  }
+
   const excl = quietly(() => config.list("smtpd_forbid_bare_newline_exclusions"));
   if (excl && config.isSet("smtpd_forbid_bare_newline_exclusions")) {
     const parsed = parseNetworkList("smtpd_forbid_bare_newline_exclusions", excl);

@@ -362,16 +362,57 @@ export function ipcListen(
   handler: (conn: IpcConn) => Promise<void>,
   opts: IpcOptions & { onError?: (e: Error) => void } = {},
 ): IpcServer {
+  // Bound under a name of its own, then renamed over the path: a stale
+  // socket, or the one a daemon draining after a reload still holds, is
+  // replaced in one step, and Deno's unlink of the bound name when the
+  // listener closes (or its Worker ends) never removes the path another
+  // daemon now serves.
+  const staging = bindPath(path);
   try {
-    Deno.removeSync(path);
+    Deno.removeSync(staging);
   } catch {
-    // no stale socket
+    // none left over
   }
-  const listener = Deno.listen({ transport: "unix", path });
-  return acceptLoop(listener, (raw) => {
+  const listener = Deno.listen({ transport: "unix", path: staging });
+  let ino: number | null;
+  try {
+    Deno.renameSync(staging, path);
+    ino = Deno.lstatSync(path).ino;
+  } catch (e) {
+    listener.close();
+    throw e;
+  }
+  const loop = acceptLoop(listener, (raw) => {
     const conn = new IpcConn(raw, opts);
     handler(conn).catch((e) => opts.onError?.(e as Error)).finally(() => conn.close());
   }, { onError: (e) => opts.onError?.(new Error(`accept: ${e.message}`)) });
+  return {
+    done: loop.done,
+    close() {
+      // The path goes with the listener while it is still this one's, so a
+      // client finds no socket (and wakes a daemon started on demand).
+      try {
+        if (Deno.lstatSync(path).ino === ino) Deno.removeSync(path);
+      } catch {
+        // gone or not ours
+      }
+      ino = null;
+      loop.close();
+    },
+  };
+}
+
+/** The longest UNIX-domain socket path (sun_path less its terminating NUL, on Linux). */
+export const UNIX_PATH_MAX = 107;
+
+/**
+ * The name a socket is bound under before it is renamed to `path`
+ * (`private/.cleanup` for `private/cleanup`: one character more, as socket
+ * paths are short); lib/permissions grants it with the socket.
+ */
+export function bindPath(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}`;
 }
 
 /** One request, one response: connect, send, await the reply, close. */

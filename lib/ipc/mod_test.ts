@@ -1,5 +1,13 @@
 import { assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
-import { acceptLoop, ipcConnect, IpcError, ipcListen, ipcRequest, setIpcWaker } from "./mod.ts";
+import {
+  acceptLoop,
+  type IpcConn,
+  ipcConnect,
+  IpcError,
+  ipcListen,
+  ipcRequest,
+  setIpcWaker,
+} from "./mod.ts";
 
 Deno.test("ipc", async (t) => {
   const dir = await Deno.makeTempDir();
@@ -150,4 +158,25 @@ Deno.test("a socket with no daemon behind it is woken once, then tried until it 
     await s?.done;
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("ipcListen: a new listener replaces the path; the old one's close leaves it to the new", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/svc`;
+  const answer = (who: string) => async (conn: IpcConn) => {
+    await conn.recvMsg();
+    await conn.send({ who });
+  };
+  const old = ipcListen(path, answer("old"));
+  const next = ipcListen(path, answer("new"));
+  assertEquals((await ipcRequest<{ who: string }>(path, {})).who, "new");
+  old.close();
+  await old.done;
+  assertEquals((await ipcRequest<{ who: string }>(path, {})).who, "new");
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["svc"]);
+  next.close();
+  await next.done;
+  // The last one's close removes the path: a client finds no socket.
+  assertEquals([...Deno.readDirSync(dir)].length, 0);
+  await Deno.remove(dir);
 });

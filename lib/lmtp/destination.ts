@@ -102,5 +102,4 @@ export function lmtpTcpPort(value: string): number | null {
   return /^\d+$/.test(v) && p >= 1 && p <= 65535 ? p : null;
 }
 
-/** The longest UNIX-domain socket path (sun_path less its terminating NUL, on Linux). */
-export const UNIX_PATH_MAX = 107;
+export { UNIX_PATH_MAX } from "../ipc/mod.ts";

@@ -4,6 +4,7 @@
  * daemon may start its argv= program and no other, the virtual daemon may
  * write under virtual_mailbox_base and nowhere else.
  */
+import { sockets } from "../../tests/helpers/grants.ts";
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { type MasterService, parseMasterCf } from "../config/mod.ts";
 import { daemonGrants, grantFlags, type PermissionContext } from "./mod.ts";
@@ -32,8 +33,8 @@ Deno.test("pipe and virtual grants", async (t) => {
   await t.step("pipe: its sockets, active/, passwd and group, its program, its env", () => {
     const g = daemonGrants(svc("maildrop"), ctx());
     assertEquals(g.run, ["/usr/bin/maildrop"]);
-    assertEquals(g.write, ["/q/private/maildrop", "/q/peer/maildrop.unix.qmgr"]);
-    assertEquals(g.read, [
+    assertEquals(sockets(g.write), ["/q/private/maildrop", "/q/peer/maildrop.unix.qmgr"]);
+    assertEquals(sockets(g.read), [
       "/q/private/maildrop",
       "/q/peer/maildrop.unix.qmgr",
       "/q/active",
@@ -42,7 +43,7 @@ Deno.test("pipe and virtual grants", async (t) => {
     ]);
     assertEquals(g.env, ["TZ", "MAIL_CONFIG", "LANG"]);
     assertEquals(g.sys, ["uid"]);
-    assertEquals(g.net, ["unix:/q/private/maildrop", "unix:/q/peer/maildrop.unix.qmgr"]);
+    assertEquals(sockets(g.net), ["unix:/q/private/maildrop", "unix:/q/peer/maildrop.unix.qmgr"]);
   });
   await t.step("pipe: a plain program name is granted in /usr/bin and /bin only", () => {
     assertEquals(daemonGrants(svc("uucp"), ctx()).run, ["/usr/bin/uux", "/bin/uux"]);
@@ -58,8 +59,12 @@ Deno.test("pipe and virtual grants", async (t) => {
   });
   await t.step("virtual: write on the base and nothing else on disk, no program", () => {
     const g = daemonGrants(svc("virtual"), ctx());
-    assertEquals(g.write, ["/q/private/virtual", "/q/peer/virtual.unix.qmgr", "/var/vmail"]);
-    assertEquals(g.read, [
+    assertEquals(sockets(g.write), [
+      "/q/private/virtual",
+      "/q/peer/virtual.unix.qmgr",
+      "/var/vmail",
+    ]);
+    assertEquals(sockets(g.read), [
       "/q/private/virtual",
       "/q/peer/virtual.unix.qmgr",
       "/q/active",
@@ -68,7 +73,7 @@ Deno.test("pipe and virtual grants", async (t) => {
     assertEquals(g.run, []);
     assertEquals(g.sys, ["uid"]);
     const none = daemonGrants(svc("virtual"), ctx({ virtual_mailbox_base: "relative" }));
-    assertEquals(none.write, ["/q/private/virtual", "/q/peer/virtual.unix.qmgr"]);
+    assertEquals(sockets(none.write), ["/q/private/virtual", "/q/peer/virtual.unix.qmgr"]);
   });
 });
 

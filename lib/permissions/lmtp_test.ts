@@ -1,3 +1,4 @@
+import { sockets } from "../../tests/helpers/grants.ts";
 import { assert, assertEquals } from "../../tests/helpers/assert.ts";
 import { parseMasterCf } from "../config/mod.ts";
 import { daemonGrants, type PermissionContext } from "./mod.ts";
@@ -31,9 +32,9 @@ const lmtp = MASTER.find((s) => s.name === "lmtp")!;
 Deno.test("lmtp permission set", async (t) => {
   await t.step("stock configuration: its own sockets and the active queue, no server", () => {
     const g = daemonGrants(lmtp, ctx());
-    assertEquals(g.read, ["/q/private/lmtp", "/q/peer/lmtp.unix.qmgr", "/q/active"]);
-    assertEquals(g.net, ["unix:/q/private/lmtp", "unix:/q/peer/lmtp.unix.qmgr"]);
-    assertEquals(g.write, ["/q/private/lmtp", "/q/peer/lmtp.unix.qmgr"]);
+    assertEquals(sockets(g.read), ["/q/private/lmtp", "/q/peer/lmtp.unix.qmgr", "/q/active"]);
+    assertEquals(sockets(g.net), ["unix:/q/private/lmtp", "unix:/q/peer/lmtp.unix.qmgr"]);
+    assertEquals(sockets(g.write), ["/q/private/lmtp", "/q/peer/lmtp.unix.qmgr"]);
     assertEquals(g.run, []);
   });
   await t.step("exactly the sockets and address:ports the transports name", () => {
@@ -48,14 +49,14 @@ Deno.test("lmtp permission set", async (t) => {
       }),
     );
     // The third socket: local's, for mailbox_transport (pass.ts).
-    assertEquals(g.net.slice(2), [
+    assertEquals(sockets(g.net).slice(2), [
       "unix:/q/peer/lmtp.unix.local",
       "unix:/q/private/dovecot-lmtp",
       "127.0.0.1:2424",
       "[::1]:24",
     ]);
-    assertEquals(g.write.slice(2), ["/q/peer/lmtp.unix.local", "/q/private/dovecot-lmtp"]);
-    assertEquals(g.read.slice(2), [
+    assertEquals(sockets(g.write).slice(2), ["/q/peer/lmtp.unix.local", "/q/private/dovecot-lmtp"]);
+    assertEquals(sockets(g.read).slice(2), [
       "/q/peer/lmtp.unix.local",
       "/q/active",
       "/q/private/dovecot-lmtp",
@@ -63,8 +64,8 @@ Deno.test("lmtp permission set", async (t) => {
   });
   await t.step("a host name: its port anywhere, the resolvers, hosts and resolv.conf", () => {
     const g = daemonGrants(lmtp, ctx({ virtual_transport: "lmtp:inet:mail.example" }));
-    assertEquals(g.net.slice(2), ["0.0.0.0/0:24", "10.0.0.53:53"]);
-    assertEquals(g.read.slice(2), ["/q/active", "/etc/hosts", "/etc/resolv.conf"]);
+    assertEquals(sockets(g.net).slice(2), ["0.0.0.0/0:24", "10.0.0.53:53"]);
+    assertEquals(sockets(g.read).slice(2), ["/q/active", "/etc/hosts", "/etc/resolv.conf"]);
   });
   await t.step("another lmtp service: its own transports and the content filter it carries", () => {
     const services = parseMasterCf(
@@ -75,11 +76,14 @@ Deno.test("lmtp permission set", async (t) => {
     const hops = lmtpNexthops(services[0], services, c.param);
     assertEquals(hops, ["inet:[10.0.0.9]", "inet:[10.1.1.1]"]);
     const g = daemonGrants(services[0], { ...c, services });
-    assertEquals(g.net.filter((n) => !n.startsWith("unix:")), ["10.0.0.9:2424", "10.1.1.1:2424"]);
+    assertEquals(sockets(g.net).filter((n) => !n.startsWith("unix:")), [
+      "10.0.0.9:2424",
+      "10.1.1.1:2424",
+    ]);
   });
   await t.step("a next hop that does not parse grants nothing", () => {
     const g = daemonGrants(lmtp, ctx({ virtual_transport: "lmtp:inet:host:99999" }));
-    assertEquals(g.net.slice(2), []);
+    assertEquals(sockets(g.net).slice(2), []);
   });
   await t.step("mailbox_transport: local gets a socket of its own to lmtp, and only then", () => {
     const local = MASTER.find((s) => s.name === "local")!;

@@ -44,6 +44,8 @@ import { lmtpGrants } from "./lmtp.ts";
 import { pipeGrants, virtualGrants } from "./agents.ts";
 import { addLocalGrants } from "./local.ts";
 import { masterSocket, startsOnDemand } from "../service/wake.ts";
+import { hostGrants } from "../service/hosting.ts";
+import { bindPath } from "../ipc/mod.ts";
 
 export {
   daemonTableGrants,
@@ -222,6 +224,12 @@ function unixGrant(g: Grants, path: string): void {
   g.net.push(`unix:${path}`);
 }
 
+/** A socket the daemon listens on: the path, and the name it binds before renaming (lib/ipc bindPath). */
+function listenGrant(g: Grants, path: string): void {
+  unixGrant(g, path);
+  unixGrant(g, bindPath(path));
+}
+
 /** The resolvers' port 53, for Deno.resolveDns (UDP) and lib/dns's confirmation (TCP). */
 export function nameserverGrants(nameservers: string[]): string[] {
   return nameservers.map((ns) => (ns.includes(":") ? `[${ns}]:53` : `${ns}:53`));
@@ -294,14 +302,14 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
   const g: Grants = { read: [], write: [], net: [], run: [], sys: [], env: [], npm: [] };
   const q = ctx.queueDir;
   const own = svc.type === "inet" ? null : serviceSocket(q, svc);
-  if (own) unixGrant(g, own);
+  if (own) listenGrant(g, own);
   const peers = peersOf(svc, ctx.services, ctx.param);
   for (const p of peers) unixGrant(g, peerSocket(q, svc, p));
   // A peer started on demand is woken through master's control socket (wake.ts).
   const onDemand = (name: string) => ctx.services.some((s) => s.name === name && startsOnDemand(s));
   if (peers.some(onDemand)) unixGrant(g, masterSocket(q));
   for (const c of clientsOf(svc, ctx.services, ctx.param)) {
-    unixGrant(g, peerSocket(q, c, svc.name));
+    listenGrant(g, peerSocket(q, c, svc.name));
   }
 
   switch (svc.command) {
@@ -536,6 +544,41 @@ export function daemonCommand(svc: MasterService, ctx: CommandContext) {
       ...(ctx.extraFlags ?? []),
       `${ctx.runtime.code}/${script}`,
       ...ctx.daemonArgs,
+    ],
+  };
+}
+
+/**
+ * The worker host's executable and arguments (lib/service/hosting.ts): the
+ * union of the grants of the daemons it hosts, as its Workers' permissions
+ * must be a subset of its own, plus read access to the code tree; the
+ * Worker option flag, and the unstable features and V8 settings of the
+ * daemons it hosts (V8's apply to all of its isolates).
+ */
+export function hostCommand(
+  hosted: { command: string; grants: Grants }[],
+  ctx: {
+    runtime: Runtime;
+    extraFlags?: string[];
+    /** After the script: `-c CONFIG_DIR`, so that `ps` shows whose host it is. */
+    hostArgs?: string[];
+  },
+) {
+  const code = ctx.runtime.code;
+  const grants = hostGrants(hosted.map((h) => h.grants), code);
+  const commands = unique(hosted.map((h) => h.command));
+  return {
+    grants,
+    program: ctx.runtime.deno,
+    args: [
+      "run",
+      ...grantFlags(grants, code),
+      "--unstable-worker-options",
+      ...unique(commands.flatMap(unstableFlags)),
+      ...unique(commands.flatMap(v8Flags)),
+      ...(ctx.extraFlags ?? []),
+      `${code}/daemons/master/host.ts`,
+      ...(ctx.hostArgs ?? []),
     ],
   };
 }

@@ -1,3 +1,4 @@
+import { sockets } from "../../tests/helpers/grants.ts";
 import {
   assert,
   assertEquals,
@@ -49,7 +50,7 @@ Deno.test("permission sets", async (t) => {
     const anvil = "/q/peer/anvil.inet.2525";
     // anvil starts on demand: smtpd may ask master for it (lib/service/wake.ts).
     const master = "/q/pid/master.sock";
-    assertEquals(g.net, [
+    assertEquals(sockets(g.net), [
       `unix:${sock}`,
       `unix:${anvil}`,
       `unix:${master}`,
@@ -57,8 +58,12 @@ Deno.test("permission sets", async (t) => {
       "10.0.0.53:53",
     ]);
     assert(!g.read.some((p) => /\/q\/(incoming|active|deferred|maildrop)/.test(p)), g.read.join());
-    assertEquals(g.write, [sock, anvil, master], "no log, no config, no other daemon's socket");
-    assertEquals(g.read, [sock, anvil, master, "/etc/hosts", "/etc/resolv.conf"]);
+    assertEquals(
+      sockets(g.write),
+      [sock, anvil, master],
+      "no log, no config, no other daemon's socket",
+    );
+    assertEquals(sockets(g.read), [sock, anvil, master, "/etc/hosts", "/etc/resolv.conf"]);
   });
   await t.step("smtpd: exactly the policy servers its lists, classes and -o name", () => {
     const g = daemonGrants(
@@ -74,7 +79,7 @@ Deno.test("permission sets", async (t) => {
         smtpd_data_restrictions: "check_policy_service tcp:10.0.0.1:1",
       }),
     );
-    assertEquals(g.net, [
+    assertEquals(sockets(g.net), [
       "unix:/q/peer/cleanup.inet.2525",
       "unix:/q/peer/anvil.inet.2525",
       "unix:/q/pid/master.sock",
@@ -84,7 +89,7 @@ Deno.test("permission sets", async (t) => {
       "unix:/q/private/policy",
       "unix:/run/pf.sock",
     ]);
-    assertEquals(g.write, [
+    assertEquals(sockets(g.write), [
       "/q/peer/cleanup.inet.2525",
       "/q/peer/anvil.inet.2525",
       "/q/pid/master.sock",
@@ -95,7 +100,7 @@ Deno.test("permission sets", async (t) => {
   await t.step("smtpd without peer name lookups gets no resolver", () => {
     const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no" }));
     assert(!g.read.includes("/etc/resolv.conf"), g.read.join());
-    assertEquals(g.net, [
+    assertEquals(sockets(g.net), [
       "unix:/q/peer/cleanup.inet.2525",
       "unix:/q/peer/anvil.inet.2525",
       "unix:/q/pid/master.sock",
@@ -122,7 +127,7 @@ Deno.test("permission sets", async (t) => {
         smtpd_client_restrictions: "reject_unknown_client_hostname",
       }),
     );
-    assertEquals(none.net, [
+    assertEquals(sockets(none.net), [
       "unix:/q/peer/cleanup.inet.2525",
       "unix:/q/peer/anvil.inet.2525",
       "unix:/q/pid/master.sock",
@@ -131,7 +136,7 @@ Deno.test("permission sets", async (t) => {
   });
   await t.step("cleanup: incoming/, hold/, its sockets (one per client) and qmgr's for it", () => {
     const g = daemonGrants(svc("cleanup"), ctx());
-    assertEquals(g.write, [
+    assertEquals(sockets(g.write), [
       "/q/private/cleanup",
       "/q/peer/qmgr.unix.cleanup",
       "/q/peer/cleanup.inet.2525",
@@ -142,6 +147,17 @@ Deno.test("permission sets", async (t) => {
       "/q/hold",
     ]);
     assert(g.net.every((n) => n.startsWith("unix:")), g.net.join());
+  });
+  await t.step("a socket the daemon listens on is granted with the name it binds first", () => {
+    const cleanup = daemonGrants(svc("cleanup"), ctx());
+    for (const list of [cleanup.read, cleanup.write]) {
+      assert(list.includes("/q/private/.cleanup"), list.join());
+      assert(list.includes("/q/peer/.cleanup.unix.pickup"), list.join());
+    }
+    assert(cleanup.net.includes("unix:/q/peer/.cleanup.unix.pickup"));
+    // A client binds nothing: pickup gets no bind name for cleanup's socket.
+    const pickup = daemonGrants(svc("pickup"), ctx());
+    assert(!pickup.write.some((p) => p.includes("/.cleanup")), pickup.write.join());
   });
   await t.step("a client may use only the socket made for it", () => {
     const pickup = daemonGrants(svc("pickup"), ctx());
@@ -165,7 +181,11 @@ Deno.test("permission sets", async (t) => {
     assertEquals(smtpDestinations("", ["10.0.0.53"]), ["0.0.0.0/0:25", "10.0.0.53:53"]);
     assertEquals(smtpDestinations("[::1]:2526", []), ["[::1]:2526"]);
     const g = daemonGrants(svc("smtp"), ctx({ relayhost: "[127.0.0.1]:2526" }));
-    assertEquals(g.net, ["unix:/q/private/smtp", "unix:/q/peer/smtp.unix.qmgr", "127.0.0.1:2526"]);
+    assertEquals(sockets(g.net), [
+      "unix:/q/private/smtp",
+      "unix:/q/peer/smtp.unix.qmgr",
+      "127.0.0.1:2526",
+    ]);
     assert(!g.write.includes("/q/active"), "agents never write the queue");
   });
   await t.step(
@@ -186,7 +206,7 @@ Deno.test("permission sets", async (t) => {
       svc("smtp"),
       ctx({ relayhost: "[127.0.0.1]:2526", smtp_fallback_relay: "[10.0.0.9]:587, backup.example" }),
     );
-    assertEquals(g.net.slice(-4), [
+    assertEquals(sockets(g.net).slice(-4), [
       "127.0.0.1:2526",
       "10.0.0.9:587",
       "0.0.0.0/0:25",
@@ -206,7 +226,7 @@ Deno.test("permission sets", async (t) => {
     () => {
       const local = daemonGrants(svc("local"), ctx());
       assert(local.write.includes("/q/mail"));
-      assertEquals(local.net, [
+      assertEquals(sockets(local.net), [
         "unix:/q/private/local",
         "unix:/q/peer/cleanup.unix.local",
         "unix:/q/peer/local.unix.qmgr",
@@ -214,7 +234,7 @@ Deno.test("permission sets", async (t) => {
       assert(!local.write.includes("/q/private/cleanup"), "only its own cleanup socket");
       for (const name of ["discard", "error"]) {
         const g = daemonGrants(svc(name), ctx());
-        assertEquals(g.read, [`/q/private/${name}`, `/q/peer/${name}.unix.qmgr`]);
+        assertEquals(sockets(g.read), [`/q/private/${name}`, `/q/peer/${name}.unix.qmgr`]);
       }
     },
   );

@@ -4,6 +4,7 @@
  * no grant on the password file, which the auth daemon alone reads (with
  * npm code for bcrypt and argon2id, and nothing else).
  */
+import { sockets } from "../../tests/helpers/grants.ts";
 import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import { parseMasterCf } from "../config/mod.ts";
 import {
@@ -59,12 +60,12 @@ Deno.test("permission sets with AUTH", async (t) => {
     assert(smtpd.net.includes("unix:/q/peer/auth.inet.2525"), smtpd.net.join());
     assertEquals(smtpd.npm, []);
     const auth = daemonGrants(svc("auth"), c);
-    assertEquals(auth.read, [
+    assertEquals(sockets(auth.read), [
       "/q/private/auth",
       "/q/peer/auth.inet.2525",
       "/etc/postfix/passwd",
     ]);
-    assertEquals(auth.net, ["unix:/q/private/auth", "unix:/q/peer/auth.inet.2525"]);
+    assertEquals(sockets(auth.net), ["unix:/q/private/auth", "unix:/q/peer/auth.inet.2525"]);
     assertEquals(auth.npm, ["bcryptjs", "hash-wasm"]);
     assertEquals(auth.run, []);
     const flags = grantFlags(auth, "/code");

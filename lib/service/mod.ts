@@ -22,6 +22,7 @@ import { QueueDir } from "../queue/mod.ts";
 import { type DaemonArgs, parseDaemonArgs } from "./args.ts";
 import { endpointText, inetEndpoints } from "./endpoints.ts";
 import { startsOnDemand, wakeService } from "./wake.ts";
+import { exitWorker, inWorker, onWorkerSignal, workerStart } from "./worker.ts";
 
 /** Longest a draining daemon (after a reload) waits for its sessions. */
 const DRAIN_MS = 600_000;
@@ -139,18 +140,31 @@ const IDLE_EXIT_GRACE_MS = 60_000;
  * Runs a daemon until it is told to stop, or, for a service started on
  * demand (wake.ts), until it has been idle for max_idle. Never returns
  * normally.
+ *
+ * The same in a process and in a Worker of a worker host (hosting.ts):
+ * there, the arguments and configuration come in the host's first message,
+ * master's signals as messages, and the exit status is sent to the host
+ * (worker.ts).
  */
 export async function runService(def: ServiceDefinition): Promise<never> {
+  const worker = inWorker();
+  const exit: (code: number) => never = worker ? exitWorker : Deno.exit;
   let args: DaemonArgs;
   let config: Config;
   let handoff: DaemonHandoff;
   try {
-    args = parseDaemonArgs(Deno.args);
-    handoff = await readHandoff();
+    if (worker) {
+      const start = await workerStart();
+      args = parseDaemonArgs(start.args);
+      handoff = start.handoff as DaemonHandoff;
+    } else {
+      args = parseDaemonArgs(Deno.args);
+      handoff = await readHandoff();
+    }
     config = handoffConfig(handoff);
   } catch (e) {
     console.error(`${def.program}: fatal: ${(e as Error).message}`);
-    Deno.exit(1);
+    exit(1);
   }
   const log = new Logger({
     program: `${config.str("syslog_name")}/${def.program}`,
@@ -267,7 +281,7 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     }
   } catch (e) {
     log.fatal(`${(e as Error).message}`);
-    Deno.exit(1);
+    exit(1);
   }
 
   /**
@@ -293,7 +307,7 @@ export async function runService(def: ServiceDefinition): Promise<never> {
     } catch (e) {
       log.warn(`stop: ${e}`);
     }
-    Deno.exit(0);
+    exit(0);
   };
   // Started on demand: exit after max_idle seconds without a connection, as
   // Postfix's daemons do; the sockets go first, so a new client wakes a new one.
@@ -307,8 +321,13 @@ export async function runService(def: ServiceDefinition): Promise<never> {
       }
     }, Math.min(1000, maxIdleMs));
   }
-  for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => stop());
-  Deno.addSignalListener("SIGUSR2", () => stop(DRAIN_MS, true));
+  if (worker) {
+    // Signals are the host process's; master's reach this daemon as messages.
+    onWorkerSignal((sig) => sig === "SIGUSR2" ? stop(DRAIN_MS, true) : stop());
+  } else {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => stop());
+    Deno.addSignalListener("SIGUSR2", () => stop(DRAIN_MS, true));
+  }
   // A daemon never outlives its master: when master dies (even by SIGKILL)
   // the daemon is re-parented, and it stops, as Postfix daemons do.
   const parent = Deno.ppid;

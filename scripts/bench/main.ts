@@ -28,7 +28,11 @@
  *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
- *        [--mode relay|discard|both]
+ *        [--mode relay|discard|both] [--hosting process|worker]
+ *
+ * `--hosting worker` runs Postwarden's daemons as Workers in one worker
+ * host (postwarden_daemon_hosting, lib/service/hosting.ts); the default is
+ * process.
  *
  * Needs root (Postfix's master, smtp-sink -u nobody) and /usr/sbin/{postfix,
  * smtp-source,smtp-sink}. If Postfix cannot start, its rows say why and the
@@ -47,6 +51,7 @@ interface Options {
   latency: number;
   only?: string;
   mode: string;
+  hosting: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -58,6 +63,7 @@ function parseArgs(argv: string[]): Options {
     json: ".bench/result.json",
     latency: 200,
     mode: "relay",
+    hosting: "process",
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -92,6 +98,11 @@ function parseArgs(argv: string[]): Options {
         o.mode = v;
         i++;
         if (!["relay", "discard", "both"].includes(v)) throw new Error(`bad --mode ${v}`);
+        break;
+      case "--hosting":
+        o.hosting = v;
+        i++;
+        if (!["process", "worker"].includes(v)) throw new Error(`bad --hosting ${v}`);
         break;
       case "--only":
         o.only = v;
@@ -178,9 +189,10 @@ class RemovedCounter {
   }
 }
 
-async function startPostwarden(sinkPort: number, mode: string): Promise<Target> {
+async function startPostwarden(sinkPort: number, mode: string, hosting: string): Promise<Target> {
   const inst = await startInstance({
     mainCf: [
+      `postwarden_daemon_hosting = ${hosting}`,
       `relayhost = [127.0.0.1]:${sinkPort}`,
       mode === "discard" ? "default_transport = discard" : "",
       "mydestination =",
@@ -283,7 +295,7 @@ async function benchOne(
   try {
     await sink.ready();
     target = system === "postwarden"
-      ? await startPostwarden(sink.port, mode)
+      ? await startPostwarden(sink.port, mode, o.hosting)
       : await startPostfixTarget(sink.port, mode);
     const removed = new RemovedCounter(target.maillog);
     await removed.poll(); // skip startup lines
@@ -414,7 +426,7 @@ async function main() {
   const modes = o.mode === "both" ? ["relay", "discard"] : [o.mode];
   console.log(
     `bench: ${o.messages} messages, ${o.sessions} sessions, ${o.size} bytes, ` +
-      `${o.rounds} round(s), mode ${modes.join("+")}`,
+      `${o.rounds} round(s), mode ${modes.join("+")}, Postwarden hosting ${o.hosting}`,
   );
   const results: RunResult[] = [];
   for (let round = 1; round <= o.rounds; round++) {

@@ -13,10 +13,12 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import {
   daemonPid,
   freePort,
+  isDead,
   postwardenArgs,
   processesOf,
   smtpSend,
   startInstance,
+  testHosting,
   waitUntil,
 } from "../helpers/instance.ts";
 import { TestSink } from "../helpers/sink.ts";
@@ -28,17 +30,15 @@ const MIN_ACKED = 100;
 /** Of those, acknowledged after the first kill (the pipeline kept working through kills). */
 const MIN_ACKED_UNDER_FIRE = 50;
 
-/** True once `pid` has exited (gone, or a zombie its parent has not reaped yet). */
-async function isDead(pid: number): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2)[0];
-    return state === "Z" || state === "X";
-  } catch {
-    return true;
-  }
-}
+/**
+ * SIGKILLs that must land: 20 of single daemons; with worker hosting each
+ * one kills the worker host, every daemon at once, and master throttles the
+ * restarts of daemons that keep dying within seconds of their start (1 s,
+ * 2 s, 4 s, ... as for any crash loop), so 6 fit in the test's minute.
+ */
+const minKills = testHosting() === "worker" ? 6 : 20;
 
+/** True once `pid` has exited (gone, or a zombie its parent has not reaped yet). */
 Deno.test({
   name: "fault: acknowledged mail survives SIGKILLs of daemons and of the whole tree",
   ...opts,
@@ -81,7 +81,7 @@ Deno.test({
       await waitUntil(() => acked.size >= 5, 30_000, "first acknowledged messages");
       // At least 20 real SIGKILLs at random moments; the victim is a random
       // one of the daemons killed least so far, so that each one gets killed.
-      for (let attempt = 0; kills < 20 && attempt < 200; attempt++) {
+      for (let attempt = 0; kills < minKills && attempt < 200; attempt++) {
         await new Promise((r) => setTimeout(r, 150 + Math.random() * 350));
         const fewest = Math.min(...killedBy.values());
         const due = victims.filter((v) => killedBy.get(v) === fewest);
@@ -163,7 +163,7 @@ Deno.test({
           `${missing.length} lost, ${dups} duplicate deliveries`,
       );
       assertEquals(missing, []);
-      assert(kills >= 20, `only ${kills} SIGKILLs landed`);
+      assert(kills >= minKills, `only ${kills} SIGKILLs landed`);
       for (const [v, n] of killedBy) assert(n > 0, `${v} was never killed`);
       // master, smtpd, cleanup, qmgr, local, smtp, bounce, pickup... at least master and smtpd.
       assert(treeKilled >= 2, `the whole-tree kill found only ${treeKilled} processes`);

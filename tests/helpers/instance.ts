@@ -58,12 +58,26 @@ export async function makeConf(
   const main = await Deno.readTextFile(`${ROOT}/conf/main.cf`);
   await Deno.writeTextFile(
     `${conf}/main.cf`,
-    `${main}myhostname = mx.test.example\n${opts.mainCf ?? ""}`,
+    `${main}myhostname = mx.test.example\n${hostingLine()}${opts.mainCf ?? ""}`,
   );
   let master = await Deno.readTextFile(`${ROOT}/conf/master.cf`);
   if (opts.listen !== false) master = master.replace(/^2525(\s+inet)/m, `127.0.0.1:${port}$1`);
   await Deno.writeTextFile(`${conf}/master.cf`, master);
   return { dir, conf, port };
+}
+
+/**
+ * The hosting mode tests run instances in: POSTWARDEN_TEST_HOSTING=worker
+ * (.ci/run's second pass) hosts the daemons as Workers; the default is
+ * process. As a main.cf line, put before the test's own lines so a test
+ * that sets postwarden_daemon_hosting itself wins.
+ */
+export function testHosting(): "process" | "worker" {
+  return Deno.env.get("POSTWARDEN_TEST_HOSTING") === "worker" ? "worker" : "process";
+}
+
+function hostingLine(): string {
+  return testHosting() === "worker" ? "postwarden_daemon_hosting = worker\n" : "";
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -145,6 +159,7 @@ export async function startInstance(
       "queue_run_delay = 1s",
       "minimal_backoff_time = 1s",
       "maximal_backoff_time = 2s",
+      hostingLine(),
       opts.mainCf ?? "",
     ].join("\n") + "\n",
   );
@@ -254,13 +269,83 @@ export async function daemonPid(
   program: string,
   service = program,
 ): Promise<number | null> {
+  let host: number | null = null;
   for (const pid of await processesOf(inst.conf)) {
     const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+    if (cmd.includes("/daemons/master/host.ts")) host = pid;
     if (!cmd.includes(`/daemons/${program}/main.ts`)) continue;
     if (program === "master" || cmd.includes(`\0-n\0${service}\0`)) return pid;
     if (program === "smtpd") return pid; // inet services are named by their address
   }
+  // Worker hosting: a daemon whose socket is served but that is no process
+  // of its own is a Worker in the worker host (the process to signal or watch).
+  if (host !== null && program !== "master") {
+    if (program === "smtpd") return host;
+    const served = (dir: string) =>
+      Deno.lstat(`${inst.queue}/${dir}/${service}`).then(() => true, () => false);
+    if (await served("private") || await served("public")) return host;
+  }
   return null;
+}
+
+/** True when the process has exited (gone, or a zombie not yet reaped). */
+export async function isDead(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2)[0];
+    return state === "Z" || state === "X";
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Kills the process running a daemon with SIGKILL (with worker hosting,
+ * the worker host: every daemon it runs) and waits until it is dead and
+ * the instance serves again: smtpd's port and the boot daemons' sockets.
+ */
+export async function killDaemon(inst: Instance, pid: number): Promise<void> {
+  Deno.kill(pid, "SIGKILL");
+  // Reaped by master: a zombie's other threads may still hold its sockets.
+  await waitUntil(
+    () => Deno.stat(`/proc/${pid}`).then(() => false, () => true),
+    10_000,
+    `pid ${pid} to be gone`,
+  );
+  await waitUntil(
+    async () => {
+      // Connectable, not just there: a killed daemon leaves its socket files behind.
+      for (const s of ["private/cleanup", "public/qmgr", "public/pickup"]) {
+        try {
+          (await Deno.connect({ transport: "unix", path: `${inst.queue}/${s}` })).close();
+        } catch {
+          return false;
+        }
+      }
+      return true;
+    },
+    30_000,
+    "the boot daemons' sockets",
+  );
+  await waitPort(inst.port);
+}
+
+/**
+ * Which daemon serves a service now, to tell a restarted one from the
+ * old: its pid, or, for a Worker in the worker host, the host's pid and the
+ * inode of the socket the Worker bound (a new Worker binds a new one).
+ */
+export async function daemonId(
+  inst: Instance,
+  program: string,
+  service = program,
+): Promise<string | null> {
+  const pid = await daemonPid(inst, program, service);
+  if (pid === null) return null;
+  const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+  if (!cmd.includes("/daemons/master/host.ts")) return String(pid);
+  const st = await Deno.lstat(`${inst.queue}/private/${service}`).catch(() => null);
+  return st ? `${pid}:${st.ino}` : null;
 }
 
 /**

@@ -2,10 +2,18 @@
  * A daemon out of file descriptors (EMFILE) keeps accepting once some are
  * free again: the accept loop reports the error and retries, as Postfix's
  * servers do, instead of ending and leaving a live daemon that serves
- * nothing. The limit is lowered on the running smtpd with prlimit(1).
+ * nothing. The limit is lowered on the running smtpd with prlimit(1) (with
+ * worker hosting, on the worker host).
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { daemonPid, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
+import {
+  daemonPid,
+  maildirFiles,
+  smtpSend,
+  startInstance,
+  testHosting,
+  waitUntil,
+} from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { run } from "../helpers/peers.ts";
 
@@ -59,7 +67,18 @@ Deno.test({
         "smtpd to accept again",
       );
       assertMatch(await inst.log(), /warning: accept 127\.0\.0\.1:\d+: Too many open files/);
-      assertEquals(await daemonPid(inst, "smtpd"), pid, "the same smtpd, not a restart");
+      if (testHosting() === "process") {
+        assertEquals(await daemonPid(inst, "smtpd"), pid, "the same smtpd, not a restart");
+      }
+      // With worker hosting the limit is the host's, every daemon's: Deno
+      // 2.9.6 panics starting a Worker without a free descriptor, and master
+      // restarts the host with all of them (docs/security.md); mail flows
+      // again all the same, and the message taken before is delivered.
+      await waitUntil(
+        async () => (await maildirFiles(inst.spool, "alice")).length === 2,
+        30_000,
+        "both messages delivered",
+      );
     } finally {
       for (const c of conns) c.close();
       await inst.stop();

@@ -8,22 +8,32 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import {
+  daemonId,
   daemonPid,
   type Instance,
   maildirFiles,
   processesOf,
   smtpSend,
   startInstance,
+  testHosting,
   waitUntil,
 } from "../helpers/instance.ts";
 import { haveRoot, run } from "../helpers/peers.ts";
 
-/** The daemons (program names) of an instance that are running. */
-async function running(inst: { conf: string }, programs: string[]): Promise<string[]> {
+/**
+ * The daemons (program names) of an instance that are running: as
+ * processes, or, hosted as Workers, serving their sockets.
+ */
+async function running(inst: Instance, programs: string[]): Promise<string[]> {
   const out = new Set<string>();
   for (const pid of await processesOf(inst.conf)) {
     const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
     for (const p of programs) if (cmd.includes(`/daemons/${p}/main.ts`)) out.add(p);
+  }
+  if (testHosting() === "worker") {
+    for (const p of programs) {
+      if (await Deno.lstat(`${inst.queue}/private/${p}`).then(() => true, () => false)) out.add(p);
+    }
   }
   return [...out].sort();
 }
@@ -84,10 +94,10 @@ Deno.test({
         },
       );
 
-      let first: number | null = null;
+      let first: string | null = null;
       await t.step("a message for a local user wakes local, which delivers it", async () => {
         await deliverToBob(inst, "one", 1);
-        first = await daemonPid(inst, "local");
+        first = await daemonId(inst, "local");
         assert(first !== null, "local runs");
       });
 
@@ -105,19 +115,19 @@ Deno.test({
 
       await t.step("the next message wakes a new local", async () => {
         await deliverToBob(inst, "two", 2);
-        const again = await daemonPid(inst, "local");
+        const again = await daemonId(inst, "local");
         assert(again !== null && again !== first, `a new local (${first} -> ${again})`);
       });
 
       await t.step("reload replaces a running local and leaves stopped ones down", async () => {
-        const before = await daemonPid(inst, "local");
+        const before = await daemonId(inst, "local");
         assert(before !== null, "local still runs from the last message");
         assertEquals(await daemonPid(inst, "smtp"), null);
         const st = await inst.command("postwarden.ts", ["reload"]);
         assertEquals(st.code, 0, st.stderr);
         await waitUntil(
           async () => {
-            const p = await daemonPid(inst, "local");
+            const p = await daemonId(inst, "local");
             return p !== null && p !== before;
           },
           20_000,

@@ -5,6 +5,10 @@
  * them (the 11th simultaneous connection from one client gets 421 whichever
  * process takes it), and when one is killed the other keeps serving while
  * master starts a replacement.
+ *
+ * About processes: the instance runs with postwarden_daemon_hosting =
+ * process whatever the test run's hosting (two smtpd Workers share a
+ * process, so one cannot be killed alone).
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { processesOf, startInstance, waitUntil } from "../helpers/instance.ts";
@@ -45,6 +49,7 @@ Deno.test({
     const inst = await startInstance({
       masterCf: master,
       mainCf: [
+        "postwarden_daemon_hosting = process",
         "mynetworks = 127.0.0.1/32",
         "smtpd_peername_lookup = no",
         "smtpd_client_connection_count_limit = 10",
