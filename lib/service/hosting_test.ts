@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "../../tests/helpers/assert.ts";
-import { parseMasterCf } from "../config/mod.ts";
+import { makeConfig, parseMasterCf, validateConfig } from "../config/mod.ts";
 import { daemonGrants, type Grants, hostCommand } from "../permissions/mod.ts";
 import { formatDaemonArgs } from "./args.ts";
 import { hostGrants, hostingOf, WorkerHost, workerPermissions } from "./hosting.ts";
@@ -228,3 +228,15 @@ async function waitFor(pred: () => Promise<boolean>): Promise<void> {
   }
   throw new Error("timed out");
 }
+
+Deno.test("postwarden_daemon_hosting: process or worker, anything else stops the start", () => {
+  const problems = (value: string) =>
+    validateConfig(makeConfig("/etc/postwarden", `postwarden_daemon_hosting = ${value}\n`, {
+      hostname: "mx.example",
+    })).filter((m) => m.includes("postwarden_daemon_hosting"));
+  assertEquals(problems("process"), []);
+  assertEquals(problems("worker"), []);
+  assertEquals(problems("threads"), [
+    "bad postwarden_daemon_hosting value: threads (specify process or worker)",
+  ]);
+});

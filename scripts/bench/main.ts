@@ -30,6 +30,9 @@
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
  *        [--mode relay|discard|both] [--hosting process|worker]
  *
+ * Each run appends its means to docs/bench_history.jsonl (`--no-history`
+ * not); `deno task bench --history` prints that file as a Markdown table.
+ *
  * `--hosting worker` runs Postwarden's daemons as Workers in one worker
  * host (postwarden_daemon_hosting, lib/service/hosting.ts); the default is
  * process.
@@ -41,6 +44,7 @@
 import { Sink } from "./smtp_sink.ts";
 import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
 import { rssKiB, startPostfix } from "../../tests/helpers/postfix.ts";
+import { appendHistory, currentCommit, HISTORY_FILE, type SystemFigures } from "./history.ts";
 
 interface Options {
   messages: number;
@@ -52,6 +56,8 @@ interface Options {
   only?: string;
   mode: string;
   hosting: string;
+  /** The history file a summary line is appended to ("" for none). */
+  history: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -64,6 +70,7 @@ function parseArgs(argv: string[]): Options {
     latency: 200,
     mode: "relay",
     hosting: "process",
+    history: HISTORY_FILE,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -98,6 +105,9 @@ function parseArgs(argv: string[]): Options {
         o.mode = v;
         i++;
         if (!["relay", "discard", "both"].includes(v)) throw new Error(`bad --mode ${v}`);
+        break;
+      case "--no-history":
+        o.history = "";
         break;
       case "--hosting":
         o.hosting = v;
@@ -495,6 +505,43 @@ async function main() {
     ) + "\n",
   );
   console.log(`wrote ${o.json}`);
+  const commit = await currentCommit();
+  const figures = (x: unknown): SystemFigures | undefined => {
+    const s = x as {
+      runs: number;
+      meanMsgPerSec: number;
+      meanPssPeakMiB: number;
+      latencyP50Ms: number;
+      latencyP99Ms: number;
+    } | undefined;
+    return s && s.runs > 0
+      ? {
+        msgPerSec: s.meanMsgPerSec,
+        pssPeakMiB: s.meanPssPeakMiB,
+        latencyP50Ms: s.latencyP50Ms,
+        latencyP99Ms: s.latencyP99Ms,
+      }
+      : undefined;
+  };
+  if (o.history) {
+    await appendHistory(
+      modes.map((mode) => ({
+        date: new Date().toISOString(),
+        commit,
+        messages: o.messages,
+        sessions: o.sessions,
+        size: o.size,
+        rounds: o.rounds,
+        hosting: o.hosting,
+        mode,
+        postwarden: figures(summary[mode].postwarden),
+        postfix: figures(summary[mode].postfix),
+        ratio: ratios[mode],
+      })),
+      o.history,
+    );
+    console.log(`appended to ${o.history} (deno task bench --history prints it)`);
+  }
 }
 
 if (import.meta.main) {
@@ -505,6 +552,10 @@ if (import.meta.main) {
   if (Deno.args[0] === "--connections") {
     const { main: connections } = await import("./connections.ts");
     Deno.exit(await connections(Deno.args.slice(1)));
+  }
+  if (Deno.args[0] === "--history") {
+    const { main: history } = await import("./history.ts");
+    Deno.exit(await history(Deno.args.slice(1)));
   }
   if (Deno.args[0] === "--cost") {
     const { main: cost } = await import("./cost.ts");
