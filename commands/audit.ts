@@ -172,8 +172,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   let failed = false;
   try {
     for (const svc of plan.run) {
-      const param = (n: string) =>
-        Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : (ov[n] ?? o.config.str(n));
+      const { param } = permCtx(svc);
       const probes: [string, Probe][] = [];
       for (const f of folders) {
         probes.push([`read ${f}/`, { kind: "read-dir", path: `${q}/${f}` }]);

@@ -221,12 +221,7 @@ export async function startInstance(
     await waitPort(port);
     // Every daemon started at boot is up once its socket exists; the
     // delivery agents, bounce and anvil start on demand (lib/service/wake.ts).
-    const sockets = [
-      "pid/master.sock",
-      "private/cleanup",
-      "public/qmgr",
-      "public/pickup",
-    ];
+    const sockets = ["pid/master.sock", ...BOOT_SOCKETS];
     await waitUntil(
       async () => {
         for (const s of sockets) {
@@ -288,6 +283,9 @@ export async function daemonPid(
   return null;
 }
 
+/** The sockets of the daemons master starts at boot (the rest start on demand, wake.ts). */
+const BOOT_SOCKETS = ["private/cleanup", "public/qmgr", "public/pickup"];
+
 /** True when the process has exited (gone, or a zombie not yet reaped). */
 export async function isDead(pid: number): Promise<boolean> {
   try {
@@ -315,7 +313,7 @@ export async function killDaemon(inst: Instance, pid: number): Promise<void> {
   await waitUntil(
     async () => {
       // Connectable, not just there: a killed daemon leaves its socket files behind.
-      for (const s of ["private/cleanup", "public/qmgr", "public/pickup"]) {
+      for (const s of BOOT_SOCKETS) {
         try {
           (await Deno.connect({ transport: "unix", path: `${inst.queue}/${s}` })).close();
         } catch {
