@@ -7,8 +7,8 @@
  * Parameters: none.
  */
 import {
+  deliveryDelays,
   type DeliveryRequest,
-  formatDelays,
   logStatus,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
@@ -35,7 +35,7 @@ export function deliverDiscard(
       relay: "none",
     };
     out.push(st);
-    logStatus(ctx, req, r, st, formatDelays(req, start, start, now()));
+    logStatus(ctx, req, r, st, deliveryDelays(req, start, start, now()));
   }
   return Promise.resolve(out);
 }

@@ -12,8 +12,8 @@
  * Parameters: none.
  */
 import {
+  deliveryDelays,
   type DeliveryRequest,
-  formatDelays,
   logStatus,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
@@ -45,7 +45,7 @@ export function deliverError(
       relay: "none",
     };
     out.push(st);
-    logStatus(ctx, req, r, st, formatDelays(req, start, start, now()));
+    logStatus(ctx, req, r, st, deliveryDelays(req, start, start, now()));
   }
   return Promise.resolve(out);
 }

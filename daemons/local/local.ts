@@ -62,9 +62,9 @@
  */
 import type { Config } from "../../lib/config/mod.ts";
 import {
+  deliveryDelays,
   type DeliveryRecipient,
   type DeliveryRequest,
-  formatDelays,
   logStatus,
   type RecipientStatus,
   type TraceEntry,
@@ -171,7 +171,7 @@ export async function deliverLocal(
   const out: RecipientStatus[] = [];
   const log = (rcpt: DeliveryRecipient, st: Omit<RecipientStatus, "index" | "relay">) => {
     const full: RecipientStatus = { index: rcpt.index, relay: "local", ...st };
-    logStatus(ctx, req, rcpt, full, formatDelays(req, start, start, now()));
+    logStatus(ctx, req, rcpt, full, deliveryDelays(req, start, start, now()));
     return full;
   };
   const report = (rcpt: DeliveryRecipient, st: Omit<RecipientStatus, "index" | "relay">) => {

@@ -44,9 +44,9 @@
  */
 import type { Config } from "../../lib/config/mod.ts";
 import {
+  deliveryDelays,
   type DeliveryRecipient,
   type DeliveryRequest,
-  formatDelays,
   logStatus,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
@@ -156,7 +156,7 @@ export async function deliverPipe(
         ...st,
         ...(st.status === "sent" ? { action: attrs.flags.has("X") ? "delivered" : "relayed" } : {}),
       };
-      logStatus(ctx, req, r, full, formatDelays(req, start, start, end));
+      logStatus(ctx, req, r, full, deliveryDelays(req, start, start, end));
       return full;
     });
   };

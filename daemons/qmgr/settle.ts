@@ -44,7 +44,8 @@ import { quoteAddress } from "../../lib/address/mod.ts";
 import type { BounceRecipient, BounceRequest } from "../../lib/bounce/client.ts";
 import { requestBounce } from "../../lib/bounce/client.ts";
 import {
-  formatDelays,
+  delayFields,
+  deliveryDelays,
   missingStatus,
   type RecipientStatus,
   statusWord,
@@ -400,9 +401,12 @@ export function logDecision(
   address: string,
   st: RecipientStatus,
 ): void {
-  const { delay, delays } = formatDelays(msg, now, now, now);
+  const delays = delayFields(
+    deliveryDelays(msg, now, now, now),
+    ctx.config.int("delay_logging_resolution_limit"),
+  );
   ctx.log.info(
-    `${msg.id}: to=<${quoteAddress(address)}>, relay=none, delay=${delay}, ` +
-      `delays=${delays}, dsn=${st.dsn}, status=${statusWord(msg, st)} (${st.reason})`,
+    `${msg.id}: to=<${quoteAddress(address)}>, relay=none, ${delays}, ` +
+      `dsn=${st.dsn}, status=${statusWord(msg, st)} (${st.reason})`,
   );
 }

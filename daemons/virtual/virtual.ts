@@ -49,9 +49,9 @@
 import type { Config } from "../../lib/config/mod.ts";
 import { deliveredTo, isDeliveredTo } from "../../lib/deliver/delivered.ts";
 import {
+  deliveryDelays,
   type DeliveryRecipient,
   type DeliveryRequest,
-  formatDelays,
   logStatus,
   type RecipientStatus,
 } from "../../lib/deliver/mod.ts";
@@ -132,7 +132,7 @@ export async function deliverVirtual(
       ...st,
       ...(st.status === "sent" ? { action: "delivered" as const } : {}),
     };
-    logStatus(ctx, req, r, full, formatDelays(req, start, start, now()));
+    logStatus(ctx, req, r, full, deliveryDelays(req, start, start, now()));
     return full;
   };
   const c = ctx.config;

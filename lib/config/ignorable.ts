@@ -89,7 +89,6 @@ const GROUPS: Group[] = [
       "debug_peer_list",
       "debugger_command",
       "smtpd_log_access_permit_actions",
-      "delay_logging_resolution_limit",
       "backwards_bounce_logfile_compatibility",
       "smtpd_reject_footer",
       "smtpd_reject_footer_maps",

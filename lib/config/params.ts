@@ -536,6 +536,15 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "delay_logging_resolution_limit",
+    type: "int",
+    default: "2",
+    doc: "Most digits after the decimal point in the delay= and delays= values of delivery logs.",
+    min: 0,
+    max: 6,
+    support: "implemented",
+  },
+  {
     name: "delay_warning_time",
     type: "time",
     default: "0h",

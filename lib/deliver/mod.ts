@@ -200,7 +200,7 @@ async function serveOne(
         reason: `delivery agent ${ctx.args.service} does not support address verification`,
         relay: "none",
       }));
-      const delays = formatDelays(req, Date.now(), Date.now(), Date.now());
+      const delays = deliveryDelays(req, Date.now(), Date.now(), Date.now());
       req.recipients.forEach((r, i) => logStatus(ctx, req, r, statuses[i], delays));
     } else if (opts.readsContent ?? true) {
       file = await QueueFile.open(req.path);
@@ -255,7 +255,7 @@ export function logStatuses(
   start: number,
   connDone: number,
 ): RecipientStatus[] {
-  const delays = formatDelays(req, start, connDone, Date.now());
+  const delays = deliveryDelays(req, start, connDone, Date.now());
   return req.recipients.map((rcpt) => {
     const st = result.get(rcpt.index) ?? missingStatus(rcpt.index);
     logStatus(ctx, req, rcpt, st, delays);
@@ -278,30 +278,79 @@ export function softBounce<T extends Pick<RecipientStatus, "status" | "dsn" | "t
   return { ...st, status: "deferred", dsn: st.dsn.replace(/^5/, "4"), ...(trace ? { trace } : {}) };
 }
 
-/** Formats `delay=` and `delays=a/b/c/d` like Postfix (seconds, 2 significant decimals). */
-export function formatDelays(
+/**
+ * A delivery's timings in ms: `total` since arrival and Postfix's four
+ * `delays=a/b/c/d` parts (before the active queue, in it, connection
+ * set-up, transmission).
+ */
+export interface Delays {
+  total: number;
+  parts: [number, number, number, number];
+}
+
+/** A delivery's {@link Delays}: started at `connStart`, connected at `connDone`, done at `end`. */
+export function deliveryDelays(
   req: Pick<DeliveryRequest, "arrival" | "activeAt">,
   connStart: number,
   connDone: number,
   end: number,
-): { delay: string; delays: string } {
-  const f = (ms: number) => {
-    const s = Math.max(0, ms) / 1000;
-    return s >= 100
-      ? s.toFixed(0)
-      : s >= 10
-      ? s.toFixed(1)
-      : s.toFixed(2).replace(/\.?0+$/, "") || "0";
-  };
+): Delays {
   return {
-    delay: f(end - req.arrival),
-    delays: [
-      f(req.activeAt - req.arrival),
-      f(connStart - req.activeAt),
-      f(connDone - connStart),
-      f(end - connDone),
-    ].join("/"),
+    total: end - req.arrival,
+    parts: [
+      req.activeAt - req.arrival,
+      connStart - req.activeAt,
+      connDone - connStart,
+      end - connDone,
+    ],
   };
+}
+
+/**
+ * Seconds as Postfix logs a delay (its format_tv with 2 significant
+ * digits): 10 s and more whole, 1 to 10 s to a tenth, less than 1 s to two
+ * significant digits but no more than `maxDigits` after the point
+ * (delay_logging_resolution_limit); rounded half up, trailing zeros
+ * dropped, below the resolution "0".
+ */
+export function formatSeconds(ms: number, maxDigits: number): string {
+  const MILLION = 1_000_000;
+  const SIG = 100; // 10 ** significant digits
+  const t = Math.max(0, Math.round(ms * 1000)); // microseconds
+  let sec = Math.floor(t / MILLION);
+  let usec = t % MILLION;
+  let res = MILLION / 10 ** Math.min(6, Math.max(0, maxDigits));
+  if (res < MILLION) {
+    if (sec > 0) {
+      let n = 1;
+      while (sec >= n && n <= SIG / 10) n *= 10;
+      res = (MILLION / SIG) * n;
+    } else {
+      while (usec >= SIG * res) res *= 10;
+    }
+  }
+  if (res > 1) {
+    usec += res / 2;
+    if (usec >= MILLION) {
+      sec += 1;
+      usec -= MILLION;
+    }
+  }
+  let out = String(sec);
+  if (usec >= res) {
+    out += ".";
+    for (let rem = usec, n = MILLION / 10; rem >= res && n > 0; n /= 10) {
+      out += String(Math.floor(rem / n));
+      rem %= n;
+    }
+  }
+  return out;
+}
+
+/** `delay=X, delays=a/b/c/d` of a delivery log line. */
+export function delayFields(d: Delays, maxDigits: number): string {
+  const f = (ms: number) => formatSeconds(ms, maxDigits);
+  return `delay=${f(d.total)}, delays=${d.parts.map(f).join("/")}`;
 }
 
 /** The status= word of a log line: verification reports deliverable or undeliverable. */
@@ -321,7 +370,7 @@ export function logStatus(
   req: DeliveryRequest,
   rcpt: DeliveryRecipient,
   st: RecipientStatus,
-  delays: { delay: string; delays: string },
+  delays: Delays,
 ): void {
   st = softBounce(st, ctx.config.bool("soft_bounce"));
   const orig = rcpt.orcpt && !splitOrcpt(rcpt.orcpt) &&
@@ -330,7 +379,7 @@ export function logStatus(
     : "";
   ctx.log.info(
     `${req.queueId}: to=<${quoteAddress(rcpt.address)}>${orig}, relay=${st.relay}, ` +
-      `delay=${delays.delay}, delays=${delays.delays}, dsn=${st.dsn}, ` +
+      `${delayFields(delays, ctx.config.int("delay_logging_resolution_limit"))}, dsn=${st.dsn}, ` +
       `status=${statusWord(req, st)} (${st.reason})`,
   );
 }

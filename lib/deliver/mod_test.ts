@@ -2,8 +2,11 @@
 import { assertEquals } from "../../tests/helpers/assert.ts";
 import { fakeService } from "../../tests/helpers/fake_service.ts";
 import {
+  delayFields,
+  type Delays,
   type DeliveryRecipient,
   type DeliveryRequest,
+  formatSeconds,
   logStatus,
   type RecipientStatus,
   softBounce,
@@ -20,7 +23,7 @@ const req: DeliveryRequest = {
   arrival: 0,
   activeAt: 0,
 };
-const delays = { delay: "1", delays: "0/0/0/1" };
+const delays: Delays = { total: 1000, parts: [0, 0, 0, 1000] };
 const sent = { index: 0, status: "sent" as const, dsn: "2.0.0", reason: "ok", relay: "none" };
 
 Deno.test("logStatus", async (t) => {
@@ -81,5 +84,34 @@ Deno.test("soft_bounce turns bounces into deferrals, a verification's entries to
   assertEquals(
     softBounce({ ...st, status: "bounced", dsn: "5.7.1", trace: undefined }, true),
     { ...st, status: "deferred", dsn: "4.7.1", trace: undefined },
+  );
+});
+
+Deno.test("formatSeconds: Postfix's delay format (2 significant digits, resolution limit)", () => {
+  const cases: [number, number, string][] = [
+    // [ms, delay_logging_resolution_limit, as Postfix logs it]
+    [0, 2, "0"],
+    [4, 2, "0"], // below the resolution
+    [5, 2, "0.01"], // rounded half up
+    [12.3, 2, "0.01"],
+    [12.3, 6, "0.012"], // two significant digits
+    [0.1234, 6, "0.00012"],
+    [0.0004, 6, "0"],
+    [50, 2, "0.05"],
+    [999, 2, "1"], // carries into the seconds
+    [1260, 2, "1.3"], // 1 to 10 s: tenths
+    [1260, 6, "1.3"],
+    [9960, 2, "10"],
+    [10_500, 2, "11"], // 10 s and more: whole seconds
+    [123_456, 2, "123"],
+    [400, 0, "0"], // limit 0: whole seconds
+    [600, 0, "1"],
+  ];
+  for (const [ms, limit, want] of cases) {
+    assertEquals(formatSeconds(ms, limit), want, `${ms} ms at ${limit}`);
+  }
+  assertEquals(
+    delayFields({ total: 1260, parts: [12.3, 1000, 0, 247.7] }, 2),
+    "delay=1.3, delays=0.01/1/0/0.25",
   );
 });

@@ -37,7 +37,6 @@ import { type MasterService, saslEndpoint } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import type { DictGrants } from "../maps/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
-import { LIST_PARAMS, TABLE_PARAMS } from "./tables.ts";
 import { policyGrants } from "./policy.ts";
 import { contentFilterNexthops } from "./filter.ts";
 import { lmtpGrants } from "./lmtp.ts";
@@ -46,6 +45,9 @@ import { addLocalGrants } from "./local.ts";
 import { masterSocket, startsOnDemand } from "../service/wake.ts";
 import { hostGrants } from "../service/hosting.ts";
 import { bindPath } from "../ipc/mod.ts";
+import { clientsOf, peerSocket, peersOf } from "./peers.ts";
+
+export { AGENTS, clientsOf, peerKey, peerSocket, peersOf, proxymapService } from "./peers.ts";
 
 export {
   daemonTableGrants,
@@ -75,9 +77,6 @@ export interface PermissionContext {
   /** Set when the service runs as root (lib/service/catalog.ts runsAsRoot; only local uses it): the Deno executable it may start. */
   root?: { deno: string };
 }
-
-/** Commands qmgr hands delivery requests to. */
-const AGENTS = new Set(["smtp", "lmtp", "local", "virtual", "pipe", "discard", "error"]);
 
 /** A daemon's permissions as structured lists, before formatting as flags. */
 export interface Grants {
@@ -118,105 +117,11 @@ export function moduleFlags(g: Grants, code: string): string[] {
   ];
 }
 
-/** How a client service is named in its peer socket names. */
-export function peerKey(svc: { type: string; name: string }): string {
-  return `${svc.type}.${svc.name}`.replace(/[^A-Za-z0-9._-]/g, "_");
-}
-
-/** The socket the service `target` listens on for `client` alone. */
-export function peerSocket(
-  queueDir: string,
-  client: { type: string; name: string },
-  target: string,
-): string {
-  return `${queueDir}/peer/${target}.${peerKey(client)}`;
-}
-
-/**
- * The services that talk to `svc` (each gets a socket of its own).
- * `param`: main.cf's values, for peers that configuration names (a local
- * service's mailbox_transport, with its -o override). @default none
- */
-export function clientsOf(
-  svc: MasterService,
-  services: MasterService[],
-  param?: (name: string) => string | undefined,
-): MasterService[] {
-  if (svc.type !== "unix") return [];
-  return services.filter((c) => peersOf(c, services, param).includes(svc.name));
-}
-
-/**
- * The services a daemon talks to, by master.cf name. `param` as for
- * {@link clientsOf}.
- */
-export function peersOf(
-  svc: MasterService,
-  services: MasterService[],
-  param?: (name: string) => string | undefined,
-): string[] {
-  const proxymap = proxymapService(services);
-  const tables = proxymap && (TABLE_PARAMS[svc.command] || LIST_PARAMS[svc.command])
-    ? [proxymap.name]
-    : [];
-  return [...ownPeers(svc, services), ...passPeers(svc, services, param), ...tables];
-}
-
-/**
- * The agent a local service hands mailboxes to (mailbox_transport, its -o
- * setting first; lib/deliver/pass.ts), when master.cf runs it as a unix
- * service.
- */
-function passPeers(
-  svc: MasterService,
-  services: MasterService[],
-  param?: (name: string) => string | undefined,
-): string[] {
-  if (svc.command !== "local" || !param) return [];
-  const value = Object.hasOwn(svc.overrides, "mailbox_transport")
-    ? svc.overrides.mailbox_transport
-    : param("mailbox_transport");
-  const name = (value ?? "").trim().split(":")[0];
-  if (name === "" || name === svc.name) return [];
-  return services.some((s) => s.type === "unix" && s.name === name) ? [name] : [];
-}
-
-/** The proxymap service daemons use: the one named "proxymap", else the first. */
-export function proxymapService(services: MasterService[]): MasterService | undefined {
-  const all = services.filter((s) => s.type === "unix" && s.command === "proxymap");
-  return all.find((s) => s.name === "proxymap") ?? all[0];
-}
-
 /**
  * The npm modules the auth daemon loads (deno.json "imports"): bcrypt and
  * argon2id verification for {BLF-CRYPT} and {ARGON2ID} passwd-file lines.
  */
 export const AUTH_NPM = ["bcryptjs", "hash-wasm"];
-
-function ownPeers(svc: MasterService, services: MasterService[]): string[] {
-  switch (svc.command) {
-    case "smtpd":
-      // anvil: the client limits (daemons/smtpd/anvil.ts), when master.cf runs it; the
-      // auth daemon runs only when an smtpd uses smtpd_sasl_type = passwd-file.
-      return [
-        "cleanup",
-        ...services.filter((s) => s.type === "unix" && s.name === "anvil").map(() => "anvil"),
-        ...services.filter((s) => s.type === "unix" && s.command === "auth").map((s) => s.name),
-      ];
-    case "pickup":
-    case "bounce":
-    case "local": // forwards alias expansions as new mail
-      return ["cleanup"];
-    case "cleanup":
-      return ["qmgr"];
-    case "qmgr":
-      return services.filter((s) =>
-        s.type === "unix" && (AGENTS.has(s.command) || s.command === "bounce")
-      ).map((s) => s.name);
-    default:
-      return [];
-  }
-}
 
 function unixGrant(g: Grants, path: string): void {
   g.read.push(path);

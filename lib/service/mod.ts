@@ -13,7 +13,7 @@
 import { type Config, makeConfig, type MasterService } from "../config/mod.ts";
 import { acceptLoop, type IpcConn, ipcListen, type IpcServer, setIpcWaker } from "../ipc/mod.ts";
 import { fileSink, Logger, type LogSink, stderrSink } from "../log/mod.ts";
-import { clientsOf, peerSocket, peersOf, proxymapService } from "../permissions/mod.ts";
+import { clientsOf, peerSocket, peersOf, proxymapService } from "../permissions/peers.ts";
 import { type MapsOpener, mapsOpener } from "./maps.ts";
 import type { TlsMaterial } from "../tls/material.ts";
 

@@ -26,6 +26,10 @@ export interface SystemFigures {
   pssPeakMiB: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
+  /** fsync + fdatasync calls per message (perf stat, system-wide); absent before they were counted. */
+  fsyncsPerMessage?: number;
+  /** Median ms of the maillog's delays= stages (beforeQmgr, inQmgr, connect, transmit). */
+  stagesP50Ms?: Record<string, number>;
 }
 
 export const HISTORY_FILE = new URL("../../docs/bench_history.jsonl", import.meta.url).pathname;
@@ -56,8 +60,8 @@ export function historyTable(text: string): string {
   const n = (x: number | undefined, d = 0) =>
     x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(d);
   const out = [
-    "| date | commit | mode | hosting | messages × sessions | Postwarden msg/s | Postfix msg/s | ratio | PSS peak MiB (PW / PF) | p99 ms (PW / PF) |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| date | commit | mode | hosting | messages × sessions | Postwarden msg/s | Postfix msg/s | ratio | PSS peak MiB (PW / PF) | p99 ms (PW / PF) | fsyncs/msg (PW / PF) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
     out.push(
@@ -68,7 +72,8 @@ export function historyTable(text: string): string {
           n(r.ratio ?? undefined, 2)
         } | ` +
         `${n(r.postwarden?.pssPeakMiB)} / ${n(r.postfix?.pssPeakMiB)} | ` +
-        `${n(r.postwarden?.latencyP99Ms, 2)} / ${n(r.postfix?.latencyP99Ms, 2)} |`,
+        `${n(r.postwarden?.latencyP99Ms, 2)} / ${n(r.postfix?.latencyP99Ms, 2)} | ` +
+        `${n(r.postwarden?.fsyncsPerMessage, 2)} / ${n(r.postfix?.fsyncsPerMessage, 2)} |`,
     );
   }
   return out.join("\n");

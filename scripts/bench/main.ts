@@ -10,6 +10,13 @@
  * file sends sequential messages and measures end-of-DATA → 250 latency
  * (p50/p99). Fsync stays on for both systems (their defaults).
  *
+ * Each run also reports where the time went, from the maillog's
+ * `delays=a/b/c/d` of the timed messages (before the queue manager, in it,
+ * connection set-up, transmission; both systems log them alike, at
+ * delay_logging_resolution_limit = 6), and the fsync and fdatasync calls
+ * per message, counted by `perf stat` over a further 1,000 messages sent
+ * after the timed run (scripts/bench/stages.ts).
+ *
  * `--mode discard` instead sets `default_transport = discard` on both
  * systems and times until the maillog shows N "<id>: removed" lines (no
  * sink); `--mode both` runs relay then discard each round.
@@ -45,6 +52,14 @@ import { Sink } from "./smtp_sink.ts";
 import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
 import { rssKiB, startPostfix } from "../../tests/helpers/postfix.ts";
 import { appendHistory, currentCommit, HISTORY_FILE, type SystemFigures } from "./history.ts";
+import {
+  formatStages,
+  FsyncCounter,
+  parseDelays,
+  type StageFigures,
+  type Stages,
+  stageSummary,
+} from "./stages.ts";
 
 interface Options {
   messages: number;
@@ -140,6 +155,12 @@ interface RunResult {
   pssPeakKiB?: number;
   processes?: number;
   latencyMs?: { n: number; p50: number; p99: number; mean: number } | null;
+  /** The maillog's delays= stages over the timed run (stages.ts). */
+  stages?: Stages | null;
+  /** fsync + fdatasync calls on the machine per message, in the counting pass after the timed run. */
+  fsyncsPerMessage?: number | null;
+  /** Why fsyncs were not counted. */
+  fsyncError?: string;
 }
 
 /** A running system under test. */
@@ -207,6 +228,7 @@ async function startPostwarden(sinkPort: number, mode: string, hosting: string):
       mode === "discard" ? "default_transport = discard" : "",
       "mydestination =",
       "smtpd_relay_restrictions = permit_mynetworks, reject",
+      "delay_logging_resolution_limit = 6",
     ].join("\n"),
   });
   return {
@@ -223,6 +245,7 @@ async function startPostfixTarget(sinkPort: number, mode: string): Promise<Targe
     mainCf: [
       `relayhost = [127.0.0.1]:${sinkPort}`,
       mode === "discard" ? "default_transport = discard" : "",
+      "delay_logging_resolution_limit = 6",
     ].join("\n"),
   });
   return { port: pf.port, maillog: pf.maillog, pids: () => pf.pids(), stop: () => pf.stop() };
@@ -334,57 +357,69 @@ async function benchOne(
         await sleep(250);
       }
     })();
-    const t0 = performance.now();
-    const source = new Deno.Command("/usr/sbin/smtp-source", {
-      args: [
-        "-s",
-        String(o.sessions),
-        "-m",
-        String(o.messages),
-        "-l",
-        String(o.size),
-        "-f",
-        "a@example.com",
-        "-t",
-        "b@example.net",
-        `127.0.0.1:${t.port}`,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const limitMs = Math.max(120_000, o.messages * 20);
-    let timedOut = false;
-    const done = async () => {
-      if (mode !== "discard") return sink.count >= o.messages;
-      await removed.poll();
-      if (removed.deferred) {
-        sampling = false;
-        await sampler;
-        await source.output();
-        throw new Error(`mail deferred: ${removed.deferred.replace(/^.*?: (?=\w+: to=)/, "")}`);
+    /** Sends `count` messages with smtp-source and waits until all are through. */
+    const drive = async (count: number) => {
+      const base = mode === "discard" ? removed.count : sink.count;
+      const t0 = performance.now();
+      const source = new Deno.Command("/usr/sbin/smtp-source", {
+        args: [
+          "-s",
+          String(o.sessions),
+          "-m",
+          String(count),
+          "-l",
+          String(o.size),
+          "-f",
+          "a@example.com",
+          "-t",
+          "b@example.net",
+          `127.0.0.1:${t.port}`,
+        ],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const limitMs = Math.max(120_000, count * 20);
+      const done = async () => {
+        if (mode !== "discard") return sink.count - base >= count;
+        await removed.poll();
+        if (removed.deferred) {
+          await source.output();
+          throw new Error(`mail deferred: ${removed.deferred.replace(/^.*?: (?=\w+: to=)/, "")}`);
+        }
+        return removed.count - base >= count;
+      };
+      while (!(await done())) {
+        if (performance.now() - t0 > limitMs) {
+          const out = await source.output();
+          const got = (mode === "discard" ? removed.count : sink.count) - base;
+          throw new Error(
+            `timed out after ${((performance.now() - t0) / 1000).toFixed(0)}s with ` +
+              `${got}/${count} done; ${new TextDecoder().decode(out.stderr).slice(-200)}`,
+          );
+        }
+        await sleep(mode === "discard" ? 20 : 5);
       }
-      return removed.count >= o.messages;
+      await source.output();
+      return (performance.now() - t0) / 1000;
     };
-    while (!(await done())) {
-      if (performance.now() - t0 > limitMs) {
-        timedOut = true;
-        break;
-      }
-      await sleep(mode === "discard" ? 20 : 5);
+    let seconds: number;
+    try {
+      seconds = await drive(o.messages);
+    } finally {
+      sampling = false;
+      await sampler;
     }
-    const seconds = (performance.now() - t0) / 1000;
-    sampling = false;
-    await sampler;
-    const srcOut = await source.output();
-    if (timedOut) {
-      throw new Error(
-        `timed out after ${seconds.toFixed(0)}s with ${
-          mode === "discard" ? removed.count : sink.count
-        }/${o.messages} done; ` +
-          new TextDecoder().decode(srcOut.stderr).slice(-200),
-      );
-    }
+    res.stages = stageSummary(await deliveryLines(t.maillog, o.messages));
+    // Fsyncs in a pass of their own: perf's syscall tracepoints slow every
+    // system call on the machine, so they stay off while the run is timed.
+    const counted = Math.min(o.messages, 1000);
+    const fsyncs = new FsyncCounter();
+    await fsyncs.start();
+    await drive(counted);
+    const fsyncCount = await fsyncs.stop();
+    res.fsyncsPerMessage = fsyncCount === null ? null : fsyncCount / counted;
+    if (fsyncs.error) res.fsyncError = fsyncs.error;
     res.seconds = seconds;
     res.msgPerSec = o.messages / seconds;
     res.rssPeakKiB = peak;
@@ -415,6 +450,22 @@ async function benchOne(
   return res;
 }
 
+/** The timed run's delivery delays, once the maillog has them all (or after 5 s). */
+async function deliveryLines(maillog: string, messages: number): Promise<number[][]> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    const lines = parseDelays(await Deno.readTextFile(maillog).catch(() => ""));
+    if (lines.length >= messages || Date.now() > end) return lines.slice(0, messages);
+    await sleep(100);
+  }
+}
+
+function fmtFsyncs(perMessage: number | null | undefined, error?: string): string {
+  return perMessage === null || perMessage === undefined
+    ? `fsyncs/msg: not measured (${error ?? "no count"})`
+    : `fsyncs/msg ${perMessage.toFixed(2)}`;
+}
+
 function fmtRun(r: RunResult): string {
   const name = `${r.system} ${r.mode}`.padEnd(18);
   if (!r.ok) return `  ${name} FAILED: ${r.error}`;
@@ -425,7 +476,35 @@ function fmtRun(r: RunResult): string {
     r.seconds!.toFixed(2)
   } s), RSS peak ${(r.rssPeakKiB! / 1024).toFixed(1)} MiB end ${
     (r.rssEndKiB! / 1024).toFixed(1)
-  } MiB, PSS peak ${(r.pssPeakKiB! / 1024).toFixed(1)} MiB (${r.processes} procs), ${lat}`;
+  } MiB, PSS peak ${(r.pssPeakKiB! / 1024).toFixed(1)} MiB (${r.processes} procs), ${lat}\n` +
+    `  ${"".padEnd(18)} ${fmtFsyncs(r.fsyncsPerMessage, r.fsyncError)}; ${formatStages(r.stages)}`;
+}
+
+/** Each stage's percentiles averaged over rounds. */
+function meanStages(all: Stages[]): Stages | null {
+  if (!all.length) return null;
+  const m = (k: Exclude<keyof Stages, "n">): StageFigures => ({
+    p50: mean(all.map((s) => s[k].p50)),
+    p99: mean(all.map((s) => s[k].p99)),
+  });
+  return {
+    n: all.reduce((a, s) => a + s.n, 0),
+    beforeQueue: m("beforeQueue"),
+    inQueue: m("inQueue"),
+    connect: m("connect"),
+    transmit: m("transmit"),
+    total: m("total"),
+  };
+}
+
+/** The stages' medians, for the history file. */
+function stageP50s(s: Stages): Record<string, number> {
+  return {
+    beforeQmgr: s.beforeQueue.p50,
+    inQmgr: s.inQueue.p50,
+    connect: s.connect.p50,
+    transmit: s.transmit.p50,
+  };
 }
 
 const mean = (xs: number[]) => xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
@@ -468,6 +547,10 @@ async function main() {
         meanPssPeakMiB: mean(ok.map((r) => r.pssPeakKiB! / 1024)),
         latencyP50Ms: mean(lat.map((l) => l.p50)),
         latencyP99Ms: mean(lat.map((l) => l.p99)),
+        fsyncsPerMessage: ok.every((r) => typeof r.fsyncsPerMessage === "number")
+          ? mean(ok.map((r) => r.fsyncsPerMessage!))
+          : null,
+        stages: meanStages(ok.flatMap((r) => r.stages ? [r.stages] : [])),
       };
       summary[mode][sys] = s;
       const name = `${sys} ${mode}`.padEnd(18);
@@ -482,7 +565,8 @@ async function main() {
         } MiB, PSS peak ${s.meanPssPeakMiB.toFixed(1)} MiB, ` +
           (lat.length
             ? `latency p50 ${s.latencyP50Ms.toFixed(2)} ms p99 ${s.latencyP99Ms.toFixed(2)} ms`
-            : "latency: not measured"),
+            : "latency: not measured") +
+          `\n  ${"".padEnd(18)} ${fmtFsyncs(s.fsyncsPerMessage)}; ${formatStages(s.stages)}`,
       );
     }
     ratios[mode] = null;
@@ -513,6 +597,8 @@ async function main() {
       meanPssPeakMiB: number;
       latencyP50Ms: number;
       latencyP99Ms: number;
+      fsyncsPerMessage: number | null;
+      stages: Stages | null;
     } | undefined;
     return s && s.runs > 0
       ? {
@@ -520,6 +606,8 @@ async function main() {
         pssPeakMiB: s.meanPssPeakMiB,
         latencyP50Ms: s.latencyP50Ms,
         latencyP99Ms: s.latencyP99Ms,
+        ...(s.fsyncsPerMessage === null ? {} : { fsyncsPerMessage: s.fsyncsPerMessage }),
+        ...(s.stages ? { stagesP50Ms: stageP50s(s.stages) } : {}),
       }
       : undefined;
   };
