@@ -229,6 +229,8 @@ Deno.test("permission sets", async (t) => {
       assertEquals(sockets(local.net), [
         "unix:/q/private/local",
         "unix:/q/peer/cleanup.unix.local",
+        // cleanup starts on demand: local wakes it through master (wake.ts).
+        "unix:/q/pid/master.sock",
         "unix:/q/peer/local.unix.qmgr",
       ]);
       assert(!local.write.includes("/q/private/cleanup"), "only its own cleanup socket");

@@ -1,8 +1,10 @@
 /**
  * Daemons started on demand, as Postfix's master starts its services:
- * the delivery agents, bounce and anvil do not run until a client needs
- * them, and exit after max_idle seconds without one, so an idle instance
- * runs only master, qmgr, pickup, cleanup and its listeners.
+ * cleanup, the delivery agents, bounce and anvil do not run until a client
+ * needs them, and exit after max_idle seconds without one, so an idle
+ * instance runs only master, qmgr, pickup and its listeners (smtpd: Deno
+ * cannot hand a listening socket over, see below). The first message after
+ * an idle spell waits for cleanup to start, as with Postfix.
  *
  * Deno cannot hand a listening socket to a child, so master cannot listen
  * on the daemons' behalf as Postfix's does. Instead a client that finds no
@@ -28,6 +30,7 @@ import { ipcRequest } from "../ipc/mod.ts";
 
 /** Commands whose unix services start on demand and exit when idle. */
 const ON_DEMAND = new Set([
+  "cleanup",
   "smtp",
   "lmtp",
   "local",

@@ -284,7 +284,7 @@ export async function daemonPid(
 }
 
 /** The sockets of the daemons master starts at boot (the rest start on demand, wake.ts). */
-const BOOT_SOCKETS = ["private/cleanup", "public/qmgr", "public/pickup"];
+const BOOT_SOCKETS = ["public/qmgr", "public/pickup"];
 
 /** True when the process has exited (gone, or a zombie not yet reaped). */
 export async function isDead(pid: number): Promise<boolean> {

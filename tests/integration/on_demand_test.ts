@@ -1,9 +1,9 @@
 /**
  * Daemons started on demand (lib/service/wake.ts), as Postfix's master
- * starts its services: an idle instance runs master, qmgr, pickup,
- * cleanup and smtpd only; a message for a local user makes qmgr wake
- * local, which delivers it and exits after max_idle seconds without a
- * connection; the next message wakes a new one. Nothing is lost on the
+ * starts its services: an idle instance runs master, qmgr, pickup and
+ * smtpd only; a message for a local user makes smtpd wake cleanup and qmgr
+ * wake local, which deliver it and exit after max_idle seconds without a
+ * connection; the next message wakes new ones. Nothing is lost on the
  * way, and the control socket that wakes daemons is closed to other users.
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
@@ -53,7 +53,17 @@ async function deliverToBob(inst: Instance, subject: string, count: number): Pro
   );
 }
 
-const ON_DEMAND = ["anvil", "bounce", "discard", "error", "lmtp", "local", "smtp", "virtual"];
+const ON_DEMAND = [
+  "anvil",
+  "bounce",
+  "cleanup",
+  "discard",
+  "error",
+  "lmtp",
+  "local",
+  "smtp",
+  "virtual",
+];
 
 Deno.test({
   name: "daemons started on demand: none at idle, woken by mail, gone after max_idle",
@@ -64,7 +74,7 @@ Deno.test({
     try {
       await t.step("at idle only the daemons with work of their own run", async () => {
         assertEquals(await running(inst, ON_DEMAND), []);
-        for (const p of ["master", "qmgr", "pickup", "cleanup", "smtpd"]) {
+        for (const p of ["master", "qmgr", "pickup", "smtpd"]) {
           assert(await daemonPid(inst, p) !== null, `${p} runs`);
         }
         const st = await Deno.stat(`${inst.queue}/pid/master.sock`);
@@ -101,17 +111,20 @@ Deno.test({
         assert(first !== null, "local runs");
       });
 
-      await t.step("idle for max_idle, local exits; master does not restart it", async () => {
-        await waitUntil(
-          async () => await daemonPid(inst, "local") === null,
-          20_000,
-          "local to exit",
-        );
-        await new Promise((r) => setTimeout(r, 1500));
-        assertEquals(await daemonPid(inst, "local"), null, "still down");
-        const log = await inst.log();
-        assert(!/local.*(exit status|killed by signal)/.test(log), log);
-      });
+      await t.step(
+        "idle for max_idle, local and cleanup exit; master does not restart them",
+        async () => {
+          for (const p of ["local", "cleanup"]) {
+            // cleanup after smtpd drops its idle connection to it (ipc_idle, 5 s).
+            await waitUntil(async () => await daemonPid(inst, p) === null, 20_000, `${p} to exit`);
+          }
+          await new Promise((r) => setTimeout(r, 1500));
+          assertEquals(await daemonPid(inst, "local"), null, "still down");
+          assertEquals(await daemonPid(inst, "cleanup"), null, "still down");
+          const log = await inst.log();
+          assert(!/local.*(exit status|killed by signal)/.test(log), log);
+        },
+      );
 
       await t.step("the next message wakes a new local", async () => {
         await deliverToBob(inst, "two", 2);
