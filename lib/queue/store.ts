@@ -4,9 +4,10 @@
  * moving files between queues with atomic renames.
  *
  * Durability (DESIGN.md invariant 1): a file is written under a temporary
- * name, fdatasync'ed, renamed to its queue id, and the directory fsync'ed
- * before {@link QueueWriter.commit} resolves. Directory fsyncs are shared
- * by commits that arrive together (group commit).
+ * name and renamed to its queue id, and both the file (fdatasync) and the
+ * directory (fsync) are synced before {@link QueueWriter.commit}
+ * resolves. Directory fsyncs are shared by commits that arrive together
+ * (group commit).
  */
 import {
   checkTrailer,
@@ -210,19 +211,36 @@ export class QueueWriter {
     this.#size += out.length;
   }
 
-  /** Writes the trailer, syncs, renames into place and syncs the directory. */
+  /**
+   * Writes the trailer, renames the file into place, and resolves once both
+   * its data and the directory entry are on disk. The two syncs run at
+   * once: a journaling file system commits them together, so a message
+   * costs one disk flush of latency, not two in a row. Until both are done
+   * nothing is acknowledged; a crash in between leaves a file that was
+   * never acknowledged (complete: delivered, so at worst a duplicate of
+   * the client's retry; cut short: moved to corrupt/ at the next start).
+   */
   async commit(): Promise<void> {
-    if (!this.#file) throw new Error("QueueWriter.commit before begin");
+    const file = this.#file;
+    if (!file) throw new Error("QueueWriter.commit before begin");
     const total = this.#size + this.#bufLen + TRAILER_SIZE;
     this.#push(encodeTrailer(total));
     await this.#flush();
-    await this.#file.syncData();
-    this.#file.close();
     this.#file = null;
-    Deno.renameSync(this.#tmp, this.#final);
     try {
-      await this.syncer.sync();
+      Deno.renameSync(this.#tmp, this.#final);
     } catch (e) {
+      file.close();
+      throw e;
+    }
+    // Both started before either is awaited, so a failure of one never
+    // leaves the other unobserved.
+    const data = file.syncData();
+    const dir = this.syncer.sync();
+    try {
+      await Promise.all([data, dir]);
+    } catch (e) {
+      await Promise.allSettled([data, dir]);
       // Not durable, so the sender is told to retry (4xx): take the file back
       // out of the queue, or it would be delivered as well (a duplicate).
       try {
@@ -231,6 +249,8 @@ export class QueueWriter {
         // already picked up by qmgr: delivered once more at worst, never lost
       }
       throw e;
+    } finally {
+      file.close();
     }
   }
 

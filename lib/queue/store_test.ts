@@ -107,6 +107,22 @@ Deno.test("queue store", async (t) => {
     for (const id of ids) (await QueueFile.open(q.path("incoming", id))).close();
   });
 
+  await t.step("a failed directory sync: the commit rejects and nothing stays queued", async () => {
+    const names = () => [...Deno.readDirSync(q.dir("incoming"))].map((e) => e.name).sort();
+    const before = names();
+    let atSync: string[] = [];
+    const failing = new DirSyncer(q.dir("incoming"), () => {
+      atSync = names();
+      return Promise.reject(new Error("EIO"));
+    });
+    await assertRejects(() => write("Subject: x\r\n\r\nx\r\n", undefined, failing), Error, "EIO");
+    // The file was under its queue id when the directory was synced.
+    const added = atSync.filter((n) => !before.includes(n));
+    assert(added.length === 1 && /^[0-9A-F]+$/.test(added[0]), `${added}`);
+    const after = [...Deno.readDirSync(q.dir("incoming"))].map((e) => e.name).sort();
+    assertEquals(after, before, "neither the queue file nor a temporary one is left");
+  });
+
   await t.step("truncation at every offset is detected", async () => {
     const id = await write("Subject: t\r\n\r\nbody\r\n");
     const full = await Deno.readFile(q.path("incoming", id));

@@ -34,15 +34,24 @@ export interface SystemFigures {
 
 export const HISTORY_FILE = new URL("../../docs/bench_history.jsonl", import.meta.url).pathname;
 
-/** The checkout's commit, or "unknown" outside git. */
+/**
+ * The checkout's commit, "+" after it when tracked files differ from it (the
+ * figures are then of uncommitted code), or "unknown" outside git.
+ */
 export async function currentCommit(): Promise<string> {
-  try {
+  const git = async (...args: string[]) => {
     const out = await new Deno.Command("git", {
-      args: ["-C", new URL("../..", import.meta.url).pathname, "rev-parse", "--short", "HEAD"],
+      args: ["-C", new URL("../..", import.meta.url).pathname, ...args],
       stdout: "piped",
       stderr: "null",
     }).output();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : "unknown";
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+  };
+  try {
+    const head = await git("rev-parse", "--short", "HEAD");
+    if (head === null) return "unknown";
+    const changes = await git("status", "--porcelain", "--untracked-files=no");
+    return changes ? `${head}+` : head;
   } catch {
     return "unknown";
   }

@@ -122,8 +122,10 @@ Deno.test({
       const modes = [
         { flag: "", op: "open" }, // everything: the temp file cannot be created
         { flag: "write,writev,pwrite", op: "write" }, // created, content write fails
-        { flag: "fdatasync", op: "fdatasync" }, // written, data sync fails
-        { flag: "fsync", op: "fsync" }, // renamed into place, directory sync fails
+        // Renamed into place, then the data and directory syncs run together
+        // (lib/queue QueueWriter.commit): either one failing.
+        { flag: "fdatasync", op: "fdatasync" }, // the data sync fails
+        { flag: "fsync", op: "fsync" }, // the directory sync fails
       ];
       for (const mode of modes) {
         await Deno.writeTextFile(flag, mode.flag);
@@ -150,11 +152,18 @@ Deno.test({
           injected.every((e) => e.path === incoming || e.path.startsWith(`${incoming}/`)),
           `failures outside incoming/: ${JSON.stringify(injected)}`,
         );
-        if (mode.op === "write" || mode.op === "fdatasync") {
+        if (mode.op === "write") {
           // The temporary file existed when the call failed...
           assert(
             injected.some((e) => e.op === mode.op && /\/\.[^/]+\.tmp$/.test(e.path)),
             `${mode.op} failures were not on .ID.tmp files: ${JSON.stringify(injected)}`,
+          );
+        }
+        if (mode.op === "fdatasync") {
+          // ...the file was under its queue id, taken out again when its sync failed...
+          assert(
+            injected.some((e) => e.op === mode.op && /\/[0-9A-F]+$/.test(e.path)),
+            `${mode.op} failures were not on queue files: ${JSON.stringify(injected)}`,
           );
         }
         // ...and nothing half-written (or refused) is left visible.
