@@ -27,20 +27,13 @@
  */
 import type { MasterService } from "../config/mod.ts";
 import { ipcRequest } from "../ipc/mod.ts";
+import { AGENTS } from "../permissions/peers.ts";
 
-/** Commands whose unix services start on demand and exit when idle. */
-const ON_DEMAND = new Set([
-  "cleanup",
-  "smtp",
-  "lmtp",
-  "local",
-  "virtual",
-  "pipe",
-  "discard",
-  "error",
-  "bounce",
-  "anvil",
-]);
+/**
+ * Commands whose unix services start on demand and exit when idle:
+ * cleanup, the delivery agents, bounce and anvil.
+ */
+const ON_DEMAND: ReadonlySet<string> = new Set(["cleanup", ...AGENTS, "bounce", "anvil"]);
 
 /** True when master starts this service only when a client asks for it. */
 export function startsOnDemand(svc: Pick<MasterService, "type" | "command">): boolean {

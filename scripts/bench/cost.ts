@@ -30,7 +30,7 @@
  *
  * Needs root (smtp-sink -u nobody) and /usr/sbin/{smtp-source,smtp-sink}.
  */
-import { Sink } from "./smtp_sink.ts";
+import { Sink, smtpSource } from "./smtp_sink.ts";
 import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
 
 interface Options {
@@ -137,24 +137,7 @@ async function snapshot(conf: string): Promise<Map<number, { daemon: string; cpu
 
 /** Sends `count` messages with smtp-source and waits until the sink holds `until`. */
 async function load(port: number, sink: Sink, count: number, until: number, o: Options) {
-  const source = new Deno.Command("/usr/sbin/smtp-source", {
-    args: [
-      "-s",
-      String(o.sessions),
-      "-m",
-      String(count),
-      "-l",
-      String(o.size),
-      "-f",
-      "a@example.com",
-      "-t",
-      "b@example.net",
-      `127.0.0.1:${port}`,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const source = smtpSource(port, { sessions: o.sessions, count, size: o.size });
   const end = Date.now() + Math.max(120_000, count * 30);
   while (sink.count < until) {
     if (Date.now() > end) {

@@ -48,7 +48,7 @@
  * smtp-source,smtp-sink}. If Postfix cannot start, its rows say why and the
  * ratio is reported as not available.
  */
-import { Sink } from "./smtp_sink.ts";
+import { Sink, smtpSource } from "./smtp_sink.ts";
 import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
 import { rssKiB, startPostfix } from "../../tests/helpers/postfix.ts";
 import { appendHistory, currentCommit, HISTORY_FILE, type SystemFigures } from "./history.ts";
@@ -361,24 +361,7 @@ async function benchOne(
     const drive = async (count: number) => {
       const base = mode === "discard" ? removed.count : sink.count;
       const t0 = performance.now();
-      const source = new Deno.Command("/usr/sbin/smtp-source", {
-        args: [
-          "-s",
-          String(o.sessions),
-          "-m",
-          String(count),
-          "-l",
-          String(o.size),
-          "-f",
-          "a@example.com",
-          "-t",
-          "b@example.net",
-          `127.0.0.1:${t.port}`,
-        ],
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
+      const source = smtpSource(t.port, { sessions: o.sessions, count, size: o.size });
       const limitMs = Math.max(120_000, count * 20);
       const done = async () => {
         if (mode !== "discard") return sink.count - base >= count;

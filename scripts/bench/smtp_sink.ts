@@ -1,12 +1,34 @@
 /**
  * Postfix's smtp-sink as the benchmarks' next hop, with a running count of
- * the messages it accepted (read from its stdout). Needs /usr/sbin/smtp-sink.
+ * the messages it accepted (read from its stdout), and smtp-source as their
+ * load. Needs /usr/sbin/smtp-sink and /usr/sbin/smtp-source.
  *
  * @module
  */
 import { freePort } from "../../tests/helpers/instance.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts smtp-source: `count` messages of `size` bytes over `sessions`
+ * parallel sessions to 127.0.0.1:`port`, one message per connection (its
+ * default); stderr piped for the error of a failed run.
+ */
+export function smtpSource(
+  port: number,
+  o: { sessions: number; count: number; size: number },
+): Deno.ChildProcess {
+  return new Deno.Command("/usr/sbin/smtp-source", {
+    args: [
+      ...["-s", String(o.sessions), "-m", String(o.count), "-l", String(o.size)],
+      ...["-f", "a@example.com", "-t", "b@example.net"],
+      `127.0.0.1:${port}`,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+}
 
 /** smtp-sink with a running message counter read from its stdout. */
 export class Sink {
