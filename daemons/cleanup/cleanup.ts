@@ -163,8 +163,8 @@ export class CleanupService {
     readonly ctx: ServiceContext,
     readonly notify: (ids: string[]) => Promise<void>,
   ) {
-    this.syncer = new DirSyncer(ctx.queue.dir("incoming"));
-    this.holdSyncer = new DirSyncer(ctx.queue.dir("hold"));
+    this.syncer = new DirSyncer(ctx.queue.dir("incoming"), { keepOpen: true });
+    this.holdSyncer = new DirSyncer(ctx.queue.dir("hold"), { keepOpen: true });
   }
 
   /**
@@ -181,11 +181,13 @@ export class CleanupService {
     return this.#tables;
   }
 
-  /** Closes the tables (at stop). */
+  /** Closes the tables and the queue folders kept open for syncs (at stop). */
   async close(): Promise<void> {
     const t = this.#tables;
     this.#tables = null;
     if (t) await (await t.catch(() => null))?.close();
+    await this.syncer.close();
+    await this.holdSyncer.close();
   }
 
   /**

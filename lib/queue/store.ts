@@ -116,15 +116,26 @@ export async function syncDir(path: string): Promise<void> {
 /**
  * Coalesces directory fsyncs: callers that ask while one is pending share
  * the next one, so N messages committed together cost one directory sync.
+ *
+ * With `keepOpen` the directory is opened at the first sync and kept open
+ * until {@link close}, as a daemon does for its own queue folder: a commit
+ * then waits for the fsync alone, not for an open on the thread pool first
+ * (and the fsync can start beside the file's fdatasync). Safe because queue
+ * folders are created once and never replaced while daemons run; a failed
+ * sync drops the handle and the next one opens the folder again.
  */
 export class DirSyncer {
   #running: Promise<void> | null = null;
   #next: Promise<void> | null = null;
   readonly #syncDir: (path: string) => Promise<void>;
+  #held: Promise<Deno.FsFile> | null = null;
 
   /** @param syncFn fsyncs the directory; tests count or hold syncs with it. @default syncDir */
-  constructor(readonly path: string, syncFn: (path: string) => Promise<void> = syncDir) {
-    this.#syncDir = syncFn;
+  constructor(
+    readonly path: string,
+    syncFn: ((path: string) => Promise<void>) | { keepOpen: true } = syncDir,
+  ) {
+    this.#syncDir = typeof syncFn === "function" ? syncFn : (p) => this.#syncHeld(p);
   }
 
   sync(): Promise<void> {
@@ -141,6 +152,41 @@ export class DirSyncer {
     });
     this.#next = after;
     return after;
+  }
+
+  async #syncHeld(path: string): Promise<void> {
+    const held = this.#held ??= Deno.open(path, { read: true });
+    let dir: Deno.FsFile;
+    try {
+      dir = await held;
+    } catch (e) {
+      if (this.#held === held) this.#held = null;
+      throw e;
+    }
+    try {
+      await dir.sync();
+    } catch (e) {
+      if (this.#held === held) this.#held = null;
+      closeQuietly(dir);
+      throw e;
+    }
+  }
+
+  /** Closes a kept-open directory (after the last sync has finished). */
+  async close(): Promise<void> {
+    await this.#running?.catch(() => {});
+    const held = this.#held;
+    this.#held = null;
+    const dir = await held?.catch(() => null);
+    if (dir) closeQuietly(dir);
+  }
+}
+
+function closeQuietly(f: Deno.FsFile): void {
+  try {
+    f.close();
+  } catch {
+    // already closed
   }
 }
 
