@@ -29,12 +29,13 @@ import {
   peerSocket,
   peersOf,
   type PermissionContext,
+  serviceContext,
   serviceSocket,
   servicesTableGrants,
 } from "../lib/permissions/mod.ts";
 import { contentFilterNexthops } from "../lib/permissions/filter.ts";
 import { lmtpGrants } from "../lib/permissions/lmtp.ts";
-import { paramLookup, planServices, runsAsRoot } from "../lib/service/catalog.ts";
+import { paramLookup, planServices } from "../lib/service/catalog.ts";
 import { pipePrograms } from "../lib/pipe/mod.ts";
 import { rootDenoDir } from "../lib/runtime/mod.ts";
 import { inetEndpoints } from "../lib/service/endpoints.ts";
@@ -146,14 +147,16 @@ export async function runAudit(o: AuditOptions): Promise<number> {
 
   // As master computes them: each service's sandbox, and how it is hosted.
   const owner = o.prepared.owner;
-  const permCtx = (svc: (typeof plan.run)[number]): PermissionContext => ({
-    queueDir: q,
-    nameservers: ns,
-    services: plan.run,
-    param: (n) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : (ov[n] ?? o.config.str(n)),
-    tables: tables.grants.get(svc.name),
-    root: owner !== null && runsAsRoot(svc) ? { deno: o.prepared.runtime.deno } : undefined,
-  });
+  const permCtx = (svc: (typeof plan.run)[number]): PermissionContext =>
+    serviceContext(svc, {
+      queueDir: q,
+      nameservers: ns,
+      services: plan.run,
+      mainCf: (n) => ov[n] ?? o.config.str(n),
+      tables: tables.grants,
+      rootMaster: owner !== null,
+      deno: o.prepared.runtime.deno,
+    });
   const hosting = new Map(plan.run.map((svc) => {
     const ctx = permCtx(svc);
     const h = hostingOf({
@@ -245,7 +248,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
       probes.push(["open Deno KV without a path", { kind: "kv-default" }]);
 
       // As master starts it: local, pipe and virtual with unprivileged = n stay root.
-      const asRoot = owner !== null && runsAsRoot(svc);
+      const asRoot = permCtx(svc).root !== undefined;
       const probeArg = JSON.stringify(probes.map((p) => p[1]));
       const as = owner ? ` as ${asRoot ? "root" : owner.name}` : "";
       let out: { success: boolean; stdout: string; stderr: string };

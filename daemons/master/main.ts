@@ -56,6 +56,7 @@ import {
   hostCommand,
   parseResolvConf,
   type PermissionContext,
+  serviceContext,
   servicesTableGrants,
   unreadableTableFiles,
 } from "../../lib/permissions/mod.ts";
@@ -75,12 +76,7 @@ import {
 import { QueueDir } from "../../lib/queue/mod.ts";
 import { rootDenoDir, type Runtime } from "../../lib/runtime/mod.ts";
 import { formatDaemonArgs } from "../../lib/service/args.ts";
-import {
-  paramLookup,
-  planServices,
-  runsAsRoot,
-  serviceOverrideProblems,
-} from "../../lib/service/catalog.ts";
+import { paramLookup, planServices, serviceOverrideProblems } from "../../lib/service/catalog.ts";
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
 import { denoStat, servicesTls, type TlsMaterial } from "../../lib/tls/material.ts";
 import { ipcListen, type IpcServer, UNIX_PATH_MAX } from "../../lib/ipc/mod.ts";
@@ -278,10 +274,11 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     );
   }
   for (const svc of plan.run) {
+    const ctx = permissionContext(loaded, svc, "");
     const h = hostingOf({
-      param: serviceParam(loaded, svc),
-      grants: grantsOf(loaded, svc),
-      asRoot: asRoot(loaded, svc),
+      param: ctx.param,
+      grants: daemonGrants(svc, ctx),
+      asRoot: ctx.root !== undefined,
     });
     loaded.hosting.set(svc.name, h.hosting);
     if (h.reason) loaded.notes.push(`service ${svc.name} runs as a process: ${h.reason}`);
@@ -289,14 +286,9 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
   return loaded;
 }
 
-/** A parameter as one service sees it: its -o overrides over main.cf. */
-function serviceParam(l: Loaded, svc: MasterService): (name: string) => string {
-  return (name) => Object.hasOwn(svc.overrides, name) ? svc.overrides[name] : l.config.str(name);
-}
-
 /** True when master runs this service's daemon as root (root master, unprivileged = n). */
 function asRoot(l: Loaded, svc: MasterService): boolean {
-  return l.owner !== null && runsAsRoot(svc);
+  return permissionContext(l, svc, "").root !== undefined;
 }
 
 /** What lib/permissions needs to compute a service's grants. */
@@ -305,14 +297,15 @@ function permissionContext(
   svc: MasterService,
   deno: string,
 ): PermissionContext {
-  return {
+  return serviceContext(svc, {
     queueDir: l.config.str("queue_directory"),
     nameservers: l.nameservers,
     services: l.services,
-    param: serviceParam(l, svc),
-    tables: l.tables.get(svc.name),
-    root: asRoot(l, svc) ? { deno } : undefined,
-  };
+    mainCf: (n) => l.config.str(n),
+    tables: l.tables,
+    rootMaster: l.owner !== null,
+    deno,
+  });
 }
 
 /** A service's grants, as its process flags or its Worker permissions give them. */

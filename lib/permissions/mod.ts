@@ -46,6 +46,7 @@ import { masterSocket, startsOnDemand } from "../service/wake.ts";
 import { hostGrants } from "../service/hosting.ts";
 import { bindPath } from "../ipc/mod.ts";
 import { clientsOf, peerSocket, peersOf } from "./peers.ts";
+import { runsAsRoot } from "../service/catalog.ts";
 
 export { AGENTS, clientsOf, peerKey, peerSocket, peersOf, proxymapService } from "./peers.ts";
 
@@ -76,6 +77,38 @@ export interface PermissionContext {
   tables?: DictGrants;
   /** Set when the service runs as root (lib/service/catalog.ts runsAsRoot; only local uses it): the Deno executable it may start. */
   root?: { deno: string };
+}
+
+/** What master has loaded that every service's {@link PermissionContext} comes from. */
+export interface LoadedForPermissions {
+  queueDir: string;
+  nameservers: string[];
+  services: MasterService[];
+  /** A main.cf parameter, expanded (before any service's -o overrides). */
+  mainCf: (name: string) => string;
+  /** Each service's table grants, by service name. */
+  tables: ReadonlyMap<string, DictGrants>;
+  /** Master runs as root and gives the daemons to mail_owner. */
+  rootMaster: boolean;
+  /** The Deno executable a root daemon may start. */
+  deno: string;
+}
+
+/**
+ * One service's {@link PermissionContext}: its -o overrides over main.cf,
+ * its tables' grants, and root when a root master keeps it root
+ * (lib/service/catalog.ts runsAsRoot). Master starts daemons with it and
+ * `postwarden audit` probes the same, so the two cannot drift apart.
+ */
+export function serviceContext(svc: MasterService, l: LoadedForPermissions): PermissionContext {
+  return {
+    queueDir: l.queueDir,
+    nameservers: l.nameservers,
+    services: l.services,
+    param: (n) => Object.hasOwn(svc.overrides, n) ? svc.overrides[n] : l.mainCf(n),
+    tables: l.tables.get(svc.name),
+    root: l.rootMaster && runsAsRoot(svc) ? { deno: l.deno } : undefined,
+  };
 }
 
 /** A daemon's permissions as structured lists, before formatting as flags. */
