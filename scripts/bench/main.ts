@@ -31,7 +31,9 @@
  * `deno task bench --connections [...]` the memory per idle SMTP
  * connection, Postwarden against Postfix (connections.ts);
  * `deno task bench --cost [...]` the CPU time per message of each daemon
- * under a fixed load (cost.ts), steadier than msg/s on a busy machine.
+ * under a fixed load (cost.ts), steadier than msg/s on a busy machine;
+ * `deno task bench --fs-ops` the CPU of an async file-system call against
+ * a sync one (fs_ops.ts).
  *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
@@ -631,6 +633,10 @@ if (import.meta.main) {
   if (Deno.args[0] === "--cost") {
     const { main: cost } = await import("./cost.ts");
     Deno.exit(await cost(Deno.args.slice(1)));
+  }
+  if (Deno.args[0] === "--fs-ops") {
+    const { main: fsOps } = await import("./fs_ops.ts");
+    Deno.exit(await fsOps(Deno.args.slice(1)));
   }
   if (Deno.args[0] === "--proxymap") {
     const { main: proxymap } = await import("./proxymap.ts");
