@@ -20,6 +20,7 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
+import { testInResolvNamespace, UNSHARE } from "../helpers/namespace.ts";
 import { startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { TestSink } from "../helpers/sink.ts";
@@ -27,7 +28,6 @@ import { SmtpClient } from "../helpers/smtp_client.ts";
 
 const INNER = "MX_FANOUT_INNER";
 const DNSMASQ = "/usr/sbin/dnsmasq";
-const UNSHARE = "/usr/bin/unshare";
 /** Each run its own loopback address for dnsmasq (ports are not private to the namespace). */
 const NAMESERVER = Deno.env.get("MX_FANOUT_NAMESERVER") ??
   `127.0.${3 + Math.floor(Math.random() * 250)}.53`;
@@ -166,38 +166,14 @@ Deno.test({
       !havePeer(DNSMASQ) || !havePeer(UNSHARE) ||
       !haveRoot("port 25 on 127.0.2.x and a private mount namespace")
     ) return;
-    const dir = await Deno.makeTempDir({ prefix: "mx-fanout-outer-" });
-    try {
-      const resolv = `${dir}/resolv.conf`;
-      await Deno.writeTextFile(resolv, `nameserver ${NAMESERVER}\noptions timeout:2 attempts:2\n`, {
-        mode: 0o644,
-      });
-      const out = await new Deno.Command(UNSHARE, {
-        args: [
-          "--mount",
-          "--propagation",
-          "private",
-          "sh",
-          "-c",
-          'mount --bind "$0" /etc/resolv.conf && exec "$@"',
-          resolv,
-          Deno.execPath(),
-          "test",
-          "--allow-all",
-          "--no-prompt",
-          new URL(import.meta.url).pathname,
-        ],
-        env: { [INNER]: "1", NO_COLOR: "1", MX_FANOUT_NAMESERVER: NAMESERVER },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      await t.step("the fan-out inside the namespace passed", () => {
-        if (!out.success) throw new Error(text.slice(-12_000));
-      });
-      console.log(text.split("\n").filter((l) => / \.\.\. ok| FAILED/.test(l)).join("\n"));
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const { success, text } = await testInResolvNamespace(
+      import.meta.url,
+      `nameserver ${NAMESERVER}\noptions timeout:2 attempts:2\n`,
+      { [INNER]: "1", MX_FANOUT_NAMESERVER: NAMESERVER },
+    );
+    await t.step("the fan-out inside the namespace passed", () => {
+      if (!success) throw new Error(text.slice(-12_000));
+    });
+    console.log(text.split("\n").filter((l) => / \.\.\. ok| FAILED/.test(l)).join("\n"));
   },
 });

@@ -37,6 +37,7 @@
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
+import { testInResolvNamespace, UNSHARE } from "../helpers/namespace.ts";
 import { comparableReplies, smtpReplies } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
@@ -52,7 +53,6 @@ const INNER = "RESTRICTIONS_DNS_INNER";
  */
 const NAMESERVER = Deno.env.get("RESTRICTIONS_DNS_NAMESERVER") ??
   `127.0.${1 + Math.floor(Math.random() * 250)}.153`;
-const UNSHARE = "/usr/bin/unshare";
 
 /** What the test's name server knows. 127.0.0.1 is the client of every session. */
 const ZONE: Zone = {
@@ -559,41 +559,14 @@ Deno.test({
     if (!havePeer(POSTFIX) || !havePeer(UNSHARE) || !haveRoot("a private mount namespace")) {
       return;
     }
-    const dir = await Deno.makeTempDir({ prefix: "restrictions-dns-" });
-    try {
-      const resolv = `${dir}/resolv.conf`;
-      // One try, one second: a silent name fails fast in both resolvers.
-      await Deno.writeTextFile(
-        resolv,
-        `nameserver ${NAMESERVER}\noptions timeout:1 attempts:1\n`,
-        { mode: 0o644 },
-      );
-      const self = new URL(import.meta.url).pathname;
-      const out = await new Deno.Command(UNSHARE, {
-        args: [
-          "--mount",
-          "--propagation",
-          "private",
-          "sh",
-          "-c",
-          'mount --bind "$0" /etc/resolv.conf && exec "$@"',
-          resolv,
-          Deno.execPath(),
-          "test",
-          "--allow-all",
-          "--no-prompt",
-          self,
-        ],
-        env: { [INNER]: "1", NO_COLOR: "1", RESTRICTIONS_DNS_NAMESERVER: NAMESERVER },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      await t.step("the comparison inside the namespace passed", () => {
-        if (!out.success) throw new Error(text.slice(-12_000));
-      });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    // One try, one second: a silent name fails fast in both resolvers.
+    const { success, text } = await testInResolvNamespace(
+      import.meta.url,
+      `nameserver ${NAMESERVER}\noptions timeout:1 attempts:1\n`,
+      { [INNER]: "1", RESTRICTIONS_DNS_NAMESERVER: NAMESERVER },
+    );
+    await t.step("the comparison inside the namespace passed", () => {
+      if (!success) throw new Error(text.slice(-12_000));
+    });
   },
 });
