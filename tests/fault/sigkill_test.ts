@@ -97,6 +97,16 @@ Deno.test({
         if (await waitUntil(() => isDead(pid), 5_000).then(() => true, () => false)) {
           kills++;
           killedBy.set(prog, killedBy.get(prog)! + 1);
+          // The pipeline must recover before the next kill: with worker hosting each
+          // kill takes every daemon down, and master's crash-loop throttle (1 s, 2 s,
+          // 4 s, ...) would otherwise let the kills outrun the restarts and leave
+          // nothing to prove but the first kill.
+          const before = acked.size;
+          await waitUntil(
+            () => acked.size >= before + 10,
+            60_000,
+            `mail acknowledged again after kill ${kills} (${prog})`,
+          );
         }
       }
       // Whole tree: every process of the instance, at once.
