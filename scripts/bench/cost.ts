@@ -9,7 +9,18 @@
  * until the sink has counted all N, reads the CPU times again and prints,
  * per daemon, CPU milliseconds per 1,000 messages (processes of the same
  * daemon summed: two smtpd, several smtp). It also prints the wall time,
- * for what it is worth on a shared machine.
+ * for what it is worth on a shared machine. Each figure is split into user
+ * and kernel time, and a last line gives the whole machine's busy CPU per
+ * 1,000 messages from /proc/stat (smtp-source, the sink, interrupts and
+ * anything else running included): the figure to set against the machine's
+ * capacity (2 cores = 2,000 CPU-ms per second).
+ *
+ * `--system postfix` puts the same load on a Postfix 3.7 instance instead;
+ * `--system none` sends it straight to the sink: the machine line is then
+ * what the load generator, the sink and the kernel cost without any MTA.
+ * Postfix's smtpd processes exit after max_use (100) sessions, and a process
+ * that exits during the load is not in the per-daemon lines: compare the two
+ * systems by the machine line.
  *
  * `--smtpd-procs N` sets the maxproc of conf/master.cf's smtpd line (the
  * number of smtpd processes sharing the port, daemons/master/listeners.ts).
@@ -25,13 +36,14 @@
  *
  * Usage: deno task bench --cost [--messages N] [--sessions S] [--size BYTES]
  *        [--warmup N] [--profile DIR] [--strace DAEMON] [--smtpd-procs N]
- *        [--main-cf "line\nline"]
+ *        [--main-cf "line\nline"] [--system postwarden|postfix|none]
  *        deno task bench --cost --summarize DIR [--top K]
  *
  * Needs root (smtp-sink -u nobody) and /usr/sbin/{smtp-source,smtp-sink}.
  */
 import { Sink, smtpSource } from "./smtp_sink.ts";
 import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
+import { startPostfix } from "../../tests/helpers/postfix.ts";
 
 interface Options {
   messages: number;
@@ -44,6 +56,7 @@ interface Options {
   top: number;
   strace?: string;
   smtpdProcs?: number;
+  system: "postwarden" | "postfix" | "none";
 }
 
 function parseArgs(argv: string[]): Options {
@@ -54,6 +67,7 @@ function parseArgs(argv: string[]): Options {
     warmup: 500,
     mainCf: "",
     top: 25,
+    system: "postwarden",
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -92,6 +106,12 @@ function parseArgs(argv: string[]): Options {
       case "--summarize":
         o.summarize = v;
         break;
+      case "--system":
+        if (v !== "postwarden" && v !== "postfix" && v !== "none") {
+          throw new Error(`bad --system ${v}`);
+        }
+        o.system = v;
+        break;
       case "--main-cf":
         o.mainCf = v.replaceAll("\\n", "\n");
         break;
@@ -105,16 +125,32 @@ function parseArgs(argv: string[]): Options {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TICK = 100; // USER_HZ on Linux
 
-/** CPU seconds (utime+stime) of one process, or null once it exited. */
-async function cpuSeconds(pid: number): Promise<number | null> {
+interface Cpu {
+  user: number;
+  sys: number;
+}
+
+/** CPU seconds in user and kernel mode (utime, stime) of one process, or null once it exited. */
+async function cpuSeconds(pid: number): Promise<Cpu | null> {
   try {
     const s = await Deno.readTextFile(`/proc/${pid}/stat`);
     // The command may contain spaces and parentheses: fields start after the last ")".
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / TICK;
+    return { user: Number(f[11]) / TICK, sys: Number(f[12]) / TICK };
   } catch {
     return null;
   }
+}
+
+/**
+ * The whole machine's busy CPU seconds (user+nice, system, irq+softirq)
+ * from /proc/stat: what the load costs everything, smtp-source, the sink and
+ * the kernel's network and block work included.
+ */
+async function machineSeconds(): Promise<{ user: number; sys: number; irq: number }> {
+  const line = (await Deno.readTextFile("/proc/stat")).split("\n")[0];
+  const [user, nice, system, , , irq, softirq] = line.split(/\s+/).slice(1).map(Number);
+  return { user: (user + nice) / TICK, sys: system / TICK, irq: (irq + softirq) / TICK };
 }
 
 /** The daemon a process runs: "master", "smtpd", ... from its command line. */
@@ -122,13 +158,49 @@ async function daemonOf(pid: number): Promise<string> {
   const cmd = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
   const m = cmd.match(/\/daemons\/([\w-]+)\/main\.ts/);
   if (m) return m[1];
-  return cmd.includes("postwarden.ts") ? "postwarden" : "other";
+  if (cmd.includes("postwarden.ts")) return "postwarden";
+  // Postfix's daemons: the program name (/usr/lib/postfix/sbin/smtpd -n ...).
+  return cmd.split("\0")[0].split("/").pop() || "other";
 }
 
-/** CPU seconds per process of the instance, with each process's daemon. */
-async function snapshot(conf: string): Promise<Map<number, { daemon: string; cpu: number }>> {
-  const out = new Map<number, { daemon: string; cpu: number }>();
-  for (const pid of await processesOf(conf)) {
+/** The system under load: its SMTP port and its processes now. */
+interface Target {
+  port: number;
+  pids(): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+async function startTarget(o: Options, sinkPort: number): Promise<Target> {
+  if (o.system === "none") {
+    return { port: sinkPort, pids: () => Promise.resolve([]), stop: () => Promise.resolve() };
+  }
+  if (o.system === "postfix") {
+    const pf = await startPostfix({
+      myhostname: "bench.example",
+      mainCf: [`relayhost = [127.0.0.1]:${sinkPort}`, o.mainCf].join("\n"),
+    });
+    return { port: pf.port, pids: () => pf.pids(), stop: () => pf.stop() };
+  }
+  const inst = await startInstance({
+    mainCf: [
+      `relayhost = [127.0.0.1]:${sinkPort}`,
+      "mydestination =",
+      "smtpd_relay_restrictions = permit_mynetworks, reject",
+      o.mainCf,
+    ].join("\n"),
+    masterCf: o.smtpdProcs
+      ? (await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url)))
+        .replace(/^(2525\s+inet(\s+\S+){4})\s+\S+/m, `$1 ${o.smtpdProcs}`)
+      : undefined,
+    env: o.profile ? { POSTWARDEN_CPU_PROF: o.profile } : undefined,
+  });
+  return { port: inst.port, pids: () => processesOf(inst.conf), stop: () => inst.stop() };
+}
+
+/** CPU seconds per process of the system, with each process's daemon. */
+async function snapshot(t: Target): Promise<Map<number, { daemon: string; cpu: Cpu }>> {
+  const out = new Map<number, { daemon: string; cpu: Cpu }>();
+  for (const pid of await t.pids()) {
     const cpu = await cpuSeconds(pid);
     if (cpu !== null) out.set(pid, { daemon: await daemonOf(pid), cpu });
   }
@@ -151,25 +223,13 @@ async function load(port: number, sink: Sink, count: number, until: number, o: O
 
 async function measure(o: Options): Promise<number> {
   const sink = new Sink();
-  let inst: Awaited<ReturnType<typeof startInstance>> | undefined;
+  let inst: Target | undefined;
   try {
     await sink.ready();
-    inst = await startInstance({
-      mainCf: [
-        `relayhost = [127.0.0.1]:${sink.port}`,
-        "mydestination =",
-        "smtpd_relay_restrictions = permit_mynetworks, reject",
-        o.mainCf,
-      ].join("\n"),
-      masterCf: o.smtpdProcs
-        ? (await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url)))
-          .replace(/^(2525\s+inet(\s+\S+){4})\s+\S+/m, `$1 ${o.smtpdProcs}`)
-        : undefined,
-      env: o.profile ? { POSTWARDEN_CPU_PROF: o.profile } : undefined,
-    });
+    inst = await startTarget(o, sink.port);
     if (o.warmup > 0) await load(inst.port, sink, o.warmup, o.warmup, o);
     await sleep(1000); // let qmgr and smtp go idle
-    const before = await snapshot(inst.conf);
+    const before = await snapshot(inst);
     const tracers = [...before].filter(([, p]) => p.daemon === o.strace).map(([pid]) =>
       new Deno.Command("strace", {
         args: ["-c", "-f", "-p", String(pid)],
@@ -179,42 +239,59 @@ async function measure(o: Options): Promise<number> {
       }).spawn()
     );
     if (tracers.length) await sleep(500); // attached
+    const machine0 = await machineSeconds();
     const t0 = performance.now();
     await load(inst.port, sink, o.messages, o.warmup + o.messages, o);
     const seconds = (performance.now() - t0) / 1000;
     await sleep(1000);
-    const after = await snapshot(inst.conf);
+    const after = await snapshot(inst);
+    const machine1 = await machineSeconds();
     for (const t of tracers) {
       t.kill("SIGINT");
       const out = new TextDecoder().decode((await t.output()).stderr);
       console.log(`strace -c of one ${o.strace} process during the load:\n${out}`);
     }
-    const per = new Map<string, { cpu: number; procs: number }>();
+    const per = new Map<string, Cpu & { procs: number }>();
     for (const [pid, a] of after) {
-      const b = before.get(pid)?.cpu ?? 0; // started during the load: all of it counts
-      const e = per.get(a.daemon) ?? { cpu: 0, procs: 0 };
-      e.cpu += a.cpu - b;
+      // Started during the load: all of it counts.
+      const b = before.get(pid)?.cpu ?? { user: 0, sys: 0 };
+      const e = per.get(a.daemon) ?? { user: 0, sys: 0, procs: 0 };
+      e.user += a.cpu.user - b.user;
+      e.sys += a.cpu.sys - b.sys;
       e.procs++;
       per.set(a.daemon, e);
     }
     const gone = [...before.keys()].filter((p) => !after.has(p));
     const unit = 1000 / o.messages;
     console.log(
-      `cost: ${o.messages} messages, ${o.sessions} sessions, ${o.size} bytes, ` +
+      `cost (${o.system}): ${o.messages} messages, ${o.sessions} sessions, ${o.size} bytes, ` +
         `${seconds.toFixed(1)} s wall (${(o.messages / seconds).toFixed(0)} msg/s), load ${
           (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")
         }`,
     );
-    let total = 0;
-    for (const [d, e] of [...per].sort((x, y) => y[1].cpu - x[1].cpu)) {
-      total += e.cpu;
+    const ms = (s: number) => (s * 1000 * unit).toFixed(0).padStart(6);
+    const split = (c: Cpu) => `user ${ms(c.user)}, kernel ${ms(c.sys)}`;
+    const total = { user: 0, sys: 0 };
+    for (const [d, e] of [...per].sort((x, y) => y[1].user + y[1].sys - x[1].user - x[1].sys)) {
+      total.user += e.user;
+      total.sys += e.sys;
       console.log(
-        `  ${d.padEnd(10)} ${(e.cpu * 1000 * unit).toFixed(0).padStart(6)} CPU-ms per 1000 msg` +
-          ` (${e.cpu.toFixed(2)} s, ${e.procs} proc${e.procs > 1 ? "s" : ""})`,
+        `  ${d.padEnd(10)} ${ms(e.user + e.sys)} CPU-ms per 1000 msg (${split(e)};` +
+          ` ${(e.user + e.sys).toFixed(2)} s, ${e.procs} proc${e.procs > 1 ? "s" : ""})`,
       );
     }
     console.log(
-      `  ${"total".padEnd(10)} ${(total * 1000 * unit).toFixed(0).padStart(6)} CPU-ms per 1000 msg`,
+      `  ${"total".padEnd(10)} ${ms(total.user + total.sys)} CPU-ms per 1000 msg (${split(total)})`,
+    );
+    const m = {
+      user: machine1.user - machine0.user,
+      sys: machine1.sys - machine0.sys,
+      irq: machine1.irq - machine0.irq,
+    };
+    console.log(
+      `  ${"machine".padEnd(10)} ${ms(m.user + m.sys + m.irq)} CPU-ms per 1000 msg ` +
+        `(user ${ms(m.user)}, kernel ${ms(m.sys)}, interrupts ${ms(m.irq)}; ` +
+        `smtp-source, the sink and everything else included)`,
     );
     if (gone.length) {
       console.log(`  (${gone.length} process(es) exited during the load, not counted)`);
