@@ -141,7 +141,9 @@ export class MaildropSink implements CleanupSink {
 }
 
 function hasActions(a: MessageActions | undefined): boolean {
-  return !!a && !!(a.hold || a.discard || a.redirect || a.filter || a.bcc?.length);
+  return !!a &&
+    !!(a.hold || a.discard || a.redirect || a.filter || a.bcc?.length || a.edits?.length ||
+      a.replaceBody || a.quarantine !== undefined);
 }
 
 /** Appends to maillog_file when this user may; no log otherwise. */

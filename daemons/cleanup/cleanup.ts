@@ -56,8 +56,14 @@
 import type { Rejection } from "../../lib/outcome/mod.ts";
 import { parseHeaderAddresses, splitAddress } from "../../lib/address/mod.ts";
 import { rewriteAddress, type RewriteContext, rewriteContext } from "../../lib/resolve/mod.ts";
-import type { CleanupEnvelope, CleanupResult, MessageActions } from "../../lib/cleanup/client.ts";
+import type {
+  CleanupEnvelope,
+  CleanupResult,
+  ContentEdit,
+  MessageActions,
+} from "../../lib/cleanup/client.ts";
 import { mergeActions, messageActions } from "./actions.ts";
+import { editContent } from "./edits.ts";
 import { type IpcConn } from "../../lib/ipc/mod.ts";
 import { DictError } from "../../lib/maps/mod.ts";
 import {
@@ -327,6 +333,8 @@ export class CleanupService {
     // when end-of-data restrictions may add some (`more`: content is held).
     const early = messageActions(env.actions);
     let late: MessageActions | null = null;
+    /** A milter's replacement body, collected after the late actions. */
+    let newBody: BodyCollector | null = null;
     let held: Uint8Array[] | null = null;
 
     // Filled in at the end of the header section.
@@ -343,7 +351,13 @@ export class CleanupService {
       if (a.redirect !== undefined) {
         recipients = [{ address: local(internalForm(a.redirect)) }];
       }
+      const edits = late?.edits ?? [];
       try {
+        if (edits.length) {
+          const edited = await this.#milterEnvelope(edits, sender, recipients, rewriter, warn);
+          sender = edited.sender;
+          recipients = edited.recipients;
+        }
         for (const b of [...bccAddresses, ...a.bcc.map(internalForm)]) {
           const r = await rewriter.rewrite(b, "envelopeRecipient");
           for (const a of await rewriter.expand(r)) {
@@ -358,7 +372,20 @@ export class CleanupService {
         throw new Rejected(checks.reject.code, checks.reject.dsn, checks.reject.text, true);
       }
       if (a.discard) throw new Discarded();
-      queue = a.hold ? "hold" : "incoming";
+      if (recipients.length === 0) {
+        // Every recipient deleted by a milter: nothing could be delivered.
+        throw new Rejected(554, "5.5.1", "Error: no recipients specified");
+      }
+      if (late?.quarantine !== undefined) {
+        log.info(
+          `${queueId}: milter-hold: END-OF-MESSAGE from ${logCtx.origin}: ` +
+            `${late.quarantine || "milter triggers HOLD action"}; from=<${sender}>`,
+        );
+      }
+      queue = a.hold || late?.quarantine !== undefined ? "hold" : "incoming";
+      if (edits.length || newBody) {
+        content = editContent(content, edits, (newBody as BodyCollector | null)?.bytes() ?? null);
+      }
       writer = new QueueWriter(
         this.ctx.queue.dir(queue),
         queueId,
@@ -517,6 +544,14 @@ export class CleanupService {
         if (f.kind === "end") break;
         if (f.kind === "msg" && f.msg.op === "actions" && early.more && !late) {
           late = messageActions(f.msg);
+          if (late.replaceBody) newBody = new BodyCollector(sizeLimit);
+          continue;
+        }
+        if (f.kind === "data" && newBody) {
+          // A milter's replacement body, after the late actions.
+          if (!stop && !newBody.push(f.data)) {
+            stop = new Rejected(552, "5.3.4", "Error: message file too big");
+          }
           continue;
         }
         if (f.kind !== "data" || late) throw new Error("unexpected message frame in content");
@@ -585,6 +620,41 @@ export class CleanupService {
     return queue;
   }
 
+  /**
+   * A milter's sender and recipient edits (lib/cleanup ContentEdit): a new
+   * sender is rewritten as an envelope sender; a deleted recipient is
+   * matched against the address the client gave (the milter saw that one;
+   * Postfix's orig_rcpt), or the rewritten one; an added recipient is
+   * rewritten and expanded (virtual aliases) like one from the envelope.
+   * ESMTP parameters with an edit are not applied (logged).
+   */
+  async #milterEnvelope(
+    edits: ContentEdit[],
+    sender: string,
+    recipients: Recipient[],
+    rw: AddressRewriter,
+    warn: (m: string) => void,
+  ): Promise<{ sender: string; recipients: Recipient[] }> {
+    const bare = (a: string) => a.replace(/^<(.*)>$/s, "$1");
+    let out = recipients;
+    for (const e of edits) {
+      if (e.op === "changeFrom") {
+        if (e.args) warn(`milter change sender: ESMTP parameters ignored: ${e.args}`);
+        sender = await rw.rewrite(bare(e.address), "envelopeSender");
+      } else if (e.op === "deleteRcpt") {
+        const gone = dupKey(bare(e.address));
+        out = out.filter((r) =>
+          dupKey(r.orcpt ?? r.address) !== gone && dupKey(r.address) !== gone
+        );
+      } else if (e.op === "addRcpt") {
+        if (e.args) warn(`milter add recipient: ESMTP parameters ignored: ${e.args}`);
+        const r = await rw.rewrite(bare(e.address), "envelopeRecipient");
+        for (const a of await rw.expand(r)) out = [...out, { address: a }];
+      }
+    }
+    return { sender, recipients: out };
+  }
+
   #scheduleNotify(id: string): void {
     this.#newIds.push(id);
     if (this.#notifyTimer) return;
@@ -596,6 +666,28 @@ export class CleanupService {
         // qmgr also scans incoming/ periodically; a lost wake-up only delays.
       });
     }, 0);
+  }
+}
+
+/** A milter's replacement body, as it arrives, within message_size_limit. */
+class BodyCollector {
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+  constructor(readonly limit: number) {}
+
+  /** Adds a chunk; false once the body is over the limit (the rest is dropped). */
+  push(chunk: Uint8Array): boolean {
+    this.#size += chunk.length;
+    if (this.#size > this.limit) {
+      this.#chunks = [];
+      return false;
+    }
+    this.#chunks.push(chunk.slice());
+    return true;
+  }
+
+  bytes(): Uint8Array {
+    return concatLines(this.#chunks);
   }
 }
 

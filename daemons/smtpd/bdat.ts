@@ -73,6 +73,8 @@ export interface BdatSession {
   startMessage(cleanup: CleanupSink): void;
   leadingHeaders(queueId: string): string;
   endOfDataRefused(only: string | undefined): Promise<boolean>;
+  /** The milters' DATA event: null to go on, else the refusal to give after the chunk. */
+  milterData(cmd: string, only: string | undefined): Promise<(() => void) | null>;
   bareLfRejected(envelope: { cmd: string; to?: string } | null): Promise<void>;
   resetTransaction(): void;
 }
@@ -121,6 +123,7 @@ export async function doBdat(s: BdatSession, arg: string): Promise<boolean> {
       const only = s.recipients.length === 1 ? s.recipients[0].address : undefined;
       const v = await checkData(s.d.restrictions, s.request(only));
       if (v) refused = () => s.refuse("BDAT", v, { from: s.sender!, to: only });
+      else refused = await s.milterData("BDAT", only);
     }
     if (refused) {
       await readChunk(s, size, null);

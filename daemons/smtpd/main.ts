@@ -31,6 +31,10 @@
  * header is logged as Postfix logs it and the client gets 421 and is
  * disconnected: nothing runs under the proxy's own address.
  *
+ * smtpd_milters (milters.ts) are resolved once per process; each session
+ * connects to them itself. The sandbox allows exactly their sockets
+ * (lib/permissions).
+ *
  * Reads use a small buffer while the client is idle or sends commands and
  * a large one while it streams (DATA): an idle connection pins 1 KiB.
  *
@@ -74,6 +78,11 @@ import type { SaslBackend } from "../../lib/sasl/mod.ts";
 import { DovecotAuthClient } from "../../lib/sasl/dovecot.ts";
 import { authDaemonCheck, PasswordBackend } from "../../lib/sasl/passwd_client.ts";
 import type { Maps } from "../../lib/maps/mod.ts";
+import {
+  type MilterSettings,
+  parseMilterList,
+  resolveMilterSettings,
+} from "../../lib/milter/mod.ts";
 
 /** Per DNS query; Postfix's resolver gives up after a few seconds too. */
 const PEERNAME_TIMEOUT_MS = 5000;
@@ -100,6 +109,8 @@ let tlsPolicy: SmtpdTlsPolicy | null = null;
 /** Null when TLS is not wanted or no certificate is usable. */
 let tlsServer: TlsServer | null = null;
 let auth: AuthContext | null = null;
+/** smtpd_milters, resolved once (milters.ts). */
+let milters: MilterSettings[] = [];
 
 /**
  * The SASL backend smtpd_sasl_type names (lib/sasl), or null with AUTH
@@ -207,6 +218,10 @@ async function setup(ctx: ServiceContext): Promise<void> {
     doubleBounceSender: c.str("double_bounce_sender"),
   };
   auth = authContext(c, saslBackend(ctx));
+  // smtpd_milters, checked at start (postwarden check reports a bad one first).
+  milters = parseMilterList(c.str("smtpd_milters")).map((e) =>
+    resolveMilterSettings(e, (name) => c.str(name))
+  );
   try {
     const text = Deno.readTextFileSync("/etc/hosts");
     hosts = parseHosts(text);
@@ -275,6 +290,7 @@ await runService({
           })
           : undefined,
         protocol: protocol!,
+        milters,
       });
     } finally {
       close(); // frees what a client that never reads would otherwise pin

@@ -108,6 +108,8 @@ import {
 import { checkAuthRate, type ClientLimits, type LimitRefusal } from "./anvil.ts";
 import type { PeerStatus } from "./peername.ts";
 import { type BdatState, doBdat } from "./bdat.ts";
+import { MilterSink, SmtpdMilters } from "./milters.ts";
+import type { MilterSettings } from "../../lib/milter/mod.ts";
 import {
   type BareNewline,
   bareNewlineFor,
@@ -201,6 +203,8 @@ export interface SessionDeps {
   initial?: Uint8Array;
   /** The client's identity is unknown (a bad PROXY header): answer 421 and end, as Postfix. */
   hangup?: boolean;
+  /** smtpd_milters, resolved (milters.ts); absent or empty: none. */
+  milters?: MilterSettings[];
 }
 
 class Timeout extends Error {
@@ -318,6 +322,12 @@ class Session {
   saslSender: string | null = null;
   /** Set by STARTTLS or wrapper mode (the tls part); null without TLS. */
   tls: TlsInfo | null = null;
+  /** The connection's milters (milters.ts); null without smtpd_milters. */
+  milters: SmtpdMilters | null = null;
+  /** A milter answered 421: the session ends after the reply. */
+  hangupAfterReply = false;
+  /** The address of the MAIL or RCPT command the milters are asked about. */
+  milterAddress: string | null = null;
 
   constructor(readonly d: SessionDeps) {
     this.cfg = d.config;
@@ -500,6 +510,7 @@ class Session {
         return;
       }
       this.discard = await discardFor(this.policy, this.peer, (m) => this.log.warn(m));
+      if (!(await this.connectMilters())) return;
       await this.greet();
       for (;;) {
         const l = await this.nextLine();
@@ -525,6 +536,10 @@ class Session {
         await this.checkCommand(cmd.verb, l.line);
         const quit = await this.dispatch(cmd.verb, cmd.arg);
         if (quit) break;
+        if (this.hangupAfterReply) {
+          this.log.info(`disconnect after milter shutdown from ${this.client}`);
+          break;
+        }
       }
     } catch (e) {
       if (e instanceof Timeout) {
@@ -544,6 +559,7 @@ class Session {
       this.cleanup?.abort();
       this.cleanup = null;
       await this.flush().catch(() => {});
+      await this.milters?.close();
       await this.d.limits?.disconnect();
       this.log.info(`disconnect from ${this.client}${this.summary()}`);
     }
@@ -762,11 +778,15 @@ class Session {
         this.reply(221, "2.0.0", "Bye");
         await this.flush();
         return true;
-      default:
+      default: {
         this.count("unknown", false); // only forbidden commands are logged (checkCommand)
-        this.reply(500, "5.5.2", "Error: command not recognized");
+        // The milters hear of it; one's refusal is the reply (Postfix's milter_unknown_event).
+        const v = await this.milters?.unknown(arg ? `${verb} ${arg}` : verb);
+        if (v?.kind === "reply") this.milterRefuse("UNKNOWN", v, {});
+        else this.reply(500, "5.5.2", "Error: command not recognized");
         await this.error();
         return false;
+      }
     }
     this.count(verb, ok);
     if (!ok) await this.error();
@@ -787,6 +807,14 @@ class Session {
       const v = await checkHelo(this.d.restrictions, { ...this.request(), helo: host });
       if (v) {
         this.refuse(verb, v, { helo: host });
+        return false;
+      }
+    }
+    if (this.milters) {
+      // Only a 421 is given here; other refusals wait for MAIL FROM (milters.ts).
+      const v = await this.milters.helo(host);
+      if (v.kind === "reply") {
+        this.milterRefuse(verb, v, { helo: host });
         return false;
       }
     }
@@ -944,6 +972,8 @@ class Session {
   }
 
   resetTransaction(): void {
+    // A transaction in progress ends for the milters too (sent before their next event).
+    if (this.sender !== null) this.milters?.markAbort();
     this.cleanup?.abort();
     this.cleanup = null;
     this.sender = null;
@@ -1106,6 +1136,19 @@ class Session {
         return false;
       }
     }
+    if (this.milters) {
+      this.milterAddress = path.address; // {mail_addr}, before the sender is accepted
+      const v = await this.milters.mail([
+        `<${quoteAddress(path.address)}>`,
+        ...esmtpArgs(path.sent),
+      ]);
+      if (v.kind === "reply") {
+        this.actions = new TransactionActions();
+        this.milterRefuse("MAIL", v, { from: path.address });
+        return false;
+      }
+      if (v.kind === "discard") this.milterDiscard("MAIL", { from: path.address });
+    }
     this.sender = path.address;
     this.senderParams = path.params;
     this.smtputf8 = path.params.has("SMTPUTF8");
@@ -1200,6 +1243,18 @@ class Session {
       this.refuse("RCPT", verdict, { from: this.sender, to: path.address });
       return false;
     }
+    if (this.milters) {
+      this.milterAddress = path.address; // {rcpt_addr}, before the recipient is accepted
+      const v = await this.milters.rcpt([
+        `<${quoteAddress(path.address)}>`,
+        ...esmtpArgs(path.sent),
+      ]);
+      if (v.kind === "reply") {
+        this.milterRefuse("RCPT", v, { from: this.sender, to: path.address });
+        return false;
+      }
+      if (v.kind === "discard") this.milterDiscard("RCPT", { from: this.sender, to: path.address });
+    }
     if (this.cleanup) return this.accept(rcpt);
     return this.openCleanupThenAccept(rcpt);
   }
@@ -1224,7 +1279,8 @@ class Session {
    */
   async openCleanupThenAccept(rcpt: Recipient): Promise<boolean> {
     try {
-      this.cleanup = await this.d.openCleanup();
+      const sink = await this.d.openCleanup();
+      this.cleanup = this.milters ? new MilterSink(sink, this.milters, this) : sink;
     } catch (e) {
       this.log.warn(`cleanup service unavailable: ${(e as Error).message}`);
       this.reply(451, "4.3.0", "Error: queue file write error");
@@ -1325,6 +1381,11 @@ class Session {
     const refused = await checkData(this.d.restrictions, this.request(only));
     if (refused) {
       this.refuse("DATA", refused, { from: this.sender, to: only }); // the transaction stays
+      return false;
+    }
+    const milter = await this.milterData("DATA", only);
+    if (milter) {
+      milter();
       return false;
     }
     const cleanup = this.cleanup!;
@@ -1471,7 +1532,28 @@ class Session {
     else this.protocol = "SMTP";
     this.sasl = u.login ? { username: u.login, method: "XCLIENT" } : null;
     this.count("XCLIENT", false);
+    // The milters meet the new client as Postfix's do: a new connection, a new CONNECT.
+    await this.milters?.close();
+    this.milters = null;
+    if (!(await this.connectMilters())) {
+      this.hangupAfterReply = true;
+      return false;
+    }
     await this.greet();
+    return false;
+  }
+
+  /**
+   * Opens the milters' connections and sends CONNECT (smtpd_milters);
+   * false when a milter's 421 ends the session (already answered).
+   */
+  async connectMilters(): Promise<boolean> {
+    if (!this.d.milters?.length) return true;
+    this.milters = new SmtpdMilters(this.d.milters, (n) => this.milterMacro(n), this.log);
+    const v = await this.milters.connect(this.peer);
+    if (v.kind !== "reply") return true;
+    // Only a 421 is given at CONNECT; other refusals wait for MAIL FROM (milters.ts).
+    this.milterRefuse("CONNECT", v, {});
     return false;
   }
 
@@ -1545,9 +1627,143 @@ class Session {
   /** The envelope's access-table actions; `more` when end-of-data restrictions may add some. */
   actionsField(): { actions?: MessageActions } {
     const a = this.actions.envelope(
-      this.d.restrictions.eod.length > 0,
+      this.d.restrictions.eod.length > 0 || (this.milters?.wantsContent() ?? false),
       this.cfg.str("content_filter"),
     );
     return a ? { actions: a } : {};
   }
+
+  /**
+   * The milters' DATA event (DATA, the first BDAT): null to go on, else
+   * the refusal to give (after a BDAT chunk has been read).
+   */
+  async milterData(cmd: string, only: string | undefined): Promise<(() => void) | null> {
+    if (!this.milters) return null;
+    const v = await this.milters.data();
+    const env = { from: this.sender!, to: only };
+    if (v.kind === "reply") return () => this.milterRefuse(cmd, v, env);
+    if (v.kind === "discard") this.milterDiscard(cmd, env);
+    return null;
+  }
+
+  /**
+   * A milter's refusal: answered and logged as Postfix's check_milter_reply
+   * does (`milter-reject: CMD from client: reply; from=<..> ...`); a 421
+   * ends the session after the reply.
+   */
+  milterRefuse(
+    cmd: string,
+    v: { reply: Rejection; hangup: boolean },
+    env: { from?: string; to?: string; helo?: string },
+  ): void {
+    this.reject(v.reply.code, v.reply.dsn, v.reply.text);
+    this.milterLog(cmd, v, env);
+  }
+
+  /** Logs a milter's refusal (the reply is sent elsewhere); a 421 ends the session after it. */
+  milterLog(
+    cmd: string,
+    v: { reply: Rejection; hangup: boolean },
+    env: { from?: string; to?: string; helo?: string },
+  ): void {
+    const r = v.reply;
+    const sent = this.softBounce(r.code, r.dsn);
+    if (v.hangup) this.hangupAfterReply = true;
+    this.log.info(
+      `${this.cleanup?.queueId ?? "NOQUEUE"}: milter-reject: ${cmd} from ${this.client}: ` +
+        `${sent.code} ${sent.dsn} ${r.text}; ${this.envelopeLog(env)}`,
+    );
+  }
+
+  /** A milter's DISCARD before the content: the message will be accepted and dropped. */
+  milterDiscard(cmd: string, env: { from?: string; to?: string }): void {
+    this.actions.discard = true;
+    this.log.info(
+      `${this.cleanup?.queueId ?? "NOQUEUE"}: milter-discard: ${cmd} from ${this.client}: ` +
+        `milter triggers DISCARD action; ${this.envelopeLog(env)}`,
+    );
+  }
+
+  /** `from=<..> to=<..> proto=.. helo=<..>` for log lines. */
+  envelopeLog(env: { from?: string; to?: string; helo?: string }): string {
+    const helo = env.helo ?? this.helo;
+    return [
+      env.from !== undefined ? `from=<${quoteAddress(env.from)}>` : "",
+      env.to !== undefined ? `to=<${quoteAddress(env.to)}>` : "",
+      `proto=${this.protocol}`,
+      helo ? `helo=<${helo}>` : "",
+    ].filter((p) => p !== "").join(" ");
+  }
+
+  /**
+   * The value of a milter macro now (Postfix's smtpd_milter_eval), or
+   * undefined when it has none; milter_macro_defaults fills the gaps.
+   */
+  milterMacro(name: string): string | undefined {
+    const v = this.macroValue(name.replace(/^\{(.*)\}$/, "$1"));
+    return v ?? this.macroDefaults().get(name.replace(/^\{(.*)\}$/, "$1"));
+  }
+
+  #macroDefaults: Map<string, string> | null = null;
+
+  macroDefaults(): Map<string, string> {
+    if (this.#macroDefaults) return this.#macroDefaults;
+    const m = new Map<string, string>();
+    for (const item of this.cfg.str("milter_macro_defaults").split(/[\s,]+/)) {
+      const eq = item.indexOf("=");
+      if (eq > 0) m.set(item.slice(0, eq).replace(/^\{(.*)\}$/, "$1"), item.slice(eq + 1));
+    }
+    return this.#macroDefaults = m;
+  }
+
+  macroValue(name: string): string | undefined {
+    const p = this.peer;
+    switch (name) {
+      case "i":
+        return this.cleanup?.queueId;
+      case "j":
+        return this.cfg.str("myhostname");
+      case "_":
+        return `${p.name} [${p.addr}]`;
+      case "v":
+        return this.cfg.str("milter_macro_v");
+      case "daemon_name":
+        return this.cfg.str("milter_macro_daemon_name");
+      case "daemon_addr":
+        return this.d.client.server?.addr;
+      case "daemon_port":
+        return this.d.client.server ? String(this.d.client.server.port) : undefined;
+      case "client_addr":
+        return p.addr;
+      case "client_name":
+        return p.name;
+      case "client_port":
+        return String(p.port);
+      case "client_ptr":
+        return p.reverseName;
+      case "tls_version":
+        return this.tls?.protocol;
+      case "cipher":
+        return this.tls?.cipher;
+      case "cipher_bits":
+        return this.tls ? String(this.tls.bits) : undefined;
+      case "auth_type":
+        return this.sasl && this.sasl.method !== "XCLIENT" ? this.sasl.method : undefined;
+      case "auth_authen":
+        return this.sasl?.username;
+      case "auth_author":
+        return this.saslSender ?? undefined;
+      case "mail_addr":
+        return this.sender ?? this.milterAddress ?? undefined;
+      case "rcpt_addr":
+        return this.milterAddress ?? undefined;
+      default:
+        return undefined;
+    }
+  }
+}
+
+/** MAIL/RCPT parameters as the client wrote them ("SIZE=100"), for milters. */
+function esmtpArgs(sent: Map<string, string>): string[] {
+  return [...sent.values()];
 }

@@ -48,12 +48,42 @@ export interface MessageActions {
   /** BCC user@domain, each a recipient with NOTIFY=NEVER. */
   bcc?: string[];
   /**
-   * More actions may follow the content (smtpd_end_of_data_restrictions):
-   * the client sends one {@link CleanupSession.lateActions} message after
-   * the last content chunk, and cleanup holds the content until it has it.
+   * More actions may follow the content (smtpd_end_of_data_restrictions,
+   * milters): the client sends one {@link CleanupSession.lateActions}
+   * message after the last content chunk, and cleanup holds the content
+   * until it has it.
    */
   more?: boolean;
+  /**
+   * Edits milters asked for at the end of the message, in the order they
+   * were made (late actions only); cleanup applies them after its own
+   * header processing, as Postfix's cleanup applies milter edits to the
+   * queue file it has written.
+   */
+  edits?: ContentEdit[];
+  /**
+   * A milter replaced the body (late actions only): the new body (CRLF
+   * lines, no header) follows the actions message as content frames.
+   */
+  replaceBody?: boolean;
+  /** A milter quarantined the message: it goes to hold/, with this reason logged. */
+  quarantine?: string;
 }
+
+/**
+ * One milter edit (Sendmail milter SMFIR_* requests). Header indexes are
+ * the milter's: insertHeader's counts every header field from 0 (before the
+ * first), changeHeader's counts the fields of that name from 1; an empty
+ * value deletes the field. Recipients and the sender are addresses as the
+ * milter gave them (angle brackets optional); `args` are ESMTP parameters.
+ */
+export type ContentEdit =
+  | { op: "addHeader"; name: string; value: string }
+  | { op: "insertHeader"; index: number; name: string; value: string }
+  | { op: "changeHeader"; index: number; name: string; value: string }
+  | { op: "addRcpt"; address: string; args?: string }
+  | { op: "deleteRcpt"; address: string }
+  | { op: "changeFrom"; address: string; args?: string };
 
 /** Cleanup's final answer. */
 export type CleanupResult =
@@ -67,7 +97,8 @@ export type CleanupResult =
 export interface CleanupSink {
   readonly queueId: string;
   envelope(env: CleanupEnvelope): void;
-  lateActions(actions: MessageActions): void;
+  /** The late actions; with `body`, the milter's replacement body after them. */
+  lateActions(actions: MessageActions, body?: Uint8Array): void;
   write(chunk: Uint8Array): Promise<void>;
   finish(): Promise<CleanupResult>;
   abort(): void;
@@ -133,8 +164,18 @@ export class CleanupSession implements CleanupSink {
    * Sends the actions decided after the content (end-of-data), when the
    * envelope said `actions.more`; exactly once, before {@link finish}.
    */
-  lateActions(actions: MessageActions): void {
-    this.conn.queueMsg({ op: "actions", ...actions, more: false });
+  lateActions(actions: MessageActions, body?: Uint8Array): void {
+    const { replaceBody: _, ...rest } = actions;
+    this.conn.queueMsg({
+      op: "actions",
+      ...rest,
+      more: false,
+      ...(body ? { replaceBody: true } : {}),
+    });
+    if (!body) return;
+    for (let off = 0; off < body.length; off += 64 * 1024) {
+      this.conn.queueData(body.subarray(off, Math.min(body.length, off + 64 * 1024)));
+    }
   }
 
   /** Sends a content chunk (canonical CRLF form); flushes when enough is queued. */

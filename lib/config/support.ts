@@ -48,6 +48,7 @@ import {
 } from "./restrictions.ts";
 import { policyServicesOf } from "./policy_service.ts";
 import { saslProblems } from "./sasl.ts";
+import { parseMilterList, resolveMilterSettings } from "../milter/config.ts";
 import { smtpTlsProblems } from "../tls/client_policy.ts";
 import { saslClientProblems } from "../sasl/client.ts";
 
@@ -318,6 +319,17 @@ function valueChecks(config: Config): ConfigProblem[] {
     }
   }
   for (const p of saslProblems(config)) fatal(p.names, p.message);
+  // smtpd_milters: a list, a setting or a default action smtpd cannot use stops the start.
+  const milterList = quietly(() => config.str("smtpd_milters"));
+  if (milterList !== undefined) {
+    try {
+      for (const e of parseMilterList(milterList)) {
+        resolveMilterSettings(e, (n) => quietly(() => config.str(n)));
+      }
+    } catch (e) {
+      fatal(["smtpd_milters"], `smtpd_milters: ${(e as Error).message}`);
+    }
+  }
   // The SMTP client's TLS and SASL settings (lib/tls/client_policy.ts, lib/sasl/client.ts).
   out.push(...(quietly(() => smtpTlsProblems(config)) ?? []));
   out.push(...(quietly(() => saslClientProblems(config)) ?? []));

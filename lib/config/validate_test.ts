@@ -128,7 +128,9 @@ Deno.test("validateConfig", async (t) => {
       ["smtpd_proxy_filter = 127.0.0.1:10024", /^smtpd_proxy_filter = /],
       // Bounces would go unfiltered: content_filter does not apply to internal mail.
       ["internal_mail_filter_classes = bounce", /^internal_mail_filter_classes = bounce/],
-      ["smtpd_milters = inet:127.0.0.1:8891", /^smtpd_milters = /],
+      ["non_smtpd_milters = inet:127.0.0.1:8891", /^non_smtpd_milters = /],
+      ["smtpd_milters = inet:127.0.0.1", /^smtpd_milters: /],
+      ["smtpd_milters = inet:127.0.0.1:8891\nmilter_default_action = bounce", /^smtpd_milters: /],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],
       ["queue_minfree = 100000000", /^queue_minfree = 100000000: not implemented/],
       ["smtpd_forbid_bare_newline = strict", /^bad smtpd_forbid_bare_newline value: strict/],

@@ -37,7 +37,7 @@ import { type MasterService, saslEndpoint } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import type { DictGrants } from "../maps/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
-import { policyGrants } from "./policy.ts";
+import { milterGrants, policyGrants } from "./policy.ts";
 import { contentFilterNexthops } from "./filter.ts";
 import { lmtpGrants } from "./lmtp.ts";
 import { pipeGrants, virtualGrants } from "./agents.ts";
@@ -266,6 +266,10 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       const policy = policyGrants(ctx.param, q);
       g.net.push(...policy.net);
       for (const path of policy.sockets) unixGrant(g, path);
+      // smtpd_milters: exactly the milters it names (a bad list gets nothing; check reports it).
+      const milters = milterGrants(ctx.param("smtpd_milters") ?? "", q);
+      g.net.push(...milters.net);
+      for (const path of milters.sockets) unixGrant(g, path);
       // Dovecot's auth socket or port, exactly (a passwd-file is the auth daemon's alone).
       if ((ctx.param("smtpd_sasl_auth_enable") ?? "").toLowerCase() === "yes") {
         const ep = saslEndpoint(ctx.param);

@@ -1,0 +1,40 @@
+/**
+ * The Sendmail 8 milter protocol (versions 2 to 6), client side, as
+ * Postfix speaks it: smtpd_milters and non_smtpd_milters parsing and
+ * settings (config.ts), the wire format (protocol.ts) and one milter's
+ * conversation for one SMTP connection (client.ts). The fake milter for
+ * tests is lib/milter/_testing.ts.
+ *
+ * @module
+ */
+
+export {
+  defaultActionReply,
+  MILTER_REJECT,
+  MILTER_TEMPFAIL,
+  type MilterEdit,
+  type MilterEomResult,
+  type MilterNegotiated,
+  type MilterReply,
+  MilterSession,
+  type MilterSessionOptions,
+} from "./client.ts";
+export {
+  MACRO_PARAMETERS,
+  MILTER_OVERRIDES,
+  MILTER_PARAMETER_DEFAULTS,
+  type MilterDefaultAction,
+  type MilterEndpoint,
+  type MilterEntry,
+  type MilterOverride,
+  type MilterSettings,
+  parseMilterEndpoint,
+  parseMilterList,
+  resolveMilterSettings,
+} from "./config.ts";
+export {
+  MilterError,
+  type MilterFamily,
+  type MilterStage,
+  type MilterVersion,
+} from "./protocol.ts";
