@@ -26,11 +26,13 @@
  * smtpd hands its milter connections to cleanup, which shows the milters
  * the queue file as written (after header_checks, with the headers cleanup
  * adds). A Deno process cannot pass a socket, so smtpd sends the message
- * as it arrives (with smtpd's Received: header and PREPEND results) and
- * passes the edits to cleanup with the end-of-data actions
- * (lib/cleanup/client.ts ContentEdit); cleanup applies them after its own
- * header processing (daemons/cleanup/edits.ts). A milter therefore does not
- * see the Message-ID, Date or From fields cleanup adds when missing.
+ * as it arrives (with PREPEND results; smtpd's own Received: header is
+ * hidden, as Postfix hides it, and counted in header indexes) and passes
+ * the edits to cleanup with the end-of-data actions (lib/cleanup/client.ts
+ * ContentEdit); cleanup applies them after its own header processing
+ * (daemons/cleanup/edits.ts). A milter therefore does not see the
+ * Message-ID, Date or From fields cleanup adds when missing, which
+ * Postfix's milters see (checked against Postfix 3.7).
  *
  * Not sent to milters (yet): VRFY, ETRN, AUTH and STARTTLS as "unknown"
  * events (Postfix's milter_other_event; a CONNECT/HELO rejection still
@@ -177,9 +179,14 @@ export class SmtpdMilters {
       this.#hold !== null || this.#discard;
   }
 
-  /** Starts the content phase: the message's bytes follow through {@link write}. */
-  startContent(): void {
-    this.#content = new ContentFeed();
+  /**
+   * Starts the content phase: the message's bytes follow through
+   * {@link write}. `ownReceived` is the index of smtpd's own Received:
+   * header, which milters do not see (as in Postfix and Sendmail; their
+   * header indexes still count it).
+   */
+  startContent(ownReceived: number): void {
+    this.#content = new ContentFeed(ownReceived);
   }
 
   /** Message content as it goes to cleanup (canonical CRLF, dots removed). */
@@ -427,6 +434,10 @@ const BODY_CHUNK = 65_535;
  */
 class ContentFeed {
   readonly #splitter = new HeaderSplitter({ maxBytes: 1 << 30, lineBytes: 1 << 30 });
+
+  /** @param hidden the index of the header field milters are not shown (smtpd's Received:). */
+  constructor(readonly hidden: number) {}
+
   #inBody = false;
   /** The empty line that ends the headers is still to be cut from the body. */
   #cutSeparator = true;
@@ -451,7 +462,7 @@ class ContentFeed {
   }
 
   #headers(fields: { name: string; raw: Uint8Array }[]): ContentItem[] {
-    return fields.map((f) => {
+    return fields.filter((_, i) => i !== this.hidden).map((f) => {
       const raw = utf8.decode(f.raw);
       const value = raw.slice(raw.indexOf(":") + 1).replace(/\r?\n$/, "").replace(/\r\n/g, "\n");
       return { kind: "header", name: f.name, value };
@@ -486,6 +497,8 @@ export interface MilterSinkHost {
   client: string;
   sender: string | null;
   recipients: { address: string }[];
+  /** The PREPEND headers above smtpd's Received: header. */
+  prepend: string[];
   envelopeLog(env: { from?: string; to?: string }): string;
 }
 
@@ -516,7 +529,8 @@ export class MilterSink implements CleanupSink {
   envelope(env: CleanupEnvelope): void {
     // The session asked milters.wantsContent() for `more` (session.ts actionsField).
     this.#active = env.actions?.more === true && this.milters.wantsContent();
-    if (this.#active) this.milters.startContent();
+    // smtpd writes its PREPEND headers, then its Received: header (session.ts leadingHeaders).
+    if (this.#active) this.milters.startContent(this.host.prepend.length);
     this.cleanup.envelope(env);
   }
 

@@ -54,6 +54,7 @@ function subjectMilter(): FakeMilter {
         case "edit me":
           return [
             reply.insertHeader(0, "X-Milter", "seen"),
+            reply.insertHeader(1, "X-One", "one"),
             reply.addRcpt("<copy@localhost>"),
             reply.accept(),
           ];
@@ -110,8 +111,9 @@ Deno.test({
         assertEquals(r.code, 250, r.replies.join("\n"));
         await waitUntil(async () => (await mailbox("copy", "edit me")) !== null, 10_000, "copy");
         const text = (await mailbox("alice", "edit me"))!;
-        // Above the Received: header smtpd added, as the milter asked (index 0).
-        assertMatch(text, /\nX-Milter: seen\nReceived: from client\.test /);
+        // Indexes count smtpd's Received: header, which the milter does not see: 0 and 1 both
+        // land above it, as with Postfix 3.7 (checked with the same milter script).
+        assertMatch(text, /\nX-Milter: seen\nX-One: one\nReceived: from client\.test /);
       });
       await t.step("the body replaced", async () => {
         const r = await send(["alice@localhost"], "replace me", "original\r\n");
@@ -219,7 +221,8 @@ Deno.test({
 
 // The message's bytes as the milter saw them: headers one by one, then the body.
 Deno.test({
-  name: "smtpd_milters: the milter sees smtpd's Received: header and the body without dots",
+  name:
+    "smtpd_milters: the milter sees the headers (not smtpd's Received:) and the body without dots",
   ...opts,
   fn: async () => {
     const headers: string[] = [];
@@ -238,8 +241,8 @@ Deno.test({
         body: "Subject: s\r\nX-Folded: one\r\n two\r\n\r\n.dot line\r\nend\r\n",
       });
       assertEquals(r.code, 250, r.replies.join("\n"));
-      assertMatch(headers[0], /^Received:from client\.test \(localhost \[127\.0\.0\.1\]\)\n\tby /);
-      assertEquals(headers.slice(1), ["Subject:s", "X-Folded:one\n two"]);
+      // Not smtpd's own Received: header, as Postfix (3.7, checked) does not show its own.
+      assertEquals(headers, ["Subject:s", "X-Folded:one\n two"]);
       assertEquals(body, ".dot line\r\nend\r\n");
     } finally {
       await inst.stop();
