@@ -64,6 +64,13 @@ import type {
 } from "../../lib/cleanup/client.ts";
 import { mergeActions, messageActions } from "./actions.ts";
 import { editContent } from "./edits.ts";
+import {
+  MilterChain,
+  type MilterSettings,
+  type MilterVerdict,
+  parseMilterList,
+  resolveMilterSettings,
+} from "../../lib/milter/mod.ts";
 import { type IpcConn } from "../../lib/ipc/mod.ts";
 import { DictError } from "../../lib/maps/mod.ts";
 import {
@@ -165,12 +172,19 @@ export class CleanupService {
   /** trivial-rewrite's local context, from the configuration (read once). */
   #rewrite: RewriteContext | null = null;
 
+  /** non_smtpd_milters, resolved (the start refused a bad list: lib/config support.ts). */
+  readonly milters: MilterSettings[];
+
   constructor(
     readonly ctx: ServiceContext,
     readonly notify: (ids: string[]) => Promise<void>,
   ) {
     this.syncer = new DirSyncer(ctx.queue.dir("incoming"), { keepOpen: true });
     this.holdSyncer = new DirSyncer(ctx.queue.dir("hold"), { keepOpen: true });
+    const cfg = ctx.config;
+    this.milters = parseMilterList(cfg.str("non_smtpd_milters")).map((e) =>
+      resolveMilterSettings(e, (name) => cfg.str(name))
+    );
   }
 
   /**
@@ -332,6 +346,9 @@ export class CleanupService {
     // smtpd's access-table actions (actions.ts): before DATA, and after it
     // when end-of-data restrictions may add some (`more`: content is held).
     const early = messageActions(env.actions);
+    // non_smtpd_milters see mail that did not come over SMTP (not cleanup's own bounces,
+    // as Postfix's internal_mail_filter_classes default): the content is held for them.
+    const localMilters = this.milters.length > 0 && env.attrs?.origin !== "smtpd" && !internal;
     let late: MessageActions | null = null;
     /** A milter's replacement body, collected after the late actions. */
     let newBody: BodyCollector | null = null;
@@ -351,7 +368,19 @@ export class CleanupService {
       if (a.redirect !== undefined) {
         recipients = [{ address: local(internalForm(a.redirect)) }];
       }
-      const edits = late?.edits ?? [];
+      if (checks.reject) {
+        throw new Rejected(checks.reject.code, checks.reject.dsn, checks.reject.text, true);
+      }
+      if (a.discard) throw new Discarded();
+      // smtpd's milters' edits came with the late actions; non_smtpd_milters run here.
+      let milter: { actions: MessageActions; body: Uint8Array | null } = {
+        actions: late ?? {},
+        body: (newBody as BodyCollector | null)?.bytes() ?? null,
+      };
+      if (localMilters) {
+        milter = await this.#localMilters(queueId, sender, env.recipients, content, logCtx.origin);
+      }
+      const edits = milter.actions.edits ?? [];
       try {
         if (edits.length) {
           const edited = await this.#milterEnvelope(edits, sender, recipients, rewriter, warn);
@@ -368,24 +397,20 @@ export class CleanupService {
         throw refusal(e);
       }
       recipients = dedupe(recipients);
-      if (checks.reject) {
-        throw new Rejected(checks.reject.code, checks.reject.dsn, checks.reject.text, true);
-      }
-      if (a.discard) throw new Discarded();
+      if (milter.actions.discard) throw new Discarded();
       if (recipients.length === 0) {
         // Every recipient deleted by a milter: nothing could be delivered.
         throw new Rejected(554, "5.5.1", "Error: no recipients specified");
       }
-      if (late?.quarantine !== undefined) {
+      const quarantine = milter.actions.quarantine;
+      if (quarantine !== undefined) {
         log.info(
           `${queueId}: milter-hold: END-OF-MESSAGE from ${logCtx.origin}: ` +
-            `${late.quarantine || "milter triggers HOLD action"}; from=<${sender}>`,
+            `${quarantine || "milter triggers HOLD action"}; from=<${sender}>`,
         );
       }
-      queue = a.hold || late?.quarantine !== undefined ? "hold" : "incoming";
-      if (edits.length || newBody) {
-        content = editContent(content, edits, (newBody as BodyCollector | null)?.bytes() ?? null);
-      }
+      queue = a.hold || quarantine !== undefined ? "hold" : "incoming";
+      if (edits.length || milter.body) content = editContent(content, edits, milter.body);
       writer = new QueueWriter(
         this.ctx.queue.dir(queue),
         queueId,
@@ -514,7 +539,7 @@ export class CleanupService {
         } catch (e) {
           throw refusal(e);
         }
-      } else if (early.more) {
+      } else if (early.more || localMilters) {
         held = out;
         if (rest.length) held.push(rest);
       } else {
@@ -618,6 +643,95 @@ export class CleanupService {
     }
     log.info(`${queueId}: message-id=${messageId}`);
     return queue;
+  }
+
+  /**
+   * non_smtpd_milters for a message that did not come over SMTP (sendmail,
+   * pickup), as Postfix's cleanup emulates the SMTP events for them:
+   * CONNECT from localhost [127.0.0.1], HELO localhost, MAIL with the
+   * sender, one RCPT per envelope recipient, DATA, then the message as
+   * cleanup made it (with the headers it added). Their verdict: a refusal
+   * throws Rejected (4XX: the submitter tries again later), DISCARD
+   * throws Discarded; edits and quarantine come back as late actions.
+   */
+  async #localMilters(
+    queueId: string,
+    sender: string,
+    recipients: Recipient[],
+    content: Uint8Array[],
+    origin: string,
+  ): Promise<{ actions: MessageActions; body: Uint8Array | null }> {
+    const cfg = this.ctx.config;
+    let rcpt: string | undefined;
+    const macro = (name: string): string | undefined => {
+      switch (name) {
+        case "i":
+          return queueId;
+        case "j":
+          return cfg.str("myhostname");
+        case "_":
+          return "localhost [127.0.0.1]";
+        case "v":
+          return cfg.str("milter_macro_v");
+        case "daemon_name":
+          return cfg.str("milter_macro_daemon_name");
+        case "client_addr":
+          return "127.0.0.1";
+        case "client_name":
+          return "localhost";
+        case "mail_addr":
+          return sender;
+        case "rcpt_addr":
+          return rcpt;
+      }
+      return undefined;
+    };
+    const chain = new MilterChain(this.milters, macro, this.ctx.log);
+    const refused = (cmd: string, v: MilterVerdict) => {
+      if (v.kind === "discard") {
+        this.ctx.log.info(
+          `${queueId}: milter-discard: ${cmd} from ${origin}: milter triggers DISCARD action; ` +
+            `from=<${sender}>`,
+        );
+        return new Discarded();
+      }
+      if (v.kind !== "reply") return null;
+      const r = v.reply;
+      this.ctx.log.info(
+        `${queueId}: milter-reject: ${cmd} from ${origin}: ${r.code} ${r.dsn} ${r.text}; ` +
+          `from=<${sender}>`,
+      );
+      return new Rejected(r.code, r.dsn, r.text, true);
+    };
+    try {
+      const bare = (a: string) => `<${headerAddress(a)}>`;
+      const steps: [string, () => Promise<MilterVerdict>][] = [
+        ["CONNECT", () => chain.connect({ name: "localhost", addr: "127.0.0.1", port: 0 })],
+        ["EHLO", () => chain.helo("localhost")],
+        ["MAIL", () => chain.mail([sender === "" ? "<>" : bare(sender)])],
+        ...recipients.map((r): [string, () => Promise<MilterVerdict>] => [
+          "RCPT",
+          () => {
+            rcpt = r.address;
+            return chain.rcpt([bare(r.address)]);
+          },
+        ]),
+        ["DATA", () => chain.data()],
+      ];
+      for (const [cmd, step] of steps) {
+        const stop = refused(cmd, await step());
+        if (stop) throw stop;
+      }
+      // A CONNECT or HELO refusal waits for MAIL FROM in an SMTP session; here MAIL came.
+      chain.startContent(-1);
+      for (const c of content) await chain.write(c);
+      const eom = await chain.endOfMessage();
+      const stop = refused("END-OF-MESSAGE", eom.verdict);
+      if (stop) throw stop;
+      return { actions: eom.actions, body: eom.body ?? null };
+    } finally {
+      await chain.close();
+    }
   }
 
   /**

@@ -108,8 +108,8 @@ import {
 import { checkAuthRate, type ClientLimits, type LimitRefusal } from "./anvil.ts";
 import type { PeerStatus } from "./peername.ts";
 import { type BdatState, doBdat } from "./bdat.ts";
-import { MilterSink, SmtpdMilters } from "./milters.ts";
-import type { MilterSettings } from "../../lib/milter/mod.ts";
+import { MilterSink } from "./milters.ts";
+import { MilterChain, type MilterSettings } from "../../lib/milter/mod.ts";
 import {
   type BareNewline,
   bareNewlineFor,
@@ -323,7 +323,7 @@ class Session {
   /** Set by STARTTLS or wrapper mode (the tls part); null without TLS. */
   tls: TlsInfo | null = null;
   /** The connection's milters (milters.ts); null without smtpd_milters. */
-  milters: SmtpdMilters | null = null;
+  milters: MilterChain | null = null;
   /** A milter answered 421: the session ends after the reply. */
   hangupAfterReply = false;
   /** The address of the MAIL or RCPT command the milters are asked about. */
@@ -1549,7 +1549,7 @@ class Session {
    */
   async connectMilters(): Promise<boolean> {
     if (!this.d.milters?.length) return true;
-    this.milters = new SmtpdMilters(this.d.milters, (n) => this.milterMacro(n), this.log);
+    this.milters = new MilterChain(this.d.milters, (n) => this.milterMacro(n), this.log);
     const v = await this.milters.connect(this.peer);
     if (v.kind !== "reply") return true;
     // Only a 421 is given at CONNECT; other refusals wait for MAIL FROM (milters.ts).

@@ -2651,7 +2651,8 @@ const ROWS: ParamSpec[] = [
   },
 
   // Milters (MILTER_README): smtpd speaks the milter protocol for mail it
-  // receives (daemons/smtpd/milters.ts, lib/milter); cleanup applies the edits.
+  // receives (daemons/smtpd/milters.ts, lib/milter), cleanup for the rest
+  // (non_smtpd_milters) and applies the edits.
   {
     name: "smtpd_milters",
     type: "list",
@@ -2664,9 +2665,7 @@ const ROWS: ParamSpec[] = [
     type: "list",
     default: "",
     doc: "Milter applications for mail not received over SMTP (sendmail, pickup).",
-    support: "refused",
-    note: "mail from sendmail and pickup is not given to milters yet; remove non_smtpd_milters " +
-      "or submit such mail over SMTP",
+    support: "implemented",
   },
   {
     name: "smtpd_milter_maps",

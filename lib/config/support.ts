@@ -319,15 +319,16 @@ function valueChecks(config: Config): ConfigProblem[] {
     }
   }
   for (const p of saslProblems(config)) fatal(p.names, p.message);
-  // smtpd_milters: a list, a setting or a default action smtpd cannot use stops the start.
-  const milterList = quietly(() => config.str("smtpd_milters"));
-  if (milterList !== undefined) {
+  // A milter list, setting or default action smtpd or cleanup cannot use stops the start.
+  for (const name of ["smtpd_milters", "non_smtpd_milters"]) {
+    const list = quietly(() => config.str(name));
+    if (list === undefined) continue;
     try {
-      for (const e of parseMilterList(milterList)) {
+      for (const e of parseMilterList(list)) {
         resolveMilterSettings(e, (n) => quietly(() => config.str(n)));
       }
     } catch (e) {
-      fatal(["smtpd_milters"], `smtpd_milters: ${(e as Error).message}`);
+      fatal([name], `${name}: ${(e as Error).message}`);
     }
   }
   // The SMTP client's TLS and SASL settings (lib/tls/client_policy.ts, lib/sasl/client.ts).

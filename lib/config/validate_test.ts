@@ -128,7 +128,8 @@ Deno.test("validateConfig", async (t) => {
       ["smtpd_proxy_filter = 127.0.0.1:10024", /^smtpd_proxy_filter = /],
       // Bounces would go unfiltered: content_filter does not apply to internal mail.
       ["internal_mail_filter_classes = bounce", /^internal_mail_filter_classes = bounce/],
-      ["non_smtpd_milters = inet:127.0.0.1:8891", /^non_smtpd_milters = /],
+      ["smtpd_milter_maps = cidr:/etc/postfix/milters", /^smtpd_milter_maps = /],
+      ["non_smtpd_milters = unix:", /^non_smtpd_milters: /],
       ["smtpd_milters = inet:127.0.0.1", /^smtpd_milters: /],
       ["smtpd_milters = inet:127.0.0.1:8891\nmilter_default_action = bounce", /^smtpd_milters: /],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],

@@ -1,8 +1,9 @@
 /**
  * The Sendmail 8 milter protocol (versions 2 to 6), client side, as
  * Postfix speaks it: smtpd_milters and non_smtpd_milters parsing and
- * settings (config.ts), the wire format (protocol.ts) and one milter's
- * conversation for one SMTP connection (client.ts). The fake milter for
+ * settings (config.ts), the wire format (protocol.ts), one milter's
+ * conversation for one SMTP connection (client.ts), and the milters of a
+ * connection together with the MTA's answers (chain.ts). The fake milter for
  * tests is lib/milter/_testing.ts.
  *
  * @module
@@ -19,6 +20,7 @@ export {
   MilterSession,
   type MilterSessionOptions,
 } from "./client.ts";
+export { type EndOfMessage, type MacroLookup, MilterChain, type MilterVerdict } from "./chain.ts";
 export {
   MACRO_PARAMETERS,
   MILTER_OVERRIDES,

@@ -291,11 +291,16 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       g.npm.push(...AUTH_NPM);
       break;
     }
-    case "cleanup":
+    case "cleanup": {
       // hold/: a HOLD action of header/body checks queues the message there.
       g.read.push(`${q}/incoming`, `${q}/hold`);
       g.write.push(`${q}/incoming`, `${q}/hold`);
+      // non_smtpd_milters: exactly the milters it names.
+      const milters = milterGrants(ctx.param("non_smtpd_milters") ?? "", q);
+      g.net.push(...milters.net);
+      for (const path of milters.sockets) unixGrant(g, path);
       break;
+    }
     case "pickup":
       // /etc/passwd: the submitter's login name for its uid (the default sender).
       g.read.push(`${q}/maildrop`, "/etc/passwd");

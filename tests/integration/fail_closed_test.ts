@@ -28,7 +28,7 @@ Deno.test({
   fn: async () => {
     const { dir, conf } = await confWith(
       "smtpd_timeout = 0\nsmtpd_recipient_limit = -5\nsmtpd_tls_security_level = encrypt\n" +
-        "non_smtpd_milters = inet:127.0.0.1:8891\nheader_checks = nosuchtype:/etc/postfix/hc\n" +
+        "milter_header_checks = regexp:/etc/postfix/mhc\nheader_checks = nosuchtype:/etc/postfix/hc\n" +
         "mynetworks = !127.0.0.2, 127.0.0.5/0\nsmtpd_proxy_filter = 127.0.0.1:10024\n" +
         "biff = no\nsmtpd_client_restrictions = reject_unverified_sender\n",
     );
@@ -40,7 +40,7 @@ Deno.test({
           /error: invalid smtpd_timeout: 0 \(min 1\)/,
           /error: invalid smtpd_recipient_limit parameter value -5 < 1/,
           /error: master\.cf: service 2525: smtpd_tls_security_level = encrypt needs a usable certificate: no server certificate/,
-          /error: non_smtpd_milters = inet:127\.0\.0\.1:8891: not implemented/,
+          /error: milter_header_checks = regexp:\/etc\/postfix\/mhc: not implemented/,
           /error: header_checks: table nosuchtype:\/etc\/postfix\/hc: lookup table type "nosuchtype" is not supported/,
           /error: mynetworks: non-null host address bits in "127\.0\.0\.5\/0", perhaps you should use "0\.0\.0\.0\/0" instead/,
           /error: smtpd_proxy_filter = 127\.0\.0\.1:10024: not supported/,

@@ -335,3 +335,73 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "non_smtpd_milters: sendmail's mail meets the milters in cleanup, with emulated events",
+  ...opts,
+  fn: async (t) => {
+    let subject = "";
+    const milter = FakeMilter.start({
+      handler(cmd, data) {
+        if (cmd === SMFIC_HEADER) {
+          const [name, value] = decodeStrings(data);
+          if (name.toLowerCase() === "subject") subject = value.trim();
+        }
+        if (cmd !== SMFIC_BODYEOB) return;
+        if (subject === "tempfail me") return [reply.tempfail()];
+        return [reply.addHeader("X-Local-Milter", "seen"), reply.continue()];
+      },
+    });
+    const inst = await startInstance({ mainCf: `non_smtpd_milters = ${milter.name}` });
+    const submit = (subject: string) =>
+      inst.command(
+        "sendmail.ts",
+        ["-f", "root@localhost", "alice@localhost"],
+        `Subject: ${subject}\n\nhi\n`,
+      );
+    try {
+      await t.step("events as Postfix emulates them; the edit reaches the mailbox", async () => {
+        const r = await submit("local one");
+        assertEquals(r.code, 0, r.stderr);
+        let text = "";
+        await waitUntil(
+          async () => {
+            for (const f of await maildirFiles(inst.spool, "alice")) {
+              const t = await Deno.readTextFile(f);
+              if (t.includes("Subject: local one\n")) text = t;
+            }
+            return text !== "";
+          },
+          15_000,
+          "delivery",
+        );
+        assertMatch(text, /\nX-Local-Milter: seen\n/);
+        const c = milter.received.filter((x) => x.cmd === "C")[0];
+        assertEquals(c.args.slice(0, 2), ["localhost", "4"]);
+        assertEquals(decodeStrings(milter.received.find((x) => x.cmd === SMFIC_MAIL)!.data), [
+          "<root@localhost>",
+        ]);
+        assertEquals(decodeStrings(milter.received.find((x) => x.cmd === SMFIC_RCPT)!.data), [
+          "<alice@localhost>",
+        ]);
+        // Unlike smtpd's milters, these see the headers cleanup added.
+        const headers = milter.received.filter((x) => x.cmd === SMFIC_HEADER).map((x) =>
+          decodeStrings(x.data)[0]
+        );
+        assert(headers.includes("Message-Id") && headers.includes("Date"), headers.join(" "));
+      });
+      await t.step("a tempfail keeps the message in maildrop/ for later", async () => {
+        const r = await submit("tempfail me");
+        assertEquals(r.code, 0, r.stderr); // sendmail's job ends at maildrop/
+        await logged(
+          inst,
+          /milter-reject: END-OF-MESSAGE from local: 451 4\.7\.1 Service unavailable/,
+        );
+        await logged(inst, /cleanup rejected the message: 451 4\.7\.1 .*keeping the file/);
+      });
+    } finally {
+      await inst.stop();
+      await milter.close();
+    }
+  },
+});
