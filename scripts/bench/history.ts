@@ -15,6 +15,8 @@ export interface HistoryEntry {
   rounds: number;
   hosting: string;
   mode: string;
+  /** The milters both systems ran ("opendkim" with --dkim); absent: none. */
+  milters?: string;
   postwarden?: SystemFigures;
   postfix?: SystemFigures;
   ratio: number | null;
@@ -74,9 +76,10 @@ export function historyTable(text: string): string {
   ];
   for (const r of rows) {
     out.push(
-      `| ${
-        r.date.slice(0, 10)
-      } | ${r.commit} | ${r.mode} | ${r.hosting} | ${r.messages} × ${r.sessions} | ` +
+      `| ${r.date.slice(0, 10)} | ${r.commit} | ${r.mode}${
+        r.milters ? `+${r.milters}` : ""
+      } | ${r.hosting} | ` +
+        `${r.messages} × ${r.sessions} | ` +
         `${n(r.postwarden?.msgPerSec)} | ${n(r.postfix?.msgPerSec)} | ${
           n(r.ratio ?? undefined, 2)
         } | ` +

@@ -37,10 +37,15 @@
  *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
- *        [--mode relay|discard|both] [--hosting process|worker]
+ *        [--mode relay|discard|both] [--hosting process|worker] [--dkim]
  *
  * Each run appends its means to docs/bench_history.jsonl (`--no-history`
  * not); `deno task bench --history` prints that file as a Markdown table.
+ *
+ * `--dkim` starts a real OpenDKIM (tests/helpers/milter_peers.ts) for each
+ * system's run and sets `smtpd_milters` to it, so both sign every message
+ * (the relay benchmark with DKIM signing, issue 11); history rows say
+ * "relay+opendkim".
  *
  * `--hosting worker` runs Postwarden's daemons as Workers in one worker
  * host (postwarden_daemon_hosting, lib/service/hosting.ts); the default is
@@ -53,6 +58,7 @@
 import { Sink, smtpSource } from "./smtp_sink.ts";
 import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
 import { rssKiB, startPostfix } from "../../tests/helpers/postfix.ts";
+import { type MilterPeer, startOpenDkim } from "../../tests/helpers/milter_peers.ts";
 import { appendHistory, currentCommit, HISTORY_FILE, type SystemFigures } from "./history.ts";
 import {
   formatStages,
@@ -73,6 +79,8 @@ interface Options {
   only?: string;
   mode: string;
   hosting: string;
+  /** Both systems sign with a real OpenDKIM behind smtpd_milters (--dkim). */
+  dkim: boolean;
   /** The history file a summary line is appended to ("" for none). */
   history: string;
 }
@@ -87,6 +95,7 @@ function parseArgs(argv: string[]): Options {
     latency: 200,
     mode: "relay",
     hosting: "process",
+    dkim: false,
     history: HISTORY_FILE,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -125,6 +134,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case "--no-history":
         o.history = "";
+        break;
+      case "--dkim":
+        o.dkim = true;
         break;
       case "--hosting":
         o.hosting = v;
@@ -222,9 +234,15 @@ class RemovedCounter {
   }
 }
 
-async function startPostwarden(sinkPort: number, mode: string, hosting: string): Promise<Target> {
+async function startPostwarden(
+  sinkPort: number,
+  mode: string,
+  hosting: string,
+  extra: string,
+): Promise<Target> {
   const inst = await startInstance({
     mainCf: [
+      extra,
       `postwarden_daemon_hosting = ${hosting}`,
       `relayhost = [127.0.0.1]:${sinkPort}`,
       mode === "discard" ? "default_transport = discard" : "",
@@ -241,10 +259,11 @@ async function startPostwarden(sinkPort: number, mode: string, hosting: string):
   };
 }
 
-async function startPostfixTarget(sinkPort: number, mode: string): Promise<Target> {
+async function startPostfixTarget(sinkPort: number, mode: string, extra: string): Promise<Target> {
   const pf = await startPostfix({
     myhostname: "bench.example",
     mainCf: [
+      extra,
       `relayhost = [127.0.0.1]:${sinkPort}`,
       mode === "discard" ? "default_transport = discard" : "",
       "delay_logging_resolution_limit = 6",
@@ -327,11 +346,19 @@ async function benchOne(
   const res: RunResult = { system, mode, round, ok: false, messages: o.messages };
   const sink = new Sink();
   let target: Target | undefined;
+  let dkim: MilterPeer | null = null;
   try {
     await sink.ready();
+    let extra = "";
+    if (o.dkim) {
+      // smtp-source's mail is From a@example.com: OpenDKIM signs all of it (milter_peers.ts).
+      dkim = await startOpenDkim({ domain: "example.com", selector: "bench", mode: "s" });
+      if (!dkim) throw new Error("--dkim needs OpenDKIM (scripts/install-peers.sh) and root");
+      extra = `smtpd_milters = ${dkim.milter}`;
+    }
     target = system === "postwarden"
-      ? await startPostwarden(sink.port, mode, o.hosting)
-      : await startPostfixTarget(sink.port, mode);
+      ? await startPostwarden(sink.port, mode, o.hosting, extra)
+      : await startPostfixTarget(sink.port, mode, extra);
     const removed = new RemovedCounter(target.maillog);
     await removed.poll(); // skip startup lines
     removed.count = 0;
@@ -430,6 +457,7 @@ async function benchOne(
     res.error = (e as Error).message;
   } finally {
     await target?.stop().catch((e) => console.log(`  ${system}: stop: ${e.message}`));
+    await dkim?.stop();
     await sink.stop();
   }
   return res;
@@ -607,6 +635,7 @@ async function main() {
         rounds: o.rounds,
         hosting: o.hosting,
         mode,
+        ...(o.dkim ? { milters: "opendkim" } : {}),
         postwarden: figures(summary[mode].postwarden),
         postfix: figures(summary[mode].postfix),
         ratio: ratios[mode],
