@@ -190,7 +190,8 @@ function unmapped(address: string): Uint8Array | null {
   return ip;
 }
 
-function netMatches(ip: Uint8Array, bytes: Uint8Array, prefix: number): boolean {
+/** Whether two addresses of the same family share their first `prefix` bits (CIDR matching). */
+export function netMatches(ip: Uint8Array, bytes: Uint8Array, prefix: number): boolean {
   if (bytes.length !== ip.length) return false;
   let bits = prefix;
   for (let i = 0; bits > 0; i++, bits -= 8) {

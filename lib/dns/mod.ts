@@ -236,6 +236,12 @@ export function classifyDnsError(e: unknown, qname: string, qtype: string): DnsE
       "timeout",
     );
   }
+  // Deno's resolver refuses some legal names before asking (a label with "+", "=" or "/",
+  // an inner "_", a leading "-"): nothing can be found under them, and asking again will
+  // not help, so they are not found rather than a temporary failure to retry forever.
+  if (e instanceof Error && /Label contains invalid characters|Malformed label/i.test(e.message)) {
+    return new DnsError("notfound", qname, qtype, "Host not found (malformed name)", "nxdomain");
+  }
   return new DnsError("temporary", qname, qtype, "Host not found, try again");
 }
 

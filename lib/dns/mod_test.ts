@@ -128,4 +128,14 @@ Deno.test("lib/dns", async (t) => {
     assertEquals(e.kind, "temporary");
     assert(e.message.includes("sandbox"));
   });
+
+  await t.step("a name Deno will not ask about is not found, not a failure to retry", async () => {
+    // Deno refuses these before any query (the name server given is never reached).
+    const nameServer = { ipAddr: "127.0.0.1", port: 1 };
+    for (const name of ["a+b._spf.example.com", "-bad.example.com"]) {
+      const err = await Deno.resolveDns(name, "TXT", { nameServer }).then(() => null, (e) => e);
+      const e = classifyDnsError(err, name, "TXT");
+      assertEquals([e.kind, e.status], ["notfound", "nxdomain"], String(err));
+    }
+  });
 });
