@@ -54,6 +54,8 @@
  * filters; maps_rbl_reject_code, default_rbl_reply, rbl_reply_maps). A DNS
  * query the sandbox refuses is a configuration error, never a pass.
  * reject_unauth_pipelining uses the session's improper-pipelining flag.
+ * postwarden_reject_spf_fail (Postwarden's own, no Postfix equivalent):
+ * RFC 7208 SPF for the MAIL FROM domain (lib/spf), see spfCheck.
  *
  * check_{client,reverse_client_hostname,helo,sender,recipient}_{mx,ns,a}_access
  * look up the domain's MX hosts, name servers or own addresses
@@ -106,6 +108,7 @@ import {
 } from "./dnsbl.ts";
 import { DnsNotPermitted, hostStatus, mailhostStatus } from "./unknown.ts";
 import { familiesFrom, type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
+import { checkHost, receivedSpfHeader, type SpfResult } from "../../lib/spf/mod.ts";
 import { findServerAccess, type ServerAccessContext, type ServerType } from "./server_access.ts";
 import { type SenderLoginContext, senderLoginMismatch } from "./sender_login.ts";
 import { applyAction, DELEGATED_ACTIONS, type TransactionActions } from "./actions.ts";
@@ -1123,6 +1126,73 @@ async function sandboxChecked(ctx: RestrictionContext, p: Promise<Outcome>): Pro
   }
 }
 
+/** One SPF verdict per transaction (per MAIL FROM): RCPT after RCPT asks again. */
+const spfResults = new WeakMap<TransactionActions, { key: string; result: SpfResult }>();
+
+/**
+ * postwarden_reject_spf_fail (Postwarden's own; Postfix has no built-in
+ * SPF): RFC 7208 check_host() for the client's address and the MAIL FROM
+ * domain (for the null sender, postmaster@HELO), through the session's
+ * resolver (lib/spf). As postfix-policyd-spf-python does by default: a
+ * fail is refused (550 5.7.23, RFC 7372), a temperror deferred (451
+ * 4.7.24), and every other result (pass, neutral, none, softfail,
+ * permerror) adds a Received-SPF: header (RFC 7208 section 9.1) and goes
+ * on. Before MAIL FROM it does nothing. A transaction is checked once;
+ * its header is added once.
+ */
+async function spfCheck(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+  state: CheckState,
+): Promise<Outcome> {
+  if (req.sender === null) return null;
+  const key = `${req.client.addr}\0${req.sender}\0${req.helo}`;
+  let cached = req.actions ? spfResults.get(req.actions) : undefined;
+  if (!cached || cached.key !== key) {
+    const addr = req.client.addr.replace(/^ipv6:/i, "");
+    const domain = req.sender === "" ? req.helo : req.sender.slice(req.sender.lastIndexOf("@") + 1);
+    let result: SpfResult;
+    try {
+      result = await checkHost(addr, domain, req.sender, {
+        resolver: ctx.dns,
+        helo: req.helo,
+        receivingHost: ctx.dnsxl.serverName,
+      });
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      return null; // no IP address (a local submission): nothing to check
+    }
+    cached = { key, result };
+    if (req.actions) spfResults.set(req.actions, cached);
+    const r = result.result;
+    if (r !== "fail" && r !== "temperror") {
+      const value = receivedSpfHeader(result, {
+        ip: addr,
+        envelopeFrom: req.sender,
+        helo: req.helo,
+        receiver: ctx.dnsxl.serverName,
+        identity: req.sender === "" ? "helo" : "mailfrom",
+      });
+      req.prepend?.(`Received-SPF: ${value}`);
+    }
+  }
+  const { result } = cached;
+  const who = `<${quoteAddress(req.sender)}>`;
+  if (result.result === "fail") {
+    const why = result.explanation
+      ? result.explanation.replace(/\p{Cc}/gu, " ").slice(0, 200)
+      : `SPF fail for ${result.domain} - not authorized from ${req.client.addr}`;
+    return reject(state, verdict(550, "5.7.23", `${who}: Sender address rejected: ${why}`));
+  }
+  if (result.result === "temperror") {
+    return reject(
+      state,
+      verdict(451, "4.7.24", `${who}: Sender address rejected: SPF temporary error`),
+    );
+  }
+  return null;
+}
+
 /** The restrictions that take no argument. */
 async function builtin(
   r: string,
@@ -1281,6 +1351,8 @@ async function builtin(
       if (address === null || address === undefined || (sender && address === "")) return null;
       return await unknownAddress(ctx, req, state, address, sender ? "sender" : "recipient");
     }
+    case "postwarden_reject_spf_fail":
+      return await spfCheck(ctx, req, state);
     case "reject_unknown_client_hostname":
     case "reject_unknown_client": {
       const status = req.client.nameStatus ?? (req.client.name === "unknown" ? "perm" : "ok");

@@ -73,6 +73,8 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "reject_unauth_pipelining",
   // issue 8 policy-anvil
   "check_policy_service",
+  // issue 11: Postwarden's own SPF check (lib/spf)
+  "postwarden_reject_spf_fail",
   // issue 8 protocol
   "reject_unauth_pipelining",
   // issue 8 ccert

@@ -206,9 +206,9 @@ export function ipv6Destinations(value: string): string[] {
   return out;
 }
 
-/** Restrictions that query DNS: reject_unknown_*_hostname/domain and the DNS lists. */
+/** Restrictions that query DNS: reject_unknown_*_hostname/domain, the DNS lists and SPF. */
 const DNS_RESTRICTION =
-  /^(reject_unknown_(helo_hostname|hostname|sender_domain|address|recipient_domain)|reject_rbl(_client)?|reject_maps_rbl|reject_rhsbl_\w+|permit_dnswl_client|permit_rhswl_client)$/i;
+  /^(reject_unknown_(helo_hostname|hostname|sender_domain|address|recipient_domain)|reject_rbl(_client)?|reject_maps_rbl|reject_rhsbl_\w+|permit_dnswl_client|permit_rhswl_client|postwarden_reject_spf_fail)$/i;
 
 /**
  * True when smtpd's restriction lists (or its restriction classes) name a
