@@ -10,6 +10,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import {
+  auditSections,
   maildirFiles,
   smtpReplies,
   smtpSend,
@@ -402,6 +403,38 @@ Deno.test({
     } finally {
       await inst.stop();
       await milter.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "milters in postwarden audit: smtpd may reach smtpd_milters, cleanup non_smtpd_milters, nobody else",
+  ...opts,
+  fn: async () => {
+    const smtpdMilter = FakeMilter.start();
+    const localMilter = FakeMilter.start();
+    const inst = await startInstance({
+      mainCf: `smtpd_milters = ${smtpdMilter.name}\nnon_smtpd_milters = ${localMilter.name}`,
+    });
+    try {
+      const { sections, output } = await auditSections(inst);
+      const a = smtpdMilter.name.replace(/^inet:/, "");
+      const b = localMilter.name.replace(/^inet:/, "");
+      const text = (name: string) =>
+        (sections.get(name) ?? []).filter((l) => !l.startsWith("  host flags:")).join("\n");
+      assert(text("smtpd").includes(a), `smtpd's audit lacks ${a}:\n${output}`);
+      assert(!text("smtpd").includes(b), `smtpd may reach ${b}:\n${text("smtpd")}`);
+      assert(text("cleanup").includes(b), `cleanup's audit lacks ${b}:\n${output}`);
+      assert(!text("cleanup").includes(a), `cleanup may reach ${a}:\n${text("cleanup")}`);
+      for (const [name] of sections) {
+        if (name === "smtpd" || name === "cleanup") continue;
+        assert(!text(name).includes(a) && !text(name).includes(b), `${name}:\n${text(name)}`);
+      }
+    } finally {
+      await inst.stop();
+      await smtpdMilter.close();
+      await localMilter.close();
     }
   },
 });
