@@ -436,15 +436,10 @@ class Session {
       prepend: (header) => this.prepend.push(header),
       actions: this.actions,
       log: (action, text) => {
-        const parts = [
-          sender !== null ? `from=<${quoteAddress(sender)}>` : "",
-          recipient !== undefined ? `to=<${quoteAddress(recipient)}>` : "",
-          `proto=${this.protocol}`,
-          this.helo ? `helo=<${this.helo}>` : "",
-        ].filter((p) => p !== "");
+        const env = { from: sender ?? undefined, to: recipient };
         this.log.info(
           `${this.cleanup?.queueId ?? "NOQUEUE"}: ${action}: ${where} from ` +
-            `${this.client}: ${text}; ${parts.join(" ")}`,
+            `${this.client}: ${text}; ${this.envelopeLog(env)}`,
         );
       },
     };
@@ -456,16 +451,9 @@ class Session {
    */
   refuse(cmd: string, v: Rejection, env: { from?: string; to?: string; helo?: string } = {}): void {
     const sent = this.reject(v.code, v.dsn, v.text);
-    const helo = env.helo ?? this.helo;
-    const parts = [
-      env.from !== undefined ? `from=<${quoteAddress(env.from)}>` : "",
-      env.to !== undefined ? `to=<${quoteAddress(env.to)}>` : "",
-      `proto=${this.protocol}`,
-      helo ? `helo=<${helo}>` : "",
-    ].filter((p) => p !== "");
     this.log.info(
       `${this.cleanup?.queueId ?? "NOQUEUE"}: reject: ${cmd} from ${this.client}: ` +
-        `${sent.code} ${sent.dsn} ${v.text}; ${parts.join(" ")}`,
+        `${sent.code} ${sent.dsn} ${v.text}; ${this.envelopeLog(env)}`,
     );
   }
 
@@ -596,15 +584,10 @@ class Session {
       `${String(code)[0]}.5.2`,
       `${this.cfg.str("myhostname")} Error: bare <LF> received`,
     );
-    const parts = [
-      this.sender !== null ? `from=<${quoteAddress(this.sender)}>` : "",
-      envelope?.to !== undefined ? `to=<${quoteAddress(envelope.to)}>` : "",
-      `proto=${this.protocol}`,
-      this.helo ? `helo=<${this.helo}>` : "",
-    ].filter((p) => p !== "");
+    const env = { from: this.sender ?? undefined, to: envelope?.to };
     this.log.info(
       `${this.cleanup?.queueId ?? "NOQUEUE"}: reject: ${envelope?.cmd ?? this.lastCommand} from ` +
-        `${this.client}: bare <LF> received; ${parts.join(" ")}`,
+        `${this.client}: bare <LF> received; ${this.envelopeLog(env)}`,
     );
     if (envelope) return;
     await this.flush();

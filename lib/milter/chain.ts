@@ -409,14 +409,11 @@ type ContentItem =
   | { kind: "eoh" }
   | { kind: "body"; data: Uint8Array };
 
-/** Largest body chunk given to a milter at once (the protocol's packet limit is 64 KiB). */
-const BODY_CHUNK = 65_535;
-
 /**
  * Message content as milters take it: header fields one by one (name, and
  * the value after the colon as written, its folds as LF, without the line
- * end: what Postfix sends), the end of the headers, then the body in
- * chunks. The empty line between header and body is not sent.
+ * end: what Postfix sends), the end of the headers, then the body as it
+ * arrives. The empty line between header and body is not sent.
  */
 class ContentFeed {
   readonly #splitter = new HeaderSplitter({ maxBytes: 1 << 30, lineBytes: 1 << 30 });
@@ -461,11 +458,8 @@ class ContentFeed {
       if (data[0] === 0x0d && data[1] === 0x0a) data = data.subarray(2);
       else if (data[0] === 0x0a) data = data.subarray(1);
     }
-    const out: ContentItem[] = [];
-    for (let off = 0; off < data.length; off += BODY_CHUNK) {
-      out.push({ kind: "body", data: data.subarray(off, Math.min(data.length, off + BODY_CHUNK)) });
-    }
-    return out;
+    // MilterSession.body cuts packets to the protocol's size itself.
+    return data.length ? [{ kind: "body", data }] : [];
   }
 }
 
