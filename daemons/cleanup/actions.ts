@@ -143,6 +143,11 @@ export function contentEdits(raw: unknown): ContentEdit[] {
         const from = x.address === "" || x.address === "<>" ? "" : address(x.address);
         return { op: "changeFrom", address: from, ...(a ? { args: a } : {}) };
       }
+      case "deleteAuthResults":
+        return {
+          op: "deleteAuthResults",
+          authservId: line("authserv-id", x.authservId) ?? malformed("authserv-id"),
+        };
       default:
         return malformed("edit");
     }

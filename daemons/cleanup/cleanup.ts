@@ -63,7 +63,8 @@ import type {
   MessageActions,
 } from "../../lib/cleanup/client.ts";
 import { mergeActions, messageActions } from "./actions.ts";
-import { editContent } from "./edits.ts";
+import { editContent, splitContent } from "./edits.ts";
+import { DkimSigner, DkimSigningError } from "./dkim.ts";
 import {
   MilterChain,
   type MilterSettings,
@@ -171,6 +172,8 @@ export class CleanupService {
   #tables: Promise<CleanupTables> | null = null;
   /** trivial-rewrite's local context, from the configuration (read once). */
   #rewrite: RewriteContext | null = null;
+  /** DKIM signing (dkim.ts), made with the tables. */
+  #signer: DkimSigner | null = null;
 
   /** non_smtpd_milters, resolved (the start refused a bad list: lib/config support.ts). */
   readonly milters: MilterSettings[];
@@ -349,6 +352,12 @@ export class CleanupService {
     // non_smtpd_milters see mail that did not come over SMTP (not cleanup's own bounces,
     // as Postfix's internal_mail_filter_classes default): the content is held for them.
     const localMilters = this.milters.length > 0 && env.attrs?.origin !== "smtpd" && !internal;
+    // DKIM signing: mail not from smtpd, and smtpd's when it says its client may sign.
+    const signer = this.#signer ??= new DkimSigner(
+      tables.dkimSigning,
+      cfg.str("postwarden_dkim_key_directory"),
+    );
+    const sign = !signer.off && (env.attrs?.origin !== "smtpd" || env.dkimSign === true);
     let late: MessageActions | null = null;
     /** A milter's replacement body, collected after the late actions. */
     let newBody: BodyCollector | null = null;
@@ -411,6 +420,11 @@ export class CleanupService {
       }
       queue = a.hold || quarantine !== undefined ? "hold" : "incoming";
       if (edits.length || milter.body) content = editContent(content, edits, milter.body);
+      if (sign) {
+        content = await this.#signed(queueId, signer, content).catch((e) => {
+          throw refusal(e);
+        });
+      }
       writer = new QueueWriter(
         this.ctx.queue.dir(queue),
         queueId,
@@ -539,7 +553,7 @@ export class CleanupService {
         } catch (e) {
           throw refusal(e);
         }
-      } else if (early.more || localMilters) {
+      } else if (early.more || localMilters || sign) {
         held = out;
         if (rest.length) held.push(rest);
       } else {
@@ -643,6 +657,22 @@ export class CleanupService {
     }
     log.info(`${queueId}: message-id=${messageId}`);
     return queue;
+  }
+
+  /**
+   * The message with its DKIM-Signature fields on top (dkim.ts); a key
+   * that cannot be used refuses it with 451 4.7.0, logged, so that mail
+   * to sign never leaves unsigned.
+   */
+  async #signed(queueId: string, signer: DkimSigner, content: Uint8Array[]): Promise<Uint8Array[]> {
+    try {
+      const signatures = await signer.signatures(splitContent(content).headers, content);
+      return signatures.length ? [...signatures, ...content] : content;
+    } catch (e) {
+      if (!(e instanceof DkimSigningError)) throw e;
+      this.ctx.log.warn(`${queueId}: ${e.message} -- message not accepted, try again later`);
+      throw new Rejected(451, "4.7.0", "Error: DKIM signing failed", true);
+    }
   }
 
   /**

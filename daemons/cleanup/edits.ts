@@ -12,6 +12,7 @@
  */
 import type { ContentEdit } from "../../lib/cleanup/client.ts";
 import { type HeaderField, HeaderSplitter } from "../../lib/mime/mod.ts";
+import { authservIdOf } from "../../lib/authres/mod.ts";
 
 const enc = new TextEncoder();
 const CRLF = new Uint8Array([0x0d, 0x0a]);
@@ -38,6 +39,17 @@ export function applyHeaderEdits(headers: HeaderField[], edits: ContentEdit[]): 
       case "insertHeader":
         out.splice(Math.min(e.index, out.length), 0, milterField(e.name, e.value));
         break;
+      case "deleteAuthResults": {
+        // A field that does not parse but starts with the id goes too: a lax reader takes it as ours.
+        const id = e.authservId.toLowerCase();
+        const ours = (v: string) =>
+          (authservIdOf(v) ?? v.trim().split(/[\s;(]/, 1)[0]).toLowerCase() === id;
+        const kept = out.filter((h) =>
+          h.name.toLowerCase() !== "authentication-results" || !ours(h.value)
+        );
+        out.splice(0, out.length, ...kept);
+        break;
+      }
       case "changeHeader": {
         // The index counts fields of this name from 1 (libmilter's smfi_chgheader); 0 is 1.
         const want = Math.max(1, e.index);
@@ -61,7 +73,8 @@ export function applyHeaderEdits(headers: HeaderField[], edits: ContentEdit[]): 
 /** Whether any edit changes the header section. */
 export function editsHeaders(edits: ContentEdit[]): boolean {
   return edits.some((e) =>
-    e.op === "addHeader" || e.op === "insertHeader" || e.op === "changeHeader"
+    e.op === "addHeader" || e.op === "insertHeader" || e.op === "changeHeader" ||
+    e.op === "deleteAuthResults"
   );
 }
 
@@ -75,33 +88,41 @@ export function editContent(
   body: Uint8Array | null,
 ): Uint8Array[] {
   if (!editsHeaders(edits) && body === null) return content;
-  // The content is cleanup's own output: fields are whole and within limits already.
-  const splitter = new HeaderSplitter({ maxBytes: 1 << 30, lineBytes: 1 << 30 });
-  let headers: HeaderField[] = [];
-  const rest: Uint8Array[] = [];
-  let done = false;
-  for (const c of content) {
-    if (done) {
-      rest.push(c);
-      continue;
-    }
-    const r = splitter.push(c);
-    if (r.done) {
-      done = true;
-      headers = r.headers!;
-      if (r.rest?.length) rest.push(r.rest);
-    }
-  }
-  if (!done) {
-    const r = splitter.end();
-    headers = r.headers;
-    if (r.rest.length) rest.push(r.rest);
-  }
+  const { headers, rest } = splitContent(content);
   const out = applyHeaderEdits(headers, edits).map((h) => h.raw);
   if (body === null) return [...out, ...rest];
   out.push(CRLF);
   if (body.length) out.push(canonicalBody(body));
   return out;
+}
+
+/**
+ * Cleanup's own content (header section and body, CRLF) as its header
+ * fields and the rest (the empty line and the body, as given).
+ */
+export function splitContent(
+  content: Uint8Array[],
+): { headers: HeaderField[]; rest: Uint8Array[] } {
+  // The content is cleanup's own output: fields are whole and within limits already.
+  const splitter = new HeaderSplitter({ maxBytes: 1 << 30, lineBytes: 1 << 30 });
+  let headers: HeaderField[] | null = null;
+  const rest: Uint8Array[] = [];
+  for (const c of content) {
+    if (headers) rest.push(c);
+    else {
+      const r = splitter.push(c);
+      if (r.done) {
+        headers = r.headers!;
+        if (r.rest?.length) rest.push(r.rest);
+      }
+    }
+  }
+  if (!headers) {
+    const r = splitter.end();
+    headers = r.headers;
+    if (r.rest.length) rest.push(r.rest);
+  }
+  return { headers, rest };
 }
 
 /**

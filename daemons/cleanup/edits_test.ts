@@ -23,6 +23,35 @@ const dec = new TextDecoder();
 const text = (parts: Uint8Array[]) => parts.map((p) => dec.decode(p)).join("");
 const MSG = "Received: by x\r\nSubject: one\r\nX-A: 1\r\nX-A: 2\r\n\r\nbody\r\n";
 
+Deno.test("edits: smtpd's deleteAuthResults removes the fields that claim our authserv-id", () => {
+  const msg = [
+    "Authentication-Results: MX.example; dmarc=pass header.from=bank.test",
+    "Authentication-Results: (comment) mx.example 1; spf=pass",
+    "Authentication-Results: mx.example dkim=pass (no semicolon: a lax reader takes it)",
+    "Authentication-Results: other.example; spf=pass",
+    "Authentication-Results: mx.example.evil; spf=pass",
+    "Subject: s",
+    "",
+    "body",
+    "",
+  ].join("\r\n");
+  const out = text(editContent([enc.encode(msg)], [
+    { op: "deleteAuthResults", authservId: "mx.example" },
+    { op: "insertHeader", index: 0, name: "Authentication-Results", value: " mx.example; none" },
+  ], null));
+  assertEquals(
+    out,
+    "Authentication-Results: mx.example; none\r\n" +
+      "Authentication-Results: other.example; spf=pass\r\n" +
+      "Authentication-Results: mx.example.evil; spf=pass\r\nSubject: s\r\n\r\nbody\r\n",
+  );
+  // Sent by a client (a milter's edits come this way too), it is checked like the others.
+  assertThrows(
+    () => contentEdits([{ op: "deleteAuthResults", authservId: "a\r\nb" }]),
+    MalformedActions,
+  );
+});
+
 Deno.test("edits: header edits in order, Sendmail's indexes", () => {
   const run = (edits: ContentEdit[]) => text(editContent([enc.encode(MSG)], edits, null));
   assertEquals(

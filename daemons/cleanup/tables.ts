@@ -20,7 +20,7 @@
  * nested_header_checks ($header_checks), body_checks_size_limit (51200),
  * always_bcc, sender_bcc_maps, recipient_bcc_maps (""),
  * recipient_delimiter, double_bounce_sender, myorigin, mydestination,
- * inet_interfaces.
+ * inet_interfaces, postwarden_dkim_signing_table (dkim.ts).
  *
  * @module
  */
@@ -59,6 +59,8 @@ export class CleanupTables {
     readonly noChecks: CheckTables,
     /** inet_interfaces, for which SMTP clients count as local (header rewriting). */
     readonly inetInterfaces: string[],
+    /** postwarden_dkim_signing_table (dkim.ts). */
+    readonly dkimSigning: Maps,
   ) {}
 
   /**
@@ -142,6 +144,7 @@ export class CleanupTables {
         config.int("body_checks_size_limit"),
         { header: none, mime: none, nested: none, body: none },
         config.list("inet_interfaces"),
+        await open("postwarden_dkim_signing_table"),
       );
       return t;
     } catch (e) {
@@ -174,6 +177,7 @@ export class CleanupTables {
         this.checks.mime,
         this.checks.nested,
         this.checks.body,
+        this.dkimSigning,
       ].map((m) => m.close()),
     );
   }

@@ -43,6 +43,7 @@
  * (5s), inet_protocols, smtpd_authorized_xclient_hosts,
  * smtpd_authorized_xforward_hosts.
  */
+import { type AuthenticationSettings, authenticationSettings } from "./authentication.ts";
 import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
 import { peerIdentity, type PeerResolver } from "./peername.ts";
@@ -111,6 +112,8 @@ let tlsServer: TlsServer | null = null;
 let auth: AuthContext | null = null;
 /** smtpd_milters, resolved once (milters.ts). */
 let milters: MilterSettings[] = [];
+/** postwarden_authentication_checks and DKIM signing trust (authentication.ts). */
+let authentication: AuthenticationSettings | null = null;
 
 /**
  * The SASL backend smtpd_sasl_type names (lib/sasl), or null with AUTH
@@ -222,6 +225,7 @@ async function setup(ctx: ServiceContext): Promise<void> {
   milters = parseMilterList(c.str("smtpd_milters")).map((e) =>
     resolveMilterSettings(e, (name) => c.str(name))
   );
+  authentication = authenticationSettings(c);
   try {
     const text = Deno.readTextFileSync("/etc/hosts");
     hosts = parseHosts(text);
@@ -291,6 +295,7 @@ await runService({
           : undefined,
         protocol: protocol!,
         milters,
+        authentication: authentication!,
       });
     } finally {
       close(); // frees what a client that never reads would otherwise pin

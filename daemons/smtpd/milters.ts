@@ -111,10 +111,13 @@ export class MilterSink implements CleanupSink {
       );
     }
     const late = this.#late ?? {};
+    // smtpd's own edits (authentication.ts) first, then the milters'.
+    const edits = [...(late.edits ?? []), ...(eom.actions.edits ?? [])];
     this.cleanup.lateActions({
       ...late,
       ...eom.actions,
       ...(late.discard || eom.actions.discard ? { discard: true } : {}),
+      ...(edits.length ? { edits } : {}),
     }, eom.body);
     return await this.cleanup.finish();
   }

@@ -56,6 +56,8 @@
  * reject_unauth_pipelining uses the session's improper-pipelining flag.
  * postwarden_reject_spf_fail (Postwarden's own, no Postfix equivalent):
  * RFC 7208 SPF for the MAIL FROM domain (lib/spf), see spfCheck.
+ * postwarden_reject_dmarc_fail: RFC 7489 DMARC (lib/dmarc, through
+ * authentication.ts), see dmarcCheck.
  *
  * check_{client,reverse_client_hostname,helo,sender,recipient}_{mx,ns,a}_access
  * look up the domain's MX hosts, name servers or own addresses
@@ -109,6 +111,7 @@ import {
 import { DnsNotPermitted, hostStatus, mailhostStatus } from "./unknown.ts";
 import { familiesFrom, type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
 import { checkHost, receivedSpfHeader, type SpfResult } from "../../lib/spf/mod.ts";
+import type { DmarcResult } from "../../lib/dmarc/mod.ts";
 import { findServerAccess, type ServerAccessContext, type ServerType } from "./server_access.ts";
 import { type SenderLoginContext, senderLoginMismatch } from "./sender_login.ts";
 import { applyAction, DELEGATED_ACTIONS, type TransactionActions } from "./actions.ts";
@@ -435,6 +438,12 @@ export interface CheckRequest {
    * (actions.ts); without it these actions are a configuration error.
    */
   actions?: TransactionActions;
+  /**
+   * At the end of data: the message's authentication verdict
+   * (authentication.ts), for postwarden_reject_dmarc_fail; `dmarc` absent
+   * when not evaluated, null when the message has no usable From: domain.
+   */
+  authentication?: { dmarc?: DmarcResult | null };
 }
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
@@ -1130,51 +1139,63 @@ async function sandboxChecked(ctx: RestrictionContext, p: Promise<Outcome>): Pro
 const spfResults = new WeakMap<TransactionActions, { key: string; result: SpfResult }>();
 
 /**
+ * The transaction's SPF verdict: RFC 7208 check_host() for the client's
+ * address and the MAIL FROM domain (for the null sender, postmaster@HELO),
+ * through the session's resolver (lib/spf), made once per transaction.
+ * `fresh` when this call made it. Null before MAIL FROM and for a client
+ * without an IP address (a local submission).
+ */
+export async function spfVerdict(
+  ctx: RestrictionContext,
+  req: CheckRequest,
+): Promise<{ result: SpfResult; fresh: boolean } | null> {
+  if (req.sender === null) return null;
+  const key = `${req.client.addr}\0${req.sender}\0${req.helo}`;
+  const cached = req.actions ? spfResults.get(req.actions) : undefined;
+  if (cached && cached.key === key) return { result: cached.result, fresh: false };
+  const addr = req.client.addr.replace(/^ipv6:/i, "");
+  const domain = req.sender === "" ? req.helo : req.sender.slice(req.sender.lastIndexOf("@") + 1);
+  let result: SpfResult;
+  try {
+    result = await checkHost(addr, domain, req.sender, {
+      resolver: ctx.dns,
+      helo: req.helo,
+      receivingHost: ctx.dnsxl.serverName,
+    });
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    return null; // no IP address: nothing to check
+  }
+  if (req.actions) spfResults.set(req.actions, { key, result });
+  return { result, fresh: true };
+}
+
+/**
  * postwarden_reject_spf_fail (Postwarden's own; Postfix has no built-in
- * SPF): RFC 7208 check_host() for the client's address and the MAIL FROM
- * domain (for the null sender, postmaster@HELO), through the session's
- * resolver (lib/spf). As postfix-policyd-spf-python does by default: a
- * fail is refused (550 5.7.23, RFC 7372), a temperror deferred (451
- * 4.7.24), and every other result (pass, neutral, none, softfail,
- * permerror) adds a Received-SPF: header (RFC 7208 section 9.1) and goes
- * on. Before MAIL FROM it does nothing. A transaction is checked once;
- * its header is added once.
+ * SPF): the transaction's {@link spfVerdict}. As postfix-policyd-spf-python
+ * does by default: a fail is refused (550 5.7.23, RFC 7372), a temperror
+ * deferred (451 4.7.24), and every other result (pass, neutral, none,
+ * softfail, permerror) adds a Received-SPF: header (RFC 7208 section 9.1)
+ * and goes on. Before MAIL FROM it does nothing. A transaction is checked
+ * once; its header is added once.
  */
 async function spfCheck(
   ctx: RestrictionContext,
   req: CheckRequest,
   state: CheckState,
 ): Promise<Outcome> {
-  if (req.sender === null) return null;
-  const key = `${req.client.addr}\0${req.sender}\0${req.helo}`;
-  let cached = req.actions ? spfResults.get(req.actions) : undefined;
-  if (!cached || cached.key !== key) {
-    const addr = req.client.addr.replace(/^ipv6:/i, "");
-    const domain = req.sender === "" ? req.helo : req.sender.slice(req.sender.lastIndexOf("@") + 1);
-    let result: SpfResult;
-    try {
-      result = await checkHost(addr, domain, req.sender, {
-        resolver: ctx.dns,
-        helo: req.helo,
-        receivingHost: ctx.dnsxl.serverName,
-      });
-    } catch (e) {
-      if (!(e instanceof TypeError)) throw e;
-      return null; // no IP address (a local submission): nothing to check
-    }
-    cached = { key, result };
-    if (req.actions) spfResults.set(req.actions, cached);
-    const r = result.result;
-    if (r !== "fail" && r !== "temperror") {
-      const value = receivedSpfHeader(result, {
-        ip: addr,
-        envelopeFrom: req.sender,
-        helo: req.helo,
-        receiver: ctx.dnsxl.serverName,
-        identity: req.sender === "" ? "helo" : "mailfrom",
-      });
-      req.prepend?.(`Received-SPF: ${value}`);
-    }
+  const cached = await spfVerdict(ctx, req);
+  if (!cached || req.sender === null) return null;
+  const r = cached.result.result;
+  if (cached.fresh && r !== "fail" && r !== "temperror") {
+    const value = receivedSpfHeader(cached.result, {
+      ip: req.client.addr.replace(/^ipv6:/i, ""),
+      envelopeFrom: req.sender,
+      helo: req.helo,
+      receiver: ctx.dnsxl.serverName,
+      identity: req.sender === "" ? "helo" : "mailfrom",
+    });
+    req.prepend?.(`Received-SPF: ${value}`);
   }
   const { result } = cached;
   const who = `<${quoteAddress(req.sender)}>`;
@@ -1189,6 +1210,40 @@ async function spfCheck(
       state,
       verdict(451, "4.7.24", `${who}: Sender address rejected: SPF temporary error`),
     );
+  }
+  return null;
+}
+
+/**
+ * postwarden_reject_dmarc_fail (Postwarden's own; Postfix sites use
+ * OpenDMARC): the message's DMARC verdict (authentication.ts) applied as
+ * OpenDMARC does: the From: domain's policy "reject" refuses the message
+ * (550 5.7.1), "quarantine" holds it (HOLD, logged as an access table's),
+ * and a DNS failure defers it (451 4.7.1) rather than let a message that
+ * may be refused through. Only smtpd_end_of_data_restrictions knows the
+ * message; anywhere else (in a class) it is a configuration error.
+ */
+function dmarcCheck(ctx: RestrictionContext, req: CheckRequest, state: CheckState): Outcome {
+  const auth = req.authentication;
+  if (auth === undefined) {
+    ctx.warn("postwarden_reject_dmarc_fail: only smtpd_end_of_data_restrictions has the message");
+    return CONFIG_ERROR;
+  }
+  const d = auth.dmarc;
+  if (!d) return null; // no usable From: domain (the header says why)
+  if (d.result === "temperror") {
+    return reject(state, verdict(451, "4.7.1", `DMARC temporary error for ${d.fromDomain}`));
+  }
+  if (d.result !== "fail") return null;
+  if (d.disposition === "reject") {
+    return reject(
+      state,
+      verdict(550, "5.7.1", `Email rejected per DMARC policy for ${d.fromDomain}`),
+    );
+  }
+  if (d.disposition === "quarantine" && req.actions && !req.actions.hold) {
+    req.log?.("hold", `DMARC policy quarantine for ${d.fromDomain}`);
+    req.actions.hold = true;
   }
   return null;
 }
@@ -1353,6 +1408,8 @@ async function builtin(
     }
     case "postwarden_reject_spf_fail":
       return await spfCheck(ctx, req, state);
+    case "postwarden_reject_dmarc_fail":
+      return dmarcCheck(ctx, req, state);
     case "reject_unknown_client_hostname":
     case "reject_unknown_client": {
       const status = req.client.nameStatus ?? (req.client.name === "unknown" ? "perm" : "ok");

@@ -75,6 +75,7 @@ import { headerAddress, parseMailPath, quoteAddress } from "../../lib/address/mo
 import type { CleanupSink, MessageActions } from "../../lib/cleanup/client.ts";
 import { TransactionActions } from "./actions.ts";
 import type { Config } from "../../lib/config/mod.ts";
+import { matchNetworkList } from "../../lib/config/network_list.ts";
 import type { Logger } from "../../lib/log/mod.ts";
 import { rfc2822Date, xtextDecode } from "../../lib/mime/mod.ts";
 import type { Recipient } from "../../lib/queue/mod.ts";
@@ -90,6 +91,7 @@ import {
   checkSender,
   type DeferIfPermitCarry,
   type RestrictionContext,
+  spfVerdict,
 } from "./restrictions.ts";
 import { checkListed, type ListedContext } from "./recipients.ts";
 import { etrnReply } from "./etrn.ts";
@@ -109,6 +111,7 @@ import { checkAuthRate, type ClientLimits, type LimitRefusal } from "./anvil.ts"
 import type { PeerStatus } from "./peername.ts";
 import { type BdatState, doBdat } from "./bdat.ts";
 import { MilterSink } from "./milters.ts";
+import { type AuthenticationSettings, AuthSink, type MessageVerdict } from "./authentication.ts";
 import { MilterChain, type MilterSettings } from "../../lib/milter/mod.ts";
 import {
   type BareNewline,
@@ -205,6 +208,8 @@ export interface SessionDeps {
   hangup?: boolean;
   /** smtpd_milters, resolved (milters.ts); absent or empty: none. */
   milters?: MilterSettings[];
+  /** Message authentication and DKIM signing trust (authentication.ts); absent: none. */
+  authentication?: AuthenticationSettings;
 }
 
 class Timeout extends Error {
@@ -324,6 +329,8 @@ class Session {
   tls: TlsInfo | null = null;
   /** The connection's milters (milters.ts); null without smtpd_milters. */
   milters: MilterChain | null = null;
+  /** The transaction's authentication checks (authentication.ts); null without them. */
+  authSink: AuthSink | null = null;
   /** A milter answered 421: the session ends after the reply. */
   hangupAfterReply = false;
   /** The address of the MAIL or RCPT command the milters are asked about. */
@@ -970,6 +977,7 @@ class Session {
     this.smtputf8 = false;
     this.bdat = null;
     this.saslSender = null;
+    this.authSink = null;
   }
 
   /** The session as the AUTH command sees it (auth.ts). */
@@ -1262,7 +1270,10 @@ class Session {
    */
   async openCleanupThenAccept(rcpt: Recipient): Promise<boolean> {
     try {
-      const sink = await this.d.openCleanup();
+      let sink = await this.d.openCleanup();
+      const auth = this.d.authentication;
+      this.authSink = auth && auth.methods.size > 0 ? new AuthSink(sink, auth) : null;
+      if (this.authSink) sink = this.authSink;
       this.cleanup = this.milters ? new MilterSink(sink, this.milters, this) : sink;
     } catch (e) {
       this.log.warn(`cleanup service unavailable: ${(e as Error).message}`);
@@ -1289,21 +1300,50 @@ class Session {
    * smtpd_check_eod.
    */
   async endOfDataRefused(only: string | undefined): Promise<boolean> {
-    if (this.d.restrictions.eod.length === 0) return false;
+    const auth = await this.authenticate();
+    const edits = auth ? { edits: auth.edits } : {};
+    if (this.d.restrictions.eod.length === 0) {
+      if (auth) this.cleanup?.lateActions(edits);
+      return false;
+    }
     // What these restrictions decide goes to cleanup after the content, on its own.
     const early = this.actions;
     const late = early.lateStage();
     this.actions = late;
     let v;
     try {
-      v = await checkEndOfData(this.d.restrictions, this.request(only, "END-OF-MESSAGE"));
+      v = await checkEndOfData(this.d.restrictions, {
+        ...this.request(only, "END-OF-MESSAGE"),
+        authentication: auth ?? {},
+      });
     } finally {
       this.actions = early;
     }
     if (v) this.refuse("END-OF-MESSAGE", v, { from: this.sender!, to: only });
     // The envelope told cleanup to wait for this message.
-    else this.cleanup?.lateActions(late.since(early));
+    else this.cleanup?.lateActions({ ...late.since(early), ...edits });
     return v !== null;
+  }
+
+  /**
+   * The message's authentication checks (authentication.ts), made at the
+   * end of data and logged; null when there are none.
+   */
+  async authenticate(): Promise<MessageVerdict | null> {
+    const checks = this.authSink?.checks;
+    if (!checks) return null;
+    const req = this.request();
+    const v = await checks.verdict({
+      spf: async () => (await spfVerdict(this.d.restrictions, req))?.result ?? null,
+      sender: this.sender ?? "",
+      helo: this.helo,
+      resolver: this.d.restrictions.dns,
+    });
+    this.log.info(
+      `${this.cleanup?.queueId ?? "NOQUEUE"}: authentication-results: ` +
+        v.header.replace(/\r\n[ \t]*/g, " "),
+    );
+    return v;
   }
 
   /** The headers smtpd puts above the message: PREPEND results, then Received:. */
@@ -1604,13 +1644,25 @@ class Session {
         ...(this.smtputf8 ? { smtputf8: true } : {}),
       },
       ...this.actionsField(),
+      ...(this.dkimSignable() ? { dkimSign: true } : {}),
     });
+  }
+
+  /**
+   * Whether cleanup may DKIM-sign this client's mail: SASL-authenticated
+   * (not anonymously), or listed in postwarden_dkim_internal_hosts.
+   */
+  dkimSignable(): boolean {
+    if (this.sasl && this.sasl.method.toLowerCase() !== "anonymous") return true;
+    const hosts = this.d.authentication?.internalHosts;
+    return hosts !== undefined && matchNetworkList(hosts, this.peer) === true;
   }
 
   /** The envelope's access-table actions; `more` when end-of-data restrictions may add some. */
   actionsField(): { actions?: MessageActions } {
     const a = this.actions.envelope(
-      this.d.restrictions.eod.length > 0 || (this.milters?.wantsContent() ?? false),
+      this.d.restrictions.eod.length > 0 || (this.milters?.wantsContent() ?? false) ||
+        this.authSink !== null,
       this.cfg.str("content_filter"),
     );
     return a ? { actions: a } : {};

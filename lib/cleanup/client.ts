@@ -28,6 +28,11 @@ export interface CleanupEnvelope {
   arrival?: number;
   /** What smtpd's access tables decided for the whole message (HOLD, DISCARD, ...). */
   actions?: MessageActions;
+  /**
+   * smtpd: its client may have its mail DKIM-signed (SASL-authenticated, or
+   * in postwarden_dkim_internal_hosts). Mail not from smtpd needs no flag.
+   */
+  dkimSign?: boolean;
 }
 
 /**
@@ -83,7 +88,13 @@ export type ContentEdit =
   | { op: "changeHeader"; index: number; name: string; value: string }
   | { op: "addRcpt"; address: string; args?: string }
   | { op: "deleteRcpt"; address: string }
-  | { op: "changeFrom"; address: string; args?: string };
+  | { op: "changeFrom"; address: string; args?: string }
+  /**
+   * smtpd's message authentication (not a milter's): every
+   * Authentication-Results field whose authserv-id is this one goes
+   * (RFC 8601 section 5: only this host may claim it).
+   */
+  | { op: "deleteAuthResults"; authservId: string };
 
 /** Cleanup's final answer. */
 export type CleanupResult =

@@ -2802,6 +2802,47 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
 
+  // Postwarden's own mail authentication (issue 11; Postfix uses milters for these).
+  {
+    name: "postwarden_authentication_checks",
+    type: "list",
+    default: "",
+    doc: "Checks smtpd makes on every message it receives and records in one " +
+      "Authentication-Results header: spf, dkim, dmarc (dmarc implies the other two).",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_authserv_id",
+    type: "string",
+    default: "$myhostname",
+    doc:
+      "The authserv-id of the Authentication-Results header; incoming headers with it are removed.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_dkim_signing_table",
+    type: "string",
+    default: "",
+    doc: "Lookup table: the From: domain of mail to sign -> selector:keyfile (keyfile under " +
+      "postwarden_dkim_key_directory), several separated by commas.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_dkim_key_directory",
+    type: "string",
+    default: "$config_directory/dkim",
+    doc: "The directory of the DKIM private keys; cleanup may read it and nothing else may.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_dkim_internal_hosts",
+    type: "list",
+    default: "$mynetworks",
+    doc: "SMTP clients whose mail is signed (SASL-authenticated clients always are); " +
+      "local submissions are signed too.",
+    support: "implemented",
+  },
+
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {
     name: "postwarden_smtp_ipv6_destinations",

@@ -75,6 +75,8 @@ export const IMPLEMENTED_RESTRICTIONS: ReadonlySet<string> = new Set([
   "check_policy_service",
   // issue 11: Postwarden's own SPF check (lib/spf)
   "postwarden_reject_spf_fail",
+  // Postwarden's own DMARC policy (lib/dmarc), in smtpd_end_of_data_restrictions only
+  "postwarden_reject_dmarc_fail",
   // issue 8 protocol
   "reject_unauth_pipelining",
   // issue 8 ccert

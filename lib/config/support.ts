@@ -331,6 +331,7 @@ function valueChecks(config: Config): ConfigProblem[] {
       fatal([name], `${name}: ${(e as Error).message}`);
     }
   }
+  out.push(...authenticationProblems(config, classes));
   // The SMTP client's TLS and SASL settings (lib/tls/client_policy.ts, lib/sasl/client.ts).
   out.push(...(quietly(() => smtpTlsProblems(config)) ?? []));
   out.push(...(quietly(() => saslClientProblems(config)) ?? []));
@@ -341,6 +342,60 @@ function valueChecks(config: Config): ConfigProblem[] {
     fatal(["smtpd_relay_restrictions", "smtpd_recipient_restrictions"], OPEN_RELAY_MESSAGE);
   }
 
+  return out;
+}
+
+/** The methods postwarden_authentication_checks may name. */
+export const AUTHENTICATION_METHODS = ["spf", "dkim", "dmarc"] as const;
+
+/**
+ * Postwarden's own mail authentication (daemons/smtpd/authentication.ts,
+ * DKIM signing in cleanup): a method it does not have, a DMARC
+ * restriction where no message content is known yet, or DKIM keys it
+ * could not reach would each let mail through unchecked or unsigned, so
+ * each stops the start.
+ */
+function authenticationProblems(config: Config, classes: string[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const fatal = (names: string[], message: string) => out.push({ names, message, fatal: true });
+  const methods = quietly(() => config.list("postwarden_authentication_checks")) ?? [];
+  for (const m of methods) {
+    if ((AUTHENTICATION_METHODS as readonly string[]).includes(m.toLowerCase())) continue;
+    fatal(
+      ["postwarden_authentication_checks"],
+      `postwarden_authentication_checks: "${m}" is not supported by Postwarden (specify ` +
+        `${AUTHENTICATION_METHODS.join(", ")})`,
+    );
+  }
+  // postwarden_reject_dmarc_fail needs the message: only at the end of data.
+  for (const list of [...RESTRICTION_LISTS, ...classes]) {
+    if (list === "smtpd_end_of_data_restrictions" || classes.includes(list)) continue;
+    const items = quietly(() => restrictionItems(config.str(list))) ?? [];
+    if (items.some((r) => r.toLowerCase() === "postwarden_reject_dmarc_fail")) {
+      fatal(
+        [list],
+        `${list}: postwarden_reject_dmarc_fail needs the message content: list it in ` +
+          "smtpd_end_of_data_restrictions",
+      );
+    }
+  }
+  const signing = quietly(() => config.str("postwarden_dkim_signing_table").trim()) ?? "";
+  if (signing !== "") {
+    const dir = quietly(() => config.str("postwarden_dkim_key_directory").trim()) ?? "";
+    if (!dir.startsWith("/")) {
+      fatal(
+        ["postwarden_dkim_key_directory"],
+        `postwarden_dkim_key_directory: "${dir}" is not an absolute path`,
+      );
+    }
+  }
+  // By default it is $mynetworks, whose errors are reported under that name.
+  const internal = config.isSet("postwarden_dkim_internal_hosts")
+    ? quietly(() => config.list("postwarden_dkim_internal_hosts")) ?? []
+    : [];
+  for (const e of parseNetworkList("postwarden_dkim_internal_hosts", internal).errors) {
+    fatal(["postwarden_dkim_internal_hosts"], e);
+  }
   return out;
 }
 

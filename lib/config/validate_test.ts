@@ -132,6 +132,19 @@ Deno.test("validateConfig", async (t) => {
       ["non_smtpd_milters = unix:", /^non_smtpd_milters: /],
       ["smtpd_milters = inet:127.0.0.1", /^smtpd_milters: /],
       ["smtpd_milters = inet:127.0.0.1:8891\nmilter_default_action = bounce", /^smtpd_milters: /],
+      ["postwarden_authentication_checks = spf, arc", /"arc" is not supported by Postwarden/],
+      [
+        "smtpd_recipient_restrictions = reject_unauth_destination, postwarden_reject_dmarc_fail",
+        /^smtpd_recipient_restrictions: postwarden_reject_dmarc_fail needs the message content/,
+      ],
+      [
+        "postwarden_dkim_signing_table = hash:/etc/x\npostwarden_dkim_key_directory = keys",
+        /^postwarden_dkim_key_directory: "keys" is not an absolute path/,
+      ],
+      [
+        "postwarden_dkim_internal_hosts = 10.0.0.0/33",
+        /^postwarden_dkim_internal_hosts: bad mask length/,
+      ],
       ["smtpd_sasl_auth_enable = yes", /^smtpd_sasl_type = cyrus: Cyrus SASL is not supported/],
       ["queue_minfree = 100000000", /^queue_minfree = 100000000: not implemented/],
       ["smtpd_forbid_bare_newline = strict", /^bad smtpd_forbid_bare_newline value: strict/],

@@ -206,9 +206,9 @@ export function ipv6Destinations(value: string): string[] {
   return out;
 }
 
-/** Restrictions that query DNS: reject_unknown_*_hostname/domain, the DNS lists and SPF. */
+/** Restrictions that query DNS: reject_unknown_*_hostname/domain, the DNS lists, SPF and DMARC. */
 const DNS_RESTRICTION =
-  /^(reject_unknown_(helo_hostname|hostname|sender_domain|address|recipient_domain)|reject_rbl(_client)?|reject_maps_rbl|reject_rhsbl_\w+|permit_dnswl_client|permit_rhswl_client|postwarden_reject_spf_fail)$/i;
+  /^(reject_unknown_(helo_hostname|hostname|sender_domain|address|recipient_domain)|reject_rbl(_client)?|reject_maps_rbl|reject_rhsbl_\w+|permit_dnswl_client|permit_rhswl_client|postwarden_reject_(spf|dmarc)_fail)$/i;
 
 /**
  * True when smtpd's restriction lists (or its restriction classes) name a
@@ -230,8 +230,11 @@ function smtpdQueriesDns(ctx: PermissionContext): boolean {
     "smtpd_relay_restrictions",
     "smtpd_recipient_restrictions",
     "smtpd_data_restrictions",
+    "smtpd_end_of_data_restrictions",
     ...value("smtpd_restriction_classes").split(/[\s,]+/).filter(Boolean),
   ];
+  // postwarden_authentication_checks (spf, dkim, dmarc) all ask DNS.
+  if (value("postwarden_authentication_checks").trim() !== "") return true;
   return lists.some((l) => value(l).split(/[\s,]+/).some((r) => DNS_RESTRICTION.test(r)));
 }
 
@@ -295,6 +298,10 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       // hold/: a HOLD action of header/body checks queues the message there.
       g.read.push(`${q}/incoming`, `${q}/hold`);
       g.write.push(`${q}/incoming`, `${q}/hold`);
+      // DKIM signing: the key directory, read-only, when a signing table is set.
+      if ((ctx.param("postwarden_dkim_signing_table") ?? "").trim() !== "") {
+        g.read.push((ctx.param("postwarden_dkim_key_directory") ?? "").trim());
+      }
       // non_smtpd_milters: exactly the milters it names.
       const milters = milterGrants(ctx.param("non_smtpd_milters") ?? "", q);
       g.net.push(...milters.net);

@@ -252,6 +252,35 @@ Deno.test("permission sets", async (t) => {
       }
     }
   });
+  await t.step("mail authentication: smtpd's resolver, cleanup's key directory", () => {
+    for (
+      const params of [
+        { postwarden_authentication_checks: "dkim" } as Record<string, string>,
+        { smtpd_end_of_data_restrictions: "postwarden_reject_dmarc_fail" },
+      ]
+    ) {
+      const g = daemonGrants(svc("2525"), ctx({ smtpd_peername_lookup: "no", ...params }));
+      assert(g.net.includes("10.0.0.53:53"), JSON.stringify(params));
+      assert(g.read.includes("/etc/resolv.conf"), JSON.stringify(params));
+    }
+    const signing = {
+      postwarden_dkim_signing_table: "hash:/etc/pw/dkim_signing",
+      postwarden_dkim_key_directory: "/etc/pw/dkim",
+    };
+    const cleanup = daemonGrants(svc("cleanup"), ctx(signing));
+    assert(cleanup.read.includes("/etc/pw/dkim"), cleanup.read.join());
+    assert(!cleanup.write.some((p) => p.startsWith("/etc/pw")), cleanup.write.join());
+    for (const s of MASTER.filter((s) => s.command !== "cleanup")) {
+      const g = daemonGrants(s, ctx(signing));
+      assert(!g.read.includes("/etc/pw/dkim"), `${s.name}: ${g.read.join()}`);
+    }
+    // Without a signing table, no key directory.
+    const none = daemonGrants(
+      svc("cleanup"),
+      ctx({ postwarden_dkim_key_directory: "/etc/pw/dkim" }),
+    );
+    assert(!none.read.includes("/etc/pw/dkim"), none.read.join());
+  });
   await t.step("an unknown command has no permission set", () => {
     assertThrows(
       () => daemonGrants({ ...svc("local"), command: "nonesuch" }, ctx()),

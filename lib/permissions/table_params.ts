@@ -46,6 +46,8 @@ export const TABLE_PARAMS: Readonly<Record<string, readonly string[]>> = {
     "nested_header_checks",
     "sender_bcc_maps",
     "recipient_bcc_maps",
+    // Postwarden's DKIM signing keys by From: domain (issue 11).
+    "postwarden_dkim_signing_table",
   ],
   qmgr: RESOLVER_TABLES,
   local: [...RESOLVER_TABLES, "alias_maps", "local_recipient_maps"],
