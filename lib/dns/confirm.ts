@@ -30,6 +30,7 @@ import {
   type DnsMessage,
   type DnsRecord,
   encodeQuery,
+  type QueryOptions,
   RCODE,
   RR_TYPES,
   type RrType,
@@ -156,7 +157,10 @@ async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
   return out;
 }
 
-/** One question over one TCP connection (RFC 1035 4.2.2: two-octet length, then the message). */
+/**
+ * One question over one TCP connection (RFC 1035 4.2.2: two-octet length,
+ * then the message); `query` says how it is asked (lib/dane: with the DO bit).
+ */
 export async function queryTcp(
   ns: { hostname: string; port: number },
   name: string,
@@ -164,9 +168,10 @@ export async function queryTcp(
   timeoutMs: number,
   connect: (ns: { hostname: string; port: number }) => Promise<Deno.Conn> = (o) =>
     Deno.connect({ ...o, transport: "tcp" }),
+  query: QueryOptions = {},
 ): Promise<DnsMessage> {
   const id = crypto.getRandomValues(new Uint16Array(1))[0];
-  const query = encodeQuery(id, name, type);
+  const question = encodeQuery(id, name, type, query);
   let conn: Deno.Conn;
   try {
     conn = await within(connect(ns), timeoutMs, (c) => c.close());
@@ -176,10 +181,10 @@ export async function queryTcp(
   }
   try {
     const exchange = async () => {
-      const framed = new Uint8Array(2 + query.length);
-      framed[0] = query.length >> 8;
-      framed[1] = query.length & 0xff;
-      framed.set(query, 2);
+      const framed = new Uint8Array(2 + question.length);
+      framed[0] = question.length >> 8;
+      framed[1] = question.length & 0xff;
+      framed.set(question, 2);
       let sent = 0;
       while (sent < framed.length) sent += await conn.write(framed.subarray(sent));
       const len = await readExactly(conn, 2);

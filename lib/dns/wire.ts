@@ -1,8 +1,11 @@
 /**
  * The DNS message format (RFC 1035 section 4) for the few questions mail
  * needs: {@link encodeQuery} builds one query (A, AAAA, MX, TXT, PTR, NS,
- * CNAME), {@link decodeMessage} reads a reply's header (its rcode above
- * all), its question and its answer records (name compression included).
+ * CNAME, TLSA), optionally with an EDNS0 OPT record asking for DNSSEC
+ * (the DO bit), {@link decodeMessage} reads a reply's header (its rcode,
+ * TC and AD bits), its question and its answer records (name compression
+ * included), and {@link followCnames} picks the records that answer the
+ * question out of a CNAME chain.
  *
  * The decoder reads hostile input: every length is checked against the
  * message, a compression pointer must point before the name that uses it
@@ -13,9 +16,13 @@
  * ASCII are kept as "\DDD" escapes, so a name never carries a control
  * character or a dot that was not a label boundary.
  *
- * Does no I/O (lib/dns/confirm.ts sends the queries), no EDNS, no DNSSEC
- * records, and does not decode the authority and additional sections
- * (nothing here needs them).
+ * Does no I/O (lib/dns/confirm.ts and lib/dane send the queries). Of EDNS
+ * only the OPT record of a query is written: a reply's OPT record (its
+ * extended rcode and flags) is not read. No DNSSEC validation and no
+ * DNSSEC record types (RRSIG, NSEC, DS, DNSKEY are kept as unknown types):
+ * the AD bit is the validating resolver's verdict, and whether to trust it
+ * is the caller's decision (lib/dane). The authority and additional
+ * sections are not decoded (nothing here needs them).
  *
  * @module
  */
@@ -34,6 +41,7 @@ export const RR_TYPES = {
   MX: 15,
   TXT: 16,
   AAAA: 28,
+  TLSA: 52,
 } as const;
 
 /** A record type this codec can ask for. */
@@ -51,6 +59,21 @@ export const RCODE = {
 
 const CLASS_IN = 1;
 const MAX_NAME = 255;
+const TYPE_OPT = 41;
+/** The UDP payload size an EDNS0 query offers: the DNS Flag Day 2020 value, no fragmentation. */
+export const EDNS_UDP_SIZE = 1232;
+
+/** A TLSA record's data (RFC 6698 section 2.1): three one-octet fields and the association data. */
+export interface TlsaData {
+  /** 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE. */
+  usage: number;
+  /** 0 the whole certificate, 1 its SubjectPublicKeyInfo. */
+  selector: number;
+  /** 0 the selected bytes as they are, 1 their SHA-256, 2 their SHA-512. */
+  matchingType: number;
+  /** The certificate association data (may be empty: the caller judges it). */
+  data: Uint8Array;
+}
 
 /** One decoded answer record; `data` depends on the type. */
 export type DnsRecord =
@@ -58,6 +81,7 @@ export type DnsRecord =
   | { name: string; type: "NS" | "CNAME" | "PTR"; ttl: number; data: string }
   | { name: string; type: "MX"; ttl: number; data: { preference: number; exchange: string } }
   | { name: string; type: "TXT"; ttl: number; data: string[] }
+  | { name: string; type: "TLSA"; ttl: number; data: TlsaData }
   /** A type this codec does not decode: its number, rdata skipped. */
   | { name: string; type: number; ttl: number; data: null };
 
@@ -69,6 +93,11 @@ export interface DnsMessage {
   opcode: number;
   /** TC: the answer did not fit (UDP). */
   truncated: boolean;
+  /**
+   * AD (RFC 4035 3.2.3): the resolver validated every record of the answer
+   * with DNSSEC. Worth only as much as the path to that resolver.
+   */
+  authenticData: boolean;
   rcode: number;
   question: { name: string; type: number; class: number } | null;
   answers: DnsRecord[];
@@ -100,10 +129,26 @@ export function encodeName(name: string): Uint8Array {
   return new Uint8Array(out);
 }
 
+/** Options for {@link encodeQuery}. */
+export interface QueryOptions {
+  /**
+   * Add an EDNS0 OPT record (RFC 6891) offering {@link EDNS_UDP_SIZE}-octet
+   * UDP answers, with the DO bit (RFC 3225): a validating resolver then says
+   * with the AD bit whether the answer is secure. @default false
+   */
+  dnssecOk?: boolean;
+}
+
 /** A standard query for `name`/`type` with recursion desired. */
-export function encodeQuery(id: number, name: string, type: RrType): Uint8Array {
+export function encodeQuery(
+  id: number,
+  name: string,
+  type: RrType,
+  opts: QueryOptions = {},
+): Uint8Array {
   const qname = encodeName(name);
-  const msg = new Uint8Array(12 + qname.length + 4);
+  const opt = opts.dnssecOk ? 11 : 0;
+  const msg = new Uint8Array(12 + qname.length + 4 + opt);
   const v = new DataView(msg.buffer);
   v.setUint16(0, id & 0xffff);
   v.setUint16(2, 0x0100); // RD
@@ -111,6 +156,14 @@ export function encodeQuery(id: number, name: string, type: RrType): Uint8Array 
   msg.set(qname, 12);
   v.setUint16(12 + qname.length, RR_TYPES[type]);
   v.setUint16(12 + qname.length + 2, CLASS_IN);
+  if (opt) {
+    // OPT: root name, type 41, class = UDP size, TTL = extended rcode 0, version 0, DO; no options.
+    const at = 12 + qname.length + 4;
+    v.setUint16(10, 1); // ARCOUNT
+    v.setUint16(at + 1, TYPE_OPT);
+    v.setUint16(at + 3, EDNS_UDP_SIZE);
+    v.setUint16(at + 7, 0x8000); // DO
+  }
   return msg;
 }
 
@@ -230,6 +283,14 @@ function rdataOf(
       }
       return parts;
     }
+    case RR_TYPES.TLSA:
+      if (len < 3) throw new DnsFormatError("TLSA record too short");
+      return {
+        usage: msg[start],
+        selector: msg[start + 1],
+        matchingType: msg[start + 2],
+        data: msg.slice(start + 3, end),
+      };
     default:
       return null;
   }
@@ -286,8 +347,36 @@ export function decodeMessage(msg: Uint8Array): DnsMessage {
     response: (flags & 0x8000) !== 0,
     opcode: (flags >> 11) & 0xf,
     truncated: (flags & 0x0200) !== 0,
+    authenticData: (flags & 0x0020) !== 0,
     rcode: flags & 0xf,
     question,
     answers,
+  };
+}
+
+/**
+ * The records of `type` that answer a question for `name`: the chain of
+ * CNAME records from `name` is followed through the answers (each name at
+ * most once, so a loop ends), and the records owned by its last name are
+ * returned with that name (the canonical name; `name` itself, without its
+ * trailing dot and in lower case, when there is no CNAME).
+ */
+export function followCnames(
+  answers: DnsRecord[],
+  name: string,
+  type: RrType,
+): { name: string; records: DnsRecord[] } {
+  let owner = name.replace(/\.$/, "").toLowerCase();
+  const seen = new Set([owner]);
+  for (;;) {
+    const alias = answers.find((r) => r.type === "CNAME" && r.name.toLowerCase() === owner);
+    const target = (alias?.data as string | undefined)?.toLowerCase();
+    if (target === undefined || seen.has(target)) break;
+    seen.add(target);
+    owner = target;
+  }
+  return {
+    name: owner,
+    records: answers.filter((r) => r.type === type && r.name.toLowerCase() === owner),
   };
 }

@@ -6,7 +6,15 @@
  */
 import { assert, assertEquals, assertThrows } from "../../tests/helpers/assert.ts";
 import { answer } from "../../tests/helpers/dns_server.ts";
-import { decodeMessage, decodeName, DnsFormatError, encodeName, encodeQuery } from "./wire.ts";
+import {
+  decodeMessage,
+  decodeName,
+  DnsFormatError,
+  EDNS_UDP_SIZE,
+  encodeName,
+  encodeQuery,
+  followCnames,
+} from "./wire.ts";
 
 const bytes = (...parts: (number | string)[]) => {
   const out: number[] = [];
@@ -240,5 +248,85 @@ Deno.test("lib/dns wire codec", async (t) => {
       }
     }
     assert(decoded > 0 && decoded < 20_000);
+  });
+});
+
+Deno.test("lib/dns wire codec: DNSSEC bits and TLSA", async (t) => {
+  /** Question "_25._tcp.mx.test" type TLSA (at offset 12). */
+  const TLSA_Q = bytes(3, "_25", 4, "_tcp", 2, "mx", 4, "test", 0, 0, 52, 0, 1);
+  const tlsa = (len: number, rdata: number[]) =>
+    cat(header(0, 1, 1), TLSA_Q, bytes(0xc0, 12, 0, 52, 0, 1, 0, 0, 0, 60, 0, len, ...rdata));
+
+  await t.step("the DO option: an OPT record after the question, plain queries unchanged", () => {
+    const plain = encodeQuery(5, "mx.test", "A");
+    const q = encodeQuery(5, "mx.test", "A", { dnssecOk: true });
+    assertEquals(Array.from(q.subarray(0, 10)), Array.from(plain.subarray(0, 10)));
+    assertEquals([q[10], q[11]], [0, 1]); // ARCOUNT
+    assertEquals(Array.from(q.subarray(12, plain.length)), Array.from(plain.subarray(12)));
+    assertEquals(
+      Array.from(q.subarray(plain.length)),
+      [0, 0, 41, EDNS_UDP_SIZE >> 8, EDNS_UDP_SIZE & 0xff, 0, 0, 0x80, 0, 0, 0],
+    );
+    assertEquals(encodeQuery(5, "mx.test", "A", { dnssecOk: false }), plain);
+    assertEquals(encodeQuery(1, "_25._tcp.mx.test", "TLSA").at(-3), 52);
+    // The decoder reads a query with an OPT record (the additional section is skipped).
+    assertEquals(decodeMessage(q).question, { name: "mx.test", type: 1, class: 1 });
+  });
+
+  await t.step("the AD bit, and TC and the rcode beside it", () => {
+    const flags = (b2: number, b3: number) => {
+      const m = decodeMessage(cat(bytes(0, 1, b2, b3, 0, 1, 0, 0, 0, 0, 0, 0), QUESTION));
+      return [m.authenticData, m.truncated, m.rcode];
+    };
+    assertEquals(flags(0x81, 0xa0), [true, false, 0]);
+    assertEquals(flags(0x81, 0x80), [false, false, 0]);
+    assertEquals(flags(0x83, 0xa3), [true, true, 3]);
+    assertEquals(flags(0x81, 0xb2), [true, false, 2]); // CD set too: AD is read alone
+  });
+
+  await t.step("TLSA records decode; zero-length association data is kept for the caller", () => {
+    const digest = Array.from({ length: 32 }, (_, i) => i);
+    const m = decodeMessage(tlsa(35, [3, 1, 1, ...digest]));
+    assertEquals(m.answers, [{
+      name: "_25._tcp.mx.test",
+      type: "TLSA",
+      ttl: 60,
+      data: { usage: 3, selector: 1, matchingType: 1, data: new Uint8Array(digest) },
+    }]);
+    const empty = decodeMessage(tlsa(3, [2, 0, 0])).answers[0];
+    assertEquals(empty.data, { usage: 2, selector: 0, matchingType: 0, data: new Uint8Array() });
+    // The data is a copy: the message buffer can be reused.
+    const msg = tlsa(4, [3, 0, 0, 9]);
+    const rec = decodeMessage(msg).answers[0].data as { data: Uint8Array };
+    msg.fill(0);
+    assertEquals(rec.data, new Uint8Array([9]));
+  });
+
+  await t.step("hostile TLSA: short or overrunning rdata throws", () => {
+    for (const [len, rdata] of [[0, []], [2, [3, 1]], [40, [3, 1, 1, 0]]] as [number, number[]][]) {
+      assertThrows(() => decodeMessage(tlsa(len, rdata)), DnsFormatError);
+    }
+    const good = tlsa(35, [3, 1, 1, ...new Array(32).fill(7)]);
+    for (let n = 0; n < good.length; n++) {
+      assertThrows(() => decodeMessage(good.subarray(0, n)), DnsFormatError);
+    }
+  });
+
+  await t.step("followCnames: the chain from the question, its records and its last name", () => {
+    const rr = (name: string, type: "A" | "CNAME" | "TLSA", data: unknown) =>
+      ({ name, type, ttl: 1, data }) as Parameters<typeof followCnames>[0][number];
+    const answers = [
+      rr("b.test", "CNAME", "c.test"),
+      rr("A.test", "CNAME", "b.test"),
+      rr("c.test", "A", "192.0.2.1"),
+      rr("a.test", "A", "192.0.2.9"), // beside a CNAME: not an answer
+      rr("other.test", "A", "192.0.2.2"),
+    ];
+    const got = followCnames(answers, "a.TEST.", "A");
+    assertEquals([got.name, got.records.map((r) => r.data)], ["c.test", ["192.0.2.1"]]);
+    assertEquals(followCnames(answers, "other.test", "A").name, "other.test");
+    assertEquals(followCnames(answers, "none.test", "A"), { name: "none.test", records: [] });
+    const loop = [rr("x.test", "CNAME", "y.test"), rr("y.test", "CNAME", "x.test")];
+    assertEquals(followCnames(loop, "x.test", "A"), { name: "y.test", records: [] });
   });
 });
