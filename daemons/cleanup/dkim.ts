@@ -30,14 +30,12 @@
  * @module
  */
 import { parseHeaderAddresses, splitAddress } from "../../lib/address/mod.ts";
-import {
-  DkimSignError,
-  type DkimSigningKey,
-  loadSigningKey,
-  signMessage,
-} from "../../lib/dkim/mod.ts";
+import type { DkimSigningKey } from "../../lib/dkim/mod.ts";
 import type { Maps } from "../../lib/maps/mod.ts";
 import { findHeader, type HeaderField } from "../../lib/mime/mod.ts";
+
+/** lib/dkim, loaded at the first signature: node:crypto costs a cleanup that never signs ~6 MB. */
+const dkim = () => import("../../lib/dkim/mod.ts");
 
 /** How long a key read from disk is used before it is read again. */
 const KEY_TTL_MS = 60_000;
@@ -112,6 +110,7 @@ export class DkimSigner {
     const out: Uint8Array[] = [];
     for (const e of parseSigningValue(value, this.keyDir)) {
       const key = await this.#key(e.path);
+      const { DkimSignError, signMessage } = await dkim();
       try {
         out.push(enc.encode(await signMessage(content, { domain, selector: e.selector, key })));
       } catch (err) {
@@ -135,7 +134,7 @@ export class DkimSigner {
         throw new DkimSigningError(`cannot read DKIM key ${path}: ${(e as Error).message}`);
       }
       try {
-        return await loadSigningKey(pem);
+        return await (await dkim()).loadSigningKey(pem);
       } catch (e) {
         throw new DkimSigningError(`DKIM key ${path}: ${(e as Error).message}`);
       }

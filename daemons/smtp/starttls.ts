@@ -203,11 +203,12 @@ export async function startClientTls(
     | {
       subject?: { CN?: string | string[] };
       issuer?: Record<string, string | string[]>;
-      subjectaltname?: string;
+      raw?: Uint8Array;
     }
     | undefined;
-  const dnsNames = (cert?.subjectaltname ?? "").split(/,\s*/)
-    .filter((n) => n.startsWith("DNS:")).map((n) => n.slice(4));
+  // The DNS names from the certificate itself: node:tls's subjectaltname string cannot be
+  // split safely (one name "a, DNS:evil.test" reads as two).
+  const dnsNames = trusted && cert?.raw ? await certificateDnsNames(cert.raw) : [];
   const cn = cert?.subject?.CN;
   const commonName = Array.isArray(cn) ? cn[cn.length - 1] : cn ?? null;
   const matched = trusted && opts.site.match.length > 0 &&
@@ -228,6 +229,16 @@ export async function startClientTls(
     ).join(""),
   };
   return { stream: socketStream(socket, () => failure), info };
+}
+
+/** The subjectAltName DNS names of a DER certificate; none when it cannot be read. */
+async function certificateDnsNames(der: Uint8Array): Promise<string[]> {
+  const { readCertificate } = await import("../../lib/dane/cert.ts");
+  try {
+    return readCertificate(new Uint8Array(der)).dnsNames;
+  } catch {
+    return [];
+  }
 }
 
 /** A TLS socket as the session's {@link ByteStream}. */

@@ -32,9 +32,9 @@ import type { Config } from "../../lib/config/mod.ts";
 import { restrictionItems } from "../../lib/config/mod.ts";
 import { type NetworkList, parseNetworkList } from "../../lib/config/network_list.ts";
 import type { FullResolver } from "../../lib/dns/mod.ts";
-import { type DkimResult, DkimVerifier } from "../../lib/dkim/mod.ts";
-import { authorDomain, checkDmarc, type DmarcResult } from "../../lib/dmarc/mod.ts";
-import { authenticationResults, type AuthResult } from "../../lib/authres/mod.ts";
+import type { DkimResult, DkimVerifier } from "../../lib/dkim/mod.ts";
+import type { DmarcResult } from "../../lib/dmarc/mod.ts";
+import type { AuthResult } from "../../lib/authres/mod.ts";
 import type { SpfResult } from "../../lib/spf/mod.ts";
 import { HeaderSplitter } from "../../lib/mime/mod.ts";
 
@@ -49,13 +49,25 @@ export interface AuthenticationSettings {
   authservId: string;
   /** postwarden_dkim_internal_hosts: clients whose mail cleanup may sign. */
   internalHosts: NetworkList;
+  /** The checks' libraries; null without checks. */
+  libs: CheckLibraries | null;
+}
+
+/**
+ * The libraries of the checks, loaded only when there are checks: they
+ * (node:crypto above all) cost every smtpd process about 6 MB.
+ */
+export interface CheckLibraries {
+  dkim: typeof import("../../lib/dkim/mod.ts");
+  dmarc: typeof import("../../lib/dmarc/mod.ts");
+  authres: typeof import("../../lib/authres/mod.ts");
 }
 
 /**
  * The settings of a configuration. The start refused unknown methods and
  * a DMARC restriction outside the end of data (lib/config support.ts).
  */
-export function authenticationSettings(cfg: Config): AuthenticationSettings {
+export async function authenticationSettings(cfg: Config): Promise<AuthenticationSettings> {
   const methods = new Set<AuthMethod>();
   for (const m of cfg.list("postwarden_authentication_checks")) {
     methods.add(m.toLowerCase() as AuthMethod);
@@ -75,8 +87,14 @@ export function authenticationSettings(cfg: Config): AuthenticationSettings {
     methods.add("spf");
     methods.add("dkim");
   }
+  const libs = methods.size === 0 ? null : {
+    dkim: await import("../../lib/dkim/mod.ts"),
+    dmarc: await import("../../lib/dmarc/mod.ts"),
+    authres: await import("../../lib/authres/mod.ts"),
+  };
   return {
     methods,
+    libs,
     authservId: cfg.str("postwarden_authserv_id").trim(),
     internalHosts: parseNetworkList(
       "postwarden_dkim_internal_hosts",
@@ -116,8 +134,12 @@ export class MessageAuthentication {
   #from: string[] | null = null;
   #ownHeaders = true;
 
+  readonly #libs: CheckLibraries;
+
   constructor(readonly settings: AuthenticationSettings) {
-    this.#dkim = settings.methods.has("dkim") ? new DkimVerifier() : null;
+    if (!settings.libs) throw new Error("message authentication without its libraries");
+    this.#libs = settings.libs;
+    this.#dkim = settings.methods.has("dkim") ? new this.#libs.dkim.DkimVerifier() : null;
   }
 
   /** A chunk of the message as it goes to cleanup. */
@@ -145,6 +167,7 @@ export class MessageAuthentication {
     let dmarc: DmarcResult | null | undefined;
     if (m.has("dmarc")) {
       this.#from ??= fromValues(this.#headers.end().headers);
+      const { authorDomain, checkDmarc } = this.#libs.dmarc;
       const author = authorDomain(this.#from);
       if ("error" in author) {
         dmarc = null;
@@ -159,7 +182,7 @@ export class MessageAuthentication {
         results.push(dmarcResult(dmarc));
       }
     }
-    const header = authenticationResults(this.settings.authservId, results);
+    const header = this.#libs.authres.authenticationResults(this.settings.authservId, results);
     return {
       ...(dmarc !== undefined ? { dmarc } : {}),
       header,

@@ -225,7 +225,7 @@ async function setup(ctx: ServiceContext): Promise<void> {
   milters = parseMilterList(c.str("smtpd_milters")).map((e) =>
     resolveMilterSettings(e, (name) => c.str(name))
   );
-  authentication = authenticationSettings(c);
+  authentication = await authenticationSettings(c);
   try {
     const text = Deno.readTextFileSync("/etc/hosts");
     hosts = parseHosts(text);
