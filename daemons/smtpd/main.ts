@@ -235,70 +235,95 @@ async function setup(ctx: ServiceContext): Promise<void> {
   }
 }
 
+/**
+ * One client: over TCP (`remote` and `local` its addresses), or passed by
+ * postscreen (a "pass" service: the PROXY header postscreen writes first
+ * says who the client is, whatever smtpd_upstream_proxy_protocol says).
+ */
+async function serve(
+  conn: Deno.Conn,
+  ctx: ServiceContext,
+  remote: { hostname: string; port: number },
+  local: { hostname: string; port: number },
+  passed: boolean,
+): Promise<void> {
+  const { io, close, unread } = connectionIo(conn, tlsPolicy, tlsServer);
+  try {
+    let addr = remote.hostname;
+    let port = remote.port;
+    let server = { addr: local.hostname, port: local.port };
+    let initial: Uint8Array | undefined;
+    let hangup = false;
+    const proxy = passed
+      ? {
+        timeoutMs: ctx.config.time("smtpd_upstream_proxy_timeout") * 1000,
+        families: { ipv4: true, ipv6: true },
+      }
+      : upstreamProxy;
+    if (proxy) {
+      const r = await readProxyHeader(io.read, proxy);
+      if (!r.ok) {
+        ctx.log.warn(r.warning);
+        hangup = true;
+      } else {
+        if (r.header.kind === "proxy") {
+          addr = r.header.endpoints.clientAddr;
+          port = r.header.endpoints.clientPort;
+          server = { addr: r.header.endpoints.serverAddr, port: r.header.endpoints.serverPort };
+        }
+        // In wrapper mode the bytes after the header are the TLS handshake's.
+        if (tlsPolicy?.wrapper) unread(r.rest);
+        else initial = r.rest;
+      }
+    }
+    const peer = await peerIdentity(addr, { hosts, resolver, warn: (m) => ctx.log.warn(m) });
+    const name = peer.name;
+    await runSession({
+      config: ctx.config,
+      log: ctx.log,
+      client: { ...peer, addr, port, server },
+      ...io,
+      initial,
+      hangup,
+      xclient: xclient!,
+      serverAddr: server.addr,
+      auth,
+      openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
+      restrictions: restrictions!,
+      listed: listed!,
+      // Postfix leaves XCLIENT-authorized hosts (proxies) out of the client limits.
+      limits: limits && !authorized(xclient!.xclient, { name, addr })
+        ? clientLimits(limits, {
+          service: ctx.args.service,
+          client: { name, addr },
+          open: () =>
+            ipcConnect(ctx.peer("anvil"), {
+              timeoutMs: ANVIL_TIMEOUT_MS,
+              retryMs: ANVIL_TIMEOUT_MS,
+            }),
+          channel: anvilChannel ?? undefined,
+          warn: (m) => ctx.log.warn(m),
+        })
+        : undefined,
+      protocol: protocol!,
+      milters,
+      authentication: authentication!,
+    });
+  } finally {
+    close(); // frees what a client that never reads would otherwise pin
+  }
+}
+
 await runService({
   program: "smtpd",
   init: setup,
-  onInet: async (conn, ctx) => {
-    const remote = conn.remoteAddr;
+  onInet: (conn, ctx) => {
     conn.setNoDelay(true);
-    const { io, close, unread } = connectionIo(conn, tlsPolicy, tlsServer);
-    try {
-      let addr = remote.hostname;
-      let port = remote.port;
-      let server = { addr: conn.localAddr.hostname, port: conn.localAddr.port };
-      let initial: Uint8Array | undefined;
-      let hangup = false;
-      if (upstreamProxy) {
-        const r = await readProxyHeader(io.read, upstreamProxy);
-        if (!r.ok) {
-          ctx.log.warn(r.warning);
-          hangup = true;
-        } else {
-          if (r.header.kind === "proxy") {
-            addr = r.header.endpoints.clientAddr;
-            port = r.header.endpoints.clientPort;
-            server = { addr: r.header.endpoints.serverAddr, port: r.header.endpoints.serverPort };
-          }
-          // In wrapper mode the bytes after the header are the TLS handshake's.
-          if (tlsPolicy?.wrapper) unread(r.rest);
-          else initial = r.rest;
-        }
-      }
-      const peer = await peerIdentity(addr, { hosts, resolver, warn: (m) => ctx.log.warn(m) });
-      const name = peer.name;
-      await runSession({
-        config: ctx.config,
-        log: ctx.log,
-        client: { ...peer, addr, port, server },
-        ...io,
-        initial,
-        hangup,
-        xclient: xclient!,
-        serverAddr: server.addr,
-        auth,
-        openCleanup: () => (cleanup ??= new CleanupClient(ctx.peer("cleanup"))).open(),
-        restrictions: restrictions!,
-        listed: listed!,
-        // Postfix leaves XCLIENT-authorized hosts (proxies) out of the client limits.
-        limits: limits && !authorized(xclient!.xclient, { name, addr })
-          ? clientLimits(limits, {
-            service: ctx.args.service,
-            client: { name, addr },
-            open: () =>
-              ipcConnect(ctx.peer("anvil"), {
-                timeoutMs: ANVIL_TIMEOUT_MS,
-                retryMs: ANVIL_TIMEOUT_MS,
-              }),
-            channel: anvilChannel ?? undefined,
-            warn: (m) => ctx.log.warn(m),
-          })
-          : undefined,
-        protocol: protocol!,
-        milters,
-        authentication: authentication!,
-      });
-    } finally {
-      close(); // frees what a client that never reads would otherwise pin
-    }
+    return serve(conn, ctx, conn.remoteAddr, conn.localAddr, false);
+  },
+  // Behind postscreen: the PROXY header names the client.
+  onPass: (conn, ctx) => {
+    const none = { hostname: "unknown", port: 0 };
+    return serve(conn, ctx, none, none, true);
   },
 });

@@ -13,7 +13,7 @@
  * so it is an error.
  *
  * Families of parameters that belong to a Postfix program Postwarden does
- * not have (postscreen, tlsproxy, qmqpd, ...) are listed by
+ * not have (tlsproxy, qmqpd, ...) are listed by
  * prefix: they take effect only in that program, and master.cf cannot run a
  * program Postwarden does not have (`postwarden check` reports it).
  *
@@ -158,7 +158,6 @@ const GROUPS: Group[] = [
       "queue_service_name",
       "rewrite_service_name",
       "showq_service_name",
-      "smtpd_service_name",
       "tlsmgr_service_name",
       "tlsproxy_service_name",
       "trace_service_name",
@@ -368,7 +367,6 @@ const BY_VALUE: [string, Ignorable][] = [
  * does not have reads (master.cf cannot run that program).
  */
 const FAMILIES: [prefix: string, why: string][] = [
-  ["postscreen_", "Postwarden has no postscreen"],
   ["tlsproxy_", "Postwarden has no tlsproxy"],
   ["qmqpd_", "Postwarden has no QMQP server"],
   ["dnsblog_", "Postwarden has no dnsblog"],

@@ -27,6 +27,7 @@
  * @module
  */
 
+import { accessListItems, cacheMapPath, parseDnsblSites, screenAction } from "./postscreen.ts";
 import type { Config } from "./config.ts";
 import { ConfigError } from "./errors.ts";
 import { expand, type Lookup } from "./expand.ts";
@@ -332,6 +333,24 @@ function valueChecks(config: Config): ConfigProblem[] {
     }
   }
   out.push(...authenticationProblems(config, classes));
+  // postscreen's actions, lists and cache (daemons/postscreen/settings.ts reads them so).
+  const ps: [string, (v: string) => unknown][] = [
+    ["postscreen_greet_action", (v) => screenAction("postscreen_greet_action", v)],
+    ["postscreen_dnsbl_action", (v) => screenAction("postscreen_dnsbl_action", v)],
+    ["postscreen_denylist_action", (v) => screenAction("postscreen_denylist_action", v)],
+    ["postscreen_dnsbl_sites", (v) => parseDnsblSites(v.split(/[\s,]+/).filter(Boolean))],
+    ["postscreen_access_list", (v) => accessListItems(v.split(/[\s,]+/).filter(Boolean))],
+    ["postscreen_cache_map", (v) => cacheMapPath(v)],
+  ];
+  for (const [name, check] of ps) {
+    const v = quietly(() => config.str(name));
+    if (v === undefined) continue;
+    try {
+      check(v);
+    } catch (e) {
+      fatal([name], (e as Error).message);
+    }
+  }
   // The SMTP client's TLS and SASL settings (lib/tls/client_policy.ts, lib/sasl/client.ts).
   out.push(...(quietly(() => smtpTlsProblems(config)) ?? []));
   out.push(...(quietly(() => saslClientProblems(config)) ?? []));

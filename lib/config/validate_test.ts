@@ -132,6 +132,18 @@ Deno.test("validateConfig", async (t) => {
       ["non_smtpd_milters = unix:", /^non_smtpd_milters: /],
       ["smtpd_milters = inet:127.0.0.1", /^smtpd_milters: /],
       ["smtpd_milters = inet:127.0.0.1:8891\nmilter_default_action = bounce", /^smtpd_milters: /],
+      ["postscreen_greet_action = reject", /^postscreen_greet_action: bad action "reject"/],
+      ["postscreen_dnsbl_sites = zen.example*x", /^postscreen_dnsbl_sites: bad item/],
+      ["postscreen_dnsbl_sites = zen.example=127.0.0.999", /bad reply filter/],
+      [
+        "postscreen_cache_map = proxy:btree:/x",
+        /^postscreen_cache_map = proxy:btree:\/x: only a local/,
+      ],
+      ["postscreen_access_list = permit", /^postscreen_access_list: "permit": specify/],
+      [
+        "postscreen_pipelining_enable = yes",
+        /^postscreen_pipelining_enable = yes: not implemented/,
+      ],
       ["postwarden_authentication_checks = spf, arc", /"arc" is not supported by Postwarden/],
       [
         "smtpd_recipient_restrictions = reject_unauth_destination, postwarden_reject_dmarc_fail",
@@ -179,7 +191,7 @@ Deno.test("validateConfig", async (t) => {
       "biff = no",
       "readme_directory = no",
       "smtputf8_autodetect_classes = all",
-      "postscreen_greet_action = enforce",
+      "postscreen_watchdog_timeout = 20s",
       "smtp_delivery_slot_cost = 10",
       "smtpd_client_restrictions = reject_unverified_sender",
       "smtpd_recipient_restrictions = check_policy_service tcp:127.0.0.1:1, reject",

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { cacheMapPath } from "../config/postscreen.ts";
 import { basename, dirname } from "node:path";
 import { type Config, configPath } from "../config/mod.ts";
 import {
@@ -254,6 +255,15 @@ export async function prepareInstance(
       env: opts.env,
       why: "the auth daemon (smtpd_sasl_type = passwd-file)",
     });
+  }
+  // postscreen's cache (postscreen_cache_map): a folder that is missing is made the
+  // mail owner's; one that exists (Postfix's /var/lib/postfix) is left as it is.
+  if (services.some((s) => s.command === "postscreen")) {
+    const cache = cacheMapPath(config.str("postscreen_cache_map"));
+    if (cache && !(await Deno.stat(dirname(cache)).catch(() => null))) {
+      await Deno.mkdir(dirname(dirname(cache)), { recursive: true });
+      await ensureDir(dirname(cache), { ...owners.mail, mode: 0o700 });
+    }
   }
   if (asRoot) {
     const kit = await writeSubmissionKit(config, o, runtime);

@@ -362,6 +362,22 @@ export function ipcListen(
   handler: (conn: IpcConn) => Promise<void>,
   opts: IpcOptions & { onError?: (e: Error) => void } = {},
 ): IpcServer {
+  return unixListen(path, (raw) => {
+    const conn = new IpcConn(raw, opts);
+    handler(conn).catch((e) => opts.onError?.(e as Error)).finally(() => conn.close());
+  }, { onError: (e) => opts.onError?.(new Error(`accept: ${e.message}`)) });
+}
+
+/**
+ * Listens on a UNIX socket for byte streams (no IPC framing: a "pass"
+ * service's connections, handed over by postscreen), replacing a stale
+ * socket file as {@link ipcListen} does.
+ */
+export function unixListen(
+  path: string,
+  onConn: (conn: Deno.UnixConn) => void,
+  opts: { onError?: (e: Error) => void } = {},
+): IpcServer {
   // Bound under a name of its own, then renamed over the path: a stale
   // socket, or the one a daemon draining after a reload still holds, is
   // replaced in one step, and Deno's unlink of the bound name when the
@@ -382,10 +398,7 @@ export function ipcListen(
     listener.close();
     throw e;
   }
-  const loop = acceptLoop(listener, (raw) => {
-    const conn = new IpcConn(raw, opts);
-    handler(conn).catch((e) => opts.onError?.(e as Error)).finally(() => conn.close());
-  }, { onError: (e) => opts.onError?.(new Error(`accept: ${e.message}`)) });
+  const loop = acceptLoop(listener, onConn, opts);
   return {
     done: loop.done,
     close() {

@@ -33,6 +33,7 @@
  * (`--no-remote --deny-import` stay). deno.json's "unstable" list (kv,
  * net) then applies to proxymap too.
  */
+import { cacheMapPath, kvFiles } from "../config/postscreen.ts";
 import { type MasterService, saslEndpoint } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import type { DictGrants } from "../maps/mod.ts";
@@ -285,6 +286,29 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       }
       break;
     }
+    case "postscreen": {
+      const ifaces = ctx.param("inet_interfaces").split(/[\s,]+/).filter(Boolean);
+      for (const e of inetEndpoints(svc.name, ifaces)) g.net.push(endpointText(e));
+      // The smtpd pass service it hands clients to.
+      const smtpd = (ctx.param("smtpd_service_name") ?? "").trim() || "smtpd";
+      unixGrant(g, `${q}/private/${smtpd}`);
+      if ((ctx.param("postscreen_dnsbl_sites") ?? "").trim() !== "") {
+        g.net.push(...nameserverGrants(ctx.nameservers));
+        g.read.push("/etc/resolv.conf");
+      }
+      // The cache's KV database (a bad value gets nothing; check reports it).
+      let cache: string | null = null;
+      try {
+        cache = cacheMapPath(ctx.param("postscreen_cache_map") ?? "");
+      } catch {
+        cache = null;
+      }
+      if (cache) {
+        g.read.push(...kvFiles(cache));
+        g.write.push(...kvFiles(cache));
+      }
+      break;
+    }
     case "auth": {
       // The password file, and npm code to verify bcrypt and argon2id hashes.
       const ep = (ctx.param("smtpd_sasl_type") ?? "").trim() === "passwd-file"
@@ -445,6 +469,8 @@ export function grantFlags(g: Grants, code: string): string[] {
 
 /** Deno features a command needs beyond the stable API (smtpd: SO_REUSEPORT for reloads). */
 function unstableFlags(command: string): string[] {
+  // postscreen listens as smtpd does, and its cache is a Deno KV database.
+  if (command === "postscreen") return ["--unstable-net", "--unstable-kv"];
   return command === "smtpd" ? ["--unstable-net"] : [];
 }
 

@@ -281,6 +281,43 @@ Deno.test("permission sets", async (t) => {
     );
     assert(!none.read.includes("/etc/pw/dkim"), none.read.join());
   });
+  await t.step("postscreen: its port, smtpd's pass socket, DNS for its lists, its KV cache", () => {
+    const ps = {
+      name: "25",
+      type: "inet" as const,
+      command: "postscreen",
+      private: false,
+      unprivileged: true,
+      maxproc: 1,
+      wakeup: 0,
+      args: [],
+      overrides: {},
+    };
+    const params = {
+      postscreen_dnsbl_sites: "zen.example*2",
+      postscreen_cache_map: "btree:/var/lib/pw/postscreen_cache",
+      smtpd_service_name: "smtpd",
+    };
+    const g = daemonGrants(
+      { ...svc("2525"), ...ps } as typeof ps & ReturnType<typeof svc>,
+      ctx(params),
+    );
+    assertEquals(sockets(g.net), ["127.0.0.1:25", "unix:/q/private/smtpd", "10.0.0.53:53"]);
+    for (const f of ["", "-wal", "-shm", "-journal"]) {
+      assert(g.write.includes(`/var/lib/pw/postscreen_cache.kv${f}`), g.write.join());
+    }
+    assert(
+      !g.read.some((p) => p.startsWith("/q/") && !p.startsWith("/q/private/smtpd")),
+      g.read.join(),
+    );
+    // Without lists, no resolver; a bad cache map, no cache files.
+    const bare = daemonGrants(
+      { ...svc("2525"), ...ps } as typeof ps & ReturnType<typeof svc>,
+      ctx({ postscreen_cache_map: "proxy:btree:/x" }),
+    );
+    assertEquals(sockets(bare.net), ["127.0.0.1:25", "unix:/q/private/smtpd"]);
+    assertEquals(bare.write.filter((p) => p.includes("postscreen")), []);
+  });
   await t.step("an unknown command has no permission set", () => {
     assertThrows(
       () => daemonGrants({ ...svc("local"), command: "nonesuch" }, ctx()),

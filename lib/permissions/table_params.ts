@@ -63,4 +63,6 @@ export const LIST_PARAMS: Readonly<Record<string, readonly string[]>> = {
   smtpd: [...RESOLVER_LISTS, ...RESTRICTION_LISTS, "smtpd_forbidden_commands"],
   qmgr: RESOLVER_LISTS,
   local: RESOLVER_LISTS,
+  // permit_mynetworks and type:table items.
+  postscreen: ["postscreen_access_list"],
 };

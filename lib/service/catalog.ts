@@ -8,7 +8,7 @@
  *   scache, postlogd, ...). Where a parameter would make mail depend on one,
  *   the parameter itself fails closed in lib/config; a client limit set
  *   while master.cf runs no anvil stops the start here.
- * - A listener Postwarden cannot provide (postscreen, qmqpd) is an error:
+ * - A listener Postwarden cannot provide (qmqpd) is an error:
  *   mail the admin expects to receive would be refused.
  * - The chroot column is not used (each daemon has its own Deno sandbox
  *   instead) and unprivileged=n runs only local, pipe and virtual as root
@@ -42,6 +42,7 @@ export const DAEMONS: ReadonlySet<string> = new Set([
   "auth",
   "pipe",
   "virtual",
+  "postscreen",
 ]);
 
 /** Postfix services skipped, with the reason shown to the admin. */
@@ -54,7 +55,7 @@ const SKIPPED: Record<string, string> = {
   flush: "fast flush (ETRN) is not supported; postqueue -f flushes through qmgr",
   verify: "address verification is not supported (reject_unverified_* stops the start)",
   tlsproxy: "TLS is not supported yet",
-  dnsblog: "postscreen is not supported",
+  dnsblog: "postscreen asks the DNS lists itself",
   spawn: "policy services are not supported (check_policy_service stops the start)",
 };
 
@@ -76,7 +77,6 @@ export function runsAsRoot(svc: MasterService): boolean {
 
 /** Listeners whose mail would be refused if skipped. */
 const MISSING_LISTENERS: Record<string, string> = {
-  postscreen: "postscreen is not supported: run smtpd on this port instead",
   qmqpd: "QMQP is not supported",
 };
 
@@ -176,6 +176,11 @@ export function planServices(
   const plan: ServicePlan = { run: [], skipped: [], errors: [] };
   const what = (s: MasterService) => `master.cf: service ${s.name} (${s.command})`;
   for (const s of services) {
+    // smtpd's "pass" service: the clients postscreen hands over (daemons/postscreen).
+    if (s.type === "pass" && s.command === "smtpd") {
+      plan.run.push(s);
+      continue;
+    }
     if (s.type === "unix-dgram" || s.type === "fifo" || s.type === "pass") {
       if (s.command in SKIPPED || s.command === "smtpd") {
         plan.skipped.push(

@@ -89,19 +89,33 @@ Deno.test("service catalog", async (t) => {
     "mail routed to a service master.cf lacks, or a listener we lack, stops the start",
     () => {
       const services = parseMasterCf(
-        "smtp inet n - y - 1 postscreen\n" +
+        "smtp inet n - y - 1 qmqpd\n" +
           "cleanup unix n - y - 0 cleanup\n" +
           "dovecot unix - - n - - lmtp\n",
       ).services;
       const plan = planServices(services, (n) => n === "local_transport" ? "cyrus" : undefined);
       assertEquals(plan.errors.length, 2, plan.errors.join("\n"));
-      assert(plan.errors[0].includes("postscreen is not supported"));
+      assert(plan.errors[0].includes("QMQP is not supported"));
       assertEquals(
         plan.errors[1],
         'local_transport = cyrus: master.cf has no unix service "cyrus" that Postwarden runs',
       );
     },
   );
+  await t.step("postscreen and its smtpd pass service run; other pass services do not", () => {
+    const plan = planServices(
+      parseMasterCf(
+        "smtp inet n - y - 1 postscreen\n" +
+          "smtpd pass - - y - - smtpd\n" +
+          "dnsblog unix - - y - 0 dnsblog\n" +
+          "other pass - - y - - qmqpd\n",
+      ).services,
+      () => undefined,
+    );
+    assertEquals(plan.run.map((s) => `${s.name}/${s.type}`), ["smtp/inet", "smtpd/pass"]);
+    assert(plan.skipped.some((l) => l.includes("postscreen asks the DNS lists itself")));
+    assertEquals(plan.errors, ["master.cf: service other (qmqpd): type pass is not supported"]);
+  });
   await t.step("a pipe service with an attribute pipe(8) refuses or Postwarden lacks", () => {
     const plan = planServices(
       parseMasterCf(

@@ -11,7 +11,14 @@
  * {@link ServiceContext}, including the paths of the peers it may talk to.
  */
 import { type Config, makeConfig, type MasterService } from "../config/mod.ts";
-import { acceptLoop, type IpcConn, ipcListen, type IpcServer, setIpcWaker } from "../ipc/mod.ts";
+import {
+  acceptLoop,
+  type IpcConn,
+  ipcListen,
+  type IpcServer,
+  setIpcWaker,
+  unixListen,
+} from "../ipc/mod.ts";
 import { fileSink, Logger, type LogSink, stderrSink } from "../log/mod.ts";
 import { clientsOf, peerSocket, peersOf, proxymapService } from "../permissions/peers.ts";
 import { type MapsOpener, mapsOpener } from "./maps.ts";
@@ -94,6 +101,11 @@ export interface ServiceDefinition {
    * closes it before it resolves; when it rejects, the host closes it.
    */
   onInet?: (conn: Deno.TcpConn, ctx: ServiceContext) => Promise<void>;
+  /**
+   * Per-connection handler for "pass" services (smtpd behind postscreen):
+   * a byte stream on the service's UNIX socket, owned like onInet's.
+   */
+  onPass?: (conn: Deno.UnixConn, ctx: ServiceContext) => Promise<void>;
   /** Called at stop, before exit. */
   stop?: (ctx: ServiceContext) => Promise<void> | void;
 }
@@ -250,6 +262,24 @@ export async function runService(def: ServiceDefinition): Promise<never> {
         }, { onError: (e) => log.warn(`accept ${endpointText(ep)}: ${e.message}`) });
         closers.push(() => loop.close());
       }
+    } else if (args.type === "pass") {
+      if (!def.onPass) throw new Error(`${def.program} cannot serve pass services`);
+      const path = args.publicService
+        ? ctx.queue.publicSocket(args.service)
+        : ctx.queue.privateSocket(args.service);
+      const server = unixListen(path, (conn) => {
+        track(
+          def.onPass!(conn, ctx).catch((e) => {
+            log.warn(`${args.service}: ${e}`);
+            try {
+              conn.close();
+            } catch {
+              // closed by handler
+            }
+          }),
+        );
+      }, { onError: (e) => log.warn(`accept ${path}: ${e.message}`) });
+      unixClosers.push(() => server.close());
     } else if (def.onIpc) {
       const own = !args.publicService
         ? ctx.queue.privateSocket(args.service)

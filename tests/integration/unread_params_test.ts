@@ -34,7 +34,7 @@ const UNREAD: [name: string, value: string, outcome: Outcome][] = [
   ["stress", "yes", { tested: ["lib/config/config_test.ts"] }],
   ["command_directory", "/opt/postfix/sbin", { reported: "warning" }],
   ["daemon_directory", "/opt/postfix/libexec", { reported: "warning" }],
-  ["data_directory", "/var/db/postfix", { reported: "warning" }],
+  ["data_directory", "/var/db/postfix", { tested: ["tests/integration/postscreen_test.ts"] }],
   ["process_id_directory", "run", { reported: "warning" }],
   ["setgid_group", "maildrop", { reported: "warning" }],
   ["queue_minfree", "100000000", { reported: "error" }],
