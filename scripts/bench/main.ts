@@ -37,7 +37,7 @@
  *
  * Usage: deno task bench [--messages N] [--sessions S] [--size BYTES]
  *        [--rounds R] [--json FILE] [--latency K] [--only postwarden|postfix]
- *        [--mode relay|discard|both] [--hosting process|worker] [--dkim]
+ *        [--mode relay|discard|both] [--hosting process|worker] [--dkim [builtin]]
  *
  * Each run appends its means to docs/bench_history.jsonl (`--no-history`
  * not); `deno task bench --history` prints that file as a Markdown table.
@@ -45,7 +45,9 @@
  * `--dkim` starts a real OpenDKIM (tests/helpers/milter_peers.ts) for each
  * system's run and sets `smtpd_milters` to it, so both sign every message
  * (the relay benchmark with DKIM signing, issue 11); history rows say
- * "relay+opendkim".
+ * "relay+opendkim". `--dkim builtin` has Postwarden sign with its own
+ * signer instead (cleanup, postwarden_dkim_signing_table, the same key),
+ * against Postfix with OpenDKIM.
  *
  * `--hosting worker` runs Postwarden's daemons as Workers in one worker
  * host (postwarden_daemon_hosting, lib/service/hosting.ts); the default is
@@ -58,7 +60,7 @@
 import { Sink, smtpSource } from "./smtp_sink.ts";
 import { processesOf, startInstance } from "../../tests/helpers/instance.ts";
 import { rssKiB, startPostfix } from "../../tests/helpers/postfix.ts";
-import { type MilterPeer, startOpenDkim } from "../../tests/helpers/milter_peers.ts";
+import { type OpenDkimPeer, startOpenDkim } from "../../tests/helpers/milter_peers.ts";
 import { appendHistory, currentCommit, HISTORY_FILE, type SystemFigures } from "./history.ts";
 import {
   formatStages,
@@ -81,6 +83,11 @@ interface Options {
   hosting: string;
   /** Both systems sign with a real OpenDKIM behind smtpd_milters (--dkim). */
   dkim: boolean;
+  /**
+   * --dkim builtin: Postwarden signs with its own signer (cleanup,
+   * postwarden_dkim_signing_table) and the same key; Postfix with OpenDKIM.
+   */
+  dkimBuiltin: boolean;
   /** The history file a summary line is appended to ("" for none). */
   history: string;
 }
@@ -96,6 +103,7 @@ function parseArgs(argv: string[]): Options {
     mode: "relay",
     hosting: "process",
     dkim: false,
+    dkimBuiltin: false,
     history: HISTORY_FILE,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -137,6 +145,10 @@ function parseArgs(argv: string[]): Options {
         break;
       case "--dkim":
         o.dkim = true;
+        if (v === "builtin") {
+          o.dkimBuiltin = true;
+          i++;
+        }
         break;
       case "--hosting":
         o.hosting = v;
@@ -346,7 +358,8 @@ async function benchOne(
   const res: RunResult = { system, mode, round, ok: false, messages: o.messages };
   const sink = new Sink();
   let target: Target | undefined;
-  let dkim: MilterPeer | null = null;
+  let dkim: OpenDkimPeer | null = null;
+  let keyDir: string | null = null;
   try {
     await sink.ready();
     let extra = "";
@@ -355,6 +368,16 @@ async function benchOne(
       dkim = await startOpenDkim({ domain: "example.com", selector: "bench", mode: "s" });
       if (!dkim) throw new Error("--dkim needs OpenDKIM (scripts/install-peers.sh) and root");
       extra = `smtpd_milters = ${dkim.milter}`;
+      if (o.dkimBuiltin && system === "postwarden") {
+        // The same key, for cleanup's signer; mail from 127.0.0.1 ($mynetworks) is signed.
+        keyDir = await Deno.makeTempDir({ prefix: "bench-dkim-" });
+        await Deno.chmod(keyDir, 0o755);
+        await Deno.writeTextFile(`${keyDir}/bench.private`, dkim.privateKey, { mode: 0o644 });
+        extra = `postwarden_dkim_signing_table = inline:{ example.com=bench:bench.private }\n` +
+          `postwarden_dkim_key_directory = ${keyDir}`;
+        await dkim.stop();
+        dkim = null;
+      }
     }
     target = system === "postwarden"
       ? await startPostwarden(sink.port, mode, o.hosting, extra)
@@ -458,6 +481,7 @@ async function benchOne(
   } finally {
     await target?.stop().catch((e) => console.log(`  ${system}: stop: ${e.message}`));
     await dkim?.stop();
+    if (keyDir) await Deno.remove(keyDir, { recursive: true });
     await sink.stop();
   }
   return res;
@@ -635,7 +659,7 @@ async function main() {
         rounds: o.rounds,
         hosting: o.hosting,
         mode,
-        ...(o.dkim ? { milters: "opendkim" } : {}),
+        ...(o.dkim ? { milters: o.dkimBuiltin ? "dkim-builtin" : "opendkim" } : {}),
         postwarden: figures(summary[mode].postwarden),
         postfix: figures(summary[mode].postfix),
         ratio: ratios[mode],

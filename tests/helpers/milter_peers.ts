@@ -101,6 +101,8 @@ export interface OpenDkimPeer extends MilterPeer {
   txtName: string;
   /** The TXT record's text, strings joined: `v=DKIM1; h=sha256; k=rsa; p=...`. */
   txtRecord: string;
+  /** The private key's PEM (opendkim-genkey's PKCS#1), for a signer of our own. */
+  privateKey: string;
 }
 
 /**
@@ -160,6 +162,7 @@ export async function startOpenDkim(opts: OpenDkimOptions): Promise<OpenDkimPeer
       selector,
       txtName,
       txtRecord,
+      privateKey: await Deno.readTextFile(key),
     };
   } catch (e) {
     await stopAll(dir, daemons);
