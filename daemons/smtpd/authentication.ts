@@ -13,6 +13,9 @@
  *   results are not part of what was signed.
  * - dmarc: RFC 7489 for the From: domain over the two (lib/dmarc); it
  *   needs both, so listing it makes both checks.
+ * - arc: the message's Authenticated Received Chain (RFC 8617, lib/arc):
+ *   recorded as arc=pass/fail/none with the oldest-pass; what a pass is
+ *   worth (a forwarder to trust despite a DMARC fail) is not decided here.
  *
  * The verdict is a record only; what to do with it is a restriction:
  * postwarden_reject_spf_fail at MAIL FROM, and postwarden_reject_dmarc_fail
@@ -35,11 +38,12 @@ import type { FullResolver } from "../../lib/dns/mod.ts";
 import type { DkimResult, DkimVerifier } from "../../lib/dkim/mod.ts";
 import type { DmarcResult } from "../../lib/dmarc/mod.ts";
 import type { AuthResult } from "../../lib/authres/mod.ts";
+import type { ArcValidation, ArcValidator } from "../../lib/arc/mod.ts";
 import type { SpfResult } from "../../lib/spf/mod.ts";
 import { HeaderSplitter } from "../../lib/mime/mod.ts";
 
 /** A check postwarden_authentication_checks may name. */
-export type AuthMethod = "spf" | "dkim" | "dmarc";
+export type AuthMethod = "spf" | "dkim" | "dmarc" | "arc";
 
 /** The authentication settings of one smtpd configuration. */
 export interface AuthenticationSettings {
@@ -61,6 +65,7 @@ export interface CheckLibraries {
   dkim: typeof import("../../lib/dkim/mod.ts");
   dmarc: typeof import("../../lib/dmarc/mod.ts");
   authres: typeof import("../../lib/authres/mod.ts");
+  arc: typeof import("../../lib/arc/mod.ts");
 }
 
 /**
@@ -91,6 +96,7 @@ export async function authenticationSettings(cfg: Config): Promise<Authenticatio
     dkim: await import("../../lib/dkim/mod.ts"),
     dmarc: await import("../../lib/dmarc/mod.ts"),
     authres: await import("../../lib/authres/mod.ts"),
+    arc: await import("../../lib/arc/mod.ts"),
   };
   return {
     methods,
@@ -129,6 +135,7 @@ export interface VerdictInput {
  */
 export class MessageAuthentication {
   readonly #dkim: DkimVerifier | null;
+  readonly #arc: ArcValidator | null;
   /** The From: fields, for DMARC (DkimVerifier keeps its own copy of the header section). */
   readonly #headers = new HeaderSplitter({ maxBytes: 64 * 1024, maxSectionBytes: 1 << 20 });
   #from: string[] | null = null;
@@ -140,6 +147,7 @@ export class MessageAuthentication {
     if (!settings.libs) throw new Error("message authentication without its libraries");
     this.#libs = settings.libs;
     this.#dkim = settings.methods.has("dkim") ? new this.#libs.dkim.DkimVerifier() : null;
+    this.#arc = settings.methods.has("arc") ? new this.#libs.arc.ArcValidator() : null;
   }
 
   /** A chunk of the message as it goes to cleanup. */
@@ -150,6 +158,7 @@ export class MessageAuthentication {
       return;
     }
     this.#dkim?.write(chunk);
+    this.#arc?.write(chunk);
     if (this.#from === null && this.settings.methods.has("dmarc")) {
       const r = this.#headers.push(chunk);
       if (r.done) this.#from = fromValues(r.headers!);
@@ -182,6 +191,7 @@ export class MessageAuthentication {
         results.push(dmarcResult(dmarc));
       }
     }
+    if (this.#arc) results.push(arcResult(await this.#arc.finish(input.resolver)));
     const header = this.#libs.authres.authenticationResults(this.settings.authservId, results);
     return {
       ...(dmarc !== undefined ? { dmarc } : {}),
@@ -223,6 +233,17 @@ function dkimResults(results: DkimResult[]): AuthResult[] {
       ["header.b", r.signatureB.slice(0, 8)],
     ].filter(([, v]) => v !== "") as [string, string][],
   }));
+}
+
+function arcResult(a: ArcValidation): AuthResult {
+  return {
+    method: "arc",
+    result: a.status,
+    ...(a.status === "fail" ? { reason: a.reason } : {}),
+    ...(a.oldestPass !== undefined
+      ? { props: [["header.oldest-pass", String(a.oldestPass)]] as [string, string][] }
+      : {}),
+  };
 }
 
 function dmarcResult(d: DmarcResult): AuthResult {

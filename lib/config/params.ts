@@ -3188,7 +3188,7 @@ const ROWS: ParamSpec[] = [
     type: "list",
     default: "",
     doc: "Checks smtpd makes on every message it receives and records in one " +
-      "Authentication-Results header: spf, dkim, dmarc (dmarc implies the other two).",
+      "Authentication-Results header: spf, dkim, dmarc (dmarc implies spf and dkim), arc.",
     support: "implemented",
   },
   {

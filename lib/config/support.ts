@@ -365,7 +365,7 @@ function valueChecks(config: Config): ConfigProblem[] {
 }
 
 /** The methods postwarden_authentication_checks may name. */
-export const AUTHENTICATION_METHODS = ["spf", "dkim", "dmarc"] as const;
+export const AUTHENTICATION_METHODS = ["spf", "dkim", "dmarc", "arc"] as const;
 
 /**
  * Postwarden's own mail authentication (daemons/smtpd/authentication.ts,

@@ -144,7 +144,7 @@ Deno.test("validateConfig", async (t) => {
         "postscreen_pipelining_enable = yes",
         /^postscreen_pipelining_enable = yes: not implemented/,
       ],
-      ["postwarden_authentication_checks = spf, arc", /"arc" is not supported by Postwarden/],
+      ["postwarden_authentication_checks = spf, bimi", /"bimi" is not supported by Postwarden/],
       [
         "smtpd_recipient_restrictions = reject_unauth_destination, postwarden_reject_dmarc_fail",
         /^smtpd_recipient_restrictions: postwarden_reject_dmarc_fail needs the message content/,

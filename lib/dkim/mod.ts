@@ -14,7 +14,10 @@
  * The parts an ARC implementation (RFC 8617) reuses are exported as well:
  * the tag-list parser, header canonicalization, the streaming
  * {@link BodyHasher}, the key record parser and key import, the builder
- * of the signed header data, and the key lookup.
+ * of the signed header data, and the key lookup. The section "For lib/arc"
+ * at the end adds the internals lib/arc shares rather than copies: binary
+ * strings, name syntax, reading a signature's tags, the checks of a
+ * signature and of its key, and the parts of signing.
  *
  * What it does not do: decide what to do with a result (DMARC, local
  * policy, Authentication-Results formatting are the caller's), cache keys,
@@ -94,4 +97,30 @@ export {
   type DkimVerifierOptions,
   type KeyLookup,
   lookupKey,
+} from "./verify.ts";
+
+// For lib/arc: internals it shares with DKIM instead of keeping copies.
+export { latin1, latin1Bytes } from "./canon.ts";
+export {
+  isDomainName,
+  isFieldName,
+  isSelector,
+  signatureFromTags,
+  type SignatureFromTagsOptions,
+} from "./signature.ts";
+export {
+  Folder,
+  type MessageToSign,
+  readForSigning,
+  signedNames,
+  type SignedNamesOptions,
+  signingDomain,
+} from "./sign.ts";
+export { trimWhitespace } from "./tags.ts";
+export {
+  cachedKeyLookup,
+  evaluateSignature,
+  type KeyUse,
+  type SignatureEvidence,
+  usableKey,
 } from "./verify.ts";

@@ -12,10 +12,14 @@
  * plus once more, so that no further instance can be added without
  * breaking the signature; From is always signed.
  *
+ * lib/arc seals with the same parts: {@link readForSigning},
+ * {@link signedNames} (without over-signing) and {@link Folder}.
+ *
  * @module
  */
 import { domainToASCII } from "node:url";
-import { asciiLower, BodyHasher, parseCanonicalization } from "./canon.ts";
+import type { HeaderField } from "../mime/mod.ts";
+import { asciiLower, BodyHasher, type Canonicalization, parseCanonicalization } from "./canon.ts";
 import { type DkimSigningKey, signData } from "./key.ts";
 import { MessageReader } from "./message.ts";
 import { isDomainName, isFieldName, isSelector, signedHeaderData } from "./signature.ts";
@@ -84,8 +88,7 @@ export async function signMessage(
 ): Promise<string> {
   const canon = parseCanonicalization(opts.canonicalization ?? "relaxed/relaxed");
   if (!canon) throw new DkimSignError(`canonicalization ${opts.canonicalization} is not c= syntax`);
-  // An internationalized domain is signed as its A-labels (RFC 8616 section 4).
-  const domain = /[^ -~]/.test(opts.domain) ? domainToASCII(opts.domain) : opts.domain;
+  const domain = signingDomain(opts.domain);
   if (!isDomainName(domain)) throw new DkimSignError(`domain ${opts.domain} is not a domain name`);
   if (!isSelector(opts.selector)) throw new DkimSignError(`selector ${opts.selector} is not valid`);
   const wanted = (opts.headers ?? DEFAULT_SIGNED_HEADERS).map(asciiLower);
@@ -98,14 +101,7 @@ export async function signMessage(
   const t = Math.floor((opts.time ?? new Date()).getTime() / 1000);
   if (!(t >= 0)) throw new DkimSignError("time is not a valid date after 1970");
 
-  const reader = new MessageReader();
-  const hasher = new BodyHasher(canon.body);
-  for await (const chunk of message) {
-    const body = reader.push(chunk);
-    if (body) hasher.update(body);
-  }
-  hasher.update(reader.end());
-  const fields = reader.fields!;
+  const { fields, bodyHash } = await readForSigning(message, canon.body);
   const names = signedNames(fields.map((f) => asciiLower(f.name)), wanted);
 
   const header = new Folder("DKIM-Signature:");
@@ -117,7 +113,7 @@ export async function signMessage(
   header.tag("t", String(t));
   if (expire !== undefined) header.tag("x", String(t + expire));
   header.tag("h", names[0], names.slice(1).map((n) => `:${n}`));
-  header.tag("bh", hasher.digest().hash.toBase64());
+  header.tag("bh", bodyHash.toBase64());
   header.tag("b", "", [], true);
   const data = signedHeaderData(fields, {
     names,
@@ -128,8 +124,59 @@ export async function signMessage(
   return `${header.text}\r\n`;
 }
 
-/** h=: From first when not asked for, then each wanted field present, over-signed. */
-function signedNames(present: string[], wanted: string[]): string[] {
+/** d= for a domain: an internationalized one as its A-labels (RFC 8616 section 4). */
+export function signingDomain(domain: string): string {
+  return /[^ -~]/.test(domain) ? domainToASCII(domain) : domain;
+}
+
+/** A message read by {@link readForSigning}. */
+export interface MessageToSign {
+  /** The header fields, top first. */
+  fields: HeaderField[];
+  /** The hash (bh=) of the whole body, canonicalized. */
+  bodyHash: Uint8Array;
+}
+
+/**
+ * Reads a whole message (chunks cut anywhere, a bare LF counting as CRLF)
+ * for signing: its header fields and the hash of its body in `bodyCanon`.
+ */
+export async function readForSigning(
+  message: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  bodyCanon: Canonicalization,
+): Promise<MessageToSign> {
+  const reader = new MessageReader();
+  const hasher = new BodyHasher(bodyCanon);
+  for await (const chunk of message) {
+    const body = reader.push(chunk);
+    if (body) hasher.update(body);
+  }
+  hasher.update(reader.end());
+  return { fields: reader.fields!, bodyHash: hasher.digest().hash };
+}
+
+/** Options for {@link signedNames}. */
+export interface SignedNamesOptions {
+  /**
+   * List each field once more than it is present, so that no instance can
+   * be added without breaking the signature (false: once per instance, as
+   * lib/arc's ARC-Message-Signature does).
+   * @default true
+   */
+  overSign?: boolean;
+}
+
+/**
+ * h= (lowercase names): From first when not asked for, then each wanted
+ * field present ("list-*" for a prefix), once per instance plus once more
+ * when over-signing; From at least once even when absent.
+ */
+export function signedNames(
+  present: readonly string[],
+  wanted: readonly string[],
+  opts: SignedNamesOptions = {},
+): string[] {
+  const extra = (opts.overSign ?? true) ? 1 : 0;
   const count = new Map<string, number>();
   for (const n of present) count.set(n, (count.get(n) ?? 0) + 1);
   const names: string[] = [];
@@ -138,7 +185,7 @@ function signedNames(present: string[], wanted: string[]): string[] {
     if (done.has(n)) return;
     done.add(n);
     const instances = count.get(n) ?? 0;
-    if (instances || n === "from") names.push(...Array(instances + 1).fill(n));
+    if (instances || n === "from") names.push(...Array(Math.max(instances + extra, 1)).fill(n));
   };
   if (!wanted.includes("from")) add("from");
   for (const w of wanted) {
@@ -148,10 +195,14 @@ function signedNames(present: string[], wanted: string[]): string[] {
   return names;
 }
 
-/** Builds a folded header field from pieces that may each start a continuation line. */
-class Folder {
+/**
+ * Builds a header field folded at 78 columns (CRLF TAB) from pieces that
+ * may each start a continuation line.
+ */
+export class Folder {
   #lines: string[];
 
+  /** A field starting with `start` (its name and colon). */
   constructor(start: string) {
     this.#lines = [start];
   }
@@ -173,6 +224,7 @@ class Folder {
     for (const p of pieces) this.#add(p);
   }
 
+  /** The field so far, without a final CRLF. */
   get text(): string {
     return this.#lines.join("\r\n");
   }

@@ -98,13 +98,31 @@ export function parseSignature(value: string): DkimSignature {
   return signatureFromTags(tags);
 }
 
-/** The checks of {@link parseSignature} on a tag list already parsed. */
-export function signatureFromTags(tags: Map<string, string>): DkimSignature {
+/** Options for {@link signatureFromTags}. */
+export interface SignatureFromTagsOptions {
+  /**
+   * Whether v= must be present. An ARC-Message-Signature has none (RFC
+   * 8617 section 4.1.2); a v= that is present must be 1 either way.
+   * @default true
+   */
+  requireVersion?: boolean;
+}
+
+/**
+ * The checks of {@link parseSignature} on a tag list already parsed;
+ * throws {@link DkimSignatureError}.
+ */
+export function signatureFromTags(
+  tags: Map<string, string>,
+  opts: SignatureFromTagsOptions = {},
+): DkimSignature {
   const bad = (why: string) => new DkimSignatureError(why);
-  const missing = REQUIRED.filter((t) => !tags.has(t));
+  const required = (opts.requireVersion ?? true) ? REQUIRED : REQUIRED.filter((t) => t !== "v");
+  const missing = required.filter((t) => !tags.has(t));
   if (missing.length) throw bad(`missing required tag ${missing.map((t) => `${t}=`).join(", ")}`);
   const tag = (name: string) => tags.get(name)!;
-  if (tag("v") !== "1") throw bad(`unknown version v=${tag("v")}`);
+  const v = tags.get("v");
+  if (v !== undefined && v !== "1") throw bad(`unknown version v=${v}`);
 
   const a = tag("a").toLowerCase();
   if (a === "rsa-sha1") throw bad("a=rsa-sha1 is not accepted (RFC 8301)");

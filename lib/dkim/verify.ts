@@ -22,8 +22,13 @@
  *
  * A signature in the future (t= after now) is not refused.
  *
+ * {@link evaluateSignature}, {@link usableKey} and {@link cachedKeyLookup}
+ * are the verifier's steps on their own, for lib/arc, whose
+ * ARC-Message-Signatures and ARC-Seals are checked the same way.
+ *
  * @module
  */
+import type { KeyObject } from "node:crypto";
 import { DnsError, type FullResolver } from "../dns/mod.ts";
 import type { HeaderField } from "../mime/mod.ts";
 import { asciiLower, type BodyDigest, BodyHasher, latin1 } from "./canon.ts";
@@ -127,18 +132,19 @@ export class DkimVerifier {
     const entries = this.#entries!;
     const digests = new Map<string, BodyDigest>();
     for (const [key, hasher] of this.#hashers) digests.set(key, hasher.digest());
-    const lookups = new Map<string, Promise<KeyLookup>>();
-    const lookup = (name: string) => {
-      let p = lookups.get(name);
-      if (!p) lookups.set(name, p = lookupKey(resolver, name, opts));
-      return p;
-    };
+    const lookup = cachedKeyLookup(resolver, opts);
     const fields = this.#reader.fields!;
     await Promise.all(entries.map(async (e) => {
       if (!e.signature) return;
       Object.assign(
         e.result,
-        await this.#evaluate(e, fields, digests.get(e.hasherKey!)!, lookup),
+        await evaluateSignature(e.signature, {
+          field: e.field,
+          fields,
+          body: digests.get(e.hasherKey!)!,
+          lookup,
+          now: this.#now,
+        }),
       );
     }));
     return entries.map((e) => e.result);
@@ -169,57 +175,97 @@ export class DkimVerifier {
       },
     );
   }
+}
 
-  /** Section 6.1: the checks that need the clock, the body, the key. */
-  async #evaluate(
-    e: Entry,
-    fields: HeaderField[],
-    body: BodyDigest,
-    lookup: (name: string) => Promise<KeyLookup>,
-  ): Promise<Pick<DkimResult, "result" | "reason" | "testing">> {
-    const sig = e.signature!;
-    const permerror = (reason: string) => ({ result: "permerror" as const, reason });
-    if (sig.expiration !== undefined && this.#now().getTime() / 1000 > sig.expiration) {
-      return permerror("signature expired");
-    }
-    if (sig.bodyLength !== undefined && sig.bodyLength > body.length) {
-      return permerror("l= is longer than the body");
-    }
-    const found = await lookup(`${sig.selector}._domainkey.${sig.domain}`.toLowerCase());
-    if ("result" in found) return found;
-    const key = found.record;
-    const testing = key.testing ? { testing: true } : {};
-    if (key.publicKey.length === 0) return permerror("key revoked");
-    if (key.keyType !== sig.keyType) {
-      return permerror(`key type k=${key.keyType} does not match a=${sig.algorithm}`);
-    }
-    if (key.hashes && !key.hashes.includes("sha256")) {
-      return permerror("key h= does not allow sha256");
-    }
-    if (
-      key.strict &&
-      sig.identity.slice(sig.identity.lastIndexOf("@") + 1).toLowerCase() !== sig.domain
-    ) {
-      return permerror("key t=s requires i= in d= itself, not a subdomain");
-    }
-    let publicKey;
-    try {
-      publicKey = importPublicKey(key.keyType, key.publicKey);
-    } catch (err) {
-      return permerror((err as Error).message);
-    }
-    if (!equalBytes(body.hash, sig.bodyHash)) {
-      return { result: "fail", reason: "body hash did not verify", ...testing };
-    }
-    const others = fields.filter((f) => f !== e.field);
-    const data = signedHeaderData(others, {
-      names: sig.signedHeaders,
-      signatureField: latin1(e.field.raw),
-      canon: sig.headerCanon,
-    });
-    return verifyData(publicKey, { data, signature: sig.signature })
-      ? { result: "pass", reason: "signature verified", ...testing }
-      : { result: "fail", reason: "signature did not verify", ...testing };
+/** What {@link evaluateSignature} checks a signature against. */
+export interface SignatureEvidence {
+  /** The signature's header field, one of `fields`. */
+  field: HeaderField;
+  /** The message's header fields, top first. */
+  fields: readonly HeaderField[];
+  /** The body's digest under the signature's body canonicalization and l=. */
+  body: BodyDigest;
+  /** Looks a key up by d= and s= (one from {@link cachedKeyLookup}). */
+  lookup: (domain: string, selector: string) => Promise<KeyLookup>;
+  /** The clock, for x=. */
+  now: () => Date;
+}
+
+/**
+ * RFC 6376 section 6.1, the checks that need the clock, the body and the
+ * key, on a signature signatureFromTags has read: the result and its reason
+ * (see the module comment for which rule gives which). The key is looked
+ * up only when the clock and the body allow the signature.
+ */
+export async function evaluateSignature(
+  sig: DkimSignature,
+  { field, fields, body, lookup, now }: SignatureEvidence,
+): Promise<Pick<DkimResult, "result" | "reason" | "testing">> {
+  const permerror = (reason: string) => ({ result: "permerror" as const, reason });
+  if (sig.expiration !== undefined && now().getTime() / 1000 > sig.expiration) {
+    return permerror("signature expired");
+  }
+  if (sig.bodyLength !== undefined && sig.bodyLength > body.length) {
+    return permerror("l= is longer than the body");
+  }
+  const found = await lookup(sig.domain, sig.selector);
+  if ("result" in found) return found;
+  const testing = found.record.testing ? { testing: true } : {};
+  const key = usableKey(found.record, sig);
+  if ("reason" in key) return permerror(key.reason);
+  if (!equalBytes(body.hash, sig.bodyHash)) {
+    return { result: "fail", reason: "body hash did not verify", ...testing };
+  }
+  const data = signedHeaderData(fields.filter((f) => f !== field), {
+    names: sig.signedHeaders,
+    signatureField: latin1(field.raw),
+    canon: sig.headerCanon,
+  });
+  return verifyData(key.publicKey, { data, signature: sig.signature })
+    ? { result: "pass", reason: "signature verified", ...testing }
+    : { result: "fail", reason: "signature did not verify", ...testing };
+}
+
+/** What {@link usableKey} checks a key record against. */
+export interface KeyUse {
+  /** The key type a= asks for. */
+  keyType: "rsa" | "ed25519";
+  /** a=, for the reason when the key type does not match. */
+  algorithm: string;
+  /** d=, lowercase: with `identity`, for a key with t=s. */
+  domain?: string;
+  /** i=: when given, a key with t=s requires it in `domain` itself, not a subdomain. */
+  identity?: string;
+}
+
+/**
+ * The public key of a key record for a signature, or why the record
+ * cannot verify it (RFC 6376 section 6.1.2 steps 6 to 8): revoked (empty
+ * p=), k= not a='s key type, h= without sha256, t=s and an i= in a
+ * subdomain of d=, or a key the algorithm cannot use (RFC 8301).
+ */
+export function usableKey(
+  record: DkimKeyRecord,
+  use: KeyUse,
+): { publicKey: KeyObject } | { reason: string } {
+  if (record.publicKey.length === 0) return { reason: "key revoked" };
+  if (record.keyType !== use.keyType) {
+    return { reason: `key type k=${record.keyType} does not match a=${use.algorithm}` };
+  }
+  if (record.hashes && !record.hashes.includes("sha256")) {
+    return { reason: "key h= does not allow sha256" };
+  }
+  const { identity } = use;
+  if (
+    record.strict && identity !== undefined &&
+    identity.slice(identity.lastIndexOf("@") + 1).toLowerCase() !== use.domain
+  ) {
+    return { reason: "key t=s requires i= in d= itself, not a subdomain" };
+  }
+  try {
+    return { publicKey: importPublicKey(record.keyType, record.publicKey) };
+  } catch (err) {
+    return { reason: (err as Error).message };
   }
 }
 
@@ -252,6 +298,24 @@ function refuse(e: Entry, reason: string): Entry {
   e.signature = undefined;
   e.result.reason = reason;
   return e;
+}
+
+/**
+ * A key lookup by d= and s= that asks `resolver` for each name (lowercase
+ * `<s>._domainkey.<d>`) once, however often it is called: lookups of the
+ * same key share one answer.
+ */
+export function cachedKeyLookup(
+  resolver: Pick<FullResolver, "resolveTxt">,
+  opts: DkimFinishOptions = {},
+): (domain: string, selector: string) => Promise<KeyLookup> {
+  const lookups = new Map<string, Promise<KeyLookup>>();
+  return (domain, selector) => {
+    const name = `${selector}._domainkey.${domain}`.toLowerCase();
+    let p = lookups.get(name);
+    if (!p) lookups.set(name, p = lookupKey(resolver, name, opts));
+    return p;
+  };
 }
 
 /**

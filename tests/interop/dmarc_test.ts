@@ -12,7 +12,8 @@
  * DMARC policies (postwarden_reject_dmarc_fail). A message it signed is
  * sent back through XCLIENT as if from 192.0.2.7, which SPF does not
  * allow: DKIM alone makes DMARC pass; tampered with, DMARC fails and the
- * domain's p=reject refuses it with 550 5.7.1.
+ * domain's p=reject refuses it with 550 5.7.1. A message a forwarder
+ * sealed (lib/arc, with its key in dnsmasq) is recorded arc=pass.
  *
  * Like spf_test.ts, the test runs itself again in a private mount
  * namespace whose /etc/resolv.conf names dnsmasq (tests/helpers/namespace.ts);
@@ -24,6 +25,7 @@ import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { testInResolvNamespace, UNSHARE } from "../helpers/namespace.ts";
 
 const INNER = "DMARC_TEST_INNER";
+const enc = new TextEncoder();
 const DNSMASQ = "/usr/sbin/dnsmasq";
 const GENKEY = "/usr/sbin/opendkim-genkey";
 const TESTMSG = "/usr/sbin/opendkim-testmsg";
@@ -39,7 +41,7 @@ function txtStrings(record: string): string[] {
 }
 
 /** dnsmasq's configuration for the test domains (nothing else is answered). */
-function dnsmasqConf(keys: { rsa: string; ed25519: string }): string {
+function dnsmasqConf(keys: { rsa: string; ed25519: string; arc: string }): string {
   const txt = (name: string, ...strings: string[]) =>
     `txt-record=${name},${strings.map((s) => `"${s}"`).join(",")}`;
   return [
@@ -55,6 +57,8 @@ function dnsmasqConf(keys: { rsa: string; ed25519: string }): string {
     txt("_dmarc.signed.test", "v=DMARC1; p=reject; adkim=r; aspf=r"),
     txt("rsa._domainkey.signed.test", ...txtStrings(keys.rsa)),
     txt("ed._domainkey.signed.test", keys.ed25519),
+    // forwarder.test seals with ARC.
+    txt("arc._domainkey.forwarder.test", keys.arc),
     // strict.test: p=reject and an SPF that fails everyone here.
     txt("strict.test", "v=spf1 ip4:192.0.2.1 -all"),
     txt("_dmarc.strict.test", "v=DMARC1; p=reject"),
@@ -109,7 +113,14 @@ async function inner(t: Deno.TestContext): Promise<void> {
   }).output()).stdout;
   // RFC 8463: the record carries the raw 32-byte key (the end of the SPKI).
   const edRaw = btoa(String.fromCharCode(...der.slice(der.length - 32)));
-  const keys = { rsa: rsaRecord.replace(/\s+/g, ""), ed25519: `v=DKIM1; k=ed25519; p=${edRaw}` };
+  // The forwarder's ARC key (the test seals with lib/arc, as a forwarder would).
+  const { keyRecordFor, loadSigningKey } = await import("../../lib/dkim/mod.ts");
+  const arcKey = await loadSigningKey(await Deno.readTextFile(`${work}/ed.pem`));
+  const keys = {
+    rsa: rsaRecord.replace(/\s+/g, ""),
+    ed25519: `v=DKIM1; k=ed25519; p=${edRaw}`,
+    arc: keyRecordFor(arcKey),
+  };
   await Deno.writeTextFile(`${work}/dnsmasq.conf`, dnsmasqConf(keys));
   const dnsmasq = new Deno.Command(DNSMASQ, {
     args: [
@@ -123,7 +134,7 @@ async function inner(t: Deno.TestContext): Promise<void> {
   }).spawn();
   const inst = await startInstance({
     mainCf: [
-      "postwarden_authentication_checks = spf, dkim, dmarc",
+      "postwarden_authentication_checks = spf, dkim, dmarc, arc",
       "smtpd_end_of_data_restrictions = postwarden_reject_dmarc_fail",
       "smtpd_authorized_xclient_hosts = 127.0.0.0/8",
       `postwarden_dkim_signing_table = texthash:${work}/signing`,
@@ -283,6 +294,25 @@ async function inner(t: Deno.TestContext): Promise<void> {
       assertMatch(text, /\nAuthentication-Results: other\.example; spf=pass/);
       assertEquals(text.match(/\nAuthentication-Results: mx\.test\.example;/g)?.length, 1, text);
     });
+    await t.step("ARC: a forwarder's sealed message is recorded arc=pass", async () => {
+      const { ArcValidator, sealMessage } = await import("../../lib/arc/mod.ts");
+      const message = enc.encode(
+        "From: <list@monitor.test>\r\nSubject: forwarded\r\n\r\nvia a list\r\n",
+      );
+      const none = new ArcValidator();
+      none.write(message);
+      const chain = await none.finish({ resolveTxt: () => Promise.resolve([]) });
+      const set = await sealMessage([message], chain, "spf=pass smtp.mailfrom=list@monitor.test", {
+        domain: "forwarder.test",
+        selector: "arc",
+        key: arcKey,
+        authservId: "mx.forwarder.test",
+      });
+      const r = await send("list@monitor.test", set! + new TextDecoder().decode(message));
+      assertMatch(r, /^250 /, r);
+      assertMatch(await delivered("forwarded"), /\n\tarc=pass header\.oldest-pass=\d+\n/);
+      assertMatch(await inst.log(), /authentication-results: .*; arc=none\n/);
+    });
     await t.step("the log has one authentication-results line per message", async () => {
       const log = await inst.log();
       assertMatch(log, /: authentication-results: mx\.test\.example; spf=fail/);
@@ -298,7 +328,7 @@ async function inner(t: Deno.TestContext): Promise<void> {
 }
 
 Deno.test({
-  name: "DKIM signing, DKIM and DMARC checks against dnsmasq, opendkim-testmsg and mailauth",
+  name: "DKIM signing, DKIM, DMARC and ARC checks against dnsmasq, opendkim-testmsg and mailauth",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
