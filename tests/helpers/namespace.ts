@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { havePeer, haveRoot } from "./peers.ts";
 
 /** util-linux's unshare. */
 export const UNSHARE = "/usr/bin/unshare";
@@ -55,4 +56,56 @@ export async function testInResolvNamespace(
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** What {@link resolvNamespaceTest} needs. */
+export interface ResolvNamespaceTest {
+  name: string;
+  /** The test file's import.meta.url. */
+  url: string;
+  /** The checks, run inside the namespace. */
+  inner: (t: Deno.TestContext) => Promise<void>;
+  /** The variable that marks the inner run (e.g. "SPF_TEST_INNER"). */
+  innerVar: string;
+  /** The test's name server, and the variable that carries it into the inner run. */
+  nameserver: string;
+  nameserverVar: string;
+  /** resolv.conf's options line. @default "timeout:1 attempts:1" */
+  options?: string;
+  /** Programs needed besides unshare (each a loud skip, a failure under CI=true). */
+  peers?: string[];
+  /** What root is needed for, for the skip message. @default "a private mount namespace" */
+  rootFor?: string;
+  /** Print the inner run's step lines after it passed. */
+  showSteps?: boolean;
+}
+
+/**
+ * A Deno.test whose checks run inside a private mount namespace where
+ * /etc/resolv.conf names the test's own name server: outside, it runs its
+ * file again there ({@link testInResolvNamespace}); inside, `inner`. The
+ * rest of the environment (POSTWARDEN_TEST_HOSTING, CI) is inherited.
+ */
+export function resolvNamespaceTest(o: ResolvNamespaceTest): void {
+  Deno.test({
+    name: o.name,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async (t) => {
+      if (Deno.env.get(o.innerVar) === "1") return await o.inner(t);
+      for (const p of [UNSHARE, ...(o.peers ?? [])]) if (!havePeer(p)) return;
+      if (!haveRoot(o.rootFor ?? "a private mount namespace")) return;
+      const { success, text } = await testInResolvNamespace(
+        o.url,
+        `nameserver ${o.nameserver}\noptions ${o.options ?? "timeout:1 attempts:1"}\n`,
+        { [o.innerVar]: "1", [o.nameserverVar]: o.nameserver },
+      );
+      await t.step("the checks inside the namespace passed", () => {
+        if (!success) throw new Error(text.slice(-12_000));
+      });
+      if (o.showSteps) {
+        console.log(text.split("\n").filter((l) => / \.\.\. ok| FAILED/.test(l)).join("\n"));
+      }
+    },
+  });
 }

@@ -19,8 +19,7 @@
  * @module
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { havePeer, haveRoot } from "../helpers/peers.ts";
-import { testInResolvNamespace, UNSHARE } from "../helpers/namespace.ts";
+import { resolvNamespaceTest } from "../helpers/namespace.ts";
 import { startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { TestSink } from "../helpers/sink.ts";
@@ -156,24 +155,15 @@ async function inner(t: Deno.TestContext): Promise<void> {
   }
 }
 
-Deno.test({
+resolvNamespaceTest({
   name: "10,000 recipients in 100 domains: MX from dnsmasq, per-destination limits respected",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async (t) => {
-    if (Deno.env.get(INNER) === "1") return await inner(t);
-    if (
-      !havePeer(DNSMASQ) || !havePeer(UNSHARE) ||
-      !haveRoot("port 25 on 127.0.2.x and a private mount namespace")
-    ) return;
-    const { success, text } = await testInResolvNamespace(
-      import.meta.url,
-      `nameserver ${NAMESERVER}\noptions timeout:2 attempts:2\n`,
-      { [INNER]: "1", MX_FANOUT_NAMESERVER: NAMESERVER },
-    );
-    await t.step("the fan-out inside the namespace passed", () => {
-      if (!success) throw new Error(text.slice(-12_000));
-    });
-    console.log(text.split("\n").filter((l) => / \.\.\. ok| FAILED/.test(l)).join("\n"));
-  },
+  url: import.meta.url,
+  inner,
+  innerVar: INNER,
+  nameserver: NAMESERVER,
+  nameserverVar: "MX_FANOUT_NAMESERVER",
+  options: "timeout:2 attempts:2",
+  peers: [DNSMASQ],
+  rootFor: "port 25 on 127.0.2.x and a private mount namespace",
+  showSteps: true,
 });

@@ -13,8 +13,7 @@
  * unshare (a loud skip locally, a failure under CI=true).
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { havePeer, haveRoot } from "../helpers/peers.ts";
-import { testInResolvNamespace, UNSHARE } from "../helpers/namespace.ts";
+import { resolvNamespaceTest } from "../helpers/namespace.ts";
 import type { Zone } from "../helpers/dns_server.ts";
 import { ChunkReader } from "../../daemons/postscreen/screen.ts";
 
@@ -189,21 +188,12 @@ async function inner(t: Deno.TestContext): Promise<void> {
   }
 }
 
-Deno.test({
+resolvNamespaceTest({
   name:
     "postscreen: pregreet and DNSBL clients refused, a good client passes once and is remembered",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async (t) => {
-    if (Deno.env.get(INNER) === "1") return await inner(t);
-    if (!havePeer(UNSHARE) || !haveRoot("a private mount namespace")) return;
-    const { success, text } = await testInResolvNamespace(
-      import.meta.url,
-      `nameserver ${NAMESERVER}\noptions timeout:1 attempts:1\n`,
-      { [INNER]: "1", POSTSCREEN_TEST_NAMESERVER: NAMESERVER },
-    );
-    await t.step("the checks inside the namespace passed", () => {
-      if (!success) throw new Error(text.slice(-12_000));
-    });
-  },
+  url: import.meta.url,
+  inner,
+  innerVar: INNER,
+  nameserver: NAMESERVER,
+  nameserverVar: "POSTSCREEN_TEST_NAMESERVER",
 });

@@ -21,8 +21,7 @@
  * openssl (a loud skip locally, a failure under CI=true).
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { havePeer, haveRoot } from "../helpers/peers.ts";
-import { testInResolvNamespace, UNSHARE } from "../helpers/namespace.ts";
+import { resolvNamespaceTest } from "../helpers/namespace.ts";
 
 const INNER = "DMARC_TEST_INNER";
 const enc = new TextEncoder();
@@ -327,21 +326,12 @@ async function inner(t: Deno.TestContext): Promise<void> {
   }
 }
 
-Deno.test({
+resolvNamespaceTest({
   name: "DKIM signing, DKIM, DMARC and ARC checks against dnsmasq, opendkim-testmsg and mailauth",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async (t) => {
-    if (Deno.env.get(INNER) === "1") return await inner(t);
-    for (const p of [UNSHARE, DNSMASQ, GENKEY, TESTMSG, OPENSSL]) if (!havePeer(p)) return;
-    if (!haveRoot("a private mount namespace")) return;
-    const { success, text } = await testInResolvNamespace(
-      import.meta.url,
-      `nameserver ${NAMESERVER}\noptions timeout:1 attempts:1\n`,
-      { [INNER]: "1", DMARC_TEST_NAMESERVER: NAMESERVER },
-    );
-    await t.step("the checks inside the namespace passed", () => {
-      if (!success) throw new Error(text.slice(-12_000));
-    });
-  },
+  url: import.meta.url,
+  inner,
+  innerVar: INNER,
+  nameserver: NAMESERVER,
+  nameserverVar: "DMARC_TEST_NAMESERVER",
+  peers: [DNSMASQ, GENKEY, TESTMSG, OPENSSL],
 });

@@ -36,8 +36,7 @@
  * @module
  */
 import { assert, assertEquals } from "../helpers/assert.ts";
-import { havePeer, haveRoot } from "../helpers/peers.ts";
-import { testInResolvNamespace, UNSHARE } from "../helpers/namespace.ts";
+import { resolvNamespaceTest } from "../helpers/namespace.ts";
 import { comparableReplies, smtpReplies } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { POSTFIX } from "../helpers/postfix.ts";
@@ -550,23 +549,13 @@ async function inner(t: Deno.TestContext): Promise<void> {
   }
 }
 
-Deno.test({
+// One try, one second: a silent name fails fast in both resolvers.
+resolvNamespaceTest({
   name: "DNS restrictions: the same replies as Postfix, against one test name server",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async (t) => {
-    if (Deno.env.get(INNER) === "1") return await inner(t);
-    if (!havePeer(POSTFIX) || !havePeer(UNSHARE) || !haveRoot("a private mount namespace")) {
-      return;
-    }
-    // One try, one second: a silent name fails fast in both resolvers.
-    const { success, text } = await testInResolvNamespace(
-      import.meta.url,
-      `nameserver ${NAMESERVER}\noptions timeout:1 attempts:1\n`,
-      { [INNER]: "1", RESTRICTIONS_DNS_NAMESERVER: NAMESERVER },
-    );
-    await t.step("the comparison inside the namespace passed", () => {
-      if (!success) throw new Error(text.slice(-12_000));
-    });
-  },
+  url: import.meta.url,
+  inner,
+  innerVar: INNER,
+  nameserver: NAMESERVER,
+  nameserverVar: "RESTRICTIONS_DNS_NAMESERVER",
+  peers: [POSTFIX],
 });

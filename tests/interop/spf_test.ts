@@ -14,8 +14,7 @@
  * evaluator with mailauth's.
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { havePeer, haveRoot } from "../helpers/peers.ts";
-import { testInResolvNamespace, UNSHARE } from "../helpers/namespace.ts";
+import { resolvNamespaceTest } from "../helpers/namespace.ts";
 import type { Zone } from "../helpers/dns_server.ts";
 
 const INNER = "SPF_TEST_INNER";
@@ -96,21 +95,11 @@ async function inner(t: Deno.TestContext): Promise<void> {
   }
 }
 
-Deno.test({
+resolvNamespaceTest({
   name: "SPF: postwarden_reject_spf_fail against a real name server, from smtpd's sandbox",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async (t) => {
-    if (Deno.env.get(INNER) === "1") return await inner(t);
-    if (!havePeer(UNSHARE) || !haveRoot("a private mount namespace")) return;
-    const { success, text } = await testInResolvNamespace(
-      import.meta.url,
-      `nameserver ${NAMESERVER}\noptions timeout:1 attempts:1\n`,
-      // The rest of the environment (POSTWARDEN_TEST_HOSTING, CI) is inherited.
-      { [INNER]: "1", SPF_TEST_NAMESERVER: NAMESERVER },
-    );
-    await t.step("the checks inside the namespace passed", () => {
-      if (!success) throw new Error(text.slice(-12_000));
-    });
-  },
+  url: import.meta.url,
+  inner,
+  innerVar: INNER,
+  nameserver: NAMESERVER,
+  nameserverVar: "SPF_TEST_NAMESERVER",
 });
