@@ -3099,6 +3099,7 @@ const ROWS: ParamSpec[] = [
     default: "$smtpd_reject_footer",
     doc: "Postfix's; see postscreen(8).",
     note: "not added to postscreen's replies",
+    raw: true,
     support: "ignored",
   },
   {
@@ -3115,6 +3116,7 @@ const ROWS: ParamSpec[] = [
     default: "$smtpd_expansion_filter",
     doc: "Postfix's; see postscreen(8).",
     note: "postscreen's replies expand nothing",
+    raw: true,
     support: "ignored",
   },
   {

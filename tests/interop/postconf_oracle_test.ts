@@ -26,6 +26,7 @@ const SKIP = new Map([
   ["mail_name", "Postwarden default is Postwarden"],
   ["mail_version", "Postwarden prints its own version"],
   ["smtpd_banner", "its default expands $mail_name, whose default differs"],
+  ["postscreen_greet_banner", "its default expands $smtpd_banner, whose default differs"],
   ["milter_macro_v", "its default expands $mail_name $mail_version, whose defaults differ"],
   ["smtpd_forbid_bare_newline", "Postwarden uses Postfix 3.9's default"],
   ["smtpd_forbid_unauth_pipelining", "Postwarden uses Postfix 3.9's default"],
