@@ -284,6 +284,27 @@ async function canConnect(hostname: string, port: number): Promise<boolean> {
   }
 }
 
+/**
+ * Whether each inet endpoint can be bound, as Postfix's master binds them
+ * at start: "bind ...: Address already in use" instead of a start that
+ * seems to work. smtpd binds with SO_REUSEPORT (for reloads), and Linux
+ * lets every socket of the same user that asks for it share the port: a
+ * second instance on the same port would silently take half the
+ * connections with its own configuration. This bind asks for no sharing,
+ * so it fails when anything listens there.
+ */
+function bindProblems(endpoints: InetEndpoint[]): string[] {
+  const out: string[] = [];
+  for (const ep of endpoints) {
+    try {
+      Deno.listen({ hostname: ep.hostname, port: ep.port }).close();
+    } catch (e) {
+      out.push(`bind ${endpointText(ep)}: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
 async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -401,6 +422,7 @@ async function main(argv: string[]): Promise<number> {
       const plan = await servicePlan(configDir, config);
       for (const w of plan.skipped) console.error(`${PROG}: warning: ${w}`);
       bad.push(...plan.errors);
+      if (!bad.length) bad.push(...bindProblems(await inetEndpointsOf(configDir, config)));
       if (bad.length) fatal(bad.join("\n"));
       const fg = cmd === "start-fg";
       if (!fg && !configured.maillog_file && !(await exists("/dev/log"))) {

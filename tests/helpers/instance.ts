@@ -80,12 +80,23 @@ function hostingLine(): string {
   return testHosting() === "worker" ? "postwarden_daemon_hosting = worker\n" : "";
 }
 
-/** A free TCP port on 127.0.0.1. */
+/** Ports {@link freePort} has handed out in this process. */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1, never the same one twice in a test
+ * process: the kernel may offer a closed port again, and two instances
+ * started at once would then collide.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (;;) {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /** Waits until something accepts connections on the port. */

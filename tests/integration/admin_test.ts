@@ -34,6 +34,38 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a second instance on a port another one listens on does not start",
+  ...opts,
+  fn: async () => {
+    // smtpd binds with SO_REUSEPORT for reloads; without the check at start
+    // the second instance would start, and the kernel would hand it half of
+    // the first one's connections, answered with its own configuration.
+    const a = await makeConf();
+    const b = await makeConf();
+    try {
+      const master = await Deno.readTextFile(`${b.conf}/master.cf`);
+      await Deno.writeTextFile(
+        `${b.conf}/master.cf`,
+        master.replace(`127.0.0.1:${b.port} `, `127.0.0.1:${a.port} `),
+      );
+      const s = await postwarden(a.conf, "start");
+      assertEquals(s.code, 0, s.stderr);
+      await waitPort(a.port);
+      const second = await postwarden(b.conf, "start");
+      assert(second.code !== 0, second.stderr);
+      assertMatch(second.stderr, new RegExp(`bind 127\\.0\\.0\\.1:${a.port}: .*in use`, "i"));
+      assertEquals(await processesOf(b.conf), []);
+    } finally {
+      for (const c of [a, b]) {
+        await postwarden(c.conf, "stop");
+        for (const pid of await processesOf(c.conf)) Deno.kill(pid, "SIGKILL");
+        await Deno.remove(c.dir, { recursive: true });
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "postwarden audit measures each sandbox live",
   ...opts,
   fn: async () => {
@@ -119,18 +151,19 @@ Deno.test({
 });
 
 Deno.test({
-  name: "postwarden start reports a daemon that cannot bind its port",
+  name: "postwarden start refuses a port something else listens on",
   ...opts,
   fn: async () => {
     const { dir, conf, port } = await makeConf();
     const squatter = Deno.listen({ hostname: "127.0.0.1", port });
     try {
       const s = await postwarden(conf, "start");
-      assertEquals(s.code, 0, s.stderr);
+      assert(s.code !== 0, s.stderr);
       assertMatch(
         s.stderr,
-        new RegExp(`smtpd: fatal: bind 127\\.0\\.0\\.1:${port}: Address already in use`),
+        new RegExp(`fatal: bind 127\\.0\\.0\\.1:${port}: Address already in use`),
       );
+      assertEquals(await processesOf(conf), []);
     } finally {
       squatter.close();
       await postwarden(conf, "stop");

@@ -174,11 +174,13 @@ async function inner(t: Deno.TestContext): Promise<void> {
     await t.step("the memory is on disk (Deno KV, in data_directory)", async () => {
       const st = await Deno.stat(`${inst.queue}/data/postscreen_cache.kv`);
       assert(st.isFile);
-      const text = await log();
-      assert(
-        !/postscreen.*warning/.test(text),
-        text.split("\n").filter((l) => /warning/.test(l)).join("\n"),
-      );
+      // In worker hosting the kill above takes the whole host down, so a new
+      // postscreen may come up before smtpd's pass socket and turn a client
+      // away with 421: that warning is expected, no other one is.
+      const warnings = (await log()).split("\n")
+        .filter((l) => /postscreen.*warning/.test(l))
+        .filter((l) => !/cannot connect to service smtpd/.test(l));
+      assertEquals(warnings, []);
     });
   } finally {
     // What went wrong is in the log: its end goes with a failure.
