@@ -25,6 +25,7 @@
  */
 import { type FullResolver, systemResolver } from "../../lib/dns/mod.ts";
 import { matchNetworkList } from "../../lib/config/network_list.ts";
+import { addressQuery } from "../../lib/config/restrictions.ts";
 import { splitMapList } from "../../lib/maps/mod.ts";
 import type { Maps } from "../../lib/maps/mod.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
@@ -45,26 +46,9 @@ let resolver: FullResolver;
 let screening = 0;
 const perClient = new Map<string, number>();
 
-/** The query name of an address under a list domain (IPv4 octets or IPv6 nibbles reversed). */
-export function dnsblQuery(addr: string, domain: string): string | null {
-  const v4 = /^(?:::ffff:)?(\d+)\.(\d+)\.(\d+)\.(\d+)$/i.exec(addr);
-  if (v4) return `${v4[4]}.${v4[3]}.${v4[2]}.${v4[1]}.${domain}`;
-  if (!addr.includes(":")) return null;
-  const halves = addr.split("::");
-  if (halves.length > 2) return null;
-  const groups = (h: string) => h === "" ? [] : h.split(":");
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
-  const all = [...head, ...Array(fill).fill("0"), ...tail];
-  if (all.length !== 8 || !all.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return null;
-  const hex = all.map((g) => g.padStart(4, "0")).join("").toLowerCase();
-  return `${[...hex].reverse().join(".")}.${domain}`;
-}
-
 /** Whether one site lists the address (its A records, through its filter). */
 async function listedBy(site: DnsblSite, addr: string): Promise<boolean> {
-  const q = dnsblQuery(addr, site.domain);
+  const q = addressQuery(addr, site.domain);
   if (q === null) return false;
   let answers: string[];
   try {

@@ -5,7 +5,8 @@
  */
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import { memoryCache } from "./cache.ts";
-import { dnsblQuery, proxyHeader } from "./main.ts";
+import { addressQuery as dnsblQuery } from "../../lib/config/restrictions.ts";
+import { proxyHeader } from "./main.ts";
 import { ChunkReader, type DnsblScore, screen, type ScreenDeps } from "./screen.ts";
 import type { ScreenSettings } from "./settings.ts";
 

@@ -40,7 +40,9 @@
  */
 import { classifyDnsError, type FullResolver } from "../../lib/dns/mod.ts";
 import { expand } from "../../lib/config/expand.ts";
-import { parseDnsxlFilter, parseIp } from "../../lib/config/mod.ts";
+import { addressQuery, parseDnsxlFilter, parseIp } from "../../lib/config/mod.ts";
+
+export { addressQuery };
 import { validHostname } from "./restrictions.ts";
 import { sandboxed } from "./unknown.ts";
 
@@ -144,20 +146,6 @@ function splitList(list: string): { domain: string; filter: string | null } {
   return eq < 0
     ? { domain: list, filter: null }
     : { domain: list.slice(0, eq), filter: list.slice(eq + 1) };
-}
-
-/** The query name of an address under a list domain (IPv4 octets or IPv6 nibbles reversed). */
-export function addressQuery(addr: string, domain: string): string | null {
-  let b = parseIp(addr);
-  if (!b) return null;
-  // An IPv4-mapped client is an IPv4 client (Postfix's smtpd_peer does the same).
-  if (b.length === 16 && b.slice(0, 10).every((x) => x === 0) && b[10] === 255 && b[11] === 255) {
-    b = b.slice(12);
-  }
-  if (b.length === 4) return `${b[3]}.${b[2]}.${b[1]}.${b[0]}.${domain}`;
-  const nibbles: string[] = [];
-  for (let i = 15; i >= 0; i--) nibbles.push((b[i] & 0xf).toString(16), (b[i] >> 4).toString(16));
-  return `${nibbles.join(".")}.${domain}`;
 }
 
 /** A listed answer kept only when one of its A records matches the filter. */

@@ -42,6 +42,7 @@ export {
   parseNetworkList,
 } from "./network_list.ts";
 export {
+  addressQuery,
   canRefuseRelay,
   DNSXL_RESTRICTIONS,
   dnsxlArgumentProblem,

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { parseIp } from "./network_list.ts";
+
 /** The restriction list parameters smtpd evaluates, in Postfix's stage order. */
 export const RESTRICTION_LISTS = [
   "smtpd_client_restrictions",
@@ -159,6 +161,20 @@ export function parseDnsxlFilter(pattern: string): OctetMatch[] | null {
     out.push((o) => ranges.some(([lo, hi]) => o >= lo && o <= hi));
   }
   return out;
+}
+
+/** The query name of an address under a list domain (IPv4 octets or IPv6 nibbles reversed). */
+export function addressQuery(addr: string, domain: string): string | null {
+  let b = parseIp(addr);
+  if (!b) return null;
+  // An IPv4-mapped client is an IPv4 client (Postfix's smtpd_peer does the same).
+  if (b.length === 16 && b.slice(0, 10).every((x) => x === 0) && b[10] === 255 && b[11] === 255) {
+    b = b.slice(12);
+  }
+  if (b.length === 4) return `${b[3]}.${b[2]}.${b[1]}.${b[0]}.${domain}`;
+  const nibbles: string[] = [];
+  for (let i = 15; i >= 0; i--) nibbles.push((b[i] & 0xf).toString(16), (b[i] >> 4).toString(16));
+  return `${nibbles.join(".")}.${domain}`;
 }
 
 /**
