@@ -1,6 +1,6 @@
 /**
  * A small scripted SMTP server for the smtp agent's tests: listens on
- * 127.0.0.1 port 0, answers EHLO/HELO/MAIL/RCPT/DATA/RSET/QUIT with
+ * 127.0.0.1 port 0 (or where it is told), answers EHLO/HELO/MAIL/RCPT/DATA/RSET/QUIT with
  * replies the test can replace, and records connections, command batches
  * (commands that arrived in one read, to see PIPELINING) and messages
  * (raw dot-stuffed data and the unstuffed content). With `tls` it offers
@@ -99,8 +99,12 @@ export class FakeSmtpServer {
   #tasks = new Set<Promise<void>>();
   #loop: Promise<void>;
 
-  constructor(readonly script: FakeServerScript = {}) {
-    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  /** `listen`: where to listen. @default 127.0.0.1, a free port */
+  constructor(
+    readonly script: FakeServerScript = {},
+    listen: { hostname: string; port: number } = { hostname: "127.0.0.1", port: 0 },
+  ) {
+    this.listener = Deno.listen(listen);
     this.#loop = this.#accept();
   }
 

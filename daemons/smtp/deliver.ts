@@ -17,7 +17,9 @@
  *   the server offers DSN.
  * - After EHLO, STARTTLS and AUTH as the next hop's TLS policy and the
  *   SASL settings say (security.ts); their failures move on to the next
- *   address like a failed handshake. A TLS connection is cached only with
+ *   address like a failed handshake. At a DANE level each host's policy
+ *   comes from its TLSA records first (dane.ts); a host whose TLSA lookup
+ *   failed, or without usable records at dane-only, is skipped. A TLS connection is cached only with
  *   smtp_tls_connection_reuse = yes.
  * - With smtp_send_xforward_command = yes and a server that offers
  *   XFORWARD, the original client's attributes go before MAIL
@@ -75,7 +77,10 @@ import {
   parseEhloKeywords,
   type Reply,
 } from "../../lib/smtp/mod.ts";
+import { type DnssecResolver, dnssecResolver } from "../../lib/dane/mod.ts";
+import { isDaneLevel } from "../../lib/tls/client_policy.ts";
 import { ConnectionCache, type ParkLimits } from "./cache.ts";
+import { hostSite, type TlsaDecisions, TrackingResolver } from "./dane.ts";
 import { xforwardCommands } from "./xforward.ts";
 import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
 import { ConnectError, type ConnectFn, relayLabel, SessionError, SmtpSession } from "./session.ts";
@@ -171,6 +176,8 @@ export function smtpSettings(
 export interface SmtpAgentOptions {
   /** DNS. @default denoResolver */
   resolver?: Resolver;
+  /** DNS with DNSSEC's verdicts, for next hops at a DANE level. @default lib/dane dnssecResolver() */
+  dnssec?: DnssecResolver;
   /** TCP connect. @default Deno.connect */
   connect?: ConnectFn;
 }
@@ -210,6 +217,8 @@ class SetupFailure extends Error {
 export class SmtpAgent {
   readonly cache = new ConnectionCache();
   readonly #resolver: Resolver;
+  /** For next hops at a DANE level (smtp_dns_support_level = dnssec). */
+  readonly #dnssec: DnssecResolver;
   readonly #connect: ConnectFn;
   #settings = new WeakMap<Config, SmtpSettings>();
   #security = new WeakMap<Config, ClientSecurity>();
@@ -217,6 +226,7 @@ export class SmtpAgent {
 
   constructor(opts: SmtpAgentOptions = {}) {
     this.#resolver = opts.resolver ?? denoResolver;
+    this.#dnssec = opts.dnssec ?? dnssecResolver();
     this.#connect = opts.connect ?? ((o) => Deno.connect({ ...o, transport: "tcp" }));
   }
 
@@ -372,14 +382,30 @@ export class SmtpAgent {
       }
       // smtp_mx_session_limit counts sessions that got past EHLO and TLS.
       let sessions = 0;
+      // At a DANE level the lookups say whether DNSSEC vouches for them (dane.ts).
+      const dane = isDaneLevel(siteRs.site.level) ? new TrackingResolver(this.#dnssec) : null;
+      const decisions: TlsaDecisions = new Map();
       try {
         const nh = parseNexthop(site);
-        const found = destinations(nh, this.#resolver, s.families, {
+        const found = destinations(nh, dane ?? this.#resolver, s.families, {
           mxAddressLimit: s.mxAddressLimit,
           isSelf: s.isSelf,
         });
         for await (const dest of found) {
           if (s.mxSessionLimit > 0 && sessions >= s.mxSessionLimit) break;
+          let hostRs = siteRs;
+          if (dane) {
+            const d = await hostSite(siteRs.site, dest, nh, dane, {
+              insecureMx: rs.security.tls.insecureMx,
+              log: rs.log,
+              decisions,
+            });
+            if (d instanceof SecurityFailure) {
+              last = { dsn: d.dsn, reason: d.message };
+              continue;
+            }
+            hostRs = { ...siteRs, site: d };
+          }
           let session: SmtpSession | null = null;
           // A failed TLS handshake at "may" tries the same server once more in plaintext.
           for (const plaintextOnly of [false, true]) {
@@ -395,7 +421,7 @@ export class SmtpAgent {
               await handshake(session, s);
               await secureSession(
                 session,
-                { ...siteRs, plaintextOnly },
+                { ...hostRs, plaintextOnly },
                 { heloTimeout: s.heloTimeout },
                 () => ehlo(session!, s),
               );

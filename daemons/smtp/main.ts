@@ -59,7 +59,13 @@
  * lib/sasl/client.ts say what each value means)
  *   smtp_tls_security_level (default: empty: from smtp_use_tls,
  *     smtp_enforce_tls, smtp_tls_enforce_peername)
- *     none, may, encrypt, verify, secure; dane and fingerprint stop the start.
+ *     none, may, encrypt, verify, secure, dane, dane-only (dane.ts; they need
+ *     smtp_dns_support_level = dnssec); fingerprint stops the start.
+ *   smtp_dns_support_level (default: empty: enabled)
+ *     dnssec: the lookups of next hops at a DANE level go to the first name
+ *     server of resolv.conf with the DO bit; its AD bit counts when it is on
+ *     loopback (lib/dane resolver.ts).
+ *   smtp_tls_dane_insecure_mx_policy (default: dane at level dane, else may)
  *   smtp_tls_policy_maps (default: empty)
  *     Per next hop level and attributes (match=, protocols=, ciphers=, exclude=).
  *   smtp_tls_CAfile, smtp_tls_CApath (default: empty: nothing is trusted)

@@ -314,7 +314,7 @@ async function handshake(session: SmtpSession, req: RequestSecurity): Promise<vo
   }
   session.upgrade(result.stream, result.info);
   const where = relayLabel(session.dest);
-  const matching = site.level === "verify" || site.level === "secure";
+  const matching = site.level === "verify" || site.level === "secure" || site.level === "dane";
   // As Postfix 3.7: the verification failure (at any log level), then the summary.
   const failed = matching ? verificationFailure(where, result.info) : null;
   if (failed) log.info(failed);

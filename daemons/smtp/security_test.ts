@@ -357,7 +357,8 @@ Deno.test("smtp client STARTTLS", async (t) => {
     // What cannot be followed defers, with a warning that says why.
     for (
       const [entry, why] of [
-        ["dane", /security level "dane" is not supported/],
+        ["dane", /security level "dane" needs smtp_dns_support_level = dnssec/],
+        ["fingerprint", /security level "fingerprint" is not supported/],
         ["verify tafile=/etc/ta.pem", /attribute "tafile" is not supported/],
         ["encrypt match=x", /attribute "match" invalid at security level "encrypt"/],
         ["encrypt bogus=1", /invalid attribute name: "bogus"/],

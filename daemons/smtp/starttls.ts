@@ -17,7 +17,12 @@
  * files of the CA directory (the daemon's sandbox grants read access to
  * exactly those, lib/permissions).
  *
- * Does not: present a client certificate, resume sessions, DANE.
+ * At the effective level "dane" (dane.ts) the chain is matched against
+ * the host's usable TLSA records instead (lib/dane matchTlsa): trusted and
+ * matched then both mean that a record matched, and the CA anchors play
+ * no part.
+ *
+ * Does not: present a client certificate, resume sessions.
  */
 import { connDuplex } from "../../lib/tls/duplex.ts";
 import type { TLSSocket as TLSSocketType } from "node:tls";
@@ -37,6 +42,9 @@ export interface ByteStream {
  */
 export function verificationFailure(where: string, info: ClientTlsInfo): string | null {
   if (info.matched) return null;
+  if (info.tlsaFailure !== undefined) {
+    return `server certificate verification failed for ${where}: DANE: ${info.tlsaFailure}`;
+  }
   if (info.trusted) {
     return `server certificate verification failed for ${where}: num=62:hostname mismatch`;
   }
@@ -63,6 +71,8 @@ export interface ClientTlsInfo {
   verifyError: string | null;
   /** The server certificate's issuer, as OpenSSL's one-line form ("/CN=Test CA"). */
   issuer: string;
+  /** At level dane: why no TLSA record matched the chain (absent when one did). */
+  tlsaFailure?: string;
 }
 
 /** The handshake failed or was abandoned; `message` says why, for the warning. */
@@ -198,6 +208,9 @@ export async function startClientTls(
     socket.destroy();
     throw new TlsHandshakeFailure(`cipher ${c.name} is excluded by the TLS policy`);
   }
+  if (opts.site.level === "dane" && opts.site.tlsa) {
+    return { stream: socketStream(socket, () => failure), info: await daneInfo(socket, opts) };
+  }
   const trusted = opts.anchors.length > 0 && socket.authorized === true;
   const cert = socket.getPeerCertificate(false) as unknown as
     | {
@@ -224,11 +237,36 @@ export async function startClientTls(
       : opts.anchors.length
       ? String(socket.authorizationError ?? "UNABLE_TO_VERIFY_LEAF_SIGNATURE")
       : "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-    issuer: Object.entries(cert?.issuer ?? {}).flatMap(([k, v]) =>
-      (Array.isArray(v) ? v : [v]).map((x) => `/${k}=${x}`)
-    ).join(""),
+    issuer: issuerText(cert?.issuer),
   };
   return { stream: socketStream(socket, () => failure), info };
+}
+
+/** What the handshake established at level dane: the chain against the TLSA records. */
+async function daneInfo(socket: TLSSocketType, opts: ClientTlsOptions): Promise<ClientTlsInfo> {
+  const { matchTlsa, peerChain } = await import("../../lib/dane/match.ts");
+  const c = socket.getCipher();
+  const peer = socket.getPeerCertificate(true) as unknown as
+    | { raw?: Uint8Array; issuerCertificate?: unknown; issuer?: Record<string, string | string[]> }
+    | undefined;
+  const chain = peer?.raw ? peerChain(peer as { raw: Uint8Array }) : [];
+  const m = matchTlsa(opts.site.tlsa!.records, chain, opts.site.tlsa!.names);
+  return {
+    protocol: socket.getProtocol() ?? c.version,
+    cipher: c.name,
+    bits: cipherBits(c.name),
+    trusted: m.ok,
+    matched: m.ok,
+    verifyError: null,
+    issuer: issuerText(peer?.issuer),
+    ...(m.ok ? {} : { tlsaFailure: m.reason }),
+  };
+}
+
+function issuerText(issuer: Record<string, string | string[]> | undefined): string {
+  return Object.entries(issuer ?? {}).flatMap(([k, v]) =>
+    (Array.isArray(v) ? v : [v]).map((x) => `/${k}=${x}`)
+  ).join("");
 }
 
 /** The subjectAltName DNS names of a DER certificate; none when it cannot be read. */

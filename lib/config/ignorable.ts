@@ -290,7 +290,7 @@ const GROUPS: Group[] = [
   },
   {
     why:
-      "it tunes TLS in ways that cannot make it weaker than what Postwarden's smtpd offers (TLSv1.2+, AEAD ciphers), or tunes the smtp client's TLS without weakening what its level requires (no client certificate is presented, no session is resumed; the fingerprint and dane levels that would read the rest are refused)",
+      "it tunes TLS in ways that cannot make it weaker than what Postwarden's smtpd offers (TLSv1.2+, AEAD ciphers), or tunes the smtp client's TLS without weakening what its level requires (no client certificate is presented, no session is resumed; the fingerprint level that would read the rest is refused)",
     names: [
       "smtpd_tls_dh1024_param_file",
       "smtpd_tls_dh512_param_file",
@@ -311,13 +311,10 @@ const GROUPS: Group[] = [
       "smtp_tls_session_cache_database",
       "smtp_tls_session_cache_timeout",
       "smtp_tls_block_early_mail_reply",
-      "smtp_tls_dane_insecure_mx_policy",
-      "smtp_tls_force_insecure_host_tlsa_lookup",
       "tls_append_default_CA",
       "tls_config_file",
       "tls_config_name",
       "tls_daemon_random_bytes",
-      "tls_dane_digests",
       "tls_disable_workarounds",
       "tls_eecdh_auto_curves",
       "tls_eecdh_strong_curve",
@@ -359,6 +356,24 @@ const BY_VALUE: [string, Ignorable][] = [
     },
   ],
   ["lmtp_use_tls", { why: "it is the old name of lmtp_tls_security_level = may" }],
+  [
+    "smtp_tls_force_insecure_host_tlsa_lookup",
+    {
+      why: "TLSA records are looked up only for hosts whose address records are DNSSEC-signed",
+      accepts: oneOf("no"),
+      acceptsText: '"no"',
+    },
+  ],
+  [
+    "tls_dane_digests",
+    {
+      why: "TLSA records are matched with SHA-256 and SHA-512, Postfix's default",
+      accepts: (v) =>
+        v.toLowerCase().split(/[\s,]+/).filter(Boolean).sort().join(" ") ===
+          "sha256 sha512",
+      acceptsText: '"sha512 sha256"',
+    },
+  ],
   ["lmtp_enforce_tls", { why: "TLS is not enforced", accepts: oneOf("no"), acceptsText: '"no"' }],
 ];
 

@@ -1979,8 +1979,24 @@ const ROWS: ParamSpec[] = [
     name: "smtp_tls_security_level",
     type: "string",
     default: "",
-    doc: "SMTP client TLS level: none, may, encrypt, verify, secure (dane, dane-only and " +
-      "fingerprint are refused); empty: from smtp_enforce_tls and smtp_use_tls.",
+    doc: "SMTP client TLS level: none, may, encrypt, verify, secure, dane, dane-only " +
+      "(fingerprint is refused); empty: from smtp_enforce_tls and smtp_use_tls.",
+    support: "implemented",
+  },
+  {
+    name: "smtp_dns_support_level",
+    type: "string",
+    default: "",
+    doc: "SMTP client DNS: enabled (also when empty) or dnssec (answers are secure when a " +
+      "loopback validating resolver sets the AD bit; needed by dane); disabled is refused.",
+    support: "implemented",
+  },
+  {
+    name: "smtp_tls_dane_insecure_mx_policy",
+    type: "string",
+    default: "${{$smtp_tls_security_level} == {dane} ? {dane} : {may}}",
+    doc: "At the dane levels, TLSA records of an MX host named by unsigned MX records: " +
+      "dane (use them), encrypt (TLS is mandatory, unauthenticated) or may (ignored).",
     support: "implemented",
   },
   {

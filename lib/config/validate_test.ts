@@ -124,7 +124,14 @@ Deno.test("validateConfig", async (t) => {
         "smtpd_tls_security_level = encrypt\nsmtpd_tls_mandatory_exclude_ciphers = CHACHA20",
         /^smtpd_tls_mandatory_exclude_ciphers: "CHACHA20": not supported/,
       ],
-      ["smtp_tls_security_level = dane", /^smtp_tls_security_level = dane: not supported/],
+      [
+        "smtp_tls_security_level = dane",
+        /^smtp_tls_security_level = dane needs smtp_dns_support_level = dnssec/,
+      ],
+      [
+        "smtp_tls_force_insecure_host_tlsa_lookup = yes",
+        /smtp_tls_force_insecure_host_tlsa_lookup/,
+      ],
       ["smtpd_proxy_filter = 127.0.0.1:10024", /^smtpd_proxy_filter = /],
       // Bounces would go unfiltered: content_filter does not apply to internal mail.
       ["internal_mail_filter_classes = bounce", /^internal_mail_filter_classes = bounce/],

@@ -9,98 +9,59 @@
  */
 import { assert, assertEquals, assertRejects } from "../../tests/helpers/assert.ts";
 import { havePeer } from "../../tests/helpers/peers.ts";
+import { startUnbound, UNBOUND_PROGRAMS } from "../../tests/helpers/unbound.ts";
 import { DnsError } from "../dns/mod.ts";
 import { daneLevel, lookupTlsa } from "./level.ts";
 import { dnssecResolver } from "./resolver.ts";
 
-const PROGRAMS = ["/usr/sbin/unbound", "/usr/bin/ldns-keygen", "/usr/bin/ldns-signzone"];
 const DIGEST = "0123456789abcdef".repeat(4);
 
-async function sh(cwd: string, cmd: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  return text.trim();
+/** The same records in a signed and an unsigned zone, and what only the signed one has. */
+function records(extra: string): string {
+  return `@ MX 10 mx\nmx A 192.0.2.10\n_25._tcp.mx TLSA 3 1 1 ${DIGEST}\n${extra}`;
 }
 
-/** Writes and signs the zones, returns unbound's configuration. */
-async function setUp(dir: string, port: number): Promise<string> {
-  const zone = (origin: string, extra: string) =>
-    `$ORIGIN ${origin}.\n$TTL 300\n` +
-    `@ SOA ns hostmaster 1 3600 600 86400 300\n@ NS ns\nns A 127.0.0.1\n` +
-    `@ MX 10 mx\nmx A 192.0.2.10\n_25._tcp.mx TLSA 3 1 1 ${DIGEST}\n${extra}`;
-  // Four 3 0 0 records of 400 octets do not fit in a 1232-octet UDP answer.
-  const big = Array.from(
-    { length: 4 },
-    (_, i) => `_25._tcp.big TLSA 3 0 0 ${`0${i}`.repeat(400)}\n`,
-  );
-  await Deno.writeTextFile(
-    `${dir}/signed.zone`,
-    zone(
-      "signed.test",
-      `alias CNAME mx\nbogus A 192.0.2.66\nbad A 192.0.2.11\n_25._tcp.bad TLSA 3 1 1 ${DIGEST}\n` +
-        big.join(""),
-    ),
-  );
-  await Deno.writeTextFile(`${dir}/plain.zone`, zone("plain.test", ""));
-  const ksk = await sh(dir, "ldns-keygen", "-a", "ECDSAP256SHA256", "-k", "signed.test");
-  const zsk = await sh(dir, "ldns-keygen", "-a", "ECDSAP256SHA256", "signed.test");
-  await sh(dir, "ldns-signzone", "-f", `${dir}/signed.zone.signed`, `${dir}/signed.zone`, ksk, zsk);
-  // An address and a TLSA record changed after signing: their signatures fail (bogus).
-  const signed = await Deno.readTextFile(`${dir}/signed.zone.signed`);
+/** An address and a TLSA record changed after signing: their signatures fail (bogus). */
+function alter(signed: string): string {
   const altered = signed
     .replace(/^(bogus\.signed\.test\.\s+\d+\s+IN\s+A\s+)192\.0\.2\.66$/m, "$1192.0.2.99")
     .replace(/^(_25\._tcp\.bad\.signed\.test\.\s+\d+\s+IN\s+TLSA\s+3 1 1 )0/m, "$1f");
   assert(altered.split("\n").filter((l, i) => l !== signed.split("\n")[i]).length === 2);
-  await Deno.writeTextFile(`${dir}/signed.zone.signed`, altered);
-  const authZone = (name: string, file: string) =>
-    `auth-zone:\n  name: "${name}"\n  zonefile: "${dir}/${file}"\n  for-upstream: yes\n  for-downstream: no\n`;
-  return `server:
-  interface: 127.0.0.1
-  port: ${port}
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "${dir}"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  do-not-query-localhost: no
-  module-config: "validator iterator"
-  trust-anchor-file: "${dir}/${ksk}.ds"
-  local-zone: "test." nodefault
-${authZone("signed.test", "signed.zone.signed")}${authZone("plain.test", "plain.zone")}`;
+  return altered;
 }
 
 Deno.test({
   name: "lib/dane dnssecResolver against unbound (validating, on loopback)",
-  ignore: !PROGRAMS.every(havePeer),
+  ignore: !UNBOUND_PROGRAMS.every(havePeer),
   fn: async (t) => {
     const dir = await Deno.makeTempDir();
-    const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-    const port = (probe.addr as Deno.NetAddr).port;
-    probe.close();
-    await Deno.writeTextFile(`${dir}/unbound.conf`, await setUp(dir, port));
-    const unbound = new Deno.Command("unbound", {
-      args: ["-d", "-c", `${dir}/unbound.conf`],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const dns = dnssecResolver({ nameServer: { ipAddr: "127.0.0.1", port }, timeoutMs: 5000 });
+    // Four 3 0 0 records of 400 octets do not fit in a 1232-octet UDP answer.
+    const big = Array.from(
+      { length: 4 },
+      (_, i) => `_25._tcp.big TLSA 3 0 0 ${`0${i}`.repeat(400)}\n`,
+    );
+    const unbound = await startUnbound(dir, {
+      zones: [
+        {
+          origin: "signed.test",
+          signed: true,
+          records: records(
+            `alias CNAME mx\nbogus A 192.0.2.66\nbad A 192.0.2.11\n` +
+              `_25._tcp.bad TLSA 3 1 1 ${DIGEST}\n${big.join("")}`,
+          ),
+          alter,
+        },
+        { origin: "plain.test", signed: false, records: records("") },
+      ],
+    }).catch(async (e) => {
+      await Deno.remove(dir, { recursive: true });
+      throw e;
+    });
+    const dns = dnssecResolver({
+      nameServer: { ipAddr: unbound.hostname, port: unbound.port },
+      timeoutMs: 5000,
+    });
     try {
-      for (let i = 0;; i++) {
-        try {
-          await dnssecResolver({ nameServer: { ipAddr: "127.0.0.1", port }, timeoutMs: 200 })
-            .a("mx.signed.test");
-          break;
-        } catch (e) {
-          if (i > 50) throw new Error(`unbound does not answer: ${e}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-
       await t.step("a signed zone is secure, MX, A and TLSA", async () => {
         const mx = await dns.mx("signed.test");
         assertEquals([mx.records, mx.secure], [
@@ -163,12 +124,8 @@ Deno.test({
         assertEquals(await level("signed.test", "bad.signed.test"), "defer");
       });
     } finally {
-      unbound.kill("SIGTERM");
-      const status = await unbound.output();
+      await unbound.stop();
       await Deno.remove(dir, { recursive: true });
-      if (!status.success && status.signal !== "SIGTERM") {
-        console.warn(new TextDecoder().decode(status.stderr));
-      }
     }
   },
 });

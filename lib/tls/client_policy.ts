@@ -11,10 +11,16 @@
  * smtp_tls_CAfile/smtp_tls_CApath whose name matches
  * smtp_tls_verify_cert_match, by default the MX host name), secure (the
  * same with smtp_tls_secure_cert_match, by default the next hop domain and
- * its subdomains). dane, dane-only and fingerprint are not supported: in
- * main.cf they stop the start, in a policy table entry they defer that
- * next hop's mail ("client TLS configuration problem", as Postfix does for
- * an invalid entry), never send it with less protection.
+ * its subdomains), dane (RFC 7672: a host whose DNSSEC-signed TLSA records
+ * are usable is authenticated by them; without them, may or encrypt as
+ * lib/dane's level.ts decides), dane-only (the same, but a host without
+ * usable TLSA records is a failure). The DANE levels need
+ * smtp_dns_support_level = dnssec: without it they stop the start in
+ * main.cf and defer a policy table entry's next hop, where Postfix falls
+ * back to may with a warning. fingerprint is not supported: in main.cf it
+ * stops the start, in a policy table entry it defers that next hop's mail
+ * ("client TLS configuration problem", as Postfix does for an invalid
+ * entry), never sends it with less protection.
  *
  * The TLS library (rustls behind node:tls) speaks TLSv1.2 and TLSv1.3
  * only, with AEAD suites of OpenSSL's "HIGH" grade. Protocol lists and
@@ -30,19 +36,43 @@
  * smtp_tls_loglevel, smtp_tls_protocols, smtp_tls_mandatory_protocols,
  * smtp_tls_ciphers, smtp_tls_mandatory_ciphers, smtp_tls_exclude_ciphers,
  * smtp_tls_mandatory_exclude_ciphers, smtp_starttls_timeout,
- * smtp_tls_connection_reuse, smtp_tls_note_starttls_offer.
+ * smtp_tls_connection_reuse, smtp_tls_note_starttls_offer,
+ * smtp_dns_support_level, smtp_tls_dane_insecure_mx_policy.
  *
  * @module
  */
 import type { Config } from "../config/config.ts";
+import type { TlsaRecord } from "../dane/records.ts";
 import { excludedSuites, parseProtocols, type TlsProblem, type TlsVersion } from "./policy.ts";
 
 /** The SMTP client's TLS security levels that Postwarden implements. */
-export type ClientTlsLevel = "none" | "may" | "encrypt" | "verify" | "secure";
+export type ClientTlsLevel =
+  | "none"
+  | "may"
+  | "encrypt"
+  | "verify"
+  | "secure"
+  | "dane"
+  | "dane-only";
 
-const LEVELS: ClientTlsLevel[] = ["none", "may", "encrypt", "verify", "secure"];
+const LEVELS: ClientTlsLevel[] = [
+  "none",
+  "may",
+  "encrypt",
+  "verify",
+  "secure",
+  "dane",
+  "dane-only",
+];
 /** Postfix levels Postwarden does not implement. */
-const UNSUPPORTED_LEVELS = new Set(["dane", "dane-only", "fingerprint"]);
+const UNSUPPORTED_LEVELS = new Set(["fingerprint"]);
+/** smtp_tls_dane_insecure_mx_policy's values. */
+const INSECURE_MX = ["dane", "encrypt", "may"] as const;
+
+/** True for the levels that look up TLSA records. */
+export function isDaneLevel(level: ClientTlsLevel): level is "dane" | "dane-only" {
+  return level === "dane" || level === "dane-only";
+}
 const GRADES = new Set(["export", "low", "medium", "high", "null"]);
 const SPOKEN: TlsVersion[] = ["TLSv1.2", "TLSv1.3"];
 
@@ -67,6 +97,10 @@ export interface SmtpTlsSettings {
   connectionReuse: boolean;
   /** smtp_tls_note_starttls_offer. */
   noteStarttlsOffer: boolean;
+  /** smtp_dns_support_level = dnssec: DNS answers say whether DNSSEC vouches for them. */
+  dnssec: boolean;
+  /** smtp_tls_dane_insecure_mx_policy: what TLSA records of a host from unsigned MX records mean. */
+  insecureMx: "dane" | "encrypt" | "may";
 }
 
 /** What one connection to one next hop must do. */
@@ -78,6 +112,14 @@ export interface SiteTls {
   protocols: Set<TlsVersion>;
   /** TLSv1.2 suites (OpenSSL names) the session must not use. */
   excluded: Set<string>;
+  /** At dane and dane-only: the policy of a host DANE does not apply to, at "may". */
+  fallback?: SiteTls;
+  /**
+   * At the effective level "dane" of one host (never from the tables: the
+   * SMTP client sets it after the TLSA lookup): the usable records and the
+   * reference names for DANE-TA (the TLSA base domain and the MX host).
+   */
+  tlsa?: { records: TlsaRecord[]; names: string[] };
 }
 
 /** A policy that cannot be followed: the warning to log (the mail is deferred). */
@@ -97,7 +139,7 @@ function globalLevel(config: Config): ClientTlsLevel | { error: string } {
   if ((LEVELS as string[]).includes(raw)) return raw as ClientTlsLevel;
   if (UNSUPPORTED_LEVELS.has(raw)) {
     return {
-      error: `smtp_tls_security_level = ${raw}: not supported by Postwarden (no DANE or ` +
+      error: `smtp_tls_security_level = ${raw}: not supported by Postwarden (no ` +
         "certificate fingerprints in the SMTP client); use verify or secure with smtp_tls_CAfile",
     };
   }
@@ -122,7 +164,19 @@ export function smtpTlsSettings(config: Config): SmtpTlsSettings {
     handshakeTimeout: config.time("smtp_starttls_timeout"),
     connectionReuse: config.bool("smtp_tls_connection_reuse"),
     noteStarttlsOffer: config.bool("smtp_tls_note_starttls_offer"),
+    dnssec: dnsSupportLevel(config) === "dnssec",
+    insecureMx: insecureMxPolicy(config) ?? "may",
   };
+}
+
+/** smtp_dns_support_level, "" read as "enabled". */
+function dnsSupportLevel(config: Config): string {
+  return config.str("smtp_dns_support_level").trim().toLowerCase() || "enabled";
+}
+
+function insecureMxPolicy(config: Config): "dane" | "encrypt" | "may" | null {
+  const v = config.str("smtp_tls_dane_insecure_mx_policy").trim().toLowerCase();
+  return (INSECURE_MX as readonly string[]).includes(v) ? v as "dane" | "encrypt" | "may" : null;
 }
 
 /** Splits a match list on white space, commas and colons, as Postfix's argv_split. */
@@ -152,6 +206,31 @@ export function smtpTlsProblems(config: Config): TlsProblem[] {
   if (typeof level === "object") {
     fatal([], level.error);
     return problems;
+  }
+  const dns = dnsSupportLevel(config);
+  if (dns === "disabled") {
+    fatal(
+      ["smtp_dns_support_level"],
+      "smtp_dns_support_level = disabled: not supported by Postwarden (the SMTP client has " +
+        "no lookups but DNS); route with [host] next hops or relayhost instead",
+    );
+  } else if (dns !== "enabled" && dns !== "dnssec") {
+    fatal(["smtp_dns_support_level"], `invalid smtp_dns_support_level value: "${dns}"`);
+  }
+  if (isDaneLevel(level) && dns !== "dnssec") {
+    fatal(
+      ["smtp_dns_support_level"],
+      `smtp_tls_security_level = ${level} needs smtp_dns_support_level = dnssec (and a ` +
+        "validating resolver on this host, first in /etc/resolv.conf); Postfix would fall " +
+        "back to may",
+    );
+  }
+  if (insecureMxPolicy(config) === null) {
+    fatal(
+      ["smtp_tls_dane_insecure_mx_policy"],
+      `invalid smtp_tls_dane_insecure_mx_policy value: ` +
+        `"${config.str("smtp_tls_dane_insecure_mx_policy").trim()}" (dane, encrypt or may)`,
+    );
   }
   const usesMaps = config.str("smtp_tls_policy_maps").trim() !== "";
   if (level === "none" && !usesMaps) return problems;
@@ -218,7 +297,7 @@ export function parsePolicyEntry(value: string): PolicyEntry {
   const [levelText, ...attrs] = tokens;
   if (UNSUPPORTED_LEVELS.has(levelText)) {
     throw new TlsPolicyError(
-      `security level "${levelText}" is not supported by Postwarden (no DANE or certificate ` +
+      `security level "${levelText}" is not supported by Postwarden (no certificate ` +
         "fingerprints in the SMTP client)",
     );
   }
@@ -299,6 +378,14 @@ export function sitePolicy(s: SmtpTlsSettings, entry: PolicyEntry | null): SiteT
   const level = entry?.level ?? s.level;
   const site: SiteTls = { level, match: [], protocols: new Set(), excluded: new Set() };
   if (level === "none") return site;
+  if (isDaneLevel(level)) {
+    if (!s.dnssec) {
+      throw new TlsPolicyError(
+        `security level "${level}" needs smtp_dns_support_level = dnssec`,
+      );
+    }
+    site.fallback = sitePolicy(s, { ...(entry ?? { ignored: [] }), level: "may" });
+  }
   const mandatory = level !== "may";
   const protoText = entry?.protocols ?? (mandatory ? s.mandatoryProtocols : s.protocols);
   const protocols = spokenProtocols(protoText);

@@ -31,7 +31,20 @@ Deno.test("smtp client TLS policy", async (t) => {
     const problems = (text: string) =>
       smtpTlsProblems(cfg(text)).filter((p) => p.fatal).map((p) => p.message);
     assertEquals(problems("smtp_tls_security_level = may\n"), []);
-    assertMatch(problems("smtp_tls_security_level = dane\n")[0], /dane: not supported/);
+    assertMatch(
+      problems("smtp_tls_security_level = dane\n")[0],
+      /dane needs smtp_dns_support_level = dnssec/,
+    );
+    assertEquals(
+      problems("smtp_tls_security_level = dane-only\nsmtp_dns_support_level = dnssec\n"),
+      [],
+    );
+    assertMatch(problems("smtp_dns_support_level = disabled\n")[0], /not supported/);
+    assertMatch(problems("smtp_dns_support_level = yes\n")[0], /invalid/);
+    assertMatch(
+      problems("smtp_tls_dane_insecure_mx_policy = ignore\n")[0],
+      /invalid smtp_tls_dane_insecure_mx_policy value: "ignore"/,
+    );
     assertMatch(problems("smtp_tls_security_level = fingerprint\n")[0], /not supported/);
     assertMatch(problems("smtp_tls_security_level = Verify\n")[0], /invalid tls security level/);
     assertMatch(
@@ -72,7 +85,8 @@ Deno.test("smtp client TLS policy", async (t) => {
       const [value, why] of [
         ["", /invalid empty policy/],
         ["MUST", /invalid security level "MUST"/],
-        ["dane-only", /not supported/],
+        ["fingerprint", /not supported/],
+        ["dane match=x", /invalid at security level "dane"/],
         ["may match=x", /invalid at security level "may"/],
         ["verify ciphers=", /has empty value/],
         ["verify protocols=a protocols=b", /specified multiple times/],
