@@ -10,7 +10,7 @@
  * for delivery requests. Test-only.
  */
 import { makeConfig } from "../../lib/config/mod.ts";
-import type { DeliveryRequest } from "../../lib/deliver/mod.ts";
+import type { DeliveryRequest, RecipientStatus } from "../../lib/deliver/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
 import {
   DirSyncer,
@@ -474,4 +474,20 @@ export async function openUnreadable(path: string): Promise<QueueFile> {
   file.content = unread;
   file.readContent = unread;
   return file;
+}
+
+/** Runs one delivery request through an agent (SmtpAgent) with its queue file open. */
+export async function deliverRequest(
+  agent: {
+    deliver(req: DeliveryRequest, file: QueueFile, ctx: ServiceContext): Promise<RecipientStatus[]>;
+  },
+  ctx: ServiceContext,
+  req: DeliveryRequest,
+): Promise<RecipientStatus[]> {
+  const file = await QueueFile.open(req.path);
+  try {
+    return await agent.deliver(req, file, ctx);
+  } finally {
+    file.close();
+  }
 }

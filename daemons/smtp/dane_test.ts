@@ -14,10 +14,9 @@ import { createHash, createPublicKey } from "node:crypto";
 import type { RecipientStatus } from "../../lib/deliver/mod.ts";
 import { DnsError, type MxRecord } from "../../lib/dns/mod.ts";
 import type { DnssecResolver, SecureAnswer, TlsaRecord } from "../../lib/dane/mod.ts";
-import { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import { makeTestCert } from "../../tests/helpers/tls.ts";
-import { FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
+import { deliverRequest, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
 import { SmtpAgent } from "./deliver.ts";
 
 const here = new URL(".", import.meta.url).pathname;
@@ -88,15 +87,8 @@ async function withServers(
       return Deno.connect({ hostname: "127.0.0.1", port: srv.port, transport: "tcp" });
     },
   });
-  const send = async (domain: string) => {
-    const req = await queueMessage(ctx, domain, [`rcpt@${domain}`]);
-    const file = await QueueFile.open(req.path);
-    try {
-      return (await agent.deliver(req, file, ctx))[0];
-    } finally {
-      file.close();
-    }
-  };
+  const send = async (domain: string) =>
+    (await deliverRequest(agent, ctx, await queueMessage(ctx, domain, [`rcpt@${domain}`])))[0];
   try {
     await fn(ctx, send, { good, bad });
   } finally {

@@ -81,6 +81,13 @@ import { type DnssecResolver, dnssecResolver } from "../../lib/dane/mod.ts";
 import { isDaneLevel } from "../../lib/tls/client_policy.ts";
 import { ConnectionCache, type ParkLimits } from "./cache.ts";
 import { hostSite, type TlsaDecisions, TrackingResolver } from "./dane.ts";
+import {
+  type Enforced,
+  enforcedPolicy,
+  enforcedSite,
+  ipcStsLookup,
+  type StsLookup,
+} from "./mta_sts.ts";
 import { xforwardCommands } from "./xforward.ts";
 import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
 import { ConnectError, type ConnectFn, relayLabel, SessionError, SmtpSession } from "./session.ts";
@@ -178,6 +185,8 @@ export interface SmtpAgentOptions {
   resolver?: Resolver;
   /** DNS with DNSSEC's verdicts, for next hops at a DANE level. @default lib/dane dnssecResolver() */
   dnssec?: DnssecResolver;
+  /** MTA-STS policies (postwarden_mta_sts). @default asked of the mtasts service */
+  mtaSts?: StsLookup;
   /** TCP connect. @default Deno.connect */
   connect?: ConnectFn;
 }
@@ -188,6 +197,16 @@ export interface Content {
   mem: Uint8Array | null;
   size: number;
   eightBit: boolean;
+}
+
+/** The domain whose MTA-STS policy applies to a next hop: one looked up by MX, else null. */
+function stsDomain(nexthop: string): string | null {
+  try {
+    const nh = parseNexthop(nexthop);
+    return nh.mx ? nh.host : null;
+  } catch {
+    return null; // #fresh reports the malformed next hop
+  }
 }
 
 /** Outcome of one transaction attempt on one session. */
@@ -220,6 +239,7 @@ export class SmtpAgent {
   /** For next hops at a DANE level (smtp_dns_support_level = dnssec). */
   readonly #dnssec: DnssecResolver;
   readonly #connect: ConnectFn;
+  readonly #mtaSts: StsLookup | null;
   #settings = new WeakMap<Config, SmtpSettings>();
   #security = new WeakMap<Config, ClientSecurity>();
   #quitTimeout = 5;
@@ -227,6 +247,7 @@ export class SmtpAgent {
   constructor(opts: SmtpAgentOptions = {}) {
     this.#resolver = opts.resolver ?? denoResolver;
     this.#dnssec = opts.dnssec ?? dnssecResolver();
+    this.#mtaSts = opts.mtaSts ?? null;
     this.#connect = opts.connect ?? ((o) => Deno.connect({ ...o, transport: "tcp" }));
   }
 
@@ -253,6 +274,7 @@ export class SmtpAgent {
       const r = await this.#deliverSendable({ ...req, recipients: sendable }, file, s, {
         security: sec,
         log: ctx.log,
+        mtaSts: this.#mtaSts ?? ipcStsLookup(ctx),
       });
       connDone = r.connDone;
       for (const [i, st] of r.statuses) result.set(i, st);
@@ -266,13 +288,15 @@ export class SmtpAgent {
     req: DeliveryRequest,
     file: QueueFile,
     s: SmtpSettings,
-    env: { security: ClientSecurity; log: SecurityLog },
+    env: { security: ClientSecurity; log: SecurityLog; mtaSts: StsLookup },
   ): Promise<{ statuses: Map<number, RecipientStatus>; connDone: number }> {
     const content = req.verify ? unreadContent(file) : await readContent(file);
     const nexthopText = req.nexthop || domainOf(req.recipients[0]?.address ?? "");
     const key = `${req.transport}:${nexthopText}`;
     // The next hop's TLS policy (security.ts); one that cannot be followed defers its mail.
     let rs: RequestSecurity;
+    // The MTA-STS policy of a domain looked up by MX, unless the admin's table decides.
+    let enforced: Enforced | null = null;
     try {
       rs = {
         security: env.security,
@@ -282,13 +306,22 @@ export class SmtpAgent {
         log: env.log,
         plaintextOnly: false,
       };
+      const domain = env.security.mtaSts.enabled && !rs.site.fromTable
+        ? stsDomain(nexthopText)
+        : null;
+      if (domain) enforced = await enforcedPolicy(env.mtaSts, domain, env.log);
     } catch (e) {
       if (!(e instanceof SecurityFailure)) throw e;
       const statuses = new Map<number, RecipientStatus>();
       deferRest(statuses, req.recipients, e.dsn, e.message, "none");
       return { statuses, connDone: Date.now() };
     }
-    for (let session = this.cache.take(key); session; session = this.cache.take(key)) {
+    // A cached connection may predate the policy: under one, only fresh connections.
+    for (
+      let session = enforced ? null : this.cache.take(key);
+      session;
+      session = this.cache.take(key)
+    ) {
       const connDone = Date.now();
       const a = await this.#transact(session, req, file, content, s, true);
       if (a.kind === "done") {
@@ -297,7 +330,7 @@ export class SmtpAgent {
       }
       session.close();
     }
-    const r = await this.#fresh(nexthopText, req, file, content, s, rs);
+    const r = await this.#fresh(nexthopText, req, file, content, s, rs, enforced);
     if (r.session) {
       await this.#park(key, r.session, r.reusable && this.#cacheable(r.session, rs), s, r.reset);
     }
@@ -353,6 +386,7 @@ export class SmtpAgent {
     content: Content,
     s: SmtpSettings,
     rs: RequestSecurity,
+    enforced: Enforced | null,
   ): Promise<{
     statuses: Map<number, RecipientStatus>;
     connDone: number;
@@ -371,6 +405,8 @@ export class SmtpAgent {
     const sites = [nexthopText, ...s.fallbackRelays];
     for (const [siteIndex, site] of sites.entries()) {
       let siteRs = rs;
+      // An enforced MTA-STS policy names the hosts the mail may go to: no fallback relay.
+      if (siteIndex > 0 && enforced) break;
       if (siteIndex > 0) {
         try {
           siteRs = { ...rs, nexthop: site, site: await rs.security.site(site, rs.log) };
@@ -405,6 +441,14 @@ export class SmtpAgent {
               continue;
             }
             hostRs = { ...siteRs, site: d };
+          }
+          if (enforced) {
+            const d = enforcedSite(enforced, dest.host, hostRs.site, rs.security.stsSite());
+            if (d instanceof SecurityFailure) {
+              last = { dsn: d.dsn, reason: d.message };
+              continue;
+            }
+            hostRs = { ...hostRs, site: d };
           }
           let session: SmtpSession | null = null;
           // A failed TLS handshake at "may" tries the same server once more in plaintext.

@@ -12,9 +12,9 @@ import type { DeliveryRequest, RecipientStatus } from "../../lib/deliver/mod.ts"
 import { fakeResolver } from "../../lib/dns/testing.ts";
 import { type Resolver, systemResolver } from "../../lib/dns/mod.ts";
 import { startDnsServer } from "../../tests/helpers/dns_server.ts";
-import { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import {
+  deliverRequest,
   type FakeServerScript,
   FakeSmtpServer,
   makeContext,
@@ -27,18 +27,7 @@ import { SmtpAgent } from "./deliver.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-async function run(
-  agent: SmtpAgent,
-  ctx: ServiceContext,
-  req: DeliveryRequest,
-): Promise<RecipientStatus[]> {
-  const file = await QueueFile.open(req.path);
-  try {
-    return await agent.deliver(req, file, ctx);
-  } finally {
-    file.close();
-  }
-}
+const run = deliverRequest;
 
 /** {@link run} as address verification, with a queue file whose content must not be read. */
 async function runVerify(

@@ -100,17 +100,32 @@ export interface SecurityLog {
 export class ClientSecurity {
   readonly tls: SmtpTlsSettings;
   readonly sasl: SaslClientSettings;
+  /** postwarden_mta_sts, and its trust anchors (mta_sts.ts). */
+  readonly mtaSts: { enabled: boolean; caFile: string };
   #policyMaps: Promise<Maps> | null = null;
   #passwordMaps: Promise<Maps> | null = null;
 
   constructor(config: Config, private readonly openMaps: MapsOpener) {
     this.tls = smtpTlsSettings(config);
     this.sasl = saslClientSettings(config);
+    this.mtaSts = {
+      enabled: config.bool("postwarden_mta_sts"),
+      caFile: config.str("postwarden_mta_sts_CAfile").trim(),
+    };
+  }
+
+  /** An MX host's policy under an enforced MTA-STS policy: verify its name with the WebPKI. */
+  stsSite(): SiteTls {
+    return {
+      ...sitePolicy(this.tls, { level: "verify", match: ["hostname"], ignored: [] }),
+      caFile: this.mtaSts.caFile,
+    };
   }
 
   /** True when nothing is to be done for any next hop (no TLS, no SASL). */
   get inactive(): boolean {
-    return this.tls.level === "none" && !this.tls.policyMaps && !this.sasl.enabled;
+    return this.tls.level === "none" && !this.tls.policyMaps && !this.sasl.enabled &&
+      !this.mtaSts.enabled;
   }
 
   /**
@@ -154,7 +169,8 @@ export class ClientSecurity {
       }
     }
     try {
-      return sitePolicy(this.tls, entry);
+      const site = sitePolicy(this.tls, entry);
+      return entry ? { ...site, fromTable: true } : site;
     } catch (e) {
       if (!(e instanceof TlsPolicyError)) throw e;
       log.warn(`TLS policy for next-hop destination "${nexthop}": ${e.message}`);
@@ -283,9 +299,12 @@ export async function secureSession(
 async function handshake(session: SmtpSession, req: RequestSecurity): Promise<void> {
   const { site, security, log } = req;
   let anchors: string[] = [];
-  if (security.tls.caFile || security.tls.caPath) {
+  const [caFile, caPath] = site.caFile !== undefined
+    ? [site.caFile, ""]
+    : [security.tls.caFile, security.tls.caPath];
+  if (caFile || caPath) {
     try {
-      anchors = await trustAnchors(security.tls.caFile, security.tls.caPath);
+      anchors = await trustAnchors(caFile, caPath);
     } catch (e) {
       // Nothing is trusted then: verify and secure fail closed below.
       log.warn(`cannot load Certification Authority data: ${(e as Error).message}`);

@@ -5,11 +5,17 @@
  * *.wild.test.example; key server.key), other_ca.pem signed nothing here.
  */
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
-import type { DeliveryRequest, RecipientStatus } from "../../lib/deliver/mod.ts";
+import type { RecipientStatus } from "../../lib/deliver/mod.ts";
 import { fakeResolver } from "../../lib/dns/testing.ts";
 import { QueueFile } from "../../lib/queue/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import { type FakeServerScript, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
+import {
+  deliverRequest,
+  type FakeServerScript,
+  FakeSmtpServer,
+  makeContext,
+  queueMessage,
+} from "./_testing.ts";
 import { SmtpAgent } from "./deliver.ts";
 
 const here = new URL(".", import.meta.url).pathname;
@@ -27,18 +33,7 @@ const resolver = fakeResolver({
   },
 });
 
-async function run(
-  agent: SmtpAgent,
-  ctx: ServiceContext,
-  req: DeliveryRequest,
-): Promise<RecipientStatus[]> {
-  const file = await QueueFile.open(req.path);
-  try {
-    return await agent.deliver(req, file, ctx);
-  } finally {
-    file.close();
-  }
-}
+const run = deliverRequest;
 
 type Ctx = ServiceContext & { lines: string[] };
 

@@ -3240,6 +3240,30 @@ const ROWS: ParamSpec[] = [
       "local submissions are signed too.",
     support: "implemented",
   },
+  {
+    name: "postwarden_mta_sts",
+    type: "bool",
+    default: "no",
+    doc: "The SMTP client applies recipient domains' MTA-STS policies (RFC 8461), asked of " +
+      "master.cf's mtasts service: under enforce, only the policy's MX hosts, over TLS with a " +
+      "certificate valid for the MX host name (postwarden_mta_sts_CAfile).",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_mta_sts_CAfile",
+    type: "string",
+    default: "/etc/ssl/certs/ca-certificates.crt",
+    doc: "The WebPKI trust anchors of MTA-STS: for the MX hosts' certificates, and beside " +
+      "Deno's own roots for the policy servers'.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_mta_sts_cache",
+    type: "string",
+    default: "$data_directory/mta_sts.kv",
+    doc: "The mtasts service's policy cache (a Deno KV database).",
+    support: "implemented",
+  },
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {

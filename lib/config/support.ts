@@ -333,6 +333,7 @@ function valueChecks(config: Config): ConfigProblem[] {
     }
   }
   out.push(...authenticationProblems(config, classes));
+  out.push(...mtaStsProblems(config));
   // postscreen's actions, lists and cache (daemons/postscreen/settings.ts reads them so).
   const ps: [string, (v: string) => unknown][] = [
     ["postscreen_greet_action", (v) => screenAction("postscreen_greet_action", v)],
@@ -366,6 +367,28 @@ function valueChecks(config: Config): ConfigProblem[] {
 
 /** The methods postwarden_authentication_checks may name. */
 export const AUTHENTICATION_METHODS = ["spf", "dkim", "dmarc", "arc"] as const;
+
+/**
+ * MTA-STS in the SMTP client (daemons/smtp/mta_sts.ts, daemons/mtasts):
+ * the cache and the trust anchors must be absolute paths; without anchors
+ * no MX certificate could be verified, so every enforced domain's mail
+ * would wait.
+ */
+function mtaStsProblems(config: Config): ConfigProblem[] {
+  if (!(quietly(() => config.bool("postwarden_mta_sts")) ?? false)) return [];
+  const out: ConfigProblem[] = [];
+  for (const name of ["postwarden_mta_sts_cache", "postwarden_mta_sts_CAfile"]) {
+    const v = quietly(() => config.str(name).trim()) ?? "";
+    if (!v.startsWith("/") || v.split("/").includes("..")) {
+      out.push({
+        names: [name, "postwarden_mta_sts"],
+        message: `${name}: "${v}" is not an absolute path`,
+        fatal: true,
+      });
+    }
+  }
+  return out;
+}
 
 /**
  * Postwarden's own mail authentication (daemons/smtpd/authentication.ts,

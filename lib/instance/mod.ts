@@ -265,6 +265,14 @@ export async function prepareInstance(
       await ensureDir(dirname(cache), { ...owners.mail, mode: 0o700 });
     }
   }
+  // The mtasts service's policy cache (postwarden_mta_sts_cache), the same way.
+  if (services.some((s) => s.command === "mtasts") && config.bool("postwarden_mta_sts")) {
+    const cache = config.str("postwarden_mta_sts_cache").trim();
+    if (cache.startsWith("/") && !(await Deno.stat(dirname(cache)).catch(() => null))) {
+      await Deno.mkdir(dirname(dirname(cache)), { recursive: true });
+      await ensureDir(dirname(cache), { ...owners.mail, mode: 0o700 });
+    }
+  }
   if (asRoot) {
     const kit = await writeSubmissionKit(config, o, runtime);
     notes.push(`local users submit mail with ${kit}`);

@@ -353,6 +353,11 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         const path = (ctx.param(name) ?? "").trim();
         if (path) g.read.push(path);
       }
+      // MTA-STS: the WebPKI anchors MX certificates are checked against (daemons/smtp/mta_sts.ts).
+      if (/^(yes|true|1)$/i.test((ctx.param("postwarden_mta_sts") ?? "").trim())) {
+        const ca = (ctx.param("postwarden_mta_sts_CAfile") ?? "").trim();
+        if (ca) g.read.push(ca);
+      }
       // smtp_fallback_relay's next hops, each as a relayhost would be granted.
       for (const hop of (ctx.param("smtp_fallback_relay") ?? "").split(/[\s,]+/).filter(Boolean)) {
         for (const d of smtpDestinations(hop, ctx.nameservers)) {
@@ -396,6 +401,21 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       g.run.push(...a.run);
       g.env.push(...a.env);
       g.sys.push(...a.sys);
+      break;
+    }
+    case "mtasts": {
+      // The TXT record and the policy host's addresses; then HTTPS to that
+      // address (Deno cannot grant "any host name, port 443": the daemon
+      // connects to the address and checks the name in TLS).
+      g.net.push(...nameserverGrants(ctx.nameservers), "0.0.0.0/0:443");
+      g.read.push("/etc/resolv.conf", "/etc/hosts");
+      const ca = (ctx.param("postwarden_mta_sts_CAfile") ?? "").trim();
+      if (ca) g.read.push(ca);
+      const cache = (ctx.param("postwarden_mta_sts_cache") ?? "").trim();
+      if (cache.startsWith("/") && !cache.split("/").includes("..")) {
+        g.read.push(...kvFiles(cache));
+        g.write.push(...kvFiles(cache));
+      }
       break;
     }
     case "discard":
@@ -471,6 +491,7 @@ export function grantFlags(g: Grants, code: string): string[] {
 function unstableFlags(command: string): string[] {
   // postscreen listens as smtpd does, and its cache is a Deno KV database.
   if (command === "postscreen") return ["--unstable-net", "--unstable-kv"];
+  if (command === "mtasts") return ["--unstable-kv"]; // its policy cache
   return command === "smtpd" ? ["--unstable-net"] : [];
 }
 

@@ -19,8 +19,10 @@ import {
 
 // As master runs the stock master.cf with the embedded main.cf: proxymap is
 // skipped while no table needs it (lib/service/catalog.ts).
+// The shipped master.cf, with the commented mtasts service on.
 const MASTER = parseMasterCf(
-  await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url)),
+  (await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url)))
+    .replace(/^#(mtasts\s+unix)/m, "$1"),
 )
   .services.filter((s) => s.command !== "proxymap");
 
@@ -317,6 +319,36 @@ Deno.test("permission sets", async (t) => {
     );
     assertEquals(sockets(bare.net), ["127.0.0.1:25", "unix:/q/private/smtpd"]);
     assertEquals(bare.write.filter((p) => p.includes("postscreen")), []);
+  });
+  await t.step("MTA-STS: mtasts gets port 443 and DNS; smtp its socket only when enabled", () => {
+    const params = {
+      postwarden_mta_sts: "yes",
+      postwarden_mta_sts_CAfile: "/etc/ssl/certs/ca-certificates.crt",
+      postwarden_mta_sts_cache: "/var/lib/pw/mta_sts.kv",
+    };
+    const g = daemonGrants(svc("mtasts"), ctx(params));
+    // Its own socket and one per client service (smtp, relay), as every service.
+    assertEquals(sockets(g.net), [
+      "unix:/q/private/mtasts",
+      "unix:/q/peer/mtasts.unix.smtp",
+      "unix:/q/peer/mtasts.unix.relay",
+      "10.0.0.53:53",
+      "0.0.0.0/0:443",
+    ]);
+    assert(g.read.includes("/etc/ssl/certs/ca-certificates.crt"), g.read.join());
+    for (const f of ["", "-wal", "-shm", "-journal"]) {
+      assert(g.write.includes(`/var/lib/pw/mta_sts.kv${f}`), g.write.join());
+    }
+    assert(!g.read.some((p) => p.startsWith("/q/") && !p.includes("mtasts")), g.read.join());
+    const smtp = daemonGrants(svc("smtp"), ctx(params));
+    assert(smtp.net.includes("unix:/q/peer/mtasts.unix.smtp"), smtp.net.join());
+    assert(smtp.read.includes("/etc/ssl/certs/ca-certificates.crt"), smtp.read.join());
+    assert(!smtp.net.includes("0.0.0.0/0:443"), smtp.net.join());
+    const off = daemonGrants(svc("smtp"), ctx());
+    assert(!off.net.some((n) => n.includes("mtasts")), off.net.join());
+    for (const s of MASTER.filter((s) => s.command !== "mtasts")) {
+      assert(!daemonGrants(s, ctx(params)).net.includes("0.0.0.0/0:443"), s.name);
+    }
   });
   await t.step("an unknown command has no permission set", () => {
     assertThrows(

@@ -61,7 +61,28 @@ export function peersOf(
   const tables = proxymap && (TABLE_PARAMS[svc.command] || LIST_PARAMS[svc.command])
     ? [proxymap.name]
     : [];
-  return [...ownPeers(svc, services), ...passPeers(svc, services, param), ...tables];
+  return [
+    ...ownPeers(svc, services),
+    ...passPeers(svc, services, param),
+    ...stsPeers(svc, services, param),
+    ...tables,
+  ];
+}
+
+/** The mtasts service, for an smtp service with postwarden_mta_sts = yes (daemons/smtp/mta_sts.ts). */
+function stsPeers(
+  svc: MasterService,
+  services: MasterService[],
+  param?: (name: string) => string | undefined,
+): string[] {
+  if (svc.command !== "smtp" || !param) return [];
+  const value = Object.hasOwn(svc.overrides, "postwarden_mta_sts")
+    ? svc.overrides.postwarden_mta_sts
+    : param("postwarden_mta_sts");
+  if (!/^(yes|true|1)$/i.test((value ?? "").trim())) return [];
+  return services.some((s) => s.type === "unix" && s.name === "mtasts" && s.command === "mtasts")
+    ? ["mtasts"]
+    : [];
 }
 
 /**

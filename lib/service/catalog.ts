@@ -43,6 +43,7 @@ export const DAEMONS: ReadonlySet<string> = new Set([
   "pipe",
   "virtual",
   "postscreen",
+  "mtasts",
 ]);
 
 /** Postfix services skipped, with the reason shown to the admin. */
@@ -168,6 +169,35 @@ function limitsWithoutAnvil(
   return [...out];
 }
 
+/**
+ * postwarden_mta_sts = yes (main.cf, or an smtp service's -o) while
+ * master.cf runs no `mtasts` unix service: the policies could not be
+ * asked, and every such delivery would be deferred, so it stops the start.
+ */
+function mtaStsWithoutService(
+  run: MasterService[],
+  param: (name: string) => string | undefined,
+): string[] {
+  if (run.some((s) => s.type === "unix" && s.name === "mtasts" && s.command === "mtasts")) {
+    return [];
+  }
+  const on = (v: string | undefined) => /^(yes|true|1)$/i.test((v ?? "").trim());
+  const asks = run.some((s) =>
+    s.command === "smtp" &&
+    on(
+      Object.hasOwn(s.overrides, "postwarden_mta_sts")
+        ? s.overrides.postwarden_mta_sts
+        : param("postwarden_mta_sts"),
+    )
+  );
+  return asks
+    ? [
+      'postwarden_mta_sts = yes needs the mtasts service; add "mtasts unix - - n - 1 mtasts" ' +
+      "to master.cf",
+    ]
+    : [];
+}
+
 /** Decides, for each master.cf service, whether it runs. */
 export function planServices(
   services: MasterService[],
@@ -247,6 +277,7 @@ export function planServices(
     }
   }
   plan.errors.push(...limitsWithoutAnvil(plan.run, param));
+  plan.errors.push(...mtaStsWithoutService(plan.run, param));
   plan.errors.push(...authServiceProblems(services, plan.run, param));
   const running = new Set(plan.run.filter((s) => s.type === "unix").map((s) => s.name));
   const settings: [string, string | undefined][] = TRANSPORT_PARAMS.map((p) => [p, param(p)]);

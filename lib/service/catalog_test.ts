@@ -85,6 +85,21 @@ Deno.test("service catalog", async (t) => {
       [],
     );
   });
+  await t.step("postwarden_mta_sts without the mtasts service stops the start", () => {
+    const errors = (cf: string, v: Record<string, string>) =>
+      planServices(parseMasterCf(cf).services, (n) => v[n]).errors;
+    const smtp = "smtp unix - - n - - smtp\n";
+    assertEquals(errors(smtp, { postwarden_mta_sts: "no" }), []);
+    assertEquals(errors(smtp, { postwarden_mta_sts: "yes" }), [
+      'postwarden_mta_sts = yes needs the mtasts service; add "mtasts unix - - n - 1 mtasts" ' +
+      "to master.cf",
+    ]);
+    assertEquals(errors(smtp.replace("smtp\n", "smtp -o postwarden_mta_sts=yes\n"), {}).length, 1);
+    assertEquals(
+      errors(smtp + "mtasts unix - - n - 1 mtasts\n", { postwarden_mta_sts: "yes" }),
+      [],
+    );
+  });
   await t.step(
     "mail routed to a service master.cf lacks, or a listener we lack, stops the start",
     () => {

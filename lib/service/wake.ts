@@ -33,7 +33,13 @@ import { AGENTS } from "../permissions/peers.ts";
  * Commands whose unix services start on demand and exit when idle:
  * cleanup, the delivery agents, bounce and anvil.
  */
-const ON_DEMAND: ReadonlySet<string> = new Set(["cleanup", ...AGENTS, "bounce", "anvil"]);
+const ON_DEMAND: ReadonlySet<string> = new Set([
+  "cleanup",
+  ...AGENTS,
+  "bounce",
+  "anvil",
+  "mtasts",
+]);
 
 /** True when master starts this service only when a client asks for it. */
 export function startsOnDemand(svc: Pick<MasterService, "type" | "command">): boolean {

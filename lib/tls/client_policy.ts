@@ -120,6 +120,10 @@ export interface SiteTls {
    * reference names for DANE-TA (the TLSA base domain and the MX host).
    */
   tlsa?: { records: TlsaRecord[]; names: string[] };
+  /** The trust anchors instead of smtp_tls_CAfile and smtp_tls_CApath (MTA-STS's). */
+  caFile?: string;
+  /** An smtp_tls_policy_maps entry gave it (MTA-STS does not override the admin's choice). */
+  fromTable?: boolean;
 }
 
 /** A policy that cannot be followed: the warning to log (the mail is deferred). */

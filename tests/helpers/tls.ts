@@ -81,6 +81,23 @@ export async function makeTestCert(dir: string, cn = "mx.test.example"): Promise
     "-out",
     p("ca.pem"),
   ]);
+  return await issueTestCert({ dir, caFile: p("ca.pem") }, cn);
+}
+
+/**
+ * Another certificate from the CA of an earlier {@link makeTestCert} (its
+ * `dir` holds the CA's key): for `cn` and the DNS names `names` (default
+ * `cn`), its files named after `cn` unless it is the first.
+ */
+export async function issueTestCert(
+  ca: Pick<TestCert, "dir" | "caFile">,
+  cn: string,
+  names: string[] = [cn],
+): Promise<TestCert> {
+  const dir = ca.dir;
+  const first = !(await Deno.stat(`${dir}/cert.pem`).catch(() => null));
+  const p = (n: string) => `${dir}/${first ? "" : `${cn}-`}${n}`;
+  const caKey = `${dir}/ca.key`;
   await openssl([
     "req",
     "-newkey",
@@ -95,7 +112,7 @@ export async function makeTestCert(dir: string, cn = "mx.test.example"): Promise
   ]);
   await Deno.writeTextFile(
     p("ext.cnf"),
-    `subjectAltName = DNS:${cn}\nbasicConstraints = CA:FALSE\n`,
+    `subjectAltName = ${names.map((n) => `DNS:${n}`).join(",")}\nbasicConstraints = CA:FALSE\n`,
   );
   await openssl([
     "x509",
@@ -103,9 +120,9 @@ export async function makeTestCert(dir: string, cn = "mx.test.example"): Promise
     "-in",
     p("req.pem"),
     "-CA",
-    p("ca.pem"),
+    ca.caFile,
     "-CAkey",
-    p("ca.key"),
+    caKey,
     "-CAcreateserial",
     "-days",
     "2",
@@ -119,9 +136,9 @@ export async function makeTestCert(dir: string, cn = "mx.test.example"): Promise
     dir,
     certFile: p("cert.pem"),
     keyFile: p("key.pem"),
-    caFile: p("ca.pem"),
+    caFile: ca.caFile,
     cert: await Deno.readTextFile(p("cert.pem")),
     key: await Deno.readTextFile(p("key.pem")),
-    ca: await Deno.readTextFile(p("ca.pem")),
+    ca: await Deno.readTextFile(ca.caFile),
   };
 }

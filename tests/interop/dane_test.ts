@@ -22,10 +22,9 @@
  */
 import { createHash, createPublicKey } from "node:crypto";
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { startInstance, waitUntil } from "../helpers/instance.ts";
+import { smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { resolvNamespaceTest } from "../helpers/namespace.ts";
-import { SmtpClient } from "../helpers/smtp_client.ts";
 import { makeTestCert } from "../helpers/tls.ts";
 import { startUnbound, UNBOUND_PROGRAMS } from "../helpers/unbound.ts";
 import { FakeSmtpServer } from "../../daemons/smtp/_testing.ts";
@@ -44,21 +43,14 @@ function spkiSha256(certPem: string): string {
   return createHash("sha256").update(spki).digest("hex");
 }
 
+/** One message for `rcpt`, through the instance's smtpd: the end-of-data reply. */
 async function submit(port: number, rcpt: string): Promise<string> {
-  const c = await SmtpClient.connect(port);
-  try {
-    await c.reply();
-    await c.command("EHLO client.test");
-    await c.command("MAIL FROM:<sender@example.com>");
-    const r = await c.command(`RCPT TO:<${rcpt}>`);
-    if (!r[0].startsWith("250")) throw new Error(`RCPT: ${r.join(" / ")}`);
-    await c.command("DATA");
-    const end = await c.command(`Subject: DANE to ${rcpt}\r\n\r\nHello.\r\n.`);
-    await c.command("QUIT").catch(() => {});
-    return end.join(" / ");
-  } finally {
-    c.close();
-  }
+  const r = await smtpSend(port, {
+    from: "sender@example.com",
+    to: [rcpt],
+    body: `Subject: DANE to ${rcpt}\n\nHello.\n`,
+  });
+  return `${r.code} ${r.text}`;
 }
 
 async function inner(t: Deno.TestContext): Promise<void> {

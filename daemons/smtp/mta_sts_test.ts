@@ -1,0 +1,152 @@
+/**
+ * MTA-STS in the smtp delivery agent (mta_sts.ts) with the policy lookup
+ * injected: which MX hosts an enforced policy allows, the WebPKI check of
+ * their certificates (postwarden_mta_sts_CAfile), and when no policy is
+ * asked or applied. The daemon and the HTTPS fetch are in
+ * daemons/mtasts and tests/interop/mta_sts_test.ts.
+ */
+import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
+import type { RecipientStatus } from "../../lib/deliver/mod.ts";
+import { fakeResolver } from "../../lib/dns/testing.ts";
+import type { StsPolicy } from "../../lib/mtasts/mod.ts";
+import type { ServiceContext } from "../../lib/service/mod.ts";
+import { deliverRequest, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
+import { SmtpAgent } from "./deliver.ts";
+
+const here = new URL(".", import.meta.url).pathname;
+const CA = `${here}testdata/ca.pem`;
+const OTHER_CA = `${here}testdata/other_ca.pem`;
+const TLS = {
+  certs: Deno.readTextFileSync(`${here}testdata/server.pem`),
+  key: Deno.readTextFileSync(`${here}testdata/server.key`),
+};
+const resolver = fakeResolver({
+  mx: { "sts.example": [{ preference: 10, exchange: "mx.test.example" }] },
+  a: { "mx.test.example": ["127.0.0.1"], "fallback.example": ["127.0.0.1"] },
+});
+const enforce = (...mx: string[]): StsPolicy => ({ mode: "enforce", mx, maxAge: 86400 });
+
+type Ctx = ServiceContext & { lines: string[] };
+
+async function withAgent(
+  mainCf: string,
+  policy: StsPolicy | null | Error,
+  fn: (
+    send: () => Promise<RecipientStatus>,
+    srv: FakeSmtpServer,
+    asked: string[],
+    ctx: Ctx,
+  ) => Promise<void>,
+): Promise<void> {
+  const srv = new FakeSmtpServer({ tls: TLS });
+  const ctx = await makeContext(mainCf.replaceAll("PORT", String(srv.port))) as Ctx;
+  const asked: string[] = [];
+  const agent = new SmtpAgent({
+    resolver,
+    mtaSts: (d) => {
+      asked.push(d);
+      return policy instanceof Error ? Promise.reject(policy) : Promise.resolve(policy);
+    },
+  });
+  const send = async () => {
+    const req = await queueMessage(ctx, `sts.example:${srv.port}`, ["rcpt@sts.example"]);
+    return (await deliverRequest(agent, ctx, req))[0];
+  };
+  try {
+    await fn(send, srv, asked, ctx);
+  } finally {
+    await agent.close();
+    await srv.close();
+    await Deno.remove(ctx.queue.root, { recursive: true }).catch(() => {});
+  }
+}
+
+const STS = `postwarden_mta_sts = yes\npostwarden_mta_sts_CAfile = ${CA}\nsmtp_tls_loglevel = 1\n`;
+
+Deno.test("smtp client MTA-STS (postwarden_mta_sts = yes)", async (t) => {
+  await t.step(
+    "enforce, a named MX host with a trusted certificate for its name: sent",
+    async () => {
+      await withAgent(STS, enforce("mx.test.example"), async (send, srv, asked, ctx) => {
+        assertEquals((await send()).status, "sent");
+        assertEquals(asked, ["sts.example"]);
+        assert(srv.messages[0].tls);
+        assertMatch(
+          ctx.lines.join("\n"),
+          /Verified TLS connection established to mx\.test\.example/,
+        );
+      });
+    },
+  );
+
+  await t.step("enforce, a certificate from another CA: deferred, not sent", async () => {
+    const cf = STS.replace(CA, OTHER_CA);
+    await withAgent(cf, enforce("mx.test.example"), async (send, srv) => {
+      const st = await send();
+      assertEquals([st.status, st.dsn, st.reason], [
+        "deferred",
+        "4.7.5",
+        "Server certificate not verified",
+      ]);
+      assertEquals(srv.messages.length, 0);
+    });
+  });
+
+  await t.step("enforce, an MX host the policy does not name: skipped", async () => {
+    await withAgent(STS, enforce("*.elsewhere.example"), async (send, srv) => {
+      const st = await send();
+      assertEquals([st.status, st.reason], [
+        "deferred",
+        "MX host mx.test.example is not named by the MTA-STS policy of sts.example",
+      ]);
+      assertEquals(srv.connections, 0);
+    });
+  });
+
+  await t.step("enforce: no smtp_fallback_relay", async () => {
+    const cf = STS + "smtp_fallback_relay = [fallback.example]:PORT\n";
+    await withAgent(cf, enforce("*.elsewhere.example"), async (send, srv) => {
+      assertEquals((await send()).status, "deferred");
+      assertEquals(srv.connections, 0);
+    });
+  });
+
+  await t.step("testing mode or no policy: delivered as without MTA-STS", async () => {
+    const cf = STS.replace(CA, OTHER_CA);
+    await withAgent(cf, { ...enforce("x.example"), mode: "testing" }, async (send, srv) => {
+      assertEquals((await send()).status, "sent");
+      assertEquals(srv.messages[0].tls, false); // smtp_tls_security_level is empty: none
+    });
+    await withAgent(cf, null, async (send) => assertEquals((await send()).status, "sent"));
+  });
+
+  await t.step("the policy cannot be asked: deferred, never sent without it", async () => {
+    await withAgent(STS, new Error("mtasts is down"), async (send, srv, _asked, ctx) => {
+      const st = await send();
+      assertEquals([st.status, st.reason], [
+        "deferred",
+        "cannot determine the MTA-STS policy of sts.example",
+      ]);
+      assertEquals(srv.connections, 0);
+      assertMatch(ctx.lines.join("\n"), /warning: MTA-STS policy of sts\.example: mtasts is down/);
+    });
+  });
+
+  await t.step("an smtp_tls_policy_maps entry or postwarden_mta_sts = no: not asked", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const cf = STS + `smtp_tls_policy_maps = texthash:${dir}/tls\n`;
+      await withAgent(cf, enforce("nothing.example"), async (send, srv, asked) => {
+        await Deno.writeTextFile(`${dir}/tls`, `sts.example:${srv.port} may\n`);
+        assertEquals((await send()).status, "sent");
+        assertEquals(asked, []);
+      });
+      await withAgent("", enforce("nothing.example"), async (send, _srv, asked) => {
+        assertEquals((await send()).status, "sent");
+        assertEquals(asked, []);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
