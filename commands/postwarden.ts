@@ -23,6 +23,7 @@ import { cacheNpmModules } from "../lib/runtime/mod.ts";
 import {
   daemonGrants,
   grantFlags,
+  mtaStsAnchorProblems,
   parseResolvConf,
   proxymapNpm,
   servicesTableGrants,
@@ -352,6 +353,7 @@ async function check(
     tables.problems.forEach(error);
     const owner = Deno.uid() === 0 ? await lookupAccount(config.str("mail_owner")) : null;
     if (owner) (await unreadableTableFiles(tables.grants, owner)).forEach(error);
+    (await mtaStsAnchorProblems(config, owner)).forEach(error);
     // smtpd's certificate and key, checked as master will read them at start.
     const tls = await servicesTls(
       plan.run,

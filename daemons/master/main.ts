@@ -54,6 +54,7 @@ import {
   daemonGrants,
   type Grants,
   hostCommand,
+  mtaStsAnchorProblems,
   parseResolvConf,
   type PermissionContext,
   serviceContext,
@@ -231,6 +232,8 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     const unreadable = await unreadableTableFiles(tables.grants, owner);
     if (unreadable.length) throw new Error(unreadable.join("; "));
   }
+  const anchors = await mtaStsAnchorProblems(config, owner);
+  if (anchors.length) throw new Error(anchors.join("; "));
   const tls = await servicesTls(
     plan.run,
     (svc) =>

@@ -54,12 +54,14 @@ export { AGENTS, clientsOf, peerKey, peerSocket, peersOf, proxymapService } from
 export {
   daemonTableGrants,
   LIST_PARAMS,
+  mtaStsAnchorProblems,
   noGrants,
   proxiedTables,
   proxymapNpm,
   servicesTableGrants,
   TABLE_PARAMS,
   type TableGrantOptions,
+  unreadableFiles,
   unreadableTableFiles,
   viaProxymap,
 } from "./tables.ts";

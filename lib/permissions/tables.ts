@@ -235,25 +235,62 @@ export async function servicesTableGrants(
  * stops naming it. Files that do not exist are left to the lookups, which
  * report them (e.g. "run postmap").
  */
-export async function unreadableTableFiles(
+export function unreadableTableFiles(
   grants: Map<string, DictGrants>,
   who: { uid: number; gid: number; name: string },
 ): Promise<string[]> {
+  return unreadableFiles(
+    [...new Set([...grants.values()].flatMap((g) => g.read))],
+    who,
+    "table file",
+  );
+}
+
+/**
+ * The files of `paths` that `who` could not read (a folder on the way
+ * closed to it, or the file's mode), each as "`what` PATH is not readable
+ * by NAME ..."; missing files are not reported here.
+ */
+export async function unreadableFiles(
+  paths: string[],
+  who: { uid: number; gid: number; name: string },
+  what: string,
+): Promise<string[]> {
   const out: string[] = [];
-  const files = [...new Set([...grants.values()].flatMap((g) => g.read))];
-  for (const f of files) {
+  for (const f of paths) {
     const blocked = await blockedAt(f, who);
     if (blocked) {
-      out.push(`table file ${f} is not readable by ${who.name} (${blocked} is closed to it)`);
+      out.push(`${what} ${f} is not readable by ${who.name} (${blocked} is closed to it)`);
       continue;
     }
     try {
       const st = await Deno.stat(f);
       const bits = classBits({ uid: st.uid ?? -1, gid: st.gid ?? -1, mode: st.mode ?? 0 }, who);
-      if ((bits & 4) === 0) out.push(`table file ${f} is not readable by ${who.name}`);
+      if ((bits & 4) === 0) out.push(`${what} ${f} is not readable by ${who.name}`);
     } catch {
-      // missing: reported by the lookups
+      // missing: the caller's to report
     }
   }
   return out;
+}
+
+/**
+ * postwarden_mta_sts's trust anchors (postwarden_mta_sts_CAfile), which
+ * the smtp client and mtasts read as `owner` (null: as this process):
+ * without them every enforced domain's mail would wait, so master and
+ * `postwarden check` stop on this.
+ */
+export async function mtaStsAnchorProblems(
+  config: { bool(name: string): boolean; str(name: string): string },
+  owner: { uid: number; gid: number; name: string } | null,
+): Promise<string[]> {
+  if (!config.bool("postwarden_mta_sts")) return [];
+  const ca = config.str("postwarden_mta_sts_CAfile").trim();
+  if (!(await Deno.stat(ca).catch(() => null))?.isFile) {
+    return [
+      `postwarden_mta_sts_CAfile ${ca}: no such file (install Debian's ca-certificates, or ` +
+      "name the CA certificates to trust)",
+    ];
+  }
+  return owner ? await unreadableFiles([ca], owner, "postwarden_mta_sts_CAfile") : [];
 }

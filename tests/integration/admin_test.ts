@@ -66,6 +66,30 @@ Deno.test({
 });
 
 Deno.test({
+  name: "postwarden_mta_sts: no mtasts service, or no trust anchors, stops the start",
+  ...opts,
+  fn: async () => {
+    const { dir, conf } = await makeConf({
+      mainCf: "postwarden_mta_sts = yes\npostwarden_mta_sts_CAfile = /nonexistent/ca.pem\n",
+    });
+    try {
+      const noService = await postwarden(conf, "start");
+      assert(noService.code !== 0, noService.stderr);
+      assertMatch(noService.stderr, /postwarden_mta_sts = yes needs the mtasts service/);
+      const master = await Deno.readTextFile(`${conf}/master.cf`);
+      await Deno.writeTextFile(`${conf}/master.cf`, master.replace(/^#(mtasts\s+unix)/m, "$1"));
+      const noCa = await postwarden(conf, "start");
+      assert(noCa.code !== 0, noCa.stderr);
+      assertMatch(noCa.stderr, /postwarden_mta_sts_CAfile \/nonexistent\/ca\.pem: no such file/);
+      assertEquals(await processesOf(conf), []);
+    } finally {
+      for (const pid of await processesOf(conf)) Deno.kill(pid, "SIGKILL");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name: "postwarden audit measures each sandbox live",
   ...opts,
   fn: async () => {
