@@ -236,7 +236,8 @@ function planNotices(req: BounceRequest, cfg: Config, doubleBounce: string): Not
     postmasterCopy: false,
     // Postfix returns the whole message unless RET=HDRS; delay and success
     // notices always carry headers only.
-    returnFull: req.op === "bounce" && req.ret?.toUpperCase() !== "HDRS",
+    // REQUIRETLS (RFC 8689): the content must not travel where TLS is not required.
+    returnFull: req.op === "bounce" && req.ret?.toUpperCase() !== "HDRS" && !req.requiretls,
     recipients: req.recipients,
     critical: true,
   };
@@ -395,7 +396,11 @@ async function submitNotice(
     {
       sender: notice.from,
       recipients: [{ address: notice.to }],
-      attrs: { origin: "bounce", dsnKind: req.op },
+      attrs: {
+        origin: "bounce",
+        dsnKind: req.op,
+        ...(req.requiretls && notice.from === "" ? { requiretls: true } : {}),
+      },
       arrival: date.getTime(),
     },
     (queueId) =>
@@ -454,6 +459,7 @@ function validate(req: unknown): string {
   }
   if (r.queueId === "" || r.path === "") return "empty queueId or path";
   if (typeof r.arrival !== "number" || !Number.isFinite(r.arrival)) return "bad arrival";
+  if (r.requiretls !== undefined && r.requiretls !== true) return "requiretls must be true";
   for (const k of ["envid", "ret"]) {
     if (r[k] !== undefined && r[k] !== null && typeof r[k] !== "string") {
       return `${k} must be a string`;

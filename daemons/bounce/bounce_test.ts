@@ -189,6 +189,18 @@ Deno.test("bounce notices", async (t) => {
     assert(!text.includes("Shall we meet"));
   });
 
+  await t.step("REQUIRETLS: headers only, and the notice is sent with REQUIRETLS", async () => {
+    const f = await fixture();
+    const { submit, sent } = capture();
+    await handleBounce(request(f, { requiretls: true }), f.ctx, { submit, now: NOW });
+    assertStringIncludes(sent[0].text, "Content-Type: text/rfc822-headers\r\n");
+    assert(!sent[0].text.includes("Shall we meet"));
+    assertEquals(sent[0].envelope.attrs?.requiretls, true);
+    const plain = capture();
+    await handleBounce(request(f), f.ctx, { submit: plain.submit, now: NOW });
+    assertEquals(plain.sent[0].envelope.attrs?.requiretls, undefined);
+  });
+
   await t.step("a message over bounce_size_limit is returned as headers only", async () => {
     const big = "x".repeat(70) + "\r\n";
     const f = await fixture({ body: big.repeat(800) }); // 57600 bytes > 50000

@@ -386,6 +386,7 @@ export class Qmgr {
       activeAt: this.now(),
       envid: env.attrs?.envid,
       ret: env.attrs?.ret,
+      ...(env.attrs?.requiretls === true ? { requiretls: true as const } : {}),
       ...(env.attrs?.verify === true ? { verify: true as const, report: [] } : {}),
       recipients: file.head.recipients,
       pendingJobs: 0,
@@ -587,6 +588,7 @@ export class Qmgr {
       activeAt: msg.activeAt,
       envid: msg.envid,
       ret: msg.ret,
+      ...(msg.requiretls ? { requiretls: true as const } : {}),
       ...(msg.verify ? { verify: true as const } : {}),
     };
     let statuses: RecipientStatus[];

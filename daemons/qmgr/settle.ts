@@ -67,6 +67,8 @@ export interface ActiveMessage {
   activeAt: number;
   envid?: string;
   ret?: string;
+  /** REQUIRETLS (RFC 8689): the agents and bounce are told. */
+  requiretls?: true;
   recipients: StoredRecipient[];
   /** Delivery requests (and qmgr's own decisions) not yet finished. */
   pendingJobs: number;
@@ -230,6 +232,7 @@ export class Settler {
         arrival: msg.arrival,
         envid: msg.envid,
         ret: msg.ret,
+        ...(msg.requiretls ? { requiretls: true as const } : {}),
         recipients: rcpts,
       });
       if (reply.status === "ok") {

@@ -428,6 +428,8 @@ export interface QueueMessageOptions {
   sender?: string;
   envid?: string;
   ret?: string;
+  /** REQUIRETLS (RFC 8689) in the request. */
+  requiretls?: true;
 }
 
 /** Writes a queue file into active/ and returns a request for it. */
@@ -459,6 +461,7 @@ export async function queueMessage(
     activeAt: now,
     ...(opts.envid !== undefined ? { envid: opts.envid } : {}),
     ...(opts.ret !== undefined ? { ret: opts.ret } : {}),
+    ...(opts.requiretls ? { requiretls: true as const } : {}),
   };
 }
 

@@ -12,6 +12,7 @@
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import { createHash, createPublicKey } from "node:crypto";
 import type { RecipientStatus } from "../../lib/deliver/mod.ts";
+import { fakeResolver } from "../../lib/dns/testing.ts";
 import { DnsError, type MxRecord } from "../../lib/dns/mod.ts";
 import type { DnssecResolver, SecureAnswer, TlsaRecord } from "../../lib/dane/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
@@ -69,17 +70,30 @@ async function withServers(
     good: FakeSmtpServer;
     bad: FakeSmtpServer;
   }) => Promise<void>,
+  opts: { ehlo?: string[]; requiretls?: true } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "pw-smtp-dane-" });
   const other = await makeTestCert(dir, "mx.test.example");
-  const good = new FakeSmtpServer({ tls: GOOD });
+  const good = new FakeSmtpServer({ tls: GOOD, ehlo: opts.ehlo });
   const bad = new FakeSmtpServer({
     tls: { certs: other.cert, key: other.key },
+    ehlo: opts.ehlo,
   });
   // Both servers answer on "port 25" of their own address.
   const PORT = 25;
   const ctx = await makeContext(mainCf) as Ctx;
   const agent = new SmtpAgent({
+    // Without DNSSEC: the same zone, no verdicts.
+    resolver: fakeResolver({
+      mx: Object.fromEntries(
+        Object.entries(zone(PORT)).filter(([k, v]) => k.startsWith("MX ") && v !== "servfail")
+          .map(([k, v]) => [k.slice(3), (v as { records: MxRecord[] }).records]),
+      ),
+      a: Object.fromEntries(
+        Object.entries(zone(PORT)).filter(([k, v]) => k.startsWith("A ") && v !== "servfail")
+          .map(([k, v]) => [k.slice(2), (v as { records: string[] }).records]),
+      ),
+    }),
     dnssec: fakeDnssec(zone(PORT)),
     connect: (o) => {
       const srv = o.hostname === "127.0.0.2" ? good : o.hostname === "127.0.0.3" ? bad : null;
@@ -87,8 +101,12 @@ async function withServers(
       return Deno.connect({ hostname: "127.0.0.1", port: srv.port, transport: "tcp" });
     },
   });
-  const send = async (domain: string) =>
-    (await deliverRequest(agent, ctx, await queueMessage(ctx, domain, [`rcpt@${domain}`])))[0];
+  const send = async (domain: string) => {
+    const req = await queueMessage(ctx, domain, [`rcpt@${domain}`], undefined, {
+      requiretls: opts.requiretls,
+    });
+    return (await deliverRequest(agent, ctx, req))[0];
+  };
   try {
     await fn(ctx, send, { good, bad });
   } finally {
@@ -215,4 +233,66 @@ Deno.test("smtp client DANE (smtp_tls_security_level = dane)", async (t) => {
       await Deno.remove(dir, { recursive: true });
     }
   });
+});
+
+Deno.test("smtp client REQUIRETLS (RFC 8689)", async (t) => {
+  const offers = { ehlo: ["PIPELINING", "REQUIRETLS"], requiretls: true as const };
+  const cf = DANE + `smtp_tls_CAfile = ${here}testdata/ca.pem\n`;
+
+  await t.step("DANE-authenticated host that offers it: sent with REQUIRETLS", async () => {
+    await withServers(cf, signedZone, async (_ctx, send, { good }) => {
+      assertEquals((await send("good.test")).status, "sent");
+      assert(
+        good.commands.some((c) => /^MAIL FROM:<[^>]*> REQUIRETLS$/.test(c)),
+        good.commands.join(),
+      );
+    }, offers);
+  });
+
+  await t.step("a server that does not offer it: bounced 5.7.30, no MAIL", async () => {
+    await withServers(cf, signedZone, async (_ctx, send, { good }) => {
+      const st = await send("good.test");
+      assertEquals([st.status, st.dsn], ["bounced", "5.7.30"]);
+      assertMatch(
+        st.reason,
+        /REQUIRETLS support required, but host mx\.good\.test\[127\.0\.0\.2\] does not offer it/,
+      );
+      assert(!good.commands.some((c) => c.startsWith("MAIL")), good.commands.join());
+    }, { requiretls: true });
+  });
+
+  await t.step("MX records DNSSEC does not vouch for: bounced 5.7.30, no connection", async () => {
+    await withServers(cf, signedZone, async (_ctx, send, { bad }) => {
+      const st = await send("plain.test");
+      assertEquals([st.status, st.dsn], ["bounced", "5.7.30"]);
+      assertMatch(
+        st.reason,
+        /the MX hosts of plain\.test are authenticated by neither DNSSEC nor MTA-STS/,
+      );
+      assertEquals(bad.connections, 0);
+    }, offers);
+  });
+
+  await t.step(
+    "a signed MX without TLSA: the certificate must verify (here it does not)",
+    async () => {
+      await withServers(cf, signedZone, async (_ctx, send, { bad }) => {
+        const st = await send("nota.test");
+        assertEquals([st.status, st.reason], ["deferred", "Server certificate not verified"]);
+        assertEquals(bad.messages.length, 0);
+      }, offers);
+    },
+  );
+
+  await t.step(
+    "without smtp_dns_support_level = dnssec nothing vouches for MX records",
+    async () => {
+      const plain = `smtp_tls_CAfile = ${here}testdata/ca.pem\n`;
+      await withServers(plain, signedZone, async (_ctx, send, { good }) => {
+        const st = await send("good.test");
+        assertEquals([st.status, st.dsn], ["bounced", "5.7.30"]);
+        assertEquals(good.connections, 0);
+      }, offers);
+    },
+  );
 });

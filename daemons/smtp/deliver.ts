@@ -88,6 +88,7 @@ import {
   ipcStsLookup,
   type StsLookup,
 } from "./mta_sts.ts";
+import { checkRequireTlsOffered, requireTlsSite } from "./requiretls.ts";
 import { xforwardCommands } from "./xforward.ts";
 import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
 import { ConnectError, type ConnectFn, relayLabel, SessionError, SmtpSession } from "./session.ts";
@@ -318,7 +319,7 @@ export class SmtpAgent {
     }
     // A cached connection may predate the policy: under one, only fresh connections.
     for (
-      let session = enforced ? null : this.cache.take(key);
+      let session = enforced || req.requiretls ? null : this.cache.take(key);
       session;
       session = this.cache.take(key)
     ) {
@@ -419,7 +420,10 @@ export class SmtpAgent {
       // smtp_mx_session_limit counts sessions that got past EHLO and TLS.
       let sessions = 0;
       // At a DANE level the lookups say whether DNSSEC vouches for them (dane.ts).
-      const dane = isDaneLevel(siteRs.site.level) ? new TrackingResolver(this.#dnssec) : null;
+      // REQUIRETLS asks whether DNSSEC vouches for the MX records too (requiretls.ts).
+      const dane = isDaneLevel(siteRs.site.level) || (req.requiretls && rs.security.tls.dnssec)
+        ? new TrackingResolver(this.#dnssec)
+        : null;
       const decisions: TlsaDecisions = new Map();
       try {
         const nh = parseNexthop(site);
@@ -430,7 +434,7 @@ export class SmtpAgent {
         for await (const dest of found) {
           if (s.mxSessionLimit > 0 && sessions >= s.mxSessionLimit) break;
           let hostRs = siteRs;
-          if (dane) {
+          if (dane && isDaneLevel(siteRs.site.level)) {
             const d = await hostSite(siteRs.site, dest, nh, dane, {
               insecureMx: rs.security.tls.insecureMx,
               log: rs.log,
@@ -444,6 +448,21 @@ export class SmtpAgent {
           }
           if (enforced) {
             const d = enforcedSite(enforced, dest.host, hostRs.site, rs.security.stsSite());
+            if (d instanceof SecurityFailure) {
+              last = { dsn: d.dsn, reason: d.message };
+              continue;
+            }
+            hostRs = { ...hostRs, site: d };
+          }
+          if (req.requiretls) {
+            const d = requireTlsSite({
+              nexthop: nh,
+              dest,
+              dns: dane,
+              enforced: enforced !== null && siteIndex === 0,
+              site: hostRs.site,
+              verify: () => rs.security.requireTlsSite(),
+            });
             if (d instanceof SecurityFailure) {
               last = { dsn: d.dsn, reason: d.message };
               continue;
@@ -469,6 +488,7 @@ export class SmtpAgent {
                 { heloTimeout: s.heloTimeout },
                 () => ehlo(session!, s),
               );
+              if (req.requiretls) checkRequireTlsOffered(session.features, session.label);
               break;
             } catch (e) {
               session.close();
@@ -878,6 +898,8 @@ export function mailCommand(
     if (ret === "FULL" || ret === "HDRS") cmd += ` RET=${ret}`;
     if (req.envid) cmd += ` ENVID=${xtextEncode(req.envid)}`;
   }
+  // Offered: requiretls.ts checked it before MAIL.
+  if (req.requiretls && f.has("REQUIRETLS")) cmd += " REQUIRETLS";
   return cmd + "\r\n";
 }
 

@@ -114,6 +114,11 @@ export class ClientSecurity {
     };
   }
 
+  /** A REQUIRETLS message's host at a level that does not authenticate it: verify its name. */
+  requireTlsSite(): SiteTls {
+    return sitePolicy(this.tls, { level: "verify", match: ["hostname"], ignored: [] });
+  }
+
   /** An MX host's policy under an enforced MTA-STS policy: verify its name with the WebPKI. */
   stsSite(): SiteTls {
     return {

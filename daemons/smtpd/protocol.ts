@@ -75,6 +75,8 @@ export interface ProtocolPolicy {
   smtputf8: boolean;
   /** strict_smtputf8. */
   strictSmtputf8: boolean;
+  /** postwarden_requiretls: REQUIRETLS (RFC 8689) is offered on TLS sessions. */
+  requiretls: boolean;
 }
 
 /** EHLO keywords a client is not offered. */
@@ -200,6 +202,7 @@ export function protocolPolicy(
       : () => discardMaps ??= openMaps("smtpd_discard_ehlo_keyword_address_maps", mapsValue),
     smtputf8: c.bool("smtputf8_enable"),
     strictSmtputf8: c.bool("strict_smtputf8"),
+    requiretls: c.bool("postwarden_requiretls"),
   };
 }
 

@@ -317,6 +317,8 @@ class Session {
   illPipelining = false;
   /** The transaction's MAIL FROM had SMTPUTF8. */
   smtputf8 = false;
+  /** The transaction's MAIL FROM had REQUIRETLS (RFC 8689): every hop must be authenticated TLS. */
+  requiretls = false;
   /** A BDAT transaction in progress (bdat.ts). */
   bdat: BdatState | null = null;
   /** EHLO keywords this client is not offered (protocol.ts discardFor, at connect). */
@@ -830,6 +832,8 @@ class Session {
     if (this.mayXforward()) lines.push("XFORWARD NAME ADDR PROTO HELO SOURCE PORT IDENT");
     lines.push("ENHANCEDSTATUSCODES", "8BITMIME", "DSN");
     if (this.policy.smtputf8) lines.push("SMTPUTF8");
+    // RFC 8689: offered once the session is TLS.
+    if (this.policy.requiretls && this.tls) lines.push("REQUIRETLS");
     lines.push("CHUNKING");
     const discard = this.discard.keywords;
     const kept = lines.filter((l, i) => i === 0 || !discard.has(l.split(" ")[0].toUpperCase()));
@@ -975,6 +979,7 @@ class Session {
     this.actions = new TransactionActions();
     this.instance = "";
     this.smtputf8 = false;
+    this.requiretls = false;
     this.bdat = null;
     this.saslSender = null;
     this.authSink = null;
@@ -1060,6 +1065,11 @@ class Session {
         !this.discard.keywords.has("SMTPUTF8")
       ) {
         // RFC 6531: the transaction is SMTPUTF8 (this.smtputf8, set below).
+      } else if (
+        k === "REQUIRETLS" && v === null && this.policy.requiretls && this.tls &&
+        !this.discard.keywords.has("REQUIRETLS") && !path.repeated.has(k)
+      ) {
+        // RFC 8689: the message is tagged (this.requiretls, set below).
       } else if (v === null) {
         // A keyword without "=" is no option Postfix knows, NOTIFY and SIZE included.
         this.reply(555, "5.5.4", `Unsupported option: ${path.sent.get(k)}`);
@@ -1143,6 +1153,7 @@ class Session {
     this.sender = path.address;
     this.senderParams = path.params;
     this.smtputf8 = path.params.has("SMTPUTF8");
+    this.requiretls = path.params.has("REQUIRETLS");
     this.reply(250, "2.1.0", "Ok");
     return true;
   }
@@ -1506,6 +1517,7 @@ class Session {
     this.actions = new TransactionActions();
     this.instance = "";
     this.smtputf8 = false;
+    this.requiretls = false;
     this.saslSender = null;
     return ok;
   }
@@ -1642,6 +1654,7 @@ class Session {
         ...(envid ? { envid } : {}),
         ...(ret ? { ret: ret.toUpperCase() } : {}),
         ...(this.smtputf8 ? { smtputf8: true } : {}),
+        ...(this.requiretls ? { requiretls: true } : {}),
       },
       ...this.actionsField(),
       ...(this.dkimSignable() ? { dkimSign: true } : {}),

@@ -9,7 +9,7 @@
  */
 import { makeConfig } from "../../lib/config/mod.ts";
 import { Logger } from "../../lib/log/mod.ts";
-import { CleanupSession } from "../../lib/cleanup/client.ts";
+import { type CleanupEnvelope, CleanupSession } from "../../lib/cleanup/client.ts";
 import { loadTlsMaterial } from "../../lib/tls/material.ts";
 import { smtpdTlsPolicy } from "../../lib/tls/policy.ts";
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
@@ -37,6 +37,8 @@ interface Harness {
   logs: string[];
   contents: string[];
   client(): Promise<Client>;
+  /** What cleanup got, envelope by envelope. */
+  readonly envelopes: CleanupEnvelope[];
   close(): Promise<void>;
 }
 
@@ -95,6 +97,9 @@ async function serve(
     logs,
     get contents() {
       return cleanup.got.map((g) => g.content);
+    },
+    get envelopes() {
+      return cleanup.got.map((g) => g.envelope);
     },
     async client() {
       const c = new Client(await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
@@ -192,6 +197,58 @@ Deno.test({
           await h.close();
         }
       });
+
+      await t.step(
+        "REQUIRETLS (postwarden_requiretls): offered and taken over TLS only",
+        async () => {
+          const h = await serve(
+            cert,
+            "smtpd_tls_security_level = may\npostwarden_requiretls = yes\n",
+          );
+          try {
+            const c = await h.client();
+            assertMatch(await c.reply(), /^220 /);
+            assert(!(await c.cmd("EHLO client.example")).includes("REQUIRETLS"));
+            assertEquals(
+              await c.cmd("MAIL FROM:<a@example.com> REQUIRETLS"),
+              "555 5.5.4 Unsupported option: REQUIRETLS",
+            );
+            await c.cmd("STARTTLS");
+            await c.startTls(cert.ca);
+            assertMatch(await c.cmd("EHLO client.example"), /\n250-REQUIRETLS\n/);
+            assertEquals(await c.cmd("MAIL FROM:<a@example.com> REQUIRETLS"), "250 2.1.0 Ok");
+            assertEquals(await c.cmd("RCPT TO:<b@example.com>"), "250 2.1.5 Ok");
+            assertMatch(await c.cmd("DATA"), /^354 /);
+            assertMatch(await c.cmd("Subject: hi\r\n\r\nbody\r\n."), /^250 2\.0\.0 Ok: queued as /);
+            // The next transaction has no REQUIRETLS unless it asks again.
+            assertEquals(await c.cmd("MAIL FROM:<a@example.com>"), "250 2.1.0 Ok");
+            assertEquals(await c.cmd("RCPT TO:<b@example.com>"), "250 2.1.5 Ok");
+            assertMatch(await c.cmd("DATA"), /^354 /);
+            assertMatch(await c.cmd("Subject: hi\r\n\r\nbody\r\n."), /^250 2\.0\.0 Ok: queued as /);
+            await c.cmd("QUIT");
+            await new Promise((r) => setTimeout(r, 100));
+            assertEquals(h.envelopes.map((e) => e.attrs?.requiretls === true), [true, false]);
+          } finally {
+            await h.close();
+          }
+          // Not enabled: never offered, not taken even over TLS.
+          const off = await serve(cert, "smtpd_tls_security_level = may\n");
+          try {
+            const c = await off.client();
+            await c.reply();
+            await c.cmd("EHLO client.example");
+            await c.cmd("STARTTLS");
+            await c.startTls(cert.ca);
+            assert(!(await c.cmd("EHLO client.example")).includes("REQUIRETLS"));
+            assertEquals(
+              await c.cmd("MAIL FROM:<a@example.com> REQUIRETLS"),
+              "555 5.5.4 Unsupported option: REQUIRETLS",
+            );
+          } finally {
+            await off.close();
+          }
+        },
+      );
 
       await t.step("plaintext pipelined after STARTTLS is discarded (CVE-2011-0411)", async () => {
         // With Postfix 3.9's smtpd_forbid_unauth_pipelining = yes (the default): STARTTLS

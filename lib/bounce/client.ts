@@ -30,6 +30,8 @@ export interface BounceRequest {
   arrival: number;
   envid?: string;
   ret?: string;
+  /** The message was sent with REQUIRETLS (RFC 8689): headers only, and the notice is tagged too. */
+  requiretls?: true;
   recipients: BounceRecipient[];
 }
 

@@ -3241,6 +3241,15 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "postwarden_requiretls",
+    type: "bool",
+    default: "no",
+    doc: "smtpd offers REQUIRETLS (RFC 8689) on TLS sessions; a message sent with it is relayed " +
+      "only over authenticated TLS (DANE, MTA-STS or a verified certificate behind DNSSEC) to " +
+      "servers that offer REQUIRETLS, and bounced with its headers only.",
+    support: "implemented",
+  },
+  {
     name: "postwarden_mta_sts",
     type: "bool",
     default: "no",

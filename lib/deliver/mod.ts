@@ -43,6 +43,8 @@ export interface DeliveryRequest {
   /** DSN ENVID/RET passthrough. */
   envid?: string;
   ret?: string;
+  /** REQUIRETLS (RFC 8689): authenticated TLS to a server that offers REQUIRETLS, or no delivery. */
+  requiretls?: true;
   /**
    * Address verification (sendmail -bv; Postfix's DEL_REQ_FLAG_USR_VRFY):
    * the agent does everything short of delivering and reports what it

@@ -62,6 +62,11 @@ export interface Envelope {
     ret?: string;
     /** The client declared SMTPUTF8 (RFC 6531) in MAIL FROM. */
     smtputf8?: boolean;
+    /**
+     * REQUIRETLS (RFC 8689) in MAIL FROM: relayed only over authenticated
+     * TLS to servers that offer REQUIRETLS, bounced with headers only.
+     */
+    requiretls?: boolean;
     /** Set on delivery status notifications we generate. */
     dsnKind?: string;
     /**

@@ -10,7 +10,9 @@
  * another certificate, is deferred ("Server certificate not verified")
  * and never sent in plaintext; a host whose TLSA records were altered
  * after signing (bogus, so the resolver answers SERVFAIL) is not
- * connected to at all.
+ * connected to at all. A message a client sends with REQUIRETLS (RFC
+ * 8689; the instance offers it after STARTTLS) reaches the first server
+ * with REQUIRETLS on its MAIL FROM.
  *
  * The smtp client asks the name server of /etc/resolv.conf, so the test
  * runs itself again in a private mount namespace with its own resolv.conf
@@ -25,7 +27,7 @@ import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { resolvNamespaceTest } from "../helpers/namespace.ts";
-import { makeTestCert } from "../helpers/tls.ts";
+import { makeTestCert, TlsTestClient } from "../helpers/tls.ts";
 import { startUnbound, UNBOUND_PROGRAMS } from "../helpers/unbound.ts";
 import { FakeSmtpServer } from "../../daemons/smtp/_testing.ts";
 
@@ -59,6 +61,10 @@ async function inner(t: Deno.TestContext): Promise<void> {
   await Deno.mkdir(`${dir}/bad`);
   await Deno.mkdir(`${dir}/dns`);
   const goodCert = await makeTestCert(`${dir}/good`, "mx-good.dane.test");
+  // The instance's own smtpd certificate, for a client that sends REQUIRETLS.
+  await Deno.mkdir(`${dir}/smtpd`);
+  const smtpdCert = await makeTestCert(`${dir}/smtpd`, "mx.test.example");
+  await Deno.chmod(dir, 0o755);
   const badCert = await makeTestCert(`${dir}/bad`, "mx-bad.dane.test");
   const tlsa = `TLSA 3 1 1 ${spkiSha256(goodCert.cert)}`;
   const unbound = await startUnbound(`${dir}/dns`, {
@@ -88,7 +94,7 @@ async function inner(t: Deno.TestContext): Promise<void> {
     }],
   });
   const good = new FakeSmtpServer(
-    { tls: { certs: goodCert.cert, key: goodCert.key } },
+    { tls: { certs: goodCert.cert, key: goodCert.key }, ehlo: ["PIPELINING", "REQUIRETLS"] },
     { hostname: GOOD, port: 25 },
   );
   const bad = new FakeSmtpServer(
@@ -101,6 +107,10 @@ async function inner(t: Deno.TestContext): Promise<void> {
       "smtp_dns_support_level = dnssec",
       "smtp_tls_security_level = dane",
       "smtp_tls_loglevel = 1",
+      "smtpd_tls_security_level = may",
+      `smtpd_tls_cert_file = ${smtpdCert.certFile}`,
+      `smtpd_tls_key_file = ${smtpdCert.keyFile}`,
+      "postwarden_requiretls = yes",
     ].join("\n"),
   });
   try {
@@ -142,6 +152,29 @@ async function inner(t: Deno.TestContext): Promise<void> {
         /to=<user@bogus\.dane\.test>.*status=deferred \(TLSA lookup error for mx-bogus\.dane\.test:25\)/,
       );
       assertEquals(good.connections, before);
+    });
+
+    await t.step("REQUIRETLS from the client goes on to the DANE-authenticated host", async () => {
+      const c = new TlsTestClient(await Deno.connect({ hostname: "127.0.0.1", port: inst.port }));
+      try {
+        await c.reply();
+        await c.cmd("EHLO client.test");
+        assertMatch(await c.cmd("STARTTLS"), /^220 /);
+        await c.startTls(smtpdCert.ca);
+        assertMatch(await c.cmd("EHLO client.test"), /\n250-REQUIRETLS\n/);
+        assertEquals(await c.cmd("MAIL FROM:<sender@example.com> REQUIRETLS"), "250 2.1.0 Ok");
+        assertMatch(await c.cmd("RCPT TO:<secret@good.dane.test>"), /^250 /);
+        assertMatch(await c.cmd("DATA"), /^354 /);
+        assertMatch(await c.cmd("Subject: secret\r\n\r\nHello.\r\n."), /^250 /);
+        await c.cmd("QUIT");
+      } finally {
+        c.client.close();
+      }
+      await waitForLog(inst, /to=<secret@good\.dane\.test>.*status=sent/);
+      assert(
+        good.commands.some((l) => l === "MAIL FROM:<sender@example.com> REQUIRETLS"),
+        good.commands.join("\n"),
+      );
     });
   } finally {
     console.log((await inst.log()).split("\n").filter((l) => /smtp\[/.test(l)).join("\n"));
