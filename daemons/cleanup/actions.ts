@@ -8,7 +8,7 @@
  * DISCARD from any of them count, every BCC adds a recipient, and the
  * last REDIRECT and the last FILTER win. No I/O.
  */
-import type { ContentEdit, MessageActions } from "../../lib/cleanup/client.ts";
+import type { ArcSealInput, ContentEdit, MessageActions } from "../../lib/cleanup/client.ts";
 
 /** What the merge needs from the content checks (checks.ts MessageChecks). */
 export interface ContentActions {
@@ -67,6 +67,7 @@ export function messageActions(raw: unknown): MessageActions {
     ? r.quarantine
     : malformed("quarantine");
   const edits = r.edits === undefined ? [] : contentEdits(r.edits);
+  const arcSeal = r.arcSeal === undefined ? undefined : arcSealInput(r.arcSeal);
   return {
     ...(r.hold === true ? { hold: true } : {}),
     ...(r.discard === true ? { discard: true } : {}),
@@ -77,6 +78,25 @@ export function messageActions(raw: unknown): MessageActions {
     ...(edits.length ? { edits } : {}),
     ...(r.replaceBody === true ? { replaceBody: true } : {}),
     ...(quarantine !== undefined ? { quarantine } : {}),
+    ...(arcSeal !== undefined ? { arcSeal } : {}),
+  };
+}
+
+/** The ARC seal input, checked: a hostile client cannot make it end the header field. */
+function arcSealInput(raw: unknown): ArcSealInput {
+  const r = raw as Record<string, unknown> | null;
+  if (
+    typeof r !== "object" || r === null || !["none", "pass", "fail"].includes(r.cv as string) ||
+    !Number.isInteger(r.instance) || (r.instance as number) < 0 || (r.instance as number) > 50 ||
+    typeof r.authResults !== "string" || r.authResults.length > 16_384 ||
+    /[\0\r\n]/.test(r.authResults.replace(/\r\n[ \t]/g, " "))
+  ) {
+    return malformed("arcSeal");
+  }
+  return {
+    cv: r.cv as ArcSealInput["cv"],
+    instance: r.instance as number,
+    authResults: r.authResults as string,
   };
 }
 

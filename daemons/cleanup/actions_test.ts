@@ -159,6 +159,9 @@ Deno.test("cleanup: action records are checked and merged in Postfix's order", (
     }),
     { discard: true, filter: "smtp:[127.0.0.1]:10024", bcc: ["ok@x"] },
   );
+  // A folded Authentication-Results payload is fine.
+  const seal = { cv: "pass" as const, instance: 1, authResults: "\r\n\tspf=pass;\r\n\tdkim=none" };
+  assertEquals(messageActions({ arcSeal: seal }), { arcSeal: seal });
   assertEquals(messageActions(null), {});
   assertEquals(messageActions(undefined), {});
   for (
@@ -166,6 +169,10 @@ Deno.test("cleanup: action records are checked and merged in Postfix's order", (
       { redirect: "a@b\r\nX: y" },
       { redirect: "x".repeat(3000) },
       { bcc: ["ok@x", 5] },
+      // An ARC seal's payload that would end the ARC-Authentication-Results field.
+      { arcSeal: { cv: "none", instance: 0, authResults: "spf=pass\r\nX-Injected: 1" } },
+      { arcSeal: { cv: "maybe", instance: 0, authResults: "" } },
+      { arcSeal: { cv: "pass", instance: 51, authResults: "" } },
       { bcc: "a@b" },
       { filter: "" },
       { hold: "yes" },

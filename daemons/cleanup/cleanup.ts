@@ -57,6 +57,7 @@ import type { Rejection } from "../../lib/outcome/mod.ts";
 import { parseHeaderAddresses, splitAddress } from "../../lib/address/mod.ts";
 import { rewriteAddress, type RewriteContext, rewriteContext } from "../../lib/resolve/mod.ts";
 import type {
+  ArcSealInput,
   CleanupEnvelope,
   CleanupResult,
   ContentEdit,
@@ -64,7 +65,8 @@ import type {
 } from "../../lib/cleanup/client.ts";
 import { mergeActions, messageActions } from "./actions.ts";
 import { editContent, splitContent } from "./edits.ts";
-import { DkimSigner, DkimSigningError } from "./dkim.ts";
+import { DkimSigner, DkimSigningError, KeyCache } from "./dkim.ts";
+import { type ArcSealSettings, arcSealSettings, arcSet } from "./arc.ts";
 import {
   MilterChain,
   type MilterSettings,
@@ -174,6 +176,8 @@ export class CleanupService {
   #rewrite: RewriteContext | null = null;
   /** DKIM signing (dkim.ts), made with the tables. */
   #signer: DkimSigner | null = null;
+  /** Keys of DKIM signing and ARC sealing (dkim.ts). */
+  readonly #keys = new KeyCache();
 
   /** non_smtpd_milters, resolved (the start refused a bad list: lib/config support.ts). */
   readonly milters: MilterSettings[];
@@ -356,6 +360,7 @@ export class CleanupService {
     const signer = this.#signer ??= new DkimSigner(
       tables.dkimSigning,
       cfg.str("postwarden_dkim_key_directory"),
+      this.#keys,
     );
     const sign = !signer.off && (env.attrs?.origin !== "smtpd" || env.dkimSign === true);
     let late: MessageActions | null = null;
@@ -425,6 +430,8 @@ export class CleanupService {
           throw refusal(e);
         });
       }
+      const sealing = late?.arcSeal ? arcSealSettings(cfg) : null;
+      if (sealing) content = await this.#sealed(queueId, late!.arcSeal!, sealing, content);
       writer = new QueueWriter(
         this.ctx.queue.dir(queue),
         queueId,
@@ -672,6 +679,29 @@ export class CleanupService {
       if (!(e instanceof DkimSigningError)) throw e;
       this.ctx.log.warn(`${queueId}: ${e.message} -- message not accepted, try again later`);
       throw new Rejected(451, "4.7.0", "Error: DKIM signing failed", true);
+    }
+  }
+
+  /**
+   * The message with its ARC set on top (arc.ts), or as it is when the
+   * chain cannot be sealed (logged); a key that cannot be used refuses it
+   * with 451 4.7.0, logged.
+   */
+  async #sealed(
+    queueId: string,
+    input: ArcSealInput,
+    settings: ArcSealSettings,
+    content: Uint8Array[],
+  ): Promise<Uint8Array[]> {
+    try {
+      const r = await arcSet(content, input, settings, this.#keys);
+      if ("set" in r) return [r.set, ...content];
+      this.ctx.log.warn(`${queueId}: not ARC-sealed: ${r.skipped}`);
+      return content;
+    } catch (e) {
+      if (!(e instanceof DkimSigningError)) throw e;
+      this.ctx.log.warn(`${queueId}: ${e.message} -- message not accepted, try again later`);
+      throw new Rejected(451, "4.7.0", "Error: ARC sealing failed", true);
     }
   }
 

@@ -80,14 +80,43 @@ export function parseSigningValue(value: string, keyDir: string): SigningEntry[]
   return out;
 }
 
-/** The signer of one cleanup process: its table, key directory and key cache. */
-export class DkimSigner {
+/** Keys read from the key directory, each kept for {@link KEY_TTL_MS}; failures are not kept. */
+export class KeyCache {
   readonly #keys = new Map<string, { key: Promise<DkimSigningKey>; at: number }>();
 
+  constructor(readonly now: () => number = Date.now) {}
+
+  /** The key in `path`; throws {@link DkimSigningError} when it cannot be read or used. */
+  get(path: string): Promise<DkimSigningKey> {
+    const now = this.now();
+    const cached = this.#keys.get(path);
+    if (cached && now - cached.at < KEY_TTL_MS) return cached.key;
+    const key = (async () => {
+      let pem: string;
+      try {
+        pem = await Deno.readTextFile(path);
+      } catch (e) {
+        throw new DkimSigningError(`cannot read key ${path}: ${(e as Error).message}`);
+      }
+      try {
+        return await (await dkim()).loadSigningKey(pem);
+      } catch (e) {
+        throw new DkimSigningError(`key ${path}: ${(e as Error).message}`);
+      }
+    })();
+    // A failure is not kept: the next message tries again.
+    key.catch(() => this.#keys.delete(path));
+    this.#keys.set(path, { key, at: now });
+    return key;
+  }
+}
+
+/** The signer of one cleanup process: its table, key directory and key cache. */
+export class DkimSigner {
   constructor(
     readonly table: Maps,
     readonly keyDir: string,
-    readonly now: () => number = Date.now,
+    readonly keys: KeyCache = new KeyCache(),
   ) {}
 
   /** True when no signing table is set: nothing is ever signed. */
@@ -109,7 +138,7 @@ export class DkimSigner {
     if (value === undefined) return [];
     const out: Uint8Array[] = [];
     for (const e of parseSigningValue(value, this.keyDir)) {
-      const key = await this.#key(e.path);
+      const key = await this.keys.get(e.path);
       const { DkimSignError, signMessage } = await dkim();
       try {
         out.push(enc.encode(await signMessage(content, { domain, selector: e.selector, key })));
@@ -120,29 +149,6 @@ export class DkimSigner {
       }
     }
     return out;
-  }
-
-  #key(path: string): Promise<DkimSigningKey> {
-    const now = this.now();
-    const cached = this.#keys.get(path);
-    if (cached && now - cached.at < KEY_TTL_MS) return cached.key;
-    const key = (async () => {
-      let pem: string;
-      try {
-        pem = await Deno.readTextFile(path);
-      } catch (e) {
-        throw new DkimSigningError(`cannot read DKIM key ${path}: ${(e as Error).message}`);
-      }
-      try {
-        return await (await dkim()).loadSigningKey(pem);
-      } catch (e) {
-        throw new DkimSigningError(`DKIM key ${path}: ${(e as Error).message}`);
-      }
-    })();
-    // A failure is not kept: the next message tries again.
-    key.catch(() => this.#keys.delete(path));
-    this.#keys.set(path, { key, at: now });
-    return key;
   }
 }
 

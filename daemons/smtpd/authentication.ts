@@ -39,6 +39,7 @@ import type { DkimResult, DkimVerifier } from "../../lib/dkim/mod.ts";
 import type { DmarcResult } from "../../lib/dmarc/mod.ts";
 import type { AuthResult } from "../../lib/authres/mod.ts";
 import type { ArcValidation, ArcValidator } from "../../lib/arc/mod.ts";
+import type { ArcSealInput } from "../../lib/cleanup/client.ts";
 import type { SpfResult } from "../../lib/spf/mod.ts";
 import { HeaderSplitter } from "../../lib/mime/mod.ts";
 
@@ -51,6 +52,8 @@ export interface AuthenticationSettings {
   methods: ReadonlySet<AuthMethod>;
   /** postwarden_authserv_id. */
   authservId: string;
+  /** postwarden_arc_trusted_sealers, lower case. */
+  trustedSealers?: string[];
   /** postwarden_dkim_internal_hosts: clients whose mail cleanup may sign. */
   internalHosts: NetworkList;
   /** The checks' libraries; null without checks. */
@@ -102,6 +105,9 @@ export async function authenticationSettings(cfg: Config): Promise<Authenticatio
     methods,
     libs,
     authservId: cfg.str("postwarden_authserv_id").trim(),
+    trustedSealers: cfg.list("postwarden_arc_trusted_sealers").map((d) =>
+      d.toLowerCase().replace(/\.$/, "")
+    ),
     internalHosts: parseNetworkList(
       "postwarden_dkim_internal_hosts",
       cfg.list("postwarden_dkim_internal_hosts"),
@@ -115,6 +121,14 @@ export interface MessageVerdict {
   dmarc?: DmarcResult | null;
   /** The Authentication-Results header value. */
   header: string;
+  /**
+   * A DMARC fail a trusted ARC sealer's pass overrides (RFC 8617 section
+   * 7.2.1): the sealer's domain. postwarden_reject_dmarc_fail lets it
+   * through.
+   */
+  dmarcOverride?: string;
+  /** What cleanup's ARC seal needs (when the arc check ran). */
+  arcSeal?: ArcSealInput;
   /** The edits for cleanup: forged headers removed, ours on top. */
   edits: ContentEdit[];
 }
@@ -191,10 +205,31 @@ export class MessageAuthentication {
         results.push(dmarcResult(dmarc));
       }
     }
-    if (this.#arc) results.push(arcResult(await this.#arc.finish(input.resolver)));
+    const arc = this.#arc ? await this.#arc.finish(input.resolver) : null;
+    if (arc) results.push(arcResult(arc));
+    const sealer = dmarc?.result === "fail" && arc
+      ? trustedArcPass(arc, this.settings.trustedSealers ?? [])
+      : null;
+    if (sealer) {
+      const i = results.findIndex((r) => r.method === "dmarc");
+      results[i] = {
+        ...results[i],
+        reason: `overridden by ARC pass from trusted sealer ${sealer}`,
+      };
+    }
     const header = this.#libs.authres.authenticationResults(this.settings.authservId, results);
     return {
       ...(dmarc !== undefined ? { dmarc } : {}),
+      ...(sealer ? { dmarcOverride: sealer } : {}),
+      ...(arc
+        ? {
+          arcSeal: {
+            cv: arc.status,
+            instance: arc.instance,
+            authResults: header.slice(header.indexOf(";") + 1),
+          },
+        }
+        : {}),
       header,
       edits: [
         { op: "deleteAuthResults", authservId: this.settings.authservId },
@@ -202,6 +237,19 @@ export class MessageAuthentication {
       ],
     };
   }
+}
+
+/**
+ * The trusted sealer whose ARC pass overrides a DMARC fail: the chain
+ * passes, its newest set was sealed by a domain of `trusted`, and that
+ * hop's ARC-Authentication-Results say dmarc=pass (the message passed
+ * DMARC where the trusted forwarder received it). Null otherwise.
+ */
+export function trustedArcPass(arc: ArcValidation, trusted: string[]): string | null {
+  if (arc.status !== "pass" || trusted.length === 0) return null;
+  const newest = arc.sets.find((s) => s.instance === arc.instance);
+  if (!newest || !trusted.includes(newest.sealDomain)) return null;
+  return /(?:^|;)\s*dmarc\s*=\s*pass\b/i.test(newest.authResults) ? newest.sealDomain : null;
 }
 
 function fromValues(headers: { name: string; value: string }[]): string[] {

@@ -443,7 +443,7 @@ export interface CheckRequest {
    * (authentication.ts), for postwarden_reject_dmarc_fail; `dmarc` absent
    * when not evaluated, null when the message has no usable From: domain.
    */
-  authentication?: { dmarc?: DmarcResult | null };
+  authentication?: { dmarc?: DmarcResult | null; dmarcOverride?: string };
 }
 
 /** DEFER_IF_PERMIT as each early check left it (Postfix's defer_if_permit_client/helo/sender). */
@@ -1235,6 +1235,13 @@ function dmarcCheck(ctx: RestrictionContext, req: CheckRequest, state: CheckStat
     return reject(state, verdict(451, "4.7.1", `DMARC temporary error for ${d.fromDomain}`));
   }
   if (d.result !== "fail") return null;
+  if (auth.dmarcOverride) {
+    req.log?.(
+      "info",
+      `DMARC fail for ${d.fromDomain} overridden: ARC pass from trusted sealer ${auth.dmarcOverride}`,
+    );
+    return null;
+  }
   if (d.disposition === "reject") {
     return reject(
       state,

@@ -1312,7 +1312,9 @@ class Session {
    */
   async endOfDataRefused(only: string | undefined): Promise<boolean> {
     const auth = await this.authenticate();
-    const edits = auth ? { edits: auth.edits } : {};
+    // Mail from outside gets cleanup's ARC seal (when one is configured); our own users' is signed.
+    const seal = auth?.arcSeal && !this.dkimSignable() ? { arcSeal: auth.arcSeal } : {};
+    const edits = auth ? { edits: auth.edits, ...seal } : {};
     if (this.d.restrictions.eod.length === 0) {
       if (auth) this.cleanup?.lateActions(edits);
       return false;

@@ -43,8 +43,23 @@ export interface CleanupEnvelope {
  * FILTER the later decision wins (smtpd's before DATA, then the content
  * checks, then smtpd_end_of_data_restrictions).
  */
+/** The ARC chain of a message as smtpd validated it, for cleanup's seal (lib/arc sealMessage). */
+export interface ArcSealInput {
+  cv: "none" | "pass" | "fail";
+  /** The newest instance found (0: none). */
+  instance: number;
+  /** smtpd's Authentication-Results payload (after the authserv-id). */
+  authResults: string;
+}
+
 export interface MessageActions {
   hold?: boolean;
+  /**
+   * What cleanup's ARC seal records (late actions only; cleanup seals when
+   * postwarden_arc_seal_domain is set): the chain's validation as smtpd
+   * found it and smtpd's Authentication-Results payload.
+   */
+  arcSeal?: ArcSealInput;
   discard?: boolean;
   /** REDIRECT user@domain: the message goes to this address only. */
   redirect?: string;

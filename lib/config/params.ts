@@ -3241,6 +3241,37 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "postwarden_arc_seal_domain",
+    type: "string",
+    default: "",
+    doc: "ARC-seal mail from outside (RFC 8617) as this domain (d=), recording smtpd's " +
+      "Authentication-Results, so that the hosts it is forwarded to can trust them; empty: " +
+      "no sealing. Needs arc in postwarden_authentication_checks.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_arc_seal_selector",
+    type: "string",
+    default: "arc",
+    doc: "The ARC seal's selector (s=): its key is published at <selector>._domainkey.<domain>.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_arc_seal_key",
+    type: "string",
+    default: "arc.private",
+    doc: "The ARC sealing key (PEM, RSA or Ed25519), in postwarden_dkim_key_directory.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_arc_trusted_sealers",
+    type: "list",
+    default: "",
+    doc: "ARC sealer domains whose pass overrides a DMARC fail (RFC 8617 7.2.1): the newest " +
+      "seal is theirs and their ARC-Authentication-Results say dmarc=pass.",
+    support: "implemented",
+  },
+  {
     name: "postwarden_requiretls",
     type: "bool",
     default: "no",

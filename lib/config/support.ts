@@ -431,6 +431,25 @@ function authenticationProblems(config: Config, classes: string[]): ConfigProble
       );
     }
   }
+  const sealDomain = quietly(() => config.str("postwarden_arc_seal_domain").trim()) ?? "";
+  if (sealDomain !== "") {
+    if (!methods.some((m) => m.toLowerCase() === "arc")) {
+      fatal(
+        ["postwarden_arc_seal_domain", "postwarden_authentication_checks"],
+        "postwarden_arc_seal_domain needs arc in postwarden_authentication_checks (the seal " +
+          "records the chain's validation)",
+      );
+    }
+    const dir = quietly(() => config.str("postwarden_dkim_key_directory").trim()) ?? "";
+    const key = quietly(() => config.str("postwarden_arc_seal_key").trim()) ?? "";
+    const path = key.startsWith("/") ? key : `${dir}/${key}`;
+    if (!dir.startsWith("/") || !path.startsWith(`${dir}/`) || path.split("/").includes("..")) {
+      fatal(
+        ["postwarden_arc_seal_key", "postwarden_dkim_key_directory"],
+        `postwarden_arc_seal_key: "${key}" is not a file in postwarden_dkim_key_directory`,
+      );
+    }
+  }
   // By default it is $mynetworks, whose errors are reported under that name.
   const internal = config.isSet("postwarden_dkim_internal_hosts")
     ? quietly(() => config.list("postwarden_dkim_internal_hosts")) ?? []

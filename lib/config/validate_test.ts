@@ -161,6 +161,15 @@ Deno.test("validateConfig", async (t) => {
         /^postwarden_dkim_key_directory: "keys" is not an absolute path/,
       ],
       [
+        "postwarden_arc_seal_domain = example.net",
+        /^postwarden_arc_seal_domain needs arc in postwarden_authentication_checks/,
+      ],
+      [
+        "postwarden_authentication_checks = arc\npostwarden_arc_seal_domain = example.net\n" +
+        "postwarden_arc_seal_key = ../../etc/shadow",
+        /^postwarden_arc_seal_key: "..\/..\/etc\/shadow" is not a file in postwarden_dkim_key_directory/,
+      ],
+      [
         "postwarden_dkim_internal_hosts = 10.0.0.0/33",
         /^postwarden_dkim_internal_hosts: bad mask length/,
       ],

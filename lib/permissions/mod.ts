@@ -324,8 +324,11 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       // hold/: a HOLD action of header/body checks queues the message there.
       g.read.push(`${q}/incoming`, `${q}/hold`);
       g.write.push(`${q}/incoming`, `${q}/hold`);
-      // DKIM signing: the key directory, read-only, when a signing table is set.
-      if ((ctx.param("postwarden_dkim_signing_table") ?? "").trim() !== "") {
+      // DKIM signing and ARC sealing: the key directory, read-only, when either is set.
+      if (
+        (ctx.param("postwarden_dkim_signing_table") ?? "").trim() !== "" ||
+        (ctx.param("postwarden_arc_seal_domain") ?? "").trim() !== ""
+      ) {
         g.read.push((ctx.param("postwarden_dkim_key_directory") ?? "").trim());
       }
       // non_smtpd_milters: exactly the milters it names.

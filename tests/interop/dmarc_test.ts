@@ -13,7 +13,10 @@
  * sent back through XCLIENT as if from 192.0.2.7, which SPF does not
  * allow: DKIM alone makes DMARC pass; tampered with, DMARC fails and the
  * domain's p=reject refuses it with 550 5.7.1. A message a forwarder
- * sealed (lib/arc, with its key in dnsmasq) is recorded arc=pass.
+ * sealed (lib/arc, with its key in dnsmasq) is recorded arc=pass. Mail
+ * from outside gets Postwarden's own ARC seal (postwarden_arc_seal_domain),
+ * which mailauth validates; a p=reject domain's message that a trusted
+ * sealer (postwarden_arc_trusted_sealers) passed is accepted.
  *
  * Like spf_test.ts, the test runs itself again in a private mount
  * namespace whose /etc/resolv.conf names dnsmasq (tests/helpers/namespace.ts);
@@ -58,6 +61,8 @@ function dnsmasqConf(keys: { rsa: string; ed25519: string; arc: string }): strin
     txt("ed._domainkey.signed.test", keys.ed25519),
     // forwarder.test seals with ARC.
     txt("arc._domainkey.forwarder.test", keys.arc),
+    // Postwarden seals as postwarden.test, with the Ed25519 key.
+    txt("ed._domainkey.postwarden.test", keys.ed25519),
     // strict.test: p=reject and an SPF that fails everyone here.
     txt("strict.test", "v=spf1 ip4:192.0.2.1 -all"),
     txt("_dmarc.strict.test", "v=DMARC1; p=reject"),
@@ -139,6 +144,10 @@ async function inner(t: Deno.TestContext): Promise<void> {
       `postwarden_dkim_signing_table = texthash:${work}/signing`,
       `postwarden_dkim_key_directory = ${work}`,
       "postwarden_dkim_internal_hosts = 127.0.0.1",
+      "postwarden_arc_seal_domain = postwarden.test",
+      "postwarden_arc_seal_selector = ed",
+      "postwarden_arc_seal_key = ed.pem",
+      "postwarden_arc_trusted_sealers = forwarder.test",
     ].join("\n"),
   });
 
@@ -311,6 +320,74 @@ async function inner(t: Deno.TestContext): Promise<void> {
       assertMatch(r, /^250 /, r);
       assertMatch(await delivered("forwarded"), /\n\tarc=pass header\.oldest-pass=\d+\n/);
       assertMatch(await inst.log(), /authentication-results: .*; arc=none\n/);
+    });
+    await t.step("mail from outside gets our ARC seal, which mailauth validates", async () => {
+      const r = await send(
+        "list@monitor.test",
+        "From: <list@monitor.test>\nTo: alice@localhost\nSubject: sealed here\n\nfrom outside\n",
+        "192.0.2.10",
+      );
+      assertMatch(r, /^250 /, r);
+      const text = await delivered("sealed here");
+      assertMatch(
+        text,
+        /\nARC-Seal: i=1; a=ed25519-sha256; t=\d+; cv=none; d=postwarden\.test;\s+s=ed;/,
+      );
+      assertMatch(text, /\nARC-Authentication-Results: i=1; mx\.test\.example;\n\tspf=/);
+      const mailauth = await import("mailauth") as unknown as {
+        authenticate: (m: Uint8Array, o: Record<string, unknown>) => Promise<{
+          arc: { status: { result: string }; i: number | false };
+        }>;
+      };
+      const records: Record<string, string> = { "ed._domainkey.postwarden.test": keys.ed25519 };
+      const { arc } = await mailauth.authenticate(enc.encode(asSent(text)), {
+        resolver: (name: string, type: string) => {
+          const v = records[name.toLowerCase()];
+          return type === "TXT" && v
+            ? Promise.resolve([txtStrings(v)])
+            : Promise.reject(Object.assign(new Error("ENOTFOUND"), { code: "ENOTFOUND" }));
+        },
+        mta: "next.example",
+        ip: "192.0.2.1",
+        helo: "mx.test.example",
+        sender: "list@monitor.test",
+        disableDmarc: true,
+        disableBimi: true,
+      });
+      assertEquals([arc.status.result, arc.i], ["pass", 1]);
+      // Our own users' mail is DKIM-signed, not sealed.
+      assert(!signed.includes("ARC-Seal:"), signed);
+    });
+    await t.step("a trusted sealer's ARC pass overrides a DMARC fail (p=reject)", async () => {
+      const { ArcValidator, sealMessage } = await import("../../lib/arc/mod.ts");
+      const message = enc.encode(
+        "From: <ceo@strict.test>\r\nTo: alice@localhost\r\nSubject: via trusted forwarder\r\n" +
+          "\r\nforwarded\r\n",
+      );
+      const none = new ArcValidator();
+      none.write(message);
+      const chain = await none.finish({ resolveTxt: () => Promise.resolve([]) });
+      const set = await sealMessage([message], chain, "dmarc=pass header.from=strict.test", {
+        domain: "forwarder.test",
+        selector: "arc",
+        key: arcKey,
+        authservId: "mx.forwarder.test",
+      });
+      const r = await send(
+        "bounces@forwarder.test",
+        set! + new TextDecoder().decode(message),
+        "192.0.2.20",
+      );
+      assertMatch(r, /^250 /, r);
+      const text = await delivered("via trusted forwarder");
+      assertMatch(
+        text,
+        /\n\tdmarc=fail\s+reason="overridden by ARC pass from trusted sealer forwarder\.test"/,
+      );
+      assertMatch(
+        await inst.log(),
+        /DMARC fail for strict\.test overridden: ARC pass from trusted sealer forwarder\.test/,
+      );
     });
     await t.step("the log has one authentication-results line per message", async () => {
       const log = await inst.log();
