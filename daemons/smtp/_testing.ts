@@ -494,3 +494,17 @@ export async function deliverRequest(
     file.close();
   }
 }
+
+const testdata = new URL("./testdata/", import.meta.url).pathname;
+
+/**
+ * The test certificates in testdata/: TEST_CA signed TEST_TLS's server
+ * certificate (mx.test.example, *.wild.test.example); OTHER_CA signed
+ * nothing here.
+ */
+export const TEST_CA = `${testdata}ca.pem`;
+export const OTHER_CA = `${testdata}other_ca.pem`;
+export const TEST_TLS = {
+  certs: Deno.readTextFileSync(`${testdata}server.pem`),
+  key: Deno.readTextFileSync(`${testdata}server.key`),
+};

@@ -17,14 +17,17 @@ import { DnsError, type MxRecord } from "../../lib/dns/mod.ts";
 import type { DnssecResolver, SecureAnswer, TlsaRecord } from "../../lib/dane/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import { makeTestCert } from "../../tests/helpers/tls.ts";
-import { deliverRequest, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
+import {
+  deliverRequest,
+  FakeSmtpServer,
+  makeContext,
+  queueMessage,
+  TEST_CA,
+  TEST_TLS,
+} from "./_testing.ts";
 import { SmtpAgent } from "./deliver.ts";
 
-const here = new URL(".", import.meta.url).pathname;
-const GOOD = {
-  certs: Deno.readTextFileSync(`${here}testdata/server.pem`),
-  key: Deno.readTextFileSync(`${here}testdata/server.key`),
-};
+const GOOD = TEST_TLS;
 const SPKI_SHA256 = new Uint8Array(
   createHash("sha256").update(
     createPublicKey(GOOD.certs).export({ type: "spki", format: "der" }),
@@ -237,7 +240,7 @@ Deno.test("smtp client DANE (smtp_tls_security_level = dane)", async (t) => {
 
 Deno.test("smtp client REQUIRETLS (RFC 8689)", async (t) => {
   const offers = { ehlo: ["PIPELINING", "REQUIRETLS"], requiretls: true as const };
-  const cf = DANE + `smtp_tls_CAfile = ${here}testdata/ca.pem\n`;
+  const cf = DANE + `smtp_tls_CAfile = ${TEST_CA}\n`;
 
   await t.step("DANE-authenticated host that offers it: sent with REQUIRETLS", async () => {
     await withServers(cf, signedZone, async (_ctx, send, { good }) => {
@@ -287,7 +290,7 @@ Deno.test("smtp client REQUIRETLS (RFC 8689)", async (t) => {
   await t.step(
     "without smtp_dns_support_level = dnssec nothing vouches for MX records",
     async () => {
-      const plain = `smtp_tls_CAfile = ${here}testdata/ca.pem\n`;
+      const plain = `smtp_tls_CAfile = ${TEST_CA}\n`;
       await withServers(plain, signedZone, async (_ctx, send, { good }) => {
         const st = await send("good.test");
         assertEquals([st.status, st.dsn], ["bounced", "5.7.30"]);

@@ -10,16 +10,19 @@ import type { RecipientStatus } from "../../lib/deliver/mod.ts";
 import { fakeResolver } from "../../lib/dns/testing.ts";
 import type { StsPolicy } from "../../lib/mtasts/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
-import { deliverRequest, FakeSmtpServer, makeContext, queueMessage } from "./_testing.ts";
+import {
+  deliverRequest,
+  FakeSmtpServer,
+  makeContext,
+  OTHER_CA,
+  queueMessage,
+  TEST_CA,
+  TEST_TLS,
+} from "./_testing.ts";
 import { SmtpAgent } from "./deliver.ts";
 
-const here = new URL(".", import.meta.url).pathname;
-const CA = `${here}testdata/ca.pem`;
-const OTHER_CA = `${here}testdata/other_ca.pem`;
-const TLS = {
-  certs: Deno.readTextFileSync(`${here}testdata/server.pem`),
-  key: Deno.readTextFileSync(`${here}testdata/server.key`),
-};
+const CA = TEST_CA;
+const TLS = TEST_TLS;
 const resolver = fakeResolver({
   mx: { "sts.example": [{ preference: 10, exchange: "mx.test.example" }] },
   a: { "mx.test.example": ["127.0.0.1"], "fallback.example": ["127.0.0.1"] },

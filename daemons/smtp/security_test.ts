@@ -14,17 +14,15 @@ import {
   type FakeServerScript,
   FakeSmtpServer,
   makeContext,
+  OTHER_CA,
   queueMessage,
+  TEST_CA,
+  TEST_TLS,
 } from "./_testing.ts";
 import { SmtpAgent } from "./deliver.ts";
 
-const here = new URL(".", import.meta.url).pathname;
-const CA = `${here}testdata/ca.pem`;
-const OTHER_CA = `${here}testdata/other_ca.pem`;
-const TLS = {
-  certs: Deno.readTextFileSync(`${here}testdata/server.pem`),
-  key: Deno.readTextFileSync(`${here}testdata/server.key`),
-};
+const CA = TEST_CA;
+const TLS = TEST_TLS;
 const resolver = fakeResolver({
   a: {
     "mx.test.example": ["127.0.0.1"],
