@@ -67,6 +67,11 @@ export function masterFlags(
   for (const f of tableFiles) if (!f.startsWith(`${configDir}/`)) read.push(f);
   // myorigin = /etc/mailname, bounce_template_file: master reads them for the daemons.
   for (const [, path] of namedFiles(config)) if (!path.startsWith(`${configDir}/`)) read.push(path);
+  // postwarden_mta_sts's trust anchors: master checks them at start and reload.
+  if (config.bool("postwarden_mta_sts")) {
+    const ca = config.str("postwarden_mta_sts_CAfile").trim();
+    if (ca.startsWith("/")) read.push(ca);
+  }
   const write = [q];
   // The control socket through which daemons ask for the ones started on demand.
   const net: string[] = [`unix:${masterSocket(q)}`, `unix:${bindPath(masterSocket(q))}`];
