@@ -46,7 +46,7 @@ import { addLocalGrants } from "./local.ts";
 import { masterSocket, startsOnDemand } from "../service/wake.ts";
 import { hostGrants } from "../service/hosting.ts";
 import { bindPath } from "../ipc/mod.ts";
-import { clientsOf, peerSocket, peersOf } from "./peers.ts";
+import { asksMtaSts, clientsOf, peerSocket, peersOf } from "./peers.ts";
 import { runsAsRoot } from "../service/catalog.ts";
 
 export { AGENTS, clientsOf, peerKey, peerSocket, peersOf, proxymapService } from "./peers.ts";
@@ -359,7 +359,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
         if (path) g.read.push(path);
       }
       // MTA-STS: the WebPKI anchors MX certificates are checked against (daemons/smtp/mta_sts.ts).
-      if (/^(yes|true|1)$/i.test((ctx.param("postwarden_mta_sts") ?? "").trim())) {
+      if (asksMtaSts(svc, ctx.param)) {
         const ca = (ctx.param("postwarden_mta_sts_CAfile") ?? "").trim();
         if (ca) g.read.push(ca);
       }

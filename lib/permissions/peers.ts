@@ -69,20 +69,34 @@ export function peersOf(
   ];
 }
 
-/** The mtasts service, for an smtp service with postwarden_mta_sts = yes (daemons/smtp/mta_sts.ts). */
+/**
+ * Whether an smtp service asks MTA-STS policies: postwarden_mta_sts = yes in
+ * its -o settings, else in main.cf (daemons/smtp/mta_sts.ts). `param` is the
+ * main.cf lookup.
+ */
+export function asksMtaSts(
+  svc: MasterService,
+  param: (name: string) => string | undefined,
+): boolean {
+  if (svc.command !== "smtp") return false;
+  const value = Object.hasOwn(svc.overrides, "postwarden_mta_sts")
+    ? svc.overrides.postwarden_mta_sts
+    : param("postwarden_mta_sts");
+  return /^(yes|true|1)$/i.test((value ?? "").trim());
+}
+
+/** Whether master.cf runs the mtasts policy daemon. */
+export function runsMtaSts(services: MasterService[]): boolean {
+  return services.some((s) => s.type === "unix" && s.name === "mtasts" && s.command === "mtasts");
+}
+
+/** The mtasts service, for an smtp service that asks MTA-STS policies. */
 function stsPeers(
   svc: MasterService,
   services: MasterService[],
   param?: (name: string) => string | undefined,
 ): string[] {
-  if (svc.command !== "smtp" || !param) return [];
-  const value = Object.hasOwn(svc.overrides, "postwarden_mta_sts")
-    ? svc.overrides.postwarden_mta_sts
-    : param("postwarden_mta_sts");
-  if (!/^(yes|true|1)$/i.test((value ?? "").trim())) return [];
-  return services.some((s) => s.type === "unix" && s.name === "mtasts" && s.command === "mtasts")
-    ? ["mtasts"]
-    : [];
+  return param && asksMtaSts(svc, param) && runsMtaSts(services) ? ["mtasts"] : [];
 }
 
 /**

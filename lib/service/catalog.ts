@@ -22,6 +22,7 @@
  * @module
  */
 import { type Config, type MasterService, overrideProblems } from "../config/mod.ts";
+import { asksMtaSts, runsMtaSts } from "../permissions/peers.ts";
 import { proxiedTables } from "../permissions/tables.ts";
 import { parsePipeAttributes } from "../pipe/mod.ts";
 
@@ -178,24 +179,11 @@ function mtaStsWithoutService(
   run: MasterService[],
   param: (name: string) => string | undefined,
 ): string[] {
-  if (run.some((s) => s.type === "unix" && s.name === "mtasts" && s.command === "mtasts")) {
-    return [];
-  }
-  const on = (v: string | undefined) => /^(yes|true|1)$/i.test((v ?? "").trim());
-  const asks = run.some((s) =>
-    s.command === "smtp" &&
-    on(
-      Object.hasOwn(s.overrides, "postwarden_mta_sts")
-        ? s.overrides.postwarden_mta_sts
-        : param("postwarden_mta_sts"),
-    )
-  );
-  return asks
-    ? [
-      'postwarden_mta_sts = yes needs the mtasts service; add "mtasts unix - - n - 1 mtasts" ' +
-      "to master.cf",
-    ]
-    : [];
+  if (runsMtaSts(run) || !run.some((s) => asksMtaSts(s, param))) return [];
+  return [
+    'postwarden_mta_sts = yes needs the mtasts service; add "mtasts unix - - n - 1 mtasts" ' +
+    "to master.cf",
+  ];
 }
 
 /** Decides, for each master.cf service, whether it runs. */
