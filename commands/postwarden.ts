@@ -14,6 +14,7 @@ import {
   type Config,
   configDirFrom,
   loadConfig,
+  type MasterService,
   namedFiles,
   parseMasterCf,
   validateConfig,
@@ -60,6 +61,7 @@ export function masterFlags(
   config: Config,
   p: Prepared,
   tableFiles: string[] = [],
+  services: MasterService[] = [],
 ): string[] {
   const o = p.overrides;
   const q = o.queue_directory;
@@ -75,6 +77,13 @@ export function masterFlags(
   const write = [q];
   // The control socket through which daemons ask for the ones started on demand.
   const net: string[] = [`unix:${masterSocket(q)}`, `unix:${bindPath(masterSocket(q))}`];
+  // master.cf wakeup times: master connects to those services' own sockets (a reload
+  // cannot add one: Deno grants no wildcard socket path).
+  for (const s of services) {
+    if (s.type === "unix" && s.wakeup > 0) {
+      net.push(`unix:${q}/${s.private ? "private" : "public"}/${s.name}`);
+    }
+  }
   if (o.maillog_file) write.push(o.maillog_file);
   else {
     // syslog: master binds a client socket in pid/ and sends to /dev/log.
@@ -217,13 +226,14 @@ function masterCommand(
   p: Prepared,
   foreground: boolean,
   tableFiles: string[],
+  services: MasterService[],
 ) {
   // Developer aid: POSTWARDEN_CPU_PROF=DIR writes a V8 CPU profile per daemon and for master.
   const prof = Deno.env.get("POSTWARDEN_CPU_PROF");
   const profFlags = prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
   const args = [
     "run",
-    ...masterFlags(configDir, config, p, tableFiles),
+    ...masterFlags(configDir, config, p, tableFiles, services),
     ...profFlags,
     `${ROOT}/daemons/master/main.ts`,
   ];
@@ -451,7 +461,7 @@ async function main(argv: string[]): Promise<number> {
       );
       const logStart = await fileSize(o.maillog_file);
       const proc = new Deno.Command(Deno.execPath(), {
-        args: masterCommand(configDir, config, prepared, fg, tableFiles),
+        args: masterCommand(configDir, config, prepared, fg, tableFiles, plan.run),
         stdin: "null",
         stdout: fg ? "inherit" : "null",
         stderr: fg ? "inherit" : "piped",

@@ -8,7 +8,9 @@
  * configuration on stdin, writes the log for all of them (log_writer.ts),
  * restarts a service that dies (with a throttle against crash loops),
  * reloads on SIGHUP (and reopens the log) and stops everything on
- * SIGTERM/SIGINT.
+ * SIGTERM/SIGINT. A unix service with a wakeup time in master.cf gets a
+ * wake-up request that often (pickup scans maildrop, qmgr incoming/,
+ * mtasts sends the TLS reports that are due).
  *
  * One master per queue directory: it holds an flock on `pid/master.lock`.
  *
@@ -80,7 +82,7 @@ import { formatDaemonArgs } from "../../lib/service/args.ts";
 import { paramLookup, planServices, serviceOverrideProblems } from "../../lib/service/catalog.ts";
 import type { DaemonHandoff } from "../../lib/service/mod.ts";
 import { denoStat, servicesTls, type TlsMaterial } from "../../lib/tls/material.ts";
-import { ipcListen, type IpcServer, UNIX_PATH_MAX } from "../../lib/ipc/mod.ts";
+import { ipcListen, ipcRequest, type IpcServer, UNIX_PATH_MAX } from "../../lib/ipc/mod.ts";
 import {
   masterSocket,
   startsOnDemand,
@@ -334,6 +336,8 @@ class Master {
   pumps = new Set<Promise<void>>();
   /** The control socket (wake requests). */
   control: IpcServer | null = null;
+  /** master.cf wakeup timers, one per unix service with a wakeup time. */
+  wakeups: ReturnType<typeof setInterval>[] = [];
   constructor(readonly opts: MasterOptions) {}
 
   get config(): Config {
@@ -565,7 +569,44 @@ class Master {
         this.children.set(key, child);
         if (!child.onDemand || running.has(key)) this.start(child);
       }
+      const child = this.children.get(`${svc.name}/${svc.type}`);
+      if (svc.type === "unix" && svc.wakeup > 0 && child) {
+        const lazy = svc.raw?.wakeup.endsWith("?") ?? false;
+        this.wakeups.push(setInterval(() => this.sendWakeup(child, lazy), svc.wakeup * 1000));
+      }
     }
+  }
+
+  /**
+   * master.cf's wakeup field, as Postfix's master: every N seconds the
+   * service gets a wake-up request ({op: "wakeup"} on its own socket),
+   * which starts a service started on demand. "N?": none before the
+   * service has run once. A service that cannot be reached is logged, and
+   * tried again at the next tick.
+   */
+  async sendWakeup(child: Child, lazy: boolean): Promise<void> {
+    if (this.stopping || (lazy && child.startedAt === 0)) return;
+    const svc = child.svc;
+    if (child.onDemand && !child.proc) this.wake(svc.name);
+    const path = svc.private
+      ? this.queue.privateSocket(svc.name)
+      : this.queue.publicSocket(svc.name);
+    try {
+      await ipcRequest(path, { op: "wakeup" }, { timeoutMs: 30_000, retryMs: 30_000 });
+    } catch (e) {
+      if (this.stopping) return;
+      // postwarden start grants master the sockets of the services with a wakeup time.
+      const why = e instanceof Deno.errors.NotCapable || /Requires net access/.test(String(e))
+        ? "master may not connect to its socket: a wakeup time added by a reload " +
+          "takes effect at the next postwarden start"
+        : (e as Error).message;
+      this.log.warn(`${svc.name}: wakeup: ${why}`);
+    }
+  }
+
+  clearWakeups(): void {
+    for (const t of this.wakeups) clearInterval(t);
+    this.wakeups = [];
   }
 
   /**
@@ -630,6 +671,7 @@ class Master {
    * (SIGUSR2: stop accepting, finish, exit).
    */
   async reload(): Promise<void> {
+    this.clearWakeups();
     const oldKeys = [...this.children.entries()];
     const old = [...this.children.values()];
     this.children = new Map();
@@ -684,6 +726,7 @@ class Master {
   }
 
   async stopAll(): Promise<void> {
+    this.clearWakeups();
     this.control?.close();
     const procs = [...this.detach(this.children.values()), ...this.draining];
     await this.terminate(procs, 5000);

@@ -37,9 +37,10 @@ function wellFormed(v: unknown): v is CachedStsPolicy {
 }
 
 /** A Deno KV store at `path` (opened once; closed with the returned close). */
-export async function kvStore(path: string): Promise<PolicyStore & { close(): void }> {
+export async function kvStore(path: string): Promise<PolicyStore & { kv: Deno.Kv; close(): void }> {
   const kv = await Deno.openKv(path);
   return {
+    kv,
     async get(domain) {
       const r = await kv.get(["policy", domain]);
       return wellFormed(r.value) ? r.value : null;

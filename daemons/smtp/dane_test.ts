@@ -16,6 +16,8 @@ import { fakeResolver } from "../../lib/dns/testing.ts";
 import { DnsError, type MxRecord } from "../../lib/dns/mod.ts";
 import type { DnssecResolver, SecureAnswer, TlsaRecord } from "../../lib/dane/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
+import type { TlsRptEvent } from "../../lib/mtasts/mod.ts";
+import { tlsaText } from "../../lib/dane/records.ts";
 import { makeTestCert } from "../../tests/helpers/tls.ts";
 import {
   deliverRequest,
@@ -73,7 +75,7 @@ async function withServers(
     good: FakeSmtpServer;
     bad: FakeSmtpServer;
   }) => Promise<void>,
-  opts: { ehlo?: string[]; requiretls?: true } = {},
+  opts: { ehlo?: string[]; requiretls?: true; events?: TlsRptEvent[] } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "pw-smtp-dane-" });
   const other = await makeTestCert(dir, "mx.test.example");
@@ -98,6 +100,7 @@ async function withServers(
       ),
     }),
     dnssec: fakeDnssec(zone(PORT)),
+    tlsRpt: (e) => opts.events?.push(e),
     connect: (o) => {
       const srv = o.hostname === "127.0.0.2" ? good : o.hostname === "127.0.0.3" ? bad : null;
       if (!srv) return Promise.reject(new Deno.errors.ConnectionRefused("refused"));
@@ -181,6 +184,28 @@ Deno.test("smtp client DANE (smtp_tls_security_level = dane)", async (t) => {
       assertEquals([bad.messages.length, good.messages.length], [0, 1]);
     });
   });
+
+  await t.step(
+    "smtp_tlsrpt_enable: each host's session reported under its TLSA records",
+    async () => {
+      const events: TlsRptEvent[] = [];
+      const cf = DANE + "smtp_tlsrpt_enable = yes\n";
+      await withServers(cf, signedZone, async (_ctx, send) => {
+        assertEquals((await send("both.test")).status, "sent");
+      }, { events });
+      assertEquals(events.map((e) => [e.domain, e.policyType, e.mx, e.ip, e.result]), [
+        ["both.test", "tlsa", "mx.bad.test", "127.0.0.3", "tlsa-invalid"],
+        ["both.test", "tlsa", "mx.good.test", "127.0.0.2", "success"],
+      ]);
+      assertEquals(events[0].policyString, [tlsaText(EE)]);
+      // Off: nothing.
+      const none: TlsRptEvent[] = [];
+      await withServers(DANE, signedZone, (_ctx, send) => send("both.test").then(() => {}), {
+        events: none,
+      });
+      assertEquals(none, []);
+    },
+  );
 
   await t.step("a TLSA lookup that fails in a signed zone: the host is skipped", async () => {
     await withServers(DANE, signedZone, async (_ctx, send, { good }) => {

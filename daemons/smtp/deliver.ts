@@ -78,16 +78,26 @@ import {
   type Reply,
 } from "../../lib/smtp/mod.ts";
 import { type DnssecResolver, dnssecResolver } from "../../lib/dane/mod.ts";
-import { isDaneLevel } from "../../lib/tls/client_policy.ts";
+import { isDaneLevel, nexthopDomain } from "../../lib/tls/client_policy.ts";
 import { ConnectionCache, type ParkLimits } from "./cache.ts";
 import { hostSite, type TlsaDecisions, TrackingResolver } from "./dane.ts";
 import {
   type Enforced,
-  enforcedPolicy,
   enforcedSite,
   ipcStsLookup,
   type StsLookup,
+  stsPolicyOf,
 } from "./mta_sts.ts";
+import {
+  hostReport,
+  ipcTlsRptSink,
+  type ReportPolicy,
+  stsReportPolicy,
+  tlsaReportPolicy,
+  type TlsReport,
+  type TlsRptSink,
+} from "./tlsrpt.ts";
+import { mxMatchesPolicy } from "../../lib/mtasts/mod.ts";
 import { checkRequireTlsOffered, requireTlsSite } from "./requiretls.ts";
 import { xforwardCommands } from "./xforward.ts";
 import { destinations, NexthopFailure, parseNexthop } from "./nexthop.ts";
@@ -188,6 +198,8 @@ export interface SmtpAgentOptions {
   dnssec?: DnssecResolver;
   /** MTA-STS policies (postwarden_mta_sts). @default asked of the mtasts service */
   mtaSts?: StsLookup;
+  /** Where TLS-RPT events go (smtp_tlsrpt_enable). @default the mtasts service */
+  tlsRpt?: TlsRptSink;
   /** TCP connect. @default Deno.connect */
   connect?: ConnectFn;
 }
@@ -241,6 +253,7 @@ export class SmtpAgent {
   readonly #dnssec: DnssecResolver;
   readonly #connect: ConnectFn;
   readonly #mtaSts: StsLookup | null;
+  #tlsRpt: TlsRptSink | null;
   #settings = new WeakMap<Config, SmtpSettings>();
   #security = new WeakMap<Config, ClientSecurity>();
   #quitTimeout = 5;
@@ -249,6 +262,7 @@ export class SmtpAgent {
     this.#resolver = opts.resolver ?? denoResolver;
     this.#dnssec = opts.dnssec ?? dnssecResolver();
     this.#mtaSts = opts.mtaSts ?? null;
+    this.#tlsRpt = opts.tlsRpt ?? null;
     this.#connect = opts.connect ?? ((o) => Deno.connect({ ...o, transport: "tcp" }));
   }
 
@@ -276,6 +290,7 @@ export class SmtpAgent {
         security: sec,
         log: ctx.log,
         mtaSts: this.#mtaSts ?? ipcStsLookup(ctx),
+        tlsRpt: sec.tlsrpt ? (this.#tlsRpt ??= ipcTlsRptSink(ctx)) : null,
       });
       connDone = r.connDone;
       for (const [i, st] of r.statuses) result.set(i, st);
@@ -289,7 +304,12 @@ export class SmtpAgent {
     req: DeliveryRequest,
     file: QueueFile,
     s: SmtpSettings,
-    env: { security: ClientSecurity; log: SecurityLog; mtaSts: StsLookup },
+    env: {
+      security: ClientSecurity;
+      log: SecurityLog;
+      mtaSts: StsLookup;
+      tlsRpt: TlsRptSink | null;
+    },
   ): Promise<{ statuses: Map<number, RecipientStatus>; connDone: number }> {
     const content = req.verify ? unreadContent(file) : await readContent(file);
     const nexthopText = req.nexthop || domainOf(req.recipients[0]?.address ?? "");
@@ -297,7 +317,7 @@ export class SmtpAgent {
     // The next hop's TLS policy (security.ts); one that cannot be followed defers its mail.
     let rs: RequestSecurity;
     // The MTA-STS policy of a domain looked up by MX, unless the admin's table decides.
-    let enforced: Enforced | null = null;
+    let sts: Enforced | null = null;
     try {
       rs = {
         security: env.security,
@@ -310,7 +330,7 @@ export class SmtpAgent {
       const domain = env.security.mtaSts.enabled && !rs.site.fromTable
         ? stsDomain(nexthopText)
         : null;
-      if (domain) enforced = await enforcedPolicy(env.mtaSts, domain, env.log);
+      if (domain) sts = await stsPolicyOf(env.mtaSts, domain, env.log);
     } catch (e) {
       if (!(e instanceof SecurityFailure)) throw e;
       const statuses = new Map<number, RecipientStatus>();
@@ -318,6 +338,7 @@ export class SmtpAgent {
       return { statuses, connDone: Date.now() };
     }
     // A cached connection may predate the policy: under one, only fresh connections.
+    const enforced = sts?.policy.mode === "enforce";
     for (
       let session = enforced || req.requiretls ? null : this.cache.take(key);
       session;
@@ -331,7 +352,7 @@ export class SmtpAgent {
       }
       session.close();
     }
-    const r = await this.#fresh(nexthopText, req, file, content, s, rs, enforced);
+    const r = await this.#fresh(nexthopText, req, file, content, s, rs, sts, env.tlsRpt);
     if (r.session) {
       await this.#park(key, r.session, r.reusable && this.#cacheable(r.session, rs), s, r.reset);
     }
@@ -387,7 +408,8 @@ export class SmtpAgent {
     content: Content,
     s: SmtpSettings,
     rs: RequestSecurity,
-    enforced: Enforced | null,
+    sts: Enforced | null,
+    tlsRpt: TlsRptSink | null,
   ): Promise<{
     statuses: Map<number, RecipientStatus>;
     connDone: number;
@@ -402,6 +424,8 @@ export class SmtpAgent {
       remoteMta?: string;
       relay?: string;
     } | null = null;
+    const enforced = sts?.policy.mode === "enforce" ? sts : null;
+    const testing = sts?.policy.mode === "testing" ? sts : null;
     // The next hop, then smtp_fallback_relay's, each with its own TLS policy and credentials.
     const sites = [nexthopText, ...s.fallbackRelays];
     for (const [siteIndex, site] of sites.entries()) {
@@ -446,13 +470,31 @@ export class SmtpAgent {
             }
             hostRs = { ...siteRs, site: d };
           }
+          // TLS-RPT: the next hop's own host under DANE or its domain's MTA-STS policy.
+          let report: TlsReport | undefined;
+          if (tlsRpt && siteIndex === 0) {
+            const policy: ReportPolicy | null =
+              tlsaReportPolicy(nexthopDomain(nexthopText), hostRs.site) ??
+                (sts ? stsReportPolicy(sts.domain, sts.policy) : null);
+            if (policy) report = hostReport(tlsRpt, policy, dest);
+          }
           if (enforced) {
             const d = enforcedSite(enforced, dest.host, hostRs.site, rs.security.stsSite());
             if (d instanceof SecurityFailure) {
+              report?.("validation-failure", "MX host not named by the MTA-STS policy");
               last = { dsn: d.dsn, reason: d.message };
               continue;
             }
             hostRs = { ...hostRs, site: d };
+          } else if (testing && report && hostRs.site.level !== "dane") {
+            // Checked as under enforce, for the report only.
+            if (!mxMatchesPolicy(testing.policy, dest.host)) {
+              report("validation-failure", "MX host not named by the MTA-STS policy");
+              report = undefined;
+            } else if (hostRs.site.level === "may" || hostRs.site.level === "encrypt") {
+              const caFile = rs.security.mtaSts.caFile;
+              hostRs = { ...hostRs, site: { ...hostRs.site, match: ["hostname"], caFile } };
+            }
           }
           if (req.requiretls) {
             const d = requireTlsSite({
@@ -484,7 +526,7 @@ export class SmtpAgent {
               await handshake(session, s);
               await secureSession(
                 session,
-                { ...hostRs, plaintextOnly },
+                { ...hostRs, plaintextOnly, report },
                 { heloTimeout: s.heloTimeout },
                 () => ehlo(session!, s),
               );

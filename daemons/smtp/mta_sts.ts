@@ -13,8 +13,8 @@
  *   host (dane.ts; RFC 8461 section 2: DANE takes precedence);
  * - smtp_fallback_relay is not used: the policy names where the mail may go.
  *
- * A policy in "testing" mode changes nothing (TLS-RPT reports are not
- * sent). When mtasts cannot answer, the mail is deferred: a policy it has
+ * A policy in "testing" mode changes nothing but what is reported with
+ * smtp_tlsrpt_enable (tlsrpt.ts). When mtasts cannot answer, the mail is deferred: a policy it has
  * cached may be in force, and going on without it would let a network
  * attacker strip it.
  *
@@ -54,14 +54,17 @@ export function ipcStsLookup(ctx: ServiceContext): StsLookup {
   };
 }
 
-/** An enforced policy for the next hop's domain. */
+/** The MTA-STS policy (mode enforce or testing) of the next hop's domain. */
 export interface Enforced {
   domain: string;
   policy: StsPolicy;
 }
 
-/** The policy the mail for `domain` goes under: an enforced one, or null. Throws SecurityFailure. */
-export async function enforcedPolicy(
+/**
+ * The policy the mail for `domain` goes under: one in enforce or testing
+ * mode, or null. Throws SecurityFailure when mtasts cannot say.
+ */
+export async function stsPolicyOf(
   lookup: StsLookup,
   domain: string,
   log: { warn(m: string): void },
@@ -73,7 +76,7 @@ export async function enforcedPolicy(
     log.warn(`MTA-STS policy of ${domain}: ${(e as Error).message}`);
     throw new SecurityFailure("4.7.5", `cannot determine the MTA-STS policy of ${domain}`);
   }
-  return policy?.mode === "enforce" ? { domain, policy } : null;
+  return policy?.mode === "enforce" || policy?.mode === "testing" ? { domain, policy } : null;
 }
 
 /**

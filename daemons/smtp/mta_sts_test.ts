@@ -8,10 +8,11 @@
 import { assert, assertEquals, assertMatch } from "../../tests/helpers/assert.ts";
 import type { RecipientStatus } from "../../lib/deliver/mod.ts";
 import { fakeResolver } from "../../lib/dns/testing.ts";
-import type { StsPolicy } from "../../lib/mtasts/mod.ts";
+import { type StsPolicy, stsPolicyLines, type TlsRptEvent } from "../../lib/mtasts/mod.ts";
 import type { ServiceContext } from "../../lib/service/mod.ts";
 import {
   deliverRequest,
+  type FakeServerScript,
   FakeSmtpServer,
   makeContext,
   OTHER_CA,
@@ -39,24 +40,28 @@ async function withAgent(
     srv: FakeSmtpServer,
     asked: string[],
     ctx: Ctx,
+    events: TlsRptEvent[],
   ) => Promise<void>,
+  script: FakeServerScript = { tls: TLS },
 ): Promise<void> {
-  const srv = new FakeSmtpServer({ tls: TLS });
+  const srv = new FakeSmtpServer(script);
   const ctx = await makeContext(mainCf.replaceAll("PORT", String(srv.port))) as Ctx;
   const asked: string[] = [];
+  const events: TlsRptEvent[] = [];
   const agent = new SmtpAgent({
     resolver,
     mtaSts: (d) => {
       asked.push(d);
       return policy instanceof Error ? Promise.reject(policy) : Promise.resolve(policy);
     },
+    tlsRpt: (e) => events.push(e),
   });
   const send = async () => {
     const req = await queueMessage(ctx, `sts.example:${srv.port}`, ["rcpt@sts.example"]);
     return (await deliverRequest(agent, ctx, req))[0];
   };
   try {
-    await fn(send, srv, asked, ctx);
+    await fn(send, srv, asked, ctx, events);
   } finally {
     await agent.close();
     await srv.close();
@@ -151,5 +156,86 @@ Deno.test("smtp client MTA-STS (postwarden_mta_sts = yes)", async (t) => {
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+});
+
+Deno.test("smtp client TLS-RPT events (smtp_tlsrpt_enable = yes)", async (t) => {
+  const RPT = STS + "smtp_tlsrpt_enable = yes\n";
+  const policy = enforce("mx.test.example");
+  const testing: StsPolicy = { ...policy, mode: "testing" };
+  const event = (
+    p: StsPolicy,
+    result: TlsRptEvent["result"],
+    extra: Partial<TlsRptEvent> = {},
+  ): TlsRptEvent => ({
+    domain: "sts.example",
+    policyType: "sts",
+    policyString: stsPolicyLines(p),
+    mxHost: p.mx,
+    result,
+    mx: "mx.test.example",
+    ip: "127.0.0.1",
+    ...extra,
+  });
+
+  await t.step("enforce: a verified session is a success", async () => {
+    await withAgent(RPT, policy, async (send, _srv, _a, _c, events) => {
+      assertEquals((await send()).status, "sent");
+      assertEquals(events, [event(policy, "success")]);
+    });
+  });
+
+  await t.step("enforce: an untrusted certificate, an unnamed MX host", async () => {
+    await withAgent(RPT.replace(CA, OTHER_CA), policy, async (send, _srv, _a, _c, events) => {
+      assertEquals((await send()).status, "deferred");
+      assertEquals(events.map((e) => e.result), ["certificate-not-trusted"]);
+    });
+    const other = enforce("*.elsewhere.example");
+    await withAgent(RPT, other, async (send, srv, _a, _c, events) => {
+      assertEquals((await send()).status, "deferred");
+      assertEquals(srv.connections, 0);
+      assertEquals(events, [
+        event(other, "validation-failure", { reason: "MX host not named by the MTA-STS policy" }),
+      ]);
+    });
+  });
+
+  await t.step("testing at may: checked against the MTA-STS anchors, sent anyway", async () => {
+    const may = RPT + "smtp_tls_security_level = may\n";
+    await withAgent(may.replace(CA, OTHER_CA), testing, async (send, srv, _a, _c, events) => {
+      assertEquals((await send()).status, "sent");
+      assert(srv.messages[0].tls);
+      assertEquals(events.map((e) => e.result), ["certificate-not-trusted"]);
+    });
+    await withAgent(may, testing, async (send, _srv, _a, _c, events) => {
+      assertEquals((await send()).status, "sent");
+      assertEquals(events, [event(testing, "success")]);
+    });
+    // No STARTTLS at all.
+    await withAgent(may, testing, async (send, srv, _a, _c, events) => {
+      assertEquals((await send()).status, "sent");
+      assertEquals(srv.messages[0].tls, false);
+      assertEquals(events.map((e) => e.result), ["starttls-not-supported"]);
+    }, {});
+  });
+
+  await t.step("a failed handshake at may: reported once, not again in plaintext", async () => {
+    const may = RPT + "smtp_tls_security_level = may\n";
+    const script = { tls: TLS, starttlsGarbage: "not TLS\r\n" };
+    await withAgent(may, testing, async (send, _srv, _a, _c, events) => {
+      await send();
+      assertEquals(events.map((e) => e.result), ["validation-failure"]);
+    }, script);
+  });
+
+  await t.step("off, or no policy: nothing reported", async () => {
+    await withAgent(STS, policy, async (send, _srv, _a, _c, events) => {
+      assertEquals((await send()).status, "sent");
+      assertEquals(events, []);
+    });
+    await withAgent(RPT + "smtp_tls_security_level = may\n", null, async (send, _s, _a, _c, ev) => {
+      assertEquals((await send()).status, "sent");
+      assertEquals(ev, []);
+    });
   });
 });

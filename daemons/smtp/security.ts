@@ -63,6 +63,7 @@ import {
   splitCredentials,
 } from "../../lib/sasl/client.ts";
 import { relayLabel, type SmtpSession } from "./session.ts";
+import { handshakeOutcome, type TlsReport } from "./tlsrpt.ts";
 import {
   establishedLine,
   startClientTls,
@@ -102,6 +103,8 @@ export class ClientSecurity {
   readonly sasl: SaslClientSettings;
   /** postwarden_mta_sts, and its trust anchors (mta_sts.ts). */
   readonly mtaSts: { enabled: boolean; caFile: string };
+  /** smtp_tlsrpt_enable (tlsrpt.ts). */
+  readonly tlsrpt: boolean;
   #policyMaps: Promise<Maps> | null = null;
   #passwordMaps: Promise<Maps> | null = null;
 
@@ -112,6 +115,7 @@ export class ClientSecurity {
       enabled: config.bool("postwarden_mta_sts"),
       caFile: config.str("postwarden_mta_sts_CAfile").trim(),
     };
+    this.tlsrpt = config.bool("smtp_tlsrpt_enable");
   }
 
   /** A REQUIRETLS message's host at a level that does not authenticate it: verify its name. */
@@ -231,6 +235,8 @@ export interface RequestSecurity {
   log: SecurityLog;
   /** A retry after a failed handshake at may: no STARTTLS this time. */
   plaintextOnly: boolean;
+  /** The host is under a policy and smtp_tlsrpt_enable is on: report the attempt (tlsrpt.ts). */
+  report?: TlsReport;
 }
 
 /** Time limits the step uses (seconds). */
@@ -263,6 +269,8 @@ export async function secureSession(
   if (site.level === "none" && security.tls.noteStarttlsOffer && session.features.has("STARTTLS")) {
     req.log.info(`Host offered STARTTLS: [${session.dest.host}]`);
   }
+  // The plaintext retry after a failed handshake was reported with the handshake.
+  const report = req.plaintextOnly ? undefined : req.report;
   if (site.level !== "none" && !req.plaintextOnly && session.features.size > 0) {
     if (session.features.has("STARTTLS")) {
       const timeout = security.tls.handshakeTimeout;
@@ -273,22 +281,31 @@ export async function secureSession(
       if (reply.code === 220) {
         await handshake(session, req);
         await ehlo();
-      } else if (mandatory) {
+      } else {
         const text = wireText(reply);
-        const dsn = reply.code >= 400 ? replyDsn(reply) : "4.7.4";
+        report?.("starttls-not-supported", `STARTTLS refused: ${text}`);
+        if (mandatory) {
+          const dsn = reply.code >= 400 ? replyDsn(reply) : "4.7.4";
+          throw new SecurityFailure(
+            dsn,
+            `TLS is required, but host ${session.label} refused to start TLS: ${text}`,
+            { diagnostic: `smtp; ${text}` },
+          );
+        }
+      }
+    } else {
+      report?.("starttls-not-supported");
+      if (mandatory) {
         throw new SecurityFailure(
-          dsn,
-          `TLS is required, but host ${session.label} refused to start TLS: ${text}`,
-          { diagnostic: `smtp; ${text}` },
+          "4.7.4",
+          `TLS is required, but was not offered by host ${session.label}`,
         );
       }
-    } else if (mandatory) {
-      throw new SecurityFailure(
-        "4.7.4",
-        `TLS is required, but was not offered by host ${session.label}`,
-      );
     }
-  } else if (mandatory) {
+  } else if (site.level !== "none" && report) {
+    report("starttls-not-supported", "no EHLO");
+  }
+  if (mandatory && (req.plaintextOnly || session.features.size === 0)) {
     // HELO (no EHLO) cannot start TLS.
     throw new SecurityFailure(
       "4.7.4",
@@ -327,6 +344,7 @@ async function handshake(session: SmtpSession, req: RequestSecurity): Promise<vo
     if (!(e instanceof TlsHandshakeFailure)) throw e;
     session.close();
     log.info(`SSL_connect error to ${relayLabel(session.dest)}: ${e.message}`);
+    req.report?.("validation-failure", e.message);
     // At may, retry in plaintext, unless credentials for this server would then go out bare.
     const creds = site.level === "may"
       ? await security.credentials(session.dest.host, req.nexthop, log, req.sender)
@@ -337,6 +355,10 @@ async function handshake(session: SmtpSession, req: RequestSecurity): Promise<vo
     });
   }
   session.upgrade(result.stream, result.info);
+  if (req.report) {
+    const o = handshakeOutcome(result.info, site);
+    req.report(o.result, o.reason);
+  }
   const where = relayLabel(session.dest);
   const matching = site.level === "verify" || site.level === "secure" || site.level === "dane";
   // As Postfix 3.7: the verification failure (at any log level), then the summary.

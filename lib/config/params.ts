@@ -73,6 +73,11 @@ export interface ParamSpec {
    * as is.
    */
   raw?: boolean;
+  /**
+   * The Postfix release that added it, when later than the 3.7 that
+   * postfix_names.ts lists (e.g. "3.10" for smtp_tlsrpt_enable).
+   */
+  postfix?: string;
 }
 
 const COMPAT_LT = (level: string, a: string, b: string) =>
@@ -3302,6 +3307,63 @@ const ROWS: ParamSpec[] = [
     type: "string",
     default: "$data_directory/mta_sts.kv",
     doc: "The mtasts service's policy cache (a Deno KV database).",
+    support: "implemented",
+  },
+  {
+    name: "smtp_tlsrpt_enable",
+    postfix: "3.10",
+    type: "bool",
+    default: "no",
+    doc: "The SMTP client reports each TLS session to a domain under an MTA-STS or DANE policy " +
+      "to master.cf's mtasts service, which sends the daily SMTP TLS reports (RFC 8460) the " +
+      "domains ask for.",
+    support: "implemented",
+  },
+  {
+    name: "smtp_tlsrpt_socket_name",
+    postfix: "3.10",
+    type: "string",
+    default: "",
+    doc: "Postfix: the socket of sys4's TLSRPT collector.",
+    support: "ignored",
+    note: "the mtasts service collects the TLSRPT events and sends the reports itself " +
+      "(smtp_tlsrpt_enable)",
+  },
+  {
+    name: "smtp_tlsrpt_skip_reused_handshakes",
+    postfix: "3.10",
+    type: "bool",
+    default: "yes",
+    doc: "Postfix: whether a reused TLS session is reported again.",
+    support: "ignored",
+    note: "a cached connection is never reported again",
+  },
+  {
+    name: "postwarden_tlsrpt_organization",
+    type: "string",
+    default: "$mydomain",
+    doc: "The organization-name of the SMTP TLS reports the mtasts service sends.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_tlsrpt_contact",
+    type: "string",
+    default: "postmaster@$mydomain",
+    doc: "The contact-info of the SMTP TLS reports.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_tlsrpt_sender",
+    type: "string",
+    default: "noreply-smtp-tls-reporting@$mydomain",
+    doc: "The envelope sender and From: of mailed SMTP TLS reports.",
+    support: "implemented",
+  },
+  {
+    name: "postwarden_tlsrpt_submitter",
+    type: "string",
+    default: "$mydomain",
+    doc: "The domain SMTP TLS reports say they come from (TLS-Report-Submitter, file names).",
     support: "implemented",
   },
 

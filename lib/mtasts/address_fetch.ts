@@ -1,6 +1,8 @@
 /**
  * An HTTPS GET that connects by IP address, for fetchStsPolicy (fetch.ts)
- * in a sandbox. Deno's --allow-net can grant "any IPv4 address, port 443"
+ * in a sandbox, and the one POST that SMTP TLS reporting needs (RFC 8460
+ * 5.4: a gzipped JSON report, application/tlsrpt+gzip, to an https: rua).
+ * Deno's --allow-net can grant "any IPv4 address, port 443"
  * (`0.0.0.0/0:443`) but not "any host name, port 443" (a wildcard is only
  * `*.suffix`), and the global fetch checks its grant against the URL's host
  * name. So this resolves the host name with the resolver it is given,
@@ -8,10 +10,16 @@
  * grant is checked on the address), runs TLS over that connection for the
  * host name (Deno.startTls: SNI and the certificate check are for the name,
  * against Deno's roots plus `caCerts`; it needs no grant of its own), and
- * speaks just enough HTTP/1.1 for one GET:
+ * speaks just enough HTTP/1.1 for one GET or POST:
  *
- * - only https: URLs and GET; one request per connection
- *   ("Connection: close"), no pooling;
+ * - only https: URLs; one request per connection ("Connection: close"),
+ *   no pooling;
+ * - a GET has no headers or body from `init`; a POST has a Uint8Array
+ *   body, sent whole after its Content-Length (no chunked request body,
+ *   no Expect: 100-continue: a report is small, and a server that answers
+ *   before reading it all makes the write, so the fetch, fail), and at
+ *   most a Content-Type header from `init` (a plain object; the media type
+ *   visible ASCII and spaces; application/octet-stream if none is given);
  * - redirects are never followed: a 3xx comes back as it is, Location and
  *   all (fetchStsPolicy refuses it);
  * - the response is read as from a hostile server: CRLF line ends, no
@@ -39,9 +47,9 @@
  * kernel's socket stays until the server speaks or closes, or TCP gives up
  * on unacknowledged data).
  *
- * Not done: request headers or bodies from `init` (refused), content
- * codings (none is asked for), proxies, HTTP/2, keep-alive, and anything
- * fetchStsPolicy checks itself (status, media type, policy size).
+ * Not done: other methods, other request headers or bodies (refused),
+ * content codings (none is asked for), proxies, HTTP/2, keep-alive, and
+ * anything the callers check themselves (status, media type, policy size).
  *
  * @module
  */
@@ -79,8 +87,18 @@ const READ_SIZE = 16 * 1024;
 const NULL_BODY = new Set([204, 205, 304]);
 /** RFC 9110 5.6.2 token. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * A POST's Content-Type: type/subtype, then any parameters in visible ASCII
+ * and spaces; no control character, so nothing can end the header line.
+ */
+const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+(?: *;[\x20-\x7e]*)?$/;
+/** A POST's Content-Type when `init` gives none (RFC 9110 8.3: what a recipient would assume). */
+const DEFAULT_TYPE = "application/octet-stream";
 
-/** A fetch-compatible function (only what fetchStsPolicy uses): GET of an https: URL. */
+/**
+ * A fetch-compatible function (only what its callers use): GET of an
+ * https: URL (fetchStsPolicy), or POST of a Uint8Array (a TLS report).
+ */
 export function addressFetch(
   opts: AddressFetchOptions,
 ): (input: string | URL, init?: RequestInit) => Promise<Response> {
@@ -93,10 +111,7 @@ export function addressFetch(
     if (url.username || url.password) {
       throw new TypeError("addressFetch: a URL with credentials");
     }
-    const method = (init.method ?? "GET").toUpperCase();
-    if (method !== "GET") throw new TypeError(`addressFetch: only GET, not ${init.method}`);
-    if (init.body != null) throw new TypeError("addressFetch: a GET has no body");
-    if (init.headers !== undefined) throw new TypeError("addressFetch: no request headers");
+    const request = requestBytes(url, init);
     const signal = init.signal ?? undefined;
     signal?.throwIfAborted();
 
@@ -106,14 +121,7 @@ export function addressFetch(
       const conn = await open(url, opts, signal);
       close = closer(conn);
       signal?.addEventListener("abort", onAbort, { once: true });
-      const path = url.pathname + url.search;
-      await writeAll(
-        conn,
-        new TextEncoder().encode(
-          `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: Postwarden-MTA-STS\r\n` +
-            "Accept: text/plain\r\nConnection: close\r\n\r\n",
-        ),
-      );
+      await writeAll(conn, request);
       const reader = new Reader(conn);
       const head = await readHead(reader);
       const next = NULL_BODY.has(head.status) ? null : bodyReader(reader, head.headers, maxBody);
@@ -133,6 +141,64 @@ export function addressFetch(
       throw failed("fetch failed", url.hostname, e);
     }
   };
+}
+
+/**
+ * The request as written, head and body: checked and built before any
+ * connection, so that a refused `init` costs nothing and a body the caller
+ * changes while the connection is made is sent as it was when called.
+ */
+function requestBytes(url: URL, init: RequestInit): Uint8Array {
+  const method = (init.method ?? "GET").toUpperCase();
+  const start = `${method} ${url.pathname + url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+    "User-Agent: Postwarden-MTA-STS\r\n";
+  const encode = (head: string) => new TextEncoder().encode(head);
+  if (method === "GET") {
+    if (init.body != null) throw new TypeError("addressFetch: a GET has no body");
+    if (init.headers !== undefined) throw new TypeError("addressFetch: no request headers");
+    return encode(`${start}Accept: text/plain\r\nConnection: close\r\n\r\n`);
+  }
+  if (method !== "POST") throw new TypeError(`addressFetch: only GET or POST, not ${init.method}`);
+  const body = init.body;
+  if (!(body instanceof Uint8Array)) {
+    throw new TypeError("addressFetch: a POST body must be a Uint8Array");
+  }
+  const type = contentType(init.headers);
+  const head = encode(
+    `${start}Content-Type: ${type}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+  );
+  return concat([head, body]);
+}
+
+/**
+ * A POST's Content-Type from `init.headers`: a plain object (a Headers or
+ * an array of pairs could hide a second value) with no other header.
+ */
+function contentType(headers: HeadersInit | undefined): string {
+  if (headers === undefined) return DEFAULT_TYPE;
+  const proto = typeof headers === "object" && headers !== null
+    ? Object.getPrototypeOf(headers)
+    : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError("addressFetch: POST headers must be a plain object");
+  }
+  const entries = Object.entries(headers as Record<string, unknown>);
+  for (const [name] of entries) {
+    if (name.toLowerCase() !== "content-type") {
+      throw new TypeError(`addressFetch: no request header but Content-Type, not "${clip(name)}"`);
+    }
+  }
+  if (entries.length === 0) return DEFAULT_TYPE;
+  if (entries.length > 1) throw new TypeError("addressFetch: Content-Type given twice");
+  const value = entries[0][1];
+  if (typeof value !== "string" || !MEDIA_TYPE.test(value)) {
+    throw new TypeError(
+      `addressFetch: not a media type: ${
+        typeof value === "string" ? clip(JSON.stringify(value)) : typeof value
+      }`,
+    );
+  }
+  return value;
 }
 
 /**

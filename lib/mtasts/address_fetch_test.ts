@@ -132,7 +132,7 @@ Deno.test({
   fn: async (t) => {
     const dir = await Deno.makeTempDir();
     const cert = await makeTestCert(dir, "mta-sts.example.test");
-    let respond: (req: Request) => Response = () => new Response(POLICY);
+    let respond: (req: Request) => Response | Promise<Response> = () => new Response(POLICY);
     /** The path and headers of each request Deno.serve saw. */
     const seen: { path: string; headers: Record<string, string> }[] = [];
     const server = Deno.serve(
@@ -441,16 +441,135 @@ Deno.test({
         assertEquals(asked, []);
       });
 
-      await t.step("only GET of https: URLs, nothing else asked of init", async () => {
+      await t.step("only GET or POST of https: URLs; a GET has no body or headers", async () => {
         const f = served();
+        const before = seen.length;
         await assertRejects(() => f("http://mta-sts.example.test/"), TypeError, "only https:");
-        await assertRejects(() => f(POLICY_URL, { method: "POST" }), TypeError, "only GET");
+        await assertRejects(() => f(POLICY_URL, { method: "PUT" }), TypeError, "only GET or POST");
         await assertRejects(() => f(POLICY_URL, { body: "x" }), TypeError, "no body");
+        const bytes = new Uint8Array([1, 2, 3]);
+        await assertRejects(
+          () => f(POLICY_URL, { method: "GET", body: bytes }),
+          TypeError,
+          "no body",
+        );
+        await assertRejects(
+          () => f(POLICY_URL, { method: "get", body: bytes }),
+          TypeError,
+          "no body",
+        );
         await assertRejects(() => f(POLICY_URL, { headers: { a: "b" } }), TypeError, "headers");
+        await assertRejects(
+          () => f(POLICY_URL, { headers: { "content-type": "text/plain" } }),
+          TypeError,
+          "no request headers",
+        );
+        await assertRejects(() => f(POLICY_URL, { headers: {} }), TypeError, "headers");
+        assertEquals(seen.length, before);
         await assertRejects(() => f("https://u:p@mta-sts.example.test/"), TypeError, "credentials");
         await assertRejects(() => f("not a url"), TypeError);
         const res = await f(POLICY_URL, { method: "get", redirect: "manual" });
         assertEquals(await res.text(), POLICY);
+      });
+
+      await t.step(
+        "a POST sends its Content-Type, Content-Length and body as they are",
+        async () => {
+          const json = JSON.stringify({ "organization-name": "Postwarden", policies: [] });
+          const report = await new Response(
+            new Blob([json]).stream().pipeThrough(new CompressionStream("gzip")),
+          ).bytes();
+          const binary = Uint8Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 256);
+          let got: { method: string; headers: Record<string, string>; body: Uint8Array }[] = [];
+          let status = 200;
+          respond = async (req) => {
+            got.push({
+              method: req.method,
+              headers: Object.fromEntries(req.headers),
+              body: await req.bytes(),
+            });
+            return new Response(status === 204 ? null : "thanks", { status });
+          };
+          const url = "https://mta-sts.example.test/tlsrpt?x=1";
+          const tlsrpt = { "Content-Type": "application/tlsrpt+gzip" };
+          for (
+            const [init, type, code] of [
+              [{ method: "POST", body: report, headers: tlsrpt }, "application/tlsrpt+gzip", 200],
+              [
+                { method: "post", body: binary, headers: { "CONTENT-TYPE": 'a/b; q="1 2"' } },
+                'a/b; q="1 2"',
+                201,
+              ],
+              [{ method: "POST", body: new Uint8Array(0) }, "application/octet-stream", 204],
+              [{ method: "POST", body: report, headers: {} }, "application/octet-stream", 202],
+            ] as const
+          ) {
+            got = [];
+            status = code;
+            const res = await served()(url, init);
+            assertEquals(res.status, code);
+            assertEquals(await res.text(), code === 204 ? "" : "thanks");
+            assertEquals(got.length, 1);
+            assertEquals(got[0].method, "POST");
+            assertEquals(got[0].headers["content-type"], type);
+            assertEquals(got[0].headers["content-length"], String(init.body.length));
+            assertEquals(got[0].headers["transfer-encoding"], undefined);
+            assertEquals(got[0].headers.expect, undefined);
+            assertEquals(got[0].body, init.body);
+            assertEquals(seen.at(-1)!.path, "/tlsrpt");
+          }
+          // The request as written: the head (the body follows it, checked above).
+          raw.state.reply = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n\r\n";
+          const created = await scripted()(url, { method: "POST", body: report, headers: tlsrpt });
+          assertEquals([created.status, await created.text()], [201, ""]);
+          const head = raw.requests.at(-1)!;
+          assertEquals(
+            head.slice(0, head.indexOf("\r\n\r\n") + 4),
+            "POST /tlsrpt?x=1 HTTP/1.1\r\nHost: mta-sts.example.test\r\n" +
+              "User-Agent: Postwarden-MTA-STS\r\nContent-Type: application/tlsrpt+gzip\r\n" +
+              `Content-Length: ${report.length}\r\nConnection: close\r\n\r\n`,
+          );
+        },
+      );
+
+      await t.step("a POST needs a Uint8Array body and at most a Content-Type", async () => {
+        let connects = 0;
+        const f = addressFetch(via(server.addr.port, cert, {
+          connect: () => {
+            connects++;
+            return Promise.reject(new Error("not to be called"));
+          },
+        }));
+        const body = new Uint8Array([1, 2, 3]);
+        const post = (init: RequestInit) => f(POLICY_URL, { method: "POST", ...init });
+        const refused: [RequestInit, string][] = [
+          [{}, "a POST body must be a Uint8Array"],
+          [{ body: "report" }, "a POST body must be a Uint8Array"],
+          [{ body: body.buffer }, "a POST body must be a Uint8Array"],
+          [{ body: new Blob([body]) }, "a POST body must be a Uint8Array"],
+          [{ body: new DataView(body.buffer) }, "a POST body must be a Uint8Array"],
+          [{ body, headers: { accept: "text/plain" } }, `not "accept"`],
+          [{ body, headers: { "content-type": "a/b", "x-a": "1" } }, `not "x-a"`],
+          [{ body, headers: { "Content-Type": "a/b", "content-type": "a/b" } }, "given twice"],
+          [{ body, headers: new Headers({ "content-type": "a/b" }) }, "a plain object"],
+          [{ body, headers: [["content-type", "a/b"]] }, "a plain object"],
+          [{ body, headers: { "content-type": "a/b\r\nX-Injected: 1" } }, "not a media type"],
+          [{ body, headers: { "content-type": "a/b\n" } }, "not a media type"],
+          [{ body, headers: { "content-type": "a/b\r" } }, "not a media type"],
+          [{ body, headers: { "content-type": "a/b; q=\x01" } }, "not a media type"],
+          [{ body, headers: { "content-type": "a/b;\tq=1" } }, "not a media type"],
+          [{ body, headers: { "content-type": "a/b; q=\u00e9" } }, "not a media type"],
+          [{ body, headers: { "content-type": "gzip" } }, "not a media type"],
+          [{ body, headers: { "content-type": "" } }, "not a media type"],
+          [{ body, headers: { "content-type": "a b/c" } }, "not a media type"],
+        ];
+        for (const [init, expected] of refused) {
+          const e = await assertRejects(() => post(init), TypeError, expected);
+          assertMatch(e.message, /^addressFetch: /);
+        }
+        const untyped = { body, headers: { "content-type": 1 } } as unknown as RequestInit;
+        await assertRejects(() => post(untyped), TypeError, "not a media type: number");
+        assertEquals(connects, 0);
       });
 
       await t.step("an aborted signal rejects with its reason before connecting", async () => {

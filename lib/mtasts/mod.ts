@@ -11,7 +11,9 @@
  * policy names ({@link mxMatchesPolicy}) and only over TLS with a
  * certificate valid for the MX host name under the WebPKI; "testing"
  * only reports. TLS-RPT: {@link parseTlsRptRecord} for "_smtp._tls.<domain>",
- * {@link tlsRptReport} for the aggregate report.
+ * {@link tlsRptReport} for the aggregate report, {@link tlsRptEvent} for
+ * what the SMTP client reports of one session, {@link reportMessage} and
+ * {@link gzipReport} for what is sent.
  *
  * Files: record.ts (TXT record), policy.ts (policy file, mx matching),
  * fetch.ts (HTTPS), cache.ts (cache decision), tlsrpt.ts (TLS-RPT).
@@ -20,7 +22,8 @@
  * policy store (the caller's Deno KV), the TLS handshake and certificate
  * check of the MX (the SMTP client's), the precedence of DANE over
  * MTA-STS (RFC 8461 2: a domain with DANE TLSA records is handled by
- * lib/dane and its MTA-STS policy ignored), and sending reports.
+ * lib/dane and its MTA-STS policy ignored), and keeping counters or
+ * sending reports (daemons/mtasts/reports.ts).
  *
  * @example
  * ```ts
@@ -58,7 +61,14 @@ export {
 } from "./policy.ts";
 export { parseStsRecord } from "./record.ts";
 export {
+  gzipReport,
+  mailtoAddress,
+  MAX_REASON,
   parseTlsRptRecord,
+  reportFileName,
+  reportMessage,
+  type TlsRptEvent,
+  tlsRptEvent,
   type TlsRptFailure,
   type TlsRptPolicyCounters,
   type TlsRptRecord,

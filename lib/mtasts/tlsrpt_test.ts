@@ -4,7 +4,12 @@
  * golden file shaped after the RFC's example (testdata/report.json).
  */
 import { assertEquals } from "../../tests/helpers/assert.ts";
-import { parseTlsRptRecord, tlsRptReport, type TlsRptReportInput } from "./tlsrpt.ts";
+import {
+  mailtoAddress,
+  parseTlsRptRecord,
+  tlsRptReport,
+  type TlsRptReportInput,
+} from "./tlsrpt.ts";
 
 Deno.test("lib/mtasts parseTlsRptRecord", async (t) => {
   await t.step("valid records", () => {
@@ -115,4 +120,18 @@ Deno.test("lib/mtasts tlsRptReport: the JSON of RFC 8460 section 4", async () =>
     await Deno.readTextFile(new URL("./testdata/report.json", import.meta.url)),
   );
   assertEquals(JSON.parse(JSON.stringify(tlsRptReport(input))), golden);
+});
+
+Deno.test("lib/mtasts mailtoAddress", () => {
+  const cases: [string, string | null][] = [
+    ["mailto:tls@example.com", "tls@example.com"],
+    ["MAILTO:tls@example.com?subject=x", "tls@example.com"],
+    ["mailto:a%2Bb@example.com", "a+b@example.com"],
+    ["mailto:a%2Cb@example.com", null], // "a,b": not one plain address
+    ["mailto:%0D%0Ax@example.com", null],
+    ["mailto:a@b@example.com", null],
+    ["mailto:%E0%A4%A@example.com", null], // malformed percent-encoding
+    ["https://example.com/", null],
+  ];
+  for (const [uri, want] of cases) assertEquals(mailtoAddress(uri), want, uri);
 });

@@ -350,6 +350,21 @@ Deno.test("permission sets", async (t) => {
       assert(!daemonGrants(s, ctx(params)).net.includes("0.0.0.0/0:443"), s.name);
     }
   });
+  await t.step("TLS-RPT: smtp reaches mtasts and mtasts cleanup only when enabled", () => {
+    const on = { smtp_tlsrpt_enable: "yes" };
+    const smtp = daemonGrants(svc("smtp"), ctx(on));
+    assert(smtp.net.includes("unix:/q/peer/mtasts.unix.smtp"), smtp.net.join());
+    // The MTA-STS anchors are not the reporting's business.
+    assert(!smtp.read.includes("/etc/ssl/certs/ca-certificates.crt"), smtp.read.join());
+    const mtasts = daemonGrants(svc("mtasts"), ctx(on));
+    assert(mtasts.net.includes("unix:/q/peer/cleanup.unix.mtasts"), mtasts.net.join());
+    const cleanup = daemonGrants(svc("cleanup"), ctx(on));
+    assert(cleanup.net.includes("unix:/q/peer/cleanup.unix.mtasts"), cleanup.net.join());
+    const off = daemonGrants(svc("mtasts"), ctx({ postwarden_mta_sts: "yes" }));
+    assert(!off.net.some((n) => n.includes("cleanup")), off.net.join());
+    const offCleanup = daemonGrants(svc("cleanup"), ctx({ postwarden_mta_sts: "yes" }));
+    assert(!offCleanup.net.some((n) => n.includes("mtasts")), offCleanup.net.join());
+  });
   await t.step("an unknown command has no permission set", () => {
     assertThrows(
       () => daemonGrants({ ...svc("local"), command: "nonesuch" }, ctx()),

@@ -69,6 +69,17 @@ export function peersOf(
   ];
 }
 
+/** An smtp service's boolean setting: its -o value, else main.cf's (`param`). */
+function smtpFlag(
+  svc: MasterService,
+  name: string,
+  param: (name: string) => string | undefined,
+): boolean {
+  if (svc.command !== "smtp") return false;
+  const value = Object.hasOwn(svc.overrides, name) ? svc.overrides[name] : param(name);
+  return /^(yes|true|1)$/i.test((value ?? "").trim());
+}
+
 /**
  * Whether an smtp service asks MTA-STS policies: postwarden_mta_sts = yes in
  * its -o settings, else in main.cf (daemons/smtp/mta_sts.ts). `param` is the
@@ -78,11 +89,15 @@ export function asksMtaSts(
   svc: MasterService,
   param: (name: string) => string | undefined,
 ): boolean {
-  if (svc.command !== "smtp") return false;
-  const value = Object.hasOwn(svc.overrides, "postwarden_mta_sts")
-    ? svc.overrides.postwarden_mta_sts
-    : param("postwarden_mta_sts");
-  return /^(yes|true|1)$/i.test((value ?? "").trim());
+  return smtpFlag(svc, "postwarden_mta_sts", param);
+}
+
+/** Whether an smtp service sends TLS-RPT events to mtasts (smtp_tlsrpt_enable, daemons/smtp/tlsrpt.ts). */
+export function reportsTls(
+  svc: MasterService,
+  param: (name: string) => string | undefined,
+): boolean {
+  return smtpFlag(svc, "smtp_tlsrpt_enable", param);
 }
 
 /** Whether master.cf runs the mtasts policy daemon. */
@@ -90,13 +105,23 @@ export function runsMtaSts(services: MasterService[]): boolean {
   return services.some((s) => s.type === "unix" && s.name === "mtasts" && s.command === "mtasts");
 }
 
-/** The mtasts service, for an smtp service that asks MTA-STS policies. */
+/**
+ * The mtasts service, for an smtp service that asks MTA-STS policies or
+ * reports TLS sessions; cleanup, for mtasts when an smtp service reports
+ * (it mails the reports, daemons/mtasts/reports.ts).
+ */
 function stsPeers(
   svc: MasterService,
   services: MasterService[],
   param?: (name: string) => string | undefined,
 ): string[] {
-  return param && asksMtaSts(svc, param) && runsMtaSts(services) ? ["mtasts"] : [];
+  if (!param) return [];
+  if (svc.command === "mtasts") {
+    return services.some((s) => reportsTls(s, param)) ? ["cleanup"] : [];
+  }
+  return (asksMtaSts(svc, param) || reportsTls(svc, param)) && runsMtaSts(services)
+    ? ["mtasts"]
+    : [];
 }
 
 /**

@@ -22,7 +22,7 @@
  * @module
  */
 import { type Config, type MasterService, overrideProblems } from "../config/mod.ts";
-import { asksMtaSts, runsMtaSts } from "../permissions/peers.ts";
+import { asksMtaSts, reportsTls, runsMtaSts } from "../permissions/peers.ts";
 import { proxiedTables } from "../permissions/tables.ts";
 import { parsePipeAttributes } from "../pipe/mod.ts";
 
@@ -171,19 +171,30 @@ function limitsWithoutAnvil(
 }
 
 /**
- * postwarden_mta_sts = yes (main.cf, or an smtp service's -o) while
- * master.cf runs no `mtasts` unix service: the policies could not be
- * asked, and every such delivery would be deferred, so it stops the start.
+ * postwarden_mta_sts = yes or smtp_tlsrpt_enable = yes (main.cf, or an
+ * smtp service's -o) while master.cf runs no `mtasts` unix service: the
+ * policies could not be asked, and every such delivery would be
+ * deferred; the TLS reports would silently not be sent. It stops the start.
  */
 function mtaStsWithoutService(
   run: MasterService[],
   param: (name: string) => string | undefined,
 ): string[] {
-  if (runsMtaSts(run) || !run.some((s) => asksMtaSts(s, param))) return [];
-  return [
-    'postwarden_mta_sts = yes needs the mtasts service; add "mtasts unix - - n - 1 mtasts" ' +
-    "to master.cf",
-  ];
+  if (runsMtaSts(run)) return [];
+  const out: string[] = [];
+  for (
+    const [name, asks] of [["postwarden_mta_sts", asksMtaSts], [
+      "smtp_tlsrpt_enable",
+      reportsTls,
+    ]] as const
+  ) {
+    if (run.some((s) => asks(s, param))) {
+      out.push(
+        `${name} = yes needs the mtasts service; add "mtasts unix - - n 3600 1 mtasts" to master.cf`,
+      );
+    }
+  }
+  return out;
 }
 
 /** Decides, for each master.cf service, whether it runs. */

@@ -91,12 +91,20 @@ Deno.test("service catalog", async (t) => {
     const smtp = "smtp unix - - n - - smtp\n";
     assertEquals(errors(smtp, { postwarden_mta_sts: "no" }), []);
     assertEquals(errors(smtp, { postwarden_mta_sts: "yes" }), [
-      'postwarden_mta_sts = yes needs the mtasts service; add "mtasts unix - - n - 1 mtasts" ' +
+      'postwarden_mta_sts = yes needs the mtasts service; add "mtasts unix - - n 3600 1 mtasts" ' +
       "to master.cf",
     ]);
     assertEquals(errors(smtp.replace("smtp\n", "smtp -o postwarden_mta_sts=yes\n"), {}).length, 1);
     assertEquals(
       errors(smtp + "mtasts unix - - n - 1 mtasts\n", { postwarden_mta_sts: "yes" }),
+      [],
+    );
+    assertEquals(errors(smtp, { smtp_tlsrpt_enable: "yes" }), [
+      'smtp_tlsrpt_enable = yes needs the mtasts service; add "mtasts unix - - n 3600 1 mtasts" ' +
+      "to master.cf",
+    ]);
+    assertEquals(
+      errors(smtp + "mtasts unix - - n 3600 1 mtasts\n", { smtp_tlsrpt_enable: "yes" }),
       [],
     );
   });

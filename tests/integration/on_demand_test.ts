@@ -156,3 +156,41 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "master.cf wakeup: master wakes a service every N seconds; N? not before it ran",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const master = await Deno.readTextFile(new URL("../../conf/master.cf", import.meta.url));
+    const withMtasts = (wakeup: string) =>
+      startInstance({
+        masterCf: master.replace(/^#(mtasts\s+unix\s+-\s+-\s+n\s+)3600/m, `$1${wakeup}`),
+        // mtasts is started on demand: only the wake-ups can start it here.
+        mainCf: "postwarden_mta_sts = yes\ndata_directory = $queue_directory/data",
+      });
+    await t.step("wakeup 1: mtasts is started without a client", async () => {
+      const inst = await withMtasts("1");
+      try {
+        await waitUntil(
+          async () => (await running(inst, ["mtasts"])).length === 1,
+          20_000,
+          "mtasts started by a wake-up",
+        );
+        assert(!/mtasts: wakeup:/.test(await inst.log()), await inst.log());
+      } finally {
+        await inst.stop();
+      }
+    });
+    await t.step('wakeup "1?": not before mtasts has run once', async () => {
+      const inst = await withMtasts("1?");
+      try {
+        await waitUntil(async () => await daemonPid(inst, "qmgr") !== null, 20_000, "qmgr");
+        await new Promise((r) => setTimeout(r, 3000));
+        assertEquals(await running(inst, ["mtasts"]), []);
+      } finally {
+        await inst.stop();
+      }
+    });
+  },
+});
