@@ -48,6 +48,7 @@ import { CleanupClient } from "../../lib/cleanup/client.ts";
 import { runService, type ServiceContext } from "../../lib/service/mod.ts";
 import { peerIdentity, type PeerResolver } from "./peername.ts";
 import { type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
+import { cachingResolver } from "../../lib/dns/cache.ts";
 import { Resolver } from "../../lib/resolve/mod.ts";
 import { type ListedContext, listedContext } from "./recipients.ts";
 import { resolveFor, type RestrictionContext, restrictionContext } from "./restrictions.ts";
@@ -176,6 +177,8 @@ async function setup(ctx: ServiceContext): Promise<void> {
     openMaps: ctx.maps,
     info: (m) => ctx.log.info(m),
     dns,
+    // SPF, DKIM, DMARC and ARC records: kept for their TTLs across sessions.
+    authDns: cachingResolver({ timeoutMs: PEERNAME_TIMEOUT_MS, warn }),
     hostAddresses: (name) => hostsByName.get(name.toLowerCase()),
   });
   const r = restrictions;

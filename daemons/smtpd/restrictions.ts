@@ -110,6 +110,7 @@ import {
 } from "./dnsbl.ts";
 import { DnsNotPermitted, hostStatus, mailhostStatus } from "./unknown.ts";
 import { familiesFrom, type FullResolver, timedResolver } from "../../lib/dns/mod.ts";
+import { cachingResolver } from "../../lib/dns/cache.ts";
 import { checkHost, receivedSpfHeader, type SpfResult } from "../../lib/spf/mod.ts";
 import type { DmarcResult } from "../../lib/dmarc/mod.ts";
 import { findServerAccess, type ServerAccessContext, type ServerType } from "./server_access.ts";
@@ -189,6 +190,12 @@ export interface RestrictionContext {
   tempfail: { helo: TempfailAction; address: TempfailAction };
   /** DNS for the unknown_* and DNS list restrictions. */
   dns: FullResolver;
+  /**
+   * DNS for mail authentication (SPF, DKIM, DMARC, ARC: the same sending
+   * domains' records message after message): answers kept for their TTLs
+   * (lib/dns cache.ts), one cache per smtpd process.
+   */
+  authDns: FullResolver;
   /** DNS lists: lookups, their cache and the reply parameters. */
   dnsxl: DnsxlContext & {
     /** maps_rbl_reject_code ($rbl_code). */
@@ -249,6 +256,11 @@ export interface RestrictionOptions {
   policy?: PolicyClients;
   /** DNS for the unknown_* and DNS list restrictions. @default timedResolver(10 s per query) */
   dns?: FullResolver;
+  /**
+   * DNS for mail authentication. @default `dns` when given (tests), else
+   * cachingResolver(10 s per query)
+   */
+  authDns?: FullResolver;
   /** /etc/hosts by name, for check_*_{mx,ns,a}_access. @default none */
   hostAddresses?: (name: string) => string[] | undefined;
 }
@@ -300,6 +312,7 @@ export function restrictionContext(
 ): RestrictionContext {
   const origin = originOrNull(c, warn);
   const dns = opts.dns ?? timedResolver(DNS_TIMEOUT_MS);
+  const authDns = opts.authDns ?? opts.dns ?? cachingResolver({ timeoutMs: DNS_TIMEOUT_MS, warn });
   return {
     client: restrictionList(c, "smtpd_client_restrictions"),
     helo: restrictionList(c, "smtpd_helo_restrictions"),
@@ -337,6 +350,7 @@ export function restrictionContext(
       address: tempfailAction(c, "unknown_address_tempfail_action"),
     },
     dns,
+    authDns,
     dnsxl: {
       resolver: dns,
       cache: new Map(),
@@ -1158,7 +1172,7 @@ export async function spfVerdict(
   let result: SpfResult;
   try {
     result = await checkHost(addr, domain, req.sender, {
-      resolver: ctx.dns,
+      resolver: ctx.authDns,
       helo: req.helo,
       receivingHost: ctx.dnsxl.serverName,
     });

@@ -1350,7 +1350,7 @@ class Session {
       spf: async () => (await spfVerdict(this.d.restrictions, req))?.result ?? null,
       sender: this.sender ?? "",
       helo: this.helo,
-      resolver: this.d.restrictions.dns,
+      resolver: this.d.restrictions.authDns,
     });
     this.log.info(
       `${this.cleanup?.queueId ?? "NOQUEUE"}: authentication-results: ` +

@@ -21,7 +21,8 @@
  * search. A server that refuses the connection is not tried again.
  *
  * Reads /etc/resolv.conf (the daemon needs `--allow-read` on it) at each
- * confirmation, so an edited file counts at once. Does no caching.
+ * confirmation, so an edited file counts at once. Does no caching
+ * (cache.ts does, with the TTLs this returns).
  *
  * @module
  */
@@ -81,10 +82,10 @@ export interface NameServer {
 
 /** How a confirmation ended. */
 export type Confirmation =
-  /** The name does not exist. */
-  | { status: "nxdomain" }
+  /** The name does not exist; `ttl`: how long that may be cached (wire.ts negativeTtl). */
+  | { status: "nxdomain"; ttl?: number }
   /** The name exists, without records of the type asked. */
-  | { status: "nodata" }
+  | { status: "nodata"; ttl?: number }
   /** This time the records were there (the first answer was a passing failure). */
   | { status: "records"; records: DnsRecord[] }
   /** A response code that says "not now" (SERVFAIL, REFUSED, ...): temporary. */
@@ -284,10 +285,11 @@ export async function confirmNegative(
         if (f.kind === "timeout") last ??= { status: "timeout", detail: `${where}: ${f.message}` };
         continue;
       }
-      if (reply.rcode === RCODE.NXDOMAIN) return { status: "nxdomain" };
+      const ttl = reply.negativeTtl === undefined ? {} : { ttl: reply.negativeTtl };
+      if (reply.rcode === RCODE.NXDOMAIN) return { status: "nxdomain", ...ttl };
       if (reply.rcode === RCODE.NOERROR) {
         const records = recordsFor(reply.answers, name, type);
-        return records.length > 0 ? { status: "records", records } : { status: "nodata" };
+        return records.length > 0 ? { status: "records", records } : { status: "nodata", ...ttl };
       }
       const code = RCODE_NAMES[reply.rcode] ?? `rcode ${reply.rcode}`;
       last = { status: "rcode", rcode: reply.rcode, detail: `${where}: ${code}` };

@@ -18,10 +18,11 @@
  * "temporary": never a bounce or a 5xx on a lookup we could not classify;
  * `warn` says why, once per outage (until a confirmation succeeds).
  *
- * Does not cache (the system resolver does), does not do DNSSEC/DANE, and
- * does not choose next hops: that is the delivery agent's job.
+ * Does not cache (cache.ts's cachingResolver keeps answers for their
+ * TTLs, for mail authentication), does not do DNSSEC/DANE, and does not
+ * choose next hops: that is the delivery agent's job.
  */
-import { confirmNegative, type NameServer } from "./confirm.ts";
+import { type Confirmation, confirmNegative, type NameServer } from "./confirm.ts";
 import type { DnsRecord, RrType } from "./wire.ts";
 
 /** One MX record as returned by a resolver. */
@@ -114,6 +115,49 @@ function denoRecords(records: DnsRecord[]): unknown[] {
   });
 }
 
+/** The records of an answer read over TCP, as Deno would give them; throws its DnsError. */
+export function confirmedRecords(c: Confirmation, name: string, type: RrType): unknown[] {
+  switch (c.status) {
+    case "records":
+      return denoRecords(c.records);
+    case "nxdomain":
+      throw new DnsError("notfound", name, type, "Host not found", "nxdomain");
+    case "nodata":
+      throw new DnsError(
+        "notfound",
+        name,
+        type,
+        "Host found but no data record of requested type",
+        "nodata",
+      );
+    case "rcode":
+      throw new DnsError("temporary", name, type, "Host not found, try again", "servfail");
+    case "timeout":
+      throw new DnsError("temporary", name, type, "Host not found, try again", "timeout");
+    case "unreachable":
+      throw new DnsError("temporary", name, type, "Host not found, try again", "unverified");
+  }
+}
+
+/**
+ * Warns once per outage that no name server answers over TCP (`c` is the
+ * latest answer); the returned function takes each answer.
+ */
+export function outageWarner(warn?: (msg: string) => void): (c: Confirmation) => void {
+  let warned = false;
+  return (c) => {
+    const confirmed = c.status !== "unreachable" && c.status !== "timeout";
+    if (confirmed) warned = false;
+    else if (!warned) {
+      warned = true;
+      warn?.(
+        `DNS: cannot tell a missing name from a failed lookup (${c.detail}); ` +
+          "negative answers count as temporary failures until a name server answers over TCP",
+      );
+    }
+  };
+}
+
 /**
  * Deno.resolveDns with the system's name servers, each negative answer
  * confirmed over TCP (see the module comment). Throws {@link DnsError}
@@ -121,7 +165,7 @@ function denoRecords(records: DnsRecord[]): unknown[] {
  * are Deno's, for {@link classifyDnsError}.
  */
 export function systemResolver(opts: SystemResolverOptions = {}): FullResolver {
-  let warned = false;
+  const noteOutage = outageWarner(opts.warn);
   const ask = (name: string, type: RrType) => {
     const o: Deno.ResolveDnsOptions = {};
     if (opts.timeoutMs !== undefined) o.signal = AbortSignal.timeout(opts.timeoutMs);
@@ -143,44 +187,17 @@ export function systemResolver(opts: SystemResolverOptions = {}): FullResolver {
       resolvConf: opts.resolvConf,
       deadline: opts.timeoutMs === undefined ? undefined : start + opts.timeoutMs,
     });
-    const confirmed = c.status !== "unreachable" && c.status !== "timeout";
-    if (confirmed) warned = false;
-    else if (!warned) {
-      warned = true;
-      opts.warn?.(
-        `DNS: cannot tell a missing name from a failed lookup (${c.detail}); ` +
-          "negative answers count as temporary failures until a name server answers over TCP",
-      );
-    }
-    switch (c.status) {
-      case "records":
-        return denoRecords(c.records);
-      case "nxdomain":
-        throw new DnsError("notfound", name, type, "Host not found", "nxdomain");
-      case "nodata":
-        throw new DnsError(
-          "notfound",
-          name,
-          type,
-          "Host found but no data record of requested type",
-          "nodata",
-        );
-      case "rcode":
-        throw new DnsError("temporary", name, type, "Host not found, try again", "servfail");
-      case "timeout":
-        throw new DnsError("temporary", name, type, "Host not found, try again", "timeout");
-      case "unreachable":
-        throw new DnsError("temporary", name, type, "Host not found, try again", "unverified");
-    }
+    noteOutage(c);
+    return confirmedRecords(c, name, type);
   };
-  const unconfirmed: FullResolver = {
-    resolveMx: (n) => ask(n, "MX"),
-    resolveA: (n) => ask(n, "A"),
-    resolveAaaa: (n) => ask(n, "AAAA"),
-    resolveTxt: (n) => ask(n, "TXT"),
-    resolvePtr: (n) => ask(n, "PTR"),
-    resolveNs: (n) => ask(n, "NS"),
-  };
+  return { ...fullResolver(lookup), unconfirmed: fullResolver(ask) };
+}
+
+/** A {@link FullResolver} whose every lookup is `lookup(name, type)`. */
+export function fullResolver(
+  // deno-lint-ignore no-explicit-any
+  lookup: (name: string, type: RrType) => Promise<any>,
+): FullResolver {
   return {
     resolveMx: (n) => lookup(n, "MX"),
     resolveA: (n) => lookup(n, "A"),
@@ -188,7 +205,6 @@ export function systemResolver(opts: SystemResolverOptions = {}): FullResolver {
     resolveTxt: (n) => lookup(n, "TXT"),
     resolvePtr: (n) => lookup(n, "PTR"),
     resolveNs: (n) => lookup(n, "NS"),
-    unconfirmed,
   };
 }
 

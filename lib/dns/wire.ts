@@ -58,6 +58,7 @@ export const RCODE = {
 } as const;
 
 const CLASS_IN = 1;
+const TYPE_SOA = 6;
 const MAX_NAME = 255;
 const TYPE_OPT = 41;
 /** The UDP payload size an EDNS0 query offers: the DNS Flag Day 2020 value, no fragmentation. */
@@ -101,6 +102,12 @@ export interface DnsMessage {
   rcode: number;
   question: { name: string; type: number; class: number } | null;
   answers: DnsRecord[];
+  /**
+   * How long a negative answer (NXDOMAIN, no data) may be cached, seconds:
+   * the smaller of the authority section's SOA record TTL and its MINIMUM
+   * field (RFC 2308 section 5). Absent without a SOA record there.
+   */
+  negativeTtl?: number;
 }
 
 /**
@@ -302,7 +309,8 @@ const TYPE_NAMES = new Map<number, RrType>(
 
 /**
  * Decodes a DNS message. The question (the first, if any) and the answer
- * section are read; records of other classes than IN are skipped.
+ * section are read, and of the authority section a SOA record's negative
+ * TTL; records of other classes than IN are skipped.
  * Throws {@link DnsFormatError} on anything malformed.
  */
 export function decodeMessage(msg: Uint8Array): DnsMessage {
@@ -342,7 +350,27 @@ export function decodeMessage(msg: Uint8Array): DnsMessage {
     }
     pos = start + len;
   }
+  // The authority section: only a SOA record is of use (a negative answer's TTL).
+  const ns = v.getUint16(8);
+  let negativeTtl: number | undefined;
+  for (let i = 0; i < ns; i++) {
+    const n = decodeName(msg, pos);
+    if (n.end + 10 > msg.length) throw new DnsFormatError("truncated record header");
+    const type = v.getUint16(n.end);
+    const ttl = v.getUint32(n.end + 4);
+    const len = v.getUint16(n.end + 8);
+    const start = n.end + 10;
+    if (start + len > msg.length) throw new DnsFormatError("record data runs past the end");
+    if (type === TYPE_SOA && v.getUint16(n.end + 2) === CLASS_IN && negativeTtl === undefined) {
+      const mname = decodeName(msg, start);
+      const rname = decodeName(msg, mname.end);
+      if (rname.end + 20 !== start + len) throw new DnsFormatError("bad SOA record length");
+      negativeTtl = Math.min(ttl, v.getUint32(rname.end + 16));
+    }
+    pos = start + len;
+  }
   return {
+    ...(negativeTtl === undefined ? {} : { negativeTtl }),
     id: v.getUint16(0),
     response: (flags & 0x8000) !== 0,
     opcode: (flags >> 11) & 0xf,

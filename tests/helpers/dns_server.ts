@@ -31,6 +31,10 @@ export interface Zone {
   refused?: string[];
   /** Names equal to or under these get no answer at all (the client times out). */
   silent?: string[];
+  /** The records' TTL, seconds. @default 60 */
+  ttl?: number;
+  /** A SOA record in the authority section of negative answers (its TTL and MINIMUM). */
+  soa?: { ttl: number; minimum: number };
 }
 
 /** A running server; `queries` lists "TYPE name" as asked ("TCP TYPE name" over TCP). */
@@ -100,6 +104,10 @@ function rdata(type: keyof ZoneName, value: string | [number, string]): number[]
   }
 }
 
+function u32(n: number): number[] {
+  return [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+}
+
 /** The reply to one query datagram, or null for none (not a query we can parse, or silent). */
 export function answer(zone: Zone, q: Uint8Array, log?: (s: string) => void): Uint8Array | null {
   if (q.length < 17 || (q[2] & 0x80) !== 0) return null;
@@ -134,15 +142,26 @@ export function answer(zone: Zone, q: Uint8Array, log?: (s: string) => void): Ui
         CODES[type],
         0,
         1,
-        0,
-        0,
-        0,
-        60,
+        ...u32(zone.ttl ?? 60),
         rd.length >> 8,
         rd.length & 0xff,
         ...rd,
       ]);
     }
+  }
+  // RFC 2308: a negative answer's SOA (owner: the root, which is all this server knows).
+  const authority: number[][] = [];
+  if (zone.soa && (rcode === 3 || (rcode === 0 && answers.length === 0))) {
+    const rd = [
+      ...encodeName("ns.test"),
+      ...encodeName("hostmaster.test"),
+      ...u32(1),
+      ...u32(3600),
+      ...u32(600),
+      ...u32(86400),
+      ...u32(zone.soa.minimum),
+    ];
+    authority.push([0, 0, 6, 0, 1, ...u32(zone.soa.ttl), rd.length >> 8, rd.length & 0xff, ...rd]);
   }
   const header = [
     q[0],
@@ -154,11 +173,16 @@ export function answer(zone: Zone, q: Uint8Array, log?: (s: string) => void): Ui
     answers.length >> 8,
     answers.length & 0xff,
     0,
-    0,
+    authority.length,
     0,
     0,
   ];
-  return new Uint8Array([...header, ...q.subarray(12, questionEnd), ...answers.flat()]);
+  return new Uint8Array([
+    ...header,
+    ...q.subarray(12, questionEnd),
+    ...answers.flat(),
+    ...authority.flat(),
+  ]);
 }
 
 /** Serves `zone` on UDP (and TCP) `hostname:port` until closed. */
