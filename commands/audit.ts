@@ -24,8 +24,8 @@ import {
   daemonCommand,
   daemonEnv,
   daemonGrants,
+  daemonNameservers,
   hostCommand,
-  parseResolvConf,
   peerSocket,
   peersOf,
   type PermissionContext,
@@ -57,7 +57,7 @@ export async function runAudit(o: AuditOptions): Promise<number> {
   const spool = (ov.mail_spool_directory ?? "").replace(/\/+$/, "");
   const mcf = parseMasterCf(await Deno.readTextFile(`${o.configDir}/master.cf`));
   const plan = planServices(mcf.services, paramLookup(o.config));
-  const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
+  const ns = await daemonNameservers(o.config.str("postwarden_dns_servers"));
   const folders = ["maildrop", "incoming", "active", "deferred", "hold", "corrupt"];
   const tables = await servicesTableGrants(
     plan.run,

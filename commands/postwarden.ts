@@ -23,9 +23,9 @@ import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/m
 import { cacheNpmModules } from "../lib/runtime/mod.ts";
 import {
   daemonGrants,
+  daemonNameservers,
   grantFlags,
   mtaStsAnchorProblems,
-  parseResolvConf,
   proxymapNpm,
   servicesTableGrants,
   unreadableTableFiles,
@@ -354,7 +354,7 @@ async function check(
     plan.warnings.forEach(warn);
     plan.skipped.forEach(warn);
     plan.errors.forEach(error);
-    const ns = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf").catch(() => ""));
+    const ns = await daemonNameservers(config.str("postwarden_dns_servers"));
     const own = await serviceOverrideProblems(
       plan.run,
       (o) => loadConfig(configDir, { overrides: o }),

@@ -54,10 +54,10 @@ import {
   daemonCommand,
   daemonEnv,
   daemonGrants,
+  daemonNameservers,
   type Grants,
   hostCommand,
   mtaStsAnchorProblems,
-  parseResolvConf,
   type PermissionContext,
   serviceContext,
   servicesTableGrants,
@@ -246,12 +246,7 @@ async function loadAll(opts: MasterOptions): Promise<Loaded> {
     { readFile: (p) => Deno.readTextFile(p), stat: denoStat, asRoot: Deno.uid() === 0 },
   );
   if (tls.errors.length) throw new Error(tls.errors.join("; "));
-  let nameservers: string[] = [];
-  try {
-    nameservers = parseResolvConf(await Deno.readTextFile("/etc/resolv.conf"));
-  } catch {
-    nameservers = [];
-  }
+  const nameservers = await daemonNameservers(config.str("postwarden_dns_servers"));
   const loaded: Loaded = {
     config,
     mainCf,

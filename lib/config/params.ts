@@ -3369,6 +3369,15 @@ const ROWS: ParamSpec[] = [
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {
+    name: "postwarden_dns_servers",
+    type: "list",
+    default: "",
+    doc: "The name servers every daemon asks, and may reach, instead of /etc/resolv.conf's: " +
+      "addresses with an optional port (127.0.0.1:5353, [::1]:53); resolv.conf's options " +
+      "still apply.",
+    support: "implemented",
+  },
+  {
     name: "postwarden_smtp_ipv6_destinations",
     type: "list",
     default: "",

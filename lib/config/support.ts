@@ -38,6 +38,7 @@ import { DictError, parseMapSpec, splitMapList, supportedTypes } from "../maps/m
 import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
 import { smtpdTlsPolicy } from "../tls/policy.ts";
 import { ccertRefusal } from "../tls/ccert.ts";
+import { parseNameServers } from "../dns/confirm.ts";
 import {
   canRefuseRelay,
   DNSXL_RESTRICTIONS,
@@ -334,6 +335,7 @@ function valueChecks(config: Config): ConfigProblem[] {
   }
   out.push(...authenticationProblems(config, classes));
   out.push(...mtaStsProblems(config));
+  out.push(...dnsServerProblems(config));
   // postscreen's actions, lists and cache (daemons/postscreen/settings.ts reads them so).
   const ps: [string, (v: string) => unknown][] = [
     ["postscreen_greet_action", (v) => screenAction("postscreen_greet_action", v)],
@@ -388,6 +390,21 @@ function mtaStsProblems(config: Config): ConfigProblem[] {
     }
   }
   return out;
+}
+
+/** postwarden_dns_servers must be addresses (lib/dns parseNameServers): a typo would leave the daemons asking nobody. */
+function dnsServerProblems(config: Config): ConfigProblem[] {
+  const v = quietly(() => config.str("postwarden_dns_servers")) ?? "";
+  try {
+    parseNameServers(v);
+    return [];
+  } catch (e) {
+    return [{
+      names: ["postwarden_dns_servers"],
+      message: `postwarden_dns_servers: ${(e as Error).message}`,
+      fatal: true,
+    }];
+  }
 }
 
 /**

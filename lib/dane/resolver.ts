@@ -6,7 +6,7 @@
  * answer is truncated (confirm.ts queryTcp) or no UDP socket may be opened
  * (a sandbox without a UDP bind grant).
  *
- * Which name server: the one given, else the first of /etc/resolv.conf
+ * Which name server: the one given, else the first of postwarden_dns_servers or /etc/resolv.conf
  * (read at each lookup; `options timeout:` and `attempts:` apply to the
  * UDP retransmissions). An answer is "secure" only when the name server
  * set the AD bit AND is on a loopback address: the AD bit is a claim made
@@ -30,7 +30,7 @@
  *
  * @module
  */
-import { type NameServer, parseResolvConf, queryTcp } from "../dns/confirm.ts";
+import { type NameServer, nameServerSetup, queryTcp } from "../dns/confirm.ts";
 import { DnsError, type MxRecord, normalizeName } from "../dns/mod.ts";
 import {
   decodeMessage,
@@ -96,19 +96,18 @@ async function server(name: string, type: string, opts: DnssecResolverOptions): 
     };
   }
   const path = opts.resolvConf ?? "/etc/resolv.conf";
-  let text: string;
+  let conf;
   try {
-    text = await Deno.readTextFile(path);
+    conf = await nameServerSetup(path);
   } catch (e) {
     throw new DnsError("temporary", name, type, `cannot read ${path}: ${(e as Error).message}`);
   }
-  const conf = parseResolvConf(text);
-  if (conf.nameservers.length === 0) {
+  if (conf.servers.length === 0) {
     throw new DnsError("temporary", name, type, `no nameserver in ${path}`);
   }
   return {
-    hostname: conf.nameservers[0],
-    port: 53,
+    hostname: conf.servers[0].ipAddr,
+    port: conf.servers[0].port ?? 53,
     tryMs: conf.timeoutMs,
     attempts: conf.attempts,
   };

@@ -73,6 +73,62 @@ export function parseResolvConf(text: string): ResolvConf {
   return conf;
 }
 
+/**
+ * The name servers this process asks instead of resolv.conf's
+ * (postwarden_dns_servers; lib/service runService sets them from the
+ * configuration): null, resolv.conf's.
+ */
+let configured: NameServer[] | null = null;
+
+/** Sets (or, with an empty list, clears) the name servers every lookup of this process asks. */
+export function useNameServers(servers: NameServer[]): void {
+  configured = servers.length ? servers.map((s) => ({ ...s })) : null;
+}
+
+/** The name servers set by {@link useNameServers}, or null for resolv.conf's. */
+export function configuredNameServers(): NameServer[] | null {
+  return configured;
+}
+
+/**
+ * postwarden_dns_servers' value: addresses, each with an optional port
+ * ("192.0.2.53", "127.0.0.1:5353", "::1", "[::1]:5353"), separated by
+ * spaces or commas. Throws on anything else.
+ */
+export function parseNameServers(value: string): NameServer[] {
+  const out: NameServer[] = [];
+  for (const item of value.split(/[\s,]+/).filter(Boolean)) {
+    let m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/.exec(item);
+    if (m && m[1].split(".").some((o) => Number(o) > 255)) m = null;
+    m ??= /^\[([0-9a-f:.]+)\](?::(\d{1,5}))?$/i.exec(item) ??
+      /^([0-9a-f]*:[0-9a-f:.]+)()$/i.exec(item);
+    const port = m?.[2] ? Number(m[2]) : 53;
+    if (!m || port < 1 || port > 65535) {
+      throw new Error(`not a name server address: "${item}" (address or address:port)`);
+    }
+    out.push({ ipAddr: m[1], port });
+  }
+  return out;
+}
+
+/**
+ * Where and how to ask: the configured name servers (resolv.conf's
+ * options still apply), else resolv.conf's, with their ports.
+ */
+export async function nameServerSetup(
+  resolvConf = "/etc/resolv.conf",
+): Promise<ResolvConf & { servers: NameServer[] }> {
+  let conf: ResolvConf;
+  try {
+    conf = parseResolvConf(await Deno.readTextFile(resolvConf));
+  } catch (e) {
+    if (!configured) throw e;
+    conf = { nameservers: [], timeoutMs: 5000, attempts: 2 };
+  }
+  const servers = configured ?? conf.nameservers.map((ip) => ({ ipAddr: ip, port: 53 }));
+  return { ...conf, nameservers: servers.map((s) => s.ipAddr), servers };
+}
+
 /** One name server: an address and a port. */
 export interface NameServer {
   ipAddr: string;
@@ -241,12 +297,16 @@ export async function confirmNegative(
   type: RrType,
   opts: ConfirmOptions = {},
 ): Promise<Confirmation> {
+  let servers: NameServer[];
   let conf: ResolvConf;
   if (opts.nameServer) {
+    servers = [opts.nameServer];
     conf = { nameservers: [opts.nameServer.ipAddr], timeoutMs: 5000, attempts: 2 };
   } else {
     try {
-      conf = parseResolvConf(await Deno.readTextFile(opts.resolvConf ?? "/etc/resolv.conf"));
+      const setup = await nameServerSetup(opts.resolvConf);
+      servers = setup.servers;
+      conf = setup;
     } catch (e) {
       return {
         status: "unreachable",
@@ -254,16 +314,17 @@ export async function confirmNegative(
       };
     }
   }
-  if (conf.nameservers.length === 0) {
+  if (servers.length === 0) {
     return { status: "unreachable", detail: "no nameserver in resolv.conf" };
   }
-  const port = opts.nameServer?.port ?? 53;
   const dead = new Set<string>();
   const problems: string[] = [];
   let last: Confirmation | null = null;
   for (let round = 0; round < conf.attempts; round++) {
-    for (const ip of conf.nameservers) {
-      if (dead.has(ip)) continue;
+    for (const ns of servers) {
+      const ip = ns.ipAddr;
+      const port = ns.port ?? 53;
+      if (dead.has(`${ip} ${port}`)) continue;
       const left = opts.deadline === undefined ? conf.timeoutMs : opts.deadline - Date.now();
       if (left <= 0) {
         return last ?? { status: "timeout", detail: problems.join("; ") || "out of time" };
@@ -281,7 +342,7 @@ export async function confirmNegative(
       } catch (e) {
         const f = e as TryFailure;
         problems.push(`${where}: ${f.message}`);
-        if (f.kind === "unreachable") dead.add(ip);
+        if (f.kind === "unreachable") dead.add(`${ip} ${port}`);
         if (f.kind === "timeout") last ??= { status: "timeout", detail: `${where}: ${f.message}` };
         continue;
       }
@@ -293,7 +354,7 @@ export async function confirmNegative(
       }
       const code = RCODE_NAMES[reply.rcode] ?? `rcode ${reply.rcode}`;
       last = { status: "rcode", rcode: reply.rcode, detail: `${where}: ${code}` };
-      dead.add(ip); // it answered; asking again will not change its mind
+      dead.add(`${ip} ${port}`); // it answered; asking again will not change its mind
     }
   }
   return last ?? { status: "unreachable", detail: problems.join("; ") };

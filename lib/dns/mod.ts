@@ -22,7 +22,12 @@
  * TTLs, for mail authentication), does not do DNSSEC/DANE, and does not
  * choose next hops: that is the delivery agent's job.
  */
-import { type Confirmation, confirmNegative, type NameServer } from "./confirm.ts";
+import {
+  configuredNameServers,
+  type Confirmation,
+  confirmNegative,
+  type NameServer,
+} from "./confirm.ts";
 import type { DnsRecord, RrType } from "./wire.ts";
 
 /** One MX record as returned by a resolver. */
@@ -169,9 +174,8 @@ export function systemResolver(opts: SystemResolverOptions = {}): FullResolver {
   const ask = (name: string, type: RrType) => {
     const o: Deno.ResolveDnsOptions = {};
     if (opts.timeoutMs !== undefined) o.signal = AbortSignal.timeout(opts.timeoutMs);
-    if (opts.nameServer) {
-      o.nameServer = { ipAddr: opts.nameServer.ipAddr, port: opts.nameServer.port ?? 53 };
-    }
+    const ns = opts.nameServer ?? configuredNameServers()?.[0];
+    if (ns) o.nameServer = { ipAddr: ns.ipAddr, port: ns.port ?? 53 };
     // deno-lint-ignore no-explicit-any
     return Deno.resolveDns(name, type as any, o) as Promise<any>;
   };

@@ -23,6 +23,7 @@ import { parseMapSpec, splitMapList } from "../maps/mod.ts";
 import { type LmtpDestination, lmtpTcpPort, parseLmtpNexthop } from "../lmtp/destination.ts";
 import type { MasterService } from "../config/mod.ts";
 import { contentFilterNexthops } from "./filter.ts";
+import { nameserverGrants } from "./nameservers.ts";
 
 /** Transport parameters whose `service:nexthop` value the lmtp sandbox follows. */
 export const LMTP_TRANSPORT_PARAMS = [
@@ -105,7 +106,7 @@ export function lmtpGrants(
         continue;
       }
       g.net.push(`0.0.0.0/0:${port}`);
-      for (const ns of ctx.nameservers) g.net.push(ns.includes(":") ? `[${ns}]:53` : `${ns}:53`);
+      g.net.push(...nameserverGrants(ctx.nameservers));
       g.read.push("/etc/hosts", "/etc/resolv.conf");
     }
   }

@@ -47,6 +47,8 @@ import { masterSocket, startsOnDemand } from "../service/wake.ts";
 import { hostGrants } from "../service/hosting.ts";
 import { bindPath } from "../ipc/mod.ts";
 import { asksMtaSts, clientsOf, peerSocket, peersOf } from "./peers.ts";
+import { nameserverGrants } from "./nameservers.ts";
+export { daemonNameservers, nameserverGrants, parseResolvConf } from "./nameservers.ts";
 import { runsAsRoot } from "../service/catalog.ts";
 
 export { AGENTS, clientsOf, peerKey, peerSocket, peersOf, proxymapService } from "./peers.ts";
@@ -70,7 +72,7 @@ export {
 export interface PermissionContext {
   /** Absolute queue_directory. */
   queueDir: string;
-  /** Resolver addresses from /etc/resolv.conf, for Deno.resolveDns. */
+  /** The name servers daemons ask (nameservers.ts: postwarden_dns_servers, else resolv.conf's). */
   nameservers: string[];
   /** All master.cf services (qmgr needs the transports' sockets). */
   services: MasterService[];
@@ -169,11 +171,6 @@ function unixGrant(g: Grants, path: string): void {
 function listenGrant(g: Grants, path: string): void {
   unixGrant(g, path);
   unixGrant(g, bindPath(path));
-}
-
-/** The resolvers' port 53, for Deno.resolveDns (UDP) and lib/dns's confirmation (TCP). */
-export function nameserverGrants(nameservers: string[]): string[] {
-  return nameservers.map((ns) => (ns.includes(":") ? `[${ns}]:53` : `${ns}:53`));
 }
 
 /** Relay destinations of the smtp client as `--allow-net` items. */
@@ -587,14 +584,4 @@ export function hostCommand(
       ...(ctx.hostArgs ?? []),
     ],
   };
-}
-
-/** Nameserver addresses from resolv.conf text. */
-export function parseResolvConf(text: string): string[] {
-  const out: string[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (m) out.push(m[1].replace(/%.*$/, ""));
-  }
-  return out;
 }

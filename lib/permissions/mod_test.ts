@@ -8,9 +8,11 @@ import {
 import { parseMasterCf } from "../config/mod.ts";
 import {
   daemonGrants,
+  daemonNameservers,
   daemonTableGrants,
   grantFlags,
   ipv6Destinations,
+  nameserverGrants,
   peersOf,
   type PermissionContext,
   proxymapNpm,
@@ -564,4 +566,23 @@ Deno.test("npm drivers: proxymap alone loads them, and only for tables that need
     );
     assertEquals(none, { modules: [], tables: [] });
   });
+});
+
+Deno.test("name servers: postwarden_dns_servers, with ports, else resolv.conf's", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/resolv.conf`,
+      "nameserver 10.0.0.53\nnameserver fe80::1%eth0\n",
+    );
+    const fromFile = await daemonNameservers("", `${dir}/resolv.conf`);
+    assertEquals(fromFile, ["10.0.0.53", "fe80::1"]);
+    assertEquals(nameserverGrants(fromFile), ["10.0.0.53:53", "[fe80::1]:53"]);
+    const set = await daemonNameservers("127.0.0.1:5353 ::1", `${dir}/resolv.conf`);
+    assertEquals(set, ["127.0.0.1:5353", "[::1]:53"]);
+    assertEquals(nameserverGrants(set), ["127.0.0.1:5353", "[::1]:53"]);
+    assertEquals(await daemonNameservers("", `${dir}/missing`), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -11,6 +11,7 @@
  * {@link ServiceContext}, including the paths of the peers it may talk to.
  */
 import { type Config, makeConfig, type MasterService } from "../config/mod.ts";
+import { parseNameServers, useNameServers } from "../dns/confirm.ts";
 import {
   acceptLoop,
   type IpcConn,
@@ -174,6 +175,8 @@ export async function runService(def: ServiceDefinition): Promise<never> {
       handoff = await readHandoff();
     }
     config = handoffConfig(handoff);
+    // Every resolver of this process asks these, when set (lib/dns).
+    useNameServers(parseNameServers(config.str("postwarden_dns_servers")));
   } catch (e) {
     console.error(`${def.program}: fatal: ${(e as Error).message}`);
     exit(1);

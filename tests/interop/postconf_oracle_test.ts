@@ -37,7 +37,10 @@ const SKIP = new Map([
     "its default expands $mynetworks, whose default Postfix computes from the host's interfaces",
   ],
 ]);
-const NAMES = [...PARAMS.keys()].filter((n) => !SKIP.has(n) && !n.startsWith("postwarden_"));
+// Postwarden's own, and names of later Postfix releases than the oracle's 3.7.
+const NAMES = [...PARAMS.values()].filter((p) =>
+  !SKIP.has(p.name) && !p.name.startsWith("postwarden_") && !p.postfix
+).map((p) => p.name);
 
 interface Result {
   code: number;
