@@ -41,7 +41,10 @@ const MAP_OPTIONS: [string, string][] = [
 
 const HELP: Record<string, Help> = {
   postwarden: {
-    synopsis: ["postwarden [-c DIR] start|start-fg|stop|reload|status|check|audit"],
+    synopsis: [
+      "postwarden [-c DIR] start|start-fg|stop|reload|status|check|audit",
+      "postwarden [-c DIR] test [--format human|tap] [PATH...]",
+    ],
     summary: "Start, stop and inspect a Postwarden instance, like postfix(1).",
     options: [
       CONFIG,
@@ -52,6 +55,7 @@ const HELP: Record<string, Help> = {
       ["status", "say whether master runs, and its pid"],
       ["check", "check main.cf, master.cf, tables and the queue without starting"],
       ["audit", "probe each daemon's sandbox live: what it can and cannot reach"],
+      ["test", "run the configuration's tests (DIR/tests/*.dialog) in an ephemeral instance"],
     ],
   },
   postqueue: {

@@ -20,6 +20,7 @@ import {
   validateConfig,
 } from "../lib/config/mod.ts";
 import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/mod.ts";
+import { findTestFiles, report, runTests } from "../lib/testrun/run.ts";
 import { cacheNpmModules } from "../lib/runtime/mod.ts";
 import {
   daemonGrants,
@@ -410,6 +411,41 @@ async function check(
   return bad ? 1 : 0;
 }
 
+/**
+ * `postwarden test [--format human|tap] [PATH...]`: the configuration's
+ * conformance tests (lib/testrun), by default the `*.dialog` files of
+ * CONFIG_DIR/tests, run in an ephemeral instance; exit status 1 when one
+ * fails, 2 when the configuration cannot be started.
+ */
+async function conformance(configDir: string, args: string[]): Promise<number> {
+  let format: "human" | "tap" = "human";
+  const paths: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--format") {
+      const f = args[++i];
+      if (f !== "human" && f !== "tap") fatal(`--format: "${f}" is not human or tap`, 64);
+      format = f;
+    } else if (args[i].startsWith("-")) fatal(`test: unknown option ${args[i]}`, 64);
+    else paths.push(args[i]);
+  }
+  let files: string[];
+  try {
+    files = await findTestFiles(paths.length ? paths : [`${configDir}/tests`]);
+  } catch (e) {
+    fatal(`test: ${(e as Error).message}`);
+  }
+  if (files.length === 0) fatal("test: no test files (*.dialog)");
+  let results;
+  try {
+    results = await runTests(configDir, files);
+  } catch (e) {
+    console.error(`${PROG}: test: ${(e as Error).message}`);
+    return 2;
+  }
+  console.log(report(results, format).trimEnd());
+  return results.every((r) => r.ok) ? 0 : 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   let c: string | undefined;
   const rest: string[] = [];
@@ -419,7 +455,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const cmd = rest[0];
   const configDir = configDirFrom({ c }, { MAIL_CONFIG: Deno.env.get("MAIL_CONFIG") });
-  const usage = `usage: ${PROG} [-c config_dir] start|start-fg|stop|reload|status|check|audit`;
+  const usage = `usage: ${PROG} [-c config_dir] start|start-fg|stop|reload|status|check|audit|test`;
   if (!cmd) fatal(usage, 64);
 
   const config = await loadOrDie(configDir);
@@ -546,6 +582,8 @@ async function main(argv: string[]): Promise<number> {
       const prepared = await prepareOrDie(config);
       return await runAudit({ configDir, config, prepared });
     }
+    case "test":
+      return await conformance(configDir, rest.slice(1));
     default:
       fatal(usage, 64);
   }

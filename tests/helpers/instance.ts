@@ -4,6 +4,7 @@
  * loopback port, run with `postwarden start-fg` exactly as an admin would.
  */
 import { wakeService } from "../../lib/service/wake.ts";
+import { processesOf } from "../../lib/testrun/instance.ts";
 import { postwardenArgs, start } from "../../mod.ts";
 import { run } from "./peers.ts";
 import { parsedReply, SmtpClient } from "./smtp_client.ts";
@@ -254,20 +255,8 @@ export async function startInstance(
   return inst;
 }
 
-/** Pids of processes whose command line mentions the text. */
-export async function processesOf(text: string): Promise<number[]> {
-  const pids: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
-    try {
-      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
-      if (cmd.includes(text)) pids.push(Number(e.name));
-    } catch {
-      // exited
-    }
-  }
-  return pids;
-}
+/** Pids of processes whose command line mentions the text (lib/testrun's, shared). */
+export { processesOf };
 
 /** Pid of the daemon running a master.cf service (by default the one named after the program). */
 export async function daemonPid(

@@ -1,0 +1,159 @@
+/**
+ * The test files of `postwarden test` (lib/testrun): one SMTP dialog
+ * against the configuration under test and what must come of it, one
+ * step per line, the format of the project's own dialog tests
+ * (daemons/smtpd/testdata):
+ *
+ *   # comment
+ *   service: NAME          the master.cf inet service to talk to (default:
+ *                          "smtp", else the first smtpd inet service)
+ *   client: NAME[ADDR]     who connects (XCLIENT NAME and ADDR; NAME may be
+ *                          "unknown"); default: the runner's 127.0.0.1
+ *   dns: TYPE NAME VALUE   a record of the test zone (A, AAAA, MX "PREF HOST",
+ *                          TXT, PTR, NS); every name not given is NXDOMAIN
+ *   c: TEXT                the client sends TEXT and CRLF (escapes \r \n \t \\)
+ *   s: REGEX               the server's next reply, lines joined by "\n",
+ *                          matches ^(REGEX)$; a bare 3-digit code checks the code
+ *   queued: RCPT [-> TRANSPORT:NEXTHOP]
+ *                          a message was queued for RCPT (an envelope
+ *                          recipient), routed (transport_maps, relay, ...) so
+ *   not-queued:            no message was queued
+ *   log: REGEX             some line of the instance's log for this test matches
+ *   no-log: REGEX          no line does
+ *
+ * c:/s: lines run in order; a connection's dialog ends with the file (the
+ * runner closes it). The expectations are checked after the dialog.
+ * Unknown keywords, bad regular expressions and malformed lines are errors
+ * with their line number: a test that cannot be read fails, it is never
+ * skipped.
+ *
+ * @module
+ */
+
+/** One dialog step. */
+export type Step =
+  | { kind: "c"; line: number; text: string }
+  | { kind: "s"; line: number; pattern: RegExp; source: string };
+
+/** One expectation, checked after the dialog. */
+export type Expectation =
+  | { kind: "queued"; line: number; rcpt: string; route?: string }
+  | { kind: "not-queued"; line: number }
+  | { kind: "log"; line: number; pattern: RegExp; source: string }
+  | { kind: "no-log"; line: number; pattern: RegExp; source: string };
+
+/** A record of the test zone. */
+export interface ZoneRecord {
+  type: "A" | "AAAA" | "MX" | "TXT" | "PTR" | "NS";
+  name: string;
+  value: string | [number, string];
+}
+
+/** A parsed test file. */
+export interface TestFile {
+  name: string;
+  service?: string;
+  client?: { name: string; addr: string };
+  dns: ZoneRecord[];
+  steps: Step[];
+  expect: Expectation[];
+}
+
+/** A test file that cannot be read: its line and why. */
+export class TestFormatError extends Error {
+  override readonly name = "TestFormatError";
+  constructor(readonly file: string, readonly line: number, message: string) {
+    super(`${file}:${line}: ${message}`);
+  }
+}
+
+/** Replaces \r \n \t \\ escapes. */
+export function unescape(s: string): string {
+  return s.replace(
+    /\\([rnt\\])/g,
+    (_, c) => ({ r: "\r", n: "\n", t: "\t", "\\": "\\" })[c as string]!,
+  );
+}
+
+const ZONE_TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS"]);
+
+/** Parses a test file's text; `name` is for messages. */
+export function parseTestFile(name: string, text: string): TestFile {
+  const t: TestFile = { name, dns: [], steps: [], expect: [] };
+  const fail = (line: number, msg: string): never => {
+    throw new TestFormatError(name, line, msg);
+  };
+  const regex = (line: number, source: string): RegExp => {
+    const full = /^\d{3}$/.test(source) ? `${source}(?:[ -].*)?(?:\n.*)*` : source;
+    try {
+      return new RegExp(`^(?:${full})$`, "s");
+    } catch (e) {
+      return fail(line, `bad regular expression: ${(e as Error).message}`);
+    }
+  };
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = i + 1;
+    const raw = lines[i].replace(/\r$/, "");
+    if (raw.trim() === "" || raw.trimStart().startsWith("#")) continue;
+    const m = /^([a-z-]+):(?: (.*))?$/.exec(raw);
+    if (!m) fail(line, `not "keyword: value": ${JSON.stringify(raw.slice(0, 80))}`);
+    const [, key, arg = ""] = m!;
+    switch (key) {
+      case "service":
+        if (!arg.trim()) fail(line, "service: needs a master.cf service name");
+        t.service = arg.trim();
+        break;
+      case "client": {
+        const c = /^([^\s[\]]+)\[([0-9a-fA-F:.]+)\]$/.exec(arg.trim());
+        if (!c) fail(line, 'client: wants NAME[ADDR], e.g. "mail.example.com[192.0.2.1]"');
+        t.client = { name: c![1], addr: c![2] };
+        break;
+      }
+      case "dns": {
+        const d = /^(\S+)\s+(\S+)\s+(.+)$/.exec(arg.trim());
+        if (!d || !ZONE_TYPES.has(d[1].toUpperCase())) {
+          fail(line, "dns: wants TYPE NAME VALUE, TYPE one of A AAAA MX TXT PTR NS");
+        }
+        const type = d![1].toUpperCase() as ZoneRecord["type"];
+        const name = d![2].toLowerCase().replace(/\.$/, "");
+        let value: ZoneRecord["value"] = d![3];
+        if (type === "MX") {
+          const mx = /^(\d{1,5})\s+(\S+)$/.exec(d![3]);
+          if (!mx) fail(line, 'dns: MX wants "PREFERENCE HOST"');
+          value = [Number(mx![1]), mx![2]];
+        }
+        t.dns.push({ type, name, value });
+        break;
+      }
+      case "c":
+        t.steps.push({ kind: "c", line, text: unescape(arg) });
+        break;
+      case "s":
+        t.steps.push({ kind: "s", line, pattern: regex(line, arg), source: arg });
+        break;
+      case "queued": {
+        const q = /^(\S+)(?:\s+->\s+(\S+))?$/.exec(arg.trim());
+        if (!q) fail(line, "queued: wants RCPT [-> TRANSPORT:NEXTHOP]");
+        t.expect.push({
+          kind: "queued",
+          line,
+          rcpt: q![1].replace(/^<(.*)>$/, "$1"),
+          ...(q![2] ? { route: q![2] } : {}),
+        });
+        break;
+      }
+      case "not-queued":
+        t.expect.push({ kind: "not-queued", line });
+        break;
+      case "log":
+      case "no-log":
+        t.expect.push({ kind: key, line, pattern: regex(line, `.*(?:${arg}).*`), source: arg });
+        break;
+      default:
+        fail(line, `unknown keyword "${key}"`);
+    }
+  }
+  if (t.steps.length === 0) fail(lines.length, "no dialog (c: and s: lines)");
+  return t;
+}

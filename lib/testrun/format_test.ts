@@ -1,0 +1,113 @@
+/**
+ * The test file format of `postwarden test` (format.ts) and the master.cf
+ * of its ephemeral instance (instance.ts): what each line means, and that
+ * every malformed line is an error with its line number.
+ */
+import { assertEquals, assertMatch, assertThrows } from "../../tests/helpers/assert.ts";
+import { parseTestFile, TestFormatError } from "./format.ts";
+import { ephemeralMasterCf } from "./instance.ts";
+import { zoneOf } from "./run.ts";
+
+Deno.test("lib/testrun parseTestFile", async (t) => {
+  await t.step("every keyword", () => {
+    const f = parseTestFile(
+      "x.dialog",
+      [
+        "# a comment",
+        "service: submission",
+        "client: mail.example.org[192.0.2.1]",
+        "dns: MX example.org 10 mail.example.org",
+        "dns: txt Example.ORG. v=spf1 -all",
+        "s: 220",
+        "c: EHLO a\\tb",
+        "s: 250 .*",
+        "queued: <bob@example.com> -> smtp:[relay.example.com]",
+        "queued: alice@example.com",
+        "not-queued:",
+        "log: reject: RCPT",
+        "no-log: warning",
+        "",
+      ].join("\n"),
+    );
+    assertEquals(f.service, "submission");
+    assertEquals(f.client, { name: "mail.example.org", addr: "192.0.2.1" });
+    assertEquals(f.dns, [
+      { type: "MX", name: "example.org", value: [10, "mail.example.org"] },
+      { type: "TXT", name: "example.org", value: "v=spf1 -all" },
+    ]);
+    assertEquals(f.steps.map((s) => s.kind === "c" ? s.text : s.source), [
+      "220",
+      "EHLO a\tb",
+      "250 .*",
+    ]);
+    const code = f.steps[0].kind === "s" ? f.steps[0].pattern : /x/;
+    assertEquals([code.test("220 ready"), code.test("220-a\n220 b"), code.test("2200")], [
+      true,
+      true,
+      false,
+    ]);
+    assertEquals(
+      f.expect.map((x) => x.kind === "queued" ? [x.kind, x.rcpt, x.route] : [x.kind]),
+      [
+        ["queued", "bob@example.com", "smtp:[relay.example.com]"],
+        ["queued", "alice@example.com", undefined],
+        ["not-queued"],
+        ["log"],
+        ["no-log"],
+      ],
+    );
+  });
+
+  await t.step("malformed lines are errors with their line", () => {
+    const cases: [string, RegExp][] = [
+      ["s: 220\nbogus line", /x:2: not "keyword: value"/],
+      ["s: 220\nexpect: 1", /x:2: unknown keyword "expect"/],
+      ["s: (", /x:1: bad regular expression/],
+      ["client: 192.0.2.1\ns: 220", /x:1: client: wants NAME\[ADDR\]/],
+      ["dns: SOA x y\ns: 220", /x:1: dns: wants TYPE NAME VALUE/],
+      ["dns: MX x mail\ns: 220", /x:1: dns: MX wants/],
+      ["queued:\ns: 220", /x:1: queued: wants RCPT/],
+      ["# nothing to say", /x:1: no dialog/],
+    ];
+    for (const [text, want] of cases) {
+      const e = assertThrows(() => parseTestFile("x", text), TestFormatError);
+      assertMatch(e.message, want);
+    }
+  });
+
+  await t.step("the zone is every file's records, each value once", () => {
+    const a = parseTestFile("a", "dns: A h.example 192.0.2.1\ns: 220");
+    const b = parseTestFile("b", "dns: A h.example 192.0.2.1\ndns: A h.example 192.0.2.2\ns: 220");
+    assertEquals(zoneOf([a, b]), { names: { "h.example": { A: ["192.0.2.1", "192.0.2.2"] } } });
+  });
+});
+
+Deno.test("lib/testrun ephemeralMasterCf: inet services on loopback ports, no qmgr", () => {
+  const ports = new Map<string, number>();
+  let next = 40000;
+  const text = [
+    "# a comment",
+    "smtp      inet  n       -       n       -       -       smtpd",
+    "submission inet n       -       n       -       -       smtpd",
+    "  -o smtpd_tls_security_level=encrypt",
+    "qmgr      unix  n       -       n       300     1       qmgr",
+    "  -o qmgr_message_active_limit=100",
+    "  -o syslog_name=x",
+    "cleanup   unix  -       -       n       -       0       cleanup",
+  ].join("\n");
+  assertEquals(
+    ephemeralMasterCf(text, ports, () => next++).split("\n"),
+    [
+      "# a comment",
+      "127.0.0.1:40000      inet  n       -       n       -       -       smtpd",
+      "127.0.0.1:40001 inet n       -       n       -       -       smtpd",
+      "  -o smtpd_tls_security_level=encrypt",
+      "# postwarden test: no deliveries yet",
+      "#qmgr      unix  n       -       n       300     1       qmgr",
+      "#  -o qmgr_message_active_limit=100",
+      "#  -o syslog_name=x",
+      "cleanup   unix  -       -       n       -       0       cleanup",
+    ],
+  );
+  assertEquals([...ports], [["smtp", 40000], ["submission", 40001]]);
+});

@@ -1,0 +1,215 @@
+/**
+ * The ephemeral instance `postwarden test` runs an admin's configuration
+ * in: a copy of the configuration directory in a temporary folder, started
+ * with the same master, daemons, tables and permission sets, but
+ *
+ * - its own queue, data directory, log and mail spool in that folder;
+ * - every master.cf inet service moved to a free port on 127.0.0.1 (so it
+ *   runs beside a live instance without touching its ports or queue);
+ * - smtpd trusting XCLIENT from 127.0.0.1 only (the runner sets each test's
+ *   client name and address with it);
+ * - the daemons asking a name server of its own for the test zone
+ *   (postwarden_dns_servers; every name it is not given is NXDOMAIN, so
+ *   no query leaves the machine);
+ * - no qmgr: mail is accepted and queued, and nothing is delivered (the
+ *   runner reads the queue). Delivery into captured mailboxes and sinks is
+ *   not done yet.
+ *
+ * Tables named by absolute paths outside the configuration directory are
+ * read where they are (read-only, as the daemons read them).
+ *
+ * @module
+ */
+import { parseMasterCf } from "../config/mod.ts";
+import { startDnsServer, type Zone } from "../dns/server.ts";
+import { postwardenArgs, start } from "../../mod.ts";
+
+/** A running ephemeral instance. */
+export interface Ephemeral {
+  dir: string;
+  /** The copied configuration directory. */
+  conf: string;
+  queue: string;
+  maillog: string;
+  /** master.cf inet service name (as the admin wrote it) -> its port on 127.0.0.1. */
+  ports: Map<string, number>;
+  /** The smtpd inet services, in master.cf order. */
+  smtpd: string[];
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function copyTree(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    const a = `${from}/${e.name}`;
+    const b = `${to}/${e.name}`;
+    if (e.isSymlink) await Deno.symlink(await Deno.readLink(a), b);
+    else if (e.isDirectory) await copyTree(a, b);
+    else if (e.isFile) await Deno.copyFile(a, b);
+  }
+}
+
+/**
+ * master.cf with each inet service on 127.0.0.1:PORT and qmgr commented
+ * out; `ports` gets each inet service's port.
+ */
+export function ephemeralMasterCf(
+  text: string,
+  ports: Map<string, number>,
+  port: () => number,
+): string {
+  const out: string[] = [];
+  // Inside a service entry that is commented out: its continuation lines go too.
+  let dropping = false;
+  for (const line of text.split("\n")) {
+    if (/^\s/.test(line) && line.trim() !== "") {
+      out.push(dropping ? `#${line}` : line);
+      continue;
+    }
+    dropping = false;
+    const tokens = line.trim().split(/\s+/);
+    if (line.trim() !== "" && !line.startsWith("#") && tokens.length >= 8) {
+      if (tokens[1] === "inet") {
+        const p = port();
+        ports.set(tokens[0], p);
+        out.push(line.replace(/^\S+/, `127.0.0.1:${p}`));
+        continue;
+      }
+      if (tokens[7] === "qmgr") {
+        out.push("# postwarden test: no deliveries yet", `#${line}`);
+        dropping = true;
+        continue;
+      }
+    }
+    out.push(line);
+  }
+  return out.join("\n");
+}
+
+/** Starts `configDir`'s configuration as an ephemeral instance answering `zone`. */
+export async function startEphemeral(configDir: string, zone: Zone): Promise<Ephemeral> {
+  const dir = await Deno.makeTempDir({ prefix: "postwarden-conformance-" });
+  // Started as root, the daemons run as mail_owner and must reach what is below.
+  await Deno.chmod(dir, 0o755);
+  const conf = `${dir}/conf`;
+  const dns = startDnsServer("127.0.0.1", 0, { ...zone, ttl: 0 });
+  let running: ReturnType<typeof start> | null = null;
+  const stop = async () => {
+    await running?.stop();
+    await daemonsGone(conf);
+    dns.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    await copyTree(configDir, conf);
+    const ports = new Map<string, number>();
+    const masterText = await Deno.readTextFile(`${conf}/master.cf`);
+    const smtpd = parseMasterCf(masterText).services
+      .filter((s) => s.type === "inet" && s.command === "smtpd").map((s) => s.name);
+    await Deno.writeTextFile(`${conf}/master.cf`, ephemeralMasterCf(masterText, ports, freePort));
+    const main = await Deno.readTextFile(`${conf}/main.cf`);
+    await Deno.writeTextFile(
+      `${conf}/main.cf`,
+      [
+        main,
+        "# postwarden test: an ephemeral instance",
+        `queue_directory = ${dir}/var`,
+        `data_directory = ${dir}/var/data`,
+        `maillog_file = ${dir}/var/log/maillog`,
+        `mail_spool_directory = ${dir}/var/mail/`,
+        `postwarden_dns_servers = 127.0.0.1:${dns.port}`,
+        "smtpd_authorized_xclient_hosts = 127.0.0.1",
+        "",
+      ].join("\n"),
+    );
+    // A configuration that cannot start says why here, as `postwarden check` does.
+    const check = await new Deno.Command(Deno.execPath(), {
+      args: postwardenArgs(conf, "check"),
+      stdin: "null",
+    }).output();
+    if (!check.success) {
+      throw new Error(
+        `the configuration does not pass postwarden check:\n` +
+          new TextDecoder().decode(check.stderr).trim(),
+      );
+    }
+    running = start(conf);
+    for (const p of ports.values()) await waitPort(p, running.process);
+    return {
+      dir,
+      conf,
+      queue: `${dir}/var`,
+      maillog: `${dir}/var/log/maillog`,
+      ports,
+      smtpd,
+      stop,
+    };
+  } catch (e) {
+    const log = await Deno.readTextFile(`${dir}/var/log/maillog`).catch(() => "");
+    await stop();
+    const tail = log.trim().split("\n").slice(-10).join("\n");
+    throw new Error(`${(e as Error).message}${tail ? `\n${tail}` : ""}`);
+  }
+}
+
+/** Waits until the port accepts connections (or the instance has exited). */
+async function waitPort(port: number, proc: Deno.ChildProcess): Promise<void> {
+  let exited = false;
+  proc.status.then(() => exited = true);
+  const end = Date.now() + 60_000;
+  while (Date.now() < end && !exited) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(
+    exited
+      ? "the configuration did not start (postwarden start-fg exited)"
+      : `nothing listens on 127.0.0.1:${port} after 60 s`,
+  );
+}
+
+/** Pids of the processes whose command line names `text` (Linux /proc; none elsewhere). */
+export async function processesOf(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  try {
+    for await (const e of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
+      if (cmd.includes(text)) pids.push(Number(e.name));
+    }
+  } catch {
+    // no /proc
+  }
+  return pids;
+}
+
+/**
+ * Waits until every daemon of the instance (each carries the configuration
+ * directory on its command line) has exited; kills what is left after 15 s.
+ */
+async function daemonsGone(conf: string): Promise<void> {
+  const end = Date.now() + 15_000;
+  while (Date.now() < end) {
+    if ((await processesOf(conf)).length === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const pid of await processesOf(conf)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}

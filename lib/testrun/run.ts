@@ -1,0 +1,287 @@
+/**
+ * `postwarden test`: runs test files (format.ts) against a configuration
+ * in an ephemeral instance (instance.ts) and says, per test, whether the
+ * configuration did what the file expects; {@link report} writes the
+ * results for a person or for CI (TAP).
+ *
+ * Tests run one after another on one instance (its start is the slow
+ * part); each test's queued messages and log lines are those that appeared
+ * during its dialog. The test zone is the union of every file's `dns:`
+ * records.
+ *
+ * @module
+ */
+import { loadConfig } from "../config/mod.ts";
+import type { Zone, ZoneName } from "../dns/server.ts";
+import { QueueFile } from "../queue/mod.ts";
+import { Resolver } from "../resolve/mod.ts";
+import { type Ephemeral, startEphemeral } from "./instance.ts";
+import { parseTestFile, type TestFile, TestFormatError } from "./format.ts";
+
+/** What came of one test. */
+export interface TestResult {
+  name: string;
+  ok: boolean;
+  /** Why it failed, each "line N: ..." where a line is to blame. */
+  failures: string[];
+  ms: number;
+}
+
+/** How long the runner waits for one server reply. */
+const REPLY_MS = 30_000;
+/** Queue folders a test's message may be in (no qmgr runs: nothing moves on). */
+const FOLDERS = ["incoming", "hold"];
+
+/** The test files under each path (a file, or the `*.dialog` files of a directory), sorted. */
+export async function findTestFiles(paths: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const st = await Deno.stat(p);
+    if (st.isFile) {
+      out.push(p);
+      continue;
+    }
+    const here: string[] = [];
+    for await (const e of Deno.readDir(p)) {
+      if (e.isFile && e.name.endsWith(".dialog")) here.push(`${p.replace(/\/$/, "")}/${e.name}`);
+    }
+    out.push(...here.sort());
+  }
+  return out;
+}
+
+/** A file's name as the results show it: relative to the working directory when below it. */
+function displayName(path: string): string {
+  const cwd = Deno.cwd();
+  return path.startsWith(`${cwd}/`) ? path.slice(cwd.length + 1) : path;
+}
+
+/** The test zone: every file's records. */
+export function zoneOf(tests: TestFile[]): Zone {
+  const names: Record<string, ZoneName> = {};
+  for (const t of tests) {
+    for (const r of t.dns) {
+      const n = names[r.name] ??= {};
+      const list = (n[r.type] ??= []) as (string | [number, string])[];
+      if (!list.some((v) => JSON.stringify(v) === JSON.stringify(r.value))) list.push(r.value);
+    }
+  }
+  return { names };
+}
+
+/** Server replies on a connection, one full (multi-line) reply at a time. */
+class Replies {
+  #buf = "";
+  #conn: Deno.Conn;
+  #decoder = new TextDecoder();
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** The next reply, lines joined by "\n"; null when the server closed first. */
+  async next(ms = REPLY_MS): Promise<string | null> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.#buf);
+      if (m) {
+        this.#buf = this.#buf.slice(m[0].length);
+        return m[0].replace(/\r\n$/, "").replaceAll("\r\n", "\n");
+      }
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`no reply within ${ms / 1000} s`);
+      const chunk = new Uint8Array(16384);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const n = await Promise.race([
+        this.#conn.read(chunk),
+        new Promise<"late">((r) => timer = setTimeout(() => r("late"), left)),
+      ]).finally(() => clearTimeout(timer));
+      if (n === "late") continue;
+      if (n === null) return null;
+      this.#buf += this.#decoder.decode(chunk.subarray(0, n), { stream: true });
+    }
+  }
+}
+
+/** XCLIENT's value for a client: Postfix's forms for unknown names and IPv6 addresses. */
+function xclient(c: { name: string; addr: string }): string {
+  const name = c.name === "unknown" ? "[UNAVAILABLE]" : c.name;
+  const addr = c.addr.includes(":") ? `IPV6:${c.addr}` : c.addr;
+  return `XCLIENT NAME=${name} ADDR=${addr}`;
+}
+
+/** The queue ids now in the folders a test's message may be in. */
+async function queued(inst: Ephemeral): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const f of FOLDERS) {
+    const walk = async (dir: string): Promise<void> => {
+      for await (const e of Deno.readDir(dir)) {
+        if (e.isDirectory) await walk(`${dir}/${e.name}`);
+        else if (e.isFile) out.set(e.name, `${dir}/${e.name}`);
+      }
+    };
+    await walk(`${inst.queue}/${f}`).catch(() => {});
+  }
+  return out;
+}
+
+async function logSize(inst: Ephemeral): Promise<number> {
+  return (await Deno.stat(inst.maillog).catch(() => ({ size: 0 }))).size;
+}
+
+/** Runs one test on the instance; never throws for what the test finds. */
+async function runOne(
+  inst: Ephemeral,
+  t: TestFile,
+  resolver: Resolver,
+  seen: Set<string>,
+): Promise<TestResult> {
+  const start = Date.now();
+  const failures: string[] = [];
+  const logFrom = await logSize(inst);
+  const service = t.service ?? (inst.ports.has("smtp") ? "smtp" : inst.smtpd[0]);
+  const port = service === undefined ? undefined : inst.ports.get(service);
+  if (port === undefined) {
+    return {
+      name: t.name,
+      ok: false,
+      failures: [`no inet service ${service ?? "running smtpd"} in master.cf`],
+      ms: 0,
+    };
+  }
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const replies = new Replies(conn);
+  const send = (text: string) => conn.write(new TextEncoder().encode(`${text}\r\n`));
+  try {
+    if (t.client) {
+      // The greeting and EHLO are the runner's; XCLIENT's reply is the test's greeting.
+      await replies.next();
+      await send("EHLO postwarden-test.invalid");
+      await replies.next();
+      await send(xclient(t.client));
+    }
+    for (const step of t.steps) {
+      if (step.kind === "c") {
+        await send(step.text);
+        continue;
+      }
+      const got = await replies.next();
+      if (got === null) {
+        failures.push(
+          `line ${step.line}: the server closed the connection; expected ${step.source}`,
+        );
+        break;
+      }
+      if (!step.pattern.test(got)) {
+        failures.push(`line ${step.line}: expected ${step.source}\n  got ${got}`);
+        break;
+      }
+    }
+  } catch (e) {
+    failures.push(`dialog: ${(e as Error).message}`);
+  } finally {
+    conn.close();
+  }
+  // Let the daemons finish logging the session.
+  await new Promise((r) => setTimeout(r, 300));
+  const fresh = [...(await queued(inst))].filter(([id]) => !seen.has(id));
+  for (const [id] of fresh) seen.add(id);
+  const rcpts: string[] = [];
+  for (const [, path] of fresh) {
+    const f = await QueueFile.open(path);
+    rcpts.push(...f.head.recipients.map((r) => r.address));
+    f.close();
+  }
+  const file = await Deno.open(inst.maillog).catch(() => null);
+  let log = "";
+  if (file) {
+    await file.seek(logFrom, Deno.SeekMode.Start);
+    log = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
+  }
+  const lines = log.split("\n").filter(Boolean);
+  for (const x of t.expect) {
+    if (x.kind === "queued") {
+      const found = rcpts.find((r) => r.toLowerCase() === x.rcpt.toLowerCase());
+      if (!found) {
+        failures.push(
+          `line ${x.line}: no message queued for <${x.rcpt}>` +
+            (rcpts.length ? ` (queued for ${rcpts.map((r) => `<${r}>`).join(", ")})` : ""),
+        );
+      } else if (x.route) {
+        const r = await resolver.resolve(found);
+        const route = `${r.transport}:${r.nexthop}`;
+        if (route !== x.route) {
+          failures.push(`line ${x.line}: <${x.rcpt}> is routed to ${route}, not ${x.route}`);
+        }
+      }
+    } else if (x.kind === "not-queued") {
+      if (fresh.length) {
+        failures.push(`line ${x.line}: a message was queued for ${rcpts.join(", ")}`);
+      }
+    } else {
+      const hit = lines.some((l) => x.pattern.test(l.replace(/^.*?\]: /, "")));
+      if (x.kind === "log" && !hit) {
+        failures.push(`line ${x.line}: no log line matches ${x.source}`);
+      }
+      if (x.kind === "no-log" && hit) {
+        failures.push(`line ${x.line}: a log line matches ${x.source}`);
+      }
+    }
+  }
+  return { name: t.name, ok: failures.length === 0, failures, ms: Date.now() - start };
+}
+
+/**
+ * Reads the test files, starts the configuration once and runs them all.
+ * A file that cannot be read fails as a test; a configuration that cannot
+ * start throws.
+ */
+export async function runTests(configDir: string, files: string[]): Promise<TestResult[]> {
+  const results: TestResult[] = [];
+  const tests: TestFile[] = [];
+  for (const f of files) {
+    try {
+      tests.push(parseTestFile(displayName(f), await Deno.readTextFile(f)));
+    } catch (e) {
+      if (!(e instanceof TestFormatError) && !(e instanceof Deno.errors.NotFound)) throw e;
+      results.push({ name: displayName(f), ok: false, failures: [(e as Error).message], ms: 0 });
+    }
+  }
+  if (tests.length === 0) return results;
+  const inst = await startEphemeral(configDir, zoneOf(tests));
+  try {
+    const resolver = Resolver.fromConfig(await loadConfig(inst.conf), {
+      warn: () => {},
+      interfaces: { warn: () => {} },
+    });
+    const seen = new Set((await queued(inst)).keys());
+    for (const t of tests) results.push(await runOne(inst, t, resolver, seen));
+  } finally {
+    await inst.stop();
+  }
+  return results;
+}
+
+/** The results as text: "human" (one line per test, failures indented) or TAP version 13. */
+export function report(results: TestResult[], format: "human" | "tap"): string {
+  const out: string[] = [];
+  if (format === "tap") {
+    out.push("TAP version 13", `1..${results.length}`);
+    results.forEach((r, i) => {
+      out.push(`${r.ok ? "ok" : "not ok"} ${i + 1} - ${r.name}`);
+      if (!r.ok) {
+        out.push("  ---", "  message: |");
+        for (const f of r.failures) for (const l of f.split("\n")) out.push(`    ${l}`);
+        out.push("  ...");
+      }
+    });
+  } else {
+    for (const r of results) {
+      out.push(`${r.ok ? "ok    " : "FAILED"} ${r.name} (${r.ms} ms)`);
+      for (const f of r.failures) for (const l of f.split("\n")) out.push(`       ${l}`);
+    }
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  const summary = `${results.length - failed} passed, ${failed} failed`;
+  out.push(format === "tap" ? `# ${summary}` : summary);
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,94 @@
+/**
+ * `postwarden test` (lib/testrun) on the sample configuration
+ * docs/examples/company: its tests pass as shipped, and each of three
+ * changed configuration lines makes the test that guards it fail (a test
+ * that cannot fail guards nothing); a malformed test file fails with its
+ * line; the instance leaves no process or folder behind.
+ */
+import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
+import { processesOf } from "../helpers/instance.ts";
+import { findTestFiles, report, runTests } from "../../lib/testrun/run.ts";
+
+const SAMPLE = new URL("../../docs/examples/company", import.meta.url).pathname;
+
+/** The sample with one file changed, in a temporary copy. */
+async function mutated(file: string, from: RegExp, to: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "conformance-" });
+  await Deno.chmod(dir, 0o755);
+  for await (const e of Deno.readDir(SAMPLE)) {
+    if (e.isFile) await Deno.copyFile(`${SAMPLE}/${e.name}`, `${dir}/${e.name}`);
+  }
+  const text = await Deno.readTextFile(`${dir}/${file}`);
+  assertMatch(text, from);
+  await Deno.writeTextFile(`${dir}/${file}`, text.replace(from, to));
+  return dir;
+}
+
+async function failing(configDir: string): Promise<string[]> {
+  const results = await runTests(configDir, await findTestFiles([`${SAMPLE}/tests`]));
+  return results.filter((r) => !r.ok).map((r) => r.name.replace(/^.*\//, ""));
+}
+
+Deno.test({
+  name: "postwarden test: the sample configuration's tests, and the lines they guard",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    await t.step("as shipped: every test passes", async () => {
+      const results = await runTests(SAMPLE, await findTestFiles([`${SAMPLE}/tests`]));
+      assert(results.length >= 8, `${results.length} tests`);
+      assertEquals(results.filter((r) => !r.ok), []);
+      assertMatch(report(results, "tap"), /^TAP version 13\n1\.\.\d+\nok 1 - /);
+      assertEquals(await processesOf("postwarden-conformance-"), [], "nothing left running");
+    });
+
+    const cases: [string, string, RegExp, string, string[]][] = [
+      [
+        "no DNS blocklist",
+        "main.cf",
+        /^smtpd_recipient_restrictions = .*$/m,
+        "smtpd_recipient_restrictions =",
+        ["05_blocklisted_client.dialog"],
+      ],
+      [
+        "the partner's transport entry gone",
+        "transport",
+        /^partner\.example .*$/m,
+        "",
+        ["04_office_relays.dialog"],
+      ],
+      [
+        "the office network no longer in mynetworks",
+        "main.cf",
+        /^mynetworks = .*$/m,
+        "mynetworks = 127.0.0.0/8",
+        ["04_office_relays.dialog"],
+      ],
+    ];
+    for (const [what, file, from, to, expected] of cases) {
+      await t.step(`${what}: ${expected.join(", ")} fails`, async () => {
+        const dir = await mutated(file, from, to);
+        try {
+          assertEquals(await failing(dir), expected);
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      });
+    }
+
+    await t.step("a malformed test file fails with its line, the others still run", async () => {
+      const dir = await Deno.makeTempDir();
+      try {
+        await Deno.writeTextFile(`${dir}/bad.dialog`, "s: 220 .*\nc: QUIT\nexpect-nothing: x\n");
+        const results = await runTests(SAMPLE, [
+          `${dir}/bad.dialog`,
+          `${SAMPLE}/tests/07_helo_required.dialog`,
+        ]);
+        assertEquals(results.map((r) => r.ok), [false, true]);
+        assertMatch(results[0].failures[0], /bad\.dialog:3: unknown keyword "expect-nothing"/);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+});
