@@ -20,7 +20,7 @@ import {
   validateConfig,
 } from "../lib/config/mod.ts";
 import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/mod.ts";
-import { findTestFiles, report, runTests } from "../lib/testrun/run.ts";
+import { findTestFiles, report, type ReportFormat, runTests } from "../lib/testrun/run.ts";
 import { cacheNpmModules } from "../lib/runtime/mod.ts";
 import {
   daemonGrants,
@@ -412,18 +412,20 @@ async function check(
 }
 
 /**
- * `postwarden test [--format human|tap] [PATH...]`: the configuration's
+ * `postwarden test [--format human|tap|junit] [PATH...]`: the configuration's
  * conformance tests (lib/testrun), by default the `*.dialog` files of
  * CONFIG_DIR/tests, run in an ephemeral instance; exit status 1 when one
  * fails, 2 when the configuration cannot be started.
  */
 async function conformance(configDir: string, args: string[]): Promise<number> {
-  let format: "human" | "tap" = "human";
+  let format: ReportFormat = "human";
   const paths: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--format") {
       const f = args[++i];
-      if (f !== "human" && f !== "tap") fatal(`--format: "${f}" is not human or tap`, 64);
+      if (f !== "human" && f !== "tap" && f !== "junit") {
+        fatal(`--format: "${f}" is not human, tap or junit`, 64);
+      }
       format = f;
     } else if (args[i].startsWith("-")) fatal(`test: unknown option ${args[i]}`, 64);
     else paths.push(args[i]);

@@ -6,7 +6,7 @@
 import { assertEquals, assertMatch, assertThrows } from "../../tests/helpers/assert.ts";
 import { parseTestFile, TestFormatError } from "./format.ts";
 import { ephemeralMasterCf } from "./instance.ts";
-import { zoneOf } from "./run.ts";
+import { report, zoneOf } from "./run.ts";
 
 Deno.test("lib/testrun parseTestFile", async (t) => {
   await t.step("every keyword", () => {
@@ -110,4 +110,29 @@ Deno.test("lib/testrun ephemeralMasterCf: inet services on loopback ports, no qm
     ],
   );
   assertEquals([...ports], [["smtp", 40000], ["submission", 40001]]);
+});
+
+Deno.test("lib/testrun report: human, TAP and JUnit XML", () => {
+  const results = [
+    { name: "a.dialog", ok: true, failures: [], ms: 120 },
+    {
+      name: 'b<&>".dialog',
+      ok: false,
+      failures: ["line 3: expected 250\n  got 554 <x@y>: Relay access denied\u0001"],
+      ms: 45,
+    },
+  ];
+  assertEquals(
+    report(results, "human"),
+    'ok     a.dialog (120 ms)\nFAILED b<&>".dialog (45 ms)\n       line 3: expected 250\n' +
+      "         got 554 <x@y>: Relay access denied\u0001\n1 passed, 1 failed\n",
+  );
+  assertMatch(report(results, "tap"), /^TAP version 13\n1\.\.2\nok 1 - a\.dialog\nnot ok 2 - /);
+  const x = report(results, "junit");
+  assertMatch(x, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<testsuites /);
+  assertMatch(x, /<testsuite name="postwarden test" tests="2" failures="1" errors="0" skipped="0"/);
+  assertMatch(x, /<testcase classname="postwarden\.test" name="a\.dialog" time="0\.120"\/>/);
+  assertMatch(x, /name="b&lt;&amp;&gt;&quot;\.dialog" time="0\.045">/);
+  assertMatch(x, /<failure message="line 3: expected 250" type="failure">line 3: expected 250\n/);
+  assertMatch(x, /&lt;x@y&gt;: Relay access denied<\/failure>/); // the control character dropped
 });

@@ -261,8 +261,58 @@ export async function runTests(configDir: string, files: string[]): Promise<Test
   return results;
 }
 
-/** The results as text: "human" (one line per test, failures indented) or TAP version 13. */
-export function report(results: TestResult[], format: "human" | "tap"): string {
+/** The output formats of {@link report}. */
+export type ReportFormat = "human" | "tap" | "junit";
+
+/** Text for XML: the five special characters escaped, characters XML 1.0 forbids dropped. */
+function xml(s: string): string {
+  return s.replace(/[^\t\n\r\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, "")
+    .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;").replace(/'/g, "&apos;");
+}
+
+/**
+ * JUnit XML as CI systems read it (the common schema of Ant's JUnit task:
+ * testsuites > testsuite > testcase, a failure element per failed test).
+ */
+function junit(results: TestResult[]): string {
+  const failed = results.filter((r) => !r.ok).length;
+  const secs = (ms: number) => (ms / 1000).toFixed(3);
+  const total = secs(results.reduce((n, r) => n + r.ms, 0));
+  const out = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="postwarden test" tests="${results.length}" failures="${failed}" ` +
+    `errors="0" time="${total}">`,
+    `  <testsuite name="postwarden test" tests="${results.length}" failures="${failed}" ` +
+    `errors="0" skipped="0" time="${total}">`,
+  ];
+  for (const r of results) {
+    const head = `    <testcase classname="postwarden.test" name="${xml(r.name)}" time="${
+      secs(r.ms)
+    }"`;
+    if (r.ok) {
+      out.push(`${head}/>`);
+      continue;
+    }
+    const first = r.failures[0]?.split("\n")[0] ?? "failed";
+    out.push(
+      `${head}>`,
+      `      <failure message="${xml(first)}" type="failure">${
+        xml(r.failures.join("\n"))
+      }</failure>`,
+      "    </testcase>",
+    );
+  }
+  out.push("  </testsuite>", "</testsuites>");
+  return out.join("\n") + "\n";
+}
+
+/**
+ * The results as text: "human" (one line per test, failures indented),
+ * TAP version 13, or JUnit XML.
+ */
+export function report(results: TestResult[], format: ReportFormat): string {
+  if (format === "junit") return junit(results);
   const out: string[] = [];
   if (format === "tap") {
     out.push("TAP version 13", `1..${results.length}`);
