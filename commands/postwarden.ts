@@ -412,16 +412,18 @@ async function check(
 }
 
 /**
- * `postwarden test [--format human|tap|junit] [PATH...]`: the configuration's
+ * `postwarden test [--explain] [--format human|tap|junit] [PATH...]`: the configuration's
  * conformance tests (lib/testrun), by default the `*.dialog` files of
  * CONFIG_DIR/tests, run in an ephemeral instance; exit status 1 when one
  * fails, 2 when the configuration cannot be started.
  */
 async function conformance(configDir: string, args: string[]): Promise<number> {
   let format: ReportFormat = "human";
+  let explain = false;
   const paths: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--format") {
+    if (args[i] === "--explain") explain = true;
+    else if (args[i] === "--format") {
       const f = args[++i];
       if (f !== "human" && f !== "tap" && f !== "junit") {
         fatal(`--format: "${f}" is not human, tap or junit`, 64);
@@ -439,7 +441,7 @@ async function conformance(configDir: string, args: string[]): Promise<number> {
   if (files.length === 0) fatal("test: no test files (*.dialog)");
   let results;
   try {
-    results = await runTests(configDir, files);
+    results = await runTests(configDir, files, { explain });
   } catch (e) {
     console.error(`${PROG}: test: ${(e as Error).message}`);
     return 2;

@@ -237,6 +237,11 @@ export interface RestrictionContext {
   warn: (msg: string) => void;
   /** WARN and INFO results of access tables; warn when not given. */
   info?: (msg: string) => void;
+  /**
+   * postwarden_explain: each restriction's decision, for `postwarden test
+   * --explain` ("explain: recipient <x@y>: reject_rbl_client zen...: 554 ...").
+   */
+  explain?: (msg: string) => void;
   /** smtpd_sender_login_maps (sender_login.ts); without it the *_login_mismatch restrictions do nothing. */
   senderLogin?: SenderLoginContext;
   /** check_*_{mx,ns,a}_access lookups (server_access.ts). */
@@ -376,6 +381,7 @@ export function restrictionContext(
     policy: opts.policy ?? new PolicyClients(c, { warn }),
     warn,
     info: opts.info,
+    explain: c.bool("postwarden_explain") ? (m) => (opts.info ?? warn)(`explain: ${m}`) : undefined,
     servers: {
       dns,
       families: familiesFrom(c.list("inet_protocols")),
@@ -626,6 +632,8 @@ interface CheckState {
   warnIfReject?: boolean;
   /** reject_maps_rbl's deprecation warning was logged for this check. */
   mapsRblWarned?: boolean;
+  /** The access table value the restriction being evaluated found (for explain). */
+  hit?: string;
 }
 
 /** One list's outcome: a permit ends the list, a Rejection the check, null goes on. */
@@ -708,8 +716,10 @@ async function tableResult(
   state: CheckState,
   table: string,
   value: string,
+  key?: string,
 ): Promise<Outcome> {
   const { name, what } = subject(stage, req);
+  if (ctx.explain) state.hit = key === undefined ? value : `${key} ${value}`;
   const m = /^(\S*)[ \t]*(.*)$/s.exec(value.replace(/^[ \t]+/, ""))!;
   const cmd = m[1].toUpperCase();
   const text = m[2].replace(/^\s+/, "");
@@ -830,7 +840,7 @@ async function checkAccess(
       const value = await maps.find(domain);
       return value === undefined ? undefined : { value };
     });
-  let found: { value: string } | undefined;
+  let found: { value: string; key?: string } | undefined;
   const server = SERVER_CHECKS.get(check);
   try {
     if (server) {
@@ -851,7 +861,7 @@ async function checkAccess(
         found = await domainKeys(reverse);
         if (!found) found = await addressKeys(maps, req.client.addr);
         if (!found) return null;
-        const outcome = await tableResult(ctx, req, stage, state, table, found.value);
+        const outcome = await tableResult(ctx, req, stage, state, table, found.value, found.key);
         if (outcome !== "permit") return outcome;
         ctx.warn(`restriction ${check} returns OK for ${reverse}`);
         ctx.warn("this is not allowed for security reasons");
@@ -893,7 +903,7 @@ async function checkAccess(
             parentMatches: ctx.access.parentMatches,
           }));
         if (!found) return null;
-        const outcome = await tableResult(ctx, req, stage, state, table, found.value);
+        const outcome = await tableResult(ctx, req, stage, state, table, found.value, found.key);
         // A source-routed recipient is too suspicious for OK (Postfix).
         const suspicious = check === "check_recipient_access" && !ctx.allowUntrustedRouting &&
           (resolved.flags & RESOLVE_FLAG_ROUTED) !== 0;
@@ -917,7 +927,7 @@ async function checkAccess(
     ctx.warn(`${e.message}`);
     return await tableResult(ctx, req, stage, state, table, "451 4.3.5 Server configuration error");
   }
-  return found ? await tableResult(ctx, req, stage, state, table, found.value) : null;
+  return found ? await tableResult(ctx, req, stage, state, table, found.value, found.key) : null;
 }
 
 /**
@@ -925,14 +935,17 @@ async function checkAccess(
  * prefixes ending at a "." (IPv4) or ":" (IPv6); only the full address goes
  * to pattern tables (cidr).
  */
-async function addressKeys(maps: Maps, addr: string): Promise<{ value: string } | undefined> {
+async function addressKeys(
+  maps: Maps,
+  addr: string,
+): Promise<{ value: string; key: string } | undefined> {
   let key = addr.toLowerCase();
   if (key.startsWith("::ffff:") && key.includes(".")) key = key.slice(7);
   const delim = key.includes(":") ? ":" : ".";
   let partial = false;
   for (;;) {
     const value = await find(key, () => maps.find(key, { partial }));
-    if (value !== undefined) return { value };
+    if (value !== undefined) return { value, key };
     const cut = key.lastIndexOf(delim);
     if (cut <= 0) return undefined;
     key = key.slice(0, cut);
@@ -1131,11 +1144,38 @@ async function evaluate(
       outcome = null;
     }
     warnIfReject = false;
+    if (ctx.explain) explainStep(ctx.explain, stage, req, list, raw, i, outcome, shared);
     if (outcome !== null) return outcome;
     // Nothing can change the outcome any more (Postfix stops here too).
     if (shared.deferIfPermit && shared.deferIfReject) break;
   }
   return null;
+}
+
+/**
+ * One explain line: the restriction (with its argument, when `i` moved past
+ * one), what it decided, and the access table value behind it.
+ */
+function explainStep(
+  explain: (msg: string) => void,
+  stage: Stage,
+  req: CheckRequest,
+  list: string[],
+  raw: string,
+  i: number,
+  outcome: Outcome,
+  shared: CheckState,
+): void {
+  const { name } = subject(stage, req);
+  const arg = list[i] !== raw ? ` ${list[i]}` : "";
+  const decided = outcome === null
+    ? "no decision"
+    : outcome === "permit"
+    ? "permit"
+    : `${outcome.code} ${outcome.dsn} ${outcome.text}`;
+  const hit = shared.hit ? ` (table entry: ${shared.hit})` : "";
+  shared.hit = undefined;
+  explain(`${stage} <${name}>: ${raw}${arg}: ${decided}${hit}`);
 }
 
 /** A DNS query the sandbox refused is a configuration error (451 4.3.5), never a pass. */

@@ -3369,6 +3369,15 @@ const ROWS: ParamSpec[] = [
 
   // Postwarden's own (postwarden_*): sandbox choices Postfix has no need for.
   {
+    name: "postwarden_explain",
+    type: "bool",
+    default: "no",
+    doc: "smtpd logs each restriction's decision (\"explain: recipient <x>: " +
+      'reject_rbl_client zen.spamhaus.org: 554 ..."), with the access table value behind ' +
+      "it; `postwarden test --explain` turns it on.",
+    support: "implemented",
+  },
+  {
     name: "postwarden_dns_servers",
     type: "list",
     default: "",

@@ -80,6 +80,13 @@ export interface Resolution {
   class: AddressClass;
   /** RESOLVE_FLAG_* and RESOLVE_CLASS_* bits, as Postfix's resolve reply. */
   flags: number;
+  /**
+   * What chose the transport and next hop, for people (`postwarden test
+   * --explain`): "default_transport = smtp", "relay_transport = relay;
+   * relayhost = [mail.isp.example]", "transport_maps: partner.example
+   * smtp:[relay.partner.example]" (the table entry), "relocated_maps: ...".
+   */
+  rule?: string;
 }
 
 /** The resolver could not decide (a table failed, a null transport): try again later. */
@@ -463,6 +470,7 @@ export class Resolver {
     let channel: string;
     let nexthop = nextDomain;
     let blame: string;
+    let hopRule = "";
     let cls: AddressClass;
     if (remote) {
       if (await this.#try(t.aliasDomains.title, () => t.aliasDomains.match(nextDomain))) {
@@ -518,8 +526,13 @@ export class Resolver {
           v = "DUNNO";
         }
         // "DUNNO" stops the search without overriding relayhost (Postfix 2.7 and later).
-        if (v !== undefined && v.toUpperCase() !== "DUNNO") nexthop = v;
-        else if (p.relayhost !== "") nexthop = p.relayhost;
+        if (v !== undefined && v.toUpperCase() !== "DUNNO") {
+          nexthop = v;
+          hopRule = `; ${t.senderRelay.title}: ${key} ${v}`;
+        } else if (p.relayhost !== "") {
+          nexthop = p.relayhost;
+          hopRule = `; relayhost = ${p.relayhost}`;
+        }
       }
     } else {
       channel = p.localTransport;
@@ -529,6 +542,7 @@ export class Resolver {
     }
     if (flags & RESOLVE_CLASS_FINAL) flags |= RESOLVE_FLAG_FINAL;
 
+    let rule = `${blame} = ${channel}${hopRule}`;
     // A "transport:nexthop" parameter value overrides the next hop.
     const colon = channel.indexOf(":");
     if (colon >= 0) {
@@ -554,6 +568,7 @@ export class Resolver {
       if (hit) {
         channel = hit.transport;
         nexthop = hit.nexthop;
+        rule = `${t.transport.title}: ${hit.key} ${hit.value}`;
       }
     }
 
@@ -562,10 +577,11 @@ export class Resolver {
     if (moved !== undefined) {
       channel = "error";
       nexthop = `5.1.6 User has moved to ${moved}`;
+      rule = `relocated_maps: ${recipient} ${moved}`;
     }
 
     if (!p.allowMinUser && recipient.startsWith("-")) flags |= RESOLVE_FLAG_ERROR;
-    return { transport: channel, nexthop, recipient, class: cls, flags };
+    return { transport: channel, nexthop, recipient, class: cls, flags, rule };
   }
 
   /** mail_addr_find with resolve_local for the address's own domain. */

@@ -163,6 +163,16 @@ Deno.test("resolve: transport_maps search order (transport(5))", async (t) => {
     const v = resolver(maps + "\nvirtual_alias_domains = t.example\n");
     assertEquals((await v.resolve("b@t.example")).transport, "error");
   });
+  await t.step("the rule that chose the route names the table entry", async () => {
+    assertEquals((await r.resolve("a+x@t.example")).rule, "transport_maps: a+x@t.example one:");
+    assertEquals((await r.resolve("b@sub.t.example")).rule, "transport_maps: .t.example four:");
+    assertEquals((await r.resolve("b@other.example")).rule, "transport_maps: * wild:[w]");
+    const plain = resolver("relayhost = [gw.example]:2525\n");
+    assertEquals(
+      (await plain.resolve("b@other.example")).rule,
+      "default_transport = smtp; relayhost = [gw.example]:2525",
+    );
+  });
 });
 
 Deno.test("resolve: sender-dependent relayhost and default transport", async (t) => {

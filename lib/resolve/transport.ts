@@ -35,7 +35,8 @@ export interface TransportEntry {
 
 /**
  * The entry for a resolved recipient, or undefined. The result is already
- * merged with `current` (the class's transport and next hop).
+ * merged with `current` (the class's transport and next hop); `key` and
+ * `value` are the table entry that matched.
  *
  * @throws {DictError} when a table cannot answer.
  */
@@ -44,28 +45,32 @@ export async function transportLookup(
   recipient: string,
   rcptDomain: string,
   opts: TransportLookupOptions & { current?: TransportEntry } = {},
-): Promise<TransportEntry | undefined> {
-  const apply = (value: string): TransportEntry => applyEntry(value, rcptDomain, opts.current);
+): Promise<(TransportEntry & { key: string; value: string }) | undefined> {
+  const apply = (key: string, value: string) => ({
+    ...applyEntry(value, rcptDomain, opts.current),
+    key,
+    value,
+  });
   let v = await maps.find(recipient);
-  if (v !== undefined) return apply(v);
+  if (v !== undefined) return apply(recipient, v);
   const { local, domain } = splitAddress(recipient);
   const { user, extension } = splitExtension(local, opts.delimiters ?? "", {
     doubleBounceSender: opts.doubleBounceSender,
   });
   if (extension !== "") {
     v = await maps.find(`${user}@${domain}`, { partial: true });
-    if (v !== undefined) return apply(v);
+    if (v !== undefined) return apply(`${user}@${domain}`, v);
   }
   let name = domain;
   while (name !== "") {
     v = await maps.find(name, { partial: true });
-    if (v !== undefined) return apply(v);
+    if (v !== undefined) return apply(name, v);
     const dot = name.indexOf(".", 1);
     if (dot < 0) break;
     name = opts.parentMatches ? name.slice(dot + 1) : name.slice(dot);
   }
   v = await maps.find("*");
-  return v === undefined ? undefined : apply(v);
+  return v === undefined ? undefined : apply("*", v);
 }
 
 /** Postfix's update_entry: merges a `transport:nexthop` value into the current choice. */

@@ -29,6 +29,8 @@ export interface Ephemeral {
   dir: string;
   /** The copied configuration directory. */
   conf: string;
+  /** The configuration directory it was copied from. */
+  source: string;
   queue: string;
   maillog: string;
   /** master.cf inet service name (as the admin wrote it) -> its port on 127.0.0.1. */
@@ -95,7 +97,11 @@ export function ephemeralMasterCf(
 }
 
 /** Starts `configDir`'s configuration as an ephemeral instance answering `zone`. */
-export async function startEphemeral(configDir: string, zone: Zone): Promise<Ephemeral> {
+export async function startEphemeral(
+  configDir: string,
+  zone: Zone,
+  opts: { mainCf?: string[] } = {},
+): Promise<Ephemeral> {
   const dir = await Deno.makeTempDir({ prefix: "postwarden-conformance-" });
   // Started as root, the daemons run as mail_owner and must reach what is below.
   await Deno.chmod(dir, 0o755);
@@ -127,6 +133,7 @@ export async function startEphemeral(configDir: string, zone: Zone): Promise<Eph
         `mail_spool_directory = ${dir}/var/mail/`,
         `postwarden_dns_servers = 127.0.0.1:${dns.port}`,
         "smtpd_authorized_xclient_hosts = 127.0.0.1",
+        ...(opts.mainCf ?? []),
         "",
       ].join("\n"),
     );
@@ -146,6 +153,7 @@ export async function startEphemeral(configDir: string, zone: Zone): Promise<Eph
     return {
       dir,
       conf,
+      source: configDir.replace(/\/+$/, ""),
       queue: `${dir}/var`,
       maillog: `${dir}/var/log/maillog`,
       ports,

@@ -25,6 +25,19 @@ export interface TestResult {
   /** Why it failed, each "line N: ..." where a line is to blame. */
   failures: string[];
   ms: number;
+  /**
+   * With --explain: what decided, in order: each restriction smtpd
+   * evaluated ("explain: ..." log lines, postwarden_explain), its
+   * rejections, and the route of each queued recipient with the rule that
+   * chose it.
+   */
+  explain?: string[];
+}
+
+/** Options for {@link runTests}. */
+export interface RunOptions {
+  /** Collect each test's {@link TestResult.explain}. */
+  explain?: boolean;
 }
 
 /** How long the runner waits for one server reply. */
@@ -134,6 +147,7 @@ async function runOne(
   t: TestFile,
   resolver: Resolver,
   seen: Set<string>,
+  opts: RunOptions,
 ): Promise<TestResult> {
   const start = Date.now();
   const failures: string[] = [];
@@ -198,6 +212,22 @@ async function runOne(
     log = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
   }
   const lines = log.split("\n").filter(Boolean);
+  const explain: string[] = [];
+  if (opts.explain) {
+    for (const l of lines) {
+      const m = /^.*?\]: (?:[0-9A-Z]+: |NOQUEUE: )?(explain: .*|reject: .*)$/.exec(l);
+      // The copy's paths as the admin knows them.
+      if (m) explain.push(m[1].replace(/^explain: /, "").replaceAll(inst.conf, inst.source));
+    }
+    for (const r of rcpts) {
+      const route = await resolver.resolve(r).catch((e) => ({ error: (e as Error).message }));
+      explain.push(
+        "error" in route
+          ? `route <${r}>: ${route.error}`
+          : `route <${r}>: ${route.transport}:${route.nexthop} (${route.rule ?? "?"})`,
+      );
+    }
+  }
   for (const x of t.expect) {
     if (x.kind === "queued") {
       const found = rcpts.find((r) => r.toLowerCase() === x.rcpt.toLowerCase());
@@ -227,7 +257,13 @@ async function runOne(
       }
     }
   }
-  return { name: t.name, ok: failures.length === 0, failures, ms: Date.now() - start };
+  return {
+    name: t.name,
+    ok: failures.length === 0,
+    failures,
+    ms: Date.now() - start,
+    ...(opts.explain ? { explain } : {}),
+  };
 }
 
 /**
@@ -235,7 +271,11 @@ async function runOne(
  * A file that cannot be read fails as a test; a configuration that cannot
  * start throws.
  */
-export async function runTests(configDir: string, files: string[]): Promise<TestResult[]> {
+export async function runTests(
+  configDir: string,
+  files: string[],
+  opts: RunOptions = {},
+): Promise<TestResult[]> {
   const results: TestResult[] = [];
   const tests: TestFile[] = [];
   for (const f of files) {
@@ -247,14 +287,16 @@ export async function runTests(configDir: string, files: string[]): Promise<Test
     }
   }
   if (tests.length === 0) return results;
-  const inst = await startEphemeral(configDir, zoneOf(tests));
+  const inst = await startEphemeral(configDir, zoneOf(tests), {
+    mainCf: opts.explain ? ["postwarden_explain = yes"] : [],
+  });
   try {
     const resolver = Resolver.fromConfig(await loadConfig(inst.conf), {
       warn: () => {},
       interfaces: { warn: () => {} },
     });
     const seen = new Set((await queued(inst)).keys());
-    for (const t of tests) results.push(await runOne(inst, t, resolver, seen));
+    for (const t of tests) results.push(await runOne(inst, t, resolver, seen, opts));
   } finally {
     await inst.stop();
   }
@@ -318,6 +360,7 @@ export function report(results: TestResult[], format: ReportFormat): string {
     out.push("TAP version 13", `1..${results.length}`);
     results.forEach((r, i) => {
       out.push(`${r.ok ? "ok" : "not ok"} ${i + 1} - ${r.name}`);
+      for (const e of r.explain ?? []) out.push(`# ${e}`);
       if (!r.ok) {
         out.push("  ---", "  message: |");
         for (const f of r.failures) for (const l of f.split("\n")) out.push(`    ${l}`);
@@ -328,6 +371,7 @@ export function report(results: TestResult[], format: ReportFormat): string {
     for (const r of results) {
       out.push(`${r.ok ? "ok    " : "FAILED"} ${r.name} (${r.ms} ms)`);
       for (const f of r.failures) for (const l of f.split("\n")) out.push(`       ${l}`);
+      for (const e of r.explain ?? []) out.push(`       | ${e}`);
     }
   }
   const failed = results.filter((r) => !r.ok).length;

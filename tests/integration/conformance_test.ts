@@ -76,6 +76,35 @@ Deno.test({
       });
     }
 
+    await t.step("--explain: the restriction and table entry, the route and its rule", async () => {
+      const results = await runTests(
+        SAMPLE,
+        ["05_blocklisted_client", "16_blocked_sender_domain", "04_office_relays"].map((n) =>
+          `${SAMPLE}/tests/${n}.dialog`
+        ),
+        { explain: true },
+      );
+      const [rbl, sender, relay] = results.map((r) => r.explain!.join("\n"));
+      assertMatch(
+        rbl,
+        /recipient <info@example\.com>: reject_rbl_client zen\.spamhaus\.org: 554 5\.7\.1 Service unavailable/,
+      );
+      assertMatch(
+        sender,
+        /check_sender_access texthash:\S+\/sender_access: 554 5\.7\.1 .*\(table entry: spammer\.example REJECT /,
+      );
+      assert(!sender.includes("postwarden-conformance-"), "the admin's paths, not the copy's");
+      assertMatch(
+        relay,
+        /route <dave@partner\.example>: smtp:\[relay\.partner\.example\] \(transport_maps: partner\.example smtp:\[relay\.partner\.example\]\)/,
+      );
+      assertMatch(
+        relay,
+        /route <someone@elsewhere\.example>: smtp:elsewhere\.example \(default_transport = smtp\)/,
+      );
+      assertMatch(relay, /recipient <dave@partner\.example>: permit_mynetworks: permit/);
+    });
+
     await t.step("a malformed test file fails with its line, the others still run", async () => {
       const dir = await Deno.makeTempDir();
       try {
