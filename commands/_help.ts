@@ -44,6 +44,7 @@ const HELP: Record<string, Help> = {
     synopsis: [
       "postwarden [-c DIR] start|start-fg|stop|reload|status|check|audit",
       "postwarden [-c DIR] test [--explain] [--format human|tap|junit] [PATH...]",
+      "postwarden [-c DIR] test --record OUT DIALOG",
     ],
     summary: "Start, stop and inspect a Postwarden instance, like postfix(1).",
     options: [

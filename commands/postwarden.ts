@@ -20,7 +20,13 @@ import {
   validateConfig,
 } from "../lib/config/mod.ts";
 import { pathOverrides, type Prepared, prepareInstance } from "../lib/instance/mod.ts";
-import { findTestFiles, report, type ReportFormat, runTests } from "../lib/testrun/run.ts";
+import {
+  findTestFiles,
+  recordTest,
+  report,
+  type ReportFormat,
+  runTests,
+} from "../lib/testrun/run.ts";
 import { cacheNpmModules } from "../lib/runtime/mod.ts";
 import {
   daemonGrants,
@@ -412,7 +418,8 @@ async function check(
 }
 
 /**
- * `postwarden test [--explain] [--format human|tap|junit] [PATH...]`: the configuration's
+ * `postwarden test [--explain] [--format human|tap|junit] [PATH...]`, or
+ * `postwarden test --record OUT DIALOG`: the configuration's
  * conformance tests (lib/testrun), by default the `*.dialog` files of
  * CONFIG_DIR/tests, run in an ephemeral instance; exit status 1 when one
  * fails, 2 when the configuration cannot be started.
@@ -420,10 +427,14 @@ async function check(
 async function conformance(configDir: string, args: string[]): Promise<number> {
   let format: ReportFormat = "human";
   let explain = false;
+  let record: string | undefined;
   const paths: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === "--explain") explain = true;
-    else if (args[i] === "--format") {
+    else if (args[i] === "--record") {
+      record = args[++i];
+      if (!record) fatal("--record needs the file to write", 64);
+    } else if (args[i] === "--format") {
       const f = args[++i];
       if (f !== "human" && f !== "tap" && f !== "junit") {
         fatal(`--format: "${f}" is not human, tap or junit`, 64);
@@ -431,6 +442,17 @@ async function conformance(configDir: string, args: string[]): Promise<number> {
       format = f;
     } else if (args[i].startsWith("-")) fatal(`test: unknown option ${args[i]}`, 64);
     else paths.push(args[i]);
+  }
+  if (record !== undefined) {
+    if (paths.length !== 1) fatal("--record OUT takes one dialog to run", 64);
+    try {
+      await Deno.writeTextFile(record, await recordTest(configDir, paths[0]), { createNew: true });
+    } catch (e) {
+      console.error(`${PROG}: test --record: ${(e as Error).message}`);
+      return 2;
+    }
+    console.log(`${PROG}: wrote ${record}`);
+    return 0;
   }
   let files: string[];
   try {

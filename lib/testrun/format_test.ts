@@ -6,7 +6,7 @@
 import { assertEquals, assertMatch, assertThrows } from "../../tests/helpers/assert.ts";
 import { parseTestFile, TestFormatError } from "./format.ts";
 import { ephemeralMasterCf } from "./instance.ts";
-import { report, zoneOf } from "./run.ts";
+import { replyPattern, report, zoneOf } from "./run.ts";
 
 Deno.test("lib/testrun parseTestFile", async (t) => {
   await t.step("every keyword", () => {
@@ -135,4 +135,12 @@ Deno.test("lib/testrun report: human, TAP and JUnit XML", () => {
   assertMatch(x, /name="b&lt;&amp;&gt;&quot;\.dialog" time="0\.045">/);
   assertMatch(x, /<failure message="line 3: expected 250" type="failure">line 3: expected 250\n/);
   assertMatch(x, /&lt;x@y&gt;: Relay access denied<\/failure>/); // the control character dropped
+});
+
+Deno.test("lib/testrun replyPattern: literal text, queue ids and multi-line replies", () => {
+  assertEquals(replyPattern("250 2.1.5 Ok"), "250 2\\.1\\.5 Ok");
+  assertEquals(replyPattern("250 2.0.0 Ok: queued as 4ABCDEF"), "250 2\\.0\\.0 Ok: queued as \\w+");
+  assertEquals(replyPattern("250-mx\n250 SIZE"), "250");
+  const p = new RegExp(`^(?:${replyPattern("554 5.7.1 <a@b>: (x) [y] $z ^q *+?{}|")})$`, "s");
+  assertEquals(p.test("554 5.7.1 <a@b>: (x) [y] $z ^q *+?{}|"), true);
 });

@@ -16,7 +16,7 @@ import type { Zone, ZoneName } from "../dns/server.ts";
 import { QueueFile } from "../queue/mod.ts";
 import { Resolver } from "../resolve/mod.ts";
 import { type Ephemeral, startEphemeral } from "./instance.ts";
-import { parseTestFile, type TestFile, TestFormatError } from "./format.ts";
+import { parseTestFile, type TestFile, TestFormatError, unescape } from "./format.ts";
 
 /** What came of one test. */
 export interface TestResult {
@@ -141,6 +141,61 @@ async function logSize(inst: Ephemeral): Promise<number> {
   return (await Deno.stat(inst.maillog).catch(() => ({ size: 0 }))).size;
 }
 
+/** A dialog on the test's service: XCLIENT (when the test names a client) is done. */
+interface Dialog {
+  replies: Replies;
+  send(text: string): Promise<number>;
+  close(): void;
+}
+
+/** Connects for a test; a string says why it cannot. */
+async function openDialog(inst: Ephemeral, t: TestFile): Promise<Dialog | string> {
+  const service = t.service ?? (inst.ports.has("smtp") ? "smtp" : inst.smtpd[0]);
+  const port = service === undefined ? undefined : inst.ports.get(service);
+  if (port === undefined) return `no inet service ${service ?? "running smtpd"} in master.cf`;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const replies = new Replies(conn);
+  const send = (text: string) => conn.write(new TextEncoder().encode(`${text}\r\n`));
+  const close = () => {
+    try {
+      conn.close();
+    } catch {
+      // closed
+    }
+  };
+  if (t.client) {
+    try {
+      // The greeting and EHLO are the runner's; XCLIENT's reply is the test's greeting.
+      await replies.next();
+      await send("EHLO postwarden-test.invalid");
+      await replies.next();
+      await send(xclient(t.client));
+    } catch (e) {
+      close();
+      return `XCLIENT: ${(e as Error).message}`;
+    }
+  }
+  return { replies, send, close };
+}
+
+/** The recipients of the messages queued since `seen` (which then holds them too). */
+async function newRecipients(
+  inst: Ephemeral,
+  seen: Set<string>,
+): Promise<{ count: number; rcpts: string[] }> {
+  // Let the daemons finish the session (and its log lines).
+  await new Promise((r) => setTimeout(r, 300));
+  const fresh = [...(await queued(inst))].filter(([id]) => !seen.has(id));
+  const rcpts: string[] = [];
+  for (const [id, path] of fresh) {
+    seen.add(id);
+    const f = await QueueFile.open(path);
+    rcpts.push(...f.head.recipients.map((r) => r.address));
+    f.close();
+  }
+  return { count: fresh.length, rcpts };
+}
+
 /** Runs one test on the instance; never throws for what the test finds. */
 async function runOne(
   inst: Ephemeral,
@@ -152,33 +207,15 @@ async function runOne(
   const start = Date.now();
   const failures: string[] = [];
   const logFrom = await logSize(inst);
-  const service = t.service ?? (inst.ports.has("smtp") ? "smtp" : inst.smtpd[0]);
-  const port = service === undefined ? undefined : inst.ports.get(service);
-  if (port === undefined) {
-    return {
-      name: t.name,
-      ok: false,
-      failures: [`no inet service ${service ?? "running smtpd"} in master.cf`],
-      ms: 0,
-    };
-  }
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const replies = new Replies(conn);
-  const send = (text: string) => conn.write(new TextEncoder().encode(`${text}\r\n`));
+  const dialog = await openDialog(inst, t);
+  if (typeof dialog === "string") return { name: t.name, ok: false, failures: [dialog], ms: 0 };
   try {
-    if (t.client) {
-      // The greeting and EHLO are the runner's; XCLIENT's reply is the test's greeting.
-      await replies.next();
-      await send("EHLO postwarden-test.invalid");
-      await replies.next();
-      await send(xclient(t.client));
-    }
     for (const step of t.steps) {
       if (step.kind === "c") {
-        await send(step.text);
+        await dialog.send(step.text);
         continue;
       }
-      const got = await replies.next();
+      const got = await dialog.replies.next();
       if (got === null) {
         failures.push(
           `line ${step.line}: the server closed the connection; expected ${step.source}`,
@@ -193,18 +230,9 @@ async function runOne(
   } catch (e) {
     failures.push(`dialog: ${(e as Error).message}`);
   } finally {
-    conn.close();
+    dialog.close();
   }
-  // Let the daemons finish logging the session.
-  await new Promise((r) => setTimeout(r, 300));
-  const fresh = [...(await queued(inst))].filter(([id]) => !seen.has(id));
-  for (const [id] of fresh) seen.add(id);
-  const rcpts: string[] = [];
-  for (const [, path] of fresh) {
-    const f = await QueueFile.open(path);
-    rcpts.push(...f.head.recipients.map((r) => r.address));
-    f.close();
-  }
+  const { count, rcpts } = await newRecipients(inst, seen);
   const file = await Deno.open(inst.maillog).catch(() => null);
   let log = "";
   if (file) {
@@ -244,7 +272,7 @@ async function runOne(
         }
       }
     } else if (x.kind === "not-queued") {
-      if (fresh.length) {
+      if (count) {
         failures.push(`line ${x.line}: a message was queued for ${rcpts.join(", ")}`);
       }
     } else {
@@ -378,4 +406,81 @@ export function report(results: TestResult[], format: ReportFormat): string {
   const summary = `${results.length - failed} passed, ${failed} failed`;
   out.push(format === "tap" ? `# ${summary}` : summary);
   return out.join("\n") + "\n";
+}
+
+/** A reply as an s: pattern: multi-line replies by their code, the rest as literal text. */
+export function replyPattern(reply: string): string {
+  if (reply.includes("\n")) return reply.slice(0, 3);
+  return reply.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+    .replace(/(queued as )\w+$/, "$1\\w+");
+}
+
+/**
+ * `postwarden test --record`: runs the c: lines of `input` (with its
+ * client:, dns: and service: lines) against the configuration and returns
+ * the file with the replies seen as s: lines and what came of it as
+ * queued: (with each route) or not-queued: lines; the input's own s: and
+ * expectation lines are dropped. One reply is read per command line, and
+ * none for the lines between a 354 and the end of the data (".").
+ */
+export async function recordTest(configDir: string, input: string): Promise<string> {
+  const text = await Deno.readTextFile(input);
+  const t = parseTestFile(displayName(input), text);
+  const inst = await startEphemeral(configDir, zoneOf([t]));
+  try {
+    const resolver = Resolver.fromConfig(await loadConfig(inst.conf), {
+      warn: () => {},
+      interfaces: { warn: () => {} },
+    });
+    const seen = new Set((await queued(inst)).keys());
+    const dialog = await openDialog(inst, t);
+    if (typeof dialog === "string") throw new Error(dialog);
+    const out: string[] = [];
+    let greeted = false;
+    let inData = false;
+    let lastCommand = "";
+    const observe = async () => {
+      const r = await dialog.replies.next();
+      if (r === null) throw new Error("the server closed the connection");
+      out.push(`s: ${replyPattern(r)}`);
+      return r;
+    };
+    try {
+      for (const line of text.replace(/\n$/, "").split("\n")) {
+        if (/^(s|queued|not-queued|log|no-log):/.test(line)) continue;
+        if (!line.startsWith("c:")) {
+          out.push(line);
+          continue;
+        }
+        if (!greeted) {
+          await observe();
+          greeted = true;
+        }
+        out.push(line);
+        const cmd = unescape(line.replace(/^c: ?/, ""));
+        await dialog.send(cmd);
+        if (inData) {
+          if (cmd === ".") {
+            inData = false;
+            await observe();
+          }
+          continue;
+        }
+        lastCommand = cmd.toUpperCase();
+        const r = await observe();
+        if (lastCommand === "DATA" && r.startsWith("354")) inData = true;
+      }
+    } finally {
+      dialog.close();
+    }
+    const { rcpts } = await newRecipients(inst, seen);
+    if (rcpts.length === 0) out.push("not-queued:");
+    for (const r of rcpts) {
+      const route = await resolver.resolve(r);
+      out.push(`queued: ${r} -> ${route.transport}:${route.nexthop}`);
+    }
+    return out.join("\n") + "\n";
+  } finally {
+    await inst.stop();
+  }
 }

@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { processesOf } from "../helpers/instance.ts";
-import { findTestFiles, report, runTests } from "../../lib/testrun/run.ts";
+import { findTestFiles, recordTest, report, runTests } from "../../lib/testrun/run.ts";
 
 const SAMPLE = new URL("../../docs/examples/company", import.meta.url).pathname;
 
@@ -103,6 +103,41 @@ Deno.test({
         /route <someone@elsewhere\.example>: smtp:elsewhere\.example \(default_transport = smtp\)/,
       );
       assertMatch(relay, /recipient <dave@partner\.example>: permit_mynetworks: permit/);
+    });
+
+    await t.step("--record: today's replies and outcome as a test that then passes", async () => {
+      const dir = await Deno.makeTempDir();
+      try {
+        await Deno.writeTextFile(
+          `${dir}/in.dialog`,
+          [
+            "client: pc1.office.example.com[10.1.2.3]",
+            "c: EHLO pc1.office.example.com",
+            "c: MAIL FROM:<alice@example.com>",
+            "c: RCPT TO:<dave@partner.example>",
+            "c: DATA",
+            "c: Subject: x",
+            "c:",
+            "c: x",
+            "c: .",
+            "c: QUIT",
+            "",
+          ].join("\n"),
+        );
+        const recorded = await recordTest(SAMPLE, `${dir}/in.dialog`);
+        assertMatch(recorded, /^client: pc1\.office\.example\.com\[10\.1\.2\.3\]\ns: 220 /);
+        assertMatch(recorded, /\nc: RCPT TO:<dave@partner\.example>\ns: 250 2\\\.1\\\.5 Ok\n/);
+        assertMatch(recorded, /\ns: 250 2\\\.0\\\.0 Ok: queued as \\w\+\n/);
+        assertMatch(
+          recorded,
+          /\nqueued: dave@partner\.example -> smtp:\[relay\.partner\.example\]\n$/,
+        );
+        await Deno.writeTextFile(`${dir}/out.dialog`, recorded);
+        const [r] = await runTests(SAMPLE, [`${dir}/out.dialog`]);
+        assertEquals([r.ok, r.failures], [true, []]);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
     });
 
     await t.step("a malformed test file fails with its line, the others still run", async () => {
