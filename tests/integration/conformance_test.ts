@@ -6,10 +6,25 @@
  * line; the instance leaves no process or folder behind.
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
-import { processesOf } from "../helpers/instance.ts";
+import { processesOf, smtpSend, startInstance } from "../helpers/instance.ts";
 import { findTestFiles, recordTest, report, runTests } from "../../lib/testrun/run.ts";
 
 const SAMPLE = new URL("../../docs/examples/company", import.meta.url).pathname;
+
+/** Every file under a queue's message folders. */
+async function queueFiles(queue: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of ["maildrop", "incoming", "active", "deferred", "hold", "corrupt"]) {
+    const walk = async (dir: string): Promise<void> => {
+      for await (const e of Deno.readDir(dir)) {
+        if (e.isDirectory) await walk(`${dir}/${e.name}`);
+        else out.push(`${dir}/${e.name}`);
+      }
+    };
+    await walk(`${queue}/${d}`).catch(() => {});
+  }
+  return out.sort();
+}
 
 /** The sample with one file changed, in a temporary copy. */
 async function mutated(file: string, from: RegExp, to: string): Promise<string> {
@@ -42,13 +57,32 @@ Deno.test({
       assertEquals(await processesOf("postwarden-conformance-"), [], "nothing left running");
     });
 
+    await t.step("beside a live instance: its ports and queue are not touched", async () => {
+      const live = await startInstance();
+      try {
+        const before = await queueFiles(live.queue);
+        const results = await runTests(SAMPLE, await findTestFiles([`${SAMPLE}/tests`]));
+        assertEquals(results.filter((r) => !r.ok), []);
+        assertEquals(await queueFiles(live.queue), before);
+        // The live instance still answers on its port.
+        const r = await smtpSend(live.port, {
+          from: "a@example.org",
+          to: ["postmaster@mx.test.example"],
+          body: "Subject: live\n\nlive\n",
+        });
+        assertEquals(r.code, 250, r.replies.join("\n"));
+      } finally {
+        await live.stop();
+      }
+    });
+
     const cases: [string, string, RegExp, string, string[]][] = [
       [
         "no DNS blocklist",
         "main.cf",
         /^smtpd_recipient_restrictions = .*$/m,
         "smtpd_recipient_restrictions =",
-        ["05_blocklisted_client.dialog"],
+        ["05_blocklisted_client.dialog", "27_listed_office_client.dialog"],
       ],
       [
         "the partner's transport entry gone",
@@ -62,7 +96,7 @@ Deno.test({
         "main.cf",
         /^mynetworks = .*$/m,
         "mynetworks = 127.0.0.0/8",
-        ["04_office_relays.dialog"],
+        ["04_office_relays.dialog", "27_listed_office_client.dialog"],
       ],
     ];
     for (const [what, file, from, to, expected] of cases) {
