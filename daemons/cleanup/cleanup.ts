@@ -297,6 +297,8 @@ export class CleanupService {
       maxSectionBytes: Number.isFinite(sizeLimit) ? sizeLimit : 64 * 1024 * 1024,
     });
     let writer: QueueWriter | null = null;
+    /** The recipients written, for postwarden_capture's log lines. */
+    let queued: Recipient[] = [];
     let size = 0;
     let messageId = "";
     const internal = env.attrs?.origin === "bounce";
@@ -448,6 +450,7 @@ export class CleanupService {
         },
         recipients,
       );
+      queued = recipients;
       for (const c of content) await writer.write(c);
     };
     const arrival = new Date(env.arrival ?? Date.now());
@@ -663,6 +666,14 @@ export class CleanupService {
       throw e;
     }
     log.info(`${queueId}: message-id=${messageId}`);
+    // `postwarden test` (lib/deliver/capture.ts) reads what was queued from these.
+    if (cfg.str("postwarden_capture").trim() !== "") {
+      for (const r of queued) {
+        log.info(
+          `${queueId}: capture: to=<${r.address}>${(queue as string) === "hold" ? ", held" : ""}`,
+        );
+      }
+    }
     return queue;
   }
 

@@ -51,6 +51,7 @@
  *   /etc/hosts, /etc/resolv.conf). A next hop outside these (a dynamic
  *   transport_maps entry) is a deferral saying the sandbox refused it.
  */
+import { captureConnects, type CaptureSink, captureSink } from "../../lib/deliver/capture.ts";
 import { serveDelivery } from "../../lib/deliver/mod.ts";
 import { systemResolver } from "../../lib/dns/mod.ts";
 import { runService } from "../../lib/service/mod.ts";
@@ -58,12 +59,18 @@ import { LmtpAgent } from "./lmtp.ts";
 
 /** Where the resolver says why it cannot confirm negative answers (the log, once it is open). */
 let warn = (_: string) => {};
-const agent = new LmtpAgent({ resolver: systemResolver({ warn: (m) => warn(m) }) });
+/** postwarden_capture (`postwarden test`): every session goes to this sink. */
+let sink: CaptureSink | null = null;
+const agent = new LmtpAgent({
+  resolver: systemResolver({ warn: (m) => warn(m) }),
+  ...captureConnects(() => sink),
+});
 
 await runService({
   program: "lmtp",
   init: (ctx) => {
     warn = (m) => ctx.log.warn(m);
+    sink = captureSink((n) => ctx.config.str(n));
   },
   onIpc: (conn, ctx) => serveDelivery(conn, ctx, agent.deliver, { verifies: true }),
   stop: () => agent.close(),

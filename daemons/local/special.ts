@@ -40,6 +40,7 @@
  *
  * @module
  */
+import { capturing } from "../../lib/deliver/capture.ts";
 import { failureStatus } from "../../lib/outcome/mod.ts";
 import { splitAddress, splitExtension } from "../../lib/address/mod.ts";
 import { type Config, configPath } from "../../lib/config/mod.ts";
@@ -200,6 +201,9 @@ export async function deliverToCommand(
   if (env.verify) {
     return { status: "sent", dsn: "2.0.0", reason: `delivers to command: ${d.command}` };
   }
+  if (capturing(c)) {
+    return { status: "sent", dsn: "2.0.0", reason: `captured: would run command: ${d.command}` };
+  }
   const out: CommandOutcome = await deliverCommand({
     command: d.command,
     shell: c.str("local_command_shell"),
@@ -230,6 +234,9 @@ export async function deliverToFile(
   if ("status" in rights) return rights;
   if (env.verify) return verified;
   const c = env.config;
+  if (capturing(c)) {
+    return { status: "sent", dsn: "2.0.0", reason: `captured: would deliver to file: ${d.path}` };
+  }
   if (d.path.endsWith("/")) {
     try {
       await env.writer.maildir(

@@ -98,6 +98,7 @@
  *   by it (chmod 640, group of mail_owner); one it cannot read stops the
  *   start. Avoid proxy: for it: proxymap would serve it to every client.
  */
+import { captureConnects, type CaptureSink, captureSink } from "../../lib/deliver/capture.ts";
 import { serveDelivery } from "../../lib/deliver/mod.ts";
 import { systemResolver } from "../../lib/dns/mod.ts";
 import { runService } from "../../lib/service/mod.ts";
@@ -105,12 +106,18 @@ import { SmtpAgent } from "./deliver.ts";
 
 /** Where the resolver says why it cannot confirm negative answers (the log, once it is open). */
 let warn = (_: string) => {};
-const agent = new SmtpAgent({ resolver: systemResolver({ warn: (m) => warn(m) }) });
+/** postwarden_capture (`postwarden test`): every session goes to this sink. */
+let sink: CaptureSink | null = null;
+const agent = new SmtpAgent({
+  resolver: systemResolver({ warn: (m) => warn(m) }),
+  connect: captureConnects(() => sink).connect,
+});
 
 await runService({
   program: "smtp",
   init: (ctx) => {
     warn = (m) => ctx.log.warn(m);
+    sink = captureSink((n) => ctx.config.str(n));
   },
   onIpc: (conn, ctx) => serveDelivery(conn, ctx, agent.deliver, { verifies: true }),
   stop: () => agent.close(),

@@ -19,8 +19,13 @@ import type { ByteStream, ClientTlsInfo } from "./starttls.ts";
 /** How to open a TCP connection; injectable for tests (sandbox errors, fakes). */
 export type ConnectFn = (opts: Deno.ConnectOptions) => Promise<Deno.TcpConn>;
 
-/** How to open a UNIX-domain connection (the lmtp client's `unix:` next hops). */
-export type ConnectUnixFn = (opts: Deno.UnixConnectOptions) => Promise<Deno.UnixConn>;
+/**
+ * How to open a UNIX-domain connection (the lmtp client's `unix:` next
+ * hops); a TCP one stands in for it in capture mode (lib/deliver/capture.ts).
+ */
+export type ConnectUnixFn = (
+  opts: Deno.UnixConnectOptions,
+) => Promise<Deno.UnixConn | Deno.TcpConn>;
 
 /** One address to try: the host name for logs, the address to connect to, the port. */
 export interface Destination {

@@ -3378,6 +3378,16 @@ const ROWS: ParamSpec[] = [
     support: "implemented",
   },
   {
+    name: "postwarden_capture",
+    type: "string",
+    default: "",
+    doc: "`postwarden test` sets it in its ephemeral instance (never on a real server): " +
+      "smtp and lmtp send every session to this address:port (the runner's sink) while " +
+      "logging the next hop they chose, and pipe and local log the commands and files they " +
+      "would deliver to instead of running or writing them (lib/deliver/capture.ts).",
+    support: "implemented",
+  },
+  {
     name: "postwarden_dns_servers",
     type: "list",
     default: "",

@@ -38,6 +38,7 @@ import { DictError, parseMapSpec, splitMapList, supportedTypes } from "../maps/m
 import { POSTFIX_DEFAULTS } from "./postfix_names.ts";
 import { smtpdTlsPolicy } from "../tls/policy.ts";
 import { ccertRefusal } from "../tls/ccert.ts";
+import { parseCapture } from "../deliver/capture.ts";
 import { parseNameServers } from "../dns/confirm.ts";
 import {
   canRefuseRelay,
@@ -336,6 +337,7 @@ function valueChecks(config: Config): ConfigProblem[] {
   out.push(...authenticationProblems(config, classes));
   out.push(...mtaStsProblems(config));
   out.push(...dnsServerProblems(config));
+  out.push(...captureProblems(config));
   // postscreen's actions, lists and cache (daemons/postscreen/settings.ts reads them so).
   const ps: [string, (v: string) => unknown][] = [
     ["postscreen_greet_action", (v) => screenAction("postscreen_greet_action", v)],
@@ -390,6 +392,30 @@ function mtaStsProblems(config: Config): ConfigProblem[] {
     }
   }
   return out;
+}
+
+/**
+ * postwarden_capture: a malformed address stops the start (the agents
+ * would otherwise deliver for real); a set one is said at every start, as
+ * no mail is then delivered.
+ */
+function captureProblems(config: Config): ConfigProblem[] {
+  const v = quietly(() => config.str("postwarden_capture")) ?? "";
+  try {
+    if (parseCapture(v) === null) return [];
+    return [{
+      names: ["postwarden_capture"],
+      message: `postwarden_capture = ${v.trim()}: nothing is delivered, every message goes ` +
+        "to that sink (the postwarden test instance's setting)",
+      fatal: false,
+    }];
+  } catch (e) {
+    return [{
+      names: ["postwarden_capture"],
+      message: `postwarden_capture: ${(e as Error).message}`,
+      fatal: true,
+    }];
+  }
 }
 
 /** postwarden_dns_servers must be addresses (lib/dns parseNameServers): a typo would leave the daemons asking nobody. */

@@ -38,6 +38,7 @@ import { type MasterService, saslEndpoint } from "../config/mod.ts";
 import type { Runtime } from "../runtime/mod.ts";
 import type { DictGrants } from "../maps/mod.ts";
 import { endpointText, inetEndpoints } from "../service/endpoints.ts";
+import { captureGrant, type CaptureSink, captureSink } from "../deliver/capture.ts";
 import { milterGrants, policyGrants } from "./policy.ts";
 import { contentFilterNexthops } from "./filter.ts";
 import { lmtpGrants } from "./lmtp.ts";
@@ -171,6 +172,17 @@ function unixGrant(g: Grants, path: string): void {
 function listenGrant(g: Grants, path: string): void {
   unixGrant(g, path);
   unixGrant(g, bindPath(path));
+}
+
+/** postwarden_capture's sink (`postwarden test`): where smtp and lmtp then connect. */
+function captureGrants(g: Grants, param: (name: string) => string): void {
+  let sink: CaptureSink | null = null;
+  try {
+    sink = captureSink(param);
+  } catch {
+    return; // malformed: the configuration check stops the start
+  }
+  if (sink) g.net.push(captureGrant(sink));
 }
 
 /** Relay destinations of the smtp client as `--allow-net` items. */
@@ -372,6 +384,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
           if (!g.net.includes(d)) g.net.push(d);
         }
       }
+      captureGrants(g, ctx.param);
       break;
     case "lmtp": {
       // Exactly the LMTP servers the configuration names for this service (lmtp.ts).
@@ -380,6 +393,7 @@ export function daemonGrants(svc: MasterService, ctx: PermissionContext): Grants
       for (const path of l.sockets) unixGrant(g, path);
       g.net.push(...l.net);
       g.read.push(...l.read);
+      captureGrants(g, ctx.param);
       break;
     }
     case "local": {
