@@ -18,6 +18,24 @@
  *                          a message was queued for RCPT (an envelope
  *                          recipient), routed (transport_maps, relay, ...) so
  *   not-queued:            no message was queued
+ *   held:                  the message went to the hold queue
+ *   discarded:             a check discarded the message ("discard:" logged)
+ *
+ * What came of the mail (the delivery agents' status lines, as Postfix
+ * logs them; RCPT is a recipient's final address, to=<..>, or its
+ * original, orig_to=<..>; nothing leaves the instance: lib/deliver/capture.ts):
+ *   delivered: RCPT [-> ADDRESS]
+ *                          delivered by local, virtual, pipe or another
+ *                          agent that is not a server (to ADDRESS, the to=
+ *                          address after aliases and forwarding)
+ *   relayed: RCPT -> HOST  sent to that server: HOST is its name, or its
+ *                          name[address]:port as logged (relay=)
+ *   bounced: RCPT [DSN]    returned to the sender (with that status: 5.1.1,
+ *                          or a prefix such as 5.1)
+ *   deferred: RCPT [DSN]   left in the queue for a later try
+ *   header: REGEX          a header field ("Name: value", continuation lines
+ *                          joined) of a copy delivered or relayed matches
+ *   no-header: REGEX       no header field of any copy matches
  *   log: REGEX             some line of the instance's log for this test matches
  *   no-log: REGEX          no line does
  *
@@ -39,6 +57,10 @@ export type Step =
 export type Expectation =
   | { kind: "queued"; line: number; rcpt: string; route?: string }
   | { kind: "not-queued"; line: number }
+  | { kind: "held" | "discarded"; line: number }
+  | { kind: "delivered" | "relayed"; line: number; rcpt: string; to?: string }
+  | { kind: "bounced" | "deferred"; line: number; rcpt: string; dsn?: string }
+  | { kind: "header" | "no-header"; line: number; pattern: RegExp; source: string }
   | { kind: "log"; line: number; pattern: RegExp; source: string }
   | { kind: "no-log"; line: number; pattern: RegExp; source: string };
 
@@ -73,6 +95,11 @@ export function unescape(s: string): string {
     /\\([rnt\\])/g,
     (_, c) => ({ r: "\r", n: "\n", t: "\t", "\\": "\\" })[c as string]!,
   );
+}
+
+/** An address without its angle brackets. */
+function bare(a: string): string {
+  return a.replace(/^<(.*)>$/, "$1");
 }
 
 const ZONE_TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS"]);
@@ -138,13 +165,46 @@ export function parseTestFile(name: string, text: string): TestFile {
         t.expect.push({
           kind: "queued",
           line,
-          rcpt: q![1].replace(/^<(.*)>$/, "$1"),
+          rcpt: bare(q![1]),
           ...(q![2] ? { route: q![2] } : {}),
         });
         break;
       }
       case "not-queued":
-        t.expect.push({ kind: "not-queued", line });
+      case "held":
+      case "discarded":
+        if (arg.trim()) fail(line, `${key}: takes no value`);
+        t.expect.push({ kind: key, line });
+        break;
+      case "delivered":
+      case "relayed": {
+        const d = /^(\S+)(?:\s+->\s+(\S+))?$/.exec(arg.trim());
+        if (!d || (key === "relayed" && !d[2])) {
+          fail(
+            line,
+            key === "relayed"
+              ? "relayed: wants RCPT -> HOST"
+              : "delivered: wants RCPT [-> ADDRESS]",
+          );
+        }
+        t.expect.push({
+          kind: key,
+          line,
+          rcpt: bare(d![1]),
+          ...(d![2] ? { to: key === "delivered" ? bare(d![2]) : d![2] } : {}),
+        });
+        break;
+      }
+      case "bounced":
+      case "deferred": {
+        const b = /^(\S+)(?:\s+([245](?:\.\d{1,3}){0,2}))?$/.exec(arg.trim());
+        if (!b) fail(line, `${key}: wants RCPT [DSN], e.g. "x@example.com 5.1.1"`);
+        t.expect.push({ kind: key, line, rcpt: bare(b![1]), ...(b![2] ? { dsn: b![2] } : {}) });
+        break;
+      }
+      case "header":
+      case "no-header":
+        t.expect.push({ kind: key, line, pattern: regex(line, arg), source: arg });
         break;
       case "log":
       case "no-log":

@@ -24,6 +24,15 @@ Deno.test("lib/testrun parseTestFile", async (t) => {
         "queued: <bob@example.com> -> smtp:[relay.example.com]",
         "queued: alice@example.com",
         "not-queued:",
+        "held:",
+        "discarded:",
+        "delivered: <info@example.com> -> alice@mx.example.com",
+        "delivered: bob@example.com",
+        "relayed: dave@partner.example -> relay.partner.example[192.0.2.20]:25",
+        "bounced: x@nowhere.example 5.1.2",
+        "deferred: y@example.net",
+        "header: Subject: .*",
+        "no-header: X-Secret: .*",
         "log: reject: RCPT",
         "no-log: warning",
         "",
@@ -47,11 +56,28 @@ Deno.test("lib/testrun parseTestFile", async (t) => {
       false,
     ]);
     assertEquals(
-      f.expect.map((x) => x.kind === "queued" ? [x.kind, x.rcpt, x.route] : [x.kind]),
+      f.expect.map((x) =>
+        x.kind === "queued"
+          ? [x.kind, x.rcpt, x.route]
+          : x.kind === "delivered" || x.kind === "relayed"
+          ? [x.kind, x.rcpt, x.to]
+          : x.kind === "bounced" || x.kind === "deferred"
+          ? [x.kind, x.rcpt, x.dsn]
+          : [x.kind]
+      ),
       [
         ["queued", "bob@example.com", "smtp:[relay.example.com]"],
         ["queued", "alice@example.com", undefined],
         ["not-queued"],
+        ["held"],
+        ["discarded"],
+        ["delivered", "info@example.com", "alice@mx.example.com"],
+        ["delivered", "bob@example.com", undefined],
+        ["relayed", "dave@partner.example", "relay.partner.example[192.0.2.20]:25"],
+        ["bounced", "x@nowhere.example", "5.1.2"],
+        ["deferred", "y@example.net", undefined],
+        ["header"],
+        ["no-header"],
         ["log"],
         ["no-log"],
       ],
@@ -67,6 +93,9 @@ Deno.test("lib/testrun parseTestFile", async (t) => {
       ["dns: SOA x y\ns: 220", /x:1: dns: wants TYPE NAME VALUE/],
       ["dns: MX x mail\ns: 220", /x:1: dns: MX wants/],
       ["queued:\ns: 220", /x:1: queued: wants RCPT/],
+      ["s: 220\nrelayed: a@b", /x:2: relayed: wants RCPT -> HOST/],
+      ["s: 220\nbounced: a@b 9.9.9", /x:2: bounced: wants RCPT \[DSN\]/],
+      ["s: 220\nheld: yes", /x:2: held: takes no value/],
       ["# nothing to say", /x:1: no dialog/],
     ];
     for (const [text, want] of cases) {
@@ -82,7 +111,7 @@ Deno.test("lib/testrun parseTestFile", async (t) => {
   });
 });
 
-Deno.test("lib/testrun ephemeralMasterCf: inet services on loopback ports, no qmgr", () => {
+Deno.test("lib/testrun ephemeralMasterCf: inet services on loopback ports, the rest as it is", () => {
   const ports = new Map<string, number>();
   let next = 40000;
   const text = [
@@ -102,10 +131,9 @@ Deno.test("lib/testrun ephemeralMasterCf: inet services on loopback ports, no qm
       "127.0.0.1:40000      inet  n       -       n       -       -       smtpd",
       "127.0.0.1:40001 inet n       -       n       -       -       smtpd",
       "  -o smtpd_tls_security_level=encrypt",
-      "# postwarden test: no deliveries yet",
-      "#qmgr      unix  n       -       n       300     1       qmgr",
-      "#  -o qmgr_message_active_limit=100",
-      "#  -o syslog_name=x",
+      "qmgr      unix  n       -       n       300     1       qmgr",
+      "  -o qmgr_message_active_limit=100",
+      "  -o syslog_name=x",
       "cleanup   unix  -       -       n       -       0       cleanup",
     ],
   );

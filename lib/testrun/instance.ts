@@ -11,17 +11,20 @@
  * - the daemons asking a name server of its own for the test zone
  *   (postwarden_dns_servers; every name it is not given is NXDOMAIN, so
  *   no query leaves the machine);
- * - no qmgr: mail is accepted and queued, and nothing is delivered (the
- *   runner reads the queue). Delivery into captured mailboxes and sinks is
- *   not done yet.
+ * - nothing leaving it (postwarden_capture, lib/deliver/capture.ts): smtp
+ *   and lmtp send every session to the runner's sink ({@link TestSink})
+ *   and log the next hop they chose, pipe and local log the commands and
+ *   files they would have delivered to; mailboxes (mail_spool_directory,
+ *   virtual_mailbox_base) are folders of the instance.
  *
  * Tables named by absolute paths outside the configuration directory are
  * read where they are (read-only, as the daemons read them).
  *
  * @module
  */
-import { parseMasterCf } from "../config/mod.ts";
+import { loadConfig, parseMasterCf } from "../config/mod.ts";
 import { startDnsServer, type Zone } from "../dns/server.ts";
+import { TestSink } from "./sink.ts";
 import { postwardenArgs, start } from "../../mod.ts";
 
 /** A running ephemeral instance. */
@@ -37,6 +40,10 @@ export interface Ephemeral {
   ports: Map<string, number>;
   /** The smtpd inet services, in master.cf order. */
   smtpd: string[];
+  /** Where smtp and lmtp sessions went. */
+  sink: TestSink;
+  /** The mailboxes: mail_spool_directory (without a trailing "/") and virtual_mailbox_base. */
+  mailboxes: string[];
   stop(): Promise<void>;
 }
 
@@ -59,37 +66,20 @@ async function copyTree(from: string, to: string): Promise<void> {
   }
 }
 
-/**
- * master.cf with each inet service on 127.0.0.1:PORT and qmgr commented
- * out; `ports` gets each inet service's port.
- */
+/** master.cf with each inet service on 127.0.0.1:PORT; `ports` gets each inet service's port. */
 export function ephemeralMasterCf(
   text: string,
   ports: Map<string, number>,
   port: () => number,
 ): string {
   const out: string[] = [];
-  // Inside a service entry that is commented out: its continuation lines go too.
-  let dropping = false;
   for (const line of text.split("\n")) {
-    if (/^\s/.test(line) && line.trim() !== "") {
-      out.push(dropping ? `#${line}` : line);
-      continue;
-    }
-    dropping = false;
     const tokens = line.trim().split(/\s+/);
-    if (line.trim() !== "" && !line.startsWith("#") && tokens.length >= 8) {
-      if (tokens[1] === "inet") {
-        const p = port();
-        ports.set(tokens[0], p);
-        out.push(line.replace(/^\S+/, `127.0.0.1:${p}`));
-        continue;
-      }
-      if (tokens[7] === "qmgr") {
-        out.push("# postwarden test: no deliveries yet", `#${line}`);
-        dropping = true;
-        continue;
-      }
+    if (!/^[\s#]/.test(line) && tokens.length >= 8 && tokens[1] === "inet") {
+      const p = port();
+      ports.set(tokens[0], p);
+      out.push(line.replace(/^\S+/, `127.0.0.1:${p}`));
+      continue;
     }
     out.push(line);
   }
@@ -107,11 +97,14 @@ export async function startEphemeral(
   await Deno.chmod(dir, 0o755);
   const conf = `${dir}/conf`;
   const dns = startDnsServer("127.0.0.1", 0, { ...zone, ttl: 0 });
+  const sink = new TestSink(freePort());
+  sink.start();
   let running: ReturnType<typeof start> | null = null;
   const stop = async () => {
     await running?.stop();
     await daemonsGone(conf);
     dns.close();
+    sink.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
@@ -122,6 +115,19 @@ export async function startEphemeral(
       .filter((s) => s.type === "inet" && s.command === "smtpd").map((s) => s.name);
     await Deno.writeTextFile(`${conf}/master.cf`, ephemeralMasterCf(masterText, ports, freePort));
     const main = await Deno.readTextFile(`${conf}/main.cf`);
+    // Mailboxes as the admin has them (a spool ending in "/" is of Maildirs), here.
+    let maildirs = false;
+    try {
+      maildirs = (await loadConfig(conf)).str("mail_spool_directory").endsWith("/");
+    } catch {
+      // `postwarden check` below says what is wrong with it
+    }
+    const mailboxes = [`${dir}/var/mail`, `${dir}/var/virtual`];
+    for (const m of mailboxes) {
+      await Deno.mkdir(m, { recursive: true });
+      // The agents write as mail_owner, a recipient or virtual_uid_maps' uid, as /tmp is.
+      await Deno.chmod(m, 0o1777);
+    }
     await Deno.writeTextFile(
       `${conf}/main.cf`,
       [
@@ -130,7 +136,9 @@ export async function startEphemeral(
         `queue_directory = ${dir}/var`,
         `data_directory = ${dir}/var/data`,
         `maillog_file = ${dir}/var/log/maillog`,
-        `mail_spool_directory = ${dir}/var/mail/`,
+        `mail_spool_directory = ${mailboxes[0]}${maildirs ? "/" : ""}`,
+        `virtual_mailbox_base = ${mailboxes[1]}`,
+        `postwarden_capture = 127.0.0.1:${sink.port}`,
         `postwarden_dns_servers = 127.0.0.1:${dns.port}`,
         "smtpd_authorized_xclient_hosts = 127.0.0.1",
         ...(opts.mainCf ?? []),
@@ -158,6 +166,8 @@ export async function startEphemeral(
       maillog: `${dir}/var/log/maillog`,
       ports,
       smtpd,
+      sink,
+      mailboxes,
       stop,
     };
   } catch (e) {

@@ -5,17 +5,27 @@
  * results for a person or for CI (TAP).
  *
  * Tests run one after another on one instance (its start is the slow
- * part); each test's queued messages and log lines are those that appeared
- * during its dialog. The test zone is the union of every file's `dns:`
- * records.
+ * part). A test's messages are those its dialog got "queued as" replies
+ * for; after the dialog the runner waits until each has settled (delivered
+ * into the instance's mailboxes or its sink, bounced, deferred or held:
+ * outcome.ts) and checks the expectations against the log lines and the
+ * copies. The test zone is the union of every file's `dns:` records.
  *
  * @module
  */
 import { loadConfig } from "../config/mod.ts";
 import type { Zone, ZoneName } from "../dns/server.ts";
-import { QueueFile } from "../queue/mod.ts";
 import { Resolver } from "../resolve/mod.ts";
 import { type Ephemeral, startEphemeral } from "./instance.ts";
+import {
+  isServer,
+  logText,
+  type Outcome,
+  outcomeOf,
+  statusFor,
+  type StatusLine,
+  statusSummary,
+} from "./outcome.ts";
 import { parseTestFile, type TestFile, TestFormatError, unescape } from "./format.ts";
 
 /** What came of one test. */
@@ -42,8 +52,10 @@ export interface RunOptions {
 
 /** How long the runner waits for one server reply. */
 const REPLY_MS = 30_000;
-/** Queue folders a test's message may be in (no qmgr runs: nothing moves on). */
-const FOLDERS = ["incoming", "hold"];
+/** Queue folders a message may be in. */
+const FOLDERS = ["incoming", "active", "deferred", "hold"];
+/** How long the runner waits for a test's messages to settle. */
+const SETTLE_MS = 30_000;
 
 /** The test files under each path (a file, or the `*.dialog` files of a directory), sorted. */
 export async function findTestFiles(paths: string[]): Promise<string[]> {
@@ -122,14 +134,14 @@ function xclient(c: { name: string; addr: string }): string {
   return `XCLIENT NAME=${name} ADDR=${addr}`;
 }
 
-/** The queue ids now in the folders a test's message may be in. */
-async function queued(inst: Ephemeral): Promise<Map<string, string>> {
+/** Queue id -> the folder its file is in, for every message in the queue now. */
+async function queueFolders(inst: Ephemeral): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const f of FOLDERS) {
     const walk = async (dir: string): Promise<void> => {
       for await (const e of Deno.readDir(dir)) {
         if (e.isDirectory) await walk(`${dir}/${e.name}`);
-        else if (e.isFile) out.set(e.name, `${dir}/${e.name}`);
+        else if (e.isFile) out.set(e.name, f);
       }
     };
     await walk(`${inst.queue}/${f}`).catch(() => {});
@@ -178,22 +190,134 @@ async function openDialog(inst: Ephemeral, t: TestFile): Promise<Dialog | string
   return { replies, send, close };
 }
 
-/** The recipients of the messages queued since `seen` (which then holds them too). */
-async function newRecipients(
+/** The instance's log lines (their text after the program) written since byte `from`. */
+async function logSince(inst: Ephemeral, from: number): Promise<string[]> {
+  const file = await Deno.open(inst.maillog).catch(() => null);
+  if (!file) return [];
+  await file.seek(from, Deno.SeekMode.Start);
+  const text = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
+  return text.split("\n").filter(Boolean).map(logText);
+}
+
+/**
+ * Waits until the messages of the dialogs since log byte `from` (smtpd's
+ * "ID: client=" lines), and those they caused, have settled; returns
+ * their outcome and the log lines since `from`. Unsettled ones after
+ * {@link SETTLE_MS} stay in `pending`.
+ */
+async function settle(
   inst: Ephemeral,
-  seen: Set<string>,
-): Promise<{ count: number; rcpts: string[] }> {
+  from: number,
+): Promise<{ outcome: Outcome; lines: string[] }> {
   // Let the daemons finish the session (and its log lines).
   await new Promise((r) => setTimeout(r, 300));
-  const fresh = [...(await queued(inst))].filter(([id]) => !seen.has(id));
-  const rcpts: string[] = [];
-  for (const [id, path] of fresh) {
-    seen.add(id);
-    const f = await QueueFile.open(path);
-    rcpts.push(...f.head.recipients.map((r) => r.address));
-    f.close();
+  const end = Date.now() + SETTLE_MS;
+  for (;;) {
+    const lines = await logSince(inst, from);
+    const folders = await queueFolders(inst);
+    const own = lines.flatMap((l) => /^(\w+): client=/.exec(l)?.[1] ?? []);
+    const outcome = outcomeOf(lines, own, (id) => folders.get(id) ?? null);
+    if (outcome.pending.length === 0 || Date.now() > end) return { outcome, lines };
+    await new Promise((r) => setTimeout(r, 100));
   }
-  return { count: fresh.length, rcpts };
+}
+
+/** Sizes of the files below the instance's mailboxes (path -> bytes). */
+async function mailboxSizes(inst: Ephemeral): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const walk = async (dir: string): Promise<void> => {
+    for await (const e of Deno.readDir(dir)) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(p);
+      else if (e.isFile) out.set(p, (await Deno.stat(p)).size);
+    }
+  };
+  for (const m of inst.mailboxes) await walk(m).catch(() => {});
+  return out;
+}
+
+/** The header fields of a message's text, continuation lines joined with a space. */
+export function headerFields(message: string): string[] {
+  const head = message.split(/\r?\n\r?\n/, 1)[0];
+  const fields: string[] = [];
+  for (const l of head.split(/\r?\n/)) {
+    if (/^[ \t]/.test(l) && fields.length) fields[fields.length - 1] += ` ${l.trim()}`;
+    else if (/^[^\s:]+:/.test(l)) fields.push(l);
+  }
+  return fields;
+}
+
+/** The messages of mailbox text appended to an mbox ("From " lines) or written as a Maildir file. */
+function mailboxMessages(text: string): string[] {
+  if (!text.startsWith("From ")) return [text];
+  return text.split(/^From .*\r?\n/m).filter((m) => m.trim() !== "");
+}
+
+/** Reads the copies delivered since `before` (mailbox sizes) and `sinkFrom` (sink messages). */
+async function copiesSince(
+  inst: Ephemeral,
+  before: Map<string, number>,
+  sinkFrom: number,
+): Promise<string[]> {
+  const copies = inst.sink.messages.slice(sinkFrom).map((m) => m.data);
+  for (const [path, size] of await mailboxSizes(inst)) {
+    const was = before.get(path) ?? 0;
+    if (size <= was) continue;
+    const f = await Deno.open(path);
+    try {
+      await f.seek(was, Deno.SeekMode.Start);
+      const buf = new Uint8Array(size - was);
+      let got = 0;
+      while (got < buf.length) {
+        const n = await f.read(buf.subarray(got));
+        if (n === null) break;
+        got += n;
+      }
+      copies.push(...mailboxMessages(new TextDecoder().decode(buf.subarray(0, got))));
+    } finally {
+      f.close();
+    }
+  }
+  return copies;
+}
+
+/** Why a status expectation does not hold, or null when it does. */
+function statusMismatch(
+  x: Extract<TestFile["expect"][number], { rcpt: string }>,
+  statuses: StatusLine[],
+): string | null {
+  const mine = statuses.filter((st) => statusFor(st, x.rcpt));
+  const seen = mine.length
+    ? ` (${mine.map(statusSummary).join("; ")})`
+    : statuses.length
+    ? ` (no status for it; seen: ${statuses.map((st) => `<${st.to}>`).join(", ")})`
+    : " (no delivery was logged)";
+  const hit = (want: string, more: (st: StatusLine) => boolean) =>
+    mine.some((st) => st.status === want && more(st));
+  switch (x.kind) {
+    case "delivered":
+      return hit(
+          "sent",
+          (st) => !isServer(st.relay) && (!x.to || st.to.toLowerCase() === x.to.toLowerCase()),
+        )
+        ? null
+        : `<${x.rcpt}> was not delivered${x.to ? ` to <${x.to}>` : ""}${seen}`;
+    case "relayed":
+      return hit("sent", (st) =>
+          isServer(st.relay) &&
+          (x.to!.includes("[")
+            ? st.relay.toLowerCase() === x.to!.toLowerCase()
+            : st.relay.replace(/\[.*$/, "").toLowerCase() === x.to!.toLowerCase()))
+        ? null
+        : `<${x.rcpt}> was not relayed to ${x.to}${seen}`;
+    case "bounced":
+    case "deferred":
+      return hit(x.kind, (st) => !x.dsn || st.dsn === x.dsn || st.dsn.startsWith(`${x.dsn}.`))
+        ? null
+        : `<${x.rcpt}> was not ${x.kind}${x.dsn ? ` with ${x.dsn}` : ""}${seen}`;
+    default:
+      return null;
+  }
 }
 
 /** Runs one test on the instance; never throws for what the test finds. */
@@ -201,12 +325,13 @@ async function runOne(
   inst: Ephemeral,
   t: TestFile,
   resolver: Resolver,
-  seen: Set<string>,
   opts: RunOptions,
 ): Promise<TestResult> {
   const start = Date.now();
   const failures: string[] = [];
   const logFrom = await logSize(inst);
+  const sinkFrom = inst.sink.messages.length;
+  const mailboxesBefore = await mailboxSizes(inst);
   const dialog = await openDialog(inst, t);
   if (typeof dialog === "string") return { name: t.name, ok: false, failures: [dialog], ms: 0 };
   try {
@@ -232,18 +357,15 @@ async function runOne(
   } finally {
     dialog.close();
   }
-  const { count, rcpts } = await newRecipients(inst, seen);
-  const file = await Deno.open(inst.maillog).catch(() => null);
-  let log = "";
-  if (file) {
-    await file.seek(logFrom, Deno.SeekMode.Start);
-    log = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
+  const { outcome, lines } = await settle(inst, logFrom);
+  for (const id of outcome.pending) {
+    failures.push(`message ${id} did not settle within ${SETTLE_MS / 1000} s`);
   }
-  const lines = log.split("\n").filter(Boolean);
+  const rcpts = outcome.queued.filter((q) => q.own).map((q) => q.rcpt);
   const explain: string[] = [];
   if (opts.explain) {
     for (const l of lines) {
-      const m = /^.*?\]: (?:[0-9A-Z]+: |NOQUEUE: )?(explain: .*|reject: .*)$/.exec(l);
+      const m = /^(?:[0-9A-Z]+: |NOQUEUE: )?(explain: .*|reject: .*)$/.exec(l);
       // The copy's paths as the admin knows them.
       if (m) explain.push(m[1].replace(/^explain: /, "").replaceAll(inst.conf, inst.source));
     }
@@ -255,7 +377,12 @@ async function runOne(
           : `route <${r}>: ${route.transport}:${route.nexthop} (${route.rule ?? "?"})`,
       );
     }
+    for (const st of outcome.statuses) explain.push(`delivery ${statusSummary(st)}`);
   }
+  const needCopies = t.expect.some((x) => x.kind === "header" || x.kind === "no-header");
+  const fields = needCopies
+    ? (await copiesSince(inst, mailboxesBefore, sinkFrom)).flatMap(headerFields)
+    : [];
   for (const x of t.expect) {
     if (x.kind === "queued") {
       const found = rcpts.find((r) => r.toLowerCase() === x.rcpt.toLowerCase());
@@ -272,11 +399,33 @@ async function runOne(
         }
       }
     } else if (x.kind === "not-queued") {
-      if (count) {
+      if (rcpts.length) {
         failures.push(`line ${x.line}: a message was queued for ${rcpts.join(", ")}`);
       }
-    } else {
-      const hit = lines.some((l) => x.pattern.test(l.replace(/^.*?\]: /, "")));
+    } else if (x.kind === "held") {
+      if (!outcome.queued.some((q) => q.own && q.held)) {
+        failures.push(`line ${x.line}: no message was held`);
+      }
+    } else if (x.kind === "discarded") {
+      if (outcome.discarded.length === 0) {
+        failures.push(`line ${x.line}: no message was discarded`);
+      }
+    } else if ("rcpt" in x) {
+      const why = statusMismatch(x, outcome.statuses);
+      if (why) failures.push(`line ${x.line}: ${why}`);
+    } else if (x.kind === "header" || x.kind === "no-header") {
+      const hit = fields.some((f) => x.pattern.test(f));
+      if (x.kind === "header" && !hit) {
+        failures.push(
+          `line ${x.line}: no header field matches ${x.source}` +
+            (fields.length ? "" : " (no copy was delivered)"),
+        );
+      }
+      if (x.kind === "no-header" && hit) {
+        failures.push(`line ${x.line}: a header field matches ${x.source}`);
+      }
+    } else if (x.kind === "log" || x.kind === "no-log") {
+      const hit = lines.some((l) => x.pattern.test(l));
       if (x.kind === "log" && !hit) {
         failures.push(`line ${x.line}: no log line matches ${x.source}`);
       }
@@ -323,8 +472,7 @@ export async function runTests(
       warn: () => {},
       interfaces: { warn: () => {} },
     });
-    const seen = new Set((await queued(inst)).keys());
-    for (const t of tests) results.push(await runOne(inst, t, resolver, seen, opts));
+    for (const t of tests) results.push(await runOne(inst, t, resolver, opts));
   } finally {
     await inst.stop();
   }
@@ -408,6 +556,26 @@ export function report(results: TestResult[], format: ReportFormat): string {
   return out.join("\n") + "\n";
 }
 
+/** What came of the mail as expectation lines (the first message's recipients: its statuses). */
+export function outcomeLines(outcome: Outcome): string[] {
+  const out: string[] = [];
+  for (const st of outcome.statuses) {
+    // The recipient as the dialog named it, when aliases or forwarding changed it.
+    const rcpt = st.origTo ?? st.to;
+    // Forwarding is not delivery: the forwarded copy has its own line.
+    if (st.status === "sent" && !/^forwarded as /.test(st.text)) {
+      out.push(
+        isServer(st.relay)
+          ? `relayed: ${rcpt} -> ${st.relay}`
+          : `delivered: ${rcpt}${st.origTo ? ` -> ${st.to}` : ""}`,
+      );
+    } else if (st.status === "bounced" || st.status === "deferred") {
+      out.push(`${st.status}: ${rcpt} ${st.dsn}`);
+    }
+  }
+  return [...new Set(out)];
+}
+
 /** A reply as an s: pattern: multi-line replies by their code, the rest as literal text. */
 export function replyPattern(reply: string): string {
   if (reply.includes("\n")) return reply.slice(0, 3);
@@ -432,7 +600,7 @@ export async function recordTest(configDir: string, input: string): Promise<stri
       warn: () => {},
       interfaces: { warn: () => {} },
     });
-    const seen = new Set((await queued(inst)).keys());
+    const logFrom = await logSize(inst);
     const dialog = await openDialog(inst, t);
     if (typeof dialog === "string") throw new Error(dialog);
     const out: string[] = [];
@@ -447,7 +615,10 @@ export async function recordTest(configDir: string, input: string): Promise<stri
     };
     try {
       for (const line of text.replace(/\n$/, "").split("\n")) {
-        if (/^(s|queued|not-queued|log|no-log):/.test(line)) continue;
+        if (
+          /^(s|queued|not-queued|held|discarded|delivered|relayed|bounced|deferred|header|no-header|log|no-log):/
+            .test(line)
+        ) continue;
         if (!line.startsWith("c:")) {
           out.push(line);
           continue;
@@ -473,12 +644,16 @@ export async function recordTest(configDir: string, input: string): Promise<stri
     } finally {
       dialog.close();
     }
-    const { rcpts } = await newRecipients(inst, seen);
-    if (rcpts.length === 0) out.push("not-queued:");
-    for (const r of rcpts) {
-      const route = await resolver.resolve(r);
-      out.push(`queued: ${r} -> ${route.transport}:${route.nexthop}`);
+    const { outcome } = await settle(inst, logFrom);
+    const own = outcome.queued.filter((q) => q.own);
+    if (own.length === 0) out.push("not-queued:");
+    for (const q of own) {
+      const route = await resolver.resolve(q.rcpt);
+      out.push(`queued: ${q.rcpt} -> ${route.transport}:${route.nexthop}`);
     }
+    if (own.some((q) => q.held)) out.push("held:");
+    if (outcome.discarded.length) out.push("discarded:");
+    out.push(...outcomeLines(outcome));
     return out.join("\n") + "\n";
   } finally {
     await inst.stop();

@@ -9,6 +9,10 @@
 import { DataDecoder, LineReader, parseCommand } from "../../lib/smtp/mod.ts";
 
 export interface SinkMessage {
+  /** The EHLO, HELO or LHLO name. */
+  helo: string;
+  /** The session was LMTP (LHLO). */
+  lmtp: boolean;
   from: string;
   to: string[];
   data: string;
@@ -68,6 +72,8 @@ export class TestSink {
     const buf = new Uint8Array(65536);
     const w = (s: string) => conn.write(enc.encode(s));
     let from = "";
+    let helo = "";
+    let lmtp = false;
     let to: string[] = [];
     let extra: string[] = [];
     try {
@@ -82,7 +88,14 @@ export class TestSink {
         }
         const cmd = parseCommand(l.line);
         switch (cmd.verb) {
+          case "HELO":
+            helo = cmd.arg.trim();
+            await w("250 sink\r\n");
+            break;
+          case "LHLO":
           case "EHLO":
+            helo = cmd.arg.trim();
+            lmtp = cmd.verb === "LHLO";
             await w(
               ["sink", ...(this.opts.ehlo ?? []), "PIPELINING", "8BITMIME", "SIZE 100000000"]
                 .map((k, i, all) => `250${i === all.length - 1 ? " " : "-"}${k}\r\n`).join(""),
@@ -113,11 +126,12 @@ export class TestSink {
               if (n === null) return;
               pending = buf.slice(0, n);
             }
-            const m = { from, to, data: parts.join(""), extra };
+            const m = { helo, lmtp, from, to, data: parts.join(""), extra };
             extra = [];
             this.messages.push(m);
-            const reply = await this.opts.onMessage?.(m);
-            await w(`${reply ?? `250 2.0.0 Ok: queued as S${this.messages.length}`}\r\n`);
+            const reply = (await this.opts.onMessage?.(m)) ??
+              `250 2.0.0 Ok: queued as S${this.messages.length}`;
+            await w(`${reply}\r\n`.repeat(lmtp ? Math.max(1, to.length) : 1));
             break;
           }
           case "QUIT":

@@ -18,7 +18,7 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { daemonPid, freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
 import { missingPeer } from "../helpers/peers.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 
 const SHIM_SRC = new URL("./enospc_shim.c", import.meta.url).pathname;
 

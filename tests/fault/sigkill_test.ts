@@ -21,7 +21,7 @@ import {
   testHosting,
   waitUntil,
 } from "../helpers/instance.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 

@@ -1,9 +1,11 @@
 /**
  * `postwarden test` (lib/testrun) on the sample configuration
- * docs/examples/company: its tests pass as shipped, and each of three
- * changed configuration lines makes the test that guards it fail (a test
- * that cannot fail guards nothing); a malformed test file fails with its
- * line; the instance leaves no process or folder behind.
+ * docs/examples/company: its tests pass as shipped, and each of five
+ * changed configuration lines makes the tests that guard it fail (a test
+ * that cannot fail guards nothing); deliveries are captured, not made
+ * (smtp and lmtp reach the runner's sink, pipe runs nothing); a malformed
+ * test file fails with its line; the instance leaves no process or folder
+ * behind.
  */
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { processesOf, smtpSend, startInstance } from "../helpers/instance.ts";
@@ -96,7 +98,25 @@ Deno.test({
         "main.cf",
         /^mynetworks = .*$/m,
         "mynetworks = 127.0.0.0/8",
-        ["04_office_relays.dialog", "27_listed_office_client.dialog"],
+        [
+          "04_office_relays.dialog",
+          "27_listed_office_client.dialog",
+          "31_unreachable_domain_bounces.dialog",
+        ],
+      ],
+      [
+        "postmaster's alias gone",
+        "aliases",
+        /^postmaster .*$/m,
+        "",
+        ["10_local_alias.dialog"],
+      ],
+      [
+        "sales@ for alice instead of bob",
+        "virtual",
+        /^sales@example\.com .*$/m,
+        "sales@example.com     alice@mx.example.com",
+        ["09_sales_to_bob.dialog", "29_two_domains_one_message.dialog"],
       ],
     ];
     for (const [what, file, from, to, expected] of cases) {
@@ -137,7 +157,75 @@ Deno.test({
         /route <someone@elsewhere\.example>: smtp:elsewhere\.example \(default_transport = smtp\)/,
       );
       assertMatch(relay, /recipient <dave@partner\.example>: permit_mynetworks: permit/);
+      assertMatch(
+        relay,
+        /delivery <dave@partner\.example>: sent via relay\.partner\.example\[192\.0\.2\.20\]:25 \(2\.0\.0 250 2\.0\.0 Ok: queued as S\d+\)/,
+      );
     });
+
+    await t.step(
+      "capture: lmtp reaches the sink, pipe runs nothing, the log says where",
+      async () => {
+        const dir = await mutated(
+          "transport",
+          /^partner\.example .*$/m,
+          [
+            "partner.example       smtp:[relay.partner.example]",
+            "lists.example.com     listserv:",
+            "store.example.com     lmtp:unix:/nonexistent/lmtp.sock",
+          ].join("\n"),
+        );
+        const marker = `${dir}/pipe-ran`;
+        try {
+          await Deno.writeTextFile(
+            `${dir}/master.cf`,
+            `listserv  unix  -       n       n       -       -       pipe\n` +
+              `  flags=R user=nobody argv=/usr/bin/touch ${marker} \${recipient}\n`,
+            { append: true },
+          );
+          const main = await Deno.readTextFile(`${dir}/main.cf`);
+          await Deno.writeTextFile(
+            `${dir}/main.cf`,
+            main.replace(
+              /^(virtual_alias_domains = .*)$/m,
+              "$1\nrelay_domains = lists.example.com, store.example.com",
+            ),
+          );
+          await Deno.writeTextFile(
+            `${dir}/capture.dialog`,
+            [
+              "client: pc1.office.example.com[10.1.2.3]",
+              "s: 220 .*",
+              "c: EHLO pc1.office.example.com",
+              "s: 250",
+              "c: MAIL FROM:<alice@example.com>",
+              "s: 250 .*",
+              "c: RCPT TO:<news@lists.example.com>",
+              "s: 250 .*",
+              "c: RCPT TO:<carol@store.example.com>",
+              "s: 250 .*",
+              "c: DATA",
+              "s: 354 .*",
+              "c: Subject: captured",
+              "c:",
+              "c: x",
+              "c: .",
+              "s: 250 .*",
+              "delivered: news@lists.example.com",
+              "relayed: carol@store.example.com -> mx.example.com[/nonexistent/lmtp.sock]",
+              "log: to=<news@lists\\.example\\.com>, relay=listserv, .*status=sent \\(captured: would run /usr/bin/touch \\S+/pipe-ran news@lists\\.example\\.com\\)",
+              "header: Subject: captured",
+              "",
+            ].join("\n"),
+          );
+          const [r] = await runTests(dir, [`${dir}/capture.dialog`]);
+          assertEquals([r.ok, r.failures], [true, []]);
+          assert(!(await Deno.stat(marker).then(() => true, () => false)), "the pipe command ran");
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    );
 
     await t.step("--record: today's replies and outcome as a test that then passes", async () => {
       const dir = await Deno.makeTempDir();
@@ -146,6 +234,7 @@ Deno.test({
           `${dir}/in.dialog`,
           [
             "client: pc1.office.example.com[10.1.2.3]",
+            "dns: A relay.partner.example 192.0.2.20",
             "c: EHLO pc1.office.example.com",
             "c: MAIL FROM:<alice@example.com>",
             "c: RCPT TO:<dave@partner.example>",
@@ -159,12 +248,15 @@ Deno.test({
           ].join("\n"),
         );
         const recorded = await recordTest(SAMPLE, `${dir}/in.dialog`);
-        assertMatch(recorded, /^client: pc1\.office\.example\.com\[10\.1\.2\.3\]\ns: 220 /);
+        assertMatch(
+          recorded,
+          /^client: pc1\.office\.example\.com\[10\.1\.2\.3\]\ndns: A relay\.partner\.example 192\.0\.2\.20\ns: 220 /,
+        );
         assertMatch(recorded, /\nc: RCPT TO:<dave@partner\.example>\ns: 250 2\\\.1\\\.5 Ok\n/);
         assertMatch(recorded, /\ns: 250 2\\\.0\\\.0 Ok: queued as \\w\+\n/);
         assertMatch(
           recorded,
-          /\nqueued: dave@partner\.example -> smtp:\[relay\.partner\.example\]\n$/,
+          /\nqueued: dave@partner\.example -> smtp:\[relay\.partner\.example\]\nrelayed: dave@partner\.example -> relay\.partner\.example\[192\.0\.2\.20\]:25\n$/,
         );
         await Deno.writeTextFile(`${dir}/out.dialog`, recorded);
         const [r] = await runTests(SAMPLE, [`${dir}/out.dialog`]);

@@ -13,7 +13,7 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../helpers/assert.ts";
 import { freePort, smtpReplies, startInstance, waitUntil } from "../helpers/instance.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 

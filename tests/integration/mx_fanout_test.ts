@@ -22,7 +22,7 @@ import { assert, assertEquals } from "../helpers/assert.ts";
 import { resolvNamespaceTest } from "../helpers/namespace.ts";
 import { startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 import { SmtpClient } from "../helpers/smtp_client.ts";
 
 const INNER = "MX_FANOUT_INNER";

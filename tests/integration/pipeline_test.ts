@@ -16,7 +16,7 @@ import {
   waitUntil,
   wakeDaemon,
 } from "../helpers/instance.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { SmtpClient } from "../helpers/smtp_client.ts";
 

@@ -7,7 +7,7 @@
 import { assertEquals } from "../helpers/assert.ts";
 import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 
 Deno.test({
   name: "postqueue -i flushes one deferred message, -f the rest",

@@ -8,7 +8,7 @@
 import { assertEquals, assertMatch } from "../helpers/assert.ts";
 import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 

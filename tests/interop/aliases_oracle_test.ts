@@ -16,7 +16,7 @@ import { freePort, smtpSend, startInstance, waitUntil } from "../helpers/instanc
 import { waitForLog } from "../helpers/maillog.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX, startPostfix } from "../helpers/postfix.ts";
-import { type SinkMessage, TestSink } from "../helpers/sink.ts";
+import { type SinkMessage, TestSink } from "../../lib/testrun/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 

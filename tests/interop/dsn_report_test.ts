@@ -20,7 +20,7 @@ import { assertEquals } from "../helpers/assert.ts";
 import { freePort, startInstance, waitUntil } from "../helpers/instance.ts";
 import { havePeer } from "../helpers/peers.ts";
 import { parseDsn, PYTHON } from "../helpers/dsn_python.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 import { SmtpClient } from "../helpers/smtp_client.ts";
 
 /** One SMTP transaction with DSN parameters. */

@@ -12,7 +12,7 @@ import { freePort, smtpSend, startInstance } from "../helpers/instance.ts";
 import { waitForLog } from "../helpers/maillog.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX, startPostfix } from "../helpers/postfix.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");

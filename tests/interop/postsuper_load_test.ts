@@ -11,7 +11,7 @@
 import { assert, assertEquals } from "../helpers/assert.ts";
 import { freePort, startInstance, waitUntil } from "../helpers/instance.ts";
 import { havePeer, run } from "../helpers/peers.ts";
-import { TestSink } from "../helpers/sink.ts";
+import { TestSink } from "../../lib/testrun/sink.ts";
 
 const MESSAGES = 300;
 

@@ -18,7 +18,7 @@ import { parseDsn, PYTHON } from "../helpers/dsn_python.ts";
 import { freePort, startInstance, waitUntil } from "../helpers/instance.ts";
 import { havePeer, haveRoot } from "../helpers/peers.ts";
 import { POSTFIX, startPostfix } from "../helpers/postfix.ts";
-import { type SinkMessage, TestSink } from "../helpers/sink.ts";
+import { type SinkMessage, TestSink } from "../../lib/testrun/sink.ts";
 
 const HOST = "mx.test.example";
 const RECIPIENTS = [
