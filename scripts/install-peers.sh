@@ -12,7 +12,8 @@
 # sigtool) and miltertest, whose own services are not left running or enabled
 # (the tests start their own instances; tests/helpers/milter_peers.ts), and
 # for DANE a validating resolver (unbound) with ldnsutils (ldns-signzone signs
-# the tests' zone).
+# the tests' zone), and xmllint (libxml2-utils) to check JUnit reports
+# against their schema.
 # freshclam is set to "manual" and never run: the tests' clamd uses its own
 # tiny offline signature database, and CI cannot download ClamAV's.
 # Fast when everything is present. Needs root (or sudo) and apt-get.
@@ -20,7 +21,7 @@ set -euo pipefail
 
 PACKAGES=(postfix postfix-pcre postfix-lmdb postfix-cdb postfix-sqlite postfix-pgsql postfix-mysql swaks python3
   curl pflogsumm gcc postgresql mariadb-server sqlite3 dovecot-core dovecot-lmtpd dnsmasq-base postgrey postfwd
-  opendkim opendkim-tools miltertest rspamd clamav-daemon clamav-milter clamav unbound ldnsutils)
+  opendkim opendkim-tools miltertest rspamd clamav-daemon clamav-milter clamav unbound ldnsutils libxml2-utils)
 
 # System services of the packages above: none is left running or enabled.
 SERVICES=(dovecot postgrey postfwd opendkim rspamd clamav-daemon clamav-freshclam clamav-milter unbound)
@@ -82,7 +83,7 @@ done
 for bin in /usr/sbin/postconf /usr/sbin/smtp-sink /usr/sbin/smtp-source /usr/bin/swaks /usr/sbin/postmap /usr/sbin/pflogsumm /usr/bin/gcc /usr/bin/curl /usr/bin/pg_ctlcluster /usr/sbin/mariadbd /usr/bin/sqlite3 \
   /usr/sbin/dovecot /usr/bin/doveadm /usr/lib/dovecot/lmtp /usr/sbin/dnsmasq /usr/sbin/postgrey /usr/sbin/postfwd /usr/bin/openssl /usr/sbin/posttls-finger \
   /usr/sbin/opendkim /usr/sbin/opendkim-genkey /usr/bin/miltertest /usr/bin/rspamd /usr/sbin/clamd /usr/sbin/clamav-milter \
-  /usr/bin/sigtool /usr/bin/clamscan /usr/sbin/opendkim-testmsg /usr/sbin/unbound /usr/bin/ldns-signzone; do
+  /usr/bin/sigtool /usr/bin/clamscan /usr/sbin/opendkim-testmsg /usr/sbin/unbound /usr/bin/ldns-signzone /usr/bin/xmllint; do
   if [ ! -x "$bin" ]; then
     echo "install-peers: $bin is missing after install" >&2
     exit 1
