@@ -24,17 +24,12 @@
  *
  * Does not: present a client certificate, resume sessions.
  */
-import { connDuplex } from "../../lib/tls/duplex.ts";
+import { type ByteStream, connDuplex, socketStream } from "../../lib/tls/duplex.ts";
 import type { TLSSocket as TLSSocketType } from "node:tls";
 import { certificateMatches, type SiteTls } from "../../lib/tls/client_policy.ts";
 import { pemBlocks } from "../../lib/tls/material.ts";
 
-/** What the session reads and writes after the handshake. */
-export interface ByteStream {
-  read(buf: Uint8Array): Promise<number | null>;
-  write(bytes: Uint8Array): Promise<number>;
-  close(): void;
-}
+export type { ByteStream } from "../../lib/tls/duplex.ts";
 
 /**
  * The line Postfix 3.7 logs when verify or secure finds the chain
@@ -277,39 +272,4 @@ async function certificateDnsNames(der: Uint8Array): Promise<string[]> {
   } catch {
     return [];
   }
-}
-
-/** A TLS socket as the session's {@link ByteStream}. */
-function socketStream(socket: TLSSocketType, failure: () => Error | null): ByteStream {
-  const chunks = socket[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
-  let rest: Uint8Array | null = null;
-  return {
-    read: async (buf) => {
-      if (!rest) {
-        if (failure()) return null;
-        let r: IteratorResult<Uint8Array>;
-        try {
-          r = await chunks.next();
-        } catch {
-          return null; // a TLS alert or a reset: the end of this stream
-        }
-        if (r.done) return null;
-        rest = new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.length);
-      }
-      const n = Math.min(buf.length, rest.length);
-      buf.set(rest.subarray(0, n));
-      rest = n < rest.length ? rest.subarray(n) : null;
-      return n;
-    },
-    write: (bytes) =>
-      new Promise<number>((resolve, reject) => {
-        const e = failure();
-        if (e || socket.destroyed) {
-          reject(e ?? new Error("TLS connection closed"));
-          return;
-        }
-        socket.write(bytes, (err?: Error | null) => err ? reject(err) : resolve(bytes.length));
-      }),
-    close: () => socket.destroy(),
-  };
 }

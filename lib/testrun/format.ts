@@ -14,6 +14,8 @@
  *   c: TEXT                the client sends TEXT and CRLF (escapes \r \n \t \\)
  *   s: REGEX               the server's next reply, lines joined by "\n",
  *                          matches ^(REGEX)$; a bare 3-digit code checks the code
+ *   tls:                   the TLS handshake, after the server's 220 to
+ *                          STARTTLS (its certificate is not checked)
  *   queued: RCPT [-> TRANSPORT:NEXTHOP]
  *                          a message was queued for RCPT (an envelope
  *                          recipient), routed (transport_maps, relay, ...) so
@@ -51,6 +53,7 @@
 /** One dialog step. */
 export type Step =
   | { kind: "c"; line: number; text: string }
+  | { kind: "tls"; line: number }
   | { kind: "s"; line: number; pattern: RegExp; source: string };
 
 /** One expectation, checked after the dialog. */
@@ -158,6 +161,10 @@ export function parseTestFile(name: string, text: string): TestFile {
         break;
       case "s":
         t.steps.push({ kind: "s", line, pattern: regex(line, arg), source: arg });
+        break;
+      case "tls":
+        if (arg.trim()) fail(line, "tls: takes no value");
+        t.steps.push({ kind: "tls", line });
         break;
       case "queued": {
         const q = /^(\S+)(?:\s+->\s+(\S+))?$/.exec(arg.trim());

@@ -21,6 +21,8 @@ Deno.test("lib/testrun parseTestFile", async (t) => {
         "s: 220",
         "c: EHLO a\\tb",
         "s: 250 .*",
+        "c: STARTTLS",
+        "tls:",
         "queued: <bob@example.com> -> smtp:[relay.example.com]",
         "queued: alice@example.com",
         "not-queued:",
@@ -44,10 +46,12 @@ Deno.test("lib/testrun parseTestFile", async (t) => {
       { type: "MX", name: "example.org", value: [10, "mail.example.org"] },
       { type: "TXT", name: "example.org", value: "v=spf1 -all" },
     ]);
-    assertEquals(f.steps.map((s) => s.kind === "c" ? s.text : s.source), [
+    assertEquals(f.steps.map((s) => s.kind === "c" ? s.text : s.kind === "s" ? s.source : "tls"), [
       "220",
       "EHLO a\tb",
       "250 .*",
+      "STARTTLS",
+      "tls",
     ]);
     const code = f.steps[0].kind === "s" ? f.steps[0].pattern : /x/;
     assertEquals([code.test("220 ready"), code.test("220-a\n220 b"), code.test("2200")], [

@@ -55,7 +55,8 @@ function freePort(): number {
   return port;
 }
 
-async function copyTree(from: string, to: string): Promise<void> {
+/** Copies a folder with its subfolders; symbolic links are copied as links. */
+export async function copyTree(from: string, to: string): Promise<void> {
   await Deno.mkdir(to, { recursive: true });
   for await (const e of Deno.readDir(from)) {
     const a = `${from}/${e.name}`;

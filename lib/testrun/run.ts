@@ -17,6 +17,7 @@ import { loadConfig } from "../config/mod.ts";
 import type { Zone, ZoneName } from "../dns/server.ts";
 import { Resolver } from "../resolve/mod.ts";
 import { type Ephemeral, startEphemeral } from "./instance.ts";
+import { type ByteStream, connDuplex, socketStream } from "../tls/duplex.ts";
 import {
   isServer,
   logText,
@@ -97,10 +98,18 @@ export function zoneOf(tests: TestFile[]): Zone {
 /** Server replies on a connection, one full (multi-line) reply at a time. */
 class Replies {
   #buf = "";
-  #conn: Deno.Conn;
+  #conn: Pick<ByteStream, "read">;
   #decoder = new TextDecoder();
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Pick<ByteStream, "read">) {
     this.#conn = conn;
+  }
+
+  /** Reads from `conn` from now on (after STARTTLS); what was buffered is dropped and returned. */
+  switchTo(conn: Pick<ByteStream, "read">): string {
+    const left = this.#buf;
+    this.#buf = "";
+    this.#conn = conn;
+    return left;
   }
 
   /** The next reply, lines joined by "\n"; null when the server closed first. */
@@ -125,6 +134,29 @@ class Replies {
       this.#buf += this.#decoder.decode(chunk.subarray(0, n), { stream: true });
     }
   }
+}
+
+/**
+ * The client side of STARTTLS for a dialog's `tls:` step. The server's
+ * certificate is not checked: a test is about the configuration, and the
+ * instance's certificate is whatever the admin's main.cf names.
+ */
+async function startTls(conn: Deno.Conn): Promise<ByteStream & { protocol: string }> {
+  const tls = await import("node:tls");
+  const { Duplex } = await import("node:stream");
+  const socket = tls.connect({
+    socket: connDuplex(Duplex, conn, { closeOnDestroy: true }),
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  });
+  let failure: Error | null = null;
+  socket.on("error", (e: Error) => failure ??= e);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("secureConnect", () => resolve());
+    socket.once("error", (e: Error) => reject(new Error(`TLS handshake: ${e.message}`)));
+    socket.once("close", () => reject(new Error("TLS handshake: lost connection")));
+  });
+  return { ...socketStream(socket, () => failure), protocol: socket.getProtocol() ?? "TLS" };
 }
 
 /** XCLIENT's value for a client: Postfix's forms for unknown names and IPv6 addresses. */
@@ -157,6 +189,8 @@ async function logSize(inst: Ephemeral): Promise<number> {
 interface Dialog {
   replies: Replies;
   send(text: string): Promise<number>;
+  /** The TLS handshake after the server's 220 to STARTTLS; then everything goes through TLS. */
+  starttls(): Promise<void>;
   close(): void;
 }
 
@@ -167,13 +201,22 @@ async function openDialog(inst: Ephemeral, t: TestFile): Promise<Dialog | string
   if (port === undefined) return `no inet service ${service ?? "running smtpd"} in master.cf`;
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const replies = new Replies(conn);
-  const send = (text: string) => conn.write(new TextEncoder().encode(`${text}\r\n`));
+  let stream: Pick<ByteStream, "write" | "close"> = conn;
+  const send = (text: string) => stream.write(new TextEncoder().encode(`${text}\r\n`));
   const close = () => {
     try {
-      conn.close();
+      stream.close();
     } catch {
       // closed
     }
+  };
+  const starttls = async () => {
+    if (stream !== conn) throw new Error("TLS is already on");
+    const secure = await startTls(conn);
+    // Plaintext the server sent after its 220 would be an injection (CVE-2011-0411's kind).
+    const left = replies.switchTo(secure);
+    stream = secure;
+    if (left !== "") throw new Error(`the server sent ${JSON.stringify(left)} before TLS`);
   };
   if (t.client) {
     try {
@@ -187,7 +230,7 @@ async function openDialog(inst: Ephemeral, t: TestFile): Promise<Dialog | string
       return `XCLIENT: ${(e as Error).message}`;
     }
   }
-  return { replies, send, close };
+  return { replies, send, starttls, close };
 }
 
 /** The instance's log lines (their text after the program) written since byte `from`. */
@@ -338,6 +381,15 @@ async function runOne(
     for (const step of t.steps) {
       if (step.kind === "c") {
         await dialog.send(step.text);
+        continue;
+      }
+      if (step.kind === "tls") {
+        try {
+          await dialog.starttls();
+        } catch (e) {
+          failures.push(`line ${step.line}: ${(e as Error).message}`);
+          break;
+        }
         continue;
       }
       const got = await dialog.replies.next();
@@ -619,6 +671,11 @@ export async function recordTest(configDir: string, input: string): Promise<stri
           /^(s|queued|not-queued|held|discarded|delivered|relayed|bounced|deferred|header|no-header|log|no-log):/
             .test(line)
         ) continue;
+        if (/^tls:/.test(line)) {
+          out.push(line);
+          await dialog.starttls();
+          continue;
+        }
         if (!line.startsWith("c:")) {
           out.push(line);
           continue;

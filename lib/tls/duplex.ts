@@ -8,6 +8,14 @@
  * @module
  */
 import type { Duplex as DuplexType } from "node:stream";
+import type { TLSSocket as TLSSocketType } from "node:tls";
+
+/** What a session reads and writes after a TLS handshake. */
+export interface ByteStream {
+  read(buf: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+}
 
 /** What a caller adds to the plain byte pipe. */
 export interface ConnDuplexOptions {
@@ -85,4 +93,39 @@ export function connDuplex(
       cb();
     },
   });
+}
+
+/** A TLS socket as the session's {@link ByteStream}. */
+export function socketStream(socket: TLSSocketType, failure: () => Error | null): ByteStream {
+  const chunks = socket[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  let rest: Uint8Array | null = null;
+  return {
+    read: async (buf) => {
+      if (!rest) {
+        if (failure()) return null;
+        let r: IteratorResult<Uint8Array>;
+        try {
+          r = await chunks.next();
+        } catch {
+          return null; // a TLS alert or a reset: the end of this stream
+        }
+        if (r.done) return null;
+        rest = new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.length);
+      }
+      const n = Math.min(buf.length, rest.length);
+      buf.set(rest.subarray(0, n));
+      rest = n < rest.length ? rest.subarray(n) : null;
+      return n;
+    },
+    write: (bytes) =>
+      new Promise<number>((resolve, reject) => {
+        const e = failure();
+        if (e || socket.destroyed) {
+          reject(e ?? new Error("TLS connection closed"));
+          return;
+        }
+        socket.write(bytes, (err?: Error | null) => err ? reject(err) : resolve(bytes.length));
+      }),
+    close: () => socket.destroy(),
+  };
 }

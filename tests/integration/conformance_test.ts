@@ -1,6 +1,6 @@
 /**
  * `postwarden test` (lib/testrun) on the sample configuration
- * docs/examples/company: its tests pass as shipped, and each of five
+ * docs/examples/company: its tests pass as shipped, and each of six
  * changed configuration lines makes the tests that guard it fail (a test
  * that cannot fail guards nothing); deliveries are captured, not made
  * (smtp and lmtp reach the runner's sink, pipe runs nothing); a malformed
@@ -10,6 +10,7 @@
 import { assert, assertEquals, assertMatch } from "../helpers/assert.ts";
 import { processesOf, smtpSend, startInstance } from "../helpers/instance.ts";
 import { findTestFiles, recordTest, report, runTests } from "../../lib/testrun/run.ts";
+import { copyTree } from "../../lib/testrun/instance.ts";
 
 const SAMPLE = new URL("../../docs/examples/company", import.meta.url).pathname;
 
@@ -32,9 +33,7 @@ async function queueFiles(queue: string): Promise<string[]> {
 async function mutated(file: string, from: RegExp, to: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "conformance-" });
   await Deno.chmod(dir, 0o755);
-  for await (const e of Deno.readDir(SAMPLE)) {
-    if (e.isFile) await Deno.copyFile(`${SAMPLE}/${e.name}`, `${dir}/${e.name}`);
-  }
+  await copyTree(SAMPLE, dir);
   const text = await Deno.readTextFile(`${dir}/${file}`);
   assertMatch(text, from);
   await Deno.writeTextFile(`${dir}/${file}`, text.replace(from, to));
@@ -117,6 +116,13 @@ Deno.test({
         /^sales@example\.com .*$/m,
         "sales@example.com     alice@mx.example.com",
         ["09_sales_to_bob.dialog", "29_two_domains_one_message.dialog"],
+      ],
+      [
+        "the submission port open to mynetworks without AUTH",
+        "master.cf",
+        /smtpd_recipient_restrictions=permit_sasl_authenticated,reject$/m,
+        "smtpd_recipient_restrictions=permit_mynetworks,permit_sasl_authenticated,reject",
+        ["34_submission_wrong_password.dialog", "35_submission_no_auth_no_mail.dialog"],
       ],
     ];
     for (const [what, file, from, to, expected] of cases) {
