@@ -1,39 +1,16 @@
 /**
  * Scripted SMTP dialogs against runSession, chasquid-style: each
- * `testdata/*.dialog` file is one test. The session runs in memory; its
- * cleanup is a fake cleanup server on a temporary UNIX socket that records
- * what it receives.
- *
- * Dialog format, one step per line (blank lines ignored):
- *
- *   # comment
- *   config: name = value     main.cf line (before the first step), after
- *                            "compatibility_level = 3.6"
- *   client: name[addr]       the connecting client (default localhost[127.0.0.1])
- *   peer: status rname rstatus  how its names were found (peername.ts): name status,
- *                            PTR name and its status (default: from the name)
- *   dns: TYPE name answer    a record of the fake resolver (A, AAAA, MX "pref host",
- *                            TXT, PTR; or nxdomain/servfail/timeout); any other name
- *                            is NXDOMAIN: dialogs never reach the network
- *   cleanup: ok|451|552|down the fake cleanup's answer after end of content
- *   c: text                  client sends text + CRLF (escapes \r \n \t \\)
- *   c! text                  client sends text as is (escapes only)
- *   s: regex                 the next full server reply, lines joined by \n without
- *                            CRLF, matches ^(regex)$; a bare 3-digit code checks the code
- *   flush                    ends the current read (the next c:/c! starts a new one)
- *   close                    client closes its side
- *   expect-sender: addr      the last message cleanup completed: envelope sender
- *   expect-rcpts: json       ... its recipients (deep equality)
- *   expect-content: text     ... its content without smtpd's own Received: header (escapes)
- *   expect-attrs: json       ... its envelope attributes named in json (null: absent)
- *   expect-messages: n       number of messages cleanup completed so far
- *   expect-xforward: json    ... its XFORWARD attributes (deep equality; "null": none)
- *   expect-log: regex        some log message (after "program[pid]: ") matches; checked at the end
- *   expect-no-log: regex     no log message matches; checked at the end
+ * `testdata/*.dialog` file is one test, in the format of `postwarden test`
+ * (lib/testrun/format.ts, parsed there with its in-memory keywords:
+ * config:, peer:, cleanup:, flush, dns: failures, expect-*:). The session
+ * runs in memory; its cleanup is a fake cleanup server on a temporary UNIX
+ * socket that records what it receives, its resolver a fake one (any name
+ * not given is NXDOMAIN: dialogs never reach the network).
  *
  * Consecutive c:/c! lines go to the session as one read (pipelining). After
  * the last step the client closes its side; every server reply must have
- * been matched by then.
+ * been matched by then. log:/no-log: are checked at the end against the
+ * session's log messages (after "program[pid]: ").
  */
 import { join } from "node:path";
 import { xclientAuth } from "./xclient.ts";
@@ -47,18 +24,11 @@ import type { PeerStatus } from "./peername.ts";
 import type { FullResolver, MxRecord } from "../../lib/dns/mod.ts";
 import { type Answer, fakeResolver } from "../../lib/dns/testing.ts";
 import { type ClientInfo, runSession } from "./session.ts";
+import { parseTestFile, takeReply, unescape, type ZoneRecord } from "../../lib/testrun/format.ts";
 
 const TESTDATA = new URL("./testdata/", import.meta.url);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Replaces \r \n \t \\ escapes. */
-function unescape(s: string): string {
-  return s.replace(
-    /\\([rnt\\])/g,
-    (_, c) => ({ r: "\r", n: "\n", t: "\t", "\\": "\\" })[c as string]!,
-  );
-}
 
 /** What the fake cleanup saw on one connection. */
 interface Received {
@@ -170,10 +140,10 @@ class ServerOutput {
   async nextReply(timeoutMs: number): Promise<string | null> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.#text);
-      if (m) {
-        this.#text = this.#text.slice(m[0].length);
-        return m[0].replace(/\r\n$/, "").replaceAll("\r\n", "\n");
+      const r = takeReply(this.#text);
+      if (r) {
+        this.#text = r.rest;
+        return r.reply;
       }
       if (this.ended) return null;
       const left = deadline - Date.now();
@@ -194,47 +164,6 @@ class ServerOutput {
   }
 }
 
-interface Step {
-  line: number;
-  kind: string;
-  arg: string;
-}
-
-function parseDialog(
-  text: string,
-): {
-  mainCf: string;
-  client: string;
-  cleanup: string;
-  steps: Step[];
-  peer: string;
-  dns: string[];
-} {
-  // Like the main.cf of a current Postfix install; a dialog's config: lines come after it.
-  let mainCf = "compatibility_level = 3.6\n";
-  let client = "localhost[127.0.0.1]";
-  let cleanup = "ok";
-  let peer = "";
-  const dns: string[] = [];
-  const steps: Step[] = [];
-  text.split("\n").forEach((raw, i) => {
-    const line = raw.replace(/\r$/, "");
-    if (line.trim() === "" || line.startsWith("#")) return;
-    const m = /^(c!|[a-z-]+:|close$|flush$)\s?(.*)$/.exec(line);
-    if (!m) throw new Error(`line ${i + 1}: cannot parse ${JSON.stringify(line)}`);
-    const kind = m[1].replace(/:$/, "");
-    if (kind === "config") {
-      if (steps.length) throw new Error(`line ${i + 1}: config after the first step`);
-      mainCf += m[2] + "\n";
-    } else if (kind === "client") client = m[2].trim();
-    else if (kind === "cleanup") cleanup = m[2].trim();
-    else if (kind === "peer") peer = m[2].trim();
-    else if (kind === "dns") dns.push(m[2].trim());
-    else steps.push({ line: i + 1, kind, arg: m[2] });
-  });
-  return { mainCf, client, cleanup, steps, peer, dns };
-}
-
 function receivedWithoutOwnHeader(r: Received): string {
   const text = decoder.decode(concat(r.content));
   // smtpd's Received: header is the first header, with its continuation lines.
@@ -252,8 +181,8 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /** A dialog's `peer:` line as ClientInfo fields. */
-function peerOf(line: string): Partial<ClientInfo> {
-  if (line === "") return {};
+function peerOf(line: string | undefined): Partial<ClientInfo> {
+  if (!line) return {};
   const [nameStatus, reverseName, reverseStatus] = line.split(/\s+/) as [
     PeerStatus,
     string,
@@ -262,8 +191,8 @@ function peerOf(line: string): Partial<ClientInfo> {
   return { nameStatus, reverseName, reverseStatus };
 }
 
-/** A dialog's `dns:` lines as a fake resolver. */
-function zoneOf(lines: string[]): FullResolver {
+/** A dialog's `dns:` records as a fake resolver. */
+function zoneOf(records: ZoneRecord[]): FullResolver {
   const zone = {
     a: {} as Record<string, Answer<string[]>>,
     aaaa: {} as Record<string, Answer<string[]>>,
@@ -271,25 +200,20 @@ function zoneOf(lines: string[]): FullResolver {
     txt: {} as Record<string, Answer<string[][]>>,
     ptr: {} as Record<string, Answer<string[]>>,
   };
-  for (const line of lines) {
-    const m = /^(A|AAAA|MX|TXT|PTR)\s+(\S+)\s+(.*)$/.exec(line);
-    if (!m) throw new Error(`bad dns: ${line}`);
-    const [, type, name, answer] = m;
-    const failure = /^(nxdomain|servfail|timeout)$/.test(answer)
-      ? answer as "nxdomain" | "servfail" | "timeout"
-      : null;
+  for (const r of records) {
     const add = <T>(table: Record<string, Answer<T[]>>, value: T) => {
-      const old = table[name];
-      table[name] = failure ?? [...(Array.isArray(old) ? old : []), value];
+      const old = table[r.name];
+      table[r.name] = r.failure ?? [...(Array.isArray(old) ? old : []), value];
     };
-    if (type === "A") add(zone.a, answer);
-    else if (type === "AAAA") add(zone.aaaa, answer);
-    else if (type === "PTR") add(zone.ptr, answer);
-    else if (type === "TXT") add(zone.txt, [answer]);
-    else {
-      const [pref, host] = answer.split(/\s+/);
-      add(zone.mx, { preference: Number(pref), exchange: host ?? "" });
-    }
+    const text = typeof r.value === "string" ? r.value : "";
+    if (r.type === "A") add(zone.a, text);
+    else if (r.type === "AAAA") add(zone.aaaa, text);
+    else if (r.type === "PTR") add(zone.ptr, text);
+    else if (r.type === "TXT") add(zone.txt, [text]);
+    else if (r.type === "MX") {
+      const [preference, exchange] = Array.isArray(r.value) ? r.value : [0, ""];
+      add(zone.mx, { preference, exchange });
+    } else throw new Error(`dns: ${r.type} records are not served in memory`);
   }
   return fakeResolver(zone);
 }
@@ -300,25 +224,26 @@ async function runDialog(file: string): Promise<void> {
 
 /** Runs a dialog given as text; `file` names it in failure messages. */
 async function runDialogText(file: string, text: string): Promise<void> {
-  const dialog = parseDialog(text);
+  const dialog = parseTestFile(file, text, { harness: true });
   const dir = await Deno.makeTempDir({ prefix: "smtpd-dialog-" });
   const socket = join(dir, "cleanup");
-  const cleanup = fakeCleanup(socket, dialog.cleanup);
+  const cleanup = fakeCleanup(socket, dialog.cleanup ?? "ok");
   const logs: string[] = [];
-  const config = makeConfig(dir, dialog.mainCf, { hostname: "mx.test.example" });
+  // Like the main.cf of a current Postfix install; a dialog's config: lines come after it.
+  const mainCf = ["compatibility_level = 3.6", ...dialog.config, ""].join("\n");
+  const config = makeConfig(dir, mainCf, { hostname: "mx.test.example" });
   const log = new Logger({
     program: "postwarden/smtpd",
     hostname: "mx",
     sinks: [(l) => logs.push(l.replace(/^.*?\]: /, "").replace(/\n$/, ""))],
   });
-  const cm = /^(.*)\[(.*)\]$/.exec(dialog.client);
-  if (!cm) throw new Error(`bad client: ${dialog.client}`);
+  const client = dialog.client ?? { name: "localhost", addr: "127.0.0.1" };
   const input = new ClientInput();
   const output = new ServerOutput();
   const session = runSession({
     config,
     log,
-    client: { name: cm[1], addr: cm[2], port: 54321, ...peerOf(dialog.peer) },
+    client: { ...client, port: 54321, ...peerOf(dialog.peer) },
     read: () => input.read(),
     write: (b) => {
       output.write(b);
@@ -338,7 +263,6 @@ async function runDialogText(file: string, text: string): Promise<void> {
     output.wake();
   });
 
-  const logChecks: Step[] = [];
   let batch: string[] = [];
   const send = () => {
     if (batch.length) input.push(encoder.encode(batch.join("")));
@@ -352,84 +276,74 @@ async function runDialogText(file: string, text: string): Promise<void> {
   try {
     for (const step of dialog.steps) {
       const where = `${file}:${step.line}`;
-      if (step.kind !== "c" && step.kind !== "c!") send();
-      switch (step.kind) {
-        case "c":
-          batch.push(unescape(step.arg) + "\r\n");
-          break;
-        case "c!":
-          batch.push(unescape(step.arg));
-          break;
-        case "flush":
-          break;
-        case "close":
-          input.push(null);
-          break;
-        case "s": {
-          const reply = await output.nextReply(5000);
-          if (reply === null) throw new Error(`${where}: session ended, expected ${step.arg}`);
-          const ok = /^\d{3}$/.test(step.arg)
-            ? reply.slice(0, 3) === step.arg && (reply.length === 3 || /^\d{3}[ -]/.test(reply))
-            : new RegExp(`^(?:${step.arg})$`, "s").test(reply);
-          assert(ok, `${where}: reply ${JSON.stringify(reply)} does not match ${step.arg}`);
-          break;
-        }
-        case "expect-sender":
-          assertEquals(lastMessage().envelope?.sender, step.arg.trim(), where);
-          break;
-        case "expect-rcpts":
-          assertEquals(lastMessage().envelope?.recipients, JSON.parse(step.arg), where);
-          break;
-        case "expect-content":
-          assertEquals(receivedWithoutOwnHeader(lastMessage()), unescape(step.arg), where);
-          break;
-        case "expect-received":
-          assert(
-            new RegExp(`^(?:${step.arg})`, "s").test(decoder.decode(concat(lastMessage().content))),
-            `${where}: Received header does not match`,
-          );
-          break;
-        case "expect-attrs": {
-          const env = lastMessage().envelope as { attrs?: Record<string, unknown> } | null;
-          for (const [k, v] of Object.entries(JSON.parse(step.arg))) {
-            assertEquals(env?.attrs?.[k] ?? null, v, `${where}: ${k}`);
+      if (step.kind !== "c" && step.kind !== "raw") send();
+      if (step.kind === "c") batch.push(step.text + "\r\n");
+      else if (step.kind === "raw") batch.push(step.text);
+      else if (step.kind === "close") input.push(null);
+      else if (step.kind === "tls") throw new Error(`${where}: no TLS in memory`);
+      else if (step.kind === "s") {
+        const reply = await output.nextReply(5000);
+        if (reply === null) throw new Error(`${where}: session ended, expected ${step.source}`);
+        assert(
+          step.pattern.test(reply),
+          `${where}: reply ${JSON.stringify(reply)} does not match ${step.source}`,
+        );
+      } else {
+        const arg = step.arg;
+        switch (step.key) {
+          case "flush":
+            break;
+          case "expect-sender":
+            assertEquals(lastMessage().envelope?.sender, arg.trim(), where);
+            break;
+          case "expect-rcpts":
+            assertEquals(lastMessage().envelope?.recipients, JSON.parse(arg), where);
+            break;
+          case "expect-content":
+            assertEquals(receivedWithoutOwnHeader(lastMessage()), unescape(arg), where);
+            break;
+          case "expect-received":
+            assert(
+              new RegExp(`^(?:${arg})`, "s").test(decoder.decode(concat(lastMessage().content))),
+              `${where}: Received header does not match`,
+            );
+            break;
+          case "expect-attrs": {
+            const env = lastMessage().envelope as { attrs?: Record<string, unknown> } | null;
+            for (const [k, v] of Object.entries(JSON.parse(arg))) {
+              assertEquals(env?.attrs?.[k] ?? null, v, `${where}: ${k}`);
+            }
+            break;
           }
-          break;
+          case "expect-actions":
+            assertEquals(lastMessage().envelope?.actions ?? null, JSON.parse(arg), where);
+            break;
+          case "expect-late-actions":
+            assertEquals(lastMessage().late ?? null, JSON.parse(arg), where);
+            break;
+          case "expect-messages":
+            assertEquals(cleanup.messages.length, Number(arg), where);
+            break;
+          case "expect-xforward":
+            assertEquals(lastMessage().envelope?.attrs?.xforward ?? null, JSON.parse(arg), where);
+            break;
+          default:
+            throw new Error(`${where}: unknown step ${step.key}`);
         }
-        case "expect-actions":
-          assertEquals(lastMessage().envelope?.actions ?? null, JSON.parse(step.arg), where);
-          break;
-        case "expect-late-actions":
-          assertEquals(lastMessage().late ?? null, JSON.parse(step.arg), where);
-          break;
-        case "expect-messages":
-          assertEquals(cleanup.messages.length, Number(step.arg), where);
-          break;
-        case "expect-xforward":
-          assertEquals(
-            lastMessage().envelope?.attrs?.xforward ?? null,
-            JSON.parse(step.arg),
-            where,
-          );
-          break;
-        case "expect-log":
-        case "expect-no-log":
-          logChecks.push(step);
-          break;
-        default:
-          throw new Error(`${where}: unknown step ${step.kind}`);
       }
     }
     send();
     input.push(null);
     await session;
     assertEquals(output.rest, "", `${file}: unmatched server output`);
-    for (const step of logChecks) {
-      const re = new RegExp(step.arg);
-      const found = logs.some((l) => re.test(l));
+    for (const x of dialog.expect) {
+      if (x.kind !== "log" && x.kind !== "no-log") {
+        throw new Error(`${file}:${x.line}: ${x.kind}: needs postwarden test's instance`);
+      }
+      const found = logs.some((l) => x.pattern.test(l));
       assert(
-        step.kind === "expect-log" ? found : !found,
-        `${file}:${step.line}: ${step.kind} ${step.arg}\nlog:\n${logs.join("\n")}`,
+        x.kind === "log" ? found : !found,
+        `${file}:${x.line}: ${x.kind}: ${x.source}\nlog:\n${logs.join("\n")}`,
       );
     }
   } finally {
@@ -465,7 +379,7 @@ Deno.test("smtpd dialog: 1200 recipients get 452 for the excess, not 421", async
   }
   lines.push("c: DATA", "s: 354 .*", "c: x", "c: .", "s: 250 2.0.0 Ok: queued as 4ABC0DEF");
   lines.push(
-    "expect-log: disconnect from localhost\\[127\\.0\\.0\\.1\\] ehlo=1 mail=1 rcpt=1200 data=1 commands=1203$",
+    "log: disconnect from localhost\\[127\\.0\\.0\\.1\\] ehlo=1 mail=1 rcpt=1200 data=1 commands=1203$",
   );
   await runDialogText("1200 recipients", lines.join("\n"));
 });

@@ -41,6 +41,20 @@
  *   log: REGEX             some line of the instance's log for this test matches
  *   no-log: REGEX          no line does
  *
+ *   c! TEXT                the client sends TEXT as it is (escapes only, no CRLF)
+ *   close                  the client closes its side of the connection
+ *
+ * The project's own smtpd dialogs (daemons/smtpd/testdata, run in memory
+ * by daemons/smtpd/session_test.ts with a fake cleanup and resolver) are
+ * this format too, with keywords only an in-memory session can honour,
+ * read when {@link ParseOptions.harness} is set and refused otherwise:
+ * `config: NAME = VALUE` (a main.cf line), `peer: STATUS RNAME RSTATUS`,
+ * `cleanup: ok|451|552|down`, `flush` (ends one read of pipelined input),
+ * `dns:` answers `nxdomain`/`servfail`/`timeout`, and `expect-sender:`,
+ * `expect-rcpts:`, `expect-content:`, `expect-received:`, `expect-attrs:`,
+ * `expect-actions:`, `expect-late-actions:`, `expect-messages:`,
+ * `expect-xforward:` on what the fake cleanup received.
+ *
  * c:/s: lines run in order; a connection's dialog ends with the file (the
  * runner closes it). The expectations are checked after the dialog.
  * Unknown keywords, bad regular expressions and malformed lines are errors
@@ -53,6 +67,11 @@
 /** One dialog step. */
 export type Step =
   | { kind: "c"; line: number; text: string }
+  /** c!: sent as it is, without CRLF. */
+  | { kind: "raw"; line: number; text: string }
+  | { kind: "close"; line: number }
+  /** A keyword of the in-memory smtpd dialogs ({@link HARNESS_STEPS}), in its place among the steps. */
+  | { kind: "harness"; line: number; key: string; arg: string }
   | { kind: "tls"; line: number }
   | { kind: "s"; line: number; pattern: RegExp; source: string };
 
@@ -72,11 +91,37 @@ export interface ZoneRecord {
   type: "A" | "AAAA" | "MX" | "TXT" | "PTR" | "NS";
   name: string;
   value: string | [number, string];
+  /** In-memory dialogs only: the name's lookups of this type fail so. */
+  failure?: "nxdomain" | "servfail" | "timeout";
 }
+
+/** How to read a file. */
+export interface ParseOptions {
+  /** Also read the in-memory smtpd dialogs' keywords (the module doc lists them). */
+  harness?: boolean;
+}
+
+/** Keywords of the in-memory smtpd dialogs that are steps, checked in their place. */
+export const HARNESS_STEPS = new Set([
+  "flush",
+  "expect-sender",
+  "expect-rcpts",
+  "expect-content",
+  "expect-received",
+  "expect-attrs",
+  "expect-actions",
+  "expect-late-actions",
+  "expect-messages",
+  "expect-xforward",
+]);
 
 /** A parsed test file. */
 export interface TestFile {
   name: string;
+  /** In-memory dialogs: main.cf lines (config:), the peer: line, the cleanup: answer. */
+  config: string[];
+  peer?: string;
+  cleanup?: string;
   service?: string;
   client?: { name: string; addr: string };
   dns: ZoneRecord[];
@@ -90,6 +135,19 @@ export class TestFormatError extends Error {
   constructor(readonly file: string, readonly line: number, message: string) {
     super(`${file}:${line}: ${message}`);
   }
+}
+
+/**
+ * The first full reply in text a server sent (its lines joined by "\n",
+ * without CRLFs) and the text after it; null while the reply is incomplete.
+ */
+export function takeReply(text: string): { reply: string; rest: string } | null {
+  const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(text);
+  if (!m) return null;
+  return {
+    reply: m[0].replace(/\r\n$/, "").replaceAll("\r\n", "\n"),
+    rest: text.slice(m[0].length),
+  };
 }
 
 /** Replaces \r \n \t \\ escapes. */
@@ -108,8 +166,17 @@ function bare(a: string): string {
 const ZONE_TYPES = new Set(["A", "AAAA", "MX", "TXT", "PTR", "NS"]);
 
 /** Parses a test file's text; `name` is for messages. */
-export function parseTestFile(name: string, text: string): TestFile {
-  const t: TestFile = { name, dns: [], steps: [], expect: [] };
+export function parseTestFile(name: string, text: string, opts: ParseOptions = {}): TestFile {
+  const t: TestFile = { name, config: [], dns: [], steps: [], expect: [] };
+  const harnessOnly = (line: number, key: string) => {
+    if (!opts.harness) {
+      fail(
+        line,
+        `${key} is a keyword of the project's in-memory smtpd dialogs ` +
+          "(daemons/smtpd/session_test.ts), not of postwarden test",
+      );
+    }
+  };
   const fail = (line: number, msg: string): never => {
     throw new TestFormatError(name, line, msg);
   };
@@ -126,10 +193,44 @@ export function parseTestFile(name: string, text: string): TestFile {
     const line = i + 1;
     const raw = lines[i].replace(/\r$/, "");
     if (raw.trim() === "" || raw.trimStart().startsWith("#")) continue;
+    if (raw.startsWith("c! ")) {
+      t.steps.push({ kind: "raw", line, text: unescape(raw.slice(3)) });
+      continue;
+    }
+    if (raw === "close") {
+      t.steps.push({ kind: "close", line });
+      continue;
+    }
+    if (raw === "flush") {
+      harnessOnly(line, "flush");
+      t.steps.push({ kind: "harness", line, key: "flush", arg: "" });
+      continue;
+    }
     const m = /^([a-z-]+):(?: (.*))?$/.exec(raw);
     if (!m) fail(line, `not "keyword: value": ${JSON.stringify(raw.slice(0, 80))}`);
     const [, key, arg = ""] = m!;
+    if (HARNESS_STEPS.has(key)) {
+      harnessOnly(line, `${key}:`);
+      t.steps.push({ kind: "harness", line, key, arg });
+      continue;
+    }
     switch (key) {
+      case "config":
+        harnessOnly(line, "config:");
+        if (t.steps.length) fail(line, "config: after the first step");
+        t.config.push(arg);
+        break;
+      case "peer":
+        harnessOnly(line, "peer:");
+        t.peer = arg.trim();
+        break;
+      case "cleanup":
+        harnessOnly(line, "cleanup:");
+        if (!/^(ok|451|552|down)$/.test(arg.trim())) {
+          fail(line, "cleanup: wants ok, 451, 552 or down");
+        }
+        t.cleanup = arg.trim();
+        break;
       case "service":
         if (!arg.trim()) fail(line, "service: needs a master.cf service name");
         t.service = arg.trim();
@@ -148,6 +249,11 @@ export function parseTestFile(name: string, text: string): TestFile {
         const type = d![1].toUpperCase() as ZoneRecord["type"];
         const name = d![2].toLowerCase().replace(/\.$/, "");
         let value: ZoneRecord["value"] = d![3];
+        if (/^(nxdomain|servfail|timeout)$/.test(d![3])) {
+          harnessOnly(line, `dns: ${d![3]}`);
+          t.dns.push({ type, name, value, failure: d![3] as ZoneRecord["failure"] });
+          break;
+        }
         if (type === "MX") {
           const mx = /^(\d{1,5})\s+(\S+)$/.exec(d![3]);
           if (!mx) fail(line, 'dns: MX wants "PREFERENCE HOST"');

@@ -176,3 +176,38 @@ Deno.test("lib/testrun replyPattern: literal text, queue ids and multi-line repl
   const p = new RegExp(`^(?:${replyPattern("554 5.7.1 <a@b>: (x) [y] $z ^q *+?{}|")})$`, "s");
   assertEquals(p.test("554 5.7.1 <a@b>: (x) [y] $z ^q *+?{}|"), true);
 });
+
+Deno.test("lib/testrun parseTestFile: the in-memory smtpd dialogs' keywords, only when asked", () => {
+  const text = [
+    "config: smtpd_helo_required = yes",
+    "client: unknown[192.0.2.7]",
+    "peer: forged unknown ok",
+    "cleanup: 451",
+    "dns: A mx.example.net servfail",
+    "s: 220",
+    "c! EHLO x\\r\\nNOOP",
+    "flush",
+    "close",
+    "expect-messages: 0",
+    "log: disconnect",
+  ].join("\n");
+  const f = parseTestFile("x", text, { harness: true });
+  assertEquals([f.config, f.peer, f.cleanup], [
+    ["smtpd_helo_required = yes"],
+    "forged unknown ok",
+    "451",
+  ]);
+  assertEquals(f.dns, [{
+    type: "A",
+    name: "mx.example.net",
+    value: "servfail",
+    failure: "servfail",
+  }]);
+  assertEquals(
+    f.steps.map((s) => s.kind === "harness" ? `${s.key} ${s.arg}` : s.kind),
+    ["s", "raw", "flush ", "close", "expect-messages 0"],
+  );
+  assertEquals(f.steps[1].kind === "raw" ? f.steps[1].text : "", "EHLO x\r\nNOOP");
+  const e = assertThrows(() => parseTestFile("x", text), TestFormatError);
+  assertMatch(e.message, /x:1: config: is a keyword of the project's in-memory smtpd dialogs/);
+});

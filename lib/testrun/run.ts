@@ -27,7 +27,7 @@ import {
   type StatusLine,
   statusSummary,
 } from "./outcome.ts";
-import { parseTestFile, type TestFile, TestFormatError, unescape } from "./format.ts";
+import { parseTestFile, takeReply, type TestFile, TestFormatError, unescape } from "./format.ts";
 
 /** What came of one test. */
 export interface TestResult {
@@ -116,10 +116,10 @@ class Replies {
   async next(ms = REPLY_MS): Promise<string | null> {
     const end = Date.now() + ms;
     for (;;) {
-      const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.#buf);
-      if (m) {
-        this.#buf = this.#buf.slice(m[0].length);
-        return m[0].replace(/\r\n$/, "").replaceAll("\r\n", "\n");
+      const r = takeReply(this.#buf);
+      if (r) {
+        this.#buf = r.rest;
+        return r.reply;
       }
       const left = end - Date.now();
       if (left <= 0) throw new Error(`no reply within ${ms / 1000} s`);
@@ -188,7 +188,12 @@ async function logSize(inst: Ephemeral): Promise<number> {
 /** A dialog on the test's service: XCLIENT (when the test names a client) is done. */
 interface Dialog {
   replies: Replies;
+  /** Sends a line (CRLF added). */
   send(text: string): Promise<number>;
+  /** Sends text as it is. */
+  sendRaw(text: string): Promise<number>;
+  /** Ends the client's side (the whole TLS session, after STARTTLS). */
+  closeWrite(): Promise<void>;
   /** The TLS handshake after the server's 220 to STARTTLS; then everything goes through TLS. */
   starttls(): Promise<void>;
   close(): void;
@@ -202,7 +207,12 @@ async function openDialog(inst: Ephemeral, t: TestFile): Promise<Dialog | string
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const replies = new Replies(conn);
   let stream: Pick<ByteStream, "write" | "close"> = conn;
-  const send = (text: string) => stream.write(new TextEncoder().encode(`${text}\r\n`));
+  const sendRaw = (text: string) => stream.write(new TextEncoder().encode(text));
+  const send = (text: string) => sendRaw(`${text}\r\n`);
+  const closeWrite = async () => {
+    if (stream === conn) await conn.closeWrite();
+    else stream.close();
+  };
   const close = () => {
     try {
       stream.close();
@@ -230,7 +240,7 @@ async function openDialog(inst: Ephemeral, t: TestFile): Promise<Dialog | string
       return `XCLIENT: ${(e as Error).message}`;
     }
   }
-  return { replies, send, starttls, close };
+  return { replies, send, sendRaw, closeWrite, starttls, close };
 }
 
 /** The instance's log lines (their text after the program) written since byte `from`. */
@@ -382,6 +392,17 @@ async function runOne(
       if (step.kind === "c") {
         await dialog.send(step.text);
         continue;
+      }
+      if (step.kind === "raw") {
+        await dialog.sendRaw(step.text);
+        continue;
+      }
+      if (step.kind === "close") {
+        await dialog.closeWrite();
+        continue;
+      }
+      if (step.kind === "harness") {
+        throw new Error(`line ${step.line}: ${step.key} is not run here`);
       }
       if (step.kind === "tls") {
         try {
@@ -674,6 +695,13 @@ export async function recordTest(configDir: string, input: string): Promise<stri
         if (/^tls:/.test(line)) {
           out.push(line);
           await dialog.starttls();
+          continue;
+        }
+        // Raw text and the end of the client's side: sent, no reply read for them.
+        if (line.startsWith("c! ") || line === "close") {
+          out.push(line);
+          if (line === "close") await dialog.closeWrite();
+          else await dialog.sendRaw(unescape(line.slice(3)));
           continue;
         }
         if (!line.startsWith("c:")) {
