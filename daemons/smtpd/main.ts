@@ -189,6 +189,7 @@ async function setup(ctx: ServiceContext): Promise<void> {
     ctx.maps,
     (address, sender) => resolveFor(r, sender, address),
   );
+  listed.explain = restrictions.explain;
   restrictions.listed = listed; // reject_unlisted_recipient and reject_unlisted_sender
   resolver = c.bool("smtpd_peername_lookup") ? dns : null;
   xclient = xclientAuth(c);

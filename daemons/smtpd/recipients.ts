@@ -72,6 +72,10 @@ export interface ListedContext {
   codes: { local: number; alias: number; virtual: number; relay: number };
   /** smtpd_reject_unlisted_recipient and smtpd_reject_unlisted_sender. */
   rejectUnlisted: { recipient: boolean; sender: boolean };
+  /** A parameter's value (the tables an explain line names). */
+  spec: (param: string) => string;
+  /** postwarden_explain: says which table had no entry for a refused address. */
+  explain?: (msg: string) => void;
 }
 
 /**
@@ -120,6 +124,7 @@ export function listedContext(
       recipient: c.bool("smtpd_reject_unlisted_recipient"),
       sender: c.bool("smtpd_reject_unlisted_sender"),
     },
+    spec: (param) => c.str(param),
   };
 }
 
@@ -148,8 +153,16 @@ export async function checkListed(
     // Postfix names the address in its internal (unquoted) form.
     text: `<${address}>: ${what} rejected: ${text}`,
   });
-  const unknown = (code: number, table: string) =>
-    refuse(code, `User unknown${ctx.showTable ? ` in ${table}` : ""}`);
+  /** The refusal, told to postwarden_explain with why (`which`: the table without an entry). */
+  const explained = (r: Rejection, why: string): Rejection => {
+    ctx.explain?.(
+      `${role} <${address}>: smtpd_reject_unlisted_${role}: ${why}: ${r.code} ${r.dsn} ${r.text}`,
+    );
+    return r;
+  };
+  const noEntry = (param: string) => `no entry in ${param} (${ctx.spec(param).trim()})`;
+  const unknown = (code: number, table: string, param: string) =>
+    explained(refuse(code, `User unknown${ctx.showTable ? ` in ${table}` : ""}`), noEntry(param));
   try {
     const reply = await ctx.resolve(address, sender);
     const rcpt = reply.recipient;
@@ -176,23 +189,28 @@ export async function checkListed(
       const code = reply.flags & RESOLVE_CLASS_ALIAS ? ctx.codes.alias : 550;
       const m = /^[245](\.\d{1,3}\.\d{1,3})\s+/.exec(reply.nexthop);
       const v = refuse(code, m ? reply.nexthop.slice(m[0].length) : reply.nexthop);
-      return m ? { ...v, dsn: `${String(code)[0]}${m[1]}` } : v;
+      return explained(
+        m ? { ...v, dsn: `${String(code)[0]}${m[1]}` } : v,
+        reply.flags & RESOLVE_CLASS_ALIAS
+          ? `a virtual alias domain's address with ${noEntry("virtual_alias_maps")}`
+          : `resolves to error:${reply.nexthop}`,
+      );
     }
     if (reply.flags & RESOLVE_CLASS_LOCAL && ctx.set.localRecipientMaps) {
       const local = splitAddress(rcpt).local.toLowerCase();
       const always = ["postmaster", "mailer-daemon", ctx.doubleBounceSender.toLowerCase()];
       if (!always.includes(local) && !(await match("local_recipient_maps"))) {
-        return unknown(ctx.codes.local, "local recipient table");
+        return unknown(ctx.codes.local, "local recipient table", "local_recipient_maps");
       }
     }
     if (reply.flags & RESOLVE_CLASS_VIRTUAL && ctx.set.virtualMailboxMaps) {
       if (!(await virtualMailboxFind(await ctx.maps("virtual_mailbox_maps"), rcpt, ctx))) {
-        return unknown(ctx.codes.virtual, "virtual mailbox table");
+        return unknown(ctx.codes.virtual, "virtual mailbox table", "virtual_mailbox_maps");
       }
     }
     if (reply.flags & RESOLVE_CLASS_RELAY && ctx.set.relayRecipientMaps) {
       if (!(await match("relay_recipient_maps"))) {
-        return unknown(ctx.codes.relay, "relay recipient table");
+        return unknown(ctx.codes.relay, "relay recipient table", "relay_recipient_maps");
       }
     }
     return null;

@@ -139,12 +139,19 @@ Deno.test({
     await t.step("--explain: the restriction and table entry, the route and its rule", async () => {
       const results = await runTests(
         SAMPLE,
-        ["05_blocklisted_client", "16_blocked_sender_domain", "04_office_relays"].map((n) =>
-          `${SAMPLE}/tests/${n}.dialog`
-        ),
+        [
+          "05_blocklisted_client",
+          "16_blocked_sender_domain",
+          "04_office_relays",
+          "02_unknown_virtual_address",
+        ].map((n) => `${SAMPLE}/tests/${n}.dialog`),
         { explain: true },
       );
-      const [rbl, sender, relay] = results.map((r) => r.explain!.join("\n"));
+      const [rbl, sender, relay, unlisted] = results.map((r) => r.explain!.join("\n"));
+      assertMatch(
+        unlisted,
+        /recipient <nobody@example\.com>: smtpd_reject_unlisted_recipient: a virtual alias domain's address with no entry in virtual_alias_maps \(texthash:\S+\/company\/virtual\): 550 5\.1\.1 /,
+      );
       assertMatch(
         rbl,
         /recipient <info@example\.com>: reject_rbl_client zen\.spamhaus\.org: 554 5\.7\.1 Service unavailable/,
