@@ -76,10 +76,18 @@ export async function findTestFiles(paths: string[]): Promise<string[]> {
   return out;
 }
 
-/** A file's name as the results show it: relative to the working directory when below it. */
-function displayName(path: string): string {
+/**
+ * A file's name as the results show it: relative to the working directory
+ * when below it, else to the configuration directory's parent when below
+ * that ("mail/tests/x.dialog" when CI runs Postwarden from its own checkout).
+ */
+function displayName(path: string, configDir?: string): string {
   const cwd = Deno.cwd();
-  return path.startsWith(`${cwd}/`) ? path.slice(cwd.length + 1) : path;
+  if (path.startsWith(`${cwd}/`)) return path.slice(cwd.length + 1);
+  const abs = configDir && (configDir.startsWith("/") ? configDir : `${cwd}/${configDir}`)
+    .replace(/\/+$/, "");
+  const parent = abs ? abs.slice(0, abs.lastIndexOf("/")) : "";
+  return abs && path.startsWith(`${abs}/`) ? path.slice(parent.length + 1) : path;
 }
 
 /** The test zone: every file's records. */
@@ -530,10 +538,15 @@ export async function runTests(
   const tests: TestFile[] = [];
   for (const f of files) {
     try {
-      tests.push(parseTestFile(displayName(f), await Deno.readTextFile(f)));
+      tests.push(parseTestFile(displayName(f, configDir), await Deno.readTextFile(f)));
     } catch (e) {
       if (!(e instanceof TestFormatError) && !(e instanceof Deno.errors.NotFound)) throw e;
-      results.push({ name: displayName(f), ok: false, failures: [(e as Error).message], ms: 0 });
+      results.push({
+        name: displayName(f, configDir),
+        ok: false,
+        failures: [(e as Error).message],
+        ms: 0,
+      });
     }
   }
   if (tests.length === 0) return results;
@@ -666,7 +679,7 @@ export function replyPattern(reply: string): string {
  */
 export async function recordTest(configDir: string, input: string): Promise<string> {
   const text = await Deno.readTextFile(input);
-  const t = parseTestFile(displayName(input), text);
+  const t = parseTestFile(displayName(input, configDir), text);
   const inst = await startEphemeral(configDir, zoneOf([t]));
   try {
     const resolver = Resolver.fromConfig(await loadConfig(inst.conf), {
