@@ -1,6 +1,6 @@
 /**
  * `postwarden test` (lib/testrun) on the sample configuration
- * docs/examples/company: its tests pass as shipped, and each of six
+ * docs/examples/company: its tests pass as shipped, and each of seven
  * changed configuration lines makes the tests that guard it fail (a test
  * that cannot fail guards nothing); deliveries are captured, not made
  * (smtp and lmtp reach the runner's sink, pipe runs nothing); a malformed
@@ -123,6 +123,13 @@ Deno.test({
         /smtpd_recipient_restrictions=permit_sasl_authenticated,reject$/m,
         "smtpd_recipient_restrictions=permit_mynetworks,permit_sasl_authenticated,reject",
         ["34_submission_wrong_password.dialog", "35_submission_no_auth_no_mail.dialog"],
+      ],
+      [
+        "no header_checks",
+        "main.cf",
+        /^header_checks = .*$/m,
+        "",
+        ["36_internal_headers_removed.dialog"],
       ],
     ];
     for (const [what, file, from, to, expected] of cases) {
