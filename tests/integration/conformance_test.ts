@@ -101,6 +101,7 @@ Deno.test({
           "04_office_relays.dialog",
           "27_listed_office_client.dialog",
           "31_unreachable_domain_bounces.dialog",
+          "36_internal_headers_removed.dialog",
         ],
       ],
       [
@@ -184,7 +185,7 @@ Deno.test({
     });
 
     await t.step(
-      "capture: lmtp reaches the sink, pipe runs nothing, the log says where",
+      "capture: lmtp reaches the sink, pipe runs nothing, virtual writes the instance's Maildir",
       async () => {
         const dir = await mutated(
           "transport",
@@ -208,7 +209,10 @@ Deno.test({
             `${dir}/main.cf`,
             main.replace(
               /^(virtual_alias_domains = .*)$/m,
-              "$1\nrelay_domains = lists.example.com, store.example.com",
+              "$1\nrelay_domains = lists.example.com, store.example.com\n" +
+                "virtual_mailbox_domains = mbox.example.com\n" +
+                "virtual_mailbox_maps = inline:{ dan@mbox.example.com=mbox.example.com/dan/ }\n" +
+                "virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000",
             ),
           );
           await Deno.writeTextFile(
@@ -224,6 +228,8 @@ Deno.test({
               "s: 250 .*",
               "c: RCPT TO:<carol@store.example.com>",
               "s: 250 .*",
+              "c: RCPT TO:<dan@mbox.example.com>",
+              "s: 250 .*",
               "c: DATA",
               "s: 354 .*",
               "c: Subject: captured",
@@ -233,6 +239,8 @@ Deno.test({
               "s: 250 .*",
               "delivered: news@lists.example.com",
               "relayed: carol@store.example.com -> mx.example.com[/nonexistent/lmtp.sock]",
+              "delivered: dan@mbox.example.com",
+              "log: to=<dan@mbox\\.example\\.com>, relay=virtual, .*status=sent \\(delivered to maildir\\)",
               "log: to=<news@lists\\.example\\.com>, relay=listserv, .*status=sent \\(captured: would run /usr/bin/touch \\S+/pipe-ran news@lists\\.example\\.com\\)",
               "header: Subject: captured",
               "",
