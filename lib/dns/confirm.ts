@@ -35,6 +35,7 @@ import {
   RCODE,
   RR_TYPES,
   type RrType,
+  writeFramed,
 } from "./wire.ts";
 
 /** What resolv.conf says about where and how to ask. */
@@ -238,12 +239,7 @@ export async function queryTcp(
   }
   try {
     const exchange = async () => {
-      const framed = new Uint8Array(2 + question.length);
-      framed[0] = question.length >> 8;
-      framed[1] = question.length & 0xff;
-      framed.set(question, 2);
-      let sent = 0;
-      while (sent < framed.length) sent += await conn.write(framed.subarray(sent));
+      await writeFramed(conn, question);
       const len = await readExactly(conn, 2);
       const size = (len[0] << 8) | len[1];
       if (size < 12) throw new TryFailure("unusable", `answer of ${size} bytes`);

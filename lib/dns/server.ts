@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { writeFramed } from "./wire.ts";
 
 /** Records of one name, by type. MX: [preference, exchange] ("." for a null MX). */
 export interface ZoneName {
@@ -273,14 +274,7 @@ async function serveTcp(zone: Zone, c: Deno.Conn, log: (s: string) => void): Pro
         const len = (buf[0] << 8) | buf[1];
         const reply = answer(zone, buf.subarray(2, 2 + len), log);
         buf = buf.slice(2 + len);
-        if (reply) {
-          const framed = new Uint8Array(2 + reply.length);
-          framed[0] = reply.length >> 8;
-          framed[1] = reply.length & 0xff;
-          framed.set(reply, 2);
-          let sent = 0;
-          while (sent < framed.length) sent += await c.write(framed.subarray(sent));
-        }
+        if (reply) await writeFramed(c, reply);
       }
     }
   } catch {

@@ -408,3 +408,16 @@ export function followCnames(
     records: answers.filter((r) => r.type === type && r.name.toLowerCase() === owner),
   };
 }
+
+/** Writes a DNS message over TCP (RFC 1035 4.2.2: a two-byte length first), all of it. */
+export async function writeFramed(
+  conn: { write(p: Uint8Array): Promise<number> },
+  msg: Uint8Array,
+): Promise<void> {
+  const framed = new Uint8Array(2 + msg.length);
+  framed[0] = msg.length >> 8;
+  framed[1] = msg.length & 0xff;
+  framed.set(msg, 2);
+  let sent = 0;
+  while (sent < framed.length) sent += await conn.write(framed.subarray(sent));
+}
